@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs libxesvm into PREFIX: the shared library with its soname link
+# (libxesvm.so.<ABI major>), the static archive, the headers and xesvm.pc.
+#
+#   scripts/install.sh PREFIX            release build (the default)
+#   scripts/install.sh --debug PREFIX    the debug build (what the tests use)
+#   DESTDIR=/stage scripts/install.sh /usr/local   staged install for packagers
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=release
+if [ "${1:-}" = "--debug" ]; then profile=debug; shift; fi
+prefix=${1:?usage: scripts/install.sh [--debug] PREFIX}
+case "$prefix" in /*) ;; *) prefix="$(pwd)/$prefix" ;; esac
+
+if [ "$profile" = release ]; then cargo build -q --release -p xesvm --lib; else cargo build -q -p xesvm --lib; fi
+
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+major=$(sed -n 's/^const ABI_MAJOR: &str = "\(.*\)";$/\1/p' build.rs)
+root="${DESTDIR:-}$prefix"
+lib="$root/lib"
+inc="$root/include"
+
+install -d "$lib/pkgconfig" "$inc/xesvm"
+install -m 755 "target/$profile/libxesvm.so" "$lib/libxesvm.so.$version"
+ln -sfn "libxesvm.so.$version" "$lib/libxesvm.so.$major"
+ln -sfn "libxesvm.so.$major" "$lib/libxesvm.so"
+install -m 644 "target/$profile/libxesvm.a" "$lib/libxesvm.a"
+install -m 644 include/xesvm.h "$inc/xesvm.h"
+install -m 644 include/xesvm/xe_drm.h "$inc/xesvm/xe_drm.h"
+sed -e "s|@PREFIX@|$prefix|" -e 's|@LIBDIR@|${prefix}/lib|' -e 's|@INCLUDEDIR@|${prefix}/include|' \
+    -e "s|@VERSION@|$version|" pkgconfig/xesvm.pc.in > "$lib/pkgconfig/xesvm.pc"
+echo "installed xesvm $version ($profile) into $root (pkg-config: $lib/pkgconfig)"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test of xesvm: the Rust tests (unit, integration, property),
+# then the C tests (CMake + ctest, against the build tree's xesvm.pc), then
+# the pkg-config smoke test (build tree, and an install prefix).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/need.sh
+need cc gcc
+need pkg-config pkg-config
+need cmake cmake
+
+echo "== cargo test"
+cargo test --workspace
+
+echo "== C tests (ctest)"
+cargo build -q -p xesvm --lib
+export PKG_CONFIG_PATH="$(pwd)/target/debug/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+cmake -S capi-tests -B target/capi-tests -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build target/capi-tests -j 2
+ctest --test-dir target/capi-tests --output-on-failure -j 2
+
+echo "== pkg-config: build tree and install prefix"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cc examples/version.c $(pkg-config --cflags --libs xesvm) -o "$tmp/version-tree"
+"$tmp/version-tree"
+scripts/install.sh --debug "$tmp/prefix" >/dev/null
+PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" cc examples/version.c \
+  $(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs xesvm) -o "$tmp/version-installed"
+"$tmp/version-installed"
+test "$(readlink "$tmp/prefix/lib/libxesvm.so")" = libxesvm.so.0
+ldd "$tmp/version-installed" | grep -q "$tmp/prefix/lib/libxesvm.so.0"
+echo "pkg-config smoke test: 2 passed, 0 failed"

@@ -1,0 +1,106 @@
+//! Errno values as every layer passes them: a positive kernel errno inside
+//! `Errno`, turned into `-errno` only at the C boundary.
+
+use core::fmt;
+
+/// A positive errno, as the kernel returns it (or as the library chooses one).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Errno(pub i32);
+
+macro_rules! errnos {
+    ($($name:ident = $val:path, $msg:expr;)*) => {
+        impl Errno {
+            $(pub const $name: Errno = Errno($val);)*
+
+            /// The errno's symbolic name (`"EBUSY"`), or `None` when unknown.
+            pub fn name(self) -> Option<&'static str> {
+                match self.0 { $(v if v == $val => Some(stringify!($name)),)* _ => None }
+            }
+
+            /// A short message for the errno, NUL-terminated so the C ABI can hand it out.
+            pub fn message_cstr(self) -> &'static core::ffi::CStr {
+                match self.0 {
+                    0 => c"success",
+                    $(v if v == $val => $msg,)*
+                    _ => c"unknown error",
+                }
+            }
+        }
+    };
+}
+
+errnos! {
+    EPERM = libc::EPERM, c"operation not permitted (EPERM)";
+    ENOENT = libc::ENOENT, c"no such entry: unknown object, VM or missing CPU mapping (ENOENT)";
+    EINTR = libc::EINTR, c"interrupted by a signal (EINTR)";
+    EIO = libc::EIO, c"I/O error: the device or driver reply was malformed (EIO)";
+    EBADF = libc::EBADF, c"bad file descriptor (EBADF)";
+    EAGAIN = libc::EAGAIN, c"try again (EAGAIN)";
+    ENOMEM = libc::ENOMEM, c"out of memory: device or system memory exhausted (ENOMEM)";
+    EACCES = libc::EACCES, c"access denied: GPU atomics not allowed or not possible on this range (EACCES)";
+    EFAULT = libc::EFAULT, c"bad address (EFAULT)";
+    EBUSY = libc::EBUSY, c"busy: migration raced or range still in use (EBUSY)";
+    EEXIST = libc::EEXIST, c"already exists (EEXIST)";
+    ENODEV = libc::ENODEV, c"no such device, or the device is gone (ENODEV)";
+    EINVAL = libc::EINVAL, c"invalid argument (EINVAL)";
+    ENOSPC = libc::ENOSPC, c"no space left: memory region full, or the ranges changed between calls (ENOSPC)";
+    ERANGE = libc::ERANGE, c"result out of range (ERANGE)";
+    ENOTTY = libc::ENOTTY, c"inappropriate ioctl for device (ENOTTY)";
+    ENOSYS = libc::ENOSYS, c"function not implemented (ENOSYS)";
+    ENODATA = libc::ENODATA, c"no data: prefetch could not migrate (ENODATA)";
+    ETIME = libc::ETIME, c"timer expired (ETIME)";
+    ENOLINK = libc::ENOLINK, c"no link between the devices (ENOLINK)";
+    EPROTO = libc::EPROTO, c"protocol error (EPROTO)";
+    EOVERFLOW = libc::EOVERFLOW, c"value too large: range overflows the address space (EOVERFLOW)";
+    ENOBUFS = libc::ENOBUFS, c"no buffer space (ENOBUFS)";
+    EOPNOTSUPP = libc::EOPNOTSUPP, c"operation not supported (EOPNOTSUPP)";
+    ETIMEDOUT = libc::ETIMEDOUT, c"timed out (ETIMEDOUT)";
+    ECANCELED = libc::ECANCELED, c"canceled: the device is wedged (ECANCELED)";
+    ENOTRECOVERABLE = libc::ENOTRECOVERABLE, c"state not recoverable: an internal error was caught (ENOTRECOVERABLE)";
+}
+
+impl Errno {
+    /// The calling thread's `errno` after a failed libc call.
+    pub fn last() -> Errno {
+        Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    }
+
+    /// The C ABI's status for this errno: its negation.
+    pub fn to_status(self) -> i32 {
+        -self.0
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "Errno({})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message_cstr().to_str().unwrap_or("?"))
+    }
+}
+
+impl std::error::Error for Errno {}
+
+pub type Result<T, E = Errno> = core::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_messages() {
+        assert_eq!(Errno::EBUSY.name(), Some("EBUSY"));
+        assert_eq!(format!("{:?}", Errno::ENOLINK), "ENOLINK");
+        assert!(Errno::ENOLINK.to_string().contains("ENOLINK"));
+        assert_eq!(Errno(9999).name(), None);
+        assert_eq!(Errno(9999).message_cstr(), c"unknown error");
+        assert_eq!(Errno::EINVAL.to_status(), -libc::EINVAL);
+    }
+}

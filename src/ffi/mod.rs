@@ -1,0 +1,143 @@
+//! The C ABI: handles, status codes, argument checks and the panic guard.
+//!
+//! Conventions (design.md, "The C ABI"): every call returns `int`, 0 or a
+//! negative errno; results come back through out-parameters; nothing unwinds
+//! into C. A failed call also leaves a message for this thread, readable with
+//! `svm_last_error()`. This module converts and checks; the work is done by
+//! Rust APIs that are tested on their own.
+
+use core::ffi::{c_char, c_int};
+use std::cell::RefCell;
+use std::ffi::CString;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::Errno;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// An error as the C boundary reports it: an errno and what went wrong.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub errno: Errno,
+    pub message: String,
+}
+
+impl From<Errno> for Failure {
+    fn from(errno: Errno) -> Self {
+        Failure { errno, message: errno.to_string() }
+    }
+}
+
+pub(crate) type FfiResult = Result<(), Failure>;
+
+/// A failure with a message that names the bad argument.
+pub(crate) fn invalid(message: impl Into<String>) -> Failure {
+    Failure { errno: Errno::EINVAL, message: message.into() }
+}
+
+fn set_last_error(function: &str, message: &str) {
+    let text = format!("{function}: {message}").replace('\0', " ");
+    LAST_ERROR.with(|e| *e.borrow_mut() = CString::new(text).unwrap_or_default());
+}
+
+/// Runs the body of an exported function: converts its result to a status,
+/// records the message of a failure, and turns a panic into
+/// `-ENOTRECOVERABLE` instead of unwinding into C.
+pub(crate) fn guard(function: &'static str, body: impl FnOnce() -> FfiResult) -> c_int {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(f)) => {
+            set_last_error(function, &f.message);
+            f.errno.to_status()
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(function, &format!("internal error caught at the C boundary: {what}"));
+            Errno::ENOTRECOVERABLE.to_status()
+        }
+    }
+}
+
+/// `Some(&mut *p)` for a non-NULL out-pointer, else an EINVAL naming it.
+///
+/// # Safety
+/// A non-NULL `p` must point to writable memory for a `T`.
+pub(crate) unsafe fn out<'a, T>(p: *mut T, name: &str) -> Result<&'a mut T, Failure> {
+    // SAFETY: caller's contract for non-NULL pointers.
+    unsafe { p.as_mut() }.ok_or_else(|| invalid(format!("{name} is NULL")))
+}
+
+/// The library version, e.g. `"0.1.0"`. The string is static; never free it.
+#[no_mangle]
+pub extern "C" fn svm_version() -> *const c_char {
+    static V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    V.as_ptr() as *const c_char
+}
+
+/// A static, human-readable message for a status or errno (`-EBUSY` and
+/// `EBUSY` give the same text; 0 gives "success"; unknown codes give
+/// "unknown error"). Never NULL, never free it. Thread-safe.
+#[no_mangle]
+pub extern "C" fn svm_strerror(status: c_int) -> *const c_char {
+    Errno(status.checked_abs().unwrap_or(i32::MAX)).message_cstr().as_ptr()
+}
+
+/// The message of the last call on this thread that failed: which function,
+/// and what was wrong ("svm_alloc_vram: size is zero"). Empty when no call
+/// has failed yet on this thread. Valid until the next failing call on this
+/// thread; never free it.
+#[no_mangle]
+pub extern "C" fn svm_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn last() -> String {
+        // SAFETY: svm_last_error returns a valid NUL-terminated string.
+        unsafe { CStr::from_ptr(svm_last_error()) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn guard_reports_errno_message_and_catches_panics() {
+        assert_eq!(guard("f", || Ok(())), 0);
+        assert_eq!(guard("svm_x", || Err(invalid("size is zero"))), -libc::EINVAL);
+        assert_eq!(last(), "svm_x: size is zero");
+        let st = guard("svm_y", || panic!("boom"));
+        assert_eq!(st, -libc::ENOTRECOVERABLE);
+        assert!(last().contains("svm_y") && last().contains("boom"));
+    }
+
+    #[test]
+    fn strerror_accepts_both_signs_and_unknown_codes() {
+        // SAFETY: static NUL-terminated strings.
+        let s = |c| unsafe { CStr::from_ptr(svm_strerror(c)) }.to_str().unwrap();
+        assert_eq!(s(-libc::EBUSY), s(libc::EBUSY));
+        assert!(s(-libc::ENOLINK).contains("ENOLINK"));
+        assert_eq!(s(0), "success");
+        assert_eq!(s(-123456), "unknown error");
+        assert_eq!(s(i32::MIN), "unknown error");
+    }
+
+    #[test]
+    fn version_matches_crate() {
+        // SAFETY: static NUL-terminated string.
+        let v = unsafe { CStr::from_ptr(svm_version()) }.to_str().unwrap();
+        assert_eq!(v, crate::VERSION);
+    }
+
+    #[test]
+    fn out_rejects_null() {
+        let e = unsafe { out::<u32>(core::ptr::null_mut(), "result") }.unwrap_err();
+        assert_eq!((e.errno, e.message.as_str()), (Errno::EINVAL, "result is NULL"));
+    }
+}
