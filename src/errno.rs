@@ -40,6 +40,7 @@ errnos! {
     EACCES = libc::EACCES, c"access denied: GPU atomics not allowed or not possible on this range (EACCES)";
     EFAULT = libc::EFAULT, c"bad address (EFAULT)";
     EBUSY = libc::EBUSY, c"busy: migration raced or range still in use (EBUSY)";
+    EALREADY = libc::EALREADY, c"already in progress or done (EALREADY)";
     EEXIST = libc::EEXIST, c"already exists (EEXIST)";
     ENODEV = libc::ENODEV, c"no such device, or the device is gone (ENODEV)";
     EINVAL = libc::EINVAL, c"invalid argument (EINVAL)";

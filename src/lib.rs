@@ -14,6 +14,8 @@ pub mod driver;
 pub mod errno;
 pub mod ffi;
 /// cbindgen:ignore
+pub mod sim;
+/// cbindgen:ignore
 pub mod uapi;
 
 pub use errno::{Errno, Result};

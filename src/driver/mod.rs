@@ -8,6 +8,8 @@
 
 pub mod kernel;
 pub mod query;
+pub mod sim;
+pub mod xe;
 
 use core::ffi::c_void;
 use core::mem::size_of;

@@ -1,0 +1,155 @@
+//! Typed Xe ioctls the library issues, each built exactly as IGT's
+//! `lib/xe/xe_ioctl.c` builds it (xe-uapi.md §8, "IGT multi-GPU flow"):
+//! VM create, CPU-address-mirror bind and PREFETCH with a user fence and a
+//! WAIT_USER_FENCE, madvise, and the attribute query.
+
+use std::os::fd::RawFd;
+
+use super::{ioctl, Driver, Errno, Result};
+use crate::uapi::*;
+
+/// The value the kernel writes into the user fence when a bind completes.
+const UFENCE_MAGIC: u64 = 0x5856_4d53_5653_0001; // "XVMSVS" + 1
+
+/// VM_CREATE with `flags`; returns the VM id.
+pub fn vm_create<D: Driver + ?Sized>(drv: &D, fd: RawFd, flags: u32) -> Result<u32> {
+    let mut c = drm_xe_vm_create { flags, ..Default::default() };
+    ioctl(drv, fd, DRM_IOCTL_XE_VM_CREATE, &mut c)?;
+    Ok(c.vm_id)
+}
+
+pub fn vm_destroy<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32) -> Result<()> {
+    let mut d = drm_xe_vm_destroy { vm_id, ..Default::default() };
+    ioctl(drv, fd, DRM_IOCTL_XE_VM_DESTROY, &mut d)
+}
+
+/// One bind op with a user-fence sync, then WAIT_USER_FENCE on it (LR VMs
+/// refuse syncobj signals, xe-uapi.md §6.5).
+pub fn vm_bind_sync<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, op: drm_xe_vm_bind_op) -> Result<()> {
+    // The fence word must stay valid until the kernel writes it: it lives on
+    // this frame, and we wait for it before returning.
+    let mut fence: u64 = 0;
+    let mut sync = drm_xe_sync {
+        sync_type: DRM_XE_SYNC_TYPE_USER_FENCE,
+        flags: DRM_XE_SYNC_FLAG_SIGNAL,
+        addr: &mut fence as *mut u64 as u64,
+        timeline_value: UFENCE_MAGIC,
+        ..Default::default()
+    };
+    let mut b = drm_xe_vm_bind {
+        vm_id,
+        num_binds: 1,
+        ops: drm_xe_vm_bind_ops { bind: op },
+        num_syncs: 1,
+        syncs: &mut sync as *mut drm_xe_sync as u64,
+        ..Default::default()
+    };
+    ioctl(drv, fd, DRM_IOCTL_XE_VM_BIND, &mut b)?;
+    wait_user_fence(drv, fd, &fence, UFENCE_MAGIC, 10_000_000_000)
+}
+
+/// Waits until `*addr == value` or `timeout_ns` passes (ETIME).
+pub fn wait_user_fence<D: Driver + ?Sized>(drv: &D, fd: RawFd, addr: &u64, value: u64, timeout_ns: i64) -> Result<()> {
+    let mut w = drm_xe_wait_user_fence {
+        addr: addr as *const u64 as u64,
+        op: DRM_XE_UFENCE_WAIT_OP_EQ,
+        value,
+        mask: u64::MAX,
+        timeout: timeout_ns,
+        ..Default::default()
+    };
+    loop {
+        match ioctl(drv, fd, DRM_IOCTL_XE_WAIT_USER_FENCE, &mut w) {
+            // A signal: the kernel updated the relative timeout; continue.
+            Err(Errno::EINTR) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// MAP | CPU_ADDR_MIRROR of [start, start + range) (the whole VA space, in
+/// practice), with MADVISE_AUTORESET when asked.
+pub fn bind_cpu_addr_mirror<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, autoreset: bool) -> Result<()> {
+    let mut flags = DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR;
+    if autoreset {
+        flags |= DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET;
+    }
+    let op = drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_MAP, flags, addr: start, range, ..Default::default() };
+    vm_bind_sync(drv, fd, vm_id, op)
+}
+
+/// VM_BIND PREFETCH of a mirror span into `region` (an instance, 0 for
+/// system, or DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC).
+pub fn prefetch<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, region: u32) -> Result<()> {
+    let op = drm_xe_vm_bind_op {
+        op: DRM_XE_VM_BIND_OP_PREFETCH,
+        addr: start,
+        range,
+        prefetch_mem_region_instance: region,
+        ..Default::default()
+    };
+    vm_bind_sync(drv, fd, vm_id, op)
+}
+
+/// The preferred location of madvise, as the uAPI spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PreferredLoc {
+    DefaultDevice,
+    DefaultSystem,
+    /// VRAM `region_instance` of the device behind `devmem_fd` (7.0+).
+    Device { devmem_fd: RawFd, region_instance: u16 },
+}
+
+pub fn madvise_preferred_loc<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, loc: PreferredLoc) -> Result<()> {
+    let (devmem_fd, region_instance) = match loc {
+        PreferredLoc::DefaultDevice => (DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE, 0),
+        PreferredLoc::DefaultSystem => (DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, 0),
+        PreferredLoc::Device { devmem_fd, region_instance } => (devmem_fd as u32, region_instance),
+    };
+    let mut m = drm_xe_madvise {
+        start,
+        range,
+        vm_id,
+        attr_type: DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC,
+        attr: drm_xe_madvise_attr {
+            preferred_mem_loc: drm_xe_madvise_preferred_mem_loc { devmem_fd, migration_policy: DRM_XE_MIGRATE_ALL_PAGES, region_instance, reserved: 0 },
+        },
+        ..Default::default()
+    };
+    ioctl(drv, fd, DRM_IOCTL_XE_MADVISE, &mut m)
+}
+
+pub fn madvise_atomic<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, val: u32) -> Result<()> {
+    let mut m = drm_xe_madvise {
+        start,
+        range,
+        vm_id,
+        attr_type: DRM_XE_MEM_RANGE_ATTR_ATOMIC,
+        attr: drm_xe_madvise_attr { atomic: drm_xe_madvise_val { val, pad: 0, reserved: 0 } },
+        ..Default::default()
+    };
+    ioctl(drv, fd, DRM_IOCTL_XE_MADVISE, &mut m)
+}
+
+/// VM_QUERY_MEM_RANGE_ATTRS with its two calls, restarting on ENOSPC when
+/// the VMAs changed in between (xe-uapi.md §6.8).
+pub fn query_mem_range_attrs<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64) -> Result<Vec<drm_xe_mem_range_attr>> {
+    for _ in 0..16 {
+        let mut q = drm_xe_vm_query_mem_range_attr { vm_id, start, range, ..Default::default() };
+        ioctl(drv, fd, DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS, &mut q)?;
+        let mut v = vec![drm_xe_mem_range_attr::default(); q.num_mem_ranges as usize];
+        if v.is_empty() {
+            return Ok(v);
+        }
+        q.vector_of_mem_attr = v.as_mut_ptr() as u64;
+        match ioctl(drv, fd, DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS, &mut q) {
+            Ok(()) => {
+                v.truncate(q.num_mem_ranges as usize);
+                return Ok(v);
+            }
+            Err(Errno::ENOSPC) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Errno::EAGAIN)
+}

@@ -1,0 +1,726 @@
+//! Ioctl entry of the simulated driver: the DRM core's dispatch (xe-uapi.md
+//! §2), then each Xe ioctl decoded from the caller's memory exactly as the
+//! kernel reads it, with the validation rules and errnos of xe-uapi.md §6.
+
+use core::ffi::c_void;
+use core::mem::size_of;
+use std::os::fd::RawFd;
+
+use super::config::KernelVersion;
+use super::uaccess;
+use super::vm::{Attrs, PrefTarget, Vm, Vma, VmaKind};
+use super::{Guard, Point, Sim};
+use crate::errno::{Errno, Result};
+use crate::uapi::*;
+
+/// PAT entries the simulated platform has (Xe2 has 32; none is HW-reserved here).
+const N_PAT: u32 = 32;
+const PAGE: u64 = 4096;
+const SUPPORTED_BIND_FLAGS: u32 = DRM_XE_VM_BIND_FLAG_READONLY
+    | DRM_XE_VM_BIND_FLAG_IMMEDIATE
+    | DRM_XE_VM_BIND_FLAG_NULL
+    | DRM_XE_VM_BIND_FLAG_DUMPABLE
+    | DRM_XE_VM_BIND_FLAG_CHECK_PXP
+    | DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR
+    | DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET
+    | DRM_XE_VM_BIND_FLAG_DECOMPRESS;
+
+/// The kernel's own direction and size for each driver ioctl nr it models.
+fn kernel_ioctl(nr: u32) -> Option<(u32, usize)> {
+    const W: u32 = IOC_WRITE;
+    const RW: u32 = IOC_READ | IOC_WRITE;
+    Some(match nr {
+        0x00 => (RW, size_of::<drm_version>()),
+        n if n == DRM_COMMAND_BASE + DRM_XE_DEVICE_QUERY => (RW, size_of::<drm_xe_device_query>()),
+        n if n == DRM_COMMAND_BASE + DRM_XE_VM_CREATE => (RW, size_of::<drm_xe_vm_create>()),
+        n if n == DRM_COMMAND_BASE + DRM_XE_VM_DESTROY => (W, size_of::<drm_xe_vm_destroy>()),
+        n if n == DRM_COMMAND_BASE + DRM_XE_VM_BIND => (W, size_of::<drm_xe_vm_bind>()),
+        n if n == DRM_COMMAND_BASE + DRM_XE_WAIT_USER_FENCE => (RW, size_of::<drm_xe_wait_user_fence>()),
+        n if n == DRM_COMMAND_BASE + DRM_XE_MADVISE => (W, size_of::<drm_xe_madvise>()),
+        n if n == DRM_COMMAND_BASE + DRM_XE_VM_QUERY_MEM_RANGE_ATTRS => (RW, size_of::<drm_xe_vm_query_mem_range_attr>()),
+        _ => return None,
+    })
+}
+
+/// Reads the ioctl argument as the DRM core does: the kernel's size, copied
+/// in only if the caller's direction says so, zero-extended.
+fn copy_in<T: Copy + Default>(arg: u64, user_dir: u32, user_size: usize) -> Result<T> {
+    let mut v = T::default();
+    if user_dir & IOC_WRITE != 0 {
+        let n = user_size.min(size_of::<T>());
+        let bytes: Vec<u8> = uaccess::read_array(arg, n)?;
+        // SAFETY: n <= size_of::<T>(), T is plain data.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), &mut v as *mut T as *mut u8, n) };
+    }
+    Ok(v)
+}
+
+/// Copies the result back if both the caller and the kernel say READ.
+fn copy_out<T: Copy>(arg: u64, user_dir: u32, user_size: usize, v: &T) -> Result<()> {
+    if user_dir & IOC_READ == 0 {
+        return Ok(());
+    }
+    let n = user_size.min(size_of::<T>());
+    // SAFETY: viewing a plain-data struct as n <= size_of::<T>() bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(v as *const T as *const u8, n) };
+    uaccess::write_bytes(arg, bytes)
+}
+
+impl Sim {
+    /// Issues an ioctl on a simulated device fd, with the real uAPI structs.
+    ///
+    /// # Safety
+    /// As for `ioctl(2)`: `arg` and the user pointers inside it are read and
+    /// written as the kernel would; bad pointers give EFAULT where detectable.
+    pub unsafe fn ioctl(&self, fd: RawFd, request: u32, arg: *mut c_void) -> Result<()> {
+        self.count(&self.counters.ioctls, 1);
+        if ioc_type(request) != DRM_IOCTL_BASE {
+            return Err(Errno::ENOTTY);
+        }
+        let mut g = self.state.lock();
+        let dev = g.files.get(&fd).ok_or(Errno::EBADF)?.device;
+        if let Some(e) = g.gone[dev as usize] {
+            return Err(e);
+        }
+        if let Some(e) = self.injected(&mut g, Point::DeviceRemoval, dev, request) {
+            self.mark_gone(&mut g, dev, e);
+            return Err(e);
+        }
+        if let Some(e) = self.injected(&mut g, Point::Ioctl, dev, request) {
+            return Err(e);
+        }
+        self.advance(self.topo.costs.ioctl_ns);
+        let nr = ioc_nr(request);
+        let Some((_, _)) = kernel_ioctl(nr) else {
+            // Xe ioctls outside SVM (GEM, exec queues, exec, OA) are not modelled;
+            // an nr the kernel does not know at all is EINVAL (drm_ioctl).
+            let xe_known = (DRM_COMMAND_BASE..=DRM_COMMAND_BASE + DRM_XE_VM_GET_PROPERTY).contains(&nr);
+            return Err(if xe_known { Errno::EOPNOTSUPP } else { Errno::EINVAL });
+        };
+        let (udir, usize_) = (ioc_dir(request), ioc_size(request));
+        let arg = arg as u64;
+        let r = match nr {
+            0x00 => self.version(arg, udir, usize_),
+            n if n == DRM_COMMAND_BASE + DRM_XE_DEVICE_QUERY => self.device_query(&g, dev, arg, udir, usize_),
+            n if n == DRM_COMMAND_BASE + DRM_XE_VM_CREATE => self.vm_create(&mut g, fd, dev, arg, udir, usize_),
+            n if n == DRM_COMMAND_BASE + DRM_XE_VM_DESTROY => self.vm_destroy(&mut g, fd, arg, udir, usize_),
+            n if n == DRM_COMMAND_BASE + DRM_XE_VM_BIND => self.vm_bind(&mut g, fd, dev, arg, udir, usize_),
+            n if n == DRM_COMMAND_BASE + DRM_XE_WAIT_USER_FENCE => self.wait_user_fence(&mut g, arg, udir, usize_),
+            n if n == DRM_COMMAND_BASE + DRM_XE_MADVISE => self.madvise(&mut g, fd, dev, arg, udir, usize_),
+            _ => self.query_mem_range_attrs(&g, fd, arg, udir, usize_),
+        };
+        self.epoch_bump(&g);
+        r
+    }
+
+    // -- DRM_IOCTL_VERSION --------------------------------------------------
+
+    fn version(&self, arg: u64, udir: u32, usz: usize) -> Result<()> {
+        let mut v: drm_version = copy_in(arg, udir, usz)?;
+        let fill = |len: &mut u64, ptr: u64, s: &str| -> Result<()> {
+            if *len > 0 && ptr != 0 {
+                let n = (*len as usize).min(s.len());
+                uaccess::write_bytes(ptr, &s.as_bytes()[..n])?;
+            }
+            *len = s.len() as u64;
+            Ok(())
+        };
+        v.version_major = 1;
+        v.version_minor = 1;
+        v.version_patchlevel = 0;
+        fill(&mut v.name_len, v.name, "xe")?;
+        fill(&mut v.date_len, v.date, "20260401")?;
+        fill(&mut v.desc_len, v.desc, "Intel Xe2 Graphics (xesvm simulated driver)")?;
+        copy_out(arg, udir, usz, &v)
+    }
+
+    // -- DEVICE_QUERY (§6.1) --------------------------------------------------
+
+    /// The reply bytes of a query id, or EINVAL / EOPNOTSUPP.
+    pub(super) fn query_reply(&self, g: &Guard, dev: u32, query: u32) -> Result<Vec<u8>> {
+        let spec = &self.topo.devices[dev as usize];
+        let mut out = Vec::new();
+        let push = |out: &mut Vec<u8>, bytes: &[u8]| out.extend_from_slice(bytes);
+        fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
+            // SAFETY: plain-data uAPI struct viewed as bytes.
+            unsafe { core::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }.to_vec()
+        }
+        match query {
+            DRM_XE_DEVICE_QUERY_MEM_REGIONS => {
+                let vram = &self.tile_pagemap[dev as usize];
+                push(&mut out, &bytes_of(&drm_xe_query_mem_regions { num_mem_regions: 1 + vram.len() as u32, pad: 0 }));
+                let sys = drm_xe_mem_region {
+                    mem_class: DRM_XE_MEM_REGION_CLASS_SYSMEM,
+                    instance: 0,
+                    min_page_size: PAGE as u32,
+                    total_size: self.topo.system_memory,
+                    ..Default::default()
+                };
+                push(&mut out, &bytes_of(&sys));
+                for &p in vram {
+                    let info = self.pagemaps[p as usize];
+                    let r = drm_xe_mem_region {
+                        mem_class: DRM_XE_MEM_REGION_CLASS_VRAM,
+                        instance: info.instance,
+                        min_page_size: if spec.need_64k { 65536 } else { PAGE as u32 },
+                        total_size: info.capacity,
+                        used: g.mem.used[p as usize],
+                        cpu_visible_size: info.capacity,
+                        cpu_visible_used: g.mem.used[p as usize],
+                        ..Default::default()
+                    };
+                    push(&mut out, &bytes_of(&r));
+                }
+            }
+            DRM_XE_DEVICE_QUERY_CONFIG => {
+                let mut flags = 0;
+                if spec.has_vram() {
+                    flags |= DRM_XE_QUERY_CONFIG_FLAG_HAS_VRAM;
+                }
+                if spec.page_faults {
+                    flags |= DRM_XE_QUERY_CONFIG_FLAG_HAS_CPU_ADDR_MIRROR;
+                }
+                push(&mut out, &bytes_of(&drm_xe_query_config { num_params: 5, pad: 0 }));
+                let align = if spec.need_64k { 65536u64 } else { PAGE };
+                for v in [spec.device_id as u64 | (1 << 16), flags, align, 48, 2] {
+                    push(&mut out, &v.to_ne_bytes());
+                }
+            }
+            DRM_XE_DEVICE_QUERY_GT_LIST => {
+                let tiles = spec.tiles;
+                let regions = 1 + self.tile_pagemap[dev as usize].len() as u32;
+                let all = (1u64 << regions) - 1;
+                let mut gts = Vec::new();
+                for t in 0..tiles {
+                    let near = if spec.has_vram() { 1u64 << (t + 1) } else { 1 };
+                    let gt = |ty, id| drm_xe_gt {
+                        gt_type: ty,
+                        tile_id: t,
+                        gt_id: id,
+                        reference_clock: 19_200_000,
+                        near_mem_regions: near,
+                        far_mem_regions: all ^ near,
+                        ip_ver_major: 20,
+                        ip_ver_minor: 1,
+                        ..Default::default()
+                    };
+                    gts.push(gt(DRM_XE_QUERY_GT_TYPE_MAIN, t * 2));
+                    gts.push(gt(DRM_XE_QUERY_GT_TYPE_MEDIA, t * 2 + 1));
+                }
+                push(&mut out, &bytes_of(&drm_xe_query_gt_list { num_gt: gts.len() as u32, pad: 0 }));
+                for gt in &gts {
+                    push(&mut out, &bytes_of(gt));
+                }
+            }
+            q if q <= DRM_XE_DEVICE_QUERY_EU_STALL => return Err(Errno::EOPNOTSUPP),
+            _ => return Err(Errno::EINVAL),
+        }
+        Ok(out)
+    }
+
+    fn device_query(&self, g: &Guard, dev: u32, arg: u64, udir: u32, usz: usize) -> Result<()> {
+        let mut q: drm_xe_device_query = copy_in(arg, udir, usz)?;
+        if q.extensions != 0 || q.reserved != [0, 0] {
+            return Err(Errno::EINVAL);
+        }
+        let reply = self.query_reply(g, dev, q.query)?;
+        if q.size == 0 {
+            q.size = reply.len() as u32;
+            return copy_out(arg, udir, usz, &q);
+        }
+        if q.size as usize != reply.len() {
+            return Err(Errno::EINVAL);
+        }
+        uaccess::write_bytes(q.data, &reply).map_err(|e| {
+            // The MEM_REGIONS query reports a failed copy-out as ENOSPC (§6.1).
+            if q.query == DRM_XE_DEVICE_QUERY_MEM_REGIONS { Errno::ENOSPC } else { e }
+        })
+    }
+
+    // -- VM_CREATE / VM_DESTROY (§6.2, §6.3) --------------------------------
+
+    fn vm_create(&self, g: &mut Guard, fd: RawFd, dev: u32, arg: u64, udir: u32, usz: usize) -> Result<()> {
+        let mut c: drm_xe_vm_create = copy_in(arg, udir, usz)?;
+        let known = DRM_XE_VM_CREATE_FLAG_SCRATCH_PAGE
+            | DRM_XE_VM_CREATE_FLAG_LR_MODE
+            | DRM_XE_VM_CREATE_FLAG_FAULT_MODE
+            | DRM_XE_VM_CREATE_FLAG_NO_VM_OVERCOMMIT;
+        if c.extensions != 0 || c.reserved != [0, 0] || c.flags & !known != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let fault = c.flags & DRM_XE_VM_CREATE_FLAG_FAULT_MODE != 0;
+        if fault && !self.topo.devices[dev as usize].page_faults {
+            return Err(Errno::EINVAL);
+        }
+        if fault && c.flags & DRM_XE_VM_CREATE_FLAG_LR_MODE == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if fault && c.flags & DRM_XE_VM_CREATE_FLAG_SCRATCH_PAGE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if c.flags & DRM_XE_VM_CREATE_FLAG_NO_VM_OVERCOMMIT != 0 && !fault {
+            return Err(Errno::EINVAL);
+        }
+        let f = g.files.get_mut(&fd).unwrap();
+        let id = f.next_vm;
+        f.next_vm += 1;
+        f.vms.insert(id, Vm::new(c.flags, 1 << 48));
+        c.vm_id = id;
+        copy_out(arg, udir, usz, &c).inspect_err(|_| {
+            g.files.get_mut(&fd).unwrap().vms.remove(&id);
+        })
+    }
+
+    fn vm_destroy(&self, g: &mut Guard, fd: RawFd, arg: u64, udir: u32, usz: usize) -> Result<()> {
+        let d: drm_xe_vm_destroy = copy_in(arg, udir, usz)?;
+        if d.pad != 0 || d.reserved != [0, 0] {
+            return Err(Errno::EINVAL);
+        }
+        let vm = g.files.get_mut(&fd).unwrap().vms.remove(&d.vm_id).ok_or(Errno::ENOENT)?;
+        let tiles: u32 = vm.ranges.values().map(|r| r.bound.count_ones()).sum();
+        self.count(&self.counters.tlb_invalidations, tiles as u64);
+        Ok(())
+    }
+
+    // -- VM_BIND (§6.4, §6.5) -----------------------------------------------
+
+    fn check_bind_op(&self, dev: u32, vm: &Vm, op: &drm_xe_vm_bind_op) -> Result<()> {
+        let tiles = self.topo.devices[dev as usize].tiles as u32;
+        let has_vram = !self.tile_pagemap[dev as usize].is_empty();
+        let flags = op.flags;
+        let is_null = flags & DRM_XE_VM_BIND_FLAG_NULL != 0;
+        let is_mirror = flags & DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR != 0;
+        let decompress = flags & DRM_XE_VM_BIND_FLAG_DECOMPRESS != 0;
+        let inval = Err(Errno::EINVAL);
+        if op.op > DRM_XE_VM_BIND_OP_PREFETCH || flags & !SUPPORTED_BIND_FLAGS != 0 {
+            return inval;
+        }
+        if is_mirror && !vm.fault_mode() {
+            return inval;
+        }
+        if op.pat_index as u32 >= N_PAT {
+            return inval;
+        }
+        if (is_null || is_mirror) && (op.obj != 0 || op.obj_offset != 0) {
+            return inval;
+        }
+        if (is_null || is_mirror || decompress) && op.op != DRM_XE_VM_BIND_OP_MAP {
+            return inval;
+        }
+        match op.op {
+            DRM_XE_VM_BIND_OP_MAP if op.obj == 0 && !is_null && !is_mirror => return inval,
+            DRM_XE_VM_BIND_OP_UNMAP_ALL if op.obj == 0 || op.addr != 0 || op.range != 0 => return inval,
+            DRM_XE_VM_BIND_OP_MAP_USERPTR | DRM_XE_VM_BIND_OP_UNMAP | DRM_XE_VM_BIND_OP_PREFETCH if op.obj != 0 => {
+                return inval
+            }
+            _ => {}
+        }
+        let region = op.prefetch_mem_region_instance;
+        if op.op != DRM_XE_VM_BIND_OP_PREFETCH && region != 0 {
+            return inval;
+        }
+        if op.op == DRM_XE_VM_BIND_OP_PREFETCH && region != DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC {
+            let valid = region == 0 || (has_vram && region <= tiles);
+            if !valid {
+                return inval;
+            }
+        }
+        if flags & DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET != 0 && (!is_mirror || op.op != DRM_XE_VM_BIND_OP_MAP) {
+            return inval;
+        }
+        if op.obj_offset % PAGE != 0 || op.addr % PAGE != 0 || op.range % PAGE != 0 {
+            return inval;
+        }
+        if op.range == 0 && op.op != DRM_XE_VM_BIND_OP_UNMAP_ALL {
+            return inval;
+        }
+        if decompress {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        Ok(())
+    }
+
+    fn vm_bind(&self, g: &mut Guard, fd: RawFd, dev: u32, arg: u64, udir: u32, usz: usize) -> Result<()> {
+        let b: drm_xe_vm_bind = copy_in(arg, udir, usz)?;
+        if b.extensions != 0 || b.pad != 0 || b.pad2 != 0 || b.reserved != [0, 0] || b.num_syncs > DRM_XE_MAX_SYNCS {
+            return Err(Errno::EINVAL);
+        }
+        let ops: Vec<drm_xe_vm_bind_op> = match b.num_binds {
+            0 => Vec::new(),
+            // SAFETY: union member read of a plain-data value.
+            1 => vec![unsafe { b.ops.bind }],
+            n => uaccess::read_array(unsafe { b.ops.vector_of_binds }, n as usize)?,
+        };
+        let vm = g.files[&fd].vms.get(&b.vm_id).ok_or(Errno::EINVAL)?;
+        for op in &ops {
+            self.check_bind_op(dev, vm, op)?;
+        }
+        if b.exec_queue_id != 0 {
+            return Err(Errno::ENOENT);
+        }
+        for op in &ops {
+            if op.op != DRM_XE_VM_BIND_OP_UNMAP_ALL && (op.range > vm.va_size || op.addr > vm.va_size - op.range) {
+                return Err(Errno::EINVAL);
+            }
+            // GEM buffer objects are not modelled: every handle is unknown.
+            if op.obj != 0 {
+                return Err(Errno::ENOENT);
+            }
+            if op.op == DRM_XE_VM_BIND_OP_MAP_USERPTR {
+                return Err(Errno::EOPNOTSUPP);
+            }
+        }
+        let syncs: Vec<drm_xe_sync> =
+            if b.num_syncs > 0 { uaccess::read_array(b.syncs, b.num_syncs as usize)? } else { Vec::new() };
+        let lr = vm.flags & DRM_XE_VM_CREATE_FLAG_LR_MODE != 0;
+        let mut fences = Vec::new();
+        for s in &syncs {
+            if s.flags & !DRM_XE_SYNC_FLAG_SIGNAL != 0 || s.reserved != [0, 0] {
+                return Err(Errno::EINVAL);
+            }
+            let signal = s.flags & DRM_XE_SYNC_FLAG_SIGNAL != 0;
+            match s.sync_type {
+                DRM_XE_SYNC_TYPE_SYNCOBJ | DRM_XE_SYNC_TYPE_TIMELINE_SYNCOBJ => {
+                    if signal && lr {
+                        return Err(Errno::EOPNOTSUPP);
+                    }
+                    if s.addr >> 32 != 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                    if s.sync_type == DRM_XE_SYNC_TYPE_TIMELINE_SYNCOBJ && s.timeline_value == 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                    return Err(Errno::ENOENT); // no syncobjs exist in the simulation
+                }
+                DRM_XE_SYNC_TYPE_USER_FENCE => {
+                    if ops.is_empty() || !signal {
+                        return Err(Errno::EOPNOTSUPP);
+                    }
+                    if s.addr & 7 != 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                    uaccess::read::<u64>(s.addr)?;
+                    fences.push((s.addr, s.timeline_value));
+                }
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        if fences.len() > 1 {
+            return Err(Errno::EINVAL);
+        }
+        // Map/unmap ops are all-or-nothing: keep the VM to restore on failure.
+        let structural = ops.iter().any(|o| o.op != DRM_XE_VM_BIND_OP_PREFETCH);
+        let saved = structural.then(|| {
+            let vm = &g.files[&fd].vms[&b.vm_id];
+            (vm.vmas.clone(), vm.ranges.clone())
+        });
+        for op in &ops {
+            let r = match op.op {
+                DRM_XE_VM_BIND_OP_MAP => self.bind_map(g, fd, b.vm_id, op),
+                DRM_XE_VM_BIND_OP_UNMAP => self.bind_unmap(g, fd, b.vm_id, op.addr, op.addr + op.range),
+                DRM_XE_VM_BIND_OP_PREFETCH => self.bind_prefetch(g, fd, b.vm_id, dev, op),
+                _ => Err(Errno::ENOENT), // UNMAP_ALL needs a BO
+            };
+            if let Err(e) = r {
+                if let Some((vmas, ranges)) = saved {
+                    if let Some(vm) = g.files.get_mut(&fd).and_then(|f| f.vms.get_mut(&b.vm_id)) {
+                        vm.vmas = vmas;
+                        vm.ranges = ranges;
+                    }
+                }
+                return Err(e);
+            }
+        }
+        for (addr, value) in fences {
+            let _ = uaccess::write(addr, &value); // a fault at signal time is lost, as in the kernel
+        }
+        Ok(())
+    }
+
+    fn bind_map(&self, g: &mut Guard, fd: RawFd, vm_id: u32, op: &drm_xe_vm_bind_op) -> Result<()> {
+        let (s, e) = (op.addr, op.addr + op.range);
+        let mirror = op.flags & DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR != 0;
+        let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap();
+        // EBUSY: removing or splitting a mirror VMA that still has SVM mappings,
+        // unless a mirror MAP covers it whole (§6.4, execution-time results).
+        for vs in vm.vmas_in(s, e) {
+            let v = &vm.vmas[&vs];
+            if v.kind == VmaKind::Mirror && vm.overlaps_range(s.max(vs), e.min(v.end)) {
+                let covered = s <= vs && v.end <= e;
+                if !(covered && mirror) {
+                    return Err(Errno::EBUSY);
+                }
+            }
+        }
+        let mut straddling = vm.split_at(s);
+        straddling.extend(vm.split_at(e));
+        for vs in vm.vmas_in(s, e) {
+            vm.vmas.remove(&vs);
+        }
+        let inside = vm.ranges_in(s, e);
+        vm.invalidate(s, e);
+        let attrs = Attrs::defaults(op.pat_index);
+        vm.vmas.insert(
+            s,
+            Vma {
+                end: e,
+                kind: if mirror { VmaKind::Mirror } else { VmaKind::Null },
+                readonly: op.flags & DRM_XE_VM_BIND_FLAG_READONLY != 0,
+                autoreset: op.flags & DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET != 0,
+                bind_pat: op.pat_index,
+                attrs,
+            },
+        );
+        if mirror {
+            vm.merge_defaults(s, e);
+        }
+        self.destroy_ranges(g, fd, vm_id, &straddling, true);
+        self.destroy_ranges(g, fd, vm_id, &inside, false);
+        Ok(())
+    }
+
+    fn bind_unmap(&self, g: &mut Guard, fd: RawFd, vm_id: u32, s: u64, e: u64) -> Result<()> {
+        let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap();
+        for vs in vm.vmas_in(s, e) {
+            let v = &vm.vmas[&vs];
+            if v.kind == VmaKind::Mirror && vm.overlaps_range(s.max(vs), e.min(v.end)) {
+                return Err(Errno::EBUSY);
+            }
+        }
+        vm.split_at(s);
+        vm.split_at(e);
+        for vs in vm.vmas_in(s, e) {
+            vm.vmas.remove(&vs);
+        }
+        Ok(())
+    }
+
+    fn bind_prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, op: &drm_xe_vm_bind_op) -> Result<()> {
+        let (s, e) = (op.addr, op.addr + op.range);
+        let region = op.prefetch_mem_region_instance;
+        let parts: Vec<(u64, u64, PrefTarget)> = {
+            let vm = &g.files[&fd].vms[&vm_id];
+            vm.vmas_in(s, e)
+                .into_iter()
+                .filter(|vs| vm.vmas[vs].kind == VmaKind::Mirror)
+                .map(|vs| (s.max(vs), e.min(vm.vmas[&vs].end), vm.vmas[&vs].attrs.pref))
+                .collect()
+        };
+        for (ps, pe, pref) in parts {
+            let target = match region {
+                // CONSULT: preferred location resolved against the root tile.
+                DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC => self.resolve_pref(dev, 0, pref),
+                0 => None,
+                n => self.pagemap_of(dev, (n - 1) as u16),
+            };
+            self.prefetch(g, fd, vm_id, dev, ps, pe, target)?;
+        }
+        Ok(())
+    }
+
+    // -- WAIT_USER_FENCE (§6.6) ---------------------------------------------
+
+    fn wait_user_fence(&self, g: &mut Guard, arg: u64, udir: u32, usz: usize) -> Result<()> {
+        let mut w: drm_xe_wait_user_fence = copy_in(arg, udir, usz)?;
+        if w.extensions != 0 || w.pad != 0 || w.pad2 != 0 || w.reserved != [0, 0] {
+            return Err(Errno::EINVAL);
+        }
+        if w.flags & !DRM_XE_UFENCE_WAIT_FLAG_ABSTIME != 0 || w.op > DRM_XE_UFENCE_WAIT_OP_LTE || w.addr & 7 != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if w.exec_queue_id != 0 {
+            return Err(Errno::ENOENT);
+        }
+        let abs = w.flags & DRM_XE_UFENCE_WAIT_FLAG_ABSTIME != 0;
+        let start = crate::driver::monotonic_ns() as i64;
+        let deadline = if w.timeout < 0 { i64::MAX } else if abs { w.timeout } else { start.saturating_add(w.timeout) };
+        loop {
+            let v: u64 = uaccess::read(w.addr)?;
+            let (a, b) = (v & w.mask, w.value & w.mask);
+            let passed = match w.op {
+                DRM_XE_UFENCE_WAIT_OP_EQ => a == b,
+                DRM_XE_UFENCE_WAIT_OP_NEQ => a != b,
+                DRM_XE_UFENCE_WAIT_OP_GT => a > b,
+                DRM_XE_UFENCE_WAIT_OP_GTE => a >= b,
+                DRM_XE_UFENCE_WAIT_OP_LT => a < b,
+                _ => a <= b,
+            };
+            let now = crate::driver::monotonic_ns() as i64;
+            if !abs && w.timeout > 0 {
+                w.timeout = (deadline - now).max(0);
+            }
+            if passed {
+                return copy_out(arg, udir, usz, &w);
+            }
+            if now >= deadline {
+                let _ = copy_out(arg, udir, usz, &w);
+                return Err(Errno::ETIME);
+            }
+            // Another thread may write the fence: wait without the driver lock.
+            parking_lot::MutexGuard::unlocked(g, || std::thread::sleep(std::time::Duration::from_micros(50)));
+        }
+    }
+
+    // -- MADVISE (§6.7) -------------------------------------------------------
+
+    fn madvise(&self, g: &mut Guard, fd: RawFd, dev: u32, arg: u64, udir: u32, usz: usize) -> Result<()> {
+        let m: drm_xe_madvise = copy_in(arg, udir, usz)?;
+        let v7 = self.topo.kernel >= KernelVersion::V7_0;
+        let mut start = m.start;
+        // 7.0+ accepts canonical (sign-extended) addresses.
+        if v7 && start >> 47 == 0x1_ffff {
+            start &= (1 << 48) - 1;
+        }
+        if !g.files[&fd].vms.contains_key(&m.vm_id) {
+            return Err(Errno::EINVAL);
+        }
+        if start % PAGE != 0 || m.range % PAGE != 0 || m.range < PAGE || m.reserved != [0, 0] {
+            return Err(Errno::EINVAL);
+        }
+        let end = start.checked_add(m.range).ok_or(Errno::EINVAL)?;
+        // SAFETY: union members are plain data; `attr_type` selects the meaningful one.
+        let (pl, val) = unsafe { (m.attr.preferred_mem_loc, m.attr.atomic) };
+        enum Change {
+            Pref(u32, u16, u16, PrefTarget),
+            Atomic(u32),
+            Pat(u16),
+        }
+        let change = match m.attr_type {
+            DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC => {
+                let fd_s = pl.devmem_fd as i32;
+                if fd_s < -1 || pl.migration_policy > DRM_XE_MIGRATE_ONLY_SYSTEM_PAGES || pl.reserved != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                if (!v7 || fd_s <= 0) && pl.region_instance != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                let target = match fd_s {
+                    0 => PrefTarget::DefaultDevice,
+                    -1 => PrefTarget::System,
+                    _ if !v7 => PrefTarget::System, // 6.18: accepted unvalidated, behaves like system
+                    other => {
+                        let tdev = g.files.get(&other).ok_or(Errno::ENOENT)?.device;
+                        if g.gone[tdev as usize].is_some() {
+                            return Err(Errno::ENODEV);
+                        }
+                        let tile = pl.region_instance.checked_sub(1).ok_or(Errno::ENOENT)?;
+                        let p = self.pagemap_of(tdev, tile).ok_or(Errno::ENOENT)?;
+                        if self.owner_of_pagemap(p) != self.owner[dev as usize] {
+                            return Err(Errno::ENOLINK);
+                        }
+                        PrefTarget::Pagemap(p)
+                    }
+                };
+                Change::Pref(pl.devmem_fd, pl.migration_policy, pl.region_instance, target)
+            }
+            DRM_XE_MEM_RANGE_ATTR_ATOMIC => {
+                if val.val > DRM_XE_ATOMIC_CPU || val.pad != 0 || val.reserved != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                Change::Atomic(val.val)
+            }
+            DRM_XE_MEM_RANGE_ATTR_PAT => {
+                if val.val >= N_PAT || val.pad != 0 || val.reserved != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                Change::Pat(val.val as u16)
+            }
+            DRM_XE_VMA_ATTR_PURGEABLE_STATE if v7 => {
+                // SAFETY: union member, plain data.
+                let p = unsafe { m.attr.purge_state_val };
+                if p.val > DRM_XE_VMA_PURGEABLE_STATE_DONTNEED || p.pad != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                if p.retained_ptr != 0 {
+                    if uaccess::read::<u32>(p.retained_ptr)? != 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                    uaccess::write(p.retained_ptr, &1u32)?; // SVM memory is never purged
+                }
+                return Ok(());
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        self.count(&self.counters.madvise_calls, 1);
+        let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&m.vm_id).unwrap();
+        if vm.vmas_in(start, end).is_empty() {
+            return Ok(()); // no VMA: nothing to do
+        }
+        let mut straddling = vm.split_at(start);
+        straddling.extend(vm.split_at(end));
+        let mut zapped = Vec::new();
+        for vs in vm.vmas_in(start, end) {
+            let v = vm.vmas.get_mut(&vs).unwrap();
+            let changed = match change {
+                Change::Pref(fd_raw, policy, inst, target) => {
+                    if v.kind != VmaKind::Mirror {
+                        false
+                    // Quirk: unchanged when fd and policy match, whatever region_instance says.
+                    } else if v.attrs.devmem_fd == fd_raw && v.attrs.migration_policy == policy {
+                        false
+                    } else {
+                        v.attrs.devmem_fd = fd_raw;
+                        v.attrs.migration_policy = policy;
+                        v.attrs.region_instance = inst;
+                        v.attrs.pref = target;
+                        true
+                    }
+                }
+                Change::Atomic(a) => std::mem::replace(&mut v.attrs.atomic, a) != a,
+                Change::Pat(p) => std::mem::replace(&mut v.attrs.pat, p) != p,
+            };
+            if changed {
+                zapped.push((vs, v.end));
+            }
+        }
+        let mut tiles = 0;
+        for (s, e) in zapped {
+            tiles += vm.invalidate(s, e);
+        }
+        self.count(&self.counters.tlb_invalidations, tiles as u64);
+        self.advance(tiles as u64 * self.topo.costs.tlb_invalidation_ns);
+        self.destroy_ranges(g, fd, m.vm_id, &straddling, true);
+        Ok(())
+    }
+
+    // -- VM_QUERY_MEM_RANGE_ATTRS (§6.8) --------------------------------------
+
+    fn query_mem_range_attrs(&self, g: &Guard, fd: RawFd, arg: u64, udir: u32, usz: usize) -> Result<()> {
+        let mut q: drm_xe_vm_query_mem_range_attr = copy_in(arg, udir, usz)?;
+        let vm = g.files[&fd].vms.get(&q.vm_id).ok_or(Errno::EINVAL)?;
+        let end = q.start.saturating_add(q.range);
+        let vmas = vm.vmas_in(q.start, end);
+        if q.num_mem_ranges == 0 {
+            if q.vector_of_mem_attr != 0 || q.sizeof_mem_range_attr != 0 {
+                return Err(Errno::EINVAL);
+            }
+            q.num_mem_ranges = vmas.len() as u32;
+            q.sizeof_mem_range_attr = size_of::<drm_xe_mem_range_attr>() as u64;
+            return copy_out(arg, udir, usz, &q);
+        }
+        if q.vector_of_mem_attr == 0 || q.sizeof_mem_range_attr != size_of::<drm_xe_mem_range_attr>() as u64 {
+            return Err(Errno::EINVAL);
+        }
+        if vmas.len() > q.num_mem_ranges as usize {
+            return Err(Errno::ENOSPC);
+        }
+        for (i, vs) in vmas.iter().enumerate() {
+            let v = &vm.vmas[vs];
+            let a = drm_xe_mem_range_attr {
+                extensions: 0,
+                start: *vs,
+                end: v.end,
+                preferred_mem_loc: drm_xe_mem_range_attr_pref_loc {
+                    devmem_fd: v.attrs.devmem_fd,
+                    migration_policy: v.attrs.migration_policy as u32,
+                },
+                atomic: drm_xe_mem_range_attr_val { val: v.attrs.atomic, reserved: 0 },
+                pat_index: drm_xe_mem_range_attr_val { val: v.attrs.pat as u32, reserved: 0 },
+                reserved: [0, 0],
+            };
+            uaccess::write(q.vector_of_mem_attr + (i * size_of::<drm_xe_mem_range_attr>()) as u64, &a)?;
+        }
+        q.num_mem_ranges = vmas.len() as u32;
+        copy_out(arg, udir, usz, &q)
+    }
+}

@@ -1,0 +1,561 @@
+//! The simulated Xe kernel driver: the kernel's SVM behaviour behind the real
+//! ioctl interface (design.md, "The simulated driver").
+//!
+//! It receives the same uAPI structs as the kernel ([`Sim::ioctl`], decoded in
+//! `ioctl.rs` with every validation rule of xe-uapi.md §6), keeps the kernel's
+//! objects (VMs, VMAs, SVM ranges: `vm.rs`), runs its fault, prefetch,
+//! migration and eviction paths (kernel-model.md §2–§9, §12: `svm.rs`) over a
+//! physical memory model with content tokens (`mem.rs`), and plays the world
+//! around it: GPU and CPU accesses, munmap, a simulated clock (cost-model.md),
+//! counters and fault injection.
+//!
+//! Thread safety: every entry point may be called from many threads. State
+//! sits behind one mutex; a migration collects (locks) its pages, releases the
+//! mutex while "copying", then finalizes, so racing migrations of the same
+//! range see each other's locked pages and get EBUSY as in kernel-model §5 and
+//! §13.1; the driver-wide migrate rwsem serializes the retry.
+
+pub mod config;
+pub mod inject;
+mod ioctl;
+pub mod mem;
+mod svm;
+mod uaccess;
+pub mod vm;
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
+
+pub use config::{Costs, DeviceSpec, KernelVersion, LinkKind, LinkSpec, Topology};
+pub use inject::{Injection, Point};
+use mem::{Loc, Memory, PAGE};
+use vm::Vm;
+
+use crate::driver::Placement;
+use crate::errno::{Errno, Result};
+
+/// What a GPU or CPU access does to memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    /// A GPU atomic (a write that may require VRAM, kernel-model §3.2).
+    Atomic,
+}
+
+/// One VRAM region of one tile.
+#[derive(Clone, Copy, Debug)]
+pub struct PagemapInfo {
+    pub device: u32,
+    pub tile: u16,
+    /// Region instance as DEVICE_QUERY reports it (tile + 1).
+    pub instance: u16,
+    pub capacity: u64,
+}
+
+macro_rules! counters {
+    ($($(#[$m:meta])* $name:ident,)*) => {
+        /// Event counts, named after what the kernel would count.
+        #[derive(Default)]
+        pub struct Counters { $(pub(crate) $name: AtomicU64,)* }
+
+        /// A snapshot of [`Counters`].
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct CounterSnapshot { $($(#[$m])* pub $name: u64,)* }
+
+        impl Counters {
+            pub fn snapshot(&self) -> CounterSnapshot {
+                CounterSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Ioctls received (including rejected ones).
+    ioctls,
+    /// GPU page faults serviced (successful or not).
+    gpu_faults,
+    /// GPU faults that failed (the GPU got an unsuccessful fault response).
+    gpu_fault_errors,
+    /// CPU faults on device pages (migrate_to_ram).
+    cpu_faults,
+    /// CPU faults that had to wait for an atomic timeslice to expire.
+    timeslice_waits,
+    /// Range migrations system -> VRAM.
+    migrations_to_vram,
+    /// Migrations VRAM -> system (CPU faults, evictions, prefetch to system).
+    migrations_to_system,
+    /// Device-to-device migrations over a link.
+    migrations_device_to_device,
+    bytes_to_vram,
+    bytes_to_system,
+    bytes_device_to_device,
+    /// Migrations into VRAM by range size.
+    migrations_4k,
+    migrations_64k,
+    migrations_2m,
+    /// VRAM allocations evicted to system memory under pressure (TTM LRU).
+    evictions,
+    evicted_bytes,
+    /// populate_mm -EBUSY answered by evict-and-retry-once (kernel-model §5.1).
+    migrate_retries,
+    /// Migrations that failed (any errno).
+    migrate_errors,
+    /// Prefetch ranges whose failure the kernel turned into success (-ENODATA, §7).
+    prefetch_swallowed,
+    /// GPU TLB invalidations (one per tile that lost a binding).
+    tlb_invalidations,
+    madvise_calls,
+    prefetch_ranges,
+    /// Bytes GPUs accessed in memory that was not their tile's VRAM.
+    remote_access_bytes,
+    /// Injected failures that fired.
+    injected,
+}
+
+/// An open simulated DRM file: one `open()` of a device node.
+struct File {
+    device: u32,
+    vms: BTreeMap<u32, Vm>,
+    next_vm: u32,
+    _fd: OwnedFd,
+}
+
+struct State {
+    mem: Memory,
+    files: HashMap<RawFd, File>,
+    /// Per device: the errno every call gets once it is gone.
+    gone: Vec<Option<Errno>>,
+    injector: inject::Injector,
+}
+
+/// The simulated driver and its world. Share it with `Arc`.
+pub struct Sim {
+    topo: Topology,
+    pagemaps: Vec<PagemapInfo>,
+    /// Per device, per tile: its pagemap.
+    tile_pagemap: Vec<Vec<u16>>,
+    /// Per device: its interconnect (pagemap owner) group.
+    owner: Vec<u32>,
+    state: Mutex<State>,
+    /// `driver_migrate_lock` (kernel-model §5.1).
+    migrate_lock: RwLock<()>,
+    clock: AtomicU64,
+    epoch: AtomicU64,
+    counters: Counters,
+}
+
+type Guard<'a> = MutexGuard<'a, State>;
+
+impl Sim {
+    pub fn new(topo: Topology) -> std::result::Result<Arc<Sim>, String> {
+        topo.validate()?;
+        let mut pagemaps = Vec::new();
+        let mut tile_pagemap = Vec::new();
+        for (d, spec) in topo.devices.iter().enumerate() {
+            let mut tiles = Vec::new();
+            if spec.has_vram() {
+                for t in 0..spec.tiles {
+                    tiles.push(pagemaps.len() as u16);
+                    pagemaps.push(PagemapInfo { device: d as u32, tile: t, instance: t + 1, capacity: spec.vram_per_tile });
+                }
+            }
+            tile_pagemap.push(tiles);
+        }
+        if pagemaps.len() > 120 {
+            return Err("too many VRAM regions (at most 120)".into());
+        }
+        let owner = owner_groups(&topo);
+        let mem = Memory::new(pagemaps.iter().map(|p| p.capacity).collect());
+        Ok(Arc::new(Sim {
+            state: Mutex::new(State { mem, files: HashMap::new(), gone: vec![None; topo.devices.len()], injector: Default::default() }),
+            topo,
+            pagemaps,
+            tile_pagemap,
+            owner,
+            migrate_lock: RwLock::new(()),
+            clock: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
+            counters: Counters::default(),
+        }))
+    }
+
+    /// A simulator of one of [`config::PRESETS`].
+    pub fn from_preset(name: &str) -> std::result::Result<Arc<Sim>, String> {
+        let topo = Topology::preset(name).ok_or_else(|| {
+            let names: Vec<_> = config::PRESETS.iter().map(|(n, _)| *n).collect();
+            format!("unknown preset \"{name}\" (known: {})", names.join(", "))
+        })?;
+        Sim::new(topo)
+    }
+
+    /// A simulator from a topology file.
+    pub fn from_file(path: &std::path::Path) -> std::result::Result<Arc<Sim>, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let topo = Topology::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Sim::new(topo)
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    pub fn pagemaps(&self) -> &[PagemapInfo] {
+        &self.pagemaps
+    }
+
+    /// The pagemap of a device's tile, if it has VRAM.
+    pub fn pagemap_of(&self, device: u32, tile: u16) -> Option<u16> {
+        self.tile_pagemap.get(device as usize)?.get(tile as usize).copied()
+    }
+
+    /// The pagemap (owner) group of a device: devices in one group reach each
+    /// other's VRAM directly.
+    pub fn owner_group(&self, device: u32) -> u32 {
+        self.owner[device as usize]
+    }
+
+    // -- files --------------------------------------------------------------
+
+    /// Opens a device like `open("/dev/dri/renderD*")`: returns a real,
+    /// process-unique file descriptor that only this simulator understands.
+    pub fn open_device(&self, device: u32) -> Result<RawFd> {
+        if device as usize >= self.topo.devices.len() {
+            return Err(Errno::ENODEV);
+        }
+        let mut g = self.state.lock();
+        if let Some(e) = g.gone[device as usize] {
+            return Err(e);
+        }
+        // SAFETY: plain syscall; the fd is owned below.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        g.files.insert(raw, File { device, vms: BTreeMap::new(), next_vm: 1, _fd: fd });
+        Ok(raw)
+    }
+
+    /// Closes a device fd: its VMs go away (pages stay where they are, as the
+    /// process's memory does).
+    pub fn close_device(&self, fd: RawFd) -> Result<()> {
+        let mut g = self.state.lock();
+        g.files.remove(&fd).map(drop).ok_or(Errno::EBADF)
+    }
+
+    /// The device index behind an fd of this simulator.
+    pub fn device_of_fd(&self, fd: RawFd) -> Option<u32> {
+        self.state.lock().files.get(&fd).map(|f| f.device)
+    }
+
+    // -- clock, counters, injection ------------------------------------------
+
+    pub fn now_ns(&self) -> u64 {
+        self.clock.load(Ordering::Relaxed)
+    }
+
+    fn advance(&self, ns: u64) {
+        self.clock.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Moves the clock forward to at least `t` (a wait).
+    fn advance_to(&self, t: u64) {
+        self.clock.fetch_max(t, Ordering::Relaxed);
+    }
+
+    fn count(&self, c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+
+    /// Changes whenever any page changed place.
+    pub fn placement_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    fn publish_epoch(&self, g: &Guard) {
+        self.epoch.store(g.mem.epoch, Ordering::Release);
+    }
+
+    pub fn inject(&self, injection: Injection) {
+        self.state.lock().injector.arm(injection);
+    }
+
+    pub fn clear_injections(&self) {
+        self.state.lock().injector.clear();
+    }
+
+    fn injected(&self, g: &mut Guard, point: Point, device: u32, request: u32) -> Option<Errno> {
+        if g.injector.is_empty() {
+            return None;
+        }
+        let e = g.injector.check(point, device, request);
+        if e.is_some() {
+            self.count(&self.counters.injected, 1);
+        }
+        e
+    }
+
+    /// Unplugs (ENODEV) or wedges (ECANCELED) a device: its VRAM contents go
+    /// back to system memory, and every later call on it fails with `errno`.
+    pub fn remove_device(&self, device: u32, errno: Errno) -> Result<()> {
+        if device as usize >= self.topo.devices.len() {
+            return Err(Errno::ENODEV);
+        }
+        let mut g = self.state.lock();
+        self.mark_gone(&mut g, device, errno);
+        Ok(())
+    }
+
+    fn mark_gone(&self, g: &mut Guard, device: u32, errno: Errno) {
+        if g.gone[device as usize].is_some() {
+            return;
+        }
+        g.gone[device as usize] = Some(errno);
+        let victims: Vec<u32> = g
+            .mem
+            .allocations()
+            .filter(|(_, a)| self.pagemaps[a.pagemap as usize].device == device)
+            .map(|(id, _)| id)
+            .collect();
+        for id in victims {
+            self.evict_alloc(g, id, false);
+        }
+        self.publish_epoch(g);
+    }
+
+    // -- the world: CPU side ------------------------------------------------
+
+    /// Maps [start, start+size) anew (MAP_FIXED): anonymous, or file-backed
+    /// (`file`), which can never be placed in VRAM. Old contents are gone.
+    pub fn mmap(&self, start: u64, size: u64, file: bool) -> Result<()> {
+        let end = check_span(start, size)?;
+        let mut g = self.state.lock();
+        self.unmap_span(&mut g, start, end);
+        g.mem.set_cpu_kind(start, end, if file { mem::CpuKind::File } else { mem::CpuKind::Anonymous });
+        self.publish_epoch(&g);
+        Ok(())
+    }
+
+    /// munmap: the pages' contents are gone, ranges over them are destroyed
+    /// (MMU notifier UNMAP + garbage collector, kernel-model §8), and mirror
+    /// VMAs bound with MADVISE_AUTORESET get default attributes back.
+    pub fn munmap(&self, start: u64, size: u64) -> Result<()> {
+        let end = check_span(start, size)?;
+        let mut g = self.state.lock();
+        self.unmap_span(&mut g, start, end);
+        g.mem.set_cpu_kind(start, end, mem::CpuKind::Unmapped);
+        self.publish_epoch(&g);
+        Ok(())
+    }
+
+    /// A CPU access: device pages are faulted back to system memory first
+    /// (after any atomic timeslice, §12), then read or written there.
+    pub fn cpu_access(&self, start: u64, size: u64, access: Access, value: u64) -> Result<()> {
+        let end = check_span(start, size)?;
+        let (start, end) = (start & !(PAGE - 1), end.next_multiple_of(PAGE));
+        let mut g = self.state.lock();
+        let mut a = start;
+        while a < end {
+            let (_, vend, kind) = g.mem.cpu_vma(a);
+            if kind == mem::CpuKind::Unmapped {
+                return Err(Errno::EFAULT);
+            }
+            let stop = end.min(vend);
+            while a < stop {
+                self.wait_unlocked(&mut g, a)?;
+                if let Loc::Vram(p) = g.mem.loc(a) {
+                    self.cpu_fault(&mut g, p, a);
+                    continue;
+                }
+                if access != Access::Read {
+                    g.mem.write_token(a, mem::write_token(value, a));
+                } else {
+                    g.mem.populate_system(a);
+                }
+                a += PAGE;
+            }
+        }
+        self.publish_epoch(&g);
+        Ok(())
+    }
+
+    /// Waits (yielding the state lock) while a migration holds the page.
+    fn wait_unlocked(&self, g: &mut Guard, addr: u64) -> Result<()> {
+        for _ in 0..100_000 {
+            if !g.mem.is_locked(addr) {
+                return Ok(());
+            }
+            MutexGuard::unlocked(g, std::thread::yield_now);
+        }
+        Err(Errno::EBUSY)
+    }
+
+    // -- the world: GPU side ------------------------------------------------
+
+    /// A GPU access by `tile` of the device behind `fd`, in VM `vm_id`, to
+    /// [start, start+size). Unbound or unsuitable ranges go through the GPU
+    /// fault path (kernel-model §4); the result is what the GPU would see.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gpu_access(&self, fd: RawFd, vm_id: u32, tile: u16, start: u64, size: u64, access: Access, value: u64) -> Result<()> {
+        let end = check_span(start, size)?;
+        let (start, end) = (start & !(PAGE - 1), end.next_multiple_of(PAGE));
+        let mut g = self.state.lock();
+        let dev = g.files.get(&fd).ok_or(Errno::EBADF)?.device;
+        if let Some(e) = g.gone[dev as usize] {
+            return Err(e);
+        }
+        if tile >= self.topo.devices[dev as usize].tiles {
+            return Err(Errno::EINVAL);
+        }
+        let r = self.gpu_access_locked(&mut g, fd, vm_id, dev, tile, start, end, access, value);
+        self.publish_epoch(&g);
+        r
+    }
+
+    // -- ground truth -------------------------------------------------------
+
+    /// Where [start, start+size) lives, merged into one answer.
+    pub fn placement(&self, start: u64, size: u64) -> Placement {
+        let Ok(end) = check_span(start, size) else { return Placement::Mixed };
+        let (start, end) = (start & !(PAGE - 1), end.next_multiple_of(PAGE));
+        let g = self.state.lock();
+        let c = g.mem.census(start, end, None);
+        let pages = (end - start) / PAGE;
+        if c.unpopulated == pages {
+            Placement::Unpopulated
+        } else if c.system == pages {
+            Placement::System
+        } else if c.other_device == pages && c.other_pagemaps[1].is_none() {
+            let p = self.pagemaps[c.other_pagemaps[0].unwrap() as usize];
+            Placement::Vram { device: p.device, instance: p.instance }
+        } else {
+            Placement::Mixed
+        }
+    }
+
+    /// Bytes of [start, start+size) in one place: `instance` 0 is system
+    /// memory (device ignored), N the VRAM region of that device's tile N-1.
+    pub fn bytes_in(&self, start: u64, size: u64, device: u32, instance: u16) -> Result<u64> {
+        let end = check_span(start, size)?;
+        let (start, end) = (start & !(PAGE - 1), end.next_multiple_of(PAGE));
+        let target = if instance == 0 {
+            None
+        } else {
+            Some(self.pagemap_of(device, instance - 1).ok_or(Errno::EINVAL)?)
+        };
+        let g = self.state.lock();
+        let c = g.mem.census(start, end, target);
+        Ok(PAGE * if target.is_none() { c.system } else { c.in_target })
+    }
+
+    /// Order-independent checksum of the contents of every page in the span,
+    /// read where each page lives, without moving anything.
+    pub fn checksum(&self, start: u64, size: u64) -> Result<u64> {
+        let end = check_span(start, size)?;
+        Ok(self.state.lock().mem.checksum(start & !(PAGE - 1), end.next_multiple_of(PAGE)))
+    }
+
+    /// The content token of one page (0: never written).
+    pub fn page_token(&self, addr: u64) -> u32 {
+        self.state.lock().mem.token(addr & !(PAGE - 1))
+    }
+
+    /// Checks the model's invariants: each page in exactly one place with
+    /// storage behind it, no pagemap over capacity, allocation accounting exact.
+    pub fn check_invariants(&self) -> std::result::Result<(), String> {
+        let g = self.state.lock();
+        let (_, per_pm) = g.mem.totals();
+        let mut live = vec![0u64; self.pagemaps.len()];
+        let mut bytes = vec![0u64; self.pagemaps.len()];
+        for (id, a) in g.mem.allocations() {
+            live[a.pagemap as usize] += a.live as u64;
+            bytes[a.pagemap as usize] += a.bytes();
+            let pages = g.mem.alloc_pages(id).len() as u64;
+            if pages != a.live as u64 {
+                return Err(format!("allocation {id} counts {} live pages but holds {pages}", a.live));
+            }
+            if a.live == 0 {
+                return Err(format!("allocation {id} holds no pages and was not freed"));
+            }
+        }
+        for p in 0..self.pagemaps.len() {
+            if g.mem.used[p] > g.mem.capacity[p] {
+                return Err(format!("pagemap {p} over capacity: {} > {}", g.mem.used[p], g.mem.capacity[p]));
+            }
+            if g.mem.used[p] != bytes[p] {
+                return Err(format!("pagemap {p} used {} but allocations sum to {}", g.mem.used[p], bytes[p]));
+            }
+            if per_pm[p] != live[p] {
+                return Err(format!("pagemap {p}: {} pages placed there but allocations hold {}", per_pm[p], live[p]));
+            }
+        }
+        Ok(())
+    }
+
+    /// Heap bytes the memory model holds (for the simulator benchmark).
+    pub fn footprint(&self) -> u64 {
+        self.state.lock().mem.footprint()
+    }
+}
+
+/// Validates a span: non-empty, no overflow, inside the modelled address space.
+fn check_span(start: u64, size: u64) -> Result<u64> {
+    if size == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = start.checked_add(size).ok_or(Errno::EINVAL)?;
+    if end > mem::VA_END {
+        return Err(Errno::EINVAL);
+    }
+    Ok(end)
+}
+
+/// Interconnect (pagemap owner) groups as `drm_pagemap_acquire_owner` forms
+/// them: devices in index order join the first group with every member of
+/// which they have a link; 6.18 has no multi-device pagemaps, so each device
+/// is its own group there (kernel-model §1, §11.2).
+fn owner_groups(t: &Topology) -> Vec<u32> {
+    let n = t.devices.len();
+    if !t.kernel.multi_device() {
+        return (0..n as u32).collect();
+    }
+    let mut groups: Vec<Vec<u32>> = Vec::new();
+    let mut owner = vec![0; n];
+    for d in 0..n as u32 {
+        match groups.iter().position(|g| g.iter().all(|&m| t.link(d, m).is_some())) {
+            Some(i) => {
+                groups[i].push(d);
+                owner[d as usize] = i as u32;
+            }
+            None => {
+                owner[d as usize] = groups.len() as u32;
+                groups.push(vec![d]);
+            }
+        }
+    }
+    owner
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        // Files own their descriptors; dropping the state closes them.
+        self.state.get_mut().files.clear();
+    }
+}
+
+impl AsRawFd for File {
+    fn as_raw_fd(&self) -> RawFd {
+        self._fd.as_raw_fd()
+    }
+}

@@ -1,0 +1,660 @@
+//! The kernel's SVM paths: GPU fault handling (kernel-model §4, §15), range
+//! lookup and chunk sizing (§2), target resolution (§3), migration to VRAM
+//! with scan, migrate rwsem and evict-and-retry-once (§5), get_pages (§6),
+//! prefetch (§7), munmap and the garbage collector (§8), VRAM pressure (§9)
+//! and the atomic timeslice (§12).
+
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+
+use parking_lot::MutexGuard;
+
+use super::mem::{CpuKind, Loc, BLOCK, PAGE};
+use super::vm::{PrefTarget, SvmRange, VmaKind};
+use super::{Access, Guard, Point, Sim};
+use crate::errno::{Errno, Result};
+use crate::uapi::*;
+
+const CHUNK_SIZES: [u64; 3] = [2 << 20, 64 << 10, 4 << 10];
+/// `check_pages_threshold` on discrete GPUs (§2 step 5).
+const CHECK_PAGES_THRESHOLD: u64 = 64 << 10;
+/// The sim's own bound on the kernel's unbounded ordinary-fault retry loop:
+/// beyond it the access reports EBUSY instead of spinning forever.
+const MAX_FAULT_PASSES: u32 = 64;
+
+/// A found or created range: [start, end).
+type Span = (u64, u64);
+
+impl Sim {
+    fn dev_has_vram(&self, dev: u32) -> bool {
+        !self.tile_pagemap[dev as usize].is_empty()
+    }
+
+    /// `xe_vma_need_vram_for_atomic` (§3.2): Ok(true) when the fault must run
+    /// `devmem_only` in local VRAM; EACCES for ATOMIC_CPU ranges.
+    pub(super) fn need_vram(&self, dev: u32, attr: u32, access: Access) -> Result<bool> {
+        if !self.dev_has_vram(dev) || access != Access::Atomic {
+            return Ok(false);
+        }
+        match attr {
+            DRM_XE_ATOMIC_DEVICE => Ok(!self.topo.devices[dev as usize].device_atomics_on_smem),
+            DRM_XE_ATOMIC_CPU => Err(Errno::EACCES),
+            _ => Ok(true),
+        }
+    }
+
+    /// `xe_vma_resolve_pagemap` (§3.1) for a faulting tile.
+    pub(super) fn resolve_pref(&self, dev: u32, tile: u16, pref: PrefTarget) -> Option<u16> {
+        match pref {
+            PrefTarget::DefaultDevice => self.pagemap_of(dev, tile),
+            PrefTarget::System => None,
+            PrefTarget::Pagemap(p) => Some(p),
+        }
+    }
+
+    pub(super) fn owner_of_pagemap(&self, p: u16) -> u32 {
+        self.owner[self.pagemaps[p as usize].device as usize]
+    }
+
+    /// Bandwidth of the path from a device's tile to where pages live.
+    fn path_bandwidth(&self, dev: u32, loc: Option<u16>) -> Option<f64> {
+        match loc {
+            None => Some(self.topo.costs.h2d_bandwidth),
+            Some(p) => {
+                let pd = self.pagemaps[p as usize].device;
+                if pd == dev {
+                    None
+                } else {
+                    Some(self.topo.link(dev, pd).map_or(self.topo.costs.h2d_bandwidth, |l| l.bandwidth))
+                }
+            }
+        }
+    }
+
+    /// The MMU notifier: zaps every VM's bindings over [start, end) (one TLB
+    /// invalidation per tile that lost one).
+    pub(super) fn invalidate_all(&self, g: &mut Guard, start: u64, end: u64) {
+        let mut tiles = 0;
+        for f in g.files.values_mut() {
+            for vm in f.vms.values_mut() {
+                tiles += vm.invalidate(start, end);
+            }
+        }
+        if tiles > 0 {
+            self.count(&self.counters.tlb_invalidations, tiles as u64);
+            self.advance(tiles as u64 * self.topo.costs.tlb_invalidation_ns);
+        }
+    }
+
+    // -- accesses -----------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gpu_access_locked(
+        &self,
+        g: &mut Guard,
+        fd: RawFd,
+        vm_id: u32,
+        dev: u32,
+        tile: u16,
+        start: u64,
+        end: u64,
+        access: Access,
+        value: u64,
+    ) -> Result<()> {
+        let tile_bit = 1u8 << tile;
+        let local = self.pagemap_of(dev, tile);
+        let mut a = start;
+        while a < end {
+            let vm = g.files.get(&fd).ok_or(Errno::EBADF)?.vms.get(&vm_id).ok_or(Errno::ENOENT)?;
+            let Some((_, vma)) = vm.vma_at(a) else {
+                // No GPU mapping: the fault handler finds no VMA.
+                self.count(&self.counters.gpu_faults, 1);
+                self.count(&self.counters.gpu_fault_errors, 1);
+                return Err(Errno::EINVAL);
+            };
+            if vma.kind == VmaKind::Null {
+                a = end.min(vma.end);
+                continue;
+            }
+            if vma.readonly && access != Access::Read {
+                self.count(&self.counters.gpu_fault_errors, 1);
+                return Err(Errno::EPERM);
+            }
+            let need = match self.need_vram(dev, vma.attrs.atomic, access) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.count(&self.counters.gpu_faults, 1);
+                    self.count(&self.counters.gpu_fault_errors, 1);
+                    return Err(e);
+                }
+            };
+            let usable = |r: &SvmRange| r.bound & tile_bit != 0 && (!need || r.dpagemap == local);
+            if !vm.range_at(a).is_some_and(|(_, r)| usable(r)) {
+                if let Err(e) = self.gpu_fault(g, fd, vm_id, dev, tile, a, access) {
+                    self.count(&self.counters.gpu_fault_errors, 1);
+                    return Err(e);
+                }
+            }
+            let vm = g.files.get(&fd).ok_or(Errno::EBADF)?.vms.get(&vm_id).ok_or(Errno::ENOENT)?;
+            let Some((_, r)) = vm.range_at(a) else { return Err(Errno::EFAULT) };
+            let seg_end = end.min(r.end);
+            if let Some(bw) = self.path_bandwidth(dev, r.dpagemap) {
+                let bytes = seg_end - a;
+                self.count(&self.counters.remote_access_bytes, bytes);
+                self.advance((bytes as f64 / bw * 1e9) as u64);
+            }
+            if access != Access::Read {
+                for x in (a..seg_end).step_by(PAGE as usize) {
+                    g.mem.write_token(x, super::mem::write_token(value, x));
+                }
+            }
+            a = seg_end;
+        }
+        Ok(())
+    }
+
+    /// `xe_svm_handle_pagefault` (§4, §15).
+    #[allow(clippy::too_many_arguments)]
+    fn gpu_fault(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, tile: u16, addr: u64, access: Access) -> Result<()> {
+        self.count(&self.counters.gpu_faults, 1);
+        self.advance(self.topo.costs.fault_service_ns);
+        let attr = {
+            let vm = &g.files[&fd].vms[&vm_id];
+            vm.vma_at(addr).ok_or(Errno::EINVAL)?.1.attrs.atomic
+        };
+        let need = self.need_vram(dev, attr, access)?;
+        let mut tries: u32 = if need { 3 } else { 1 };
+        let mut timeslice = if need { self.topo.costs.atomic_timeslice_ns } else { 0 };
+        let tile_bit = 1u8 << tile;
+        for _ in 0..MAX_FAULT_PASSES {
+            // RETRY: the garbage collector ran at munmap time (see unmap_span).
+            let pref = {
+                let vm = g.files.get(&fd).ok_or(Errno::EBADF)?.vms.get(&vm_id).ok_or(Errno::ENOENT)?;
+                vm.vma_at(addr).ok_or(Errno::EINVAL)?.1.attrs.pref
+            };
+            let target = if need { self.pagemap_of(dev, tile) } else { self.resolve_pref(dev, tile, pref) };
+            let (rs, re) = self.find_or_insert(g, fd, vm_id, dev, addr)?;
+            let migratable = self.range_migratable(g, dev, rs);
+            if need && !migratable {
+                // §4 step 5: the 2026 trees ack this fault as handled without a
+                // binding; the GPU would replay forever, so the access fails here.
+                return Err(Errno::EACCES);
+            }
+            let r = g.files[&fd].vms[&vm_id].ranges[&rs].clone();
+            if r.bound & tile_bit != 0 && (!need || r.dpagemap == target) {
+                return Ok(());
+            }
+            if tries > 0 && target.is_some() && r.dpagemap != target && migratable && self.size_rule(dev, re - rs) {
+                tries -= 1;
+                let res = self.alloc_vram(g, rs, re, target.unwrap(), timeslice);
+                timeslice *= 2;
+                if let Err(e) = res {
+                    if !need {
+                        continue; // ordinary fault: retry without migration (fallback)
+                    }
+                    if tries == 0 {
+                        return Err(e);
+                    }
+                    // devmem_only with tries left: get_pages fixes mixed mappings.
+                }
+            }
+            let owner = target.map(|_| self.owner[dev as usize]);
+            match self.get_pages(g, fd, vm_id, rs, re, owner, need) {
+                Ok(()) => {}
+                Err(e @ (Errno::EOPNOTSUPP | Errno::EFAULT | Errno::EPERM)) => {
+                    if e == Errno::EOPNOTSUPP {
+                        self.evict_range(g, rs, re);
+                    }
+                    timeslice *= 2;
+                    if tries > 0 || !need {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+            self.bind(g, fd, vm_id, rs, tile_bit);
+            return Ok(());
+        }
+        Err(Errno::EBUSY)
+    }
+
+    /// Marks a range bound on tiles and bumps its allocation in the LRU.
+    fn bind(&self, g: &mut Guard, fd: RawFd, vm_id: u32, rs: u64, tiles: u8) {
+        let Some(r) = g.files.get_mut(&fd).and_then(|f| f.vms.get_mut(&vm_id)).and_then(|vm| vm.ranges.get_mut(&rs)) else {
+            return;
+        };
+        r.bound |= tiles;
+        if let Some(p) = r.dpagemap {
+            if let Some(id) = g.mem.alloc_at(p, rs) {
+                g.mem.touch(id);
+            }
+        }
+    }
+
+    /// NEED64K parts keep ranges below 64 KiB in system memory (§2).
+    fn size_rule(&self, dev: u32, size: u64) -> bool {
+        !(self.topo.devices[dev as usize].need_64k && size < (64 << 10))
+    }
+
+    /// `migrate_devmem`: device memory possible and the CPU VMA anonymous (§2 step 4).
+    fn range_migratable(&self, g: &Guard, dev: u32, rs: u64) -> bool {
+        self.dev_has_vram(dev) && g.mem.cpu_vma(rs).2 == CpuKind::Anonymous
+    }
+
+    /// `drm_gpusvm_range_find_or_insert` (§2).
+    pub(super) fn find_or_insert(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, addr: u64) -> Result<Span> {
+        let (cs, ce, kind) = g.mem.cpu_vma(addr);
+        if kind == CpuKind::Unmapped {
+            return Err(Errno::ENOENT);
+        }
+        let dgpu = self.dev_has_vram(dev);
+        let vm = g.files.get(&fd).ok_or(Errno::EBADF)?.vms.get(&vm_id).ok_or(Errno::ENOENT)?;
+        if let Some((s, r)) = vm.range_at(addr) {
+            return Ok((s, r.end));
+        }
+        let (vs, vma) = vm.vma_at(addr).ok_or(Errno::EINVAL)?;
+        let ve = vma.end;
+        for size in CHUNK_SIZES {
+            let s = addr & !(size - 1);
+            let e = s + size;
+            if s < cs || e > ce || s < vs || e > ve {
+                continue;
+            }
+            if size > PAGE && vm.overlaps_range(s, e) {
+                continue;
+            }
+            if dgpu && size > PAGE && size <= CHECK_PAGES_THRESHOLD && g.mem.census(s, e, None).unpopulated > 0 {
+                continue;
+            }
+            let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap();
+            vm.ranges.insert(s, SvmRange { end: e, bound: 0, dpagemap: None });
+            return Ok((s, e));
+        }
+        Err(Errno::EINVAL)
+    }
+
+    // -- migration ----------------------------------------------------------
+
+    /// `xe_svm_alloc_vram` (§5.1): scan, then populate under the migrate
+    /// rwsem, with one evict-and-retry on EBUSY (7.0+). 6.18 populates once.
+    pub(super) fn alloc_vram(&self, g: &mut Guard, rs: u64, re: u64, target: u16, timeslice: u64) -> Result<()> {
+        if !self.topo.kernel.multi_device() {
+            let r = self.populate_mm(g, rs, re, target, timeslice);
+            if r.is_err() {
+                self.count(&self.counters.migrate_errors, 1);
+            }
+            return r;
+        }
+        let pages = (re - rs) / PAGE;
+        if g.mem.census(rs, re, Some(target)).in_target == pages {
+            return Ok(()); // scan_mm: EQUAL
+        }
+        let read = MutexGuard::unlocked(g, || self.migrate_lock.read());
+        let mut r = self.populate_mm(g, rs, re, target, timeslice);
+        drop(read);
+        if r == Err(Errno::EBUSY) {
+            let write = MutexGuard::unlocked(g, || self.migrate_lock.write());
+            self.count(&self.counters.migrate_retries, 1);
+            self.evict_range(g, rs, re);
+            r = self.populate_mm(g, rs, re, target, timeslice);
+            drop(write);
+        }
+        if r.is_err() {
+            self.count(&self.counters.migrate_errors, 1);
+        }
+        r
+    }
+
+    /// `drm_pagemap_populate_mm` + `drm_pagemap_migrate_to_devmem` (§5.2, §5.3).
+    fn populate_mm(&self, g: &mut Guard, rs: u64, re: u64, target: u16, timeslice: u64) -> Result<()> {
+        let tdev = self.pagemaps[target as usize].device;
+        if let Some(e) = g.gone[tdev as usize] {
+            return Err(if e == Errno::ECANCELED { e } else { Errno::ENODEV });
+        }
+        if let Some(e) = self.injected(g, Point::Migrate, tdev, 0) {
+            return Err(e);
+        }
+        let (cs, ce, kind) = g.mem.cpu_vma(rs);
+        match kind {
+            CpuKind::Unmapped => return Err(Errno::ENOENT),
+            _ if rs < cs || re > ce => return Err(Errno::EINVAL),
+            CpuKind::File => return Err(Errno::EBUSY),
+            CpuKind::Anonymous => {}
+        }
+        let bytes = re - rs;
+        if let Some(e) = self.injected(g, Point::VramAlloc, tdev, 0) {
+            return Err(e);
+        }
+        let id = match g.mem.create_alloc(target, rs, bytes) {
+            Some(id) => id,
+            None => {
+                // Exclusive eviction retry (§9): push LRU allocations out until it fits.
+                while g.mem.free_bytes(target) < bytes {
+                    let Some(victim) = g.mem.lru_victim(target, rs, re) else { break };
+                    self.evict_alloc(g, victim, true);
+                }
+                g.mem.create_alloc(target, rs, bytes).ok_or(Errno::ENOMEM)?
+            }
+        };
+        // migrate_vma_setup: collect what this owner may move.
+        let d2d = self.topo.kernel.multi_device();
+        let towner = self.owner_of_pagemap(target);
+        let mut collected = Vec::with_capacity((bytes / PAGE) as usize);
+        let mut in_target = 0;
+        for a in (rs..re).step_by(PAGE as usize) {
+            if g.mem.is_locked(a) {
+                continue;
+            }
+            match g.mem.loc(a) {
+                Loc::Unpopulated | Loc::System => collected.push(a),
+                Loc::Vram(p) if p == target => {
+                    in_target += 1;
+                    collected.push(a);
+                }
+                Loc::Vram(p) if d2d && self.owner_of_pagemap(p) == towner => collected.push(a),
+                Loc::Vram(_) => {}
+            }
+        }
+        let pages = (bytes / PAGE) as usize;
+        let fail = |g: &mut Guard, e: Errno| {
+            g.mem.drop_empty_alloc(id);
+            Err(e)
+        };
+        if collected.is_empty() {
+            return fail(g, if d2d { Errno::EBUSY } else { Errno::EFAULT });
+        }
+        if collected.len() < pages {
+            return fail(g, Errno::EBUSY);
+        }
+        if in_target == pages {
+            g.mem.drop_empty_alloc(id);
+            return Ok(()); // "migration wasn't necessary"
+        }
+        if in_target > 0 {
+            return fail(g, Errno::EBUSY); // fragmentation
+        }
+        // The copy runs with the pages locked and the driver lock dropped, so
+        // racing migrations and CPU faults see them busy (§13.1).
+        for &a in &collected {
+            g.mem.set_locked(a, true);
+        }
+        MutexGuard::bump(g);
+        let (mut from_sys, mut from_peer) = (0u64, Vec::<(u16, u64)>::new());
+        let mut moved = 0usize;
+        for &a in &collected {
+            if !g.mem.is_locked(a) {
+                continue; // unmapped meanwhile: discard() cleared it
+            }
+            g.mem.set_locked(a, false);
+            match g.mem.loc(a) {
+                Loc::Vram(p) => match from_peer.iter_mut().find(|(q, _)| *q == p) {
+                    Some(e) => e.1 += PAGE,
+                    None => from_peer.push((p, PAGE)),
+                },
+                _ => from_sys += PAGE,
+            }
+            g.mem.page_to_alloc(a, id);
+            moved += 1;
+        }
+        let c = &self.topo.costs;
+        if from_sys > 0 {
+            self.advance(c.copy_ns(from_sys, c.h2d_bandwidth));
+            self.count(&self.counters.migrations_to_vram, 1);
+            self.count(&self.counters.bytes_to_vram, from_sys);
+            let by_size = match bytes {
+                b if b >= 2 << 20 => &self.counters.migrations_2m,
+                b if b >= 64 << 10 => &self.counters.migrations_64k,
+                _ => &self.counters.migrations_4k,
+            };
+            self.count(by_size, 1);
+        }
+        for (p, b) in from_peer {
+            let bw = self.path_bandwidth(self.pagemaps[p as usize].device, Some(target)).unwrap_or(c.p2p_bandwidth);
+            self.advance(c.copy_ns(b, bw));
+            self.count(&self.counters.migrations_device_to_device, 1);
+            self.count(&self.counters.bytes_device_to_device, b);
+        }
+        if g.mem.alloc(id).live == 0 {
+            g.mem.drop_empty_alloc(id);
+        } else {
+            g.mem.set_timeslice(id, self.now_ns() + timeslice);
+        }
+        self.invalidate_all(g, rs, re);
+        if moved < collected.len() {
+            return Err(Errno::EBUSY); // raced while finalizing
+        }
+        Ok(())
+    }
+
+    /// Moves every live page of an allocation to system memory
+    /// (`drm_pagemap_evict_to_ram`; `pressure`: a TTM eviction).
+    pub(super) fn evict_alloc(&self, g: &mut Guard, id: u32, pressure: bool) {
+        let pages = g.mem.alloc_pages(id);
+        if pages.is_empty() {
+            return;
+        }
+        self.pages_to_system(g, &pages);
+        if pressure {
+            self.count(&self.counters.evictions, 1);
+            self.count(&self.counters.evicted_bytes, pages.len() as u64 * PAGE);
+        }
+    }
+
+    /// Copies device pages to system memory and zaps mappings over them.
+    fn pages_to_system(&self, g: &mut Guard, pages: &[u64]) {
+        if pages.is_empty() {
+            return;
+        }
+        for &a in pages {
+            g.mem.page_to_system(a);
+        }
+        let bytes = pages.len() as u64 * PAGE;
+        let c = &self.topo.costs;
+        self.advance(c.copy_ns(bytes, c.d2h_bandwidth));
+        self.count(&self.counters.migrations_to_system, 1);
+        self.count(&self.counters.bytes_to_system, bytes);
+        let (lo, hi) = (pages[0], *pages.last().unwrap() + PAGE);
+        self.invalidate_all(g, lo, hi);
+    }
+
+    /// `drm_gpusvm_range_evict` (§5.5): every device page of the span back to
+    /// RAM through migrate_to_ram, waiting out timeslices (up to 1 s).
+    pub(super) fn evict_range(&self, g: &mut Guard, rs: u64, re: u64) {
+        let mut a = rs;
+        while a < re {
+            if self.wait_unlocked(g, a).is_err() {
+                a += PAGE;
+                continue;
+            }
+            if let Loc::Vram(p) = g.mem.loc(a) {
+                if let Some(id) = g.mem.alloc_at(p, a) {
+                    let expiry = g.mem.alloc(id).timeslice_expiry;
+                    if expiry > self.now_ns() && expiry - self.now_ns() <= 1_000_000_000 {
+                        self.advance_to(expiry);
+                    }
+                    let start = g.mem.alloc(id).start.max(rs);
+                    let end = g.mem.alloc(id).end().min(re);
+                    let pages: Vec<u64> =
+                        (start..end).step_by(PAGE as usize).filter(|&x| g.mem.loc(x) == Loc::Vram(p)).collect();
+                    self.pages_to_system(g, &pages);
+                    continue;
+                }
+            }
+            a += PAGE;
+        }
+    }
+
+    /// A CPU fault on a device page (`migrate_to_ram`, §5.5, §12): waits for
+    /// the timeslice, then moves the whole allocation back to RAM.
+    pub(super) fn cpu_fault(&self, g: &mut Guard, p: u16, addr: u64) {
+        self.count(&self.counters.cpu_faults, 1);
+        self.advance(self.topo.costs.cpu_fault_ns);
+        match g.mem.alloc_at(p, addr) {
+            Some(id) => {
+                let expiry = g.mem.alloc(id).timeslice_expiry;
+                if expiry > self.now_ns() {
+                    self.count(&self.counters.timeslice_waits, 1);
+                    self.advance_to(expiry);
+                }
+                self.evict_alloc(g, id, false);
+            }
+            None => {
+                g.mem.page_to_system(addr);
+            }
+        }
+    }
+
+    /// `drm_gpusvm_get_pages` (§6): fault pages in for `owner` and require one
+    /// uniform placement; records where the pages were found.
+    #[allow(clippy::too_many_arguments)]
+    fn get_pages(&self, g: &mut Guard, fd: RawFd, vm_id: u32, rs: u64, re: u64, owner: Option<u32>, devmem_only: bool) -> Result<()> {
+        let mut a = rs;
+        while a < re {
+            if g.files.get(&fd).and_then(|f| f.vms.get(&vm_id)).and_then(|vm| vm.ranges.get(&rs)).is_none() {
+                return Err(Errno::EFAULT); // range unmapped meanwhile
+            }
+            if g.mem.cpu_vma(a).2 == CpuKind::Unmapped {
+                return Err(Errno::EFAULT);
+            }
+            self.wait_unlocked(g, a)?;
+            match g.mem.loc(a) {
+                Loc::Unpopulated => g.mem.populate_system(a),
+                Loc::System => {}
+                Loc::Vram(p) if owner == Some(self.owner_of_pagemap(p)) => {}
+                Loc::Vram(p) => {
+                    // Not usable by this owner: hmm faults it back through migrate_to_ram.
+                    self.cpu_fault(g, p, a);
+                    continue;
+                }
+            }
+            a += PAGE;
+        }
+        // Uniformity: one device allocation, or all system.
+        let mut seen_sys = false;
+        let mut seen_dev: Option<(u16, Option<u32>)> = None;
+        for a in (rs..re).step_by(PAGE as usize) {
+            match g.mem.loc(a) {
+                Loc::Vram(p) => {
+                    let this = (p, g.mem.alloc_at(p, a));
+                    if seen_sys || seen_dev.is_some_and(|d| d != this) {
+                        return Err(Errno::EOPNOTSUPP);
+                    }
+                    seen_dev = Some(this);
+                }
+                _ => {
+                    if devmem_only {
+                        return Err(Errno::EFAULT);
+                    }
+                    if seen_dev.is_some() {
+                        return Err(Errno::EOPNOTSUPP);
+                    }
+                    seen_sys = true;
+                }
+            }
+        }
+        let r = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap().ranges.get_mut(&rs).unwrap();
+        r.dpagemap = seen_dev.map(|(p, _)| p);
+        Ok(())
+    }
+
+    // -- prefetch -----------------------------------------------------------
+
+    /// VM_BIND PREFETCH over a CPU-mirror span (§7). `target` None = system.
+    /// Per-range failures become -ENODATA and are swallowed (counted).
+    pub(super) fn prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, start: u64, end: u64, target: Option<u16>) -> Result<()> {
+        let all_tiles = (1u8 << self.topo.devices[dev as usize].tiles) - 1;
+        let mut a = start;
+        while a < end {
+            let (rs, re) = match self.find_or_insert(g, fd, vm_id, dev, a) {
+                Ok(s) => s,
+                Err(Errno::ENOENT) => {
+                    a = g.mem.cpu_vma(a).1.min(end); // skip the CPU hole
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            self.count(&self.counters.prefetch_ranges, 1);
+            let r = g.files[&fd].vms[&vm_id].ranges[&rs].clone();
+            let ok = match target {
+                None => {
+                    if g.mem.census(rs, re, None).other_device > 0 {
+                        self.evict_range(g, rs, re);
+                    }
+                    self.get_pages(g, fd, vm_id, rs, re, None, false)
+                }
+                Some(p) if r.bound == all_tiles && r.dpagemap == Some(p) => Err(Errno::EALREADY),
+                Some(p) => {
+                    let mut res = Ok(());
+                    if self.range_migratable(g, dev, rs) && self.size_rule(dev, re - rs) && r.dpagemap != Some(p) {
+                        res = self.alloc_vram(g, rs, re, p, 0);
+                    }
+                    res.and_then(|_| self.get_pages(g, fd, vm_id, rs, re, Some(self.owner_of_pagemap(p)), false))
+                }
+            };
+            match ok {
+                Ok(()) => self.bind(g, fd, vm_id, rs, all_tiles),
+                Err(Errno::EALREADY) => {}
+                Err(Errno::EOPNOTSUPP | Errno::EFAULT | Errno::EPERM | Errno::EBUSY | Errno::ENOMEM | Errno::ENODEV | Errno::EINTR | Errno::ENOSPC | Errno::ECANCELED | Errno::EIO) => {
+                    // -ENODATA: "retry from userspace"; the ioctl still succeeds.
+                    self.count(&self.counters.prefetch_swallowed, 1);
+                }
+                Err(e) => return Err(e),
+            }
+            a = re.max(a + PAGE);
+        }
+        Ok(())
+    }
+
+    // -- munmap -------------------------------------------------------------
+
+    /// Discards pages of [start, end), destroys SVM ranges over them in every
+    /// VM, and resets autoreset VMAs there to default attributes.
+    pub(super) fn unmap_span(&self, g: &mut Guard, start: u64, end: u64) {
+        // Ranges first (the notifier + GC), so no binding outlives the pages.
+        self.invalidate_all(g, start, end);
+        for f in g.files.values_mut() {
+            for vm in f.vms.values_mut() {
+                for rs in vm.ranges_in(start, end) {
+                    vm.ranges.remove(&rs);
+                }
+                let autoreset: Vec<u64> =
+                    vm.vmas_in(start, end).into_iter().filter(|s| vm.vmas[s].autoreset).collect();
+                if autoreset.is_empty() {
+                    continue;
+                }
+                let (s, e) = (start.max(autoreset[0]), end.min(vm.vmas[autoreset.last().unwrap()].end));
+                vm.split_at(s);
+                vm.split_at(e);
+                for k in vm.vmas_in(s, e) {
+                    let v = vm.vmas.get_mut(&k).unwrap();
+                    if v.autoreset {
+                        v.attrs = super::vm::Attrs::defaults(v.bind_pat);
+                    }
+                }
+                vm.merge_defaults(s, e);
+            }
+        }
+        let mut a = start & !(BLOCK - 1);
+        while a < end {
+            for p in g.mem.populated_pages(a.max(start), end.min(a + BLOCK)) {
+                g.mem.discard(p);
+            }
+            a += BLOCK;
+        }
+    }
+
+    /// Evicts and destroys ranges (VMA splits and removals, §8).
+    pub(super) fn destroy_ranges(&self, g: &mut Guard, fd: RawFd, vm_id: u32, ranges: &[u64], evict: bool) {
+        for &rs in ranges {
+            let Some(r) = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap().ranges.remove(&rs) else { continue };
+            if evict {
+                self.evict_range(g, rs, r.end);
+            }
+        }
+    }
+
+    pub(super) fn epoch_bump(&self, g: &Guard) {
+        self.epoch.store(g.mem.epoch, Ordering::Release);
+    }
+}

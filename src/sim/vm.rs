@@ -1,0 +1,192 @@
+//! The kernel objects of one VM: GPU VMAs with their madvise attributes, and
+//! the SVM ranges faulted or prefetched inside CPU-address-mirror VMAs
+//! (kernel-model.md §1, §2; xe-uapi.md §6.4, §6.7).
+
+use std::collections::BTreeMap;
+
+use crate::uapi::*;
+
+/// Where madvise's preferred location points (kernel-model.md §3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefTarget {
+    /// DEFAULT_DEVICE: VRAM of the faulting tile (system on an iGPU).
+    DefaultDevice,
+    /// DEFAULT_SYSTEM, or (6.18) any positive fd.
+    System,
+    /// A device pagemap named by fd + region_instance (7.0+).
+    Pagemap(u16),
+}
+
+/// madvise attributes of a VMA, as stored (xe-uapi.md §6.7 "Effect").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attrs {
+    pub devmem_fd: u32,
+    pub migration_policy: u16,
+    pub region_instance: u16,
+    pub pref: PrefTarget,
+    pub atomic: u32,
+    pub pat: u16,
+}
+
+impl Attrs {
+    /// Defaults after a MAP: DEFAULT_DEVICE + ALL_PAGES, atomic UNDEFINED, the bind's PAT.
+    pub fn defaults(pat: u16) -> Self {
+        Attrs {
+            devmem_fd: DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE,
+            migration_policy: DRM_XE_MIGRATE_ALL_PAGES,
+            region_instance: 0,
+            pref: PrefTarget::DefaultDevice,
+            atomic: DRM_XE_ATOMIC_UNDEFINED,
+            pat,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaKind {
+    /// CPU_ADDR_MIRROR: populated by faults and prefetch.
+    Mirror,
+    /// NULL binding: reads zero, writes dropped, never faults.
+    Null,
+}
+
+#[derive(Clone, Debug)]
+pub struct Vma {
+    pub end: u64,
+    pub kind: VmaKind,
+    pub readonly: bool,
+    pub autoreset: bool,
+    pub bind_pat: u16,
+    pub attrs: Attrs,
+}
+
+/// An SVM range (GPU-side chunk). Never split; destroyed and re-faulted.
+#[derive(Clone, Debug)]
+pub struct SvmRange {
+    pub end: u64,
+    /// Tiles with a valid (not invalidated) binding.
+    pub bound: u8,
+    /// The pagemap the pages were found in by the last get_pages (None: system).
+    pub dpagemap: Option<u16>,
+}
+
+pub struct Vm {
+    pub flags: u32,
+    pub vmas: BTreeMap<u64, Vma>,
+    pub ranges: BTreeMap<u64, SvmRange>,
+    /// Size of the VA space, 2^VA_BITS.
+    pub va_size: u64,
+}
+
+impl Vm {
+    pub fn new(flags: u32, va_size: u64) -> Self {
+        Vm { flags, vmas: BTreeMap::new(), ranges: BTreeMap::new(), va_size }
+    }
+
+    pub fn fault_mode(&self) -> bool {
+        self.flags & DRM_XE_VM_CREATE_FLAG_FAULT_MODE != 0
+    }
+
+    pub fn vma_at(&self, addr: u64) -> Option<(u64, &Vma)> {
+        let (&s, v) = self.vmas.range(..=addr).next_back()?;
+        (addr < v.end).then_some((s, v))
+    }
+
+    pub fn range_at(&self, addr: u64) -> Option<(u64, &SvmRange)> {
+        let (&s, r) = self.ranges.range(..=addr).next_back()?;
+        (addr < r.end).then_some((s, r))
+    }
+
+    /// Ranges overlapping [start, end).
+    pub fn ranges_in(&self, start: u64, end: u64) -> Vec<u64> {
+        let first = self.range_at(start).map_or(start, |(s, _)| s);
+        self.ranges.range(first..end).filter(|(_, r)| r.end > start).map(|(&s, _)| s).collect()
+    }
+
+    pub fn overlaps_range(&self, start: u64, end: u64) -> bool {
+        !self.ranges_in(start, end).is_empty()
+    }
+
+    /// VMAs overlapping [start, end), as start addresses.
+    pub fn vmas_in(&self, start: u64, end: u64) -> Vec<u64> {
+        let first = self.vma_at(start).map_or(start, |(s, _)| s);
+        self.vmas.range(first..end).filter(|(_, v)| v.end > start).map(|(&s, _)| s).collect()
+    }
+
+    /// Splits the VMA containing `addr` so that a VMA starts at `addr`.
+    /// Returns the ranges that straddled the cut, which the caller must evict
+    /// and destroy (kernel-model.md §8, "VMA splits").
+    pub fn split_at(&mut self, addr: u64) -> Vec<u64> {
+        let Some((s, v)) = self.vma_at(addr).map(|(s, v)| (s, v.clone())) else { return Vec::new() };
+        if s == addr {
+            return Vec::new();
+        }
+        self.vmas.get_mut(&s).unwrap().end = addr;
+        self.vmas.insert(addr, v);
+        self.ranges_in(addr - 1, addr + 1).into_iter().filter(|&rs| rs < addr && self.ranges[&rs].end > addr).collect()
+    }
+
+    /// Zaps the bindings of ranges overlapping [start, end); returns how many
+    /// tiles lost a binding (each costs a TLB invalidation).
+    pub fn invalidate(&mut self, start: u64, end: u64) -> u32 {
+        let mut tiles = 0;
+        for s in self.ranges_in(start, end) {
+            let r = self.ranges.get_mut(&s).unwrap();
+            tiles += r.bound.count_ones();
+            r.bound = 0;
+        }
+        tiles
+    }
+
+    /// Merges neighbouring mirror VMAs whose attributes and flags are equal
+    /// (the kernel does this when autoreset returns VMAs to defaults).
+    pub fn merge_defaults(&mut self, start: u64, end: u64) {
+        let keys = self.vmas_in(start.saturating_sub(1), end.saturating_add(1));
+        let mut i = 0;
+        let mut keys = keys;
+        while i + 1 < keys.len() {
+            let (a, b) = (keys[i], keys[i + 1]);
+            let (va, vb) = (&self.vmas[&a], &self.vmas[&b]);
+            let same = va.end == b
+                && va.kind == VmaKind::Mirror
+                && vb.kind == VmaKind::Mirror
+                && va.attrs == vb.attrs
+                && va.attrs == Attrs::defaults(va.bind_pat)
+                && va.readonly == vb.readonly
+                && va.autoreset == vb.autoreset;
+            if same {
+                let end = vb.end;
+                self.vmas.remove(&b);
+                self.vmas.get_mut(&a).unwrap().end = end;
+                keys.remove(i + 1);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mirror(end: u64) -> Vma {
+        Vma { end, kind: VmaKind::Mirror, readonly: false, autoreset: false, bind_pat: 0, attrs: Attrs::defaults(0) }
+    }
+
+    #[test]
+    fn split_reports_straddling_ranges_and_merge_undoes_it() {
+        let mut vm = Vm::new(0, 1 << 48);
+        vm.vmas.insert(0, mirror(1 << 30));
+        vm.ranges.insert(0x20_0000, SvmRange { end: 0x40_0000, bound: 1, dpagemap: None });
+        vm.ranges.insert(0x40_0000, SvmRange { end: 0x41_0000, bound: 1, dpagemap: None });
+        assert_eq!(vm.split_at(0x30_0000), vec![0x20_0000]);
+        assert_eq!(vm.split_at(0x40_0000), Vec::<u64>::new());
+        assert_eq!(vm.vmas.len(), 3);
+        assert_eq!(vm.vma_at(0x30_0000).unwrap().0, 0x30_0000);
+        assert_eq!(vm.invalidate(0, 1 << 30), 2);
+        vm.merge_defaults(0, 1 << 30);
+        assert_eq!(vm.vmas.len(), 1);
+        assert_eq!(vm.vmas[&0].end, 1 << 30);
+    }
+}

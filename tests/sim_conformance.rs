@@ -1,0 +1,401 @@
+//! Conformance of the simulated driver with xe-uapi.md §2 and §6: one case
+//! per validation rule, each issued through the real uAPI structs, checked
+//! against the kernel's errno.
+
+mod common;
+
+use common::*;
+use xesvm::driver::{ioctl, query, xe};
+use xesvm::errno::Errno;
+use xesvm::sim::{Access, KernelVersion, Topology};
+use xesvm::uapi::*;
+
+type Case = (&'static str, Box<dyn Fn(&Rig) -> Result<(), Errno>>, Result<(), Errno>);
+
+fn ok() -> Result<(), Errno> {
+    Ok(())
+}
+fn e(x: Errno) -> Result<(), Errno> {
+    Err(x)
+}
+
+fn query(r: &Rig, f: impl Fn(&mut drm_xe_device_query)) -> Result<(), Errno> {
+    let mut q = drm_xe_device_query { query: DRM_XE_DEVICE_QUERY_CONFIG, ..Default::default() };
+    f(&mut q);
+    r.ioctl(0, DRM_IOCTL_XE_DEVICE_QUERY, &mut q)
+}
+
+fn vm_create(r: &Rig, f: impl Fn(&mut drm_xe_vm_create)) -> Result<(), Errno> {
+    let mut c = drm_xe_vm_create { flags: DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE, ..Default::default() };
+    f(&mut c);
+    r.ioctl(0, DRM_IOCTL_XE_VM_CREATE, &mut c)
+}
+
+fn mirror_op(addr: u64, range: u64) -> drm_xe_vm_bind_op {
+    drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_MAP, flags: DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR, addr, range, ..Default::default() }
+}
+
+/// A VM_BIND of one op (mirror MAP unless `f` changes it) with no syncs.
+fn bind(r: &Rig, f: impl Fn(&mut drm_xe_vm_bind, &mut drm_xe_vm_bind_op)) -> Result<(), Errno> {
+    let mut op = mirror_op(BUF, 2 * MIB);
+    let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 1, ..Default::default() };
+    f(&mut b, &mut op);
+    if b.num_binds == 1 {
+        b.ops.bind = op;
+    }
+    r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)
+}
+
+/// A prefetch VM_BIND with one sync built by `f`.
+fn bind_sync(r: &Rig, f: impl Fn(&mut drm_xe_sync, &mut u64)) -> Result<(), Errno> {
+    let mut fence: u64 = 0;
+    let mut s = drm_xe_sync { sync_type: DRM_XE_SYNC_TYPE_USER_FENCE, flags: DRM_XE_SYNC_FLAG_SIGNAL, timeline_value: 7, ..Default::default() };
+    s.addr = &mut fence as *mut u64 as u64;
+    f(&mut s, &mut fence);
+    let op = drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_PREFETCH, addr: BUF, range: 2 * MIB, ..Default::default() };
+    let mut b = drm_xe_vm_bind {
+        vm_id: r.vms[0],
+        num_binds: 1,
+        ops: drm_xe_vm_bind_ops { bind: op },
+        num_syncs: 1,
+        syncs: &mut s as *mut drm_xe_sync as u64,
+        ..Default::default()
+    };
+    r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)
+}
+
+fn wait(r: &Rig, f: impl Fn(&mut drm_xe_wait_user_fence)) -> Result<(), Errno> {
+    let word: u64 = 5;
+    let mut w = drm_xe_wait_user_fence {
+        addr: &word as *const u64 as u64,
+        op: DRM_XE_UFENCE_WAIT_OP_EQ,
+        value: 5,
+        mask: u64::MAX,
+        timeout: 0,
+        ..Default::default()
+    };
+    f(&mut w);
+    r.ioctl(0, DRM_IOCTL_XE_WAIT_USER_FENCE, &mut w)
+}
+
+fn madvise(r: &Rig, dev: usize, f: impl Fn(&mut drm_xe_madvise)) -> Result<(), Errno> {
+    let mut m = drm_xe_madvise { start: BUF, range: 2 * MIB, vm_id: r.vms[dev], attr_type: DRM_XE_MEM_RANGE_ATTR_ATOMIC, ..Default::default() };
+    f(&mut m);
+    r.ioctl(dev, DRM_IOCTL_XE_MADVISE, &mut m)
+}
+
+fn pref(m: &mut drm_xe_madvise, fd: u32, inst: u16) {
+    m.attr_type = DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC;
+    m.attr.preferred_mem_loc = drm_xe_madvise_preferred_mem_loc { devmem_fd: fd, migration_policy: 0, region_instance: inst, reserved: 0 };
+}
+
+fn qattr(r: &Rig, f: impl Fn(&mut drm_xe_vm_query_mem_range_attr, u64)) -> Result<(), Errno> {
+    let mut buf = vec![drm_xe_mem_range_attr::default(); 4];
+    let mut q = drm_xe_vm_query_mem_range_attr { vm_id: r.vms[0], start: 0, range: 1 << 47, ..Default::default() };
+    f(&mut q, buf.as_mut_ptr() as u64);
+    r.ioctl(0, DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS, &mut q)
+}
+
+macro_rules! case {
+    ($name:expr, $body:expr, $want:expr) => {
+        ($name, Box::new($body) as Box<dyn Fn(&Rig) -> Result<(), Errno>>, $want)
+    };
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        // §2 DRM core dispatch
+        case!("§2 type byte not 'd' -> ENOTTY", |r: &Rig| {
+            let mut x = 0u64;
+            r.ioctl(0, ioc(IOC_READ | IOC_WRITE, 0x40, 8) & !0xff00 | (0x41 << 8), &mut x)
+        }, e(Errno::ENOTTY)),
+        case!("§2 nr unknown to the driver -> EINVAL", |r: &Rig| {
+            let mut x = [0u64; 2];
+            r.ioctl(0, ioc(IOC_READ | IOC_WRITE, 0x9f, 16), &mut x)
+        }, e(Errno::EINVAL)),
+        case!("§2 bad argument pointer -> EFAULT", |r: &Rig| unsafe {
+            xesvm::driver::Driver::ioctl_raw(&r.drv, r.fds[0], DRM_IOCTL_XE_VM_CREATE, 16 as *mut _)
+        }, e(Errno::EFAULT)),
+        case!("§2 unknown fd -> EBADF", |r: &Rig| {
+            let mut c = drm_xe_vm_create::default();
+            ioctl(&r.drv, 9999, DRM_IOCTL_XE_VM_CREATE, &mut c)
+        }, e(Errno::EBADF)),
+        // §6.1 DEVICE_QUERY
+        case!("§6.1 extensions != 0 -> EINVAL", |r: &Rig| query(r, |q| q.extensions = 1), e(Errno::EINVAL)),
+        case!("§6.1 reserved != 0 -> EINVAL", |r: &Rig| query(r, |q| q.reserved[1] = 1), e(Errno::EINVAL)),
+        case!("§6.1 unknown query id -> EINVAL", |r: &Rig| query(r, |q| q.query = 99), e(Errno::EINVAL)),
+        case!("§6.1 size neither 0 nor exact -> EINVAL", |r: &Rig| query(r, |q| q.size = 9), e(Errno::EINVAL)),
+        case!("§6.1 size 0 asks for the size", |r: &Rig| {
+            let mut q = drm_xe_device_query { query: DRM_XE_DEVICE_QUERY_MEM_REGIONS, ..Default::default() };
+            r.ioctl(0, DRM_IOCTL_XE_DEVICE_QUERY, &mut q)?;
+            if q.size as usize == 8 + 2 * 88 { Ok(()) } else { Err(Errno::ERANGE) }
+        }, ok()),
+        case!("§6.1 bad data pointer -> EFAULT", |r: &Rig| query(r, |q| { q.size = 48; q.data = 8 }), e(Errno::EFAULT)),
+        case!("§6.1 MEM_REGIONS copy-out failure -> ENOSPC", |r: &Rig| query(r, |q| {
+            q.query = DRM_XE_DEVICE_QUERY_MEM_REGIONS; q.size = 8 + 2 * 88; q.data = 8
+        }), e(Errno::ENOSPC)),
+        // §6.2 VM_CREATE
+        case!("§6.2 extensions -> EINVAL", |r: &Rig| vm_create(r, |c| c.extensions = 1), e(Errno::EINVAL)),
+        case!("§6.2 reserved -> EINVAL", |r: &Rig| vm_create(r, |c| c.reserved[0] = 1), e(Errno::EINVAL)),
+        case!("§6.2 unknown flag -> EINVAL", |r: &Rig| vm_create(r, |c| c.flags |= 1 << 8), e(Errno::EINVAL)),
+        case!("§6.2 FAULT_MODE without LR_MODE -> EINVAL", |r: &Rig| vm_create(r, |c| c.flags = DRM_XE_VM_CREATE_FLAG_FAULT_MODE), e(Errno::EINVAL)),
+        case!("§6.2 SCRATCH_PAGE with FAULT_MODE -> EINVAL", |r: &Rig| vm_create(r, |c| c.flags |= DRM_XE_VM_CREATE_FLAG_SCRATCH_PAGE), e(Errno::EINVAL)),
+        case!("§6.2 NO_VM_OVERCOMMIT without FAULT_MODE -> EINVAL", |r: &Rig| vm_create(r, |c| c.flags = DRM_XE_VM_CREATE_FLAG_NO_VM_OVERCOMMIT), e(Errno::EINVAL)),
+        case!("§6.2 LR|FAULT is accepted", |r: &Rig| vm_create(r, |_| {}), ok()),
+        // §6.3 VM_DESTROY
+        case!("§6.3 pad -> EINVAL", |r: &Rig| r.ioctl(0, DRM_IOCTL_XE_VM_DESTROY, &mut drm_xe_vm_destroy { vm_id: r.vms[0], pad: 1, reserved: [0; 2] }), e(Errno::EINVAL)),
+        case!("§6.3 reserved -> EINVAL", |r: &Rig| r.ioctl(0, DRM_IOCTL_XE_VM_DESTROY, &mut drm_xe_vm_destroy { vm_id: r.vms[0], pad: 0, reserved: [0, 1] }), e(Errno::EINVAL)),
+        case!("§6.3 unknown vm -> ENOENT", |r: &Rig| xe::vm_destroy(&r.drv, r.fds[0], 777), e(Errno::ENOENT)),
+        // §6.4 VM_BIND, whole-ioctl checks
+        case!("§6.4 unknown vm -> EINVAL", |r: &Rig| bind(r, |b, _| b.vm_id = 777), e(Errno::EINVAL)),
+        case!("§6.4 extensions -> EINVAL", |r: &Rig| bind(r, |b, _| b.extensions = 1), e(Errno::EINVAL)),
+        case!("§6.4 pad -> EINVAL", |r: &Rig| bind(r, |b, _| b.pad = 1), e(Errno::EINVAL)),
+        case!("§6.4 pad2 -> EINVAL", |r: &Rig| bind(r, |b, _| b.pad2 = 1), e(Errno::EINVAL)),
+        case!("§6.4 reserved -> EINVAL", |r: &Rig| bind(r, |b, _| b.reserved[1] = 1), e(Errno::EINVAL)),
+        case!("§6.4 num_syncs > 1024 -> EINVAL", |r: &Rig| bind(r, |b, _| b.num_syncs = 1025), e(Errno::EINVAL)),
+        case!("§6.4 unknown exec queue -> ENOENT", |r: &Rig| bind(r, |b, _| b.exec_queue_id = 3), e(Errno::ENOENT)),
+        case!("§6.4 range beyond the VM -> EINVAL", |r: &Rig| bind(r, |_, o| { o.addr = (1 << 48) - 4096; o.range = 8192 }), e(Errno::EINVAL)),
+        case!("§6.4 unknown GEM handle -> ENOENT", |r: &Rig| bind(r, |_, o| { o.flags = 0; o.obj = 5 }), e(Errno::ENOENT)),
+        case!("§6.4 bad vector_of_binds -> EFAULT", |r: &Rig| bind(r, |b, _| { b.num_binds = 2; b.ops.vector_of_binds = 8 }), e(Errno::EFAULT)),
+        case!("§6.4 num_binds 0 is nothing to do", |r: &Rig| bind(r, |b, _| b.num_binds = 0), ok()),
+        // §6.4 per-op checks
+        case!("§6.4 op > PREFETCH -> EINVAL", |r: &Rig| bind(r, |_, o| { o.flags = 0; o.op = 5 }), e(Errno::EINVAL)),
+        case!("§6.4 unknown flag -> EINVAL", |r: &Rig| bind(r, |_, o| o.flags |= 1 << 9), e(Errno::EINVAL)),
+        case!("§6.4 CPU_ADDR_MIRROR on a non-fault VM -> EINVAL", |r: &Rig| {
+            let vm = xe::vm_create(&r.drv, r.fds[0], DRM_XE_VM_CREATE_FLAG_LR_MODE)?;
+            bind(r, |b, _| b.vm_id = vm)
+        }, e(Errno::EINVAL)),
+        case!("§6.4 pat_index out of range -> EINVAL", |r: &Rig| bind(r, |_, o| o.pat_index = 40), e(Errno::EINVAL)),
+        case!("§6.4 mirror with obj -> EINVAL", |r: &Rig| bind(r, |_, o| o.obj = 1), e(Errno::EINVAL)),
+        case!("§6.4 mirror with obj_offset -> EINVAL", |r: &Rig| bind(r, |_, o| o.obj_offset = 4096), e(Errno::EINVAL)),
+        case!("§6.4 NULL on an op other than MAP -> EINVAL", |r: &Rig| bind(r, |_, o| { o.op = DRM_XE_VM_BIND_OP_UNMAP; o.flags = DRM_XE_VM_BIND_FLAG_NULL }), e(Errno::EINVAL)),
+        case!("§6.4 MAP without obj, NULL or MIRROR -> EINVAL", |r: &Rig| bind(r, |_, o| o.flags = 0), e(Errno::EINVAL)),
+        case!("§6.4 UNMAP_ALL without obj -> EINVAL", |r: &Rig| bind(r, |_, o| { o.op = DRM_XE_VM_BIND_OP_UNMAP_ALL; o.flags = 0; o.addr = 0; o.range = 0 }), e(Errno::EINVAL)),
+        case!("§6.4 UNMAP_ALL with addr -> EINVAL", |r: &Rig| bind(r, |_, o| { o.op = DRM_XE_VM_BIND_OP_UNMAP_ALL; o.flags = 0; o.obj = 1; o.range = 0 }), e(Errno::EINVAL)),
+        case!("§6.4 PREFETCH with obj -> EINVAL", |r: &Rig| bind(r, |_, o| { o.op = DRM_XE_VM_BIND_OP_PREFETCH; o.flags = 0; o.obj = 1 }), e(Errno::EINVAL)),
+        case!("§6.4 UNMAP with obj -> EINVAL", |r: &Rig| bind(r, |_, o| { o.op = DRM_XE_VM_BIND_OP_UNMAP; o.flags = 0; o.obj = 1 }), e(Errno::EINVAL)),
+        case!("§6.4 prefetch region on a non-PREFETCH op -> EINVAL", |r: &Rig| bind(r, |_, o| o.prefetch_mem_region_instance = 1), e(Errno::EINVAL)),
+        case!("§6.4 prefetch to a region the device lacks -> EINVAL", |r: &Rig| bind(r, |_, o| { o.op = DRM_XE_VM_BIND_OP_PREFETCH; o.flags = 0; o.prefetch_mem_region_instance = 3 }), e(Errno::EINVAL)),
+        case!("§6.4 MADVISE_AUTORESET without MIRROR -> EINVAL", |r: &Rig| bind(r, |_, o| o.flags = DRM_XE_VM_BIND_FLAG_NULL | DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET), e(Errno::EINVAL)),
+        case!("§6.4 addr not page aligned -> EINVAL", |r: &Rig| bind(r, |_, o| o.addr += 16), e(Errno::EINVAL)),
+        case!("§6.4 range not page aligned -> EINVAL", |r: &Rig| bind(r, |_, o| o.range += 16), e(Errno::EINVAL)),
+        case!("§6.4 range 0 -> EINVAL", |r: &Rig| bind(r, |_, o| o.range = 0), e(Errno::EINVAL)),
+        case!("§6.4 DECOMPRESS unsupported -> EOPNOTSUPP", |r: &Rig| bind(r, |_, o| o.flags = DRM_XE_VM_BIND_FLAG_DECOMPRESS | DRM_XE_VM_BIND_FLAG_NULL), e(Errno::EOPNOTSUPP)),
+        case!("§6.4 UNMAP of a mirror VMA with SVM mappings -> EBUSY", |r: &Rig| {
+            r.gpu(0, BUF, 2 * MIB, Access::Write)?;
+            bind(r, |_, o| { o.op = DRM_XE_VM_BIND_OP_UNMAP; o.flags = 0 })
+        }, e(Errno::EBUSY)),
+        case!("§6.4 partial MAP over a mirror VMA with mappings -> EBUSY", |r: &Rig| {
+            r.gpu(0, BUF, 2 * MIB, Access::Write)?;
+            bind(r, |_, o| { o.flags = DRM_XE_VM_BIND_FLAG_NULL; o.range = 4096 })
+        }, e(Errno::EBUSY)),
+        case!("§6.4 mirror MAP fully covering a mirror with mappings is allowed", |r: &Rig| {
+            r.gpu(0, BUF, 2 * MIB, Access::Write)?;
+            bind(r, |_, o| { o.addr = 0; o.range = 1 << 47 })
+        }, ok()),
+        case!("§6.4 UNMAP of an unfaulted mirror part punches a gap", |r: &Rig| bind(r, |_, o| { o.op = DRM_XE_VM_BIND_OP_UNMAP; o.flags = 0 }), ok()),
+        // §6.5 syncs
+        case!("§6.5 flags other than SIGNAL -> EINVAL", |r: &Rig| bind_sync(r, |s, _| s.flags |= 2), e(Errno::EINVAL)),
+        case!("§6.5 reserved -> EINVAL", |r: &Rig| bind_sync(r, |s, _| s.reserved[0] = 1), e(Errno::EINVAL)),
+        case!("§6.5 unknown type -> EINVAL", |r: &Rig| bind_sync(r, |s, _| s.sync_type = 9), e(Errno::EINVAL)),
+        case!("§6.5 syncobj SIGNAL on an LR VM -> EOPNOTSUPP", |r: &Rig| bind_sync(r, |s, _| { s.sync_type = DRM_XE_SYNC_TYPE_SYNCOBJ; s.addr = 1 }), e(Errno::EOPNOTSUPP)),
+        case!("§6.5 syncobj handle upper bits -> EINVAL", |r: &Rig| bind_sync(r, |s, _| { s.sync_type = DRM_XE_SYNC_TYPE_SYNCOBJ; s.flags = 0; s.addr = 1 << 40 }), e(Errno::EINVAL)),
+        case!("§6.5 syncobj not found -> ENOENT", |r: &Rig| bind_sync(r, |s, _| { s.sync_type = DRM_XE_SYNC_TYPE_SYNCOBJ; s.flags = 0; s.addr = 3 }), e(Errno::ENOENT)),
+        case!("§6.5 timeline value 0 -> EINVAL", |r: &Rig| bind_sync(r, |s, _| { s.sync_type = DRM_XE_SYNC_TYPE_TIMELINE_SYNCOBJ; s.flags = 0; s.addr = 3; s.timeline_value = 0 }), e(Errno::EINVAL)),
+        case!("§6.5 user fence without SIGNAL -> EOPNOTSUPP", |r: &Rig| bind_sync(r, |s, _| s.flags = 0), e(Errno::EOPNOTSUPP)),
+        case!("§6.5 user fence misaligned -> EINVAL", |r: &Rig| bind_sync(r, |s, _| s.addr += 4), e(Errno::EINVAL)),
+        case!("§6.5 user fence unmapped -> EFAULT", |r: &Rig| bind_sync(r, |s, _| s.addr = 0x100), e(Errno::EFAULT)),
+        case!("§6.5 user fence is written on completion", |r: &Rig| {
+            let mut fence = 0u64;
+            let mut s = drm_xe_sync { sync_type: DRM_XE_SYNC_TYPE_USER_FENCE, flags: DRM_XE_SYNC_FLAG_SIGNAL, addr: &mut fence as *mut u64 as u64, timeline_value: 77, ..Default::default() };
+            let op = drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_PREFETCH, addr: BUF, range: 2 * MIB, ..Default::default() };
+            let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 1, ops: drm_xe_vm_bind_ops { bind: op }, num_syncs: 1, syncs: &mut s as *mut _ as u64, ..Default::default() };
+            r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)?;
+            if fence == 77 { Ok(()) } else { Err(Errno::ERANGE) }
+        }, ok()),
+        case!("§6.5 two user fences -> EINVAL", |r: &Rig| {
+            let mut fence = [0u64; 2];
+            let s = |i: usize, f: &mut [u64; 2]| drm_xe_sync { sync_type: DRM_XE_SYNC_TYPE_USER_FENCE, flags: DRM_XE_SYNC_FLAG_SIGNAL, addr: &mut f[i] as *mut u64 as u64, timeline_value: 1, ..Default::default() };
+            let mut syncs = [s(0, &mut fence), s(1, &mut fence)];
+            let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 1, ops: drm_xe_vm_bind_ops { bind: mirror_op(BUF, 2 * MIB) }, num_syncs: 2, syncs: syncs.as_mut_ptr() as u64, ..Default::default() };
+            r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)
+        }, e(Errno::EINVAL)),
+        case!("§6.5 user fence with num_binds 0 -> EOPNOTSUPP", |r: &Rig| {
+            let mut fence = 0u64;
+            let mut s = drm_xe_sync { sync_type: DRM_XE_SYNC_TYPE_USER_FENCE, flags: DRM_XE_SYNC_FLAG_SIGNAL, addr: &mut fence as *mut u64 as u64, timeline_value: 1, ..Default::default() };
+            let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 0, num_syncs: 1, syncs: &mut s as *mut _ as u64, ..Default::default() };
+            r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)
+        }, e(Errno::EOPNOTSUPP)),
+        case!("§6.5 bad syncs pointer -> EFAULT", |r: &Rig| bind(r, |b, _| { b.num_syncs = 1; b.syncs = 8 }), e(Errno::EFAULT)),
+        // §6.6 WAIT_USER_FENCE
+        case!("§6.6 extensions -> EINVAL", |r: &Rig| wait(r, |w| w.extensions = 1), e(Errno::EINVAL)),
+        case!("§6.6 pad -> EINVAL", |r: &Rig| wait(r, |w| w.pad = 1), e(Errno::EINVAL)),
+        case!("§6.6 pad2 -> EINVAL", |r: &Rig| wait(r, |w| w.pad2 = 1), e(Errno::EINVAL)),
+        case!("§6.6 reserved -> EINVAL", |r: &Rig| wait(r, |w| w.reserved[0] = 1), e(Errno::EINVAL)),
+        case!("§6.6 flags other than ABSTIME -> EINVAL", |r: &Rig| wait(r, |w| w.flags = 2), e(Errno::EINVAL)),
+        case!("§6.6 op > LTE -> EINVAL", |r: &Rig| wait(r, |w| w.op = 6), e(Errno::EINVAL)),
+        case!("§6.6 addr misaligned -> EINVAL", |r: &Rig| wait(r, |w| w.addr += 1), e(Errno::EINVAL)),
+        case!("§6.6 unknown exec queue -> ENOENT", |r: &Rig| wait(r, |w| w.exec_queue_id = 4), e(Errno::ENOENT)),
+        case!("§6.6 unreadable addr -> EFAULT", |r: &Rig| wait(r, |w| w.addr = 0x800), e(Errno::EFAULT)),
+        case!("§6.6 condition met -> 0", |r: &Rig| wait(r, |_| {}), ok()),
+        case!("§6.6 masked GT met -> 0", |r: &Rig| wait(r, |w| { w.op = DRM_XE_UFENCE_WAIT_OP_GT; w.value = 4; w.mask = 0xff }), ok()),
+        case!("§6.6 timeout 0, unmet -> ETIME", |r: &Rig| wait(r, |w| w.value = 6), e(Errno::ETIME)),
+        case!("§6.6 short timeout, unmet -> ETIME", |r: &Rig| wait(r, |w| { w.value = 6; w.timeout = 200_000 }), e(Errno::ETIME)),
+        // §6.7 MADVISE
+        case!("§6.7 unknown vm -> EINVAL", |r: &Rig| madvise(r, 0, |m| m.vm_id = 99), e(Errno::EINVAL)),
+        case!("§6.7 start unaligned -> EINVAL", |r: &Rig| madvise(r, 0, |m| m.start += 8), e(Errno::EINVAL)),
+        case!("§6.7 range unaligned -> EINVAL", |r: &Rig| madvise(r, 0, |m| m.range += 8), e(Errno::EINVAL)),
+        case!("§6.7 range below 4 KiB -> EINVAL", |r: &Rig| madvise(r, 0, |m| m.range = 0), e(Errno::EINVAL)),
+        case!("§6.7 unknown type -> EINVAL", |r: &Rig| madvise(r, 0, |m| m.attr_type = 9), e(Errno::EINVAL)),
+        case!("§6.7 reserved -> EINVAL", |r: &Rig| madvise(r, 0, |m| m.reserved[0] = 1), e(Errno::EINVAL)),
+        case!("§6.7 devmem_fd < -1 -> EINVAL", |r: &Rig| madvise(r, 0, |m| pref(m, (-2i32) as u32, 0)), e(Errno::EINVAL)),
+        case!("§6.7 migration_policy > 1 -> EINVAL", |r: &Rig| madvise(r, 0, |m| { pref(m, 0, 0); unsafe { m.attr.preferred_mem_loc.migration_policy = 2 } }), e(Errno::EINVAL)),
+        case!("§6.7 preferred_mem_loc.reserved -> EINVAL", |r: &Rig| madvise(r, 0, |m| { pref(m, 0, 0); unsafe { m.attr.preferred_mem_loc.reserved = 1 } }), e(Errno::EINVAL)),
+        case!("§6.7 region_instance with DEFAULT_DEVICE -> EINVAL", |r: &Rig| madvise(r, 0, |m| pref(m, 0, 1)), e(Errno::EINVAL)),
+        case!("§6.7 region_instance with DEFAULT_SYSTEM -> EINVAL", |r: &Rig| madvise(r, 0, |m| pref(m, u32::MAX, 1)), e(Errno::EINVAL)),
+        case!("§6.7 devmem_fd not open -> ENOENT", |r: &Rig| madvise(r, 0, |m| pref(m, 999, 1)), e(Errno::ENOENT)),
+        case!("§6.7 devmem_fd not an Xe file -> ENOENT", |r: &Rig| {
+            let f = std::fs::File::open("/dev/null").unwrap();
+            madvise(r, 0, |m| pref(m, std::os::fd::AsRawFd::as_raw_fd(&f) as u32, 1))
+        }, e(Errno::ENOENT)),
+        case!("§6.7 region_instance 0 with a device fd -> ENOENT", |r: &Rig| madvise(r, 0, |m| pref(m, r.fds[1] as u32, 0)), e(Errno::ENOENT)),
+        case!("§6.7 region_instance beyond the device's VRAM -> ENOENT", |r: &Rig| madvise(r, 0, |m| pref(m, r.fds[1] as u32, 2)), e(Errno::ENOENT)),
+        case!("§6.7 peer over PCIe P2P is accepted", |r: &Rig| madvise(r, 0, |m| pref(m, r.fds[1] as u32, 1)), ok()),
+        case!("§6.7 own device named by fd is accepted", |r: &Rig| madvise(r, 0, |m| pref(m, r.fds[0] as u32, 1)), ok()),
+        case!("§6.7 device unplugged -> ENODEV", |r: &Rig| {
+            r.sim.remove_device(1, Errno::ENODEV)?;
+            madvise(r, 0, |m| pref(m, r.fds[1] as u32, 1))
+        }, e(Errno::ENODEV)),
+        case!("§6.7 atomic val > 3 -> EINVAL", |r: &Rig| madvise(r, 0, |m| m.attr.atomic.val = 4), e(Errno::EINVAL)),
+        case!("§6.7 atomic pad -> EINVAL", |r: &Rig| madvise(r, 0, |m| m.attr.atomic.pad = 1), e(Errno::EINVAL)),
+        case!("§6.7 atomic reserved -> EINVAL", |r: &Rig| madvise(r, 0, |m| m.attr.atomic.reserved = 1), e(Errno::EINVAL)),
+        case!("§6.7 PAT out of range -> EINVAL", |r: &Rig| madvise(r, 0, |m| { m.attr_type = DRM_XE_MEM_RANGE_ATTR_PAT; m.attr.pat_index.val = 32 }), e(Errno::EINVAL)),
+        case!("§6.7 PAT pad -> EINVAL", |r: &Rig| madvise(r, 0, |m| { m.attr_type = DRM_XE_MEM_RANGE_ATTR_PAT; m.attr.pat_index.pad = 1 }), e(Errno::EINVAL)),
+        case!("§6.7 purgeable val > 1 -> EINVAL", |r: &Rig| madvise(r, 0, |m| { m.attr_type = DRM_XE_VMA_ATTR_PURGEABLE_STATE; m.attr.purge_state_val.val = 2 }), e(Errno::EINVAL)),
+        case!("§6.7 purgeable retained != 0 on entry -> EINVAL", |r: &Rig| {
+            let retained = 1u32;
+            madvise(r, 0, |m| { m.attr_type = DRM_XE_VMA_ATTR_PURGEABLE_STATE; m.attr.purge_state_val.retained_ptr = &retained as *const u32 as u64 })
+        }, e(Errno::EINVAL)),
+        case!("§6.7 range without VMA -> 0, nothing done", |r: &Rig| {
+            let vm = xe::vm_create(&r.drv, r.fds[0], DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE)?;
+            madvise(r, 0, |m| m.vm_id = vm)
+        }, ok()),
+        // §6.8 VM_QUERY_MEM_RANGE_ATTRS
+        case!("§6.8 count with a vector -> EINVAL", |r: &Rig| qattr(r, |q, v| q.vector_of_mem_attr = v), e(Errno::EINVAL)),
+        case!("§6.8 count with an element size -> EINVAL", |r: &Rig| qattr(r, |q, _| q.sizeof_mem_range_attr = 64), e(Errno::EINVAL)),
+        case!("§6.8 fill with a NULL vector -> EINVAL", |r: &Rig| qattr(r, |q, _| { q.num_mem_ranges = 1; q.sizeof_mem_range_attr = 64 }), e(Errno::EINVAL)),
+        case!("§6.8 fill with element size != 64 -> EINVAL", |r: &Rig| qattr(r, |q, v| { q.num_mem_ranges = 1; q.vector_of_mem_attr = v; q.sizeof_mem_range_attr = 32 }), e(Errno::EINVAL)),
+        case!("§6.8 unknown vm -> EINVAL", |r: &Rig| qattr(r, |q, _| q.vm_id = 99), e(Errno::EINVAL)),
+        case!("§6.8 more VMAs than room -> ENOSPC", |r: &Rig| {
+            xe::madvise_atomic(&r.drv, r.fds[0], r.vms[0], BUF, 2 * MIB, DRM_XE_ATOMIC_DEVICE)?; // 1 VMA -> 3
+            qattr(r, |q, v| { q.num_mem_ranges = 2; q.vector_of_mem_attr = v; q.sizeof_mem_range_attr = 64 })
+        }, e(Errno::ENOSPC)),
+        case!("§6.8 bad vector -> EFAULT", |r: &Rig| qattr(r, |q, _| { q.num_mem_ranges = 1; q.vector_of_mem_attr = 8; q.sizeof_mem_range_attr = 64 }), e(Errno::EFAULT)),
+    ]
+}
+
+#[test]
+fn every_validation_rule_gives_the_kernels_errno() {
+    let mut failures = Vec::new();
+    let cases = cases();
+    for (name, run, want) in &cases {
+        let rig = Rig::preset("2dgpu-p2p");
+        let got = run(&rig);
+        if got != *want {
+            failures.push(format!("{name}: got {got:?}, want {want:?}"));
+        }
+        rig.sim.check_invariants().unwrap();
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+/// §6.7 on 6.18: region_instance is pad (MBZ) and a positive fd is accepted
+/// unvalidated, behaving like system memory.
+#[test]
+fn kernel_6_18_madvise_differences() {
+    let mut t = Topology::preset("2dgpu-p2p").unwrap();
+    t.kernel = KernelVersion::V6_18;
+    let r = Rig::new(t);
+    let m = |inst: u16, fd: u32| madvise(&r, 0, |m| pref(m, fd, inst));
+    assert_eq!(m(1, r.fds[1] as u32), Err(Errno::EINVAL));
+    assert_eq!(m(0, 999), Ok(()), "unvalidated fd");
+    r.gpu(0, BUF, 2 * MIB, Access::Write).unwrap();
+    assert!(r.in_system(BUF, 2 * MIB), "a positive fd behaves like DEFAULT_SYSTEM on 6.18");
+}
+
+/// §6.7 ENOLINK: a foreign pagemap without an interconnect is rejected (7.0+).
+#[test]
+fn madvise_foreign_without_link_is_enolink() {
+    let r = Rig::preset("2dgpu-nolink");
+    assert_eq!(madvise(&r, 0, |m| pref(m, r.fds[1] as u32, 1)), Err(Errno::ENOLINK));
+}
+
+/// §6.7 quirk: a VMA counts as unchanged when fd and policy match, so
+/// changing only region_instance is ignored.
+#[test]
+fn madvise_region_instance_only_change_is_ignored() {
+    let mut t = Topology::preset("max-node").unwrap();
+    t.devices.truncate(2);
+    t.links.retain(|l| l.a < 2 && l.b < 2);
+    let r = Rig::new(t);
+    r.pref(0, BUF, 2 * MIB, xe::PreferredLoc::Device { devmem_fd: r.fds[1], region_instance: 1 }).unwrap();
+    r.pref(0, BUF, 2 * MIB, xe::PreferredLoc::Device { devmem_fd: r.fds[1], region_instance: 2 }).unwrap();
+    r.gpu(0, BUF, 2 * MIB, Access::Read).unwrap();
+    assert_eq!(r.bytes_in(BUF, 2 * MIB, 1, 1), 2 * MIB, "still tile 0 of device 1");
+}
+
+/// §6.8 protocol: count, then fill; attributes as madvise stored them.
+#[test]
+fn query_reports_vmas_and_attributes() {
+    let r = Rig::preset("2dgpu-p2p");
+    xe::madvise_atomic(&r.drv, r.fds[0], r.vms[0], BUF, 2 * MIB, DRM_XE_ATOMIC_GLOBAL).unwrap();
+    r.pref(0, BUF, 2 * MIB, xe::PreferredLoc::DefaultSystem).unwrap();
+    let attrs = xe::query_mem_range_attrs(&r.drv, r.fds[0], r.vms[0], BUF - 4096, 2 * MIB + 8192).unwrap();
+    assert_eq!(attrs.len(), 3);
+    let mid = attrs.iter().find(|a| a.start == BUF).unwrap();
+    assert_eq!((mid.end, mid.atomic.val, mid.preferred_mem_loc.devmem_fd), (BUF + 2 * MIB, DRM_XE_ATOMIC_GLOBAL, u32::MAX));
+    assert_eq!(attrs[0].atomic.val, DRM_XE_ATOMIC_UNDEFINED);
+}
+
+/// §6.1 recipe against the simulated device, through the library's decoder.
+#[test]
+fn device_query_describes_the_topology() {
+    let r = Rig::preset("max-node");
+    let info = query::query_device(&r.drv, r.fds[3]).unwrap();
+    assert!(info.config.has_cpu_addr_mirror() && info.config.has_vram());
+    assert_eq!(info.regions.len(), 3);
+    assert_eq!(info.tiles(), vec![0, 1]);
+    assert_eq!(info.vram_of_tile(1).unwrap().instance, 2);
+    assert_eq!(info.vram_of_tile(1).unwrap().total_size, 64 << 30);
+    assert_eq!(query::driver_name(&r.drv, r.fds[0]).unwrap(), "xe");
+    let ig = Rig::preset("igpu");
+    let info = query::query_device(&ig.drv, ig.fds[0]).unwrap();
+    assert!(!info.config.has_vram());
+    assert_eq!(info.gts[0].near_mem_regions, 1);
+}
+
+/// §2: an IOWR ioctl encoded as IOW copies nothing back.
+#[test]
+fn direction_bits_decide_what_is_copied_back() {
+    let r = Rig::preset("dgpu");
+    let mut q = drm_xe_device_query { query: DRM_XE_DEVICE_QUERY_CONFIG, ..Default::default() };
+    let iow = ioc(IOC_WRITE, DRM_COMMAND_BASE + DRM_XE_DEVICE_QUERY, 40);
+    r.ioctl(0, iow, &mut q).unwrap();
+    assert_eq!(q.size, 0, "not copied back");
+    r.ioctl(0, DRM_IOCTL_XE_DEVICE_QUERY, &mut q).unwrap();
+    assert_eq!(q.size, 48);
+}
+
+/// A device without recoverable page faults has no SVM.
+#[test]
+fn no_page_faults_means_no_svm() {
+    let mut t = Topology::preset("dgpu").unwrap();
+    t.devices[0].page_faults = false;
+    let sim = xesvm::sim::Sim::new(t).unwrap();
+    let drv = xesvm::driver::sim::SimDriver::new(sim.clone());
+    let fd = sim.open_device(0).unwrap();
+    let info = query::query_device(&drv, fd).unwrap();
+    assert!(!info.config.has_cpu_addr_mirror());
+    let flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE;
+    assert_eq!(xe::vm_create(&drv, fd, flags), Err(Errno::EINVAL));
+}
