@@ -67,6 +67,8 @@ pub struct DevAlloc {
     pub live: u32,
     /// Simulated time before which a CPU fault may not migrate it back (§12).
     pub timeslice_expiry: u64,
+    /// A migration into it has not finalized yet (it may still be empty).
+    pub in_flight: bool,
     lru: u64,
 }
 
@@ -338,6 +340,7 @@ impl Memory {
             tokens: vec![0; (bytes / PAGE) as usize],
             live: 0,
             timeslice_expiry: 0,
+            in_flight: true,
             lru: self.lru_clock,
         };
         let id = match self.free_ids.pop() {
@@ -371,8 +374,11 @@ impl Memory {
         self.free_ids.push(id);
     }
 
-    pub fn set_timeslice(&mut self, id: u32, expiry: u64) {
-        self.allocs[id as usize].as_mut().unwrap().timeslice_expiry = expiry;
+    /// Finalizes a migration into `id`: stamps its timeslice expiry.
+    pub fn finish_alloc(&mut self, id: u32, expiry: u64) {
+        let a = self.allocs[id as usize].as_mut().unwrap();
+        a.timeslice_expiry = expiry;
+        a.in_flight = false;
     }
 
     /// Marks an allocation most recently used (TTM bumps a BO when it is bound).
@@ -391,7 +397,7 @@ impl Memory {
         self.lru[p as usize].values().copied().find(|&id| {
             let a = self.alloc(id);
             let overlaps = a.start < exclude_end && exclude_start < a.end();
-            !overlaps && !(a.start..a.end()).step_by(PAGE as usize).any(|x| self.is_locked(x))
+            !a.in_flight && !overlaps && !(a.start..a.end()).step_by(PAGE as usize).any(|x| self.is_locked(x))
         })
     }
 

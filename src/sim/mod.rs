@@ -485,7 +485,7 @@ impl Sim {
             if pages != a.live as u64 {
                 return Err(format!("allocation {id} counts {} live pages but holds {pages}", a.live));
             }
-            if a.live == 0 {
+            if a.live == 0 && !a.in_flight {
                 return Err(format!("allocation {id} holds no pages and was not freed"));
             }
         }

@@ -187,7 +187,7 @@ impl Sim {
             if tries > 0 && target.is_some() && r.dpagemap != target && migratable && self.size_rule(dev, re - rs) {
                 tries -= 1;
                 let res = self.alloc_vram(g, rs, re, target.unwrap(), timeslice);
-                timeslice *= 2;
+                timeslice = timeslice.saturating_mul(2);
                 if let Err(e) = res {
                     if !need {
                         continue; // ordinary fault: retry without migration (fallback)
@@ -205,7 +205,7 @@ impl Sim {
                     if e == Errno::EOPNOTSUPP {
                         self.evict_range(g, rs, re);
                     }
-                    timeslice *= 2;
+                    timeslice = timeslice.saturating_mul(2);
                     if tries > 0 || !need {
                         continue;
                     }
@@ -418,7 +418,7 @@ impl Sim {
         if g.mem.alloc(id).live == 0 {
             g.mem.drop_empty_alloc(id);
         } else {
-            g.mem.set_timeslice(id, self.now_ns() + timeslice);
+            g.mem.finish_alloc(id, self.now_ns() + timeslice);
         }
         self.invalidate_all(g, rs, re);
         if moved < collected.len() {
