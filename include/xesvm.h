@@ -16,6 +16,175 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+/**
+ * `svm_sim_mmap` flag: file-backed memory (never placed in VRAM).
+ */
+#define SVM_SIM_MAP_FILE 1
+
+/**
+ * `svm_sim_residency.kind`: no page of the span exists yet.
+ */
+#define SVM_PLACE_UNPOPULATED 0
+
+/**
+ * All of the span is in system memory.
+ */
+#define SVM_PLACE_SYSTEM 1
+
+/**
+ * All of the span is in one VRAM region: `device`, `instance`.
+ */
+#define SVM_PLACE_VRAM 2
+
+/**
+ * The span's pages are in more than one place.
+ */
+#define SVM_PLACE_MIXED 3
+
+/**
+ * Injection points for `svm_sim_injection.point`: a migration to VRAM
+ * (`drm_pagemap_populate_mm`).
+ */
+#define SVM_SIM_INJECT_MIGRATE 0
+
+/**
+ * Creating the VRAM allocation of a migration.
+ */
+#define SVM_SIM_INJECT_VRAM_ALLOC 1
+
+/**
+ * Entry of an ioctl (optionally one request only).
+ */
+#define SVM_SIM_INJECT_IOCTL 2
+
+/**
+ * The device goes away at its next ioctl; that and every later call fail
+ * with the errno (-ENODEV: unplugged, -ECANCELED: wedged).
+ */
+#define SVM_SIM_INJECT_DEVICE_REMOVAL 3
+
+/**
+ * A simulated machine (devices, memory, clock). Created by
+ * `svm_sim_create*`, released by `svm_sim_destroy`. Thread-safe: every
+ * function may be called on one simulator from many threads at once.
+ */
+typedef struct svm_sim svm_sim;
+
+/**
+ * What an access does: one of `SVM_ACCESS_*`.
+ */
+typedef uint32_t svm_access;
+
+/**
+ * Where a span lives (ground truth).
+ */
+typedef struct svm_sim_residency {
+  /**
+   * One of `SVM_PLACE_*`.
+   */
+  uint32_t kind;
+  /**
+   * For `SVM_PLACE_VRAM`: the simulated device index.
+   */
+  uint32_t device;
+  /**
+   * For `SVM_PLACE_VRAM`: the region instance on that device (tile + 1).
+   */
+  uint16_t instance;
+  uint16_t _pad[3];
+} svm_sim_residency;
+
+/**
+ * Event counts of a simulator (see the Rust `CounterSnapshot` docs).
+ * Set `struct_size` before calling `svm_sim_get_counters`.
+ */
+typedef struct svm_sim_counters {
+  /**
+   * In: `sizeof(svm_sim_counters)`; out: the bytes written.
+   */
+  uint32_t struct_size;
+  uint32_t _pad;
+  uint64_t ioctls;
+  uint64_t gpu_faults;
+  uint64_t gpu_fault_errors;
+  uint64_t cpu_faults;
+  uint64_t timeslice_waits;
+  uint64_t migrations_to_vram;
+  uint64_t migrations_to_system;
+  uint64_t migrations_device_to_device;
+  uint64_t bytes_to_vram;
+  uint64_t bytes_to_system;
+  uint64_t bytes_device_to_device;
+  uint64_t migrations_4k;
+  uint64_t migrations_64k;
+  uint64_t migrations_2m;
+  uint64_t evictions;
+  uint64_t evicted_bytes;
+  uint64_t migrate_retries;
+  uint64_t migrate_errors;
+  uint64_t prefetch_swallowed;
+  uint64_t tlb_invalidations;
+  uint64_t madvise_calls;
+  uint64_t prefetch_ranges;
+  uint64_t remote_access_bytes;
+  uint64_t injected;
+} svm_sim_counters;
+
+/**
+ * A failure to inject. Zero-initialise, set `struct_size`, then the fields.
+ */
+typedef struct svm_sim_injection {
+  /**
+   * `sizeof(svm_sim_injection)`.
+   */
+  uint32_t struct_size;
+  /**
+   * One of `SVM_SIM_INJECT_*`.
+   */
+  uint32_t point;
+  /**
+   * Only this device index; -1 for any.
+   */
+  int32_t device;
+  /**
+   * `SVM_SIM_INJECT_IOCTL` only: this request number; 0 for any.
+   */
+  uint32_t request;
+  /**
+   * The status to fail with: a negative errno such as -EBUSY.
+   */
+  int32_t error;
+  uint32_t _pad;
+  /**
+   * Hits to let through before failing.
+   */
+  uint64_t skip;
+  /**
+   * Failures to inject (when `probability` is 0).
+   */
+  uint64_t count;
+  /**
+   * In (0, 1]: fail each hit with this probability, forever (seeded).
+   */
+  double probability;
+  uint64_t seed;
+} svm_sim_injection;
+
+/**
+ * Reads the range.
+ */
+#define SVM_ACCESS_READ 0
+
+/**
+ * Writes the range (every page's content changes).
+ */
+#define SVM_ACCESS_WRITE 1
+
+/**
+ * GPU atomics on the range (a write that may need VRAM, kernel-model §3.2).
+ */
+#define SVM_ACCESS_ATOMIC 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -39,6 +208,134 @@ const char *svm_strerror(int status);
  * thread; never free it.
  */
 const char *svm_last_error(void);
+
+/**
+ * Creates a simulator from a preset: "dgpu", "2dgpu-p2p", "2dgpu-nolink",
+ * "4dgpu-p2p", "max-node" or "igpu". Errors: -EINVAL (NULL, unknown name).
+ */
+int svm_sim_create(const char *preset, struct svm_sim **sim);
+
+/**
+ * Creates a simulator from a topology file (format: README, "Topology
+ * files"). Errors: -EINVAL with the line and field in svm_last_error()
+ * for a bad file, -ENOENT and friends when it cannot be read.
+ */
+int svm_sim_create_from_file(const char *path, struct svm_sim **sim);
+
+/**
+ * Creates a simulator from topology text (the file format, in memory).
+ */
+int svm_sim_create_from_text(const char *text, struct svm_sim **sim);
+
+/**
+ * Releases the caller's reference; contexts using the simulator keep it
+ * alive until they are destroyed. NULL is a no-op. Returns 0.
+ */
+int svm_sim_destroy(struct svm_sim *sim);
+
+/**
+ * Number of simulated devices.
+ */
+int svm_sim_device_count(const struct svm_sim *sim, uint32_t *count);
+
+/**
+ * Opens simulated device `index` like a render node: `*fd` is a real,
+ * process-unique descriptor that only this simulator understands (pass it
+ * to svm_sim_ioctl, or as a madvise devmem_fd). Errors: -ENODEV (no such
+ * device, or removed).
+ */
+int svm_sim_device_open(struct svm_sim *sim, uint32_t index, int *fd);
+
+/**
+ * Closes an fd from svm_sim_device_open; its VMs go away. -EBADF if unknown.
+ */
+int svm_sim_device_close(struct svm_sim *sim, int fd);
+
+/**
+ * Issues an ioctl on a simulated device fd with the real uAPI structs
+ * (include <xesvm/xe_drm.h> or the kernel's <drm/xe_drm.h>): exactly what
+ * ioctl(2) on an Xe render node takes. Returns 0 or the kernel's negative
+ * errno (xe-uapi.md §6); bad user pointers give -EFAULT.
+ */
+int svm_sim_ioctl(struct svm_sim *sim, int fd, unsigned long request, void *arg);
+
+/**
+ * A GPU access by `tile` of the device behind `fd`, in VM `vm_id`, to
+ * [start, start+size): runs the GPU fault path where needed and returns
+ * what the GPU would see (0, or the failed fault's negative errno). Writes
+ * and atomics give each page new content derived from `value`.
+ */
+int svm_sim_gpu_access(struct svm_sim *sim, int fd, uint32_t vm_id, uint16_t tile, uint64_t start, uint64_t size, svm_access access, uint64_t value);
+
+/**
+ * A CPU access to [start, start+size): device pages are faulted back to
+ * system memory first (waiting out any atomic timeslice). SVM_ACCESS_ATOMIC
+ * is a CPU write here. -EFAULT on unmapped memory.
+ */
+int svm_sim_cpu_access(struct svm_sim *sim, uint64_t start, uint64_t size, svm_access access, uint64_t value);
+
+/**
+ * Maps [start, start+size) anew in the simulated process (flags:
+ * SVM_SIM_MAP_FILE or 0 for anonymous). Everything not munmapped is
+ * anonymous memory from the start.
+ */
+int svm_sim_mmap(struct svm_sim *sim, uint64_t start, uint64_t size, uint32_t flags);
+
+/**
+ * munmap in the simulated process: contents gone, SVM ranges destroyed.
+ */
+int svm_sim_munmap(struct svm_sim *sim, uint64_t start, uint64_t size);
+
+/**
+ * Where [start, start+size) lives (ground truth, nothing moves).
+ */
+int svm_sim_get_residency(const struct svm_sim *sim, uint64_t start, uint64_t size, struct svm_sim_residency *residency);
+
+/**
+ * Bytes of the span in one place: `instance` 0 is system memory, N the
+ * VRAM region N of `device`. -EINVAL for a region the device lacks.
+ */
+int svm_sim_bytes_in(const struct svm_sim *sim, uint64_t start, uint64_t size, uint32_t device, uint16_t instance, uint64_t *bytes);
+
+/**
+ * An order-independent checksum of the span's contents, read where each
+ * page lives. Equal before and after migrations: nothing was lost.
+ */
+int svm_sim_checksum(const struct svm_sim *sim, uint64_t start, uint64_t size, uint64_t *checksum);
+
+/**
+ * The simulated clock, in nanoseconds (cost-model.md).
+ */
+int svm_sim_clock_ns(const struct svm_sim *sim, uint64_t *ns);
+
+/**
+ * The simulator's counters. Set `counters->struct_size` first.
+ */
+int svm_sim_get_counters(const struct svm_sim *sim, struct svm_sim_counters *counters);
+
+/**
+ * Arms a fault injection. Errors: -EINVAL for an unknown point, a
+ * non-negative `error`, a probability outside [0, 1], or a bad struct_size.
+ */
+int svm_sim_inject(struct svm_sim *sim, const struct svm_sim_injection *injection);
+
+/**
+ * Disarms every injection.
+ */
+int svm_sim_inject_clear(struct svm_sim *sim);
+
+/**
+ * Removes device `index` now: its VRAM contents return to system memory
+ * and every later call on it fails with `error` (-ENODEV or -ECANCELED).
+ */
+int svm_sim_remove_device(struct svm_sim *sim, uint32_t index, int error);
+
+/**
+ * Checks the simulator's invariants (each page in one place, no region over
+ * capacity, exact accounting). -EIO with the broken invariant in
+ * svm_last_error() if one does not hold.
+ */
+int svm_sim_check(const struct svm_sim *sim);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -5,10 +5,13 @@
 //! into C. A failed call also leaves a message for this thread, readable with
 //! `svm_last_error()`. This module converts and checks; the work is done by
 //! Rust APIs that are tested on their own.
+#![allow(non_camel_case_types)]
+
+pub mod sim;
 
 use core::ffi::{c_char, c_int};
 use std::cell::RefCell;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::Errno;
@@ -71,6 +74,18 @@ pub(crate) fn guard(function: &'static str, body: impl FnOnce() -> FfiResult) ->
 pub(crate) unsafe fn out<'a, T>(p: *mut T, name: &str) -> Result<&'a mut T, Failure> {
     // SAFETY: caller's contract for non-NULL pointers.
     unsafe { p.as_mut() }.ok_or_else(|| invalid(format!("{name} is NULL")))
+}
+
+/// A borrowed UTF-8 string argument, or EINVAL naming it.
+///
+/// # Safety
+/// A non-NULL `p` must point to a NUL-terminated string.
+pub(crate) unsafe fn cstr<'a>(p: *const c_char, name: &str) -> Result<&'a str, Failure> {
+    if p.is_null() {
+        return Err(invalid(format!("{name} is NULL")));
+    }
+    // SAFETY: caller's contract.
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| invalid(format!("{name} is not UTF-8")))
 }
 
 /// The library version, e.g. `"0.1.0"`. The string is static; never free it.

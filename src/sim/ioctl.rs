@@ -164,9 +164,9 @@ impl Sim {
                         instance: info.instance,
                         min_page_size: if spec.need_64k { 65536 } else { PAGE as u32 },
                         total_size: info.capacity,
-                        used: g.mem.used[p as usize],
+                        used: g.mem.used(p),
                         cpu_visible_size: info.capacity,
-                        cpu_visible_used: g.mem.used[p as usize],
+                        cpu_visible_used: g.mem.used(p),
                         ..Default::default()
                     };
                     push(&mut out, &bytes_of(&r));

@@ -90,6 +90,14 @@ pub enum CpuKind {
     File,
 }
 
+/// A span's placement as get_pages sees it ([`Memory::prepare_pages`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Uniformity {
+    pub system: bool,
+    pub device: Option<(u16, u32)>,
+    pub several_devices: bool,
+}
+
 /// A summary of a span's pages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Census {
@@ -104,19 +112,93 @@ pub struct Census {
     pub locked: u64,
 }
 
-pub struct Memory {
-    blocks: BTreeMap<u64, Box<Block>>,
+/// VRAM allocations and their accounting, apart from the page blocks so
+/// that batch operations can borrow both at once.
+struct AllocTable {
     allocs: Vec<Option<DevAlloc>>,
     free_ids: Vec<u32>,
     /// Per pagemap: LRU stamp → allocation id.
     lru: Vec<BTreeMap<u64, u32>>,
-    pub used: Vec<u64>,
-    pub capacity: Vec<u64>,
+    used: Vec<u64>,
+    capacity: Vec<u64>,
     lru_clock: u64,
+}
+
+impl AllocTable {
+    fn get(&self, id: u32) -> &DevAlloc {
+        self.allocs[id as usize].as_ref().expect("live allocation")
+    }
+
+    fn get_mut(&mut self, id: u32) -> &mut DevAlloc {
+        self.allocs[id as usize].as_mut().expect("live allocation")
+    }
+
+    fn token(&self, id: u32, addr: u64) -> u32 {
+        match self.allocs.get(id as usize).and_then(|a| a.as_ref()) {
+            Some(a) if addr >= a.start && addr < a.end() => a.tokens[((addr - a.start) / PAGE) as usize],
+            // A device page with no allocation behind it: its data is gone.
+            _ => POISON,
+        }
+    }
+
+    /// One page of `id` no longer holds data; frees the allocation with its last page.
+    fn release(&mut self, id: u32) {
+        let a = self.get_mut(id);
+        a.live -= 1;
+        if a.live == 0 && !a.in_flight {
+            self.free(id);
+        }
+    }
+
+    fn free(&mut self, id: u32) {
+        let a = self.allocs[id as usize].take().expect("live allocation");
+        debug_assert_eq!(a.live, 0, "freeing an allocation that still holds pages");
+        let p = a.pagemap as usize;
+        self.used[p] -= a.bytes();
+        self.lru[p].remove(&a.lru);
+        self.free_ids.push(id);
+    }
+}
+
+/// Where a batch of pages came from when they moved.
+#[derive(Debug, Default)]
+pub struct Moved {
+    pub pages: u64,
+    pub from_system: u64,
+    /// Bytes per source pagemap.
+    pub from_device: Vec<(u16, u64)>,
+}
+
+pub struct Memory {
+    blocks: BTreeMap<u64, Box<Block>>,
+    t: AllocTable,
     /// Spans that are not plain anonymous memory: start → (end, kind).
     cpu_exceptions: BTreeMap<u64, (u64, CpuKind)>,
     /// Bumped whenever any page changes place.
     pub epoch: u64,
+}
+
+fn new_block() -> Box<Block> {
+    Box::new(Block { loc: [LOC_UNPOPULATED; PAGES_PER_BLOCK], sys: [0; PAGES_PER_BLOCK], alloc: [0; PAGES_PER_BLOCK] })
+}
+
+fn idx(addr: u64) -> usize {
+    ((addr % BLOCK) / PAGE) as usize
+}
+
+/// Splits [start, end) at 2 MiB block boundaries: (block index, first page, last page + 1).
+fn block_spans(start: u64, end: u64) -> impl Iterator<Item = (u64, usize, usize)> {
+    let mut a = start;
+    std::iter::from_fn(move || {
+        if a >= end {
+            return None;
+        }
+        let bi = a / BLOCK;
+        let stop = end.min((bi + 1) * BLOCK);
+        let r = (bi, idx(a), idx(a) + ((stop - a) / PAGE) as usize);
+        a = stop;
+        Some(r)
+    })
 }
 
 impl Memory {
@@ -124,15 +206,18 @@ impl Memory {
         let n = capacity.len();
         Memory {
             blocks: BTreeMap::new(),
-            allocs: Vec::new(),
-            free_ids: Vec::new(),
-            lru: vec![BTreeMap::new(); n],
-            used: vec![0; n],
-            capacity,
-            lru_clock: 0,
+            t: AllocTable { allocs: Vec::new(), free_ids: Vec::new(), lru: vec![BTreeMap::new(); n], used: vec![0; n], capacity, lru_clock: 0 },
             cpu_exceptions: BTreeMap::new(),
             epoch: 0,
         }
+    }
+
+    pub fn used(&self, p: u16) -> u64 {
+        self.t.used[p as usize]
+    }
+
+    pub fn capacity(&self, p: u16) -> u64 {
+        self.t.capacity[p as usize]
     }
 
     // -- pages ------------------------------------------------------------
@@ -141,167 +226,257 @@ impl Memory {
         self.blocks.get(&(addr / BLOCK)).map(|b| &**b)
     }
 
-    fn block_mut(&mut self, addr: u64) -> &mut Block {
-        self.blocks
-            .entry(addr / BLOCK)
-            .or_insert_with(|| {
-                Box::new(Block { loc: [LOC_UNPOPULATED; PAGES_PER_BLOCK], sys: [0; PAGES_PER_BLOCK], alloc: [0; PAGES_PER_BLOCK] })
-            })
-    }
-
-    fn idx(addr: u64) -> usize {
-        ((addr % BLOCK) / PAGE) as usize
-    }
-
     pub fn loc(&self, addr: u64) -> Loc {
-        self.block(addr).map_or(Loc::Unpopulated, |b| Loc::decode(b.loc[Self::idx(addr)]))
+        self.block(addr).map_or(Loc::Unpopulated, |b| Loc::decode(b.loc[idx(addr)]))
     }
 
     pub fn is_locked(&self, addr: u64) -> bool {
-        self.block(addr).is_some_and(|b| b.loc[Self::idx(addr)] & LOCKED != 0)
+        self.block(addr).is_some_and(|b| b.loc[idx(addr)] & LOCKED != 0)
     }
 
-    pub fn set_locked(&mut self, addr: u64, locked: bool) {
-        let b = self.block_mut(addr);
-        let i = Self::idx(addr);
-        if locked {
-            b.loc[i] |= LOCKED;
-        } else {
-            b.loc[i] &= !LOCKED;
+    /// Calls `f(addr, loc, locked)` for every page of [start, end), in order.
+    pub fn each_page(&self, start: u64, end: u64, mut f: impl FnMut(u64, Loc, bool)) {
+        for (bi, i0, i1) in block_spans(start, end) {
+            let base = bi * BLOCK;
+            match self.blocks.get(&bi) {
+                None => (i0..i1).for_each(|i| f(base + i as u64 * PAGE, Loc::Unpopulated, false)),
+                Some(b) => {
+                    for i in i0..i1 {
+                        f(base + i as u64 * PAGE, Loc::decode(b.loc[i]), b.loc[i] & LOCKED != 0)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first page of [start, end) for which `f(loc, locked)` holds.
+    pub fn find_page(&self, start: u64, end: u64, mut f: impl FnMut(Loc, bool) -> bool) -> Option<(u64, Loc)> {
+        for (bi, i0, i1) in block_spans(start, end) {
+            let base = bi * BLOCK;
+            match self.blocks.get(&bi) {
+                None => {
+                    if f(Loc::Unpopulated, false) {
+                        return Some((base + i0 as u64 * PAGE, Loc::Unpopulated));
+                    }
+                }
+                Some(b) => {
+                    for i in i0..i1 {
+                        let l = Loc::decode(b.loc[i]);
+                        if f(l, b.loc[i] & LOCKED != 0) {
+                            return Some((base + i as u64 * PAGE, l));
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// get_pages in one pass: stops at the first page that a migration holds
+    /// or that `usable` rejects (returning its address), else populates
+    /// untouched pages in system memory and returns the span's uniformity.
+    pub fn prepare_pages(&mut self, start: u64, end: u64, usable: impl Fn(u16) -> bool) -> Result<Uniformity, u64> {
+        let mut u = Uniformity::default();
+        for (bi, i0, i1) in block_spans(start, end) {
+            let b = self.blocks.entry(bi).or_insert_with(new_block);
+            for i in i0..i1 {
+                let raw = b.loc[i];
+                if raw & LOCKED != 0 {
+                    return Err(bi * BLOCK + i as u64 * PAGE);
+                }
+                match Loc::decode(raw) {
+                    Loc::Vram(p) if !usable(p) => return Err(bi * BLOCK + i as u64 * PAGE),
+                    Loc::Vram(p) => match u.device {
+                        None => u.device = Some((p, b.alloc[i])),
+                        Some(d) if d != (p, b.alloc[i]) => u.several_devices = true,
+                        Some(_) => {}
+                    },
+                    Loc::Unpopulated => {
+                        b.loc[i] = LOC_SYSTEM;
+                        b.sys[i] = 0;
+                        self.epoch += 1;
+                        u.system = true;
+                    }
+                    Loc::System => u.system = true,
+                }
+            }
+        }
+        Ok(u)
+    }
+
+    /// Locks or unlocks pages for a migration in flight.
+    pub fn lock_pages(&mut self, pages: &[u64], locked: bool) {
+        for group in pages.chunk_by(|a, b| a / BLOCK == b / BLOCK) {
+            let b = self.blocks.entry(group[0] / BLOCK).or_insert_with(new_block);
+            for &a in group {
+                let i = idx(a);
+                if locked {
+                    b.loc[i] |= LOCKED;
+                } else {
+                    b.loc[i] &= !LOCKED;
+                }
+            }
         }
     }
 
     /// Counts a span's pages by place, relative to `target`.
     pub fn census(&self, start: u64, end: u64, target: Option<u16>) -> Census {
         let mut c = Census::default();
-        let mut a = start;
-        while a < end {
-            let stop = end.min((a / BLOCK + 1) * BLOCK);
-            match self.block(a) {
-                None => c.unpopulated += (stop - a) / PAGE,
-                Some(b) => {
-                    for i in Self::idx(a)..Self::idx(a) + ((stop - a) / PAGE) as usize {
-                        let raw = b.loc[i];
-                        if raw & LOCKED != 0 {
-                            c.locked += 1;
-                        }
-                        match Loc::decode(raw) {
-                            Loc::Unpopulated => c.unpopulated += 1,
-                            Loc::System => c.system += 1,
-                            Loc::Vram(p) if Some(p) == target => c.in_target += 1,
-                            Loc::Vram(p) => {
-                                c.other_device += 1;
-                                if c.other_pagemaps[0].is_none() {
-                                    c.other_pagemaps[0] = Some(p);
-                                } else if c.other_pagemaps[0] != Some(p) && c.other_pagemaps[1].is_none() {
-                                    c.other_pagemaps[1] = Some(p);
-                                }
-                            }
-                        }
+        self.each_page(start, end, |_, loc, locked| {
+            c.locked += locked as u64;
+            match loc {
+                Loc::Unpopulated => c.unpopulated += 1,
+                Loc::System => c.system += 1,
+                Loc::Vram(p) if Some(p) == target => c.in_target += 1,
+                Loc::Vram(p) => {
+                    c.other_device += 1;
+                    if c.other_pagemaps[0].is_none() {
+                        c.other_pagemaps[0] = Some(p);
+                    } else if c.other_pagemaps[0] != Some(p) && c.other_pagemaps[1].is_none() {
+                        c.other_pagemaps[1] = Some(p);
                     }
                 }
             }
-            a = stop;
-        }
+        });
         c
     }
 
     /// The token a page holds, read from the storage that holds it.
     pub fn token(&self, addr: u64) -> u32 {
-        match self.loc(addr) {
-            Loc::Unpopulated => 0,
-            Loc::System => self.block(addr).map_or(0, |b| b.sys[Self::idx(addr)]),
-            Loc::Vram(p) => match self.alloc_at(p, addr) {
-                Some(id) => {
-                    let a = self.allocs[id as usize].as_ref().unwrap();
-                    a.tokens[((addr - a.start) / PAGE) as usize]
-                }
-                // A device page with no allocation behind it: its data is gone.
-                None => POISON,
-            },
-        }
-    }
-
-    /// Writes a token where the page lives (populating an untouched page in system memory).
-    pub fn write_token(&mut self, addr: u64, token: u32) {
-        match self.loc(addr) {
-            Loc::Unpopulated => {
-                self.place_system(addr, token);
-                self.epoch += 1;
-            }
-            Loc::System => self.block_mut(addr).sys[Self::idx(addr)] = token,
-            Loc::Vram(p) => {
-                if let Some(id) = self.alloc_at(p, addr) {
-                    let a = self.allocs[id as usize].as_mut().unwrap();
-                    a.tokens[((addr - a.start) / PAGE) as usize] = token;
+        match self.block(addr) {
+            None => 0,
+            Some(b) => {
+                let i = idx(addr);
+                match Loc::decode(b.loc[i]) {
+                    Loc::Unpopulated => 0,
+                    Loc::System => b.sys[i],
+                    Loc::Vram(_) => self.t.token(b.alloc[i], addr),
                 }
             }
         }
     }
 
-    fn place_system(&mut self, addr: u64, token: u32) {
-        let b = self.block_mut(addr);
-        let i = Self::idx(addr);
-        b.loc[i] = (b.loc[i] & LOCKED) | LOC_SYSTEM;
-        b.sys[i] = token;
-    }
-
-    /// Faults an unpopulated page in as a zero-filled system page.
-    pub fn populate_system(&mut self, addr: u64) {
-        if self.loc(addr) == Loc::Unpopulated {
-            self.place_system(addr, 0);
-            self.epoch += 1;
+    /// Writes the tokens of a write of `value` over [start, end), where each
+    /// page lives; untouched pages are populated in system memory first.
+    pub fn write_span(&mut self, start: u64, end: u64, value: u64) {
+        for (bi, i0, i1) in block_spans(start, end) {
+            let base = bi * BLOCK;
+            let b = self.blocks.entry(bi).or_insert_with(new_block);
+            for i in i0..i1 {
+                let a = base + i as u64 * PAGE;
+                let tok = write_token(value, a);
+                match Loc::decode(b.loc[i]) {
+                    Loc::Unpopulated => {
+                        b.loc[i] = (b.loc[i] & LOCKED) | LOC_SYSTEM;
+                        b.sys[i] = tok;
+                        self.epoch += 1;
+                    }
+                    Loc::System => b.sys[i] = tok,
+                    Loc::Vram(_) => {
+                        let al = self.t.get_mut(b.alloc[i]);
+                        al.tokens[((a - al.start) / PAGE) as usize] = tok;
+                    }
+                }
+            }
         }
     }
 
-    /// Moves one page to system memory, carrying its token. Returns the
-    /// source pagemap if it was a device page.
-    pub fn page_to_system(&mut self, addr: u64) -> Option<u16> {
-        let Loc::Vram(p) = self.loc(addr) else { return None };
-        let token = self.token(addr);
-        self.release_device_page(p, addr);
-        self.place_system(addr, token);
-        self.epoch += 1;
-        Some(p)
-    }
-
-    /// Moves one page into allocation `id`, carrying its token.
-    pub fn page_to_alloc(&mut self, addr: u64, id: u32) {
-        let token = self.token(addr);
-        if let Loc::Vram(p) = self.loc(addr) {
-            self.release_device_page(p, addr);
+    /// Faults untouched pages of [start, end) in as zero-filled system pages.
+    pub fn populate_span(&mut self, start: u64, end: u64) {
+        for (bi, i0, i1) in block_spans(start, end) {
+            let b = self.blocks.entry(bi).or_insert_with(new_block);
+            for i in i0..i1 {
+                if b.loc[i] & !LOCKED == LOC_UNPOPULATED {
+                    b.loc[i] = (b.loc[i] & LOCKED) | LOC_SYSTEM;
+                    b.sys[i] = 0;
+                    self.epoch += 1;
+                }
+            }
         }
-        let a = self.allocs[id as usize].as_mut().unwrap();
-        let pm = a.pagemap;
-        a.tokens[((addr - a.start) / PAGE) as usize] = token;
-        a.live += 1;
-        let b = self.block_mut(addr);
-        let i = Self::idx(addr);
-        b.loc[i] = (b.loc[i] & LOCKED) | Loc::Vram(pm).encode();
-        b.alloc[i] = id;
-        self.epoch += 1;
     }
 
-    /// Discards a page (munmap): its content is gone, its device storage released.
-    pub fn discard(&mut self, addr: u64) {
-        match self.loc(addr) {
-            Loc::Unpopulated => return,
-            Loc::Vram(p) => self.release_device_page(p, addr),
-            Loc::System => {}
+    /// Moves pages into allocation `id`, carrying their tokens. With
+    /// `only_locked`, pages a munmap released meanwhile are skipped, and the
+    /// moved ones are unlocked (a migration's finalize).
+    pub fn move_into(&mut self, pages: &[u64], id: u32, only_locked: bool) -> Moved {
+        let mut m = Moved::default();
+        let mut released: Vec<u32> = Vec::new();
+        // Destination storage is taken out of the table for the loop, so that
+        // source allocations can be read while it is written.
+        let mut dst = self.t.allocs[id as usize].take().expect("live allocation");
+        let code = Loc::Vram(dst.pagemap).encode();
+        for group in pages.chunk_by(|a, b| a / BLOCK == b / BLOCK) {
+            let b = self.blocks.entry(group[0] / BLOCK).or_insert_with(new_block);
+            for &a in group {
+                let i = idx(a);
+                let raw = b.loc[i];
+                if only_locked && raw & LOCKED == 0 {
+                    continue;
+                }
+                let token = match raw & !LOCKED {
+                    LOC_UNPOPULATED => 0,
+                    LOC_SYSTEM => b.sys[i],
+                    enc => {
+                        let p = (enc - 2) as u16;
+                        match m.from_device.iter_mut().find(|(q, _)| *q == p) {
+                            Some(e) => e.1 += PAGE,
+                            None => m.from_device.push((p, PAGE)),
+                        }
+                        released.push(b.alloc[i]);
+                        self.t.token(b.alloc[i], a)
+                    }
+                };
+                if raw & !LOCKED <= LOC_SYSTEM {
+                    m.from_system += PAGE;
+                }
+                dst.tokens[((a - dst.start) / PAGE) as usize] = token;
+                b.loc[i] = if only_locked { code } else { (raw & LOCKED) | code };
+                b.alloc[i] = id;
+                m.pages += 1;
+            }
         }
-        let b = self.block_mut(addr);
-        let i = Self::idx(addr);
-        b.loc[i] = LOC_UNPOPULATED;
-        b.sys[i] = 0;
-        self.epoch += 1;
+        dst.live += m.pages as u32;
+        self.t.allocs[id as usize] = Some(dst);
+        for src in released {
+            self.t.release(src);
+        }
+        self.epoch += m.pages;
+        m
     }
 
-    fn release_device_page(&mut self, p: u16, addr: u64) {
-        if let Some(id) = self.alloc_at(p, addr) {
-            let a = self.allocs[id as usize].as_mut().unwrap();
-            a.live -= 1;
-            if a.live == 0 {
-                self.free_alloc(id);
+    /// Moves device pages to system memory, carrying their tokens; returns
+    /// how many moved (pages not in VRAM are left alone).
+    pub fn move_to_system(&mut self, pages: &[u64]) -> u64 {
+        let mut n = 0;
+        for group in pages.chunk_by(|a, b| a / BLOCK == b / BLOCK) {
+            let Some(b) = self.blocks.get_mut(&(group[0] / BLOCK)) else { continue };
+            for &a in group {
+                let i = idx(a);
+                if let Loc::Vram(_) = Loc::decode(b.loc[i]) {
+                    b.sys[i] = self.t.token(b.alloc[i], a);
+                    self.t.release(b.alloc[i]);
+                    b.loc[i] = (b.loc[i] & LOCKED) | LOC_SYSTEM;
+                    n += 1;
+                }
+            }
+        }
+        self.epoch += n;
+        n
+    }
+
+    /// Discards the pages of [start, end) (munmap): contents gone, device storage released.
+    pub fn discard_span(&mut self, start: u64, end: u64) {
+        for (bi, i0, i1) in block_spans(start, end) {
+            let Some(b) = self.blocks.get_mut(&bi) else { continue };
+            for i in i0..i1 {
+                if let Loc::Vram(_) = Loc::decode(b.loc[i]) {
+                    self.t.release(b.alloc[i]);
+                }
+                if b.loc[i] != LOC_UNPOPULATED {
+                    self.epoch += 1;
+                }
+                b.loc[i] = LOC_UNPOPULATED;
+                b.sys[i] = 0;
             }
         }
     }
@@ -309,31 +484,33 @@ impl Memory {
     // -- allocations --------------------------------------------------------
 
     pub fn alloc(&self, id: u32) -> &DevAlloc {
-        self.allocs[id as usize].as_ref().expect("live allocation")
+        self.t.get(id)
     }
 
     /// The allocation of pagemap `p` that holds the page at `addr`.
     pub fn alloc_at(&self, p: u16, addr: u64) -> Option<u32> {
         let b = self.block(addr)?;
-        let i = Self::idx(addr);
+        let i = idx(addr);
         if Loc::decode(b.loc[i]) != Loc::Vram(p) {
             return None;
         }
         let id = b.alloc[i];
-        self.allocs.get(id as usize)?.as_ref().filter(|a| a.pagemap == p).map(|_| id)
+        self.t.allocs.get(id as usize)?.as_ref().filter(|a| a.pagemap == p).map(|_| id)
     }
 
     /// Free bytes in a pagemap.
     pub fn free_bytes(&self, p: u16) -> u64 {
-        self.capacity[p as usize].saturating_sub(self.used[p as usize])
+        self.t.capacity[p as usize].saturating_sub(self.t.used[p as usize])
     }
 
-    /// Creates an empty allocation of `bytes` at `start` in pagemap `p`, if it fits.
+    /// Creates an empty allocation of `bytes` at `start` in pagemap `p`, if
+    /// it fits. It is in flight until `finish_alloc` or `drop_empty_alloc`.
     pub fn create_alloc(&mut self, p: u16, start: u64, bytes: u64) -> Option<u32> {
         if self.free_bytes(p) < bytes {
             return None;
         }
-        self.lru_clock += 1;
+        let t = &mut self.t;
+        t.lru_clock += 1;
         let a = DevAlloc {
             pagemap: p,
             start,
@@ -341,77 +518,81 @@ impl Memory {
             live: 0,
             timeslice_expiry: 0,
             in_flight: true,
-            lru: self.lru_clock,
+            lru: t.lru_clock,
         };
-        let id = match self.free_ids.pop() {
+        let id = match t.free_ids.pop() {
             Some(id) => {
-                self.allocs[id as usize] = Some(a);
+                t.allocs[id as usize] = Some(a);
                 id
             }
             None => {
-                self.allocs.push(Some(a));
-                (self.allocs.len() - 1) as u32
+                t.allocs.push(Some(a));
+                (t.allocs.len() - 1) as u32
             }
         };
-        self.used[p as usize] += bytes;
-        self.lru[p as usize].insert(self.lru_clock, id);
+        t.used[p as usize] += bytes;
+        t.lru[p as usize].insert(t.lru_clock, id);
         Some(id)
     }
 
-    /// Releases an allocation that holds no pages (a failed or redundant migration).
+    /// Ends a migration that moved nothing into `id`: releases it if empty.
     pub fn drop_empty_alloc(&mut self, id: u32) {
-        if self.allocs[id as usize].as_ref().is_some_and(|a| a.live == 0) {
-            self.free_alloc(id);
+        let a = self.t.get_mut(id);
+        a.in_flight = false;
+        if a.live == 0 {
+            self.t.free(id);
         }
-    }
-
-    fn free_alloc(&mut self, id: u32) {
-        let a = self.allocs[id as usize].take().expect("live allocation");
-        debug_assert_eq!(a.live, 0, "freeing an allocation that still holds pages");
-        let p = a.pagemap as usize;
-        self.used[p] -= a.bytes();
-        self.lru[p].remove(&a.lru);
-        self.free_ids.push(id);
     }
 
     /// Finalizes a migration into `id`: stamps its timeslice expiry.
     pub fn finish_alloc(&mut self, id: u32, expiry: u64) {
-        let a = self.allocs[id as usize].as_mut().unwrap();
+        let a = self.t.get_mut(id);
         a.timeslice_expiry = expiry;
         a.in_flight = false;
+        if a.live == 0 {
+            self.t.free(id);
+        }
     }
 
     /// Marks an allocation most recently used (TTM bumps a BO when it is bound).
     pub fn touch(&mut self, id: u32) {
-        let a = self.allocs[id as usize].as_mut().unwrap();
+        let t = &mut self.t;
+        let a = t.allocs[id as usize].as_mut().unwrap();
         let p = a.pagemap as usize;
-        self.lru[p].remove(&a.lru);
-        self.lru_clock += 1;
-        a.lru = self.lru_clock;
-        self.lru[p].insert(self.lru_clock, id);
+        t.lru[p].remove(&a.lru);
+        t.lru_clock += 1;
+        a.lru = t.lru_clock;
+        t.lru[p].insert(t.lru_clock, id);
     }
 
-    /// The least recently used allocation of a pagemap, skipping those whose
-    /// pages a migration holds locked.
+    /// The least recently used allocation of a pagemap that no migration is
+    /// filling and that does not overlap [exclude_start, exclude_end).
     pub fn lru_victim(&self, p: u16, exclude_start: u64, exclude_end: u64) -> Option<u32> {
-        self.lru[p as usize].values().copied().find(|&id| {
-            let a = self.alloc(id);
+        self.t.lru[p as usize].values().copied().find(|&id| {
+            let a = self.t.get(id);
             let overlaps = a.start < exclude_end && exclude_start < a.end();
-            !a.in_flight && !overlaps && !(a.start..a.end()).step_by(PAGE as usize).any(|x| self.is_locked(x))
+            !a.in_flight && !overlaps && self.find_page(a.start, a.end(), |_, locked| locked).is_none()
         })
     }
 
     /// Live page addresses of an allocation (pages still placed in it).
     pub fn alloc_pages(&self, id: u32) -> Vec<u64> {
-        let a = self.alloc(id);
-        (a.start..a.end())
-            .step_by(PAGE as usize)
-            .filter(|&x| self.loc(x) == Loc::Vram(a.pagemap) && self.alloc_at(a.pagemap, x) == Some(id))
-            .collect()
+        let a = self.t.get(id);
+        let mut out = Vec::with_capacity(a.live as usize);
+        for (bi, i0, i1) in block_spans(a.start, a.end()) {
+            if let Some(b) = self.blocks.get(&bi) {
+                for i in i0..i1 {
+                    if b.alloc[i] == id && Loc::decode(b.loc[i]) == Loc::Vram(a.pagemap) {
+                        out.push(bi * BLOCK + i as u64 * PAGE);
+                    }
+                }
+            }
+        }
+        out
     }
 
     pub fn allocations(&self) -> impl Iterator<Item = (u32, &DevAlloc)> {
-        self.allocs.iter().enumerate().filter_map(|(i, a)| a.as_ref().map(|a| (i as u32, a)))
+        self.t.allocs.iter().enumerate().filter_map(|(i, a)| a.as_ref().map(|a| (i as u32, a)))
     }
 
     // -- CPU address space --------------------------------------------------
@@ -468,28 +649,25 @@ impl Memory {
         }
     }
 
-    /// All populated pages in [start, end) (skipping untouched blocks quickly).
-    pub fn populated_pages(&self, start: u64, end: u64) -> Vec<u64> {
-        let mut out = Vec::new();
-        for (&bi, b) in self.blocks.range(start / BLOCK..=(end.saturating_sub(1)) / BLOCK) {
-            let base = bi * BLOCK;
-            for (i, &l) in b.loc.iter().enumerate() {
-                let a = base + i as u64 * PAGE;
-                if a >= start && a < end && l & !LOCKED != LOC_UNPOPULATED {
-                    out.push(a);
-                }
-            }
-        }
-        out
-    }
-
     /// Order-independent checksum over (address, token) of every page in a span.
     pub fn checksum(&self, start: u64, end: u64) -> u64 {
         let mut sum = 0u64;
-        for a in self.populated_pages(start, end) {
-            let t = self.token(a);
+        let mut add = |a: u64, t: u32| {
             if t != 0 {
                 sum = sum.wrapping_add(mix((a / PAGE) ^ ((t as u64) << 32)));
+            }
+        };
+        for (&bi, b) in self.blocks.range(start / BLOCK..=(end.saturating_sub(1)) / BLOCK) {
+            for i in 0..PAGES_PER_BLOCK {
+                let a = bi * BLOCK + i as u64 * PAGE;
+                if a < start || a >= end {
+                    continue;
+                }
+                match Loc::decode(b.loc[i]) {
+                    Loc::Unpopulated => {}
+                    Loc::System => add(a, b.sys[i]),
+                    Loc::Vram(_) => add(a, self.t.token(b.alloc[i], a)),
+                }
             }
         }
         sum
@@ -498,7 +676,7 @@ impl Memory {
     /// Pages per place over the whole memory, for invariant checks: (system, per pagemap).
     pub fn totals(&self) -> (u64, Vec<u64>) {
         let mut sys = 0;
-        let mut dev = vec![0u64; self.capacity.len()];
+        let mut dev = vec![0u64; self.t.capacity.len()];
         for b in self.blocks.values() {
             for &l in &b.loc {
                 match Loc::decode(l) {
@@ -531,7 +709,7 @@ pub fn mix(mut x: u64) -> u64 {
 
 /// The token a write of `value` leaves in the page at `addr` (never 0, never POISON).
 pub fn write_token(value: u64, addr: u64) -> u32 {
-    let t = mix(value ^ mix(addr / PAGE)) as u32;
+    let t = mix(value.rotate_left(17) ^ (addr / PAGE)) as u32;
     match t {
         0 | POISON => 1,
         t => t,
@@ -546,21 +724,18 @@ mod tests {
     fn tokens_travel_with_pages_and_capacity_is_accounted() {
         let mut m = Memory::new(vec![BLOCK]);
         let base = 10 * BLOCK;
-        for i in 0..4 {
-            m.write_token(base + i * PAGE, write_token(7, base + i * PAGE));
-        }
+        m.write_span(base, base + 4 * PAGE, 7);
         let before = m.checksum(base, base + BLOCK);
         let id = m.create_alloc(0, base, 64 * 1024).unwrap();
         assert_eq!(m.free_bytes(0), BLOCK - 64 * 1024);
-        for i in 0..4 {
-            m.page_to_alloc(base + i * PAGE, id);
-        }
+        let pages: Vec<u64> = (0..4).map(|i| base + i * PAGE).collect();
+        let moved = m.move_into(&pages, id, false);
+        m.finish_alloc(id, 0);
+        assert_eq!((moved.pages, moved.from_system), (4, 4 * PAGE));
         assert_eq!(m.loc(base), Loc::Vram(0));
         assert_eq!(m.checksum(base, base + BLOCK), before);
         assert!(m.create_alloc(0, base + BLOCK, BLOCK).is_none(), "over capacity");
-        for i in 0..4 {
-            assert_eq!(m.page_to_system(base + i * PAGE), Some(0));
-        }
+        assert_eq!(m.move_to_system(&pages), 4);
         // The allocation freed itself when its last page left.
         assert_eq!(m.free_bytes(0), BLOCK);
         assert_eq!(m.checksum(base, base + BLOCK), before);
@@ -588,12 +763,24 @@ mod tests {
     fn discarding_releases_device_storage() {
         let mut m = Memory::new(vec![BLOCK]);
         let id = m.create_alloc(0, 0, 2 * PAGE).unwrap();
-        m.page_to_alloc(0, id);
-        m.page_to_alloc(PAGE, id);
-        m.discard(0);
-        assert_eq!(m.used[0], 2 * PAGE);
-        m.discard(PAGE);
-        assert_eq!(m.used[0], 0);
+        m.move_into(&[0, PAGE], id, false);
+        m.finish_alloc(id, 0);
+        m.discard_span(0, PAGE);
+        assert_eq!(m.used(0), 2 * PAGE);
+        m.discard_span(PAGE, 2 * PAGE);
+        assert_eq!(m.used(0), 0);
         assert_eq!(m.loc(PAGE), Loc::Unpopulated);
+    }
+
+    #[test]
+    fn a_new_allocation_at_the_same_start_does_not_hide_the_old_one() {
+        let mut m = Memory::new(vec![4 * BLOCK]);
+        let old = m.create_alloc(0, 0, 16 * PAGE).unwrap();
+        m.move_into(&[0], old, false);
+        m.finish_alloc(old, 0);
+        let tmp = m.create_alloc(0, 0, BLOCK).unwrap();
+        m.drop_empty_alloc(tmp);
+        assert_eq!(m.alloc_at(0, 0), Some(old));
+        assert_ne!(m.token(0), POISON);
     }
 }

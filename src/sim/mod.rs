@@ -372,19 +372,19 @@ impl Sim {
                 return Err(Errno::EFAULT);
             }
             let stop = end.min(vend);
-            while a < stop {
-                self.wait_unlocked(&mut g, a)?;
-                if let Loc::Vram(p) = g.mem.loc(a) {
-                    self.cpu_fault(&mut g, p, a);
-                    continue;
+            // Fault device pages back (waiting for pages a migration holds).
+            while let Some((x, _)) = g.mem.find_page(a, stop, |l, locked| locked || matches!(l, Loc::Vram(_))) {
+                self.wait_unlocked(&mut g, x)?;
+                if let Loc::Vram(p) = g.mem.loc(x) {
+                    self.cpu_fault(&mut g, p, x);
                 }
-                if access != Access::Read {
-                    g.mem.write_token(a, mem::write_token(value, a));
-                } else {
-                    g.mem.populate_system(a);
-                }
-                a += PAGE;
             }
+            if access != Access::Read {
+                g.mem.write_span(a, stop, value);
+            } else {
+                g.mem.populate_span(a, stop);
+            }
+            a = stop;
         }
         self.publish_epoch(&g);
         Ok(())
@@ -490,11 +490,12 @@ impl Sim {
             }
         }
         for p in 0..self.pagemaps.len() {
-            if g.mem.used[p] > g.mem.capacity[p] {
-                return Err(format!("pagemap {p} over capacity: {} > {}", g.mem.used[p], g.mem.capacity[p]));
+            let (used, cap) = (g.mem.used(p as u16), g.mem.capacity(p as u16));
+            if used > cap {
+                return Err(format!("pagemap {p} over capacity: {used} > {cap}"));
             }
-            if g.mem.used[p] != bytes[p] {
-                return Err(format!("pagemap {p} used {} but allocations sum to {}", g.mem.used[p], bytes[p]));
+            if used != bytes[p] {
+                return Err(format!("pagemap {p} used {used} but allocations sum to {}", bytes[p]));
             }
             if per_pm[p] != live[p] {
                 return Err(format!("pagemap {p}: {} pages placed there but allocations hold {}", per_pm[p], live[p]));

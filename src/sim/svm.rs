@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use parking_lot::MutexGuard;
 
-use super::mem::{CpuKind, Loc, BLOCK, PAGE};
+use super::mem::{CpuKind, Loc, PAGE};
 use super::vm::{PrefTarget, SvmRange, VmaKind};
 use super::{Access, Guard, Point, Sim};
 use crate::errno::{Errno, Result};
@@ -144,9 +144,7 @@ impl Sim {
                 self.advance((bytes as f64 / bw * 1e9) as u64);
             }
             if access != Access::Read {
-                for x in (a..seg_end).step_by(PAGE as usize) {
-                    g.mem.write_token(x, super::mem::write_token(value, x));
-                }
+                g.mem.write_span(a, seg_end, value);
             }
             a = seg_end;
         }
@@ -342,20 +340,16 @@ impl Sim {
         let towner = self.owner_of_pagemap(target);
         let mut collected = Vec::with_capacity((bytes / PAGE) as usize);
         let mut in_target = 0;
-        for a in (rs..re).step_by(PAGE as usize) {
-            if g.mem.is_locked(a) {
-                continue;
+        g.mem.each_page(rs, re, |a, loc, locked| match loc {
+            _ if locked => {}
+            Loc::Unpopulated | Loc::System => collected.push(a),
+            Loc::Vram(p) if p == target => {
+                in_target += 1;
+                collected.push(a);
             }
-            match g.mem.loc(a) {
-                Loc::Unpopulated | Loc::System => collected.push(a),
-                Loc::Vram(p) if p == target => {
-                    in_target += 1;
-                    collected.push(a);
-                }
-                Loc::Vram(p) if d2d && self.owner_of_pagemap(p) == towner => collected.push(a),
-                Loc::Vram(_) => {}
-            }
-        }
+            Loc::Vram(p) if d2d && self.owner_of_pagemap(p) == towner => collected.push(a),
+            Loc::Vram(_) => {}
+        });
         let pages = (bytes / PAGE) as usize;
         let fail = |g: &mut Guard, e: Errno| {
             g.mem.drop_empty_alloc(id);
@@ -376,27 +370,11 @@ impl Sim {
         }
         // The copy runs with the pages locked and the driver lock dropped, so
         // racing migrations and CPU faults see them busy (§13.1).
-        for &a in &collected {
-            g.mem.set_locked(a, true);
-        }
+        g.mem.lock_pages(&collected, true);
         MutexGuard::bump(g);
-        let (mut from_sys, mut from_peer) = (0u64, Vec::<(u16, u64)>::new());
-        let mut moved = 0usize;
-        for &a in &collected {
-            if !g.mem.is_locked(a) {
-                continue; // unmapped meanwhile: discard() cleared it
-            }
-            g.mem.set_locked(a, false);
-            match g.mem.loc(a) {
-                Loc::Vram(p) => match from_peer.iter_mut().find(|(q, _)| *q == p) {
-                    Some(e) => e.1 += PAGE,
-                    None => from_peer.push((p, PAGE)),
-                },
-                _ => from_sys += PAGE,
-            }
-            g.mem.page_to_alloc(a, id);
-            moved += 1;
-        }
+        // Finalize: pages a munmap discarded meanwhile are no longer locked.
+        let m = g.mem.move_into(&collected, id, true);
+        let (from_sys, from_peer, moved) = (m.from_system, m.from_device, m.pages as usize);
         let c = &self.topo.costs;
         if from_sys > 0 {
             self.advance(c.copy_ns(from_sys, c.h2d_bandwidth));
@@ -415,11 +393,7 @@ impl Sim {
             self.count(&self.counters.migrations_device_to_device, 1);
             self.count(&self.counters.bytes_device_to_device, b);
         }
-        if g.mem.alloc(id).live == 0 {
-            g.mem.drop_empty_alloc(id);
-        } else {
-            g.mem.finish_alloc(id, self.now_ns() + timeslice);
-        }
+        g.mem.finish_alloc(id, self.now_ns() + timeslice);
         self.invalidate_all(g, rs, re);
         if moved < collected.len() {
             return Err(Errno::EBUSY); // raced while finalizing
@@ -446,10 +420,10 @@ impl Sim {
         if pages.is_empty() {
             return;
         }
-        for &a in pages {
-            g.mem.page_to_system(a);
+        let bytes = g.mem.move_to_system(pages) * PAGE;
+        if bytes == 0 {
+            return;
         }
-        let bytes = pages.len() as u64 * PAGE;
         let c = &self.topo.costs;
         self.advance(c.copy_ns(bytes, c.d2h_bandwidth));
         self.count(&self.counters.migrations_to_system, 1);
@@ -461,27 +435,25 @@ impl Sim {
     /// `drm_gpusvm_range_evict` (§5.5): every device page of the span back to
     /// RAM through migrate_to_ram, waiting out timeslices (up to 1 s).
     pub(super) fn evict_range(&self, g: &mut Guard, rs: u64, re: u64) {
-        let mut a = rs;
-        while a < re {
+        let mut from = rs;
+        while let Some((a, loc)) = g.mem.find_page(from, re, |l, locked| locked || matches!(l, Loc::Vram(_))) {
             if self.wait_unlocked(g, a).is_err() {
-                a += PAGE;
+                from = a + PAGE;
                 continue;
             }
-            if let Loc::Vram(p) = g.mem.loc(a) {
-                if let Some(id) = g.mem.alloc_at(p, a) {
-                    let expiry = g.mem.alloc(id).timeslice_expiry;
-                    if expiry > self.now_ns() && expiry - self.now_ns() <= 1_000_000_000 {
-                        self.advance_to(expiry);
-                    }
-                    let start = g.mem.alloc(id).start.max(rs);
-                    let end = g.mem.alloc(id).end().min(re);
-                    let pages: Vec<u64> =
-                        (start..end).step_by(PAGE as usize).filter(|&x| g.mem.loc(x) == Loc::Vram(p)).collect();
-                    self.pages_to_system(g, &pages);
-                    continue;
-                }
+            let Loc::Vram(p) = g.mem.loc(a) else { continue };
+            let _ = loc;
+            let Some(id) = g.mem.alloc_at(p, a) else {
+                from = a + PAGE;
+                continue;
+            };
+            let expiry = g.mem.alloc(id).timeslice_expiry;
+            if expiry > self.now_ns() && expiry - self.now_ns() <= 1_000_000_000 {
+                self.advance_to(expiry);
             }
-            a += PAGE;
+            let pages: Vec<u64> = g.mem.alloc_pages(id).into_iter().filter(|&x| x >= rs && x < re).collect();
+            self.pages_to_system(g, &pages);
+            from = a;
         }
     }
 
@@ -499,9 +471,7 @@ impl Sim {
                 }
                 self.evict_alloc(g, id, false);
             }
-            None => {
-                g.mem.page_to_system(addr);
-            }
+            None => self.pages_to_system(g, &[addr]),
         }
     }
 
@@ -509,50 +479,33 @@ impl Sim {
     /// uniform placement; records where the pages were found.
     #[allow(clippy::too_many_arguments)]
     fn get_pages(&self, g: &mut Guard, fd: RawFd, vm_id: u32, rs: u64, re: u64, owner: Option<u32>, devmem_only: bool) -> Result<()> {
-        let mut a = rs;
-        while a < re {
+        let (_, ce, kind) = g.mem.cpu_vma(rs);
+        if kind == CpuKind::Unmapped || ce < re {
+            return Err(Errno::EFAULT);
+        }
+        // hmm_range_fault: wait for pages a migration holds, fault foreign
+        // device pages back through migrate_to_ram, populate the rest.
+        let u = loop {
             if g.files.get(&fd).and_then(|f| f.vms.get(&vm_id)).and_then(|vm| vm.ranges.get(&rs)).is_none() {
                 return Err(Errno::EFAULT); // range unmapped meanwhile
             }
-            if g.mem.cpu_vma(a).2 == CpuKind::Unmapped {
-                return Err(Errno::EFAULT);
+            let usable = |p: u16| owner == Some(self.owner_of_pagemap(p));
+            match g.mem.prepare_pages(rs, re, usable) {
+                Ok(u) => break u,
+                Err(a) if g.mem.is_locked(a) => self.wait_unlocked(g, a)?,
+                Err(a) => match g.mem.loc(a) {
+                    Loc::Vram(p) => self.cpu_fault(g, p, a),
+                    _ => unreachable!("prepare_pages stops at locked or unusable device pages"),
+                },
             }
-            self.wait_unlocked(g, a)?;
-            match g.mem.loc(a) {
-                Loc::Unpopulated => g.mem.populate_system(a),
-                Loc::System => {}
-                Loc::Vram(p) if owner == Some(self.owner_of_pagemap(p)) => {}
-                Loc::Vram(p) => {
-                    // Not usable by this owner: hmm faults it back through migrate_to_ram.
-                    self.cpu_fault(g, p, a);
-                    continue;
-                }
-            }
-            a += PAGE;
+        };
+        if devmem_only && u.system {
+            return Err(Errno::EFAULT);
         }
-        // Uniformity: one device allocation, or all system.
-        let mut seen_sys = false;
-        let mut seen_dev: Option<(u16, Option<u32>)> = None;
-        for a in (rs..re).step_by(PAGE as usize) {
-            match g.mem.loc(a) {
-                Loc::Vram(p) => {
-                    let this = (p, g.mem.alloc_at(p, a));
-                    if seen_sys || seen_dev.is_some_and(|d| d != this) {
-                        return Err(Errno::EOPNOTSUPP);
-                    }
-                    seen_dev = Some(this);
-                }
-                _ => {
-                    if devmem_only {
-                        return Err(Errno::EFAULT);
-                    }
-                    if seen_dev.is_some() {
-                        return Err(Errno::EOPNOTSUPP);
-                    }
-                    seen_sys = true;
-                }
-            }
+        if (u.system && u.device.is_some()) || u.several_devices {
+            return Err(Errno::EOPNOTSUPP);
         }
+        let seen_dev = u.device;
         let r = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap().ranges.get_mut(&rs).unwrap();
         r.dpagemap = seen_dev.map(|(p, _)| p);
         Ok(())
@@ -635,13 +588,7 @@ impl Sim {
                 vm.merge_defaults(s, e);
             }
         }
-        let mut a = start & !(BLOCK - 1);
-        while a < end {
-            for p in g.mem.populated_pages(a.max(start), end.min(a + BLOCK)) {
-                g.mem.discard(p);
-            }
-            a += BLOCK;
-        }
+        g.mem.discard_span(start, end);
     }
 
     /// Evicts and destroys ranges (VMA splits and removals, §8).
