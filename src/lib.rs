@@ -14,7 +14,13 @@ pub mod driver;
 pub mod errno;
 pub mod ffi;
 /// cbindgen:ignore
+pub mod policy;
+/// cbindgen:ignore
 pub mod sim;
+/// cbindgen:ignore
+pub mod topology;
+/// cbindgen:ignore
+pub mod track;
 /// cbindgen:ignore
 pub mod uapi;
 

@@ -458,7 +458,7 @@ impl Sim {
             vm.vmas.remove(&vs);
         }
         let inside = vm.ranges_in(s, e);
-        vm.invalidate(s, e);
+        vm.invalidate(s, e, true);
         let attrs = Attrs::defaults(op.pat_index);
         vm.vmas.insert(
             s,
@@ -675,7 +675,7 @@ impl Sim {
         }
         let mut tiles = 0;
         for (s, e) in zapped {
-            tiles += vm.invalidate(s, e);
+            tiles += vm.invalidate(s, e, false);
         }
         self.count(&self.counters.tlb_invalidations, tiles as u64);
         self.advance(tiles as u64 * self.topo.costs.tlb_invalidation_ns);

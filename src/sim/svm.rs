@@ -77,7 +77,7 @@ impl Sim {
         let mut tiles = 0;
         for f in g.files.values_mut() {
             for vm in f.vms.values_mut() {
-                tiles += vm.invalidate(start, end);
+                tiles += vm.invalidate(start, end, true);
             }
         }
         if tiles > 0 {

@@ -127,13 +127,19 @@ impl Vm {
     }
 
     /// Zaps the bindings of ranges overlapping [start, end); returns how many
-    /// tiles lost a binding (each costs a TLB invalidation).
-    pub fn invalidate(&mut self, start: u64, end: u64) -> u32 {
+    /// tiles lost a binding (each costs a TLB invalidation). With
+    /// `unmap_pages` (the MMU notifier: pages moved or went away) the pages'
+    /// DMA mappings go too, and with them what get_pages recorded; a madvise
+    /// only zaps PTEs.
+    pub fn invalidate(&mut self, start: u64, end: u64, unmap_pages: bool) -> u32 {
         let mut tiles = 0;
         for s in self.ranges_in(start, end) {
             let r = self.ranges.get_mut(&s).unwrap();
             tiles += r.bound.count_ones();
             r.bound = 0;
+            if unmap_pages {
+                r.dpagemap = None;
+            }
         }
         tiles
     }
@@ -184,7 +190,7 @@ mod tests {
         assert_eq!(vm.split_at(0x40_0000), Vec::<u64>::new());
         assert_eq!(vm.vmas.len(), 3);
         assert_eq!(vm.vma_at(0x30_0000).unwrap().0, 0x30_0000);
-        assert_eq!(vm.invalidate(0, 1 << 30), 2);
+        assert_eq!(vm.invalidate(0, 1 << 30, true), 2);
         vm.merge_defaults(0, 1 << 30);
         assert_eq!(vm.vmas.len(), 1);
         assert_eq!(vm.vmas[&0].end, 1 << 30);

@@ -1,0 +1,138 @@
+//! An open device as the policy sees it: its fd and SVM VM, what DEVICE_QUERY
+//! said (tiles and their VRAM), whether it is alive, and whether its kernel
+//! takes multi-device madvise.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use crate::driver::query::DeviceInfo;
+use crate::driver::{xe, Driver};
+use crate::errno::{Errno, Result};
+use crate::sim::Sim;
+
+/// Devices a context can hold at once.
+pub const MAX_DEVICES: usize = 64;
+
+/// A device of a context: its slot, and the slot's generation when it was
+/// opened (a closed device's handle no longer matches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DeviceHandle {
+    pub slot: u16,
+    pub gen: u16,
+}
+
+/// A tile's VRAM region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileVram {
+    pub instance: u16,
+    pub capacity: u64,
+}
+
+/// Who closes the fd.
+pub(crate) enum Closer {
+    Kernel,
+    Sim(Arc<Sim>),
+    /// The runtime owns fd and VM.
+    Adopted,
+}
+
+impl Closer {
+    pub(crate) fn close(&self, fd: RawFd) {
+        match self {
+            // SAFETY: the library opened this fd and nobody else closes it.
+            Closer::Kernel => unsafe {
+                libc::close(fd);
+            },
+            Closer::Sim(sim) => {
+                let _ = sim.close_device(fd);
+            }
+            Closer::Adopted => {}
+        }
+    }
+}
+
+const MULTI_UNKNOWN: u8 = 0;
+const MULTI_YES: u8 = 1;
+const MULTI_NO: u8 = 2;
+
+pub struct Device {
+    pub slot: u16,
+    pub gen: u16,
+    pub fd: RawFd,
+    closer: Closer,
+    pub vm_id: u32,
+    pub owns_vm: bool,
+    pub info: DeviceInfo,
+    /// Per tile (by tile id): its VRAM, None on an integrated GPU.
+    pub tiles: Vec<Option<TileVram>>,
+    /// The driver's own index for the device, where the driver tells.
+    pub driver_index: Option<u32>,
+    /// Bytes this context placed in each tile's VRAM.
+    pub placed: Vec<AtomicU64>,
+    dead: AtomicI32,
+    multi_device: AtomicU8,
+}
+
+impl Device {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(slot: u16, gen: u16, fd: RawFd, closer: Closer, vm_id: u32, owns_vm: bool, info: DeviceInfo, driver_index: Option<u32>) -> Self {
+        let ntiles = info.tiles().iter().max().map_or(1, |&t| t as usize + 1);
+        let tiles: Vec<Option<TileVram>> = (0..ntiles as u16)
+            .map(|t| info.vram_of_tile(t).map(|r| TileVram { instance: r.instance, capacity: r.total_size }))
+            .collect();
+        let placed = tiles.iter().map(|_| AtomicU64::new(0)).collect();
+        Device {
+            slot,
+            gen,
+            fd,
+            closer,
+            vm_id,
+            owns_vm,
+            info,
+            tiles,
+            driver_index,
+            placed,
+            dead: AtomicI32::new(0),
+            multi_device: AtomicU8::new(MULTI_UNKNOWN),
+        }
+    }
+
+    pub fn has_vram(&self) -> bool {
+        self.tiles.iter().any(|t| t.is_some())
+    }
+
+    /// ENODEV / ECANCELED once the device was found gone or wedged.
+    pub fn check_alive(&self) -> Result<()> {
+        match self.dead.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            e => Err(Errno(e)),
+        }
+    }
+
+    pub fn mark_dead(&self, e: Errno) {
+        let _ = self.dead.compare_exchange(0, e.0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Multi-device madvise (fd + region_instance) is usable unless this
+    /// kernel refused it (6.18).
+    pub fn multi_device_ok(&self) -> bool {
+        self.multi_device.load(Ordering::Relaxed) != MULTI_NO
+    }
+
+    pub fn multi_device_unknown(&self) -> bool {
+        self.multi_device.load(Ordering::Relaxed) == MULTI_UNKNOWN
+    }
+
+    pub fn set_multi_device(&self, yes: bool) {
+        self.multi_device.store(if yes { MULTI_YES } else { MULTI_NO }, Ordering::Relaxed);
+    }
+
+    /// Destroys what the library created and closes what it opened.
+    pub(crate) fn release(&self, driver: &dyn Driver) {
+        if self.owns_vm {
+            let _ = xe::vm_destroy(driver, self.fd, self.vm_id);
+        }
+        self.closer.close(self.fd);
+    }
+}

@@ -1,0 +1,282 @@
+//! What the library knows per range, without asking the kernel: where the
+//! range was placed (and the driver's placement epoch at that moment), the
+//! attributes applied on each device's VM, its migration history (for the
+//! thrash guard), and when it was last placed or confirmed (LRU per pagemap).
+//!
+//! Records live in an interval map over the CPU address space: no two
+//! overlap, and a span no record covers has kernel defaults and unknown
+//! residency.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::driver::xe::PreferredLoc;
+use crate::topology::Pagemap;
+use crate::uapi::DRM_XE_ATOMIC_UNDEFINED;
+
+/// A preferred location the library applied to one VM. `Device` names the
+/// target by device slot (its fd is the context's business).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PrefApplied {
+    /// DEFAULT_DEVICE: the kernel's default after the mirror bind.
+    #[default]
+    DefaultDevice,
+    DefaultSystem,
+    Device { slot: u16, instance: u16 },
+}
+
+impl PrefApplied {
+    pub fn to_uapi(self, fd_of: impl Fn(u16) -> i32) -> PreferredLoc {
+        match self {
+            PrefApplied::DefaultDevice => PreferredLoc::DefaultDevice,
+            PrefApplied::DefaultSystem => PreferredLoc::DefaultSystem,
+            PrefApplied::Device { slot, instance } => PreferredLoc::Device { devmem_fd: fd_of(slot), region_instance: instance },
+        }
+    }
+}
+
+/// Attributes applied to one device's VM over a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevAttrs {
+    pub pref: PrefApplied,
+    pub atomic: u32,
+}
+
+impl Default for DevAttrs {
+    fn default() -> Self {
+        DevAttrs { pref: PrefApplied::DefaultDevice, atomic: DRM_XE_ATOMIC_UNDEFINED }
+    }
+}
+
+/// Timestamps of the last moves, for the thrash guard.
+pub const HISTORY: usize = 16;
+
+#[derive(Debug)]
+pub struct Record {
+    pub end: u64,
+    /// Where the library placed it (None: unknown).
+    pub residency: Option<Pagemap>,
+    /// The driver's placement epoch when `residency` was last confirmed;
+    /// equal to the current epoch means nothing moved since (0: no observer).
+    pub epoch: AtomicU64,
+    /// Applied attributes, by device slot; slots beyond the end have defaults.
+    pub attrs: Vec<DevAttrs>,
+    /// The placement the runtime asked for with svm_set_preferred_location.
+    pub preferred: Option<Pagemap>,
+    /// Clock times of the most recent moves, newest last.
+    pub moves: Vec<u64>,
+    /// Until when the thrash guard keeps it where it is.
+    pub pinned_until: u64,
+    /// Last time it was placed or found in place (LRU among this context's ranges).
+    pub last_used: AtomicU64,
+}
+
+impl Clone for Record {
+    fn clone(&self) -> Self {
+        Record {
+            end: self.end,
+            residency: self.residency,
+            epoch: AtomicU64::new(self.epoch.load(Ordering::Relaxed)),
+            attrs: self.attrs.clone(),
+            preferred: self.preferred,
+            moves: self.moves.clone(),
+            pinned_until: self.pinned_until,
+            last_used: AtomicU64::new(self.last_used.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Record {
+    pub fn new(end: u64) -> Self {
+        Record {
+            end,
+            residency: None,
+            epoch: AtomicU64::new(0),
+            attrs: Vec::new(),
+            preferred: None,
+            moves: Vec::new(),
+            pinned_until: 0,
+            last_used: AtomicU64::new(0),
+        }
+    }
+
+    pub fn attrs(&self, slot: u16) -> DevAttrs {
+        self.attrs.get(slot as usize).copied().unwrap_or_default()
+    }
+
+    pub fn set_attrs(&mut self, slot: u16, a: DevAttrs) {
+        if self.attrs.len() <= slot as usize {
+            self.attrs.resize(slot as usize + 1, DevAttrs::default());
+        }
+        self.attrs[slot as usize] = a;
+    }
+
+    /// Moves within `window` before `now`.
+    pub fn moves_within(&self, now: u64, window: u64) -> usize {
+        self.moves.iter().filter(|&&t| now.saturating_sub(t) <= window).count()
+    }
+
+    pub fn record_move(&mut self, now: u64) {
+        if self.moves.len() == HISTORY {
+            self.moves.remove(0);
+        }
+        self.moves.push(now);
+    }
+}
+
+/// The interval map of records.
+#[derive(Default)]
+pub struct Track {
+    records: BTreeMap<u64, Record>,
+}
+
+impl Track {
+    /// The record that covers exactly [start, end), if any: the hot path.
+    pub fn exact(&self, start: u64, end: u64) -> Option<&Record> {
+        self.records.get(&start).filter(|r| r.end == end)
+    }
+
+    /// The records overlapping [start, end), in order.
+    pub fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, &Record)> {
+        let first = self.records.range(..=start).next_back().filter(|(_, r)| r.end > start).map_or(start, |(&s, _)| s);
+        self.records.range(first..end).filter(move |(_, r)| r.end > start).map(|(&s, r)| (s, r))
+    }
+
+    /// Whether records cover all of [start, end) without gaps.
+    pub fn covers(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        for (s, r) in self.overlapping(start, end) {
+            if s > at {
+                return false;
+            }
+            at = r.end;
+        }
+        at >= end
+    }
+
+    fn split_at(&mut self, addr: u64) {
+        let Some((&s, r)) = self.records.range(..addr).next_back() else { return };
+        if r.end <= addr {
+            return;
+        }
+        let right = r.clone();
+        self.records.get_mut(&s).unwrap().end = addr;
+        self.records.insert(addr, right);
+    }
+
+    /// Replaces whatever covers [start, end) by one record built from the
+    /// pieces: `merge` sees the old pieces (gaps as fresh records) and
+    /// returns the new record. Pieces outside the span are cut off and kept.
+    pub fn replace(&mut self, start: u64, end: u64, merge: impl FnOnce(Vec<Record>) -> Record) -> &mut Record {
+        self.split_at(start);
+        self.split_at(end);
+        let mut pieces = Vec::new();
+        let mut at = start;
+        let keys: Vec<u64> = self.records.range(start..end).map(|(&s, _)| s).collect();
+        for s in keys {
+            if s > at {
+                pieces.push(Record::new(s));
+            }
+            let r = self.records.remove(&s).unwrap();
+            at = r.end;
+            pieces.push(r);
+        }
+        if at < end {
+            pieces.push(Record::new(end));
+        }
+        let mut rec = merge(pieces);
+        rec.end = end;
+        self.records.insert(start, rec);
+        self.records.get_mut(&start).unwrap()
+    }
+
+    /// Forgets [start, end): residency unknown, attributes back to what the
+    /// caller says the kernel now has (records are cut at the edges).
+    pub fn forget(&mut self, start: u64, end: u64) {
+        self.split_at(start);
+        self.split_at(end);
+        let keys: Vec<u64> = self.records.range(start..end).map(|(&s, _)| s).collect();
+        for s in keys {
+            self.records.remove(&s);
+        }
+    }
+
+    /// Every record whose residency is `pm`, least recently used first.
+    pub fn lru_on(&self, pm: Pagemap) -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64, u64)> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.residency == Some(pm))
+            .map(|(&s, r)| (r.last_used.load(Ordering::Relaxed), s, r.end))
+            .collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, s, e)| (s, e)).collect()
+    }
+
+    /// Bytes recorded as placed in `pm`.
+    pub fn bytes_on(&self, pm: Pagemap) -> u64 {
+        self.records.iter().filter(|(_, r)| r.residency == Some(pm)).map(|(&s, r)| r.end - s).sum()
+    }
+
+    /// Marks every record of a device slot's pagemaps as having unknown residency.
+    pub fn forget_device(&mut self, slot: u16) {
+        for r in self.records.values_mut() {
+            if r.residency.and_then(|p| p.device()) == Some(slot) {
+                r.residency = None;
+            }
+            if r.attrs.len() > slot as usize {
+                r.attrs[slot as usize] = DevAttrs::default();
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SYS: Option<Pagemap> = Some(Pagemap::System);
+
+    #[test]
+    fn replace_splits_merges_and_keeps_the_outside() {
+        let mut t = Track::default();
+        t.replace(0, 100, |_| Record { residency: SYS, ..Record::new(0) });
+        let v0 = Some(Pagemap::Vram { device: 0, tile: 0 });
+        t.replace(50, 150, |pieces| {
+            assert_eq!(pieces.len(), 2, "the overlapped half and a gap");
+            assert_eq!(pieces[0].residency, SYS);
+            assert_eq!(pieces[1].residency, None);
+            Record { residency: v0, ..Record::new(0) }
+        });
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.exact(0, 50).unwrap().residency, SYS);
+        assert_eq!(t.exact(50, 150).unwrap().residency, v0);
+        assert!(t.covers(0, 150) && !t.covers(0, 151));
+        assert_eq!(t.bytes_on(v0.unwrap()), 100);
+        t.forget(25, 75);
+        assert_eq!(t.overlapping(0, 150).count(), 2);
+        assert!(!t.covers(0, 150));
+        assert_eq!(t.exact(75, 150).unwrap().residency, v0);
+    }
+
+    #[test]
+    fn history_is_bounded_and_windowed() {
+        let mut r = Record::new(10);
+        for i in 0..40 {
+            r.record_move(i * 10);
+        }
+        assert_eq!(r.moves.len(), HISTORY);
+        assert_eq!(r.moves_within(390, 25), 3);
+        r.set_attrs(3, DevAttrs { pref: PrefApplied::DefaultSystem, atomic: 1 });
+        assert_eq!(r.attrs(1), DevAttrs::default());
+        assert_eq!(r.attrs(3).atomic, 1);
+    }
+}
