@@ -17,6 +17,114 @@
 #include <stdbool.h>
 
 /**
+ * `svm_context_config.driver`: the Xe kernel driver (render nodes).
+ */
+#define SVM_DRIVER_KERNEL 0
+
+/**
+ * `svm_context_config.driver`: the simulated Xe driver.
+ */
+#define SVM_DRIVER_SIM 1
+
+/**
+ * `svm_link.kind`: nothing known yet (a placement naming the peer will tell).
+ */
+#define SVM_LINK_UNKNOWN 0
+
+/**
+ * No link: neither device can use the other's VRAM.
+ */
+#define SVM_LINK_NONE 1
+
+/**
+ * PCIe peer-to-peer.
+ */
+#define SVM_LINK_PCIE_P2P 2
+
+/**
+ * A fast fabric (Xe Link).
+ */
+#define SVM_LINK_FABRIC 3
+
+/**
+ * `svm_alloc_vram` flag: fail with the errno instead of falling back to
+ * another pagemap (the peer, then local VRAM, then system memory).
+ */
+#define SVM_ALLOC_NO_FALLBACK (1 << 0)
+
+/**
+ * `svm_alloc_vram` flag: move the range even if the thrash guard pins it.
+ */
+#define SVM_ALLOC_IGNORE_THRASH_GUARD (1 << 1)
+
+/**
+ * `svm_alloc_result.flags`: the range was already there (no ioctl issued).
+ */
+#define SVM_RESULT_IN_PLACE (1 << 0)
+
+/**
+ * It is not where asked: it fell back (`cause` says why).
+ */
+#define SVM_RESULT_FELL_BACK (1 << 1)
+
+/**
+ * The thrash guard kept it where it was (mapped remotely where a link allows).
+ */
+#define SVM_RESULT_PINNED (1 << 2)
+
+/**
+ * The driver confirmed the placement (the simulated driver always; the
+ * kernel cannot be observed, so there the placement is believed only).
+ */
+#define SVM_RESULT_VERIFIED (1 << 3)
+
+/**
+ * Atomic modes for svm_set_atomic_mode (DRM_XE_ATOMIC_*): the default
+ * (GPU and CPU atomics; GPU atomics need VRAM).
+ */
+#define SVM_ATOMIC_UNDEFINED 0
+
+/**
+ * GPU atomics only.
+ */
+#define SVM_ATOMIC_DEVICE 1
+
+/**
+ * GPU and CPU atomics.
+ */
+#define SVM_ATOMIC_GLOBAL 2
+
+/**
+ * CPU atomics only (GPU atomics fault with -EACCES).
+ */
+#define SVM_ATOMIC_CPU 3
+
+/**
+ * Devices a range query reports at most (`ndevices` may say more).
+ */
+#define SVM_RANGE_MAX_DEVICES 16
+
+/**
+ * `svm_range_info.flags`: `residency` is known to the library.
+ */
+#define SVM_RANGE_RESIDENCY_KNOWN (1 << 0)
+
+/**
+ * `observed_*` hold the driver's ground truth (simulated driver).
+ */
+#define SVM_RANGE_OBSERVED (1 << 1)
+
+/**
+ * The thrash guard pins it now.
+ */
+#define SVM_RANGE_PINNED (1 << 2)
+
+/**
+ * `preferred` holds a preferred location set by the runtime.
+ */
+#define SVM_RANGE_PREFERRED_SET (1 << 3)
+
+/**
  * `svm_sim_mmap` flag: file-backed memory (never placed in VRAM).
  */
 #define SVM_SIM_MAP_FILE 1
@@ -64,6 +172,15 @@
 #define SVM_SIM_INJECT_DEVICE_REMOVAL 3
 
 /**
+ * A placement context: one driver (the kernel's, or a simulated one), its
+ * open devices, and what the library knows about ranges. Created by
+ * `svm_context_create`, released by `svm_context_destroy`. Every function
+ * taking a context may be called from many threads at once, except
+ * `svm_context_destroy`, which must be the last call on it.
+ */
+typedef struct svm_context svm_context;
+
+/**
  * A simulated machine (devices, memory, clock). Created by
  * `svm_sim_create*`, released by `svm_sim_destroy`. Thread-safe: every
  * function may be called on one simulator from many threads at once.
@@ -71,9 +188,300 @@
 typedef struct svm_sim svm_sim;
 
 /**
+ * Context options. Zero-initialise, set `struct_size`, then what you need;
+ * zero fields take the defaults.
+ */
+typedef struct svm_context_config {
+  /**
+   * `sizeof(svm_context_config)`.
+   */
+  uint32_t struct_size;
+  /**
+   * `SVM_DRIVER_KERNEL` or `SVM_DRIVER_SIM`.
+   */
+  uint32_t driver;
+  /**
+   * SIM: an existing simulator to use (the context takes its own
+   * reference), or NULL to create one from `sim_preset` or `sim_topology_file`.
+   */
+  struct svm_sim *sim;
+  /**
+   * SIM: a preset name (see `svm_sim_create`).
+   */
+  const char *sim_preset;
+  /**
+   * SIM: a topology file path.
+   */
+  const char *sim_topology_file;
+  /**
+   * Thrash guard: a range that moved this many times within the window
+   * is pinned where it is. 0: the default (4).
+   */
+  uint32_t thrash_max_moves;
+  uint32_t _pad;
+  /**
+   * Thrash guard window, in the driver's clock (simulated clock on the
+   * simulated driver). 0: the default (50 ms).
+   */
+  uint64_t thrash_window_ns;
+  /**
+   * How long a pin lasts. 0: the default (150 ms).
+   */
+  uint64_t pin_ns;
+} svm_context_config;
+
+/**
+ * An open device of a context (a value; copy it freely). Zero is never a
+ * valid device.
+ */
+typedef struct svm_device {
+  uint64_t id;
+} svm_device;
+
+/**
+ * What the library knows of an open device.
+ */
+typedef struct svm_device_info {
+  /**
+   * In: `sizeof(svm_device_info)`; out: bytes written.
+   */
+  uint32_t struct_size;
+  /**
+   * The device fd (pass it to svm_sim_gpu_access on simulated devices).
+   */
+  int32_t fd;
+  /**
+   * The SVM VM id on that fd.
+   */
+  uint32_t vm_id;
+  /**
+   * Tiles of the device.
+   */
+  uint32_t tiles;
+  /**
+   * Whether it has VRAM (false: integrated GPU).
+   */
+  bool has_vram;
+  /**
+   * Whether the library created the VM (false: adopted).
+   */
+  bool owns_vm;
+  uint16_t _pad;
+  /**
+   * 0 while the device works; -ENODEV or -ECANCELED once it is gone.
+   */
+  int32_t status;
+  /**
+   * PCI device id (CONFIG query).
+   */
+  uint32_t device_id;
+  /**
+   * VA bits (CONFIG query).
+   */
+  uint32_t va_bits;
+} svm_device_info;
+
+/**
+ * A memory a range can live in: one tile's VRAM of an open device, or
+ * system memory (a value; copy it freely). Zero is never a valid pagemap.
+ */
+typedef struct svm_pagemap {
+  uint64_t id;
+} svm_pagemap;
+
+/**
+ * What a pagemap is.
+ */
+typedef struct svm_pagemap_info {
+  /**
+   * In: `sizeof(svm_pagemap_info)`; out: bytes written.
+   */
+  uint32_t struct_size;
+  /**
+   * True for system memory (then device/tile/instance/capacity are 0).
+   */
+  bool is_system;
+  uint8_t _pad[3];
+  struct svm_device device;
+  uint16_t tile;
+  /**
+   * Region instance on the device (DEVICE_QUERY numbering).
+   */
+  uint16_t instance;
+  uint32_t _pad2;
+  uint64_t capacity;
+  /**
+   * Bytes this context has placed there.
+   */
+  uint64_t placed_bytes;
+} svm_pagemap_info;
+
+/**
+ * What is known about the link between two devices.
+ */
+typedef struct svm_link {
+  /**
+   * `sizeof(svm_link)`.
+   */
+  uint32_t struct_size;
+  /**
+   * One of `SVM_LINK_*`.
+   */
+  uint32_t kind;
+  /**
+   * Whether the link carries device atomics.
+   */
+  bool atomics;
+  uint8_t _pad[7];
+  /**
+   * Per-direction bandwidth, GB/s (0 when unknown).
+   */
+  double bandwidth_gbps;
+} svm_link;
+
+/**
  * What an access does: one of `SVM_ACCESS_*`.
  */
 typedef uint32_t svm_access;
+
+/**
+ * What svm_alloc_vram or svm_evict did.
+ */
+typedef struct svm_alloc_result {
+  /**
+   * In: `sizeof(svm_alloc_result)`; out: bytes written.
+   */
+  uint32_t struct_size;
+  /**
+   * `SVM_RESULT_*` bits.
+   */
+  uint32_t flags;
+  /**
+   * Where the range is now.
+   */
+  struct svm_pagemap pagemap;
+  uint64_t bytes_moved;
+  /**
+   * Retries (EBUSY, ENOMEM/ENOSPC, EINTR/EAGAIN, unverified prefetch).
+   */
+  uint32_t retries;
+  /**
+   * Ioctls issued by this call.
+   */
+  uint32_t ioctls;
+  /**
+   * The negative errno that caused a fallback, else 0.
+   */
+  int32_t cause;
+  uint32_t _pad;
+} svm_alloc_result;
+
+/**
+ * One device's attributes over a queried range.
+ */
+typedef struct svm_range_device {
+  struct svm_device device;
+  /**
+   * As the kernel reports it: 0 default device, -1 default system, else
+   * the fd of the preferred device.
+   */
+  int32_t preferred_fd;
+  /**
+   * DRM_XE_ATOMIC_* / SVM_ATOMIC_*.
+   */
+  uint32_t atomic_mode;
+  /**
+   * VMAs the range spans on that VM (more than 1: attributes vary inside;
+   * the values above are the first VMA's).
+   */
+  uint32_t vmas;
+  uint32_t _pad;
+} svm_range_device;
+
+/**
+ * What svm_range_query answers.
+ */
+typedef struct svm_range_info {
+  /**
+   * In: `sizeof(svm_range_info)`; out: bytes written.
+   */
+  uint32_t struct_size;
+  /**
+   * `SVM_RANGE_*` bits.
+   */
+  uint32_t flags;
+  struct svm_pagemap residency;
+  struct svm_pagemap preferred;
+  /**
+   * SVM_PLACE_* as the driver sees it (with SVM_RANGE_OBSERVED).
+   */
+  uint32_t observed_kind;
+  /**
+   * The driver's device index and region instance for SVM_PLACE_VRAM.
+   */
+  uint32_t observed_device;
+  uint32_t observed_instance;
+  /**
+   * Moves within the thrash window.
+   */
+  uint32_t moves_in_window;
+  /**
+   * Open devices (entries filled: at most SVM_RANGE_MAX_DEVICES).
+   */
+  uint32_t ndevices;
+  uint32_t _pad;
+  struct svm_range_device devices[SVM_RANGE_MAX_DEVICES];
+} svm_range_info;
+
+/**
+ * Statistics of a context (monotonic counters).
+ */
+typedef struct svm_stats {
+  /**
+   * In: `sizeof(svm_stats)`; out: bytes written.
+   */
+  uint32_t struct_size;
+  uint32_t _pad;
+  uint64_t resolve_calls;
+  uint64_t alloc_calls;
+  uint64_t evict_calls;
+  /**
+   * alloc_vram calls answered in place (zero ioctls).
+   */
+  uint64_t in_place;
+  /**
+   * Ioctls the library issued.
+   */
+  uint64_t ioctls;
+  uint64_t madvise;
+  uint64_t prefetch;
+  /**
+   * alloc_vram calls that moved data, and the bytes.
+   */
+  uint64_t migrations;
+  uint64_t bytes_moved;
+  uint64_t retries;
+  uint64_t retries_ebusy;
+  uint64_t retries_enomem;
+  uint64_t retries_eintr;
+  uint64_t errors_enolink;
+  uint64_t errors_enodev;
+  uint64_t errors_other;
+  /**
+   * Prefetches that reported success but left the range elsewhere.
+   */
+  uint64_t unverified;
+  uint64_t fallbacks;
+  uint64_t pins;
+  /**
+   * Ranges evicted to make room after ENOMEM/ENOSPC.
+   */
+  uint64_t lru_evictions;
+  /**
+   * svm_evict calls that moved data.
+   */
+  uint64_t evictions;
+} svm_stats;
 
 /**
  * Where a span lives (ground truth).
@@ -208,6 +616,164 @@ const char *svm_strerror(int status);
  * thread; never free it.
  */
 const char *svm_last_error(void);
+
+/**
+ * Creates a context. `config` may be NULL: the kernel driver with default
+ * policy. Errors: -EINVAL (bad config, unknown preset, bad topology file:
+ * see svm_last_error()). Thread-safe.
+ */
+int svm_context_create(const struct svm_context_config *config, struct svm_context **ctx);
+
+/**
+ * Closes every device the context opened (destroying the VMs it created;
+ * adopted fds and VMs are left alone) and frees the context. NULL is a
+ * no-op. Not thread-safe: no other call on the context may run or follow.
+ */
+int svm_context_destroy(struct svm_context *ctx);
+
+/**
+ * The simulator behind a SIM context, as a new reference (release it with
+ * svm_sim_destroy). -ENODEV for a kernel context.
+ */
+int svm_context_get_sim(struct svm_context *ctx, struct svm_sim **sim);
+
+/**
+ * Opens an Xe render node (kernel contexts): queries the device, checks
+ * HAS_CPU_ADDR_MIRROR (-EOPNOTSUPP without it), creates an LR|FAULT_MODE VM
+ * and binds the CPU-address mirror. Thread-safe.
+ */
+int svm_device_open(struct svm_context *ctx, const char *path, struct svm_device *device);
+
+/**
+ * Opens device `index`: the simulated device of that index, or the
+ * index-th Xe render node (by minor number). Same checks as svm_device_open.
+ * -ENODEV if there is no such device. Thread-safe.
+ */
+int svm_device_open_index(struct svm_context *ctx, uint32_t index, struct svm_device *device);
+
+/**
+ * Adopts a device fd and a VM the runtime already owns. The VM must be
+ * LR|FAULT_MODE with the CPU-address mirror bound; the library never
+ * closes the fd or destroys the VM. Thread-safe.
+ */
+int svm_device_adopt(struct svm_context *ctx, int fd, uint32_t vm_id, struct svm_device *device);
+
+/**
+ * Closes a device: destroys the VM and closes the fd if the library created
+ * them. Its handle and pagemaps stop working (-ENODEV). Thread-safe.
+ */
+int svm_device_close(struct svm_context *ctx, struct svm_device device);
+
+/**
+ * Describes an open device. Set `info->struct_size` first. Thread-safe.
+ */
+int svm_device_get_info(struct svm_context *ctx, struct svm_device device, struct svm_device_info *info);
+
+/**
+ * The pagemap of a device tile's VRAM. -ENODEV when the tile has no VRAM
+ * (integrated GPU), -EINVAL for a tile the device lacks. Thread-safe.
+ */
+int svm_device_pagemap(struct svm_context *ctx, struct svm_device device, uint16_t tile, struct svm_pagemap *pagemap);
+
+/**
+ * The system-memory pagemap of a context. Thread-safe.
+ */
+int svm_system_pagemap(struct svm_context *ctx, struct svm_pagemap *pagemap);
+
+/**
+ * Describes a pagemap. Set `info->struct_size` first. Thread-safe.
+ */
+int svm_pagemap_get_info(struct svm_context *ctx, struct svm_pagemap pagemap, struct svm_pagemap_info *info);
+
+/**
+ * The library's knowledge of the link between two open devices (from the
+ * simulated topology, ENOLINK answers, or svm_link_set). Thread-safe.
+ */
+int svm_link_get(struct svm_context *ctx, struct svm_device a, struct svm_device b, struct svm_link *link);
+
+/**
+ * Tells the library about the link between two open devices (what the
+ * runtime knows from its own topology discovery). Thread-safe.
+ */
+int svm_link_set(struct svm_context *ctx, struct svm_device a, struct svm_device b, const struct svm_link *link);
+
+/**
+ * Where [start, start+size) should live for an access of `access` kind by
+ * `tile` of `device`: the kernel's decision (kernel-model.md §3, §14:
+ * atomics in the tile's VRAM; an explicit preferred location if reachable;
+ * else the tile's VRAM; system memory on integrated GPUs) refined by what
+ * the library knows (VRAM this context filled, pinned or ping-ponging
+ * ranges, links). A pure decision: no ioctl, no allocation.
+ * Errors: -EINVAL (bad range: zero, unaligned to 4 KiB, overflowing, above
+ * 2^47; bad tile or access), -ENODEV (device closed or gone), -EACCES (GPU
+ * atomics forbidden on the range: atomic mode CPU). Thread-safe.
+ */
+int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint16_t tile, uint64_t start, uint64_t size, svm_access access, struct svm_pagemap *pagemap);
+
+/**
+ * Makes [start, start+size) resident in `target` for accesses by `device`
+ * (design.md, "The placement flow"):
+ * 1. already there by the library's record (and, where the driver can be
+ *    observed, nothing moved since): returns at once, zero ioctls;
+ * 2. preferred location set to the same value on every device VM, skipping
+ *    madvise calls whose effect is recorded;
+ * 3. VM_BIND PREFETCH with a user fence, then a wait;
+ * 4. every errno gets a defined answer: EINTR/EAGAIN restart (at most 8);
+ *    EBUSY (or a prefetch that claimed success but left the range
+ *    elsewhere) evicts to system and retries once; ENOMEM/ENOSPC evicts
+ *    this context's least recently used ranges from the pagemap and retries
+ *    once; then falls back (peer -> local VRAM -> system) unless
+ *    SVM_ALLOC_NO_FALLBACK; ENOLINK marks the link absent and falls back;
+ *    ENODEV/ECANCELED mark the device dead and are returned; EINVAL/EFAULT
+ *    are returned;
+ * 5. the thrash guard: a range that moved thrash_max_moves times within
+ *    the window stays where it is (SVM_RESULT_PINNED).
+ * `result` may be NULL; otherwise set `result->struct_size` first.
+ * Errors: -EINVAL (bad range, unknown pagemap or device, unknown flags),
+ * -ENODEV/-ECANCELED (device gone), or the errno that ended the attempt.
+ * Thread-safe: racing placements of overlapping ranges are serialized, the
+ * last one wins, and no content is lost.
+ */
+int svm_alloc_vram(struct svm_context *ctx, struct svm_device device, uint64_t start, uint64_t size, struct svm_pagemap target, uint32_t flags, struct svm_alloc_result *result);
+
+/**
+ * Sends [start, start+size) back to system memory on every device that
+ * holds any of it. `result` may be NULL. Thread-safe.
+ */
+int svm_evict(struct svm_context *ctx, uint64_t start, uint64_t size, struct svm_alloc_result *result);
+
+/**
+ * Sets the preferred location of a range on every device VM: a VRAM
+ * pagemap (by fd + region instance on kernels that support multi-device
+ * madvise; devices without a link to it keep theirs, and the link is
+ * recorded absent) or system memory (DEFAULT_SYSTEM). The owner's own VM
+ * keeps DEFAULT_DEVICE where that means the same VRAM. Thread-safe.
+ */
+int svm_set_preferred_location(struct svm_context *ctx, uint64_t start, uint64_t size, struct svm_pagemap pagemap);
+
+/**
+ * Sets the atomic mode of a range on every device VM. Thread-safe.
+ */
+int svm_set_atomic_mode(struct svm_context *ctx, uint64_t start, uint64_t size, uint32_t mode);
+
+/**
+ * Tells the library that what it knows of a range's residency is stale
+ * (the CPU touched it, or it was freed and reused); the next svm_alloc_vram
+ * acts instead of trusting its record. Thread-safe.
+ */
+int svm_range_invalidate(struct svm_context *ctx, uint64_t start, uint64_t size);
+
+/**
+ * Attributes of a range on every device VM (asked of the kernel with
+ * VM_QUERY_MEM_RANGE_ATTRS) and the library's knowledge of its residency.
+ * Set `info->struct_size` first. Thread-safe.
+ */
+int svm_range_query(struct svm_context *ctx, uint64_t start, uint64_t size, struct svm_range_info *info);
+
+/**
+ * The context's statistics. Set `stats->struct_size` first. Thread-safe.
+ */
+int svm_get_stats(struct svm_context *ctx, struct svm_stats *stats);
 
 /**
  * Creates a simulator from a preset: "dgpu", "2dgpu-p2p", "2dgpu-nolink",

@@ -7,6 +7,7 @@
 //! Rust APIs that are tested on their own.
 #![allow(non_camel_case_types)]
 
+pub mod context;
 pub mod sim;
 
 use core::ffi::{c_char, c_int};

@@ -993,7 +993,17 @@ impl Context {
         }
         if let Some(o) = self.driver.observer() {
             placed.verified = Context::matches(o.placement(start, size), Some(Placement::System));
+            if !placed.verified && !holders.is_empty() {
+                // Swallowed failure, or a GPU fault raced us: once more, from every device.
+                placed.retries += 1;
+                self.stats.count_errno(Errno::EBUSY);
+                for d in &alive {
+                    let _ = self.prefetch(d, start, size, 0, &mut placed);
+                }
+                placed.verified = Context::matches(o.placement(start, size), Some(Placement::System));
+            }
             if !placed.verified {
+                // It will not stay: concurrent GPU accesses keep pulling it back.
                 return Err(Errno::EBUSY);
             }
         }

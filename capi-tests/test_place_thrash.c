@@ -1,0 +1,40 @@
+/* A ping-pong workload between two devices is pinned by the thrash guard
+ * after N moves; pinned, it is served remotely instead of migrating. */
+#include "rig.h"
+
+#define N 3
+
+int main(void)
+{
+	rig r = rig_open("2dgpu-p2p", NULL, N, 10000000000ull);
+	CHECK_OK(svm_sim_cpu_access(r.sim, BUF, 2 * MIB, SVM_ACCESS_WRITE, 1));
+	uint64_t s0 = sum(&r, BUF, 2 * MIB);
+	int moves = 0, first_pin = -1;
+	for (int i = 0; i < 10; i++) {
+		int d = i % 2;
+		svm_alloc_result res = alloc(&r, d, BUF, 2 * MIB, r.vram[d], 0);
+		if (res.bytes_moved)
+			moves++;
+		if (res.flags & SVM_RESULT_PINNED) {
+			if (first_pin < 0)
+				first_pin = i;
+			CHECK(!same_pagemap(res.pagemap, r.vram[d]));
+		}
+		CHECK_OK(gpu(&r, d, BUF, 2 * MIB, SVM_ACCESS_READ));
+	}
+	CHECK(moves == N);
+	CHECK(first_pin == N);
+	svm_range_info info = { .struct_size = sizeof(info) };
+	CHECK_OK(svm_range_query(r.ctx, BUF, 2 * MIB, &info));
+	CHECK(info.flags & SVM_RANGE_PINNED);
+	CHECK(info.moves_in_window == N);
+	/* Pinned and read by both devices: no migration between them. */
+	svm_sim_counters c0 = counters(&r);
+	CHECK_OK(gpu(&r, 0, BUF, 2 * MIB, SVM_ACCESS_READ));
+	CHECK_OK(gpu(&r, 1, BUF, 2 * MIB, SVM_ACCESS_READ));
+	CHECK(counters(&r).migrations_device_to_device == c0.migrations_device_to_device);
+	CHECK(sum(&r, BUF, 2 * MIB) == s0);
+	CHECK(stats(&r).pins >= 1);
+	rig_close(&r);
+	return 0;
+}

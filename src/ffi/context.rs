@@ -1,0 +1,853 @@
+//! The placement API from C: contexts, devices, pagemaps, and the calls a
+//! runtime makes (`svm_resolve_pagemap`, `svm_alloc_vram`, `svm_evict`,
+//! attributes, queries, statistics). Checks and conversions only; the work
+//! is `crate::policy::Context`'s.
+//!
+//! Device and pagemap handles are values that carry their context's serial
+//! number, the device slot and the slot's generation, so a handle of another
+//! context, of a closed device, or made up is refused (-EINVAL / -ENODEV)
+//! without ever being dereferenced.
+
+use core::ffi::{c_char, c_int};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use super::sim::{access_from_c, svm_access, svm_sim, write_sized, SVM_PLACE_MIXED, SVM_PLACE_SYSTEM, SVM_PLACE_UNPOPULATED, SVM_PLACE_VRAM};
+use super::{cstr, guard, invalid, out, FfiResult, Failure};
+use crate::driver::Placement;
+use crate::errno::Errno;
+use crate::policy::{self, AllocFlags, Config, Context, DeviceHandle, Placed};
+use crate::sim::Sim;
+use crate::topology::{Link, LinkKind, LinkState, Pagemap};
+
+/// A placement context: one driver (the kernel's, or a simulated one), its
+/// open devices, and what the library knows about ranges. Created by
+/// `svm_context_create`, released by `svm_context_destroy`. Every function
+/// taking a context may be called from many threads at once, except
+/// `svm_context_destroy`, which must be the last call on it.
+pub struct svm_context {
+    ctx: Context,
+    serial: u32,
+}
+
+/// An open device of a context (a value; copy it freely). Zero is never a
+/// valid device.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct svm_device {
+    pub id: u64,
+}
+
+/// A memory a range can live in: one tile's VRAM of an open device, or
+/// system memory (a value; copy it freely). Zero is never a valid pagemap.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct svm_pagemap {
+    pub id: u64,
+}
+
+/// `svm_context_config.driver`: the Xe kernel driver (render nodes).
+pub const SVM_DRIVER_KERNEL: u32 = 0;
+/// `svm_context_config.driver`: the simulated Xe driver.
+pub const SVM_DRIVER_SIM: u32 = 1;
+
+/// Context options. Zero-initialise, set `struct_size`, then what you need;
+/// zero fields take the defaults.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct svm_context_config {
+    /// `sizeof(svm_context_config)`.
+    pub struct_size: u32,
+    /// `SVM_DRIVER_KERNEL` or `SVM_DRIVER_SIM`.
+    pub driver: u32,
+    /// SIM: an existing simulator to use (the context takes its own
+    /// reference), or NULL to create one from `sim_preset` or `sim_topology_file`.
+    pub sim: *mut svm_sim,
+    /// SIM: a preset name (see `svm_sim_create`).
+    pub sim_preset: *const c_char,
+    /// SIM: a topology file path.
+    pub sim_topology_file: *const c_char,
+    /// Thrash guard: a range that moved this many times within the window
+    /// is pinned where it is. 0: the default (4).
+    pub thrash_max_moves: u32,
+    pub _pad: u32,
+    /// Thrash guard window, in the driver's clock (simulated clock on the
+    /// simulated driver). 0: the default (50 ms).
+    pub thrash_window_ns: u64,
+    /// How long a pin lasts. 0: the default (150 ms).
+    pub pin_ns: u64,
+}
+
+static SERIAL: AtomicU32 = AtomicU32::new(1);
+
+unsafe fn context<'a>(ctx: *const svm_context) -> Result<&'a svm_context, Failure> {
+    // SAFETY: non-NULL contexts come from svm_context_create (caller contract).
+    unsafe { ctx.as_ref() }.ok_or_else(|| invalid("ctx is NULL"))
+}
+
+impl svm_context {
+    fn device_id(&self, h: DeviceHandle) -> svm_device {
+        svm_device { id: (self.serial as u64) << 32 | (h.gen as u64) << 16 | h.slot as u64 }
+    }
+
+    fn device(&self, d: svm_device) -> Result<DeviceHandle, Failure> {
+        if d.id >> 32 != self.serial as u64 {
+            return Err(invalid("device is not a device of this context"));
+        }
+        let h = DeviceHandle { slot: d.id as u16, gen: (d.id >> 16) as u16 };
+        self.ctx.device(h).map_err(|e| match e {
+            Errno::ENODEV => Failure { errno: e, message: "device was closed".into() },
+            e => Failure { errno: e, message: "unknown device".into() },
+        })?;
+        Ok(h)
+    }
+
+    fn pagemap_id(&self, pm: Pagemap) -> svm_pagemap {
+        let low = match pm {
+            Pagemap::System => 0xFFFF_FFFF,
+            Pagemap::Vram { device, tile } => {
+                let gen = self.ctx.devices().iter().find(|h| h.slot == device).map_or(0, |h| h.gen);
+                (gen as u64 & 0xFF) << 24 | (device as u64 & 0xFF) << 16 | tile as u64
+            }
+        };
+        svm_pagemap { id: (self.serial as u64) << 32 | low }
+    }
+
+    fn pagemap(&self, p: svm_pagemap) -> Result<Pagemap, Failure> {
+        if p.id >> 32 != self.serial as u64 {
+            return Err(invalid("pagemap is not a pagemap of this context"));
+        }
+        let low = p.id as u32;
+        if low == 0xFFFF_FFFF {
+            return Ok(Pagemap::System);
+        }
+        let (gen, slot, tile) = ((low >> 24) as u16, ((low >> 16) & 0xFF) as u16, (low & 0xFFFF) as u16);
+        let h = self.ctx.devices().into_iter().find(|h| h.slot == slot);
+        match h {
+            Some(h) if h.gen & 0xFF == gen => {}
+            _ => return Err(Failure { errno: Errno::ENODEV, message: "pagemap's device was closed".into() }),
+        }
+        let pm = Pagemap::Vram { device: slot, tile };
+        self.ctx.validate_pagemap(pm).map_err(|e| Failure { errno: e, message: "unknown pagemap".into() })?;
+        Ok(pm)
+    }
+}
+
+/// Creates a context. `config` may be NULL: the kernel driver with default
+/// policy. Errors: -EINVAL (bad config, unknown preset, bad topology file:
+/// see svm_last_error()). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, ctx: *mut *mut svm_context) -> c_int {
+    guard("svm_context_create", || {
+        let slot = unsafe { out(ctx, "ctx")? };
+        let defaults = Config::default();
+        // SAFETY: caller's struct, checked non-NULL.
+        let cfg = unsafe { config.as_ref() };
+        if let Some(c) = cfg {
+            if (c.struct_size as usize) < core::mem::size_of::<svm_context_config>() {
+                return Err(invalid("config->struct_size is not sizeof(svm_context_config)"));
+            }
+        }
+        let policy = match cfg {
+            None => defaults,
+            Some(c) => Config {
+                thrash_max_moves: if c.thrash_max_moves == 0 { defaults.thrash_max_moves } else { c.thrash_max_moves },
+                thrash_window_ns: if c.thrash_window_ns == 0 { defaults.thrash_window_ns } else { c.thrash_window_ns },
+                pin_ns: if c.pin_ns == 0 { defaults.pin_ns } else { c.pin_ns },
+            },
+        };
+        let context = match cfg.map_or(SVM_DRIVER_KERNEL, |c| c.driver) {
+            SVM_DRIVER_KERNEL => Context::new_kernel(policy),
+            SVM_DRIVER_SIM => {
+                let c = cfg.unwrap();
+                let sim: Arc<Sim> = if !c.sim.is_null() {
+                    // SAFETY: a live simulator handle (caller contract).
+                    unsafe { (*c.sim).sim.clone() }
+                } else if !c.sim_preset.is_null() {
+                    Sim::from_preset(unsafe { cstr(c.sim_preset, "config->sim_preset")? }).map_err(invalid)?
+                } else if !c.sim_topology_file.is_null() {
+                    let path = unsafe { cstr(c.sim_topology_file, "config->sim_topology_file")? };
+                    Sim::from_file(std::path::Path::new(path)).map_err(invalid)?
+                } else {
+                    return Err(invalid("SVM_DRIVER_SIM needs config->sim, sim_preset or sim_topology_file"));
+                };
+                Context::new_sim(sim, policy)
+            }
+            d => return Err(invalid(format!("config->driver {d} is not SVM_DRIVER_KERNEL or SVM_DRIVER_SIM"))),
+        };
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed).max(1);
+        *slot = Box::into_raw(Box::new(svm_context { ctx: context, serial }));
+        Ok(())
+    })
+}
+
+/// Closes every device the context opened (destroying the VMs it created;
+/// adopted fds and VMs are left alone) and frees the context. NULL is a
+/// no-op. Not thread-safe: no other call on the context may run or follow.
+#[no_mangle]
+pub unsafe extern "C" fn svm_context_destroy(ctx: *mut svm_context) -> c_int {
+    guard("svm_context_destroy", || {
+        if ctx.is_null() {
+            return Ok(());
+        }
+        // SAFETY: created by svm_context_create, destroyed once (caller contract).
+        let c = unsafe { Box::from_raw(ctx) };
+        for h in c.ctx.devices() {
+            let _ = c.ctx.close(h);
+        }
+        Ok(())
+    })
+}
+
+/// The simulator behind a SIM context, as a new reference (release it with
+/// svm_sim_destroy). -ENODEV for a kernel context.
+#[no_mangle]
+pub unsafe extern "C" fn svm_context_get_sim(ctx: *mut svm_context, sim: *mut *mut svm_sim) -> c_int {
+    guard("svm_context_get_sim", || {
+        let c = unsafe { context(ctx)? };
+        let o = unsafe { out(sim, "sim")? };
+        let s = c.ctx.sim().ok_or_else(|| Failure { errno: Errno::ENODEV, message: "not a simulated context".into() })?;
+        *o = Box::into_raw(Box::new(svm_sim { sim: s.clone() }));
+        Ok(())
+    })
+}
+
+fn open_failure(e: Errno, what: String) -> Failure {
+    let why = match e {
+        Errno::EOPNOTSUPP => "the device has no CPU-address mirror (HAS_CPU_ADDR_MIRROR clear: no SVM)".to_string(),
+        e => e.to_string(),
+    };
+    Failure { errno: e, message: format!("{what}: {why}") }
+}
+
+/// Opens an Xe render node (kernel contexts): queries the device, checks
+/// HAS_CPU_ADDR_MIRROR (-EOPNOTSUPP without it), creates an LR|FAULT_MODE VM
+/// and binds the CPU-address mirror. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_device_open(ctx: *mut svm_context, path: *const c_char, device: *mut svm_device) -> c_int {
+    guard("svm_device_open", || {
+        let c = unsafe { context(ctx)? };
+        let o = unsafe { out(device, "device")? };
+        let p = unsafe { cstr(path, "path")? };
+        let h = c.ctx.open_path(std::path::Path::new(p)).map_err(|e| match e {
+            Errno::EINVAL => invalid("svm_device_open takes a render node on kernel contexts; use svm_device_open_index on simulated ones"),
+            e => open_failure(e, p.to_string()),
+        })?;
+        *o = c.device_id(h);
+        Ok(())
+    })
+}
+
+/// Opens device `index`: the simulated device of that index, or the
+/// index-th Xe render node (by minor number). Same checks as svm_device_open.
+/// -ENODEV if there is no such device. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_device_open_index(ctx: *mut svm_context, index: u32, device: *mut svm_device) -> c_int {
+    guard("svm_device_open_index", || {
+        let c = unsafe { context(ctx)? };
+        let o = unsafe { out(device, "device")? };
+        let h = c.ctx.open_index(index).map_err(|e| open_failure(e, format!("device {index}")))?;
+        *o = c.device_id(h);
+        Ok(())
+    })
+}
+
+/// Adopts a device fd and a VM the runtime already owns. The VM must be
+/// LR|FAULT_MODE with the CPU-address mirror bound; the library never
+/// closes the fd or destroys the VM. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_device_adopt(ctx: *mut svm_context, fd: c_int, vm_id: u32, device: *mut svm_device) -> c_int {
+    guard("svm_device_adopt", || {
+        let c = unsafe { context(ctx)? };
+        let o = unsafe { out(device, "device")? };
+        if fd < 0 || vm_id == 0 {
+            return Err(invalid("fd must be open and vm_id non-zero"));
+        }
+        let h = c.ctx.adopt(fd, vm_id).map_err(|e| open_failure(e, format!("fd {fd}")))?;
+        *o = c.device_id(h);
+        Ok(())
+    })
+}
+
+/// Closes a device: destroys the VM and closes the fd if the library created
+/// them. Its handle and pagemaps stop working (-ENODEV). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_device_close(ctx: *mut svm_context, device: svm_device) -> c_int {
+    guard("svm_device_close", || {
+        let c = unsafe { context(ctx)? };
+        let h = c.device(device)?;
+        Ok(c.ctx.close(h)?)
+    })
+}
+
+/// What the library knows of an open device.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct svm_device_info {
+    /// In: `sizeof(svm_device_info)`; out: bytes written.
+    pub struct_size: u32,
+    /// The device fd (pass it to svm_sim_gpu_access on simulated devices).
+    pub fd: i32,
+    /// The SVM VM id on that fd.
+    pub vm_id: u32,
+    /// Tiles of the device.
+    pub tiles: u32,
+    /// Whether it has VRAM (false: integrated GPU).
+    pub has_vram: bool,
+    /// Whether the library created the VM (false: adopted).
+    pub owns_vm: bool,
+    pub _pad: u16,
+    /// 0 while the device works; -ENODEV or -ECANCELED once it is gone.
+    pub status: i32,
+    /// PCI device id (CONFIG query).
+    pub device_id: u32,
+    /// VA bits (CONFIG query).
+    pub va_bits: u32,
+}
+
+/// Describes an open device. Set `info->struct_size` first. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_device_get_info(ctx: *mut svm_context, device: svm_device, info: *mut svm_device_info) -> c_int {
+    guard("svm_device_get_info", || {
+        let c = unsafe { context(ctx)? };
+        let i = unsafe { out(info, "info")? };
+        let d = c.ctx.device(c.device(device)?)?;
+        let v = svm_device_info {
+            struct_size: 0,
+            fd: d.fd,
+            vm_id: d.vm_id,
+            tiles: d.tiles.len() as u32,
+            has_vram: d.has_vram(),
+            owns_vm: d.owns_vm,
+            _pad: 0,
+            status: d.check_alive().err().map_or(0, |e| e.to_status()),
+            device_id: d.info.config.device_id as u32,
+            va_bits: d.info.config.va_bits,
+        };
+        write_sized(i, i.struct_size, v, |v, n| v.struct_size = n)
+    })
+}
+
+/// The pagemap of a device tile's VRAM. -ENODEV when the tile has no VRAM
+/// (integrated GPU), -EINVAL for a tile the device lacks. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_device_pagemap(ctx: *mut svm_context, device: svm_device, tile: u16, pagemap: *mut svm_pagemap) -> c_int {
+    guard("svm_device_pagemap", || {
+        let c = unsafe { context(ctx)? };
+        let o = unsafe { out(pagemap, "pagemap")? };
+        let pm = c.ctx.pagemap(c.device(device)?, tile).map_err(|e| match e {
+            Errno::ENODEV => Failure { errno: e, message: format!("tile {tile} has no VRAM") },
+            e => Failure { errno: e, message: format!("the device has no tile {tile}") },
+        })?;
+        *o = c.pagemap_id(pm);
+        Ok(())
+    })
+}
+
+/// The system-memory pagemap of a context. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_system_pagemap(ctx: *mut svm_context, pagemap: *mut svm_pagemap) -> c_int {
+    guard("svm_system_pagemap", || {
+        let c = unsafe { context(ctx)? };
+        *unsafe { out(pagemap, "pagemap")? } = c.pagemap_id(Pagemap::System);
+        Ok(())
+    })
+}
+
+/// What a pagemap is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct svm_pagemap_info {
+    /// In: `sizeof(svm_pagemap_info)`; out: bytes written.
+    pub struct_size: u32,
+    /// True for system memory (then device/tile/instance/capacity are 0).
+    pub is_system: bool,
+    pub _pad: [u8; 3],
+    pub device: svm_device,
+    pub tile: u16,
+    /// Region instance on the device (DEVICE_QUERY numbering).
+    pub instance: u16,
+    pub _pad2: u32,
+    pub capacity: u64,
+    /// Bytes this context has placed there.
+    pub placed_bytes: u64,
+}
+
+/// Describes a pagemap. Set `info->struct_size` first. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_pagemap_get_info(ctx: *mut svm_context, pagemap: svm_pagemap, info: *mut svm_pagemap_info) -> c_int {
+    guard("svm_pagemap_get_info", || {
+        let c = unsafe { context(ctx)? };
+        let i = unsafe { out(info, "info")? };
+        let pm = c.pagemap(pagemap)?;
+        let mut v = svm_pagemap_info { placed_bytes: c.ctx.placed_bytes(pm), ..Default::default() };
+        match pm {
+            Pagemap::System => v.is_system = true,
+            Pagemap::Vram { device, tile } => {
+                let h = c.ctx.devices().into_iter().find(|h| h.slot == device).ok_or(Errno::ENODEV)?;
+                let d = c.ctx.device(h)?;
+                let t = d.tiles[tile as usize].ok_or(Errno::ENODEV)?;
+                v.device = c.device_id(h);
+                v.tile = tile;
+                v.instance = t.instance;
+                v.capacity = t.capacity;
+            }
+        }
+        write_sized(i, i.struct_size, v, |v, n| v.struct_size = n)
+    })
+}
+
+/// `svm_link.kind`: nothing known yet (a placement naming the peer will tell).
+pub const SVM_LINK_UNKNOWN: u32 = 0;
+/// No link: neither device can use the other's VRAM.
+pub const SVM_LINK_NONE: u32 = 1;
+/// PCIe peer-to-peer.
+pub const SVM_LINK_PCIE_P2P: u32 = 2;
+/// A fast fabric (Xe Link).
+pub const SVM_LINK_FABRIC: u32 = 3;
+
+/// What is known about the link between two devices.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct svm_link {
+    /// `sizeof(svm_link)`.
+    pub struct_size: u32,
+    /// One of `SVM_LINK_*`.
+    pub kind: u32,
+    /// Whether the link carries device atomics.
+    pub atomics: bool,
+    pub _pad: [u8; 7],
+    /// Per-direction bandwidth, GB/s (0 when unknown).
+    pub bandwidth_gbps: f64,
+}
+
+/// The library's knowledge of the link between two open devices (from the
+/// simulated topology, ENOLINK answers, or svm_link_set). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_link_get(ctx: *mut svm_context, a: svm_device, b: svm_device, link: *mut svm_link) -> c_int {
+    guard("svm_link_get", || {
+        let c = unsafe { context(ctx)? };
+        let l = unsafe { out(link, "link")? };
+        let s = c.ctx.link(c.device(a)?, c.device(b)?)?;
+        let v = match s {
+            LinkState::Unknown => svm_link { kind: SVM_LINK_UNKNOWN, ..Default::default() },
+            LinkState::Absent => svm_link { kind: SVM_LINK_NONE, ..Default::default() },
+            LinkState::Present(k) => svm_link {
+                kind: if k.kind == LinkKind::Fabric { SVM_LINK_FABRIC } else { SVM_LINK_PCIE_P2P },
+                atomics: k.atomics,
+                bandwidth_gbps: k.bandwidth / 1e9,
+                ..Default::default()
+            },
+        };
+        write_sized(l, l.struct_size, v, |v, n| v.struct_size = n)
+    })
+}
+
+/// Tells the library about the link between two open devices (what the
+/// runtime knows from its own topology discovery). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_link_set(ctx: *mut svm_context, a: svm_device, b: svm_device, link: *const svm_link) -> c_int {
+    guard("svm_link_set", || {
+        let c = unsafe { context(ctx)? };
+        // SAFETY: caller's struct, checked non-NULL.
+        let l = unsafe { link.as_ref() }.ok_or_else(|| invalid("link is NULL"))?;
+        if (l.struct_size as usize) < core::mem::size_of::<svm_link>() {
+            return Err(invalid("link->struct_size is not sizeof(svm_link)"));
+        }
+        let bw = if l.bandwidth_gbps.is_finite() && l.bandwidth_gbps > 0.0 { l.bandwidth_gbps * 1e9 } else { 0.0 };
+        let state = match l.kind {
+            SVM_LINK_UNKNOWN => LinkState::Unknown,
+            SVM_LINK_NONE => LinkState::Absent,
+            SVM_LINK_PCIE_P2P => LinkState::Present(Link { kind: LinkKind::PcieP2p, atomics: l.atomics, bandwidth: bw }),
+            SVM_LINK_FABRIC => LinkState::Present(Link { kind: LinkKind::Fabric, atomics: l.atomics, bandwidth: bw }),
+            k => return Err(invalid(format!("link->kind {k} is not an SVM_LINK_* value"))),
+        };
+        let (ha, hb) = (c.device(a)?, c.device(b)?);
+        if ha == hb {
+            return Err(invalid("a device has no link to itself"));
+        }
+        Ok(c.ctx.set_link(ha, hb, state)?)
+    })
+}
+
+/// Where [start, start+size) should live for an access of `access` kind by
+/// `tile` of `device`: the kernel's decision (kernel-model.md §3, §14:
+/// atomics in the tile's VRAM; an explicit preferred location if reachable;
+/// else the tile's VRAM; system memory on integrated GPUs) refined by what
+/// the library knows (VRAM this context filled, pinned or ping-ponging
+/// ranges, links). A pure decision: no ioctl, no allocation.
+/// Errors: -EINVAL (bad range: zero, unaligned to 4 KiB, overflowing, above
+/// 2^47; bad tile or access), -ENODEV (device closed or gone), -EACCES (GPU
+/// atomics forbidden on the range: atomic mode CPU). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_resolve_pagemap(
+    ctx: *mut svm_context,
+    device: svm_device,
+    tile: u16,
+    start: u64,
+    size: u64,
+    access: svm_access,
+    pagemap: *mut svm_pagemap,
+) -> c_int {
+    guard("svm_resolve_pagemap", || {
+        let c = unsafe { context(ctx)? };
+        let o = unsafe { out(pagemap, "pagemap")? };
+        let a = match access_from_c(access)? {
+            crate::sim::Access::Read => policy::Access::Read,
+            crate::sim::Access::Write => policy::Access::Write,
+            crate::sim::Access::Atomic => policy::Access::Atomic,
+        };
+        let h = c.device(device)?;
+        let pm = c.ctx.resolve(h, tile, start, size, a).map_err(|e| span_failure(e, start, size))?;
+        *o = c.pagemap_id(pm);
+        Ok(())
+    })
+}
+
+fn span_failure(e: Errno, start: u64, size: u64) -> Failure {
+    if e == Errno::EINVAL {
+        let why = if size == 0 {
+            "size is zero"
+        } else if start % policy::PAGE != 0 || size % policy::PAGE != 0 {
+            "start and size must be multiples of 4096"
+        } else if start.checked_add(size).is_none_or(|e| e > policy::VA_LIMIT) {
+            "the range overflows the user address space (2^47)"
+        } else {
+            "invalid argument (tile or pagemap)"
+        };
+        return Failure { errno: e, message: format!("[{start:#x}, +{size:#x}): {why}") };
+    }
+    e.into()
+}
+
+/// `svm_alloc_vram` flag: fail with the errno instead of falling back to
+/// another pagemap (the peer, then local VRAM, then system memory).
+pub const SVM_ALLOC_NO_FALLBACK: u32 = 1 << 0;
+/// `svm_alloc_vram` flag: move the range even if the thrash guard pins it.
+pub const SVM_ALLOC_IGNORE_THRASH_GUARD: u32 = 1 << 1;
+
+/// `svm_alloc_result.flags`: the range was already there (no ioctl issued).
+pub const SVM_RESULT_IN_PLACE: u32 = 1 << 0;
+/// It is not where asked: it fell back (`cause` says why).
+pub const SVM_RESULT_FELL_BACK: u32 = 1 << 1;
+/// The thrash guard kept it where it was (mapped remotely where a link allows).
+pub const SVM_RESULT_PINNED: u32 = 1 << 2;
+/// The driver confirmed the placement (the simulated driver always; the
+/// kernel cannot be observed, so there the placement is believed only).
+pub const SVM_RESULT_VERIFIED: u32 = 1 << 3;
+
+/// What svm_alloc_vram or svm_evict did.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct svm_alloc_result {
+    /// In: `sizeof(svm_alloc_result)`; out: bytes written.
+    pub struct_size: u32,
+    /// `SVM_RESULT_*` bits.
+    pub flags: u32,
+    /// Where the range is now.
+    pub pagemap: svm_pagemap,
+    pub bytes_moved: u64,
+    /// Retries (EBUSY, ENOMEM/ENOSPC, EINTR/EAGAIN, unverified prefetch).
+    pub retries: u32,
+    /// Ioctls issued by this call.
+    pub ioctls: u32,
+    /// The negative errno that caused a fallback, else 0.
+    pub cause: i32,
+    pub _pad: u32,
+}
+
+fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed) -> FfiResult {
+    // SAFETY: caller's struct (optional).
+    let Some(r) = (unsafe { r.as_mut() }) else { return Ok(()) };
+    let mut flags = 0;
+    flags |= if p.in_place { SVM_RESULT_IN_PLACE } else { 0 };
+    flags |= if p.fell_back { SVM_RESULT_FELL_BACK } else { 0 };
+    flags |= if p.pinned { SVM_RESULT_PINNED } else { 0 };
+    flags |= if p.verified { SVM_RESULT_VERIFIED } else { 0 };
+    let v = svm_alloc_result {
+        struct_size: 0,
+        flags,
+        pagemap: p.pagemap.map_or(svm_pagemap::default(), |pm| c.pagemap_id(pm)),
+        bytes_moved: p.bytes_moved,
+        retries: p.retries,
+        ioctls: p.ioctls,
+        cause: p.cause.map_or(0, |e| e.to_status()),
+        _pad: 0,
+    };
+    write_sized(r, r.struct_size, v, |v, n| v.struct_size = n)
+}
+
+/// Makes [start, start+size) resident in `target` for accesses by `device`
+/// (design.md, "The placement flow"):
+/// 1. already there by the library's record (and, where the driver can be
+///    observed, nothing moved since): returns at once, zero ioctls;
+/// 2. preferred location set to the same value on every device VM, skipping
+///    madvise calls whose effect is recorded;
+/// 3. VM_BIND PREFETCH with a user fence, then a wait;
+/// 4. every errno gets a defined answer: EINTR/EAGAIN restart (at most 8);
+///    EBUSY (or a prefetch that claimed success but left the range
+///    elsewhere) evicts to system and retries once; ENOMEM/ENOSPC evicts
+///    this context's least recently used ranges from the pagemap and retries
+///    once; then falls back (peer -> local VRAM -> system) unless
+///    SVM_ALLOC_NO_FALLBACK; ENOLINK marks the link absent and falls back;
+///    ENODEV/ECANCELED mark the device dead and are returned; EINVAL/EFAULT
+///    are returned;
+/// 5. the thrash guard: a range that moved thrash_max_moves times within
+///    the window stays where it is (SVM_RESULT_PINNED).
+/// `result` may be NULL; otherwise set `result->struct_size` first.
+/// Errors: -EINVAL (bad range, unknown pagemap or device, unknown flags),
+/// -ENODEV/-ECANCELED (device gone), or the errno that ended the attempt.
+/// Thread-safe: racing placements of overlapping ranges are serialized, the
+/// last one wins, and no content is lost.
+#[no_mangle]
+pub unsafe extern "C" fn svm_alloc_vram(
+    ctx: *mut svm_context,
+    device: svm_device,
+    start: u64,
+    size: u64,
+    target: svm_pagemap,
+    flags: u32,
+    result: *mut svm_alloc_result,
+) -> c_int {
+    guard("svm_alloc_vram", || {
+        let c = unsafe { context(ctx)? };
+        if flags & !(SVM_ALLOC_NO_FALLBACK | SVM_ALLOC_IGNORE_THRASH_GUARD) != 0 {
+            return Err(invalid(format!("unknown flags {flags:#x}")));
+        }
+        if let Some(r) = unsafe { result.as_ref() } {
+            if r.struct_size < 8 {
+                return Err(invalid("result->struct_size is not sizeof(svm_alloc_result)"));
+            }
+        }
+        let h = c.device(device)?;
+        let pm = c.pagemap(target)?;
+        let f = AllocFlags { no_fallback: flags & SVM_ALLOC_NO_FALLBACK != 0, ignore_thrash_guard: flags & SVM_ALLOC_IGNORE_THRASH_GUARD != 0 };
+        let p = c.ctx.alloc_vram(h, start, size, pm, f).map_err(|e| span_failure(e, start, size))?;
+        fill_result(c, result, &p)
+    })
+}
+
+/// Sends [start, start+size) back to system memory on every device that
+/// holds any of it. `result` may be NULL. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_evict(ctx: *mut svm_context, start: u64, size: u64, result: *mut svm_alloc_result) -> c_int {
+    guard("svm_evict", || {
+        let c = unsafe { context(ctx)? };
+        if let Some(r) = unsafe { result.as_ref() } {
+            if r.struct_size < 8 {
+                return Err(invalid("result->struct_size is not sizeof(svm_alloc_result)"));
+            }
+        }
+        let p = c.ctx.evict(start, size).map_err(|e| span_failure(e, start, size))?;
+        fill_result(c, result, &p)
+    })
+}
+
+/// Sets the preferred location of a range on every device VM: a VRAM
+/// pagemap (by fd + region instance on kernels that support multi-device
+/// madvise; devices without a link to it keep theirs, and the link is
+/// recorded absent) or system memory (DEFAULT_SYSTEM). The owner's own VM
+/// keeps DEFAULT_DEVICE where that means the same VRAM. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_set_preferred_location(ctx: *mut svm_context, start: u64, size: u64, pagemap: svm_pagemap) -> c_int {
+    guard("svm_set_preferred_location", || {
+        let c = unsafe { context(ctx)? };
+        let pm = c.pagemap(pagemap)?;
+        c.ctx.set_preferred(start, size, pm).map_err(|e| span_failure(e, start, size))
+    })
+}
+
+/// Atomic modes for svm_set_atomic_mode (DRM_XE_ATOMIC_*): the default
+/// (GPU and CPU atomics; GPU atomics need VRAM).
+pub const SVM_ATOMIC_UNDEFINED: u32 = 0;
+/// GPU atomics only.
+pub const SVM_ATOMIC_DEVICE: u32 = 1;
+/// GPU and CPU atomics.
+pub const SVM_ATOMIC_GLOBAL: u32 = 2;
+/// CPU atomics only (GPU atomics fault with -EACCES).
+pub const SVM_ATOMIC_CPU: u32 = 3;
+
+/// Sets the atomic mode of a range on every device VM. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_set_atomic_mode(ctx: *mut svm_context, start: u64, size: u64, mode: u32) -> c_int {
+    guard("svm_set_atomic_mode", || {
+        let c = unsafe { context(ctx)? };
+        if mode > SVM_ATOMIC_CPU {
+            return Err(invalid(format!("mode {mode} is not an SVM_ATOMIC_* value")));
+        }
+        c.ctx.set_atomic(start, size, mode).map_err(|e| span_failure(e, start, size))
+    })
+}
+
+/// Tells the library that what it knows of a range's residency is stale
+/// (the CPU touched it, or it was freed and reused); the next svm_alloc_vram
+/// acts instead of trusting its record. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_range_invalidate(ctx: *mut svm_context, start: u64, size: u64) -> c_int {
+    guard("svm_range_invalidate", || {
+        let c = unsafe { context(ctx)? };
+        c.ctx.invalidate(start, size).map_err(|e| span_failure(e, start, size))
+    })
+}
+
+/// One device's attributes over a queried range.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct svm_range_device {
+    pub device: svm_device,
+    /// As the kernel reports it: 0 default device, -1 default system, else
+    /// the fd of the preferred device.
+    pub preferred_fd: i32,
+    /// DRM_XE_ATOMIC_* / SVM_ATOMIC_*.
+    pub atomic_mode: u32,
+    /// VMAs the range spans on that VM (more than 1: attributes vary inside;
+    /// the values above are the first VMA's).
+    pub vmas: u32,
+    pub _pad: u32,
+}
+
+/// Devices a range query reports at most (`ndevices` may say more).
+pub const SVM_RANGE_MAX_DEVICES: usize = 16;
+
+/// `svm_range_info.flags`: `residency` is known to the library.
+pub const SVM_RANGE_RESIDENCY_KNOWN: u32 = 1 << 0;
+/// `observed_*` hold the driver's ground truth (simulated driver).
+pub const SVM_RANGE_OBSERVED: u32 = 1 << 1;
+/// The thrash guard pins it now.
+pub const SVM_RANGE_PINNED: u32 = 1 << 2;
+/// `preferred` holds a preferred location set by the runtime.
+pub const SVM_RANGE_PREFERRED_SET: u32 = 1 << 3;
+
+/// What svm_range_query answers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct svm_range_info {
+    /// In: `sizeof(svm_range_info)`; out: bytes written.
+    pub struct_size: u32,
+    /// `SVM_RANGE_*` bits.
+    pub flags: u32,
+    pub residency: svm_pagemap,
+    pub preferred: svm_pagemap,
+    /// SVM_PLACE_* as the driver sees it (with SVM_RANGE_OBSERVED).
+    pub observed_kind: u32,
+    /// The driver's device index and region instance for SVM_PLACE_VRAM.
+    pub observed_device: u32,
+    pub observed_instance: u32,
+    /// Moves within the thrash window.
+    pub moves_in_window: u32,
+    /// Open devices (entries filled: at most SVM_RANGE_MAX_DEVICES).
+    pub ndevices: u32,
+    pub _pad: u32,
+    pub devices: [svm_range_device; SVM_RANGE_MAX_DEVICES],
+}
+
+/// Attributes of a range on every device VM (asked of the kernel with
+/// VM_QUERY_MEM_RANGE_ATTRS) and the library's knowledge of its residency.
+/// Set `info->struct_size` first. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_range_query(ctx: *mut svm_context, start: u64, size: u64, info: *mut svm_range_info) -> c_int {
+    guard("svm_range_query", || {
+        let c = unsafe { context(ctx)? };
+        let i = unsafe { out(info, "info")? };
+        let q = c.ctx.query(start, size).map_err(|e| span_failure(e, start, size))?;
+        let mut v = svm_range_info::default();
+        if let Some(r) = q.residency {
+            v.flags |= SVM_RANGE_RESIDENCY_KNOWN;
+            v.residency = c.pagemap_id(r);
+        }
+        if let Some(p) = q.preferred {
+            v.flags |= SVM_RANGE_PREFERRED_SET;
+            v.preferred = c.pagemap_id(p);
+        }
+        if q.pinned {
+            v.flags |= SVM_RANGE_PINNED;
+        }
+        if let Some(o) = q.observed {
+            v.flags |= SVM_RANGE_OBSERVED;
+            (v.observed_kind, v.observed_device, v.observed_instance) = match o {
+                Placement::Unpopulated => (SVM_PLACE_UNPOPULATED, 0, 0),
+                Placement::System => (SVM_PLACE_SYSTEM, 0, 0),
+                Placement::Vram { device, instance } => (SVM_PLACE_VRAM, device, instance as u32),
+                Placement::Mixed => (SVM_PLACE_MIXED, 0, 0),
+            };
+        }
+        v.moves_in_window = q.moves_in_window;
+        v.ndevices = q.devices.len() as u32;
+        for (slot, d) in v.devices.iter_mut().zip(&q.devices) {
+            *slot = svm_range_device { device: c.device_id(d.device), preferred_fd: d.preferred_fd, atomic_mode: d.atomic, vmas: d.vmas, _pad: 0 };
+        }
+        write_sized(i, i.struct_size, v, |v, n| v.struct_size = n)
+    })
+}
+
+/// Statistics of a context (monotonic counters).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct svm_stats {
+    /// In: `sizeof(svm_stats)`; out: bytes written.
+    pub struct_size: u32,
+    pub _pad: u32,
+    pub resolve_calls: u64,
+    pub alloc_calls: u64,
+    pub evict_calls: u64,
+    /// alloc_vram calls answered in place (zero ioctls).
+    pub in_place: u64,
+    /// Ioctls the library issued.
+    pub ioctls: u64,
+    pub madvise: u64,
+    pub prefetch: u64,
+    /// alloc_vram calls that moved data, and the bytes.
+    pub migrations: u64,
+    pub bytes_moved: u64,
+    pub retries: u64,
+    pub retries_ebusy: u64,
+    pub retries_enomem: u64,
+    pub retries_eintr: u64,
+    pub errors_enolink: u64,
+    pub errors_enodev: u64,
+    pub errors_other: u64,
+    /// Prefetches that reported success but left the range elsewhere.
+    pub unverified: u64,
+    pub fallbacks: u64,
+    pub pins: u64,
+    /// Ranges evicted to make room after ENOMEM/ENOSPC.
+    pub lru_evictions: u64,
+    /// svm_evict calls that moved data.
+    pub evictions: u64,
+}
+
+/// The context's statistics. Set `stats->struct_size` first. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_get_stats(ctx: *mut svm_context, stats: *mut svm_stats) -> c_int {
+    guard("svm_get_stats", || {
+        let c = unsafe { context(ctx)? };
+        let s = unsafe { out(stats, "stats")? };
+        let k = c.ctx.stats();
+        let v = svm_stats {
+            struct_size: 0,
+            _pad: 0,
+            resolve_calls: k.resolve_calls,
+            alloc_calls: k.alloc_calls,
+            evict_calls: k.evict_calls,
+            in_place: k.in_place,
+            ioctls: k.ioctls,
+            madvise: k.madvise,
+            prefetch: k.prefetch,
+            migrations: k.migrations,
+            bytes_moved: k.bytes_moved,
+            retries: k.retries,
+            retries_ebusy: k.retries_ebusy,
+            retries_enomem: k.retries_enomem,
+            retries_eintr: k.retries_eintr,
+            errors_enolink: k.errors_enolink,
+            errors_enodev: k.errors_enodev,
+            errors_other: k.errors_other,
+            unverified: k.unverified,
+            fallbacks: k.fallbacks,
+            pins: k.pins,
+            lru_evictions: k.lru_evictions,
+            evictions: k.evictions,
+        };
+        write_sized(s, s.struct_size, v, |v, n| v.struct_size = n)
+    })
+}
