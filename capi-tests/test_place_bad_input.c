@@ -58,6 +58,10 @@ int main(void)
 	CHECK_STATUS(svm_resolve_pagemap(r.ctx, r.dev[0], 0, BUF, 4096, 42, &pm), -EINVAL);
 	CHECK_STATUS(svm_resolve_pagemap(r.ctx, r.dev[0], 9, BUF, 4096, SVM_ACCESS_READ, &pm), -EINVAL);
 	CHECK_STATUS(svm_device_pagemap(r.ctx, r.dev[0], 9, &pm), -EINVAL);
+	svm_pagemap bad_tile = { .id = r.vram[0].id + 7 }; /* same device, tile 7 */
+	svm_pagemap_info pinfo = { .struct_size = sizeof(pinfo) };
+	CHECK_STATUS(svm_pagemap_get_info(r.ctx, bad_tile, &pinfo), -EINVAL);
+	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, bad_tile, 0, &res), -EINVAL);
 	svm_alloc_result small = { .struct_size = 2 };
 	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[0], 0, &small), -EINVAL);
 

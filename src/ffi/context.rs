@@ -95,7 +95,7 @@ impl svm_context {
             return Err(invalid("device is not a device of this context"));
         }
         let h = DeviceHandle { slot: d.id as u16, gen: (d.id >> 16) as u16 };
-        self.ctx.device(h).map_err(|e| match e {
+        self.ctx.check_device(h).map_err(|e| match e {
             Errno::ENODEV => Failure { errno: e, message: "device was closed".into() },
             e => Failure { errno: e, message: "unknown device".into() },
         })?;
@@ -106,7 +106,7 @@ impl svm_context {
         let low = match pm {
             Pagemap::System => 0xFFFF_FFFF,
             Pagemap::Vram { device, tile } => {
-                let gen = self.ctx.devices().iter().find(|h| h.slot == device).map_or(0, |h| h.gen);
+                let gen = self.ctx.slot_gen(device).unwrap_or(0);
                 (gen as u64 & 0xFF) << 24 | (device as u64 & 0xFF) << 16 | tile as u64
             }
         };
@@ -122,14 +122,12 @@ impl svm_context {
             return Ok(Pagemap::System);
         }
         let (gen, slot, tile) = ((low >> 24) as u16, ((low >> 16) & 0xFF) as u16, (low & 0xFFFF) as u16);
-        let h = self.ctx.devices().into_iter().find(|h| h.slot == slot);
-        match h {
-            Some(h) if h.gen & 0xFF == gen => {}
+        match self.ctx.slot_gen(slot) {
+            Some(g) if g & 0xFF == gen => {}
             _ => return Err(Failure { errno: Errno::ENODEV, message: "pagemap's device was closed".into() }),
         }
-        let pm = Pagemap::Vram { device: slot, tile };
-        self.ctx.validate_pagemap(pm).map_err(|e| Failure { errno: e, message: "unknown pagemap".into() })?;
-        Ok(pm)
+        // The tile is checked where the pagemap is used (EINVAL there).
+        Ok(Pagemap::Vram { device: slot, tile })
     }
 }
 
@@ -380,13 +378,14 @@ pub unsafe extern "C" fn svm_pagemap_get_info(ctx: *mut svm_context, pagemap: sv
         let c = unsafe { context(ctx)? };
         let i = unsafe { out(info, "info")? };
         let pm = c.pagemap(pagemap)?;
+        c.ctx.validate_pagemap(pm).map_err(|e| Failure { errno: e, message: "unknown pagemap".into() })?;
         let mut v = svm_pagemap_info { placed_bytes: c.ctx.placed_bytes(pm), ..Default::default() };
         match pm {
             Pagemap::System => v.is_system = true,
             Pagemap::Vram { device, tile } => {
                 let h = c.ctx.devices().into_iter().find(|h| h.slot == device).ok_or(Errno::ENODEV)?;
                 let d = c.ctx.device(h)?;
-                let t = d.tiles[tile as usize].ok_or(Errno::ENODEV)?;
+                let t = d.tiles.get(tile as usize).copied().flatten().ok_or(Errno::EINVAL)?;
                 v.device = c.device_id(h);
                 v.tile = tile;
                 v.instance = t.instance;

@@ -15,6 +15,7 @@
 //! context, so overlapping placements from racing threads end in one defined
 //! place: the last one to run.
 
+mod brlock;
 mod device;
 mod stats;
 
@@ -22,7 +23,9 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use parking_lot::Mutex;
+
+use brlock::{BrLock, ReadGuard};
 
 pub use device::{Device, DeviceHandle};
 pub use stats::{Stats, StatsSnapshot};
@@ -39,6 +42,8 @@ use crate::uapi::*;
 pub const PAGE: u64 = 4096;
 /// Ranges must lie in the user address space (x86-64, 4-level paging).
 pub const VA_LIMIT: u64 = 1 << 47;
+/// Resolution of the LRU stamp of a range (its last use).
+const LRU_GRANULE_NS: u64 = 1_000_000;
 /// EINTR/EAGAIN restarts per ioctl before giving up.
 const MAX_RESTARTS: u32 = 8;
 
@@ -135,9 +140,9 @@ pub struct Context {
     driver: Box<dyn Driver>,
     sim: Option<Arc<Sim>>,
     config: Config,
-    slots: RwLock<Vec<Slot>>,
-    track: RwLock<Track>,
-    links: RwLock<Links>,
+    slots: BrLock<Vec<Slot>>,
+    track: BrLock<Track>,
+    links: BrLock<Links>,
     /// Serializes everything that issues ioctls (see the module doc).
     slow: Mutex<()>,
     stats: Stats,
@@ -185,9 +190,9 @@ impl Context {
             driver,
             sim,
             config,
-            slots: RwLock::new(Vec::new()),
-            track: RwLock::new(Track::default()),
-            links: RwLock::new(Links::default()),
+            slots: BrLock::new(Vec::new()),
+            track: BrLock::new(Track::default()),
+            links: BrLock::new(Links::default()),
             slow: Mutex::new(()),
             stats: Stats::default(),
         }
@@ -359,6 +364,16 @@ impl Context {
         }
     }
 
+    /// Checks a handle without touching the device (no reference taken).
+    pub fn check_device(&self, h: DeviceHandle) -> Result<()> {
+        Context::device_in(&self.slots.read(), h).map(|_| ())
+    }
+
+    /// The generation of an open slot (None: empty).
+    pub fn slot_gen(&self, slot: u16) -> Option<u16> {
+        self.slots.read().get(slot as usize).filter(|s| s.dev.is_some()).map(|s| s.gen)
+    }
+
     /// The device behind a handle (ENODEV if closed).
     pub fn device(&self, h: DeviceHandle) -> Result<Arc<Device>> {
         Context::device_in(&self.slots.read(), h).cloned()
@@ -466,7 +481,7 @@ impl Context {
     /// allocation.
     pub fn resolve(&self, h: DeviceHandle, tile: u16, start: u64, size: u64, access: Access) -> Result<Pagemap> {
         let end = check_span(start, size)?;
-        self.stats.resolve_calls.fetch_add(1, Ordering::Relaxed);
+        self.stats.local().resolve_calls.fetch_add(1, Ordering::Relaxed);
         let slots = self.slots.read();
         let dev = Context::device_in(&slots, h)?;
         dev.check_alive()?;
@@ -524,7 +539,7 @@ impl Context {
     /// `h` (design.md, "The placement flow"), and reports what happened.
     pub fn alloc_vram(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags) -> Result<Placed> {
         let end = check_span(start, size)?;
-        self.stats.alloc_calls.fetch_add(1, Ordering::Relaxed);
+        self.stats.local().alloc_calls.fetch_add(1, Ordering::Relaxed);
         {
             // Step 1: the cheap check, zero ioctls.
             let slots = self.slots.read();
@@ -534,7 +549,7 @@ impl Context {
                 d.check_alive()?;
             }
             if let Some(p) = self.in_place(&slots, start, end, target) {
-                self.stats.in_place.fetch_add(1, Ordering::Relaxed);
+                self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
                 return Ok(p);
             }
         }
@@ -543,21 +558,21 @@ impl Context {
         let dev = Context::device_in(&slots, h)?.clone();
         // Another thread may have placed it while we waited.
         if let Some(p) = self.in_place(&slots, start, end, target) {
-            self.stats.in_place.fetch_add(1, Ordering::Relaxed);
+            self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
             return Ok(p);
         }
         let r = self.place(&slots, &dev, start, end, target, flags);
         if let Ok(p) = &r {
-            self.stats.bytes_moved.fetch_add(p.bytes_moved, Ordering::Relaxed);
-            self.stats.retries.fetch_add(p.retries as u64, Ordering::Relaxed);
+            self.stats.local().bytes_moved.fetch_add(p.bytes_moved, Ordering::Relaxed);
+            self.stats.local().retries.fetch_add(p.retries as u64, Ordering::Relaxed);
             if p.bytes_moved > 0 {
-                self.stats.migrations.fetch_add(1, Ordering::Relaxed);
+                self.stats.local().migrations.fetch_add(1, Ordering::Relaxed);
             }
             if p.fell_back {
-                self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.stats.local().fallbacks.fetch_add(1, Ordering::Relaxed);
             }
             if p.pinned {
-                self.stats.pins.fetch_add(1, Ordering::Relaxed);
+                self.stats.local().pins.fetch_add(1, Ordering::Relaxed);
             }
         }
         r
@@ -569,7 +584,12 @@ impl Context {
         if rec.residency != Some(target) || !self.still_there(slots, rec, start, end - start, target) {
             return None;
         }
-        rec.last_used.store(self.driver.now_ns(), Ordering::Relaxed);
+        // LRU stamp: rewritten only when stale, so that threads finding the
+        // same range in place do not bounce its cache line.
+        let now = self.driver.now_ns();
+        if now.saturating_sub(rec.last_used.load(Ordering::Relaxed)) > LRU_GRANULE_NS {
+            rec.last_used.store(now, Ordering::Relaxed);
+        }
         let verified = self.driver.observer().is_some();
         Some(Placed { pagemap: Some(target), in_place: true, verified, ..Default::default() })
     }
@@ -741,7 +761,7 @@ impl Context {
             // elsewhere (kernel-model §7) counts as EBUSY, where observable.
             if let Some(o) = observer {
                 if !Context::matches(o.placement(start, size), expected) {
-                    self.stats.unverified.fetch_add(1, Ordering::Relaxed);
+                    self.stats.local().unverified.fetch_add(1, Ordering::Relaxed);
                     if !busy_retried {
                         busy_retried = true;
                         placed.retries += 1;
@@ -899,7 +919,7 @@ impl Context {
         let fd_of = |slot: u16| slots.get(slot as usize).and_then(|s| s.dev.as_ref()).map_or(-1, |d| d.fd);
         let loc = p.to_uapi(fd_of);
         let r = self.restarting(placed, || xe::madvise_preferred_loc(&*self.driver, on.fd, on.vm_id, start, end - start, loc));
-        self.stats.madvise.fetch_add(1, Ordering::Relaxed);
+        self.stats.local().madvise.fetch_add(1, Ordering::Relaxed);
         if r.is_ok() && matches!(p, PrefApplied::Device { .. }) {
             on.set_multi_device(true);
         }
@@ -907,7 +927,7 @@ impl Context {
     }
 
     fn prefetch(&self, on: &Device, start: u64, size: u64, region: u32, placed: &mut Placed) -> Result<()> {
-        self.stats.prefetch.fetch_add(1, Ordering::Relaxed);
+        self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
         self.restarting(placed, || xe::prefetch(&*self.driver, on.fd, on.vm_id, start, size, region))
     }
 
@@ -916,7 +936,7 @@ impl Context {
         let mut n = 0;
         loop {
             placed.ioctls += 1;
-            self.stats.ioctls.fetch_add(1, Ordering::Relaxed);
+            self.stats.local().ioctls.fetch_add(1, Ordering::Relaxed);
             match f() {
                 Err(e @ (Errno::EINTR | Errno::EAGAIN)) if n < MAX_RESTARTS => {
                     n += 1;
@@ -943,7 +963,7 @@ impl Context {
             }
             if self.prefetch(&owner, s, e - s, 0, placed).is_ok() {
                 freed += e - s;
-                self.stats.lru_evictions.fetch_add(1, Ordering::Relaxed);
+                self.stats.local().lru_evictions.fetch_add(1, Ordering::Relaxed);
                 let epoch = self.driver.observer().map_or(0, |o| o.placement_epoch());
                 self.track.write().replace(s, e, |pieces| {
                     let mut r = merge_pieces(pieces);
@@ -962,7 +982,7 @@ impl Context {
     /// holds any of it. Returns the bytes that moved (as far as known).
     pub fn evict(&self, start: u64, size: u64) -> Result<Placed> {
         let end = check_span(start, size)?;
-        self.stats.evict_calls.fetch_add(1, Ordering::Relaxed);
+        self.stats.local().evict_calls.fetch_add(1, Ordering::Relaxed);
         let _g = self.slow.lock();
         let slots = self.slots.read();
         let mut placed = Placed::default();
@@ -989,7 +1009,7 @@ impl Context {
         }
         if !holders.is_empty() {
             placed.bytes_moved = size;
-            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            self.stats.local().evictions.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(o) = self.driver.observer() {
             placed.verified = Context::matches(o.placement(start, size), Some(Placement::System));
@@ -1084,7 +1104,7 @@ impl Context {
             if a.atomic == mode {
                 continue;
             }
-            self.stats.madvise.fetch_add(1, Ordering::Relaxed);
+            self.stats.local().madvise.fetch_add(1, Ordering::Relaxed);
             match self.restarting(&mut placed, || xe::madvise_atomic(&*self.driver, d.fd, d.vm_id, start, size, mode)) {
                 Ok(()) => {
                     a.atomic = mode;
@@ -1134,7 +1154,7 @@ impl Context {
             if d.check_alive().is_err() {
                 continue;
             }
-            self.stats.ioctls.fetch_add(2, Ordering::Relaxed);
+            self.stats.local().ioctls.fetch_add(2, Ordering::Relaxed);
             let attrs = xe::query_mem_range_attrs(&*self.driver, d.fd, d.vm_id, start, size)?;
             let first = attrs.first();
             devices.push(DeviceAttrs {
@@ -1161,7 +1181,7 @@ impl Context {
     }
 
     /// For benchmarks and tests: read access to the track under its lock.
-    pub fn records(&self) -> RwLockReadGuard<'_, Track> {
+    pub fn records(&self) -> ReadGuard<'_, Track> {
         self.track.read()
     }
 }

@@ -1,21 +1,36 @@
-//! Statistics of a context: relaxed atomic counters, readable at any time.
+//! Statistics of a context: relaxed atomic counters in per-thread shards
+//! (so counting on the hot path writes no shared cache line), summed when read.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::brlock::{shard, SHARDS};
 use crate::errno::Errno;
 
 macro_rules! stats {
     ($($(#[$m:meta])* $name:ident,)*) => {
         #[derive(Default)]
-        pub struct Stats { $(pub(crate) $name: AtomicU64,)* }
+        #[repr(align(128))]
+        pub struct Shard { $(pub(crate) $name: AtomicU64,)* }
 
         /// A snapshot of a context's statistics.
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct StatsSnapshot { $($(#[$m])* pub $name: u64,)* }
 
+        pub struct Stats { shards: Box<[Shard]> }
+
+        impl Default for Stats {
+            fn default() -> Self {
+                Stats { shards: (0..SHARDS).map(|_| Shard::default()).collect() }
+            }
+        }
+
         impl Stats {
             pub fn snapshot(&self) -> StatsSnapshot {
-                StatsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+                let mut s = StatsSnapshot::default();
+                for sh in self.shards.iter() {
+                    $(s.$name += sh.$name.load(Ordering::Relaxed);)*
+                }
+                s
             }
         }
     };
@@ -53,14 +68,20 @@ stats! {
 }
 
 impl Stats {
+    /// This thread's shard.
+    pub(crate) fn local(&self) -> &Shard {
+        &self.shards[shard()]
+    }
+
     pub(crate) fn count_errno(&self, e: Errno) {
+        let s = self.local();
         let c = match e {
-            Errno::EBUSY => &self.retries_ebusy,
-            Errno::ENOMEM | Errno::ENOSPC => &self.retries_enomem,
-            Errno::EINTR | Errno::EAGAIN => &self.retries_eintr,
-            Errno::ENOLINK => &self.errors_enolink,
-            Errno::ENODEV | Errno::ECANCELED => &self.errors_enodev,
-            _ => &self.errors_other,
+            Errno::EBUSY => &s.retries_ebusy,
+            Errno::ENOMEM | Errno::ENOSPC => &s.retries_enomem,
+            Errno::EINTR | Errno::EAGAIN => &s.retries_eintr,
+            Errno::ENOLINK => &s.errors_enolink,
+            Errno::ENODEV | Errno::ECANCELED => &s.errors_enodev,
+            _ => &s.errors_other,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
