@@ -260,6 +260,33 @@ fn ping_pong_is_pinned_by_the_thrash_guard() {
     assert!(!p.pinned && p.pagemap == Some(t.vram(0)));
 }
 
+/// The library cannot see CPU faults, but the driver's placement shows the
+/// range left: that move counts, so CPU-GPU ping-pong meets the thrash
+/// guard and the range stays in system memory, written remotely.
+#[test]
+fn cpu_gpu_ping_pong_is_pinned_in_system_memory() {
+    let cfg = Config { thrash_max_moves: 4, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000 };
+    let t = setup_topo(Topology::preset("dgpu").unwrap(), cfg);
+    let mut pinned = 0;
+    for _ in 0..6 {
+        let p = t.alloc(0, BUF, R, t.vram(0));
+        if p.pinned {
+            pinned += 1;
+            assert_eq!(p.pagemap, Some(Pagemap::System));
+        }
+        t.gpu(0, BUF, R, sim::Access::Write).unwrap();
+        t.sim.cpu_access(BUF, R, sim::Access::Read, 0).unwrap();
+    }
+    assert!(pinned >= 3, "pinned {pinned} times");
+    assert_eq!(t.on(BUF, R), Placement::System);
+    let before = t.sim.counters();
+    t.gpu(0, BUF, R, sim::Access::Write).unwrap();
+    t.sim.cpu_access(BUF, R, sim::Access::Read, 0).unwrap();
+    let after = t.sim.counters();
+    assert_eq!(after.migrations_to_vram, before.migrations_to_vram, "the GPU writes system memory remotely");
+    assert_eq!(after.cpu_faults, before.cpu_faults);
+}
+
 #[test]
 fn attributes_are_consistent_on_every_vm_and_skipped_when_recorded() {
     let t = setup("2dgpu-p2p");

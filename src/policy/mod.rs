@@ -449,6 +449,21 @@ impl Context {
         }
     }
 
+    /// The pagemap an observed placement is in (None: mixed, or a device
+    /// this context has not opened).
+    fn pagemap_of(slots: &[Slot], p: Placement) -> Option<Pagemap> {
+        match p {
+            Placement::System | Placement::Unpopulated => Some(Pagemap::System),
+            Placement::Mixed => None,
+            Placement::Vram { device, instance } => slots.iter().filter_map(|s| s.dev.as_ref()).find_map(|d| {
+                (d.driver_index == Some(device))
+                    .then(|| d.tiles.iter().position(|t| t.is_some_and(|t| t.instance == instance)))
+                    .flatten()
+                    .map(|tile| Pagemap::Vram { device: d.slot, tile: tile as u16 })
+            }),
+        }
+    }
+
     fn matches(observed: Placement, expected: Option<Placement>) -> bool {
         match (observed, expected) {
             (Placement::Unpopulated, Some(Placement::System)) => true,
@@ -598,8 +613,19 @@ impl Context {
     /// (target, local VRAM, system) until one works.
     fn place(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, target: Pagemap, flags: AllocFlags) -> Result<Placed> {
         let now = self.driver.now_ns();
-        let summary = self.summary(start, end);
+        let mut summary = self.summary(start, end);
         let mut placed = Placed::default();
+        // Where the driver lets us look: a range that is not where the record
+        // says was moved by someone else (a CPU fault, another device's GPU
+        // fault). That move counts in its history (so CPU-GPU ping-pong meets
+        // the thrash guard too), and the current place is what the driver shows.
+        if let (Some(o), Some(believed)) = (self.driver.observer(), summary.residency) {
+            let actual = Context::pagemap_of(slots, o.placement(start, end - start));
+            if actual != Some(believed) {
+                summary.record_move(now);
+                summary.residency = actual;
+            }
+        }
 
         // Step 5 (checked first): the thrash guard.
         if !flags.ignore_thrash_guard {
@@ -629,6 +655,8 @@ impl Context {
                     }
                     self.track.write().replace(start, end, |pieces| {
                         let mut r = merge_pieces(pieces);
+                        r.moves = summary.moves.clone();
+                        r.residency = Some(cur);
                         r.pinned_until = until;
                         if let Some(a) = attrs {
                             r.set_attrs(dev.slot, a);
@@ -793,6 +821,7 @@ impl Context {
             r.residency = Some(cand);
             r.epoch.store(epoch, Ordering::Relaxed);
             r.last_used.store(now, Ordering::Relaxed);
+            r.moves = summary.moves.clone();
             if moved {
                 r.record_move(now);
             }

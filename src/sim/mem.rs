@@ -652,11 +652,7 @@ impl Memory {
     /// Order-independent checksum over (address, token) of every page in a span.
     pub fn checksum(&self, start: u64, end: u64) -> u64 {
         let mut sum = 0u64;
-        let mut add = |a: u64, t: u32| {
-            if t != 0 {
-                sum = sum.wrapping_add(mix((a / PAGE) ^ ((t as u64) << 32)));
-            }
-        };
+        let mut add = |a: u64, t: u32| sum = sum.wrapping_add(page_checksum(a, t));
         for (&bi, b) in self.blocks.range(start / BLOCK..=(end.saturating_sub(1)) / BLOCK) {
             for i in 0..PAGES_PER_BLOCK {
                 let a = bi * BLOCK + i as u64 * PAGE;
@@ -705,6 +701,16 @@ pub fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
+}
+
+/// One page's term of [`Memory::checksum`] (0 for a page never written), so
+/// that a client that knows what it wrote can compute the expected sum.
+pub fn page_checksum(addr: u64, token: u32) -> u64 {
+    if token == 0 {
+        0
+    } else {
+        mix((addr / PAGE) ^ ((token as u64) << 32))
+    }
 }
 
 /// The token a write of `value` leaves in the page at `addr` (never 0, never POISON).

@@ -1,3 +1,290 @@
-fn main() {
-    println!("xesvm {}", xesvm::VERSION);
+//! `xesvm`: see what xesvm finds and does before linking it.
+//!
+//! * `xesvm info`: devices, tiles, memory regions, links, kernel features
+//!   (the kernel driver where Xe render nodes exist, else a simulated
+//!   topology, and it says which).
+//! * `xesvm run SCENARIO`: a scenario file on the simulated driver under a
+//!   policy, with what happened.
+//! * `xesvm bench`: the standard workload suite under every policy, against
+//!   the offline lower bound.
+
+mod report;
+mod scenario;
+mod suite;
+mod workload;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use xesvm::driver::kernel::{discover, open_render_node, KernelDriver, Roots};
+use xesvm::driver::query::{query_device, MemClass};
+use xesvm::driver::sim::SimDriver;
+use xesvm::driver::{xe, Driver};
+use xesvm::sim::Sim;
+use xesvm::uapi::*;
+use xesvm::Errno;
+
+use workload::PolicyKind;
+
+#[derive(Parser)]
+#[command(name = "xesvm", version, about = "Shared-virtual-memory placement for Intel Xe GPUs: inspect, run scenarios, benchmark policies")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Devices, tiles, memory regions, links and kernel features.
+    Info {
+        /// Use this simulated preset even if Xe render nodes exist.
+        #[arg(long, conflicts_with = "topology")]
+        sim: Option<String>,
+        /// Use a simulated topology file.
+        #[arg(long)]
+        topology: Option<PathBuf>,
+    },
+    /// Run a scenario file on the simulated driver.
+    Run {
+        scenario: PathBuf,
+        /// Policy (default: the scenario's, else xesvm).
+        #[arg(long, value_enum)]
+        policy: Option<PolicyKind>,
+        /// Run it under every policy and print the comparison table.
+        #[arg(long, conflicts_with = "policy")]
+        compare: bool,
+    },
+    /// The standard workload suite under every policy.
+    Bench {
+        /// Devices (1 tile each, PCIe P2P all-to-all).
+        #[arg(long, default_value_t = 2)]
+        devices: u32,
+        /// VRAM per device, MiB; buffers are sized against it.
+        #[arg(long, default_value_t = 256)]
+        vram_mib: u64,
+        /// Iterations of the iterative workloads.
+        #[arg(long, default_value_t = 8)]
+        iterations: u32,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Also write an SVG chart of simulated time per workload and policy.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// Only workloads whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    // Like other command-line tools: a closed pipe (`| head`) ends us quietly.
+    // SAFETY: setting a signal disposition before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Info { sim, topology } => info(sim, topology),
+        Command::Run { scenario, policy, compare } => run(scenario, policy, compare),
+        Command::Bench { devices, vram_mib, iterations, format, svg, only } => bench(devices, vram_mib, iterations, format, svg, only),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xesvm: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn info(sim: Option<String>, topology: Option<PathBuf>) -> Result<(), String> {
+    let nodes = if sim.is_none() && topology.is_none() { discover(&Roots::default()).unwrap_or_default() } else { Vec::new() };
+    let (drv, fds, names, topo): (Box<dyn Driver>, Vec<i32>, Vec<String>, Option<Arc<Sim>>) = if !nodes.is_empty() {
+        println!("driver: the Xe kernel driver ({} render node(s))", nodes.len());
+        let mut fds = Vec::new();
+        let mut names = Vec::new();
+        for n in &nodes {
+            match open_render_node(&n.path) {
+                Ok(fd) => {
+                    use std::os::fd::IntoRawFd;
+                    fds.push(fd.into_raw_fd());
+                    names.push(n.path.display().to_string());
+                }
+                Err(e) => println!("  {}: cannot open: {e}", n.path.display()),
+            }
+        }
+        (Box::new(KernelDriver), fds, names, None)
+    } else {
+        let s = match (&sim, &topology) {
+            (_, Some(path)) => {
+                println!("driver: simulated, topology file {}", path.display());
+                Sim::from_file(path)?
+            }
+            (Some(p), _) => {
+                println!("driver: simulated, preset \"{p}\"");
+                Sim::from_preset(p)?
+            }
+            (None, None) => {
+                println!("driver: simulated, preset \"2dgpu-p2p\" (no Xe render node found on this machine)");
+                Sim::from_preset("2dgpu-p2p")?
+            }
+        };
+        println!("simulated kernel behaviour: {}", s.topology().kernel);
+        let fds: Vec<i32> = (0..s.topology().devices.len() as u32).map(|i| s.open_device(i).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+        let names = s.topology().devices.iter().map(|d| d.name.clone()).collect();
+        (Box::new(SimDriver::new(s.clone())), fds, names, Some(s))
+    };
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let mut vram_inst = Vec::new();
+    for (i, (&fd, name)) in fds.iter().zip(&names).enumerate() {
+        let info = match query_device(&*drv, fd) {
+            Ok(i) => i,
+            Err(e) => {
+                println!("device {i} ({name}): DEVICE_QUERY failed: {e}");
+                vram_inst.push(None);
+                continue;
+            }
+        };
+        println!("\ndevice {i}: {name} (PCI id {:#06x}, VA bits {})", info.config.device_id, info.config.va_bits);
+        println!("  tiles: {:?}", info.tiles());
+        for r in &info.regions {
+            let class = match r.class {
+                MemClass::System => "system".to_string(),
+                MemClass::Vram => "VRAM".to_string(),
+                MemClass::Other(c) => format!("class {c}"),
+            };
+            println!("  region instance {}: {class:<6} {:>8.2} GiB, used {:.2} GiB, min page {} B", r.instance, gib(r.total_size), gib(r.used), r.min_page_size);
+        }
+        let mirror = info.config.has_cpu_addr_mirror();
+        println!("  CPU-address mirror (SVM): {}", if mirror { "yes" } else { "no" });
+        vram_inst.push(info.vram_of_tile(0).map(|r| r.instance));
+        if !mirror {
+            continue;
+        }
+        // madvise exists if a well-formed one on a VM without VMAs returns 0 (xe-uapi.md §9.4).
+        let flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE;
+        if let Ok(vm) = xe::vm_create(&*drv, fd, flags) {
+            let madvise = xe::madvise_atomic(&*drv, fd, vm, 1 << 30, 1 << 21, DRM_XE_ATOMIC_UNDEFINED);
+            println!("  madvise: {}", if madvise.is_ok() { "yes (6.18+)" } else { "no" });
+            // Multi-device madvise: own fd + own VRAM instance succeeds on 7.0+, EINVAL on 6.18.
+            if let (Ok(()), Some(inst)) = (madvise, vram_inst[i]) {
+                let _ = xe::bind_cpu_addr_mirror(&*drv, fd, vm, 0, 1 << 47, false);
+                let multi = xe::madvise_preferred_loc(&*drv, fd, vm, 1 << 30, 1 << 21, xe::PreferredLoc::Device { devmem_fd: fd, region_instance: inst });
+                println!("  multi-device madvise: {}", match multi {
+                    Ok(()) => "yes (7.0+)".to_string(),
+                    Err(Errno::EINVAL) => "no (6.18/6.19: region_instance is pad)".to_string(),
+                    Err(e) => format!("unknown ({e})"),
+                });
+            }
+            let _ = xe::vm_destroy(&*drv, fd, vm);
+        }
+    }
+    println!("\nlinks:");
+    if fds.len() < 2 {
+        println!("  (one device)");
+    }
+    for a in 0..fds.len() {
+        for b in a + 1..fds.len() {
+            let text = match &topo {
+                Some(s) => match s.topology().link(a as u32, b as u32) {
+                    Some(l) => format!("{:?}, {:.0} GB/s, atomics {}", l.kind, l.bandwidth / 1e9, if l.atomics { "yes" } else { "no" }),
+                    None => "none".into(),
+                },
+                None => match vram_inst[b] {
+                    // Ask the kernel: a madvise naming the peer's VRAM is ENOLINK without an interconnect.
+                    Some(inst) => probe_link(&*drv, fds[a], fds[b], inst),
+                    None => "peer has no VRAM".into(),
+                },
+            };
+            println!("  {a} <-> {b}: {text}");
+        }
+    }
+    Ok(())
+}
+
+fn probe_link(drv: &dyn Driver, fd: i32, peer: i32, inst: u16) -> String {
+    let flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE;
+    let Ok(vm) = xe::vm_create(drv, fd, flags) else { return "unknown".into() };
+    let _ = xe::bind_cpu_addr_mirror(drv, fd, vm, 0, 1 << 47, false);
+    let r = xe::madvise_preferred_loc(drv, fd, vm, 1 << 30, 1 << 21, xe::PreferredLoc::Device { devmem_fd: peer, region_instance: inst });
+    let _ = xe::vm_destroy(drv, fd, vm);
+    match r {
+        Ok(()) => "interconnect (peer VRAM usable)".into(),
+        Err(Errno::ENOLINK) => "none (ENOLINK)".into(),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
+fn run(path: PathBuf, policy: Option<PolicyKind>, compare: bool) -> Result<(), String> {
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let base = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let s = scenario::parse(&text, &base).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = s.workload;
+    w.name = path.file_stem().map_or("scenario".into(), |n| n.to_string_lossy().into_owned());
+    println!("scenario {}: {} devices, {} buffer(s), {} steps", path.display(), w.topology.devices.len(), w.buffers.len(), w.steps.len());
+    if compare {
+        let reports: Vec<_> = PolicyKind::ALL.iter().map(|&p| workload::run(&w, p)).collect::<Result<_, _>>()?;
+        print!("{}", report::table(&reports));
+        return if reports.iter().all(|r| r.content_ok) { Ok(()) } else { Err("content was lost".into()) };
+    }
+    let p = policy.or(s.policy).unwrap_or(PolicyKind::Xesvm);
+    let r = workload::run(&w, p)?;
+    print!("{}", report::run_report(&r));
+    if r.content_ok {
+        Ok(())
+    } else {
+        Err("content was lost".into())
+    }
+}
+
+fn bench(devices: u32, vram_mib: u64, iterations: u32, format: Format, svg: Option<PathBuf>, only: Option<String>) -> Result<(), String> {
+    if !(1..=8).contains(&devices) || vram_mib < 16 || iterations == 0 {
+        return Err("need 1-8 devices, at least 16 MiB of VRAM and 1 iteration".into());
+    }
+    let params = suite::Params { devices, vram: vram_mib << 20, iterations };
+    let workloads: Vec<_> = suite::all(params).into_iter().filter(|w| only.as_ref().is_none_or(|o| w.name.contains(o.as_str()))).collect();
+    let total = (workloads.len() * PolicyKind::ALL.len()) as u64;
+    // Hidden at first: only runs longer than a second get a bar (on a terminal).
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::hidden());
+    bar.set_style(indicatif::ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}").unwrap().progress_chars("=> "));
+    let start = std::time::Instant::now();
+    let mut reports = Vec::new();
+    for w in &workloads {
+        for &p in &PolicyKind::ALL {
+            if start.elapsed().as_secs_f64() > 1.0 && std::io::stderr().is_terminal() && bar.is_hidden() {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            bar.set_message(format!("{} / {}", w.name, p.name()));
+            reports.push(workload::run(w, p)?);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    match format {
+        Format::Table => {
+            println!(
+                "xesvm bench: {devices} devices x {vram_mib} MiB VRAM (PCIe P2P), {iterations} iterations; simulated driver, kernel 7.0 behaviour"
+            );
+            println!("(bound: offline lower bound on bytes that must move, from the trace; vs bound: bytes moved / bound)\n");
+            print!("{}", report::table(&reports));
+        }
+        Format::Csv => print!("{}", report::csv(&reports)),
+        Format::Json => println!("{}", report::json(&reports)),
+    }
+    if let Some(path) = svg {
+        std::fs::write(&path, report::svg(&reports)).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("chart written to {}", path.display());
+    }
+    if reports.iter().any(|r| !r.content_ok) {
+        return Err("content was lost in at least one run".into());
+    }
+    Ok(())
 }

@@ -1,0 +1,155 @@
+//! Output of `xesvm bench` and `xesvm run`: an aligned table, CSV, JSON, and
+//! an SVG chart of simulated time per workload and policy.
+
+use std::fmt::Write;
+
+use crate::workload::Report;
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+fn ratio(r: &Report) -> String {
+    match r.ratio_to_bound() {
+        Some(x) => format!("{x:.2}"),
+        None if r.bytes_moved == 0 => "1.00".into(),
+        None => "bound 0".into(),
+    }
+}
+
+/// The benchmark table: one row per workload and policy, plus the bound.
+pub fn table(reports: &[Report]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<18} {:<9} {:>12} {:>11} {:>10} {:>8} {:>8} {:>11} {:>9} {:>7}",
+        "workload", "policy", "sim time ms", "moved MiB", "migrations", "faults", "ping-pong", "remote MiB", "vs bound", "content"
+    );
+    let mut last = "";
+    for r in reports {
+        if r.workload != last && !last.is_empty() {
+            s.push('\n');
+        }
+        if r.workload != last {
+            let _ = writeln!(s, "{:<18} {:<9} {:>12} {:>11.1}", r.workload, "bound", "-", r.lower_bound_bytes as f64 / MIB);
+        }
+        last = &r.workload;
+        let _ = writeln!(
+            s,
+            "{:<18} {:<9} {:>12.3} {:>11.1} {:>10} {:>8} {:>8} {:>11.1} {:>9} {:>7}",
+            "",
+            r.policy,
+            r.simulated_ns as f64 / 1e6,
+            r.bytes_moved as f64 / MIB,
+            r.migrations,
+            r.gpu_faults,
+            r.ping_pongs,
+            r.remote_access_bytes as f64 / MIB,
+            ratio(r),
+            if r.content_ok { "ok" } else { "LOST" }
+        );
+    }
+    s
+}
+
+pub fn csv(reports: &[Report]) -> String {
+    let mut s = String::from(
+        "workload,policy,simulated_ns,bytes_moved,lower_bound_bytes,ratio_to_bound,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,gpu_errors,content_ok\n",
+    );
+    for r in reports {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.workload,
+            r.policy,
+            r.simulated_ns,
+            r.bytes_moved,
+            r.lower_bound_bytes,
+            r.ratio_to_bound().map_or(String::new(), |x| format!("{x:.4}")),
+            r.migrations,
+            r.gpu_faults,
+            r.cpu_faults,
+            r.ping_pongs,
+            r.remote_access_bytes,
+            r.evictions,
+            r.retries,
+            r.fallbacks,
+            r.pins,
+            r.ioctls,
+            r.gpu_errors,
+            r.content_ok
+        );
+    }
+    s
+}
+
+pub fn json(reports: &[Report]) -> String {
+    serde_json::to_string_pretty(reports).expect("reports serialize")
+}
+
+/// Horizontal grouped bars: per workload, each policy's simulated time as a
+/// fraction of that workload's slowest policy (times differ by orders of
+/// magnitude between workloads), labelled with the milliseconds.
+pub fn svg(reports: &[Report]) -> String {
+    let mut workloads: Vec<&str> = Vec::new();
+    let mut policies: Vec<&str> = Vec::new();
+    for r in reports {
+        if !workloads.contains(&r.workload.as_str()) {
+            workloads.push(&r.workload);
+        }
+        if !policies.contains(&r.policy.as_str()) {
+            policies.push(&r.policy);
+        }
+    }
+    let colors = ["#d95f02", "#7570b3", "#1b9e77", "#e7298a"];
+    let (left, bar, gap, width) = (170.0, 16.0, 14.0, 520.0);
+    let group = bar * policies.len() as f64 + gap;
+    let height = 60.0 + group * workloads.len() as f64 + 30.0;
+    let mut s = String::new();
+    let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="12">"#, left + width + 120.0);
+    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">Simulated time per workload and policy (bar: share of the slowest policy)</text>"#);
+    for (i, p) in policies.iter().enumerate() {
+        let x = left + i as f64 * 120.0;
+        let _ = writeln!(s, r#"<rect x="{x}" y="34" width="12" height="12" fill="{}"/><text x="{}" y="45">{p}</text>"#, colors[i % colors.len()], x + 16.0);
+    }
+    for (wi, w) in workloads.iter().enumerate() {
+        let y0 = 60.0 + wi as f64 * group;
+        let rows: Vec<&Report> = reports.iter().filter(|r| r.workload == *w).collect();
+        let max = rows.iter().map(|r| r.simulated_ns).max().unwrap_or(1).max(1) as f64;
+        let _ = writeln!(s, r#"<text x="10" y="{}">{w}</text>"#, y0 + bar * policies.len() as f64 / 2.0 + 4.0);
+        for r in rows {
+            let pi = policies.iter().position(|p| *p == r.policy).unwrap_or(0);
+            let y = y0 + pi as f64 * bar;
+            let len = (r.simulated_ns as f64 / max * width).max(1.0);
+            let _ = writeln!(
+                s,
+                r#"<rect x="{left}" y="{y}" width="{len:.1}" height="{}" fill="{}"/><text x="{:.1}" y="{}">{:.2} ms</text>"#,
+                bar - 2.0,
+                colors[pi % colors.len()],
+                left + len + 4.0,
+                y + bar - 5.0,
+                r.simulated_ns as f64 / 1e6
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// `xesvm run`'s account of one run.
+pub fn run_report(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "policy: {}", r.policy);
+    let _ = writeln!(s, "simulated time: {:.3} ms", r.simulated_ns as f64 / 1e6);
+    let _ = writeln!(s, "placements at the end:");
+    for (b, p) in &r.placements {
+        let _ = writeln!(s, "  {b:<16} {p}");
+    }
+    let _ = writeln!(s, "migrations: {} ({:.1} MiB moved; lower bound {:.1} MiB)", r.migrations, r.bytes_moved as f64 / MIB, r.lower_bound_bytes as f64 / MIB);
+    let _ = writeln!(s, "  system -> VRAM     {:>10.1} MiB", r.bytes_to_vram as f64 / MIB);
+    let _ = writeln!(s, "  VRAM -> system     {:>10.1} MiB", r.bytes_to_system as f64 / MIB);
+    let _ = writeln!(s, "  device -> device   {:>10.1} MiB (over links)", r.bytes_device_to_device as f64 / MIB);
+    let _ = writeln!(s, "  remote accesses    {:>10.1} MiB (mapped, not moved)", r.remote_access_bytes as f64 / MIB);
+    let _ = writeln!(s, "GPU faults: {} ({} failed), CPU faults: {}, VRAM evictions: {}", r.gpu_faults, r.gpu_errors, r.cpu_faults, r.evictions);
+    let _ = writeln!(s, "ping-pongs: {}, retries: {}, fallbacks: {}, pins: {}, ioctls: {}", r.ping_pongs, r.retries, r.fallbacks, r.pins, r.ioctls);
+    let _ = writeln!(s, "content check: {}", if r.content_ok { "every page holds what was last written to it" } else { "DATA LOST" });
+    s
+}

@@ -1,0 +1,457 @@
+//! A workload as a trace (GPU kernel launches, CPU accesses, runtime calls),
+//! the policies it can run under, the runner that plays it on a fresh
+//! simulated machine, and the offline lower bound on bytes that must move.
+//!
+//! Every number a report holds comes from the simulated driver's counters
+//! and clock, or from the library's own statistics; nothing is computed
+//! from formulas here except the lower bound, which is derived from the
+//! trace alone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use xesvm::driver::sim::SimDriver;
+use xesvm::driver::{xe, Placement};
+use xesvm::policy::{self, AllocFlags, Config, Context, DeviceHandle};
+use xesvm::sim::mem::{page_checksum, write_token};
+use xesvm::sim::{Access, Sim, Topology};
+use xesvm::topology::Pagemap;
+use xesvm::uapi::*;
+
+pub const PAGE: u64 = 4096;
+pub const CHUNK: u64 = 2 << 20;
+/// Where buffers start in the simulated process.
+pub const BASE: u64 = 0x10_0000_0000;
+
+/// A placement target in a runtime call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    System,
+    Device { device: u32, tile: u16 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Call {
+    AllocVram { device: u32, start: u64, size: u64, target: Target },
+    Evict { start: u64, size: u64 },
+    Preferred { start: u64, size: u64, target: Target },
+    AtomicMode { start: u64, size: u64, mode: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// A GPU kernel launch on a device tile: the spans it accesses.
+    Launch { device: u32, tile: u16, accesses: Vec<(u64, u64, Access)> },
+    Cpu { start: u64, size: u64, write: bool },
+    Call(Call),
+}
+
+#[derive(Clone, Debug)]
+pub struct Buffer {
+    pub name: String,
+    pub start: u64,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub name: String,
+    pub topology: Topology,
+    pub buffers: Vec<Buffer>,
+    pub steps: Vec<Step>,
+}
+
+impl Workload {
+    pub fn new(name: &str, topology: Topology) -> Self {
+        Workload { name: name.into(), topology, buffers: Vec::new(), steps: Vec::new() }
+    }
+
+    /// Adds a buffer after the previous ones (2 MiB aligned, with a gap).
+    pub fn buffer(&mut self, name: &str, size: u64) -> u64 {
+        let start = self.buffers.last().map_or(BASE, |b| (b.start + b.size).next_multiple_of(CHUNK) + CHUNK);
+        let size = size.next_multiple_of(PAGE);
+        self.buffers.push(Buffer { name: name.into(), start, size });
+        start
+    }
+
+    pub fn launch(&mut self, device: u32, accesses: Vec<(u64, u64, Access)>) {
+        self.steps.push(Step::Launch { device, tile: 0, accesses });
+    }
+
+    pub fn cpu(&mut self, start: u64, size: u64, write: bool) {
+        self.steps.push(Step::Cpu { start, size, write });
+    }
+}
+
+/// How the runtime behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyKind {
+    /// The kernel alone: GPU faults, no runtime calls.
+    Kernel,
+    /// The first patch of the kernel thread: before each launch, prefetch to
+    /// the accessing device; on EBUSY or EFAULT evict to system and retry once.
+    Prefetch,
+    /// xesvm's default policy through the library: before each launch,
+    /// resolve each span's pagemap and alloc_vram there; explicit calls too.
+    Xesvm,
+}
+
+impl PolicyKind {
+    pub const ALL: [PolicyKind; 3] = [PolicyKind::Kernel, PolicyKind::Prefetch, PolicyKind::Xesvm];
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Kernel => "kernel",
+            PolicyKind::Prefetch => "prefetch",
+            PolicyKind::Xesvm => "xesvm",
+        }
+    }
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub workload: String,
+    pub policy: String,
+    pub simulated_ns: u64,
+    pub bytes_moved: u64,
+    pub bytes_to_vram: u64,
+    pub bytes_to_system: u64,
+    pub bytes_device_to_device: u64,
+    pub migrations: u64,
+    pub gpu_faults: u64,
+    pub cpu_faults: u64,
+    pub evictions: u64,
+    /// Chunk moves straight back to where the chunk was before its last move.
+    pub ping_pongs: u64,
+    pub remote_access_bytes: u64,
+    pub retries: u64,
+    pub fallbacks: u64,
+    pub pins: u64,
+    pub ioctls: u64,
+    /// GPU accesses that failed (the GPU saw an unsuccessful fault).
+    pub gpu_errors: u64,
+    pub lower_bound_bytes: u64,
+    pub content_ok: bool,
+    /// Final placement of each buffer.
+    pub placements: Vec<(String, String)>,
+}
+
+impl Report {
+    pub fn ratio_to_bound(&self) -> Option<f64> {
+        (self.lower_bound_bytes > 0).then(|| self.bytes_moved as f64 / self.lower_bound_bytes as f64)
+    }
+}
+
+enum Runtime {
+    Raw { drv: SimDriver, devs: Vec<(i32, u32)> },
+    Lib { ctx: Context, devs: Vec<DeviceHandle> },
+}
+
+fn placement_name(p: Placement) -> String {
+    match p {
+        Placement::Unpopulated => "untouched".into(),
+        Placement::System => "system".into(),
+        Placement::Vram { device, instance } => format!("device {device} VRAM (tile {})", instance - 1),
+        Placement::Mixed => "mixed".into(),
+    }
+}
+
+/// Plays a workload under a policy on a fresh simulated machine.
+pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
+    let sim: Arc<Sim> = Sim::new(w.topology.clone())?;
+    let ndev = w.topology.devices.len() as u32;
+    let rt = match policy {
+        PolicyKind::Xesvm => {
+            let ctx = Context::new_sim(sim.clone(), Config::default());
+            let devs = (0..ndev).map(|i| ctx.open_index(i)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("open: {e}"))?;
+            Runtime::Lib { ctx, devs }
+        }
+        _ => {
+            let drv = SimDriver::new(sim.clone());
+            let mut devs = Vec::new();
+            for i in 0..ndev {
+                let fd = sim.open_device(i).map_err(|e| format!("open: {e}"))?;
+                let vm = xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).map_err(|e| format!("vm: {e}"))?;
+                xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).map_err(|e| format!("bind: {e}"))?;
+                devs.push((fd, vm));
+            }
+            Runtime::Raw { drv, devs }
+        }
+    };
+    let fd_vm = |d: u32| -> (i32, u32) {
+        match &rt {
+            Runtime::Raw { devs, .. } => devs[d as usize],
+            Runtime::Lib { ctx, devs } => {
+                let dev = ctx.device(devs[d as usize]).unwrap();
+                (dev.fd, dev.vm_id)
+            }
+        }
+    };
+    let mut shadow: HashMap<u64, u32> = HashMap::new();
+    let mut chunks = ChunkHistory::new(w);
+    let mut report = Report { workload: w.name.clone(), policy: policy.name().into(), ..Default::default() };
+    let (mut retries, mut fallbacks, mut pins) = (0u64, 0u64, 0u64);
+    let to_pm = |ctx: &Context, devs: &[DeviceHandle], t: Target| -> Result<Pagemap, String> {
+        match t {
+            Target::System => Ok(Pagemap::System),
+            Target::Device { device, tile } => ctx.pagemap(devs[device as usize], tile).map_err(|e| format!("pagemap: {e}")),
+        }
+    };
+    for (i, step) in w.steps.iter().enumerate() {
+        let value = i as u64 + 1;
+        match step {
+            Step::Launch { device, tile, accesses } => {
+                match &rt {
+                    Runtime::Raw { drv, devs } if policy == PolicyKind::Prefetch => {
+                        let (fd, vm) = devs[*device as usize];
+                        let region = w.topology.devices[*device as usize].has_vram().then_some(*tile as u32 + 1).unwrap_or(0);
+                        for &(s, n, _) in accesses {
+                            if let Err(e) = xe::prefetch(drv, fd, vm, s, n, region) {
+                                if e == xesvm::Errno::EBUSY || e == xesvm::Errno::EFAULT {
+                                    retries += 1;
+                                    let _ = xe::prefetch(drv, fd, vm, s, n, 0);
+                                    let _ = xe::prefetch(drv, fd, vm, s, n, region);
+                                }
+                            }
+                        }
+                    }
+                    Runtime::Lib { ctx, devs } => {
+                        let h = devs[*device as usize];
+                        for &(s, n, a) in accesses {
+                            let pa = match a {
+                                Access::Read => policy::Access::Read,
+                                Access::Write => policy::Access::Write,
+                                Access::Atomic => policy::Access::Atomic,
+                            };
+                            let Ok(pm) = ctx.resolve(h, *tile, s, n, pa) else { continue };
+                            if let Ok(p) = ctx.alloc_vram(h, s, n, pm, AllocFlags::default()) {
+                                retries += p.retries as u64;
+                                fallbacks += p.fell_back as u64;
+                                pins += p.pinned as u64;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                let (fd, vm) = fd_vm(*device);
+                for &(s, n, a) in accesses {
+                    match sim.gpu_access(fd, vm, *tile, s, n, a, value) {
+                        Ok(()) if a != Access::Read => {
+                            for p in (s..s + n).step_by(PAGE as usize) {
+                                shadow.insert(p, write_token(value, p));
+                            }
+                        }
+                        Ok(()) => {}
+                        Err(_) => report.gpu_errors += 1,
+                    }
+                }
+            }
+            Step::Cpu { start, size, write } => {
+                let a = if *write { Access::Write } else { Access::Read };
+                sim.cpu_access(*start, *size, a, value).map_err(|e| format!("step {i}: CPU access failed: {e}"))?;
+                if *write {
+                    for p in (*start..*start + *size).step_by(PAGE as usize) {
+                        shadow.insert(p, write_token(value, p));
+                    }
+                }
+            }
+            Step::Call(c) => {
+                let Runtime::Lib { ctx, devs } = &rt else { continue };
+                let r = match *c {
+                    Call::AllocVram { device, start, size, target } => {
+                        let pm = to_pm(ctx, devs, target)?;
+                        ctx.alloc_vram(devs[device as usize], start, size, pm, AllocFlags::default()).map(|p| {
+                            retries += p.retries as u64;
+                            fallbacks += p.fell_back as u64;
+                            pins += p.pinned as u64;
+                        })
+                    }
+                    Call::Evict { start, size } => ctx.evict(start, size).map(|_| ()),
+                    Call::Preferred { start, size, target } => ctx.set_preferred(start, size, to_pm(ctx, devs, target)?),
+                    Call::AtomicMode { start, size, mode } => ctx.set_atomic(start, size, mode),
+                };
+                r.map_err(|e| format!("step {i}: {c:?} failed: {e}"))?;
+            }
+        }
+        chunks.sample(&sim);
+    }
+    let k = sim.counters();
+    report.simulated_ns = sim.now_ns();
+    report.bytes_to_vram = k.bytes_to_vram;
+    report.bytes_to_system = k.bytes_to_system;
+    report.bytes_device_to_device = k.bytes_device_to_device;
+    report.bytes_moved = k.bytes_to_vram + k.bytes_to_system + k.bytes_device_to_device;
+    report.migrations = k.migrations_to_vram + k.migrations_to_system + k.migrations_device_to_device;
+    report.gpu_faults = k.gpu_faults;
+    report.cpu_faults = k.cpu_faults;
+    report.evictions = k.evictions;
+    report.remote_access_bytes = k.remote_access_bytes;
+    report.ioctls = k.ioctls;
+    report.ping_pongs = chunks.ping_pongs;
+    report.retries = retries;
+    report.fallbacks = fallbacks;
+    report.pins = pins;
+    report.lower_bound_bytes = lower_bound(w);
+    // Content: every page holds what was last written to it.
+    let mut ok = true;
+    for b in &w.buffers {
+        let want = (b.start..b.start + b.size)
+            .step_by(PAGE as usize)
+            .fold(0u64, |acc, p| acc.wrapping_add(page_checksum(p, shadow.get(&p).copied().unwrap_or(0))));
+        ok &= sim.checksum(b.start, b.size).map_err(|e| e.to_string())? == want;
+        report.placements.push((b.name.clone(), placement_name(sim.placement(b.start, b.size))));
+    }
+    sim.check_invariants()?;
+    report.content_ok = ok;
+    Ok(report)
+}
+
+/// Per 2 MiB chunk of every buffer: where it was, to count ping-pongs.
+struct ChunkHistory {
+    chunks: Vec<(u64, u64)>,
+    /// (current place, place before the last move)
+    places: Vec<(Placement, Option<Placement>)>,
+    ping_pongs: u64,
+}
+
+impl ChunkHistory {
+    fn new(w: &Workload) -> Self {
+        let chunks: Vec<(u64, u64)> = w
+            .buffers
+            .iter()
+            .flat_map(|b| (b.start..b.start + b.size).step_by(CHUNK as usize).map(move |s| (s, CHUNK.min(b.start + b.size - s))))
+            .collect();
+        let places = vec![(Placement::Unpopulated, None); chunks.len()];
+        ChunkHistory { chunks, places, ping_pongs: 0 }
+    }
+
+    fn sample(&mut self, sim: &Sim) {
+        for (i, &(s, n)) in self.chunks.iter().enumerate() {
+            let now = sim.placement(s, n);
+            let (cur, prev) = self.places[i];
+            if now != cur && cur != Placement::Unpopulated {
+                if Some(now) == prev {
+                    self.ping_pongs += 1;
+                }
+                self.places[i] = (now, Some(cur));
+            } else if now != cur {
+                self.places[i] = (now, prev);
+            }
+        }
+    }
+}
+
+/// The offline lower bound on bytes that must move, from the trace alone.
+///
+/// Data starts in system memory (or untouched). GPUs may access system
+/// memory and reachable peers remotely, so only two kinds of access force a
+/// place: a GPU atomic (local VRAM of the tile, kernel-model §3.2; none on
+/// an integrated GPU) and a CPU access (system memory: the CPU cannot touch
+/// device-private pages). Each 2 MiB chunk must move at least once each time
+/// its forced place changes; no online policy can move less.
+pub fn lower_bound(w: &Workload) -> u64 {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Place {
+        System,
+        Vram(u32, u16),
+    }
+    let mut place: HashMap<u64, Place> = HashMap::new();
+    let mut bytes = 0;
+    let mut force = |start: u64, size: u64, p: Place, place: &mut HashMap<u64, Place>| {
+        let mut c = start / CHUNK * CHUNK;
+        while c < start + size {
+            let n = (c + CHUNK).min(start + size) - c.max(start);
+            let cur = place.get(&c).copied().unwrap_or(Place::System);
+            if cur != p {
+                bytes += n;
+                place.insert(c, p);
+            }
+            c += CHUNK;
+        }
+    };
+    for s in &w.steps {
+        match s {
+            Step::Launch { device, tile, accesses } => {
+                if !w.topology.devices[*device as usize].has_vram() || w.topology.devices[*device as usize].device_atomics_on_smem {
+                    continue;
+                }
+                for &(st, n, a) in accesses {
+                    if a == Access::Atomic {
+                        force(st, n, Place::Vram(*device, *tile), &mut place);
+                    }
+                }
+            }
+            Step::Cpu { start, size, .. } => force(*start, *size, Place::System, &mut place),
+            Step::Call(_) => {}
+        }
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn two() -> Topology {
+        let mut t = Topology::preset("2dgpu-p2p").unwrap();
+        for d in &mut t.devices {
+            d.vram_per_tile = 64 * MIB;
+        }
+        t
+    }
+
+    #[test]
+    fn lower_bound_counts_forced_moves_only() {
+        let mut w = Workload::new("t", two());
+        let a = w.buffer("a", 4 * MIB);
+        w.launch(0, vec![(a, 4 * MIB, Access::Read)]); // free to stay anywhere
+        assert_eq!(lower_bound(&w), 0);
+        w.launch(0, vec![(a, 2 * MIB, Access::Atomic)]); // one chunk to device 0
+        w.launch(1, vec![(a, 2 * MIB, Access::Atomic)]); // then to device 1
+        w.cpu(a, 4 * MIB, false); // back to system (only the moved chunk)
+        assert_eq!(lower_bound(&w), 6 * MIB);
+    }
+
+    /// Each policy's run of a small scenario moves the bytes it implies.
+    #[test]
+    fn each_policy_moves_the_bytes_the_scenario_implies() {
+        let mut w = Workload::new("stream", two());
+        let a = w.buffer("a", 8 * MIB);
+        w.cpu(a, 8 * MIB, true);
+        w.launch(1, vec![(a, 8 * MIB, Access::Read)]);
+        w.cpu(a, 8 * MIB, false);
+        for p in PolicyKind::ALL {
+            let r = run(&w, p).unwrap();
+            assert!(r.content_ok, "{p:?}");
+            // Every policy moves the 8 MiB to device 1 once, and back once
+            // for the CPU read: 16 MiB, never less than the bound (0 here).
+            assert_eq!(r.bytes_to_vram, 8 * MIB, "{p:?}: {r:?}");
+            assert_eq!(r.bytes_to_system, 8 * MIB, "{p:?}: {r:?}");
+            assert_eq!(r.bytes_device_to_device, 0);
+            assert_eq!(r.gpu_errors, 0);
+        }
+        let k = run(&w, PolicyKind::Kernel).unwrap();
+        let x = run(&w, PolicyKind::Xesvm).unwrap();
+        assert_eq!(k.gpu_faults, 4, "kernel: one fault per 2 MiB range");
+        assert_eq!(x.gpu_faults, 0, "xesvm placed it before the launch");
+        assert!(x.simulated_ns < k.simulated_ns);
+    }
+
+    #[test]
+    fn atomics_ping_pong_is_counted() {
+        let mut w = Workload::new("hot", two());
+        let a = w.buffer("a", 2 * MIB);
+        for i in 0..6 {
+            w.launch(i % 2, vec![(a, 2 * MIB, Access::Atomic)]);
+        }
+        let r = run(&w, PolicyKind::Kernel).unwrap();
+        assert_eq!(r.lower_bound_bytes, 6 * 2 * MIB);
+        assert_eq!(r.bytes_moved, r.lower_bound_bytes, "atomics force every move");
+        assert_eq!(r.ping_pongs, 4);
+        assert!(r.content_ok);
+    }
+}
