@@ -33,6 +33,15 @@ pub enum Placement {
     Mixed,
 }
 
+/// What a driver knows of the link between two of its devices.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LinkHint {
+    /// Neither device can use the other's VRAM (ENOLINK).
+    None,
+    /// An interconnect: `fabric` (Xe Link) or PCIe P2P.
+    Interconnect { fabric: bool, atomics: bool, bandwidth: f64 },
+}
+
 /// What a driver lets the library observe beyond the uAPI. The kernel driver
 /// observes nothing (`None` everywhere); the simulated driver sees all.
 pub trait Observer: Send + Sync {
@@ -43,6 +52,8 @@ pub trait Observer: Send + Sync {
     fn placement_epoch(&self) -> u64;
     /// The driver's device index behind an fd it opened.
     fn device_of_fd(&self, fd: RawFd) -> Option<u32>;
+    /// The link between the devices behind two fds, if the driver knows it.
+    fn link(&self, a: RawFd, b: RawFd) -> Option<LinkHint>;
 }
 
 /// A driver: the kernel, or the simulated one.
@@ -53,6 +64,26 @@ pub trait Driver: Send + Sync {
     /// `arg` must point to a live, writable value of the size `request` encodes,
     /// and any user pointers inside it must be valid as the kernel requires.
     unsafe fn ioctl_raw(&self, fd: RawFd, request: u32, arg: *mut c_void) -> Result<()>;
+
+    /// Opens the device of this index (the index-th Xe render node by minor
+    /// number on the kernel; the simulated device of that index).
+    fn open_index(&self, index: u32) -> Result<RawFd> {
+        let nodes = kernel::discover(&Default::default()).map_err(|_| Errno::ENODEV)?;
+        let node = nodes.get(index as usize).ok_or(Errno::ENODEV)?;
+        self.open_path(&node.path)
+    }
+
+    /// Opens a device node by path (EINVAL where the driver has no nodes).
+    fn open_path(&self, path: &std::path::Path) -> Result<RawFd> {
+        use std::os::fd::IntoRawFd;
+        Ok(kernel::open_render_node(path)?.into_raw_fd())
+    }
+
+    /// Closes an fd this driver opened.
+    fn close(&self, fd: RawFd) {
+        // SAFETY: the caller owns the fd and closes it once.
+        unsafe { libc::close(fd) };
+    }
 
     /// Nanoseconds on the clock this driver's world runs on: CLOCK_MONOTONIC
     /// for the kernel, the simulated clock for the simulated driver.

@@ -5,7 +5,7 @@ use core::ffi::c_void;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use super::{Driver, Observer, Placement, Result};
+use super::{Driver, Errno, LinkHint, Observer, Placement, Result};
 use crate::sim::Sim;
 
 #[derive(Clone)]
@@ -28,6 +28,19 @@ impl Driver for SimDriver {
         unsafe { self.sim.ioctl(fd, request, arg) }
     }
 
+    fn open_index(&self, index: u32) -> Result<RawFd> {
+        self.sim.open_device(index)
+    }
+
+    /// The simulated driver has no device nodes.
+    fn open_path(&self, _path: &std::path::Path) -> Result<RawFd> {
+        Err(Errno::EINVAL)
+    }
+
+    fn close(&self, fd: RawFd) {
+        let _ = self.sim.close_device(fd);
+    }
+
     fn now_ns(&self) -> u64 {
         self.sim.now_ns()
     }
@@ -46,5 +59,17 @@ impl Observer for SimDriver {
     }
     fn device_of_fd(&self, fd: RawFd) -> Option<u32> {
         self.sim.device_of_fd(fd)
+    }
+
+    fn link(&self, a: RawFd, b: RawFd) -> Option<LinkHint> {
+        let (a, b) = (self.sim.device_of_fd(a)?, self.sim.device_of_fd(b)?);
+        if self.sim.owner_group(a) != self.sim.owner_group(b) {
+            return Some(LinkHint::None);
+        }
+        self.sim.topology().link(a, b).map(|l| LinkHint::Interconnect {
+            fabric: l.kind == crate::sim::LinkKind::Fabric,
+            atomics: l.atomics,
+            bandwidth: l.bandwidth,
+        })
     }
 }

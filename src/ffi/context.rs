@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::sim::{access_from_c, svm_access, svm_sim, write_sized, SVM_PLACE_MIXED, SVM_PLACE_SYSTEM, SVM_PLACE_UNPOPULATED, SVM_PLACE_VRAM};
 use super::{cstr, guard, invalid, out, FfiResult, Failure};
+use crate::driver::sim::SimDriver;
 use crate::driver::Placement;
 use crate::errno::Errno;
 use crate::policy::{self, AllocFlags, Config, Context, DeviceHandle, Placed};
@@ -28,6 +29,8 @@ use crate::topology::{Link, LinkKind, LinkState, Pagemap};
 pub struct svm_context {
     ctx: Context,
     serial: u32,
+    /// The simulator behind a SIM context (for svm_context_get_sim).
+    sim: Option<Arc<Sim>>,
 }
 
 /// An open device of a context (a value; copy it freely). Zero is never a
@@ -154,8 +157,8 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
                 pin_ns: if c.pin_ns == 0 { defaults.pin_ns } else { c.pin_ns },
             },
         };
-        let context = match cfg.map_or(SVM_DRIVER_KERNEL, |c| c.driver) {
-            SVM_DRIVER_KERNEL => Context::new_kernel(policy),
+        let (context, sim) = match cfg.map_or(SVM_DRIVER_KERNEL, |c| c.driver) {
+            SVM_DRIVER_KERNEL => (Context::new_kernel(policy), None),
             SVM_DRIVER_SIM => {
                 let c = cfg.unwrap();
                 let sim: Arc<Sim> = if !c.sim.is_null() {
@@ -169,12 +172,12 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
                 } else {
                     return Err(invalid("SVM_DRIVER_SIM needs config->sim, sim_preset or sim_topology_file"));
                 };
-                Context::new_sim(sim, policy)
+                (Context::new(Box::new(SimDriver::new(sim.clone())), policy), Some(sim))
             }
             d => return Err(invalid(format!("config->driver {d} is not SVM_DRIVER_KERNEL or SVM_DRIVER_SIM"))),
         };
         let serial = SERIAL.fetch_add(1, Ordering::Relaxed).max(1);
-        *slot = Box::into_raw(Box::new(svm_context { ctx: context, serial }));
+        *slot = Box::into_raw(Box::new(svm_context { ctx: context, serial, sim }));
         Ok(())
     })
 }
@@ -204,7 +207,7 @@ pub unsafe extern "C" fn svm_context_get_sim(ctx: *mut svm_context, sim: *mut *m
     guard("svm_context_get_sim", || {
         let c = unsafe { context(ctx)? };
         let o = unsafe { out(sim, "sim")? };
-        let s = c.ctx.sim().ok_or_else(|| Failure { errno: Errno::ENODEV, message: "not a simulated context".into() })?;
+        let s = c.sim.as_ref().ok_or_else(|| Failure { errno: Errno::ENODEV, message: "not a simulated context".into() })?;
         *o = Box::into_raw(Box::new(svm_sim { sim: s.clone() }));
         Ok(())
     })

@@ -4,12 +4,10 @@
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
 
 use crate::driver::query::DeviceInfo;
 use crate::driver::{xe, Driver};
 use crate::errno::{Errno, Result};
-use crate::sim::Sim;
 
 /// Devices a context can hold at once.
 pub const MAX_DEVICES: usize = 64;
@@ -29,29 +27,6 @@ pub struct TileVram {
     pub capacity: u64,
 }
 
-/// Who closes the fd.
-pub(crate) enum Closer {
-    Kernel,
-    Sim(Arc<Sim>),
-    /// The runtime owns fd and VM.
-    Adopted,
-}
-
-impl Closer {
-    pub(crate) fn close(&self, fd: RawFd) {
-        match self {
-            // SAFETY: the library opened this fd and nobody else closes it.
-            Closer::Kernel => unsafe {
-                libc::close(fd);
-            },
-            Closer::Sim(sim) => {
-                let _ = sim.close_device(fd);
-            }
-            Closer::Adopted => {}
-        }
-    }
-}
-
 const MULTI_UNKNOWN: u8 = 0;
 const MULTI_YES: u8 = 1;
 const MULTI_NO: u8 = 2;
@@ -60,7 +35,8 @@ pub struct Device {
     pub slot: u16,
     pub gen: u16,
     pub fd: RawFd,
-    closer: Closer,
+    /// The library opened the fd (else the runtime owns it: adopted).
+    pub owns_fd: bool,
     pub vm_id: u32,
     pub owns_vm: bool,
     pub info: DeviceInfo,
@@ -76,7 +52,7 @@ pub struct Device {
 
 impl Device {
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(slot: u16, gen: u16, fd: RawFd, closer: Closer, vm_id: u32, owns_vm: bool, info: DeviceInfo, driver_index: Option<u32>) -> Self {
+    pub(crate) fn new(slot: u16, gen: u16, fd: RawFd, owns_fd: bool, vm_id: u32, owns_vm: bool, info: DeviceInfo, driver_index: Option<u32>) -> Self {
         let ntiles = info.tiles().iter().max().map_or(1, |&t| t as usize + 1);
         let tiles: Vec<Option<TileVram>> = (0..ntiles as u16)
             .map(|t| info.vram_of_tile(t).map(|r| TileVram { instance: r.instance, capacity: r.total_size }))
@@ -86,7 +62,7 @@ impl Device {
             slot,
             gen,
             fd,
-            closer,
+            owns_fd,
             vm_id,
             owns_vm,
             info,
@@ -133,6 +109,8 @@ impl Device {
         if self.owns_vm {
             let _ = xe::vm_destroy(driver, self.fd, self.vm_id);
         }
-        self.closer.close(self.fd);
+        if self.owns_fd {
+            driver.close(self.fd);
+        }
     }
 }

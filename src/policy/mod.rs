@@ -32,9 +32,8 @@ pub use stats::{Stats, StatsSnapshot};
 
 use crate::driver::query::DeviceInfo;
 use crate::driver::xe;
-use crate::driver::{Driver, Placement};
+use crate::driver::{Driver, LinkHint, Placement};
 use crate::errno::{Errno, Result};
-use crate::sim::Sim;
 use crate::topology::{Link, LinkKind, LinkState, Links, Pagemap};
 use crate::track::{DevAttrs, PrefApplied, Record, Track};
 use crate::uapi::*;
@@ -138,7 +137,6 @@ struct Slot {
 /// knows about ranges. Safe to use from many threads.
 pub struct Context {
     driver: Box<dyn Driver>,
-    sim: Option<Arc<Sim>>,
     config: Config,
     slots: BrLock<Vec<Slot>>,
     track: BrLock<Track>,
@@ -176,19 +174,13 @@ pub fn check_span(start: u64, size: u64) -> Result<u64> {
 impl Context {
     /// A context on the kernel driver (render nodes).
     pub fn new_kernel(config: Config) -> Context {
-        Context::with_driver(Box::new(crate::driver::kernel::KernelDriver), None, config)
+        Context::new(Box::new(crate::driver::kernel::KernelDriver), config)
     }
 
-    /// A context on a simulated driver.
-    pub fn new_sim(sim: Arc<Sim>, config: Config) -> Context {
-        let drv = crate::driver::sim::SimDriver::new(sim.clone());
-        Context::with_driver(Box::new(drv), Some(sim), config)
-    }
-
-    fn with_driver(driver: Box<dyn Driver>, sim: Option<Arc<Sim>>, config: Config) -> Context {
+    /// A context on any driver behind the seam.
+    pub fn new(driver: Box<dyn Driver>, config: Config) -> Context {
         Context {
             driver,
-            sim,
             config,
             slots: BrLock::new(Vec::new()),
             track: BrLock::new(Track::default()),
@@ -202,10 +194,6 @@ impl Context {
         self.config
     }
 
-    pub fn sim(&self) -> Option<&Arc<Sim>> {
-        self.sim.as_ref()
-    }
-
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }
@@ -216,16 +204,21 @@ impl Context {
 
     // -- devices --------------------------------------------------------------
 
-    fn attach(&self, fd: RawFd, closer: device::Closer, vm: Option<u32>) -> Result<DeviceHandle> {
+    fn attach(&self, fd: RawFd, owns_fd: bool, vm: Option<u32>) -> Result<DeviceHandle> {
+        let close = |fd| {
+            if owns_fd {
+                self.driver.close(fd)
+            }
+        };
         let info = match crate::driver::query::query_device(&*self.driver, fd) {
             Ok(i) => i,
             Err(e) => {
-                closer.close(fd);
+                close(fd);
                 return Err(e);
             }
         };
         if !info.config.has_cpu_addr_mirror() {
-            closer.close(fd);
+            close(fd);
             return Err(Errno::EOPNOTSUPP);
         }
         let (vm_id, owns_vm) = match vm {
@@ -233,7 +226,7 @@ impl Context {
             None => match self.create_svm_vm(fd, &info) {
                 Ok(id) => (id, true),
                 Err(e) => {
-                    closer.close(fd);
+                    close(fd);
                     return Err(e);
                 }
             },
@@ -248,7 +241,7 @@ impl Context {
                     if owns_vm {
                         let _ = xe::vm_destroy(&*self.driver, fd, vm_id);
                     }
-                    closer.close(fd);
+                    close(fd);
                     return Err(Errno::ENOSPC);
                 }
                 slots.push(Slot { gen: 0, dev: None });
@@ -256,7 +249,7 @@ impl Context {
             }
         };
         let gen = slots[slot].gen;
-        let dev = Arc::new(Device::new(slot as u16, gen, fd, closer, vm_id, owns_vm, info, driver_index));
+        let dev = Arc::new(Device::new(slot as u16, gen, fd, owns_fd, vm_id, owns_vm, info, driver_index));
         slots[slot].dev = Some(dev.clone());
         drop(slots);
         self.learn_links(&dev);
@@ -279,52 +272,34 @@ impl Context {
 
     /// Links of a new device to the open ones, from the driver where it knows them.
     fn learn_links(&self, dev: &Device) {
-        let Some(sim) = &self.sim else { return };
-        let Some(a) = dev.driver_index else { return };
+        let Some(o) = self.driver.observer() else { return };
         let slots = self.slots.read();
         let mut links = self.links.write();
-        for other in slots.iter().filter_map(|s| s.dev.as_ref()) {
-            let Some(b) = other.driver_index else { continue };
-            if other.slot == dev.slot {
-                continue;
-            }
-            let state = match sim.topology().link(a, b) {
-                _ if sim.owner_group(a) != sim.owner_group(b) => LinkState::Absent,
-                Some(l) => LinkState::Present(Link {
-                    kind: if l.kind == crate::sim::LinkKind::Fabric { LinkKind::Fabric } else { LinkKind::PcieP2p },
-                    atomics: l.atomics,
-                    bandwidth: l.bandwidth,
+        for other in slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.slot != dev.slot) {
+            let state = match o.link(dev.fd, other.fd) {
+                None => continue,
+                Some(LinkHint::None) => LinkState::Absent,
+                Some(LinkHint::Interconnect { fabric, atomics, bandwidth }) => LinkState::Present(Link {
+                    kind: if fabric { LinkKind::Fabric } else { LinkKind::PcieP2p },
+                    atomics,
+                    bandwidth,
                 }),
-                None => LinkState::Absent,
             };
             links.set(dev.slot, other.slot, state);
         }
     }
 
-    /// Opens an Xe render node and makes it ready for SVM.
+    /// Opens a device node (an Xe render node) and makes it ready for SVM.
     pub fn open_path(&self, path: &std::path::Path) -> Result<DeviceHandle> {
-        if self.sim.is_some() {
-            return Err(Errno::EINVAL);
-        }
-        let fd = crate::driver::kernel::open_render_node(path)?;
-        use std::os::fd::IntoRawFd;
-        let raw = fd.into_raw_fd();
-        self.attach(raw, device::Closer::Kernel, None)
+        let fd = self.driver.open_path(path)?;
+        self.attach(fd, true, None)
     }
 
-    /// Opens device `index`: the simulated device, or the index-th Xe render node.
+    /// Opens device `index`: the index-th Xe render node, or the simulated
+    /// device of that index.
     pub fn open_index(&self, index: u32) -> Result<DeviceHandle> {
-        match &self.sim {
-            Some(sim) => {
-                let fd = sim.open_device(index)?;
-                self.attach(fd, device::Closer::Sim(sim.clone()), None)
-            }
-            None => {
-                let nodes = crate::driver::kernel::discover(&Default::default()).map_err(|_| Errno::ENODEV)?;
-                let node = nodes.get(index as usize).ok_or(Errno::ENODEV)?;
-                self.open_path(&node.path)
-            }
-        }
+        let fd = self.driver.open_index(index)?;
+        self.attach(fd, true, None)
     }
 
     /// Adopts an fd and a fault-mode VM (with the CPU-address mirror bound)
@@ -333,7 +308,7 @@ impl Context {
         if fd < 0 || vm_id == 0 {
             return Err(Errno::EINVAL);
         }
-        self.attach(fd, device::Closer::Adopted, Some(vm_id))
+        self.attach(fd, false, Some(vm_id))
     }
 
     /// Closes a device: destroys the VM and closes the fd if the library

@@ -164,7 +164,7 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
     let ndev = w.topology.devices.len() as u32;
     let rt = match policy {
         PolicyKind::Xesvm => {
-            let ctx = Context::new_sim(sim.clone(), Config::default());
+            let ctx = Context::new(Box::new(xesvm::driver::sim::SimDriver::new(sim.clone())), Config::default());
             let devs = (0..ndev).map(|i| ctx.open_index(i)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("open: {e}"))?;
             Runtime::Lib { ctx, devs }
         }
