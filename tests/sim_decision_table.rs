@@ -341,6 +341,20 @@ fn prefetch_failure_is_swallowed() {
     assert!(r.in_vram(BUF, R, 0));
 }
 
+/// §7: every migration failure of a prefetch is swallowed (-ENODATA), whatever
+/// its errno: here the CPU mapping vanished under the migration (ENOENT).
+#[test]
+fn prefetch_swallows_any_migration_errno() {
+    let r = Rig::preset("dgpu");
+    for e in [Errno::ENOENT, Errno::ENOMEM, Errno::EINVAL, Errno::ENODEV] {
+        r.sim.inject(Injection::count(Point::Migrate, e, 2));
+        r.prefetch(0, BUF, R, 1).unwrap();
+        r.sim.clear_injections();
+    }
+    assert_eq!(c(&r).prefetch_swallowed, 4);
+    assert!(!r.in_vram(BUF, R, 0));
+}
+
 /// §7 CONSULT follows madvise, including a peer (IGT xe_multigpu_svm's flow).
 #[test]
 fn prefetch_consult_follows_preferred_location() {

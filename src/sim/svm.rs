@@ -538,18 +538,23 @@ impl Sim {
                 }
                 Some(p) if r.bound == all_tiles && r.dpagemap == Some(p) => Err(Errno::EALREADY),
                 Some(p) => {
-                    let mut res = Ok(());
-                    if self.range_migratable(g, dev, rs) && self.size_rule(dev, re - rs) && r.dpagemap != Some(p) {
-                        res = self.alloc_vram(g, rs, re, p, 0);
+                    let migrated = if self.range_migratable(g, dev, rs) && self.size_rule(dev, re - rs) && r.dpagemap != Some(p) {
+                        self.alloc_vram(g, rs, re, p, 0)
+                    } else {
+                        Ok(())
+                    };
+                    match migrated {
+                        // Any migration failure becomes -ENODATA (§7): skip the range.
+                        Err(_) => Err(Errno::ENODATA),
+                        Ok(()) => self.get_pages(g, fd, vm_id, rs, re, Some(self.owner_of_pagemap(p)), false),
                     }
-                    res.and_then(|_| self.get_pages(g, fd, vm_id, rs, re, Some(self.owner_of_pagemap(p)), false))
                 }
             };
             match ok {
                 Ok(()) => self.bind(g, fd, vm_id, rs, all_tiles),
                 Err(Errno::EALREADY) => {}
-                Err(Errno::EOPNOTSUPP | Errno::EFAULT | Errno::EPERM | Errno::EBUSY | Errno::ENOMEM | Errno::ENODEV | Errno::EINTR | Errno::ENOSPC | Errno::ECANCELED | Errno::EIO) => {
-                    // -ENODATA: "retry from userspace"; the ioctl still succeeds.
+                Err(Errno::ENODATA | Errno::EOPNOTSUPP | Errno::EFAULT | Errno::EPERM) => {
+                    // -ENODATA: "retry from userspace"; the ioctl still succeeds, no bind.
                     self.count(&self.counters.prefetch_swallowed, 1);
                 }
                 Err(e) => return Err(e),
