@@ -307,6 +307,21 @@ fn attributes_are_consistent_on_every_vm_and_skipped_when_recorded() {
     assert_eq!(t.ctx.set_atomic(BUF, R, 9), Err(Errno::EINVAL));
 }
 
+/// A madvise that fails on one VM after succeeding on another: what was
+/// applied stays recorded, so setting the old value back reaches the kernel.
+#[test]
+fn partly_applied_attributes_stay_recorded() {
+    let t = setup("2dgpu-p2p");
+    let inj = Injection { device: Some(1), request: DRM_IOCTL_XE_MADVISE, ..Injection::count(Point::Ioctl, Errno::EFAULT, 1) };
+    t.sim.inject(inj);
+    assert_eq!(t.ctx.set_atomic(BUF, R, DRM_XE_ATOMIC_DEVICE), Err(Errno::EFAULT));
+    let q = t.ctx.query(BUF, R).unwrap();
+    assert_eq!((q.devices[0].atomic, q.devices[1].atomic), (DRM_XE_ATOMIC_DEVICE, DRM_XE_ATOMIC_UNDEFINED));
+    t.ctx.set_atomic(BUF, R, DRM_XE_ATOMIC_UNDEFINED).unwrap();
+    let q = t.ctx.query(BUF, R).unwrap();
+    assert_eq!(q.devices[0].atomic, DRM_XE_ATOMIC_UNDEFINED, "the library knew device 0 had DEVICE");
+}
+
 #[test]
 fn resolve_follows_the_decision_table() {
     let t = setup("2dgpu-p2p");

@@ -691,11 +691,44 @@ impl Context {
     /// Attributes + prefetch + verification for one candidate (steps 2-4).
     #[allow(clippy::too_many_arguments)]
     fn try_candidate(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, cand: Pagemap, summary: &Record, placed: &mut Placed) -> std::result::Result<(), Miss> {
-        let size = end - start;
         // Step 2: the same preferred location on every device VM, skipping
-        // madvise calls whose effect is recorded.
-        let applied = self.apply_preferred(slots, dev, start, end, cand, summary, placed)?;
-        // Step 3: migrate with PREFETCH + user fence.
+        // madvise calls whose effect is recorded. What was applied is recorded
+        // however the attempt ends, so the record never disagrees with the kernel.
+        let mut applied = Vec::new();
+        let outcome = self
+            .apply_preferred(slots, dev, start, end, cand, summary, placed, &mut applied)
+            .and_then(|()| self.migrate_verified(slots, dev, start, end, cand, summary, placed));
+        let moved = match outcome {
+            Ok(moved) => moved,
+            Err(m) => {
+                self.record(start, end, &applied, |_| {});
+                return Err(m);
+            }
+        };
+        if moved {
+            placed.bytes_moved += end - start;
+        }
+        // Record what is true now.
+        let epoch = self.driver.observer().map_or(0, |o| o.placement_epoch());
+        let now = self.driver.now_ns();
+        self.record(start, end, &applied, |r| {
+            r.residency = Some(cand);
+            r.epoch.store(epoch, Ordering::Relaxed);
+            r.last_used.store(now, Ordering::Relaxed);
+            r.moves = summary.moves.clone();
+            if moved {
+                r.record_move(now);
+            }
+        });
+        self.account(slots, summary.residency, Some(cand), end - start);
+        Ok(())
+    }
+
+    /// Steps 3 and 4: PREFETCH with user fence, each errno's answer, and the
+    /// check that the range really is there. Returns whether data moved.
+    #[allow(clippy::too_many_arguments)]
+    fn migrate_verified(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, cand: Pagemap, summary: &Record, placed: &mut Placed) -> std::result::Result<bool, Miss> {
+        let size = end - start;
         let (region, via) = match cand {
             Pagemap::System => (0, dev.clone()),
             Pagemap::Vram { device, tile } => {
@@ -777,33 +810,10 @@ impl Context {
             }
             break;
         }
-        let moved = match before {
+        Ok(match before {
             Some(b) => !Context::matches(b, expected),
             None => summary.residency != Some(cand),
-        };
-        if moved {
-            placed.bytes_moved += size;
-        }
-        // Record what is true now.
-        let epoch = observer.map_or(0, |o| o.placement_epoch());
-        let now = self.driver.now_ns();
-        let old = summary.residency;
-        self.track.write().replace(start, end, |pieces| {
-            let mut r = merge_pieces(pieces);
-            for (slot, a) in &applied {
-                r.set_attrs(*slot, *a);
-            }
-            r.residency = Some(cand);
-            r.epoch.store(epoch, Ordering::Relaxed);
-            r.last_used.store(now, Ordering::Relaxed);
-            r.moves = summary.moves.clone();
-            if moved {
-                r.record_move(now);
-            }
-            r
-        });
-        self.account(slots, old, Some(cand), size);
-        Ok(())
+        })
     }
 
     /// Keeps each device's bytes-placed counter (used by resolve) in step.
@@ -854,8 +864,17 @@ impl Context {
 
     /// Step 2 for every open device; returns what was applied (for the record).
     #[allow(clippy::too_many_arguments)]
-    fn apply_preferred(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, cand: Pagemap, summary: &Record, placed: &mut Placed) -> std::result::Result<Vec<(u16, DevAttrs)>, Miss> {
-        let mut applied = Vec::new();
+    fn apply_preferred(
+        &self,
+        slots: &[Slot],
+        dev: &Arc<Device>,
+        start: u64,
+        end: u64,
+        cand: Pagemap,
+        summary: &Record,
+        placed: &mut Placed,
+        applied: &mut Vec<(u16, DevAttrs)>,
+    ) -> std::result::Result<(), Miss> {
         for d in slots.iter().filter_map(|s| s.dev.as_ref()) {
             if d.check_alive().is_err() {
                 continue;
@@ -916,7 +935,7 @@ impl Context {
                 }
             }
         }
-        Ok(applied)
+        Ok(())
     }
 
     fn madvise_pref(&self, slots: &[Slot], on: &Device, start: u64, end: u64, p: PrefApplied, placed: &mut Placed) -> Result<()> {
@@ -1060,6 +1079,7 @@ impl Context {
         let summary = self.summary(start, end);
         let mut placed = Placed::default();
         let mut applied = Vec::new();
+        let mut result = Ok(());
         for d in slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok()) {
             let Some(want) = self.desired_pref(&slots, d, pm) else { continue };
             let mut a = summary.attrs(d.slot);
@@ -1078,18 +1098,19 @@ impl Context {
                 }
                 Err(Errno::EINVAL) if d.multi_device_unknown() => d.set_multi_device(false),
                 Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => d.mark_dead(e),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
         }
-        self.track.write().replace(start, end, |pieces| {
-            let mut r = merge_pieces(pieces);
-            for (slot, a) in &applied {
-                r.set_attrs(*slot, *a);
+        let ok = result.is_ok();
+        self.record(start, end, &applied, |r| {
+            if ok {
+                r.preferred = Some(pm);
             }
-            r.preferred = Some(pm);
-            r
         });
-        Ok(())
+        result
     }
 
     /// Sets the atomic mode (DRM_XE_ATOMIC_*) of a range on every device VM.
@@ -1115,17 +1136,28 @@ impl Context {
                     applied.push((d.slot, a));
                 }
                 Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => d.mark_dead(e),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // What was applied before the failure stays recorded.
+                    self.record(start, end, &applied, |_| {});
+                    return Err(e);
+                }
             }
         }
+        self.record(start, end, &applied, |_| {});
+        Ok(())
+    }
+
+    /// Records over [start, end) the attributes applied to each VM, then
+    /// whatever else `more` sets.
+    fn record(&self, start: u64, end: u64, applied: &[(u16, DevAttrs)], more: impl FnOnce(&mut Record)) {
         self.track.write().replace(start, end, |pieces| {
             let mut r = merge_pieces(pieces);
-            for (slot, a) in &applied {
+            for (slot, a) in applied {
                 r.set_attrs(*slot, *a);
             }
+            more(&mut r);
             r
         });
-        Ok(())
     }
 
     /// Forgets where [start, start+size) is (the runtime knows the CPU or a
