@@ -94,7 +94,8 @@ pub enum PolicyKind {
     /// the accessing device; on EBUSY or EFAULT evict to system and retry once.
     Prefetch,
     /// xesvm's default policy through the library: before each launch,
-    /// resolve each span's pagemap and alloc_vram there; explicit calls too.
+    /// resolve each span's pagemap and alloc_vram there (atomic spans with
+    /// SVM_ALLOC_IGNORE_THRASH_GUARD); explicit calls too.
     Xesvm,
 }
 
@@ -226,7 +227,10 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
                                 Access::Atomic => policy::Access::Atomic,
                             };
                             let Ok(pm) = ctx.resolve(h, *tile, s, n, pa) else { continue };
-                            if let Ok(p) = ctx.alloc_vram(h, s, n, pm, AllocFlags::default()) {
+                            // Atomics must run in local VRAM: the kernel would move a
+                            // pinned range anyway, so the thrash guard cannot help them.
+                            let flags = AllocFlags { ignore_thrash_guard: a == Access::Atomic, ..Default::default() };
+                            if let Ok(p) = ctx.alloc_vram(h, s, n, pm, flags) {
                                 retries += p.retries as u64;
                                 fallbacks += p.fell_back as u64;
                                 pins += p.pinned as u64;
