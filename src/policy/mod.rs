@@ -696,7 +696,7 @@ impl Context {
         // however the attempt ends, so the record never disagrees with the kernel.
         let mut applied = Vec::new();
         let outcome = self
-            .apply_preferred(slots, dev, start, end, cand, summary, placed, &mut applied)
+            .apply_preferred(slots, Some(dev.slot), start, end, cand, summary, placed, &mut applied)
             .and_then(|()| self.migrate_verified(slots, dev, start, end, cand, summary, placed));
         let moved = match outcome {
             Ok(moved) => moved,
@@ -867,7 +867,7 @@ impl Context {
     fn apply_preferred(
         &self,
         slots: &[Slot],
-        dev: &Arc<Device>,
+        accessing_slot: Option<u16>,
         start: u64,
         end: u64,
         cand: Pagemap,
@@ -879,7 +879,8 @@ impl Context {
             if d.check_alive().is_err() {
                 continue;
             }
-            let accessing = d.slot == dev.slot;
+            // Only the accessing device's failures make the candidate fall back.
+            let accessing = accessing_slot == Some(d.slot);
             let Some(want) = self.desired_pref(slots, d, cand) else {
                 if accessing {
                     // The accessing device cannot reach the peer pagemap: no
@@ -1079,31 +1080,10 @@ impl Context {
         let summary = self.summary(start, end);
         let mut placed = Placed::default();
         let mut applied = Vec::new();
-        let mut result = Ok(());
-        for d in slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok()) {
-            let Some(want) = self.desired_pref(&slots, d, pm) else { continue };
-            let mut a = summary.attrs(d.slot);
-            if a.pref == want {
-                continue;
-            }
-            match self.madvise_pref(&slots, d, start, end, want, &mut placed) {
-                Ok(()) => {
-                    a.pref = want;
-                    applied.push((d.slot, a));
-                }
-                Err(Errno::ENOLINK) => {
-                    if let Some(t) = pm.device() {
-                        self.links.write().set(d.slot, t, LinkState::Absent);
-                    }
-                }
-                Err(Errno::EINVAL) if d.multi_device_unknown() => d.set_multi_device(false),
-                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => d.mark_dead(e),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
+        // Step 2 of alloc_vram, with no accessing device.
+        let result = self.apply_preferred(&slots, None, start, end, pm, &summary, &mut placed, &mut applied).map_err(|m| match m {
+            Miss::Fallback(e) | Miss::Fatal(e) => e,
+        });
         let ok = result.is_ok();
         self.record(start, end, &applied, |r| {
             if ok {

@@ -653,10 +653,10 @@ impl Sim {
             let v = vm.vmas.get_mut(&vs).unwrap();
             let changed = match change {
                 Change::Pref(fd_raw, policy, inst, target) => {
-                    if v.kind != VmaKind::Mirror {
-                        false
-                    // Quirk: unchanged when fd and policy match, whatever region_instance says.
-                    } else if v.attrs.devmem_fd == fd_raw && v.attrs.migration_policy == policy {
+                    // Only mirror VMAs take it; and the quirk: a VMA is unchanged
+                    // when fd and policy match, whatever region_instance says.
+                    let unchanged = v.attrs.devmem_fd == fd_raw && v.attrs.migration_policy == policy;
+                    if v.kind != VmaKind::Mirror || unchanged {
                         false
                     } else {
                         v.attrs.devmem_fd = fd_raw;

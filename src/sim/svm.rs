@@ -182,9 +182,10 @@ impl Sim {
             if r.bound & tile_bit != 0 && (!need || r.dpagemap == target) {
                 return Ok(());
             }
-            if tries > 0 && target.is_some() && r.dpagemap != target && migratable && self.size_rule(dev, re - rs) {
+            let migrate_to = target.filter(|_| tries > 0 && r.dpagemap != target && migratable && self.size_rule(dev, re - rs));
+            if let Some(t) = migrate_to {
                 tries -= 1;
-                let res = self.alloc_vram(g, rs, re, target.unwrap(), timeslice);
+                let res = self.alloc_vram(g, rs, re, t, timeslice);
                 timeslice = timeslice.saturating_mul(2);
                 if let Err(e) = res {
                     if !need {

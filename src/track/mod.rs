@@ -260,7 +260,7 @@ mod tests {
         assert_eq!(t.exact(0, 50).unwrap().residency, SYS);
         assert_eq!(t.exact(50, 150).unwrap().residency, v0);
         assert!(t.covers(0, 150) && !t.covers(0, 151));
-        assert_eq!(t.bytes_on(v0.unwrap()), 100);
+        assert_eq!(t.bytes_on(Pagemap::Vram { device: 0, tile: 0 }), 100);
         t.forget(25, 75);
         assert_eq!(t.overlapping(0, 150).count(), 2);
         assert!(!t.covers(0, 150));

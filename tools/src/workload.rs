@@ -207,7 +207,7 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
                 match &rt {
                     Runtime::Raw { drv, devs } if policy == PolicyKind::Prefetch => {
                         let (fd, vm) = devs[*device as usize];
-                        let region = w.topology.devices[*device as usize].has_vram().then_some(*tile as u32 + 1).unwrap_or(0);
+                        let region = if w.topology.devices[*device as usize].has_vram() { *tile as u32 + 1 } else { 0 };
                         for &(s, n, _) in accesses {
                             if let Err(e) = xe::prefetch(drv, fd, vm, s, n, region) {
                                 if e == xesvm::Errno::EBUSY || e == xesvm::Errno::EFAULT {
