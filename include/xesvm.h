@@ -110,7 +110,7 @@
 #define SVM_RANGE_RESIDENCY_KNOWN (1 << 0)
 
 /**
- * `observed_*` hold the driver's ground truth (simulated driver).
+ * `observed_*` hold what the process's page table showed.
  */
 #define SVM_RANGE_OBSERVED (1 << 1)
 
@@ -123,6 +123,27 @@
  * `preferred` holds a preferred location set by the runtime.
  */
 #define SVM_RANGE_PREFERRED_SET (1 << 3)
+
+/**
+ * `svm_stats.page_table`: not readable (no /proc, seccomp, ...): the
+ * library decides on its records only.
+ */
+#define SVM_PAGE_TABLE_NONE 0
+
+/**
+ * `pread` of /proc/self/pagemap.
+ */
+#define SVM_PAGE_TABLE_READ 1
+
+/**
+ * The PAGEMAP_SCAN ioctl (Linux 6.7+).
+ */
+#define SVM_PAGE_TABLE_SCAN 2
+
+/**
+ * The simulated driver's ground truth (benchmarks only; no real process has it).
+ */
+#define SVM_PAGE_TABLE_ORACLE 3
 
 /**
  * `svm_sim_mmap` flag: file-backed memory (never placed in VRAM).
@@ -228,6 +249,13 @@ typedef struct svm_context_config {
    * How long a pin lasts. 0: the default (150 ms).
    */
   uint64_t pin_ns;
+  /**
+   * How long an observation of a range in the process's page table stays
+   * fresh (the record is believed without a read within it), in the
+   * driver's clock. 0: the default (200 us). Read only when
+   * `struct_size` covers it.
+   */
+  uint64_t observe_ttl_ns;
 } svm_context_config;
 
 /**
@@ -413,18 +441,26 @@ typedef struct svm_range_info {
   struct svm_pagemap residency;
   struct svm_pagemap preferred;
   /**
-   * SVM_PLACE_* as the driver sees it (with SVM_RANGE_OBSERVED).
+   * With SVM_RANGE_OBSERVED, what the process's page table shows:
+   * SVM_PLACE_UNPOPULATED, SVM_PLACE_SYSTEM, SVM_PLACE_VRAM (no sampled
+   * page is in system memory: device-private pages) or SVM_PLACE_MIXED.
    */
   uint32_t observed_kind;
   /**
-   * The driver's device index and region instance for SVM_PLACE_VRAM.
+   * Pages sampled (one per 2 MiB chunk, at most 64) and how many of them
+   * were not in system memory.
    */
-  uint32_t observed_device;
-  uint32_t observed_instance;
+  uint32_t observed_samples;
+  uint32_t observed_away;
   /**
    * Moves within the thrash window.
    */
   uint32_t moves_in_window;
+  /**
+   * With a privileged page table (PFNs): the pagemap every page not in
+   * system memory is in, when it is one of this context's; else 0.
+   */
+  struct svm_pagemap observed_pagemap;
   /**
    * Open devices (entries filled: at most SVM_RANGE_MAX_DEVICES).
    */
@@ -481,6 +517,21 @@ typedef struct svm_stats {
    * svm_evict calls that moved data.
    */
   uint64_t evictions;
+  /**
+   * How the context reads the process's page table: SVM_PAGE_TABLE_*.
+   */
+  uint32_t page_table;
+  /**
+   * Nonzero: the reads carry PFNs (CAP_SYS_ADMIN), naming devices.
+   */
+  uint32_t page_table_privileged;
+  /**
+   * Page-table reads (one syscall each), checks answered without one
+   * (fresh observation, or settled in system memory), and failed reads.
+   */
+  uint64_t observe_reads;
+  uint64_t observe_fresh;
+  uint64_t observe_errors;
 } svm_stats;
 
 /**
@@ -536,6 +587,12 @@ typedef struct svm_sim_counters {
   uint64_t prefetch_ranges;
   uint64_t remote_access_bytes;
   uint64_t injected;
+  /**
+   * Reads of the simulated process's page table (one syscall each) and
+   * pages they walked: the cost the library's observation puts on the clock.
+   */
+  uint64_t page_table_reads;
+  uint64_t page_table_pages;
 } svm_sim_counters;
 
 /**
@@ -851,6 +908,15 @@ int svm_sim_mmap(struct svm_sim *sim, uint64_t start, uint64_t size, uint32_t fl
  * munmap in the simulated process: contents gone, SVM ranges destroyed.
  */
 int svm_sim_munmap(struct svm_sim *sim, uint64_t start, uint64_t size);
+
+/**
+ * How the simulated process may read its page table: `source` is
+ * SVM_PAGE_TABLE_NONE, _READ or _SCAN (the default, as on Linux 6.7+), and
+ * `privileged` nonzero gives it PFNs (CAP_SYS_ADMIN: pages in VRAM name
+ * their device). Contexts read this when they are created. Errors: -EINVAL
+ * for another source. Thread-safe.
+ */
+int svm_sim_set_page_table(struct svm_sim *sim, uint32_t source, uint32_t privileged);
 
 /**
  * Where [start, start+size) lives (ground truth, nothing moves).

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use xesvm::driver::Placement;
+use xesvm::sim::Placement;
 use xesvm::errno::Errno;
 use xesvm::policy::{Access, AllocFlags, Config, Context, DeviceHandle};
 use xesvm::sim::{self, Injection, Point, Sim, Topology};
@@ -228,7 +228,7 @@ fn vram_pressure_evicts_this_contexts_lru_ranges() {
 
 #[test]
 fn ping_pong_is_pinned_by_the_thrash_guard() {
-    let cfg = Config { thrash_max_moves: 3, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000 };
+    let cfg = Config { thrash_max_moves: 3, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, ..Config::default() };
     let t = setup_topo(Topology::preset("2dgpu-p2p").unwrap(), cfg);
     let mut moved = 0;
     let mut pinned_at = None;
@@ -265,7 +265,7 @@ fn ping_pong_is_pinned_by_the_thrash_guard() {
 /// guard and the range stays in system memory, written remotely.
 #[test]
 fn cpu_gpu_ping_pong_is_pinned_in_system_memory() {
-    let cfg = Config { thrash_max_moves: 4, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000 };
+    let cfg = Config { thrash_max_moves: 4, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, ..Config::default() };
     let t = setup_topo(Topology::preset("dgpu").unwrap(), cfg);
     let mut pinned = 0;
     for _ in 0..6 {

@@ -319,7 +319,7 @@ fn munmap_destroys_ranges_and_autoreset_resets_attributes() {
     r.sim.gpu_access(r.fds[0], vm, 0, BUF, R, Access::Write, 1).unwrap();
     assert!(r.in_vram(BUF, R, 0));
     r.sim.munmap(BUF, R).unwrap();
-    assert_eq!(r.sim.placement(BUF, R), xesvm::driver::Placement::Unpopulated);
+    assert_eq!(r.sim.placement(BUF, R), xesvm::sim::Placement::Unpopulated);
     assert_eq!(r.sim.gpu_access(r.fds[0], vm, 0, BUF, R, Access::Write, 1), Err(Errno::ENOENT), "no CPU VMA");
     let attrs = xe::query_mem_range_attrs(&r.drv, r.fds[0], vm, BUF, R).unwrap();
     assert_eq!((attrs.len(), attrs[0].atomic.val), (1, DRM_XE_ATOMIC_UNDEFINED), "autoreset merged back to one default VMA");

@@ -9,7 +9,8 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::{Driver, Errno, Result};
+use super::residency::{DeviceId, PageTableAccess, ResidencyRun};
+use super::{Driver, Errno, LinkHint, Result};
 
 /// The real Xe kernel driver behind `/dev/dri/renderD*`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -30,6 +31,57 @@ impl Driver for KernelDriver {
             }
         }
     }
+
+    fn page_table(&self) -> PageTableAccess {
+        super::pagemap::process_access()
+    }
+
+    fn residency(&self, start: u64, end: u64, out: &mut [ResidencyRun]) -> Result<(usize, u64)> {
+        super::pagemap::process_page_table().ok_or(Errno::EOPNOTSUPP)?.residency(start, end, out)
+    }
+
+    fn device_id(&self, fd: RawFd) -> Option<DeviceId> {
+        device_id_of_fd(fd, &Roots::default())
+    }
+
+    fn link_hint(&self, a: DeviceId, b: DeviceId) -> Option<LinkHint> {
+        pci_link_hint(a, b, &Roots::default())
+    }
+}
+
+/// The PCI device behind a DRM fd: `fstat`'s `st_rdev`, then
+/// `/sys/dev/char/MAJ:MIN/device` (observation.md §5). None for anything
+/// that is not a character device with a PCI parent.
+pub fn device_id_of_fd(fd: RawFd, roots: &Roots) -> Option<DeviceId> {
+    // SAFETY: plain syscall with a valid out-pointer; a bad fd gives an error.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFCHR {
+        return None;
+    }
+    let (major, minor) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+    let dev = fs::canonicalize(roots.sysfs.join(format!("dev/char/{major}:{minor}/device"))).ok()?;
+    DeviceId::parse(&dev.file_name()?.to_string_lossy())
+}
+
+/// The PCI path of a device from the root complex down: the device itself
+/// last (`/sys/bus/pci/devices/ADDR` links into `/sys/devices/pci.../...`).
+fn pci_path(d: DeviceId, roots: &Roots) -> Option<Vec<DeviceId>> {
+    let path = fs::canonicalize(roots.sysfs.join("bus/pci/devices").join(d.to_string())).ok()?;
+    let v: Vec<DeviceId> = path.components().filter_map(|c| DeviceId::parse(&c.as_os_str().to_string_lossy())).collect();
+    (v.last() == Some(&d)).then_some(v)
+}
+
+/// What sysfs PCI topology says of two devices: below one PCIe switch
+/// (a common bridge other than the root port each hangs off) they can do
+/// P2P, which the kernel counts as a fast interconnect
+/// (`pci_p2pdma_distance`, kernel-model §1). Anything else is unknown
+/// (host bridges may allow P2P too): the kernel's ENOLINK will tell.
+pub fn pci_link_hint(a: DeviceId, b: DeviceId, roots: &Roots) -> Option<LinkHint> {
+    let (pa, pb) = (pci_path(a, roots)?, pci_path(b, roots)?);
+    let common = pa.iter().zip(&pb).take_while(|(x, y)| x == y).count();
+    // The first component is the root port; sharing more means a shared switch.
+    (common >= 2).then_some(LinkHint::Interconnect { fabric: false, atomics: false, bandwidth: 20e9 })
 }
 
 /// Opens a render node read-write and close-on-exec.

@@ -4,10 +4,15 @@
 //! simulated Xe driver (`crate::sim`), which decodes the very same structs.
 //!
 //! Everything above this seam (queries, policy) is written once against
-//! [`Driver`] and never asks which implementation it has.
+//! [`Driver`] and never asks which implementation it has. Besides ioctls the
+//! seam carries only what a Linux process can know (design.md, "What the
+//! library may know"): its own page table ([`residency`]), the PCI identity
+//! of the device behind an fd, and what sysfs says of links.
 
 pub mod kernel;
+pub mod pagemap;
 pub mod query;
+pub mod residency;
 pub mod sim;
 pub mod xe;
 
@@ -17,43 +22,16 @@ use std::os::fd::RawFd;
 
 pub use crate::errno::{Errno, Result};
 use crate::uapi;
+pub use residency::{DeviceId, PageTableAccess, PageTableSource, Residency, ResidencyRun, VramRegion};
 
-/// Where the pages of a span of the process address space live, as far as a
-/// driver can tell (ground truth on the simulated driver).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Placement {
-    /// Never populated: no page exists yet.
-    Unpopulated,
-    /// System memory.
-    System,
-    /// VRAM region `instance` of the device whose (any) fd is `device_fd`'s device;
-    /// identified by the driver's global device index.
-    Vram { device: u32, instance: u16 },
-    /// The span's pages are not all in one place.
-    Mixed,
-}
-
-/// What a driver knows of the link between two of its devices.
+/// What the platform says of the link between two devices (sysfs PCI
+/// topology, a topology file): a hint, which the kernel's ENOLINK overrides.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LinkHint {
-    /// Neither device can use the other's VRAM (ENOLINK).
+    /// Neither device can use the other's VRAM.
     None,
     /// An interconnect: `fabric` (Xe Link) or PCIe P2P.
     Interconnect { fabric: bool, atomics: bool, bandwidth: f64 },
-}
-
-/// What a driver lets the library observe beyond the uAPI. The kernel driver
-/// observes nothing (`None` everywhere); the simulated driver sees all.
-pub trait Observer: Send + Sync {
-    /// Placement of `[start, start + len)`, with the pages merged into one answer.
-    fn placement(&self, start: u64, len: u64) -> Placement;
-    /// A counter that changes whenever any page changes place; equal values
-    /// mean nothing moved in between.
-    fn placement_epoch(&self) -> u64;
-    /// The driver's device index behind an fd it opened.
-    fn device_of_fd(&self, fd: RawFd) -> Option<u32>;
-    /// The link between the devices behind two fds, if the driver knows it.
-    fn link(&self, a: RawFd, b: RawFd) -> Option<LinkHint>;
 }
 
 /// A driver: the kernel, or the simulated one.
@@ -91,10 +69,21 @@ pub trait Driver: Send + Sync {
         monotonic_ns()
     }
 
-    /// What the driver lets the library observe, if anything.
-    fn observer(&self) -> Option<&dyn Observer> {
-        None
-    }
+    /// How this process's page table can be read (observation.md §3).
+    fn page_table(&self) -> PageTableAccess;
+
+    /// The page table over [start, end) (page aligned): runs of equal
+    /// residency into `out`, merged; returns how many were filled and the
+    /// address up to which they describe the span. One syscall's worth of
+    /// work per call; its cost is real (observation.md §4).
+    fn residency(&self, start: u64, end: u64, out: &mut [ResidencyRun]) -> Result<(usize, u64)>;
+
+    /// The PCI device behind an fd this process holds (fstat + sysfs).
+    fn device_id(&self, fd: RawFd) -> Option<DeviceId>;
+
+    /// What the platform says of the link between two devices (None: it
+    /// does not say).
+    fn link_hint(&self, a: DeviceId, b: DeviceId) -> Option<LinkHint>;
 }
 
 /// Typed, safe entry to [`Driver::ioctl_raw`] for structs without user pointers

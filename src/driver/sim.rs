@@ -1,22 +1,38 @@
 //! The simulated driver behind the seam: ioctls go to [`crate::sim::Sim`],
-//! the clock is the simulated one, and placement is observable (ground truth).
+//! the clock is the simulated one, and the page table, device identities and
+//! link hints are answered the way Linux answers a process, with the same
+//! limits and at the same cost (design.md, "What the library may know").
+//!
+//! [`SimDriver::oracle`] is the one exception, and says so: it answers the
+//! page table with the simulator's ground truth, for free, so the benchmark
+//! can show how far the honest engine is from perfect information.
 
 use core::ffi::c_void;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use super::{Driver, Errno, LinkHint, Observer, Placement, Result};
+use super::residency::{DeviceId, PageTableAccess, PageTableSource, ResidencyRun};
+use super::{Driver, Errno, LinkHint, Result};
 use crate::sim::Sim;
 
 #[derive(Clone)]
 pub struct SimDriver {
     sim: Arc<Sim>,
+    oracle: bool,
 }
 
 impl SimDriver {
     pub fn new(sim: Arc<Sim>) -> Self {
-        SimDriver { sim }
+        SimDriver { sim, oracle: false }
     }
+
+    /// A driver whose page table tells the ground truth at no cost: not
+    /// realizable on hardware (the benchmark's `oracle`).
+    pub fn oracle(sim: Arc<Sim>) -> Self {
+        SimDriver { sim, oracle: true }
+    }
+
+    /// The simulator's world handle (tests, measurements, svm_context_get_sim).
     pub fn sim(&self) -> &Arc<Sim> {
         &self.sim
     }
@@ -45,31 +61,23 @@ impl Driver for SimDriver {
         self.sim.now_ns()
     }
 
-    fn observer(&self) -> Option<&dyn Observer> {
-        Some(self)
-    }
-}
-
-impl Observer for SimDriver {
-    fn placement(&self, start: u64, len: u64) -> Placement {
-        self.sim.placement(start, len)
-    }
-    fn placement_epoch(&self) -> u64 {
-        self.sim.placement_epoch()
-    }
-    fn device_of_fd(&self, fd: RawFd) -> Option<u32> {
-        self.sim.device_of_fd(fd)
-    }
-
-    fn link(&self, a: RawFd, b: RawFd) -> Option<LinkHint> {
-        let (a, b) = (self.sim.device_of_fd(a)?, self.sim.device_of_fd(b)?);
-        if self.sim.owner_group(a) != self.sim.owner_group(b) {
-            return Some(LinkHint::None);
+    fn page_table(&self) -> PageTableAccess {
+        if self.oracle {
+            return PageTableAccess { source: PageTableSource::Oracle, privileged: true };
         }
-        self.sim.topology().link(a, b).map(|l| LinkHint::Interconnect {
-            fabric: l.kind == crate::sim::LinkKind::Fabric,
-            atomics: l.atomics,
-            bandwidth: l.bandwidth,
-        })
+        self.sim.page_table()
+    }
+
+    fn residency(&self, start: u64, end: u64, out: &mut [ResidencyRun]) -> Result<(usize, u64)> {
+        self.sim.read_page_table(start, end, out, self.oracle)
+    }
+
+    /// What fstat + `/sys/dev/char` give for one of the simulator's fds.
+    fn device_id(&self, fd: RawFd) -> Option<DeviceId> {
+        self.sim.device_of_fd(fd).map(|d| self.sim.device_id(d))
+    }
+
+    fn link_hint(&self, a: DeviceId, b: DeviceId) -> Option<LinkHint> {
+        Some(self.sim.link_hint(self.sim.device_of_id(a)?, self.sim.device_of_id(b)?))
     }
 }

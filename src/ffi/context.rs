@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::sim::{access_from_c, svm_access, svm_sim, write_sized, SVM_PLACE_MIXED, SVM_PLACE_SYSTEM, SVM_PLACE_UNPOPULATED, SVM_PLACE_VRAM};
 use super::{cstr, guard, invalid, out, FfiResult, Failure};
 use crate::driver::sim::SimDriver;
-use crate::driver::Placement;
+use crate::driver::{PageTableAccess, PageTableSource};
 use crate::errno::Errno;
 use crate::policy::{self, AllocFlags, Config, Context, DeviceHandle, Placed};
 use crate::sim::Sim;
@@ -79,7 +79,15 @@ pub struct svm_context_config {
     pub thrash_window_ns: u64,
     /// How long a pin lasts. 0: the default (150 ms).
     pub pin_ns: u64,
+    /// How long an observation of a range in the process's page table stays
+    /// fresh (the record is believed without a read within it), in the
+    /// driver's clock. 0: the default (200 us). Read only when
+    /// `struct_size` covers it.
+    pub observe_ttl_ns: u64,
 }
+
+/// `svm_context_config` before `observe_ttl_ns` (0.1.0): still accepted.
+const CONFIG_SIZE_V1: usize = core::mem::offset_of!(svm_context_config, observe_ttl_ns);
 
 static SERIAL: AtomicU32 = AtomicU32::new(1);
 
@@ -145,7 +153,7 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
         // SAFETY: caller's struct, checked non-NULL.
         let cfg = unsafe { config.as_ref() };
         if let Some(c) = cfg {
-            if (c.struct_size as usize) < core::mem::size_of::<svm_context_config>() {
+            if (c.struct_size as usize) < CONFIG_SIZE_V1 {
                 return Err(invalid("config->struct_size is not sizeof(svm_context_config)"));
             }
         }
@@ -155,6 +163,10 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
                 thrash_max_moves: if c.thrash_max_moves == 0 { defaults.thrash_max_moves } else { c.thrash_max_moves },
                 thrash_window_ns: if c.thrash_window_ns == 0 { defaults.thrash_window_ns } else { c.thrash_window_ns },
                 pin_ns: if c.pin_ns == 0 { defaults.pin_ns } else { c.pin_ns },
+                observe_ttl_ns: match c.struct_size as usize >= core::mem::size_of::<svm_context_config>() {
+                    true if c.observe_ttl_ns != 0 => c.observe_ttl_ns,
+                    _ => defaults.observe_ttl_ns,
+                },
             },
         };
         let (context, sim) = match cfg.map_or(SVM_DRIVER_KERNEL, |c| c.driver) {
@@ -713,7 +725,7 @@ pub const SVM_RANGE_MAX_DEVICES: usize = 16;
 
 /// `svm_range_info.flags`: `residency` is known to the library.
 pub const SVM_RANGE_RESIDENCY_KNOWN: u32 = 1 << 0;
-/// `observed_*` hold the driver's ground truth (simulated driver).
+/// `observed_*` hold what the process's page table showed.
 pub const SVM_RANGE_OBSERVED: u32 = 1 << 1;
 /// The thrash guard pins it now.
 pub const SVM_RANGE_PINNED: u32 = 1 << 2;
@@ -730,13 +742,19 @@ pub struct svm_range_info {
     pub flags: u32,
     pub residency: svm_pagemap,
     pub preferred: svm_pagemap,
-    /// SVM_PLACE_* as the driver sees it (with SVM_RANGE_OBSERVED).
+    /// With SVM_RANGE_OBSERVED, what the process's page table shows:
+    /// SVM_PLACE_UNPOPULATED, SVM_PLACE_SYSTEM, SVM_PLACE_VRAM (no sampled
+    /// page is in system memory: device-private pages) or SVM_PLACE_MIXED.
     pub observed_kind: u32,
-    /// The driver's device index and region instance for SVM_PLACE_VRAM.
-    pub observed_device: u32,
-    pub observed_instance: u32,
+    /// Pages sampled (one per 2 MiB chunk, at most 64) and how many of them
+    /// were not in system memory.
+    pub observed_samples: u32,
+    pub observed_away: u32,
     /// Moves within the thrash window.
     pub moves_in_window: u32,
+    /// With a privileged page table (PFNs): the pagemap every page not in
+    /// system memory is in, when it is one of this context's; else 0.
+    pub observed_pagemap: svm_pagemap,
     /// Open devices (entries filled: at most SVM_RANGE_MAX_DEVICES).
     pub ndevices: u32,
     pub _pad: u32,
@@ -766,12 +784,19 @@ pub unsafe extern "C" fn svm_range_query(ctx: *mut svm_context, start: u64, size
         }
         if let Some(o) = q.observed {
             v.flags |= SVM_RANGE_OBSERVED;
-            (v.observed_kind, v.observed_device, v.observed_instance) = match o {
-                Placement::Unpopulated => (SVM_PLACE_UNPOPULATED, 0, 0),
-                Placement::System => (SVM_PLACE_SYSTEM, 0, 0),
-                Placement::Vram { device, instance } => (SVM_PLACE_VRAM, device, instance as u32),
-                Placement::Mixed => (SVM_PLACE_MIXED, 0, 0),
+            v.observed_kind = if o.unpopulated == o.samples {
+                SVM_PLACE_UNPOPULATED
+            } else if o.in_system() {
+                SVM_PLACE_SYSTEM
+            } else if o.all_away() {
+                SVM_PLACE_VRAM
+            } else {
+                SVM_PLACE_MIXED
             };
+            (v.observed_samples, v.observed_away) = (o.samples, o.away);
+            if let Some(pm) = q.observed_pagemap {
+                v.observed_pagemap = c.pagemap_id(pm);
+            }
         }
         v.moves_in_window = q.moves_in_window;
         v.ndevices = q.devices.len() as u32;
@@ -816,6 +841,35 @@ pub struct svm_stats {
     pub lru_evictions: u64,
     /// svm_evict calls that moved data.
     pub evictions: u64,
+    /// How the context reads the process's page table: SVM_PAGE_TABLE_*.
+    pub page_table: u32,
+    /// Nonzero: the reads carry PFNs (CAP_SYS_ADMIN), naming devices.
+    pub page_table_privileged: u32,
+    /// Page-table reads (one syscall each), checks answered without one
+    /// (fresh observation, or settled in system memory), and failed reads.
+    pub observe_reads: u64,
+    pub observe_fresh: u64,
+    pub observe_errors: u64,
+}
+
+/// `svm_stats.page_table`: not readable (no /proc, seccomp, ...): the
+/// library decides on its records only.
+pub const SVM_PAGE_TABLE_NONE: u32 = 0;
+/// `pread` of /proc/self/pagemap.
+pub const SVM_PAGE_TABLE_READ: u32 = 1;
+/// The PAGEMAP_SCAN ioctl (Linux 6.7+).
+pub const SVM_PAGE_TABLE_SCAN: u32 = 2;
+/// The simulated driver's ground truth (benchmarks only; no real process has it).
+pub const SVM_PAGE_TABLE_ORACLE: u32 = 3;
+
+pub(crate) fn page_table_to_c(a: PageTableAccess) -> (u32, u32) {
+    let s = match a.source {
+        PageTableSource::Unavailable => SVM_PAGE_TABLE_NONE,
+        PageTableSource::Read => SVM_PAGE_TABLE_READ,
+        PageTableSource::Scan => SVM_PAGE_TABLE_SCAN,
+        PageTableSource::Oracle => SVM_PAGE_TABLE_ORACLE,
+    };
+    (s, a.privileged as u32)
 }
 
 /// The context's statistics. Set `stats->struct_size` first. Thread-safe.
@@ -825,6 +879,7 @@ pub unsafe extern "C" fn svm_get_stats(ctx: *mut svm_context, stats: *mut svm_st
         let c = unsafe { context(ctx)? };
         let s = unsafe { out(stats, "stats")? };
         let k = c.ctx.stats();
+        let (page_table, page_table_privileged) = page_table_to_c(c.ctx.page_table());
         let v = svm_stats {
             struct_size: 0,
             _pad: 0,
@@ -849,6 +904,11 @@ pub unsafe extern "C" fn svm_get_stats(ctx: *mut svm_context, stats: *mut svm_st
             pins: k.pins,
             lru_evictions: k.lru_evictions,
             evictions: k.evictions,
+            page_table,
+            page_table_privileged,
+            observe_reads: k.observe_reads,
+            observe_fresh: k.observe_fresh,
+            observe_errors: k.observe_errors,
         };
         write_sized(s, s.struct_size, v, |v, n| v.struct_size = n)
     })

@@ -7,9 +7,9 @@ use core::ffi::{c_char, c_int, c_ulong, c_void};
 use std::sync::Arc;
 
 use super::{cstr, guard, invalid, out, FfiResult, Failure};
-use crate::driver::Placement;
+use crate::driver::{PageTableAccess, PageTableSource};
 use crate::errno::Errno;
-use crate::sim::{Access, Injection, Point, Sim, Topology};
+use crate::sim::{Access, Injection, Placement, Point, Sim, Topology};
 
 /// A simulated machine (devices, memory, clock). Created by
 /// `svm_sim_create*`, released by `svm_sim_destroy`. Thread-safe: every
@@ -128,6 +128,10 @@ pub struct svm_sim_counters {
     pub prefetch_ranges: u64,
     pub remote_access_bytes: u64,
     pub injected: u64,
+    /// Reads of the simulated process's page table (one syscall each) and
+    /// pages they walked: the cost the library's observation puts on the clock.
+    pub page_table_reads: u64,
+    pub page_table_pages: u64,
 }
 
 /// Writes `v` into a caller struct of `struct_size` bytes (a prefix if the
@@ -304,6 +308,25 @@ pub unsafe extern "C" fn svm_sim_munmap(sim: *mut svm_sim, start: u64, size: u64
     guard("svm_sim_munmap", || Ok(unsafe { sim_ref(sim)? }.munmap(start, size)?))
 }
 
+/// How the simulated process may read its page table: `source` is
+/// SVM_PAGE_TABLE_NONE, _READ or _SCAN (the default, as on Linux 6.7+), and
+/// `privileged` nonzero gives it PFNs (CAP_SYS_ADMIN: pages in VRAM name
+/// their device). Contexts read this when they are created. Errors: -EINVAL
+/// for another source. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_sim_set_page_table(sim: *mut svm_sim, source: u32, privileged: u32) -> c_int {
+    guard("svm_sim_set_page_table", || {
+        let s = unsafe { sim_ref(sim)? };
+        let source = match source {
+            super::context::SVM_PAGE_TABLE_NONE => PageTableSource::Unavailable,
+            super::context::SVM_PAGE_TABLE_READ => PageTableSource::Read,
+            super::context::SVM_PAGE_TABLE_SCAN => PageTableSource::Scan,
+            other => return Err(invalid(format!("source {other} is not SVM_PAGE_TABLE_NONE, _READ or _SCAN"))),
+        };
+        Ok(s.set_page_table(PageTableAccess { source, privileged: privileged != 0 })?)
+    })
+}
+
 /// Where [start, start+size) lives (ground truth, nothing moves).
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_get_residency(sim: *const svm_sim, start: u64, size: u64, residency: *mut svm_sim_residency) -> c_int {
@@ -390,6 +413,8 @@ pub unsafe extern "C" fn svm_sim_get_counters(sim: *const svm_sim, counters: *mu
             prefetch_ranges: k.prefetch_ranges,
             remote_access_bytes: k.remote_access_bytes,
             injected: k.injected,
+            page_table_reads: k.page_table_reads,
+            page_table_pages: k.page_table_pages,
         };
         write_sized(c, c.struct_size, v, |v, n| v.struct_size = n)
     })

@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
 
 use crate::driver::query::DeviceInfo;
-use crate::driver::{xe, Driver};
+use crate::driver::{xe, DeviceId, Driver};
 use crate::errno::{Errno, Result};
 
 /// Devices a context can hold at once.
@@ -42,8 +42,8 @@ pub struct Device {
     pub info: DeviceInfo,
     /// Per tile (by tile id): its VRAM, None on an integrated GPU.
     pub tiles: Vec<Option<TileVram>>,
-    /// The driver's own index for the device, where the driver tells.
-    pub driver_index: Option<u32>,
+    /// The PCI device behind the fd (fstat + sysfs), where it can be told.
+    pub id: Option<DeviceId>,
     /// Bytes this context placed in each tile's VRAM.
     pub placed: Vec<AtomicU64>,
     dead: AtomicI32,
@@ -52,7 +52,7 @@ pub struct Device {
 
 impl Device {
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(slot: u16, gen: u16, fd: RawFd, owns_fd: bool, vm_id: u32, owns_vm: bool, info: DeviceInfo, driver_index: Option<u32>) -> Self {
+    pub(crate) fn new(slot: u16, gen: u16, fd: RawFd, owns_fd: bool, vm_id: u32, owns_vm: bool, info: DeviceInfo, id: Option<DeviceId>) -> Self {
         let ntiles = info.tiles().iter().max().map_or(1, |&t| t as usize + 1);
         let tiles: Vec<Option<TileVram>> = (0..ntiles as u16)
             .map(|t| info.vram_of_tile(t).map(|r| TileVram { instance: r.instance, capacity: r.total_size }))
@@ -67,7 +67,7 @@ impl Device {
             owns_vm,
             info,
             tiles,
-            driver_index,
+            id,
             placed,
             dead: AtomicI32::new(0),
             multi_device: AtomicU8::new(MULTI_UNKNOWN),

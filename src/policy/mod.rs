@@ -3,12 +3,14 @@
 //! defined answer for every errno), `evict`, and attribute calls that keep
 //! every device's VM consistent.
 //!
-//! It talks to a [`Driver`] and never asks which one. Where the driver lets
-//! it observe placement (the simulated driver), it checks that a prefetch
-//! really placed the range (the kernel reports failed prefetches as success,
-//! kernel-model §7) and that an in-place record is still true (the driver's
-//! placement epoch); on the kernel it trusts its records, which the runtime
-//! can invalidate.
+//! It talks to a [`Driver`] and never asks which one, and it decides only on
+//! what a process can know (design.md, "What the library may know"): ioctl
+//! results, its own records, and the process's page table (`observe`), which
+//! says whether pages are in system memory or not. With it the engine checks
+//! that a prefetch really placed the range (the kernel reports failed
+//! prefetches as success, kernel-model §7), that an in-place record is still
+//! true, and sees the CPU pull pages back (ping-pong). Where the page table
+//! cannot be read it trusts its records, which the runtime can invalidate.
 //!
 //! Concurrency: the in-place check and `resolve` take read locks only (no
 //! ioctl, no allocation). Everything that issues ioctls is serialized per
@@ -17,6 +19,7 @@
 
 mod brlock;
 mod device;
+mod observe;
 mod stats;
 
 use std::os::fd::RawFd;
@@ -28,11 +31,12 @@ use parking_lot::Mutex;
 use brlock::{BrLock, ReadGuard};
 
 pub use device::{Device, DeviceHandle};
+pub use observe::Seen;
 pub use stats::{Stats, StatsSnapshot};
 
 use crate::driver::query::DeviceInfo;
 use crate::driver::xe;
-use crate::driver::{Driver, LinkHint, Placement};
+use crate::driver::{Driver, LinkHint, PageTableAccess};
 use crate::errno::{Errno, Result};
 use crate::topology::{Link, LinkKind, LinkState, Links, Pagemap};
 use crate::track::{DevAttrs, PrefApplied, Record, Track};
@@ -62,6 +66,9 @@ pub struct Config {
     pub thrash_window_ns: u64,
     /// How long a pin lasts.
     pub pin_ns: u64,
+    /// How long an observation of a range's pages stays fresh: within it
+    /// the engine believes its record without reading the page table.
+    pub observe_ttl_ns: u64,
 }
 
 impl Default for Config {
@@ -69,7 +76,11 @@ impl Default for Config {
         // UVM counts two events within 500 us as thrashing and pins for ~150 ms
         // (cost-model.md); placement calls are coarser than faults, so the
         // window is wider.
-        Config { thrash_max_moves: 4, thrash_window_ns: 50_000_000, pin_ns: 150_000_000 }
+        // A fresh observation is reused for 200 us: reading the page table
+        // costs about 0.2 us per 2 MiB sampled, a wrong belief a GPU fault
+        // (>= 30 us, cost-model.md) per 2 MiB; calls closer than that are
+        // one launch's worth of placements.
+        Config { thrash_max_moves: 4, thrash_window_ns: 50_000_000, pin_ns: 150_000_000, observe_ttl_ns: 200_000 }
     }
 }
 
@@ -120,8 +131,11 @@ pub struct DeviceAttrs {
 pub struct RangeInfo {
     /// The library's belief (None: unknown).
     pub residency: Option<Pagemap>,
-    /// Where the driver says it is, when it lets the library see.
-    pub observed: Option<Placement>,
+    /// What the page table showed (None: it cannot be read).
+    pub observed: Option<Seen>,
+    /// The pagemap a privileged page table names for the pages not in
+    /// system memory, when they are all in one of this context's.
+    pub observed_pagemap: Option<Pagemap>,
     pub preferred: Option<Pagemap>,
     pub moves_in_window: u32,
     pub pinned: bool,
@@ -141,9 +155,21 @@ pub struct Context {
     slots: BrLock<Vec<Slot>>,
     track: BrLock<Track>,
     links: BrLock<Links>,
+    /// What this process's page table tells (read once: it does not change).
+    access: PageTableAccess,
     /// Serializes everything that issues ioctls (see the module doc).
     slow: Mutex<()>,
     stats: Stats,
+}
+
+/// What step 1 found.
+enum Check {
+    /// The record holds: nothing to do.
+    InPlace(Placed),
+    /// The page table shows the range elsewhere than recorded.
+    Moved(Seen),
+    /// No record of the range there.
+    Unknown,
 }
 
 /// Why one candidate placement did not work.
@@ -180,6 +206,7 @@ impl Context {
     /// A context on any driver behind the seam.
     pub fn new(driver: Box<dyn Driver>, config: Config) -> Context {
         Context {
+            access: driver.page_table(),
             driver,
             config,
             slots: BrLock::new(Vec::new()),
@@ -196,6 +223,11 @@ impl Context {
 
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+
+    /// How this context reads the page table.
+    pub fn page_table(&self) -> PageTableAccess {
+        self.access
     }
 
     pub fn now_ns(&self) -> u64 {
@@ -231,7 +263,7 @@ impl Context {
                 }
             },
         };
-        let driver_index = self.driver.observer().and_then(|o| o.device_of_fd(fd));
+        let id = self.driver.device_id(fd);
         let mut slots = self.slots.write();
         let slot = match slots.iter().position(|s| s.dev.is_none()) {
             Some(i) => i,
@@ -249,7 +281,7 @@ impl Context {
             }
         };
         let gen = slots[slot].gen;
-        let dev = Arc::new(Device::new(slot as u16, gen, fd, owns_fd, vm_id, owns_vm, info, driver_index));
+        let dev = Arc::new(Device::new(slot as u16, gen, fd, owns_fd, vm_id, owns_vm, info, id));
         slots[slot].dev = Some(dev.clone());
         drop(slots);
         self.learn_links(&dev);
@@ -270,13 +302,15 @@ impl Context {
         Ok(vm)
     }
 
-    /// Links of a new device to the open ones, from the driver where it knows them.
+    /// Links of a new device to the open ones, from what the platform says
+    /// (sysfs PCI topology, a topology file); ENOLINK corrects it later.
     fn learn_links(&self, dev: &Device) {
-        let Some(o) = self.driver.observer() else { return };
+        let Some(id) = dev.id else { return };
         let slots = self.slots.read();
         let mut links = self.links.write();
         for other in slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.slot != dev.slot) {
-            let state = match o.link(dev.fd, other.fd) {
+            let Some(other_id) = other.id else { continue };
+            let state = match self.driver.link_hint(id, other_id) {
                 None => continue,
                 Some(LinkHint::None) => LinkState::Absent,
                 Some(LinkHint::Interconnect { fabric, atomics, bandwidth }) => LinkState::Present(Link {
@@ -410,59 +444,6 @@ impl Context {
         Ok(())
     }
 
-    // -- the driver's view ------------------------------------------------------
-
-    /// The placement the driver reports for a pagemap.
-    fn expected(slots: &[Slot], pm: Pagemap) -> Option<Placement> {
-        match pm {
-            Pagemap::System => Some(Placement::System),
-            Pagemap::Vram { device, tile } => {
-                let d = slots.get(device as usize)?.dev.as_ref()?;
-                let instance = d.tiles.get(tile as usize).copied().flatten()?.instance;
-                Some(Placement::Vram { device: d.driver_index?, instance })
-            }
-        }
-    }
-
-    /// The pagemap an observed placement is in (None: mixed, or a device
-    /// this context has not opened).
-    fn pagemap_of(slots: &[Slot], p: Placement) -> Option<Pagemap> {
-        match p {
-            Placement::System | Placement::Unpopulated => Some(Pagemap::System),
-            Placement::Mixed => None,
-            Placement::Vram { device, instance } => slots.iter().filter_map(|s| s.dev.as_ref()).find_map(|d| {
-                (d.driver_index == Some(device))
-                    .then(|| d.tiles.iter().position(|t| t.is_some_and(|t| t.instance == instance)))
-                    .flatten()
-                    .map(|tile| Pagemap::Vram { device: d.slot, tile: tile as u16 })
-            }),
-        }
-    }
-
-    fn matches(observed: Placement, expected: Option<Placement>) -> bool {
-        match (observed, expected) {
-            (Placement::Unpopulated, Some(Placement::System)) => true,
-            (o, Some(e)) => o == e,
-            _ => false,
-        }
-    }
-
-    /// Whether a record's residency still holds: yes on a driver that cannot
-    /// be observed; on one that can, if nothing moved since (epoch), or if the
-    /// driver confirms it (then the record is re-stamped).
-    fn still_there(&self, slots: &[Slot], rec: &Record, start: u64, size: u64, pm: Pagemap) -> bool {
-        let Some(o) = self.driver.observer() else { return true };
-        let epoch = o.placement_epoch();
-        if rec.epoch.load(Ordering::Relaxed) == epoch {
-            return true;
-        }
-        if Context::matches(o.placement(start, size), Context::expected(slots, pm)) {
-            rec.epoch.store(epoch, Ordering::Relaxed);
-            return true;
-        }
-        false
-    }
-
     // -- resolve ------------------------------------------------------------
 
     /// Where [start, start+size) should live for an access by `tile` of a
@@ -538,7 +519,7 @@ impl Context {
             if let Some(d) = Context::check_pagemap(&slots, target)? {
                 d.check_alive()?;
             }
-            if let Some(p) = self.in_place(&slots, start, end, target) {
+            if let Check::InPlace(p) = self.in_place(&slots, start, end, target) {
                 self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
                 return Ok(p);
             }
@@ -546,12 +527,17 @@ impl Context {
         let _g = self.slow.lock();
         let slots = self.slots.read();
         let dev = Context::device_in(&slots, h)?.clone();
-        // Another thread may have placed it while we waited.
-        if let Some(p) = self.in_place(&slots, start, end, target) {
-            self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
-            return Ok(p);
-        }
-        let r = self.place(&slots, &dev, start, end, target, flags);
+        // Another thread may have placed it while we waited (an observation
+        // made before the wait would be stale now: this one is fresh).
+        let seen = match self.in_place(&slots, start, end, target) {
+            Check::InPlace(p) => {
+                self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
+                return Ok(p);
+            }
+            Check::Moved(seen) => Some(seen),
+            Check::Unknown => None,
+        };
+        let r = self.place(&slots, &dev, start, end, target, flags, seen);
         if let Ok(p) = &r {
             self.stats.local().bytes_moved.fetch_add(p.bytes_moved, Ordering::Relaxed);
             self.stats.local().retries.fetch_add(p.retries as u64, Ordering::Relaxed);
@@ -568,38 +554,46 @@ impl Context {
         r
     }
 
-    fn in_place(&self, slots: &[Slot], start: u64, end: u64, target: Pagemap) -> Option<Placed> {
+    /// Step 1: the record says the range is in `target` and that still
+    /// holds (believed, fresh, settled, or confirmed by the page table).
+    fn in_place(&self, slots: &[Slot], start: u64, end: u64, target: Pagemap) -> Check {
         let track = self.track.read();
-        let rec = track.exact(start, end)?;
-        if rec.residency != Some(target) || !self.still_there(slots, rec, start, end - start, target) {
-            return None;
+        let Some(rec) = track.exact(start, end) else { return Check::Unknown };
+        if rec.residency != Some(target) {
+            return Check::Unknown;
         }
+        let now = self.driver.now_ns();
+        let verified = match self.confirm(slots, rec, start, end, target, now) {
+            Ok(v) => v,
+            Err(seen) => return Check::Moved(seen),
+        };
         // LRU stamp: rewritten only when stale, so that threads finding the
         // same range in place do not bounce its cache line.
-        let now = self.driver.now_ns();
         if now.saturating_sub(rec.last_used.load(Ordering::Relaxed)) > LRU_GRANULE_NS {
             rec.last_used.store(now, Ordering::Relaxed);
         }
-        let verified = self.driver.observer().is_some();
-        Some(Placed { pagemap: Some(target), in_place: true, verified, ..Default::default() })
+        Check::InPlace(Placed { pagemap: Some(target), in_place: true, verified, ..Default::default() })
     }
 
     /// The slow path of alloc_vram: thrash guard, then candidates in order
     /// (target, local VRAM, system) until one works.
-    fn place(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, target: Pagemap, flags: AllocFlags) -> Result<Placed> {
+    #[allow(clippy::too_many_arguments)]
+    fn place(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, target: Pagemap, flags: AllocFlags, seen: Option<Seen>) -> Result<Placed> {
         let now = self.driver.now_ns();
         let mut summary = self.summary(start, end);
         let mut placed = Placed::default();
-        // Where the driver lets us look: a range that is not where the record
-        // says was moved by someone else (a CPU fault, another device's GPU
-        // fault). That move counts in its history (so CPU-GPU ping-pong meets
-        // the thrash guard too), and the current place is what the driver shows.
-        if let (Some(o), Some(believed)) = (self.driver.observer(), summary.residency) {
-            let actual = Context::pagemap_of(slots, o.placement(start, end - start));
-            if actual != Some(believed) {
+        // What the page table shows (observed now, unless step 1 just did).
+        // A range not where the record says was moved by someone else: the
+        // CPU pulled it back, or another device's GPU fault took it. That
+        // move counts in its history (so CPU-GPU ping-pong meets the thrash
+        // guard too), and the current place is what was seen.
+        let seen = seen.or_else(|| self.observe(start, end));
+        if let Some(seen) = &seen {
+            let actual = self.place_of(slots, seen, summary.residency);
+            if summary.residency.is_some() && actual != summary.residency {
                 summary.record_move(now);
-                summary.residency = actual;
             }
+            summary.residency = actual;
         }
 
         // Step 5 (checked first): the thrash guard.
@@ -660,7 +654,7 @@ impl Context {
         }
         let mut last = Errno::EIO;
         for (i, &cand) in candidates.iter().enumerate() {
-            match self.try_candidate(slots, dev, start, end, cand, &summary, &mut placed) {
+            match self.try_candidate(slots, dev, start, end, cand, &summary, seen.as_ref(), &mut placed) {
                 Ok(()) => {
                     if i > 0 {
                         placed.fell_back = true;
@@ -690,14 +684,14 @@ impl Context {
 
     /// Attributes + prefetch + verification for one candidate (steps 2-4).
     #[allow(clippy::too_many_arguments)]
-    fn try_candidate(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, cand: Pagemap, summary: &Record, placed: &mut Placed) -> std::result::Result<(), Miss> {
+    fn try_candidate(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, cand: Pagemap, summary: &Record, seen: Option<&Seen>, placed: &mut Placed) -> std::result::Result<(), Miss> {
         // Step 2: the same preferred location on every device VM, skipping
         // madvise calls whose effect is recorded. What was applied is recorded
         // however the attempt ends, so the record never disagrees with the kernel.
         let mut applied = Vec::new();
         let outcome = self
             .apply_preferred(slots, Some(dev.slot), start, end, cand, summary, placed, &mut applied)
-            .and_then(|()| self.migrate_verified(slots, dev, start, end, cand, summary, placed));
+            .and_then(|()| self.migrate_verified(slots, dev, start, end, cand, summary, seen, placed));
         let moved = match outcome {
             Ok(moved) => moved,
             Err(m) => {
@@ -709,11 +703,11 @@ impl Context {
             placed.bytes_moved += end - start;
         }
         // Record what is true now.
-        let epoch = self.driver.observer().map_or(0, |o| o.placement_epoch());
         let now = self.driver.now_ns();
+        let observed_at = if placed.verified { now.max(1) } else { 0 };
         self.record(start, end, &applied, |r| {
             r.residency = Some(cand);
-            r.epoch.store(epoch, Ordering::Relaxed);
+            r.observed_at.store(observed_at, Ordering::Relaxed);
             r.last_used.store(now, Ordering::Relaxed);
             r.moves = summary.moves.clone();
             if moved {
@@ -727,7 +721,7 @@ impl Context {
     /// Steps 3 and 4: PREFETCH with user fence, each errno's answer, and the
     /// check that the range really is there. Returns whether data moved.
     #[allow(clippy::too_many_arguments)]
-    fn migrate_verified(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, cand: Pagemap, summary: &Record, placed: &mut Placed) -> std::result::Result<bool, Miss> {
+    fn migrate_verified(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, cand: Pagemap, summary: &Record, seen: Option<&Seen>, placed: &mut Placed) -> std::result::Result<bool, Miss> {
         let size = end - start;
         let (region, via) = match cand {
             Pagemap::System => (0, dev.clone()),
@@ -744,12 +738,11 @@ impl Context {
                 }
             }
         };
-        let observer = self.driver.observer();
-        let before = observer.map(|o| o.placement(start, size));
-        let expected = Context::expected(slots, cand);
         let (mut busy_retried, mut room_retried) = (false, false);
-        // The driver shows it already there: no prefetch to issue.
-        let already = before.is_some_and(|b| Context::matches(b, expected));
+        // The page table shows it already there (system memory, or the
+        // pagemap the record believes or a privileged reader names): no
+        // prefetch to issue.
+        let already = seen.is_some_and(|s| summary.residency == Some(cand) && self.agrees(slots, s, cand));
         loop {
             if already {
                 placed.verified = true;
@@ -795,8 +788,8 @@ impl Context {
             }
             // Step 4: a prefetch that reported success but left the range
             // elsewhere (kernel-model §7) counts as EBUSY, where observable.
-            if let Some(o) = observer {
-                if !Context::matches(o.placement(start, size), expected) {
+            if let Some(after) = self.observe(start, end) {
+                if !self.agrees(slots, &after, cand) {
                     self.stats.local().unverified.fetch_add(1, Ordering::Relaxed);
                     if !busy_retried {
                         busy_retried = true;
@@ -810,10 +803,7 @@ impl Context {
             }
             break;
         }
-        Ok(match before {
-            Some(b) => !Context::matches(b, expected),
-            None => summary.residency != Some(cand),
-        })
+        Ok(!already && summary.residency != Some(cand))
     }
 
     /// Keeps each device's bytes-placed counter (used by resolve) in step.
@@ -838,10 +828,15 @@ impl Context {
     /// The preferred location each device VM should have for `cand`: the
     /// pagemap by fd + instance where the kernel supports multi-device madvise
     /// and the device can reach it; DEFAULT_DEVICE on the owner where it does
-    /// not (6.18); DEFAULT_SYSTEM everywhere for system memory.
-    fn desired_pref(&self, slots: &[Slot], on: &Device, cand: Pagemap) -> Option<PrefApplied> {
+    /// not (6.18); DEFAULT_SYSTEM everywhere for system memory. When `cand`
+    /// is the accessing device's own VRAM (the kernel's default placement,
+    /// kernel-model §3.1), every other VM gets the kernel's default,
+    /// DEFAULT_DEVICE, too: one value on every VM, and no madvise (with its
+    /// PTE zap and TLB invalidation) each time the accessing device changes.
+    fn desired_pref(&self, slots: &[Slot], on: &Device, cand: Pagemap, accessing: Option<u16>) -> Option<PrefApplied> {
         match cand {
             Pagemap::System => Some(PrefApplied::DefaultSystem),
+            Pagemap::Vram { device, .. } if accessing == Some(device) && on.slot != device => Some(PrefApplied::DefaultDevice),
             Pagemap::Vram { device, tile } => {
                 let owner = Context::check_pagemap(slots, cand).ok()??;
                 let instance = owner.tiles[tile as usize]?.instance;
@@ -875,13 +870,16 @@ impl Context {
         placed: &mut Placed,
         applied: &mut Vec<(u16, DevAttrs)>,
     ) -> std::result::Result<(), Miss> {
+        // A preferred location the runtime set stays on every VM: the
+        // default-placement rule of desired_pref applies only without one.
+        let default_for = accessing_slot.filter(|_| summary.preferred.is_none());
         for d in slots.iter().filter_map(|s| s.dev.as_ref()) {
             if d.check_alive().is_err() {
                 continue;
             }
             // Only the accessing device's failures make the candidate fall back.
             let accessing = accessing_slot == Some(d.slot);
-            let Some(want) = self.desired_pref(slots, d, cand) else {
+            let Some(want) = self.desired_pref(slots, d, cand, default_for) else {
                 if accessing {
                     // The accessing device cannot reach the peer pagemap: no
                     // link (ENOLINK), or no multi-device madvise (6.18).
@@ -911,7 +909,7 @@ impl Context {
                 Err(Errno::EINVAL) if matches!(want, PrefApplied::Device { .. }) && d.multi_device_unknown() => {
                     // region_instance is pad on 6.18: this kernel has no multi-device madvise.
                     d.set_multi_device(false);
-                    if let Some(w) = self.desired_pref(slots, d, cand) {
+                    if let Some(w) = self.desired_pref(slots, d, cand, default_for) {
                         if self.madvise_pref(slots, d, start, end, w, placed).is_ok() {
                             a.pref = w;
                             applied.push((d.slot, a));
@@ -988,11 +986,10 @@ impl Context {
             if self.prefetch(&owner, s, e - s, 0, placed).is_ok() {
                 freed += e - s;
                 self.stats.local().lru_evictions.fetch_add(1, Ordering::Relaxed);
-                let epoch = self.driver.observer().map_or(0, |o| o.placement_epoch());
                 self.track.write().replace(s, e, |pieces| {
                     let mut r = merge_pieces(pieces);
                     r.residency = Some(Pagemap::System);
-                    r.epoch.store(epoch, Ordering::Relaxed);
+                    r.observed_at.store(0, Ordering::Relaxed);
                     r
                 });
                 self.account(slots, Some(pm), Some(Pagemap::System), e - s);
@@ -1012,13 +1009,15 @@ impl Context {
         let mut placed = Placed::default();
         let alive: Vec<Arc<Device>> = slots.iter().filter_map(|s| s.dev.clone()).filter(|d| d.check_alive().is_ok()).collect();
         let summary = self.summary(start, end);
-        // Who holds it: the driver says, else the record, else every device.
-        let observed = self.driver.observer().map(|o| o.placement(start, size));
-        let holders: Vec<Arc<Device>> = match (observed, summary.residency) {
-            (Some(Placement::System | Placement::Unpopulated), _) => Vec::new(),
-            (Some(Placement::Vram { device, .. }), _) => alive.iter().filter(|d| d.driver_index == Some(device)).cloned().collect(),
-            (None, Some(Pagemap::System)) => Vec::new(),
-            (None, Some(Pagemap::Vram { device, .. })) => alive.iter().filter(|d| d.slot == device).cloned().collect(),
+        // Who holds it: the page table says whether anyone does (and who, to
+        // a privileged reader); else the record; else every device.
+        let before = self.observe(start, end);
+        let named = before.and_then(|s| s.region.filter(|_| !s.regions_differ)).and_then(|r| Context::pagemap_of_region(&slots, r));
+        let holders: Vec<Arc<Device>> = match (before, named, summary.residency) {
+            (Some(s), _, _) if s.in_system() => Vec::new(),
+            (_, Some(Pagemap::Vram { device, .. }), _) => alive.iter().filter(|d| d.slot == device).cloned().collect(),
+            (None, _, Some(Pagemap::System)) => Vec::new(),
+            (_, _, Some(Pagemap::Vram { device, .. })) => alive.iter().filter(|d| d.slot == device).cloned().collect(),
             _ => alive.clone(),
         };
         for d in &holders {
@@ -1035,29 +1034,30 @@ impl Context {
             placed.bytes_moved = size;
             self.stats.local().evictions.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(o) = self.driver.observer() {
-            placed.verified = Context::matches(o.placement(start, size), Some(Placement::System));
-            if !placed.verified && !holders.is_empty() {
+        if before.is_some() {
+            let in_system = |c: &Context| c.observe(start, end).is_some_and(|s| s.in_system());
+            placed.verified = holders.is_empty() || in_system(self);
+            if !placed.verified {
                 // Swallowed failure, or a GPU fault raced us: once more, from every device.
                 placed.retries += 1;
                 self.stats.count_errno(Errno::EBUSY);
                 for d in &alive {
                     let _ = self.prefetch(d, start, size, 0, &mut placed);
                 }
-                placed.verified = Context::matches(o.placement(start, size), Some(Placement::System));
+                placed.verified = in_system(self);
             }
             if !placed.verified {
                 // It will not stay: concurrent GPU accesses keep pulling it back.
                 return Err(Errno::EBUSY);
             }
         }
-        let epoch = self.driver.observer().map_or(0, |o| o.placement_epoch());
         let now = self.driver.now_ns();
         let moved = !holders.is_empty();
+        let observed_at = if placed.verified { now.max(1) } else { 0 };
         self.track.write().replace(start, end, |pieces| {
             let mut r = merge_pieces(pieces);
             r.residency = Some(Pagemap::System);
-            r.epoch.store(epoch, Ordering::Relaxed);
+            r.observed_at.store(observed_at, Ordering::Relaxed);
             if moved {
                 r.record_move(now);
             }
@@ -1150,7 +1150,7 @@ impl Context {
         self.track.write().replace(start, end, |pieces| {
             let mut r = merge_pieces(pieces);
             r.residency = None;
-            r.epoch.store(0, Ordering::Relaxed);
+            r.observed_at.store(0, Ordering::Relaxed);
             r
         });
         self.account(&slots, summary.residency, None, size);
@@ -1181,9 +1181,15 @@ impl Context {
             });
         }
         let now = self.driver.now_ns();
+        let observed = self.observe(start, end);
+        let observed_pagemap = observed
+            .filter(|o| o.all_away() && !o.regions_differ)
+            .and_then(|o| o.region)
+            .and_then(|r| Context::pagemap_of_region(&slots, r));
         Ok(RangeInfo {
             residency: summary.residency,
-            observed: self.driver.observer().map(|o| o.placement(start, size)),
+            observed,
+            observed_pagemap,
             preferred: summary.preferred,
             moves_in_window: summary.moves_within(now, self.config.thrash_window_ns) as u32,
             pinned: now < summary.pinned_until,
@@ -1228,9 +1234,9 @@ fn merge_pieces(pieces: Vec<Record>) -> Record {
         r.pinned_until = r.pinned_until.max(p.pinned_until);
         let lu = p.last_used.load(Ordering::Relaxed).max(r.last_used.load(Ordering::Relaxed));
         r.last_used = AtomicU64::new(lu);
-        if p.epoch.load(Ordering::Relaxed) != r.epoch.load(Ordering::Relaxed) {
-            r.epoch = AtomicU64::new(0);
-        }
+        // Confirmed as a whole only as of the oldest piece's confirmation.
+        let at = p.observed_at.load(Ordering::Relaxed).min(r.observed_at.load(Ordering::Relaxed));
+        r.observed_at = AtomicU64::new(at);
     }
     r
 }

@@ -65,6 +65,12 @@ stats! {
     lru_evictions,
     /// svm_evict calls that moved data.
     evictions,
+    /// Page-table reads (one syscall each: PAGEMAP_SCAN or pread).
+    observe_reads,
+    /// Checks answered without reading: a fresh observation, or a range settled in system memory.
+    observe_fresh,
+    /// Page-table reads that failed (the engine then believes its records).
+    observe_errors,
 }
 
 impl Stats {

@@ -153,6 +153,12 @@ pub struct Costs {
     pub fabric_bandwidth: f64,
     /// Atomic-fault timeslice (`atomic_svm_timeslice_ms`).
     pub atomic_timeslice_ns: u64,
+    /// Entering and leaving the kernel once (a rejected ioctl).
+    pub syscall_ns: u64,
+    /// Walking one 4 KiB page of the process's page table with PAGEMAP_SCAN,
+    /// and reading its entry with pread (observation.md §4).
+    pub pagemap_scan_page_ns: u64,
+    pub pagemap_read_page_ns: u64,
 }
 
 impl Default for Costs {
@@ -171,6 +177,12 @@ impl Default for Costs {
             p2p_bandwidth: 20e9,
             fabric_bandwidth: 22e9,
             atomic_timeslice_ns: 5_000_000,
+            // [M] 120-126 ns for a rejected ioctl on this project's machines
+            // (cost-model.md); pagemap figures: observation.md §4, and
+            // `xesvm-pagemap-bench` here.
+            syscall_ns: 150,
+            pagemap_scan_page_ns: 16,
+            pagemap_read_page_ns: 21,
         }
     }
 }
@@ -607,6 +619,9 @@ fn parse_topology(text: &str) -> Result<Topology, ParseError> {
                     "p2p_gbps" => c.p2p_bandwidth = gbps(&f)?,
                     "fabric_gbps" => c.fabric_bandwidth = gbps(&f)?,
                     "atomic_timeslice_ms" => c.atomic_timeslice_ns = us(&f)? * 1000,
+                    "syscall_ns" => c.syscall_ns = us(&f)? / 1000,
+                    "pagemap_scan_page_ns" => c.pagemap_scan_page_ns = us(&f)? / 1000,
+                    "pagemap_read_page_ns" => c.pagemap_read_page_ns = us(&f)? / 1000,
                     k => return Err(err(line, format!("unknown field `costs.{k}`"))),
                 }
             }

@@ -1,5 +1,6 @@
 //! What the library knows per range, without asking the kernel: where the
-//! range was placed (and the driver's placement epoch at that moment), the
+//! range was placed (and when an observation of the page table last
+//! confirmed it), the
 //! attributes applied on each device's VM, its migration history (for the
 //! thrash guard), and when it was last placed or confirmed (LRU per pagemap).
 //!
@@ -56,9 +57,8 @@ pub struct Record {
     pub end: u64,
     /// Where the library placed it (None: unknown).
     pub residency: Option<Pagemap>,
-    /// The driver's placement epoch when `residency` was last confirmed;
-    /// equal to the current epoch means nothing moved since (0: no observer).
-    pub epoch: AtomicU64,
+    /// Driver clock when the page table last confirmed `residency` (0: never).
+    pub observed_at: AtomicU64,
     /// Applied attributes, by device slot; slots beyond the end have defaults.
     pub attrs: Vec<DevAttrs>,
     /// The placement the runtime asked for with svm_set_preferred_location.
@@ -76,7 +76,7 @@ impl Clone for Record {
         Record {
             end: self.end,
             residency: self.residency,
-            epoch: AtomicU64::new(self.epoch.load(Ordering::Relaxed)),
+            observed_at: AtomicU64::new(self.observed_at.load(Ordering::Relaxed)),
             attrs: self.attrs.clone(),
             preferred: self.preferred,
             moves: self.moves.clone(),
@@ -91,7 +91,7 @@ impl Record {
         Record {
             end,
             residency: None,
-            epoch: AtomicU64::new(0),
+            observed_at: AtomicU64::new(0),
             attrs: Vec::new(),
             preferred: None,
             moves: Vec::new(),

@@ -10,6 +10,8 @@
 
 use core::mem::{align_of, offset_of, size_of};
 
+pub mod pagemap;
+
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("xesvm encodes the 64-bit Xe uAPI layout (xe-uapi.md §4); 32-bit targets are not supported");
 

@@ -145,7 +145,9 @@ pub fn parse(text: &str, base: &Path) -> Result<Scenario, String> {
             "kernel" => PolicyKind::Kernel,
             "prefetch" => PolicyKind::Prefetch,
             "xesvm" => PolicyKind::Xesvm,
-            other => return Err(format!("line {}: unknown policy \"{other}\" (kernel, prefetch or xesvm)", at(p.span()))),
+            "xesvm-privileged" => PolicyKind::XesvmPrivileged,
+            "oracle" => PolicyKind::Oracle,
+            other => return Err(format!("line {}: unknown policy \"{other}\" (kernel, prefetch, xesvm, xesvm-privileged or oracle)", at(p.span()))),
         }),
     };
     let devices = topology.devices.len() as u32;

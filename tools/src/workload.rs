@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use xesvm::driver::sim::SimDriver;
-use xesvm::driver::{xe, Placement};
+use xesvm::driver::{xe, PageTableAccess, PageTableSource};
 use xesvm::policy::{self, AllocFlags, Config, Context, DeviceHandle};
 use xesvm::sim::mem::{page_checksum, write_token};
-use xesvm::sim::{Access, Sim, Topology};
+use xesvm::sim::{Access, Placement, Sim, Topology};
 use xesvm::topology::Pagemap;
 use xesvm::uapi::*;
 
@@ -95,17 +95,27 @@ pub enum PolicyKind {
     Prefetch,
     /// xesvm's default policy through the library: before each launch,
     /// resolve each span's pagemap and alloc_vram there (atomic spans with
-    /// SVM_ALLOC_IGNORE_THRASH_GUARD); explicit calls too.
+    /// SVM_ALLOC_IGNORE_THRASH_GUARD); explicit calls too. The process reads
+    /// its page table with PAGEMAP_SCAN, unprivileged: what any process has.
     Xesvm,
+    /// The same, for a process with CAP_SYS_ADMIN: page-table entries carry
+    /// PFNs (read with pread), so pages in VRAM name their device.
+    XesvmPrivileged,
+    /// The same engine told the simulator's ground truth for free: not
+    /// realizable on hardware; how close the honest engine gets to perfect
+    /// information.
+    Oracle,
 }
 
 impl PolicyKind {
-    pub const ALL: [PolicyKind; 3] = [PolicyKind::Kernel, PolicyKind::Prefetch, PolicyKind::Xesvm];
+    pub const ALL: [PolicyKind; 5] = [PolicyKind::Kernel, PolicyKind::Prefetch, PolicyKind::Xesvm, PolicyKind::XesvmPrivileged, PolicyKind::Oracle];
     pub fn name(self) -> &'static str {
         match self {
             PolicyKind::Kernel => "kernel",
             PolicyKind::Prefetch => "prefetch",
             PolicyKind::Xesvm => "xesvm",
+            PolicyKind::XesvmPrivileged => "xesvm-privileged",
+            PolicyKind::Oracle => "oracle",
         }
     }
 }
@@ -164,8 +174,16 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
     let sim: Arc<Sim> = Sim::new(w.topology.clone())?;
     let ndev = w.topology.devices.len() as u32;
     let rt = match policy {
-        PolicyKind::Xesvm => {
-            let ctx = Context::new(Box::new(xesvm::driver::sim::SimDriver::new(sim.clone())), Config::default());
+        PolicyKind::Xesvm | PolicyKind::XesvmPrivileged | PolicyKind::Oracle => {
+            let driver = match policy {
+                PolicyKind::Oracle => SimDriver::oracle(sim.clone()),
+                PolicyKind::XesvmPrivileged => {
+                    sim.set_page_table(PageTableAccess { source: PageTableSource::Read, privileged: true }).map_err(|e| e.to_string())?;
+                    SimDriver::new(sim.clone())
+                }
+                _ => SimDriver::new(sim.clone()),
+            };
+            let ctx = Context::new(Box::new(driver), Config::default());
             let devs = (0..ndev).map(|i| ctx.open_index(i)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("open: {e}"))?;
             Runtime::Lib { ctx, devs }
         }

@@ -60,6 +60,7 @@ fn setup() -> Setup {
             _pad: 0,
             thrash_window_ns: 0,
             pin_ns: 0,
+            observe_ttl_ns: 0,
         };
         let mut ctx = ptr::null_mut();
         assert_eq!(svm_context_create(&cfg, &mut ctx), 0);

@@ -1,0 +1,249 @@
+//! The kernel side of residency: this process's own page table through
+//! `/proc/self/pagemap` (observation.md §1-§3). PAGEMAP_SCAN where the kernel
+//! has it (6.7+), `pread` of the 8-byte entries otherwise; with
+//! CAP_SYS_ADMIN the entries carry PFNs, and a device-private PFN inside a
+//! range a device reserved in `/proc/iomem` names that device.
+//!
+//! Opened once per process and never closed: the answer belongs to the
+//! process, not to a context.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::OnceLock;
+
+use super::residency::{push_run, DeviceId, PageTableAccess, PageTableSource, Residency, ResidencyRun, VramRegion};
+use crate::errno::{Errno, Result};
+use crate::uapi::pagemap::*;
+
+const PAGE: u64 = 4096;
+
+/// A device's reserved range of physical frames, `[first, end)` in PFNs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevmemRange {
+    pub first_pfn: u64,
+    pub end_pfn: u64,
+    pub region: VramRegion,
+}
+
+/// An open `/proc/self/pagemap` and what it can tell.
+pub struct PageTable {
+    fd: OwnedFd,
+    access: PageTableAccess,
+    devmem: Vec<DevmemRange>,
+}
+
+/// The process's page table, opened on first use (None where it cannot be).
+pub fn process_page_table() -> Option<&'static PageTable> {
+    static PT: OnceLock<Option<PageTable>> = OnceLock::new();
+    PT.get_or_init(|| PageTable::open(c"/proc/self/pagemap").ok()).as_ref()
+}
+
+/// What the kernel's page table gives this process.
+pub fn process_access() -> PageTableAccess {
+    process_page_table().map_or(PageTableAccess::UNAVAILABLE, |p| p.access)
+}
+
+impl PageTable {
+    /// Opens a pagemap file and probes what it answers: PAGEMAP_SCAN or
+    /// only `pread`, and whether entries carry PFNs.
+    pub fn open(path: &CStr) -> Result<PageTable> {
+        // SAFETY: valid NUL-terminated path; the descriptor is owned at once.
+        let raw = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if raw < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut pt = PageTable { fd, access: PageTableAccess { source: PageTableSource::Read, privileged: false }, devmem: Vec::new() };
+        // A page this thread surely has present: the one holding `probe`.
+        let probe = [1u8; 1];
+        let page = std::hint::black_box(&probe) as *const _ as u64 & !(PAGE - 1);
+        let mut entry = [0u64; 1];
+        if pt.read_entries(page, &mut entry)? != 1 || entry[0] & PM_PRESENT == 0 {
+            // A page this thread just touched must be present: this pagemap lies.
+            return Err(Errno::EIO);
+        }
+        pt.access.privileged = entry[0] & PM_PFN_MASK != 0;
+        let mut one = [page_region::default(); 1];
+        if pt.scan(page, page + PAGE, &mut one).is_ok() {
+            pt.access.source = PageTableSource::Scan;
+        }
+        if pt.access.privileged {
+            pt.devmem = std::fs::read_to_string("/proc/iomem").map(|t| parse_iomem(&t)).unwrap_or_default();
+        }
+        Ok(pt)
+    }
+
+    pub fn access(&self) -> PageTableAccess {
+        self.access
+    }
+
+    /// Forces `pread` (tests compare both paths on the same memory).
+    pub fn without_scan(mut self) -> PageTable {
+        self.access.source = PageTableSource::Read;
+        self
+    }
+
+    /// Reads `buf.len()` entries starting at the page of `addr`; returns how many.
+    fn read_entries(&self, addr: u64, buf: &mut [u64]) -> Result<usize> {
+        let off = (addr / PAGE * PM_ENTRY_BYTES) as libc::off_t;
+        loop {
+            // SAFETY: the buffer is live and writable for its byte length.
+            let n = unsafe { libc::pread(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), std::mem::size_of_val(buf), off) };
+            if n >= 0 {
+                return Ok(n as usize / PM_ENTRY_BYTES as usize);
+            }
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e),
+            }
+        }
+    }
+
+    /// One PAGEMAP_SCAN over [start, end): regions merged by PRESENT/SWAPPED;
+    /// returns how many were filled and where the walk stopped.
+    fn scan(&self, start: u64, end: u64, out: &mut [page_region]) -> Result<(usize, u64)> {
+        let mut arg = pm_scan_arg {
+            size: std::mem::size_of::<pm_scan_arg>() as u64,
+            start,
+            end,
+            vec: out.as_mut_ptr() as u64,
+            vec_len: out.len() as u64,
+            // Report every page (inverting PRESENT matches the non-present ones too).
+            category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            category_inverted: 0,
+            return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            ..Default::default()
+        };
+        // Pages with neither category are unpopulated: they match no mask and
+        // leave gaps between the regions, which `residency` fills in.
+        loop {
+            // SAFETY: `arg` is a live pm_scan_arg and `vec` points to `vec_len` regions.
+            let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), PAGEMAP_SCAN as _, &mut arg as *mut pm_scan_arg) };
+            if r >= 0 {
+                return Ok((r as usize, arg.walk_end));
+            }
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e),
+            }
+        }
+    }
+
+    fn classify(&self, entry: u64) -> Residency {
+        if entry & PM_PRESENT != 0 {
+            return Residency::System;
+        }
+        if entry & PM_SWAP == 0 {
+            return Residency::Unpopulated;
+        }
+        // A swap entry: `swp_type | offset << 5`; a device-private entry's offset is its PFN.
+        let pfn = (entry & PM_PFN_MASK) >> PM_SWAP_TYPE_BITS;
+        let vram = self.devmem.iter().find(|r| pfn >= r.first_pfn && pfn < r.end_pfn).map(|r| r.region);
+        Residency::NotInSystem { vram }
+    }
+
+    /// Runs of [start, end) (page aligned) into `out`; returns how many were
+    /// filled and the address up to which they describe the span (less than
+    /// `end` when `out` filled up).
+    pub fn residency(&self, start: u64, end: u64, out: &mut [ResidencyRun]) -> Result<(usize, u64)> {
+        if start % PAGE != 0 || end % PAGE != 0 || start >= end || out.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        let mut n = 0;
+        if self.access.source == PageTableSource::Scan && !self.access.privileged {
+            let mut regions = [page_region::default(); 32];
+            let mut at = start;
+            while at < end {
+                let (got, walk_end) = self.scan(at, end, &mut regions)?;
+                for r in &regions[..got] {
+                    if r.start > at && !push_run(out, &mut n, ResidencyRun { start: at, end: r.start, residency: Residency::Unpopulated }) {
+                        return Ok((n, at));
+                    }
+                    let residency =
+                        if r.categories & PAGE_IS_PRESENT != 0 { Residency::System } else { Residency::NotInSystem { vram: None } };
+                    if !push_run(out, &mut n, ResidencyRun { start: r.start, end: r.end, residency }) {
+                        return Ok((n, r.start));
+                    }
+                    at = r.end;
+                }
+                if walk_end > at {
+                    // Pages the walk passed without a region matched neither category.
+                    if !push_run(out, &mut n, ResidencyRun { start: at, end: walk_end, residency: Residency::Unpopulated }) {
+                        return Ok((n, at));
+                    }
+                    at = walk_end;
+                }
+                if got == 0 && walk_end <= at {
+                    break;
+                }
+            }
+            return Ok((n, at.min(end)));
+        }
+        let mut buf = [0u64; 512];
+        let mut at = start;
+        while at < end {
+            let want = (((end - at) / PAGE) as usize).min(buf.len());
+            let got = self.read_entries(at, &mut buf[..want])?;
+            if got == 0 {
+                return Err(Errno::EIO);
+            }
+            for &e in &buf[..got] {
+                if !push_run(out, &mut n, ResidencyRun { start: at, end: at + PAGE, residency: self.classify(e) }) {
+                    return Ok((n, at));
+                }
+                at += PAGE;
+            }
+        }
+        Ok((n, end))
+    }
+}
+
+/// Device-private ranges in `/proc/iomem`: top-level entries (reserved with
+/// `devm_request_free_mem_region` under `iomem_resource`) named by a PCI
+/// address, numbered per device in address order (tile order; a choice,
+/// observation.md §2 does not say how tiles are told apart). Nested entries
+/// (BARs under their bridge) are indented and skipped.
+pub fn parse_iomem(text: &str) -> Vec<DevmemRange> {
+    let mut out: Vec<DevmemRange> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with(' ') {
+            continue;
+        }
+        let Some((span, name)) = line.split_once(" : ") else { continue };
+        let Some(device) = DeviceId::parse(name.trim()) else { continue };
+        let Some((a, b)) = span.split_once('-') else { continue };
+        let (Ok(a), Ok(b)) = (u64::from_str_radix(a.trim(), 16), u64::from_str_radix(b.trim(), 16)) else { continue };
+        if b <= a {
+            continue; // unprivileged readers see zeros
+        }
+        let region = out.iter().filter(|r| r.region.device == device).count() as u16;
+        out.push(DevmemRange { first_pfn: a / PAGE, end_pfn: (b + 1) / PAGE, region: VramRegion { device, region } });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iomem_names_device_private_ranges_by_pci_address() {
+        let text = "\
+00000000-00000fff : Reserved
+3800000000-3bffffffff : PCI Bus 0000:03
+  3800000000-3bffffffff : 0000:03:00.0
+3c00000000000-3c003ffffffff : 0000:03:00.0
+3c00400000000-3c007ffffffff : 0000:03:00.0
+3d00000000000-3d003ffffffff : 0000:04:00.0
+00000000-00000000 : 0000:05:00.0
+";
+        let r = parse_iomem(text);
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert_eq!(r[0].region, VramRegion { device: DeviceId::pci(0, 3, 0, 0), region: 0 });
+        assert_eq!(r[1].region.region, 1);
+        assert_eq!(r[2].region.device.to_string(), "0000:04:00.0");
+        assert_eq!(r[0].first_pfn, 0x3c00000000000 / PAGE);
+        assert_eq!(r[0].end_pfn, 0x3c00400000000 / PAGE);
+    }
+}

@@ -1,0 +1,218 @@
+//! Observation: what the engine learns of a range from the process's own
+//! page table (observation.md), and when it pays for it.
+//!
+//! A page table tells unpopulated, present in system memory, or not in
+//! system memory (a device-private page: some GPU's VRAM); which device
+//! only to a privileged reader. The engine combines that with its record of
+//! where it placed the range. Reads cost real time (observation.md §4), so:
+//!
+//! * it samples one page per 2 MiB chunk (at most [`MAX_SAMPLES`] per call):
+//!   SVM ranges are at most 2 MiB and move whole (a CPU fault migrates the
+//!   whole allocation back, kernel-model §5.5; a prefetch fails per range,
+//!   §7), so one page tells the chunk;
+//! * it reuses an answer younger than `Config::observe_ttl_ns`;
+//! * it does not look at a range it settled in system memory (every device VM
+//!   prefers system memory there: no GPU fault migrates it, row 10 of
+//!   kernel-model §14, and the CPU never moves system pages).
+
+use std::sync::atomic::Ordering;
+
+use super::{Context, Slot};
+use crate::driver::{PageTableSource, Residency, ResidencyRun, VramRegion};
+use crate::topology::Pagemap;
+use crate::track::{PrefApplied, Record};
+
+/// Chunk one sample stands for: the largest SVM range (kernel-model §2).
+const SAMPLE_CHUNK: u64 = 2 << 20;
+/// Samples (page-table reads) per observation at most.
+pub const MAX_SAMPLES: u64 = 64;
+
+/// What the sampled pages of a span said.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    pub samples: u32,
+    pub unpopulated: u32,
+    pub system: u32,
+    /// Not in system memory (device-private, migrating, or swapped).
+    pub away: u32,
+    /// The region the `away` samples named (privileged readers), if all named one.
+    pub region: Option<VramRegion>,
+    /// Some `away` samples named no region or another one.
+    pub regions_differ: bool,
+}
+
+impl Seen {
+    /// Nothing of it is outside system memory (unpopulated pages count as
+    /// system: they are born there).
+    pub fn in_system(&self) -> bool {
+        self.away == 0
+    }
+
+    /// All of it is outside system memory.
+    pub fn all_away(&self) -> bool {
+        self.samples > 0 && self.away == self.samples
+    }
+
+    fn add(&mut self, r: Residency) {
+        self.samples += 1;
+        match r {
+            Residency::Unpopulated => self.unpopulated += 1,
+            Residency::System => self.system += 1,
+            Residency::NotInSystem { vram } => {
+                if self.away == 0 {
+                    self.region = vram;
+                } else if self.region != vram || vram.is_none() {
+                    self.regions_differ = true;
+                    self.region = None;
+                }
+                self.away += 1;
+            }
+        }
+    }
+}
+
+impl Context {
+    /// Samples the page table over [start, end). None where the page table
+    /// cannot be read (the engine then decides on its records).
+    pub(super) fn observe(&self, start: u64, end: u64) -> Option<Seen> {
+        if !self.access.available() {
+            return None;
+        }
+        let chunks = (end - 1) / SAMPLE_CHUNK - start / SAMPLE_CHUNK + 1;
+        let stride = chunks.div_ceil(MAX_SAMPLES) * SAMPLE_CHUNK;
+        let mut seen = Seen::default();
+        let mut run = [ResidencyRun::default(); 1];
+        let mut chunk = start / SAMPLE_CHUNK * SAMPLE_CHUNK;
+        let stats = self.stats.local();
+        while chunk < end {
+            let page = chunk.max(start);
+            match self.driver.residency(page, page + super::PAGE, &mut run) {
+                Ok((1, _)) => seen.add(run[0].residency),
+                _ => {
+                    stats.observe_errors.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            }
+            chunk += stride;
+        }
+        stats.observe_reads.fetch_add(seen.samples as u64, Ordering::Relaxed);
+        Some(seen)
+    }
+
+    /// How long an observation stays fresh: never for the oracle (it looks
+    /// for free), `observe_ttl_ns` otherwise.
+    fn ttl(&self) -> u64 {
+        if self.access.source == PageTableSource::Oracle {
+            0
+        } else {
+            self.config.observe_ttl_ns
+        }
+    }
+
+    /// The VRAM region a privileged reader would see for a pagemap.
+    pub(super) fn region_of(slots: &[Slot], pm: Pagemap) -> Option<VramRegion> {
+        match pm {
+            Pagemap::System => None,
+            Pagemap::Vram { device, tile } => {
+                let d = slots.get(device as usize)?.dev.as_ref()?;
+                Some(VramRegion { device: d.id?, region: tile })
+            }
+        }
+    }
+
+    /// The open pagemap a named region is (None: not a device of this context).
+    pub(super) fn pagemap_of_region(slots: &[Slot], r: VramRegion) -> Option<Pagemap> {
+        slots.iter().filter_map(|s| s.dev.as_ref()).find(|d| d.id == Some(r.device)).and_then(|d| {
+            d.tiles.get(r.region as usize).copied().flatten().map(|_| Pagemap::Vram { device: d.slot, tile: r.region })
+        })
+    }
+
+    /// Whether what was seen agrees with the range being in `pm`. Without
+    /// device names, "not in system memory" agrees with any VRAM pagemap:
+    /// the record says which.
+    pub(super) fn agrees(&self, slots: &[Slot], seen: &Seen, pm: Pagemap) -> bool {
+        match pm {
+            Pagemap::System => seen.in_system(),
+            Pagemap::Vram { .. } if !self.access.names_devices() => seen.all_away(),
+            Pagemap::Vram { .. } => seen.all_away() && !seen.regions_differ && seen.region == Context::region_of(slots, pm),
+        }
+    }
+
+    /// Where what was seen puts the range, given what the record believed:
+    /// system memory; the named region (privileged); the believed VRAM
+    /// pagemap when all of it is away; else unknown (mixed, or moved into a
+    /// VRAM the reader cannot name).
+    pub(super) fn place_of(&self, slots: &[Slot], seen: &Seen, believed: Option<Pagemap>) -> Option<Pagemap> {
+        if seen.in_system() {
+            return Some(Pagemap::System);
+        }
+        if !seen.all_away() {
+            return None;
+        }
+        if self.access.names_devices() {
+            return seen.region.filter(|_| !seen.regions_differ).and_then(|r| Context::pagemap_of_region(slots, r));
+        }
+        believed.filter(|p| *p != Pagemap::System)
+    }
+
+    /// A range the record puts in system memory with every VRAM device's VM
+    /// preferring system memory: only the library moves it.
+    fn settled(slots: &[Slot], rec: &Record) -> bool {
+        rec.residency == Some(Pagemap::System)
+            && slots
+                .iter()
+                .filter_map(|s| s.dev.as_ref())
+                .filter(|d| d.has_vram() && d.check_alive().is_ok())
+                .all(|d| rec.attrs(d.slot).pref == PrefApplied::DefaultSystem)
+    }
+
+    /// Whether a record's residency (`pm`) still holds at `now`:
+    /// `Ok(verified)` when it does (verified: an observation confirmed it),
+    /// `Err(seen)` with what a fresh observation saw when it does not.
+    /// No syscall when the page table cannot be read (believed), when the
+    /// range is settled, or when the last observation is fresh.
+    pub(super) fn confirm(&self, slots: &[Slot], rec: &Record, start: u64, end: u64, pm: Pagemap, now: u64) -> Result<bool, Seen> {
+        if !self.access.available() {
+            return Ok(false);
+        }
+        let at = rec.observed_at.load(Ordering::Relaxed);
+        if Context::settled(slots, rec) || (at != 0 && now.saturating_sub(at) <= self.ttl()) {
+            self.stats.local().observe_fresh.fetch_add(1, Ordering::Relaxed);
+            return Ok(at != 0);
+        }
+        match self.observe(start, end) {
+            None => Ok(false),
+            Some(seen) if self.agrees(slots, &seen, pm) => {
+                rec.observed_at.store(now.max(1), Ordering::Relaxed);
+                Ok(true)
+            }
+            Some(seen) => Err(seen),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::DeviceId;
+
+    #[test]
+    fn seen_tracks_one_region_or_says_they_differ() {
+        let r0 = Some(VramRegion { device: DeviceId(1), region: 0 });
+        let r1 = Some(VramRegion { device: DeviceId(1), region: 1 });
+        let mut s = Seen::default();
+        s.add(Residency::NotInSystem { vram: r0 });
+        s.add(Residency::NotInSystem { vram: r0 });
+        assert!(s.all_away() && !s.regions_differ && s.region == r0);
+        s.add(Residency::NotInSystem { vram: r1 });
+        assert!(s.regions_differ && s.region.is_none());
+        let mut u = Seen::default();
+        u.add(Residency::NotInSystem { vram: None });
+        u.add(Residency::NotInSystem { vram: None });
+        assert!(u.regions_differ, "unnamed regions are not known to be one");
+        let mut m = Seen::default();
+        m.add(Residency::System);
+        m.add(Residency::Unpopulated);
+        assert!(m.in_system() && !m.all_away());
+    }
+}
