@@ -463,7 +463,13 @@ impl Context {
         let Some(t) = dev.tiles[tile as usize] else { return Ok(Pagemap::System) };
         let local = Pagemap::Vram { device: h.slot, tile };
         let track = self.track.read();
-        let rec = track.exact(start, end).or_else(|| track.overlapping(start, end).next().map(|(_, r)| r));
+        // The record of the span, else the one covering most of it (a piece
+        // a peer peeked at must not speak for the whole buffer).
+        let exact = track.exact(start, end);
+        let widest = || track.overlapping(start, end).max_by_key(|(s, r)| r.end.min(end) - (*s).max(start));
+        // Whether one record holds more than the span (the span is part of it).
+        let part_of_larger = exact.is_none() && widest().is_some_and(|(s, r)| s <= start && r.end >= end);
+        let rec = exact.or_else(|| widest().map(|(_, r)| r));
         if access == Access::Atomic {
             // GPU atomics run in local VRAM only (§3.2, rows 15-19); CPU-only atomics fail (row 21).
             if rec.is_some_and(|r| r.attrs(h.slot).atomic == DRM_XE_ATOMIC_CPU) {
@@ -486,8 +492,14 @@ impl Context {
             // Pinned or ping-ponging: leave it where it is (mapped remotely).
             if let Some(cur) = r.residency.filter(|&p| reachable(p)) {
                 let now = self.driver.now_ns();
-                let thrashing = r.moves_within(now, self.config.thrash_window_ns) >= self.config.thrash_max_moves as usize;
+                let thrashing = r.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves);
                 if now < r.pinned_until || (thrashing && cur != local) {
+                    return Ok(cur);
+                }
+                // A read of part of what a linked peer holds is served over
+                // the link (row 12) rather than moving a piece of the peer's
+                // range here and back.
+                if access == Access::Read && part_of_larger && cur != local && cur != Pagemap::System {
                     return Ok(cur);
                 }
             }
@@ -519,7 +531,7 @@ impl Context {
             if let Some(d) = Context::check_pagemap(&slots, target)? {
                 d.check_alive()?;
             }
-            if let Check::InPlace(p) = self.in_place(&slots, start, end, target) {
+            if let Check::InPlace(p) = self.in_place(&slots, dev, start, end, target) {
                 self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
                 return Ok(p);
             }
@@ -529,7 +541,7 @@ impl Context {
         let dev = Context::device_in(&slots, h)?.clone();
         // Another thread may have placed it while we waited (an observation
         // made before the wait would be stale now: this one is fresh).
-        let seen = match self.in_place(&slots, start, end, target) {
+        let seen = match self.in_place(&slots, &dev, start, end, target) {
             Check::InPlace(p) => {
                 self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
                 return Ok(p);
@@ -554,12 +566,13 @@ impl Context {
         r
     }
 
-    /// Step 1: the record says the range is in `target` and that still
-    /// holds (believed, fresh, settled, or confirmed by the page table).
-    fn in_place(&self, slots: &[Slot], start: u64, end: u64, target: Pagemap) -> Check {
+    /// Step 1: the record says the range is in `target`, the accessing
+    /// device's VM will leave it there, and that still holds (believed,
+    /// fresh, settled, or confirmed by the page table).
+    fn in_place(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap) -> Check {
         let track = self.track.read();
         let Some(rec) = track.exact(start, end) else { return Check::Unknown };
-        if rec.residency != Some(target) {
+        if rec.residency != Some(target) || !faults_keep(dev, rec.attrs(dev.slot).pref, target) {
             return Check::Unknown;
         }
         let now = self.driver.now_ns();
@@ -567,6 +580,7 @@ impl Context {
             Ok(v) => v,
             Err(seen) => return Check::Moved(seen),
         };
+        rec.use_once();
         // LRU stamp: rewritten only when stale, so that threads finding the
         // same range in place do not bounce its cache line.
         if now.saturating_sub(rec.last_used.load(Ordering::Relaxed)) > LRU_GRANULE_NS {
@@ -599,8 +613,7 @@ impl Context {
         // Step 5 (checked first): the thrash guard.
         if !flags.ignore_thrash_guard {
             if let Some(cur) = summary.residency.filter(|&c| c != target) {
-                let moves = summary.moves_within(now, self.config.thrash_window_ns);
-                if now < summary.pinned_until || moves >= self.config.thrash_max_moves as usize {
+                if now < summary.pinned_until || summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves) {
                     let until = summary.pinned_until.max(now + self.config.pin_ns);
                     // Map it remotely from the accessing device where the link allows.
                     let remote = match cur {
@@ -639,6 +652,17 @@ impl Context {
             }
         }
 
+        // The runtime follows resolve's advice to leave a thrashing range
+        // where it is (served remotely): that is a pin too, so that the uses
+        // it now gets there do not end it before its time.
+        if !flags.ignore_thrash_guard
+            && summary.residency == Some(target)
+            && target.device() != Some(dev.slot)
+            && summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves)
+        {
+            summary.pinned_until = summary.pinned_until.max(now + self.config.pin_ns);
+            placed.pinned = true;
+        }
         let mut candidates = vec![target];
         if !flags.no_fallback {
             if let Pagemap::Vram { device, .. } = target {
@@ -710,9 +734,13 @@ impl Context {
             r.observed_at.store(observed_at, Ordering::Relaxed);
             r.last_used.store(now, Ordering::Relaxed);
             r.moves = summary.moves.clone();
+            r.pinned_until = r.pinned_until.max(summary.pinned_until);
+            *r.uses.get_mut() = summary.uses.load(Ordering::Relaxed);
             if moved {
                 r.record_move(now);
             }
+            // The launch this placement is for uses it here.
+            r.use_once();
         });
         self.account(slots, summary.residency, Some(cand), end - start);
         Ok(())
@@ -1208,6 +1236,22 @@ impl Context {
     }
 }
 
+/// Whether a device's GPU faults leave a range in `target` under the
+/// preferred location recorded for its VM (kernel-model §3.1; §14 rows 4,
+/// 10, 12): its own VRAM under DEFAULT_DEVICE or named, a peer's only when
+/// named, system memory under DEFAULT_SYSTEM (or on a device without VRAM).
+/// Otherwise its next fault would migrate the range (rows 3, 5, 13), so the
+/// placement is not done even where the pages are.
+fn faults_keep(dev: &Device, pref: PrefApplied, target: Pagemap) -> bool {
+    match (target, pref) {
+        (Pagemap::System, PrefApplied::DefaultSystem) => true,
+        (Pagemap::System, PrefApplied::DefaultDevice) => !dev.has_vram(),
+        (Pagemap::Vram { device, .. }, PrefApplied::DefaultDevice) => device == dev.slot,
+        (Pagemap::Vram { device, .. }, PrefApplied::Device { slot, .. }) => slot == device,
+        _ => false,
+    }
+}
+
 /// One record from the pieces that covered a span: residency only if all
 /// agree, attributes per device only if all agree (else unknown, which makes
 /// the next call re-apply them), the longest history and latest pin.
@@ -1231,6 +1275,8 @@ fn merge_pieces(pieces: Vec<Record>) -> Record {
         if p.moves.len() > r.moves.len() {
             r.moves = p.moves;
         }
+        let uses = p.uses.load(Ordering::Relaxed).max(r.uses.load(Ordering::Relaxed));
+        r.uses = std::sync::atomic::AtomicU32::new(uses);
         r.pinned_until = r.pinned_until.max(p.pinned_until);
         let lu = p.last_used.load(Ordering::Relaxed).max(r.last_used.load(Ordering::Relaxed));
         r.last_used = AtomicU64::new(lu);

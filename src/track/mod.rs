@@ -9,7 +9,7 @@
 //! residency.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::driver::xe::PreferredLoc;
 use crate::topology::Pagemap;
@@ -49,8 +49,19 @@ impl Default for DevAttrs {
     }
 }
 
-/// Timestamps of the last moves, for the thrash guard.
+/// Moves remembered per range, for the thrash guard.
 pub const HISTORY: usize = 16;
+/// Uses counted between two moves at most: past it the range is clearly
+/// not moving on every use, and the hot path stops writing the counter.
+pub const USES_SATURATE: u32 = 8;
+
+/// One move of a range: when, and how often it had been used since the
+/// move before (saturating at [`USES_SATURATE`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Move {
+    pub at: u64,
+    pub uses_before: u32,
+}
 
 #[derive(Debug)]
 pub struct Record {
@@ -63,8 +74,10 @@ pub struct Record {
     pub attrs: Vec<DevAttrs>,
     /// The placement the runtime asked for with svm_set_preferred_location.
     pub preferred: Option<Pagemap>,
-    /// Clock times of the most recent moves, newest last.
-    pub moves: Vec<u64>,
+    /// The most recent moves, newest last.
+    pub moves: Vec<Move>,
+    /// Placement calls that found or put the range here since its last move.
+    pub uses: AtomicU32,
     /// Until when the thrash guard keeps it where it is.
     pub pinned_until: u64,
     /// Last time it was placed or found in place (LRU among this context's ranges).
@@ -80,6 +93,7 @@ impl Clone for Record {
             attrs: self.attrs.clone(),
             preferred: self.preferred,
             moves: self.moves.clone(),
+            uses: AtomicU32::new(self.uses.load(Ordering::Relaxed)),
             pinned_until: self.pinned_until,
             last_used: AtomicU64::new(self.last_used.load(Ordering::Relaxed)),
         }
@@ -95,6 +109,7 @@ impl Record {
             attrs: Vec::new(),
             preferred: None,
             moves: Vec::new(),
+            uses: AtomicU32::new(0),
             pinned_until: 0,
             last_used: AtomicU64::new(0),
         }
@@ -113,14 +128,38 @@ impl Record {
 
     /// Moves within `window` before `now`.
     pub fn moves_within(&self, now: u64, window: u64) -> usize {
-        self.moves.iter().filter(|&&t| now.saturating_sub(t) <= window).count()
+        self.moves.iter().filter(|m| now.saturating_sub(m.at) <= window).count()
     }
 
     pub fn record_move(&mut self, now: u64) {
         if self.moves.len() == HISTORY {
             self.moves.remove(0);
         }
-        self.moves.push(now);
+        self.moves.push(Move { at: now, uses_before: *self.uses.get_mut() });
+        *self.uses.get_mut() = 0;
+    }
+
+    /// Counts one use (a placement call that found the range where it
+    /// wanted it); no write once saturated.
+    pub fn use_once(&self) {
+        if self.uses.load(Ordering::Relaxed) < USES_SATURATE {
+            self.uses.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Thrashing: at least `max_moves` moves within `window`, and about one
+    /// use per move or fewer between them (the range moves as often as it is
+    /// used: CPU-GPU ping-pong, devices taking turns). A range used several
+    /// times between moves is changing phase, which migration serves better
+    /// than remote access (the pin would make every use remote).
+    pub fn thrashing(&self, now: u64, window: u64, max_moves: u32) -> bool {
+        let recent: Vec<&Move> = self.moves.iter().filter(|m| now.saturating_sub(m.at) <= window).collect();
+        let k = recent.len() as u32;
+        if k < max_moves.max(1) {
+            return false;
+        }
+        let uses: u32 = recent.iter().skip(1).map(|m| m.uses_before).sum::<u32>() + self.uses.load(Ordering::Relaxed);
+        uses <= k
     }
 }
 
@@ -275,6 +314,14 @@ mod tests {
         }
         assert_eq!(r.moves.len(), HISTORY);
         assert_eq!(r.moves_within(390, 25), 3);
+        assert!(r.thrashing(390, 35, 4), "4 moves in the window, no use between them");
+        for _ in 0..2 * USES_SATURATE {
+            r.use_once();
+        }
+        assert_eq!(r.uses.load(Ordering::Relaxed), USES_SATURATE, "saturates");
+        assert!(!r.thrashing(390, 35, 4), "used many times since the last move: a phase, not thrash");
+        r.record_move(400);
+        assert_eq!(r.moves.last().unwrap().uses_before, USES_SATURATE);
         r.set_attrs(3, DevAttrs { pref: PrefApplied::DefaultSystem, atomic: 1 });
         assert_eq!(r.attrs(1), DevAttrs::default());
         assert_eq!(r.attrs(3).atomic, 1);
