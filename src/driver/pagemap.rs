@@ -29,6 +29,8 @@ pub struct DevmemRange {
 pub struct PageTable {
     fd: OwnedFd,
     access: PageTableAccess,
+    /// PAGEMAP_SCAN answered the probe (used when PFNs are not wanted).
+    has_scan: bool,
     devmem: Vec<DevmemRange>,
 }
 
@@ -54,7 +56,7 @@ impl PageTable {
         }
         // SAFETY: a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mut pt = PageTable { fd, access: PageTableAccess { source: PageTableSource::Read, privileged: false }, devmem: Vec::new() };
+        let mut pt = PageTable { fd, access: PageTableAccess { source: PageTableSource::Read, privileged: false }, has_scan: false, devmem: Vec::new() };
         // A page this thread surely has present: the one holding `probe`.
         let probe = [1u8; 1];
         let page = std::hint::black_box(&probe) as *const _ as u64 & !(PAGE - 1);
@@ -65,7 +67,9 @@ impl PageTable {
         }
         pt.access.privileged = entry[0] & PM_PFN_MASK != 0;
         let mut one = [page_region::default(); 1];
-        if pt.scan(page, page + PAGE, &mut one).is_ok() {
+        pt.has_scan = pt.scan(page, page + PAGE, &mut one).is_ok();
+        // PFNs come only with pread: a privileged reader reads that way.
+        if pt.has_scan && !pt.access.privileged {
             pt.access.source = PageTableSource::Scan;
         }
         if pt.access.privileged {
@@ -78,10 +82,23 @@ impl PageTable {
         self.access
     }
 
-    /// Forces `pread` (tests compare both paths on the same memory).
-    pub fn without_scan(mut self) -> PageTable {
-        self.access.source = PageTableSource::Read;
-        self
+    /// Reads as a process with less would: `pread` only (no PAGEMAP_SCAN)
+    /// and/or without PFNs. Never adds a capability the file lacks (tests
+    /// compare the paths on the same memory). EINVAL for more than it has.
+    pub fn restricted(mut self, access: PageTableAccess) -> Result<PageTable> {
+        let ok_source = match access.source {
+            PageTableSource::Read => true,
+            PageTableSource::Scan => self.has_scan && !access.privileged,
+            _ => false,
+        };
+        if !ok_source || (access.privileged && !self.access.privileged) {
+            return Err(Errno::EINVAL);
+        }
+        if !access.privileged {
+            self.devmem.clear();
+        }
+        self.access = access;
+        Ok(self)
     }
 
     /// Reads `buf.len()` entries starting at the page of `addr`; returns how many.
@@ -137,6 +154,9 @@ impl PageTable {
         if entry & PM_SWAP == 0 {
             return Residency::Unpopulated;
         }
+        if !self.access.privileged {
+            return Residency::NotInSystem { vram: None };
+        }
         // A swap entry: `swp_type | offset << 5`; a device-private entry's offset is its PFN.
         let pfn = (entry & PM_PFN_MASK) >> PM_SWAP_TYPE_BITS;
         let vram = self.devmem.iter().find(|r| pfn >= r.first_pfn && pfn < r.end_pfn).map(|r| r.region);
@@ -151,7 +171,7 @@ impl PageTable {
             return Err(Errno::EINVAL);
         }
         let mut n = 0;
-        if self.access.source == PageTableSource::Scan && !self.access.privileged {
+        if self.access.source == PageTableSource::Scan {
             let mut regions = [page_region::default(); 32];
             let mut at = start;
             while at < end {
