@@ -601,7 +601,13 @@ impl Context {
         // CPU pulled it back, or another device's GPU fault took it. That
         // move counts in its history (so CPU-GPU ping-pong meets the thrash
         // guard too), and the current place is what was seen.
-        let seen = seen.or_else(|| self.observe(start, end));
+        // Only ranges the engine placed are looked at, and only where the
+        // answer can change the decision: a range believed in the target
+        // (is it still?), or any, for a reader that can name devices. A
+        // range believed elsewhere is moved either way; the read after the
+        // prefetch verifies it.
+        let worth = summary.residency.is_some_and(|r| r == target || self.access.names_devices());
+        let seen = seen.or_else(|| if worth { self.observe(start, end) } else { None });
         if let Some(seen) = &seen {
             let actual = self.place_of(slots, seen, summary.residency);
             if summary.residency.is_some() && actual != summary.residency {

@@ -6,10 +6,13 @@
 //! only to a privileged reader. The engine combines that with its record of
 //! where it placed the range. Reads cost real time (observation.md §4), so:
 //!
-//! * it samples one page per 2 MiB chunk (at most [`MAX_SAMPLES`] per call):
-//!   SVM ranges are at most 2 MiB and move whole (a CPU fault migrates the
-//!   whole allocation back, kernel-model §5.5; a prefetch fails per range,
-//!   §7), so one page tells the chunk;
+//! * it samples one page per 2 MiB chunk, spread over at most
+//!   [`MAX_SAMPLES`] chunks per call: SVM ranges are at most 2 MiB and move
+//!   whole (a CPU fault migrates the whole allocation back, kernel-model
+//!   §5.5; a prefetch fails per range, §7), so one page tells the chunk. A
+//!   read costs about 1 us whatever it covers (`xesvm-pagemap-bench`), so
+//!   spans over 32 MiB are sampled, not read whole: a failure confined to a
+//!   few chunks of a large span can go unseen;
 //! * it reuses an answer younger than `Config::observe_ttl_ns`;
 //! * it does not look at a range it settled in system memory (every device VM
 //!   prefers system memory there: no GPU fault migrates it, row 10 of
@@ -25,7 +28,7 @@ use crate::track::{PrefApplied, Record};
 /// Chunk one sample stands for: the largest SVM range (kernel-model §2).
 const SAMPLE_CHUNK: u64 = 2 << 20;
 /// Samples (page-table reads) per observation at most.
-pub const MAX_SAMPLES: u64 = 64;
+pub const MAX_SAMPLES: u64 = 16;
 
 /// What the sampled pages of a span said.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -153,10 +153,11 @@ pub struct Costs {
     pub fabric_bandwidth: f64,
     /// Atomic-fault timeslice (`atomic_svm_timeslice_ms`).
     pub atomic_timeslice_ns: u64,
-    /// Entering and leaving the kernel once (a rejected ioctl).
-    pub syscall_ns: u64,
-    /// Walking one 4 KiB page of the process's page table with PAGEMAP_SCAN,
-    /// and reading its entry with pread (observation.md §4).
+    /// One read of the process's page table (a PAGEMAP_SCAN or a pread of
+    /// /proc/self/pagemap): the syscall, the mm lock and the walk's setup.
+    pub pagemap_call_ns: u64,
+    /// Walking one 4 KiB page of it with PAGEMAP_SCAN, and reading (and
+    /// decoding) its entry with pread (observation.md §4).
     pub pagemap_scan_page_ns: u64,
     pub pagemap_read_page_ns: u64,
 }
@@ -177,12 +178,14 @@ impl Default for Costs {
             p2p_bandwidth: 20e9,
             fabric_bandwidth: 22e9,
             atomic_timeslice_ns: 5_000_000,
-            // [M] 120-126 ns for a rejected ioctl on this project's machines
-            // (cost-model.md); pagemap figures: observation.md §4, and
-            // `xesvm-pagemap-bench` here.
-            syscall_ns: 150,
+            // [M] `xesvm-pagemap-bench` on this project's 2-core Linux 6.18
+            // machines: a one-page read costs 0.9-1.2 us (5-6x a rejected
+            // ioctl), 2 MiB 6-8.5 us with PAGEMAP_SCAN (12-17 ns per page,
+            // observation.md §4 says 16) and 19-22 us with pread (37-43 ns
+            // per page with decoding; observation.md §4 says 21 undecoded).
+            pagemap_call_ns: 900,
             pagemap_scan_page_ns: 16,
-            pagemap_read_page_ns: 21,
+            pagemap_read_page_ns: 40,
         }
     }
 }
@@ -619,7 +622,7 @@ fn parse_topology(text: &str) -> Result<Topology, ParseError> {
                     "p2p_gbps" => c.p2p_bandwidth = gbps(&f)?,
                     "fabric_gbps" => c.fabric_bandwidth = gbps(&f)?,
                     "atomic_timeslice_ms" => c.atomic_timeslice_ns = us(&f)? * 1000,
-                    "syscall_ns" => c.syscall_ns = us(&f)? / 1000,
+                    "pagemap_call_ns" => c.pagemap_call_ns = us(&f)? / 1000,
                     "pagemap_scan_page_ns" => c.pagemap_scan_page_ns = us(&f)? / 1000,
                     "pagemap_read_page_ns" => c.pagemap_read_page_ns = us(&f)? / 1000,
                     k => return Err(err(line, format!("unknown field `costs.{k}`"))),

@@ -529,9 +529,9 @@ impl Sim {
             // The kernel backend reads entries 512 at a time when it must pread
             // (privileged readers need the PFNs only pread gives).
             self.advance(if access.source == PageTableSource::Scan && !access.privileged {
-                c.syscall_ns + pages * c.pagemap_scan_page_ns
+                c.pagemap_call_ns + pages * c.pagemap_scan_page_ns
             } else {
-                pages.div_ceil(512).max(1) * c.syscall_ns + pages * c.pagemap_read_page_ns
+                pages.div_ceil(512).max(1) * c.pagemap_call_ns + pages * c.pagemap_read_page_ns
             });
             self.count(&self.counters.page_table_reads, 1);
             self.count(&self.counters.page_table_pages, pages);
