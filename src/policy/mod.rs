@@ -776,7 +776,15 @@ impl Context {
         // The page table shows it already there (system memory, or the
         // pagemap the record believes or a privileged reader names): no
         // prefetch to issue.
-        let already = seen.is_some_and(|s| summary.residency == Some(cand) && self.agrees(slots, s, cand));
+        // (For system memory the page table alone answers; look now if step
+        // 1 did not: one read is cheaper than a prefetch that can fail.)
+        let looked = match (seen, cand) {
+            (None, Pagemap::System) => self.observe(start, end),
+            (s, _) => s.copied(),
+        };
+        let already = looked.is_some_and(|s| {
+            self.agrees(slots, &s, cand) && (cand == Pagemap::System || self.access.names_devices() || summary.residency == Some(cand))
+        });
         loop {
             if already {
                 placed.verified = true;
