@@ -20,8 +20,8 @@ pub fn table(reports: &[Report]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<18} {:<9} {:>12} {:>11} {:>10} {:>8} {:>8} {:>11} {:>9} {:>7}",
-        "workload", "policy", "sim time ms", "moved MiB", "migrations", "faults", "ping-pong", "remote MiB", "vs bound", "content"
+        "{:<18} {:<16} {:>12} {:>11} {:>10} {:>8} {:>9} {:>11} {:>8} {:>9} {:>7}",
+        "workload", "policy", "sim time ms", "moved MiB", "migrations", "faults", "ping-pong", "remote MiB", "pt reads", "vs bound", "content"
     );
     let mut last = "";
     for r in reports {
@@ -29,12 +29,12 @@ pub fn table(reports: &[Report]) -> String {
             s.push('\n');
         }
         if r.workload != last {
-            let _ = writeln!(s, "{:<18} {:<9} {:>12} {:>11.1}", r.workload, "bound", "-", r.lower_bound_bytes as f64 / MIB);
+            let _ = writeln!(s, "{:<18} {:<16} {:>12} {:>11.1}", r.workload, "bound", "-", r.lower_bound_bytes as f64 / MIB);
         }
         last = &r.workload;
         let _ = writeln!(
             s,
-            "{:<18} {:<9} {:>12.3} {:>11.1} {:>10} {:>8} {:>8} {:>11.1} {:>9} {:>7}",
+            "{:<18} {:<16} {:>12.3} {:>11.1} {:>10} {:>8} {:>9} {:>11.1} {:>8} {:>9} {:>7}",
             "",
             r.policy,
             r.simulated_ns as f64 / 1e6,
@@ -43,6 +43,7 @@ pub fn table(reports: &[Report]) -> String {
             r.gpu_faults,
             r.ping_pongs,
             r.remote_access_bytes as f64 / MIB,
+            r.page_table_reads,
             ratio(r),
             if r.content_ok { "ok" } else { "LOST" }
         );
@@ -52,12 +53,12 @@ pub fn table(reports: &[Report]) -> String {
 
 pub fn csv(reports: &[Report]) -> String {
     let mut s = String::from(
-        "workload,policy,simulated_ns,bytes_moved,lower_bound_bytes,ratio_to_bound,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,gpu_errors,content_ok\n",
+        "workload,policy,simulated_ns,bytes_moved,lower_bound_bytes,ratio_to_bound,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,page_table_reads,gpu_errors,content_ok\n",
     );
     for r in reports {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.workload,
             r.policy,
             r.simulated_ns,
@@ -74,6 +75,7 @@ pub fn csv(reports: &[Report]) -> String {
             r.fallbacks,
             r.pins,
             r.ioctls,
+            r.page_table_reads,
             r.gpu_errors,
             r.content_ok
         );

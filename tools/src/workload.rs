@@ -141,6 +141,8 @@ pub struct Report {
     pub fallbacks: u64,
     pub pins: u64,
     pub ioctls: u64,
+    /// Reads of the process's page table the library made (each charged to the clock).
+    pub page_table_reads: u64,
     /// GPU accesses that failed (the GPU saw an unsuccessful fault).
     pub gpu_errors: u64,
     pub lower_bound_bytes: u64,
@@ -311,6 +313,7 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
     report.evictions = k.evictions;
     report.remote_access_bytes = k.remote_access_bytes;
     report.ioctls = k.ioctls;
+    report.page_table_reads = k.page_table_reads;
     report.ping_pongs = chunks.ping_pongs;
     report.retries = retries;
     report.fallbacks = fallbacks;

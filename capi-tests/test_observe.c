@@ -1,0 +1,78 @@
+/*
+ * Residency from the process's own page table, from C: the statistics say
+ * how the context reads it (PAGEMAP_SCAN by default on the simulated
+ * process); a CPU access that pulls a placed range back is seen by the next
+ * svm_alloc_vram (VERIFIED, not in place); the range query shows what the
+ * page table shows; and with no page table the library runs on its records
+ * (believed, never VERIFIED) without failing.
+ */
+#include "rig.h"
+
+int main(void)
+{
+	rig r = rig_open("dgpu", NULL, 0, 0);
+	svm_stats s = stats(&r);
+	CHECK(s.page_table == SVM_PAGE_TABLE_SCAN && s.page_table_privileged == 0);
+
+	svm_alloc_result a = { .struct_size = sizeof(a) };
+	CHECK_OK(svm_alloc_vram(r.ctx, r.dev[0], BUF, 8 * MIB, r.vram[0], 0, &a));
+	CHECK(a.flags & SVM_RESULT_VERIFIED);
+	CHECK(stats(&r).observe_reads >= 4);
+
+	svm_range_info q = { .struct_size = sizeof(q) };
+	CHECK_OK(svm_range_query(r.ctx, BUF, 8 * MIB, &q));
+	CHECK((q.flags & SVM_RANGE_OBSERVED) && q.observed_kind == SVM_PLACE_VRAM && q.observed_away == q.observed_samples);
+	CHECK(q.observed_pagemap.id == 0); /* unprivileged: the page table does not name the device */
+
+	/* The CPU reads one page: its 2 MiB come back; the next placement sees it. */
+	CHECK_OK(svm_sim_cpu_access(r.sim, BUF + 2 * MIB, 4096, SVM_ACCESS_READ, 0));
+	CHECK_OK(svm_range_query(r.ctx, BUF, 8 * MIB, &q));
+	CHECK(q.observed_kind == SVM_PLACE_MIXED);
+	CHECK_OK(svm_alloc_vram(r.ctx, r.dev[0], BUF, 8 * MIB, r.vram[0], 0, &a));
+	CHECK(!(a.flags & SVM_RESULT_IN_PLACE) && (a.flags & SVM_RESULT_VERIFIED));
+	CHECK(lives_in(&r, BUF, 8 * MIB, 0));
+	CHECK_STATUS(svm_sim_set_page_table(r.sim, 7, 0), -EINVAL);
+	rig_close(&r);
+
+	/* A privileged process: the page table names the device. */
+	rig p = rig_open("2dgpu-p2p", NULL, 0, 0);
+	CHECK_OK(svm_sim_set_page_table(p.sim, SVM_PAGE_TABLE_READ, 1));
+	svm_context *ctx2;
+	svm_context_config cfg = { .struct_size = sizeof(cfg), .driver = SVM_DRIVER_SIM, .sim = p.sim };
+	CHECK_OK(svm_context_create(&cfg, &ctx2));
+	svm_device d;
+	svm_pagemap v1;
+	CHECK_OK(svm_device_open_index(ctx2, 1, &d));
+	CHECK_OK(svm_device_pagemap(ctx2, d, 0, &v1));
+	CHECK_OK(svm_alloc_vram(ctx2, d, BUF, 2 * MIB, v1, 0, &a));
+	CHECK_OK(svm_range_query(ctx2, BUF, 2 * MIB, &q));
+	CHECK(q.observed_pagemap.id == v1.id);
+	svm_stats s2 = { .struct_size = sizeof(s2) };
+	CHECK_OK(svm_get_stats(ctx2, &s2));
+	CHECK(s2.page_table == SVM_PAGE_TABLE_READ && s2.page_table_privileged == 1);
+	CHECK_OK(svm_context_destroy(ctx2));
+	rig_close(&p);
+
+	/* No page table (seccomp, no /proc): records only, and nothing fails. */
+	svm_sim *sim;
+	CHECK_OK(svm_sim_create("dgpu", &sim));
+	CHECK_OK(svm_sim_set_page_table(sim, SVM_PAGE_TABLE_NONE, 0));
+	svm_context *ctx;
+	cfg.sim = sim;
+	CHECK_OK(svm_context_create(&cfg, &ctx));
+	svm_device dev;
+	svm_pagemap v;
+	CHECK_OK(svm_device_open_index(ctx, 0, &dev));
+	CHECK_OK(svm_device_pagemap(ctx, dev, 0, &v));
+	CHECK_OK(svm_alloc_vram(ctx, dev, BUF, 4 * MIB, v, 0, &a));
+	CHECK(!(a.flags & SVM_RESULT_VERIFIED));
+	CHECK_OK(svm_range_query(ctx, BUF, 4 * MIB, &q));
+	CHECK(!(q.flags & SVM_RANGE_OBSERVED) && (q.flags & SVM_RANGE_RESIDENCY_KNOWN));
+	svm_stats s3 = { .struct_size = sizeof(s3) };
+	CHECK_OK(svm_get_stats(ctx, &s3));
+	CHECK(s3.page_table == SVM_PAGE_TABLE_NONE && s3.observe_reads == 0);
+	CHECK_OK(svm_context_destroy(ctx));
+	CHECK_OK(svm_sim_destroy(sim));
+	puts("test_observe: ok");
+	return 0;
+}
