@@ -73,8 +73,9 @@
 #define SVM_RESULT_PINNED (1 << 2)
 
 /**
- * The driver confirmed the placement (the simulated driver always; the
- * kernel cannot be observed, so there the placement is believed only).
+ * The process's page table confirmed the placement (pages in system memory,
+ * or not in system memory for VRAM; the device itself only with PFNs).
+ * Clear where the page table cannot be read: the placement is believed.
  */
 #define SVM_RESULT_VERIFIED (1 << 3)
 
@@ -770,8 +771,9 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
 /**
  * Makes [start, start+size) resident in `target` for accesses by `device`
  * (design.md, "The placement flow"):
- * 1. already there by the library's record (and, where the driver can be
- *    observed, nothing moved since): returns at once, zero ioctls;
+ * 1. already there by the library's record, the accessing device's VM keeps
+ *    it there, and the process's page table agrees (read only when the last
+ *    reading is older than observe_ttl_ns): returns at once, zero ioctls;
  * 2. preferred location set to the same value on every device VM, skipping
  *    madvise calls whose effect is recorded;
  * 3. VM_BIND PREFETCH with a user fence, then a wait;
@@ -784,7 +786,8 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  *    ENODEV/ECANCELED mark the device dead and are returned; EINVAL/EFAULT
  *    are returned;
  * 5. the thrash guard: a range that moved thrash_max_moves times within
- *    the window stays where it is (SVM_RESULT_PINNED).
+ *    the window, about as often as it was used (a CPU pulling it back counts,
+ *    seen in the page table), stays where it is (SVM_RESULT_PINNED).
  * `result` may be NULL; otherwise set `result->struct_size` first.
  * Errors: -EINVAL (bad range, unknown pagemap or device, unknown flags),
  * -ENODEV/-ECANCELED (device gone), or the errno that ended the attempt.

@@ -546,8 +546,9 @@ pub const SVM_RESULT_IN_PLACE: u32 = 1 << 0;
 pub const SVM_RESULT_FELL_BACK: u32 = 1 << 1;
 /// The thrash guard kept it where it was (mapped remotely where a link allows).
 pub const SVM_RESULT_PINNED: u32 = 1 << 2;
-/// The driver confirmed the placement (the simulated driver always; the
-/// kernel cannot be observed, so there the placement is believed only).
+/// The process's page table confirmed the placement (pages in system memory,
+/// or not in system memory for VRAM; the device itself only with PFNs).
+/// Clear where the page table cannot be read: the placement is believed.
 pub const SVM_RESULT_VERIFIED: u32 = 1 << 3;
 
 /// What svm_alloc_vram or svm_evict did.
@@ -593,8 +594,9 @@ fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed) -> FfiResu
 
 /// Makes [start, start+size) resident in `target` for accesses by `device`
 /// (design.md, "The placement flow"):
-/// 1. already there by the library's record (and, where the driver can be
-///    observed, nothing moved since): returns at once, zero ioctls;
+/// 1. already there by the library's record, the accessing device's VM keeps
+///    it there, and the process's page table agrees (read only when the last
+///    reading is older than observe_ttl_ns): returns at once, zero ioctls;
 /// 2. preferred location set to the same value on every device VM, skipping
 ///    madvise calls whose effect is recorded;
 /// 3. VM_BIND PREFETCH with a user fence, then a wait;
@@ -607,7 +609,8 @@ fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed) -> FfiResu
 ///    ENODEV/ECANCELED mark the device dead and are returned; EINVAL/EFAULT
 ///    are returned;
 /// 5. the thrash guard: a range that moved thrash_max_moves times within
-///    the window stays where it is (SVM_RESULT_PINNED).
+///    the window, about as often as it was used (a CPU pulling it back counts,
+///    seen in the page table), stays where it is (SVM_RESULT_PINNED).
 /// `result` may be NULL; otherwise set `result->struct_size` first.
 /// Errors: -EINVAL (bad range, unknown pagemap or device, unknown flags),
 /// -ENODEV/-ECANCELED (device gone), or the errno that ended the attempt.

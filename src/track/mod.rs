@@ -153,12 +153,13 @@ impl Record {
     /// times between moves is changing phase, which migration serves better
     /// than remote access (the pin would make every use remote).
     pub fn thrashing(&self, now: u64, window: u64, max_moves: u32) -> bool {
-        let recent: Vec<&Move> = self.moves.iter().filter(|m| now.saturating_sub(m.at) <= window).collect();
-        let k = recent.len() as u32;
+        // No allocation: this runs on resolve's path.
+        let recent = || self.moves.iter().filter(|m| now.saturating_sub(m.at) <= window);
+        let k = recent().count() as u32;
         if k < max_moves.max(1) {
             return false;
         }
-        let uses: u32 = recent.iter().skip(1).map(|m| m.uses_before).sum::<u32>() + self.uses.load(Ordering::Relaxed);
+        let uses: u32 = recent().skip(1).map(|m| m.uses_before).sum::<u32>() + self.uses.load(Ordering::Relaxed);
         uses <= k
     }
 }
