@@ -28,6 +28,10 @@ scripts/install.sh --debug "$tmp/prefix" >/dev/null
 PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" cc examples/version.c \
   $(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs xesvm) -o "$tmp/version-installed"
 "$tmp/version-installed"
-test "$(readlink "$tmp/prefix/lib/libxesvm.so")" = libxesvm.so.0
-ldd "$tmp/version-installed" | grep -q "$tmp/prefix/lib/libxesvm.so.0"
+link=$(readlink "$tmp/prefix/lib/libxesvm.so")
+[ "$link" = libxesvm.so.0 ] || { echo "install: libxesvm.so -> '$link', wanted libxesvm.so.0" >&2; exit 1; }
+# No pipe into grep -q: under pipefail, ldd can die of SIGPIPE when grep
+# exits at the first match, and the check would fail at random.
+ldd "$tmp/version-installed" > "$tmp/ldd.txt"
+grep -q "$tmp/prefix/lib/libxesvm.so.0" "$tmp/ldd.txt" || { echo "install: the program does not load $tmp/prefix/lib/libxesvm.so.0:" >&2; cat "$tmp/ldd.txt" >&2; exit 1; }
 echo "pkg-config smoke test: 2 passed, 0 failed"
