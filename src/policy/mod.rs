@@ -1054,7 +1054,7 @@ impl Context {
         // Who holds it: the page table says whether anyone does (and who, to
         // a privileged reader); else the record; else every device.
         let before = self.observe(start, end);
-        let named = before.and_then(|s| s.region.filter(|_| !s.regions_differ)).and_then(|r| Context::pagemap_of_region(&slots, r));
+        let named = before.and_then(|s| Context::named_pagemap(&slots, &s));
         let holders: Vec<Arc<Device>> = match (before, named, summary.residency) {
             (Some(s), _, _) if s.in_system() => Vec::new(),
             (_, Some(Pagemap::Vram { device, .. }), _) => alive.iter().filter(|d| d.slot == device).cloned().collect(),
@@ -1224,10 +1224,7 @@ impl Context {
         }
         let now = self.driver.now_ns();
         let observed = self.observe(start, end);
-        let observed_pagemap = observed
-            .filter(|o| o.all_away() && !o.regions_differ)
-            .and_then(|o| o.region)
-            .and_then(|r| Context::pagemap_of_region(&slots, r));
+        let observed_pagemap = observed.filter(Seen::all_away).and_then(|o| Context::named_pagemap(&slots, &o));
         Ok(RangeInfo {
             residency: summary.residency,
             observed,

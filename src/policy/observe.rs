@@ -130,6 +130,12 @@ impl Context {
         })
     }
 
+    /// The open pagemap every away sample named (privileged readers), if
+    /// they all named one of this context's.
+    pub(super) fn named_pagemap(slots: &[Slot], seen: &Seen) -> Option<Pagemap> {
+        seen.region.filter(|_| !seen.regions_differ).and_then(|r| Context::pagemap_of_region(slots, r))
+    }
+
     /// Whether what was seen agrees with the range being in `pm`. Without
     /// device names, "not in system memory" agrees with any VRAM pagemap:
     /// the record says which.
@@ -153,7 +159,7 @@ impl Context {
             return None;
         }
         if self.access.names_devices() {
-            return seen.region.filter(|_| !seen.regions_differ).and_then(|r| Context::pagemap_of_region(slots, r));
+            return Context::named_pagemap(slots, seen);
         }
         believed.filter(|p| *p != Pagemap::System)
     }
@@ -179,7 +185,8 @@ impl Context {
             return Ok(false);
         }
         let at = rec.observed_at.load(Ordering::Relaxed);
-        if Context::settled(slots, rec) || (at != 0 && now.saturating_sub(at) <= self.ttl()) {
+        // Freshness first: it is the cheaper test, and the usual answer.
+        if (at != 0 && now.saturating_sub(at) <= self.ttl()) || Context::settled(slots, rec) {
             self.stats.local().observe_fresh.fetch_add(1, Ordering::Relaxed);
             return Ok(at != 0);
         }

@@ -99,7 +99,7 @@ impl Sim {
         };
         let (udir, usize_) = (ioc_dir(request), ioc_size(request));
         let arg = arg as u64;
-        let r = match nr {
+        match nr {
             0x00 => self.version(arg, udir, usize_),
             n if n == DRM_COMMAND_BASE + DRM_XE_DEVICE_QUERY => self.device_query(&g, dev, arg, udir, usize_),
             n if n == DRM_COMMAND_BASE + DRM_XE_VM_CREATE => self.vm_create(&mut g, fd, dev, arg, udir, usize_),
@@ -108,9 +108,7 @@ impl Sim {
             n if n == DRM_COMMAND_BASE + DRM_XE_WAIT_USER_FENCE => self.wait_user_fence(&mut g, arg, udir, usize_),
             n if n == DRM_COMMAND_BASE + DRM_XE_MADVISE => self.madvise(&mut g, fd, dev, arg, udir, usize_),
             _ => self.query_mem_range_attrs(&g, fd, arg, udir, usize_),
-        };
-        self.epoch_bump(&g);
-        r
+        }
     }
 
     // -- DRM_IOCTL_VERSION --------------------------------------------------

@@ -174,8 +174,6 @@ pub struct Memory {
     t: AllocTable,
     /// Spans that are not plain anonymous memory: start → (end, kind).
     cpu_exceptions: BTreeMap<u64, (u64, CpuKind)>,
-    /// Bumped whenever any page changes place.
-    pub epoch: u64,
 }
 
 fn new_block() -> Box<Block> {
@@ -208,7 +206,6 @@ impl Memory {
             blocks: BTreeMap::new(),
             t: AllocTable { allocs: Vec::new(), free_ids: Vec::new(), lru: vec![BTreeMap::new(); n], used: vec![0; n], capacity, lru_clock: 0 },
             cpu_exceptions: BTreeMap::new(),
-            epoch: 0,
         }
     }
 
@@ -294,7 +291,6 @@ impl Memory {
                     Loc::Unpopulated => {
                         b.loc[i] = LOC_SYSTEM;
                         b.sys[i] = 0;
-                        self.epoch += 1;
                         u.system = true;
                     }
                     Loc::System => u.system = true,
@@ -369,7 +365,6 @@ impl Memory {
                     Loc::Unpopulated => {
                         b.loc[i] = (b.loc[i] & LOCKED) | LOC_SYSTEM;
                         b.sys[i] = tok;
-                        self.epoch += 1;
                     }
                     Loc::System => b.sys[i] = tok,
                     Loc::Vram(_) => {
@@ -389,7 +384,6 @@ impl Memory {
                 if b.loc[i] & !LOCKED == LOC_UNPOPULATED {
                     b.loc[i] = (b.loc[i] & LOCKED) | LOC_SYSTEM;
                     b.sys[i] = 0;
-                    self.epoch += 1;
                 }
             }
         }
@@ -440,7 +434,6 @@ impl Memory {
         for src in released {
             self.t.release(src);
         }
-        self.epoch += m.pages;
         m
     }
 
@@ -460,7 +453,6 @@ impl Memory {
                 }
             }
         }
-        self.epoch += n;
         n
     }
 
@@ -471,9 +463,6 @@ impl Memory {
             for i in i0..i1 {
                 if let Loc::Vram(_) = Loc::decode(b.loc[i]) {
                     self.t.release(b.alloc[i]);
-                }
-                if b.loc[i] != LOC_UNPOPULATED {
-                    self.epoch += 1;
                 }
                 b.loc[i] = LOC_UNPOPULATED;
                 b.sys[i] = 0;

@@ -165,7 +165,6 @@ pub struct Sim {
     /// `driver_migrate_lock` (kernel-model §5.1).
     migrate_lock: RwLock<()>,
     clock: AtomicU64,
-    epoch: AtomicU64,
     counters: Counters,
     /// How the simulated process may read its page table.
     page_table: Mutex<PageTableAccess>,
@@ -201,7 +200,6 @@ impl Sim {
             owner,
             migrate_lock: RwLock::new(()),
             clock: AtomicU64::new(0),
-            epoch: AtomicU64::new(0),
             counters: Counters::default(),
             page_table: Mutex::new(PageTableAccess { source: PageTableSource::Scan, privileged: false }),
         }))
@@ -300,14 +298,6 @@ impl Sim {
         self.counters.snapshot()
     }
 
-    /// Changes whenever any page changed place.
-    pub fn placement_epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
-    }
-
-    fn publish_epoch(&self, g: &Guard) {
-        self.epoch.store(g.mem.epoch, Ordering::Release);
-    }
 
     pub fn inject(&self, injection: Injection) {
         self.state.lock().injector.arm(injection);
@@ -353,7 +343,6 @@ impl Sim {
         for id in victims {
             self.evict_alloc(g, id, false);
         }
-        self.publish_epoch(g);
     }
 
     // -- the world: CPU side ------------------------------------------------
@@ -365,7 +354,6 @@ impl Sim {
         let mut g = self.state.lock();
         self.unmap_span(&mut g, start, end);
         g.mem.set_cpu_kind(start, end, if file { mem::CpuKind::File } else { mem::CpuKind::Anonymous });
-        self.publish_epoch(&g);
         Ok(())
     }
 
@@ -377,7 +365,6 @@ impl Sim {
         let mut g = self.state.lock();
         self.unmap_span(&mut g, start, end);
         g.mem.set_cpu_kind(start, end, mem::CpuKind::Unmapped);
-        self.publish_epoch(&g);
         Ok(())
     }
 
@@ -408,7 +395,6 @@ impl Sim {
             }
             a = stop;
         }
-        self.publish_epoch(&g);
         Ok(())
     }
 
@@ -440,9 +426,7 @@ impl Sim {
         if tile >= self.topo.devices[dev as usize].tiles {
             return Err(Errno::EINVAL);
         }
-        let r = self.gpu_access_locked(&mut g, fd, vm_id, dev, tile, start, end, access, value);
-        self.publish_epoch(&g);
-        r
+        self.gpu_access_locked(&mut g, fd, vm_id, dev, tile, start, end, access, value)
     }
 
     // -- what the simulated process can know ------------------------------

@@ -5,7 +5,6 @@
 //! and the atomic timeslice (§12).
 
 use std::os::fd::RawFd;
-use std::sync::atomic::Ordering;
 
 use parking_lot::MutexGuard;
 
@@ -605,9 +604,5 @@ impl Sim {
                 self.evict_range(g, rs, r.end);
             }
         }
-    }
-
-    pub(super) fn epoch_bump(&self, g: &Guard) {
-        self.epoch.store(g.mem.epoch, Ordering::Release);
     }
 }
