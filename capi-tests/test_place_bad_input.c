@@ -1,6 +1,7 @@
 /* Bad input gets a negative errno and a message, never a crash: NULL
  * handles and pointers, zero size, unaligned or overflowing ranges, an
  * unknown pagemap, a device of another context, a closed device. */
+#include <math.h>
 #include "rig.h"
 
 int main(void)
@@ -64,6 +65,25 @@ int main(void)
 	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, bad_tile, 0, &res), -EINVAL);
 	svm_alloc_result small = { .struct_size = 2 };
 	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[0], 0, &small), -EINVAL);
+
+	/* Links: a bandwidth must be a real, non-negative number (0: unknown). */
+	svm_link lk = { .struct_size = sizeof(lk), .kind = SVM_LINK_PCIE_P2P };
+	for (int i = 0; i < 4; i++) {
+		const double bad[] = { -1.0, NAN, INFINITY, -INFINITY };
+		lk.bandwidth_gbps = bad[i];
+		CHECK_STATUS(svm_link_set(r.ctx, r.dev[0], r.dev[1], &lk), -EINVAL);
+		CHECK(strstr(svm_last_error(), "bandwidth") != NULL);
+	}
+	lk.bandwidth_gbps = 0.0;
+	CHECK_OK(svm_link_set(r.ctx, r.dev[0], r.dev[1], &lk));
+	lk.bandwidth_gbps = 25.0;
+	CHECK_OK(svm_link_set(r.ctx, r.dev[0], r.dev[1], &lk));
+
+	/* The simulated process maps and unmaps at page boundaries, as Linux does. */
+	CHECK_STATUS(svm_sim_mmap(r.sim, BUF + 1, 4096, 0), -EINVAL);
+	CHECK_STATUS(svm_sim_munmap(r.sim, BUF + 100, 4096), -EINVAL);
+	CHECK_STATUS(svm_sim_mmap(r.sim, UINT64_MAX & ~4095ull, 8192, 0), -EINVAL);
+	CHECK_OK(svm_sim_mmap(r.sim, BUF + 64 * MIB, 100, 0)); /* length rounds up */
 
 	/* Handles of another context. */
 	CHECK_STATUS(svm_alloc_vram(r.ctx, other.dev[0], BUF, 2 * MIB, r.vram[0], 0, &res), -EINVAL);

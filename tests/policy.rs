@@ -435,3 +435,18 @@ fn racing_placements_end_in_one_defined_place() {
         t.sim.check_invariants().unwrap();
     }
 }
+
+/// svm_range_query restarts an interrupted VM_QUERY_MEM_RANGE_ATTRS like
+/// every other ioctl the library issues (bounded), instead of returning EINTR.
+#[test]
+fn range_query_restarts_interrupted_ioctls() {
+    let t = setup("2dgpu-p2p");
+    t.alloc(0, BUF, R, t.vram(0));
+    let inj = |n| Injection { request: DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS, ..Injection::count(Point::Ioctl, Errno::EINTR, n) };
+    t.sim.inject(inj(3));
+    let q = t.ctx.query(BUF, R).unwrap();
+    assert_eq!(q.devices.len(), 2);
+    assert!(t.ctx.stats().retries_eintr >= 3);
+    t.sim.inject(inj(1000));
+    assert_eq!(t.ctx.query(BUF, R).err(), Some(Errno::EINTR), "bounded: a persistent EINTR comes back");
+}

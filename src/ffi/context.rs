@@ -468,7 +468,11 @@ pub unsafe extern "C" fn svm_link_set(ctx: *mut svm_context, a: svm_device, b: s
         if (l.struct_size as usize) < core::mem::size_of::<svm_link>() {
             return Err(invalid("link->struct_size is not sizeof(svm_link)"));
         }
-        let bw = if l.bandwidth_gbps.is_finite() && l.bandwidth_gbps > 0.0 { l.bandwidth_gbps * 1e9 } else { 0.0 };
+        // 0 means "not known"; anything else must be a real bandwidth.
+        if !l.bandwidth_gbps.is_finite() || l.bandwidth_gbps < 0.0 {
+            return Err(invalid(format!("link->bandwidth_gbps {} is negative or not finite", l.bandwidth_gbps)));
+        }
+        let bw = l.bandwidth_gbps * 1e9;
         let state = match l.kind {
             SVM_LINK_UNKNOWN => LinkState::Unknown,
             SVM_LINK_NONE => LinkState::Absent,

@@ -47,16 +47,22 @@ pub enum KernelVersion {
     /// 6.18/6.19: madvise exists, `region_instance` is pad, no multi-device
     /// pagemaps (a positive devmem_fd behaves like system), no retry-once.
     V6_18,
-    /// 7.0 and later: multi-device madvise, ENOLINK, owner groups, scan_mm,
-    /// evict-and-retry-once under the migrate rwsem.
+    /// 7.0: multi-device madvise, ENOLINK, owner groups, scan_mm,
+    /// evict-and-retry-once under the migrate rwsem, EXEC_QUEUE_SET_PROPERTY,
+    /// the NO_COMPRESSION_HINT config flag.
     V7_0,
+    /// 7.1: as 7.0, plus VM_CREATE NO_VM_OVERCOMMIT, VM_BIND DECOMPRESS,
+    /// purgeable-state madvise, VM_GET_PROPERTY, and their config flags
+    /// (xe-uapi.md §7). Earlier releases answer those bits EINVAL.
+    V7_1,
 }
 
 impl KernelVersion {
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim() {
             "6.18" | "6.19" => Some(KernelVersion::V6_18),
-            "7.0" | "7.1" | "7" => Some(KernelVersion::V7_0),
+            "7.0" | "7" => Some(KernelVersion::V7_0),
+            "7.1" => Some(KernelVersion::V7_1),
             _ => None,
         }
     }
@@ -70,6 +76,7 @@ impl fmt::Display for KernelVersion {
         f.write_str(match self {
             KernelVersion::V6_18 => "6.18",
             KernelVersion::V7_0 => "7.0",
+            KernelVersion::V7_1 => "7.1",
         })
     }
 }
@@ -97,6 +104,10 @@ pub struct DeviceSpec {
     pub page_faults: bool,
     /// PCI device id reported by the CONFIG query.
     pub device_id: u16,
+    /// The platform needs scratch pages even in fault mode (Xe2: BMG, LNL;
+    /// `xe->info.needs_scratch`), so VM_CREATE takes SCRATCH_PAGE with
+    /// FAULT_MODE.
+    pub needs_scratch: bool,
 }
 
 impl DeviceSpec {
@@ -110,6 +121,7 @@ impl DeviceSpec {
             need_64k: false,
             page_faults: true,
             device_id: 0xe20b,
+            needs_scratch: true,
         }
     }
     pub fn has_vram(&self) -> bool {
@@ -526,7 +538,7 @@ fn parse_topology(text: &str) -> Result<Topology, ParseError> {
                 "kernel" => {
                     let s = f.string()?;
                     topo.kernel = KernelVersion::parse(s)
-                        .ok_or_else(|| err(line, format!("field `kernel`: unknown version \"{s}\" (expected \"6.18\" or \"7.0\")")))?;
+                        .ok_or_else(|| err(line, format!("field `kernel`: unknown version \"{s}\" (expected \"6.18\", \"7.0\" or \"7.1\")")))?;
                 }
                 "system_memory" => topo.system_memory = f.size()?,
                 k => return Err(err(line, format!("unknown field `{k}` (expected kernel or system_memory)"))),
@@ -547,6 +559,7 @@ fn parse_topology(text: &str) -> Result<Topology, ParseError> {
                     "device_atomics_on_smem" => d.device_atomics_on_smem = f.boolean()?,
                     "need_64k" => d.need_64k = f.boolean()?,
                     "page_faults" => d.page_faults = f.boolean()?,
+                    "needs_scratch" => d.needs_scratch = f.boolean()?,
                     "device_id" => d.device_id = f.uint(0xffff)? as u16,
                     k => return Err(err(line, format!("unknown field `device.{k}`"))),
                 }

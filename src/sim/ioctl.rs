@@ -13,17 +13,57 @@ use super::{Guard, Point, Sim};
 use crate::errno::{Errno, Result};
 use crate::uapi::*;
 
-/// PAT entries the simulated platform has (Xe2 has 32; none is HW-reserved here).
-const N_PAT: u32 = 32;
+/// The Xe2 PAT table (BMG, LNL; `xe2_pat_table` in xe_pat.c): per index
+/// its coherency mode as `xe_pat_index_get_coh_mode` returns it. 0: the
+/// entry is hardware-reserved (16-19) and has none, so VM_BIND and MADVISE
+/// refuse it; 1: XE_COH_NONE; 2: XE_COH_AT_LEAST_1WAY.
+const XE2_PAT_COH: [u8; 32] = [1, 2, 2, 1, 2, 2, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, 2, 1, 1, 2, 2, 1, 1, 2, 2];
+const N_PAT: u32 = XE2_PAT_COH.len() as u32;
+const COH_NONE: u8 = 1;
 const PAGE: u64 = 4096;
-const SUPPORTED_BIND_FLAGS: u32 = DRM_XE_VM_BIND_FLAG_READONLY
-    | DRM_XE_VM_BIND_FLAG_IMMEDIATE
-    | DRM_XE_VM_BIND_FLAG_NULL
-    | DRM_XE_VM_BIND_FLAG_DUMPABLE
-    | DRM_XE_VM_BIND_FLAG_CHECK_PXP
-    | DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR
-    | DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET
-    | DRM_XE_VM_BIND_FLAG_DECOMPRESS;
+/// `kvmalloc` refuses sizes over INT_MAX: arrays the kernel copies in larger
+/// than that fail to allocate (ENOBUFS for arrays of more than one).
+const KVMALLOC_MAX: u64 = i32::MAX as u64;
+
+/// Coherency mode of a PAT index (0 for reserved or past the table).
+fn pat_coh(index: u32) -> u8 {
+    XE2_PAT_COH.get(index as usize).copied().unwrap_or(0)
+}
+
+/// VM_BIND flags a kernel release takes (`SUPPORTED_FLAGS` in xe_vm.c).
+fn supported_bind_flags(k: KernelVersion) -> u32 {
+    let base = DRM_XE_VM_BIND_FLAG_READONLY
+        | DRM_XE_VM_BIND_FLAG_IMMEDIATE
+        | DRM_XE_VM_BIND_FLAG_NULL
+        | DRM_XE_VM_BIND_FLAG_DUMPABLE
+        | DRM_XE_VM_BIND_FLAG_CHECK_PXP
+        | DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR
+        | DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET;
+    if k >= KernelVersion::V7_1 {
+        base | DRM_XE_VM_BIND_FLAG_DECOMPRESS
+    } else {
+        base
+    }
+}
+
+/// VM_CREATE flags a kernel release takes (`ALL_DRM_XE_VM_CREATE_FLAGS`).
+fn supported_vm_create_flags(k: KernelVersion) -> u32 {
+    let base = DRM_XE_VM_CREATE_FLAG_SCRATCH_PAGE | DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE;
+    if k >= KernelVersion::V7_1 {
+        base | DRM_XE_VM_CREATE_FLAG_NO_VM_OVERCOMMIT
+    } else {
+        base
+    }
+}
+
+/// The highest Xe ioctl nr a release knows (xe-uapi.md §3, §7).
+fn last_xe_ioctl(k: KernelVersion) -> u32 {
+    match k {
+        KernelVersion::V6_18 => DRM_XE_VM_QUERY_MEM_RANGE_ATTRS,
+        KernelVersion::V7_0 => DRM_XE_EXEC_QUEUE_SET_PROPERTY,
+        KernelVersion::V7_1 => DRM_XE_VM_GET_PROPERTY,
+    }
+}
 
 /// The kernel's own direction and size for each driver ioctl nr it models.
 fn kernel_ioctl(nr: u32) -> Option<(u32, usize)> {
@@ -74,13 +114,16 @@ impl Sim {
     /// written as the kernel would; bad pointers give EFAULT where detectable.
     pub unsafe fn ioctl(&self, fd: RawFd, request: u32, arg: *mut c_void) -> Result<()> {
         self.count(&self.counters.ioctls, 1);
-        if ioc_type(request) != DRM_IOCTL_BASE {
-            return Err(Errno::ENOTTY);
-        }
         let mut g = self.state.lock();
+        // The VFS answers a closed fd before any DRM code runs.
         let dev = g.files.get(&fd).ok_or(Errno::EBADF)?.device;
+        // A wedged device is ECANCELED in xe_drm_ioctl and an unplugged one
+        // ENODEV at the top of drm_ioctl, both before the request is looked at.
         if let Some(e) = g.gone[dev as usize] {
             return Err(e);
+        }
+        if ioc_type(request) != DRM_IOCTL_BASE {
+            return Err(Errno::ENOTTY);
         }
         if let Some(e) = self.injected(&mut g, Point::DeviceRemoval, dev, request) {
             self.mark_gone(&mut g, dev, e);
@@ -94,7 +137,7 @@ impl Sim {
         let Some((_, _)) = kernel_ioctl(nr) else {
             // Xe ioctls outside SVM (GEM, exec queues, exec, OA) are not modelled;
             // an nr the kernel does not know at all is EINVAL (drm_ioctl).
-            let xe_known = (DRM_COMMAND_BASE..=DRM_COMMAND_BASE + DRM_XE_VM_GET_PROPERTY).contains(&nr);
+            let xe_known = (DRM_COMMAND_BASE..=DRM_COMMAND_BASE + last_xe_ioctl(self.topo.kernel)).contains(&nr);
             return Err(if xe_known { Errno::EOPNOTSUPP } else { Errno::EINVAL });
         };
         let (udir, usize_) = (ioc_dir(request), ioc_size(request));
@@ -144,6 +187,28 @@ impl Sim {
             unsafe { core::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }.to_vec()
         }
         match query {
+            DRM_XE_DEVICE_QUERY_ENGINES => {
+                // Per tile: render, copy and compute on the main GT, video
+                // decode and enhance on the media GT (`query_engines`).
+                let mut engines = Vec::new();
+                for t in 0..spec.tiles {
+                    let (main, media) = (t * 2, t * 2 + 1);
+                    for (class, gt) in [
+                        (DRM_XE_ENGINE_CLASS_RENDER, main),
+                        (DRM_XE_ENGINE_CLASS_COPY, main),
+                        (DRM_XE_ENGINE_CLASS_COMPUTE, main),
+                        (DRM_XE_ENGINE_CLASS_VIDEO_DECODE, media),
+                        (DRM_XE_ENGINE_CLASS_VIDEO_ENHANCE, media),
+                    ] {
+                        let instance = drm_xe_engine_class_instance { engine_class: class, engine_instance: 0, gt_id: gt, pad: 0 };
+                        engines.push(drm_xe_engine { instance, reserved: [0; 3] });
+                    }
+                }
+                push(&mut out, &bytes_of(&drm_xe_query_engines { num_engines: engines.len() as u32, pad: 0 }));
+                for e in &engines {
+                    push(&mut out, &bytes_of(e));
+                }
+            }
             DRM_XE_DEVICE_QUERY_MEM_REGIONS => {
                 let vram = &self.tile_pagemap[dev as usize];
                 push(&mut out, &bytes_of(&drm_xe_query_mem_regions { num_mem_regions: 1 + vram.len() as u32, pad: 0 }));
@@ -177,6 +242,14 @@ impl Sim {
                 }
                 if spec.page_faults {
                     flags |= DRM_XE_QUERY_CONFIG_FLAG_HAS_CPU_ADDR_MIRROR;
+                }
+                // Flags by release (xe-uapi.md §5.3, §7); purging is a 7.1
+                // feature the simulated BOs do not model, so it stays clear.
+                if self.topo.kernel >= KernelVersion::V7_0 {
+                    flags |= DRM_XE_QUERY_CONFIG_FLAG_HAS_NO_COMPRESSION_HINT;
+                }
+                if self.topo.kernel >= KernelVersion::V7_1 {
+                    flags |= DRM_XE_QUERY_CONFIG_FLAG_HAS_DISABLE_STATE_CACHE_PERF_FIX;
                 }
                 push(&mut out, &bytes_of(&drm_xe_query_config { num_params: 5, pad: 0 }));
                 let align = if spec.need_64k { 65536u64 } else { PAGE };
@@ -239,21 +312,20 @@ impl Sim {
 
     fn vm_create(&self, g: &mut Guard, fd: RawFd, dev: u32, arg: u64, udir: u32, usz: usize) -> Result<()> {
         let mut c: drm_xe_vm_create = copy_in(arg, udir, usz)?;
-        let known = DRM_XE_VM_CREATE_FLAG_SCRATCH_PAGE
-            | DRM_XE_VM_CREATE_FLAG_LR_MODE
-            | DRM_XE_VM_CREATE_FLAG_FAULT_MODE
-            | DRM_XE_VM_CREATE_FLAG_NO_VM_OVERCOMMIT;
-        if c.extensions != 0 || c.reserved != [0, 0] || c.flags & !known != 0 {
+        // The order of xe_vm_create_ioctl's checks.
+        let spec = &self.topo.devices[dev as usize];
+        let fault = c.flags & DRM_XE_VM_CREATE_FLAG_FAULT_MODE != 0;
+        if c.extensions != 0 || (fault && !spec.page_faults) || c.reserved != [0, 0] {
             return Err(Errno::EINVAL);
         }
-        let fault = c.flags & DRM_XE_VM_CREATE_FLAG_FAULT_MODE != 0;
-        if fault && !self.topo.devices[dev as usize].page_faults {
+        if c.flags & !supported_vm_create_flags(self.topo.kernel) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        // Scratch pages with fault mode only where the platform needs them.
+        if fault && c.flags & DRM_XE_VM_CREATE_FLAG_SCRATCH_PAGE != 0 && !spec.needs_scratch {
             return Err(Errno::EINVAL);
         }
         if fault && c.flags & DRM_XE_VM_CREATE_FLAG_LR_MODE == 0 {
-            return Err(Errno::EINVAL);
-        }
-        if fault && c.flags & DRM_XE_VM_CREATE_FLAG_SCRATCH_PAGE != 0 {
             return Err(Errno::EINVAL);
         }
         if c.flags & DRM_XE_VM_CREATE_FLAG_NO_VM_OVERCOMMIT != 0 && !fault {
@@ -290,13 +362,19 @@ impl Sim {
         let is_mirror = flags & DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR != 0;
         let decompress = flags & DRM_XE_VM_BIND_FLAG_DECOMPRESS != 0;
         let inval = Err(Errno::EINVAL);
-        if op.op > DRM_XE_VM_BIND_OP_PREFETCH || flags & !SUPPORTED_BIND_FLAGS != 0 {
-            return inval;
-        }
+        // vm_bind_ioctl_check_args, in its order.
         if is_mirror && !vm.fault_mode() {
             return inval;
         }
-        if op.pat_index as u32 >= N_PAT {
+        // Past the table, or a hardware-reserved entry (no coherency mode).
+        if op.pat_index as u32 >= N_PAT || pat_coh(op.pat_index as u32) == 0 {
+            return inval;
+        }
+        if op.op > DRM_XE_VM_BIND_OP_PREFETCH || flags & !supported_bind_flags(self.topo.kernel) != 0 {
+            return inval;
+        }
+        // A userptr is CPU-cached memory: a non-coherent PAT is refused.
+        if op.op == DRM_XE_VM_BIND_OP_MAP_USERPTR && pat_coh(op.pat_index as u32) == COH_NONE {
             return inval;
         }
         if (is_null || is_mirror) && (op.obj != 0 || op.obj_offset != 0) {
@@ -340,6 +418,10 @@ impl Sim {
 
     fn vm_bind(&self, g: &mut Guard, fd: RawFd, dev: u32, arg: u64, udir: u32, usz: usize) -> Result<()> {
         let b: drm_xe_vm_bind = copy_in(arg, udir, usz)?;
+        // xe_vm_bind_ioctl's order: the VM first, then the arguments (the
+        // vector of binds copied in), the exec queue, every bind's range,
+        // then the BOs, then the syncs.
+        let vm = g.files[&fd].vms.get(&b.vm_id).ok_or(Errno::EINVAL)?;
         if b.extensions != 0 || b.pad != 0 || b.pad2 != 0 || b.reserved != [0, 0] || b.num_syncs > DRM_XE_MAX_SYNCS {
             return Err(Errno::EINVAL);
         }
@@ -347,9 +429,9 @@ impl Sim {
             0 => Vec::new(),
             // SAFETY: union member read of a plain-data value.
             1 => vec![unsafe { b.ops.bind }],
+            n if n as u64 * size_of::<drm_xe_vm_bind_op>() as u64 > KVMALLOC_MAX => return Err(Errno::ENOBUFS),
             n => uaccess::read_array(unsafe { b.ops.vector_of_binds }, n as usize)?,
         };
-        let vm = g.files[&fd].vms.get(&b.vm_id).ok_or(Errno::EINVAL)?;
         for op in &ops {
             self.check_bind_op(dev, vm, op)?;
         }
@@ -357,16 +439,13 @@ impl Sim {
             return Err(Errno::ENOENT);
         }
         for op in &ops {
-            if op.op != DRM_XE_VM_BIND_OP_UNMAP_ALL && (op.range > vm.va_size || op.addr > vm.va_size - op.range) {
+            if op.range > vm.va_size || op.addr > vm.va_size - op.range {
                 return Err(Errno::EINVAL);
             }
-            // GEM buffer objects are not modelled: every handle is unknown.
-            if op.obj != 0 {
-                return Err(Errno::ENOENT);
-            }
-            if op.op == DRM_XE_VM_BIND_OP_MAP_USERPTR {
-                return Err(Errno::EOPNOTSUPP);
-            }
+        }
+        // GEM buffer objects are not modelled: every handle is unknown.
+        if ops.iter().any(|op| op.obj != 0) {
+            return Err(Errno::ENOENT);
         }
         let syncs: Vec<drm_xe_sync> =
             if b.num_syncs > 0 { uaccess::read_array(b.syncs, b.num_syncs as usize)? } else { Vec::new() };
@@ -406,6 +485,10 @@ impl Sim {
         if fences.len() > 1 {
             return Err(Errno::EINVAL);
         }
+        // Userptr binds pass every check above but are not modelled.
+        if ops.iter().any(|op| op.op == DRM_XE_VM_BIND_OP_MAP_USERPTR) {
+            return Err(Errno::EOPNOTSUPP);
+        }
         // Map/unmap ops are all-or-nothing: keep the VM to restore on failure.
         let structural = ops.iter().any(|o| o.op != DRM_XE_VM_BIND_OP_PREFETCH);
         let saved = structural.then(|| {
@@ -436,9 +519,21 @@ impl Sim {
     }
 
     fn bind_map(&self, g: &mut Guard, fd: RawFd, vm_id: u32, op: &drm_xe_vm_bind_op) -> Result<()> {
-        let (s, e) = (op.addr, op.addr + op.range);
+        let (mut s, mut e) = (op.addr, op.addr + op.range);
         let mirror = op.flags & DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR != 0;
         let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap();
+        // A mirror MAP is widened over the mirror VMAs with default
+        // attributes it overlaps (xe_vm_find_cpu_addr_mirror_vma_range): a
+        // re-MAP of part of one covers it whole, so it replaces the VMA
+        // instead of splitting it, live SVM ranges or not.
+        if mirror {
+            for vs in vm.vmas_in(s, e) {
+                let v = &vm.vmas[&vs];
+                if v.kind == VmaKind::Mirror && v.attrs == Attrs::defaults(v.bind_pat) {
+                    (s, e) = (s.min(vs), e.max(v.end));
+                }
+            }
+        }
         // EBUSY: removing or splitting a mirror VMA that still has SVM mappings,
         // unless a mirror MAP covers it whole (§6.4, execution-time results).
         for vs in vm.vmas_in(s, e) {
@@ -530,9 +625,16 @@ impl Sim {
             return Err(Errno::ENOENT);
         }
         let abs = w.flags & DRM_XE_UFENCE_WAIT_FLAG_ABSTIME != 0;
+        // to_jiffies_timeout: a negative timeout waits forever, and is
+        // rewritten to MAX_SCHEDULE_TIMEOUT so the arithmetic after the wait
+        // hands back that minus the time spent.
+        if w.timeout < 0 {
+            w.timeout = i64::MAX;
+        }
         let start = crate::driver::monotonic_ns() as i64;
-        let deadline = if w.timeout < 0 { i64::MAX } else if abs { w.timeout } else { start.saturating_add(w.timeout) };
-        loop {
+        let deadline = if w.timeout == i64::MAX { i64::MAX } else if abs { w.timeout } else { start.saturating_add(w.timeout) };
+        let zero = w.timeout == 0;
+        let result = loop {
             let v: u64 = uaccess::read(w.addr)?;
             let (a, b) = (v & w.mask, w.value & w.mask);
             let passed = match w.op {
@@ -543,20 +645,24 @@ impl Sim {
                 DRM_XE_UFENCE_WAIT_OP_LT => a < b,
                 _ => a <= b,
             };
-            let now = crate::driver::monotonic_ns() as i64;
-            if !abs && w.timeout > 0 {
-                w.timeout = (deadline - now).max(0);
-            }
             if passed {
-                return copy_out(arg, udir, usz, &w);
+                // xe_wait_user_fence_ioctl: a zero timeout ends in ETIME even
+                // when the compare passed (`if (!timeout && !(err < 0))`).
+                break if zero { Err(Errno::ETIME) } else { Ok(()) };
             }
-            if now >= deadline {
-                let _ = copy_out(arg, udir, usz, &w);
-                return Err(Errno::ETIME);
+            if crate::driver::monotonic_ns() as i64 >= deadline {
+                break Err(Errno::ETIME);
             }
             // Another thread may write the fence: wait without the driver lock.
             parking_lot::MutexGuard::unlocked(g, || std::thread::sleep(std::time::Duration::from_micros(50)));
+        };
+        if !abs {
+            let spent = crate::driver::monotonic_ns() as i64 - start;
+            w.timeout = (w.timeout - spent).max(0);
         }
+        // The DRM core copies the argument back whatever the result.
+        copy_out(arg, udir, usz, &w)?;
+        result
     }
 
     // -- MADVISE (§6.7) -------------------------------------------------------
@@ -564,6 +670,7 @@ impl Sim {
     fn madvise(&self, g: &mut Guard, fd: RawFd, dev: u32, arg: u64, udir: u32, usz: usize) -> Result<()> {
         let m: drm_xe_madvise = copy_in(arg, udir, usz)?;
         let v7 = self.topo.kernel >= KernelVersion::V7_0;
+        let v7_1 = self.topo.kernel >= KernelVersion::V7_1;
         let mut start = m.start;
         // 7.0+ accepts canonical (sign-extended) addresses.
         if v7 && start >> 47 == 0x1_ffff {
@@ -575,7 +682,6 @@ impl Sim {
         if start % PAGE != 0 || m.range % PAGE != 0 || m.range < PAGE || m.reserved != [0, 0] {
             return Err(Errno::EINVAL);
         }
-        let end = start.checked_add(m.range).ok_or(Errno::EINVAL)?;
         // SAFETY: union members are plain data; `attr_type` selects the meaningful one.
         let (pl, val) = unsafe { (m.attr.preferred_mem_loc, m.attr.atomic) };
         enum Change {
@@ -618,12 +724,13 @@ impl Sim {
                 Change::Atomic(val.val)
             }
             DRM_XE_MEM_RANGE_ATTR_PAT => {
-                if val.val >= N_PAT || val.pad != 0 || val.reserved != 0 {
+                // madvise_args_are_sane: past the table, or reserved (no coherency mode).
+                if val.val >= N_PAT || pat_coh(val.val) == 0 || val.pad != 0 || val.reserved != 0 {
                     return Err(Errno::EINVAL);
                 }
                 Change::Pat(val.val as u16)
             }
-            DRM_XE_VMA_ATTR_PURGEABLE_STATE if v7 => {
+            DRM_XE_VMA_ATTR_PURGEABLE_STATE if v7_1 => {
                 // SAFETY: union member, plain data.
                 let p = unsafe { m.attr.purge_state_val };
                 if p.val > DRM_XE_VMA_PURGEABLE_STATE_DONTNEED || p.pad != 0 {
@@ -640,9 +747,25 @@ impl Sim {
             _ => return Err(Errno::EINVAL),
         };
         self.count(&self.counters.madvise_calls, 1);
+        let integrated = !self.topo.devices[dev as usize].has_vram();
         let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&m.vm_id).unwrap();
+        // After the arguments and the target device: the span must lie in
+        // the VM (xe_vm_alloc_madvise_vma -> drm_gpuvm range check), VMA or
+        // not, and must not wrap.
+        let end = match start.checked_add(m.range) {
+            Some(end) if end <= vm.va_size => end,
+            _ => return Err(Errno::EINVAL),
+        };
         if vm.vmas_in(start, end).is_empty() {
             return Ok(()); // no VMA: nothing to do
+        }
+        // check_pat_args_are_sane: on an integrated GPU a non-coherent PAT
+        // over CPU-cached memory (SVM mirror ranges) is refused.
+        if let Change::Pat(p) = change {
+            let mirror = vm.vmas_in(start, end).iter().any(|vs| vm.vmas[vs].kind == VmaKind::Mirror);
+            if integrated && pat_coh(p as u32) == COH_NONE && mirror {
+                return Err(Errno::EINVAL);
+            }
         }
         let mut straddling = vm.split_at(start);
         straddling.extend(vm.split_at(end));
@@ -685,19 +808,28 @@ impl Sim {
 
     fn query_mem_range_attrs(&self, g: &Guard, fd: RawFd, arg: u64, udir: u32, usz: usize) -> Result<()> {
         let mut q: drm_xe_vm_query_mem_range_attr = copy_in(arg, udir, usz)?;
+        let attr_size = size_of::<drm_xe_mem_range_attr>() as u64;
+        // xe_vm_query_vmas_attrs_ioctl: the arguments, then the VM.
+        let bad = if q.num_mem_ranges == 0 {
+            q.vector_of_mem_attr != 0 || q.sizeof_mem_range_attr != 0
+        } else {
+            q.vector_of_mem_attr == 0 || q.sizeof_mem_range_attr != attr_size
+        };
+        if bad {
+            return Err(Errno::EINVAL);
+        }
         let vm = g.files[&fd].vms.get(&q.vm_id).ok_or(Errno::EINVAL)?;
         let end = q.start.saturating_add(q.range);
         let vmas = vm.vmas_in(q.start, end);
         if q.num_mem_ranges == 0 {
-            if q.vector_of_mem_attr != 0 || q.sizeof_mem_range_attr != 0 {
-                return Err(Errno::EINVAL);
-            }
             q.num_mem_ranges = vmas.len() as u32;
-            q.sizeof_mem_range_attr = size_of::<drm_xe_mem_range_attr>() as u64;
+            q.sizeof_mem_range_attr = attr_size;
             return copy_out(arg, udir, usz, &q);
         }
-        if q.vector_of_mem_attr == 0 || q.sizeof_mem_range_attr != size_of::<drm_xe_mem_range_attr>() as u64 {
-            return Err(Errno::EINVAL);
+        // The kernel allocates num_mem_ranges entries first: kvmalloc refuses
+        // more than INT_MAX bytes (ENOBUFS for more than one entry).
+        if q.num_mem_ranges as u64 * attr_size > KVMALLOC_MAX {
+            return Err(if q.num_mem_ranges > 1 { Errno::ENOBUFS } else { Errno::ENOMEM });
         }
         if vmas.len() > q.num_mem_ranges as usize {
             return Err(Errno::ENOSPC);

@@ -350,7 +350,7 @@ impl Sim {
     /// Maps [start, start+size) anew (MAP_FIXED): anonymous, or file-backed
     /// (`file`), which can never be placed in VRAM. Old contents are gone.
     pub fn mmap(&self, start: u64, size: u64, file: bool) -> Result<()> {
-        let end = check_span(start, size)?;
+        let end = map_span(start, size)?;
         let mut g = self.state.lock();
         self.unmap_span(&mut g, start, end);
         g.mem.set_cpu_kind(start, end, if file { mem::CpuKind::File } else { mem::CpuKind::Anonymous });
@@ -361,7 +361,7 @@ impl Sim {
     /// (MMU notifier UNMAP + garbage collector, kernel-model §8), and mirror
     /// VMAs bound with MADVISE_AUTORESET get default attributes back.
     pub fn munmap(&self, start: u64, size: u64) -> Result<()> {
-        let end = check_span(start, size)?;
+        let end = map_span(start, size)?;
         let mut g = self.state.lock();
         self.unmap_span(&mut g, start, end);
         g.mem.set_cpu_kind(start, end, mem::CpuKind::Unmapped);
@@ -607,6 +607,19 @@ impl Sim {
     /// Heap bytes the memory model holds (for the simulator benchmark).
     pub fn footprint(&self) -> u64 {
         self.state.lock().mem.footprint()
+    }
+}
+
+/// A span for mmap(MAP_FIXED) / munmap: as Linux, the start must be page
+/// aligned (EINVAL) and the length is rounded up to whole pages.
+fn map_span(start: u64, size: u64) -> Result<u64> {
+    if start % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = check_span(start, size)?;
+    match end.checked_next_multiple_of(PAGE) {
+        Some(e) if e <= mem::VA_END => Ok(e),
+        _ => Err(Errno::EINVAL),
     }
 }
 

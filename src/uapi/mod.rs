@@ -126,6 +126,16 @@ pub const DRM_XE_QUERY_CONFIG_FLAG_HAS_VRAM: u64 = 1 << 0;
 pub const DRM_XE_QUERY_CONFIG_FLAG_HAS_LOW_LATENCY: u64 = 1 << 1;
 pub const DRM_XE_QUERY_CONFIG_FLAG_HAS_CPU_ADDR_MIRROR: u64 = 1 << 2;
 pub const DRM_XE_QUERY_CONFIG_FLAG_HAS_NO_COMPRESSION_HINT: u64 = 1 << 3;
+pub const DRM_XE_QUERY_CONFIG_FLAG_HAS_DISABLE_STATE_CACHE_PERF_FIX: u64 = 1 << 4;
+pub const DRM_XE_QUERY_CONFIG_FLAG_HAS_PURGING_SUPPORT: u64 = 1 << 5;
+
+// §5.4 engine classes
+pub const DRM_XE_ENGINE_CLASS_RENDER: u16 = 0;
+pub const DRM_XE_ENGINE_CLASS_COPY: u16 = 1;
+pub const DRM_XE_ENGINE_CLASS_VIDEO_DECODE: u16 = 2;
+pub const DRM_XE_ENGINE_CLASS_VIDEO_ENHANCE: u16 = 3;
+pub const DRM_XE_ENGINE_CLASS_COMPUTE: u16 = 4;
+pub const DRM_XE_ENGINE_CLASS_VM_BIND: u16 = 5;
 
 // §5.4 GT types
 pub const DRM_XE_QUERY_GT_TYPE_MAIN: u16 = 0;
@@ -280,6 +290,35 @@ layout!(drm_xe_query_gt_list, size 8, align 8, num_gt = 0, pad = 4);
 /// Byte offset of the first element after each flexible-array header (the C
 /// headers' alignment of the u64-aligned element arrays puts them at 8).
 pub const QUERY_ARRAY_OFFSET: usize = 8;
+
+/// §4.6 engines: one engine instance (size 8, align 2).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct drm_xe_engine_class_instance {
+    pub engine_class: u16,
+    pub engine_instance: u16,
+    pub gt_id: u16,
+    pub pad: u16,
+}
+layout!(drm_xe_engine_class_instance, size 8, align 2, engine_class = 0, engine_instance = 2, gt_id = 4, pad = 6);
+
+/// §4.6 engines: one element of the ENGINES reply.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct drm_xe_engine {
+    pub instance: drm_xe_engine_class_instance,
+    pub reserved: [u64; 3],
+}
+layout!(drm_xe_engine, size 32, align 8, instance = 0, reserved = 8);
+
+/// §4.6 header of the ENGINES reply; `num_engines` × [`drm_xe_engine`] follow.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct drm_xe_query_engines {
+    pub num_engines: u32,
+    pub pad: u32,
+}
+layout!(drm_xe_query_engines, size 8, align 8, num_engines = 0, pad = 4);
 
 /// §4.6 (`type` is `gt_type` here: `type` is a Rust keyword).
 #[repr(C)]
