@@ -15,8 +15,11 @@ case "$prefix" in /*) ;; *) prefix="$(pwd)/$prefix" ;; esac
 
 if [ "$profile" = release ]; then cargo build -q --release -p xesvm --lib; else cargo build -q -p xesvm --lib; fi
 
-version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+# The first `version = ` line (sed quits there: no pipe that can break).
+version=$(sed -n '/^version = "\(.*\)"$/{s//\1/p;q}' Cargo.toml)
 major=$(sed -n 's/^const ABI_MAJOR: &str = "\(.*\)";$/\1/p' build.rs)
+[ -n "$version" ] || { echo "install: no 'version = \"...\"' line in Cargo.toml" >&2; exit 1; }
+[ -n "$major" ] || { echo "install: no ABI_MAJOR constant in build.rs" >&2; exit 1; }
 root="${DESTDIR:-}$prefix"
 lib="$root/lib"
 inc="$root/include"

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 need cc gcc
 need pkg-config pkg-config
 need cmake cmake
+# The kernel driver path end to end (capi-tests/umockdev).
+need umockdev-wrapper umockdev
+need_pc umockdev-1.0 libumockdev-dev
 
 echo "== cargo test"
 cargo test --workspace
@@ -15,7 +18,7 @@ cargo test --workspace
 echo "== C tests (ctest)"
 cargo build -q -p xesvm --lib
 export PKG_CONFIG_PATH="$(pwd)/target/debug/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-cmake -S capi-tests -B target/capi-tests -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake -S capi-tests -B target/capi-tests -DCMAKE_BUILD_TYPE=Debug -DXESVM_REQUIRE_UMOCKDEV=ON >/dev/null
 cmake --build target/capi-tests -j 2
 ctest --test-dir target/capi-tests --output-on-failure -j 2
 

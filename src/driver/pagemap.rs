@@ -35,9 +35,28 @@ pub struct PageTable {
 }
 
 /// The process's page table, opened on first use (None where it cannot be).
+///
+/// `XESVM_PAGEMAP` restricts how it is read, never widens it: `off` (records
+/// only, as under a seccomp filter that denies it), `read` (pread, no
+/// PAGEMAP_SCAN), `unprivileged` (no PFNs even with CAP_SYS_ADMIN). For
+/// processes where reads cost more than they tell, and for tests whose
+/// memory is simulated (the umockdev test of the kernel path).
 pub fn process_page_table() -> Option<&'static PageTable> {
     static PT: OnceLock<Option<PageTable>> = OnceLock::new();
-    PT.get_or_init(|| PageTable::open(c"/proc/self/pagemap").ok()).as_ref()
+    PT.get_or_init(|| {
+        let pt = PageTable::open(c"/proc/self/pagemap").ok()?;
+        let a = pt.access();
+        match std::env::var("XESVM_PAGEMAP").as_deref() {
+            Ok("off") => None,
+            Ok("read") => pt.restricted(PageTableAccess { source: PageTableSource::Read, privileged: a.privileged }).ok(),
+            Ok("unprivileged") => {
+                let source = if pt.has_scan { PageTableSource::Scan } else { PageTableSource::Read };
+                pt.restricted(PageTableAccess { source, privileged: false }).ok()
+            }
+            _ => Some(pt),
+        }
+    })
+    .as_ref()
 }
 
 /// What the kernel's page table gives this process.
