@@ -1,0 +1,191 @@
+//! Attributes kept consistent on every device VM: the preferred location
+//! each VM should have for a placement (step 2 of the flow), the madvise
+//! calls that apply it, and the runtime's own set_preferred / set_atomic.
+
+use std::sync::atomic::Ordering;
+
+use super::*;
+
+impl Context {
+    /// The preferred location each device VM should have for `cand`: the
+    /// pagemap by fd + instance where the kernel supports multi-device madvise
+    /// and the device can reach it; DEFAULT_DEVICE on the owner where it does
+    /// not (6.18); DEFAULT_SYSTEM everywhere for system memory. When `cand`
+    /// is the accessing device's own VRAM (the kernel's default placement,
+    /// kernel-model §3.1), every other VM gets the kernel's default,
+    /// DEFAULT_DEVICE, too: one value on every VM, and no madvise (with its
+    /// PTE zap and TLB invalidation) each time the accessing device changes.
+    pub(super) fn desired_pref(&self, slots: &[Slot], on: &Device, cand: Pagemap, accessing: Option<u16>) -> Option<PrefApplied> {
+        match cand {
+            Pagemap::System => Some(PrefApplied::DefaultSystem),
+            Pagemap::Vram { device, .. } if accessing == Some(device) && on.slot != device => Some(PrefApplied::DefaultDevice),
+            Pagemap::Vram { device, tile } => {
+                let owner = Context::check_pagemap(slots, cand).ok()??;
+                let instance = owner.tiles[tile as usize]?.instance;
+                if on.slot == device {
+                    // Own VRAM: DEFAULT_DEVICE says "the faulting tile", which is
+                    // the target on single-tile devices and on 6.18.
+                    if on.tiles.len() == 1 || !on.multi_device_ok() {
+                        Some(PrefApplied::DefaultDevice)
+                    } else {
+                        Some(PrefApplied::Device { slot: device, instance })
+                    }
+                } else if on.multi_device_ok() && self.links.read().get(on.slot, device).usable() {
+                    Some(PrefApplied::Device { slot: device, instance })
+                } else {
+                    None // cannot be expressed on this VM: leave it alone
+                }
+            }
+        }
+    }
+
+    /// Step 2 for every open device; returns what was applied (for the record).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn apply_preferred(
+        &self,
+        slots: &[Slot],
+        accessing_slot: Option<u16>,
+        start: u64,
+        end: u64,
+        cand: Pagemap,
+        summary: &Record,
+        placed: &mut Placed,
+        applied: &mut Vec<(u16, DevAttrs)>,
+    ) -> std::result::Result<(), Miss> {
+        // A preferred location the runtime set stays on every VM: the
+        // default-placement rule of desired_pref applies only without one.
+        let default_for = accessing_slot.filter(|_| summary.preferred.is_none());
+        for d in slots.iter().filter_map(|s| s.dev.as_ref()) {
+            if d.check_alive().is_err() {
+                continue;
+            }
+            // Only the accessing device's failures make the candidate fall back.
+            let accessing = accessing_slot == Some(d.slot);
+            let Some(want) = self.desired_pref(slots, d, cand, default_for) else {
+                if accessing {
+                    // The accessing device cannot reach the peer pagemap: no
+                    // link (ENOLINK), or no multi-device madvise (6.18).
+                    let no_link = cand.device().is_some_and(|t| !self.links.read().get(d.slot, t).usable());
+                    return Err(Miss::Fallback(if no_link { Errno::ENOLINK } else { Errno::EOPNOTSUPP }));
+                }
+                continue;
+            };
+            let mut a = summary.attrs(d.slot);
+            if a.pref == want {
+                continue; // recorded: the madvise would zap PTEs for nothing
+            }
+            match self.madvise_pref(slots, d, start, end, want, placed) {
+                Ok(()) => {
+                    a.pref = want;
+                    applied.push((d.slot, a));
+                }
+                Err(Errno::ENOLINK) => {
+                    if let Some(t) = cand.device() {
+                        self.links.write().set(d.slot, t, LinkState::Absent);
+                    }
+                    self.stats.count_errno(Errno::ENOLINK);
+                    if accessing {
+                        return Err(Miss::Fallback(Errno::ENOLINK));
+                    }
+                }
+                Err(Errno::EINVAL) if matches!(want, PrefApplied::Device { .. }) && d.multi_device_unknown() => {
+                    // region_instance is pad on 6.18: this kernel has no multi-device madvise.
+                    d.set_multi_device(false);
+                    if let Some(w) = self.desired_pref(slots, d, cand, default_for) {
+                        if self.madvise_pref(slots, d, start, end, w, placed).is_ok() {
+                            a.pref = w;
+                            applied.push((d.slot, a));
+                        }
+                    } else if accessing {
+                        return Err(Miss::Fallback(Errno::EOPNOTSUPP));
+                    }
+                }
+                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
+                    d.mark_dead(e);
+                    self.stats.count_errno(e);
+                    if accessing {
+                        return Err(Miss::Fatal(e));
+                    }
+                    if cand.device() == Some(d.slot) {
+                        return Err(Miss::Fallback(e));
+                    }
+                }
+                Err(e) => {
+                    self.stats.count_errno(e);
+                    return Err(Miss::Fatal(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn madvise_pref(&self, slots: &[Slot], on: &Device, start: u64, end: u64, p: PrefApplied, placed: &mut Placed) -> Result<()> {
+        let fd_of = |slot: u16| slots.get(slot as usize).and_then(|s| s.dev.as_ref()).map_or(-1, |d| d.fd);
+        let loc = p.to_uapi(fd_of);
+        let r = self.restarting(placed, || xe::madvise_preferred_loc(&*self.driver, on.fd, on.vm_id, start, end - start, loc));
+        self.stats.local().madvise.fetch_add(1, Ordering::Relaxed);
+        if r.is_ok() && matches!(p, PrefApplied::Device { .. }) {
+            on.set_multi_device(true);
+        }
+        r
+    }
+
+    /// Sets the preferred location of a range on every device VM (the
+    /// kernel's attributes are per VM; conflicting values are undefined, so
+    /// the library keeps them equal). Devices that cannot reach the pagemap
+    /// keep theirs; the range query shows each VM's value.
+    pub fn set_preferred(&self, start: u64, size: u64, pm: Pagemap) -> Result<()> {
+        let end = check_span(start, size)?;
+        let _g = self.slow.lock();
+        let slots = self.slots.read();
+        Context::check_pagemap(&slots, pm)?;
+        let summary = self.summary(start, end);
+        let mut placed = Placed::default();
+        let mut applied = Vec::new();
+        // Step 2 of alloc_vram, with no accessing device.
+        let result = self.apply_preferred(&slots, None, start, end, pm, &summary, &mut placed, &mut applied).map_err(|m| match m {
+            Miss::Fallback(e) | Miss::Fatal(e) => e,
+        });
+        let ok = result.is_ok();
+        self.record(start, end, &applied, |r| {
+            if ok {
+                r.preferred = Some(pm);
+            }
+        });
+        result
+    }
+
+    /// Sets the atomic mode (DRM_XE_ATOMIC_*) of a range on every device VM.
+    pub fn set_atomic(&self, start: u64, size: u64, mode: u32) -> Result<()> {
+        let end = check_span(start, size)?;
+        if mode > DRM_XE_ATOMIC_CPU {
+            return Err(Errno::EINVAL);
+        }
+        let _g = self.slow.lock();
+        let slots = self.slots.read();
+        let summary = self.summary(start, end);
+        let mut applied = Vec::new();
+        let mut placed = Placed::default();
+        for d in slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok()) {
+            let mut a = summary.attrs(d.slot);
+            if a.atomic == mode {
+                continue;
+            }
+            self.stats.local().madvise.fetch_add(1, Ordering::Relaxed);
+            match self.restarting(&mut placed, || xe::madvise_atomic(&*self.driver, d.fd, d.vm_id, start, size, mode)) {
+                Ok(()) => {
+                    a.atomic = mode;
+                    applied.push((d.slot, a));
+                }
+                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => d.mark_dead(e),
+                Err(e) => {
+                    // What was applied before the failure stays recorded.
+                    self.record(start, end, &applied, |_| {});
+                    return Err(e);
+                }
+            }
+        }
+        self.record(start, end, &applied, |_| {});
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! `evict`: send a range back to system memory on every device that holds
+//! it, verified in the page table where it can be read.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::record::merge_pieces;
+use super::*;
+
+impl Context {
+
+    /// Sends [start, start+size) back to system memory on every device that
+    /// holds any of it. Returns the bytes that moved (as far as known).
+    pub fn evict(&self, start: u64, size: u64) -> Result<Placed> {
+        let end = check_span(start, size)?;
+        self.stats.local().evict_calls.fetch_add(1, Ordering::Relaxed);
+        let _g = self.slow.lock();
+        let slots = self.slots.read();
+        let mut placed = Placed::default();
+        let alive: Vec<Arc<Device>> = slots.iter().filter_map(|s| s.dev.clone()).filter(|d| d.check_alive().is_ok()).collect();
+        let summary = self.summary(start, end);
+        // Who holds it: the page table says whether anyone does (and who, to
+        // a privileged reader); else the record; else every device.
+        let before = self.observe(start, end);
+        let named = before.and_then(|s| Context::named_pagemap(&slots, &s));
+        let holders: Vec<Arc<Device>> = match (before, named, summary.residency) {
+            (Some(s), _, _) if s.in_system() => Vec::new(),
+            (_, Some(Pagemap::Vram { device, .. }), _) => alive.iter().filter(|d| d.slot == device).cloned().collect(),
+            (None, _, Some(Pagemap::System)) => Vec::new(),
+            (_, _, Some(Pagemap::Vram { device, .. })) => alive.iter().filter(|d| d.slot == device).cloned().collect(),
+            _ => alive.clone(),
+        };
+        for d in &holders {
+            match self.prefetch(d, start, size, 0, &mut placed) {
+                Ok(()) => {}
+                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => d.mark_dead(e),
+                Err(e) => {
+                    self.stats.count_errno(e);
+                    return Err(e);
+                }
+            }
+        }
+        if !holders.is_empty() {
+            placed.bytes_moved = size;
+            self.stats.local().evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        if before.is_some() {
+            let in_system = |c: &Context| c.observe(start, end).is_some_and(|s| s.in_system());
+            placed.verified = holders.is_empty() || in_system(self);
+            if !placed.verified {
+                // Swallowed failure, or a GPU fault raced us: once more, from every device.
+                placed.retries += 1;
+                self.stats.count_errno(Errno::EBUSY);
+                for d in &alive {
+                    let _ = self.prefetch(d, start, size, 0, &mut placed);
+                }
+                placed.verified = in_system(self);
+            }
+            if !placed.verified {
+                // It will not stay: concurrent GPU accesses keep pulling it back.
+                return Err(Errno::EBUSY);
+            }
+        }
+        let now = self.driver.now_ns();
+        let moved = !holders.is_empty();
+        let observed_at = if placed.verified { now.max(1) } else { 0 };
+        self.track.write().replace(start, end, |pieces| {
+            let mut r = merge_pieces(pieces);
+            r.residency = Some(Pagemap::System);
+            r.observed_at.store(observed_at, Ordering::Relaxed);
+            if moved {
+                r.record_move(now);
+            }
+            r
+        });
+        self.account(&slots, summary.residency, Some(Pagemap::System), size);
+        placed.pagemap = Some(Pagemap::System);
+        Ok(placed)
+    }
+}

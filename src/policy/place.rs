@@ -1,0 +1,398 @@
+//! `alloc_vram`, the placement flow of design.md: the in-place check (step
+//! 1), the thrash guard (step 5, checked first), then candidates in order
+//! (target, local VRAM, system), each with attributes (step 2, in
+//! `attributes`), the prefetch (step 3) and the answer to every errno and
+//! to a prefetch the page table shows did not happen (step 4).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::record::merge_pieces;
+use super::*;
+
+impl Context {
+
+    /// Makes [start, start+size) resident in `target` for accesses by device
+    /// `h` (design.md, "The placement flow"), and reports what happened.
+    pub fn alloc_vram(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags) -> Result<Placed> {
+        let end = check_span(start, size)?;
+        self.stats.local().alloc_calls.fetch_add(1, Ordering::Relaxed);
+        {
+            // Step 1: the cheap check, zero ioctls.
+            let slots = self.slots.read();
+            let dev = Context::device_in(&slots, h)?;
+            dev.check_alive()?;
+            if let Some(d) = Context::check_pagemap(&slots, target)? {
+                d.check_alive()?;
+            }
+            if let Check::InPlace(p) = self.in_place(&slots, dev, start, end, target) {
+                self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
+                return Ok(p);
+            }
+        }
+        let _g = self.slow.lock();
+        let slots = self.slots.read();
+        let dev = Context::device_in(&slots, h)?.clone();
+        // Another thread may have placed it while we waited (an observation
+        // made before the wait would be stale now: this one is fresh).
+        let seen = match self.in_place(&slots, &dev, start, end, target) {
+            Check::InPlace(p) => {
+                self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
+                return Ok(p);
+            }
+            Check::Moved(seen) => Some(seen),
+            Check::Unknown => None,
+        };
+        let r = self.place(&slots, &dev, start, end, target, flags, seen);
+        if let Ok(p) = &r {
+            self.stats.local().bytes_moved.fetch_add(p.bytes_moved, Ordering::Relaxed);
+            self.stats.local().retries.fetch_add(p.retries as u64, Ordering::Relaxed);
+            if p.bytes_moved > 0 {
+                self.stats.local().migrations.fetch_add(1, Ordering::Relaxed);
+            }
+            if p.fell_back {
+                self.stats.local().fallbacks.fetch_add(1, Ordering::Relaxed);
+            }
+            if p.pinned {
+                self.stats.local().pins.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
+    /// Step 1: the record says the range is in `target`, the accessing
+    /// device's VM will leave it there, and that still holds (believed,
+    /// fresh, settled, or confirmed by the page table).
+    pub(super) fn in_place(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap) -> Check {
+        let track = self.track.read();
+        let Some(rec) = track.exact(start, end) else { return Check::Unknown };
+        if rec.residency != Some(target) || !faults_keep(dev, rec.attrs(dev.slot).pref, target) {
+            return Check::Unknown;
+        }
+        let now = self.driver.now_ns();
+        let verified = match self.confirm(slots, rec, start, end, target, now) {
+            Ok(v) => v,
+            Err(seen) => return Check::Moved(seen),
+        };
+        rec.use_once();
+        // LRU stamp: rewritten only when stale, so that threads finding the
+        // same range in place do not bounce its cache line.
+        if now.saturating_sub(rec.last_used.load(Ordering::Relaxed)) > LRU_GRANULE_NS {
+            rec.last_used.store(now, Ordering::Relaxed);
+        }
+        Check::InPlace(Placed { pagemap: Some(target), in_place: true, verified, ..Default::default() })
+    }
+
+    /// The slow path of alloc_vram: thrash guard, then candidates in order
+    /// (target, local VRAM, system) until one works.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn place(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, target: Pagemap, flags: AllocFlags, seen: Option<Seen>) -> Result<Placed> {
+        let now = self.driver.now_ns();
+        let mut summary = self.summary(start, end);
+        let mut placed = Placed::default();
+        // What the page table shows (observed now, unless step 1 just did).
+        // A range not where the record says was moved by someone else: the
+        // CPU pulled it back, or another device's GPU fault took it. That
+        // move counts in its history (so CPU-GPU ping-pong meets the thrash
+        // guard too), and the current place is what was seen.
+        // Only ranges the engine placed are looked at, and only where the
+        // answer can change the decision: a range believed in the target
+        // (is it still?), or any, for a reader that can name devices. A
+        // range believed elsewhere is moved either way; the read after the
+        // prefetch verifies it.
+        let worth = summary.residency.is_some_and(|r| r == target || self.access.names_devices());
+        let seen = seen.or_else(|| if worth { self.observe(start, end) } else { None });
+        if let Some(seen) = &seen {
+            let actual = self.place_of(slots, seen, summary.residency);
+            if summary.residency.is_some() && actual != summary.residency {
+                summary.record_move(now);
+            }
+            summary.residency = actual;
+        }
+
+        // Step 5 (checked first): the thrash guard.
+        if !flags.ignore_thrash_guard {
+            if let Some(cur) = summary.residency.filter(|&c| c != target) {
+                if now < summary.pinned_until || summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves) {
+                    let until = summary.pinned_until.max(now + self.config.pin_ns);
+                    // Map it remotely from the accessing device where the link allows.
+                    let remote = match cur {
+                        Pagemap::System => Some(PrefApplied::DefaultSystem),
+                        Pagemap::Vram { device, .. } if device == dev.slot => None,
+                        Pagemap::Vram { device, tile } if self.links.read().get(dev.slot, device).usable() => {
+                            let inst = Context::check_pagemap(slots, cur)?.and_then(|d| d.tiles[tile as usize]).map(|t| t.instance);
+                            inst.filter(|_| dev.multi_device_ok()).map(|instance| PrefApplied::Device { slot: device, instance })
+                        }
+                        _ => None,
+                    };
+                    let mut attrs = None;
+                    if let Some(p) = remote {
+                        if summary.attrs(dev.slot).pref != p {
+                            let mut a = summary.attrs(dev.slot);
+                            a.pref = p;
+                            if self.madvise_pref(slots, dev, start, end, p, &mut placed).is_ok() {
+                                attrs = Some(a);
+                            }
+                        }
+                    }
+                    self.track.write().replace(start, end, |pieces| {
+                        let mut r = merge_pieces(pieces);
+                        r.moves = summary.moves.clone();
+                        r.residency = Some(cur);
+                        r.pinned_until = until;
+                        if let Some(a) = attrs {
+                            r.set_attrs(dev.slot, a);
+                        }
+                        r
+                    });
+                    placed.pagemap = Some(cur);
+                    placed.pinned = true;
+                    return Ok(placed);
+                }
+            }
+        }
+
+        // The runtime follows resolve's advice to leave a thrashing range
+        // where it is (served remotely): that is a pin too, so that the uses
+        // it now gets there do not end it before its time.
+        if !flags.ignore_thrash_guard
+            && summary.residency == Some(target)
+            && target.device() != Some(dev.slot)
+            && summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves)
+        {
+            summary.pinned_until = summary.pinned_until.max(now + self.config.pin_ns);
+            placed.pinned = true;
+        }
+        let mut candidates = vec![target];
+        if !flags.no_fallback {
+            if let Pagemap::Vram { device, .. } = target {
+                if device != dev.slot {
+                    if let Some(tile) = dev.tiles.iter().position(|t| t.is_some()) {
+                        candidates.push(Pagemap::Vram { device: dev.slot, tile: tile as u16 });
+                    }
+                }
+            }
+            if target != Pagemap::System {
+                candidates.push(Pagemap::System);
+            }
+        }
+        let mut last = Errno::EIO;
+        for (i, &cand) in candidates.iter().enumerate() {
+            match self.try_candidate(slots, dev, start, end, cand, &summary, seen.as_ref(), &mut placed) {
+                Ok(()) => {
+                    if i > 0 {
+                        placed.fell_back = true;
+                        placed.cause = Some(last);
+                    }
+                    placed.pagemap = Some(cand);
+                    return Ok(placed);
+                }
+                Err(Miss::Fatal(e)) => return Err(e),
+                Err(Miss::Fallback(e)) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Attributes + prefetch + verification for one candidate (steps 2-4).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn try_candidate(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, cand: Pagemap, summary: &Record, seen: Option<&Seen>, placed: &mut Placed) -> std::result::Result<(), Miss> {
+        // Step 2: the same preferred location on every device VM, skipping
+        // madvise calls whose effect is recorded. What was applied is recorded
+        // however the attempt ends, so the record never disagrees with the kernel.
+        let mut applied = Vec::new();
+        let outcome = self
+            .apply_preferred(slots, Some(dev.slot), start, end, cand, summary, placed, &mut applied)
+            .and_then(|()| self.migrate_verified(slots, dev, start, end, cand, summary, seen, placed));
+        let moved = match outcome {
+            Ok(moved) => moved,
+            Err(m) => {
+                self.record(start, end, &applied, |_| {});
+                return Err(m);
+            }
+        };
+        if moved {
+            placed.bytes_moved += end - start;
+        }
+        // Record what is true now.
+        let now = self.driver.now_ns();
+        let observed_at = if placed.verified { now.max(1) } else { 0 };
+        self.record(start, end, &applied, |r| {
+            r.residency = Some(cand);
+            r.observed_at.store(observed_at, Ordering::Relaxed);
+            r.last_used.store(now, Ordering::Relaxed);
+            r.moves = summary.moves.clone();
+            r.pinned_until = r.pinned_until.max(summary.pinned_until);
+            *r.uses.get_mut() = summary.uses.load(Ordering::Relaxed);
+            if moved {
+                r.record_move(now);
+            }
+            // The launch this placement is for uses it here.
+            r.use_once();
+        });
+        self.account(slots, summary.residency, Some(cand), end - start);
+        Ok(())
+    }
+
+    /// Steps 3 and 4: PREFETCH with user fence, each errno's answer, and the
+    /// check that the range really is there. Returns whether data moved.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn migrate_verified(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, cand: Pagemap, summary: &Record, seen: Option<&Seen>, placed: &mut Placed) -> std::result::Result<bool, Miss> {
+        let size = end - start;
+        let (region, via) = match cand {
+            Pagemap::System => (0, dev.clone()),
+            Pagemap::Vram { device, tile } => {
+                let owner = Context::check_pagemap(slots, cand)?.expect("VRAM pagemap").clone();
+                owner.check_alive().map_err(Miss::Fallback)?;
+                let inst = owner.tiles[tile as usize].unwrap().instance;
+                if device == dev.slot {
+                    (inst as u32, dev.clone())
+                } else {
+                    // A peer: prefetch from the accessing VM, consulting the
+                    // preferred location just set (IGT xe_multigpu_svm).
+                    (DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC, dev.clone())
+                }
+            }
+        };
+        let (mut busy_retried, mut room_retried) = (false, false);
+        // The page table shows it already there (system memory, or the
+        // pagemap the record believes or a privileged reader names): no
+        // prefetch to issue.
+        // (For system memory the page table alone answers; look now if step
+        // 1 did not: one read is cheaper than a prefetch that can fail.)
+        let looked = match (seen, cand) {
+            (None, Pagemap::System) => self.observe(start, end),
+            (s, _) => s.copied(),
+        };
+        let already = looked.is_some_and(|s| {
+            self.agrees(slots, &s, cand) && (cand == Pagemap::System || self.access.names_devices() || summary.residency == Some(cand))
+        });
+        loop {
+            if already {
+                placed.verified = true;
+                break;
+            }
+            match self.prefetch(&via, start, size, region, placed) {
+                Ok(()) => {}
+                Err(Errno::EBUSY) if !busy_retried => {
+                    // The kernel thread's rule: evict to system, retry once.
+                    busy_retried = true;
+                    placed.retries += 1;
+                    self.stats.count_errno(Errno::EBUSY);
+                    let _ = self.prefetch(&via, start, size, 0, placed);
+                    continue;
+                }
+                Err(e @ (Errno::ENOMEM | Errno::ENOSPC)) if !room_retried && cand != Pagemap::System => {
+                    room_retried = true;
+                    placed.retries += 1;
+                    self.stats.count_errno(e);
+                    self.make_room(slots, cand, start, end, placed);
+                    continue;
+                }
+                Err(e @ (Errno::EBUSY | Errno::ENOMEM | Errno::ENOSPC)) => {
+                    self.stats.count_errno(e);
+                    return Err(Miss::Fallback(e));
+                }
+                Err(Errno::ENOLINK) => {
+                    self.stats.count_errno(Errno::ENOLINK);
+                    if let Some(d) = cand.device() {
+                        self.links.write().set(dev.slot, d, LinkState::Absent);
+                    }
+                    return Err(Miss::Fallback(Errno::ENOLINK));
+                }
+                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
+                    self.stats.count_errno(e);
+                    via.mark_dead(e);
+                    return Err(Miss::Fatal(e));
+                }
+                Err(e) => {
+                    self.stats.count_errno(e);
+                    return Err(Miss::Fatal(e));
+                }
+            }
+            // Step 4: a prefetch that reported success but left the range
+            // elsewhere (kernel-model §7) counts as EBUSY, where observable.
+            if let Some(after) = self.observe(start, end) {
+                if !self.agrees(slots, &after, cand) {
+                    self.stats.local().unverified.fetch_add(1, Ordering::Relaxed);
+                    if !busy_retried {
+                        busy_retried = true;
+                        placed.retries += 1;
+                        let _ = self.prefetch(&via, start, size, 0, placed);
+                        continue;
+                    }
+                    return Err(Miss::Fallback(Errno::EBUSY));
+                }
+                placed.verified = true;
+            }
+            break;
+        }
+        Ok(!already && summary.residency != Some(cand))
+    }
+
+    pub(super) fn prefetch(&self, on: &Device, start: u64, size: u64, region: u32, placed: &mut Placed) -> Result<()> {
+        self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
+        self.restarting(placed, || xe::prefetch(&*self.driver, on.fd, on.vm_id, start, size, region))
+    }
+
+    /// Runs an ioctl, restarting on EINTR/EAGAIN (bounded), counting it.
+    pub(super) fn restarting(&self, placed: &mut Placed, mut f: impl FnMut() -> Result<()>) -> Result<()> {
+        let mut n = 0;
+        loop {
+            placed.ioctls += 1;
+            self.stats.local().ioctls.fetch_add(1, Ordering::Relaxed);
+            match f() {
+                Err(e @ (Errno::EINTR | Errno::EAGAIN)) if n < MAX_RESTARTS => {
+                    n += 1;
+                    placed.retries += 1;
+                    self.stats.count_errno(e);
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// ENOMEM/ENOSPC: evicts this context's least recently used ranges on
+    /// `pm` (not overlapping the one being placed) until `size` bytes are free.
+    pub(super) fn make_room(&self, slots: &[Slot], pm: Pagemap, start: u64, end: u64, placed: &mut Placed) {
+        let Some(owner) = Context::check_pagemap(slots, pm).ok().flatten().cloned() else { return };
+        let victims = self.track.read().lru_on(pm);
+        let mut freed = 0;
+        for (s, e) in victims {
+            if freed >= end - start {
+                break;
+            }
+            if s < end && start < e {
+                continue;
+            }
+            if self.prefetch(&owner, s, e - s, 0, placed).is_ok() {
+                freed += e - s;
+                self.stats.local().lru_evictions.fetch_add(1, Ordering::Relaxed);
+                self.track.write().replace(s, e, |pieces| {
+                    let mut r = merge_pieces(pieces);
+                    r.residency = Some(Pagemap::System);
+                    r.observed_at.store(0, Ordering::Relaxed);
+                    r
+                });
+                self.account(slots, Some(pm), Some(Pagemap::System), e - s);
+            }
+        }
+    }
+
+}
+
+/// Whether a device's GPU faults leave a range in `target` under the
+/// preferred location recorded for its VM (kernel-model §3.1; §14 rows 4,
+/// 10, 12): its own VRAM under DEFAULT_DEVICE or named, a peer's only when
+/// named, system memory under DEFAULT_SYSTEM (or on a device without VRAM).
+/// Otherwise its next fault would migrate the range (rows 3, 5, 13), so the
+/// placement is not done even where the pages are.
+pub(super) fn faults_keep(dev: &Device, pref: PrefApplied, target: Pagemap) -> bool {
+    match (target, pref) {
+        (Pagemap::System, PrefApplied::DefaultSystem) => true,
+        (Pagemap::System, PrefApplied::DefaultDevice) => !dev.has_vram(),
+        (Pagemap::Vram { device, .. }, PrefApplied::DefaultDevice) => device == dev.slot,
+        (Pagemap::Vram { device, .. }, PrefApplied::Device { slot, .. }) => slot == device,
+        _ => false,
+    }
+}

@@ -1,0 +1,157 @@
+//! The library's bookkeeping of ranges: what is known of a span (merged
+//! over the records covering it), what was applied and placed, the bytes
+//! placed per pagemap, invalidation, and the range query.
+
+use std::sync::atomic::Ordering;
+
+use super::*;
+
+impl Context {
+    /// What is known of [start, end), merged over the records covering it.
+    pub(super) fn summary(&self, start: u64, end: u64) -> Record {
+        let track = self.track.read();
+        let pieces: Vec<Record> = track.overlapping(start, end).map(|(_, r)| r.clone()).collect();
+        let covered = track.covers(start, end);
+        let mut s = merge_pieces(pieces);
+        if !covered {
+            s.residency = None;
+        }
+        s
+    }
+
+    /// Keeps each device's bytes-placed counter (used by resolve) in step.
+    pub(super) fn account(&self, slots: &[Slot], old: Option<Pagemap>, new: Option<Pagemap>, size: u64) {
+        if old == new {
+            return;
+        }
+        let counter = |pm: Option<Pagemap>| match pm {
+            Some(Pagemap::Vram { device, tile }) => {
+                slots.get(device as usize).and_then(|s| s.dev.as_ref()).map(|d| &d.placed[tile as usize])
+            }
+            _ => None,
+        };
+        if let Some(c) = counter(old) {
+            let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(size)));
+        }
+        if let Some(c) = counter(new) {
+            c.fetch_add(size, Ordering::Relaxed);
+        }
+    }
+
+    /// Records over [start, end) the attributes applied to each VM, then
+    /// whatever else `more` sets.
+    pub(super) fn record(&self, start: u64, end: u64, applied: &[(u16, DevAttrs)], more: impl FnOnce(&mut Record)) {
+        self.track.write().replace(start, end, |pieces| {
+            let mut r = merge_pieces(pieces);
+            for (slot, a) in applied {
+                r.set_attrs(*slot, *a);
+            }
+            more(&mut r);
+            r
+        });
+    }
+
+    /// Forgets where [start, start+size) is (the runtime knows the CPU or a
+    /// free touched it); attributes stay recorded, as the kernel keeps them.
+    pub fn invalidate(&self, start: u64, size: u64) -> Result<()> {
+        let end = check_span(start, size)?;
+        let _g = self.slow.lock();
+        let slots = self.slots.read();
+        let summary = self.summary(start, end);
+        self.track.write().replace(start, end, |pieces| {
+            let mut r = merge_pieces(pieces);
+            r.residency = None;
+            r.observed_at.store(0, Ordering::Relaxed);
+            r
+        });
+        self.account(&slots, summary.residency, None, size);
+        Ok(())
+    }
+
+    /// Attributes on every device VM (asked of the kernel) and what the
+    /// library knows of the range's residency.
+    pub fn query(&self, start: u64, size: u64) -> Result<RangeInfo> {
+        let end = check_span(start, size)?;
+        let _g = self.slow.lock();
+        let slots = self.slots.read();
+        let summary = self.summary(start, end);
+        let mut devices = Vec::new();
+        for (i, s) in slots.iter().enumerate() {
+            let Some(d) = &s.dev else { continue };
+            if d.check_alive().is_err() {
+                continue;
+            }
+            // Restarted on EINTR/EAGAIN like every other ioctl the library issues.
+            let mut restarts = 0;
+            let attrs = loop {
+                self.stats.local().ioctls.fetch_add(2, Ordering::Relaxed);
+                match xe::query_mem_range_attrs(&*self.driver, d.fd, d.vm_id, start, size) {
+                    Err(e @ (Errno::EINTR | Errno::EAGAIN)) if restarts < MAX_RESTARTS => {
+                        restarts += 1;
+                        self.stats.count_errno(e);
+                    }
+                    Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
+                        d.mark_dead(e);
+                        break None;
+                    }
+                    r => break Some(r?),
+                }
+            };
+            let Some(attrs) = attrs else { continue };
+            let first = attrs.first();
+            devices.push(DeviceAttrs {
+                device: DeviceHandle { slot: i as u16, gen: s.gen },
+                preferred_fd: first.map_or(0, |a| a.preferred_mem_loc.devmem_fd as i32),
+                atomic: first.map_or(0, |a| a.atomic.val),
+                vmas: attrs.len() as u32,
+            });
+        }
+        let now = self.driver.now_ns();
+        let observed = self.observe(start, end);
+        let observed_pagemap = observed.filter(Seen::all_away).and_then(|o| Context::named_pagemap(&slots, &o));
+        Ok(RangeInfo {
+            residency: summary.residency,
+            observed,
+            observed_pagemap,
+            preferred: summary.preferred,
+            moves_in_window: summary.moves_within(now, self.config.thrash_window_ns) as u32,
+            pinned: now < summary.pinned_until,
+            devices,
+        })
+    }
+}
+
+/// One record from the pieces that covered a span: residency only if all
+/// agree, attributes per device only if all agree (else unknown, which makes
+/// the next call re-apply them), the longest history and latest pin.
+pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
+    let mut it = pieces.into_iter();
+    let Some(mut r) = it.next() else { return Record::new(0) };
+    for p in it {
+        if p.residency != r.residency {
+            r.residency = None;
+        }
+        if p.preferred != r.preferred {
+            r.preferred = None;
+        }
+        let n = r.attrs.len().max(p.attrs.len());
+        for slot in 0..n as u16 {
+            if r.attrs(slot) != p.attrs(slot) {
+                // Unknown: an impossible value forces the next madvise.
+                r.set_attrs(slot, DevAttrs { pref: PrefApplied::Device { slot: u16::MAX, instance: 0 }, atomic: u32::MAX });
+            }
+        }
+        if p.moves.len() > r.moves.len() {
+            r.moves = p.moves;
+        }
+        let uses = p.uses.load(Ordering::Relaxed).max(r.uses.load(Ordering::Relaxed));
+        r.uses = std::sync::atomic::AtomicU32::new(uses);
+        r.pinned_until = r.pinned_until.max(p.pinned_until);
+        let lu = p.last_used.load(Ordering::Relaxed).max(r.last_used.load(Ordering::Relaxed));
+        r.last_used = AtomicU64::new(lu);
+        // Confirmed as a whole only as of the oldest piece's confirmation.
+        let at = p.observed_at.load(Ordering::Relaxed).min(r.observed_at.load(Ordering::Relaxed));
+        r.observed_at = AtomicU64::new(at);
+    }
+    r
+}

@@ -1,0 +1,81 @@
+//! `resolve`: where a range should live for an access (kernel-model §3 and
+//! the decision table of §14), refined by what the library knows: capacity
+//! this context placed, pins and ping-pong history, links, what a peer
+//! holds. A pure decision: no ioctl, no allocation, read locks only.
+
+use std::sync::atomic::Ordering;
+
+use super::*;
+
+impl Context {
+
+    /// Where [start, start+size) should live for an access by `tile` of a
+    /// device: kernel-model §3 and §14, plus what the library knows (capacity
+    /// this context placed, pins and ping-pong history, links). No ioctl, no
+    /// allocation.
+    pub fn resolve(&self, h: DeviceHandle, tile: u16, start: u64, size: u64, access: Access) -> Result<Pagemap> {
+        let end = check_span(start, size)?;
+        self.stats.local().resolve_calls.fetch_add(1, Ordering::Relaxed);
+        let slots = self.slots.read();
+        let dev = Context::device_in(&slots, h)?;
+        dev.check_alive()?;
+        if tile as usize >= dev.tiles.len() {
+            return Err(Errno::EINVAL);
+        }
+        // Integrated GPU: no device memory at all (row 23).
+        let Some(t) = dev.tiles[tile as usize] else { return Ok(Pagemap::System) };
+        let local = Pagemap::Vram { device: h.slot, tile };
+        let track = self.track.read();
+        // The record of the span, else the one covering most of it (a piece
+        // a peer peeked at must not speak for the whole buffer).
+        let exact = track.exact(start, end);
+        let widest = || track.overlapping(start, end).max_by_key(|(s, r)| r.end.min(end) - (*s).max(start));
+        // Whether one record holds more than the span (the span is part of it).
+        let part_of_larger = exact.is_none() && widest().is_some_and(|(s, r)| s <= start && r.end >= end);
+        let rec = exact.or_else(|| widest().map(|(_, r)| r));
+        if access == Access::Atomic {
+            // GPU atomics run in local VRAM only (§3.2, rows 15-19); CPU-only atomics fail (row 21).
+            if rec.is_some_and(|r| r.attrs(h.slot).atomic == DRM_XE_ATOMIC_CPU) {
+                return Err(Errno::EACCES);
+            }
+            return Ok(local);
+        }
+        let links = self.links.read();
+        let reachable = |pm: Pagemap| match pm {
+            Pagemap::System => true,
+            Pagemap::Vram { device, .. } => {
+                device == h.slot || (links.get(h.slot, device).usable() && Context::check_pagemap(&slots, pm).is_ok())
+            }
+        };
+        if let Some(r) = rec {
+            // An explicit preferred location wins where it can be reached (rows 10-13).
+            if let Some(p) = r.preferred.filter(|&p| reachable(p)) {
+                return Ok(p);
+            }
+            // Pinned or ping-ponging: leave it where it is (mapped remotely).
+            if let Some(cur) = r.residency.filter(|&p| reachable(p)) {
+                let now = self.driver.now_ns();
+                let thrashing = r.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves);
+                if now < r.pinned_until || (thrashing && cur != local) {
+                    return Ok(cur);
+                }
+                // A read of part of what a linked peer holds is served over
+                // the link (row 12) rather than moving a piece of the peer's
+                // range here and back.
+                if access == Access::Read && part_of_larger && cur != local && cur != Pagemap::System {
+                    return Ok(cur);
+                }
+            }
+        }
+        // Default: the accessing tile's VRAM, if this context has room there.
+        let already = rec.is_some_and(|r| r.residency == Some(local));
+        let placed = dev.placed[tile as usize].load(Ordering::Relaxed);
+        if already || placed.saturating_add(size) <= t.capacity {
+            return Ok(local);
+        }
+        match rec.and_then(|r| r.residency).filter(|&p| reachable(p)) {
+            Some(cur) => Ok(cur),
+            None => Ok(Pagemap::System),
+        }
+    }
+}
