@@ -12,12 +12,11 @@ use core::ffi::{c_char, c_int};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use super::sim::{access_from_c, svm_access, svm_sim, write_sized, SVM_PLACE_MIXED, SVM_PLACE_SYSTEM, SVM_PLACE_UNPOPULATED, SVM_PLACE_VRAM};
-use super::{cstr, guard, invalid, out, FfiResult, Failure};
+use super::sim::{svm_sim, write_sized};
+use super::{cstr, guard, invalid, out, Failure};
 use crate::driver::sim::SimDriver;
-use crate::driver::{PageTableAccess, PageTableSource};
 use crate::errno::Errno;
-use crate::policy::{self, AllocFlags, Config, Context, DeviceHandle, Placed};
+use crate::policy::{Config, Context, DeviceHandle};
 use crate::sim::Sim;
 use crate::topology::{Link, LinkKind, LinkState, Pagemap};
 
@@ -27,7 +26,7 @@ use crate::topology::{Link, LinkKind, LinkState, Pagemap};
 /// taking a context may be called from many threads at once, except
 /// `svm_context_destroy`, which must be the last call on it.
 pub struct svm_context {
-    ctx: Context,
+    pub(super) ctx: Context,
     serial: u32,
     /// The simulator behind a SIM context (for svm_context_get_sim).
     sim: Option<Arc<Sim>>,
@@ -91,17 +90,17 @@ const CONFIG_SIZE_V1: usize = core::mem::offset_of!(svm_context_config, observe_
 
 static SERIAL: AtomicU32 = AtomicU32::new(1);
 
-unsafe fn context<'a>(ctx: *const svm_context) -> Result<&'a svm_context, Failure> {
+pub(super) unsafe fn context<'a>(ctx: *const svm_context) -> Result<&'a svm_context, Failure> {
     // SAFETY: non-NULL contexts come from svm_context_create (caller contract).
     unsafe { ctx.as_ref() }.ok_or_else(|| invalid("ctx is NULL"))
 }
 
 impl svm_context {
-    fn device_id(&self, h: DeviceHandle) -> svm_device {
+    pub(super) fn device_id(&self, h: DeviceHandle) -> svm_device {
         svm_device { id: (self.serial as u64) << 32 | (h.gen as u64) << 16 | h.slot as u64 }
     }
 
-    fn device(&self, d: svm_device) -> Result<DeviceHandle, Failure> {
+    pub(super) fn device(&self, d: svm_device) -> Result<DeviceHandle, Failure> {
         if d.id >> 32 != self.serial as u64 {
             return Err(invalid("device is not a device of this context"));
         }
@@ -113,7 +112,7 @@ impl svm_context {
         Ok(h)
     }
 
-    fn pagemap_id(&self, pm: Pagemap) -> svm_pagemap {
+    pub(super) fn pagemap_id(&self, pm: Pagemap) -> svm_pagemap {
         let low = match pm {
             Pagemap::System => 0xFFFF_FFFF,
             Pagemap::Vram { device, tile } => {
@@ -124,7 +123,7 @@ impl svm_context {
         svm_pagemap { id: (self.serial as u64) << 32 | low }
     }
 
-    fn pagemap(&self, p: svm_pagemap) -> Result<Pagemap, Failure> {
+    pub(super) fn pagemap(&self, p: svm_pagemap) -> Result<Pagemap, Failure> {
         if p.id >> 32 != self.serial as u64 {
             return Err(invalid("pagemap is not a pagemap of this context"));
         }
@@ -485,438 +484,5 @@ pub unsafe extern "C" fn svm_link_set(ctx: *mut svm_context, a: svm_device, b: s
             return Err(invalid("a device has no link to itself"));
         }
         Ok(c.ctx.set_link(ha, hb, state)?)
-    })
-}
-
-/// Where [start, start+size) should live for an access of `access` kind by
-/// `tile` of `device`: the kernel's decision (kernel-model.md §3, §14:
-/// atomics in the tile's VRAM; an explicit preferred location if reachable;
-/// else the tile's VRAM; system memory on integrated GPUs) refined by what
-/// the library knows (VRAM this context filled, pinned or ping-ponging
-/// ranges, links). A pure decision: no ioctl, no allocation.
-/// Errors: -EINVAL (bad range: zero, unaligned to 4 KiB, overflowing, above
-/// 2^47; bad tile or access), -ENODEV (device closed or gone), -EACCES (GPU
-/// atomics forbidden on the range: atomic mode CPU). Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn svm_resolve_pagemap(
-    ctx: *mut svm_context,
-    device: svm_device,
-    tile: u16,
-    start: u64,
-    size: u64,
-    access: svm_access,
-    pagemap: *mut svm_pagemap,
-) -> c_int {
-    guard("svm_resolve_pagemap", || {
-        let c = unsafe { context(ctx)? };
-        let o = unsafe { out(pagemap, "pagemap")? };
-        let a = match access_from_c(access)? {
-            crate::sim::Access::Read => policy::Access::Read,
-            crate::sim::Access::Write => policy::Access::Write,
-            crate::sim::Access::Atomic => policy::Access::Atomic,
-        };
-        let h = c.device(device)?;
-        let pm = c.ctx.resolve(h, tile, start, size, a).map_err(|e| span_failure(e, start, size))?;
-        *o = c.pagemap_id(pm);
-        Ok(())
-    })
-}
-
-fn span_failure(e: Errno, start: u64, size: u64) -> Failure {
-    if e == Errno::EINVAL {
-        let why = if size == 0 {
-            "size is zero"
-        } else if start % policy::PAGE != 0 || size % policy::PAGE != 0 {
-            "start and size must be multiples of 4096"
-        } else if start.checked_add(size).is_none_or(|e| e > policy::VA_LIMIT) {
-            "the range overflows the user address space (2^47)"
-        } else {
-            "invalid argument (tile or pagemap)"
-        };
-        return Failure { errno: e, message: format!("[{start:#x}, +{size:#x}): {why}") };
-    }
-    e.into()
-}
-
-/// `svm_alloc_vram` flag: fail with the errno instead of falling back to
-/// another pagemap (the peer, then local VRAM, then system memory).
-pub const SVM_ALLOC_NO_FALLBACK: u32 = 1 << 0;
-/// `svm_alloc_vram` flag: move the range even if the thrash guard pins it.
-pub const SVM_ALLOC_IGNORE_THRASH_GUARD: u32 = 1 << 1;
-
-/// `svm_alloc_result.flags`: the range was already there (no ioctl issued).
-pub const SVM_RESULT_IN_PLACE: u32 = 1 << 0;
-/// It is not where asked: it fell back (`cause` says why).
-pub const SVM_RESULT_FELL_BACK: u32 = 1 << 1;
-/// The thrash guard kept it where it was (mapped remotely where a link allows).
-pub const SVM_RESULT_PINNED: u32 = 1 << 2;
-/// The process's page table confirmed the placement (pages in system memory,
-/// or not in system memory for VRAM; the device itself only with PFNs).
-/// Clear where the page table cannot be read: the placement is believed.
-pub const SVM_RESULT_VERIFIED: u32 = 1 << 3;
-
-/// What svm_alloc_vram or svm_evict did.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct svm_alloc_result {
-    /// In: `sizeof(svm_alloc_result)`; out: bytes written.
-    pub struct_size: u32,
-    /// `SVM_RESULT_*` bits.
-    pub flags: u32,
-    /// Where the range is now.
-    pub pagemap: svm_pagemap,
-    pub bytes_moved: u64,
-    /// Retries (EBUSY, ENOMEM/ENOSPC, EINTR/EAGAIN, unverified prefetch).
-    pub retries: u32,
-    /// Ioctls issued by this call.
-    pub ioctls: u32,
-    /// The negative errno that caused a fallback, else 0.
-    pub cause: i32,
-    pub _pad: u32,
-}
-
-fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed) -> FfiResult {
-    // SAFETY: caller's struct (optional).
-    let Some(r) = (unsafe { r.as_mut() }) else { return Ok(()) };
-    let mut flags = 0;
-    flags |= if p.in_place { SVM_RESULT_IN_PLACE } else { 0 };
-    flags |= if p.fell_back { SVM_RESULT_FELL_BACK } else { 0 };
-    flags |= if p.pinned { SVM_RESULT_PINNED } else { 0 };
-    flags |= if p.verified { SVM_RESULT_VERIFIED } else { 0 };
-    let v = svm_alloc_result {
-        struct_size: 0,
-        flags,
-        pagemap: p.pagemap.map_or(svm_pagemap::default(), |pm| c.pagemap_id(pm)),
-        bytes_moved: p.bytes_moved,
-        retries: p.retries,
-        ioctls: p.ioctls,
-        cause: p.cause.map_or(0, |e| e.to_status()),
-        _pad: 0,
-    };
-    write_sized(r, r.struct_size, v, |v, n| v.struct_size = n)
-}
-
-/// Makes [start, start+size) resident in `target` for accesses by `device`
-/// (design.md, "The placement flow"):
-/// 1. already there by the library's record, the accessing device's VM keeps
-///    it there, and the process's page table agrees (read only when the last
-///    reading is older than observe_ttl_ns): returns at once, zero ioctls;
-/// 2. preferred location set to the same value on every device VM, skipping
-///    madvise calls whose effect is recorded;
-/// 3. VM_BIND PREFETCH with a user fence, then a wait;
-/// 4. every errno gets a defined answer: EINTR/EAGAIN restart (at most 8);
-///    EBUSY (or a prefetch that claimed success but left the range
-///    elsewhere) evicts to system and retries once; ENOMEM/ENOSPC evicts
-///    this context's least recently used ranges from the pagemap and retries
-///    once; then falls back (peer -> local VRAM -> system) unless
-///    SVM_ALLOC_NO_FALLBACK; ENOLINK marks the link absent and falls back;
-///    ENODEV/ECANCELED mark the device dead and are returned; EINVAL/EFAULT
-///    are returned;
-/// 5. the thrash guard: a range that moved thrash_max_moves times within
-///    the window, about as often as it was used (a CPU pulling it back counts,
-///    seen in the page table), stays where it is (SVM_RESULT_PINNED).
-/// `result` may be NULL; otherwise set `result->struct_size` first.
-/// Errors: -EINVAL (bad range, unknown pagemap or device, unknown flags),
-/// -ENODEV/-ECANCELED (device gone), or the errno that ended the attempt.
-/// Thread-safe: racing placements of overlapping ranges are serialized, the
-/// last one wins, and no content is lost.
-#[no_mangle]
-pub unsafe extern "C" fn svm_alloc_vram(
-    ctx: *mut svm_context,
-    device: svm_device,
-    start: u64,
-    size: u64,
-    target: svm_pagemap,
-    flags: u32,
-    result: *mut svm_alloc_result,
-) -> c_int {
-    guard("svm_alloc_vram", || {
-        let c = unsafe { context(ctx)? };
-        if flags & !(SVM_ALLOC_NO_FALLBACK | SVM_ALLOC_IGNORE_THRASH_GUARD) != 0 {
-            return Err(invalid(format!("unknown flags {flags:#x}")));
-        }
-        if let Some(r) = unsafe { result.as_ref() } {
-            if r.struct_size < 8 {
-                return Err(invalid("result->struct_size is not sizeof(svm_alloc_result)"));
-            }
-        }
-        let h = c.device(device)?;
-        let pm = c.pagemap(target)?;
-        let f = AllocFlags { no_fallback: flags & SVM_ALLOC_NO_FALLBACK != 0, ignore_thrash_guard: flags & SVM_ALLOC_IGNORE_THRASH_GUARD != 0 };
-        let p = c.ctx.alloc_vram(h, start, size, pm, f).map_err(|e| span_failure(e, start, size))?;
-        fill_result(c, result, &p)
-    })
-}
-
-/// Sends [start, start+size) back to system memory on every device that
-/// holds any of it. `result` may be NULL. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn svm_evict(ctx: *mut svm_context, start: u64, size: u64, result: *mut svm_alloc_result) -> c_int {
-    guard("svm_evict", || {
-        let c = unsafe { context(ctx)? };
-        if let Some(r) = unsafe { result.as_ref() } {
-            if r.struct_size < 8 {
-                return Err(invalid("result->struct_size is not sizeof(svm_alloc_result)"));
-            }
-        }
-        let p = c.ctx.evict(start, size).map_err(|e| span_failure(e, start, size))?;
-        fill_result(c, result, &p)
-    })
-}
-
-/// Sets the preferred location of a range on every device VM: a VRAM
-/// pagemap (by fd + region instance on kernels that support multi-device
-/// madvise; devices without a link to it keep theirs, and the link is
-/// recorded absent) or system memory (DEFAULT_SYSTEM). The owner's own VM
-/// keeps DEFAULT_DEVICE where that means the same VRAM. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn svm_set_preferred_location(ctx: *mut svm_context, start: u64, size: u64, pagemap: svm_pagemap) -> c_int {
-    guard("svm_set_preferred_location", || {
-        let c = unsafe { context(ctx)? };
-        let pm = c.pagemap(pagemap)?;
-        c.ctx.set_preferred(start, size, pm).map_err(|e| span_failure(e, start, size))
-    })
-}
-
-/// Atomic modes for svm_set_atomic_mode (DRM_XE_ATOMIC_*): the default
-/// (GPU and CPU atomics; GPU atomics need VRAM).
-pub const SVM_ATOMIC_UNDEFINED: u32 = 0;
-/// GPU atomics only.
-pub const SVM_ATOMIC_DEVICE: u32 = 1;
-/// GPU and CPU atomics.
-pub const SVM_ATOMIC_GLOBAL: u32 = 2;
-/// CPU atomics only (GPU atomics fault with -EACCES).
-pub const SVM_ATOMIC_CPU: u32 = 3;
-
-/// Sets the atomic mode of a range on every device VM. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn svm_set_atomic_mode(ctx: *mut svm_context, start: u64, size: u64, mode: u32) -> c_int {
-    guard("svm_set_atomic_mode", || {
-        let c = unsafe { context(ctx)? };
-        if mode > SVM_ATOMIC_CPU {
-            return Err(invalid(format!("mode {mode} is not an SVM_ATOMIC_* value")));
-        }
-        c.ctx.set_atomic(start, size, mode).map_err(|e| span_failure(e, start, size))
-    })
-}
-
-/// Tells the library that what it knows of a range's residency is stale
-/// (the CPU touched it, or it was freed and reused); the next svm_alloc_vram
-/// acts instead of trusting its record. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn svm_range_invalidate(ctx: *mut svm_context, start: u64, size: u64) -> c_int {
-    guard("svm_range_invalidate", || {
-        let c = unsafe { context(ctx)? };
-        c.ctx.invalidate(start, size).map_err(|e| span_failure(e, start, size))
-    })
-}
-
-/// One device's attributes over a queried range.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct svm_range_device {
-    pub device: svm_device,
-    /// As the kernel reports it: 0 default device, -1 default system, else
-    /// the fd of the preferred device.
-    pub preferred_fd: i32,
-    /// DRM_XE_ATOMIC_* / SVM_ATOMIC_*.
-    pub atomic_mode: u32,
-    /// VMAs the range spans on that VM (more than 1: attributes vary inside;
-    /// the values above are the first VMA's).
-    pub vmas: u32,
-    pub _pad: u32,
-}
-
-/// Devices a range query reports at most (`ndevices` may say more).
-pub const SVM_RANGE_MAX_DEVICES: usize = 16;
-
-/// `svm_range_info.flags`: `residency` is known to the library.
-pub const SVM_RANGE_RESIDENCY_KNOWN: u32 = 1 << 0;
-/// `observed_*` hold what the process's page table showed.
-pub const SVM_RANGE_OBSERVED: u32 = 1 << 1;
-/// The thrash guard pins it now.
-pub const SVM_RANGE_PINNED: u32 = 1 << 2;
-/// `preferred` holds a preferred location set by the runtime.
-pub const SVM_RANGE_PREFERRED_SET: u32 = 1 << 3;
-
-/// What svm_range_query answers.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct svm_range_info {
-    /// In: `sizeof(svm_range_info)`; out: bytes written.
-    pub struct_size: u32,
-    /// `SVM_RANGE_*` bits.
-    pub flags: u32,
-    pub residency: svm_pagemap,
-    pub preferred: svm_pagemap,
-    /// With SVM_RANGE_OBSERVED, what the process's page table shows:
-    /// SVM_PLACE_UNPOPULATED, SVM_PLACE_SYSTEM, SVM_PLACE_VRAM (no sampled
-    /// page is in system memory: device-private pages) or SVM_PLACE_MIXED.
-    pub observed_kind: u32,
-    /// Pages sampled (one per 2 MiB chunk, at most 64) and how many of them
-    /// were not in system memory.
-    pub observed_samples: u32,
-    pub observed_away: u32,
-    /// Moves within the thrash window.
-    pub moves_in_window: u32,
-    /// With a privileged page table (PFNs): the pagemap every page not in
-    /// system memory is in, when it is one of this context's; else 0.
-    pub observed_pagemap: svm_pagemap,
-    /// Open devices (entries filled: at most SVM_RANGE_MAX_DEVICES).
-    pub ndevices: u32,
-    pub _pad: u32,
-    pub devices: [svm_range_device; SVM_RANGE_MAX_DEVICES],
-}
-
-/// Attributes of a range on every device VM (asked of the kernel with
-/// VM_QUERY_MEM_RANGE_ATTRS) and the library's knowledge of its residency.
-/// Set `info->struct_size` first. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn svm_range_query(ctx: *mut svm_context, start: u64, size: u64, info: *mut svm_range_info) -> c_int {
-    guard("svm_range_query", || {
-        let c = unsafe { context(ctx)? };
-        let i = unsafe { out(info, "info")? };
-        let q = c.ctx.query(start, size).map_err(|e| span_failure(e, start, size))?;
-        let mut v = svm_range_info::default();
-        if let Some(r) = q.residency {
-            v.flags |= SVM_RANGE_RESIDENCY_KNOWN;
-            v.residency = c.pagemap_id(r);
-        }
-        if let Some(p) = q.preferred {
-            v.flags |= SVM_RANGE_PREFERRED_SET;
-            v.preferred = c.pagemap_id(p);
-        }
-        if q.pinned {
-            v.flags |= SVM_RANGE_PINNED;
-        }
-        if let Some(o) = q.observed {
-            v.flags |= SVM_RANGE_OBSERVED;
-            v.observed_kind = if o.unpopulated == o.samples {
-                SVM_PLACE_UNPOPULATED
-            } else if o.in_system() {
-                SVM_PLACE_SYSTEM
-            } else if o.all_away() {
-                SVM_PLACE_VRAM
-            } else {
-                SVM_PLACE_MIXED
-            };
-            (v.observed_samples, v.observed_away) = (o.samples, o.away);
-            if let Some(pm) = q.observed_pagemap {
-                v.observed_pagemap = c.pagemap_id(pm);
-            }
-        }
-        v.moves_in_window = q.moves_in_window;
-        v.ndevices = q.devices.len() as u32;
-        for (slot, d) in v.devices.iter_mut().zip(&q.devices) {
-            *slot = svm_range_device { device: c.device_id(d.device), preferred_fd: d.preferred_fd, atomic_mode: d.atomic, vmas: d.vmas, _pad: 0 };
-        }
-        write_sized(i, i.struct_size, v, |v, n| v.struct_size = n)
-    })
-}
-
-/// Statistics of a context (monotonic counters).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct svm_stats {
-    /// In: `sizeof(svm_stats)`; out: bytes written.
-    pub struct_size: u32,
-    pub _pad: u32,
-    pub resolve_calls: u64,
-    pub alloc_calls: u64,
-    pub evict_calls: u64,
-    /// alloc_vram calls answered in place (zero ioctls).
-    pub in_place: u64,
-    /// Ioctls the library issued.
-    pub ioctls: u64,
-    pub madvise: u64,
-    pub prefetch: u64,
-    /// alloc_vram calls that moved data, and the bytes.
-    pub migrations: u64,
-    pub bytes_moved: u64,
-    pub retries: u64,
-    pub retries_ebusy: u64,
-    pub retries_enomem: u64,
-    pub retries_eintr: u64,
-    pub errors_enolink: u64,
-    pub errors_enodev: u64,
-    pub errors_other: u64,
-    /// Prefetches that reported success but left the range elsewhere.
-    pub unverified: u64,
-    pub fallbacks: u64,
-    pub pins: u64,
-    /// Ranges evicted to make room after ENOMEM/ENOSPC.
-    pub lru_evictions: u64,
-    /// svm_evict calls that moved data.
-    pub evictions: u64,
-    /// How the context reads the process's page table: SVM_PAGE_TABLE_*.
-    pub page_table: u32,
-    /// Nonzero: the reads carry PFNs (CAP_SYS_ADMIN), naming devices.
-    pub page_table_privileged: u32,
-    /// Page-table reads (one syscall each), checks answered without one
-    /// (fresh observation, or settled in system memory), and failed reads.
-    pub observe_reads: u64,
-    pub observe_fresh: u64,
-    pub observe_errors: u64,
-}
-
-/// `svm_stats.page_table`: not readable (no /proc, seccomp, ...): the
-/// library decides on its records only.
-pub const SVM_PAGE_TABLE_NONE: u32 = 0;
-/// `pread` of /proc/self/pagemap.
-pub const SVM_PAGE_TABLE_READ: u32 = 1;
-/// The PAGEMAP_SCAN ioctl (Linux 6.7+).
-pub const SVM_PAGE_TABLE_SCAN: u32 = 2;
-/// The simulated driver's ground truth (benchmarks only; no real process has it).
-pub const SVM_PAGE_TABLE_ORACLE: u32 = 3;
-
-pub(crate) fn page_table_to_c(a: PageTableAccess) -> (u32, u32) {
-    let s = match a.source {
-        PageTableSource::Unavailable => SVM_PAGE_TABLE_NONE,
-        PageTableSource::Read => SVM_PAGE_TABLE_READ,
-        PageTableSource::Scan => SVM_PAGE_TABLE_SCAN,
-        PageTableSource::Oracle => SVM_PAGE_TABLE_ORACLE,
-    };
-    (s, a.privileged as u32)
-}
-
-/// The context's statistics. Set `stats->struct_size` first. Thread-safe.
-#[no_mangle]
-pub unsafe extern "C" fn svm_get_stats(ctx: *mut svm_context, stats: *mut svm_stats) -> c_int {
-    guard("svm_get_stats", || {
-        let c = unsafe { context(ctx)? };
-        let s = unsafe { out(stats, "stats")? };
-        let k = c.ctx.stats();
-        let (page_table, page_table_privileged) = page_table_to_c(c.ctx.page_table());
-        let v = svm_stats {
-            struct_size: 0,
-            _pad: 0,
-            resolve_calls: k.resolve_calls,
-            alloc_calls: k.alloc_calls,
-            evict_calls: k.evict_calls,
-            in_place: k.in_place,
-            ioctls: k.ioctls,
-            madvise: k.madvise,
-            prefetch: k.prefetch,
-            migrations: k.migrations,
-            bytes_moved: k.bytes_moved,
-            retries: k.retries,
-            retries_ebusy: k.retries_ebusy,
-            retries_enomem: k.retries_enomem,
-            retries_eintr: k.retries_eintr,
-            errors_enolink: k.errors_enolink,
-            errors_enodev: k.errors_enodev,
-            errors_other: k.errors_other,
-            unverified: k.unverified,
-            fallbacks: k.fallbacks,
-            pins: k.pins,
-            lru_evictions: k.lru_evictions,
-            evictions: k.evictions,
-            page_table,
-            page_table_privileged,
-            observe_reads: k.observe_reads,
-            observe_fresh: k.observe_fresh,
-            observe_errors: k.observe_errors,
-        };
-        write_sized(s, s.struct_size, v, |v, n| v.struct_size = n)
     })
 }

@@ -318,9 +318,9 @@ pub unsafe extern "C" fn svm_sim_set_page_table(sim: *mut svm_sim, source: u32, 
     guard("svm_sim_set_page_table", || {
         let s = unsafe { sim_ref(sim)? };
         let source = match source {
-            super::context::SVM_PAGE_TABLE_NONE => PageTableSource::Unavailable,
-            super::context::SVM_PAGE_TABLE_READ => PageTableSource::Read,
-            super::context::SVM_PAGE_TABLE_SCAN => PageTableSource::Scan,
+            super::placement::SVM_PAGE_TABLE_NONE => PageTableSource::Unavailable,
+            super::placement::SVM_PAGE_TABLE_READ => PageTableSource::Read,
+            super::placement::SVM_PAGE_TABLE_SCAN => PageTableSource::Scan,
             other => return Err(invalid(format!("source {other} is not SVM_PAGE_TABLE_NONE, _READ or _SCAN"))),
         };
         Ok(s.set_page_table(PageTableAccess { source, privileged: privileged != 0 })?)

@@ -8,7 +8,7 @@ use std::os::fd::RawFd;
 
 use super::config::KernelVersion;
 use super::uaccess;
-use super::vm::{Attrs, PrefTarget, Vm, Vma, VmaKind};
+use super::vm::{PrefTarget, Vm, VmaKind};
 use super::{Guard, Point, Sim};
 use crate::errno::{Errno, Result};
 use crate::uapi::*;
@@ -17,21 +17,21 @@ use crate::uapi::*;
 /// its coherency mode as `xe_pat_index_get_coh_mode` returns it. 0: the
 /// entry is hardware-reserved (16-19) and has none, so VM_BIND and MADVISE
 /// refuse it; 1: XE_COH_NONE; 2: XE_COH_AT_LEAST_1WAY.
-const XE2_PAT_COH: [u8; 32] = [1, 2, 2, 1, 2, 2, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, 2, 1, 1, 2, 2, 1, 1, 2, 2];
-const N_PAT: u32 = XE2_PAT_COH.len() as u32;
-const COH_NONE: u8 = 1;
-const PAGE: u64 = 4096;
+pub(super) const XE2_PAT_COH: [u8; 32] = [1, 2, 2, 1, 2, 2, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, 2, 1, 1, 2, 2, 1, 1, 2, 2];
+pub(super) const N_PAT: u32 = XE2_PAT_COH.len() as u32;
+pub(super) const COH_NONE: u8 = 1;
+pub(super) const PAGE: u64 = 4096;
 /// `kvmalloc` refuses sizes over INT_MAX: arrays the kernel copies in larger
 /// than that fail to allocate (ENOBUFS for arrays of more than one).
-const KVMALLOC_MAX: u64 = i32::MAX as u64;
+pub(super) const KVMALLOC_MAX: u64 = i32::MAX as u64;
 
 /// Coherency mode of a PAT index (0 for reserved or past the table).
-fn pat_coh(index: u32) -> u8 {
+pub(super) fn pat_coh(index: u32) -> u8 {
     XE2_PAT_COH.get(index as usize).copied().unwrap_or(0)
 }
 
 /// VM_BIND flags a kernel release takes (`SUPPORTED_FLAGS` in xe_vm.c).
-fn supported_bind_flags(k: KernelVersion) -> u32 {
+pub(super) fn supported_bind_flags(k: KernelVersion) -> u32 {
     let base = DRM_XE_VM_BIND_FLAG_READONLY
         | DRM_XE_VM_BIND_FLAG_IMMEDIATE
         | DRM_XE_VM_BIND_FLAG_NULL
@@ -84,7 +84,7 @@ fn kernel_ioctl(nr: u32) -> Option<(u32, usize)> {
 
 /// Reads the ioctl argument as the DRM core does: the kernel's size, copied
 /// in only if the caller's direction says so, zero-extended.
-fn copy_in<T: Copy + Default>(arg: u64, user_dir: u32, user_size: usize) -> Result<T> {
+pub(super) fn copy_in<T: Copy + Default>(arg: u64, user_dir: u32, user_size: usize) -> Result<T> {
     let mut v = T::default();
     if user_dir & IOC_WRITE != 0 {
         let n = user_size.min(size_of::<T>());
@@ -349,265 +349,6 @@ impl Sim {
         let vm = g.files.get_mut(&fd).unwrap().vms.remove(&d.vm_id).ok_or(Errno::ENOENT)?;
         let tiles: u32 = vm.ranges.values().map(|r| r.bound.count_ones()).sum();
         self.count(&self.counters.tlb_invalidations, tiles as u64);
-        Ok(())
-    }
-
-    // -- VM_BIND (§6.4, §6.5) -----------------------------------------------
-
-    fn check_bind_op(&self, dev: u32, vm: &Vm, op: &drm_xe_vm_bind_op) -> Result<()> {
-        let tiles = self.topo.devices[dev as usize].tiles as u32;
-        let has_vram = !self.tile_pagemap[dev as usize].is_empty();
-        let flags = op.flags;
-        let is_null = flags & DRM_XE_VM_BIND_FLAG_NULL != 0;
-        let is_mirror = flags & DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR != 0;
-        let decompress = flags & DRM_XE_VM_BIND_FLAG_DECOMPRESS != 0;
-        let inval = Err(Errno::EINVAL);
-        // vm_bind_ioctl_check_args, in its order.
-        if is_mirror && !vm.fault_mode() {
-            return inval;
-        }
-        // Past the table, or a hardware-reserved entry (no coherency mode).
-        if op.pat_index as u32 >= N_PAT || pat_coh(op.pat_index as u32) == 0 {
-            return inval;
-        }
-        if op.op > DRM_XE_VM_BIND_OP_PREFETCH || flags & !supported_bind_flags(self.topo.kernel) != 0 {
-            return inval;
-        }
-        // A userptr is CPU-cached memory: a non-coherent PAT is refused.
-        if op.op == DRM_XE_VM_BIND_OP_MAP_USERPTR && pat_coh(op.pat_index as u32) == COH_NONE {
-            return inval;
-        }
-        if (is_null || is_mirror) && (op.obj != 0 || op.obj_offset != 0) {
-            return inval;
-        }
-        if (is_null || is_mirror || decompress) && op.op != DRM_XE_VM_BIND_OP_MAP {
-            return inval;
-        }
-        match op.op {
-            DRM_XE_VM_BIND_OP_MAP if op.obj == 0 && !is_null && !is_mirror => return inval,
-            DRM_XE_VM_BIND_OP_UNMAP_ALL if op.obj == 0 || op.addr != 0 || op.range != 0 => return inval,
-            DRM_XE_VM_BIND_OP_MAP_USERPTR | DRM_XE_VM_BIND_OP_UNMAP | DRM_XE_VM_BIND_OP_PREFETCH if op.obj != 0 => {
-                return inval
-            }
-            _ => {}
-        }
-        let region = op.prefetch_mem_region_instance;
-        if op.op != DRM_XE_VM_BIND_OP_PREFETCH && region != 0 {
-            return inval;
-        }
-        if op.op == DRM_XE_VM_BIND_OP_PREFETCH && region != DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC {
-            let valid = region == 0 || (has_vram && region <= tiles);
-            if !valid {
-                return inval;
-            }
-        }
-        if flags & DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET != 0 && (!is_mirror || op.op != DRM_XE_VM_BIND_OP_MAP) {
-            return inval;
-        }
-        if op.obj_offset % PAGE != 0 || op.addr % PAGE != 0 || op.range % PAGE != 0 {
-            return inval;
-        }
-        if op.range == 0 && op.op != DRM_XE_VM_BIND_OP_UNMAP_ALL {
-            return inval;
-        }
-        if decompress {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        Ok(())
-    }
-
-    fn vm_bind(&self, g: &mut Guard, fd: RawFd, dev: u32, arg: u64, udir: u32, usz: usize) -> Result<()> {
-        let b: drm_xe_vm_bind = copy_in(arg, udir, usz)?;
-        // xe_vm_bind_ioctl's order: the VM first, then the arguments (the
-        // vector of binds copied in), the exec queue, every bind's range,
-        // then the BOs, then the syncs.
-        let vm = g.files[&fd].vms.get(&b.vm_id).ok_or(Errno::EINVAL)?;
-        if b.extensions != 0 || b.pad != 0 || b.pad2 != 0 || b.reserved != [0, 0] || b.num_syncs > DRM_XE_MAX_SYNCS {
-            return Err(Errno::EINVAL);
-        }
-        let ops: Vec<drm_xe_vm_bind_op> = match b.num_binds {
-            0 => Vec::new(),
-            // SAFETY: union member read of a plain-data value.
-            1 => vec![unsafe { b.ops.bind }],
-            n if n as u64 * size_of::<drm_xe_vm_bind_op>() as u64 > KVMALLOC_MAX => return Err(Errno::ENOBUFS),
-            n => uaccess::read_array(unsafe { b.ops.vector_of_binds }, n as usize)?,
-        };
-        for op in &ops {
-            self.check_bind_op(dev, vm, op)?;
-        }
-        if b.exec_queue_id != 0 {
-            return Err(Errno::ENOENT);
-        }
-        for op in &ops {
-            if op.range > vm.va_size || op.addr > vm.va_size - op.range {
-                return Err(Errno::EINVAL);
-            }
-        }
-        // GEM buffer objects are not modelled: every handle is unknown.
-        if ops.iter().any(|op| op.obj != 0) {
-            return Err(Errno::ENOENT);
-        }
-        let syncs: Vec<drm_xe_sync> =
-            if b.num_syncs > 0 { uaccess::read_array(b.syncs, b.num_syncs as usize)? } else { Vec::new() };
-        let lr = vm.flags & DRM_XE_VM_CREATE_FLAG_LR_MODE != 0;
-        let mut fences = Vec::new();
-        for s in &syncs {
-            if s.flags & !DRM_XE_SYNC_FLAG_SIGNAL != 0 || s.reserved != [0, 0] {
-                return Err(Errno::EINVAL);
-            }
-            let signal = s.flags & DRM_XE_SYNC_FLAG_SIGNAL != 0;
-            match s.sync_type {
-                DRM_XE_SYNC_TYPE_SYNCOBJ | DRM_XE_SYNC_TYPE_TIMELINE_SYNCOBJ => {
-                    if signal && lr {
-                        return Err(Errno::EOPNOTSUPP);
-                    }
-                    if s.addr >> 32 != 0 {
-                        return Err(Errno::EINVAL);
-                    }
-                    if s.sync_type == DRM_XE_SYNC_TYPE_TIMELINE_SYNCOBJ && s.timeline_value == 0 {
-                        return Err(Errno::EINVAL);
-                    }
-                    return Err(Errno::ENOENT); // no syncobjs exist in the simulation
-                }
-                DRM_XE_SYNC_TYPE_USER_FENCE => {
-                    if ops.is_empty() || !signal {
-                        return Err(Errno::EOPNOTSUPP);
-                    }
-                    if s.addr & 7 != 0 {
-                        return Err(Errno::EINVAL);
-                    }
-                    uaccess::read::<u64>(s.addr)?;
-                    fences.push((s.addr, s.timeline_value));
-                }
-                _ => return Err(Errno::EINVAL),
-            }
-        }
-        if fences.len() > 1 {
-            return Err(Errno::EINVAL);
-        }
-        // Userptr binds pass every check above but are not modelled.
-        if ops.iter().any(|op| op.op == DRM_XE_VM_BIND_OP_MAP_USERPTR) {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        // Map/unmap ops are all-or-nothing: keep the VM to restore on failure.
-        let structural = ops.iter().any(|o| o.op != DRM_XE_VM_BIND_OP_PREFETCH);
-        let saved = structural.then(|| {
-            let vm = &g.files[&fd].vms[&b.vm_id];
-            (vm.vmas.clone(), vm.ranges.clone())
-        });
-        for op in &ops {
-            let r = match op.op {
-                DRM_XE_VM_BIND_OP_MAP => self.bind_map(g, fd, b.vm_id, op),
-                DRM_XE_VM_BIND_OP_UNMAP => self.bind_unmap(g, fd, b.vm_id, op.addr, op.addr + op.range),
-                DRM_XE_VM_BIND_OP_PREFETCH => self.bind_prefetch(g, fd, b.vm_id, dev, op),
-                _ => Err(Errno::ENOENT), // UNMAP_ALL needs a BO
-            };
-            if let Err(e) = r {
-                if let Some((vmas, ranges)) = saved {
-                    if let Some(vm) = g.files.get_mut(&fd).and_then(|f| f.vms.get_mut(&b.vm_id)) {
-                        vm.vmas = vmas;
-                        vm.ranges = ranges;
-                    }
-                }
-                return Err(e);
-            }
-        }
-        for (addr, value) in fences {
-            let _ = uaccess::write(addr, &value); // a fault at signal time is lost, as in the kernel
-        }
-        Ok(())
-    }
-
-    fn bind_map(&self, g: &mut Guard, fd: RawFd, vm_id: u32, op: &drm_xe_vm_bind_op) -> Result<()> {
-        let (mut s, mut e) = (op.addr, op.addr + op.range);
-        let mirror = op.flags & DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR != 0;
-        let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap();
-        // A mirror MAP is widened over the mirror VMAs with default
-        // attributes it overlaps (xe_vm_find_cpu_addr_mirror_vma_range): a
-        // re-MAP of part of one covers it whole, so it replaces the VMA
-        // instead of splitting it, live SVM ranges or not.
-        if mirror {
-            for vs in vm.vmas_in(s, e) {
-                let v = &vm.vmas[&vs];
-                if v.kind == VmaKind::Mirror && v.attrs == Attrs::defaults(v.bind_pat) {
-                    (s, e) = (s.min(vs), e.max(v.end));
-                }
-            }
-        }
-        // EBUSY: removing or splitting a mirror VMA that still has SVM mappings,
-        // unless a mirror MAP covers it whole (§6.4, execution-time results).
-        for vs in vm.vmas_in(s, e) {
-            let v = &vm.vmas[&vs];
-            if v.kind == VmaKind::Mirror && vm.overlaps_range(s.max(vs), e.min(v.end)) {
-                let covered = s <= vs && v.end <= e;
-                if !(covered && mirror) {
-                    return Err(Errno::EBUSY);
-                }
-            }
-        }
-        let mut straddling = vm.split_at(s);
-        straddling.extend(vm.split_at(e));
-        for vs in vm.vmas_in(s, e) {
-            vm.vmas.remove(&vs);
-        }
-        let inside = vm.ranges_in(s, e);
-        vm.invalidate(s, e, true);
-        let attrs = Attrs::defaults(op.pat_index);
-        vm.vmas.insert(
-            s,
-            Vma {
-                end: e,
-                kind: if mirror { VmaKind::Mirror } else { VmaKind::Null },
-                readonly: op.flags & DRM_XE_VM_BIND_FLAG_READONLY != 0,
-                autoreset: op.flags & DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET != 0,
-                bind_pat: op.pat_index,
-                attrs,
-            },
-        );
-        if mirror {
-            vm.merge_defaults(s, e);
-        }
-        self.destroy_ranges(g, fd, vm_id, &straddling, true);
-        self.destroy_ranges(g, fd, vm_id, &inside, false);
-        Ok(())
-    }
-
-    fn bind_unmap(&self, g: &mut Guard, fd: RawFd, vm_id: u32, s: u64, e: u64) -> Result<()> {
-        let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap();
-        for vs in vm.vmas_in(s, e) {
-            let v = &vm.vmas[&vs];
-            if v.kind == VmaKind::Mirror && vm.overlaps_range(s.max(vs), e.min(v.end)) {
-                return Err(Errno::EBUSY);
-            }
-        }
-        vm.split_at(s);
-        vm.split_at(e);
-        for vs in vm.vmas_in(s, e) {
-            vm.vmas.remove(&vs);
-        }
-        Ok(())
-    }
-
-    fn bind_prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, op: &drm_xe_vm_bind_op) -> Result<()> {
-        let (s, e) = (op.addr, op.addr + op.range);
-        let region = op.prefetch_mem_region_instance;
-        let parts: Vec<(u64, u64, PrefTarget)> = {
-            let vm = &g.files[&fd].vms[&vm_id];
-            vm.vmas_in(s, e)
-                .into_iter()
-                .filter(|vs| vm.vmas[vs].kind == VmaKind::Mirror)
-                .map(|vs| (s.max(vs), e.min(vm.vmas[&vs].end), vm.vmas[&vs].attrs.pref))
-                .collect()
-        };
-        for (ps, pe, pref) in parts {
-            let target = match region {
-                // CONSULT: preferred location resolved against the root tile.
-                DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC => self.resolve_pref(dev, 0, pref),
-                0 => None,
-                n => self.pagemap_of(dev, (n - 1) as u16),
-            };
-            self.prefetch(g, fd, vm_id, dev, ps, pe, target)?;
-        }
         Ok(())
     }
 

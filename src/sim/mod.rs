@@ -15,7 +15,9 @@
 //! range see each other's locked pages and get EBUSY as in kernel-model §5 and
 //! §13.1; the driver-wide migrate rwsem serializes the retry.
 
+mod bind;
 pub mod config;
+mod content;
 pub mod inject;
 mod ioctl;
 pub mod mem;
