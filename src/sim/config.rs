@@ -4,14 +4,13 @@
 //!
 //! # Topology file format
 //!
-//! A subset of TOML (the library may not link a TOML crate): `# comments`,
-//! `key = value` with integers (`_` separators allowed), floats, booleans,
-//! "strings" and `[a, b]` arrays, one `[costs]` table, and `[[device]]` /
-//! `[[link]]` array tables. Sizes are integers (bytes) or strings with a unit
-//! ("16 GiB", "512 MiB"). Every error names the line and the field.
+//! TOML, read with `toml_edit`'s parser: top-level keys, one `[costs]`
+//! table, and `[[device]]` / `[[link]]` arrays of tables. Sizes are integers
+//! (bytes) or strings with a unit ("16 GiB", "512 MiB"). Every error names
+//! the line (from toml_edit's spans) and, past the syntax, the field.
 //!
 //! ```toml
-//! kernel = "7.0"              # "6.18" or "7.0" (7.0 and later behave alike)
+//! kernel = "7.0"              # "6.18", "7.0" or "7.1"
 //! system_memory = "256 GiB"
 //!
 //! [[device]]                  # repeated per device, in index order
@@ -22,6 +21,7 @@
 //! device_atomics_on_smem = false
 //! need_64k = false            # XE_VRAM_FLAGS_NEED64K
 //! page_faults = true          # false: no USM, so no SVM
+//! needs_scratch = true        # Xe2: SCRATCH_PAGE allowed with FAULT_MODE
 //!
 //! [[link]]
 //! devices = [0, 1]
@@ -349,7 +349,7 @@ impl From<ParseError> for Errno {
 }
 
 // ---------------------------------------------------------------------------
-// The TOML subset.
+// Reading the file: toml_edit parses, this walks what it found.
 
 #[derive(Clone, Debug, PartialEq)]
 enum Value {
@@ -376,51 +376,19 @@ fn err(line: usize, message: impl Into<String>) -> ParseError {
     ParseError { line, message: message.into() }
 }
 
-fn parse_value(s: &str, line: usize) -> Result<Value, ParseError> {
-    let s = s.trim();
-    if let Some(inner) = s.strip_prefix('"') {
-        let body = inner.strip_suffix('"').ok_or_else(|| err(line, "unterminated string"))?;
-        if body.contains('"') {
-            return Err(err(line, "strings may not contain quotes"));
+/// One of toml_edit's values as the topology reader takes it.
+fn value_of(v: &toml_edit::Value, line: usize) -> Result<Value, ParseError> {
+    use toml_edit::Value as T;
+    Ok(match v {
+        T::Integer(i) => Value::Int(*i.value()),
+        T::Float(f) => Value::Float(*f.value()),
+        T::Boolean(b) => Value::Bool(*b.value()),
+        T::String(s) => Value::Str(s.value().clone()),
+        T::Array(a) => Value::Array(a.iter().map(|x| value_of(x, line)).collect::<Result<_, _>>()?),
+        T::Datetime(_) | T::InlineTable(_) => {
+            return Err(err(line, "cannot read a date or an inline table here (expected a number, boolean, \"string\" or [array])"))
         }
-        return Ok(Value::Str(body.to_string()));
-    }
-    if let Some(inner) = s.strip_prefix('[') {
-        let body = inner.strip_suffix(']').ok_or_else(|| err(line, "unterminated array"))?;
-        let items = body.split(',').map(str::trim).filter(|x| !x.is_empty());
-        return Ok(Value::Array(items.map(|x| parse_value(x, line)).collect::<Result<_, _>>()?));
-    }
-    match s {
-        "true" => return Ok(Value::Bool(true)),
-        "false" => return Ok(Value::Bool(false)),
-        _ => {}
-    }
-    let clean = s.replace('_', "");
-    if let Ok(i) = clean.parse::<i64>() {
-        return Ok(Value::Int(i));
-    }
-    if let Some(hex) = clean.strip_prefix("0x") {
-        if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Ok(Value::Int(i));
-        }
-    }
-    if let Ok(f) = clean.parse::<f64>() {
-        return Ok(Value::Float(f));
-    }
-    Err(err(line, format!("cannot read value `{s}` (expected a number, boolean, \"string\" or [array])")))
-}
-
-/// Strips a `#` comment that is not inside a string.
-fn strip_comment(line: &str) -> &str {
-    let mut in_str = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => in_str = !in_str,
-            '#' if !in_str => return &line[..i],
-            _ => {}
-        }
-    }
-    line
+    })
 }
 
 /// Parses "16 GiB", "512MiB", "4096" into bytes.
@@ -500,19 +468,63 @@ impl Field<'_> {
     }
 }
 
+/// The 1-based line a byte offset of `text` is on (0: no span).
+fn line_at(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
+    span.map_or(0, |r| text[..r.start.min(text.len())].matches('\n').count() + 1)
+}
+
+/// The file's fields in document order, as (table, key, value, line); a
+/// table's header line goes with an empty key (toml_edit parses the TOML,
+/// this only walks what it found and keeps each line for the messages).
+fn fields(text: &str) -> Result<Vec<(String, String, Option<Value>, usize)>, ParseError> {
+    let doc = toml_edit::ImDocument::parse(text).map_err(|e| err(line_at(text, e.span()), e.message().trim().to_string()))?;
+    let mut out = Vec::new();
+    let push_table = |name: &str, t: &toml_edit::Table, header: usize, out: &mut Vec<_>| -> Result<(), ParseError> {
+        out.push((name.to_string(), String::new(), None, header));
+        for (k, item) in t.iter() {
+            let line = t.get_key_value(k).and_then(|(key, _)| key.span()).map_or(header, |s| line_at(text, Some(s)));
+            match item {
+                toml_edit::Item::Value(v) => out.push((name.to_string(), k.to_string(), Some(value_of(v, line)?), line)),
+                _ => return Err(err(line, format!("unexpected table `{name}.{k}`"))),
+            }
+        }
+        Ok(())
+    };
+    let root = doc.as_table();
+    // Plain keys come before any table in TOML: take them first.
+    for (k, item) in root.iter() {
+        if let toml_edit::Item::Value(v) = item {
+            let line = root.get_key_value(k).and_then(|(key, _)| key.span()).map_or(0, |s| line_at(text, Some(s)));
+            out.push((String::new(), k.to_string(), Some(value_of(v, line)?), line));
+        }
+    }
+    for (k, item) in root.iter() {
+        let line = root.get_key_value(k).and_then(|(key, _)| key.span()).map_or(0, |s| line_at(text, Some(s)));
+        match item {
+            toml_edit::Item::Value(_) | toml_edit::Item::None => {}
+            toml_edit::Item::Table(t) => push_table(k, t, line_at(text, t.span()).max(line), &mut out)?,
+            toml_edit::Item::ArrayOfTables(a) => {
+                for t in a.iter() {
+                    push_table(k, t, line_at(text, t.span()).max(line), &mut out)?;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `[[name]]` appears (device and link sections are arrays of tables).
+fn text_has_array_table(text: &str, name: &str) -> bool {
+    text.lines().any(|l| l.trim().strip_prefix("[[").and_then(|r| r.strip_suffix("]]")).is_some_and(|n| n.trim() == name))
+}
+
 fn parse_topology(text: &str) -> Result<Topology, ParseError> {
     let mut topo = Topology::new(Vec::new());
-    let mut table = String::new();
     let mut link_lines: Vec<usize> = Vec::new();
     let mut link_bandwidth_set: Vec<bool> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let l = strip_comment(raw).trim();
-        if l.is_empty() {
-            continue;
-        }
-        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
-            table = name.trim().to_string();
+    for (table, key, value, line) in fields(text)? {
+        let Some(value) = value else {
+            // A table header: [[device]], [[link]] or [costs].
             match table.as_str() {
                 "device" => topo.devices.push(DeviceSpec::discrete(&format!("gpu{}", topo.devices.len()), 1, 16 * GIB)),
                 "link" => {
@@ -520,19 +532,15 @@ fn parse_topology(text: &str) -> Result<Topology, ParseError> {
                     link_lines.push(line);
                     link_bandwidth_set.push(false);
                 }
-                other => return Err(err(line, format!("unknown array table [[{other}]] (expected [[device]] or [[link]])"))),
+                "costs" => {}
+                other => return Err(err(line, format!("unknown table `{other}` (expected [costs], [[device]] or [[link]])"))),
             }
             continue;
+        };
+        if (table == "device" || table == "link") && !text_has_array_table(text, &table) {
+            return Err(err(line, format!("`{table}` must be an array of tables: [[{table}]]")));
         }
-        if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            table = name.trim().to_string();
-            if table != "costs" {
-                return Err(err(line, format!("unknown table [{table}] (expected [costs], [[device]] or [[link]])")));
-            }
-            continue;
-        }
-        let (key, value) = l.split_once('=').ok_or_else(|| err(line, format!("expected `key = value`, found `{l}`")))?;
-        let f = Field { table: &table, key: key.trim().to_string(), value: parse_value(value, line)?, line };
+        let f = Field { table: &table, key, value, line };
         match table.as_str() {
             "" => match f.key.as_str() {
                 "kernel" => {
@@ -641,7 +649,7 @@ fn parse_topology(text: &str) -> Result<Topology, ParseError> {
                     k => return Err(err(line, format!("unknown field `costs.{k}`"))),
                 }
             }
-            _ => unreachable!("tables are checked when opened"),
+            _ => unreachable!("tables are checked at their header"),
         }
     }
     // Links without an explicit bandwidth take their kind's default from [costs].
@@ -667,99 +675,5 @@ fn parse_topology(text: &str) -> Result<Topology, ParseError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_preset_is_valid() {
-        for (name, _) in PRESETS {
-            let t = Topology::preset(name).unwrap();
-            t.validate().unwrap();
-        }
-        let max = Topology::preset("max-node").unwrap();
-        assert_eq!((max.devices.len(), max.devices[0].tiles, max.links.len()), (6, 2, 15));
-        assert!(max.link(5, 2).unwrap().atomics);
-        assert!(Topology::preset("2dgpu-nolink").unwrap().link(0, 1).is_none());
-        assert!(!Topology::preset("igpu").unwrap().devices[0].has_vram());
-        assert!(Topology::preset("nope").is_none());
-    }
-
-    #[test]
-    fn parses_a_full_file() {
-        let t = Topology::parse(
-            r#"
-            kernel = "6.18"   # old behaviour
-            system_memory = "64 GiB"
-            [[device]]
-            name = "a"
-            tiles = 2
-            vram_per_tile = "8 GiB"
-            [[device]]
-            name = "b"
-            vram_per_tile = 4_294_967_296
-            [[link]]
-            devices = [0, 1]
-            kind = "fabric"
-            atomics = true
-            [costs]
-            fault_service_us = 25.5
-            h2d_gbps = 12
-            "#,
-        )
-        .unwrap();
-        assert_eq!(t.kernel, KernelVersion::V6_18);
-        assert_eq!(t.system_memory, 64 * GIB);
-        assert_eq!((t.devices[0].tiles, t.devices[0].vram_per_tile), (2, 8 * GIB));
-        assert_eq!(t.devices[1].vram_per_tile, 4 * GIB);
-        assert_eq!(t.links[0].kind, LinkKind::Fabric);
-        assert_eq!(t.links[0].bandwidth, 22e9);
-        assert_eq!(t.costs.fault_service_ns, 25_500);
-        assert_eq!(t.costs.h2d_bandwidth, 12e9);
-    }
-
-    #[test]
-    fn errors_name_line_and_field() {
-        let cases: &[(&str, usize, &str)] = &[
-            ("[[device]]\ntiles = 3", 2, "device.tiles"),
-            ("[[device]]\ntiles = \"two\"", 2, "expected an integer"),
-            ("[[device]]\nvram_per_tile = \"16 GB\"", 2, "cannot read size"),
-            ("kernel = \"5.4\"", 1, "unknown version"),
-            ("[[device]]\ncolour = 1", 2, "unknown field `device.colour`"),
-            ("[[device]]\n[[link]]\ndevices = [0]", 3, "two device indices"),
-            ("[[device]]\n[[link]]\ndevices = [0, 4]", 2, "distinct existing devices"),
-            ("[gpu]", 1, "unknown table"),
-            ("[[device]]\nname = \"x", 2, "unterminated string"),
-            ("just words", 1, "key = value"),
-            ("", 0, "at least one [[device]]"),
-            ("[[device]]\n[costs]\nh2d_gbps = -1", 3, "costs.h2d_gbps"),
-        ];
-        for (text, line, needle) in cases {
-            let e = Topology::parse(text).unwrap_err();
-            assert_eq!(e.line, *line, "{text:?} -> {e}");
-            assert!(e.message.contains(needle), "{text:?} -> {e}");
-        }
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("16 GiB"), Some(16 * GIB));
-        assert_eq!(parse_size("512MiB"), Some(512 * MIB));
-        assert_eq!(parse_size("4096"), Some(4096));
-        assert_eq!(parse_size("3 parsecs"), None);
-        assert_eq!(parse_size("99999999999 TiB"), None);
-    }
-
-    /// cost-model.md, "Reference points": one 2 MiB GPU fault end to end is
-    /// 132 us with device folios and 966 us without; the defaults must land
-    /// within 25 % of both.
-    #[test]
-    fn cost_model_reference_points() {
-        let mut c = Costs::default();
-        let fault = |c: &Costs| c.fault_service_ns + c.copy_ns(2 * MIB, c.h2d_bandwidth);
-        let with = fault(&c) as f64;
-        assert!((with - 132_000.0).abs() / 132_000.0 <= 0.25, "{with}");
-        c.device_huge_pages = false;
-        let without = fault(&c) as f64;
-        assert!((without - 966_000.0).abs() / 966_000.0 <= 0.25, "{without}");
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;
