@@ -14,6 +14,7 @@ use std::sync::Barrier;
 use std::time::Instant;
 
 use xesvm::ffi::context::*;
+use xesvm::ffi::placement::*;
 use xesvm::ffi::sim::*;
 
 const MIB: u64 = 1 << 20;
