@@ -17,6 +17,33 @@
 #include <stdbool.h>
 
 /**
+ * `svm_set_log_level` / log handler level: nothing.
+ */
+#define SVM_LOG_OFF 0
+
+/**
+ * Errors the library could not handle (a panic caught at the boundary).
+ */
+#define SVM_LOG_ERROR 1
+
+/**
+ * The default level.
+ */
+#define SVM_LOG_WARN 2
+
+/**
+ * Each retry, fallback, pin, eviction, dead device and ignored ENOLINK.
+ */
+#define SVM_LOG_INFO 3
+
+/**
+ * Also bad input, with the text svm_last_error() gives.
+ */
+#define SVM_LOG_DEBUG 4
+
+#define SVM_LOG_TRACE 5
+
+/**
  * `svm_context_config.driver`: the Xe kernel driver (render nodes).
  */
 #define SVM_DRIVER_KERNEL 0
@@ -208,6 +235,14 @@ typedef struct svm_context svm_context;
  * function may be called on one simulator from many threads at once.
  */
 typedef struct svm_sim svm_sim;
+
+/**
+ * Receives one log line: its `SVM_LOG_*` level, the NUL-terminated text
+ * (valid during the call only; "xesvm: info: ..."), and the `user` pointer
+ * given to svm_set_log_handler. May be called from any thread that calls
+ * the library, at any time; it must not call back into the library.
+ */
+typedef void (*svm_log_handler)(int level, const char *line, void *user);
 
 /**
  * Context options. Zero-initialise, set `struct_size`, then what you need;
@@ -654,6 +689,19 @@ typedef struct svm_sim_injection {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Routes the library's log lines to `handler` (NULL: back to stderr, the
+ * default). The level still decides what is logged (XESVM_LOG, or
+ * svm_set_log_level). Thread-safe; lines being written finish first.
+ */
+int svm_set_log_handler(svm_log_handler handler, void *user);
+
+/**
+ * Sets the log level (`SVM_LOG_*`), overriding XESVM_LOG. -EINVAL for an
+ * unknown level. Thread-safe.
+ */
+int svm_set_log_level(int level);
 
 /**
  * The library version, e.g. `"0.1.0"`. The string is static; never free it.

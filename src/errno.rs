@@ -81,6 +81,25 @@ impl fmt::Debug for Errno {
     }
 }
 
+/// An errno as log lines print it: its name ("ENOMEM"), else its number.
+pub struct Short(Errno);
+
+impl fmt::Display for Short {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "errno {}", self.0 .0),
+        }
+    }
+}
+
+impl Errno {
+    /// Its short form for log lines.
+    pub fn short(self) -> Short {
+        Short(self)
+    }
+}
+
 impl fmt::Display for Errno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.message_cstr().to_str().unwrap_or("?"))

@@ -14,6 +14,8 @@ pub mod driver;
 pub mod errno;
 pub mod ffi;
 /// cbindgen:ignore
+pub mod log;
+/// cbindgen:ignore
 pub mod policy;
 /// cbindgen:ignore
 pub mod sim;

@@ -49,8 +49,13 @@ pub(crate) fn invalid(message: impl Into<String>) -> Failure {
     Failure { errno: Errno::EINVAL, message: message.into() }
 }
 
-fn set_last_error(function: &str, message: &str) {
+fn set_last_error(function: &str, message: &str, errno: Errno) {
     let text = format!("{function}: {message}").replace('\0', " ");
+    // Bad input logs at debug with svm_last_error's text; other failures
+    // were logged where they happened.
+    if errno == Errno::EINVAL {
+        crate::log!(crate::log::Level::Debug, "{text}");
+    }
     LAST_ERROR.with(|e| *e.borrow_mut() = CString::new(text).unwrap_or_default());
 }
 
@@ -61,7 +66,7 @@ pub(crate) fn guard(function: &'static str, body: impl FnOnce() -> FfiResult) ->
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => 0,
         Ok(Err(f)) => {
-            set_last_error(function, &f.message);
+            set_last_error(function, &f.message, f.errno);
             f.errno.to_status()
         }
         Err(panic) => {
@@ -70,7 +75,8 @@ pub(crate) fn guard(function: &'static str, body: impl FnOnce() -> FfiResult) ->
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(function, &format!("internal error caught at the C boundary: {what}"));
+            crate::log!(crate::log::Level::Error, "{function}: internal error caught at the C boundary: {what}");
+            set_last_error(function, &format!("internal error caught at the C boundary: {what}"), Errno::ENOTRECOVERABLE);
             Errno::ENOTRECOVERABLE.to_status()
         }
     }
@@ -95,6 +101,46 @@ pub(crate) unsafe fn cstr<'a>(p: *const c_char, name: &str) -> Result<&'a str, F
     }
     // SAFETY: caller's contract.
     unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| invalid(format!("{name} is not UTF-8")))
+}
+
+/// `svm_set_log_level` / log handler level: nothing.
+pub const SVM_LOG_OFF: c_int = 0;
+/// Errors the library could not handle (a panic caught at the boundary).
+pub const SVM_LOG_ERROR: c_int = 1;
+/// The default level.
+pub const SVM_LOG_WARN: c_int = 2;
+/// Each retry, fallback, pin, eviction, dead device and ignored ENOLINK.
+pub const SVM_LOG_INFO: c_int = 3;
+/// Also bad input, with the text svm_last_error() gives.
+pub const SVM_LOG_DEBUG: c_int = 4;
+pub const SVM_LOG_TRACE: c_int = 5;
+
+/// Receives one log line: its `SVM_LOG_*` level, the NUL-terminated text
+/// (valid during the call only; "xesvm: info: ..."), and the `user` pointer
+/// given to svm_set_log_handler. May be called from any thread that calls
+/// the library, at any time; it must not call back into the library.
+pub type svm_log_handler = Option<unsafe extern "C" fn(level: c_int, line: *const c_char, user: *mut core::ffi::c_void)>;
+
+/// Routes the library's log lines to `handler` (NULL: back to stderr, the
+/// default). The level still decides what is logged (XESVM_LOG, or
+/// svm_set_log_level). Thread-safe; lines being written finish first.
+#[no_mangle]
+pub extern "C" fn svm_set_log_handler(handler: svm_log_handler, user: *mut core::ffi::c_void) -> c_int {
+    guard("svm_set_log_handler", || {
+        crate::log::set_handler(handler, user);
+        Ok(())
+    })
+}
+
+/// Sets the log level (`SVM_LOG_*`), overriding XESVM_LOG. -EINVAL for an
+/// unknown level. Thread-safe.
+#[no_mangle]
+pub extern "C" fn svm_set_log_level(level: c_int) -> c_int {
+    guard("svm_set_log_level", || {
+        let l = u8::try_from(level).ok().and_then(crate::log::Level::from_u8).ok_or_else(|| invalid(format!("log level {level} is not an SVM_LOG_* value")))?;
+        crate::log::set_level(l);
+        Ok(())
+    })
 }
 
 /// The library version, e.g. `"0.1.0"`. The string is static; never free it.

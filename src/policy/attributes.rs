@@ -84,6 +84,9 @@ impl Context {
                         self.links.write().set(d.slot, t, LinkState::Absent);
                     }
                     self.stats.count_errno(Errno::ENOLINK);
+                    if !accessing {
+                        crate::log!(crate::log::Level::Info, "preferred location {cand} on device {}'s VM: ENOLINK, ignored (that device keeps its own)", d.slot);
+                    }
                     if accessing {
                         return Err(Miss::Fallback(Errno::ENOLINK));
                     }

@@ -87,7 +87,9 @@ impl Device {
     }
 
     pub fn mark_dead(&self, e: Errno) {
-        let _ = self.dead.compare_exchange(0, e.0, Ordering::Relaxed, Ordering::Relaxed);
+        if self.dead.compare_exchange(0, e.0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            crate::log!(crate::log::Level::Info, "device {} is gone ({}): every call on it now fails with it", self.slot, e.short());
+        }
     }
 
     /// Multi-device madvise (fd + region_instance) is usable unless this

@@ -43,6 +43,7 @@ impl Context {
         if !holders.is_empty() {
             placed.bytes_moved = size;
             self.stats.local().evictions.fetch_add(1, Ordering::Relaxed);
+            crate::log!(crate::log::Level::Info, "evict {}: sent back to system memory from {} device(s)", crate::log::Span(start, size), holders.len());
         }
         if before.is_some() {
             let in_system = |c: &Context| c.observe(start, end).is_some_and(|s| s.in_system());

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::record::merge_pieces;
+use crate::log::Span;
 use super::*;
 
 impl Context {
@@ -147,6 +148,7 @@ impl Context {
                     });
                     placed.pagemap = Some(cur);
                     placed.pinned = true;
+                    crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {cur} (moved {} times in the window), not moved to {target}", Span(start, end - start), dev.slot, summary.moves_within(now, self.config.thrash_window_ns));
                     return Ok(placed);
                 }
             }
@@ -162,6 +164,7 @@ impl Context {
         {
             summary.pinned_until = summary.pinned_until.max(now + self.config.pin_ns);
             placed.pinned = true;
+            crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {target}, served remotely (thrashing)", Span(start, end - start), dev.slot);
         }
         let mut candidates = vec![target];
         if !flags.no_fallback {
@@ -183,6 +186,7 @@ impl Context {
                     if i > 0 {
                         placed.fell_back = true;
                         placed.cause = Some(last);
+                        crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: fell back to {cand} from {target} ({})", Span(start, end - start), dev.slot, last.short());
                     }
                     placed.pagemap = Some(cand);
                     return Ok(placed);
@@ -279,6 +283,7 @@ impl Context {
                     busy_retried = true;
                     placed.retries += 1;
                     self.stats.count_errno(Errno::EBUSY);
+                    crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: EBUSY, evicting to system and retrying once", Span(start, size));
                     let _ = self.prefetch(&via, start, size, 0, placed);
                     continue;
                 }
@@ -286,6 +291,7 @@ impl Context {
                     room_retried = true;
                     placed.retries += 1;
                     self.stats.count_errno(e);
+                    crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: {}, evicting least recently used ranges and retrying once", Span(start, size), e.short());
                     self.make_room(slots, cand, start, end, placed);
                     continue;
                 }
@@ -295,6 +301,7 @@ impl Context {
                 }
                 Err(Errno::ENOLINK) => {
                     self.stats.count_errno(Errno::ENOLINK);
+                    crate::log!(crate::log::Level::Info, "alloc_vram {} device {} to {cand}: ENOLINK, the link is marked absent", Span(start, size), dev.slot);
                     if let Some(d) = cand.device() {
                         self.links.write().set(dev.slot, d, LinkState::Absent);
                     }
@@ -315,6 +322,7 @@ impl Context {
             if let Some(after) = self.observe(start, end) {
                 if !self.agrees(slots, &after, cand) {
                     self.stats.local().unverified.fetch_add(1, Ordering::Relaxed);
+                    crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: the prefetch reported success but the page table shows it elsewhere (counted as EBUSY)", Span(start, size));
                     if !busy_retried {
                         busy_retried = true;
                         placed.retries += 1;
@@ -346,6 +354,7 @@ impl Context {
                     n += 1;
                     placed.retries += 1;
                     self.stats.count_errno(e);
+                    crate::log!(crate::log::Level::Info, "ioctl interrupted ({}): restarting ({n} of {MAX_RESTARTS})", e.short());
                 }
                 r => return r,
             }
@@ -368,6 +377,7 @@ impl Context {
             if self.prefetch(&owner, s, e - s, 0, placed).is_ok() {
                 freed += e - s;
                 self.stats.local().lru_evictions.fetch_add(1, Ordering::Relaxed);
+                crate::log!(crate::log::Level::Info, "evicted {} from {pm} (least recently used) to make room", Span(s, e - s));
                 self.track.write().replace(s, e, |pieces| {
                     let mut r = merge_pieces(pieces);
                     r.residency = Some(Pagemap::System);

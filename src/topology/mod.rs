@@ -11,6 +11,15 @@ pub enum Pagemap {
     Vram { device: u16, tile: u16 },
 }
 
+impl std::fmt::Display for Pagemap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pagemap::System => f.write_str("system"),
+            Pagemap::Vram { device, tile } => write!(f, "device {device} VRAM tile {tile}"),
+        }
+    }
+}
+
 impl Pagemap {
     pub fn device(self) -> Option<u16> {
         match self {

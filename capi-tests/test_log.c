@@ -1,0 +1,77 @@
+/*
+ * The library's log, routed into the runtime's own: a handler set with
+ * svm_set_log_handler sees one line per event. A forced fallback (VRAM
+ * allocation keeps failing) logs the retry and the fallback at info; bad
+ * input logs at debug with the same text svm_last_error() gives; nothing is
+ * logged below the level in force.
+ */
+#include "rig.h"
+
+#define VM_BIND_REQUEST 0x40886445u
+#define MAX_LINES 64
+
+static char lines[MAX_LINES][512];
+static int levels[MAX_LINES];
+static int nlines;
+static int user_token = 42;
+
+static void handler(int level, const char *line, void *user)
+{
+	CHECK(user == &user_token);
+	if (nlines < MAX_LINES) {
+		snprintf(lines[nlines], sizeof lines[0], "%s", line);
+		levels[nlines++] = level;
+	}
+}
+
+static int find(const char *needle, int level)
+{
+	for (int i = 0; i < nlines; i++)
+		if (strstr(lines[i], needle) && levels[i] == level)
+			return i;
+	return -1;
+}
+
+int main(void)
+{
+	rig r = rig_open("dgpu", NULL, 0, 0);
+	CHECK_OK(svm_set_log_handler(handler, &user_token));
+	CHECK_STATUS(svm_set_log_level(9), -EINVAL);
+
+	/* At the default level (warn), a fallback is not logged. */
+	CHECK_OK(svm_set_log_level(SVM_LOG_WARN));
+	svm_sim_injection inj = { .struct_size = sizeof(inj), .point = SVM_SIM_INJECT_IOCTL, .device = -1,
+				  .request = VM_BIND_REQUEST, .error = -ENOMEM, .count = 100 };
+	CHECK_OK(svm_sim_inject(r.sim, &inj));
+	svm_alloc_result res = alloc(&r, 0, BUF, 2 * MIB, r.vram[0], 0);
+	CHECK(res.flags & SVM_RESULT_FELL_BACK);
+	CHECK(nlines == 0);
+
+	/* At info: the retry after ENOMEM and the fallback, one line each. */
+	CHECK_OK(svm_set_log_level(SVM_LOG_INFO));
+	res = alloc(&r, 0, BUF + 2 * MIB, 2 * MIB, r.vram[0], 0);
+	CHECK(res.flags & SVM_RESULT_FELL_BACK);
+	int retry = find("ENOMEM, evicting least recently used ranges and retrying once", SVM_LOG_INFO);
+	int fell = find("fell back to system from device 0 VRAM tile 0 (ENOMEM", SVM_LOG_INFO);
+	CHECK(retry >= 0 && fell > retry);
+	CHECK(strncmp(lines[fell], "xesvm: info: alloc_vram [0x1000200000+2 MiB] device 0", 53) == 0);
+	CHECK_OK(svm_sim_inject_clear(r.sim));
+
+	/* Bad input at debug, with svm_last_error()'s text. */
+	CHECK(svm_alloc_vram(r.ctx, r.dev[0], BUF, 0, r.vram[0], 0, NULL) == -EINVAL);
+	CHECK(find(svm_last_error(), SVM_LOG_DEBUG) < 0); /* info: not logged */
+	CHECK_OK(svm_set_log_level(SVM_LOG_DEBUG));
+	CHECK(svm_alloc_vram(r.ctx, r.dev[0], BUF, 0, r.vram[0], 0, NULL) == -EINVAL);
+	int bad = find(svm_last_error(), SVM_LOG_DEBUG);
+	CHECK(bad >= 0);
+
+	/* Back to stderr, and off. */
+	CHECK_OK(svm_set_log_handler(NULL, NULL));
+	int before = nlines;
+	CHECK_OK(svm_set_log_level(SVM_LOG_OFF));
+	CHECK(svm_alloc_vram(r.ctx, r.dev[0], BUF, 0, r.vram[0], 0, NULL) == -EINVAL);
+	CHECK(nlines == before);
+	rig_close(&r);
+	puts("test_log: ok");
+	return 0;
+}

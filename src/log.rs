@@ -1,0 +1,167 @@
+//! The library's log: one line per event (a retry, a fallback, a pin, an
+//! eviction, a dead device, an ignored ENOLINK at `info`; bad input at
+//! `debug`, with the text `svm_last_error` gives), to stderr or to a handler
+//! the runtime sets (`svm_set_log_handler`).
+//!
+//! `XESVM_LOG=off|error|warn|info|debug|trace` sets the level (default
+//! `warn`), read once. When an event's level is off, its cost is one relaxed
+//! load: the [`log!`] macro checks [`enabled`] before it formats anything.
+
+use std::ffi::{c_char, c_void, CString};
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use parking_lot::RwLock;
+
+/// Severity, most severe first. Values are the C `SVM_LOG_*` constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Level {
+    Off = 0,
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+    Trace = 5,
+}
+
+impl Level {
+    pub fn from_u8(v: u8) -> Option<Level> {
+        Some(match v {
+            0 => Level::Off,
+            1 => Level::Error,
+            2 => Level::Warn,
+            3 => Level::Info,
+            4 => Level::Debug,
+            5 => Level::Trace,
+            _ => return None,
+        })
+    }
+
+    pub fn parse(s: &str) -> Option<Level> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "off" | "none" | "0" => Level::Off,
+            "error" | "1" => Level::Error,
+            "warn" | "warning" | "2" => Level::Warn,
+            "info" | "3" => Level::Info,
+            "debug" | "4" => Level::Debug,
+            "trace" | "5" => Level::Trace,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Off => "off",
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+            Level::Trace => "trace",
+        }
+    }
+}
+
+const UNSET: u8 = u8::MAX;
+static LEVEL: AtomicU8 = AtomicU8::new(UNSET);
+
+/// A runtime's log sink: `(level, line, user)`; the line is NUL-terminated
+/// and valid only during the call.
+pub type Handler = unsafe extern "C" fn(level: i32, line: *const c_char, user: *mut c_void);
+
+struct Sink {
+    handler: Handler,
+    user: usize,
+}
+
+static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+
+#[cold]
+fn level_from_env() -> u8 {
+    let l = std::env::var("XESVM_LOG").ok().and_then(|v| Level::parse(&v)).unwrap_or(Level::Warn) as u8;
+    // A level set meanwhile (svm_set_log_level) wins over the environment.
+    match LEVEL.compare_exchange(UNSET, l, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => l,
+        Err(current) => current,
+    }
+}
+
+/// Whether events of `level` are logged: one relaxed load once initialised.
+#[inline]
+pub fn enabled(level: Level) -> bool {
+    let l = LEVEL.load(Ordering::Relaxed);
+    let l = if l == UNSET { level_from_env() } else { l };
+    level as u8 <= l
+}
+
+pub fn set_level(level: Level) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+pub fn level() -> Level {
+    let l = LEVEL.load(Ordering::Relaxed);
+    Level::from_u8(if l == UNSET { level_from_env() } else { l }).unwrap_or(Level::Warn)
+}
+
+/// Routes lines to `handler` (None: back to stderr).
+pub fn set_handler(handler: Option<Handler>, user: *mut c_void) {
+    *SINK.write() = handler.map(|handler| Sink { handler, user: user as usize });
+}
+
+/// Writes one line (call through [`log!`], which checks the level first).
+#[cold]
+pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
+    let line = format!("xesvm: {}: {args}", level.name());
+    let sink = SINK.read();
+    match &*sink {
+        Some(s) => {
+            let c = CString::new(line.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: the runtime's handler, given a NUL-terminated line that
+            // lives for the call and the user pointer it registered.
+            unsafe { (s.handler)(level as i32, c.as_ptr(), s.user as *mut c_void) };
+        }
+        None => {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+    }
+}
+
+/// `log!(Level::Info, "format", args...)`: formats only when enabled.
+#[macro_export]
+macro_rules! log {
+    ($level:expr, $($arg:tt)*) => {
+        if $crate::log::enabled($level) {
+            $crate::log::emit($level, format_args!($($arg)*));
+        }
+    };
+}
+
+/// A span as log lines write it: `[0x1000000000+8 MiB]`.
+pub struct Span(pub u64, pub u64);
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (s, n) = (self.0, self.1);
+        if n % (1 << 20) == 0 {
+            write!(f, "[{s:#x}+{} MiB]", n >> 20)
+        } else if n % 1024 == 0 {
+            write!(f, "[{s:#x}+{} KiB]", n >> 10)
+        } else {
+            write!(f, "[{s:#x}+{n}]")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_and_order() {
+        assert_eq!(Level::parse("INFO"), Some(Level::Info));
+        assert_eq!(Level::parse("nope"), None);
+        assert!(Level::Error < Level::Info);
+        assert_eq!(Span(0x1000, 8 << 20).to_string(), "[0x1000+8 MiB]");
+        assert_eq!(Span(0x1000, 12288).to_string(), "[0x1000+12 KiB]");
+    }
+}
