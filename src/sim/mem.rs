@@ -565,6 +565,11 @@ impl Memory {
     }
 
     /// Live page addresses of an allocation (pages still placed in it).
+    /// A live allocation.
+    pub fn allocation(&self, id: u32) -> &DevAlloc {
+        self.t.get(id)
+    }
+
     pub fn alloc_pages(&self, id: u32) -> Vec<u64> {
         let a = self.t.get(id);
         let mut out = Vec::with_capacity(a.live as usize);

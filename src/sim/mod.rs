@@ -21,6 +21,7 @@ mod content;
 pub mod inject;
 mod ioctl;
 pub mod mem;
+mod process;
 mod svm;
 mod uaccess;
 pub mod vm;
@@ -37,8 +38,7 @@ pub use inject::{Injection, Point};
 use mem::{Loc, Memory, PAGE};
 use vm::Vm;
 
-use crate::driver::residency::{push_run, DeviceId, PageTableAccess, PageTableSource, Residency, ResidencyRun, VramRegion};
-use crate::driver::LinkHint;
+use crate::driver::residency::{PageTableAccess, PageTableSource};
 use crate::errno::{Errno, Result};
 
 /// Where the pages of a span live: the simulator's ground truth, for the
@@ -63,6 +63,21 @@ pub enum Access {
     Write,
     /// A GPU atomic (a write that may require VRAM, kernel-model §3.2).
     Atomic,
+}
+
+/// Something the simulated machine did, on the simulated clock: what a
+/// trace of a run shows (world API: measurement, never the library's input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimEvent {
+    /// A copy of `bytes` from `from` to `to` (None: system memory; else the
+    /// device), taking [at_ns, at_ns + dur_ns).
+    Migration { at_ns: u64, dur_ns: u64, bytes: u64, from: Option<u32>, to: Option<u32> },
+    /// A GPU page fault of `device`, serviced in [at_ns, at_ns + dur_ns).
+    GpuFault { at_ns: u64, dur_ns: u64, device: u32 },
+    /// A CPU fault on a device page.
+    CpuFault { at_ns: u64 },
+    /// VRAM pressure evicted `bytes` of `device`'s VRAM to system memory.
+    Eviction { at_ns: u64, bytes: u64, device: u32 },
 }
 
 /// One VRAM region of one tile.
@@ -170,6 +185,9 @@ pub struct Sim {
     counters: Counters,
     /// How the simulated process may read its page table.
     page_table: Mutex<PageTableAccess>,
+    /// Events recorded for a trace, when asked for (`record_events`).
+    recording: std::sync::atomic::AtomicBool,
+    events: Mutex<Vec<SimEvent>>,
 }
 
 type Guard<'a> = MutexGuard<'a, State>;
@@ -204,6 +222,8 @@ impl Sim {
             clock: AtomicU64::new(0),
             counters: Counters::default(),
             page_table: Mutex::new(PageTableAccess { source: PageTableSource::Scan, privileged: false }),
+            recording: std::sync::atomic::AtomicBool::new(false),
+            events: Mutex::new(Vec::new()),
         }))
     }
 
@@ -298,6 +318,28 @@ impl Sim {
 
     pub fn counters(&self) -> CounterSnapshot {
         self.counters.snapshot()
+    }
+
+    /// Starts (or stops) recording [`SimEvent`]s for a trace.
+    pub fn record_events(&self, on: bool) {
+        self.recording.store(on, Ordering::Relaxed);
+    }
+
+    /// The events recorded so far, in order; recording goes on.
+    pub fn take_events(&self) -> Vec<SimEvent> {
+        std::mem::take(&mut *self.events.lock())
+    }
+
+    /// Records an event when a trace was asked for (one relaxed load otherwise).
+    fn event(&self, e: impl FnOnce() -> SimEvent) {
+        if self.recording.load(Ordering::Relaxed) {
+            self.events.lock().push(e());
+        }
+    }
+
+    /// Advances the clock by `ns` and returns when that started.
+    fn spend(&self, ns: u64) -> u64 {
+        self.clock.fetch_add(ns, Ordering::Relaxed)
     }
 
 
@@ -429,100 +471,6 @@ impl Sim {
             return Err(Errno::EINVAL);
         }
         self.gpu_access_locked(&mut g, fd, vm_id, dev, tile, start, end, access, value)
-    }
-
-    // -- what the simulated process can know ------------------------------
-
-    /// The PCI address sysfs would show for a device (bus 3 onwards).
-    pub fn device_id(&self, device: u32) -> DeviceId {
-        DeviceId::pci(0, 3u8.wrapping_add(device as u8), 0, 0)
-    }
-
-    /// The device of a PCI address from [`Sim::device_id`].
-    pub fn device_of_id(&self, id: DeviceId) -> Option<u32> {
-        (0..self.topo.devices.len() as u32).find(|&d| self.device_id(d) == id)
-    }
-
-    /// What the platform tells of the link between two devices: the
-    /// topology's link (as sysfs PCI topology or a topology file would), not
-    /// the kernel's owner groups, which only ENOLINK reveals.
-    pub fn link_hint(&self, a: u32, b: u32) -> LinkHint {
-        match self.topo.link(a, b) {
-            None => LinkHint::None,
-            Some(l) => LinkHint::Interconnect { fabric: l.kind == LinkKind::Fabric, atomics: l.atomics, bandwidth: l.bandwidth },
-        }
-    }
-
-    /// How the simulated process reads its page table (default:
-    /// PAGEMAP_SCAN, unprivileged, as on Linux 6.7+ without CAP_SYS_ADMIN).
-    pub fn page_table(&self) -> PageTableAccess {
-        *self.page_table.lock()
-    }
-
-    /// Sets how the simulated process reads its page table. `Oracle` is
-    /// not a property of the process (the driver seam decides it).
-    pub fn set_page_table(&self, access: PageTableAccess) -> Result<()> {
-        if access.source == PageTableSource::Oracle {
-            return Err(Errno::EINVAL);
-        }
-        *self.page_table.lock() = access;
-        Ok(())
-    }
-
-    /// The simulated process's page table over [start, end), with exactly
-    /// what `/proc/self/pagemap` shows (observation.md §1): present pages
-    /// (system memory, anonymous or file) are `System`; device pages and
-    /// pages a migration holds (migration entries) are `NotInSystem`,
-    /// naming their region only for a privileged reader; the rest is
-    /// unpopulated. The cost of the walk goes on the clock (one syscall per
-    /// call, or per 512 entries read), unless `oracle`, which also names
-    /// every region (the benchmark's perfect-information reference).
-    pub fn read_page_table(&self, start: u64, end: u64, out: &mut [ResidencyRun], oracle: bool) -> Result<(usize, u64)> {
-        let access = self.page_table();
-        if !oracle && !access.available() {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        if start % PAGE != 0 || end % PAGE != 0 || start >= end || end > mem::VA_END || out.is_empty() {
-            return Err(Errno::EINVAL);
-        }
-        let names = oracle || access.privileged;
-        let g = self.state.lock();
-        let (mut n, mut walked) = (0, start);
-        let mut full = false;
-        g.mem.each_page(start, end, |addr, loc, locked| {
-            if full {
-                return;
-            }
-            let residency = match (loc, locked) {
-                (Loc::Unpopulated, _) => Residency::Unpopulated,
-                (Loc::System, false) => Residency::System,
-                (Loc::Vram(p), _) if names => {
-                    let pm = self.pagemaps[p as usize];
-                    Residency::NotInSystem { vram: Some(VramRegion { device: self.device_id(pm.device), region: pm.tile }) }
-                }
-                _ => Residency::NotInSystem { vram: None },
-            };
-            if push_run(out, &mut n, ResidencyRun { start: addr, end: addr + PAGE, residency }) {
-                walked = addr + PAGE;
-            } else {
-                full = true;
-            }
-        });
-        drop(g);
-        if !oracle {
-            let c = &self.topo.costs;
-            let pages = (walked - start) / PAGE;
-            // The kernel backend reads entries 512 at a time when it must pread
-            // (privileged readers need the PFNs only pread gives).
-            self.advance(if access.source == PageTableSource::Scan && !access.privileged {
-                c.pagemap_call_ns + pages * c.pagemap_scan_page_ns
-            } else {
-                pages.div_ceil(512).max(1) * c.pagemap_call_ns + pages * c.pagemap_read_page_ns
-            });
-            self.count(&self.counters.page_table_reads, 1);
-            self.count(&self.counters.page_table_pages, pages);
-        }
-        Ok((n, walked))
     }
 
     // -- ground truth -------------------------------------------------------

@@ -10,7 +10,7 @@ use parking_lot::MutexGuard;
 
 use super::mem::{CpuKind, Loc, PAGE};
 use super::vm::{PrefTarget, SvmRange, VmaKind};
-use super::{Access, Guard, Point, Sim};
+use super::{Access, Guard, Point, Sim, SimEvent};
 use crate::errno::{Errno, Result};
 use crate::uapi::*;
 
@@ -154,7 +154,9 @@ impl Sim {
     #[allow(clippy::too_many_arguments)]
     fn gpu_fault(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, tile: u16, addr: u64, access: Access) -> Result<()> {
         self.count(&self.counters.gpu_faults, 1);
-        self.advance(self.topo.costs.fault_service_ns);
+        let dur_ns = self.topo.costs.fault_service_ns;
+        let at_ns = self.spend(dur_ns);
+        self.event(|| SimEvent::GpuFault { at_ns, dur_ns, device: dev });
         let attr = {
             let vm = &g.files[&fd].vms[&vm_id];
             vm.vma_at(addr).ok_or(Errno::EINVAL)?.1.attrs.atomic
@@ -376,8 +378,11 @@ impl Sim {
         let m = g.mem.move_into(&collected, id, true);
         let (from_sys, from_peer, moved) = (m.from_system, m.from_device, m.pages as usize);
         let c = &self.topo.costs;
+        let to = Some(self.pagemaps[target as usize].device);
         if from_sys > 0 {
-            self.advance(c.copy_ns(from_sys, c.h2d_bandwidth));
+            let dur_ns = c.copy_ns(from_sys, c.h2d_bandwidth);
+            let at_ns = self.spend(dur_ns);
+            self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes: from_sys, from: None, to });
             self.count(&self.counters.migrations_to_vram, 1);
             self.count(&self.counters.bytes_to_vram, from_sys);
             let by_size = match bytes {
@@ -388,8 +393,11 @@ impl Sim {
             self.count(by_size, 1);
         }
         for (p, b) in from_peer {
-            let bw = self.path_bandwidth(self.pagemaps[p as usize].device, Some(target)).unwrap_or(c.p2p_bandwidth);
-            self.advance(c.copy_ns(b, bw));
+            let src = self.pagemaps[p as usize].device;
+            let bw = self.path_bandwidth(src, Some(target)).unwrap_or(c.p2p_bandwidth);
+            let dur_ns = c.copy_ns(b, bw);
+            let at_ns = self.spend(dur_ns);
+            self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes: b, from: Some(src), to });
             self.count(&self.counters.migrations_device_to_device, 1);
             self.count(&self.counters.bytes_device_to_device, b);
         }
@@ -408,8 +416,11 @@ impl Sim {
         if pages.is_empty() {
             return;
         }
+        let device = self.pagemaps[g.mem.allocation(id).pagemap as usize].device;
         self.pages_to_system(g, &pages);
         if pressure {
+            let (at_ns, bytes) = (self.now_ns(), pages.len() as u64 * PAGE);
+            self.event(|| SimEvent::Eviction { at_ns, bytes, device });
             self.count(&self.counters.evictions, 1);
             self.count(&self.counters.evicted_bytes, pages.len() as u64 * PAGE);
         }
@@ -420,12 +431,18 @@ impl Sim {
         if pages.is_empty() {
             return;
         }
+        let from = match g.mem.loc(pages[0]) {
+            Loc::Vram(p) => Some(self.pagemaps[p as usize].device),
+            _ => None,
+        };
         let bytes = g.mem.move_to_system(pages) * PAGE;
         if bytes == 0 {
             return;
         }
         let c = &self.topo.costs;
-        self.advance(c.copy_ns(bytes, c.d2h_bandwidth));
+        let dur_ns = c.copy_ns(bytes, c.d2h_bandwidth);
+        let at_ns = self.spend(dur_ns);
+        self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes, from, to: None });
         self.count(&self.counters.migrations_to_system, 1);
         self.count(&self.counters.bytes_to_system, bytes);
         let (lo, hi) = (pages[0], *pages.last().unwrap() + PAGE);
@@ -461,7 +478,8 @@ impl Sim {
     /// the timeslice, then moves the whole allocation back to RAM.
     pub(super) fn cpu_fault(&self, g: &mut Guard, p: u16, addr: u64) {
         self.count(&self.counters.cpu_faults, 1);
-        self.advance(self.topo.costs.cpu_fault_ns);
+        let at_ns = self.spend(self.topo.costs.cpu_fault_ns);
+        self.event(|| SimEvent::CpuFault { at_ns });
         match g.mem.alloc_at(p, addr) {
             Some(id) => {
                 let expiry = g.mem.alloc(id).timeslice_expiry;

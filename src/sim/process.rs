@@ -1,0 +1,106 @@
+//! What the simulated process can know, answered with Linux's limits: the
+//! PCI address of a device (what fstat + sysfs give), what the platform
+//! says of links, and its own page table (`/proc/self/pagemap`,
+//! observation.md), with the cost of each read on the clock.
+
+
+use super::mem::{self, Loc, PAGE};
+use super::{LinkKind, Sim};
+use crate::driver::residency::{push_run, DeviceId, PageTableAccess, PageTableSource, Residency, ResidencyRun, VramRegion};
+use crate::driver::LinkHint;
+use crate::errno::{Errno, Result};
+
+impl Sim {
+
+    /// The PCI address sysfs would show for a device (bus 3 onwards).
+    pub fn device_id(&self, device: u32) -> DeviceId {
+        DeviceId::pci(0, 3u8.wrapping_add(device as u8), 0, 0)
+    }
+
+    /// The device of a PCI address from [`Sim::device_id`].
+    pub fn device_of_id(&self, id: DeviceId) -> Option<u32> {
+        (0..self.topo.devices.len() as u32).find(|&d| self.device_id(d) == id)
+    }
+
+    /// What the platform tells of the link between two devices: the
+    /// topology's link (as sysfs PCI topology or a topology file would), not
+    /// the kernel's owner groups, which only ENOLINK reveals.
+    pub fn link_hint(&self, a: u32, b: u32) -> LinkHint {
+        match self.topo.link(a, b) {
+            None => LinkHint::None,
+            Some(l) => LinkHint::Interconnect { fabric: l.kind == LinkKind::Fabric, atomics: l.atomics, bandwidth: l.bandwidth },
+        }
+    }
+
+    /// How the simulated process reads its page table (default:
+    /// PAGEMAP_SCAN, unprivileged, as on Linux 6.7+ without CAP_SYS_ADMIN).
+    pub fn page_table(&self) -> PageTableAccess {
+        *self.page_table.lock()
+    }
+
+    /// Sets how the simulated process reads its page table. `Oracle` is
+    /// not a property of the process (the driver seam decides it).
+    pub fn set_page_table(&self, access: PageTableAccess) -> Result<()> {
+        if access.source == PageTableSource::Oracle {
+            return Err(Errno::EINVAL);
+        }
+        *self.page_table.lock() = access;
+        Ok(())
+    }
+
+    /// The simulated process's page table over [start, end), with exactly
+    /// what `/proc/self/pagemap` shows (observation.md §1): present pages
+    /// (system memory, anonymous or file) are `System`; device pages and
+    /// pages a migration holds (migration entries) are `NotInSystem`,
+    /// naming their region only for a privileged reader; the rest is
+    /// unpopulated. The cost of the walk goes on the clock (one syscall per
+    /// call, or per 512 entries read), unless `oracle`, which also names
+    /// every region (the benchmark's perfect-information reference).
+    pub fn read_page_table(&self, start: u64, end: u64, out: &mut [ResidencyRun], oracle: bool) -> Result<(usize, u64)> {
+        let access = self.page_table();
+        if !oracle && !access.available() {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if start % PAGE != 0 || end % PAGE != 0 || start >= end || end > mem::VA_END || out.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        let names = oracle || access.privileged;
+        let g = self.state.lock();
+        let (mut n, mut walked) = (0, start);
+        let mut full = false;
+        g.mem.each_page(start, end, |addr, loc, locked| {
+            if full {
+                return;
+            }
+            let residency = match (loc, locked) {
+                (Loc::Unpopulated, _) => Residency::Unpopulated,
+                (Loc::System, false) => Residency::System,
+                (Loc::Vram(p), _) if names => {
+                    let pm = self.pagemaps[p as usize];
+                    Residency::NotInSystem { vram: Some(VramRegion { device: self.device_id(pm.device), region: pm.tile }) }
+                }
+                _ => Residency::NotInSystem { vram: None },
+            };
+            if push_run(out, &mut n, ResidencyRun { start: addr, end: addr + PAGE, residency }) {
+                walked = addr + PAGE;
+            } else {
+                full = true;
+            }
+        });
+        drop(g);
+        if !oracle {
+            let c = &self.topo.costs;
+            let pages = (walked - start) / PAGE;
+            // The kernel backend reads entries 512 at a time when it must pread
+            // (privileged readers need the PFNs only pread gives).
+            self.advance(if access.source == PageTableSource::Scan && !access.privileged {
+                c.pagemap_call_ns + pages * c.pagemap_scan_page_ns
+            } else {
+                pages.div_ceil(512).max(1) * c.pagemap_call_ns + pages * c.pagemap_read_page_ns
+            });
+            self.count(&self.counters.page_table_reads, 1);
+            self.count(&self.counters.page_table_pages, pages);
+        }
+        Ok((n, walked))
+    }
+}
