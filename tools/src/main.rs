@@ -11,6 +11,7 @@
 mod report;
 mod scenario;
 mod suite;
+mod trace;
 mod workload;
 
 use std::io::IsTerminal;
@@ -63,6 +64,9 @@ enum Command {
         /// Run it under every policy and print the comparison table.
         #[arg(long, conflicts_with = "policy")]
         compare: bool,
+        /// Write a Chrome trace-event JSON of the run (Perfetto, chrome://tracing).
+        #[arg(long, conflicts_with = "compare")]
+        trace: Option<PathBuf>,
     },
     /// The standard workload suite under every policy.
     Bench {
@@ -83,6 +87,9 @@ enum Command {
         /// Only workloads whose name contains this.
         #[arg(long)]
         only: Option<String>,
+        /// Write a Chrome trace-event JSON per workload and policy into this directory.
+        #[arg(long)]
+        trace: Option<PathBuf>,
     },
 }
 
@@ -93,8 +100,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
         Command::Info { sim, topology } => info(sim, topology),
-        Command::Run { scenario, policy, compare } => run(scenario, policy, compare),
-        Command::Bench { devices, vram_mib, iterations, format, svg, only } => bench(devices, vram_mib, iterations, format, svg, only),
+        Command::Run { scenario, policy, compare, trace } => run(scenario, policy, compare, trace),
+        Command::Bench { devices, vram_mib, iterations, format, svg, only, trace } => bench(devices, vram_mib, iterations, format, svg, only, trace),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -229,7 +236,7 @@ fn probe_link(drv: &dyn Driver, fd: i32, peer: i32, inst: u16) -> String {
     }
 }
 
-fn run(path: PathBuf, policy: Option<PolicyKind>, compare: bool) -> Result<(), String> {
+fn run(path: PathBuf, policy: Option<PolicyKind>, compare: bool, trace_path: Option<PathBuf>) -> Result<(), String> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let base = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
     let s = scenario::parse(&text, &base).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -242,8 +249,13 @@ fn run(path: PathBuf, policy: Option<PolicyKind>, compare: bool) -> Result<(), S
         return if reports.iter().all(|r| r.content_ok) { Ok(()) } else { Err("content was lost".into()) };
     }
     let p = policy.or(s.policy).unwrap_or(PolicyKind::Xesvm);
-    let r = workload::run(&w, p)?;
+    let mut t = trace_path.as_ref().map(|_| trace::Trace::new(&format!("{} ({})", w.name, p.name()), w.topology.devices.len() as u32));
+    let r = workload::run_traced(&w, p, t.as_mut())?;
     print!("{}", report::run_report(&r));
+    if let (Some(t), Some(path)) = (t, trace_path) {
+        t.write(&path)?;
+        eprintln!("trace written to {}", path.display());
+    }
     if r.content_ok {
         Ok(())
     } else {
@@ -251,7 +263,8 @@ fn run(path: PathBuf, policy: Option<PolicyKind>, compare: bool) -> Result<(), S
     }
 }
 
-fn bench(devices: u32, vram_mib: u64, iterations: u32, format: Format, svg: Option<PathBuf>, only: Option<String>) -> Result<(), String> {
+#[allow(clippy::too_many_arguments)]
+fn bench(devices: u32, vram_mib: u64, iterations: u32, format: Format, svg: Option<PathBuf>, only: Option<String>, trace_dir: Option<PathBuf>) -> Result<(), String> {
     if !(1..=8).contains(&devices) || vram_mib < 16 || iterations == 0 {
         return Err("need 1-8 devices, at least 16 MiB of VRAM and 1 iteration".into());
     }
@@ -269,7 +282,15 @@ fn bench(devices: u32, vram_mib: u64, iterations: u32, format: Format, svg: Opti
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             }
             bar.set_message(format!("{} / {}", w.name, p.name()));
-            reports.push(workload::run(w, p)?);
+            match &trace_dir {
+                None => reports.push(workload::run(w, p)?),
+                Some(dir) => {
+                    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                    let mut t = trace::Trace::new(&format!("{} ({})", w.name, p.name()), w.topology.devices.len() as u32);
+                    reports.push(workload::run_traced(w, p, Some(&mut t))?);
+                    t.write(&dir.join(format!("{}-{}.json", w.name, p.name())))?;
+                }
+            }
             bar.inc(1);
         }
     }

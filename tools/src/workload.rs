@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde_json::json;
 use xesvm::driver::sim::SimDriver;
 use xesvm::driver::{xe, PageTableAccess, PageTableSource};
 use xesvm::policy::{self, AllocFlags, Config, Context, DeviceHandle};
@@ -18,6 +19,8 @@ use xesvm::sim::mem::{page_checksum, write_token};
 use xesvm::sim::{Access, Placement, Sim, Topology};
 use xesvm::topology::Pagemap;
 use xesvm::uapi::*;
+
+use crate::trace::{self, Trace};
 
 pub const PAGE: u64 = 4096;
 pub const CHUNK: u64 = 2 << 20;
@@ -173,7 +176,13 @@ fn placement_name(p: Placement) -> String {
 
 /// Plays a workload under a policy on a fresh simulated machine.
 pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
+    run_traced(w, policy, None)
+}
+
+/// [`run`], recording what happened on the simulated clock into `trace`.
+pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace>) -> Result<Report, String> {
     let sim: Arc<Sim> = Sim::new(w.topology.clone())?;
+    sim.record_events(trace.is_some());
     let ndev = w.topology.devices.len() as u32;
     let rt = match policy {
         PolicyKind::Xesvm | PolicyKind::XesvmPrivileged | PolicyKind::Oracle => {
@@ -224,12 +233,18 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
         let value = i as u64 + 1;
         match step {
             Step::Launch { device, tile, accesses } => {
+                let track = trace::device(*device);
                 match &rt {
                     Runtime::Raw { drv, devs } if policy == PolicyKind::Prefetch => {
                         let (fd, vm) = devs[*device as usize];
                         let region = if w.topology.devices[*device as usize].has_vram() { *tile as u32 + 1 } else { 0 };
                         for &(s, n, _) in accesses {
-                            if let Err(e) = xe::prefetch(drv, fd, vm, s, n, region) {
+                            let t0 = sim.now_ns();
+                            let r = xe::prefetch(drv, fd, vm, s, n, region);
+                            if let Some(t) = trace.as_deref_mut() {
+                                t.span("prefetch", track, t0, sim.now_ns(), json!({"start": s, "bytes": n, "result": format!("{r:?}")}));
+                            }
+                            if let Err(e) = r {
                                 if e == xesvm::Errno::EBUSY || e == xesvm::Errno::EFAULT {
                                     retries += 1;
                                     let _ = xe::prefetch(drv, fd, vm, s, n, 0);
@@ -246,11 +261,16 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
                                 Access::Write => policy::Access::Write,
                                 Access::Atomic => policy::Access::Atomic,
                             };
+                            let t0 = sim.now_ns();
                             let Ok(pm) = ctx.resolve(h, *tile, s, n, pa) else { continue };
                             // Atomics must run in local VRAM: the kernel would move a
                             // pinned range anyway, so the thrash guard cannot help them.
                             let flags = AllocFlags { ignore_thrash_guard: a == Access::Atomic, ..Default::default() };
-                            if let Ok(p) = ctx.alloc_vram(h, s, n, pm, flags) {
+                            let r = ctx.alloc_vram(h, s, n, pm, flags);
+                            if let Some(t) = trace.as_deref_mut() {
+                                trace_placement(t, track, t0, sim.now_ns(), s, n, &pm.to_string(), &r);
+                            }
+                            if let Ok(p) = r {
                                 retries += p.retries as u64;
                                 fallbacks += p.fell_back as u64;
                                 pins += p.pinned as u64;
@@ -260,6 +280,7 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
                     _ => {}
                 }
                 let (fd, vm) = fd_vm(*device);
+                let launched = sim.now_ns();
                 for &(s, n, a) in accesses {
                     match sim.gpu_access(fd, vm, *tile, s, n, a, value) {
                         Ok(()) if a != Access::Read => {
@@ -271,10 +292,19 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
                         Err(_) => report.gpu_errors += 1,
                     }
                 }
+                if let Some(t) = trace.as_deref_mut() {
+                    let bytes: u64 = accesses.iter().map(|a| a.1).sum();
+                    t.span("launch", track, launched, sim.now_ns(), json!({"step": i, "spans": accesses.len(), "bytes": bytes}));
+                }
             }
             Step::Cpu { start, size, write } => {
                 let a = if *write { Access::Write } else { Access::Read };
+                let t0 = sim.now_ns();
                 sim.cpu_access(*start, *size, a, value).map_err(|e| format!("step {i}: CPU access failed: {e}"))?;
+                if let Some(t) = trace.as_deref_mut() {
+                    let name = if *write { "cpu write" } else { "cpu read" };
+                    t.span(name, trace::CPU, t0, sim.now_ns(), json!({"step": i, "start": start, "bytes": size}));
+                }
                 if *write {
                     for p in (*start..*start + *size).step_by(PAGE as usize) {
                         shadow.insert(p, write_token(value, p));
@@ -283,6 +313,7 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
             }
             Step::Call(c) => {
                 let Runtime::Lib { ctx, devs } = &rt else { continue };
+                let t0 = sim.now_ns();
                 let r = match *c {
                     Call::AllocVram { device, start, size, target } => {
                         let pm = to_pm(ctx, devs, target)?;
@@ -296,10 +327,20 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
                     Call::Preferred { start, size, target } => ctx.set_preferred(start, size, to_pm(ctx, devs, target)?),
                     Call::AtomicMode { start, size, mode } => ctx.set_atomic(start, size, mode),
                 };
+                if let Some(t) = trace.as_deref_mut() {
+                    let track = match *c {
+                        Call::AllocVram { device, .. } => trace::device(device),
+                        _ => trace::CPU,
+                    };
+                    t.span("runtime call", track, t0, sim.now_ns(), json!({"call": format!("{c:?}"), "result": format!("{r:?}")}));
+                }
                 r.map_err(|e| format!("step {i}: {c:?} failed: {e}"))?;
             }
         }
         chunks.sample(&sim);
+    }
+    if let Some(t) = trace.as_deref_mut() {
+        t.add_sim_events(&sim.take_events());
     }
     let k = sim.counters();
     report.simulated_ns = sim.now_ns();
@@ -331,6 +372,31 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
     sim.check_invariants()?;
     report.content_ok = ok;
     Ok(report)
+}
+
+/// A runtime placement call as a span, with instants for what it reports.
+#[allow(clippy::too_many_arguments)]
+fn trace_placement(t: &mut Trace, track: u32, t0: u64, t1: u64, start: u64, size: u64, target: &str, r: &Result<policy::Placed, xesvm::Errno>) {
+    let outcome = match r {
+        Ok(p) if p.in_place => "in place".to_string(),
+        Ok(p) if p.pinned => "pinned".to_string(),
+        Ok(p) if p.fell_back => format!("fell back ({:?})", p.cause),
+        Ok(p) if p.bytes_moved > 0 => "moved".to_string(),
+        Ok(_) => "placed".to_string(),
+        Err(e) => format!("failed: {e}"),
+    };
+    t.span("alloc_vram", track, t0, t1, json!({"start": start, "bytes": size, "target": target, "outcome": outcome}));
+    if let Ok(p) = r {
+        if p.retries > 0 {
+            t.instant("retry", track, t1, json!({"retries": p.retries}));
+        }
+        if p.pinned {
+            t.instant("pin", track, t1, json!({"start": start, "bytes": size}));
+        }
+        if p.fell_back {
+            t.instant("fallback", track, t1, json!({"cause": format!("{:?}", p.cause)}));
+        }
+    }
 }
 
 /// Per 2 MiB chunk of every buffer: where it was, to count ping-pongs.

@@ -1,0 +1,142 @@
+//! Chrome trace-event JSON of a run on the simulated clock (opens in
+//! Perfetto and chrome://tracing): one track for the CPU, one per device for
+//! its launches and the runtime's calls, one per device for the copies that
+//! land in it (and one for copies to system memory); spans for launches, CPU
+//! steps, runtime calls and migrations (bytes, source, destination);
+//! instants for faults, retries, evictions, pins and fallbacks.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use xesvm::sim::SimEvent;
+
+/// Track ids: the CPU, each device's work, each destination's copies.
+pub const CPU: u32 = 0;
+pub fn device(d: u32) -> u32 {
+    1 + d
+}
+pub fn copies_into(to: Option<u32>) -> u32 {
+    match to {
+        None => 999,
+        Some(d) => 1000 + d,
+    }
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+fn place(d: Option<u32>) -> String {
+    d.map_or("system".into(), |d| format!("device {d}"))
+}
+
+#[derive(Default)]
+pub struct Trace {
+    events: Vec<Value>,
+}
+
+impl Trace {
+    /// A trace with named tracks for `devices` devices.
+    pub fn new(title: &str, devices: u32) -> Trace {
+        let mut t = Trace::default();
+        t.events.push(json!({"ph": "M", "name": "process_name", "pid": 1, "tid": 0, "args": {"name": title}}));
+        let mut name = |tid: u32, n: String| t.events.push(json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": tid, "args": {"name": n}}));
+        name(CPU, "CPU".into());
+        name(copies_into(None), "copies to system memory".into());
+        for d in 0..devices {
+            name(device(d), format!("GPU {d}"));
+            name(copies_into(Some(d)), format!("copies into GPU {d}"));
+        }
+        t
+    }
+
+    pub fn span(&mut self, name: &str, tid: u32, start_ns: u64, end_ns: u64, args: Value) {
+        self.events.push(json!({
+            "ph": "X", "name": name, "pid": 1, "tid": tid,
+            "ts": us(start_ns), "dur": us(end_ns.saturating_sub(start_ns)), "args": args,
+        }));
+    }
+
+    pub fn instant(&mut self, name: &str, tid: u32, at_ns: u64, args: Value) {
+        self.events.push(json!({"ph": "i", "s": "t", "name": name, "pid": 1, "tid": tid, "ts": us(at_ns), "args": args}));
+    }
+
+    /// What the simulated machine recorded: migrations as spans, faults and
+    /// evictions as instants.
+    pub fn add_sim_events(&mut self, events: &[SimEvent]) {
+        for e in events {
+            match *e {
+                SimEvent::Migration { at_ns, dur_ns, bytes, from, to } => self.span(
+                    "migration",
+                    copies_into(to),
+                    at_ns,
+                    at_ns + dur_ns,
+                    json!({"bytes": bytes, "from": place(from), "to": place(to)}),
+                ),
+                SimEvent::GpuFault { at_ns, dur_ns, device: d } => {
+                    self.instant("gpu fault", device(d), at_ns, json!({"service_us": us(dur_ns)}))
+                }
+                SimEvent::CpuFault { at_ns } => self.instant("cpu fault", CPU, at_ns, json!({})),
+                SimEvent::Eviction { at_ns, bytes, device: d } => {
+                    self.instant("eviction", device(d), at_ns, json!({"bytes": bytes, "cause": "VRAM pressure"}))
+                }
+            }
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({"traceEvents": self.events, "displayTimeUnit": "ns"})
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), String> {
+        let text = serde_json::to_string(&self.to_json()).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{self, PolicyKind, Step};
+
+    /// A bundled scenario's trace, written and read back as JSON: every
+    /// event is well formed for the trace-event format, and its spans and
+    /// instants match the run's counters.
+    #[test]
+    fn trace_of_a_bundled_scenario_matches_the_run() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios");
+        let text = std::fs::read_to_string(dir.join("handoff.toml")).unwrap();
+        let w = crate::scenario::parse(&text, &dir).unwrap().workload;
+        let launches = w.steps.iter().filter(|s| matches!(s, Step::Launch { .. })).count();
+        for p in [PolicyKind::Kernel, PolicyKind::Prefetch, PolicyKind::Xesvm] {
+            let mut t = Trace::new("handoff", w.topology.devices.len() as u32);
+            let r = workload::run_traced(&w, p, Some(&mut t)).unwrap();
+            let path = std::env::temp_dir().join(format!("xesvm-trace-{}-{}.json", std::process::id(), p.name()));
+            t.write(&path).unwrap();
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            let events = v["traceEvents"].as_array().unwrap();
+            let count = |name: &str, ph: &str| events.iter().filter(|e| e["name"] == name && e["ph"] == ph).count() as u64;
+            for e in events {
+                let ph = e["ph"].as_str().unwrap();
+                assert!(["X", "i", "M"].contains(&ph), "{e}");
+                assert!(e["pid"].is_u64() && e["tid"].is_u64() && e["name"].is_string(), "{e}");
+                if ph != "M" {
+                    assert!(e["ts"].as_f64().unwrap() >= 0.0, "{e}");
+                }
+                if ph == "X" {
+                    assert!(e["dur"].as_f64().unwrap() >= 0.0, "{e}");
+                }
+            }
+            assert_eq!(count("launch", "X"), launches as u64, "{p:?}");
+            assert_eq!(count("migration", "X"), r.migrations, "{p:?}");
+            assert_eq!(count("gpu fault", "i"), r.gpu_faults, "{p:?}");
+            assert_eq!(count("cpu fault", "i"), r.cpu_faults, "{p:?}");
+            assert_eq!(count("eviction", "i"), r.evictions, "{p:?}");
+            let moved: u64 = events.iter().filter(|e| e["name"] == "migration").map(|e| e["args"]["bytes"].as_u64().unwrap()).sum();
+            assert_eq!(moved, r.bytes_moved, "{p:?}");
+            assert_eq!(count("alloc_vram", "X") > 0, p == PolicyKind::Xesvm, "{p:?}");
+            assert_eq!(count("prefetch", "X") > 0, p == PolicyKind::Prefetch, "{p:?}");
+        }
+    }
+}
