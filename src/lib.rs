@@ -22,6 +22,8 @@ pub mod sim;
 /// cbindgen:ignore
 pub mod topology;
 /// cbindgen:ignore
+pub mod trace;
+/// cbindgen:ignore
 pub mod track;
 /// cbindgen:ignore
 pub mod uapi;

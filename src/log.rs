@@ -6,6 +6,8 @@
 //! `XESVM_LOG=off|error|warn|info|debug|trace` sets the level (default
 //! `warn`), read once. When an event's level is off, its cost is one relaxed
 //! load: the [`log!`] macro checks [`enabled`] before it formats anything.
+//! With `XESVM_TRACE` set, `info` events are captured whatever the level:
+//! they become instants of the trace (`crate::trace`).
 
 use std::ffi::{c_char, c_void, CString};
 use std::io::Write;
@@ -63,7 +65,10 @@ impl Level {
 }
 
 const UNSET: u8 = u8::MAX;
+/// The most verbose level anything wants: the log's, or `info` for a trace.
 static LEVEL: AtomicU8 = AtomicU8::new(UNSET);
+/// The log's own level (what is printed or handed to the handler).
+static LOG_LEVEL: AtomicU8 = AtomicU8::new(Level::Warn as u8);
 
 /// A runtime's log sink: `(level, line, user)`; the line is NUL-terminated
 /// and valid only during the call.
@@ -76,12 +81,22 @@ struct Sink {
 
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 
+/// What LEVEL must be for a log level `l`.
+fn capture(l: u8) -> u8 {
+    if crate::trace::on() {
+        l.max(Level::Info as u8)
+    } else {
+        l
+    }
+}
+
 #[cold]
 fn level_from_env() -> u8 {
     let l = std::env::var("XESVM_LOG").ok().and_then(|v| Level::parse(&v)).unwrap_or(Level::Warn) as u8;
+    LOG_LEVEL.store(l, Ordering::Relaxed);
     // A level set meanwhile (svm_set_log_level) wins over the environment.
-    match LEVEL.compare_exchange(UNSET, l, Ordering::Relaxed, Ordering::Relaxed) {
-        Ok(_) => l,
+    match LEVEL.compare_exchange(UNSET, capture(l), Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => capture(l),
         Err(current) => current,
     }
 }
@@ -95,12 +110,15 @@ pub fn enabled(level: Level) -> bool {
 }
 
 pub fn set_level(level: Level) {
-    LEVEL.store(level as u8, Ordering::Relaxed);
+    LOG_LEVEL.store(level as u8, Ordering::Relaxed);
+    LEVEL.store(capture(level as u8), Ordering::Relaxed);
 }
 
 pub fn level() -> Level {
-    let l = LEVEL.load(Ordering::Relaxed);
-    Level::from_u8(if l == UNSET { level_from_env() } else { l }).unwrap_or(Level::Warn)
+    if LEVEL.load(Ordering::Relaxed) == UNSET {
+        level_from_env();
+    }
+    Level::from_u8(LOG_LEVEL.load(Ordering::Relaxed)).unwrap_or(Level::Warn)
 }
 
 /// Routes lines to `handler` (None: back to stderr).
@@ -112,6 +130,12 @@ pub fn set_handler(handler: Option<Handler>, user: *mut c_void) {
 #[cold]
 pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
     let line = format!("xesvm: {}: {args}", level.name());
+    if level <= Level::Info && crate::trace::on() {
+        crate::trace::instant(crate::trace::event_name(&line), &line);
+    }
+    if level as u8 > LOG_LEVEL.load(Ordering::Relaxed) {
+        return;
+    }
     let sink = SINK.read();
     match &*sink {
         Some(s) => {

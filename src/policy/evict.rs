@@ -8,11 +8,21 @@ use super::record::merge_pieces;
 use super::*;
 
 impl Context {
-
     /// Sends [start, start+size) back to system memory on every device that
     /// holds any of it. Returns the bytes that moved (as far as known).
     pub fn evict(&self, start: u64, size: u64) -> Result<Placed> {
         let end = check_span(start, size)?;
+        let t0 = if crate::trace::on() { crate::trace::now() } else { 0 };
+        let r = self.evict_span(start, end);
+        if t0 != 0 {
+            let outcome = r.as_ref().map_or_else(|e| e.short().to_string(), |p| format!("{} bytes moved", p.bytes_moved));
+            crate::trace::span("evict", t0, crate::trace::now(), &format!("{}: {outcome}", crate::log::Span(start, size)));
+        }
+        r
+    }
+
+    fn evict_span(&self, start: u64, end: u64) -> Result<Placed> {
+        let size = end - start;
         self.stats.local().evict_calls.fetch_add(1, Ordering::Relaxed);
         let _g = self.slow.lock();
         let slots = self.slots.read();

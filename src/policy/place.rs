@@ -12,7 +12,6 @@ use crate::log::Span;
 use super::*;
 
 impl Context {
-
     /// Makes [start, start+size) resident in `target` for accesses by device
     /// `h` (design.md, "The placement flow"), and reports what happened.
     pub fn alloc_vram(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags) -> Result<Placed> {
@@ -44,7 +43,15 @@ impl Context {
             Check::Moved(seen) => Some(seen),
             Check::Unknown => None,
         };
+        let t0 = if crate::trace::on() { crate::trace::now() } else { 0 };
         let r = self.place(&slots, &dev, start, end, target, flags, seen);
+        if t0 != 0 {
+            let outcome = match &r {
+                Ok(p) => format!("{} ({} bytes moved, {} ioctls)", p.pagemap.map_or("?".into(), |p| p.to_string()), p.bytes_moved, p.ioctls),
+                Err(e) => e.short().to_string(),
+            };
+            crate::trace::span("alloc_vram", t0, crate::trace::now(), &format!("{} device {} to {target}: {outcome}", Span(start, end - start), h.slot));
+        }
         if let Ok(p) = &r {
             self.stats.local().bytes_moved.fetch_add(p.bytes_moved, Ordering::Relaxed);
             self.stats.local().retries.fetch_add(p.retries as u64, Ordering::Relaxed);

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use super::*;
 
 impl Context {
-
     /// Where [start, start+size) should live for an access by `tile` of a
     /// device: kernel-model §3 and §14, plus what the library knows (capacity
     /// this context placed, pins and ping-pong history, links). No ioctl, no
