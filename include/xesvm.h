@@ -860,6 +860,14 @@ int svm_evict(struct svm_context *ctx, uint64_t start, uint64_t size, struct svm
 int svm_set_preferred_location(struct svm_context *ctx, uint64_t start, uint64_t size, struct svm_pagemap pagemap);
 
 /**
+ * Forgets a preferred location set with svm_set_preferred_location: every
+ * device VM gets the kernel's default back (DEFAULT_DEVICE: the faulting
+ * tile's VRAM), skipping VMs whose recorded value already is. Errors:
+ * -EINVAL (bad range), or the madvise's errno. Thread-safe.
+ */
+int svm_clear_preferred_location(struct svm_context *ctx, uint64_t start, uint64_t size);
+
+/**
  * Sets the atomic mode of a range on every device VM. Thread-safe.
  */
 int svm_set_atomic_mode(struct svm_context *ctx, uint64_t start, uint64_t size, uint32_t mode);

@@ -202,6 +202,18 @@ pub unsafe extern "C" fn svm_set_preferred_location(ctx: *mut svm_context, start
     })
 }
 
+/// Forgets a preferred location set with svm_set_preferred_location: every
+/// device VM gets the kernel's default back (DEFAULT_DEVICE: the faulting
+/// tile's VRAM), skipping VMs whose recorded value already is. Errors:
+/// -EINVAL (bad range), or the madvise's errno. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_clear_preferred_location(ctx: *mut svm_context, start: u64, size: u64) -> c_int {
+    guard("svm_clear_preferred_location", || {
+        let c = unsafe { context(ctx)? };
+        c.ctx.clear_preferred(start, size).map_err(|e| span_failure(e, start, size))
+    })
+}
+
 /// Atomic modes for svm_set_atomic_mode (DRM_XE_ATOMIC_*): the default
 /// (GPU and CPU atomics; GPU atomics need VRAM).
 pub const SVM_ATOMIC_UNDEFINED: u32 = 0;

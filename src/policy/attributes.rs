@@ -158,6 +158,43 @@ impl Context {
         result
     }
 
+    /// Forgets a preferred location the runtime set: every device VM gets
+    /// the kernel's default back (DEFAULT_DEVICE), and resolve decides
+    /// alone again (Level Zero's CLEAR_PREFERRED_LOCATION).
+    pub fn clear_preferred(&self, start: u64, size: u64) -> Result<()> {
+        let end = check_span(start, size)?;
+        let _g = self.slow.lock();
+        let slots = self.slots.read();
+        let summary = self.summary(start, end);
+        let mut placed = Placed::default();
+        let mut applied = Vec::new();
+        let mut result = Ok(());
+        for d in slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok()) {
+            let mut a = summary.attrs(d.slot);
+            if a.pref == PrefApplied::DefaultDevice {
+                continue; // recorded: nothing to undo
+            }
+            match self.madvise_pref(&slots, d, start, end, PrefApplied::DefaultDevice, &mut placed) {
+                Ok(()) => {
+                    a.pref = PrefApplied::DefaultDevice;
+                    applied.push((d.slot, a));
+                }
+                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => d.mark_dead(e),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let ok = result.is_ok();
+        self.record(start, end, &applied, |r| {
+            if ok {
+                r.preferred = None;
+            }
+        });
+        result
+    }
+
     /// Sets the atomic mode (DRM_XE_ATOMIC_*) of a range on every device VM.
     pub fn set_atomic(&self, start: u64, size: u64, mode: u32) -> Result<()> {
         let end = check_span(start, size)?;
