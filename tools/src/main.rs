@@ -8,6 +8,7 @@
 //! * `xesvm bench`: the standard workload suite under every policy, against
 //!   the offline lower bound.
 
+mod optimum;
 mod report;
 mod scenario;
 mod suite;

@@ -8,11 +8,23 @@ use crate::workload::Report;
 const MIB: f64 = (1u64 << 20) as f64;
 
 fn ratio(r: &Report) -> String {
-    match r.ratio_to_bound() {
-        Some(x) => format!("{x:.2}"),
-        None if r.bytes_moved == 0 => "1.00".into(),
-        None => "bound 0".into(),
+    r.vs_optimum().map_or("-".into(), |x| format!("{x:.2}"))
+}
+
+/// The geometric mean of `vs optimum` per policy, in first-seen order.
+pub fn geomeans(reports: &[Report]) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64, usize)> = Vec::new();
+    for r in reports {
+        let Some(x) = r.vs_optimum() else { continue };
+        match out.iter_mut().find(|(p, _, _)| *p == r.policy) {
+            Some(e) => {
+                e.1 += x.ln();
+                e.2 += 1;
+            }
+            None => out.push((r.policy.clone(), x.ln(), 1)),
+        }
     }
+    out.into_iter().map(|(p, s, n)| (p, (s / n as f64).exp())).collect()
 }
 
 /// The benchmark table: one row per workload and policy, plus the bound.
@@ -20,8 +32,8 @@ pub fn table(reports: &[Report]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<18} {:<16} {:>12} {:>11} {:>10} {:>8} {:>9} {:>11} {:>8} {:>9} {:>7}",
-        "workload", "policy", "sim time ms", "moved MiB", "migrations", "faults", "ping-pong", "remote MiB", "pt reads", "vs bound", "content"
+        "{:<18} {:<16} {:>12} {:>11} {:>10} {:>8} {:>9} {:>11} {:>8} {:>10} {:>7}",
+        "workload", "policy", "sim time ms", "moved MiB", "migrations", "faults", "ping-pong", "remote MiB", "pt reads", "vs optimum", "content"
     );
     let mut last = "";
     for r in reports {
@@ -29,12 +41,15 @@ pub fn table(reports: &[Report]) -> String {
             s.push('\n');
         }
         if r.workload != last {
-            let _ = writeln!(s, "{:<18} {:<16} {:>12} {:>11.1}", r.workload, "bound", "-", r.lower_bound_bytes as f64 / MIB);
+            let _ = writeln!(s, "{:<18} {:<16} {:>12.3}", r.workload, "optimum", r.optimum_ns as f64 / 1e6);
+            if let Some(off) = r.offline_ns {
+                let _ = writeln!(s, "{:<18} {:<16} {:>12.3}", "", "offline", off as f64 / 1e6);
+            }
         }
         last = &r.workload;
         let _ = writeln!(
             s,
-            "{:<18} {:<16} {:>12.3} {:>11.1} {:>10} {:>8} {:>9} {:>11.1} {:>8} {:>9} {:>7}",
+            "{:<18} {:<16} {:>12.3} {:>11.1} {:>10} {:>8} {:>9} {:>11.1} {:>8} {:>10} {:>7}",
             "",
             r.policy,
             r.simulated_ns as f64 / 1e6,
@@ -48,23 +63,29 @@ pub fn table(reports: &[Report]) -> String {
             if r.content_ok { "ok" } else { "LOST" }
         );
     }
+    let g = geomeans(reports);
+    if !g.is_empty() {
+        let parts: Vec<String> = g.iter().map(|(p, x)| format!("{p} {x:.2}")).collect();
+        let _ = writeln!(s, "\ngeometric mean of vs optimum: {}", parts.join(", "));
+    }
     s
 }
 
 pub fn csv(reports: &[Report]) -> String {
     let mut s = String::from(
-        "workload,policy,simulated_ns,bytes_moved,lower_bound_bytes,ratio_to_bound,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,page_table_reads,gpu_errors,content_ok\n",
+        "workload,policy,simulated_ns,optimum_ns,vs_optimum,offline_ns,bytes_moved,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,page_table_reads,gpu_errors,content_ok\n",
     );
     for r in reports {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.workload,
             r.policy,
             r.simulated_ns,
+            r.optimum_ns,
+            r.vs_optimum().map_or(String::new(), |x| format!("{x:.4}")),
+            r.offline_ns.map_or(String::new(), |x| x.to_string()),
             r.bytes_moved,
-            r.lower_bound_bytes,
-            r.ratio_to_bound().map_or(String::new(), |x| format!("{x:.4}")),
             r.migrations,
             r.gpu_faults,
             r.cpu_faults,
@@ -145,7 +166,8 @@ pub fn run_report(r: &Report) -> String {
     for (b, p) in &r.placements {
         let _ = writeln!(s, "  {b:<16} {p}");
     }
-    let _ = writeln!(s, "migrations: {} ({:.1} MiB moved; lower bound {:.1} MiB)", r.migrations, r.bytes_moved as f64 / MIB, r.lower_bound_bytes as f64 / MIB);
+    let _ = writeln!(s, "offline optimum: {:.3} ms (a lower bound){}", r.optimum_ns as f64 / 1e6, r.offline_ns.map_or(String::new(), |o| format!("; offline schedule {:.3} ms", o as f64 / 1e6)));
+    let _ = writeln!(s, "migrations: {} ({:.1} MiB moved)", r.migrations, r.bytes_moved as f64 / MIB);
     let _ = writeln!(s, "  system -> VRAM     {:>10.1} MiB", r.bytes_to_vram as f64 / MIB);
     let _ = writeln!(s, "  VRAM -> system     {:>10.1} MiB", r.bytes_to_system as f64 / MIB);
     let _ = writeln!(s, "  device -> device   {:>10.1} MiB (over links)", r.bytes_device_to_device as f64 / MIB);

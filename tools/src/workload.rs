@@ -148,15 +148,19 @@ pub struct Report {
     pub page_table_reads: u64,
     /// GPU accesses that failed (the GPU saw an unsuccessful fault).
     pub gpu_errors: u64,
-    pub lower_bound_bytes: u64,
+    /// The offline optimum's lower bound on simulated time (optimum.rs).
+    pub optimum_ns: u64,
+    /// A feasible offline schedule's time, where VRAM capacity binds.
+    pub offline_ns: Option<u64>,
     pub content_ok: bool,
     /// Final placement of each buffer.
     pub placements: Vec<(String, String)>,
 }
 
 impl Report {
-    pub fn ratio_to_bound(&self) -> Option<f64> {
-        (self.lower_bound_bytes > 0).then(|| self.bytes_moved as f64 / self.lower_bound_bytes as f64)
+    /// Simulated time over the optimum's bound (None when the bound is 0).
+    pub fn vs_optimum(&self) -> Option<f64> {
+        (self.optimum_ns > 0).then(|| self.simulated_ns as f64 / self.optimum_ns as f64)
     }
 }
 
@@ -359,7 +363,9 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     report.retries = retries;
     report.fallbacks = fallbacks;
     report.pins = pins;
-    report.lower_bound_bytes = lower_bound(w);
+    let o = crate::optimum::optimum(w);
+    report.optimum_ns = o.bound_ns;
+    report.offline_ns = o.offline_ns;
     // Content: every page holds what was last written to it.
     let mut ok = true;
     for b in &w.buffers {
@@ -434,53 +440,6 @@ impl ChunkHistory {
     }
 }
 
-/// The offline lower bound on bytes that must move, from the trace alone.
-///
-/// Data starts in system memory (or untouched). GPUs may access system
-/// memory and reachable peers remotely, so only two kinds of access force a
-/// place: a GPU atomic (local VRAM of the tile, kernel-model §3.2; none on
-/// an integrated GPU) and a CPU access (system memory: the CPU cannot touch
-/// device-private pages). Each 2 MiB chunk must move at least once each time
-/// its forced place changes; no online policy can move less.
-pub fn lower_bound(w: &Workload) -> u64 {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Place {
-        System,
-        Vram(u32, u16),
-    }
-    let mut place: HashMap<u64, Place> = HashMap::new();
-    let mut bytes = 0;
-    let mut force = |start: u64, size: u64, p: Place, place: &mut HashMap<u64, Place>| {
-        let mut c = start / CHUNK * CHUNK;
-        while c < start + size {
-            let n = (c + CHUNK).min(start + size) - c.max(start);
-            let cur = place.get(&c).copied().unwrap_or(Place::System);
-            if cur != p {
-                bytes += n;
-                place.insert(c, p);
-            }
-            c += CHUNK;
-        }
-    };
-    for s in &w.steps {
-        match s {
-            Step::Launch { device, tile, accesses } => {
-                if !w.topology.devices[*device as usize].has_vram() || w.topology.devices[*device as usize].device_atomics_on_smem {
-                    continue;
-                }
-                for &(st, n, a) in accesses {
-                    if a == Access::Atomic {
-                        force(st, n, Place::Vram(*device, *tile), &mut place);
-                    }
-                }
-            }
-            Step::Cpu { start, size, .. } => force(*start, *size, Place::System, &mut place),
-            Step::Call(_) => {}
-        }
-    }
-    bytes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,18 +454,6 @@ mod tests {
         t
     }
 
-    #[test]
-    fn lower_bound_counts_forced_moves_only() {
-        let mut w = Workload::new("t", two());
-        let a = w.buffer("a", 4 * MIB);
-        w.launch(0, vec![(a, 4 * MIB, Access::Read)]); // free to stay anywhere
-        assert_eq!(lower_bound(&w), 0);
-        w.launch(0, vec![(a, 2 * MIB, Access::Atomic)]); // one chunk to device 0
-        w.launch(1, vec![(a, 2 * MIB, Access::Atomic)]); // then to device 1
-        w.cpu(a, 4 * MIB, false); // back to system (only the moved chunk)
-        assert_eq!(lower_bound(&w), 6 * MIB);
-    }
-
     /// Each policy's run of a small scenario moves the bytes it implies.
     #[test]
     fn each_policy_moves_the_bytes_the_scenario_implies() {
@@ -519,11 +466,12 @@ mod tests {
             let r = run(&w, p).unwrap();
             assert!(r.content_ok, "{p:?}");
             // Every policy moves the 8 MiB to device 1 once, and back once
-            // for the CPU read: 16 MiB, never less than the bound (0 here).
+            // for the CPU read: 16 MiB, and takes no less than the optimum.
             assert_eq!(r.bytes_to_vram, 8 * MIB, "{p:?}: {r:?}");
             assert_eq!(r.bytes_to_system, 8 * MIB, "{p:?}: {r:?}");
             assert_eq!(r.bytes_device_to_device, 0);
             assert_eq!(r.gpu_errors, 0);
+            assert!(r.simulated_ns >= r.optimum_ns);
         }
         let k = run(&w, PolicyKind::Kernel).unwrap();
         let x = run(&w, PolicyKind::Xesvm).unwrap();
@@ -540,8 +488,8 @@ mod tests {
             w.launch(i % 2, vec![(a, 2 * MIB, Access::Atomic)]);
         }
         let r = run(&w, PolicyKind::Kernel).unwrap();
-        assert_eq!(r.lower_bound_bytes, 6 * 2 * MIB);
-        assert_eq!(r.bytes_moved, r.lower_bound_bytes, "atomics force every move");
+        assert_eq!(r.bytes_moved, 6 * 2 * MIB, "atomics force every move");
+        assert!(r.simulated_ns >= r.optimum_ns && r.optimum_ns > 0);
         assert_eq!(r.ping_pongs, 4);
         assert!(r.content_ok);
     }
