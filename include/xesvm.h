@@ -809,7 +809,9 @@ int svm_link_set(struct svm_context *ctx, struct svm_device a, struct svm_device
  * atomics in the tile's VRAM; an explicit preferred location if reachable;
  * else the tile's VRAM; system memory on integrated GPUs) refined by what
  * the library knows (VRAM this context filled, pinned or ping-ponging
- * ranges, links). A pure decision: no ioctl, no allocation.
+ * ranges, links; a read of at most 256 KiB of data not in VRAM is served
+ * from system memory rather than moving a whole SVM range for it). A pure
+ * decision: no ioctl, no allocation.
  * Errors: -EINVAL (bad range: zero, unaligned to 4 KiB, overflowing, above
  * 2^47; bad tile or access), -ENODEV (device closed or gone), -EACCES (GPU
  * atomics forbidden on the range: atomic mode CPU). Thread-safe.
@@ -836,6 +838,7 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  * 5. the thrash guard: a range that moved thrash_max_moves times within
  *    the window, about as often as it was used (a CPU pulling it back counts,
  *    seen in the page table), stays where it is (SVM_RESULT_PINNED).
+ *
  * `result` may be NULL; otherwise set `result->struct_size` first.
  * Errors: -EINVAL (bad range, unknown pagemap or device, unknown flags),
  * -ENODEV/-ECANCELED (device gone), or the errno that ended the attempt.

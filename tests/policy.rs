@@ -450,3 +450,34 @@ fn range_query_restarts_interrupted_ioctls() {
     t.sim.inject(inj(1000));
     assert_eq!(t.ctx.query(BUF, R).err(), Some(Errno::EINTR), "bounded: a persistent EINTR comes back");
 }
+
+// A small read of data in system memory is served there (remote read) rather
+// than moving a whole 2 MiB SVM range for it; writes and large reads still go
+// to VRAM (kernel-model §14 row for system data, refined by cost-model.md).
+#[test]
+fn small_reads_of_system_data_stay_in_system_memory() {
+    let t = setup("dgpu");
+    t.sim.cpu_access(BUF, 4 * R, sim::Access::Write, 1).unwrap();
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 64 << 10, Access::Read), Ok(Pagemap::System));
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 64 << 10, Access::Write), Ok(t.vram(0)));
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, R, Access::Read), Ok(t.vram(0)));
+    // Once the library put it in VRAM, a small read is served there.
+    t.alloc(0, BUF, R, t.vram(0));
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 64 << 10, Access::Read), Ok(t.vram(0)));
+}
+
+// Placing in system memory data already there moves nothing but still binds
+// it for the device (kernel-model §7): the launch takes no GPU fault.
+#[test]
+fn alloc_to_system_of_resident_data_binds_without_moving() {
+    let t = setup("dgpu");
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    let moved = t.sim.counters().bytes_to_vram + t.sim.counters().bytes_to_system;
+    let p = t.alloc(0, BUF, 2 * R, Pagemap::System);
+    assert_eq!((p.pagemap, p.bytes_moved), (Some(Pagemap::System), 0));
+    assert_eq!(t.sim.counters().bytes_to_vram + t.sim.counters().bytes_to_system, moved);
+    let faults = t.sim.counters().gpu_faults;
+    t.gpu(0, BUF, 2 * R, sim::Access::Read).unwrap();
+    assert_eq!(t.sim.counters().gpu_faults, faults, "the prefetch bound it");
+    assert_eq!(t.on(BUF, 2 * R), Placement::System);
+}

@@ -24,8 +24,10 @@ impl Context {
                 let instance = owner.tiles[tile as usize]?.instance;
                 if on.slot == device {
                     // Own VRAM: DEFAULT_DEVICE says "the faulting tile", which is
-                    // the target on single-tile devices and on 6.18.
-                    if on.tiles.len() == 1 || !on.multi_device_ok() {
+                    // the target on single-tile devices and on 6.18; for the
+                    // accessing device's default placement it keeps the range on
+                    // the device either way (no madvise when only the tile differs).
+                    if on.tiles.len() == 1 || !on.multi_device_ok() || accessing == Some(device) {
                         Some(PrefApplied::DefaultDevice)
                     } else {
                         Some(PrefApplied::Device { slot: device, instance })

@@ -375,7 +375,7 @@ impl Context {
         Ok(())
     }
 
-    fn device_in<'a>(slots: &'a [Slot], h: DeviceHandle) -> Result<&'a Arc<Device>> {
+    fn device_in(slots: &[Slot], h: DeviceHandle) -> Result<&Arc<Device>> {
         let s = slots.get(h.slot as usize).ok_or(Errno::EINVAL)?;
         match &s.dev {
             Some(d) if s.gen == h.gen => Ok(d),

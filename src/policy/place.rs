@@ -278,11 +278,17 @@ impl Context {
         let already = looked.is_some_and(|s| {
             self.agrees(slots, &s, cand) && (cand == Pagemap::System || self.access.names_devices() || summary.residency == Some(cand))
         });
-        loop {
-            if already {
-                placed.verified = true;
-                break;
+        if already {
+            // Already in system memory, a prefetch still binds the range for
+            // the accessing device (kernel-model §7): one ioctl instead of a
+            // GPU fault per range at launch; a failure to bind changes nothing.
+            if cand == Pagemap::System {
+                let _ = self.prefetch(&via, start, size, 0, placed);
             }
+            placed.verified = true;
+            return Ok(false);
+        }
+        loop {
             match self.prefetch(&via, start, size, region, placed) {
                 Ok(()) => {}
                 Err(Errno::EBUSY) if !busy_retried => {
@@ -342,7 +348,7 @@ impl Context {
             }
             break;
         }
-        Ok(!already && summary.residency != Some(cand))
+        Ok(summary.residency != Some(cand))
     }
 
     pub(super) fn prefetch(&self, on: &Device, start: u64, size: u64, region: u32, placed: &mut Placed) -> Result<()> {
