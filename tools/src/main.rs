@@ -69,14 +69,20 @@ enum Command {
         #[arg(long, conflicts_with = "compare")]
         trace: Option<PathBuf>,
     },
-    /// The standard workload suite under every policy.
+    /// The standard workload suite under every policy, against the offline
+    /// optimum, on 2dgpu-p2p, 4dgpu-p2p, max-node and 2dgpu-nolink (or one
+    /// machine with --topology).
     Bench {
-        /// Devices (1 tile each, PCIe P2P all-to-all).
-        #[arg(long, default_value_t = 2)]
-        devices: u32,
-        /// VRAM per device, MiB; buffers are sized against it.
-        #[arg(long, default_value_t = 256)]
-        vram_mib: u64,
+        /// A preset or a topology file; default: the four machines above.
+        #[arg(long)]
+        topology: Option<String>,
+        /// Only the first N devices of the machine.
+        #[arg(long)]
+        devices: Option<u32>,
+        /// VRAM per tile, MiB (buffers are sized against it); default: 256
+        /// (128 on max-node), or as a topology file says.
+        #[arg(long)]
+        vram_mib: Option<u64>,
         /// Iterations of the iterative workloads.
         #[arg(long, default_value_t = 8)]
         iterations: u32,
@@ -102,7 +108,9 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Info { sim, topology } => info(sim, topology),
         Command::Run { scenario, policy, compare, trace } => run(scenario, policy, compare, trace),
-        Command::Bench { devices, vram_mib, iterations, format, svg, only, trace } => bench(devices, vram_mib, iterations, format, svg, only, trace),
+        Command::Bench { topology, devices, vram_mib, iterations, format, svg, only, trace } => {
+            bench(topology, devices, vram_mib, iterations, format, svg, only, trace)
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -265,45 +273,75 @@ fn run(path: PathBuf, policy: Option<PolicyKind>, compare: bool, trace_path: Opt
 }
 
 #[allow(clippy::too_many_arguments)]
-fn bench(devices: u32, vram_mib: u64, iterations: u32, format: Format, svg: Option<PathBuf>, only: Option<String>, trace_dir: Option<PathBuf>) -> Result<(), String> {
-    if !(1..=8).contains(&devices) || vram_mib < 16 || iterations == 0 {
-        return Err("need 1-8 devices, at least 16 MiB of VRAM and 1 iteration".into());
+fn bench(
+    topology: Option<String>,
+    devices: Option<u32>,
+    vram_mib: Option<u64>,
+    iterations: u32,
+    format: Format,
+    svg: Option<PathBuf>,
+    only: Option<String>,
+    trace_dir: Option<PathBuf>,
+) -> Result<(), String> {
+    if iterations == 0 || vram_mib.is_some_and(|v| v < 16) {
+        return Err("need at least 1 iteration and 16 MiB of VRAM".into());
     }
-    let params = suite::Params { devices, vram: vram_mib << 20, iterations };
-    let workloads: Vec<_> = suite::all(params).into_iter().filter(|w| only.as_ref().is_none_or(|o| w.name.contains(o.as_str()))).collect();
-    let total = (workloads.len() * PolicyKind::ALL.len()) as u64;
+    let machines: Vec<(String, xesvm::sim::Topology)> = match &topology {
+        None => suite::MACHINES
+            .iter()
+            .map(|&(name, preset, vram)| Ok((name.to_string(), suite::machine(preset, vram_mib.unwrap_or(vram), devices.unwrap_or(0))?)))
+            .collect::<Result<_, String>>()?,
+        Some(t) => {
+            let default_vram = if xesvm::sim::Topology::preset(t).is_some() { 256 } else { 0 };
+            vec![(t.clone(), suite::machine(t, vram_mib.unwrap_or(default_vram), devices.unwrap_or(0))?)]
+        }
+    };
+    let mut runs: Vec<(String, xesvm::sim::Topology, Vec<workload::Workload>)> = Vec::new();
+    for (name, topo) in machines {
+        let params = suite::Params { topology: topo.clone(), iterations };
+        let ws: Vec<_> = suite::all(&params).into_iter().filter(|w| only.as_ref().is_none_or(|o| w.name.contains(o.as_str()))).collect();
+        runs.push((name, topo, ws));
+    }
+    let total = runs.iter().map(|r| r.2.len()).sum::<usize>() as u64 * PolicyKind::ALL.len() as u64;
     // Hidden at first: only runs longer than a second get a bar (on a terminal).
     let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::hidden());
     bar.set_style(indicatif::ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}").unwrap().progress_chars("=> "));
     let start = std::time::Instant::now();
     let mut reports = Vec::new();
-    for w in &workloads {
-        for &p in &PolicyKind::ALL {
-            if start.elapsed().as_secs_f64() > 1.0 && std::io::stderr().is_terminal() && bar.is_hidden() {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            }
-            bar.set_message(format!("{} / {}", w.name, p.name()));
-            match &trace_dir {
-                None => reports.push(workload::run(w, p)?),
-                Some(dir) => {
-                    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                    let mut t = trace::Trace::new(&format!("{} ({})", w.name, p.name()), w.topology.devices.len() as u32);
-                    reports.push(workload::run_traced(w, p, Some(&mut t))?);
-                    t.write(&dir.join(format!("{}-{}.json", w.name, p.name())))?;
+    for (machine, _, workloads) in &runs {
+        for w in workloads {
+            for &p in &PolicyKind::ALL {
+                if start.elapsed().as_secs_f64() > 1.0 && std::io::stderr().is_terminal() && bar.is_hidden() {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                 }
+                bar.set_message(format!("{machine}: {} / {}", w.name, p.name()));
+                let mut r = match &trace_dir {
+                    None => workload::run(w, p)?,
+                    Some(dir) => {
+                        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                        let mut t = trace::Trace::new(&format!("{machine}: {} ({})", w.name, p.name()), w.topology.devices.len() as u32);
+                        let r = workload::run_traced(w, p, Some(&mut t))?;
+                        t.write(&dir.join(format!("{machine}-{}-{}.json", w.name, p.name())))?;
+                        r
+                    }
+                };
+                r.machine = machine.clone();
+                reports.push(r);
+                bar.inc(1);
             }
-            bar.inc(1);
         }
     }
     bar.finish_and_clear();
     match format {
         Format::Table => {
-            println!(
-                "xesvm bench: {devices} devices x {vram_mib} MiB VRAM (PCIe P2P), {iterations} iterations; simulated driver, kernel 7.0 behaviour"
-            );
-            println!("(bound: offline lower bound on bytes that must move, from the trace; vs bound: bytes moved / bound;");
-            println!(" pt reads: page-table reads the library made, each charged to the simulated clock; oracle: not realizable on hardware)\n");
-            print!("{}", report::table(&reports));
+            for (machine, topo, _) in &runs {
+                let rs: Vec<_> = reports.iter().filter(|r| &r.machine == machine).cloned().collect();
+                println!("{}", describe(machine, topo, iterations));
+                println!("(optimum: a lower bound on simulated time from the trace, capacity relaxed; offline: a feasible offline schedule where VRAM");
+                println!(" capacity binds; vs optimum: sim time / optimum; pt reads: page-table reads, each charged to the simulated clock;");
+                println!(" oracle: the engine told the simulator's ground truth, not realizable on hardware)\n");
+                println!("{}", report::table(&rs));
+            }
         }
         Format::Csv => print!("{}", report::csv(&reports)),
         Format::Json => println!("{}", report::json(&reports)),
@@ -316,4 +354,16 @@ fn bench(devices: u32, vram_mib: u64, iterations: u32, format: Format, svg: Opti
         return Err("content was lost in at least one run".into());
     }
     Ok(())
+}
+
+/// One line on the machine a table is for.
+fn describe(name: &str, t: &xesvm::sim::Topology, iterations: u32) -> String {
+    let tiles: u32 = t.devices.iter().map(|d| d.tiles as u32).sum();
+    let vram = t.devices.iter().find(|d| d.has_vram()).map_or(0, |d| d.vram_per_tile >> 20);
+    let links = if t.links.is_empty() { "no links".to_string() } else { format!("{} links", t.links.len()) };
+    format!(
+        "xesvm bench on {name}: {} devices, {tiles} tiles x {vram} MiB VRAM, {links}, {iterations} iterations; simulated driver, kernel {} behaviour",
+        t.devices.len(),
+        t.kernel
+    )
 }

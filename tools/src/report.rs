@@ -73,12 +73,13 @@ pub fn table(reports: &[Report]) -> String {
 
 pub fn csv(reports: &[Report]) -> String {
     let mut s = String::from(
-        "workload,policy,simulated_ns,optimum_ns,vs_optimum,offline_ns,bytes_moved,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,page_table_reads,gpu_errors,content_ok\n",
+        "machine,workload,policy,simulated_ns,optimum_ns,vs_optimum,offline_ns,bytes_moved,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,page_table_reads,gpu_errors,content_ok\n",
     );
     for r in reports {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.machine,
             r.workload,
             r.policy,
             r.simulated_ns,

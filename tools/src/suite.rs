@@ -1,42 +1,66 @@
-//! The standard workload suite (cost-model.md and the usual SVM benchmark
-//! literature), each parameterised by device count and VRAM size: buffers
-//! are sized against VRAM so that capacity matters the same way at every
-//! scale.
+//! The standard workload suite (cost-model.md, the usual SVM benchmark
+//! literature, and the patterns runtimes run: host offload loops, pipelines
+//! across devices, sweeps larger than VRAM, irregular gathers), each
+//! parameterised by the machine: buffers are sized against VRAM so that
+//! capacity matters the same way at every scale.
 
-use xesvm::sim::{Access, LinkKind, LinkSpec, Topology};
+use xesvm::sim::{Access, Topology};
 
 use crate::workload::{Workload, CHUNK};
 
 pub const MIB: u64 = 1 << 20;
 
+/// The machines `xesvm bench` runs by default: name, preset, VRAM per tile
+/// (small enough that capacity matters).
+pub const MACHINES: &[(&str, &str, u64)] = &[
+    ("2dgpu-p2p", "2dgpu-p2p", 256),
+    ("4dgpu-p2p", "4dgpu-p2p", 256),
+    ("max-node", "max-node", 128),
+    ("2dgpu-nolink", "2dgpu-nolink", 256),
+];
+
+/// A machine: a preset or a topology file, with VRAM per tile set to
+/// `vram_mib` (0: as described) and only its first `devices` devices (0: all).
+pub fn machine(name: &str, vram_mib: u64, devices: u32) -> Result<Topology, String> {
+    let mut t = match Topology::preset(name) {
+        Some(t) => t,
+        None => {
+            let path = std::path::Path::new(name);
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: not a preset, and {e}"))?;
+            Topology::parse(&text).map_err(|e| format!("{name}: {e}"))?
+        }
+    };
+    if devices > 0 {
+        if devices as usize > t.devices.len() {
+            return Err(format!("{name} has {} devices, not {devices}", t.devices.len()));
+        }
+        t.devices.truncate(devices as usize);
+        t.links.retain(|l| l.a < devices && l.b < devices);
+    }
+    if vram_mib > 0 {
+        for d in t.devices.iter_mut().filter(|d| d.has_vram()) {
+            d.vram_per_tile = vram_mib * MIB;
+        }
+    }
+    t.validate()?;
+    Ok(t)
+}
+
 /// Parameters of the suite.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Params {
-    pub devices: u32,
-    pub vram: u64,
+    pub topology: Topology,
     pub iterations: u32,
 }
 
-/// `devices` discrete GPUs (1 tile each, `vram` bytes) with PCIe P2P all-to-all.
-pub fn topology(p: Params) -> Topology {
-    let mut t = Topology::preset("4dgpu-p2p").unwrap();
-    t.devices.truncate(1);
-    let proto = t.devices[0].clone();
-    t.devices = (0..p.devices)
-        .map(|i| {
-            let mut d = proto.clone();
-            d.name = format!("gpu{i}");
-            d.vram_per_tile = p.vram;
-            d
-        })
-        .collect();
-    t.links.clear();
-    for a in 0..p.devices {
-        for b in a + 1..p.devices {
-            t.links.push(LinkSpec { a, b, kind: LinkKind::PcieP2p, bandwidth: t.costs.p2p_bandwidth, atomics: false });
-        }
+impl Params {
+    fn devices(&self) -> u32 {
+        self.topology.devices.len() as u32
     }
-    t
+    /// VRAM of one tile (of the first device with VRAM; 256 MiB without).
+    fn vram(&self) -> u64 {
+        self.topology.devices.iter().find(|d| d.has_vram()).map_or(256 * MIB, |d| d.vram_per_tile)
+    }
 }
 
 /// A tiny seeded generator (workloads must be the same for every policy).
@@ -53,10 +77,11 @@ fn chunks(size: u64) -> u64 {
 }
 
 /// Every workload of the suite, in table order.
-pub fn all(p: Params) -> Vec<Workload> {
-    let n = p.devices;
-    let t = || topology(p);
-    let slice = (p.vram / 2).next_multiple_of(CHUNK);
+pub fn all(p: &Params) -> Vec<Workload> {
+    let n = p.devices();
+    let t = || p.topology.clone();
+    let vram = p.vram();
+    let slice = (vram / 2).next_multiple_of(CHUNK);
     let mut out = Vec::new();
 
     // Streaming: each device reads its slice once.
@@ -70,7 +95,7 @@ pub fn all(p: Params) -> Vec<Workload> {
 
     // Oversubscribed cyclic: a working set of 1.5x VRAM read round and round.
     let mut w = Workload::new("oversubscribed", t());
-    let size = (p.vram * 3 / 2).next_multiple_of(CHUNK);
+    let size = (vram * 3 / 2).next_multiple_of(CHUNK);
     let a = w.buffer("data", size);
     w.cpu(a, size, true);
     let step = 16 * MIB;
@@ -130,7 +155,7 @@ pub fn all(p: Params) -> Vec<Workload> {
 
     // Read-mostly table shared by all devices, with rare CPU updates.
     let mut w = Workload::new("read-mostly", t());
-    let size = (p.vram / 4).next_multiple_of(CHUNK);
+    let size = (vram / 4).next_multiple_of(CHUNK);
     let a = w.buffer("table", size);
     w.cpu(a, size, true);
     for i in 0..p.iterations {
@@ -176,6 +201,69 @@ pub fn all(p: Params) -> Vec<Workload> {
         // Now and then another device peeks at it.
         if i % 4 == 2 {
             w.launch((owner + 1) % n, vec![(a, CHUNK, Access::Read)]);
+        }
+    }
+    out.push(w);
+
+    // Host offload loop (an inference server, a solver's host-driven
+    // iterations): the CPU writes the input, GPU 0 reads it and a large
+    // read-only weight buffer and writes a small output, the CPU reads it.
+    let mut w = Workload::new("host-offload", t());
+    let input = (vram / 16).next_multiple_of(CHUNK);
+    let weights_size = (vram / 2).next_multiple_of(CHUNK);
+    let weights = w.buffer("weights", weights_size);
+    let inp = w.buffer("input", input);
+    let out_buf = w.buffer("output", 4 * MIB);
+    w.cpu(weights, weights_size, true);
+    for _ in 0..p.iterations {
+        w.cpu(inp, input, true);
+        w.launch(0, vec![(inp, input, Access::Read), (weights, weights_size, Access::Read), (out_buf, 4 * MIB, Access::Write)]);
+        w.cpu(out_buf, 4 * MIB, false);
+    }
+    out.push(w);
+
+    // Pipeline across every device (pipeline-parallel training or a
+    // multi-stage video pipeline): device k reads device k-1's activations
+    // and writes its own; the CPU feeds the first stage.
+    let mut w = Workload::new("pipeline", t());
+    let act = (vram / 8).next_multiple_of(CHUNK);
+    let feed = w.buffer("feed", act);
+    let acts: Vec<u64> = (0..n).map(|k| w.buffer(&format!("act{k}"), act)).collect();
+    for _ in 0..p.iterations {
+        w.cpu(feed, act, true);
+        for k in 0..n {
+            let src = if k == 0 { feed } else { acts[k as usize - 1] };
+            w.launch(k, vec![(src, act, Access::Read), (acts[k as usize], act, Access::Write)]);
+        }
+    }
+    out.push(w);
+
+    // An in-order sweep over three times the VRAM (out-of-core stencil or
+    // a scan over a large table).
+    let mut w = Workload::new("sweep-3x", t());
+    let size = (vram * 3).next_multiple_of(CHUNK);
+    let a = w.buffer("data", size);
+    w.cpu(a, size, true);
+    let step = 16 * MIB;
+    for _ in 0..p.iterations.min(3) {
+        for off in (0..size).step_by(step as usize) {
+            w.launch(0, vec![(a + off, step.min(size - off), Access::Read)]);
+        }
+    }
+    out.push(w);
+
+    // Irregular gather (graph analytics, embedding lookups): every device
+    // reads random 64 KiB pieces of a large buffer.
+    let mut w = Workload::new("gather", t());
+    let size = (vram * 2).next_multiple_of(CHUNK);
+    let a = w.buffer("table", size);
+    w.cpu(a, size, true);
+    let mut r = Lcg(7);
+    let piece = 64 << 10;
+    for _ in 0..p.iterations {
+        for d in 0..n {
+            let acc = (0..16).map(|_| (a + r.next() % (size / piece) * piece, piece, Access::Read)).collect();
+            w.launch(d, acc);
         }
     }
     out.push(w);

@@ -126,6 +126,8 @@ impl PolicyKind {
 /// What a run measured.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
+    /// The machine the suite ran on (bench), empty for a scenario.
+    pub machine: String,
     pub workload: String,
     pub policy: String,
     pub simulated_ns: u64,
@@ -343,7 +345,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
         }
         chunks.sample(&sim);
     }
-    if let Some(t) = trace.as_deref_mut() {
+    if let Some(t) = trace {
         t.add_sim_events(&sim.take_events());
     }
     let k = sim.counters();
