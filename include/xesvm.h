@@ -837,7 +837,9 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  *    are returned;
  * 5. the thrash guard: a range that moved thrash_max_moves times within
  *    the window, about as often as it was used (a CPU pulling it back counts,
- *    seen in the page table), stays where it is (SVM_RESULT_PINNED).
+ *    seen in the page table), stays where it is (SVM_RESULT_PINNED), or
+ *    in system memory where the accessing device cannot reach where it is
+ *    (no link): then it moves there once, also reported as pinned.
  *
  * `result` may be NULL; otherwise set `result->struct_size` first.
  * Errors: -EINVAL (bad range, unknown pagemap or device, unknown flags),

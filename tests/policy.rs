@@ -261,6 +261,39 @@ fn ping_pong_is_pinned_by_the_thrash_guard() {
 }
 
 /// The library cannot see CPU faults, but the driver's placement shows the
+
+// Without a link neither device can map the other's VRAM (kernel-model §3.3),
+// so a pin in a peer's VRAM would be undone by the next GPU fault: the guard
+// pins a thrashing range in system memory instead, which both reach, and
+// resolve says so too.
+#[test]
+fn thrashing_between_unlinked_devices_is_pinned_in_system_memory() {
+    let cfg = Config { thrash_max_moves: 3, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, ..Config::default() };
+    let t = setup_topo(Topology::preset("2dgpu-nolink").unwrap(), cfg);
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    let mut last = None;
+    for i in 0..8 {
+        let d = i % 2;
+        let p = t.alloc(d, BUF, R, t.vram(d));
+        last = Some(p);
+    }
+    let p = last.unwrap();
+    assert!(p.pinned, "{p:?}");
+    assert_eq!(p.pagemap, Some(Pagemap::System));
+    assert_eq!(t.on(BUF, R), Placement::System);
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, R, Access::Write), Ok(Pagemap::System));
+    assert_eq!(t.ctx.resolve(t.dev[1], 0, BUF, R, Access::Write), Ok(Pagemap::System));
+    // Both devices now use it where it is: no more moves.
+    let before = t.sim.counters();
+    for d in [0, 1, 0, 1] {
+        let p = t.alloc(d, BUF, R, Pagemap::System);
+        assert_eq!(p.bytes_moved, 0);
+        t.gpu(d, BUF, R, sim::Access::Read).unwrap();
+    }
+    let after = t.sim.counters();
+    assert_eq!((after.bytes_to_vram, after.bytes_to_system), (before.bytes_to_vram, before.bytes_to_system));
+}
+
 /// range left: that move counts, so CPU-GPU ping-pong meets the thrash
 /// guard and the range stays in system memory, written remotely.
 #[test]

@@ -140,7 +140,9 @@ fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed) -> FfiResu
 ///    are returned;
 /// 5. the thrash guard: a range that moved thrash_max_moves times within
 ///    the window, about as often as it was used (a CPU pulling it back counts,
-///    seen in the page table), stays where it is (SVM_RESULT_PINNED).
+///    seen in the page table), stays where it is (SVM_RESULT_PINNED), or
+///    in system memory where the accessing device cannot reach where it is
+///    (no link): then it moves there once, also reported as pinned.
 ///
 /// `result` may be NULL; otherwise set `result->struct_size` first.
 /// Errors: -EINVAL (bad range, unknown pagemap or device, unknown flags),

@@ -431,6 +431,15 @@ impl Context {
         }
     }
 
+    /// Whether device `from` can access `pm` in place: system memory, its
+    /// own VRAM, or an open peer's over a usable link.
+    fn reaches(links: &Links, slots: &[Slot], from: u16, pm: Pagemap) -> bool {
+        match pm {
+            Pagemap::System => true,
+            Pagemap::Vram { device, .. } => device == from || (links.get(from, device).usable() && Context::check_pagemap(slots, pm).is_ok()),
+        }
+    }
+
     /// Validates a pagemap named by the runtime.
     pub fn validate_pagemap(&self, pm: Pagemap) -> Result<()> {
         Context::check_pagemap(&self.slots.read(), pm).map(|_| ())

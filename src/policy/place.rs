@@ -119,44 +119,25 @@ impl Context {
         }
 
         // Step 5 (checked first): the thrash guard.
+        let mut target = target;
         if !flags.ignore_thrash_guard {
             if let Some(cur) = summary.residency.filter(|&c| c != target) {
                 if now < summary.pinned_until || summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves) {
                     let until = summary.pinned_until.max(now + self.config.pin_ns);
-                    // Map it remotely from the accessing device where the link allows.
-                    let remote = match cur {
-                        Pagemap::System => Some(PrefApplied::DefaultSystem),
-                        Pagemap::Vram { device, .. } if device == dev.slot => None,
-                        Pagemap::Vram { device, tile } if self.links.read().get(dev.slot, device).usable() => {
-                            let inst = Context::check_pagemap(slots, cur)?.and_then(|d| d.tiles[tile as usize]).map(|t| t.instance);
-                            inst.filter(|_| dev.multi_device_ok()).map(|instance| PrefApplied::Device { slot: device, instance })
-                        }
-                        _ => None,
-                    };
-                    let mut attrs = None;
-                    if let Some(p) = remote {
-                        if summary.attrs(dev.slot).pref != p {
-                            let mut a = summary.attrs(dev.slot);
-                            a.pref = p;
-                            if self.madvise_pref(slots, dev, start, end, p, &mut placed).is_ok() {
-                                attrs = Some(a);
-                            }
-                        }
+                    if !Context::reaches(&self.links.read(), slots, dev.slot, cur) {
+                        // Held where this device cannot reach it (no link), the
+                        // range would move here on the first GPU fault anyway:
+                        // the pin goes to system memory, which every device
+                        // reaches (one move, then no more).
+                        crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: thrashing in {cur}, which it cannot reach: pinned in system memory, not {target}", Span(start, end - start), dev.slot);
+                        summary.pinned_until = until;
+                        placed.pinned = true;
+                        target = Pagemap::System;
+                    } else {
+                        self.hold(slots, dev, start, end, cur, until, &summary, &mut placed)?;
+                        crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {cur} (moved {} times in the window), not moved to {target}", Span(start, end - start), dev.slot, summary.moves_within(now, self.config.thrash_window_ns));
+                        return Ok(placed);
                     }
-                    self.track.write().replace(start, end, |pieces| {
-                        let mut r = merge_pieces(pieces);
-                        r.moves = summary.moves.clone();
-                        r.residency = Some(cur);
-                        r.pinned_until = until;
-                        if let Some(a) = attrs {
-                            r.set_attrs(dev.slot, a);
-                        }
-                        r
-                    });
-                    placed.pagemap = Some(cur);
-                    placed.pinned = true;
-                    crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {cur} (moved {} times in the window), not moved to {target}", Span(start, end - start), dev.slot, summary.moves_within(now, self.config.thrash_window_ns));
-                    return Ok(placed);
                 }
             }
         }
@@ -242,6 +223,44 @@ impl Context {
             r.use_once();
         });
         self.account(slots, summary.residency, Some(cand), end - start);
+        Ok(())
+    }
+
+    /// The thrash guard holds a range where it is: mapped remotely from the
+    /// accessing device where the link allows, and pinned until `until`.
+    #[allow(clippy::too_many_arguments)]
+    fn hold(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, cur: Pagemap, until: u64, summary: &Record, placed: &mut Placed) -> Result<()> {
+        let remote = match cur {
+            Pagemap::System => Some(PrefApplied::DefaultSystem),
+            Pagemap::Vram { device, .. } if device == dev.slot => None,
+            Pagemap::Vram { device, tile } if self.links.read().get(dev.slot, device).usable() => {
+                let inst = Context::check_pagemap(slots, cur)?.and_then(|d| d.tiles[tile as usize]).map(|t| t.instance);
+                inst.filter(|_| dev.multi_device_ok()).map(|instance| PrefApplied::Device { slot: device, instance })
+            }
+            _ => None,
+        };
+        let mut attrs = None;
+        if let Some(p) = remote {
+            if summary.attrs(dev.slot).pref != p {
+                let mut a = summary.attrs(dev.slot);
+                a.pref = p;
+                if self.madvise_pref(slots, dev, start, end, p, placed).is_ok() {
+                    attrs = Some(a);
+                }
+            }
+        }
+        self.track.write().replace(start, end, |pieces| {
+            let mut r = merge_pieces(pieces);
+            r.moves = summary.moves.clone();
+            r.residency = Some(cur);
+            r.pinned_until = until;
+            if let Some(a) = attrs {
+                r.set_attrs(dev.slot, a);
+            }
+            r
+        });
+        placed.pagemap = Some(cur);
+        placed.pinned = true;
         Ok(())
     }
 

@@ -50,24 +50,24 @@ impl Context {
             return Ok(Pagemap::System);
         }
         let links = self.links.read();
-        let reachable = |pm: Pagemap| match pm {
-            Pagemap::System => true,
-            Pagemap::Vram { device, .. } => {
-                device == h.slot || (links.get(h.slot, device).usable() && Context::check_pagemap(&slots, pm).is_ok())
-            }
-        };
+        let reachable = |pm: Pagemap| Context::reaches(&links, &slots, h.slot, pm);
         if let Some(r) = rec {
             // An explicit preferred location wins where it can be reached (rows 10-13).
             if let Some(p) = r.preferred.filter(|&p| reachable(p)) {
                 return Ok(p);
             }
-            // Pinned or ping-ponging: leave it where it is (mapped remotely).
-            if let Some(cur) = r.residency.filter(|&p| reachable(p)) {
+            // Pinned or ping-ponging: leave it where it is (mapped remotely),
+            // or, where this device cannot reach it (no link), in system
+            // memory, which every device reaches (alloc_vram's guard pins it
+            // there).
+            if let Some(cur) = r.residency {
                 let now = self.driver.now_ns();
                 let thrashing = r.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves);
                 if now < r.pinned_until || (thrashing && cur != local) {
-                    return Ok(cur);
+                    return Ok(if reachable(cur) { cur } else { Pagemap::System });
                 }
+            }
+            if let Some(cur) = r.residency.filter(|&p| reachable(p)) {
                 // A read of part of what a linked peer holds is served over
                 // the link (row 12) rather than moving a piece of the peer's
                 // range here and back.
