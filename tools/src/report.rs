@@ -113,33 +113,35 @@ pub fn json(reports: &[Report]) -> String {
 /// fraction of that workload's slowest policy (times differ by orders of
 /// magnitude between workloads), labelled with the milliseconds.
 pub fn svg(reports: &[Report]) -> String {
-    let mut workloads: Vec<&str> = Vec::new();
+    // One group per machine and workload, in run order.
+    let mut groups: Vec<(&str, &str)> = Vec::new();
     let mut policies: Vec<&str> = Vec::new();
     for r in reports {
-        if !workloads.contains(&r.workload.as_str()) {
-            workloads.push(&r.workload);
+        if !groups.contains(&(r.machine.as_str(), r.workload.as_str())) {
+            groups.push((&r.machine, &r.workload));
         }
         if !policies.contains(&r.policy.as_str()) {
             policies.push(&r.policy);
         }
     }
-    let colors = ["#d95f02", "#7570b3", "#1b9e77", "#e7298a"];
-    let (left, bar, gap, width) = (170.0, 16.0, 14.0, 520.0);
+    let colors = ["#d95f02", "#7570b3", "#1b9e77", "#e7298a", "#66a61e"];
+    let (left, bar, gap, width) = (230.0, 16.0, 14.0, 520.0);
     let group = bar * policies.len() as f64 + gap;
-    let height = 60.0 + group * workloads.len() as f64 + 30.0;
+    let height = 60.0 + group * groups.len() as f64 + 30.0;
     let mut s = String::new();
     let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="12">"#, left + width + 120.0);
-    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">Simulated time per workload and policy (bar: share of the slowest policy)</text>"#);
+    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">Simulated time per workload and policy (bar: share of the slowest policy; line: the optimum)</text>"#);
     for (i, p) in policies.iter().enumerate() {
         let x = left + i as f64 * 120.0;
         let _ = writeln!(s, r#"<rect x="{x}" y="34" width="12" height="12" fill="{}"/><text x="{}" y="45">{p}</text>"#, colors[i % colors.len()], x + 16.0);
     }
-    for (wi, w) in workloads.iter().enumerate() {
-        let y0 = 60.0 + wi as f64 * group;
-        let rows: Vec<&Report> = reports.iter().filter(|r| r.workload == *w).collect();
+    for (gi, &(m, w)) in groups.iter().enumerate() {
+        let y0 = 60.0 + gi as f64 * group;
+        let rows: Vec<&Report> = reports.iter().filter(|r| r.machine == m && r.workload == w).collect();
         let max = rows.iter().map(|r| r.simulated_ns).max().unwrap_or(1).max(1) as f64;
-        let _ = writeln!(s, r#"<text x="10" y="{}">{w}</text>"#, y0 + bar * policies.len() as f64 / 2.0 + 4.0);
-        for r in rows {
+        let label = if m.is_empty() { w.to_string() } else { format!("{m}: {w}") };
+        let _ = writeln!(s, r#"<text x="10" y="{}">{label}</text>"#, y0 + bar * policies.len() as f64 / 2.0 + 4.0);
+        for r in &rows {
             let pi = policies.iter().position(|p| *p == r.policy).unwrap_or(0);
             let y = y0 + pi as f64 * bar;
             let len = (r.simulated_ns as f64 / max * width).max(1.0);
@@ -152,6 +154,10 @@ pub fn svg(reports: &[Report]) -> String {
                 y + bar - 5.0,
                 r.simulated_ns as f64 / 1e6
             );
+        }
+        if let Some(opt) = rows.iter().map(|r| r.optimum_ns).find(|&o| o > 0) {
+            let x = left + opt as f64 / max * width;
+            let _ = writeln!(s, r#"<line x1="{x:.1}" y1="{y0}" x2="{x:.1}" y2="{}" stroke="black" stroke-dasharray="3,2"/>"#, y0 + bar * policies.len() as f64);
         }
     }
     s.push_str("</svg>\n");
@@ -177,4 +183,23 @@ pub fn run_report(r: &Report) -> String {
     let _ = writeln!(s, "ping-pongs: {}, retries: {}, fallbacks: {}, pins: {}, ioctls: {}", r.ping_pongs, r.retries, r.fallbacks, r.pins, r.ioctls);
     let _ = writeln!(s, "content check: {}", if r.content_ok { "every page holds what was last written to it" } else { "DATA LOST" });
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(machine: &str, workload: &str, policy: &str, ns: u64) -> Report {
+        Report { machine: machine.into(), workload: workload.into(), policy: policy.into(), simulated_ns: ns, optimum_ns: ns / 2, ..Default::default() }
+    }
+
+    #[test]
+    fn svg_keeps_machines_apart_and_marks_the_optimum() {
+        let rs = [report("a", "w", "kernel", 4_000_000), report("a", "w", "xesvm", 2_000_000), report("b", "w", "kernel", 8_000_000), report("b", "w", "xesvm", 8_000_000)];
+        let s = svg(&rs);
+        assert!(s.contains(">a: w<") && s.contains(">b: w<"), "{s}");
+        assert_eq!(s.matches("<line").count(), 2);
+        // Bars are scaled within their own group: each group's slowest is full width.
+        assert_eq!(s.matches(r#"width="520.0""#).count(), 3);
+    }
 }
