@@ -324,6 +324,10 @@ buffer = "a"
                 let r = crate::workload::run(&s.workload, p).unwrap_or_else(|e| panic!("{name} {p:?}: {e}"));
                 assert!(r.content_ok, "{name} {p:?}");
                 assert_eq!(r.gpu_errors, 0, "{name} {p:?}");
+                if name == "fallback.toml" && p == crate::workload::PolicyKind::Xesvm {
+                    // What it is there to show (README, Logging).
+                    assert_eq!((r.fallbacks, r.retries), (1, 1), "{r:?}");
+                }
             }
             n += 1;
         }
