@@ -95,7 +95,8 @@
 #define SVM_RESULT_FELL_BACK (1 << 1)
 
 /**
- * The thrash guard kept it where it was (mapped remotely where a link allows).
+ * The thrash guard kept it where it was (mapped remotely where a link allows),
+ * or moved it to system memory where the device cannot reach that place.
  */
 #define SVM_RESULT_PINNED (1 << 2)
 

@@ -74,7 +74,8 @@ pub const SVM_ALLOC_IGNORE_THRASH_GUARD: u32 = 1 << 1;
 pub const SVM_RESULT_IN_PLACE: u32 = 1 << 0;
 /// It is not where asked: it fell back (`cause` says why).
 pub const SVM_RESULT_FELL_BACK: u32 = 1 << 1;
-/// The thrash guard kept it where it was (mapped remotely where a link allows).
+/// The thrash guard kept it where it was (mapped remotely where a link allows),
+/// or moved it to system memory where the device cannot reach that place.
 pub const SVM_RESULT_PINNED: u32 = 1 << 2;
 /// The process's page table confirmed the placement (pages in system memory,
 /// or not in system memory for VRAM; the device itself only with PFNs).

@@ -76,6 +76,21 @@ fn chunks(size: u64) -> u64 {
     size / CHUNK
 }
 
+/// Device 0 reads a buffer of `size` in order, 16 MiB per launch, up to
+/// three times round.
+fn sweep(name: &str, topology: Topology, size: u64, iterations: u32) -> Workload {
+    let mut w = Workload::new(name, topology);
+    let a = w.buffer("data", size);
+    w.cpu(a, size, true);
+    let step = 16 * MIB;
+    for _ in 0..iterations.min(3) {
+        for off in (0..size).step_by(step as usize) {
+            w.launch(0, vec![(a + off, step.min(size - off), Access::Read)]);
+        }
+    }
+    w
+}
+
 /// Every workload of the suite, in table order.
 pub fn all(p: &Params) -> Vec<Workload> {
     let n = p.devices();
@@ -94,17 +109,7 @@ pub fn all(p: &Params) -> Vec<Workload> {
     out.push(w);
 
     // Oversubscribed cyclic: a working set of 1.5x VRAM read round and round.
-    let mut w = Workload::new("oversubscribed", t());
-    let size = (vram * 3 / 2).next_multiple_of(CHUNK);
-    let a = w.buffer("data", size);
-    w.cpu(a, size, true);
-    let step = 16 * MIB;
-    for _ in 0..p.iterations.min(3) {
-        for off in (0..size).step_by(step as usize) {
-            w.launch(0, vec![(a + off, step.min(size - off), Access::Read)]);
-        }
-    }
-    out.push(w);
+    out.push(sweep("oversubscribed", t(), (vram * 3 / 2).next_multiple_of(CHUNK), p.iterations));
 
     // Random access: random devices read random chunks.
     let mut w = Workload::new("random", t());
@@ -240,17 +245,7 @@ pub fn all(p: &Params) -> Vec<Workload> {
 
     // An in-order sweep over three times the VRAM (out-of-core stencil or
     // a scan over a large table).
-    let mut w = Workload::new("sweep-3x", t());
-    let size = (vram * 3).next_multiple_of(CHUNK);
-    let a = w.buffer("data", size);
-    w.cpu(a, size, true);
-    let step = 16 * MIB;
-    for _ in 0..p.iterations.min(3) {
-        for off in (0..size).step_by(step as usize) {
-            w.launch(0, vec![(a + off, step.min(size - off), Access::Read)]);
-        }
-    }
-    out.push(w);
+    out.push(sweep("sweep-3x", t(), (vram * 3).next_multiple_of(CHUNK), p.iterations));
 
     // Irregular gather (graph analytics, embedding lookups): every device
     // reads random 64 KiB pieces of a large buffer.
