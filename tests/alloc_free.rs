@@ -1,0 +1,85 @@
+//! The decision path allocates nothing: `resolve` and an `alloc_vram` that
+//! finds the range in place, counted by a global allocator (issue 12's
+//! target; the house rule "no syscall and no allocation when nothing has to
+//! move"). In its own test binary so that the counting allocator sees only
+//! this test's thread.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use xesvm::policy::{Access, AllocFlags, Config, Context};
+use xesvm::sim::{self, Sim, Topology};
+use xesvm::topology::Pagemap;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the counter is thread-local and
+// const-initialised, so counting never allocates or recurses.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same layout contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: p came from System.alloc with this layout.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
+
+const BUF: u64 = 0x10_0000_0000;
+const R: u64 = 2 << 20;
+
+#[test]
+fn resolve_and_in_place_alloc_vram_allocate_nothing() {
+    let s = Sim::new(Topology::preset("2dgpu-p2p").unwrap()).unwrap();
+    let ctx = Context::new(Box::new(xesvm::driver::sim::SimDriver::new(s.clone())), Config::default());
+    let d0 = ctx.open_index(0).unwrap();
+    let d1 = ctx.open_index(1).unwrap();
+    let v0 = ctx.pagemap(d0, 0).unwrap();
+    s.cpu_access(BUF, 16 * R, sim::Access::Write, 1).unwrap();
+    for i in 0..16 {
+        ctx.alloc_vram(d0, BUF + i * R, R, v0, AllocFlags::default()).unwrap();
+    }
+    // Warm: thread-locals, statistics slots, the first observations.
+    for i in 0..16 {
+        ctx.resolve(d0, 0, BUF + i * R, R, Access::Read).unwrap();
+        ctx.alloc_vram(d0, BUF + i * R, R, v0, AllocFlags::default()).unwrap();
+    }
+    let before = allocs();
+    let mut in_place = 0;
+    for round in 0..100 {
+        for i in 0..16 {
+            let start = BUF + i * R;
+            assert_eq!(ctx.resolve(d0, 0, start, R, Access::Read), Ok(v0));
+            // A peer's view of a range on device 0 (a different branch of resolve).
+            assert!(ctx.resolve(d1, 0, start + R / 2, R / 4, Access::Write).is_ok());
+            let p = ctx.alloc_vram(d0, start, R, v0, AllocFlags::default()).unwrap();
+            in_place += p.in_place as u32;
+            assert_eq!(p.pagemap, Some(v0), "round {round}");
+        }
+    }
+    let n = allocs() - before;
+    assert_eq!(in_place, 1600, "every call found the range in place");
+    assert_eq!(n, 0, "{n} allocations on the decision path");
+    // The counter works: a placement that moves data does allocate.
+    let before = allocs();
+    ctx.alloc_vram(d1, BUF, R, ctx.pagemap(d1, 0).unwrap(), AllocFlags::default()).unwrap();
+    assert!(allocs() > before);
+}
