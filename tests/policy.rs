@@ -514,3 +514,29 @@ fn alloc_to_system_of_resident_data_binds_without_moving() {
     assert_eq!(t.sim.counters().gpu_faults, faults, "the prefetch bound it");
     assert_eq!(t.on(BUF, 2 * R), Placement::System);
 }
+
+// Runtimes repeat their advice before every launch: an unchanged preferred
+// location issues no madvise (each would zap PTEs, kernel-model §9), a
+// changed one is applied on every VM.
+#[test]
+fn repeated_preferred_location_issues_nothing_and_a_change_applies() {
+    let t = setup("2dgpu-p2p");
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    t.ctx.set_preferred(BUF, 2 * R, t.vram(0)).unwrap();
+    let ioctls = t.sim.counters().ioctls;
+    for _ in 0..3 {
+        t.ctx.set_preferred(BUF, 2 * R, t.vram(0)).unwrap();
+    }
+    assert_eq!(t.sim.counters().ioctls, ioctls, "unchanged: no ioctl");
+    t.ctx.set_preferred(BUF, 2 * R, t.vram(1)).unwrap();
+    assert!(t.sim.counters().ioctls > ioctls, "changed: madvise on the VMs");
+    assert_eq!(t.ctx.query(BUF, 2 * R).unwrap().preferred, Some(t.vram(1)));
+    // A part of the span is another record: applied, not skipped.
+    let ioctls = t.sim.counters().ioctls;
+    t.ctx.set_preferred(BUF, R, t.vram(0)).unwrap();
+    assert!(t.sim.counters().ioctls > ioctls);
+    assert_eq!(t.ctx.query(BUF, R).unwrap().preferred, Some(t.vram(0)));
+    assert_eq!(t.ctx.query(BUF + R, R).unwrap().preferred, Some(t.vram(1)));
+    // Unknown pagemaps are still refused on the fast path.
+    assert_eq!(t.ctx.set_preferred(BUF, 2 * R, Pagemap::Vram { device: 9, tile: 0 }), Err(Errno::EINVAL));
+}

@@ -141,6 +141,9 @@ impl Context {
     /// keep theirs; the range query shows each VM's value.
     pub fn set_preferred(&self, start: u64, size: u64, pm: Pagemap) -> Result<()> {
         let end = check_span(start, size)?;
+        if self.preferred_unchanged(start, end, pm)? {
+            return Ok(()); // recorded on every VM already: no lock, no ioctl
+        }
         let _g = self.slow.lock();
         let slots = self.slots.read();
         Context::check_pagemap(&slots, pm)?;
@@ -158,6 +161,19 @@ impl Context {
             }
         });
         result
+    }
+
+    /// Whether the runtime's preferred location `pm` is already recorded
+    /// for exactly this span, with every open device's VM holding what
+    /// `apply_preferred` would give it (runtimes repeat their advice on
+    /// every launch). Read locks only, in the slow path's order.
+    fn preferred_unchanged(&self, start: u64, end: u64, pm: Pagemap) -> Result<bool> {
+        let slots = self.slots.read();
+        Context::check_pagemap(&slots, pm)?;
+        let track = self.track.read();
+        let Some(r) = track.exact(start, end).filter(|r| r.preferred == Some(pm)) else { return Ok(false) };
+        let mut alive = slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok());
+        Ok(alive.all(|d| self.desired_pref(&slots, d, pm, None).is_none_or(|want| r.attrs(d.slot).pref == want)))
     }
 
     /// Forgets a preferred location the runtime set: every device VM gets
