@@ -46,6 +46,17 @@ int main(void)
 	inj.error = EBUSY;
 	CHECK_STATUS(svm_sim_inject(sim, &inj), -EINVAL);
 	CHECK_STATUS(svm_sim_inject(sim, NULL), -EINVAL);
+	/* A status no errno names would reach callers unexplained (fuzz_calls). */
+	inj.error = -1684301056;
+	CHECK_STATUS(svm_sim_inject(sim, &inj), -EINVAL);
+	inj.error = -EBUSY;
+	inj.device = 99;
+	CHECK_STATUS(svm_sim_inject(sim, &inj), -EINVAL);
+	inj.device = -1;
+	inj.probability = __builtin_nan("");
+	CHECK_STATUS(svm_sim_inject(sim, &inj), -EINVAL);
+	inj.probability = 0;
+	CHECK_OK(svm_sim_inject(sim, &inj));
 	CHECK_STATUS(svm_sim_remove_device(sim, 0, -EBUSY), -EINVAL);
 	CHECK_OK(svm_sim_destroy(sim));
 	return 0;

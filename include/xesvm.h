@@ -1011,8 +1011,9 @@ int svm_sim_clock_ns(const struct svm_sim *sim, uint64_t *ns);
 int svm_sim_get_counters(const struct svm_sim *sim, struct svm_sim_counters *counters);
 
 /**
- * Arms a fault injection. Errors: -EINVAL for an unknown point, a
- * non-negative `error`, a probability outside [0, 1], or a bad struct_size.
+ * Arms a fault injection. Errors: -EINVAL for an unknown point, an
+ * `error` that is not a negative errno svm_strerror names, a device index
+ * the simulator lacks, a probability outside [0, 1], or a bad struct_size.
  */
 int svm_sim_inject(struct svm_sim *sim, const struct svm_sim_injection *injection);
 

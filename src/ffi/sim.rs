@@ -420,8 +420,9 @@ pub unsafe extern "C" fn svm_sim_get_counters(sim: *const svm_sim, counters: *mu
     })
 }
 
-/// Arms a fault injection. Errors: -EINVAL for an unknown point, a
-/// non-negative `error`, a probability outside [0, 1], or a bad struct_size.
+/// Arms a fault injection. Errors: -EINVAL for an unknown point, an
+/// `error` that is not a negative errno svm_strerror names, a device index
+/// the simulator lacks, a probability outside [0, 1], or a bad struct_size.
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_inject(sim: *mut svm_sim, injection: *const svm_sim_injection) -> c_int {
     guard("svm_sim_inject", || {
@@ -438,14 +439,16 @@ pub unsafe extern "C" fn svm_sim_inject(sim: *mut svm_sim, injection: *const svm
             SVM_SIM_INJECT_DEVICE_REMOVAL => Point::DeviceRemoval,
             p => return Err(invalid(format!("unknown injection point {p}"))),
         };
-        if i.error >= 0 {
-            return Err(invalid("injection->error must be a negative errno"));
+        // Only errnos the library can name: a made-up status would reach
+        // the caller as a code svm_strerror cannot explain (found by fuzz_calls).
+        if i.error >= 0 || Errno(i.error.wrapping_neg()).name().is_none() {
+            return Err(invalid(format!("injection->error {} is not a negative errno svm_strerror names", i.error)));
         }
         if !(0.0..=1.0).contains(&i.probability) {
             return Err(invalid("injection->probability must be within [0, 1]"));
         }
-        if i.device < -1 {
-            return Err(invalid("injection->device must be -1 (any) or a device index"));
+        if i.device < -1 || i.device >= s.topology().devices.len() as i32 {
+            return Err(invalid(format!("injection->device {} is neither -1 (any) nor a device index", i.device)));
         }
         s.inject(Injection {
             point,
