@@ -22,6 +22,24 @@ cmake -S capi-tests -B target/capi-tests -DCMAKE_BUILD_TYPE=Debug -DXESVM_REQUIR
 cmake --build target/capi-tests -j 2
 ctest --test-dir target/capi-tests --output-on-failure -j 2
 
+echo "== C tests under ASan + UBSan"
+# umockdev's LD_PRELOAD comes before ASan's runtime in the kernel-path test.
+cmake -S capi-tests -B target/capi-tests-asan -DCMAKE_BUILD_TYPE=Debug -DXESVM_SANITIZE=ON -DXESVM_REQUIRE_UMOCKDEV=ON >/dev/null
+cmake --build target/capi-tests-asan -j 2
+ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --test-dir target/capi-tests-asan --output-on-failure -j 2
+
+echo "== C tests under valgrind memcheck (ctest -T memcheck)"
+need valgrind valgrind
+ctest --test-dir target/capi-tests -T memcheck -LE umockdev --output-on-failure -j 2
+
+echo "== soak: a short run (debug build: overflow checks and debug assertions on)"
+cargo build -q -p xesvm-tools --bin xesvm-soak
+target/debug/xesvm-soak --threads 4 --ops 100000 --phases 5 --inject 0.05
+
+echo "== fuzz smoke: regressions, then 20 s per target"
+scripts/fuzz.sh 20
+
 echo "== pkg-config: build tree and install prefix"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
