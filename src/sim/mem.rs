@@ -48,12 +48,92 @@ impl Loc {
     }
 }
 
-/// 2 MiB of address space: page placement, system-side content, and for
-/// device pages the allocation that holds them.
-struct Block {
+/// What a span of pages holds when one write (or none) filled it: each
+/// page's token follows from its address, so the span needs no per-page
+/// storage until something writes or moves part of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Content {
+    /// Never written: token 0 everywhere.
+    Zero,
+    /// Written whole by a write of this value: `write_token(value, addr)`.
+    Written(u64),
+}
+
+impl Content {
+    fn token(self, addr: u64) -> u32 {
+        match self {
+            Content::Zero => 0,
+            Content::Written(v) => write_token(v, addr),
+        }
+    }
+}
+
+/// Per-page state of a block that something split.
+struct Pages {
     loc: [u8; PAGES_PER_BLOCK],
     sys: [u32; PAGES_PER_BLOCK],
     alloc: [u32; PAGES_PER_BLOCK],
+}
+
+/// 2 MiB of address space: page placement, system-side content, and for
+/// device pages the allocation that holds them. A block is an extent while
+/// all of its pages share one location byte (lock bit included), one
+/// allocation and one system-side content, which is what whole-range
+/// migrations, writes and faults leave: then it takes no per-page storage
+/// and moves in O(1). Touching part of it splits it into per-page arrays.
+enum Block {
+    Extent { loc: u8, alloc: u32, sys: Content },
+    Split(Box<Pages>),
+}
+
+const UNPOPULATED_BLOCK: Block = Block::Extent { loc: LOC_UNPOPULATED, alloc: 0, sys: Content::Zero };
+
+impl Block {
+    fn loc(&self, i: usize) -> u8 {
+        match self {
+            Block::Extent { loc, .. } => *loc,
+            Block::Split(p) => p.loc[i],
+        }
+    }
+
+    fn alloc(&self, i: usize) -> u32 {
+        match self {
+            Block::Extent { alloc, .. } => *alloc,
+            Block::Split(p) => p.alloc[i],
+        }
+    }
+
+    /// The system-side token of page `i` of the block at `base`.
+    fn sys(&self, base: u64, i: usize) -> u32 {
+        match self {
+            Block::Extent { sys, .. } => sys.token(base + i as u64 * PAGE),
+            Block::Split(p) => p.sys[i],
+        }
+    }
+
+    /// Per-page arrays, splitting an extent first.
+    fn split(&mut self, base: u64) -> &mut Pages {
+        if let Block::Extent { loc, alloc, sys } = *self {
+            let mut p = Box::new(Pages { loc: [loc; PAGES_PER_BLOCK], sys: [0; PAGES_PER_BLOCK], alloc: [alloc; PAGES_PER_BLOCK] });
+            if sys != Content::Zero {
+                for (i, t) in p.sys.iter_mut().enumerate() {
+                    *t = sys.token(base + i as u64 * PAGE);
+                }
+            }
+            *self = Block::Split(p);
+        }
+        match self {
+            Block::Split(p) => p,
+            Block::Extent { .. } => unreachable!(),
+        }
+    }
+}
+
+/// Device-side content of an allocation: an extent's content, or one token per page.
+#[derive(Debug)]
+enum Tokens {
+    Extent(Content),
+    Split(Vec<u32>),
 }
 
 /// A VRAM allocation backing (part of) one SVM range in one pagemap.
@@ -61,8 +141,10 @@ struct Block {
 pub struct DevAlloc {
     pub pagemap: u16,
     pub start: u64,
-    /// Content of each page of the allocation, indexed from `start`.
-    pub tokens: Vec<u32>,
+    /// Pages of the allocation.
+    pub pages: u32,
+    /// Content of each page of the allocation.
+    tokens: Tokens,
     /// Pages of the allocation that still hold the process's data.
     pub live: u32,
     /// Simulated time before which a CPU fault may not migrate it back (§12).
@@ -74,10 +156,39 @@ pub struct DevAlloc {
 
 impl DevAlloc {
     pub fn bytes(&self) -> u64 {
-        self.tokens.len() as u64 * PAGE
+        self.pages as u64 * PAGE
     }
     pub fn end(&self) -> u64 {
         self.start + self.bytes()
+    }
+
+    fn token(&self, addr: u64) -> u32 {
+        match &self.tokens {
+            Tokens::Extent(c) => c.token(addr),
+            Tokens::Split(v) => v[((addr - self.start) / PAGE) as usize],
+        }
+    }
+
+    fn set_token(&mut self, addr: u64, token: u32) {
+        if let Tokens::Extent(c) = self.tokens {
+            self.tokens = Tokens::Split((0..self.pages as u64).map(|i| c.token(self.start + i * PAGE)).collect());
+        }
+        if let Tokens::Split(v) = &mut self.tokens {
+            v[((addr - self.start) / PAGE) as usize] = token;
+        }
+    }
+
+    /// Whether it is exactly the block at `base` (then an extent can move in whole).
+    fn is_block(&self, base: u64) -> bool {
+        self.start == base && self.pages as usize == PAGES_PER_BLOCK
+    }
+
+    /// The content of the whole block at `base`, when the allocation holds it as an extent.
+    fn extent_of(&self, base: u64) -> Option<Content> {
+        match self.tokens {
+            Tokens::Extent(c) if self.is_block(base) => Some(c),
+            _ => None,
+        }
     }
 }
 
@@ -135,16 +246,16 @@ impl AllocTable {
 
     fn token(&self, id: u32, addr: u64) -> u32 {
         match self.allocs.get(id as usize).and_then(|a| a.as_ref()) {
-            Some(a) if addr >= a.start && addr < a.end() => a.tokens[((addr - a.start) / PAGE) as usize],
+            Some(a) if addr >= a.start && addr < a.end() => a.token(addr),
             // A device page with no allocation behind it: its data is gone.
             _ => POISON,
         }
     }
 
-    /// One page of `id` no longer holds data; frees the allocation with its last page.
-    fn release(&mut self, id: u32) {
+    /// `n` pages of `id` no longer hold data; frees the allocation with its last page.
+    fn release(&mut self, id: u32, n: u32) {
         let a = self.get_mut(id);
-        a.live -= 1;
+        a.live -= n;
         if a.live == 0 && !a.in_flight {
             self.free(id);
         }
@@ -170,15 +281,12 @@ pub struct Moved {
 }
 
 pub struct Memory {
-    blocks: BTreeMap<u64, Box<Block>>,
+    blocks: BTreeMap<u64, Block>,
     t: AllocTable,
     /// Spans that are not plain anonymous memory: start → (end, kind).
     cpu_exceptions: BTreeMap<u64, (u64, CpuKind)>,
 }
 
-fn new_block() -> Box<Block> {
-    Box::new(Block { loc: [LOC_UNPOPULATED; PAGES_PER_BLOCK], sys: [0; PAGES_PER_BLOCK], alloc: [0; PAGES_PER_BLOCK] })
-}
 
 fn idx(addr: u64) -> usize {
     ((addr % BLOCK) / PAGE) as usize
@@ -197,6 +305,14 @@ fn block_spans(start: u64, end: u64) -> impl Iterator<Item = (u64, usize, usize)
         a = stop;
         Some(r)
     })
+}
+
+/// A page list (in address order, no repeats) by block; a list that is one
+/// whole block, as whole-range migrations give, without a scan.
+fn by_block(pages: &[u64]) -> impl Iterator<Item = &[u64]> {
+    let whole = pages.len() == PAGES_PER_BLOCK && pages[0] % BLOCK == 0 && pages[PAGES_PER_BLOCK - 1] == pages[0] + BLOCK - PAGE;
+    let (one, rest) = if whole { (Some(pages), &[][..]) } else { (None, pages) };
+    one.into_iter().chain(rest.chunk_by(|a, b| a / BLOCK == b / BLOCK))
 }
 
 impl Memory {
@@ -220,46 +336,70 @@ impl Memory {
     // -- pages ------------------------------------------------------------
 
     fn block(&self, addr: u64) -> Option<&Block> {
-        self.blocks.get(&(addr / BLOCK)).map(|b| &**b)
+        self.blocks.get(&(addr / BLOCK))
+    }
+
+    fn block_mut(&mut self, bi: u64) -> &mut Block {
+        self.blocks.entry(bi).or_insert(UNPOPULATED_BLOCK)
     }
 
     pub fn loc(&self, addr: u64) -> Loc {
-        self.block(addr).map_or(Loc::Unpopulated, |b| Loc::decode(b.loc[idx(addr)]))
+        self.block(addr).map_or(Loc::Unpopulated, |b| Loc::decode(b.loc(idx(addr))))
     }
 
     pub fn is_locked(&self, addr: u64) -> bool {
-        self.block(addr).is_some_and(|b| b.loc[idx(addr)] & LOCKED != 0)
+        self.block(addr).is_some_and(|b| b.loc(idx(addr)) & LOCKED != 0)
     }
 
     /// Calls `f(addr, loc, locked)` for every page of [start, end), in order.
     pub fn each_page(&self, start: u64, end: u64, mut f: impl FnMut(u64, Loc, bool)) {
         for (bi, i0, i1) in block_spans(start, end) {
             let base = bi * BLOCK;
-            match self.blocks.get(&bi) {
-                None => (i0..i1).for_each(|i| f(base + i as u64 * PAGE, Loc::Unpopulated, false)),
-                Some(b) => {
-                    for i in i0..i1 {
-                        f(base + i as u64 * PAGE, Loc::decode(b.loc[i]), b.loc[i] & LOCKED != 0)
-                    }
-                }
+            let b = self.blocks.get(&bi).unwrap_or(&UNPOPULATED_BLOCK);
+            for i in i0..i1 {
+                let raw = b.loc(i);
+                f(base + i as u64 * PAGE, Loc::decode(raw), raw & LOCKED != 0)
             }
         }
+    }
+
+    /// Calls `f(run_start, run_end, loc, locked)` for each run of pages of
+    /// [start, end) in the same state, in order (an extent is one run).
+    pub fn each_run(&self, start: u64, end: u64, mut f: impl FnMut(u64, u64, Loc, bool)) {
+        let mut run: Option<(u64, u64, u8)> = None;
+        let mut emit = |run: Option<(u64, u64, u8)>| {
+            if let Some((s, e, raw)) = run {
+                f(s, e, Loc::decode(raw), raw & LOCKED != 0)
+            }
+        };
+        for (bi, i0, i1) in block_spans(start, end) {
+            let base = bi * BLOCK;
+            let mut extend = |a: u64, n: u64, raw: u8| match &mut run {
+                Some((_, e, r)) if *e == a && *r == raw => *e += n * PAGE,
+                _ => emit(run.replace((a, a + n * PAGE, raw))),
+            };
+            match self.blocks.get(&bi).unwrap_or(&UNPOPULATED_BLOCK) {
+                Block::Extent { loc, .. } => extend(base + i0 as u64 * PAGE, (i1 - i0) as u64, *loc),
+                Block::Split(p) => (i0..i1).for_each(|i| extend(base + i as u64 * PAGE, 1, p.loc[i])),
+            }
+        }
+        emit(run);
     }
 
     /// The first page of [start, end) for which `f(loc, locked)` holds.
     pub fn find_page(&self, start: u64, end: u64, mut f: impl FnMut(Loc, bool) -> bool) -> Option<(u64, Loc)> {
         for (bi, i0, i1) in block_spans(start, end) {
             let base = bi * BLOCK;
-            match self.blocks.get(&bi) {
-                None => {
-                    if f(Loc::Unpopulated, false) {
-                        return Some((base + i0 as u64 * PAGE, Loc::Unpopulated));
+            match self.blocks.get(&bi).unwrap_or(&UNPOPULATED_BLOCK) {
+                Block::Extent { loc, .. } => {
+                    if f(Loc::decode(*loc), loc & LOCKED != 0) {
+                        return Some((base + i0 as u64 * PAGE, Loc::decode(*loc)));
                     }
                 }
-                Some(b) => {
+                Block::Split(p) => {
                     for i in i0..i1 {
-                        let l = Loc::decode(b.loc[i]);
-                        if f(l, b.loc[i] & LOCKED != 0) {
+                        let l = Loc::decode(p.loc[i]);
+                        if f(l, p.loc[i] & LOCKED != 0) {
                             return Some((base + i as u64 * PAGE, l));
                         }
                     }
@@ -274,26 +414,41 @@ impl Memory {
     /// untouched pages in system memory and returns the span's uniformity.
     pub fn prepare_pages(&mut self, start: u64, end: u64, usable: impl Fn(u16) -> bool) -> Result<Uniformity, u64> {
         let mut u = Uniformity::default();
+        let see = |u: &mut Uniformity, raw: u8, alloc: u32, addr: u64| -> Result<(), u64> {
+            if raw & LOCKED != 0 {
+                return Err(addr);
+            }
+            match Loc::decode(raw) {
+                Loc::Vram(p) if !usable(p) => return Err(addr),
+                Loc::Vram(p) => match u.device {
+                    None => u.device = Some((p, alloc)),
+                    Some(d) if d != (p, alloc) => u.several_devices = true,
+                    Some(_) => {}
+                },
+                Loc::Unpopulated | Loc::System => u.system = true,
+            }
+            Ok(())
+        };
         for (bi, i0, i1) in block_spans(start, end) {
-            let b = self.blocks.entry(bi).or_insert_with(new_block);
-            for i in i0..i1 {
-                let raw = b.loc[i];
-                if raw & LOCKED != 0 {
-                    return Err(bi * BLOCK + i as u64 * PAGE);
+            let base = bi * BLOCK;
+            let whole = i0 == 0 && i1 == PAGES_PER_BLOCK;
+            let b = self.block_mut(bi);
+            if let Block::Extent { loc, alloc, .. } = b {
+                see(&mut u, *loc, *alloc, base + i0 as u64 * PAGE)?;
+                if *loc != LOC_UNPOPULATED {
+                    continue;
                 }
-                match Loc::decode(raw) {
-                    Loc::Vram(p) if !usable(p) => return Err(bi * BLOCK + i as u64 * PAGE),
-                    Loc::Vram(p) => match u.device {
-                        None => u.device = Some((p, b.alloc[i])),
-                        Some(d) if d != (p, b.alloc[i]) => u.several_devices = true,
-                        Some(_) => {}
-                    },
-                    Loc::Unpopulated => {
-                        b.loc[i] = LOC_SYSTEM;
-                        b.sys[i] = 0;
-                        u.system = true;
-                    }
-                    Loc::System => u.system = true,
+                if whole {
+                    *b = Block::Extent { loc: LOC_SYSTEM, alloc: 0, sys: Content::Zero };
+                    continue;
+                }
+            }
+            let p = b.split(base);
+            for i in i0..i1 {
+                see(&mut u, p.loc[i], p.alloc[i], base + i as u64 * PAGE)?;
+                if p.loc[i] == LOC_UNPOPULATED {
+                    p.loc[i] = LOC_SYSTEM;
+                    p.sys[i] = 0;
                 }
             }
         }
@@ -302,14 +457,22 @@ impl Memory {
 
     /// Locks or unlocks pages for a migration in flight.
     pub fn lock_pages(&mut self, pages: &[u64], locked: bool) {
-        for group in pages.chunk_by(|a, b| a / BLOCK == b / BLOCK) {
-            let b = self.blocks.entry(group[0] / BLOCK).or_insert_with(new_block);
-            for &a in group {
-                let i = idx(a);
-                if locked {
-                    b.loc[i] |= LOCKED;
-                } else {
-                    b.loc[i] &= !LOCKED;
+        let set = |raw: &mut u8| {
+            if locked {
+                *raw |= LOCKED
+            } else {
+                *raw &= !LOCKED
+            }
+        };
+        for group in by_block(pages) {
+            let bi = group[0] / BLOCK;
+            let b = self.block_mut(bi);
+            match b {
+                // The whole block (page lists are in address order, no repeats).
+                Block::Extent { loc, .. } if group.len() == PAGES_PER_BLOCK => set(loc),
+                _ => {
+                    let p = b.split(bi * BLOCK);
+                    group.iter().for_each(|&a| set(&mut p.loc[idx(a)]));
                 }
             }
         }
@@ -318,14 +481,14 @@ impl Memory {
     /// Counts a span's pages by place, relative to `target`.
     pub fn census(&self, start: u64, end: u64, target: Option<u16>) -> Census {
         let mut c = Census::default();
-        self.each_page(start, end, |_, loc, locked| {
-            c.locked += locked as u64;
-            match loc {
-                Loc::Unpopulated => c.unpopulated += 1,
-                Loc::System => c.system += 1,
-                Loc::Vram(p) if Some(p) == target => c.in_target += 1,
+        let mut add = |raw: u8, n: u64| {
+            c.locked += if raw & LOCKED != 0 { n } else { 0 };
+            match Loc::decode(raw) {
+                Loc::Unpopulated => c.unpopulated += n,
+                Loc::System => c.system += n,
+                Loc::Vram(p) if Some(p) == target => c.in_target += n,
                 Loc::Vram(p) => {
-                    c.other_device += 1;
+                    c.other_device += n;
                     if c.other_pagemaps[0].is_none() {
                         c.other_pagemaps[0] = Some(p);
                     } else if c.other_pagemaps[0] != Some(p) && c.other_pagemaps[1].is_none() {
@@ -333,7 +496,13 @@ impl Memory {
                     }
                 }
             }
-        });
+        };
+        for (bi, i0, i1) in block_spans(start, end) {
+            match self.blocks.get(&bi).unwrap_or(&UNPOPULATED_BLOCK) {
+                Block::Extent { loc, .. } => add(*loc, (i1 - i0) as u64),
+                Block::Split(p) => p.loc[i0..i1].iter().for_each(|&raw| add(raw, 1)),
+            }
+        }
         c
     }
 
@@ -343,10 +512,10 @@ impl Memory {
             None => 0,
             Some(b) => {
                 let i = idx(addr);
-                match Loc::decode(b.loc[i]) {
+                match Loc::decode(b.loc(i)) {
                     Loc::Unpopulated => 0,
-                    Loc::System => b.sys[i],
-                    Loc::Vram(_) => self.t.token(b.alloc[i], addr),
+                    Loc::System => b.sys(addr & !(BLOCK - 1), i),
+                    Loc::Vram(_) => self.t.token(b.alloc(i), addr),
                 }
             }
         }
@@ -357,20 +526,35 @@ impl Memory {
     pub fn write_span(&mut self, start: u64, end: u64, value: u64) {
         for (bi, i0, i1) in block_spans(start, end) {
             let base = bi * BLOCK;
-            let b = self.blocks.entry(bi).or_insert_with(new_block);
+            let whole = i0 == 0 && i1 == PAGES_PER_BLOCK;
+            let b = self.blocks.entry(bi).or_insert(UNPOPULATED_BLOCK);
+            if let (true, Block::Extent { loc, alloc, sys }) = (whole, &mut *b) {
+                match Loc::decode(*loc) {
+                    Loc::Unpopulated | Loc::System => {
+                        *loc = (*loc & LOCKED) | LOC_SYSTEM;
+                        *sys = Content::Written(value);
+                        continue;
+                    }
+                    Loc::Vram(_) => {
+                        let al = self.t.get_mut(*alloc);
+                        if al.is_block(base) {
+                            al.tokens = Tokens::Extent(Content::Written(value));
+                            continue;
+                        }
+                    }
+                }
+            }
+            let p = b.split(base);
             for i in i0..i1 {
                 let a = base + i as u64 * PAGE;
                 let tok = write_token(value, a);
-                match Loc::decode(b.loc[i]) {
+                match Loc::decode(p.loc[i]) {
                     Loc::Unpopulated => {
-                        b.loc[i] = (b.loc[i] & LOCKED) | LOC_SYSTEM;
-                        b.sys[i] = tok;
+                        p.loc[i] = (p.loc[i] & LOCKED) | LOC_SYSTEM;
+                        p.sys[i] = tok;
                     }
-                    Loc::System => b.sys[i] = tok,
-                    Loc::Vram(_) => {
-                        let al = self.t.get_mut(b.alloc[i]);
-                        al.tokens[((a - al.start) / PAGE) as usize] = tok;
-                    }
+                    Loc::System => p.sys[i] = tok,
+                    Loc::Vram(_) => self.t.get_mut(p.alloc[i]).set_token(a, tok),
                 }
             }
         }
@@ -379,11 +563,23 @@ impl Memory {
     /// Faults untouched pages of [start, end) in as zero-filled system pages.
     pub fn populate_span(&mut self, start: u64, end: u64) {
         for (bi, i0, i1) in block_spans(start, end) {
-            let b = self.blocks.entry(bi).or_insert_with(new_block);
+            let whole = i0 == 0 && i1 == PAGES_PER_BLOCK;
+            let b = self.block_mut(bi);
+            if let Block::Extent { loc, sys, .. } = b {
+                if *loc & !LOCKED != LOC_UNPOPULATED {
+                    continue; // nothing untouched
+                }
+                if whole {
+                    *loc = (*loc & LOCKED) | LOC_SYSTEM;
+                    *sys = Content::Zero;
+                    continue;
+                }
+            }
+            let p = b.split(bi * BLOCK);
             for i in i0..i1 {
-                if b.loc[i] & !LOCKED == LOC_UNPOPULATED {
-                    b.loc[i] = (b.loc[i] & LOCKED) | LOC_SYSTEM;
-                    b.sys[i] = 0;
+                if p.loc[i] & !LOCKED == LOC_UNPOPULATED {
+                    p.loc[i] = (p.loc[i] & LOCKED) | LOC_SYSTEM;
+                    p.sys[i] = 0;
                 }
             }
         }
@@ -394,45 +590,71 @@ impl Memory {
     /// moved ones are unlocked (a migration's finalize).
     pub fn move_into(&mut self, pages: &[u64], id: u32, only_locked: bool) -> Moved {
         let mut m = Moved::default();
-        let mut released: Vec<u32> = Vec::new();
+        let mut released: Vec<(u32, u32)> = Vec::new();
         // Destination storage is taken out of the table for the loop, so that
         // source allocations can be read while it is written.
         let mut dst = self.t.allocs[id as usize].take().expect("live allocation");
         let code = Loc::Vram(dst.pagemap).encode();
-        for group in pages.chunk_by(|a, b| a / BLOCK == b / BLOCK) {
-            let b = self.blocks.entry(group[0] / BLOCK).or_insert_with(new_block);
+        let from_device = |m: &mut Moved, p: u16, n: u64| match m.from_device.iter_mut().find(|(q, _)| *q == p) {
+            Some(e) => e.1 += n * PAGE,
+            None => m.from_device.push((p, n * PAGE)),
+        };
+        for group in by_block(pages) {
+            let bi = group[0] / BLOCK;
+            let base = bi * BLOCK;
+            let b = self.blocks.entry(bi).or_insert(UNPOPULATED_BLOCK);
+            // The whole block as an extent into an empty allocation that is
+            // exactly the block: the content moves as it is, in O(1).
+            if let Block::Extent { loc, alloc, sys } = *b {
+                let content = match loc & !LOCKED {
+                    LOC_UNPOPULATED => Some(Content::Zero),
+                    LOC_SYSTEM => Some(sys),
+                    _ => self.t.allocs.get(alloc as usize).and_then(|a| a.as_ref()).and_then(|a| a.extent_of(base)),
+                };
+                if let (true, true, Some(content)) = (group.len() == PAGES_PER_BLOCK && dst.live == 0 && dst.is_block(base), !only_locked || loc & LOCKED != 0, content) {
+                    let n = PAGES_PER_BLOCK as u64;
+                    match loc & !LOCKED {
+                        LOC_UNPOPULATED | LOC_SYSTEM => m.from_system += n * PAGE,
+                        enc => {
+                            from_device(&mut m, (enc - 2) as u16, n);
+                            released.push((alloc, n as u32));
+                        }
+                    }
+                    dst.tokens = Tokens::Extent(content);
+                    *b = Block::Extent { loc: if only_locked { code } else { (loc & LOCKED) | code }, alloc: id, sys: Content::Zero };
+                    m.pages += n;
+                    continue;
+                }
+            }
+            let p = b.split(base);
             for &a in group {
                 let i = idx(a);
-                let raw = b.loc[i];
+                let raw = p.loc[i];
                 if only_locked && raw & LOCKED == 0 {
                     continue;
                 }
                 let token = match raw & !LOCKED {
                     LOC_UNPOPULATED => 0,
-                    LOC_SYSTEM => b.sys[i],
+                    LOC_SYSTEM => p.sys[i],
                     enc => {
-                        let p = (enc - 2) as u16;
-                        match m.from_device.iter_mut().find(|(q, _)| *q == p) {
-                            Some(e) => e.1 += PAGE,
-                            None => m.from_device.push((p, PAGE)),
-                        }
-                        released.push(b.alloc[i]);
-                        self.t.token(b.alloc[i], a)
+                        from_device(&mut m, (enc - 2) as u16, 1);
+                        released.push((p.alloc[i], 1));
+                        self.t.token(p.alloc[i], a)
                     }
                 };
                 if raw & !LOCKED <= LOC_SYSTEM {
                     m.from_system += PAGE;
                 }
-                dst.tokens[((a - dst.start) / PAGE) as usize] = token;
-                b.loc[i] = if only_locked { code } else { (raw & LOCKED) | code };
-                b.alloc[i] = id;
+                dst.set_token(a, token);
+                p.loc[i] = if only_locked { code } else { (raw & LOCKED) | code };
+                p.alloc[i] = id;
                 m.pages += 1;
             }
         }
         dst.live += m.pages as u32;
         self.t.allocs[id as usize] = Some(dst);
-        for src in released {
-            self.t.release(src);
+        for (src, n) in released {
+            self.t.release(src, n);
         }
         m
     }
@@ -441,14 +663,29 @@ impl Memory {
     /// how many moved (pages not in VRAM are left alone).
     pub fn move_to_system(&mut self, pages: &[u64]) -> u64 {
         let mut n = 0;
-        for group in pages.chunk_by(|a, b| a / BLOCK == b / BLOCK) {
-            let Some(b) = self.blocks.get_mut(&(group[0] / BLOCK)) else { continue };
+        for group in by_block(pages) {
+            let bi = group[0] / BLOCK;
+            let base = bi * BLOCK;
+            let Some(b) = self.blocks.get_mut(&bi) else { continue };
+            if let Block::Extent { loc, alloc, .. } = *b {
+                if !matches!(Loc::decode(loc), Loc::Vram(_)) {
+                    continue; // nothing in VRAM here
+                }
+                let content = self.t.allocs.get(alloc as usize).and_then(|a| a.as_ref()).and_then(|a| a.extent_of(base));
+                if let (true, Some(content)) = (group.len() == PAGES_PER_BLOCK, content) {
+                    self.t.release(alloc, PAGES_PER_BLOCK as u32);
+                    *b = Block::Extent { loc: (loc & LOCKED) | LOC_SYSTEM, alloc: 0, sys: content };
+                    n += PAGES_PER_BLOCK as u64;
+                    continue;
+                }
+            }
+            let p = b.split(base);
             for &a in group {
                 let i = idx(a);
-                if let Loc::Vram(_) = Loc::decode(b.loc[i]) {
-                    b.sys[i] = self.t.token(b.alloc[i], a);
-                    self.t.release(b.alloc[i]);
-                    b.loc[i] = (b.loc[i] & LOCKED) | LOC_SYSTEM;
+                if let Loc::Vram(_) = Loc::decode(p.loc[i]) {
+                    p.sys[i] = self.t.token(p.alloc[i], a);
+                    self.t.release(p.alloc[i], 1);
+                    p.loc[i] = (p.loc[i] & LOCKED) | LOC_SYSTEM;
                     n += 1;
                 }
             }
@@ -460,12 +697,25 @@ impl Memory {
     pub fn discard_span(&mut self, start: u64, end: u64) {
         for (bi, i0, i1) in block_spans(start, end) {
             let Some(b) = self.blocks.get_mut(&bi) else { continue };
-            for i in i0..i1 {
-                if let Loc::Vram(_) = Loc::decode(b.loc[i]) {
-                    self.t.release(b.alloc[i]);
+            if let Block::Extent { loc, alloc, .. } = *b {
+                if i0 == 0 && i1 == PAGES_PER_BLOCK {
+                    if let Loc::Vram(_) = Loc::decode(loc) {
+                        self.t.release(alloc, PAGES_PER_BLOCK as u32);
+                    }
+                    *b = UNPOPULATED_BLOCK;
+                    continue;
                 }
-                b.loc[i] = LOC_UNPOPULATED;
-                b.sys[i] = 0;
+                if loc == LOC_UNPOPULATED {
+                    continue;
+                }
+            }
+            let p = b.split(bi * BLOCK);
+            for i in i0..i1 {
+                if let Loc::Vram(_) = Loc::decode(p.loc[i]) {
+                    self.t.release(p.alloc[i], 1);
+                }
+                p.loc[i] = LOC_UNPOPULATED;
+                p.sys[i] = 0;
             }
         }
     }
@@ -480,10 +730,10 @@ impl Memory {
     pub fn alloc_at(&self, p: u16, addr: u64) -> Option<u32> {
         let b = self.block(addr)?;
         let i = idx(addr);
-        if Loc::decode(b.loc[i]) != Loc::Vram(p) {
+        if Loc::decode(b.loc(i)) != Loc::Vram(p) {
             return None;
         }
-        let id = b.alloc[i];
+        let id = b.alloc(i);
         self.t.allocs.get(id as usize)?.as_ref().filter(|a| a.pagemap == p).map(|_| id)
     }
 
@@ -503,7 +753,8 @@ impl Memory {
         let a = DevAlloc {
             pagemap: p,
             start,
-            tokens: vec![0; (bytes / PAGE) as usize],
+            pages: (bytes / PAGE) as u32,
+            tokens: Tokens::Extent(Content::Zero),
             live: 0,
             timeslice_expiry: 0,
             in_flight: true,
@@ -564,21 +815,27 @@ impl Memory {
         })
     }
 
-    /// Live page addresses of an allocation (pages still placed in it).
     /// A live allocation.
     pub fn allocation(&self, id: u32) -> &DevAlloc {
         self.t.get(id)
     }
 
+    /// Live page addresses of an allocation (pages still placed in it).
     pub fn alloc_pages(&self, id: u32) -> Vec<u64> {
         let a = self.t.get(id);
         let mut out = Vec::with_capacity(a.live as usize);
+        let here = Loc::Vram(a.pagemap).encode();
         for (bi, i0, i1) in block_spans(a.start, a.end()) {
-            if let Some(b) = self.blocks.get(&bi) {
-                for i in i0..i1 {
-                    if b.alloc[i] == id && Loc::decode(b.loc[i]) == Loc::Vram(a.pagemap) {
-                        out.push(bi * BLOCK + i as u64 * PAGE);
+            let base = bi * BLOCK;
+            match self.blocks.get(&bi) {
+                None => {}
+                Some(Block::Extent { loc, alloc, .. }) => {
+                    if *alloc == id && loc & !LOCKED == here {
+                        out.extend((i0..i1).map(|i| base + i as u64 * PAGE));
                     }
+                }
+                Some(Block::Split(p)) => {
+                    out.extend((i0..i1).filter(|&i| p.alloc[i] == id && p.loc[i] & !LOCKED == here).map(|i| base + i as u64 * PAGE));
                 }
             }
         }
@@ -646,18 +903,19 @@ impl Memory {
     /// Order-independent checksum over (address, token) of every page in a span.
     pub fn checksum(&self, start: u64, end: u64) -> u64 {
         let mut sum = 0u64;
-        let mut add = |a: u64, t: u32| sum = sum.wrapping_add(page_checksum(a, t));
         for (&bi, b) in self.blocks.range(start / BLOCK..=(end.saturating_sub(1)) / BLOCK) {
+            let base = bi * BLOCK;
             for i in 0..PAGES_PER_BLOCK {
-                let a = bi * BLOCK + i as u64 * PAGE;
+                let a = base + i as u64 * PAGE;
                 if a < start || a >= end {
                     continue;
                 }
-                match Loc::decode(b.loc[i]) {
-                    Loc::Unpopulated => {}
-                    Loc::System => add(a, b.sys[i]),
-                    Loc::Vram(_) => add(a, self.t.token(b.alloc[i], a)),
-                }
+                let t = match Loc::decode(b.loc(i)) {
+                    Loc::Unpopulated => 0,
+                    Loc::System => b.sys(base, i),
+                    Loc::Vram(_) => self.t.token(b.alloc(i), a),
+                };
+                sum = sum.wrapping_add(page_checksum(a, t));
             }
         }
         sum
@@ -667,23 +925,38 @@ impl Memory {
     pub fn totals(&self) -> (u64, Vec<u64>) {
         let mut sys = 0;
         let mut dev = vec![0u64; self.t.capacity.len()];
+        let mut add = |raw: u8, n: u64| match Loc::decode(raw) {
+            Loc::System => sys += n,
+            Loc::Vram(p) => dev[p as usize] += n,
+            Loc::Unpopulated => {}
+        };
         for b in self.blocks.values() {
-            for &l in &b.loc {
-                match Loc::decode(l) {
-                    Loc::System => sys += 1,
-                    Loc::Vram(p) => dev[p as usize] += 1,
-                    Loc::Unpopulated => {}
-                }
+            match b {
+                Block::Extent { loc, .. } => add(*loc, PAGES_PER_BLOCK as u64),
+                Block::Split(p) => p.loc.iter().for_each(|&l| add(l, 1)),
             }
         }
         (sys, dev)
     }
 
+    /// Blocks kept as extents and split into pages (for the simulator benchmark).
+    pub fn block_counts(&self) -> (u64, u64) {
+        let split = self.blocks.values().filter(|b| matches!(b, Block::Split(_))).count() as u64;
+        (self.blocks.len() as u64 - split, split)
+    }
+
     /// Approximate heap bytes held by the model (for the simulator benchmark).
     pub fn footprint(&self) -> u64 {
-        let blocks = self.blocks.len() as u64 * (core::mem::size_of::<Block>() as u64 + 64);
-        let allocs: u64 = self.allocations().map(|(_, a)| a.tokens.len() as u64 * 4 + 96).sum();
-        blocks + allocs
+        let (_, split) = self.block_counts();
+        let blocks = self.blocks.len() as u64 * (core::mem::size_of::<Block>() as u64 + 32) + split * core::mem::size_of::<Pages>() as u64;
+        let allocs: u64 = self
+            .allocations()
+            .map(|(_, a)| match &a.tokens {
+                Tokens::Extent(_) => 0,
+                Tokens::Split(v) => v.len() as u64 * 4,
+            } + core::mem::size_of::<DevAlloc>() as u64)
+            .sum();
+        blocks + allocs + self.t.allocs.capacity() as u64 * core::mem::size_of::<Option<DevAlloc>>() as u64
     }
 }
 

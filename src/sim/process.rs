@@ -68,7 +68,7 @@ impl Sim {
         let g = self.state.lock();
         let (mut n, mut walked) = (0, start);
         let mut full = false;
-        g.mem.each_page(start, end, |addr, loc, locked| {
+        g.mem.each_run(start, end, |addr, run_end, loc, locked| {
             if full {
                 return;
             }
@@ -81,8 +81,8 @@ impl Sim {
                 }
                 _ => Residency::NotInSystem { vram: None },
             };
-            if push_run(out, &mut n, ResidencyRun { start: addr, end: addr + PAGE, residency }) {
-                walked = addr + PAGE;
+            if push_run(out, &mut n, ResidencyRun { start: addr, end: run_end, residency }) {
+                walked = run_end;
             } else {
                 full = true;
             }

@@ -342,15 +342,19 @@ impl Sim {
         let towner = self.owner_of_pagemap(target);
         let mut collected = Vec::with_capacity((bytes / PAGE) as usize);
         let mut in_target = 0;
-        g.mem.each_page(rs, re, |a, loc, locked| match loc {
-            _ if locked => {}
-            Loc::Unpopulated | Loc::System => collected.push(a),
-            Loc::Vram(p) if p == target => {
-                in_target += 1;
-                collected.push(a);
+        g.mem.each_run(rs, re, |a, e, loc, locked| {
+            let take = match loc {
+                _ if locked => false,
+                Loc::Unpopulated | Loc::System => true,
+                Loc::Vram(p) if p == target => {
+                    in_target += ((e - a) / PAGE) as usize;
+                    true
+                }
+                Loc::Vram(p) => d2d && self.owner_of_pagemap(p) == towner,
+            };
+            if take {
+                collected.extend((a..e).step_by(PAGE as usize));
             }
-            Loc::Vram(p) if d2d && self.owner_of_pagemap(p) == towner => collected.push(a),
-            Loc::Vram(_) => {}
         });
         let pages = (bytes / PAGE) as usize;
         let fail = |g: &mut Guard, e: Errno| {
