@@ -144,7 +144,7 @@ impl Context {
         if self.preferred_unchanged(start, end, pm)? {
             return Ok(()); // recorded on every VM already: no lock, no ioctl
         }
-        let _g = self.slow.lock();
+        let _g = self.ranges.lock(start, end);
         let slots = self.slots.read();
         Context::check_pagemap(&slots, pm)?;
         let summary = self.summary(start, end);
@@ -181,7 +181,7 @@ impl Context {
     /// alone again (Level Zero's CLEAR_PREFERRED_LOCATION).
     pub fn clear_preferred(&self, start: u64, size: u64) -> Result<()> {
         let end = check_span(start, size)?;
-        let _g = self.slow.lock();
+        let _g = self.ranges.lock(start, end);
         let slots = self.slots.read();
         let summary = self.summary(start, end);
         let mut placed = Placed::default();
@@ -219,7 +219,7 @@ impl Context {
         if mode > DRM_XE_ATOMIC_CPU {
             return Err(Errno::EINVAL);
         }
-        let _g = self.slow.lock();
+        let _g = self.ranges.lock(start, end);
         let slots = self.slots.read();
         let summary = self.summary(start, end);
         let mut applied = Vec::new();

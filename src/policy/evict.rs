@@ -24,7 +24,7 @@ impl Context {
     fn evict_span(&self, start: u64, end: u64) -> Result<Placed> {
         let size = end - start;
         self.stats.local().evict_calls.fetch_add(1, Ordering::Relaxed);
-        let _g = self.slow.lock();
+        let _g = self.ranges.lock(start, end);
         let slots = self.slots.read();
         let mut placed = Placed::default();
         let alive: Vec<Arc<Device>> = slots.iter().filter_map(|s| s.dev.clone()).filter(|d| d.check_alive().is_ok()).collect();

@@ -13,9 +13,10 @@
 //! cannot be read it trusts its records, which the runtime can invalidate.
 //!
 //! Concurrency: the in-place check and `resolve` take read locks only (no
-//! ioctl, no allocation). Everything that issues ioctls is serialized per
-//! context, so overlapping placements from racing threads end in one defined
-//! place: the last one to run.
+//! ioctl, no allocation). Everything that issues ioctls holds a range lock
+//! on its span (`rangelock`): overlapping placements from racing threads
+//! take turns and end in one defined place, the last one to run; placements
+//! of disjoint ranges run in parallel. Closing a device holds every span.
 //!
 //! The house, by the call a reader follows: this file owns the context and
 //! its devices and links; `resolve`, `place` (alloc_vram and its errno
@@ -29,6 +30,7 @@ mod device;
 mod evict;
 mod observe;
 mod place;
+mod rangelock;
 mod record;
 mod resolve;
 mod stats;
@@ -36,8 +38,6 @@ mod stats;
 use std::os::fd::RawFd;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 
 use brlock::{BrLock, ReadGuard};
 
@@ -168,8 +168,8 @@ pub struct Context {
     links: BrLock<Links>,
     /// What this process's page table tells (read once: it does not change).
     access: PageTableAccess,
-    /// Serializes everything that issues ioctls (see the module doc).
-    slow: Mutex<()>,
+    /// What serializes calls that issue ioctls: per span (see the module doc).
+    ranges: rangelock::RangeLocks,
     stats: Stats,
 }
 
@@ -223,7 +223,7 @@ impl Context {
             slots: BrLock::new(Vec::new()),
             track: BrLock::new(Track::default()),
             links: BrLock::new(Links::default()),
-            slow: Mutex::new(()),
+            ranges: rangelock::RangeLocks::new(),
             stats: Stats::default(),
         }
     }
@@ -359,7 +359,7 @@ impl Context {
     /// Closes a device: destroys the VM and closes the fd if the library
     /// created them. Records of its pagemaps become unknown.
     pub fn close(&self, h: DeviceHandle) -> Result<()> {
-        let _g = self.slow.lock();
+        let _g = self.ranges.lock(0, u64::MAX);
         let dev = {
             let mut slots = self.slots.write();
             let s = slots.get_mut(h.slot as usize).ok_or(Errno::EINVAL)?;

@@ -30,7 +30,7 @@ impl Context {
                 return Ok(p);
             }
         }
-        let _g = self.slow.lock();
+        let _g = self.ranges.lock(start, end);
         let slots = self.slots.read();
         let dev = Context::device_in(&slots, h)?.clone();
         // Another thread may have placed it while we waited (an observation
@@ -394,7 +394,8 @@ impl Context {
     }
 
     /// ENOMEM/ENOSPC: evicts this context's least recently used ranges on
-    /// `pm` (not overlapping the one being placed) until `size` bytes are free.
+    /// `pm` (not overlapping the one being placed) until `size` bytes are
+    /// free. A victim another call is placing right now is skipped.
     pub(super) fn make_room(&self, slots: &[Slot], pm: Pagemap, start: u64, end: u64, placed: &mut Placed) {
         let Some(owner) = Context::check_pagemap(slots, pm).ok().flatten().cloned() else { return };
         let victims = self.track.read().lru_on(pm);
@@ -404,6 +405,11 @@ impl Context {
                 break;
             }
             if s < end && start < e {
+                continue;
+            }
+            let Some(_victim) = self.ranges.try_lock(s, e) else { continue };
+            // Its record may have changed since the LRU list was read.
+            if self.summary(s, e).residency != Some(pm) {
                 continue;
             }
             if self.prefetch(&owner, s, e - s, 0, placed).is_ok() {

@@ -55,7 +55,7 @@ impl Context {
     /// free touched it); attributes stay recorded, as the kernel keeps them.
     pub fn invalidate(&self, start: u64, size: u64) -> Result<()> {
         let end = check_span(start, size)?;
-        let _g = self.slow.lock();
+        let _g = self.ranges.lock(start, end);
         let slots = self.slots.read();
         let summary = self.summary(start, end);
         self.track.write().replace(start, end, |pieces| {
@@ -72,7 +72,7 @@ impl Context {
     /// library knows of the range's residency.
     pub fn query(&self, start: u64, size: u64) -> Result<RangeInfo> {
         let end = check_span(start, size)?;
-        let _g = self.slow.lock();
+        let _g = self.ranges.lock(start, end);
         let slots = self.slots.read();
         let summary = self.summary(start, end);
         let mut devices = Vec::new();

@@ -89,35 +89,42 @@ fn ioctls(s: &Setup) -> u64 {
     c.ioctls
 }
 
-/// Per-call tick samples of `f`, over `calls` calls per thread.
-fn run(threads: usize, calls: u64, f: &(dyn Fn(u64) + Sync)) -> Vec<u64> {
+/// Per-call tick samples of `f` over `calls` calls per thread (after
+/// `warmup` calls each), and the wall time from the first thread's start to
+/// the last one's end.
+fn run(threads: usize, calls: u64, warmup: u64, f: &(dyn Fn(u64) + Sync)) -> (Vec<u64>, f64) {
     let barrier = Barrier::new(threads);
     let mut all = Vec::new();
+    let (mut first, mut last) = (None::<Instant>, None::<Instant>);
     std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads)
             .map(|t| {
                 let barrier = &barrier;
                 s.spawn(move || {
                     let mut v = Vec::with_capacity(calls as usize);
-                    for i in 0..10_000 {
-                        f(i + t as u64); // warm up
+                    for i in 0..warmup {
+                        f(i + t as u64);
                     }
                     barrier.wait();
+                    let t0 = Instant::now();
                     for i in 0..calls {
                         let a = ticks();
                         f(i + t as u64);
                         let b = ticks();
                         v.push(b - a);
                     }
-                    v
+                    (v, t0, Instant::now())
                 })
             })
             .collect();
         for h in hs {
-            all.extend(h.join().unwrap());
+            let (v, t0, t1) = h.join().unwrap();
+            all.extend(v);
+            first = Some(first.map_or(t0, |f| f.min(t0)));
+            last = Some(last.map_or(t1, |l| l.max(t1)));
         }
     });
-    all
+    (all, (last.unwrap() - first.unwrap()).as_secs_f64())
 }
 
 fn pct(v: &mut [u64], p: f64) -> u64 {
@@ -129,7 +136,7 @@ fn main() {
     let calls: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let ns_per_tick = calibrate();
     let s = setup();
-    let mut empty = run(1, calls, &|_| {});
+    let (mut empty, _) = run(1, calls, 10_000, &|_| {});
     let overhead = pct(&mut empty, 0.5);
     let ns = |t: u64| t.saturating_sub(overhead) as f64 * ns_per_tick;
 
@@ -143,7 +150,7 @@ fn main() {
         debug_assert_eq!(r, -1);
         std::hint::black_box(r);
     };
-    let mut v = run(1, calls, &rejected);
+    let (mut v, _) = run(1, calls, 10_000, &rejected);
     let (ref_med, ref_p99) = (ns(pct(&mut v, 0.5)), ns(pct(&mut v, 0.99)));
 
     let s = &s; // the closures share the whole (Sync) setup
@@ -193,7 +200,7 @@ fn main() {
     for (name, f) in calls_under_test {
         for threads in [1, 2] {
             let before = ioctls(s);
-            let mut v = run(threads, calls, f);
+            let (mut v, _) = run(threads, calls, 10_000, f);
             let n = v.len() as f64;
             let io = (ioctls(s) - before) as f64 / n;
             let (med, p99) = (ns(pct(&mut v, 0.5)), ns(pct(&mut v, 0.99)));
@@ -206,4 +213,74 @@ fn main() {
         svm_context_destroy(s.ctx);
         svm_sim_destroy(s.sim);
     }
+    moving(calls.clamp(100, 4000) / 2, ns_per_tick);
+}
+
+/// Placements that move data, from 1 to 16 threads on disjoint ranges: each
+/// call moves the thread's next range to the next device's VRAM (one
+/// madvise per VM, a prefetch, a fence wait, a page-table read). Calls on
+/// disjoint ranges hold disjoint range locks, so what limits the scaling is
+/// the simulated driver (one lock) and the machine's cores.
+fn moving(calls: u64, ns_per_tick: f64) {
+    const MOVING_RANGES: u64 = 16;
+    println!();
+    println!("svm_alloc_vram that moves 2 MiB (4dgpu-p2p), {calls} calls per thread, {} cores here", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!("{:<8} {:>14} {:>9} {:>11} {:>11} {:>8}", "threads", "placements/s", "scaling", "median us", "p99 us", "p99/med");
+    let mut base = 0.0;
+    for threads in [1usize, 2, 4, 8, 16] {
+        let (sim, ctx, dev, vram) = unsafe {
+            let mut sim = ptr::null_mut();
+            assert_eq!(svm_sim_create(c"4dgpu-p2p".as_ptr(), &mut sim), 0);
+            let cfg = svm_context_config {
+                struct_size: core::mem::size_of::<svm_context_config>() as u32,
+                driver: SVM_DRIVER_SIM,
+                sim,
+                sim_preset: ptr::null(),
+                sim_topology_file: ptr::null(),
+                thrash_max_moves: 0,
+                _pad: 0,
+                thrash_window_ns: 0,
+                pin_ns: 0,
+                observe_ttl_ns: 0,
+            };
+            let mut ctx = ptr::null_mut();
+            assert_eq!(svm_context_create(&cfg, &mut ctx), 0);
+            let mut dev = [svm_device::default(); 4];
+            let mut vram = [svm_pagemap::default(); 4];
+            for d in 0..4 {
+                assert_eq!(svm_device_open_index(ctx, d as u32, &mut dev[d]), 0);
+                assert_eq!(svm_device_pagemap(ctx, dev[d], 0, &mut vram[d]), 0);
+            }
+            (sim, ctx, dev, vram)
+        };
+        struct Shared(*mut svm_context);
+        unsafe impl Sync for Shared {}
+        let shared = Shared(ctx);
+        let shared = &shared;
+        let (mut v, wall) = run(threads, calls, 100, &move |i: u64| {
+            let slot = thread_slot();
+            let start = BUF + (slot * MOVING_RANGES + i % MOVING_RANGES) * 2 * MIB;
+            let d = ((i / MOVING_RANGES + slot) % 4) as usize;
+            let st = unsafe { svm_alloc_vram(shared.0, dev[d], start, 2 * MIB, vram[d], SVM_ALLOC_IGNORE_THRASH_GUARD, ptr::null_mut()) };
+            debug_assert_eq!(st, 0);
+        });
+        let rate = (threads as u64 * calls) as f64 / wall;
+        if threads == 1 {
+            base = rate;
+        }
+        let (med, p99) = (pct(&mut v, 0.5) as f64 * ns_per_tick / 1000.0, pct(&mut v, 0.99) as f64 * ns_per_tick / 1000.0);
+        println!("{:<8} {:>14.0} {:>8.2}x {:>11.1} {:>11.1} {:>8.1}", threads, rate, rate / base, med, p99, p99 / med.max(0.001));
+        unsafe {
+            svm_context_destroy(ctx);
+            svm_sim_destroy(sim);
+        }
+    }
+}
+
+/// A small index per thread, in the order threads first ask.
+fn thread_slot() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    thread_local!(static SLOT: u64 = NEXT.fetch_add(1, Ordering::Relaxed));
+    SLOT.with(|s| *s)
 }

@@ -2,6 +2,8 @@
 //! time and resident memory, for a large run: 64 GiB touched over 4 devices
 //! of 16 GiB each in 2 MiB steps, then read again from the next device, so
 //! that every range moves device-to-device into full VRAM (LRU eviction).
+//! Then a parallel phase: 4 threads on 4 devices against one thread doing
+//! the same work, to show what the driver's single lock costs.
 //!
 //! `cargo run --release -p xesvm-tools --bin xesvm-sim-bench [-- GiB]`
 
@@ -63,4 +65,53 @@ fn main() {
     println!("faults {}, d2d {}, to system {}, evicted {} GiB", total.gpu_faults, total.migrations_device_to_device, total.migrations_to_system, total.evicted_bytes >> 30);
     println!("simulated time {:.3} s; content checksum {sum:#018x}", sim.now_ns() as f64 / 1e9);
     println!("memory: model {:.0} MiB, peak RSS {:.0} MiB", sim.footprint() as f64 / MIB as f64, rss_kib("VmHWM:") as f64 / 1024.0);
+    parallel(gib.min(16));
+}
+
+/// 4 threads, one per device, each touching its own quarter of a fresh
+/// `gib` GiB (write, then read from the next device), against one thread
+/// doing all four quarters: migrations/s and the scaling. The simulated
+/// driver runs under one lock, so this measures what that lock costs.
+fn parallel(gib: u64) {
+    let run = |threads: u64| {
+        let sim = Sim::new(Topology::preset("4dgpu-p2p").unwrap()).unwrap();
+        let drv = SimDriver::new(sim.clone());
+        let dev: Vec<_> = (0..4)
+            .map(|d| {
+                let fd = sim.open_device(d).unwrap();
+                let vm = xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+                xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).unwrap();
+                (fd, vm)
+            })
+            .collect();
+        let quarter = gib * 1024 / 2 / 4;
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for w in 0..threads {
+                let (sim, dev) = (&sim, &dev);
+                s.spawn(move || {
+                    for q in (w..4).step_by(threads as usize) {
+                        let base = BUF + q * quarter * 2 * MIB;
+                        for (access, next) in [(Access::Write, 0), (Access::Read, 1)] {
+                            let (fd, vm) = dev[((q + next) % 4) as usize];
+                            for i in 0..quarter {
+                                sim.gpu_access(fd, vm, 0, base + i * 2 * MIB, 2 * MIB, access, i).unwrap();
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let wall = t.elapsed().as_secs_f64();
+        let c = sim.counters();
+        sim.check_invariants().unwrap();
+        (c.migrations_to_vram + c.migrations_to_system + c.migrations_device_to_device) as f64 / wall
+    };
+    println!();
+    println!("parallel phase: {gib} GiB, each quarter written by one device and read by the next");
+    println!("{:<30} {:>16} {:>9}", "threads", "migrations/s", "scaling");
+    let one = run(1);
+    println!("{:<30} {:>16.0} {:>8.2}x", "1 (all four quarters)", one, 1.0);
+    let four = run(4);
+    println!("{:<30} {:>16.0} {:>8.2}x", "4 (one device each)", four, four / one);
 }
