@@ -590,9 +590,9 @@ impl Memory {
     /// moved ones are unlocked (a migration's finalize).
     pub fn move_into(&mut self, pages: &[u64], id: u32, only_locked: bool) -> Moved {
         let mut m = Moved::default();
-        let mut released: Vec<(u32, u32)> = Vec::new();
         // Destination storage is taken out of the table for the loop, so that
-        // source allocations can be read while it is written.
+        // source allocations can be read (and released: `dst` is never one)
+        // while it is written.
         let mut dst = self.t.allocs[id as usize].take().expect("live allocation");
         let code = Loc::Vram(dst.pagemap).encode();
         let from_device = |m: &mut Moved, p: u16, n: u64| match m.from_device.iter_mut().find(|(q, _)| *q == p) {
@@ -617,7 +617,7 @@ impl Memory {
                         LOC_UNPOPULATED | LOC_SYSTEM => m.from_system += n * PAGE,
                         enc => {
                             from_device(&mut m, (enc - 2) as u16, n);
-                            released.push((alloc, n as u32));
+                            self.t.release(alloc, n as u32);
                         }
                     }
                     dst.tokens = Tokens::Extent(content);
@@ -638,8 +638,9 @@ impl Memory {
                     LOC_SYSTEM => p.sys[i],
                     enc => {
                         from_device(&mut m, (enc - 2) as u16, 1);
-                        released.push((p.alloc[i], 1));
-                        self.t.token(p.alloc[i], a)
+                        let token = self.t.token(p.alloc[i], a);
+                        self.t.release(p.alloc[i], 1);
+                        token
                     }
                 };
                 if raw & !LOCKED <= LOC_SYSTEM {
@@ -653,9 +654,6 @@ impl Memory {
         }
         dst.live += m.pages as u32;
         self.t.allocs[id as usize] = Some(dst);
-        for (src, n) in released {
-            self.t.release(src, n);
-        }
         m
     }
 

@@ -168,6 +168,8 @@ struct State {
     /// Per device: the errno every call gets once it is gone.
     gone: Vec<Option<Errno>>,
     injector: inject::Injector,
+    /// A migration's page list, kept between migrations.
+    scratch: Vec<u64>,
 }
 
 /// The simulated driver and its world. Share it with `Arc`.
@@ -213,7 +215,7 @@ impl Sim {
         let owner = owner_groups(&topo);
         let mem = Memory::new(pagemaps.iter().map(|p| p.capacity).collect());
         Ok(Arc::new(Sim {
-            state: Mutex::new(State { mem, files: HashMap::new(), gone: vec![None; topo.devices.len()], injector: Default::default() }),
+            state: Mutex::new(State { mem, files: HashMap::new(), gone: vec![None; topo.devices.len()], injector: Default::default(), scratch: Vec::new() }),
             topo,
             pagemaps,
             tile_pagemap,

@@ -340,7 +340,9 @@ impl Sim {
         // migrate_vma_setup: collect what this owner may move.
         let d2d = self.topo.kernel.multi_device();
         let towner = self.owner_of_pagemap(target);
-        let mut collected = Vec::with_capacity((bytes / PAGE) as usize);
+        // The page list reuses one buffer: no allocation per migration.
+        let mut collected = std::mem::take(&mut g.scratch);
+        collected.clear();
         let mut in_target = 0;
         g.mem.each_run(rs, re, |a, e, loc, locked| {
             let take = match loc {
@@ -356,6 +358,16 @@ impl Sim {
                 collected.extend((a..e).step_by(PAGE as usize));
             }
         });
+        let r = self.migrate_collected(g, id, rs, re, target, timeslice, &collected, in_target);
+        g.scratch = collected;
+        r
+    }
+
+    /// The rest of populate_mm once the pages are collected: migrate_vma's
+    /// checks, the copy with the pages locked, and the finalize.
+    #[allow(clippy::too_many_arguments)]
+    fn migrate_collected(&self, g: &mut Guard, id: u32, rs: u64, re: u64, target: u16, timeslice: u64, collected: &[u64], in_target: usize) -> Result<()> {
+        let (bytes, d2d) = (re - rs, self.topo.kernel.multi_device());
         let pages = (bytes / PAGE) as usize;
         let fail = |g: &mut Guard, e: Errno| {
             g.mem.drop_empty_alloc(id);
@@ -376,10 +388,10 @@ impl Sim {
         }
         // The copy runs with the pages locked and the driver lock dropped, so
         // racing migrations and CPU faults see them busy (§13.1).
-        g.mem.lock_pages(&collected, true);
+        g.mem.lock_pages(collected, true);
         MutexGuard::bump(g);
         // Finalize: pages a munmap discarded meanwhile are no longer locked.
-        let m = g.mem.move_into(&collected, id, true);
+        let m = g.mem.move_into(collected, id, true);
         let (from_sys, from_peer, moved) = (m.from_system, m.from_device, m.pages as usize);
         let c = &self.topo.costs;
         let to = Some(self.pagemaps[target as usize].device);

@@ -104,7 +104,8 @@ impl Vm {
     }
 
     pub fn overlaps_range(&self, start: u64, end: u64) -> bool {
-        !self.ranges_in(start, end).is_empty()
+        let first = self.range_at(start).map_or(start, |(s, _)| s);
+        self.ranges.range(first..end).any(|(_, r)| r.end > start)
     }
 
     /// VMAs overlapping [start, end), as start addresses.
@@ -133,8 +134,8 @@ impl Vm {
     /// only zaps PTEs.
     pub fn invalidate(&mut self, start: u64, end: u64, unmap_pages: bool) -> u32 {
         let mut tiles = 0;
-        for s in self.ranges_in(start, end) {
-            let r = self.ranges.get_mut(&s).unwrap();
+        let first = self.range_at(start).map_or(start, |(s, _)| s);
+        for r in self.ranges.range_mut(first..end).map(|(_, r)| r).filter(|r| r.end > start) {
             tiles += r.bound.count_ones();
             r.bound = 0;
             if unmap_pages {

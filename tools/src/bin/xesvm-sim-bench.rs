@@ -15,6 +15,29 @@ use xesvm::sim::{Access, Sim, Topology};
 use xesvm::uapi::*;
 
 const MIB: u64 = 1 << 20;
+
+/// Counts heap allocations, to report them per migration.
+struct Counting;
+static ALLOCS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { std::alloc::System.realloc(p, l, n) }
+    }
+}
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 const BUF: u64 = 0x100_0000_0000;
 
 fn rss_kib(field: &str) -> u64 {
@@ -41,18 +64,20 @@ fn main() {
     let migrations = |s: &xesvm::sim::CounterSnapshot| s.migrations_to_vram + s.migrations_to_system + s.migrations_device_to_device;
 
     println!("xesvm simulator benchmark: {gib} GiB in 2 MiB steps over 4 devices x 16 GiB (4dgpu-p2p)");
-    println!("{:<34} {:>12} {:>10} {:>16} {:>10}", "phase", "migrations", "wall s", "migrations/s", "evictions");
+    println!("{:<34} {:>12} {:>10} {:>16} {:>10} {:>12}", "phase", "migrations", "wall s", "migrations/s", "evictions", "allocs/migr");
     let phase = |name: &str, offset: usize, access: Access| {
         let before = sim.counters();
+        let allocs = ALLOCS.load(std::sync::atomic::Ordering::Relaxed);
         let t = Instant::now();
         for i in 0..steps {
             let (fd, vm) = dev[(i as usize + offset) % 4];
             sim.gpu_access(fd, vm, 0, BUF + i * 2 * MIB, 2 * MIB, access, i).unwrap();
         }
         let wall = t.elapsed().as_secs_f64();
+        let allocs = ALLOCS.load(std::sync::atomic::Ordering::Relaxed) - allocs;
         let after = sim.counters();
         let m = migrations(&after) - migrations(&before);
-        println!("{:<34} {:>12} {:>10.3} {:>16.0} {:>10}", name, m, wall, m as f64 / wall, after.evictions - before.evictions);
+        println!("{:<34} {:>12} {:>10.3} {:>16.0} {:>10} {:>12.2}", name, m, wall, m as f64 / wall, after.evictions - before.evictions, allocs as f64 / m as f64);
         (m, wall)
     };
     let (m1, w1) = phase("write, round-robin (fills VRAM)", 0, Access::Write);
