@@ -280,8 +280,31 @@ pub struct Moved {
     pub from_device: Vec<(u16, u64)>,
 }
 
+/// Hashes a block index: one multiply (block indices are dense and need no
+/// defence against collisions chosen by an attacker).
+#[derive(Default)]
+struct BlockHasher(u64);
+
+impl std::hash::Hasher for BlockHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, k: u64) {
+        self.0 = k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Blocks = std::collections::HashMap<u64, Block, std::hash::BuildHasherDefault<BlockHasher>>;
+
 pub struct Memory {
-    blocks: BTreeMap<u64, Block>,
+    /// By block index. A hash map: a migration looks its block up several
+    /// times, and nothing needs them in order.
+    blocks: Blocks,
     t: AllocTable,
     /// Spans that are not plain anonymous memory: start → (end, kind).
     cpu_exceptions: BTreeMap<u64, (u64, CpuKind)>,
@@ -319,7 +342,7 @@ impl Memory {
     pub fn new(capacity: Vec<u64>) -> Self {
         let n = capacity.len();
         Memory {
-            blocks: BTreeMap::new(),
+            blocks: Blocks::default(),
             t: AllocTable { allocs: Vec::new(), free_ids: Vec::new(), lru: vec![BTreeMap::new(); n], used: vec![0; n], capacity, lru_clock: 0 },
             cpu_exceptions: BTreeMap::new(),
         }
@@ -901,7 +924,18 @@ impl Memory {
     /// Order-independent checksum over (address, token) of every page in a span.
     pub fn checksum(&self, start: u64, end: u64) -> u64 {
         let mut sum = 0u64;
-        for (&bi, b) in self.blocks.range(start / BLOCK..=(end.saturating_sub(1)) / BLOCK) {
+        if end <= start {
+            return 0;
+        }
+        let (first, last) = (start / BLOCK, (end - 1) / BLOCK);
+        // The span's block indices, or the touched blocks in it, whichever is
+        // fewer (the sum does not depend on the order).
+        let touched: Vec<(u64, &Block)> = if last - first < self.blocks.len() as u64 {
+            (first..=last).filter_map(|bi| self.blocks.get(&bi).map(|b| (bi, b))).collect()
+        } else {
+            self.blocks.iter().filter(|(&bi, _)| bi >= first && bi <= last).map(|(&bi, b)| (bi, b)).collect()
+        };
+        for (bi, b) in touched {
             let base = bi * BLOCK;
             for i in 0..PAGES_PER_BLOCK {
                 let a = base + i as u64 * PAGE;
