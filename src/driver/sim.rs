@@ -40,8 +40,9 @@ impl SimDriver {
 
 impl Driver for SimDriver {
     unsafe fn ioctl_raw(&self, fd: RawFd, request: u32, arg: *mut c_void) -> Result<()> {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe { self.sim.ioctl(fd, request, arg) }
+        // SAFETY: forwarded from the caller's contract; the library passes
+        // Rust references, so the simulator may copy without checking.
+        crate::sim::uaccess_trusted(|| unsafe { self.sim.ioctl(fd, request, arg) })
     }
 
     fn open_index(&self, index: u32) -> Result<RawFd> {

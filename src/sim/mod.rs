@@ -35,6 +35,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 
 pub use config::{Costs, DeviceSpec, KernelVersion, LinkKind, LinkSpec, Topology};
 pub use inject::{Injection, Point};
+pub use uaccess::trusted as uaccess_trusted;
 use mem::{Loc, Memory, PAGE};
 use vm::Vm;
 

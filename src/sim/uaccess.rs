@@ -24,6 +24,28 @@ fn direct_ok(addr: u64, len: usize) -> bool {
     addr >= MIN_ADDR && addr.checked_add(len as u64).is_some_and(|e| e <= crate::sim::mem::VA_END)
 }
 
+thread_local! {
+    /// Set while the library's own driver is in an ioctl (`trusted`).
+    static TRUSTED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Runs `f` (an ioctl the library issues through its simulated driver) with
+/// user memory read and written directly. Its arguments and the pointers in
+/// them come from Rust references, so checking each copy page by page with
+/// process_vm_readv/writev would find nothing and cost two syscalls per
+/// copy, taken under the driver's lock. `svm_sim_ioctl` (callers from C,
+/// the fuzzers) keeps the checked copies.
+pub fn trusted<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            TRUSTED.with(|t| t.set(self.0));
+        }
+    }
+    let _reset = Reset(TRUSTED.with(|t| t.replace(true)));
+    f()
+}
+
 fn transfer(addr: u64, buf: *mut u8, len: usize, write: bool) -> Result<()> {
     if len == 0 {
         return Ok(());
@@ -31,7 +53,7 @@ fn transfer(addr: u64, buf: *mut u8, len: usize, write: bool) -> Result<()> {
     if addr < MIN_ADDR {
         return Err(Errno::EFAULT);
     }
-    if MODE.load(Ordering::Relaxed) != DIRECT {
+    if MODE.load(Ordering::Relaxed) != DIRECT && !TRUSTED.with(|t| t.get()) {
         let local = libc::iovec { iov_base: buf as *mut _, iov_len: len };
         let remote = libc::iovec { iov_base: addr as *mut _, iov_len: len };
         // SAFETY: the local iovec is our own buffer of `len` bytes; the remote
@@ -58,8 +80,9 @@ fn transfer(addr: u64, buf: *mut u8, len: usize, write: bool) -> Result<()> {
     if !direct_ok(addr, len) {
         return Err(Errno::EFAULT);
     }
-    // SAFETY: fallback mode: the caller vouched for the pointer's validity as
-    // a C API contract; the range check above removes NULL and kernel addresses.
+    // SAFETY: trusted (the library's own references) or fallback mode: the
+    // caller vouched for the pointer's validity as a C API contract; the
+    // range check above removes NULL and kernel addresses.
     unsafe {
         if write {
             core::ptr::copy_nonoverlapping(buf, addr as *mut u8, len);
