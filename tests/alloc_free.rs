@@ -9,7 +9,6 @@ use std::cell::Cell;
 
 use xesvm::policy::{Access, AllocFlags, Config, Context};
 use xesvm::sim::{self, Sim, Topology};
-use xesvm::topology::Pagemap;
 
 struct Counting;
 

@@ -849,12 +849,10 @@ impl Memory {
         for (bi, i0, i1) in block_spans(a.start, a.end()) {
             let base = bi * BLOCK;
             match self.blocks.get(&bi) {
-                None => {}
-                Some(Block::Extent { loc, alloc, .. }) => {
-                    if *alloc == id && loc & !LOCKED == here {
-                        out.extend((i0..i1).map(|i| base + i as u64 * PAGE));
-                    }
+                Some(Block::Extent { loc, alloc, .. }) if *alloc == id && loc & !LOCKED == here => {
+                    out.extend((i0..i1).map(|i| base + i as u64 * PAGE));
                 }
+                None | Some(Block::Extent { .. }) => {}
                 Some(Block::Split(p)) => {
                     out.extend((i0..i1).filter(|&i| p.alloc[i] == id && p.loc[i] & !LOCKED == here).map(|i| base + i as u64 * PAGE));
                 }

@@ -190,7 +190,7 @@ fn worker(w: &World, t: usize, args: &Args, ops: u64, deadline: Option<Instant>,
                 let (s, len) = if rng.below(2) == 0 { (start + rng.below(32) * 64 * 1024, 64 * 1024) } else { (start, RANGE) };
                 if own && rng.below(3) == 0 {
                     let v = rng.next();
-                    rewrite(w, tally, shadow, r as usize, start, v, |v| w.sim.gpu_access(fd, vm, 0, start, RANGE, Access::Write, v))
+                    rewrite(tally, shadow, r as usize, start, v, |v| w.sim.gpu_access(fd, vm, 0, start, RANGE, Access::Write, v))
                 } else {
                     w.sim.gpu_access(fd, vm, 0, s, len, Access::Read, 0)
                 }
@@ -198,7 +198,7 @@ fn worker(w: &World, t: usize, args: &Args, ops: u64, deadline: Option<Instant>,
             8 => {
                 if own && rng.below(2) == 0 {
                     let v = rng.next();
-                    rewrite(w, tally, shadow, r as usize, start, v, |v| w.sim.cpu_access(start, RANGE, Access::Write, v))
+                    rewrite(tally, shadow, r as usize, start, v, |v| w.sim.cpu_access(start, RANGE, Access::Write, v))
                 } else {
                     w.sim.cpu_access(start, RANGE, Access::Read, 0)
                 }
@@ -244,7 +244,7 @@ fn check_errno(what: &str, e: Errno) {
 
 /// A write of a whole range, retried until it succeeds so that the shadow
 /// is exact again (a failed write may have written some pages).
-fn rewrite(w: &World, tally: &Tally, shadow: &mut [u64], r: usize, start: u64, v: u64, write: impl Fn(u64) -> Result<(), Errno>) -> Result<(), Errno> {
+fn rewrite(tally: &Tally, shadow: &mut [u64], r: usize, start: u64, v: u64, write: impl Fn(u64) -> Result<(), Errno>) -> Result<(), Errno> {
     let mut first = Ok(());
     for attempt in 0..10_000 {
         match write(v) {
@@ -261,7 +261,6 @@ fn rewrite(w: &World, tally: &Tally, shadow: &mut [u64], r: usize, start: u64, v
             }
         }
     }
-    let _ = w;
     panic!("a write of {start:#x} failed 10000 times in a row");
 }
 
@@ -411,10 +410,10 @@ fn check_phase(w: &World, args: &Args, shadows: &[Vec<u64>], shared_sum: u64, ta
 
 fn report(w: &World, tally: &Tally, before: &xesvm::policy::StatsSnapshot, total: u64, secs: f64) {
     println!("\n{:<16} {:>12} {:>12} {:>10}", "call", "calls", "ok", "errors");
-    for k in 0..KINDS {
+    for (k, name) in NAMES.iter().enumerate() {
         println!(
             "{:<16} {:>12} {:>12} {:>10}",
-            NAMES[k],
+            name,
             tally.calls[k].load(Ordering::Relaxed),
             tally.ok[k].load(Ordering::Relaxed),
             tally.errors[k].load(Ordering::Relaxed)
