@@ -484,6 +484,26 @@ fn range_query_restarts_interrupted_ioctls() {
     assert_eq!(t.ctx.query(BUF, R).err(), Some(Errno::EINTR), "bounded: a persistent EINTR comes back");
 }
 
+/// A fence wait that every signal interrupts, and whose timeout never runs
+/// down, ends: WAIT_USER_FENCE restarts are bounded (found by fuzz_calls,
+/// where a persistent injected EINTR made alloc_vram spin forever). The
+/// placement then answers EINTR, its own restarts bounded too.
+#[test]
+fn a_fence_wait_interrupted_forever_ends() {
+    let t = setup("dgpu");
+    let every = Injection { request: DRM_IOCTL_XE_WAIT_USER_FENCE, probability: 1.0, seed: 1, ..Injection::count(Point::Ioctl, Errno::EINTR, 0) };
+    t.sim.inject(every);
+    let began = std::time::Instant::now();
+    let r = t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), AllocFlags { no_fallback: true, ..Default::default() });
+    assert_eq!(r.err(), Some(Errno::EINTR));
+    assert!(began.elapsed() < std::time::Duration::from_secs(5), "took {:?}", began.elapsed());
+    t.sim.clear_injections();
+    // The bind itself happened: the range is placed by the next call.
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), AllocFlags::default()).unwrap();
+    assert_eq!(p.pagemap, Some(t.vram(0)));
+    assert!(t.sim.bytes_in(BUF, R, 0, 1).unwrap() == R);
+}
+
 // A small read of data in system memory is served there (remote read) rather
 // than moving a whole 2 MiB SVM range for it; writes and large reads still go
 // to VRAM (kernel-model §14 row for system data, refined by cost-model.md).

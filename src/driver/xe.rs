@@ -3,13 +3,31 @@
 //! VM create, CPU-address-mirror bind and PREFETCH with a user fence and a
 //! WAIT_USER_FENCE, madvise, and the attribute query.
 
+use std::cell::Cell;
 use std::os::fd::RawFd;
+use std::sync::atomic::AtomicU64;
 
 use super::{ioctl, Driver, Errno, Result};
 use crate::uapi::*;
 
-/// The value the kernel writes into the user fence when a bind completes.
-const UFENCE_MAGIC: u64 = 0x5856_4d53_5653_0001; // "XVMSVS" + 1
+/// The high bits of the values the kernel writes into user fences when a
+/// bind completes ("XVMS"); the low bits count this thread's binds.
+const UFENCE_MAGIC: u64 = 0x5856_4d53_0000_0000;
+
+/// Restarts of a fence wait interrupted by signals before EINTR is returned.
+/// The kernel shortens the relative timeout at each one, so a real wait ends
+/// anyway; the bound is for interruptions that do not (found by fuzz_calls:
+/// a persistent EINTR made the wait spin forever). A profiler's 1 kHz timer
+/// interrupts a 100 ms migration a hundred times.
+const MAX_WAIT_RESTARTS: u32 = 10_000;
+
+thread_local! {
+    /// This thread's user-fence word (leaked: it lives as long as the
+    /// process) and the count of its binds. A bind whose wait was given up
+    /// (ETIME, persistent EINTR) may still signal the word later: it lands
+    /// in live memory, and with a value no later wait is waiting for.
+    static FENCE: (&'static AtomicU64, Cell<u64>) = (Box::leak(Box::new(AtomicU64::new(0))), const { Cell::new(0) });
+}
 
 /// VM_CREATE with `flags`; returns the VM id.
 pub fn vm_create<D: Driver + ?Sized>(drv: &D, fd: RawFd, flags: u32) -> Result<u32> {
@@ -26,14 +44,15 @@ pub fn vm_destroy<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32) -> Result<
 /// One bind op with a user-fence sync, then WAIT_USER_FENCE on it (LR VMs
 /// refuse syncobj signals, xe-uapi.md §6.5).
 pub fn vm_bind_sync<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, op: drm_xe_vm_bind_op) -> Result<()> {
-    // The fence word must stay valid until the kernel writes it: it lives on
-    // this frame, and we wait for it before returning.
-    let mut fence: u64 = 0;
+    let (addr, value) = FENCE.with(|(word, count)| {
+        count.set(count.get() + 1);
+        (word.as_ptr() as u64, UFENCE_MAGIC | (count.get() & 0xffff_ffff))
+    });
     let mut sync = drm_xe_sync {
         sync_type: DRM_XE_SYNC_TYPE_USER_FENCE,
         flags: DRM_XE_SYNC_FLAG_SIGNAL,
-        addr: &mut fence as *mut u64 as u64,
-        timeline_value: UFENCE_MAGIC,
+        addr,
+        timeline_value: value,
         ..Default::default()
     };
     let mut b = drm_xe_vm_bind {
@@ -45,23 +64,18 @@ pub fn vm_bind_sync<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, op: drm_
         ..Default::default()
     };
     ioctl(drv, fd, DRM_IOCTL_XE_VM_BIND, &mut b)?;
-    wait_user_fence(drv, fd, &fence, UFENCE_MAGIC, 10_000_000_000)
+    wait_user_fence(drv, fd, addr, value, 10_000_000_000)
 }
 
-/// Waits until `*addr == value` or `timeout_ns` passes (ETIME).
-pub fn wait_user_fence<D: Driver + ?Sized>(drv: &D, fd: RawFd, addr: &u64, value: u64, timeout_ns: i64) -> Result<()> {
-    let mut w = drm_xe_wait_user_fence {
-        addr: addr as *const u64 as u64,
-        op: DRM_XE_UFENCE_WAIT_OP_EQ,
-        value,
-        mask: u64::MAX,
-        timeout: timeout_ns,
-        ..Default::default()
-    };
+/// Waits until the u64 at `addr` equals `value` or `timeout_ns` passes
+/// (ETIME); restarts after signals (EINTR), at most MAX_WAIT_RESTARTS times.
+pub fn wait_user_fence<D: Driver + ?Sized>(drv: &D, fd: RawFd, addr: u64, value: u64, timeout_ns: i64) -> Result<()> {
+    let mut w = drm_xe_wait_user_fence { addr, op: DRM_XE_UFENCE_WAIT_OP_EQ, value, mask: u64::MAX, timeout: timeout_ns, ..Default::default() };
+    let mut restarts = 0;
     loop {
         match ioctl(drv, fd, DRM_IOCTL_XE_WAIT_USER_FENCE, &mut w) {
             // A signal: the kernel updated the relative timeout; continue.
-            Err(Errno::EINTR) => continue,
+            Err(Errno::EINTR) if restarts < MAX_WAIT_RESTARTS => restarts += 1,
             r => return r,
         }
     }
