@@ -155,7 +155,7 @@ impl Context {
             Miss::Fallback(e) | Miss::Fatal(e) => e,
         });
         let ok = result.is_ok();
-        self.record(start, end, &applied, |r| {
+        self.record(&slots, start, end, &applied, |r| {
             if ok {
                 r.preferred = Some(pm);
             }
@@ -205,7 +205,7 @@ impl Context {
             }
         }
         let ok = result.is_ok();
-        self.record(start, end, &applied, |r| {
+        self.record(&slots, start, end, &applied, |r| {
             if ok {
                 r.preferred = None;
             }
@@ -238,12 +238,12 @@ impl Context {
                 Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => d.mark_dead(e),
                 Err(e) => {
                     // What was applied before the failure stays recorded.
-                    self.record(start, end, &applied, |_| {});
+                    self.record(&slots, start, end, &applied, |_| {});
                     return Err(e);
                 }
             }
         }
-        self.record(start, end, &applied, |_| {});
+        self.record(&slots, start, end, &applied, |_| {});
         Ok(())
     }
 }

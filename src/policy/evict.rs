@@ -75,7 +75,7 @@ impl Context {
         let now = self.driver.now_ns();
         let moved = !holders.is_empty();
         let observed_at = if placed.verified { now.max(1) } else { 0 };
-        self.track.write().replace(start, end, |pieces| {
+        self.rewrite(&slots, start, end, |pieces| {
             let mut r = merge_pieces(pieces);
             r.residency = Some(Pagemap::System);
             r.observed_at.store(observed_at, Ordering::Relaxed);
@@ -84,7 +84,6 @@ impl Context {
             }
             r
         });
-        self.account(&slots, summary.residency, Some(Pagemap::System), size);
         placed.pagemap = Some(Pagemap::System);
         Ok(placed)
     }

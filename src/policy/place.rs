@@ -199,7 +199,7 @@ impl Context {
         let moved = match outcome {
             Ok(moved) => moved,
             Err(m) => {
-                self.record(start, end, &applied, |_| {});
+                self.record(slots, start, end, &applied, |_| {});
                 return Err(m);
             }
         };
@@ -209,7 +209,7 @@ impl Context {
         // Record what is true now.
         let now = self.driver.now_ns();
         let observed_at = if placed.verified { now.max(1) } else { 0 };
-        self.record(start, end, &applied, |r| {
+        self.record(slots, start, end, &applied, |r| {
             r.residency = Some(cand);
             r.observed_at.store(observed_at, Ordering::Relaxed);
             r.last_used.store(now, Ordering::Relaxed);
@@ -222,7 +222,6 @@ impl Context {
             // The launch this placement is for uses it here.
             r.use_once();
         });
-        self.account(slots, summary.residency, Some(cand), end - start);
         Ok(())
     }
 
@@ -249,7 +248,7 @@ impl Context {
                 }
             }
         }
-        self.track.write().replace(start, end, |pieces| {
+        self.rewrite(slots, start, end, |pieces| {
             let mut r = merge_pieces(pieces);
             r.moves = summary.moves.clone();
             r.residency = Some(cur);
@@ -416,13 +415,12 @@ impl Context {
                 freed += e - s;
                 self.stats.local().lru_evictions.fetch_add(1, Ordering::Relaxed);
                 crate::log!(crate::log::Level::Info, "evicted {} from {pm} (least recently used) to make room", Span(s, e - s));
-                self.track.write().replace(s, e, |pieces| {
+                self.rewrite(slots, s, e, |pieces| {
                     let mut r = merge_pieces(pieces);
                     r.residency = Some(Pagemap::System);
                     r.observed_at.store(0, Ordering::Relaxed);
                     r
                 });
-                self.account(slots, Some(pm), Some(Pagemap::System), e - s);
             }
         }
     }

@@ -38,10 +38,36 @@ impl Context {
         }
     }
 
+    /// Replaces the records over [start, end) with what `merge` makes of
+    /// them, keeping the per-tile placed-bytes counters (what resolve reads)
+    /// in step: each old piece gives back its bytes, the new record takes the
+    /// span. Every change of a record goes through here, so the counters
+    /// never drift from the records (found by xesvm-soak: a belief corrected
+    /// by the page table, a held or split range, were counted twice).
+    pub(super) fn rewrite(&self, slots: &[Slot], start: u64, end: u64, merge: impl FnOnce(Vec<Record>) -> Record) {
+        let mut old: Vec<(Option<Pagemap>, u64)> = Vec::new();
+        let new = self
+            .track
+            .write()
+            .replace(start, end, |pieces| {
+                let mut at = start;
+                for p in &pieces {
+                    old.push((p.residency, p.end - at));
+                    at = p.end;
+                }
+                merge(pieces)
+            })
+            .residency;
+        for (residency, bytes) in old {
+            self.account(slots, residency, None, bytes);
+        }
+        self.account(slots, None, new, end - start);
+    }
+
     /// Records over [start, end) the attributes applied to each VM, then
     /// whatever else `more` sets.
-    pub(super) fn record(&self, start: u64, end: u64, applied: &[(u16, DevAttrs)], more: impl FnOnce(&mut Record)) {
-        self.track.write().replace(start, end, |pieces| {
+    pub(super) fn record(&self, slots: &[Slot], start: u64, end: u64, applied: &[(u16, DevAttrs)], more: impl FnOnce(&mut Record)) {
+        self.rewrite(slots, start, end, |pieces| {
             let mut r = merge_pieces(pieces);
             for (slot, a) in applied {
                 r.set_attrs(*slot, *a);
@@ -57,14 +83,12 @@ impl Context {
         let end = check_span(start, size)?;
         let _g = self.ranges.lock(start, end);
         let slots = self.slots.read();
-        let summary = self.summary(start, end);
-        self.track.write().replace(start, end, |pieces| {
+        self.rewrite(&slots, start, end, |pieces| {
             let mut r = merge_pieces(pieces);
             r.residency = None;
             r.observed_at.store(0, Ordering::Relaxed);
             r
         });
-        self.account(&slots, summary.residency, None, size);
         Ok(())
     }
 
