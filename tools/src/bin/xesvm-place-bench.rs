@@ -7,7 +7,9 @@
 //! /dev/null timed in the same run: absolute figures move 2-3x between runs
 //! on shared machines, the ratio much less.
 //!
-//! `cargo run --release -p xesvm-tools --bin xesvm-place-bench [-- calls]`
+//! `cargo run --release -p xesvm-tools --bin xesvm-place-bench [-- calls [threads,...]]`
+//! (thread counts for the decision path: default `1,2`; `1,2,4,8,16` on a
+//! machine with the cores).
 //!
 //! Each call is timed on its own with the TSC (x86-64; calibrated against
 //! the monotonic clock) or the monotonic clock elsewhere; the timer's own
@@ -134,6 +136,10 @@ fn pct(v: &mut [u64], p: f64) -> u64 {
 
 fn main() {
     let calls: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let thread_counts: Vec<usize> = std::env::args()
+        .nth(2)
+        .map(|a| a.split(',').map(|t| t.trim().parse().expect("thread counts: a comma-separated list such as 1,2,4")).collect())
+        .unwrap_or_else(|| vec![1, 2]);
     let ns_per_tick = calibrate();
     let s = setup();
     let (mut empty, _) = run(1, calls, 10_000, &|_| {});
@@ -198,7 +204,7 @@ fn main() {
         ("svm_set_preferred_location (same)", &preferred),
     ];
     for (name, f) in calls_under_test {
-        for threads in [1, 2] {
+        for &threads in &thread_counts {
             let before = ioctls(s);
             let (mut v, _) = run(threads, calls, 10_000, f);
             // The warm-up calls issue ioctls too.
