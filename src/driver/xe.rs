@@ -3,16 +3,17 @@
 //! VM create, CPU-address-mirror bind and PREFETCH with a user fence and a
 //! WAIT_USER_FENCE, madvise, and the attribute query.
 
-use std::cell::Cell;
 use std::os::fd::RawFd;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
 
 use super::{ioctl, Driver, Errno, Result};
 use crate::uapi::*;
 
 /// The high bits of the values the kernel writes into user fences when a
-/// bind completes ("XVMS"); the low bits count this thread's binds.
-const UFENCE_MAGIC: u64 = 0x5856_4d53_0000_0000;
+/// bind completes ("XV"); the low bits count the process's binds.
+const UFENCE_MAGIC: u64 = 0x5856 << 48;
 
 /// Restarts of a fence wait interrupted by signals before EINTR is returned.
 /// The kernel shortens the relative timeout at each one, so a real wait ends
@@ -21,12 +22,27 @@ const UFENCE_MAGIC: u64 = 0x5856_4d53_0000_0000;
 /// interrupts a 100 ms migration a hundred times.
 const MAX_WAIT_RESTARTS: u32 = 10_000;
 
+/// The next fence value: unique in the process, so that a bind whose wait
+/// was given up (ETIME, persistent EINTR) and signals its word late never
+/// satisfies a later wait on that word.
+static FENCE_VALUE: AtomicU64 = AtomicU64::new(1);
+
+/// Fence words no thread holds. Words are never freed, since a late signal
+/// must land in live memory, and they stay reachable from here (or from a
+/// thread's local storage), so leak checkers see no leak.
+static FENCE_WORDS: Mutex<Vec<&'static AtomicU64>> = Mutex::new(Vec::new());
+
+/// A thread's fence word, back to the pool when the thread ends.
+struct ThreadFence(&'static AtomicU64);
+
+impl Drop for ThreadFence {
+    fn drop(&mut self) {
+        FENCE_WORDS.lock().push(self.0);
+    }
+}
+
 thread_local! {
-    /// This thread's user-fence word (leaked: it lives as long as the
-    /// process) and the count of its binds. A bind whose wait was given up
-    /// (ETIME, persistent EINTR) may still signal the word later: it lands
-    /// in live memory, and with a value no later wait is waiting for.
-    static FENCE: (&'static AtomicU64, Cell<u64>) = (Box::leak(Box::new(AtomicU64::new(0))), const { Cell::new(0) });
+    static FENCE: ThreadFence = ThreadFence(FENCE_WORDS.lock().pop().unwrap_or_else(|| Box::leak(Box::new(AtomicU64::new(0)))));
 }
 
 /// VM_CREATE with `flags`; returns the VM id.
@@ -44,10 +60,8 @@ pub fn vm_destroy<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32) -> Result<
 /// One bind op with a user-fence sync, then WAIT_USER_FENCE on it (LR VMs
 /// refuse syncobj signals, xe-uapi.md §6.5).
 pub fn vm_bind_sync<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, op: drm_xe_vm_bind_op) -> Result<()> {
-    let (addr, value) = FENCE.with(|(word, count)| {
-        count.set(count.get() + 1);
-        (word.as_ptr() as u64, UFENCE_MAGIC | (count.get() & 0xffff_ffff))
-    });
+    let addr = FENCE.with(|f| f.0.as_ptr() as u64);
+    let value = UFENCE_MAGIC | (FENCE_VALUE.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff_ffff);
     let mut sync = drm_xe_sync {
         sync_type: DRM_XE_SYNC_TYPE_USER_FENCE,
         flags: DRM_XE_SYNC_FLAG_SIGNAL,
