@@ -211,7 +211,7 @@ static int step(world *w, bytes *b)
 	int c = take8(b) % NCTX;
 	svm_context *ctx = w->ctx[c];
 	uint8_t op = take8(b);
-	switch (op % 24) {
+	switch (op % 25) {
 	case 0: case 1: case 2: {
 		svm_device d = pick_device(w, b, c);
 		uint16_t tile = take8(b) % 3;
@@ -366,6 +366,31 @@ static int step(world *w, bytes *b)
 		} else {
 			CALL(svm_sim_set_page_table(w->sim, take8(b) % 5, take8(b) & 1));
 		}
+		return 0;
+	}
+	case 23: {
+		/* A context from a fuzzed configuration: refused, or made and
+		 * destroyed again. Driver, preset and topology text may be
+		 * unknown, struct_size short or long. */
+		static const char *names[] = { "dgpu", "no-such-preset", "", "2dgpu-p2p" };
+		svm_context_config cfg[2] = { { .struct_size = pick_struct_size(b, sizeof(svm_context_config)),
+						.driver = take8(b) % 3,
+						.thrash_max_moves = take32(b),
+						.thrash_window_ns = take64(b),
+						.pin_ns = take64(b),
+						.observe_ttl_ns = take64(b) } };
+		uint8_t k = take8(b);
+		if (k & 1)
+			cfg[0].sim = w->sim;
+		else if (k & 2)
+			cfg[0].sim_preset = names[(k >> 2) % 4];
+		svm_context *extra = NULL;
+		int bad = cfg[0].driver > SVM_DRIVER_SIM || cfg[0].struct_size < offsetof(svm_context_config, observe_ttl_ns);
+		int st = CALL(svm_context_create(cfg, take8(b) == 255 ? NULL : &extra));
+		if (st == 0 && bad)
+			FUZZ_FAIL("svm_context_create accepted driver %u, struct_size %u", cfg[0].driver, cfg[0].struct_size);
+		if (st == 0)
+			MUST(svm_context_destroy(extra));
 		return 0;
 	}
 	default: {
