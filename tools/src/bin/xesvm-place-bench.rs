@@ -53,10 +53,11 @@ struct Setup {
 }
 unsafe impl Sync for Setup {}
 
-fn setup() -> Setup {
+/// A simulator of `preset` and a context on it with the default policy.
+fn sim_context(preset: &std::ffi::CStr) -> (*mut svm_sim, *mut svm_context) {
     unsafe {
         let mut sim = ptr::null_mut();
-        assert_eq!(svm_sim_create(c"2dgpu-p2p".as_ptr(), &mut sim), 0);
+        assert_eq!(svm_sim_create(preset.as_ptr(), &mut sim), 0);
         let cfg = svm_context_config {
             struct_size: core::mem::size_of::<svm_context_config>() as u32,
             driver: SVM_DRIVER_SIM,
@@ -71,6 +72,13 @@ fn setup() -> Setup {
         };
         let mut ctx = ptr::null_mut();
         assert_eq!(svm_context_create(&cfg, &mut ctx), 0);
+        (sim, ctx)
+    }
+}
+
+fn setup() -> Setup {
+    unsafe {
+        let (sim, ctx) = sim_context(c"2dgpu-p2p");
         let mut dev = svm_device::default();
         let mut other = svm_device::default();
         assert_eq!(svm_device_open_index(ctx, 0, &mut dev), 0);
@@ -236,22 +244,7 @@ fn moving(calls: u64, ns_per_tick: f64) {
     let mut base = 0.0;
     for threads in [1usize, 2, 4, 8, 16] {
         let (sim, ctx, dev, vram) = unsafe {
-            let mut sim = ptr::null_mut();
-            assert_eq!(svm_sim_create(c"4dgpu-p2p".as_ptr(), &mut sim), 0);
-            let cfg = svm_context_config {
-                struct_size: core::mem::size_of::<svm_context_config>() as u32,
-                driver: SVM_DRIVER_SIM,
-                sim,
-                sim_preset: ptr::null(),
-                sim_topology_file: ptr::null(),
-                thrash_max_moves: 0,
-                _pad: 0,
-                thrash_window_ns: 0,
-                pin_ns: 0,
-                observe_ttl_ns: 0,
-            };
-            let mut ctx = ptr::null_mut();
-            assert_eq!(svm_context_create(&cfg, &mut ctx), 0);
+            let (sim, ctx) = sim_context(c"4dgpu-p2p");
             let mut dev = [svm_device::default(); 4];
             let mut vram = [svm_pagemap::default(); 4];
             for d in 0..4 {
