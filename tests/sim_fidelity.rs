@@ -177,6 +177,11 @@ fn scratch_with_fault_mode_depends_on_the_platform() {
     assert_eq!(xe::vm_create(&drv, b, flags), Err(Errno::EINVAL));
     let ig = Rig::preset("igpu");
     assert!(xe::vm_create(&ig.drv, ig.fds[0], flags).is_ok(), "LNL needs scratch");
+    // pvc_desc sets no needs_scratch: the Data Center GPU Max preset refuses it.
+    let pvc = Rig::preset("max-node");
+    assert_eq!(xe::vm_create(&pvc.drv, pvc.fds[0], flags), Err(Errno::EINVAL), "PVC does not need scratch");
+    let fault_only = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE;
+    assert!(xe::vm_create(&pvc.drv, pvc.fds[0], fault_only).is_ok());
 }
 
 /// query_engines: size 0 asks for the size and returns 0, like every query.

@@ -387,11 +387,13 @@ impl Sim {
                 _ => a <= b,
             };
             if passed {
-                // xe_wait_user_fence_ioctl: a zero timeout ends in ETIME even
-                // when the compare passed (`if (!timeout && !(err < 0))`).
-                break if zero { Err(Errno::ETIME) } else { Ok(()) };
+                // xe_wait_user_fence_ioctl: a passing compare returns 0, also at
+                // timeout 0 (the trailing `if (!timeout && !(err < 0)) err =
+                // -ETIME` went in 6.12, "drm/xe/ufence: ufence can be signaled
+                // right after wait_woken"; every release modelled is later).
+                break Ok(());
             }
-            if crate::driver::monotonic_ns() as i64 >= deadline {
+            if zero || crate::driver::monotonic_ns() as i64 >= deadline {
                 break Err(Errno::ETIME);
             }
             // Another thread may write the fence: wait without the driver lock.
