@@ -11,6 +11,8 @@
 /// cbindgen:ignore
 pub mod driver;
 /// cbindgen:ignore
+pub mod env;
+/// cbindgen:ignore
 pub mod errno;
 pub mod ffi;
 /// cbindgen:ignore

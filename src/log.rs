@@ -92,7 +92,7 @@ fn capture(l: u8) -> u8 {
 
 #[cold]
 fn level_from_env() -> u8 {
-    let l = std::env::var("XESVM_LOG").ok().and_then(|v| Level::parse(&v)).unwrap_or(Level::Warn) as u8;
+    let l = crate::env::var("XESVM_LOG").and_then(|v| Level::parse(&v)).unwrap_or(Level::Warn) as u8;
     LOG_LEVEL.store(l, Ordering::Relaxed);
     // A level set meanwhile (svm_set_log_level) wins over the environment.
     match LEVEL.compare_exchange(UNSET, capture(l), Ordering::Relaxed, Ordering::Relaxed) {

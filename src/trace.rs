@@ -22,17 +22,60 @@ struct Sink {
 static SINK: OnceLock<Option<Sink>> = OnceLock::new();
 
 fn sink() -> Option<&'static Sink> {
-    SINK.get_or_init(|| {
-        let path = std::env::var_os("XESVM_TRACE")?;
-        let f = File::create(&path).ok()?;
+    if let Some(s) = SINK.get() {
+        return s.as_ref();
+    }
+    // The warning is logged after the initialisation: the log reports to the
+    // trace, and a re-entrant get_or_init would never return.
+    let mut refused = None;
+    let s = SINK.get_or_init(|| {
+        let path = crate::env::var_os("XESVM_TRACE")?;
+        let f = match create_new(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                refused = Some(format!("XESVM_TRACE={}: not tracing: {e}", path.to_string_lossy()));
+                return None;
+            }
+        };
         let mut w = BufWriter::new(f);
         w.write_all(b"[\n").ok()?;
         let pid = std::process::id();
         let _ = writeln!(w, r#"{{"ph":"M","name":"process_name","pid":{pid},"tid":0,"args":{{"name":"xesvm (wall clock)"}}}}"#);
         let _ = w.flush();
         Some(Sink { out: Mutex::new((w, true)), t0: crate::driver::monotonic_ns(), pid })
-    })
-    .as_ref()
+    });
+    if let Some(m) = refused {
+        crate::log!(crate::log::Level::Warn, "{m}");
+    }
+    s.as_ref()
+}
+
+/// Creates the trace file: `%p` in the path becomes the process id; only a
+/// new file is written (O_EXCL: never truncating or appending to a file the
+/// library did not create, and never through a symbolic link), mode 0600,
+/// close-on-exec.
+fn create_new(path: &std::ffi::OsStr) -> std::io::Result<File> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    let pid = std::process::id().to_string();
+    let mut p = Vec::with_capacity(path.len() + 8);
+    let b = path.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && b.get(i + 1) == Some(&b'p') {
+            p.extend_from_slice(pid.as_bytes());
+            i += 2;
+        } else {
+            p.push(b[i]);
+            i += 1;
+        }
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(std::ffi::OsStr::from_bytes(&p))
 }
 
 /// Whether the library writes a trace (read once from the environment).

@@ -23,6 +23,9 @@ fn the_library_traces_placements_retries_and_fallbacks() {
     sim.clear_injections();
     ctx.evict(0x10_0000_0000, 4 << 20).unwrap();
 
+    // Created new, readable by the process's user only.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     // The file is an open JSON array (its closing bracket is optional).
     let text = std::fs::read_to_string(&path).unwrap() + "]";
     std::fs::remove_file(&path).unwrap();

@@ -46,10 +46,10 @@ pub fn process_page_table() -> Option<&'static PageTable> {
     PT.get_or_init(|| {
         let pt = PageTable::open(c"/proc/self/pagemap").ok()?;
         let a = pt.access();
-        match std::env::var("XESVM_PAGEMAP").as_deref() {
-            Ok("off") => None,
-            Ok("read") => pt.restricted(PageTableAccess { source: PageTableSource::Read, privileged: a.privileged }).ok(),
-            Ok("unprivileged") => {
+        match crate::env::var("XESVM_PAGEMAP").as_deref() {
+            Some("off") => None,
+            Some("read") => pt.restricted(PageTableAccess { source: PageTableSource::Read, privileged: a.privileged }).ok(),
+            Some("unprivileged") => {
                 let source = if pt.has_scan { PageTableSource::Scan } else { PageTableSource::Read };
                 pt.restricted(PageTableAccess { source, privileged: false }).ok()
             }
