@@ -6,15 +6,18 @@
  * The structs are restated from xesvm's reference (xe-uapi.md §4, checked
  * there against the kernel's xe_drm.h) with the kernel's names, field names
  * and anonymous unions, so code written against <drm/xe_drm.h> compiles
- * unchanged. The include guard is the kernel header's own: whichever of the
- * two is included first wins, and the layouts are identical.
+ * unchanged. The include guard is the installed kernel header's own
+ * (`_XE_DRM_H_`, as linux-libc-dev and the copy Intel's compute runtime
+ * vendors use; the kernel source tree's uapi copy says _UAPI_XE_DRM_H_ and
+ * the headers_install step rewrites it): whichever of the two a translation
+ * unit includes first wins, and the layouts are identical.
  * capi-tests/test_uapi_layout.c checks every size, offset and request number.
  *
  * Maintained by hand (cbindgen cannot express anonymous unions); the Rust
  * side is src/uapi, with the same compile-time layout checks.
  */
-#ifndef _UAPI_XE_DRM_H_
-#define _UAPI_XE_DRM_H_
+#ifndef _XE_DRM_H_
+#define _XE_DRM_H_
 
 #include <stdint.h>
 
@@ -317,4 +320,4 @@ struct drm_xe_vm_query_mem_range_attr {
 }
 #endif
 
-#endif /* _UAPI_XE_DRM_H_ */
+#endif /* _XE_DRM_H_ */
