@@ -630,6 +630,12 @@ typedef struct svm_sim_counters {
    */
   uint64_t page_table_reads;
   uint64_t page_table_pages;
+  /**
+   * First touches of never-populated pages in VRAM (cleared on the GPU,
+   * nothing copied, not in the bytes_* counters) and the bytes cleared.
+   */
+  uint64_t vram_clears;
+  uint64_t bytes_cleared;
 } svm_sim_counters;
 
 /**

@@ -132,6 +132,10 @@ pub struct svm_sim_counters {
     /// pages they walked: the cost the library's observation puts on the clock.
     pub page_table_reads: u64,
     pub page_table_pages: u64,
+    /// First touches of never-populated pages in VRAM (cleared on the GPU,
+    /// nothing copied, not in the bytes_* counters) and the bytes cleared.
+    pub vram_clears: u64,
+    pub bytes_cleared: u64,
 }
 
 /// Writes `v` into a caller struct of `struct_size` bytes (a prefix if the
@@ -415,6 +419,8 @@ pub unsafe extern "C" fn svm_sim_get_counters(sim: *const svm_sim, counters: *mu
             injected: k.injected,
             page_table_reads: k.page_table_reads,
             page_table_pages: k.page_table_pages,
+            vram_clears: k.vram_clears,
+            bytes_cleared: k.bytes_cleared,
         };
         write_sized(c, c.struct_size, v, |v, n| v.struct_size = n)
     })

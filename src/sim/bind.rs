@@ -212,7 +212,7 @@ impl Sim {
             vm.vmas.remove(&vs);
         }
         let inside = vm.ranges_in(s, e);
-        vm.invalidate(s, e, true);
+        let tiles = vm.invalidate(s, e, true);
         let attrs = Attrs::defaults(op.pat_index);
         vm.vmas.insert(
             s,
@@ -228,6 +228,9 @@ impl Sim {
         if mirror {
             vm.merge_defaults(s, e);
         }
+        // The replaced VMAs' SVM ranges lose their GPU PTEs: one TLB
+        // invalidation per tile they were bound on (xe_vm_range_unbind).
+        self.charge_tlb(tiles);
         self.destroy_ranges(g, fd, vm_id, &straddling, true);
         self.destroy_ranges(g, fd, vm_id, &inside, false);
         Ok(())

@@ -104,9 +104,9 @@ pub struct DeviceSpec {
     pub page_faults: bool,
     /// PCI device id reported by the CONFIG query.
     pub device_id: u16,
-    /// The platform needs scratch pages even in fault mode (Xe2: BMG, LNL;
-    /// `xe->info.needs_scratch`), so VM_CREATE takes SCRATCH_PAGE with
-    /// FAULT_MODE.
+    /// The platform needs scratch pages even in fault mode (Xe2 and later:
+    /// LNL, BMG, PTL; `xe->info.needs_scratch`, not PVC), so VM_CREATE takes
+    /// SCRATCH_PAGE with FAULT_MODE.
     pub needs_scratch: bool,
 }
 
@@ -163,6 +163,9 @@ pub struct Costs {
     /// Default per-direction bandwidth of PCIe P2P and fabric links.
     pub p2p_bandwidth: f64,
     pub fabric_bandwidth: f64,
+    /// Clearing freshly allocated VRAM on the GPU (first touch of
+    /// never-populated pages: nothing to copy, the pages are cleared).
+    pub clear_bandwidth: f64,
     /// Atomic-fault timeslice (`atomic_svm_timeslice_ms`).
     pub atomic_timeslice_ns: u64,
     /// One read of the process's page table (a PAGEMAP_SCAN or a pread of
@@ -189,6 +192,8 @@ impl Default for Costs {
             d2h_bandwidth: 15e9,
             p2p_bandwidth: 20e9,
             fabric_bandwidth: 22e9,
+            // [D] cost-model.md: about half of Arc B580's 456 GB/s GDDR6.
+            clear_bandwidth: 200e9,
             atomic_timeslice_ns: 5_000_000,
             // [M] `xesvm-pagemap-bench` on this project's 2-core Linux 6.18
             // machines: a one-page read costs 0.9-1.2 us (5-6x a rejected
@@ -206,8 +211,21 @@ impl Costs {
     /// Time to move `bytes` over a link of `bandwidth` bytes/s, as one migration.
     pub fn copy_ns(&self, bytes: u64, bandwidth: f64) -> u64 {
         let pages = if self.device_huge_pages { 0 } else { bytes / (4 * KIB) };
-        self.copy_submit_ns + self.copy_fixed_ns + (bytes as f64 / bandwidth * 1e9) as u64 + pages * self.per_page_cpu_ns
+        self.copy_submit_ns + self.copy_fixed_ns + transfer_ns(bytes, bandwidth) + pages * self.per_page_cpu_ns
     }
+
+    /// Time to clear `bytes` of freshly allocated VRAM, as one submission
+    /// (cost-model.md, "GPU first touch of never-populated pages").
+    pub fn clear_ns(&self, bytes: u64) -> u64 {
+        self.copy_submit_ns + transfer_ns(bytes, self.clear_bandwidth)
+    }
+}
+
+/// `bytes` at `bandwidth` bytes/s in whole nanoseconds, rounded up: every
+/// piece the clock charges is at least its exact time, so a bound that sums
+/// exact times stays below the clock however a run splits the bytes.
+pub fn transfer_ns(bytes: u64, bandwidth: f64) -> u64 {
+    (bytes as f64 / bandwidth * 1e9).ceil() as u64
 }
 
 /// A whole simulated machine.
@@ -268,6 +286,9 @@ impl Topology {
                 let mut t = Topology::new((0..6).map(|i| d(i, 2, 64 * GIB)).collect());
                 for dev in &mut t.devices {
                     dev.device_id = 0x0bd5;
+                    // pvc_desc in xe_pci.c has no needs_scratch (only LNL,
+                    // BMG and PTL set it): SCRATCH_PAGE | FAULT_MODE is EINVAL.
+                    dev.needs_scratch = false;
                 }
                 t.system_memory = 1024 * GIB;
                 t.link_all(LinkKind::Fabric, true);
@@ -289,6 +310,34 @@ impl Topology {
         self.links
             .iter()
             .find(|l| l.kind != LinkKind::None && ((l.a == a && l.b == b) || (l.a == b && l.b == a)))
+    }
+
+    /// Interconnect (pagemap owner) groups as `drm_pagemap_acquire_owner`
+    /// forms them: devices in index order join the first group with every
+    /// member of which they have a link; 6.18 has no multi-device pagemaps,
+    /// so each device is its own group there (kernel-model §1, §11.2). A
+    /// GPU reaches a peer's VRAM, and pages move VRAM to VRAM, only inside
+    /// a group.
+    pub fn owner_groups(&self) -> Vec<u32> {
+        let n = self.devices.len();
+        if !self.kernel.multi_device() {
+            return (0..n as u32).collect();
+        }
+        let mut groups: Vec<Vec<u32>> = Vec::new();
+        let mut owner = vec![0; n];
+        for d in 0..n as u32 {
+            match groups.iter().position(|g| g.iter().all(|&m| self.link(d, m).is_some())) {
+                Some(i) => {
+                    groups[i].push(d);
+                    owner[d as usize] = i as u32;
+                }
+                None => {
+                    owner[d as usize] = groups.len() as u32;
+                    groups.push(vec![d]);
+                }
+            }
+        }
+        owner
     }
 
     /// Checks the description: at least one device, 1-2 tiles, links between
@@ -642,6 +691,7 @@ fn parse_topology(text: &str) -> Result<Topology, ParseError> {
                     "d2h_gbps" => c.d2h_bandwidth = gbps(&f)?,
                     "p2p_gbps" => c.p2p_bandwidth = gbps(&f)?,
                     "fabric_gbps" => c.fabric_bandwidth = gbps(&f)?,
+                    "clear_gbps" => c.clear_bandwidth = gbps(&f)?,
                     "atomic_timeslice_ms" => c.atomic_timeslice_ns = us(&f)? * 1000,
                     "pagemap_call_ns" => c.pagemap_call_ns = us(&f)? / 1000,
                     "pagemap_scan_page_ns" => c.pagemap_scan_page_ns = us(&f)? / 1000,

@@ -275,7 +275,11 @@ impl AllocTable {
 #[derive(Debug, Default)]
 pub struct Moved {
     pub pages: u64,
+    /// Bytes that had a system page to copy from.
     pub from_system: u64,
+    /// Bytes that were never populated: no source page, nothing to copy
+    /// (`migrate_vma_setup` collects them as holes; the VRAM is cleared).
+    pub from_unpopulated: u64,
     /// Bytes per source pagemap.
     pub from_device: Vec<(u16, u64)>,
 }
@@ -637,7 +641,8 @@ impl Memory {
                 if let (true, true, Some(content)) = (group.len() == PAGES_PER_BLOCK && dst.live == 0 && dst.is_block(base), !only_locked || loc & LOCKED != 0, content) {
                     let n = PAGES_PER_BLOCK as u64;
                     match loc & !LOCKED {
-                        LOC_UNPOPULATED | LOC_SYSTEM => m.from_system += n * PAGE,
+                        LOC_UNPOPULATED => m.from_unpopulated += n * PAGE,
+                        LOC_SYSTEM => m.from_system += n * PAGE,
                         enc => {
                             from_device(&mut m, (enc - 2) as u16, n);
                             self.t.release(alloc, n as u32);
@@ -666,8 +671,10 @@ impl Memory {
                         token
                     }
                 };
-                if raw & !LOCKED <= LOC_SYSTEM {
-                    m.from_system += PAGE;
+                match raw & !LOCKED {
+                    LOC_UNPOPULATED => m.from_unpopulated += PAGE,
+                    LOC_SYSTEM => m.from_system += PAGE,
+                    _ => {}
                 }
                 dst.set_token(a, token);
                 p.loc[i] = if only_locked { code } else { (raw & LOCKED) | code };

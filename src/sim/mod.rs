@@ -79,6 +79,9 @@ pub enum SimEvent {
     CpuFault { at_ns: u64 },
     /// VRAM pressure evicted `bytes` of `device`'s VRAM to system memory.
     Eviction { at_ns: u64, bytes: u64, device: u32 },
+    /// `bytes` of never-populated pages born in `device`'s VRAM: a GPU clear,
+    /// no copy, taking [at_ns, at_ns + dur_ns).
+    Clear { at_ns: u64, dur_ns: u64, bytes: u64, device: u32 },
 }
 
 /// One VRAM region of one tile.
@@ -129,6 +132,10 @@ counters! {
     bytes_to_vram,
     bytes_to_system,
     bytes_device_to_device,
+    /// First touches of never-populated pages in VRAM: allocations cleared
+    /// on the GPU instead of copied (no bytes move), and the bytes cleared.
+    vram_clears,
+    bytes_cleared,
     /// Migrations into VRAM by range size.
     migrations_4k,
     migrations_64k,
@@ -213,7 +220,7 @@ impl Sim {
         if pagemaps.len() > 120 {
             return Err("too many VRAM regions (at most 120)".into());
         }
-        let owner = owner_groups(&topo);
+        let owner = topo.owner_groups();
         let mem = Memory::new(pagemaps.iter().map(|p| p.capacity).collect());
         Ok(Arc::new(Sim {
             state: Mutex::new(State { mem, files: HashMap::new(), gone: vec![None; topo.devices.len()], injector: Default::default(), scratch: Vec::new() }),
@@ -586,32 +593,6 @@ fn check_span(start: u64, size: u64) -> Result<u64> {
         return Err(Errno::EINVAL);
     }
     Ok(end)
-}
-
-/// Interconnect (pagemap owner) groups as `drm_pagemap_acquire_owner` forms
-/// them: devices in index order join the first group with every member of
-/// which they have a link; 6.18 has no multi-device pagemaps, so each device
-/// is its own group there (kernel-model §1, §11.2).
-fn owner_groups(t: &Topology) -> Vec<u32> {
-    let n = t.devices.len();
-    if !t.kernel.multi_device() {
-        return (0..n as u32).collect();
-    }
-    let mut groups: Vec<Vec<u32>> = Vec::new();
-    let mut owner = vec![0; n];
-    for d in 0..n as u32 {
-        match groups.iter().position(|g| g.iter().all(|&m| t.link(d, m).is_some())) {
-            Some(i) => {
-                groups[i].push(d);
-                owner[d as usize] = i as u32;
-            }
-            None => {
-                owner[d as usize] = groups.len() as u32;
-                groups.push(vec![d]);
-            }
-        }
-    }
-    owner
 }
 
 impl Drop for Sim {

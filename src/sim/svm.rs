@@ -79,6 +79,11 @@ impl Sim {
                 tiles += vm.invalidate(start, end, true);
             }
         }
+        self.charge_tlb(tiles);
+    }
+
+    /// Charges `tiles` GPU TLB invalidations to the counters and the clock.
+    pub(super) fn charge_tlb(&self, tiles: u32) {
         if tiles > 0 {
             self.count(&self.counters.tlb_invalidations, tiles as u64);
             self.advance(tiles as u64 * self.topo.costs.tlb_invalidation_ns);
@@ -140,7 +145,7 @@ impl Sim {
             if let Some(bw) = self.path_bandwidth(dev, r.dpagemap) {
                 let bytes = seg_end - a;
                 self.count(&self.counters.remote_access_bytes, bytes);
-                self.advance((bytes as f64 / bw * 1e9) as u64);
+                self.advance(super::config::transfer_ns(bytes, bw));
             }
             if access != Access::Read {
                 g.mem.write_span(a, seg_end, value);
@@ -395,12 +400,27 @@ impl Sim {
         let (from_sys, from_peer, moved) = (m.from_system, m.from_device, m.pages as usize);
         let c = &self.topo.costs;
         let to = Some(self.pagemaps[target as usize].device);
+        if m.from_unpopulated > 0 {
+            // First touch (cost-model.md): migrate_vma_setup collected holes with
+            // no source page, drm_pagemap copies nothing for them, and the VRAM
+            // handed out is cleared on the GPU. No PCIe copy, no bytes moved.
+            let (bytes, device) = (m.from_unpopulated, self.pagemaps[target as usize].device);
+            let dur_ns = c.clear_ns(bytes);
+            let at_ns = self.spend(dur_ns);
+            self.event(|| SimEvent::Clear { at_ns, dur_ns, bytes, device });
+            self.count(&self.counters.vram_clears, 1);
+            self.count(&self.counters.bytes_cleared, bytes);
+        }
         if from_sys > 0 {
             let dur_ns = c.copy_ns(from_sys, c.h2d_bandwidth);
             let at_ns = self.spend(dur_ns);
             self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes: from_sys, from: None, to });
             self.count(&self.counters.migrations_to_vram, 1);
             self.count(&self.counters.bytes_to_vram, from_sys);
+        }
+        if from_sys > 0 || m.from_unpopulated > 0 {
+            // The kernel's per-size stats count every range populate_mm placed
+            // from system memory or holes, copied or cleared.
             let by_size = match bytes {
                 b if b >= 2 << 20 => &self.counters.migrations_2m,
                 b if b >= 64 << 10 => &self.counters.migrations_64k,
@@ -634,6 +654,10 @@ impl Sim {
     pub(super) fn destroy_ranges(&self, g: &mut Guard, fd: RawFd, vm_id: u32, ranges: &[u64], evict: bool) {
         for &rs in ranges {
             let Some(r) = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap().ranges.remove(&rs) else { continue };
+            // Unbinding a range that still has GPU PTEs invalidates the TLB
+            // of each tile it was bound on (xe_svm_range_notifier_event_begin
+            // -> xe_vm_range_tilemask_tlb_inval), as every other unbind does.
+            self.charge_tlb(r.bound.count_ones());
             if evict {
                 self.evict_range(g, rs, r.end);
             }

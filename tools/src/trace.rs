@@ -80,6 +80,9 @@ impl Trace {
                 SimEvent::Eviction { at_ns, bytes, device: d } => {
                     self.instant("eviction", device(d), at_ns, json!({"bytes": bytes, "cause": "VRAM pressure"}))
                 }
+                SimEvent::Clear { at_ns, dur_ns, bytes, device: d } => {
+                    self.span("vram clear", copies_into(Some(d)), at_ns, at_ns + dur_ns, json!({"bytes": bytes, "first touch": true}))
+                }
             }
         }
     }
