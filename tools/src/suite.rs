@@ -264,3 +264,54 @@ pub fn all(p: &Params) -> Vec<Workload> {
     out.push(w);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimum::optimum;
+    use crate::workload::{run, PolicyKind};
+
+    fn above_the_bound(w: &Workload, machine: &str) {
+        let o = optimum(w);
+        assert!(o.bound_ns > 0, "{machine} {}: a bound of 0 while GPUs work", w.name);
+        if let Some(off) = o.offline_ns {
+            assert!(off >= o.bound_ns, "{machine} {}: offline {off} < bound {}", w.name, o.bound_ns);
+        }
+        for p in PolicyKind::ALL {
+            let r = run(w, p).unwrap_or_else(|e| panic!("{machine} {} {p:?}: {e}", w.name));
+            assert!(r.simulated_ns >= o.bound_ns, "{machine} {} {p:?}: {} ns < bound {} ns", w.name, r.simulated_ns, o.bound_ns);
+        }
+    }
+
+    /// Every workload of the suite on each of the bench's machines (two
+    /// iterations, so the test stays short), under every policy, the oracle
+    /// included, takes at least its bound.
+    #[test]
+    fn no_policy_beats_the_bound_on_the_suite() {
+        for &(name, preset, vram) in MACHINES {
+            let p = Params { topology: machine(preset, vram, 0).unwrap(), iterations: 2 };
+            for w in all(&p) {
+                above_the_bound(&w, name);
+            }
+        }
+    }
+
+    /// Likewise every bundled example scenario.
+    #[test]
+    fn no_policy_beats_the_bound_on_the_example_scenarios() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".toml") || name.ends_with(".topology.toml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let w = crate::scenario::parse(&text, &dir).unwrap_or_else(|e| panic!("{name}: {e}")).workload;
+            above_the_bound(&w, &name);
+            n += 1;
+        }
+        assert!(n >= 7, "found {n} scenarios in {}", dir.display());
+    }
+}
