@@ -499,13 +499,15 @@ mod tests {
         let mut w = Workload::new("t", t);
         let a = w.buffer("a", 2 * MIB);
         w.launch(0, vec![(a, 2 * MIB, Access::Atomic)]); // born in device 0's VRAM: a clear
-        w.launch(1, vec![(a, 2 * MIB, Access::Atomic)]); // over the link to device 1, after GPU use
+        w.launch(1, vec![(a, 2 * MIB, Access::Atomic)]); // moved over the link after GPU use, or remote at a fault
         w.cpu(a, 2 * MIB, false); // back to system, after GPU use
         let link = t_link(&w);
         let fixed = (c.copy_submit_ns + c.copy_fixed_ns) as f64;
         let clear = c.copy_submit_ns as f64 + ns(2 * MIB, c.clear_bandwidth);
         let tlb = c.tlb_invalidation_ns as f64;
-        let want = clear + (fixed + ns(2 * MIB, link) + tlb) + (fixed + ns(2 * MIB, c.d2h_bandwidth) + tlb);
+        let moved = fixed + ns(2 * MIB, link) + tlb;
+        let remote = c.fault_service_ns as f64 + ns(2 * MIB, link);
+        let want = clear + moved.min(remote) + (fixed + ns(2 * MIB, c.d2h_bandwidth) + tlb);
         assert_eq!(optimum(&w).bound_ns, floor(want));
     }
 
