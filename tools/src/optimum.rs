@@ -698,6 +698,12 @@ mod tests {
             }
             for p in PolicyKind::ALL {
                 let r = run(&w, p).map_err(|e| TestCaseError::fail(format!("{p:?}: {e}\n{w:#?}")))?;
+                // A GPU access that failed (the kernel answers the fault with an
+                // error: on hardware the context is lost) did not run the trace;
+                // the bound is for runs that did.
+                if r.gpu_errors > 0 {
+                    continue;
+                }
                 prop_assert!(r.simulated_ns >= o.bound_ns, "{p:?}: {} ns < bound {} ns, {} GPU errors\n{w:#?}", r.simulated_ns, o.bound_ns, r.gpu_errors);
             }
         }
