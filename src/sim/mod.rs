@@ -17,6 +17,7 @@
 
 mod bind;
 pub mod config;
+pub mod topology_file;
 mod content;
 pub mod inject;
 mod ioctl;

@@ -308,7 +308,8 @@ buffer = "a"
     }
 
     /// Every example shipped in examples/scenarios parses and runs under
-    /// every policy without losing content.
+    /// every policy without losing content, and no policy, the oracle
+    /// included, beats the scenario's bound (optimum.rs).
     #[test]
     fn every_example_scenario_runs() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios");
@@ -320,10 +321,14 @@ buffer = "a"
                 continue;
             }
             let s = parse(&std::fs::read_to_string(&path).unwrap(), &dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let o = crate::optimum::optimum(&s.workload);
+            assert!(o.bound_ns > 0, "{name}: a bound of 0 while GPUs work");
+            assert!(o.offline_ns.is_none_or(|off| off >= o.bound_ns), "{name}: {o:?}");
             for p in crate::workload::PolicyKind::ALL {
                 let r = crate::workload::run(&s.workload, p).unwrap_or_else(|e| panic!("{name} {p:?}: {e}"));
                 assert!(r.content_ok, "{name} {p:?}");
                 assert_eq!(r.gpu_errors, 0, "{name} {p:?}");
+                assert!(r.simulated_ns >= o.bound_ns, "{name} {p:?}: {} ns < bound {} ns", r.simulated_ns, o.bound_ns);
                 if name == "fallback.toml" && p == crate::workload::PolicyKind::Xesvm {
                     // What it is there to show (README, Logging).
                     assert_eq!((r.fallbacks, r.retries), (1, 1), "{r:?}");
@@ -331,7 +336,7 @@ buffer = "a"
             }
             n += 1;
         }
-        assert!(n >= 4, "examples found: {n}");
+        assert!(n >= 7, "examples found: {n}");
     }
 
     #[test]

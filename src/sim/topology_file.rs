@@ -1,0 +1,389 @@
+//! The topology file: its format, and the reader that turns it into a
+//! [`Topology`].
+//!
+//! # Format
+//!
+//! TOML, read with `toml_edit`'s parser: top-level keys, one `[costs]`
+//! table, and `[[device]]` / `[[link]]` arrays of tables. Sizes are integers
+//! (bytes) or strings with a unit ("16 GiB", "512 MiB"). Every error names
+//! the line (from toml_edit's spans) and, past the syntax, the field.
+//!
+//! ```toml
+//! kernel = "7.0"              # "6.18", "7.0" or "7.1"
+//! system_memory = "256 GiB"
+//!
+//! [[device]]                  # repeated per device, in index order
+//! name = "gpu0"
+//! tiles = 1                   # 1 or 2
+//! vram_per_tile = "16 GiB"    # 0 or integrated = true for no VRAM
+//! integrated = false
+//! device_atomics_on_smem = false
+//! need_64k = false            # XE_VRAM_FLAGS_NEED64K
+//! page_faults = true          # false: no USM, so no SVM
+//! needs_scratch = true        # Xe2: SCRATCH_PAGE allowed with FAULT_MODE
+//!
+//! [[link]]
+//! devices = [0, 1]
+//! kind = "p2p"                # "p2p", "fabric" or "none"
+//! bandwidth_gbps = 20         # per direction; default by kind
+//! atomics = false             # whether the link carries atomics
+//!
+//! [costs]                     # any field of Costs, in the units of its name
+//! fault_service_us = 20
+//! ```
+
+use std::fmt;
+
+use super::config::*;
+use crate::errno::Errno;
+
+/// A topology file error, with the 1-based line it was found on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "line {}: {}", self.line, self.message)
+        }
+    }
+}
+
+impl From<ParseError> for Errno {
+    fn from(_: ParseError) -> Errno {
+        Errno::EINVAL
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading the file: toml_edit parses, this walks what it found.
+
+#[derive(Clone, Debug, PartialEq)]
+enum Value {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Array(Vec<Value>),
+}
+
+impl Value {
+    fn kind(&self) -> &'static str {
+        match self {
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Bool(_) => "a boolean",
+            Value::Str(_) => "a string",
+            Value::Array(_) => "an array",
+        }
+    }
+}
+
+fn err(line: usize, message: impl Into<String>) -> ParseError {
+    ParseError { line, message: message.into() }
+}
+
+/// One of toml_edit's values as the topology reader takes it.
+fn value_of(v: &toml_edit::Value, line: usize) -> Result<Value, ParseError> {
+    use toml_edit::Value as T;
+    Ok(match v {
+        T::Integer(i) => Value::Int(*i.value()),
+        T::Float(f) => Value::Float(*f.value()),
+        T::Boolean(b) => Value::Bool(*b.value()),
+        T::String(s) => Value::Str(s.value().clone()),
+        T::Array(a) => Value::Array(a.iter().map(|x| value_of(x, line)).collect::<Result<_, _>>()?),
+        T::Datetime(_) | T::InlineTable(_) => {
+            return Err(err(line, "cannot read a date or an inline table here (expected a number, boolean, \"string\" or [array])"))
+        }
+    })
+}
+
+/// Parses "16 GiB", "512MiB", "4096" into bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.replace('_', "").parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => KIB,
+        "MiB" | "M" => MIB,
+        "GiB" | "G" => GIB,
+        "TiB" | "T" => GIB * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+struct Field<'a> {
+    table: &'a str,
+    key: String,
+    value: Value,
+    line: usize,
+}
+
+impl Field<'_> {
+    fn name(&self) -> String {
+        if self.table.is_empty() {
+            self.key.clone()
+        } else {
+            format!("{}.{}", self.table, self.key)
+        }
+    }
+    fn wrong(&self, expected: &str) -> ParseError {
+        err(self.line, format!("field `{}`: expected {expected}, found {}", self.name(), self.value.kind()))
+    }
+    fn int(&self) -> Result<i64, ParseError> {
+        match self.value {
+            Value::Int(i) => Ok(i),
+            _ => Err(self.wrong("an integer")),
+        }
+    }
+    fn uint(&self, max: u64) -> Result<u64, ParseError> {
+        let i = self.int()?;
+        if i < 0 || i as u64 > max {
+            return Err(err(self.line, format!("field `{}`: {i} is out of range 0..={max}", self.name())));
+        }
+        Ok(i as u64)
+    }
+    fn float(&self) -> Result<f64, ParseError> {
+        match self.value {
+            Value::Int(i) => Ok(i as f64),
+            Value::Float(f) => Ok(f),
+            _ => Err(self.wrong("a number")),
+        }
+    }
+    fn boolean(&self) -> Result<bool, ParseError> {
+        match self.value {
+            Value::Bool(b) => Ok(b),
+            _ => Err(self.wrong("true or false")),
+        }
+    }
+    fn string(&self) -> Result<&str, ParseError> {
+        match &self.value {
+            Value::Str(s) => Ok(s),
+            _ => Err(self.wrong("a string")),
+        }
+    }
+    fn size(&self) -> Result<u64, ParseError> {
+        match &self.value {
+            Value::Int(i) if *i >= 0 => Ok(*i as u64),
+            Value::Str(s) => parse_size(s)
+                .ok_or_else(|| err(self.line, format!("field `{}`: cannot read size \"{s}\" (e.g. \"16 GiB\")", self.name()))),
+            _ => Err(self.wrong("a size (bytes, or a string like \"16 GiB\")")),
+        }
+    }
+}
+
+/// The 1-based line a byte offset of `text` is on (0: no span).
+fn line_at(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
+    span.map_or(0, |r| text[..r.start.min(text.len())].matches('\n').count() + 1)
+}
+
+/// The file's fields in document order, as (table, key, value, line); a
+/// table's header line goes with an empty key (toml_edit parses the TOML,
+/// this only walks what it found and keeps each line for the messages).
+fn fields(text: &str) -> Result<Vec<(String, String, Option<Value>, usize)>, ParseError> {
+    let doc = toml_edit::ImDocument::parse(text).map_err(|e| err(line_at(text, e.span()), e.message().trim().to_string()))?;
+    let mut out = Vec::new();
+    let push_table = |name: &str, t: &toml_edit::Table, header: usize, out: &mut Vec<_>| -> Result<(), ParseError> {
+        out.push((name.to_string(), String::new(), None, header));
+        for (k, item) in t.iter() {
+            let line = t.get_key_value(k).and_then(|(key, _)| key.span()).map_or(header, |s| line_at(text, Some(s)));
+            match item {
+                toml_edit::Item::Value(v) => out.push((name.to_string(), k.to_string(), Some(value_of(v, line)?), line)),
+                _ => return Err(err(line, format!("unexpected table `{name}.{k}`"))),
+            }
+        }
+        Ok(())
+    };
+    let root = doc.as_table();
+    // Plain keys come before any table in TOML: take them first.
+    for (k, item) in root.iter() {
+        if let toml_edit::Item::Value(v) = item {
+            let line = root.get_key_value(k).and_then(|(key, _)| key.span()).map_or(0, |s| line_at(text, Some(s)));
+            out.push((String::new(), k.to_string(), Some(value_of(v, line)?), line));
+        }
+    }
+    for (k, item) in root.iter() {
+        let line = root.get_key_value(k).and_then(|(key, _)| key.span()).map_or(0, |s| line_at(text, Some(s)));
+        match item {
+            toml_edit::Item::Value(_) | toml_edit::Item::None => {}
+            toml_edit::Item::Table(t) => push_table(k, t, line_at(text, t.span()).max(line), &mut out)?,
+            toml_edit::Item::ArrayOfTables(a) => {
+                for t in a.iter() {
+                    push_table(k, t, line_at(text, t.span()).max(line), &mut out)?;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `[[name]]` appears (device and link sections are arrays of tables).
+fn text_has_array_table(text: &str, name: &str) -> bool {
+    text.lines().any(|l| l.trim().strip_prefix("[[").and_then(|r| r.strip_suffix("]]")).is_some_and(|n| n.trim() == name))
+}
+
+pub(super) fn parse_topology(text: &str) -> Result<Topology, ParseError> {
+    let mut topo = Topology::new(Vec::new());
+    let mut link_lines: Vec<usize> = Vec::new();
+    let mut link_bandwidth_set: Vec<bool> = Vec::new();
+    for (table, key, value, line) in fields(text)? {
+        let Some(value) = value else {
+            // A table header: [[device]], [[link]] or [costs].
+            match table.as_str() {
+                "device" => topo.devices.push(DeviceSpec::discrete(&format!("gpu{}", topo.devices.len()), 1, 16 * GIB)),
+                "link" => {
+                    topo.links.push(LinkSpec { a: 0, b: 0, kind: LinkKind::PcieP2p, bandwidth: 0.0, atomics: false });
+                    link_lines.push(line);
+                    link_bandwidth_set.push(false);
+                }
+                "costs" => {}
+                other => return Err(err(line, format!("unknown table `{other}` (expected [costs], [[device]] or [[link]])"))),
+            }
+            continue;
+        };
+        if (table == "device" || table == "link") && !text_has_array_table(text, &table) {
+            return Err(err(line, format!("`{table}` must be an array of tables: [[{table}]]")));
+        }
+        let f = Field { table: &table, key, value, line };
+        match table.as_str() {
+            "" => match f.key.as_str() {
+                "kernel" => {
+                    let s = f.string()?;
+                    topo.kernel = KernelVersion::parse(s)
+                        .ok_or_else(|| err(line, format!("field `kernel`: unknown version \"{s}\" (expected \"6.18\", \"7.0\" or \"7.1\")")))?;
+                }
+                "system_memory" => topo.system_memory = f.size()?,
+                k => return Err(err(line, format!("unknown field `{k}` (expected kernel or system_memory)"))),
+            },
+            "device" => {
+                let d = topo.devices.last_mut().expect("pushed at [[device]]");
+                match f.key.as_str() {
+                    "name" => d.name = f.string()?.to_string(),
+                    "tiles" => {
+                        let t = f.int()?;
+                        if !(1..=2).contains(&t) {
+                            return Err(err(line, format!("field `device.tiles`: {t} is not 1 or 2")));
+                        }
+                        d.tiles = t as u16;
+                    }
+                    "vram_per_tile" => d.vram_per_tile = f.size()?,
+                    "integrated" => d.integrated = f.boolean()?,
+                    "device_atomics_on_smem" => d.device_atomics_on_smem = f.boolean()?,
+                    "need_64k" => d.need_64k = f.boolean()?,
+                    "page_faults" => d.page_faults = f.boolean()?,
+                    "needs_scratch" => d.needs_scratch = f.boolean()?,
+                    "device_id" => d.device_id = f.uint(0xffff)? as u16,
+                    k => return Err(err(line, format!("unknown field `device.{k}`"))),
+                }
+                if d.integrated && f.key == "integrated" {
+                    d.vram_per_tile = 0;
+                }
+            }
+            "link" => {
+                let idx = topo.links.len() - 1;
+                let l = &mut topo.links[idx];
+                match f.key.as_str() {
+                    "devices" => match &f.value {
+                        Value::Array(v) if v.len() == 2 => {
+                            let ids: Vec<i64> = v
+                                .iter()
+                                .map(|x| match x {
+                                    Value::Int(i) if *i >= 0 => Ok(*i),
+                                    _ => Err(err(line, "field `link.devices`: expected two device indices, e.g. [0, 1]")),
+                                })
+                                .collect::<Result<_, _>>()?;
+                            l.a = ids[0] as u32;
+                            l.b = ids[1] as u32;
+                        }
+                        _ => return Err(err(line, "field `link.devices`: expected two device indices, e.g. [0, 1]")),
+                    },
+                    "kind" => {
+                        l.kind = match f.string()? {
+                            "p2p" | "pcie" | "pcie-p2p" => LinkKind::PcieP2p,
+                            "fabric" | "xelink" => LinkKind::Fabric,
+                            "none" => LinkKind::None,
+                            s => return Err(err(line, format!("field `link.kind`: unknown kind \"{s}\" (expected \"p2p\", \"fabric\" or \"none\")"))),
+                        }
+                    }
+                    "bandwidth_gbps" => {
+                        let g = f.float()?;
+                        if g.is_nan() || g <= 0.0 {
+                            return Err(err(line, "field `link.bandwidth_gbps`: must be positive"));
+                        }
+                        l.bandwidth = g * 1e9;
+                        link_bandwidth_set[idx] = true;
+                    }
+                    "atomics" => l.atomics = f.boolean()?,
+                    k => return Err(err(line, format!("unknown field `link.{k}`"))),
+                }
+            }
+            "costs" => {
+                let c = &mut topo.costs;
+                let us = |f: &Field| -> Result<u64, ParseError> {
+                    let v = f.float()?;
+                    if v.is_nan() || v < 0.0 {
+                        return Err(err(f.line, format!("field `{}`: must not be negative", f.name())));
+                    }
+                    Ok((v * 1000.0) as u64)
+                };
+                let gbps = |f: &Field| -> Result<f64, ParseError> {
+                    let v = f.float()?;
+                    if v.is_nan() || v <= 0.0 {
+                        return Err(err(f.line, format!("field `{}`: must be positive", f.name())));
+                    }
+                    Ok(v * 1e9)
+                };
+                match f.key.as_str() {
+                    "fault_service_us" => c.fault_service_ns = us(&f)?,
+                    "copy_submit_us" => c.copy_submit_ns = us(&f)?,
+                    "copy_fixed_us" => c.copy_fixed_ns = us(&f)?,
+                    "per_page_cpu_us" => c.per_page_cpu_ns = us(&f)?,
+                    "device_huge_pages" => c.device_huge_pages = f.boolean()?,
+                    "tlb_invalidation_us" => c.tlb_invalidation_ns = us(&f)?,
+                    "ioctl_us" => c.ioctl_ns = us(&f)?,
+                    "cpu_fault_us" => c.cpu_fault_ns = us(&f)?,
+                    "h2d_gbps" => c.h2d_bandwidth = gbps(&f)?,
+                    "d2h_gbps" => c.d2h_bandwidth = gbps(&f)?,
+                    "p2p_gbps" => c.p2p_bandwidth = gbps(&f)?,
+                    "fabric_gbps" => c.fabric_bandwidth = gbps(&f)?,
+                    "clear_gbps" => c.clear_bandwidth = gbps(&f)?,
+                    "atomic_timeslice_ms" => c.atomic_timeslice_ns = us(&f)? * 1000,
+                    "pagemap_call_ns" => c.pagemap_call_ns = us(&f)? / 1000,
+                    "pagemap_scan_page_ns" => c.pagemap_scan_page_ns = us(&f)? / 1000,
+                    "pagemap_read_page_ns" => c.pagemap_read_page_ns = us(&f)? / 1000,
+                    k => return Err(err(line, format!("unknown field `costs.{k}`"))),
+                }
+            }
+            _ => unreachable!("tables are checked at their header"),
+        }
+    }
+    // Links without an explicit bandwidth take their kind's default from [costs].
+    for (l, set) in topo.links.iter_mut().zip(&link_bandwidth_set) {
+        if !set {
+            l.bandwidth = match l.kind {
+                LinkKind::Fabric => topo.costs.fabric_bandwidth,
+                _ => topo.costs.p2p_bandwidth,
+            };
+        }
+    }
+    if let Err(m) = topo.validate() {
+        // Point at the offending link's line where the message names one.
+        let line = topo
+            .links
+            .iter()
+            .position(|l| m.starts_with(&format!("link {}-{}", l.a, l.b)))
+            .map(|i| link_lines[i])
+            .unwrap_or(0);
+        return Err(err(line, m));
+    }
+    Ok(topo)
+}
+
