@@ -95,6 +95,14 @@ impl DeviceInfo {
     }
 }
 
+/// Whether the device behind `fd` still answers: one size-only DEVICE_QUERY
+/// (CONFIG), which does no work in the kernel. A wedged device answers
+/// ECANCELED (`xe_drm_ioctl`), an unplugged one ENODEV (`drm_ioctl`).
+pub fn probe<D: Driver + ?Sized>(drv: &D, fd: RawFd) -> Result<()> {
+    let mut q = drm_xe_device_query { query: DRM_XE_DEVICE_QUERY_CONFIG, ..Default::default() };
+    ioctl(drv, fd, DRM_IOCTL_XE_DEVICE_QUERY, &mut q)
+}
+
 /// Runs one query with the two-call size protocol and returns the reply
 /// bytes in an 8-byte-aligned buffer (the reply arrays hold u64 fields).
 pub fn query_raw<D: Driver + ?Sized>(drv: &D, fd: RawFd, query: u32) -> Result<Vec<u8>> {

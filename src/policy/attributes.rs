@@ -106,8 +106,13 @@ impl Context {
                     }
                 }
                 Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
-                    d.mark_dead(e);
+                    let (gone, e) = self.attribute_loss(slots, d, want, e);
                     self.stats.count_errno(e);
+                    if gone != d.slot {
+                        // The memory the madvise named belongs to a lost device:
+                        // that device's errno, and this VM keeps working.
+                        return Err(Miss::Fallback(e));
+                    }
                     if accessing {
                         return Err(Miss::Fatal(e));
                     }
@@ -122,6 +127,30 @@ impl Context {
             }
         }
         Ok(())
+    }
+
+    /// Whose is an ENODEV / ECANCELED from a madvise on `on`'s VM? A
+    /// preferred location naming another device's memory passes that
+    /// device's fd, and the kernel fails the call when that device is gone.
+    /// The named device is asked on its own fd (one ioctl); the device found
+    /// gone is marked dead with its own errno, and returned with it.
+    fn attribute_loss(&self, slots: &[Slot], on: &Device, want: PrefApplied, e: Errno) -> (u16, Errno) {
+        let named = match want {
+            PrefApplied::Device { slot, .. } if slot != on.slot => slots.get(slot as usize).and_then(|s| s.dev.as_ref()),
+            _ => None,
+        };
+        if let Some(n) = named {
+            let answer = n.check_alive().and_then(|()| {
+                self.stats.local().ioctls.fetch_add(1, Ordering::Relaxed);
+                crate::driver::query::probe(&*self.driver, n.fd)
+            });
+            if let Err(own @ (Errno::ENODEV | Errno::ECANCELED)) = answer {
+                n.mark_dead(own);
+                return (n.slot, own);
+            }
+        }
+        on.mark_dead(e);
+        (on.slot, e)
     }
 
     pub(super) fn madvise_pref(&self, slots: &[Slot], on: &Device, start: u64, end: u64, p: PrefApplied, placed: &mut Placed) -> Result<()> {

@@ -416,7 +416,9 @@ impl Context {
         Ok(Pagemap::Vram { device: h.slot, tile })
     }
 
-    /// Checks a pagemap against the open devices: EINVAL unknown, ENODEV gone.
+    /// Checks a pagemap against the open devices: EINVAL unknown, ENODEV
+    /// closed, and a lost device's own errno (ENODEV unplugged, ECANCELED
+    /// wedged) once the library has seen it go: no ioctl names dead memory.
     fn check_pagemap(slots: &[Slot], pm: Pagemap) -> Result<Option<&Arc<Device>>> {
         match pm {
             Pagemap::System => Ok(None),
@@ -424,7 +426,10 @@ impl Context {
                 let s = slots.get(device as usize).ok_or(Errno::EINVAL)?;
                 let d = s.dev.as_ref().ok_or(Errno::ENODEV)?;
                 match d.tiles.get(tile as usize) {
-                    Some(Some(_)) => Ok(Some(d)),
+                    Some(Some(_)) => {
+                        d.check_alive()?;
+                        Ok(Some(d))
+                    }
                     _ => Err(Errno::EINVAL),
                 }
             }
