@@ -21,7 +21,20 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=CI");
 
-    let config = cbindgen::Config::from_file(manifest.join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut config = cbindgen::Config::from_file(manifest.join("cbindgen.toml")).expect("cbindgen.toml");
+    // Version macros from Cargo's version, so C code can test at compile time
+    // what svm_version() reports at run time.
+    let version = env::var("CARGO_PKG_VERSION").unwrap();
+    let num = |k: &str| env::var(k).unwrap().parse::<u32>().unwrap();
+    let (major, minor, patch) = (num("CARGO_PKG_VERSION_MAJOR"), num("CARGO_PKG_VERSION_MINOR"), num("CARGO_PKG_VERSION_PATCH"));
+    config.after_includes = Some(format!(
+        "\n/** The library version this header belongs to (svm_version() reports the\n * linked library's), and the ABI major version in the soname. */\n\
+         #define XESVM_VERSION_MAJOR {major}\n#define XESVM_VERSION_MINOR {minor}\n#define XESVM_VERSION_PATCH {patch}\n\
+         #define XESVM_VERSION_STRING \"{version}\"\n\
+         /** MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */\n\
+         #define XESVM_VERSION_NUMBER {}\n#define XESVM_ABI_VERSION {ABI_MAJOR}\n",
+        major * 10000 + minor * 100 + patch
+    ));
     let generated = out.join("xesvm.h");
     cbindgen::Builder::new()
         .with_crate(&manifest)
@@ -33,7 +46,6 @@ fn main() {
         copy_if_changed(&generated, &manifest.join("include/xesvm.h"));
     }
 
-    let version = env::var("CARGO_PKG_VERSION").unwrap();
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libxesvm.so.{ABI_MAJOR}");

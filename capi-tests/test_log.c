@@ -3,7 +3,9 @@
  * svm_set_log_handler sees one line per event. A forced fallback (VRAM
  * allocation keeps failing) logs the retry and the fallback at info; bad
  * input logs at debug with the same text svm_last_error() gives; nothing is
- * logged below the level in force.
+ * logged below the level in force. A context's own handler
+ * (svm_context_set_log_handler) takes the lines of calls on that context,
+ * so two runtimes in one process keep their logs apart.
  */
 #include "rig.h"
 
@@ -22,6 +24,19 @@ static void handler(int level, const char *line, void *user)
 		snprintf(lines[nlines], sizeof lines[0], "%s", line);
 		levels[nlines++] = level;
 	}
+}
+
+struct sink_count {
+	int n;
+	char last[512];
+};
+
+static void own_handler(int level, const char *line, void *user)
+{
+	struct sink_count *s = user;
+	(void)level;
+	s->n++;
+	snprintf(s->last, sizeof s->last, "%s", line);
 }
 
 static int find(const char *needle, int level)
@@ -64,6 +79,24 @@ int main(void)
 	CHECK(svm_alloc_vram(r.ctx, r.dev[0], BUF, 0, r.vram[0], 0, NULL) == -EINVAL);
 	int bad = find(svm_last_error(), SVM_LOG_DEBUG);
 	CHECK(bad >= 0);
+
+	/* Two contexts, each with its own handler: each sees only its lines. */
+	rig other = rig_open("dgpu", NULL, 0, 0);
+	struct sink_count mine = { 0 }, theirs = { 0 };
+	CHECK_OK(svm_context_set_log_handler(r.ctx, own_handler, &mine));
+	CHECK_OK(svm_context_set_log_handler(other.ctx, own_handler, &theirs));
+	int global_before = nlines;
+	CHECK(svm_alloc_vram(r.ctx, r.dev[0], BUF, 0, r.vram[0], 0, NULL) == -EINVAL);
+	CHECK(mine.n == 1 && theirs.n == 0 && strstr(mine.last, "size") != NULL);
+	CHECK(svm_alloc_vram(other.ctx, other.dev[0], BUF, 0, other.vram[0], 0, NULL) == -EINVAL);
+	CHECK(mine.n == 1 && theirs.n == 1);
+	CHECK(nlines == global_before); /* the process-wide handler saw neither */
+	/* Cleared: the context's lines go to the process-wide handler again. */
+	CHECK_OK(svm_context_set_log_handler(r.ctx, NULL, NULL));
+	CHECK(svm_alloc_vram(r.ctx, r.dev[0], BUF, 0, r.vram[0], 0, NULL) == -EINVAL);
+	CHECK(mine.n == 1 && nlines == global_before + 1);
+	CHECK(svm_context_set_log_handler(NULL, own_handler, &mine) == -EINVAL);
+	rig_close(&other);
 
 	/* Back to stderr, and off. */
 	CHECK_OK(svm_set_log_handler(NULL, NULL));

@@ -16,6 +16,17 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+/** The library version this header belongs to (svm_version() reports the
+ * linked library's), and the ABI major version in the soname. */
+#define XESVM_VERSION_MAJOR 0
+#define XESVM_VERSION_MINOR 1
+#define XESVM_VERSION_PATCH 0
+#define XESVM_VERSION_STRING "0.1.0"
+/** MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */
+#define XESVM_VERSION_NUMBER 100
+#define XESVM_ABI_VERSION 0
+
+
 /**
  * `svm_set_log_level` / log handler level: nothing.
  */
@@ -129,9 +140,11 @@
 #define SVM_ATOMIC_CPU 3
 
 /**
- * Devices a range query reports at most (`ndevices` may say more).
+ * Devices a range query reports: every device a context can hold. (The
+ * array is the struct's last field, so a caller built with a smaller
+ * array gets the prefix its `struct_size` covers.)
  */
-#define SVM_RANGE_MAX_DEVICES 16
+#define SVM_RANGE_MAX_DEVICES 64
 
 /**
  * `svm_range_info.flags`: `residency` is known to the library.
@@ -499,7 +512,8 @@ typedef struct svm_range_info {
    */
   struct svm_pagemap observed_pagemap;
   /**
-   * Open devices (entries filled: at most SVM_RANGE_MAX_DEVICES).
+   * Open devices (entries filled: min(ndevices, the entries the caller's
+   * struct_size holds)).
    */
   uint32_t ndevices;
   uint32_t _pad;
@@ -729,6 +743,16 @@ const char *svm_strerror(int status);
  * thread; never free it.
  */
 const char *svm_last_error(void);
+
+/**
+ * Routes the log lines of calls on this context to `handler` (NULL: back
+ * to the process-wide handler of svm_set_log_handler, or stderr). Two
+ * runtimes in one process each keep their own log this way. Lines logged
+ * outside any call on a context (svm_context_create, svm_device_adopt's
+ * failures before a context exists) go to the process-wide handler. The
+ * level is process-wide (svm_set_log_level, XESVM_LOG). Thread-safe.
+ */
+int svm_context_set_log_handler(struct svm_context *ctx, svm_log_handler handler, void *user);
 
 /**
  * Creates a context. `config` may be NULL: the kernel driver with default

@@ -58,6 +58,7 @@ errnos! {
     ETIMEDOUT = libc::ETIMEDOUT, c"timed out (ETIMEDOUT)";
     ECANCELED = libc::ECANCELED, c"canceled: the device is wedged (ECANCELED)";
     ENOTRECOVERABLE = libc::ENOTRECOVERABLE, c"state not recoverable: an internal error was caught (ENOTRECOVERABLE)";
+    ECHILD = libc::ECHILD, c"context of the parent process: after fork, create a new context in the child (ECHILD)";
 }
 
 impl Errno {

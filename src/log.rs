@@ -81,6 +81,37 @@ struct Sink {
 
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 
+/// A handler of one context's own (svm_context_set_log_handler): lines
+/// logged during a call on that context go to it, not to the process-wide
+/// one, so two runtimes in one process (Level Zero and OpenCL, each with its
+/// context) each keep their own log.
+#[derive(Default)]
+pub struct ContextSink(RwLock<Option<Sink>>);
+
+impl ContextSink {
+    pub fn set(&self, handler: Option<Handler>, user: *mut c_void) {
+        *self.0.write() = handler.map(|handler| Sink { handler, user: user as usize });
+    }
+}
+
+thread_local! {
+    /// The context whose call this thread is in (set at the C boundary).
+    static SCOPE: std::cell::Cell<*const ContextSink> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Lines this thread logs until [`leave`] go to `sink` where it has a
+/// handler. The sink must outlive the call (a context outlives its calls).
+#[inline]
+pub fn enter(sink: &ContextSink) {
+    SCOPE.with(|s| s.set(sink));
+}
+
+/// Back to the process-wide handler.
+#[inline]
+pub fn leave() {
+    SCOPE.with(|s| s.set(std::ptr::null()));
+}
+
 /// What LEVEL must be for a log level `l`.
 fn capture(l: u8) -> u8 {
     if crate::trace::on() {
@@ -136,7 +167,13 @@ pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
     if level as u8 > LOG_LEVEL.load(Ordering::Relaxed) {
         return;
     }
-    let sink = SINK.read();
+    let scoped = SCOPE.with(|s| s.get());
+    // SAFETY: set by `enter` from a context that lives for the whole call.
+    let scoped = unsafe { scoped.as_ref() }.map(|c| c.0.read()).filter(|g| g.is_some());
+    let sink = match scoped {
+        Some(g) => g,
+        None => SINK.read(),
+    };
     match &*sink {
         Some(s) => {
             let c = CString::new(line.replace('\0', " ")).unwrap_or_default();

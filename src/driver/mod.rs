@@ -9,6 +9,7 @@
 //! library may know"): its own page table ([`residency`]), the PCI identity
 //! of the device behind an fd, and what sysfs says of links.
 
+pub mod fork;
 pub mod kernel;
 pub mod pagemap;
 pub mod query;

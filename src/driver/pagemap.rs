@@ -9,7 +9,6 @@
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::OnceLock;
 
 use super::residency::{push_run, DeviceId, PageTableAccess, PageTableSource, Residency, ResidencyRun, VramRegion};
 use crate::errno::{Errno, Result};
@@ -42,21 +41,39 @@ pub struct PageTable {
 /// processes where reads cost more than they tell, and for tests whose
 /// memory is simulated (the umockdev test of the kernel path).
 pub fn process_page_table() -> Option<&'static PageTable> {
-    static PT: OnceLock<Option<PageTable>> = OnceLock::new();
-    PT.get_or_init(|| {
-        let pt = PageTable::open(c"/proc/self/pagemap").ok()?;
-        let a = pt.access();
-        match crate::env::var("XESVM_PAGEMAP").as_deref() {
-            Some("off") => None,
-            Some("read") => pt.restricted(PageTableAccess { source: PageTableSource::Read, privileged: a.privileged }).ok(),
-            Some("unprivileged") => {
-                let source = if pt.has_scan { PageTableSource::Scan } else { PageTableSource::Read };
-                pt.restricted(PageTableAccess { source, privileged: false }).ok()
-            }
-            _ => Some(pt),
+    // One table per process: a forked child opens its own (the parent's fd
+    // still reads the parent's page table). A table is kept for the life of
+    // the process that opened it; a child leaks its parent's (one per fork).
+    static PT: parking_lot::RwLock<Option<(u32, Option<&'static PageTable>)>> = parking_lot::RwLock::new(None);
+    let generation = super::fork::generation();
+    if let Some((g, pt)) = *PT.read() {
+        if g == generation {
+            return pt;
         }
-    })
-    .as_ref()
+    }
+    let mut w = PT.write();
+    match *w {
+        Some((g, pt)) if g == generation => pt,
+        _ => {
+            let pt = open_process_page_table().map(|p| &*Box::leak(Box::new(p)));
+            *w = Some((generation, pt));
+            pt
+        }
+    }
+}
+
+fn open_process_page_table() -> Option<PageTable> {
+    let pt = PageTable::open(c"/proc/self/pagemap").ok()?;
+    let a = pt.access();
+    match crate::env::var("XESVM_PAGEMAP").as_deref() {
+        Some("off") => None,
+        Some("read") => pt.restricted(PageTableAccess { source: PageTableSource::Read, privileged: a.privileged }).ok(),
+        Some("unprivileged") => {
+            let source = if pt.has_scan { PageTableSource::Scan } else { PageTableSource::Read };
+            pt.restricted(PageTableAccess { source, privileged: false }).ok()
+        }
+        _ => Some(pt),
+    }
 }
 
 /// What the kernel's page table gives this process.

@@ -30,6 +30,8 @@ pub struct svm_context {
     serial: u32,
     /// The simulator behind a SIM context (for svm_context_get_sim).
     sim: Option<Arc<Sim>>,
+    /// This context's own log handler, if it has one.
+    log: crate::log::ContextSink,
 }
 
 /// An open device of a context (a value; copy it freely). Zero is never a
@@ -92,7 +94,26 @@ static SERIAL: AtomicU32 = AtomicU32::new(1);
 
 pub(super) unsafe fn context<'a>(ctx: *const svm_context) -> Result<&'a svm_context, Failure> {
     // SAFETY: non-NULL contexts come from svm_context_create (caller contract).
-    unsafe { ctx.as_ref() }.ok_or_else(|| invalid("ctx is NULL"))
+    let c = unsafe { ctx.as_ref() }.ok_or_else(|| invalid("ctx is NULL"))?;
+    c.ctx.check_process().map_err(|errno| Failure { errno, message: "the context was created by the parent process: after fork, create a new context in the child (destroying this one is allowed)".into() })?;
+    // Lines logged until the call returns go to the context's handler (guard leaves).
+    crate::log::enter(&c.log);
+    Ok(c)
+}
+
+/// Routes the log lines of calls on this context to `handler` (NULL: back
+/// to the process-wide handler of svm_set_log_handler, or stderr). Two
+/// runtimes in one process each keep their own log this way. Lines logged
+/// outside any call on a context (svm_context_create, svm_device_adopt's
+/// failures before a context exists) go to the process-wide handler. The
+/// level is process-wide (svm_set_log_level, XESVM_LOG). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_context_set_log_handler(ctx: *mut svm_context, handler: super::svm_log_handler, user: *mut core::ffi::c_void) -> c_int {
+    guard("svm_context_set_log_handler", || {
+        let c = unsafe { context(ctx)? };
+        c.log.set(handler, user);
+        Ok(())
+    })
 }
 
 impl svm_context {
@@ -188,7 +209,7 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
             d => return Err(invalid(format!("config->driver {d} is not SVM_DRIVER_KERNEL or SVM_DRIVER_SIM"))),
         };
         let serial = SERIAL.fetch_add(1, Ordering::Relaxed).max(1);
-        *slot = Box::into_raw(Box::new(svm_context { ctx: context, serial, sim }));
+        *slot = Box::into_raw(Box::new(svm_context { ctx: context, serial, sim, log: Default::default() }));
         Ok(())
     })
 }

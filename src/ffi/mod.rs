@@ -63,7 +63,7 @@ fn set_last_error(function: &str, message: &str, errno: Errno) {
 /// records the message of a failure, and turns a panic into
 /// `-ENOTRECOVERABLE` instead of unwinding into C.
 pub(crate) fn guard(function: &'static str, body: impl FnOnce() -> FfiResult) -> c_int {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    let status = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => 0,
         Ok(Err(f)) => {
             set_last_error(function, &f.message, f.errno);
@@ -79,7 +79,11 @@ pub(crate) fn guard(function: &'static str, body: impl FnOnce() -> FfiResult) ->
             set_last_error(function, &format!("internal error caught at the C boundary: {what}"), Errno::ENOTRECOVERABLE);
             Errno::ENOTRECOVERABLE.to_status()
         }
-    }
+    };
+    // A context's log handler applies for the call only, its error line
+    // included (see `context`): back to the process-wide one.
+    crate::log::leave();
+    status
 }
 
 /// `Some(&mut *p)` for a non-NULL out-pointer, else an EINVAL naming it.

@@ -269,8 +269,11 @@ pub struct svm_range_device {
     pub _pad: u32,
 }
 
-/// Devices a range query reports at most (`ndevices` may say more).
-pub const SVM_RANGE_MAX_DEVICES: usize = 16;
+/// Devices a range query reports: every device a context can hold. (The
+/// array is the struct's last field, so a caller built with a smaller
+/// array gets the prefix its `struct_size` covers.)
+pub const SVM_RANGE_MAX_DEVICES: usize = 64;
+const _: () = assert!(SVM_RANGE_MAX_DEVICES == crate::policy::MAX_DEVICES);
 
 /// `svm_range_info.flags`: `residency` is known to the library.
 pub const SVM_RANGE_RESIDENCY_KNOWN: u32 = 1 << 0;
@@ -283,7 +286,7 @@ pub const SVM_RANGE_PREFERRED_SET: u32 = 1 << 3;
 
 /// What svm_range_query answers.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct svm_range_info {
     /// In: `sizeof(svm_range_info)`; out: bytes written.
     pub struct_size: u32,
@@ -304,10 +307,30 @@ pub struct svm_range_info {
     /// With a privileged page table (PFNs): the pagemap every page not in
     /// system memory is in, when it is one of this context's; else 0.
     pub observed_pagemap: svm_pagemap,
-    /// Open devices (entries filled: at most SVM_RANGE_MAX_DEVICES).
+    /// Open devices (entries filled: min(ndevices, the entries the caller's
+    /// struct_size holds)).
     pub ndevices: u32,
     pub _pad: u32,
     pub devices: [svm_range_device; SVM_RANGE_MAX_DEVICES],
+}
+
+impl Default for svm_range_info {
+    fn default() -> Self {
+        svm_range_info {
+            struct_size: 0,
+            flags: 0,
+            residency: svm_pagemap::default(),
+            preferred: svm_pagemap::default(),
+            observed_kind: 0,
+            observed_samples: 0,
+            observed_away: 0,
+            moves_in_window: 0,
+            observed_pagemap: svm_pagemap::default(),
+            ndevices: 0,
+            _pad: 0,
+            devices: [svm_range_device::default(); SVM_RANGE_MAX_DEVICES],
+        }
+    }
 }
 
 /// Attributes of a range on every device VM (asked of the kernel with

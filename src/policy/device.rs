@@ -107,8 +107,9 @@ impl Device {
     }
 
     /// Destroys what the library created and closes what it opened.
-    pub(crate) fn release(&self, driver: &dyn Driver) {
-        if self.owns_vm {
+    /// `destroy_vm`: false in a forked child, whose VM ids name the parent's VMs.
+    pub(crate) fn release(&self, driver: &dyn Driver, destroy_vm: bool) {
+        if self.owns_vm && destroy_vm {
             let _ = xe::vm_destroy(driver, self.fd, self.vm_id);
         }
         if self.owns_fd {

@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use brlock::{BrLock, ReadGuard};
 
-pub use device::{Device, DeviceHandle};
+pub use device::{Device, DeviceHandle, MAX_DEVICES};
 pub use observe::Seen;
 pub use stats::{Stats, StatsSnapshot};
 
@@ -171,6 +171,8 @@ pub struct Context {
     /// What serializes calls that issue ioctls: per span (see the module doc).
     ranges: rangelock::RangeLocks,
     stats: Stats,
+    /// The fork generation of the process that created it (driver::fork).
+    process: u32,
 }
 
 /// What step 1 found.
@@ -225,6 +227,20 @@ impl Context {
             links: BrLock::new(Links::default()),
             ranges: rangelock::RangeLocks::new(),
             stats: Stats::default(),
+            process: crate::driver::fork::generation(),
+        }
+    }
+
+    /// ECHILD in a child forked after the context was created: its devices'
+    /// DRM files and VMs are the parent's (shared across fork) and its
+    /// records describe the parent's memory. A child creates its own
+    /// context; it may destroy the inherited one, which then closes the
+    /// child's copies of the fds and leaves the parent's VMs alone.
+    pub fn check_process(&self) -> Result<()> {
+        if crate::driver::fork::generation() == self.process {
+            Ok(())
+        } else {
+            Err(Errno::ECHILD)
         }
     }
 
@@ -371,7 +387,9 @@ impl Context {
         };
         self.track.write().forget_device(h.slot);
         self.links.write().forget(h.slot);
-        dev.release(&*self.driver);
+        // In a forked child the VM belongs to the parent's DRM file: only the
+        // child's copy of the fd is closed.
+        dev.release(&*self.driver, self.check_process().is_ok());
         Ok(())
     }
 
