@@ -357,6 +357,11 @@ typedef struct svm_device_info {
    * VA bits (CONFIG query).
    */
   uint32_t va_bits;
+  /**
+   * The device's index in its context (0-63, reused after a close): the
+   * bit that names it in `svm_alloc_result.vms_applied` / `vms_refused`.
+   */
+  uint32_t index;
 } svm_device_info;
 
 /**
@@ -448,10 +453,19 @@ typedef struct svm_alloc_result {
    */
   uint32_t ioctls;
   /**
-   * The negative errno that caused a fallback, else 0.
+   * The negative errno that caused a fallback, or (when the call
+   * failed) the one it returned; else 0.
    */
   int32_t cause;
   uint32_t _pad;
+  /**
+   * Device VMs (bit = `svm_device_info.index`) whose attributes this call
+   * set, and those that refused them (found gone, or no link to the
+   * target for a device other than the accessing one): those keep
+   * their own (svm_range_query shows each VM's).
+   */
+  uint64_t vms_applied;
+  uint64_t vms_refused;
 } svm_alloc_result;
 
 /**
@@ -872,7 +886,10 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  *    in system memory where the accessing device cannot reach where it is
  *    (no link): then it moves there once, also reported as pinned.
  *
- * `result` may be NULL; otherwise set `result->struct_size` first.
+ * `result` may be NULL; otherwise set `result->struct_size` first. It is
+ * filled on failure too (once the arguments are valid): where the range is
+ * believed to be now, the retries, ioctls and VMs of the attempt, and the
+ * errno in `cause`.
  * Errors: -EINVAL (bad range, unknown pagemap or device, unknown flags),
  * -ENODEV/-ECANCELED (device gone), or the errno that ended the attempt.
  * Thread-safe: racing placements of overlapping ranges are serialized, the

@@ -336,6 +336,9 @@ pub struct svm_device_info {
     pub device_id: u32,
     /// VA bits (CONFIG query).
     pub va_bits: u32,
+    /// The device's index in its context (0-63, reused after a close): the
+    /// bit that names it in `svm_alloc_result.vms_applied` / `vms_refused`.
+    pub index: u32,
 }
 
 /// Describes an open device. Set `info->struct_size` first. Thread-safe.
@@ -356,6 +359,7 @@ pub unsafe extern "C" fn svm_device_get_info(ctx: *mut svm_context, device: svm_
             status: d.check_alive().err().map_or(0, |e| e.to_status()),
             device_id: d.info.config.device_id as u32,
             va_bits: d.info.config.va_bits,
+            index: d.slot as u32,
         };
         write_sized(i, i.struct_size, v, |v, n| v.struct_size = n)
     })

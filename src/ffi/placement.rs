@@ -97,9 +97,16 @@ pub struct svm_alloc_result {
     pub retries: u32,
     /// Ioctls issued by this call.
     pub ioctls: u32,
-    /// The negative errno that caused a fallback, else 0.
+    /// The negative errno that caused a fallback, or (when the call
+    /// failed) the one it returned; else 0.
     pub cause: i32,
     pub _pad: u32,
+    /// Device VMs (bit = `svm_device_info.index`) whose attributes this call
+    /// set, and those that refused them (found gone, or no link to the
+    /// target for a device other than the accessing one): those keep
+    /// their own (svm_range_query shows each VM's).
+    pub vms_applied: u64,
+    pub vms_refused: u64,
 }
 
 fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed) -> FfiResult {
@@ -119,6 +126,8 @@ fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed) -> FfiResu
         ioctls: p.ioctls,
         cause: p.cause.map_or(0, |e| e.to_status()),
         _pad: 0,
+        vms_applied: p.vms_applied,
+        vms_refused: p.vms_refused,
     };
     write_sized(r, r.struct_size, v, |v, n| v.struct_size = n)
 }
@@ -145,7 +154,10 @@ fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed) -> FfiResu
 ///    in system memory where the accessing device cannot reach where it is
 ///    (no link): then it moves there once, also reported as pinned.
 ///
-/// `result` may be NULL; otherwise set `result->struct_size` first.
+/// `result` may be NULL; otherwise set `result->struct_size` first. It is
+/// filled on failure too (once the arguments are valid): where the range is
+/// believed to be now, the retries, ioctls and VMs of the attempt, and the
+/// errno in `cause`.
 /// Errors: -EINVAL (bad range, unknown pagemap or device, unknown flags),
 /// -ENODEV/-ECANCELED (device gone), or the errno that ended the attempt.
 /// Thread-safe: racing placements of overlapping ranges are serialized, the
@@ -173,8 +185,9 @@ pub unsafe extern "C" fn svm_alloc_vram(
         let h = c.device(device)?;
         let pm = c.pagemap(target)?;
         let f = AllocFlags { no_fallback: flags & SVM_ALLOC_NO_FALLBACK != 0, ignore_thrash_guard: flags & SVM_ALLOC_IGNORE_THRASH_GUARD != 0 };
-        let p = c.ctx.alloc_vram(h, start, size, pm, f).map_err(|e| span_failure(e, start, size))?;
-        fill_result(c, result, &p)
+        let o = c.ctx.alloc_vram_outcome(h, start, size, pm, f);
+        fill_result(c, result, &o.placed)?;
+        o.result.map_err(|e| span_failure(e, start, size))
     })
 }
 

@@ -80,8 +80,10 @@ impl Context {
                 Ok(()) => {
                     a.pref = want;
                     applied.push((d.slot, a));
+                    placed.vms_applied |= 1 << d.slot;
                 }
                 Err(Errno::ENOLINK) => {
+                    placed.vms_refused |= 1 << d.slot;
                     if let Some(t) = cand.device() {
                         self.links.write().set(d.slot, t, LinkState::Absent);
                     }
@@ -100,6 +102,7 @@ impl Context {
                         if self.madvise_pref(slots, d, start, end, w, placed).is_ok() {
                             a.pref = w;
                             applied.push((d.slot, a));
+                            placed.vms_applied |= 1 << d.slot;
                         }
                     } else if accessing {
                         return Err(Miss::Fallback(Errno::EOPNOTSUPP));
@@ -108,6 +111,7 @@ impl Context {
                 Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
                     let (gone, e) = self.attribute_loss(slots, d, want, e);
                     self.stats.count_errno(e);
+                    placed.vms_refused |= 1 << d.slot;
                     if gone != d.slot {
                         // The memory the madvise named belongs to a lost device:
                         // that device's errno, and this VM keeps working.
@@ -189,7 +193,7 @@ impl Context {
                 r.preferred = Some(pm);
             }
         });
-        result
+        result.and(lost_during(&slots, placed.vms_refused))
     }
 
     /// Whether the runtime's preferred location `pm` is already recorded
@@ -226,7 +230,10 @@ impl Context {
                     a.pref = PrefApplied::DefaultDevice;
                     applied.push((d.slot, a));
                 }
-                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => d.mark_dead(e),
+                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
+                    d.mark_dead(e);
+                    placed.vms_refused |= 1 << d.slot;
+                }
                 Err(e) => {
                     result = Err(e);
                     break;
@@ -239,7 +246,7 @@ impl Context {
                 r.preferred = None;
             }
         });
-        result
+        result.and(lost_during(&slots, placed.vms_refused))
     }
 
     /// Sets the atomic mode (DRM_XE_ATOMIC_*) of a range on every device VM.
@@ -264,7 +271,10 @@ impl Context {
                     a.atomic = mode;
                     applied.push((d.slot, a));
                 }
-                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => d.mark_dead(e),
+                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
+                    d.mark_dead(e);
+                    placed.vms_refused |= 1 << d.slot;
+                }
                 Err(e) => {
                     // What was applied before the failure stays recorded.
                     self.record(&slots, start, end, &applied, |_| {});
@@ -273,6 +283,14 @@ impl Context {
             }
         }
         self.record(&slots, start, end, &applied, |_| {});
-        Ok(())
+        lost_during(&slots, placed.vms_refused)
     }
+}
+
+/// A call that set attributes on every VM but found some device gone on
+/// the way did not apply everywhere: it fails with the first such device's
+/// errno (ENODEV / ECANCELED), every other VM holding the value (the range
+/// query shows each VM's). Devices refused for want of a link are not lost.
+fn lost_during(slots: &[Slot], refused: u64) -> Result<()> {
+    slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| refused & (1 << d.slot) != 0).find_map(|d| d.check_alive().err()).map_or(Ok(()), Err)
 }

@@ -112,8 +112,22 @@ pub struct Placed {
     pub pinned: bool,
     /// The driver confirmed the placement (false on the kernel: believed only).
     pub verified: bool,
-    /// The errno that caused the fallback, if any.
+    /// The errno that caused the fallback (or, when the call failed, ended it).
     pub cause: Option<Errno>,
+    /// Device VMs (bit = device slot) whose attributes this call set, and
+    /// those that refused them (found gone, or ENOLINK on a device that is
+    /// not the accessing one): each keeps its own, as a range query shows.
+    pub vms_applied: u64,
+    pub vms_refused: u64,
+}
+
+/// What alloc_vram did, whether it succeeded or not.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub result: Result<()>,
+    /// Filled either way: on failure, where the range is believed to be
+    /// now and the retries, ioctls and VMs of the attempt.
+    pub placed: Placed,
 }
 
 /// Flags of `alloc_vram`.

@@ -15,6 +15,25 @@ impl Context {
     /// Makes [start, start+size) resident in `target` for accesses by device
     /// `h` (design.md, "The placement flow"), and reports what happened.
     pub fn alloc_vram(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags) -> Result<Placed> {
+        let o = self.alloc_vram_outcome(h, start, size, target, flags);
+        o.result.map(|()| o.placed)
+    }
+
+    /// [`Context::alloc_vram`], reporting what happened on failure too.
+    pub fn alloc_vram_outcome(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags) -> Outcome {
+        let mut placed = Placed::default();
+        let result = self.alloc_vram_into(h, start, size, target, flags, &mut placed);
+        if let Err(e) = result {
+            placed.cause = Some(e);
+            // Where the range is believed to be now, after the attempt.
+            if check_span(start, size).is_ok() {
+                placed.pagemap = self.summary(start, start + size).residency;
+            }
+        }
+        Outcome { result, placed }
+    }
+
+    fn alloc_vram_into(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags, out: &mut Placed) -> Result<()> {
         let end = check_span(start, size)?;
         self.stats.local().alloc_calls.fetch_add(1, Ordering::Relaxed);
         {
@@ -27,7 +46,8 @@ impl Context {
             }
             if let Check::InPlace(p) = self.in_place(&slots, dev, start, end, target) {
                 self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
-                return Ok(p);
+                *out = p;
+                return Ok(());
             }
         }
         let _g = self.ranges.lock(start, end);
@@ -38,21 +58,23 @@ impl Context {
         let seen = match self.in_place(&slots, &dev, start, end, target) {
             Check::InPlace(p) => {
                 self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
-                return Ok(p);
+                *out = p;
+                return Ok(());
             }
             Check::Moved(seen) => Some(seen),
             Check::Unknown => None,
         };
         let t0 = if crate::trace::on() { crate::trace::now() } else { 0 };
-        let r = self.place(&slots, &dev, start, end, target, flags, seen);
+        let r = self.place(&slots, &dev, start, end, target, flags, seen, out);
+        let p = &*out;
         if t0 != 0 {
             let outcome = match &r {
-                Ok(p) => format!("{} ({} bytes moved, {} ioctls)", p.pagemap.map_or("?".into(), |p| p.to_string()), p.bytes_moved, p.ioctls),
+                Ok(()) => format!("{} ({} bytes moved, {} ioctls)", p.pagemap.map_or("?".into(), |p| p.to_string()), p.bytes_moved, p.ioctls),
                 Err(e) => e.short().to_string(),
             };
             crate::trace::span("alloc_vram", t0, crate::trace::now(), &format!("{} device {} to {target}: {outcome}", Span(start, end - start), h.slot));
         }
-        if let Ok(p) = &r {
+        if r.is_ok() {
             self.stats.local().bytes_moved.fetch_add(p.bytes_moved, Ordering::Relaxed);
             self.stats.local().retries.fetch_add(p.retries as u64, Ordering::Relaxed);
             if p.bytes_moved > 0 {
@@ -94,10 +116,9 @@ impl Context {
     /// The slow path of alloc_vram: thrash guard, then candidates in order
     /// (target, local VRAM, system) until one works.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn place(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, target: Pagemap, flags: AllocFlags, seen: Option<Seen>) -> Result<Placed> {
+    pub(super) fn place(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, target: Pagemap, flags: AllocFlags, seen: Option<Seen>, placed: &mut Placed) -> Result<()> {
         let now = self.driver.now_ns();
         let mut summary = self.summary(start, end);
-        let mut placed = Placed::default();
         // What the page table shows (observed now, unless step 1 just did).
         // A range not where the record says was moved by someone else: the
         // CPU pulled it back, or another device's GPU fault took it. That
@@ -134,9 +155,9 @@ impl Context {
                         placed.pinned = true;
                         target = Pagemap::System;
                     } else {
-                        self.hold(slots, dev, start, end, cur, until, &summary, &mut placed)?;
+                        self.hold(slots, dev, start, end, cur, until, &summary, placed)?;
                         crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {cur} (moved {} times in the window), not moved to {target}", Span(start, end - start), dev.slot, summary.moves_within(now, self.config.thrash_window_ns));
-                        return Ok(placed);
+                        return Ok(());
                     }
                 }
             }
@@ -169,7 +190,7 @@ impl Context {
         }
         let mut last = Errno::EIO;
         for (i, &cand) in candidates.iter().enumerate() {
-            match self.try_candidate(slots, dev, start, end, cand, &summary, seen.as_ref(), &mut placed) {
+            match self.try_candidate(slots, dev, start, end, cand, &summary, seen.as_ref(), placed) {
                 Ok(()) => {
                     if i > 0 {
                         placed.fell_back = true;
@@ -177,7 +198,7 @@ impl Context {
                         crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: fell back to {cand} from {target} ({})", Span(start, end - start), dev.slot, last.short());
                     }
                     placed.pagemap = Some(cand);
-                    return Ok(placed);
+                    return Ok(());
                 }
                 Err(Miss::Fatal(e)) => return Err(e),
                 Err(Miss::Fallback(e)) => last = e,
