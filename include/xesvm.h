@@ -65,6 +65,23 @@
 #define SVM_DRIVER_SIM 1
 
 /**
+ * `svm_context_config.flags`: bind the CPU-address mirror of every VM the
+ * library creates with DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET, as Intel's
+ * compute runtime binds its own: the kernel resets a range's attributes
+ * when memory the GPU used is unmapped, and svm_range_invalidate (the
+ * runtime's free hook) makes the library forget them too.
+ */
+#define SVM_CONTEXT_MIRROR_AUTORESET (1 << 0)
+
+/**
+ * `svm_device_adopt_flags` flag: the runtime bound the VM's CPU-address
+ * mirror with DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET (the kernel resets a
+ * range's attributes when memory the GPU used is unmapped), so the library
+ * forgets its attribute records on svm_range_invalidate.
+ */
+#define SVM_ADOPT_MIRROR_AUTORESET (1 << 0)
+
+/**
  * `svm_link.kind`: nothing known yet (a placement naming the peer will tell).
  */
 #define SVM_LINK_UNKNOWN 0
@@ -306,6 +323,11 @@ typedef struct svm_context_config {
    * `struct_size` covers it.
    */
   uint64_t observe_ttl_ns;
+  /**
+   * `SVM_CONTEXT_*` bits. Read only when `struct_size` covers it.
+   */
+  uint32_t flags;
+  uint32_t _pad2;
 } svm_context_config;
 
 /**
@@ -803,11 +825,27 @@ int svm_device_open(struct svm_context *ctx, const char *path, struct svm_device
 int svm_device_open_index(struct svm_context *ctx, uint32_t index, struct svm_device *device);
 
 /**
- * Adopts a device fd and a VM the runtime already owns. The VM must be
- * LR|FAULT_MODE with the CPU-address mirror bound; the library never
- * closes the fd or destroys the VM. Thread-safe.
+ * Adopts a device fd and a VM the runtime already owns. The library
+ * borrows both: it never closes the fd or destroys the VM, and the runtime
+ * keeps them open until it closes the device here (svm_device_close).
+ * The VM is checked first, with no effect on it:
+ * - -EINVAL "no VM with this id on this fd" (VM_QUERY_MEM_RANGE_ATTRS);
+ * - -EINVAL "the VM has no binding": bind the CPU-address mirror first (a
+ *   query cannot tell a mirror VMA from another: any VMA passes);
+ * - -EINVAL "the VM is not in fault mode" (LR_MODE | FAULT_MODE), found by
+ *   a VM_BIND the kernel refuses before doing anything;
+ * - -ENOTTY (or the kernel's errno) for an fd that is not an Xe render
+ *   node or a kernel without SVM madvise.
+ * svm_last_error() says which. Same as svm_device_adopt_flags with flags 0.
+ * Thread-safe.
  */
 int svm_device_adopt(struct svm_context *ctx, int fd, uint32_t vm_id, struct svm_device *device);
+
+/**
+ * svm_device_adopt, saying how the runtime bound the mirror
+ * (`SVM_ADOPT_*` flags; unknown bits: -EINVAL). Thread-safe.
+ */
+int svm_device_adopt_flags(struct svm_context *ctx, int fd, uint32_t vm_id, uint32_t flags, struct svm_device *device);
 
 /**
  * Closes a device: destroys the VM and closes the fd if the library created

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use xesvm::driver::xe::{self, PreferredLoc};
 use xesvm::errno::Errno;
-use xesvm::sim::{Access, Injection, Point, Topology};
+use xesvm::sim::{Access, Injection, KernelVersion, Point, Topology};
 use xesvm::uapi::*;
 
 const R: u64 = 2 * MIB;
@@ -346,23 +346,55 @@ fn chunk_sizes_follow_vmas_and_present_pages() {
     assert_eq!(c(&r).migrations_64k, 1);
 }
 
-/// §8: munmap destroys ranges and content; autoreset restores default attributes.
+/// §8: munmap destroys ranges and content; autoreset restores default
+/// attributes through the garbage collector (xe_svm_range_set_default_attr):
+/// deferred until the next bind, madvise or fault (a query in between still
+/// shows the old values), over the whole SVM range, and only where the GPU
+/// created a range.
 #[test]
 fn munmap_destroys_ranges_and_autoreset_resets_attributes() {
     let r = Rig::preset("dgpu");
     let vm = xe::vm_create(&r.drv, r.fds[0], DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
     xe::bind_cpu_addr_mirror(&r.drv, r.fds[0], vm, 0, 1 << 47, true).unwrap();
-    xe::madvise_atomic(&r.drv, r.fds[0], vm, BUF, R, DRM_XE_ATOMIC_CPU).unwrap();
+    xe::madvise_atomic(&r.drv, r.fds[0], vm, BUF, 2 * R, DRM_XE_ATOMIC_CPU).unwrap();
+    // The GPU creates a range in the first 2 MiB only.
     r.sim.gpu_access(r.fds[0], vm, 0, BUF, R, Access::Write, 1).unwrap();
     assert!(r.in_vram(BUF, R, 0));
-    r.sim.munmap(BUF, R).unwrap();
+    r.sim.munmap(BUF, 2 * R).unwrap();
     assert_eq!(r.sim.placement(BUF, R), xesvm::sim::Placement::Unpopulated);
     assert_eq!(r.sim.gpu_access(r.fds[0], vm, 0, BUF, R, Access::Write, 1), Err(Errno::ENOENT), "no CPU VMA");
-    let attrs = xe::query_mem_range_attrs(&r.drv, r.fds[0], vm, BUF, R).unwrap();
-    assert_eq!((attrs.len(), attrs[0].atomic.val), (1, DRM_XE_ATOMIC_UNDEFINED), "autoreset merged back to one default VMA");
-    r.sim.mmap(BUF, R, false).unwrap();
+    r.sim.mmap(BUF, 2 * R, false).unwrap();
+    let atomic_at = |a: u64| xe::query_mem_range_attrs(&r.drv, r.fds[0], vm, a, 4096).unwrap()[0].atomic.val;
+    // The fault above ran the GC: the GPU's range went back to defaults; the
+    // 2 MiB the GPU never touched keeps its advice.
+    assert_eq!(atomic_at(BUF), DRM_XE_ATOMIC_UNDEFINED);
+    assert_eq!(atomic_at(BUF + R), DRM_XE_ATOMIC_CPU, "memory the GPU never touched keeps its attributes");
     r.sim.gpu_access(r.fds[0], vm, 0, BUF, R, Access::Atomic, 1).unwrap();
     r.sim.check_invariants().unwrap();
+}
+
+/// §8: the reset is deferred: a query right after munmap still shows the
+/// advice, the next madvise (or bind) flushes it first; on 6.18 it resets
+/// without the flag.
+#[test]
+fn autoreset_is_deferred_to_the_next_madvise_and_unconditional_on_6_18() {
+    for (kernel, flag) in [(KernelVersion::V7_0, true), (KernelVersion::V7_0, false), (KernelVersion::V6_18, false)] {
+        let mut t = Topology::preset("dgpu").unwrap();
+        t.kernel = kernel;
+        let r = Rig::new(t);
+        let vm = xe::vm_create(&r.drv, r.fds[0], DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+        xe::bind_cpu_addr_mirror(&r.drv, r.fds[0], vm, 0, 1 << 47, flag).unwrap();
+        xe::madvise_atomic(&r.drv, r.fds[0], vm, BUF, R, DRM_XE_ATOMIC_DEVICE).unwrap();
+        r.sim.gpu_access(r.fds[0], vm, 0, BUF, R, Access::Read, 1).unwrap();
+        r.sim.munmap(BUF, R).unwrap();
+        r.sim.mmap(BUF, R, false).unwrap();
+        let atomic = || xe::query_mem_range_attrs(&r.drv, r.fds[0], vm, BUF, R).unwrap()[0].atomic.val;
+        assert_eq!(atomic(), DRM_XE_ATOMIC_DEVICE, "{kernel:?} {flag}: a query does not run the GC");
+        // Any madvise on the VM flushes it (here on another span).
+        xe::madvise_atomic(&r.drv, r.fds[0], vm, BUF + 64 * R, R, DRM_XE_ATOMIC_GLOBAL).unwrap();
+        let resets = flag || kernel == KernelVersion::V6_18;
+        assert_eq!(atomic(), if resets { DRM_XE_ATOMIC_UNDEFINED } else { DRM_XE_ATOMIC_DEVICE }, "{kernel:?} {flag}");
+    }
 }
 
 /// §7: prefetch failures are reported as success; the range stays put.

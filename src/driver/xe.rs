@@ -106,6 +106,24 @@ pub fn bind_cpu_addr_mirror<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, 
     vm_bind_sync(drv, fd, vm_id, op)
 }
 
+/// Whether a VM is in fault mode, without changing it: a MAP | CPU_ADDR_MIRROR
+/// of one page naming an exec queue that cannot exist. The per-op checks run
+/// before the queue lookup (`xe_vm_bind_ioctl`, `vm_bind_ioctl_check_args`),
+/// so a fault-mode VM answers ENOENT (the queue), any other EINVAL (a mirror
+/// bind needs fault mode). Ok(false) also for an unknown VM (EINVAL).
+pub fn probe_fault_mode<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32) -> Result<bool> {
+    let op = drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_MAP, flags: DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR, addr: 0, range: 4096, ..Default::default() };
+    let mut b = drm_xe_vm_bind { vm_id, exec_queue_id: u32::MAX, num_binds: 1, ops: drm_xe_vm_bind_ops { bind: op }, ..Default::default() };
+    match ioctl(drv, fd, DRM_IOCTL_XE_VM_BIND, &mut b) {
+        Err(Errno::ENOENT) => Ok(true),
+        Err(Errno::EINVAL) => Ok(false),
+        // An exec queue with that id answered: the checks passed, and the
+        // bind went to a queue the caller made (no kernel hands out u32::MAX).
+        Ok(()) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
 /// VM_BIND PREFETCH of a mirror span into `region` (an instance, 0 for
 /// system, or DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC).
 pub fn prefetch<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, region: u32) -> Result<()> {

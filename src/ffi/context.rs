@@ -85,6 +85,22 @@ pub struct svm_context_config {
     /// driver's clock. 0: the default (200 us). Read only when
     /// `struct_size` covers it.
     pub observe_ttl_ns: u64,
+    /// `SVM_CONTEXT_*` bits. Read only when `struct_size` covers it.
+    pub flags: u32,
+    pub _pad2: u32,
+}
+
+/// `svm_context_config.flags`: bind the CPU-address mirror of every VM the
+/// library creates with DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET, as Intel's
+/// compute runtime binds its own: the kernel resets a range's attributes
+/// when memory the GPU used is unmapped, and svm_range_invalidate (the
+/// runtime's free hook) makes the library forget them too.
+pub const SVM_CONTEXT_MIRROR_AUTORESET: u32 = 1 << 0;
+
+/// Whether a caller's struct of `size` bytes holds the field at `offset`
+/// of `len` bytes.
+fn covers(size: u32, offset: usize, len: usize) -> bool {
+    size as usize >= offset + len
 }
 
 /// `svm_context_config` before `observe_ttl_ns` (0.1.0): still accepted.
@@ -179,15 +195,22 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
         }
         let policy = match cfg {
             None => defaults,
-            Some(c) => Config {
-                thrash_max_moves: if c.thrash_max_moves == 0 { defaults.thrash_max_moves } else { c.thrash_max_moves },
-                thrash_window_ns: if c.thrash_window_ns == 0 { defaults.thrash_window_ns } else { c.thrash_window_ns },
-                pin_ns: if c.pin_ns == 0 { defaults.pin_ns } else { c.pin_ns },
-                observe_ttl_ns: match c.struct_size as usize >= core::mem::size_of::<svm_context_config>() {
-                    true if c.observe_ttl_ns != 0 => c.observe_ttl_ns,
-                    _ => defaults.observe_ttl_ns,
-                },
-            },
+            Some(c) => {
+                let flags = if covers(c.struct_size, core::mem::offset_of!(svm_context_config, flags), 4) { c.flags } else { 0 };
+                if flags & !SVM_CONTEXT_MIRROR_AUTORESET != 0 {
+                    return Err(invalid(format!("config->flags has unknown bits {flags:#x}")));
+                }
+                Config {
+                    thrash_max_moves: if c.thrash_max_moves == 0 { defaults.thrash_max_moves } else { c.thrash_max_moves },
+                    thrash_window_ns: if c.thrash_window_ns == 0 { defaults.thrash_window_ns } else { c.thrash_window_ns },
+                    pin_ns: if c.pin_ns == 0 { defaults.pin_ns } else { c.pin_ns },
+                    observe_ttl_ns: match covers(c.struct_size, core::mem::offset_of!(svm_context_config, observe_ttl_ns), 8) {
+                        true if c.observe_ttl_ns != 0 => c.observe_ttl_ns,
+                        _ => defaults.observe_ttl_ns,
+                    },
+                    mirror_autoreset: flags & SVM_CONTEXT_MIRROR_AUTORESET != 0,
+                }
+            }
         };
         let (context, sim) = match cfg.map_or(SVM_DRIVER_KERNEL, |c| c.driver) {
             SVM_DRIVER_KERNEL => (Context::new_kernel(policy), None),
@@ -285,21 +308,47 @@ pub unsafe extern "C" fn svm_device_open_index(ctx: *mut svm_context, index: u32
     })
 }
 
-/// Adopts a device fd and a VM the runtime already owns. The VM must be
-/// LR|FAULT_MODE with the CPU-address mirror bound; the library never
-/// closes the fd or destroys the VM. Thread-safe.
+/// Adopts a device fd and a VM the runtime already owns. The library
+/// borrows both: it never closes the fd or destroys the VM, and the runtime
+/// keeps them open until it closes the device here (svm_device_close).
+/// The VM is checked first, with no effect on it:
+/// - -EINVAL "no VM with this id on this fd" (VM_QUERY_MEM_RANGE_ATTRS);
+/// - -EINVAL "the VM has no binding": bind the CPU-address mirror first (a
+///   query cannot tell a mirror VMA from another: any VMA passes);
+/// - -EINVAL "the VM is not in fault mode" (LR_MODE | FAULT_MODE), found by
+///   a VM_BIND the kernel refuses before doing anything;
+/// - -ENOTTY (or the kernel's errno) for an fd that is not an Xe render
+///   node or a kernel without SVM madvise.
+/// svm_last_error() says which. Same as svm_device_adopt_flags with flags 0.
+/// Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_adopt(ctx: *mut svm_context, fd: c_int, vm_id: u32, device: *mut svm_device) -> c_int {
-    guard("svm_device_adopt", || {
-        let c = unsafe { context(ctx)? };
-        let o = unsafe { out(device, "device")? };
-        if fd < 0 || vm_id == 0 {
-            return Err(invalid("fd must be open and vm_id non-zero"));
-        }
-        let h = c.ctx.adopt(fd, vm_id).map_err(|e| open_failure(e, format!("fd {fd}")))?;
-        *o = c.device_id(h);
-        Ok(())
-    })
+    guard("svm_device_adopt", || adopt(ctx, fd, vm_id, 0, device))
+}
+
+/// `svm_device_adopt_flags` flag: the runtime bound the VM's CPU-address
+/// mirror with DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET (the kernel resets a
+/// range's attributes when memory the GPU used is unmapped), so the library
+/// forgets its attribute records on svm_range_invalidate.
+pub const SVM_ADOPT_MIRROR_AUTORESET: u32 = 1 << 0;
+
+/// svm_device_adopt, saying how the runtime bound the mirror
+/// (`SVM_ADOPT_*` flags; unknown bits: -EINVAL). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_device_adopt_flags(ctx: *mut svm_context, fd: c_int, vm_id: u32, flags: u32, device: *mut svm_device) -> c_int {
+    guard("svm_device_adopt_flags", || adopt(ctx, fd, vm_id, flags, device))
+}
+
+unsafe fn adopt(ctx: *mut svm_context, fd: c_int, vm_id: u32, flags: u32, device: *mut svm_device) -> super::FfiResult {
+    let c = unsafe { context(ctx)? };
+    let o = unsafe { out(device, "device")? };
+    if flags & !SVM_ADOPT_MIRROR_AUTORESET != 0 {
+        return Err(invalid(format!("unknown flags {flags:#x}")));
+    }
+    let autoreset = flags & SVM_ADOPT_MIRROR_AUTORESET != 0;
+    let h = c.ctx.adopt_checked(fd, vm_id, autoreset).map_err(|(errno, why)| Failure { errno, message: format!("fd {fd}, VM {vm_id}: {why}") })?;
+    *o = c.device_id(h);
+    Ok(())
 }
 
 /// Closes a device: destroys the VM and closes the fd if the library created

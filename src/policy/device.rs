@@ -48,6 +48,9 @@ pub struct Device {
     pub placed: Vec<AtomicU64>,
     dead: AtomicI32,
     multi_device: AtomicU8,
+    /// The CPU-address mirror was bound with MADVISE_AUTORESET (the library
+    /// bound it so, or the runtime that adopted it says so).
+    pub autoreset: bool,
 }
 
 impl Device {
@@ -71,7 +74,22 @@ impl Device {
             placed,
             dead: AtomicI32::new(0),
             multi_device: AtomicU8::new(MULTI_UNKNOWN),
+            autoreset: false,
         }
+    }
+
+    /// Whether the kernel may reset this VM's madvise attributes when memory
+    /// the GPU used is unmapped (kernel-model §8): the mirror has
+    /// MADVISE_AUTORESET, or the kernel may be 6.18, which resets without
+    /// the flag (`kernel_is_7`: some device's multi-device madvise answered,
+    /// and one kernel serves them all).
+    pub fn resets_attrs_on_free(&self, kernel_is_7: bool) -> bool {
+        self.autoreset || !kernel_is_7
+    }
+
+    /// A multi-device madvise (fd + region_instance) worked on this VM.
+    pub fn multi_device_known(&self) -> bool {
+        self.multi_device.load(Ordering::Relaxed) == MULTI_YES
     }
 
     pub fn has_vram(&self) -> bool {

@@ -54,6 +54,8 @@ use crate::track::{DevAttrs, PrefApplied, Record, Track};
 use crate::uapi::*;
 
 pub const PAGE: u64 = 4096;
+/// The kernel's largest SVM range (its 2 MiB chunk, kernel-model §2).
+pub const CHUNK: u64 = 2 << 20;
 /// Ranges must lie in the user address space (x86-64, 4-level paging).
 pub const VA_LIMIT: u64 = 1 << 47;
 /// Resolution of the LRU stamp of a range (its last use).
@@ -80,6 +82,10 @@ pub struct Config {
     /// How long an observation of a range's pages stays fresh: within it
     /// the engine believes its record without reading the page table.
     pub observe_ttl_ns: u64,
+    /// Bind the mirrors of the VMs the library creates with
+    /// MADVISE_AUTORESET: the kernel then resets a range's attributes when
+    /// memory the GPU used is unmapped, as Intel's compute runtime binds it.
+    pub mirror_autoreset: bool,
 }
 
 impl Default for Config {
@@ -91,7 +97,7 @@ impl Default for Config {
         // costs about 0.2 us per 2 MiB sampled, a wrong belief a GPU fault
         // (>= 30 us, cost-model.md) per 2 MiB; calls closer than that are
         // one launch's worth of placements.
-        Config { thrash_max_moves: 4, thrash_window_ns: 50_000_000, pin_ns: 150_000_000, observe_ttl_ns: 200_000 }
+        Config { thrash_max_moves: 4, thrash_window_ns: 50_000_000, pin_ns: 150_000_000, observe_ttl_ns: 200_000, mirror_autoreset: false }
     }
 }
 
@@ -277,7 +283,7 @@ impl Context {
 
     // -- devices --------------------------------------------------------------
 
-    fn attach(&self, fd: RawFd, owns_fd: bool, vm: Option<u32>) -> Result<DeviceHandle> {
+    fn attach(&self, fd: RawFd, owns_fd: bool, vm: Option<u32>, autoreset: bool) -> Result<DeviceHandle> {
         let close = |fd| {
             if owns_fd {
                 self.driver.close(fd)
@@ -322,7 +328,9 @@ impl Context {
             }
         };
         let gen = slots[slot].gen;
-        let dev = Arc::new(Device::new(slot as u16, gen, fd, owns_fd, vm_id, owns_vm, info, id));
+        let mut dev = Device::new(slot as u16, gen, fd, owns_fd, vm_id, owns_vm, info, id);
+        dev.autoreset = autoreset;
+        let dev = Arc::new(dev);
         slots[slot].dev = Some(dev.clone());
         drop(slots);
         self.learn_links(&dev);
@@ -330,13 +338,13 @@ impl Context {
     }
 
     /// Creates the LR | FAULT_MODE VM and binds the CPU-address mirror over
-    /// the user address space, with user-fence completion (xe-uapi.md §8).
-    /// No MADVISE_AUTORESET: the library tracks attributes itself and a
-    /// silent reset on munmap would make its records wrong.
+    /// the user address space, with user-fence completion (xe-uapi.md §8),
+    /// with MADVISE_AUTORESET where the configuration asks (the records then
+    /// forget attributes on a free: `invalidate`).
     fn create_svm_vm(&self, fd: RawFd, info: &DeviceInfo) -> Result<u32> {
         let vm = xe::vm_create(&*self.driver, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE)?;
         let va = if info.config.va_bits >= 48 || info.config.va_bits == 0 { VA_LIMIT } else { 1 << info.config.va_bits };
-        if let Err(e) = xe::bind_cpu_addr_mirror(&*self.driver, fd, vm, 0, va.min(VA_LIMIT), false) {
+        if let Err(e) = xe::bind_cpu_addr_mirror(&*self.driver, fd, vm, 0, va.min(VA_LIMIT), self.config.mirror_autoreset) {
             let _ = xe::vm_destroy(&*self.driver, fd, vm);
             return Err(e);
         }
@@ -367,23 +375,52 @@ impl Context {
     /// Opens a device node (an Xe render node) and makes it ready for SVM.
     pub fn open_path(&self, path: &std::path::Path) -> Result<DeviceHandle> {
         let fd = self.driver.open_path(path)?;
-        self.attach(fd, true, None)
+        self.attach(fd, true, None, self.config.mirror_autoreset)
     }
 
     /// Opens device `index`: the index-th Xe render node, or the simulated
     /// device of that index.
     pub fn open_index(&self, index: u32) -> Result<DeviceHandle> {
         let fd = self.driver.open_index(index)?;
-        self.attach(fd, true, None)
+        self.attach(fd, true, None, self.config.mirror_autoreset)
     }
 
     /// Adopts an fd and a fault-mode VM (with the CPU-address mirror bound)
-    /// that the runtime owns: the library never closes or destroys them.
+    /// that the runtime owns: the library borrows both (never closes the fd
+    /// or destroys the VM; the runtime keeps them open until it closes the
+    /// device here). See [`Context::adopt_checked`].
     pub fn adopt(&self, fd: RawFd, vm_id: u32) -> Result<DeviceHandle> {
-        if fd < 0 || vm_id == 0 {
-            return Err(Errno::EINVAL);
+        self.adopt_checked(fd, vm_id, false).map_err(|(e, _)| e)
+    }
+
+    /// [`Context::adopt`], saying why a VM is refused: it must exist on the
+    /// fd (VM_QUERY_MEM_RANGE_ATTRS answers EINVAL for an unknown VM), have a
+    /// binding over the address space (its CPU-address mirror: the kernel's
+    /// query cannot tell a mirror VMA from another, so any VMA passes), and
+    /// be in fault mode (`xe::probe_fault_mode`, which changes nothing).
+    /// `autoreset`: the runtime bound the mirror with MADVISE_AUTORESET.
+    pub fn adopt_checked(&self, fd: RawFd, vm_id: u32, autoreset: bool) -> std::result::Result<DeviceHandle, (Errno, &'static str)> {
+        if fd < 0 {
+            return Err((Errno::EINVAL, "fd is negative"));
         }
-        self.attach(fd, false, Some(vm_id))
+        if vm_id == 0 {
+            return Err((Errno::EINVAL, "vm_id 0 names no VM"));
+        }
+        self.stats.local().ioctls.fetch_add(3, std::sync::atomic::Ordering::Relaxed);
+        let vmas = match xe::query_mem_range_attrs(&*self.driver, fd, vm_id, 0, VA_LIMIT) {
+            Ok(v) => v,
+            Err(Errno::EINVAL) => return Err((Errno::EINVAL, "no VM with this id on this fd")),
+            Err(e) => return Err((e, "VM_QUERY_MEM_RANGE_ATTRS failed: not an Xe render node, or a kernel without SVM madvise (6.18+)")),
+        };
+        if vmas.is_empty() {
+            return Err((Errno::EINVAL, "the VM has no binding: bind its CPU-address mirror (MAP | CPU_ADDR_MIRROR) over the address space first"));
+        }
+        match xe::probe_fault_mode(&*self.driver, fd, vm_id) {
+            Ok(true) => {}
+            Ok(false) => return Err((Errno::EINVAL, "the VM is not in fault mode: create it with LR_MODE | FAULT_MODE")),
+            Err(e) => return Err((e, "the fault-mode probe (VM_BIND) failed")),
+        }
+        self.attach(fd, false, Some(vm_id), autoreset).map_err(|e| (e, "the device could not be attached"))
     }
 
     /// Closes a device: destroys the VM and closes the fd if the library

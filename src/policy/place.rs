@@ -132,6 +132,17 @@ impl Context {
         let worth = summary.residency.is_some_and(|r| r == target || self.access.names_devices());
         let seen = seen.or_else(|| if worth { self.observe(start, end) } else { None });
         if let Some(seen) = &seen {
+            // Pages the record puts in VRAM that are now all unpopulated were
+            // freed (only a munmap discards device pages) without the runtime's
+            // free hook: where the kernel resets attributes on free, they may
+            // be gone (kernel-model §8), so the records forget them too.
+            if matches!(summary.residency, Some(Pagemap::Vram { .. })) && seen.samples > 0 && seen.unpopulated == seen.samples {
+                crate::log!(crate::log::Level::Info, "alloc_vram {}: the page table shows it unpopulated: freed and mapped again; its attributes are re-applied", Span(start, end - start));
+                self.forget_reset_attrs(slots, start, end);
+                let residency = summary.residency;
+                summary = self.summary(start, end);
+                summary.residency = residency;
+            }
             let actual = self.place_of(slots, seen, summary.residency);
             if summary.residency.is_some() && actual != summary.residency {
                 summary.record_move(now);

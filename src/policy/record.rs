@@ -78,10 +78,17 @@ impl Context {
     }
 
     /// Forgets where [start, start+size) is (the runtime knows the CPU or a
-    /// free touched it); attributes stay recorded, as the kernel keeps them.
+    /// free touched it: the runtime's free hook). On a VM whose kernel resets
+    /// madvise attributes on munmap (a mirror bound with MADVISE_AUTORESET,
+    /// or possibly 6.18, which resets unconditionally) the kernel resets the
+    /// whole SVM range, up to its 2 MiB chunk, where the GPU created one,
+    /// which the library cannot see: there its attribute records over the
+    /// chunks become unknown, so the next advice is issued again. Elsewhere
+    /// attributes stay recorded, as the kernel keeps them.
     pub fn invalidate(&self, start: u64, size: u64) -> Result<()> {
         let end = check_span(start, size)?;
-        let _g = self.ranges.lock(start, end);
+        let (cs, ce) = (start & !(CHUNK - 1), end.next_multiple_of(CHUNK).min(VA_LIMIT));
+        let _g = self.ranges.lock(cs, ce);
         let slots = self.slots.read();
         self.rewrite(&slots, start, end, |pieces| {
             let mut r = merge_pieces(pieces);
@@ -89,7 +96,33 @@ impl Context {
             r.observed_at.store(0, Ordering::Relaxed);
             r
         });
+        self.forget_reset_attrs(&slots, cs, ce);
         Ok(())
+    }
+
+    /// The attribute records over [start, end) of every VM that resets them
+    /// on munmap become unknown (gaps too: a gap means "kernel defaults" to
+    /// the records), piece by piece so that residency and history stay.
+    pub(super) fn forget_reset_attrs(&self, slots: &[Slot], start: u64, end: u64) {
+        let devices = || slots.iter().filter_map(|s| s.dev.as_ref());
+        let kernel_is_7 = devices().any(|d| d.multi_device_known());
+        let resetting: Vec<u16> = devices().filter(|d| d.resets_attrs_on_free(kernel_is_7)).map(|d| d.slot).collect();
+        if resetting.is_empty() {
+            return;
+        }
+        let mut cuts = vec![start, end];
+        cuts.extend(self.track.read().overlapping(start, end).flat_map(|(s, r)| [s.max(start), r.end.min(end)]));
+        cuts.sort_unstable();
+        cuts.dedup();
+        for w in cuts.windows(2) {
+            self.rewrite(slots, w[0], w[1], |pieces| {
+                let mut r = merge_pieces(pieces);
+                for &slot in &resetting {
+                    r.set_attrs(slot, DevAttrs::UNKNOWN);
+                }
+                r
+            });
+        }
     }
 
     /// Attributes on every device VM (asked of the kernel) and what the
@@ -161,8 +194,7 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         let n = r.attrs.len().max(p.attrs.len());
         for slot in 0..n as u16 {
             if r.attrs(slot) != p.attrs(slot) {
-                // Unknown: an impossible value forces the next madvise.
-                r.set_attrs(slot, DevAttrs { pref: PrefApplied::Device { slot: u16::MAX, instance: 0 }, atomic: u32::MAX });
+                r.set_attrs(slot, DevAttrs::UNKNOWN);
             }
         }
         if p.moves.len() > r.moves.len() {

@@ -150,6 +150,8 @@ impl Sim {
         if ops.iter().any(|op| op.op == DRM_XE_VM_BIND_OP_MAP_USERPTR) {
             return Err(Errno::EOPNOTSUPP);
         }
+        // Every check passed: the garbage collector runs first (kernel-model §8).
+        self.collect_garbage(g, fd, b.vm_id);
         // Map/unmap ops are all-or-nothing: keep the VM to restore on failure.
         let structural = ops.iter().any(|o| o.op != DRM_XE_VM_BIND_OP_PREFETCH);
         let saved = structural.then(|| {

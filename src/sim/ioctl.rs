@@ -490,6 +490,9 @@ impl Sim {
             _ => return Err(Errno::EINVAL),
         };
         self.count(&self.counters.madvise_calls, 1);
+        // The garbage collector runs before the madvise (xe_svm_flush): a
+        // reset queued by a munmap lands first, and this advice wins.
+        self.collect_garbage(g, fd, m.vm_id);
         let integrated = !self.topo.devices[dev as usize].has_vram();
         let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&m.vm_id).unwrap();
         // After the arguments and the target device: the span must lie in

@@ -110,6 +110,13 @@ impl Sim {
         let mut a = start;
         while a < end {
             let vm = g.files.get(&fd).ok_or(Errno::EBADF)?.vms.get(&vm_id).ok_or(Errno::ENOENT)?;
+            // An access that will fault processes pending unmaps first
+            // (__xe_svm_handle_pagefault: "Always process UNMAPs first"), and
+            // then looks its VMA up again.
+            if !vm.gc_pending.is_empty() && !vm.range_at(a).is_some_and(|(_, r)| r.bound & tile_bit != 0) {
+                self.collect_garbage(g, fd, vm_id);
+            }
+            let vm = g.files.get(&fd).ok_or(Errno::EBADF)?.vms.get(&vm_id).ok_or(Errno::ENOENT)?;
             let Some((_, vma)) = vm.vma_at(a) else {
                 // No GPU mapping: the fault handler finds no VMA.
                 self.count(&self.counters.gpu_faults, 1);
@@ -620,34 +627,32 @@ impl Sim {
 
     // -- munmap -------------------------------------------------------------
 
-    /// Discards pages of [start, end), destroys SVM ranges over them in every
-    /// VM, and resets autoreset VMAs there to default attributes.
+    /// Discards pages of [start, end) and destroys the SVM ranges over them
+    /// in every VM (the MMU notifier and the garbage collector). The madvise
+    /// reset is queued per range that existed, over the whole range, and
+    /// runs at that VM's next bind or madvise (kernel-model §8): memory the
+    /// GPU never touched keeps its attributes.
     pub(super) fn unmap_span(&self, g: &mut Guard, start: u64, end: u64) {
         // Ranges first (the notifier + GC), so no binding outlives the pages.
         self.invalidate_all(g, start, end);
         for f in g.files.values_mut() {
             for vm in f.vms.values_mut() {
                 for rs in vm.ranges_in(start, end) {
-                    vm.ranges.remove(&rs);
+                    let r = vm.ranges.remove(&rs).unwrap();
+                    vm.gc_pending.push((rs, r.end));
                 }
-                let autoreset: Vec<u64> =
-                    vm.vmas_in(start, end).into_iter().filter(|s| vm.vmas[s].autoreset).collect();
-                if autoreset.is_empty() {
-                    continue;
-                }
-                let (s, e) = (start.max(autoreset[0]), end.min(vm.vmas[autoreset.last().unwrap()].end));
-                vm.split_at(s);
-                vm.split_at(e);
-                for k in vm.vmas_in(s, e) {
-                    let v = vm.vmas.get_mut(&k).unwrap();
-                    if v.autoreset {
-                        v.attrs = super::vm::Attrs::defaults(v.bind_pat);
-                    }
-                }
-                vm.merge_defaults(s, e);
             }
         }
         g.mem.discard_span(start, end);
+    }
+
+    /// Runs a VM's pending garbage collection, as the kernel does at the
+    /// start of every bind and madvise (6.18 resets without the flag).
+    pub(super) fn collect_garbage(&self, g: &mut Guard, fd: RawFd, vm_id: u32) {
+        let unconditional = !self.topo.kernel.multi_device();
+        if let Some(vm) = g.files.get_mut(&fd).and_then(|f| f.vms.get_mut(&vm_id)) {
+            vm.collect_garbage(unconditional);
+        }
     }
 
     /// Evicts and destroys ranges (VMA splits and removals, §8).

@@ -76,11 +76,37 @@ pub struct Vm {
     pub ranges: BTreeMap<u64, SvmRange>,
     /// Size of the VA space, 2^VA_BITS.
     pub va_size: u64,
+    /// SVM ranges the garbage collector still has to reset (munmap'ed after
+    /// the GPU created them): [start, end), flushed at the next bind or
+    /// madvise on this VM, not by a query (kernel-model §8).
+    pub gc_pending: Vec<(u64, u64)>,
 }
 
 impl Vm {
     pub fn new(flags: u32, va_size: u64) -> Self {
-        Vm { flags, vmas: BTreeMap::new(), ranges: BTreeMap::new(), va_size }
+        Vm { flags, vmas: BTreeMap::new(), ranges: BTreeMap::new(), va_size, gc_pending: Vec::new() }
+    }
+
+    /// The garbage collector's madvise reset (`xe_svm_range_set_default_attr`):
+    /// each pending SVM range's span of mirror VMAs goes back to the bind's
+    /// defaults, where the VMA was bound with MADVISE_AUTORESET, or on every
+    /// mirror VMA where the kernel resets unconditionally (6.18).
+    pub fn collect_garbage(&mut self, unconditional: bool) {
+        for (s, e) in std::mem::take(&mut self.gc_pending) {
+            let resets = |v: &Vma| v.kind == VmaKind::Mirror && (v.autoreset || unconditional);
+            if !self.vmas_in(s, e).iter().any(|k| resets(&self.vmas[k])) {
+                continue;
+            }
+            self.split_at(s);
+            self.split_at(e);
+            for k in self.vmas_in(s, e) {
+                let v = self.vmas.get_mut(&k).unwrap();
+                if resets(v) {
+                    v.attrs = Attrs::defaults(v.bind_pat);
+                }
+            }
+            self.merge_defaults(s, e);
+        }
     }
 
     pub fn fault_mode(&self) -> bool {

@@ -49,6 +49,12 @@ impl Default for DevAttrs {
     }
 }
 
+impl DevAttrs {
+    /// Not known: values no madvise sets, so the next call re-applies its
+    /// own (pieces that disagree merged, or the kernel may have reset them).
+    pub const UNKNOWN: DevAttrs = DevAttrs { pref: PrefApplied::Device { slot: u16::MAX, instance: 0 }, atomic: u32::MAX };
+}
+
 /// Moves remembered per range, for the thrash guard.
 pub const HISTORY: usize = 16;
 /// Uses counted between two moves at most: past it the range is clearly
