@@ -959,6 +959,18 @@ int svm_set_preferred_location(struct svm_context *ctx, uint64_t start, uint64_t
 int svm_clear_preferred_location(struct svm_context *ctx, uint64_t start, uint64_t size);
 
 /**
+ * The read-mostly hint (Level Zero SET_READ_MOSTLY with `on` = 1,
+ * CLEAR_READ_MOSTLY with 0): the range is read by several devices and
+ * rarely written. The Xe kernel has no replication and no attribute for it,
+ * so no ioctl is issued; svm_resolve_pagemap then answers a read with where
+ * the range lies if that is system memory or the reader's own VRAM, else
+ * system memory, which every device reads (an explicit preferred location
+ * still wins). Writes and atomics ignore it. Errors: -EINVAL (bad range).
+ * Thread-safe.
+ */
+int svm_set_read_mostly(struct svm_context *ctx, uint64_t start, uint64_t size, bool on);
+
+/**
  * Sets the atomic mode of a range on every device VM. Thread-safe.
  */
 int svm_set_atomic_mode(struct svm_context *ctx, uint64_t start, uint64_t size, uint32_t mode);

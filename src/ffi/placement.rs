@@ -233,6 +233,22 @@ pub unsafe extern "C" fn svm_clear_preferred_location(ctx: *mut svm_context, sta
     })
 }
 
+/// The read-mostly hint (Level Zero SET_READ_MOSTLY with `on` = 1,
+/// CLEAR_READ_MOSTLY with 0): the range is read by several devices and
+/// rarely written. The Xe kernel has no replication and no attribute for it,
+/// so no ioctl is issued; svm_resolve_pagemap then answers a read with where
+/// the range lies if that is system memory or the reader's own VRAM, else
+/// system memory, which every device reads (an explicit preferred location
+/// still wins). Writes and atomics ignore it. Errors: -EINVAL (bad range).
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_set_read_mostly(ctx: *mut svm_context, start: u64, size: u64, on: bool) -> c_int {
+    guard("svm_set_read_mostly", || {
+        let c = unsafe { context(ctx)? };
+        c.ctx.set_read_mostly(start, size, on).map_err(|e| span_failure(e, start, size))
+    })
+}
+
 /// Atomic modes for svm_set_atomic_mode (DRM_XE_ATOMIC_*): the default
 /// (GPU and CPU atomics; GPU atomics need VRAM).
 pub const SVM_ATOMIC_UNDEFINED: u32 = 0;

@@ -249,6 +249,18 @@ impl Context {
         result.and(lost_during(&slots, placed.vms_refused))
     }
 
+    /// The runtime's read-mostly hint (Level Zero SET_READ_MOSTLY /
+    /// CLEAR_READ_MOSTLY): no kernel attribute expresses it (the Xe kernel
+    /// has no replication), so nothing is issued; `resolve` uses it. No
+    /// ioctl.
+    pub fn set_read_mostly(&self, start: u64, size: u64, on: bool) -> Result<()> {
+        let end = check_span(start, size)?;
+        let _g = self.ranges.lock(start, end);
+        let slots = self.slots.read();
+        self.record(&slots, start, end, &[], |r| r.read_mostly = on);
+        Ok(())
+    }
+
     /// Sets the atomic mode (DRM_XE_ATOMIC_*) of a range on every device VM.
     pub fn set_atomic(&self, start: u64, size: u64, mode: u32) -> Result<()> {
         let end = check_span(start, size)?;

@@ -191,6 +191,8 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         if p.preferred != r.preferred {
             r.preferred = None;
         }
+        // A hint holds for a merged span only where it holds for every piece.
+        r.read_mostly &= p.read_mostly;
         let n = r.attrs.len().max(p.attrs.len());
         for slot in 0..n as u16 {
             if r.attrs(slot) != p.attrs(slot) {

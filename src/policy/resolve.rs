@@ -56,6 +56,18 @@ impl Context {
             if let Some(p) = r.preferred.filter(|&p| reachable(p)) {
                 return Ok(p);
             }
+            // Read-mostly (the runtime's hint): several devices read it. One
+            // copy must serve them all (no replication in xe), so a read is
+            // served where it lies if that is system memory or this device's
+            // VRAM, and otherwise from system memory, which every device reads
+            // at host bandwidth (46 GB/s against 20 GB/s for a peer link in
+            // cost-model.md): readers never pull it back and forth.
+            if access == Access::Read && r.read_mostly {
+                return Ok(match r.residency {
+                    Some(p) if p == local || p == Pagemap::System => p,
+                    _ => Pagemap::System,
+                });
+            }
             // Pinned or ping-ponging: leave it where it is (mapped remotely),
             // or, where this device cannot reach it (no link), in system
             // memory, which every device reaches (alloc_vram's guard pins it

@@ -88,6 +88,9 @@ pub struct Record {
     pub pinned_until: u64,
     /// Last time it was placed or found in place (LRU among this context's ranges).
     pub last_used: AtomicU64,
+    /// The runtime's read-mostly hint (Level Zero SET_READ_MOSTLY): read by
+    /// several devices, rarely written (no kernel attribute; resolve's).
+    pub read_mostly: bool,
 }
 
 impl Clone for Record {
@@ -102,6 +105,7 @@ impl Clone for Record {
             uses: AtomicU32::new(self.uses.load(Ordering::Relaxed)),
             pinned_until: self.pinned_until,
             last_used: AtomicU64::new(self.last_used.load(Ordering::Relaxed)),
+            read_mostly: self.read_mostly,
         }
     }
 }
@@ -118,6 +122,7 @@ impl Record {
             uses: AtomicU32::new(0),
             pinned_until: 0,
             last_used: AtomicU64::new(0),
+            read_mostly: false,
         }
     }
 

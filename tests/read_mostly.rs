@@ -1,0 +1,43 @@
+//! The read-mostly hint (Level Zero SET_READ_MOSTLY): not an error, a hint
+//! resolve uses. A range several devices read is served from one place
+//! every reader reaches, and readers never pull it back and forth.
+
+use xesvm::driver::sim::SimDriver;
+use xesvm::policy::{Access, AllocFlags, Config, Context};
+use xesvm::sim::Sim;
+use xesvm::topology::Pagemap;
+
+const BUF: u64 = 0x10_0000_0000;
+const R: u64 = 8 << 20;
+
+#[test]
+fn read_mostly_data_is_read_where_every_reader_reaches_it() {
+    let sim = Sim::from_preset("2dgpu-p2p").unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let (d0, d1) = (ctx.open_index(0).unwrap(), ctx.open_index(1).unwrap());
+    let v0 = ctx.pagemap(d0, 0).unwrap();
+    let ioctls = || sim.counters().ioctls;
+
+    // Placed on GPU 0 first (it filled the table), then hinted.
+    ctx.alloc_vram(d0, BUF, R, v0, AllocFlags::default()).unwrap();
+    let before = ioctls();
+    ctx.set_read_mostly(BUF, R, true).unwrap();
+    assert_eq!(ioctls(), before, "a hint: no ioctl");
+    // GPU 0 reads it where it is, in its own VRAM.
+    assert_eq!(ctx.resolve(d0, 0, BUF, R, Access::Read), Ok(v0));
+    // GPU 1 reads it from system memory, not from GPU 0 (no ping-pong) ...
+    assert_eq!(ctx.resolve(d1, 0, BUF, R, Access::Read), Ok(Pagemap::System));
+    ctx.alloc_vram(d1, BUF, R, Pagemap::System, AllocFlags::default()).unwrap();
+    // ... and once there, both read it there.
+    for d in [d0, d1] {
+        assert_eq!(ctx.resolve(d, 0, BUF, R, Access::Read), Ok(Pagemap::System));
+    }
+    // A piece of it too.
+    assert_eq!(ctx.resolve(d1, 0, BUF + (2 << 20), 2 << 20, Access::Read), Ok(Pagemap::System));
+    // Writes and atomics ignore the hint.
+    assert_eq!(ctx.resolve(d0, 0, BUF, R, Access::Write), Ok(v0));
+    assert_eq!(ctx.resolve(d1, 0, BUF, R, Access::Atomic), Ok(ctx.pagemap(d1, 0).unwrap()));
+    // Cleared: the default again (the reader's VRAM).
+    ctx.set_read_mostly(BUF, R, false).unwrap();
+    assert_eq!(ctx.resolve(d1, 0, BUF, R, Access::Read), Ok(ctx.pagemap(d1, 0).unwrap()));
+}
