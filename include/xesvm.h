@@ -102,6 +102,11 @@
 #define SVM_LINK_FABRIC 3
 
 /**
+ * Most ranges in one batch.
+ */
+#define SVM_BATCH_MAX_RANGES 1024
+
+/**
  * `svm_alloc_vram` flag: fail with the errno instead of falling back to
  * another pagemap (the peer, then local VRAM, then system memory).
  */
@@ -250,6 +255,12 @@
  * with the errno (-ENODEV: unplugged, -ECANCELED: wedged).
  */
 #define SVM_SIM_INJECT_DEVICE_REMOVAL 3
+
+/**
+ * A placement batch in flight or done (from svm_place_batch; release it
+ * with svm_batch_destroy). One thread at a time per batch.
+ */
+typedef struct svm_batch svm_batch;
 
 /**
  * A placement context: one driver (the kernel's, or a simulated one), its
@@ -445,9 +456,13 @@ typedef struct svm_link {
 } svm_link;
 
 /**
- * What an access does: one of `SVM_ACCESS_*`.
+ * One range of a batch: [start, start + size) to `target`.
  */
-typedef uint32_t svm_access;
+typedef struct svm_range_placement {
+  uint64_t start;
+  uint64_t size;
+  struct svm_pagemap target;
+} svm_range_placement;
 
 /**
  * What svm_alloc_vram or svm_evict did.
@@ -489,6 +504,11 @@ typedef struct svm_alloc_result {
   uint64_t vms_applied;
   uint64_t vms_refused;
 } svm_alloc_result;
+
+/**
+ * What an access does: one of `SVM_ACCESS_*`.
+ */
+typedef uint32_t svm_access;
 
 /**
  * One device's attributes over a queried range.
@@ -885,6 +905,55 @@ int svm_link_get(struct svm_context *ctx, struct svm_device a, struct svm_device
  * runtime knows from its own topology discovery). Thread-safe.
  */
 int svm_link_set(struct svm_context *ctx, struct svm_device a, struct svm_device b, const struct svm_link *link);
+
+/**
+ * Queues the placement of `n` ranges for accesses by `device` as one
+ * VM_BIND with one PREFETCH op per range, after setting each range's
+ * preferred location on every device VM (madvise, synchronous, moves
+ * nothing), and returns without waiting for the bind. `fence_addr`: the
+ * runtime's own user-fence word (8-byte aligned, kept alive until it
+ * signals), which the kernel sets to `fence_value` when the binds complete;
+ * NULL: the library lends one (svm_batch_fence names it). No retries and
+ * no fallbacks: svm_batch_complete says where each range is. The ranges
+ * must be page-aligned, non-empty and not overlap.
+ * Errors, with nothing queued: -EINVAL (NULL, n 0 or above
+ * SVM_BATCH_MAX_RANGES, bad or overlapping range, unknown pagemap,
+ * misaligned fence), -ENODEV/-ECANCELED (device gone), or the errno of a
+ * refused madvise (-ENOLINK: a peer without a link) or bind. Thread-safe.
+ */
+int svm_place_batch(struct svm_context *ctx, struct svm_device device, const struct svm_range_placement *ranges, uint32_t n, uint64_t *fence_addr, uint64_t fence_value, struct svm_batch **batch);
+
+/**
+ * The user fence a batch's VM_BIND signals: the kernel writes `*value` at
+ * `*addr` when the binds complete (WAIT_USER_FENCE on it, or read it). 0
+ * for `*addr` once the batch completed with a lent word. Thread-safe.
+ */
+int svm_batch_fence(const struct svm_batch *batch, uint64_t *addr, uint64_t *value);
+
+/**
+ * 1 when the batch's fence has signalled, 0 while it is in flight, or a
+ * negative errno (-EINVAL for NULL). One memory read, no syscall.
+ */
+int svm_batch_signalled(const struct svm_batch *batch);
+
+/**
+ * Waits up to `timeout_ns` for the batch (no wait once its fence
+ * signalled; 0: do not wait), then writes each range's outcome into
+ * `results` (`n` entries, each with its `struct_size` set, or NULL):
+ * where the range is (what the page table shows, else the target,
+ * believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
+ * table shows it elsewhere. The library's records take what was found.
+ * -ETIME: not done yet (ask again). -EINVAL: NULL, another context's
+ * batch, or `n` not the batch's count. Thread-safe per context; one
+ * thread at a time per batch.
+ */
+int svm_batch_complete(struct svm_context *ctx, struct svm_batch *batch, int64_t timeout_ns, struct svm_alloc_result *results, uint32_t n);
+
+/**
+ * Releases a batch. A batch still in flight may be released: its lent
+ * fence word is then never reused (the kernel may still write it).
+ */
+int svm_batch_destroy(struct svm_batch *batch);
 
 /**
  * Where [start, start+size) should live for an access of `access` kind by

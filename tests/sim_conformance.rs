@@ -61,7 +61,13 @@ fn bind_sync(r: &Rig, f: impl Fn(&mut drm_xe_sync, &mut u64)) -> Result<(), Errn
         syncs: &mut s as *mut drm_xe_sync as u64,
         ..Default::default()
     };
-    r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)
+    r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)?;
+    // The fence signals after the ioctl returns: wait while it is alive.
+    if s.sync_type == DRM_XE_SYNC_TYPE_USER_FENCE && s.addr == &mut fence as *mut u64 as u64 {
+        let mut w = drm_xe_wait_user_fence { addr: s.addr, op: DRM_XE_UFENCE_WAIT_OP_EQ, value: s.timeline_value, mask: u64::MAX, timeout: 1_000_000_000, ..Default::default() };
+        r.ioctl(0, DRM_IOCTL_XE_WAIT_USER_FENCE, &mut w)?;
+    }
+    Ok(())
 }
 
 fn wait(r: &Rig, f: impl Fn(&mut drm_xe_wait_user_fence)) -> Result<(), Errno> {
@@ -205,13 +211,17 @@ fn cases() -> Vec<Case> {
         case!("§6.5 user fence without SIGNAL -> EOPNOTSUPP", |r: &Rig| bind_sync(r, |s, _| s.flags = 0), e(Errno::EOPNOTSUPP)),
         case!("§6.5 user fence misaligned -> EINVAL", |r: &Rig| bind_sync(r, |s, _| s.addr += 4), e(Errno::EINVAL)),
         case!("§6.5 user fence unmapped -> EFAULT", |r: &Rig| bind_sync(r, |s, _| s.addr = 0x100), e(Errno::EFAULT)),
-        case!("§6.5 user fence is written on completion", |r: &Rig| {
+        case!("§6.5 user fence is written on completion, after the ioctl returns", |r: &Rig| {
             let mut fence = 0u64;
             let mut s = drm_xe_sync { sync_type: DRM_XE_SYNC_TYPE_USER_FENCE, flags: DRM_XE_SYNC_FLAG_SIGNAL, addr: &mut fence as *mut u64 as u64, timeline_value: 77, ..Default::default() };
             let op = drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_PREFETCH, addr: BUF, range: 2 * MIB, ..Default::default() };
             let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 1, ops: drm_xe_vm_bind_ops { bind: op }, num_syncs: 1, syncs: &mut s as *mut _ as u64, ..Default::default() };
             r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)?;
-            if fence == 77 { Ok(()) } else { Err(Errno::ERANGE) }
+            // In flight: an LR VM's bind signals when its job completes.
+            let in_flight = unsafe { std::ptr::read_volatile(&fence) } == 0;
+            let mut w = drm_xe_wait_user_fence { addr: &mut fence as *mut u64 as u64, op: DRM_XE_UFENCE_WAIT_OP_EQ, value: 77, mask: u64::MAX, timeout: 1_000_000_000, ..Default::default() };
+            r.ioctl(0, DRM_IOCTL_XE_WAIT_USER_FENCE, &mut w)?;
+            if in_flight && fence == 77 { Ok(()) } else { Err(Errno::ERANGE) }
         }, ok()),
         case!("§6.5 two user fences -> EINVAL", |r: &Rig| {
             let mut fence = [0u64; 2];

@@ -45,6 +45,45 @@ thread_local! {
     static FENCE: ThreadFence = ThreadFence(FENCE_WORDS.lock().pop().unwrap_or_else(|| Box::leak(Box::new(AtomicU64::new(0)))));
 }
 
+/// A fence word for a bind the caller does not wait on at once, from the
+/// pool (never freed, so a late signal lands in live memory). Give it back
+/// with [`release_fence_word`] once it signalled; a word never given back
+/// stays out of the pool.
+pub fn take_fence_word() -> &'static AtomicU64 {
+    let w = FENCE_WORDS.lock().pop().unwrap_or_else(|| Box::leak(Box::new(AtomicU64::new(0))));
+    w.store(0, Ordering::Relaxed);
+    w
+}
+
+/// Returns a word taken with [`take_fence_word`] whose bind has signalled.
+pub fn release_fence_word(w: &'static AtomicU64) {
+    FENCE_WORDS.lock().push(w);
+}
+
+/// The next user-fence value (unique in the process).
+pub fn next_fence_value() -> u64 {
+    UFENCE_MAGIC | (FENCE_VALUE.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff_ffff)
+}
+
+/// Many bind ops in one VM_BIND (`vector_of_binds` past one), with a user
+/// fence that the kernel writes with `value` at `addr` when the binds
+/// complete. Returns once they are queued: the caller waits or polls.
+pub fn vm_bind_queued<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, ops: &[drm_xe_vm_bind_op], addr: u64, value: u64) -> Result<()> {
+    let mut sync = drm_xe_sync { sync_type: DRM_XE_SYNC_TYPE_USER_FENCE, flags: DRM_XE_SYNC_FLAG_SIGNAL, addr, timeline_value: value, ..Default::default() };
+    let mut b = drm_xe_vm_bind { vm_id, num_binds: ops.len() as u32, num_syncs: 1, syncs: &mut sync as *mut drm_xe_sync as u64, ..Default::default() };
+    match ops {
+        [] => return Err(Errno::EINVAL),
+        [one] => b.ops.bind = *one,
+        many => b.ops.vector_of_binds = many.as_ptr() as u64,
+    }
+    ioctl(drv, fd, DRM_IOCTL_XE_VM_BIND, &mut b)
+}
+
+/// A PREFETCH op of a mirror span into `region` (see [`prefetch`]).
+pub fn prefetch_op(start: u64, range: u64, region: u32) -> drm_xe_vm_bind_op {
+    drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_PREFETCH, addr: start, range, prefetch_mem_region_instance: region, ..Default::default() }
+}
+
 /// VM_CREATE with `flags`; returns the VM id.
 pub fn vm_create<D: Driver + ?Sized>(drv: &D, fd: RawFd, flags: u32) -> Result<u32> {
     let mut c = drm_xe_vm_create { flags, ..Default::default() };

@@ -15,6 +15,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 pub mod context;
+pub mod batch;
 pub mod placement;
 pub mod sim;
 

@@ -48,7 +48,7 @@ pub unsafe extern "C" fn svm_resolve_pagemap(
     })
 }
 
-fn span_failure(e: Errno, start: u64, size: u64) -> Failure {
+pub(super) fn span_failure(e: Errno, start: u64, size: u64) -> Failure {
     if e == Errno::EINVAL {
         let why = if size == 0 {
             "size is zero"
@@ -109,7 +109,7 @@ pub struct svm_alloc_result {
     pub vms_refused: u64,
 }
 
-fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed) -> FfiResult {
+pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed) -> FfiResult {
     // SAFETY: caller's struct (optional).
     let Some(r) = (unsafe { r.as_mut() }) else { return Ok(()) };
     let mut flags = 0;

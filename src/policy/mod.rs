@@ -24,6 +24,7 @@
 //! VM), `observe` (the page table), `record` (bookkeeping and the range
 //! query).
 
+mod batch;
 mod attributes;
 mod brlock;
 mod device;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 
 use brlock::{BrLock, ReadGuard};
 
+pub use batch::Batch;
 pub use device::{Device, DeviceHandle, MAX_DEVICES};
 pub use observe::Seen;
 pub use stats::{Stats, StatsSnapshot};

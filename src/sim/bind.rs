@@ -175,9 +175,10 @@ impl Sim {
                 return Err(e);
             }
         }
-        for (addr, value) in fences {
-            let _ = uaccess::write(addr, &value); // a fault at signal time is lost, as in the kernel
-        }
+        // The work is done; the fences signal when the world next moves
+        // (Sim::signal_fences): the ioctl returns with the bind in flight.
+        let trusted = uaccess::is_trusted();
+        g.fences.extend(fences.into_iter().map(|(addr, value)| (addr, value, trusted)));
         Ok(())
     }
 

@@ -115,6 +115,8 @@ impl Sim {
     pub unsafe fn ioctl(&self, fd: RawFd, request: u32, arg: *mut c_void) -> Result<()> {
         self.count(&self.counters.ioctls, 1);
         let mut g = self.state.lock();
+        // Binds done before this call have completed by now.
+        self.signal_fences(&mut g);
         // The VFS answers a closed fd before any DRM code runs.
         let dev = g.files.get(&fd).ok_or(Errno::EBADF)?.device;
         // A wedged device is ECANCELED in xe_drm_ioctl and an unplugged one

@@ -179,6 +179,12 @@ struct State {
     injector: inject::Injector,
     /// A migration's page list, kept between migrations.
     scratch: Vec<u64>,
+    /// User fences of binds whose work is done but whose completion the
+    /// world has not seen yet: (address, value). A VM_BIND returns before
+    /// its fence signals; the fence is written when simulated time next
+    /// moves for anyone (the next ioctl, a wait, a GPU or CPU access), so a
+    /// caller that does not wait sees the bind still in flight.
+    fences: Vec<(u64, u64, bool)>,
 }
 
 /// The simulated driver and its world. Share it with `Arc`.
@@ -224,7 +230,7 @@ impl Sim {
         let owner = topo.owner_groups();
         let mem = Memory::new(pagemaps.iter().map(|p| p.capacity).collect());
         Ok(Arc::new(Sim {
-            state: Mutex::new(State { mem, files: HashMap::new(), gone: vec![None; topo.devices.len()], injector: Default::default(), scratch: Vec::new() }),
+            state: Mutex::new(State { mem, files: HashMap::new(), gone: vec![None; topo.devices.len()], injector: Default::default(), scratch: Vec::new(), fences: Vec::new() }),
             topo,
             pagemaps,
             tile_pagemap,
@@ -402,6 +408,15 @@ impl Sim {
 
     // -- the world: CPU side ------------------------------------------------
 
+    /// Completes the binds whose work is done: writes their user fences,
+    /// each as its caller's copy would (checked or trusted; a fault at
+    /// signal time is lost, as in the kernel).
+    fn signal_fences(&self, g: &mut Guard) {
+        for (addr, value, trusted) in std::mem::take(&mut g.fences) {
+            let _ = uaccess::as_caller(trusted, || uaccess::write(addr, &value));
+        }
+    }
+
     /// Maps [start, start+size) anew (MAP_FIXED): anonymous, or file-backed
     /// (`file`), which can never be placed in VRAM. Old contents are gone.
     pub fn mmap(&self, start: u64, size: u64, file: bool) -> Result<()> {
@@ -429,6 +444,7 @@ impl Sim {
         let end = check_span(start, size)?;
         let (start, end) = (start & !(PAGE - 1), end.next_multiple_of(PAGE));
         let mut g = self.state.lock();
+        self.signal_fences(&mut g);
         let mut a = start;
         while a < end {
             let (_, vend, kind) = g.mem.cpu_vma(a);
@@ -474,6 +490,7 @@ impl Sim {
         let end = check_span(start, size)?;
         let (start, end) = (start & !(PAGE - 1), end.next_multiple_of(PAGE));
         let mut g = self.state.lock();
+        self.signal_fences(&mut g);
         let dev = g.files.get(&fd).ok_or(Errno::EBADF)?.device;
         if let Some(e) = g.gone[dev as usize] {
             return Err(e);

@@ -46,6 +46,22 @@ pub fn trusted<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether this thread's copies are trusted now (inside `trusted`).
+pub fn is_trusted() -> bool {
+    TRUSTED.with(|t| t.get())
+}
+
+/// Runs `f` with copies trusted or checked as given, whatever this thread
+/// is doing: a deferred fence write is made as the caller that asked for
+/// it would have made it (a C caller's address is checked even when the
+/// library's own ioctl flushes it).
+pub fn as_caller<R>(trusted_copy: bool, f: impl FnOnce() -> R) -> R {
+    let before = TRUSTED.with(|t| t.replace(trusted_copy));
+    let r = f();
+    TRUSTED.with(|t| t.set(before));
+    r
+}
+
 fn transfer(addr: u64, buf: *mut u8, len: usize, write: bool) -> Result<()> {
     if len == 0 {
         return Ok(());

@@ -1,0 +1,148 @@
+//! Placement in command order from C: `svm_place_batch` queues many ranges
+//! as one VM_BIND and returns; the runtime waits on the batch's user fence
+//! (its own, or the one `svm_batch_fence` names) in its command order, and
+//! reads each range's outcome with `svm_batch_complete`. Checks and
+//! conversions only; the work is `crate::policy::Context::place_batch`'s.
+
+use core::ffi::c_int;
+
+use super::context::{context, svm_context, svm_device, svm_pagemap};
+use super::placement::{fill_result, span_failure, svm_alloc_result};
+use super::{guard, invalid, out};
+use crate::policy::Batch;
+
+/// One range of a batch: [start, start + size) to `target`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct svm_range_placement {
+    pub start: u64,
+    pub size: u64,
+    pub target: svm_pagemap,
+}
+
+/// A placement batch in flight or done (from svm_place_batch; release it
+/// with svm_batch_destroy). One thread at a time per batch.
+pub struct svm_batch {
+    batch: Batch,
+    /// The context's serial: a batch is completed on the context that made it.
+    ctx: *const svm_context,
+}
+
+/// Most ranges in one batch.
+pub const SVM_BATCH_MAX_RANGES: u32 = 1024;
+
+/// Queues the placement of `n` ranges for accesses by `device` as one
+/// VM_BIND with one PREFETCH op per range, after setting each range's
+/// preferred location on every device VM (madvise, synchronous, moves
+/// nothing), and returns without waiting for the bind. `fence_addr`: the
+/// runtime's own user-fence word (8-byte aligned, kept alive until it
+/// signals), which the kernel sets to `fence_value` when the binds complete;
+/// NULL: the library lends one (svm_batch_fence names it). No retries and
+/// no fallbacks: svm_batch_complete says where each range is. The ranges
+/// must be page-aligned, non-empty and not overlap.
+/// Errors, with nothing queued: -EINVAL (NULL, n 0 or above
+/// SVM_BATCH_MAX_RANGES, bad or overlapping range, unknown pagemap,
+/// misaligned fence), -ENODEV/-ECANCELED (device gone), or the errno of a
+/// refused madvise (-ENOLINK: a peer without a link) or bind. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_place_batch(
+    ctx: *mut svm_context,
+    device: svm_device,
+    ranges: *const svm_range_placement,
+    n: u32,
+    fence_addr: *mut u64,
+    fence_value: u64,
+    batch: *mut *mut svm_batch,
+) -> c_int {
+    guard("svm_place_batch", || {
+        let c = unsafe { context(ctx)? };
+        let o = unsafe { out(batch, "batch")? };
+        if ranges.is_null() || n == 0 || n > SVM_BATCH_MAX_RANGES {
+            return Err(invalid(format!("ranges must point to 1 to {SVM_BATCH_MAX_RANGES} entries (n is {n})")));
+        }
+        // SAFETY: the caller passes n readable entries (checked non-NULL).
+        let list = unsafe { core::slice::from_raw_parts(ranges, n as usize) };
+        let h = c.device(device)?;
+        let mut spans = Vec::with_capacity(list.len());
+        for r in list {
+            spans.push((r.start, r.size, c.pagemap(r.target)?));
+        }
+        let fence = (!fence_addr.is_null()).then_some((fence_addr as u64, fence_value));
+        let b = c.ctx.place_batch(h, &spans, fence).map_err(|e| match list.iter().find(|r| r.size == 0 || r.start % 4096 != 0 || r.size % 4096 != 0) {
+            Some(r) => span_failure(e, r.start, r.size),
+            None => e.into(),
+        })?;
+        *o = Box::into_raw(Box::new(svm_batch { batch: b, ctx }));
+        Ok(())
+    })
+}
+
+/// The user fence a batch's VM_BIND signals: the kernel writes `*value` at
+/// `*addr` when the binds complete (WAIT_USER_FENCE on it, or read it). 0
+/// for `*addr` once the batch completed with a lent word. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_batch_fence(batch: *const svm_batch, addr: *mut u64, value: *mut u64) -> c_int {
+    guard("svm_batch_fence", || {
+        // SAFETY: a live batch from svm_place_batch (caller contract).
+        let b = unsafe { batch.as_ref() }.ok_or_else(|| invalid("batch is NULL"))?;
+        *unsafe { out(addr, "addr")? } = b.batch.addr;
+        *unsafe { out(value, "value")? } = b.batch.value;
+        Ok(())
+    })
+}
+
+/// 1 when the batch's fence has signalled, 0 while it is in flight, or a
+/// negative errno (-EINVAL for NULL). One memory read, no syscall.
+#[no_mangle]
+pub unsafe extern "C" fn svm_batch_signalled(batch: *const svm_batch) -> c_int {
+    // SAFETY: a live batch (caller contract), checked non-NULL.
+    match unsafe { batch.as_ref() } {
+        Some(b) => b.batch.signalled() as c_int,
+        None => guard("svm_batch_signalled", || Err(invalid("batch is NULL"))),
+    }
+}
+
+/// Waits up to `timeout_ns` for the batch (no wait once its fence
+/// signalled; 0: do not wait), then writes each range's outcome into
+/// `results` (`n` entries, each with its `struct_size` set, or NULL):
+/// where the range is (what the page table shows, else the target,
+/// believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
+/// table shows it elsewhere. The library's records take what was found.
+/// -ETIME: not done yet (ask again). -EINVAL: NULL, another context's
+/// batch, or `n` not the batch's count. Thread-safe per context; one
+/// thread at a time per batch.
+#[no_mangle]
+pub unsafe extern "C" fn svm_batch_complete(ctx: *mut svm_context, batch: *mut svm_batch, timeout_ns: i64, results: *mut svm_alloc_result, n: u32) -> c_int {
+    guard("svm_batch_complete", || {
+        let c = unsafe { context(ctx)? };
+        // SAFETY: a live batch (caller contract), checked non-NULL.
+        let b = unsafe { batch.as_mut() }.ok_or_else(|| invalid("batch is NULL"))?;
+        if b.ctx != ctx as *const svm_context {
+            return Err(invalid("batch belongs to another context"));
+        }
+        if !results.is_null() && n as usize != b.batch.ranges.len() {
+            return Err(invalid(format!("results holds {n} entries, the batch {}", b.batch.ranges.len())));
+        }
+        let out = c.ctx.complete_batch(&mut b.batch, timeout_ns)?;
+        if !results.is_null() {
+            for (i, p) in out.iter().enumerate() {
+                // SAFETY: the caller passes n writable entries (n checked above).
+                fill_result(c, unsafe { results.add(i) }, p)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Releases a batch. A batch still in flight may be released: its lent
+/// fence word is then never reused (the kernel may still write it).
+#[no_mangle]
+pub unsafe extern "C" fn svm_batch_destroy(batch: *mut svm_batch) -> c_int {
+    guard("svm_batch_destroy", || {
+        if !batch.is_null() {
+            // SAFETY: from svm_place_batch, destroyed once (caller contract).
+            drop(unsafe { Box::from_raw(batch) });
+        }
+        Ok(())
+    })
+}

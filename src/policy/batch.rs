@@ -1,0 +1,173 @@
+//! Placement in command order: many ranges in one VM_BIND that returns once
+//! queued, a user fence the runtime can wait on (its own, or one the library
+//! lends), and the outcome read when the runtime asks. Level Zero's
+//! zeCommandListAppendMemoryPrefetch and OpenCL's migrate calls are
+//! asynchronous and ordered; the synchronous `alloc_vram` stays for callers
+//! that want retries and fallbacks done for them.
+//!
+//! What a batch does not do, by design: retries and fallbacks. They need the
+//! outcome of the bind, which a queued call does not have; `complete`
+//! reports each range where it is (verified against the page table where it
+//! can be read) and the runtime decides.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::*;
+
+/// A placement batch in flight (or done): its device, its ranges and their
+/// targets, and the fence its VM_BIND signals.
+#[derive(Debug)]
+pub struct Batch {
+    pub device: DeviceHandle,
+    pub ranges: Vec<(u64, u64, Pagemap)>,
+    /// The user fence: the kernel writes `value` at `addr` when the binds
+    /// complete.
+    pub addr: u64,
+    pub value: u64,
+    /// The word, when the library lent it (given back at `complete`).
+    own: Option<&'static AtomicU64>,
+    /// Ioctls issued to queue it (madvise calls and the one VM_BIND).
+    pub ioctls: u32,
+    completed: bool,
+}
+
+impl Batch {
+    /// Whether its fence has signalled: one load, no syscall.
+    pub fn signalled(&self) -> bool {
+        if self.completed {
+            return true; // a lent word went back to the pool: not ours to read
+        }
+        // SAFETY: `addr` is a lent pool word (live for the process) or the
+        // runtime's fence word, which it keeps alive while the batch is
+        // in flight (its contract with the kernel as much as with us).
+        unsafe { std::ptr::read_volatile(self.addr as *const u64) == self.value }
+    }
+}
+
+impl Context {
+    /// Queues the placement of `ranges` (start, size, target pagemap) for
+    /// accesses by device `h` as one VM_BIND with one PREFETCH op per range,
+    /// after step 2 of the flow (the preferred location on every device VM,
+    /// applied now: a madvise is synchronous and moves nothing). `fence`:
+    /// the runtime's own user fence (address of a u64 it keeps alive,
+    /// value), or None to use one the library lends. Returns once queued.
+    /// Errors (nothing queued): EINVAL for a bad or empty list, overlapping
+    /// ranges or a misaligned fence; the errno of a refused madvise or bind.
+    pub fn place_batch(&self, h: DeviceHandle, ranges: &[(u64, u64, Pagemap)], fence: Option<(u64, u64)>) -> Result<Batch> {
+        if ranges.is_empty() || fence.is_some_and(|(a, _)| a == 0 || a % 8 != 0) {
+            return Err(Errno::EINVAL);
+        }
+        let mut spans: Vec<(u64, u64, Pagemap)> = Vec::with_capacity(ranges.len());
+        for &(start, size, pm) in ranges {
+            spans.push((start, check_span(start, size)?, pm));
+        }
+        let mut sorted: Vec<(u64, u64)> = spans.iter().map(|&(s, e, _)| (s, e)).collect();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[1].0 < w[0].1) {
+            return Err(Errno::EINVAL);
+        }
+        let slots = self.slots.read();
+        let dev = Context::device_in(&slots, h)?.clone();
+        dev.check_alive()?;
+        let mut placed = Placed::default();
+        let mut ops = Vec::with_capacity(spans.len());
+        for &(start, end, cand) in &spans {
+            let region = match cand {
+                Pagemap::System => 0,
+                Pagemap::Vram { device, tile } => {
+                    let owner = Context::check_pagemap(&slots, cand)?.expect("VRAM pagemap");
+                    if device == dev.slot {
+                        owner.tiles[tile as usize].expect("checked").instance as u32
+                    } else {
+                        DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC
+                    }
+                }
+            };
+            let _g = self.ranges.lock(start, end);
+            let summary = self.summary(start, end);
+            let mut applied = Vec::new();
+            let r = self.apply_preferred(&slots, Some(dev.slot), start, end, cand, &summary, &mut placed, &mut applied);
+            // In flight: where it is is unknown until `complete` looks.
+            self.record(&slots, start, end, &applied, |r| r.residency = None);
+            if let Err(Miss::Fallback(e) | Miss::Fatal(e)) = r {
+                return Err(e);
+            }
+            ops.push(xe::prefetch_op(start, end - start, region));
+        }
+        let (own, addr, value) = match fence {
+            Some((addr, value)) => (None, addr, value),
+            None => {
+                let w = xe::take_fence_word();
+                (Some(w), w.as_ptr() as u64, xe::next_fence_value())
+            }
+        };
+        self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
+        let r = self.restarting(&mut placed, || xe::vm_bind_queued(&*self.driver, dev.fd, dev.vm_id, &ops, addr, value));
+        if let Err(e) = r {
+            if let Some(w) = own {
+                xe::release_fence_word(w); // nothing was queued: nothing will write it
+            }
+            if matches!(e, Errno::ENODEV | Errno::ECANCELED) {
+                dev.mark_dead(e);
+            }
+            self.stats.count_errno(e);
+            return Err(e);
+        }
+        let ranges = spans.iter().map(|&(s, e, pm)| (s, e - s, pm)).collect();
+        Ok(Batch { device: h, ranges, addr, value, own, ioctls: placed.ioctls, completed: false })
+    }
+
+    /// Waits (up to `timeout_ns`, WAIT_USER_FENCE; no wait when the fence
+    /// has signalled) for a batch, then reports each range: where it is
+    /// (what the page table shows where it can be read, else the target,
+    /// believed), verified or not, and EBUSY in `cause` where the page
+    /// table shows it elsewhere (a prefetch the kernel reported done but
+    /// did not make, kernel-model §7). The records take what is found.
+    /// ETIME: not done yet, ask again. Once complete, asking again returns
+    /// the same kind of report from a fresh look.
+    pub fn complete_batch(&self, b: &mut Batch, timeout_ns: i64) -> Result<Vec<Placed>> {
+        if !b.completed && !b.signalled() {
+            let slots = self.slots.read();
+            let dev = Context::device_in(&slots, b.device)?.clone();
+            drop(slots);
+            let mut p = Placed::default();
+            self.restarting(&mut p, || xe::wait_user_fence(&*self.driver, dev.fd, b.addr, b.value, timeout_ns))?;
+        }
+        if !b.completed {
+            b.completed = true;
+            if let Some(w) = b.own.take() {
+                xe::release_fence_word(w);
+                b.addr = 0;
+            }
+        }
+        let slots = self.slots.read();
+        let mut out = Vec::with_capacity(b.ranges.len());
+        for &(start, size, cand) in &b.ranges {
+            let end = start + size;
+            let _g = self.ranges.lock(start, end);
+            let seen = self.observe(start, end);
+            let mut p = Placed { pagemap: Some(cand), ..Default::default() };
+            let at = match &seen {
+                Some(s) if self.agrees(&slots, s, cand) => {
+                    p.verified = true;
+                    Some(cand)
+                }
+                Some(s) => {
+                    p.cause = Some(Errno::EBUSY);
+                    let actual = self.place_of(&slots, s, None);
+                    p.pagemap = actual;
+                    actual
+                }
+                None => Some(cand),
+            };
+            let now = self.driver.now_ns();
+            self.record(&slots, start, end, &[], |r| {
+                r.residency = at;
+                r.observed_at.store(if p.verified { now.max(1) } else { 0 }, Ordering::Relaxed);
+                r.last_used.store(now, Ordering::Relaxed);
+            });
+            out.push(p);
+        }
+        Ok(out)
+    }
+}
