@@ -69,6 +69,8 @@ fn sim_context(preset: &std::ffi::CStr) -> (*mut svm_sim, *mut svm_context) {
             thrash_window_ns: 0,
             pin_ns: 0,
             observe_ttl_ns: 0,
+            flags: 0,
+            _pad2: 0,
         };
         let mut ctx = ptr::null_mut();
         assert_eq!(svm_context_create(&cfg, &mut ctx), 0);
