@@ -868,6 +868,17 @@ int svm_device_adopt(struct svm_context *ctx, int fd, uint32_t vm_id, struct svm
 int svm_device_adopt_flags(struct svm_context *ctx, int fd, uint32_t vm_id, uint32_t flags, struct svm_device *device);
 
 /**
+ * Adopts a device whose runtime keeps one VM per tile, as Intel's compute
+ * runtime does on multi-tile cards: `vm_ids[t]` is tile t's VM, one for
+ * every tile of the device (`n`, at most 2), each checked as
+ * svm_device_adopt checks its VM. The card is one device: advice goes to
+ * every tile's VM, a placement in a tile's VRAM prefetches through that
+ * tile's VM, batches and range queries use tile 0's. -EINVAL when the VMs
+ * are not one per tile (svm_last_error() says how). Thread-safe.
+ */
+int svm_device_adopt_tiles(struct svm_context *ctx, int fd, const uint32_t *vm_ids, uint32_t n, uint32_t flags, struct svm_device *device);
+
+/**
  * Closes a device: destroys the VM and closes the fd if the library created
  * them. Its handle and pagemaps stop working (-ENODEV). Thread-safe.
  */

@@ -339,6 +339,35 @@ pub unsafe extern "C" fn svm_device_adopt_flags(ctx: *mut svm_context, fd: c_int
     guard("svm_device_adopt_flags", || adopt(ctx, fd, vm_id, flags, device))
 }
 
+/// Adopts a device whose runtime keeps one VM per tile, as Intel's compute
+/// runtime does on multi-tile cards: `vm_ids[t]` is tile t's VM, one for
+/// every tile of the device (`n`, at most 2), each checked as
+/// svm_device_adopt checks its VM. The card is one device: advice goes to
+/// every tile's VM, a placement in a tile's VRAM prefetches through that
+/// tile's VM, batches and range queries use tile 0's. -EINVAL when the VMs
+/// are not one per tile (svm_last_error() says how). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_device_adopt_tiles(ctx: *mut svm_context, fd: c_int, vm_ids: *const u32, n: u32, flags: u32, device: *mut svm_device) -> c_int {
+    guard("svm_device_adopt_tiles", || {
+        let c = unsafe { context(ctx)? };
+        let o = unsafe { out(device, "device")? };
+        if vm_ids.is_null() || n == 0 || n > 2 {
+            return Err(invalid(format!("vm_ids must point to 1 or 2 VM ids, one per tile (n is {n})")));
+        }
+        if flags & !SVM_ADOPT_MIRROR_AUTORESET != 0 {
+            return Err(invalid(format!("unknown flags {flags:#x}")));
+        }
+        // SAFETY: the caller passes n readable ids (checked non-NULL).
+        let ids = unsafe { core::slice::from_raw_parts(vm_ids, n as usize) };
+        let h = c
+            .ctx
+            .adopt_tiles_checked(fd, ids, flags & SVM_ADOPT_MIRROR_AUTORESET != 0)
+            .map_err(|(errno, why)| Failure { errno, message: format!("fd {fd}, VMs {ids:?}: {why}") })?;
+        *o = c.device_id(h);
+        Ok(())
+    })
+}
+
 unsafe fn adopt(ctx: *mut svm_context, fd: c_int, vm_id: u32, flags: u32, device: *mut svm_device) -> super::FfiResult {
     let c = unsafe { context(ctx)? };
     let o = unsafe { out(device, "device")? };

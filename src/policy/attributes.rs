@@ -160,7 +160,8 @@ impl Context {
     pub(super) fn madvise_pref(&self, slots: &[Slot], on: &Device, start: u64, end: u64, p: PrefApplied, placed: &mut Placed) -> Result<()> {
         let fd_of = |slot: u16| slots.get(slot as usize).and_then(|s| s.dev.as_ref()).map_or(-1, |d| d.fd);
         let loc = p.to_uapi(fd_of);
-        let r = self.restarting(placed, || xe::madvise_preferred_loc(&*self.driver, on.fd, on.vm_id, start, end - start, loc));
+        // Every VM of the device (one per tile where the runtime keeps them so).
+        let r = on.vms().iter().try_for_each(|&vm| self.restarting(placed, || xe::madvise_preferred_loc(&*self.driver, on.fd, vm, start, end - start, loc)));
         self.stats.local().madvise.fetch_add(1, Ordering::Relaxed);
         if r.is_ok() && matches!(p, PrefApplied::Device { .. }) {
             on.set_multi_device(true);
@@ -278,7 +279,7 @@ impl Context {
                 continue;
             }
             self.stats.local().madvise.fetch_add(1, Ordering::Relaxed);
-            match self.restarting(&mut placed, || xe::madvise_atomic(&*self.driver, d.fd, d.vm_id, start, size, mode)) {
+            match d.vms().iter().try_for_each(|&vm| self.restarting(&mut placed, || xe::madvise_atomic(&*self.driver, d.fd, vm, start, size, mode))) {
                 Ok(()) => {
                     a.atomic = mode;
                     applied.push((d.slot, a));

@@ -51,6 +51,10 @@ pub struct Device {
     /// The CPU-address mirror was bound with MADVISE_AUTORESET (the library
     /// bound it so, or the runtime that adopted it says so).
     pub autoreset: bool,
+    /// One VM per tile, by tile id, where the runtime keeps them so (Intel's
+    /// compute runtime does on multi-tile cards) and adopted them as one
+    /// device; empty: the one VM `vm_id` serves every tile.
+    pub tile_vms: Vec<u32>,
 }
 
 impl Device {
@@ -75,7 +79,23 @@ impl Device {
             dead: AtomicI32::new(0),
             multi_device: AtomicU8::new(MULTI_UNKNOWN),
             autoreset: false,
+            tile_vms: Vec::new(),
         }
+    }
+
+    /// Every VM of the device: the attributes are per VM, so advice goes to
+    /// each (the records keep one value per device).
+    pub fn vms(&self) -> &[u32] {
+        if self.tile_vms.is_empty() {
+            std::slice::from_ref(&self.vm_id)
+        } else {
+            &self.tile_vms
+        }
+    }
+
+    /// The VM whose page tables a tile uses.
+    pub fn vm_of_tile(&self, tile: u16) -> u32 {
+        self.tile_vms.get(tile as usize).copied().unwrap_or(self.vm_id)
     }
 
     /// Whether the kernel may reset this VM's madvise attributes when memory

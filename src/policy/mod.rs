@@ -285,7 +285,8 @@ impl Context {
 
     // -- devices --------------------------------------------------------------
 
-    fn attach(&self, fd: RawFd, owns_fd: bool, vm: Option<u32>, autoreset: bool) -> Result<DeviceHandle> {
+    /// `tile_vms`: one adopted VM per tile (empty: `vm` serves every tile).
+    fn attach(&self, fd: RawFd, owns_fd: bool, vm: Option<u32>, autoreset: bool, tile_vms: Vec<u32>) -> Result<DeviceHandle> {
         let close = |fd| {
             if owns_fd {
                 self.driver.close(fd)
@@ -302,6 +303,7 @@ impl Context {
             close(fd);
             return Err(Errno::EOPNOTSUPP);
         }
+
         let (vm_id, owns_vm) = match vm {
             Some(id) => (id, false),
             None => match self.create_svm_vm(fd, &info) {
@@ -332,6 +334,7 @@ impl Context {
         let gen = slots[slot].gen;
         let mut dev = Device::new(slot as u16, gen, fd, owns_fd, vm_id, owns_vm, info, id);
         dev.autoreset = autoreset;
+        dev.tile_vms = tile_vms;
         let dev = Arc::new(dev);
         slots[slot].dev = Some(dev.clone());
         drop(slots);
@@ -377,14 +380,14 @@ impl Context {
     /// Opens a device node (an Xe render node) and makes it ready for SVM.
     pub fn open_path(&self, path: &std::path::Path) -> Result<DeviceHandle> {
         let fd = self.driver.open_path(path)?;
-        self.attach(fd, true, None, self.config.mirror_autoreset)
+        self.attach(fd, true, None, self.config.mirror_autoreset, Vec::new())
     }
 
     /// Opens device `index`: the index-th Xe render node, or the simulated
     /// device of that index.
     pub fn open_index(&self, index: u32) -> Result<DeviceHandle> {
         let fd = self.driver.open_index(index)?;
-        self.attach(fd, true, None, self.config.mirror_autoreset)
+        self.attach(fd, true, None, self.config.mirror_autoreset, Vec::new())
     }
 
     /// Adopts an fd and a fault-mode VM (with the CPU-address mirror bound)
@@ -402,12 +405,46 @@ impl Context {
     /// be in fault mode (`xe::probe_fault_mode`, which changes nothing).
     /// `autoreset`: the runtime bound the mirror with MADVISE_AUTORESET.
     pub fn adopt_checked(&self, fd: RawFd, vm_id: u32, autoreset: bool) -> std::result::Result<DeviceHandle, (Errno, &'static str)> {
+        self.adopt_tiles_checked(fd, &[vm_id], autoreset)
+    }
+
+    /// Adopts a device whose runtime keeps one VM per tile (`vm_ids[t]` for
+    /// tile t, every tile of the device: Intel's compute runtime on
+    /// multi-tile cards) as one device, each VM checked as in
+    /// [`Context::adopt_checked`]. Advice goes to every VM; a placement in a
+    /// tile's VRAM prefetches through that tile's VM; batches and range
+    /// queries use tile 0's.
+    pub fn adopt_tiles_checked(&self, fd: RawFd, vm_ids: &[u32], autoreset: bool) -> std::result::Result<DeviceHandle, (Errno, &'static str)> {
         if fd < 0 {
             return Err((Errno::EINVAL, "fd is negative"));
         }
-        if vm_id == 0 {
+        if vm_ids.is_empty() || vm_ids.contains(&0) {
             return Err((Errno::EINVAL, "vm_id 0 names no VM"));
         }
+        let mut unique = vm_ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        if unique.len() != vm_ids.len() {
+            return Err((Errno::EINVAL, "one VM named for two tiles"));
+        }
+        for &vm_id in vm_ids {
+            self.check_adoptable(fd, vm_id)?;
+        }
+        let tile_vms = if vm_ids.len() > 1 {
+            let tiles = crate::driver::query::query_device(&*self.driver, fd).map_err(|e| (e, "DEVICE_QUERY failed"))?.tiles().len();
+            if tiles != vm_ids.len() {
+                return Err((Errno::EINVAL, "the VMs named are not one per tile of the device"));
+            }
+            vm_ids.to_vec()
+        } else {
+            Vec::new()
+        };
+        self.attach(fd, false, Some(vm_ids[0]), autoreset, tile_vms).map_err(|e| (e, "the device could not be attached"))
+    }
+
+    /// One VM the runtime offers: it exists on the fd, has a binding, and is
+    /// in fault mode (nothing on it changes).
+    fn check_adoptable(&self, fd: RawFd, vm_id: u32) -> std::result::Result<(), (Errno, &'static str)> {
         self.stats.local().ioctls.fetch_add(3, std::sync::atomic::Ordering::Relaxed);
         let vmas = match xe::query_mem_range_attrs(&*self.driver, fd, vm_id, 0, VA_LIMIT) {
             Ok(v) => v,
@@ -418,11 +455,10 @@ impl Context {
             return Err((Errno::EINVAL, "the VM has no binding: bind its CPU-address mirror (MAP | CPU_ADDR_MIRROR) over the address space first"));
         }
         match xe::probe_fault_mode(&*self.driver, fd, vm_id) {
-            Ok(true) => {}
-            Ok(false) => return Err((Errno::EINVAL, "the VM is not in fault mode: create it with LR_MODE | FAULT_MODE")),
-            Err(e) => return Err((e, "the fault-mode probe (VM_BIND) failed")),
+            Ok(true) => Ok(()),
+            Ok(false) => Err((Errno::EINVAL, "the VM is not in fault mode: create it with LR_MODE | FAULT_MODE")),
+            Err(e) => Err((e, "the fault-mode probe (VM_BIND) failed")),
         }
-        self.attach(fd, false, Some(vm_id), autoreset).map_err(|e| (e, "the device could not be attached"))
     }
 
     /// Closes a device: destroys the VM and closes the fd if the library

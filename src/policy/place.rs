@@ -403,7 +403,13 @@ impl Context {
 
     pub(super) fn prefetch(&self, on: &Device, start: u64, size: u64, region: u32, placed: &mut Placed) -> Result<()> {
         self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
-        self.restarting(placed, || xe::prefetch(&*self.driver, on.fd, on.vm_id, start, size, region))
+        // A tile's own VRAM through that tile's VM (one VM per tile, adopted);
+        // system memory and peers through tile 0's.
+        let vm = match region {
+            0 | DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC => on.vm_id,
+            inst => on.tiles.iter().position(|t| t.is_some_and(|t| t.instance as u32 == inst)).map_or(on.vm_id, |t| on.vm_of_tile(t as u16)),
+        };
+        self.restarting(placed, || xe::prefetch(&*self.driver, on.fd, vm, start, size, region))
     }
 
     /// Runs an ioctl, restarting on EINTR/EAGAIN (bounded), counting it.
