@@ -143,6 +143,35 @@ static int shim_prefetch(shim *s, uint32_t device, uint64_t ptr, uint64_t size, 
 	return svm_alloc_vram(s->ctx, s->dev[device], ptr, size, where, 0, r);
 }
 
+/* A command list: zeCommandListAppendMemoryPrefetch only records (append
+ * time); zeCommandQueueExecuteCommandLists sends every recorded prefetch as
+ * one VM_BIND in command order, after the kernels ahead of it (execute
+ * time), and the list's next kernel waits on the batch's fence. */
+typedef struct shim_cmdlist {
+	uint32_t device;
+	svm_range_placement prefetch[16];
+	uint32_t n;
+} shim_cmdlist;
+
+static int shim_append_prefetch(shim *s, shim_cmdlist *cl, uint64_t ptr, uint64_t size)
+{
+	if (cl->n == 16)
+		return -ENOSPC;
+	shim_pages(&ptr, &size);
+	svm_pagemap where;
+	int rc = svm_resolve_pagemap(s->ctx, s->dev[cl->device], 0, ptr, size, SVM_ACCESS_READ, &where);
+	if (rc)
+		return rc;
+	cl->prefetch[cl->n++] = (svm_range_placement){ ptr, size, where };
+	return 0;
+}
+
+/* Returns the batch whose fence the list's next kernel waits on. */
+static int shim_execute(shim *s, shim_cmdlist *cl, svm_batch **b)
+{
+	return svm_place_batch(s->ctx, s->dev[cl->device], cl->prefetch, cl->n, NULL, 0, b);
+}
+
 /* clEnqueueSVMMigrateMem(queue, n, ptrs, sizes, flags): to the queue's
  * device, or with CL_MIGRATE_MEM_OBJECT_HOST back to system memory. A size
  * of 0 (or sizes NULL) means the whole allocation the pointer is in. */
@@ -298,6 +327,23 @@ int main(void)
 	CHECK(shim_cl_migrate(&s, 0, 0x2000000000ull, 0, 0, &r) == -EINVAL);
 	CHECK(shim_cl_status(-EINVAL) == -30); /* CL_INVALID_VALUE */
 	CHECK(shim_cl_mem_advise_intel(&s, 1, buf, size, SHIM_SET_PREFERRED_LOCATION) == 0);
+
+	/* A command list with two prefetches: recorded at append, sent as one
+	 * VM_BIND at execute, complete when its fence signals. */
+	shim_cmdlist cl = { .device = 1 };
+	CHECK(shim_append_prefetch(&s, &cl, buf + 100, 2 * MIB) == 0);
+	CHECK(shim_append_prefetch(&s, &cl, buf + 8 * MIB, 4 * MIB) == 0);
+	CHECK(svm_sim_get_counters(sim, &k) == 0);
+	uint64_t ioctls = k.ioctls;
+	svm_batch *b;
+	CHECK(shim_execute(&s, &cl, &b) == 0);
+	CHECK(svm_batch_signalled(b) == 0); /* in flight: the next kernel waits on its fence */
+	svm_alloc_result out[2] = { { .struct_size = sizeof out[0] }, { .struct_size = sizeof out[1] } };
+	CHECK(svm_batch_complete(s.ctx, b, 1000000000, out, 2) == 0);
+	CHECK(svm_sim_get_counters(sim, &k) == 0);
+	printf("command list, 2 prefetches:        %s; %llu ioctls (madvise + one VM_BIND)\n", outcome(&out[0]), (unsigned long long)(k.ioctls - ioctls));
+	CHECK(out[0].pagemap.id == cl.prefetch[0].target.id && out[1].pagemap.id == cl.prefetch[1].target.id);
+	CHECK(svm_batch_destroy(b) == 0);
 
 	CHECK(svm_sim_check(sim) == 0);
 	CHECK(svm_context_destroy(s.ctx) == 0);
