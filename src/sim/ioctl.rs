@@ -212,6 +212,8 @@ impl Sim {
                 }
             }
             DRM_XE_DEVICE_QUERY_MEM_REGIONS => {
+                // query_mem_regions: `used` only for perfmon_capable() callers.
+                let perfmon = self.perfmon_capable();
                 let vram = &self.tile_pagemap[dev as usize];
                 push(&mut out, &bytes_of(&drm_xe_query_mem_regions { num_mem_regions: 1 + vram.len() as u32, pad: 0 }));
                 let sys = drm_xe_mem_region {
@@ -229,9 +231,9 @@ impl Sim {
                         instance: info.instance,
                         min_page_size: if spec.need_64k { 65536 } else { PAGE as u32 },
                         total_size: info.capacity,
-                        used: g.mem.used(p),
+                        used: if perfmon { g.mem.used(p) } else { 0 },
                         cpu_visible_size: info.capacity,
-                        cpu_visible_used: g.mem.used(p),
+                        cpu_visible_used: if perfmon { g.mem.used(p) } else { 0 },
                         ..Default::default()
                     };
                     push(&mut out, &bytes_of(&r));

@@ -202,6 +202,9 @@ pub struct Sim {
     counters: Counters,
     /// How the simulated process may read its page table.
     page_table: Mutex<PageTableAccess>,
+    /// Whether the simulated process is perfmon-capable (CAP_PERFMON or
+    /// CAP_SYS_ADMIN): DEVICE_QUERY reports regions' `used` only then.
+    perfmon: std::sync::atomic::AtomicBool,
     /// Events recorded for a trace, when asked for (`record_events`).
     recording: std::sync::atomic::AtomicBool,
     events: Mutex<Vec<SimEvent>>,
@@ -239,6 +242,7 @@ impl Sim {
             clock: AtomicU64::new(0),
             counters: Counters::default(),
             page_table: Mutex::new(PageTableAccess { source: PageTableSource::Scan, privileged: false }),
+            perfmon: std::sync::atomic::AtomicBool::new(false),
             recording: std::sync::atomic::AtomicBool::new(false),
             events: Mutex::new(Vec::new()),
         }))
@@ -415,6 +419,17 @@ impl Sim {
         for (addr, value, trusted) in std::mem::take(&mut g.fences) {
             let _ = uaccess::as_caller(trusted, || uaccess::write(addr, &value));
         }
+    }
+
+    /// Makes the simulated process perfmon-capable (or not, the default):
+    /// `query_mem_regions` fills `used` and `cpu_visible_used` only for
+    /// perfmon-capable callers, and reports 0 to everyone else.
+    pub fn set_perfmon_capable(&self, yes: bool) {
+        self.perfmon.store(yes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn perfmon_capable(&self) -> bool {
+        self.perfmon.load(Ordering::Relaxed)
     }
 
     /// Maps [start, start+size) anew (MAP_FIXED): anonymous, or file-backed
