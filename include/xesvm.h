@@ -856,6 +856,7 @@ int svm_device_open_index(struct svm_context *ctx, uint32_t index, struct svm_de
  *   a VM_BIND the kernel refuses before doing anything;
  * - -ENOTTY (or the kernel's errno) for an fd that is not an Xe render
  *   node or a kernel without SVM madvise.
+ *
  * svm_last_error() says which. Same as svm_device_adopt_flags with flags 0.
  * Thread-safe.
  */

@@ -71,7 +71,7 @@ fn with_autoreset_the_page_table_shows_the_free_when_the_hook_is_not_called() {
     // real program, and the simulated clock stands still through munmap.
     let cfg = Config { mirror_autoreset: true, observe_ttl_ns: 0, ..Config::default() };
     let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), cfg);
-    let d = vec![ctx.open_index(0).unwrap()];
+    let d = [ctx.open_index(0).unwrap()];
     let vram = ctx.pagemap(d[0], 0).unwrap();
     ctx.set_atomic(BUF, R, DRM_XE_ATOMIC_DEVICE).unwrap();
     ctx.alloc_vram(d[0], BUF, R, vram, AllocFlags::default()).unwrap();

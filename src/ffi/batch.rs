@@ -117,7 +117,7 @@ pub unsafe extern "C" fn svm_batch_complete(ctx: *mut svm_context, batch: *mut s
         let c = unsafe { context(ctx)? };
         // SAFETY: a live batch (caller contract), checked non-NULL.
         let b = unsafe { batch.as_mut() }.ok_or_else(|| invalid("batch is NULL"))?;
-        if b.ctx != ctx as *const svm_context {
+        if !std::ptr::eq(b.ctx, ctx) {
             return Err(invalid("batch belongs to another context"));
         }
         if !results.is_null() && n as usize != b.batch.ranges.len() {

@@ -319,6 +319,7 @@ pub unsafe extern "C" fn svm_device_open_index(ctx: *mut svm_context, index: u32
 ///   a VM_BIND the kernel refuses before doing anything;
 /// - -ENOTTY (or the kernel's errno) for an fd that is not an Xe render
 ///   node or a kernel without SVM madvise.
+///
 /// svm_last_error() says which. Same as svm_device_adopt_flags with flags 0.
 /// Thread-safe.
 #[no_mangle]

@@ -113,7 +113,7 @@ impl Sim {
             // An access that will fault processes pending unmaps first
             // (__xe_svm_handle_pagefault: "Always process UNMAPs first"), and
             // then looks its VMA up again.
-            if !vm.gc_pending.is_empty() && !vm.range_at(a).is_some_and(|(_, r)| r.bound & tile_bit != 0) {
+            if !vm.gc_pending.is_empty() && vm.range_at(a).is_none_or(|(_, r)| r.bound & tile_bit == 0) {
                 self.collect_garbage(g, fd, vm_id);
             }
             let vm = g.files.get(&fd).ok_or(Errno::EBADF)?.vms.get(&vm_id).ok_or(Errno::ENOENT)?;
