@@ -594,3 +594,27 @@ fn repeated_preferred_location_issues_nothing_and_a_change_applies() {
     // Unknown pagemaps are still refused on the fast path.
     assert_eq!(t.ctx.set_preferred(BUF, 2 * R, Pagemap::Vram { device: 9, tile: 0 }), Err(Errno::EINVAL));
 }
+
+/// Capacity first (design.md): a range larger than the whole VRAM region
+/// is never started there. It falls back at once (ENOSPC, nothing moved,
+/// no prefetch), and what is already in that VRAM stays; with NO_FALLBACK
+/// the call fails with ENOSPC.
+#[test]
+fn a_migration_that_cannot_fit_is_never_started() {
+    let mut topo = Topology::preset("dgpu").unwrap();
+    topo.devices[0].vram_per_tile = 64 * MIB;
+    let t = setup_topo(topo, Config::default());
+    t.sim.cpu_access(BUF, 48 * MIB, sim::Access::Write, 1).unwrap();
+    t.sim.cpu_access(BUF + 64 * MIB, 96 * MIB, sim::Access::Write, 2).unwrap();
+    t.alloc(0, BUF, 48 * MIB, t.vram(0));
+    let before = t.sim.counters();
+    let p = t.alloc(0, BUF + 64 * MIB, 96 * MIB, t.vram(0));
+    let after = t.sim.counters();
+    assert!(p.fell_back && p.cause == Some(Errno::ENOSPC) && p.pagemap == Some(Pagemap::System), "{p:?}");
+    // Nothing went into VRAM or came out of it (the fallback's prefetch to
+    // system memory only binds the range for the GPU, moving nothing).
+    assert_eq!((after.bytes_to_vram, after.bytes_to_system, after.evictions), (before.bytes_to_vram, before.bytes_to_system, before.evictions));
+    assert_eq!(t.on(BUF, 48 * MIB), t.vram_of(0), "the weights stay");
+    let strict = AllocFlags { no_fallback: true, ..Default::default() };
+    assert_eq!(t.ctx.alloc_vram(t.dev[0], BUF + 64 * MIB, 96 * MIB, t.vram(0), strict).map(|_| ()), Err(Errno::ENOSPC));
+}

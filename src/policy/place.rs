@@ -201,6 +201,16 @@ impl Context {
         }
         let mut last = Errno::EIO;
         for (i, &cand) in candidates.iter().enumerate() {
+            // Capacity first (design.md, "Capacity first"): a range larger than
+            // the whole VRAM region (DEVICE_QUERY's size) can never fit there.
+            // The kernel would still start the migration, evict everything
+            // else in that VRAM for it, and then fail; it is never started.
+            if let Some(cap) = Context::capacity_of(slots, cand).filter(|&cap| end - start > cap) {
+                crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: larger than its {} MiB of VRAM, not started (ENOSPC)", Span(start, end - start), cap >> 20);
+                self.stats.count_errno(Errno::ENOSPC);
+                last = Errno::ENOSPC;
+                continue;
+            }
             match self.try_candidate(slots, dev, start, end, cand, &summary, seen.as_ref(), placed) {
                 Ok(()) => {
                     if i > 0 {
@@ -216,6 +226,12 @@ impl Context {
             }
         }
         Err(last)
+    }
+
+    /// The size of a VRAM pagemap's region (None: system memory, or unknown).
+    fn capacity_of(slots: &[Slot], pm: Pagemap) -> Option<u64> {
+        let Pagemap::Vram { tile, .. } = pm else { return None };
+        Context::check_pagemap(slots, pm).ok().flatten().and_then(|d| d.tiles[tile as usize]).map(|t| t.capacity)
     }
 
     /// Attributes + prefetch + verification for one candidate (steps 2-4).

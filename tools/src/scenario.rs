@@ -330,8 +330,9 @@ buffer = "a"
                 assert_eq!(r.gpu_errors, 0, "{name} {p:?}");
                 assert!(r.simulated_ns >= o.bound_ns, "{name} {p:?}: {} ns < bound {} ns", r.simulated_ns, o.bound_ns);
                 if name == "fallback.toml" && p == crate::workload::PolicyKind::Xesvm {
-                    // What it is there to show (README, Logging).
-                    assert_eq!((r.fallbacks, r.retries), (1, 1), "{r:?}");
+                    // What it is there to show (README, Logging): a range larger
+                    // than the VRAM falls back at once, nothing started for it.
+                    assert_eq!((r.fallbacks, r.retries, r.bytes_to_system), (1, 0, 0), "{r:?}");
                 }
             }
             n += 1;
