@@ -25,6 +25,13 @@ use crate::topology::{Link, LinkKind, LinkState, Pagemap};
 /// `svm_context_create`, released by `svm_context_destroy`. Every function
 /// taking a context may be called from many threads at once, except
 /// `svm_context_destroy`, which must be the last call on it.
+///
+/// A context belongs to the process that created it. After `fork`, every
+/// call on it in the child returns -ECHILD (its devices' DRM files and VMs
+/// are shared with the parent, and its records describe the parent's
+/// memory): the child creates its own context. svm_context_destroy in the
+/// child frees it and closes the child's copies of the fds, and destroys no
+/// VM of the parent's.
 pub struct svm_context {
     pub(super) ctx: Context,
     serial: u32,
