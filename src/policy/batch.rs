@@ -66,12 +66,14 @@ impl Context {
         if sorted.windows(2).any(|w| w[1].0 < w[0].1) {
             return Err(Errno::EINVAL);
         }
-        let slots = self.slots.read();
-        let dev = Context::device_in(&slots, h)?.clone();
+        // Lock order as everywhere: a span's range lock, then the slots.
+        let dev = Context::device_in(&self.slots.read(), h)?.clone();
         dev.check_alive()?;
         let mut placed = Placed::default();
         let mut ops = Vec::with_capacity(spans.len());
         for &(start, end, cand) in &spans {
+            let _g = self.ranges.lock(start, end);
+            let slots = self.slots.read();
             let region = match cand {
                 Pagemap::System => 0,
                 Pagemap::Vram { device, tile } => {
@@ -83,7 +85,6 @@ impl Context {
                     }
                 }
             };
-            let _g = self.ranges.lock(start, end);
             let summary = self.summary(start, end);
             let mut applied = Vec::new();
             let r = self.apply_preferred(&slots, Some(dev.slot), start, end, cand, &summary, &mut placed, &mut applied);
@@ -127,9 +128,7 @@ impl Context {
     /// the same kind of report from a fresh look.
     pub fn complete_batch(&self, b: &mut Batch, timeout_ns: i64) -> Result<Vec<Placed>> {
         if !b.completed && !b.signalled() {
-            let slots = self.slots.read();
-            let dev = Context::device_in(&slots, b.device)?.clone();
-            drop(slots);
+            let dev = Context::device_in(&self.slots.read(), b.device)?.clone();
             let mut p = Placed::default();
             self.restarting(&mut p, || xe::wait_user_fence(&*self.driver, dev.fd, b.addr, b.value, timeout_ns))?;
         }
@@ -140,11 +139,12 @@ impl Context {
                 b.addr = 0;
             }
         }
-        let slots = self.slots.read();
         let mut out = Vec::with_capacity(b.ranges.len());
         for &(start, size, cand) in &b.ranges {
             let end = start + size;
+            // Lock order as everywhere: the span's range lock, then the slots.
             let _g = self.ranges.lock(start, end);
+            let slots = self.slots.read();
             let seen = self.observe(start, end);
             let mut p = Placed { pagemap: Some(cand), ..Default::default() };
             let at = match &seen {
