@@ -10,7 +10,12 @@ int main(void)
 	uint64_t s0 = sum(&r, BUF, 16 * MIB);
 
 	svm_pagemap where;
+	/* A first read of system memory is served in place (rent or buy); an
+	 * explicit prefetch moves at once. */
 	CHECK_OK(svm_resolve_pagemap(r.ctx, r.dev[0], 0, BUF, 16 * MIB, SVM_ACCESS_READ, &where));
+	CHECK(same_pagemap(where, r.sys));
+	CHECK(svm_resolve_pagemap(r.ctx, r.dev[0], 0, BUF, 16 * MIB, 4, &where) == -EINVAL);
+	CHECK_OK(svm_resolve_pagemap(r.ctx, r.dev[0], 0, BUF, 16 * MIB, SVM_ACCESS_PREFETCH, &where));
 	CHECK(same_pagemap(where, r.vram[0]));
 	svm_alloc_result res = alloc(&r, 0, BUF, 16 * MIB, where, 0);
 	CHECK(same_pagemap(res.pagemap, r.vram[0]));

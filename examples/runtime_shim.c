@@ -136,7 +136,9 @@ static int shim_prefetch(shim *s, uint32_t device, uint64_t ptr, uint64_t size, 
 {
 	shim_pages(&ptr, &size);
 	svm_pagemap where;
-	int rc = svm_resolve_pagemap(s->ctx, s->dev[device], 0, ptr, size, SVM_ACCESS_READ, &where);
+	/* The application asked for it on this device: a prefetch, not a read
+	 * (a first read of system memory would be served in place). */
+	int rc = svm_resolve_pagemap(s->ctx, s->dev[device], 0, ptr, size, SVM_ACCESS_PREFETCH, &where);
 	if (rc)
 		return rc;
 	r->struct_size = sizeof *r;

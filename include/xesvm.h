@@ -215,26 +215,6 @@
 #define SVM_SIM_MAP_FILE 1
 
 /**
- * `svm_sim_residency.kind`: no page of the span exists yet.
- */
-#define SVM_PLACE_UNPOPULATED 0
-
-/**
- * All of the span is in system memory.
- */
-#define SVM_PLACE_SYSTEM 1
-
-/**
- * All of the span is in one VRAM region: `device`, `instance`.
- */
-#define SVM_PLACE_VRAM 2
-
-/**
- * The span's pages are in more than one place.
- */
-#define SVM_PLACE_MIXED 3
-
-/**
  * Injection points for `svm_sim_injection.point`: a migration to VRAM
  * (`drm_pagemap_populate_mm`).
  */
@@ -255,6 +235,26 @@
  * with the errno (-ENODEV: unplugged, -ECANCELED: wedged).
  */
 #define SVM_SIM_INJECT_DEVICE_REMOVAL 3
+
+/**
+ * `svm_sim_residency.kind`: no page of the span exists yet.
+ */
+#define SVM_PLACE_UNPOPULATED 0
+
+/**
+ * All of the span is in system memory.
+ */
+#define SVM_PLACE_SYSTEM 1
+
+/**
+ * All of the span is in one VRAM region: `device`, `instance`.
+ */
+#define SVM_PLACE_VRAM 2
+
+/**
+ * The span's pages are in more than one place.
+ */
+#define SVM_PLACE_MIXED 3
 
 /**
  * A placement batch in flight or done (from svm_place_batch; release it
@@ -770,6 +770,15 @@ typedef struct svm_sim_injection {
  */
 #define SVM_ACCESS_ATOMIC 2
 
+/**
+ * An explicit prefetch (zeCommandListAppendMemoryPrefetch,
+ * clEnqueueSVMMigrateMem): the application asked for the range on this
+ * device, so it is read again there. svm_resolve_pagemap only: it treats
+ * it as a read but never serves it in place first (a plain READ of data in
+ * system memory is read in place once, and moved on its next read).
+ */
+#define SVM_ACCESS_PREFETCH 3
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -980,9 +989,13 @@ int svm_batch_destroy(struct svm_batch *batch);
  * atomics in the tile's VRAM; an explicit preferred location if reachable;
  * else the tile's VRAM; system memory on integrated GPUs) refined by what
  * the library knows (VRAM this context filled, pinned or ping-ponging
- * ranges, links; a read of at most 256 KiB of data not in VRAM is served
- * from system memory rather than moving a whole SVM range for it). A pure
- * decision: no ioctl, no allocation.
+ * ranges, ranges the CPU pulled back, links). Reads of data in system
+ * memory rent before they buy: the first SVM_ACCESS_READ of a span by a
+ * device is served in place (system memory), the next one moves it, and a
+ * span several devices read in place stays there; a read of at most 256
+ * KiB is always served in place. SVM_ACCESS_PREFETCH (the application
+ * asked for it here) moves at once. A pure decision: no ioctl, no
+ * allocation.
  * Errors: -EINVAL (bad range: zero, unaligned to 4 KiB, overflowing, above
  * 2^47; bad tile or access), -ENODEV (device closed or gone), -EACCES (GPU
  * atomics forbidden on the range: atomic mode CPU). Thread-safe.

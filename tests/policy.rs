@@ -88,8 +88,15 @@ fn in_place_record_is_rechecked_when_something_moved() {
     let t = setup("dgpu");
     t.alloc(0, BUF, R, t.vram(0));
     t.sim.cpu_access(BUF, 4096, sim::Access::Read, 0).unwrap(); // CPU fault: back to system
+    // The page table shows the CPU pulled it back: a hand-off, held in
+    // system memory where both sides reach it (one round trip, not two).
     let p = t.alloc(0, BUF, R, t.vram(0));
-    assert!(!p.in_place, "the driver shows it moved: placed again");
+    assert!(!p.in_place && p.pinned, "the driver shows it moved: {p:?}");
+    assert_eq!((p.pagemap, p.bytes_moved), (Some(Pagemap::System), 0));
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, R, Access::Write), Ok(Pagemap::System), "resolve follows the pin");
+    // A caller that overrides the guard gets it moved again.
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), AllocFlags { ignore_thrash_guard: true, ..Default::default() }).unwrap();
+    assert_eq!((p.pagemap, p.bytes_moved), (Some(t.vram(0)), R));
     assert_eq!(t.on(BUF, R), t.vram_of(0));
 }
 
@@ -359,8 +366,9 @@ fn partly_applied_attributes_stay_recorded() {
 fn resolve_follows_the_decision_table() {
     let t = setup("2dgpu-p2p");
     let r = |d: usize, a: Access| t.ctx.resolve(t.dev[d], 0, BUF, R, a).unwrap();
-    // Rows 2-9: default placement is the accessing tile's VRAM.
-    assert_eq!(r(0, Access::Read), t.vram(0));
+    // Rows 2-9: default placement is the accessing tile's VRAM (a write at
+    // once; a read of system data after one read in place: rent or buy).
+    assert_eq!(r(0, Access::Read), Pagemap::System);
     assert_eq!(r(1, Access::Write), t.vram(1));
     // Rows 15-19: atomics always local.
     t.ctx.set_preferred(BUF, R, t.vram(1)).unwrap();
@@ -376,7 +384,7 @@ fn resolve_follows_the_decision_table() {
     // Row 14: an unreachable peer preference is not honoured.
     let n = setup("2dgpu-nolink");
     n.ctx.set_preferred(BUF, R, n.vram(1)).unwrap();
-    assert_eq!(n.ctx.resolve(n.dev[0], 0, BUF, R, Access::Read).unwrap(), n.vram(0));
+    assert_eq!(n.ctx.resolve(n.dev[0], 0, BUF, R, Access::Write).unwrap(), n.vram(0));
     // Row 23: integrated GPU.
     let i = setup("igpu");
     assert_eq!(i.ctx.resolve(i.dev[0], 0, BUF, R, Access::Atomic).unwrap(), Pagemap::System);
@@ -547,7 +555,6 @@ fn small_reads_of_system_data_stay_in_system_memory() {
     t.sim.cpu_access(BUF, 4 * R, sim::Access::Write, 1).unwrap();
     assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 64 << 10, Access::Read), Ok(Pagemap::System));
     assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 64 << 10, Access::Write), Ok(t.vram(0)));
-    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, R, Access::Read), Ok(t.vram(0)));
     // Once the library put it in VRAM, a small read is served there.
     t.alloc(0, BUF, R, t.vram(0));
     assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 64 << 10, Access::Read), Ok(t.vram(0)));
@@ -617,4 +624,33 @@ fn a_migration_that_cannot_fit_is_never_started() {
     assert_eq!(t.on(BUF, 48 * MIB), t.vram_of(0), "the weights stay");
     let strict = AllocFlags { no_fallback: true, ..Default::default() };
     assert_eq!(t.ctx.alloc_vram(t.dev[0], BUF + 64 * MIB, 96 * MIB, t.vram(0), strict).map(|_| ()), Err(Errno::ENOSPC));
+}
+
+// Rent or buy (resolve): a read of data in system memory is served in place
+// the first time a device reads it and moved the next time; data another
+// device also reads in place stays in system memory.
+#[test]
+fn reads_of_system_data_rent_once_then_buy() {
+    let t = setup("2dgpu-p2p");
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    let read = |d: usize, start: u64| t.ctx.resolve(t.dev[d], 0, start, R, Access::Read).unwrap();
+    // First read: in place, bound for the device, nothing moved, no fault.
+    assert_eq!(read(0, BUF), Pagemap::System);
+    let p = t.alloc(0, BUF, R, Pagemap::System);
+    assert_eq!(p.bytes_moved, 0);
+    let faults = t.sim.counters().gpu_faults;
+    t.gpu(0, BUF, R, sim::Access::Read).unwrap();
+    assert_eq!(t.sim.counters().gpu_faults, faults, "bound by the prefetch");
+    // Second read by the same device: the remote pass paid for the move.
+    assert_eq!(read(0, BUF), t.vram(0));
+    assert_eq!(t.alloc(0, BUF, R, t.vram(0)).bytes_moved, R);
+    // Another range read in place by both devices stays in system memory.
+    let other = BUF + R;
+    assert_eq!(read(0, other), Pagemap::System);
+    t.alloc(0, other, R, Pagemap::System);
+    assert_eq!(read(1, other), Pagemap::System);
+    t.alloc(1, other, R, Pagemap::System);
+    assert_eq!((read(0, other), read(1, other)), (Pagemap::System, Pagemap::System), "shared readers: host bandwidth for all");
+    // Writes are never rented.
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, other, R, Access::Write).unwrap(), t.vram(0));
 }

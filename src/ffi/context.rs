@@ -12,7 +12,8 @@ use core::ffi::{c_char, c_int};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use super::sim::{svm_sim, write_sized};
+use super::sim::svm_sim;
+use super::types::write_sized;
 use super::{cstr, guard, invalid, out, Failure};
 use crate::driver::sim::SimDriver;
 use crate::errno::Errno;

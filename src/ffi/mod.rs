@@ -18,6 +18,7 @@ pub mod context;
 pub mod batch;
 pub mod placement;
 pub mod sim;
+pub mod types;
 
 use core::ffi::{c_char, c_int};
 use std::cell::RefCell;

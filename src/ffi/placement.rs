@@ -6,7 +6,7 @@
 use core::ffi::c_int;
 
 use super::context::{context, svm_context, svm_device, svm_pagemap};
-use super::sim::{access_from_c, svm_access, write_sized, SVM_PLACE_MIXED, SVM_PLACE_SYSTEM, SVM_PLACE_UNPOPULATED, SVM_PLACE_VRAM};
+use super::types::{access_to_policy, svm_access, write_sized, SVM_PLACE_MIXED, SVM_PLACE_SYSTEM, SVM_PLACE_UNPOPULATED, SVM_PLACE_VRAM};
 use super::{guard, invalid, out, FfiResult, Failure};
 use crate::driver::{PageTableAccess, PageTableSource};
 use crate::errno::Errno;
@@ -17,9 +17,13 @@ use crate::policy::{self, AllocFlags, Placed};
 /// atomics in the tile's VRAM; an explicit preferred location if reachable;
 /// else the tile's VRAM; system memory on integrated GPUs) refined by what
 /// the library knows (VRAM this context filled, pinned or ping-ponging
-/// ranges, links; a read of at most 256 KiB of data not in VRAM is served
-/// from system memory rather than moving a whole SVM range for it). A pure
-/// decision: no ioctl, no allocation.
+/// ranges, ranges the CPU pulled back, links). Reads of data in system
+/// memory rent before they buy: the first SVM_ACCESS_READ of a span by a
+/// device is served in place (system memory), the next one moves it, and a
+/// span several devices read in place stays there; a read of at most 256
+/// KiB is always served in place. SVM_ACCESS_PREFETCH (the application
+/// asked for it here) moves at once. A pure decision: no ioctl, no
+/// allocation.
 /// Errors: -EINVAL (bad range: zero, unaligned to 4 KiB, overflowing, above
 /// 2^47; bad tile or access), -ENODEV (device closed or gone), -EACCES (GPU
 /// atomics forbidden on the range: atomic mode CPU). Thread-safe.
@@ -36,11 +40,7 @@ pub unsafe extern "C" fn svm_resolve_pagemap(
     guard("svm_resolve_pagemap", || {
         let c = unsafe { context(ctx)? };
         let o = unsafe { out(pagemap, "pagemap")? };
-        let a = match access_from_c(access)? {
-            crate::sim::Access::Read => policy::Access::Read,
-            crate::sim::Access::Write => policy::Access::Write,
-            crate::sim::Access::Atomic => policy::Access::Atomic,
-        };
+        let a = access_to_policy(access)?;
         let h = c.device(device)?;
         let pm = c.ctx.resolve(h, tile, start, size, a).map_err(|e| span_failure(e, start, size))?;
         *o = c.pagemap_id(pm);

@@ -6,6 +6,7 @@
 use core::ffi::{c_char, c_int, c_ulong, c_void};
 use std::sync::Arc;
 
+use super::types::{svm_access, write_sized, SVM_ACCESS_ATOMIC, SVM_ACCESS_READ, SVM_ACCESS_WRITE, SVM_PLACE_MIXED, SVM_PLACE_SYSTEM, SVM_PLACE_UNPOPULATED, SVM_PLACE_VRAM};
 use super::{cstr, guard, invalid, out, FfiResult, Failure};
 use crate::driver::{PageTableAccess, PageTableSource};
 use crate::errno::Errno;
@@ -18,35 +19,17 @@ pub struct svm_sim {
     pub(crate) sim: Arc<Sim>,
 }
 
-/// What an access does: one of `SVM_ACCESS_*`.
-pub type svm_access = u32;
-/// Reads the range.
-pub const SVM_ACCESS_READ: svm_access = 0;
-/// Writes the range (every page's content changes).
-pub const SVM_ACCESS_WRITE: svm_access = 1;
-/// GPU atomics on the range (a write that may need VRAM, kernel-model §3.2).
-pub const SVM_ACCESS_ATOMIC: svm_access = 2;
-
 pub(crate) fn access_from_c(a: svm_access) -> Result<Access, Failure> {
     match a {
         SVM_ACCESS_READ => Ok(Access::Read),
         SVM_ACCESS_WRITE => Ok(Access::Write),
         SVM_ACCESS_ATOMIC => Ok(Access::Atomic),
-        other => Err(invalid(format!("access {other} is not SVM_ACCESS_READ, _WRITE or _ATOMIC"))),
+        other => Err(invalid(format!("access {other} is not SVM_ACCESS_READ, _WRITE or _ATOMIC (a simulated access)"))),
     }
 }
 
 /// `svm_sim_mmap` flag: file-backed memory (never placed in VRAM).
 pub const SVM_SIM_MAP_FILE: u32 = 1;
-
-/// `svm_sim_residency.kind`: no page of the span exists yet.
-pub const SVM_PLACE_UNPOPULATED: u32 = 0;
-/// All of the span is in system memory.
-pub const SVM_PLACE_SYSTEM: u32 = 1;
-/// All of the span is in one VRAM region: `device`, `instance`.
-pub const SVM_PLACE_VRAM: u32 = 2;
-/// The span's pages are in more than one place.
-pub const SVM_PLACE_MIXED: u32 = 3;
 
 /// Where a span lives (ground truth).
 #[repr(C)]
@@ -136,19 +119,6 @@ pub struct svm_sim_counters {
     /// nothing copied, not in the bytes_* counters) and the bytes cleared.
     pub vram_clears: u64,
     pub bytes_cleared: u64,
-}
-
-/// Writes `v` into a caller struct of `struct_size` bytes (a prefix if the
-/// caller's struct is older and smaller).
-pub(crate) fn write_sized<T: Copy>(dst: *mut T, caller_size: u32, mut v: T, set_size: impl FnOnce(&mut T, u32)) -> FfiResult {
-    let n = (caller_size as usize).min(core::mem::size_of::<T>());
-    if n < 8 {
-        return Err(invalid("struct_size is too small (set it to sizeof the struct)"));
-    }
-    set_size(&mut v, n as u32);
-    // SAFETY: the caller owns `caller_size` writable bytes at dst; n <= that.
-    unsafe { core::ptr::copy_nonoverlapping(&v as *const T as *const u8, dst as *mut u8, n) };
-    Ok(())
 }
 
 unsafe fn sim_ref<'a>(sim: *const svm_sim) -> Result<&'a Arc<Sim>, Failure> {

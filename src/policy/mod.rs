@@ -71,6 +71,10 @@ pub enum Access {
     Read,
     Write,
     Atomic,
+    /// The application asked for the range here (an explicit prefetch or
+    /// migrate call): a read that will be reused, so never served in place
+    /// first (resolve's rent or buy).
+    Prefetch,
 }
 
 /// Knobs of the policy.

@@ -105,6 +105,9 @@ impl Context {
             Err(seen) => return Check::Moved(seen),
         };
         rec.use_once();
+        if target == Pagemap::System && dev.has_vram() {
+            rec.read_in_place(dev.slot);
+        }
         // LRU stamp: rewritten only when stale, so that threads finding the
         // same range in place do not bounce its cache line.
         if now.saturating_sub(rec.last_used.load(Ordering::Relaxed)) > LRU_GRANULE_NS {
@@ -146,6 +149,16 @@ impl Context {
             let actual = self.place_of(slots, seen, summary.residency);
             if summary.residency.is_some() && actual != summary.residency {
                 summary.record_move(now);
+                // Hand-off in one round trip: pages the library put in VRAM
+                // are back in system memory, so the CPU used them (or the
+                // kernel evicted them, short of room). Moving them again would
+                // pay a copy each way per hand-off; held in system memory,
+                // both sides reach them at host bandwidth. The pin expires
+                // (pin_ns), so a phase without the CPU migrates again.
+                if matches!(summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System) && !flags.ignore_thrash_guard {
+                    crate::log!(crate::log::Level::Info, "alloc_vram {}: the page table shows it pulled back to system memory: held there for {} ms (hand-off)", Span(start, end - start), self.config.pin_ns / 1_000_000);
+                    summary.pinned_until = summary.pinned_until.max(now + self.config.pin_ns);
+                }
             }
             summary.residency = actual;
         }
@@ -269,6 +282,9 @@ impl Context {
             }
             // The launch this placement is for uses it here.
             r.use_once();
+            if cand == Pagemap::System && dev.has_vram() {
+                r.read_in_place(dev.slot);
+            }
         });
         Ok(())
     }

@@ -193,6 +193,7 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         }
         // A hint holds for a merged span only where it holds for every piece.
         r.read_mostly &= p.read_mostly;
+        r.remote_readers.fetch_or(p.remote_readers.load(Ordering::Relaxed), Ordering::Relaxed);
         let n = r.attrs.len().max(p.attrs.len());
         for slot in 0..n as u16 {
             if r.attrs(slot) != p.attrs(slot) {

@@ -49,6 +49,9 @@ impl Context {
         if access == Access::Read && size <= SMALL_READ && rec.is_none_or(|r| r.residency.is_none_or(|p| p == Pagemap::System)) {
             return Ok(Pagemap::System);
         }
+        // An explicit prefetch reads; it only skips the rules that serve a
+        // first read in place.
+        let read = matches!(access, Access::Read | Access::Prefetch);
         let links = self.links.read();
         let reachable = |pm: Pagemap| Context::reaches(&links, &slots, h.slot, pm);
         if let Some(r) = rec {
@@ -62,7 +65,7 @@ impl Context {
             // VRAM, and otherwise from system memory, which every device reads
             // at host bandwidth (46 GB/s against 20 GB/s for a peer link in
             // cost-model.md): readers never pull it back and forth.
-            if access == Access::Read && r.read_mostly {
+            if read && r.read_mostly {
                 return Ok(match r.residency {
                     Some(p) if p == local || p == Pagemap::System => p,
                     _ => Pagemap::System,
@@ -83,9 +86,23 @@ impl Context {
                 // A read of part of what a linked peer holds is served over
                 // the link (row 12) rather than moving a piece of the peer's
                 // range here and back.
-                if access == Access::Read && part_of_larger && cur != local && cur != Pagemap::System {
+                if read && part_of_larger && cur != local && cur != Pagemap::System {
                     return Ok(cur);
                 }
+            }
+        }
+        // Rent or buy (ski rental): a read of data in system memory is served
+        // in place the first time this device reads it, and migrated the next
+        // time. A remote read of the whole span costs what its migration
+        // does, less the migration's fixed costs (both cross the same link,
+        // cost-model.md), so the remote pass already paid buys the move: at
+        // most twice the better choice whatever comes next, and data read
+        // once (streaming) never moves. Data other devices also read in
+        // place stays where every reader reaches it at host bandwidth.
+        if access == Access::Read && rec.is_none_or(|r| r.residency.is_none_or(|p| p == Pagemap::System)) {
+            let (mine, others) = rec.map_or((false, false), |r| r.readers_in_place(h.slot));
+            if !mine || others {
+                return Ok(Pagemap::System);
             }
         }
         // Default: the accessing tile's VRAM, if this context has room there.

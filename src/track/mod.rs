@@ -91,6 +91,9 @@ pub struct Record {
     /// The runtime's read-mostly hint (Level Zero SET_READ_MOSTLY): read by
     /// several devices, rarely written (no kernel attribute; resolve's).
     pub read_mostly: bool,
+    /// Devices (bit = slot, slots below 64) that read it in place, from
+    /// system memory, since its last move: resolve's rent-or-buy history.
+    pub remote_readers: AtomicU64,
 }
 
 impl Clone for Record {
@@ -106,6 +109,7 @@ impl Clone for Record {
             pinned_until: self.pinned_until,
             last_used: AtomicU64::new(self.last_used.load(Ordering::Relaxed)),
             read_mostly: self.read_mostly,
+            remote_readers: AtomicU64::new(self.remote_readers.load(Ordering::Relaxed)),
         }
     }
 }
@@ -123,6 +127,7 @@ impl Record {
             pinned_until: 0,
             last_used: AtomicU64::new(0),
             read_mostly: false,
+            remote_readers: AtomicU64::new(0),
         }
     }
 
@@ -148,6 +153,24 @@ impl Record {
         }
         self.moves.push(Move { at: now, uses_before: *self.uses.get_mut() });
         *self.uses.get_mut() = 0;
+        *self.remote_readers.get_mut() = 0;
+    }
+
+    /// Counts a read in place by device `slot` (rent-or-buy's history); no
+    /// write once recorded, so that the hot path does not bounce the line.
+    pub fn read_in_place(&self, slot: u16) {
+        let bit = reader_bit(slot);
+        if self.remote_readers.load(Ordering::Relaxed) & bit != bit {
+            self.remote_readers.fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+
+    /// The devices other than `slot` and `slot` itself that read it in place
+    /// since its last move.
+    pub fn readers_in_place(&self, slot: u16) -> (bool, bool) {
+        let m = self.remote_readers.load(Ordering::Relaxed);
+        let bit = reader_bit(slot);
+        (m & bit != 0, m & !bit != 0)
     }
 
     /// Counts one use (a placement call that found the range where it
@@ -173,6 +196,12 @@ impl Record {
         let uses: u32 = recent().skip(1).map(|m| m.uses_before).sum::<u32>() + self.uses.load(Ordering::Relaxed);
         uses <= k
     }
+}
+
+/// A device's bit in [`Record::remote_readers`] (slots past 63 share the
+/// last bit: rent-or-buy then treats them as one reader).
+fn reader_bit(slot: u16) -> u64 {
+    1u64 << slot.min(63)
 }
 
 /// The interval map of records.

@@ -22,6 +22,7 @@ use std::time::Instant;
 use xesvm::ffi::context::*;
 use xesvm::ffi::placement::*;
 use xesvm::ffi::sim::*;
+use xesvm::ffi::types::*;
 
 const MIB: u64 = 1 << 20;
 const BUF: u64 = 0x10_0000_0000;

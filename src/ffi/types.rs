@@ -1,0 +1,56 @@
+//! The C types several ABI files share: the access kinds, the residency
+//! kinds, and the versioned-struct writer (a caller's struct may be older
+//! and smaller than the library's).
+
+use super::{invalid, FfiResult, Failure};
+use crate::policy;
+
+/// What an access does: one of `SVM_ACCESS_*`.
+pub type svm_access = u32;
+/// Reads the range.
+pub const SVM_ACCESS_READ: svm_access = 0;
+/// Writes the range (every page's content changes).
+pub const SVM_ACCESS_WRITE: svm_access = 1;
+/// GPU atomics on the range (a write that may need VRAM, kernel-model §3.2).
+pub const SVM_ACCESS_ATOMIC: svm_access = 2;
+
+/// An explicit prefetch (zeCommandListAppendMemoryPrefetch,
+/// clEnqueueSVMMigrateMem): the application asked for the range on this
+/// device, so it is read again there. svm_resolve_pagemap only: it treats
+/// it as a read but never serves it in place first (a plain READ of data in
+/// system memory is read in place once, and moved on its next read).
+pub const SVM_ACCESS_PREFETCH: svm_access = 3;
+
+/// The access a placement is for, as policy names it.
+pub(crate) fn access_to_policy(a: svm_access) -> Result<policy::Access, Failure> {
+    match a {
+        SVM_ACCESS_READ => Ok(policy::Access::Read),
+        SVM_ACCESS_WRITE => Ok(policy::Access::Write),
+        SVM_ACCESS_ATOMIC => Ok(policy::Access::Atomic),
+        SVM_ACCESS_PREFETCH => Ok(policy::Access::Prefetch),
+        other => Err(invalid(format!("access {other} is not SVM_ACCESS_READ, _WRITE, _ATOMIC or _PREFETCH"))),
+    }
+}
+
+/// `svm_sim_residency.kind`: no page of the span exists yet.
+pub const SVM_PLACE_UNPOPULATED: u32 = 0;
+/// All of the span is in system memory.
+pub const SVM_PLACE_SYSTEM: u32 = 1;
+/// All of the span is in one VRAM region: `device`, `instance`.
+pub const SVM_PLACE_VRAM: u32 = 2;
+/// The span's pages are in more than one place.
+pub const SVM_PLACE_MIXED: u32 = 3;
+
+/// Writes `v` into a caller struct of `struct_size` bytes (a prefix if the
+/// caller's struct is older and smaller).
+pub(crate) fn write_sized<T: Copy>(dst: *mut T, caller_size: u32, mut v: T, set_size: impl FnOnce(&mut T, u32)) -> FfiResult {
+    let n = (caller_size as usize).min(core::mem::size_of::<T>());
+    if n < 8 {
+        return Err(invalid("struct_size is too small (set it to sizeof the struct)"));
+    }
+    set_size(&mut v, n as u32);
+    // SAFETY: the caller owns `caller_size` writable bytes at dst; n <= that.
+    unsafe { core::ptr::copy_nonoverlapping(&v as *const T as *const u8, dst as *mut u8, n) };
+    Ok(())
+}
+
