@@ -32,7 +32,9 @@ fn main() {
          #define XESVM_VERSION_MAJOR {major}\n#define XESVM_VERSION_MINOR {minor}\n#define XESVM_VERSION_PATCH {patch}\n\
          #define XESVM_VERSION_STRING \"{version}\"\n\
          /** MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */\n\
-         #define XESVM_VERSION_NUMBER {}\n#define XESVM_ABI_VERSION {ABI_MAJOR}\n",
+         #define XESVM_VERSION_NUMBER {}\n#define XESVM_ABI_VERSION {ABI_MAJOR}\n\n\
+         /** The simulated Xe driver's API (svm_sim_*, SVM_DRIVER_SIM's helpers) is\n * declared unless XESVM_NO_SIM is defined: define it when linking a\n * library built without the simulator (cargo's `--no-default-features`),\n * which exports none of it. */\n\
+         #if !defined(XESVM_NO_SIM) && !defined(XESVM_SIM)\n#define XESVM_SIM 1\n#endif\n",
         major * 10000 + minor * 100 + patch
     ));
     let generated = out.join("xesvm.h");

@@ -26,6 +26,14 @@
 #define XESVM_VERSION_NUMBER 100
 #define XESVM_ABI_VERSION 0
 
+/** The simulated Xe driver's API (svm_sim_*, SVM_DRIVER_SIM's helpers) is
+ * declared unless XESVM_NO_SIM is defined: define it when linking a
+ * library built without the simulator (cargo's `--no-default-features`),
+ * which exports none of it. */
+#if !defined(XESVM_NO_SIM) && !defined(XESVM_SIM)
+#define XESVM_SIM 1
+#endif
+
 
 /**
  * `svm_set_log_level` / log handler level: nothing.
@@ -188,53 +196,42 @@
  */
 #define SVM_RANGE_PREFERRED_SET (1 << 3)
 
-/**
- * `svm_stats.page_table`: not readable (no /proc, seccomp, ...): the
- * library decides on its records only.
- */
-#define SVM_PAGE_TABLE_NONE 0
-
-/**
- * `pread` of /proc/self/pagemap.
- */
-#define SVM_PAGE_TABLE_READ 1
-
-/**
- * The PAGEMAP_SCAN ioctl (Linux 6.7+).
- */
-#define SVM_PAGE_TABLE_SCAN 2
-
-/**
- * The simulated driver's ground truth (benchmarks only; no real process has it).
- */
-#define SVM_PAGE_TABLE_ORACLE 3
-
+#if defined(XESVM_SIM)
 /**
  * `svm_sim_mmap` flag: file-backed memory (never placed in VRAM).
  */
 #define SVM_SIM_MAP_FILE 1
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Injection points for `svm_sim_injection.point`: a migration to VRAM
  * (`drm_pagemap_populate_mm`).
  */
 #define SVM_SIM_INJECT_MIGRATE 0
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Creating the VRAM allocation of a migration.
  */
 #define SVM_SIM_INJECT_VRAM_ALLOC 1
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Entry of an ioctl (optionally one request only).
  */
 #define SVM_SIM_INJECT_IOCTL 2
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * The device goes away at its next ioctl; that and every later call fail
  * with the errno (-ENODEV: unplugged, -ECANCELED: wedged).
  */
 #define SVM_SIM_INJECT_DEVICE_REMOVAL 3
+#endif
 
 /**
  * `svm_sim_residency.kind`: no page of the span exists yet.
@@ -255,6 +252,27 @@
  * The span's pages are in more than one place.
  */
 #define SVM_PLACE_MIXED 3
+
+/**
+ * `svm_stats.page_table`: not readable (no /proc, seccomp, ...): the
+ * library decides on its records only.
+ */
+#define SVM_PAGE_TABLE_NONE 0
+
+/**
+ * `pread` of /proc/self/pagemap.
+ */
+#define SVM_PAGE_TABLE_READ 1
+
+/**
+ * The PAGEMAP_SCAN ioctl (Linux 6.7+).
+ */
+#define SVM_PAGE_TABLE_SCAN 2
+
+/**
+ * The simulated driver's ground truth (benchmarks only; no real process has it).
+ */
+#define SVM_PAGE_TABLE_ORACLE 3
 
 /**
  * A placement batch in flight or done (from svm_place_batch; release it
@@ -648,6 +666,7 @@ typedef struct svm_stats {
   uint64_t observe_errors;
 } svm_stats;
 
+#if defined(XESVM_SIM)
 /**
  * Where a span lives (ground truth).
  */
@@ -666,7 +685,9 @@ typedef struct svm_sim_residency {
   uint16_t instance;
   uint16_t _pad[3];
 } svm_sim_residency;
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Event counts of a simulator (see the Rust `CounterSnapshot` docs).
  * Set `struct_size` before calling `svm_sim_get_counters`.
@@ -714,7 +735,9 @@ typedef struct svm_sim_counters {
   uint64_t vram_clears;
   uint64_t bytes_cleared;
 } svm_sim_counters;
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * A failure to inject. Zero-initialise, set `struct_size`, then the fields.
  */
@@ -754,6 +777,7 @@ typedef struct svm_sim_injection {
   double probability;
   uint64_t seed;
 } svm_sim_injection;
+#endif
 
 /**
  * Reads the range.
@@ -840,11 +864,13 @@ int svm_context_create(const struct svm_context_config *config, struct svm_conte
  */
 int svm_context_destroy(struct svm_context *ctx);
 
+#if defined(XESVM_SIM)
 /**
  * The simulator behind a SIM context, as a new reference (release it with
  * svm_sim_destroy). -ENODEV for a kernel context.
  */
 int svm_context_get_sim(struct svm_context *ctx, struct svm_sim **sim);
+#endif
 
 /**
  * Opens an Xe render node (kernel contexts): queries the device, checks
@@ -1095,35 +1121,46 @@ int svm_range_query(struct svm_context *ctx, uint64_t start, uint64_t size, stru
  */
 int svm_get_stats(struct svm_context *ctx, struct svm_stats *stats);
 
+#if defined(XESVM_SIM)
 /**
  * Creates a simulator from a preset: "dgpu", "2dgpu-p2p", "2dgpu-nolink",
  * "4dgpu-p2p", "max-node" or "igpu". Errors: -EINVAL (NULL, unknown name).
  */
 int svm_sim_create(const char *preset, struct svm_sim **sim);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Creates a simulator from a topology file (format: README, "Topology
  * files"). Errors: -EINVAL with the line and field in svm_last_error()
  * for a bad file, -ENOENT and friends when it cannot be read.
  */
 int svm_sim_create_from_file(const char *path, struct svm_sim **sim);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Creates a simulator from topology text (the file format, in memory).
  */
 int svm_sim_create_from_text(const char *text, struct svm_sim **sim);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Releases the caller's reference; contexts using the simulator keep it
  * alive until they are destroyed. NULL is a no-op. Returns 0.
  */
 int svm_sim_destroy(struct svm_sim *sim);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Number of simulated devices.
  */
 int svm_sim_device_count(const struct svm_sim *sim, uint32_t *count);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Opens simulated device `index` like a render node: `*fd` is a real,
  * process-unique descriptor that only this simulator understands (pass it
@@ -1131,12 +1168,16 @@ int svm_sim_device_count(const struct svm_sim *sim, uint32_t *count);
  * device, or removed).
  */
 int svm_sim_device_open(struct svm_sim *sim, uint32_t index, int *fd);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Closes an fd from svm_sim_device_open; its VMs go away. -EBADF if unknown.
  */
 int svm_sim_device_close(struct svm_sim *sim, int fd);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Issues an ioctl on a simulated device fd with the real uAPI structs
  * (include <xesvm/xe_drm.h> or the kernel's <drm/xe_drm.h>): exactly what
@@ -1144,7 +1185,9 @@ int svm_sim_device_close(struct svm_sim *sim, int fd);
  * errno (xe-uapi.md §6); bad user pointers give -EFAULT.
  */
 int svm_sim_ioctl(struct svm_sim *sim, int fd, unsigned long request, void *arg);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * A GPU access by `tile` of the device behind `fd`, in VM `vm_id`, to
  * [start, start+size): runs the GPU fault path where needed and returns
@@ -1152,26 +1195,34 @@ int svm_sim_ioctl(struct svm_sim *sim, int fd, unsigned long request, void *arg)
  * and atomics give each page new content derived from `value`.
  */
 int svm_sim_gpu_access(struct svm_sim *sim, int fd, uint32_t vm_id, uint16_t tile, uint64_t start, uint64_t size, svm_access access, uint64_t value);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * A CPU access to [start, start+size): device pages are faulted back to
  * system memory first (waiting out any atomic timeslice). SVM_ACCESS_ATOMIC
  * is a CPU write here. -EFAULT on unmapped memory.
  */
 int svm_sim_cpu_access(struct svm_sim *sim, uint64_t start, uint64_t size, svm_access access, uint64_t value);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Maps [start, start+size) anew in the simulated process (flags:
  * SVM_SIM_MAP_FILE or 0 for anonymous). Everything not munmapped is
  * anonymous memory from the start.
  */
 int svm_sim_mmap(struct svm_sim *sim, uint64_t start, uint64_t size, uint32_t flags);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * munmap in the simulated process: contents gone, SVM ranges destroyed.
  */
 int svm_sim_munmap(struct svm_sim *sim, uint64_t start, uint64_t size);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * How the simulated process may read its page table: `source` is
  * SVM_PAGE_TABLE_NONE, _READ or _SCAN (the default, as on Linux 6.7+), and
@@ -1180,58 +1231,77 @@ int svm_sim_munmap(struct svm_sim *sim, uint64_t start, uint64_t size);
  * for another source. Thread-safe.
  */
 int svm_sim_set_page_table(struct svm_sim *sim, uint32_t source, uint32_t privileged);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Where [start, start+size) lives (ground truth, nothing moves).
  */
 int svm_sim_get_residency(const struct svm_sim *sim, uint64_t start, uint64_t size, struct svm_sim_residency *residency);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Bytes of the span in one place: `instance` 0 is system memory, N the
  * VRAM region N of `device`. -EINVAL for a region the device lacks.
  */
 int svm_sim_bytes_in(const struct svm_sim *sim, uint64_t start, uint64_t size, uint32_t device, uint16_t instance, uint64_t *bytes);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * An order-independent checksum of the span's contents, read where each
  * page lives. Equal before and after migrations: nothing was lost.
  */
 int svm_sim_checksum(const struct svm_sim *sim, uint64_t start, uint64_t size, uint64_t *checksum);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * The simulated clock, in nanoseconds (cost-model.md).
  */
 int svm_sim_clock_ns(const struct svm_sim *sim, uint64_t *ns);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * The simulator's counters. Set `counters->struct_size` first.
  */
 int svm_sim_get_counters(const struct svm_sim *sim, struct svm_sim_counters *counters);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Arms a fault injection. Errors: -EINVAL for an unknown point, an
  * `error` that is not a negative errno svm_strerror names, a device index
  * the simulator lacks, a probability outside [0, 1], or a bad struct_size.
  */
 int svm_sim_inject(struct svm_sim *sim, const struct svm_sim_injection *injection);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Disarms every injection.
  */
 int svm_sim_inject_clear(struct svm_sim *sim);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Removes device `index` now: its VRAM contents return to system memory
  * and every later call on it fails with `error` (-ENODEV or -ECANCELED).
  */
 int svm_sim_remove_device(struct svm_sim *sim, uint32_t index, int error);
+#endif
 
+#if defined(XESVM_SIM)
 /**
  * Checks the simulator's invariants (each page in one place, no region over
  * capacity, exact accounting). -EIO with the broken invariant in
  * svm_last_error() if one does not hold.
  */
 int svm_sim_check(const struct svm_sim *sim);
+#endif
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -40,6 +40,39 @@ target/debug/xesvm-soak --threads 4 --ops 100000 --phases 5 --inject 0.05
 echo "== fuzz smoke: regressions, then 20 s per target"
 scripts/fuzz.sh 20
 
+echo "== lean build: no simulator (cargo build --no-default-features)"
+cargo build -q -p xesvm --lib --no-default-features --target-dir target/lean
+nm -D --defined-only target/lean/debug/libxesvm.so > target/lean/exports.txt
+if grep -E ' (svm_sim_|svm_context_get_sim)' target/lean/exports.txt; then
+  echo "lean build: exports simulator symbols (above)" >&2; exit 1
+fi
+grep -q ' svm_alloc_vram$' target/lean/exports.txt || { echo "lean build: svm_alloc_vram missing" >&2; exit 1; }
+# A program built with the simulator's part of the header left out links
+# and runs against it; asking for the simulated driver says why not.
+cat > target/lean/lean.c <<'C'
+#include <errno.h>
+#include <stdio.h>
+#include <xesvm.h>
+#ifdef XESVM_SIM
+#error "XESVM_NO_SIM still declares the simulator"
+#endif
+int main(void)
+{
+	svm_context_config cfg = { .struct_size = sizeof cfg, .driver = SVM_DRIVER_SIM };
+	svm_context *ctx = NULL;
+	int rc = svm_context_create(&cfg, &ctx);
+	if (rc != -EOPNOTSUPP) {
+		fprintf(stderr, "SVM_DRIVER_SIM on a lean build: %d, wanted -EOPNOTSUPP\n", rc);
+		return 1;
+	}
+	printf("lean build: %s\n", svm_last_error());
+	return 0;
+}
+C
+cc -std=c11 -Wall -Werror -DXESVM_NO_SIM -Iinclude target/lean/lean.c -Ltarget/lean/debug -lxesvm -o target/lean/lean
+LD_LIBRARY_PATH=target/lean/debug target/lean/lean
+echo "lean build: $(grep -c ' svm_' target/lean/exports.txt) svm_ functions, no simulator"
+
 echo "== pkg-config: build tree and install prefix"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -20,6 +20,7 @@ pub mod log;
 /// cbindgen:ignore
 pub mod policy;
 /// cbindgen:ignore
+#[cfg(feature = "sim")]
 pub mod sim;
 /// cbindgen:ignore
 pub mod topology;

@@ -3,7 +3,7 @@
 //! two tiles, not two devices with a link between them; advice on both VMs;
 //! a tile's VRAM placed through that tile's VM; the runtime's VMs left alive.
 
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::driver::xe;
 use xesvm::errno::Errno;
 use xesvm::policy::{AllocFlags, Config, Context};

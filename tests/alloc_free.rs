@@ -48,7 +48,7 @@ const R: u64 = 2 << 20;
 #[test]
 fn resolve_and_in_place_alloc_vram_allocate_nothing() {
     let s = Sim::new(Topology::preset("2dgpu-p2p").unwrap()).unwrap();
-    let ctx = Context::new(Box::new(xesvm::driver::sim::SimDriver::new(s.clone())), Config::default());
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(s.clone())), Config::default());
     let d0 = ctx.open_index(0).unwrap();
     let d1 = ctx.open_index(1).unwrap();
     let v0 = ctx.pagemap(d0, 0).unwrap();

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::driver::xe;
 use xesvm::errno::Errno;
 use xesvm::policy::{Access, AllocFlags, Config, Context, DeviceHandle};

@@ -2,7 +2,7 @@
 //! of ranges goes out as one VM_BIND, the call returns before the bind
 //! completes, the fence signals after, and the outcome is read when asked.
 
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::driver::xe;
 use xesvm::errno::Errno;
 use xesvm::policy::{Config, Context};

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 
 use xesvm::driver::residency::{DeviceId, ResidencyRun};
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::driver::{Driver, LinkHint, PageTableAccess};
 use xesvm::errno::Result;
 use xesvm::policy::{AllocFlags, Config, Context};

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::errno::Errno;
 use xesvm::policy::{Access, AllocFlags, Config, Context, DeviceHandle};
 use xesvm::sim::{Sim, Topology};

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::driver::{PageTableAccess, PageTableSource};
 use xesvm::policy::{AllocFlags, Config, Context, DeviceHandle};
 use xesvm::sim::{self, Placement, Sim, Topology};

@@ -23,7 +23,7 @@ struct T {
 
 fn setup_topo(topo: Topology, config: Config) -> T {
     let sim = Sim::new(topo).unwrap();
-    let ctx = Context::new(Box::new(xesvm::driver::sim::SimDriver::new(sim.clone())), config);
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(sim.clone())), config);
     let dev = (0..sim.topology().devices.len() as u32).map(|i| ctx.open_index(i).unwrap()).collect();
     T { sim, ctx, dev }
 }
@@ -60,7 +60,7 @@ fn open_checks_the_cpu_address_mirror() {
     let mut topo = Topology::preset("dgpu").unwrap();
     topo.devices[0].page_faults = false;
     let sim = Sim::new(topo).unwrap();
-    let ctx = Context::new(Box::new(xesvm::driver::sim::SimDriver::new(sim)), Config::default());
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(sim)), Config::default());
     assert_eq!(ctx.open_index(0), Err(Errno::EOPNOTSUPP));
     assert_eq!(ctx.open_index(7), Err(Errno::ENODEV));
 }
@@ -431,11 +431,11 @@ fn bad_input_is_einval_and_stale_handles_are_enodev() {
 #[test]
 fn adopted_devices_are_never_destroyed() {
     let sim = Sim::from_preset("dgpu").unwrap();
-    let drv = xesvm::driver::sim::SimDriver::new(sim.clone());
+    let drv = xesvm::sim::driver::SimDriver::new(sim.clone());
     let fd = sim.open_device(0).unwrap();
     let vm = xesvm::driver::xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
     xesvm::driver::xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).unwrap();
-    let ctx = Context::new(Box::new(xesvm::driver::sim::SimDriver::new(sim.clone())), Config::default());
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(sim.clone())), Config::default());
     let d = ctx.adopt(fd, vm).unwrap();
     let pm = ctx.pagemap(d, 0).unwrap();
     ctx.alloc_vram(d, BUF, R, pm, AllocFlags::default()).unwrap();

@@ -2,7 +2,7 @@
 //! resolve uses. A range several devices read is served from one place
 //! every reader reaches, and readers never pull it back and forth.
 
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::policy::{Access, AllocFlags, Config, Context};
 use xesvm::sim::Sim;
 use xesvm::topology::Pagemap;

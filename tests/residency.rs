@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use xesvm::driver::pagemap::PageTable;
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::driver::{Driver, PageTableAccess, PageTableSource, Residency, ResidencyRun, VramRegion};
 use xesvm::errno::Errno;
 use xesvm::sim::{self, Sim};

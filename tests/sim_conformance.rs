@@ -403,7 +403,7 @@ fn no_page_faults_means_no_svm() {
     let mut t = Topology::preset("dgpu").unwrap();
     t.devices[0].page_faults = false;
     let sim = xesvm::sim::Sim::new(t).unwrap();
-    let drv = xesvm::driver::sim::SimDriver::new(sim.clone());
+    let drv = xesvm::sim::driver::SimDriver::new(sim.clone());
     let fd = sim.open_device(0).unwrap();
     let info = query::query_device(&drv, fd).unwrap();
     assert!(!info.config.has_cpu_addr_mirror());

@@ -171,7 +171,7 @@ fn scratch_with_fault_mode_depends_on_the_platform() {
     let mut t = Topology::preset("2dgpu-p2p").unwrap();
     t.devices[1].needs_scratch = false;
     let sim = Sim::new(t).unwrap();
-    let drv = xesvm::driver::sim::SimDriver::new(sim.clone());
+    let drv = xesvm::sim::driver::SimDriver::new(sim.clone());
     let (a, b) = (sim.open_device(0).unwrap(), sim.open_device(1).unwrap());
     assert!(xe::vm_create(&drv, a, flags).is_ok(), "BMG needs scratch");
     assert_eq!(xe::vm_create(&drv, b, flags), Err(Errno::EINVAL));

@@ -2,7 +2,7 @@
 //! trace-event JSON on the wall clock. Its own test binary, so that the
 //! environment is set before the library reads it.
 
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::errno::Errno;
 use xesvm::policy::{AllocFlags, Config, Context};
 use xesvm::sim::{Injection, Point, Sim};

@@ -3,7 +3,7 @@
 //! the file keeps its content and nothing is traced. Its own test binary,
 //! so that the environment is set before the library reads it.
 
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::policy::{AllocFlags, Config, Context};
 use xesvm::sim::Sim;
 

@@ -1,7 +1,8 @@
 //! The one seam between the library and a driver: issue an ioctl on a device
 //! fd and get `Ok(())` or the errno. Two implementations sit behind it:
 //! [`kernel::KernelDriver`] (libc `ioctl` on an Xe render node) and the
-//! simulated Xe driver (`crate::sim`), which decodes the very same structs.
+//! simulated Xe driver, which decodes the very same structs and lives beside
+//! this layer (`crate::sim::driver`): nothing here names it.
 //!
 //! Everything above this seam (queries, policy) is written once against
 //! [`Driver`] and never asks which implementation it has. Besides ioctls the
@@ -14,7 +15,6 @@ pub mod kernel;
 pub mod pagemap;
 pub mod query;
 pub mod residency;
-pub mod sim;
 pub mod xe;
 
 use core::ffi::c_void;

@@ -10,15 +10,13 @@
 
 use core::ffi::{c_char, c_int};
 use std::sync::atomic::{AtomicU32, Ordering};
+#[cfg(feature = "sim")]
 use std::sync::Arc;
 
-use super::sim::svm_sim;
-use super::types::write_sized;
+use super::types::{svm_sim, write_sized};
 use super::{cstr, guard, invalid, out, Failure};
-use crate::driver::sim::SimDriver;
 use crate::errno::Errno;
 use crate::policy::{Config, Context, DeviceHandle};
-use crate::sim::Sim;
 use crate::topology::{Link, LinkKind, LinkState, Pagemap};
 
 /// A placement context: one driver (the kernel's, or a simulated one), its
@@ -37,7 +35,8 @@ pub struct svm_context {
     pub(super) ctx: Context,
     serial: u32,
     /// The simulator behind a SIM context (for svm_context_get_sim).
-    sim: Option<Arc<Sim>>,
+    #[cfg(feature = "sim")]
+    sim: Option<Arc<crate::sim::Sim>>,
     /// This context's own log handler, if it has one.
     log: crate::log::ContextSink,
 }
@@ -222,25 +221,20 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
         };
         let (context, sim) = match cfg.map_or(SVM_DRIVER_KERNEL, |c| c.driver) {
             SVM_DRIVER_KERNEL => (Context::new_kernel(policy), None),
-            SVM_DRIVER_SIM => {
-                let c = cfg.unwrap();
-                let sim: Arc<Sim> = if !c.sim.is_null() {
-                    // SAFETY: a live simulator handle (caller contract).
-                    unsafe { (*c.sim).sim.clone() }
-                } else if !c.sim_preset.is_null() {
-                    Sim::from_preset(unsafe { cstr(c.sim_preset, "config->sim_preset")? }).map_err(invalid)?
-                } else if !c.sim_topology_file.is_null() {
-                    let path = unsafe { cstr(c.sim_topology_file, "config->sim_topology_file")? };
-                    Sim::from_file(std::path::Path::new(path)).map_err(invalid)?
-                } else {
-                    return Err(invalid("SVM_DRIVER_SIM needs config->sim, sim_preset or sim_topology_file"));
-                };
-                (Context::new(Box::new(SimDriver::new(sim.clone())), policy), Some(sim))
-            }
+            // SAFETY: the config's pointers are NULL or valid (caller contract).
+            SVM_DRIVER_SIM => unsafe { sim_context(cfg.unwrap(), policy)? },
             d => return Err(invalid(format!("config->driver {d} is not SVM_DRIVER_KERNEL or SVM_DRIVER_SIM"))),
         };
+        #[cfg(not(feature = "sim"))]
+        let _: Option<()> = sim;
         let serial = SERIAL.fetch_add(1, Ordering::Relaxed).max(1);
-        *slot = Box::into_raw(Box::new(svm_context { ctx: context, serial, sim, log: Default::default() }));
+        *slot = Box::into_raw(Box::new(svm_context {
+            ctx: context,
+            serial,
+            #[cfg(feature = "sim")]
+            sim,
+            log: Default::default(),
+        }));
         Ok(())
     })
 }
@@ -263,8 +257,39 @@ pub unsafe extern "C" fn svm_context_destroy(ctx: *mut svm_context) -> c_int {
     })
 }
 
+/// A context on the simulated driver: the given simulator, or one made from
+/// a preset or a topology file.
+///
+/// # Safety
+/// The config's pointers are NULL or valid.
+#[cfg(feature = "sim")]
+unsafe fn sim_context(c: &svm_context_config, policy: Config) -> Result<(Context, Option<Arc<crate::sim::Sim>>), Failure> {
+    use crate::sim::{driver::SimDriver, Sim};
+    let sim: Arc<Sim> = if !c.sim.is_null() {
+        // SAFETY: a live simulator handle (caller contract).
+        unsafe { (*c.sim).sim.clone() }
+    } else if !c.sim_preset.is_null() {
+        // SAFETY: a NUL-terminated string (caller contract).
+        Sim::from_preset(unsafe { cstr(c.sim_preset, "config->sim_preset")? }).map_err(invalid)?
+    } else if !c.sim_topology_file.is_null() {
+        // SAFETY: a NUL-terminated string (caller contract).
+        let path = unsafe { cstr(c.sim_topology_file, "config->sim_topology_file")? };
+        Sim::from_file(std::path::Path::new(path)).map_err(invalid)?
+    } else {
+        return Err(invalid("SVM_DRIVER_SIM needs config->sim, sim_preset or sim_topology_file"));
+    };
+    Ok((Context::new(Box::new(SimDriver::new(sim.clone())), policy), Some(sim)))
+}
+
+/// A build without the simulator (`--no-default-features`) refuses SIM.
+#[cfg(not(feature = "sim"))]
+unsafe fn sim_context(_: &svm_context_config, _: Config) -> Result<(Context, Option<()>), Failure> {
+    Err(Failure { errno: Errno::EOPNOTSUPP, message: "SVM_DRIVER_SIM: this build of the library has no simulator (built without the `sim` feature)".into() })
+}
+
 /// The simulator behind a SIM context, as a new reference (release it with
 /// svm_sim_destroy). -ENODEV for a kernel context.
+#[cfg(feature = "sim")]
 #[no_mangle]
 pub unsafe extern "C" fn svm_context_get_sim(ctx: *mut svm_context, sim: *mut *mut svm_sim) -> c_int {
     guard("svm_context_get_sim", || {

@@ -17,6 +17,7 @@
 pub mod context;
 pub mod batch;
 pub mod placement;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod types;
 

@@ -6,9 +6,8 @@
 use core::ffi::c_int;
 
 use super::context::{context, svm_context, svm_device, svm_pagemap};
-use super::types::{access_to_policy, svm_access, write_sized, SVM_PLACE_MIXED, SVM_PLACE_SYSTEM, SVM_PLACE_UNPOPULATED, SVM_PLACE_VRAM};
+use super::types::{access_to_policy, page_table_to_c, svm_access, write_sized, SVM_PLACE_MIXED, SVM_PLACE_SYSTEM, SVM_PLACE_UNPOPULATED, SVM_PLACE_VRAM};
 use super::{guard, invalid, out, FfiResult, Failure};
-use crate::driver::{PageTableAccess, PageTableSource};
 use crate::errno::Errno;
 use crate::policy::{self, AllocFlags, Placed};
 
@@ -453,25 +452,6 @@ pub struct svm_stats {
     pub observe_errors: u64,
 }
 
-/// `svm_stats.page_table`: not readable (no /proc, seccomp, ...): the
-/// library decides on its records only.
-pub const SVM_PAGE_TABLE_NONE: u32 = 0;
-/// `pread` of /proc/self/pagemap.
-pub const SVM_PAGE_TABLE_READ: u32 = 1;
-/// The PAGEMAP_SCAN ioctl (Linux 6.7+).
-pub const SVM_PAGE_TABLE_SCAN: u32 = 2;
-/// The simulated driver's ground truth (benchmarks only; no real process has it).
-pub const SVM_PAGE_TABLE_ORACLE: u32 = 3;
-
-pub(crate) fn page_table_to_c(a: PageTableAccess) -> (u32, u32) {
-    let s = match a.source {
-        PageTableSource::Unavailable => SVM_PAGE_TABLE_NONE,
-        PageTableSource::Read => SVM_PAGE_TABLE_READ,
-        PageTableSource::Scan => SVM_PAGE_TABLE_SCAN,
-        PageTableSource::Oracle => SVM_PAGE_TABLE_ORACLE,
-    };
-    (s, a.privileged as u32)
-}
 
 /// The context's statistics. Set `stats->struct_size` first. Thread-safe.
 #[no_mangle]

@@ -6,18 +6,12 @@
 use core::ffi::{c_char, c_int, c_ulong, c_void};
 use std::sync::Arc;
 
-use super::types::{svm_access, write_sized, SVM_ACCESS_ATOMIC, SVM_ACCESS_READ, SVM_ACCESS_WRITE, SVM_PLACE_MIXED, SVM_PLACE_SYSTEM, SVM_PLACE_UNPOPULATED, SVM_PLACE_VRAM};
+use super::types::{svm_access, svm_sim, write_sized, SVM_PAGE_TABLE_NONE, SVM_PAGE_TABLE_READ, SVM_PAGE_TABLE_SCAN, SVM_ACCESS_ATOMIC, SVM_ACCESS_READ, SVM_ACCESS_WRITE, SVM_PLACE_MIXED, SVM_PLACE_SYSTEM, SVM_PLACE_UNPOPULATED, SVM_PLACE_VRAM};
 use super::{cstr, guard, invalid, out, FfiResult, Failure};
 use crate::driver::{PageTableAccess, PageTableSource};
 use crate::errno::Errno;
 use crate::sim::{Access, Injection, Placement, Point, Sim, Topology};
 
-/// A simulated machine (devices, memory, clock). Created by
-/// `svm_sim_create*`, released by `svm_sim_destroy`. Thread-safe: every
-/// function may be called on one simulator from many threads at once.
-pub struct svm_sim {
-    pub(crate) sim: Arc<Sim>,
-}
 
 pub(crate) fn access_from_c(a: svm_access) -> Result<Access, Failure> {
     match a {
@@ -292,9 +286,9 @@ pub unsafe extern "C" fn svm_sim_set_page_table(sim: *mut svm_sim, source: u32, 
     guard("svm_sim_set_page_table", || {
         let s = unsafe { sim_ref(sim)? };
         let source = match source {
-            super::placement::SVM_PAGE_TABLE_NONE => PageTableSource::Unavailable,
-            super::placement::SVM_PAGE_TABLE_READ => PageTableSource::Read,
-            super::placement::SVM_PAGE_TABLE_SCAN => PageTableSource::Scan,
+            SVM_PAGE_TABLE_NONE => PageTableSource::Unavailable,
+            SVM_PAGE_TABLE_READ => PageTableSource::Read,
+            SVM_PAGE_TABLE_SCAN => PageTableSource::Scan,
             other => return Err(invalid(format!("source {other} is not SVM_PAGE_TABLE_NONE, _READ or _SCAN"))),
         };
         Ok(s.set_page_table(PageTableAccess { source, privileged: privileged != 0 })?)

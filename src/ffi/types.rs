@@ -1,8 +1,10 @@
 //! The C types several ABI files share: the access kinds, the residency
-//! kinds, and the versioned-struct writer (a caller's struct may be older
+//! and page-table kinds, the simulator's handle (opaque; empty in a build
+//! without the simulator), and the versioned-struct writer (a caller's struct may be older
 //! and smaller than the library's).
 
 use super::{invalid, FfiResult, Failure};
+use crate::driver::{PageTableAccess, PageTableSource};
 use crate::policy;
 
 /// What an access does: one of `SVM_ACCESS_*`.
@@ -54,3 +56,31 @@ pub(crate) fn write_sized<T: Copy>(dst: *mut T, caller_size: u32, mut v: T, set_
     Ok(())
 }
 
+
+/// A simulated machine (devices, memory, clock). Created by
+/// `svm_sim_create*`, released by `svm_sim_destroy`. Thread-safe: every
+/// function may be called on one simulator from many threads at once.
+pub struct svm_sim {
+    #[cfg(feature = "sim")]
+    pub(crate) sim: std::sync::Arc<crate::sim::Sim>,
+}
+
+/// `svm_stats.page_table`: not readable (no /proc, seccomp, ...): the
+/// library decides on its records only.
+pub const SVM_PAGE_TABLE_NONE: u32 = 0;
+/// `pread` of /proc/self/pagemap.
+pub const SVM_PAGE_TABLE_READ: u32 = 1;
+/// The PAGEMAP_SCAN ioctl (Linux 6.7+).
+pub const SVM_PAGE_TABLE_SCAN: u32 = 2;
+/// The simulated driver's ground truth (benchmarks only; no real process has it).
+pub const SVM_PAGE_TABLE_ORACLE: u32 = 3;
+
+pub(crate) fn page_table_to_c(a: PageTableAccess) -> (u32, u32) {
+    let s = match a.source {
+        PageTableSource::Unavailable => SVM_PAGE_TABLE_NONE,
+        PageTableSource::Read => SVM_PAGE_TABLE_READ,
+        PageTableSource::Scan => SVM_PAGE_TABLE_SCAN,
+        PageTableSource::Oracle => SVM_PAGE_TABLE_ORACLE,
+    };
+    (s, a.privileged as u32)
+}

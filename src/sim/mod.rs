@@ -19,6 +19,7 @@ mod bind;
 pub mod config;
 pub mod topology_file;
 mod content;
+pub mod driver;
 pub mod inject;
 mod ioctl;
 pub mod mem;

@@ -4,7 +4,7 @@
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::driver::{ioctl, xe, Driver};
 use xesvm::errno::{Errno, Result};
 use xesvm::sim::{Sim, Topology};

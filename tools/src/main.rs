@@ -23,7 +23,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use xesvm::driver::kernel::{discover, open_render_node, KernelDriver, Roots};
 use xesvm::driver::query::{query_device, MemClass};
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::driver::{xe, Driver};
 use xesvm::sim::Sim;
 use xesvm::uapi::*;

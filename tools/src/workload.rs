@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::json;
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::driver::{xe, PageTableAccess, PageTableSource};
 use xesvm::policy::{self, AllocFlags, Config, Context, DeviceHandle};
 use xesvm::sim::mem::{page_checksum, write_token};

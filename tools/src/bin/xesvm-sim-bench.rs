@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::driver::xe;
 use xesvm::sim::{Access, Sim, Topology};
 use xesvm::uapi::*;

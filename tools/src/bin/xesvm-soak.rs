@@ -25,7 +25,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use clap::Parser;
-use xesvm::driver::sim::SimDriver;
+use xesvm::sim::driver::SimDriver;
 use xesvm::errno::Errno;
 use xesvm::policy::{AllocFlags, Config, Context, DeviceHandle};
 use xesvm::topology::Pagemap;

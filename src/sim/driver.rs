@@ -1,4 +1,4 @@
-//! The simulated driver behind the seam: ioctls go to [`crate::sim::Sim`],
+//! The simulated driver behind the seam: ioctls go to [`Sim`],
 //! the clock is the simulated one, and the page table, device identities and
 //! link hints are answered the way Linux answers a process, with the same
 //! limits and at the same cost (design.md, "What the library may know").
@@ -11,9 +11,8 @@ use core::ffi::c_void;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use super::residency::{DeviceId, PageTableAccess, PageTableSource, ResidencyRun};
-use super::{Driver, Errno, LinkHint, Result};
-use crate::sim::Sim;
+use super::Sim;
+use crate::driver::{DeviceId, Driver, Errno, LinkHint, PageTableAccess, PageTableSource, ResidencyRun, Result};
 
 #[derive(Clone)]
 pub struct SimDriver {
