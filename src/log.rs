@@ -114,11 +114,26 @@ pub fn leave() {
 
 /// What LEVEL must be for a log level `l`.
 fn capture(l: u8) -> u8 {
-    if crate::trace::on() {
+    if tracing() {
         l.max(Level::Info as u8)
     } else {
         l
     }
+}
+
+/// Whether the library writes a trace file (XESVM_TRACE, `crate::trace`),
+/// saying once, at warn, why not where the file could not be created.
+#[inline]
+pub fn tracing() -> bool {
+    let on = crate::trace::on();
+    if !on {
+        if let Some(m) = crate::trace::take_refusal() {
+            if enabled(Level::Warn) {
+                emit(Level::Warn, format_args!("{m}"));
+            }
+        }
+    }
+    on
 }
 
 #[cold]

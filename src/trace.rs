@@ -20,13 +20,20 @@ struct Sink {
 }
 
 static SINK: OnceLock<Option<Sink>> = OnceLock::new();
+/// Why XESVM_TRACE is not traced into, until the log takes it.
+static REFUSAL: Mutex<Option<String>> = Mutex::new(None);
+
+/// Why the trace file named by XESVM_TRACE could not be created, once.
+pub fn take_refusal() -> Option<String> {
+    REFUSAL.lock().take()
+}
 
 fn sink() -> Option<&'static Sink> {
     if let Some(s) = SINK.get() {
         return s.as_ref();
     }
-    // The warning is logged after the initialisation: the log reports to the
-    // trace, and a re-entrant get_or_init would never return.
+    // Why it is not tracing is kept for the log to report (the log sits
+    // above the trace: it feeds it, and says when it cannot).
     let mut refused = None;
     let s = SINK.get_or_init(|| {
         let path = crate::env::var_os("XESVM_TRACE")?;
@@ -45,7 +52,7 @@ fn sink() -> Option<&'static Sink> {
         Some(Sink { out: Mutex::new((w, true)), t0: crate::driver::monotonic_ns(), pid })
     });
     if let Some(m) = refused {
-        crate::log!(crate::log::Level::Warn, "{m}");
+        *REFUSAL.lock() = Some(m);
     }
     s.as_ref()
 }

@@ -12,7 +12,7 @@ impl Context {
     /// holds any of it. Returns the bytes that moved (as far as known).
     pub fn evict(&self, start: u64, size: u64) -> Result<Placed> {
         let end = check_span(start, size)?;
-        let t0 = if crate::trace::on() { crate::trace::now() } else { 0 };
+        let t0 = if crate::log::tracing() { crate::trace::now() } else { 0 };
         let r = self.evict_span(start, end);
         if t0 != 0 {
             let outcome = r.as_ref().map_or_else(|e| e.short().to_string(), |p| format!("{} bytes moved", p.bytes_moved));

@@ -64,7 +64,7 @@ impl Context {
             Check::Moved(seen) => Some(seen),
             Check::Unknown => None,
         };
-        let t0 = if crate::trace::on() { crate::trace::now() } else { 0 };
+        let t0 = if crate::log::tracing() { crate::trace::now() } else { 0 };
         let r = self.place(&slots, &dev, start, end, target, flags, seen, out);
         let p = &*out;
         if t0 != 0 {

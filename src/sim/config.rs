@@ -2,7 +2,7 @@
 //! devices, the kernel version whose behaviour to model, and the cost model
 //! (cost-model.md). Built from a preset name or a topology file.
 //!
-//! The topology file format and its reader: `topology_file`.
+//! The topology file format and its reader (`Topology::parse`): `topology_file`.
 
 use std::fmt;
 
@@ -338,14 +338,7 @@ impl Topology {
         Ok(())
     }
 
-    /// Parses a topology file (format in the module doc).
-    pub fn parse(text: &str) -> Result<Topology, ParseError> {
-        parse_topology(text)
-    }
 }
-
-pub use super::topology_file::{parse_size, ParseError};
-use super::topology_file::parse_topology;
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

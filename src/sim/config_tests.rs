@@ -1,6 +1,7 @@
 //! Unit tests of topologies and topology files (`config.rs`).
 
 use super::*;
+use crate::sim::topology_file::parse_size;
 
 #[test]
 fn every_preset_is_valid() {

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 pub use config::{Costs, DeviceSpec, KernelVersion, LinkKind, LinkSpec, Topology};
+pub use topology_file::{parse_size, ParseError};
 pub use inject::{Injection, Point};
 pub use uaccess::trusted as uaccess_trusted;
 use mem::{Loc, Memory, PAGE};

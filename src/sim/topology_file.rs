@@ -230,7 +230,14 @@ fn text_has_array_table(text: &str, name: &str) -> bool {
     text.lines().any(|l| l.trim().strip_prefix("[[").and_then(|r| r.strip_suffix("]]")).is_some_and(|n| n.trim() == name))
 }
 
-pub(super) fn parse_topology(text: &str) -> Result<Topology, ParseError> {
+impl Topology {
+    /// Parses a topology file (format in the module doc).
+    pub fn parse(text: &str) -> Result<Topology, ParseError> {
+        parse_topology(text)
+    }
+}
+
+fn parse_topology(text: &str) -> Result<Topology, ParseError> {
     let mut topo = Topology::new(Vec::new());
     let mut link_lines: Vec<usize> = Vec::new();
     let mut link_bandwidth_set: Vec<bool> = Vec::new();

@@ -10,6 +10,7 @@
 
 mod optimum;
 mod report;
+mod runner;
 mod scenario;
 mod suite;
 mod trace;
@@ -29,7 +30,7 @@ use xesvm::sim::Sim;
 use xesvm::uapi::*;
 use xesvm::Errno;
 
-use workload::PolicyKind;
+use runner::PolicyKind;
 
 #[derive(Parser)]
 #[command(name = "xesvm", version, about = "Shared-virtual-memory placement for Intel Xe GPUs: inspect, run scenarios, benchmark policies")]
@@ -253,13 +254,13 @@ fn run(path: PathBuf, policy: Option<PolicyKind>, compare: bool, trace_path: Opt
     w.name = path.file_stem().map_or("scenario".into(), |n| n.to_string_lossy().into_owned());
     println!("scenario {}: {} devices, {} buffer(s), {} steps", path.display(), w.topology.devices.len(), w.buffers.len(), w.steps.len());
     if compare {
-        let reports: Vec<_> = PolicyKind::ALL.iter().map(|&p| workload::run(&w, p)).collect::<Result<_, _>>()?;
+        let reports: Vec<_> = PolicyKind::ALL.iter().map(|&p| runner::run(&w, p)).collect::<Result<_, _>>()?;
         print!("{}", report::table(&reports));
         return if reports.iter().all(|r| r.content_ok) { Ok(()) } else { Err("content was lost".into()) };
     }
     let p = policy.or(s.policy).unwrap_or(PolicyKind::Xesvm);
     let mut t = trace_path.as_ref().map(|_| trace::Trace::new(&format!("{} ({})", w.name, p.name()), w.topology.devices.len() as u32));
-    let r = workload::run_traced(&w, p, t.as_mut())?;
+    let r = runner::run_traced(&w, p, t.as_mut())?;
     print!("{}", report::run_report(&r));
     if let (Some(t), Some(path)) = (t, trace_path) {
         t.write(&path)?;
@@ -316,11 +317,11 @@ fn bench(
                 }
                 bar.set_message(format!("{machine}: {} / {}", w.name, p.name()));
                 let mut r = match &trace_dir {
-                    None => workload::run(w, p)?,
+                    None => runner::run(w, p)?,
                     Some(dir) => {
                         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                         let mut t = trace::Trace::new(&format!("{machine}: {} ({})", w.name, p.name()), w.topology.devices.len() as u32);
-                        let r = workload::run_traced(w, p, Some(&mut t))?;
+                        let r = runner::run_traced(w, p, Some(&mut t))?;
                         t.write(&dir.join(format!("{machine}-{}-{}.json", w.name, p.name())))?;
                         r
                     }

@@ -2,7 +2,8 @@
 //! the property that no policy beats it on random traces with runtime calls.
 
 use super::*;
-use crate::workload::{run, PolicyKind, Target};
+use crate::runner::{run, PolicyKind};
+use crate::workload::Target;
 use proptest::prelude::*;
 use xesvm::uapi::*;
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::workload::Report;
+use crate::runner::Report;
 
 const MIB: f64 = (1u64 << 20) as f64;
 

@@ -33,11 +33,12 @@ use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
-use xesvm::sim::config::parse_size;
+use xesvm::sim::parse_size;
 use xesvm::sim::{Access, Topology};
 use xesvm::uapi::*;
 
-use crate::workload::{Call, PolicyKind, Step, Target, Workload};
+use crate::runner::PolicyKind;
+use crate::workload::{Call, Step, Target, Workload};
 
 #[derive(Deserialize, Debug)]
 #[serde(untagged)]
@@ -324,12 +325,12 @@ buffer = "a"
             let o = crate::optimum::optimum(&s.workload);
             assert!(o.bound_ns > 0, "{name}: a bound of 0 while GPUs work");
             assert!(o.offline_ns.is_none_or(|off| off >= o.bound_ns), "{name}: {o:?}");
-            for p in crate::workload::PolicyKind::ALL {
-                let r = crate::workload::run(&s.workload, p).unwrap_or_else(|e| panic!("{name} {p:?}: {e}"));
+            for p in crate::runner::PolicyKind::ALL {
+                let r = crate::runner::run(&s.workload, p).unwrap_or_else(|e| panic!("{name} {p:?}: {e}"));
                 assert!(r.content_ok, "{name} {p:?}");
                 assert_eq!(r.gpu_errors, 0, "{name} {p:?}");
                 assert!(r.simulated_ns >= o.bound_ns, "{name} {p:?}: {} ns < bound {} ns", r.simulated_ns, o.bound_ns);
-                if name == "fallback.toml" && p == crate::workload::PolicyKind::Xesvm {
+                if name == "fallback.toml" && p == crate::runner::PolicyKind::Xesvm {
                     // What it is there to show (README, Logging): a range larger
                     // than the VRAM falls back at once, nothing started for it.
                     assert_eq!((r.fallbacks, r.retries, r.bytes_to_system), (1, 0, 0), "{r:?}");

@@ -269,7 +269,7 @@ pub fn all(p: &Params) -> Vec<Workload> {
 mod tests {
     use super::*;
     use crate::optimum::optimum;
-    use crate::workload::{run, PolicyKind};
+    use crate::runner::{run, PolicyKind};
 
     fn above_the_bound(w: &Workload, machine: &str) {
         let o = optimum(w);

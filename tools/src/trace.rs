@@ -100,7 +100,8 @@ impl Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::{self, PolicyKind, Step};
+    use crate::runner::{self, PolicyKind};
+    use crate::workload::Step;
 
     /// A bundled scenario's trace, written and read back as JSON: every
     /// event is well formed for the trace-event format, and its spans and
@@ -113,7 +114,7 @@ mod tests {
         let launches = w.steps.iter().filter(|s| matches!(s, Step::Launch { .. })).count();
         for p in [PolicyKind::Kernel, PolicyKind::Prefetch, PolicyKind::Xesvm] {
             let mut t = Trace::new("handoff", w.topology.devices.len() as u32);
-            let r = workload::run_traced(&w, p, Some(&mut t)).unwrap();
+            let r = runner::run_traced(&w, p, Some(&mut t)).unwrap();
             let path = std::env::temp_dir().join(format!("xesvm-trace-{}-{}.json", std::process::id(), p.name()));
             t.write(&path).unwrap();
             let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

@@ -1,0 +1,440 @@
+//! The runner: plays a workload on a fresh simulated machine under one of
+//! the policies, and reports what the simulated driver counted and clocked.
+//!
+//! Every number a report holds comes from the simulated driver's counters
+//! and clock, or from the library's own statistics; nothing is computed
+//! from formulas here except the lower bound, which `optimum` derives from
+//! the trace alone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::json;
+use xesvm::sim::driver::SimDriver;
+use xesvm::driver::{xe, PageTableAccess, PageTableSource};
+use xesvm::policy::{self, AllocFlags, Config, Context, DeviceHandle};
+use xesvm::sim::mem::{page_checksum, write_token};
+use xesvm::sim::{Access, Placement, Sim};
+use xesvm::topology::Pagemap;
+use xesvm::uapi::*;
+
+use crate::trace::{self, Trace};
+use crate::workload::{Call, Step, Target, Workload, CHUNK, PAGE};
+
+/// How the runtime behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyKind {
+    /// The kernel alone: GPU faults, no runtime calls.
+    Kernel,
+    /// The first patch of the kernel thread: before each launch, prefetch to
+    /// the accessing device; on EBUSY or EFAULT evict to system and retry once.
+    Prefetch,
+    /// xesvm's default policy through the library: before each launch,
+    /// resolve each span's pagemap and alloc_vram there (atomic spans with
+    /// SVM_ALLOC_IGNORE_THRASH_GUARD); explicit calls too. The process reads
+    /// its page table with PAGEMAP_SCAN, unprivileged: what any process has.
+    Xesvm,
+    /// The same, for a process with CAP_SYS_ADMIN: page-table entries carry
+    /// PFNs (read with pread), so pages in VRAM name their device.
+    XesvmPrivileged,
+    /// The same engine told the simulator's ground truth for free: not
+    /// realizable on hardware; how close the honest engine gets to perfect
+    /// information.
+    Oracle,
+}
+
+impl PolicyKind {
+    pub const ALL: [PolicyKind; 5] = [PolicyKind::Kernel, PolicyKind::Prefetch, PolicyKind::Xesvm, PolicyKind::XesvmPrivileged, PolicyKind::Oracle];
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Kernel => "kernel",
+            PolicyKind::Prefetch => "prefetch",
+            PolicyKind::Xesvm => "xesvm",
+            PolicyKind::XesvmPrivileged => "xesvm-privileged",
+            PolicyKind::Oracle => "oracle",
+        }
+    }
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// The machine the suite ran on (bench), empty for a scenario.
+    pub machine: String,
+    pub workload: String,
+    pub policy: String,
+    pub simulated_ns: u64,
+    pub bytes_moved: u64,
+    pub bytes_to_vram: u64,
+    pub bytes_to_system: u64,
+    pub bytes_device_to_device: u64,
+    pub migrations: u64,
+    pub gpu_faults: u64,
+    pub cpu_faults: u64,
+    pub evictions: u64,
+    /// Chunk moves straight back to where the chunk was before its last move.
+    pub ping_pongs: u64,
+    pub remote_access_bytes: u64,
+    pub retries: u64,
+    pub fallbacks: u64,
+    pub pins: u64,
+    pub ioctls: u64,
+    /// Reads of the process's page table the library made (each charged to the clock).
+    pub page_table_reads: u64,
+    /// GPU accesses that failed (the GPU saw an unsuccessful fault).
+    pub gpu_errors: u64,
+    /// The offline optimum's lower bound on simulated time (optimum.rs).
+    pub optimum_ns: u64,
+    /// A feasible offline schedule's time, where VRAM capacity binds.
+    pub offline_ns: Option<u64>,
+    pub content_ok: bool,
+    /// Final placement of each buffer.
+    pub placements: Vec<(String, String)>,
+}
+
+impl Report {
+    /// Simulated time over the optimum's bound (None when the bound is 0).
+    pub fn vs_optimum(&self) -> Option<f64> {
+        (self.optimum_ns > 0).then(|| self.simulated_ns as f64 / self.optimum_ns as f64)
+    }
+}
+
+enum Runtime {
+    Raw { drv: SimDriver, devs: Vec<(i32, u32)> },
+    Lib { ctx: Context, devs: Vec<DeviceHandle> },
+}
+
+fn placement_name(p: Placement) -> String {
+    match p {
+        Placement::Unpopulated => "untouched".into(),
+        Placement::System => "system".into(),
+        Placement::Vram { device, instance } => format!("device {device} VRAM (tile {})", instance - 1),
+        Placement::Mixed => "mixed".into(),
+    }
+}
+
+/// Plays a workload under a policy on a fresh simulated machine.
+pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
+    run_traced(w, policy, None)
+}
+
+/// [`run`], recording what happened on the simulated clock into `trace`.
+pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace>) -> Result<Report, String> {
+    let sim: Arc<Sim> = Sim::new(w.topology.clone())?;
+    sim.record_events(trace.is_some());
+    let ndev = w.topology.devices.len() as u32;
+    let rt = match policy {
+        PolicyKind::Xesvm | PolicyKind::XesvmPrivileged | PolicyKind::Oracle => {
+            let driver = match policy {
+                PolicyKind::Oracle => SimDriver::oracle(sim.clone()),
+                PolicyKind::XesvmPrivileged => {
+                    sim.set_page_table(PageTableAccess { source: PageTableSource::Read, privileged: true }).map_err(|e| e.to_string())?;
+                    SimDriver::new(sim.clone())
+                }
+                _ => SimDriver::new(sim.clone()),
+            };
+            let ctx = Context::new(Box::new(driver), Config::default());
+            let devs = (0..ndev).map(|i| ctx.open_index(i)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("open: {e}"))?;
+            Runtime::Lib { ctx, devs }
+        }
+        _ => {
+            let drv = SimDriver::new(sim.clone());
+            let mut devs = Vec::new();
+            for i in 0..ndev {
+                let fd = sim.open_device(i).map_err(|e| format!("open: {e}"))?;
+                let vm = xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).map_err(|e| format!("vm: {e}"))?;
+                xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).map_err(|e| format!("bind: {e}"))?;
+                devs.push((fd, vm));
+            }
+            Runtime::Raw { drv, devs }
+        }
+    };
+    let fd_vm = |d: u32| -> (i32, u32) {
+        match &rt {
+            Runtime::Raw { devs, .. } => devs[d as usize],
+            Runtime::Lib { ctx, devs } => {
+                let dev = ctx.device(devs[d as usize]).unwrap();
+                (dev.fd, dev.vm_id)
+            }
+        }
+    };
+    let mut shadow: HashMap<u64, u32> = HashMap::new();
+    let mut chunks = ChunkHistory::new(w);
+    let mut report = Report { workload: w.name.clone(), policy: policy.name().into(), ..Default::default() };
+    let (mut retries, mut fallbacks, mut pins) = (0u64, 0u64, 0u64);
+    let to_pm = |ctx: &Context, devs: &[DeviceHandle], t: Target| -> Result<Pagemap, String> {
+        match t {
+            Target::System => Ok(Pagemap::System),
+            Target::Device { device, tile } => ctx.pagemap(devs[device as usize], tile).map_err(|e| format!("pagemap: {e}")),
+        }
+    };
+    for (i, step) in w.steps.iter().enumerate() {
+        let value = i as u64 + 1;
+        match step {
+            Step::Launch { device, tile, accesses } => {
+                let track = trace::device(*device);
+                match &rt {
+                    Runtime::Raw { drv, devs } if policy == PolicyKind::Prefetch => {
+                        let (fd, vm) = devs[*device as usize];
+                        let region = if w.topology.devices[*device as usize].has_vram() { *tile as u32 + 1 } else { 0 };
+                        for &(s, n, _) in accesses {
+                            let t0 = sim.now_ns();
+                            let r = xe::prefetch(drv, fd, vm, s, n, region);
+                            if let Some(t) = trace.as_deref_mut() {
+                                t.span("prefetch", track, t0, sim.now_ns(), json!({"start": s, "bytes": n, "result": format!("{r:?}")}));
+                            }
+                            if let Err(e) = r {
+                                if e == xesvm::Errno::EBUSY || e == xesvm::Errno::EFAULT {
+                                    retries += 1;
+                                    let _ = xe::prefetch(drv, fd, vm, s, n, 0);
+                                    let _ = xe::prefetch(drv, fd, vm, s, n, region);
+                                }
+                            }
+                        }
+                    }
+                    Runtime::Lib { ctx, devs } => {
+                        let h = devs[*device as usize];
+                        for &(s, n, a) in accesses {
+                            let pa = match a {
+                                Access::Read => policy::Access::Read,
+                                Access::Write => policy::Access::Write,
+                                Access::Atomic => policy::Access::Atomic,
+                            };
+                            let t0 = sim.now_ns();
+                            let Ok(pm) = ctx.resolve(h, *tile, s, n, pa) else { continue };
+                            // Atomics must run in local VRAM: the kernel would move a
+                            // pinned range anyway, so the thrash guard cannot help them.
+                            let flags = AllocFlags { ignore_thrash_guard: a == Access::Atomic, ..Default::default() };
+                            let r = ctx.alloc_vram(h, s, n, pm, flags);
+                            if let Some(t) = trace.as_deref_mut() {
+                                trace_placement(t, track, t0, sim.now_ns(), s, n, &pm.to_string(), &r);
+                            }
+                            if let Ok(p) = r {
+                                retries += p.retries as u64;
+                                fallbacks += p.fell_back as u64;
+                                pins += p.pinned as u64;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                let (fd, vm) = fd_vm(*device);
+                let launched = sim.now_ns();
+                for &(s, n, a) in accesses {
+                    match sim.gpu_access(fd, vm, *tile, s, n, a, value) {
+                        Ok(()) if a != Access::Read => {
+                            for p in (s..s + n).step_by(PAGE as usize) {
+                                shadow.insert(p, write_token(value, p));
+                            }
+                        }
+                        Ok(()) => {}
+                        Err(_) => report.gpu_errors += 1,
+                    }
+                }
+                if let Some(t) = trace.as_deref_mut() {
+                    let bytes: u64 = accesses.iter().map(|a| a.1).sum();
+                    t.span("launch", track, launched, sim.now_ns(), json!({"step": i, "spans": accesses.len(), "bytes": bytes}));
+                }
+            }
+            Step::Cpu { start, size, write } => {
+                let a = if *write { Access::Write } else { Access::Read };
+                let t0 = sim.now_ns();
+                sim.cpu_access(*start, *size, a, value).map_err(|e| format!("step {i}: CPU access failed: {e}"))?;
+                if let Some(t) = trace.as_deref_mut() {
+                    let name = if *write { "cpu write" } else { "cpu read" };
+                    t.span(name, trace::CPU, t0, sim.now_ns(), json!({"step": i, "start": start, "bytes": size}));
+                }
+                if *write {
+                    for p in (*start..*start + *size).step_by(PAGE as usize) {
+                        shadow.insert(p, write_token(value, p));
+                    }
+                }
+            }
+            Step::Call(c) => {
+                let Runtime::Lib { ctx, devs } = &rt else { continue };
+                let t0 = sim.now_ns();
+                let r = match *c {
+                    Call::AllocVram { device, start, size, target } => {
+                        let pm = to_pm(ctx, devs, target)?;
+                        ctx.alloc_vram(devs[device as usize], start, size, pm, AllocFlags::default()).map(|p| {
+                            retries += p.retries as u64;
+                            fallbacks += p.fell_back as u64;
+                            pins += p.pinned as u64;
+                        })
+                    }
+                    Call::Evict { start, size } => ctx.evict(start, size).map(|_| ()),
+                    Call::Preferred { start, size, target } => ctx.set_preferred(start, size, to_pm(ctx, devs, target)?),
+                    Call::AtomicMode { start, size, mode } => ctx.set_atomic(start, size, mode),
+                };
+                if let Some(t) = trace.as_deref_mut() {
+                    let track = match *c {
+                        Call::AllocVram { device, .. } => trace::device(device),
+                        _ => trace::CPU,
+                    };
+                    t.span("runtime call", track, t0, sim.now_ns(), json!({"call": format!("{c:?}"), "result": format!("{r:?}")}));
+                }
+                r.map_err(|e| format!("step {i}: {c:?} failed: {e}"))?;
+            }
+        }
+        chunks.sample(&sim);
+    }
+    if let Some(t) = trace {
+        t.add_sim_events(&sim.take_events());
+    }
+    let k = sim.counters();
+    report.simulated_ns = sim.now_ns();
+    report.bytes_to_vram = k.bytes_to_vram;
+    report.bytes_to_system = k.bytes_to_system;
+    report.bytes_device_to_device = k.bytes_device_to_device;
+    report.bytes_moved = k.bytes_to_vram + k.bytes_to_system + k.bytes_device_to_device;
+    report.migrations = k.migrations_to_vram + k.migrations_to_system + k.migrations_device_to_device;
+    report.gpu_faults = k.gpu_faults;
+    report.cpu_faults = k.cpu_faults;
+    report.evictions = k.evictions;
+    report.remote_access_bytes = k.remote_access_bytes;
+    report.ioctls = k.ioctls;
+    report.page_table_reads = k.page_table_reads;
+    report.ping_pongs = chunks.ping_pongs;
+    report.retries = retries;
+    report.fallbacks = fallbacks;
+    report.pins = pins;
+    let o = crate::optimum::optimum(w);
+    report.optimum_ns = o.bound_ns;
+    report.offline_ns = o.offline_ns;
+    // Content: every page holds what was last written to it.
+    let mut ok = true;
+    for b in &w.buffers {
+        let want = (b.start..b.start + b.size)
+            .step_by(PAGE as usize)
+            .fold(0u64, |acc, p| acc.wrapping_add(page_checksum(p, shadow.get(&p).copied().unwrap_or(0))));
+        ok &= sim.checksum(b.start, b.size).map_err(|e| e.to_string())? == want;
+        report.placements.push((b.name.clone(), placement_name(sim.placement(b.start, b.size))));
+    }
+    sim.check_invariants()?;
+    report.content_ok = ok;
+    Ok(report)
+}
+
+/// A runtime placement call as a span, with instants for what it reports.
+#[allow(clippy::too_many_arguments)]
+fn trace_placement(t: &mut Trace, track: u32, t0: u64, t1: u64, start: u64, size: u64, target: &str, r: &Result<policy::Placed, xesvm::Errno>) {
+    let outcome = match r {
+        Ok(p) if p.in_place => "in place".to_string(),
+        Ok(p) if p.pinned => "pinned".to_string(),
+        Ok(p) if p.fell_back => format!("fell back ({:?})", p.cause),
+        Ok(p) if p.bytes_moved > 0 => "moved".to_string(),
+        Ok(_) => "placed".to_string(),
+        Err(e) => format!("failed: {e}"),
+    };
+    t.span("alloc_vram", track, t0, t1, json!({"start": start, "bytes": size, "target": target, "outcome": outcome}));
+    if let Ok(p) = r {
+        if p.retries > 0 {
+            t.instant("retry", track, t1, json!({"retries": p.retries}));
+        }
+        if p.pinned {
+            t.instant("pin", track, t1, json!({"start": start, "bytes": size}));
+        }
+        if p.fell_back {
+            t.instant("fallback", track, t1, json!({"cause": format!("{:?}", p.cause)}));
+        }
+    }
+}
+
+/// Per 2 MiB chunk of every buffer: where it was, to count ping-pongs.
+struct ChunkHistory {
+    chunks: Vec<(u64, u64)>,
+    /// (current place, place before the last move)
+    places: Vec<(Placement, Option<Placement>)>,
+    ping_pongs: u64,
+}
+
+impl ChunkHistory {
+    fn new(w: &Workload) -> Self {
+        let chunks: Vec<(u64, u64)> = w
+            .buffers
+            .iter()
+            .flat_map(|b| (b.start..b.start + b.size).step_by(CHUNK as usize).map(move |s| (s, CHUNK.min(b.start + b.size - s))))
+            .collect();
+        let places = vec![(Placement::Unpopulated, None); chunks.len()];
+        ChunkHistory { chunks, places, ping_pongs: 0 }
+    }
+
+    fn sample(&mut self, sim: &Sim) {
+        for (i, &(s, n)) in self.chunks.iter().enumerate() {
+            let now = sim.placement(s, n);
+            let (cur, prev) = self.places[i];
+            if now != cur && cur != Placement::Unpopulated {
+                if Some(now) == prev {
+                    self.ping_pongs += 1;
+                }
+                self.places[i] = (now, Some(cur));
+            } else if now != cur {
+                self.places[i] = (now, prev);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xesvm::sim::Topology;
+
+    const MIB: u64 = 1 << 20;
+
+    fn two() -> Topology {
+        let mut t = Topology::preset("2dgpu-p2p").unwrap();
+        for d in &mut t.devices {
+            d.vram_per_tile = 64 * MIB;
+        }
+        t
+    }
+
+    /// Each policy's run of a small scenario moves the bytes it implies.
+    #[test]
+    fn each_policy_moves_the_bytes_the_scenario_implies() {
+        let mut w = Workload::new("stream", two());
+        let a = w.buffer("a", 8 * MIB);
+        w.cpu(a, 8 * MIB, true);
+        w.launch(1, vec![(a, 8 * MIB, Access::Read)]);
+        w.cpu(a, 8 * MIB, false);
+        for p in PolicyKind::ALL {
+            let r = run(&w, p).unwrap();
+            assert!(r.content_ok, "{p:?}");
+            assert_eq!(r.bytes_device_to_device, 0);
+            assert_eq!(r.gpu_errors, 0);
+            assert!(r.simulated_ns >= r.optimum_ns);
+            if matches!(p, PolicyKind::Kernel | PolicyKind::Prefetch) {
+                // The kernel's policies move the 8 MiB to device 1 once, and
+                // back once for the CPU read: 16 MiB.
+                assert_eq!((r.bytes_to_vram, r.bytes_to_system), (8 * MIB, 8 * MIB), "{p:?}: {r:?}");
+            } else {
+                // The engine reads data used once where it is (rent or buy):
+                // nothing moves, the launch reads 8 MiB over PCIe.
+                assert_eq!((r.bytes_moved, r.remote_access_bytes), (0, 8 * MIB), "{p:?}: {r:?}");
+            }
+        }
+        let k = run(&w, PolicyKind::Kernel).unwrap();
+        let x = run(&w, PolicyKind::Xesvm).unwrap();
+        assert_eq!(k.gpu_faults, 4, "kernel: one fault per 2 MiB range");
+        assert_eq!(x.gpu_faults, 0, "xesvm bound it before the launch");
+        assert!(x.simulated_ns < k.simulated_ns);
+    }
+
+    #[test]
+    fn atomics_ping_pong_is_counted() {
+        let mut w = Workload::new("hot", two());
+        let a = w.buffer("a", 2 * MIB);
+        for i in 0..6 {
+            w.launch(i % 2, vec![(a, 2 * MIB, Access::Atomic)]);
+        }
+        let r = run(&w, PolicyKind::Kernel).unwrap();
+        // The first atomic is born in VRAM by a clear; every later one forces a move.
+        assert_eq!(r.bytes_moved, 5 * 2 * MIB, "atomics force every move");
+        assert!(r.simulated_ns >= r.optimum_ns && r.optimum_ns > 0);
+        assert_eq!(r.ping_pongs, 4);
+        assert!(r.content_ok);
+    }
+}
