@@ -459,7 +459,7 @@ impl Sim {
         if pages.is_empty() {
             return;
         }
-        let device = self.pagemaps[g.mem.allocation(id).pagemap as usize].device;
+        let device = self.pagemaps[g.mem.alloc(id).pagemap as usize].device;
         self.pages_to_system(g, &pages);
         if pressure {
             let (at_ns, bytes) = (self.now_ns(), pages.len() as u64 * PAGE);

@@ -4,6 +4,11 @@
 //! allocations (the kernel's per-range BOs) with their LRU and timeslice,
 //! and the CPU address-space layout (which spans are mapped, and how).
 //!
+//! By concern: `pages` (the per-page location and content encoding, in 2
+//! MiB blocks), `vram` (allocations, their accounting and LRU), `space`
+//! (the CPU mappings); this file holds [`Memory`] and the page operations
+//! that move data between them.
+//!
 //! Content is stored physically: a system page's token lives in system
 //! storage, a device page's token inside its allocation. A migration copies
 //! tokens from source storage to destination storage, so a bug that moves a
@@ -12,194 +17,21 @@
 
 use std::collections::BTreeMap;
 
+mod pages;
+mod space;
+mod vram;
+
+use pages::*;
+pub use pages::Loc;
+pub use space::CpuKind;
+use vram::*;
+pub use vram::DevAlloc;
+
 pub const PAGE: u64 = 4096;
 pub const PAGES_PER_BLOCK: usize = 512;
 pub const BLOCK: u64 = PAGE * PAGES_PER_BLOCK as u64; // 2 MiB
 /// User address space modelled: [0, 2^47) (x86-64 without 5-level paging).
 pub const VA_END: u64 = 1 << 47;
-
-/// Where a page is, one byte per page: 0 unpopulated, 1 system, 2 + pagemap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Loc {
-    Unpopulated,
-    System,
-    Vram(u16),
-}
-
-const LOC_UNPOPULATED: u8 = 0;
-const LOC_SYSTEM: u8 = 1;
-/// Set while a migration has collected the page and not yet finalized it.
-const LOCKED: u8 = 0x80;
-
-impl Loc {
-    fn encode(self) -> u8 {
-        match self {
-            Loc::Unpopulated => LOC_UNPOPULATED,
-            Loc::System => LOC_SYSTEM,
-            Loc::Vram(p) => 2 + p as u8,
-        }
-    }
-    fn decode(b: u8) -> Loc {
-        match b & !LOCKED {
-            LOC_UNPOPULATED => Loc::Unpopulated,
-            LOC_SYSTEM => Loc::System,
-            p => Loc::Vram((p - 2) as u16),
-        }
-    }
-}
-
-/// What a span of pages holds when one write (or none) filled it: each
-/// page's token follows from its address, so the span needs no per-page
-/// storage until something writes or moves part of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Content {
-    /// Never written: token 0 everywhere.
-    Zero,
-    /// Written whole by a write of this value: `write_token(value, addr)`.
-    Written(u64),
-}
-
-impl Content {
-    fn token(self, addr: u64) -> u32 {
-        match self {
-            Content::Zero => 0,
-            Content::Written(v) => write_token(v, addr),
-        }
-    }
-}
-
-/// Per-page state of a block that something split.
-struct Pages {
-    loc: [u8; PAGES_PER_BLOCK],
-    sys: [u32; PAGES_PER_BLOCK],
-    alloc: [u32; PAGES_PER_BLOCK],
-}
-
-/// 2 MiB of address space: page placement, system-side content, and for
-/// device pages the allocation that holds them. A block is an extent while
-/// all of its pages share one location byte (lock bit included), one
-/// allocation and one system-side content, which is what whole-range
-/// migrations, writes and faults leave: then it takes no per-page storage
-/// and moves in O(1). Touching part of it splits it into per-page arrays.
-enum Block {
-    Extent { loc: u8, alloc: u32, sys: Content },
-    Split(Box<Pages>),
-}
-
-const UNPOPULATED_BLOCK: Block = Block::Extent { loc: LOC_UNPOPULATED, alloc: 0, sys: Content::Zero };
-
-impl Block {
-    fn loc(&self, i: usize) -> u8 {
-        match self {
-            Block::Extent { loc, .. } => *loc,
-            Block::Split(p) => p.loc[i],
-        }
-    }
-
-    fn alloc(&self, i: usize) -> u32 {
-        match self {
-            Block::Extent { alloc, .. } => *alloc,
-            Block::Split(p) => p.alloc[i],
-        }
-    }
-
-    /// The system-side token of page `i` of the block at `base`.
-    fn sys(&self, base: u64, i: usize) -> u32 {
-        match self {
-            Block::Extent { sys, .. } => sys.token(base + i as u64 * PAGE),
-            Block::Split(p) => p.sys[i],
-        }
-    }
-
-    /// Per-page arrays, splitting an extent first.
-    fn split(&mut self, base: u64) -> &mut Pages {
-        if let Block::Extent { loc, alloc, sys } = *self {
-            let mut p = Box::new(Pages { loc: [loc; PAGES_PER_BLOCK], sys: [0; PAGES_PER_BLOCK], alloc: [alloc; PAGES_PER_BLOCK] });
-            if sys != Content::Zero {
-                for (i, t) in p.sys.iter_mut().enumerate() {
-                    *t = sys.token(base + i as u64 * PAGE);
-                }
-            }
-            *self = Block::Split(p);
-        }
-        match self {
-            Block::Split(p) => p,
-            Block::Extent { .. } => unreachable!(),
-        }
-    }
-}
-
-/// Device-side content of an allocation: an extent's content, or one token per page.
-#[derive(Debug)]
-enum Tokens {
-    Extent(Content),
-    Split(Vec<u32>),
-}
-
-/// A VRAM allocation backing (part of) one SVM range in one pagemap.
-#[derive(Debug)]
-pub struct DevAlloc {
-    pub pagemap: u16,
-    pub start: u64,
-    /// Pages of the allocation.
-    pub pages: u32,
-    /// Content of each page of the allocation.
-    tokens: Tokens,
-    /// Pages of the allocation that still hold the process's data.
-    pub live: u32,
-    /// Simulated time before which a CPU fault may not migrate it back (§12).
-    pub timeslice_expiry: u64,
-    /// A migration into it has not finalized yet (it may still be empty).
-    pub in_flight: bool,
-    lru: u64,
-}
-
-impl DevAlloc {
-    pub fn bytes(&self) -> u64 {
-        self.pages as u64 * PAGE
-    }
-    pub fn end(&self) -> u64 {
-        self.start + self.bytes()
-    }
-
-    fn token(&self, addr: u64) -> u32 {
-        match &self.tokens {
-            Tokens::Extent(c) => c.token(addr),
-            Tokens::Split(v) => v[((addr - self.start) / PAGE) as usize],
-        }
-    }
-
-    fn set_token(&mut self, addr: u64, token: u32) {
-        if let Tokens::Extent(c) = self.tokens {
-            self.tokens = Tokens::Split((0..self.pages as u64).map(|i| c.token(self.start + i * PAGE)).collect());
-        }
-        if let Tokens::Split(v) = &mut self.tokens {
-            v[((addr - self.start) / PAGE) as usize] = token;
-        }
-    }
-
-    /// Whether it is exactly the block at `base` (then an extent can move in whole).
-    fn is_block(&self, base: u64) -> bool {
-        self.start == base && self.pages as usize == PAGES_PER_BLOCK
-    }
-
-    /// The content of the whole block at `base`, when the allocation holds it as an extent.
-    fn extent_of(&self, base: u64) -> Option<Content> {
-        match self.tokens {
-            Tokens::Extent(c) if self.is_block(base) => Some(c),
-            _ => None,
-        }
-    }
-}
-
-/// Kind of CPU mapping at an address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CpuKind {
-    Unmapped,
-    Anonymous,
-    /// File-backed or shmem: never placed in VRAM (kernel-model §2 step 4).
-    File,
-}
 
 /// A span's placement as get_pages sees it ([`Memory::prepare_pages`]).
 #[derive(Clone, Copy, Debug, Default)]
@@ -221,54 +53,6 @@ pub struct Census {
     /// Distinct other pagemaps seen (first two).
     pub other_pagemaps: [Option<u16>; 2],
     pub locked: u64,
-}
-
-/// VRAM allocations and their accounting, apart from the page blocks so
-/// that batch operations can borrow both at once.
-struct AllocTable {
-    allocs: Vec<Option<DevAlloc>>,
-    free_ids: Vec<u32>,
-    /// Per pagemap: LRU stamp → allocation id.
-    lru: Vec<BTreeMap<u64, u32>>,
-    used: Vec<u64>,
-    capacity: Vec<u64>,
-    lru_clock: u64,
-}
-
-impl AllocTable {
-    fn get(&self, id: u32) -> &DevAlloc {
-        self.allocs[id as usize].as_ref().expect("live allocation")
-    }
-
-    fn get_mut(&mut self, id: u32) -> &mut DevAlloc {
-        self.allocs[id as usize].as_mut().expect("live allocation")
-    }
-
-    fn token(&self, id: u32, addr: u64) -> u32 {
-        match self.allocs.get(id as usize).and_then(|a| a.as_ref()) {
-            Some(a) if addr >= a.start && addr < a.end() => a.token(addr),
-            // A device page with no allocation behind it: its data is gone.
-            _ => POISON,
-        }
-    }
-
-    /// `n` pages of `id` no longer hold data; frees the allocation with its last page.
-    fn release(&mut self, id: u32, n: u32) {
-        let a = self.get_mut(id);
-        a.live -= n;
-        if a.live == 0 && !a.in_flight {
-            self.free(id);
-        }
-    }
-
-    fn free(&mut self, id: u32) {
-        let a = self.allocs[id as usize].take().expect("live allocation");
-        debug_assert_eq!(a.live, 0, "freeing an allocation that still holds pages");
-        let p = a.pagemap as usize;
-        self.used[p] -= a.bytes();
-        self.lru[p].remove(&a.lru);
-        self.free_ids.push(id);
-    }
 }
 
 /// Where a batch of pages came from when they moved.
@@ -376,18 +160,6 @@ impl Memory {
 
     pub fn is_locked(&self, addr: u64) -> bool {
         self.block(addr).is_some_and(|b| b.loc(idx(addr)) & LOCKED != 0)
-    }
-
-    /// Calls `f(addr, loc, locked)` for every page of [start, end), in order.
-    pub fn each_page(&self, start: u64, end: u64, mut f: impl FnMut(u64, Loc, bool)) {
-        for (bi, i0, i1) in block_spans(start, end) {
-            let base = bi * BLOCK;
-            let b = self.blocks.get(&bi).unwrap_or(&UNPOPULATED_BLOCK);
-            for i in i0..i1 {
-                let raw = b.loc(i);
-                f(base + i as u64 * PAGE, Loc::decode(raw), raw & LOCKED != 0)
-            }
-        }
     }
 
     /// Calls `f(run_start, run_end, loc, locked)` for each run of pages of
@@ -748,183 +520,7 @@ impl Memory {
         }
     }
 
-    // -- allocations --------------------------------------------------------
-
-    pub fn alloc(&self, id: u32) -> &DevAlloc {
-        self.t.get(id)
-    }
-
-    /// The allocation of pagemap `p` that holds the page at `addr`.
-    pub fn alloc_at(&self, p: u16, addr: u64) -> Option<u32> {
-        let b = self.block(addr)?;
-        let i = idx(addr);
-        if Loc::decode(b.loc(i)) != Loc::Vram(p) {
-            return None;
-        }
-        let id = b.alloc(i);
-        self.t.allocs.get(id as usize)?.as_ref().filter(|a| a.pagemap == p).map(|_| id)
-    }
-
-    /// Free bytes in a pagemap.
-    pub fn free_bytes(&self, p: u16) -> u64 {
-        self.t.capacity[p as usize].saturating_sub(self.t.used[p as usize])
-    }
-
-    /// Creates an empty allocation of `bytes` at `start` in pagemap `p`, if
-    /// it fits. It is in flight until `finish_alloc` or `drop_empty_alloc`.
-    pub fn create_alloc(&mut self, p: u16, start: u64, bytes: u64) -> Option<u32> {
-        if self.free_bytes(p) < bytes {
-            return None;
-        }
-        let t = &mut self.t;
-        t.lru_clock += 1;
-        let a = DevAlloc {
-            pagemap: p,
-            start,
-            pages: (bytes / PAGE) as u32,
-            tokens: Tokens::Extent(Content::Zero),
-            live: 0,
-            timeslice_expiry: 0,
-            in_flight: true,
-            lru: t.lru_clock,
-        };
-        let id = match t.free_ids.pop() {
-            Some(id) => {
-                t.allocs[id as usize] = Some(a);
-                id
-            }
-            None => {
-                t.allocs.push(Some(a));
-                (t.allocs.len() - 1) as u32
-            }
-        };
-        t.used[p as usize] += bytes;
-        t.lru[p as usize].insert(t.lru_clock, id);
-        Some(id)
-    }
-
-    /// Ends a migration that moved nothing into `id`: releases it if empty.
-    pub fn drop_empty_alloc(&mut self, id: u32) {
-        let a = self.t.get_mut(id);
-        a.in_flight = false;
-        if a.live == 0 {
-            self.t.free(id);
-        }
-    }
-
-    /// Finalizes a migration into `id`: stamps its timeslice expiry.
-    pub fn finish_alloc(&mut self, id: u32, expiry: u64) {
-        let a = self.t.get_mut(id);
-        a.timeslice_expiry = expiry;
-        a.in_flight = false;
-        if a.live == 0 {
-            self.t.free(id);
-        }
-    }
-
-    /// Marks an allocation most recently used (TTM bumps a BO when it is bound).
-    pub fn touch(&mut self, id: u32) {
-        let t = &mut self.t;
-        let a = t.allocs[id as usize].as_mut().unwrap();
-        let p = a.pagemap as usize;
-        t.lru[p].remove(&a.lru);
-        t.lru_clock += 1;
-        a.lru = t.lru_clock;
-        t.lru[p].insert(t.lru_clock, id);
-    }
-
-    /// The least recently used allocation of a pagemap that no migration is
-    /// filling and that does not overlap [exclude_start, exclude_end).
-    pub fn lru_victim(&self, p: u16, exclude_start: u64, exclude_end: u64) -> Option<u32> {
-        self.t.lru[p as usize].values().copied().find(|&id| {
-            let a = self.t.get(id);
-            let overlaps = a.start < exclude_end && exclude_start < a.end();
-            !a.in_flight && !overlaps && self.find_page(a.start, a.end(), |_, locked| locked).is_none()
-        })
-    }
-
-    /// A live allocation.
-    pub fn allocation(&self, id: u32) -> &DevAlloc {
-        self.t.get(id)
-    }
-
-    /// Live page addresses of an allocation (pages still placed in it).
-    pub fn alloc_pages(&self, id: u32) -> Vec<u64> {
-        let a = self.t.get(id);
-        let mut out = Vec::with_capacity(a.live as usize);
-        let here = Loc::Vram(a.pagemap).encode();
-        for (bi, i0, i1) in block_spans(a.start, a.end()) {
-            let base = bi * BLOCK;
-            match self.blocks.get(&bi) {
-                Some(Block::Extent { loc, alloc, .. }) if *alloc == id && loc & !LOCKED == here => {
-                    out.extend((i0..i1).map(|i| base + i as u64 * PAGE));
-                }
-                None | Some(Block::Extent { .. }) => {}
-                Some(Block::Split(p)) => {
-                    out.extend((i0..i1).filter(|&i| p.alloc[i] == id && p.loc[i] & !LOCKED == here).map(|i| base + i as u64 * PAGE));
-                }
-            }
-        }
-        out
-    }
-
-    pub fn allocations(&self) -> impl Iterator<Item = (u32, &DevAlloc)> {
-        self.t.allocs.iter().enumerate().filter_map(|(i, a)| a.as_ref().map(|a| (i as u32, a)))
-    }
-
-    // -- CPU address space --------------------------------------------------
-
-    /// The CPU mapping around `addr`: (start, end, kind). Everything not
-    /// munmapped or mapped from a file is anonymous memory.
-    pub fn cpu_vma(&self, addr: u64) -> (u64, u64, CpuKind) {
-        if addr >= VA_END {
-            return (VA_END, u64::MAX, CpuKind::Unmapped);
-        }
-        if let Some((&s, &(e, k))) = self.cpu_exceptions.range(..=addr).next_back() {
-            if addr < e {
-                return (s, e, k);
-            }
-        }
-        let start = self.cpu_exceptions.range(..=addr).next_back().map_or(0, |(_, &(e, _))| e);
-        let end = self.cpu_exceptions.range(addr..).next().map_or(VA_END, |(&s, _)| s);
-        (start, end, CpuKind::Anonymous)
-    }
-
-    /// Sets the CPU mapping kind of [start, end), merging neighbours of the same kind.
-    pub fn set_cpu_kind(&mut self, start: u64, end: u64, kind: CpuKind) {
-        // Cut existing exceptions at the edges, drop those inside.
-        let overlapping: Vec<(u64, u64, CpuKind)> = self
-            .cpu_exceptions
-            .range(..end)
-            .filter(|(_, &(e, _))| e > start)
-            .map(|(&s, &(e, k))| (s, e, k))
-            .collect();
-        for (s, e, k) in overlapping {
-            self.cpu_exceptions.remove(&s);
-            if s < start {
-                self.cpu_exceptions.insert(s, (start, k));
-            }
-            if e > end {
-                self.cpu_exceptions.insert(end, (e, k));
-            }
-        }
-        if kind != CpuKind::Anonymous {
-            let (mut s, mut e) = (start, end);
-            if let Some((&ps, &(pe, pk))) = self.cpu_exceptions.range(..s).next_back() {
-                if pe == s && pk == kind {
-                    self.cpu_exceptions.remove(&ps);
-                    s = ps;
-                }
-            }
-            if let Some(&(ne, nk)) = self.cpu_exceptions.get(&e) {
-                if nk == kind {
-                    self.cpu_exceptions.remove(&e);
-                    e = ne;
-                }
-            }
-            self.cpu_exceptions.insert(s, (e, kind));
-        }
-    }
+    // -- page-level checks and totals ---------------------------------------
 
     /// Order-independent checksum over (address, token) of every page in a span.
     pub fn checksum(&self, start: u64, end: u64) -> u64 {
@@ -1000,5 +596,5 @@ impl Memory {
 pub use super::content::{mix, page_checksum, write_token, POISON};
 
 #[cfg(test)]
-#[path = "mem_tests.rs"]
+#[path = "../mem_tests.rs"]
 mod tests;
