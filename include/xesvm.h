@@ -234,6 +234,13 @@
 #endif
 
 /**
+ * Restarts of one ioctl interrupted by a signal (EINTR) or told to try
+ * again (EAGAIN), in a row, before the errno is returned; a fence wait whose
+ * timeout runs down between interruptions continues.
+ */
+#define SVM_MAX_RESTARTS 8
+
+/**
  * `svm_sim_residency.kind`: no page of the span exists yet.
  */
 #define SVM_PLACE_UNPOPULATED 0
@@ -1037,7 +1044,7 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  * 2. preferred location set to the same value on every device VM, skipping
  *    madvise calls whose effect is recorded;
  * 3. VM_BIND PREFETCH with a user fence, then a wait;
- * 4. every errno gets a defined answer: EINTR/EAGAIN restart (at most 8);
+ * 4. every errno gets a defined answer: EINTR/EAGAIN restart (at most SVM_MAX_RESTARTS in a row);
  *    EBUSY (or a prefetch that claimed success but left the range
  *    elsewhere) evicts to system and retries once; ENOMEM/ENOSPC evicts
  *    this context's least recently used ranges from the pagemap and retries

@@ -1,5 +1,5 @@
-//! The kernel driver: libc `ioctl` on an Xe render node, restarted on
-//! EINTR/EAGAIN as libdrm's `drmIoctl` does, and render-node discovery from
+//! The kernel driver: libc `ioctl` on an Xe render node (one call; the
+//! bounded restart is `driver::ioctl`'s), and render-node discovery from
 //! sysfs (roots overridable so tests can build a fake tree).
 
 use core::ffi::c_void;
@@ -17,19 +17,16 @@ use super::{Driver, Errno, LinkHint, Result};
 pub struct KernelDriver;
 
 impl Driver for KernelDriver {
+    /// One system call: EINTR and EAGAIN go back to [`super::ioctl`], the
+    /// one layer that restarts them (bounded).
     unsafe fn ioctl_raw(&self, fd: RawFd, request: u32, arg: *mut c_void) -> Result<()> {
-        loop {
-            // `as _`: glibc takes c_ulong, musl c_int (xe-uapi.md §2, Rust note).
-            // SAFETY: forwarded from the caller's contract.
-            let r = unsafe { libc::ioctl(fd, request as _, arg) };
-            if r != -1 {
-                return Ok(());
-            }
-            match Errno::last() {
-                Errno::EINTR | Errno::EAGAIN => continue,
-                e => return Err(e),
-            }
+        // `as _`: glibc takes c_ulong, musl c_int (xe-uapi.md §2, Rust note).
+        // SAFETY: forwarded from the caller's contract.
+        let r = unsafe { libc::ioctl(fd, request as _, arg) };
+        if r != -1 {
+            return Ok(());
         }
+        Err(Errno::last())
     }
 
     fn page_table(&self) -> PageTableAccess {

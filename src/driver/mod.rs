@@ -87,12 +87,40 @@ pub trait Driver: Send + Sync {
     fn link_hint(&self, a: DeviceId, b: DeviceId) -> Option<LinkHint>;
 }
 
+/// Restarts of one ioctl interrupted by a signal (EINTR) or told to try
+/// again (EAGAIN) before the errno goes back to the caller: the header's
+/// `SVM_MAX_RESTARTS`. [`ioctl`] is the one place that restarts; libdrm's
+/// `drmIoctl` restarts without a bound, so a signal storm would never
+/// return to the caller.
+pub const MAX_RESTARTS: u32 = 8;
+
+thread_local! {
+    /// Restarts [`ioctl`] made on this thread since [`take_restarts`].
+    static RESTARTS: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+}
+
+/// The restarts [`ioctl`] made on this thread since the last call (the
+/// policy counts them as retries of the placement that issued them).
+pub fn take_restarts() -> u32 {
+    RESTARTS.with(|r| r.replace(0))
+}
+
 /// Typed, safe entry to [`Driver::ioctl_raw`] for structs without user pointers
-/// (or whose pointers the caller keeps alive for the duration of the call).
+/// (or whose pointers the caller keeps alive for the duration of the call),
+/// restarted on EINTR and EAGAIN at most [`MAX_RESTARTS`] times.
 pub fn ioctl<D: Driver + ?Sized, T>(drv: &D, fd: RawFd, request: u32, arg: &mut T) -> Result<()> {
     debug_assert!(uapi::request_size_matches(request, size_of::<T>()), "request/struct size mismatch");
-    // SAFETY: `arg` is a live &mut of exactly the size the request encodes.
-    unsafe { drv.ioctl_raw(fd, request, arg as *mut T as *mut c_void) }
+    let mut restarts = 0;
+    loop {
+        // SAFETY: `arg` is a live &mut of exactly the size the request encodes.
+        match unsafe { drv.ioctl_raw(fd, request, arg as *mut T as *mut c_void) } {
+            Err(Errno::EINTR | Errno::EAGAIN) if restarts < MAX_RESTARTS => {
+                restarts += 1;
+                RESTARTS.with(|r| r.set(r.get() + 1));
+            }
+            r => return r,
+        }
+    }
 }
 
 pub fn monotonic_ns() -> u64 {
@@ -100,4 +128,61 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A driver whose ioctls fail with `errno` the first `fail` times.
+    struct Interrupted {
+        calls: AtomicU32,
+        fail: u32,
+        errno: Errno,
+    }
+
+    impl Driver for Interrupted {
+        unsafe fn ioctl_raw(&self, _: RawFd, _: u32, _: *mut c_void) -> Result<()> {
+            let n = self.calls.fetch_add(1, Ordering::Relaxed);
+            if n < self.fail {
+                Err(self.errno)
+            } else {
+                Ok(())
+            }
+        }
+        fn page_table(&self) -> PageTableAccess {
+            PageTableAccess { source: PageTableSource::Unavailable, privileged: false }
+        }
+        fn residency(&self, _: u64, _: u64, _: &mut [ResidencyRun]) -> Result<(usize, u64)> {
+            Err(Errno::EOPNOTSUPP)
+        }
+        fn device_id(&self, _: RawFd) -> Option<DeviceId> {
+            None
+        }
+        fn link_hint(&self, _: DeviceId, _: DeviceId) -> Option<LinkHint> {
+            None
+        }
+    }
+
+    fn query(d: &Interrupted) -> Result<()> {
+        let mut q = uapi::drm_xe_device_query::default();
+        ioctl(d, 3, uapi::DRM_IOCTL_XE_DEVICE_QUERY, &mut q)
+    }
+
+    /// `ioctl` is the one layer that restarts EINTR and EAGAIN, and it stops
+    /// after MAX_RESTARTS in a row: a signal storm returns to the caller.
+    #[test]
+    fn interrupted_ioctls_restart_a_bounded_number_of_times() {
+        take_restarts();
+        let d = Interrupted { calls: AtomicU32::new(0), fail: 3, errno: Errno::EINTR };
+        assert_eq!(query(&d), Ok(()));
+        assert_eq!((d.calls.load(Ordering::Relaxed), take_restarts()), (4, 3));
+        let storm = Interrupted { calls: AtomicU32::new(0), fail: u32::MAX, errno: Errno::EAGAIN };
+        assert_eq!(query(&storm), Err(Errno::EAGAIN));
+        assert_eq!(storm.calls.load(Ordering::Relaxed), MAX_RESTARTS + 1);
+        let other = Interrupted { calls: AtomicU32::new(0), fail: 1, errno: Errno::EBUSY };
+        assert_eq!(query(&other), Err(Errno::EBUSY), "other errnos are not restarted");
+        assert_eq!(other.calls.load(Ordering::Relaxed), 1);
+    }
 }

@@ -15,13 +15,6 @@ use crate::uapi::*;
 /// bind completes ("XV"); the low bits count the process's binds.
 const UFENCE_MAGIC: u64 = 0x5856 << 48;
 
-/// Restarts of a fence wait interrupted by signals before EINTR is returned.
-/// The kernel shortens the relative timeout at each one, so a real wait ends
-/// anyway; the bound is for interruptions that do not (found by fuzz_calls:
-/// a persistent EINTR made the wait spin forever). A profiler's 1 kHz timer
-/// interrupts a 100 ms migration a hundred times.
-const MAX_WAIT_RESTARTS: u32 = 10_000;
-
 /// The next fence value: unique in the process, so that a bind whose wait
 /// was given up (ETIME, persistent EINTR) and signals its word late never
 /// satisfies a later wait on that word.
@@ -121,14 +114,17 @@ pub fn vm_bind_sync<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, op: drm_
 }
 
 /// Waits until the u64 at `addr` equals `value` or `timeout_ns` passes
-/// (ETIME); restarts after signals (EINTR), at most MAX_WAIT_RESTARTS times.
+/// (ETIME). Interrupted waits are restarted by [`ioctl`] like every other
+/// call (at most `MAX_RESTARTS` in a row); the kernel writes the time left
+/// back into `timeout` each time (xe-uapi.md §6.6), so while it runs down
+/// the wait continues, and a wait whose timeout does not move (a signal
+/// storm that lets no time pass, an injected EINTR) ends with EINTR.
 pub fn wait_user_fence<D: Driver + ?Sized>(drv: &D, fd: RawFd, addr: u64, value: u64, timeout_ns: i64) -> Result<()> {
     let mut w = drm_xe_wait_user_fence { addr, op: DRM_XE_UFENCE_WAIT_OP_EQ, value, mask: u64::MAX, timeout: timeout_ns, ..Default::default() };
-    let mut restarts = 0;
     loop {
+        let before = w.timeout;
         match ioctl(drv, fd, DRM_IOCTL_XE_WAIT_USER_FENCE, &mut w) {
-            // A signal: the kernel updated the relative timeout; continue.
-            Err(Errno::EINTR) if restarts < MAX_WAIT_RESTARTS => restarts += 1,
+            Err(Errno::EINTR) if w.timeout > 0 && w.timeout < before => {}
             r => return r,
         }
     }

@@ -7,6 +7,12 @@ use super::{invalid, FfiResult, Failure};
 use crate::driver::{PageTableAccess, PageTableSource};
 use crate::policy;
 
+/// Restarts of one ioctl interrupted by a signal (EINTR) or told to try
+/// again (EAGAIN), in a row, before the errno is returned; a fence wait whose
+/// timeout runs down between interruptions continues.
+pub const SVM_MAX_RESTARTS: u32 = 8;
+const _: () = assert!(SVM_MAX_RESTARTS == crate::driver::MAX_RESTARTS);
+
 /// What an access does: one of `SVM_ACCESS_*`.
 pub type svm_access = u32;
 /// Reads the range.

@@ -62,8 +62,6 @@ pub const CHUNK: u64 = 2 << 20;
 pub const VA_LIMIT: u64 = 1 << 47;
 /// Resolution of the LRU stamp of a range (its last use).
 const LRU_GRANULE_NS: u64 = 1_000_000;
-/// EINTR/EAGAIN restarts per ioctl before giving up.
-const MAX_RESTARTS: u32 = 8;
 
 /// The access a placement is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -444,22 +444,22 @@ impl Context {
         self.restarting(placed, || xe::prefetch(&*self.driver, on.fd, vm, start, size, region))
     }
 
-    /// Runs an ioctl, restarting on EINTR/EAGAIN (bounded), counting it.
-    pub(super) fn restarting(&self, placed: &mut Placed, mut f: impl FnMut() -> Result<()>) -> Result<()> {
-        let mut n = 0;
-        loop {
-            placed.ioctls += 1;
-            self.stats.local().ioctls.fetch_add(1, Ordering::Relaxed);
-            match f() {
-                Err(e @ (Errno::EINTR | Errno::EAGAIN)) if n < MAX_RESTARTS => {
-                    n += 1;
-                    placed.retries += 1;
-                    self.stats.count_errno(e);
-                    crate::log!(crate::log::Level::Info, "ioctl interrupted ({}): restarting ({n} of {MAX_RESTARTS})", e.short());
-                }
-                r => return r,
-            }
+    /// Runs a call that issues one ioctl (a prefetch: the bind and its fence
+    /// wait), counting it, and counting the EINTR/EAGAIN restarts the
+    /// driver layer made for it (`driver::ioctl`, the one layer that
+    /// restarts, at most `MAX_RESTARTS` in a row) as retries.
+    pub(super) fn restarting(&self, placed: &mut Placed, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        crate::driver::take_restarts();
+        let r = f();
+        let n = crate::driver::take_restarts();
+        placed.ioctls += 1 + n;
+        self.stats.local().ioctls.fetch_add(1 + n as u64, Ordering::Relaxed);
+        if n > 0 {
+            placed.retries += n;
+            self.stats.count_errnos(Errno::EINTR, n);
+            crate::log!(crate::log::Level::Info, "ioctl interrupted (EINTR/EAGAIN): restarted {n} times (at most {} in a row)", crate::driver::MAX_RESTARTS);
         }
+        r
     }
 
     /// ENOMEM/ENOSPC: evicts this context's least recently used ranges on

@@ -138,21 +138,17 @@ impl Context {
             if d.check_alive().is_err() {
                 continue;
             }
-            // Restarted on EINTR/EAGAIN like every other ioctl the library issues.
-            let mut restarts = 0;
-            let attrs = loop {
-                self.stats.local().ioctls.fetch_add(2, Ordering::Relaxed);
-                match xe::query_mem_range_attrs(&*self.driver, d.fd, d.vm_id, start, size) {
-                    Err(e @ (Errno::EINTR | Errno::EAGAIN)) if restarts < MAX_RESTARTS => {
-                        restarts += 1;
-                        self.stats.count_errno(e);
-                    }
-                    Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
-                        d.mark_dead(e);
-                        break None;
-                    }
-                    r => break Some(r?),
+            // Restarted on EINTR/EAGAIN by the driver layer, as every ioctl is.
+            crate::driver::take_restarts();
+            self.stats.local().ioctls.fetch_add(2, Ordering::Relaxed);
+            let r = xe::query_mem_range_attrs(&*self.driver, d.fd, d.vm_id, start, size);
+            self.stats.count_errnos(Errno::EINTR, crate::driver::take_restarts());
+            let attrs = match r {
+                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
+                    d.mark_dead(e);
+                    None
                 }
+                r => Some(r?),
             };
             let Some(attrs) = attrs else { continue };
             let first = attrs.first();

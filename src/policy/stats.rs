@@ -80,6 +80,14 @@ impl Stats {
     }
 
     pub(crate) fn count_errno(&self, e: Errno) {
+        self.count_errnos(e, 1);
+    }
+
+    /// Counts `n` occurrences of `e` (no write when `n` is 0).
+    pub(crate) fn count_errnos(&self, e: Errno, n: u32) {
+        if n == 0 {
+            return;
+        }
         let s = self.local();
         let c = match e {
             Errno::EBUSY => &s.retries_ebusy,
@@ -89,6 +97,6 @@ impl Stats {
             Errno::ENODEV | Errno::ECANCELED => &s.errors_enodev,
             _ => &s.errors_other,
         };
-        c.fetch_add(1, Ordering::Relaxed);
+        c.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
