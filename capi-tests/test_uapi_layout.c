@@ -1,4 +1,4 @@
-/* include/xesvm/xe_drm.h must match the Xe uAPI byte for byte (xe-uapi.md §3, §4). */
+/* include/xesvm/xe_drm.h must match the Xe uAPI byte for byte (docs/xe-uapi.md §3, §4). */
 #include <stddef.h>
 #include <xesvm/xe_drm.h>
 #include "check.h"

@@ -9,7 +9,7 @@
  * through process_vm_readv/writev, which answer EFAULT for unmapped memory
  * but would write over any mapped memory: the harness's heap, or ASan's
  * shadow, which spans a tenth of the address space. So before each call
- * every pointer field of the request's struct (xe-uapi.md §4) that holds a
+ * every pointer field of the request's struct (docs/xe-uapi.md §4) that holds a
  * user address is folded into the buffer, keeping its low 16 bits (and so
  * its alignment): any user address ending in n names byte n of the buffer,
  * which is how a seed (fuzz/make_seeds.c) points into it without knowing
@@ -88,7 +88,7 @@ static void cap_prefetch(size_t op)
 }
 
 /* The pointer fields of the struct at buf[off] for request `req`, by its
- * DRM command number as the driver decodes it (xe-uapi.md §4, §6), and
+ * DRM command number as the driver decodes it (docs/xe-uapi.md §4, §6), and
  * the wait's timeout. */
 static void fold_pointers(uint32_t req, size_t off)
 {

@@ -797,7 +797,7 @@ typedef struct svm_sim_injection {
 #define SVM_ACCESS_WRITE 1
 
 /**
- * GPU atomics on the range (a write that may need VRAM, kernel-model §3.2).
+ * GPU atomics on the range (a write that may need VRAM, docs/kernel-model.md §3.2).
  */
 #define SVM_ACCESS_ATOMIC 2
 
@@ -1018,7 +1018,7 @@ int svm_batch_destroy(struct svm_batch *batch);
 
 /**
  * Where [start, start+size) should live for an access of `access` kind by
- * `tile` of `device`: the kernel's decision (kernel-model.md §3, §14:
+ * `tile` of `device`: the kernel's decision (docs/kernel-model.md §3, §14:
  * atomics in the tile's VRAM; an explicit preferred location if reachable;
  * else the tile's VRAM; system memory on integrated GPUs) refined by what
  * the library knows (VRAM this context filled, pinned or ping-ponging
@@ -1037,7 +1037,7 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
 
 /**
  * Makes [start, start+size) resident in `target` for accesses by `device`
- * (design.md, "The placement flow"):
+ * (docs/design.md, "The placement flow"):
  * 1. already there by the library's record, the accessing device's VM keeps
  *    it there, and the process's page table agrees (read only when the last
  *    reading is older than observe_ttl_ns): returns at once, zero ioctls;
@@ -1189,7 +1189,7 @@ int svm_sim_device_close(struct svm_sim *sim, int fd);
  * Issues an ioctl on a simulated device fd with the real uAPI structs
  * (include <xesvm/xe_drm.h> or the kernel's <drm/xe_drm.h>): exactly what
  * ioctl(2) on an Xe render node takes. Returns 0 or the kernel's negative
- * errno (xe-uapi.md §6); bad user pointers give -EFAULT.
+ * errno (docs/xe-uapi.md §6); bad user pointers give -EFAULT.
  */
 int svm_sim_ioctl(struct svm_sim *sim, int fd, unsigned long request, void *arg);
 #endif
@@ -1265,7 +1265,7 @@ int svm_sim_checksum(const struct svm_sim *sim, uint64_t start, uint64_t size, u
 
 #if defined(XESVM_SIM)
 /**
- * The simulated clock, in nanoseconds (cost-model.md).
+ * The simulated clock, in nanoseconds (docs/cost-model.md).
  */
 int svm_sim_clock_ns(const struct svm_sim *sim, uint64_t *ns);
 #endif

@@ -1,6 +1,6 @@
 //! xesvm: shared-virtual-memory placement for Intel Xe GPUs.
 //!
-//! Layers, each a module, data flowing downward only (design.md):
+//! Layers, each a module, data flowing downward only (docs/design.md):
 //! [`ffi`] (C ABI) → `policy` → `track` → `topology` → [`driver`] (seam) →
 //! [`uapi`] (pure data). [`sim`] is the simulated Xe kernel driver that sits
 //! behind the same seam as the real one.

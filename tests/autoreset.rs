@@ -29,7 +29,7 @@ fn rig(preset: &str, autoreset: bool) -> (Arc<Sim>, Context, Vec<DeviceHandle>) 
 
 /// The atomic mode the kernel holds for BUF on a device's VM, once its
 /// garbage collector ran (a query alone does not run it: a madvise on
-/// memory far away does, kernel-model §8).
+/// memory far away does, docs/kernel-model.md §8).
 fn kernel_atomic(sim: &Arc<Sim>, ctx: &Context, d: DeviceHandle) -> u32 {
     let dev = ctx.device(d).unwrap();
     let drv = SimDriver::new(sim.clone());

@@ -1,4 +1,4 @@
-//! The library decides only on what a real process can know (design.md,
+//! The library decides only on what a real process can know (docs/design.md,
 //! "What the library may know"): no code above the driver seam names the
 //! simulator's ground truth, and the engine works, with less, where the page
 //! table cannot be read or cannot name devices.

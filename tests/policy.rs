@@ -1,6 +1,6 @@
 //! The placement engine on the simulated driver: the cheap check, each errno
 //! path of alloc_vram, fallbacks, the thrash guard, evict, consistent
-//! attributes, resolve against the rows of kernel-model.md §14, and races.
+//! attributes, resolve against the rows of docs/kernel-model.md §14, and races.
 
 use std::sync::Arc;
 
@@ -95,7 +95,7 @@ fn in_place_record_is_rechecked_when_something_moved() {
     assert_eq!((p.pagemap, p.bytes_moved), (Some(Pagemap::System), 0));
     assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, R, Access::Write), Ok(Pagemap::System), "resolve follows the pin");
     // A caller that overrides the guard gets it moved again.
-    let p = t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), AllocFlags { ignore_thrash_guard: true, ..Default::default() }).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), AllocFlags::IGNORE_THRASH_GUARD).unwrap();
     assert_eq!((p.pagemap, p.bytes_moved), (Some(t.vram(0)), R));
     assert_eq!(t.on(BUF, R), t.vram_of(0));
 }
@@ -132,7 +132,7 @@ fn peer_placement_over_p2p_and_remote_access() {
     assert_eq!(m2.migrations_device_to_device + m2.migrations_to_vram, m.migrations_device_to_device + m.migrations_to_vram);
     assert_eq!(t.on(BUF, R), t.vram_of(0));
     assert!(m2.remote_access_bytes > m.remote_access_bytes);
-    // Atomics from B put it in B's local VRAM (kernel-model §3.2).
+    // Atomics from B put it in B's local VRAM (docs/kernel-model.md §3.2).
     t.gpu(1, BUF, R, sim::Access::Atomic).unwrap();
     assert_eq!(t.on(BUF, R), t.vram_of(1));
     // A placement for B in A's VRAM: B maps it over the link.
@@ -150,7 +150,7 @@ fn no_link_falls_back_to_local_and_remembers() {
     assert_eq!((p.pagemap, p.fell_back, p.cause), (Some(t.vram(1)), true, Some(Errno::ENOLINK)));
     assert_eq!(t.on(BUF, R), t.vram_of(1));
     assert_eq!(t.ctx.link(t.dev[0], t.dev[1]).unwrap(), LinkState::Absent);
-    let strict = t.ctx.alloc_vram(t.dev[1], BUF + R, R, t.vram(0), AllocFlags { no_fallback: true, ..Default::default() });
+    let strict = t.ctx.alloc_vram(t.dev[1], BUF + R, R, t.vram(0), AllocFlags::NO_FALLBACK);
     assert_eq!(strict, Err(Errno::ENOLINK));
 }
 
@@ -263,13 +263,13 @@ fn ping_pong_is_pinned_by_the_thrash_guard() {
     let after = t.sim.counters();
     assert_eq!(after.migrations_device_to_device, before.migrations_device_to_device);
     // Overriding the guard still moves it.
-    let p = t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), AllocFlags { ignore_thrash_guard: true, ..Default::default() }).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), AllocFlags::IGNORE_THRASH_GUARD).unwrap();
     assert!(!p.pinned && p.pagemap == Some(t.vram(0)));
 }
 
 /// The library cannot see CPU faults, but the driver's placement shows the
 
-// Without a link neither device can map the other's VRAM (kernel-model §3.3),
+// Without a link neither device can map the other's VRAM (docs/kernel-model.md §3.3),
 // so a pin in a peer's VRAM would be undone by the next GPU fault: the guard
 // pins a thrashing range in system memory instead, which both reach, and
 // resolve says so too.
@@ -536,7 +536,7 @@ fn a_fence_wait_interrupted_forever_ends() {
     let every = Injection { request: DRM_IOCTL_XE_WAIT_USER_FENCE, probability: 1.0, seed: 1, ..Injection::count(Point::Ioctl, Errno::EINTR, 0) };
     t.sim.inject(every);
     let began = std::time::Instant::now();
-    let r = t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), AllocFlags { no_fallback: true, ..Default::default() });
+    let r = t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), AllocFlags::NO_FALLBACK);
     assert_eq!(r.err(), Some(Errno::EINTR));
     assert!(began.elapsed() < std::time::Duration::from_secs(5), "took {:?}", began.elapsed());
     t.sim.clear_injections();
@@ -548,7 +548,7 @@ fn a_fence_wait_interrupted_forever_ends() {
 
 // A small read of data in system memory is served there (remote read) rather
 // than moving a whole 2 MiB SVM range for it; writes and large reads still go
-// to VRAM (kernel-model §14 row for system data, refined by cost-model.md).
+// to VRAM (docs/kernel-model.md §14 row for system data, refined by docs/cost-model.md).
 #[test]
 fn small_reads_of_system_data_stay_in_system_memory() {
     let t = setup("dgpu");
@@ -561,7 +561,7 @@ fn small_reads_of_system_data_stay_in_system_memory() {
 }
 
 // Placing in system memory data already there moves nothing but still binds
-// it for the device (kernel-model §7): the launch takes no GPU fault.
+// it for the device (docs/kernel-model.md §7): the launch takes no GPU fault.
 #[test]
 fn alloc_to_system_of_resident_data_binds_without_moving() {
     let t = setup("dgpu");
@@ -577,7 +577,7 @@ fn alloc_to_system_of_resident_data_binds_without_moving() {
 }
 
 // Runtimes repeat their advice before every launch: an unchanged preferred
-// location issues no madvise (each would zap PTEs, kernel-model §9), a
+// location issues no madvise (each would zap PTEs, docs/kernel-model.md §9), a
 // changed one is applied on every VM.
 #[test]
 fn repeated_preferred_location_issues_nothing_and_a_change_applies() {
@@ -602,7 +602,7 @@ fn repeated_preferred_location_issues_nothing_and_a_change_applies() {
     assert_eq!(t.ctx.set_preferred(BUF, 2 * R, Pagemap::Vram { device: 9, tile: 0 }), Err(Errno::EINVAL));
 }
 
-/// Capacity first (design.md): a range larger than the whole VRAM region
+/// Capacity first (docs/design.md): a range larger than the whole VRAM region
 /// is never started there. It falls back at once (ENOSPC, nothing moved,
 /// no prefetch), and what is already in that VRAM stays; with NO_FALLBACK
 /// the call fails with ENOSPC.
@@ -622,7 +622,7 @@ fn a_migration_that_cannot_fit_is_never_started() {
     // system memory only binds the range for the GPU, moving nothing).
     assert_eq!((after.bytes_to_vram, after.bytes_to_system, after.evictions), (before.bytes_to_vram, before.bytes_to_system, before.evictions));
     assert_eq!(t.on(BUF, 48 * MIB), t.vram_of(0), "the weights stay");
-    let strict = AllocFlags { no_fallback: true, ..Default::default() };
+    let strict = AllocFlags::NO_FALLBACK;
     assert_eq!(t.ctx.alloc_vram(t.dev[0], BUF + 64 * MIB, 96 * MIB, t.vram(0), strict).map(|_| ()), Err(Errno::ENOSPC));
 }
 

@@ -1,4 +1,4 @@
-//! The residency seam (observation.md): the same cases against the real
+//! The residency seam (docs/observation.md): the same cases against the real
 //! kernel of the machine running the tests (this process's own anonymous
 //! memory, read with PAGEMAP_SCAN and with pread) and against the simulated
 //! driver's page table. Where a case needs what the machine lacks (swap for

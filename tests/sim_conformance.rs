@@ -1,4 +1,4 @@
-//! Conformance of the simulated driver with xe-uapi.md §2 and §6: one case
+//! Conformance of the simulated driver with docs/xe-uapi.md §2 and §6: one case
 //! per validation rule, each issued through the real uAPI structs, checked
 //! against the kernel's errno.
 

@@ -1,4 +1,4 @@
-//! kernel-model.md §14: one test per row of the decision table, checking the
+//! docs/kernel-model.md §14: one test per row of the decision table, checking the
 //! placement after the access (and the counters that show which path ran),
 //! always through the uAPI structs and the simulated GPU/CPU.
 
@@ -51,13 +51,13 @@ fn row02_unpopulated_goes_to_local_vram() {
     let r = Rig::preset("dgpu");
     r.gpu(0, BUF, R, Access::Read).unwrap();
     assert!(r.in_vram(BUF, R, 0));
-    // Never populated: born in VRAM by a clear, nothing copied (cost-model.md).
+    // Never populated: born in VRAM by a clear, nothing copied (docs/cost-model.md).
     let k = c(&r);
     assert_eq!((k.migrations_to_vram, k.vram_clears, k.migrations_2m), (0, 1, 1));
     assert_eq!((k.bytes_to_vram, k.bytes_cleared), (0, R));
 }
 
-/// GPU first touch (cost-model.md; `migrate_vma_setup` collects
+/// GPU first touch (docs/cost-model.md; `migrate_vma_setup` collects
 /// `pte_none` pages as holes, drm_pagemap copies only pages with a source,
 /// and xe hands out cleared VRAM): writing 64 MiB no one populated costs a
 /// small fraction of writing 64 MiB the CPU wrote first, and moves nothing.
@@ -103,7 +103,7 @@ fn row03_system_goes_to_local_and_falls_back_to_system_on_error() {
     r.sim.cpu_access(BUF, R, Access::Write, 9).unwrap();
     r.sim.inject(Injection::count(Point::VramAlloc, Errno::ENOMEM, 1));
     r.gpu(0, BUF, R, Access::Read).unwrap();
-    assert!(r.in_system(BUF, R), "silent fallback (§9)");
+    assert!(r.in_system(BUF, R), "silent fallback (docs/kernel-model.md §9)");
     assert_eq!(c(&r).gpu_fault_errors, 0);
 }
 
@@ -248,7 +248,7 @@ fn row16_atomic_on_system_migrates_local_with_timeslice() {
     assert!(r.in_system(BUF, R), "non-atomic follows the preference");
     r.gpu(0, BUF, R, Access::Atomic).unwrap();
     assert!(r.in_vram(BUF, R, 0), "atomics ignore the preference: local VRAM");
-    // §12: a CPU fault inside the timeslice waits for it to expire.
+    // docs/kernel-model.md §5.3: a CPU fault inside the timeslice waits for it to expire.
     let t0 = r.now();
     r.sim.cpu_access(BUF, 4096, Access::Read, 0).unwrap();
     assert_eq!(c(&r).timeslice_waits, 1);
@@ -332,7 +332,7 @@ fn row23_integrated_gpu_maps_system_memory() {
     assert_eq!(c(&r).migrations_to_vram, 0);
 }
 
-/// §2: chunk sizes 2 MiB → 64 KiB → 4 KiB, with the ≤64 KiB present-pages rule.
+/// docs/kernel-model.md §2: chunk sizes 2 MiB → 64 KiB → 4 KiB, with the ≤64 KiB present-pages rule.
 #[test]
 fn chunk_sizes_follow_vmas_and_present_pages() {
     let r = Rig::preset("dgpu");
@@ -346,7 +346,7 @@ fn chunk_sizes_follow_vmas_and_present_pages() {
     assert_eq!(c(&r).migrations_64k, 1);
 }
 
-/// §8: munmap destroys ranges and content; autoreset restores default
+/// docs/kernel-model.md §8: munmap destroys ranges and content; autoreset restores default
 /// attributes through the garbage collector (xe_svm_range_set_default_attr):
 /// deferred until the next bind, madvise or fault (a query in between still
 /// shows the old values), over the whole SVM range, and only where the GPU
@@ -373,7 +373,7 @@ fn munmap_destroys_ranges_and_autoreset_resets_attributes() {
     r.sim.check_invariants().unwrap();
 }
 
-/// §8: the reset is deferred: a query right after munmap still shows the
+/// docs/kernel-model.md §8: the reset is deferred: a query right after munmap still shows the
 /// advice, the next madvise (or bind) flushes it first; on 6.18 it resets
 /// without the flag.
 #[test]
@@ -397,7 +397,7 @@ fn autoreset_is_deferred_to_the_next_madvise_and_unconditional_on_6_18() {
     }
 }
 
-/// §7: prefetch failures are reported as success; the range stays put.
+/// docs/kernel-model.md §7: prefetch failures are reported as success; the range stays put.
 #[test]
 fn prefetch_failure_is_swallowed() {
     let r = Rig::preset("dgpu");
@@ -410,7 +410,7 @@ fn prefetch_failure_is_swallowed() {
     assert!(r.in_vram(BUF, R, 0));
 }
 
-/// §7: every migration failure of a prefetch is swallowed (-ENODATA), whatever
+/// docs/kernel-model.md §7: every migration failure of a prefetch is swallowed (-ENODATA), whatever
 /// its errno: here the CPU mapping vanished under the migration (ENOENT).
 #[test]
 fn prefetch_swallows_any_migration_errno() {
@@ -424,7 +424,7 @@ fn prefetch_swallows_any_migration_errno() {
     assert!(!r.in_vram(BUF, R, 0));
 }
 
-/// §7 CONSULT follows madvise, including a peer (IGT xe_multigpu_svm's flow).
+/// docs/kernel-model.md §7 CONSULT follows madvise, including a peer (IGT xe_multigpu_svm's flow).
 #[test]
 fn prefetch_consult_follows_preferred_location() {
     let r = Rig::preset("2dgpu-p2p");
@@ -436,7 +436,7 @@ fn prefetch_consult_follows_preferred_location() {
     assert_eq!(c(&r).gpu_faults, before, "prefetch bound the ranges on device 0");
 }
 
-/// §9: VRAM pressure evicts LRU allocations to system; nothing is lost.
+/// docs/kernel-model.md §9: VRAM pressure evicts LRU allocations to system; nothing is lost.
 #[test]
 fn vram_pressure_evicts_least_recently_used() {
     let mut t = Topology::preset("dgpu").unwrap();

@@ -215,7 +215,7 @@ fn wait_with_negative_timeout_writes_back_max_schedule_timeout_minus_time_spent(
     assert!(w.timeout > 0 && w.timeout <= 1_000_000_000);
 }
 
-/// xe-uapi.md §7: what each release knows. Unknown bits are EINVAL where a
+/// docs/xe-uapi.md §7: what each release knows. Unknown bits are EINVAL where a
 /// release lacks them.
 #[test]
 fn kernel_releases_differ_in_flags_and_features() {

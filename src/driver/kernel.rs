@@ -20,7 +20,7 @@ impl Driver for KernelDriver {
     /// One system call: EINTR and EAGAIN go back to [`super::ioctl`], the
     /// one layer that restarts them (bounded).
     unsafe fn ioctl_raw(&self, fd: RawFd, request: u32, arg: *mut c_void) -> Result<()> {
-        // `as _`: glibc takes c_ulong, musl c_int (xe-uapi.md §2, Rust note).
+        // `as _`: glibc takes c_ulong, musl c_int (docs/xe-uapi.md §2, Rust note).
         // SAFETY: forwarded from the caller's contract.
         let r = unsafe { libc::ioctl(fd, request as _, arg) };
         if r != -1 {
@@ -47,7 +47,7 @@ impl Driver for KernelDriver {
 }
 
 /// The PCI device behind a DRM fd: `fstat`'s `st_rdev`, then
-/// `/sys/dev/char/MAJ:MIN/device` (observation.md §5). None for anything
+/// `/sys/dev/char/MAJ:MIN/device` (docs/observation.md §5). None for anything
 /// that is not a character device with a PCI parent.
 pub fn device_id_of_fd(fd: RawFd, roots: &Roots) -> Option<DeviceId> {
     // SAFETY: plain syscall with a valid out-pointer; a bad fd gives an error.
@@ -72,7 +72,7 @@ fn pci_path(d: DeviceId, roots: &Roots) -> Option<Vec<DeviceId>> {
 /// What sysfs PCI topology says of two devices: below one PCIe switch
 /// (a common bridge other than the root port each hangs off) they can do
 /// P2P, which the kernel counts as a fast interconnect
-/// (`pci_p2pdma_distance`, kernel-model §1). Anything else is unknown
+/// (`pci_p2pdma_distance`, docs/kernel-model.md §1). Anything else is unknown
 /// (host bridges may allow P2P too): the kernel's ENOLINK will tell.
 pub fn pci_link_hint(a: DeviceId, b: DeviceId, roots: &Roots) -> Option<LinkHint> {
     let (pa, pb) = (pci_path(a, roots)?, pci_path(b, roots)?);

@@ -6,7 +6,7 @@
 //!
 //! Everything above this seam (queries, policy) is written once against
 //! [`Driver`] and never asks which implementation it has. Besides ioctls the
-//! seam carries only what a Linux process can know (design.md, "What the
+//! seam carries only what a Linux process can know (docs/design.md, "What the
 //! library may know"): its own page table ([`residency`]), the PCI identity
 //! of the device behind an fd, and what sysfs says of links.
 
@@ -70,13 +70,13 @@ pub trait Driver: Send + Sync {
         monotonic_ns()
     }
 
-    /// How this process's page table can be read (observation.md §3).
+    /// How this process's page table can be read (docs/observation.md §3).
     fn page_table(&self) -> PageTableAccess;
 
     /// The page table over [start, end) (page aligned): runs of equal
     /// residency into `out`, merged; returns how many were filled and the
     /// address up to which they describe the span. One syscall's worth of
-    /// work per call; its cost is real (observation.md §4).
+    /// work per call; its cost is real (docs/observation.md §4).
     fn residency(&self, start: u64, end: u64, out: &mut [ResidencyRun]) -> Result<(usize, u64)>;
 
     /// The PCI device behind an fd this process holds (fstat + sysfs).

@@ -1,5 +1,5 @@
 //! The kernel side of residency: this process's own page table through
-//! `/proc/self/pagemap` (observation.md §1-§3). PAGEMAP_SCAN where the kernel
+//! `/proc/self/pagemap` (docs/observation.md §1-§3). PAGEMAP_SCAN where the kernel
 //! has it (6.7+), `pread` of the 8-byte entries otherwise; with
 //! CAP_SYS_ADMIN the entries carry PFNs, and a device-private PFN inside a
 //! range a device reserved in `/proc/iomem` names that device.
@@ -258,7 +258,7 @@ impl PageTable {
 /// Device-private ranges in `/proc/iomem`: top-level entries (reserved with
 /// `devm_request_free_mem_region` under `iomem_resource`) named by a PCI
 /// address, numbered per device in address order (tile order; a choice,
-/// observation.md §2 does not say how tiles are told apart). Nested entries
+/// docs/observation.md §2 does not say how tiles are told apart). Nested entries
 /// (BARs under their bridge) are indented and skipped.
 pub fn parse_iomem(text: &str) -> Vec<DevmemRange> {
     let mut out: Vec<DevmemRange> = Vec::new();

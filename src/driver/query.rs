@@ -1,4 +1,4 @@
-//! DEVICE_QUERY helpers: the two-call size protocol of xe-uapi.md §6.1 and the
+//! DEVICE_QUERY helpers: the two-call size protocol of docs/xe-uapi.md §6.1 and the
 //! decoding of MEM_REGIONS, CONFIG and GT_LIST replies into Rust types, plus
 //! DRM_IOCTL_VERSION's driver name. Decoders take byte images, so they are
 //! tested without any device.
@@ -42,7 +42,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// SVM is possible on this device (xe-uapi.md §5.3).
+    /// SVM is possible on this device (docs/xe-uapi.md §5.3).
     pub fn has_cpu_addr_mirror(&self) -> bool {
         self.flags & DRM_XE_QUERY_CONFIG_FLAG_HAS_CPU_ADDR_MIRROR != 0
     }
@@ -81,7 +81,7 @@ impl DeviceInfo {
         t
     }
 
-    /// The VRAM region nearest to a tile (§6.1 recipe: the tile's MAIN GT's
+    /// The VRAM region nearest to a tile (docs/xe-uapi.md §6.1 recipe: the tile's MAIN GT's
     /// `near_mem_regions` intersected with the VRAM instances).
     pub fn vram_of_tile(&self, tile: u16) -> Option<&MemRegion> {
         let gt = self.gts.iter().find(|g| g.tile_id == tile && g.gt_type == DRM_XE_QUERY_GT_TYPE_MAIN)?;
@@ -221,7 +221,7 @@ pub(crate) mod tests {
         buf.extend_from_slice(b);
     }
 
-    /// The reply a two-tile discrete device gives (xe-uapi.md §6.1 numbering).
+    /// The reply a two-tile discrete device gives (docs/xe-uapi.md §6.1 numbering).
     pub(crate) fn two_tile_images() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         let mut regions = Vec::new();
         push(&mut regions, &drm_xe_query_mem_regions { num_mem_regions: 3, pad: 0 });

@@ -1,5 +1,5 @@
-//! What a process can see of where its pages are (design.md, "What the
-//! library may know"; observation.md): the answer of its own page table, and
+//! What a process can see of where its pages are (docs/design.md, "What the
+//! library may know"; docs/observation.md): the answer of its own page table, and
 //! the identity of the devices behind its fds. These are the only facts about
 //! placement that cross the driver seam; the simulated driver answers them
 //! with the same limits and charges their cost to its clock.
@@ -41,14 +41,14 @@ impl std::fmt::Display for DeviceId {
 
 /// A device-private memory region a privileged reader can name: the
 /// `region`-th range the device reserved in `/proc/iomem` (one per tile's
-/// VRAM, in address order), observation.md §2.
+/// VRAM, in address order), docs/observation.md §2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VramRegion {
     pub device: DeviceId,
     pub region: u16,
 }
 
-/// Where a run of pages is, as the page table says (observation.md §1).
+/// Where a run of pages is, as the page table says (docs/observation.md §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Residency {
     /// No page table entry: never touched (or freed).

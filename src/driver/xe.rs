@@ -1,5 +1,5 @@
 //! Typed Xe ioctls the library issues, each built exactly as IGT's
-//! `lib/xe/xe_ioctl.c` builds it (xe-uapi.md §8, "IGT multi-GPU flow"):
+//! `lib/xe/xe_ioctl.c` builds it (docs/xe-uapi.md §8, "IGT multi-GPU flow"):
 //! VM create, CPU-address-mirror bind and PREFETCH with a user fence and a
 //! WAIT_USER_FENCE, madvise, and the attribute query.
 
@@ -90,7 +90,7 @@ pub fn vm_destroy<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32) -> Result<
 }
 
 /// One bind op with a user-fence sync, then WAIT_USER_FENCE on it (LR VMs
-/// refuse syncobj signals, xe-uapi.md §6.5).
+/// refuse syncobj signals, docs/xe-uapi.md §6.5).
 pub fn vm_bind_sync<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, op: drm_xe_vm_bind_op) -> Result<()> {
     let addr = FENCE.with(|f| f.0.as_ptr() as u64);
     let value = UFENCE_MAGIC | (FENCE_VALUE.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff_ffff);
@@ -116,7 +116,7 @@ pub fn vm_bind_sync<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, op: drm_
 /// Waits until the u64 at `addr` equals `value` or `timeout_ns` passes
 /// (ETIME). Interrupted waits are restarted by [`ioctl`] like every other
 /// call (at most `MAX_RESTARTS` in a row); the kernel writes the time left
-/// back into `timeout` each time (xe-uapi.md §6.6), so while it runs down
+/// back into `timeout` each time (docs/xe-uapi.md §6.6), so while it runs down
 /// the wait continues, and a wait whose timeout does not move (a signal
 /// storm that lets no time pass, an injected EINTR) ends with EINTR.
 pub fn wait_user_fence<D: Driver + ?Sized>(drv: &D, fd: RawFd, addr: u64, value: u64, timeout_ns: i64) -> Result<()> {
@@ -213,7 +213,7 @@ pub fn madvise_atomic<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start:
 }
 
 /// VM_QUERY_MEM_RANGE_ATTRS with its two calls, restarting on ENOSPC when
-/// the VMAs changed in between (xe-uapi.md §6.8).
+/// the VMAs changed in between (docs/xe-uapi.md §6.8).
 pub fn query_mem_range_attrs<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64) -> Result<Vec<drm_xe_mem_range_attr>> {
     for _ in 0..16 {
         let mut q = drm_xe_vm_query_mem_range_attr { vm_id, start, range, ..Default::default() };

@@ -1,6 +1,6 @@
 //! The C ABI: handles, status codes, argument checks and the panic guard.
 //!
-//! Conventions (design.md, "The C ABI"): every call returns `int`, 0 or a
+//! Conventions (docs/design.md, "The C ABI"): every call returns `int`, 0 or a
 //! negative errno; results come back through out-parameters; nothing unwinds
 //! into C. A failed call also leaves a message for this thread, readable with
 //! `svm_last_error()`. This module converts and checks; the work is done by

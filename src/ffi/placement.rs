@@ -12,7 +12,7 @@ use crate::errno::Errno;
 use crate::policy::{self, AllocFlags, Placed};
 
 /// Where [start, start+size) should live for an access of `access` kind by
-/// `tile` of `device`: the kernel's decision (kernel-model.md §3, §14:
+/// `tile` of `device`: the kernel's decision (docs/kernel-model.md §3, §14:
 /// atomics in the tile's VRAM; an explicit preferred location if reachable;
 /// else the tile's VRAM; system memory on integrated GPUs) refined by what
 /// the library knows (VRAM this context filled, pinned or ping-ponging
@@ -68,6 +68,7 @@ pub(super) fn span_failure(e: Errno, start: u64, size: u64) -> Failure {
 pub const SVM_ALLOC_NO_FALLBACK: u32 = 1 << 0;
 /// `svm_alloc_vram` flag: move the range even if the thrash guard pins it.
 pub const SVM_ALLOC_IGNORE_THRASH_GUARD: u32 = 1 << 1;
+const _: () = assert!(SVM_ALLOC_NO_FALLBACK == AllocFlags::NO_FALLBACK.bits() && SVM_ALLOC_IGNORE_THRASH_GUARD == AllocFlags::IGNORE_THRASH_GUARD.bits());
 
 /// `svm_alloc_result.flags`: the range was already there (no ioctl issued).
 pub const SVM_RESULT_IN_PLACE: u32 = 1 << 0;
@@ -132,7 +133,7 @@ pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed)
 }
 
 /// Makes [start, start+size) resident in `target` for accesses by `device`
-/// (design.md, "The placement flow"):
+/// (docs/design.md, "The placement flow"):
 /// 1. already there by the library's record, the accessing device's VM keeps
 ///    it there, and the process's page table agrees (read only when the last
 ///    reading is older than observe_ttl_ns): returns at once, zero ioctls;
@@ -173,9 +174,7 @@ pub unsafe extern "C" fn svm_alloc_vram(
 ) -> c_int {
     guard("svm_alloc_vram", || {
         let c = unsafe { context(ctx)? };
-        if flags & !(SVM_ALLOC_NO_FALLBACK | SVM_ALLOC_IGNORE_THRASH_GUARD) != 0 {
-            return Err(invalid(format!("unknown flags {flags:#x}")));
-        }
+        let f = AllocFlags::from_bits(flags).ok_or_else(|| invalid(format!("unknown flags {flags:#x}")))?;
         if let Some(r) = unsafe { result.as_ref() } {
             if r.struct_size < 8 {
                 return Err(invalid("result->struct_size is not sizeof(svm_alloc_result)"));
@@ -183,7 +182,6 @@ pub unsafe extern "C" fn svm_alloc_vram(
         }
         let h = c.device(device)?;
         let pm = c.pagemap(target)?;
-        let f = AllocFlags { no_fallback: flags & SVM_ALLOC_NO_FALLBACK != 0, ignore_thrash_guard: flags & SVM_ALLOC_IGNORE_THRASH_GUARD != 0 };
         let o = c.ctx.alloc_vram_outcome(h, start, size, pm, f);
         fill_result(c, result, &o.placed)?;
         o.result.map_err(|e| span_failure(e, start, size))

@@ -211,7 +211,7 @@ pub unsafe extern "C" fn svm_sim_device_close(sim: *mut svm_sim, fd: c_int) -> c
 /// Issues an ioctl on a simulated device fd with the real uAPI structs
 /// (include <xesvm/xe_drm.h> or the kernel's <drm/xe_drm.h>): exactly what
 /// ioctl(2) on an Xe render node takes. Returns 0 or the kernel's negative
-/// errno (xe-uapi.md §6); bad user pointers give -EFAULT.
+/// errno (docs/xe-uapi.md §6); bad user pointers give -EFAULT.
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_ioctl(sim: *mut svm_sim, fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     guard("svm_sim_ioctl", || {
@@ -337,7 +337,7 @@ pub unsafe extern "C" fn svm_sim_checksum(sim: *const svm_sim, start: u64, size:
     })
 }
 
-/// The simulated clock, in nanoseconds (cost-model.md).
+/// The simulated clock, in nanoseconds (docs/cost-model.md).
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_clock_ns(sim: *const svm_sim, ns: *mut u64) -> c_int {
     guard("svm_sim_clock_ns", || {

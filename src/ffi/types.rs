@@ -19,7 +19,7 @@ pub type svm_access = u32;
 pub const SVM_ACCESS_READ: svm_access = 0;
 /// Writes the range (every page's content changes).
 pub const SVM_ACCESS_WRITE: svm_access = 1;
-/// GPU atomics on the range (a write that may need VRAM, kernel-model §3.2).
+/// GPU atomics on the range (a write that may need VRAM, docs/kernel-model.md §3.2).
 pub const SVM_ACCESS_ATOMIC: svm_access = 2;
 
 /// An explicit prefetch (zeCommandListAppendMemoryPrefetch,

@@ -12,7 +12,7 @@ impl Context {
     /// and the device can reach it; DEFAULT_DEVICE on the owner where it does
     /// not (6.18); DEFAULT_SYSTEM everywhere for system memory. When `cand`
     /// is the accessing device's own VRAM (the kernel's default placement,
-    /// kernel-model §3.1), every other VM gets the kernel's default,
+    /// docs/kernel-model.md §3.1), every other VM gets the kernel's default,
     /// DEFAULT_DEVICE, too: one value on every VM, and no madvise (with its
     /// PTE zap and TLB invalidation) each time the accessing device changes.
     pub(super) fn desired_pref(&self, slots: &[Slot], on: &Device, cand: Pagemap, accessing: Option<u16>) -> Option<PrefApplied> {

@@ -123,7 +123,7 @@ impl Context {
     /// (what the page table shows where it can be read, else the target,
     /// believed), verified or not, and EBUSY in `cause` where the page
     /// table shows it elsewhere (a prefetch the kernel reported done but
-    /// did not make, kernel-model §7). The records take what is found.
+    /// did not make, docs/kernel-model.md §7). The records take what is found.
     /// ETIME: not done yet, ask again. Once complete, asking again returns
     /// the same kind of report from a fresh look.
     pub fn complete_batch(&self, b: &mut Batch, timeout_ns: i64) -> Result<Vec<Placed>> {

@@ -99,7 +99,7 @@ impl Device {
     }
 
     /// Whether the kernel may reset this VM's madvise attributes when memory
-    /// the GPU used is unmapped (kernel-model §8): the mirror has
+    /// the GPU used is unmapped (docs/kernel-model.md §8): the mirror has
     /// MADVISE_AUTORESET, or the kernel may be 6.18, which resets without
     /// the flag (`kernel_is_7`: some device's multi-device madvise answered,
     /// and one kernel serves them all).

@@ -1,14 +1,14 @@
 //! The placement engine: `resolve` (where should a range live), `alloc_vram`
-//! (make it live there: the five steps of design.md's placement flow, with a
+//! (make it live there: the five steps of docs/design.md's placement flow, with a
 //! defined answer for every errno), `evict`, and attribute calls that keep
 //! every device's VM consistent.
 //!
 //! It talks to a [`Driver`] and never asks which one, and it decides only on
-//! what a process can know (design.md, "What the library may know"): ioctl
+//! what a process can know (docs/design.md, "What the library may know"): ioctl
 //! results, its own records, and the process's page table (`observe`), which
 //! says whether pages are in system memory or not. With it the engine checks
 //! that a prefetch really placed the range (the kernel reports failed
-//! prefetches as success, kernel-model §7), that an in-place record is still
+//! prefetches as success, docs/kernel-model.md §7), that an in-place record is still
 //! true, and sees the CPU pull pages back (ping-pong). Where the page table
 //! cannot be read it trusts its records, which the runtime can invalidate.
 //!
@@ -56,7 +56,7 @@ use crate::track::{DevAttrs, PrefApplied, Record, Track};
 use crate::uapi::*;
 
 pub const PAGE: u64 = 4096;
-/// The kernel's largest SVM range (its 2 MiB chunk, kernel-model §2).
+/// The kernel's largest SVM range (its 2 MiB chunk, docs/kernel-model.md §2).
 pub const CHUNK: u64 = 2 << 20;
 /// Ranges must lie in the user address space (x86-64, 4-level paging).
 pub const VA_LIMIT: u64 = 1 << 47;
@@ -95,11 +95,11 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         // UVM counts two events within 500 us as thrashing and pins for ~150 ms
-        // (cost-model.md); placement calls are coarser than faults, so the
+        // (docs/cost-model.md); placement calls are coarser than faults, so the
         // window is wider.
         // A fresh observation is reused for 200 us: reading the page table
         // costs about 0.2 us per 2 MiB sampled, a wrong belief a GPU fault
-        // (>= 30 us, cost-model.md) per 2 MiB; calls closer than that are
+        // (>= 30 us, docs/cost-model.md) per 2 MiB; calls closer than that are
         // one launch's worth of placements.
         Config { thrash_max_moves: 4, thrash_window_ns: 50_000_000, pin_ns: 150_000_000, observe_ttl_ns: 200_000, mirror_autoreset: false }
     }
@@ -140,13 +140,15 @@ pub struct Outcome {
     pub placed: Placed,
 }
 
-/// Flags of `alloc_vram`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AllocFlags {
-    /// Fail with the errno instead of falling back to another pagemap.
-    pub no_fallback: bool,
-    /// Move even if the thrash guard would pin the range.
-    pub ignore_thrash_guard: bool,
+bitflags::bitflags! {
+    /// Flags of `alloc_vram` (the C API's `SVM_ALLOC_*`, bit for bit).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct AllocFlags: u32 {
+        /// Fail with the errno instead of falling back to another pagemap.
+        const NO_FALLBACK = 1 << 0;
+        /// Move even if the thrash guard would pin the range.
+        const IGNORE_THRASH_GUARD = 1 << 1;
+    }
 }
 
 /// The per-device part of a range query.
@@ -345,7 +347,7 @@ impl Context {
     }
 
     /// Creates the LR | FAULT_MODE VM and binds the CPU-address mirror over
-    /// the user address space, with user-fence completion (xe-uapi.md §8),
+    /// the user address space, with user-fence completion (docs/xe-uapi.md §8),
     /// with MADVISE_AUTORESET where the configuration asks (the records then
     /// forget attributes on a free: `invalidate`).
     fn create_svm_vm(&self, fd: RawFd, info: &DeviceInfo) -> Result<u32> {

@@ -1,22 +1,22 @@
 //! Observation: what the engine learns of a range from the process's own
-//! page table (observation.md), and when it pays for it.
+//! page table (docs/observation.md), and when it pays for it.
 //!
 //! A page table tells unpopulated, present in system memory, or not in
 //! system memory (a device-private page: some GPU's VRAM); which device
 //! only to a privileged reader. The engine combines that with its record of
-//! where it placed the range. Reads cost real time (observation.md §4), so:
+//! where it placed the range. Reads cost real time (docs/observation.md §4), so:
 //!
 //! * it samples one page per 2 MiB chunk, spread over at most
 //!   [`MAX_SAMPLES`] chunks per call: SVM ranges are at most 2 MiB and move
 //!   whole (a CPU fault migrates the whole allocation back, kernel-model
-//!   §5.5; a prefetch fails per range, §7), so one page tells the chunk. A
+//!   docs/kernel-model.md §5.5; a prefetch fails per range, §7), so one page tells the chunk. A
 //!   read costs about 1 us whatever it covers (`xesvm-pagemap-bench`), so
 //!   spans over 32 MiB are sampled, not read whole: a failure confined to a
 //!   few chunks of a large span can go unseen;
 //! * it reuses an answer younger than `Config::observe_ttl_ns`;
 //! * it does not look at a range it settled in system memory (every device VM
 //!   prefers system memory there: no GPU fault migrates it, row 10 of
-//!   kernel-model §14, and the CPU never moves system pages).
+//!   docs/kernel-model.md §14, and the CPU never moves system pages).
 
 use std::sync::atomic::Ordering;
 
@@ -25,7 +25,7 @@ use crate::driver::{PageTableSource, Residency, ResidencyRun, VramRegion};
 use crate::topology::Pagemap;
 use crate::track::{PrefApplied, Record};
 
-/// Chunk one sample stands for: the largest SVM range (kernel-model §2).
+/// Chunk one sample stands for: the largest SVM range (docs/kernel-model.md §2).
 const SAMPLE_CHUNK: u64 = 2 << 20;
 /// Samples (page-table reads) per observation at most.
 pub const MAX_SAMPLES: u64 = 16;

@@ -1,4 +1,4 @@
-//! `alloc_vram`, the placement flow of design.md: the in-place check (step
+//! `alloc_vram`, the placement flow of docs/design.md: the in-place check (step
 //! 1), the thrash guard (step 5, checked first), then candidates in order
 //! (target, local VRAM, system), each with attributes (step 2, in
 //! `attributes`), the prefetch (step 3) and the answer to every errno and
@@ -13,7 +13,7 @@ use super::*;
 
 impl Context {
     /// Makes [start, start+size) resident in `target` for accesses by device
-    /// `h` (design.md, "The placement flow"), and reports what happened.
+    /// `h` (docs/design.md, "The placement flow"), and reports what happened.
     pub fn alloc_vram(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags) -> Result<Placed> {
         let o = self.alloc_vram_outcome(h, start, size, target, flags);
         o.result.map(|()| o.placed)
@@ -138,7 +138,7 @@ impl Context {
             // Pages the record puts in VRAM that are now all unpopulated were
             // freed (only a munmap discards device pages) without the runtime's
             // free hook: where the kernel resets attributes on free, they may
-            // be gone (kernel-model §8), so the records forget them too.
+            // be gone (docs/kernel-model.md §8), so the records forget them too.
             if matches!(summary.residency, Some(Pagemap::Vram { .. })) && seen.samples > 0 && seen.unpopulated == seen.samples {
                 crate::log!(crate::log::Level::Info, "alloc_vram {}: the page table shows it unpopulated: freed and mapped again; its attributes are re-applied", Span(start, end - start));
                 self.forget_reset_attrs(slots, start, end);
@@ -155,7 +155,7 @@ impl Context {
                 // pay a copy each way per hand-off; held in system memory,
                 // both sides reach them at host bandwidth. The pin expires
                 // (pin_ns), so a phase without the CPU migrates again.
-                if matches!(summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System) && !flags.ignore_thrash_guard {
+                if matches!(summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System) && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD) {
                     crate::log!(crate::log::Level::Info, "alloc_vram {}: the page table shows it pulled back to system memory: held there for {} ms (hand-off)", Span(start, end - start), self.config.pin_ns / 1_000_000);
                     summary.pinned_until = summary.pinned_until.max(now + self.config.pin_ns);
                 }
@@ -165,7 +165,7 @@ impl Context {
 
         // Step 5 (checked first): the thrash guard.
         let mut target = target;
-        if !flags.ignore_thrash_guard {
+        if !flags.contains(AllocFlags::IGNORE_THRASH_GUARD) {
             if let Some(cur) = summary.residency.filter(|&c| c != target) {
                 if now < summary.pinned_until || summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves) {
                     let until = summary.pinned_until.max(now + self.config.pin_ns);
@@ -190,7 +190,7 @@ impl Context {
         // The runtime follows resolve's advice to leave a thrashing range
         // where it is (served remotely): that is a pin too, so that the uses
         // it now gets there do not end it before its time.
-        if !flags.ignore_thrash_guard
+        if !flags.contains(AllocFlags::IGNORE_THRASH_GUARD)
             && summary.residency == Some(target)
             && target.device() != Some(dev.slot)
             && summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves)
@@ -200,7 +200,7 @@ impl Context {
             crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {target}, served remotely (thrashing)", Span(start, end - start), dev.slot);
         }
         let mut candidates = vec![target];
-        if !flags.no_fallback {
+        if !flags.contains(AllocFlags::NO_FALLBACK) {
             if let Pagemap::Vram { device, .. } = target {
                 if device != dev.slot {
                     if let Some(tile) = dev.tiles.iter().position(|t| t.is_some()) {
@@ -214,7 +214,7 @@ impl Context {
         }
         let mut last = Errno::EIO;
         for (i, &cand) in candidates.iter().enumerate() {
-            // Capacity first (design.md, "Capacity first"): a range larger than
+            // Capacity first (docs/design.md, "Capacity first"): a range larger than
             // the whole VRAM region (DEVICE_QUERY's size) can never fit there.
             // The kernel would still start the migration, evict everything
             // else in that VRAM for it, and then fail; it is never started.
@@ -362,7 +362,7 @@ impl Context {
         });
         if already {
             // Already in system memory, a prefetch still binds the range for
-            // the accessing device (kernel-model §7): one ioctl instead of a
+            // the accessing device (docs/kernel-model.md §7): one ioctl instead of a
             // GPU fault per range at launch; a failure to bind changes nothing.
             if cand == Pagemap::System {
                 let _ = self.prefetch(&via, start, size, 0, placed);
@@ -413,7 +413,7 @@ impl Context {
                 }
             }
             // Step 4: a prefetch that reported success but left the range
-            // elsewhere (kernel-model §7) counts as EBUSY, where observable.
+            // elsewhere (docs/kernel-model.md §7) counts as EBUSY, where observable.
             if let Some(after) = self.observe(start, end) {
                 if !self.agrees(slots, &after, cand) {
                     self.stats.local().unverified.fetch_add(1, Ordering::Relaxed);
@@ -498,7 +498,7 @@ impl Context {
 }
 
 /// Whether a device's GPU faults leave a range in `target` under the
-/// preferred location recorded for its VM (kernel-model §3.1; §14 rows 4,
+/// preferred location recorded for its VM (docs/kernel-model.md §3.1; §14 rows 4,
 /// 10, 12): its own VRAM under DEFAULT_DEVICE or named, a peer's only when
 /// named, system memory under DEFAULT_SYSTEM (or on a device without VRAM).
 /// Otherwise its next fault would migrate the range (rows 3, 5, 13), so the

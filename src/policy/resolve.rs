@@ -1,5 +1,5 @@
-//! `resolve`: where a range should live for an access (kernel-model §3 and
-//! the decision table of §14), refined by what the library knows: capacity
+//! `resolve`: where a range should live for an access (docs/kernel-model.md §3 and
+//! the decision table of docs/kernel-model.md §14), refined by what the library knows: capacity
 //! this context placed, pins and ping-pong history, links, what a peer
 //! holds. A pure decision: no ioctl, no allocation, read locks only.
 
@@ -12,7 +12,7 @@ const SMALL_READ: u64 = 256 << 10;
 
 impl Context {
     /// Where [start, start+size) should live for an access by `tile` of a
-    /// device: kernel-model §3 and §14, plus what the library knows (capacity
+    /// device: docs/kernel-model.md §3 and §14, plus what the library knows (capacity
     /// this context placed, pins and ping-pong history, links). No ioctl, no
     /// allocation.
     pub fn resolve(&self, h: DeviceHandle, tile: u16, start: u64, size: u64, access: Access) -> Result<Pagemap> {
@@ -36,7 +36,7 @@ impl Context {
         let part_of_larger = exact.is_none() && widest().is_some_and(|(s, r)| s <= start && r.end >= end);
         let rec = exact.or_else(|| widest().map(|(_, r)| r));
         if access == Access::Atomic {
-            // GPU atomics run in local VRAM only (§3.2, rows 15-19); CPU-only atomics fail (row 21).
+            // GPU atomics run in local VRAM only (docs/kernel-model.md §3.2, rows 15-19); CPU-only atomics fail (row 21).
             if rec.is_some_and(|r| r.attrs(h.slot).atomic == DRM_XE_ATOMIC_CPU) {
                 return Err(Errno::EACCES);
             }
@@ -45,7 +45,7 @@ impl Context {
         // A small read of memory not in VRAM is read where it is: a remote
         // read of 64 KiB over PCIe takes about 1.4 us, while a migration
         // moves a whole SVM range (2 MiB, about 94 us with its fixed costs,
-        // cost-model.md) for the few bytes asked (irregular gathers).
+        // docs/cost-model.md) for the few bytes asked (irregular gathers).
         if access == Access::Read && size <= SMALL_READ && rec.is_none_or(|r| r.residency.is_none_or(|p| p == Pagemap::System)) {
             return Ok(Pagemap::System);
         }
@@ -64,7 +64,7 @@ impl Context {
             // served where it lies if that is system memory or this device's
             // VRAM, and otherwise from system memory, which every device reads
             // at host bandwidth (46 GB/s against 20 GB/s for a peer link in
-            // cost-model.md): readers never pull it back and forth.
+            // docs/cost-model.md): readers never pull it back and forth.
             if read && r.read_mostly {
                 return Ok(match r.residency {
                     Some(p) if p == local || p == Pagemap::System => p,
@@ -95,7 +95,7 @@ impl Context {
         // in place the first time this device reads it, and migrated the next
         // time. A remote read of the whole span costs what its migration
         // does, less the migration's fixed costs (both cross the same link,
-        // cost-model.md), so the remote pass already paid buys the move: at
+        // docs/cost-model.md), so the remote pass already paid buys the move: at
         // most twice the better choice whatever comes next, and data read
         // once (streaming) never moves. Data other devices also read in
         // place stays where every reader reaches it at host bandwidth.

@@ -1,4 +1,4 @@
-//! VM_BIND in the simulated driver (xe-uapi.md §6.4, §6.5): the argument
+//! VM_BIND in the simulated driver (docs/xe-uapi.md §6.4, §6.5): the argument
 //! checks of `vm_bind_ioctl_check_args` and `xe_vm_bind_ioctl` in the
 //! kernel's order, sync parsing, and the MAP / UNMAP / PREFETCH operations
 //! on the VM's VMAs and SVM ranges.
@@ -150,7 +150,7 @@ impl Sim {
         if ops.iter().any(|op| op.op == DRM_XE_VM_BIND_OP_MAP_USERPTR) {
             return Err(Errno::EOPNOTSUPP);
         }
-        // Every check passed: the garbage collector runs first (kernel-model §8).
+        // Every check passed: the garbage collector runs first (docs/kernel-model.md §8).
         self.collect_garbage(g, fd, b.vm_id);
         // Map/unmap ops are all-or-nothing: keep the VM to restore on failure.
         let structural = ops.iter().any(|o| o.op != DRM_XE_VM_BIND_OP_PREFETCH);
@@ -199,7 +199,7 @@ impl Sim {
             }
         }
         // EBUSY: removing or splitting a mirror VMA that still has SVM mappings,
-        // unless a mirror MAP covers it whole (§6.4, execution-time results).
+        // unless a mirror MAP covers it whole (docs/xe-uapi.md §6.4, execution-time results).
         for vs in vm.vmas_in(s, e) {
             let v = &vm.vmas[&vs];
             if v.kind == VmaKind::Mirror && vm.overlaps_range(s.max(vs), e.min(v.end)) {

@@ -1,6 +1,6 @@
 //! The simulated machine's description: devices, tiles, VRAM, links between
 //! devices, the kernel version whose behaviour to model, and the cost model
-//! (cost-model.md). Built from a preset name or a topology file.
+//! (docs/cost-model.md). Built from a preset name or a topology file.
 //!
 //! The topology file format and its reader (`Topology::parse`): `topology_file`.
 
@@ -23,7 +23,7 @@ pub enum KernelVersion {
     V7_0,
     /// 7.1: as 7.0, plus VM_CREATE NO_VM_OVERCOMMIT, VM_BIND DECOMPRESS,
     /// purgeable-state madvise, VM_GET_PROPERTY, and their config flags
-    /// (xe-uapi.md §7). Earlier releases answer those bits EINVAL.
+    /// (docs/xe-uapi.md §7). Earlier releases answer those bits EINVAL.
     V7_1,
 }
 
@@ -109,7 +109,7 @@ pub struct LinkSpec {
     pub atomics: bool,
 }
 
-/// The cost model (cost-model.md). Times in nanoseconds, bandwidths in bytes/s.
+/// The cost model (docs/cost-model.md). Times in nanoseconds, bandwidths in bytes/s.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Costs {
     /// GPU page fault service without the copy (irq, worker, get_pages, bind).
@@ -142,7 +142,7 @@ pub struct Costs {
     /// /proc/self/pagemap): the syscall, the mm lock and the walk's setup.
     pub pagemap_call_ns: u64,
     /// Walking one 4 KiB page of it with PAGEMAP_SCAN, and reading (and
-    /// decoding) its entry with pread (observation.md §4).
+    /// decoding) its entry with pread (docs/observation.md §4).
     pub pagemap_scan_page_ns: u64,
     pub pagemap_read_page_ns: u64,
 }
@@ -162,14 +162,14 @@ impl Default for Costs {
             d2h_bandwidth: 15e9,
             p2p_bandwidth: 20e9,
             fabric_bandwidth: 22e9,
-            // [D] cost-model.md: about half of Arc B580's 456 GB/s GDDR6.
+            // [D] docs/cost-model.md: about half of Arc B580's 456 GB/s GDDR6.
             clear_bandwidth: 200e9,
             atomic_timeslice_ns: 5_000_000,
             // [M] `xesvm-pagemap-bench` on this project's 2-core Linux 6.18
             // machines: a one-page read costs 0.9-1.2 us (5-6x a rejected
             // ioctl), 2 MiB 6-8.5 us with PAGEMAP_SCAN (12-17 ns per page,
-            // observation.md §4 says 16) and 19-22 us with pread (37-43 ns
-            // per page with decoding; observation.md §4 says 21 undecoded).
+            // docs/observation.md §4 says 16) and 19-22 us with pread (37-43 ns
+            // per page with decoding; docs/observation.md §4 says 21 undecoded).
             pagemap_call_ns: 900,
             pagemap_scan_page_ns: 16,
             pagemap_read_page_ns: 40,
@@ -185,7 +185,7 @@ impl Costs {
     }
 
     /// Time to clear `bytes` of freshly allocated VRAM, as one submission
-    /// (cost-model.md, "GPU first touch of never-populated pages").
+    /// (docs/cost-model.md, "GPU first touch of never-populated pages").
     pub fn clear_ns(&self, bytes: u64) -> u64 {
         self.copy_submit_ns + transfer_ns(bytes, self.clear_bandwidth)
     }
@@ -285,7 +285,7 @@ impl Topology {
     /// Interconnect (pagemap owner) groups as `drm_pagemap_acquire_owner`
     /// forms them: devices in index order join the first group with every
     /// member of which they have a link; 6.18 has no multi-device pagemaps,
-    /// so each device is its own group there (kernel-model §1, §11.2). A
+    /// so each device is its own group there (docs/kernel-model.md §1, §11.2). A
     /// GPU reaches a peer's VRAM, and pages move VRAM to VRAM, only inside
     /// a group.
     pub fn owner_groups(&self) -> Vec<u32> {

@@ -85,7 +85,7 @@ fn sizes() {
     assert_eq!(parse_size("99999999999 TiB"), None);
 }
 
-/// cost-model.md, "Reference points": one 2 MiB GPU fault end to end is
+/// docs/cost-model.md, "Reference points": one 2 MiB GPU fault end to end is
 /// 132 us with device folios and 966 us without; the defaults must land
 /// within 25 % of both.
 #[test]

@@ -1,7 +1,7 @@
 //! The simulated driver behind the seam: ioctls go to [`Sim`],
 //! the clock is the simulated one, and the page table, device identities and
 //! link hints are answered the way Linux answers a process, with the same
-//! limits and at the same cost (design.md, "What the library may know").
+//! limits and at the same cost (docs/design.md, "What the library may know").
 //!
 //! [`SimDriver::oracle`] is the one exception, and says so: it answers the
 //! page table with the simulator's ground truth, for free, so the benchmark

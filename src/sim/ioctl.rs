@@ -1,6 +1,6 @@
-//! Ioctl entry of the simulated driver: the DRM core's dispatch (xe-uapi.md
-//! §2), then each Xe ioctl decoded from the caller's memory exactly as the
-//! kernel reads it, with the validation rules and errnos of xe-uapi.md §6.
+//! Ioctl entry of the simulated driver: the DRM core's dispatch (docs/xe-uapi.md
+//! docs/xe-uapi.md §2), then each Xe ioctl decoded from the caller's memory exactly as the
+//! kernel reads it, with the validation rules and errnos of docs/xe-uapi.md §6.
 
 use core::ffi::c_void;
 use core::mem::size_of;
@@ -56,7 +56,7 @@ fn supported_vm_create_flags(k: KernelVersion) -> u32 {
     }
 }
 
-/// The highest Xe ioctl nr a release knows (xe-uapi.md §3, §7).
+/// The highest Xe ioctl nr a release knows (docs/xe-uapi.md §3, §7).
 fn last_xe_ioctl(k: KernelVersion) -> u32 {
     match k {
         KernelVersion::V6_18 => DRM_XE_VM_QUERY_MEM_RANGE_ATTRS,
@@ -177,7 +177,7 @@ impl Sim {
         copy_out(arg, udir, usz, &v)
     }
 
-    // -- DEVICE_QUERY (§6.1) --------------------------------------------------
+    // -- DEVICE_QUERY (docs/xe-uapi.md §6.1) --------------------------------------------------
 
     /// The reply bytes of a query id, or EINVAL / EOPNOTSUPP.
     pub(super) fn query_reply(&self, g: &Guard, dev: u32, query: u32) -> Result<Vec<u8>> {
@@ -247,7 +247,7 @@ impl Sim {
                 if spec.page_faults {
                     flags |= DRM_XE_QUERY_CONFIG_FLAG_HAS_CPU_ADDR_MIRROR;
                 }
-                // Flags by release (xe-uapi.md §5.3, §7); purging is a 7.1
+                // Flags by release (docs/xe-uapi.md §5.3, §7); purging is a 7.1
                 // feature the simulated BOs do not model, so it stays clear.
                 if self.topo.kernel >= KernelVersion::V7_0 {
                     flags |= DRM_XE_QUERY_CONFIG_FLAG_HAS_NO_COMPRESSION_HINT;
@@ -307,12 +307,12 @@ impl Sim {
             return Err(Errno::EINVAL);
         }
         uaccess::write_bytes(q.data, &reply).map_err(|e| {
-            // The MEM_REGIONS query reports a failed copy-out as ENOSPC (§6.1).
+            // The MEM_REGIONS query reports a failed copy-out as ENOSPC (docs/xe-uapi.md §6.1).
             if q.query == DRM_XE_DEVICE_QUERY_MEM_REGIONS { Errno::ENOSPC } else { e }
         })
     }
 
-    // -- VM_CREATE / VM_DESTROY (§6.2, §6.3) --------------------------------
+    // -- VM_CREATE / VM_DESTROY (docs/xe-uapi.md §6.2, §6.3) --------------------------------
 
     fn vm_create(&self, g: &mut Guard, fd: RawFd, dev: u32, arg: u64, udir: u32, usz: usize) -> Result<()> {
         let mut c: drm_xe_vm_create = copy_in(arg, udir, usz)?;
@@ -356,7 +356,7 @@ impl Sim {
         Ok(())
     }
 
-    // -- WAIT_USER_FENCE (§6.6) ---------------------------------------------
+    // -- WAIT_USER_FENCE (docs/xe-uapi.md §6.6) ---------------------------------------------
 
     fn wait_user_fence(&self, g: &mut Guard, arg: u64, udir: u32, usz: usize) -> Result<()> {
         let mut w: drm_xe_wait_user_fence = copy_in(arg, udir, usz)?;
@@ -412,7 +412,7 @@ impl Sim {
         result
     }
 
-    // -- MADVISE (§6.7) -------------------------------------------------------
+    // -- MADVISE (docs/xe-uapi.md §6.7) -------------------------------------------------------
 
     fn madvise(&self, g: &mut Guard, fd: RawFd, dev: u32, arg: u64, udir: u32, usz: usize) -> Result<()> {
         let m: drm_xe_madvise = copy_in(arg, udir, usz)?;
@@ -554,7 +554,7 @@ impl Sim {
         Ok(())
     }
 
-    // -- VM_QUERY_MEM_RANGE_ATTRS (§6.8) --------------------------------------
+    // -- VM_QUERY_MEM_RANGE_ATTRS (docs/xe-uapi.md §6.8) --------------------------------------
 
     fn query_mem_range_attrs(&self, g: &Guard, fd: RawFd, arg: u64, udir: u32, usz: usize) -> Result<()> {
         let mut q: drm_xe_vm_query_mem_range_attr = copy_in(arg, udir, usz)?;

@@ -1,19 +1,19 @@
 //! The simulated Xe kernel driver: the kernel's SVM behaviour behind the real
-//! ioctl interface (design.md, "The simulated driver").
+//! ioctl interface (docs/design.md, "The simulated driver").
 //!
 //! It receives the same uAPI structs as the kernel ([`Sim::ioctl`], decoded in
-//! `ioctl.rs` with every validation rule of xe-uapi.md §6), keeps the kernel's
+//! `ioctl.rs` with every validation rule of docs/xe-uapi.md §6), keeps the kernel's
 //! objects (VMs, VMAs, SVM ranges: `vm.rs`), runs its fault, prefetch,
-//! migration and eviction paths (kernel-model.md §2–§9, §12: `svm.rs`) over a
+//! migration and eviction paths (docs/kernel-model.md §2–§9, §12: `svm.rs`) over a
 //! physical memory model with content tokens (`mem.rs`), and plays the world
-//! around it: GPU and CPU accesses, munmap, a simulated clock (cost-model.md),
+//! around it: GPU and CPU accesses, munmap, a simulated clock (docs/cost-model.md),
 //! counters and fault injection.
 //!
 //! Thread safety: every entry point may be called from many threads. State
 //! sits behind one mutex; a migration collects (locks) its pages, releases the
 //! mutex while "copying", then finalizes, so racing migrations of the same
-//! range see each other's locked pages and get EBUSY as in kernel-model §5 and
-//! §13.1; the driver-wide migrate rwsem serializes the retry.
+//! range see each other's locked pages and get EBUSY as in docs/kernel-model.md §5 and
+//! docs/kernel-model.md §13; the driver-wide migrate rwsem serializes the retry.
 
 mod bind;
 pub mod config;
@@ -65,7 +65,7 @@ pub enum Placement {
 pub enum Access {
     Read,
     Write,
-    /// A GPU atomic (a write that may require VRAM, kernel-model §3.2).
+    /// A GPU atomic (a write that may require VRAM, docs/kernel-model.md §3.2).
     Atomic,
 }
 
@@ -146,11 +146,11 @@ counters! {
     /// VRAM allocations evicted to system memory under pressure (TTM LRU).
     evictions,
     evicted_bytes,
-    /// populate_mm -EBUSY answered by evict-and-retry-once (kernel-model §5.1).
+    /// populate_mm -EBUSY answered by evict-and-retry-once (docs/kernel-model.md §5).
     migrate_retries,
     /// Migrations that failed (any errno).
     migrate_errors,
-    /// Prefetch ranges whose failure the kernel turned into success (-ENODATA, §7).
+    /// Prefetch ranges whose failure the kernel turned into success (-ENODATA, docs/kernel-model.md §7).
     prefetch_swallowed,
     /// GPU TLB invalidations (one per tile that lost a binding).
     tlb_invalidations,
@@ -198,7 +198,7 @@ pub struct Sim {
     /// Per device: its interconnect (pagemap owner) group.
     owner: Vec<u32>,
     state: Mutex<State>,
-    /// `driver_migrate_lock` (kernel-model §5.1).
+    /// `driver_migrate_lock` (docs/kernel-model.md §5).
     migrate_lock: RwLock<()>,
     clock: AtomicU64,
     counters: Counters,
@@ -445,7 +445,7 @@ impl Sim {
     }
 
     /// munmap: the pages' contents are gone, ranges over them are destroyed
-    /// (MMU notifier UNMAP + garbage collector, kernel-model §8), and mirror
+    /// (MMU notifier UNMAP + garbage collector, docs/kernel-model.md §8), and mirror
     /// VMAs bound with MADVISE_AUTORESET get default attributes back.
     pub fn munmap(&self, start: u64, size: u64) -> Result<()> {
         let end = map_span(start, size)?;
@@ -456,7 +456,7 @@ impl Sim {
     }
 
     /// A CPU access: device pages are faulted back to system memory first
-    /// (after any atomic timeslice, §12), then read or written there.
+    /// (after any atomic timeslice, docs/kernel-model.md §5.3), then read or written there.
     pub fn cpu_access(&self, start: u64, size: u64, access: Access, value: u64) -> Result<()> {
         let end = check_span(start, size)?;
         let (start, end) = (start & !(PAGE - 1), end.next_multiple_of(PAGE));
@@ -501,7 +501,7 @@ impl Sim {
 
     /// A GPU access by `tile` of the device behind `fd`, in VM `vm_id`, to
     /// [start, start+size). Unbound or unsuitable ranges go through the GPU
-    /// fault path (kernel-model §4); the result is what the GPU would see.
+    /// fault path (docs/kernel-model.md §4); the result is what the GPU would see.
     #[allow(clippy::too_many_arguments)]
     pub fn gpu_access(&self, fd: RawFd, vm_id: u32, tile: u16, start: u64, size: u64, access: Access, value: u64) -> Result<()> {
         let end = check_span(start, size)?;

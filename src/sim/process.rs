@@ -1,7 +1,7 @@
 //! What the simulated process can know, answered with Linux's limits: the
 //! PCI address of a device (what fstat + sysfs give), what the platform
 //! says of links, and its own page table (`/proc/self/pagemap`,
-//! observation.md), with the cost of each read on the clock.
+//! docs/observation.md), with the cost of each read on the clock.
 
 
 use super::mem::{self, Loc, PAGE};
@@ -49,7 +49,7 @@ impl Sim {
     }
 
     /// The simulated process's page table over [start, end), with exactly
-    /// what `/proc/self/pagemap` shows (observation.md §1): present pages
+    /// what `/proc/self/pagemap` shows (docs/observation.md §1): present pages
     /// (system memory, anonymous or file) are `System`; device pages and
     /// pages a migration holds (migration entries) are `NotInSystem`,
     /// naming their region only for a privileged reader; the rest is

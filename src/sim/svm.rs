@@ -1,8 +1,8 @@
-//! The kernel's SVM paths: GPU fault handling (kernel-model §4, §15), range
-//! lookup and chunk sizing (§2), target resolution (§3), migration to VRAM
-//! with scan, migrate rwsem and evict-and-retry-once (§5), get_pages (§6),
-//! prefetch (§7), munmap and the garbage collector (§8), VRAM pressure (§9)
-//! and the atomic timeslice (§12).
+//! The kernel's SVM paths (docs/kernel-model.md): GPU fault handling (§4,
+//! §15), range lookup and chunk sizing (§2), target resolution (§3),
+//! migration to VRAM with scan, migrate rwsem and evict-and-retry-once
+//! (§5), get_pages (§6), prefetch (§7), munmap and the garbage collector
+//! (§8), VRAM pressure (§9) and the atomic timeslice (§5.3).
 
 use std::os::fd::RawFd;
 
@@ -15,7 +15,7 @@ use crate::errno::{Errno, Result};
 use crate::uapi::*;
 
 const CHUNK_SIZES: [u64; 3] = [2 << 20, 64 << 10, 4 << 10];
-/// `check_pages_threshold` on discrete GPUs (§2 step 5).
+/// `check_pages_threshold` on discrete GPUs (docs/kernel-model.md §2 step 5).
 const CHECK_PAGES_THRESHOLD: u64 = 64 << 10;
 /// The sim's own bound on the kernel's unbounded ordinary-fault retry loop:
 /// beyond it the access reports EBUSY instead of spinning forever.
@@ -29,7 +29,7 @@ impl Sim {
         !self.tile_pagemap[dev as usize].is_empty()
     }
 
-    /// `xe_vma_need_vram_for_atomic` (§3.2): Ok(true) when the fault must run
+    /// `xe_vma_need_vram_for_atomic` (docs/kernel-model.md §3.2): Ok(true) when the fault must run
     /// `devmem_only` in local VRAM; EACCES for ATOMIC_CPU ranges.
     pub(super) fn need_vram(&self, dev: u32, attr: u32, access: Access) -> Result<bool> {
         if !self.dev_has_vram(dev) || access != Access::Atomic {
@@ -42,7 +42,7 @@ impl Sim {
         }
     }
 
-    /// `xe_vma_resolve_pagemap` (§3.1) for a faulting tile.
+    /// `xe_vma_resolve_pagemap` (docs/kernel-model.md §3.1) for a faulting tile.
     pub(super) fn resolve_pref(&self, dev: u32, tile: u16, pref: PrefTarget) -> Option<u16> {
         match pref {
             PrefTarget::DefaultDevice => self.pagemap_of(dev, tile),
@@ -162,7 +162,7 @@ impl Sim {
         Ok(())
     }
 
-    /// `xe_svm_handle_pagefault` (§4, §15).
+    /// `xe_svm_handle_pagefault` (docs/kernel-model.md §4, §15).
     #[allow(clippy::too_many_arguments)]
     fn gpu_fault(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, tile: u16, addr: u64, access: Access) -> Result<()> {
         self.count(&self.counters.gpu_faults, 1);
@@ -187,7 +187,7 @@ impl Sim {
             let (rs, re) = self.find_or_insert(g, fd, vm_id, dev, addr)?;
             let migratable = self.range_migratable(g, dev, rs);
             if need && !migratable {
-                // §4 step 5: the 2026 trees ack this fault as handled without a
+                // docs/kernel-model.md §4 step 5: the 2026 trees ack this fault as handled without a
                 // binding; the GPU would replay forever, so the access fails here.
                 return Err(Errno::EACCES);
             }
@@ -244,17 +244,17 @@ impl Sim {
         }
     }
 
-    /// NEED64K parts keep ranges below 64 KiB in system memory (§2).
+    /// NEED64K parts keep ranges below 64 KiB in system memory (docs/kernel-model.md §2).
     fn size_rule(&self, dev: u32, size: u64) -> bool {
         !(self.topo.devices[dev as usize].need_64k && size < (64 << 10))
     }
 
-    /// `migrate_devmem`: device memory possible and the CPU VMA anonymous (§2 step 4).
+    /// `migrate_devmem`: device memory possible and the CPU VMA anonymous (docs/kernel-model.md §2 step 4).
     fn range_migratable(&self, g: &Guard, dev: u32, rs: u64) -> bool {
         self.dev_has_vram(dev) && g.mem.cpu_vma(rs).2 == CpuKind::Anonymous
     }
 
-    /// `drm_gpusvm_range_find_or_insert` (§2).
+    /// `drm_gpusvm_range_find_or_insert` (docs/kernel-model.md §2).
     pub(super) fn find_or_insert(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, addr: u64) -> Result<Span> {
         let (cs, ce, kind) = g.mem.cpu_vma(addr);
         if kind == CpuKind::Unmapped {
@@ -288,7 +288,7 @@ impl Sim {
 
     // -- migration ----------------------------------------------------------
 
-    /// `xe_svm_alloc_vram` (§5.1): scan, then populate under the migrate
+    /// `xe_svm_alloc_vram` (docs/kernel-model.md §5): scan, then populate under the migrate
     /// rwsem, with one evict-and-retry on EBUSY (7.0+). 6.18 populates once.
     pub(super) fn alloc_vram(&self, g: &mut Guard, rs: u64, re: u64, target: u16, timeslice: u64) -> Result<()> {
         if !self.topo.kernel.multi_device() {
@@ -318,7 +318,7 @@ impl Sim {
         r
     }
 
-    /// `drm_pagemap_populate_mm` + `drm_pagemap_migrate_to_devmem` (§5.2, §5.3).
+    /// `drm_pagemap_populate_mm` + `drm_pagemap_migrate_to_devmem` (docs/kernel-model.md §5.1, §5.3).
     fn populate_mm(&self, g: &mut Guard, rs: u64, re: u64, target: u16, timeslice: u64) -> Result<()> {
         let tdev = self.pagemaps[target as usize].device;
         if let Some(e) = g.gone[tdev as usize] {
@@ -341,7 +341,7 @@ impl Sim {
         let id = match g.mem.create_alloc(target, rs, bytes) {
             Some(id) => id,
             None => {
-                // Exclusive eviction retry (§9): push LRU allocations out until it fits.
+                // Exclusive eviction retry (docs/kernel-model.md §9): push LRU allocations out until it fits.
                 while g.mem.free_bytes(target) < bytes {
                     let Some(victim) = g.mem.lru_victim(target, rs, re) else { break };
                     self.evict_alloc(g, victim, true);
@@ -399,7 +399,7 @@ impl Sim {
             return fail(g, Errno::EBUSY); // fragmentation
         }
         // The copy runs with the pages locked and the driver lock dropped, so
-        // racing migrations and CPU faults see them busy (§13.1).
+        // racing migrations and CPU faults see them busy (docs/kernel-model.md §13).
         g.mem.lock_pages(collected, true);
         MutexGuard::bump(g);
         // Finalize: pages a munmap discarded meanwhile are no longer locked.
@@ -408,7 +408,7 @@ impl Sim {
         let c = &self.topo.costs;
         let to = Some(self.pagemaps[target as usize].device);
         if m.from_unpopulated > 0 {
-            // First touch (cost-model.md): migrate_vma_setup collected holes with
+            // First touch (docs/cost-model.md): migrate_vma_setup collected holes with
             // no source page, drm_pagemap copies nothing for them, and the VRAM
             // handed out is cleared on the GPU. No PCIe copy, no bytes moved.
             let (bytes, device) = (m.from_unpopulated, self.pagemaps[target as usize].device);
@@ -492,7 +492,7 @@ impl Sim {
         self.invalidate_all(g, lo, hi);
     }
 
-    /// `drm_gpusvm_range_evict` (§5.5): every device page of the span back to
+    /// `drm_gpusvm_range_evict` (docs/kernel-model.md §5.5): every device page of the span back to
     /// RAM through migrate_to_ram, waiting out timeslices (up to 1 s).
     pub(super) fn evict_range(&self, g: &mut Guard, rs: u64, re: u64) {
         let mut from = rs;
@@ -517,7 +517,7 @@ impl Sim {
         }
     }
 
-    /// A CPU fault on a device page (`migrate_to_ram`, §5.5, §12): waits for
+    /// A CPU fault on a device page (`migrate_to_ram`, docs/kernel-model.md §5.5, §12): waits for
     /// the timeslice, then moves the whole allocation back to RAM.
     pub(super) fn cpu_fault(&self, g: &mut Guard, p: u16, addr: u64) {
         self.count(&self.counters.cpu_faults, 1);
@@ -536,7 +536,7 @@ impl Sim {
         }
     }
 
-    /// `drm_gpusvm_get_pages` (§6): fault pages in for `owner` and require one
+    /// `drm_gpusvm_get_pages` (docs/kernel-model.md §6): fault pages in for `owner` and require one
     /// uniform placement; records where the pages were found.
     #[allow(clippy::too_many_arguments)]
     fn get_pages(&self, g: &mut Guard, fd: RawFd, vm_id: u32, rs: u64, re: u64, owner: Option<u32>, devmem_only: bool) -> Result<()> {
@@ -574,7 +574,7 @@ impl Sim {
 
     // -- prefetch -----------------------------------------------------------
 
-    /// VM_BIND PREFETCH over a CPU-mirror span (§7). `target` None = system.
+    /// VM_BIND PREFETCH over a CPU-mirror span (docs/kernel-model.md §7). `target` None = system.
     /// Per-range failures become -ENODATA and are swallowed (counted).
     pub(super) fn prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, start: u64, end: u64, target: Option<u16>) -> Result<()> {
         let all_tiles = (1u8 << self.topo.devices[dev as usize].tiles) - 1;
@@ -605,7 +605,7 @@ impl Sim {
                         Ok(())
                     };
                     match migrated {
-                        // Any migration failure becomes -ENODATA (§7): skip the range.
+                        // Any migration failure becomes -ENODATA (docs/kernel-model.md §7): skip the range.
                         Err(_) => Err(Errno::ENODATA),
                         Ok(()) => self.get_pages(g, fd, vm_id, rs, re, Some(self.owner_of_pagemap(p)), false),
                     }
@@ -630,7 +630,7 @@ impl Sim {
     /// Discards pages of [start, end) and destroys the SVM ranges over them
     /// in every VM (the MMU notifier and the garbage collector). The madvise
     /// reset is queued per range that existed, over the whole range, and
-    /// runs at that VM's next bind or madvise (kernel-model §8): memory the
+    /// runs at that VM's next bind or madvise (docs/kernel-model.md §8): memory the
     /// GPU never touched keeps its attributes.
     pub(super) fn unmap_span(&self, g: &mut Guard, start: u64, end: u64) {
         // Ranges first (the notifier + GC), so no binding outlives the pages.
@@ -655,7 +655,7 @@ impl Sim {
         }
     }
 
-    /// Evicts and destroys ranges (VMA splits and removals, §8).
+    /// Evicts and destroys ranges (VMA splits and removals, docs/kernel-model.md §8).
     pub(super) fn destroy_ranges(&self, g: &mut Guard, fd: RawFd, vm_id: u32, ranges: &[u64], evict: bool) {
         for &rs in ranges {
             let Some(r) = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap().ranges.remove(&rs) else { continue };

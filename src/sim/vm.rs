@@ -1,12 +1,12 @@
 //! The kernel objects of one VM: GPU VMAs with their madvise attributes, and
 //! the SVM ranges faulted or prefetched inside CPU-address-mirror VMAs
-//! (kernel-model.md §1, §2; xe-uapi.md §6.4, §6.7).
+//! (docs/kernel-model.md §1, §2; docs/xe-uapi.md §6.4, §6.7).
 
 use std::collections::BTreeMap;
 
 use crate::uapi::*;
 
-/// Where madvise's preferred location points (kernel-model.md §3.1).
+/// Where madvise's preferred location points (docs/kernel-model.md §3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrefTarget {
     /// DEFAULT_DEVICE: VRAM of the faulting tile (system on an iGPU).
@@ -17,7 +17,7 @@ pub enum PrefTarget {
     Pagemap(u16),
 }
 
-/// madvise attributes of a VMA, as stored (xe-uapi.md §6.7 "Effect").
+/// madvise attributes of a VMA, as stored (docs/xe-uapi.md §6.7 "Effect").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attrs {
     pub devmem_fd: u32,
@@ -78,7 +78,7 @@ pub struct Vm {
     pub va_size: u64,
     /// SVM ranges the garbage collector still has to reset (munmap'ed after
     /// the GPU created them): [start, end), flushed at the next bind or
-    /// madvise on this VM, not by a query (kernel-model §8).
+    /// madvise on this VM, not by a query (docs/kernel-model.md §8).
     pub gc_pending: Vec<(u64, u64)>,
 }
 
@@ -142,7 +142,7 @@ impl Vm {
 
     /// Splits the VMA containing `addr` so that a VMA starts at `addr`.
     /// Returns the ranges that straddled the cut, which the caller must evict
-    /// and destroy (kernel-model.md §8, "VMA splits").
+    /// and destroy (docs/kernel-model.md §8, "VMA splits").
     pub fn split_at(&mut self, addr: u64) -> Vec<u64> {
         let Some((s, v)) = self.vma_at(addr).map(|(s, v)| (s, v.clone())) else { return Vec::new() };
         if s == addr {

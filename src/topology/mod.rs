@@ -40,7 +40,7 @@ pub enum LinkKind {
 pub struct Link {
     pub kind: LinkKind,
     /// Whether device atomics may be served over it (the Xe kernel never
-    /// does so today, kernel-model §3.2; the flag informs resolve only).
+    /// does so today, docs/kernel-model.md §3.2; the flag informs resolve only).
     pub atomics: bool,
     /// Bytes per second per direction.
     pub bandwidth: f64,

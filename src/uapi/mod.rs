@@ -1,9 +1,9 @@
 //! The Xe DRM uAPI that SVM needs: request numbers, `#[repr(C)]` structs and
-//! constants, restated from `xe-uapi.md` §2–§5 (no kernel header is copied).
+//! constants, restated from `docs/xe-uapi.md` §2–§5 (no kernel header is copied).
 //!
 //! Pure data: no logic beyond the `_IOC` arithmetic and zeroed constructors.
 //! Every struct carries compile-time assertions of its size, alignment and
-//! the offsets of xe-uapi.md §4, so a moved field breaks the build.
+//! the offsets of docs/xe-uapi.md §4, so a moved field breaks the build.
 //!
 //! Names are the kernel's, so that code reads like the kernel and IGT.
 #![allow(non_camel_case_types)]
@@ -13,10 +13,10 @@ use core::mem::{align_of, offset_of, size_of};
 pub mod pagemap;
 
 #[cfg(not(target_pointer_width = "64"))]
-compile_error!("xesvm encodes the 64-bit Xe uAPI layout (xe-uapi.md §4); 32-bit targets are not supported");
+compile_error!("xesvm encodes the 64-bit Xe uAPI layout (docs/xe-uapi.md §4); 32-bit targets are not supported");
 
 // ---------------------------------------------------------------------------
-// §2 ioctl encoding (asm-generic, x86-64 / aarch64)
+// docs/xe-uapi.md §2 ioctl encoding (asm-generic, x86-64 / aarch64)
 
 pub const IOC_NONE: u32 = 0;
 pub const IOC_WRITE: u32 = 1;
@@ -53,7 +53,7 @@ pub const fn ioc_size(req: u32) -> usize {
     ((req >> 16) & 0x3fff) as usize
 }
 
-// §3 Xe ioctl numbers (offset from DRM_COMMAND_BASE)
+// docs/xe-uapi.md §3 Xe ioctl numbers (offset from DRM_COMMAND_BASE)
 pub const DRM_XE_DEVICE_QUERY: u32 = 0x00;
 pub const DRM_XE_GEM_CREATE: u32 = 0x01;
 pub const DRM_XE_GEM_MMAP_OFFSET: u32 = 0x02;
@@ -86,7 +86,7 @@ pub const DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS: u32 = drm_iowr::<drm_xe_vm_quer
     DRM_COMMAND_BASE + DRM_XE_VM_QUERY_MEM_RANGE_ATTRS,
 );
 
-// xe-uapi.md §3: the request numbers as the doc lists them, checked against the formula.
+// docs/xe-uapi.md §3: the request numbers as the doc lists them, checked against the formula.
 const _: () = assert!(DRM_IOCTL_VERSION == 0xC040_6400);
 const _: () = assert!(DRM_IOCTL_XE_DEVICE_QUERY == 0xC028_6440);
 const _: () = assert!(DRM_IOCTL_XE_VM_CREATE == 0xC020_6443);
@@ -97,9 +97,9 @@ const _: () = assert!(DRM_IOCTL_XE_MADVISE == 0x4040_644C);
 const _: () = assert!(DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS == 0xC040_644D);
 
 // ---------------------------------------------------------------------------
-// §5 constants
+// docs/xe-uapi.md §5 constants
 
-// §5.1 device query ids
+// docs/xe-uapi.md §5.1 device query ids
 pub const DRM_XE_DEVICE_QUERY_ENGINES: u32 = 0;
 pub const DRM_XE_DEVICE_QUERY_MEM_REGIONS: u32 = 1;
 pub const DRM_XE_DEVICE_QUERY_CONFIG: u32 = 2;
@@ -112,11 +112,11 @@ pub const DRM_XE_DEVICE_QUERY_OA_UNITS: u32 = 8;
 pub const DRM_XE_DEVICE_QUERY_PXP_STATUS: u32 = 9;
 pub const DRM_XE_DEVICE_QUERY_EU_STALL: u32 = 10;
 
-// §5.2 memory classes
+// docs/xe-uapi.md §5.2 memory classes
 pub const DRM_XE_MEM_REGION_CLASS_SYSMEM: u16 = 0;
 pub const DRM_XE_MEM_REGION_CLASS_VRAM: u16 = 1;
 
-// §5.3 query config
+// docs/xe-uapi.md §5.3 query config
 pub const DRM_XE_QUERY_CONFIG_REV_AND_DEVICE_ID: usize = 0;
 pub const DRM_XE_QUERY_CONFIG_FLAGS: usize = 1;
 pub const DRM_XE_QUERY_CONFIG_MIN_ALIGNMENT: usize = 2;
@@ -129,7 +129,7 @@ pub const DRM_XE_QUERY_CONFIG_FLAG_HAS_NO_COMPRESSION_HINT: u64 = 1 << 3;
 pub const DRM_XE_QUERY_CONFIG_FLAG_HAS_DISABLE_STATE_CACHE_PERF_FIX: u64 = 1 << 4;
 pub const DRM_XE_QUERY_CONFIG_FLAG_HAS_PURGING_SUPPORT: u64 = 1 << 5;
 
-// §5.4 engine classes
+// docs/xe-uapi.md §5.4 engine classes
 pub const DRM_XE_ENGINE_CLASS_RENDER: u16 = 0;
 pub const DRM_XE_ENGINE_CLASS_COPY: u16 = 1;
 pub const DRM_XE_ENGINE_CLASS_VIDEO_DECODE: u16 = 2;
@@ -137,17 +137,17 @@ pub const DRM_XE_ENGINE_CLASS_VIDEO_ENHANCE: u16 = 3;
 pub const DRM_XE_ENGINE_CLASS_COMPUTE: u16 = 4;
 pub const DRM_XE_ENGINE_CLASS_VM_BIND: u16 = 5;
 
-// §5.4 GT types
+// docs/xe-uapi.md §5.4 GT types
 pub const DRM_XE_QUERY_GT_TYPE_MAIN: u16 = 0;
 pub const DRM_XE_QUERY_GT_TYPE_MEDIA: u16 = 1;
 
-// §5.5 VM create flags
+// docs/xe-uapi.md §5.5 VM create flags
 pub const DRM_XE_VM_CREATE_FLAG_SCRATCH_PAGE: u32 = 1 << 0;
 pub const DRM_XE_VM_CREATE_FLAG_LR_MODE: u32 = 1 << 1;
 pub const DRM_XE_VM_CREATE_FLAG_FAULT_MODE: u32 = 1 << 2;
 pub const DRM_XE_VM_CREATE_FLAG_NO_VM_OVERCOMMIT: u32 = 1 << 3;
 
-// §5.6 VM bind ops and flags
+// docs/xe-uapi.md §5.6 VM bind ops and flags
 pub const DRM_XE_VM_BIND_OP_MAP: u32 = 0x0;
 pub const DRM_XE_VM_BIND_OP_UNMAP: u32 = 0x1;
 pub const DRM_XE_VM_BIND_OP_MAP_USERPTR: u32 = 0x2;
@@ -164,7 +164,7 @@ pub const DRM_XE_VM_BIND_FLAG_DECOMPRESS: u32 = 1 << 7;
 /// `prefetch_mem_region_instance` value meaning "use madvise's preferred location".
 pub const DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC: u32 = 0xFFFF_FFFF;
 
-// §5.7 syncs and user fences
+// docs/xe-uapi.md §5.7 syncs and user fences
 pub const DRM_XE_SYNC_TYPE_SYNCOBJ: u32 = 0x0;
 pub const DRM_XE_SYNC_TYPE_TIMELINE_SYNCOBJ: u32 = 0x1;
 pub const DRM_XE_SYNC_TYPE_USER_FENCE: u32 = 0x2;
@@ -178,7 +178,7 @@ pub const DRM_XE_UFENCE_WAIT_OP_LT: u16 = 0x4;
 pub const DRM_XE_UFENCE_WAIT_OP_LTE: u16 = 0x5;
 pub const DRM_XE_UFENCE_WAIT_FLAG_ABSTIME: u16 = 1 << 0;
 
-// §5.8 madvise
+// docs/xe-uapi.md §5.8 madvise
 pub const DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC: u32 = 0;
 pub const DRM_XE_MEM_RANGE_ATTR_ATOMIC: u32 = 1;
 pub const DRM_XE_MEM_RANGE_ATTR_PAT: u32 = 2;
@@ -196,14 +196,14 @@ pub const DRM_XE_VMA_PURGEABLE_STATE_WILLNEED: u32 = 0;
 pub const DRM_XE_VMA_PURGEABLE_STATE_DONTNEED: u32 = 1;
 
 // ---------------------------------------------------------------------------
-// §4 structs
+// docs/xe-uapi.md §4 structs
 
 macro_rules! zeroed_default {
     ($($t:ty),* $(,)?) => {$(
         impl Default for $t {
             fn default() -> Self {
                 // SAFETY: every uAPI struct is plain integers (and unions of them): all-zero is
-                // valid and is what xe-uapi.md §9.1 asks for (pad/reserved/extensions zero).
+                // valid and is what docs/xe-uapi.md §9.1 asks for (pad/reserved/extensions zero).
                 unsafe { core::mem::zeroed() }
             }
         }
@@ -219,7 +219,7 @@ macro_rules! layout {
     };
 }
 
-/// §4.1
+/// docs/xe-uapi.md §4.1
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_user_extension {
@@ -229,7 +229,7 @@ pub struct drm_xe_user_extension {
 }
 layout!(drm_xe_user_extension, size 16, align 8, next_extension = 0, name = 8, pad = 12);
 
-/// §4.3
+/// docs/xe-uapi.md §4.3
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_device_query {
@@ -241,7 +241,7 @@ pub struct drm_xe_device_query {
 }
 layout!(drm_xe_device_query, size 40, align 8, extensions = 0, query = 8, size = 12, data = 16, reserved = 24);
 
-/// §4.4 header of the MEM_REGIONS reply; `num_mem_regions` × [`drm_xe_mem_region`] follow.
+/// docs/xe-uapi.md §4.4 header of the MEM_REGIONS reply; `num_mem_regions` × [`drm_xe_mem_region`] follow.
 // align(8): the C struct ends in a flexible array of u64-aligned elements.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug)]
@@ -251,7 +251,7 @@ pub struct drm_xe_query_mem_regions {
 }
 layout!(drm_xe_query_mem_regions, size 8, align 8, num_mem_regions = 0, pad = 4);
 
-/// §4.4
+/// docs/xe-uapi.md §4.4
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_mem_region {
@@ -267,7 +267,7 @@ pub struct drm_xe_mem_region {
 layout!(drm_xe_mem_region, size 88, align 8, mem_class = 0, instance = 2, min_page_size = 4,
     total_size = 8, used = 16, cpu_visible_size = 24, cpu_visible_used = 32, reserved = 40);
 
-/// §4.5 header of the CONFIG reply; `num_params` × u64 follow.
+/// docs/xe-uapi.md §4.5 header of the CONFIG reply; `num_params` × u64 follow.
 // align(8): the C struct ends in a flexible array of u64-aligned elements.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug)]
@@ -277,7 +277,7 @@ pub struct drm_xe_query_config {
 }
 layout!(drm_xe_query_config, size 8, align 8, num_params = 0, pad = 4);
 
-/// §4.6 header of the GT_LIST reply; `num_gt` × [`drm_xe_gt`] follow.
+/// docs/xe-uapi.md §4.6 header of the GT_LIST reply; `num_gt` × [`drm_xe_gt`] follow.
 // align(8): the C struct ends in a flexible array of u64-aligned elements.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug)]
@@ -291,7 +291,7 @@ layout!(drm_xe_query_gt_list, size 8, align 8, num_gt = 0, pad = 4);
 /// headers' alignment of the u64-aligned element arrays puts them at 8).
 pub const QUERY_ARRAY_OFFSET: usize = 8;
 
-/// §4.6 engines: one engine instance (size 8, align 2).
+/// docs/xe-uapi.md §4.6 engines: one engine instance (size 8, align 2).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct drm_xe_engine_class_instance {
@@ -302,7 +302,7 @@ pub struct drm_xe_engine_class_instance {
 }
 layout!(drm_xe_engine_class_instance, size 8, align 2, engine_class = 0, engine_instance = 2, gt_id = 4, pad = 6);
 
-/// §4.6 engines: one element of the ENGINES reply.
+/// docs/xe-uapi.md §4.6 engines: one element of the ENGINES reply.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct drm_xe_engine {
@@ -311,7 +311,7 @@ pub struct drm_xe_engine {
 }
 layout!(drm_xe_engine, size 32, align 8, instance = 0, reserved = 8);
 
-/// §4.6 header of the ENGINES reply; `num_engines` × [`drm_xe_engine`] follow.
+/// docs/xe-uapi.md §4.6 header of the ENGINES reply; `num_engines` × [`drm_xe_engine`] follow.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct drm_xe_query_engines {
@@ -320,7 +320,7 @@ pub struct drm_xe_query_engines {
 }
 layout!(drm_xe_query_engines, size 8, align 8, num_engines = 0, pad = 4);
 
-/// §4.6 (`type` is `gt_type` here: `type` is a Rust keyword).
+/// docs/xe-uapi.md §4.6 (`type` is `gt_type` here: `type` is a Rust keyword).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_gt {
@@ -341,7 +341,7 @@ layout!(drm_xe_gt, size 96, align 8, gt_type = 0, tile_id = 2, gt_id = 4, pad = 
     reference_clock = 12, near_mem_regions = 16, far_mem_regions = 24, ip_ver_major = 32,
     ip_ver_minor = 34, ip_ver_rev = 36, pad2 = 38, reserved = 40);
 
-/// §4.7
+/// docs/xe-uapi.md §4.7
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_vm_create {
@@ -352,7 +352,7 @@ pub struct drm_xe_vm_create {
 }
 layout!(drm_xe_vm_create, size 32, align 8, extensions = 0, flags = 8, vm_id = 12, reserved = 16);
 
-/// §4.8
+/// docs/xe-uapi.md §4.8
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_vm_destroy {
@@ -362,7 +362,7 @@ pub struct drm_xe_vm_destroy {
 }
 layout!(drm_xe_vm_destroy, size 24, align 8, vm_id = 0, pad = 4, reserved = 8);
 
-/// §4.9. `obj_offset` shares its 8 bytes with `userptr` and
+/// docs/xe-uapi.md §4.9. `obj_offset` shares its 8 bytes with `userptr` and
 /// `cpu_addr_mirror_offset` (all u64/s64, so one field serves).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -384,7 +384,7 @@ layout!(drm_xe_vm_bind_op, size 80, align 8, extensions = 0, obj = 8, pat_index 
     obj_offset = 16, range = 24, addr = 32, op = 40, flags = 44,
     prefetch_mem_region_instance = 48, pad2 = 52, reserved = 56);
 
-/// §4.10 inline op (`num_binds == 1`) or user pointer to an op array.
+/// docs/xe-uapi.md §4.10 inline op (`num_binds == 1`) or user pointer to an op array.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub union drm_xe_vm_bind_ops {
@@ -392,7 +392,7 @@ pub union drm_xe_vm_bind_ops {
     pub vector_of_binds: u64,
 }
 
-/// §4.10
+/// docs/xe-uapi.md §4.10
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct drm_xe_vm_bind {
@@ -411,7 +411,7 @@ layout!(drm_xe_vm_bind, size 136, align 8, extensions = 0, vm_id = 8, exec_queue
     pad = 16, num_binds = 20, ops = 24, ops.bind = 24, ops.vector_of_binds = 24, pad2 = 104,
     num_syncs = 108, syncs = 112, reserved = 120);
 
-/// §4.11. `addr` is the user-fence address, or a syncobj handle in its low 32 bits.
+/// docs/xe-uapi.md §4.11. `addr` is the user-fence address, or a syncobj handle in its low 32 bits.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_sync {
@@ -425,7 +425,7 @@ pub struct drm_xe_sync {
 layout!(drm_xe_sync, size 48, align 8, extensions = 0, sync_type = 8, flags = 12, addr = 16,
     timeline_value = 24, reserved = 32);
 
-/// §4.12
+/// docs/xe-uapi.md §4.12
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_wait_user_fence {
@@ -444,7 +444,7 @@ pub struct drm_xe_wait_user_fence {
 layout!(drm_xe_wait_user_fence, size 72, align 8, extensions = 0, addr = 8, op = 16, flags = 18,
     pad = 20, value = 24, mask = 32, timeout = 40, exec_queue_id = 48, pad2 = 52, reserved = 56);
 
-/// §4.13 `preferred_mem_loc` (type 0). `devmem_fd` is read as signed by the kernel.
+/// docs/xe-uapi.md §4.13 `preferred_mem_loc` (type 0). `devmem_fd` is read as signed by the kernel.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_madvise_preferred_mem_loc {
@@ -457,7 +457,7 @@ pub struct drm_xe_madvise_preferred_mem_loc {
 layout!(drm_xe_madvise_preferred_mem_loc, size 16, align 8, devmem_fd = 0,
     migration_policy = 4, region_instance = 6, reserved = 8);
 
-/// §4.13 `atomic` (type 1) and `pat_index` (type 2) share this shape.
+/// docs/xe-uapi.md §4.13 `atomic` (type 1) and `pat_index` (type 2) share this shape.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_madvise_val {
@@ -467,7 +467,7 @@ pub struct drm_xe_madvise_val {
 }
 layout!(drm_xe_madvise_val, size 16, align 8, val = 0, pad = 4, reserved = 8);
 
-/// §4.13 `purge_state_val` (type 3, 7.1+, BOs only).
+/// docs/xe-uapi.md §4.13 `purge_state_val` (type 3, 7.1+, BOs only).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_madvise_purge_state {
@@ -477,7 +477,7 @@ pub struct drm_xe_madvise_purge_state {
 }
 layout!(drm_xe_madvise_purge_state, size 16, align 8, val = 0, pad = 4, retained_ptr = 8);
 
-/// §4.13 the 16-byte union selected by `drm_xe_madvise::type`.
+/// docs/xe-uapi.md §4.13 the 16-byte union selected by `drm_xe_madvise::type`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub union drm_xe_madvise_attr {
@@ -487,7 +487,7 @@ pub union drm_xe_madvise_attr {
     pub purge_state_val: drm_xe_madvise_purge_state,
 }
 
-/// §4.13 (`type` is `attr_type` here).
+/// docs/xe-uapi.md §4.13 (`type` is `attr_type` here).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct drm_xe_madvise {
@@ -507,14 +507,14 @@ const _: () = assert!(
         == 38
 );
 
-/// §4.14 `preferred_mem_loc` as reported by the query (policy is u32 here).
+/// docs/xe-uapi.md §4.14 `preferred_mem_loc` as reported by the query (policy is u32 here).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct drm_xe_mem_range_attr_pref_loc {
     pub devmem_fd: u32,
     pub migration_policy: u32,
 }
-/// §4.14 `atomic` / `pat_index` as reported by the query.
+/// docs/xe-uapi.md §4.14 `atomic` / `pat_index` as reported by the query.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct drm_xe_mem_range_attr_val {
@@ -522,7 +522,7 @@ pub struct drm_xe_mem_range_attr_val {
     pub reserved: u32,
 }
 
-/// §4.14 one element of the VM_QUERY_MEM_RANGE_ATTRS output vector.
+/// docs/xe-uapi.md §4.14 one element of the VM_QUERY_MEM_RANGE_ATTRS output vector.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_mem_range_attr {
@@ -538,7 +538,7 @@ layout!(drm_xe_mem_range_attr, size 64, align 8, extensions = 0, start = 8, end 
     preferred_mem_loc = 24, preferred_mem_loc.migration_policy = 28, atomic = 32,
     pat_index = 40, reserved = 48);
 
-/// §4.15
+/// docs/xe-uapi.md §4.15
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_xe_vm_query_mem_range_attr {
@@ -555,7 +555,7 @@ layout!(drm_xe_vm_query_mem_range_attr, size 64, align 8, extensions = 0, vm_id 
     num_mem_ranges = 12, start = 16, range = 24, sizeof_mem_range_attr = 32,
     vector_of_mem_attr = 40, reserved = 48);
 
-/// §3 `struct drm_version` (DRM core, DRM_IOCTL_VERSION). Pointers are carried as u64.
+/// docs/xe-uapi.md §3 `struct drm_version` (DRM core, DRM_IOCTL_VERSION). Pointers are carried as u64.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct drm_version {

@@ -1,4 +1,4 @@
-//! The process's own page table as Linux exposes it (observation.md §3):
+//! The process's own page table as Linux exposes it (docs/observation.md §3):
 //! the PAGEMAP_SCAN ioctl on `/proc/self/pagemap` (Linux 6.7+,
 //! `include/uapi/linux/fs.h`) and the 8-byte entries a plain `pread` of the
 //! same file returns (`Documentation/admin-guide/mm/pagemap.rst`).
@@ -11,7 +11,7 @@ use core::mem::{align_of, offset_of, size_of};
 /// The ioctl type byte of PAGEMAP_SCAN (`'f'`, shared with the fs ioctls).
 pub const PAGEMAP_IOCTL_TYPE: u32 = b'f' as u32;
 
-/// `_IOWR('f', 16, struct pm_scan_arg)` = 0xC0606610 (observation.md §3).
+/// `_IOWR('f', 16, struct pm_scan_arg)` = 0xC0606610 (docs/observation.md §3).
 pub const PAGEMAP_SCAN: u32 =
     ((super::IOC_READ | super::IOC_WRITE) << 30) | ((size_of::<pm_scan_arg>() as u32) << 16) | (PAGEMAP_IOCTL_TYPE << 8) | 16;
 const _: () = assert!(PAGEMAP_SCAN == 0xC060_6610);
@@ -51,7 +51,7 @@ pub struct page_region {
 }
 const _: () = assert!(size_of::<page_region>() == 24);
 
-// Categories (observation.md §3).
+// Categories (docs/observation.md §3).
 pub const PAGE_IS_WPALLOWED: u64 = 1 << 0;
 pub const PAGE_IS_WRITTEN: u64 = 1 << 1;
 pub const PAGE_IS_FILE: u64 = 1 << 2;
@@ -67,7 +67,7 @@ pub const PM_PRESENT: u64 = 1 << 63;
 pub const PM_SWAP: u64 = 1 << 62;
 pub const PM_FILE: u64 = 1 << 61;
 /// Bits 0-54: the PFN of a present page, or `swp_type | offset << 5` of a
-/// swap entry; zero without CAP_SYS_ADMIN (observation.md §2).
+/// swap entry; zero without CAP_SYS_ADMIN (docs/observation.md §2).
 pub const PM_PFN_MASK: u64 = (1 << 55) - 1;
 /// Bits of the swap type in a swap entry's low bits.
 pub const PM_SWAP_TYPE_BITS: u32 = 5;

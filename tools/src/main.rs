@@ -44,6 +44,8 @@ enum Format {
     Table,
     Csv,
     Json,
+    /// The summary and the tables as docs/benchmarks.md holds them.
+    Markdown,
 }
 
 #[derive(Subcommand)]
@@ -192,7 +194,7 @@ fn info(sim: Option<String>, topology: Option<PathBuf>) -> Result<(), String> {
         if !mirror {
             continue;
         }
-        // madvise exists if a well-formed one on a VM without VMAs returns 0 (xe-uapi.md §9.4).
+        // madvise exists if a well-formed one on a VM without VMAs returns 0 (docs/xe-uapi.md §9.4).
         let flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE;
         if let Ok(vm) = xe::vm_create(&*drv, fd, flags) {
             let madvise = xe::madvise_atomic(&*drv, fd, vm, 1 << 30, 1 << 21, DRM_XE_ATOMIC_UNDEFINED);
@@ -333,15 +335,33 @@ fn bench(
         }
     }
     bar.finish_and_clear();
+    let machine_table = |machine: &str, topo: &xesvm::sim::Topology| {
+        let rs: Vec<_> = reports.iter().filter(|r| r.machine == machine).cloned().collect();
+        format!(
+            "{}\n(optimum: a lower bound on simulated time from the trace, capacity relaxed; offline: a feasible offline schedule where VRAM\n \
+             capacity binds; vs optimum: sim time / optimum; pt reads: page-table reads, each charged to the simulated clock;\n \
+             oracle: the engine told the simulator's ground truth, not realizable on hardware)\n\n{}",
+            describe(machine, topo, iterations),
+            report::table(&rs)
+        )
+    };
     match format {
         Format::Table => {
             for (machine, topo, _) in &runs {
-                let rs: Vec<_> = reports.iter().filter(|r| &r.machine == machine).cloned().collect();
-                println!("{}", describe(machine, topo, iterations));
-                println!("(optimum: a lower bound on simulated time from the trace, capacity relaxed; offline: a feasible offline schedule where VRAM");
-                println!(" capacity binds; vs optimum: sim time / optimum; pt reads: page-table reads, each charged to the simulated clock;");
-                println!(" oracle: the engine told the simulator's ground truth, not realizable on hardware)\n");
-                println!("{}", report::table(&rs));
+                println!("{}", machine_table(machine, topo));
+            }
+        }
+        Format::Markdown => {
+            let means = |m: &str| report::geomeans(&reports.iter().filter(|r| r.machine == m).cloned().collect::<Vec<_>>());
+            let policies: Vec<String> = runs.first().map(|(m, _, _)| means(m).into_iter().map(|(p, _)| p).collect()).unwrap_or_default();
+            println!("| machine | {} |\n|---|{}", policies.join(" | "), "---|".repeat(policies.len()));
+            for (machine, _, _) in &runs {
+                let g = means(machine);
+                println!("| `{machine}` | {} |", g.iter().map(|(_, x)| format!("{x:.2}")).collect::<Vec<_>>().join(" | "));
+            }
+            for (machine, topo, _) in &runs {
+                let g = means(machine).iter().map(|(p, x)| format!("{p} {x:.2}")).collect::<Vec<_>>().join(", ");
+                println!("\n<details><summary><code>{machine}</code>: {g}</summary>\n\n```\n{}```\n\n</details>", machine_table(machine, topo));
             }
         }
         Format::Csv => print!("{}", report::csv(&reports)),

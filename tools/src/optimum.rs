@@ -16,7 +16,7 @@
 //!
 //! # Why each charge is a floor
 //!
-//! The simulated clock is the sum of every modelled cost (cost-model.md),
+//! The simulated clock is the sum of every modelled cost (docs/cost-model.md),
 //! each piece rounded up to whole nanoseconds (`transfer_ns`). Split that
 //! sum over the pages of a run: every charge below is at most what the run
 //! pays for the same page, and every cost the bound leaves out (GPU and CPU
@@ -30,7 +30,7 @@
 //!   its link. A peer's VRAM is reachable only inside its pagemap owner
 //!   group (`Topology::owner_groups`: no link, or kernel 6.18, no remote
 //!   access): anywhere else the pages must move first. A GPU atomic that
-//!   needs VRAM (kernel-model §3.2) runs in the accessing tile's VRAM; in
+//!   needs VRAM (docs/kernel-model.md §3.2) runs in the accessing tile's VRAM; in
 //!   other device memory of its owner group only after a failed migration
 //!   (`drm_gpusvm_get_pages` with `devmem_only` takes any device page of the
 //!   fault's owner), and then each access faults again, so it pays a GPU

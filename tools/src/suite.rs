@@ -1,4 +1,4 @@
-//! The standard workload suite (cost-model.md, the usual SVM benchmark
+//! The standard workload suite (docs/cost-model.md, the usual SVM benchmark
 //! literature, and the patterns runtimes run: host offload loops, pipelines
 //! across devices, sweeps larger than VRAM, irregular gathers), each
 //! parameterised by the machine: buffers are sized against VRAM so that

@@ -8,7 +8,7 @@ use super::*;
 pub enum CpuKind {
     Unmapped,
     Anonymous,
-    /// File-backed or shmem: never placed in VRAM (kernel-model §2 step 4).
+    /// File-backed or shmem: never placed in VRAM (docs/kernel-model.md §2 step 4).
     File,
 }
 

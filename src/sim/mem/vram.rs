@@ -24,7 +24,7 @@ pub struct DevAlloc {
     pub(super) tokens: Tokens,
     /// Pages of the allocation that still hold the process's data.
     pub live: u32,
-    /// Simulated time before which a CPU fault may not migrate it back (§12).
+    /// Simulated time before which a CPU fault may not migrate it back (docs/kernel-model.md §5.3).
     pub timeslice_expiry: u64,
     /// A migration into it has not finalized yet (it may still be empty).
     pub in_flight: bool,

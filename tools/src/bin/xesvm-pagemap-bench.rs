@@ -1,5 +1,5 @@
 //! What reading this process's own page table costs on this machine
-//! (observation.md §4): PAGEMAP_SCAN and pread of /proc/self/pagemap over
+//! (docs/observation.md §4): PAGEMAP_SCAN and pread of /proc/self/pagemap over
 //! 2 MiB of present 4 KiB pages, and the one-page read the engine samples
 //! with, each next to a rejected ioctl measured in the same run. The
 //! simulated driver's `pagemap_call_ns` and `pagemap_*_page_ns` costs come from

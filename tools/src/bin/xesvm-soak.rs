@@ -172,7 +172,12 @@ fn worker(w: &World, t: usize, args: &Args, ops: u64, deadline: Option<Instant>,
                     }
                 };
                 // Half of them past the thrash guard, or most would be pinned.
-                let flags = AllocFlags { no_fallback: rng.below(8) == 0, ignore_thrash_guard: rng.below(2) == 0 };
+                let flags = {
+                    let mut f = AllocFlags::empty();
+                    f.set(AllocFlags::NO_FALLBACK, rng.below(8) == 0);
+                    f.set(AllocFlags::IGNORE_THRASH_GUARD, rng.below(2) == 0);
+                    f
+                };
                 w.ctx.alloc_vram(w.dev[d], start, RANGE, target, flags).map(|p| {
                     tally.fallbacks.fetch_add(p.fell_back as u64, Ordering::Relaxed);
                     tally.pinned.fetch_add(p.pinned as u64, Ordering::Relaxed);
