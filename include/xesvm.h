@@ -60,6 +60,9 @@
  */
 #define SVM_LOG_DEBUG 4
 
+/**
+ * Everything, each ioctl included.
+ */
 #define SVM_LOG_TRACE 5
 
 /**
@@ -349,6 +352,9 @@ typedef struct svm_context_config {
    * is pinned where it is. 0: the default (4).
    */
   uint32_t thrash_max_moves;
+  /**
+   * Zero.
+   */
   uint32_t _pad;
   /**
    * Thrash guard window, in the driver's clock (simulated clock on the
@@ -370,6 +376,9 @@ typedef struct svm_context_config {
    * `SVM_CONTEXT_*` bits. Read only when `struct_size` covers it.
    */
   uint32_t flags;
+  /**
+   * Zero.
+   */
   uint32_t _pad2;
 } svm_context_config;
 
@@ -378,6 +387,9 @@ typedef struct svm_context_config {
  * valid device.
  */
 typedef struct svm_device {
+  /**
+   * Opaque: the context serial and the device slot.
+   */
   uint64_t id;
 } svm_device;
 
@@ -409,6 +421,9 @@ typedef struct svm_device_info {
    * Whether the library created the VM (false: adopted).
    */
   bool owns_vm;
+  /**
+   * Zero.
+   */
   uint16_t _pad;
   /**
    * 0 while the device works; -ENODEV or -ECANCELED once it is gone.
@@ -434,6 +449,9 @@ typedef struct svm_device_info {
  * system memory (a value; copy it freely). Zero is never a valid pagemap.
  */
 typedef struct svm_pagemap {
+  /**
+   * Opaque: the context serial and the pagemap.
+   */
   uint64_t id;
 } svm_pagemap;
 
@@ -449,14 +467,29 @@ typedef struct svm_pagemap_info {
    * True for system memory (then device/tile/instance/capacity are 0).
    */
   bool is_system;
+  /**
+   * Zero.
+   */
   uint8_t _pad[3];
+  /**
+   * The device it belongs to.
+   */
   struct svm_device device;
+  /**
+   * The tile of that device.
+   */
   uint16_t tile;
   /**
    * Region instance on the device (DEVICE_QUERY numbering).
    */
   uint16_t instance;
+  /**
+   * Zero.
+   */
   uint32_t _pad2;
+  /**
+   * Bytes of VRAM (DEVICE_QUERY's size).
+   */
   uint64_t capacity;
   /**
    * Bytes this context has placed there.
@@ -480,6 +513,9 @@ typedef struct svm_link {
    * Whether the link carries device atomics.
    */
   bool atomics;
+  /**
+   * Zero.
+   */
   uint8_t _pad[7];
   /**
    * Per-direction bandwidth, GB/s (0 when unknown).
@@ -491,8 +527,17 @@ typedef struct svm_link {
  * One range of a batch: [start, start + size) to `target`.
  */
 typedef struct svm_range_placement {
+  /**
+   * First byte (4 KiB aligned).
+   */
   uint64_t start;
+  /**
+   * Bytes (4 KiB multiple, not 0).
+   */
   uint64_t size;
+  /**
+   * Where it should go.
+   */
   struct svm_pagemap target;
 } svm_range_placement;
 
@@ -512,6 +557,9 @@ typedef struct svm_alloc_result {
    * Where the range is now.
    */
   struct svm_pagemap pagemap;
+  /**
+   * Bytes this call moved.
+   */
   uint64_t bytes_moved;
   /**
    * Retries (EBUSY, ENOMEM/ENOSPC, EINTR/EAGAIN, unverified prefetch).
@@ -526,6 +574,9 @@ typedef struct svm_alloc_result {
    * failed) the one it returned; else 0.
    */
   int32_t cause;
+  /**
+   * Zero.
+   */
   uint32_t _pad;
   /**
    * Device VMs (bit = `svm_device_info.index`) whose attributes this call
@@ -534,6 +585,9 @@ typedef struct svm_alloc_result {
    * their own (svm_range_query shows each VM's).
    */
   uint64_t vms_applied;
+  /**
+   * Device VMs that refused the attributes (their errno was not fatal).
+   */
   uint64_t vms_refused;
 } svm_alloc_result;
 
@@ -546,6 +600,9 @@ typedef uint32_t svm_access;
  * One device's attributes over a queried range.
  */
 typedef struct svm_range_device {
+  /**
+   * The device.
+   */
   struct svm_device device;
   /**
    * As the kernel reports it: 0 default device, -1 default system, else
@@ -561,6 +618,9 @@ typedef struct svm_range_device {
    * the values above are the first VMA's).
    */
   uint32_t vmas;
+  /**
+   * Zero.
+   */
   uint32_t _pad;
 } svm_range_device;
 
@@ -576,7 +636,13 @@ typedef struct svm_range_info {
    * `SVM_RANGE_*` bits.
    */
   uint32_t flags;
+  /**
+   * Where the library believes the span is (with `SVM_RANGE_RESIDENCY_KNOWN`).
+   */
   struct svm_pagemap residency;
+  /**
+   * The preferred location the runtime set (with `SVM_RANGE_PREFERRED_SET`).
+   */
   struct svm_pagemap preferred;
   /**
    * With SVM_RANGE_OBSERVED, what the process's page table shows:
@@ -589,6 +655,9 @@ typedef struct svm_range_info {
    * were not in system memory.
    */
   uint32_t observed_samples;
+  /**
+   * Sampled pages the page table showed outside system memory.
+   */
   uint32_t observed_away;
   /**
    * Moves within the thrash window.
@@ -604,7 +673,13 @@ typedef struct svm_range_info {
    * struct_size holds)).
    */
   uint32_t ndevices;
+  /**
+   * Zero.
+   */
   uint32_t _pad;
+  /**
+   * Per device, the first `num_devices` entries.
+   */
   struct svm_range_device devices[SVM_RANGE_MAX_DEVICES];
 } svm_range_info;
 
@@ -616,9 +691,21 @@ typedef struct svm_stats {
    * In: `sizeof(svm_stats)`; out: bytes written.
    */
   uint32_t struct_size;
+  /**
+   * Zero.
+   */
   uint32_t _pad;
+  /**
+   * svm_resolve_pagemap calls.
+   */
   uint64_t resolve_calls;
+  /**
+   * svm_alloc_vram calls.
+   */
   uint64_t alloc_calls;
+  /**
+   * svm_evict calls.
+   */
   uint64_t evict_calls;
   /**
    * alloc_vram calls answered in place (zero ioctls).
@@ -628,25 +715,61 @@ typedef struct svm_stats {
    * Ioctls the library issued.
    */
   uint64_t ioctls;
+  /**
+   * MADVISE ioctls issued.
+   */
   uint64_t madvise;
+  /**
+   * PREFETCH binds issued.
+   */
   uint64_t prefetch;
   /**
    * alloc_vram calls that moved data, and the bytes.
    */
   uint64_t migrations;
+  /**
+   * Bytes moved by placements.
+   */
   uint64_t bytes_moved;
+  /**
+   * All retries.
+   */
   uint64_t retries;
+  /**
+   * Retries after EBUSY (evict and retry once).
+   */
   uint64_t retries_ebusy;
+  /**
+   * Retries after ENOMEM or ENOSPC (make room and retry once).
+   */
   uint64_t retries_enomem;
+  /**
+   * EINTR/EAGAIN restarts.
+   */
   uint64_t retries_eintr;
+  /**
+   * ENOLINK answers (links marked absent).
+   */
   uint64_t errors_enolink;
+  /**
+   * ENODEV/ECANCELED answers (devices marked dead).
+   */
   uint64_t errors_enodev;
+  /**
+   * Other errnos.
+   */
   uint64_t errors_other;
   /**
    * Prefetches that reported success but left the range elsewhere.
    */
   uint64_t unverified;
+  /**
+   * Placements that fell back.
+   */
   uint64_t fallbacks;
+  /**
+   * Placements the thrash guard pinned.
+   */
   uint64_t pins;
   /**
    * Ranges evicted to make room after ENOMEM/ENOSPC.
@@ -669,7 +792,13 @@ typedef struct svm_stats {
    * (fresh observation, or settled in system memory), and failed reads.
    */
   uint64_t observe_reads;
+  /**
+   * Checks answered without a read (fresh, or settled in system memory).
+   */
   uint64_t observe_fresh;
+  /**
+   * Failed page-table reads.
+   */
   uint64_t observe_errors;
 } svm_stats;
 
@@ -690,6 +819,9 @@ typedef struct svm_sim_residency {
    * For `SVM_PLACE_VRAM`: the region instance on that device (tile + 1).
    */
   uint16_t instance;
+  /**
+   * Zero.
+   */
   uint16_t _pad[3];
 } svm_sim_residency;
 #endif
@@ -704,42 +836,123 @@ typedef struct svm_sim_counters {
    * In: `sizeof(svm_sim_counters)`; out: the bytes written.
    */
   uint32_t struct_size;
+  /**
+   * Zero.
+   */
   uint32_t _pad;
+  /**
+   * Ioctls the simulated driver answered.
+   */
   uint64_t ioctls;
+  /**
+   * GPU page faults serviced.
+   */
   uint64_t gpu_faults;
+  /**
+   * GPU faults that failed.
+   */
   uint64_t gpu_fault_errors;
+  /**
+   * CPU faults on device pages.
+   */
   uint64_t cpu_faults;
+  /**
+   * CPU faults that waited out an atomic timeslice.
+   */
   uint64_t timeslice_waits;
+  /**
+   * Migrations into VRAM.
+   */
   uint64_t migrations_to_vram;
+  /**
+   * Migrations back to system memory.
+   */
   uint64_t migrations_to_system;
+  /**
+   * Migrations between devices.
+   */
   uint64_t migrations_device_to_device;
+  /**
+   * Bytes copied into VRAM.
+   */
   uint64_t bytes_to_vram;
+  /**
+   * Bytes copied back to system memory.
+   */
   uint64_t bytes_to_system;
+  /**
+   * Bytes copied between devices.
+   */
   uint64_t bytes_device_to_device;
+  /**
+   * Migrations of 4 KiB ranges.
+   */
   uint64_t migrations_4k;
+  /**
+   * Migrations of 64 KiB ranges.
+   */
   uint64_t migrations_64k;
+  /**
+   * Migrations of 2 MiB ranges.
+   */
   uint64_t migrations_2m;
+  /**
+   * VRAM allocations evicted under pressure.
+   */
   uint64_t evictions;
+  /**
+   * Bytes they held.
+   */
   uint64_t evicted_bytes;
+  /**
+   * populate_mm EBUSY answered by evict and retry once.
+   */
   uint64_t migrate_retries;
+  /**
+   * Migrations that failed.
+   */
   uint64_t migrate_errors;
+  /**
+   * Prefetched ranges whose failure became success (ENODATA).
+   */
   uint64_t prefetch_swallowed;
+  /**
+   * GPU TLB invalidations (per tile).
+   */
   uint64_t tlb_invalidations;
+  /**
+   * MADVISE ioctls.
+   */
   uint64_t madvise_calls;
+  /**
+   * Ranges prefetches walked.
+   */
   uint64_t prefetch_ranges;
+  /**
+   * Bytes GPUs accessed in place (remote).
+   */
   uint64_t remote_access_bytes;
+  /**
+   * Injected failures fired.
+   */
   uint64_t injected;
   /**
    * Reads of the simulated process's page table (one syscall each) and
    * pages they walked: the cost the library's observation puts on the clock.
    */
   uint64_t page_table_reads;
+  /**
+   * Pages those reads walked.
+   */
   uint64_t page_table_pages;
   /**
    * First touches of never-populated pages in VRAM (cleared on the GPU,
    * nothing copied, not in the bytes_* counters) and the bytes cleared.
    */
   uint64_t vram_clears;
+  /**
+   * Bytes cleared on first touch.
+   */
   uint64_t bytes_cleared;
 } svm_sim_counters;
 #endif
@@ -769,6 +982,9 @@ typedef struct svm_sim_injection {
    * The status to fail with: a negative errno such as -EBUSY.
    */
   int32_t error;
+  /**
+   * Zero.
+   */
   uint32_t _pad;
   /**
    * Hits to let through before failing.
@@ -782,6 +998,9 @@ typedef struct svm_sim_injection {
    * In (0, 1]: fail each hit with this probability, forever (seeded).
    */
   double probability;
+  /**
+   * Seed of the probability draw.
+   */
   uint64_t seed;
 } svm_sim_injection;
 #endif

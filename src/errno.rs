@@ -10,7 +10,7 @@ pub struct Errno(pub i32);
 macro_rules! errnos {
     ($($name:ident = $val:path, $msg:expr;)*) => {
         impl Errno {
-            $(pub const $name: Errno = Errno($val);)*
+            $(#[doc = concat!("`", stringify!($name), "`.")] pub const $name: Errno = Errno($val);)*
 
             /// The errno's symbolic name (`"EBUSY"`), or `None` when unknown.
             pub fn name(self) -> Option<&'static str> {
@@ -109,6 +109,7 @@ impl fmt::Display for Errno {
 
 impl std::error::Error for Errno {}
 
+/// A result whose error is an [`Errno`].
 pub type Result<T, E = Errno> = core::result::Result<T, E>;
 
 #[cfg(test)]

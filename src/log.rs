@@ -19,15 +19,22 @@ use parking_lot::RwLock;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Level {
+    /// Nothing.
     Off = 0,
+    /// Errors the library could not handle.
     Error = 1,
+    /// The default.
     Warn = 2,
+    /// Retries, fallbacks, pins, evictions, dead devices.
     Info = 3,
+    /// Also bad input.
     Debug = 4,
+    /// Everything.
     Trace = 5,
 }
 
 impl Level {
+    /// The level of `SVM_LOG_*` value `v`.
     pub fn from_u8(v: u8) -> Option<Level> {
         Some(match v {
             0 => Level::Off,
@@ -40,6 +47,7 @@ impl Level {
         })
     }
 
+    /// A level by name (`off`, `error`, `warn`, `info`, `debug`, `trace`).
     pub fn parse(s: &str) -> Option<Level> {
         Some(match s.trim().to_ascii_lowercase().as_str() {
             "off" | "none" | "0" => Level::Off,
@@ -52,6 +60,7 @@ impl Level {
         })
     }
 
+    /// Its name.
     pub fn name(self) -> &'static str {
         match self {
             Level::Off => "off",
@@ -89,6 +98,7 @@ static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 pub struct ContextSink(RwLock<Option<Sink>>);
 
 impl ContextSink {
+    /// Sets this context's handler (None: the process-wide one).
     pub fn set(&self, handler: Option<Handler>, user: *mut c_void) {
         *self.0.write() = handler.map(|handler| Sink { handler, user: user as usize });
     }
@@ -155,11 +165,13 @@ pub fn enabled(level: Level) -> bool {
     level as u8 <= l
 }
 
+/// Sets the level (overrides XESVM_LOG).
 pub fn set_level(level: Level) {
     LOG_LEVEL.store(level as u8, Ordering::Relaxed);
     LEVEL.store(capture(level as u8), Ordering::Relaxed);
 }
 
+/// The level in force.
 pub fn level() -> Level {
     if LEVEL.load(Ordering::Relaxed) == UNSET {
         level_from_env();

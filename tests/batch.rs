@@ -54,6 +54,7 @@ fn the_runtime_can_give_its_own_fence_and_wait_on_it_in_its_order() {
     let fence = Box::new(0u64);
     let addr = &*fence as *const u64 as u64;
     let mut b = ctx.place_batch(d, &[(BUF, 8 * MIB, v)], Some((addr, 0x1234))).unwrap();
+    // SAFETY: `fence` is a live Box the batch's bind may write.
     assert_eq!(unsafe { std::ptr::read_volatile(addr as *const u64) }, 0, "in flight");
     // The runtime waits on its own fence (its command order), then asks.
     let dev = ctx.device(d).unwrap();

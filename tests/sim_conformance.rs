@@ -119,6 +119,8 @@ fn cases() -> Vec<Case> {
             let mut x = [0u64; 2];
             r.ioctl(0, ioc(IOC_READ | IOC_WRITE, 0x9f, 16), &mut x)
         }, e(Errno::EINVAL)),
+        // SAFETY: the bad pointer is the point: the simulated driver must
+        // refuse it (EFAULT) without touching it.
         case!("§2 bad argument pointer -> EFAULT", |r: &Rig| unsafe {
             xesvm::driver::Driver::ioctl_raw(&r.drv, r.fds[0], DRM_IOCTL_XE_VM_CREATE, 16 as *mut _)
         }, e(Errno::EFAULT)),
@@ -218,6 +220,7 @@ fn cases() -> Vec<Case> {
             let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 1, ops: drm_xe_vm_bind_ops { bind: op }, num_syncs: 1, syncs: &mut s as *mut _ as u64, ..Default::default() };
             r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)?;
             // In flight: an LR VM's bind signals when its job completes.
+            // SAFETY: a live local the kernel (simulated) may write.
             let in_flight = unsafe { std::ptr::read_volatile(&fence) } == 0;
             let mut w = drm_xe_wait_user_fence { addr: &mut fence as *mut u64 as u64, op: DRM_XE_UFENCE_WAIT_OP_EQ, value: 77, mask: u64::MAX, timeout: 1_000_000_000, ..Default::default() };
             r.ioctl(0, DRM_IOCTL_XE_WAIT_USER_FENCE, &mut w)?;

@@ -107,7 +107,9 @@ pub struct RenderNode {
 /// Where discovery looks: `/sys` and `/dev` unless a test says otherwise.
 #[derive(Debug, Clone)]
 pub struct Roots {
+    /// The sysfs root (`/sys`).
     pub sysfs: PathBuf,
+    /// The device-node root (`/dev`).
     pub dev: PathBuf,
 }
 

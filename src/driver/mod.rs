@@ -32,7 +32,14 @@ pub enum LinkHint {
     /// Neither device can use the other's VRAM.
     None,
     /// An interconnect: `fabric` (Xe Link) or PCIe P2P.
-    Interconnect { fabric: bool, atomics: bool, bandwidth: f64 },
+    Interconnect {
+        /// Xe Link rather than PCIe P2P.
+        fabric: bool,
+        /// Whether it carries GPU atomics.
+        atomics: bool,
+        /// Bytes/s per direction.
+        bandwidth: f64,
+    },
 }
 
 /// A driver: the kernel, or the simulated one.
@@ -123,6 +130,7 @@ pub fn ioctl<D: Driver + ?Sized, T>(drv: &D, fd: RawFd, request: u32, arg: &mut 
     }
 }
 
+/// CLOCK_MONOTONIC in nanoseconds.
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid out-pointer; CLOCK_MONOTONIC always exists on Linux.

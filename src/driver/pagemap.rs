@@ -19,8 +19,11 @@ const PAGE: u64 = 4096;
 /// A device's reserved range of physical frames, `[first, end)` in PFNs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DevmemRange {
+    /// First device-private PFN of the device's reserved range.
     pub first_pfn: u64,
+    /// One past its last PFN.
     pub end_pfn: u64,
+    /// The VRAM region those PFNs belong to.
     pub region: VramRegion,
 }
 
@@ -114,6 +117,7 @@ impl PageTable {
         Ok(pt)
     }
 
+    /// How this reader reads the page table.
     pub fn access(&self) -> PageTableAccess {
         self.access
     }

@@ -12,32 +12,47 @@ use crate::uapi::*;
 /// `drm_xe_mem_region.mem_class`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemClass {
+    /// `DRM_XE_MEM_REGION_CLASS_SYSMEM`.
     System,
+    /// `DRM_XE_MEM_REGION_CLASS_VRAM`.
     Vram,
+    /// A class this library does not know.
     Other(u16),
 }
 
 /// One memory region as the device reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemRegion {
+    /// Its memory class.
     pub class: MemClass,
     /// Bit index in placement masks; the value prefetch and madvise name.
     pub instance: u16,
+    /// Smallest page it can be mapped with.
     pub min_page_size: u32,
+    /// Bytes in the region.
     pub total_size: u64,
+    /// Bytes in use (0 unless the caller is perfmon-capable).
     pub used: u64,
+    /// Bytes the CPU can map.
     pub cpu_visible_size: u64,
+    /// CPU-visible bytes in use (0 unless perfmon-capable).
     pub cpu_visible_used: u64,
 }
 
 /// The CONFIG query, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Config {
+    /// PCI device id.
     pub device_id: u16,
+    /// Revision.
     pub revision: u8,
+    /// `DRM_XE_QUERY_CONFIG_FLAG_*` bits.
     pub flags: u64,
+    /// Minimum alignment of a binding.
     pub min_alignment: u64,
+    /// Bits of GPU virtual address.
     pub va_bits: u32,
+    /// Highest exec-queue priority.
     pub max_exec_queue_priority: u64,
 }
 
@@ -46,6 +61,7 @@ impl Config {
     pub fn has_cpu_addr_mirror(&self) -> bool {
         self.flags & DRM_XE_QUERY_CONFIG_FLAG_HAS_CPU_ADDR_MIRROR != 0
     }
+    /// Whether the device has VRAM (`HAS_VRAM`).
     pub fn has_vram(&self) -> bool {
         self.flags & DRM_XE_QUERY_CONFIG_FLAG_HAS_VRAM != 0
     }
@@ -54,20 +70,30 @@ impl Config {
 /// One GT of the GT_LIST query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gt {
+    /// `DRM_XE_QUERY_GT_TYPE_*`.
     pub gt_type: u16,
+    /// The tile it belongs to.
     pub tile_id: u16,
+    /// Its GT id.
     pub gt_id: u16,
+    /// Reference clock in Hz.
     pub reference_clock: u32,
+    /// Memory regions near it (a bit per region instance).
     pub near_mem_regions: u64,
+    /// Memory regions far from it.
     pub far_mem_regions: u64,
+    /// Graphics IP version: major, minor, revision.
     pub ip_version: (u16, u16, u16),
 }
 
 /// Everything the library learns about a device from DEVICE_QUERY.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceInfo {
+    /// Memory regions, system memory first.
     pub regions: Vec<MemRegion>,
+    /// The CONFIG reply.
     pub config: Config,
+    /// The GT list.
     pub gts: Vec<Gt>,
 }
 
@@ -90,6 +116,7 @@ impl DeviceInfo {
             .find(|r| r.class == MemClass::Vram && r.instance < 64 && gt.near_mem_regions & (1 << r.instance) != 0)
     }
 
+    /// The region of an instance.
     pub fn region(&self, instance: u16) -> Option<&MemRegion> {
         self.regions.iter().find(|r| r.instance == instance)
     }
@@ -137,6 +164,7 @@ fn elements<T: Copy>(bytes: &[u8], count: u32) -> Result<Vec<T>> {
     (0..count as usize).map(|i| read_at::<T>(bytes, QUERY_ARRAY_OFFSET + i * size_of::<T>())).collect()
 }
 
+/// Decodes a MEM_REGIONS reply.
 pub fn decode_mem_regions(bytes: &[u8]) -> Result<Vec<MemRegion>> {
     let head: drm_xe_query_mem_regions = read_at(bytes, 0)?;
     let regions: Vec<drm_xe_mem_region> = elements(bytes, head.num_mem_regions)?;
@@ -158,6 +186,7 @@ pub fn decode_mem_regions(bytes: &[u8]) -> Result<Vec<MemRegion>> {
         .collect())
 }
 
+/// Decodes a CONFIG reply.
 pub fn decode_config(bytes: &[u8]) -> Result<Config> {
     let head: drm_xe_query_config = read_at(bytes, 0)?;
     let info: Vec<u64> = elements(bytes, head.num_params)?;
@@ -173,6 +202,7 @@ pub fn decode_config(bytes: &[u8]) -> Result<Config> {
     })
 }
 
+/// Decodes a GT_LIST reply.
 pub fn decode_gt_list(bytes: &[u8]) -> Result<Vec<Gt>> {
     let head: drm_xe_query_gt_list = read_at(bytes, 0)?;
     let gts: Vec<drm_xe_gt> = elements(bytes, head.num_gt)?;

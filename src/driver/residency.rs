@@ -10,6 +10,7 @@
 pub struct DeviceId(pub u64);
 
 impl DeviceId {
+    /// A PCI address.
     pub const fn pci(domain: u32, bus: u8, device: u8, function: u8) -> DeviceId {
         DeviceId((domain as u64) << 16 | (bus as u64) << 8 | ((device as u64) & 0x1f) << 3 | (function as u64 & 7))
     }
@@ -27,6 +28,7 @@ impl DeviceId {
         (b <= 0xff && v < 32 && f < 8).then(|| DeviceId::pci(d, b as u8, v as u8, f as u8))
     }
 
+    /// The bus number.
     pub fn bus(self) -> u8 {
         (self.0 >> 8) as u8
     }
@@ -44,7 +46,9 @@ impl std::fmt::Display for DeviceId {
 /// VRAM, in address order), docs/observation.md §2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VramRegion {
+    /// The device whose VRAM it is.
     pub device: DeviceId,
+    /// The region instance on that device.
     pub region: u16,
 }
 
@@ -58,14 +62,20 @@ pub enum Residency {
     /// A swap entry: a device-private page (some GPU's VRAM), a migration
     /// in flight, or real swap. `vram` names the region where the reader is
     /// privileged and the PFN lies in a device's reserved range.
-    NotInSystem { vram: Option<VramRegion> },
+    NotInSystem {
+        /// The VRAM region, where the reader could tell.
+        vram: Option<VramRegion>,
+    },
 }
 
 /// Adjacent pages with one [`Residency`], `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResidencyRun {
+    /// First address of the run.
     pub start: u64,
+    /// One past its last address.
     pub end: u64,
+    /// Where its pages are.
     pub residency: Residency,
 }
 
@@ -93,14 +103,17 @@ pub enum PageTableSource {
 /// What the page table can tell this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageTableAccess {
+    /// How it is read.
     pub source: PageTableSource,
     /// CAP_SYS_ADMIN: entries carry PFNs, so device-private pages name their device.
     pub privileged: bool,
 }
 
 impl PageTableAccess {
+    /// No page table: decisions on the library's records only.
     pub const UNAVAILABLE: PageTableAccess = PageTableAccess { source: PageTableSource::Unavailable, privileged: false };
 
+    /// Whether it can be read at all.
     pub fn available(self) -> bool {
         self.source != PageTableSource::Unavailable
     }
@@ -110,6 +123,7 @@ impl PageTableAccess {
         self.privileged || self.source == PageTableSource::Oracle
     }
 
+    /// A short name (`scan`, `pread`, `none`, `oracle`).
     pub fn name(self) -> &'static str {
         match (self.source, self.privileged) {
             (PageTableSource::Unavailable, _) => "records only (no page table)",

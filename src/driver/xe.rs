@@ -84,6 +84,7 @@ pub fn vm_create<D: Driver + ?Sized>(drv: &D, fd: RawFd, flags: u32) -> Result<u
     Ok(c.vm_id)
 }
 
+/// VM_DESTROY.
 pub fn vm_destroy<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32) -> Result<()> {
     let mut d = drm_xe_vm_destroy { vm_id, ..Default::default() };
     ioctl(drv, fd, DRM_IOCTL_XE_VM_DESTROY, &mut d)
@@ -175,12 +176,20 @@ pub fn prefetch<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, 
 /// The preferred location of madvise, as the uAPI spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PreferredLoc {
+    /// `DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE`: the faulting tile's VRAM.
     DefaultDevice,
+    /// `DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM`.
     DefaultSystem,
     /// VRAM `region_instance` of the device behind `devmem_fd` (7.0+).
-    Device { devmem_fd: RawFd, region_instance: u16 },
+    Device {
+        /// The device's fd, opened by this process.
+        devmem_fd: RawFd,
+        /// The VRAM region instance on that device.
+        region_instance: u16,
+    },
 }
 
+/// MADVISE PREFERRED_LOC over [start, start+range).
 pub fn madvise_preferred_loc<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, loc: PreferredLoc) -> Result<()> {
     let (devmem_fd, region_instance) = match loc {
         PreferredLoc::DefaultDevice => (DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE, 0),
@@ -200,6 +209,7 @@ pub fn madvise_preferred_loc<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32,
     ioctl(drv, fd, DRM_IOCTL_XE_MADVISE, &mut m)
 }
 
+/// MADVISE ATOMIC over [start, start+range).
 pub fn madvise_atomic<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, val: u32) -> Result<()> {
     let mut m = drm_xe_madvise {
         start,

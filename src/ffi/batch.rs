@@ -15,8 +15,11 @@ use crate::policy::Batch;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct svm_range_placement {
+    /// First byte (4 KiB aligned).
     pub start: u64,
+    /// Bytes (4 KiB multiple, not 0).
     pub size: u64,
+    /// Where it should go.
     pub target: svm_pagemap,
 }
 
@@ -55,7 +58,9 @@ pub unsafe extern "C" fn svm_place_batch(
     batch: *mut *mut svm_batch,
 ) -> c_int {
     guard("svm_place_batch", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `batch` is NULL or points to writable memory for its type (the header's contract).
         let o = unsafe { out(batch, "batch")? };
         if ranges.is_null() || n == 0 || n > SVM_BATCH_MAX_RANGES {
             return Err(invalid(format!("ranges must point to 1 to {SVM_BATCH_MAX_RANGES} entries (n is {n})")));
@@ -85,7 +90,9 @@ pub unsafe extern "C" fn svm_batch_fence(batch: *const svm_batch, addr: *mut u64
     guard("svm_batch_fence", || {
         // SAFETY: a live batch from svm_place_batch (caller contract).
         let b = unsafe { batch.as_ref() }.ok_or_else(|| invalid("batch is NULL"))?;
+        // SAFETY: `addr` is NULL or points to writable memory for its type (the header's contract).
         *unsafe { out(addr, "addr")? } = b.batch.addr;
+        // SAFETY: `value` is NULL or points to writable memory for its type (the header's contract).
         *unsafe { out(value, "value")? } = b.batch.value;
         Ok(())
     })
@@ -114,6 +121,7 @@ pub unsafe extern "C" fn svm_batch_signalled(batch: *const svm_batch) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn svm_batch_complete(ctx: *mut svm_context, batch: *mut svm_batch, timeout_ns: i64, results: *mut svm_alloc_result, n: u32) -> c_int {
     guard("svm_batch_complete", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
         // SAFETY: a live batch (caller contract), checked non-NULL.
         let b = unsafe { batch.as_mut() }.ok_or_else(|| invalid("batch is NULL"))?;

@@ -46,6 +46,7 @@ pub struct svm_context {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct svm_device {
+    /// Opaque: the context serial and the device slot.
     pub id: u64,
 }
 
@@ -54,6 +55,7 @@ pub struct svm_device {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct svm_pagemap {
+    /// Opaque: the context serial and the pagemap.
     pub id: u64,
 }
 
@@ -81,6 +83,7 @@ pub struct svm_context_config {
     /// Thrash guard: a range that moved this many times within the window
     /// is pinned where it is. 0: the default (4).
     pub thrash_max_moves: u32,
+    /// Zero.
     pub _pad: u32,
     /// Thrash guard window, in the driver's clock (simulated clock on the
     /// simulated driver). 0: the default (50 ms).
@@ -94,6 +97,7 @@ pub struct svm_context_config {
     pub observe_ttl_ns: u64,
     /// `SVM_CONTEXT_*` bits. Read only when `struct_size` covers it.
     pub flags: u32,
+    /// Zero.
     pub _pad2: u32,
 }
 
@@ -133,6 +137,7 @@ pub(super) unsafe fn context<'a>(ctx: *const svm_context) -> Result<&'a svm_cont
 #[no_mangle]
 pub unsafe extern "C" fn svm_context_set_log_handler(ctx: *mut svm_context, handler: super::svm_log_handler, user: *mut core::ffi::c_void) -> c_int {
     guard("svm_context_set_log_handler", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
         c.log.set(handler, user);
         Ok(())
@@ -191,6 +196,7 @@ impl svm_context {
 #[no_mangle]
 pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, ctx: *mut *mut svm_context) -> c_int {
     guard("svm_context_create", || {
+        // SAFETY: `ctx` is NULL or points to writable memory for its type (the header's contract).
         let slot = unsafe { out(ctx, "ctx")? };
         let defaults = Config::default();
         // SAFETY: caller's struct, checked non-NULL.
@@ -293,7 +299,9 @@ unsafe fn sim_context(_: &svm_context_config, _: Config) -> Result<(Context, Opt
 #[no_mangle]
 pub unsafe extern "C" fn svm_context_get_sim(ctx: *mut svm_context, sim: *mut *mut svm_sim) -> c_int {
     guard("svm_context_get_sim", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `sim` is NULL or points to writable memory for its type (the header's contract).
         let o = unsafe { out(sim, "sim")? };
         let s = c.sim.as_ref().ok_or_else(|| Failure { errno: Errno::ENODEV, message: "not a simulated context".into() })?;
         *o = Box::into_raw(Box::new(svm_sim { sim: s.clone() }));
@@ -315,8 +323,11 @@ fn open_failure(e: Errno, what: String) -> Failure {
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_open(ctx: *mut svm_context, path: *const c_char, device: *mut svm_device) -> c_int {
     guard("svm_device_open", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `device` is NULL or points to writable memory for its type (the header's contract).
         let o = unsafe { out(device, "device")? };
+        // SAFETY: `path` is NULL or a NUL-terminated string (the header's contract).
         let p = unsafe { cstr(path, "path")? };
         let h = c.ctx.open_path(std::path::Path::new(p)).map_err(|e| match e {
             Errno::EINVAL => invalid("svm_device_open takes a render node on kernel contexts; use svm_device_open_index on simulated ones"),
@@ -333,7 +344,9 @@ pub unsafe extern "C" fn svm_device_open(ctx: *mut svm_context, path: *const c_c
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_open_index(ctx: *mut svm_context, index: u32, device: *mut svm_device) -> c_int {
     guard("svm_device_open_index", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `device` is NULL or points to writable memory for its type (the header's contract).
         let o = unsafe { out(device, "device")? };
         let h = c.ctx.open_index(index).map_err(|e| open_failure(e, format!("device {index}")))?;
         *o = c.device_id(h);
@@ -357,7 +370,8 @@ pub unsafe extern "C" fn svm_device_open_index(ctx: *mut svm_context, index: u32
 /// Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_adopt(ctx: *mut svm_context, fd: c_int, vm_id: u32, device: *mut svm_device) -> c_int {
-    guard("svm_device_adopt", || adopt(ctx, fd, vm_id, 0, device))
+    // SAFETY: the caller's contract is adopt's (ctx and device NULL or valid).
+    guard("svm_device_adopt", || unsafe { adopt(ctx, fd, vm_id, 0, device) })
 }
 
 /// `svm_device_adopt_flags` flag: the runtime bound the VM's CPU-address
@@ -370,7 +384,8 @@ pub const SVM_ADOPT_MIRROR_AUTORESET: u32 = 1 << 0;
 /// (`SVM_ADOPT_*` flags; unknown bits: -EINVAL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_adopt_flags(ctx: *mut svm_context, fd: c_int, vm_id: u32, flags: u32, device: *mut svm_device) -> c_int {
-    guard("svm_device_adopt_flags", || adopt(ctx, fd, vm_id, flags, device))
+    // SAFETY: the caller's contract is adopt's (ctx and device NULL or valid).
+    guard("svm_device_adopt_flags", || unsafe { adopt(ctx, fd, vm_id, flags, device) })
 }
 
 /// Adopts a device whose runtime keeps one VM per tile, as Intel's compute
@@ -383,7 +398,9 @@ pub unsafe extern "C" fn svm_device_adopt_flags(ctx: *mut svm_context, fd: c_int
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_adopt_tiles(ctx: *mut svm_context, fd: c_int, vm_ids: *const u32, n: u32, flags: u32, device: *mut svm_device) -> c_int {
     guard("svm_device_adopt_tiles", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `device` is NULL or points to writable memory for its type (the header's contract).
         let o = unsafe { out(device, "device")? };
         if vm_ids.is_null() || n == 0 || n > 2 {
             return Err(invalid(format!("vm_ids must point to 1 or 2 VM ids, one per tile (n is {n})")));
@@ -403,7 +420,9 @@ pub unsafe extern "C" fn svm_device_adopt_tiles(ctx: *mut svm_context, fd: c_int
 }
 
 unsafe fn adopt(ctx: *mut svm_context, fd: c_int, vm_id: u32, flags: u32, device: *mut svm_device) -> super::FfiResult {
+    // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
     let c = unsafe { context(ctx)? };
+    // SAFETY: `device` is NULL or points to writable memory for its type (the header's contract).
     let o = unsafe { out(device, "device")? };
     if flags & !SVM_ADOPT_MIRROR_AUTORESET != 0 {
         return Err(invalid(format!("unknown flags {flags:#x}")));
@@ -419,6 +438,7 @@ unsafe fn adopt(ctx: *mut svm_context, fd: c_int, vm_id: u32, flags: u32, device
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_close(ctx: *mut svm_context, device: svm_device) -> c_int {
     guard("svm_device_close", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
         let h = c.device(device)?;
         Ok(c.ctx.close(h)?)
@@ -441,6 +461,7 @@ pub struct svm_device_info {
     pub has_vram: bool,
     /// Whether the library created the VM (false: adopted).
     pub owns_vm: bool,
+    /// Zero.
     pub _pad: u16,
     /// 0 while the device works; -ENODEV or -ECANCELED once it is gone.
     pub status: i32,
@@ -457,7 +478,9 @@ pub struct svm_device_info {
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_get_info(ctx: *mut svm_context, device: svm_device, info: *mut svm_device_info) -> c_int {
     guard("svm_device_get_info", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `info` is NULL or points to writable memory for its type (the header's contract).
         let i = unsafe { out(info, "info")? };
         let d = c.ctx.device(c.device(device)?)?;
         let v = svm_device_info {
@@ -482,7 +505,9 @@ pub unsafe extern "C" fn svm_device_get_info(ctx: *mut svm_context, device: svm_
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_pagemap(ctx: *mut svm_context, device: svm_device, tile: u16, pagemap: *mut svm_pagemap) -> c_int {
     guard("svm_device_pagemap", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `pagemap` is NULL or points to writable memory for its type (the header's contract).
         let o = unsafe { out(pagemap, "pagemap")? };
         let pm = c.ctx.pagemap(c.device(device)?, tile).map_err(|e| match e {
             Errno::ENODEV => Failure { errno: e, message: format!("tile {tile} has no VRAM") },
@@ -497,7 +522,9 @@ pub unsafe extern "C" fn svm_device_pagemap(ctx: *mut svm_context, device: svm_d
 #[no_mangle]
 pub unsafe extern "C" fn svm_system_pagemap(ctx: *mut svm_context, pagemap: *mut svm_pagemap) -> c_int {
     guard("svm_system_pagemap", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `pagemap` is NULL or points to writable memory for its type (the header's contract).
         *unsafe { out(pagemap, "pagemap")? } = c.pagemap_id(Pagemap::System);
         Ok(())
     })
@@ -511,12 +538,17 @@ pub struct svm_pagemap_info {
     pub struct_size: u32,
     /// True for system memory (then device/tile/instance/capacity are 0).
     pub is_system: bool,
+    /// Zero.
     pub _pad: [u8; 3],
+    /// The device it belongs to.
     pub device: svm_device,
+    /// The tile of that device.
     pub tile: u16,
     /// Region instance on the device (DEVICE_QUERY numbering).
     pub instance: u16,
+    /// Zero.
     pub _pad2: u32,
+    /// Bytes of VRAM (DEVICE_QUERY's size).
     pub capacity: u64,
     /// Bytes this context has placed there.
     pub placed_bytes: u64,
@@ -526,7 +558,9 @@ pub struct svm_pagemap_info {
 #[no_mangle]
 pub unsafe extern "C" fn svm_pagemap_get_info(ctx: *mut svm_context, pagemap: svm_pagemap, info: *mut svm_pagemap_info) -> c_int {
     guard("svm_pagemap_get_info", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `info` is NULL or points to writable memory for its type (the header's contract).
         let i = unsafe { out(info, "info")? };
         let pm = c.pagemap(pagemap)?;
         c.ctx.validate_pagemap(pm).map_err(|e| Failure { errno: e, message: "unknown pagemap".into() })?;
@@ -566,6 +600,7 @@ pub struct svm_link {
     pub kind: u32,
     /// Whether the link carries device atomics.
     pub atomics: bool,
+    /// Zero.
     pub _pad: [u8; 7],
     /// Per-direction bandwidth, GB/s (0 when unknown).
     pub bandwidth_gbps: f64,
@@ -576,7 +611,9 @@ pub struct svm_link {
 #[no_mangle]
 pub unsafe extern "C" fn svm_link_get(ctx: *mut svm_context, a: svm_device, b: svm_device, link: *mut svm_link) -> c_int {
     guard("svm_link_get", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `link` is NULL or points to writable memory for its type (the header's contract).
         let l = unsafe { out(link, "link")? };
         let s = c.ctx.link(c.device(a)?, c.device(b)?)?;
         let v = match s {
@@ -598,6 +635,7 @@ pub unsafe extern "C" fn svm_link_get(ctx: *mut svm_context, a: svm_device, b: s
 #[no_mangle]
 pub unsafe extern "C" fn svm_link_set(ctx: *mut svm_context, a: svm_device, b: svm_device, link: *const svm_link) -> c_int {
     guard("svm_link_set", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
         // SAFETY: caller's struct, checked non-NULL.
         let l = unsafe { link.as_ref() }.ok_or_else(|| invalid("link is NULL"))?;

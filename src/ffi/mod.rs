@@ -120,6 +120,7 @@ pub const SVM_LOG_WARN: c_int = 2;
 pub const SVM_LOG_INFO: c_int = 3;
 /// Also bad input, with the text svm_last_error() gives.
 pub const SVM_LOG_DEBUG: c_int = 4;
+/// Everything, each ioctl included.
 pub const SVM_LOG_TRACE: c_int = 5;
 
 /// Receives one log line: its `SVM_LOG_*` level, the NUL-terminated text
@@ -214,6 +215,7 @@ mod tests {
 
     #[test]
     fn out_rejects_null() {
+        // SAFETY: NULL is the case `out` checks.
         let e = unsafe { out::<u32>(core::ptr::null_mut(), "result") }.unwrap_err();
         assert_eq!((e.errno, e.message.as_str()), (Errno::EINVAL, "result is NULL"));
     }

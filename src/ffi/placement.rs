@@ -37,7 +37,9 @@ pub unsafe extern "C" fn svm_resolve_pagemap(
     pagemap: *mut svm_pagemap,
 ) -> c_int {
     guard("svm_resolve_pagemap", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `pagemap` is NULL or points to writable memory for its type (the header's contract).
         let o = unsafe { out(pagemap, "pagemap")? };
         let a = access_to_policy(access)?;
         let h = c.device(device)?;
@@ -92,6 +94,7 @@ pub struct svm_alloc_result {
     pub flags: u32,
     /// Where the range is now.
     pub pagemap: svm_pagemap,
+    /// Bytes this call moved.
     pub bytes_moved: u64,
     /// Retries (EBUSY, ENOMEM/ENOSPC, EINTR/EAGAIN, unverified prefetch).
     pub retries: u32,
@@ -100,12 +103,14 @@ pub struct svm_alloc_result {
     /// The negative errno that caused a fallback, or (when the call
     /// failed) the one it returned; else 0.
     pub cause: i32,
+    /// Zero.
     pub _pad: u32,
     /// Device VMs (bit = `svm_device_info.index`) whose attributes this call
     /// set, and those that refused them (found gone, or no link to the
     /// target for a device other than the accessing one): those keep
     /// their own (svm_range_query shows each VM's).
     pub vms_applied: u64,
+    /// Device VMs that refused the attributes (their errno was not fatal).
     pub vms_refused: u64,
 }
 
@@ -173,8 +178,10 @@ pub unsafe extern "C" fn svm_alloc_vram(
     result: *mut svm_alloc_result,
 ) -> c_int {
     guard("svm_alloc_vram", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
         let f = AllocFlags::from_bits(flags).ok_or_else(|| invalid(format!("unknown flags {flags:#x}")))?;
+        // SAFETY: `result` is NULL or points to a caller's svm_alloc_result (the header's contract).
         if let Some(r) = unsafe { result.as_ref() } {
             if r.struct_size < 8 {
                 return Err(invalid("result->struct_size is not sizeof(svm_alloc_result)"));
@@ -193,7 +200,9 @@ pub unsafe extern "C" fn svm_alloc_vram(
 #[no_mangle]
 pub unsafe extern "C" fn svm_evict(ctx: *mut svm_context, start: u64, size: u64, result: *mut svm_alloc_result) -> c_int {
     guard("svm_evict", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `result` is NULL or points to a caller's svm_alloc_result (the header's contract).
         if let Some(r) = unsafe { result.as_ref() } {
             if r.struct_size < 8 {
                 return Err(invalid("result->struct_size is not sizeof(svm_alloc_result)"));
@@ -212,6 +221,7 @@ pub unsafe extern "C" fn svm_evict(ctx: *mut svm_context, start: u64, size: u64,
 #[no_mangle]
 pub unsafe extern "C" fn svm_set_preferred_location(ctx: *mut svm_context, start: u64, size: u64, pagemap: svm_pagemap) -> c_int {
     guard("svm_set_preferred_location", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
         let pm = c.pagemap(pagemap)?;
         c.ctx.set_preferred(start, size, pm).map_err(|e| span_failure(e, start, size))
@@ -225,6 +235,7 @@ pub unsafe extern "C" fn svm_set_preferred_location(ctx: *mut svm_context, start
 #[no_mangle]
 pub unsafe extern "C" fn svm_clear_preferred_location(ctx: *mut svm_context, start: u64, size: u64) -> c_int {
     guard("svm_clear_preferred_location", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
         c.ctx.clear_preferred(start, size).map_err(|e| span_failure(e, start, size))
     })
@@ -241,6 +252,7 @@ pub unsafe extern "C" fn svm_clear_preferred_location(ctx: *mut svm_context, sta
 #[no_mangle]
 pub unsafe extern "C" fn svm_set_read_mostly(ctx: *mut svm_context, start: u64, size: u64, on: bool) -> c_int {
     guard("svm_set_read_mostly", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
         c.ctx.set_read_mostly(start, size, on).map_err(|e| span_failure(e, start, size))
     })
@@ -260,6 +272,7 @@ pub const SVM_ATOMIC_CPU: u32 = 3;
 #[no_mangle]
 pub unsafe extern "C" fn svm_set_atomic_mode(ctx: *mut svm_context, start: u64, size: u64, mode: u32) -> c_int {
     guard("svm_set_atomic_mode", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
         if mode > SVM_ATOMIC_CPU {
             return Err(invalid(format!("mode {mode} is not an SVM_ATOMIC_* value")));
@@ -274,6 +287,7 @@ pub unsafe extern "C" fn svm_set_atomic_mode(ctx: *mut svm_context, start: u64, 
 #[no_mangle]
 pub unsafe extern "C" fn svm_range_invalidate(ctx: *mut svm_context, start: u64, size: u64) -> c_int {
     guard("svm_range_invalidate", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
         c.ctx.invalidate(start, size).map_err(|e| span_failure(e, start, size))
     })
@@ -283,6 +297,7 @@ pub unsafe extern "C" fn svm_range_invalidate(ctx: *mut svm_context, start: u64,
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct svm_range_device {
+    /// The device.
     pub device: svm_device,
     /// As the kernel reports it: 0 default device, -1 default system, else
     /// the fd of the preferred device.
@@ -292,6 +307,7 @@ pub struct svm_range_device {
     /// VMAs the range spans on that VM (more than 1: attributes vary inside;
     /// the values above are the first VMA's).
     pub vmas: u32,
+    /// Zero.
     pub _pad: u32,
 }
 
@@ -318,7 +334,9 @@ pub struct svm_range_info {
     pub struct_size: u32,
     /// `SVM_RANGE_*` bits.
     pub flags: u32,
+    /// Where the library believes the span is (with `SVM_RANGE_RESIDENCY_KNOWN`).
     pub residency: svm_pagemap,
+    /// The preferred location the runtime set (with `SVM_RANGE_PREFERRED_SET`).
     pub preferred: svm_pagemap,
     /// With SVM_RANGE_OBSERVED, what the process's page table shows:
     /// SVM_PLACE_UNPOPULATED, SVM_PLACE_SYSTEM, SVM_PLACE_VRAM (no sampled
@@ -327,6 +345,7 @@ pub struct svm_range_info {
     /// Pages sampled (one per 2 MiB chunk, at most 64) and how many of them
     /// were not in system memory.
     pub observed_samples: u32,
+    /// Sampled pages the page table showed outside system memory.
     pub observed_away: u32,
     /// Moves within the thrash window.
     pub moves_in_window: u32,
@@ -336,7 +355,9 @@ pub struct svm_range_info {
     /// Open devices (entries filled: min(ndevices, the entries the caller's
     /// struct_size holds)).
     pub ndevices: u32,
+    /// Zero.
     pub _pad: u32,
+    /// Per device, the first `num_devices` entries.
     pub devices: [svm_range_device; SVM_RANGE_MAX_DEVICES],
 }
 
@@ -365,7 +386,9 @@ impl Default for svm_range_info {
 #[no_mangle]
 pub unsafe extern "C" fn svm_range_query(ctx: *mut svm_context, start: u64, size: u64, info: *mut svm_range_info) -> c_int {
     guard("svm_range_query", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `info` is NULL or points to writable memory for its type (the header's contract).
         let i = unsafe { out(info, "info")? };
         let q = c.ctx.query(start, size).map_err(|e| span_failure(e, start, size))?;
         let mut v = svm_range_info::default();
@@ -411,29 +434,45 @@ pub unsafe extern "C" fn svm_range_query(ctx: *mut svm_context, start: u64, size
 pub struct svm_stats {
     /// In: `sizeof(svm_stats)`; out: bytes written.
     pub struct_size: u32,
+    /// Zero.
     pub _pad: u32,
+    /// svm_resolve_pagemap calls.
     pub resolve_calls: u64,
+    /// svm_alloc_vram calls.
     pub alloc_calls: u64,
+    /// svm_evict calls.
     pub evict_calls: u64,
     /// alloc_vram calls answered in place (zero ioctls).
     pub in_place: u64,
     /// Ioctls the library issued.
     pub ioctls: u64,
+    /// MADVISE ioctls issued.
     pub madvise: u64,
+    /// PREFETCH binds issued.
     pub prefetch: u64,
     /// alloc_vram calls that moved data, and the bytes.
     pub migrations: u64,
+    /// Bytes moved by placements.
     pub bytes_moved: u64,
+    /// All retries.
     pub retries: u64,
+    /// Retries after EBUSY (evict and retry once).
     pub retries_ebusy: u64,
+    /// Retries after ENOMEM or ENOSPC (make room and retry once).
     pub retries_enomem: u64,
+    /// EINTR/EAGAIN restarts.
     pub retries_eintr: u64,
+    /// ENOLINK answers (links marked absent).
     pub errors_enolink: u64,
+    /// ENODEV/ECANCELED answers (devices marked dead).
     pub errors_enodev: u64,
+    /// Other errnos.
     pub errors_other: u64,
     /// Prefetches that reported success but left the range elsewhere.
     pub unverified: u64,
+    /// Placements that fell back.
     pub fallbacks: u64,
+    /// Placements the thrash guard pinned.
     pub pins: u64,
     /// Ranges evicted to make room after ENOMEM/ENOSPC.
     pub lru_evictions: u64,
@@ -446,7 +485,9 @@ pub struct svm_stats {
     /// Page-table reads (one syscall each), checks answered without one
     /// (fresh observation, or settled in system memory), and failed reads.
     pub observe_reads: u64,
+    /// Checks answered without a read (fresh, or settled in system memory).
     pub observe_fresh: u64,
+    /// Failed page-table reads.
     pub observe_errors: u64,
 }
 
@@ -455,7 +496,9 @@ pub struct svm_stats {
 #[no_mangle]
 pub unsafe extern "C" fn svm_get_stats(ctx: *mut svm_context, stats: *mut svm_stats) -> c_int {
     guard("svm_get_stats", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        // SAFETY: `stats` is NULL or points to writable memory for its type (the header's contract).
         let s = unsafe { out(stats, "stats")? };
         let k = c.ctx.stats();
         let (page_table, page_table_privileged) = page_table_to_c(c.ctx.page_table());

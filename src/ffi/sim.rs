@@ -35,6 +35,7 @@ pub struct svm_sim_residency {
     pub device: u32,
     /// For `SVM_PLACE_VRAM`: the region instance on that device (tile + 1).
     pub instance: u16,
+    /// Zero.
     pub _pad: [u16; 3],
 }
 
@@ -63,6 +64,7 @@ pub struct svm_sim_injection {
     pub request: u32,
     /// The status to fail with: a negative errno such as -EBUSY.
     pub error: i32,
+    /// Zero.
     pub _pad: u32,
     /// Hits to let through before failing.
     pub skip: u64,
@@ -70,6 +72,7 @@ pub struct svm_sim_injection {
     pub count: u64,
     /// In (0, 1]: fail each hit with this probability, forever (seeded).
     pub probability: f64,
+    /// Seed of the probability draw.
     pub seed: u64,
 }
 
@@ -80,38 +83,65 @@ pub struct svm_sim_injection {
 pub struct svm_sim_counters {
     /// In: `sizeof(svm_sim_counters)`; out: the bytes written.
     pub struct_size: u32,
+    /// Zero.
     pub _pad: u32,
+    /// Ioctls the simulated driver answered.
     pub ioctls: u64,
+    /// GPU page faults serviced.
     pub gpu_faults: u64,
+    /// GPU faults that failed.
     pub gpu_fault_errors: u64,
+    /// CPU faults on device pages.
     pub cpu_faults: u64,
+    /// CPU faults that waited out an atomic timeslice.
     pub timeslice_waits: u64,
+    /// Migrations into VRAM.
     pub migrations_to_vram: u64,
+    /// Migrations back to system memory.
     pub migrations_to_system: u64,
+    /// Migrations between devices.
     pub migrations_device_to_device: u64,
+    /// Bytes copied into VRAM.
     pub bytes_to_vram: u64,
+    /// Bytes copied back to system memory.
     pub bytes_to_system: u64,
+    /// Bytes copied between devices.
     pub bytes_device_to_device: u64,
+    /// Migrations of 4 KiB ranges.
     pub migrations_4k: u64,
+    /// Migrations of 64 KiB ranges.
     pub migrations_64k: u64,
+    /// Migrations of 2 MiB ranges.
     pub migrations_2m: u64,
+    /// VRAM allocations evicted under pressure.
     pub evictions: u64,
+    /// Bytes they held.
     pub evicted_bytes: u64,
+    /// populate_mm EBUSY answered by evict and retry once.
     pub migrate_retries: u64,
+    /// Migrations that failed.
     pub migrate_errors: u64,
+    /// Prefetched ranges whose failure became success (ENODATA).
     pub prefetch_swallowed: u64,
+    /// GPU TLB invalidations (per tile).
     pub tlb_invalidations: u64,
+    /// MADVISE ioctls.
     pub madvise_calls: u64,
+    /// Ranges prefetches walked.
     pub prefetch_ranges: u64,
+    /// Bytes GPUs accessed in place (remote).
     pub remote_access_bytes: u64,
+    /// Injected failures fired.
     pub injected: u64,
     /// Reads of the simulated process's page table (one syscall each) and
     /// pages they walked: the cost the library's observation puts on the clock.
     pub page_table_reads: u64,
+    /// Pages those reads walked.
     pub page_table_pages: u64,
     /// First touches of never-populated pages in VRAM (cleared on the GPU,
     /// nothing copied, not in the bytes_* counters) and the bytes cleared.
     pub vram_clears: u64,
+    /// Bytes cleared on first touch.
     pub bytes_cleared: u64,
 }
 
@@ -131,7 +161,9 @@ fn publish(sim: Arc<Sim>, out_ptr: *mut *mut svm_sim) -> FfiResult {
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_create(preset: *const c_char, sim: *mut *mut svm_sim) -> c_int {
     guard("svm_sim_create", || {
+        // SAFETY: `sim` is NULL or points to writable memory for its type (the header's contract).
         unsafe { out(sim, "sim")? };
+        // SAFETY: `preset` is NULL or a NUL-terminated string (the header's contract).
         let name = unsafe { cstr(preset, "preset")? };
         publish(Sim::from_preset(name).map_err(invalid)?, sim)
     })
@@ -143,7 +175,9 @@ pub unsafe extern "C" fn svm_sim_create(preset: *const c_char, sim: *mut *mut sv
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_create_from_file(path: *const c_char, sim: *mut *mut svm_sim) -> c_int {
     guard("svm_sim_create_from_file", || {
+        // SAFETY: `sim` is NULL or points to writable memory for its type (the header's contract).
         unsafe { out(sim, "sim")? };
+        // SAFETY: `path` is NULL or a NUL-terminated string (the header's contract).
         let path = unsafe { cstr(path, "path")? };
         let text = std::fs::read_to_string(path).map_err(|e| Failure {
             errno: Errno(e.raw_os_error().unwrap_or(libc::EIO)),
@@ -158,7 +192,9 @@ pub unsafe extern "C" fn svm_sim_create_from_file(path: *const c_char, sim: *mut
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_create_from_text(text: *const c_char, sim: *mut *mut svm_sim) -> c_int {
     guard("svm_sim_create_from_text", || {
+        // SAFETY: `sim` is NULL or points to writable memory for its type (the header's contract).
         unsafe { out(sim, "sim")? };
+        // SAFETY: `text` is NULL or a NUL-terminated string (the header's contract).
         let text = unsafe { cstr(text, "text")? };
         let topo = Topology::parse(text).map_err(|e| invalid(format!("topology: {e}")))?;
         publish(Sim::new(topo).map_err(invalid)?, sim)
@@ -182,7 +218,9 @@ pub unsafe extern "C" fn svm_sim_destroy(sim: *mut svm_sim) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_device_count(sim: *const svm_sim, count: *mut u32) -> c_int {
     guard("svm_sim_device_count", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
+        // SAFETY: `count` is NULL or points to writable memory for its type (the header's contract).
         *unsafe { out(count, "count")? } = s.topology().devices.len() as u32;
         Ok(())
     })
@@ -195,7 +233,9 @@ pub unsafe extern "C" fn svm_sim_device_count(sim: *const svm_sim, count: *mut u
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_device_open(sim: *mut svm_sim, index: u32, fd: *mut c_int) -> c_int {
     guard("svm_sim_device_open", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
+        // SAFETY: `fd` is NULL or points to writable memory for its type (the header's contract).
         let fd = unsafe { out(fd, "fd")? };
         *fd = s.open_device(index).map_err(|e| Failure { errno: e, message: format!("no simulated device {index}") })?;
         Ok(())
@@ -205,6 +245,7 @@ pub unsafe extern "C" fn svm_sim_device_open(sim: *mut svm_sim, index: u32, fd: 
 /// Closes an fd from svm_sim_device_open; its VMs go away. -EBADF if unknown.
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_device_close(sim: *mut svm_sim, fd: c_int) -> c_int {
+    // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
     guard("svm_sim_device_close", || Ok(unsafe { sim_ref(sim)? }.close_device(fd)?))
 }
 
@@ -215,6 +256,7 @@ pub unsafe extern "C" fn svm_sim_device_close(sim: *mut svm_sim, fd: c_int) -> c
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_ioctl(sim: *mut svm_sim, fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     guard("svm_sim_ioctl", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
         let req = u32::try_from(request).map_err(|_| Failure::from(Errno::ENOTTY))?;
         // SAFETY: as ioctl(2); the simulator reads user memory through uaccess.
@@ -238,6 +280,7 @@ pub unsafe extern "C" fn svm_sim_gpu_access(
     value: u64,
 ) -> c_int {
     guard("svm_sim_gpu_access", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
         let a = access_from_c(access)?;
         Ok(s.gpu_access(fd, vm_id, tile, start, size, a, value)?)
@@ -250,6 +293,7 @@ pub unsafe extern "C" fn svm_sim_gpu_access(
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_cpu_access(sim: *mut svm_sim, start: u64, size: u64, access: svm_access, value: u64) -> c_int {
     guard("svm_sim_cpu_access", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
         let a = access_from_c(access)?;
         Ok(s.cpu_access(start, size, a, value)?)
@@ -262,6 +306,7 @@ pub unsafe extern "C" fn svm_sim_cpu_access(sim: *mut svm_sim, start: u64, size:
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_mmap(sim: *mut svm_sim, start: u64, size: u64, flags: u32) -> c_int {
     guard("svm_sim_mmap", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
         if flags & !SVM_SIM_MAP_FILE != 0 {
             return Err(invalid(format!("unknown mmap flags {flags:#x}")));
@@ -273,6 +318,7 @@ pub unsafe extern "C" fn svm_sim_mmap(sim: *mut svm_sim, start: u64, size: u64, 
 /// munmap in the simulated process: contents gone, SVM ranges destroyed.
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_munmap(sim: *mut svm_sim, start: u64, size: u64) -> c_int {
+    // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
     guard("svm_sim_munmap", || Ok(unsafe { sim_ref(sim)? }.munmap(start, size)?))
 }
 
@@ -284,6 +330,7 @@ pub unsafe extern "C" fn svm_sim_munmap(sim: *mut svm_sim, start: u64, size: u64
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_set_page_table(sim: *mut svm_sim, source: u32, privileged: u32) -> c_int {
     guard("svm_sim_set_page_table", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
         let source = match source {
             SVM_PAGE_TABLE_NONE => PageTableSource::Unavailable,
@@ -299,7 +346,9 @@ pub unsafe extern "C" fn svm_sim_set_page_table(sim: *mut svm_sim, source: u32, 
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_get_residency(sim: *const svm_sim, start: u64, size: u64, residency: *mut svm_sim_residency) -> c_int {
     guard("svm_sim_get_residency", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
+        // SAFETY: `residency` is NULL or points to writable memory for its type (the header's contract).
         let r = unsafe { out(residency, "residency")? };
         if size == 0 || start.checked_add(size).is_none() {
             return Err(invalid("size is zero or the range overflows"));
@@ -319,7 +368,9 @@ pub unsafe extern "C" fn svm_sim_get_residency(sim: *const svm_sim, start: u64, 
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_bytes_in(sim: *const svm_sim, start: u64, size: u64, device: u32, instance: u16, bytes: *mut u64) -> c_int {
     guard("svm_sim_bytes_in", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
+        // SAFETY: `bytes` is NULL or points to writable memory for its type (the header's contract).
         let b = unsafe { out(bytes, "bytes")? };
         *b = s.bytes_in(start, size, device, instance)?;
         Ok(())
@@ -331,7 +382,9 @@ pub unsafe extern "C" fn svm_sim_bytes_in(sim: *const svm_sim, start: u64, size:
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_checksum(sim: *const svm_sim, start: u64, size: u64, checksum: *mut u64) -> c_int {
     guard("svm_sim_checksum", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
+        // SAFETY: `checksum` is NULL or points to writable memory for its type (the header's contract).
         *unsafe { out(checksum, "checksum")? } = s.checksum(start, size)?;
         Ok(())
     })
@@ -341,7 +394,9 @@ pub unsafe extern "C" fn svm_sim_checksum(sim: *const svm_sim, start: u64, size:
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_clock_ns(sim: *const svm_sim, ns: *mut u64) -> c_int {
     guard("svm_sim_clock_ns", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
+        // SAFETY: `ns` is NULL or points to writable memory for its type (the header's contract).
         *unsafe { out(ns, "ns")? } = s.now_ns();
         Ok(())
     })
@@ -351,7 +406,9 @@ pub unsafe extern "C" fn svm_sim_clock_ns(sim: *const svm_sim, ns: *mut u64) -> 
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_get_counters(sim: *const svm_sim, counters: *mut svm_sim_counters) -> c_int {
     guard("svm_sim_get_counters", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
+        // SAFETY: `counters` is NULL or points to writable memory for its type (the header's contract).
         let c = unsafe { out(counters, "counters")? };
         let k = s.counters();
         let v = svm_sim_counters {
@@ -396,6 +453,7 @@ pub unsafe extern "C" fn svm_sim_get_counters(sim: *const svm_sim, counters: *mu
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_inject(sim: *mut svm_sim, injection: *const svm_sim_injection) -> c_int {
     guard("svm_sim_inject", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
         // SAFETY: caller passes a valid struct (checked non-NULL).
         let i = unsafe { injection.as_ref() }.ok_or_else(|| invalid("injection is NULL"))?;
@@ -438,6 +496,7 @@ pub unsafe extern "C" fn svm_sim_inject(sim: *mut svm_sim, injection: *const svm
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_inject_clear(sim: *mut svm_sim) -> c_int {
     guard("svm_sim_inject_clear", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         unsafe { sim_ref(sim)? }.clear_injections();
         Ok(())
     })
@@ -448,6 +507,7 @@ pub unsafe extern "C" fn svm_sim_inject_clear(sim: *mut svm_sim) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_remove_device(sim: *mut svm_sim, index: u32, error: c_int) -> c_int {
     guard("svm_sim_remove_device", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         let s = unsafe { sim_ref(sim)? };
         if error != -libc::ENODEV && error != -libc::ECANCELED {
             return Err(invalid("error must be -ENODEV or -ECANCELED"));
@@ -462,6 +522,7 @@ pub unsafe extern "C" fn svm_sim_remove_device(sim: *mut svm_sim, index: u32, er
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_check(sim: *const svm_sim) -> c_int {
     guard("svm_sim_check", || {
+        // SAFETY: `sim` is NULL or a live handle from svm_sim_create* (the header's contract).
         unsafe { sim_ref(sim)? }.check_invariants().map_err(|m| Failure { errno: Errno::EIO, message: m })
     })
 }

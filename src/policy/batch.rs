@@ -18,11 +18,14 @@ use super::*;
 /// targets, and the fence its VM_BIND signals.
 #[derive(Debug)]
 pub struct Batch {
+    /// The device whose VM binds it.
     pub device: DeviceHandle,
+    /// Its ranges: start, end, target.
     pub ranges: Vec<(u64, u64, Pagemap)>,
     /// The user fence: the kernel writes `value` at `addr` when the binds
     /// complete.
     pub addr: u64,
+    /// The value the kernel writes at `addr`.
     pub value: u64,
     /// The word, when the library lent it (given back at `complete`).
     own: Option<&'static AtomicU64>,

@@ -33,6 +33,8 @@ pub struct BrLock<T> {
 // SAFETY: access to `data` is guarded like an RwLock's: shared through any
 // shard's read lock, exclusive only with every shard's write lock.
 unsafe impl<T: Send> Send for BrLock<T> {}
+// SAFETY: as above: readers share `&T` (hence Sync), a writer holds every
+// shard and so excludes them (hence Send).
 unsafe impl<T: Send + Sync> Sync for BrLock<T> {}
 
 pub struct ReadGuard<'a, T> {

@@ -16,7 +16,9 @@ pub const MAX_DEVICES: usize = 64;
 /// opened (a closed device's handle no longer matches).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DeviceHandle {
+    /// Its slot in the context.
     pub slot: u16,
+    /// The slot's generation (a closed slot's handles go stale).
     pub gen: u16,
 }
 
@@ -31,14 +33,21 @@ const MULTI_UNKNOWN: u8 = 0;
 const MULTI_YES: u8 = 1;
 const MULTI_NO: u8 = 2;
 
+/// An open device: its fd, VM(s), tiles and state.
 pub struct Device {
+    /// Its slot.
     pub slot: u16,
+    /// The slot's generation.
     pub gen: u16,
+    /// The device fd (owned unless adopted).
     pub fd: RawFd,
     /// The library opened the fd (else the runtime owns it: adopted).
     pub owns_fd: bool,
+    /// The VM placements bind in (tile 0's, where one VM per tile was adopted).
     pub vm_id: u32,
+    /// Whether the library created the VM (and destroys it).
     pub owns_vm: bool,
+    /// What DEVICE_QUERY said.
     pub info: DeviceInfo,
     /// Per tile (by tile id): its VRAM, None on an integrated GPU.
     pub tiles: Vec<Option<TileVram>>,
@@ -112,6 +121,7 @@ impl Device {
         self.multi_device.load(Ordering::Relaxed) == MULTI_YES
     }
 
+    /// Whether it has VRAM.
     pub fn has_vram(&self) -> bool {
         self.tiles.iter().any(|t| t.is_some())
     }
@@ -124,6 +134,7 @@ impl Device {
         }
     }
 
+    /// Marks it dead with the errno that said so (ENODEV, ECANCELED).
     pub fn mark_dead(&self, e: Errno) {
         if self.dead.compare_exchange(0, e.0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
             crate::log!(crate::log::Level::Info, "device {} is gone ({}): every call on it now fails with it", self.slot, e.short());
@@ -136,10 +147,12 @@ impl Device {
         self.multi_device.load(Ordering::Relaxed) != MULTI_NO
     }
 
+    /// Whether multi-device madvise support is still unknown.
     pub fn multi_device_unknown(&self) -> bool {
         self.multi_device.load(Ordering::Relaxed) == MULTI_UNKNOWN
     }
 
+    /// Records whether multi-device madvise works (7.0+).
     pub fn set_multi_device(&self, yes: bool) {
         self.multi_device.store(if yes { MULTI_YES } else { MULTI_NO }, Ordering::Relaxed);
     }

@@ -55,6 +55,7 @@ use crate::topology::{Link, LinkKind, LinkState, Links, Pagemap};
 use crate::track::{DevAttrs, PrefApplied, Record, Track};
 use crate::uapi::*;
 
+/// The page size spans are aligned to.
 pub const PAGE: u64 = 4096;
 /// The kernel's largest SVM range (its 2 MiB chunk, docs/kernel-model.md §2).
 pub const CHUNK: u64 = 2 << 20;
@@ -66,8 +67,11 @@ const LRU_GRANULE_NS: u64 = 1_000_000;
 /// The access a placement is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
+    /// A read.
     Read,
+    /// A write.
     Write,
+    /// GPU atomics.
     Atomic,
     /// The application asked for the range here (an explicit prefetch or
     /// migrate call): a read that will be reused, so never served in place
@@ -80,6 +84,7 @@ pub enum Access {
 pub struct Config {
     /// A range that moved this many times within `thrash_window_ns` is pinned.
     pub thrash_max_moves: u32,
+    /// The window the thrash guard counts moves in (driver clock).
     pub thrash_window_ns: u64,
     /// How long a pin lasts.
     pub pin_ns: u64,
@@ -110,9 +115,11 @@ impl Default for Config {
 pub struct Placed {
     /// Where the range is now (believed, or observed where the driver allows).
     pub pagemap: Option<Pagemap>,
+    /// Bytes moved.
     pub bytes_moved: u64,
     /// Retries after EBUSY, ENOMEM/ENOSPC, EINTR/EAGAIN and unverified prefetches.
     pub retries: u32,
+    /// Ioctls issued.
     pub ioctls: u32,
     /// Found in place: nothing done.
     pub in_place: bool,
@@ -128,12 +135,14 @@ pub struct Placed {
     /// those that refused them (found gone, or ENOLINK on a device that is
     /// not the accessing one): each keeps its own, as a range query shows.
     pub vms_applied: u64,
+    /// Device VMs whose madvise failed (not fatally).
     pub vms_refused: u64,
 }
 
 /// What alloc_vram did, whether it succeeded or not.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// Ok, or the errno the call returns.
     pub result: Result<()>,
     /// Filled either way: on failure, where the range is believed to be
     /// now and the retries, ioctls and VMs of the attempt.
@@ -154,10 +163,12 @@ bitflags::bitflags! {
 /// The per-device part of a range query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceAttrs {
+    /// The device.
     pub device: DeviceHandle,
     /// As the kernel reports it (VM_QUERY_MEM_RANGE_ATTRS): 0 default device,
     /// -1 default system, else the fd of the preferred device.
     pub preferred_fd: i32,
+    /// Its atomic mode (`DRM_XE_ATOMIC_*`).
     pub atomic: u32,
     /// VMAs the span covers on that VM (more than one: attributes differ inside).
     pub vmas: u32,
@@ -173,9 +184,13 @@ pub struct RangeInfo {
     /// The pagemap a privileged page table names for the pages not in
     /// system memory, when they are all in one of this context's.
     pub observed_pagemap: Option<Pagemap>,
+    /// The runtime's preferred location, if set.
     pub preferred: Option<Pagemap>,
+    /// Moves within the thrash window.
     pub moves_in_window: u32,
+    /// Whether the thrash guard holds it now.
     pub pinned: bool,
+    /// What each device's VM says.
     pub devices: Vec<DeviceAttrs>,
 }
 
@@ -270,10 +285,12 @@ impl Context {
         }
     }
 
+    /// The policy knobs in force.
     pub fn config(&self) -> Config {
         self.config
     }
 
+    /// The statistics, summed over threads.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }
@@ -283,6 +300,7 @@ impl Context {
         self.access
     }
 
+    /// The driver's clock.
     pub fn now_ns(&self) -> u64 {
         self.driver.now_ns()
     }
@@ -561,6 +579,7 @@ impl Context {
         Context::check_pagemap(&self.slots.read(), pm).map(|_| ())
     }
 
+    /// What the library knows of the link between two devices.
     pub fn link(&self, a: DeviceHandle, b: DeviceHandle) -> Result<LinkState> {
         let slots = self.slots.read();
         Context::device_in(&slots, a)?;

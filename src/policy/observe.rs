@@ -33,8 +33,11 @@ pub const MAX_SAMPLES: u64 = 16;
 /// What the sampled pages of a span said.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Seen {
+    /// Pages sampled.
     pub samples: u32,
+    /// Of them, never populated.
     pub unpopulated: u32,
+    /// Of them, present in system memory.
     pub system: u32,
     /// Not in system memory (device-private, migrating, or swapped).
     pub away: u32,

@@ -16,6 +16,8 @@ macro_rules! stats {
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct StatsSnapshot { $($(#[$m])* pub $name: u64,)* }
 
+        /// A context's statistics, sharded by thread so that counting
+        /// never bounces one cache line between cores.
         pub struct Stats { shards: Box<[Shard]> }
 
         impl Default for Stats {
@@ -25,6 +27,7 @@ macro_rules! stats {
         }
 
         impl Stats {
+            /// The counters summed over every shard.
             pub fn snapshot(&self) -> StatsSnapshot {
                 let mut s = StatsSnapshot::default();
                 for sh in self.shards.iter() {
@@ -37,29 +40,43 @@ macro_rules! stats {
 }
 
 stats! {
+    /// resolve calls.
     resolve_calls,
+    /// alloc_vram calls.
     alloc_calls,
+    /// evict calls.
     evict_calls,
     /// alloc_vram calls answered by the cheap check (zero ioctls).
     in_place,
     /// Ioctls issued by the library (all kinds).
     ioctls,
+    /// MADVISE ioctls issued.
     madvise,
+    /// PREFETCH binds issued.
     prefetch,
     /// alloc_vram calls that moved data.
     migrations,
+    /// Bytes placements moved.
     bytes_moved,
     /// All retries (EBUSY, ENOMEM/ENOSPC, EINTR/EAGAIN, unverified prefetch).
     retries,
+    /// Retries after EBUSY.
     retries_ebusy,
+    /// Retries after ENOMEM or ENOSPC.
     retries_enomem,
+    /// EINTR/EAGAIN restarts.
     retries_eintr,
+    /// ENOLINK answers.
     errors_enolink,
+    /// ENODEV/ECANCELED answers.
     errors_enodev,
+    /// Other errnos.
     errors_other,
     /// Prefetches that reported success but left the range elsewhere.
     unverified,
+    /// Placements that fell back.
     fallbacks,
+    /// Placements the thrash guard pinned.
     pins,
     /// Ranges the library evicted to make room (ENOMEM/ENOSPC).
     lru_evictions,

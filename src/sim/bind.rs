@@ -91,6 +91,7 @@ impl Sim {
             // SAFETY: union member read of a plain-data value.
             1 => vec![unsafe { b.ops.bind }],
             n if n as u64 * size_of::<drm_xe_vm_bind_op>() as u64 > KVMALLOC_MAX => return Err(Errno::ENOBUFS),
+            // SAFETY: union member read of a plain u64 (the op array's address).
             n => uaccess::read_array(unsafe { b.ops.vector_of_binds }, n as usize)?,
         };
         for op in &ops {

@@ -7,8 +7,11 @@
 use std::fmt;
 
 
+/// A kibibyte.
 pub const KIB: u64 = 1 << 10;
+/// A mebibyte.
 pub const MIB: u64 = 1 << 20;
+/// A gibibyte.
 pub const GIB: u64 = 1 << 30;
 
 /// Which kernel's SVM behaviour the simulated driver reproduces.
@@ -28,6 +31,7 @@ pub enum KernelVersion {
 }
 
 impl KernelVersion {
+    /// A version by name ("6.18", "7.0", "7.1").
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim() {
             "6.18" | "6.19" => Some(KernelVersion::V6_18),
@@ -36,6 +40,7 @@ impl KernelVersion {
             _ => None,
         }
     }
+    /// Whether it has the multi-device series (7.0+).
     pub fn multi_device(self) -> bool {
         self >= KernelVersion::V7_0
     }
@@ -52,7 +57,9 @@ impl fmt::Display for KernelVersion {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What kind of link two simulated devices have.
 pub enum LinkKind {
+    /// None: no peer access.
     None,
     /// PCIe peer-to-peer through a switch.
     PcieP2p,
@@ -61,13 +68,19 @@ pub enum LinkKind {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// One simulated device.
 pub struct DeviceSpec {
+    /// Its name (in messages and traces).
     pub name: String,
+    /// Tiles: 1 or 2.
     pub tiles: u16,
     /// Bytes of VRAM per tile; 0 for an integrated GPU.
     pub vram_per_tile: u64,
+    /// An integrated GPU: no VRAM.
     pub integrated: bool,
+    /// Device atomics work on system memory (`has_device_atomics_on_smem`).
     pub device_atomics_on_smem: bool,
+    /// `XE_VRAM_FLAGS_NEED64K`: ranges under 64 KiB stay in system memory.
     pub need_64k: bool,
     /// Recoverable page faults (USM): without them there is no SVM
     /// (HAS_CPU_ADDR_MIRROR clear, FAULT_MODE VMs refused).
@@ -81,6 +94,7 @@ pub struct DeviceSpec {
 }
 
 impl DeviceSpec {
+    /// A discrete device with `tiles` tiles of `vram_per_tile` bytes.
     pub fn discrete(name: &str, tiles: u16, vram_per_tile: u64) -> Self {
         DeviceSpec {
             name: name.into(),
@@ -94,18 +108,24 @@ impl DeviceSpec {
             needs_scratch: true,
         }
     }
+    /// Whether it has VRAM.
     pub fn has_vram(&self) -> bool {
         !self.integrated && self.vram_per_tile > 0
     }
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// A link between two simulated devices.
 pub struct LinkSpec {
+    /// One device's index.
     pub a: u32,
+    /// The other's.
     pub b: u32,
+    /// Its kind.
     pub kind: LinkKind,
     /// Bytes per second, per direction.
     pub bandwidth: f64,
+    /// Whether it carries GPU atomics.
     pub atomics: bool,
 }
 
@@ -122,6 +142,7 @@ pub struct Costs {
     pub per_page_cpu_ns: u64,
     /// Whether migrations use 2 MiB device folios (no per-page CPU work).
     pub device_huge_pages: bool,
+    /// A GPU TLB invalidation, per tile.
     pub tlb_invalidation_ns: u64,
     /// An ioctl that does no GPU work (madvise, query).
     pub ioctl_ns: u64,
@@ -129,9 +150,11 @@ pub struct Costs {
     pub cpu_fault_ns: u64,
     /// Driver-managed migration host-to-device and device-to-host.
     pub h2d_bandwidth: f64,
+    /// Driver-managed migration device to host.
     pub d2h_bandwidth: f64,
     /// Default per-direction bandwidth of PCIe P2P and fabric links.
     pub p2p_bandwidth: f64,
+    /// Default per-direction bandwidth of Xe Link.
     pub fabric_bandwidth: f64,
     /// Clearing freshly allocated VRAM on the GPU (first touch of
     /// never-populated pages: nothing to copy, the pages are cleared).
@@ -144,6 +167,7 @@ pub struct Costs {
     /// Walking one 4 KiB page of it with PAGEMAP_SCAN, and reading (and
     /// decoding) its entry with pread (docs/observation.md §4).
     pub pagemap_scan_page_ns: u64,
+    /// Reading and decoding one page with pread.
     pub pagemap_read_page_ns: u64,
 }
 
@@ -201,10 +225,15 @@ pub fn transfer_ns(bytes: u64, bandwidth: f64) -> u64 {
 /// A whole simulated machine.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Topology {
+    /// The kernel release whose behaviour it follows.
     pub kernel: KernelVersion,
+    /// Bytes of system memory.
     pub system_memory: u64,
+    /// The devices, in index order.
     pub devices: Vec<DeviceSpec>,
+    /// The links between them.
     pub links: Vec<LinkSpec>,
+    /// The cost model.
     pub costs: Costs,
 }
 

@@ -15,12 +15,14 @@ use super::Sim;
 use crate::driver::{DeviceId, Driver, Errno, LinkHint, PageTableAccess, PageTableSource, ResidencyRun, Result};
 
 #[derive(Clone)]
+/// The simulated driver behind the seam (or, built with [`SimDriver::oracle`], the benchmark's oracle).
 pub struct SimDriver {
     sim: Arc<Sim>,
     oracle: bool,
 }
 
 impl SimDriver {
+    /// The honest simulated driver: what a process would see.
     pub fn new(sim: Arc<Sim>) -> Self {
         SimDriver { sim, oracle: false }
     }

@@ -19,12 +19,15 @@ pub enum Point {
 }
 
 #[derive(Clone, Debug)]
+/// One armed failure: where, which errno, how often.
 pub struct Injection {
+    /// Where it fires.
     pub point: Point,
     /// Only this device (None: any).
     pub device: Option<u32>,
     /// Only this ioctl request (Ioctl point; 0: any).
     pub request: u32,
+    /// The errno it fails with.
     pub errno: Errno,
     /// Hits to let through before failing.
     pub skip: u64,
@@ -32,10 +35,12 @@ pub struct Injection {
     pub count: u64,
     /// In (0, 1]: fail each hit with this probability, forever.
     pub probability: f64,
+    /// Seed of the probability draw.
     pub seed: u64,
 }
 
 impl Injection {
+    /// Fails the next `count` hits of `point` with `errno`.
     pub fn count(point: Point, errno: Errno, count: u64) -> Self {
         Injection { point, device: None, request: 0, errno, skip: 0, count, probability: 0.0, seed: 0 }
     }
@@ -72,18 +77,22 @@ impl Injection {
 #[derive(Default)]
 pub struct Injector {
     armed: Vec<Injection>,
+    /// Failures fired so far.
     pub fired: u64,
 }
 
 impl Injector {
+    /// Arms an injection.
     pub fn arm(&mut self, i: Injection) {
         self.armed.push(i);
     }
 
+    /// Disarms every injection.
     pub fn clear(&mut self) {
         self.armed.clear();
     }
 
+    /// Whether nothing is armed.
     pub fn is_empty(&self) -> bool {
         self.armed.is_empty()
     }

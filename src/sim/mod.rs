@@ -55,6 +55,7 @@ pub enum Placement {
     /// System memory.
     System,
     /// VRAM region `instance` of simulated device `device`.
+    #[allow(missing_docs)]
     Vram { device: u32, instance: u16 },
     /// The span's pages are not all in one place.
     Mixed,
@@ -63,7 +64,9 @@ pub enum Placement {
 /// What a GPU or CPU access does to memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
+    /// A read.
     Read,
+    /// A write.
     Write,
     /// A GPU atomic (a write that may require VRAM, docs/kernel-model.md §3.2).
     Atomic,
@@ -71,7 +74,9 @@ pub enum Access {
 
 /// Something the simulated machine did, on the simulated clock: what a
 /// trace of a run shows (world API: measurement, never the library's input).
+/// Each variant's doc names its fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum SimEvent {
     /// A copy of `bytes` from `from` to `to` (None: system memory; else the
     /// device), taking [at_ns, at_ns + dur_ns).
@@ -90,10 +95,13 @@ pub enum SimEvent {
 /// One VRAM region of one tile.
 #[derive(Clone, Copy, Debug)]
 pub struct PagemapInfo {
+    /// Its device.
     pub device: u32,
+    /// Its tile.
     pub tile: u16,
     /// Region instance as DEVICE_QUERY reports it (tile + 1).
     pub instance: u16,
+    /// Bytes of VRAM.
     pub capacity: u64,
 }
 
@@ -108,6 +116,7 @@ macro_rules! counters {
         pub struct CounterSnapshot { $($(#[$m])* pub $name: u64,)* }
 
         impl Counters {
+            /// The counters now.
             pub fn snapshot(&self) -> CounterSnapshot {
                 CounterSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
             }
@@ -132,19 +141,26 @@ counters! {
     migrations_to_system,
     /// Device-to-device migrations over a link.
     migrations_device_to_device,
+    /// Bytes copied into VRAM.
     bytes_to_vram,
+    /// Bytes copied back to system memory.
     bytes_to_system,
+    /// Bytes copied between devices.
     bytes_device_to_device,
     /// First touches of never-populated pages in VRAM: allocations cleared
     /// on the GPU instead of copied (no bytes move), and the bytes cleared.
     vram_clears,
+    /// Bytes cleared on first touch.
     bytes_cleared,
     /// Migrations into VRAM by range size.
     migrations_4k,
+    /// Migrations of 64 KiB ranges.
     migrations_64k,
+    /// Migrations of 2 MiB ranges.
     migrations_2m,
     /// VRAM allocations evicted to system memory under pressure (TTM LRU).
     evictions,
+    /// Bytes those evictions moved.
     evicted_bytes,
     /// populate_mm -EBUSY answered by evict-and-retry-once (docs/kernel-model.md §5).
     migrate_retries,
@@ -154,7 +170,9 @@ counters! {
     prefetch_swallowed,
     /// GPU TLB invalidations (one per tile that lost a binding).
     tlb_invalidations,
+    /// MADVISE ioctls.
     madvise_calls,
+    /// Ranges prefetches walked.
     prefetch_ranges,
     /// Bytes GPUs accessed in memory that was not their tile's VRAM.
     remote_access_bytes,
@@ -162,6 +180,7 @@ counters! {
     injected,
     /// Reads of the process's page table (PAGEMAP_SCAN calls or preads), and pages walked.
     page_table_reads,
+    /// Pages those reads walked.
     page_table_pages,
 }
 
@@ -215,6 +234,7 @@ pub struct Sim {
 type Guard<'a> = MutexGuard<'a, State>;
 
 impl Sim {
+    /// A simulated machine of this topology (checked first).
     pub fn new(topo: Topology) -> std::result::Result<Arc<Sim>, String> {
         topo.validate()?;
         let mut pagemaps = Vec::new();
@@ -266,10 +286,12 @@ impl Sim {
         Sim::new(topo)
     }
 
+    /// The topology it simulates.
     pub fn topology(&self) -> &Topology {
         &self.topo
     }
 
+    /// Its VRAM regions, in pagemap order.
     pub fn pagemaps(&self) -> &[PagemapInfo] {
         &self.pagemaps
     }
@@ -322,6 +344,7 @@ impl Sim {
 
     // -- clock, counters, injection ------------------------------------------
 
+    /// The simulated clock, in nanoseconds.
     pub fn now_ns(&self) -> u64 {
         self.clock.load(Ordering::Relaxed)
     }
@@ -339,6 +362,7 @@ impl Sim {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The counters now.
     pub fn counters(&self) -> CounterSnapshot {
         self.counters.snapshot()
     }
@@ -366,10 +390,12 @@ impl Sim {
     }
 
 
+    /// Arms a fault injection.
     pub fn inject(&self, injection: Injection) {
         self.state.lock().injector.arm(injection);
     }
 
+    /// Disarms every injection.
     pub fn clear_injections(&self) {
         self.state.lock().injector.clear();
     }

@@ -576,6 +576,7 @@ impl Sim {
 
     /// VM_BIND PREFETCH over a CPU-mirror span (docs/kernel-model.md §7). `target` None = system.
     /// Per-range failures become -ENODATA and are swallowed (counted).
+    #[allow(clippy::too_many_arguments)] // the ioctl's own fields: file, VM, device, span, region
     pub(super) fn prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, start: u64, end: u64, target: Option<u16>) -> Result<()> {
         let all_tiles = (1u8 << self.topo.devices[dev as usize].tiles) - 1;
         let mut a = start;

@@ -40,7 +40,9 @@ use crate::errno::Errno;
 /// A topology file error, with the 1-based line it was found on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
+    /// The 1-based line (0: no line).
     pub line: usize,
+    /// What is wrong.
     pub message: String,
 }
 

@@ -162,6 +162,7 @@ mod tests {
             libc::mmap(core::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
         };
         assert_ne!(p, libc::MAP_FAILED);
+        // SAFETY: unmaps the page mapped just above, which nothing else uses.
         unsafe { libc::munmap(p, 4096) };
         if MODE.load(Ordering::Relaxed) != DIRECT {
             assert_eq!(read::<u64>(p as u64), Err(Errno::EFAULT));

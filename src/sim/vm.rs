@@ -20,11 +20,17 @@ pub enum PrefTarget {
 /// madvise attributes of a VMA, as stored (docs/xe-uapi.md §6.7 "Effect").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attrs {
+    /// `devmem_fd` as madvise gave it.
     pub devmem_fd: u32,
+    /// `migration_policy` (stored, ignored).
     pub migration_policy: u16,
+    /// `region_instance` (7.0+).
     pub region_instance: u16,
+    /// The preferred location it resolves to.
     pub pref: PrefTarget,
+    /// Atomic mode.
     pub atomic: u32,
+    /// PAT index.
     pub pat: u16,
 }
 
@@ -43,6 +49,7 @@ impl Attrs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What backs a VMA.
 pub enum VmaKind {
     /// CPU_ADDR_MIRROR: populated by faults and prefetch.
     Mirror,
@@ -51,18 +58,26 @@ pub enum VmaKind {
 }
 
 #[derive(Clone, Debug)]
+/// A GPU VMA of a simulated VM.
 pub struct Vma {
+    /// One past its last address.
     pub end: u64,
+    /// What backs it.
     pub kind: VmaKind,
+    /// Read-only binding.
     pub readonly: bool,
+    /// Bound with MADVISE_AUTORESET.
     pub autoreset: bool,
+    /// The bind's PAT index.
     pub bind_pat: u16,
+    /// Its madvise attributes.
     pub attrs: Attrs,
 }
 
 /// An SVM range (GPU-side chunk). Never split; destroyed and re-faulted.
 #[derive(Clone, Debug)]
 pub struct SvmRange {
+    /// One past its last address.
     pub end: u64,
     /// Tiles with a valid (not invalidated) binding.
     pub bound: u8,
@@ -70,9 +85,13 @@ pub struct SvmRange {
     pub dpagemap: Option<u16>,
 }
 
+/// A simulated VM: its VMAs and SVM ranges.
 pub struct Vm {
+    /// `DRM_XE_VM_CREATE_FLAG_*`.
     pub flags: u32,
+    /// VMAs by start.
     pub vmas: BTreeMap<u64, Vma>,
+    /// SVM ranges by start.
     pub ranges: BTreeMap<u64, SvmRange>,
     /// Size of the VA space, 2^VA_BITS.
     pub va_size: u64,
@@ -83,6 +102,7 @@ pub struct Vm {
 }
 
 impl Vm {
+    /// A VM with these flags over [0, va_size).
     pub fn new(flags: u32, va_size: u64) -> Self {
         Vm { flags, vmas: BTreeMap::new(), ranges: BTreeMap::new(), va_size, gc_pending: Vec::new() }
     }
@@ -109,15 +129,18 @@ impl Vm {
         }
     }
 
+    /// Whether it was created with FAULT_MODE.
     pub fn fault_mode(&self) -> bool {
         self.flags & DRM_XE_VM_CREATE_FLAG_FAULT_MODE != 0
     }
 
+    /// The VMA at `addr`.
     pub fn vma_at(&self, addr: u64) -> Option<(u64, &Vma)> {
         let (&s, v) = self.vmas.range(..=addr).next_back()?;
         (addr < v.end).then_some((s, v))
     }
 
+    /// The SVM range at `addr`.
     pub fn range_at(&self, addr: u64) -> Option<(u64, &SvmRange)> {
         let (&s, r) = self.ranges.range(..=addr).next_back()?;
         (addr < r.end).then_some((s, r))
@@ -129,6 +152,7 @@ impl Vm {
         self.ranges.range(first..end).filter(|(_, r)| r.end > start).map(|(&s, _)| s).collect()
     }
 
+    /// Whether any SVM range overlaps [start, end).
     pub fn overlaps_range(&self, start: u64, end: u64) -> bool {
         let first = self.range_at(start).map_or(start, |(s, _)| s);
         self.ranges.range(first..end).any(|(_, r)| r.end > start)

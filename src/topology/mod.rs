@@ -7,8 +7,15 @@
 /// an open device in its context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Pagemap {
+    /// System memory.
     System,
-    Vram { device: u16, tile: u16 },
+    /// The VRAM of a device's tile.
+    Vram {
+        /// The device's slot.
+        device: u16,
+        /// The tile.
+        tile: u16,
+    },
 }
 
 impl std::fmt::Display for Pagemap {
@@ -21,6 +28,7 @@ impl std::fmt::Display for Pagemap {
 }
 
 impl Pagemap {
+    /// The device whose VRAM it is (None: system memory).
     pub fn device(self) -> Option<u16> {
         match self {
             Pagemap::System => None,
@@ -30,14 +38,18 @@ impl Pagemap {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What kind of link two devices have.
 pub enum LinkKind {
+    /// PCIe peer-to-peer.
     PcieP2p,
+    /// Xe Link.
     Fabric,
 }
 
 /// A link between two devices.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Link {
+    /// Its kind.
     pub kind: LinkKind,
     /// Whether device atomics may be served over it (the Xe kernel never
     /// does so today, docs/kernel-model.md §3.2; the flag informs resolve only).
@@ -52,7 +64,9 @@ pub enum LinkState {
     /// Not known yet: a madvise naming the peer will tell (ENOLINK or not).
     #[default]
     Unknown,
+    /// None (learned from ENOLINK, or set).
     Absent,
+    /// A usable link.
     Present(Link),
 }
 
@@ -85,6 +99,7 @@ impl Links {
         self.states = states;
     }
 
+    /// The state of the link between two devices.
     pub fn get(&self, a: u16, b: u16) -> LinkState {
         let (a, b) = (a as usize, b as usize);
         if a == b || a >= self.n || b >= self.n {
@@ -93,6 +108,7 @@ impl Links {
         self.states[a * self.n + b]
     }
 
+    /// Sets it (both directions).
     pub fn set(&mut self, a: u16, b: u16, s: LinkState) {
         if a == b {
             return;

@@ -22,11 +22,19 @@ pub enum PrefApplied {
     /// DEFAULT_DEVICE: the kernel's default after the mirror bind.
     #[default]
     DefaultDevice,
+    /// `DEFAULT_SYSTEM`.
     DefaultSystem,
-    Device { slot: u16, instance: u16 },
+    /// A device's VRAM region.
+    Device {
+        /// The device's slot.
+        slot: u16,
+        /// Its VRAM region instance.
+        instance: u16,
+    },
 }
 
 impl PrefApplied {
+    /// As the madvise argument, with `fd_of` giving each slot's fd.
     pub fn to_uapi(self, fd_of: impl Fn(u16) -> i32) -> PreferredLoc {
         match self {
             PrefApplied::DefaultDevice => PreferredLoc::DefaultDevice,
@@ -39,7 +47,9 @@ impl PrefApplied {
 /// Attributes applied to one device's VM over a range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DevAttrs {
+    /// The preferred location applied.
     pub pref: PrefApplied,
+    /// The atomic mode applied.
     pub atomic: u32,
 }
 
@@ -65,12 +75,16 @@ pub const USES_SATURATE: u32 = 8;
 /// move before (saturating at [`USES_SATURATE`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Move {
+    /// When (driver clock).
     pub at: u64,
+    /// Uses between the move before and this one.
     pub uses_before: u32,
 }
 
 #[derive(Debug)]
+/// What the library knows of one span.
 pub struct Record {
+    /// One past its last byte (the key is its start).
     pub end: u64,
     /// Where the library placed it (None: unknown).
     pub residency: Option<Pagemap>,
@@ -115,6 +129,7 @@ impl Clone for Record {
 }
 
 impl Record {
+    /// A record with nothing known.
     pub fn new(end: u64) -> Self {
         Record {
             end,
@@ -131,10 +146,12 @@ impl Record {
         }
     }
 
+    /// The attributes applied to a device's VM.
     pub fn attrs(&self, slot: u16) -> DevAttrs {
         self.attrs.get(slot as usize).copied().unwrap_or_default()
     }
 
+    /// Records the attributes applied to a device's VM.
     pub fn set_attrs(&mut self, slot: u16, a: DevAttrs) {
         if self.attrs.len() <= slot as usize {
             self.attrs.resize(slot as usize + 1, DevAttrs::default());
@@ -147,6 +164,7 @@ impl Record {
         self.moves.iter().filter(|m| now.saturating_sub(m.at) <= window).count()
     }
 
+    /// Records a move now: the uses since the last one go into the history.
     pub fn record_move(&mut self, now: u64) {
         if self.moves.len() == HISTORY {
             self.moves.remove(0);
@@ -310,10 +328,12 @@ impl Track {
         }
     }
 
+    /// Records kept.
     pub fn len(&self) -> usize {
         self.records.len()
     }
 
+    /// Whether none is kept.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }

@@ -124,9 +124,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// What `info` reports on: a driver, its fds, their names, and the simulator behind them.
+type Opened = (Box<dyn Driver>, Vec<i32>, Vec<String>, Option<Arc<Sim>>);
+
 fn info(sim: Option<String>, topology: Option<PathBuf>) -> Result<(), String> {
     let nodes = if sim.is_none() && topology.is_none() { discover(&Roots::default()).unwrap_or_default() } else { Vec::new() };
-    let (drv, fds, names, topo): (Box<dyn Driver>, Vec<i32>, Vec<String>, Option<Arc<Sim>>) = if !nodes.is_empty() {
+    let (drv, fds, names, topo): Opened = if !nodes.is_empty() {
         println!("driver: the Xe kernel driver ({} render node(s))", nodes.len());
         let mut fds = Vec::new();
         let mut names = Vec::new();

@@ -101,6 +101,8 @@ impl Report {
     }
 }
 
+/// The runtime a run drives: raw ioctls (kernel, prefetch) or the library.
+#[allow(clippy::large_enum_variant)] // one per run, never moved in a loop
 enum Runtime {
     Raw { drv: SimDriver, devs: Vec<(i32, u32)> },
     Lib { ctx: Context, devs: Vec<DeviceHandle> },
@@ -136,6 +138,16 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                 _ => SimDriver::new(sim.clone()),
             };
             let ctx = Context::new(Box::new(driver), Config::default());
+            // The honest rows run on what a process has: never the oracle's
+            // page table, and the one their row names.
+            let want = match policy {
+                PolicyKind::Oracle => PageTableAccess { source: PageTableSource::Oracle, privileged: true },
+                PolicyKind::XesvmPrivileged => PageTableAccess { source: PageTableSource::Read, privileged: true },
+                _ => PageTableAccess { source: PageTableSource::Scan, privileged: false },
+            };
+            if ctx.page_table() != want {
+                return Err(format!("{}: the engine reads the page table as {:?}, not {want:?}", policy.name(), ctx.page_table()));
+            }
             let devs = (0..ndev).map(|i| ctx.open_index(i)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("open: {e}"))?;
             Runtime::Lib { ctx, devs }
         }
@@ -284,6 +296,13 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
         t.add_sim_events(&sim.take_events());
     }
     let k = sim.counters();
+    // An honest row that placed something and never read the page table
+    // decided on something other than what a process sees.
+    if let Runtime::Lib { ctx, .. } = &rt {
+        if policy != PolicyKind::Oracle && ctx.stats().alloc_calls > 0 && k.page_table_reads == 0 {
+            return Err(format!("{}: {} alloc_vram calls and no page-table read", policy.name(), ctx.stats().alloc_calls));
+        }
+    }
     report.simulated_ns = sim.now_ns();
     report.bytes_to_vram = k.bytes_to_vram;
     report.bytes_to_system = k.bytes_to_system;

@@ -27,8 +27,11 @@ pub use space::CpuKind;
 use vram::*;
 pub use vram::DevAlloc;
 
+/// The page size.
 pub const PAGE: u64 = 4096;
+/// Pages per 2 MiB block.
 pub const PAGES_PER_BLOCK: usize = 512;
+/// A block: 2 MiB.
 pub const BLOCK: u64 = PAGE * PAGES_PER_BLOCK as u64; // 2 MiB
 /// User address space modelled: [0, 2^47) (x86-64 without 5-level paging).
 pub const VA_END: u64 = 1 << 47;
@@ -36,15 +39,20 @@ pub const VA_END: u64 = 1 << 47;
 /// A span's placement as get_pages sees it ([`Memory::prepare_pages`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Uniformity {
+    /// Some page is in system memory (or unpopulated).
     pub system: bool,
+    /// The one pagemap and allocation holding device pages, if only one.
     pub device: Option<(u16, u32)>,
+    /// Device pages of more than one pagemap or allocation.
     pub several_devices: bool,
 }
 
 /// A summary of a span's pages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Census {
+    /// Pages never populated.
     pub unpopulated: u64,
+    /// Pages in system memory.
     pub system: u64,
     /// Pages in the given target pagemap.
     pub in_target: u64,
@@ -52,12 +60,14 @@ pub struct Census {
     pub other_device: u64,
     /// Distinct other pagemaps seen (first two).
     pub other_pagemaps: [Option<u16>; 2],
+    /// Pages locked by a migration in flight.
     pub locked: u64,
 }
 
 /// Where a batch of pages came from when they moved.
 #[derive(Debug, Default)]
 pub struct Moved {
+    /// Pages moved.
     pub pages: u64,
     /// Bytes that had a system page to copy from.
     pub from_system: u64,
@@ -89,6 +99,7 @@ impl std::hash::Hasher for BlockHasher {
 
 type Blocks = std::collections::HashMap<u64, Block, std::hash::BuildHasherDefault<BlockHasher>>;
 
+/// The simulated machine's memory: every page's place and content, VRAM allocations, the CPU mappings.
 pub struct Memory {
     /// By block index. A hash map: a migration looks its block up several
     /// times, and nothing needs them in order.
@@ -127,6 +138,7 @@ fn by_block(pages: &[u64]) -> impl Iterator<Item = &[u64]> {
 }
 
 impl Memory {
+    /// Memory with the VRAM capacity of each pagemap.
     pub fn new(capacity: Vec<u64>) -> Self {
         let n = capacity.len();
         Memory {
@@ -136,10 +148,12 @@ impl Memory {
         }
     }
 
+    /// Bytes of a pagemap in use.
     pub fn used(&self, p: u16) -> u64 {
         self.t.used[p as usize]
     }
 
+    /// Bytes a pagemap holds.
     pub fn capacity(&self, p: u16) -> u64 {
         self.t.capacity[p as usize]
     }
@@ -154,10 +168,12 @@ impl Memory {
         self.blocks.entry(bi).or_insert(UNPOPULATED_BLOCK)
     }
 
+    /// Where the page at `addr` is.
     pub fn loc(&self, addr: u64) -> Loc {
         self.block(addr).map_or(Loc::Unpopulated, |b| Loc::decode(b.loc(idx(addr))))
     }
 
+    /// Whether a migration in flight holds the page at `addr`.
     pub fn is_locked(&self, addr: u64) -> bool {
         self.block(addr).is_some_and(|b| b.loc(idx(addr)) & LOCKED != 0)
     }

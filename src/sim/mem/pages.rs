@@ -7,8 +7,11 @@ use super::*;
 /// Where a page is, one byte per page: 0 unpopulated, 1 system, 2 + pagemap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Loc {
+    /// Never populated.
     Unpopulated,
+    /// System memory.
     System,
+    /// VRAM of this pagemap.
     Vram(u16),
 }
 

@@ -6,7 +6,9 @@ use super::*;
 /// Kind of CPU mapping at an address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuKind {
+    /// Not mapped.
     Unmapped,
+    /// Anonymous memory (malloc, mmap MAP_ANONYMOUS).
     Anonymous,
     /// File-backed or shmem: never placed in VRAM (docs/kernel-model.md §2 step 4).
     File,

@@ -16,7 +16,9 @@ pub(super) enum Tokens {
 /// A VRAM allocation backing (part of) one SVM range in one pagemap.
 #[derive(Debug)]
 pub struct DevAlloc {
+    /// The pagemap it lives in.
     pub pagemap: u16,
+    /// First address it backs.
     pub start: u64,
     /// Pages of the allocation.
     pub pages: u32,
@@ -32,9 +34,11 @@ pub struct DevAlloc {
 }
 
 impl DevAlloc {
+    /// Its size in bytes.
     pub fn bytes(&self) -> u64 {
         self.pages as u64 * PAGE
     }
+    /// One past the last address it backs.
     pub fn end(&self) -> u64 {
         self.start + self.bytes()
     }
@@ -233,6 +237,7 @@ impl Memory {
         out
     }
 
+    /// Every live allocation, with its id.
     pub fn allocations(&self) -> impl Iterator<Item = (u32, &DevAlloc)> {
         self.t.allocs.iter().enumerate().filter_map(|(i, a)| a.as_ref().map(|a| (i as u32, a)))
     }

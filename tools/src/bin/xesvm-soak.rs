@@ -134,6 +134,7 @@ fn arm_injections(sim: &Sim, p: f64, seed: u64) {
 }
 
 /// One thread's share of a phase; returns the operations done.
+#[allow(clippy::too_many_arguments)] // a thread's whole state, passed once
 fn worker(w: &World, t: usize, args: &Args, ops: u64, deadline: Option<Instant>, shadow: &mut [u64], rng: &mut Rng, tally: &Tally) -> u64 {
     let base = PRIVATE + t as u64 * args.ranges * RANGE;
     let n = w.dev.len() as u64;
