@@ -150,24 +150,42 @@ impl svm_context {
     }
 
     pub(super) fn device(&self, d: svm_device) -> Result<DeviceHandle, Failure> {
-        if d.id >> 32 != self.serial as u64 {
-            return Err(invalid("device is not a device of this context"));
-        }
-        let h = DeviceHandle { slot: d.id as u16, gen: (d.id >> 16) as u16 };
-        self.ctx.check_device(h).map_err(|e| match e {
-            Errno::ENODEV => Failure { errno: e, message: "device was closed".into() },
-            e => Failure { errno: e, message: "unknown device".into() },
-        })?;
+        let h = self.device_handle(d)?;
+        self.ctx.check_device(h).map_err(Self::device_failure)?;
         Ok(h)
     }
 
+    /// The handle an `svm_device` carries, checked against this context
+    /// only: a call that checks it under its own lock (resolve) says why
+    /// with [`svm_context::device_failure`].
+    pub(super) fn device_handle(&self, d: svm_device) -> Result<DeviceHandle, Failure> {
+        if d.id >> 32 != self.serial as u64 {
+            return Err(invalid("device is not a device of this context"));
+        }
+        Ok(DeviceHandle { slot: d.id as u16, gen: (d.id >> 16) as u16 })
+    }
+
+    /// What a handle's errno from policy means.
+    pub(super) fn device_failure(e: Errno) -> Failure {
+        match e {
+            Errno::ENODEV => Failure { errno: e, message: "device was closed".into() },
+            e => Failure { errno: e, message: "unknown device".into() },
+        }
+    }
+
     pub(super) fn pagemap_id(&self, pm: Pagemap) -> svm_pagemap {
+        let gen = match pm {
+            Pagemap::Vram { device, .. } => self.ctx.slot_gen(device).unwrap_or(0),
+            Pagemap::System => 0,
+        };
+        self.pagemap_id_of(pm, gen)
+    }
+
+    /// The `svm_pagemap` of a pagemap whose device slot has generation `gen`.
+    pub(super) fn pagemap_id_of(&self, pm: Pagemap, gen: u16) -> svm_pagemap {
         let low = match pm {
             Pagemap::System => 0xFFFF_FFFF,
-            Pagemap::Vram { device, tile } => {
-                let gen = self.ctx.slot_gen(device).unwrap_or(0);
-                (gen as u64 & 0xFF) << 24 | (device as u64 & 0xFF) << 16 | tile as u64
-            }
+            Pagemap::Vram { device, tile } => (gen as u64 & 0xFF) << 24 | (device as u64 & 0xFF) << 16 | tile as u64,
         };
         svm_pagemap { id: (self.serial as u64) << 32 | low }
     }

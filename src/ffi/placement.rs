@@ -42,24 +42,22 @@ pub unsafe extern "C" fn svm_resolve_pagemap(
         // SAFETY: `pagemap` is NULL or points to writable memory for its type (the header's contract).
         let o = unsafe { out(pagemap, "pagemap")? };
         let a = access_to_policy(access)?;
-        let h = c.device(device)?;
-        let pm = c.ctx.resolve(h, tile, start, size, a).map_err(|e| span_failure(e, start, size))?;
-        *o = c.pagemap_id(pm);
+        // One lock: policy checks the handle, decides, and names the slot.
+        let h = c.device_handle(device)?;
+        let (pm, gen) = c.ctx.resolve_tagged(h, tile, start, size, a).map_err(|e| match c.ctx.check_device(h) {
+            Err(d) => svm_context::device_failure(d),
+            Ok(()) => span_failure(e, start, size),
+        })?;
+        *o = c.pagemap_id_of(pm, gen);
         Ok(())
     })
 }
 
+/// A policy error on a span, with the reason for an EINVAL: policy's span
+/// rules in words (`policy::span_problem`), else the tile or pagemap.
 pub(super) fn span_failure(e: Errno, start: u64, size: u64) -> Failure {
     if e == Errno::EINVAL {
-        let why = if size == 0 {
-            "size is zero"
-        } else if start % policy::PAGE != 0 || size % policy::PAGE != 0 {
-            "start and size must be multiples of 4096"
-        } else if start.checked_add(size).is_none_or(|e| e > policy::VA_LIMIT) {
-            "the range overflows the user address space (2^47)"
-        } else {
-            "invalid argument (tile or pagemap)"
-        };
+        let why = policy::span_problem(start, size).unwrap_or("invalid argument (tile or pagemap)");
         return Failure { errno: e, message: format!("[{start:#x}, +{size:#x}): {why}") };
     }
     e.into()

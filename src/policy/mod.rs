@@ -242,12 +242,23 @@ impl From<Errno> for Miss {
 
 /// Checks a span: non-empty, page aligned, no overflow, in the user VA.
 pub fn check_span(start: u64, size: u64) -> Result<u64> {
-    if size == 0 || start % PAGE != 0 || size % PAGE != 0 {
-        return Err(Errno::EINVAL);
+    match span_problem(start, size) {
+        None => Ok(start + size),
+        Some(_) => Err(Errno::EINVAL),
     }
-    match start.checked_add(size) {
-        Some(end) if end <= VA_LIMIT => Ok(end),
-        _ => Err(Errno::EINVAL),
+}
+
+/// What is wrong with [start, start+size) as a span, if anything: the
+/// rules of [`check_span`], in words (the C ABI's error message).
+pub fn span_problem(start: u64, size: u64) -> Option<&'static str> {
+    if size == 0 {
+        Some("size is zero")
+    } else if start % PAGE != 0 || size % PAGE != 0 {
+        Some("start and size must be multiples of 4096")
+    } else if start.checked_add(size).is_none_or(|e| e > VA_LIMIT) {
+        Some("the range overflows the user address space (2^47)")
+    } else {
+        None
     }
 }
 

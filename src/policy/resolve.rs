@@ -16,10 +16,28 @@ impl Context {
     /// this context placed, pins and ping-pong history, links). No ioctl, no
     /// allocation.
     pub fn resolve(&self, h: DeviceHandle, tile: u16, start: u64, size: u64, access: Access) -> Result<Pagemap> {
+        self.resolve_tagged(h, tile, start, size, access).map(|(pm, _)| pm)
+    }
+
+    /// [`Context::resolve`], with the generation of the answer's device slot
+    /// (0 for system memory), read under the same lock: what the C ABI puts
+    /// in an `svm_pagemap`, so that a call takes the slots lock once. The
+    /// handle is checked here only (EINVAL unknown, ENODEV closed).
+    pub fn resolve_tagged(&self, h: DeviceHandle, tile: u16, start: u64, size: u64, access: Access) -> Result<(Pagemap, u16)> {
         let end = check_span(start, size)?;
         self.stats.local().resolve_calls.fetch_add(1, Ordering::Relaxed);
         let slots = self.slots.read();
-        let dev = Context::device_in(&slots, h)?;
+        let pm = self.resolve_in(&slots, h, tile, start, end, access)?;
+        let gen = match pm {
+            Pagemap::Vram { device, .. } => slots.get(device as usize).map_or(0, |s| s.gen),
+            Pagemap::System => 0,
+        };
+        Ok((pm, gen))
+    }
+
+    fn resolve_in(&self, slots: &[Slot], h: DeviceHandle, tile: u16, start: u64, end: u64, access: Access) -> Result<Pagemap> {
+        let size = end - start;
+        let dev = Context::device_in(slots, h)?;
         dev.check_alive()?;
         if tile as usize >= dev.tiles.len() {
             return Err(Errno::EINVAL);
@@ -53,7 +71,7 @@ impl Context {
         // first read in place.
         let read = matches!(access, Access::Read | Access::Prefetch);
         let links = self.links.read();
-        let reachable = |pm: Pagemap| Context::reaches(&links, &slots, h.slot, pm);
+        let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
         if let Some(r) = rec {
             // An explicit preferred location wins where it can be reached (rows 10-13).
             if let Some(p) = r.preferred.filter(|&p| reachable(p)) {
