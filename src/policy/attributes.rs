@@ -82,12 +82,9 @@ impl Context {
                     applied.push((d.slot, a));
                     placed.vms_applied |= 1 << d.slot;
                 }
-                Err(Errno::ENOLINK) => {
+                Err(e @ Errno::ENOLINK) => {
                     placed.vms_refused |= 1 << d.slot;
-                    if let Some(t) = cand.device() {
-                        self.links.write().set(d.slot, t, LinkState::Absent);
-                    }
-                    self.stats.count_errno(Errno::ENOLINK);
+                    self.suffer(e, d, Some(cand));
                     if !accessing {
                         crate::log!(crate::log::Level::Info, "preferred location {cand} on device {}'s VM: ENOLINK, ignored (that device keeps its own)", d.slot);
                     }
@@ -149,7 +146,7 @@ impl Context {
                 crate::driver::query::probe(&*self.driver, n.fd)
             });
             if let Err(own @ (Errno::ENODEV | Errno::ECANCELED)) = answer {
-                n.mark_dead(own);
+                self.suffer(own, n, None);
                 return (n.slot, own);
             }
         }
@@ -232,7 +229,7 @@ impl Context {
                     applied.push((d.slot, a));
                 }
                 Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
-                    d.mark_dead(e);
+                    self.suffer(e, d, None);
                     placed.vms_refused |= 1 << d.slot;
                 }
                 Err(e) => {
@@ -285,7 +282,7 @@ impl Context {
                     applied.push((d.slot, a));
                 }
                 Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
-                    d.mark_dead(e);
+                    self.suffer(e, d, None);
                     placed.vms_refused |= 1 << d.slot;
                 }
                 Err(e) => {

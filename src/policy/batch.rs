@@ -111,10 +111,7 @@ impl Context {
             if let Some(w) = own {
                 xe::release_fence_word(w); // nothing was queued: nothing will write it
             }
-            if matches!(e, Errno::ENODEV | Errno::ECANCELED) {
-                dev.mark_dead(e);
-            }
-            self.stats.count_errno(e);
+            self.suffer(e, &dev, None);
             return Err(e);
         }
         let ranges = spans.iter().map(|&(s, e, pm)| (s, e - s, pm)).collect();

@@ -43,10 +43,10 @@ impl Context {
         for d in &holders {
             match self.prefetch(d, start, size, 0, &mut placed) {
                 Ok(()) => {}
-                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => d.mark_dead(e),
                 Err(e) => {
-                    self.stats.count_errno(e);
-                    return Err(e);
+                    if self.suffer(e, d, None) != super::errors::Answer::DeviceGone {
+                        return Err(e);
+                    }
                 }
             }
         }

@@ -28,6 +28,7 @@ mod batch;
 mod attributes;
 mod brlock;
 mod device;
+mod errors;
 mod evict;
 mod observe;
 mod place;

@@ -7,6 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::errors::Answer;
 use super::record::merge_pieces;
 use crate::log::Span;
 use super::*;
@@ -394,22 +395,14 @@ impl Context {
                     self.stats.count_errno(e);
                     return Err(Miss::Fallback(e));
                 }
-                Err(Errno::ENOLINK) => {
-                    self.stats.count_errno(Errno::ENOLINK);
-                    crate::log!(crate::log::Level::Info, "alloc_vram {} device {} to {cand}: ENOLINK, the link is marked absent", Span(start, size), dev.slot);
-                    if let Some(d) = cand.device() {
-                        self.links.write().set(dev.slot, d, LinkState::Absent);
-                    }
-                    return Err(Miss::Fallback(Errno::ENOLINK));
-                }
-                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
-                    self.stats.count_errno(e);
-                    via.mark_dead(e);
-                    return Err(Miss::Fatal(e));
-                }
                 Err(e) => {
-                    self.stats.count_errno(e);
-                    return Err(Miss::Fatal(e));
+                    return Err(match self.suffer(e, &via, Some(cand)) {
+                        Answer::NoLink => {
+                            crate::log!(crate::log::Level::Info, "alloc_vram {} device {} to {cand}: ENOLINK, the link is marked absent", Span(start, size), dev.slot);
+                            Miss::Fallback(e)
+                        }
+                        _ => Miss::Fatal(e),
+                    });
                 }
             }
             // Step 4: a prefetch that reported success but left the range

@@ -145,7 +145,7 @@ impl Context {
             self.stats.count_errnos(Errno::EINTR, crate::driver::take_restarts());
             let attrs = match r {
                 Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
-                    d.mark_dead(e);
+                    self.suffer(e, d, None);
                     None
                 }
                 r => Some(r?),
