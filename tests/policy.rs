@@ -654,3 +654,39 @@ fn reads_of_system_data_rent_once_then_buy() {
     // Writes are never rented.
     assert_eq!(t.ctx.resolve(t.dev[0], 0, other, R, Access::Write).unwrap(), t.vram(0));
 }
+
+/// A device owns the fd the library opened, from open to the last
+/// reference: closing the device (or dropping the context) closes it once;
+/// an adopted fd is borrowed and stays open.
+#[test]
+fn a_device_owns_the_fd_it_opened_and_borrows_an_adopted_one() {
+    use xesvm::driver::{ioctl, xe};
+    use xesvm::sim::driver::SimDriver;
+    let sim = Sim::from_preset("dgpu").unwrap();
+    let raw = SimDriver::new(sim.clone());
+    let alive = |fd| {
+        let mut q = drm_xe_device_query { query: DRM_XE_DEVICE_QUERY_CONFIG, ..Default::default() };
+        ioctl(&raw, fd, DRM_IOCTL_XE_DEVICE_QUERY, &mut q)
+    };
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let h = ctx.open_index(0).unwrap();
+    let fd = ctx.device(h).unwrap().fd;
+    assert_eq!(alive(fd), Ok(()));
+    ctx.close(h).unwrap();
+    assert_eq!(alive(fd), Err(Errno::EBADF), "closed with the device");
+    // A context dropped with its devices open releases them.
+    let h = ctx.open_index(0).unwrap();
+    let fd = ctx.device(h).unwrap().fd;
+    drop(ctx);
+    assert_eq!(alive(fd), Err(Errno::EBADF), "closed with the context");
+    // Adopted: the runtime's fd and VM outlive the device and the context.
+    let fd = sim.open_device(0).unwrap();
+    let vm = xe::vm_create(&raw, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+    xe::bind_cpu_addr_mirror(&raw, fd, vm, 0, 1 << 47, false).unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let h = ctx.adopt(fd, vm).unwrap();
+    ctx.close(h).unwrap();
+    drop(ctx);
+    assert_eq!(alive(fd), Ok(()), "an adopted fd stays open");
+    assert!(xe::query_mem_range_attrs(&raw, fd, vm, 0, 1 << 20).is_ok(), "and its VM exists");
+}

@@ -3,6 +3,7 @@
 //! takes multi-device madvise.
 
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
 
 use crate::driver::query::DeviceInfo;
@@ -33,16 +34,61 @@ const MULTI_UNKNOWN: u8 = 0;
 const MULTI_YES: u8 = 1;
 const MULTI_NO: u8 = 2;
 
-/// An open device: its fd, VM(s), tiles and state.
+/// A device fd as the library holds it from the moment it exists: owned
+/// (the library opened it; closed through its driver when the last holder
+/// lets go) or borrowed (adopted: the runtime's, never closed here). The
+/// driver closes it, not libc: a simulated driver's fds are not the
+/// process's.
+pub struct DeviceFd {
+    raw: RawFd,
+    owned: bool,
+    driver: Arc<dyn Driver>,
+}
+
+impl DeviceFd {
+    /// An fd the library opened: it closes it.
+    pub(crate) fn owned(raw: RawFd, driver: Arc<dyn Driver>) -> Self {
+        DeviceFd { raw, owned: true, driver }
+    }
+
+    /// An fd the runtime owns: the library only uses it.
+    pub(crate) fn borrowed(raw: RawFd, driver: Arc<dyn Driver>) -> Self {
+        DeviceFd { raw, owned: false, driver }
+    }
+
+    /// The fd number.
+    pub fn raw(&self) -> RawFd {
+        self.raw
+    }
+
+    /// Whether the library closes it.
+    pub fn is_owned(&self) -> bool {
+        self.owned
+    }
+}
+
+impl Drop for DeviceFd {
+    fn drop(&mut self) {
+        if self.owned {
+            self.driver.close(self.raw);
+        }
+    }
+}
+
+/// An open device: its fd, VM(s), tiles and state. Dropping the last
+/// reference destroys the VM the library created (not in a forked child,
+/// whose VM ids name the parent's VMs) and closes the fd it opened.
 pub struct Device {
     /// Its slot.
     pub slot: u16,
     /// The slot's generation.
     pub gen: u16,
-    /// The device fd (owned unless adopted).
+    /// The device fd (the number of `file`, for the calls that take it).
     pub fd: RawFd,
-    /// The library opened the fd (else the runtime owns it: adopted).
-    pub owns_fd: bool,
+    /// The fd itself: owned, or borrowed from the runtime.
+    pub file: DeviceFd,
+    /// The fork generation the VM was created in (driver::fork).
+    process: u32,
     /// The VM placements bind in (tile 0's, where one VM per tile was adopted).
     pub vm_id: u32,
     /// Whether the library created the VM (and destroys it).
@@ -68,7 +114,8 @@ pub struct Device {
 
 impl Device {
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(slot: u16, gen: u16, fd: RawFd, owns_fd: bool, vm_id: u32, owns_vm: bool, info: DeviceInfo, id: Option<DeviceId>) -> Self {
+    pub(crate) fn new(slot: u16, gen: u16, file: DeviceFd, vm_id: u32, owns_vm: bool, info: DeviceInfo, id: Option<DeviceId>) -> Self {
+        let fd = file.raw();
         let ntiles = info.tiles().iter().max().map_or(1, |&t| t as usize + 1);
         let tiles: Vec<Option<TileVram>> = (0..ntiles as u16)
             .map(|t| info.vram_of_tile(t).map(|r| TileVram { instance: r.instance, capacity: r.total_size }))
@@ -78,7 +125,8 @@ impl Device {
             slot,
             gen,
             fd,
-            owns_fd,
+            file,
+            process: crate::driver::fork::generation(),
             vm_id,
             owns_vm,
             info,
@@ -157,14 +205,14 @@ impl Device {
         self.multi_device.store(if yes { MULTI_YES } else { MULTI_NO }, Ordering::Relaxed);
     }
 
-    /// Destroys what the library created and closes what it opened.
-    /// `destroy_vm`: false in a forked child, whose VM ids name the parent's VMs.
-    pub(crate) fn release(&self, driver: &dyn Driver, destroy_vm: bool) {
-        if self.owns_vm && destroy_vm {
-            let _ = xe::vm_destroy(driver, self.fd, self.vm_id);
-        }
-        if self.owns_fd {
-            driver.close(self.fd);
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // In a forked child the VM belongs to the parent's DRM file: only
+        // the child's copy of the fd is closed (by `file`, next).
+        if self.owns_vm && crate::driver::fork::generation() == self.process {
+            let _ = xe::vm_destroy(&*self.file.driver, self.fd, self.vm_id);
         }
     }
 }

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use brlock::{BrLock, ReadGuard};
 
 pub use batch::Batch;
-pub use device::{Device, DeviceHandle, MAX_DEVICES};
+pub use device::{Device, DeviceFd, DeviceHandle, MAX_DEVICES};
 pub use observe::Seen;
 pub use stats::{Stats, StatsSnapshot};
 
@@ -203,7 +203,7 @@ struct Slot {
 /// A placement context: a driver, its open devices, and what the library
 /// knows about ranges. Safe to use from many threads.
 pub struct Context {
-    driver: Box<dyn Driver>,
+    driver: Arc<dyn Driver>,
     config: Config,
     slots: BrLock<Vec<Slot>>,
     track: BrLock<Track>,
@@ -273,7 +273,7 @@ impl Context {
     pub fn new(driver: Box<dyn Driver>, config: Config) -> Context {
         Context {
             access: driver.page_table(),
-            driver,
+            driver: Arc::from(driver),
             config,
             slots: BrLock::new(Vec::new()),
             track: BrLock::new(Track::default()),
@@ -320,33 +320,16 @@ impl Context {
     // -- devices --------------------------------------------------------------
 
     /// `tile_vms`: one adopted VM per tile (empty: `vm` serves every tile).
-    fn attach(&self, fd: RawFd, owns_fd: bool, vm: Option<u32>, autoreset: bool, tile_vms: Vec<u32>) -> Result<DeviceHandle> {
-        let close = |fd| {
-            if owns_fd {
-                self.driver.close(fd)
-            }
-        };
-        let info = match crate::driver::query::query_device(&*self.driver, fd) {
-            Ok(i) => i,
-            Err(e) => {
-                close(fd);
-                return Err(e);
-            }
-        };
+    /// Every error path drops `file`, which closes it if the library owns it.
+    fn attach(&self, file: DeviceFd, vm: Option<u32>, autoreset: bool, tile_vms: Vec<u32>) -> Result<DeviceHandle> {
+        let fd = file.raw();
+        let info = crate::driver::query::query_device(&*self.driver, fd)?;
         if !info.config.has_cpu_addr_mirror() {
-            close(fd);
             return Err(Errno::EOPNOTSUPP);
         }
-
         let (vm_id, owns_vm) = match vm {
             Some(id) => (id, false),
-            None => match self.create_svm_vm(fd, &info) {
-                Ok(id) => (id, true),
-                Err(e) => {
-                    close(fd);
-                    return Err(e);
-                }
-            },
+            None => (self.create_svm_vm(fd, &info)?, true),
         };
         let id = self.driver.device_id(fd);
         let mut slots = self.slots.write();
@@ -358,7 +341,6 @@ impl Context {
                     if owns_vm {
                         let _ = xe::vm_destroy(&*self.driver, fd, vm_id);
                     }
-                    close(fd);
                     return Err(Errno::ENOSPC);
                 }
                 slots.push(Slot { gen: 0, dev: None });
@@ -366,7 +348,7 @@ impl Context {
             }
         };
         let gen = slots[slot].gen;
-        let mut dev = Device::new(slot as u16, gen, fd, owns_fd, vm_id, owns_vm, info, id);
+        let mut dev = Device::new(slot as u16, gen, file, vm_id, owns_vm, info, id);
         dev.autoreset = autoreset;
         dev.tile_vms = tile_vms;
         let dev = Arc::new(dev);
@@ -413,15 +395,15 @@ impl Context {
 
     /// Opens a device node (an Xe render node) and makes it ready for SVM.
     pub fn open_path(&self, path: &std::path::Path) -> Result<DeviceHandle> {
-        let fd = self.driver.open_path(path)?;
-        self.attach(fd, true, None, self.config.mirror_autoreset, Vec::new())
+        let file = DeviceFd::owned(self.driver.open_path(path)?, self.driver.clone());
+        self.attach(file, None, self.config.mirror_autoreset, Vec::new())
     }
 
     /// Opens device `index`: the index-th Xe render node, or the simulated
     /// device of that index.
     pub fn open_index(&self, index: u32) -> Result<DeviceHandle> {
-        let fd = self.driver.open_index(index)?;
-        self.attach(fd, true, None, self.config.mirror_autoreset, Vec::new())
+        let file = DeviceFd::owned(self.driver.open_index(index)?, self.driver.clone());
+        self.attach(file, None, self.config.mirror_autoreset, Vec::new())
     }
 
     /// Adopts an fd and a fault-mode VM (with the CPU-address mirror bound)
@@ -473,7 +455,7 @@ impl Context {
         } else {
             Vec::new()
         };
-        self.attach(fd, false, Some(vm_ids[0]), autoreset, tile_vms).map_err(|e| (e, "the device could not be attached"))
+        self.attach(DeviceFd::borrowed(fd, self.driver.clone()), Some(vm_ids[0]), autoreset, tile_vms).map_err(|e| (e, "the device could not be attached"))
     }
 
     /// One VM the runtime offers: it exists on the fd, has a binding, and is
@@ -510,9 +492,9 @@ impl Context {
         };
         self.track.write().forget_device(h.slot);
         self.links.write().forget(h.slot);
-        // In a forked child the VM belongs to the parent's DRM file: only the
-        // child's copy of the fd is closed.
-        dev.release(&*self.driver, self.check_process().is_ok());
+        // The last reference destroys the VM the library created and closes
+        // the fd it opened (Device's Drop; only the fd in a forked child).
+        drop(dev);
         Ok(())
     }
 
