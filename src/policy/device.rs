@@ -113,7 +113,6 @@ pub struct Device {
 }
 
 impl Device {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(slot: u16, gen: u16, file: DeviceFd, vm_id: u32, owns_vm: bool, info: DeviceInfo, id: Option<DeviceId>) -> Self {
         let fd = file.raw();
         let ntiles = info.tiles().iter().max().map_or(1, |&t| t as usize + 1);

@@ -12,6 +12,19 @@ use super::record::merge_pieces;
 use crate::log::Span;
 use super::*;
 
+/// One placement on its slow path: what every step of the flow shares
+/// (the slots, read once; the accessing device; the span; what is known of
+/// it as the attempt goes; what the page table showed). The result being
+/// built (`Placed`) travels beside it.
+struct Attempt<'a> {
+    slots: &'a [Slot],
+    dev: &'a Arc<Device>,
+    start: u64,
+    end: u64,
+    summary: Record,
+    seen: Option<Seen>,
+}
+
 impl Context {
     /// Makes [start, start+size) resident in `target` for accesses by device
     /// `h` (docs/design.md, "The placement flow"), and reports what happened.
@@ -66,7 +79,8 @@ impl Context {
             Check::Unknown => None,
         };
         let t0 = if crate::log::tracing() { crate::trace::now() } else { 0 };
-        let r = self.place(&slots, &dev, start, end, target, flags, seen, out);
+        let mut attempt = Attempt { slots: &slots, dev: &dev, start, end, summary: self.summary(start, end), seen };
+        let r = self.place(&mut attempt, target, flags, out);
         let p = &*out;
         if t0 != 0 {
             let outcome = match &r {
@@ -119,10 +133,9 @@ impl Context {
 
     /// The slow path of alloc_vram: thrash guard, then candidates in order
     /// (target, local VRAM, system) until one works.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn place(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, target: Pagemap, flags: AllocFlags, seen: Option<Seen>, placed: &mut Placed) -> Result<()> {
+    fn place(&self, a: &mut Attempt, target: Pagemap, flags: AllocFlags, placed: &mut Placed) -> Result<()> {
+        let Attempt { slots, dev, start, end, .. } = *a;
         let now = self.driver.now_ns();
-        let mut summary = self.summary(start, end);
         // What the page table shows (observed now, unless step 1 just did).
         // A range not where the record says was moved by someone else: the
         // CPU pulled it back, or another device's GPU fault took it. That
@@ -133,55 +146,57 @@ impl Context {
         // (is it still?), or any, for a reader that can name devices. A
         // range believed elsewhere is moved either way; the read after the
         // prefetch verifies it.
-        let worth = summary.residency.is_some_and(|r| r == target || self.access.names_devices());
-        let seen = seen.or_else(|| if worth { self.observe(start, end) } else { None });
-        if let Some(seen) = &seen {
+        let worth = a.summary.residency.is_some_and(|r| r == target || self.access.names_devices());
+        if a.seen.is_none() && worth {
+            a.seen = self.observe(start, end);
+        }
+        if let Some(seen) = &a.seen {
             // Pages the record puts in VRAM that are now all unpopulated were
             // freed (only a munmap discards device pages) without the runtime's
             // free hook: where the kernel resets attributes on free, they may
             // be gone (docs/kernel-model.md §8), so the records forget them too.
-            if matches!(summary.residency, Some(Pagemap::Vram { .. })) && seen.samples > 0 && seen.unpopulated == seen.samples {
+            if matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && seen.samples > 0 && seen.unpopulated == seen.samples {
                 crate::log!(crate::log::Level::Info, "alloc_vram {}: the page table shows it unpopulated: freed and mapped again; its attributes are re-applied", Span(start, end - start));
                 self.forget_reset_attrs(slots, start, end);
-                let residency = summary.residency;
-                summary = self.summary(start, end);
-                summary.residency = residency;
+                let residency = a.summary.residency;
+                a.summary = self.summary(start, end);
+                a.summary.residency = residency;
             }
-            let actual = self.place_of(slots, seen, summary.residency);
-            if summary.residency.is_some() && actual != summary.residency {
-                summary.record_move(now);
+            let actual = self.place_of(slots, seen, a.summary.residency);
+            if a.summary.residency.is_some() && actual != a.summary.residency {
+                a.summary.record_move(now);
                 // Hand-off in one round trip: pages the library put in VRAM
                 // are back in system memory, so the CPU used them (or the
                 // kernel evicted them, short of room). Moving them again would
                 // pay a copy each way per hand-off; held in system memory,
                 // both sides reach them at host bandwidth. The pin expires
                 // (pin_ns), so a phase without the CPU migrates again.
-                if matches!(summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System) && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD) {
+                if matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System) && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD) {
                     crate::log!(crate::log::Level::Info, "alloc_vram {}: the page table shows it pulled back to system memory: held there for {} ms (hand-off)", Span(start, end - start), self.config.pin_ns / 1_000_000);
-                    summary.pinned_until = summary.pinned_until.max(now + self.config.pin_ns);
+                    a.summary.pinned_until = a.summary.pinned_until.max(now + self.config.pin_ns);
                 }
             }
-            summary.residency = actual;
+            a.summary.residency = actual;
         }
 
         // Step 5 (checked first): the thrash guard.
         let mut target = target;
         if !flags.contains(AllocFlags::IGNORE_THRASH_GUARD) {
-            if let Some(cur) = summary.residency.filter(|&c| c != target) {
-                if now < summary.pinned_until || summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves) {
-                    let until = summary.pinned_until.max(now + self.config.pin_ns);
+            if let Some(cur) = a.summary.residency.filter(|&c| c != target) {
+                if now < a.summary.pinned_until || a.summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves) {
+                    let until = a.summary.pinned_until.max(now + self.config.pin_ns);
                     if !Context::reaches(&self.links.read(), slots, dev.slot, cur) {
                         // Held where this device cannot reach it (no link), the
                         // range would move here on the first GPU fault anyway:
                         // the pin goes to system memory, which every device
                         // reaches (one move, then no more).
                         crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: thrashing in {cur}, which it cannot reach: pinned in system memory, not {target}", Span(start, end - start), dev.slot);
-                        summary.pinned_until = until;
+                        a.summary.pinned_until = until;
                         placed.pinned = true;
                         target = Pagemap::System;
                     } else {
-                        self.hold(slots, dev, start, end, cur, until, &summary, placed)?;
-                        crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {cur} (moved {} times in the window), not moved to {target}", Span(start, end - start), dev.slot, summary.moves_within(now, self.config.thrash_window_ns));
+                        self.hold(a, cur, until, placed)?;
+                        crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {cur} (moved {} times in the window), not moved to {target}", Span(start, end - start), dev.slot, a.summary.moves_within(now, self.config.thrash_window_ns));
                         return Ok(());
                     }
                 }
@@ -192,11 +207,11 @@ impl Context {
         // where it is (served remotely): that is a pin too, so that the uses
         // it now gets there do not end it before its time.
         if !flags.contains(AllocFlags::IGNORE_THRASH_GUARD)
-            && summary.residency == Some(target)
+            && a.summary.residency == Some(target)
             && target.device() != Some(dev.slot)
-            && summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves)
+            && a.summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves)
         {
-            summary.pinned_until = summary.pinned_until.max(now + self.config.pin_ns);
+            a.summary.pinned_until = a.summary.pinned_until.max(now + self.config.pin_ns);
             placed.pinned = true;
             crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {target}, served remotely (thrashing)", Span(start, end - start), dev.slot);
         }
@@ -225,7 +240,7 @@ impl Context {
                 last = Errno::ENOSPC;
                 continue;
             }
-            match self.try_candidate(slots, dev, start, end, cand, &summary, seen.as_ref(), placed) {
+            match self.try_candidate(a, cand, placed) {
                 Ok(()) => {
                     if i > 0 {
                         placed.fell_back = true;
@@ -249,15 +264,15 @@ impl Context {
     }
 
     /// Attributes + prefetch + verification for one candidate (steps 2-4).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn try_candidate(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, cand: Pagemap, summary: &Record, seen: Option<&Seen>, placed: &mut Placed) -> std::result::Result<(), Miss> {
+    fn try_candidate(&self, a: &Attempt, cand: Pagemap, placed: &mut Placed) -> std::result::Result<(), Miss> {
+        let Attempt { slots, dev, start, end, ref summary, .. } = *a;
         // Step 2: the same preferred location on every device VM, skipping
         // madvise calls whose effect is recorded. What was applied is recorded
         // however the attempt ends, so the record never disagrees with the kernel.
         let mut applied = Vec::new();
         let outcome = self
             .apply_preferred(slots, Some(dev.slot), start, end, cand, summary, placed, &mut applied)
-            .and_then(|()| self.migrate_verified(slots, dev, start, end, cand, summary, seen, placed));
+            .and_then(|()| self.migrate_verified(a, cand, placed));
         let moved = match outcome {
             Ok(moved) => moved,
             Err(m) => {
@@ -292,8 +307,8 @@ impl Context {
 
     /// The thrash guard holds a range where it is: mapped remotely from the
     /// accessing device where the link allows, and pinned until `until`.
-    #[allow(clippy::too_many_arguments)]
-    fn hold(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, cur: Pagemap, until: u64, summary: &Record, placed: &mut Placed) -> Result<()> {
+    fn hold(&self, a: &Attempt, cur: Pagemap, until: u64, placed: &mut Placed) -> Result<()> {
+        let Attempt { slots, dev, start, end, ref summary, .. } = *a;
         let remote = match cur {
             Pagemap::System => Some(PrefApplied::DefaultSystem),
             Pagemap::Vram { device, .. } if device == dev.slot => None,
@@ -330,8 +345,9 @@ impl Context {
 
     /// Steps 3 and 4: PREFETCH with user fence, each errno's answer, and the
     /// check that the range really is there. Returns whether data moved.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn migrate_verified(&self, slots: &[Slot], dev: &Arc<Device>, start: u64, end: u64, cand: Pagemap, summary: &Record, seen: Option<&Seen>, placed: &mut Placed) -> std::result::Result<bool, Miss> {
+    fn migrate_verified(&self, a: &Attempt, cand: Pagemap, placed: &mut Placed) -> std::result::Result<bool, Miss> {
+        let Attempt { slots, dev, start, end, ref summary, ref seen } = *a;
+        let seen = seen.as_ref();
         let size = end - start;
         let (region, via) = match cand {
             Pagemap::System => (0, dev.clone()),
