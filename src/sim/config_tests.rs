@@ -65,7 +65,10 @@ fn errors_name_line_and_field() {
         ("[[device]]\nname = \"x", 2, "invalid basic string"),
         ("just words", 1, "expected `.`, `=`"),
         ("[[device]]\nname = 2025-01-01", 2, "cannot read a date"),
-        ("[device]\nname = \"x\"", 2, "[[device]]"),
+        // A [device] table where [[device]] belongs: its header is at fault.
+        ("[device]\nname = \"x\"", 1, "[[device]]"),
+        ("[[costs]]\nh2d_gbps = 1", 1, "one table: [costs]"),
+        ("[[device]]\n[device.x]\ny = 1", 2, "unexpected table `device.x`"),
         ("", 0, "at least one [[device]]"),
         ("[[device]]\n[costs]\nh2d_gbps = -1", 3, "costs.h2d_gbps"),
     ];

@@ -187,49 +187,21 @@ fn line_at(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
     span.map_or(0, |r| text[..r.start.min(text.len())].matches('\n').count() + 1)
 }
 
-/// The file's fields in document order, as (table, key, value, line); a
-/// table's header line goes with an empty key (toml_edit parses the TOML,
-/// this only walks what it found and keeps each line for the messages).
-fn fields(text: &str) -> Result<Vec<(String, String, Option<Value>, usize)>, ParseError> {
-    let doc = toml_edit::ImDocument::parse(text).map_err(|e| err(line_at(text, e.span()), e.message().trim().to_string()))?;
+/// The fields of one table, in document order, each with its line
+/// (toml_edit parses; this keeps the lines for the messages).
+fn fields<'a>(text: &str, name: &'a str, t: &toml_edit::Table, header: usize) -> Result<Vec<Field<'a>>, ParseError> {
     let mut out = Vec::new();
-    let push_table = |name: &str, t: &toml_edit::Table, header: usize, out: &mut Vec<_>| -> Result<(), ParseError> {
-        out.push((name.to_string(), String::new(), None, header));
-        for (k, item) in t.iter() {
-            let line = t.get_key_value(k).and_then(|(key, _)| key.span()).map_or(header, |s| line_at(text, Some(s)));
-            match item {
-                toml_edit::Item::Value(v) => out.push((name.to_string(), k.to_string(), Some(value_of(v, line)?), line)),
-                _ => return Err(err(line, format!("unexpected table `{name}.{k}`"))),
-            }
-        }
-        Ok(())
-    };
-    let root = doc.as_table();
-    // Plain keys come before any table in TOML: take them first.
-    for (k, item) in root.iter() {
-        if let toml_edit::Item::Value(v) = item {
-            let line = root.get_key_value(k).and_then(|(key, _)| key.span()).map_or(0, |s| line_at(text, Some(s)));
-            out.push((String::new(), k.to_string(), Some(value_of(v, line)?), line));
-        }
-    }
-    for (k, item) in root.iter() {
-        let line = root.get_key_value(k).and_then(|(key, _)| key.span()).map_or(0, |s| line_at(text, Some(s)));
+    for (k, item) in t.iter() {
+        let line = t.get_key_value(k).and_then(|(key, _)| key.span()).map_or(header, |s| line_at(text, Some(s)));
         match item {
-            toml_edit::Item::Value(_) | toml_edit::Item::None => {}
-            toml_edit::Item::Table(t) => push_table(k, t, line_at(text, t.span()).max(line), &mut out)?,
-            toml_edit::Item::ArrayOfTables(a) => {
-                for t in a.iter() {
-                    push_table(k, t, line_at(text, t.span()).max(line), &mut out)?;
-                }
+            toml_edit::Item::Value(v) => out.push(Field { table: name, key: k.to_string(), value: value_of(v, line)?, line }),
+            _ => {
+                let what = if name.is_empty() { format!("`{k}`") } else { format!("`{name}.{k}`") };
+                return Err(err(line, format!("unexpected table {what}")));
             }
         }
     }
     Ok(out)
-}
-
-/// Whether `[[name]]` appears (device and link sections are arrays of tables).
-fn text_has_array_table(text: &str, name: &str) -> bool {
-    text.lines().any(|l| l.trim().strip_prefix("[[").and_then(|r| r.strip_suffix("]]")).is_some_and(|n| n.trim() == name))
 }
 
 impl Topology {
@@ -240,138 +212,51 @@ impl Topology {
 }
 
 fn parse_topology(text: &str) -> Result<Topology, ParseError> {
+    let doc = toml_edit::ImDocument::parse(text).map_err(|e| err(line_at(text, e.span()), e.message().trim().to_string()))?;
+    let root = doc.as_table();
     let mut topo = Topology::new(Vec::new());
     let mut link_lines: Vec<usize> = Vec::new();
     let mut link_bandwidth_set: Vec<bool> = Vec::new();
-    for (table, key, value, line) in fields(text)? {
-        let Some(value) = value else {
-            // A table header: [[device]], [[link]] or [costs].
-            match table.as_str() {
-                "device" => topo.devices.push(DeviceSpec::discrete(&format!("gpu{}", topo.devices.len()), 1, 16 * GIB)),
-                "link" => {
-                    topo.links.push(LinkSpec { a: 0, b: 0, kind: LinkKind::PcieP2p, bandwidth: 0.0, atomics: false });
-                    link_lines.push(line);
-                    link_bandwidth_set.push(false);
-                }
-                "costs" => {}
-                other => return Err(err(line, format!("unknown table `{other}` (expected [costs], [[device]] or [[link]])"))),
-            }
-            continue;
-        };
-        if (table == "device" || table == "link") && !text_has_array_table(text, &table) {
-            return Err(err(line, format!("`{table}` must be an array of tables: [[{table}]]")));
-        }
-        let f = Field { table: &table, key, value, line };
-        match table.as_str() {
-            "" => match f.key.as_str() {
-                "kernel" => {
-                    let s = f.string()?;
-                    topo.kernel = KernelVersion::parse(s)
-                        .ok_or_else(|| err(line, format!("field `kernel`: unknown version \"{s}\" (expected \"6.18\", \"7.0\" or \"7.1\")")))?;
-                }
-                "system_memory" => topo.system_memory = f.size()?,
-                k => return Err(err(line, format!("unknown field `{k}` (expected kernel or system_memory)"))),
-            },
-            "device" => {
-                let d = topo.devices.last_mut().expect("pushed at [[device]]");
-                match f.key.as_str() {
-                    "name" => d.name = f.string()?.to_string(),
-                    "tiles" => {
-                        let t = f.int()?;
-                        if !(1..=2).contains(&t) {
-                            return Err(err(line, format!("field `device.tiles`: {t} is not 1 or 2")));
-                        }
-                        d.tiles = t as u16;
-                    }
-                    "vram_per_tile" => d.vram_per_tile = f.size()?,
-                    "integrated" => d.integrated = f.boolean()?,
-                    "device_atomics_on_smem" => d.device_atomics_on_smem = f.boolean()?,
-                    "need_64k" => d.need_64k = f.boolean()?,
-                    "page_faults" => d.page_faults = f.boolean()?,
-                    "needs_scratch" => d.needs_scratch = f.boolean()?,
-                    "device_id" => d.device_id = f.uint(0xffff)? as u16,
-                    k => return Err(err(line, format!("unknown field `device.{k}`"))),
-                }
-                if d.integrated && f.key == "integrated" {
-                    d.vram_per_tile = 0;
+    // Plain keys (kernel, system_memory) come before any table in TOML.
+    let plain = toml_edit::Table::from_iter(root.iter().filter(|(_, i)| i.is_value()).map(|(k, i)| (k, i.clone())));
+    for f in fields(text, "", &plain, 0)? {
+        let line = root.get_key_value(&f.key).and_then(|(key, _)| key.span()).map_or(0, |s| line_at(text, Some(s)));
+        root_field(&mut topo, &Field { line, ..f })?;
+    }
+    for (k, item) in root.iter() {
+        let line = root.get_key_value(k).and_then(|(key, _)| key.span()).map_or(0, |s| line_at(text, Some(s)));
+        match (k, item) {
+            (_, toml_edit::Item::Value(_) | toml_edit::Item::None) => {}
+            ("costs", toml_edit::Item::Table(t)) => {
+                for f in fields(text, "costs", t, line_at(text, t.span()).max(line))? {
+                    cost_field(&mut topo.costs, &f)?;
                 }
             }
-            "link" => {
-                let idx = topo.links.len() - 1;
-                let l = &mut topo.links[idx];
-                match f.key.as_str() {
-                    "devices" => match &f.value {
-                        Value::Array(v) if v.len() == 2 => {
-                            let ids: Vec<i64> = v
-                                .iter()
-                                .map(|x| match x {
-                                    Value::Int(i) if *i >= 0 => Ok(*i),
-                                    _ => Err(err(line, "field `link.devices`: expected two device indices, e.g. [0, 1]")),
-                                })
-                                .collect::<Result<_, _>>()?;
-                            l.a = ids[0] as u32;
-                            l.b = ids[1] as u32;
-                        }
-                        _ => return Err(err(line, "field `link.devices`: expected two device indices, e.g. [0, 1]")),
-                    },
-                    "kind" => {
-                        l.kind = match f.string()? {
-                            "p2p" | "pcie" | "pcie-p2p" => LinkKind::PcieP2p,
-                            "fabric" | "xelink" => LinkKind::Fabric,
-                            "none" => LinkKind::None,
-                            s => return Err(err(line, format!("field `link.kind`: unknown kind \"{s}\" (expected \"p2p\", \"fabric\" or \"none\")"))),
-                        }
+            ("device", toml_edit::Item::ArrayOfTables(a)) => {
+                for t in a.iter() {
+                    topo.devices.push(DeviceSpec::discrete(&format!("gpu{}", topo.devices.len()), 1, 16 * GIB));
+                    let d = topo.devices.last_mut().expect("just pushed");
+                    for f in fields(text, "device", t, line_at(text, t.span()).max(line))? {
+                        device_field(d, &f)?;
                     }
-                    "bandwidth_gbps" => {
-                        let g = f.float()?;
-                        if g.is_nan() || g <= 0.0 {
-                            return Err(err(line, "field `link.bandwidth_gbps`: must be positive"));
-                        }
-                        l.bandwidth = g * 1e9;
-                        link_bandwidth_set[idx] = true;
-                    }
-                    "atomics" => l.atomics = f.boolean()?,
-                    k => return Err(err(line, format!("unknown field `link.{k}`"))),
                 }
             }
-            "costs" => {
-                let c = &mut topo.costs;
-                let us = |f: &Field| -> Result<u64, ParseError> {
-                    let v = f.float()?;
-                    if v.is_nan() || v < 0.0 {
-                        return Err(err(f.line, format!("field `{}`: must not be negative", f.name())));
+            ("link", toml_edit::Item::ArrayOfTables(a)) => {
+                for t in a.iter() {
+                    let header = line_at(text, t.span()).max(line);
+                    let mut l = LinkSpec { a: 0, b: 0, kind: LinkKind::PcieP2p, bandwidth: 0.0, atomics: false };
+                    let mut bandwidth_set = false;
+                    for f in fields(text, "link", t, header)? {
+                        bandwidth_set |= link_field(&mut l, &f)?;
                     }
-                    Ok((v * 1000.0) as u64)
-                };
-                let gbps = |f: &Field| -> Result<f64, ParseError> {
-                    let v = f.float()?;
-                    if v.is_nan() || v <= 0.0 {
-                        return Err(err(f.line, format!("field `{}`: must be positive", f.name())));
-                    }
-                    Ok(v * 1e9)
-                };
-                match f.key.as_str() {
-                    "fault_service_us" => c.fault_service_ns = us(&f)?,
-                    "copy_submit_us" => c.copy_submit_ns = us(&f)?,
-                    "copy_fixed_us" => c.copy_fixed_ns = us(&f)?,
-                    "per_page_cpu_us" => c.per_page_cpu_ns = us(&f)?,
-                    "device_huge_pages" => c.device_huge_pages = f.boolean()?,
-                    "tlb_invalidation_us" => c.tlb_invalidation_ns = us(&f)?,
-                    "ioctl_us" => c.ioctl_ns = us(&f)?,
-                    "cpu_fault_us" => c.cpu_fault_ns = us(&f)?,
-                    "h2d_gbps" => c.h2d_bandwidth = gbps(&f)?,
-                    "d2h_gbps" => c.d2h_bandwidth = gbps(&f)?,
-                    "p2p_gbps" => c.p2p_bandwidth = gbps(&f)?,
-                    "fabric_gbps" => c.fabric_bandwidth = gbps(&f)?,
-                    "clear_gbps" => c.clear_bandwidth = gbps(&f)?,
-                    "atomic_timeslice_ms" => c.atomic_timeslice_ns = us(&f)? * 1000,
-                    "pagemap_call_ns" => c.pagemap_call_ns = us(&f)? / 1000,
-                    "pagemap_scan_page_ns" => c.pagemap_scan_page_ns = us(&f)? / 1000,
-                    "pagemap_read_page_ns" => c.pagemap_read_page_ns = us(&f)? / 1000,
-                    k => return Err(err(line, format!("unknown field `costs.{k}`"))),
+                    topo.links.push(l);
+                    link_lines.push(header);
+                    link_bandwidth_set.push(bandwidth_set);
                 }
             }
-            _ => unreachable!("tables are checked at their header"),
+            ("device" | "link", _) => return Err(err(line, format!("`{k}` must be an array of tables: [[{k}]]"))),
+            ("costs", _) => return Err(err(line, "`costs` must be one table: [costs]")),
+            (other, _) => return Err(err(line, format!("unknown table `{other}` (expected [costs], [[device]] or [[link]])"))),
         }
     }
     // Links without an explicit bandwidth take their kind's default from [costs].
@@ -394,5 +279,129 @@ fn parse_topology(text: &str) -> Result<Topology, ParseError> {
         return Err(err(line, m));
     }
     Ok(topo)
+}
+
+
+/// A top-level field.
+fn root_field(topo: &mut Topology, f: &Field) -> Result<(), ParseError> {
+    let line = f.line;
+    match f.key.as_str() {
+        "kernel" => {
+            let s = f.string()?;
+            topo.kernel = KernelVersion::parse(s)
+                .ok_or_else(|| err(line, format!("field `kernel`: unknown version \"{s}\" (expected \"6.18\", \"7.0\" or \"7.1\")")))?;
+        }
+        "system_memory" => topo.system_memory = f.size()?,
+        k => return Err(err(line, format!("unknown field `{k}` (expected kernel or system_memory)"))),
+    }
+    Ok(())
+}
+
+/// A field of a `[[device]]`.
+fn device_field(d: &mut DeviceSpec, f: &Field) -> Result<(), ParseError> {
+    let line = f.line;
+    match f.key.as_str() {
+        "name" => d.name = f.string()?.to_string(),
+        "tiles" => {
+            let t = f.int()?;
+            if !(1..=2).contains(&t) {
+                return Err(err(line, format!("field `device.tiles`: {t} is not 1 or 2")));
+            }
+            d.tiles = t as u16;
+        }
+        "vram_per_tile" => d.vram_per_tile = f.size()?,
+        "integrated" => d.integrated = f.boolean()?,
+        "device_atomics_on_smem" => d.device_atomics_on_smem = f.boolean()?,
+        "need_64k" => d.need_64k = f.boolean()?,
+        "page_faults" => d.page_faults = f.boolean()?,
+        "needs_scratch" => d.needs_scratch = f.boolean()?,
+        "device_id" => d.device_id = f.uint(0xffff)? as u16,
+        k => return Err(err(line, format!("unknown field `device.{k}`"))),
+    }
+    if d.integrated && f.key == "integrated" {
+        d.vram_per_tile = 0;
+    }
+    Ok(())
+}
+
+/// A field of a `[[link]]`; whether it set the bandwidth.
+fn link_field(l: &mut LinkSpec, f: &Field) -> Result<bool, ParseError> {
+    let line = f.line;
+    let mut bandwidth_set = false;
+    match f.key.as_str() {
+        "devices" => match &f.value {
+            Value::Array(v) if v.len() == 2 => {
+                let ids: Vec<i64> = v
+                    .iter()
+                    .map(|x| match x {
+                        Value::Int(i) if *i >= 0 => Ok(*i),
+                        _ => Err(err(line, "field `link.devices`: expected two device indices, e.g. [0, 1]")),
+                    })
+                    .collect::<Result<_, _>>()?;
+                l.a = ids[0] as u32;
+                l.b = ids[1] as u32;
+            }
+            _ => return Err(err(line, "field `link.devices`: expected two device indices, e.g. [0, 1]")),
+        },
+        "kind" => {
+            l.kind = match f.string()? {
+                "p2p" | "pcie" | "pcie-p2p" => LinkKind::PcieP2p,
+                "fabric" | "xelink" => LinkKind::Fabric,
+                "none" => LinkKind::None,
+                s => return Err(err(line, format!("field `link.kind`: unknown kind \"{s}\" (expected \"p2p\", \"fabric\" or \"none\")"))),
+            }
+        }
+        "bandwidth_gbps" => {
+            let g = f.float()?;
+            if g.is_nan() || g <= 0.0 {
+                return Err(err(line, "field `link.bandwidth_gbps`: must be positive"));
+            }
+            l.bandwidth = g * 1e9;
+            bandwidth_set = true;
+        }
+        "atomics" => l.atomics = f.boolean()?,
+        k => return Err(err(line, format!("unknown field `link.{k}`"))),
+    }
+    Ok(bandwidth_set)
+}
+
+/// A field of `[costs]`.
+fn cost_field(c: &mut Costs, f: &Field) -> Result<(), ParseError> {
+    let line = f.line;
+    let us = |f: &Field| -> Result<u64, ParseError> {
+        let v = f.float()?;
+        if v.is_nan() || v < 0.0 {
+            return Err(err(f.line, format!("field `{}`: must not be negative", f.name())));
+        }
+        Ok((v * 1000.0) as u64)
+    };
+    let gbps = |f: &Field| -> Result<f64, ParseError> {
+        let v = f.float()?;
+        if v.is_nan() || v <= 0.0 {
+            return Err(err(f.line, format!("field `{}`: must be positive", f.name())));
+        }
+        Ok(v * 1e9)
+    };
+    match f.key.as_str() {
+        "fault_service_us" => c.fault_service_ns = us(f)?,
+        "copy_submit_us" => c.copy_submit_ns = us(f)?,
+        "copy_fixed_us" => c.copy_fixed_ns = us(f)?,
+        "per_page_cpu_us" => c.per_page_cpu_ns = us(f)?,
+        "device_huge_pages" => c.device_huge_pages = f.boolean()?,
+        "tlb_invalidation_us" => c.tlb_invalidation_ns = us(f)?,
+        "ioctl_us" => c.ioctl_ns = us(f)?,
+        "cpu_fault_us" => c.cpu_fault_ns = us(f)?,
+        "h2d_gbps" => c.h2d_bandwidth = gbps(f)?,
+        "d2h_gbps" => c.d2h_bandwidth = gbps(f)?,
+        "p2p_gbps" => c.p2p_bandwidth = gbps(f)?,
+        "fabric_gbps" => c.fabric_bandwidth = gbps(f)?,
+        "clear_gbps" => c.clear_bandwidth = gbps(f)?,
+        "atomic_timeslice_ms" => c.atomic_timeslice_ns = us(f)? * 1000,
+        "pagemap_call_ns" => c.pagemap_call_ns = us(f)? / 1000,
+        "pagemap_scan_page_ns" => c.pagemap_scan_page_ns = us(f)? / 1000,
+        "pagemap_read_page_ns" => c.pagemap_read_page_ns = us(f)? / 1000,
+        k => return Err(err(line, format!("unknown field `costs.{k}`"))),
+    }
+    Ok(())
 }
 
