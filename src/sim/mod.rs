@@ -24,6 +24,7 @@ pub mod inject;
 mod ioctl;
 pub mod mem;
 mod process;
+mod query;
 mod svm;
 mod uaccess;
 pub mod vm;

@@ -16,6 +16,7 @@
 use core::mem::{align_of, offset_of, size_of};
 
 pub mod pagemap;
+pub mod query;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("xesvm encodes the 64-bit Xe uAPI layout (docs/xe-uapi.md §4); 32-bit targets are not supported");

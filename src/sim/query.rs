@@ -1,0 +1,400 @@
+//! DEVICE_QUERY as `xe_query.c` answers it (docs/xe-uapi.md §6.1): the
+//! dispatch (`xe_query_ioctl`: MBZ fields, the id), the size protocol every
+//! `query_*` function shares (size 0 asks the size; any other size must be
+//! exactly it), and each id's reply for the simulated platform. The
+//! placement engine reads ENGINES to GT_LIST; the others are answered for
+//! third-party code (IGT's `xe_query`, Intel's compute runtime).
+
+use core::mem::size_of;
+
+use super::config::KernelVersion;
+use super::ioctl::{copy_in, copy_out};
+use super::uaccess;
+use super::{Guard, Sim};
+use crate::errno::{Errno, Result};
+use crate::uapi::query::*;
+use crate::uapi::*;
+
+const PAGE: u64 = 4096;
+/// The GT reference clock of the simulated platforms (Hz).
+const REFERENCE_CLOCK: u32 = 19_200_000;
+/// `XE_MAX_GT_PER_TILE`: query_engine_cycles refuses a gt_id at or past it.
+const MAX_GT_PER_TILE: u16 = 2;
+/// Bytes of each GT_TOPOLOGY mask: `sizeof` of the kernel's bitmaps
+/// (DSS: 128 bits in unsigned longs; EU per DSS and L3 banks: one long).
+const DSS_MASK_BYTES: usize = 16;
+const EU_MASK_BYTES: usize = 8;
+const L3_MASK_BYTES: usize = 8;
+/// `eu_stall_sampling_rates` in xe_eu_stall.c (GPU cycles).
+const EU_STALL_RATES: [u64; 7] = [251, 251 * 2, 251 * 3, 251 * 4, 251 * 5, 251 * 6, 251 * 7];
+
+/// What the simulated platform is, as far as the queries tell it
+/// (`xe_pci.c`'s descriptors): from the PCI device id of the preset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Platform {
+    /// Battlemage (discrete Xe2, graphics 20.01, media 13.01).
+    Bmg,
+    /// Lunar Lake (integrated Xe2, graphics 20.04, media 20.00, PXP).
+    Lnl,
+    /// Ponte Vecchio (graphics 12.60, no media GT of its own, no HuC).
+    Pvc,
+}
+
+impl Platform {
+    pub(super) fn of(device_id: u16) -> Platform {
+        match device_id {
+            0x0bd0..=0x0bdf => Platform::Pvc,
+            0x6420 | 0x64a0 | 0x64b0 => Platform::Lnl,
+            _ => Platform::Bmg,
+        }
+    }
+    /// GRAPHICS_VER.
+    fn graphics_ver(self) -> u32 {
+        match self {
+            Platform::Pvc => 12,
+            _ => 20,
+        }
+    }
+    /// Xe-cores (DSS) per tile.
+    fn dss(self) -> u32 {
+        match self {
+            Platform::Bmg => 20,
+            Platform::Lnl => 8,
+            Platform::Pvc => 64,
+        }
+    }
+    /// L3 banks per tile.
+    fn l3_banks(self) -> u32 {
+        match self {
+            Platform::Bmg => 16,
+            Platform::Lnl => 4,
+            Platform::Pvc => 32,
+        }
+    }
+}
+
+fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
+    // SAFETY: plain-data uAPI struct viewed as bytes.
+    unsafe { core::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }.to_vec()
+}
+
+/// `n` low bits set, as a little-endian mask of `bytes`.
+fn mask(n: u32, bytes: usize) -> Vec<u8> {
+    let mut m = vec![0u8; bytes];
+    for bit in 0..(n as usize).min(bytes * 8) {
+        m[bit / 8] |= 1 << (bit % 8);
+    }
+    m
+}
+
+impl Sim {
+    fn platform(&self, dev: u32) -> Platform {
+        Platform::of(self.topo.devices[dev as usize].device_id)
+    }
+
+    /// The GTs of a device: main and media per tile, ids 2t and 2t+1, as
+    /// GT_LIST reports them.
+    fn gt_exists(&self, dev: u32, gt: u16) -> bool {
+        gt < self.topo.devices[dev as usize].tiles * 2
+    }
+
+    /// DEVICE_QUERY (`xe_query_ioctl`).
+    pub(super) fn device_query(&self, g: &Guard, dev: u32, arg: u64, udir: u32, usz: usize) -> Result<()> {
+        let mut q: drm_xe_device_query = copy_in(arg, udir, usz)?;
+        if q.extensions != 0 || q.reserved != [0, 0] || q.query > DRM_XE_DEVICE_QUERY_EU_STALL {
+            return Err(Errno::EINVAL);
+        }
+        // query_eu_stall checks the platform before the size protocol.
+        if q.query == DRM_XE_DEVICE_QUERY_EU_STALL && !self.eu_stall_supported(dev) {
+            return Err(Errno::ENODEV);
+        }
+        let reply = self.query_reply(g, dev, q.query)?;
+        if q.size == 0 {
+            q.size = reply.len() as u32;
+            return copy_out(arg, udir, usz, &q);
+        }
+        if q.size as usize != reply.len() {
+            return Err(Errno::EINVAL);
+        }
+        match q.query {
+            DRM_XE_DEVICE_QUERY_ENGINE_CYCLES => self.query_engine_cycles(dev, q.data),
+            DRM_XE_DEVICE_QUERY_UC_FW_VERSION => self.query_uc_fw_version(dev, q.data),
+            // query_pxp_status: the size first, then whether PXP exists.
+            DRM_XE_DEVICE_QUERY_PXP_STATUS if !self.pxp_supported(dev) => Err(Errno::ENODEV),
+            _ => uaccess::write_bytes(q.data, &reply).map_err(|e| {
+                // The MEM_REGIONS query reports a failed copy-out as ENOSPC (docs/xe-uapi.md §6.1).
+                if q.query == DRM_XE_DEVICE_QUERY_MEM_REGIONS { Errno::ENOSPC } else { e }
+            }),
+        }
+    }
+
+    /// The reply bytes of a query id (for ENGINE_CYCLES and UC_FW_VERSION,
+    /// which read their input from the caller, a zeroed reply of the size).
+    pub(super) fn query_reply(&self, g: &Guard, dev: u32, query: u32) -> Result<Vec<u8>> {
+        let spec = &self.topo.devices[dev as usize];
+        let platform = self.platform(dev);
+        let mut out = Vec::new();
+        let push = |out: &mut Vec<u8>, bytes: &[u8]| out.extend_from_slice(bytes);
+        match query {
+            DRM_XE_DEVICE_QUERY_ENGINES => {
+                // Per tile: render, copy and compute on the main GT, video
+                // decode and enhance on the media GT (`query_engines`).
+                let mut engines = Vec::new();
+                for t in 0..spec.tiles {
+                    let (main, media) = (t * 2, t * 2 + 1);
+                    for (class, gt) in [
+                        (DRM_XE_ENGINE_CLASS_RENDER, main),
+                        (DRM_XE_ENGINE_CLASS_COPY, main),
+                        (DRM_XE_ENGINE_CLASS_COMPUTE, main),
+                        (DRM_XE_ENGINE_CLASS_VIDEO_DECODE, media),
+                        (DRM_XE_ENGINE_CLASS_VIDEO_ENHANCE, media),
+                    ] {
+                        let instance = drm_xe_engine_class_instance { engine_class: class, engine_instance: 0, gt_id: gt, pad: 0 };
+                        engines.push(drm_xe_engine { instance, reserved: [0; 3] });
+                    }
+                }
+                push(&mut out, &bytes_of(&drm_xe_query_engines { num_engines: engines.len() as u32, pad: 0 }));
+                for e in &engines {
+                    push(&mut out, &bytes_of(e));
+                }
+            }
+            DRM_XE_DEVICE_QUERY_MEM_REGIONS => {
+                // query_mem_regions: `used` only for perfmon_capable() callers.
+                let perfmon = self.perfmon_capable();
+                let vram = &self.tile_pagemap[dev as usize];
+                push(&mut out, &bytes_of(&drm_xe_query_mem_regions { num_mem_regions: 1 + vram.len() as u32, pad: 0 }));
+                let sys = drm_xe_mem_region {
+                    mem_class: DRM_XE_MEM_REGION_CLASS_SYSMEM,
+                    instance: 0,
+                    min_page_size: PAGE as u32,
+                    total_size: self.topo.system_memory,
+                    ..Default::default()
+                };
+                push(&mut out, &bytes_of(&sys));
+                for &p in vram {
+                    let info = self.pagemaps[p as usize];
+                    let r = drm_xe_mem_region {
+                        mem_class: DRM_XE_MEM_REGION_CLASS_VRAM,
+                        instance: info.instance,
+                        min_page_size: if spec.need_64k { 65536 } else { PAGE as u32 },
+                        total_size: info.capacity,
+                        used: if perfmon { g.mem.used(p) } else { 0 },
+                        cpu_visible_size: info.capacity,
+                        cpu_visible_used: if perfmon { g.mem.used(p) } else { 0 },
+                        ..Default::default()
+                    };
+                    push(&mut out, &bytes_of(&r));
+                }
+            }
+            DRM_XE_DEVICE_QUERY_CONFIG => {
+                let mut flags = 0;
+                if spec.has_vram() {
+                    flags |= DRM_XE_QUERY_CONFIG_FLAG_HAS_VRAM;
+                }
+                if spec.page_faults {
+                    flags |= DRM_XE_QUERY_CONFIG_FLAG_HAS_CPU_ADDR_MIRROR;
+                }
+                // Flags by release (docs/xe-uapi.md §5.3, §7); purging is a 7.1
+                // feature the simulated BOs do not model, so it stays clear.
+                if self.topo.kernel >= KernelVersion::V7_0 {
+                    flags |= DRM_XE_QUERY_CONFIG_FLAG_HAS_NO_COMPRESSION_HINT;
+                }
+                if self.topo.kernel >= KernelVersion::V7_1 {
+                    flags |= DRM_XE_QUERY_CONFIG_FLAG_HAS_DISABLE_STATE_CACHE_PERF_FIX;
+                }
+                push(&mut out, &bytes_of(&drm_xe_query_config { num_params: 5, pad: 0 }));
+                let align = if spec.need_64k { 65536u64 } else { PAGE };
+                for v in [spec.device_id as u64 | (1 << 16), flags, align, 48, 2] {
+                    push(&mut out, &v.to_ne_bytes());
+                }
+            }
+            DRM_XE_DEVICE_QUERY_GT_LIST => {
+                let tiles = spec.tiles;
+                let regions = 1 + self.tile_pagemap[dev as usize].len() as u32;
+                let all = (1u64 << regions) - 1;
+                let mut gts = Vec::new();
+                for t in 0..tiles {
+                    let near = if spec.has_vram() { 1u64 << (t + 1) } else { 1 };
+                    let gt = |ty, id| drm_xe_gt {
+                        gt_type: ty,
+                        tile_id: t,
+                        gt_id: id,
+                        reference_clock: 19_200_000,
+                        near_mem_regions: near,
+                        far_mem_regions: all ^ near,
+                        ip_ver_major: 20,
+                        ip_ver_minor: 1,
+                        ..Default::default()
+                    };
+                    gts.push(gt(DRM_XE_QUERY_GT_TYPE_MAIN, t * 2));
+                    gts.push(gt(DRM_XE_QUERY_GT_TYPE_MEDIA, t * 2 + 1));
+                }
+                push(&mut out, &bytes_of(&drm_xe_query_gt_list { num_gt: gts.len() as u32, pad: 0 }));
+                for gt in &gts {
+                    push(&mut out, &bytes_of(gt));
+                }
+            }
+            DRM_XE_DEVICE_QUERY_HWCONFIG => out = self.hwconfig(dev),
+            DRM_XE_DEVICE_QUERY_GT_TOPOLOGY => {
+                // query_gt_topology: per GT, geometry and compute DSS, L3
+                // banks, then EUs per DSS (SIMD16 on Xe2 and PVC). A media GT
+                // has no DSS of its own: its masks are zero.
+                for gt in 0..spec.tiles * 2 {
+                    let main = gt % 2 == 0;
+                    let dss = if main { platform.dss() } else { 0 };
+                    let eu_type = if platform.graphics_ver() >= 20 || platform == Platform::Pvc { DRM_XE_TOPO_SIMD16_EU_PER_DSS } else { DRM_XE_TOPO_EU_PER_DSS };
+                    for (ty, m) in [
+                        (DRM_XE_TOPO_DSS_GEOMETRY, mask(if platform == Platform::Pvc { 0 } else { dss }, DSS_MASK_BYTES)),
+                        (DRM_XE_TOPO_DSS_COMPUTE, mask(dss, DSS_MASK_BYTES)),
+                        (DRM_XE_TOPO_L3_BANK, mask(if main { platform.l3_banks() } else { 0 }, L3_MASK_BYTES)),
+                        (eu_type, mask(if main { 8 } else { 0 }, EU_MASK_BYTES)),
+                    ] {
+                        push(&mut out, &bytes_of(&drm_xe_query_topology_mask { gt_id: gt, mask_type: ty, num_bytes: m.len() as u32 }));
+                        push(&mut out, &m);
+                    }
+                }
+            }
+            DRM_XE_DEVICE_QUERY_ENGINE_CYCLES => out = vec![0; size_of::<drm_xe_query_engine_cycles>()],
+            DRM_XE_DEVICE_QUERY_UC_FW_VERSION => out = vec![0; size_of::<drm_xe_query_uc_fw_version>()],
+            DRM_XE_DEVICE_QUERY_OA_UNITS => {
+                // query_oa_units: an OAG unit per main GT (render, compute,
+                // copy), an OAM unit per media GT (video), ids in GT order.
+                let mut units: Vec<(drm_xe_oa_unit, Vec<drm_xe_engine_class_instance>)> = Vec::new();
+                for gt in 0..spec.tiles * 2 {
+                    let main = gt % 2 == 0;
+                    if !main && platform == Platform::Pvc {
+                        continue;
+                    }
+                    let classes: &[u16] = if main {
+                        &[DRM_XE_ENGINE_CLASS_RENDER, DRM_XE_ENGINE_CLASS_COPY, DRM_XE_ENGINE_CLASS_COMPUTE]
+                    } else {
+                        &[DRM_XE_ENGINE_CLASS_VIDEO_DECODE, DRM_XE_ENGINE_CLASS_VIDEO_ENHANCE]
+                    };
+                    let eci: Vec<_> = classes.iter().map(|&c| drm_xe_engine_class_instance { engine_class: c, engine_instance: 0, gt_id: gt, pad: 0 }).collect();
+                    let unit = drm_xe_oa_unit {
+                        oa_unit_id: units.len() as u32,
+                        oa_unit_type: if main { DRM_XE_OA_UNIT_TYPE_OAG } else { DRM_XE_OA_UNIT_TYPE_OAM },
+                        capabilities: DRM_XE_OA_CAPS_BASE | DRM_XE_OA_CAPS_SYNCS | DRM_XE_OA_CAPS_OA_BUFFER_SIZE | DRM_XE_OA_CAPS_WAIT_NUM_REPORTS | DRM_XE_OA_CAPS_OAM,
+                        oa_timestamp_freq: REFERENCE_CLOCK as u64,
+                        gt_id: gt,
+                        num_engines: eci.len() as u64,
+                        ..Default::default()
+                    };
+                    units.push((unit, eci));
+                }
+                push(&mut out, &bytes_of(&drm_xe_query_oa_units { num_oa_units: units.len() as u32, ..Default::default() }));
+                for (u, eci) in &units {
+                    push(&mut out, &bytes_of(u));
+                    for e in eci {
+                        push(&mut out, &bytes_of(e));
+                    }
+                }
+            }
+            DRM_XE_DEVICE_QUERY_PXP_STATUS => {
+                // Status 1 (ready) and HWDRM sessions where PXP exists;
+                // device_query answers ENODEV after the size elsewhere.
+                let s = drm_xe_query_pxp_status { status: 1, supported_session_types: 1 << DRM_XE_PXP_TYPE_HWDRM };
+                push(&mut out, &bytes_of(&s));
+            }
+            DRM_XE_DEVICE_QUERY_EU_STALL => {
+                // query_eu_stall: 64-byte records, 512 KiB per XeCore.
+                let info = drm_xe_query_eu_stall {
+                    capabilities: DRM_XE_EU_STALL_CAPS_BASE,
+                    record_size: 64,
+                    per_xecore_buf_size: 512 << 10,
+                    num_sampling_rates: EU_STALL_RATES.len() as u64,
+                    ..Default::default()
+                };
+                push(&mut out, &bytes_of(&info));
+                for r in EU_STALL_RATES {
+                    push(&mut out, &r.to_ne_bytes());
+                }
+            }
+            _ => return Err(Errno::EINVAL),
+        }
+        Ok(out)
+    }
+
+    /// `xe_eu_stall_supported_on_platform`: PVC, or graphics 20 and later.
+    fn eu_stall_supported(&self, dev: u32) -> bool {
+        let p = self.platform(dev);
+        p == Platform::Pvc || p.graphics_ver() >= 20
+    }
+
+    /// PXP (`xe_pxp_get_readiness_status`): on the integrated platforms only.
+    fn pxp_supported(&self, dev: u32) -> bool {
+        self.platform(dev) == Platform::Lnl
+    }
+
+    /// HWCONFIG: the GuC's hardware-configuration table, key / length /
+    /// values in u32s (`intel_hwconfig_types.h`): slices, DSS, EUs per DSS,
+    /// L3 banks, memory channels, for the simulated platform.
+    fn hwconfig(&self, dev: u32) -> Vec<u8> {
+        let p = self.platform(dev);
+        let mut t: Vec<u32> = Vec::new();
+        for (key, value) in [(1u32, 1u32), (2, p.dss()), (3, 8), (4, 0), (7, p.l3_banks()), (12, 2)] {
+            t.extend([key, 1, value]);
+        }
+        t.iter().flat_map(|v| v.to_ne_bytes()).collect()
+    }
+
+    /// ENGINE_CYCLES (`query_engine_cycles`): the caller's engine and clock,
+    /// checked as the kernel checks them, then the counter (the reference
+    /// clock's ticks on the host's raw monotonic clock) and the CPU timestamp
+    /// on the clock asked for.
+    fn query_engine_cycles(&self, dev: u32, data: u64) -> Result<()> {
+        let mut r: drm_xe_query_engine_cycles = uaccess::read(data)?;
+        let clock = match r.clockid {
+            libc::CLOCK_MONOTONIC | libc::CLOCK_MONOTONIC_RAW | libc::CLOCK_REALTIME | libc::CLOCK_BOOTTIME | libc::CLOCK_TAI => r.clockid,
+            _ => return Err(Errno::EINVAL),
+        };
+        let e = r.eci;
+        if e.gt_id >= MAX_GT_PER_TILE || !self.gt_exists(dev, e.gt_id) || e.engine_class > DRM_XE_ENGINE_CLASS_COMPUTE {
+            return Err(Errno::EINVAL);
+        }
+        let media = e.gt_id % 2 == 1;
+        let on_gt = match e.engine_class {
+            DRM_XE_ENGINE_CLASS_VIDEO_DECODE | DRM_XE_ENGINE_CLASS_VIDEO_ENHANCE => media,
+            _ => !media,
+        };
+        if !on_gt || e.engine_instance != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let now = |c: libc::clockid_t| {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: a valid out-pointer and a clock id checked above.
+            unsafe { libc::clock_gettime(c, &mut ts) };
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+        };
+        let width = if self.platform(dev).graphics_ver() >= 20 { 64 } else { 36 };
+        r.cpu_timestamp = now(clock);
+        let raw = now(libc::CLOCK_MONOTONIC_RAW);
+        let cycles = (raw as u128 * REFERENCE_CLOCK as u128 / 1_000_000_000) as u64;
+        r.engine_cycles = if width == 64 { cycles } else { cycles & ((1 << width) - 1) };
+        r.cpu_delta = now(libc::CLOCK_MONOTONIC_RAW).saturating_sub(raw);
+        r.width = width;
+        // Only the output fields are written back.
+        uaccess::write(data, &r)
+    }
+
+    /// UC_FW_VERSION (`query_uc_fw_version`): MBZ fields, then the GuC's
+    /// submission interface version, or the HuC's where one runs (none on
+    /// PVC: ENODEV).
+    fn query_uc_fw_version(&self, dev: u32, data: u64) -> Result<()> {
+        let mut r: drm_xe_query_uc_fw_version = uaccess::read(data)?;
+        if r.pad != 0 || r.pad2 != 0 || r.reserved != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let (major, minor, patch) = match r.uc_type {
+            XE_QUERY_UC_TYPE_GUC_SUBMISSION => (1, if self.topo.kernel >= KernelVersion::V7_0 { 14 } else { 12 }, 0),
+            XE_QUERY_UC_TYPE_HUC if self.platform(dev) == Platform::Pvc => return Err(Errno::ENODEV),
+            XE_QUERY_UC_TYPE_HUC => (8, 2, 10),
+            _ => return Err(Errno::EINVAL),
+        };
+        r.branch_ver = 0;
+        r.major_ver = major;
+        r.minor_ver = minor;
+        r.patch_ver = patch;
+        uaccess::write(data, &r)
+    }
+}
