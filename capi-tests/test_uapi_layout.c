@@ -1,6 +1,13 @@
-/* include/xesvm/xe_drm.h must match the Xe uAPI byte for byte (docs/xe-uapi.md §3, §4). */
+/* include/xesvm/xe_drm.h must match the Xe uAPI byte for byte (docs/xe-uapi.md §3, §4).
+ * Built a second time by scripts/test.sh with -DXESVM_KERNEL_HEADER against
+ * the real header of linux-libc-dev 7.x (scripts/kernel-header.sh): the same
+ * checks then hold for the kernel's own layouts. */
 #include <stddef.h>
+#ifdef XESVM_KERNEL_HEADER
+#include <drm/xe_drm.h>
+#else
 #include <xesvm/xe_drm.h>
+#endif
 #include "check.h"
 
 #define SIZE(T, n) _Static_assert(sizeof(struct T) == (n), #T " size")

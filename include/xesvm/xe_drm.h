@@ -3,7 +3,7 @@
  * code that talks to xesvm's simulated driver (svm_sim_ioctl) on machines
  * whose kernel headers predate Xe.
  *
- * The structs are restated from xesvm's reference (xe-uapi.md §4, checked
+ * The structs are restated from xesvm's reference (docs/xe-uapi.md §4, checked
  * there against the kernel's xe_drm.h) with the kernel's names, field names
  * and anonymous unions, so code written against <drm/xe_drm.h> compiles
  * unchanged. The include guard is the installed kernel header's own
@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-/* _IOC(dir, 'd', nr, size) as the DRM headers build it (xe-uapi.md §2). */
+/* _IOC(dir, 'd', nr, size) as the DRM headers build it (docs/xe-uapi.md §2). */
 #define XESVM_DRM_IOC(dir, nr, size) \
 	((uint32_t)(((uint32_t)(dir) << 30) | ((uint32_t)(size) << 16) | (0x64u << 8) | (uint32_t)(nr)))
 #define XESVM_DRM_COMMAND_BASE 0x40
