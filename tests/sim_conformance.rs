@@ -413,3 +413,73 @@ fn no_page_faults_means_no_svm() {
     let flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE;
     assert_eq!(xe::vm_create(&drv, fd, flags), Err(Errno::EINVAL));
 }
+
+/// `prefetch_ranges` + `xe_vm_bind_ioctl` (docs/kernel-model.md §7): one
+/// migration failure inside a prefetch becomes ENODATA and voids the
+/// page-table work of the whole bind array: the ioctl returns 0, the range
+/// that did migrate stays in VRAM, and nothing of the array is bound, so
+/// the next GPU access faults. Without the failure every range is bound.
+#[test]
+fn prefetch_ranges_enodata_voids_the_whole_bind_array() {
+    use xesvm::sim::{Injection, Point};
+    let run = |fail: bool| {
+        let r = Rig::preset("dgpu");
+        r.sim.cpu_access(BUF, 4 * MIB, Access::Write, 1).unwrap();
+        if fail {
+            // The second migration of the array fails (VRAM allocation).
+            r.sim.inject(Injection { skip: 1, ..Injection::count(Point::VramAlloc, Errno::ENOMEM, 1) });
+        }
+        let ops = [
+            drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_PREFETCH, addr: BUF, range: 2 * MIB, prefetch_mem_region_instance: 1, ..Default::default() },
+            drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_PREFETCH, addr: BUF + 2 * MIB, range: 2 * MIB, prefetch_mem_region_instance: 1, ..Default::default() },
+        ];
+        let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 2, ..Default::default() };
+        b.ops.vector_of_binds = ops.as_ptr() as u64;
+        assert_eq!(r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b), Ok(()), "a swallowed failure is success");
+        let first_in_vram = r.sim.bytes_in(BUF, 2 * MIB, 0, 1).unwrap() == 2 * MIB;
+        let faults = r.sim.counters().gpu_faults;
+        r.gpu(0, BUF, 2 * MIB, Access::Read).unwrap();
+        (first_in_vram, r.sim.counters().gpu_faults - faults, r.sim.counters().prefetch_swallowed)
+    };
+    assert_eq!(run(false), (true, 0, 0), "bound by the prefetch");
+    assert_eq!(run(true), (true, 1, 1), "migrated, but the array's binds were voided");
+}
+
+/// `xe_vm_bind_ioctl`: every per-op check (`vm_bind_ioctl_check_args`)
+/// runs before the exec-queue lookup, so a bad flag with an unknown queue is
+/// EINVAL, not ENOENT.
+#[test]
+fn vm_bind_checks_ops_before_the_exec_queue() {
+    let r = Rig::preset("dgpu");
+    let bad_flag_unknown_queue = bind(&r, |b, op| {
+        b.exec_queue_id = 77;
+        op.flags |= 1 << 30;
+    });
+    assert_eq!(bad_flag_unknown_queue, Err(Errno::EINVAL));
+    assert_eq!(bind(&r, |b, _| b.exec_queue_id = 77), Err(Errno::ENOENT), "good ops, unknown queue");
+}
+
+/// `xe_vm_madvise_ioctl`: the devmem_fd lookup (`xe_madvise_details_init`)
+/// runs before the VMA lookup, so a bad fd is ENOENT even over a span with
+/// no VMA, which is otherwise 0 and nothing done.
+#[test]
+fn madvise_checks_devmem_fd_before_looking_for_a_vma() {
+    // A fault-mode VM with no binding at all: no VMA anywhere.
+    let mut r = Rig::preset("dgpu");
+    r.vms[0] = xe::vm_create(&r.drv, r.fds[0], DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+    assert_eq!(madvise(&r, 0, |m| pref(m, 0, 0)), Ok(()), "no VMA: nothing to do");
+    assert_eq!(madvise(&r, 0, |m| pref(m, 999, 1)), Err(Errno::ENOENT), "the fd is looked up first");
+}
+
+/// `xe_wait_user_fence_ioctl`: a negative (infinite) relative timeout is
+/// written back as a large positive number (`to_jiffies_timeout` makes it
+/// MAX_SCHEDULE_TIMEOUT first, then the elapsed time is taken off), not as
+/// the negative value it was.
+#[test]
+fn wait_user_fence_writes_back_a_negative_timeout_as_positive() {
+    let r = Rig::preset("dgpu");
+    let word: u64 = 5;
+    let mut w = drm_xe_wait_user_fence { addr: &word as *const u64 as u64, op: DRM_XE_UFENCE_WAIT_OP_EQ, value: 5, mask: u64::MAX, timeout: -1, ..Default::default() };
+    assert_eq!(r.ioctl(0, DRM_IOCTL_XE_WAIT_USER_FENCE, &mut w), Ok(()));
+    assert!(w.timeout > 1 << 40, "written back as {}", w.timeout);
+}

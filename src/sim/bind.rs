@@ -159,11 +159,12 @@ impl Sim {
             let vm = &g.files[&fd].vms[&b.vm_id];
             (vm.vmas.clone(), vm.ranges.clone())
         });
+        let (mut binds, mut voided) = (Vec::new(), false);
         for op in &ops {
             let r = match op.op {
                 DRM_XE_VM_BIND_OP_MAP => self.bind_map(g, fd, b.vm_id, op),
                 DRM_XE_VM_BIND_OP_UNMAP => self.bind_unmap(g, fd, b.vm_id, op.addr, op.addr + op.range),
-                DRM_XE_VM_BIND_OP_PREFETCH => self.bind_prefetch(g, fd, b.vm_id, dev, op),
+                DRM_XE_VM_BIND_OP_PREFETCH => self.bind_prefetch(g, fd, b.vm_id, dev, op, &mut binds).map(|v| voided |= v),
                 _ => Err(Errno::ENOENT), // UNMAP_ALL needs a BO
             };
             if let Err(e) = r {
@@ -176,6 +177,7 @@ impl Sim {
                 return Err(e);
             }
         }
+        self.execute_prefetch_binds(g, fd, b.vm_id, dev, &binds, voided);
         // The work is done; the fences signal when the world next moves
         // (Sim::signal_fences): the ioctl returns with the bind in flight.
         let trusted = uaccess::is_trusted();
@@ -256,7 +258,9 @@ impl Sim {
         Ok(())
     }
 
-    pub(super) fn bind_prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, op: &drm_xe_vm_bind_op) -> Result<()> {
+    /// A PREFETCH op's migrations; whether one was swallowed (ENODATA).
+    pub(super) fn bind_prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, op: &drm_xe_vm_bind_op, binds: &mut Vec<u64>) -> Result<bool> {
+        let mut swallowed = false;
         let (s, e) = (op.addr, op.addr + op.range);
         let region = op.prefetch_mem_region_instance;
         let parts: Vec<(u64, u64, PrefTarget)> = {
@@ -274,8 +278,8 @@ impl Sim {
                 0 => None,
                 n => self.pagemap_of(dev, (n - 1) as u16),
             };
-            self.prefetch(g, fd, vm_id, dev, ps, pe, target)?;
+            swallowed |= self.prefetch(g, fd, vm_id, dev, ps, pe, target, binds)?;
         }
-        Ok(())
+        Ok(swallowed)
     }
 }

@@ -574,10 +574,15 @@ impl Sim {
 
     // -- prefetch -----------------------------------------------------------
 
-    /// VM_BIND PREFETCH over a CPU-mirror span (docs/kernel-model.md §7). `target` None = system.
-    /// Per-range failures become -ENODATA and are swallowed (counted).
+    /// VM_BIND PREFETCH over a CPU-mirror span (docs/kernel-model.md §7),
+    /// the part `prefetch_ranges` does: each range migrated and its pages
+    /// collected; the ranges to bind are pushed to `binds` (the ioctl binds
+    /// them at execution, or voids them all). `target` None = system.
+    /// Per-range failures become -ENODATA: counted, and returned as
+    /// Ok(true) (swallowed) once the span is walked.
     #[allow(clippy::too_many_arguments)] // the ioctl's own fields: file, VM, device, span, region
-    pub(super) fn prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, start: u64, end: u64, target: Option<u16>) -> Result<()> {
+    pub(super) fn prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, start: u64, end: u64, target: Option<u16>, binds: &mut Vec<u64>) -> Result<bool> {
+        let mut swallowed = false;
         let all_tiles = (1u8 << self.topo.devices[dev as usize].tiles) - 1;
         let mut a = start;
         while a < end {
@@ -613,17 +618,36 @@ impl Sim {
                 }
             };
             match ok {
-                Ok(()) => self.bind(g, fd, vm_id, rs, all_tiles),
+                Ok(()) => binds.push(rs),
                 Err(Errno::EALREADY) => {}
                 Err(Errno::ENODATA | Errno::EOPNOTSUPP | Errno::EFAULT | Errno::EPERM) => {
-                    // -ENODATA: "retry from userspace"; the ioctl still succeeds, no bind.
+                    // -ENODATA: "retry from userspace"; the ioctl still succeeds.
                     self.count(&self.counters.prefetch_swallowed, 1);
+                    swallowed = true;
                 }
                 Err(e) => return Err(e),
             }
             a = re.max(a + PAGE);
         }
-        Ok(())
+        Ok(swallowed)
+    }
+
+    /// The execution step of a bind array's prefetches: binds every range
+    /// collected, unless one failed (ENODATA), which voids the page-table
+    /// work of the whole ioctl (`xe_vm_bind_ioctl` skips
+    /// `vm_bind_ioctl_ops_execute`, docs/kernel-model.md §7): ranges already
+    /// migrated stay where they went, unbound.
+    pub(super) fn execute_prefetch_binds(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, binds: &[u64], voided: bool) {
+        if voided {
+            return;
+        }
+        let all_tiles = (1u8 << self.topo.devices[dev as usize].tiles) - 1;
+        for &rs in binds {
+            // A range of this array an earlier op destroyed is gone.
+            if g.files[&fd].vms[&vm_id].ranges.contains_key(&rs) {
+                self.bind(g, fd, vm_id, rs, all_tiles);
+            }
+        }
     }
 
     // -- munmap -------------------------------------------------------------
