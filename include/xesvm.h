@@ -113,6 +113,31 @@
 #define SVM_LINK_FABRIC 3
 
 /**
+ * `svm_link.source`: nothing known.
+ */
+#define SVM_LINK_SOURCE_UNKNOWN 0
+
+/**
+ * What the platform says (sysfs PCI topology; the simulated machine).
+ */
+#define SVM_LINK_SOURCE_PLATFORM 1
+
+/**
+ * The context's topology description (`topology_file`, `XESVM_TOPOLOGY`).
+ */
+#define SVM_LINK_SOURCE_DESCRIPTION 2
+
+/**
+ * Learned from the kernel: ENOLINK.
+ */
+#define SVM_LINK_SOURCE_LEARNED 3
+
+/**
+ * Set with svm_link_set.
+ */
+#define SVM_LINK_SOURCE_RUNTIME 4
+
+/**
  * Most ranges in one batch.
  */
 #define SVM_BATCH_MAX_RANGES 1024
@@ -380,6 +405,14 @@ typedef struct svm_context_config {
    * Zero.
    */
   uint32_t _pad2;
+  /**
+   * A topology description for the links sysfs does not show (one
+   * `link PCI PCI [kind=p2p|fabric|none] [bandwidth_gbps=N]
+   * [atomics=true|false]` per line; an error names the line, -EINVAL).
+   * NULL: for a kernel context, the file `XESVM_TOPOLOGY` names, if set.
+   * Read only when `struct_size` covers it.
+   */
+  const char *topology_file;
 } svm_context_config;
 
 /**
@@ -521,6 +554,16 @@ typedef struct svm_link {
    * Per-direction bandwidth, GB/s (0 when unknown).
    */
   double bandwidth_gbps;
+  /**
+   * svm_link_get: where the fact came from, one of `SVM_LINK_SOURCE_*`
+   * (svm_link_set ignores it). Read and written only when `struct_size`
+   * covers it.
+   */
+  uint32_t source;
+  /**
+   * Zero.
+   */
+  uint32_t _pad2;
 } svm_link;
 
 /**

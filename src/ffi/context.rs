@@ -17,7 +17,7 @@ use super::types::{svm_sim, write_sized};
 use super::{cstr, guard, invalid, out, Failure};
 use crate::errno::Errno;
 use crate::policy::{Config, Context, DeviceHandle};
-use crate::topology::{Link, LinkKind, LinkState, Pagemap};
+use crate::topology::{Link, LinkKind, LinkSource, LinkState, Pagemap};
 
 /// A placement context: one driver (the kernel's, or a simulated one), its
 /// open devices, and what the library knows about ranges. Created by
@@ -99,6 +99,12 @@ pub struct svm_context_config {
     pub flags: u32,
     /// Zero.
     pub _pad2: u32,
+    /// A topology description for the links sysfs does not show (one
+    /// `link PCI PCI [kind=p2p|fabric|none] [bandwidth_gbps=N]
+    /// [atomics=true|false]` per line; an error names the line, -EINVAL).
+    /// NULL: for a kernel context, the file `XESVM_TOPOLOGY` names, if set.
+    /// Read only when `struct_size` covers it.
+    pub topology_file: *const c_char,
 }
 
 /// `svm_context_config.flags`: bind the CPU-address mirror of every VM the
@@ -251,6 +257,21 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
         };
         #[cfg(not(feature = "sim"))]
         let _: Option<()> = sim;
+        // The runtime's topology description: the config's file, else
+        // XESVM_TOPOLOGY for a kernel context.
+        let description = match cfg {
+            Some(c) if covers(c.struct_size, core::mem::offset_of!(svm_context_config, topology_file), 8) && !c.topology_file.is_null() => {
+                // SAFETY: a NUL-terminated string (caller contract).
+                Some(std::path::PathBuf::from(unsafe { cstr(c.topology_file, "config->topology_file")? }))
+            }
+            _ if cfg.map_or(SVM_DRIVER_KERNEL, |c| c.driver) == SVM_DRIVER_KERNEL => crate::env::var_os("XESVM_TOPOLOGY").map(std::path::PathBuf::from),
+            _ => None,
+        };
+        if let Some(path) = description {
+            let text = std::fs::read_to_string(&path).map_err(|e| invalid(format!("topology description {}: {e}", path.display())))?;
+            let links = crate::topology::description::parse(&text).map_err(|e| invalid(format!("topology description {}: {e}", path.display())))?;
+            context.set_link_description(links);
+        }
         let serial = SERIAL.fetch_add(1, Ordering::Relaxed).max(1);
         *slot = Box::into_raw(Box::new(svm_context {
             ctx: context,
@@ -622,7 +643,24 @@ pub struct svm_link {
     pub _pad: [u8; 7],
     /// Per-direction bandwidth, GB/s (0 when unknown).
     pub bandwidth_gbps: f64,
+    /// svm_link_get: where the fact came from, one of `SVM_LINK_SOURCE_*`
+    /// (svm_link_set ignores it). Read and written only when `struct_size`
+    /// covers it.
+    pub source: u32,
+    /// Zero.
+    pub _pad2: u32,
 }
+
+/// `svm_link.source`: nothing known.
+pub const SVM_LINK_SOURCE_UNKNOWN: u32 = 0;
+/// What the platform says (sysfs PCI topology; the simulated machine).
+pub const SVM_LINK_SOURCE_PLATFORM: u32 = 1;
+/// The context's topology description (`topology_file`, `XESVM_TOPOLOGY`).
+pub const SVM_LINK_SOURCE_DESCRIPTION: u32 = 2;
+/// Learned from the kernel: ENOLINK.
+pub const SVM_LINK_SOURCE_LEARNED: u32 = 3;
+/// Set with svm_link_set.
+pub const SVM_LINK_SOURCE_RUNTIME: u32 = 4;
 
 /// The library's knowledge of the link between two open devices (from the
 /// simulated topology, ENOLINK answers, or svm_link_set). Thread-safe.
@@ -633,8 +671,15 @@ pub unsafe extern "C" fn svm_link_get(ctx: *mut svm_context, a: svm_device, b: s
         let c = unsafe { context(ctx)? };
         // SAFETY: `link` is NULL or points to writable memory for its type (the header's contract).
         let l = unsafe { out(link, "link")? };
-        let s = c.ctx.link(c.device(a)?, c.device(b)?)?;
-        let v = match s {
+        let (s, source) = c.ctx.link_with_source(c.device(a)?, c.device(b)?)?;
+        let source = match source {
+            LinkSource::Unknown => SVM_LINK_SOURCE_UNKNOWN,
+            LinkSource::Platform => SVM_LINK_SOURCE_PLATFORM,
+            LinkSource::Description => SVM_LINK_SOURCE_DESCRIPTION,
+            LinkSource::Learned => SVM_LINK_SOURCE_LEARNED,
+            LinkSource::Runtime => SVM_LINK_SOURCE_RUNTIME,
+        };
+        let mut v = match s {
             LinkState::Unknown => svm_link { kind: SVM_LINK_UNKNOWN, ..Default::default() },
             LinkState::Absent => svm_link { kind: SVM_LINK_NONE, ..Default::default() },
             LinkState::Present(k) => svm_link {
@@ -644,6 +689,7 @@ pub unsafe extern "C" fn svm_link_get(ctx: *mut svm_context, a: svm_device, b: s
                 ..Default::default()
             },
         };
+        v.source = source;
         write_sized(l, l.struct_size, v, |v, n| v.struct_size = n)
     })
 }
@@ -657,7 +703,7 @@ pub unsafe extern "C" fn svm_link_set(ctx: *mut svm_context, a: svm_device, b: s
         let c = unsafe { context(ctx)? };
         // SAFETY: caller's struct, checked non-NULL.
         let l = unsafe { link.as_ref() }.ok_or_else(|| invalid("link is NULL"))?;
-        if (l.struct_size as usize) < core::mem::size_of::<svm_link>() {
+        if (l.struct_size as usize) < core::mem::offset_of!(svm_link, source) {
             return Err(invalid("link->struct_size is not sizeof(svm_link)"));
         }
         // 0 means "not known"; anything else must be a real bandwidth.

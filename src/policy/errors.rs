@@ -5,6 +5,7 @@
 //! retry, which fallback.
 
 use super::*;
+use crate::topology::LinkSource;
 
 /// The engine's answer to an errno.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +50,7 @@ impl Context {
             Answer::DeviceGone => dev.mark_dead(e),
             Answer::NoLink => {
                 if let Some(peer) = toward.and_then(|p| p.device()) {
-                    self.links.write().set(dev.slot, peer, LinkState::Absent);
+                    self.links.write().set(dev.slot, peer, LinkState::Absent, LinkSource::Learned);
                 }
             }
             _ => {}

@@ -52,7 +52,8 @@ use crate::driver::query::DeviceInfo;
 use crate::driver::xe;
 use crate::driver::{Driver, LinkHint, PageTableAccess};
 use crate::errno::{Errno, Result};
-use crate::topology::{Link, LinkKind, LinkState, Links, Pagemap};
+use crate::topology::description::DescribedLink;
+use crate::topology::{Link, LinkKind, LinkSource, LinkState, Links, Pagemap};
 use crate::track::{DevAttrs, PrefApplied, Record, Track};
 use crate::uapi::*;
 
@@ -208,6 +209,8 @@ pub struct Context {
     slots: BrLock<Vec<Slot>>,
     track: BrLock<Track>,
     links: BrLock<Links>,
+    /// The runtime's topology description, by PCI address.
+    described: parking_lot::RwLock<Vec<DescribedLink>>,
     /// What this process's page table tells (read once: it does not change).
     access: PageTableAccess,
     /// What serializes calls that issue ioctls: per span (see the module doc).
@@ -278,6 +281,7 @@ impl Context {
             slots: BrLock::new(Vec::new()),
             track: BrLock::new(Track::default()),
             links: BrLock::new(Links::default()),
+            described: parking_lot::RwLock::new(Vec::new()),
             ranges: rangelock::RangeLocks::new(),
             stats: Stats::default(),
             process: crate::driver::fork::generation(),
@@ -372,14 +376,20 @@ impl Context {
         Ok(vm)
     }
 
-    /// Links of a new device to the open ones, from what the platform says
-    /// (sysfs PCI topology, a topology file); ENOLINK corrects it later.
+    /// Links of a new device to the open ones: the runtime's description
+    /// where it names the pair, else what the platform says (sysfs PCI
+    /// topology, the simulated machine); ENOLINK corrects either later.
     fn learn_links(&self, dev: &Device) {
         let Some(id) = dev.id else { return };
         let slots = self.slots.read();
+        let described = self.described.read();
         let mut links = self.links.write();
         for other in slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.slot != dev.slot) {
             let Some(other_id) = other.id else { continue };
+            if let Some(state) = crate::topology::description::lookup(&described, id, other_id) {
+                links.set(dev.slot, other.slot, state, LinkSource::Description);
+                continue;
+            }
             let state = match self.driver.link_hint(id, other_id) {
                 None => continue,
                 Some(LinkHint::None) => LinkState::Absent,
@@ -389,7 +399,27 @@ impl Context {
                     bandwidth,
                 }),
             };
-            links.set(dev.slot, other.slot, state);
+            links.set(dev.slot, other.slot, state, LinkSource::Platform);
+        }
+    }
+
+    /// The runtime's topology description (docs: `topology::description`):
+    /// links sysfs does not show, applied to devices opened from now on and,
+    /// at once, to the open ones it names.
+    pub fn set_link_description(&self, links: Vec<DescribedLink>) {
+        *self.described.write() = links;
+        let slots = self.slots.read();
+        let devs: Vec<&Arc<Device>> = slots.iter().filter_map(|s| s.dev.as_ref()).collect();
+        let described = self.described.read();
+        let mut table = self.links.write();
+        for a in &devs {
+            for b in devs.iter().filter(|b| b.slot > a.slot) {
+                if let (Some(ia), Some(ib)) = (a.id, b.id) {
+                    if let Some(state) = crate::topology::description::lookup(&described, ia, ib) {
+                        table.set(a.slot, b.slot, state, LinkSource::Description);
+                    }
+                }
+            }
         }
     }
 
@@ -581,6 +611,14 @@ impl Context {
         Ok(self.links.read().get(a.slot, b.slot))
     }
 
+    /// [`Context::link`], with where the fact came from.
+    pub fn link_with_source(&self, a: DeviceHandle, b: DeviceHandle) -> Result<(LinkState, LinkSource)> {
+        let slots = self.slots.read();
+        Context::device_in(&slots, a)?;
+        Context::device_in(&slots, b)?;
+        Ok(self.links.read().get_with_source(a.slot, b.slot))
+    }
+
     /// Tells the library what the runtime knows about a link.
     pub fn set_link(&self, a: DeviceHandle, b: DeviceHandle, state: LinkState) -> Result<()> {
         let slots = self.slots.read();
@@ -589,7 +627,7 @@ impl Context {
         if a.slot == b.slot {
             return Err(Errno::EINVAL);
         }
-        self.links.write().set(a.slot, b.slot, state);
+        self.links.write().set(a.slot, b.slot, state, LinkSource::Runtime);
         Ok(())
     }
 

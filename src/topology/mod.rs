@@ -1,7 +1,10 @@
 //! What the library knows about the machine: pagemaps (one per VRAM region
-//! of each tile, plus system memory) and the links between devices. Links
-//! come from the driver where it can tell (the simulated topology), are
-//! learned from ENOLINK answers, and can be set by the runtime.
+//! of each tile, plus system memory) and the links between devices, each
+//! with where the fact came from: the platform (sysfs, or the simulated
+//! topology), a description the runtime gave (`description`), an ENOLINK
+//! answer, or the runtime's svm_link_set.
+
+pub mod description;
 
 /// Where a range can live, as the library names it. `device` is the slot of
 /// an open device in its context.
@@ -77,11 +80,40 @@ impl LinkState {
     }
 }
 
-/// A symmetric table of link states between device slots.
+/// Where a link fact came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LinkSource {
+    /// Nothing known.
+    #[default]
+    Unknown,
+    /// What the platform says: sysfs PCI topology (or the simulated machine).
+    Platform,
+    /// The topology description the runtime gave the context.
+    Description,
+    /// Learned from the kernel: an ENOLINK answer.
+    Learned,
+    /// Set by the runtime (svm_link_set).
+    Runtime,
+}
+
+impl LinkSource {
+    /// A short name (`sysfs`, `description`, `ENOLINK`, `runtime`, `unknown`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkSource::Unknown => "unknown",
+            LinkSource::Platform => "sysfs",
+            LinkSource::Description => "description",
+            LinkSource::Learned => "ENOLINK",
+            LinkSource::Runtime => "runtime",
+        }
+    }
+}
+
+/// A symmetric table of link states between device slots, each with its source.
 #[derive(Clone, Debug, Default)]
 pub struct Links {
     n: usize,
-    states: Vec<LinkState>,
+    states: Vec<(LinkState, LinkSource)>,
 }
 
 impl Links {
@@ -89,7 +121,7 @@ impl Links {
         if n <= self.n {
             return;
         }
-        let mut states = vec![LinkState::Unknown; n * n];
+        let mut states = vec![(LinkState::Unknown, LinkSource::Unknown); n * n];
         for a in 0..self.n {
             for b in 0..self.n {
                 states[a * n + b] = self.states[a * self.n + b];
@@ -101,29 +133,35 @@ impl Links {
 
     /// The state of the link between two devices.
     pub fn get(&self, a: u16, b: u16) -> LinkState {
+        self.get_with_source(a, b).0
+    }
+
+    /// The state of the link between two devices, and where it came from.
+    pub fn get_with_source(&self, a: u16, b: u16) -> (LinkState, LinkSource) {
         let (a, b) = (a as usize, b as usize);
         if a == b || a >= self.n || b >= self.n {
-            return LinkState::Unknown;
+            return (LinkState::Unknown, LinkSource::Unknown);
         }
         self.states[a * self.n + b]
     }
 
-    /// Sets it (both directions).
-    pub fn set(&mut self, a: u16, b: u16, s: LinkState) {
+    /// Sets it (both directions), saying where the fact came from.
+    pub fn set(&mut self, a: u16, b: u16, s: LinkState, source: LinkSource) {
         if a == b {
             return;
         }
         self.grow(a.max(b) as usize + 1);
         let n = self.n;
-        self.states[a as usize * n + b as usize] = s;
-        self.states[b as usize * n + a as usize] = s;
+        let source = if s == LinkState::Unknown { LinkSource::Unknown } else { source };
+        self.states[a as usize * n + b as usize] = (s, source);
+        self.states[b as usize * n + a as usize] = (s, source);
     }
 
     /// Forgets everything about a slot (its device was closed).
     pub fn forget(&mut self, a: u16) {
         for b in 0..self.n as u16 {
             if b != a {
-                self.set(a, b, LinkState::Unknown);
+                self.set(a, b, LinkState::Unknown, LinkSource::Unknown);
             }
         }
     }
@@ -138,13 +176,13 @@ mod tests {
         let mut l = Links::default();
         assert_eq!(l.get(0, 5), LinkState::Unknown);
         let p = LinkState::Present(Link { kind: LinkKind::PcieP2p, atomics: false, bandwidth: 20e9 });
-        l.set(3, 1, p);
+        l.set(3, 1, p, LinkSource::Platform);
         assert_eq!(l.get(1, 3), p);
-        l.set(0, 4, LinkState::Absent);
-        assert_eq!(l.get(3, 1), p, "kept across growth");
-        assert!(!l.get(4, 0).usable());
+        l.set(0, 4, LinkState::Absent, LinkSource::Learned);
+        assert_eq!(l.get_with_source(3, 1), (p, LinkSource::Platform), "kept across growth");
+        assert_eq!(l.get_with_source(4, 0), (LinkState::Absent, LinkSource::Learned));
         l.forget(3);
-        assert_eq!(l.get(1, 3), LinkState::Unknown);
+        assert_eq!(l.get_with_source(1, 3), (LinkState::Unknown, LinkSource::Unknown));
         assert_eq!(Pagemap::Vram { device: 2, tile: 1 }.device(), Some(2));
     }
 }

@@ -181,7 +181,8 @@ fn info(sim: Option<String>, topology: Option<PathBuf>) -> Result<(), String> {
                 continue;
             }
         };
-        println!("\ndevice {i}: {name} (PCI id {:#06x}, VA bits {})", info.config.device_id, info.config.va_bits);
+        let at = drv.device_id(fd).map_or("PCI address unknown".to_string(), |d| format!("at {d}"));
+        println!("\ndevice {i}: {name} (PCI id {:#06x} {at}, VA bits {})", info.config.device_id, info.config.va_bits);
         println!("  tiles: {:?}", info.tiles());
         for r in &info.regions {
             let class = match r.class {
@@ -233,6 +234,42 @@ fn info(sim: Option<String>, topology: Option<PathBuf>) -> Result<(), String> {
                 },
             };
             println!("  {a} <-> {b}: {text}");
+        }
+    }
+    library_links(&topo, nodes.iter().map(|n| n.path.clone()).collect())
+}
+
+/// The links as the library's engine holds them once it opened every
+/// device, with where each fact came from: sysfs (or the simulated
+/// machine), the description XESVM_TOPOLOGY names, or nothing yet (a
+/// placement naming the peer learns it: ENOLINK).
+fn library_links(sim: &Option<Arc<Sim>>, nodes: Vec<PathBuf>) -> Result<(), String> {
+    let ctx = match sim {
+        Some(s) => xesvm::policy::Context::new(Box::new(SimDriver::new(s.clone())), xesvm::policy::Config::default()),
+        None => xesvm::policy::Context::new_kernel(xesvm::policy::Config::default()),
+    };
+    if let Some(path) = std::env::var_os("XESVM_TOPOLOGY") {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("XESVM_TOPOLOGY={}: {e}", path.to_string_lossy()))?;
+        ctx.set_link_description(xesvm::topology::description::parse(&text).map_err(|e| format!("XESVM_TOPOLOGY={}: {e}", path.to_string_lossy()))?);
+    }
+    let devs: Vec<_> = match sim {
+        Some(s) => (0..s.topology().devices.len() as u32).filter_map(|i| ctx.open_index(i).ok()).collect(),
+        None => nodes.iter().filter_map(|p| ctx.open_path(p).ok()).collect(),
+    };
+    if devs.len() < 2 {
+        return Ok(());
+    }
+    println!("
+links as the library holds them (and where each fact came from):");
+    for (i, &a) in devs.iter().enumerate() {
+        for (j, &b) in devs.iter().enumerate().skip(i + 1) {
+            let (state, source) = ctx.link_with_source(a, b).map_err(|e| e.to_string())?;
+            let text = match state {
+                xesvm::topology::LinkState::Unknown => "not known yet (a placement naming the peer tells)".to_string(),
+                xesvm::topology::LinkState::Absent => "none".to_string(),
+                xesvm::topology::LinkState::Present(l) => format!("{:?}, {:.0} GB/s, atomics {}", l.kind, l.bandwidth / 1e9, if l.atomics { "yes" } else { "no" }),
+            };
+            println!("  {i} <-> {j}: {text} (source: {})", source.name());
         }
     }
     Ok(())
