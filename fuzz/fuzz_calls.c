@@ -219,10 +219,11 @@ static int step(world *w, bytes *b)
 		svm_device d = pick_device(w, b, c);
 		uint16_t tile = take8(b) % 3;
 		uint64_t s = pick_start(b), n = pick_size(b);
-		svm_access a = take8(b) % 4;
+		/* READ, WRITE, ATOMIC, PREFETCH, and one past them. */
+		svm_access a = take8(b) % 5;
 		svm_pagemap pm;
 		int null = take8(b) == 255;
-		REFUSED(bad_span(s, n) || a > SVM_ACCESS_ATOMIC || null, svm_resolve_pagemap(ctx, d, tile, s, n, a, null ? NULL : &pm));
+		REFUSED(bad_span(s, n) || a > SVM_ACCESS_PREFETCH || null, svm_resolve_pagemap(ctx, d, tile, s, n, a, null ? NULL : &pm));
 		return 0;
 	}
 	case 3: case 4: case 5: {
