@@ -15,6 +15,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 pub mod context;
+pub mod links;
 pub mod batch;
 pub mod placement;
 #[cfg(feature = "sim")]
