@@ -270,9 +270,15 @@ impl Context {
         // madvise calls whose effect is recorded. What was applied is recorded
         // however the attempt ends, so the record never disagrees with the kernel.
         let mut applied = Vec::new();
-        let outcome = self
-            .apply_preferred(slots, Some(dev.slot), start, end, cand, summary, placed, &mut applied)
-            .and_then(|()| self.migrate_verified(a, cand, placed));
+        // A small span served in system memory (a gather's piece) is bound
+        // for the accessing device by the prefetch and not advised: a
+        // madvise on every device VM costs more than reading the piece
+        // (2 us an ioctl against 1.4 us for 64 KiB at host bandwidth,
+        // docs/cost-model.md), and without it a later GPU fault there may
+        // migrate the piece, which is the kernel's default and loses nothing.
+        let advise = !(cand == Pagemap::System && end - start <= super::resolve::SMALL_READ);
+        let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), start, end, cand, summary, placed, &mut applied) } else { Ok(()) };
+        let outcome = attributes.and_then(|()| self.migrate_verified(a, cand, placed));
         let moved = match outcome {
             Ok(moved) => moved,
             Err(m) => {

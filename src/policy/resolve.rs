@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use super::*;
 
 /// Reads up to this size are served where the data is (see `resolve`).
-const SMALL_READ: u64 = 256 << 10;
+pub(super) const SMALL_READ: u64 = 256 << 10;
 
 impl Context {
     /// Where [start, start+size) should live for an access by `tile` of a
