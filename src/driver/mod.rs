@@ -2,7 +2,7 @@
 //! fd and get `Ok(())` or the errno. Two implementations sit behind it:
 //! [`kernel::KernelDriver`] (libc `ioctl` on an Xe render node) and the
 //! simulated Xe driver, which decodes the very same structs and lives beside
-//! this layer (`crate::sim::driver`): nothing here names it.
+//! this layer, implementing this trait; nothing here knows it.
 //!
 //! Everything above this seam (queries, policy) is written once against
 //! [`Driver`] and never asks which implementation it has. Besides ioctls the

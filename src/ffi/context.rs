@@ -268,9 +268,7 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
             _ => None,
         };
         if let Some(path) = description {
-            let text = std::fs::read_to_string(&path).map_err(|e| invalid(format!("topology description {}: {e}", path.display())))?;
-            let links = crate::topology::description::parse(&text).map_err(|e| invalid(format!("topology description {}: {e}", path.display())))?;
-            context.set_link_description(links);
+            context.set_link_description(crate::topology::description::read(&path).map_err(invalid)?);
         }
         let serial = SERIAL.fetch_add(1, Ordering::Relaxed).max(1);
         *slot = Box::into_raw(Box::new(svm_context {

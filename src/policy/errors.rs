@@ -5,7 +5,6 @@
 //! retry, which fallback.
 
 use super::*;
-use crate::topology::LinkSource;
 
 /// The engine's answer to an errno.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -95,6 +95,12 @@ pub fn parse(text: &str) -> Result<Vec<DescribedLink>, String> {
     Ok(out)
 }
 
+/// Reads and parses a description file; an error names the file (and the line).
+pub fn read(path: &std::path::Path) -> Result<Vec<DescribedLink>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("topology description {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("topology description {}: {e}", path.display()))
+}
+
 /// What a description says of the link between two devices, if anything.
 pub fn lookup(links: &[DescribedLink], a: DeviceId, b: DeviceId) -> Option<LinkState> {
     links.iter().find(|l| (l.a, l.b) == (a, b) || (l.a, l.b) == (b, a)).map(|l| l.state)

@@ -16,7 +16,6 @@
 use core::mem::{align_of, offset_of, size_of};
 
 pub mod pagemap;
-pub mod query;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("xesvm encodes the 64-bit Xe uAPI layout (docs/xe-uapi.md §4); 32-bit targets are not supported");
@@ -224,6 +223,9 @@ macro_rules! layout {
         $(const _: () = assert!(offset_of!($t, $f $(. $g)*) == $o);)*
     };
 }
+
+// The query replies use the macro above: declared after it.
+pub mod query;
 
 /// docs/xe-uapi.md §4.1
 #[repr(C)]

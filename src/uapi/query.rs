@@ -45,14 +45,6 @@ pub const DRM_XE_PXP_TYPE_HWDRM: u32 = 1;
 /// `drm_xe_query_eu_stall.capabilities`: EU stall sampling.
 pub const DRM_XE_EU_STALL_CAPS_BASE: u64 = 1 << 0;
 
-macro_rules! layout {
-    ($t:ty, size $s:expr, align $a:expr $(, $f:ident = $o:expr)* $(,)?) => {
-        const _: () = assert!(size_of::<$t>() == $s);
-        const _: () = assert!(align_of::<$t>() == $a);
-        $(const _: () = assert!(offset_of!($t, $f) == $o);)*
-    };
-}
-
 /// GT_TOPOLOGY: one mask's header; `num_bytes` of little-endian mask follow.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]

@@ -249,8 +249,7 @@ fn library_links(sim: &Option<Arc<Sim>>, nodes: Vec<PathBuf>) -> Result<(), Stri
         None => xesvm::policy::Context::new_kernel(xesvm::policy::Config::default()),
     };
     if let Some(path) = std::env::var_os("XESVM_TOPOLOGY") {
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("XESVM_TOPOLOGY={}: {e}", path.to_string_lossy()))?;
-        ctx.set_link_description(xesvm::topology::description::parse(&text).map_err(|e| format!("XESVM_TOPOLOGY={}: {e}", path.to_string_lossy()))?);
+        ctx.set_link_description(xesvm::topology::description::read(std::path::Path::new(&path)).map_err(|e| format!("XESVM_TOPOLOGY: {e}"))?);
     }
     let devs: Vec<_> = match sim {
         Some(s) => (0..s.topology().devices.len() as u32).filter_map(|i| ctx.open_index(i).ok()).collect(),
