@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need cc gcc
 need pkg-config pkg-config
 need cmake cmake
+# nm checks the lean library's exports (binutils; gcc pulls it in, but say so).
+need nm binutils
 # The kernel driver path end to end (capi-tests/umockdev).
 need umockdev-wrapper umockdev
 need_pc umockdev-1.0 libumockdev-dev
