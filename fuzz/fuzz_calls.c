@@ -76,11 +76,12 @@ static uint64_t pick_size(bytes *b)
 	default:
 		/* Raw, but either past the 47-bit VA or under 256 MiB: the
 		 * simulator models every touched page, and a span of terabytes
-		 * only measures its memory. Past means past: 2^47 itself from
-		 * address 0 is the whole user VA, which the simulated process
-		 * has mapped end to end, and a prefetch over it walks 2^26 SVM
-		 * ranges (fuzz/regressions/fuzz_calls/slow-alloc-whole-va). */
-		return take8(b) & 1 ? (1ull << 47) + 1 + take32(b) : take32(b) & 0x0fffffffu;
+		 * only measures its memory. 2^47 itself from address 0 is the
+		 * whole user VA, which the simulated process has mapped end to
+		 * end: a prefetch over it is refused with ENOMEM before any
+		 * range is made, as the kernel could not back it either
+		 * (fuzz/regressions/fuzz_calls/slow-alloc-whole-va). */
+		return take8(b) & 1 ? (1ull << 47) + take32(b) : take32(b) & 0x0fffffffu;
 	}
 }
 

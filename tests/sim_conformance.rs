@@ -695,3 +695,29 @@ mod device_query {
         }
     }
 }
+
+/// `vm_bind_ioctl_ops_create` makes every SVM range of a prefetch's span
+/// before any page moves, and get_pages backs every never-populated page:
+/// a span whose untouched part exceeds the machine's memory is ENOMEM on
+/// the kernel (or the OOM killer). The simulator refuses it at once, before
+/// any range exists (docs/kernel-model.md §7): the whole user VA from 0,
+/// which the simulated process has mapped end to end, costs microseconds,
+/// not 2^26 ranges. A span the machine can back is walked as before.
+#[test]
+fn prefetch_past_system_memory_is_enomem_before_any_range() {
+    let r = Rig::preset("dgpu");
+    r.sim.cpu_access(BUF, 4 * MIB, Access::Write, 1).unwrap();
+    let t = std::time::Instant::now();
+    assert_eq!(r.prefetch(0, 0, 1 << 47, 0), Err(Errno::ENOMEM));
+    assert_eq!(r.prefetch(0, 0, 1 << 47, 1), Err(Errno::ENOMEM));
+    assert!(t.elapsed() < std::time::Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(r.sim.counters().prefetch_ranges, 0, "no range was made");
+    // A machine with 64 MiB: the 4 MiB already touched need no new backing.
+    let mut t = Topology::preset("dgpu").unwrap();
+    t.system_memory = 64 * MIB;
+    let r = Rig::new(t);
+    r.sim.cpu_access(BUF, 4 * MIB, Access::Write, 1).unwrap();
+    assert_eq!(r.prefetch(0, BUF, 72 * MIB, 0), Err(Errno::ENOMEM));
+    assert_eq!(r.prefetch(0, BUF, 68 * MIB, 0), Ok(()));
+    assert!(r.in_system(BUF, 68 * MIB));
+}

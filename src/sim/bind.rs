@@ -263,6 +263,17 @@ impl Sim {
         let mut swallowed = false;
         let (s, e) = (op.addr, op.addr + op.range);
         let region = op.prefetch_mem_region_instance;
+        // `vm_bind_ioctl_ops_create` creates every SVM range of the span
+        // (xa_alloc, GFP_KERNEL) before `prefetch_ranges` populates a page,
+        // and get_pages backs every never-populated page (hmm_range_fault).
+        // A span whose untouched part alone exceeds the machine's memory
+        // ends on the kernel in ENOMEM (unwind_prefetch_ops) or the OOM
+        // killer; the simulator answers ENOMEM before creating any range
+        // (docs/kernel-model.md §7), in time proportional to what the span
+        // holds, not to its length.
+        if g.mem.untouched_mapped_bytes(s, e) > self.topo.system_memory {
+            return Err(Errno::ENOMEM);
+        }
         let parts: Vec<(u64, u64, PrefTarget)> = {
             let vm = &g.files[&fd].vms[&vm_id];
             vm.vmas_in(s, e)

@@ -201,6 +201,30 @@ impl Memory {
         emit(run);
     }
 
+    /// A lower bound on the never-populated bytes of [start, end) that a
+    /// walk populating it would have to back: its CPU-mapped bytes less
+    /// every 2 MiB block something touched. Costs the number of mapping
+    /// exceptions and touched blocks, not the span's length.
+    pub fn untouched_mapped_bytes(&self, start: u64, end: u64) -> u64 {
+        let end = end.min(VA_END);
+        if start >= end {
+            return 0;
+        }
+        let unmapped: u64 = self
+            .cpu_exceptions
+            .range(..end)
+            .filter(|(_, &(e, k))| e > start && k == CpuKind::Unmapped)
+            .map(|(&s, &(e, _))| e.min(end) - s.max(start))
+            .sum();
+        let (b0, b1) = (start / BLOCK, end.div_ceil(BLOCK));
+        let touched = if b1 - b0 <= self.blocks.len() as u64 {
+            (b0..b1).filter(|b| self.blocks.contains_key(b)).count()
+        } else {
+            self.blocks.keys().filter(|&&b| (b0..b1).contains(&b)).count()
+        } as u64;
+        (end - start - unmapped).saturating_sub(touched * BLOCK)
+    }
+
     /// The first page of [start, end) for which `f(loc, locked)` holds.
     pub fn find_page(&self, start: u64, end: u64, mut f: impl FnMut(Loc, bool) -> bool) -> Option<(u64, Loc)> {
         for (bi, i0, i1) in block_spans(start, end) {
