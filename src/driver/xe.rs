@@ -173,6 +173,16 @@ pub fn prefetch<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, 
     vm_bind_sync(drv, fd, vm_id, op)
 }
 
+/// VM_BIND PREFETCH of a mirror span with no sync: the ioctl returns once
+/// the bind is queued, and nothing waits for it. For a span whose pages
+/// already are where `region` says, so that the bind moves nothing: a launch
+/// that reaches the range before the page-table update lands takes the GPU
+/// fault it would have taken without the bind (docs/kernel-model.md §7).
+pub fn prefetch_queued<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, region: u32) -> Result<()> {
+    let mut b = drm_xe_vm_bind { vm_id, num_binds: 1, ops: drm_xe_vm_bind_ops { bind: prefetch_op(start, range, region) }, ..Default::default() };
+    ioctl(drv, fd, DRM_IOCTL_XE_VM_BIND, &mut b)
+}
+
 /// The preferred location of madvise, as the uAPI spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PreferredLoc {

@@ -386,9 +386,12 @@ impl Context {
         if already {
             // Already in system memory, a prefetch still binds the range for
             // the accessing device (docs/kernel-model.md §7): one ioctl instead of a
-            // GPU fault per range at launch; a failure to bind changes nothing.
+            // GPU fault per range at launch. It moves nothing, so it is
+            // queued without a fence and not waited for; a failure to bind
+            // changes nothing.
             if cand == Pagemap::System {
-                let _ = self.prefetch(&via, start, size, 0, placed);
+                self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
+                let _ = self.restarting(placed, || xe::prefetch_queued(&*self.driver, via.fd, via.vm_id, start, size, 0));
             }
             placed.verified = true;
             return Ok(false);
