@@ -142,7 +142,8 @@ static int shim_prefetch(shim *s, uint32_t device, uint64_t ptr, uint64_t size, 
 	if (rc)
 		return rc;
 	r->struct_size = sizeof *r;
-	return svm_alloc_vram(s->ctx, s->dev[device], ptr, size, where, 0, r);
+	/* And moved now, not at the launch's fault (SVM_RESULT_ON_FAULT). */
+	return svm_alloc_vram(s->ctx, s->dev[device], ptr, size, where, SVM_ALLOC_PREFETCH_NOW, r);
 }
 
 /* A command list: zeCommandListAppendMemoryPrefetch only records (append

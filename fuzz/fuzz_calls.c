@@ -231,9 +231,9 @@ static int step(world *w, bytes *b)
 		svm_device d = pick_device(w, b, c);
 		uint64_t s = pick_start(b), n = pick_size(b);
 		svm_pagemap pm = pick_pagemap(w, b, c);
-		uint32_t flags = take8(b) % 5;
+		uint32_t flags = take8(b) % 9; /* 8: one past SVM_ALLOC_* */
 		svm_alloc_result res[2] = { { .struct_size = pick_struct_size(b, sizeof(svm_alloc_result)) } };
-		REFUSED(bad_span(s, n) || flags > 3 || pm.id == 0, svm_alloc_vram(ctx, d, s, n, pm, flags, take8(b) == 255 ? NULL : res));
+		REFUSED(bad_span(s, n) || flags > 7 || pm.id == 0, svm_alloc_vram(ctx, d, s, n, pm, flags, take8(b) == 255 ? NULL : res));
 		return 0;
 	}
 	case 6: {

@@ -154,6 +154,13 @@
 #define SVM_ALLOC_IGNORE_THRASH_GUARD (1 << 1)
 
 /**
+ * `svm_alloc_vram` flag: prefetch now, never leave the move to the
+ * launch's GPU fault (SVM_RESULT_ON_FAULT). For explicit prefetches
+ * (zeCommandListAppendMemoryPrefetch), whose point is to move early.
+ */
+#define SVM_ALLOC_PREFETCH_NOW (1 << 2)
+
+/**
  * `svm_alloc_result.flags`: the range was already there (no ioctl issued).
  */
 #define SVM_RESULT_IN_PLACE (1 << 0)
@@ -175,6 +182,16 @@
  * Clear where the page table cannot be read: the placement is believed.
  */
 #define SVM_RESULT_VERIFIED (1 << 3)
+
+/**
+ * Not prefetched: the attributes send the range to `pagemap`, and the
+ * launch's first GPU fault there moves it (`bytes_moved` is 0). Chosen
+ * for a range that moved before, placed in the VRAM of a device with more
+ * than one tile: a prefetch binds it on every tile, and each tile bound
+ * pays its own TLB invalidation at the next move, while a fault binds
+ * only the tile that uses it. SVM_ALLOC_PREFETCH_NOW refuses it.
+ */
+#define SVM_RESULT_ON_FAULT (1 << 4)
 
 /**
  * Atomic modes for svm_set_atomic_mode (DRM_XE_ATOMIC_*): the default

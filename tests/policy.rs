@@ -690,3 +690,35 @@ fn a_device_owns_the_fd_it_opened_and_borrows_an_adopted_one() {
     assert_eq!(alive(fd), Ok(()), "an adopted fd stays open");
     assert!(xe::query_mem_range_attrs(&raw, fd, vm, 0, 1 << 20).is_ok(), "and its VM exists");
 }
+
+/// Rule 6 (docs/design.md, "Deciding: rent or buy"): on a device with two
+/// tiles, a range that moved before is not prefetched but left to the
+/// launch's GPU fault, which binds only the tile that faults, so its next
+/// move pays one TLB invalidation, not one per tile. SVM_ALLOC_PREFETCH_NOW
+/// prefetches anyway; the first placement (from system memory) prefetches.
+#[test]
+fn multi_tile_moves_are_left_to_the_gpu_fault() {
+    let t = setup("max-node");
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    let first = t.alloc(0, BUF, R, t.vram(0));
+    assert!(!first.on_fault);
+    assert_eq!(first.bytes_moved, R);
+    assert_eq!(t.on(BUF, R), t.vram_of(0));
+
+    let p = t.alloc(1, BUF, R, t.vram(1));
+    assert!(p.on_fault, "{p:?}");
+    assert_eq!((p.pagemap, p.bytes_moved), (Some(t.vram(1)), 0));
+    assert_eq!(t.on(BUF, R), t.vram_of(0), "nothing moved yet");
+    let faults = t.sim.counters().gpu_faults;
+    t.gpu(1, BUF, R, sim::Access::Read).unwrap();
+    assert_eq!(t.sim.counters().gpu_faults - faults, 1);
+    assert_eq!(t.on(BUF, R), t.vram_of(1), "the fault moved it where the madvise said");
+    assert!(t.ctx.alloc_vram(t.dev[1], BUF, R, t.vram(1), AllocFlags::default()).unwrap().in_place);
+
+    let tlb = t.sim.counters().tlb_invalidations;
+    let q = t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), AllocFlags::PREFETCH_NOW).unwrap();
+    assert!(!q.on_fault);
+    assert_eq!(q.bytes_moved, R);
+    assert_eq!(t.on(BUF, R), t.vram_of(0));
+    assert_eq!(t.sim.counters().tlb_invalidations - tlb, 1, "bound on the one tile that faulted");
+}

@@ -68,7 +68,15 @@ pub(super) fn span_failure(e: Errno, start: u64, size: u64) -> Failure {
 pub const SVM_ALLOC_NO_FALLBACK: u32 = 1 << 0;
 /// `svm_alloc_vram` flag: move the range even if the thrash guard pins it.
 pub const SVM_ALLOC_IGNORE_THRASH_GUARD: u32 = 1 << 1;
-const _: () = assert!(SVM_ALLOC_NO_FALLBACK == AllocFlags::NO_FALLBACK.bits() && SVM_ALLOC_IGNORE_THRASH_GUARD == AllocFlags::IGNORE_THRASH_GUARD.bits());
+/// `svm_alloc_vram` flag: prefetch now, never leave the move to the
+/// launch's GPU fault (SVM_RESULT_ON_FAULT). For explicit prefetches
+/// (zeCommandListAppendMemoryPrefetch), whose point is to move early.
+pub const SVM_ALLOC_PREFETCH_NOW: u32 = 1 << 2;
+const _: () = assert!(
+    SVM_ALLOC_NO_FALLBACK == AllocFlags::NO_FALLBACK.bits()
+        && SVM_ALLOC_IGNORE_THRASH_GUARD == AllocFlags::IGNORE_THRASH_GUARD.bits()
+        && SVM_ALLOC_PREFETCH_NOW == AllocFlags::PREFETCH_NOW.bits()
+);
 
 /// `svm_alloc_result.flags`: the range was already there (no ioctl issued).
 pub const SVM_RESULT_IN_PLACE: u32 = 1 << 0;
@@ -81,6 +89,13 @@ pub const SVM_RESULT_PINNED: u32 = 1 << 2;
 /// or not in system memory for VRAM; the device itself only with PFNs).
 /// Clear where the page table cannot be read: the placement is believed.
 pub const SVM_RESULT_VERIFIED: u32 = 1 << 3;
+/// Not prefetched: the attributes send the range to `pagemap`, and the
+/// launch's first GPU fault there moves it (`bytes_moved` is 0). Chosen
+/// for a range that moved before, placed in the VRAM of a device with more
+/// than one tile: a prefetch binds it on every tile, and each tile bound
+/// pays its own TLB invalidation at the next move, while a fault binds
+/// only the tile that uses it. SVM_ALLOC_PREFETCH_NOW refuses it.
+pub const SVM_RESULT_ON_FAULT: u32 = 1 << 4;
 
 /// What svm_alloc_vram or svm_evict did.
 #[repr(C)]
@@ -120,6 +135,7 @@ pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed)
     flags |= if p.fell_back { SVM_RESULT_FELL_BACK } else { 0 };
     flags |= if p.pinned { SVM_RESULT_PINNED } else { 0 };
     flags |= if p.verified { SVM_RESULT_VERIFIED } else { 0 };
+    flags |= if p.on_fault { SVM_RESULT_ON_FAULT } else { 0 };
     let v = svm_alloc_result {
         struct_size: 0,
         flags,

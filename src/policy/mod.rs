@@ -131,6 +131,9 @@ pub struct Placed {
     pub pinned: bool,
     /// The driver confirmed the placement (false on the kernel: believed only).
     pub verified: bool,
+    /// Not prefetched: the attributes send it to `pagemap`, and the
+    /// launch's first GPU fault moves it there (`bytes_moved` is 0).
+    pub on_fault: bool,
     /// The errno that caused the fallback (or, when the call failed, ended it).
     pub cause: Option<Errno>,
     /// Device VMs (bit = device slot) whose attributes this call set, and
@@ -159,6 +162,8 @@ bitflags::bitflags! {
         const NO_FALLBACK = 1 << 0;
         /// Move even if the thrash guard would pin the range.
         const IGNORE_THRASH_GUARD = 1 << 1;
+        /// Prefetch now, never leave the move to the launch's GPU fault.
+        const PREFETCH_NOW = 1 << 2;
     }
 }
 

@@ -23,6 +23,7 @@ struct Attempt<'a> {
     end: u64,
     summary: Record,
     seen: Option<Seen>,
+    flags: AllocFlags,
 }
 
 impl Context {
@@ -79,7 +80,7 @@ impl Context {
             Check::Unknown => None,
         };
         let t0 = if crate::log::tracing() { crate::trace::now() } else { 0 };
-        let mut attempt = Attempt { slots: &slots, dev: &dev, start, end, summary: self.summary(start, end), seen };
+        let mut attempt = Attempt { slots: &slots, dev: &dev, start, end, summary: self.summary(start, end), seen, flags };
         let r = self.place(&mut attempt, target, flags, out);
         let p = &*out;
         if t0 != 0 {
@@ -286,7 +287,7 @@ impl Context {
                 return Err(m);
             }
         };
-        if moved {
+        if moved && !placed.on_fault {
             placed.bytes_moved += end - start;
         }
         // Record what is true now.
@@ -352,7 +353,7 @@ impl Context {
     /// Steps 3 and 4: PREFETCH with user fence, each errno's answer, and the
     /// check that the range really is there. Returns whether data moved.
     fn migrate_verified(&self, a: &Attempt, cand: Pagemap, placed: &mut Placed) -> std::result::Result<bool, Miss> {
-        let Attempt { slots, dev, start, end, ref summary, ref seen } = *a;
+        let Attempt { slots, dev, start, end, ref summary, ref seen, flags } = *a;
         let seen = seen.as_ref();
         let size = end - start;
         let (region, via) = match cand {
@@ -395,6 +396,19 @@ impl Context {
             }
             placed.verified = true;
             return Ok(false);
+        }
+        // Rule 6, multi-tile devices: a range that moved before, going to
+        // the accessing device's own VRAM, is left to the launch's GPU
+        // fault. A prefetch binds it on every tile of the VM
+        // (`vm_bind_ioctl_ops_create` takes all tiles), and at its next move
+        // each bound tile pays a TLB invalidation (40 us); the fault (20 us)
+        // binds only the tile that faults (docs/cost-model.md). The
+        // attributes just set send the fault there.
+        let tiles = dev.tiles.iter().filter(|t| t.is_some()).count();
+        if tiles > 1 && cand.device() == Some(dev.slot) && !summary.moves.is_empty() && !flags.contains(AllocFlags::PREFETCH_NOW) {
+            crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: left to the GPU fault (rule 6: moved {} times before, device {} has {tiles} tiles; a prefetch would bind all of them)", Span(start, size), summary.moves.len(), dev.slot);
+            placed.on_fault = true;
+            return Ok(true);
         }
         loop {
             match self.prefetch(&via, start, size, region, placed) {
