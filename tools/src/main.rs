@@ -378,8 +378,9 @@ fn bench(
         let rs: Vec<_> = reports.iter().filter(|r| r.machine == machine).cloned().collect();
         format!(
             "{}\n(optimum: a lower bound on simulated time from the trace, capacity relaxed; offline: a feasible offline schedule where VRAM\n \
-             capacity binds; vs optimum: sim time / optimum; pt reads: page-table reads, each charged to the simulated clock;\n \
-             oracle: the engine told the simulator's ground truth, not realizable on hardware)\n\n{}",
+             capacity binds; sim time: from the first step, device setup left out; vs optimum: sim time / optimum;\n \
+             pt reads: page-table reads, each charged to the simulated clock; oracle: the engine told the simulator's ground truth,\n \
+             not realizable on hardware)\n\n{}",
             describe(machine, topo, iterations),
             report::table(&rs)
         )
