@@ -161,7 +161,9 @@
 #define SVM_ALLOC_PREFETCH_NOW (1 << 2)
 
 /**
- * `svm_alloc_result.flags`: the range was already there (no ioctl issued).
+ * `svm_alloc_result.flags`: the range was already there: nothing moved, and
+ * no ioctl issued, except one queued bind (`ioctls` 1) where it is in
+ * system memory and this device's VM never had it bound.
  */
 #define SVM_RESULT_IN_PLACE (1 << 0)
 

@@ -722,3 +722,63 @@ fn multi_tile_moves_are_left_to_the_gpu_fault() {
     assert_eq!(t.on(BUF, R), t.vram_of(0));
     assert_eq!(t.sim.counters().tlb_invalidations - tlb, 1, "bound on the one tile that faulted");
 }
+
+/// Per-device bind state (docs/design.md, "Deciding: rent or buy"): a range
+/// in system memory that another device placed is bound for a device whose
+/// VM never had it by one queued prefetch (one ioctl, found in place), so
+/// its launch does not fault range by range; once bound, nothing more. A
+/// move unbinds it everywhere, and the next use binds again.
+#[test]
+fn a_range_in_system_memory_is_bound_once_for_each_device() {
+    let t = setup("2dgpu-p2p");
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    let first = t.alloc(0, BUF, 2 * R, Pagemap::System);
+    assert_eq!(first.bytes_moved, 0);
+    let p = t.alloc(1, BUF, 2 * R, Pagemap::System);
+    assert!(p.in_place && p.ioctls == 1, "{p:?}");
+    let faults = t.sim.counters().gpu_faults;
+    t.gpu(1, BUF, 2 * R, sim::Access::Read).unwrap();
+    t.gpu(0, BUF, 2 * R, sim::Access::Read).unwrap();
+    assert_eq!(t.sim.counters().gpu_faults, faults, "bound for both devices");
+    let again = t.alloc(1, BUF, 2 * R, Pagemap::System);
+    assert!(again.in_place && again.ioctls == 0, "{again:?}");
+
+    // Moved to GPU 0 and back: every binding went with the moves.
+    t.alloc(0, BUF, 2 * R, t.vram(0));
+    t.ctx.evict(BUF, 2 * R).unwrap();
+    let p = t.alloc(1, BUF, 2 * R, Pagemap::System);
+    assert!(p.ioctls >= 1, "{p:?}");
+    let faults = t.sim.counters().gpu_faults;
+    t.gpu(1, BUF, 2 * R, sim::Access::Read).unwrap();
+    assert_eq!(t.sim.counters().gpu_faults, faults);
+}
+
+/// Several readers of what a peer holds (docs/design.md, "Deciding: rent or
+/// buy"): the first device to read GPU 0's data moves it (a peer link copies
+/// it once); a second reader since the last write sends it to system
+/// memory, which every device reads at host bandwidth, instead of moving it
+/// from reader to reader. A write starts the count again.
+#[test]
+fn data_several_devices_read_from_a_peer_goes_to_system_memory() {
+    let t = setup("4dgpu-p2p");
+    let read = |d: usize| t.ctx.resolve(t.dev[d], 0, BUF, 2 * R, Access::Read).unwrap();
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 2 * R, Access::Write), Ok(t.vram(0)));
+    t.alloc(0, BUF, 2 * R, t.vram(0));
+    t.gpu(0, BUF, 2 * R, sim::Access::Write).unwrap();
+    assert_eq!(read(1), t.vram(1), "one reader: moved to it");
+    t.alloc(1, BUF, 2 * R, t.vram(1));
+    assert_eq!(read(2), Pagemap::System, "a second reader: system memory");
+    t.alloc(2, BUF, 2 * R, Pagemap::System);
+    assert!(t.on(BUF, 2 * R) == Placement::System);
+    assert_eq!(read(3), Pagemap::System, "read in place by the others");
+
+    // Elsewhere: GPU 1 is told to move GPU 0's data (and does not yet);
+    // GPU 0 writes it again, a new value whose readers start again.
+    const B: u64 = BUF + 16 * R;
+    let read = |d: usize| t.ctx.resolve(t.dev[d], 0, B, 2 * R, Access::Read).unwrap();
+    t.alloc(0, B, 2 * R, t.vram(0));
+    assert_eq!(read(1), t.vram(1));
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, B, 2 * R, Access::Write), Ok(t.vram(0)));
+    assert_eq!(read(2), t.vram(2), "one reader since the write");
+    assert_eq!(read(3), Pagemap::System, "two");
+}

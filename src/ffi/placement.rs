@@ -78,7 +78,9 @@ const _: () = assert!(
         && SVM_ALLOC_PREFETCH_NOW == AllocFlags::PREFETCH_NOW.bits()
 );
 
-/// `svm_alloc_result.flags`: the range was already there (no ioctl issued).
+/// `svm_alloc_result.flags`: the range was already there: nothing moved, and
+/// no ioctl issued, except one queued bind (`ioctls` 1) where it is in
+/// system memory and this device's VM never had it bound.
 pub const SVM_RESULT_IN_PLACE: u32 = 1 << 0;
 /// It is not where asked: it fell back (`cause` says why).
 pub const SVM_RESULT_FELL_BACK: u32 = 1 << 1;

@@ -16,6 +16,13 @@ use super::*;
 /// (the slots, read once; the accessing device; the span; what is known of
 /// it as the attempt goes; what the page table showed). The result being
 /// built (`Placed`) travels beside it.
+/// What steps 3 and 4 did: whether data moved (or will, at the launch's
+/// fault), and whether a prefetch bound the span for the accessing device.
+struct Migrated {
+    moved: bool,
+    bound: bool,
+}
+
 struct Attempt<'a> {
     slots: &'a [Slot],
     dev: &'a Arc<Device>,
@@ -121,15 +128,22 @@ impl Context {
             Err(seen) => return Check::Moved(seen),
         };
         rec.use_once();
+        let mut placed = Placed { pagemap: Some(target), in_place: true, verified, ..Default::default() };
         if target == Pagemap::System && dev.has_vram() {
             rec.read_in_place(dev.slot);
+            // In place, but this device's VM never had it bound: one queued
+            // prefetch binds it (docs/kernel-model.md §7), where the launch
+            // would fault once per 2 MiB range (20 us each).
+            if !rec.bound_for(dev.slot) && self.bind_in_system(dev, start, end - start, &mut placed) {
+                rec.set_bound(dev.slot, true);
+            }
         }
         // LRU stamp: rewritten only when stale, so that threads finding the
         // same range in place do not bounce its cache line.
         if now.saturating_sub(rec.last_used.load(Ordering::Relaxed)) > LRU_GRANULE_NS {
             rec.last_used.store(now, Ordering::Relaxed);
         }
-        Check::InPlace(Placed { pagemap: Some(target), in_place: true, verified, ..Default::default() })
+        Check::InPlace(placed)
     }
 
     /// The slow path of alloc_vram: thrash guard, then candidates in order
@@ -280,8 +294,8 @@ impl Context {
         let advise = !(cand == Pagemap::System && end - start <= super::resolve::SMALL_READ);
         let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), start, end, cand, summary, placed, &mut applied) } else { Ok(()) };
         let outcome = attributes.and_then(|()| self.migrate_verified(a, cand, placed));
-        let moved = match outcome {
-            Ok(moved) => moved,
+        let Migrated { moved, bound } = match outcome {
+            Ok(m) => m,
             Err(m) => {
                 self.record(slots, start, end, &applied, |_| {});
                 return Err(m);
@@ -302,6 +316,9 @@ impl Context {
             *r.uses.get_mut() = summary.uses.load(Ordering::Relaxed);
             if moved {
                 r.record_move(now);
+            }
+            if bound {
+                r.set_bound(dev.slot, true);
             }
             // The launch this placement is for uses it here.
             r.use_once();
@@ -342,6 +359,7 @@ impl Context {
             r.pinned_until = until;
             if let Some(a) = attrs {
                 r.set_attrs(dev.slot, a);
+                r.set_bound(dev.slot, false); // the madvise zapped its PTEs
             }
             r
         });
@@ -351,8 +369,9 @@ impl Context {
     }
 
     /// Steps 3 and 4: PREFETCH with user fence, each errno's answer, and the
-    /// check that the range really is there. Returns whether data moved.
-    fn migrate_verified(&self, a: &Attempt, cand: Pagemap, placed: &mut Placed) -> std::result::Result<bool, Miss> {
+    /// check that the range really is there. Returns whether data moved, and
+    /// whether a prefetch bound it for the accessing device.
+    fn migrate_verified(&self, a: &Attempt, cand: Pagemap, placed: &mut Placed) -> std::result::Result<Migrated, Miss> {
         let Attempt { slots, dev, start, end, ref summary, ref seen, flags } = *a;
         let seen = seen.as_ref();
         let size = end - start;
@@ -390,12 +409,9 @@ impl Context {
             // GPU fault per range at launch. It moves nothing, so it is
             // queued without a fence and not waited for; a failure to bind
             // changes nothing.
-            if cand == Pagemap::System {
-                self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
-                let _ = self.restarting(placed, || xe::prefetch_queued(&*self.driver, via.fd, via.vm_id, start, size, 0));
-            }
+            let bound = cand == Pagemap::System && self.bind_in_system(&via, start, size, placed);
             placed.verified = true;
-            return Ok(false);
+            return Ok(Migrated { moved: false, bound });
         }
         // Rule 6, multi-tile devices: a range that moved before, going to
         // the accessing device's own VRAM, is left to the launch's GPU
@@ -408,7 +424,7 @@ impl Context {
         if tiles > 1 && cand.device() == Some(dev.slot) && !summary.moves.is_empty() && !flags.contains(AllocFlags::PREFETCH_NOW) {
             crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: left to the GPU fault (rule 6: moved {} times before, device {} has {tiles} tiles; a prefetch would bind all of them)", Span(start, size), summary.moves.len(), dev.slot);
             placed.on_fault = true;
-            return Ok(true);
+            return Ok(Migrated { moved: true, bound: false });
         }
         loop {
             match self.prefetch(&via, start, size, region, placed) {
@@ -462,7 +478,15 @@ impl Context {
             }
             break;
         }
-        Ok(summary.residency != Some(cand))
+        Ok(Migrated { moved: summary.residency != Some(cand), bound: true })
+    }
+
+    /// Binds a span already in system memory for device `on` (a queued
+    /// prefetch: it moves nothing, docs/kernel-model.md §7); whether it was
+    /// accepted. A failure changes nothing: the GPU faults instead.
+    pub(super) fn bind_in_system(&self, on: &Device, start: u64, size: u64, placed: &mut Placed) -> bool {
+        self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
+        self.restarting(placed, || xe::prefetch_queued(&*self.driver, on.fd, on.vm_id, start, size, 0)).is_ok()
     }
 
     pub(super) fn prefetch(&self, on: &Device, start: u64, size: u64, region: u32, placed: &mut Placed) -> Result<()> {

@@ -71,6 +71,8 @@ impl Context {
             let mut r = merge_pieces(pieces);
             for (slot, a) in applied {
                 r.set_attrs(*slot, *a);
+                // A madvise zaps the span's PTEs in that VM.
+                r.set_bound(*slot, false);
             }
             more(&mut r);
             r
@@ -190,6 +192,9 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         // A hint holds for a merged span only where it holds for every piece.
         r.read_mostly &= p.read_mostly;
         r.remote_readers.fetch_or(p.remote_readers.load(Ordering::Relaxed), Ordering::Relaxed);
+        r.peer_readers.fetch_or(p.peer_readers.load(Ordering::Relaxed), Ordering::Relaxed);
+        // Bound for a device only where every piece is.
+        r.bound.fetch_and(p.bound.load(Ordering::Relaxed), Ordering::Relaxed);
         let n = r.attrs.len().max(p.attrs.len());
         for slot in 0..n as u16 {
             if r.attrs(slot) != p.attrs(slot) {

@@ -53,6 +53,11 @@ impl Context {
         // Whether one record holds more than the span (the span is part of it).
         let part_of_larger = exact.is_none() && widest().is_some_and(|(s, r)| s <= start && r.end >= end);
         let rec = exact.or_else(|| widest().map(|(_, r)| r));
+        if matches!(access, Access::Write | Access::Atomic) {
+            if let Some(r) = rec {
+                r.written();
+            }
+        }
         if access == Access::Atomic {
             // GPU atomics run in local VRAM only (docs/kernel-model.md §3.2, rows 15-19); CPU-only atomics fail (row 21).
             if rec.is_some_and(|r| r.attrs(h.slot).atomic == DRM_XE_ATOMIC_CPU) {
@@ -107,6 +112,16 @@ impl Context {
                 if read && part_of_larger && cur != local && cur != Pagemap::System {
                     return Ok(cur);
                 }
+            }
+            // Several readers of what a peer holds: data another device also
+            // read from a peer's VRAM since it was last written goes to
+            // system memory, which every device reads at host bandwidth (46
+            // GB/s against 20 for a peer link, docs/cost-model.md): moving it
+            // from reader to reader would copy it once per reader, and VRAM
+            // would hold one copy per reader's worth of room.
+            let in_peer = r.residency.and_then(|p| p.device()).is_some_and(|d| d != h.slot);
+            if in_peer && access == Access::Read && r.read_from_peer(h.slot) {
+                return Ok(Pagemap::System);
             }
         }
         // Rent or buy (ski rental): a read of data in system memory is served

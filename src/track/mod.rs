@@ -108,6 +108,16 @@ pub struct Record {
     /// Devices (bit = slot, slots below 64) that read it in place, from
     /// system memory, since its last move: resolve's rent-or-buy history.
     pub remote_readers: AtomicU64,
+    /// Devices (bit = slot) that read it while it lay in another device's
+    /// VRAM, since it was last written: moves do not clear it, a write
+    /// does. resolve's several-readers rule for data a peer holds.
+    pub peer_readers: AtomicU64,
+    /// Device VMs (bit = slot) a prefetch of the library bound it on since
+    /// its last move or madvise there: a range in system memory a device
+    /// never had bound is bound for it once (a queued prefetch), not left
+    /// to fault range by range. A hint: the kernel may unbind without the
+    /// library seeing it (munmap, CPU events), and then the GPU faults.
+    pub bound: AtomicU64,
 }
 
 impl Clone for Record {
@@ -124,6 +134,8 @@ impl Clone for Record {
             last_used: AtomicU64::new(self.last_used.load(Ordering::Relaxed)),
             read_mostly: self.read_mostly,
             remote_readers: AtomicU64::new(self.remote_readers.load(Ordering::Relaxed)),
+            peer_readers: AtomicU64::new(self.peer_readers.load(Ordering::Relaxed)),
+            bound: AtomicU64::new(self.bound.load(Ordering::Relaxed)),
         }
     }
 }
@@ -143,6 +155,8 @@ impl Record {
             last_used: AtomicU64::new(0),
             read_mostly: false,
             remote_readers: AtomicU64::new(0),
+            peer_readers: AtomicU64::new(0),
+            bound: AtomicU64::new(0),
         }
     }
 
@@ -172,6 +186,26 @@ impl Record {
         self.moves.push(Move { at: now, uses_before: *self.uses.get_mut() });
         *self.uses.get_mut() = 0;
         *self.remote_readers.get_mut() = 0;
+        // A migration unmaps the range from every GPU (the MMU notifier).
+        *self.bound.get_mut() = 0;
+    }
+
+    /// Whether a prefetch through device `slot`'s VM bound it (since the
+    /// last move or madvise there).
+    pub fn bound_for(&self, slot: u16) -> bool {
+        slot < 64 && self.bound.load(Ordering::Relaxed) & (1 << slot) != 0
+    }
+
+    /// Records that device `slot`'s VM has it bound, or not.
+    pub fn set_bound(&self, slot: u16, bound: bool) {
+        if slot >= 64 {
+            return;
+        }
+        if bound {
+            self.bound.fetch_or(1 << slot, Ordering::Relaxed);
+        } else {
+            self.bound.fetch_and(!(1 << slot), Ordering::Relaxed);
+        }
     }
 
     /// Counts a read in place by device `slot` (rent-or-buy's history); no
@@ -189,6 +223,26 @@ impl Record {
         let m = self.remote_readers.load(Ordering::Relaxed);
         let bit = reader_bit(slot);
         (m & bit != 0, m & !bit != 0)
+    }
+
+    /// Counts a read by device `slot` of the range in a peer's VRAM, and
+    /// says whether another device did so since the last write. No write
+    /// once recorded.
+    pub fn read_from_peer(&self, slot: u16) -> bool {
+        let bit = reader_bit(slot);
+        let m = self.peer_readers.load(Ordering::Relaxed);
+        if m & bit != bit {
+            self.peer_readers.fetch_or(bit, Ordering::Relaxed);
+        }
+        m & !bit != 0
+    }
+
+    /// A write: the readers since the last write start again (no store
+    /// when there are none).
+    pub fn written(&self) {
+        if self.peer_readers.load(Ordering::Relaxed) != 0 {
+            self.peer_readers.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Counts one use (a placement call that found the range where it
