@@ -352,6 +352,12 @@ impl Context {
                 }
             }
         }
+        // Held in system memory (after a CPU pull-back, which unbound it):
+        // bound for this device by a queued prefetch, not left to fault.
+        let bound = cur == Pagemap::System
+            && dev.has_vram()
+            && (attrs.is_some() || !summary.bound_for(dev.slot))
+            && self.bind_in_system(dev, start, end - start, placed);
         self.rewrite(slots, start, end, |pieces| {
             let mut r = merge_pieces(pieces);
             r.moves = summary.moves.clone();
@@ -360,6 +366,9 @@ impl Context {
             if let Some(a) = attrs {
                 r.set_attrs(dev.slot, a);
                 r.set_bound(dev.slot, false); // the madvise zapped its PTEs
+            }
+            if bound {
+                r.set_bound(dev.slot, true);
             }
             r
         });
