@@ -64,6 +64,17 @@ else
   exit 1
 fi
 
+echo "== IGT's xe_query on the simulated driver, under umockdev (scripts/igt.sh)"
+set +e
+scripts/igt.sh
+irc=$?
+set -e
+if [ "$irc" = 77 ]; then
+  echo "igt: not available here (see above)"
+elif [ "$irc" != 0 ]; then
+  exit 1
+fi
+
 echo "== lean build: no simulator (cargo build --no-default-features)"
 cargo build -q -p xesvm --lib --no-default-features --target-dir target/lean
 nm -D --defined-only target/lean/debug/libxesvm.so > target/lean/exports.txt
