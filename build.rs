@@ -21,10 +21,27 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=CI");
 
+    let version = env::var("CARGO_PKG_VERSION").unwrap();
+    #[cfg(feature = "header")]
+    generate_header(&manifest, &out, &version);
+
+    let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if target_os == "linux" {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libxesvm.so.{ABI_MAJOR}");
+    }
+
+    // OUT_DIR is <target>/<profile>/build/xesvm-<hash>/out.
+    if let Some(profile_dir) = out.ancestors().nth(3) {
+        write_uninstalled_pc(profile_dir, &manifest, &version);
+    }
+}
+
+/// include/xesvm.h from the crate (feature `header`).
+#[cfg(feature = "header")]
+fn generate_header(manifest: &Path, out: &Path, version: &str) {
     let mut config = cbindgen::Config::from_file(manifest.join("cbindgen.toml")).expect("cbindgen.toml");
     // Version macros from Cargo's version, so C code can test at compile time
     // what svm_version() reports at run time.
-    let version = env::var("CARGO_PKG_VERSION").unwrap();
     let num = |k: &str| env::var(k).unwrap().parse::<u32>().unwrap();
     let (major, minor, patch) = (num("CARGO_PKG_VERSION_MAJOR"), num("CARGO_PKG_VERSION_MINOR"), num("CARGO_PKG_VERSION_PATCH"));
     config.after_includes = Some(format!(
@@ -39,7 +56,7 @@ fn main() {
     ));
     let generated = out.join("xesvm.h");
     cbindgen::Builder::new()
-        .with_crate(&manifest)
+        .with_crate(manifest)
         .with_config(config)
         .generate()
         .expect("cbindgen could not generate include/xesvm.h")
@@ -47,18 +64,9 @@ fn main() {
     if env::var_os("CI").is_none() {
         copy_if_changed(&generated, &manifest.join("include/xesvm.h"));
     }
-
-    let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    if target_os == "linux" {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libxesvm.so.{ABI_MAJOR}");
-    }
-
-    // OUT_DIR is <target>/<profile>/build/xesvm-<hash>/out.
-    if let Some(profile_dir) = out.ancestors().nth(3) {
-        write_uninstalled_pc(profile_dir, &manifest, &version);
-    }
 }
 
+#[cfg(feature = "header")]
 fn copy_if_changed(from: &Path, to: &Path) {
     let new = fs::read(from).unwrap();
     if fs::read(to).ok().as_deref() != Some(&new[..]) {

@@ -47,7 +47,7 @@ if [ ! -f "$dir/ok" ]; then
   touch "$dir/ok"
 fi
 
-cargo build -q -p xesvm --lib
+cargo build -q --workspace # as scripts/test.sh builds it: no second build of the library
 cc -std=gnu11 -Wall -Wextra -Werror -shared -fPIC -Iinclude $(pkg-config --cflags umockdev-1.0) \
   capi-tests/umockdev/igt_shim.c -o "$dir/igt_shim.so" $(pkg-config --libs umockdev-1.0) \
   -L"$(pwd)/target/debug" -lxesvm -Wl,-rpath,"$(pwd)/target/debug"

@@ -18,7 +18,9 @@ echo "== cargo test"
 cargo test --workspace
 
 echo "== C tests (ctest)"
-cargo build -q -p xesvm --lib
+# The workspace, as cargo test resolved it: `-p xesvm` alone would unify
+# other features of its dependencies (toml_edit) and build the library again.
+cargo build -q --workspace
 export PKG_CONFIG_PATH="$(pwd)/target/debug/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 cmake -S capi-tests -B target/capi-tests -DCMAKE_BUILD_TYPE=Debug -DXESVM_REQUIRE_UMOCKDEV=ON >/dev/null
 cmake --build target/capi-tests -j 2
@@ -51,7 +53,7 @@ if [ "$krc" = 0 ]; then
   # The C layout checks, the Rust layout checks, and both include orders.
   cc -std=c11 -Wall -Wextra -Werror -DXESVM_KERNEL_HEADER -I"$kinc" -Iinclude capi-tests/test_uapi_layout.c $(pkg-config --libs xesvm) -o target/kernel-header/test_uapi_layout
   LD_LIBRARY_PATH=target/debug target/kernel-header/test_uapi_layout
-  XESVM_KERNEL_HEADERS="$kinc" cargo test -q -p xesvm --test uapi_kernel_header
+  XESVM_KERNEL_HEADERS="$kinc" cargo test -q --workspace --test uapi_kernel_header
   for first in XESVM_KERNEL_FIRST XESVM_FIRST; do
     cc -std=c11 -Wall -Wextra -Werror -D"$first" -Iinclude -I"$kinc" capi-tests/kernel_header_both_orders.c \
       $(pkg-config --libs xesvm) -o target/kernel-header/both_orders

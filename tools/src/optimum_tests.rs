@@ -240,7 +240,7 @@ fn random_workload(seed: u64, steps: usize) -> Workload {
 }
 
 fn cases() -> u32 {
-    std::env::var("XESVM_BOUND_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(if std::env::var("CI").is_ok() { 3000 } else { 500 })
+    std::env::var("XESVM_BOUND_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(if std::env::var("CI").is_ok() { 1000 } else { 500 })
 }
 
 proptest! {
