@@ -4,16 +4,30 @@
 #
 #   scripts/install.sh PREFIX            release build (the default)
 #   scripts/install.sh --debug PREFIX    the debug build (what the tests use)
+#   scripts/install.sh --no-build ...    what target/<profile> holds, unbuilt
+#                                        (scripts/test.sh, which built it)
 #   DESTDIR=/stage scripts/install.sh /usr/local   staged install for packagers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 profile=release
-if [ "${1:-}" = "--debug" ]; then profile=debug; shift; fi
-prefix=${1:?usage: scripts/install.sh [--debug] PREFIX}
+build=yes
+while [ $# -gt 1 ]; do
+  case "$1" in
+    --debug) profile=debug ;;
+    --no-build) build=no ;;
+    *) break ;;
+  esac
+  shift
+done
+prefix=${1:?usage: scripts/install.sh [--debug] [--no-build] PREFIX}
+case "$prefix" in -*) echo "usage: scripts/install.sh [--debug] [--no-build] PREFIX" >&2; exit 2 ;; esac
 case "$prefix" in /*) ;; *) prefix="$(pwd)/$prefix" ;; esac
 
-if [ "$profile" = release ]; then cargo build -q --release -p xesvm --lib; else cargo build -q -p xesvm --lib; fi
+if [ "$build" = yes ]; then
+  if [ "$profile" = release ]; then cargo build -q --release -p xesvm --lib; else cargo build -q -p xesvm --lib; fi
+fi
+[ -f "target/$profile/libxesvm.so" ] || { echo "install: no target/$profile/libxesvm.so (build it, or drop --no-build)" >&2; exit 1; }
 
 # The first `version = ` line (sed quits there: no pipe that can break).
 version=$(sed -n '/^version = "\(.*\)"$/{s//\1/p;q}' Cargo.toml)
