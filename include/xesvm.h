@@ -1352,7 +1352,9 @@ int svm_alloc_vram(struct svm_context *ctx, struct svm_device device, uint64_t s
 
 /**
  * Sends [start, start+size) back to system memory on every device that
- * holds any of it. `result` may be NULL. Thread-safe.
+ * holds any of it. `result` may be NULL. Thread-safe. `bytes_moved` is
+ * what the page table showed outside system memory (read one page per 2
+ * MiB chunk), or the whole span where it cannot be read.
  */
 int svm_evict(struct svm_context *ctx, uint64_t start, uint64_t size, struct svm_alloc_result *result);
 

@@ -114,6 +114,19 @@ fn evict_then_cpu_access_finds_data_intact() {
     assert_eq!(again.ioctls, 0, "already in system: nothing to do");
 }
 
+/// evict reports what it moved, as the page table showed it: of two
+/// chunks, the one in VRAM, not the whole span.
+#[test]
+fn evict_reports_the_bytes_that_were_away() {
+    let t = setup("2dgpu-p2p");
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    t.gpu(0, BUF + R, R, sim::Access::Write).unwrap();
+    assert_eq!(t.on(BUF + R, R), t.vram_of(0));
+    let e = t.ctx.evict(BUF, 2 * R).unwrap();
+    assert_eq!((e.bytes_moved, e.verified), (R, true));
+    assert_eq!(t.on(BUF, 2 * R), Placement::System);
+}
+
 #[test]
 fn peer_placement_over_p2p_and_remote_access() {
     let t = setup("2dgpu-p2p");

@@ -212,7 +212,9 @@ pub unsafe extern "C" fn svm_alloc_vram(
 }
 
 /// Sends [start, start+size) back to system memory on every device that
-/// holds any of it. `result` may be NULL. Thread-safe.
+/// holds any of it. `result` may be NULL. Thread-safe. `bytes_moved` is
+/// what the page table showed outside system memory (read one page per 2
+/// MiB chunk), or the whole span where it cannot be read.
 #[no_mangle]
 pub unsafe extern "C" fn svm_evict(ctx: *mut svm_context, start: u64, size: u64, result: *mut svm_alloc_result) -> c_int {
     guard("svm_evict", || {

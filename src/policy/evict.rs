@@ -51,7 +51,12 @@ impl Context {
             }
         }
         if !holders.is_empty() {
-            placed.bytes_moved = size;
+            // What the page table showed away from system memory (one page
+            // per 2 MiB chunk, the unit ranges move in), else all of it.
+            placed.bytes_moved = match before {
+                Some(s) if s.samples > 0 => (size / PAGE) * s.away as u64 / s.samples as u64 * PAGE,
+                _ => size,
+            };
             self.stats.local().evictions.fetch_add(1, Ordering::Relaxed);
             crate::log!(crate::log::Level::Info, "evict {}: sent back to system memory from {} device(s)", crate::log::Span(start, size), holders.len());
         }
