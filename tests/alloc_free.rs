@@ -82,3 +82,30 @@ fn resolve_and_in_place_alloc_vram_allocate_nothing() {
     ctx.alloc_vram(d1, BUF, R, ctx.pagemap(d1, 0).unwrap(), AllocFlags::default()).unwrap();
     assert!(allocs() > before);
 }
+
+/// A runtime that places a buffer and then calls per 64 KiB piece (one call
+/// per kernel argument slice): every piece is found in place in the
+/// buffer's record, with no allocation, no page-table read and no ioctl.
+#[test]
+fn pieces_of_a_placed_buffer_are_in_place_without_allocating() {
+    let s = Sim::new(Topology::preset("2dgpu-p2p").unwrap()).unwrap();
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(s.clone())), Config::default());
+    let d0 = ctx.open_index(0).unwrap();
+    let v0 = ctx.pagemap(d0, 0).unwrap();
+    s.cpu_access(BUF, 16 * R, sim::Access::Write, 1).unwrap();
+    ctx.alloc_vram(d0, BUF, 16 * R, v0, AllocFlags::default()).unwrap();
+    const PIECE: u64 = 64 << 10;
+    ctx.alloc_vram(d0, BUF, PIECE, v0, AllocFlags::default()).unwrap(); // warm
+    let (before, reads) = (allocs(), s.counters().page_table_reads);
+    for i in 0..(16 * R / PIECE) {
+        let p = ctx.alloc_vram(d0, BUF + i * PIECE, PIECE, v0, AllocFlags::default()).unwrap();
+        assert!(p.in_place && p.ioctls == 0, "piece {i}: {p:?}");
+    }
+    let n = allocs() - before;
+    assert_eq!(n, 0, "{n} allocations for pieces found in place");
+    assert_eq!(s.counters().page_table_reads, reads, "no page-table read");
+    // The buffer's record was not split: it moves in one call, all of it.
+    let d1 = ctx.open_index(1).unwrap();
+    let whole = ctx.alloc_vram(d1, BUF, 16 * R, ctx.pagemap(d1, 0).unwrap(), AllocFlags::default()).unwrap();
+    assert_eq!(whole.bytes_moved, 16 * R);
+}

@@ -178,6 +178,13 @@ impl Context {
                 .all(|d| rec.attrs(d.slot).pref == PrefApplied::DefaultSystem)
     }
 
+    /// Whether [`Context::confirm`] would answer without reading the page
+    /// table (no reader, or a fresh or settled record).
+    pub(super) fn confirmed_without_a_look(&self, slots: &[Slot], rec: &Record, now: u64) -> bool {
+        let at = rec.observed_at.load(Ordering::Relaxed);
+        !self.access.available() || (at != 0 && now.saturating_sub(at) <= self.ttl()) || Context::settled(slots, rec)
+    }
+
     /// Whether a record's residency (`pm`) still holds at `now`:
     /// `Ok(verified)` when it does (verified: an observation confirmed it),
     /// `Err(seen)` with what a fresh observation saw when it does not.

@@ -118,11 +118,21 @@ impl Context {
     /// fresh, settled, or confirmed by the page table).
     pub(super) fn in_place(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap) -> Check {
         let track = self.track.read();
-        let Some(rec) = track.exact(start, end) else { return Check::Unknown };
+        // The span's record, or the one it is a piece of: a runtime that
+        // places a buffer and then calls per piece finds each piece in place
+        // without a page-table read or a record split.
+        let Some(rec) = track.containing(start, end) else { return Check::Unknown };
         if rec.residency != Some(target) || !faults_keep(dev, rec.attrs(dev.slot).pref, target) {
             return Check::Unknown;
         }
         let now = self.driver.now_ns();
+        // A piece is found in place only where the whole record's standing
+        // needs no look and no bind (the slow path does those for the piece
+        // and records them for it alone).
+        let piece = track.exact(start, end).is_none();
+        if piece && (!self.confirmed_without_a_look(slots, rec, now) || (target == Pagemap::System && dev.has_vram() && !rec.bound_for(dev.slot))) {
+            return Check::Unknown;
+        }
         let verified = match self.confirm(slots, rec, start, end, target, now) {
             Ok(v) => v,
             Err(seen) => return Check::Moved(seen),

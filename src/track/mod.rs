@@ -288,6 +288,12 @@ impl Track {
         self.records.get(&start).filter(|r| r.end == end)
     }
 
+    /// The one record that holds all of [start, end), exactly or as a part
+    /// of it (a piece of a placed buffer): one lookup, no allocation.
+    pub fn containing(&self, start: u64, end: u64) -> Option<&Record> {
+        self.records.range(..=start).next_back().filter(|(_, r)| r.end >= end).map(|(_, r)| r)
+    }
+
     /// The records overlapping [start, end), in order.
     pub fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, &Record)> {
         let first = self.records.range(..=start).next_back().filter(|(_, r)| r.end > start).map_or(start, |(&s, _)| s);
