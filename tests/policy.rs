@@ -795,3 +795,26 @@ fn data_several_devices_read_from_a_peer_goes_to_system_memory() {
     assert_eq!(read(2), t.vram(2), "one reader since the write");
     assert_eq!(read(3), Pagemap::System, "two");
 }
+
+/// A runtime that places per 64 KiB piece: the kernel migrates whole SVM
+/// ranges (up to 2 MiB, docs/kernel-model.md §2), so the first piece of a
+/// chunk brings the chunk along. The other pieces are found there with one
+/// page-table read each and no prefetch.
+#[test]
+fn pieces_of_a_chunk_another_piece_moved_are_found_there() {
+    let t = setup("2dgpu-p2p");
+    const PIECE: u64 = 64 << 10;
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    let first = t.alloc(0, BUF, PIECE, t.vram(0));
+    assert!(first.ioctls >= 1 && first.bytes_moved == PIECE);
+    assert_eq!(t.on(BUF, R), t.vram_of(0), "the kernel moved the whole range");
+    let reads = t.sim.counters().page_table_reads;
+    for i in 1..(R / PIECE) {
+        let p = t.alloc(0, BUF + i * PIECE, PIECE, t.vram(0));
+        assert!(p.ioctls == 0 && p.verified && p.bytes_moved == 0, "piece {i}: {p:?}");
+    }
+    assert_eq!(t.sim.counters().page_table_reads - reads, R / PIECE - 1, "one read a piece");
+    // A piece of another chunk nothing placed is prefetched.
+    t.sim.cpu_access(BUF + R, R, sim::Access::Write, 1).unwrap();
+    assert!(t.alloc(0, BUF + R, PIECE, t.vram(0)).ioctls >= 1);
+}

@@ -415,12 +415,19 @@ impl Context {
         // prefetch to issue.
         // (For system memory the page table alone answers; look now if step
         // 1 did not: one read is cheaper than a prefetch that can fail.)
+        // A piece of a 2 MiB chunk whose other part this library placed in
+        // `cand`: the kernel migrates whole SVM ranges (up to the 2 MiB
+        // chunk, docs/kernel-model.md §2), so the piece may have come along.
+        // One page-table read (under 1 us) against a prefetch that would
+        // move nothing.
+        let mate = cand != Pagemap::System && seen.is_none() && self.chunk_mate_in(start, end, cand);
         let looked = match (seen, cand) {
             (None, Pagemap::System) => self.observe(start, end),
+            (None, _) if mate => self.observe(start, end),
             (s, _) => s.copied(),
         };
         let already = looked.is_some_and(|s| {
-            self.agrees(slots, &s, cand) && (cand == Pagemap::System || self.access.names_devices() || summary.residency == Some(cand))
+            self.agrees(slots, &s, cand) && (cand == Pagemap::System || self.access.names_devices() || summary.residency == Some(cand) || mate)
         });
         if already {
             // Already in system memory, a prefetch still binds the range for
@@ -498,6 +505,18 @@ impl Context {
             break;
         }
         Ok(Migrated { moved: summary.residency != Some(cand), bound: true })
+    }
+
+    /// Whether [start, end) lies inside one 2 MiB chunk, and another part of
+    /// that chunk is recorded in `pm`.
+    fn chunk_mate_in(&self, start: u64, end: u64, pm: Pagemap) -> bool {
+        let (cs, ce) = (start & !(CHUNK - 1), (start & !(CHUNK - 1)) + CHUNK);
+        if end > ce || end - start == CHUNK {
+            return false;
+        }
+        let track = self.track.read();
+        let found = track.overlapping(cs, ce).any(|(s, r)| (s, r.end) != (start, end) && r.residency == Some(pm));
+        found
     }
 
     /// Binds a span already in system memory for device `on` (a queued
