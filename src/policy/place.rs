@@ -145,6 +145,7 @@ impl Context {
             // prefetch binds it (docs/kernel-model.md §7), where the launch
             // would fault once per 2 MiB range (20 us each).
             if !rec.bound_for(dev.slot) && self.bind_in_system(dev, start, end - start, &mut placed) {
+                crate::log!(crate::log::Level::Debug, "alloc_vram {} device {}: in system memory, bound for this device's VM (one queued prefetch)", Span(start, end - start), dev.slot);
                 rec.set_bound(dev.slot, true);
             }
         }
@@ -429,6 +430,9 @@ impl Context {
         let already = looked.is_some_and(|s| {
             self.agrees(slots, &s, cand) && (cand == Pagemap::System || self.access.names_devices() || summary.residency == Some(cand) || mate)
         });
+        if already && mate {
+            crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: already there, moved with the rest of its 2 MiB range (page table); no prefetch", Span(start, size));
+        }
         if already {
             // Already in system memory, a prefetch still binds the range for
             // the accessing device (docs/kernel-model.md §7): one ioctl instead of a

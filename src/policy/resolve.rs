@@ -121,6 +121,7 @@ impl Context {
             // would hold one copy per reader's worth of room.
             let in_peer = r.residency.and_then(|p| p.device()).is_some_and(|d| d != h.slot);
             if in_peer && access == Access::Read && r.read_from_peer(h.slot) {
+                crate::log!(crate::log::Level::Debug, "resolve {} device {}: read from a peer's VRAM by another device since its last write: system memory (several readers)", crate::log::Span(start, size), h.slot);
                 return Ok(Pagemap::System);
             }
         }
