@@ -818,3 +818,34 @@ fn pieces_of_a_chunk_another_piece_moved_are_found_there() {
     t.sim.cpu_access(BUF + R, R, sim::Access::Write, 1).unwrap();
     assert!(t.alloc(0, BUF + R, PIECE, t.vram(0)).ioctls >= 1);
 }
+
+/// Producer and consumer (docs/design.md, "Deciding: rent or buy"): GPU 0
+/// writes a buffer every round and GPU 1 reads it. After GPU 1 took it (its
+/// first read from GPU 0's VRAM), GPU 0's writes go where GPU 1 holds it,
+/// over the link, instead of pulling it back and GPU 1 moving it again each
+/// round. GPU 1's own write ends it.
+#[test]
+fn a_producer_writes_where_its_consumer_holds_the_data() {
+    let t = setup("2dgpu-p2p");
+    let want = |d: usize, a: Access| t.ctx.resolve(t.dev[d], 0, BUF, 2 * R, a).unwrap();
+    assert_eq!(want(0, Access::Write), t.vram(0));
+    t.alloc(0, BUF, 2 * R, t.vram(0));
+    t.gpu(0, BUF, 2 * R, sim::Access::Write).unwrap();
+    assert_eq!(want(1, Access::Read), t.vram(1), "the consumer's first read moves it");
+    t.alloc(1, BUF, 2 * R, t.vram(1));
+    let moved = t.sim.counters().bytes_device_to_device;
+    for round in 0..3 {
+        assert_eq!(want(0, Access::Write), t.vram(1), "round {round}: written where the reader holds it");
+        let p = t.alloc(0, BUF, 2 * R, t.vram(1));
+        assert_eq!(p.bytes_moved, 0);
+        t.gpu(0, BUF, 2 * R, sim::Access::Write).unwrap();
+        assert_eq!(want(1, Access::Read), t.vram(1));
+        t.alloc(1, BUF, 2 * R, t.vram(1));
+        t.gpu(1, BUF, 2 * R, sim::Access::Read).unwrap();
+    }
+    assert_eq!(t.sim.counters().bytes_device_to_device, moved, "nothing moved back and forth");
+    assert_eq!(t.on(BUF, 2 * R), t.vram_of(1));
+    // The consumer writes it itself: the producer takes it back.
+    assert_eq!(want(1, Access::Write), t.vram(1));
+    assert_eq!(want(0, Access::Write), t.vram(0));
+}

@@ -53,7 +53,18 @@ impl Context {
         // Whether one record holds more than the span (the span is part of it).
         let part_of_larger = exact.is_none() && widest().is_some_and(|(s, r)| s <= start && r.end >= end);
         let rec = exact.or_else(|| widest().map(|(_, r)| r));
-        if matches!(access, Access::Write | Access::Atomic) {
+        let links = self.links.read();
+        let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
+        // Producer and consumer: a write to data that moved to a device that
+        // read it from this one's VRAM (its reader holds it now) is written
+        // there, over the link, rather than pulled back and moved to the
+        // reader again every round. The readers stay recorded, so the next
+        // round decides the same; the reader's own write ends it.
+        let feeds_reader = access == Access::Write
+            && rec.is_some_and(|r| {
+                r.residency.is_some_and(|p| reachable(p) && p.device().is_some_and(|d| d != h.slot && r.read_from_peer_by(d)))
+            });
+        if matches!(access, Access::Write | Access::Atomic) && !feeds_reader {
             if let Some(r) = rec {
                 r.written();
             }
@@ -75,8 +86,6 @@ impl Context {
         // An explicit prefetch reads; it only skips the rules that serve a
         // first read in place.
         let read = matches!(access, Access::Read | Access::Prefetch);
-        let links = self.links.read();
-        let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
         if let Some(r) = rec {
             // An explicit preferred location wins where it can be reached (rows 10-13).
             if let Some(p) = r.preferred.filter(|&p| reachable(p)) {
@@ -88,6 +97,11 @@ impl Context {
             // VRAM, and otherwise from system memory, which every device reads
             // at host bandwidth (46 GB/s against 20 GB/s for a peer link in
             // docs/cost-model.md): readers never pull it back and forth.
+            if feeds_reader {
+                let cur = r.residency.expect("feeds_reader: resident in a peer's VRAM");
+                crate::log!(crate::log::Level::Debug, "resolve {} device {}: written where its reader holds it, {cur} (producer and consumer)", crate::log::Span(start, size), h.slot);
+                return Ok(cur);
+            }
             if read && r.read_mostly {
                 return Ok(match r.residency {
                     Some(p) if p == local || p == Pagemap::System => p,

@@ -237,6 +237,11 @@ impl Record {
         m & !bit != 0
     }
 
+    /// Whether device `slot` read it from a peer's VRAM since the last write.
+    pub fn read_from_peer_by(&self, slot: u16) -> bool {
+        self.peer_readers.load(Ordering::Relaxed) & reader_bit(slot) != 0
+    }
+
     /// A write: the readers since the last write start again (no store
     /// when there are none).
     pub fn written(&self) {
