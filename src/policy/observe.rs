@@ -181,8 +181,13 @@ impl Context {
     /// Whether [`Context::confirm`] would answer without reading the page
     /// table (no reader, or a fresh or settled record).
     pub(super) fn confirmed_without_a_look(&self, slots: &[Slot], rec: &Record, now: u64) -> bool {
+        !self.access.available() || self.fresh_or_settled(slots, rec, now)
+    }
+
+    /// The last observation is fresh, or the range is settled.
+    fn fresh_or_settled(&self, slots: &[Slot], rec: &Record, now: u64) -> bool {
         let at = rec.observed_at.load(Ordering::Relaxed);
-        !self.access.available() || (at != 0 && now.saturating_sub(at) <= self.ttl()) || Context::settled(slots, rec)
+        (at != 0 && now.saturating_sub(at) <= self.ttl()) || Context::settled(slots, rec)
     }
 
     /// Whether a record's residency (`pm`) still holds at `now`:
@@ -194,11 +199,10 @@ impl Context {
         if !self.access.available() {
             return Ok(false);
         }
-        let at = rec.observed_at.load(Ordering::Relaxed);
         // Freshness first: it is the cheaper test, and the usual answer.
-        if (at != 0 && now.saturating_sub(at) <= self.ttl()) || Context::settled(slots, rec) {
+        if self.fresh_or_settled(slots, rec, now) {
             self.stats.local().observe_fresh.fetch_add(1, Ordering::Relaxed);
-            return Ok(at != 0);
+            return Ok(rec.observed_at.load(Ordering::Relaxed) != 0);
         }
         match self.observe(start, end) {
             None => Ok(false),

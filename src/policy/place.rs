@@ -12,10 +12,6 @@ use super::record::merge_pieces;
 use crate::log::Span;
 use super::*;
 
-/// One placement on its slow path: what every step of the flow shares
-/// (the slots, read once; the accessing device; the span; what is known of
-/// it as the attempt goes; what the page table showed). The result being
-/// built (`Placed`) travels beside it.
 /// What steps 3 and 4 did: whether data moved (or will, at the launch's
 /// fault), and whether a prefetch bound the span for the accessing device.
 struct Migrated {
@@ -23,6 +19,10 @@ struct Migrated {
     bound: bool,
 }
 
+/// One placement on its slow path: what every step of the flow shares
+/// (the slots, read once; the accessing device; the span; what is known of
+/// it as the attempt goes; what the page table showed). The result being
+/// built (`Placed`) travels beside it.
 struct Attempt<'a> {
     slots: &'a [Slot],
     dev: &'a Arc<Device>,
@@ -121,7 +121,7 @@ impl Context {
         // The span's record, or the one it is a piece of: a runtime that
         // places a buffer and then calls per piece finds each piece in place
         // without a page-table read or a record split.
-        let Some(rec) = track.containing(start, end) else { return Check::Unknown };
+        let Some((rec_start, rec)) = track.containing(start, end) else { return Check::Unknown };
         if rec.residency != Some(target) || !faults_keep(dev, rec.attrs(dev.slot).pref, target) {
             return Check::Unknown;
         }
@@ -129,7 +129,7 @@ impl Context {
         // A piece is found in place only where the whole record's standing
         // needs no look and no bind (the slow path does those for the piece
         // and records them for it alone).
-        let piece = track.exact(start, end).is_none();
+        let piece = (rec_start, rec.end) != (start, end);
         if piece && (!self.confirmed_without_a_look(slots, rec, now) || (target == Pagemap::System && dev.has_vram() && !rec.bound_for(dev.slot))) {
             return Check::Unknown;
         }

@@ -53,6 +53,16 @@ impl Context {
         // Whether one record holds more than the span (the span is part of it).
         let part_of_larger = exact.is_none() && widest().is_some_and(|(s, r)| s <= start && r.end >= end);
         let rec = exact.or_else(|| widest().map(|(_, r)| r));
+        if access == Access::Atomic {
+            if let Some(r) = rec {
+                r.written();
+            }
+            // GPU atomics run in local VRAM only (docs/kernel-model.md §3.2, rows 15-19); CPU-only atomics fail (row 21).
+            if rec.is_some_and(|r| r.attrs(h.slot).atomic == DRM_XE_ATOMIC_CPU) {
+                return Err(Errno::EACCES);
+            }
+            return Ok(local);
+        }
         let links = self.links.read();
         let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
         // Producer and consumer: a write to data that moved to a device that
@@ -60,21 +70,13 @@ impl Context {
         // there, over the link, rather than pulled back and moved to the
         // reader again every round. The readers stay recorded, so the next
         // round decides the same; the reader's own write ends it.
-        let feeds_reader = access == Access::Write
-            && rec.is_some_and(|r| {
-                r.residency.is_some_and(|p| reachable(p) && p.device().is_some_and(|d| d != h.slot && r.read_from_peer_by(d)))
-            });
-        if matches!(access, Access::Write | Access::Atomic) && !feeds_reader {
+        let feeds_reader = rec
+            .filter(|_| access == Access::Write)
+            .and_then(|r| r.residency.filter(|&p| reachable(p) && p.device().is_some_and(|d| d != h.slot && r.read_from_peer_by(d))));
+        if access == Access::Write && feeds_reader.is_none() {
             if let Some(r) = rec {
                 r.written();
             }
-        }
-        if access == Access::Atomic {
-            // GPU atomics run in local VRAM only (docs/kernel-model.md §3.2, rows 15-19); CPU-only atomics fail (row 21).
-            if rec.is_some_and(|r| r.attrs(h.slot).atomic == DRM_XE_ATOMIC_CPU) {
-                return Err(Errno::EACCES);
-            }
-            return Ok(local);
         }
         // A small read of memory not in VRAM is read where it is: a remote
         // read of 64 KiB over PCIe takes about 1.4 us, while a migration
@@ -97,8 +99,7 @@ impl Context {
             // VRAM, and otherwise from system memory, which every device reads
             // at host bandwidth (46 GB/s against 20 GB/s for a peer link in
             // docs/cost-model.md): readers never pull it back and forth.
-            if feeds_reader {
-                let cur = r.residency.expect("feeds_reader: resident in a peer's VRAM");
+            if let Some(cur) = feeds_reader {
                 crate::log!(crate::log::Level::Debug, "resolve {} device {}: written where its reader holds it, {cur} (producer and consumer)", crate::log::Span(start, size), h.slot);
                 return Ok(cur);
             }

@@ -193,25 +193,22 @@ impl Record {
     /// Whether a prefetch through device `slot`'s VM bound it (since the
     /// last move or madvise there).
     pub fn bound_for(&self, slot: u16) -> bool {
-        slot < 64 && self.bound.load(Ordering::Relaxed) & (1 << slot) != 0
+        self.bound.load(Ordering::Relaxed) & device_bit(slot) != 0
     }
 
     /// Records that device `slot`'s VM has it bound, or not.
     pub fn set_bound(&self, slot: u16, bound: bool) {
-        if slot >= 64 {
-            return;
-        }
         if bound {
-            self.bound.fetch_or(1 << slot, Ordering::Relaxed);
+            self.bound.fetch_or(device_bit(slot), Ordering::Relaxed);
         } else {
-            self.bound.fetch_and(!(1 << slot), Ordering::Relaxed);
+            self.bound.fetch_and(!device_bit(slot), Ordering::Relaxed);
         }
     }
 
     /// Counts a read in place by device `slot` (rent-or-buy's history); no
     /// write once recorded, so that the hot path does not bounce the line.
     pub fn read_in_place(&self, slot: u16) {
-        let bit = reader_bit(slot);
+        let bit = device_bit(slot);
         if self.remote_readers.load(Ordering::Relaxed) & bit != bit {
             self.remote_readers.fetch_or(bit, Ordering::Relaxed);
         }
@@ -221,7 +218,7 @@ impl Record {
     /// since its last move.
     pub fn readers_in_place(&self, slot: u16) -> (bool, bool) {
         let m = self.remote_readers.load(Ordering::Relaxed);
-        let bit = reader_bit(slot);
+        let bit = device_bit(slot);
         (m & bit != 0, m & !bit != 0)
     }
 
@@ -229,7 +226,7 @@ impl Record {
     /// says whether another device did so since the last write. No write
     /// once recorded.
     pub fn read_from_peer(&self, slot: u16) -> bool {
-        let bit = reader_bit(slot);
+        let bit = device_bit(slot);
         let m = self.peer_readers.load(Ordering::Relaxed);
         if m & bit != bit {
             self.peer_readers.fetch_or(bit, Ordering::Relaxed);
@@ -239,7 +236,7 @@ impl Record {
 
     /// Whether device `slot` read it from a peer's VRAM since the last write.
     pub fn read_from_peer_by(&self, slot: u16) -> bool {
-        self.peer_readers.load(Ordering::Relaxed) & reader_bit(slot) != 0
+        self.peer_readers.load(Ordering::Relaxed) & device_bit(slot) != 0
     }
 
     /// A write: the readers since the last write start again (no store
@@ -275,9 +272,10 @@ impl Record {
     }
 }
 
-/// A device's bit in [`Record::remote_readers`] (slots past 63 share the
-/// last bit: rent-or-buy then treats them as one reader).
-fn reader_bit(slot: u16) -> u64 {
+/// A device's bit in a record's per-device masks (`remote_readers`,
+/// `peer_readers`, `bound`). Slots stay below `policy::MAX_DEVICES` (64);
+/// past 63 they would share the last bit.
+fn device_bit(slot: u16) -> u64 {
     1u64 << slot.min(63)
 }
 
@@ -295,8 +293,9 @@ impl Track {
 
     /// The one record that holds all of [start, end), exactly or as a part
     /// of it (a piece of a placed buffer): one lookup, no allocation.
-    pub fn containing(&self, start: u64, end: u64) -> Option<&Record> {
-        self.records.range(..=start).next_back().filter(|(_, r)| r.end >= end).map(|(_, r)| r)
+    /// Returns the record's start with it.
+    pub fn containing(&self, start: u64, end: u64) -> Option<(u64, &Record)> {
+        self.records.range(..=start).next_back().filter(|(_, r)| r.end >= end).map(|(&s, r)| (s, r))
     }
 
     /// The records overlapping [start, end), in order.
