@@ -163,14 +163,7 @@ pub fn probe_fault_mode<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32) -> R
 /// VM_BIND PREFETCH of a mirror span into `region` (an instance, 0 for
 /// system, or DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC).
 pub fn prefetch<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, region: u32) -> Result<()> {
-    let op = drm_xe_vm_bind_op {
-        op: DRM_XE_VM_BIND_OP_PREFETCH,
-        addr: start,
-        range,
-        prefetch_mem_region_instance: region,
-        ..Default::default()
-    };
-    vm_bind_sync(drv, fd, vm_id, op)
+    vm_bind_sync(drv, fd, vm_id, prefetch_op(start, range, region))
 }
 
 /// VM_BIND PREFETCH of a mirror span with no sync: the ioctl returns once
