@@ -32,8 +32,9 @@ test="$root/usr/libexec/igt-gpu-tools/xe_query"
 if [ ! -f "$dir/ok" ]; then
   rm -rf "$dir"
   mkdir -p "$dir/debs"
-  apt=(-q -o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$apt_dir/etc" -o "Dir::State::Lists=$apt_dir/lists"
-       -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
+  [ -f "$apt_dir/apt.conf" ] || skip "no $apt_dir/apt.conf (scripts/kernel-header.sh writes it)"
+  export APT_CONFIG="$apt_dir/apt.conf"
+  apt=(-q)
   # The tests, unstable's glibc, and the libraries libigt needs that
   # bookworm lacks or has too old.
   pkgs=(igt-gpu-tools igt-gpu-tools-tests libc6 libpci3 libdw1t64 libelf1t64 libunwind8 liboping0 libjansson4

@@ -28,8 +28,17 @@ keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 rm -rf "$dir"
 mkdir -p "$dir/etc" "$dir/lists/partial" "$dir/cache/archives/partial"
 printf 'Types: deb\nURIs: %s\nSuites: unstable\nComponents: main\nSigned-By: %s\n' "$uri" "$keyring" > "$dir/etc/unstable.sources"
-apt=(-q -o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$dir/etc" -o "Dir::State::Lists=$dir/lists"
-     -o "Dir::Cache=$dir/cache" -o "APT::Sandbox::User=root")
+# The archive's apt setup, as a config file other scripts reuse
+# (APT_CONFIG=target/kernel-header/apt.conf: scripts/igt.sh).
+cat > "$dir/apt.conf" <<CONF
+Dir::Etc::SourceList "/dev/null";
+Dir::Etc::SourceParts "$dir/etc";
+Dir::State::Lists "$dir/lists";
+Dir::Cache "$dir/cache";
+APT::Sandbox::User "root";
+CONF
+export APT_CONFIG="$dir/apt.conf"
+apt=(-q)
 apt-get "${apt[@]}" update >&2 || skip "apt-get update of $uri unstable failed (no network?)"
 version=$(apt-cache "${apt[@]}" policy linux-libc-dev | sed -n 's/^[[:space:]]*Candidate:[[:space:]]*//p')
 case "$version" in
