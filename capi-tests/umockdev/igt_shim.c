@@ -20,6 +20,8 @@
 #include <umockdev.h>
 #include <xesvm.h>
 
+#include "xe_testbed.h"
+
 #define MAX_DEVICES 8
 
 static svm_sim *sim;
@@ -28,52 +30,8 @@ static int sim_fd[MAX_DEVICES];
 static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *client, gpointer user)
 {
 	(void)base;
-	int fd = *(int *)user;
-	unsigned long request = umockdev_ioctl_client_get_request(client);
-	size_t size = _IOC_SIZE(request);
-	GError *err = NULL;
-	UMockdevIoctlData *data = umockdev_ioctl_data_resolve(umockdev_ioctl_client_get_arg(client), 0, size, &err);
-	if (!data) {
-		g_clear_error(&err);
-		umockdev_ioctl_client_complete(client, -1, EFAULT);
-		return TRUE;
-	}
-	/* The struct is copied in and out; pointers inside it are this
-	 * process's addresses, which the simulated driver reads directly. */
-	guint8 *copy = g_memdup2(data->data, size);
-	int rc = svm_sim_ioctl(sim, fd, request, copy);
-	umockdev_ioctl_data_update(data, 0, copy, (gint)size);
-	g_free(copy);
-	umockdev_ioctl_client_complete(client, rc == 0 ? 0 : -1, rc == 0 ? 0 : -rc);
-	return TRUE;
+	return forward_ioctl(client, sim, *(int *)user, NULL);
 }
-
-/* %1$ PCI bus, %2$ card minor, %3$ render minor (umockdev-record format). */
-static const char *RECORD =
-	"P: /devices/pci0000:00/0000:00:01.0/0000:%1$02x:00.0\n"
-	"E: SUBSYSTEM=pci\n"
-	"E: DRIVER=xe\n"
-	"E: PCI_ID=8086:E20B\n"
-	"E: PCI_SLOT_NAME=0000:%1$02x:00.0\n"
-	"A: vendor=0x8086\n"
-	"A: device=0xe20b\n"
-	"L: driver=../../../bus/pci/drivers/xe\n"
-	"\n"
-	"P: /devices/pci0000:00/0000:00:01.0/0000:%1$02x:00.0/drm/card%2$d\n"
-	"N: dri/card%2$d\n"
-	"E: DEVNAME=/dev/dri/card%2$d\n"
-	"E: SUBSYSTEM=drm\n"
-	"E: DEVTYPE=drm_minor\n"
-	"A: dev=226:%2$d\n"
-	"L: device=../../../0000:%1$02x:00.0\n"
-	"\n"
-	"P: /devices/pci0000:00/0000:00:01.0/0000:%1$02x:00.0/drm/renderD%3$d\n"
-	"N: dri/renderD%3$d\n"
-	"E: DEVNAME=/dev/dri/renderD%3$d\n"
-	"E: SUBSYSTEM=drm\n"
-	"E: DEVTYPE=drm_minor\n"
-	"A: dev=226:%3$d\n"
-	"L: device=../../../0000:%1$02x:00.0\n";
 
 static void die(const char *what, const char *why)
 {
@@ -90,7 +48,7 @@ __attribute__((constructor)) static void igt_shim_init(void)
 	UMockdevTestbed *tb = umockdev_testbed_new();
 	for (uint32_t d = 0; d < n && d < MAX_DEVICES; d++) {
 		char record[2048], node[64];
-		snprintf(record, sizeof record, RECORD, 3 + d, d, 128 + d);
+		snprintf(record, sizeof record, XE_DEVICE_RECORD, 3 + d, d, 128 + d);
 		GError *err = NULL;
 		if (svm_sim_device_open(sim, d, &sim_fd[d]) != 0)
 			die("svm_sim_device_open", svm_last_error());

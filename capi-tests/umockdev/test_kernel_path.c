@@ -27,6 +27,8 @@
 #include <xesvm.h>
 #include <xesvm/xe_drm.h>
 
+#include "xe_testbed.h"
+
 #define MIB (1ull << 20)
 #define BUF 0x1000000000ull
 
@@ -51,57 +53,29 @@ static int translate(int fd, const int *from, const int *to)
 	return fd;
 }
 
-/* umockdev hands us each ioctl on a render node: the argument struct is
- * copied here, the simulated driver answers it (it reads and writes the
- * user pointers inside directly: same process), and the struct goes back. */
-static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *client, gpointer user)
+/* The one fd the uAPI carries (madvise's devmem_fd, and back in the range
+ * query's answer) names a device on each side by that side's number. */
+static void translate_fds(enum forward_when when, unsigned long request, void *arg, int rc)
 {
-	(void)base;
-	int fd = *(int *)user;
-	unsigned long request = umockdev_ioctl_client_get_request(client);
-	size_t size = _IOC_SIZE(request);
-	UMockdevIoctlData *arg = umockdev_ioctl_client_get_arg(client);
-	GError *err = NULL;
-	UMockdevIoctlData *data = umockdev_ioctl_data_resolve(arg, 0, size, &err);
-	if (!data) {
-		g_clear_error(&err);
-		umockdev_ioctl_client_complete(client, -1, EFAULT);
-		return TRUE;
-	}
-	guint8 *copy = g_memdup2(data->data, size);
-	struct drm_xe_madvise *m = (struct drm_xe_madvise *)copy;
-	if (request == DRM_IOCTL_XE_MADVISE && m->type == DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC && (int32_t)m->preferred_mem_loc.devmem_fd > 0)
+	struct drm_xe_madvise *m = arg;
+	if (when == FORWARD_IN && request == DRM_IOCTL_XE_MADVISE && m->type == DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC &&
+	    (int32_t)m->preferred_mem_loc.devmem_fd > 0)
 		m->preferred_mem_loc.devmem_fd = (uint32_t)translate((int)m->preferred_mem_loc.devmem_fd, lib_fd, sim_fd);
-	int rc = svm_sim_ioctl(sim, fd, request, copy);
-	struct drm_xe_vm_query_mem_range_attr *q = (struct drm_xe_vm_query_mem_range_attr *)copy;
-	if (rc == 0 && request == DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS && q->vector_of_mem_attr) {
+	struct drm_xe_vm_query_mem_range_attr *q = arg;
+	if (when == FORWARD_OUT && rc == 0 && request == DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS && q->vector_of_mem_attr) {
 		struct drm_xe_mem_range_attr *a = (struct drm_xe_mem_range_attr *)(uintptr_t)q->vector_of_mem_attr;
 		for (uint32_t i = 0; i < q->num_mem_ranges; i++)
 			if ((int32_t)a[i].preferred_mem_loc.devmem_fd > 0)
 				a[i].preferred_mem_loc.devmem_fd = (uint32_t)translate((int)a[i].preferred_mem_loc.devmem_fd, sim_fd, lib_fd);
 	}
-	umockdev_ioctl_data_update(data, 0, copy, (gint)size);
-	g_free(copy);
-	forwarded++;
-	umockdev_ioctl_client_complete(client, rc == 0 ? 0 : -1, rc == 0 ? 0 : -rc);
-	return TRUE;
 }
 
-static const char *NODE_FMT =
-	"P: /devices/pci0000:00/0000:00:01.0/0000:%02x:00.0\n"
-	"E: SUBSYSTEM=pci\n"
-	"E: DRIVER=xe\n"
-	"E: PCI_ID=8086:E20B\n"
-	"A: vendor=0x8086\n"
-	"A: device=0xe20b\n"
-	"L: driver=../../../bus/pci/drivers/xe\n"
-	"\n"
-	"P: /devices/pci0000:00/0000:00:01.0/0000:%02x:00.0/drm/renderD%d\n"
-	"N: dri/renderD%d\n"
-	"E: DEVNAME=/dev/dri/renderD%d\n"
-	"E: SUBSYSTEM=drm\n"
-	"A: dev=226:%d\n"
-	"L: device=../../../0000:%02x:00.0\n";
+static gboolean handle_ioctl(UMockdevIoctlBase *base, UMockdevIoctlClient *client, gpointer user)
+{
+	(void)base;
+	forwarded++;
+	return forward_ioctl(client, sim, *(int *)user, translate_fds);
+}
 
 int main(void)
 {
@@ -111,9 +85,9 @@ int main(void)
 	CHECK_OK(svm_sim_create("2dgpu-p2p", &sim));
 	UMockdevIoctlBase *handler[2];
 	for (int i = 0; i < 2; i++) {
-		char rec[1024], node[64];
+		char rec[2048], node[64];
 		int bus = 3 + i, minor = 128 + i;
-		snprintf(rec, sizeof rec, NODE_FMT, bus, bus, minor, minor, minor, minor, bus);
+		snprintf(rec, sizeof rec, XE_DEVICE_RECORD, bus, i, minor);
 		GError *err = NULL;
 		if (!umockdev_testbed_add_from_string(tb, rec, &err)) {
 			fprintf(stderr, "umockdev: cannot add renderD%d: %s\n", minor, err->message);
