@@ -109,3 +109,30 @@ fn pieces_of_a_placed_buffer_are_in_place_without_allocating() {
     let whole = ctx.alloc_vram(d1, BUF, 16 * R, ctx.pagemap(d1, 0).unwrap(), AllocFlags::default()).unwrap();
     assert_eq!(whole.bytes_moved, 16 * R);
 }
+
+/// A runtime that calls per piece of a table it reads at random (a gather):
+/// once the pieces merged into one span in system memory, bound for the
+/// device, each piece is found in place with no allocation, no page-table
+/// read and no ioctl.
+#[test]
+fn pieces_of_a_gather_span_are_in_place_without_allocating() {
+    let s = Sim::new(Topology::preset("2dgpu-p2p").unwrap()).unwrap();
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(s.clone())), Config::default());
+    let d0 = ctx.open_index(0).unwrap();
+    s.cpu_access(BUF, 16 * R, sim::Access::Write, 1).unwrap();
+    const PIECE: u64 = 64 << 10;
+    let sys = xesvm::topology::Pagemap::System;
+    // The two ends, then the middle: one span.
+    for start in [BUF, BUF + 16 * R - PIECE, BUF + 8 * R] {
+        ctx.alloc_vram(d0, start, PIECE, sys, AllocFlags::default()).unwrap();
+    }
+    let (before, reads, ioctls) = (allocs(), s.counters().page_table_reads, s.counters().ioctls);
+    for i in (0..(16 * R / PIECE)).rev() {
+        assert_eq!(ctx.resolve(d0, 0, BUF + i * PIECE, PIECE, Access::Read), Ok(sys));
+        let p = ctx.alloc_vram(d0, BUF + i * PIECE, PIECE, sys, AllocFlags::default()).unwrap();
+        assert!(p.in_place && p.ioctls == 0, "piece {i}: {p:?}");
+    }
+    let n = allocs() - before;
+    assert_eq!(n, 0, "{n} allocations for pieces found in place");
+    assert_eq!((s.counters().page_table_reads, s.counters().ioctls), (reads, ioctls), "no page-table read, no ioctl");
+}

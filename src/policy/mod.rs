@@ -30,6 +30,7 @@ mod brlock;
 mod device;
 mod errors;
 mod evict;
+mod gather;
 mod observe;
 mod place;
 mod rangelock;

@@ -81,11 +81,16 @@ impl Context {
     /// Samples the page table over [start, end). None where the page table
     /// cannot be read (the engine then decides on its records).
     pub(super) fn observe(&self, start: u64, end: u64) -> Option<Seen> {
+        self.observe_samples(start, end, MAX_SAMPLES)
+    }
+
+    /// [`Context::observe`] with at most `max` samples.
+    pub(super) fn observe_samples(&self, start: u64, end: u64, max: u64) -> Option<Seen> {
         if !self.access.available() {
             return None;
         }
         let chunks = (end - 1) / SAMPLE_CHUNK - start / SAMPLE_CHUNK + 1;
-        let stride = chunks.div_ceil(MAX_SAMPLES) * SAMPLE_CHUNK;
+        let stride = chunks.div_ceil(max) * SAMPLE_CHUNK;
         let mut seen = Seen::default();
         let mut run = [ResidencyRun::default(); 1];
         let mut chunk = start / SAMPLE_CHUNK * SAMPLE_CHUNK;

@@ -72,6 +72,13 @@ impl Context {
                 return Ok(());
             }
         }
+        // A gather's piece: placed as part of the span it widens.
+        if target == Pagemap::System && end - start <= super::resolve::SMALL_READ {
+            let dev = Context::device_in(&self.slots.read(), h)?.clone();
+            if let Some(r) = self.gather(&dev, start, end, out) {
+                return r;
+            }
+        }
         let _g = self.ranges.lock(start, end);
         let slots = self.slots.read();
         let dev = Context::device_in(&slots, h)?.clone();
@@ -127,10 +134,10 @@ impl Context {
         }
         let now = self.driver.now_ns();
         // A piece is found in place only where the whole record's standing
-        // needs no look and no bind (the slow path does those for the piece
-        // and records them for it alone).
+        // needs no look (the slow path looks at the piece and records it
+        // alone). A bind it needs covers the whole record.
         let piece = (rec_start, rec.end) != (start, end);
-        if piece && (!self.confirmed_without_a_look(slots, rec, now) || (target == Pagemap::System && dev.has_vram() && !rec.bound_for(dev.slot))) {
+        if piece && !self.confirmed_without_a_look(slots, rec, now) {
             return Check::Unknown;
         }
         let verified = match self.confirm(slots, rec, start, end, target, now) {
@@ -142,10 +149,11 @@ impl Context {
         if target == Pagemap::System && dev.has_vram() {
             rec.read_in_place(dev.slot);
             // In place, but this device's VM never had it bound: one queued
-            // prefetch binds it (docs/kernel-model.md §7), where the launch
-            // would fault once per 2 MiB range (20 us each).
-            if !rec.bound_for(dev.slot) && self.bind_in_system(dev, start, end - start, &mut placed) {
-                crate::log!(crate::log::Level::Debug, "alloc_vram {} device {}: in system memory, bound for this device's VM (one queued prefetch)", Span(start, end - start), dev.slot);
+            // prefetch binds the whole record (docs/kernel-model.md §7), where
+            // the launch would fault once per 2 MiB range (20 us each), and
+            // its other pieces find it bound.
+            if !rec.bound_for(dev.slot) && self.bind_in_system(dev, rec_start, rec.end - rec_start, &mut placed) {
+                crate::log!(crate::log::Level::Debug, "alloc_vram {} device {}: in system memory, {} bound for this device's VM (one queued prefetch)", Span(start, end - start), dev.slot, Span(rec_start, rec.end - rec_start));
                 rec.set_bound(dev.slot, true);
             }
         }

@@ -118,6 +118,10 @@ pub struct Record {
     /// to fault range by range. A hint: the kernel may unbind without the
     /// library seeing it (munmap, CPU events), and then the GPU faults.
     pub bound: AtomicU64,
+    /// Merged from small reads served in system memory (a gather's pieces):
+    /// settled there on every device VM, and widened by the next small read
+    /// near it (policy's gather rule).
+    pub gather: bool,
 }
 
 impl Clone for Record {
@@ -136,6 +140,7 @@ impl Clone for Record {
             remote_readers: AtomicU64::new(self.remote_readers.load(Ordering::Relaxed)),
             peer_readers: AtomicU64::new(self.peer_readers.load(Ordering::Relaxed)),
             bound: AtomicU64::new(self.bound.load(Ordering::Relaxed)),
+            gather: self.gather,
         }
     }
 }
@@ -157,6 +162,7 @@ impl Record {
             remote_readers: AtomicU64::new(0),
             peer_readers: AtomicU64::new(0),
             bound: AtomicU64::new(0),
+            gather: false,
         }
     }
 
@@ -296,6 +302,21 @@ impl Track {
     /// Returns the record's start with it.
     pub fn containing(&self, start: u64, end: u64) -> Option<(u64, &Record)> {
         self.records.range(..=start).next_back().filter(|(_, r)| r.end >= end).map(|(&s, r)| (s, r))
+    }
+
+    /// The nearest record that ends at or before `addr`, with its start.
+    pub fn before(&self, addr: u64) -> Option<(u64, &Record)> {
+        let mut it = self.records.range(..addr).rev();
+        let (&s, r) = it.next()?;
+        if r.end <= addr {
+            return Some((s, r));
+        }
+        it.next().map(|(&s, r)| (s, r))
+    }
+
+    /// The nearest record that starts at or after `addr`, with its start.
+    pub fn after(&self, addr: u64) -> Option<(u64, &Record)> {
+        self.records.range(addr..).next().map(|(&s, r)| (s, r))
     }
 
     /// The records overlapping [start, end), in order.
