@@ -358,6 +358,27 @@ fn madvise_region_instance_only_change_is_ignored() {
     assert_eq!(r.bytes_in(BUF, 2 * MIB, 1, 1), 2 * MIB, "still tile 0 of device 1");
 }
 
+/// `xe_vm_invalidate_madvise_range`: a madvise that changes the attributes
+/// of bound ranges zaps their PTEs and then issues one range invalidation
+/// over the madvise span per tile that had any of them bound, not one per
+/// SVM range; a madvise that changes nothing invalidates nothing.
+#[test]
+fn madvise_invalidates_each_bound_tile_once_over_its_span() {
+    let mut t = Topology::preset("max-node").unwrap();
+    t.devices.truncate(1);
+    t.links.clear();
+    let r = Rig::new(t);
+    r.sim.cpu_access(BUF, 16 * MIB, Access::Write, 1).unwrap();
+    r.prefetch(0, BUF, 16 * MIB, 0).unwrap(); // 8 ranges, bound on both tiles
+    let tlb = r.sim.counters().tlb_invalidations;
+    r.pref(0, BUF, 16 * MIB, xe::PreferredLoc::DefaultSystem).unwrap();
+    assert_eq!(r.sim.counters().tlb_invalidations - tlb, 2, "one per tile, not one per range and tile");
+    r.prefetch(0, BUF, 16 * MIB, 0).unwrap();
+    let tlb = r.sim.counters().tlb_invalidations;
+    r.pref(0, BUF, 16 * MIB, xe::PreferredLoc::DefaultSystem).unwrap();
+    assert_eq!(r.sim.counters().tlb_invalidations - tlb, 0, "unchanged: skip_invalidation");
+}
+
 /// §6.8 protocol: count, then fill; attributes as madvise stored them.
 #[test]
 fn query_reports_vmas_and_attributes() {

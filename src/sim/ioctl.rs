@@ -409,10 +409,14 @@ impl Sim {
                 zapped.push((vs, v.end));
             }
         }
-        let mut tiles = 0;
+        // xe_vm_invalidate_madvise_range: the PTEs of every changed VMA are
+        // zapped, then one range invalidation over [start, end) per tile
+        // that had any of them bound (xe_vm_range_tilemask_tlb_inval).
+        let mut mask = 0u8;
         for (s, e) in zapped {
-            tiles += vm.invalidate(s, e, false);
+            mask |= vm.invalidate_span(s, e);
         }
+        let tiles = mask.count_ones();
         self.count(&self.counters.tlb_invalidations, tiles as u64);
         self.advance(tiles as u64 * self.topo.costs.tlb_invalidation_ns);
         self.destroy_ranges(g, fd, m.vm_id, &straddling, true);

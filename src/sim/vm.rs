@@ -184,15 +184,27 @@ impl Vm {
     /// only zaps PTEs.
     pub fn invalidate(&mut self, start: u64, end: u64, unmap_pages: bool) -> u32 {
         let mut tiles = 0;
+        self.zap(start, end, unmap_pages, |bound| tiles += bound.count_ones());
+        tiles
+    }
+
+    /// [`Vm::invalidate`] for one TLB invalidation over the whole span per
+    /// tile: the tiles (bit = tile) any zapped range was bound on.
+    pub fn invalidate_span(&mut self, start: u64, end: u64) -> u8 {
+        let mut mask = 0;
+        self.zap(start, end, false, |bound| mask |= bound);
+        mask
+    }
+
+    fn zap(&mut self, start: u64, end: u64, unmap_pages: bool, mut bound: impl FnMut(u8)) {
         let first = self.range_at(start).map_or(start, |(s, _)| s);
         for r in self.ranges.range_mut(first..end).map(|(_, r)| r).filter(|r| r.end > start) {
-            tiles += r.bound.count_ones();
+            bound(r.bound);
             r.bound = 0;
             if unmap_pages {
                 r.dpagemap = None;
             }
         }
-        tiles
     }
 
     /// Merges neighbouring mirror VMAs whose attributes and flags are equal
