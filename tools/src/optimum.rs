@@ -44,11 +44,13 @@
 //!   Between two owner groups (and between any two VRAM regions on 6.18)
 //!   no VRAM-to-VRAM copy exists: pages go to system memory and back, two
 //!   copies.
-//! * **TLB.** A move after a GPU used the pages since their last move pays
-//!   a TLB invalidation: the use bound the range on that tile, and every
-//!   path that removes a binding (a migration's MMU notifier, madvise,
-//!   unbind) charges `tlb_invalidation` per range and tile; the segment
-//!   pays its `b / 2 MiB` share of one.
+//! * **TLB.** None in the bound. A move after a GPU used the pages needs
+//!   their binding removed first, but one madvise removes any number of
+//!   ranges' bindings with one invalidation per tile over its whole span
+//!   (`xe_vm_invalidate_madvise_range`), after which the migration's MMU
+//!   notifier finds nothing bound: the share per byte has no floor. The
+//!   offline schedule, which does not batch, pays `tlb_invalidation` per
+//!   range and tile, as a migration's notifier charges it.
 //! * **Birth.** A never-touched segment is born free in system memory (the
 //!   CPU's zero-fill is not on the clock), or in VRAM for at least the
 //!   clear (`copy_submit` share + `b / clear bandwidth`): no copy exists for
@@ -204,7 +206,8 @@ impl Machine<'_> {
         self.costs().fault_service_ns as f64 / CHUNK as f64
     }
 
-    /// The TLB share per byte of a move after GPU use.
+    /// The TLB share per byte of a move after GPU use, one invalidation per
+    /// 2 MiB range (the offline schedule's price).
     fn tlb(&self) -> f64 {
         self.costs().tlb_invalidation_ns as f64 / CHUNK as f64
     }
@@ -295,37 +298,30 @@ fn segments(w: &Workload) -> Vec<(u64, u64, Signature)> {
 }
 
 /// The shortest path of one byte of a segment: its cost, and its place at
-/// each touch. States: (place, GPU-used since the last move); before the
-/// first touch the segment does not exist.
+/// each touch. States: the place; before the first touch the segment does
+/// not exist.
 fn shortest_path(m: &Machine, sig: &[(Touch, bool)]) -> (f64, Vec<Place>) {
     let n = m.places.len();
-    let idx = |j: usize, used: bool| j * 2 + used as usize;
-    let mut cost: Vec<f64> = vec![f64::INFINITY; 2 * n];
+    let mut cost: Vec<f64> = vec![f64::INFINITY; n];
     let mut back: Vec<Vec<usize>> = Vec::with_capacity(sig.len());
     for (k, (t, fails)) in sig.iter().enumerate() {
-        let gpu = matches!(t.who, Who::Gpu { .. }) && !fails;
-        let mut next = vec![f64::INFINITY; 2 * n];
-        let mut from = vec![usize::MAX; 2 * n];
+        let mut next = vec![f64::INFINITY; n];
+        let mut from = vec![usize::MAX; n];
         for (j, &p) in m.places.iter().enumerate() {
             let Some(a) = m.access(t, p, *fails) else { continue };
             if k == 0 {
-                let to = idx(j, gpu);
-                next[to] = m.birth(p) + a;
+                next[j] = m.birth(p) + a;
                 continue;
             }
             for (i, &q) in m.places.iter().enumerate() {
-                for used in [false, true] {
-                    let c0 = cost[idx(i, used)];
-                    if c0.is_infinite() {
-                        continue;
-                    }
-                    let moved = q != p;
-                    let c = c0 + if moved { m.mv(q, p) + if used { m.tlb() } else { 0.0 } } else { 0.0 } + a;
-                    let to = idx(j, gpu || (used && !moved));
-                    if c < next[to] {
-                        next[to] = c;
-                        from[to] = idx(i, used);
-                    }
+                let c0 = cost[i];
+                if c0.is_infinite() {
+                    continue;
+                }
+                let c = c0 + if q != p { m.mv(q, p) } else { 0.0 } + a;
+                if c < next[j] {
+                    next[j] = c;
+                    from[j] = i;
                 }
             }
         }
@@ -335,7 +331,7 @@ fn shortest_path(m: &Machine, sig: &[(Touch, bool)]) -> (f64, Vec<Place>) {
     let (mut s, best) = cost.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map(|(s, c)| (s, *c)).unwrap();
     let mut path = vec![Place::System; sig.len()];
     for k in (0..sig.len()).rev() {
-        path[k] = m.places[s / 2];
+        path[k] = m.places[s];
         s = back[k][s];
     }
     (best, path)
