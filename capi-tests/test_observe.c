@@ -15,6 +15,13 @@ int main(void)
 	CHECK(s.page_table == SVM_PAGE_TABLE_SCAN && s.page_table_privileged == 0);
 
 	svm_alloc_result a = { .struct_size = sizeof(a) };
+	/* Never populated: born split, its first 2 MiB in VRAM, the rest in system memory. */
+	CHECK_OK(svm_alloc_vram(r.ctx, r.dev[0], BUF + 64 * MIB, 8 * MIB, r.vram[0], 0, &a));
+	CHECK((a.flags & SVM_RESULT_SPLIT) && a.pagemap.id == r.sys.id && a.bytes_moved == 0);
+	CHECK(lives_in(&r, BUF + 64 * MIB, 2 * MIB, 0) && lives_in(&r, BUF + 66 * MIB, 6 * MIB, -1));
+
+	/* Data the CPU wrote moves whole. */
+	CHECK_OK(svm_sim_cpu_access(r.sim, BUF, 8 * MIB, SVM_ACCESS_WRITE, 1));
 	CHECK_OK(svm_alloc_vram(r.ctx, r.dev[0], BUF, 8 * MIB, r.vram[0], 0, &a));
 	CHECK(a.flags & SVM_RESULT_VERIFIED);
 	CHECK(stats(&r).observe_reads >= 4);

@@ -196,6 +196,17 @@
 #define SVM_RESULT_ON_FAULT (1 << 4)
 
 /**
+ * Split birth: the range was never populated, and only its first 2 MiB
+ * chunk lives in the VRAM asked for; the rest is in system memory
+ * (`pagemap`) until the next calls show who uses it. The CPU reading it
+ * back (seen in the page table) holds all of it in system memory; the
+ * owner's second call after the birth moves the rest to its VRAM; any
+ * other device's call ends the split and places the whole range. Set by
+ * the birth and by the calls that keep it. SVM_ALLOC_PREFETCH_NOW refuses it.
+ */
+#define SVM_RESULT_SPLIT (1 << 5)
+
+/**
  * Atomic modes for svm_set_atomic_mode (DRM_XE_ATOMIC_*): the default
  * (GPU and CPU atomics; GPU atomics need VRAM).
  */

@@ -144,6 +144,8 @@ impl T {
 #[test]
 fn the_engine_sees_the_cpu_pull_pages_back_and_pays_for_looking() {
     let t = setup("dgpu", SCAN, false);
+    // Data the CPU wrote (never-populated memory is born split, policy/birth.rs).
+    t.sim.cpu_access(BUF, 4 * R, sim::Access::Write, 1).unwrap();
     let p = t.alloc(0, BUF, 4 * R, t.vram(0));
     assert!(p.verified, "the page table confirmed the prefetch");
     let reads = t.ctx.stats().observe_reads;

@@ -664,8 +664,13 @@ fn reads_of_system_data_rent_once_then_buy() {
     assert_eq!(read(1, other), Pagemap::System);
     t.alloc(1, other, R, Pagemap::System);
     assert_eq!((read(0, other), read(1, other)), (Pagemap::System, Pagemap::System), "shared readers: host bandwidth for all");
-    // Writes are never rented.
-    assert_eq!(t.ctx.resolve(t.dev[0], 0, other, R, Access::Write).unwrap(), t.vram(0));
+    // Writes are never rented, except where another device uses the data in
+    // place: writer and readers meet in system memory.
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, other, R, Access::Write).unwrap(), Pagemap::System);
+    let third = BUF + 2 * R;
+    assert_eq!(read(0, third), Pagemap::System);
+    t.alloc(0, third, R, Pagemap::System);
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, third, R, Access::Write).unwrap(), t.vram(0), "read in place by this device alone");
 }
 
 /// A device owns the fd the library opened, from open to the last
@@ -774,6 +779,8 @@ fn a_range_in_system_memory_is_bound_once_for_each_device() {
 #[test]
 fn data_several_devices_read_from_a_peer_goes_to_system_memory() {
     let t = setup("4dgpu-p2p");
+    // Populated first (a never-populated buffer is born split, policy/birth.rs).
+    t.sim.cpu_access(BUF, 32 * R, sim::Access::Write, 1).unwrap();
     let read = |d: usize| t.ctx.resolve(t.dev[d], 0, BUF, 2 * R, Access::Read).unwrap();
     assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 2 * R, Access::Write), Ok(t.vram(0)));
     t.alloc(0, BUF, 2 * R, t.vram(0));
@@ -827,6 +834,7 @@ fn pieces_of_a_chunk_another_piece_moved_are_found_there() {
 #[test]
 fn a_producer_writes_where_its_consumer_holds_the_data() {
     let t = setup("2dgpu-p2p");
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
     let want = |d: usize, a: Access| t.ctx.resolve(t.dev[d], 0, BUF, 2 * R, a).unwrap();
     assert_eq!(want(0, Access::Write), t.vram(0));
     t.alloc(0, BUF, 2 * R, t.vram(0));
@@ -916,4 +924,63 @@ fn a_gather_does_not_merge_over_what_is_not_in_system_memory() {
     t.gpu(1, C + 2 * R, 6 * R, sim::Access::Write).unwrap();
     t.alloc(0, C + 8 * R, PIECE, Pagemap::System);
     assert_eq!(t.on(C + 2 * R, 6 * R), t.vram_of(1), "the faulted pages were not pulled back");
+}
+
+/// Split birth (policy/birth.rs): a buffer nothing populated, asked of
+/// GPU 0's VRAM, is born there for its first chunk only and in system
+/// memory for the rest. The CPU reading it back pulls that chunk back,
+/// which the page table shows: the next call holds the whole buffer in
+/// system memory (one 2 MiB copy back, not the whole buffer).
+#[test]
+fn a_gpu_born_buffer_the_cpu_reads_back_is_held_in_system_memory() {
+    let t = setup("2dgpu-p2p");
+    const SIZE: u64 = 16 * R;
+    let p = t.alloc(0, BUF, SIZE, t.vram(0));
+    assert_eq!((p.pagemap, p.bytes_moved), (Some(Pagemap::System), 0), "{p:?}");
+    assert_eq!(t.on(BUF, R), t.vram_of(0), "the probe is born in VRAM");
+    assert_eq!(t.on(BUF + R, SIZE - R), Placement::System);
+    let faults = t.sim.counters().gpu_faults;
+    t.gpu(0, BUF, SIZE, sim::Access::Write).unwrap();
+    assert_eq!(t.sim.counters().gpu_faults, faults, "both parts were bound");
+    t.sim.cpu_access(BUF, SIZE, sim::Access::Read, 0).unwrap();
+    assert_eq!(t.sim.counters().bytes_to_system, R, "only the probe came back");
+    for round in 0..3 {
+        assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, SIZE, Access::Write), Ok(if round == 0 { t.vram(0) } else { Pagemap::System }));
+        let p = t.ctx.alloc_vram(t.dev[0], BUF, SIZE, t.ctx.resolve(t.dev[0], 0, BUF, SIZE, Access::Write).unwrap(), AllocFlags::default()).unwrap();
+        assert_eq!(p.pagemap, Some(Pagemap::System), "round {round}: {p:?}");
+        t.gpu(0, BUF, SIZE, sim::Access::Write).unwrap();
+        t.sim.cpu_access(BUF, SIZE, sim::Access::Read, 0).unwrap();
+    }
+    assert_eq!(t.sim.counters().bytes_to_vram + t.sim.counters().bytes_to_system, R, "nothing else moved");
+}
+
+/// A split-born buffer the GPU keeps using (no CPU in between) moves to its
+/// VRAM whole on the owner's third call (rent or buy); another device's
+/// call ends the split at once, and the normal flow places the whole span.
+#[test]
+fn a_split_birth_ends_in_vram_for_its_owner_or_at_another_device() {
+    let t = setup("2dgpu-p2p");
+    const SIZE: u64 = 8 * R;
+    for call in 0..3 {
+        let p = t.alloc(0, BUF, SIZE, t.vram(0));
+        let want = if call < 2 { Pagemap::System } else { t.vram(0) };
+        assert_eq!((p.pagemap, p.split), (Some(want), call < 2), "call {call}: {p:?}");
+        t.gpu(0, BUF, SIZE, sim::Access::Write).unwrap();
+    }
+    assert_eq!(t.on(BUF, SIZE), t.vram_of(0));
+
+    const B: u64 = BUF + 64 * R;
+    t.alloc(0, B, SIZE, t.vram(0));
+    t.gpu(0, B, SIZE, sim::Access::Write).unwrap();
+    assert_eq!(t.ctx.resolve(t.dev[1], 0, B, SIZE, Access::Read), Ok(Pagemap::System), "read in place first");
+    let p = t.alloc(1, B, SIZE, Pagemap::System);
+    assert_eq!(p.pagemap, Some(Pagemap::System));
+    assert_eq!(t.on(B, SIZE), Placement::System, "the probe went back to system memory");
+    // Writer and readers meet there: GPU 0 writing it again keeps it there.
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, B, SIZE, Access::Write), Ok(Pagemap::System));
+    // Data the CPU populated is not split.
+    const C: u64 = BUF + 128 * R;
+    t.sim.cpu_access(C, SIZE, sim::Access::Write, 1).unwrap();
+    assert_eq!(t.alloc(0, C, SIZE, t.vram(0)).pagemap, Some(t.vram(0)));
+    assert_eq!(t.on(C, SIZE), t.vram_of(0));
 }

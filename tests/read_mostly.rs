@@ -18,7 +18,8 @@ fn read_mostly_data_is_read_where_every_reader_reaches_it() {
     let v0 = ctx.pagemap(d0, 0).unwrap();
     let ioctls = || sim.counters().ioctls;
 
-    // Placed on GPU 0 first (it filled the table), then hinted.
+    // Placed on GPU 0 first (the CPU filled the table), then hinted.
+    sim.cpu_access(BUF, R, xesvm::sim::Access::Write, 1).unwrap();
     ctx.alloc_vram(d0, BUF, R, v0, AllocFlags::default()).unwrap();
     let before = ioctls();
     ctx.set_read_mostly(BUF, R, true).unwrap();
@@ -34,8 +35,9 @@ fn read_mostly_data_is_read_where_every_reader_reaches_it() {
     }
     // A piece of it too.
     assert_eq!(ctx.resolve(d1, 0, BUF + (2 << 20), 2 << 20, Access::Read), Ok(Pagemap::System));
-    // Writes and atomics ignore the hint.
-    assert_eq!(ctx.resolve(d0, 0, BUF, R, Access::Write), Ok(v0));
+    // Writes and atomics ignore the hint. A write stays where GPU 1 reads
+    // it in place (writer and readers meet in system memory).
+    assert_eq!(ctx.resolve(d0, 0, BUF, R, Access::Write), Ok(Pagemap::System));
     assert_eq!(ctx.resolve(d1, 0, BUF, R, Access::Atomic), Ok(ctx.pagemap(d1, 0).unwrap()));
     // Cleared: the default again (the reader's VRAM).
     ctx.set_read_mostly(BUF, R, false).unwrap();

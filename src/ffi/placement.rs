@@ -98,6 +98,14 @@ pub const SVM_RESULT_VERIFIED: u32 = 1 << 3;
 /// pays its own TLB invalidation at the next move, while a fault binds
 /// only the tile that uses it. SVM_ALLOC_PREFETCH_NOW refuses it.
 pub const SVM_RESULT_ON_FAULT: u32 = 1 << 4;
+/// Split birth: the range was never populated, and only its first 2 MiB
+/// chunk lives in the VRAM asked for; the rest is in system memory
+/// (`pagemap`) until the next calls show who uses it. The CPU reading it
+/// back (seen in the page table) holds all of it in system memory; the
+/// owner's second call after the birth moves the rest to its VRAM; any
+/// other device's call ends the split and places the whole range. Set by
+/// the birth and by the calls that keep it. SVM_ALLOC_PREFETCH_NOW refuses it.
+pub const SVM_RESULT_SPLIT: u32 = 1 << 5;
 
 /// What svm_alloc_vram or svm_evict did.
 #[repr(C)]
@@ -138,6 +146,7 @@ pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed)
     flags |= if p.pinned { SVM_RESULT_PINNED } else { 0 };
     flags |= if p.verified { SVM_RESULT_VERIFIED } else { 0 };
     flags |= if p.on_fault { SVM_RESULT_ON_FAULT } else { 0 };
+    flags |= if p.split { SVM_RESULT_SPLIT } else { 0 };
     let v = svm_alloc_result {
         struct_size: 0,
         flags,

@@ -25,6 +25,7 @@
 //! query).
 
 mod batch;
+mod birth;
 mod attributes;
 mod brlock;
 mod device;
@@ -135,6 +136,10 @@ pub struct Placed {
     /// Not prefetched: the attributes send it to `pagemap`, and the
     /// launch's first GPU fault moves it there (`bytes_moved` is 0).
     pub on_fault: bool,
+    /// Split birth (policy/birth.rs): never populated, its first 2 MiB
+    /// chunk in the VRAM asked for and the rest in system memory
+    /// (`pagemap`) until the next calls show who uses it.
+    pub split: bool,
     /// The errno that caused the fallback (or, when the call failed, ended it).
     pub cause: Option<Errno>,
     /// Device VMs (bit = device slot) whose attributes this call set, and

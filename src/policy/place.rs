@@ -23,14 +23,14 @@ struct Migrated {
 /// (the slots, read once; the accessing device; the span; what is known of
 /// it as the attempt goes; what the page table showed). The result being
 /// built (`Placed`) travels beside it.
-struct Attempt<'a> {
-    slots: &'a [Slot],
-    dev: &'a Arc<Device>,
-    start: u64,
-    end: u64,
-    summary: Record,
-    seen: Option<Seen>,
-    flags: AllocFlags,
+pub(super) struct Attempt<'a> {
+    pub(super) slots: &'a [Slot],
+    pub(super) dev: &'a Arc<Device>,
+    pub(super) start: u64,
+    pub(super) end: u64,
+    pub(super) summary: Record,
+    pub(super) seen: Option<Seen>,
+    pub(super) flags: AllocFlags,
 }
 
 impl Context {
@@ -95,7 +95,11 @@ impl Context {
         };
         let t0 = if crate::log::tracing() { crate::trace::now() } else { 0 };
         let mut attempt = Attempt { slots: &slots, dev: &dev, start, end, summary: self.summary(start, end), seen, flags };
-        let r = self.place(&mut attempt, target, flags, out);
+        // Split birth (policy/birth.rs): a span born half-way, or about to be.
+        let r = match self.split_review(&mut attempt, target, out).or_else(|| self.split_birth(&mut attempt, target, out)) {
+            Some(r) => r,
+            None => self.place(&mut attempt, target, flags, out),
+        };
         let p = &*out;
         if t0 != 0 {
             let outcome = match &r {
@@ -167,7 +171,7 @@ impl Context {
 
     /// The slow path of alloc_vram: thrash guard, then candidates in order
     /// (target, local VRAM, system) until one works.
-    fn place(&self, a: &mut Attempt, target: Pagemap, flags: AllocFlags, placed: &mut Placed) -> Result<()> {
+    pub(super) fn place(&self, a: &mut Attempt, target: Pagemap, flags: AllocFlags, placed: &mut Placed) -> Result<()> {
         let Attempt { slots, dev, start, end, .. } = *a;
         let now = self.driver.now_ns();
         // What the page table shows (observed now, unless step 1 just did).

@@ -122,6 +122,9 @@ pub struct Record {
     /// settled there on every device VM, and widened by the next small read
     /// near it (policy's gather rule).
     pub gather: bool,
+    /// The rest of a split birth: the chunk just before it is the probe,
+    /// born in VRAM (policy's split-birth rule).
+    pub probe_born: bool,
 }
 
 impl Clone for Record {
@@ -141,6 +144,7 @@ impl Clone for Record {
             peer_readers: AtomicU64::new(self.peer_readers.load(Ordering::Relaxed)),
             bound: AtomicU64::new(self.bound.load(Ordering::Relaxed)),
             gather: self.gather,
+            probe_born: self.probe_born,
         }
     }
 }
@@ -163,6 +167,7 @@ impl Record {
             peer_readers: AtomicU64::new(0),
             bound: AtomicU64::new(0),
             gather: false,
+            probe_born: false,
         }
     }
 
@@ -295,6 +300,11 @@ impl Track {
     /// The record that covers exactly [start, end), if any: the hot path.
     pub fn exact(&self, start: u64, end: u64) -> Option<&Record> {
         self.records.get(&start).filter(|r| r.end == end)
+    }
+
+    /// [`Track::exact`], to change it.
+    pub fn exact_mut(&mut self, start: u64, end: u64) -> Option<&mut Record> {
+        self.records.get_mut(&start).filter(|r| r.end == end)
     }
 
     /// The one record that holds all of [start, end), exactly or as a part

@@ -1,0 +1,153 @@
+//! Split birth: never-populated memory a device asks for in its own VRAM is
+//! born there for its first 2 MiB chunk only (the probe) and in system
+//! memory for the rest, until the next calls tell which side uses it.
+//!
+//! A GPU writing a buffer nothing populated yet (an output, a result the
+//! CPU reads back) gives no sign of who reads it next, and a CPU read of
+//! system pages leaves no trace in the page table. Born in VRAM whole, a
+//! buffer the CPU reads costs a copy back of all of it (15 GB/s, plus a
+//! CPU fault per range) before the hand-off rule can see anything; born in
+//! system memory whole, a buffer the GPU keeps costs a remote pass per use
+//! and never learns otherwise. The probe is the witness: the CPU's read
+//! pulls it back, which the page table shows, and then the whole buffer is
+//! held in system memory (a hand-off), where the GPU wrote all but 2 MiB
+//! already. While the probe stays in VRAM, the owner's next
+//! [`BUY_AFTER`] - 1 calls keep the split, and the one after moves the
+//! rest to VRAM (rent or buy: one remote pass per call already paid buys
+//! the move). Any other device or target ends the split at once, and the
+//! normal flow places the whole span.
+
+use std::sync::atomic::Ordering;
+
+use super::place::Attempt;
+use super::record::merge_pieces;
+use super::*;
+use crate::log::Span;
+
+/// The owner's calls that find the probe in VRAM before the rest moves
+/// there: the birth's, then one more (a buffer written twice, then read
+/// back by the CPU, stays in system memory).
+const BUY_AFTER: u32 = 2;
+
+/// Page-table samples that tell a never-populated span (0.9 us each).
+const BIRTH_SAMPLES: u64 = 4;
+
+impl Context {
+    /// The birth: a span with no record, chunk-aligned and at least two
+    /// chunks long, that the page table shows never populated, asked of the
+    /// accessing device's own VRAM. None where the rule does not apply.
+    pub(super) fn split_birth(&self, a: &mut Attempt, target: Pagemap, placed: &mut Placed) -> Option<Result<()>> {
+        let Attempt { dev, start, end, flags, .. } = *a;
+        let ok = target.device() == Some(dev.slot)
+            && !flags.contains(AllocFlags::PREFETCH_NOW)
+            && start % CHUNK == 0
+            && end - start >= 2 * CHUNK
+            && self.track.read().overlapping(start, end).next().is_none();
+        if !ok {
+            return None;
+        }
+        // A few samples: a buffer nothing touched is unpopulated throughout,
+        // and this look is paid by every first placement of a large span.
+        let seen = match a.seen {
+            Some(s) => s,
+            None => {
+                let s = self.observe_samples(start, end, BIRTH_SAMPLES)?;
+                a.seen = Some(s);
+                s
+            }
+        };
+        if seen.samples == 0 || seen.unpopulated != seen.samples {
+            return None;
+        }
+        let probe = start + CHUNK;
+        crate::log!(
+            crate::log::Level::Debug,
+            "alloc_vram {} device {} to {target}: never populated: its first chunk born there, the rest {} in system memory until the next calls show who uses it (split birth)",
+            Span(start, end - start),
+            dev.slot,
+            Span(probe, end - probe)
+        );
+        let mut head = Attempt { start, end: probe, summary: self.summary(start, probe), seen: None, ..*a };
+        if let Err(e) = self.place(&mut head, target, flags, placed) {
+            return Some(Err(e));
+        }
+        // Never populated: the probe was cleared there, nothing was copied.
+        placed.bytes_moved = 0;
+        let mut rest = Attempt { start: probe, end, summary: self.summary(probe, end), seen: Some(seen), ..*a };
+        let mut more = Placed::default();
+        let r = self.place(&mut rest, Pagemap::System, flags, &mut more);
+        placed.ioctls += more.ioctls;
+        placed.retries += more.retries;
+        placed.vms_applied |= more.vms_applied;
+        if r.is_ok() {
+            if let Some(rec) = self.track.write().exact_mut(probe, end) {
+                rec.probe_born = true;
+            }
+            placed.pagemap = Some(Pagemap::System);
+            placed.split = true;
+        }
+        Some(r)
+    }
+
+    /// A later call over a split span: the probe back in system memory
+    /// means the CPU used the buffer, and the whole span is held there (the
+    /// hand-off); still in VRAM, the owner keeps the split until
+    /// [`BUY_AFTER`], and everyone else ends it. None: continue with the
+    /// normal flow, over what the records now say.
+    pub(super) fn split_review(&self, a: &mut Attempt, target: Pagemap, placed: &mut Placed) -> Option<Result<()>> {
+        let Attempt { slots, dev, start, end, .. } = *a;
+        let probe = start.checked_add(CHUNK)?;
+        let owner = {
+            let track = self.track.read();
+            let mut it = track.overlapping(start, end);
+            let (hs, head) = it.next()?;
+            let (rs, rest) = it.next()?;
+            if it.next().is_some() || (hs, head.end, rs, rest.end) != (start, probe, probe, end) || !rest.probe_born || rest.residency != Some(Pagemap::System) {
+                return None;
+            }
+            head.residency.and_then(|p| p.device().map(|d| (p, d)))?
+        };
+        let now = self.driver.now_ns();
+        let seen = self.observe_samples(start, probe, 1)?;
+        if !seen.all_away() {
+            crate::log!(crate::log::Level::Info, "alloc_vram {}: the first chunk of a split birth is back in system memory: the CPU used it, held there for {} ms (hand-off)", Span(start, end - start), self.config.pin_ns / 1_000_000);
+            self.rewrite(slots, start, end, |pieces| {
+                let mut r = merge_pieces(pieces);
+                r.residency = Some(Pagemap::System);
+                r.record_move(now);
+                r.pinned_until = r.pinned_until.max(now + self.config.pin_ns);
+                r.observed_at.store(now.max(1), Ordering::Relaxed);
+                r
+            });
+            a.summary = self.summary(start, end);
+            return None;
+        }
+        let uses = self.track.read().exact(probe, end).map_or(0, |r| r.uses.load(Ordering::Relaxed));
+        if owner.1 == dev.slot && target == owner.0 && uses < BUY_AFTER {
+            let mut bound = true;
+            if let Some(rec) = self.track.read().exact(probe, end) {
+                rec.use_once();
+                bound = rec.bound_for(dev.slot);
+            }
+            if !bound && self.bind_in_system(dev, probe, end - probe, placed) {
+                if let Some(rec) = self.track.read().exact(probe, end) {
+                    rec.set_bound(dev.slot, true);
+                }
+            }
+            crate::log!(crate::log::Level::Debug, "alloc_vram {} device {}: split birth kept (its first chunk still in {target}; use {} of {BUY_AFTER} before the rest moves)", Span(start, end - start), dev.slot, uses + 1);
+            placed.pagemap = Some(Pagemap::System);
+            placed.verified = true;
+            placed.split = true;
+            return Some(Ok(()));
+        }
+        crate::log!(crate::log::Level::Debug, "alloc_vram {} device {} to {target}: split birth ended (its first chunk still in {}; {uses} uses)", Span(start, end - start), dev.slot, owner.0);
+        self.rewrite(slots, start, end, |pieces| {
+            let mut r = merge_pieces(pieces);
+            r.residency = None;
+            r.probe_born = false;
+            r
+        });
+        a.summary = self.summary(start, end);
+        None
+    }
+}
