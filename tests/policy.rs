@@ -984,3 +984,18 @@ fn a_split_birth_ends_in_vram_for_its_owner_or_at_another_device() {
     assert_eq!(t.alloc(0, C, SIZE, t.vram(0)).pagemap, Some(t.vram(0)));
     assert_eq!(t.on(C, SIZE), t.vram_of(0));
 }
+
+/// A split-born buffer its owner reads (a table the GPU initialized, an
+/// intermediate it writes and reads back): the GPU keeps what it wrote, so
+/// the owner's call after the read moves the rest at once.
+#[test]
+fn a_split_birth_its_owner_reads_moves_there_on_the_next_call() {
+    let t = setup("2dgpu-p2p");
+    const SIZE: u64 = 8 * R;
+    assert!(t.alloc(0, BUF, SIZE, t.vram(0)).split);
+    t.gpu(0, BUF, SIZE, sim::Access::Write).unwrap();
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, SIZE, Access::Read), Ok(t.vram(0)));
+    let p = t.alloc(0, BUF, SIZE, t.vram(0));
+    assert_eq!((p.pagemap, p.split, p.bytes_moved), (Some(t.vram(0)), false, SIZE - R), "only the rest moved: {p:?}");
+    assert_eq!(t.on(BUF, SIZE), t.vram_of(0));
+}

@@ -85,6 +85,13 @@ impl Context {
         if access == Access::Read && size <= SMALL_READ && rec.is_none_or(|r| r.residency.is_none_or(|p| p == Pagemap::System)) {
             return Ok(Pagemap::System);
         }
+        // A read of a span born split (policy/birth.rs): the GPU uses what
+        // it wrote, so the owner's call that follows buys the rest at once.
+        if access == Access::Read {
+            if let Some(r) = rec.filter(|r| r.probe_born && !r.probe_read.load(Ordering::Relaxed)) {
+                r.probe_read.store(true, Ordering::Relaxed);
+            }
+        }
         // An explicit prefetch reads; it only skips the rules that serve a
         // first read in place.
         let read = matches!(access, Access::Read | Access::Prefetch);

@@ -9,7 +9,7 @@
 //! residency.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::driver::xe::PreferredLoc;
 use crate::topology::Pagemap;
@@ -125,6 +125,9 @@ pub struct Record {
     /// The rest of a split birth: the chunk just before it is the probe,
     /// born in VRAM (policy's split-birth rule).
     pub probe_born: bool,
+    /// A read of the split span was resolved since its birth: the GPU
+    /// uses what it wrote (policy's split-birth rule then buys at once).
+    pub probe_read: AtomicBool,
 }
 
 impl Clone for Record {
@@ -145,6 +148,7 @@ impl Clone for Record {
             bound: AtomicU64::new(self.bound.load(Ordering::Relaxed)),
             gather: self.gather,
             probe_born: self.probe_born,
+            probe_read: AtomicBool::new(self.probe_read.load(Ordering::Relaxed)),
         }
     }
 }
@@ -168,6 +172,7 @@ impl Record {
             bound: AtomicU64::new(0),
             gather: false,
             probe_born: false,
+            probe_read: AtomicBool::new(false),
         }
     }
 
