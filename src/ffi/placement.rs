@@ -102,7 +102,8 @@ pub const SVM_RESULT_ON_FAULT: u32 = 1 << 4;
 /// chunk lives in the VRAM asked for; the rest is in system memory
 /// (`pagemap`) until the next calls show who uses it. The CPU reading it
 /// back (seen in the page table) holds all of it in system memory; the
-/// owner's second call after the birth moves the rest to its VRAM; any
+/// owner's second call after the birth, or its first after a read was
+/// resolved (the GPU uses what it wrote), moves the rest to its VRAM; any
 /// other device's call ends the split and places the whole range. Set by
 /// the birth and by the calls that keep it. SVM_ALLOC_PREFETCH_NOW refuses it.
 pub const SVM_RESULT_SPLIT: u32 = 1 << 5;
