@@ -969,6 +969,8 @@ fn a_split_birth_ends_in_vram_for_its_owner_or_at_another_device() {
     }
     assert_eq!(t.on(BUF, SIZE), t.vram_of(0));
 
+    // A fresh process (that one learned its GPU keeps what it writes).
+    let t = setup("2dgpu-p2p");
     const B: u64 = BUF + 64 * R;
     t.alloc(0, B, SIZE, t.vram(0));
     t.gpu(0, B, SIZE, sim::Access::Write).unwrap();
@@ -998,4 +1000,31 @@ fn a_split_birth_its_owner_reads_moves_there_on_the_next_call() {
     let p = t.alloc(0, BUF, SIZE, t.vram(0));
     assert_eq!((p.pagemap, p.split, p.bytes_moved), (Some(t.vram(0)), false, SIZE - R), "only the rest moved: {p:?}");
     assert_eq!(t.on(BUF, SIZE), t.vram_of(0));
+}
+
+/// The split birth learns: once a GPU of this process kept a buffer it
+/// wrote (its owner read it), the next never-populated buffer is born
+/// whole in VRAM; CPU hand-offs of split buffers bring the split back.
+#[test]
+fn split_birth_follows_what_this_process_does_with_gpu_written_buffers() {
+    let t = setup("2dgpu-p2p");
+    const SIZE: u64 = 4 * R;
+    let kept = |at: u64| {
+        assert!(t.alloc(0, at, SIZE, t.vram(0)).split);
+        t.gpu(0, at, SIZE, sim::Access::Write).unwrap();
+        t.ctx.resolve(t.dev[0], 0, at, SIZE, Access::Read).unwrap();
+        assert!(!t.alloc(0, at, SIZE, t.vram(0)).split, "bought");
+    };
+    let handed = |at: u64| {
+        assert!(t.alloc(0, at, SIZE, t.vram(0)).split);
+        t.gpu(0, at, SIZE, sim::Access::Write).unwrap();
+        t.sim.cpu_access(at, SIZE, sim::Access::Read, 0).unwrap();
+        assert_eq!(t.alloc(0, at, SIZE, t.vram(0)).pagemap, Some(Pagemap::System), "held");
+    };
+    handed(BUF);
+    kept(BUF + 16 * R);
+    kept(BUF + 32 * R);
+    let p = t.alloc(0, BUF + 48 * R, SIZE, t.vram(0));
+    assert!(!p.split && p.pagemap == Some(t.vram(0)), "learned: born whole in VRAM: {p:?}");
+    assert_eq!(t.on(BUF + 48 * R, SIZE), t.vram_of(0));
 }

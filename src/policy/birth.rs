@@ -21,7 +21,9 @@
 //! The bet, both ways, for 64 MiB on the simulated clock: a CPU read-back
 //! costs 2 MiB copied back instead of 64 (about 5 ms saved); a GPU that
 //! keeps the buffer pays a remote write pass of the rest and its move
-//! (about 3 ms lost).
+//! (about 3 ms lost). The context keeps score of which way this process
+//! goes (`Context::births`), and where its GPUs kept more buffers than its
+//! CPU took, new ones are born whole in VRAM, as the kernel would.
 
 use std::sync::atomic::Ordering;
 
@@ -37,6 +39,10 @@ const BUY_AFTER: u32 = 2;
 
 /// Page-table samples that tell a never-populated span (0.9 us each).
 const BIRTH_SAMPLES: u64 = 4;
+
+/// How far the learned score goes either way: a change of pattern is
+/// followed after at most this many outcomes.
+const SCORE_LIMIT: i32 = 4;
 
 impl Context {
     /// The birth: a span with no record, chunk-aligned and at least two
@@ -63,6 +69,13 @@ impl Context {
             }
         };
         if seen.samples == 0 || seen.unpopulated != seen.samples {
+            return None;
+        }
+        // Learned: where this process's GPUs kept the buffers they wrote
+        // more often than its CPU took them, a new one is born whole in VRAM.
+        let score = self.births.load(Ordering::Relaxed);
+        if score < 0 {
+            crate::log!(crate::log::Level::Debug, "alloc_vram {} device {} to {target}: never populated, born whole there: this process's GPUs kept the buffers they wrote (score {score})", Span(start, end - start), dev.slot);
             return None;
         }
         let probe = start + CHUNK;
@@ -116,6 +129,7 @@ impl Context {
         let now = self.driver.now_ns();
         let seen = self.observe_samples(start, probe, 1)?;
         if !seen.all_away() {
+            self.learn_birth(1);
             crate::log!(crate::log::Level::Info, "alloc_vram {}: the first chunk of a split birth is back in system memory: the CPU used it, held there for {} ms (hand-off)", Span(start, end - start), self.config.pin_ns / 1_000_000);
             self.rewrite(slots, start, end, |pieces| {
                 let mut r = merge_pieces(pieces);
@@ -148,6 +162,7 @@ impl Context {
         }
         crate::log!(crate::log::Level::Debug, "alloc_vram {} device {} to {target}: split birth ended (its first chunk still in {}; {uses} uses, read: {read})", Span(start, end - start), dev.slot, owner.0);
         if owner.1 == dev.slot && target == owner.0 {
+            self.learn_birth(-1);
             // The owner buys: only the rest moves, and one record holds the span.
             let mut rest = Attempt { start: probe, end, summary: self.summary(probe, end), seen: None, ..*a };
             let r = self.place(&mut rest, target, a.flags, placed);
@@ -168,5 +183,11 @@ impl Context {
         });
         a.summary = self.summary(start, end);
         None
+    }
+
+    /// One outcome of a split birth for the learned score: +1 the CPU took
+    /// the buffer, -1 its GPU kept it.
+    fn learn_birth(&self, outcome: i32) {
+        let _ = self.births.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some((s + outcome).clamp(-SCORE_LIMIT, SCORE_LIMIT)));
     }
 }

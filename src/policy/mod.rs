@@ -227,6 +227,10 @@ pub struct Context {
     /// What serializes calls that issue ioctls: per span (see the module doc).
     ranges: rangelock::RangeLocks,
     stats: Stats,
+    /// What this process did with buffers its GPUs wrote first (the split
+    /// birth's learning, policy/birth.rs): up for a CPU hand-off, down for
+    /// a GPU that kept one.
+    births: std::sync::atomic::AtomicI32,
     /// The fork generation of the process that created it (driver::fork).
     process: u32,
 }
@@ -295,6 +299,7 @@ impl Context {
             described: parking_lot::RwLock::new(Vec::new()),
             ranges: rangelock::RangeLocks::new(),
             stats: Stats::default(),
+            births: std::sync::atomic::AtomicI32::new(0),
             process: crate::driver::fork::generation(),
         }
     }
