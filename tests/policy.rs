@@ -1028,3 +1028,45 @@ fn split_birth_follows_what_this_process_does_with_gpu_written_buffers() {
     assert!(!p.split && p.pagemap == Some(t.vram(0)), "learned: born whole in VRAM: {p:?}");
     assert_eq!(t.on(BUF + 48 * R, SIZE), t.vram_of(0));
 }
+
+/// The walk rule: a runtime that calls per 64 KiB piece of a buffer a
+/// kernel reads whole. The first walk reads it where it lies (rent); a new
+/// walk inside it reads it again, and the last walk's span moves to VRAM
+/// at once (buy), not piece by piece. A buffer walked once never moves.
+#[test]
+fn a_buffer_walked_piece_by_piece_again_moves_whole() {
+    let t = setup("2dgpu-p2p");
+    const PIECE: u64 = 64 << 10;
+    const SIZE: u64 = 8 * R;
+    const ONCE: u64 = BUF + 32 * R;
+    t.sim.cpu_access(BUF, SIZE, sim::Access::Write, 1).unwrap();
+    t.sim.cpu_access(ONCE, SIZE, sim::Access::Write, 1).unwrap();
+    let walk = |at: u64| {
+        for i in 0..SIZE / PIECE {
+            let s = at + i * PIECE;
+            let pm = t.ctx.resolve(t.dev[0], 0, s, PIECE, Access::Read).unwrap();
+            t.alloc(0, s, PIECE, pm);
+            t.gpu(0, s, PIECE, sim::Access::Read).unwrap();
+        }
+    };
+    walk(BUF);
+    walk(ONCE);
+    assert_eq!(t.sim.counters().bytes_to_vram, 0, "the first walks rent");
+    walk(BUF);
+    assert_eq!(t.on(BUF, SIZE), t.vram_of(0), "walked again: moved whole");
+    assert_eq!(t.on(ONCE, SIZE), Placement::System, "walked once: never moved");
+    assert_eq!(t.sim.counters().migrations_to_vram, SIZE / R, "one migration per range, no piece moved alone");
+    // Later walks find it in place: one look per record and freshness
+    // period, not one per piece, and no ioctl.
+    for _ in 0..3 {
+        t.gpu(0, ONCE, SIZE, sim::Access::Read).unwrap(); // past the observations' freshness
+    }
+    let (reads, ioctls) = (t.sim.counters().page_table_reads, t.sim.counters().ioctls);
+    for i in 0..SIZE / PIECE {
+        let s = BUF + i * PIECE;
+        assert_eq!(t.ctx.resolve(t.dev[0], 0, s, PIECE, Access::Read), Ok(t.vram(0)));
+        assert!(t.alloc(0, s, PIECE, t.vram(0)).in_place);
+    }
+    assert!(t.sim.counters().page_table_reads - reads <= SIZE / R, "one sampled look of the record");
+    assert_eq!(t.sim.counters().ioctls, ioctls);
+}

@@ -30,6 +30,65 @@ pub struct TileVram {
     pub capacity: u64,
 }
 
+/// A device's small reads in system memory seen as walks: runs of pieces
+/// each starting where the one before ended (a runtime that calls per
+/// piece of a buffer a kernel reads whole). A new walk that starts inside
+/// one of the last few, reads that buffer again: reuse, which a random
+/// gather's pieces never show. Best effort: racing calls of one device may
+/// lose an update, which only delays the rule.
+#[derive(Default)]
+pub struct Walk {
+    cur_start: AtomicU64,
+    cur_end: AtomicU64,
+    /// The walks before it (start, end), the oldest overwritten first: a
+    /// launch walks each of its arguments in turn.
+    last: [(AtomicU64, AtomicU64); WALKS],
+    next: AtomicU64,
+    /// The span resolve told to move for a walk, for alloc_vram to take whole.
+    buy_start: AtomicU64,
+    buy_end: AtomicU64,
+}
+
+/// Walks a device remembers besides the current one.
+const WALKS: usize = 8;
+
+impl Walk {
+    /// Records a small read of [start, end); returns the earlier walk's
+    /// span when this one starts a new walk inside it.
+    pub fn read(&self, start: u64, end: u64) -> Option<(u64, u64)> {
+        if self.cur_end.load(Ordering::Relaxed) == start && start != 0 {
+            self.cur_end.store(end, Ordering::Relaxed);
+            return None;
+        }
+        let (cs, ce) = (self.cur_start.load(Ordering::Relaxed), self.cur_end.load(Ordering::Relaxed));
+        let found = self.last.iter().map(|(s, e)| (s.load(Ordering::Relaxed), e.load(Ordering::Relaxed))).chain([(cs, ce)]).find(|&(s, e)| s <= start && start < e);
+        if cs < ce && cs != found.map_or(u64::MAX, |f| f.0) {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % WALKS;
+            self.last[i].0.store(cs, Ordering::Relaxed);
+            self.last[i].1.store(ce, Ordering::Relaxed);
+        }
+        self.cur_start.store(start, Ordering::Relaxed);
+        self.cur_end.store(end, Ordering::Relaxed);
+        found
+    }
+
+    /// Offers `span` to the next alloc_vram of a piece inside it.
+    pub fn offer(&self, start: u64, end: u64) {
+        self.buy_start.store(start, Ordering::Relaxed);
+        self.buy_end.store(end, Ordering::Relaxed);
+    }
+
+    /// The offered span holding [start, end), taken (offered once).
+    pub fn take(&self, start: u64, end: u64) -> Option<(u64, u64)> {
+        let (bs, be) = (self.buy_start.load(Ordering::Relaxed), self.buy_end.load(Ordering::Relaxed));
+        if bs <= start && end <= be && bs < be {
+            self.buy_end.store(0, Ordering::Relaxed);
+            return Some((bs, be));
+        }
+        None
+    }
+}
+
 const MULTI_UNKNOWN: u8 = 0;
 const MULTI_YES: u8 = 1;
 const MULTI_NO: u8 = 2;
@@ -101,6 +160,8 @@ pub struct Device {
     pub id: Option<DeviceId>,
     /// Bytes this context placed in each tile's VRAM.
     pub placed: Vec<AtomicU64>,
+    /// Its small reads in system memory, as walks (policy's walk rule).
+    pub walk: Walk,
     dead: AtomicI32,
     multi_device: AtomicU8,
     /// The CPU-address mirror was bound with MADVISE_AUTORESET (the library
@@ -125,6 +186,7 @@ impl Device {
             gen,
             fd,
             file,
+            walk: Walk::default(),
             process: crate::driver::fork::generation(),
             vm_id,
             owns_vm,

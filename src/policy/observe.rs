@@ -183,12 +183,6 @@ impl Context {
                 .all(|d| rec.attrs(d.slot).pref == PrefApplied::DefaultSystem)
     }
 
-    /// Whether [`Context::confirm`] would answer without reading the page
-    /// table (no reader, or a fresh or settled record).
-    pub(super) fn confirmed_without_a_look(&self, slots: &[Slot], rec: &Record, now: u64) -> bool {
-        !self.access.available() || self.fresh_or_settled(slots, rec, now)
-    }
-
     /// The last observation is fresh, or the range is settled.
     fn fresh_or_settled(&self, slots: &[Slot], rec: &Record, now: u64) -> bool {
         let at = rec.observed_at.load(Ordering::Relaxed);

@@ -72,6 +72,12 @@ impl Context {
                 return Ok(());
             }
         }
+        // A piece of a walk resolve told to move: the walk's span moves whole.
+        let (start, end) = if target.device() == Some(h.slot) && end - start <= super::resolve::SMALL_READ {
+            Context::device_in(&self.slots.read(), h)?.walk.take(start, end).unwrap_or((start, end))
+        } else {
+            (start, end)
+        };
         // A gather's piece: placed as part of the span it widens.
         if target == Pagemap::System && end - start <= super::resolve::SMALL_READ {
             let dev = Context::device_in(&self.slots.read(), h)?.clone();
@@ -137,15 +143,15 @@ impl Context {
             return Check::Unknown;
         }
         let now = self.driver.now_ns();
-        // A piece is found in place only where the whole record's standing
-        // needs no look (the slow path looks at the piece and records it
-        // alone). A bind it needs covers the whole record.
+        // A piece is looked at as its whole record: a runtime that calls per
+        // piece pays one page-table look per record and freshness period,
+        // not one per piece. Where the record no longer holds, the slow path
+        // looks at the piece alone. A bind it needs covers the whole record.
         let piece = (rec_start, rec.end) != (start, end);
-        if piece && !self.confirmed_without_a_look(slots, rec, now) {
-            return Check::Unknown;
-        }
-        let verified = match self.confirm(slots, rec, start, end, target, now) {
+        let (ls, le) = if piece { (rec_start, rec.end) } else { (start, end) };
+        let verified = match self.confirm(slots, rec, ls, le, target, now) {
             Ok(v) => v,
+            Err(_) if piece => return Check::Unknown,
             Err(seen) => return Check::Moved(seen),
         };
         rec.use_once();
