@@ -1069,4 +1069,18 @@ fn a_buffer_walked_piece_by_piece_again_moves_whole() {
     }
     assert!(t.sim.counters().page_table_reads - reads <= SIZE / R, "one sampled look of the record");
     assert_eq!(t.sim.counters().ioctls, ioctls);
+
+    // Walked by two devices: it stays where both read it (several readers).
+    let t = setup("2dgpu-p2p");
+    t.sim.cpu_access(BUF, SIZE, sim::Access::Write, 1).unwrap();
+    for _ in 0..3 {
+        for d in 0..2 {
+            for i in 0..SIZE / PIECE {
+                let s = BUF + i * PIECE;
+                let pm = t.ctx.resolve(t.dev[d], 0, s, PIECE, Access::Read).unwrap();
+                t.alloc(d, s, PIECE, pm);
+            }
+        }
+    }
+    assert_eq!((t.on(BUF, SIZE), t.sim.counters().bytes_to_vram), (Placement::System, 0));
 }

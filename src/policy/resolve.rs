@@ -84,13 +84,16 @@ impl Context {
         // docs/cost-model.md) for the few bytes asked (irregular gathers).
         if access == Access::Read && size <= SMALL_READ && rec.is_none_or(|r| r.residency.is_none_or(|p| p == Pagemap::System)) {
             // Unless the device walks a buffer piece by piece again (a new
-            // walk inside its last one, of two chunks or more): that is
-            // reuse, and the last walk's remote pass buys the move of
-            // what it covered (rent or buy, as for one large read).
+            // walk inside an earlier one, of two chunks or more): that is
+            // reuse, and the earlier walk's remote pass buys the move of
+            // what it covered (rent or buy, as for one large read). Not
+            // where another device reads it in place too: it stays where
+            // every reader reaches it (several readers).
             if let Some((ws, we)) = dev.walk.read(start, end) {
                 let (cs, ce) = (ws.next_multiple_of(CHUNK), we & !(CHUNK - 1));
                 let placed = dev.placed[tile as usize].load(Ordering::Relaxed);
-                if ce >= cs + 2 * CHUNK && placed.saturating_add(ce - cs) <= t.capacity && track.overlapping(cs, ce).all(|(_, r)| r.residency == Some(Pagemap::System)) && (cs..ce).contains(&start) {
+                let alone = || track.overlapping(cs, ce).all(|(_, r)| r.residency == Some(Pagemap::System) && !r.readers_in_place(h.slot).1);
+                if ce >= cs + 2 * CHUNK && placed.saturating_add(ce - cs) <= t.capacity && (cs..ce).contains(&start) && alone() {
                     crate::log!(crate::log::Level::Debug, "resolve {} device {}: walks {} piece by piece again: moved to {local} (rent or buy)", crate::log::Span(start, size), h.slot, crate::log::Span(cs, ce - cs));
                     dev.walk.offer(cs, ce);
                     return Ok(local);
