@@ -1084,3 +1084,29 @@ fn a_buffer_walked_piece_by_piece_again_moves_whole() {
     }
     assert_eq!((t.on(BUF, SIZE), t.sim.counters().bytes_to_vram), (Placement::System, 0));
 }
+
+/// A piece of a record placed whole that the CPU took back: the first
+/// piece's look finds the record moved, and the record is placed again
+/// whole (here held in system memory, the hand-off), so the other pieces
+/// find it in place instead of each reading the page table and splitting it.
+#[test]
+fn a_piece_of_a_record_the_cpu_took_back_replaces_the_record_whole() {
+    let t = setup("2dgpu-p2p");
+    const PIECE: u64 = 64 << 10;
+    const SIZE: u64 = 8 * R;
+    t.sim.cpu_access(BUF, SIZE, sim::Access::Write, 1).unwrap();
+    t.alloc(0, BUF, SIZE, t.vram(0));
+    t.sim.cpu_access(BUF, SIZE, sim::Access::Write, 2).unwrap();
+    let reads = t.sim.counters().page_table_reads;
+    let first = t.alloc(0, BUF, PIECE, t.vram(0));
+    assert_eq!((first.pagemap, first.pinned), (Some(Pagemap::System), true), "{first:?}");
+    for i in 1..SIZE / PIECE {
+        let s = BUF + i * PIECE;
+        let pm = t.ctx.resolve(t.dev[0], 0, s, PIECE, Access::Read).unwrap();
+        assert_eq!(pm, Pagemap::System, "piece {i}");
+        assert!(t.alloc(0, s, PIECE, pm).in_place, "piece {i}");
+    }
+    let n = t.sim.counters().page_table_reads - reads;
+    assert!(n <= 3 * SIZE / R, "a few sampled looks at the record, not one per piece ({}): {n} reads", SIZE / PIECE);
+    assert_eq!(t.ctx.query(BUF, SIZE).unwrap().residency, Some(Pagemap::System), "one record");
+}

@@ -241,6 +241,9 @@ enum Check {
     InPlace(Placed),
     /// The page table shows the range elsewhere than recorded.
     Moved(Seen),
+    /// The call is for a piece of a record the page table shows elsewhere
+    /// than recorded: the record's span, to be placed again whole.
+    RecordMoved(u64, u64),
     /// No record of the range there.
     Unknown,
 }

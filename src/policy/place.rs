@@ -56,7 +56,8 @@ impl Context {
     }
 
     fn alloc_vram_into(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags, out: &mut Placed) -> Result<()> {
-        let end = check_span(start, size)?;
+        let mut end = check_span(start, size)?;
+        let mut start = start;
         self.stats.local().alloc_calls.fetch_add(1, Ordering::Relaxed);
         {
             // Step 1: the cheap check, zero ioctls.
@@ -66,10 +67,17 @@ impl Context {
             if let Some(d) = Context::check_pagemap(&slots, target)? {
                 d.check_alive()?;
             }
-            if let Check::InPlace(p) = self.in_place(&slots, dev, start, end, target) {
-                self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
-                *out = p;
-                return Ok(());
+            match self.in_place(&slots, dev, start, end, target) {
+                Check::InPlace(p) => {
+                    self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
+                    *out = p;
+                    return Ok(());
+                }
+                // A piece of a record placed whole that moved behind the
+                // library's back (the CPU took it, most often): the record
+                // is placed again whole, once, not piece by piece.
+                Check::RecordMoved(rs, re) => (start, end) = (rs, re),
+                _ => {}
             }
         }
         // A piece of a walk resolve told to move: the walk's span moves whole.
@@ -97,7 +105,7 @@ impl Context {
                 return Ok(());
             }
             Check::Moved(seen) => Some(seen),
-            Check::Unknown => None,
+            Check::Unknown | Check::RecordMoved(..) => None,
         };
         let t0 = if crate::log::tracing() { crate::trace::now() } else { 0 };
         let mut attempt = Attempt { slots: &slots, dev: &dev, start, end, summary: self.summary(start, end), seen, flags };
@@ -151,7 +159,7 @@ impl Context {
         let (ls, le) = if piece { (rec_start, rec.end) } else { (start, end) };
         let verified = match self.confirm(slots, rec, ls, le, target, now) {
             Ok(v) => v,
-            Err(_) if piece => return Check::Unknown,
+            Err(_) if piece => return Check::RecordMoved(rec_start, rec.end),
             Err(seen) => return Check::Moved(seen),
         };
         rec.use_once();
