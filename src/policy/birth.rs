@@ -144,13 +144,9 @@ impl Context {
         }
         let (uses, read) = self.track.read().exact(probe, end).map_or((0, false), |r| (r.uses.load(Ordering::Relaxed), r.probe_read.load(Ordering::Relaxed)));
         if owner.1 == dev.slot && target == owner.0 && uses < BUY_AFTER && !read {
-            let mut bound = true;
             if let Some(rec) = self.track.read().exact(probe, end) {
                 rec.use_once();
-                bound = rec.bound_for(dev.slot);
-            }
-            if !bound && self.bind_in_system(dev, probe, end - probe, placed) {
-                if let Some(rec) = self.track.read().exact(probe, end) {
+                if !rec.bound_for(dev.slot) && self.bind_in_system(dev, probe, end - probe, placed) {
                     rec.set_bound(dev.slot, true);
                 }
             }

@@ -18,7 +18,6 @@
 
 use std::sync::atomic::Ordering;
 
-use super::record::merge_pieces;
 use super::*;
 use crate::log::Span;
 
@@ -98,16 +97,9 @@ impl Context {
             gaps.len(),
             applied.len()
         );
-        self.rewrite(&slots, ws, we, |pieces| {
-            let unadvised: Vec<u16> = applied.iter().filter(|(slot, _)| pieces.iter().any(|p| p.attrs(*slot).pref != PrefApplied::DefaultSystem)).map(|(slot, _)| *slot).collect();
-            let mut r = merge_pieces(pieces);
-            for (slot, a) in &applied {
-                r.set_attrs(*slot, *a);
-            }
-            // A madvise that changed a bound VMA zapped its PTEs there.
-            for slot in unadvised {
-                r.set_bound(slot, false);
-            }
+        // `record` sets what the madvises applied (and clears the bound bit
+        // they zapped), then the rest.
+        self.record(&slots, ws, we, &applied, |r| {
             r.residency = Some(Pagemap::System);
             r.gather = true;
             r.observed_at.store(now.max(1), Ordering::Relaxed);
@@ -117,7 +109,6 @@ impl Context {
             }
             r.use_once();
             r.read_in_place(dev.slot);
-            r
         });
         *out = Placed { pagemap: Some(Pagemap::System), verified: true, ..*out };
         Some(Ok(()))

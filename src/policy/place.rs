@@ -79,18 +79,18 @@ impl Context {
                 Check::RecordMoved(rs, re) => (start, end) = (rs, re),
                 _ => {}
             }
-        }
-        // A piece of a walk resolve told to move: the walk's span moves whole.
-        let (start, end) = if target.device() == Some(h.slot) && end - start <= super::resolve::SMALL_READ {
-            Context::device_in(&self.slots.read(), h)?.walk.take(start, end).unwrap_or((start, end))
-        } else {
-            (start, end)
-        };
-        // A gather's piece: placed as part of the span it widens.
-        if target == Pagemap::System && end - start <= super::resolve::SMALL_READ {
-            let dev = Context::device_in(&self.slots.read(), h)?.clone();
-            if let Some(r) = self.gather(&dev, start, end, out) {
-                return r;
+            let small = end - start <= super::resolve::SMALL_READ;
+            // A piece of a walk resolve told to move: the walk's span moves whole.
+            if small && target.device() == Some(h.slot) {
+                (start, end) = dev.walk.take(start, end).unwrap_or((start, end));
+            }
+            // A gather's piece: placed as part of the span it widens.
+            if small && target == Pagemap::System {
+                let dev = dev.clone();
+                drop(slots);
+                if let Some(r) = self.gather(&dev, start, end, out) {
+                    return r;
+                }
             }
         }
         let _g = self.ranges.lock(start, end);
