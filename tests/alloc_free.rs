@@ -124,12 +124,12 @@ fn pieces_of_a_gather_span_are_in_place_without_allocating() {
     let sys = xesvm::topology::Pagemap::System;
     // The two ends, then the middle: one span.
     for start in [BUF, BUF + 16 * R - PIECE, BUF + 8 * R] {
-        ctx.alloc_vram(d0, start, PIECE, sys, AllocFlags::default()).unwrap();
+        ctx.alloc_vram(d0, start, PIECE, sys, AllocFlags::ENGINE).unwrap();
     }
     let (before, reads, ioctls) = (allocs(), s.counters().page_table_reads, s.counters().ioctls);
     for i in (0..(16 * R / PIECE)).rev() {
         assert_eq!(ctx.resolve(d0, 0, BUF + i * PIECE, PIECE, Access::Read), Ok(sys));
-        let p = ctx.alloc_vram(d0, BUF + i * PIECE, PIECE, sys, AllocFlags::default()).unwrap();
+        let p = ctx.alloc_vram(d0, BUF + i * PIECE, PIECE, sys, AllocFlags::ENGINE).unwrap();
         assert!(p.in_place && p.ioctls == 0, "piece {i}: {p:?}");
     }
     let n = allocs() - before;

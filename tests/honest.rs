@@ -133,7 +133,8 @@ impl T {
         self.ctx.pagemap(self.dev[d], 0).unwrap()
     }
     fn alloc(&self, d: usize, start: u64, size: u64, pm: Pagemap) -> xesvm::policy::Placed {
-        self.ctx.alloc_vram(self.dev[d], start, size, pm, AllocFlags::default()).unwrap()
+        // As a runtime places a launch's span: resolve's answer, the engine's to refine.
+        self.ctx.alloc_vram(self.dev[d], start, size, pm, AllocFlags::ENGINE).unwrap()
     }
     fn gpu(&self, d: usize, start: u64, size: u64, a: sim::Access) {
         let dev = self.ctx.device(self.dev[d]).unwrap();

@@ -45,7 +45,8 @@ impl T {
         self.sim.gpu_access(fd, vm, 0, start, size, a, start ^ d as u64)
     }
     fn alloc(&self, d: usize, start: u64, size: u64, pm: Pagemap) -> xesvm::policy::Placed {
-        self.ctx.alloc_vram(self.dev[d], start, size, pm, AllocFlags::default()).unwrap()
+        // As a runtime places a launch's span: resolve's answer, the engine's to refine.
+        self.ctx.alloc_vram(self.dev[d], start, size, pm, AllocFlags::ENGINE).unwrap()
     }
     fn on(&self, start: u64, size: u64) -> Placement {
         self.sim.placement(start, size)
@@ -1109,4 +1110,78 @@ fn a_piece_of_a_record_the_cpu_took_back_replaces_the_record_whole() {
     let n = t.sim.counters().page_table_reads - reads;
     assert!(n <= 3 * SIZE / R, "a few sampled looks at the record, not one per piece ({}): {n} reads", SIZE / PIECE);
     assert_eq!(t.ctx.query(BUF, SIZE).unwrap().residency, Some(Pagemap::System), "one record");
+}
+
+// Explicit requests (no AllocFlags::ENGINE): an application's prefetch is an
+// instruction. Each case below is one the engine re-decides when it is
+// handed the choice.
+
+/// A fresh buffer prefetched to VRAM lives there whole: no split birth.
+#[test]
+fn an_explicit_prefetch_of_a_fresh_buffer_moves_all_of_it() {
+    let t = setup("2dgpu-p2p");
+    const SIZE: u64 = 32 * R;
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, SIZE, t.vram(0), AllocFlags::empty()).unwrap();
+    assert_eq!((p.pagemap, p.split, p.fell_back), (Some(t.vram(0)), false, false), "{p:?}");
+    assert_eq!(t.on(BUF, SIZE), t.vram_of(0));
+    // The engine, handed the same choice, splits it.
+    let q = t.alloc(0, BUF + SIZE, SIZE, t.vram(0));
+    assert!(q.split, "{q:?}");
+}
+
+/// A two-tile device: an explicit prefetch moves now, never left to the fault.
+#[test]
+fn an_explicit_prefetch_to_a_multi_tile_device_moves_now() {
+    let t = setup("max-node");
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), AllocFlags::empty()).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[1], BUF, R, t.vram(1), AllocFlags::empty()).unwrap();
+    assert!(!p.on_fault, "{p:?}");
+    assert_eq!((p.pagemap, p.bytes_moved), (Some(t.vram(1)), R));
+    assert_eq!(t.on(BUF, R), t.vram_of(1));
+}
+
+/// Alternating explicit prefetches between two GPUs are each honoured: the
+/// thrash guard never pins an explicit request.
+#[test]
+fn alternating_explicit_prefetches_are_never_pinned() {
+    let cfg = Config { thrash_max_moves: 3, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, ..Config::default() };
+    let t = setup_topo(Topology::preset("2dgpu-p2p").unwrap(), cfg);
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    for i in 0..10 {
+        let d = i % 2;
+        let p = t.ctx.alloc_vram(t.dev[d], BUF, R, t.vram(d), AllocFlags::empty()).unwrap();
+        assert!(!p.pinned && p.pagemap == Some(t.vram(d)) && p.bytes_moved == R, "prefetch {i}: {p:?}");
+        assert_eq!(t.on(BUF, R), t.vram_of(d as u32), "prefetch {i}");
+    }
+    assert_eq!(t.ctx.stats().pins, 0);
+}
+
+/// A piece of a buffer the CPU took back: the explicit request moves the
+/// piece asked, not the buffer's whole record.
+#[test]
+fn an_explicit_prefetch_of_a_piece_moves_only_the_piece() {
+    let t = setup("dgpu");
+    const SIZE: u64 = 8 * R;
+    t.sim.cpu_access(BUF, SIZE, sim::Access::Write, 1).unwrap();
+    t.ctx.alloc_vram(t.dev[0], BUF, SIZE, t.vram(0), AllocFlags::empty()).unwrap();
+    t.sim.cpu_access(BUF, SIZE, sim::Access::Read, 0).unwrap(); // the CPU takes all of it back
+    let p = t.ctx.alloc_vram(t.dev[0], BUF + R, R, t.vram(0), AllocFlags::empty()).unwrap();
+    assert_eq!((p.pagemap, p.bytes_moved, p.pinned), (Some(t.vram(0)), R, false), "{p:?}");
+    assert_eq!(t.on(BUF + R, R), t.vram_of(0));
+    assert_eq!(t.on(BUF, R), Placement::System, "the rest stays where the CPU left it");
+    assert_eq!(t.on(BUF + 2 * R, SIZE - 2 * R), Placement::System);
+}
+
+/// An explicit request that cannot be honoured says so: fallback with the
+/// cause, or the errno under NO_FALLBACK.
+#[test]
+fn an_explicit_prefetch_that_cannot_fit_falls_back_and_says_why() {
+    let t = setup("2dgpu-p2p");
+    let cap = t.ctx.device(t.dev[0]).unwrap().tiles[0].unwrap().capacity;
+    let size = cap + 2 * R;
+    t.sim.cpu_access(BUF, size, sim::Access::Write, 1).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, size, t.vram(0), AllocFlags::empty()).unwrap();
+    assert!(p.fell_back && p.cause == Some(Errno::ENOSPC) && p.pagemap == Some(Pagemap::System), "{p:?}");
+    assert_eq!(t.ctx.alloc_vram(t.dev[0], BUF, size, t.vram(0), AllocFlags::NO_FALLBACK).map(|_| ()), Err(Errno::ENOSPC));
 }

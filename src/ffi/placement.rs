@@ -66,16 +66,29 @@ pub(super) fn span_failure(e: Errno, start: u64, size: u64) -> Failure {
 /// `svm_alloc_vram` flag: fail with the errno instead of falling back to
 /// another pagemap (the peer, then local VRAM, then system memory).
 pub const SVM_ALLOC_NO_FALLBACK: u32 = 1 << 0;
-/// `svm_alloc_vram` flag: move the range even if the thrash guard pins it.
+/// `svm_alloc_vram` flag, with SVM_ALLOC_ENGINE only: move the range even
+/// if the thrash guard pins it (an explicit request is never pinned).
 pub const SVM_ALLOC_IGNORE_THRASH_GUARD: u32 = 1 << 1;
-/// `svm_alloc_vram` flag: prefetch now, never leave the move to the
-/// launch's GPU fault (SVM_RESULT_ON_FAULT). For explicit prefetches
-/// (zeCommandListAppendMemoryPrefetch), whose point is to move early.
+/// `svm_alloc_vram` flag, with SVM_ALLOC_ENGINE only: prefetch now, never
+/// leave the move to the launch's GPU fault (SVM_RESULT_ON_FAULT) or split
+/// it (SVM_RESULT_SPLIT). An explicit request always moves now.
 pub const SVM_ALLOC_PREFETCH_NOW: u32 = 1 << 2;
+/// `svm_alloc_vram` flag: hand the choice over. `target` is the engine's
+/// own answer (svm_resolve_pagemap's, for a launch the runtime is about to
+/// submit), and the engine may decide how the span gets there: split a
+/// never-populated buffer (SVM_RESULT_SPLIT), leave the move to the
+/// launch's fault (SVM_RESULT_ON_FAULT), keep a thrashing range where it
+/// is (SVM_RESULT_PINNED), or widen the span to the walk, gather or record
+/// it belongs to. Without it the call is an explicit request (an
+/// application's zeCommandListAppendMemoryPrefetch, clEnqueueSVMMigrateMem):
+/// exactly [start, start+size) moves to `target` now, or the call falls
+/// back and says so (SVM_RESULT_FELL_BACK and `cause`), or fails.
+pub const SVM_ALLOC_ENGINE: u32 = 1 << 3;
 const _: () = assert!(
     SVM_ALLOC_NO_FALLBACK == AllocFlags::NO_FALLBACK.bits()
         && SVM_ALLOC_IGNORE_THRASH_GUARD == AllocFlags::IGNORE_THRASH_GUARD.bits()
         && SVM_ALLOC_PREFETCH_NOW == AllocFlags::PREFETCH_NOW.bits()
+        && SVM_ALLOC_ENGINE == AllocFlags::ENGINE.bits()
 );
 
 /// `svm_alloc_result.flags`: the range was already there: nothing moved, and
@@ -84,21 +97,22 @@ const _: () = assert!(
 pub const SVM_RESULT_IN_PLACE: u32 = 1 << 0;
 /// It is not where asked: it fell back (`cause` says why).
 pub const SVM_RESULT_FELL_BACK: u32 = 1 << 1;
-/// The thrash guard kept it where it was (mapped remotely where a link allows),
-/// or moved it to system memory where the device cannot reach that place.
+/// The thrash guard (SVM_ALLOC_ENGINE only) kept it where it was (mapped
+/// remotely where a link allows), or moved it to system memory where the
+/// device cannot reach that place.
 pub const SVM_RESULT_PINNED: u32 = 1 << 2;
 /// The process's page table confirmed the placement (pages in system memory,
 /// or not in system memory for VRAM; the device itself only with PFNs).
 /// Clear where the page table cannot be read: the placement is believed.
 pub const SVM_RESULT_VERIFIED: u32 = 1 << 3;
-/// Not prefetched: the attributes send the range to `pagemap`, and the
-/// launch's first GPU fault there moves it (`bytes_moved` is 0). Chosen
-/// for a range that moved before, placed in the VRAM of a device with more
+/// Not prefetched (SVM_ALLOC_ENGINE only): the attributes send the range
+/// to `pagemap`, and the launch's first GPU fault there moves it
+/// (`bytes_moved` is 0). Chosen for a range that moved before, placed in the VRAM of a device with more
 /// than one tile: a prefetch binds it on every tile, and each tile bound
 /// pays its own TLB invalidation at the next move, while a fault binds
 /// only the tile that uses it. SVM_ALLOC_PREFETCH_NOW refuses it.
 pub const SVM_RESULT_ON_FAULT: u32 = 1 << 4;
-/// Split birth: the range was never populated, and only its first 2 MiB
+/// Split birth (SVM_ALLOC_ENGINE only): the range was never populated, and only its first 2 MiB
 /// chunk lives in the VRAM asked for; the rest is in system memory
 /// (`pagemap`) until the next calls show who uses it. The CPU reading it
 /// back (seen in the page table) holds all of it in system memory; the
@@ -164,7 +178,12 @@ pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed)
 }
 
 /// Makes [start, start+size) resident in `target` for accesses by `device`
-/// (docs/design.md, "The placement flow"):
+/// (docs/design.md, "The placement flow"). Without SVM_ALLOC_ENGINE this is
+/// an explicit request and honoured exactly: the whole span asked moves to
+/// `target` before the call returns, or the call falls back and says so
+/// (SVM_RESULT_FELL_BACK, `cause`), or fails; no split, no deferral to a
+/// fault, no pin, no widening. With SVM_ALLOC_ENGINE (`target` is resolve's
+/// answer) the engine may also use step 5 and the choices that flag names.
 /// 1. already there by the library's record, the accessing device's VM keeps
 ///    it there, and the process's page table agrees (read only when the last
 ///    reading is older than observe_ttl_ns): returns at once, zero ioctls;
@@ -179,7 +198,7 @@ pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed)
 ///    SVM_ALLOC_NO_FALLBACK; ENOLINK marks the link absent and falls back;
 ///    ENODEV/ECANCELED mark the device dead and are returned; EINVAL/EFAULT
 ///    are returned;
-/// 5. the thrash guard: a range that moved thrash_max_moves times within
+/// 5. (SVM_ALLOC_ENGINE only) the thrash guard: a range that moved thrash_max_moves times within
 ///    the window, about as often as it was used (a CPU pulling it back counts,
 ///    seen in the page table), stays where it is (SVM_RESULT_PINNED), or
 ///    in system memory where the accessing device cannot reach where it is

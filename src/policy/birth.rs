@@ -51,7 +51,7 @@ impl Context {
     pub(super) fn split_birth(&self, a: &mut Attempt, target: Pagemap, placed: &mut Placed) -> Option<Result<()>> {
         let Attempt { dev, start, end, flags, .. } = *a;
         let ok = target.device() == Some(dev.slot)
-            && !flags.contains(AllocFlags::PREFETCH_NOW)
+            && flags.may_defer()
             && start % CHUNK == 0
             && end - start >= 2 * CHUNK
             && self.track.read().overlapping(start, end).next().is_none();
@@ -143,7 +143,8 @@ impl Context {
             return None;
         }
         let (uses, read) = self.track.read().exact(probe, end).map_or((0, false), |r| (r.uses.load(Ordering::Relaxed), r.probe_read.load(Ordering::Relaxed)));
-        if owner.1 == dev.slot && target == owner.0 && uses < BUY_AFTER && !read {
+        // An explicit request ends the split: the owner's buys the rest now.
+        if owner.1 == dev.slot && target == owner.0 && uses < BUY_AFTER && !read && a.flags.may_defer() {
             if let Some(rec) = self.track.read().exact(probe, end) {
                 rec.use_once();
                 if !rec.bound_for(dev.slot) && self.bind_in_system(dev, probe, end - probe, placed) {

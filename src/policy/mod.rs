@@ -170,6 +170,32 @@ bitflags::bitflags! {
         const IGNORE_THRASH_GUARD = 1 << 1;
         /// Prefetch now, never leave the move to the launch's GPU fault.
         const PREFETCH_NOW = 1 << 2;
+        /// The target is the engine's own answer (resolve's, for a launch):
+        /// the engine may decide how to get there (split birth, the launch's
+        /// fault, the thrash guard, widening to a walk, a gather or a moved
+        /// record). Without it the call is an explicit request (an
+        /// application's prefetch): the span asked, in the target asked,
+        /// or a fallback that says so.
+        const ENGINE = 1 << 3;
+    }
+}
+
+impl AllocFlags {
+    /// Whether the engine may re-decide the placement ([`AllocFlags::ENGINE`]).
+    pub(crate) fn engine(self) -> bool {
+        self.contains(AllocFlags::ENGINE)
+    }
+
+    /// Whether the thrash guard applies: engine placements only, unless
+    /// the caller turned it off.
+    pub(crate) fn guarded(self) -> bool {
+        self.engine() && !self.contains(AllocFlags::IGNORE_THRASH_GUARD)
+    }
+
+    /// Whether the move may be left to the launch's GPU fault or split:
+    /// engine placements only, unless the caller wants it now.
+    pub(crate) fn may_defer(self) -> bool {
+        self.engine() && !self.contains(AllocFlags::PREFETCH_NOW)
     }
 }
 

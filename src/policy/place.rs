@@ -76,10 +76,11 @@ impl Context {
                 // A piece of a record placed whole that moved behind the
                 // library's back (the CPU took it, most often): the record
                 // is placed again whole, once, not piece by piece.
-                Check::RecordMoved(rs, re) => (start, end) = (rs, re),
+                Check::RecordMoved(rs, re) if flags.engine() => (start, end) = (rs, re),
                 _ => {}
             }
-            let small = end - start <= super::resolve::SMALL_READ;
+            // An explicit request places the span asked, no more.
+            let small = flags.engine() && end - start <= super::resolve::SMALL_READ;
             // A piece of a walk resolve told to move: the walk's span moves whole.
             if small && target.device() == Some(h.slot) {
                 (start, end) = dev.walk.take(start, end).unwrap_or((start, end));
@@ -110,7 +111,7 @@ impl Context {
         let t0 = if crate::log::tracing() { crate::trace::now() } else { 0 };
         let mut attempt = Attempt { slots: &slots, dev: &dev, start, end, summary: self.summary(start, end), seen, flags };
         // Split birth (policy/birth.rs): a span born half-way, or about to be.
-        let r = match self.split_review(&mut attempt, target, out).or_else(|| self.split_birth(&mut attempt, target, out)) {
+        let r = match self.split_review(&mut attempt, target, out).or_else(|| flags.may_defer().then(|| self.split_birth(&mut attempt, target, out)).flatten()) {
             Some(r) => r,
             None => self.place(&mut attempt, target, flags, out),
         };
@@ -223,7 +224,7 @@ impl Context {
                 // pay a copy each way per hand-off; held in system memory,
                 // both sides reach them at host bandwidth. The pin expires
                 // (pin_ns), so a phase without the CPU migrates again.
-                if matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System) && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD) {
+                if matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System) && flags.guarded() {
                     crate::log!(crate::log::Level::Info, "alloc_vram {}: the page table shows it pulled back to system memory: held there for {} ms (hand-off)", Span(start, end - start), self.config.pin_ns / 1_000_000);
                     a.summary.pinned_until = a.summary.pinned_until.max(now + self.config.pin_ns);
                 }
@@ -233,7 +234,7 @@ impl Context {
 
         // Step 5 (checked first): the thrash guard.
         let mut target = target;
-        if !flags.contains(AllocFlags::IGNORE_THRASH_GUARD) {
+        if flags.guarded() {
             if let Some(cur) = a.summary.residency.filter(|&c| c != target) {
                 if now < a.summary.pinned_until || a.summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves) {
                     let until = a.summary.pinned_until.max(now + self.config.pin_ns);
@@ -258,7 +259,7 @@ impl Context {
         // The runtime follows resolve's advice to leave a thrashing range
         // where it is (served remotely): that is a pin too, so that the uses
         // it now gets there do not end it before its time.
-        if !flags.contains(AllocFlags::IGNORE_THRASH_GUARD)
+        if flags.guarded()
             && a.summary.residency == Some(target)
             && target.device() != Some(dev.slot)
             && a.summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves)
@@ -328,7 +329,7 @@ impl Context {
         // (2 us an ioctl against 1.4 us for 64 KiB at host bandwidth,
         // docs/cost-model.md), and without it a later GPU fault there may
         // migrate the piece, which is the kernel's default and loses nothing.
-        let advise = !(cand == Pagemap::System && end - start <= super::resolve::SMALL_READ);
+        let advise = !(a.flags.engine() && cand == Pagemap::System && end - start <= super::resolve::SMALL_READ);
         let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), start, end, cand, summary, placed, &mut applied) } else { Ok(()) };
         let outcome = attributes.and_then(|()| self.migrate_verified(a, cand, placed));
         let Migrated { moved, bound } = match outcome {
@@ -477,7 +478,7 @@ impl Context {
         // binds only the tile that faults (docs/cost-model.md). The
         // attributes just set send the fault there.
         let tiles = dev.tiles.iter().filter(|t| t.is_some()).count();
-        if tiles > 1 && cand.device() == Some(dev.slot) && !summary.moves.is_empty() && !flags.contains(AllocFlags::PREFETCH_NOW) {
+        if tiles > 1 && cand.device() == Some(dev.slot) && !summary.moves.is_empty() && flags.may_defer() {
             crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: left to the GPU fault (rule 6: moved {} times before, device {} has {tiles} tiles; a prefetch would bind all of them)", Span(start, size), summary.moves.len(), dev.slot);
             placed.on_fault = true;
             return Ok(Migrated { moved: true, bound: false });

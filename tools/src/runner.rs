@@ -223,7 +223,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                             let Ok(pm) = ctx.resolve(h, *tile, s, n, pa) else { continue };
                             // Atomics must run in local VRAM: the kernel would move a
                             // pinned range anyway, so the thrash guard cannot help them.
-                            let flags = if a == Access::Atomic { AllocFlags::IGNORE_THRASH_GUARD } else { AllocFlags::empty() };
+                            let flags = if a == Access::Atomic { AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD } else { AllocFlags::ENGINE };
                             let r = ctx.alloc_vram(h, s, n, pm, flags);
                             if let Some(t) = trace.as_deref_mut() {
                                 trace_placement(t, track, t0, sim.now_ns(), s, n, &pm.to_string(), &r);
