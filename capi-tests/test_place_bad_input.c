@@ -95,15 +95,15 @@ int main(void)
 
 	/* A closed device, and its pagemap. */
 	CHECK_OK(svm_device_close(r.ctx, r.dev[1]));
-	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[1], BUF, 2 * MIB, r.vram[0], 0, &res), -ENODEV);
+	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[1], BUF, 2 * MIB, r.vram[0], 0, &res), -EBADF);
 	CHECK(strstr(svm_last_error(), "closed") != NULL);
-	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[1], 0, &res), -ENODEV);
-	CHECK_STATUS(svm_device_close(r.ctx, r.dev[1]), -ENODEV);
+	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[1], 0, &res), -EBADF);
+	CHECK_STATUS(svm_device_close(r.ctx, r.dev[1]), -EBADF);
 	/* Reopening reuses the slot; the old handle stays dead. */
 	CHECK_OK(svm_device_open_index(r.ctx, 1, &dev));
 	CHECK(dev.id != r.dev[1].id);
-	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[1], BUF, 2 * MIB, r.vram[0], 0, &res), -ENODEV);
-	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[1], 0, &res), -ENODEV);
+	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[1], BUF, 2 * MIB, r.vram[0], 0, &res), -EBADF);
+	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[1], 0, &res), -EBADF);
 
 	/* Kernel context: no render nodes here (or not Xe): clear errors. */
 	svm_context *k = NULL;

@@ -240,7 +240,10 @@
 #define SVM_ATOMIC_GLOBAL 2
 
 /**
- * CPU atomics only (GPU atomics fault with -EACCES).
+ * CPU atomics only. A GPU atomic on such a range is an unrecoverable GPU
+ * page fault in the kernel (`xe_vma_need_vram_for_atomic`): the queue is
+ * killed, no errno reaches the application. svm_resolve_pagemap answers
+ * -EACCES for an atomic access so that a runtime can refuse the launch.
  */
 #define SVM_ATOMIC_CPU 3
 
@@ -1239,7 +1242,7 @@ int svm_device_adopt_tiles(struct svm_context *ctx, int fd, const uint32_t *vm_i
 
 /**
  * Closes a device: destroys the VM and closes the fd if the library created
- * them. Its handle and pagemaps stop working (-ENODEV). Thread-safe.
+ * them. Its handle and pagemaps stop working (-EBADF). Thread-safe.
  */
 int svm_device_close(struct svm_context *ctx, struct svm_device device);
 
@@ -1249,7 +1252,7 @@ int svm_device_close(struct svm_context *ctx, struct svm_device device);
 int svm_device_get_info(struct svm_context *ctx, struct svm_device device, struct svm_device_info *info);
 
 /**
- * The pagemap of a device tile's VRAM. -ENODEV when the tile has no VRAM
+ * The pagemap of a device tile's VRAM. -ENXIO when the tile has no VRAM
  * (integrated GPU), -EINVAL for a tile the device lacks. Thread-safe.
  */
 int svm_device_pagemap(struct svm_context *ctx, struct svm_device device, uint16_t tile, struct svm_pagemap *pagemap);
@@ -1339,7 +1342,8 @@ int svm_batch_destroy(struct svm_batch *batch);
  * asked for it here) moves at once. A pure decision: no ioctl, no
  * allocation.
  * Errors: -EINVAL (bad range: zero, unaligned to 4 KiB, overflowing, above
- * 2^47; bad tile or access), -ENODEV (device closed or gone), -EACCES (GPU
+ * 2^47; bad tile or access), -EBADF (device closed), -ENODEV/-ECANCELED
+ * (device gone: unplugged or wedged), -EACCES (GPU
  * atomics forbidden on the range: atomic mode CPU). Thread-safe.
  */
 int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint16_t tile, uint64_t start, uint64_t size, svm_access access, struct svm_pagemap *pagemap);
@@ -1409,6 +1413,25 @@ int svm_set_preferred_location(struct svm_context *ctx, uint64_t start, uint64_t
 int svm_clear_preferred_location(struct svm_context *ctx, uint64_t start, uint64_t size);
 
 /**
+ * Sets the preferred location of a range on the VMs of one device only (its
+ * tiles' VMs where it has one per tile), as Level Zero's
+ * zeCommandListAppendMemAdvise(hDevice, ...) and Intel's compute runtime
+ * apply it; other devices keep theirs. Where the kernel may have reset the
+ * range's attributes since the library recorded them (a mirror bound with
+ * MADVISE_AUTORESET: memory the GPU used was freed), the madvise is issued
+ * on every call, as the runtime would. svm_resolve_pagemap honours it for
+ * that device. Errors: -EINVAL (bad range, pagemap), -EBADF (unknown or
+ * closed device), -ENODEV/-ECANCELED (device gone), -ENOLINK (the device
+ * cannot reach that VRAM), or the madvise's errno. Thread-safe.
+ */
+int svm_device_set_preferred_location(struct svm_context *ctx, struct svm_device device, uint64_t start, uint64_t size, struct svm_pagemap pagemap);
+
+/**
+ * svm_clear_preferred_location on one device's VMs only. Thread-safe.
+ */
+int svm_device_clear_preferred_location(struct svm_context *ctx, struct svm_device device, uint64_t start, uint64_t size);
+
+/**
  * The read-mostly hint (Level Zero SET_READ_MOSTLY with `on` = 1,
  * CLEAR_READ_MOSTLY with 0): the range is read by several devices and
  * rarely written. The Xe kernel has no replication and no attribute for it,
@@ -1421,9 +1444,21 @@ int svm_clear_preferred_location(struct svm_context *ctx, uint64_t start, uint64
 int svm_set_read_mostly(struct svm_context *ctx, uint64_t start, uint64_t size, bool on);
 
 /**
- * Sets the atomic mode of a range on every device VM. Thread-safe.
+ * Sets the atomic mode of a range on every device VM, re-issued where the
+ * kernel may have reset it (as svm_device_set_preferred_location says).
+ * Thread-safe.
  */
 int svm_set_atomic_mode(struct svm_context *ctx, uint64_t start, uint64_t size, uint32_t mode);
+
+/**
+ * Sets the atomic mode of a range on one device's VMs only: Level Zero's
+ * atomic attributes (zeMemSetAtomicAccessAttributeExp) are per device.
+ * docs/integration.md maps the ze flags onto modes as Intel's compute
+ * runtime does. Errors: -EINVAL (bad range or mode), -EBADF (unknown or
+ * closed device), -ENODEV/-ECANCELED (device gone), or the madvise's
+ * errno. Thread-safe.
+ */
+int svm_device_set_atomic_mode(struct svm_context *ctx, struct svm_device device, uint64_t start, uint64_t size, uint32_t mode);
 
 /**
  * Tells the library that what it knows of a range's residency is stale

@@ -34,7 +34,8 @@ errnos! {
     ENOENT = libc::ENOENT, c"no such entry: unknown object, VM or missing CPU mapping (ENOENT)";
     EINTR = libc::EINTR, c"interrupted by a signal (EINTR)";
     EIO = libc::EIO, c"I/O error: the device or driver reply was malformed (EIO)";
-    EBADF = libc::EBADF, c"bad file descriptor (EBADF)";
+    ENXIO = libc::ENXIO, c"no such device memory: the tile has no VRAM (ENXIO)";
+    EBADF = libc::EBADF, c"bad handle: a closed device, its pagemaps, or a bad fd (EBADF)";
     EAGAIN = libc::EAGAIN, c"try again (EAGAIN)";
     ENOMEM = libc::ENOMEM, c"out of memory: device or system memory exhausted (ENOMEM)";
     EACCES = libc::EACCES, c"access denied: GPU atomics not allowed or not possible on this range (EACCES)";

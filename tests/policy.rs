@@ -402,7 +402,7 @@ fn resolve_follows_the_decision_table() {
     // Row 23: integrated GPU.
     let i = setup("igpu");
     assert_eq!(i.ctx.resolve(i.dev[0], 0, BUF, R, Access::Atomic).unwrap(), Pagemap::System);
-    assert_eq!(i.ctx.pagemap(i.dev[0], 0), Err(Errno::ENODEV));
+    assert_eq!(i.ctx.pagemap(i.dev[0], 0), Err(Errno::ENXIO), "a tile without VRAM");
 }
 
 #[test]
@@ -418,7 +418,7 @@ fn kernel_6_18_degrades_peer_placement_clearly() {
 }
 
 #[test]
-fn bad_input_is_einval_and_stale_handles_are_enodev() {
+fn bad_input_is_einval_and_stale_handles_are_ebadf() {
     let t = setup("2dgpu-p2p");
     let d = t.dev[0];
     let v = t.vram(0);
@@ -433,13 +433,13 @@ fn bad_input_is_einval_and_stale_handles_are_enodev() {
     assert_eq!(t.ctx.resolve(d, 5, BUF, R, Access::Read), Err(Errno::EINVAL));
     assert_eq!(t.ctx.evict(BUF, 0).map(|_| ()), Err(Errno::EINVAL));
     t.ctx.close(t.dev[1]).unwrap();
-    assert_eq!(t.ctx.alloc_vram(t.dev[1], BUF, R, v, f), Err(Errno::ENODEV));
-    assert_eq!(t.ctx.close(t.dev[1]), Err(Errno::ENODEV));
-    assert_eq!(t.ctx.alloc_vram(d, BUF, R, v1, f), Err(Errno::ENODEV), "pagemap of a closed device");
+    assert_eq!(t.ctx.alloc_vram(t.dev[1], BUF, R, v, f), Err(Errno::EBADF));
+    assert_eq!(t.ctx.close(t.dev[1]), Err(Errno::EBADF));
+    assert_eq!(t.ctx.alloc_vram(d, BUF, R, v1, f), Err(Errno::EBADF), "pagemap of a closed device");
     // A new device in the same slot does not revive the old handle.
     let again = t.ctx.open_index(1).unwrap();
     assert_eq!(again.slot, t.dev[1].slot);
-    assert_eq!(t.ctx.alloc_vram(t.dev[1], BUF, R, v, f), Err(Errno::ENODEV));
+    assert_eq!(t.ctx.alloc_vram(t.dev[1], BUF, R, v, f), Err(Errno::EBADF));
 }
 
 #[test]
@@ -947,7 +947,7 @@ fn a_gpu_born_buffer_the_cpu_reads_back_is_held_in_system_memory() {
     assert_eq!(t.sim.counters().bytes_to_system, R, "only the probe came back");
     for round in 0..3 {
         assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, SIZE, Access::Write), Ok(if round == 0 { t.vram(0) } else { Pagemap::System }));
-        let p = t.ctx.alloc_vram(t.dev[0], BUF, SIZE, t.ctx.resolve(t.dev[0], 0, BUF, SIZE, Access::Write).unwrap(), AllocFlags::default()).unwrap();
+        let p = t.ctx.alloc_vram(t.dev[0], BUF, SIZE, t.ctx.resolve(t.dev[0], 0, BUF, SIZE, Access::Write).unwrap(), AllocFlags::ENGINE).unwrap();
         assert_eq!(p.pagemap, Some(Pagemap::System), "round {round}: {p:?}");
         t.gpu(0, BUF, SIZE, sim::Access::Write).unwrap();
         t.sim.cpu_access(BUF, SIZE, sim::Access::Read, 0).unwrap();
@@ -1184,4 +1184,33 @@ fn an_explicit_prefetch_that_cannot_fit_falls_back_and_says_why() {
     let p = t.ctx.alloc_vram(t.dev[0], BUF, size, t.vram(0), AllocFlags::empty()).unwrap();
     assert!(p.fell_back && p.cause == Some(Errno::ENOSPC) && p.pagemap == Some(Pagemap::System), "{p:?}");
     assert_eq!(t.ctx.alloc_vram(t.dev[0], BUF, size, t.vram(0), AllocFlags::NO_FALLBACK).map(|_| ()), Err(Errno::ENOSPC));
+}
+
+/// Per-device advice (Level Zero's hDevice, NEO's drm_memory_manager):
+/// applied to that device's VM only, and honoured by resolve for that
+/// device only; the kernel shows the other VM unchanged.
+#[test]
+fn per_device_advice_reaches_that_devices_vm_only() {
+    let t = setup("2dgpu-p2p");
+    let before = t.sim.counters().madvise_calls;
+    t.ctx.set_preferred_on(Some(t.dev[0]), BUF, R, Pagemap::System).unwrap();
+    assert_eq!(t.sim.counters().madvise_calls - before, 1, "one VM");
+    let attrs = |d: usize| {
+        let (fd, vm) = t.fd_vm(d);
+        let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
+        xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, R).unwrap()[0]
+    };
+    assert_eq!(attrs(0).preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM as u32);
+    assert_eq!(attrs(1).preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE as u32);
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, R, Access::Write), Ok(Pagemap::System));
+    assert_eq!(t.ctx.resolve(t.dev[1], 0, BUF, R, Access::Write), Ok(t.vram(1)));
+    t.ctx.set_atomic_on(Some(t.dev[1]), BUF, R, DRM_XE_ATOMIC_CPU).unwrap();
+    assert_eq!((attrs(0).atomic.val, attrs(1).atomic.val), (DRM_XE_ATOMIC_UNDEFINED, DRM_XE_ATOMIC_CPU));
+    assert_eq!(t.ctx.resolve(t.dev[1], 0, BUF, R, Access::Atomic), Err(Errno::EACCES));
+    t.ctx.clear_preferred_on(Some(t.dev[0]), BUF, R).unwrap();
+    assert_eq!(attrs(0).preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE as u32);
+    // A closed device's handle is refused.
+    let d1 = t.dev[1];
+    t.ctx.close(d1).unwrap();
+    assert_eq!(t.ctx.set_atomic_on(Some(d1), BUF, R, DRM_XE_ATOMIC_DEVICE), Err(Errno::EBADF));
 }

@@ -5,7 +5,7 @@
 //!
 //! Device and pagemap handles are values that carry their context's serial
 //! number, the device slot and the slot's generation, so a handle of another
-//! context, of a closed device, or made up is refused (-EINVAL / -ENODEV)
+//! context or made up is refused (-EINVAL), one of a closed device too (-EBADF)
 //! without ever being dereferenced.
 
 use core::ffi::{c_char, c_int};
@@ -174,7 +174,9 @@ impl svm_context {
     /// What a handle's errno from policy means.
     pub(super) fn device_failure(e: Errno) -> Failure {
         match e {
-            Errno::ENODEV => Failure { errno: e, message: "device was closed".into() },
+            Errno::EBADF => Failure { errno: e, message: "device handle was closed (or never opened)".into() },
+            Errno::ENODEV => Failure { errno: e, message: "device is gone (unplugged)".into() },
+            Errno::ECANCELED => Failure { errno: e, message: "device is wedged (the kernel cancelled its work)".into() },
             e => Failure { errno: e, message: "unknown device".into() },
         }
     }
@@ -191,7 +193,10 @@ impl svm_context {
     pub(super) fn pagemap_id_of(&self, pm: Pagemap, gen: u16) -> svm_pagemap {
         let low = match pm {
             Pagemap::System => 0xFFFF_FFFF,
-            Pagemap::Vram { device, tile } => (gen as u64 & 0xFF) << 24 | (device as u64 & 0xFF) << 16 | tile as u64,
+            // The slot's whole 16-bit generation, as its device handle
+            // carries it: a pagemap of a closed device stays refused until
+            // its slot was reopened 65,536 times.
+            Pagemap::Vram { device, tile } => (gen as u64) << 16 | (device as u64 & 0xFF) << 8 | (tile as u64 & 0xFF),
         };
         svm_pagemap { id: (self.serial as u64) << 32 | low }
     }
@@ -204,10 +209,10 @@ impl svm_context {
         if low == 0xFFFF_FFFF {
             return Ok(Pagemap::System);
         }
-        let (gen, slot, tile) = ((low >> 24) as u16, ((low >> 16) & 0xFF) as u16, (low & 0xFFFF) as u16);
+        let (gen, slot, tile) = ((low >> 16) as u16, ((low >> 8) & 0xFF) as u16, (low & 0xFF) as u16);
         match self.ctx.slot_gen(slot) {
-            Some(g) if g & 0xFF == gen => {}
-            _ => return Err(Failure { errno: Errno::ENODEV, message: "pagemap's device was closed".into() }),
+            Some(g) if g == gen => {}
+            _ => return Err(Failure { errno: Errno::EBADF, message: "pagemap's device was closed".into() }),
         }
         // The tile is checked where the pagemap is used (EINVAL there).
         Ok(Pagemap::Vram { device: slot, tile })
@@ -471,7 +476,7 @@ unsafe fn adopt(ctx: *mut svm_context, fd: c_int, vm_id: u32, flags: u32, device
 }
 
 /// Closes a device: destroys the VM and closes the fd if the library created
-/// them. Its handle and pagemaps stop working (-ENODEV). Thread-safe.
+/// them. Its handle and pagemaps stop working (-EBADF). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_close(ctx: *mut svm_context, device: svm_device) -> c_int {
     guard("svm_device_close", || {
@@ -537,7 +542,7 @@ pub unsafe extern "C" fn svm_device_get_info(ctx: *mut svm_context, device: svm_
     })
 }
 
-/// The pagemap of a device tile's VRAM. -ENODEV when the tile has no VRAM
+/// The pagemap of a device tile's VRAM. -ENXIO when the tile has no VRAM
 /// (integrated GPU), -EINVAL for a tile the device lacks. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_pagemap(ctx: *mut svm_context, device: svm_device, tile: u16, pagemap: *mut svm_pagemap) -> c_int {
@@ -547,7 +552,7 @@ pub unsafe extern "C" fn svm_device_pagemap(ctx: *mut svm_context, device: svm_d
         // SAFETY: `pagemap` is NULL or points to writable memory for its type (the header's contract).
         let o = unsafe { out(pagemap, "pagemap")? };
         let pm = c.ctx.pagemap(c.device(device)?, tile).map_err(|e| match e {
-            Errno::ENODEV => Failure { errno: e, message: format!("tile {tile} has no VRAM") },
+            Errno::ENXIO => Failure { errno: e, message: format!("tile {tile} has no VRAM") },
             e => Failure { errno: e, message: format!("the device has no tile {tile}") },
         })?;
         *o = c.pagemap_id(pm);

@@ -24,7 +24,8 @@ use crate::policy::{self, AllocFlags, Placed};
 /// asked for it here) moves at once. A pure decision: no ioctl, no
 /// allocation.
 /// Errors: -EINVAL (bad range: zero, unaligned to 4 KiB, overflowing, above
-/// 2^47; bad tile or access), -ENODEV (device closed or gone), -EACCES (GPU
+/// 2^47; bad tile or access), -EBADF (device closed), -ENODEV/-ECANCELED
+/// (device gone: unplugged or wedged), -EACCES (GPU
 /// atomics forbidden on the range: atomic mode CPU). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_resolve_pagemap(
@@ -288,6 +289,38 @@ pub unsafe extern "C" fn svm_clear_preferred_location(ctx: *mut svm_context, sta
     })
 }
 
+/// Sets the preferred location of a range on the VMs of one device only (its
+/// tiles' VMs where it has one per tile), as Level Zero's
+/// zeCommandListAppendMemAdvise(hDevice, ...) and Intel's compute runtime
+/// apply it; other devices keep theirs. Where the kernel may have reset the
+/// range's attributes since the library recorded them (a mirror bound with
+/// MADVISE_AUTORESET: memory the GPU used was freed), the madvise is issued
+/// on every call, as the runtime would. svm_resolve_pagemap honours it for
+/// that device. Errors: -EINVAL (bad range, pagemap), -EBADF (unknown or
+/// closed device), -ENODEV/-ECANCELED (device gone), -ENOLINK (the device
+/// cannot reach that VRAM), or the madvise's errno. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_device_set_preferred_location(ctx: *mut svm_context, device: svm_device, start: u64, size: u64, pagemap: svm_pagemap) -> c_int {
+    guard("svm_device_set_preferred_location", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
+        let c = unsafe { context(ctx)? };
+        let h = c.device(device)?;
+        let pm = c.pagemap(pagemap)?;
+        c.ctx.set_preferred_on(Some(h), start, size, pm).map_err(|e| span_failure(e, start, size))
+    })
+}
+
+/// svm_clear_preferred_location on one device's VMs only. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_device_clear_preferred_location(ctx: *mut svm_context, device: svm_device, start: u64, size: u64) -> c_int {
+    guard("svm_device_clear_preferred_location", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
+        let c = unsafe { context(ctx)? };
+        let h = c.device(device)?;
+        c.ctx.clear_preferred_on(Some(h), start, size).map_err(|e| span_failure(e, start, size))
+    })
+}
+
 /// The read-mostly hint (Level Zero SET_READ_MOSTLY with `on` = 1,
 /// CLEAR_READ_MOSTLY with 0): the range is read by several devices and
 /// rarely written. The Xe kernel has no replication and no attribute for it,
@@ -312,10 +345,15 @@ pub const SVM_ATOMIC_UNDEFINED: u32 = 0;
 pub const SVM_ATOMIC_DEVICE: u32 = 1;
 /// GPU and CPU atomics.
 pub const SVM_ATOMIC_GLOBAL: u32 = 2;
-/// CPU atomics only (GPU atomics fault with -EACCES).
+/// CPU atomics only. A GPU atomic on such a range is an unrecoverable GPU
+/// page fault in the kernel (`xe_vma_need_vram_for_atomic`): the queue is
+/// killed, no errno reaches the application. svm_resolve_pagemap answers
+/// -EACCES for an atomic access so that a runtime can refuse the launch.
 pub const SVM_ATOMIC_CPU: u32 = 3;
 
-/// Sets the atomic mode of a range on every device VM. Thread-safe.
+/// Sets the atomic mode of a range on every device VM, re-issued where the
+/// kernel may have reset it (as svm_device_set_preferred_location says).
+/// Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_set_atomic_mode(ctx: *mut svm_context, start: u64, size: u64, mode: u32) -> c_int {
     guard("svm_set_atomic_mode", || {
@@ -325,6 +363,25 @@ pub unsafe extern "C" fn svm_set_atomic_mode(ctx: *mut svm_context, start: u64, 
             return Err(invalid(format!("mode {mode} is not an SVM_ATOMIC_* value")));
         }
         c.ctx.set_atomic(start, size, mode).map_err(|e| span_failure(e, start, size))
+    })
+}
+
+/// Sets the atomic mode of a range on one device's VMs only: Level Zero's
+/// atomic attributes (zeMemSetAtomicAccessAttributeExp) are per device.
+/// docs/integration.md maps the ze flags onto modes as Intel's compute
+/// runtime does. Errors: -EINVAL (bad range or mode), -EBADF (unknown or
+/// closed device), -ENODEV/-ECANCELED (device gone), or the madvise's
+/// errno. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_device_set_atomic_mode(ctx: *mut svm_context, device: svm_device, start: u64, size: u64, mode: u32) -> c_int {
+    guard("svm_device_set_atomic_mode", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
+        let c = unsafe { context(ctx)? };
+        if mode > SVM_ATOMIC_CPU {
+            return Err(invalid(format!("mode {mode} is not an SVM_ATOMIC_* value")));
+        }
+        let h = c.device(device)?;
+        c.ctx.set_atomic_on(Some(h), start, size, mode).map_err(|e| span_failure(e, start, size))
     })
 }
 

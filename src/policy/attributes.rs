@@ -47,6 +47,7 @@ impl Context {
         &self,
         slots: &[Slot],
         accessing_slot: Option<u16>,
+        only: Option<u16>,
         start: u64,
         end: u64,
         cand: Pagemap,
@@ -57,8 +58,9 @@ impl Context {
         // A preferred location the runtime set stays on every VM: the
         // default-placement rule of desired_pref applies only without one.
         let default_for = accessing_slot.filter(|_| summary.preferred.is_none());
+        let kernel_is_7 = kernel_is_7(slots);
         for d in slots.iter().filter_map(|s| s.dev.as_ref()) {
-            if d.check_alive().is_err() {
+            if d.check_alive().is_err() || only.is_some_and(|o| o != d.slot) {
                 continue;
             }
             // Only the accessing device's failures make the candidate fall back.
@@ -73,7 +75,7 @@ impl Context {
                 continue;
             };
             let mut a = summary.attrs(d.slot);
-            if a.pref == want {
+            if a.pref == want && trusts_record(d, kernel_is_7, want == PrefApplied::DefaultDevice) {
                 continue; // recorded: the madvise would zap PTEs for nothing
             }
             match self.madvise_pref(slots, d, start, end, want, placed) {
@@ -171,8 +173,20 @@ impl Context {
     /// the library keeps them equal). Devices that cannot reach the pagemap
     /// keep theirs; the range query shows each VM's value.
     pub fn set_preferred(&self, start: u64, size: u64, pm: Pagemap) -> Result<()> {
+        self.set_preferred_on(None, start, size, pm)
+    }
+
+    /// Sets the preferred location on the VMs of one device (`Some`), as
+    /// Level Zero's per-device advice and Intel's compute runtime do, or of
+    /// every device (`None`). Where the kernel may have reset the attributes
+    /// since they were recorded (a mirror bound with MADVISE_AUTORESET, or a
+    /// kernel that may reset without it), the madvise is issued every time,
+    /// as the runtime itself would: a free the library does not see can
+    /// have reset it (docs/kernel-model.md §8).
+    pub fn set_preferred_on(&self, only: Option<DeviceHandle>, start: u64, size: u64, pm: Pagemap) -> Result<()> {
         let end = check_span(start, size)?;
-        if self.preferred_unchanged(start, end, pm)? {
+        let only = self.scope(only)?;
+        if self.preferred_unchanged(only, start, end, pm)? {
             return Ok(()); // recorded on every VM already: no lock, no ioctl
         }
         let _g = self.ranges.lock(start, end);
@@ -182,43 +196,66 @@ impl Context {
         let mut placed = Placed::default();
         let mut applied = Vec::new();
         // Step 2 of alloc_vram, with no accessing device.
-        let result = self.apply_preferred(&slots, None, start, end, pm, &summary, &mut placed, &mut applied).map_err(|m| match m {
+        let result = self.apply_preferred(&slots, None, only, start, end, pm, &summary, &mut placed, &mut applied).map_err(|m| match m {
             Miss::Fallback(e) | Miss::Fatal(e) => e,
         });
         let ok = result.is_ok();
         self.record(&slots, start, end, &applied, |r| {
             if ok {
-                r.preferred = Some(pm);
+                r.set_preferred(pm, only);
             }
         });
         result.and(lost_during(&slots, placed.vms_refused))
     }
 
+    /// The slot an attribute call is limited to (None: every device), with
+    /// the handle checked.
+    fn scope(&self, only: Option<DeviceHandle>) -> Result<Option<u16>> {
+        let Some(h) = only else { return Ok(None) };
+        let slots = self.slots.read();
+        let d = Context::device_in(&slots, h)?;
+        d.check_alive()?;
+        Ok(Some(d.slot))
+    }
+
     /// Whether the runtime's preferred location `pm` is already recorded
-    /// for exactly this span, with every open device's VM holding what
-    /// `apply_preferred` would give it (runtimes repeat their advice on
-    /// every launch). Read locks only, in the slow path's order.
-    fn preferred_unchanged(&self, start: u64, end: u64, pm: Pagemap) -> Result<bool> {
+    /// for exactly this span, with every open device's VM (or `only`'s)
+    /// holding what `apply_preferred` would give it, and the kernel known
+    /// to keep it (runtimes repeat their advice on every launch). Read
+    /// locks only, in the slow path's order.
+    fn preferred_unchanged(&self, only: Option<u16>, start: u64, end: u64, pm: Pagemap) -> Result<bool> {
         let slots = self.slots.read();
         Context::check_pagemap(&slots, pm)?;
         let track = self.track.read();
-        let Some(r) = track.exact(start, end).filter(|r| r.preferred == Some(pm)) else { return Ok(false) };
-        let mut alive = slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok());
-        Ok(alive.all(|d| self.desired_pref(&slots, d, pm, None).is_none_or(|want| r.attrs(d.slot).pref == want)))
+        let Some(r) = track.exact(start, end).filter(|r| r.preferred == Some(pm) && only.map_or(r.preferred_for == u64::MAX, |o| r.preferred_by(o))) else { return Ok(false) };
+        let kernel_is_7 = kernel_is_7(&slots);
+        let mut alive = slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok() && only.is_none_or(|o| o == d.slot));
+        Ok(alive.all(|d| {
+            self.desired_pref(&slots, d, pm, None)
+                .is_none_or(|want| r.attrs(d.slot).pref == want && trusts_record(d, kernel_is_7, want == PrefApplied::DefaultDevice))
+        }))
     }
 
     /// Forgets a preferred location the runtime set: every device VM gets
     /// the kernel's default back (DEFAULT_DEVICE), and resolve decides
     /// alone again (Level Zero's CLEAR_PREFERRED_LOCATION).
     pub fn clear_preferred(&self, start: u64, size: u64) -> Result<()> {
+        self.clear_preferred_on(None, start, size)
+    }
+
+    /// [`Context::clear_preferred`] on one device's VMs (`Some`) or every
+    /// device's. The kernel's default needs no re-issue after a reset: a
+    /// reset gives the same value.
+    pub fn clear_preferred_on(&self, only: Option<DeviceHandle>, start: u64, size: u64) -> Result<()> {
         let end = check_span(start, size)?;
+        let only = self.scope(only)?;
         let _g = self.ranges.lock(start, end);
         let slots = self.slots.read();
         let summary = self.summary(start, end);
         let mut placed = Placed::default();
         let mut applied = Vec::new();
         let mut result = Ok(());
-        for d in slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok()) {
+        for d in slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok() && only.is_none_or(|o| o == d.slot)) {
             let mut a = summary.attrs(d.slot);
             if a.pref == PrefApplied::DefaultDevice {
                 continue; // recorded: nothing to undo
@@ -241,7 +278,7 @@ impl Context {
         let ok = result.is_ok();
         self.record(&slots, start, end, &applied, |r| {
             if ok {
-                r.preferred = None;
+                r.clear_preferred(only);
             }
         });
         result.and(lost_during(&slots, placed.vms_refused))
@@ -261,18 +298,27 @@ impl Context {
 
     /// Sets the atomic mode (DRM_XE_ATOMIC_*) of a range on every device VM.
     pub fn set_atomic(&self, start: u64, size: u64, mode: u32) -> Result<()> {
+        self.set_atomic_on(None, start, size, mode)
+    }
+
+    /// Sets the atomic mode on one device's VMs (`Some`: Level Zero's
+    /// atomic attributes are per device) or every device's, re-issued
+    /// where the kernel may have reset it, as for the preferred location.
+    pub fn set_atomic_on(&self, only: Option<DeviceHandle>, start: u64, size: u64, mode: u32) -> Result<()> {
         let end = check_span(start, size)?;
         if mode > DRM_XE_ATOMIC_CPU {
             return Err(Errno::EINVAL);
         }
+        let only = self.scope(only)?;
         let _g = self.ranges.lock(start, end);
         let slots = self.slots.read();
         let summary = self.summary(start, end);
         let mut applied = Vec::new();
         let mut placed = Placed::default();
-        for d in slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok()) {
+        let kernel_is_7 = kernel_is_7(&slots);
+        for d in slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok() && only.is_none_or(|o| o == d.slot)) {
             let mut a = summary.attrs(d.slot);
-            if a.atomic == mode {
+            if a.atomic == mode && trusts_record(d, kernel_is_7, mode == DRM_XE_ATOMIC_UNDEFINED) {
                 continue;
             }
             self.stats.local().madvise.fetch_add(1, Ordering::Relaxed);
@@ -295,6 +341,20 @@ impl Context {
         self.record(&slots, start, end, &applied, |_| {});
         lost_during(&slots, placed.vms_refused)
     }
+}
+
+/// Whether some device's multi-device madvise answered: the kernel is 7.0+
+/// (one kernel serves every device).
+pub(super) fn kernel_is_7(slots: &[Slot]) -> bool {
+    slots.iter().filter_map(|s| s.dev.as_ref()).any(|d| d.multi_device_known())
+}
+
+/// Whether a value recorded for a device's VM can be trusted to be the
+/// kernel's still, so that setting it again may be skipped: the kernel
+/// never resets this VM's attributes on free, or the value is the default
+/// a reset would give back (`default`).
+fn trusts_record(d: &Device, kernel_is_7: bool, default: bool) -> bool {
+    default || !d.resets_attrs_on_free(kernel_is_7)
 }
 
 /// A call that set attributes on every VM but found some device gone on

@@ -90,7 +90,7 @@ impl Context {
             };
             let summary = self.summary(start, end);
             let mut applied = Vec::new();
-            let r = self.apply_preferred(&slots, Some(dev.slot), start, end, cand, &summary, &mut placed, &mut applied);
+            let r = self.apply_preferred(&slots, Some(dev.slot), None, start, end, cand, &summary, &mut placed, &mut applied);
             // In flight: where it is is unknown until `complete` looks.
             self.record(&slots, start, end, &applied, |r| r.residency = None);
             if let Err(Miss::Fallback(e) | Miss::Fatal(e)) = r {

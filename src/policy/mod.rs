@@ -560,7 +560,7 @@ impl Context {
             let mut slots = self.slots.write();
             let s = slots.get_mut(h.slot as usize).ok_or(Errno::EINVAL)?;
             if s.gen != h.gen || s.dev.is_none() {
-                return Err(Errno::ENODEV);
+                return Err(Errno::EBADF);
             }
             s.gen = s.gen.wrapping_add(1);
             s.dev.take().unwrap()
@@ -578,7 +578,8 @@ impl Context {
         match &s.dev {
             Some(d) if s.gen == h.gen => Ok(d),
             // A closed device (or a slot reused since): the handle is stale.
-            _ => Err(Errno::ENODEV),
+            // EBADF, as for a closed fd; ENODEV means the device is gone.
+            _ => Err(Errno::EBADF),
         }
     }
 
@@ -592,7 +593,7 @@ impl Context {
         self.slots.read().get(slot as usize).filter(|s| s.dev.is_some()).map(|s| s.gen)
     }
 
-    /// The device behind a handle (ENODEV if closed).
+    /// The device behind a handle (EBADF if closed).
     pub fn device(&self, h: DeviceHandle) -> Result<Arc<Device>> {
         Context::device_in(&self.slots.read(), h).cloned()
     }
@@ -602,19 +603,20 @@ impl Context {
         self.slots.read().iter().filter_map(|s| s.dev.as_ref().map(|d| DeviceHandle { slot: d.slot, gen: s.gen })).collect()
     }
 
-    /// The pagemap of a device's tile (ENODEV: no VRAM there).
+    /// The pagemap of a device's tile (EINVAL: no such tile; ENXIO: the
+    /// tile has no VRAM, an integrated GPU).
     pub fn pagemap(&self, h: DeviceHandle, tile: u16) -> Result<Pagemap> {
         let dev = self.device(h)?;
         if tile as usize >= dev.tiles.len() {
             return Err(Errno::EINVAL);
         }
         if dev.tiles[tile as usize].is_none() {
-            return Err(Errno::ENODEV);
+            return Err(Errno::ENXIO);
         }
         Ok(Pagemap::Vram { device: h.slot, tile })
     }
 
-    /// Checks a pagemap against the open devices: EINVAL unknown, ENODEV
+    /// Checks a pagemap against the open devices: EINVAL unknown, EBADF
     /// closed, and a lost device's own errno (ENODEV unplugged, ECANCELED
     /// wedged) once the library has seen it go: no ioctl names dead memory.
     fn check_pagemap(slots: &[Slot], pm: Pagemap) -> Result<Option<&Arc<Device>>> {
@@ -622,7 +624,7 @@ impl Context {
             Pagemap::System => Ok(None),
             Pagemap::Vram { device, tile } => {
                 let s = slots.get(device as usize).ok_or(Errno::EINVAL)?;
-                let d = s.dev.as_ref().ok_or(Errno::ENODEV)?;
+                let d = s.dev.as_ref().ok_or(Errno::EBADF)?;
                 match d.tiles.get(tile as usize) {
                     Some(Some(_)) => {
                         d.check_alive()?;

@@ -330,7 +330,7 @@ impl Context {
         // docs/cost-model.md), and without it a later GPU fault there may
         // migrate the piece, which is the kernel's default and loses nothing.
         let advise = !(a.flags.engine() && cand == Pagemap::System && end - start <= super::resolve::SMALL_READ);
-        let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), start, end, cand, summary, placed, &mut applied) } else { Ok(()) };
+        let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), None, start, end, cand, summary, placed, &mut applied) } else { Ok(()) };
         let outcome = attributes.and_then(|()| self.migrate_verified(a, cand, placed));
         let Migrated { moved, bound } = match outcome {
             Ok(m) => m,

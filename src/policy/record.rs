@@ -107,7 +107,7 @@ impl Context {
     /// the records), piece by piece so that residency and history stay.
     pub(super) fn forget_reset_attrs(&self, slots: &[Slot], start: u64, end: u64) {
         let devices = || slots.iter().filter_map(|s| s.dev.as_ref());
-        let kernel_is_7 = devices().any(|d| d.multi_device_known());
+        let kernel_is_7 = super::attributes::kernel_is_7(slots);
         let resetting: Vec<u16> = devices().filter(|d| d.resets_attrs_on_free(kernel_is_7)).map(|d| d.slot).collect();
         if resetting.is_empty() {
             return;
@@ -189,6 +189,7 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         if p.preferred != r.preferred {
             r.preferred = None;
         }
+        r.preferred_for &= p.preferred_for;
         // A hint holds for a merged span only where it holds for every piece.
         r.read_mostly &= p.read_mostly;
         r.gather &= p.gather;

@@ -113,7 +113,7 @@ impl Context {
         let read = matches!(access, Access::Read | Access::Prefetch);
         if let Some(r) = rec {
             // An explicit preferred location wins where it can be reached (rows 10-13).
-            if let Some(p) = r.preferred.filter(|&p| reachable(p)) {
+            if let Some(p) = r.preferred_for_device(h.slot).filter(|&p| reachable(p)) {
                 return Ok(p);
             }
             // Read-mostly (the runtime's hint): several devices read it. One

@@ -65,6 +65,11 @@ impl DevAttrs {
     pub const UNKNOWN: DevAttrs = DevAttrs { pref: PrefApplied::Device { slot: u16::MAX, instance: 0 }, atomic: u32::MAX };
 }
 
+/// A device slot's bit in a mask (slots from 64 on share the last bit).
+fn bit(slot: u16) -> u64 {
+    1 << slot.min(63)
+}
+
 /// Moves remembered per range, for the thrash guard.
 pub const HISTORY: usize = 16;
 /// Uses counted between two moves at most: past it the range is clearly
@@ -94,6 +99,9 @@ pub struct Record {
     pub attrs: Vec<DevAttrs>,
     /// The placement the runtime asked for with svm_set_preferred_location.
     pub preferred: Option<Pagemap>,
+    /// The devices (bit = slot) `preferred` was set for: all of them, or
+    /// those a per-device call named.
+    pub preferred_for: u64,
     /// The most recent moves, newest last.
     pub moves: Vec<Move>,
     /// Placement calls that found or put the range here since its last move.
@@ -138,6 +146,7 @@ impl Clone for Record {
             observed_at: AtomicU64::new(self.observed_at.load(Ordering::Relaxed)),
             attrs: self.attrs.clone(),
             preferred: self.preferred,
+            preferred_for: self.preferred_for,
             moves: self.moves.clone(),
             uses: AtomicU32::new(self.uses.load(Ordering::Relaxed)),
             pinned_until: self.pinned_until,
@@ -162,6 +171,7 @@ impl Record {
             observed_at: AtomicU64::new(0),
             attrs: Vec::new(),
             preferred: None,
+            preferred_for: 0,
             moves: Vec::new(),
             uses: AtomicU32::new(0),
             pinned_until: 0,
@@ -174,6 +184,36 @@ impl Record {
             probe_born: false,
             probe_read: AtomicBool::new(false),
         }
+    }
+
+    /// Records the runtime's preferred location, for one device (`Some`
+    /// slot) or every device. Another value for one device replaces the
+    /// record's: it keeps one preferred location per span.
+    pub fn set_preferred(&mut self, pm: Pagemap, only: Option<u16>) {
+        match only {
+            None => self.preferred_for = u64::MAX,
+            Some(s) if self.preferred == Some(pm) => self.preferred_for |= bit(s),
+            Some(s) => self.preferred_for = bit(s),
+        }
+        self.preferred = Some(pm);
+    }
+
+    /// Forgets the runtime's preferred location for one device or every one.
+    pub fn clear_preferred(&mut self, only: Option<u16>) {
+        self.preferred_for &= only.map_or(0, |s| !bit(s));
+        if self.preferred_for == 0 {
+            self.preferred = None;
+        }
+    }
+
+    /// The runtime's preferred location holds for device `slot`.
+    pub fn preferred_by(&self, slot: u16) -> bool {
+        self.preferred.is_some() && self.preferred_for & bit(slot) != 0
+    }
+
+    /// The runtime's preferred location for device `slot`, if any.
+    pub fn preferred_for_device(&self, slot: u16) -> Option<Pagemap> {
+        self.preferred.filter(|_| self.preferred_by(slot))
     }
 
     /// The attributes applied to a device's VM.
