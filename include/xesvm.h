@@ -312,11 +312,19 @@
 #endif
 
 /**
- * Restarts of one ioctl interrupted by a signal (EINTR) or told to try
- * again (EAGAIN), in a row, before the errno is returned; a fence wait whose
- * timeout runs down between interruptions continues.
+ * Kept for source compatibility: 0.1.0 restarted an interrupted ioctl
+ * (EINTR, EAGAIN) at most this many times in a row. Since 0.2.0 restarts
+ * end at a deadline instead (SVM_RESTART_DEADLINE_NS after the first
+ * interruption), as often as signals come before it.
  */
 #define SVM_MAX_RESTARTS 8
+
+/**
+ * How long, in nanoseconds, an interrupted ioctl (EINTR, EAGAIN) is
+ * restarted after its first interruption before the errno is returned; a
+ * fence wait whose timeout runs down between interruptions continues.
+ */
+#define SVM_RESTART_DEADLINE_NS 250000000
 
 /**
  * `svm_sim_residency.kind`: no page of the span exists yet.
@@ -463,6 +471,14 @@ typedef struct svm_context_config {
    * Read only when `struct_size` covers it.
    */
   const char *topology_file;
+  /**
+   * How long a placement waits for its bind's fence before it fails
+   * with -ETIME, in nanoseconds of real time (the simulated clock on
+   * the simulated driver). 0: the default, 1 s, as Intel's compute
+   * runtime waits for its bind fences. Read only when `struct_size`
+   * covers it (0.2.0).
+   */
+  uint64_t bind_timeout_ns;
 } svm_context_config;
 
 /**
@@ -1362,7 +1378,9 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  * 2. preferred location set to the same value on every device VM, skipping
  *    madvise calls whose effect is recorded;
  * 3. VM_BIND PREFETCH with a user fence, then a wait;
- * 4. every errno gets a defined answer: EINTR/EAGAIN restart (at most SVM_MAX_RESTARTS in a row);
+ * 4. every errno gets a defined answer: EINTR/EAGAIN restart (until 250 ms
+ *    after the first interruption); a bind fence not signalled within the
+ *    context's bind_timeout_ns (1 s by default) is -ETIME;
  *    EBUSY (or a prefetch that claimed success but left the range
  *    elsewhere) evicts to system and retries once; ENOMEM/ENOSPC evicts
  *    this context's least recently used ranges from the pagemap and retries

@@ -94,11 +94,18 @@ pub trait Driver: Send + Sync {
     fn link_hint(&self, a: DeviceId, b: DeviceId) -> Option<LinkHint>;
 }
 
-/// Restarts of one ioctl interrupted by a signal (EINTR) or told to try
-/// again (EAGAIN) before the errno goes back to the caller: the header's
-/// `SVM_MAX_RESTARTS`. [`ioctl`] is the one place that restarts; libdrm's
-/// `drmIoctl` restarts without a bound, so a signal storm would never
-/// return to the caller.
+/// How long one ioctl interrupted by a signal (EINTR) or told to try again
+/// (EAGAIN) is restarted, from its first interruption, before the errno goes
+/// back to the caller. A deadline, not a count: a profiler's signals can
+/// interrupt a long wait many times and each restart makes progress, while a
+/// storm that lets nothing finish still returns (libdrm's `drmIoctl` and
+/// Intel's compute runtime restart without a bound). Real time
+/// (CLOCK_MONOTONIC, a vDSO read, taken only once a call was interrupted).
+pub const RESTART_DEADLINE_NS: u64 = 250_000_000;
+
+/// The count the header's `SVM_MAX_RESTARTS` once bounded restarts by
+/// (0.1.0); kept for source compatibility. Restarts now end at
+/// [`RESTART_DEADLINE_NS`].
 pub const MAX_RESTARTS: u32 = 8;
 
 thread_local! {
@@ -114,15 +121,21 @@ pub fn take_restarts() -> u32 {
 
 /// Typed, safe entry to [`Driver::ioctl_raw`] for structs without user pointers
 /// (or whose pointers the caller keeps alive for the duration of the call),
-/// restarted on EINTR and EAGAIN at most [`MAX_RESTARTS`] times.
+/// restarted on EINTR and EAGAIN until [`RESTART_DEADLINE_NS`] after the
+/// first interruption.
 pub fn ioctl<D: Driver + ?Sized, T>(drv: &D, fd: RawFd, request: u32, arg: &mut T) -> Result<()> {
     debug_assert!(uapi::request_size_matches(request, size_of::<T>()), "request/struct size mismatch");
-    let mut restarts = 0;
+    let mut deadline = 0;
     loop {
         // SAFETY: `arg` is a live &mut of exactly the size the request encodes.
         match unsafe { drv.ioctl_raw(fd, request, arg as *mut T as *mut c_void) } {
-            Err(Errno::EINTR | Errno::EAGAIN) if restarts < MAX_RESTARTS => {
-                restarts += 1;
+            Err(e @ (Errno::EINTR | Errno::EAGAIN)) => {
+                let now = monotonic_ns();
+                if deadline == 0 {
+                    deadline = now + RESTART_DEADLINE_NS;
+                } else if now >= deadline {
+                    return Err(e);
+                }
                 RESTARTS.with(|r| r.set(r.get() + 1));
             }
             r => return r,
@@ -178,17 +191,21 @@ mod tests {
         ioctl(d, 3, uapi::DRM_IOCTL_XE_DEVICE_QUERY, &mut q)
     }
 
-    /// `ioctl` is the one layer that restarts EINTR and EAGAIN, and it stops
-    /// after MAX_RESTARTS in a row: a signal storm returns to the caller.
+    /// `ioctl` is the one layer that restarts EINTR and EAGAIN, as often as
+    /// a signal comes (many more than the 8 of 0.1.0), and it stops at its
+    /// deadline: a signal storm returns to the caller.
     #[test]
-    fn interrupted_ioctls_restart_a_bounded_number_of_times() {
+    fn interrupted_ioctls_restart_until_a_deadline() {
         take_restarts();
-        let d = Interrupted { calls: AtomicU32::new(0), fail: 3, errno: Errno::EINTR };
+        let d = Interrupted { calls: AtomicU32::new(0), fail: 50, errno: Errno::EINTR };
         assert_eq!(query(&d), Ok(()));
-        assert_eq!((d.calls.load(Ordering::Relaxed), take_restarts()), (4, 3));
+        assert_eq!((d.calls.load(Ordering::Relaxed), take_restarts()), (51, 50));
         let storm = Interrupted { calls: AtomicU32::new(0), fail: u32::MAX, errno: Errno::EAGAIN };
+        let t0 = monotonic_ns();
         assert_eq!(query(&storm), Err(Errno::EAGAIN));
-        assert_eq!(storm.calls.load(Ordering::Relaxed), MAX_RESTARTS + 1);
+        let took = monotonic_ns() - t0;
+        assert!((RESTART_DEADLINE_NS..RESTART_DEADLINE_NS * 20).contains(&took), "ended after {took} ns");
+        take_restarts();
         let other = Interrupted { calls: AtomicU32::new(0), fail: 1, errno: Errno::EBUSY };
         assert_eq!(query(&other), Err(Errno::EBUSY), "other errnos are not restarted");
         assert_eq!(other.calls.load(Ordering::Relaxed), 1);

@@ -90,9 +90,19 @@ pub fn vm_destroy<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32) -> Result<
     ioctl(drv, fd, DRM_IOCTL_XE_VM_DESTROY, &mut d)
 }
 
+/// How long a bind's fence is waited for by default: 1 s, as Intel's compute
+/// runtime waits for its bind fences (`drm_neo.cpp`; a debug variable
+/// overrides it there, `Config::bind_timeout_ns` here). ETIME past it.
+pub const BIND_TIMEOUT_NS: i64 = 1_000_000_000;
+
 /// One bind op with a user-fence sync, then WAIT_USER_FENCE on it (LR VMs
-/// refuse syncobj signals, docs/xe-uapi.md §6.5).
+/// refuse syncobj signals, docs/xe-uapi.md §6.5) for [`BIND_TIMEOUT_NS`].
 pub fn vm_bind_sync<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, op: drm_xe_vm_bind_op) -> Result<()> {
+    vm_bind_wait(drv, fd, vm_id, op, BIND_TIMEOUT_NS)
+}
+
+/// [`vm_bind_sync`] waiting up to `timeout_ns` for the fence.
+pub fn vm_bind_wait<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, op: drm_xe_vm_bind_op, timeout_ns: i64) -> Result<()> {
     let addr = FENCE.with(|f| f.0.as_ptr() as u64);
     let value = UFENCE_MAGIC | (FENCE_VALUE.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff_ffff);
     let mut sync = drm_xe_sync {
@@ -111,12 +121,12 @@ pub fn vm_bind_sync<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, op: drm_
         ..Default::default()
     };
     ioctl(drv, fd, DRM_IOCTL_XE_VM_BIND, &mut b)?;
-    wait_user_fence(drv, fd, addr, value, 10_000_000_000)
+    wait_user_fence(drv, fd, addr, value, timeout_ns)
 }
 
 /// Waits until the u64 at `addr` equals `value` or `timeout_ns` passes
 /// (ETIME). Interrupted waits are restarted by [`ioctl`] like every other
-/// call (at most `MAX_RESTARTS` in a row); the kernel writes the time left
+/// call (until its deadline); the kernel writes the time left
 /// back into `timeout` each time (docs/xe-uapi.md §6.6), so while it runs down
 /// the wait continues, and a wait whose timeout does not move (a signal
 /// storm that lets no time pass, an injected EINTR) ends with EINTR.
@@ -164,6 +174,13 @@ pub fn probe_fault_mode<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32) -> R
 /// system, or DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC).
 pub fn prefetch<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, region: u32) -> Result<()> {
     vm_bind_sync(drv, fd, vm_id, prefetch_op(start, range, region))
+}
+
+/// [`prefetch`] waiting up to `timeout_ns` for the bind's fence. The copy
+/// itself happens inside the VM_BIND ioctl (`prefetch_ranges` from
+/// `op_lock_and_prep`); the fence covers the page-table update.
+pub fn prefetch_wait<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, region: u32, timeout_ns: i64) -> Result<()> {
+    vm_bind_wait(drv, fd, vm_id, prefetch_op(start, range, region), timeout_ns)
 }
 
 /// VM_BIND PREFETCH of a mirror span with no sync: the ioctl returns once
@@ -226,19 +243,44 @@ pub fn madvise_atomic<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start:
 }
 
 /// VM_QUERY_MEM_RANGE_ATTRS with its two calls, restarting on ENOSPC when
-/// the VMAs changed in between (docs/xe-uapi.md §6.8).
+/// the VMAs changed in between (docs/xe-uapi.md §6.8). The second call's
+/// buffer is sized by the entry size the kernel reported in the first
+/// (`xe_vm_query_vmas_attrs_ioctl` copies `num_mem_ranges *
+/// sizeof_mem_range_attr` bytes and accepts only its own size): a kernel
+/// whose entry is larger than this library's struct is refused with
+/// EOVERFLOW rather than read past; a smaller (older) one fills the
+/// prefix, the rest left zero.
 pub fn query_mem_range_attrs<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64) -> Result<Vec<drm_xe_mem_range_attr>> {
+    const KNOWN: usize = core::mem::size_of::<drm_xe_mem_range_attr>();
     for _ in 0..16 {
         let mut q = drm_xe_vm_query_mem_range_attr { vm_id, start, range, ..Default::default() };
         ioctl(drv, fd, DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS, &mut q)?;
-        let mut v = vec![drm_xe_mem_range_attr::default(); q.num_mem_ranges as usize];
-        if v.is_empty() {
-            return Ok(v);
+        let n = q.num_mem_ranges as usize;
+        if n == 0 {
+            return Ok(Vec::new());
         }
-        q.vector_of_mem_attr = v.as_mut_ptr() as u64;
+        let entry = q.sizeof_mem_range_attr as usize;
+        if entry > KNOWN || entry == 0 || entry % 8 != 0 {
+            crate::log!(crate::log::Level::Error, "VM_QUERY_MEM_RANGE_ATTRS: the kernel's entry is {entry} bytes, this library knows {KNOWN}: refused");
+            return Err(Errno::EOVERFLOW);
+        }
+        // u64 words: the entries' alignment, and exactly the kernel's bytes.
+        let mut buf = vec![0u64; n * entry / 8];
+        q.vector_of_mem_attr = buf.as_mut_ptr() as u64;
         match ioctl(drv, fd, DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS, &mut q) {
             Ok(()) => {
-                v.truncate(q.num_mem_ranges as usize);
+                let got = (q.num_mem_ranges as usize).min(n);
+                let bytes = buf.as_ptr() as *const u8;
+                let v = (0..got)
+                    .map(|i| {
+                        let mut a = drm_xe_mem_range_attr::default();
+                        // SAFETY: entry i lies inside `buf` (i < n, entry
+                        // bytes each), `a` is a plain-data repr(C) struct of
+                        // KNOWN >= entry bytes, and the regions do not overlap.
+                        unsafe { core::ptr::copy_nonoverlapping(bytes.add(i * entry), &mut a as *mut _ as *mut u8, entry) };
+                        a
+                    })
+                    .collect();
                 return Ok(v);
             }
             Err(Errno::ENOSPC) => continue,
@@ -246,4 +288,73 @@ pub fn query_mem_range_attrs<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32,
         }
     }
     Err(Errno::EAGAIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::ffi::c_void;
+
+    /// A kernel whose VM_QUERY_MEM_RANGE_ATTRS entry is `entry` bytes: two
+    /// ranges, each entry's first word its index + 1, every other byte 0xAB.
+    struct Kernel {
+        entry: u64,
+    }
+
+    impl Driver for Kernel {
+        unsafe fn ioctl_raw(&self, _fd: RawFd, request: u32, arg: *mut c_void) -> Result<()> {
+            assert_eq!(request, DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS);
+            // SAFETY: the wrapper passes its drm_xe_vm_query_mem_range_attr.
+            let q = unsafe { &mut *(arg as *mut drm_xe_vm_query_mem_range_attr) };
+            if q.vector_of_mem_attr == 0 {
+                q.num_mem_ranges = 2;
+                q.sizeof_mem_range_attr = self.entry;
+                return Ok(());
+            }
+            // xe_vm_query_vmas_attrs_ioctl: only its own entry size.
+            if q.sizeof_mem_range_attr != self.entry {
+                return Err(Errno::EINVAL);
+            }
+            let out = q.vector_of_mem_attr as *mut u8;
+            for i in 0..2u64 {
+                // SAFETY: the caller sized the buffer for 2 entries of `entry` bytes.
+                unsafe {
+                    core::ptr::write_bytes(out.add((i * self.entry) as usize), 0xAB, self.entry as usize);
+                    core::ptr::write_unaligned(out.add((i * self.entry) as usize) as *mut u64, i + 1);
+                }
+            }
+            Ok(())
+        }
+        fn page_table(&self) -> crate::driver::PageTableAccess {
+            crate::driver::PageTableAccess { source: crate::driver::PageTableSource::Unavailable, privileged: false }
+        }
+        fn residency(&self, _: u64, _: u64, _: &mut [crate::driver::ResidencyRun]) -> Result<(usize, u64)> {
+            Err(Errno::EOPNOTSUPP)
+        }
+        fn device_id(&self, _: RawFd) -> Option<crate::driver::DeviceId> {
+            None
+        }
+        fn link_hint(&self, _: crate::driver::DeviceId, _: crate::driver::DeviceId) -> Option<crate::driver::LinkHint> {
+            None
+        }
+    }
+
+    const KNOWN: u64 = core::mem::size_of::<drm_xe_mem_range_attr>() as u64;
+
+    #[test]
+    fn query_mem_range_attrs_reads_the_kernels_entry_size() {
+        let v = query_mem_range_attrs(&Kernel { entry: KNOWN }, 3, 1, 0, 1 << 21).unwrap();
+        assert_eq!((v.len(), v[0].extensions, v[1].extensions), (2, 1, 2));
+        // An older, smaller entry: its prefix, the rest zero.
+        let v = query_mem_range_attrs(&Kernel { entry: KNOWN - 8 }, 3, 1, 0, 1 << 21).unwrap();
+        assert_eq!((v.len(), v[1].extensions), (2, 2));
+        // SAFETY: the last word of a drm_xe_mem_range_attr, read as bytes.
+        let tail = unsafe { core::ptr::read_unaligned((&v[1] as *const _ as *const u8).add(KNOWN as usize - 8) as *const u64) };
+        assert_eq!(tail, 0, "beyond the kernel's entry");
+    }
+
+    #[test]
+    fn query_mem_range_attrs_refuses_a_larger_entry_than_it_knows() {
+        assert_eq!(query_mem_range_attrs(&Kernel { entry: KNOWN + 16 }, 3, 1, 0, 1 << 21).map(|v| v.len()), Err(Errno::EOVERFLOW));
+    }
 }

@@ -105,6 +105,12 @@ pub struct svm_context_config {
     /// NULL: for a kernel context, the file `XESVM_TOPOLOGY` names, if set.
     /// Read only when `struct_size` covers it.
     pub topology_file: *const c_char,
+    /// How long a placement waits for its bind's fence before it fails
+    /// with -ETIME, in nanoseconds of real time (the simulated clock on
+    /// the simulated driver). 0: the default, 1 s, as Intel's compute
+    /// runtime waits for its bind fences. Read only when `struct_size`
+    /// covers it (0.2.0).
+    pub bind_timeout_ns: u64,
 }
 
 /// `svm_context_config.flags`: bind the CPU-address mirror of every VM the
@@ -251,6 +257,10 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
                         _ => defaults.observe_ttl_ns,
                     },
                     mirror_autoreset: flags & SVM_CONTEXT_MIRROR_AUTORESET != 0,
+                    bind_timeout_ns: match covers(c.struct_size, core::mem::offset_of!(svm_context_config, bind_timeout_ns), 8) {
+                        true if c.bind_timeout_ns != 0 => c.bind_timeout_ns,
+                        _ => defaults.bind_timeout_ns,
+                    },
                 }
             }
         };

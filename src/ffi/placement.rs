@@ -191,7 +191,9 @@ pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed)
 /// 2. preferred location set to the same value on every device VM, skipping
 ///    madvise calls whose effect is recorded;
 /// 3. VM_BIND PREFETCH with a user fence, then a wait;
-/// 4. every errno gets a defined answer: EINTR/EAGAIN restart (at most SVM_MAX_RESTARTS in a row);
+/// 4. every errno gets a defined answer: EINTR/EAGAIN restart (until 250 ms
+///    after the first interruption); a bind fence not signalled within the
+///    context's bind_timeout_ns (1 s by default) is -ETIME;
 ///    EBUSY (or a prefetch that claimed success but left the range
 ///    elsewhere) evicts to system and retries once; ENOMEM/ENOSPC evicts
 ///    this context's least recently used ranges from the pagemap and retries

@@ -7,10 +7,16 @@ use super::{invalid, FfiResult, Failure};
 use crate::driver::{PageTableAccess, PageTableSource};
 use crate::policy;
 
-/// Restarts of one ioctl interrupted by a signal (EINTR) or told to try
-/// again (EAGAIN), in a row, before the errno is returned; a fence wait whose
-/// timeout runs down between interruptions continues.
+/// Kept for source compatibility: 0.1.0 restarted an interrupted ioctl
+/// (EINTR, EAGAIN) at most this many times in a row. Since 0.2.0 restarts
+/// end at a deadline instead (SVM_RESTART_DEADLINE_NS after the first
+/// interruption), as often as signals come before it.
 pub const SVM_MAX_RESTARTS: u32 = 8;
+/// How long, in nanoseconds, an interrupted ioctl (EINTR, EAGAIN) is
+/// restarted after its first interruption before the errno is returned; a
+/// fence wait whose timeout runs down between interruptions continues.
+pub const SVM_RESTART_DEADLINE_NS: u64 = 250_000_000;
+const _: () = assert!(SVM_RESTART_DEADLINE_NS == crate::driver::RESTART_DEADLINE_NS);
 const _: () = assert!(SVM_MAX_RESTARTS == crate::driver::MAX_RESTARTS);
 
 /// What an access does: one of `SVM_ACCESS_*`.

@@ -99,6 +99,10 @@ pub struct Config {
     /// MADVISE_AUTORESET: the kernel then resets a range's attributes when
     /// memory the GPU used is unmapped, as Intel's compute runtime binds it.
     pub mirror_autoreset: bool,
+    /// How long a placement waits for its bind's fence (real time on the
+    /// kernel) before it fails with ETIME. Default 1 s, as Intel's compute
+    /// runtime waits.
+    pub bind_timeout_ns: u64,
 }
 
 impl Default for Config {
@@ -110,7 +114,7 @@ impl Default for Config {
         // costs about 0.2 us per 2 MiB sampled, a wrong belief a GPU fault
         // (>= 30 us, docs/cost-model.md) per 2 MiB; calls closer than that are
         // one launch's worth of placements.
-        Config { thrash_max_moves: 4, thrash_window_ns: 50_000_000, pin_ns: 150_000_000, observe_ttl_ns: 200_000, mirror_autoreset: false }
+        Config { thrash_max_moves: 4, thrash_window_ns: 50_000_000, pin_ns: 150_000_000, observe_ttl_ns: 200_000, mirror_autoreset: false, bind_timeout_ns: xe::BIND_TIMEOUT_NS as u64 }
     }
 }
 

@@ -566,13 +566,14 @@ impl Context {
             0 | DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC => on.vm_id,
             inst => on.tiles.iter().position(|t| t.is_some_and(|t| t.instance as u32 == inst)).map_or(on.vm_id, |t| on.vm_of_tile(t as u16)),
         };
-        self.restarting(placed, || xe::prefetch(&*self.driver, on.fd, vm, start, size, region))
+        let timeout = self.config.bind_timeout_ns.min(i64::MAX as u64) as i64;
+        self.restarting(placed, || xe::prefetch_wait(&*self.driver, on.fd, vm, start, size, region, timeout))
     }
 
     /// Runs a call that issues one ioctl (a prefetch: the bind and its fence
     /// wait), counting it, and counting the EINTR/EAGAIN restarts the
     /// driver layer made for it (`driver::ioctl`, the one layer that
-    /// restarts, at most `MAX_RESTARTS` in a row) as retries.
+    /// restarts, until its deadline) as retries.
     pub(super) fn restarting(&self, placed: &mut Placed, f: impl FnOnce() -> Result<()>) -> Result<()> {
         crate::driver::take_restarts();
         let r = f();
@@ -582,7 +583,7 @@ impl Context {
         if n > 0 {
             placed.retries += n;
             self.stats.count_errnos(Errno::EINTR, n);
-            crate::log!(crate::log::Level::Info, "ioctl interrupted (EINTR/EAGAIN): restarted {n} times (at most {} in a row)", crate::driver::MAX_RESTARTS);
+            crate::log!(crate::log::Level::Info, "ioctl interrupted (EINTR/EAGAIN): restarted {n} times (for at most {} ms)", crate::driver::RESTART_DEADLINE_NS / 1_000_000);
         }
         r
     }
