@@ -1296,15 +1296,22 @@ int svm_link_get(struct svm_context *ctx, struct svm_device a, struct svm_device
 int svm_link_set(struct svm_context *ctx, struct svm_device a, struct svm_device b, const struct svm_link *link);
 
 /**
- * Queues the placement of `n` ranges for accesses by `device` as one
- * VM_BIND with one PREFETCH op per range, after setting each range's
- * preferred location on every device VM (madvise, synchronous, moves
- * nothing), and returns without waiting for the bind. `fence_addr`: the
- * runtime's own user-fence word (8-byte aligned, kept alive until it
- * signals), which the kernel sets to `fence_value` when the binds complete;
- * NULL: the library lends one (svm_batch_fence names it). No retries and
- * no fallbacks: svm_batch_complete says where each range is. The ranges
- * must be page-aligned, non-empty and not overlap.
+ * Places `n` ranges for accesses by `device` with one VM_BIND holding one
+ * PREFETCH op per range, after setting each range's preferred location on
+ * every device VM (madvise, synchronous, moves nothing). What xe does, and
+ * so what this call does: the copies happen inside the VM_BIND ioctl
+ * (`prefetch_ranges` from `op_lock_and_prep`), so the call returns once
+ * the data moved, and the fence covers only the page-table update that
+ * follows. It is not ordered after GPU work already queued: a user fence
+ * in xe only signals, so the runtime calls this once the work that writes
+ * these ranges is done (or accepts that it is not ordered). `fence_addr`:
+ * the runtime's own user-fence word (8-byte aligned, kept alive until it
+ * signals), which the kernel sets to `fence_value` when the binds
+ * complete; values only grow, and completion is `*fence_addr >=
+ * fence_value`, so a word several binds share (a monotonic paging fence)
+ * works. NULL: the library lends one (svm_batch_fence names it). No
+ * retries and no fallbacks: svm_batch_complete says where each range is.
+ * The ranges must be page-aligned, non-empty and not overlap.
  * Errors, with nothing queued: -EINVAL (NULL, n 0 or above
  * SVM_BATCH_MAX_RANGES, bad or overlapping range, unknown pagemap,
  * misaligned fence), -ENODEV/-ECANCELED (device gone), or the errno of a
@@ -1314,14 +1321,17 @@ int svm_place_batch(struct svm_context *ctx, struct svm_device device, const str
 
 /**
  * The user fence a batch's VM_BIND signals: the kernel writes `*value` at
- * `*addr` when the binds complete (WAIT_USER_FENCE on it, or read it). 0
- * for `*addr` once the batch completed with a lent word. Thread-safe.
+ * `*addr` when the binds complete (WAIT_USER_FENCE with
+ * DRM_XE_UFENCE_WAIT_OP_GTE on it, or read it: done once `*addr >=
+ * *value`). 0 for `*addr` once the batch completed with a lent word.
+ * Thread-safe.
  */
 int svm_batch_fence(const struct svm_batch *batch, uint64_t *addr, uint64_t *value);
 
 /**
- * 1 when the batch's fence has signalled, 0 while it is in flight, or a
- * negative errno (-EINVAL for NULL). One memory read, no syscall.
+ * 1 when the batch's fence has signalled (the word holds its value or a
+ * later one), 0 while it is in flight, or a negative errno (-EINVAL for
+ * NULL). One memory read, no syscall.
  */
 int svm_batch_signalled(const struct svm_batch *batch);
 
@@ -1340,7 +1350,7 @@ int svm_batch_complete(struct svm_context *ctx, struct svm_batch *batch, int64_t
 
 /**
  * Releases a batch. A batch still in flight may be released: its lent
- * fence word is then never reused (the kernel may still write it).
+ * fence word is reused only once the kernel wrote it.
  */
 int svm_batch_destroy(struct svm_batch *batch);
 

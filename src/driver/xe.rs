@@ -43,6 +43,19 @@ thread_local! {
 /// with [`release_fence_word`] once it signalled; a word never given back
 /// stays out of the pool.
 pub fn take_fence_word() -> &'static AtomicU64 {
+    {
+        let mut abandoned = ABANDONED.lock();
+        if !abandoned.is_empty() {
+            let mut pool = FENCE_WORDS.lock();
+            abandoned.retain(|&(w, v)| {
+                let done = w.load(Ordering::Acquire) >= v;
+                if done {
+                    pool.push(w);
+                }
+                !done
+            });
+        }
+    }
     let w = FENCE_WORDS.lock().pop().unwrap_or_else(|| Box::leak(Box::new(AtomicU64::new(0))));
     w.store(0, Ordering::Relaxed);
     w
@@ -51,6 +64,18 @@ pub fn take_fence_word() -> &'static AtomicU64 {
 /// Returns a word taken with [`take_fence_word`] whose bind has signalled.
 pub fn release_fence_word(w: &'static AtomicU64) {
     FENCE_WORDS.lock().push(w);
+}
+
+/// Words whose bind was given up before it signalled (a batch released in
+/// flight), with the value the kernel will write: each goes back to the
+/// pool once it holds that value, so abandoned words are reused too.
+static ABANDONED: Mutex<Vec<(&'static AtomicU64, u64)>> = Mutex::new(Vec::new());
+
+/// Hands a word whose bind has not signalled yet back: it returns to the
+/// pool once the kernel wrote `value` (looked at by the next
+/// [`take_fence_word`]).
+pub fn abandon_fence_word(w: &'static AtomicU64, value: u64) {
+    ABANDONED.lock().push((w, value));
 }
 
 /// The next user-fence value (unique in the process).
@@ -124,14 +149,17 @@ pub fn vm_bind_wait<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, op: drm_
     wait_user_fence(drv, fd, addr, value, timeout_ns)
 }
 
-/// Waits until the u64 at `addr` equals `value` or `timeout_ns` passes
+/// Waits until the u64 at `addr` is at least `value` (DRM_XE_UFENCE_WAIT_OP_GTE:
+/// fence values only grow, and a word several binds share, as Intel's
+/// compute runtime shares its paging fence, may already hold a later
+/// value) or `timeout_ns` passes
 /// (ETIME). Interrupted waits are restarted by [`ioctl`] like every other
 /// call (until its deadline); the kernel writes the time left
 /// back into `timeout` each time (docs/xe-uapi.md §6.6), so while it runs down
 /// the wait continues, and a wait whose timeout does not move (a signal
 /// storm that lets no time pass, an injected EINTR) ends with EINTR.
 pub fn wait_user_fence<D: Driver + ?Sized>(drv: &D, fd: RawFd, addr: u64, value: u64, timeout_ns: i64) -> Result<()> {
-    let mut w = drm_xe_wait_user_fence { addr, op: DRM_XE_UFENCE_WAIT_OP_EQ, value, mask: u64::MAX, timeout: timeout_ns, ..Default::default() };
+    let mut w = drm_xe_wait_user_fence { addr, op: DRM_XE_UFENCE_WAIT_OP_GTE, value, mask: u64::MAX, timeout: timeout_ns, ..Default::default() };
     loop {
         let before = w.timeout;
         match ioctl(drv, fd, DRM_IOCTL_XE_WAIT_USER_FENCE, &mut w) {

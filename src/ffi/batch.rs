@@ -1,8 +1,9 @@
-//! Placement in command order from C: `svm_place_batch` queues many ranges
-//! as one VM_BIND and returns; the runtime waits on the batch's user fence
-//! (its own, or the one `svm_batch_fence` names) in its command order, and
-//! reads each range's outcome with `svm_batch_complete`. Checks and
-//! conversions only; the work is `crate::policy::Context::place_batch`'s.
+//! Many ranges in one VM_BIND from C: `svm_place_batch` issues them as one
+//! ioctl (the copies happen inside it, as xe does them); the runtime waits
+//! on the batch's user fence (its own, or the one `svm_batch_fence` names)
+//! for the page-table update, and reads each range's outcome with
+//! `svm_batch_complete`. Checks and conversions only; the work is
+//! `crate::policy::Context::place_batch`'s.
 
 use core::ffi::c_int;
 
@@ -34,15 +35,22 @@ pub struct svm_batch {
 /// Most ranges in one batch.
 pub const SVM_BATCH_MAX_RANGES: u32 = 1024;
 
-/// Queues the placement of `n` ranges for accesses by `device` as one
-/// VM_BIND with one PREFETCH op per range, after setting each range's
-/// preferred location on every device VM (madvise, synchronous, moves
-/// nothing), and returns without waiting for the bind. `fence_addr`: the
-/// runtime's own user-fence word (8-byte aligned, kept alive until it
-/// signals), which the kernel sets to `fence_value` when the binds complete;
-/// NULL: the library lends one (svm_batch_fence names it). No retries and
-/// no fallbacks: svm_batch_complete says where each range is. The ranges
-/// must be page-aligned, non-empty and not overlap.
+/// Places `n` ranges for accesses by `device` with one VM_BIND holding one
+/// PREFETCH op per range, after setting each range's preferred location on
+/// every device VM (madvise, synchronous, moves nothing). What xe does, and
+/// so what this call does: the copies happen inside the VM_BIND ioctl
+/// (`prefetch_ranges` from `op_lock_and_prep`), so the call returns once
+/// the data moved, and the fence covers only the page-table update that
+/// follows. It is not ordered after GPU work already queued: a user fence
+/// in xe only signals, so the runtime calls this once the work that writes
+/// these ranges is done (or accepts that it is not ordered). `fence_addr`:
+/// the runtime's own user-fence word (8-byte aligned, kept alive until it
+/// signals), which the kernel sets to `fence_value` when the binds
+/// complete; values only grow, and completion is `*fence_addr >=
+/// fence_value`, so a word several binds share (a monotonic paging fence)
+/// works. NULL: the library lends one (svm_batch_fence names it). No
+/// retries and no fallbacks: svm_batch_complete says where each range is.
+/// The ranges must be page-aligned, non-empty and not overlap.
 /// Errors, with nothing queued: -EINVAL (NULL, n 0 or above
 /// SVM_BATCH_MAX_RANGES, bad or overlapping range, unknown pagemap,
 /// misaligned fence), -ENODEV/-ECANCELED (device gone), or the errno of a
@@ -83,8 +91,10 @@ pub unsafe extern "C" fn svm_place_batch(
 }
 
 /// The user fence a batch's VM_BIND signals: the kernel writes `*value` at
-/// `*addr` when the binds complete (WAIT_USER_FENCE on it, or read it). 0
-/// for `*addr` once the batch completed with a lent word. Thread-safe.
+/// `*addr` when the binds complete (WAIT_USER_FENCE with
+/// DRM_XE_UFENCE_WAIT_OP_GTE on it, or read it: done once `*addr >=
+/// *value`). 0 for `*addr` once the batch completed with a lent word.
+/// Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_batch_fence(batch: *const svm_batch, addr: *mut u64, value: *mut u64) -> c_int {
     guard("svm_batch_fence", || {
@@ -98,8 +108,9 @@ pub unsafe extern "C" fn svm_batch_fence(batch: *const svm_batch, addr: *mut u64
     })
 }
 
-/// 1 when the batch's fence has signalled, 0 while it is in flight, or a
-/// negative errno (-EINVAL for NULL). One memory read, no syscall.
+/// 1 when the batch's fence has signalled (the word holds its value or a
+/// later one), 0 while it is in flight, or a negative errno (-EINVAL for
+/// NULL). One memory read, no syscall.
 #[no_mangle]
 pub unsafe extern "C" fn svm_batch_signalled(batch: *const svm_batch) -> c_int {
     // SAFETY: a live batch (caller contract), checked non-NULL.
@@ -143,7 +154,7 @@ pub unsafe extern "C" fn svm_batch_complete(ctx: *mut svm_context, batch: *mut s
 }
 
 /// Releases a batch. A batch still in flight may be released: its lent
-/// fence word is then never reused (the kernel may still write it).
+/// fence word is reused only once the kernel wrote it.
 #[no_mangle]
 pub unsafe extern "C" fn svm_batch_destroy(batch: *mut svm_batch) -> c_int {
     guard("svm_batch_destroy", || {

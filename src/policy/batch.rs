@@ -1,9 +1,16 @@
-//! Placement in command order: many ranges in one VM_BIND that returns once
-//! queued, a user fence the runtime can wait on (its own, or one the library
-//! lends), and the outcome read when the runtime asks. Level Zero's
-//! zeCommandListAppendMemoryPrefetch and OpenCL's migrate calls are
-//! asynchronous and ordered; the synchronous `alloc_vram` stays for callers
-//! that want retries and fallbacks done for them.
+//! Many ranges in one VM_BIND: one PREFETCH op per range, a user fence the
+//! runtime can wait on (its own, or one the library lends), and the outcome
+//! read when the runtime asks.
+//!
+//! What xe does with it, and so what a batch is (runtime-model.md §5): the
+//! copies happen inside the VM_BIND ioctl (`prefetch_ranges`, called from
+//! `op_lock_and_prep`), so `place_batch` returns once the data moved; the
+//! fence covers the page-table update that follows. A user fence in xe only
+//! signals, it is never waited on (`xe_sync.c`): the bind cannot be ordered
+//! after earlier GPU work by it, and ordering after a kernel that writes
+//! the data is the host's job (call after that work is done). Fence values
+//! only grow; completion compares with `>=`, so a word several binds share
+//! (NEO's paging fence) never hangs a wait.
 //!
 //! What a batch does not do, by design: retries and fallbacks. They need the
 //! outcome of the bind, which a queued call does not have; `complete`
@@ -43,7 +50,16 @@ impl Batch {
         // SAFETY: `addr` is a lent pool word (live for the process) or the
         // runtime's fence word, which it keeps alive while the batch is
         // in flight (its contract with the kernel as much as with us).
-        unsafe { std::ptr::read_volatile(self.addr as *const u64) == self.value }
+        unsafe { std::ptr::read_volatile(self.addr as *const u64) >= self.value }
+    }
+}
+
+impl Drop for Batch {
+    /// A lent word still in flight goes back to the pool once it signals.
+    fn drop(&mut self) {
+        if let Some(w) = self.own.take() {
+            xe::abandon_fence_word(w, self.value);
+        }
     }
 }
 
@@ -53,7 +69,9 @@ impl Context {
     /// after step 2 of the flow (the preferred location on every device VM,
     /// applied now: a madvise is synchronous and moves nothing). `fence`:
     /// the runtime's own user fence (address of a u64 it keeps alive,
-    /// value), or None to use one the library lends. Returns once queued.
+    /// value), or None to use one the library lends. Returns once the
+    /// VM_BIND returned: the copies are done, the page-table update may
+    /// still be in flight (the fence says when).
     /// Errors (nothing queued): EINVAL for a bad or empty list, overlapping
     /// ranges or a misaligned fence; the errno of a refused madvise or bind.
     pub fn place_batch(&self, h: DeviceHandle, ranges: &[(u64, u64, Pagemap)], fence: Option<(u64, u64)>) -> Result<Batch> {
