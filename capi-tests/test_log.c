@@ -39,6 +39,23 @@ static void own_handler(int level, const char *line, void *user)
 	snprintf(s->last, sizeof s->last, "%s", line);
 }
 
+/* A handler that calls back into the library: a range query of the span
+ * the logging call is placing. Lines reach handlers once the call holds no
+ * lock, so this neither deadlocks nor waits. */
+static svm_context *reenter_ctx;
+static int reentered;
+
+static void reentrant_handler(int level, const char *line, void *user)
+{
+	(void)level;
+	(void)user;
+	if (reenter_ctx && strstr(line, "alloc_vram")) {
+		svm_range_info info = { .struct_size = sizeof(info) };
+		CHECK_OK(svm_range_query(reenter_ctx, BUF, 2 * MIB, &info));
+		reentered++;
+	}
+}
+
 static int find(const char *needle, int level)
 {
 	for (int i = 0; i < nlines; i++)
@@ -71,6 +88,16 @@ int main(void)
 	CHECK(retry >= 0 && fell > retry);
 	CHECK(strncmp(lines[fell], "xesvm: info: alloc_vram [0x1000200000+2 MiB] device 0", 53) == 0);
 	CHECK_OK(svm_sim_inject_clear(r.sim));
+
+	/* A handler that re-enters the library on a placement's own line. */
+	CHECK_OK(svm_set_log_handler(reentrant_handler, NULL));
+	reenter_ctx = r.ctx;
+	CHECK_OK(svm_sim_inject(r.sim, &inj));
+	res = alloc(&r, 0, BUF, 2 * MIB, r.vram[0], 0);
+	CHECK_OK(svm_sim_inject_clear(r.sim));
+	CHECK(reentered > 0);
+	reenter_ctx = NULL;
+	CHECK_OK(svm_set_log_handler(handler, &user_token));
 
 	/* Bad input at debug, with svm_last_error()'s text. */
 	CHECK(svm_alloc_vram(r.ctx, r.dev[0], BUF, 0, r.vram[0], 0, NULL) == -EINVAL);

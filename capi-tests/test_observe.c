@@ -15,10 +15,15 @@ int main(void)
 	CHECK(s.page_table == SVM_PAGE_TABLE_SCAN && s.page_table_privileged == 0);
 
 	svm_alloc_result a = { .struct_size = sizeof(a) };
-	/* Never populated: born split, its first 2 MiB in VRAM, the rest in system memory. */
-	CHECK_OK(svm_alloc_vram(r.ctx, r.dev[0], BUF + 64 * MIB, 8 * MIB, r.vram[0], 0, &a));
+	/* Never populated, the choice handed to the engine: born split, its
+	 * first 2 MiB in VRAM, the rest in system memory. */
+	CHECK_OK(svm_alloc_vram(r.ctx, r.dev[0], BUF + 64 * MIB, 8 * MIB, r.vram[0], SVM_ALLOC_ENGINE, &a));
 	CHECK((a.flags & SVM_RESULT_SPLIT) && a.pagemap.id == r.sys.id && a.bytes_moved == 0);
 	CHECK(lives_in(&r, BUF + 64 * MIB, 2 * MIB, 0) && lives_in(&r, BUF + 66 * MIB, 6 * MIB, -1));
+	/* The same, asked explicitly (an application's prefetch): all of it there. */
+	CHECK_OK(svm_alloc_vram(r.ctx, r.dev[0], BUF + 128 * MIB, 8 * MIB, r.vram[0], 0, &a));
+	CHECK(!(a.flags & SVM_RESULT_SPLIT) && a.pagemap.id == r.vram[0].id);
+	CHECK(lives_in(&r, BUF + 128 * MIB, 8 * MIB, 0));
 
 	/* Data the CPU wrote moves whole. */
 	CHECK_OK(svm_sim_cpu_access(r.sim, BUF, 8 * MIB, SVM_ACCESS_WRITE, 1));

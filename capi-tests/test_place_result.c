@@ -60,18 +60,22 @@ int main(void)
 	CHECK_OK(svm_context_destroy(r.ctx));
 	CHECK_OK(svm_sim_destroy(r.sim));
 
-	/* Two tiles per device: a range that moved before is left to the GPU
-	 * fault (SVM_RESULT_ON_FAULT, nothing moved by the call), unless the
-	 * caller says SVM_ALLOC_PREFETCH_NOW. */
+	/* Two tiles per device, the choice handed to the engine: a range that
+	 * moved before is left to the GPU fault (SVM_RESULT_ON_FAULT, nothing
+	 * moved by the call), unless the caller says SVM_ALLOC_PREFETCH_NOW.
+	 * An explicit request (no SVM_ALLOC_ENGINE) always moves now. */
 	rig m = rig_open("max-node", NULL, 0, 0);
 	CHECK_OK(svm_alloc_vram(m.ctx, m.dev[0], BUF, 2 * MIB, m.vram[0], 0, &res));
 	CHECK(!(res.flags & SVM_RESULT_ON_FAULT) && res.bytes_moved == 2 * MIB);
-	CHECK_OK(svm_alloc_vram(m.ctx, m.dev[1], BUF, 2 * MIB, m.vram[1], 0, &res));
+	CHECK_OK(svm_alloc_vram(m.ctx, m.dev[1], BUF + 4 * MIB, 2 * MIB, m.vram[1], 0, &res));
+	CHECK_OK(svm_alloc_vram(m.ctx, m.dev[0], BUF + 4 * MIB, 2 * MIB, m.vram[0], 0, &res));
+	CHECK(!(res.flags & SVM_RESULT_ON_FAULT) && res.bytes_moved == 2 * MIB && lives_in(&m, BUF + 4 * MIB, 2 * MIB, 0));
+	CHECK_OK(svm_alloc_vram(m.ctx, m.dev[1], BUF, 2 * MIB, m.vram[1], SVM_ALLOC_ENGINE, &res));
 	CHECK((res.flags & SVM_RESULT_ON_FAULT) && res.bytes_moved == 0 && res.pagemap.id == m.vram[1].id);
 	CHECK(lives_in(&m, BUF, 2 * MIB, 0));
 	CHECK_OK(gpu(&m, 1, BUF, 2 * MIB, SVM_ACCESS_READ));
 	CHECK(lives_in(&m, BUF, 2 * MIB, 1));
-	CHECK_OK(svm_alloc_vram(m.ctx, m.dev[2], BUF, 2 * MIB, m.vram[2], SVM_ALLOC_PREFETCH_NOW, &res));
+	CHECK_OK(svm_alloc_vram(m.ctx, m.dev[2], BUF, 2 * MIB, m.vram[2], SVM_ALLOC_ENGINE | SVM_ALLOC_PREFETCH_NOW, &res));
 	CHECK(!(res.flags & SVM_RESULT_ON_FAULT) && res.bytes_moved == 2 * MIB && lives_in(&m, BUF, 2 * MIB, 2));
 	rig_close(&m);
 	puts("test_place_result: ok");

@@ -1,5 +1,7 @@
-/* A ping-pong workload between two devices is pinned by the thrash guard
- * after N moves; pinned, it is served remotely instead of migrating. */
+/* A ping-pong workload between two devices, placed by the engine
+ * (SVM_ALLOC_ENGINE), is pinned by the thrash guard after N moves; pinned,
+ * it is served remotely instead of migrating. Explicit requests (an
+ * application's alternating prefetches) are never pinned. */
 #include "rig.h"
 
 #define N 3
@@ -12,7 +14,7 @@ int main(void)
 	int moves = 0, first_pin = -1;
 	for (int i = 0; i < 10; i++) {
 		int d = i % 2;
-		svm_alloc_result res = alloc(&r, d, BUF, 2 * MIB, r.vram[d], 0);
+		svm_alloc_result res = alloc(&r, d, BUF, 2 * MIB, r.vram[d], SVM_ALLOC_ENGINE);
 		if (res.bytes_moved)
 			moves++;
 		if (res.flags & SVM_RESULT_PINNED) {
@@ -36,5 +38,16 @@ int main(void)
 	CHECK(sum(&r, BUF, 2 * MIB) == s0);
 	CHECK(stats(&r).pins >= 1);
 	rig_close(&r);
+
+	/* Explicit: each of ten alternating prefetches is honoured. */
+	rig e = rig_open("2dgpu-p2p", NULL, N, 10000000000ull);
+	CHECK_OK(svm_sim_cpu_access(e.sim, BUF, 2 * MIB, SVM_ACCESS_WRITE, 1));
+	for (int i = 0; i < 10; i++) {
+		int d = i % 2;
+		svm_alloc_result res = alloc(&e, d, BUF, 2 * MIB, e.vram[d], 0);
+		CHECK(res.bytes_moved == 2 * MIB && !(res.flags & SVM_RESULT_PINNED) && same_pagemap(res.pagemap, e.vram[d]));
+		CHECK(lives_in(&e, BUF, 2 * MIB, d));
+	}
+	rig_close(&e);
 	return 0;
 }

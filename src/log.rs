@@ -83,6 +83,7 @@ static LOG_LEVEL: AtomicU8 = AtomicU8::new(Level::Warn as u8);
 /// and valid only during the call.
 pub type Handler = unsafe extern "C" fn(level: i32, line: *const c_char, user: *mut c_void);
 
+#[derive(Clone, Copy)]
 struct Sink {
     handler: Handler,
     user: usize,
@@ -107,6 +108,11 @@ impl ContextSink {
 thread_local! {
     /// The context whose call this thread is in (set at the C boundary).
     static SCOPE: std::cell::Cell<*const ContextSink> = const { std::cell::Cell::new(std::ptr::null()) };
+    /// Lines for a runtime's handler logged inside a C call: handed over when
+    /// the call returns ([`leave`]), with no lock of the library held, so a
+    /// handler that calls back into the library (a range query, say) or
+    /// blocks cannot deadlock it or stall other threads' placements.
+    static PENDING: std::cell::RefCell<Vec<(Sink, i32, CString)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Lines this thread logs until [`leave`] go to `sink` where it has a
@@ -116,10 +122,20 @@ pub fn enter(sink: &ContextSink) {
     SCOPE.with(|s| s.set(sink));
 }
 
-/// Back to the process-wide handler.
+/// Back to the process-wide handler, and the lines the call logged handed
+/// to their handlers now that it holds no lock.
 #[inline]
 pub fn leave() {
     SCOPE.with(|s| s.set(std::ptr::null()));
+    if PENDING.with(|p| p.borrow().is_empty()) {
+        return;
+    }
+    let lines = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    for (sink, level, line) in lines {
+        // SAFETY: the runtime's handler and user pointer as registered when
+        // the line was logged, within the same C call; the line lives for it.
+        unsafe { (sink.handler)(level, line.as_ptr(), sink.user as *mut c_void) };
+    }
 }
 
 /// What LEVEL must be for a log level `l`.
@@ -194,16 +210,18 @@ pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
     if level as u8 > LOG_LEVEL.load(Ordering::Relaxed) {
         return;
     }
-    let scoped = SCOPE.with(|s| s.get());
+    let scope = SCOPE.with(|s| s.get());
     // SAFETY: set by `enter` from a context that lives for the whole call.
-    let scoped = unsafe { scoped.as_ref() }.map(|c| c.0.read()).filter(|g| g.is_some());
-    let sink = match scoped {
-        Some(g) => g,
-        None => SINK.read(),
-    };
-    match &*sink {
+    let scoped = unsafe { scope.as_ref() }.and_then(|c| *c.0.read());
+    let sink = scoped.or_else(|| *SINK.read());
+    match sink {
         Some(s) => {
             let c = CString::new(line.replace('\0', " ")).unwrap_or_default();
+            if !scope.is_null() {
+                // Inside a C call, possibly under its locks: at `leave`.
+                PENDING.with(|p| p.borrow_mut().push((s, level as i32, c)));
+                return;
+            }
             // SAFETY: the runtime's handler, given a NUL-terminated line that
             // lives for the call and the user pointer it registered.
             unsafe { (s.handler)(level as i32, c.as_ptr(), s.user as *mut c_void) };

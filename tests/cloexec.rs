@@ -58,3 +58,29 @@ fn every_fd_the_library_opens_is_close_on_exec() {
     assert!(cloexec(fd), "simulated device fd");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A forked child closes the page-table fd it inherited from its parent
+/// (which reads the parent's table) when it opens its own: no fd leaked per
+/// fork.
+#[test]
+fn a_forked_child_closes_the_parents_page_table() {
+    if xesvm::driver::pagemap::process_page_table().is_none() {
+        eprintln!("skipped: this process cannot read its page table");
+        return;
+    }
+    let parent = format!("/proc/{}/pagemap", std::process::id());
+    // SAFETY: the child only reads /proc, opens its table and _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let before = fds_pointing_at(|p| p == Path::new(&parent)).len();
+        let ok = xesvm::driver::pagemap::process_page_table().is_some();
+        let after = fds_pointing_at(|p| p == Path::new(&parent)).len();
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(if ok && before >= 1 && after == 0 { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just forked.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child still holds the parent's pagemap fd");
+}

@@ -45,8 +45,8 @@ pub struct PageTable {
 /// memory is simulated (the umockdev test of the kernel path).
 pub fn process_page_table() -> Option<&'static PageTable> {
     // One table per process: a forked child opens its own (the parent's fd
-    // still reads the parent's page table). A table is kept for the life of
-    // the process that opened it; a child leaks its parent's (one per fork).
+    // still reads the parent's page table) and closes the one it inherited.
+    // A table is kept for the life of the process that opened it.
     static PT: parking_lot::RwLock<Option<(u32, Option<&'static PageTable>)>> = parking_lot::RwLock::new(None);
     let generation = super::fork::generation();
     if let Some((g, pt)) = *PT.read() {
@@ -58,6 +58,15 @@ pub fn process_page_table() -> Option<&'static PageTable> {
     match *w {
         Some((g, pt)) if g == generation => pt,
         _ => {
+            if let Some((_, Some(inherited))) = w.take() {
+                // SAFETY: the parent's table, leaked by the Box::leak below
+                // in the parent. The generation moved, so this is a child of
+                // that process: the threads that used it (each only for the
+                // length of one call) did not come along through fork, and
+                // every later caller gets the new table. Dropped once: the
+                // slot no longer names it.
+                drop(unsafe { Box::from_raw(inherited as *const PageTable as *mut PageTable) });
+            }
             let pt = open_process_page_table().map(|p| &*Box::leak(Box::new(p)));
             *w = Some((generation, pt));
             pt

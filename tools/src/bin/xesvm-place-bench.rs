@@ -73,6 +73,7 @@ fn sim_context(preset: &std::ffi::CStr) -> (*mut svm_sim, *mut svm_context) {
             flags: 0,
             _pad2: 0,
             topology_file: ptr::null(),
+            bind_timeout_ns: 0,
         };
         let mut ctx = ptr::null_mut();
         assert_eq!(svm_context_create(&cfg, &mut ctx), 0);
