@@ -1,12 +1,15 @@
 /*
- * svm_device_adopt checks what it takes, with no effect on the VM: a VM
- * that does not exist, one that is not in fault mode, and one with no
- * CPU-address mirror bound are refused with -EINVAL and a reason; a NEO-like
+ * svm_device_adopt checks what it takes, leaving the VM as it was: an fd
+ * that is not an Xe device, a VM that does not exist, one that is not in
+ * fault mode, and one with no CPU-address mirror bound (a NULL binding is
+ * not one) are refused with a reason; a NEO-like
  * VM (LR | FAULT_MODE, mirror bound with MADVISE_AUTORESET) is taken,
  * borrowed (the library never destroys it), and its autoreset is known, so
  * repeated advice after a free is issued again.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <xesvm/xe_drm.h>
 #include "check.h"
@@ -62,17 +65,28 @@ int main(void)
 	CHECK(svm_device_adopt(ctx, fd, 77, &dev) == -EINVAL);
 	CHECK(strstr(svm_last_error(), "no VM with this id") != NULL);
 	/* Not in fault mode (a mirror cannot even be bound there); a NULL
-	 * binding gives it a VMA, so the fault-mode probe is what refuses it. */
+	 * binding gives it a VMA, which is no mirror: the probe (a migration
+	 * policy only a mirror VMA takes) refuses it. */
 	uint32_t plain = vm_create(sim, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE);
 	CHECK(svm_device_adopt(ctx, fd, plain, &dev) == -EINVAL);
-	CHECK(strstr(svm_last_error(), "no binding") != NULL);
+	CHECK(strstr(svm_last_error(), "no CPU-address mirror") != NULL);
 	bind_op(sim, fd, plain, DRM_XE_VM_BIND_FLAG_NULL, 0, 2 * MIB);
 	CHECK(svm_device_adopt(ctx, fd, plain, &dev) == -EINVAL);
-	CHECK(strstr(svm_last_error(), "not in fault mode") != NULL);
-	/* Fault mode, but no mirror bound. */
+	CHECK(strstr(svm_last_error(), "no CPU-address mirror") != NULL);
+	/* Fault mode, but no mirror bound: a NULL binding is not one either
+	 * (NEO's VMs outside Battlemage have no mirror). */
 	uint32_t bare = vm_create(sim, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE);
 	CHECK(svm_device_adopt(ctx, fd, bare, &dev) == -EINVAL);
-	CHECK(strstr(svm_last_error(), "no binding") != NULL);
+	CHECK(strstr(svm_last_error(), "no CPU-address mirror") != NULL);
+	uint32_t nulled = vm_create(sim, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE);
+	bind_op(sim, fd, nulled, DRM_XE_VM_BIND_FLAG_NULL, 0, 2 * MIB);
+	CHECK(svm_device_adopt(ctx, fd, nulled, &dev) == -EINVAL);
+	CHECK(strstr(svm_last_error(), "no CPU-address mirror") != NULL);
+	/* Not an Xe device: refused before any Xe ioctl. */
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	CHECK(devnull >= 0);
+	CHECK(svm_device_adopt(ctx, devnull, 1, &dev) < 0);
+	close(devnull);
 	CHECK(svm_device_adopt_flags(ctx, fd, bare, 1u << 9, &dev) == -EINVAL); /* unknown flag */
 
 	/* The probes changed nothing: the bare VM still takes a mirror. */

@@ -1225,14 +1225,20 @@ int svm_device_open_index(struct svm_context *ctx, uint32_t index, struct svm_de
  * Adopts a device fd and a VM the runtime already owns. The library
  * borrows both: it never closes the fd or destroys the VM, and the runtime
  * keeps them open until it closes the device here (svm_device_close).
- * The VM is checked first, with no effect on it:
+ * The fd and the VM are checked first, in this order:
+ * - -ENOTTY "not xe" (DRM_IOCTL_VERSION names another driver), or the
+ *   errno of that ioctl for an fd that is no DRM device (-EBADF: not open),
+ *   before any Xe ioctl;
  * - -EINVAL "no VM with this id on this fd" (VM_QUERY_MEM_RANGE_ATTRS);
- * - -EINVAL "the VM has no binding": bind the CPU-address mirror first (a
- *   query cannot tell a mirror VMA from another: any VMA passes);
- * - -EINVAL "the VM is not in fault mode" (LR_MODE | FAULT_MODE), found by
- *   a VM_BIND the kernel refuses before doing anything;
- * - -ENOTTY (or the kernel's errno) for an fd that is not an Xe render
- *   node or a kernel without SVM madvise.
+ * - -EINVAL "the VM has no CPU-address mirror binding": Intel's compute
+ *   runtime binds one only where shared-system USM is on (Battlemage by
+ *   default). Found from the one attribute only a mirror VMA takes: a VMA
+ *   with a non-default preferred location is one; otherwise the largest
+ *   VMAs have their migration policy flipped, read back and restored (two
+ *   madvise calls each, which unbind the mirror's GPU mappings there once;
+ *   the next GPU access faults them back). A mirror proves fault mode: the
+ *   kernel binds one only in a LR_MODE | FAULT_MODE VM;
+ * - the kernel's errno for a kernel without SVM madvise (before 6.18).
  *
  * svm_last_error() says which. Same as svm_device_adopt_flags with flags 0.
  * Thread-safe.

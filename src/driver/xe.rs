@@ -180,22 +180,54 @@ pub fn bind_cpu_addr_mirror<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, 
     vm_bind_sync(drv, fd, vm_id, op)
 }
 
-/// Whether a VM is in fault mode, without changing it: a MAP | CPU_ADDR_MIRROR
-/// of one page naming an exec queue that cannot exist. The per-op checks run
-/// before the queue lookup (`xe_vm_bind_ioctl`, `vm_bind_ioctl_check_args`),
-/// so a fault-mode VM answers ENOENT (the queue), any other EINVAL (a mirror
-/// bind needs fault mode). Ok(false) also for an unknown VM (EINVAL).
-pub fn probe_fault_mode<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32) -> Result<bool> {
-    let op = drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_MAP, flags: DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR, addr: 0, range: 4096, ..Default::default() };
-    let mut b = drm_xe_vm_bind { vm_id, exec_queue_id: u32::MAX, num_binds: 1, ops: drm_xe_vm_bind_ops { bind: op }, ..Default::default() };
-    match ioctl(drv, fd, DRM_IOCTL_XE_VM_BIND, &mut b) {
-        Err(Errno::ENOENT) => Ok(true),
-        Err(Errno::EINVAL) => Ok(false),
-        // An exec queue with that id answered: the checks passed, and the
-        // bind went to a queue the caller made (no kernel hands out u32::MAX).
-        Ok(()) => Ok(true),
-        Err(e) => Err(e),
+/// Whether one of a VM's VMAs (`vmas`, as VM_QUERY_MEM_RANGE_ATTRS listed
+/// them) is a CPU-address mirror. The query reports every VMA alike
+/// (`get_mem_attrs`), so the answer comes from the one attribute only
+/// mirror VMAs take: a preferred location (`madvise_preferred_mem_loc`
+/// skips any other VMA). A VMA that holds a non-default one is a mirror;
+/// otherwise the largest few VMAs with the defaults are tried: their
+/// migration policy is flipped over exactly the VMA (no split at its
+/// edges), read back, and restored. Two madvise calls per VMA tried, each
+/// unbinding the mirror's GPU mappings there once (the next GPU access
+/// faults them back in): meant for adoption, once per VM. A mirror also
+/// proves fault mode (`vm_bind_ioctl_check_args` refuses CPU_ADDR_MIRROR
+/// outside it), with no reliance on the order of the kernel's checks.
+pub fn probe_cpu_addr_mirror<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, vmas: &[drm_xe_mem_range_attr]) -> Result<bool> {
+    let default = |v: &drm_xe_mem_range_attr| {
+        v.preferred_mem_loc.devmem_fd == DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE && v.preferred_mem_loc.migration_policy == DRM_XE_MIGRATE_ALL_PAGES as u32
+    };
+    if vmas.iter().any(|v| !default(v)) {
+        return Ok(true);
     }
+    let mut by_size: Vec<&drm_xe_mem_range_attr> = vmas.iter().filter(|v| v.end > v.start).collect();
+    by_size.sort_unstable_by_key(|v| std::cmp::Reverse(v.end - v.start));
+    for v in by_size.into_iter().take(4) {
+        let (start, range) = (v.start, v.end - v.start);
+        madvise_migration_policy(drv, fd, vm_id, start, range, DRM_XE_MIGRATE_ONLY_SYSTEM_PAGES)?;
+        let after = query_mem_range_attrs(drv, fd, vm_id, start, range);
+        let restored = madvise_migration_policy(drv, fd, vm_id, start, range, DRM_XE_MIGRATE_ALL_PAGES);
+        let took = after?.iter().any(|a| a.preferred_mem_loc.migration_policy == DRM_XE_MIGRATE_ONLY_SYSTEM_PAGES as u32);
+        restored?;
+        if took {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// MADVISE PREFERRED_LOC with the default device and `policy` (the probe's).
+fn madvise_migration_policy<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, policy: u16) -> Result<()> {
+    let mut m = drm_xe_madvise {
+        start,
+        range,
+        vm_id,
+        attr_type: DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC,
+        attr: drm_xe_madvise_attr {
+            preferred_mem_loc: drm_xe_madvise_preferred_mem_loc { devmem_fd: DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE, migration_policy: policy, region_instance: 0, reserved: 0 },
+        },
+        ..Default::default()
+    };
+    ioctl(drv, fd, DRM_IOCTL_XE_MADVISE, &mut m)
 }
 
 /// VM_BIND PREFETCH of a mirror span into `region` (an instance, 0 for

@@ -493,11 +493,12 @@ impl Context {
         self.adopt_checked(fd, vm_id, false).map_err(|(e, _)| e)
     }
 
-    /// [`Context::adopt`], saying why a VM is refused: it must exist on the
-    /// fd (VM_QUERY_MEM_RANGE_ATTRS answers EINVAL for an unknown VM), have a
-    /// binding over the address space (its CPU-address mirror: the kernel's
-    /// query cannot tell a mirror VMA from another, so any VMA passes), and
-    /// be in fault mode (`xe::probe_fault_mode`, which changes nothing).
+    /// [`Context::adopt`], saying why a VM is refused: the fd must be an Xe
+    /// device (DRM_IOCTL_VERSION, before any Xe ioctl), the VM must exist on
+    /// it (VM_QUERY_MEM_RANGE_ATTRS answers EINVAL for an unknown VM), and
+    /// have a CPU-address mirror binding (`xe::probe_cpu_addr_mirror`: a
+    /// NEO VM on anything but Battlemage has none), which also proves fault
+    /// mode, since the kernel binds a mirror only there.
     /// `autoreset`: the runtime bound the mirror with MADVISE_AUTORESET.
     pub fn adopt_checked(&self, fd: RawFd, vm_id: u32, autoreset: bool) -> std::result::Result<DeviceHandle, (Errno, &'static str)> {
         self.adopt_tiles_checked(fd, &[vm_id], autoreset)
@@ -537,22 +538,30 @@ impl Context {
         self.attach(DeviceFd::borrowed(fd, self.driver.clone()), Some(vm_ids[0]), autoreset, tile_vms).map_err(|e| (e, "the device could not be attached"))
     }
 
-    /// One VM the runtime offers: it exists on the fd, has a binding, and is
-    /// in fault mode (nothing on it changes).
+    /// One VM the runtime offers: the fd is an Xe device, the VM exists on
+    /// it and has a CPU-address mirror (so it is in fault mode).
     fn check_adoptable(&self, fd: RawFd, vm_id: u32) -> std::result::Result<(), (Errno, &'static str)> {
-        self.stats.local().ioctls.fetch_add(3, std::sync::atomic::Ordering::Relaxed);
+        self.stats.local().ioctls.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+        match crate::driver::query::driver_name(&*self.driver, fd) {
+            Ok(name) if name == "xe" => {}
+            Ok(_) => return Err((Errno::ENOTTY, "the fd is a DRM device of another driver, not xe")),
+            Err(Errno::EBADF) => return Err((Errno::EBADF, "the fd is not open")),
+            Err(e) => return Err((e, "the fd is not a DRM device (DRM_IOCTL_VERSION failed)")),
+        }
+        self.stats.local().ioctls.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
         let vmas = match xe::query_mem_range_attrs(&*self.driver, fd, vm_id, 0, VA_LIMIT) {
             Ok(v) => v,
             Err(Errno::EINVAL) => return Err((Errno::EINVAL, "no VM with this id on this fd")),
-            Err(e) => return Err((e, "VM_QUERY_MEM_RANGE_ATTRS failed: not an Xe render node, or a kernel without SVM madvise (6.18+)")),
+            Err(e) => return Err((e, "VM_QUERY_MEM_RANGE_ATTRS failed: a kernel without SVM madvise (6.18+)")),
         };
+        const NO_MIRROR: &str = "the VM has no CPU-address mirror binding: bind MAP | CPU_ADDR_MIRROR over the address space first (in a VM created with LR_MODE | FAULT_MODE)";
         if vmas.is_empty() {
-            return Err((Errno::EINVAL, "the VM has no binding: bind its CPU-address mirror (MAP | CPU_ADDR_MIRROR) over the address space first"));
+            return Err((Errno::EINVAL, NO_MIRROR));
         }
-        match xe::probe_fault_mode(&*self.driver, fd, vm_id) {
+        match xe::probe_cpu_addr_mirror(&*self.driver, fd, vm_id, &vmas) {
             Ok(true) => Ok(()),
-            Ok(false) => Err((Errno::EINVAL, "the VM is not in fault mode: create it with LR_MODE | FAULT_MODE")),
-            Err(e) => Err((e, "the fault-mode probe (VM_BIND) failed")),
+            Ok(false) => Err((Errno::EINVAL, NO_MIRROR)),
+            Err(e) => Err((e, "the CPU-address-mirror probe (MADVISE) failed")),
         }
     }
 
