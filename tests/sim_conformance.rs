@@ -599,7 +599,7 @@ mod device_query {
     /// per DSS (SIMD16 on Xe2), each a header and `num_bytes` of mask.
     #[test]
     fn query_gt_topology_gives_four_masks_per_gt() {
-        for (preset, gts, compute_dss) in [("dgpu", 2, 20), ("igpu", 2, 8), ("max-node", 4, 64)] {
+        for (preset, gts, compute_dss) in [("dgpu", 2, 20), ("igpu", 2, 8), ("max-node", 2, 64)] {
             let b = open(preset).reply(DRM_XE_DEVICE_QUERY_GT_TOPOLOGY).unwrap();
             let mut at = 0;
             let mut seen = Vec::new();
@@ -613,7 +613,11 @@ mod device_query {
             assert_eq!(seen.len(), gts * 4, "{preset}: {seen:?}");
             assert!(seen.contains(&(0, DRM_XE_TOPO_DSS_COMPUTE, compute_dss)), "{preset}: {seen:?}");
             assert!(seen.contains(&(0, DRM_XE_TOPO_SIMD16_EU_PER_DSS, 8)), "{preset}: {seen:?}");
-            assert!(seen.iter().filter(|s| s.0 == 1).all(|s| s.2 == 0), "{preset}: a media GT has no DSS");
+            if preset != "max-node" {
+                assert!(seen.iter().filter(|s| s.0 == 1).all(|s| s.2 == 0), "{preset}: a media GT has no DSS");
+            } else {
+                assert!(seen.contains(&(1, DRM_XE_TOPO_DSS_COMPUTE, 64)), "PVC: GT 1 is tile 1's main GT: {seen:?}");
+            }
         }
     }
 
@@ -646,7 +650,9 @@ mod device_query {
         assert_eq!(cycles(&d, 5, 0, libc::CLOCK_MONOTONIC).err(), Some(Errno::EINVAL), "VM_BIND class has no counter to read");
         let two = open("max-node");
         assert_eq!(cycles(&two, DRM_XE_ENGINE_CLASS_RENDER, 2, libc::CLOCK_MONOTONIC).err(), Some(Errno::EINVAL), "gt_id >= XE_MAX_GT_PER_TILE");
-        assert_eq!(cycles(&two, DRM_XE_ENGINE_CLASS_RENDER, 0, libc::CLOCK_MONOTONIC).unwrap().width, 36, "PVC: 36-bit counter");
+        assert_eq!(cycles(&two, DRM_XE_ENGINE_CLASS_COMPUTE, 0, libc::CLOCK_MONOTONIC).unwrap().width, 36, "PVC: 36-bit counter");
+        assert_eq!(cycles(&two, DRM_XE_ENGINE_CLASS_COMPUTE, 1, libc::CLOCK_MONOTONIC).unwrap().width, 36, "PVC: GT 1 is tile 1's main GT");
+        assert_eq!(cycles(&two, DRM_XE_ENGINE_CLASS_RENDER, 0, libc::CLOCK_MONOTONIC).err(), Some(Errno::EINVAL), "PVC has no render engine");
     }
 
     fn fw(d: &Dev, v: drm_xe_query_uc_fw_version) -> Result<drm_xe_query_uc_fw_version, Errno> {
@@ -714,6 +720,76 @@ mod device_query {
             assert_eq!((u64_at(&b, 8), u64_at(&b, 16), n, b.len()), (DRM_XE_EU_STALL_CAPS_BASE, 64, 7, 80 + 8 * n), "{preset}");
             assert_eq!(u64_at(&b, 80), 251, "fastest first");
         }
+    }
+
+    /// `query_mem_regions` after "drm/xe/uapi: loosen used tracking
+    /// restriction" (2d1684a077d6, stable 6.8+): `used` and
+    /// `cpu_visible_used` go to every caller, not only perfmon-capable ones,
+    /// and system memory's `used` is filled too.
+    #[test]
+    fn query_mem_regions_reports_used_to_every_caller() {
+        let r = crate::Rig::preset("dgpu");
+        r.sim.cpu_access(crate::BUF, 4 << 20, xesvm::sim::Access::Write, 1).unwrap();
+        xesvm::driver::xe::prefetch(&r.drv, r.fds[0], r.vms[0], crate::BUF, 2 << 20, 1).unwrap();
+        let regions = xesvm::driver::query::query_device(&r.drv, r.fds[0]).unwrap().regions;
+        let used: Vec<_> = regions.iter().map(|m| (m.instance, m.used, m.cpu_visible_used)).collect();
+        assert_eq!(used[1], (1, 2 << 20, 2 << 20), "VRAM, for an unprivileged caller: {used:?}");
+        assert!(used[0].1 >= 2 << 20 && used[0].1 <= regions[0].total_size, "system memory's used is filled: {used:?}");
+        assert_eq!(used[0].2, 0, "no CPU-visible part in system memory");
+    }
+
+    /// `query_config`: HAS_LOW_LATENCY is set unconditionally, and
+    /// MAX_EXEC_QUEUE_PRIORITY is `xe_exec_queue_device_get_max_priority`:
+    /// HIGH (2) only with CAP_SYS_NICE, NORMAL (1) otherwise.
+    #[test]
+    fn query_config_low_latency_always_priority_by_cap_sys_nice() {
+        for preset in ["dgpu", "igpu", "max-node"] {
+            let d = open(preset);
+            let b = d.reply(DRM_XE_DEVICE_QUERY_CONFIG).unwrap();
+            let info = |i: usize| u64_at(&b, 8 + 8 * i);
+            assert!(info(DRM_XE_QUERY_CONFIG_FLAGS) & DRM_XE_QUERY_CONFIG_FLAG_HAS_LOW_LATENCY != 0, "{preset}");
+            assert_eq!(info(DRM_XE_QUERY_CONFIG_MAX_EXEC_QUEUE_PRIORITY), 1, "{preset}: without CAP_SYS_NICE");
+            d._sim.set_sys_nice_capable(true);
+            let b = d.reply(DRM_XE_DEVICE_QUERY_CONFIG).unwrap();
+            assert_eq!(u64_at(&b, 8 + 8 * DRM_XE_QUERY_CONFIG_MAX_EXEC_QUEUE_PRIORITY), 2, "{preset}: with CAP_SYS_NICE");
+        }
+    }
+
+    /// `query_gt_list` reports each GT's own GMD_ID version (xe_pci.c's
+    /// `graphics_ips` / `media_ips`): BMG's main GT is Xe2_HPG 20.01 and its
+    /// media GT Xe2_HPM 13.01; LNL's 20.04 and 20.00. PVC (`pvc_desc`,
+    /// `max_gt_per_tile` 1, no media IP) has one main GT per tile, ids 0 and
+    /// 1, and no GMD_ID register, so its versions read 0.
+    #[test]
+    fn query_gt_list_reports_each_gts_own_ip_version() {
+        for (preset, want) in [
+            ("dgpu", vec![(DRM_XE_QUERY_GT_TYPE_MAIN, 0, 0, (20, 1)), (DRM_XE_QUERY_GT_TYPE_MEDIA, 0, 1, (13, 1))]),
+            ("igpu", vec![(DRM_XE_QUERY_GT_TYPE_MAIN, 0, 0, (20, 4)), (DRM_XE_QUERY_GT_TYPE_MEDIA, 0, 1, (20, 0))]),
+            ("max-node", vec![(DRM_XE_QUERY_GT_TYPE_MAIN, 0, 0, (0, 0)), (DRM_XE_QUERY_GT_TYPE_MAIN, 1, 1, (0, 0))]),
+        ] {
+            let d = open(preset);
+            let info = xesvm::driver::query::query_device(&d.drv, d.fd).unwrap();
+            let got: Vec<_> = info.gts.iter().map(|g| (g.gt_type, g.tile_id, g.gt_id, (g.ip_version.0, g.ip_version.1))).collect();
+            assert_eq!(got, want, "{preset}");
+        }
+    }
+
+    /// `query_engines` lists the engines of every GT: PVC (`graphics_xehpc`
+    /// in xe_pci.c: BCS and CCS only, no media IP) has copy and compute
+    /// engines and neither render nor video ones; BMG has render, copy and
+    /// compute on the main GT and video on the media GT.
+    #[test]
+    fn query_engines_pvc_has_only_copy_and_compute() {
+        let engines = |preset: &str| {
+            let b = open(preset).reply(DRM_XE_DEVICE_QUERY_ENGINES).unwrap();
+            let n = u32_at(&b, 0) as usize;
+            assert_eq!(b.len(), 8 + 32 * n, "{preset}");
+            (0..n).map(|i| (u16::from_ne_bytes([b[8 + 32 * i], b[9 + 32 * i]]), u16::from_ne_bytes([b[12 + 32 * i], b[13 + 32 * i]]))).collect::<Vec<_>>()
+        };
+        let pvc = engines("max-node");
+        assert_eq!(pvc, vec![(DRM_XE_ENGINE_CLASS_COPY, 0), (DRM_XE_ENGINE_CLASS_COMPUTE, 0), (DRM_XE_ENGINE_CLASS_COPY, 1), (DRM_XE_ENGINE_CLASS_COMPUTE, 1)]);
+        let bmg = engines("dgpu");
+        assert!(bmg.contains(&(DRM_XE_ENGINE_CLASS_RENDER, 0)) && bmg.contains(&(DRM_XE_ENGINE_CLASS_VIDEO_DECODE, 1)), "{bmg:?}");
     }
 }
 
