@@ -466,6 +466,32 @@ fn prefetch_ranges_enodata_voids_the_whole_bind_array() {
     assert_eq!(run(true), (true, 1, 1), "migrated, but the array's binds were voided");
 }
 
+/// `prefetch_ranges` (xe_vm.c) returns -ENODATA at the first range whose
+/// migration fails, and `vm_bind_ioctl_ops_prefetch_ranges` returns at the
+/// first failing op: later ranges of the op, and later PREFETCH ops of the
+/// same VM_BIND, are never migrated (docs/kernel-model.md §7).
+#[test]
+fn prefetch_ranges_returns_at_the_first_failing_range() {
+    use xesvm::sim::{Injection, Point};
+    let op = |addr: u64, range: u64| drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_PREFETCH, addr, range, prefetch_mem_region_instance: 1, ..Default::default() };
+    let run = |ops: &[drm_xe_vm_bind_op]| {
+        let r = Rig::preset("dgpu");
+        r.sim.cpu_access(BUF, 8 * MIB, Access::Write, 1).unwrap();
+        // The first migration of the ioctl fails (VRAM allocation).
+        r.sim.inject(Injection::count(Point::VramAlloc, Errno::ENOMEM, 1));
+        let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: ops.len() as u32, ..Default::default() };
+        if ops.len() == 1 {
+            b.ops.bind = ops[0];
+        } else {
+            b.ops.vector_of_binds = ops.as_ptr() as u64;
+        }
+        assert_eq!(r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b), Ok(()), "a swallowed failure is success");
+        (r.sim.bytes_in(BUF, 8 * MIB, 0, 1).unwrap(), r.sim.counters().prefetch_swallowed)
+    };
+    assert_eq!(run(&[op(BUF, 8 * MIB)]), (0, 1), "one op: the ranges after the failing one stay in system memory");
+    assert_eq!(run(&[op(BUF, 2 * MIB), op(BUF + 2 * MIB, 6 * MIB)]), (0, 1), "a later op is not migrated either");
+}
+
 /// `xe_vm_bind_ioctl`: every per-op check (`vm_bind_ioctl_check_args`)
 /// runs before the exec-queue lookup, so a bad flag with an unknown queue is
 /// EINVAL, not ENOENT.
