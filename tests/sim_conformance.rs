@@ -344,6 +344,35 @@ fn madvise_foreign_without_link_is_enolink() {
     assert_eq!(madvise(&r, 0, |m| pref(m, r.fds[1] as u32, 1)), Err(Errno::ENOLINK));
 }
 
+/// `xe_madvise_details_init` (xe_vm_madvise.c): a devmem_fd is accepted
+/// only if its pagemap's owner is the VM's `svm.peer.owner`, which
+/// `xe_svm_init` acquires for FAULT_MODE VMs only. A VM without fault mode
+/// has no owner, so naming device memory, even the device's own, is
+/// ENOLINK (7.0+); 6.18 does not look at the fd.
+#[test]
+fn madvise_devmem_fd_on_a_vm_without_fault_mode_is_enolink() {
+    for kernel in [KernelVersion::V7_0, KernelVersion::V6_18] {
+        let mut t = Topology::preset("2dgpu-p2p").unwrap();
+        t.kernel = kernel;
+        let r = Rig::new(t);
+        let vm = xe::vm_create(&r.drv, r.fds[0], DRM_XE_VM_CREATE_FLAG_LR_MODE).unwrap();
+        let advise = |vm_id: u32, devmem_fd: i32, inst: u16| {
+            let mut m = drm_xe_madvise { vm_id, start: BUF, range: 2 * MIB, attr_type: DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC, ..Default::default() };
+            pref(&mut m, devmem_fd as u32, inst);
+            r.ioctl(0, DRM_IOCTL_XE_MADVISE, &mut m)
+        };
+        if kernel == KernelVersion::V7_0 {
+            assert_eq!(advise(vm, r.fds[0], 1), Err(Errno::ENOLINK), "its own device's VRAM");
+            assert_eq!(advise(vm, r.fds[1], 1), Err(Errno::ENOLINK), "a peer's VRAM");
+            assert_eq!(advise(r.vms[0], r.fds[0], 1), Ok(()), "a FAULT_MODE VM owns its pagemaps");
+        } else {
+            assert_eq!(advise(vm, r.fds[0], 0), Ok(()), "6.18: the fd is not looked at");
+        }
+        assert_eq!(advise(vm, -1, 0), Ok(()), "DEFAULT_SYSTEM names no pagemap");
+        assert_eq!(advise(vm, 0, 0), Ok(()), "DEFAULT_DEVICE names no pagemap");
+    }
+}
+
 /// §6.7 quirk: a VMA counts as unchanged when fd and policy match, so
 /// changing only region_instance is ignored.
 #[test]

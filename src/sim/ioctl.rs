@@ -321,7 +321,12 @@ impl Sim {
                         }
                         let tile = pl.region_instance.checked_sub(1).ok_or(Errno::ENOENT)?;
                         let p = self.pagemap_of(tdev, tile).ok_or(Errno::ENOENT)?;
-                        if self.owner_of_pagemap(p) != self.owner[dev as usize] {
+                        // xe_madvise_details_init: the pagemap's owner must be
+                        // the VM's (`vm->svm.peer.owner`). Only a FAULT_MODE VM
+                        // acquires an owner (xe_svm_init), so on any other VM
+                        // every device pagemap is foreign: ENOLINK.
+                        let fault_mode = g.files[&fd].vms[&m.vm_id].fault_mode();
+                        if !fault_mode || self.owner_of_pagemap(p) != self.owner[dev as usize] {
                             return Err(Errno::ENOLINK);
                         }
                         PrefTarget::Pagemap(p)
