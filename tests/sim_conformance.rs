@@ -337,6 +337,40 @@ fn kernel_6_18_madvise_differences() {
     assert!(r.in_system(BUF, 2 * MIB), "a positive fd behaves like DEFAULT_SYSTEM on 6.18");
 }
 
+/// `xe_svm_range_set_default_attr` (xe_svm.c, run by the garbage collector
+/// after munmap) resets a mirror VMA's madvise attributes only if it was
+/// bound with MADVISE_AUTORESET, from "drm/xe/uapi: Hide the madvise
+/// autoreset behind a VM_BIND flag" (ce831bffcef3, 6.18-rc3) on. 6.18-rc1
+/// and -rc2 have no such flag (EINVAL in `vm_bind_ioctl_check_args`) and
+/// reset every mirror VMA.
+#[test]
+fn xe_svm_range_set_default_attr_follows_the_autoreset_flag_from_6_18_rc3() {
+    assert_eq!(KernelVersion::parse("6.18-rc2"), Some(KernelVersion::V6_18Rc));
+    assert_eq!(KernelVersion::parse("6.18-rc1"), Some(KernelVersion::V6_18Rc));
+    assert_eq!(KernelVersion::parse("6.18-rc3"), Some(KernelVersion::V6_18));
+    assert_eq!(KernelVersion::parse(&KernelVersion::V6_18Rc.to_string()), Some(KernelVersion::V6_18Rc));
+    let file = "kernel = \"6.18-rc2\"\n[[device]]\nname = \"g\"\nvram_per_tile = \"16 GiB\"\n";
+    assert_eq!(Topology::parse(file).unwrap().kernel, KernelVersion::V6_18Rc);
+    for (kernel, flag, resets) in [(KernelVersion::V6_18Rc, false, true), (KernelVersion::V6_18, false, false), (KernelVersion::V6_18, true, true)] {
+        let mut t = Topology::preset("dgpu").unwrap();
+        t.kernel = kernel;
+        let r = Rig::new(t);
+        let vm = xe::vm_create(&r.drv, r.fds[0], DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+        if kernel == KernelVersion::V6_18Rc {
+            assert_eq!(xe::bind_cpu_addr_mirror(&r.drv, r.fds[0], vm, 0, 1 << 47, true), Err(Errno::EINVAL), "no MADVISE_AUTORESET before rc3");
+        }
+        xe::bind_cpu_addr_mirror(&r.drv, r.fds[0], vm, 0, 1 << 47, flag).unwrap();
+        xe::madvise_atomic(&r.drv, r.fds[0], vm, BUF, 2 * MIB, DRM_XE_ATOMIC_DEVICE).unwrap();
+        r.sim.gpu_access(r.fds[0], vm, 0, BUF, 2 * MIB, Access::Read, 1).unwrap();
+        r.sim.munmap(BUF, 2 * MIB).unwrap();
+        r.sim.mmap(BUF, 2 * MIB, false).unwrap();
+        // The next madvise on the VM runs the garbage collector first.
+        xe::madvise_atomic(&r.drv, r.fds[0], vm, BUF + 64 * MIB, 2 * MIB, DRM_XE_ATOMIC_GLOBAL).unwrap();
+        let atomic = xe::query_mem_range_attrs(&r.drv, r.fds[0], vm, BUF, 2 * MIB).unwrap()[0].atomic.val;
+        assert_eq!(atomic, if resets { DRM_XE_ATOMIC_UNDEFINED } else { DRM_XE_ATOMIC_DEVICE }, "{kernel} flag {flag}");
+    }
+}
+
 /// §6.7 ENOLINK: a foreign pagemap without an interconnect is rejected (7.0+).
 #[test]
 fn madvise_foreign_without_link_is_enolink() {

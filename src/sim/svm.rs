@@ -684,9 +684,12 @@ impl Sim {
     }
 
     /// Runs a VM's pending garbage collection, as the kernel does at the
-    /// start of every bind and madvise (6.18 resets without the flag).
+    /// start of every bind and madvise. The madvise reset follows the
+    /// mirror's MADVISE_AUTORESET flag from 6.18-rc3 on
+    /// (`xe_svm_garbage_collector` checks XE_VMA_MADV_AUTORESET); 6.18-rc1
+    /// and -rc2 reset every mirror VMA (docs/kernel-model.md §8).
     pub(super) fn collect_garbage(&self, g: &mut Guard, fd: RawFd, vm_id: u32) {
-        let unconditional = !self.topo.kernel.multi_device();
+        let unconditional = !self.topo.kernel.autoreset_flag();
         if let Some(vm) = g.files.get_mut(&fd).and_then(|f| f.vms.get_mut(&vm_id)) {
             vm.collect_garbage(unconditional);
         }
