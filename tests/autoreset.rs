@@ -161,12 +161,12 @@ fn without_autoreset_the_records_keep_what_the_kernel_keeps() {
     }
 }
 
-/// Without autoreset on a kernel not known to be 7.0+ (6.18 resets
-/// unconditionally), the records forget as for autoreset: one madvise
+/// Without autoreset on a kernel not known to be 7.0+ (6.18-rc1/rc2 reset
+/// unconditionally, and 6.18 final cannot be told from them), the records forget as for autoreset: one madvise
 /// more, never a record that disagrees with the kernel.
 #[test]
 fn on_a_kernel_that_may_reset_unconditionally_the_records_forget() {
-    for kernel in [xesvm::sim::KernelVersion::V6_18, xesvm::sim::KernelVersion::V7_0] {
+    for kernel in [xesvm::sim::KernelVersion::V6_18Rc, xesvm::sim::KernelVersion::V6_18, xesvm::sim::KernelVersion::V7_0] {
         let mut t = xesvm::sim::Topology::preset("dgpu").unwrap();
         t.kernel = kernel;
         let sim = Sim::new(t).unwrap();

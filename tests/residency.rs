@@ -42,6 +42,7 @@ fn kinds(v: &[ResidencyRun], base: u64) -> Vec<(u64, u64, &'static str)> {
                 Residency::Unpopulated => "unpopulated",
                 Residency::System => "system",
                 Residency::NotInSystem { .. } => "away",
+                Residency::Swapped => "swapped",
             };
             ((r.start - base) / PAGE, (r.end - base) / PAGE, k)
         })

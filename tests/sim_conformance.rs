@@ -337,11 +337,74 @@ fn kernel_6_18_madvise_differences() {
     assert!(r.in_system(BUF, 2 * MIB), "a positive fd behaves like DEFAULT_SYSTEM on 6.18");
 }
 
+/// `xe_svm_range_set_default_attr` (xe_svm.c, run by the garbage collector
+/// after munmap) resets a mirror VMA's madvise attributes only if it was
+/// bound with MADVISE_AUTORESET, from "drm/xe/uapi: Hide the madvise
+/// autoreset behind a VM_BIND flag" (ce831bffcef3, 6.18-rc3) on. 6.18-rc1
+/// and -rc2 have no such flag (EINVAL in `vm_bind_ioctl_check_args`) and
+/// reset every mirror VMA.
+#[test]
+fn xe_svm_range_set_default_attr_follows_the_autoreset_flag_from_6_18_rc3() {
+    assert_eq!(KernelVersion::parse("6.18-rc2"), Some(KernelVersion::V6_18Rc));
+    assert_eq!(KernelVersion::parse("6.18-rc1"), Some(KernelVersion::V6_18Rc));
+    assert_eq!(KernelVersion::parse("6.18-rc3"), Some(KernelVersion::V6_18));
+    assert_eq!(KernelVersion::parse(&KernelVersion::V6_18Rc.to_string()), Some(KernelVersion::V6_18Rc));
+    let file = "kernel = \"6.18-rc2\"\n[[device]]\nname = \"g\"\nvram_per_tile = \"16 GiB\"\n";
+    assert_eq!(Topology::parse(file).unwrap().kernel, KernelVersion::V6_18Rc);
+    for (kernel, flag, resets) in [(KernelVersion::V6_18Rc, false, true), (KernelVersion::V6_18, false, false), (KernelVersion::V6_18, true, true)] {
+        let mut t = Topology::preset("dgpu").unwrap();
+        t.kernel = kernel;
+        let r = Rig::new(t);
+        let vm = xe::vm_create(&r.drv, r.fds[0], DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+        if kernel == KernelVersion::V6_18Rc {
+            assert_eq!(xe::bind_cpu_addr_mirror(&r.drv, r.fds[0], vm, 0, 1 << 47, true), Err(Errno::EINVAL), "no MADVISE_AUTORESET before rc3");
+        }
+        xe::bind_cpu_addr_mirror(&r.drv, r.fds[0], vm, 0, 1 << 47, flag).unwrap();
+        xe::madvise_atomic(&r.drv, r.fds[0], vm, BUF, 2 * MIB, DRM_XE_ATOMIC_DEVICE).unwrap();
+        r.sim.gpu_access(r.fds[0], vm, 0, BUF, 2 * MIB, Access::Read, 1).unwrap();
+        r.sim.munmap(BUF, 2 * MIB).unwrap();
+        r.sim.mmap(BUF, 2 * MIB, false).unwrap();
+        // The next madvise on the VM runs the garbage collector first.
+        xe::madvise_atomic(&r.drv, r.fds[0], vm, BUF + 64 * MIB, 2 * MIB, DRM_XE_ATOMIC_GLOBAL).unwrap();
+        let atomic = xe::query_mem_range_attrs(&r.drv, r.fds[0], vm, BUF, 2 * MIB).unwrap()[0].atomic.val;
+        assert_eq!(atomic, if resets { DRM_XE_ATOMIC_UNDEFINED } else { DRM_XE_ATOMIC_DEVICE }, "{kernel} flag {flag}");
+    }
+}
+
 /// §6.7 ENOLINK: a foreign pagemap without an interconnect is rejected (7.0+).
 #[test]
 fn madvise_foreign_without_link_is_enolink() {
     let r = Rig::preset("2dgpu-nolink");
     assert_eq!(madvise(&r, 0, |m| pref(m, r.fds[1] as u32, 1)), Err(Errno::ENOLINK));
+}
+
+/// `xe_madvise_details_init` (xe_vm_madvise.c): a devmem_fd is accepted
+/// only if its pagemap's owner is the VM's `svm.peer.owner`, which
+/// `xe_svm_init` acquires for FAULT_MODE VMs only. A VM without fault mode
+/// has no owner, so naming device memory, even the device's own, is
+/// ENOLINK (7.0+); 6.18 does not look at the fd.
+#[test]
+fn madvise_devmem_fd_on_a_vm_without_fault_mode_is_enolink() {
+    for kernel in [KernelVersion::V7_0, KernelVersion::V6_18] {
+        let mut t = Topology::preset("2dgpu-p2p").unwrap();
+        t.kernel = kernel;
+        let r = Rig::new(t);
+        let vm = xe::vm_create(&r.drv, r.fds[0], DRM_XE_VM_CREATE_FLAG_LR_MODE).unwrap();
+        let advise = |vm_id: u32, devmem_fd: i32, inst: u16| {
+            let mut m = drm_xe_madvise { vm_id, start: BUF, range: 2 * MIB, attr_type: DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC, ..Default::default() };
+            pref(&mut m, devmem_fd as u32, inst);
+            r.ioctl(0, DRM_IOCTL_XE_MADVISE, &mut m)
+        };
+        if kernel == KernelVersion::V7_0 {
+            assert_eq!(advise(vm, r.fds[0], 1), Err(Errno::ENOLINK), "its own device's VRAM");
+            assert_eq!(advise(vm, r.fds[1], 1), Err(Errno::ENOLINK), "a peer's VRAM");
+            assert_eq!(advise(r.vms[0], r.fds[0], 1), Ok(()), "a FAULT_MODE VM owns its pagemaps");
+        } else {
+            assert_eq!(advise(vm, r.fds[0], 0), Ok(()), "6.18: the fd is not looked at");
+        }
+        assert_eq!(advise(vm, -1, 0), Ok(()), "DEFAULT_SYSTEM names no pagemap");
+        assert_eq!(advise(vm, 0, 0), Ok(()), "DEFAULT_DEVICE names no pagemap");
+    }
 }
 
 /// §6.7 quirk: a VMA counts as unchanged when fd and policy match, so
@@ -464,6 +527,32 @@ fn prefetch_ranges_enodata_voids_the_whole_bind_array() {
     };
     assert_eq!(run(false), (true, 0, 0), "bound by the prefetch");
     assert_eq!(run(true), (true, 1, 1), "migrated, but the array's binds were voided");
+}
+
+/// `prefetch_ranges` (xe_vm.c) returns -ENODATA at the first range whose
+/// migration fails, and `vm_bind_ioctl_ops_prefetch_ranges` returns at the
+/// first failing op: later ranges of the op, and later PREFETCH ops of the
+/// same VM_BIND, are never migrated (docs/kernel-model.md §7).
+#[test]
+fn prefetch_ranges_returns_at_the_first_failing_range() {
+    use xesvm::sim::{Injection, Point};
+    let op = |addr: u64, range: u64| drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_PREFETCH, addr, range, prefetch_mem_region_instance: 1, ..Default::default() };
+    let run = |ops: &[drm_xe_vm_bind_op]| {
+        let r = Rig::preset("dgpu");
+        r.sim.cpu_access(BUF, 8 * MIB, Access::Write, 1).unwrap();
+        // The first migration of the ioctl fails (VRAM allocation).
+        r.sim.inject(Injection::count(Point::VramAlloc, Errno::ENOMEM, 1));
+        let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: ops.len() as u32, ..Default::default() };
+        if ops.len() == 1 {
+            b.ops.bind = ops[0];
+        } else {
+            b.ops.vector_of_binds = ops.as_ptr() as u64;
+        }
+        assert_eq!(r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b), Ok(()), "a swallowed failure is success");
+        (r.sim.bytes_in(BUF, 8 * MIB, 0, 1).unwrap(), r.sim.counters().prefetch_swallowed)
+    };
+    assert_eq!(run(&[op(BUF, 8 * MIB)]), (0, 1), "one op: the ranges after the failing one stay in system memory");
+    assert_eq!(run(&[op(BUF, 2 * MIB), op(BUF + 2 * MIB, 6 * MIB)]), (0, 1), "a later op is not migrated either");
 }
 
 /// `xe_vm_bind_ioctl`: every per-op check (`vm_bind_ioctl_check_args`)
@@ -599,7 +688,7 @@ mod device_query {
     /// per DSS (SIMD16 on Xe2), each a header and `num_bytes` of mask.
     #[test]
     fn query_gt_topology_gives_four_masks_per_gt() {
-        for (preset, gts, compute_dss) in [("dgpu", 2, 20), ("igpu", 2, 8), ("max-node", 4, 64)] {
+        for (preset, gts, compute_dss) in [("dgpu", 2, 20), ("igpu", 2, 8), ("max-node", 2, 64)] {
             let b = open(preset).reply(DRM_XE_DEVICE_QUERY_GT_TOPOLOGY).unwrap();
             let mut at = 0;
             let mut seen = Vec::new();
@@ -613,7 +702,11 @@ mod device_query {
             assert_eq!(seen.len(), gts * 4, "{preset}: {seen:?}");
             assert!(seen.contains(&(0, DRM_XE_TOPO_DSS_COMPUTE, compute_dss)), "{preset}: {seen:?}");
             assert!(seen.contains(&(0, DRM_XE_TOPO_SIMD16_EU_PER_DSS, 8)), "{preset}: {seen:?}");
-            assert!(seen.iter().filter(|s| s.0 == 1).all(|s| s.2 == 0), "{preset}: a media GT has no DSS");
+            if preset != "max-node" {
+                assert!(seen.iter().filter(|s| s.0 == 1).all(|s| s.2 == 0), "{preset}: a media GT has no DSS");
+            } else {
+                assert!(seen.contains(&(1, DRM_XE_TOPO_DSS_COMPUTE, 64)), "PVC: GT 1 is tile 1's main GT: {seen:?}");
+            }
         }
     }
 
@@ -646,7 +739,9 @@ mod device_query {
         assert_eq!(cycles(&d, 5, 0, libc::CLOCK_MONOTONIC).err(), Some(Errno::EINVAL), "VM_BIND class has no counter to read");
         let two = open("max-node");
         assert_eq!(cycles(&two, DRM_XE_ENGINE_CLASS_RENDER, 2, libc::CLOCK_MONOTONIC).err(), Some(Errno::EINVAL), "gt_id >= XE_MAX_GT_PER_TILE");
-        assert_eq!(cycles(&two, DRM_XE_ENGINE_CLASS_RENDER, 0, libc::CLOCK_MONOTONIC).unwrap().width, 36, "PVC: 36-bit counter");
+        assert_eq!(cycles(&two, DRM_XE_ENGINE_CLASS_COMPUTE, 0, libc::CLOCK_MONOTONIC).unwrap().width, 36, "PVC: 36-bit counter");
+        assert_eq!(cycles(&two, DRM_XE_ENGINE_CLASS_COMPUTE, 1, libc::CLOCK_MONOTONIC).unwrap().width, 36, "PVC: GT 1 is tile 1's main GT");
+        assert_eq!(cycles(&two, DRM_XE_ENGINE_CLASS_RENDER, 0, libc::CLOCK_MONOTONIC).err(), Some(Errno::EINVAL), "PVC has no render engine");
     }
 
     fn fw(d: &Dev, v: drm_xe_query_uc_fw_version) -> Result<drm_xe_query_uc_fw_version, Errno> {
@@ -714,6 +809,76 @@ mod device_query {
             assert_eq!((u64_at(&b, 8), u64_at(&b, 16), n, b.len()), (DRM_XE_EU_STALL_CAPS_BASE, 64, 7, 80 + 8 * n), "{preset}");
             assert_eq!(u64_at(&b, 80), 251, "fastest first");
         }
+    }
+
+    /// `query_mem_regions` after "drm/xe/uapi: loosen used tracking
+    /// restriction" (2d1684a077d6, stable 6.8+): `used` and
+    /// `cpu_visible_used` go to every caller, not only perfmon-capable ones,
+    /// and system memory's `used` is filled too.
+    #[test]
+    fn query_mem_regions_reports_used_to_every_caller() {
+        let r = crate::Rig::preset("dgpu");
+        r.sim.cpu_access(crate::BUF, 4 << 20, xesvm::sim::Access::Write, 1).unwrap();
+        xesvm::driver::xe::prefetch(&r.drv, r.fds[0], r.vms[0], crate::BUF, 2 << 20, 1).unwrap();
+        let regions = xesvm::driver::query::query_device(&r.drv, r.fds[0]).unwrap().regions;
+        let used: Vec<_> = regions.iter().map(|m| (m.instance, m.used, m.cpu_visible_used)).collect();
+        assert_eq!(used[1], (1, 2 << 20, 2 << 20), "VRAM, for an unprivileged caller: {used:?}");
+        assert!(used[0].1 >= 2 << 20 && used[0].1 <= regions[0].total_size, "system memory's used is filled: {used:?}");
+        assert_eq!(used[0].2, 0, "no CPU-visible part in system memory");
+    }
+
+    /// `query_config`: HAS_LOW_LATENCY is set unconditionally, and
+    /// MAX_EXEC_QUEUE_PRIORITY is `xe_exec_queue_device_get_max_priority`:
+    /// HIGH (2) only with CAP_SYS_NICE, NORMAL (1) otherwise.
+    #[test]
+    fn query_config_low_latency_always_priority_by_cap_sys_nice() {
+        for preset in ["dgpu", "igpu", "max-node"] {
+            let d = open(preset);
+            let b = d.reply(DRM_XE_DEVICE_QUERY_CONFIG).unwrap();
+            let info = |i: usize| u64_at(&b, 8 + 8 * i);
+            assert!(info(DRM_XE_QUERY_CONFIG_FLAGS) & DRM_XE_QUERY_CONFIG_FLAG_HAS_LOW_LATENCY != 0, "{preset}");
+            assert_eq!(info(DRM_XE_QUERY_CONFIG_MAX_EXEC_QUEUE_PRIORITY), 1, "{preset}: without CAP_SYS_NICE");
+            d._sim.set_sys_nice_capable(true);
+            let b = d.reply(DRM_XE_DEVICE_QUERY_CONFIG).unwrap();
+            assert_eq!(u64_at(&b, 8 + 8 * DRM_XE_QUERY_CONFIG_MAX_EXEC_QUEUE_PRIORITY), 2, "{preset}: with CAP_SYS_NICE");
+        }
+    }
+
+    /// `query_gt_list` reports each GT's own GMD_ID version (xe_pci.c's
+    /// `graphics_ips` / `media_ips`): BMG's main GT is Xe2_HPG 20.01 and its
+    /// media GT Xe2_HPM 13.01; LNL's 20.04 and 20.00. PVC (`pvc_desc`,
+    /// `max_gt_per_tile` 1, no media IP) has one main GT per tile, ids 0 and
+    /// 1, and no GMD_ID register, so its versions read 0.
+    #[test]
+    fn query_gt_list_reports_each_gts_own_ip_version() {
+        for (preset, want) in [
+            ("dgpu", vec![(DRM_XE_QUERY_GT_TYPE_MAIN, 0, 0, (20, 1)), (DRM_XE_QUERY_GT_TYPE_MEDIA, 0, 1, (13, 1))]),
+            ("igpu", vec![(DRM_XE_QUERY_GT_TYPE_MAIN, 0, 0, (20, 4)), (DRM_XE_QUERY_GT_TYPE_MEDIA, 0, 1, (20, 0))]),
+            ("max-node", vec![(DRM_XE_QUERY_GT_TYPE_MAIN, 0, 0, (0, 0)), (DRM_XE_QUERY_GT_TYPE_MAIN, 1, 1, (0, 0))]),
+        ] {
+            let d = open(preset);
+            let info = xesvm::driver::query::query_device(&d.drv, d.fd).unwrap();
+            let got: Vec<_> = info.gts.iter().map(|g| (g.gt_type, g.tile_id, g.gt_id, (g.ip_version.0, g.ip_version.1))).collect();
+            assert_eq!(got, want, "{preset}");
+        }
+    }
+
+    /// `query_engines` lists the engines of every GT: PVC (`graphics_xehpc`
+    /// in xe_pci.c: BCS and CCS only, no media IP) has copy and compute
+    /// engines and neither render nor video ones; BMG has render, copy and
+    /// compute on the main GT and video on the media GT.
+    #[test]
+    fn query_engines_pvc_has_only_copy_and_compute() {
+        let engines = |preset: &str| {
+            let b = open(preset).reply(DRM_XE_DEVICE_QUERY_ENGINES).unwrap();
+            let n = u32_at(&b, 0) as usize;
+            assert_eq!(b.len(), 8 + 32 * n, "{preset}");
+            (0..n).map(|i| (u16::from_ne_bytes([b[8 + 32 * i], b[9 + 32 * i]]), u16::from_ne_bytes([b[12 + 32 * i], b[13 + 32 * i]]))).collect::<Vec<_>>()
+        };
+        let pvc = engines("max-node");
+        assert_eq!(pvc, vec![(DRM_XE_ENGINE_CLASS_COPY, 0), (DRM_XE_ENGINE_CLASS_COMPUTE, 0), (DRM_XE_ENGINE_CLASS_COPY, 1), (DRM_XE_ENGINE_CLASS_COMPUTE, 1)]);
+        let bmg = engines("dgpu");
+        assert!(bmg.contains(&(DRM_XE_ENGINE_CLASS_RENDER, 0)) && bmg.contains(&(DRM_XE_ENGINE_CLASS_VIDEO_DECODE, 1)), "{bmg:?}");
     }
 }
 

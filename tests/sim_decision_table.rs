@@ -374,11 +374,11 @@ fn munmap_destroys_ranges_and_autoreset_resets_attributes() {
 }
 
 /// docs/kernel-model.md §8: the reset is deferred: a query right after munmap still shows the
-/// advice, the next madvise (or bind) flushes it first; on 6.18 it resets
-/// without the flag.
+/// advice, the next madvise (or bind) flushes it first; on 6.18-rc1/rc2 it
+/// resets without the flag (6.18 final gates it on the flag).
 #[test]
-fn autoreset_is_deferred_to_the_next_madvise_and_unconditional_on_6_18() {
-    for (kernel, flag) in [(KernelVersion::V7_0, true), (KernelVersion::V7_0, false), (KernelVersion::V6_18, false)] {
+fn autoreset_is_deferred_to_the_next_madvise_and_unconditional_on_6_18_rc() {
+    for (kernel, flag) in [(KernelVersion::V7_0, true), (KernelVersion::V7_0, false), (KernelVersion::V6_18, true), (KernelVersion::V6_18, false), (KernelVersion::V6_18Rc, false)] {
         let mut t = Topology::preset("dgpu").unwrap();
         t.kernel = kernel;
         let r = Rig::new(t);
@@ -392,7 +392,7 @@ fn autoreset_is_deferred_to_the_next_madvise_and_unconditional_on_6_18() {
         assert_eq!(atomic(), DRM_XE_ATOMIC_DEVICE, "{kernel:?} {flag}: a query does not run the GC");
         // Any madvise on the VM flushes it (here on another span).
         xe::madvise_atomic(&r.drv, r.fds[0], vm, BUF + 64 * R, R, DRM_XE_ATOMIC_GLOBAL).unwrap();
-        let resets = flag || kernel == KernelVersion::V6_18;
+        let resets = flag || kernel == KernelVersion::V6_18Rc;
         assert_eq!(atomic(), if resets { DRM_XE_ATOMIC_UNDEFINED } else { DRM_XE_ATOMIC_DEVICE }, "{kernel:?} {flag}");
     }
 }

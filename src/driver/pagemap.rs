@@ -206,7 +206,15 @@ impl PageTable {
         if !self.access.privileged {
             return Residency::NotInSystem { vram: None };
         }
-        // A swap entry: `swp_type | offset << 5`; a device-private entry's offset is its PFN.
+        // A swap entry: `swp_type | offset << 5` (pte_to_pagemap_entry fills
+        // it for CAP_SYS_ADMIN only); a device-private entry's offset is its
+        // PFN, a swapped-out page's its slot in a swap area, whose type is
+        // below the special ones. A slot number can fall in a device's PFN
+        // range, so the type decides first.
+        let swap_type = entry & ((1 << PM_SWAP_TYPE_BITS) - 1);
+        if swap_type < PM_SWAP_AREA_TYPES {
+            return Residency::Swapped;
+        }
         let pfn = (entry & PM_PFN_MASK) >> PM_SWAP_TYPE_BITS;
         let vram = self.devmem.iter().find(|r| pfn >= r.first_pfn && pfn < r.end_pfn).map(|r| r.region);
         Residency::NotInSystem { vram }
@@ -314,5 +322,34 @@ mod tests {
         assert_eq!(r[2].region.device.to_string(), "0000:04:00.0");
         assert_eq!(r[0].first_pfn, 0x3c00000000000 / PAGE);
         assert_eq!(r[0].end_pfn, 0x3c00400000000 / PAGE);
+    }
+
+    /// `pte_to_pagemap_entry` (fs/proc/task_mmu.c) writes a swap entry as
+    /// `swp_type | offset << 5` for a CAP_SYS_ADMIN reader only. A
+    /// swapped-out page (a swap area's type, its slot as offset) is told
+    /// from a device-private page (a special type, its PFN as offset) by
+    /// the type, even where the slot number falls in a device's PFN range;
+    /// an unprivileged reader sees neither and cannot tell them apart.
+    #[test]
+    fn pte_to_pagemap_entry_swap_type_tells_swapped_pages_from_device_pages() {
+        let dev = DevmemRange { first_pfn: 0x1000, end_pfn: 0x2000, region: VramRegion { device: DeviceId::pci(0, 3, 0, 0), region: 0 } };
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let pt = |privileged: bool| PageTable {
+            fd: OwnedFd::from(null.try_clone().unwrap()),
+            access: PageTableAccess { source: PageTableSource::Read, privileged },
+            has_scan: false,
+            devmem: vec![dev],
+        };
+        let (privileged, plain) = (pt(true), pt(false));
+        let swap = |ty: u64, offset: u64| PM_SWAP | ty | offset << PM_SWAP_TYPE_BITS;
+        // SWP_DEVICE_WRITE is 28-30 depending on the configuration.
+        for ty in [28, 29, 30] {
+            assert_eq!(privileged.classify(swap(ty, 0x1800)), Residency::NotInSystem { vram: Some(dev.region) }, "type {ty}");
+        }
+        assert_eq!(privileged.classify(swap(0, 0x1800)), Residency::Swapped, "swap area 0, slot inside the device's range");
+        assert_eq!(privileged.classify(swap(1, 7)), Residency::Swapped);
+        assert_eq!(privileged.classify(swap(26, 0x9000)), Residency::NotInSystem { vram: None }, "a migration entry of a system page");
+        // Without CAP_SYS_ADMIN bits 0-54 are 0: a swap entry is all it says.
+        assert_eq!(plain.classify(PM_SWAP), Residency::NotInSystem { vram: None });
     }
 }

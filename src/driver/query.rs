@@ -31,11 +31,12 @@ pub struct MemRegion {
     pub min_page_size: u32,
     /// Bytes in the region.
     pub total_size: u64,
-    /// Bytes in use (0 unless the caller is perfmon-capable).
+    /// Bytes in use (for every caller since "drm/xe/uapi: loosen used
+    /// tracking restriction", stable 6.8+; 0 for an unprivileged caller before).
     pub used: u64,
     /// Bytes the CPU can map.
     pub cpu_visible_size: u64,
-    /// CPU-visible bytes in use (0 unless perfmon-capable).
+    /// CPU-visible bytes in use (as `used`).
     pub cpu_visible_used: u64,
 }
 

@@ -66,6 +66,10 @@ pub enum Residency {
         /// The VRAM region, where the reader could tell.
         vram: Option<VramRegion>,
     },
+    /// Swapped out to a swap area: on no GPU, and back in system memory at
+    /// the next access. Only a privileged reader can tell it from
+    /// `NotInSystem` (the swap type, docs/observation.md §2).
+    Swapped,
 }
 
 /// Adjacent pages with one [`Residency`], `[start, end)`.

@@ -63,7 +63,9 @@ impl Seen {
         self.samples += 1;
         match r {
             Residency::Unpopulated => self.unpopulated += 1,
-            Residency::System => self.system += 1,
+            // Swapped out: on no GPU, and back in system memory at the next
+            // access (only a privileged reader can tell, docs/observation.md §2).
+            Residency::System | Residency::Swapped => self.system += 1,
             Residency::NotInSystem { vram } => {
                 if self.away == 0 {
                     self.region = vram;

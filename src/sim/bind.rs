@@ -164,7 +164,9 @@ impl Sim {
             let r = match op.op {
                 DRM_XE_VM_BIND_OP_MAP => self.bind_map(g, fd, b.vm_id, op),
                 DRM_XE_VM_BIND_OP_UNMAP => self.bind_unmap(g, fd, b.vm_id, op.addr, op.addr + op.range),
-                DRM_XE_VM_BIND_OP_PREFETCH => self.bind_prefetch(g, fd, b.vm_id, dev, op, &mut binds).map(|v| voided |= v),
+                // A swallowed failure (`voided`) also stops every later
+                // prefetch op's migrations (vm_bind_ioctl_ops_prefetch_ranges).
+                DRM_XE_VM_BIND_OP_PREFETCH => self.bind_prefetch(g, fd, b.vm_id, dev, op, &mut binds, &mut voided).map(|_| ()),
                 _ => Err(Errno::ENOENT), // UNMAP_ALL needs a BO
             };
             if let Err(e) = r {
@@ -259,7 +261,9 @@ impl Sim {
     }
 
     /// A PREFETCH op's migrations; whether one was swallowed (ENODATA).
-    pub(super) fn bind_prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, op: &drm_xe_vm_bind_op, binds: &mut Vec<u64>) -> Result<bool> {
+    /// `stopped`: an earlier failure of the ioctl ended its migrations.
+    #[allow(clippy::too_many_arguments)] // the ioctl's fields, and the array's state
+    pub(super) fn bind_prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, op: &drm_xe_vm_bind_op, binds: &mut Vec<u64>, stopped: &mut bool) -> Result<bool> {
         let mut swallowed = false;
         let (s, e) = (op.addr, op.addr + op.range);
         let region = op.prefetch_mem_region_instance;
@@ -289,7 +293,7 @@ impl Sim {
                 0 => None,
                 n => self.pagemap_of(dev, (n - 1) as u16),
             };
-            swallowed |= self.prefetch(g, fd, vm_id, dev, ps, pe, target, binds)?;
+            swallowed |= self.prefetch(g, fd, vm_id, dev, ps, pe, target, binds, stopped)?;
         }
         Ok(swallowed)
     }

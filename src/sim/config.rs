@@ -17,8 +17,15 @@ pub const GIB: u64 = 1 << 30;
 /// Which kernel's SVM behaviour the simulated driver reproduces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum KernelVersion {
-    /// 6.18/6.19: madvise exists, `region_instance` is pad, no multi-device
-    /// pagemaps (a positive devmem_fd behaves like system), no retry-once.
+    /// 6.18-rc1 and -rc2: as 6.18, but without DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET
+    /// (EINVAL) and with the madvise reset after munmap done on every CPU-mirror
+    /// VMA. "drm/xe/uapi: Hide the madvise autoreset behind a VM_BIND flag"
+    /// (ce831bffcef3, drm-xe-fixes-2025-10-23) gated it from 6.18-rc3 on.
+    V6_18Rc,
+    /// 6.18/6.19 (final, and -rc3 on): madvise exists, `region_instance` is
+    /// pad, no multi-device pagemaps (a positive devmem_fd behaves like
+    /// system), no retry-once; the madvise reset after munmap only for
+    /// mirrors bound with MADVISE_AUTORESET.
     V6_18,
     /// 7.0: multi-device madvise, ENOLINK, owner groups, scan_mm,
     /// evict-and-retry-once under the migrate rwsem, EXEC_QUEUE_SET_PROPERTY,
@@ -31,10 +38,12 @@ pub enum KernelVersion {
 }
 
 impl KernelVersion {
-    /// A version by name ("6.18", "7.0", "7.1").
+    /// A version by name ("6.18-rc1", "6.18-rc2" or "6.18-rc"; "6.18",
+    /// also "6.18-rc3" to "-rc7" and "6.19"; "7.0"; "7.1").
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim() {
-            "6.18" | "6.19" => Some(KernelVersion::V6_18),
+            "6.18-rc" | "6.18-rc1" | "6.18-rc2" => Some(KernelVersion::V6_18Rc),
+            "6.18" | "6.18-rc3" | "6.18-rc4" | "6.18-rc5" | "6.18-rc6" | "6.18-rc7" | "6.19" => Some(KernelVersion::V6_18),
             "7.0" | "7" => Some(KernelVersion::V7_0),
             "7.1" => Some(KernelVersion::V7_1),
             _ => None,
@@ -44,11 +53,18 @@ impl KernelVersion {
     pub fn multi_device(self) -> bool {
         self >= KernelVersion::V7_0
     }
+    /// Whether it has DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET and resets
+    /// madvise attributes after munmap only where a mirror was bound with
+    /// it (6.18-rc3 on); 6.18-rc1/rc2 reset every mirror VMA.
+    pub fn autoreset_flag(self) -> bool {
+        self >= KernelVersion::V6_18
+    }
 }
 
 impl fmt::Display for KernelVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            KernelVersion::V6_18Rc => "6.18-rc",
             KernelVersion::V6_18 => "6.18",
             KernelVersion::V7_0 => "7.0",
             KernelVersion::V7_1 => "7.1",

@@ -37,8 +37,9 @@ pub(super) fn supported_bind_flags(k: KernelVersion) -> u32 {
         | DRM_XE_VM_BIND_FLAG_NULL
         | DRM_XE_VM_BIND_FLAG_DUMPABLE
         | DRM_XE_VM_BIND_FLAG_CHECK_PXP
-        | DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR
-        | DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET;
+        | DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR;
+    // MADVISE_AUTORESET arrived in 6.18-rc3 (ce831bffcef3): unknown before.
+    let base = if k.autoreset_flag() { base | DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET } else { base };
     if k >= KernelVersion::V7_1 {
         base | DRM_XE_VM_BIND_FLAG_DECOMPRESS
     } else {
@@ -59,7 +60,7 @@ fn supported_vm_create_flags(k: KernelVersion) -> u32 {
 /// The highest Xe ioctl nr a release knows (docs/xe-uapi.md §3, §7).
 fn last_xe_ioctl(k: KernelVersion) -> u32 {
     match k {
-        KernelVersion::V6_18 => DRM_XE_VM_QUERY_MEM_RANGE_ATTRS,
+        KernelVersion::V6_18Rc | KernelVersion::V6_18 => DRM_XE_VM_QUERY_MEM_RANGE_ATTRS,
         KernelVersion::V7_0 => DRM_XE_EXEC_QUEUE_SET_PROPERTY,
         KernelVersion::V7_1 => DRM_XE_VM_GET_PROPERTY,
     }
@@ -321,7 +322,12 @@ impl Sim {
                         }
                         let tile = pl.region_instance.checked_sub(1).ok_or(Errno::ENOENT)?;
                         let p = self.pagemap_of(tdev, tile).ok_or(Errno::ENOENT)?;
-                        if self.owner_of_pagemap(p) != self.owner[dev as usize] {
+                        // xe_madvise_details_init: the pagemap's owner must be
+                        // the VM's (`vm->svm.peer.owner`). Only a FAULT_MODE VM
+                        // acquires an owner (xe_svm_init), so on any other VM
+                        // every device pagemap is foreign: ENOLINK.
+                        let fault_mode = g.files[&fd].vms[&m.vm_id].fault_mode();
+                        if !fault_mode || self.owner_of_pagemap(p) != self.owner[dev as usize] {
                             return Err(Errno::ENOLINK);
                         }
                         PrefTarget::Pagemap(p)

@@ -224,9 +224,9 @@ pub struct Sim {
     counters: Counters,
     /// How the simulated process may read its page table.
     page_table: Mutex<PageTableAccess>,
-    /// Whether the simulated process is perfmon-capable (CAP_PERFMON or
-    /// CAP_SYS_ADMIN): DEVICE_QUERY reports regions' `used` only then.
-    perfmon: std::sync::atomic::AtomicBool,
+    /// Whether the simulated process has CAP_SYS_NICE: the CONFIG query's
+    /// MAX_EXEC_QUEUE_PRIORITY is HIGH (2) then, NORMAL (1) otherwise.
+    sys_nice: std::sync::atomic::AtomicBool,
     /// Events recorded for a trace, when asked for (`record_events`).
     recording: std::sync::atomic::AtomicBool,
     events: Mutex<Vec<SimEvent>>,
@@ -265,7 +265,7 @@ impl Sim {
             clock: AtomicU64::new(0),
             counters: Counters::default(),
             page_table: Mutex::new(PageTableAccess { source: PageTableSource::Scan, privileged: false }),
-            perfmon: std::sync::atomic::AtomicBool::new(false),
+            sys_nice: std::sync::atomic::AtomicBool::new(false),
             recording: std::sync::atomic::AtomicBool::new(false),
             events: Mutex::new(Vec::new()),
         }))
@@ -450,15 +450,17 @@ impl Sim {
         }
     }
 
-    /// Makes the simulated process perfmon-capable (or not, the default):
-    /// `query_mem_regions` fills `used` and `cpu_visible_used` only for
-    /// perfmon-capable callers, and reports 0 to everyone else.
-    pub fn set_perfmon_capable(&self, yes: bool) {
-        self.perfmon.store(yes, Ordering::Relaxed);
+    /// Gives the simulated process CAP_SYS_NICE (or not, the default):
+    /// `xe_exec_queue_device_get_max_priority` answers HIGH only then, so
+    /// the CONFIG query's MAX_EXEC_QUEUE_PRIORITY is 2 with it and 1
+    /// without. (Regions' `used` needs no capability: "drm/xe/uapi: loosen
+    /// used tracking restriction" dropped the perfmon gate.)
+    pub fn set_sys_nice_capable(&self, yes: bool) {
+        self.sys_nice.store(yes, Ordering::Relaxed);
     }
 
-    pub(crate) fn perfmon_capable(&self) -> bool {
-        self.perfmon.load(Ordering::Relaxed)
+    pub(crate) fn sys_nice_capable(&self) -> bool {
+        self.sys_nice.load(Ordering::Relaxed)
     }
 
     /// Maps [start, start+size) anew (MAP_FIXED): anonymous, or file-backed

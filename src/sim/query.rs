@@ -40,6 +40,16 @@ pub(super) enum Platform {
     Pvc,
 }
 
+/// One GT as `xe_info_init` creates it: a main GT per tile with id
+/// `tile * max_gt_per_tile`, and a media GT (id + 1) where the platform has
+/// standalone media (media version 13 or later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Gt {
+    pub(super) id: u16,
+    pub(super) tile: u16,
+    pub(super) media: bool,
+}
+
 impl Platform {
     pub(super) fn of(device_id: u16) -> Platform {
         match device_id {
@@ -53,6 +63,39 @@ impl Platform {
         match self {
             Platform::Pvc => 12,
             _ => 20,
+        }
+    }
+    /// `max_gt_per_tile` of its `xe_device_desc` (xe_pci.c): 1 on PVC,
+    /// which has no standalone media, 2 on LNL and BMG.
+    fn max_gt_per_tile(self) -> u16 {
+        match self {
+            Platform::Pvc => 1,
+            _ => 2,
+        }
+    }
+    /// What a GT's GMD_ID register holds, as `query_gt_list` reports it
+    /// (major, minor): graphics and media IP of `graphics_ips` / `media_ips`
+    /// in xe_pci.c (BMG: Xe2_HPG 20.01 and Xe2_HPM 13.01; LNL: Xe2_LPG 20.04
+    /// and Xe2_LPM 20.00). PVC predates GMD_ID: `gt_fw_domain_init` reads
+    /// the missing register as 0, so its GTs report 0.0.
+    fn ip_version(self, media: bool) -> (u16, u16) {
+        match (self, media) {
+            (Platform::Bmg, false) => (20, 1),
+            (Platform::Bmg, true) => (13, 1),
+            (Platform::Lnl, false) => (20, 4),
+            (Platform::Lnl, true) => (20, 0),
+            (Platform::Pvc, _) => (0, 0),
+        }
+    }
+    /// The engine classes of a GT (one instance each in the simulator): the
+    /// descriptor's `hw_engine_mask`. Xe2 main GTs have render, copy and
+    /// compute, their media GTs video decode and enhance; PVC
+    /// (`graphics_xehpc`) has copy and compute engines only.
+    fn engine_classes(self, media: bool) -> &'static [u16] {
+        match (self, media) {
+            (Platform::Pvc, _) => &[DRM_XE_ENGINE_CLASS_COPY, DRM_XE_ENGINE_CLASS_COMPUTE],
+            (_, false) => &[DRM_XE_ENGINE_CLASS_RENDER, DRM_XE_ENGINE_CLASS_COPY, DRM_XE_ENGINE_CLASS_COMPUTE],
+            (_, true) => &[DRM_XE_ENGINE_CLASS_VIDEO_DECODE, DRM_XE_ENGINE_CLASS_VIDEO_ENHANCE],
         }
     }
     /// Xe-cores (DSS) per tile.
@@ -92,10 +135,25 @@ impl Sim {
         Platform::of(self.topo.devices[dev as usize].device_id)
     }
 
-    /// The GTs of a device: main and media per tile, ids 2t and 2t+1, as
-    /// GT_LIST reports them.
-    fn gt_exists(&self, dev: u32, gt: u16) -> bool {
-        gt < self.topo.devices[dev as usize].tiles * 2
+    /// The GTs of a device in id order (`xe_info_init`): per tile a main
+    /// GT, id `tile * max_gt_per_tile`, and on platforms with standalone
+    /// media a media GT after it. PVC has no media GT.
+    pub(super) fn gts(&self, dev: u32) -> Vec<Gt> {
+        let p = self.platform(dev);
+        let per_tile = p.max_gt_per_tile();
+        let mut gts = Vec::new();
+        for tile in 0..self.topo.devices[dev as usize].tiles {
+            gts.push(Gt { id: tile * per_tile, tile, media: false });
+            if per_tile > 1 {
+                gts.push(Gt { id: tile * per_tile + 1, tile, media: true });
+            }
+        }
+        gts
+    }
+
+    /// The GT of an id, if the device has it (`xe_device_get_gt`).
+    fn gt(&self, dev: u32, id: u16) -> Option<Gt> {
+        self.gts(dev).into_iter().find(|g| g.id == id)
     }
 
     /// DEVICE_QUERY (`xe_query_ioctl`).
@@ -137,19 +195,11 @@ impl Sim {
         let push = |out: &mut Vec<u8>, bytes: &[u8]| out.extend_from_slice(bytes);
         match query {
             DRM_XE_DEVICE_QUERY_ENGINES => {
-                // Per tile: render, copy and compute on the main GT, video
-                // decode and enhance on the media GT (`query_engines`).
+                // `query_engines`: every engine of every GT, in GT order.
                 let mut engines = Vec::new();
-                for t in 0..spec.tiles {
-                    let (main, media) = (t * 2, t * 2 + 1);
-                    for (class, gt) in [
-                        (DRM_XE_ENGINE_CLASS_RENDER, main),
-                        (DRM_XE_ENGINE_CLASS_COPY, main),
-                        (DRM_XE_ENGINE_CLASS_COMPUTE, main),
-                        (DRM_XE_ENGINE_CLASS_VIDEO_DECODE, media),
-                        (DRM_XE_ENGINE_CLASS_VIDEO_ENHANCE, media),
-                    ] {
-                        let instance = drm_xe_engine_class_instance { engine_class: class, engine_instance: 0, gt_id: gt, pad: 0 };
+                for gt in self.gts(dev) {
+                    for &class in platform.engine_classes(gt.media) {
+                        let instance = drm_xe_engine_class_instance { engine_class: class, engine_instance: 0, gt_id: gt.id, pad: 0 };
                         engines.push(drm_xe_engine { instance, reserved: [0; 3] });
                     }
                 }
@@ -159,15 +209,22 @@ impl Sim {
                 }
             }
             DRM_XE_DEVICE_QUERY_MEM_REGIONS => {
-                // query_mem_regions: `used` only for perfmon_capable() callers.
-                let perfmon = self.perfmon_capable();
+                // query_mem_regions: `used` and `cpu_visible_used` for every
+                // caller since "drm/xe/uapi: loosen used tracking restriction"
+                // (2d1684a077d6, stable 6.8+; before it only for
+                // perfmon_capable() callers). System memory's `used` is the
+                // TT manager's usage (ttm_resource_manager_usage); the
+                // simulator has no buffer objects and reports the bytes its
+                // pages hold in system memory instead (docs/simulator.md).
                 let vram = &self.tile_pagemap[dev as usize];
+                let sys_used = (g.mem.totals().0 * PAGE).min(self.topo.system_memory);
                 push(&mut out, &bytes_of(&drm_xe_query_mem_regions { num_mem_regions: 1 + vram.len() as u32, pad: 0 }));
                 let sys = drm_xe_mem_region {
                     mem_class: DRM_XE_MEM_REGION_CLASS_SYSMEM,
                     instance: 0,
                     min_page_size: PAGE as u32,
                     total_size: self.topo.system_memory,
+                    used: sys_used,
                     ..Default::default()
                 };
                 push(&mut out, &bytes_of(&sys));
@@ -178,16 +235,17 @@ impl Sim {
                         instance: info.instance,
                         min_page_size: if spec.need_64k { 65536 } else { PAGE as u32 },
                         total_size: info.capacity,
-                        used: if perfmon { g.mem.used(p) } else { 0 },
+                        used: g.mem.used(p),
                         cpu_visible_size: info.capacity,
-                        cpu_visible_used: if perfmon { g.mem.used(p) } else { 0 },
+                        cpu_visible_used: g.mem.used(p),
                         ..Default::default()
                     };
                     push(&mut out, &bytes_of(&r));
                 }
             }
             DRM_XE_DEVICE_QUERY_CONFIG => {
-                let mut flags = 0;
+                // query_config: HAS_LOW_LATENCY unconditionally.
+                let mut flags = DRM_XE_QUERY_CONFIG_FLAG_HAS_LOW_LATENCY;
                 if spec.has_vram() {
                     flags |= DRM_XE_QUERY_CONFIG_FLAG_HAS_VRAM;
                 }
@@ -204,31 +262,39 @@ impl Sim {
                 }
                 push(&mut out, &bytes_of(&drm_xe_query_config { num_params: 5, pad: 0 }));
                 let align = if spec.need_64k { 65536u64 } else { PAGE };
-                for v in [spec.device_id as u64 | (1 << 16), flags, align, 48, 2] {
+                // MAX_EXEC_QUEUE_PRIORITY is xe_exec_queue_device_get_max_priority:
+                // HIGH (2) for a caller with CAP_SYS_NICE, NORMAL (1) for
+                // everyone else. VA_BITS stays 48 everywhere: the simulated
+                // VMs span 2^48 (PVC's graphics_xehpc would say 57).
+                let va_bits = 48;
+                let priority = if self.sys_nice_capable() { 2 } else { 1 };
+                for v in [spec.device_id as u64 | (1 << 16), flags, align, va_bits, priority] {
                     push(&mut out, &v.to_ne_bytes());
                 }
             }
             DRM_XE_DEVICE_QUERY_GT_LIST => {
-                let tiles = spec.tiles;
+                // query_gt_list: each GT with its own GMD_ID version.
                 let regions = 1 + self.tile_pagemap[dev as usize].len() as u32;
                 let all = (1u64 << regions) - 1;
-                let mut gts = Vec::new();
-                for t in 0..tiles {
-                    let near = if spec.has_vram() { 1u64 << (t + 1) } else { 1 };
-                    let gt = |ty, id| drm_xe_gt {
-                        gt_type: ty,
-                        tile_id: t,
-                        gt_id: id,
-                        reference_clock: 19_200_000,
-                        near_mem_regions: near,
-                        far_mem_regions: all ^ near,
-                        ip_ver_major: 20,
-                        ip_ver_minor: 1,
-                        ..Default::default()
-                    };
-                    gts.push(gt(DRM_XE_QUERY_GT_TYPE_MAIN, t * 2));
-                    gts.push(gt(DRM_XE_QUERY_GT_TYPE_MEDIA, t * 2 + 1));
-                }
+                let gts: Vec<drm_xe_gt> = self
+                    .gts(dev)
+                    .into_iter()
+                    .map(|gt| {
+                        let near = if spec.has_vram() { 1u64 << (gt.tile + 1) } else { 1 };
+                        let (major, minor) = platform.ip_version(gt.media);
+                        drm_xe_gt {
+                            gt_type: if gt.media { DRM_XE_QUERY_GT_TYPE_MEDIA } else { DRM_XE_QUERY_GT_TYPE_MAIN },
+                            tile_id: gt.tile,
+                            gt_id: gt.id,
+                            reference_clock: REFERENCE_CLOCK,
+                            near_mem_regions: near,
+                            far_mem_regions: all ^ near,
+                            ip_ver_major: major,
+                            ip_ver_minor: minor,
+                            ..Default::default()
+                        }
+                    })
+                    .collect();
                 push(&mut out, &bytes_of(&drm_xe_query_gt_list { num_gt: gts.len() as u32, pad: 0 }));
                 for gt in &gts {
                     push(&mut out, &bytes_of(gt));
@@ -239,8 +305,8 @@ impl Sim {
                 // query_gt_topology: per GT, geometry and compute DSS, L3
                 // banks, then EUs per DSS (SIMD16 on Xe2 and PVC). A media GT
                 // has no DSS of its own: its masks are zero.
-                for gt in 0..spec.tiles * 2 {
-                    let main = gt % 2 == 0;
+                for Gt { id: gt, media, .. } in self.gts(dev) {
+                    let main = !media;
                     let dss = if main { platform.dss() } else { 0 };
                     let eu_type = if platform.graphics_ver() >= 20 || platform == Platform::Pvc { DRM_XE_TOPO_SIMD16_EU_PER_DSS } else { DRM_XE_TOPO_EU_PER_DSS };
                     for (ty, m) in [
@@ -260,16 +326,9 @@ impl Sim {
                 // query_oa_units: an OAG unit per main GT (render, compute,
                 // copy), an OAM unit per media GT (video), ids in GT order.
                 let mut units: Vec<(drm_xe_oa_unit, Vec<drm_xe_engine_class_instance>)> = Vec::new();
-                for gt in 0..spec.tiles * 2 {
-                    let main = gt % 2 == 0;
-                    if !main && platform == Platform::Pvc {
-                        continue;
-                    }
-                    let classes: &[u16] = if main {
-                        &[DRM_XE_ENGINE_CLASS_RENDER, DRM_XE_ENGINE_CLASS_COPY, DRM_XE_ENGINE_CLASS_COMPUTE]
-                    } else {
-                        &[DRM_XE_ENGINE_CLASS_VIDEO_DECODE, DRM_XE_ENGINE_CLASS_VIDEO_ENHANCE]
-                    };
+                for Gt { id: gt, media, .. } in self.gts(dev) {
+                    let main = !media;
+                    let classes = platform.engine_classes(media);
                     let eci: Vec<_> = classes.iter().map(|&c| drm_xe_engine_class_instance { engine_class: c, engine_instance: 0, gt_id: gt, pad: 0 }).collect();
                     let unit = drm_xe_oa_unit {
                         oa_unit_id: units.len() as u32,
@@ -349,15 +408,12 @@ impl Sim {
             _ => return Err(Errno::EINVAL),
         };
         let e = r.eci;
-        if e.gt_id >= MAX_GT_PER_TILE || !self.gt_exists(dev, e.gt_id) || e.engine_class > DRM_XE_ENGINE_CLASS_COMPUTE {
+        if e.gt_id >= MAX_GT_PER_TILE || e.engine_class > DRM_XE_ENGINE_CLASS_COMPUTE {
             return Err(Errno::EINVAL);
         }
-        let media = e.gt_id % 2 == 1;
-        let on_gt = match e.engine_class {
-            DRM_XE_ENGINE_CLASS_VIDEO_DECODE | DRM_XE_ENGINE_CLASS_VIDEO_ENHANCE => media,
-            _ => !media,
-        };
-        if !on_gt || e.engine_instance != 0 {
+        let gt = self.gt(dev, e.gt_id).ok_or(Errno::EINVAL)?;
+        // xe_gt_hw_engine: the GT must have an engine of that class.
+        if !self.platform(dev).engine_classes(gt.media).contains(&e.engine_class) || e.engine_instance != 0 {
             return Err(Errno::EINVAL);
         }
         let now = |c: libc::clockid_t| {

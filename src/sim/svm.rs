@@ -578,10 +578,15 @@ impl Sim {
     /// the part `prefetch_ranges` does: each range migrated and its pages
     /// collected; the ranges to bind are pushed to `binds` (the ioctl binds
     /// them at execution, or voids them all). `target` None = system.
-    /// Per-range failures become -ENODATA: counted, and returned as
-    /// Ok(true) (swallowed) once the span is walked.
+    /// A range's failure becomes -ENODATA: counted, and returned as
+    /// Ok(true) (swallowed). `prefetch_ranges` returns at the first failing
+    /// range, and `vm_bind_ioctl_ops_prefetch_ranges` at the first failing
+    /// op: once `stopped` is set, the rest of the span and every later
+    /// PREFETCH op of the ioctl only get their ranges created
+    /// (`vm_bind_ioctl_ops_create` made them all before any migration),
+    /// and nothing of theirs is migrated or collected.
     #[allow(clippy::too_many_arguments)] // the ioctl's own fields: file, VM, device, span, region
-    pub(super) fn prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, start: u64, end: u64, target: Option<u16>, binds: &mut Vec<u64>) -> Result<bool> {
+    pub(super) fn prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, start: u64, end: u64, target: Option<u16>, binds: &mut Vec<u64>, stopped: &mut bool) -> Result<bool> {
         let mut swallowed = false;
         let all_tiles = (1u8 << self.topo.devices[dev as usize].tiles) - 1;
         let mut a = start;
@@ -594,6 +599,10 @@ impl Sim {
                 }
                 Err(e) => return Err(e),
             };
+            if *stopped {
+                a = re.max(a + PAGE);
+                continue;
+            }
             self.count(&self.counters.prefetch_ranges, 1);
             let r = g.files[&fd].vms[&vm_id].ranges[&rs].clone();
             let ok = match target {
@@ -611,7 +620,7 @@ impl Sim {
                         Ok(())
                     };
                     match migrated {
-                        // Any migration failure becomes -ENODATA (docs/kernel-model.md §7): skip the range.
+                        // Any migration failure becomes -ENODATA (docs/kernel-model.md §7).
                         Err(_) => Err(Errno::ENODATA),
                         Ok(()) => self.get_pages(g, fd, vm_id, rs, re, Some(self.owner_of_pagemap(p)), false),
                     }
@@ -621,9 +630,12 @@ impl Sim {
                 Ok(()) => binds.push(rs),
                 Err(Errno::EALREADY) => {}
                 Err(Errno::ENODATA | Errno::EOPNOTSUPP | Errno::EFAULT | Errno::EPERM) => {
-                    // -ENODATA: "retry from userspace"; the ioctl still succeeds.
+                    // -ENODATA: "retry from userspace"; the ioctl still
+                    // succeeds. prefetch_ranges returns here: no later
+                    // range of this op, nor of a later op, is migrated.
                     self.count(&self.counters.prefetch_swallowed, 1);
                     swallowed = true;
+                    *stopped = true;
                 }
                 Err(e) => return Err(e),
             }
@@ -672,9 +684,12 @@ impl Sim {
     }
 
     /// Runs a VM's pending garbage collection, as the kernel does at the
-    /// start of every bind and madvise (6.18 resets without the flag).
+    /// start of every bind and madvise. The madvise reset follows the
+    /// mirror's MADVISE_AUTORESET flag from 6.18-rc3 on
+    /// (`xe_svm_garbage_collector` checks XE_VMA_MADV_AUTORESET); 6.18-rc1
+    /// and -rc2 reset every mirror VMA (docs/kernel-model.md §8).
     pub(super) fn collect_garbage(&self, g: &mut Guard, fd: RawFd, vm_id: u32) {
-        let unconditional = !self.topo.kernel.multi_device();
+        let unconditional = !self.topo.kernel.autoreset_flag();
         if let Some(vm) = g.files.get_mut(&fd).and_then(|f| f.vms.get_mut(&vm_id)) {
             vm.collect_garbage(unconditional);
         }

@@ -9,7 +9,7 @@
 //! the line (from toml_edit's spans) and, past the syntax, the field.
 //!
 //! ```toml
-//! kernel = "7.0"              # "6.18", "7.0" or "7.1"
+//! kernel = "7.0"              # "6.18-rc1"/"6.18-rc2", "6.18", "7.0" or "7.1"
 //! system_memory = "256 GiB"
 //!
 //! [[device]]                  # repeated per device, in index order
@@ -289,7 +289,7 @@ fn root_field(topo: &mut Topology, f: &Field) -> Result<(), ParseError> {
         "kernel" => {
             let s = f.string()?;
             topo.kernel = KernelVersion::parse(s)
-                .ok_or_else(|| err(line, format!("field `kernel`: unknown version \"{s}\" (expected \"6.18\", \"7.0\" or \"7.1\")")))?;
+                .ok_or_else(|| err(line, format!("field `kernel`: unknown version \"{s}\" (expected \"6.18-rc1\", \"6.18-rc2\", \"6.18\", \"7.0\" or \"7.1\")")))?;
         }
         "system_memory" => topo.system_memory = f.size()?,
         k => return Err(err(line, format!("unknown field `{k}` (expected kernel or system_memory)"))),

@@ -74,3 +74,11 @@ pub const PM_FILE: u64 = 1 << 61;
 pub const PM_PFN_MASK: u64 = (1 << 55) - 1;
 /// Bits of the swap type in a swap entry's low bits.
 pub const PM_SWAP_TYPE_BITS: u32 = 5;
+/// Swap types below this are swap areas (swap files and partitions):
+/// `MAX_SWAPFILES` is 32 less the special types above it (device-private,
+/// migration, hwpoison, PTE marker, swap-in error: at most 10 in any
+/// release, `include/linux/swap.h`), so it is never below 22, and a real
+/// swap area has a type under it. Types from 22 up are taken as special
+/// (a device-private or migration entry), which is right unless 23 or
+/// more swap areas are active at once (docs/observation.md §2).
+pub const PM_SWAP_AREA_TYPES: u64 = 22;
