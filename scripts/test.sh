@@ -165,6 +165,8 @@ for want in lean sim; do
 done
 cc examples/version.c $(pkg-config --cflags --libs xesvm) -o "$tmp/version-installed"
 "$tmp/version-installed"
+# --sim installs the tools (built above by cargo build --workspace) too.
+"$tmp/prefix/bin/xesvm" --version
 # The installed runtime library: no simulator symbol, and every export in
 # the version node XESVM_0 (xesvm.map).
 nm -D --defined-only --with-symbol-versions "$tmp/prefix/lib/libxesvm.so.0" > "$tmp/exports.txt"
@@ -176,4 +178,4 @@ if grep ' svm_' "$tmp/exports.txt" | grep -v '@@XESVM_0$'; then
 fi
 grep -q ' svm_alloc_vram@@XESVM_0$' "$tmp/exports.txt" || { echo "install: libxesvm.so.0 lacks svm_alloc_vram@@XESVM_0" >&2; exit 1; }
 unset PKG_CONFIG_PATH
-echo "pkg-config smoke test: 6 passed, 0 failed ($(grep -c ' svm_' "$tmp/exports.txt") exports at XESVM_0, no simulator)"
+echo "pkg-config smoke test: 7 passed, 0 failed ($(grep -c ' svm_' "$tmp/exports.txt") exports at XESVM_0, no simulator)"
