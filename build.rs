@@ -1,6 +1,16 @@
 //! Generates include/xesvm.h with cbindgen, gives the shared library a soname
-//! carrying the ABI major version, and writes an uninstalled `xesvm.pc` for
-//! the build tree (`target/<profile>/pkgconfig`).
+//! carrying the ABI major version, and writes an uninstalled `.pc` for the
+//! build tree (`target/<profile>/pkgconfig`).
+//!
+//! One crate, two artefacts (README, "Install"): built without the `sim`
+//! feature it is the library a runtime ships, `libxesvm.so.0`, pkg-config
+//! `xesvm`; built with it (the default: tests, benchmarks) it is the
+//! simulator-enabled variant, soname `libxesvm-sim.so.0`, pkg-config
+//! `xesvm-sim`, so the two never stand in for each other. Cargo names the
+//! file `libxesvm.so` either way: the build tree gets `libxesvm-sim.so` and
+//! `libxesvm-sim.so.0` links to it; scripts/install.sh installs it under the
+//! variant's name, linked again with the version script `xesvm.map` (see
+//! `main`).
 //!
 //! The header is always generated into OUT_DIR; it is copied over the
 //! committed include/xesvm.h only outside CI (`CI` unset), so that in CI a
@@ -13,6 +23,10 @@ use std::path::{Path, PathBuf};
 
 /// The ABI major version, carried in the soname (`libxesvm.so.<major>`).
 const ABI_MAJOR: &str = "0";
+/// The library a runtime links: no simulator (`--no-default-features`).
+const LEAN_NAME: &str = "xesvm";
+/// The variant with the simulated driver (feature `sim`).
+const SIM_NAME: &str = "xesvm-sim";
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -25,14 +39,23 @@ fn main() {
     #[cfg(feature = "header")]
     generate_header(&manifest, &out, &version);
 
+    // The artefact's name: the library a runtime links, or the variant with
+    // the simulator (tests, benchmarks).
+    let name = if env::var_os("CARGO_FEATURE_SIM").is_some() { SIM_NAME } else { LEAN_NAME };
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libxesvm.so.{ABI_MAJOR}");
+        // No symbol versions here: rustc hands the linker its own version
+        // script (every export in the base version) ahead of any the build
+        // script adds, and the linker keeps the first assignment, so
+        // `-Wl,--version-script=xesvm.map` would define the node XESVM_0 and
+        // leave every symbol unversioned. scripts/install.sh links the
+        // installed library again from the static archive with xesvm.map.
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,lib{name}.so.{ABI_MAJOR}");
     }
 
     // OUT_DIR is <target>/<profile>/build/xesvm-<hash>/out.
     if let Some(profile_dir) = out.ancestors().nth(3) {
-        write_uninstalled_pc(profile_dir, &manifest, &version);
+        write_uninstalled_pc(profile_dir, &manifest, &version, name);
     }
 }
 
@@ -74,23 +97,42 @@ fn copy_if_changed(from: &Path, to: &Path) {
     }
 }
 
-/// A `.pc` whose paths point into the build tree, plus the soname link the
-/// loader looks for, so `cc x.c $(pkg-config --cflags --libs xesvm)` works
-/// before any install.
-fn write_uninstalled_pc(profile_dir: &Path, manifest: &Path, version: &str) {
+/// A `.pc` whose paths point into the build tree (`pkgconfig/<name>.pc.in`),
+/// plus the links the linker and the loader look for (`lib<name>.so`,
+/// `lib<name>.so.<major>`, to cargo's `libxesvm.so`), so
+/// `cc x.c $(pkg-config --cflags --libs <name>)` works before any install.
+/// The other variant's `.pc` and links go: a profile directory holds one
+/// library, and its `.pc` says which.
+fn write_uninstalled_pc(profile_dir: &Path, manifest: &Path, version: &str, name: &str) {
     let pc_dir = profile_dir.join("pkgconfig");
     fs::create_dir_all(&pc_dir).unwrap();
-    let template = fs::read_to_string(manifest.join("pkgconfig/xesvm.pc.in")).unwrap();
+    let template = fs::read_to_string(manifest.join(format!("pkgconfig/{name}.pc.in"))).unwrap();
     let pc = template
         .replace("@PREFIX@", &manifest.display().to_string())
         .replace("@LIBDIR@", &profile_dir.display().to_string())
         .replace("@INCLUDEDIR@", &manifest.join("include").display().to_string())
         .replace("@VERSION@", version);
-    copy_if_changed_str(&pc, &pc_dir.join("xesvm.pc"));
-    println!("cargo:rerun-if-changed=pkgconfig/xesvm.pc.in");
-    let link = profile_dir.join(format!("libxesvm.so.{ABI_MAJOR}"));
-    if fs::symlink_metadata(&link).is_err() {
-        let _ = std::os::unix::fs::symlink("libxesvm.so", &link);
+    copy_if_changed_str(&pc, &pc_dir.join(format!("{name}.pc")));
+    println!("cargo:rerun-if-changed=pkgconfig/{name}.pc.in");
+    let other = if name == SIM_NAME { LEAN_NAME } else { SIM_NAME };
+    let _ = fs::remove_file(pc_dir.join(format!("{other}.pc")));
+    let stale = if name == SIM_NAME {
+        vec![format!("lib{LEAN_NAME}.so.{ABI_MAJOR}")]
+    } else {
+        vec![format!("lib{SIM_NAME}.so.{ABI_MAJOR}"), format!("lib{SIM_NAME}.so")]
+    };
+    for link in stale {
+        let _ = fs::remove_file(profile_dir.join(link));
+    }
+    let mut links = vec![format!("lib{name}.so.{ABI_MAJOR}")];
+    if name != LEAN_NAME {
+        links.push(format!("lib{name}.so"));
+    }
+    for link in links {
+        let link = profile_dir.join(link);
+        if fs::symlink_metadata(&link).is_err() {
+            let _ = std::os::unix::fs::symlink("libxesvm.so", &link);
+        }
     }
 }
 

@@ -25,10 +25,10 @@ int main()
 	res.struct_size = sizeof(res);
 	if (svm_alloc_vram(ctx, dev, 0x1000000000ull, 2u << 20, pm, 0, &res) != 0 || res.pagemap.id != pm.id)
 		return 1;
-	drm_xe_vm_bind bind{};
-	bind.bind.op = DRM_XE_VM_BIND_OP_PREFETCH; // anonymous unions work in C++ as in C
+	xesvm_drm_xe_vm_bind bind{};
+	bind.bind.op = XESVM_DRM_XE_VM_BIND_OP_PREFETCH; // anonymous unions work in C++ as in C
 	std::printf("C++: xesvm %s, %s\n", svm_version(), std::strlen(svm_strerror(-16)) ? "ok" : "?");
 	svm_context_destroy(ctx);
 	svm_sim_destroy(sim);
-	return bind.bind.op == DRM_XE_VM_BIND_OP_PREFETCH ? 0 : 1;
+	return bind.bind.op == XESVM_DRM_XE_VM_BIND_OP_PREFETCH ? 0 : 1;
 }

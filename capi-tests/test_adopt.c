@@ -19,28 +19,28 @@
 
 static uint32_t vm_create(svm_sim *sim, int fd, uint32_t flags)
 {
-	struct drm_xe_vm_create c = { .flags = flags };
-	CHECK_OK(svm_sim_ioctl(sim, fd, DRM_IOCTL_XE_VM_CREATE, &c));
+	struct xesvm_drm_xe_vm_create c = { .flags = flags };
+	CHECK_OK(svm_sim_ioctl(sim, fd, XESVM_DRM_IOCTL_XE_VM_CREATE, &c));
 	return c.vm_id;
 }
 
 static void bind_op(svm_sim *sim, int fd, uint32_t vm, uint32_t flags, uint64_t addr, uint64_t range)
 {
 	uint64_t fence = 0;
-	struct drm_xe_sync sync = {
-		.type = DRM_XE_SYNC_TYPE_USER_FENCE, .flags = DRM_XE_SYNC_FLAG_SIGNAL,
+	struct xesvm_drm_xe_sync sync = {
+		.type = XESVM_DRM_XE_SYNC_TYPE_USER_FENCE, .flags = XESVM_DRM_XE_SYNC_FLAG_SIGNAL,
 		.addr = (uintptr_t)&fence, .timeline_value = 7,
 	};
-	struct drm_xe_vm_bind_op op = { .op = DRM_XE_VM_BIND_OP_MAP, .flags = flags, .addr = addr, .range = range };
-	struct drm_xe_vm_bind b = { .vm_id = vm, .num_binds = 1, .bind = op, .num_syncs = 1, .syncs = (uintptr_t)&sync };
-	CHECK_OK(svm_sim_ioctl(sim, fd, DRM_IOCTL_XE_VM_BIND, &b));
-	struct drm_xe_wait_user_fence w = { .addr = (uintptr_t)&fence, .op = DRM_XE_UFENCE_WAIT_OP_EQ, .value = 7, .mask = ~0ull, .timeout = 1000000000 };
-	CHECK_OK(svm_sim_ioctl(sim, fd, DRM_IOCTL_XE_WAIT_USER_FENCE, &w));
+	struct xesvm_drm_xe_vm_bind_op op = { .op = XESVM_DRM_XE_VM_BIND_OP_MAP, .flags = flags, .addr = addr, .range = range };
+	struct xesvm_drm_xe_vm_bind b = { .vm_id = vm, .num_binds = 1, .bind = op, .num_syncs = 1, .syncs = (uintptr_t)&sync };
+	CHECK_OK(svm_sim_ioctl(sim, fd, XESVM_DRM_IOCTL_XE_VM_BIND, &b));
+	struct xesvm_drm_xe_wait_user_fence w = { .addr = (uintptr_t)&fence, .op = XESVM_DRM_XE_UFENCE_WAIT_OP_EQ, .value = 7, .mask = ~0ull, .timeout = 1000000000 };
+	CHECK_OK(svm_sim_ioctl(sim, fd, XESVM_DRM_IOCTL_XE_WAIT_USER_FENCE, &w));
 }
 
 static void bind_mirror(svm_sim *sim, int fd, uint32_t vm, uint32_t extra)
 {
-	bind_op(sim, fd, vm, DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR | extra, 0, 1ull << 47);
+	bind_op(sim, fd, vm, XESVM_DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR | extra, 0, 1ull << 47);
 }
 
 static uint64_t madvises(svm_sim *sim)
@@ -67,19 +67,19 @@ int main(void)
 	/* Not in fault mode (a mirror cannot even be bound there); a NULL
 	 * binding gives it a VMA, which is no mirror: the probe (a migration
 	 * policy only a mirror VMA takes) refuses it. */
-	uint32_t plain = vm_create(sim, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE);
+	uint32_t plain = vm_create(sim, fd, XESVM_DRM_XE_VM_CREATE_FLAG_LR_MODE);
 	CHECK(svm_device_adopt(ctx, fd, plain, &dev) == -EINVAL);
 	CHECK(strstr(svm_last_error(), "no CPU-address mirror") != NULL);
-	bind_op(sim, fd, plain, DRM_XE_VM_BIND_FLAG_NULL, 0, 2 * MIB);
+	bind_op(sim, fd, plain, XESVM_DRM_XE_VM_BIND_FLAG_NULL, 0, 2 * MIB);
 	CHECK(svm_device_adopt(ctx, fd, plain, &dev) == -EINVAL);
 	CHECK(strstr(svm_last_error(), "no CPU-address mirror") != NULL);
 	/* Fault mode, but no mirror bound: a NULL binding is not one either
 	 * (NEO's VMs outside Battlemage have no mirror). */
-	uint32_t bare = vm_create(sim, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE);
+	uint32_t bare = vm_create(sim, fd, XESVM_DRM_XE_VM_CREATE_FLAG_LR_MODE | XESVM_DRM_XE_VM_CREATE_FLAG_FAULT_MODE);
 	CHECK(svm_device_adopt(ctx, fd, bare, &dev) == -EINVAL);
 	CHECK(strstr(svm_last_error(), "no CPU-address mirror") != NULL);
-	uint32_t nulled = vm_create(sim, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE);
-	bind_op(sim, fd, nulled, DRM_XE_VM_BIND_FLAG_NULL, 0, 2 * MIB);
+	uint32_t nulled = vm_create(sim, fd, XESVM_DRM_XE_VM_CREATE_FLAG_LR_MODE | XESVM_DRM_XE_VM_CREATE_FLAG_FAULT_MODE);
+	bind_op(sim, fd, nulled, XESVM_DRM_XE_VM_BIND_FLAG_NULL, 0, 2 * MIB);
 	CHECK(svm_device_adopt(ctx, fd, nulled, &dev) == -EINVAL);
 	CHECK(strstr(svm_last_error(), "no CPU-address mirror") != NULL);
 	/* Not an Xe device: refused before any Xe ioctl. */
@@ -90,7 +90,7 @@ int main(void)
 	CHECK(svm_device_adopt_flags(ctx, fd, bare, 1u << 9, &dev) == -EINVAL); /* unknown flag */
 
 	/* The probes changed nothing: the bare VM still takes a mirror. */
-	bind_mirror(sim, fd, bare, DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET);
+	bind_mirror(sim, fd, bare, XESVM_DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET);
 	CHECK_OK(svm_device_adopt_flags(ctx, fd, bare, SVM_ADOPT_MIRROR_AUTORESET, &dev));
 	svm_device_info info = { .struct_size = sizeof(info) };
 	CHECK_OK(svm_device_get_info(ctx, dev, &info));

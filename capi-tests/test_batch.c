@@ -44,8 +44,8 @@ int main(void)
 	svm_range_placement one = { BUF + 24 * MIB, 2 * MIB, r.vram[0] };
 	CHECK_OK(svm_place_batch(r.ctx, r.dev[0], &one, 1, &fence, 0x77, &b));
 	CHECK(fence == 0);
-	struct drm_xe_wait_user_fence w = { .addr = (uintptr_t)&fence, .op = DRM_XE_UFENCE_WAIT_OP_EQ, .value = 0x77, .mask = ~0ull, .timeout = 1000000000 };
-	CHECK_OK(svm_sim_ioctl(r.sim, r.fd[0], DRM_IOCTL_XE_WAIT_USER_FENCE, &w));
+	struct xesvm_drm_xe_wait_user_fence w = { .addr = (uintptr_t)&fence, .op = XESVM_DRM_XE_UFENCE_WAIT_OP_EQ, .value = 0x77, .mask = ~0ull, .timeout = 1000000000 };
+	CHECK_OK(svm_sim_ioctl(r.sim, r.fd[0], XESVM_DRM_IOCTL_XE_WAIT_USER_FENCE, &w));
 	CHECK(fence == 0x77 && svm_batch_signalled(b) == 1);
 	CHECK_OK(svm_batch_complete(r.ctx, b, 0, NULL, 0));
 	CHECK_OK(svm_batch_destroy(b));

@@ -14,15 +14,15 @@
 
 static uint16_t first_vram_instance(svm_sim *sim, int fd)
 {
-	struct drm_xe_device_query q = { .query = DRM_XE_DEVICE_QUERY_MEM_REGIONS };
-	CHECK_OK(svm_sim_ioctl(sim, fd, DRM_IOCTL_XE_DEVICE_QUERY, &q));
-	CHECK(q.size >= sizeof(struct drm_xe_query_mem_regions));
-	struct drm_xe_query_mem_regions *r = calloc(1, q.size);
+	struct xesvm_drm_xe_device_query q = { .query = XESVM_DRM_XE_DEVICE_QUERY_MEM_REGIONS };
+	CHECK_OK(svm_sim_ioctl(sim, fd, XESVM_DRM_IOCTL_XE_DEVICE_QUERY, &q));
+	CHECK(q.size >= sizeof(struct xesvm_drm_xe_query_mem_regions));
+	struct xesvm_drm_xe_query_mem_regions *r = calloc(1, q.size);
 	q.data = (uintptr_t)r;
-	CHECK_OK(svm_sim_ioctl(sim, fd, DRM_IOCTL_XE_DEVICE_QUERY, &q));
+	CHECK_OK(svm_sim_ioctl(sim, fd, XESVM_DRM_IOCTL_XE_DEVICE_QUERY, &q));
 	uint16_t inst = 0;
 	for (uint32_t i = 0; i < r->num_mem_regions; i++)
-		if (r->mem_regions[i].mem_class == DRM_XE_MEM_REGION_CLASS_VRAM) { inst = r->mem_regions[i].instance; break; }
+		if (r->mem_regions[i].mem_class == XESVM_DRM_XE_MEM_REGION_CLASS_VRAM) { inst = r->mem_regions[i].instance; break; }
 	free(r);
 	CHECK(inst != 0);
 	return inst;
@@ -30,27 +30,27 @@ static uint16_t first_vram_instance(svm_sim *sim, int fd)
 
 static uint32_t create_svm_vm(svm_sim *sim, int fd)
 {
-	struct drm_xe_vm_create c = { .flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE };
-	CHECK_OK(svm_sim_ioctl(sim, fd, DRM_IOCTL_XE_VM_CREATE, &c));
+	struct xesvm_drm_xe_vm_create c = { .flags = XESVM_DRM_XE_VM_CREATE_FLAG_LR_MODE | XESVM_DRM_XE_VM_CREATE_FLAG_FAULT_MODE };
+	CHECK_OK(svm_sim_ioctl(sim, fd, XESVM_DRM_IOCTL_XE_VM_CREATE, &c));
 	CHECK(c.vm_id != 0);
 	return c.vm_id;
 }
 
 /* One bind op, completed through a user fence and WAIT_USER_FENCE. */
-static void bind_and_wait(svm_sim *sim, int fd, uint32_t vm, struct drm_xe_vm_bind_op op)
+static void bind_and_wait(svm_sim *sim, int fd, uint32_t vm, struct xesvm_drm_xe_vm_bind_op op)
 {
 	uint64_t fence = 0;
-	struct drm_xe_sync sync = {
-		.type = DRM_XE_SYNC_TYPE_USER_FENCE, .flags = DRM_XE_SYNC_FLAG_SIGNAL,
+	struct xesvm_drm_xe_sync sync = {
+		.type = XESVM_DRM_XE_SYNC_TYPE_USER_FENCE, .flags = XESVM_DRM_XE_SYNC_FLAG_SIGNAL,
 		.addr = (uintptr_t)&fence, .timeline_value = 0xc0ffee,
 	};
-	struct drm_xe_vm_bind b = { .vm_id = vm, .num_binds = 1, .bind = op, .num_syncs = 1, .syncs = (uintptr_t)&sync };
-	CHECK_OK(svm_sim_ioctl(sim, fd, DRM_IOCTL_XE_VM_BIND, &b));
-	struct drm_xe_wait_user_fence w = {
-		.addr = (uintptr_t)&fence, .op = DRM_XE_UFENCE_WAIT_OP_EQ, .value = 0xc0ffee,
+	struct xesvm_drm_xe_vm_bind b = { .vm_id = vm, .num_binds = 1, .bind = op, .num_syncs = 1, .syncs = (uintptr_t)&sync };
+	CHECK_OK(svm_sim_ioctl(sim, fd, XESVM_DRM_IOCTL_XE_VM_BIND, &b));
+	struct xesvm_drm_xe_wait_user_fence w = {
+		.addr = (uintptr_t)&fence, .op = XESVM_DRM_XE_UFENCE_WAIT_OP_EQ, .value = 0xc0ffee,
 		.mask = ~0ull, .timeout = 1000000000,
 	};
-	CHECK_OK(svm_sim_ioctl(sim, fd, DRM_IOCTL_XE_WAIT_USER_FENCE, &w));
+	CHECK_OK(svm_sim_ioctl(sim, fd, XESVM_DRM_IOCTL_XE_WAIT_USER_FENCE, &w));
 	CHECK(fence == 0xc0ffee);
 }
 
@@ -69,8 +69,8 @@ int main(void)
 		CHECK_OK(svm_sim_device_open(sim, d, &fd[d]));
 		vram[d] = first_vram_instance(sim, fd[d]);
 		vm[d] = create_svm_vm(sim, fd[d]);
-		struct drm_xe_vm_bind_op mirror = {
-			.op = DRM_XE_VM_BIND_OP_MAP, .flags = DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR,
+		struct xesvm_drm_xe_vm_bind_op mirror = {
+			.op = XESVM_DRM_XE_VM_BIND_OP_MAP, .flags = XESVM_DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR,
 			.addr = 0, .range = 1ull << 47,
 		};
 		bind_and_wait(sim, fd[d], vm[d], mirror);
@@ -85,14 +85,14 @@ int main(void)
 	CHECK_OK(svm_sim_checksum(sim, BUF + 2 * MIB, 6 * MIB, &rest0));
 
 	/* Device 0's VM prefers device 1's VRAM; prefetch with CONSULT (IGT's xe_multigpu_svm flow). */
-	struct drm_xe_madvise m = {
-		.start = BUF, .range = 8 * MIB, .vm_id = vm[0], .type = DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC,
+	struct xesvm_drm_xe_madvise m = {
+		.start = BUF, .range = 8 * MIB, .vm_id = vm[0], .type = XESVM_DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC,
 		.preferred_mem_loc = { .devmem_fd = (uint32_t)fd[1], .region_instance = vram[1] },
 	};
-	CHECK_OK(svm_sim_ioctl(sim, fd[0], DRM_IOCTL_XE_MADVISE, &m));
-	struct drm_xe_vm_bind_op pf = {
-		.op = DRM_XE_VM_BIND_OP_PREFETCH, .addr = BUF, .range = 8 * MIB,
-		.prefetch_mem_region_instance = DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC,
+	CHECK_OK(svm_sim_ioctl(sim, fd[0], XESVM_DRM_IOCTL_XE_MADVISE, &m));
+	struct xesvm_drm_xe_vm_bind_op pf = {
+		.op = XESVM_DRM_XE_VM_BIND_OP_PREFETCH, .addr = BUF, .range = 8 * MIB,
+		.prefetch_mem_region_instance = XESVM_DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC,
 	};
 	bind_and_wait(sim, fd[0], vm[0], pf);
 
@@ -128,7 +128,7 @@ int main(void)
 	CHECK_OK(svm_sim_clock_ns(sim, &t));
 	CHECK(t > 0);
 	CHECK_OK(svm_sim_device_close(sim, fd[0]));
-	CHECK_STATUS(svm_sim_ioctl(sim, fd[0], DRM_IOCTL_XE_VM_CREATE, &(struct drm_xe_vm_create){0}), -EBADF);
+	CHECK_STATUS(svm_sim_ioctl(sim, fd[0], XESVM_DRM_IOCTL_XE_VM_CREATE, &(struct xesvm_drm_xe_vm_create){0}), -EBADF);
 	CHECK_OK(svm_sim_destroy(sim));
 	printf("two simulated devices: placement and content as expected (%llu ns simulated)\n", (unsigned long long)t);
 	return 0;

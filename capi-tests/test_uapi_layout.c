@@ -1,17 +1,30 @@
 /* include/xesvm/xe_drm.h must match the Xe uAPI byte for byte (docs/xe-uapi.md §3, §4).
  * Built a second time by scripts/test.sh with -DXESVM_KERNEL_HEADER against
- * the real header of linux-libc-dev 7.x (scripts/kernel-header.sh): the same
- * checks then hold for the kernel's own layouts. */
+ * the real header of linux-libc-dev 7.x (scripts/kernel-header.sh): xesvm's
+ * copy defines its names with a prefix (xesvm_drm_xe_*, XESVM_DRM_*), so
+ * both headers go into one unit and every check then holds for the kernel's
+ * own layouts and values as well as for xesvm's. */
 #include <stddef.h>
+#include <xesvm/xe_drm.h>
 #ifdef XESVM_KERNEL_HEADER
 #include <drm/xe_drm.h>
-#else
-#include <xesvm/xe_drm.h>
 #endif
 #include "check.h"
 
-#define SIZE(T, n) _Static_assert(sizeof(struct T) == (n), #T " size")
-#define OFF(T, f, n) _Static_assert(offsetof(struct T, f) == (n), #T "." #f " offset")
+#ifdef XESVM_KERNEL_HEADER
+#define KSIZE(T, n) _Static_assert(sizeof(struct T) == (n), #T " size (kernel)")
+#define KOFF(T, f, n) _Static_assert(offsetof(struct T, f) == (n), #T "." #f " offset (kernel)")
+#define KCHECK(cond) CHECK(cond)
+#else
+#define KSIZE(T, n) _Static_assert(1, "")
+#define KOFF(T, f, n) _Static_assert(1, "")
+#define KCHECK(cond) ((void)0)
+#endif
+/* xesvm's struct xesvm_T, and with the kernel's header its struct T. */
+#define SIZE(T, n) _Static_assert(sizeof(struct xesvm_##T) == (n), #T " size"); KSIZE(T, n)
+#define OFF(T, f, n) _Static_assert(offsetof(struct xesvm_##T, f) == (n), #T "." #f " offset"); KOFF(T, f, n)
+/* xesvm's XESVM_NAME, and with the kernel's header its NAME. */
+#define VALUE(name, v) do { CHECK((uint32_t)(XESVM_##name) == (v)); KCHECK((uint32_t)(name) == (v)); } while (0)
 
 SIZE(drm_xe_user_extension, 16);
 SIZE(drm_xe_device_query, 40); OFF(drm_xe_device_query, size, 12); OFF(drm_xe_device_query, data, 16);
@@ -41,14 +54,14 @@ OFF(drm_xe_vm_query_mem_range_attr, vector_of_mem_attr, 40);
 
 int main(void)
 {
-	CHECK(DRM_IOCTL_XE_DEVICE_QUERY == 0xC0286440u);
-	CHECK(DRM_IOCTL_XE_VM_CREATE == 0xC0206443u);
-	CHECK(DRM_IOCTL_XE_VM_DESTROY == 0x40186444u);
-	CHECK(DRM_IOCTL_XE_VM_BIND == 0x40886445u);
-	CHECK(DRM_IOCTL_XE_WAIT_USER_FENCE == 0xC048644Au);
-	CHECK(DRM_IOCTL_XE_MADVISE == 0x4040644Cu);
-	CHECK(DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS == 0xC040644Du);
-	CHECK((uint32_t)DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC == 0xFFFFFFFFu);
-	CHECK((uint32_t)DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM == 0xFFFFFFFFu);
+	VALUE(DRM_IOCTL_XE_DEVICE_QUERY, 0xC0286440u);
+	VALUE(DRM_IOCTL_XE_VM_CREATE, 0xC0206443u);
+	VALUE(DRM_IOCTL_XE_VM_DESTROY, 0x40186444u);
+	VALUE(DRM_IOCTL_XE_VM_BIND, 0x40886445u);
+	VALUE(DRM_IOCTL_XE_WAIT_USER_FENCE, 0xC048644Au);
+	VALUE(DRM_IOCTL_XE_MADVISE, 0x4040644Cu);
+	VALUE(DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS, 0xC040644Du);
+	VALUE(DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC, 0xFFFFFFFFu);
+	VALUE(DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, 0xFFFFFFFFu);
 	return 0;
 }

@@ -27,9 +27,9 @@
 static uint8_t *buf;
 
 static const uint32_t requests[] = {
-	DRM_IOCTL_XE_DEVICE_QUERY, DRM_IOCTL_XE_VM_CREATE,  DRM_IOCTL_XE_VM_DESTROY,
-	DRM_IOCTL_XE_VM_BIND,      DRM_IOCTL_XE_WAIT_USER_FENCE, DRM_IOCTL_XE_MADVISE,
-	DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS,
+	XESVM_DRM_IOCTL_XE_DEVICE_QUERY, XESVM_DRM_IOCTL_XE_VM_CREATE,  XESVM_DRM_IOCTL_XE_VM_DESTROY,
+	XESVM_DRM_IOCTL_XE_VM_BIND,      XESVM_DRM_IOCTL_XE_WAIT_USER_FENCE, XESVM_DRM_IOCTL_XE_MADVISE,
+	XESVM_DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS,
 };
 #define NREQ (sizeof(requests) / sizeof(requests[0]))
 
@@ -78,8 +78,8 @@ static uint32_t u32_at(size_t pos)
  * Prefetch spans are capped at 64 MiB, keeping their low bits. */
 static void cap_prefetch(size_t op)
 {
-	size_t range = op + offsetof(struct drm_xe_vm_bind_op, range);
-	if (range + 8 > BUFSIZE || u32_at(op + offsetof(struct drm_xe_vm_bind_op, op)) != DRM_XE_VM_BIND_OP_PREFETCH)
+	size_t range = op + offsetof(struct xesvm_drm_xe_vm_bind_op, range);
+	if (range + 8 > BUFSIZE || u32_at(op + offsetof(struct xesvm_drm_xe_vm_bind_op, op)) != XESVM_DRM_XE_VM_BIND_OP_PREFETCH)
 		return;
 	uint64_t v;
 	memcpy(&v, buf + range, 8);
@@ -96,30 +96,30 @@ static void fold_pointers(uint32_t req, size_t off)
 		return;
 	fold_at(off); /* every Xe struct starts with `extensions` */
 	switch (req & 0xff) {
-	case 0x40 + DRM_XE_DEVICE_QUERY:
-		fold_at(off + offsetof(struct drm_xe_device_query, data));
+	case 0x40 + XESVM_DRM_XE_DEVICE_QUERY:
+		fold_at(off + offsetof(struct xesvm_drm_xe_device_query, data));
 		break;
-	case 0x40 + DRM_XE_VM_BIND: {
-		uint32_t binds = u32_at(off + offsetof(struct drm_xe_vm_bind, num_binds));
+	case 0x40 + XESVM_DRM_XE_VM_BIND: {
+		uint32_t binds = u32_at(off + offsetof(struct xesvm_drm_xe_vm_bind, num_binds));
 		if (binds > 1) {
-			size_t v = fold_at(off + offsetof(struct drm_xe_vm_bind, vector_of_binds));
-			for (uint32_t i = 0; i < binds && v + (i + 1) * sizeof(struct drm_xe_vm_bind_op) <= BUFSIZE; i++)
-				cap_prefetch(v + i * sizeof(struct drm_xe_vm_bind_op));
+			size_t v = fold_at(off + offsetof(struct xesvm_drm_xe_vm_bind, vector_of_binds));
+			for (uint32_t i = 0; i < binds && v + (i + 1) * sizeof(struct xesvm_drm_xe_vm_bind_op) <= BUFSIZE; i++)
+				cap_prefetch(v + i * sizeof(struct xesvm_drm_xe_vm_bind_op));
 		} else {
-			cap_prefetch(off + offsetof(struct drm_xe_vm_bind, bind));
+			cap_prefetch(off + offsetof(struct xesvm_drm_xe_vm_bind, bind));
 		}
-		size_t syncs = fold_at(off + offsetof(struct drm_xe_vm_bind, syncs));
-		uint32_t n = u32_at(off + offsetof(struct drm_xe_vm_bind, num_syncs));
-		for (uint32_t i = 0; i < n && syncs + (i + 1) * sizeof(struct drm_xe_sync) <= BUFSIZE; i++)
-			fold_at(syncs + i * sizeof(struct drm_xe_sync) + offsetof(struct drm_xe_sync, addr));
+		size_t syncs = fold_at(off + offsetof(struct xesvm_drm_xe_vm_bind, syncs));
+		uint32_t n = u32_at(off + offsetof(struct xesvm_drm_xe_vm_bind, num_syncs));
+		for (uint32_t i = 0; i < n && syncs + (i + 1) * sizeof(struct xesvm_drm_xe_sync) <= BUFSIZE; i++)
+			fold_at(syncs + i * sizeof(struct xesvm_drm_xe_sync) + offsetof(struct xesvm_drm_xe_sync, addr));
 		break;
 	}
-	case 0x40 + DRM_XE_WAIT_USER_FENCE: {
-		fold_at(off + offsetof(struct drm_xe_wait_user_fence, addr));
+	case 0x40 + XESVM_DRM_XE_WAIT_USER_FENCE: {
+		fold_at(off + offsetof(struct xesvm_drm_xe_wait_user_fence, addr));
 		/* A wait is a wait: like the kernel, the driver blocks up to the
 		 * timeout for a fence nobody signals (a negative one: forever), so
 		 * the harness caps it at about 1 ms, relative or absolute. */
-		size_t t = off + offsetof(struct drm_xe_wait_user_fence, timeout);
+		size_t t = off + offsetof(struct xesvm_drm_xe_wait_user_fence, timeout);
 		int64_t v;
 		if (t + 8 <= BUFSIZE) {
 			memcpy(&v, buf + t, 8);
@@ -128,11 +128,11 @@ static void fold_pointers(uint32_t req, size_t off)
 		}
 		break;
 	}
-	case 0x40 + DRM_XE_MADVISE:
-		fold_at(off + offsetof(struct drm_xe_madvise, purge_state_val.retained_ptr));
+	case 0x40 + XESVM_DRM_XE_MADVISE:
+		fold_at(off + offsetof(struct xesvm_drm_xe_madvise, purge_state_val.retained_ptr));
 		break;
-	case 0x40 + DRM_XE_VM_QUERY_MEM_RANGE_ATTRS:
-		fold_at(off + offsetof(struct drm_xe_vm_query_mem_range_attr, vector_of_mem_attr));
+	case 0x40 + XESVM_DRM_XE_VM_QUERY_MEM_RANGE_ATTRS:
+		fold_at(off + offsetof(struct xesvm_drm_xe_vm_query_mem_range_attr, vector_of_mem_attr));
 		break;
 	}
 }

@@ -74,7 +74,7 @@ static void gpu_step(uint32_t vm, uint64_t start, int access)
  * the struct), then the data, rewriting only `extensions` so the size stays. */
 static void query(uint16_t off, uint32_t what, uint64_t data)
 {
-	struct drm_xe_device_query q = { .query = what, .data = data };
+	struct xesvm_drm_xe_device_query q = { .query = what, .data = data };
 	ioctl_step(R_QUERY, off, &q, sizeof(q));
 	uint64_t zero = 0;
 	ioctl_step(R_QUERY, off, &zero, sizeof(zero));
@@ -83,10 +83,10 @@ static void query(uint16_t off, uint32_t what, uint64_t data)
 static void bind(uint32_t vm, uint32_t op, uint32_t flags, uint64_t addr, uint64_t range, uint32_t region, int fence)
 {
 	if (fence) {
-		struct drm_xe_sync s = { .type = DRM_XE_SYNC_TYPE_USER_FENCE, .flags = DRM_XE_SYNC_FLAG_SIGNAL, .addr = TAG + 0x3100, .timeline_value = 1 };
+		struct xesvm_drm_xe_sync s = { .type = XESVM_DRM_XE_SYNC_TYPE_USER_FENCE, .flags = XESVM_DRM_XE_SYNC_FLAG_SIGNAL, .addr = TAG + 0x3100, .timeline_value = 1 };
 		ioctl_step(R_NONE, 0x3000, &s, sizeof(s));
 	}
-	struct drm_xe_vm_bind b = { .vm_id = vm, .num_binds = 1, .num_syncs = fence ? 1 : 0, .syncs = fence ? TAG + 0x3000 : 0 };
+	struct xesvm_drm_xe_vm_bind b = { .vm_id = vm, .num_binds = 1, .num_syncs = fence ? 1 : 0, .syncs = fence ? TAG + 0x3000 : 0 };
 	b.bind.op = op;
 	b.bind.flags = flags;
 	b.bind.addr = addr;
@@ -99,34 +99,34 @@ static void ioctl_session(int two_devices)
 {
 	put(two_devices, 1);
 	put(two_devices, 1);
-	query(0x100, DRM_XE_DEVICE_QUERY_MEM_REGIONS, TAG + 0x1000);
-	query(0x100, DRM_XE_DEVICE_QUERY_CONFIG, TAG + 0x2000);
-	query(0x100, DRM_XE_DEVICE_QUERY_GT_LIST, TAG + 0x2000);
-	query(0x100, DRM_XE_DEVICE_QUERY_ENGINES, TAG + 0x2000);
-	struct drm_xe_vm_create c = { .flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE };
+	query(0x100, XESVM_DRM_XE_DEVICE_QUERY_MEM_REGIONS, TAG + 0x1000);
+	query(0x100, XESVM_DRM_XE_DEVICE_QUERY_CONFIG, TAG + 0x2000);
+	query(0x100, XESVM_DRM_XE_DEVICE_QUERY_GT_LIST, TAG + 0x2000);
+	query(0x100, XESVM_DRM_XE_DEVICE_QUERY_ENGINES, TAG + 0x2000);
+	struct xesvm_drm_xe_vm_create c = { .flags = XESVM_DRM_XE_VM_CREATE_FLAG_LR_MODE | XESVM_DRM_XE_VM_CREATE_FLAG_FAULT_MODE };
 	ioctl_step(R_VM_CREATE, 0x200, &c, sizeof(c));
-	bind(1, DRM_XE_VM_BIND_OP_MAP, DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR, 0, 1ull << 47, 0, 1);
-	struct drm_xe_wait_user_fence w = { .addr = TAG + 0x3100, .op = DRM_XE_UFENCE_WAIT_OP_EQ, .value = 1, .mask = ~0ull };
+	bind(1, XESVM_DRM_XE_VM_BIND_OP_MAP, XESVM_DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR, 0, 1ull << 47, 0, 1);
+	struct xesvm_drm_xe_wait_user_fence w = { .addr = TAG + 0x3100, .op = XESVM_DRM_XE_UFENCE_WAIT_OP_EQ, .value = 1, .mask = ~0ull };
 	ioctl_step(R_WAIT, 0x400, &w, sizeof(w));
 	gpu_step(1, ARENA, 1);
-	bind(1, DRM_XE_VM_BIND_OP_PREFETCH, 0, ARENA, 2 << 20, 1, 1);
-	bind(1, DRM_XE_VM_BIND_OP_PREFETCH, 0, ARENA + (4 << 20), 2 << 20, 0, 0);
-	struct drm_xe_madvise m = { .start = ARENA, .range = 4 << 20, .vm_id = 1, .type = DRM_XE_MEM_RANGE_ATTR_ATOMIC };
-	m.atomic.val = DRM_XE_ATOMIC_DEVICE;
+	bind(1, XESVM_DRM_XE_VM_BIND_OP_PREFETCH, 0, ARENA, 2 << 20, 1, 1);
+	bind(1, XESVM_DRM_XE_VM_BIND_OP_PREFETCH, 0, ARENA + (4 << 20), 2 << 20, 0, 0);
+	struct xesvm_drm_xe_madvise m = { .start = ARENA, .range = 4 << 20, .vm_id = 1, .type = XESVM_DRM_XE_MEM_RANGE_ATTR_ATOMIC };
+	m.atomic.val = XESVM_DRM_XE_ATOMIC_DEVICE;
 	ioctl_step(R_MADVISE, 0x500, &m, sizeof(m));
-	struct drm_xe_madvise p = { .start = ARENA, .range = 2 << 20, .vm_id = 1, .type = DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC };
-	p.preferred_mem_loc.devmem_fd = (uint32_t)DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM;
+	struct xesvm_drm_xe_madvise p = { .start = ARENA, .range = 2 << 20, .vm_id = 1, .type = XESVM_DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC };
+	p.preferred_mem_loc.devmem_fd = (uint32_t)XESVM_DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM;
 	ioctl_step(R_MADVISE, 0x500, &p, sizeof(p));
-	bind(1, DRM_XE_VM_BIND_OP_PREFETCH, 0, ARENA, 2 << 20, (uint32_t)DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC, 1);
+	bind(1, XESVM_DRM_XE_VM_BIND_OP_PREFETCH, 0, ARENA, 2 << 20, (uint32_t)XESVM_DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC, 1);
 	gpu_step(1, ARENA + (2 << 20), 2);
-	struct drm_xe_vm_query_mem_range_attr q = { .vm_id = 1, .start = ARENA, .range = 8 << 20 };
+	struct xesvm_drm_xe_vm_query_mem_range_attr q = { .vm_id = 1, .start = ARENA, .range = 8 << 20 };
 	ioctl_step(R_QUERY_ATTRS, 0x600, &q, sizeof(q));
 	q.num_mem_ranges = 4;
-	q.sizeof_mem_range_attr = sizeof(struct drm_xe_mem_range_attr);
+	q.sizeof_mem_range_attr = sizeof(struct xesvm_drm_xe_mem_range_attr);
 	q.vector_of_mem_attr = TAG + 0x4000;
 	ioctl_step(R_QUERY_ATTRS, 0x600, &q, sizeof(q));
-	bind(1, DRM_XE_VM_BIND_OP_UNMAP, 0, ARENA, 2 << 20, 0, 0);
-	struct drm_xe_vm_destroy d = { .vm_id = 1 };
+	bind(1, XESVM_DRM_XE_VM_BIND_OP_UNMAP, 0, ARENA, 2 << 20, 0, 0);
+	struct xesvm_drm_xe_vm_destroy d = { .vm_id = 1 };
 	ioctl_step(R_VM_DESTROY, 0x700, &d, sizeof(d));
 }
 

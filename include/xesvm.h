@@ -1571,10 +1571,11 @@ int svm_sim_device_close(struct svm_sim *sim, int fd);
 
 #if defined(XESVM_SIM)
 /**
- * Issues an ioctl on a simulated device fd with the real uAPI structs
- * (include <xesvm/xe_drm.h> or the kernel's <drm/xe_drm.h>): exactly what
- * ioctl(2) on an Xe render node takes. Returns 0 or the kernel's negative
- * errno (docs/xe-uapi.md §6); bad user pointers give -EFAULT.
+ * Issues an ioctl on a simulated device fd with the real uAPI structs (the
+ * kernel's <drm/xe_drm.h>, or <xesvm/xe_drm.h>: the same layouts and values
+ * under xesvm_/XESVM_-prefixed names): exactly what ioctl(2) on an Xe render
+ * node takes. Returns 0 or the kernel's negative errno (docs/xe-uapi.md §6);
+ * bad user pointers give -EFAULT.
  */
 int svm_sim_ioctl(struct svm_sim *sim, int fd, unsigned long request, void *arg);
 #endif

@@ -41,7 +41,7 @@ for t in "${targets[@]}"; do
   [ -f "fuzz/$t.c" ] || { echo "fuzz.sh: no target '$t' (fuzz/$t.c)" >&2; exit 2; }
   bin="target/fuzz/$t"
   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Wall -Wextra -Werror -Iinclude "fuzz/$t.c" -L"$lib" -lxesvm -Wl,-rpath,"$lib" -o "$bin"
+    -Wall -Wextra -Werror -Iinclude "fuzz/$t.c" -L"$lib" -lxesvm-sim -Wl,-rpath,"$lib" -o "$bin"
   mkdir -p "target/fuzz/corpus/$t" "target/fuzz/artifacts/$t"
   if compgen -G "fuzz/regressions/$t/*" >/dev/null; then
     echo "== $t: regressions"

@@ -51,7 +51,7 @@ fi
 cargo build -q --workspace # as scripts/test.sh builds it: no second build of the library
 cc -std=gnu11 -Wall -Wextra -Werror -shared -fPIC -Iinclude $(pkg-config --cflags umockdev-1.0) \
   capi-tests/umockdev/igt_shim.c -o "$dir/igt_shim.so" $(pkg-config --libs umockdev-1.0) \
-  -L"$(pwd)/target/debug" -lxesvm -Wl,-rpath,"$(pwd)/target/debug"
+  -L"$(pwd)/target/debug" -lxesvm-sim -Wl,-rpath,"$(pwd)/target/debug"
 preload=$(ls /usr/lib/*/libumockdev-preload.so.0 | head -n 1)
 run() {
   env LD_LIBRARY_PATH="$lib:/usr/lib/x86_64-linux-gnu" LD_PRELOAD="$preload $dir/igt_shim.so" \

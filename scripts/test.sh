@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of xesvm: the Rust tests (unit, integration, property),
-# then the C tests (CMake + ctest, against the build tree's xesvm.pc), then
-# the pkg-config smoke test (build tree, and an install prefix).
+# then the C tests (CMake + ctest, against the build tree's xesvm-sim.pc),
+# then the lean build (no simulator) and the pkg-config smoke test of both
+# artefacts (build tree, and an install prefix).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/need.sh
@@ -51,12 +52,12 @@ krc=$?
 set -e
 if [ "$krc" = 0 ]; then
   # The C layout checks, the Rust layout checks, and both include orders.
-  cc -std=c11 -Wall -Wextra -Werror -DXESVM_KERNEL_HEADER -I"$kinc" -Iinclude capi-tests/test_uapi_layout.c $(pkg-config --libs xesvm) -o target/kernel-header/test_uapi_layout
+  cc -std=c11 -Wall -Wextra -Werror -DXESVM_KERNEL_HEADER -I"$kinc" -Iinclude capi-tests/test_uapi_layout.c $(pkg-config --libs xesvm-sim) -o target/kernel-header/test_uapi_layout
   LD_LIBRARY_PATH=target/debug target/kernel-header/test_uapi_layout
   XESVM_KERNEL_HEADERS="$kinc" cargo test -q --workspace --test uapi_kernel_header
   for first in XESVM_KERNEL_FIRST XESVM_FIRST; do
     cc -std=c11 -Wall -Wextra -Werror -D"$first" -Iinclude -I"$kinc" capi-tests/kernel_header_both_orders.c \
-      $(pkg-config --libs xesvm) -o target/kernel-header/both_orders
+      $(pkg-config --libs xesvm-sim) -o target/kernel-header/both_orders
     LD_LIBRARY_PATH=target/debug target/kernel-header/both_orders
   done
 elif [ "$krc" = 77 ] && [ -z "${CI:-}" ]; then
@@ -106,25 +107,75 @@ int main(void)
 	return 0;
 }
 C
-cc -std=c11 -Wall -Werror -DXESVM_NO_SIM -Iinclude target/lean/lean.c -Ltarget/lean/debug -lxesvm -o target/lean/lean
-LD_LIBRARY_PATH=target/lean/debug target/lean/lean
+# Built through the lean build tree's xesvm.pc: its Cflags leave the
+# simulator's part of the header out (XESVM_NO_SIM).
+lean_pc="$(pwd)/target/lean/debug/pkgconfig"
+cc -std=c11 -Wall -Werror target/lean/lean.c $(PKG_CONFIG_PATH="$lean_pc" pkg-config --cflags --libs xesvm) -o target/lean/lean
+target/lean/lean
 echo "lean build: $(grep -c ' svm_' target/lean/exports.txt) svm_ functions, no simulator"
 
-echo "== pkg-config: build tree and install prefix"
+echo "== pkg-config: both artefacts, build tree and install prefix"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cc examples/version.c $(pkg-config --cflags --libs xesvm) -o "$tmp/version-tree"
+# A client of either artefact; -DWANT_SIM says which it asked for, and the
+# .pc's Cflags must agree (xesvm.pc hides the simulator, xesvm-sim.pc not).
+cat > "$tmp/client.c" <<'C'
+#include <errno.h>
+#include <stdio.h>
+#include <xesvm.h>
+#if defined(WANT_SIM) != defined(XESVM_SIM)
+#error "the .pc's Cflags and the artefact disagree about the simulator"
+#endif
+int main(void)
+{
+	svm_context_config cfg = { .struct_size = sizeof cfg, .driver = SVM_DRIVER_SIM, .sim_preset = "2dgpu-p2p" };
+	svm_context *ctx = NULL;
+	int rc = svm_context_create(&cfg, &ctx);
+#ifdef WANT_SIM
+	svm_sim *sim = NULL;
+	if (rc != 0 || svm_context_get_sim(ctx, &sim) != 0 || !sim) { fprintf(stderr, "xesvm-sim: no simulated driver: %d: %s\n", rc, svm_last_error()); return 1; }
+	svm_context_destroy(ctx);
+#else
+	if (rc != -EOPNOTSUPP) { fprintf(stderr, "xesvm: SVM_DRIVER_SIM gave %d, wanted -EOPNOTSUPP\n", rc); return 1; }
+#endif
+	printf("%s %s\n", svm_version(), rc == 0 ? "with the simulator" : "without the simulator");
+	return 0;
+}
+C
+# The build trees: xesvm.pc in target/lean/debug, xesvm-sim.pc in target/debug.
+cc examples/version.c $(PKG_CONFIG_PATH="$lean_pc" pkg-config --cflags --libs xesvm) -o "$tmp/version-tree"
 "$tmp/version-tree"
-# The library built above (cargo build --workspace): -p xesvm would build it
-# again with other features of its dependencies.
-scripts/install.sh --debug --no-build "$tmp/prefix" >/dev/null
-PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" cc examples/version.c \
-  $(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs xesvm) -o "$tmp/version-installed"
+cc -DWANT_SIM "$tmp/client.c" $(pkg-config --cflags --libs xesvm-sim) -o "$tmp/client-sim-tree"
+"$tmp/client-sim-tree"
+# The libraries built above (cargo build --workspace, and the lean build):
+# -p xesvm would build the first again with other features of its
+# dependencies. --sim: the simulator artefact too.
+scripts/install.sh --debug --no-build --sim "$tmp/prefix" >/dev/null
+export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig"
+for want in lean sim; do
+  if [ "$want" = sim ]; then pc=xesvm-sim; so=libxesvm-sim.so.0; def=-DWANT_SIM; else pc=xesvm; so=libxesvm.so.0; def=; fi
+  cc $def "$tmp/client.c" $(pkg-config --cflags --libs $pc) -o "$tmp/client-$want"
+  "$tmp/client-$want"
+  # No pipe into grep -q: under pipefail, ldd can die of SIGPIPE when grep
+  # exits at the first match, and the check would fail at random.
+  ldd "$tmp/client-$want" > "$tmp/ldd.txt"
+  grep -q "$tmp/prefix/lib/$so" "$tmp/ldd.txt" || { echo "install: the $pc program does not load $tmp/prefix/lib/$so:" >&2; cat "$tmp/ldd.txt" >&2; exit 1; }
+  link=$(readlink "$tmp/prefix/lib/${so%.0}")
+  [ "$link" = "$so" ] || { echo "install: ${so%.0} -> '$link', wanted $so" >&2; exit 1; }
+done
+cc examples/version.c $(pkg-config --cflags --libs xesvm) -o "$tmp/version-installed"
 "$tmp/version-installed"
-link=$(readlink "$tmp/prefix/lib/libxesvm.so")
-[ "$link" = libxesvm.so.0 ] || { echo "install: libxesvm.so -> '$link', wanted libxesvm.so.0" >&2; exit 1; }
-# No pipe into grep -q: under pipefail, ldd can die of SIGPIPE when grep
-# exits at the first match, and the check would fail at random.
-ldd "$tmp/version-installed" > "$tmp/ldd.txt"
-grep -q "$tmp/prefix/lib/libxesvm.so.0" "$tmp/ldd.txt" || { echo "install: the program does not load $tmp/prefix/lib/libxesvm.so.0:" >&2; cat "$tmp/ldd.txt" >&2; exit 1; }
-echo "pkg-config smoke test: 2 passed, 0 failed"
+# --sim installs the tools (built above by cargo build --workspace) too.
+"$tmp/prefix/bin/xesvm" --version
+# The installed runtime library: no simulator symbol, and every export in
+# the version node XESVM_0 (xesvm.map).
+nm -D --defined-only --with-symbol-versions "$tmp/prefix/lib/libxesvm.so.0" > "$tmp/exports.txt"
+if grep -E ' (svm_sim_|svm_context_get_sim)' "$tmp/exports.txt"; then
+  echo "install: libxesvm.so.0 exports simulator symbols (above)" >&2; exit 1
+fi
+if grep ' svm_' "$tmp/exports.txt" | grep -v '@@XESVM_0$'; then
+  echo "install: libxesvm.so.0 exports the functions above without the version XESVM_0" >&2; exit 1
+fi
+grep -q ' svm_alloc_vram@@XESVM_0$' "$tmp/exports.txt" || { echo "install: libxesvm.so.0 lacks svm_alloc_vram@@XESVM_0" >&2; exit 1; }
+unset PKG_CONFIG_PATH
+echo "pkg-config smoke test: 7 passed, 0 failed ($(grep -c ' svm_' "$tmp/exports.txt") exports at XESVM_0, no simulator)"

@@ -57,13 +57,13 @@ static int translate(int fd, const int *from, const int *to)
  * query's answer) names a device on each side by that side's number. */
 static void translate_fds(enum forward_when when, unsigned long request, void *arg, int rc)
 {
-	struct drm_xe_madvise *m = arg;
-	if (when == FORWARD_IN && request == DRM_IOCTL_XE_MADVISE && m->type == DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC &&
+	struct xesvm_drm_xe_madvise *m = arg;
+	if (when == FORWARD_IN && request == XESVM_DRM_IOCTL_XE_MADVISE && m->type == XESVM_DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC &&
 	    (int32_t)m->preferred_mem_loc.devmem_fd > 0)
 		m->preferred_mem_loc.devmem_fd = (uint32_t)translate((int)m->preferred_mem_loc.devmem_fd, lib_fd, sim_fd);
-	struct drm_xe_vm_query_mem_range_attr *q = arg;
-	if (when == FORWARD_OUT && rc == 0 && request == DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS && q->vector_of_mem_attr) {
-		struct drm_xe_mem_range_attr *a = (struct drm_xe_mem_range_attr *)(uintptr_t)q->vector_of_mem_attr;
+	struct xesvm_drm_xe_vm_query_mem_range_attr *q = arg;
+	if (when == FORWARD_OUT && rc == 0 && request == XESVM_DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS && q->vector_of_mem_attr) {
+		struct xesvm_drm_xe_mem_range_attr *a = (struct xesvm_drm_xe_mem_range_attr *)(uintptr_t)q->vector_of_mem_attr;
 		for (uint32_t i = 0; i < q->num_mem_ranges; i++)
 			if ((int32_t)a[i].preferred_mem_loc.devmem_fd > 0)
 				a[i].preferred_mem_loc.devmem_fd = (uint32_t)translate((int)a[i].preferred_mem_loc.devmem_fd, sim_fd, lib_fd);

@@ -249,10 +249,11 @@ pub unsafe extern "C" fn svm_sim_device_close(sim: *mut svm_sim, fd: c_int) -> c
     guard("svm_sim_device_close", || Ok(unsafe { sim_ref(sim)? }.close_device(fd)?))
 }
 
-/// Issues an ioctl on a simulated device fd with the real uAPI structs
-/// (include <xesvm/xe_drm.h> or the kernel's <drm/xe_drm.h>): exactly what
-/// ioctl(2) on an Xe render node takes. Returns 0 or the kernel's negative
-/// errno (docs/xe-uapi.md §6); bad user pointers give -EFAULT.
+/// Issues an ioctl on a simulated device fd with the real uAPI structs (the
+/// kernel's <drm/xe_drm.h>, or <xesvm/xe_drm.h>: the same layouts and values
+/// under xesvm_/XESVM_-prefixed names): exactly what ioctl(2) on an Xe render
+/// node takes. Returns 0 or the kernel's negative errno (docs/xe-uapi.md §6);
+/// bad user pointers give -EFAULT.
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_ioctl(sim: *mut svm_sim, fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     guard("svm_sim_ioctl", || {
