@@ -231,9 +231,9 @@ static int step(world *w, bytes *b)
 		svm_device d = pick_device(w, b, c);
 		uint64_t s = pick_start(b), n = pick_size(b);
 		svm_pagemap pm = pick_pagemap(w, b, c);
-		uint32_t flags = take8(b) % 9; /* 8: one past SVM_ALLOC_* */
+		uint32_t flags = take8(b) % 17; /* 16: one past SVM_ALLOC_* */
 		svm_alloc_result res[2] = { { .struct_size = pick_struct_size(b, sizeof(svm_alloc_result)) } };
-		REFUSED(bad_span(s, n) || flags > 7 || pm.id == 0, svm_alloc_vram(ctx, d, s, n, pm, flags, take8(b) == 255 ? NULL : res));
+		REFUSED(bad_span(s, n) || flags > 15 || pm.id == 0, svm_alloc_vram(ctx, d, s, n, pm, flags, take8(b) == 255 ? NULL : res));
 		return 0;
 	}
 	case 6: {
@@ -245,18 +245,33 @@ static int step(world *w, bytes *b)
 	case 7: {
 		uint64_t s = pick_start(b), n = pick_size(b);
 		svm_pagemap pm = pick_pagemap(w, b, c);
-		REFUSED(bad_span(s, n) || pm.id == 0, svm_set_preferred_location(ctx, s, n, pm));
+		if (take8(b) & 1) {
+			svm_device d = pick_device(w, b, c);
+			REFUSED(bad_span(s, n) || pm.id == 0, svm_device_set_preferred_location(ctx, d, s, n, pm));
+		} else {
+			REFUSED(bad_span(s, n) || pm.id == 0, svm_set_preferred_location(ctx, s, n, pm));
+		}
 		return 0;
 	}
 	case 8: {
 		uint64_t s = pick_start(b), n = pick_size(b);
-		REFUSED(bad_span(s, n), svm_clear_preferred_location(ctx, s, n));
+		if (take8(b) & 1) {
+			svm_device d = pick_device(w, b, c);
+			REFUSED(bad_span(s, n), svm_device_clear_preferred_location(ctx, d, s, n));
+		} else {
+			REFUSED(bad_span(s, n), svm_clear_preferred_location(ctx, s, n));
+		}
 		return 0;
 	}
 	case 9: {
 		uint64_t s = pick_start(b), n = pick_size(b);
 		uint32_t mode = take8(b) % 5;
-		REFUSED(bad_span(s, n) || mode > SVM_ATOMIC_CPU, svm_set_atomic_mode(ctx, s, n, mode));
+		if (take8(b) & 1) {
+			svm_device d = pick_device(w, b, c);
+			REFUSED(bad_span(s, n) || mode > SVM_ATOMIC_CPU, svm_device_set_atomic_mode(ctx, d, s, n, mode));
+		} else {
+			REFUSED(bad_span(s, n) || mode > SVM_ATOMIC_CPU, svm_set_atomic_mode(ctx, s, n, mode));
+		}
 		return 0;
 	}
 	case 10: {

@@ -1215,3 +1215,18 @@ fn per_device_advice_reaches_that_devices_vm_only() {
     t.ctx.close(d1).unwrap();
     assert_eq!(t.ctx.set_atomic_on(Some(d1), BUF, R, DRM_XE_ATOMIC_DEVICE), Err(Errno::EBADF));
 }
+
+/// A placement for one device leaves alone the VM of another device the
+/// runtime advised otherwise: that advice is an explicit request too.
+#[test]
+fn a_placement_keeps_another_devices_advice() {
+    let t = setup("2dgpu-p2p");
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    t.ctx.set_preferred_on(Some(t.dev[0]), BUF, R, Pagemap::System).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[1], BUF, R, t.vram(1), AllocFlags::empty()).unwrap();
+    assert_eq!(p.pagemap, Some(t.vram(1)));
+    let (fd, vm) = t.fd_vm(0);
+    let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
+    let a = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, R).unwrap()[0];
+    assert_eq!(a.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM as u32, "GPU 0 keeps its advice");
+}

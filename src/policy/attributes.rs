@@ -65,6 +65,12 @@ impl Context {
             }
             // Only the accessing device's failures make the candidate fall back.
             let accessing = accessing_slot == Some(d.slot);
+            // A placement leaves another device's VM alone where the runtime
+            // advised that device otherwise: its advice is an explicit
+            // request too (that device's faults go where it asked).
+            if accessing_slot.is_some() && !accessing && summary.preferred_by(d.slot) && summary.preferred != Some(cand) {
+                continue;
+            }
             let Some(want) = self.desired_pref(slots, d, cand, default_for) else {
                 if accessing {
                     // The accessing device cannot reach the peer pagemap: no
