@@ -2,6 +2,7 @@
  * now, the retries and ioctls of the attempt, the errno, and which device
  * VMs took the attributes. A device lost during an attribute call makes it
  * fail with that device's errno, every other VM holding the value. */
+#include <stddef.h>
 #include "rig.h"
 
 #define VM_BIND_REQUEST 0x40886445u
@@ -18,6 +19,15 @@ int main(void)
 	rig r = rig_open("2dgpu-p2p", NULL, 0, 0);
 	uint32_t i0 = index_of(&r, 0), i1 = index_of(&r, 1);
 	CHECK(i0 != i1 && i0 < 64 && i1 < 64);
+	/* Device identity by PCI address (the simulated devices sit on buses 3
+	 * and 4); a caller built against 0.1.0's smaller struct still works. */
+	svm_device_info a = { .struct_size = sizeof(a) }, b = { .struct_size = sizeof(b) };
+	CHECK_OK(svm_device_get_info(r.ctx, r.dev[0], &a));
+	CHECK_OK(svm_device_get_info(r.ctx, r.dev[1], &b));
+	CHECK(a.has_pci && b.has_pci && a.pci_domain == 0 && a.pci_bus == 3 && b.pci_bus == 4 && a.pci_device == 0 && a.pci_function == 0);
+	svm_device_info old = { .struct_size = offsetof(svm_device_info, has_pci) };
+	CHECK_OK(svm_device_get_info(r.ctx, r.dev[0], &old));
+	CHECK(old.struct_size == offsetof(svm_device_info, has_pci) && old.index == i0);
 
 	/* Placed in GPU 0's VRAM: both VMs take the preferred location. */
 	svm_alloc_result res = { .struct_size = sizeof(res) };

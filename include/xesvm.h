@@ -541,6 +541,34 @@ typedef struct svm_device_info {
    * bit that names it in `svm_alloc_result.vms_applied` / `vms_refused`.
    */
   uint32_t index;
+  /**
+   * Whether `pci_*` hold the device's PCI address (fstat of its fd and
+   * sysfs; not known for an fd whose node sysfs does not describe).
+   * Runtimes order and match devices by it (Intel's compute runtime
+   * orders them in PCI bus order), not by render-node minor. Read only
+   * when `struct_size` covers it (0.2.0).
+   */
+  uint32_t has_pci;
+  /**
+   * PCI domain.
+   */
+  uint32_t pci_domain;
+  /**
+   * PCI bus.
+   */
+  uint8_t pci_bus;
+  /**
+   * PCI device (slot).
+   */
+  uint8_t pci_device;
+  /**
+   * PCI function.
+   */
+  uint8_t pci_function;
+  /**
+   * Zero.
+   */
+  uint8_t _pad2;
 } svm_device_info;
 
 /**

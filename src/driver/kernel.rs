@@ -102,6 +102,9 @@ pub struct RenderNode {
     pub path: PathBuf,
     /// The DRM minor number parsed from the name.
     pub minor: u32,
+    /// The PCI device behind it (the `device` link's target), where sysfs
+    /// names one.
+    pub pci: Option<super::residency::DeviceId>,
 }
 
 /// Where discovery looks: `/sys` and `/dev` unless a test says otherwise.
@@ -143,9 +146,15 @@ pub fn discover(roots: &Roots) -> std::io::Result<Vec<RenderNode>> {
         if driver.file_name().map(|d| d == "xe") != Some(true) {
             continue;
         }
-        nodes.push(RenderNode { path: roots.dev.join("dri").join(&name), name, minor });
+        let pci = fs::read_link(entry.path().join("device"))
+            .ok()
+            .and_then(|t| t.file_name().and_then(|n| n.to_str()).and_then(super::residency::DeviceId::parse));
+        nodes.push(RenderNode { path: roots.dev.join("dri").join(&name), name, minor, pci });
     }
-    nodes.sort_by_key(|n| n.minor);
+    // PCI bus order, as Intel's compute runtime orders its devices (nodes
+    // without a PCI address last, by minor): minors follow probe order,
+    // which need not be the bus order.
+    nodes.sort_by_key(|n| (n.pci.is_none(), n.pci.map_or(0, |p| p.0), n.minor));
     Ok(nodes)
 }
 
@@ -161,11 +170,12 @@ mod tests {
     }
 
     #[test]
-    fn discovers_only_xe_render_nodes_in_minor_order() {
+    fn discovers_only_xe_render_nodes_in_pci_order() {
         let root = tree();
         let class = root.join("sys/class/drm");
-        for (node, drv) in [("renderD129", "xe"), ("renderD128", "xe"), ("renderD130", "i915"), ("card0", "xe")] {
-            let dev = root.join("sys/devices").join(node);
+        // renderD128 probed first, but on the higher bus: PCI order wins.
+        for (node, drv, pci) in [("renderD129", "xe", "0000:03:00.0"), ("renderD128", "xe", "0000:83:00.0"), ("renderD130", "i915", "0000:04:00.0"), ("card0", "xe", "0000:05:00.0")] {
+            let dev = root.join("sys/devices/pci0000:00").join(pci);
             fs::create_dir_all(&dev).unwrap();
             fs::create_dir_all(root.join("sys/bus/pci/drivers").join(drv)).unwrap();
             symlink(root.join("sys/bus/pci/drivers").join(drv), dev.join("driver")).unwrap();
@@ -177,9 +187,10 @@ mod tests {
         let roots = Roots { sysfs: root.join("sys"), dev: root.join("dev") };
         let nodes = discover(&roots).unwrap();
         let names: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
-        assert_eq!(names, ["renderD128", "renderD129"]);
-        assert_eq!(nodes[0].path, root.join("dev/dri/renderD128"));
-        assert_eq!(nodes[1].minor, 129);
+        assert_eq!(names, ["renderD129", "renderD128"]);
+        assert_eq!(nodes[1].path, root.join("dev/dri/renderD128"));
+        assert_eq!(nodes[0].minor, 129);
+        assert_eq!(nodes[0].pci.map(|p| p.to_string()).as_deref(), Some("0000:03:00.0"));
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -530,6 +530,22 @@ pub struct svm_device_info {
     /// The device's index in its context (0-63, reused after a close): the
     /// bit that names it in `svm_alloc_result.vms_applied` / `vms_refused`.
     pub index: u32,
+    /// Whether `pci_*` hold the device's PCI address (fstat of its fd and
+    /// sysfs; not known for an fd whose node sysfs does not describe).
+    /// Runtimes order and match devices by it (Intel's compute runtime
+    /// orders them in PCI bus order), not by render-node minor. Read only
+    /// when `struct_size` covers it (0.2.0).
+    pub has_pci: u32,
+    /// PCI domain.
+    pub pci_domain: u32,
+    /// PCI bus.
+    pub pci_bus: u8,
+    /// PCI device (slot).
+    pub pci_device: u8,
+    /// PCI function.
+    pub pci_function: u8,
+    /// Zero.
+    pub _pad2: u8,
 }
 
 /// Describes an open device. Set `info->struct_size` first. Thread-safe.
@@ -553,6 +569,12 @@ pub unsafe extern "C" fn svm_device_get_info(ctx: *mut svm_context, device: svm_
             device_id: d.info.config.device_id as u32,
             va_bits: d.info.config.va_bits,
             index: d.slot as u32,
+            has_pci: d.id.is_some() as u32,
+            pci_domain: d.id.map_or(0, |id| (id.0 >> 16) as u32),
+            pci_bus: d.id.map_or(0, |id| id.bus()),
+            pci_device: d.id.map_or(0, |id| ((id.0 >> 3) & 0x1f) as u8),
+            pci_function: d.id.map_or(0, |id| (id.0 & 7) as u8),
+            _pad2: 0,
         };
         write_sized(i, i.struct_size, v, |v, n| v.struct_size = n)
     })
