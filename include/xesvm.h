@@ -1285,7 +1285,9 @@ int svm_device_adopt_flags(struct svm_context *ctx, int fd, uint32_t vm_id, uint
  * every tile of the device (`n`, at most 2), each checked as
  * svm_device_adopt checks its VM. The card is one device: advice goes to
  * every tile's VM, a placement in a tile's VRAM prefetches through that
- * tile's VM, batches and range queries use tile 0's. -EINVAL when the VMs
+ * tile's VM, in a batch too (one VM_BIND per VM, the earlier ones waited
+ * for, the batch's fence on the last); system memory, peers and range
+ * queries use tile 0's. -EINVAL when the VMs
  * are not one per tile (svm_last_error() says how). Thread-safe.
  */
 int svm_device_adopt_tiles(struct svm_context *ctx, int fd, const uint32_t *vm_ids, uint32_t n, uint32_t flags, struct svm_device *device);

@@ -42,6 +42,19 @@ fn a_card_adopted_with_one_vm_per_tile_is_one_device() {
     let p = ctx.alloc_vram(d, BUF, R, t1, AllocFlags::default()).unwrap();
     assert_eq!(p.pagemap, Some(t1), "{p:?}");
     assert_eq!(sim.bytes_in(BUF, R, 0, 2).unwrap(), R, "in tile 1's VRAM (instance 2)");
+    // A batch binds each range through the VM of the tile it targets, as a
+    // single placement does: tile 1's range is bound in tile 1's VM (its
+    // GPU access there faults no more), tile 0's in tile 0's.
+    sim.cpu_access(BUF + 4 * R, 2 * R, xesvm::sim::Access::Write, 4).unwrap();
+    let t0 = ctx.pagemap(d, 0).unwrap();
+    let mut b = ctx.place_batch(d, &[(BUF + 4 * R, R, t1), (BUF + 5 * R, R, t0)], None).unwrap();
+    let out = ctx.complete_batch(&mut b, 1_000_000_000).unwrap();
+    assert_eq!((out[0].pagemap, out[1].pagemap), (Some(t1), Some(t0)));
+    let faults = sim.counters().gpu_faults;
+    sim.gpu_access(fd, vms[1], 1, BUF + 4 * R, R, xesvm::sim::Access::Read, 0).unwrap();
+    sim.gpu_access(fd, vms[0], 0, BUF + 5 * R, R, xesvm::sim::Access::Read, 0).unwrap();
+    assert_eq!(sim.counters().gpu_faults, faults, "each range bound in its tile's VM");
+    drop(b);
     // Closing it leaves the runtime's VMs alive.
     ctx.close(d).unwrap();
     for &vm in &vms {

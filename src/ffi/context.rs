@@ -451,7 +451,9 @@ pub unsafe extern "C" fn svm_device_adopt_flags(ctx: *mut svm_context, fd: c_int
 /// every tile of the device (`n`, at most 2), each checked as
 /// svm_device_adopt checks its VM. The card is one device: advice goes to
 /// every tile's VM, a placement in a tile's VRAM prefetches through that
-/// tile's VM, batches and range queries use tile 0's. -EINVAL when the VMs
+/// tile's VM, in a batch too (one VM_BIND per VM, the earlier ones waited
+/// for, the batch's fence on the last); system memory, peers and range
+/// queries use tile 0's. -EINVAL when the VMs
 /// are not one per tile (svm_last_error() says how). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_adopt_tiles(ctx: *mut svm_context, fd: c_int, vm_ids: *const u32, n: u32, flags: u32, device: *mut svm_device) -> c_int {

@@ -91,7 +91,10 @@ impl Context {
         let dev = Context::device_in(&self.slots.read(), h)?.clone();
         dev.check_alive()?;
         let mut placed = Placed::default();
-        let mut ops = Vec::with_capacity(spans.len());
+        // Ops per VM: a tile's own VRAM through that tile's VM, as a single
+        // placement prefetches it (`Context::prefetch`); the rest through
+        // tile 0's.
+        let mut ops: Vec<(u32, Vec<drm_xe_vm_bind_op>)> = Vec::new();
         for &(start, end, cand) in &spans {
             let _g = self.ranges.lock(start, end);
             let slots = self.slots.read();
@@ -114,7 +117,15 @@ impl Context {
             if let Err(Miss::Fallback(e) | Miss::Fatal(e)) = r {
                 return Err(e);
             }
-            ops.push(xe::prefetch_op(start, end - start, region));
+            let vm = match cand {
+                Pagemap::Vram { device, tile } if device == dev.slot => dev.vm_of_tile(tile),
+                _ => dev.vm_id,
+            };
+            let op = xe::prefetch_op(start, end - start, region);
+            match ops.iter_mut().find(|(v, _)| *v == vm) {
+                Some((_, list)) => list.push(op),
+                None => ops.push((vm, vec![op])),
+            }
         }
         let (own, addr, value) = match fence {
             Some((addr, value)) => (None, addr, value),
@@ -123,8 +134,32 @@ impl Context {
                 (Some(w), w.as_ptr() as u64, xe::next_fence_value())
             }
         };
+        // One VM_BIND per VM. All but the last are waited for here (the
+        // copies already happened inside each ioctl; the wait covers their
+        // page-table updates), so the batch's fence, on the last, covers all.
+        let timeout = self.config.bind_timeout_ns.min(i64::MAX as u64) as i64;
+        let (last_vm, last_ops) = ops.pop().expect("a batch has a range");
+        for (vm, list) in &ops {
+            self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
+            let w = xe::take_fence_word();
+            let v = xe::next_fence_value();
+            let r = self
+                .restarting(&mut placed, || xe::vm_bind_queued(&*self.driver, dev.fd, *vm, list, w.as_ptr() as u64, v))
+                .and_then(|()| self.restarting(&mut placed, || xe::wait_user_fence(&*self.driver, dev.fd, w.as_ptr() as u64, v, timeout)));
+            match r {
+                Ok(()) => xe::release_fence_word(w),
+                Err(e) => {
+                    xe::abandon_fence_word(w, v);
+                    if let Some(w) = own {
+                        xe::release_fence_word(w);
+                    }
+                    self.suffer(e, &dev, None);
+                    return Err(e);
+                }
+            }
+        }
         self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
-        let r = self.restarting(&mut placed, || xe::vm_bind_queued(&*self.driver, dev.fd, dev.vm_id, &ops, addr, value));
+        let r = self.restarting(&mut placed, || xe::vm_bind_queued(&*self.driver, dev.fd, last_vm, &last_ops, addr, value));
         if let Err(e) = r {
             if let Some(w) = own {
                 xe::release_fence_word(w); // nothing was queued: nothing will write it

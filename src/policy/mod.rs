@@ -508,8 +508,8 @@ impl Context {
     /// tile t, every tile of the device: Intel's compute runtime on
     /// multi-tile cards) as one device, each VM checked as in
     /// [`Context::adopt_checked`]. Advice goes to every VM; a placement in a
-    /// tile's VRAM prefetches through that tile's VM; batches and range
-    /// queries use tile 0's.
+    /// tile's VRAM prefetches through that tile's VM, in a batch too (one
+    /// VM_BIND per VM); system memory, peers and range queries use tile 0's.
     pub fn adopt_tiles_checked(&self, fd: RawFd, vm_ids: &[u32], autoreset: bool) -> std::result::Result<DeviceHandle, (Errno, &'static str)> {
         if fd < 0 {
             return Err((Errno::EINVAL, "fd is negative"));
