@@ -7,6 +7,11 @@
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
+/// The tests here run one at a time: one forks, and a child forked while
+/// another thread of this process holds a lock of the library (the page
+/// table's) would wait for it forever.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn cloexec(fd: i32) -> bool {
     // SAFETY: F_GETFD on an fd this process holds.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
@@ -29,6 +34,7 @@ fn fds_pointing_at(pred: impl Fn(&Path) -> bool) -> Vec<i32> {
 
 #[test]
 fn every_fd_the_library_opens_is_close_on_exec() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // A render node (here any character device: the open is the library's).
     let node = xesvm::driver::kernel::open_render_node(Path::new("/dev/null")).unwrap();
     assert!(cloexec(node.as_raw_fd()), "render node");
@@ -64,6 +70,7 @@ fn every_fd_the_library_opens_is_close_on_exec() {
 /// fork.
 #[test]
 fn a_forked_child_closes_the_parents_page_table() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if xesvm::driver::pagemap::process_page_table().is_none() {
         eprintln!("skipped: this process cannot read its page table");
         return;

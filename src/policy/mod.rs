@@ -376,6 +376,15 @@ impl Context {
     /// Every error path drops `file`, which closes it if the library owns it.
     fn attach(&self, file: DeviceFd, vm: Option<u32>, autoreset: bool, tile_vms: Vec<u32>) -> Result<DeviceHandle> {
         let fd = file.raw();
+        // The driver first: an Xe ioctl number means something else to
+        // another DRM driver (DRM_IOCTL_VERSION is the core's).
+        if vm.is_none() {
+            match crate::driver::query::driver_name(&*self.driver, fd) {
+                Ok(name) if name == "xe" => {}
+                Ok(_) => return Err(Errno::ENOTTY),
+                Err(e) => return Err(e),
+            }
+        }
         let info = crate::driver::query::query_device(&*self.driver, fd)?;
         if !info.config.has_cpu_addr_mirror() {
             return Err(Errno::EOPNOTSUPP);
