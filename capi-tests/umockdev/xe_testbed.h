@@ -118,6 +118,9 @@ static inline gboolean forward_ioctl(UMockdevIoctlClient *client, svm_sim *sim, 
 	umockdev_ioctl_data_update(data, 0, copy, (gint)size);
 	g_free(copy);
 	umockdev_ioctl_client_complete(client, rc == 0 ? 0 : -1, rc == 0 ? 0 : -rc);
+	/* Ours (transfer full); the client's argument keeps its own until the
+	 * completion has written it back. */
+	g_object_unref(data);
 	return TRUE;
 }
 
