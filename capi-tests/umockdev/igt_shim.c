@@ -5,6 +5,11 @@
  * of a simulated machine (SHIM_PRESET, default "dgpu"): a PCI device, its
  * primary node card<N> and render node renderD<128+N>, whose ioctls the
  * simulated driver answers through svm_sim_ioctl, as the kernel would.
+ * IGT's multigpu-* subtests open each node in a forked child (SHIM_PRESET
+ * 2dgpu-p2p: two nodes, one simulated machine): the child's ioctls reach
+ * the testbed's thread in this process over umockdev's socket, and the
+ * buffers its structs point to go to and fro through umockdev
+ * (forward_ioctl in xe_testbed.h).
  *
  * IGT mounts debugfs when /sys/kernel/debug is not a mount point. Under
  * umockdev /sys is the testbed's, which has none, while mount(2) is not
