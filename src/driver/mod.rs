@@ -92,6 +92,41 @@ pub trait Driver: Send + Sync {
     /// What the platform says of the link between two devices (None: it
     /// does not say).
     fn link_hint(&self, a: DeviceId, b: DeviceId) -> Option<LinkHint>;
+
+    /// The running kernel's release (`uname -r`), which a process can read:
+    /// the simulated driver answers its simulated kernel's.
+    fn kernel_release(&self) -> Option<String> {
+        uname_release()
+    }
+}
+
+/// `uname(2)`'s release field.
+pub fn uname_release() -> Option<String> {
+    // SAFETY: utsname is plain data; uname fills it.
+    let mut u: libc::utsname = unsafe { core::mem::zeroed() };
+    // SAFETY: a valid out-pointer.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    // SAFETY: uname NUL-terminates the field.
+    let r = unsafe { core::ffi::CStr::from_ptr(u.release.as_ptr()) };
+    Some(r.to_string_lossy().into_owned())
+}
+
+/// Whether a kernel release resets madvise attributes after munmap on a
+/// mirror bound without MADVISE_AUTORESET: only 6.18-rc1 and -rc2 (the
+/// flag gated it from 6.18-rc3 on, "drm/xe/uapi: Hide the madvise
+/// autoreset behind a VM_BIND flag"). None where the release string does
+/// not say (a distribution's own numbering).
+pub fn resets_without_autoreset(release: &str) -> Option<bool> {
+    let leading = |t: &str| t.chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse::<u32>().ok();
+    let mut nums = release.split('.');
+    let (major, minor) = (leading(nums.next()?)?, leading(nums.next()?)?);
+    if (major, minor) != (6, 18) {
+        return Some(false);
+    }
+    let rc = release.split("-rc").nth(1).and_then(leading);
+    Some(matches!(rc, Some(1 | 2)))
 }
 
 /// How long one ioctl interrupted by a signal (EINTR) or told to try again
@@ -189,6 +224,13 @@ mod tests {
     fn query(d: &Interrupted) -> Result<()> {
         let mut q = uapi::drm_xe_device_query::default();
         ioctl(d, 3, uapi::DRM_IOCTL_XE_DEVICE_QUERY, &mut q)
+    }
+
+    #[test]
+    fn only_6_18_rc1_and_rc2_reset_without_the_flag() {
+        for (r, want) in [("6.18.0-rc1", Some(true)), ("6.18.0-rc2-xe", Some(true)), ("6.18.0-rc3", Some(false)), ("6.18.0", Some(false)), ("6.18.7-1-default", Some(false)), ("7.0.0", Some(false)), ("6.12.48+deb13-amd64", Some(false)), ("weird", None)] {
+            assert_eq!(resets_without_autoreset(r), want, "{r}");
+        }
     }
 
     /// `ioctl` is the one layer that restarts EINTR and EAGAIN, as often as

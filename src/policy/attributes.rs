@@ -58,7 +58,7 @@ impl Context {
         // A preferred location the runtime set stays on every VM: the
         // default-placement rule of desired_pref applies only without one.
         let default_for = accessing_slot.filter(|_| summary.preferred.is_none());
-        let kernel_is_7 = kernel_is_7(slots);
+        let unflagged = self.resets_unflagged(slots);
         for d in slots.iter().filter_map(|s| s.dev.as_ref()) {
             if d.check_alive().is_err() || only.is_some_and(|o| o != d.slot) {
                 continue;
@@ -81,7 +81,7 @@ impl Context {
                 continue;
             };
             let mut a = summary.attrs(d.slot);
-            if a.pref == want && trusts_record(d, kernel_is_7, want == PrefApplied::DefaultDevice) {
+            if a.pref == want && trusts_record(d, unflagged, want == PrefApplied::DefaultDevice) {
                 continue; // recorded: the madvise would zap PTEs for nothing
             }
             match self.madvise_pref(slots, d, start, end, want, placed) {
@@ -234,11 +234,11 @@ impl Context {
         Context::check_pagemap(&slots, pm)?;
         let track = self.track.read();
         let Some(r) = track.exact(start, end).filter(|r| r.preferred == Some(pm) && only.map_or(r.preferred_for == u64::MAX, |o| r.preferred_by(o))) else { return Ok(false) };
-        let kernel_is_7 = kernel_is_7(&slots);
+        let unflagged = self.resets_unflagged(&slots);
         let mut alive = slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok() && only.is_none_or(|o| o == d.slot));
         Ok(alive.all(|d| {
             self.desired_pref(&slots, d, pm, None)
-                .is_none_or(|want| r.attrs(d.slot).pref == want && trusts_record(d, kernel_is_7, want == PrefApplied::DefaultDevice))
+                .is_none_or(|want| r.attrs(d.slot).pref == want && trusts_record(d, unflagged, want == PrefApplied::DefaultDevice))
         }))
     }
 
@@ -321,10 +321,10 @@ impl Context {
         let summary = self.summary(start, end);
         let mut applied = Vec::new();
         let mut placed = Placed::default();
-        let kernel_is_7 = kernel_is_7(&slots);
+        let unflagged = self.resets_unflagged(&slots);
         for d in slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok() && only.is_none_or(|o| o == d.slot)) {
             let mut a = summary.attrs(d.slot);
-            if a.atomic == mode && trusts_record(d, kernel_is_7, mode == DRM_XE_ATOMIC_UNDEFINED) {
+            if a.atomic == mode && trusts_record(d, unflagged, mode == DRM_XE_ATOMIC_UNDEFINED) {
                 continue;
             }
             self.stats.local().madvise.fetch_add(1, Ordering::Relaxed);
@@ -349,18 +349,22 @@ impl Context {
     }
 }
 
-/// Whether some device's multi-device madvise answered: the kernel is 7.0+
-/// (one kernel serves every device).
-pub(super) fn kernel_is_7(slots: &[Slot]) -> bool {
-    slots.iter().filter_map(|s| s.dev.as_ref()).any(|d| d.multi_device_known())
+impl Context {
+    /// Whether the kernel resets attributes after munmap on mirrors bound
+    /// without MADVISE_AUTORESET: as its release says, else unless some
+    /// device's multi-device madvise answered (7.0+; one kernel serves
+    /// every device).
+    pub(super) fn resets_unflagged(&self, slots: &[Slot]) -> bool {
+        self.resets_unflagged.unwrap_or_else(|| !slots.iter().filter_map(|s| s.dev.as_ref()).any(|d| d.multi_device_known()))
+    }
 }
 
 /// Whether a value recorded for a device's VM can be trusted to be the
 /// kernel's still, so that setting it again may be skipped: the kernel
 /// never resets this VM's attributes on free, or the value is the default
 /// a reset would give back (`default`).
-fn trusts_record(d: &Device, kernel_is_7: bool, default: bool) -> bool {
-    default || !d.resets_attrs_on_free(kernel_is_7)
+fn trusts_record(d: &Device, unflagged: bool, default: bool) -> bool {
+    default || !d.resets_attrs_on_free(unflagged)
 }
 
 /// A call that set attributes on every VM but found some device gone on

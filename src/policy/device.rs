@@ -218,12 +218,10 @@ impl Device {
 
     /// Whether the kernel may reset this VM's madvise attributes when memory
     /// the GPU used is unmapped (docs/kernel-model.md §8): the mirror has
-    /// MADVISE_AUTORESET, or the kernel may be 6.18: its -rc1 and -rc2
-    /// reset without the flag (final 6.18 gates on it, but the library
-    /// cannot tell the two apart, so it assumes the reset; `kernel_is_7`: some device's multi-device madvise answered,
-    /// and one kernel serves them all).
-    pub fn resets_attrs_on_free(&self, kernel_is_7: bool) -> bool {
-        self.autoreset || !kernel_is_7
+    /// MADVISE_AUTORESET, or the kernel resets without it (`unflagged`:
+    /// 6.18-rc1/rc2, or a kernel the library cannot place).
+    pub fn resets_attrs_on_free(&self, unflagged: bool) -> bool {
+        self.autoreset || unflagged
     }
 
     /// A multi-device madvise (fd + region_instance) worked on this VM.

@@ -247,6 +247,11 @@ struct Slot {
 pub struct Context {
     driver: Arc<dyn Driver>,
     config: Config,
+    /// The kernel resets attributes after munmap on mirrors bound without
+    /// MADVISE_AUTORESET (6.18-rc1/rc2, from `uname -r`); None where the
+    /// release does not say, and then a multi-device madvise that answered
+    /// (7.0+) is what clears the doubt.
+    resets_unflagged: Option<bool>,
     slots: BrLock<Vec<Slot>>,
     track: BrLock<Track>,
     links: BrLock<Links>,
@@ -322,7 +327,11 @@ impl Context {
 
     /// A context on any driver behind the seam.
     pub fn new(driver: Box<dyn Driver>, config: Config) -> Context {
+        // Whether the kernel resets attributes after munmap without the
+        // autoreset flag, from its release (None: the release does not say).
+        let resets_unflagged = driver.kernel_release().and_then(|r| crate::driver::resets_without_autoreset(&r));
         Context {
+            resets_unflagged,
             access: driver.page_table(),
             driver: Arc::from(driver),
             config,

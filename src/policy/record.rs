@@ -107,8 +107,8 @@ impl Context {
     /// the records), piece by piece so that residency and history stay.
     pub(super) fn forget_reset_attrs(&self, slots: &[Slot], start: u64, end: u64) {
         let devices = || slots.iter().filter_map(|s| s.dev.as_ref());
-        let kernel_is_7 = super::attributes::kernel_is_7(slots);
-        let resetting: Vec<u16> = devices().filter(|d| d.resets_attrs_on_free(kernel_is_7)).map(|d| d.slot).collect();
+        let unflagged = self.resets_unflagged(slots);
+        let resetting: Vec<u16> = devices().filter(|d| d.resets_attrs_on_free(unflagged)).map(|d| d.slot).collect();
         if resetting.is_empty() {
             return;
         }

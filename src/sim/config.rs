@@ -38,6 +38,16 @@ pub enum KernelVersion {
 }
 
 impl KernelVersion {
+    /// The release string `uname -r` gives on such a kernel.
+    pub fn release(self) -> &'static str {
+        match self {
+            KernelVersion::V6_18Rc => "6.18.0-rc2",
+            KernelVersion::V6_18 => "6.18.0",
+            KernelVersion::V7_0 => "7.0.0",
+            KernelVersion::V7_1 => "7.1.0",
+        }
+    }
+
     /// A version by name ("6.18-rc1", "6.18-rc2" or "6.18-rc"; "6.18",
     /// also "6.18-rc3" to "-rc7" and "6.19"; "7.0"; "7.1").
     pub fn parse(s: &str) -> Option<Self> {

@@ -82,4 +82,8 @@ impl Driver for SimDriver {
     fn link_hint(&self, a: DeviceId, b: DeviceId) -> Option<LinkHint> {
         Some(self.sim.link_hint(self.sim.device_of_id(a)?, self.sim.device_of_id(b)?))
     }
+
+    fn kernel_release(&self) -> Option<String> {
+        Some(self.sim.uname_release().to_string())
+    }
 }

@@ -287,6 +287,11 @@ impl Sim {
         Sim::new(topo)
     }
 
+    /// What `uname -r` answers a process on the simulated machine.
+    pub fn uname_release(&self) -> &'static str {
+        self.topology().kernel.release()
+    }
+
     /// The topology it simulates.
     pub fn topology(&self) -> &Topology {
         &self.topo
