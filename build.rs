@@ -3,12 +3,12 @@
 //! build tree (`target/<profile>/pkgconfig`).
 //!
 //! One crate, two artefacts (README, "Install"): built without the `sim`
-//! feature it is the library a runtime ships, `libxesvm.so.0`, pkg-config
+//! feature it is the library a runtime ships, `libxesvm.so.1`, pkg-config
 //! `xesvm`; built with it (the default: tests, benchmarks) it is the
-//! simulator-enabled variant, soname `libxesvm-sim.so.0`, pkg-config
+//! simulator-enabled variant, soname `libxesvm-sim.so.1`, pkg-config
 //! `xesvm-sim`, so the two never stand in for each other. Cargo names the
 //! file `libxesvm.so` either way: the build tree gets `libxesvm-sim.so` and
-//! `libxesvm-sim.so.0` links to it; scripts/install.sh installs it under the
+//! `libxesvm-sim.so.1` links to it; scripts/install.sh installs it under the
 //! variant's name, linked again with the version script `xesvm.map` (see
 //! `main`).
 //!
@@ -22,7 +22,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The ABI major version, carried in the soname (`libxesvm.so.<major>`).
-const ABI_MAJOR: &str = "0";
+const ABI_MAJOR: &str = "1";
 /// The library a runtime links: no simulator (`--no-default-features`).
 const LEAN_NAME: &str = "xesvm";
 /// The variant with the simulated driver (feature `sim`).
@@ -47,7 +47,7 @@ fn main() {
         // No symbol versions here: rustc hands the linker its own version
         // script (every export in the base version) ahead of any the build
         // script adds, and the linker keeps the first assignment, so
-        // `-Wl,--version-script=xesvm.map` would define the node XESVM_0 and
+        // `-Wl,--version-script=xesvm.map` would define the node XESVM_1 and
         // leave every symbol unversioned. scripts/install.sh links the
         // installed library again from the static archive with xesvm.map.
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,lib{name}.so.{ABI_MAJOR}");

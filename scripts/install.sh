@@ -17,7 +17,7 @@
 #   DESTDIR=/stage scripts/install.sh /usr/local   staged install for packagers
 #
 # Each shared library is linked again from its build's static archive with
-# the version script xesvm.map (every export in the node XESVM_0; cargo's own
+# the version script xesvm.map (every export in the node XESVM_1; cargo's own
 # link cannot version them, see build.rs), then checked with nm: the lean one
 # must export no simulator symbol, and every export must carry a version.
 set -euo pipefail
@@ -80,8 +80,8 @@ link_so() {
     local exports
     exports=$(nm -D --defined-only --with-symbol-versions "$so" | awk '$3 ~ /^svm_/ { print $3 }')
     [ -n "$exports" ] || { echo "install: $so exports no svm_ function" >&2; exit 1; }
-    if grep -v '@@XESVM_0$' <<<"$exports"; then
-      echo "install: $so: the exports above carry no version XESVM_0" >&2; rm -f "$so"; exit 1
+    if grep -v '@@XESVM_1$' <<<"$exports"; then
+      echo "install: $so: the exports above carry no version XESVM_1" >&2; rm -f "$so"; exit 1
     fi
     if [ "$name" = xesvm ] && grep -E '^(svm_sim_|svm_context_get_sim)' <<<"$exports"; then
       echo "install: $so exports the simulator (above): $archive is not a lean build" >&2; rm -f "$so"; exit 1

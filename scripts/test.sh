@@ -153,7 +153,7 @@ cc -DWANT_SIM "$tmp/client.c" $(pkg-config --cflags --libs xesvm-sim) -o "$tmp/c
 scripts/install.sh --debug --no-build --sim "$tmp/prefix" >/dev/null
 export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig"
 for want in lean sim; do
-  if [ "$want" = sim ]; then pc=xesvm-sim; so=libxesvm-sim.so.0; def=-DWANT_SIM; else pc=xesvm; so=libxesvm.so.0; def=; fi
+  if [ "$want" = sim ]; then pc=xesvm-sim; so=libxesvm-sim.so.1; def=-DWANT_SIM; else pc=xesvm; so=libxesvm.so.1; def=; fi
   cc $def "$tmp/client.c" $(pkg-config --cflags --libs $pc) -o "$tmp/client-$want"
   "$tmp/client-$want"
   # No pipe into grep -q: under pipefail, ldd can die of SIGPIPE when grep
@@ -168,14 +168,14 @@ cc examples/version.c $(pkg-config --cflags --libs xesvm) -o "$tmp/version-insta
 # --sim installs the tools (built above by cargo build --workspace) too.
 "$tmp/prefix/bin/xesvm" --version
 # The installed runtime library: no simulator symbol, and every export in
-# the version node XESVM_0 (xesvm.map).
-nm -D --defined-only --with-symbol-versions "$tmp/prefix/lib/libxesvm.so.0" > "$tmp/exports.txt"
+# the version node XESVM_1 (xesvm.map).
+nm -D --defined-only --with-symbol-versions "$tmp/prefix/lib/libxesvm.so.1" > "$tmp/exports.txt"
 if grep -E ' (svm_sim_|svm_context_get_sim)' "$tmp/exports.txt"; then
-  echo "install: libxesvm.so.0 exports simulator symbols (above)" >&2; exit 1
+  echo "install: libxesvm.so.1 exports simulator symbols (above)" >&2; exit 1
 fi
-if grep ' svm_' "$tmp/exports.txt" | grep -v '@@XESVM_0$'; then
-  echo "install: libxesvm.so.0 exports the functions above without the version XESVM_0" >&2; exit 1
+if grep ' svm_' "$tmp/exports.txt" | grep -v '@@XESVM_1$'; then
+  echo "install: libxesvm.so.1 exports the functions above without the version XESVM_1" >&2; exit 1
 fi
-grep -q ' svm_alloc_vram@@XESVM_0$' "$tmp/exports.txt" || { echo "install: libxesvm.so.0 lacks svm_alloc_vram@@XESVM_0" >&2; exit 1; }
+grep -q ' svm_alloc_vram@@XESVM_1$' "$tmp/exports.txt" || { echo "install: libxesvm.so.1 lacks svm_alloc_vram@@XESVM_1" >&2; exit 1; }
 unset PKG_CONFIG_PATH
-echo "pkg-config smoke test: 7 passed, 0 failed ($(grep -c ' svm_' "$tmp/exports.txt") exports at XESVM_0, no simulator)"
+echo "pkg-config smoke test: 7 passed, 0 failed ($(grep -c ' svm_' "$tmp/exports.txt") exports at XESVM_1, no simulator)"
