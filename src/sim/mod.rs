@@ -23,6 +23,7 @@ pub mod driver;
 pub mod inject;
 mod ioctl;
 pub mod mem;
+mod prefetch;
 mod process;
 mod query;
 mod svm;

@@ -1,7 +1,7 @@
 //! The kernel's SVM paths (docs/kernel-model.md): GPU fault handling (§4,
 //! §15), range lookup and chunk sizing (§2), target resolution (§3),
 //! migration to VRAM with scan, migrate rwsem and evict-and-retry-once
-//! (§5), get_pages (§6), prefetch (§7), munmap and the garbage collector
+//! (§5), get_pages (§6), munmap and the garbage collector
 //! (§8), VRAM pressure (§9) and the atomic timeslice (§5.3).
 
 use std::os::fd::RawFd;
@@ -232,7 +232,7 @@ impl Sim {
     }
 
     /// Marks a range bound on tiles and bumps its allocation in the LRU.
-    fn bind(&self, g: &mut Guard, fd: RawFd, vm_id: u32, rs: u64, tiles: u8) {
+    pub(super) fn bind(&self, g: &mut Guard, fd: RawFd, vm_id: u32, rs: u64, tiles: u8) {
         let Some(r) = g.files.get_mut(&fd).and_then(|f| f.vms.get_mut(&vm_id)).and_then(|vm| vm.ranges.get_mut(&rs)) else {
             return;
         };
@@ -245,12 +245,12 @@ impl Sim {
     }
 
     /// NEED64K parts keep ranges below 64 KiB in system memory (docs/kernel-model.md §2).
-    fn size_rule(&self, dev: u32, size: u64) -> bool {
+    pub(super) fn size_rule(&self, dev: u32, size: u64) -> bool {
         !(self.topo.devices[dev as usize].need_64k && size < (64 << 10))
     }
 
     /// `migrate_devmem`: device memory possible and the CPU VMA anonymous (docs/kernel-model.md §2 step 4).
-    fn range_migratable(&self, g: &Guard, dev: u32, rs: u64) -> bool {
+    pub(super) fn range_migratable(&self, g: &Guard, dev: u32, rs: u64) -> bool {
         self.dev_has_vram(dev) && g.mem.cpu_vma(rs).2 == CpuKind::Anonymous
     }
 
@@ -539,7 +539,7 @@ impl Sim {
     /// `drm_gpusvm_get_pages` (docs/kernel-model.md §6): fault pages in for `owner` and require one
     /// uniform placement; records where the pages were found.
     #[allow(clippy::too_many_arguments)]
-    fn get_pages(&self, g: &mut Guard, fd: RawFd, vm_id: u32, rs: u64, re: u64, owner: Option<u32>, devmem_only: bool) -> Result<()> {
+    pub(super) fn get_pages(&self, g: &mut Guard, fd: RawFd, vm_id: u32, rs: u64, re: u64, owner: Option<u32>, devmem_only: bool) -> Result<()> {
         let (_, ce, kind) = g.mem.cpu_vma(rs);
         if kind == CpuKind::Unmapped || ce < re {
             return Err(Errno::EFAULT);
@@ -570,96 +570,6 @@ impl Sim {
         let r = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap().ranges.get_mut(&rs).unwrap();
         r.dpagemap = seen_dev.map(|(p, _)| p);
         Ok(())
-    }
-
-    // -- prefetch -----------------------------------------------------------
-
-    /// VM_BIND PREFETCH over a CPU-mirror span (docs/kernel-model.md §7),
-    /// the part `prefetch_ranges` does: each range migrated and its pages
-    /// collected; the ranges to bind are pushed to `binds` (the ioctl binds
-    /// them at execution, or voids them all). `target` None = system.
-    /// A range's failure becomes -ENODATA: counted, and returned as
-    /// Ok(true) (swallowed). `prefetch_ranges` returns at the first failing
-    /// range, and `vm_bind_ioctl_ops_prefetch_ranges` at the first failing
-    /// op: once `stopped` is set, the rest of the span and every later
-    /// PREFETCH op of the ioctl only get their ranges created
-    /// (`vm_bind_ioctl_ops_create` made them all before any migration),
-    /// and nothing of theirs is migrated or collected.
-    #[allow(clippy::too_many_arguments)] // the ioctl's own fields: file, VM, device, span, region
-    pub(super) fn prefetch(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, start: u64, end: u64, target: Option<u16>, binds: &mut Vec<u64>, stopped: &mut bool) -> Result<bool> {
-        let mut swallowed = false;
-        let all_tiles = (1u8 << self.topo.devices[dev as usize].tiles) - 1;
-        let mut a = start;
-        while a < end {
-            let (rs, re) = match self.find_or_insert(g, fd, vm_id, dev, a) {
-                Ok(s) => s,
-                Err(Errno::ENOENT) => {
-                    a = g.mem.cpu_vma(a).1.min(end); // skip the CPU hole
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if *stopped {
-                a = re.max(a + PAGE);
-                continue;
-            }
-            self.count(&self.counters.prefetch_ranges, 1);
-            let r = g.files[&fd].vms[&vm_id].ranges[&rs].clone();
-            let ok = match target {
-                None => {
-                    if g.mem.census(rs, re, None).other_device > 0 {
-                        self.evict_range(g, rs, re);
-                    }
-                    self.get_pages(g, fd, vm_id, rs, re, None, false)
-                }
-                Some(p) if r.bound == all_tiles && r.dpagemap == Some(p) => Err(Errno::EALREADY),
-                Some(p) => {
-                    let migrated = if self.range_migratable(g, dev, rs) && self.size_rule(dev, re - rs) && r.dpagemap != Some(p) {
-                        self.alloc_vram(g, rs, re, p, 0)
-                    } else {
-                        Ok(())
-                    };
-                    match migrated {
-                        // Any migration failure becomes -ENODATA (docs/kernel-model.md §7).
-                        Err(_) => Err(Errno::ENODATA),
-                        Ok(()) => self.get_pages(g, fd, vm_id, rs, re, Some(self.owner_of_pagemap(p)), false),
-                    }
-                }
-            };
-            match ok {
-                Ok(()) => binds.push(rs),
-                Err(Errno::EALREADY) => {}
-                Err(Errno::ENODATA | Errno::EOPNOTSUPP | Errno::EFAULT | Errno::EPERM) => {
-                    // -ENODATA: "retry from userspace"; the ioctl still
-                    // succeeds. prefetch_ranges returns here: no later
-                    // range of this op, nor of a later op, is migrated.
-                    self.count(&self.counters.prefetch_swallowed, 1);
-                    swallowed = true;
-                    *stopped = true;
-                }
-                Err(e) => return Err(e),
-            }
-            a = re.max(a + PAGE);
-        }
-        Ok(swallowed)
-    }
-
-    /// The execution step of a bind array's prefetches: binds every range
-    /// collected, unless one failed (ENODATA), which voids the page-table
-    /// work of the whole ioctl (`xe_vm_bind_ioctl` skips
-    /// `vm_bind_ioctl_ops_execute`, docs/kernel-model.md §7): ranges already
-    /// migrated stay where they went, unbound.
-    pub(super) fn execute_prefetch_binds(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, binds: &[u64], voided: bool) {
-        if voided {
-            return;
-        }
-        let all_tiles = (1u8 << self.topo.devices[dev as usize].tiles) - 1;
-        for &rs in binds {
-            // A range of this array an earlier op destroyed is gone.
-            if g.files[&fd].vms[&vm_id].ranges.contains_key(&rs) {
-                self.bind(g, fd, vm_id, rs, all_tiles);
-            }
-        }
     }
 
     // -- munmap -------------------------------------------------------------
