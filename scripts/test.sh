@@ -160,8 +160,8 @@ for want in lean sim; do
   # exits at the first match, and the check would fail at random.
   ldd "$tmp/client-$want" > "$tmp/ldd.txt"
   grep -q "$tmp/prefix/lib/$so" "$tmp/ldd.txt" || { echo "install: the $pc program does not load $tmp/prefix/lib/$so:" >&2; cat "$tmp/ldd.txt" >&2; exit 1; }
-  link=$(readlink "$tmp/prefix/lib/${so%.0}")
-  [ "$link" = "$so" ] || { echo "install: ${so%.0} -> '$link', wanted $so" >&2; exit 1; }
+  link=$(readlink "$tmp/prefix/lib/${so%.*}")
+  [ "$link" = "$so" ] || { echo "install: ${so%.*} -> '$link', wanted $so" >&2; exit 1; }
 done
 cc examples/version.c $(pkg-config --cflags --libs xesvm) -o "$tmp/version-installed"
 "$tmp/version-installed"
