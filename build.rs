@@ -101,8 +101,9 @@ fn copy_if_changed(from: &Path, to: &Path) {
 /// plus the links the linker and the loader look for (`lib<name>.so`,
 /// `lib<name>.so.<major>`, to cargo's `libxesvm.so`), so
 /// `cc x.c $(pkg-config --cflags --libs <name>)` works before any install.
-/// The other variant's `.pc` and links go: a profile directory holds one
-/// library, and its `.pc` says which.
+/// The other variant's links go: a profile directory holds one library.
+/// A simulator build's directory also has `xesvm.pc` naming it (the build
+/// tree as 0.1.0 had it); a lean build's has only `xesvm.pc`.
 fn write_uninstalled_pc(profile_dir: &Path, manifest: &Path, version: &str, name: &str) {
     let pc_dir = profile_dir.join("pkgconfig");
     fs::create_dir_all(&pc_dir).unwrap();
@@ -114,8 +115,15 @@ fn write_uninstalled_pc(profile_dir: &Path, manifest: &Path, version: &str, name
         .replace("@VERSION@", version);
     copy_if_changed_str(&pc, &pc_dir.join(format!("{name}.pc")));
     println!("cargo:rerun-if-changed=pkgconfig/{name}.pc.in");
-    let other = if name == SIM_NAME { LEAN_NAME } else { SIM_NAME };
-    let _ = fs::remove_file(pc_dir.join(format!("{other}.pc")));
+    if name == SIM_NAME {
+        // The build tree of a default build also answers to `xesvm`, naming
+        // this same (simulator) library: programs written against 0.1.0's
+        // build tree keep building. An install's xesvm.pc is the lean one.
+        let alias = format!("# Build tree alias: the simulator-enabled library, as xesvm-sim.pc.\n{pc}");
+        copy_if_changed_str(&alias, &pc_dir.join(format!("{LEAN_NAME}.pc")));
+    } else {
+        let _ = fs::remove_file(pc_dir.join(format!("{SIM_NAME}.pc")));
+    }
     let stale = if name == SIM_NAME {
         vec![format!("lib{LEAN_NAME}.so.{ABI_MAJOR}")]
     } else {
