@@ -79,15 +79,21 @@ fn bad_batches_are_refused_before_anything_is_queued() {
     assert_eq!(sim.counters().ioctls, before);
 }
 
+/// A simulated one-GPU machine, a context with its device open, and its VRAM.
+fn dgpu() -> (std::sync::Arc<Sim>, Context, xesvm::policy::DeviceHandle, Pagemap) {
+    let sim = Sim::from_preset("dgpu").unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let d = ctx.open_index(0).unwrap();
+    let v = ctx.pagemap(d, 0).unwrap();
+    (sim, ctx, d, v)
+}
+
 /// What xe does (runtime-model.md §5): the copies happen inside the
 /// VM_BIND (`prefetch_ranges` from `op_lock_and_prep`), so the data is in
 /// place when place_batch returns; only the fence is still to signal.
 #[test]
 fn a_batch_has_moved_the_data_when_the_call_returns() {
-    let sim = Sim::from_preset("dgpu").unwrap();
-    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
-    let d = ctx.open_index(0).unwrap();
-    let v = ctx.pagemap(d, 0).unwrap();
+    let (sim, ctx, d, v) = dgpu();
     sim.cpu_access(BUF, 8 * MIB, Access::Write, 1).unwrap();
     let b = ctx.place_batch(d, &[(BUF, 8 * MIB, v)], None).unwrap();
     assert_eq!(sim.placement(BUF, 8 * MIB), xesvm::sim::Placement::Vram { device: 0, instance: 1 });
@@ -99,10 +105,7 @@ fn a_batch_has_moved_the_data_when_the_call_returns() {
 /// already wrote a larger value is complete, not hung to ETIME.
 #[test]
 fn a_shared_monotonic_fence_word_completes_with_a_later_value() {
-    let sim = Sim::from_preset("dgpu").unwrap();
-    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
-    let d = ctx.open_index(0).unwrap();
-    let v = ctx.pagemap(d, 0).unwrap();
+    let (sim, ctx, d, v) = dgpu();
     sim.cpu_access(BUF, 8 * MIB, Access::Write, 1).unwrap();
     let fence = Box::new(0u64);
     let addr = &*fence as *const u64 as u64;
@@ -121,10 +124,7 @@ fn a_shared_monotonic_fence_word_completes_with_a_later_value() {
 /// words are reused, not leaked one per abandoned batch.
 #[test]
 fn a_lent_fence_word_of_a_released_batch_is_reused() {
-    let sim = Sim::from_preset("dgpu").unwrap();
-    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
-    let d = ctx.open_index(0).unwrap();
-    let v = ctx.pagemap(d, 0).unwrap();
+    let (sim, ctx, d, v) = dgpu();
     sim.cpu_access(BUF, 64 * MIB, Access::Write, 1).unwrap();
     let mut words = std::collections::HashSet::new();
     for i in 0..32 {

@@ -217,14 +217,18 @@ pub fn probe_cpu_addr_mirror<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32,
 
 /// MADVISE PREFERRED_LOC with the default device and `policy` (the probe's).
 fn madvise_migration_policy<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, policy: u16) -> Result<()> {
+    madvise_pref(drv, fd, vm_id, start, range, DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE, 0, policy)
+}
+
+/// The one MADVISE PREFERRED_LOC the wrappers build.
+#[allow(clippy::too_many_arguments)]
+fn madvise_pref<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, devmem_fd: u32, region_instance: u16, migration_policy: u16) -> Result<()> {
     let mut m = drm_xe_madvise {
         start,
         range,
         vm_id,
         attr_type: DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC,
-        attr: drm_xe_madvise_attr {
-            preferred_mem_loc: drm_xe_madvise_preferred_mem_loc { devmem_fd: DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE, migration_policy: policy, region_instance: 0, reserved: 0 },
-        },
+        attr: drm_xe_madvise_attr { preferred_mem_loc: drm_xe_madvise_preferred_mem_loc { devmem_fd, migration_policy, region_instance, reserved: 0 } },
         ..Default::default()
     };
     ioctl(drv, fd, DRM_IOCTL_XE_MADVISE, &mut m)
@@ -276,17 +280,7 @@ pub fn madvise_preferred_loc<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32,
         PreferredLoc::DefaultSystem => (DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, 0),
         PreferredLoc::Device { devmem_fd, region_instance } => (devmem_fd as u32, region_instance),
     };
-    let mut m = drm_xe_madvise {
-        start,
-        range,
-        vm_id,
-        attr_type: DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC,
-        attr: drm_xe_madvise_attr {
-            preferred_mem_loc: drm_xe_madvise_preferred_mem_loc { devmem_fd, migration_policy: DRM_XE_MIGRATE_ALL_PAGES, region_instance, reserved: 0 },
-        },
-        ..Default::default()
-    };
-    ioctl(drv, fd, DRM_IOCTL_XE_MADVISE, &mut m)
+    madvise_pref(drv, fd, vm_id, start, range, devmem_fd, region_instance, DRM_XE_MIGRATE_ALL_PAGES)
 }
 
 /// MADVISE ATOMIC over [start, start+range).
