@@ -93,8 +93,23 @@ int main(void)
 	svm_device made_up = { .id = 0xdeadbeefcafef00dull };
 	CHECK_STATUS(svm_device_close(r.ctx, made_up), -EINVAL);
 
+	/* The per-device calls: the same checks, and the device's own. */
+	CHECK_STATUS(svm_device_set_preferred_location(NULL, r.dev[0], BUF, 2 * MIB, r.sys), -EINVAL);
+	CHECK_STATUS(svm_device_set_preferred_location(r.ctx, r.dev[0], BUF + 1, 2 * MIB, r.sys), -EINVAL);
+	CHECK_STATUS(svm_device_set_preferred_location(r.ctx, r.dev[0], BUF, 0, r.sys), -EINVAL);
+	CHECK_STATUS(svm_device_set_preferred_location(r.ctx, other.dev[0], BUF, 2 * MIB, r.sys), -EINVAL);
+	CHECK_STATUS(svm_device_set_preferred_location(r.ctx, r.dev[0], BUF, 2 * MIB, (svm_pagemap){ 0 }), -EINVAL);
+	CHECK_STATUS(svm_device_clear_preferred_location(r.ctx, made_up, BUF, 2 * MIB), -EINVAL);
+	CHECK_STATUS(svm_device_set_atomic_mode(r.ctx, r.dev[0], BUF, 2 * MIB, 4), -EINVAL);
+	CHECK_STATUS(svm_device_set_atomic_mode(r.ctx, r.dev[0], UINT64_MAX & ~4095ull, 8192, SVM_ATOMIC_DEVICE), -EINVAL);
+	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[0], 1u << 4, &res), -EINVAL); /* unknown flag */
+
 	/* A closed device, and its pagemap. */
 	CHECK_OK(svm_device_close(r.ctx, r.dev[1]));
+	CHECK_STATUS(svm_device_set_preferred_location(r.ctx, r.dev[1], BUF, 2 * MIB, r.sys), -EBADF);
+	CHECK_STATUS(svm_device_clear_preferred_location(r.ctx, r.dev[1], BUF, 2 * MIB), -EBADF);
+	CHECK_STATUS(svm_device_set_atomic_mode(r.ctx, r.dev[1], BUF, 2 * MIB, SVM_ATOMIC_DEVICE), -EBADF);
+	CHECK_STATUS(svm_device_set_preferred_location(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[1]), -EBADF);
 	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[1], BUF, 2 * MIB, r.vram[0], 0, &res), -EBADF);
 	CHECK(strstr(svm_last_error(), "closed") != NULL);
 	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[1], 0, &res), -EBADF);
