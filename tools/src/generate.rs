@@ -183,8 +183,7 @@ pub fn program(seed: u64, index: u32, preset: &str, vram_mib: u64) -> Result<Pro
     let dev = r.range(0, ndev as u64 - 1) as u32;
     let k = r.range(1, ndev as u64) as u32; // devices a multi-device program uses
     let mut b = Builder::new();
-    let what: String;
-    match family {
+    let what = match family {
         "training" => {
             let layers = r.range(2, 4);
             let wl: Vec<u64> = (0..layers).map(|_| r.bytes(ws / layers / 4, ws / layers / 2)).collect();
@@ -214,12 +213,12 @@ pub fn program(seed: u64, index: u32, preset: &str, vram_mib: u64) -> Result<Pro
                     b.gpu(dev, &[(Acc::R, &gs[l], None), (Acc::W, &ws_[l], None)]);
                 }
             }
-            what = format!(
+            format!(
                 "{layers} layers on device {dev}, weights {:.1} MB, activations {:.1} MB, optimizer on {}, {steps} steps",
                 wl.iter().sum::<u64>() as f64 / MB as f64,
                 al.iter().sum::<u64>() as f64 / MB as f64,
                 if cpu_opt { "the CPU" } else { "the GPU" }
-            );
+            )
         }
         "decode" => {
             let weights = b.buffer("weights", r.bytes(ws / 4, ws / 2), false);
@@ -242,7 +241,7 @@ pub fn program(seed: u64, index: u32, preset: &str, vram_mib: u64) -> Result<Pro
                 b.gpu(dev, &spans);
                 b.cpu(false, &logits, None);
             }
-            what = format!("{tokens} tokens on device {dev}, KV cache growing by {per_token} bytes a token, weights {:.1} MB", b.size(&weights) as f64 / MB as f64);
+            format!("{tokens} tokens on device {dev}, KV cache growing by {per_token} bytes a token, weights {:.1} MB", b.size(&weights) as f64 / MB as f64)
         }
         "offload" => {
             let input = b.buffer("input", r.bytes(ws / 8, ws / 3), false);
@@ -258,7 +257,7 @@ pub fn program(seed: u64, index: u32, preset: &str, vram_mib: u64) -> Result<Pro
                 b.gpu(dev, &[(Acc::R, &state, None), (Acc::W, &result, None)]);
                 b.cpu(false, &result, None);
             }
-            what = format!("{outer} rounds: the CPU fills {:.1} MB, device {dev} iterates {inner} times, the CPU reads the result", b.size(&input) as f64 / MB as f64);
+            format!("{outer} rounds: the CPU fills {:.1} MB, device {dev} iterates {inner} times, the CPU reads the result", b.size(&input) as f64 / MB as f64)
         }
         "pipeline" => {
             let stages = r.range(2, (ndev as u64).max(2) + 1) as u32;
@@ -271,7 +270,7 @@ pub fn program(seed: u64, index: u32, preset: &str, vram_mib: u64) -> Result<Pro
                 b.gpu(s as u32 % ndev, &[(Acc::R, &bufs[s], None), (Acc::W, &bufs[s + 1], None)]);
             }
             b.cpu(false, &bufs[stages as usize], None);
-            what = format!("{stages} stages (stage i on device i mod {ndev}), {size} bytes handed on, {rounds} rounds");
+            format!("{stages} stages (stage i on device i mod {ndev}), {size} bytes handed on, {rounds} rounds")
         }
         "solver" => {
             let a = b.buffer("matrix", r.bytes(ws / 4, ws / 2), false);
@@ -297,11 +296,11 @@ pub fn program(seed: u64, index: u32, preset: &str, vram_mib: u64) -> Result<Pro
             b.cpu(false, &norm, None);
             b.phase("finish", 1);
             b.cpu(false, &x, None);
-            what = format!(
+            format!(
                 "GPU-born matrix {:.1} MB and vectors {n} bytes, {iters} iterations on {}, the CPU reads the norm each time",
                 asz as f64 / MB as f64,
                 if split { "devices 0 and 1 (rows split)".to_string() } else { format!("device {dev}") }
-            );
+            )
         }
         "out-of-core" => {
             let size = r.bytes(vram * 5 / 4, vram * 5 / 2);
@@ -319,7 +318,7 @@ pub fn program(seed: u64, index: u32, preset: &str, vram_mib: u64) -> Result<Pro
                 off += n;
             }
             b.cpu(false, &acc, None);
-            what = format!("{:.1} MB ({:.1}x VRAM) streamed by device {dev} in {piece}-byte pieces, {passes} passes", size as f64 / MB as f64, size as f64 / vram as f64);
+            format!("{:.1} MB ({:.1}x VRAM) streamed by device {dev} in {piece}-byte pieces, {passes} passes", size as f64 / MB as f64, size as f64 / vram as f64)
         }
         "graph" => {
             let size = r.bytes(ws, ws * 2);
@@ -342,7 +341,7 @@ pub fn program(seed: u64, index: u32, preset: &str, vram_mib: u64) -> Result<Pro
                 b.gpu(d, &spans);
             }
             b.cpu(false, &frontier, None);
-            what = format!("{steps} steps on {k} device(s), each 6 to 20 scattered reads of 0.5 to 64 KB from a {:.1} MB table", size as f64 / MB as f64);
+            format!("{steps} steps on {k} device(s), each 6 to 20 scattered reads of 0.5 to 64 KB from a {:.1} MB table", size as f64 / MB as f64)
         }
         "small-allocs" => {
             let m = r.range(16, 48);
@@ -365,7 +364,7 @@ pub fn program(seed: u64, index: u32, preset: &str, vram_mib: u64) -> Result<Pro
                 b.gpu(d, &spans);
                 b.cpu(false, &names[r.range(0, m - 1) as usize], None);
             }
-            what = format!("{m} buffers of 1 to 400 kB (most packed in arenas), {rounds} launches on {k} device(s), the CPU reads one after each");
+            format!("{m} buffers of 1 to 400 kB (most packed in arenas), {rounds} launches on {k} device(s), the CPU reads one after each")
         }
         "post-process" => {
             let out = b.buffer("out", r.bytes(ws / 8, ws / 2), false);
@@ -378,7 +377,7 @@ pub fn program(seed: u64, index: u32, preset: &str, vram_mib: u64) -> Result<Pro
             b.phase("round", rounds);
             b.gpu(dev, &[(Acc::R, &weights, None), (Acc::W, &out, None)]);
             b.cpu(false, &out, if whole { None } else { Some((osz / 3, osz / 3)) });
-            what = format!("device {dev} writes {:.1} MB, the CPU reads {} of it, {rounds} rounds", osz as f64 / MB as f64, if whole { "all" } else { "a third" });
+            format!("device {dev} writes {:.1} MB, the CPU reads {} of it, {rounds} rounds", osz as f64 / MB as f64, if whole { "all" } else { "a third" })
         }
         "atomics" => {
             let input = b.buffer("input", r.bytes(ws / 8, ws / 2), false);
@@ -394,7 +393,7 @@ pub fn program(seed: u64, index: u32, preset: &str, vram_mib: u64) -> Result<Pro
                 b.gpu(d, &[(Acc::R, &input, Some((off, n))), (Acc::A, &hist, None)]);
             }
             b.cpu(false, &hist, None);
-            what = format!("{k} device(s) add {:.1} MB of input into a {}-byte histogram atomically, {rounds} rounds", isz as f64 / MB as f64, b.size(&hist));
+            format!("{k} device(s) add {:.1} MB of input into a {}-byte histogram atomically, {rounds} rounds", isz as f64 / MB as f64, b.size(&hist))
         }
         _ => {
             // free-reuse
@@ -416,14 +415,14 @@ pub fn program(seed: u64, index: u32, preset: &str, vram_mib: u64) -> Result<Pro
             b.cpu(false, &out, None);
             b.free(&scratch);
             b.alloc(&scratch);
-            what = format!(
+            format!(
                 "{rounds} rounds: a {:.1} MB scratch buffer{} filled by the {}, used by device {dev}, freed and allocated again at the same address",
                 b.size(&scratch) as f64 / MB as f64,
                 if packed { " (packed after the weights)" } else { "" },
                 if cpu_fill { "CPU" } else { "GPU" }
-            );
+            )
         }
-    }
+    };
     let name = format!("s{seed}-{index:03}-{family}");
     let mut toml = String::new();
     let _ = writeln!(toml, "# {name}: generated by `xesvm bench --generate` (seed {seed}, program {index}), family {family}");

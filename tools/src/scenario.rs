@@ -154,6 +154,9 @@ fn target_of(s: &str, devices: u32) -> Result<Target, String> {
     Ok(Target::Device { device, tile })
 }
 
+/// A step of a phase, its line, and the buffer it frees (true) or allocates.
+type PhaseStep = (Step, usize, Option<(usize, bool)>);
+
 /// Checks that a step touches no freed buffer's own pages, frees only a
 /// live buffer and allocates only a freed one; updates `freed`.
 fn check_live(w: &Workload, freed: &mut Vec<bool>, step: &Step, line: usize, life: Option<(usize, bool)>) -> Result<(), String> {
@@ -244,7 +247,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Scenario, String> {
     }
     for phase in &def.phases {
         // (step, its line, the buffer it frees or allocates)
-        let mut steps: Vec<(Step, usize, Option<(usize, bool)>)> = Vec::new();
+        let mut steps: Vec<PhaseStep> = Vec::new();
         for s in &phase.steps {
             let line = at(s.span());
             let d = s.get_ref();
@@ -478,5 +481,124 @@ buffer = "a"
             assert!(e.starts_with(&format!("line {line}:")), "{needle}: {e}");
             assert!(e.contains(needle), "{needle}: {e}");
         }
+    }
+
+    const PACKED: &str = r#"
+topology = "2dgpu-p2p"
+vram = "64 MiB"
+
+[[buffer]]
+name = "a"
+size = 4000000
+
+[[buffer]]
+name = "b"
+size = 12000000
+after = "a"
+
+[[phase]]
+name = "loop"
+repeat = 3
+
+[[phase.step]]
+do = "gpu"
+device = 1
+access = "write"
+buffer = "a"
+[[phase.step.span]]
+access = "read"
+buffer = "b"
+offset = 100
+size = 5000
+
+[[phase.step]]
+do = "cpu"
+access = "read"
+buffer = "a"
+
+[[phase.step]]
+do = "free"
+buffer = "b"
+
+[[phase.step]]
+do = "alloc"
+buffer = "b"
+
+[[phase.step]]
+do = "gpu"
+device = 0
+access = "write"
+buffer = "b"
+"#;
+
+    /// Sizes in bytes, a buffer packed after another, a launch over two
+    /// spans widened to pages, free and alloc of the pages a buffer holds
+    /// alone, VRAM per tile.
+    #[test]
+    fn packed_buffers_byte_sizes_and_free_alloc() {
+        let s = p(PACKED).unwrap();
+        let w = &s.workload;
+        assert!(w.topology.devices.iter().all(|d| d.vram_per_tile == 64 << 20));
+        let (a, b) = (&w.buffers[0], &w.buffers[1]);
+        assert_eq!((a.size, b.size), (4_000_000, 12_000_000));
+        assert_eq!(b.start, a.start + 4_000_000, "4000000 is a multiple of 256: back to back");
+        assert_eq!(a.pages(), (a.start, 977 * 4096), "4,000,000 bytes lie on 977 pages");
+        // The launch: all of a's pages, and b's bytes 100..5100 widened to pages
+        // (b starts inside a's last page, so that is the page a shares).
+        let lo = (b.start + 100) / 4096 * 4096;
+        let hi = (b.start + 5100).next_multiple_of(4096);
+        assert_eq!(w.steps[0], Step::Launch { device: 1, tile: 0, accesses: vec![(a.start, 977 * 4096, Access::Write), (lo, hi - lo, Access::Read)] });
+        // free and alloc cover b's pages but the one it shares with a.
+        let own = (a.start + 977 * 4096, (b.start + b.size).next_multiple_of(4096) - (a.start + 977 * 4096));
+        assert_eq!(w.steps[2], Step::Free { start: own.0, size: own.1 });
+        assert_eq!(w.steps[3], Step::Alloc { start: own.0, size: own.1 });
+        assert_eq!(w.steps.len(), 15);
+        // Under every policy: content as last written (b's freed pages are
+        // gone, a's shared page kept), and no policy beats the bound.
+        let o = crate::optimum::optimum(w);
+        for pk in crate::runner::PolicyKind::ALL {
+            let r = crate::runner::run(w, pk).unwrap_or_else(|e| panic!("{pk:?}: {e}"));
+            assert!(r.content_ok, "{pk:?}");
+            assert_eq!(r.gpu_errors, 0, "{pk:?}");
+            assert!(r.simulated_ns >= o.bound_ns, "{pk:?}: {} < {}", r.simulated_ns, o.bound_ns);
+        }
+    }
+
+    /// A freed buffer's life ends: its data need not move back, so the
+    /// bound of "GPU writes, free, alloc, GPU writes" is two births, not a
+    /// birth and a move.
+    #[test]
+    fn the_bound_starts_a_new_life_after_a_free() {
+        let one = PACKED.replace("repeat = 3", "repeat = 1");
+        let w = p(&one).unwrap().workload;
+        let freed = crate::optimum::optimum(&w).bound_ns;
+        let kept = p(&one.replace("[[phase.step]]\ndo = \"free\"\nbuffer = \"b\"\n\n[[phase.step]]\ndo = \"alloc\"\nbuffer = \"b\"\n\n", "")).unwrap().workload;
+        assert_eq!(kept.steps.len(), w.steps.len() - 2);
+        assert!(freed <= crate::optimum::optimum(&kept).bound_ns);
+    }
+
+    #[test]
+    fn bad_packing_and_lifetimes_name_the_line() {
+        let touch_freed = PACKED.replace("[[phase.step]]\ndo = \"alloc\"\nbuffer = \"b\"\n", "");
+        let cases = [
+            (PACKED.replace("after = \"a\"", "after = \"c\""), 9, "`after` must name the buffer defined just before"),
+            (PACKED.replace("offset = 100", "offset = 11999000"), 18, "inside \"b\""),
+            (touch_freed.clone(), 39, "touches \"b\" while it is freed"),
+            (PACKED.replace("do = \"alloc\"", "do = \"free\""), 38, "already freed"),
+            (PACKED.replace("do = \"free\"", "do = \"alloc\""), 34, "not freed"),
+            (PACKED.replace("do = \"free\"\nbuffer = \"b\"", "do = \"free\"\nbuffer = \"b\"\nsize = 4096"), 34, "takes only `buffer`"),
+            (PACKED.replace("do = \"cpu\"\naccess = \"read\"\nbuffer = \"a\"", "do = \"cpu\"\naccess = \"read\"\nbuffer = \"a\"\n[[phase.step.span]]\naccess = \"read\"\nbuffer = \"b\""), 29, "only a gpu step"),
+            (PACKED.replace("vram = \"64 MiB\"", "vram = 1000"), 3, "at least 16 MiB"),
+            (PACKED.replace("do = \"free\"", "do = \"release\""), 34, "unknown step \"release\""),
+        ];
+        for (text, line, needle) in cases {
+            let e = p(&text).err().unwrap_or_else(|| panic!("accepted: {needle}"));
+            assert!(e.starts_with(&format!("line {line}:")), "{needle}: {e}");
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        // A buffer lying on no page of its own cannot be freed.
+        let tiny = PACKED.replace("size = 12000000", "size = 100").replace("size = 5000", "size = 0");
+        let e = p(&tiny.replace("offset = 100\nsize = 0\n", "")).err().unwrap();
+        assert!(e.starts_with("line 32:") && e.contains("shares every page"), "{e}");
     }
 }
