@@ -58,8 +58,9 @@
 //!
 //! * **Free.** A free (munmap) ends a segment's life: its contents are
 //!   gone, nothing needs to move back, and the next touch after the
-//!   allocation again is a birth as above (the simulated clock stands still
-//!   through munmap and mmap). So each life of a segment is solved on its
+//!   allocation again is a birth as above. What munmap itself costs (a TLB
+//!   invalidation per bound range it destroys) is non-negative and left
+//!   out, like mmap's nothing. So each life of a segment is solved on its
 //!   own, as if it were another segment: the sum of the lives' floors is a
 //!   floor of the whole, since every charge belongs to one life's touches.
 //!   An atomic mode set before a free is kept for the next life although a
