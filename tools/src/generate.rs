@@ -562,6 +562,14 @@ pub fn summary(outcomes: &[Outcome], header: &str) -> String {
         .filter(|(x, _)| x.is_finite())
         .collect();
     xs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut fam = Vec::new();
+    for f in FAMILIES {
+        let v: Vec<f64> = xs.iter().filter(|(_, o)| o.program.family == f).map(|(x, _)| x.ln()).collect();
+        if !v.is_empty() {
+            fam.push(format!("{f} {:.2} ({})", (v.iter().sum::<f64>() / v.len() as f64).exp(), v.len()));
+        }
+    }
+    let _ = writeln!(s, "xesvm against the better baseline per family, geometric mean (programs): {}", fam.join(", "));
     let _ = writeln!(s, "xesvm's worst programs against the better baseline:");
     for (x, o) in xs.iter().take(5) {
         let _ = writeln!(s, "  {x:.3}  {}: {}", o.program.name, o.program.what);
