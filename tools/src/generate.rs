@@ -514,7 +514,8 @@ pub fn table(outcomes: &[Outcome]) -> String {
             let _ = write!(s, " {:>8.2}", ratio(r.simulated_ns, r.optimum_ns));
         }
         let x = o.reports.iter().find(|r| r.policy == "xesvm").map_or(0, |r| r.simulated_ns);
-        let _ = writeln!(s, " {:>10.2}  {}", ratio(x, o.baseline_ns()), o.problems().join("; "));
+        let line = format!(" {:>10.2}  {}", ratio(x, o.baseline_ns()), o.problems().join("; "));
+        let _ = writeln!(s, "{}", line.trim_end());
     }
     s
 }

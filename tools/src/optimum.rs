@@ -8,8 +8,8 @@
 //! wherever a VMA boundary (a runtime call's span) or a CPU mapping cuts a
 //! chunk. So the bound works on *segments*: the pieces of memory cut at
 //! every 2 MiB boundary and at both ends (page-aligned outwards) of every
-//! access span and every runtime call's span. All pages of one segment are
-//! touched, advised and called on together, so one sequence of places
+//! access span, every runtime call's span and every free. All pages of one
+//! segment are touched, advised, called on and freed together, so one sequence of places
 //! serves all of them; and since every charge below is linear in the bytes
 //! of a segment, segments with the same sequence of touches share one
 //! shortest path, solved once per byte and scaled.
