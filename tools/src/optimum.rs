@@ -8,8 +8,8 @@
 //! wherever a VMA boundary (a runtime call's span) or a CPU mapping cuts a
 //! chunk. So the bound works on *segments*: the pieces of memory cut at
 //! every 2 MiB boundary and at both ends (page-aligned outwards) of every
-//! access span and every runtime call's span. All pages of one segment are
-//! touched, advised and called on together, so one sequence of places
+//! access span, every runtime call's span and every free. All pages of one
+//! segment are touched, advised, called on and freed together, so one sequence of places
 //! serves all of them; and since every charge below is linear in the bytes
 //! of a segment, segments with the same sequence of touches share one
 //! shortest path, solved once per byte and scaled.
@@ -55,6 +55,17 @@
 //!   CPU's zero-fill is not on the clock), or in VRAM for at least the
 //!   clear (`copy_submit` share + `b / clear bandwidth`): no copy exists for
 //!   pages that were never populated.
+//!
+//! * **Free.** A free (munmap) ends a segment's life: its contents are
+//!   gone, nothing needs to move back, and the next touch after the
+//!   allocation again is a birth as above. What munmap itself costs (a TLB
+//!   invalidation per bound range it destroys) is non-negative and left
+//!   out, like mmap's nothing. So each life of a segment is solved on its
+//!   own, as if it were another segment: the sum of the lives' floors is a
+//!   floor of the whole, since every charge belongs to one life's touches.
+//!   An atomic mode set before a free is kept for the next life although a
+//!   kernel with MADVISE_AUTORESET resets it: a GPU atomic under CPU mode is
+//!   priced at nothing, so keeping it can only lower the bound.
 //!
 //! Capacity is relaxed (each segment alone may use all of any VRAM), which
 //! only lowers the bound. The bound is computed in exact (floating) time
@@ -240,6 +251,7 @@ fn segments(w: &Workload) -> Vec<(u64, u64, Signature)> {
                     vec![(start, size)]
                 }
             },
+            Step::Free { start, size } | Step::Alloc { start, size } => vec![(*start, *size)],
         }
     };
     let mut cuts = BTreeSet::new();
@@ -258,7 +270,10 @@ fn segments(w: &Workload) -> Vec<(u64, u64, Signature)> {
             }
         }
     }
-    let mut touched: BTreeMap<u64, Signature> = BTreeMap::new();
+    // Per segment start and life (frees so far): its touches.
+    let mut touched: BTreeMap<(u64, u32), Signature> = BTreeMap::new();
+    let mut life: HashMap<u64, u32> = HashMap::new();
+    let at = |life: &HashMap<u64, u32>, c: u64| (c, life.get(&c).copied().unwrap_or(0));
     // Atomic mode per segment start, as the runtime's calls leave it.
     let mut mode: HashMap<u64, u32> = HashMap::new();
     for (i, s) in w.steps.iter().enumerate() {
@@ -277,11 +292,13 @@ fn segments(w: &Workload) -> Vec<(u64, u64, Signature)> {
                     let who = Who::Gpu { device: *device, tile: *tile, atomic: acc == Access::Atomic };
                     each(a, n, &mut |c| {
                         let fails = acc == Access::Atomic && mode.get(&c) == Some(&DRM_XE_ATOMIC_CPU);
-                        touched.entry(c).or_default().push((Touch { step: i, who }, fails));
+                        touched.entry(at(&life, c)).or_default().push((Touch { step: i, who }, fails));
                     });
                 }
             }
-            Step::Cpu { start, size, .. } => each(*start, *size, &mut |c| touched.entry(c).or_default().push((Touch { step: i, who: Who::Cpu }, false))),
+            Step::Cpu { start, size, .. } => each(*start, *size, &mut |c| touched.entry(at(&life, c)).or_default().push((Touch { step: i, who: Who::Cpu }, false))),
+            Step::Free { start, size } => each(*start, *size, &mut |c| *life.entry(c).or_default() += 1),
+            Step::Alloc { .. } => {}
             Step::Call(Call::AtomicMode { start, size, mode: m }) => each(*start, *size, &mut |c| {
                 mode.insert(c, *m);
             }),
@@ -290,7 +307,7 @@ fn segments(w: &Workload) -> Vec<(u64, u64, Signature)> {
     }
     touched
         .into_iter()
-        .map(|(c, sig)| {
+        .map(|((c, _), sig)| {
             let end = cuts.range(c + 1..).next().copied().expect("every segment start has an end cut");
             (c, end - c, sig)
         })
@@ -361,6 +378,11 @@ pub fn optimum(w: &Workload) -> Optimum {
 /// farthest goes back to system memory; a segment whose own next use there
 /// is farther than every resident's stays where it is and is read remotely
 /// where it can be (atomics and CPU accesses always get their place).
+///
+/// A segment's lives between frees are separate entries here: a freed life
+/// keeps its VRAM until Belady's rule, which finds no next use for it,
+/// evicts it first and pays for that copy. So the schedule stays feasible
+/// and can only overcharge.
 fn offline_schedule(m: &Machine, segs: &[(u64, u64, Signature)], paths: &[&[Place]]) -> Option<u64> {
     let capacity = |p: Place| match p {
         Place::System => u64::MAX,

@@ -180,7 +180,8 @@ fn random_machine(r: &mut Rng) -> Topology {
 /// A random trace over two buffers: GPU launches (whole buffers, 2 MiB
 /// chunks and pieces down to 4 KiB, any access, any device and tile),
 /// CPU reads and writes, and runtime calls (preferred location, atomic
-/// mode, alloc_vram, evict) on sub-ranges and whole buffers.
+/// mode, alloc_vram, evict) on sub-ranges and whole buffers, and a buffer
+/// freed and allocated again (munmap, mmap: its contents gone).
 fn random_workload(seed: u64, steps: usize) -> Workload {
     let mut r = Rng(seed | 1);
     let t = random_machine(&mut r);
@@ -210,8 +211,13 @@ fn random_workload(seed: u64, steps: usize) -> Workload {
     };
     for _ in 0..steps {
         let (start, size) = span(&mut r);
-        match r.below(12) {
+        match r.below(13) {
             0 | 1 => w.cpu(start, size, r.below(2) == 0),
+            12 => {
+                let (b, size) = bufs[r.below(2) as usize];
+                w.steps.push(Step::Free { start: b, size });
+                w.steps.push(Step::Alloc { start: b, size });
+            }
             2 => w.steps.push(Step::Call(Call::Preferred { start, size, target: target(&mut r) })),
             3 => {
                 let mode = [DRM_XE_ATOMIC_UNDEFINED, DRM_XE_ATOMIC_DEVICE, DRM_XE_ATOMIC_GLOBAL, DRM_XE_ATOMIC_CPU][r.below(4) as usize];

@@ -269,6 +269,25 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                     }
                 }
             }
+            // The program frees or allocates memory: the simulated process
+            // munmaps or mmaps the pages, and no runtime is told.
+            Step::Free { start, size } => {
+                for p in (*start..*start + *size).step_by(PAGE as usize) {
+                    shadow.remove(&p);
+                }
+                let t0 = sim.now_ns();
+                sim.munmap(*start, *size).map_err(|e| format!("step {i}: munmap failed: {e}"))?;
+                if let Some(t) = trace.as_deref_mut() {
+                    t.span("free", trace::CPU, t0, sim.now_ns(), json!({"step": i, "start": start, "bytes": size}));
+                }
+            }
+            Step::Alloc { start, size } => {
+                let t0 = sim.now_ns();
+                sim.mmap(*start, *size, false).map_err(|e| format!("step {i}: mmap failed: {e}"))?;
+                if let Some(t) = trace.as_deref_mut() {
+                    t.span("alloc", trace::CPU, t0, sim.now_ns(), json!({"step": i, "start": start, "bytes": size}));
+                }
+            }
             Step::Call(c) => {
                 let Runtime::Lib { ctx, devs } = &rt else { continue };
                 let t0 = sim.now_ns();
@@ -330,11 +349,12 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     // Content: every page holds what was last written to it.
     let mut ok = true;
     for b in &w.buffers {
-        let want = (b.start..b.start + b.size)
+        let (lo, n) = b.pages();
+        let want = (lo..lo + n)
             .step_by(PAGE as usize)
             .fold(0u64, |acc, p| acc.wrapping_add(page_checksum(p, shadow.get(&p).copied().unwrap_or(0))));
-        ok &= sim.checksum(b.start, b.size).map_err(|e| e.to_string())? == want;
-        report.placements.push((b.name.clone(), placement_name(sim.placement(b.start, b.size))));
+        ok &= sim.checksum(lo, n).map_err(|e| e.to_string())? == want;
+        report.placements.push((b.name.clone(), placement_name(sim.placement(lo, n))));
     }
     sim.check_invariants()?;
     report.content_ok = ok;
@@ -379,7 +399,10 @@ impl ChunkHistory {
         let chunks: Vec<(u64, u64)> = w
             .buffers
             .iter()
-            .flat_map(|b| (b.start..b.start + b.size).step_by(CHUNK as usize).map(move |s| (s, CHUNK.min(b.start + b.size - s))))
+            .flat_map(|b| {
+                let (lo, n) = b.pages();
+                (lo..lo + n).step_by(CHUNK as usize).map(move |s| (s, CHUNK.min(lo + n - s)))
+            })
             .collect();
         let places = vec![(Placement::Unpopulated, None); chunks.len()];
         ChunkHistory { chunks, places, ping_pongs: 0 }

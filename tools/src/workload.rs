@@ -30,14 +30,35 @@ pub enum Step {
     Launch { device: u32, tile: u16, accesses: Vec<(u64, u64, Access)> },
     Cpu { start: u64, size: u64, write: bool },
     Call(Call),
+    /// The program frees the pages (munmap): their contents are gone. No
+    /// runtime is told (no free hook, as without an allocator interposer).
+    Free { start: u64, size: u64 },
+    /// The program allocates them again at the same address (mmap, fresh
+    /// anonymous memory: a later access finds them unpopulated).
+    Alloc { start: u64, size: u64 },
 }
 
+/// A buffer: `size` bytes from `start`, neither necessarily page aligned
+/// (a buffer packed after another starts where that one ends). Accesses,
+/// like a runtime's, cover whole pages: [`Buffer::pages`].
 #[derive(Clone, Debug)]
 pub struct Buffer {
     pub name: String,
     pub start: u64,
     pub size: u64,
 }
+
+impl Buffer {
+    /// The pages the buffer lies on: (first page, bytes), widened outwards.
+    pub fn pages(&self) -> (u64, u64) {
+        let lo = self.start / PAGE * PAGE;
+        (lo, (self.start + self.size).next_multiple_of(PAGE) - lo)
+    }
+}
+
+/// Where a buffer packed after another starts: the previous one's end,
+/// rounded up to this (as runtime allocators align their blocks).
+pub const PACK_ALIGN: u64 = 256;
 
 #[derive(Clone, Debug)]
 pub struct Workload {
@@ -52,12 +73,36 @@ impl Workload {
         Workload { name: name.into(), topology, buffers: Vec::new(), steps: Vec::new() }
     }
 
-    /// Adds a buffer after the previous ones (2 MiB aligned, with a gap).
+    /// Adds a buffer after the previous ones (2 MiB aligned, with a gap),
+    /// of `size` bytes (its accesses cover whole pages).
     pub fn buffer(&mut self, name: &str, size: u64) -> u64 {
         let start = self.buffers.last().map_or(BASE, |b| (b.start + b.size).next_multiple_of(CHUNK) + CHUNK);
-        let size = size.next_multiple_of(PAGE);
         self.buffers.push(Buffer { name: name.into(), start, size });
         start
+    }
+
+    /// Adds a buffer packed right after the previous one, as an allocator
+    /// packs blocks in one arena: it starts at the previous buffer's end
+    /// rounded up to [`PACK_ALIGN`], so the two can share a page.
+    pub fn packed_buffer(&mut self, name: &str, size: u64) -> u64 {
+        let start = self.buffers.last().map_or(BASE, |b| (b.start + b.size).next_multiple_of(PACK_ALIGN));
+        self.buffers.push(Buffer { name: name.into(), start, size });
+        start
+    }
+
+    /// The pages buffer `i` holds alone (no other buffer lies on them):
+    /// what freeing it can unmap. None when it shares every page.
+    pub fn own_pages(&self, i: usize) -> Option<(u64, u64)> {
+        let (mut lo, n) = self.buffers[i].pages();
+        let mut hi = lo + n;
+        let shares = |p: u64| self.buffers.iter().enumerate().any(|(j, b)| j != i && b.start < p + PAGE && b.start + b.size > p);
+        if shares(lo) {
+            lo += PAGE;
+        }
+        if hi > lo && shares(hi - PAGE) {
+            hi -= PAGE;
+        }
+        (hi > lo).then_some((lo, hi - lo))
     }
 
     pub fn launch(&mut self, device: u32, accesses: Vec<(u64, u64, Access)>) {
