@@ -1230,3 +1230,29 @@ fn a_placement_keeps_another_devices_advice() {
     let a = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, R).unwrap()[0];
     assert_eq!(a.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM as u32, "GPU 0 keeps its advice");
 }
+
+/// A placement's madvise covers the span's whole 2 MiB chunks where nothing
+/// else is recorded there: the mirror VMA is not split at a buffer's end
+/// inside a chunk (where the kernel could then use only 64 KiB and 4 KiB
+/// ranges). A neighbor placed elsewhere in that chunk keeps its attributes.
+#[test]
+fn a_placement_advises_whole_chunks_where_they_are_free() {
+    let t = setup("2dgpu-p2p");
+    const SIZE: u64 = 4_001_792; // 4,000,000 bytes on whole pages
+    t.sim.cpu_access(BUF, SIZE, sim::Access::Write, 1).unwrap();
+    t.ctx.alloc_vram(t.dev[0], BUF, SIZE, Pagemap::System, AllocFlags::empty()).unwrap();
+    let (fd, vm) = t.fd_vm(0);
+    let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
+    let vmas = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, 2 * R).unwrap();
+    assert_eq!(vmas.len(), 1, "one VMA over both chunks: {vmas:?}");
+    assert!(vmas[0].start <= BUF && vmas[0].end >= BUF + 2 * R);
+    assert_eq!(vmas[0].preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM as u32);
+    // A neighbor already placed in VRAM inside the next buffer's chunk: the
+    // next placement (system memory) leaves its attributes alone.
+    const B: u64 = BUF + 16 * R;
+    t.sim.cpu_access(B, 4 * R, sim::Access::Write, 1).unwrap();
+    t.ctx.set_preferred(B, 4096, t.vram(1)).unwrap();
+    t.ctx.alloc_vram(t.dev[0], B + 4096, SIZE, Pagemap::System, AllocFlags::empty()).unwrap();
+    let first = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, B, 4096).unwrap()[0];
+    assert_ne!(first.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM as u32, "the neighbor keeps its own");
+}

@@ -330,15 +330,34 @@ impl Context {
         // docs/cost-model.md), and without it a later GPU fault there may
         // migrate the piece, which is the kernel's default and loses nothing.
         let advise = !(a.flags.engine() && cand == Pagemap::System && end - start <= super::resolve::SMALL_READ);
-        let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), None, start, end, cand, summary, placed, &mut applied) } else { Ok(()) };
+        // The madvise covers the span's whole 2 MiB chunks where nothing else
+        // is recorded there: a madvise splits the mirror VMA at its ends, and
+        // inside a split the kernel can no longer use a 2 MiB range, so a
+        // buffer ending mid-chunk would migrate its tail in 64 KiB and 4 KiB
+        // ranges (about 49 us each against one 2 MiB copy, docs/cost-model.md),
+        // where the kernel alone, unsplit, moves that chunk whole anyway.
+        let widened = if advise { self.chunk_sides(start, end, cand) } else { ChunkSides::none(start, end) };
+        let (ws, we) = (widened.start, widened.end);
+        let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), None, ws, we, cand, summary, placed, &mut applied) } else { Ok(()) };
         let outcome = attributes.and_then(|()| self.migrate_verified(a, cand, placed));
+        // The sides' attributes are recorded as applied (residency unknown).
+        let record_sides = |applied: &[(u16, DevAttrs)]| {
+            for (s, e) in [(ws, start), (end, we)] {
+                if s < e && !applied.is_empty() {
+                    self.record(slots, s, e, applied, |_| {});
+                }
+            }
+        };
         let Migrated { moved, bound } = match outcome {
             Ok(m) => m,
             Err(m) => {
                 self.record(slots, start, end, &applied, |_| {});
+                record_sides(&applied);
                 return Err(m);
             }
         };
+        record_sides(&applied);
+        drop(widened);
         if moved && !placed.on_fault {
             placed.bytes_moved += end - start;
         }
@@ -621,6 +640,43 @@ impl Context {
         }
     }
 
+}
+
+/// The span a placement's madvise covers, widened to whole 2 MiB chunks on
+/// the sides where that was free, with the range locks that keep those
+/// sides free until the placement is recorded.
+pub(super) struct ChunkSides<'a> {
+    start: u64,
+    end: u64,
+    _locks: [Option<super::rangelock::RangeGuard<'a>>; 2],
+}
+
+impl ChunkSides<'_> {
+    fn none(start: u64, end: u64) -> Self {
+        ChunkSides { start, end, _locks: [None, None] }
+    }
+}
+
+impl Context {
+    /// [start, end) widened to its 2 MiB chunks on each side where no other
+    /// call holds the side and what is recorded there lives where this span
+    /// goes (its attributes then are, or become, the same: a packed
+    /// neighbor placed alike); elsewhere another placement's attributes
+    /// stay as they are. A span already on chunk boundaries is returned as
+    /// it is, with no lock taken.
+    fn chunk_sides(&self, start: u64, end: u64, cand: Pagemap) -> ChunkSides<'_> {
+        let (lo, hi) = (start & !(CHUNK - 1), end.next_multiple_of(CHUNK).min(VA_LIMIT));
+        let side = |s: u64, e: u64| {
+            if s >= e {
+                return None;
+            }
+            let g = self.ranges.try_lock(s, e)?;
+            let alike = self.track.read().overlapping(s, e).all(|(_, r)| r.residency == Some(cand) && r.preferred.is_none());
+            alike.then_some(g)
+        };
+        let (gl, gh) = (side(lo, start), side(end, hi));
+        ChunkSides { start: if gl.is_some() { lo } else { start }, end: if gh.is_some() { hi } else { end }, _locks: [gl, gh] }
+    }
 }
 
 /// Whether a device's GPU faults leave a range in `target` under the
