@@ -750,3 +750,31 @@ impl AsRawFd for File {
         self._fd.as_raw_fd()
     }
 }
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+    use crate::driver::xe;
+    use crate::uapi::*;
+
+    /// Every advance of the clock is charged to one category: the `time_*`
+    /// counters sum to the clock after faults, migrations, CPU faults,
+    /// munmap and ioctls.
+    #[test]
+    fn every_advance_of_the_clock_has_a_category() {
+        let sim = Sim::from_preset("2dgpu-p2p").unwrap();
+        let drv = driver::SimDriver::new(sim.clone());
+        let fd = sim.open_device(0).unwrap();
+        let vm = xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+        xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).unwrap();
+        let (a, n) = (1u64 << 30, 8u64 << 20);
+        sim.cpu_access(a, n, Access::Write, 1).unwrap();
+        sim.gpu_access(fd, vm, 0, a, n, Access::Atomic, 2).unwrap();
+        sim.cpu_access(a, n, Access::Read, 3).unwrap();
+        sim.gpu_access(fd, vm, 0, a, n, Access::Read, 4).unwrap();
+        sim.munmap(a, n).unwrap();
+        let k = sim.counters();
+        assert_eq!(k.time_total_ns(), sim.now_ns(), "{k:?}");
+        assert!(k.time_migration_ns > 0 && k.time_fault_ns > 0 && k.time_tlb_ns > 0 && k.time_calls_ns > 0, "{k:?}");
+    }
+}
