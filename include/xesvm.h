@@ -1091,6 +1091,30 @@ typedef struct svm_sim_counters {
    * Bytes cleared on first touch.
    */
   uint64_t bytes_cleared;
+  /**
+   * Where the simulated time went, ns: every advance of the clock is
+   * charged to one of these five, so they sum to svm_sim_clock_ns. GPU
+   * accesses outside the accessing tile's VRAM (over a link or from
+   * system memory).
+   */
+  uint64_t time_remote_access_ns;
+  /**
+   * Copies between system memory and VRAM or between devices, VRAM
+   * clears on first touch, waits for a timeslice before an eviction.
+   */
+  uint64_t time_migration_ns;
+  /**
+   * GPU and CPU fault service (a CPU fault's timeslice wait included).
+   */
+  uint64_t time_fault_ns;
+  /**
+   * GPU TLB invalidations (unbinds, madvise, munmap).
+   */
+  uint64_t time_tlb_ns;
+  /**
+   * The process's calls: ioctls and page-table reads.
+   */
+  uint64_t time_calls_ns;
 } svm_sim_counters;
 #endif
 

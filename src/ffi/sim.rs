@@ -143,6 +143,20 @@ pub struct svm_sim_counters {
     pub vram_clears: u64,
     /// Bytes cleared on first touch.
     pub bytes_cleared: u64,
+    /// Where the simulated time went, ns: every advance of the clock is
+    /// charged to one of these five, so they sum to svm_sim_clock_ns. GPU
+    /// accesses outside the accessing tile's VRAM (over a link or from
+    /// system memory).
+    pub time_remote_access_ns: u64,
+    /// Copies between system memory and VRAM or between devices, VRAM
+    /// clears on first touch, waits for a timeslice before an eviction.
+    pub time_migration_ns: u64,
+    /// GPU and CPU fault service (a CPU fault's timeslice wait included).
+    pub time_fault_ns: u64,
+    /// GPU TLB invalidations (unbinds, madvise, munmap).
+    pub time_tlb_ns: u64,
+    /// The process's calls: ioctls and page-table reads.
+    pub time_calls_ns: u64,
 }
 
 unsafe fn sim_ref<'a>(sim: *const svm_sim) -> Result<&'a Arc<Sim>, Failure> {
@@ -443,6 +457,11 @@ pub unsafe extern "C" fn svm_sim_get_counters(sim: *const svm_sim, counters: *mu
             page_table_pages: k.page_table_pages,
             vram_clears: k.vram_clears,
             bytes_cleared: k.bytes_cleared,
+            time_remote_access_ns: k.time_remote_access_ns,
+            time_migration_ns: k.time_migration_ns,
+            time_fault_ns: k.time_fault_ns,
+            time_tlb_ns: k.time_tlb_ns,
+            time_calls_ns: k.time_calls_ns,
         };
         write_sized(c, c.struct_size, v, |v, n| v.struct_size = n)
     })

@@ -9,7 +9,7 @@ use std::os::fd::RawFd;
 use super::config::KernelVersion;
 use super::uaccess;
 use super::vm::{PrefTarget, Vm, VmaKind};
-use super::{Guard, Point, Sim};
+use super::{Guard, Point, Sim, TimeCategory};
 use crate::errno::{Errno, Result};
 use crate::uapi::*;
 
@@ -135,7 +135,7 @@ impl Sim {
         if let Some(e) = self.injected(&mut g, Point::Ioctl, dev, request) {
             return Err(e);
         }
-        self.advance(self.topo.costs.ioctl_ns);
+        self.advance(self.topo.costs.ioctl_ns, TimeCategory::Calls);
         let nr = ioc_nr(request);
         let Some((_, _)) = kernel_ioctl(nr) else {
             // Xe ioctls outside SVM (GEM, exec queues, exec, OA) are not modelled;
@@ -424,7 +424,7 @@ impl Sim {
         }
         let tiles = mask.count_ones();
         self.count(&self.counters.tlb_invalidations, tiles as u64);
-        self.advance(tiles as u64 * self.topo.costs.tlb_invalidation_ns);
+        self.advance(tiles as u64 * self.topo.costs.tlb_invalidation_ns, TimeCategory::Tlb);
         self.destroy_ranges(g, fd, m.vm_id, &straddling, true);
         Ok(())
     }

@@ -184,6 +184,62 @@ counters! {
     page_table_reads,
     /// Pages those reads walked.
     page_table_pages,
+    /// Simulated ns spent on GPU accesses to memory that was not the
+    /// accessing tile's VRAM (over a link, or system memory over PCIe).
+    /// Every advance of the clock goes to exactly one `time_*_ns` counter
+    /// ([`TimeCategory`]), so they sum to [`Sim::now_ns`].
+    time_remote_access_ns,
+    /// Simulated ns spent migrating: copies between system memory and VRAM
+    /// or between devices, VRAM clears on first touch, and waits for an
+    /// atomic timeslice before an eviction.
+    time_migration_ns,
+    /// Simulated ns spent servicing GPU faults and CPU faults (the fault
+    /// itself and a CPU fault's wait for an atomic timeslice; the
+    /// migrations they cause count as migration).
+    time_fault_ns,
+    /// Simulated ns spent on GPU TLB invalidations (unbinds, madvise,
+    /// munmap, migrations that zap mappings).
+    time_tlb_ns,
+    /// Simulated ns spent in the process's own calls: ioctls received and
+    /// reads of its page table.
+    time_calls_ns,
+}
+
+/// What a stretch of simulated time went to: every advance of the clock is
+/// charged to one. The cost model (docs/cost-model.md) charges nothing for a
+/// launch's compute or for a GPU's accesses to its own tile's VRAM, so
+/// neither has a category: their time is zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeCategory {
+    /// GPU accesses to memory other than the tile's VRAM.
+    RemoteAccess,
+    /// Copies, VRAM clears, waits before an eviction.
+    Migration,
+    /// GPU and CPU fault service.
+    Fault,
+    /// GPU TLB invalidations.
+    Tlb,
+    /// Ioctls and page-table reads.
+    Calls,
+}
+
+impl CounterSnapshot {
+    /// The simulated ns charged to each [`TimeCategory`], in declaration order.
+    pub fn time_by_category(&self) -> [(TimeCategory, u64); 5] {
+        [
+            (TimeCategory::RemoteAccess, self.time_remote_access_ns),
+            (TimeCategory::Migration, self.time_migration_ns),
+            (TimeCategory::Fault, self.time_fault_ns),
+            (TimeCategory::Tlb, self.time_tlb_ns),
+            (TimeCategory::Calls, self.time_calls_ns),
+        ]
+    }
+
+    /// The sum of the `time_*_ns` counters: the clock's reading when the
+    /// snapshot was taken (nothing moves the clock uncategorized).
+    pub fn time_total_ns(&self) -> u64 {
+        self.time_by_category().iter().map(|&(_, ns)| ns).sum()
+    }
 }
 
 /// An open simulated DRM file: one `open()` of a device node.
@@ -356,13 +412,29 @@ impl Sim {
         self.clock.load(Ordering::Relaxed)
     }
 
-    fn advance(&self, ns: u64) {
-        self.clock.fetch_add(ns, Ordering::Relaxed);
+    fn advance(&self, ns: u64, cat: TimeCategory) {
+        self.spend(ns, cat);
     }
 
-    /// Moves the clock forward to at least `t` (a wait).
-    fn advance_to(&self, t: u64) {
-        self.clock.fetch_max(t, Ordering::Relaxed);
+    /// Moves the clock forward to at least `t` (a wait), charging the wait to `cat`.
+    fn advance_to(&self, t: u64, cat: TimeCategory) {
+        let before = self.clock.fetch_max(t, Ordering::Relaxed);
+        if t > before {
+            self.charge(cat, t - before);
+        }
+    }
+
+    /// Adds `ns` to `cat`'s time counter (the clock moved by `ns` for it).
+    fn charge(&self, cat: TimeCategory, ns: u64) {
+        let c = &self.counters;
+        let counter = match cat {
+            TimeCategory::RemoteAccess => &c.time_remote_access_ns,
+            TimeCategory::Migration => &c.time_migration_ns,
+            TimeCategory::Fault => &c.time_fault_ns,
+            TimeCategory::Tlb => &c.time_tlb_ns,
+            TimeCategory::Calls => &c.time_calls_ns,
+        };
+        self.count(counter, ns);
     }
 
     fn count(&self, c: &AtomicU64, n: u64) {
@@ -391,8 +463,9 @@ impl Sim {
         }
     }
 
-    /// Advances the clock by `ns` and returns when that started.
-    fn spend(&self, ns: u64) -> u64 {
+    /// Advances the clock by `ns`, charged to `cat`, and returns when that started.
+    fn spend(&self, ns: u64, cat: TimeCategory) -> u64 {
+        self.charge(cat, ns);
         self.clock.fetch_add(ns, Ordering::Relaxed)
     }
 
@@ -675,5 +748,33 @@ impl Drop for Sim {
 impl AsRawFd for File {
     fn as_raw_fd(&self) -> RawFd {
         self._fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+    use crate::driver::xe;
+    use crate::uapi::*;
+
+    /// Every advance of the clock is charged to one category: the `time_*`
+    /// counters sum to the clock after faults, migrations, CPU faults,
+    /// munmap and ioctls.
+    #[test]
+    fn every_advance_of_the_clock_has_a_category() {
+        let sim = Sim::from_preset("2dgpu-p2p").unwrap();
+        let drv = driver::SimDriver::new(sim.clone());
+        let fd = sim.open_device(0).unwrap();
+        let vm = xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+        xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).unwrap();
+        let (a, n) = (1u64 << 30, 8u64 << 20);
+        sim.cpu_access(a, n, Access::Write, 1).unwrap();
+        sim.gpu_access(fd, vm, 0, a, n, Access::Atomic, 2).unwrap();
+        sim.cpu_access(a, n, Access::Read, 3).unwrap();
+        sim.gpu_access(fd, vm, 0, a, n, Access::Read, 4).unwrap();
+        sim.munmap(a, n).unwrap();
+        let k = sim.counters();
+        assert_eq!(k.time_total_ns(), sim.now_ns(), "{k:?}");
+        assert!(k.time_migration_ns > 0 && k.time_fault_ns > 0 && k.time_tlb_ns > 0 && k.time_calls_ns > 0, "{k:?}");
     }
 }

@@ -5,7 +5,7 @@
 
 
 use super::mem::{self, Loc, PAGE};
-use super::{LinkKind, Sim};
+use super::{LinkKind, Sim, TimeCategory};
 use crate::driver::residency::{push_run, DeviceId, PageTableAccess, PageTableSource, Residency, ResidencyRun, VramRegion};
 use crate::driver::LinkHint;
 use crate::errno::{Errno, Result};
@@ -97,7 +97,7 @@ impl Sim {
                 c.pagemap_call_ns + pages * c.pagemap_scan_page_ns
             } else {
                 pages.div_ceil(512).max(1) * c.pagemap_call_ns + pages * c.pagemap_read_page_ns
-            });
+            }, TimeCategory::Calls);
             self.count(&self.counters.page_table_reads, 1);
             self.count(&self.counters.page_table_pages, pages);
         }

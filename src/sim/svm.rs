@@ -10,7 +10,7 @@ use parking_lot::MutexGuard;
 
 use super::mem::{CpuKind, Loc, PAGE};
 use super::vm::{PrefTarget, SvmRange, VmaKind};
-use super::{Access, Guard, Point, Sim, SimEvent};
+use super::{Access, Guard, Point, Sim, SimEvent, TimeCategory};
 use crate::errno::{Errno, Result};
 use crate::uapi::*;
 
@@ -86,7 +86,7 @@ impl Sim {
     pub(super) fn charge_tlb(&self, tiles: u32) {
         if tiles > 0 {
             self.count(&self.counters.tlb_invalidations, tiles as u64);
-            self.advance(tiles as u64 * self.topo.costs.tlb_invalidation_ns);
+            self.advance(tiles as u64 * self.topo.costs.tlb_invalidation_ns, TimeCategory::Tlb);
         }
     }
 
@@ -152,7 +152,7 @@ impl Sim {
             if let Some(bw) = self.path_bandwidth(dev, r.dpagemap) {
                 let bytes = seg_end - a;
                 self.count(&self.counters.remote_access_bytes, bytes);
-                self.advance(super::config::transfer_ns(bytes, bw));
+                self.advance(super::config::transfer_ns(bytes, bw), TimeCategory::RemoteAccess);
             }
             if access != Access::Read {
                 g.mem.write_span(a, seg_end, value);
@@ -167,7 +167,7 @@ impl Sim {
     fn gpu_fault(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, tile: u16, addr: u64, access: Access) -> Result<()> {
         self.count(&self.counters.gpu_faults, 1);
         let dur_ns = self.topo.costs.fault_service_ns;
-        let at_ns = self.spend(dur_ns);
+        let at_ns = self.spend(dur_ns, TimeCategory::Fault);
         self.event(|| SimEvent::GpuFault { at_ns, dur_ns, device: dev });
         let attr = {
             let vm = &g.files[&fd].vms[&vm_id];
@@ -413,14 +413,14 @@ impl Sim {
             // handed out is cleared on the GPU. No PCIe copy, no bytes moved.
             let (bytes, device) = (m.from_unpopulated, self.pagemaps[target as usize].device);
             let dur_ns = c.clear_ns(bytes);
-            let at_ns = self.spend(dur_ns);
+            let at_ns = self.spend(dur_ns, TimeCategory::Migration);
             self.event(|| SimEvent::Clear { at_ns, dur_ns, bytes, device });
             self.count(&self.counters.vram_clears, 1);
             self.count(&self.counters.bytes_cleared, bytes);
         }
         if from_sys > 0 {
             let dur_ns = c.copy_ns(from_sys, c.h2d_bandwidth);
-            let at_ns = self.spend(dur_ns);
+            let at_ns = self.spend(dur_ns, TimeCategory::Migration);
             self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes: from_sys, from: None, to });
             self.count(&self.counters.migrations_to_vram, 1);
             self.count(&self.counters.bytes_to_vram, from_sys);
@@ -439,7 +439,7 @@ impl Sim {
             let src = self.pagemaps[p as usize].device;
             let bw = self.path_bandwidth(src, Some(target)).unwrap_or(c.p2p_bandwidth);
             let dur_ns = c.copy_ns(b, bw);
-            let at_ns = self.spend(dur_ns);
+            let at_ns = self.spend(dur_ns, TimeCategory::Migration);
             self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes: b, from: Some(src), to });
             self.count(&self.counters.migrations_device_to_device, 1);
             self.count(&self.counters.bytes_device_to_device, b);
@@ -484,7 +484,7 @@ impl Sim {
         }
         let c = &self.topo.costs;
         let dur_ns = c.copy_ns(bytes, c.d2h_bandwidth);
-        let at_ns = self.spend(dur_ns);
+        let at_ns = self.spend(dur_ns, TimeCategory::Migration);
         self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes, from, to: None });
         self.count(&self.counters.migrations_to_system, 1);
         self.count(&self.counters.bytes_to_system, bytes);
@@ -509,7 +509,7 @@ impl Sim {
             };
             let expiry = g.mem.alloc(id).timeslice_expiry;
             if expiry > self.now_ns() && expiry - self.now_ns() <= 1_000_000_000 {
-                self.advance_to(expiry);
+                self.advance_to(expiry, TimeCategory::Migration);
             }
             let pages: Vec<u64> = g.mem.alloc_pages(id).into_iter().filter(|&x| x >= rs && x < re).collect();
             self.pages_to_system(g, &pages);
@@ -521,14 +521,14 @@ impl Sim {
     /// the timeslice, then moves the whole allocation back to RAM.
     pub(super) fn cpu_fault(&self, g: &mut Guard, p: u16, addr: u64) {
         self.count(&self.counters.cpu_faults, 1);
-        let at_ns = self.spend(self.topo.costs.cpu_fault_ns);
+        let at_ns = self.spend(self.topo.costs.cpu_fault_ns, TimeCategory::Fault);
         self.event(|| SimEvent::CpuFault { at_ns });
         match g.mem.alloc_at(p, addr) {
             Some(id) => {
                 let expiry = g.mem.alloc(id).timeslice_expiry;
                 if expiry > self.now_ns() {
                     self.count(&self.counters.timeslice_waits, 1);
-                    self.advance_to(expiry);
+                    self.advance_to(expiry, TimeCategory::Fault);
                 }
                 self.evict_alloc(g, id, false);
             }

@@ -450,9 +450,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The better of the two baselines (kernel, prefetch), ns.
+    /// The better of the two baselines (kernel, prefetch), ns; a baseline
+    /// whose GPU access failed is left out (0: both failed).
     pub fn baseline_ns(&self) -> u64 {
-        self.reports.iter().filter(|r| r.policy == "kernel" || r.policy == "prefetch").map(|r| r.simulated_ns).min().unwrap_or(0)
+        self.reports.iter().filter(|r| (r.policy == "kernel" || r.policy == "prefetch") && r.gpu_errors == 0).map(|r| r.simulated_ns).min().unwrap_or(0)
     }
     /// Policies that beat the bound (the bound is then wrong), or lost content, or saw a GPU access fail.
     pub fn problems(&self) -> Vec<String> {
@@ -489,6 +490,16 @@ pub fn run_all(programs: &[Program], mut each: impl FnMut(&Program, PolicyKind))
     Ok(out)
 }
 
+/// A run's time over `den`: NaN where a GPU access of the run failed (it
+/// did not do the whole program) or `den` is 0.
+fn ratio_of(r: &Report, den: u64) -> f64 {
+    if r.gpu_errors > 0 {
+        f64::NAN
+    } else {
+        ratio(r.simulated_ns, den)
+    }
+}
+
 fn ratio(num: u64, den: u64) -> f64 {
     if den == 0 {
         f64::NAN
@@ -498,7 +509,7 @@ fn ratio(num: u64, den: u64) -> f64 {
 }
 
 /// The per-program table: each policy's time over the bound, and xesvm's
-/// over the better baseline.
+/// over the better baseline; "failed" where a run's GPU access failed.
 pub fn table(outcomes: &[Outcome]) -> String {
     let mut s = String::new();
     let Some(first) = outcomes.first() else { return s };
@@ -511,10 +522,18 @@ pub fn table(outcomes: &[Outcome]) -> String {
     for o in outcomes {
         let _ = write!(s, "{:<26} {:>9.3}", o.program.name, first_bound(o) as f64 / 1e6);
         for r in &o.reports {
-            let _ = write!(s, " {:>8.2}", ratio(r.simulated_ns, r.optimum_ns));
+            if r.gpu_errors > 0 {
+                let _ = write!(s, " {:>8}", "failed");
+            } else {
+                let _ = write!(s, " {:>8.2}", ratio(r.simulated_ns, r.optimum_ns));
+            }
         }
-        let x = o.reports.iter().find(|r| r.policy == "xesvm").map_or(0, |r| r.simulated_ns);
-        let line = format!(" {:>10.2}  {}", ratio(x, o.baseline_ns()), o.problems().join("; "));
+        let x = match o.reports.iter().find(|r| r.policy == "xesvm") {
+            Some(r) if r.gpu_errors > 0 => "failed".to_string(),
+            Some(r) => format!("{:.2}", ratio(r.simulated_ns, o.baseline_ns())),
+            None => format!("{:.2}", ratio(0, o.baseline_ns())),
+        };
+        let line = format!(" {:>10}  {}", x, o.problems().join("; "));
         let _ = writeln!(s, "{}", line.trim_end());
     }
     s
@@ -533,7 +552,12 @@ pub fn summary(outcomes: &[Outcome], header: &str) -> String {
     let _ = writeln!(s, "{header}");
     let all: Vec<Report> = outcomes.iter().flat_map(|o| o.reports.iter().cloned()).collect();
     let g = crate::report::geomeans(&all);
-    let _ = writeln!(s, "geometric mean of time over the bound: {}", g.iter().map(|(p, x)| format!("{p} {x:.3}")).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        s,
+        "geometric mean of time over the bound: {}{}",
+        g.iter().map(|(p, x)| format!("{p} {x:.3}")).collect::<Vec<_>>().join(", "),
+        crate::report::left_out_note(&all)
+    );
     let _ = writeln!(s, "against the better of kernel and prefetch (per program: time / min(kernel, prefetch)):");
     let _ = writeln!(s, "  {:<17} {:>8} {:>8}  {:<30} {:>7}", "policy", "geomean", "worst", "worst program", ">1.02x");
     for (p, _) in &g {
@@ -543,7 +567,7 @@ pub fn summary(outcomes: &[Outcome], header: &str) -> String {
         let mut above = 0;
         for o in outcomes {
             let Some(r) = o.reports.iter().find(|r| &r.policy == p) else { continue };
-            let x = ratio(r.simulated_ns, o.baseline_ns());
+            let x = ratio_of(r, o.baseline_ns());
             if !x.is_finite() || x <= 0.0 {
                 continue;
             }
@@ -559,7 +583,7 @@ pub fn summary(outcomes: &[Outcome], header: &str) -> String {
     }
     let mut xs: Vec<(f64, &Outcome)> = outcomes
         .iter()
-        .filter_map(|o| o.reports.iter().find(|r| r.policy == "xesvm").map(|r| (ratio(r.simulated_ns, o.baseline_ns()), o)))
+        .filter_map(|o| o.reports.iter().find(|r| r.policy == "xesvm").map(|r| (ratio_of(r, o.baseline_ns()), o)))
         .filter(|(x, _)| x.is_finite())
         .collect();
     xs.sort_by(|a, b| b.0.total_cmp(&a.0));

@@ -113,6 +113,12 @@ enum Command {
         /// file (`xesvm run DIR/NAME.toml --compare` reruns it).
         #[arg(long, value_name = "DIR", requires = "generate")]
         emit: Option<PathBuf>,
+        /// Also split each run's simulated time by where it went (migration,
+        /// remote access, faults, TLB invalidations, the process's calls):
+        /// columns in the table and markdown, per policy shares with
+        /// --generate. CSV and JSON always carry the split.
+        #[arg(long)]
+        breakdown: bool,
     },
 }
 
@@ -124,9 +130,9 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Info { sim, topology } => info(sim, topology),
         Command::Run { scenario, policy, compare, trace } => run(scenario, policy, compare, trace),
-        Command::Bench { generate: Some(n), seed, emit, topology, vram_mib, format, .. } => generated(n, seed, topology, vram_mib, emit, format),
-        Command::Bench { topology, devices, vram_mib, iterations, format, svg, only, trace, .. } => {
-            bench(topology, devices, vram_mib, iterations, format, svg, only, trace)
+        Command::Bench { generate: Some(n), seed, emit, topology, vram_mib, format, breakdown, .. } => generated(n, seed, topology, vram_mib, emit, format, breakdown),
+        Command::Bench { topology, devices, vram_mib, iterations, format, svg, only, trace, breakdown, .. } => {
+            bench(topology, devices, vram_mib, iterations, format, svg, only, trace, breakdown)
         }
     };
     match r {
@@ -310,7 +316,10 @@ fn run(path: PathBuf, policy: Option<PolicyKind>, compare: bool, trace_path: Opt
     println!("scenario {}: {} devices, {} buffer(s), {} steps", path.display(), w.topology.devices.len(), w.buffers.len(), w.steps.len());
     if compare {
         let reports: Vec<_> = PolicyKind::ALL.iter().map(|&p| runner::run(&w, p)).collect::<Result<_, _>>()?;
-        print!("{}", report::table(&reports));
+        print!("{}", report::table(&reports, true));
+        println!("where the time went (migr: copies and VRAM clears; remote: accesses outside the tile's VRAM; fault: GPU and CPU\n\
+                  fault service; tlb: TLB invalidations, unbinds and munmap included; calls: ioctls and page-table reads):");
+        print!("{}", report::breakdown_summary(&reports));
         return if reports.iter().all(|r| r.content_ok) { Ok(()) } else { Err("content was lost".into()) };
     }
     let p = policy.or(s.policy).unwrap_or(PolicyKind::Xesvm);
@@ -338,6 +347,7 @@ fn bench(
     svg: Option<PathBuf>,
     only: Option<String>,
     trace_dir: Option<PathBuf>,
+    breakdown: bool,
 ) -> Result<(), String> {
     if iterations == 0 || vram_mib.is_some_and(|v| v < 16) {
         return Err("need at least 1 iteration and 16 MiB of VRAM".into());
@@ -394,9 +404,15 @@ fn bench(
             "{}\n(optimum: a lower bound on simulated time from the trace, capacity relaxed; offline: a feasible offline schedule where VRAM\n \
              capacity binds; sim time: from the first step, device setup left out; vs optimum: sim time / optimum;\n \
              pt reads: page-table reads, each charged to the simulated clock; oracle: the engine told the simulator's ground truth,\n \
-             not realizable on hardware)\n\n{}",
+             not realizable on hardware{})\n\n{}",
             describe(machine, topo, iterations),
-            report::table(&rs)
+            if breakdown {
+                ";\n migr, remote, fault, tlb, calls ms: simulated time spent on copies and VRAM clears, on accesses outside the tile's\n \
+                 VRAM, on GPU and CPU fault service, on TLB invalidations (unbinds, munmap), on ioctls and page-table reads"
+            } else {
+                ""
+            },
+            report::table(&rs, breakdown)
         )
     };
     match format {
@@ -432,7 +448,7 @@ fn bench(
 }
 
 /// `xesvm bench --generate N`: generated programs under every policy.
-fn generated(n: u32, seed: u64, topology: Option<String>, vram_mib: Option<u64>, emit: Option<PathBuf>, format: Format) -> Result<(), String> {
+fn generated(n: u32, seed: u64, topology: Option<String>, vram_mib: Option<u64>, emit: Option<PathBuf>, format: Format, breakdown: bool) -> Result<(), String> {
     let preset = topology.unwrap_or_else(|| "2dgpu-p2p".into());
     if vram_mib.is_some_and(|v| v < 16) {
         return Err("need at least 16 MiB of VRAM".into());
@@ -471,6 +487,11 @@ fn generated(n: u32, seed: u64, topology: Option<String>, vram_mib: Option<u64>,
             print!("{}", generate::table(&outcomes));
             println!();
             print!("{}", generate::summary(&outcomes, &header));
+            if breakdown {
+                println!("where the time went, per policy over every program (migr: copies and VRAM clears; remote: accesses outside\n\
+                          the tile's VRAM; fault: GPU and CPU fault service; tlb: TLB invalidations; calls: ioctls and page-table reads):");
+                print!("{}", report::breakdown_summary(&reports));
+            }
         }
     }
     let bad = outcomes.iter().filter(|o| !o.problems().is_empty()).count();

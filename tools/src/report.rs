@@ -8,10 +8,31 @@ use crate::runner::Report;
 const MIB: f64 = (1u64 << 20) as f64;
 
 fn ratio(r: &Report) -> String {
+    if r.gpu_errors > 0 {
+        return format!("{} failed", r.gpu_errors);
+    }
     r.vs_optimum().map_or("-".into(), |x| format!("{x:.2}"))
 }
 
-/// The geometric mean of `vs optimum` per policy, in first-seen order.
+/// The breakdown columns' headers, in [`Report::breakdown`]'s order.
+const BREAKDOWN_HEADERS: [&str; 5] = ["migr ms", "remote ms", "fault ms", "tlb ms", "calls ms"];
+
+/// Runs left out of the ratios because a GPU access failed.
+pub fn failed_runs(reports: &[Report]) -> usize {
+    reports.iter().filter(|r| r.gpu_errors > 0).count()
+}
+
+/// What the summary line says about runs left out ("" when none were).
+pub fn left_out_note(reports: &[Report]) -> String {
+    match failed_runs(reports) {
+        0 => String::new(),
+        1 => " (1 run with failed accesses left out)".into(),
+        n => format!(" ({n} runs with failed accesses left out)"),
+    }
+}
+
+/// The geometric mean of `vs optimum` per policy, in first-seen order
+/// (runs with a failed GPU access have no ratio and are left out).
 pub fn geomeans(reports: &[Report]) -> Vec<(String, f64)> {
     let mut out: Vec<(String, f64, usize)> = Vec::new();
     for r in reports {
@@ -27,14 +48,22 @@ pub fn geomeans(reports: &[Report]) -> Vec<(String, f64)> {
     out.into_iter().map(|(p, s, n)| (p, (s / n as f64).exp())).collect()
 }
 
-/// The benchmark table: one row per workload and policy, plus the bound.
-pub fn table(reports: &[Report]) -> String {
+/// The benchmark table: one row per workload and policy, plus the bound;
+/// with `breakdown`, each row's simulated time split by category too. A
+/// run whose GPU access failed shows "N failed" instead of its ratio.
+pub fn table(reports: &[Report], breakdown: bool) -> String {
     let mut s = String::new();
-    let _ = writeln!(
+    let _ = write!(
         s,
         "{:<18} {:<16} {:>12} {:>11} {:>10} {:>8} {:>9} {:>11} {:>8} {:>10} {:>7}",
         "workload", "policy", "sim time ms", "moved MiB", "migrations", "faults", "ping-pong", "remote MiB", "pt reads", "vs optimum", "content"
     );
+    if breakdown {
+        for h in BREAKDOWN_HEADERS {
+            let _ = write!(s, " {h:>10}");
+        }
+    }
+    s.push('\n');
     let mut last = "";
     for r in reports {
         if r.workload != last && !last.is_empty() {
@@ -47,7 +76,7 @@ pub fn table(reports: &[Report]) -> String {
             }
         }
         last = &r.workload;
-        let _ = writeln!(
+        let _ = write!(
             s,
             "{:<18} {:<16} {:>12.3} {:>11.1} {:>10} {:>8} {:>9} {:>11.1} {:>8} {:>10} {:>7}",
             "",
@@ -62,23 +91,58 @@ pub fn table(reports: &[Report]) -> String {
             ratio(r),
             if r.content_ok { "ok" } else { "LOST" }
         );
+        if breakdown {
+            for (_, ns) in r.breakdown() {
+                let _ = write!(s, " {:>10.3}", ns as f64 / 1e6);
+            }
+        }
+        s.push('\n');
     }
     let g = geomeans(reports);
     if !g.is_empty() {
         let parts: Vec<String> = g.iter().map(|(p, x)| format!("{p} {x:.2}")).collect();
-        let _ = writeln!(s, "\ngeometric mean of vs optimum: {}", parts.join(", "));
+        let _ = writeln!(s, "\ngeometric mean of vs optimum: {}{}", parts.join(", "), left_out_note(reports));
+    }
+    s
+}
+
+/// Per policy, in first-seen order: its simulated time summed over the
+/// reports, and each category's share of it, as one line each.
+pub fn breakdown_summary(reports: &[Report]) -> String {
+    let mut totals: Vec<(String, u64, [u64; 5])> = Vec::new();
+    for r in reports {
+        let i = match totals.iter().position(|t| t.0 == r.policy) {
+            Some(i) => i,
+            None => {
+                totals.push((r.policy.clone(), 0, [0; 5]));
+                totals.len() - 1
+            }
+        };
+        totals[i].1 += r.simulated_ns;
+        for (c, (_, ns)) in totals[i].2.iter_mut().zip(r.breakdown()) {
+            *c += ns;
+        }
+    }
+    let mut s = String::new();
+    for (p, total, cats) in totals {
+        let parts: Vec<String> = BREAKDOWN_HEADERS
+            .iter()
+            .zip(cats)
+            .map(|(h, ns)| format!("{} {:.0}%", h.trim_end_matches(" ms"), if total > 0 { ns as f64 * 100.0 / total as f64 } else { 0.0 }))
+            .collect();
+        let _ = writeln!(s, "  {p:<17} {:>12.3} ms: {}", total as f64 / 1e6, parts.join(", "));
     }
     s
 }
 
 pub fn csv(reports: &[Report]) -> String {
     let mut s = String::from(
-        "machine,workload,policy,simulated_ns,optimum_ns,vs_optimum,offline_ns,bytes_moved,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,page_table_reads,gpu_errors,content_ok\n",
+        "machine,workload,policy,simulated_ns,optimum_ns,vs_optimum,offline_ns,bytes_moved,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,page_table_reads,gpu_errors,content_ok,migration_ns,remote_ns,fault_ns,tlb_ns,calls_ns\n",
     );
     for r in reports {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.machine,
             r.workload,
             r.policy,
@@ -99,7 +163,12 @@ pub fn csv(reports: &[Report]) -> String {
             r.ioctls,
             r.page_table_reads,
             r.gpu_errors,
-            r.content_ok
+            r.content_ok,
+            r.migration_ns,
+            r.remote_ns,
+            r.fault_ns,
+            r.tlb_ns,
+            r.calls_ns
         );
     }
     s
@@ -169,6 +238,18 @@ pub fn run_report(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "policy: {}", r.policy);
     let _ = writeln!(s, "simulated time: {:.3} ms", r.simulated_ns as f64 / 1e6);
+    let _ = writeln!(s, "where the time went:");
+    let share = |ns: u64| if r.simulated_ns > 0 { ns as f64 * 100.0 / r.simulated_ns as f64 } else { 0.0 };
+    for (what, ns, note) in [
+        ("migration", r.migration_ns, "copies, VRAM clears"),
+        ("remote access", r.remote_ns, "in place over a link or from system memory"),
+        ("faults", r.fault_ns, "GPU and CPU fault service"),
+        ("TLB invalidations", r.tlb_ns, "unbinds, munmap"),
+        ("calls", r.calls_ns, "the runtime's ioctls and page-table reads"),
+    ] {
+        let _ = writeln!(s, "  {what:<18} {:>10.3} ms {:>5.1}%  ({note})", ns as f64 / 1e6, share(ns));
+    }
+    let _ = writeln!(s, "  (compute and accesses to the tile's own VRAM: not charged by the cost model)");
     let _ = writeln!(s, "placements at the end:");
     for (b, p) in &r.placements {
         let _ = writeln!(s, "  {b:<16} {p}");
@@ -191,6 +272,32 @@ mod tests {
 
     fn report(machine: &str, workload: &str, policy: &str, ns: u64) -> Report {
         Report { machine: machine.into(), workload: workload.into(), policy: policy.into(), simulated_ns: ns, optimum_ns: ns / 2, ..Default::default() }
+    }
+
+    /// A run with a failed GPU access shows it in place of its ratio and
+    /// stays out of the geometric mean, which says so.
+    #[test]
+    fn failed_accesses_are_marked_and_left_out_of_the_mean() {
+        let mut failed = report("", "w", "kernel", 9_000_000);
+        failed.gpu_errors = 3;
+        let rs = [report("", "v", "kernel", 4_000_000), failed, report("", "w", "xesvm", 2_000_000)];
+        assert_eq!(geomeans(&rs), vec![("kernel".to_string(), 2.0), ("xesvm".to_string(), 2.0)]);
+        let t = table(&rs, false);
+        assert!(t.contains("3 failed"), "{t}");
+        assert!(t.contains("kernel 2.00, xesvm 2.00 (1 run with failed accesses left out)"), "{t}");
+        assert!(!table(&rs[..1], false).contains("left out"));
+        assert!(csv(&rs).lines().nth(2).unwrap().contains(",,"), "no ratio in the CSV either");
+    }
+
+    /// With the breakdown, each row carries its categories, which sum to its time.
+    #[test]
+    fn the_breakdown_adds_columns() {
+        let r = Report { migration_ns: 1_000_000, remote_ns: 500_000, calls_ns: 500_000, ..report("", "w", "xesvm", 2_000_000) };
+        let t = table(std::slice::from_ref(&r), true);
+        assert!(t.lines().next().unwrap().ends_with("migr ms  remote ms   fault ms     tlb ms   calls ms"), "{t}");
+        assert!(t.contains("     1.000      0.500      0.000      0.000      0.500\n"), "{t}");
+        assert!(!table(std::slice::from_ref(&r), false).contains("migr ms"));
+        assert!(breakdown_summary(&[r]).contains("migr 50%, remote 25%, fault 0%, tlb 0%, calls 25%"));
     }
 
     #[test]

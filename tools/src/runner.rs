@@ -86,6 +86,17 @@ pub struct Report {
     pub page_table_reads: u64,
     /// GPU accesses that failed (the GPU saw an unsuccessful fault).
     pub gpu_errors: u64,
+    /// Where the simulated time went (the simulator's `time_*_ns` counters
+    /// over the run): GPU accesses outside the tile's VRAM, migrations
+    /// (copies, VRAM clears), GPU and CPU fault service, TLB invalidations
+    /// (unbinds, munmap), the process's own calls (ioctls, page-table
+    /// reads). They sum to `simulated_ns`: the cost model charges nothing
+    /// for compute or for accesses to the tile's own VRAM.
+    pub remote_ns: u64,
+    pub migration_ns: u64,
+    pub fault_ns: u64,
+    pub tlb_ns: u64,
+    pub calls_ns: u64,
     /// The offline optimum's lower bound on simulated time (optimum.rs).
     pub optimum_ns: u64,
     /// A feasible offline schedule's time, where VRAM capacity binds.
@@ -96,9 +107,16 @@ pub struct Report {
 }
 
 impl Report {
-    /// Simulated time over the optimum's bound (None when the bound is 0).
+    /// Simulated time over the optimum's bound (None when the bound is 0,
+    /// or when a GPU access failed: the bound prices the whole program, the
+    /// run did not do it all).
     pub fn vs_optimum(&self) -> Option<f64> {
-        (self.optimum_ns > 0).then(|| self.simulated_ns as f64 / self.optimum_ns as f64)
+        (self.optimum_ns > 0 && self.gpu_errors == 0).then(|| self.simulated_ns as f64 / self.optimum_ns as f64)
+    }
+
+    /// The time categories as (column name, ns), in a fixed order; they sum to `simulated_ns`.
+    pub fn breakdown(&self) -> [(&'static str, u64); 5] {
+        [("migration", self.migration_ns), ("remote", self.remote_ns), ("fault", self.fault_ns), ("tlb", self.tlb_ns), ("calls", self.calls_ns)]
     }
 }
 
@@ -177,6 +195,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     // VM_CREATE, the mirror bind) is once per process, whatever the policy,
     // and the bound leaves it out too.
     let started = sim.now_ns();
+    let k0 = sim.counters();
     let mut shadow: HashMap<u64, u32> = HashMap::new();
     let mut chunks = ChunkHistory::new(w);
     let mut report = Report { workload: w.name.clone(), policy: policy.name().into(), ..Default::default() };
@@ -328,6 +347,11 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
         }
     }
     report.simulated_ns = sim.now_ns() - started;
+    report.remote_ns = k.time_remote_access_ns - k0.time_remote_access_ns;
+    report.migration_ns = k.time_migration_ns - k0.time_migration_ns;
+    report.fault_ns = k.time_fault_ns - k0.time_fault_ns;
+    report.tlb_ns = k.time_tlb_ns - k0.time_tlb_ns;
+    report.calls_ns = k.time_calls_ns - k0.time_calls_ns;
     report.bytes_to_vram = k.bytes_to_vram;
     report.bytes_to_system = k.bytes_to_system;
     report.bytes_device_to_device = k.bytes_device_to_device;
@@ -468,6 +492,46 @@ mod tests {
         assert_eq!(k.gpu_faults, 4, "kernel: one fault per 2 MiB range");
         assert_eq!(x.gpu_faults, 0, "xesvm bound it before the launch");
         assert!(x.simulated_ns < k.simulated_ns);
+    }
+
+    fn assert_breakdown_sums(r: &Report, what: &str) {
+        let sum: u64 = r.breakdown().iter().map(|&(_, ns)| ns).sum();
+        assert_eq!(sum, r.simulated_ns, "{what} {}: the categories {:?} do not sum to the simulated time", r.policy, r.breakdown());
+    }
+
+    /// Every advance of the simulated clock is charged to one category: the
+    /// categories sum exactly to the simulated time, on suite workloads and
+    /// on the example scenarios, under every policy.
+    #[test]
+    fn time_categories_sum_to_the_simulated_time() {
+        let params = crate::suite::Params { topology: crate::suite::machine("2dgpu-p2p", 64, 0).unwrap(), iterations: 2 };
+        let mut charged = [0u64; 5];
+        for w in crate::suite::all(&params) {
+            for p in PolicyKind::ALL {
+                let r = run(&w, p).unwrap();
+                assert_breakdown_sums(&r, &w.name);
+                for (c, (_, ns)) in charged.iter_mut().zip(r.breakdown()) {
+                    *c += ns;
+                }
+            }
+        }
+        // The suite exercises every category.
+        assert!(charged.iter().all(|&ns| ns > 0), "{charged:?}");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios");
+        for name in ["training.toml", "atomics.toml", "free-reuse.toml", "oversubscribe.toml"] {
+            let s = crate::scenario::parse(&std::fs::read_to_string(dir.join(name)).unwrap(), &dir).unwrap();
+            for p in PolicyKind::ALL {
+                assert_breakdown_sums(&run(&s.workload, p).unwrap(), name);
+            }
+        }
+    }
+
+    /// A run whose GPU access failed has no ratio to the bound.
+    #[test]
+    fn a_failed_access_has_no_ratio() {
+        let r = Report { simulated_ns: 10, optimum_ns: 5, gpu_errors: 1, ..Default::default() };
+        assert_eq!(r.vs_optimum(), None);
+        assert_eq!(Report { gpu_errors: 0, ..r }.vs_optimum(), Some(2.0));
     }
 
     #[test]
