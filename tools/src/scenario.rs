@@ -384,6 +384,15 @@ mod tests {
         parse(text, Path::new("."))
     }
 
+    /// Each text is refused with an error on that line that says `needle`.
+    fn refused_at_lines(cases: &[(String, usize, &str)]) {
+        for (text, line, needle) in cases {
+            let e = p(text).err().unwrap_or_else(|| panic!("accepted: {needle}"));
+            assert!(e.starts_with(&format!("line {line}:")), "{needle}: {e}");
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+
     const GOOD: &str = r#"
 topology = "2dgpu-p2p"
 policy = "kernel"
@@ -476,11 +485,7 @@ buffer = "a"
             (GOOD.replace("[[phase]]", "[[phase]"), 9, ""),
             (GOOD.replace("topology = \"2dgpu-p2p\"", "topology = \"nowhere.toml\""), 2, "neither a preset"),
         ];
-        for (text, line, needle) in cases {
-            let e = p(&text).err().unwrap_or_else(|| panic!("accepted: {needle}"));
-            assert!(e.starts_with(&format!("line {line}:")), "{needle}: {e}");
-            assert!(e.contains(needle), "{needle}: {e}");
-        }
+        refused_at_lines(&cases);
     }
 
     const PACKED: &str = r#"
@@ -591,11 +596,7 @@ buffer = "b"
             (PACKED.replace("vram = \"64 MiB\"", "vram = 1000"), 3, "at least 16 MiB"),
             (PACKED.replace("do = \"free\"", "do = \"release\""), 34, "unknown step \"release\""),
         ];
-        for (text, line, needle) in cases {
-            let e = p(&text).err().unwrap_or_else(|| panic!("accepted: {needle}"));
-            assert!(e.starts_with(&format!("line {line}:")), "{needle}: {e}");
-            assert!(e.contains(needle), "{needle}: {e}");
-        }
+        refused_at_lines(&cases);
         // A buffer lying on no page of its own cannot be freed.
         let tiny = PACKED.replace("size = 12000000", "size = 100").replace("size = 5000", "size = 0");
         let e = p(&tiny.replace("offset = 100\nsize = 0\n", "")).err().unwrap();
