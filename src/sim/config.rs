@@ -117,6 +117,9 @@ pub struct DeviceSpec {
     /// LNL, BMG, PTL; `xe->info.needs_scratch`, not PVC), so VM_CREATE takes
     /// SCRATCH_PAGE with FAULT_MODE.
     pub needs_scratch: bool,
+    /// Bandwidth of a kernel's access to this device's own VRAM (either
+    /// tile), bytes/s: what a launch's local memory time is priced at.
+    pub local_bandwidth: f64,
 }
 
 impl DeviceSpec {
@@ -132,6 +135,7 @@ impl DeviceSpec {
             page_faults: true,
             device_id: 0xe20b,
             needs_scratch: true,
+            local_bandwidth: 456e9,
         }
     }
     /// Whether it has VRAM.

@@ -21,6 +21,7 @@
 //! need_64k = false            # XE_VRAM_FLAGS_NEED64K
 //! page_faults = true          # false: no USM, so no SVM
 //! needs_scratch = true        # Xe2: SCRATCH_PAGE allowed with FAULT_MODE
+//! local_gbps = 456            # a kernel's bandwidth to its own VRAM
 //!
 //! [[link]]
 //! devices = [0, 1]
@@ -315,6 +316,7 @@ fn device_field(d: &mut DeviceSpec, f: &Field) -> Result<(), ParseError> {
         "need_64k" => d.need_64k = f.boolean()?,
         "page_faults" => d.page_faults = f.boolean()?,
         "needs_scratch" => d.needs_scratch = f.boolean()?,
+        "local_gbps" => d.local_bandwidth = gbps(f)?,
         "device_id" => d.device_id = f.uint(0xffff)? as u16,
         k => return Err(err(line, format!("unknown field `device.{k}`"))),
     }
@@ -375,13 +377,6 @@ fn cost_field(c: &mut Costs, f: &Field) -> Result<(), ParseError> {
         }
         Ok((v * 1000.0) as u64)
     };
-    let gbps = |f: &Field| -> Result<f64, ParseError> {
-        let v = f.float()?;
-        if v.is_nan() || v <= 0.0 {
-            return Err(err(f.line, format!("field `{}`: must be positive", f.name())));
-        }
-        Ok(v * 1e9)
-    };
     match f.key.as_str() {
         "fault_service_us" => c.fault_service_ns = us(f)?,
         "copy_submit_us" => c.copy_submit_ns = us(f)?,
@@ -405,3 +400,11 @@ fn cost_field(c: &mut Costs, f: &Field) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// A bandwidth field in GB/s, as bytes/s: positive.
+fn gbps(f: &Field) -> Result<f64, ParseError> {
+    let v = f.float()?;
+    if v.is_nan() || v <= 0.0 {
+        return Err(err(f.line, format!("field `{}`: must be positive", f.name())));
+    }
+    Ok(v * 1e9)
+}
