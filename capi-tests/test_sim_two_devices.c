@@ -130,7 +130,7 @@ int main(void)
 	/* Where the simulated time went: the categories sum to the clock. */
 	svm_sim_counters k = { .struct_size = sizeof(k) };
 	CHECK_OK(svm_sim_get_counters(sim, &k));
-	CHECK(k.time_remote_access_ns + k.time_migration_ns + k.time_fault_ns + k.time_tlb_ns + k.time_calls_ns == t);
+	CHECK(k.time_remote_access_ns + k.time_migration_ns + k.time_fault_ns + k.time_tlb_ns + k.time_calls_ns + k.time_local_access_ns + k.time_compute_ns == t);
 	CHECK(k.time_migration_ns > 0);
 	CHECK_OK(svm_sim_device_close(sim, fd[0]));
 	CHECK_STATUS(svm_sim_ioctl(sim, fd[0], XESVM_DRM_IOCTL_XE_VM_CREATE, &(struct xesvm_drm_xe_vm_create){0}), -EBADF);

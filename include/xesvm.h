@@ -1093,7 +1093,7 @@ typedef struct svm_sim_counters {
   uint64_t bytes_cleared;
   /**
    * Where the simulated time went, ns: every advance of the clock is
-   * charged to one of these five, so they sum to svm_sim_clock_ns. GPU
+   * charged to one of these seven, so they sum to svm_sim_clock_ns. GPU
    * accesses outside the accessing tile's VRAM (over a link or from
    * system memory).
    */
@@ -1115,6 +1115,15 @@ typedef struct svm_sim_counters {
    * The process's calls: ioctls and page-table reads.
    */
   uint64_t time_calls_ns;
+  /**
+   * GPU accesses to the accessing device's own VRAM (bytes touched
+   * over its local bandwidth). Appended in 0.3.0, like the next.
+   */
+  uint64_t time_local_access_ns;
+  /**
+   * Launches' compute beyond their memory time.
+   */
+  uint64_t time_compute_ns;
 } svm_sim_counters;
 #endif
 

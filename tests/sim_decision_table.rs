@@ -81,10 +81,12 @@ fn first_touch_of_never_populated_memory_is_a_clear_not_a_copy() {
     assert_eq!((c(&used).bytes_to_vram, c(&used).vram_clears), (size, 0));
     // Both pay a fault per 2 MiB range; the first touch then pays a clear
     // (a submission and 2 MiB at clear bandwidth), the other a PCIe copy.
+    // Then both write the 64 MiB in VRAM at the device's local bandwidth.
     let k = &fresh.sim.topology().costs;
     let ranges = size / R;
-    assert_eq!(born, ranges * (k.fault_service_ns + k.clear_ns(R)));
-    assert_eq!(copied, ranges * (k.fault_service_ns + k.copy_ns(R, k.h2d_bandwidth)));
+    let write = (size as f64 * 1e9 / fresh.sim.topology().devices[0].local_bandwidth).ceil() as u64;
+    assert_eq!(born, ranges * (k.fault_service_ns + k.clear_ns(R)) + write);
+    assert_eq!(copied, ranges * (k.fault_service_ns + k.copy_ns(R, k.h2d_bandwidth)) + write);
     // Fixed costs aside, the clear is a sixth of the copy; with the fault
     // and submission per range, the first touch is about half.
     assert!(k.clear_ns(R) - k.copy_submit_ns < (k.copy_ns(R, k.h2d_bandwidth) - k.copy_submit_ns) / 6);

@@ -144,7 +144,7 @@ pub struct svm_sim_counters {
     /// Bytes cleared on first touch.
     pub bytes_cleared: u64,
     /// Where the simulated time went, ns: every advance of the clock is
-    /// charged to one of these five, so they sum to svm_sim_clock_ns. GPU
+    /// charged to one of these seven, so they sum to svm_sim_clock_ns. GPU
     /// accesses outside the accessing tile's VRAM (over a link or from
     /// system memory).
     pub time_remote_access_ns: u64,
@@ -157,6 +157,11 @@ pub struct svm_sim_counters {
     pub time_tlb_ns: u64,
     /// The process's calls: ioctls and page-table reads.
     pub time_calls_ns: u64,
+    /// GPU accesses to the accessing device's own VRAM (bytes touched
+    /// over its local bandwidth). Appended in 0.3.0, like the next.
+    pub time_local_access_ns: u64,
+    /// Launches' compute beyond their memory time.
+    pub time_compute_ns: u64,
 }
 
 unsafe fn sim_ref<'a>(sim: *const svm_sim) -> Result<&'a Arc<Sim>, Failure> {
@@ -462,6 +467,8 @@ pub unsafe extern "C" fn svm_sim_get_counters(sim: *const svm_sim, counters: *mu
             time_fault_ns: k.time_fault_ns,
             time_tlb_ns: k.time_tlb_ns,
             time_calls_ns: k.time_calls_ns,
+            time_local_access_ns: k.time_local_access_ns,
+            time_compute_ns: k.time_compute_ns,
         };
         write_sized(c, c.struct_size, v, |v, n| v.struct_size = n)
     })

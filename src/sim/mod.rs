@@ -22,6 +22,7 @@ mod content;
 pub mod driver;
 pub mod inject;
 mod ioctl;
+mod launch;
 pub mod mem;
 mod prefetch;
 mod process;
@@ -41,6 +42,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 pub use config::{Costs, DeviceSpec, KernelVersion, LinkKind, LinkSpec, Topology};
 pub use topology_file::{parse_size, ParseError};
 pub use inject::{Injection, Point};
+pub use launch::{Arg, LaunchError, Pattern, SCATTERED_LINK_EFFICIENCY};
 pub use uaccess::trusted as uaccess_trusted;
 use mem::{Loc, Memory, PAGE};
 use vm::Vm;
@@ -65,7 +67,7 @@ pub enum Placement {
 }
 
 /// What a GPU or CPU access does to memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Access {
     /// A read.
     Read,
@@ -204,12 +206,16 @@ counters! {
     /// Simulated ns spent in the process's own calls: ioctls received and
     /// reads of its page table.
     time_calls_ns,
+    /// Simulated ns GPUs spent on their own device's VRAM (a launch's
+    /// bytes touched over the device's local bandwidth).
+    time_local_access_ns,
+    /// Simulated ns of launches' compute beyond their memory time (the
+    /// roofline's compute side).
+    time_compute_ns,
 }
 
 /// What a stretch of simulated time went to: every advance of the clock is
-/// charged to one. The cost model (docs/cost-model.md) charges nothing for a
-/// launch's compute or for a GPU's accesses to its own tile's VRAM, so
-/// neither has a category: their time is zero.
+/// charged to one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeCategory {
     /// GPU accesses to memory other than the tile's VRAM.
@@ -222,17 +228,23 @@ pub enum TimeCategory {
     Tlb,
     /// Ioctls and page-table reads.
     Calls,
+    /// GPU accesses to the accessing device's own VRAM.
+    LocalAccess,
+    /// A launch's compute beyond its memory time.
+    Compute,
 }
 
 impl CounterSnapshot {
     /// The simulated ns charged to each [`TimeCategory`], in declaration order.
-    pub fn time_by_category(&self) -> [(TimeCategory, u64); 5] {
+    pub fn time_by_category(&self) -> [(TimeCategory, u64); 7] {
         [
             (TimeCategory::RemoteAccess, self.time_remote_access_ns),
             (TimeCategory::Migration, self.time_migration_ns),
             (TimeCategory::Fault, self.time_fault_ns),
             (TimeCategory::Tlb, self.time_tlb_ns),
             (TimeCategory::Calls, self.time_calls_ns),
+            (TimeCategory::LocalAccess, self.time_local_access_ns),
+            (TimeCategory::Compute, self.time_compute_ns),
         ]
     }
 
@@ -434,6 +446,8 @@ impl Sim {
             TimeCategory::Fault => &c.time_fault_ns,
             TimeCategory::Tlb => &c.time_tlb_ns,
             TimeCategory::Calls => &c.time_calls_ns,
+            TimeCategory::LocalAccess => &c.time_local_access_ns,
+            TimeCategory::Compute => &c.time_compute_ns,
         };
         self.count(counter, ns);
     }
@@ -605,27 +619,6 @@ impl Sim {
         }
         Err(Errno::EBUSY)
     }
-
-    // -- the world: GPU side ------------------------------------------------
-
-    /// A GPU access by `tile` of the device behind `fd`, in VM `vm_id`, to
-    /// [start, start+size). Unbound or unsuitable ranges go through the GPU
-    /// fault path (docs/kernel-model.md §4); the result is what the GPU would see.
-    #[allow(clippy::too_many_arguments)]
-    pub fn gpu_access(&self, fd: RawFd, vm_id: u32, tile: u16, start: u64, size: u64, access: Access, value: u64) -> Result<()> {
-        let end = check_span(start, size)?;
-        let (start, end) = (start & !(PAGE - 1), end.next_multiple_of(PAGE));
-        let mut g = self.state.lock();
-        self.signal_fences(&mut g);
-        let dev = g.files.get(&fd).ok_or(Errno::EBADF)?.device;
-        if let Some(e) = g.gone[dev as usize] {
-            return Err(e);
-        }
-        if tile >= self.topo.devices[dev as usize].tiles {
-            return Err(Errno::EINVAL);
-        }
-        self.gpu_access_locked(&mut g, fd, vm_id, dev, tile, start, end, access, value)
-    }
 }
 
 /// A span for mmap(MAP_FIXED) / munmap: as Linux, the start must be page
@@ -642,7 +635,7 @@ fn map_span(start: u64, size: u64) -> Result<u64> {
 }
 
 /// Validates a span: non-empty, no overflow, inside the modelled address space.
-fn check_span(start: u64, size: u64) -> Result<u64> {
+pub(super) fn check_span(start: u64, size: u64) -> Result<u64> {
     if size == 0 {
         return Err(Errno::EINVAL);
     }

@@ -56,8 +56,11 @@ impl Sim {
     }
 
     /// Bandwidth of the path from a device's tile to where pages live.
+    /// None: the device's own memory (its VRAM, either tile; system memory
+    /// for an integrated GPU, which has no other).
     fn path_bandwidth(&self, dev: u32, loc: Option<u16>) -> Option<f64> {
         match loc {
+            None if !self.dev_has_vram(dev) => None,
             None => Some(self.topo.costs.h2d_bandwidth),
             Some(p) => {
                 let pd = self.pagemaps[p as usize].device;
@@ -104,6 +107,7 @@ impl Sim {
         end: u64,
         access: Access,
         value: u64,
+        traffic: &mut super::launch::Traffic,
     ) -> Result<()> {
         let tile_bit = 1u8 << tile;
         let local = self.pagemap_of(dev, tile);
@@ -149,10 +153,14 @@ impl Sim {
             let vm = g.files.get(&fd).ok_or(Errno::EBADF)?.vms.get(&vm_id).ok_or(Errno::ENOENT)?;
             let Some((_, r)) = vm.range_at(a) else { return Err(Errno::EFAULT) };
             let seg_end = end.min(r.end);
-            if let Some(bw) = self.path_bandwidth(dev, r.dpagemap) {
-                let bytes = seg_end - a;
-                self.count(&self.counters.remote_access_bytes, bytes);
-                self.advance(super::config::transfer_ns(bytes, bw), TimeCategory::RemoteAccess);
+            // One pass's bytes by path; the launch prices them (sim/launch.rs).
+            let bytes = seg_end - a;
+            match self.path_bandwidth(dev, r.dpagemap) {
+                Some(bw) => {
+                    traffic.remote_bytes += bytes;
+                    traffic.remote_ns += bytes as f64 * 1e9 / bw;
+                }
+                None => traffic.local_bytes += bytes,
             }
             if access != Access::Read {
                 g.mem.write_span(a, seg_end, value);

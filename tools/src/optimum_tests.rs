@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::runner::{run, PolicyKind};
-use crate::workload::Target;
+use crate::workload::{Knows, Target};
 use proptest::prelude::*;
 use xesvm::uapi::*;
 
@@ -32,6 +32,12 @@ fn ns(bytes: u64, bw: f64) -> f64 {
     bytes as f64 / bw * 1e9
 }
 
+/// One streaming pass over `bytes` in device 0's own VRAM: the least memory
+/// time of an access, which every launch pays.
+fn local(w: &Workload, bytes: u64) -> f64 {
+    ns(bytes, w.topology.devices[0].local_bandwidth)
+}
+
 #[test]
 fn a_read_only_buffer_costs_the_cheaper_of_reading_remotely_and_copying() {
     let t = machine(1, 64 * MIB, true);
@@ -42,12 +48,30 @@ fn a_read_only_buffer_costs_the_cheaper_of_reading_remotely_and_copying() {
     w.launch(0, vec![(a, 2 * MIB, Access::Read)]);
     let remote = ns(2 * MIB, c.h2d_bandwidth);
     let copy = (c.copy_submit_ns + c.copy_fixed_ns) as f64 + remote;
-    assert_eq!(optimum(&w).bound_ns, floor(remote.min(copy)));
+    let lo = local(&w, 2 * MIB);
+    assert_eq!(optimum(&w).bound_ns, floor(remote.min(copy + lo)));
     // Read five times: one copy is cheaper than five remote reads.
     for _ in 0..4 {
         w.launch(0, vec![(a, 2 * MIB, Access::Read)]);
     }
-    assert_eq!(optimum(&w).bound_ns, floor(copy));
+    assert_eq!(optimum(&w).bound_ns, floor(copy + 5.0 * lo));
+    // With compute beyond each read's remote time, the remote reads hide
+    // behind it: five launches of compute and nothing else.
+    let slow = 2.0 * remote;
+    for s in &mut w.steps {
+        if let Step::Launch { compute_ns, .. } = s {
+            *compute_ns = slow as u64;
+        }
+    }
+    assert_eq!(optimum(&w).bound_ns, floor(5.0 * (slow as u64) as f64));
+    // Read eight times per launch: the copy again.
+    for s in &mut w.steps {
+        if let Step::Launch { args, compute_ns, .. } = s {
+            args[0].passes = 8;
+            *compute_ns = 0;
+        }
+    }
+    assert_eq!(optimum(&w).bound_ns, floor(copy + 40.0 * lo));
 }
 
 #[test]
@@ -64,8 +88,9 @@ fn atomics_and_cpu_accesses_force_their_places() {
     let clear = c.copy_submit_ns as f64 + ns(2 * MIB, c.clear_bandwidth);
     // No TLB share: one madvise unbinds any span with one invalidation.
     let moved = fixed + ns(2 * MIB, link);
-    let remote = c.fault_service_ns as f64 + ns(2 * MIB, link);
-    let want = clear + moved.min(remote) + (fixed + ns(2 * MIB, c.d2h_bandwidth));
+    let lo = local(&w, 2 * MIB);
+    let remote = c.fault_service_ns as f64 + ns(2 * MIB, link) - lo;
+    let want = 2.0 * lo + clear + moved.min(remote) + (fixed + ns(2 * MIB, c.d2h_bandwidth));
     assert_eq!(optimum(&w).bound_ns, floor(want));
 }
 
@@ -82,7 +107,7 @@ fn without_a_link_peer_vram_is_out_of_reach() {
     let fixed = (c.copy_submit_ns + c.copy_fixed_ns) as f64;
     let clear = c.copy_submit_ns as f64 + ns(2 * MIB, c.clear_bandwidth);
     let via_system = fixed + ns(2 * MIB, c.d2h_bandwidth) + fixed + ns(2 * MIB, c.h2d_bandwidth);
-    assert_eq!(optimum(&w).bound_ns, floor(clear + via_system));
+    assert_eq!(optimum(&w).bound_ns, floor(2.0 * local(&w, 2 * MIB) + clear + via_system));
 }
 
 /// Never-populated memory a GPU writes is born in VRAM by a clear (or
@@ -97,7 +122,7 @@ fn gpu_born_buffers_pay_their_birth() {
         w.launch(0, vec![(a, 8 * MIB, Access::Write)]);
     }
     let clear = 4.0 * c.copy_submit_ns as f64 + ns(8 * MIB, c.clear_bandwidth);
-    assert_eq!(optimum(&w).bound_ns, floor(clear));
+    assert_eq!(optimum(&w).bound_ns, floor(clear + 4.0 * local(&w, 8 * MIB)));
 }
 
 /// The split case: a system preference on 64 KiB of a 2 MiB buffer,
@@ -113,7 +138,7 @@ fn pieces_of_a_chunk_each_keep_their_place() {
     // One move of the atomic piece into VRAM, nothing after.
     let piece = 64 << 10;
     let once = (c.copy_submit_ns + c.copy_fixed_ns) as f64 * piece as f64 / CHUNK as f64 + ns(piece, c.h2d_bandwidth);
-    assert_eq!(o.bound_ns, floor(once));
+    assert_eq!(o.bound_ns, floor(once + 8.0 * local(&w, piece)));
     for p in PolicyKind::ALL {
         let r = run(&w, p).unwrap();
         assert!(r.simulated_ns >= o.bound_ns, "{p:?}: {} < {}", r.simulated_ns, o.bound_ns);
@@ -231,12 +256,21 @@ fn random_workload(seed: u64, steps: usize) -> Workload {
             _ => {
                 let device = r.below(devices) as u32;
                 let tile = r.below(tiles[device as usize] as u64) as u16;
-                let mut accesses = vec![(start, size, [Access::Read, Access::Write, Access::Atomic][r.below(3) as usize])];
+                // Passes, pattern and compute drawn so that either side of
+                // the roofline can bind.
+                let shape = |r: &mut Rng, a: Access| {
+                    let pattern = if r.below(3) == 0 { Pattern::Scattered { permille: 1 + r.below(1000) as u16 } } else { Pattern::Streaming };
+                    Arg { passes: 1 + r.below(16) as u32, pattern, ..Arg::new(0, 0, a) }
+                };
+                let a = [Access::Read, Access::Write, Access::Atomic][r.below(3) as usize];
+                let mut args = vec![Arg { start, size, ..shape(&mut r, a) }];
                 if r.below(3) == 0 {
                     let (s2, n2) = span(&mut r);
-                    accesses.push((s2, n2, [Access::Read, Access::Write][r.below(2) as usize]));
+                    let a = [Access::Read, Access::Write][r.below(2) as usize];
+                    args.push(Arg { start: s2, size: n2, ..shape(&mut r, a) });
                 }
-                w.steps.push(Step::Launch { device, tile, accesses });
+                let compute_ns = [0, 1_000, 50_000, 2_000_000][r.below(4) as usize];
+                w.steps.push(Step::Launch { device, tile, args, compute_ns, knows: Knows::Span });
             }
         }
     }

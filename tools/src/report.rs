@@ -15,7 +15,7 @@ fn ratio(r: &Report) -> String {
 }
 
 /// The breakdown columns' headers, in [`Report::breakdown`]'s order.
-const BREAKDOWN_HEADERS: [&str; 5] = ["migr ms", "remote ms", "fault ms", "tlb ms", "calls ms"];
+const BREAKDOWN_HEADERS: [&str; 7] = ["compute ms", "local ms", "remote ms", "migr ms", "fault ms", "tlb ms", "calls ms"];
 
 /// Runs left out of the ratios because a GPU access failed.
 pub fn failed_runs(reports: &[Report]) -> usize {
@@ -109,12 +109,12 @@ pub fn table(reports: &[Report], breakdown: bool) -> String {
 /// Per policy, in first-seen order: its simulated time summed over the
 /// reports, and each category's share of it, as one line each.
 pub fn breakdown_summary(reports: &[Report]) -> String {
-    let mut totals: Vec<(String, u64, [u64; 5])> = Vec::new();
+    let mut totals: Vec<(String, u64, [u64; 7])> = Vec::new();
     for r in reports {
         let i = match totals.iter().position(|t| t.0 == r.policy) {
             Some(i) => i,
             None => {
-                totals.push((r.policy.clone(), 0, [0; 5]));
+                totals.push((r.policy.clone(), 0, [0; 7]));
                 totals.len() - 1
             }
         };
@@ -125,11 +125,8 @@ pub fn breakdown_summary(reports: &[Report]) -> String {
     }
     let mut s = String::new();
     for (p, total, cats) in totals {
-        let parts: Vec<String> = BREAKDOWN_HEADERS
-            .iter()
-            .zip(cats)
-            .map(|(h, ns)| format!("{} {:.0}%", h.trim_end_matches(" ms"), if total > 0 { ns as f64 * 100.0 / total as f64 } else { 0.0 }))
-            .collect();
+        let parts: Vec<String> =
+            BREAKDOWN_HEADERS.iter().zip(cats).map(|(h, ns)| format!("{} {:.0}%", h.trim_end_matches(" ms"), if total > 0 { ns as f64 * 100.0 / total as f64 } else { 0.0 })).collect();
         let _ = writeln!(s, "  {p:<17} {:>12.3} ms: {}", total as f64 / 1e6, parts.join(", "));
     }
     s
@@ -137,12 +134,12 @@ pub fn breakdown_summary(reports: &[Report]) -> String {
 
 pub fn csv(reports: &[Report]) -> String {
     let mut s = String::from(
-        "machine,workload,policy,simulated_ns,optimum_ns,vs_optimum,offline_ns,bytes_moved,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,page_table_reads,gpu_errors,content_ok,migration_ns,remote_ns,fault_ns,tlb_ns,calls_ns\n",
+        "machine,workload,policy,simulated_ns,optimum_ns,vs_optimum,offline_ns,bytes_moved,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,page_table_reads,gpu_errors,content_ok,migration_ns,remote_ns,fault_ns,tlb_ns,calls_ns,compute_ns,local_ns\n",
     );
     for r in reports {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.machine,
             r.workload,
             r.policy,
@@ -168,7 +165,9 @@ pub fn csv(reports: &[Report]) -> String {
             r.remote_ns,
             r.fault_ns,
             r.tlb_ns,
-            r.calls_ns
+            r.calls_ns,
+            r.compute_ns,
+            r.local_ns
         );
     }
     s
@@ -239,8 +238,16 @@ pub fn run_report(r: &Report) -> String {
     let _ = writeln!(s, "policy: {}", r.policy);
     let _ = writeln!(s, "simulated time: {:.3} ms", r.simulated_ns as f64 / 1e6);
     let _ = writeln!(s, "where the time went:");
-    let share = |ns: u64| if r.simulated_ns > 0 { ns as f64 * 100.0 / r.simulated_ns as f64 } else { 0.0 };
+    let share = |ns: u64| {
+        if r.simulated_ns > 0 {
+            ns as f64 * 100.0 / r.simulated_ns as f64
+        } else {
+            0.0
+        }
+    };
     for (what, ns, note) in [
+        ("compute", r.compute_ns, "launches' compute beyond their memory time"),
+        ("local access", r.local_ns, "GPUs in their own VRAM"),
         ("migration", r.migration_ns, "copies, VRAM clears"),
         ("remote access", r.remote_ns, "in place over a link or from system memory"),
         ("faults", r.fault_ns, "GPU and CPU fault service"),
@@ -249,7 +256,6 @@ pub fn run_report(r: &Report) -> String {
     ] {
         let _ = writeln!(s, "  {what:<18} {:>10.3} ms {:>5.1}%  ({note})", ns as f64 / 1e6, share(ns));
     }
-    let _ = writeln!(s, "  (compute and accesses to the tile's own VRAM: not charged by the cost model)");
     let _ = writeln!(s, "placements at the end:");
     for (b, p) in &r.placements {
         let _ = writeln!(s, "  {b:<16} {p}");
@@ -292,12 +298,12 @@ mod tests {
     /// With the breakdown, each row carries its categories, which sum to its time.
     #[test]
     fn the_breakdown_adds_columns() {
-        let r = Report { migration_ns: 1_000_000, remote_ns: 500_000, calls_ns: 500_000, ..report("", "w", "xesvm", 2_000_000) };
+        let r = Report { migration_ns: 1_000_000, remote_ns: 500_000, calls_ns: 250_000, local_ns: 250_000, ..report("", "w", "xesvm", 2_000_000) };
         let t = table(std::slice::from_ref(&r), true);
-        assert!(t.lines().next().unwrap().ends_with("migr ms  remote ms   fault ms     tlb ms   calls ms"), "{t}");
-        assert!(t.contains("     1.000      0.500      0.000      0.000      0.500\n"), "{t}");
+        assert!(t.lines().next().unwrap().ends_with("compute ms   local ms  remote ms    migr ms   fault ms     tlb ms   calls ms"), "{t}");
+        assert!(t.contains("     0.000      0.250      0.500      1.000      0.000      0.000      0.250\n"), "{t}");
         assert!(!table(std::slice::from_ref(&r), false).contains("migr ms"));
-        assert!(breakdown_summary(&[r]).contains("migr 50%, remote 25%, fault 0%, tlb 0%, calls 25%"));
+        assert!(breakdown_summary(&[r]).contains("compute 0%, local 12%, remote 25%, migr 50%, fault 0%, tlb 0%, calls 12%"));
     }
 
     #[test]

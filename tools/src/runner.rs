@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::json;
-use xesvm::sim::driver::SimDriver;
 use xesvm::driver::{xe, PageTableAccess, PageTableSource};
 use xesvm::policy::{self, AllocFlags, Config, Context, DeviceHandle};
+use xesvm::sim::driver::SimDriver;
 use xesvm::sim::mem::{page_checksum, write_token};
-use xesvm::sim::{Access, Placement, Sim};
+use xesvm::sim::{Access, Arg, Placement, Sim};
 use xesvm::topology::Pagemap;
 use xesvm::uapi::*;
 
@@ -87,11 +87,13 @@ pub struct Report {
     /// GPU accesses that failed (the GPU saw an unsuccessful fault).
     pub gpu_errors: u64,
     /// Where the simulated time went (the simulator's `time_*_ns` counters
-    /// over the run): GPU accesses outside the tile's VRAM, migrations
+    /// over the run): launches' compute beyond their memory time, GPU
+    /// accesses to the device's own VRAM and elsewhere, migrations
     /// (copies, VRAM clears), GPU and CPU fault service, TLB invalidations
     /// (unbinds, munmap), the process's own calls (ioctls, page-table
-    /// reads). They sum to `simulated_ns`: the cost model charges nothing
-    /// for compute or for accesses to the tile's own VRAM.
+    /// reads). They sum to `simulated_ns`.
+    pub compute_ns: u64,
+    pub local_ns: u64,
     pub remote_ns: u64,
     pub migration_ns: u64,
     pub fault_ns: u64,
@@ -115,8 +117,8 @@ impl Report {
     }
 
     /// The time categories as (column name, ns), in a fixed order; they sum to `simulated_ns`.
-    pub fn breakdown(&self) -> [(&'static str, u64); 5] {
-        [("migration", self.migration_ns), ("remote", self.remote_ns), ("fault", self.fault_ns), ("tlb", self.tlb_ns), ("calls", self.calls_ns)]
+    pub fn breakdown(&self) -> [(&'static str, u64); 7] {
+        [("compute", self.compute_ns), ("local", self.local_ns), ("remote", self.remote_ns), ("migration", self.migration_ns), ("fault", self.fault_ns), ("tlb", self.tlb_ns), ("calls", self.calls_ns)]
     }
 }
 
@@ -131,7 +133,9 @@ fn placement_name(p: Placement) -> String {
     match p {
         Placement::Unpopulated => "untouched".into(),
         Placement::System => "system".into(),
-        Placement::Vram { device, instance } => format!("device {device} VRAM (tile {})", instance - 1),
+        Placement::Vram { device, instance } => {
+            format!("device {device} VRAM (tile {})", instance - 1)
+        }
         Placement::Mixed => "mixed".into(),
     }
 }
@@ -209,13 +213,13 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     for (i, step) in w.steps.iter().enumerate() {
         let value = i as u64 + 1;
         match step {
-            Step::Launch { device, tile, accesses } => {
+            Step::Launch { device, tile, args, compute_ns, knows: _ } => {
                 let track = trace::device(*device);
                 match &rt {
                     Runtime::Raw { drv, devs } if policy == PolicyKind::Prefetch => {
                         let (fd, vm) = devs[*device as usize];
                         let region = if w.topology.devices[*device as usize].has_vram() { *tile as u32 + 1 } else { 0 };
-                        for &(s, n, _) in accesses {
+                        for &Arg { start: s, size: n, .. } in args {
                             let t0 = sim.now_ns();
                             let r = xe::prefetch(drv, fd, vm, s, n, region);
                             if let Some(t) = trace.as_deref_mut() {
@@ -232,14 +236,16 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                     }
                     Runtime::Lib { ctx, devs } => {
                         let h = devs[*device as usize];
-                        for &(s, n, a) in accesses {
+                        for &Arg { start: s, size: n, access: a, .. } in args {
                             let pa = match a {
                                 Access::Read => policy::Access::Read,
                                 Access::Write => policy::Access::Write,
                                 Access::Atomic => policy::Access::Atomic,
                             };
                             let t0 = sim.now_ns();
-                            let Ok(pm) = ctx.resolve(h, *tile, s, n, pa) else { continue };
+                            let Ok(pm) = ctx.resolve(h, *tile, s, n, pa) else {
+                                continue;
+                            };
                             // Atomics must run in local VRAM: the kernel would move a
                             // pinned range anyway, so the thrash guard cannot help them.
                             let flags = if a == Access::Atomic { AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD } else { AllocFlags::ENGINE };
@@ -258,20 +264,23 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                 }
                 let (fd, vm) = fd_vm(*device);
                 let launched = sim.now_ns();
-                for &(s, n, a) in accesses {
-                    match sim.gpu_access(fd, vm, *tile, s, n, a, value) {
-                        Ok(()) if a != Access::Read => {
-                            for p in (s..s + n).step_by(PAGE as usize) {
-                                shadow.insert(p, write_token(value, p));
-                            }
-                        }
-                        Ok(()) => {}
-                        Err(_) => report.gpu_errors += 1,
+                // What ran wrote its pages: all arguments, or those before
+                // the one whose access failed.
+                let ran = match sim.launch(fd, vm, *tile, args, *compute_ns, value) {
+                    Ok(()) => args.len(),
+                    Err(e) => {
+                        report.gpu_errors += 1;
+                        e.arg
+                    }
+                };
+                for a in args[..ran].iter().filter(|a| a.access != Access::Read) {
+                    for p in (a.start..a.start + a.size).step_by(PAGE as usize) {
+                        shadow.insert(p, write_token(value, p));
                     }
                 }
                 if let Some(t) = trace.as_deref_mut() {
-                    let bytes: u64 = accesses.iter().map(|a| a.1).sum();
-                    t.span("launch", track, launched, sim.now_ns(), json!({"step": i, "spans": accesses.len(), "bytes": bytes}));
+                    let bytes: u64 = args.iter().map(|a| a.size).sum();
+                    t.span("launch", track, launched, sim.now_ns(), json!({"step": i, "spans": args.len(), "bytes": bytes, "compute_ns": compute_ns}));
                 }
             }
             Step::Cpu { start, size, write } => {
@@ -308,7 +317,9 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                 }
             }
             Step::Call(c) => {
-                let Runtime::Lib { ctx, devs } = &rt else { continue };
+                let Runtime::Lib { ctx, devs } = &rt else {
+                    continue;
+                };
                 let t0 = sim.now_ns();
                 let r = match *c {
                     Call::AllocVram { device, start, size, target } => {
@@ -347,6 +358,8 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
         }
     }
     report.simulated_ns = sim.now_ns() - started;
+    report.compute_ns = k.time_compute_ns - k0.time_compute_ns;
+    report.local_ns = k.time_local_access_ns - k0.time_local_access_ns;
     report.remote_ns = k.time_remote_access_ns - k0.time_remote_access_ns;
     report.migration_ns = k.time_migration_ns - k0.time_migration_ns;
     report.fault_ns = k.time_fault_ns - k0.time_fault_ns;
@@ -374,9 +387,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     let mut ok = true;
     for b in &w.buffers {
         let (lo, n) = b.pages();
-        let want = (lo..lo + n)
-            .step_by(PAGE as usize)
-            .fold(0u64, |acc, p| acc.wrapping_add(page_checksum(p, shadow.get(&p).copied().unwrap_or(0))));
+        let want = (lo..lo + n).step_by(PAGE as usize).fold(0u64, |acc, p| acc.wrapping_add(page_checksum(p, shadow.get(&p).copied().unwrap_or(0))));
         ok &= sim.checksum(lo, n).map_err(|e| e.to_string())? == want;
         report.placements.push((b.name.clone(), placement_name(sim.placement(lo, n))));
     }
@@ -505,7 +516,7 @@ mod tests {
     #[test]
     fn time_categories_sum_to_the_simulated_time() {
         let params = crate::suite::Params { topology: crate::suite::machine("2dgpu-p2p", 64, 0).unwrap(), iterations: 2 };
-        let mut charged = [0u64; 5];
+        let mut charged = [0u64; 7];
         for w in crate::suite::all(&params) {
             for p in PolicyKind::ALL {
                 let r = run(&w, p).unwrap();

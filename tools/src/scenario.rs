@@ -5,6 +5,7 @@
 //! topology = "2dgpu-p2p"        # a preset, or a topology file (relative to this file)
 //! policy = "xesvm"              # optional default: kernel | prefetch | xesvm
 //! vram = "96 MiB"               # optional: VRAM per tile of every device with VRAM
+//! knows = "pointer"            # optional: what the runtime knows at a launch (below)
 //!
 //! [[buffer]]
 //! name = "a"
@@ -31,10 +32,27 @@
 //! target = "device:1"           # alloc_vram, preferred: system | device:N | device:N:T
 //! mode = "device"               # atomic_mode: undefined | device | global | cpu
 //!
-//! [[phase.step.span]]           # gpu: more spans the same launch touches
+//! passes = 4                    # gpu, optional: times the kernel goes over the span (default 1)
+//! pattern = "scattered"         # gpu, optional: streaming (default) | scattered
+//! touched = 0.05                # scattered: fraction of the span one pass touches
+//! compute = "2 ms"              # gpu, optional: the kernel's compute time (ns, or with ns/us/ms/s)
+//! knows = "span"                # gpu, optional: pointer | extent | span (default: the scenario's)
+//!
+//! [[phase.step.span]]           # gpu: more arguments of the same launch
 //! access = "read"
 //! buffer = "b"                  # offset, size optional as above
+//! passes = 8                    # passes, pattern, touched as above, per argument
 //! ```
+//!
+//! A launch costs the roofline of its `compute` and its memory time: per
+//! argument, the bytes it touches (span x passes, x touched when
+//! scattered) over the bandwidth of the path to where each page lies, a
+//! scattered pattern over a link at a fraction of streaming
+//! (`xesvm::sim::SCATTERED_LINK_EFFICIENCY`). `knows` says what the
+//! runtime has at the launch: `pointer` (malloc memory: the kernel's
+//! argument pointers only; the default), `extent` (the allocation each
+//! pointer lies in: a runtime with an allocation table) or `span` (the
+//! exact bytes: an application that prefetches or advises precisely).
 //!
 //! Offsets and sizes are bytes, anything inside the buffer; an access
 //! covers the pages its bytes lie on, as a runtime widens it. `free` unmaps
@@ -51,17 +69,73 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 use xesvm::sim::parse_size;
-use xesvm::sim::{Access, Topology};
+use xesvm::sim::{Access, Arg, Pattern, Topology};
 use xesvm::uapi::*;
 
 use crate::runner::PolicyKind;
-use crate::workload::{Call, Step, Target, Workload, PAGE};
+use crate::workload::{Call, Knows, Step, Target, Workload, PAGE};
 
 #[derive(Deserialize, Debug)]
 #[serde(untagged)]
 enum Size {
     Bytes(u64),
     Text(String),
+}
+
+/// A duration: nanoseconds, or a number with a unit ("250 us", "1.5 ms").
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum Duration {
+    Ns(u64),
+    Text(String),
+}
+
+fn duration_ns(d: &Duration) -> Result<u64, String> {
+    let t = match d {
+        Duration::Ns(n) => return Ok(*n),
+        Duration::Text(t) => t.trim(),
+    };
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = (t[..split].trim(), t[split..].trim());
+    let scale = match unit {
+        "" | "ns" => 1.0,
+        "us" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        _ => return Err(format!("cannot read duration \"{t}\" (e.g. \"250 us\", \"2 ms\")")),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 1e15 => Ok((v * scale).round() as u64),
+        _ => Err(format!("cannot read duration \"{t}\" (e.g. \"250 us\", \"2 ms\")")),
+    }
+}
+
+fn knows_of(s: &str) -> Result<Knows, String> {
+    match s {
+        "pointer" => Ok(Knows::Pointer),
+        "extent" => Ok(Knows::Extent),
+        "span" => Ok(Knows::Span),
+        k => Err(format!("knows \"{k}\" (pointer, extent or span)")),
+    }
+}
+
+/// An argument's passes and pattern: `passes` at least 1; `pattern`
+/// "streaming" (the default) or "scattered" with `touched`, the fraction
+/// of the span a pass touches, in (0, 1].
+fn use_of(passes: Option<u32>, pattern: Option<&str>, touched: Option<f64>) -> Result<(u32, Pattern), String> {
+    let passes = passes.unwrap_or(1);
+    if passes == 0 {
+        return Err("passes must be at least 1".into());
+    }
+    let pattern = match (pattern.unwrap_or("streaming"), touched) {
+        ("streaming", None) => Pattern::Streaming,
+        ("streaming", Some(_)) => return Err("`touched` goes with pattern = \"scattered\"".into()),
+        ("scattered", Some(f)) if f > 0.0 && f <= 1.0 => Pattern::Scattered { permille: ((f * 1000.0).round() as u16).max(1) },
+        ("scattered", Some(f)) => return Err(format!("touched {f}: a fraction in (0, 1]")),
+        ("scattered", None) => return Err("pattern \"scattered\" needs `touched` (the fraction of the span a pass touches)".into()),
+        (p, _) => return Err(format!("pattern \"{p}\" (streaming or scattered)")),
+    };
+    Ok((passes, pattern))
 }
 
 #[derive(Deserialize, Debug)]
@@ -80,6 +154,9 @@ struct SpanDef {
     buffer: String,
     offset: Option<Size>,
     size: Option<Size>,
+    passes: Option<u32>,
+    pattern: Option<String>,
+    touched: Option<f64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -95,6 +172,11 @@ struct StepDef {
     size: Option<Size>,
     target: Option<String>,
     mode: Option<String>,
+    passes: Option<u32>,
+    pattern: Option<String>,
+    touched: Option<f64>,
+    compute: Option<Duration>,
+    knows: Option<String>,
     #[serde(default, rename = "span")]
     spans: Vec<SpanDef>,
 }
@@ -114,6 +196,7 @@ struct ScenarioDef {
     topology: Spanned<String>,
     policy: Option<Spanned<String>>,
     vram: Option<Spanned<Size>>,
+    knows: Option<Spanned<String>>,
     #[serde(default, rename = "buffer")]
     buffers: Vec<Spanned<BufferDef>>,
     #[serde(default, rename = "phase")]
@@ -164,19 +247,27 @@ fn check_live(w: &Workload, freed: &mut Vec<bool>, step: &Step, line: usize, lif
     if let Some((i, free)) = life {
         let name = &w.buffers[i].name;
         if freed[i] == free {
-            return Err(format!("line {line}: {} step: \"{name}\" is {} (a phase that repeats runs its steps again)", if free { "free" } else { "alloc" }, if free { "already freed" } else { "not freed" }));
+            return Err(format!(
+                "line {line}: {} step: \"{name}\" is {} (a phase that repeats runs its steps again)",
+                if free { "free" } else { "alloc" },
+                if free { "already freed" } else { "not freed" }
+            ));
         }
         freed[i] = free;
         return Ok(());
     }
     let spans: Vec<(u64, u64)> = match step {
-        Step::Launch { accesses, .. } => accesses.iter().map(|a| (a.0, a.1)).collect(),
+        Step::Launch { args, .. } => args.iter().map(|a| (a.start, a.size)).collect(),
         Step::Cpu { start, size, .. } => vec![(*start, *size)],
-        Step::Call(Call::AllocVram { start, size, .. } | Call::Evict { start, size } | Call::Preferred { start, size, .. } | Call::AtomicMode { start, size, .. }) => vec![(*start, *size)],
+        Step::Call(Call::AllocVram { start, size, .. } | Call::Evict { start, size } | Call::Preferred { start, size, .. } | Call::AtomicMode { start, size, .. }) => {
+            vec![(*start, *size)]
+        }
         Step::Free { .. } | Step::Alloc { .. } => Vec::new(),
     };
     for (i, _) in freed.iter().enumerate().filter(|(_, &f)| f) {
-        let Some((lo, n)) = w.own_pages(i) else { continue };
+        let Some((lo, n)) = w.own_pages(i) else {
+            continue;
+        };
         if spans.iter().any(|&(s, m)| s < lo + n && s + m > lo) {
             return Err(format!("line {line}: a step touches \"{}\" while it is freed (an `alloc` step allocates it again)", w.buffers[i].name));
         }
@@ -196,8 +287,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Scenario, String> {
         Some(t) => t,
         None => {
             let path = base.join(topo_name);
-            let body = std::fs::read_to_string(&path)
-                .map_err(|e| format!("line {}: topology \"{topo_name}\" is neither a preset nor a readable file ({e})", at(def.topology.span())))?;
+            let body = std::fs::read_to_string(&path).map_err(|e| format!("line {}: topology \"{topo_name}\" is neither a preset nor a readable file ({e})", at(def.topology.span())))?;
             Topology::parse(&body).map_err(|e| format!("{}: {e}", path.display()))?
         }
     };
@@ -223,6 +313,10 @@ pub fn parse(text: &str, base: &Path) -> Result<Scenario, String> {
             d.vram_per_tile = bytes;
         }
     }
+    let knows = match &def.knows {
+        Some(k) => knows_of(k.get_ref()).map_err(|e| format!("line {}: {e}", at(k.span())))?,
+        None => Knows::default(),
+    };
     let devices = topology.devices.len() as u32;
     let mut w = Workload::new("scenario", topology);
     for b in &def.buffers {
@@ -236,13 +330,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Scenario, String> {
         match &b.get_ref().after {
             None => w.buffer(&b.get_ref().name, size),
             Some(prev) if w.buffers.last().is_some_and(|l| &l.name == prev) => w.packed_buffer(&b.get_ref().name, size),
-            Some(prev) => {
-                return Err(format!(
-                    "line {}: buffer \"{}\": `after` must name the buffer defined just before it, not \"{prev}\"",
-                    at(b.span()),
-                    b.get_ref().name
-                ))
-            }
+            Some(prev) => return Err(format!("line {}: buffer \"{}\": `after` must name the buffer defined just before it, not \"{prev}\"", at(b.span()), b.get_ref().name)),
         };
     }
     for phase in &def.phases {
@@ -273,8 +361,18 @@ pub fn parse(text: &str, base: &Path) -> Result<Scenario, String> {
                 }
                 Ok(dev)
             };
-            if !d.spans.is_empty() && d.action != "gpu" {
-                return Err(err("only a gpu step has further spans".into()));
+            if d.action != "gpu" {
+                let launch_only = [
+                    (!d.spans.is_empty(), "span"),
+                    (d.passes.is_some(), "passes"),
+                    (d.pattern.is_some(), "pattern"),
+                    (d.touched.is_some(), "touched"),
+                    (d.compute.is_some(), "compute"),
+                    (d.knows.is_some(), "knows"),
+                ];
+                if let Some((_, what)) = launch_only.iter().find(|x| x.0) {
+                    return Err(err(format!("only a gpu step has `{what}`")));
+                }
             }
             let gpu_access = |a: &str| match a {
                 "read" => Ok(Access::Read),
@@ -292,12 +390,16 @@ pub fn parse(text: &str, base: &Path) -> Result<Scenario, String> {
                         return Err(err(format!("device {dev} has no tile {tile}")));
                     }
                     let (start, size) = span(d)?;
-                    let mut accesses = vec![(start, size, access)];
+                    let (passes, pattern) = use_of(d.passes, d.pattern.as_deref(), d.touched).map_err(&err)?;
+                    let mut args = vec![Arg { start, size, access, passes, pattern }];
                     for x in &d.spans {
                         let (start, size) = bytes(&x.buffer, x.offset.as_ref(), x.size.as_ref())?;
-                        accesses.push((start, size, gpu_access(&x.access)?));
+                        let (passes, pattern) = use_of(x.passes, x.pattern.as_deref(), x.touched).map_err(&err)?;
+                        args.push(Arg { start, size, access: gpu_access(&x.access)?, passes, pattern });
                     }
-                    Step::Launch { device: dev, tile, accesses }
+                    let compute_ns = d.compute.as_ref().map(duration_ns).transpose().map_err(&err)?.unwrap_or(0);
+                    let knows = d.knows.as_deref().map(knows_of).transpose().map_err(&err)?.unwrap_or(knows);
+                    Step::Launch { device: dev, tile, args, compute_ns, knows }
                 }
                 "cpu" => {
                     let write = match need(d.access.as_ref(), "access")?.as_str() {
@@ -349,11 +451,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Scenario, String> {
                         Step::Alloc { start, size }
                     }
                 }
-                other => {
-                    return Err(format!(
-                        "line {line}: unknown step \"{other}\" (gpu, cpu, alloc_vram, evict, preferred, atomic_mode, free or alloc)"
-                    ))
-                }
+                other => return Err(format!("line {line}: unknown step \"{other}\" (gpu, cpu, alloc_vram, evict, preferred, atomic_mode, free or alloc)")),
             };
             steps.push((step, line, life));
         }
@@ -377,229 +475,5 @@ pub fn parse(text: &str, base: &Path) -> Result<Scenario, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(text: &str) -> Result<Scenario, String> {
-        parse(text, Path::new("."))
-    }
-
-    /// Each text is refused with an error on that line that says `needle`.
-    fn refused_at_lines(cases: &[(String, usize, &str)]) {
-        for (text, line, needle) in cases {
-            let e = p(text).err().unwrap_or_else(|| panic!("accepted: {needle}"));
-            assert!(e.starts_with(&format!("line {line}:")), "{needle}: {e}");
-            assert!(e.contains(needle), "{needle}: {e}");
-        }
-    }
-
-    const GOOD: &str = r#"
-topology = "2dgpu-p2p"
-policy = "kernel"
-
-[[buffer]]
-name = "a"
-size = "8 MiB"
-
-[[phase]]
-name = "p"
-repeat = 2
-
-[[phase.step]]
-do = "cpu"
-access = "write"
-buffer = "a"
-
-[[phase.step]]
-do = "gpu"
-device = 1
-access = "atomic"
-buffer = "a"
-offset = "2 MiB"
-size = 4194304
-
-[[phase.step]]
-do = "alloc_vram"
-device = 0
-target = "device:0"
-buffer = "a"
-"#;
-
-    #[test]
-    fn parses_buffers_phases_and_steps() {
-        let s = p(GOOD).unwrap();
-        assert_eq!(s.policy, Some(PolicyKind::Kernel));
-        assert_eq!(s.workload.buffers[0].size, 8 << 20);
-        assert_eq!(s.workload.steps.len(), 6);
-        let a = s.workload.buffers[0].start;
-        assert_eq!(s.workload.steps[1], Step::Launch { device: 1, tile: 0, accesses: vec![(a + (2 << 20), 4 << 20, Access::Atomic)] });
-        assert!(matches!(s.workload.steps[2], Step::Call(Call::AllocVram { device: 0, target: Target::Device { device: 0, tile: 0 }, .. })));
-    }
-
-    /// Every example shipped in examples/scenarios parses and runs under
-    /// every policy without losing content, and no policy, the oracle
-    /// included, beats the scenario's bound (optimum.rs).
-    #[test]
-    fn every_example_scenario_runs() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios");
-        let mut n = 0;
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if !name.ends_with(".toml") || name.ends_with(".topology.toml") {
-                continue;
-            }
-            let s = parse(&std::fs::read_to_string(&path).unwrap(), &dir).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let o = crate::optimum::optimum(&s.workload);
-            assert!(o.bound_ns > 0, "{name}: a bound of 0 while GPUs work");
-            assert!(o.offline_ns.is_none_or(|off| off >= o.bound_ns), "{name}: {o:?}");
-            for p in crate::runner::PolicyKind::ALL {
-                let r = crate::runner::run(&s.workload, p).unwrap_or_else(|e| panic!("{name} {p:?}: {e}"));
-                assert!(r.content_ok, "{name} {p:?}");
-                assert_eq!(r.gpu_errors, 0, "{name} {p:?}");
-                assert!(r.simulated_ns >= o.bound_ns, "{name} {p:?}: {} ns < bound {} ns", r.simulated_ns, o.bound_ns);
-                if name == "fallback.toml" && p == crate::runner::PolicyKind::Xesvm {
-                    // What it is there to show (README, Logging): a range larger
-                    // than the VRAM falls back at once, nothing started for it.
-                    assert_eq!((r.fallbacks, r.retries, r.bytes_to_system), (1, 0, 0), "{r:?}");
-                }
-            }
-            n += 1;
-        }
-        assert!(n >= 7, "examples found: {n}");
-    }
-
-    #[test]
-    fn bad_files_name_the_line() {
-        let cases = [
-            // Step errors name the line of the step's [[phase.step]] header.
-            (GOOD.replace("device = 1", "device = 7"), 18, "topology has 2 devices"),
-            (GOOD.replace("buffer = \"a\"\noffset", "buffer = \"b\"\noffset"), 18, "unknown buffer"),
-            (GOOD.replace("size = 4194304", "size = 9999999999"), 18, "inside"),
-            (GOOD.replace("access = \"atomic\"", "access = \"smash\""), 18, "access \"smash\""),
-            (GOOD.replace("target = \"device:0\"", "target = \"device:9\""), 26, "has 2 devices"),
-            (GOOD.replace("do = \"cpu\"", "do = \"dance\""), 13, "unknown step"),
-            (GOOD.replace("policy = \"kernel\"", "policy = \"magic\""), 3, "unknown policy"),
-            (GOOD.replace("size = \"8 MiB\"", "size = \"8 parsecs\""), 7, "cannot read size"),
-            (GOOD.replace("repeat = 2", "repeat = 2\ncolour = 3"), 12, "unknown field"),
-            (GOOD.replace("[[phase]]", "[[phase]"), 9, ""),
-            (GOOD.replace("topology = \"2dgpu-p2p\"", "topology = \"nowhere.toml\""), 2, "neither a preset"),
-        ];
-        refused_at_lines(&cases);
-    }
-
-    const PACKED: &str = r#"
-topology = "2dgpu-p2p"
-vram = "64 MiB"
-
-[[buffer]]
-name = "a"
-size = 4000000
-
-[[buffer]]
-name = "b"
-size = 12000000
-after = "a"
-
-[[phase]]
-name = "loop"
-repeat = 3
-
-[[phase.step]]
-do = "gpu"
-device = 1
-access = "write"
-buffer = "a"
-[[phase.step.span]]
-access = "read"
-buffer = "b"
-offset = 100
-size = 5000
-
-[[phase.step]]
-do = "cpu"
-access = "read"
-buffer = "a"
-
-[[phase.step]]
-do = "free"
-buffer = "b"
-
-[[phase.step]]
-do = "alloc"
-buffer = "b"
-
-[[phase.step]]
-do = "gpu"
-device = 0
-access = "write"
-buffer = "b"
-"#;
-
-    /// Sizes in bytes, a buffer packed after another, a launch over two
-    /// spans widened to pages, free and alloc of the pages a buffer holds
-    /// alone, VRAM per tile.
-    #[test]
-    fn packed_buffers_byte_sizes_and_free_alloc() {
-        let s = p(PACKED).unwrap();
-        let w = &s.workload;
-        assert!(w.topology.devices.iter().all(|d| d.vram_per_tile == 64 << 20));
-        let (a, b) = (&w.buffers[0], &w.buffers[1]);
-        assert_eq!((a.size, b.size), (4_000_000, 12_000_000));
-        assert_eq!(b.start, a.start + 4_000_000, "4000000 is a multiple of 256: back to back");
-        assert_eq!(a.pages(), (a.start, 977 * 4096), "4,000,000 bytes lie on 977 pages");
-        // The launch: all of a's pages, and b's bytes 100..5100 widened to pages
-        // (b starts inside a's last page, so that is the page a shares).
-        let lo = (b.start + 100) / 4096 * 4096;
-        let hi = (b.start + 5100).next_multiple_of(4096);
-        assert_eq!(w.steps[0], Step::Launch { device: 1, tile: 0, accesses: vec![(a.start, 977 * 4096, Access::Write), (lo, hi - lo, Access::Read)] });
-        // free and alloc cover b's pages but the one it shares with a.
-        let own = (a.start + 977 * 4096, (b.start + b.size).next_multiple_of(4096) - (a.start + 977 * 4096));
-        assert_eq!(w.steps[2], Step::Free { start: own.0, size: own.1 });
-        assert_eq!(w.steps[3], Step::Alloc { start: own.0, size: own.1 });
-        assert_eq!(w.steps.len(), 15);
-        // Under every policy: content as last written (b's freed pages are
-        // gone, a's shared page kept), and no policy beats the bound.
-        let o = crate::optimum::optimum(w);
-        for pk in crate::runner::PolicyKind::ALL {
-            let r = crate::runner::run(w, pk).unwrap_or_else(|e| panic!("{pk:?}: {e}"));
-            assert!(r.content_ok, "{pk:?}");
-            assert_eq!(r.gpu_errors, 0, "{pk:?}");
-            assert!(r.simulated_ns >= o.bound_ns, "{pk:?}: {} < {}", r.simulated_ns, o.bound_ns);
-        }
-    }
-
-    /// A freed buffer's life ends: its data need not move back, so the
-    /// bound of "GPU writes, free, alloc, GPU writes" is two births, not a
-    /// birth and a move.
-    #[test]
-    fn the_bound_starts_a_new_life_after_a_free() {
-        let one = PACKED.replace("repeat = 3", "repeat = 1");
-        let w = p(&one).unwrap().workload;
-        let freed = crate::optimum::optimum(&w).bound_ns;
-        let kept = p(&one.replace("[[phase.step]]\ndo = \"free\"\nbuffer = \"b\"\n\n[[phase.step]]\ndo = \"alloc\"\nbuffer = \"b\"\n\n", "")).unwrap().workload;
-        assert_eq!(kept.steps.len(), w.steps.len() - 2);
-        assert!(freed <= crate::optimum::optimum(&kept).bound_ns);
-    }
-
-    #[test]
-    fn bad_packing_and_lifetimes_name_the_line() {
-        let touch_freed = PACKED.replace("[[phase.step]]\ndo = \"alloc\"\nbuffer = \"b\"\n", "");
-        let cases = [
-            (PACKED.replace("after = \"a\"", "after = \"c\""), 9, "`after` must name the buffer defined just before"),
-            (PACKED.replace("offset = 100", "offset = 11999000"), 18, "inside \"b\""),
-            (touch_freed.clone(), 39, "touches \"b\" while it is freed"),
-            (PACKED.replace("do = \"alloc\"", "do = \"free\""), 38, "already freed"),
-            (PACKED.replace("do = \"free\"", "do = \"alloc\""), 34, "not freed"),
-            (PACKED.replace("do = \"free\"\nbuffer = \"b\"", "do = \"free\"\nbuffer = \"b\"\nsize = 4096"), 34, "takes only `buffer`"),
-            (PACKED.replace("do = \"cpu\"\naccess = \"read\"\nbuffer = \"a\"", "do = \"cpu\"\naccess = \"read\"\nbuffer = \"a\"\n[[phase.step.span]]\naccess = \"read\"\nbuffer = \"b\""), 29, "only a gpu step"),
-            (PACKED.replace("vram = \"64 MiB\"", "vram = 1000"), 3, "at least 16 MiB"),
-            (PACKED.replace("do = \"free\"", "do = \"release\""), 34, "unknown step \"release\""),
-        ];
-        refused_at_lines(&cases);
-        // A buffer lying on no page of its own cannot be freed.
-        let tiny = PACKED.replace("size = 12000000", "size = 100").replace("size = 5000", "size = 0");
-        let e = p(&tiny.replace("offset = 100\nsize = 0\n", "")).err().unwrap();
-        assert!(e.starts_with("line 32:") && e.contains("shares every page"), "{e}");
-    }
-}
+#[path = "scenario_tests.rs"]
+mod tests;

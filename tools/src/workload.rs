@@ -2,7 +2,7 @@
 //! accesses and runtime calls it makes, in order (`runner` plays it,
 //! `optimum` bounds it).
 
-use xesvm::sim::{Access, Topology};
+use xesvm::sim::{Access, Arg, Topology};
 
 pub const PAGE: u64 = 4096;
 pub const CHUNK: u64 = 2 << 20;
@@ -26,16 +26,49 @@ pub enum Call {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// A GPU kernel launch on a device tile: the spans it accesses.
-    Launch { device: u32, tile: u16, accesses: Vec<(u64, u64, Access)> },
-    Cpu { start: u64, size: u64, write: bool },
+    /// A GPU kernel launch on a device tile: its arguments (the spans it
+    /// accesses, how often and how densely), how long it computes, and
+    /// what the runtime knows of its memory when it launches it.
+    Launch {
+        device: u32,
+        tile: u16,
+        args: Vec<Arg>,
+        compute_ns: u64,
+        knows: Knows,
+    },
+    Cpu {
+        start: u64,
+        size: u64,
+        write: bool,
+    },
     Call(Call),
     /// The program frees the pages (munmap): their contents are gone. No
     /// runtime is told (no free hook, as without an allocator interposer).
-    Free { start: u64, size: u64 },
+    Free {
+        start: u64,
+        size: u64,
+    },
     /// The program allocates them again at the same address (mmap, fresh
     /// anonymous memory: a later access finds them unpopulated).
-    Alloc { start: u64, size: u64 },
+    Alloc {
+        start: u64,
+        size: u64,
+    },
+}
+
+/// What a runtime knows of a launch's memory when it launches it
+/// (../README.md, "What the runtime knows").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Knows {
+    /// Only the pointers (a kernel's arguments into malloc memory): the
+    /// library may find the extent itself.
+    #[default]
+    Pointer,
+    /// The allocation each pointer lies in (a runtime with an allocation table).
+    Extent,
+    /// The exact span each argument touches (an application that
+    /// prefetches or advises precisely).
+    Span,
 }
 
 /// A buffer: `size` bytes from `start`, neither necessarily page aligned
@@ -105,12 +138,15 @@ impl Workload {
         (hi > lo).then_some((lo, hi - lo))
     }
 
+    /// A launch on tile 0 of `device`: one streaming pass over each span, no
+    /// compute, the exact spans known.
+    #[cfg(test)]
     pub fn launch(&mut self, device: u32, accesses: Vec<(u64, u64, Access)>) {
-        self.steps.push(Step::Launch { device, tile: 0, accesses });
+        let args = accesses.into_iter().map(|(s, n, a)| Arg::new(s, n, a)).collect();
+        self.steps.push(Step::Launch { device, tile: 0, args, compute_ns: 0, knows: Knows::Span });
     }
 
     pub fn cpu(&mut self, start: u64, size: u64, write: bool) {
         self.steps.push(Step::Cpu { start, size, write });
     }
 }
-
