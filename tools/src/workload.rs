@@ -2,7 +2,9 @@
 //! accesses and runtime calls it makes, in order (`runner` plays it,
 //! `optimum` bounds it).
 
-use xesvm::sim::{Access, Arg, Topology};
+#[cfg(test)]
+use xesvm::sim::Access;
+use xesvm::sim::{Arg, Topology};
 
 pub const PAGE: u64 = 4096;
 pub const CHUNK: u64 = 2 << 20;
