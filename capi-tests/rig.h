@@ -28,8 +28,11 @@ static inline rig rig_open(const char *preset, const char *topology, uint32_t mo
 		CHECK_OK(svm_sim_create(preset, &r.sim));
 	else
 		CHECK_OK(svm_sim_create_from_text(topology, &r.sim));
+	/* The engine's rule cascade, which these tests exercise through
+	 * SVM_ALLOC_ENGINE (the default engine: tests/engine_plain.rs). */
 	svm_context_config cfg = { .struct_size = sizeof(cfg), .driver = SVM_DRIVER_SIM, .sim = r.sim,
-				   .thrash_max_moves = moves, .thrash_window_ns = window_ns, .pin_ns = window_ns };
+				   .thrash_max_moves = moves, .thrash_window_ns = window_ns, .pin_ns = window_ns,
+				   .flags = SVM_CONTEXT_ENGINE_RULES };
 	CHECK_OK(svm_context_create(&cfg, &r.ctx));
 	CHECK_OK(svm_sim_device_count(r.sim, &r.n));
 	CHECK(r.n <= RIG_MAX);

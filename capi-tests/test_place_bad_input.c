@@ -102,7 +102,7 @@ int main(void)
 	CHECK_STATUS(svm_device_clear_preferred_location(r.ctx, made_up, BUF, 2 * MIB), -EINVAL);
 	CHECK_STATUS(svm_device_set_atomic_mode(r.ctx, r.dev[0], BUF, 2 * MIB, 4), -EINVAL);
 	CHECK_STATUS(svm_device_set_atomic_mode(r.ctx, r.dev[0], UINT64_MAX & ~4095ull, 8192, SVM_ATOMIC_DEVICE), -EINVAL);
-	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[0], 1u << 4, &res), -EINVAL); /* unknown flag */
+	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[0], 1u << 5, &res), -EINVAL); /* unknown flag */
 
 	/* A closed device, and its pagemap. */
 	CHECK_OK(svm_device_close(r.ctx, r.dev[1]));

@@ -85,6 +85,16 @@
 #define SVM_CONTEXT_MIRROR_AUTORESET (1 << 0)
 
 /**
+ * `svm_context_config.flags`: decide SVM_ALLOC_ENGINE placements with the
+ * rule cascade of 0.2 (split birth, rent or buy, gathers, walks, readers
+ * served in place, deferral to the fault, widening to a record). Off by
+ * default since 0.3.0: without it an engine placement is the runtime's
+ * own prefetch to the accessing tile's VRAM, unless advice, atomics or
+ * VRAM room say otherwise, which never costs more than that prefetch.
+ */
+#define SVM_CONTEXT_ENGINE_RULES (1 << 1)
+
+/**
  * `svm_device_adopt_flags` flag: the runtime bound the VM's CPU-address
  * mirror with DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET (the kernel resets a
  * range's attributes when memory the GPU used is unmapped), so the library
@@ -174,6 +184,20 @@
  * back and says so (SVM_RESULT_FELL_BACK and `cause`), or fails.
  */
 #define SVM_ALLOC_ENGINE (1 << 3)
+
+/**
+ * `svm_alloc_vram` flag, with SVM_ALLOC_ENGINE only: [start, start+size)
+ * is the allocation that holds a kernel's argument pointer (as
+ * svm_find_extent gives it, or the runtime's allocation table), not the
+ * bytes the kernel touches. Unless the context was created with
+ * SVM_CONTEXT_ENGINE_RULES, the engine then leaves the move to the
+ * launch's faults (SVM_RESULT_ON_FAULT), as the runtime does without
+ * xesvm: prefetching a whole allocation for a kernel that touches a slice
+ * of it can cost more than the faults it saves. SVM_ALLOC_PREFETCH_NOW
+ * moves it all now instead. Ignored without SVM_ALLOC_ENGINE (an explicit
+ * request moves exactly its span).
+ */
+#define SVM_ALLOC_EXTENT (1 << 4)
 
 /**
  * `svm_alloc_result.flags`: the range was already there: nothing moved, and

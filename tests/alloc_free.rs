@@ -48,7 +48,7 @@ const R: u64 = 2 << 20;
 #[test]
 fn resolve_and_in_place_alloc_vram_allocate_nothing() {
     let s = Sim::new(Topology::preset("2dgpu-p2p").unwrap()).unwrap();
-    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(s.clone())), Config::default());
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(s.clone())), rules());
     let d0 = ctx.open_index(0).unwrap();
     let d1 = ctx.open_index(1).unwrap();
     let v0 = ctx.pagemap(d0, 0).unwrap();
@@ -89,7 +89,7 @@ fn resolve_and_in_place_alloc_vram_allocate_nothing() {
 #[test]
 fn pieces_of_a_placed_buffer_are_in_place_without_allocating() {
     let s = Sim::new(Topology::preset("2dgpu-p2p").unwrap()).unwrap();
-    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(s.clone())), Config::default());
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(s.clone())), rules());
     let d0 = ctx.open_index(0).unwrap();
     let v0 = ctx.pagemap(d0, 0).unwrap();
     s.cpu_access(BUF, 16 * R, sim::Access::Write, 1).unwrap();
@@ -117,7 +117,7 @@ fn pieces_of_a_placed_buffer_are_in_place_without_allocating() {
 #[test]
 fn pieces_of_a_gather_span_are_in_place_without_allocating() {
     let s = Sim::new(Topology::preset("2dgpu-p2p").unwrap()).unwrap();
-    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(s.clone())), Config::default());
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(s.clone())), rules());
     let d0 = ctx.open_index(0).unwrap();
     s.cpu_access(BUF, 16 * R, sim::Access::Write, 1).unwrap();
     const PIECE: u64 = 64 << 10;
@@ -135,4 +135,10 @@ fn pieces_of_a_gather_span_are_in_place_without_allocating() {
     let n = allocs() - before;
     assert_eq!(n, 0, "{n} allocations for pieces found in place");
     assert_eq!((s.counters().page_table_reads, s.counters().ioctls), (reads, ioctls), "no page-table read, no ioctl");
+}
+
+/// The engine with its rule cascade (`Config::engine_rules`), which these
+/// tests exercise; tests/engine_plain.rs covers the default engine.
+fn rules() -> Config {
+    Config { engine_rules: true, ..Config::default() }
 }

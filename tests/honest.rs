@@ -120,7 +120,7 @@ fn setup(preset: &str, access: PageTableAccess, oracle: bool) -> T {
         sim.set_page_table(access).unwrap();
     }
     let drv = if oracle { SimDriver::oracle(sim.clone()) } else { SimDriver::new(sim.clone()) };
-    let ctx = Context::new(Box::new(drv), Config::default());
+    let ctx = Context::new(Box::new(drv), rules());
     let dev = (0..sim.topology().devices.len() as u32).map(|i| ctx.open_index(i).unwrap()).collect();
     T { sim, ctx, dev }
 }
@@ -234,4 +234,10 @@ fn cpu_gpu_ping_pong_is_detected_from_the_page_table_and_pinned_in_system_memory
     let k2 = t.sim.counters();
     assert_eq!(k2.migrations_to_vram, k.migrations_to_vram);
     assert_eq!(k2.cpu_faults, k.cpu_faults);
+}
+
+/// The engine with its rule cascade (`Config::engine_rules`), which these
+/// tests exercise; tests/engine_plain.rs covers the default engine.
+fn rules() -> Config {
+    Config { engine_rules: true, ..Config::default() }
 }

@@ -29,7 +29,7 @@ fn setup_topo(topo: Topology, config: Config) -> T {
 }
 
 fn setup(preset: &str) -> T {
-    setup_topo(Topology::preset(preset).unwrap(), Config::default())
+    setup_topo(Topology::preset(preset).unwrap(), rules())
 }
 
 impl T {
@@ -61,7 +61,7 @@ fn open_checks_the_cpu_address_mirror() {
     let mut topo = Topology::preset("dgpu").unwrap();
     topo.devices[0].page_faults = false;
     let sim = Sim::new(topo).unwrap();
-    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(sim)), Config::default());
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(sim)), rules());
     assert_eq!(ctx.open_index(0), Err(Errno::EOPNOTSUPP));
     assert_eq!(ctx.open_index(7), Err(Errno::ENODEV));
 }
@@ -230,7 +230,7 @@ fn ioctl_errnos_get_their_answers() {
 fn vram_pressure_evicts_this_contexts_lru_ranges() {
     let mut topo = Topology::preset("dgpu").unwrap();
     topo.devices[0].vram_per_tile = 8 * MIB;
-    let t = setup_topo(topo, Config::default());
+    let t = setup_topo(topo, rules());
     let mut sums = Vec::new();
     for i in 0..6 {
         t.sim.cpu_access(BUF + i * R, R, sim::Access::Write, i).unwrap();
@@ -250,7 +250,7 @@ fn vram_pressure_evicts_this_contexts_lru_ranges() {
 
 #[test]
 fn ping_pong_is_pinned_by_the_thrash_guard() {
-    let cfg = Config { thrash_max_moves: 3, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, ..Config::default() };
+    let cfg = Config { thrash_max_moves: 3, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, ..rules() };
     let t = setup_topo(Topology::preset("2dgpu-p2p").unwrap(), cfg);
     let mut moved = 0;
     let mut pinned_at = None;
@@ -290,7 +290,7 @@ fn ping_pong_is_pinned_by_the_thrash_guard() {
 // resolve says so too.
 #[test]
 fn thrashing_between_unlinked_devices_is_pinned_in_system_memory() {
-    let cfg = Config { thrash_max_moves: 3, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, ..Config::default() };
+    let cfg = Config { thrash_max_moves: 3, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, ..rules() };
     let t = setup_topo(Topology::preset("2dgpu-nolink").unwrap(), cfg);
     t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
     let mut last = None;
@@ -320,7 +320,7 @@ fn thrashing_between_unlinked_devices_is_pinned_in_system_memory() {
 /// guard and the range stays in system memory, written remotely.
 #[test]
 fn cpu_gpu_ping_pong_is_pinned_in_system_memory() {
-    let cfg = Config { thrash_max_moves: 4, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, ..Config::default() };
+    let cfg = Config { thrash_max_moves: 4, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, ..rules() };
     let t = setup_topo(Topology::preset("dgpu").unwrap(), cfg);
     let mut pinned = 0;
     for _ in 0..6 {
@@ -410,7 +410,7 @@ fn resolve_follows_the_decision_table() {
 fn kernel_6_18_degrades_peer_placement_clearly() {
     let mut topo = Topology::preset("2dgpu-p2p").unwrap();
     topo.kernel = sim::KernelVersion::V6_18;
-    let t = setup_topo(topo, Config::default());
+    let t = setup_topo(topo, rules());
     let p = t.alloc(1, BUF, R, t.vram(0));
     assert!(p.fell_back, "{p:?}");
     assert_eq!(p.pagemap, Some(t.vram(1)));
@@ -450,7 +450,7 @@ fn adopted_devices_are_never_destroyed() {
     let fd = sim.open_device(0).unwrap();
     let vm = xesvm::driver::xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
     xesvm::driver::xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).unwrap();
-    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(sim.clone())), Config::default());
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(sim.clone())), rules());
     let d = ctx.adopt(fd, vm).unwrap();
     let pm = ctx.pagemap(d, 0).unwrap();
     ctx.alloc_vram(d, BUF, R, pm, AllocFlags::default()).unwrap();
@@ -514,7 +514,7 @@ fn range_query_restarts_interrupted_ioctls() {
 /// hundreds of MiB).
 #[test]
 fn placed_byte_counters_follow_the_records() {
-    let t = setup_topo(Topology::preset("2dgpu-p2p").unwrap(), Config { thrash_max_moves: 2, ..Config::default() });
+    let t = setup_topo(Topology::preset("2dgpu-p2p").unwrap(), Config { thrash_max_moves: 2, ..rules() });
     let agree = |t: &T, what: &str| {
         for d in 0..2 {
             let counted = t.ctx.device(t.dev[d]).unwrap().placed[0].load(std::sync::atomic::Ordering::Relaxed);
@@ -625,7 +625,7 @@ fn repeated_preferred_location_issues_nothing_and_a_change_applies() {
 fn a_migration_that_cannot_fit_is_never_started() {
     let mut topo = Topology::preset("dgpu").unwrap();
     topo.devices[0].vram_per_tile = 64 * MIB;
-    let t = setup_topo(topo, Config::default());
+    let t = setup_topo(topo, rules());
     t.sim.cpu_access(BUF, 48 * MIB, sim::Access::Write, 1).unwrap();
     t.sim.cpu_access(BUF + 64 * MIB, 96 * MIB, sim::Access::Write, 2).unwrap();
     t.alloc(0, BUF, 48 * MIB, t.vram(0));
@@ -688,7 +688,7 @@ fn a_device_owns_the_fd_it_opened_and_borrows_an_adopted_one() {
         let mut q = drm_xe_device_query { query: DRM_XE_DEVICE_QUERY_CONFIG, ..Default::default() };
         ioctl(&raw, fd, DRM_IOCTL_XE_DEVICE_QUERY, &mut q)
     };
-    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), rules());
     let h = ctx.open_index(0).unwrap();
     let fd = ctx.device(h).unwrap().fd;
     assert_eq!(alive(fd), Ok(()));
@@ -703,7 +703,7 @@ fn a_device_owns_the_fd_it_opened_and_borrows_an_adopted_one() {
     let fd = sim.open_device(0).unwrap();
     let vm = xe::vm_create(&raw, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
     xe::bind_cpu_addr_mirror(&raw, fd, vm, 0, 1 << 47, false).unwrap();
-    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), rules());
     let h = ctx.adopt(fd, vm).unwrap();
     ctx.close(h).unwrap();
     drop(ctx);
@@ -1146,7 +1146,7 @@ fn an_explicit_prefetch_to_a_multi_tile_device_moves_now() {
 /// thrash guard never pins an explicit request.
 #[test]
 fn alternating_explicit_prefetches_are_never_pinned() {
-    let cfg = Config { thrash_max_moves: 3, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, ..Config::default() };
+    let cfg = Config { thrash_max_moves: 3, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, ..rules() };
     let t = setup_topo(Topology::preset("2dgpu-p2p").unwrap(), cfg);
     t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
     for i in 0..10 {
@@ -1255,4 +1255,10 @@ fn a_placement_advises_whole_chunks_where_they_are_free() {
     t.ctx.alloc_vram(t.dev[0], B + 4096, SIZE, Pagemap::System, AllocFlags::empty()).unwrap();
     let first = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, B, 4096).unwrap()[0];
     assert_ne!(first.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM as u32, "the neighbor keeps its own");
+}
+
+/// The engine with its rule cascade (`Config::engine_rules`), which these
+/// tests exercise; tests/engine_plain.rs covers the default engine.
+fn rules() -> Config {
+    Config { engine_rules: true, ..Config::default() }
 }

@@ -13,7 +13,7 @@ const R: u64 = 8 << 20;
 #[test]
 fn read_mostly_data_is_read_where_every_reader_reaches_it() {
     let sim = Sim::from_preset("2dgpu-p2p").unwrap();
-    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), rules());
     let (d0, d1) = (ctx.open_index(0).unwrap(), ctx.open_index(1).unwrap());
     let v0 = ctx.pagemap(d0, 0).unwrap();
     let ioctls = || sim.counters().ioctls;
@@ -42,4 +42,10 @@ fn read_mostly_data_is_read_where_every_reader_reaches_it() {
     // Cleared: the default again (the reader's VRAM).
     ctx.set_read_mostly(BUF, R, false).unwrap();
     assert_eq!(ctx.resolve(d1, 0, BUF, R, Access::Read), Ok(ctx.pagemap(d1, 0).unwrap()));
+}
+
+/// The engine with its rule cascade (`Config::engine_rules`), which these
+/// tests exercise; tests/engine_plain.rs covers the default engine.
+fn rules() -> Config {
+    Config { engine_rules: true, ..Config::default() }
 }

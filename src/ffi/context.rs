@@ -119,6 +119,13 @@ pub struct svm_context_config {
 /// when memory the GPU used is unmapped, and svm_range_invalidate (the
 /// runtime's free hook) makes the library forget them too.
 pub const SVM_CONTEXT_MIRROR_AUTORESET: u32 = 1 << 0;
+/// `svm_context_config.flags`: decide SVM_ALLOC_ENGINE placements with the
+/// rule cascade of 0.2 (split birth, rent or buy, gathers, walks, readers
+/// served in place, deferral to the fault, widening to a record). Off by
+/// default since 0.3.0: without it an engine placement is the runtime's
+/// own prefetch to the accessing tile's VRAM, unless advice, atomics or
+/// VRAM room say otherwise, which never costs more than that prefetch.
+pub const SVM_CONTEXT_ENGINE_RULES: u32 = 1 << 1;
 
 /// Whether a caller's struct of `size` bytes holds the field at `offset`
 /// of `len` bytes.
@@ -245,7 +252,7 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
             None => defaults,
             Some(c) => {
                 let flags = if covers(c.struct_size, core::mem::offset_of!(svm_context_config, flags), 4) { c.flags } else { 0 };
-                if flags & !SVM_CONTEXT_MIRROR_AUTORESET != 0 {
+                if flags & !(SVM_CONTEXT_MIRROR_AUTORESET | SVM_CONTEXT_ENGINE_RULES) != 0 {
                     return Err(invalid(format!("config->flags has unknown bits {flags:#x}")));
                 }
                 Config {
@@ -257,6 +264,7 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
                         _ => defaults.observe_ttl_ns,
                     },
                     mirror_autoreset: flags & SVM_CONTEXT_MIRROR_AUTORESET != 0,
+                    engine_rules: flags & SVM_CONTEXT_ENGINE_RULES != 0,
                     bind_timeout_ns: match covers(c.struct_size, core::mem::offset_of!(svm_context_config, bind_timeout_ns), 8) {
                         true if c.bind_timeout_ns != 0 => c.bind_timeout_ns,
                         _ => defaults.bind_timeout_ns,

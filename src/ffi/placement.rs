@@ -85,11 +85,23 @@ pub const SVM_ALLOC_PREFETCH_NOW: u32 = 1 << 2;
 /// exactly [start, start+size) moves to `target` now, or the call falls
 /// back and says so (SVM_RESULT_FELL_BACK and `cause`), or fails.
 pub const SVM_ALLOC_ENGINE: u32 = 1 << 3;
+/// `svm_alloc_vram` flag, with SVM_ALLOC_ENGINE only: [start, start+size)
+/// is the allocation that holds a kernel's argument pointer (as
+/// svm_find_extent gives it, or the runtime's allocation table), not the
+/// bytes the kernel touches. Unless the context was created with
+/// SVM_CONTEXT_ENGINE_RULES, the engine then leaves the move to the
+/// launch's faults (SVM_RESULT_ON_FAULT), as the runtime does without
+/// xesvm: prefetching a whole allocation for a kernel that touches a slice
+/// of it can cost more than the faults it saves. SVM_ALLOC_PREFETCH_NOW
+/// moves it all now instead. Ignored without SVM_ALLOC_ENGINE (an explicit
+/// request moves exactly its span).
+pub const SVM_ALLOC_EXTENT: u32 = 1 << 4;
 const _: () = assert!(
     SVM_ALLOC_NO_FALLBACK == AllocFlags::NO_FALLBACK.bits()
         && SVM_ALLOC_IGNORE_THRASH_GUARD == AllocFlags::IGNORE_THRASH_GUARD.bits()
         && SVM_ALLOC_PREFETCH_NOW == AllocFlags::PREFETCH_NOW.bits()
         && SVM_ALLOC_ENGINE == AllocFlags::ENGINE.bits()
+        && SVM_ALLOC_EXTENT == AllocFlags::EXTENT.bits()
 );
 
 /// `svm_alloc_result.flags`: the range was already there: nothing moved, and

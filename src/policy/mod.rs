@@ -105,6 +105,15 @@ pub struct Config {
     /// kernel) before it fails with ETIME. Default 1 s, as Intel's compute
     /// runtime waits.
     pub bind_timeout_ns: u64,
+    /// Decide engine placements (`AllocFlags::ENGINE`) with the rule
+    /// cascade of 0.2 (split birth, rent or buy, gathers, walks, readers in
+    /// place, deferral to the fault, widening). Off by default: each rule
+    /// was written for one workload, and on programs no one tuned them to
+    /// they lose to the runtime's plain prefetch (docs/design.md, "The
+    /// engine's default"). Without them an engine placement is the
+    /// runtime's own prefetch, decided with what xesvm knows: advice per
+    /// device, atomics, VRAM room, and the explicit requests it honours.
+    pub engine_rules: bool,
 }
 
 impl Default for Config {
@@ -116,7 +125,7 @@ impl Default for Config {
         // costs about 0.2 us per 2 MiB sampled, a wrong belief a GPU fault
         // (>= 30 us, docs/cost-model.md) per 2 MiB; calls closer than that are
         // one launch's worth of placements.
-        Config { thrash_max_moves: 4, thrash_window_ns: 50_000_000, pin_ns: 150_000_000, observe_ttl_ns: 200_000, mirror_autoreset: false, bind_timeout_ns: xe::BIND_TIMEOUT_NS as u64 }
+        Config { thrash_max_moves: 4, thrash_window_ns: 50_000_000, pin_ns: 150_000_000, observe_ttl_ns: 200_000, mirror_autoreset: false, bind_timeout_ns: xe::BIND_TIMEOUT_NS as u64, engine_rules: false }
     }
 }
 
@@ -183,6 +192,15 @@ bitflags::bitflags! {
         /// application's prefetch): the span asked, in the target asked,
         /// or a fallback that says so.
         const ENGINE = 1 << 3;
+        /// With ENGINE: the span is the allocation that holds a kernel's
+        /// argument pointer (what a runtime knows of malloc memory,
+        /// `Context::extent_of`), not the bytes the kernel touches. Without
+        /// the rule cascade the engine then leaves the move to the launch's
+        /// faults (`Placed::on_fault`): prefetching a whole allocation for a
+        /// kernel that touches a slice of it can cost more than the faults
+        /// it saves, and the kernel's own fault-driven placement is what the
+        /// runtime does without xesvm.
+        const EXTENT = 1 << 4;
     }
 }
 

@@ -59,6 +59,11 @@ impl Context {
         let mut end = check_span(start, size)?;
         let mut start = start;
         self.stats.local().alloc_calls.fetch_add(1, Ordering::Relaxed);
+        // Without the rule cascade an engine placement is executed as the
+        // runtime's prefetch would be (resolve chose the target), and one
+        // over an allocation found from a pointer is left to the faults.
+        let plain = !self.config.engine_rules && flags.engine();
+        let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
         {
             // Step 1: the cheap check, zero ioctls.
             let slots = self.slots.read();
@@ -66,6 +71,10 @@ impl Context {
             dev.check_alive()?;
             if let Some(d) = Context::check_pagemap(&slots, target)? {
                 d.check_alive()?;
+            }
+            if plain && flags.contains(AllocFlags::EXTENT) && !flags.contains(AllocFlags::PREFETCH_NOW) {
+                *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
+                return Ok(());
             }
             match self.in_place(&slots, dev, start, end, target) {
                 Check::InPlace(p) => {

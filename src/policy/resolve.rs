@@ -65,6 +65,9 @@ impl Context {
         }
         let links = self.links.read();
         let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
+        if !self.config.engine_rules {
+            return Ok(Self::resolve_plain(rec, h, local, access, size, dev.placed[tile as usize].load(Ordering::Relaxed), t.capacity, reachable));
+        }
         // Producer and consumer: a write to data that moved to a device that
         // read it from this one's VRAM (its reader holds it now) is written
         // there, over the link, rather than pulled back and moved to the
@@ -198,5 +201,28 @@ impl Context {
             Some(cur) => Ok(cur),
             None => Ok(Pagemap::System),
         }
+    }
+
+    /// Resolve without the rule cascade (`Config::engine_rules` off): the
+    /// runtime's advice for this device where it can be reached, else the
+    /// accessing tile's VRAM if this context has room there (it holds what
+    /// it placed), else where the range is if reachable, else system
+    /// memory. A launch's data goes where the runtime's own prefetch sends
+    /// it (its device's VRAM), so an engine placement never costs more
+    /// than that prefetch, whatever the program does next.
+    #[allow(clippy::too_many_arguments)]
+    fn resolve_plain(rec: Option<&Record>, h: DeviceHandle, local: Pagemap, access: Access, size: u64, placed: u64, capacity: u64, reachable: impl Fn(Pagemap) -> bool) -> Pagemap {
+        if access == Access::Write {
+            if let Some(r) = rec {
+                r.written();
+            }
+        }
+        if let Some(p) = rec.and_then(|r| r.preferred_for_device(h.slot)).filter(|&p| reachable(p)) {
+            return p;
+        }
+        if rec.is_some_and(|r| r.residency == Some(local)) || placed.saturating_add(size) <= capacity {
+            return local;
+        }
+        rec.and_then(|r| r.residency).filter(|&p| reachable(p)).unwrap_or(Pagemap::System)
     }
 }

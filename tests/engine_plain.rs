@@ -1,0 +1,103 @@
+//! The default engine (`Config::engine_rules` off): an engine placement is
+//! the runtime's own prefetch, decided with what xesvm knows (advice per
+//! device, atomics, VRAM room), and an allocation found from a pointer is
+//! left to the launch's faults (`AllocFlags::EXTENT`). Each test fails
+//! with the rule cascade on (the cases the cascade decides otherwise).
+
+use std::sync::Arc;
+
+use xesvm::policy::{Access, AllocFlags, Config, Context, DeviceHandle};
+use xesvm::sim::{self, Placement, Sim, Topology};
+use xesvm::topology::Pagemap;
+
+const MIB: u64 = 1 << 20;
+const BUF: u64 = 0x10_0000_0000;
+
+struct T {
+    sim: Arc<Sim>,
+    ctx: Context,
+    dev: Vec<DeviceHandle>,
+}
+
+fn setup(preset: &str, engine_rules: bool) -> T {
+    let sim = Sim::new(Topology::preset(preset).unwrap()).unwrap();
+    let ctx = Context::new(Box::new(sim::driver::SimDriver::new(sim.clone())), Config { engine_rules, ..Config::default() });
+    let dev = (0..sim.topology().devices.len() as u32).map(|i| ctx.open_index(i).unwrap()).collect();
+    T { sim, ctx, dev }
+}
+
+impl T {
+    /// A launch as the bench's runtime places it: resolve, then alloc_vram
+    /// with ENGINE (and `extra`), then the GPU's access.
+    fn launch(&self, d: usize, start: u64, size: u64, a: Access, extra: AllocFlags) -> xesvm::policy::Placed {
+        let pm = self.ctx.resolve(self.dev[d], 0, start, size, a).unwrap();
+        let p = self.ctx.alloc_vram(self.dev[d], start, size, pm, AllocFlags::ENGINE | extra).unwrap();
+        let dev = self.ctx.device(self.dev[d]).unwrap();
+        let sa = match a {
+            Access::Write => sim::Access::Write,
+            Access::Atomic => sim::Access::Atomic,
+            _ => sim::Access::Read,
+        };
+        self.sim.gpu_access(dev.fd, dev.vm_id, 0, start, size, sa, 7).unwrap();
+        p
+    }
+}
+
+/// A first read of data the CPU wrote goes to the reader's VRAM, as the
+/// runtime's prefetch would send it: no remote pass first ("rent or buy"),
+/// which costs a kernel that re-reads its data one remote pass per re-read.
+#[test]
+fn a_first_read_moves_to_the_readers_vram() {
+    for rules in [false, true] {
+        let t = setup("dgpu", rules);
+        t.sim.cpu_access(BUF, 8 * MIB, sim::Access::Write, 1).unwrap();
+        let p = t.launch(0, BUF, 8 * MIB, Access::Read, AllocFlags::empty());
+        let moved = t.sim.placement(BUF, 8 * MIB) == Placement::Vram { device: 0, instance: 1 };
+        assert_eq!(moved, !rules, "rules {rules}: {p:?}");
+    }
+}
+
+/// A fresh buffer a GPU writes is placed whole in its VRAM: no split birth.
+#[test]
+fn a_fresh_buffer_is_placed_whole() {
+    for rules in [false, true] {
+        let t = setup("2dgpu-p2p", rules);
+        let p = t.launch(0, BUF, 64 * MIB, Access::Write, AllocFlags::empty());
+        assert_eq!(p.split, rules, "rules {rules}: {p:?}");
+        if !rules {
+            assert_eq!(t.sim.placement(BUF, 64 * MIB), Placement::Vram { device: 0, instance: 1 });
+        }
+    }
+}
+
+/// An allocation found from a pointer is left to the launch's faults:
+/// nothing moves in the call, the kernel's fault places what the kernel
+/// touches. PREFETCH_NOW moves it all.
+#[test]
+fn an_extent_is_left_to_the_faults() {
+    let t = setup("dgpu", false);
+    t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
+    let before = t.sim.counters();
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, 16 * MIB, t.ctx.pagemap(t.dev[0], 0).unwrap(), AllocFlags::ENGINE | AllocFlags::EXTENT).unwrap();
+    assert!(p.on_fault && p.bytes_moved == 0 && p.ioctls == 0, "{p:?}");
+    assert_eq!(t.sim.counters().ioctls, before.ioctls, "no ioctl");
+    assert_eq!(t.sim.placement(BUF, 16 * MIB), Placement::System);
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, 16 * MIB, t.ctx.pagemap(t.dev[0], 0).unwrap(), AllocFlags::ENGINE | AllocFlags::EXTENT | AllocFlags::PREFETCH_NOW).unwrap();
+    assert!(!p.on_fault && p.bytes_moved == 16 * MIB, "{p:?}");
+    // An explicit request ignores EXTENT: exactly its span moves.
+    t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 2).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, 16 * MIB, t.ctx.pagemap(t.dev[0], 0).unwrap(), AllocFlags::EXTENT).unwrap();
+    assert_eq!(p.bytes_moved, 16 * MIB, "{p:?}");
+}
+
+/// Advice for this device wins where it can be reached; atomics go to the
+/// accessing tile's VRAM.
+#[test]
+fn advice_and_atomics_decide() {
+    let t = setup("2dgpu-p2p", false);
+    t.sim.cpu_access(BUF, 4 * MIB, sim::Access::Write, 1).unwrap();
+    t.ctx.set_preferred_on(Some(t.dev[0]), BUF, 4 * MIB, Pagemap::System).unwrap();
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 4 * MIB, Access::Read).unwrap(), Pagemap::System);
+    assert_eq!(t.ctx.resolve(t.dev[1], 0, BUF, 4 * MIB, Access::Read).unwrap(), t.ctx.pagemap(t.dev[1], 0).unwrap());
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 4 * MIB, Access::Atomic).unwrap(), t.ctx.pagemap(t.dev[0], 0).unwrap());
+}
