@@ -274,7 +274,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                     }
                 };
                 for a in args[..ran].iter().filter(|a| a.access != Access::Read) {
-                    for p in (a.start..a.start + a.size).step_by(PAGE as usize) {
+                    for p in pages(a.start, a.size) {
                         shadow.insert(p, write_token(value, p));
                     }
                 }
@@ -292,7 +292,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                     t.span(name, trace::CPU, t0, sim.now_ns(), json!({"step": i, "start": start, "bytes": size}));
                 }
                 if *write {
-                    for p in (*start..*start + *size).step_by(PAGE as usize) {
+                    for p in pages(*start, *size) {
                         shadow.insert(p, write_token(value, p));
                     }
                 }
@@ -300,7 +300,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
             // The program frees or allocates memory: the simulated process
             // munmaps or mmaps the pages, and no runtime is told.
             Step::Free { start, size } => {
-                for p in (*start..*start + *size).step_by(PAGE as usize) {
+                for p in pages(*start, *size) {
                     shadow.remove(&p);
                 }
                 let t0 = sim.now_ns();
@@ -394,6 +394,12 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     sim.check_invariants()?;
     report.content_ok = ok;
     Ok(report)
+}
+
+/// The pages [start, start+size) lies on: what the simulator writes (an
+/// access covers whole pages) and what the content check compares.
+fn pages(start: u64, size: u64) -> impl Iterator<Item = u64> {
+    (start / PAGE * PAGE..(start + size).next_multiple_of(PAGE)).step_by(PAGE as usize)
 }
 
 /// A runtime placement call as a span, with instants for what it reports.

@@ -324,6 +324,7 @@ mod tests {
         for p in PolicyKind::ALL {
             let r = run(w, p).unwrap_or_else(|e| panic!("{machine} {} {p:?}: {e}", w.name));
             assert!(r.simulated_ns >= o.bound_ns, "{machine} {} {p:?}: {} ns < bound {} ns", w.name, r.simulated_ns, o.bound_ns);
+            assert!(r.content_ok, "{machine} {} {p:?}: content lost", w.name);
         }
     }
 
