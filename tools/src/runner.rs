@@ -29,10 +29,14 @@ pub enum PolicyKind {
     /// The kernel alone: GPU faults, no runtime calls.
     Kernel,
     /// The first patch of the kernel thread: before each launch, prefetch to
-    /// the accessing device; on EBUSY or EFAULT evict to system and retry once.
+    /// the accessing device what the launch's `knows` level gives (each
+    /// argument's span, its allocation's pages, or nothing from pointers
+    /// alone); on EBUSY or EFAULT evict to system and retry once.
     Prefetch,
     /// xesvm's default policy through the library: before each launch,
-    /// resolve each span's pagemap and alloc_vram there (atomic spans with
+    /// resolve the pagemap of each span its `knows` level gives (the
+    /// argument's span, its allocation's pages, or the extent the library
+    /// finds from the pointer) and alloc_vram there (atomic spans with
     /// SVM_ALLOC_IGNORE_THRASH_GUARD); explicit calls too. The process reads
     /// its page table with PAGEMAP_SCAN, unprivileged: what any process has.
     Xesvm,
