@@ -482,7 +482,7 @@ fn extents(w: &Workload, args: &[Arg]) -> Vec<(u64, u64, Access)> {
 }
 
 /// An application's call under a baseline, issued as Intel's compute
-/// runtime issues it with raw ioctls (docs/runtime-model.md §2):
+/// runtime issues it with raw ioctls:
 /// alloc_vram a PREFETCH to the target's region on the VM of the device
 /// that holds it (system memory: region 0 on the calling device's VM),
 /// evict a PREFETCH to region 0 on every device's VM, preferred location
