@@ -1582,6 +1582,24 @@ int svm_set_atomic_mode(struct svm_context *ctx, uint64_t start, uint64_t size, 
 int svm_device_set_atomic_mode(struct svm_context *ctx, struct svm_device device, uint64_t start, uint64_t size, uint32_t mode);
 
 /**
+ * The extent of the allocation `ptr` lies in, as a runtime without an
+ * allocation table needs it for a kernel argument into malloc memory (a
+ * "shared system" pointer): the process's CPU mapping that holds `ptr`, as
+ * `/proc/self/maps` lists it, into `*start` and `*size` (page aligned; on
+ * the simulator, the simulated process's mappings). A mapping may hold
+ * several allocations (an allocator's arena, adjacent anonymous mappings
+ * Linux merged) but never cuts one: [*start, *start + *size) can go to
+ * svm_resolve_pagemap and svm_alloc_vram as it is. The library's records
+ * are not consulted. Each call reads the maps (a syscall under the mm
+ * lock): cache the answer until your free hook, if you have one, says
+ * otherwise. Errors: -EINVAL (`ctx`, `start` or `size` NULL), -EFAULT
+ * (nothing mapped at `ptr`), -ECHILD (a forked child's inherited
+ * context), or the errno of reading /proc/self/maps. Nothing is written on
+ * failure. Thread-safe.
+ */
+int svm_find_extent(struct svm_context *ctx, const void *ptr, uint64_t *start, uint64_t *size);
+
+/**
  * Tells the library that what it knows of a range's residency is stale
  * (the CPU touched it, or it was freed and reused); the next svm_alloc_vram
  * acts instead of trusting its record. Thread-safe.

@@ -46,6 +46,54 @@ impl Driver for KernelDriver {
     }
 }
 
+/// The VMA of this process holding `addr`, from `/proc/self/maps`: read in
+/// fixed chunks and parsed as it streams, with no allocation (a runtime may
+/// ask on every launch). EFAULT where no mapping holds `addr`; the open's or
+/// read's errno where the file cannot be read.
+pub fn cpu_mapping(addr: u64) -> Result<(u64, u64)> {
+    let f = fs::File::open("/proc/self/maps").map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno))?;
+    find_mapping(f, addr)?.ok_or(Errno::EFAULT)
+}
+
+/// The `start-end` of the first line of a maps file whose span holds
+/// `addr`. Only each line's first field is parsed; the rest (perms, path of
+/// any length) is skipped byte by byte, so a line may straddle reads.
+pub fn find_mapping(mut r: impl std::io::Read, addr: u64) -> Result<Option<(u64, u64)>> {
+    // 0: start, 1: end, 2: rest of the line.
+    let (mut field, mut start, mut end, mut digits) = (0u8, 0u64, 0u64, 0u32);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.raw_os_error().map_or(Errno::EIO, Errno)),
+        };
+        for &b in &buf[..n] {
+            match (field, b) {
+                (_, b'\n') => (field, start, end, digits) = (0, 0, 0, 0),
+                (0, b'-') => (field, digits) = (1, 0),
+                (1, b' ') => {
+                    if digits > 0 && start <= addr && addr < end {
+                        return Ok(Some((start, end)));
+                    }
+                    field = 2;
+                }
+                (0 | 1, _) => {
+                    let Some(d) = (b as char).to_digit(16) else {
+                        field = 2; // not a maps line: skip it
+                        continue;
+                    };
+                    digits += 1;
+                    let v = if field == 0 { &mut start } else { &mut end };
+                    *v = v.wrapping_shl(4) | d as u64;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// The PCI device behind a DRM fd: `fstat`'s `st_rdev`, then
 /// `/sys/dev/char/MAJ:MIN/device` (docs/observation.md §5). None for anything
 /// that is not a character device with a PCI parent.
@@ -198,6 +246,40 @@ mod tests {
     fn no_drm_class_means_no_devices() {
         let roots = Roots { sysfs: tree().join("absent"), dev: "/dev".into() };
         assert!(discover(&roots).unwrap().is_empty());
+    }
+
+    #[test]
+    fn maps_lines_are_found_across_reads_without_their_paths() {
+        /// Hands out a few bytes per read, so lines straddle reads.
+        struct Trickle<'a>(&'a [u8]);
+        impl std::io::Read for Trickle<'_> {
+            fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(b.len()).min(7);
+                b[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let long = "x".repeat(5000);
+        let text = format!(
+            "55d0a000-55d0b000 r--p 00000000 08:01 42 /usr/bin/{long}\n7f0000000000-7f0000200000 rw-p 00000000 00:00 0 \nffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]\n"
+        );
+        let find = |a| find_mapping(Trickle(text.as_bytes()), a).unwrap();
+        assert_eq!(find(0x55d0a123), Some((0x55d0a000, 0x55d0b000)));
+        assert_eq!(find(0x7f00001fffff), Some((0x7f0000000000, 0x7f0000200000)));
+        assert_eq!(find(0xffffffffff600000), Some((0xffffffffff600000, 0xffffffffff601000)));
+        assert_eq!(find(0x55d0b000), None, "the end is exclusive");
+        assert_eq!(find(0x1000), None);
+    }
+
+    #[test]
+    fn this_process_finds_its_own_mappings() {
+        let v = vec![7u8; 1 << 20];
+        let a = v.as_ptr() as u64;
+        let (s, e) = cpu_mapping(a).unwrap();
+        assert!(s <= a && a + (1 << 20) <= e && s % 4096 == 0 && e % 4096 == 0, "{s:#x}..{e:#x} for {a:#x}");
+        assert_eq!(KernelDriver.cpu_mapping(a), Ok((s, e)), "the kernel driver reads the same");
+        assert_eq!(cpu_mapping(8), Err(Errno::EFAULT), "page 0 is never mapped");
     }
 
     #[test]

@@ -93,6 +93,16 @@ pub trait Driver: Send + Sync {
     /// does not say).
     fn link_hint(&self, a: DeviceId, b: DeviceId) -> Option<LinkHint>;
 
+    /// The CPU mapping (VMA) of this process that holds `addr`, as
+    /// `/proc/self/maps` lists it: `(start, end)`, page aligned. What a
+    /// runtime without an allocation table has to find a pointer's extent
+    /// (adjacent mappings of the same kind may have been merged into one, as
+    /// Linux merges them). EFAULT where nothing is mapped at `addr`; the
+    /// simulated driver answers its simulated process's mappings.
+    fn cpu_mapping(&self, addr: u64) -> Result<(u64, u64)> {
+        kernel::cpu_mapping(addr)
+    }
+
     /// The running kernel's release (`uname -r`), which a process can read:
     /// the simulated driver answers its simulated kernel's.
     fn kernel_release(&self) -> Option<String> {

@@ -399,6 +399,29 @@ impl Context {
         self.driver.now_ns()
     }
 
+    /// The extent of the allocation `addr` lies in, as far as a process
+    /// without an allocation table can tell: the CPU mapping that holds it
+    /// (`/proc/self/maps`, [`Driver::cpu_mapping`]), `(start, end)`, page
+    /// aligned. What a runtime that sees only a kernel's pointer argument
+    /// into malloc memory can hand to [`Context::alloc_vram`]. A mapping
+    /// may hold several allocations (an allocator's arena; adjacent
+    /// anonymous mappings Linux merged) but never cuts one.
+    ///
+    /// The library's records are not consulted: they are the spans calls
+    /// named, cut where later calls placed parts (a split birth, an
+    /// explicit prefetch of a piece) and widened where the engine chose
+    /// (2 MiB chunk sides, a gather over gaps between allocations), and they
+    /// outlive a free the library is not told of, so they are neither an
+    /// allocation's bounds nor current. One read of the maps per call
+    /// (a syscall and the mm lock): a runtime that asks per launch should
+    /// cache what it learns until its own free hook says otherwise.
+    ///
+    /// EFAULT where nothing is mapped at `addr`; ECHILD in a forked child.
+    pub fn extent_of(&self, addr: u64) -> Result<(u64, u64)> {
+        self.check_process()?;
+        self.driver.cpu_mapping(addr)
+    }
+
     // -- devices --------------------------------------------------------------
 
     /// `tile_vms`: one adopted VM per tile (empty: `vm` serves every tile).

@@ -83,6 +83,11 @@ impl Driver for SimDriver {
         Some(self.sim.link_hint(self.sim.device_of_id(a)?, self.sim.device_of_id(b)?))
     }
 
+    /// What the simulated process's `/proc/self/maps` says.
+    fn cpu_mapping(&self, addr: u64) -> Result<(u64, u64)> {
+        self.sim.cpu_mapping(addr)
+    }
+
     fn kernel_release(&self) -> Option<String> {
         Some(self.sim.uname_release().to_string())
     }

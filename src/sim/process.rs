@@ -32,6 +32,21 @@ impl Sim {
         }
     }
 
+    /// The simulated process's CPU mapping holding `addr`, as its
+    /// `/proc/self/maps` lists it: the maximal span of one kind (anonymous
+    /// or file-backed) around it, adjacent anonymous mappings merged as
+    /// Linux merges them. EFAULT where nothing is mapped. Reading the file
+    /// costs a syscall and the mm lock, charged as one page-table call
+    /// (`pagemap_call_ns`).
+    pub fn cpu_mapping(&self, addr: u64) -> Result<(u64, u64)> {
+        let (s, e, kind) = self.state.lock().mem.cpu_vma(addr);
+        self.advance(self.topo.costs.pagemap_call_ns, TimeCategory::Calls);
+        if kind == mem::CpuKind::Unmapped {
+            return Err(Errno::EFAULT);
+        }
+        Ok((s, e))
+    }
+
     /// How the simulated process reads its page table (default:
     /// PAGEMAP_SCAN, unprivileged, as on Linux 6.7+ without CAP_SYS_ADMIN).
     pub fn page_table(&self) -> PageTableAccess {

@@ -20,7 +20,7 @@ use xesvm::topology::Pagemap;
 use xesvm::uapi::*;
 
 use crate::trace::{self, Trace};
-use crate::workload::{Call, Step, Target, Workload, CHUNK, PAGE};
+use crate::workload::{Call, Knows, Step, Target, Workload, CHUNK, PAGE};
 
 /// How the runtime behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -29,10 +29,14 @@ pub enum PolicyKind {
     /// The kernel alone: GPU faults, no runtime calls.
     Kernel,
     /// The first patch of the kernel thread: before each launch, prefetch to
-    /// the accessing device; on EBUSY or EFAULT evict to system and retry once.
+    /// the accessing device what the launch's `knows` level gives (each
+    /// argument's span, its allocation's pages, or nothing from pointers
+    /// alone); on EBUSY or EFAULT evict to system and retry once.
     Prefetch,
     /// xesvm's default policy through the library: before each launch,
-    /// resolve each span's pagemap and alloc_vram there (atomic spans with
+    /// resolve the pagemap of each span its `knows` level gives (the
+    /// argument's span, its allocation's pages, or the extent the library
+    /// finds from the pointer) and alloc_vram there (atomic spans with
     /// SVM_ALLOC_IGNORE_THRASH_GUARD); explicit calls too. The process reads
     /// its page table with PAGEMAP_SCAN, unprivileged: what any process has.
     Xesvm,
@@ -81,6 +85,9 @@ pub struct Report {
     pub retries: u64,
     pub fallbacks: u64,
     pub pins: u64,
+    /// The application's hints (runtime calls) that failed under a
+    /// baseline, which goes on as NEO does (one per failed ioctl).
+    pub hint_errors: u64,
     pub ioctls: u64,
     /// Reads of the process's page table the library made (each charged to the clock).
     pub page_table_reads: u64,
@@ -149,6 +156,7 @@ pub fn run(w: &Workload, policy: PolicyKind) -> Result<Report, String> {
 pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace>) -> Result<Report, String> {
     let sim: Arc<Sim> = Sim::new(w.topology.clone())?;
     sim.record_events(trace.is_some());
+    map_buffers(&sim, w)?;
     let ndev = w.topology.devices.len() as u32;
     let rt = match policy {
         PolicyKind::Xesvm | PolicyKind::XesvmPrivileged | PolicyKind::Oracle => {
@@ -203,7 +211,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     let mut shadow: HashMap<u64, u32> = HashMap::new();
     let mut chunks = ChunkHistory::new(w);
     let mut report = Report { workload: w.name.clone(), policy: policy.name().into(), ..Default::default() };
-    let (mut retries, mut fallbacks, mut pins) = (0u64, 0u64, 0u64);
+    let (mut retries, mut fallbacks, mut pins, mut hint_errors) = (0u64, 0u64, 0u64, 0u64);
     let to_pm = |ctx: &Context, devs: &[DeviceHandle], t: Target| -> Result<Pagemap, String> {
         match t {
             Target::System => Ok(Pagemap::System),
@@ -213,13 +221,20 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     for (i, step) in w.steps.iter().enumerate() {
         let value = i as u64 + 1;
         match step {
-            Step::Launch { device, tile, args, compute_ns, knows: _ } => {
+            Step::Launch { device, tile, args, compute_ns, knows } => {
                 let track = trace::device(*device);
                 match &rt {
                     Runtime::Raw { drv, devs } if policy == PolicyKind::Prefetch => {
                         let (fd, vm) = devs[*device as usize];
                         let region = if w.topology.devices[*device as usize].has_vram() { *tile as u32 + 1 } else { 0 };
-                        for &Arg { start: s, size: n, .. } in args {
+                        // What the baseline knows to prefetch: the exact spans,
+                        // the allocations, or (pointers only) nothing.
+                        let spans = match knows {
+                            Knows::Span => args.iter().map(|a| (a.start, a.size, a.access)).collect(),
+                            Knows::Extent => extents(w, args),
+                            Knows::Pointer => Vec::new(),
+                        };
+                        for (s, n, _) in spans {
                             let t0 = sim.now_ns();
                             let r = xe::prefetch(drv, fd, vm, s, n, region);
                             if let Some(t) = trace.as_deref_mut() {
@@ -236,7 +251,15 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                     }
                     Runtime::Lib { ctx, devs } => {
                         let h = devs[*device as usize];
-                        for &Arg { start: s, size: n, access: a, .. } in args {
+                        // The spans the runtime hands the library: the exact
+                        // ones, the allocations' (its allocation table), or
+                        // the extents the library finds from the pointers.
+                        let spans = match knows {
+                            Knows::Span => args.iter().map(|a| (a.start, a.size, a.access)).collect(),
+                            Knows::Extent => extents(w, args),
+                            Knows::Pointer => merged(args.iter().filter_map(|a| ctx.extent_of(a.start).ok().map(|(s, e)| (s, e - s, a.access)))),
+                        };
+                        for (s, n, a) in spans {
                             let pa = match a {
                                 Access::Read => policy::Access::Read,
                                 Access::Write => policy::Access::Write,
@@ -248,7 +271,14 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                             };
                             // Atomics must run in local VRAM: the kernel would move a
                             // pinned range anyway, so the thrash guard cannot help them.
-                            let flags = if a == Access::Atomic { AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD } else { AllocFlags::ENGINE };
+                            let mut flags = if a == Access::Atomic { AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD } else { AllocFlags::ENGINE };
+                            // An allocation, not the bytes the kernel touches;
+                            // one a kernel declares atomic is placed now: its
+                            // atomics need the tile's VRAM, and the kernel's
+                            // atomic fault retries with a timeslice.
+                            if *knows != Knows::Span {
+                                flags |= if a == Access::Atomic { AllocFlags::EXTENT | AllocFlags::PREFETCH_NOW } else { AllocFlags::EXTENT };
+                            }
                             let r = ctx.alloc_vram(h, s, n, pm, flags);
                             if let Some(t) = trace.as_deref_mut() {
                                 trace_placement(t, track, t0, sim.now_ns(), s, n, &pm.to_string(), &r);
@@ -317,8 +347,24 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                 }
             }
             Step::Call(c) => {
-                let Runtime::Lib { ctx, devs } = &rt else {
-                    continue;
+                let (ctx, devs) = match &rt {
+                    Runtime::Lib { ctx, devs } => (ctx, devs),
+                    Runtime::Raw { drv, devs } => {
+                        // The application's own call, as NEO issues it: raw
+                        // ioctls, and a hint that fails is ignored.
+                        let t0 = sim.now_ns();
+                        let failed = raw_call(drv, devs, w, c);
+                        hint_errors += failed;
+                        if let Some(t) = trace.as_deref_mut() {
+                            let track = match *c {
+                                Call::AllocVram { device, .. } => trace::device(device),
+                                _ => trace::CPU,
+                            };
+                            t.span("runtime call", track, t0, sim.now_ns(), json!({"call": format!("{c:?}"), "failed ioctls": failed}));
+                        }
+                        chunks.sample(&sim);
+                        continue;
+                    }
                 };
                 let t0 = sim.now_ns();
                 let r = match *c {
@@ -350,11 +396,12 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
         t.add_sim_events(&sim.take_events());
     }
     let k = sim.counters();
-    // An honest row that placed something and never read the page table
-    // decided on something other than what a process sees.
+    // An honest row that placed something (a prefetch issued) and never
+    // read the page table decided on something other than what a process
+    // sees. Placements left to the faults (EXTENT) need no read.
     if let Runtime::Lib { ctx, .. } = &rt {
-        if policy != PolicyKind::Oracle && ctx.stats().alloc_calls > 0 && k.page_table_reads == 0 {
-            return Err(format!("{}: {} alloc_vram calls and no page-table read", policy.name(), ctx.stats().alloc_calls));
+        if policy != PolicyKind::Oracle && ctx.stats().prefetch > 0 && k.page_table_reads == 0 {
+            return Err(format!("{}: {} prefetches and no page-table read", policy.name(), ctx.stats().prefetch));
         }
     }
     report.simulated_ns = sim.now_ns() - started;
@@ -380,6 +427,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     report.retries = retries;
     report.fallbacks = fallbacks;
     report.pins = pins;
+    report.hint_errors = hint_errors;
     let o = crate::optimum::optimum(w);
     report.optimum_ns = o.bound_ns;
     report.offline_ns = o.offline_ns;
@@ -400,6 +448,87 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
 /// access covers whole pages) and what the content check compares.
 fn pages(start: u64, size: u64) -> impl Iterator<Item = u64> {
     (start / PAGE * PAGE..(start + size).next_multiple_of(PAGE)).step_by(PAGE as usize)
+}
+
+/// Maps the buffers as a process has them: every buffer its own anonymous
+/// mapping, an arena of packed buffers one, and the rest of their region
+/// (a 2 MiB hole on each side too) unmapped.
+fn map_buffers(sim: &Sim, w: &Workload) -> Result<(), String> {
+    let maps = w.mappings();
+    let (Some(first), Some(last)) = (maps.first(), maps.last()) else { return Ok(()) };
+    let lo = (first.0 & !(CHUNK - 1)).saturating_sub(CHUNK);
+    let hi = (last.0 + last.1).next_multiple_of(CHUNK) + CHUNK;
+    sim.munmap(lo, hi - lo).map_err(|e| format!("munmap of the buffers' region: {e}"))?;
+    for &(s, n) in &maps {
+        sim.mmap(s, n, false).map_err(|e| format!("mmap of [{s:#x}, +{n:#x}): {e}"))?;
+    }
+    Ok(())
+}
+
+/// How strongly an access claims its span: atomics over writes over reads.
+fn strength(a: Access) -> u8 {
+    match a {
+        Access::Read => 0,
+        Access::Write => 1,
+        Access::Atomic => 2,
+    }
+}
+
+/// Spans with the strongest access of the arguments that named each, in
+/// the order first named: two pointers into one allocation are one span.
+fn merged(spans: impl Iterator<Item = (u64, u64, Access)>) -> Vec<(u64, u64, Access)> {
+    let mut v: Vec<(u64, u64, Access)> = Vec::new();
+    for (s, n, a) in spans {
+        match v.iter_mut().find(|x| (x.0, x.1) == (s, n)) {
+            Some(x) if strength(a) > strength(x.2) => x.2 = a,
+            Some(_) => {}
+            None => v.push((s, n, a)),
+        }
+    }
+    v
+}
+
+/// What a runtime with an allocation table knows of a launch: the pages of
+/// each allocation (the workload's buffer, a packed one itself) an
+/// argument is into.
+fn extents(w: &Workload, args: &[Arg]) -> Vec<(u64, u64, Access)> {
+    merged(args.iter().filter_map(|a| w.buffer_of(a.start, a.size).map(|b| (b.pages().0, b.pages().1, a.access))))
+}
+
+/// An application's call under a baseline, issued as Intel's compute
+/// runtime issues it with raw ioctls:
+/// alloc_vram a PREFETCH to the target's region on the VM of the device
+/// that holds it (system memory: region 0 on the calling device's VM),
+/// evict a PREFETCH to region 0 on every device's VM, preferred location
+/// and atomic mode a madvise on every device's VM. Hints never fail: the
+/// failed ioctls are counted and the run goes on.
+fn raw_call(drv: &SimDriver, devs: &[(i32, u32)], w: &Workload, c: &Call) -> u64 {
+    let region = |device: u32, tile: u16| if w.topology.devices[device as usize].has_vram() { tile as u32 + 1 } else { 0 };
+    let results: Vec<Result<(), xesvm::Errno>> = match *c {
+        Call::AllocVram { device, start, size, target } => {
+            let (on, r) = match target {
+                Target::System => (device, 0),
+                Target::Device { device: d, tile } => (d, region(d, tile)),
+            };
+            let (fd, vm) = devs[on as usize];
+            vec![xe::prefetch(drv, fd, vm, start, size, r)]
+        }
+        Call::Evict { start, size } => devs.iter().map(|&(fd, vm)| xe::prefetch(drv, fd, vm, start, size, 0)).collect(),
+        Call::Preferred { start, size, target } => devs
+            .iter()
+            .enumerate()
+            .map(|(i, &(fd, vm))| {
+                let loc = match target {
+                    Target::System => xe::PreferredLoc::DefaultSystem,
+                    Target::Device { device, .. } if device as usize == i && w.topology.devices[i].tiles == 1 => xe::PreferredLoc::DefaultDevice,
+                    Target::Device { device, tile } => xe::PreferredLoc::Device { devmem_fd: devs[device as usize].0, region_instance: region(device, tile) as u16 },
+                };
+                xe::madvise_preferred_loc(drv, fd, vm, start, size, loc)
+            })
+            .collect(),
+        Call::AtomicMode { start, size, mode } => devs.iter().map(|&(fd, vm)| xe::madvise_atomic(drv, fd, vm, start, size, mode)).collect(),
+    };
+    results.iter().filter(|r| r.is_err()).count() as u64
 }
 
 /// A runtime placement call as a span, with instants for what it reports.
@@ -494,15 +623,10 @@ mod tests {
             assert_eq!(r.bytes_device_to_device, 0);
             assert_eq!(r.gpu_errors, 0);
             assert!(r.simulated_ns >= r.optimum_ns);
-            if matches!(p, PolicyKind::Kernel | PolicyKind::Prefetch) {
-                // The kernel's policies move the 8 MiB to device 1 once, and
-                // back once for the CPU read: 16 MiB.
-                assert_eq!((r.bytes_to_vram, r.bytes_to_system), (8 * MIB, 8 * MIB), "{p:?}: {r:?}");
-            } else {
-                // The engine reads data used once where it is (rent or buy):
-                // nothing moves, the launch reads 8 MiB over PCIe.
-                assert_eq!((r.bytes_moved, r.remote_access_bytes), (0, 8 * MIB), "{p:?}: {r:?}");
-            }
+            // Every policy moves the 8 MiB to device 1 once, and back once
+            // for the CPU read: 16 MiB (the default engine places a launch's
+            // span as the runtime's prefetch does, docs/design.md).
+            assert_eq!((r.bytes_to_vram, r.bytes_to_system, r.remote_access_bytes), (8 * MIB, 8 * MIB, 0), "{p:?}: {r:?}");
         }
         let k = run(&w, PolicyKind::Kernel).unwrap();
         let x = run(&w, PolicyKind::Xesvm).unwrap();
@@ -549,6 +673,131 @@ mod tests {
         let r = Report { simulated_ns: 10, optimum_ns: 5, gpu_errors: 1, ..Default::default() };
         assert_eq!(r.vs_optimum(), None);
         assert_eq!(Report { gpu_errors: 0, ..r }.vs_optimum(), Some(2.0));
+    }
+
+    /// A launch on tile 0 of `device` over one span, knowing `knows`.
+    fn launch(w: &mut Workload, device: u32, start: u64, size: u64, access: Access, knows: Knows) {
+        w.steps.push(Step::Launch { device, tile: 0, args: vec![Arg::new(start, size, access)], compute_ns: 0, knows });
+    }
+
+    fn placement_of<'a>(r: &'a Report, name: &str) -> &'a str {
+        &r.placements.iter().find(|(n, _)| n == name).unwrap().1
+    }
+
+    /// Each buffer is its own mapping, an arena of packed buffers one, with
+    /// holes between and around them: a CPU access there faults.
+    #[test]
+    fn buffers_are_mapped_as_a_process_maps_them() {
+        let mut w = Workload::new("maps", two());
+        let a = w.buffer("a", 3 * MIB + 100);
+        let b = w.buffer("b", MIB);
+        let c = w.packed_buffer("c", 5000);
+        let d = w.packed_buffer("d", MIB);
+        assert_eq!(w.mappings(), vec![(a, 3 * MIB + PAGE), (b, (d + MIB).next_multiple_of(PAGE) - b)]);
+        assert!(c > b && d > c);
+        let sim = Sim::new(w.topology.clone()).unwrap();
+        map_buffers(&sim, &w).unwrap();
+        let drv = SimDriver::new(sim.clone());
+        use xesvm::driver::Driver;
+        assert_eq!(drv.cpu_mapping(a + MIB), Ok((a, a + 3 * MIB + PAGE)));
+        assert_eq!(drv.cpu_mapping(d + 10), Ok((b, (d + MIB).next_multiple_of(PAGE))));
+        for hole in [a - PAGE, a + 3 * MIB + PAGE, b - PAGE, (d + MIB).next_multiple_of(PAGE)] {
+            assert_eq!(sim.cpu_access(hole, PAGE, Access::Read, 0), Err(xesvm::Errno::EFAULT), "{hole:#x}");
+        }
+        sim.cpu_access(a, 3 * MIB + 100, Access::Write, 1).unwrap();
+    }
+
+    /// The prefetch baseline prefetches what it knows: the argument's span,
+    /// the whole allocation, or nothing (the launch's GPU faults move it).
+    #[test]
+    fn the_prefetch_baseline_prefetches_what_the_runtime_knows() {
+        let run_at = |knows| {
+            let mut w = Workload::new("part", two());
+            let a = w.buffer("a", 8 * MIB);
+            w.cpu(a, 8 * MIB, true);
+            launch(&mut w, 1, a, 2 * MIB, Access::Write, knows);
+            run(&w, PolicyKind::Prefetch).unwrap()
+        };
+        let (p, e, s) = (run_at(Knows::Pointer), run_at(Knows::Extent), run_at(Knows::Span));
+        for r in [&p, &e, &s] {
+            assert!(r.content_ok && r.gpu_errors == 0, "{r:?}");
+        }
+        assert_eq!((s.bytes_to_vram, s.gpu_faults), (2 * MIB, 0), "span: the 2 MiB, prefetched");
+        assert_eq!((e.bytes_to_vram, e.gpu_faults), (8 * MIB, 0), "extent: the whole buffer, prefetched");
+        assert_eq!(placement_of(&e, "a"), "device 1 VRAM (tile 0)");
+        assert_eq!(p.bytes_to_vram, 2 * MIB, "pointer: the fault moves its range");
+        assert!(p.gpu_faults > 0, "pointer: no prefetch, the launch faults");
+        assert!(p.ioctls < s.ioctls, "pointer: no prefetch ioctl ({} vs {})", p.ioctls, s.ioctls);
+    }
+
+    /// The baselines apply the application's own calls as NEO does, with
+    /// raw ioctls: alloc_vram moves the span, evict brings it back, a
+    /// preferred location of system memory keeps the kernel's faults from
+    /// moving it.
+    #[test]
+    fn the_baselines_apply_the_applications_calls() {
+        let mut w = Workload::new("calls", two());
+        let a = w.buffer("a", 4 * MIB);
+        let b = w.buffer("b", 4 * MIB);
+        let c = w.buffer("c", 4 * MIB);
+        for x in [a, b, c] {
+            w.cpu(x, 4 * MIB, true);
+        }
+        w.steps.push(Step::Call(Call::AllocVram { device: 0, start: a, size: 4 * MIB, target: Target::Device { device: 1, tile: 0 } }));
+        w.steps.push(Step::Call(Call::AllocVram { device: 0, start: b, size: 4 * MIB, target: Target::Device { device: 0, tile: 0 } }));
+        w.steps.push(Step::Call(Call::Evict { start: b, size: 4 * MIB }));
+        w.steps.push(Step::Call(Call::Preferred { start: c, size: 4 * MIB, target: Target::System }));
+        w.steps.push(Step::Call(Call::AtomicMode { start: c, size: 4 * MIB, mode: DRM_XE_ATOMIC_GLOBAL }));
+        launch(&mut w, 0, c, 4 * MIB, Access::Write, Knows::Pointer);
+        for p in [PolicyKind::Kernel, PolicyKind::Prefetch] {
+            let r = run(&w, p).unwrap();
+            assert!(r.content_ok && r.gpu_errors == 0 && r.hint_errors == 0, "{p:?}: {r:?}");
+            assert_eq!(placement_of(&r, "a"), "device 1 VRAM (tile 0)", "{p:?}: alloc_vram to the other device's VRAM");
+            assert_eq!(placement_of(&r, "b"), "system", "{p:?}: moved, then evicted");
+            assert_eq!(placement_of(&r, "c"), "system", "{p:?}: preferred system memory, the faults left it");
+            assert_eq!(r.bytes_to_vram, 8 * MIB, "{p:?}");
+        }
+        // Without the preferred location the kernel's fault moves c.
+        w.steps.retain(|s| !matches!(s, Step::Call(Call::Preferred { .. })));
+        assert_eq!(placement_of(&run(&w, PolicyKind::Kernel).unwrap(), "c"), "device 0 VRAM (tile 0)");
+        // A hint that fails is counted, and the run goes on.
+        w.steps.insert(0, Step::Call(Call::AtomicMode { start: a, size: 4 * MIB, mode: 99 }));
+        let r = run(&w, PolicyKind::Kernel).unwrap();
+        assert_eq!(r.hint_errors, 2, "one madvise per device VM refused");
+    }
+
+    /// At the pointer and allocation levels the library is handed an
+    /// allocation, not the bytes the kernel touches (SVM_ALLOC_EXTENT), and
+    /// leaves the move to the launch's faults: only what the kernel touches
+    /// moves, as without xesvm. Knowing the span, it places the span before
+    /// the launch. A kernel argument declared atomic is placed whole now.
+    #[test]
+    fn an_allocation_found_from_a_pointer_is_left_to_the_faults() {
+        let run_at = |knows, access| {
+            let mut w = Workload::new("part", two());
+            let a = w.buffer("a", 16 * MIB);
+            let b = w.buffer("b", 6 * MIB);
+            let c = w.packed_buffer("c", 6 * MIB);
+            for (x, n) in [(a, 16 * MIB), (b, 6 * MIB), (c, 6 * MIB)] {
+                w.cpu(x, n, true);
+            }
+            launch(&mut w, 0, a + 4 * MIB, 2 * MIB, access, knows);
+            launch(&mut w, 0, c, 2 * MIB, access, knows);
+            run(&w, PolicyKind::Xesvm).unwrap()
+        };
+        let (p, e, s) = (run_at(Knows::Pointer, Access::Write), run_at(Knows::Extent, Access::Write), run_at(Knows::Span, Access::Write));
+        for r in [&p, &e, &s] {
+            assert!(r.content_ok && r.gpu_errors == 0, "{r:?}");
+            assert_eq!((placement_of(r, "a"), placement_of(r, "b"), placement_of(r, "c")), ("mixed", "system", "mixed"), "{r:?}");
+            assert_eq!(r.bytes_to_vram, 4 * MIB, "{r:?}");
+        }
+        assert!(p.gpu_faults > 0 && e.gpu_faults > 0, "left to the faults: {p:?} {e:?}");
+        assert_eq!(s.gpu_faults, 0, "span: placed before the launch");
+        // Atomic: the whole allocation (pointer: the arena b and c share).
+        let vram = "device 0 VRAM (tile 0)";
+        let p = run_at(Knows::Pointer, Access::Atomic);
+        assert_eq!((placement_of(&p, "a"), placement_of(&p, "b"), placement_of(&p, "c")), (vram, vram, vram), "{p:?}");
+        assert_eq!(p.bytes_to_vram, 28 * MIB);
     }
 
     #[test]

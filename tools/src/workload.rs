@@ -125,6 +125,33 @@ impl Workload {
         start
     }
 
+    /// The process's mappings of the buffers, (start, bytes) in address
+    /// order: each buffer its own anonymous mapping over its pages, and an
+    /// arena of packed buffers (each sharing or abutting the previous one's
+    /// pages) one mapping. Nothing else around them is mapped.
+    pub fn mappings(&self) -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64)> = Vec::new();
+        let mut pages: Vec<(u64, u64)> = self.buffers.iter().map(|b| b.pages()).collect();
+        pages.sort_unstable();
+        for (lo, n) in pages {
+            match v.last_mut() {
+                Some((s, m)) if lo <= *s + *m => *m = (*m).max(lo + n - *s),
+                _ => v.push((lo, n)),
+            }
+        }
+        v
+    }
+
+    /// The buffer an argument over [start, start+size) is into: of those
+    /// whose bytes it overlaps, the one it overlaps most (a page-widened
+    /// argument may reach into a packed neighbour's last page), the later
+    /// on a tie.
+    pub fn buffer_of(&self, start: u64, size: u64) -> Option<&Buffer> {
+        let end = start + size;
+        let overlap = |b: &Buffer| (b.start + b.size).min(end).saturating_sub(b.start.max(start));
+        self.buffers.iter().filter(|b| overlap(b) > 0).max_by_key(|b| (overlap(b), b.start))
+    }
+
     /// The pages buffer `i` holds alone (no other buffer lies on them):
     /// what freeing it can unmap. None when it shares every page.
     pub fn own_pages(&self, i: usize) -> Option<(u64, u64)> {
