@@ -1600,6 +1600,20 @@ int svm_device_set_atomic_mode(struct svm_context *ctx, struct svm_device device
 int svm_find_extent(struct svm_context *ctx, const void *ptr, uint64_t *start, uint64_t *size);
 
 /**
+ * Reports that the launch on `device` that the runtime placed with
+ * svm_alloc_vram(SVM_ALLOC_ENGINE) calls since its previous report took
+ * `duration_ns`, from the runtime's own timestamps (submission to
+ * completion, the launch's GPU faults included). With reports the default
+ * engine learns, per allocation, whether leaving a launch's data to the
+ * faults or prefetching it costs less, tries the other strategy once and
+ * then follows the cheaper (docs/design.md, "The engine's default");
+ * without them it keeps the runtime's own default. Optional. Errors:
+ * -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed device).
+ * Thread-safe.
+ */
+int svm_launch_report(struct svm_context *ctx, struct svm_device device, uint64_t duration_ns);
+
+/**
  * Tells the library that what it knows of a range's residency is stale
  * (the CPU touched it, or it was freed and reused); the next svm_alloc_vram
  * acts instead of trusting its record. Thread-safe.

@@ -430,6 +430,26 @@ pub unsafe extern "C" fn svm_find_extent(ctx: *mut svm_context, ptr: *const c_vo
     })
 }
 
+/// Reports that the launch on `device` that the runtime placed with
+/// svm_alloc_vram(SVM_ALLOC_ENGINE) calls since its previous report took
+/// `duration_ns`, from the runtime's own timestamps (submission to
+/// completion, the launch's GPU faults included). With reports the default
+/// engine learns, per allocation, whether leaving a launch's data to the
+/// faults or prefetching it costs less, tries the other strategy once and
+/// then follows the cheaper (docs/design.md, "The engine's default");
+/// without them it keeps the runtime's own default. Optional. Errors:
+/// -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed device).
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_launch_report(ctx: *mut svm_context, device: svm_device, duration_ns: u64) -> c_int {
+    guard("svm_launch_report", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
+        let c = unsafe { context(ctx)? };
+        let h = c.device(device)?;
+        c.ctx.launch_done(h, duration_ns).map_err(Failure::from)
+    })
+}
+
 /// Tells the library that what it knows of a range's residency is stale
 /// (the CPU touched it, or it was freed and reused); the next svm_alloc_vram
 /// acts instead of trusting its record. Thread-safe.

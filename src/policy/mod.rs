@@ -30,6 +30,7 @@ mod batch;
 mod birth;
 mod attributes;
 mod brlock;
+mod choose;
 mod device;
 mod errors;
 mod evict;
@@ -286,6 +287,8 @@ pub struct Context {
     /// birth's learning, policy/birth.rs): up for a CPU hand-off, down for
     /// a GPU that kept one.
     births: std::sync::atomic::AtomicI32,
+    /// The default engine's choice per allocation (policy/choose.rs).
+    chooser: choose::Chooser,
     /// The fork generation of the process that created it (driver::fork).
     process: u32,
 }
@@ -362,6 +365,7 @@ impl Context {
             ranges: rangelock::RangeLocks::new(),
             stats: Stats::default(),
             births: std::sync::atomic::AtomicI32::new(0),
+            chooser: choose::Chooser::default(),
             process: crate::driver::fork::generation(),
         }
     }
@@ -561,9 +565,22 @@ impl Context {
         };
         self.track.write().forget_device(h.slot);
         self.links.write().forget(h.slot);
+        self.chooser.forget(h.slot);
         // The last reference destroys the VM the library created and closes
         // the fd it opened (Device's Drop; only the fd in a forked child).
         drop(dev);
+        Ok(())
+    }
+
+    /// The runtime's report that device `h`'s launch, placed by the calls
+    /// since its last report, took `duration_ns` (from the runtime's own
+    /// timestamps: submission to completion, its GPU faults included). The
+    /// default engine learns from it which strategy each allocation costs
+    /// least under (policy/choose.rs); without reports it keeps the
+    /// runtime's defaults. Errors: EBADF for a closed handle.
+    pub fn launch_done(&self, h: DeviceHandle, duration_ns: u64) -> Result<()> {
+        Context::device_in(&self.slots.read(), h)?;
+        self.chooser.launch_done(h.slot, duration_ns);
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::choose::Strategy;
 use super::errors::Answer;
 use super::record::merge_pieces;
 use crate::log::Span;
@@ -44,7 +45,12 @@ impl Context {
     /// [`Context::alloc_vram`], reporting what happened on failure too.
     pub fn alloc_vram_outcome(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags) -> Outcome {
         let mut placed = Placed::default();
+        // The placement time the default engine learns from (policy/choose.rs).
+        let t0 = (flags.engine() && !self.config.engine_rules && self.chooser.learning()).then(|| self.driver.now_ns());
         let result = self.alloc_vram_into(h, start, size, target, flags, &mut placed);
+        if let Some(t0) = t0 {
+            self.chooser.spent(h.slot, self.driver.now_ns().saturating_sub(t0));
+        }
         if let Err(e) = result {
             placed.cause = Some(e);
             // Where the range is believed to be now, after the attempt.
@@ -72,9 +78,20 @@ impl Context {
             if let Some(d) = Context::check_pagemap(&slots, target)? {
                 d.check_alive()?;
             }
-            if plain && flags.contains(AllocFlags::EXTENT) && !flags.contains(AllocFlags::PREFETCH_NOW) {
-                *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
-                return Ok(());
+            if plain && !flags.contains(AllocFlags::PREFETCH_NOW) {
+                let default = if flags.contains(AllocFlags::EXTENT) { Strategy::Faults } else { Strategy::Prefetch };
+                // Trying a prefetch must never evict: the span fits the
+                // room this context has in the target tile.
+                let fits = match target {
+                    Pagemap::Vram { device, tile } if device == h.slot => {
+                        dev.tiles.get(tile as usize).copied().flatten().is_some_and(|t| dev.placed[tile as usize].load(Ordering::Relaxed).saturating_add(end - start) <= t.capacity)
+                    }
+                    _ => false,
+                };
+                if self.chooser.choose(h.slot, start, end - start, default, fits) == Strategy::Faults {
+                    *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
+                    return Ok(());
+                }
             }
             match self.in_place(&slots, dev, start, end, target) {
                 Check::InPlace(p) => {

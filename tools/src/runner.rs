@@ -303,6 +303,11 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                         e.arg
                     }
                 };
+                // A runtime with timestamps reports the launch's duration
+                // (svm_launch_report): submission to completion.
+                if let Runtime::Lib { ctx, devs } = &rt {
+                    let _ = ctx.launch_done(devs[*device as usize], sim.now_ns() - launched);
+                }
                 for a in args[..ran].iter().filter(|a| a.access != Access::Read) {
                     for p in pages(a.start, a.size) {
                         shadow.insert(p, write_token(value, p));
