@@ -168,7 +168,7 @@ fn without_autoreset_the_records_keep_what_the_kernel_keeps() {
 fn on_a_kernel_that_may_reset_unconditionally_the_records_forget() {
     for kernel in [xesvm::sim::KernelVersion::V6_18Rc, xesvm::sim::KernelVersion::V6_18, xesvm::sim::KernelVersion::V7_0] {
         let mut t = xesvm::sim::Topology::preset("dgpu").unwrap();
-        t.kernel = kernel;
+        t.set_kernel(kernel);
         let sim = Sim::new(t).unwrap();
         let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
         let d = ctx.open_index(0).unwrap();

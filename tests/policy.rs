@@ -409,7 +409,7 @@ fn resolve_follows_the_decision_table() {
 #[test]
 fn kernel_6_18_degrades_peer_placement_clearly() {
     let mut topo = Topology::preset("2dgpu-p2p").unwrap();
-    topo.kernel = sim::KernelVersion::V6_18;
+    topo.set_kernel(sim::KernelVersion::V6_18);
     let t = setup_topo(topo, rules());
     let p = t.alloc(1, BUF, R, t.vram(0));
     assert!(p.fell_back, "{p:?}");

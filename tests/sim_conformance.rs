@@ -328,7 +328,7 @@ fn every_validation_rule_gives_the_kernels_errno() {
 #[test]
 fn kernel_6_18_madvise_differences() {
     let mut t = Topology::preset("2dgpu-p2p").unwrap();
-    t.kernel = KernelVersion::V6_18;
+    t.set_kernel(KernelVersion::V6_18);
     let r = Rig::new(t);
     let m = |inst: u16, fd: u32| madvise(&r, 0, |m| pref(m, fd, inst));
     assert_eq!(m(1, r.fds[1] as u32), Err(Errno::EINVAL));
@@ -353,7 +353,7 @@ fn xe_svm_range_set_default_attr_follows_the_autoreset_flag_from_6_18_rc3() {
     assert_eq!(Topology::parse(file).unwrap().kernel, KernelVersion::V6_18Rc);
     for (kernel, flag, resets) in [(KernelVersion::V6_18Rc, false, true), (KernelVersion::V6_18, false, false), (KernelVersion::V6_18, true, true)] {
         let mut t = Topology::preset("dgpu").unwrap();
-        t.kernel = kernel;
+        t.set_kernel(kernel);
         let r = Rig::new(t);
         let vm = xe::vm_create(&r.drv, r.fds[0], DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
         if kernel == KernelVersion::V6_18Rc {
@@ -387,7 +387,7 @@ fn madvise_foreign_without_link_is_enolink() {
 fn madvise_devmem_fd_on_a_vm_without_fault_mode_is_enolink() {
     for kernel in [KernelVersion::V7_0, KernelVersion::V6_18] {
         let mut t = Topology::preset("2dgpu-p2p").unwrap();
-        t.kernel = kernel;
+        t.set_kernel(kernel);
         let r = Rig::new(t);
         let vm = xe::vm_create(&r.drv, r.fds[0], DRM_XE_VM_CREATE_FLAG_LR_MODE).unwrap();
         let advise = |vm_id: u32, devmem_fd: i32, inst: u16| {

@@ -12,7 +12,7 @@ use xesvm::uapi::*;
 
 fn rig(kernel: KernelVersion) -> Rig {
     let mut t = Topology::preset("2dgpu-p2p").unwrap();
-    t.kernel = kernel;
+    t.set_kernel(kernel);
     Rig::new(t)
 }
 

@@ -56,7 +56,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn topology() -> Topology {
     let mut t = Topology::preset("2dgpu-p2p").unwrap();
-    t.kernel = KernelVersion::V7_0;
+    t.set_kernel(KernelVersion::V7_0);
     t.devices.push(t.devices[0].clone());
     for d in &mut t.devices {
         d.vram_per_tile = 8 * MIB; // 4 ranges: constant pressure

@@ -3,6 +3,8 @@
 //! (docs/cost-model.md). Built from a preset name or a topology file.
 //!
 //! The topology file format and its reader (`Topology::parse`): `topology_file`.
+//! The device classes the presets are made of (Arc B580, Arc Pro B60, Data
+//! Center GPU Max 1550), with their figures: `classes`.
 
 use std::fmt;
 
@@ -69,6 +71,12 @@ impl KernelVersion {
     pub fn autoreset_flag(self) -> bool {
         self >= KernelVersion::V6_18
     }
+    /// Whether migrations use 2 MiB device folios by default: [U] the
+    /// drm_pagemap THP series was posted as v4 in 2026-01 and is not
+    /// confirmed merged, so only 7.1 is taken to have it.
+    pub fn device_folios(self) -> bool {
+        self >= KernelVersion::V7_1
+    }
 }
 
 impl fmt::Display for KernelVersion {
@@ -89,7 +97,9 @@ pub enum LinkKind {
     None,
     /// PCIe peer-to-peer through a switch.
     PcieP2p,
-    /// A fast fabric (Xe Link).
+    /// A fast fabric (Xe Link). Only with [`Topology::future_fabric`]:
+    /// upstream xe through 7.0 reaches a peer only over PCIe (see
+    /// [`Topology::settle_links`]).
     Fabric,
 }
 
@@ -120,10 +130,16 @@ pub struct DeviceSpec {
     /// Bandwidth of a kernel's access to this device's own VRAM (either
     /// tile), bytes/s: what a launch's local memory time is priced at.
     pub local_bandwidth: f64,
+    /// Effective bandwidth of the device's host link (PCIe), bytes/s, the
+    /// same in both directions: xe moves pages both ways with one copy
+    /// engine (`xe_migrate_to_vram` / `xe_migrate_from_vram`), and a GPU's
+    /// in-place access to system memory crosses the same link.
+    pub host_bandwidth: f64,
 }
 
 impl DeviceSpec {
-    /// A discrete device with `tiles` tiles of `vram_per_tile` bytes.
+    /// A discrete device with `tiles` tiles of `vram_per_tile` bytes, with
+    /// the B580 class's memory and link (`classes`).
     pub fn discrete(name: &str, tiles: u16, vram_per_tile: u64) -> Self {
         DeviceSpec {
             name: name.into(),
@@ -135,12 +151,19 @@ impl DeviceSpec {
             page_faults: true,
             device_id: 0xe20b,
             needs_scratch: true,
-            local_bandwidth: 456e9,
+            local_bandwidth: super::classes::B580_LOCAL,
+            host_bandwidth: super::classes::B580_HOST,
         }
     }
     /// Whether it has VRAM.
     pub fn has_vram(&self) -> bool {
         !self.integrated && self.vram_per_tile > 0
+    }
+    /// Bandwidth of a GPU clear of this device's VRAM, and of a copy from
+    /// one of its tiles to the other: [D] half the local bandwidth, as the
+    /// copy engine writes (and a copy also reads) the same memory.
+    pub fn clear_bandwidth(&self) -> f64 {
+        self.local_bandwidth / 2.0
     }
 }
 
@@ -171,6 +194,8 @@ pub struct Costs {
     /// CPU work per 4 KiB page when device huge pages are off.
     pub per_page_cpu_ns: u64,
     /// Whether migrations use 2 MiB device folios (no per-page CPU work).
+    /// Follows the kernel release ([`KernelVersion::device_folios`],
+    /// applied by [`Topology::set_kernel`]) unless a topology file sets it.
     pub device_huge_pages: bool,
     /// A GPU TLB invalidation, per tile.
     pub tlb_invalidation_ns: u64,
@@ -178,17 +203,15 @@ pub struct Costs {
     pub ioctl_ns: u64,
     /// CPU fault on a device page, without the copy.
     pub cpu_fault_ns: u64,
-    /// Driver-managed migration host-to-device and device-to-host.
-    pub h2d_bandwidth: f64,
-    /// Driver-managed migration device to host.
-    pub d2h_bandwidth: f64,
-    /// Default per-direction bandwidth of PCIe P2P and fabric links.
-    pub p2p_bandwidth: f64,
-    /// Default per-direction bandwidth of Xe Link.
+    /// Default per-direction bandwidth of Xe Link (only with
+    /// [`Topology::future_fabric`]). Host links are per device
+    /// ([`DeviceSpec::host_bandwidth`]), PCIe P2P links derive from them
+    /// ([`Topology::pcie_p2p_bandwidth`]), clears from local memory
+    /// ([`DeviceSpec::clear_bandwidth`]).
     pub fabric_bandwidth: f64,
-    /// Clearing freshly allocated VRAM on the GPU (first touch of
-    /// never-populated pages: nothing to copy, the pages are cleared).
-    pub clear_bandwidth: f64,
+    /// Populating never-populated pages in system memory (the CPU's
+    /// zero-fill at first touch, or `hmm_range_fault` at a GPU's).
+    pub zero_fill_bandwidth: f64,
     /// Atomic-fault timeslice (`atomic_svm_timeslice_ms`).
     pub atomic_timeslice_ns: u64,
     /// One read of the process's page table (a PAGEMAP_SCAN or a pread of
@@ -208,16 +231,16 @@ impl Default for Costs {
             copy_submit_ns: 30_000,
             copy_fixed_ns: 19_000,
             per_page_cpu_ns: 1_400,
-            device_huge_pages: true,
+            // Kernel 7.0, the default release: no device folios.
+            device_huge_pages: false,
             tlb_invalidation_ns: 40_000,
             ioctl_ns: 2_000,
             cpu_fault_ns: 20_000,
-            h2d_bandwidth: 46e9,
-            d2h_bandwidth: 15e9,
-            p2p_bandwidth: 20e9,
+            // [S] 28 GB/s theoretical per Xe Link, x 0.8.
             fabric_bandwidth: 22e9,
-            // [D] docs/cost-model.md: about half of Arc B580's 456 GB/s GDDR6.
-            clear_bandwidth: 200e9,
+            // [U] an estimate: 2 MiB in about 0.26 ms (0.1-0.5 ms per 2 MiB:
+            // a fault and a cleared page per 4 KiB, or one cleared THP).
+            zero_fill_bandwidth: 8e9,
             atomic_timeslice_ns: 5_000_000,
             // [M] `xesvm-pagemap-bench` on this project's 2-core Linux 6.18
             // machines: a one-page read costs 0.9-1.2 us (5-6x a rejected
@@ -238,10 +261,16 @@ impl Costs {
         self.copy_submit_ns + self.copy_fixed_ns + transfer_ns(bytes, bandwidth) + pages * self.per_page_cpu_ns
     }
 
-    /// Time to clear `bytes` of freshly allocated VRAM, as one submission
-    /// (docs/cost-model.md, "GPU first touch of never-populated pages").
-    pub fn clear_ns(&self, bytes: u64) -> u64 {
-        self.copy_submit_ns + transfer_ns(bytes, self.clear_bandwidth)
+    /// Time to clear `bytes` of freshly allocated VRAM at `bandwidth`
+    /// ([`DeviceSpec::clear_bandwidth`]), as one submission
+    /// (docs/cost-model.md, "Fixed costs": the clear of a new allocation).
+    pub fn clear_ns(&self, bytes: u64, bandwidth: f64) -> u64 {
+        self.copy_submit_ns + transfer_ns(bytes, bandwidth)
+    }
+
+    /// Time to populate `bytes` of never-populated system memory.
+    pub fn zero_fill_ns(&self, bytes: u64) -> u64 {
+        transfer_ns(bytes, self.zero_fill_bandwidth)
     }
 }
 
@@ -265,73 +294,135 @@ pub struct Topology {
     pub links: Vec<LinkSpec>,
     /// The cost model.
     pub costs: Costs,
+    /// A future kernel with an Xe Link path for SVM: only then do
+    /// [`LinkKind::Fabric`] links stay fabric (topology key `future_fabric`).
+    pub future_fabric: bool,
+    /// `device_huge_pages` set explicitly (a topology file's `[costs]`);
+    /// None: the kernel release's default ([`Topology::set_kernel`]).
+    pub huge_pages_override: Option<bool>,
 }
 
 /// The preset names `Topology::preset` knows, with one line each.
 pub const PRESETS: &[(&str, &str)] = &[
-    ("dgpu", "one discrete GPU, 1 tile, 16 GiB VRAM"),
-    ("2dgpu-p2p", "two discrete GPUs (16 GiB each) with PCIe P2P between them"),
-    ("2dgpu-nolink", "two discrete GPUs (16 GiB each) without any link"),
-    ("4dgpu-p2p", "four discrete GPUs (16 GiB each), PCIe P2P all-to-all"),
-    ("max-node", "Data Center GPU Max node: 6 devices x 2 tiles x 64 GiB, all-to-all Xe Link fabric"),
-    ("igpu", "one integrated GPU (no VRAM)"),
+    ("b580", "one Arc B580-class GPU: 1 tile, 12 GiB GDDR6 at 456 GB/s, PCIe 4.0 x8 (13 GB/s)"),
+    ("b60", "one Arc Pro B60-class GPU: 1 tile, 24 GiB GDDR6 at 456 GB/s, PCIe 5.0 x8 (26 GB/s)"),
+    ("max1550", "one Data Center GPU Max 1550-class device: 2 tiles x 64 GiB HBM2e at 1.6 TB/s, PCIe 5.0 x16 (50 GB/s)"),
+    ("dgpu", "one B580-class GPU (as b580)"),
+    ("2dgpu-p2p", "two B60-class GPUs with PCIe P2P between them"),
+    ("2dgpu-nolink", "two B580-class GPUs without any link"),
+    ("4dgpu-p2p", "four B60-class GPUs, PCIe P2P all-to-all"),
+    ("max-node", "six Max 1550-class devices (2 tiles x 64 GiB), PCIe P2P all-to-all (Xe Link only with future_fabric)"),
+    ("igpu", "one integrated GPU (no VRAM; system memory at ~100 GB/s)"),
 ];
 
 impl Topology {
     pub(super) fn new(devices: Vec<DeviceSpec>) -> Self {
-        Topology { kernel: KernelVersion::V7_0, system_memory: 512 * GIB, devices, links: Vec::new(), costs: Costs::default() }
+        let mut t = Topology {
+            kernel: KernelVersion::V7_0,
+            system_memory: 512 * GIB,
+            devices,
+            links: Vec::new(),
+            costs: Costs::default(),
+            future_fabric: false,
+            huge_pages_override: None,
+        };
+        t.set_kernel(KernelVersion::V7_0);
+        t
     }
 
-    fn link_all(&mut self, kind: LinkKind, atomics: bool) {
-        let bw = match kind {
-            LinkKind::Fabric => self.costs.fabric_bandwidth,
-            _ => self.costs.p2p_bandwidth,
-        };
+    /// Sets the kernel release, and with it the release's default for
+    /// device folios unless [`Topology::huge_pages_override`] says otherwise.
+    pub fn set_kernel(&mut self, kernel: KernelVersion) {
+        self.kernel = kernel;
+        self.costs.device_huge_pages = self.huge_pages_override.unwrap_or(kernel.device_folios());
+    }
+
+    /// Links every pair of devices with PCIe P2P at its derived bandwidth.
+    fn link_all_pcie(&mut self) {
         let n = self.devices.len() as u32;
         for a in 0..n {
             for b in a + 1..n {
-                self.links.push(LinkSpec { a, b, kind, bandwidth: bw, atomics });
+                let bandwidth = self.pcie_p2p_bandwidth(a, b);
+                self.links.push(LinkSpec { a, b, kind: LinkKind::PcieP2p, bandwidth, atomics: false });
             }
         }
     }
 
     /// One of [`PRESETS`].
     pub fn preset(name: &str) -> Option<Topology> {
-        let d = |i: usize, tiles, vram| DeviceSpec::discrete(&format!("gpu{i}"), tiles, vram);
+        use super::classes::Class;
+        let of = |class: Class, n: usize| (0..n).map(|i| class.device(&format!("gpu{i}"))).collect::<Vec<_>>();
         Some(match name {
-            "dgpu" => Topology::new(vec![d(0, 1, 16 * GIB)]),
-            "2dgpu-p2p" => {
-                let mut t = Topology::new(vec![d(0, 1, 16 * GIB), d(1, 1, 16 * GIB)]);
-                t.link_all(LinkKind::PcieP2p, false);
+            "b580" | "dgpu" => Topology::new(of(Class::B580, 1)),
+            "b60" => Topology::new(of(Class::B60, 1)),
+            "max1550" => Topology::new(of(Class::Max1550, 1)),
+            "2dgpu-p2p" | "4dgpu-p2p" => {
+                let mut t = Topology::new(of(Class::B60, if name == "2dgpu-p2p" { 2 } else { 4 }));
+                t.link_all_pcie();
                 t
             }
-            "2dgpu-nolink" => Topology::new(vec![d(0, 1, 16 * GIB), d(1, 1, 16 * GIB)]),
-            "4dgpu-p2p" => {
-                let mut t = Topology::new((0..4).map(|i| d(i, 1, 16 * GIB)).collect());
-                t.link_all(LinkKind::PcieP2p, false);
-                t
-            }
+            "2dgpu-nolink" => Topology::new(of(Class::B580, 2)),
             "max-node" => {
-                let mut t = Topology::new((0..6).map(|i| d(i, 2, 64 * GIB)).collect());
-                for dev in &mut t.devices {
-                    dev.device_id = 0x0bd5;
-                    // pvc_desc in xe_pci.c has no needs_scratch (only LNL,
-                    // BMG and PTL set it): SCRATCH_PAGE | FAULT_MODE is EINVAL.
-                    dev.needs_scratch = false;
-                }
+                // PCIe P2P, not Xe Link: upstream xe has no fabric path for
+                // SVM (`settle_links`).
+                let mut t = Topology::new(of(Class::Max1550, 6));
                 t.system_memory = 1024 * GIB;
-                t.link_all(LinkKind::Fabric, true);
+                t.link_all_pcie();
                 t
             }
-            "igpu" => {
-                let mut dev = DeviceSpec::discrete("igpu0", 1, 0);
-                dev.integrated = true;
-                dev.device_atomics_on_smem = true;
-                dev.device_id = 0x64a0;
-                Topology::new(vec![dev])
-            }
+            "igpu" => Topology::new(vec![Class::Integrated.device("igpu0")]),
             _ => return None,
         })
+    }
+
+    /// Default bandwidth of a PCIe P2P link between two devices: [U] 0.8 x
+    /// the slower of their host links (peer reads and writes cross the
+    /// PCIe BAR of the peer, through a switch or the root complex, and no
+    /// published Xe figure exists).
+    pub fn pcie_p2p_bandwidth(&self, a: u32, b: u32) -> f64 {
+        0.8 * self.devices[a as usize].host_bandwidth.min(self.devices[b as usize].host_bandwidth)
+    }
+
+    /// Turns [`LinkKind::Fabric`] links into PCIe P2P unless
+    /// [`Topology::future_fabric`]: upstream xe through 7.0 groups devices
+    /// for SVM only by `xe_has_interconnect` (xe_svm.c): the same device, or
+    /// `pci_p2pdma_distance() >= 0`; peer pages are mapped through the
+    /// PCIe BAR (`xe_page_to_pcie`), never over Xe Link. Such a link gets
+    /// the PCIe-derived bandwidth and no atomics. Links whose bandwidth was
+    /// not given (`explicit[i]` false; missing entries count as given) get
+    /// their kind's default. Idempotent: the reader, and `Sim::new`, run it.
+    pub fn settle_links(&mut self, explicit: &[bool]) {
+        for i in 0..self.links.len() {
+            let (a, b) = (self.links[i].a, self.links[i].b);
+            if (a as usize) >= self.devices.len() || (b as usize) >= self.devices.len() {
+                continue; // validate() names it
+            }
+            let set = explicit.get(i).copied().unwrap_or(true);
+            let (pcie, future, fabric) = (self.pcie_p2p_bandwidth(a, b), self.future_fabric, self.costs.fabric_bandwidth);
+            let l = &mut self.links[i];
+            match l.kind {
+                LinkKind::Fabric if !future => {
+                    l.kind = LinkKind::PcieP2p;
+                    l.atomics = false;
+                    l.bandwidth = pcie;
+                }
+                LinkKind::Fabric if !set => l.bandwidth = fabric,
+                LinkKind::PcieP2p if !set => l.bandwidth = pcie,
+                _ => {}
+            }
+        }
+    }
+
+    /// Per-direction bandwidth between device `a` and device `b`'s VRAM, for
+    /// a copy or an access in place: within one device (tile to tile) at
+    /// its clear bandwidth, else over their link, else (no link: out of
+    /// reach, as both stay inside an owner group) the slower host link.
+    pub fn peer_bandwidth(&self, a: u32, b: u32) -> f64 {
+        if a == b {
+            return self.devices[a as usize].clear_bandwidth();
+        }
+        let host = self.devices[a as usize].host_bandwidth.min(self.devices[b as usize].host_bandwidth);
+        self.link(a, b).map_or(host, |l| l.bandwidth)
     }
 
     /// The link between two distinct devices, if any (kind `None` counts as none).
@@ -384,6 +475,11 @@ impl Topology {
             }
             if !d.integrated && d.vram_per_tile != 0 && d.vram_per_tile < 2 * MIB {
                 return Err(format!("device {i} ({}): vram_per_tile below 2 MiB", d.name));
+            }
+            for (what, bw) in [("host_gbps", d.host_bandwidth), ("local_gbps", d.local_bandwidth)] {
+                if bw.is_nan() || bw <= 0.0 {
+                    return Err(format!("device {i} ({}): {what} must be positive", d.name));
+                }
             }
         }
         for l in &self.links {

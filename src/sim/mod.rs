@@ -16,6 +16,7 @@
 //! docs/kernel-model.md §13; the driver-wide migrate rwsem serializes the retry.
 
 mod bind;
+pub mod classes;
 pub mod config;
 pub mod topology_file;
 mod content;
@@ -92,8 +93,8 @@ pub enum SimEvent {
     CpuFault { at_ns: u64 },
     /// VRAM pressure evicted `bytes` of `device`'s VRAM to system memory.
     Eviction { at_ns: u64, bytes: u64, device: u32 },
-    /// `bytes` of never-populated pages born in `device`'s VRAM: a GPU clear,
-    /// no copy, taking [at_ns, at_ns + dur_ns).
+    /// A new VRAM allocation of `bytes` in `device` cleared on the GPU (its
+    /// never-populated pages need nothing more), taking [at_ns, at_ns + dur_ns).
     Clear { at_ns: u64, dur_ns: u64, bytes: u64, device: u32 },
 }
 
@@ -152,10 +153,10 @@ counters! {
     bytes_to_system,
     /// Bytes copied between devices.
     bytes_device_to_device,
-    /// First touches of never-populated pages in VRAM: allocations cleared
-    /// on the GPU instead of copied (no bytes move), and the bytes cleared.
+    /// New VRAM allocations, each cleared on the GPU before pages move in
+    /// (never-populated pages need nothing more: no bytes move for them).
     vram_clears,
-    /// Bytes cleared on first touch.
+    /// Bytes those clears covered.
     bytes_cleared,
     /// Migrations into VRAM by range size.
     migrations_4k,
@@ -193,12 +194,12 @@ counters! {
     /// ([`TimeCategory`]), so they sum to [`Sim::now_ns`].
     time_remote_access_ns,
     /// Simulated ns spent migrating: copies between system memory and VRAM
-    /// or between devices, VRAM clears on first touch, and waits for an
+    /// or between devices, clears of new VRAM, and waits for an
     /// atomic timeslice before an eviction.
     time_migration_ns,
-    /// Simulated ns spent servicing GPU faults and CPU faults (the fault
-    /// itself and a CPU fault's wait for an atomic timeslice; the
-    /// migrations they cause count as migration).
+    /// Simulated ns spent servicing GPU and CPU faults (the fault, a CPU
+    /// fault's timeslice wait, zero-filling never-populated system pages;
+    /// the migrations they cause count as migration).
     time_fault_ns,
     /// Simulated ns spent on GPU TLB invalidations (unbinds, madvise,
     /// munmap, migrations that zap mappings).
@@ -222,7 +223,7 @@ pub enum TimeCategory {
     RemoteAccess,
     /// Copies, VRAM clears, waits before an eviction.
     Migration,
-    /// GPU and CPU fault service.
+    /// GPU and CPU fault service, and populating system pages.
     Fault,
     /// GPU TLB invalidations.
     Tlb,
@@ -306,8 +307,9 @@ type Guard<'a> = MutexGuard<'a, State>;
 
 impl Sim {
     /// A simulated machine of this topology (checked first).
-    pub fn new(topo: Topology) -> std::result::Result<Arc<Sim>, String> {
+    pub fn new(mut topo: Topology) -> std::result::Result<Arc<Sim>, String> {
         topo.validate()?;
+        topo.settle_links(&[]); // "fabric" is PCIe P2P without future_fabric
         let mut pagemaps = Vec::new();
         let mut tile_pagemap = Vec::new();
         for (d, spec) in topo.devices.iter().enumerate() {
@@ -599,11 +601,9 @@ impl Sim {
                     self.cpu_fault(&mut g, p, x);
                 }
             }
-            if access != Access::Read {
-                g.mem.write_span(a, stop, value);
-            } else {
-                g.mem.populate_span(a, stop);
-            }
+            // Never-populated pages are zero-filled by the CPU fault.
+            let born = if access != Access::Read { g.mem.write_span(a, stop, value) } else { g.mem.populate_span(a, stop) };
+            self.charge_zero_fill(born);
             a = stop;
         }
         Ok(())

@@ -55,22 +55,25 @@ impl Sim {
         self.owner[self.pagemaps[p as usize].device as usize]
     }
 
-    /// Bandwidth of the path from a device's tile to where pages live.
-    /// None: the device's own memory (its VRAM, either tile; system memory
-    /// for an integrated GPU, which has no other).
+    /// Bandwidth of the path from a device's tile to where pages live:
+    /// system memory over the device's host link, a peer's VRAM over
+    /// their link. None: the device's own memory (its VRAM, either tile;
+    /// system memory for an integrated GPU, which has no other).
     fn path_bandwidth(&self, dev: u32, loc: Option<u16>) -> Option<f64> {
         match loc {
             None if !self.dev_has_vram(dev) => None,
-            None => Some(self.topo.costs.h2d_bandwidth),
+            None => Some(self.topo.devices[dev as usize].host_bandwidth),
             Some(p) => {
                 let pd = self.pagemaps[p as usize].device;
-                if pd == dev {
-                    None
-                } else {
-                    Some(self.topo.link(dev, pd).map_or(self.topo.costs.h2d_bandwidth, |l| l.bandwidth))
-                }
+                (pd != dev).then(|| self.topo.peer_bandwidth(dev, pd))
             }
         }
+    }
+
+    /// The slowest host link of the machine: the price of a copy whose
+    /// device is unknown (never less than what any device would pay).
+    fn slowest_host(&self) -> f64 {
+        self.topo.devices.iter().map(|d| d.host_bandwidth).fold(f64::INFINITY, f64::min)
     }
 
     /// The MMU notifier: zaps every VM's bindings over [start, end) (one TLB
@@ -83,6 +86,15 @@ impl Sim {
             }
         }
         self.charge_tlb(tiles);
+    }
+
+    /// Charges the population of `pages` never-populated pages in system
+    /// memory: the CPU's zero-fill at its first touch, or `hmm_range_fault`
+    /// faulting them in for a GPU (docs/cost-model.md). Fault time.
+    pub(super) fn charge_zero_fill(&self, pages: u64) {
+        if pages > 0 {
+            self.advance(self.topo.costs.zero_fill_ns(pages * PAGE), TimeCategory::Fault);
+        }
     }
 
     /// Charges `tiles` GPU TLB invalidations to the counters and the clock.
@@ -357,6 +369,17 @@ impl Sim {
                 g.mem.create_alloc(target, rs, bytes).ok_or(Errno::ENOMEM)?
             }
         };
+        // xe_svm_alloc_vram creates the BO (ttm_bo_type_device, no
+        // SKIP_CLEAR), and xe_bo_move clears all of new VRAM of such a BO
+        // (needs_clear, move_lacks_source: xe_migrate_clear) before any
+        // page is copied in: every allocation pays a clear of its bytes,
+        // whether the migration then succeeds or not (docs/cost-model.md).
+        let c = &self.topo.costs;
+        let dur_ns = c.clear_ns(bytes, self.topo.devices[tdev as usize].clear_bandwidth());
+        let at_ns = self.spend(dur_ns, TimeCategory::Migration);
+        self.event(|| SimEvent::Clear { at_ns, dur_ns, bytes, device: tdev });
+        self.count(&self.counters.vram_clears, 1);
+        self.count(&self.counters.bytes_cleared, bytes);
         // migrate_vma_setup: collect what this owner may move.
         let d2d = self.topo.kernel.multi_device();
         let towner = self.owner_of_pagemap(target);
@@ -414,20 +437,14 @@ impl Sim {
         let m = g.mem.move_into(collected, id, true);
         let (from_sys, from_peer, moved) = (m.from_system, m.from_device, m.pages as usize);
         let c = &self.topo.costs;
-        let to = Some(self.pagemaps[target as usize].device);
-        if m.from_unpopulated > 0 {
-            // First touch (docs/cost-model.md): migrate_vma_setup collected holes with
-            // no source page, drm_pagemap copies nothing for them, and the VRAM
-            // handed out is cleared on the GPU. No PCIe copy, no bytes moved.
-            let (bytes, device) = (m.from_unpopulated, self.pagemaps[target as usize].device);
-            let dur_ns = c.clear_ns(bytes);
-            let at_ns = self.spend(dur_ns, TimeCategory::Migration);
-            self.event(|| SimEvent::Clear { at_ns, dur_ns, bytes, device });
-            self.count(&self.counters.vram_clears, 1);
-            self.count(&self.counters.bytes_cleared, bytes);
-        }
+        let tdev = self.pagemaps[target as usize].device;
+        let to = Some(tdev);
+        // First touch (docs/cost-model.md): migrate_vma_setup collected
+        // never-populated pages as holes with no source page, drm_pagemap
+        // copies nothing for them: the allocation's clear (populate_mm) is
+        // all they cost. No PCIe copy, no bytes moved.
         if from_sys > 0 {
-            let dur_ns = c.copy_ns(from_sys, c.h2d_bandwidth);
+            let dur_ns = c.copy_ns(from_sys, self.topo.devices[tdev as usize].host_bandwidth);
             let at_ns = self.spend(dur_ns, TimeCategory::Migration);
             self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes: from_sys, from: None, to });
             self.count(&self.counters.migrations_to_vram, 1);
@@ -445,7 +462,7 @@ impl Sim {
         }
         for (p, b) in from_peer {
             let src = self.pagemaps[p as usize].device;
-            let bw = self.path_bandwidth(src, Some(target)).unwrap_or(c.p2p_bandwidth);
+            let bw = self.topo.peer_bandwidth(src, tdev);
             let dur_ns = c.copy_ns(b, bw);
             let at_ns = self.spend(dur_ns, TimeCategory::Migration);
             self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes: b, from: Some(src), to });
@@ -491,7 +508,8 @@ impl Sim {
             return;
         }
         let c = &self.topo.costs;
-        let dur_ns = c.copy_ns(bytes, c.d2h_bandwidth);
+        let bw = from.map_or_else(|| self.slowest_host(), |d| self.topo.devices[d as usize].host_bandwidth);
+        let dur_ns = c.copy_ns(bytes, bw);
         let at_ns = self.spend(dur_ns, TimeCategory::Migration);
         self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes, from, to: None });
         self.count(&self.counters.migrations_to_system, 1);
@@ -554,20 +572,28 @@ impl Sim {
         }
         // hmm_range_fault: wait for pages a migration holds, fault foreign
         // device pages back through migrate_to_ram, populate the rest.
+        let mut born = 0;
         let u = loop {
             if g.files.get(&fd).and_then(|f| f.vms.get(&vm_id)).and_then(|vm| vm.ranges.get(&rs)).is_none() {
+                self.charge_zero_fill(born);
                 return Err(Errno::EFAULT); // range unmapped meanwhile
             }
             let usable = |p: u16| owner == Some(self.owner_of_pagemap(p));
-            match g.mem.prepare_pages(rs, re, usable) {
+            match g.mem.prepare_pages(rs, re, usable, &mut born) {
                 Ok(u) => break u,
-                Err(a) if g.mem.is_locked(a) => self.wait_unlocked(g, a)?,
+                Err(a) if g.mem.is_locked(a) => {
+                    if let Err(e) = self.wait_unlocked(g, a) {
+                        self.charge_zero_fill(born);
+                        return Err(e);
+                    }
+                }
                 Err(a) => match g.mem.loc(a) {
                     Loc::Vram(p) => self.cpu_fault(g, p, a),
                     _ => unreachable!("prepare_pages stops at locked or unusable device pages"),
                 },
             }
         };
+        self.charge_zero_fill(born);
         if devmem_only && u.system {
             return Err(Errno::EFAULT);
         }

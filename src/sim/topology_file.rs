@@ -11,8 +11,11 @@
 //! ```toml
 //! kernel = "7.0"              # "6.18-rc1"/"6.18-rc2", "6.18", "7.0" or "7.1"
 //! system_memory = "256 GiB"
+//! future_fabric = false       # true: a future kernel with Xe Link for SVM
 //!
 //! [[device]]                  # repeated per device, in index order
+//! class = "b580"              # "b580", "b60", "max1550" or "integrated":
+//!                             # the class's figures, before the keys below
 //! name = "gpu0"
 //! tiles = 1                   # 1 or 2
 //! vram_per_tile = "16 GiB"    # 0 or integrated = true for no VRAM
@@ -22,6 +25,7 @@
 //! page_faults = true          # false: no USM, so no SVM
 //! needs_scratch = true        # Xe2: SCRATCH_PAGE allowed with FAULT_MODE
 //! local_gbps = 456            # a kernel's bandwidth to its own VRAM
+//! host_gbps = 13              # its host link, per direction (both alike)
 //!
 //! [[link]]
 //! devices = [0, 1]
@@ -32,9 +36,19 @@
 //! [costs]                     # any field of Costs, in the units of its name
 //! fault_service_us = 20
 //! ```
+//!
+//! Defaults a file does not set: a `[[device]]` without `class` has the
+//! B580 class's bandwidths with 1 tile of 16 GiB; a p2p link runs at 0.8 x the slower host
+//! link; a "fabric" link is PCIe P2P (that bandwidth, no atomics) unless
+//! `future_fabric = true`, and then 22 GB/s (`fabric_gbps`) unless its
+//! `bandwidth_gbps` says otherwise; `device_huge_pages` follows the kernel
+//! release. In `[costs]`, `h2d_gbps` or `d2h_gbps` (which must agree: one
+//! copy engine moves both ways) set the host link of every device that
+//! does not set its own `host_gbps`.
 
 use std::fmt;
 
+use super::classes::Class;
 use super::config::*;
 use crate::errno::Errno;
 
@@ -218,6 +232,8 @@ fn parse_topology(text: &str) -> Result<Topology, ParseError> {
     let mut topo = Topology::new(Vec::new());
     let mut link_lines: Vec<usize> = Vec::new();
     let mut link_bandwidth_set: Vec<bool> = Vec::new();
+    let mut device_host_set: Vec<bool> = Vec::new();
+    let mut host_override: Option<(f64, String)> = None;
     // Plain keys (kernel, system_memory) come before any table in TOML.
     let plain = toml_edit::Table::from_iter(root.iter().filter(|(_, i)| i.is_value()).map(|(k, i)| (k, i.clone())));
     for f in fields(text, "", &plain, 0)? {
@@ -230,16 +246,31 @@ fn parse_topology(text: &str) -> Result<Topology, ParseError> {
             (_, toml_edit::Item::Value(_) | toml_edit::Item::None) => {}
             ("costs", toml_edit::Item::Table(t)) => {
                 for f in fields(text, "costs", t, line_at(text, t.span()).max(line))? {
-                    cost_field(&mut topo.costs, &f)?;
+                    cost_field(&mut topo, &mut host_override, &f)?;
                 }
             }
             ("device", toml_edit::Item::ArrayOfTables(a)) => {
                 for t in a.iter() {
-                    topo.devices.push(DeviceSpec::discrete(&format!("gpu{}", topo.devices.len()), 1, 16 * GIB));
-                    let d = topo.devices.last_mut().expect("just pushed");
-                    for f in fields(text, "device", t, line_at(text, t.span()).max(line))? {
-                        device_field(d, &f)?;
+                    let name = format!("gpu{}", topo.devices.len());
+                    let fs = fields(text, "device", t, line_at(text, t.span()).max(line))?;
+                    // A class sets every figure first; the other keys refine it.
+                    let mut d = match fs.iter().find(|f| f.key == "class") {
+                        Some(f) => {
+                            let c = f.string()?;
+                            Class::parse(c).ok_or_else(|| {
+                                err(f.line, format!("field `device.class`: unknown class \"{c}\" (expected \"b580\", \"b60\", \"max1550\" or \"integrated\")"))
+                            })?
+                            .device(&name)
+                        }
+                        None => DeviceSpec::discrete(&name, 1, 16 * GIB),
+                    };
+                    let mut host_set = false;
+                    for f in fs.iter().filter(|f| f.key != "class") {
+                        host_set |= f.key == "host_gbps";
+                        device_field(&mut d, f)?;
                     }
+                    topo.devices.push(d);
+                    device_host_set.push(host_set);
                 }
             }
             ("link", toml_edit::Item::ArrayOfTables(a)) => {
@@ -260,15 +291,16 @@ fn parse_topology(text: &str) -> Result<Topology, ParseError> {
             (other, _) => return Err(err(line, format!("unknown table `{other}` (expected [costs], [[device]] or [[link]])"))),
         }
     }
-    // Links without an explicit bandwidth take their kind's default from [costs].
-    for (l, set) in topo.links.iter_mut().zip(&link_bandwidth_set) {
-        if !set {
-            l.bandwidth = match l.kind {
-                LinkKind::Fabric => topo.costs.fabric_bandwidth,
-                _ => topo.costs.p2p_bandwidth,
-            };
+    if let Some((bw, _)) = host_override {
+        for (d, set) in topo.devices.iter_mut().zip(&device_host_set) {
+            if !set {
+                d.host_bandwidth = bw;
+            }
         }
     }
+    topo.set_kernel(topo.kernel);
+    // Links without an explicit bandwidth take their kind's default.
+    topo.settle_links(&link_bandwidth_set);
     if let Err(m) = topo.validate() {
         // Point at the offending link's line where the message names one.
         let line = topo
@@ -293,7 +325,8 @@ fn root_field(topo: &mut Topology, f: &Field) -> Result<(), ParseError> {
                 .ok_or_else(|| err(line, format!("field `kernel`: unknown version \"{s}\" (expected \"6.18-rc1\", \"6.18-rc2\", \"6.18\", \"7.0\" or \"7.1\")")))?;
         }
         "system_memory" => topo.system_memory = f.size()?,
-        k => return Err(err(line, format!("unknown field `{k}` (expected kernel or system_memory)"))),
+        "future_fabric" => topo.future_fabric = f.boolean()?,
+        k => return Err(err(line, format!("unknown field `{k}` (expected kernel, system_memory or future_fabric)"))),
     }
     Ok(())
 }
@@ -317,6 +350,7 @@ fn device_field(d: &mut DeviceSpec, f: &Field) -> Result<(), ParseError> {
         "page_faults" => d.page_faults = f.boolean()?,
         "needs_scratch" => d.needs_scratch = f.boolean()?,
         "local_gbps" => d.local_bandwidth = gbps(f)?,
+        "host_gbps" => d.host_bandwidth = gbps(f)?,
         "device_id" => d.device_id = f.uint(0xffff)? as u16,
         k => return Err(err(line, format!("unknown field `device.{k}`"))),
     }
@@ -367,9 +401,11 @@ fn link_field(l: &mut LinkSpec, f: &Field) -> Result<bool, ParseError> {
     Ok(bandwidth_set)
 }
 
-/// A field of `[costs]`.
-fn cost_field(c: &mut Costs, f: &Field) -> Result<(), ParseError> {
+/// A field of `[costs]`. `host`: the host link `h2d_gbps` / `d2h_gbps` set
+/// for every device, and which key set it.
+fn cost_field(topo: &mut Topology, host: &mut Option<(f64, String)>, f: &Field) -> Result<(), ParseError> {
     let line = f.line;
+    let c = &mut topo.costs;
     let us = |f: &Field| -> Result<u64, ParseError> {
         let v = f.float()?;
         if v.is_nan() || v < 0.0 {
@@ -382,15 +418,23 @@ fn cost_field(c: &mut Costs, f: &Field) -> Result<(), ParseError> {
         "copy_submit_us" => c.copy_submit_ns = us(f)?,
         "copy_fixed_us" => c.copy_fixed_ns = us(f)?,
         "per_page_cpu_us" => c.per_page_cpu_ns = us(f)?,
-        "device_huge_pages" => c.device_huge_pages = f.boolean()?,
+        "device_huge_pages" => topo.huge_pages_override = Some(f.boolean()?),
         "tlb_invalidation_us" => c.tlb_invalidation_ns = us(f)?,
         "ioctl_us" => c.ioctl_ns = us(f)?,
         "cpu_fault_us" => c.cpu_fault_ns = us(f)?,
-        "h2d_gbps" => c.h2d_bandwidth = gbps(f)?,
-        "d2h_gbps" => c.d2h_bandwidth = gbps(f)?,
-        "p2p_gbps" => c.p2p_bandwidth = gbps(f)?,
+        "h2d_gbps" | "d2h_gbps" => {
+            let bw = gbps(f)?;
+            if let Some((other, key)) = host {
+                if *other != bw {
+                    return Err(err(line, format!("field `{}`: differs from `costs.{key}`; xe moves both directions with one copy engine, so the host link is one figure (or set `device.host_gbps`)", f.name())));
+                }
+            }
+            *host = Some((bw, f.key.clone()));
+        }
+        "p2p_gbps" => return Err(err(line, "field `costs.p2p_gbps`: a p2p link's default is 0.8 x the slower host link; set `link.bandwidth_gbps` instead")),
+        "clear_gbps" => return Err(err(line, "field `costs.clear_gbps`: clears run at half each device's `local_gbps`; set that instead")),
         "fabric_gbps" => c.fabric_bandwidth = gbps(f)?,
-        "clear_gbps" => c.clear_bandwidth = gbps(f)?,
+        "zero_fill_gbps" => c.zero_fill_bandwidth = gbps(f)?,
         "atomic_timeslice_ms" => c.atomic_timeslice_ns = us(f)? * 1000,
         "pagemap_call_ns" => c.pagemap_call_ns = us(f)? / 1000,
         "pagemap_scan_page_ns" => c.pagemap_scan_page_ns = us(f)? / 1000,

@@ -26,8 +26,9 @@
 //!
 //! * **Access.** A GPU access costs nothing in the accessing device's VRAM
 //!   (either tile) and `bytes / path bandwidth` elsewhere, as the simulator
-//!   prices a remote access: system memory over PCIe, a peer's VRAM over
-//!   its link. A peer's VRAM is reachable only inside its pagemap owner
+//!   prices a remote access: system memory over the accessing device's own
+//!   host link (`DeviceSpec::host_bandwidth`), a peer's VRAM over their
+//!   link (`Topology::peer_bandwidth`). A peer's VRAM is reachable only inside its pagemap owner
 //!   group (`Topology::owner_groups`: no link, or kernel 6.18, no remote
 //!   access): anywhere else the pages must move first. A GPU atomic that
 //!   needs VRAM (docs/kernel-model.md §3.2) runs in the accessing tile's VRAM; in
@@ -40,10 +41,17 @@
 //! * **Move.** A range migration pays `copy_submit + copy_fixed + bytes /
 //!   bandwidth` (plus per-page CPU work without device huge pages) once per
 //!   range, and a range is at most 2 MiB: a segment of `b` bytes pays at
-//!   least `b / 2 MiB` of the fixed part and all of its own transfer.
-//!   Between two owner groups (and between any two VRAM regions on 6.18)
-//!   no VRAM-to-VRAM copy exists: pages go to system memory and back, two
-//!   copies.
+//!   least `b / 2 MiB` of the fixed part and all of its own transfer. The
+//!   bandwidth is the host link of the device whose VRAM the pages enter
+//!   or leave (one copy engine both ways), a peer link between devices,
+//!   and the device's clear bandwidth between its two tiles. Every move
+//!   into VRAM also pays the clear of the new allocation the simulator
+//!   charges when `populate_mm` creates it (`copy_submit + range bytes /
+//!   clear bandwidth`, before any copy, success or not): at least the
+//!   submission's `b / 2 MiB` share and `b / clear bandwidth`, as the
+//!   range holds all of the segment's bytes. Between two owner groups (and
+//!   between any two VRAM regions on 6.18) no VRAM-to-VRAM copy exists:
+//!   pages go to system memory and back, two copies and the clear.
 //! * **TLB.** None in the bound. A move after a GPU used the pages needs
 //!   their binding removed first, but one madvise removes any number of
 //!   ranges' bindings with one invalidation per tile over its whole span
@@ -51,10 +59,21 @@
 //!   notifier finds nothing bound: the share per byte has no floor. The
 //!   offline schedule, which does not batch, pays `tlb_invalidation` per
 //!   range and tile, as a migration's notifier charges it.
-//! * **Birth.** A never-touched segment is born free in system memory (the
-//!   CPU's zero-fill is not on the clock), or in VRAM for at least the
-//!   clear (`copy_submit` share + `b / clear bandwidth`): no copy exists for
-//!   pages that were never populated.
+//! * **Birth.** A never-touched segment is born in system memory for `b /
+//!   zero-fill bandwidth`, or in VRAM for at least the clear (`copy_submit`
+//!   share + `b / clear bandwidth`): no copy exists for pages that were
+//!   never populated. The simulator charges the zero-fill for every page it
+//!   populates in system memory, whoever populates it (the CPU's fault,
+//!   or `hmm_range_fault` under a GPU fault or a prefetch, which may
+//!   populate a whole range beyond the segment touched: those pages were
+//!   charged then, and their own first touch finds them populated), and
+//!   the clear for every page of a new VRAM allocation, never-touched
+//!   neighbours of the faulting segment included; so each page of each
+//!   life pays a zero-fill or a clear, and the moves from there, before
+//!   its first touch. Birth in system memory is therefore the cheaper of
+//!   the zero-fill and a clear in any VRAM with the copy back. A first
+//!   touch that fails (a GPU atomic under CPU mode: EACCES before any
+//!   fault) populates nothing: its birth is left out.
 //!
 //! * **Free.** A free (munmap) ends a segment's life: its contents are
 //!   gone, nothing needs to move back, and the next touch after the
@@ -178,7 +197,7 @@ impl Machine<'_> {
         // prices it: the device's own memory, or a link.
         let local = Price { mem: arg.reuse() * Self::per_byte(spec.local_bandwidth), stall: 0.0 };
         let link = |bw: f64, stall: f64| Price { mem: arg.reuse() * arg.link_slowdown() * Self::per_byte(bw), stall };
-        let peer_bw = |d: u32| self.topo.link(device, d).map_or(self.costs().h2d_bandwidth, |l| l.bandwidth);
+        let peer_bw = |d: u32| self.topo.peer_bandwidth(device, d);
         if atomic && spec.has_vram() {
             if atomic_fails {
                 return Some(Price { mem: 0.0, stall: 0.0 });
@@ -198,7 +217,7 @@ impl Machine<'_> {
         }
         match p {
             Place::System if !spec.has_vram() => Some(local),
-            Place::System => Some(link(self.costs().h2d_bandwidth, 0.0)),
+            Place::System => Some(link(spec.host_bandwidth, 0.0)),
             Place::Vram { device: d, .. } if d == device => Some(local),
             Place::Vram { device: d, .. } if self.owner[d as usize] == self.owner[device as usize] => Some(link(peer_bw(d), 0.0)),
             Place::Vram { .. } => None,
@@ -218,20 +237,35 @@ impl Machine<'_> {
         (c.copy_submit_ns + c.copy_fixed_ns) as f64 / CHUNK as f64 + Self::per_byte(bw) + pages
     }
 
-    /// The cheapest move per byte from one place to another (without the TLB).
+    /// A device's host link, bytes/s (both directions alike).
+    fn host(&self, device: u32) -> f64 {
+        self.topo.devices[device as usize].host_bandwidth
+    }
+
+    /// The floor per byte of the clear of new VRAM on `device`: its share
+    /// of one submission per range, and the bytes at its clear bandwidth.
+    fn clear(&self, device: u32) -> f64 {
+        self.costs().copy_submit_ns as f64 / CHUNK as f64 + Self::per_byte(self.topo.devices[device as usize].clear_bandwidth())
+    }
+
+    /// The cheapest move per byte from one place to another (without the
+    /// TLB): every move into VRAM also pays the new allocation's clear.
     fn mv(&self, from: Place, to: Place) -> f64 {
-        let c = self.costs();
         match (from, to) {
             _ if from == to => 0.0,
-            (Place::System, _) => self.copy(c.h2d_bandwidth),
-            (_, Place::System) => self.copy(c.d2h_bandwidth),
+            (Place::System, Place::Vram { device: b, .. }) => self.copy(self.host(b)) + self.clear(b),
+            (Place::Vram { device: a, .. }, Place::System) => self.copy(self.host(a)),
             (Place::Vram { device: a, .. }, Place::Vram { device: b, .. }) => {
+                // Out to system memory and back in: the only path between
+                // owner groups, and a floor of the direct one (which it may
+                // undercut where host links are fast and the link slow).
+                let via_system = self.copy(self.host(a)) + self.copy(self.host(b)) + self.clear(b);
                 if !self.multi_device || self.owner[a as usize] != self.owner[b as usize] {
-                    // No VRAM-to-VRAM path: out to system memory and back in.
-                    return self.copy(c.d2h_bandwidth) + self.copy(c.h2d_bandwidth);
+                    return via_system;
                 }
-                self.copy(if a == b { c.p2p_bandwidth } else { self.topo.link(a, b).map_or(c.h2d_bandwidth, |l| l.bandwidth) })
+                via_system.min(self.copy(self.topo.peer_bandwidth(a, b)) + self.clear(b))
             }
+            (Place::System, Place::System) => 0.0,
         }
     }
 
@@ -246,17 +280,26 @@ impl Machine<'_> {
         self.costs().tlb_invalidation_ns as f64 / CHUNK as f64
     }
 
-    /// Birth per byte: free in system memory, at least a clear in VRAM (or
-    /// birth in system memory and a copy, if that is cheaper).
+    /// Birth per byte, up to the first touch: in VRAM the new allocation's
+    /// clear (cheaper than any way through system memory or another VRAM,
+    /// which pay a clear too); in system memory the zero-fill, or a clear in
+    /// some VRAM and the copy back, where that is cheaper: a neighbour's
+    /// migration clears its whole range, pages never touched included.
     fn birth(&self, p: Place) -> f64 {
         match p {
-            Place::System => 0.0,
-            Place::Vram { .. } => {
-                let c = self.costs();
-                let clear = c.copy_submit_ns as f64 / CHUNK as f64 + Self::per_byte(c.clear_bandwidth);
-                clear.min(self.mv(Place::System, p))
-            }
+            Place::System => self.places.iter().fold(Self::per_byte(self.costs().zero_fill_bandwidth), |best, &q| match q {
+                Place::Vram { device, .. } => best.min(self.clear(device) + self.mv(q, Place::System)),
+                Place::System => best,
+            }),
+            Place::Vram { device, .. } => self.clear(device),
         }
+    }
+
+    /// Whether a touch fails before it costs anything (a GPU atomic under
+    /// `DRM_XE_ATOMIC_CPU` on a device with VRAM: EACCES before any fault),
+    /// so it populates nothing either.
+    fn fails(&self, t: &Touch, atomic_fails: bool) -> bool {
+        matches!(t.who, Who::Gpu { device, atomic: true, .. } if atomic_fails && self.topo.devices[device as usize].has_vram())
     }
 }
 
@@ -354,7 +397,9 @@ fn shortest_path(m: &Machine, sig: &[(Touch, bool)], excess: bool) -> (f64, Vec<
             };
             let a = price.stall + if excess { price.mem - m.least_mem(t, *fails) } else { 0.0 };
             if k == 0 {
-                next[j] = m.birth(p) + a;
+                // A failing first touch populates nothing: its birth is left
+                // to a later touch, and left out (a lower bound).
+                next[j] = if m.fails(t, *fails) { 0.0 } else { m.birth(p) } + a;
                 continue;
             }
             for (i, &q) in m.places.iter().enumerate() {

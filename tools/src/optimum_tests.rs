@@ -38,32 +38,58 @@ fn local(w: &Workload, bytes: u64) -> f64 {
     ns(bytes, w.topology.devices[0].local_bandwidth)
 }
 
+/// A device's host link and clear bandwidth.
+fn host(t: &Topology, d: usize) -> f64 {
+    t.devices[d].host_bandwidth
+}
+
+/// The floor of one copy of `bytes` (its share of a range's fixed cost, the
+/// transfer, and per-page CPU work without device folios, as on 7.0).
+fn copy(c: &Costs, bytes: u64, bw: f64) -> f64 {
+    let pages = if c.device_huge_pages { 0.0 } else { (bytes / PAGE * c.per_page_cpu_ns) as f64 };
+    (c.copy_submit_ns + c.copy_fixed_ns) as f64 * bytes as f64 / CHUNK as f64 + ns(bytes, bw) + pages
+}
+
+/// The floor of the clear of `bytes` of new VRAM on device `d`.
+fn clear(t: &Topology, bytes: u64, d: usize) -> f64 {
+    t.costs.copy_submit_ns as f64 * bytes as f64 / CHUNK as f64 + ns(bytes, t.devices[d].clear_bandwidth())
+}
+
+/// The zero-fill of `bytes` born in system memory.
+fn zero_fill(c: &Costs, bytes: u64) -> f64 {
+    ns(bytes, c.zero_fill_bandwidth)
+}
+
 #[test]
 fn a_read_only_buffer_costs_the_cheaper_of_reading_remotely_and_copying() {
     let t = machine(1, 64 * MIB, true);
     let c = t.costs.clone();
+    // Born in system memory by the CPU's write: the zero-fill.
+    let born = zero_fill(&c, 2 * MIB);
+    let remote = ns(2 * MIB, host(&t, 0));
+    let moved = copy(&c, 2 * MIB, host(&t, 0)) + clear(&t, 2 * MIB, 0);
     let mut w = Workload::new("t", t);
     let a = w.buffer("a", 2 * MIB);
     w.cpu(a, 2 * MIB, true);
     w.launch(0, vec![(a, 2 * MIB, Access::Read)]);
-    let remote = ns(2 * MIB, c.h2d_bandwidth);
-    let copy = (c.copy_submit_ns + c.copy_fixed_ns) as f64 + remote;
     let lo = local(&w, 2 * MIB);
-    assert_eq!(optimum(&w).bound_ns, floor(remote.min(copy + lo)));
-    // Read five times: one copy is cheaper than five remote reads.
-    for _ in 0..4 {
+    assert_eq!(optimum(&w).bound_ns, floor(born + remote.min(moved + lo)));
+    // Read sixteen times: one copy (without device folios on 7.0, about
+    // eleven remote reads) is cheaper than sixteen remote reads.
+    for _ in 0..15 {
         w.launch(0, vec![(a, 2 * MIB, Access::Read)]);
     }
-    assert_eq!(optimum(&w).bound_ns, floor(copy + 5.0 * lo));
+    assert!(moved < 16.0 * (remote - lo));
+    assert_eq!(optimum(&w).bound_ns, floor(born + moved + 16.0 * lo));
     // With compute beyond each read's remote time, the remote reads hide
-    // behind it: five launches of compute and nothing else.
-    let slow = 2.0 * remote;
+    // behind it: sixteen launches of compute and the birth.
+    let slow = (2.0 * remote) as u64;
     for s in &mut w.steps {
         if let Step::Launch { compute_ns, .. } = s {
-            *compute_ns = slow as u64;
+            *compute_ns = slow;
         }
     }
-    assert_eq!(optimum(&w).bound_ns, floor(5.0 * (slow as u64) as f64));
+    assert_eq!(optimum(&w).bound_ns, floor(born + 16.0 * slow as f64));
     // Read eight times per launch: the copy again.
     for s in &mut w.steps {
         if let Step::Launch { args, compute_ns, .. } = s {
@@ -71,7 +97,7 @@ fn a_read_only_buffer_costs_the_cheaper_of_reading_remotely_and_copying() {
             *compute_ns = 0;
         }
     }
-    assert_eq!(optimum(&w).bound_ns, floor(copy + 40.0 * lo));
+    assert_eq!(optimum(&w).bound_ns, floor(born + moved + 128.0 * lo));
 }
 
 #[test]
@@ -84,13 +110,14 @@ fn atomics_and_cpu_accesses_force_their_places() {
     w.launch(1, vec![(a, 2 * MIB, Access::Atomic)]); // moved over the link after GPU use, or remote at a fault
     w.cpu(a, 2 * MIB, false); // back to system, after GPU use
     let link = t_link(&w);
-    let fixed = (c.copy_submit_ns + c.copy_fixed_ns) as f64;
-    let clear = c.copy_submit_ns as f64 + ns(2 * MIB, c.clear_bandwidth);
+    let t = &w.topology;
     // No TLB share: one madvise unbinds any span with one invalidation.
-    let moved = fixed + ns(2 * MIB, link);
+    let moved = copy(&c, 2 * MIB, link) + clear(t, 2 * MIB, 1);
     let lo = local(&w, 2 * MIB);
     let remote = c.fault_service_ns as f64 + ns(2 * MIB, link) - lo;
-    let want = 2.0 * lo + clear + moved.min(remote) + (fixed + ns(2 * MIB, c.d2h_bandwidth));
+    // Both devices are of one class: back to system over either host link.
+    assert_eq!(host(t, 0), host(t, 1));
+    let want = 2.0 * lo + clear(t, 2 * MIB, 0) + moved.min(remote) + copy(&c, 2 * MIB, host(t, 0));
     assert_eq!(optimum(&w).bound_ns, floor(want));
 }
 
@@ -104,10 +131,9 @@ fn without_a_link_peer_vram_is_out_of_reach() {
     let a = w.buffer("a", 2 * MIB);
     w.launch(0, vec![(a, 2 * MIB, Access::Atomic)]);
     w.launch(1, vec![(a, 2 * MIB, Access::Atomic)]);
-    let fixed = (c.copy_submit_ns + c.copy_fixed_ns) as f64;
-    let clear = c.copy_submit_ns as f64 + ns(2 * MIB, c.clear_bandwidth);
-    let via_system = fixed + ns(2 * MIB, c.d2h_bandwidth) + fixed + ns(2 * MIB, c.h2d_bandwidth);
-    assert_eq!(optimum(&w).bound_ns, floor(2.0 * local(&w, 2 * MIB) + clear + via_system));
+    let t = &w.topology;
+    let via_system = copy(&c, 2 * MIB, host(t, 0)) + copy(&c, 2 * MIB, host(t, 1)) + clear(t, 2 * MIB, 1);
+    assert_eq!(optimum(&w).bound_ns, floor(2.0 * local(&w, 2 * MIB) + clear(t, 2 * MIB, 0) + via_system));
 }
 
 /// Never-populated memory a GPU writes is born in VRAM by a clear (or
@@ -115,14 +141,14 @@ fn without_a_link_peer_vram_is_out_of_reach() {
 #[test]
 fn gpu_born_buffers_pay_their_birth() {
     let t = machine(1, 64 * MIB, true);
-    let c = t.costs.clone();
+    let born = clear(&t, 8 * MIB, 0);
+    assert!(born < zero_fill(&t.costs, 8 * MIB) + ns(8 * MIB, host(&t, 0)));
     let mut w = Workload::new("t", t);
     let a = w.buffer("a", 8 * MIB);
     for _ in 0..4 {
         w.launch(0, vec![(a, 8 * MIB, Access::Write)]);
     }
-    let clear = 4.0 * c.copy_submit_ns as f64 + ns(8 * MIB, c.clear_bandwidth);
-    assert_eq!(optimum(&w).bound_ns, floor(clear + 4.0 * local(&w, 8 * MIB)));
+    assert_eq!(optimum(&w).bound_ns, floor(born + 4.0 * local(&w, 8 * MIB)));
 }
 
 /// The split case: a system preference on 64 KiB of a 2 MiB buffer,
@@ -134,11 +160,12 @@ fn pieces_of_a_chunk_each_keep_their_place() {
     let text = std::fs::read_to_string(dir.join("split.toml")).unwrap();
     let w = crate::scenario::parse(&text, &dir).unwrap().workload;
     let o = optimum(&w);
-    let c = &w.topology.costs;
-    // One move of the atomic piece into VRAM, nothing after.
+    let t = &w.topology;
+    // The CPU's write gives birth to all 2 MiB in system memory; one move
+    // of the atomic piece into VRAM (a copy and the clear), nothing after.
     let piece = 64 << 10;
-    let once = (c.copy_submit_ns + c.copy_fixed_ns) as f64 * piece as f64 / CHUNK as f64 + ns(piece, c.h2d_bandwidth);
-    assert_eq!(o.bound_ns, floor(once + 8.0 * local(&w, piece)));
+    let once = copy(&t.costs, piece, host(t, 0)) + clear(t, piece, 0);
+    assert_eq!(o.bound_ns, floor(zero_fill(&t.costs, 2 * MIB) + once + 8.0 * local(&w, piece)));
     for p in PolicyKind::ALL {
         let r = run(&w, p).unwrap();
         assert!(r.simulated_ns >= o.bound_ns, "{p:?}: {} < {}", r.simulated_ns, o.bound_ns);
@@ -151,7 +178,9 @@ fn capacity_makes_the_offline_schedule_dearer_than_the_bound() {
     let mut w = Workload::new("t", t);
     let a = w.buffer("a", 24 * MIB);
     w.cpu(a, 24 * MIB, true);
-    for _ in 0..4 {
+    // Enough writes that moving beats writing remotely (a copy without
+    // device folios costs about eleven remote writes).
+    for _ in 0..16 {
         w.launch(0, vec![(a, 24 * MIB, Access::Write)]);
     }
     let o = optimum(&w);
@@ -179,7 +208,7 @@ impl Rng {
 }
 
 /// The machines the property runs on: with and without links, one to
-/// three devices, two tiles, kernel 6.18 (no multi-device pagemaps),
+/// three devices, two tiles, kernel 6.18 (no multi-device pagemaps) or 7.1 (device folios),
 /// small VRAM so that capacity binds.
 fn random_machine(r: &mut Rng) -> Topology {
     let (preset, devices) = match r.below(6) {
@@ -196,8 +225,11 @@ fn random_machine(r: &mut Rng) -> Topology {
     for d in &mut t.devices {
         d.vram_per_tile = [8, 16, 64][r.below(3) as usize] * MIB;
     }
-    if r.below(5) == 0 {
-        t.kernel = xesvm::sim::KernelVersion::V6_18;
+    match r.below(5) {
+        0 => t.set_kernel(xesvm::sim::KernelVersion::V6_18),
+        // 7.1: device folios on (no per-page CPU work in a copy).
+        1 => t.set_kernel(xesvm::sim::KernelVersion::V7_1),
+        _ => {}
     }
     t
 }
@@ -305,3 +337,4 @@ proptest! {
         }
     }
 }
+

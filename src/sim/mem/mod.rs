@@ -251,7 +251,8 @@ impl Memory {
     /// get_pages in one pass: stops at the first page that a migration holds
     /// or that `usable` rejects (returning its address), else populates
     /// untouched pages in system memory and returns the span's uniformity.
-    pub fn prepare_pages(&mut self, start: u64, end: u64, usable: impl Fn(u16) -> bool) -> Result<Uniformity, u64> {
+    /// `born` counts the pages it populated, also on a pass that stopped.
+    pub fn prepare_pages(&mut self, start: u64, end: u64, usable: impl Fn(u16) -> bool, born: &mut u64) -> Result<Uniformity, u64> {
         let mut u = Uniformity::default();
         let see = |u: &mut Uniformity, raw: u8, alloc: u32, addr: u64| -> Result<(), u64> {
             if raw & LOCKED != 0 {
@@ -279,6 +280,7 @@ impl Memory {
                 }
                 if whole {
                     *b = Block::Extent { loc: LOC_SYSTEM, alloc: 0, sys: Content::Zero };
+                    *born += PAGES_PER_BLOCK as u64;
                     continue;
                 }
             }
@@ -288,6 +290,7 @@ impl Memory {
                 if p.loc[i] == LOC_UNPOPULATED {
                     p.loc[i] = LOC_SYSTEM;
                     p.sys[i] = 0;
+                    *born += 1;
                 }
             }
         }
@@ -362,7 +365,9 @@ impl Memory {
 
     /// Writes the tokens of a write of `value` over [start, end), where each
     /// page lives; untouched pages are populated in system memory first.
-    pub fn write_span(&mut self, start: u64, end: u64, value: u64) {
+    /// Returns how many it populated.
+    pub fn write_span(&mut self, start: u64, end: u64, value: u64) -> u64 {
+        let mut born = 0;
         for (bi, i0, i1) in block_spans(start, end) {
             let base = bi * BLOCK;
             let whole = i0 == 0 && i1 == PAGES_PER_BLOCK;
@@ -370,6 +375,9 @@ impl Memory {
             if let (true, Block::Extent { loc, alloc, sys }) = (whole, &mut *b) {
                 match Loc::decode(*loc) {
                     Loc::Unpopulated | Loc::System => {
+                        if Loc::decode(*loc) == Loc::Unpopulated {
+                            born += PAGES_PER_BLOCK as u64;
+                        }
                         *loc = (*loc & LOCKED) | LOC_SYSTEM;
                         *sys = Content::Written(value);
                         continue;
@@ -391,16 +399,20 @@ impl Memory {
                     Loc::Unpopulated => {
                         p.loc[i] = (p.loc[i] & LOCKED) | LOC_SYSTEM;
                         p.sys[i] = tok;
+                        born += 1;
                     }
                     Loc::System => p.sys[i] = tok,
                     Loc::Vram(_) => self.t.get_mut(p.alloc[i]).set_token(a, tok),
                 }
             }
         }
+        born
     }
 
-    /// Faults untouched pages of [start, end) in as zero-filled system pages.
-    pub fn populate_span(&mut self, start: u64, end: u64) {
+    /// Faults untouched pages of [start, end) in as zero-filled system pages;
+    /// returns how many.
+    pub fn populate_span(&mut self, start: u64, end: u64) -> u64 {
+        let mut born = 0;
         for (bi, i0, i1) in block_spans(start, end) {
             let whole = i0 == 0 && i1 == PAGES_PER_BLOCK;
             let b = self.block_mut(bi);
@@ -411,6 +423,7 @@ impl Memory {
                 if whole {
                     *loc = (*loc & LOCKED) | LOC_SYSTEM;
                     *sys = Content::Zero;
+                    born += PAGES_PER_BLOCK as u64;
                     continue;
                 }
             }
@@ -419,9 +432,11 @@ impl Memory {
                 if p.loc[i] & !LOCKED == LOC_UNPOPULATED {
                     p.loc[i] = (p.loc[i] & LOCKED) | LOC_SYSTEM;
                     p.sys[i] = 0;
+                    born += 1;
                 }
             }
         }
+        born
     }
 
     /// Moves pages into allocation `id`, carrying their tokens. With
