@@ -32,6 +32,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
+use super::{Context, DeviceHandle};
+use crate::errno::Result;
+
 /// How a launch's data gets where it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Strategy {
@@ -163,5 +166,19 @@ impl Chooser {
     pub(crate) fn forget(&self, slot: u16) {
         self.pending.lock().remove(&slot);
         self.entries.lock().retain(|k, _| k.0 != slot);
+    }
+}
+
+impl Context {
+    /// The runtime's report that device `h`'s launch, placed by the calls
+    /// since its last report, took `duration_ns` (from the runtime's own
+    /// timestamps: submission to completion, its GPU faults included). The
+    /// default engine learns from it which strategy each allocation costs
+    /// least under (policy/choose.rs); without reports it keeps the
+    /// runtime's defaults. Errors: EBADF for a closed handle.
+    pub fn launch_done(&self, h: DeviceHandle, duration_ns: u64) -> Result<()> {
+        Context::device_in(&self.slots.read(), h)?;
+        self.chooser.launch_done(h.slot, duration_ns);
+        Ok(())
     }
 }

@@ -31,6 +31,7 @@ mod birth;
 mod attributes;
 mod brlock;
 mod choose;
+mod chunks;
 mod device;
 mod errors;
 mod evict;
@@ -569,18 +570,6 @@ impl Context {
         // The last reference destroys the VM the library created and closes
         // the fd it opened (Device's Drop; only the fd in a forked child).
         drop(dev);
-        Ok(())
-    }
-
-    /// The runtime's report that device `h`'s launch, placed by the calls
-    /// since its last report, took `duration_ns` (from the runtime's own
-    /// timestamps: submission to completion, its GPU faults included). The
-    /// default engine learns from it which strategy each allocation costs
-    /// least under (policy/choose.rs); without reports it keeps the
-    /// runtime's defaults. Errors: EBADF for a closed handle.
-    pub fn launch_done(&self, h: DeviceHandle, duration_ns: u64) -> Result<()> {
-        Context::device_in(&self.slots.read(), h)?;
-        self.chooser.launch_done(h.slot, duration_ns);
         Ok(())
     }
 

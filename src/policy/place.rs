@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::choose::Strategy;
+use super::chunks::{faults_keep, ChunkSides};
 use super::errors::Answer;
 use super::record::merge_pieces;
 use crate::log::Span;
@@ -583,18 +584,6 @@ impl Context {
         Ok(Migrated { moved: summary.residency != Some(cand), bound: true })
     }
 
-    /// Whether [start, end) lies inside one 2 MiB chunk, and another part of
-    /// that chunk is recorded in `pm`.
-    fn chunk_mate_in(&self, start: u64, end: u64, pm: Pagemap) -> bool {
-        let (cs, ce) = (start & !(CHUNK - 1), (start & !(CHUNK - 1)) + CHUNK);
-        if end > ce || end - start == CHUNK {
-            return false;
-        }
-        let track = self.track.read();
-        let found = track.overlapping(cs, ce).any(|(s, r)| (s, r.end) != (start, end) && r.residency == Some(pm));
-        found
-    }
-
     /// Binds a span already in system memory for device `on` (a queued
     /// prefetch: it moves nothing, docs/kernel-model.md §7); whether it was
     /// accepted. A failure changes nothing: the GPU faults instead.
@@ -666,57 +655,4 @@ impl Context {
         }
     }
 
-}
-
-/// The span a placement's madvise covers, widened to whole 2 MiB chunks on
-/// the sides where that was free, with the range locks that keep those
-/// sides free until the placement is recorded.
-pub(super) struct ChunkSides<'a> {
-    start: u64,
-    end: u64,
-    _locks: [Option<super::rangelock::RangeGuard<'a>>; 2],
-}
-
-impl ChunkSides<'_> {
-    fn none(start: u64, end: u64) -> Self {
-        ChunkSides { start, end, _locks: [None, None] }
-    }
-}
-
-impl Context {
-    /// [start, end) widened to its 2 MiB chunks on each side where no other
-    /// call holds the side and what is recorded there lives where this span
-    /// goes (its attributes then are, or become, the same: a packed
-    /// neighbor placed alike); elsewhere another placement's attributes
-    /// stay as they are. A span already on chunk boundaries is returned as
-    /// it is, with no lock taken.
-    fn chunk_sides(&self, start: u64, end: u64, cand: Pagemap) -> ChunkSides<'_> {
-        let (lo, hi) = (start & !(CHUNK - 1), end.next_multiple_of(CHUNK).min(VA_LIMIT));
-        let side = |s: u64, e: u64| {
-            if s >= e {
-                return None;
-            }
-            let g = self.ranges.try_lock(s, e)?;
-            let alike = self.track.read().overlapping(s, e).all(|(_, r)| r.residency == Some(cand) && r.preferred.is_none());
-            alike.then_some(g)
-        };
-        let (gl, gh) = (side(lo, start), side(end, hi));
-        ChunkSides { start: if gl.is_some() { lo } else { start }, end: if gh.is_some() { hi } else { end }, _locks: [gl, gh] }
-    }
-}
-
-/// Whether a device's GPU faults leave a range in `target` under the
-/// preferred location recorded for its VM (docs/kernel-model.md §3.1; §14 rows 4,
-/// 10, 12): its own VRAM under DEFAULT_DEVICE or named, a peer's only when
-/// named, system memory under DEFAULT_SYSTEM (or on a device without VRAM).
-/// Otherwise its next fault would migrate the range (rows 3, 5, 13), so the
-/// placement is not done even where the pages are.
-pub(super) fn faults_keep(dev: &Device, pref: PrefApplied, target: Pagemap) -> bool {
-    match (target, pref) {
-        (Pagemap::System, PrefApplied::DefaultSystem) => true,
-        (Pagemap::System, PrefApplied::DefaultDevice) => !dev.has_vram(),
-        (Pagemap::Vram { device, .. }, PrefApplied::DefaultDevice) => device == dev.slot,
-        (Pagemap::Vram { device, .. }, PrefApplied::Device { slot, .. }) => slot == device,
-        _ => false,
-    }
 }
