@@ -1448,6 +1448,38 @@ int svm_batch_complete(struct svm_context *ctx, struct svm_batch *batch, int64_t
 int svm_batch_destroy(struct svm_batch *batch);
 
 /**
+ * The extent of the allocation `ptr` lies in, as a runtime without an
+ * allocation table needs it for a kernel argument into malloc memory (a
+ * "shared system" pointer): the process's CPU mapping that holds `ptr`, as
+ * `/proc/self/maps` lists it, into `*start` and `*size` (page aligned; on
+ * the simulator, the simulated process's mappings). A mapping may hold
+ * several allocations (an allocator's arena, adjacent anonymous mappings
+ * Linux merged) but never cuts one: [*start, *start + *size) can go to
+ * svm_resolve_pagemap and svm_alloc_vram as it is. The library's records
+ * are not consulted. Each call reads the maps (a syscall under the mm
+ * lock): cache the answer until your free hook, if you have one, says
+ * otherwise. Errors: -EINVAL (`ctx`, `start` or `size` NULL), -EFAULT
+ * (nothing mapped at `ptr`), -ECHILD (a forked child's inherited
+ * context), or the errno of reading /proc/self/maps. Nothing is written on
+ * failure. Thread-safe.
+ */
+int svm_find_extent(struct svm_context *ctx, const void *ptr, uint64_t *start, uint64_t *size);
+
+/**
+ * Reports that the launch on `device` that the runtime placed with
+ * svm_alloc_vram(SVM_ALLOC_ENGINE) calls since its previous report took
+ * `duration_ns`, from the runtime's own timestamps (submission to
+ * completion, the launch's GPU faults included). With reports the default
+ * engine learns, per allocation, whether leaving a launch's data to the
+ * faults or prefetching it costs less, tries the other strategy once and
+ * then follows the cheaper (docs/design.md, "The engine's default");
+ * without them it keeps the runtime's own default. Optional. Errors:
+ * -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed device).
+ * Thread-safe.
+ */
+int svm_launch_report(struct svm_context *ctx, struct svm_device device, uint64_t duration_ns);
+
+/**
  * Where [start, start+size) should live for an access of `access` kind by
  * `tile` of `device`: the kernel's decision (docs/kernel-model.md §3, §14:
  * atomics in the tile's VRAM; an explicit preferred location if reachable;
@@ -1580,38 +1612,6 @@ int svm_set_atomic_mode(struct svm_context *ctx, uint64_t start, uint64_t size, 
  * errno. Thread-safe.
  */
 int svm_device_set_atomic_mode(struct svm_context *ctx, struct svm_device device, uint64_t start, uint64_t size, uint32_t mode);
-
-/**
- * The extent of the allocation `ptr` lies in, as a runtime without an
- * allocation table needs it for a kernel argument into malloc memory (a
- * "shared system" pointer): the process's CPU mapping that holds `ptr`, as
- * `/proc/self/maps` lists it, into `*start` and `*size` (page aligned; on
- * the simulator, the simulated process's mappings). A mapping may hold
- * several allocations (an allocator's arena, adjacent anonymous mappings
- * Linux merged) but never cuts one: [*start, *start + *size) can go to
- * svm_resolve_pagemap and svm_alloc_vram as it is. The library's records
- * are not consulted. Each call reads the maps (a syscall under the mm
- * lock): cache the answer until your free hook, if you have one, says
- * otherwise. Errors: -EINVAL (`ctx`, `start` or `size` NULL), -EFAULT
- * (nothing mapped at `ptr`), -ECHILD (a forked child's inherited
- * context), or the errno of reading /proc/self/maps. Nothing is written on
- * failure. Thread-safe.
- */
-int svm_find_extent(struct svm_context *ctx, const void *ptr, uint64_t *start, uint64_t *size);
-
-/**
- * Reports that the launch on `device` that the runtime placed with
- * svm_alloc_vram(SVM_ALLOC_ENGINE) calls since its previous report took
- * `duration_ns`, from the runtime's own timestamps (submission to
- * completion, the launch's GPU faults included). With reports the default
- * engine learns, per allocation, whether leaving a launch's data to the
- * faults or prefetching it costs less, tries the other strategy once and
- * then follows the cheaper (docs/design.md, "The engine's default");
- * without them it keeps the runtime's own default. Optional. Errors:
- * -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed device).
- * Thread-safe.
- */
-int svm_launch_report(struct svm_context *ctx, struct svm_device device, uint64_t duration_ns);
 
 /**
  * Tells the library that what it knows of a range's residency is stale

@@ -17,6 +17,7 @@
 pub mod context;
 pub mod links;
 pub mod batch;
+pub mod launch;
 pub mod placement;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -1,0 +1,60 @@
+//! What a runtime tells the library about a launch: where a kernel
+//! argument's allocation lies (`svm_find_extent`) and how long the launch
+//! took (`svm_launch_report`).
+
+use core::ffi::{c_int, c_void};
+
+use super::context::{context, svm_context, svm_device};
+use super::{guard, out, Failure};
+use crate::errno::Errno;
+
+/// The extent of the allocation `ptr` lies in, as a runtime without an
+/// allocation table needs it for a kernel argument into malloc memory (a
+/// "shared system" pointer): the process's CPU mapping that holds `ptr`, as
+/// `/proc/self/maps` lists it, into `*start` and `*size` (page aligned; on
+/// the simulator, the simulated process's mappings). A mapping may hold
+/// several allocations (an allocator's arena, adjacent anonymous mappings
+/// Linux merged) but never cuts one: [*start, *start + *size) can go to
+/// svm_resolve_pagemap and svm_alloc_vram as it is. The library's records
+/// are not consulted. Each call reads the maps (a syscall under the mm
+/// lock): cache the answer until your free hook, if you have one, says
+/// otherwise. Errors: -EINVAL (`ctx`, `start` or `size` NULL), -EFAULT
+/// (nothing mapped at `ptr`), -ECHILD (a forked child's inherited
+/// context), or the errno of reading /proc/self/maps. Nothing is written on
+/// failure. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_find_extent(ctx: *mut svm_context, ptr: *const c_void, start: *mut u64, size: *mut u64) -> c_int {
+    guard("svm_find_extent", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
+        let c = unsafe { context(ctx)? };
+        // SAFETY: `start`, `size` are NULL or point to writable u64s (the header's contract).
+        let (s, n) = unsafe { (out(start, "start")?, out(size, "size")?) };
+        let addr = ptr as u64;
+        let (lo, hi) = c.ctx.extent_of(addr).map_err(|e| match e {
+            Errno::EFAULT => Failure { errno: e, message: format!("{addr:#x}: nothing is mapped there") },
+            e => e.into(),
+        })?;
+        (*s, *n) = (lo, hi - lo);
+        Ok(())
+    })
+}
+
+/// Reports that the launch on `device` that the runtime placed with
+/// svm_alloc_vram(SVM_ALLOC_ENGINE) calls since its previous report took
+/// `duration_ns`, from the runtime's own timestamps (submission to
+/// completion, the launch's GPU faults included). With reports the default
+/// engine learns, per allocation, whether leaving a launch's data to the
+/// faults or prefetching it costs less, tries the other strategy once and
+/// then follows the cheaper (docs/design.md, "The engine's default");
+/// without them it keeps the runtime's own default. Optional. Errors:
+/// -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed device).
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_launch_report(ctx: *mut svm_context, device: svm_device, duration_ns: u64) -> c_int {
+    guard("svm_launch_report", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
+        let c = unsafe { context(ctx)? };
+        let h = c.device(device)?;
+        c.ctx.launch_done(h, duration_ns).map_err(Failure::from)
+    })
+}
