@@ -51,7 +51,11 @@
 //!   submission's `b / 2 MiB` share and `b / clear bandwidth`, as the
 //!   range holds all of the segment's bytes. Between two owner groups (and
 //!   between any two VRAM regions on 6.18) no VRAM-to-VRAM copy exists:
-//!   pages go to system memory and back, two copies and the clear.
+//!   pages go to system memory and back, two copies and the clear. A move
+//!   between two touches is priced as the cheapest chain of such copies
+//!   (through system memory or a third device: an eviction, a CPU fault on
+//!   a neighbour or another device's fault can carry the pages there), so
+//!   a slow direct link never makes the bound dearer than a detour.
 //! * **TLB.** None in the bound. A move after a GPU used the pages needs
 //!   their binding removed first, but one madvise removes any number of
 //!   ranges' bindings with one invalidation per tile over its whole span
@@ -160,6 +164,10 @@ struct Machine<'a> {
     places: Vec<Place>,
     owner: Vec<u32>,
     multi_device: bool,
+    /// The cheapest chain of moves between any two places, per byte
+    /// (`places` order): a move may go through system memory or a third
+    /// device where that costs less than the direct copy.
+    moves: Vec<Vec<f64>>,
 }
 
 impl Machine<'_> {
@@ -172,7 +180,30 @@ impl Machine<'_> {
                 }
             }
         }
-        Machine { topo, places, owner: topo.owner_groups(), multi_device: topo.kernel.multi_device() }
+        let mut m = Machine { topo, places, owner: topo.owner_groups(), multi_device: topo.kernel.multi_device(), moves: Vec::new() };
+        // Floyd-Warshall over the direct moves: any run's sequence of moves
+        // between two touches is a chain of direct moves, each at least its
+        // floor, so the cheapest chain is a floor of what it pays.
+        let n = m.places.len();
+        let mut d: Vec<Vec<f64>> = (0..n).map(|i| (0..n).map(|j| m.direct(m.places[i], m.places[j])).collect()).collect();
+        for k in 0..n {
+            for i in 0..n {
+                for j in 0..n {
+                    if d[i][k] + d[k][j] < d[i][j] {
+                        d[i][j] = d[i][k] + d[k][j];
+                    }
+                }
+            }
+        }
+        m.moves = d;
+        m
+    }
+
+    /// The cheapest chain of moves per byte from one place to another
+    /// (without the TLB).
+    fn mv(&self, from: Place, to: Place) -> f64 {
+        let ix = |p: Place| self.places.iter().position(|&q| q == p).expect("a place of this machine");
+        self.moves[ix(from)][ix(to)]
     }
 
     fn costs(&self) -> &Costs {
@@ -250,7 +281,7 @@ impl Machine<'_> {
 
     /// The cheapest move per byte from one place to another (without the
     /// TLB): every move into VRAM also pays the new allocation's clear.
-    fn mv(&self, from: Place, to: Place) -> f64 {
+    fn direct(&self, from: Place, to: Place) -> f64 {
         match (from, to) {
             _ if from == to => 0.0,
             (Place::System, Place::Vram { device: b, .. }) => self.copy(self.host(b)) + self.clear(b),
@@ -402,12 +433,12 @@ fn shortest_path(m: &Machine, sig: &[(Touch, bool)], excess: bool) -> (f64, Vec<
                 next[j] = if m.fails(t, *fails) { 0.0 } else { m.birth(p) } + a;
                 continue;
             }
-            for (i, &q) in m.places.iter().enumerate() {
+            for (i, _) in m.places.iter().enumerate() {
                 let c0 = cost[i];
                 if c0.is_infinite() {
                     continue;
                 }
-                let c = c0 + if q != p { m.mv(q, p) } else { 0.0 } + a;
+                let c = c0 + m.moves[i][j] + a;
                 if c < next[j] {
                     next[j] = c;
                     from[j] = i;

@@ -338,3 +338,37 @@ proptest! {
     }
 }
 
+
+/// A move between two touches is priced as the cheapest chain of copies:
+/// on a slow peer link with slow host links, through a third device.
+#[test]
+fn a_move_is_priced_as_the_cheapest_chain_of_copies() {
+    let mut t = Topology::preset("4dgpu-p2p").unwrap();
+    t.devices.truncate(3);
+    t.links.retain(|l| l.a < 3 && l.b < 3);
+    for d in &mut t.devices {
+        d.vram_per_tile = 64 * MIB;
+        d.host_bandwidth = 4e9;
+    }
+    for l in &mut t.links {
+        if (l.a, l.b) == (0, 1) {
+            l.bandwidth = 1e9;
+        }
+    }
+    let m = Machine::new(&t);
+    let v = |d| Place::Vram { device: d, tile: 0 };
+    let via_third = m.direct(v(0), v(2)) + m.direct(v(2), v(1));
+    assert!(via_third < m.direct(v(0), v(1)), "a 1 GB/s link and 4 GB/s host links: the third device is cheaper");
+    assert_eq!(m.mv(v(0), v(1)), via_third);
+    let mut w = Workload::new("slow link", t);
+    let a = w.buffer("a", 8 * MIB);
+    w.launch(0, vec![(a, 8 * MIB, Access::Atomic)]);
+    w.launch(1, vec![(a, 8 * MIB, Access::Atomic)]);
+    w.launch(2, vec![(a, 8 * MIB, Access::Atomic)]);
+    w.launch(1, vec![(a, 8 * MIB, Access::Atomic)]);
+    let o = optimum(&w);
+    for p in PolicyKind::ALL {
+        let r = run(&w, p).unwrap();
+        assert!(r.simulated_ns >= o.bound_ns, "{p:?}: {} < {}", r.simulated_ns, o.bound_ns);
+    }
+}
