@@ -54,7 +54,9 @@ impl Context {
         let part_of_larger = exact.is_none() && widest().is_some_and(|(s, r)| s <= start && r.end >= end);
         let rec = exact.or_else(|| widest().map(|(_, r)| r));
         if access == Access::Atomic {
-            if let Some(r) = rec {
+            // The cascade's writer bookkeeping (the default engine's resolve
+            // changes nothing).
+            if let Some(r) = rec.filter(|_| self.config.engine_rules) {
                 r.written();
             }
             // GPU atomics run in local VRAM only (docs/kernel-model.md §3.2, rows 15-19); CPU-only atomics fail (row 21).
@@ -66,7 +68,7 @@ impl Context {
         let links = self.links.read();
         let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
         if !self.config.engine_rules {
-            return Ok(Self::resolve_plain(rec, h, local, access, size, dev.placed[tile as usize].load(Ordering::Relaxed), t.capacity, reachable));
+            return Ok(Self::resolve_plain(rec, h, local, size, dev.placed[tile as usize].load(Ordering::Relaxed), t.capacity, reachable));
         }
         // Producer and consumer: a write to data that moved to a device that
         // read it from this one's VRAM (its reader holds it now) is written
@@ -209,14 +211,10 @@ impl Context {
     /// it placed), else where the range is if reachable, else system
     /// memory. A launch's data goes where the runtime's own prefetch sends
     /// it (its device's VRAM), so an engine placement never costs more
-    /// than that prefetch, whatever the program does next.
+    /// than that prefetch, whatever the program does next. It changes
+    /// nothing: the call is a pure decision.
     #[allow(clippy::too_many_arguments)]
-    fn resolve_plain(rec: Option<&Record>, h: DeviceHandle, local: Pagemap, access: Access, size: u64, placed: u64, capacity: u64, reachable: impl Fn(Pagemap) -> bool) -> Pagemap {
-        if access == Access::Write {
-            if let Some(r) = rec {
-                r.written();
-            }
-        }
+    fn resolve_plain(rec: Option<&Record>, h: DeviceHandle, local: Pagemap, size: u64, placed: u64, capacity: u64, reachable: impl Fn(Pagemap) -> bool) -> Pagemap {
         if let Some(p) = rec.and_then(|r| r.preferred_for_device(h.slot)).filter(|&p| reachable(p)) {
             return p;
         }
