@@ -167,7 +167,9 @@ static int setup(world *w, bytes *b)
 	for (int c = 0; c < NCTX; c++) {
 		svm_context_config cfg = { .struct_size = sizeof(cfg), .driver = SVM_DRIVER_SIM, .sim = w->sim,
 					   .thrash_max_moves = take8(b) % 6, .thrash_window_ns = take8(b) * 1000000ull,
-					   .pin_ns = take8(b) * 1000000ull, .observe_ttl_ns = take8(b) * 10000ull };
+					   .pin_ns = take8(b) * 1000000ull, .observe_ttl_ns = take8(b) * 10000ull,
+					   /* Both engines: the default and the rule cascade. */
+					   .flags = c % 2 ? SVM_CONTEXT_ENGINE_RULES : 0 };
 		MUST(svm_context_create(&cfg, &w->ctx[c]));
 		for (uint32_t d = 0; d < w->ndev; d++)
 			MUST(svm_device_open_index(w->ctx[c], d, &w->dev[c][d]));
@@ -231,9 +233,16 @@ static int step(world *w, bytes *b)
 		svm_device d = pick_device(w, b, c);
 		uint64_t s = pick_start(b), n = pick_size(b);
 		svm_pagemap pm = pick_pagemap(w, b, c);
-		uint32_t flags = take8(b) % 17; /* 16: one past SVM_ALLOC_* */
+		uint32_t flags = take8(b) % 33; /* 32: one past SVM_ALLOC_* */
 		svm_alloc_result res[2] = { { .struct_size = pick_struct_size(b, sizeof(svm_alloc_result)) } };
-		REFUSED(bad_span(s, n) || flags > 15 || pm.id == 0, svm_alloc_vram(ctx, d, s, n, pm, flags, take8(b) == 255 ? NULL : res));
+		REFUSED(bad_span(s, n) || flags > 31 || pm.id == 0, svm_alloc_vram(ctx, d, s, n, pm, flags, take8(b) == 255 ? NULL : res));
+		/* Now and then the launch it placed is reported (the default
+		 * engine learns from it): fine, or a stale handle refused. */
+		if (take8(b) % 4 == 0) {
+			int st = CALL(svm_launch_report(ctx, d, take8(b) * 1000ull));
+			if (st != 0 && st != -EBADF && st != -EINVAL)
+				FUZZ_FAIL("svm_launch_report: %d (%s)", st, svm_strerror(st));
+		}
 		return 0;
 	}
 	case 6: {

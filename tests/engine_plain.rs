@@ -101,3 +101,18 @@ fn advice_and_atomics_decide() {
     assert_eq!(t.ctx.resolve(t.dev[1], 0, BUF, 4 * MIB, Access::Read).unwrap(), t.ctx.pagemap(t.dev[1], 0).unwrap());
     assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 4 * MIB, Access::Atomic).unwrap(), t.ctx.pagemap(t.dev[0], 0).unwrap());
 }
+
+/// A buffer two devices take turns at is left to their faults from the
+/// first hand-off on: each device's kernel moves what it touches, never
+/// the whole buffer at every turn (a row split, a slice of the input).
+#[test]
+fn a_buffer_devices_take_turns_at_is_left_to_the_faults() {
+    let t = setup("2dgpu-p2p", false);
+    t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
+    let first = t.launch(0, BUF, 16 * MIB, Access::Read, AllocFlags::empty());
+    assert_eq!(first.bytes_moved, 16 * MIB, "{first:?}");
+    let second = t.launch(1, BUF, 16 * MIB, Access::Read, AllocFlags::empty());
+    assert!(second.on_fault && second.bytes_moved == 0, "{second:?}");
+    let third = t.launch(0, BUF, 16 * MIB, Access::Read, AllocFlags::empty());
+    assert!(third.on_fault, "shared for every device: {third:?}");
+}

@@ -91,6 +91,12 @@ const TRIAL_AFTER: u32 = 10;
 pub(crate) struct Chooser {
     /// Set by the first report: until then nothing is looked up.
     reported: AtomicBool,
+    /// Spans several devices took turns at (set the first time one is
+    /// asked for by a device while another's VRAM holds it): left to the
+    /// faults from then on, for every device.
+    shared: Mutex<std::collections::HashSet<(u64, u64)>>,
+    /// Whether `shared` holds anything (the hot path's one load).
+    any_shared: AtomicBool,
     entries: Mutex<HashMap<(u16, u64, u64), Entry>>,
     pending: Mutex<HashMap<u16, Pending>>,
 }
@@ -133,6 +139,24 @@ impl Chooser {
             p.used.push(((start, len), s));
         }
         s
+    }
+
+    /// Whether [start, start+len) is shared between devices: asked for by
+    /// one while `held_by` (the record's residency) is another's VRAM, now
+    /// or before. A prefetch of a whole span that devices take turns at
+    /// moves all of it at every turn, where each device's faults move only
+    /// what its kernel touches (a row split, a slice of the input): at
+    /// worst the faults cost one fault service per 2 MiB range more than
+    /// the prefetch (a tenth of its copy, see TRIAL_AFTER), at best they
+    /// save every untouched byte's round trip. The choice is the kernel's
+    /// own, so it is never worse than the runtime without xesvm.
+    pub(crate) fn shared(&self, slot: u16, start: u64, len: u64, held_by: Option<u16>) -> bool {
+        if held_by.is_some_and(|d| d != slot) {
+            self.shared.lock().insert((start, len));
+            self.any_shared.store(true, Ordering::Relaxed);
+            return true;
+        }
+        self.any_shared.load(Ordering::Relaxed) && self.shared.lock().contains(&(start, len))
     }
 
     /// Placement time spent for device `slot`'s coming launch.
@@ -180,5 +204,63 @@ impl Context {
         Context::device_in(&self.slots.read(), h)?;
         self.chooser.launch_done(h.slot, duration_ns);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without reports the default always; with them, the default ten
+    /// times, one trial of the other, then the cheaper, switching back only
+    /// when the other is 5 % cheaper.
+    #[test]
+    fn the_default_then_one_trial_then_the_lazy_leader() {
+        let c = Chooser::default();
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Faults);
+        assert!(!c.learning());
+        c.launch_done(0, 1_000);
+        for _ in 0..TRIAL_AFTER {
+            assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Faults);
+            c.launch_done(0, 1_000);
+        }
+        // The trial; prefetch turns out cheaper: it stays.
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Prefetch);
+        c.spent(0, 100);
+        c.launch_done(0, 500);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Prefetch);
+        // It gets dearer than the faults were, but within 5 %: it stays.
+        c.launch_done(0, 1_040);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Prefetch);
+        // Dearer by more: back to the faults.
+        c.launch_done(0, 2_000);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Faults);
+        // Another device and another span start over.
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true), Strategy::Prefetch);
+        assert_eq!(c.choose(0, 4096, 4096, Strategy::Faults, true), Strategy::Faults);
+    }
+
+    /// A prefetch is never tried where it does not fit.
+    #[test]
+    fn no_trial_of_a_prefetch_that_does_not_fit() {
+        let c = Chooser::default();
+        for _ in 0..=TRIAL_AFTER + 2 {
+            assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, false), Strategy::Faults);
+            c.launch_done(0, 1_000);
+        }
+    }
+
+    /// A span another device's VRAM held when this one asked is shared
+    /// from then on, for every device.
+    #[test]
+    fn a_span_devices_take_turns_at_is_shared() {
+        let c = Chooser::default();
+        assert!(!c.shared(0, 0, 4096, Some(0)));
+        assert!(!c.shared(0, 0, 4096, None));
+        assert!(c.shared(1, 0, 4096, Some(0)));
+        assert!(c.shared(0, 0, 4096, Some(0)));
+        assert!(!c.shared(0, 4096, 4096, None));
+        c.forget(0);
+        assert!(c.shared(1, 0, 4096, None), "a span's sharing is not a device's");
     }
 }

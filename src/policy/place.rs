@@ -89,7 +89,8 @@ impl Context {
                     }
                     _ => false,
                 };
-                if self.chooser.choose(h.slot, start, end - start, default, fits) == Strategy::Faults {
+                let held_by = self.track.read().exact(start, end).and_then(|r| r.residency).and_then(|p| p.device());
+                if self.chooser.shared(h.slot, start, end - start, held_by) || self.chooser.choose(h.slot, start, end - start, default, fits) == Strategy::Faults {
                     *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
                     return Ok(());
                 }

@@ -272,12 +272,13 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                             // Atomics must run in local VRAM: the kernel would move a
                             // pinned range anyway, so the thrash guard cannot help them.
                             let mut flags = if a == Access::Atomic { AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD } else { AllocFlags::ENGINE };
-                            // An allocation, not the bytes the kernel touches;
-                            // one a kernel declares atomic is placed now: its
-                            // atomics need the tile's VRAM, and the kernel's
-                            // atomic fault retries with a timeslice.
-                            if *knows != Knows::Span {
-                                flags |= if a == Access::Atomic { AllocFlags::EXTENT | AllocFlags::PREFETCH_NOW } else { AllocFlags::EXTENT };
+                            // A mapping found from a pointer (it may hold a
+                            // whole arena), not the bytes the kernel touches:
+                            // SVM_ALLOC_EXTENT. An allocation from the
+                            // runtime's own table is what its prefetch would
+                            // move (the prefetch baseline at that level).
+                            if *knows == Knows::Pointer {
+                                flags |= AllocFlags::EXTENT;
                             }
                             let r = ctx.alloc_vram(h, s, n, pm, flags);
                             if let Some(t) = trace.as_deref_mut() {
