@@ -116,3 +116,20 @@ fn a_buffer_devices_take_turns_at_is_left_to_the_faults() {
     let third = t.launch(0, BUF, 16 * MIB, Access::Read, AllocFlags::empty());
     assert!(third.on_fault, "shared for every device: {third:?}");
 }
+
+/// A span larger than the tile's whole VRAM is left to the faults: a
+/// prefetch of it would evict its own beginning before the launch.
+#[test]
+fn a_span_larger_than_the_vram_is_left_to_the_faults() {
+    let mut topo = Topology::preset("dgpu").unwrap();
+    topo.devices[0].vram_per_tile = 32 * MIB;
+    let sim = Sim::new(topo).unwrap();
+    let ctx = Context::new(Box::new(sim::driver::SimDriver::new(sim.clone())), Config::default());
+    let dev = ctx.open_index(0).unwrap();
+    let vram = ctx.pagemap(dev, 0).unwrap();
+    sim.cpu_access(BUF, 48 * MIB, sim::Access::Write, 1).unwrap();
+    let p = ctx.alloc_vram(dev, BUF, 48 * MIB, vram, AllocFlags::ENGINE).unwrap();
+    assert!(p.on_fault && p.bytes_moved == 0, "{p:?}");
+    let p = ctx.alloc_vram(dev, BUF, 16 * MIB, vram, AllocFlags::ENGINE).unwrap();
+    assert_eq!(p.bytes_moved, 16 * MIB, "{p:?}");
+}

@@ -83,14 +83,20 @@ impl Context {
                 let default = if flags.contains(AllocFlags::EXTENT) { Strategy::Faults } else { Strategy::Prefetch };
                 // Trying a prefetch must never evict: the span fits the
                 // room this context has in the target tile.
-                let fits = match target {
-                    Pagemap::Vram { device, tile } if device == h.slot => {
-                        dev.tiles.get(tile as usize).copied().flatten().is_some_and(|t| dev.placed[tile as usize].load(Ordering::Relaxed).saturating_add(end - start) <= t.capacity)
-                    }
-                    _ => false,
+                let tile_vram = match target {
+                    Pagemap::Vram { device, tile } if device == h.slot => dev.tiles.get(tile as usize).copied().flatten().map(|t| (tile, t.capacity)),
+                    _ => None,
                 };
-                let held_by = self.track.read().exact(start, end).and_then(|r| r.residency).and_then(|p| p.device());
-                if self.chooser.shared(h.slot, start, end - start, held_by) || self.chooser.choose(h.slot, start, end - start, default, fits) == Strategy::Faults {
+                let fits = tile_vram.is_some_and(|(tile, cap)| dev.placed[tile as usize].load(Ordering::Relaxed).saturating_add(end - start) <= cap);
+                // A span larger than the tile's whole VRAM cannot be held
+                // there: a prefetch of it evicts its own beginning before
+                // the launch reads it. The faults move what the kernel
+                // touches as it touches it.
+                let too_big = tile_vram.is_some_and(|(_, cap)| end - start > cap);
+                // Another device's VRAM holding any of it, as the records
+                // say (a placement widens its record to whole chunks).
+                let held_by = self.track.read().overlapping(start, end).filter_map(|(_, r)| r.residency.and_then(|p| p.device())).find(|&d| d != h.slot);
+                if too_big || self.chooser.shared(h.slot, start, end - start, held_by) || self.chooser.choose(h.slot, start, end - start, default, fits) == Strategy::Faults {
                     *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
                     return Ok(());
                 }
