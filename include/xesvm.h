@@ -19,11 +19,11 @@
 /** The library version this header belongs to (svm_version() reports the
  * linked library's), and the ABI major version in the soname. */
 #define XESVM_VERSION_MAJOR 0
-#define XESVM_VERSION_MINOR 2
+#define XESVM_VERSION_MINOR 3
 #define XESVM_VERSION_PATCH 0
-#define XESVM_VERSION_STRING "0.2.0"
+#define XESVM_VERSION_STRING "0.3.0"
 /** MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */
-#define XESVM_VERSION_NUMBER 200
+#define XESVM_VERSION_NUMBER 300
 #define XESVM_ABI_VERSION 1
 
 /** The simulated Xe driver's API (svm_sim_*, SVM_DRIVER_SIM's helpers) is

@@ -80,8 +80,8 @@ link_so() {
     local exports
     exports=$(nm -D --defined-only --with-symbol-versions "$so" | awk '$3 ~ /^svm_/ { print $3 }')
     [ -n "$exports" ] || { echo "install: $so exports no svm_ function" >&2; exit 1; }
-    if grep -v '@@XESVM_1$' <<<"$exports"; then
-      echo "install: $so: the exports above carry no version XESVM_1" >&2; rm -f "$so"; exit 1
+    if grep -v -E '@@XESVM_1(\.1)?$' <<<"$exports"; then
+      echo "install: $so: the exports above carry no version XESVM_1 or XESVM_1.1" >&2; rm -f "$so"; exit 1
     fi
     if [ "$name" = xesvm ] && grep -E '^(svm_sim_|svm_context_get_sim)' <<<"$exports"; then
       echo "install: $so exports the simulator (above): $archive is not a lean build" >&2; rm -f "$so"; exit 1

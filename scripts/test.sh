@@ -173,9 +173,11 @@ nm -D --defined-only --with-symbol-versions "$tmp/prefix/lib/libxesvm.so.1" > "$
 if grep -E ' (svm_sim_|svm_context_get_sim)' "$tmp/exports.txt"; then
   echo "install: libxesvm.so.1 exports simulator symbols (above)" >&2; exit 1
 fi
-if grep ' svm_' "$tmp/exports.txt" | grep -v '@@XESVM_1$'; then
-  echo "install: libxesvm.so.1 exports the functions above without the version XESVM_1" >&2; exit 1
+if grep ' svm_' "$tmp/exports.txt" | grep -v -E '@@XESVM_1(\.1)?$'; then
+  echo "install: libxesvm.so.1 exports the functions above without the version XESVM_1 or XESVM_1.1" >&2; exit 1
 fi
 grep -q ' svm_alloc_vram@@XESVM_1$' "$tmp/exports.txt" || { echo "install: libxesvm.so.1 lacks svm_alloc_vram@@XESVM_1" >&2; exit 1; }
+# 0.3.0's additions are in their own node (xesvm.map).
+grep -q ' svm_launch_report@@XESVM_1.1$' "$tmp/exports.txt" || { echo "install: libxesvm.so.1 lacks svm_launch_report@@XESVM_1.1" >&2; exit 1; }
 unset PKG_CONFIG_PATH
-echo "pkg-config smoke test: 7 passed, 0 failed ($(grep -c ' svm_' "$tmp/exports.txt") exports at XESVM_1, no simulator)"
+echo "pkg-config smoke test: 7 passed, 0 failed ($(grep -c ' svm_' "$tmp/exports.txt") exports at XESVM_1 and XESVM_1.1, no simulator)"
