@@ -42,50 +42,41 @@ pub(crate) enum Strategy {
     Faults,
     /// The span moves before the launch (VM_BIND PREFETCH).
     Prefetch,
+    /// The rule cascade decides (`Config::engine_rules`'s engine: serve
+    /// in place, split birth, gathers, widening; policy/resolve.rs).
+    Cascade,
 }
 
-/// What one (device, allocation) has cost under each strategy, last time.
+/// What one (device, span) has cost under the cascade and under the
+/// runtime's own strategy, last time.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    faults_ns: Option<u64>,
-    prefetch_ns: Option<u64>,
-    current: Strategy,
-    /// Launches reported under the default before the trial.
+    cascade_ns: Option<u64>,
+    runtime_ns: Option<u64>,
+    cascade: bool,
+    /// Launches reported under the cascade before the trial.
     seen: u32,
-}
-
-impl Entry {
-    fn cost(&self, s: Strategy) -> Option<u64> {
-        match s {
-            Strategy::Faults => self.faults_ns,
-            Strategy::Prefetch => self.prefetch_ns,
-        }
-    }
 }
 
 /// The strategies used for a device's launch not yet reported, and the
 /// placement time spent on it.
 #[derive(Default)]
 struct Pending {
-    used: Vec<((u64, u64), Strategy)>,
+    used: Vec<((u64, u64), bool)>,
     spent_ns: u64,
 }
 
-/// At most this many allocations are remembered per context (a program
-/// that churns through more starts over with the defaults), and this many
-/// placements wait for one report.
+/// At most this many spans are remembered per context (a program that
+/// churns through more starts over), and this many placements wait for
+/// one report.
 const MAX_ENTRIES: usize = 4096;
 const MAX_PENDING: usize = 64;
-/// Launches under the default before the other strategy is tried. A trial
-/// can cost up to one copy of the allocation more than the default (a
-/// prefetch of all of it where the kernel touched little), and what the
-/// better strategy saves per launch is at least one GPU fault's service per
-/// 2 MiB range (the faults a prefetch avoids, or the copy of what faults
-/// would not have touched). One 2 MiB copy costs about ten fault services
-/// (19 us + 30 us fixed and 2 MiB over a 13-50 GB/s host link, against 20
-/// us, docs/cost-model.md): a trial pays for itself only in a loop of ten
-/// launches or more, so it waits for ten.
-const TRIAL_AFTER: u32 = 10;
+/// Launches under the cascade before the runtime's strategy is tried once.
+/// The two differ by up to one launch's cost either way, so each launch
+/// the cascade runs where the runtime's strategy is cheaper loses at most
+/// that; the trial after two launches (the second shows a loop) caps that
+/// loss at two launches per span, and a trial costs at most one.
+const TRIAL_AFTER: u32 = 2;
 
 #[derive(Default)]
 pub(crate) struct Chooser {
@@ -101,44 +92,63 @@ pub(crate) struct Chooser {
     pending: Mutex<HashMap<u16, Pending>>,
 }
 
+impl Entry {
+    /// Whether the next launch runs the cascade: the trial of the runtime's
+    /// strategy once, then the lazy leader (switch only to a strategy at
+    /// least 5 % cheaper than the current one's last cost).
+    fn next_cascade(&self) -> bool {
+        match (self.cascade_ns, self.runtime_ns) {
+            (Some(_), None) => self.seen < TRIAL_AFTER,
+            (Some(c), Some(r)) if self.cascade => r.saturating_mul(100) >= c.saturating_mul(95),
+            (Some(c), Some(r)) => c.saturating_mul(100) < r.saturating_mul(95),
+            _ => self.cascade,
+        }
+    }
+}
+
 impl Chooser {
     /// Whether the runtime reports launch durations (else every choice is
-    /// the default, with no lookup).
+    /// the runtime's own, with no lookup).
     pub(crate) fn learning(&self) -> bool {
         self.reported.load(Ordering::Relaxed)
     }
 
+    /// Whether device `slot`'s next launch over [start, start+len) runs
+    /// the cascade (resolve asks; nothing changes).
+    pub(crate) fn cascade_next(&self, slot: u16, start: u64, len: u64) -> bool {
+        self.learning() && self.entries.lock().get(&(slot, start, len)).is_none_or(|e| e.next_cascade())
+    }
+
     /// The strategy for device `slot`'s launch over [start, start+len):
-    /// `default` is the runtime's own; `may_try_prefetch` says whether the
-    /// span fits the room left in the target.
-    pub(crate) fn choose(&self, slot: u16, start: u64, len: u64, default: Strategy, may_try_prefetch: bool) -> Strategy {
-        if !self.learning() {
+    /// `default` is the runtime's own (prefetch a span it knows, faults for
+    /// a mapping found from a pointer). Without reports, and for a mapping
+    /// found from a pointer, always that; for a span the runtime knows,
+    /// with reports, the cascade first, the runtime's prefetch once after
+    /// TRIAL_AFTER launches, then the cheaper of the two.
+    pub(crate) fn choose(&self, slot: u16, start: u64, len: u64, default: Strategy) -> Strategy {
+        // The cascade decides from spans: a mapping found from a pointer is
+        // not what the kernel touches (it may hold a whole arena), so there
+        // the runtime's own strategy, the faults, stays.
+        if !self.learning() || default == Strategy::Faults {
             return default;
         }
         let mut entries = self.entries.lock();
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&(slot, start, len)) {
             entries.clear();
         }
-        let e = entries.entry((slot, start, len)).or_insert(Entry { faults_ns: None, prefetch_ns: None, current: default, seen: 0 });
-        let other = match e.current {
-            Strategy::Faults => Strategy::Prefetch,
-            Strategy::Prefetch => Strategy::Faults,
-        };
-        let s = match (e.cost(e.current), e.cost(other)) {
-            // The trial of the other strategy, once, after the default ran
-            // TRIAL_AFTER times (a loop, where what it teaches is used again).
-            (Some(_), None) if e.seen >= TRIAL_AFTER && (other == Strategy::Faults || may_try_prefetch) => other,
-            // The lazy leader.
-            (Some(cur), Some(oth)) if oth.saturating_mul(100) < cur.saturating_mul(95) && (other == Strategy::Faults || may_try_prefetch) => other,
-            _ => e.current,
-        };
+        let e = entries.entry((slot, start, len)).or_insert(Entry { cascade_ns: None, runtime_ns: None, cascade: true, seen: 0 });
+        let cascade = e.next_cascade();
         drop(entries);
         let mut pending = self.pending.lock();
         let p = pending.entry(slot).or_default();
         if p.used.len() < MAX_PENDING {
-            p.used.push(((start, len), s));
+            p.used.push(((start, len), cascade));
         }
-        s
+        if cascade {
+            Strategy::Cascade
+        } else {
+            default
+        }
     }
 
     /// Whether [start, start+len) is shared between devices: asked for by
@@ -174,14 +184,15 @@ impl Chooser {
         let Some(p) = self.pending.lock().remove(&slot) else { return };
         let cost = duration_ns.saturating_add(p.spent_ns);
         let mut entries = self.entries.lock();
-        for ((start, len), s) in p.used {
+        for ((start, len), cascade) in p.used {
             if let Some(e) = entries.get_mut(&(slot, start, len)) {
-                match s {
-                    Strategy::Faults => e.faults_ns = Some(cost),
-                    Strategy::Prefetch => e.prefetch_ns = Some(cost),
+                if cascade {
+                    e.cascade_ns = Some(cost);
+                    e.seen = e.seen.saturating_add(1);
+                } else {
+                    e.runtime_ns = Some(cost);
                 }
-                e.seen = e.seen.saturating_add(1);
-                e.current = s;
+                e.cascade = cascade;
             }
         }
     }
@@ -211,43 +222,37 @@ impl Context {
 mod tests {
     use super::*;
 
-    /// Without reports the default always; with them, the default ten
-    /// times, one trial of the other, then the cheaper, switching back only
-    /// when the other is 5 % cheaper.
+    /// Without reports the runtime's strategy always; with them, the
+    /// cascade TRIAL_AFTER times, one trial of the runtime's strategy, then
+    /// the cheaper, switching only for one 5 % cheaper.
     #[test]
-    fn the_default_then_one_trial_then_the_lazy_leader() {
+    fn the_cascade_then_one_trial_then_the_lazy_leader() {
         let c = Chooser::default();
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Faults);
-        assert!(!c.learning());
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults), Strategy::Faults);
+        assert!(!c.learning() && !c.cascade_next(0, 0, 4096));
         c.launch_done(0, 1_000);
         for _ in 0..TRIAL_AFTER {
-            assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Faults);
+            assert!(c.cascade_next(0, 0, 4096));
+            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch), Strategy::Cascade);
             c.launch_done(0, 1_000);
         }
-        // The trial; prefetch turns out cheaper: it stays.
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Prefetch);
+        // The trial; the runtime's strategy turns out cheaper: it stays.
+        assert!(!c.cascade_next(0, 0, 4096));
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch), Strategy::Prefetch);
         c.spent(0, 100);
         c.launch_done(0, 500);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Prefetch);
-        // It gets dearer than the faults were, but within 5 %: it stays.
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch), Strategy::Prefetch);
+        // Dearer than the cascade was, but within 5 %: it stays.
         c.launch_done(0, 1_040);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Prefetch);
-        // Dearer by more: back to the faults.
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch), Strategy::Prefetch);
+        // Dearer by more: back to the cascade.
         c.launch_done(0, 2_000);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Faults);
-        // Another device and another span start over.
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true), Strategy::Prefetch);
-        assert_eq!(c.choose(0, 4096, 4096, Strategy::Faults, true), Strategy::Faults);
-    }
-
-    /// A prefetch is never tried where it does not fit.
-    #[test]
-    fn no_trial_of_a_prefetch_that_does_not_fit() {
-        let c = Chooser::default();
-        for _ in 0..=TRIAL_AFTER + 2 {
-            assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, false), Strategy::Faults);
-            c.launch_done(0, 1_000);
-        }
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch), Strategy::Cascade);
+        // Another device and another span start with the cascade.
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch), Strategy::Cascade);
+        assert_eq!(c.choose(0, 4096, 4096, Strategy::Prefetch), Strategy::Cascade);
+        // A mapping found from a pointer keeps the runtime's faults.
+        assert_eq!(c.choose(0, 8192, 4096, Strategy::Faults), Strategy::Faults);
     }
 
     /// A span another device's VRAM held when this one asked is shared

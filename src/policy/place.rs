@@ -66,10 +66,16 @@ impl Context {
         let mut end = check_span(start, size)?;
         let mut start = start;
         self.stats.local().alloc_calls.fetch_add(1, Ordering::Relaxed);
-        // Without the rule cascade an engine placement is executed as the
-        // runtime's prefetch would be (resolve chose the target), and one
-        // over an allocation found from a pointer is left to the faults.
-        let plain = !self.config.engine_rules && flags.engine();
+        // The engine's strategy (policy/choose.rs): the runtime's own (an
+        // engine placement executed as its prefetch would be, resolve
+        // having chosen the target; a mapping found from a pointer left
+        // to the faults), or, where launch reports show it costs less, the
+        // rule cascade.
+        let strategy = match flags.engine() && !self.config.engine_rules {
+            true => self.chooser.choose(h.slot, start, end - start, if flags.contains(AllocFlags::EXTENT) { Strategy::Faults } else { Strategy::Prefetch }),
+            false => Strategy::Cascade,
+        };
+        let plain = flags.engine() && strategy != Strategy::Cascade;
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
         {
             // Step 1: the cheap check, zero ioctls.
@@ -80,23 +86,19 @@ impl Context {
                 d.check_alive()?;
             }
             if plain && !flags.contains(AllocFlags::PREFETCH_NOW) {
-                let default = if flags.contains(AllocFlags::EXTENT) { Strategy::Faults } else { Strategy::Prefetch };
-                // Trying a prefetch must never evict: the span fits the
-                // room this context has in the target tile.
                 let tile_vram = match target {
-                    Pagemap::Vram { device, tile } if device == h.slot => dev.tiles.get(tile as usize).copied().flatten().map(|t| (tile, t.capacity)),
+                    Pagemap::Vram { device, tile } if device == h.slot => dev.tiles.get(tile as usize).copied().flatten().map(|t| t.capacity),
                     _ => None,
                 };
-                let fits = tile_vram.is_some_and(|(tile, cap)| dev.placed[tile as usize].load(Ordering::Relaxed).saturating_add(end - start) <= cap);
                 // A span larger than the tile's whole VRAM cannot be held
                 // there: a prefetch of it evicts its own beginning before
                 // the launch reads it. The faults move what the kernel
                 // touches as it touches it.
-                let too_big = tile_vram.is_some_and(|(_, cap)| end - start > cap);
+                let too_big = tile_vram.is_some_and(|cap| end - start > cap);
                 // Another device's VRAM holding any of it, as the records
                 // say (a placement widens its record to whole chunks).
                 let held_by = self.track.read().overlapping(start, end).filter_map(|(_, r)| r.residency.and_then(|p| p.device())).find(|&d| d != h.slot);
-                if too_big || self.chooser.shared(h.slot, start, end - start, held_by) || self.chooser.choose(h.slot, start, end - start, default, fits) == Strategy::Faults {
+                if too_big || self.chooser.shared(h.slot, start, end - start, held_by) || strategy == Strategy::Faults {
                     *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
                     return Ok(());
                 }

@@ -56,7 +56,7 @@ impl Context {
         if access == Access::Atomic {
             // The cascade's writer bookkeeping (the default engine's resolve
             // changes nothing).
-            if let Some(r) = rec.filter(|_| self.config.engine_rules) {
+            if let Some(r) = rec.filter(|_| self.config.engine_rules || self.chooser.cascade_next(h.slot, start, size)) {
                 r.written();
             }
             // GPU atomics run in local VRAM only (docs/kernel-model.md §3.2, rows 15-19); CPU-only atomics fail (row 21).
@@ -67,7 +67,7 @@ impl Context {
         }
         let links = self.links.read();
         let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
-        if !self.config.engine_rules {
+        if !self.config.engine_rules && !self.chooser.cascade_next(h.slot, start, size) {
             return Ok(Self::resolve_plain(rec, h, local, size, dev.placed[tile as usize].load(Ordering::Relaxed), t.capacity, reachable));
         }
         // Producer and consumer: a write to data that moved to a device that
