@@ -110,7 +110,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use xesvm::sim::{Access, Arg, Costs, Pattern, Topology};
 use xesvm::uapi::DRM_XE_ATOMIC_CPU;
 
-use crate::workload::{Call, Step, Workload, CHUNK, PAGE};
+use crate::workload::{Call, Step, Target, Workload, CHUNK, PAGE};
 
 /// A place a segment can be in: system memory, or a VRAM region (device, tile).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -131,6 +131,9 @@ enum Who {
         passes: u32,
         pattern: Pattern,
     },
+    /// A runtime call honoured (`Optimum::calls_ns`): the segment is in
+    /// this place right after it.
+    Call(Place),
 }
 
 /// What an access costs per byte of a segment in one place: memory time
@@ -157,6 +160,12 @@ pub struct Optimum {
     /// The offline schedule's time where capacity binds (None: the
     /// unconstrained paths fit, so the bound is itself a schedule).
     pub offline_ns: Option<u64>,
+    /// Where the runtime's calls (alloc_vram, evict) force work no access
+    /// needs: the bound with every call honoured (its span in the call's
+    /// target right after it), what any run that carries them out pays at
+    /// least. Not a floor of a run whose calls fell back (a full VRAM),
+    /// so only printed, never checked against. None: no call forces more.
+    pub calls_ns: Option<u64>,
 }
 
 struct Machine<'a> {
@@ -219,8 +228,10 @@ impl Machine<'_> {
     /// access cannot run there). `atomic_fails`: the range's atomic mode is
     /// CPU, so a GPU atomic fails before it costs anything.
     fn access(&self, t: &Touch, p: Place, atomic_fails: bool) -> Option<Price> {
-        let Who::Gpu { device, tile, atomic, passes, pattern } = t.who else {
-            return (p == Place::System).then_some(Price { mem: 0.0, stall: 0.0 });
+        let (device, tile, atomic, passes, pattern) = match t.who {
+            Who::Gpu { device, tile, atomic, passes, pattern } => (device, tile, atomic, passes, pattern),
+            Who::Cpu => return (p == Place::System).then_some(Price { mem: 0.0, stall: 0.0 }),
+            Who::Call(q) => return (p == q).then_some(Price { mem: 0.0, stall: 0.0 }),
         };
         let spec = &self.topo.devices[device as usize];
         let arg = Arg { start: 0, size: 0, access: Access::Read, passes, pattern };
@@ -338,7 +349,7 @@ impl Machine<'_> {
 type Signature = Vec<(Touch, bool)>;
 
 /// Every segment of the workload (start, bytes) with its touches in trace order.
-fn segments(w: &Workload) -> Vec<(u64, u64, Signature)> {
+fn segments(w: &Workload, honour_calls: bool) -> Vec<(u64, u64, Signature)> {
     let span = |s: &Step| -> Vec<(u64, u64)> {
         match s {
             Step::Launch { args, .. } => args.iter().map(|a| (a.start, a.size)).collect(),
@@ -400,6 +411,16 @@ fn segments(w: &Workload) -> Vec<(u64, u64, Signature)> {
             Step::Call(Call::AtomicMode { start, size, mode: m }) => each(*start, *size, &mut |c| {
                 mode.insert(c, *m);
             }),
+            Step::Call(Call::AllocVram { start, size, target, .. }) if honour_calls => {
+                let place = match *target {
+                    Target::Device { device, tile } if w.topology.devices[device as usize].has_vram() => Place::Vram { device, tile },
+                    _ => Place::System,
+                };
+                each(*start, *size, &mut |c| touched.entry(at(&life, c)).or_default().push((Touch { step: i, who: Who::Call(place) }, false)))
+            }
+            Step::Call(Call::Evict { start, size }) if honour_calls => {
+                each(*start, *size, &mut |c| touched.entry(at(&life, c)).or_default().push((Touch { step: i, who: Who::Call(Place::System) }, false)))
+            }
             Step::Call(_) => {}
         }
     }
@@ -457,10 +478,20 @@ fn shortest_path(m: &Machine, sig: &[(Touch, bool)], excess: bool) -> (f64, Vec<
     (best, path)
 }
 
-/// The bound and, where capacity binds, the offline schedule of a workload.
+/// The bound and, where capacity binds, the offline schedule of a workload,
+/// and where the runtime's calls force work, the bound with them honoured.
 pub fn optimum(w: &Workload) -> Optimum {
     let m = Machine::new(&w.topology);
-    let segs = segments(w);
+    let (bound, offline) = bound_of(&m, w, false);
+    let forced = w.steps.iter().any(|s| matches!(s, Step::Call(Call::AllocVram { .. } | Call::Evict { .. })));
+    let calls = forced.then(|| bound_of(&m, w, true).0).filter(|&c| c > bound);
+    Optimum { bound_ns: bound, offline_ns: offline, calls_ns: calls }
+}
+
+/// The bound of a workload (with its runtime calls honoured, or not), and
+/// the offline schedule where capacity binds.
+fn bound_of(m: &Machine, w: &Workload, honour_calls: bool) -> (u64, Option<u64>) {
+    let segs = segments(w, honour_calls);
     // Per launch: its least memory time (every byte where it is cheapest).
     let mut least = vec![0.0f64; w.steps.len()];
     for (_, bytes, sig) in &segs {
@@ -481,15 +512,18 @@ pub fn optimum(w: &Workload) -> Optimum {
     let mut solved: [HashMap<&Signature, (f64, Vec<Place>)>; 2] = [HashMap::new(), HashMap::new()];
     let (mut p0, mut p1) = (0.0f64, 0.0f64);
     for (_, bytes, sig) in &segs {
-        p0 += solved[0].entry(sig).or_insert_with(|| shortest_path(&m, sig, false)).0 * *bytes as f64;
-        p1 += solved[1].entry(sig).or_insert_with(|| shortest_path(&m, sig, true)).0 * *bytes as f64;
+        p0 += solved[0].entry(sig).or_insert_with(|| shortest_path(m, sig, false)).0 * *bytes as f64;
+        p1 += solved[1].entry(sig).or_insert_with(|| shortest_path(m, sig, true)).0 * *bytes as f64;
     }
     let total = rooflines + p0.max(p1 - slack);
     // Exact time rounded down, less a nanosecond for floating-point sums.
     let bound = (total - 1.0).max(0.0).floor() as u64;
+    if honour_calls {
+        return (bound, None);
+    }
     let paths: Vec<&[Place]> = segs.iter().map(|(_, _, sig)| solved[1][sig].1.as_slice()).collect();
-    let offline = offline_schedule(&m, w, &segs, &paths).map(|o| o.max(bound));
-    Optimum { bound_ns: bound, offline_ns: offline }
+    let offline = offline_schedule(m, w, &segs, &paths).map(|o| o.max(bound));
+    (bound, offline)
 }
 
 /// Replays the paths in trace order with VRAM capacity enforced, and

@@ -372,3 +372,26 @@ fn a_move_is_priced_as_the_cheapest_chain_of_copies() {
         assert!(r.simulated_ns >= o.bound_ns, "{p:?}: {} < {}", r.simulated_ns, o.bound_ns);
     }
 }
+
+/// An alloc_vram of data no GPU reads forces a move the bound leaves out;
+/// the figure beside it charges it, and every run that honours the call
+/// (all policies, when the VRAM has room) pays at least that.
+#[test]
+fn honouring_the_calls_is_priced_beside_the_bound() {
+    let t = machine(1, 64 * MIB, true);
+    let mut w = Workload::new("t", t);
+    let a = w.buffer("a", 8 * MIB);
+    w.cpu(a, 8 * MIB, true);
+    w.steps.push(Step::Call(Call::AllocVram { device: 0, start: a, size: 8 * MIB, target: Target::Device { device: 0, tile: 0 } }));
+    w.cpu(a, 8 * MIB, false);
+    let o = optimum(&w);
+    let calls = o.calls_ns.expect("the call forces two moves no access needs");
+    assert!(calls > o.bound_ns);
+    for p in PolicyKind::ALL {
+        let r = run(&w, p).unwrap();
+        assert!(r.simulated_ns >= calls, "{p:?}: {} < {calls}", r.simulated_ns);
+    }
+    // Without the call there is nothing beside the bound.
+    w.steps.remove(1);
+    assert_eq!(optimum(&w).calls_ns, None);
+}

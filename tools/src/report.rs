@@ -71,6 +71,9 @@ pub fn table(reports: &[Report], breakdown: bool) -> String {
         }
         if r.workload != last {
             let _ = writeln!(s, "{:<18} {:<16} {:>12.3}", r.workload, "optimum", r.optimum_ns as f64 / 1e6);
+            if let Some(c) = r.calls_bound_ns {
+                let _ = writeln!(s, "{:<18} {:<16} {:>12.3}", "", "calls honoured", c as f64 / 1e6);
+            }
             if let Some(off) = r.offline_ns {
                 let _ = writeln!(s, "{:<18} {:<16} {:>12.3}", "", "offline", off as f64 / 1e6);
             }
@@ -261,6 +264,9 @@ pub fn run_report(r: &Report) -> String {
         let _ = writeln!(s, "  {b:<16} {p}");
     }
     let _ = writeln!(s, "offline optimum: {:.3} ms (a lower bound){}", r.optimum_ns as f64 / 1e6, r.offline_ns.map_or(String::new(), |o| format!("; offline schedule {:.3} ms", o as f64 / 1e6)));
+    if let Some(c) = r.calls_bound_ns {
+        let _ = writeln!(s, "honouring the runtime's calls costs at least {:.3} ms (the bound with each call's span where it names)", c as f64 / 1e6);
+    }
     let _ = writeln!(s, "migrations: {} ({:.1} MiB moved)", r.migrations, r.bytes_moved as f64 / MIB);
     let _ = writeln!(s, "  system -> VRAM     {:>10.1} MiB", r.bytes_to_vram as f64 / MIB);
     let _ = writeln!(s, "  VRAM -> system     {:>10.1} MiB", r.bytes_to_system as f64 / MIB);

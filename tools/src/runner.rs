@@ -110,6 +110,9 @@ pub struct Report {
     pub optimum_ns: u64,
     /// A feasible offline schedule's time, where VRAM capacity binds.
     pub offline_ns: Option<u64>,
+    /// The bound with the runtime's calls honoured, where they force work
+    /// no access needs (`Optimum::calls_ns`): printed beside the bound.
+    pub calls_bound_ns: Option<u64>,
     pub content_ok: bool,
     /// Final placement of each buffer.
     pub placements: Vec<(String, String)>,
@@ -437,6 +440,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     let o = crate::optimum::optimum(w);
     report.optimum_ns = o.bound_ns;
     report.offline_ns = o.offline_ns;
+    report.calls_bound_ns = o.calls_ns;
     // Content: every page holds what was last written to it.
     let mut ok = true;
     for b in &w.buffers {
