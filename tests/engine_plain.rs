@@ -133,3 +133,27 @@ fn a_span_larger_than_the_vram_is_left_to_the_faults() {
     let p = ctx.alloc_vram(dev, BUF, 16 * MIB, vram, AllocFlags::ENGINE).unwrap();
     assert_eq!(p.bytes_moved, 16 * MIB, "{p:?}");
 }
+
+/// Where the runtime reports launches, the spans one launch asks for are
+/// known together: a span that would make them larger than the tile's
+/// VRAM is left to the faults, since placing it would evict the launch's
+/// own spans before it reads them.
+#[test]
+fn a_launch_larger_than_the_vram_leaves_the_excess_to_the_faults() {
+    let mut topo = Topology::preset("dgpu").unwrap();
+    topo.devices[0].vram_per_tile = 32 * MIB;
+    let sim = Sim::new(topo).unwrap();
+    let ctx = Context::new(Box::new(sim::driver::SimDriver::new(sim.clone())), Config::default());
+    let dev = ctx.open_index(0).unwrap();
+    let vram = ctx.pagemap(dev, 0).unwrap();
+    sim.cpu_access(BUF, 48 * MIB, sim::Access::Write, 1).unwrap();
+    ctx.launch_done(dev, 1_000).unwrap(); // the runtime reports launches
+    let a = ctx.alloc_vram(dev, BUF, 24 * MIB, vram, AllocFlags::ENGINE).unwrap();
+    assert!(!a.on_fault, "{a:?}");
+    let b = ctx.alloc_vram(dev, BUF + 24 * MIB, 16 * MIB, vram, AllocFlags::ENGINE).unwrap();
+    assert!(b.on_fault && b.bytes_moved == 0, "24 + 16 MiB in 32 MiB: {b:?}");
+    // The next launch starts afresh.
+    ctx.launch_done(dev, 1_000).unwrap();
+    let c = ctx.alloc_vram(dev, BUF + 24 * MIB, 16 * MIB, vram, AllocFlags::ENGINE | AllocFlags::PREFETCH_NOW).unwrap();
+    assert!(!c.on_fault, "{c:?}");
+}

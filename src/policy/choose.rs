@@ -64,6 +64,8 @@ struct Entry {
 struct Pending {
     used: Vec<((u64, u64), bool)>,
     spent_ns: u64,
+    /// Bytes of the spans placed for the launch so far.
+    bytes: u64,
 }
 
 /// At most this many spans are remembered per context (a program that
@@ -144,6 +146,7 @@ impl Chooser {
         if p.used.len() < MAX_PENDING {
             p.used.push(((start, len), cascade));
         }
+        p.bytes = p.bytes.saturating_add(len);
         if cascade {
             Strategy::Cascade
         } else {
@@ -167,6 +170,15 @@ impl Chooser {
             return true;
         }
         self.any_shared.load(Ordering::Relaxed) && self.shared.lock().contains(&(start, len))
+    }
+
+    /// Bytes of the spans already placed for device `slot`'s coming launch
+    /// (known where the runtime reports launches, which delimits them).
+    pub(crate) fn launch_bytes(&self, slot: u16) -> u64 {
+        if !self.learning() {
+            return 0;
+        }
+        self.pending.lock().get(&slot).map_or(0, |p| p.bytes)
     }
 
     /// Placement time spent for device `slot`'s coming launch.

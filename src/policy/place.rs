@@ -71,6 +71,7 @@ impl Context {
         // having chosen the target; a mapping found from a pointer left
         // to the faults), or, where launch reports show it costs less, the
         // rule cascade.
+        let before = if flags.engine() && !self.config.engine_rules { self.chooser.launch_bytes(h.slot) } else { 0 };
         let strategy = match flags.engine() && !self.config.engine_rules {
             true => self.chooser.choose(h.slot, start, end - start, if flags.contains(AllocFlags::EXTENT) { Strategy::Faults } else { Strategy::Prefetch }),
             false => Strategy::Cascade,
@@ -84,6 +85,18 @@ impl Context {
             dev.check_alive()?;
             if let Some(d) = Context::check_pagemap(&slots, target)? {
                 d.check_alive()?;
+            }
+            // The launch's spans together larger than the tile's VRAM (where
+            // launch reports delimit launches): placing this one too would
+            // evict the launch's own spans before it reads them; the
+            // faults move what the kernel touches as it touches it.
+            let over = flags.engine() && !self.config.engine_rules && !flags.contains(AllocFlags::PREFETCH_NOW) && before > 0 && match target {
+                Pagemap::Vram { device, tile } if device == h.slot => dev.tiles.get(tile as usize).copied().flatten().is_some_and(|t| before + (end - start) > t.capacity),
+                _ => false,
+            };
+            if over {
+                *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
+                return Ok(());
             }
             if plain && !flags.contains(AllocFlags::PREFETCH_NOW) {
                 let tile_vram = match target {
