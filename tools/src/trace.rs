@@ -122,7 +122,7 @@ mod tests {
         for (w, p) in [PolicyKind::Kernel, PolicyKind::Prefetch, PolicyKind::Xesvm].into_iter().flat_map(|p| [(&pointer, p), (&span, p)]) {
             let knows = if std::ptr::eq(w, &span) { Knows::Span } else { Knows::Pointer };
             let mut t = Trace::new("handoff", w.topology.devices.len() as u32);
-            let r = runner::run_traced(&w, p, Some(&mut t)).unwrap();
+            let r = runner::run_traced(w, p, Some(&mut t)).unwrap();
             let path = std::env::temp_dir().join(format!("xesvm-trace-{}-{}.json", std::process::id(), p.name()));
             t.write(&path).unwrap();
             let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
