@@ -20,6 +20,7 @@ use std::sync::Barrier;
 use std::time::Instant;
 
 use xesvm::ffi::context::*;
+use xesvm::ffi::launch::svm_launch_report;
 use xesvm::ffi::placement::*;
 use xesvm::ffi::sim::*;
 use xesvm::ffi::types::*;
@@ -173,6 +174,17 @@ fn main() {
     let (ref_med, ref_p99) = (ns(pct(&mut v, 0.5)), ns(pct(&mut v, 0.99)));
 
     let s = &s; // the closures share the whole (Sync) setup
+    // A second context whose runtime reports launches (svm_launch_report):
+    // resolve then looks the span's learned strategy up (policy/choose.rs).
+    let reported = setup();
+    unsafe { assert_eq!(svm_launch_report(reported.ctx, reported.dev, 1_000), 0) };
+    let r = &reported;
+    let resolve_reported = |i: u64| unsafe {
+        let mut pm = svm_pagemap::default();
+        let st = svm_resolve_pagemap(r.ctx, r.dev, 0, BUF + (i % RANGES) * 2 * MIB, 2 * MIB, SVM_ACCESS_READ, &mut pm);
+        debug_assert_eq!(st, 0);
+        std::hint::black_box(pm);
+    };
     let resolve = |i: u64| unsafe {
         let mut pm = svm_pagemap::default();
         let st = svm_resolve_pagemap(s.ctx, s.dev, 0, BUF + (i % RANGES) * 2 * MIB, 2 * MIB, SVM_ACCESS_READ, &mut pm);
@@ -209,8 +221,9 @@ fn main() {
     println!();
     println!("{:<34} {:>8} {:>11} {:>11} {:>8} {:>8} {:>12}", "call", "threads", "median ns", "p99 ns", "x ioctl", "p99/med", "ioctls/call");
     println!("{:<34} {:>8} {:>11.1} {:>11.1} {:>8.2} {:>8.1} {:>12}", "ioctl rejected (/dev/null)", 1, ref_med, ref_p99, 1.0, ref_p99 / ref_med.max(0.1), "-");
-    let calls_under_test: [(&str, &(dyn Fn(u64) + Sync)); 5] = [
+    let calls_under_test: [(&str, &(dyn Fn(u64) + Sync)); 6] = [
         ("svm_resolve_pagemap", &resolve),
+        ("svm_resolve_pagemap (reports on)", &resolve_reported),
         ("svm_alloc_vram (in place)", &in_place),
         ("svm_range_query", &query),
         ("svm_get_stats", &stats),
@@ -232,6 +245,8 @@ fn main() {
     unsafe {
         svm_context_destroy(s.ctx);
         svm_sim_destroy(s.sim);
+        svm_context_destroy(r.ctx);
+        svm_sim_destroy(r.sim);
     }
     moving(calls.clamp(100, 4000) / 2, ns_per_tick);
 }
