@@ -114,13 +114,16 @@ fn a_buffer_devices_take_turns_at_is_left_to_the_faults() {
     let second = t.launch(1, BUF, 16 * MIB, Access::Read, AllocFlags::empty());
     assert!(second.on_fault && second.bytes_moved == 0, "{second:?}");
     let third = t.launch(0, BUF, 16 * MIB, Access::Read, AllocFlags::empty());
-    assert!(third.on_fault, "shared for every device: {third:?}");
+    // Device 1's kernel read it where it was: for device 0 it is in place.
+    assert!(third.in_place && third.bytes_moved == 0, "{third:?}");
+    // Moved behind device 0's back, it stays with the faults for every device.
+    t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 2).unwrap();
+    let fourth = t.launch(0, BUF, 16 * MIB, Access::Read, AllocFlags::empty());
+    assert!(fourth.on_fault && fourth.bytes_moved == 0, "shared for every device: {fourth:?}");
 }
 
-/// A span larger than the tile's whole VRAM is left to the faults: a
-/// prefetch of it would evict its own beginning before the launch.
-#[test]
-fn a_span_larger_than_the_vram_is_left_to_the_faults() {
+/// One device with 32 MiB of VRAM and 48 MiB the CPU wrote at BUF.
+fn small_vram() -> (Arc<Sim>, Context, DeviceHandle, Pagemap) {
     let mut topo = Topology::preset("dgpu").unwrap();
     topo.devices[0].vram_per_tile = 32 * MIB;
     let sim = Sim::new(topo).unwrap();
@@ -128,6 +131,14 @@ fn a_span_larger_than_the_vram_is_left_to_the_faults() {
     let dev = ctx.open_index(0).unwrap();
     let vram = ctx.pagemap(dev, 0).unwrap();
     sim.cpu_access(BUF, 48 * MIB, sim::Access::Write, 1).unwrap();
+    (sim, ctx, dev, vram)
+}
+
+/// A span larger than the tile's whole VRAM is left to the faults: a
+/// prefetch of it would evict its own beginning before the launch.
+#[test]
+fn a_span_larger_than_the_vram_is_left_to_the_faults() {
+    let (_sim, ctx, dev, vram) = small_vram();
     let p = ctx.alloc_vram(dev, BUF, 48 * MIB, vram, AllocFlags::ENGINE).unwrap();
     assert!(p.on_fault && p.bytes_moved == 0, "{p:?}");
     let p = ctx.alloc_vram(dev, BUF, 16 * MIB, vram, AllocFlags::ENGINE).unwrap();
@@ -140,13 +151,7 @@ fn a_span_larger_than_the_vram_is_left_to_the_faults() {
 /// own spans before it reads them.
 #[test]
 fn a_launch_larger_than_the_vram_leaves_the_excess_to_the_faults() {
-    let mut topo = Topology::preset("dgpu").unwrap();
-    topo.devices[0].vram_per_tile = 32 * MIB;
-    let sim = Sim::new(topo).unwrap();
-    let ctx = Context::new(Box::new(sim::driver::SimDriver::new(sim.clone())), Config::default());
-    let dev = ctx.open_index(0).unwrap();
-    let vram = ctx.pagemap(dev, 0).unwrap();
-    sim.cpu_access(BUF, 48 * MIB, sim::Access::Write, 1).unwrap();
+    let (_sim, ctx, dev, vram) = small_vram();
     ctx.launch_done(dev, 1_000).unwrap(); // the runtime reports launches
     let a = ctx.alloc_vram(dev, BUF, 24 * MIB, vram, AllocFlags::ENGINE).unwrap();
     assert!(!a.on_fault, "{a:?}");

@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
-use super::{Context, DeviceHandle};
+use super::{Context, Device, DeviceHandle};
+use crate::topology::Pagemap;
 use crate::errno::Result;
 
 /// How a launch's data gets where it runs.
@@ -221,6 +222,37 @@ impl Chooser {
 }
 
 impl Context {
+    /// Whether an engine placement not in place is left to the launch's
+    /// faults:
+    /// - the span, with the launch's spans placed before it (`before`,
+    ///   known where launch reports delimit launches), larger than the
+    ///   tile's VRAM, whatever strategy runs: placing it would evict the
+    ///   launch's own spans, or its own beginning, before the kernel reads
+    ///   them;
+    /// - under the runtime's strategy (`plain`; the cascade has its own
+    ///   thrash guard), a span another device's VRAM holds any of, as the
+    ///   records say (a placement widens its record to whole chunks): a
+    ///   span devices take turns at (`Chooser::shared`).
+    ///
+    /// The faults move what the kernel touches as it touches it, never
+    /// worse than the kernel alone for that span.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn leave_to_faults(&self, dev: &Device, slot: u16, target: Pagemap, start: u64, end: u64, before: u64, plain: bool) -> bool {
+        let capacity = match target {
+            Pagemap::Vram { device, tile } if device == slot => dev.tiles.get(tile as usize).copied().flatten().map(|t| t.capacity),
+            _ => None,
+        };
+        let len = end - start;
+        if capacity.is_some_and(|cap| before + len > cap) {
+            return true;
+        }
+        if !plain {
+            return false;
+        }
+        let held_by = self.track.read().overlapping(start, end).filter_map(|(_, r)| r.residency.and_then(|p| p.device())).find(|&d| d != slot);
+        self.chooser.shared(slot, start, len, held_by)
+    }
+
     /// The runtime's report that device `h`'s launch, placed by the calls
     /// since its last report, took `duration_ns` (from the runtime's own
     /// timestamps: submission to completion, its GPU faults included). The

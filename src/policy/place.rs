@@ -71,13 +71,19 @@ impl Context {
         // having chosen the target; a mapping found from a pointer left
         // to the faults), or, where launch reports show it costs less, the
         // rule cascade.
-        let before = if flags.engine() && !self.config.engine_rules { self.chooser.launch_bytes(h.slot) } else { 0 };
-        let strategy = match flags.engine() && !self.config.engine_rules {
+        let engine = flags.engine() && !self.config.engine_rules;
+        let before = if engine { self.chooser.launch_bytes(h.slot) } else { 0 };
+        let strategy = match engine {
             true => self.chooser.choose(h.slot, start, end - start, if flags.contains(AllocFlags::EXTENT) { Strategy::Faults } else { Strategy::Prefetch }),
             false => Strategy::Cascade,
         };
-        let plain = flags.engine() && strategy != Strategy::Cascade;
+        let plain = engine && strategy != Strategy::Cascade;
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
+        let may_leave = engine && !flags.contains(AllocFlags::PREFETCH_NOW);
+        let on_fault = |out: &mut Placed| {
+            *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
+            Ok(())
+        };
         {
             // Step 1: the cheap check, zero ioctls.
             let slots = self.slots.read();
@@ -86,35 +92,8 @@ impl Context {
             if let Some(d) = Context::check_pagemap(&slots, target)? {
                 d.check_alive()?;
             }
-            // The launch's spans together larger than the tile's VRAM (where
-            // launch reports delimit launches): placing this one too would
-            // evict the launch's own spans before it reads them; the
-            // faults move what the kernel touches as it touches it.
-            let over = flags.engine() && !self.config.engine_rules && !flags.contains(AllocFlags::PREFETCH_NOW) && before > 0 && match target {
-                Pagemap::Vram { device, tile } if device == h.slot => dev.tiles.get(tile as usize).copied().flatten().is_some_and(|t| before + (end - start) > t.capacity),
-                _ => false,
-            };
-            if over {
-                *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
-                return Ok(());
-            }
-            if plain && !flags.contains(AllocFlags::PREFETCH_NOW) {
-                let tile_vram = match target {
-                    Pagemap::Vram { device, tile } if device == h.slot => dev.tiles.get(tile as usize).copied().flatten().map(|t| t.capacity),
-                    _ => None,
-                };
-                // A span larger than the tile's whole VRAM cannot be held
-                // there: a prefetch of it evicts its own beginning before
-                // the launch reads it. The faults move what the kernel
-                // touches as it touches it.
-                let too_big = tile_vram.is_some_and(|cap| end - start > cap);
-                // Another device's VRAM holding any of it, as the records
-                // say (a placement widens its record to whole chunks).
-                let held_by = self.track.read().overlapping(start, end).filter_map(|(_, r)| r.residency.and_then(|p| p.device())).find(|&d| d != h.slot);
-                if too_big || self.chooser.shared(h.slot, start, end - start, held_by) || strategy == Strategy::Faults {
-                    *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
-                    return Ok(());
-                }
+            if may_leave && strategy == Strategy::Faults {
+                return on_fault(out);
             }
             match self.in_place(&slots, dev, start, end, target) {
                 Check::InPlace(p) => {
@@ -127,6 +106,9 @@ impl Context {
                 // is placed again whole, once, not piece by piece.
                 Check::RecordMoved(rs, re) if flags.engine() => (start, end) = (rs, re),
                 _ => {}
+            }
+            if may_leave && self.leave_to_faults(dev, h.slot, target, start, end, before, plain) {
+                return on_fault(out);
             }
             // An explicit request places the span asked, no more.
             let small = flags.engine() && end - start <= super::resolve::SMALL_READ;

@@ -53,10 +53,13 @@ impl Context {
         // Whether one record holds more than the span (the span is part of it).
         let part_of_larger = exact.is_none() && widest().is_some_and(|(s, r)| s <= start && r.end >= end);
         let rec = exact.or_else(|| widest().map(|(_, r)| r));
+        // The cascade decides this span (policy/choose.rs), or the runtime's
+        // own strategy does.
+        let cascade = self.config.engine_rules || self.chooser.cascade_next(h.slot, start, size);
         if access == Access::Atomic {
             // The cascade's writer bookkeeping (the default engine's resolve
             // changes nothing).
-            if let Some(r) = rec.filter(|_| self.config.engine_rules || self.chooser.cascade_next(h.slot, start, size)) {
+            if let Some(r) = rec.filter(|_| cascade) {
                 r.written();
             }
             // GPU atomics run in local VRAM only (docs/kernel-model.md §3.2, rows 15-19); CPU-only atomics fail (row 21).
@@ -67,7 +70,7 @@ impl Context {
         }
         let links = self.links.read();
         let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
-        if !self.config.engine_rules && !self.chooser.cascade_next(h.slot, start, size) {
+        if !cascade {
             return Ok(Self::resolve_plain(rec, h, local, size, dev.placed[tile as usize].load(Ordering::Relaxed), t.capacity, reachable));
         }
         // Producer and consumer: a write to data that moved to a device that
