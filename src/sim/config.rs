@@ -281,6 +281,17 @@ pub fn transfer_ns(bytes: u64, bandwidth: f64) -> u64 {
     (bytes as f64 / bandwidth * 1e9).ceil() as u64
 }
 
+/// The host's memory bandwidth of a desktop (dual-channel DDR5-5600:
+/// 89.6 GB/s peak, about 80 sustained) [U]: the B580 class's machines and
+/// any topology that does not say.
+pub const DESKTOP_MEMORY_BANDWIDTH: f64 = 80e9;
+/// A workstation's (8-channel DDR5-4800 Xeon W: 307 GB/s peak) [U]: the
+/// B60 class's machines.
+pub const WORKSTATION_MEMORY_BANDWIDTH: f64 = 250e9;
+/// A two-socket server's (16 channels DDR5-4800: 614 GB/s peak) [U]: the
+/// Max 1550 class's machines.
+pub const SERVER_MEMORY_BANDWIDTH: f64 = 500e9;
+
 /// A whole simulated machine.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Topology {
@@ -288,6 +299,10 @@ pub struct Topology {
     pub kernel: KernelVersion,
     /// Bytes of system memory.
     pub system_memory: u64,
+    /// Bytes/s the host's memory moves for everyone at once: every
+    /// device's host-link traffic and copies share it (docs/cost-model.md,
+    /// "Timelines").
+    pub host_memory_bandwidth: f64,
     /// The devices, in index order.
     pub devices: Vec<DeviceSpec>,
     /// The links between them.
@@ -320,6 +335,7 @@ impl Topology {
         let mut t = Topology {
             kernel: KernelVersion::V7_0,
             system_memory: 512 * GIB,
+            host_memory_bandwidth: DESKTOP_MEMORY_BANDWIDTH,
             devices,
             links: Vec::new(),
             costs: Costs::default(),
@@ -328,6 +344,11 @@ impl Topology {
         };
         t.set_kernel(KernelVersion::V7_0);
         t
+    }
+
+    fn with_host_memory(mut self, bandwidth: f64) -> Topology {
+        self.host_memory_bandwidth = bandwidth;
+        self
     }
 
     /// Sets the kernel release, and with it the release's default for
@@ -354,10 +375,10 @@ impl Topology {
         let of = |class: Class, n: usize| (0..n).map(|i| class.device(&format!("gpu{i}"))).collect::<Vec<_>>();
         Some(match name {
             "b580" | "dgpu" => Topology::new(of(Class::B580, 1)),
-            "b60" => Topology::new(of(Class::B60, 1)),
-            "max1550" => Topology::new(of(Class::Max1550, 1)),
+            "b60" => Topology::new(of(Class::B60, 1)).with_host_memory(WORKSTATION_MEMORY_BANDWIDTH),
+            "max1550" => Topology::new(of(Class::Max1550, 1)).with_host_memory(SERVER_MEMORY_BANDWIDTH),
             "2dgpu-p2p" | "4dgpu-p2p" => {
-                let mut t = Topology::new(of(Class::B60, if name == "2dgpu-p2p" { 2 } else { 4 }));
+                let mut t = Topology::new(of(Class::B60, if name == "2dgpu-p2p" { 2 } else { 4 })).with_host_memory(WORKSTATION_MEMORY_BANDWIDTH);
                 t.link_all_pcie();
                 t
             }
@@ -365,7 +386,7 @@ impl Topology {
             "max-node" => {
                 // PCIe P2P, not Xe Link: upstream xe has no fabric path for
                 // SVM (`settle_links`).
-                let mut t = Topology::new(of(Class::Max1550, 6));
+                let mut t = Topology::new(of(Class::Max1550, 6)).with_host_memory(SERVER_MEMORY_BANDWIDTH);
                 t.system_memory = 1024 * GIB;
                 t.link_all_pcie();
                 t
@@ -468,6 +489,9 @@ impl Topology {
         }
         if self.devices.len() > 32 {
             return Err("at most 32 devices are supported".into());
+        }
+        if self.host_memory_bandwidth.is_nan() || self.host_memory_bandwidth <= 0.0 {
+            return Err("host_memory_gbps must be positive".into());
         }
         for (i, d) in self.devices.iter().enumerate() {
             if !(1..=2).contains(&d.tiles) {

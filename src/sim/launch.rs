@@ -12,6 +12,7 @@
 
 use std::os::fd::RawFd;
 
+use super::timeline::{Lane, OnDevice, Ran};
 use super::{check_span, Access, Sim, TimeCategory};
 use crate::errno::{Errno, Result};
 use crate::sim::mem::PAGE;
@@ -79,11 +80,40 @@ impl Arg {
 
 /// Where one pass over a span found its bytes: in the device's own VRAM,
 /// or elsewhere (ns at the path's streaming bandwidth).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Traffic {
     pub local_bytes: u64,
     pub remote_bytes: u64,
     pub remote_ns: f64,
+    /// The shared lanes the remote bytes cross, with the ns each needs of
+    /// its bandwidth for one pass.
+    pub lanes: Vec<(Lane, f64)>,
+}
+
+impl Traffic {
+    /// Adds lane work.
+    pub fn cross(&mut self, lanes: &[(Lane, f64)]) {
+        for &(l, ns) in lanes {
+            add_lane(&mut self.lanes, l, ns);
+        }
+    }
+}
+
+fn add_lane(lanes: &mut Vec<(Lane, f64)>, l: Lane, ns: f64) {
+    match lanes.iter_mut().find(|(x, _)| *x == l) {
+        Some((_, w)) => *w += ns,
+        None => lanes.push((l, ns)),
+    }
+}
+
+/// A launch as it was queued: when its compute engine ran it, and how it
+/// ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Queued {
+    /// When it ran.
+    pub ran: Ran,
+    /// Whether every argument's access succeeded.
+    pub result: std::result::Result<(), LaunchError>,
 }
 
 /// A launch that stopped at an argument whose access failed.
@@ -105,27 +135,50 @@ impl Sim {
         self.launch(fd, vm_id, tile, &[Arg::new(start, size, access)], 0, value).map_err(|e| e.errno)
     }
 
-    /// A kernel launch on `tile` of the device behind `fd`, in VM `vm_id`:
-    /// each argument's span is accessed in order (a write stores `value`),
-    /// then the kernel runs for the roofline of `compute_ns` and its memory
-    /// time. A failed access ends the launch there (the GPU context would
-    /// be lost), after charging what ran.
+    /// A kernel launch on `tile` of the device behind `fd`, in VM `vm_id`,
+    /// that the calling host thread waits for ([`Sim::enqueue`], then
+    /// [`Sim::host_wait`] until it completes).
     pub fn launch(&self, fd: RawFd, vm_id: u32, tile: u16, args: &[Arg], compute_ns: u64, value: u64) -> std::result::Result<(), LaunchError> {
-        let fail = |arg, errno| LaunchError { arg, errno };
+        let q = self.enqueue(fd, vm_id, tile, args, compute_ns, value, 0);
+        self.host_wait(q.ran.end_ns);
+        q.result
+    }
+
+    /// Queues a kernel launch on `tile` of the device behind `fd`, in VM
+    /// `vm_id`, and returns without waiting (the host goes on): it runs on
+    /// the device's compute engine once that is free, the calling host
+    /// thread has submitted it, and `after_ns` has passed (what it waits
+    /// for: the launches that wrote what it reads). Each argument's span is
+    /// accessed in order (a write stores `value`; faults and their copies
+    /// stall the launch), then the kernel runs for the roofline of
+    /// `compute_ns` and its memory time, its remote bytes sharing the lanes
+    /// they cross. A failed access ends the launch there (the GPU context
+    /// would be lost), after charging what ran.
+    #[allow(clippy::too_many_arguments)]
+    pub fn enqueue(&self, fd: RawFd, vm_id: u32, tile: u16, args: &[Arg], compute_ns: u64, value: u64, after_ns: u64) -> Queued {
+        let now = self.now_ns();
+        let refused = |arg, errno| Queued { ran: Ran { start_ns: now, end_ns: now }, result: Err(LaunchError { arg, errno }) };
         for (i, a) in args.iter().enumerate() {
-            check_span(a.start, a.size).map_err(|e| fail(i, e))?;
+            if let Err(e) = check_span(a.start, a.size) {
+                return refused(i, e);
+            }
         }
         let mut g = self.state.lock();
         self.signal_fences(&mut g);
-        let dev = g.files.get(&fd).ok_or(fail(0, Errno::EBADF))?.device;
+        let Some(dev) = g.files.get(&fd).map(|f| f.device) else {
+            return refused(0, Errno::EBADF);
+        };
         if let Some(e) = g.gone[dev as usize] {
-            return Err(fail(0, e));
+            return refused(0, e);
         }
         if tile >= self.topo.devices[dev as usize].tiles {
-            return Err(fail(0, Errno::EINVAL));
+            return refused(0, Errno::EINVAL);
         }
+        let start_ns = self.begin_launch(dev, after_ns);
+        let on_device = OnDevice::enter(dev);
         let local_bw = self.topo.devices[dev as usize].local_bandwidth;
         let (mut local_ns, mut remote_ns) = (0.0f64, 0.0f64);
+        let mut lanes = Vec::new();
         let mut result = Ok(());
         for (i, a) in args.iter().enumerate() {
             let (start, end) = (a.start & !(PAGE - 1), (a.start + a.size).next_multiple_of(PAGE));
@@ -134,19 +187,28 @@ impl Sim {
             let reuse = a.reuse();
             local_ns += t.local_bytes as f64 * reuse * 1e9 / local_bw;
             remote_ns += t.remote_ns * reuse * a.link_slowdown();
+            for (l, ns) in t.lanes {
+                add_lane(&mut lanes, l, ns * reuse * a.link_slowdown());
+            }
             self.count(&self.counters.remote_access_bytes, (t.remote_bytes as f64 * reuse) as u64);
             if let Err(e) = r {
-                result = Err(fail(i, e));
+                result = Err(LaunchError { arg: i, errno: e });
                 break;
             }
         }
         drop(g);
-        // The roofline: memory time, and compute beyond it. Each piece is
-        // rounded up, so the clock is never below max(compute, memory).
+        drop(on_device);
+        // The roofline: memory time, and compute beyond it, each piece
+        // rounded up, so the launch is never shorter than max(compute,
+        // memory); remote bytes that share a lane with other transfers may
+        // make it longer.
         let (local, remote) = (local_ns.ceil() as u64, remote_ns.ceil() as u64);
-        self.advance(local, TimeCategory::LocalAccess);
-        self.advance(remote, TimeCategory::RemoteAccess);
-        self.advance(compute_ns.saturating_sub(local + remote), TimeCategory::Compute);
-        result
+        let compute = compute_ns.saturating_sub(local + remote);
+        let spans: Vec<(u64, u64)> = args.iter().map(|a| (a.start & !(PAGE - 1), (a.start + a.size).next_multiple_of(PAGE))).collect();
+        let (end_ns, slowed) = self.run_launch(dev, local + remote + compute, &lanes, &spans);
+        self.charge(TimeCategory::LocalAccess, local);
+        self.charge(TimeCategory::RemoteAccess, remote + slowed);
+        self.charge(TimeCategory::Compute, compute);
+        Queued { ran: Ran { start_ns, end_ns }, result }
     }
 }

@@ -29,6 +29,7 @@ mod prefetch;
 mod process;
 mod query;
 mod svm;
+mod timeline;
 mod truth;
 mod uaccess;
 pub mod vm;
@@ -43,7 +44,8 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 pub use config::{Costs, DeviceSpec, KernelVersion, LinkKind, LinkSpec, Topology};
 pub use topology_file::{parse_size, ParseError};
 pub use inject::{Injection, Point};
-pub use launch::{Arg, LaunchError, Pattern, SCATTERED_LINK_EFFICIENCY};
+pub use launch::{Arg, LaunchError, Pattern, Queued, SCATTERED_LINK_EFFICIENCY};
+pub use timeline::{Ran, HOST_THREADS};
 pub use uaccess::trusted as uaccess_trusted;
 use mem::{Loc, Memory, PAGE};
 use vm::Vm;
@@ -291,7 +293,10 @@ pub struct Sim {
     state: Mutex<State>,
     /// `driver_migrate_lock` (docs/kernel-model.md §5).
     migrate_lock: RwLock<()>,
-    clock: AtomicU64,
+    /// Every engine's clock (timeline.rs).
+    timelines: Mutex<timeline::Timelines>,
+    /// The host thread the calling code acts as ([`Sim::set_host_thread`]).
+    host_thread: std::sync::atomic::AtomicU8,
     counters: Counters,
     /// How the simulated process may read its page table.
     page_table: Mutex<PageTableAccess>,
@@ -326,6 +331,7 @@ impl Sim {
             return Err("too many VRAM regions (at most 120)".into());
         }
         let owner = topo.owner_groups();
+        let ndev = topo.devices.len();
         let mem = Memory::new(pagemaps.iter().map(|p| p.capacity).collect());
         Ok(Arc::new(Sim {
             state: Mutex::new(State { mem, files: HashMap::new(), gone: vec![None; topo.devices.len()], injector: Default::default(), scratch: Vec::new(), fences: Vec::new() }),
@@ -334,7 +340,8 @@ impl Sim {
             tile_pagemap,
             owner,
             migrate_lock: RwLock::new(()),
-            clock: AtomicU64::new(0),
+            timelines: Mutex::new(timeline::Timelines::new(ndev)),
+            host_thread: std::sync::atomic::AtomicU8::new(0),
             counters: Counters::default(),
             page_table: Mutex::new(PageTableAccess { source: PageTableSource::Scan, privileged: false }),
             sys_nice: std::sync::atomic::AtomicBool::new(false),
@@ -422,23 +429,6 @@ impl Sim {
 
     // -- clock, counters, injection ------------------------------------------
 
-    /// The simulated clock, in nanoseconds.
-    pub fn now_ns(&self) -> u64 {
-        self.clock.load(Ordering::Relaxed)
-    }
-
-    fn advance(&self, ns: u64, cat: TimeCategory) {
-        self.spend(ns, cat);
-    }
-
-    /// Moves the clock forward to at least `t` (a wait), charging the wait to `cat`.
-    fn advance_to(&self, t: u64, cat: TimeCategory) {
-        let before = self.clock.fetch_max(t, Ordering::Relaxed);
-        if t > before {
-            self.charge(cat, t - before);
-        }
-    }
-
     /// Adds `ns` to `cat`'s time counter (the clock moved by `ns` for it).
     fn charge(&self, cat: TimeCategory, ns: u64) {
         let c = &self.counters;
@@ -479,13 +469,6 @@ impl Sim {
             self.events.lock().push(e());
         }
     }
-
-    /// Advances the clock by `ns`, charged to `cat`, and returns when that started.
-    fn spend(&self, ns: u64, cat: TimeCategory) -> u64 {
-        self.charge(cat, ns);
-        self.clock.fetch_add(ns, Ordering::Relaxed)
-    }
-
 
     /// Arms a fault injection.
     pub fn inject(&self, injection: Injection) {
@@ -587,6 +570,7 @@ impl Sim {
         let (start, end) = (start & !(PAGE - 1), end.next_multiple_of(PAGE));
         let mut g = self.state.lock();
         self.signal_fences(&mut g);
+        self.wait_arrived(start, end);
         let mut a = start;
         while a < end {
             let (_, vend, kind) = g.mem.cpu_vma(a);

@@ -10,7 +10,8 @@ use parking_lot::MutexGuard;
 
 use super::mem::{CpuKind, Loc, PAGE};
 use super::vm::{PrefTarget, SvmRange, VmaKind};
-use super::{Access, Guard, Point, Sim, SimEvent, TimeCategory};
+use super::timeline::Lane;
+use super::{Access, Guard, LinkKind, Point, Sim, SimEvent, TimeCategory};
 use crate::errno::{Errno, Result};
 use crate::uapi::*;
 
@@ -70,6 +71,26 @@ impl Sim {
         }
     }
 
+    /// The lanes `bytes` between system memory and `dev` cross: its host
+    /// link one way, and the host's memory.
+    pub(super) fn host_lanes(&self, dev: u32, bytes: u64, link: Lane) -> [(Lane, f64); 2] {
+        let b = bytes as f64 * 1e9;
+        [(link, b / self.topo.devices[dev as usize].host_bandwidth), (Lane::HostMemory, b / self.topo.host_memory_bandwidth)]
+    }
+
+    /// The lanes `bytes` from `src`'s VRAM to `dst` cross: over PCIe P2P
+    /// (or, with no link, the host links a copy between their VRAM would
+    /// use) each one's host link; over a fabric link, or inside one
+    /// device, none that others share.
+    pub(super) fn peer_lanes(&self, src: u32, dst: u32, bytes: u64) -> Vec<(Lane, f64)> {
+        if src == dst || self.topo.link(src, dst).is_some_and(|l| l.kind == LinkKind::Fabric) {
+            return Vec::new();
+        }
+        let b = bytes as f64 * 1e9;
+        let bw = |d: u32| self.topo.devices[d as usize].host_bandwidth;
+        vec![(Lane::OutOf(src), b / bw(src)), (Lane::Into(dst), b / bw(dst))]
+    }
+
     /// The slowest host link of the machine: the price of a copy whose
     /// device is unknown (never less than what any device would pay).
     fn slowest_host(&self) -> f64 {
@@ -79,11 +100,19 @@ impl Sim {
     /// The MMU notifier: zaps every VM's bindings over [start, end) (one TLB
     /// invalidation per tile that lost one).
     pub(super) fn invalidate_all(&self, g: &mut Guard, start: u64, end: u64) {
-        let mut tiles = 0;
+        let (mut tiles, at) = (0, self.now_ns());
         for f in g.files.values_mut() {
+            let mut flushed = 0;
             for vm in f.vms.values_mut() {
-                tiles += vm.invalidate(start, end, true);
+                flushed += vm.invalidate(start, end, true);
             }
+            // The flush stalls the device it reaches (a launch running
+            // there waits for its TLB), as well as the caller who waits
+            // for it below.
+            if flushed > 0 {
+                self.stall_device(f.device, at, flushed as u64 * self.topo.costs.tlb_invalidation_ns);
+            }
+            tiles += flushed;
         }
         self.charge_tlb(tiles);
     }
@@ -171,6 +200,16 @@ impl Sim {
                 Some(bw) => {
                     traffic.remote_bytes += bytes;
                     traffic.remote_ns += bytes as f64 * 1e9 / bw;
+                    // The lanes the bytes cross: reads flow toward the
+                    // accessing device, writes away from it.
+                    let read = access == Access::Read;
+                    match r.dpagemap {
+                        None => traffic.cross(&self.host_lanes(dev, bytes, if read { Lane::Into(dev) } else { Lane::OutOf(dev) })),
+                        Some(p) => {
+                            let pd = self.pagemaps[p as usize].device;
+                            traffic.cross(&if read { self.peer_lanes(pd, dev, bytes) } else { self.peer_lanes(dev, pd, bytes) });
+                        }
+                    }
                 }
                 None => traffic.local_bytes += bytes,
             }
@@ -375,8 +414,8 @@ impl Sim {
         // page is copied in: every allocation pays a clear of its bytes,
         // whether the migration then succeeds or not (docs/cost-model.md).
         let c = &self.topo.costs;
-        let dur_ns = c.clear_ns(bytes, self.topo.devices[tdev as usize].clear_bandwidth());
-        let at_ns = self.spend(dur_ns, TimeCategory::Migration);
+        let clear_ns = c.clear_ns(bytes, self.topo.devices[tdev as usize].clear_bandwidth());
+        let (at_ns, dur_ns) = self.copy(tdev, (rs, re), clear_ns, TimeCategory::Migration, &[]);
         self.event(|| SimEvent::Clear { at_ns, dur_ns, bytes, device: tdev });
         self.count(&self.counters.vram_clears, 1);
         self.count(&self.counters.bytes_cleared, bytes);
@@ -444,8 +483,8 @@ impl Sim {
         // copies nothing for them: the allocation's clear (populate_mm) is
         // all they cost. No PCIe copy, no bytes moved.
         if from_sys > 0 {
-            let dur_ns = c.copy_ns(from_sys, self.topo.devices[tdev as usize].host_bandwidth);
-            let at_ns = self.spend(dur_ns, TimeCategory::Migration);
+            let copy_ns = c.copy_ns(from_sys, self.topo.devices[tdev as usize].host_bandwidth);
+            let (at_ns, dur_ns) = self.copy(tdev, (rs, re), copy_ns, TimeCategory::Migration, &self.host_lanes(tdev, from_sys, Lane::Into(tdev)));
             self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes: from_sys, from: None, to });
             self.count(&self.counters.migrations_to_vram, 1);
             self.count(&self.counters.bytes_to_vram, from_sys);
@@ -463,8 +502,7 @@ impl Sim {
         for (p, b) in from_peer {
             let src = self.pagemaps[p as usize].device;
             let bw = self.topo.peer_bandwidth(src, tdev);
-            let dur_ns = c.copy_ns(b, bw);
-            let at_ns = self.spend(dur_ns, TimeCategory::Migration);
+            let (at_ns, dur_ns) = self.copy(tdev, (rs, re), c.copy_ns(b, bw), TimeCategory::Migration, &self.peer_lanes(src, tdev, b));
             self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes: b, from: Some(src), to });
             self.count(&self.counters.migrations_device_to_device, 1);
             self.count(&self.counters.bytes_device_to_device, b);
@@ -499,22 +537,29 @@ impl Sim {
         if pages.is_empty() {
             return;
         }
-        let from = match g.mem.loc(pages[0]) {
+        // The device whose copy engine runs it: the one whose VRAM holds
+        // the pages (a list never spans two allocations).
+        let from = pages.iter().find_map(|&a| match g.mem.loc(a) {
             Loc::Vram(p) => Some(self.pagemaps[p as usize].device),
             _ => None,
-        };
+        });
         let bytes = g.mem.move_to_system(pages) * PAGE;
         if bytes == 0 {
             return;
         }
+        let (lo, hi) = (pages[0], *pages.last().unwrap() + PAGE);
         let c = &self.topo.costs;
         let bw = from.map_or_else(|| self.slowest_host(), |d| self.topo.devices[d as usize].host_bandwidth);
-        let dur_ns = c.copy_ns(bytes, bw);
-        let at_ns = self.spend(dur_ns, TimeCategory::Migration);
+        let (at_ns, dur_ns) = match from {
+            Some(d) => self.copy(d, (lo, hi), c.copy_ns(bytes, bw), TimeCategory::Migration, &self.host_lanes(d, bytes, Lane::OutOf(d))),
+            None => {
+                let ns = c.copy_ns(bytes, bw);
+                (self.spend(ns, TimeCategory::Migration), ns)
+            }
+        };
         self.event(|| SimEvent::Migration { at_ns, dur_ns, bytes, from, to: None });
         self.count(&self.counters.migrations_to_system, 1);
         self.count(&self.counters.bytes_to_system, bytes);
-        let (lo, hi) = (pages[0], *pages.last().unwrap() + PAGE);
         self.invalidate_all(g, lo, hi);
     }
 

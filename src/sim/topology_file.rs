@@ -11,6 +11,7 @@
 //! ```toml
 //! kernel = "7.0"              # "6.18-rc1"/"6.18-rc2", "6.18", "7.0" or "7.1"
 //! system_memory = "256 GiB"
+//! host_memory_gbps = 80       # the host's memory, shared by every link
 //! future_fabric = false       # true: a future kernel with Xe Link for SVM
 //!
 //! [[device]]                  # repeated per device, in index order
@@ -326,7 +327,8 @@ fn root_field(topo: &mut Topology, f: &Field) -> Result<(), ParseError> {
         }
         "system_memory" => topo.system_memory = f.size()?,
         "future_fabric" => topo.future_fabric = f.boolean()?,
-        k => return Err(err(line, format!("unknown field `{k}` (expected kernel, system_memory or future_fabric)"))),
+        "host_memory_gbps" => topo.host_memory_bandwidth = gbps(f)?,
+        k => return Err(err(line, format!("unknown field `{k}` (expected kernel, system_memory, host_memory_gbps or future_fabric)"))),
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 
 mod generate;
 mod optimum;
+mod queues;
 mod report;
 mod runner;
 mod scenario;
@@ -401,9 +402,9 @@ fn bench(
     let machine_table = |machine: &str, topo: &xesvm::sim::Topology| {
         let rs: Vec<_> = reports.iter().filter(|r| r.machine == machine).cloned().collect();
         format!(
-            "{}\n(optimum: a lower bound on simulated time from the trace, capacity relaxed; offline: a feasible offline schedule where VRAM\n \
-             capacity binds; sim time: from the first step, device setup left out; vs optimum: sim time / optimum;\n \
-             pt reads: page-table reads, each charged to the simulated clock; oracle: the engine told the simulator's ground truth,\n \
+            "{}\n(optimum: a lower bound on the program's time from the trace, capacity relaxed; offline: an offline schedule where VRAM\n \
+             capacity binds, as if one engine ran it; sim time: from the first step to when the last engine finishes, device setup left out;\n \
+             vs optimum: sim time / optimum; pt reads: page-table reads, each charged to the simulated clock; oracle: the engine told the simulator's ground truth,\n \
              not realizable on hardware{})\n\n{}",
             describe(machine, topo, iterations),
             if breakdown {

@@ -16,7 +16,7 @@
 //!
 //! # Why each charge is a floor
 //!
-//! The simulated clock is the sum of every modelled cost (docs/cost-model.md),
+//! The engines' work is the sum of every modelled cost (docs/cost-model.md),
 //! each piece rounded up to whole nanoseconds (`transfer_ns`). Split that
 //! sum over the pages of a run: every charge below is at most what the run
 //! pays for the same page, and every cost the bound leaves out (GPU and CPU
@@ -96,6 +96,23 @@
 //! included, on random traces with runtime calls, several devices, CPU
 //! accesses and machines with and without links.
 //!
+//! # Engines at once
+//!
+//! The charges above are a floor of the engines' *work*: the sum of a
+//! run's time categories (`Optimum::work_ns`), as they were a floor of the
+//! one clock before engines ran at once (docs/cost-model.md, "Timelines").
+//! The program's time is when the last engine finishes, so the bound is
+//! the largest of three floors of it:
+//!
+//! * the work spread over every engine (two per device, each host thread
+//!   used): no engine works two things at once;
+//! * the copies alone (each segment's cheapest path counting only what a
+//!   copy engine runs: copies and clears) spread over the copy engines;
+//! * the critical path (`critical.rs`): the steps in the runner's order,
+//!   each launch at the roofline of its compute and least memory time, and
+//!   each hand-off between dependent steps at least the cheaper of reading
+//!   in place and copying first.
+//!
 //! # The offline schedule
 //!
 //! Where the optimal places of all segments together overflow a VRAM
@@ -103,14 +120,15 @@
 //! segment resident there whose next use is farthest goes back to system
 //! memory, and comes back (another copy) when its path next needs that
 //! region. It is an offline schedule with capacity enforced, priced with
-//! the same charges: it lies at or above the bound.
+//! the same charges as if one engine ran it all (its work, nothing
+//! overlapped), and never below the bound.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use xesvm::sim::{Access, Arg, Costs, Pattern, Topology};
 use xesvm::uapi::DRM_XE_ATOMIC_CPU;
 
-use crate::workload::{Call, Step, Target, Workload, CHUNK, PAGE};
+use crate::workload::{Call, PlacementThread, Step, Target, Workload, CHUNK, PAGE};
 
 /// A place a segment can be in: system memory, or a VRAM region (device, tile).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -155,8 +173,12 @@ struct Touch {
 /// What the optimum of a workload is.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Optimum {
-    /// The lower bound on simulated time, ns.
+    /// The lower bound on simulated time (the makespan), ns.
     pub bound_ns: u64,
+    /// The lower bound on the work every engine does together (the sum of
+    /// a run's time categories), ns: what the bound was when one clock
+    /// ran everything in sequence.
+    pub work_ns: u64,
     /// The offline schedule's time where capacity binds (None: the
     /// unconstrained paths fit, so the bound is itself a schedule).
     pub offline_ns: Option<u64>,
@@ -360,6 +382,7 @@ fn segments(w: &Workload, honour_calls: bool) -> Vec<(u64, u64, Signature)> {
                 }
             },
             Step::Free { start, size } | Step::Alloc { start, size } => vec![(*start, *size)],
+            Step::Wait => Vec::new(),
         }
     };
     let mut cuts = BTreeSet::new();
@@ -407,7 +430,7 @@ fn segments(w: &Workload, honour_calls: bool) -> Vec<(u64, u64, Signature)> {
             }
             Step::Cpu { start, size, .. } => each(*start, *size, &mut |c| touched.entry(at(&life, c)).or_default().push((Touch { step: i, who: Who::Cpu }, false))),
             Step::Free { start, size } => each(*start, *size, &mut |c| *life.entry(c).or_default() += 1),
-            Step::Alloc { .. } => {}
+            Step::Alloc { .. } | Step::Wait => {}
             Step::Call(Call::AtomicMode { start, size, mode: m }) => each(*start, *size, &mut |c| {
                 mode.insert(c, *m);
             }),
@@ -433,10 +456,20 @@ fn segments(w: &Workload, honour_calls: bool) -> Vec<(u64, u64, Signature)> {
         .collect()
 }
 
+/// What a path is charged: moves, births and stalls (P0); those and the
+/// memory time above the least (P1); or only what copy engines run (the
+/// copies and clears of moves and births).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Charge {
+    Moves,
+    Excess,
+    Copies,
+}
+
 /// The shortest path of one byte of a segment: its cost, and its place at
 /// each touch. States: the place; before the first touch the segment does
 /// not exist.
-fn shortest_path(m: &Machine, sig: &[(Touch, bool)], excess: bool) -> (f64, Vec<Place>) {
+fn shortest_path(m: &Machine, sig: &[(Touch, bool)], charge: Charge) -> (f64, Vec<Place>) {
     let n = m.places.len();
     let mut cost: Vec<f64> = vec![f64::INFINITY; n];
     let mut back: Vec<Vec<usize>> = Vec::with_capacity(sig.len());
@@ -447,11 +480,22 @@ fn shortest_path(m: &Machine, sig: &[(Touch, bool)], excess: bool) -> (f64, Vec<
             let Some(price) = m.access(t, p, *fails) else {
                 continue;
             };
-            let a = price.stall + if excess { price.mem - m.least_mem(t, *fails) } else { 0.0 };
+            let a = match charge {
+                Charge::Moves => price.stall,
+                Charge::Excess => price.stall + price.mem - m.least_mem(t, *fails),
+                Charge::Copies => 0.0,
+            };
             if k == 0 {
                 // A failing first touch populates nothing: its birth is left
-                // to a later touch, and left out (a lower bound).
-                next[j] = if m.fails(t, *fails) { 0.0 } else { m.birth(p) } + a;
+                // to a later touch, and left out (a lower bound). A copy
+                // engine's share of a birth in system memory is none (the
+                // zero-fill runs on whoever faults).
+                let birth = match (charge, p) {
+                    _ if m.fails(t, *fails) => 0.0,
+                    (Charge::Copies, Place::System) => 0.0,
+                    _ => m.birth(p),
+                };
+                next[j] = birth + a;
                 continue;
             }
             for (i, _) in m.places.iter().enumerate() {
@@ -482,15 +526,15 @@ fn shortest_path(m: &Machine, sig: &[(Touch, bool)], excess: bool) -> (f64, Vec<
 /// and where the runtime's calls force work, the bound with them honoured.
 pub fn optimum(w: &Workload) -> Optimum {
     let m = Machine::new(&w.topology);
-    let (bound, offline) = bound_of(&m, w, false);
+    let (bound, work, offline) = bound_of(&m, w, false);
     let forced = w.steps.iter().any(|s| matches!(s, Step::Call(Call::AllocVram { .. } | Call::Evict { .. })));
     let calls = forced.then(|| bound_of(&m, w, true).0).filter(|&c| c > bound);
-    Optimum { bound_ns: bound, offline_ns: offline, calls_ns: calls }
+    Optimum { bound_ns: bound, work_ns: work, offline_ns: offline, calls_ns: calls }
 }
 
 /// The bound of a workload (with its runtime calls honoured, or not), and
 /// the offline schedule where capacity binds.
-fn bound_of(m: &Machine, w: &Workload, honour_calls: bool) -> (u64, Option<u64>) {
+fn bound_of(m: &Machine, w: &Workload, honour_calls: bool) -> (u64, u64, Option<u64>) {
     let segs = segments(w, honour_calls);
     // Per launch: its least memory time (every byte where it is cheapest).
     let mut least = vec![0.0f64; w.steps.len()];
@@ -509,21 +553,32 @@ fn bound_of(m: &Machine, w: &Workload, honour_calls: bool) -> (u64, Option<u64>)
     let rooflines: f64 = (0..w.steps.len()).map(|i| compute(i).max(least[i])).sum();
     let slack: f64 = (0..w.steps.len()).map(|i| (compute(i) - least[i]).max(0.0)).sum();
     // Moves with the excess memory time free (P0) and paid (P1).
-    let mut solved: [HashMap<&Signature, (f64, Vec<Place>)>; 2] = [HashMap::new(), HashMap::new()];
-    let (mut p0, mut p1) = (0.0f64, 0.0f64);
+    let mut solved: [HashMap<&Signature, (f64, Vec<Place>)>; 3] = [HashMap::new(), HashMap::new(), HashMap::new()];
+    let (mut p0, mut p1, mut copies) = (0.0f64, 0.0f64, 0.0f64);
     for (_, bytes, sig) in &segs {
-        p0 += solved[0].entry(sig).or_insert_with(|| shortest_path(m, sig, false)).0 * *bytes as f64;
-        p1 += solved[1].entry(sig).or_insert_with(|| shortest_path(m, sig, true)).0 * *bytes as f64;
+        p0 += solved[0].entry(sig).or_insert_with(|| shortest_path(m, sig, Charge::Moves)).0 * *bytes as f64;
+        p1 += solved[1].entry(sig).or_insert_with(|| shortest_path(m, sig, Charge::Excess)).0 * *bytes as f64;
+        copies += solved[2].entry(sig).or_insert_with(|| shortest_path(m, sig, Charge::Copies)).0 * *bytes as f64;
     }
-    let total = rooflines + p0.max(p1 - slack);
+    let work = rooflines + p0.max(p1 - slack);
+    // The engines run at once (docs/cost-model.md, "Timelines"): the
+    // program takes at least its critical path, the copies spread over
+    // the copy engines of the devices with VRAM, and its work spread over
+    // every engine.
+    let roofline: Vec<u64> = (0..w.steps.len()).map(|i| (compute(i).max(least[i]) - 1.0).max(0.0).floor() as u64).collect();
+    let engines = 2 * w.topology.devices.len() + 1 + (w.placement_thread != PlacementThread::Submitting) as usize;
+    let copy_engines = w.topology.devices.iter().filter(|d| d.has_vram()).count().max(1);
+    let path = critical::path(m, w, &segs, &roofline, copy_engines);
+    let total = (path as f64).max(copies / copy_engines as f64).max(work / engines as f64);
     // Exact time rounded down, less a nanosecond for floating-point sums.
-    let bound = (total - 1.0).max(0.0).floor() as u64;
+    let floor = |x: f64| (x - 1.0).max(0.0).floor() as u64;
+    let bound = floor(total);
     if honour_calls {
-        return (bound, None);
+        return (bound, floor(work), None);
     }
     let paths: Vec<&[Place]> = segs.iter().map(|(_, _, sig)| solved[1][sig].1.as_slice()).collect();
     let offline = offline_schedule(m, w, &segs, &paths).map(|o| o.max(bound));
-    (bound, offline)
+    (bound, floor(work), offline)
 }
 
 /// Replays the paths in trace order with VRAM capacity enforced, and
@@ -621,6 +676,9 @@ fn offline_schedule(m: &Machine, w: &Workload, segs: &[(u64, u64, Signature)], p
     }
     bound_hit.then_some(cost.floor() as u64)
 }
+
+#[path = "critical.rs"]
+mod critical;
 
 #[cfg(test)]
 #[path = "optimum_tests.rs"]

@@ -73,14 +73,14 @@ fn a_read_only_buffer_costs_the_cheaper_of_reading_remotely_and_copying() {
     w.cpu(a, 2 * MIB, true);
     w.launch(0, vec![(a, 2 * MIB, Access::Read)]);
     let lo = local(&w, 2 * MIB);
-    assert_eq!(optimum(&w).bound_ns, floor(born + remote.min(moved + lo)));
+    assert_eq!(optimum(&w).work_ns, floor(born + remote.min(moved + lo)));
     // Read sixteen times: one copy (without device folios on 7.0, about
     // eleven remote reads) is cheaper than sixteen remote reads.
     for _ in 0..15 {
         w.launch(0, vec![(a, 2 * MIB, Access::Read)]);
     }
     assert!(moved < 16.0 * (remote - lo));
-    assert_eq!(optimum(&w).bound_ns, floor(born + moved + 16.0 * lo));
+    assert_eq!(optimum(&w).work_ns, floor(born + moved + 16.0 * lo));
     // With compute beyond each read's remote time, the remote reads hide
     // behind it: sixteen launches of compute and the birth.
     let slow = (2.0 * remote) as u64;
@@ -89,7 +89,7 @@ fn a_read_only_buffer_costs_the_cheaper_of_reading_remotely_and_copying() {
             *compute_ns = slow;
         }
     }
-    assert_eq!(optimum(&w).bound_ns, floor(born + 16.0 * slow as f64));
+    assert_eq!(optimum(&w).work_ns, floor(born + 16.0 * slow as f64));
     // Read eight times per launch: the copy again.
     for s in &mut w.steps {
         if let Step::Launch { args, compute_ns, .. } = s {
@@ -97,7 +97,7 @@ fn a_read_only_buffer_costs_the_cheaper_of_reading_remotely_and_copying() {
             *compute_ns = 0;
         }
     }
-    assert_eq!(optimum(&w).bound_ns, floor(born + moved + 128.0 * lo));
+    assert_eq!(optimum(&w).work_ns, floor(born + moved + 128.0 * lo));
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn atomics_and_cpu_accesses_force_their_places() {
     // Both devices are of one class: back to system over either host link.
     assert_eq!(host(t, 0), host(t, 1));
     let want = 2.0 * lo + clear(t, 2 * MIB, 0) + moved.min(remote) + copy(&c, 2 * MIB, host(t, 0));
-    assert_eq!(optimum(&w).bound_ns, floor(want));
+    assert_eq!(optimum(&w).work_ns, floor(want));
 }
 
 /// Without a link (or across owner groups) a GPU cannot read a peer's
@@ -133,7 +133,7 @@ fn without_a_link_peer_vram_is_out_of_reach() {
     w.launch(1, vec![(a, 2 * MIB, Access::Atomic)]);
     let t = &w.topology;
     let via_system = copy(&c, 2 * MIB, host(t, 0)) + copy(&c, 2 * MIB, host(t, 1)) + clear(t, 2 * MIB, 1);
-    assert_eq!(optimum(&w).bound_ns, floor(2.0 * local(&w, 2 * MIB) + clear(t, 2 * MIB, 0) + via_system));
+    assert_eq!(optimum(&w).work_ns, floor(2.0 * local(&w, 2 * MIB) + clear(t, 2 * MIB, 0) + via_system));
 }
 
 /// Never-populated memory a GPU writes is born in VRAM by a clear (or
@@ -148,7 +148,7 @@ fn gpu_born_buffers_pay_their_birth() {
     for _ in 0..4 {
         w.launch(0, vec![(a, 8 * MIB, Access::Write)]);
     }
-    assert_eq!(optimum(&w).bound_ns, floor(born + 4.0 * local(&w, 8 * MIB)));
+    assert_eq!(optimum(&w).work_ns, floor(born + 4.0 * local(&w, 8 * MIB)));
 }
 
 /// The split case: a system preference on 64 KiB of a 2 MiB buffer,
@@ -165,7 +165,7 @@ fn pieces_of_a_chunk_each_keep_their_place() {
     // of the atomic piece into VRAM (a copy and the clear), nothing after.
     let piece = 64 << 10;
     let once = copy(&t.costs, piece, host(t, 0)) + clear(t, piece, 0);
-    assert_eq!(o.bound_ns, floor(zero_fill(&t.costs, 2 * MIB) + once + 8.0 * local(&w, piece)));
+    assert_eq!(o.work_ns, floor(zero_fill(&t.costs, 2 * MIB) + once + 8.0 * local(&w, piece)));
     for p in PolicyKind::ALL {
         let r = run(&w, p).unwrap();
         assert!(r.simulated_ns >= o.bound_ns, "{p:?}: {} < {}", r.simulated_ns, o.bound_ns);
@@ -245,9 +245,14 @@ fn random_workload(seed: u64, steps: usize) -> Workload {
     let devices = t.devices.len() as u64;
     let tiles: Vec<u16> = t.devices.iter().map(|d| d.tiles).collect();
     let mut w = Workload::new("random", t);
-    let bufs = [(w.buffer("a", 12 * MIB), 12 * MIB), (w.buffer("b", 6 * MIB), 6 * MIB)];
+    // Placements from the submitting thread or a helper; four buffers, so
+    // that devices can run launches that do not depend on each other.
+    if r.below(2) == 0 {
+        w.placement_thread = PlacementThread::Helper;
+    }
+    let bufs = [(w.buffer("a", 12 * MIB), 12 * MIB), (w.buffer("b", 6 * MIB), 6 * MIB), (w.buffer("c", 8 * MIB), 8 * MIB), (w.buffer("d", 4 * MIB), 4 * MIB)];
     let span = |r: &mut Rng| -> (u64, u64) {
-        let (b, size) = bufs[r.below(2) as usize];
+        let (b, size) = bufs[r.below(4) as usize];
         let unit = [4096, 64 << 10, CHUNK][r.below(3) as usize];
         match r.below(4) {
             0 => (b, size),
@@ -268,10 +273,11 @@ fn random_workload(seed: u64, steps: usize) -> Workload {
     };
     for _ in 0..steps {
         let (start, size) = span(&mut r);
-        match r.below(13) {
+        match r.below(14) {
             0 | 1 => w.cpu(start, size, r.below(2) == 0),
+            13 => w.steps.push(Step::Wait),
             12 => {
-                let (b, size) = bufs[r.below(2) as usize];
+                let (b, size) = bufs[r.below(4) as usize];
                 w.steps.push(Step::Free { start: b, size });
                 w.steps.push(Step::Alloc { start: b, size });
             }
@@ -334,6 +340,9 @@ proptest! {
                 continue;
             }
             prop_assert!(r.simulated_ns >= o.bound_ns, "{p:?}: {} ns < bound {} ns, {} GPU errors\n{w:#?}", r.simulated_ns, o.bound_ns, r.gpu_errors);
+            // The engines' work together, which the one-clock bound floored.
+            let work: u64 = r.breakdown().iter().map(|&(_, ns)| ns).sum();
+            prop_assert!(work >= o.work_ns, "{p:?}: work {work} ns < work bound {} ns\n{w:#?}", o.work_ns);
         }
     }
 }

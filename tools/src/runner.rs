@@ -19,8 +19,9 @@ use xesvm::sim::{Access, Arg, Placement, Sim};
 use xesvm::topology::Pagemap;
 use xesvm::uapi::*;
 
+use crate::queues::Queues;
 use crate::trace::{self, Trace};
-use crate::workload::{Call, Knows, Step, Target, Workload, CHUNK, PAGE};
+use crate::workload::{Call, Knows, PlacementThread, Step, Target, Workload, CHUNK, PAGE};
 
 /// How the runtime behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -209,8 +210,17 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     // The clock counts from the first step: opening the devices (DEVICE_QUERY,
     // VM_CREATE, the mirror bind) is once per process, whatever the policy,
     // and the bound leaves it out too.
-    let started = sim.now_ns();
+    let started = sim.makespan_ns();
     let k0 = sim.counters();
+    let mut queues = Queues::new(w);
+    // The host thread placements run on (docs/cost-model.md, "Timelines").
+    let placer = match w.placement_thread {
+        PlacementThread::Submitting => 0,
+        PlacementThread::Helper => 1,
+    };
+    // Launch durations the runtime learns from its timestamps once they
+    // complete: (end, device, duration), reported when the host is there.
+    let mut pending: Vec<(u64, u32, u64)> = Vec::new();
     let mut shadow: HashMap<u64, u32> = HashMap::new();
     let mut chunks = ChunkHistory::new(w);
     let mut report = Report { workload: w.name.clone(), policy: policy.name().into(), ..Default::default() };
@@ -223,9 +233,20 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     };
     for (i, step) in w.steps.iter().enumerate() {
         let value = i as u64 + 1;
+        if let Runtime::Lib { ctx, devs } = &rt {
+            let now = sim.now_ns();
+            pending.retain(|&(end, d, dur)| {
+                if end <= now {
+                    let _ = ctx.launch_done(devs[d as usize], dur);
+                }
+                end > now
+            });
+        }
         match step {
             Step::Launch { device, tile, args, compute_ns, knows } => {
                 let track = trace::device(*device);
+                let ptrack = trace::host(placer);
+                sim.set_host_thread(placer);
                 match &rt {
                     Runtime::Raw { drv, devs } if policy == PolicyKind::Prefetch => {
                         let (fd, vm) = devs[*device as usize];
@@ -241,7 +262,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                             let t0 = sim.now_ns();
                             let r = xe::prefetch(drv, fd, vm, s, n, region);
                             if let Some(t) = trace.as_deref_mut() {
-                                t.span("prefetch", track, t0, sim.now_ns(), json!({"start": s, "bytes": n, "result": format!("{r:?}")}));
+                                t.span("prefetch", ptrack, t0, sim.now_ns(), json!({"start": s, "bytes": n, "device": device, "result": format!("{r:?}")}));
                             }
                             if let Err(e) = r {
                                 if e == xesvm::Errno::EBUSY || e == xesvm::Errno::EFAULT {
@@ -285,7 +306,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                             }
                             let r = ctx.alloc_vram(h, s, n, pm, flags);
                             if let Some(t) = trace.as_deref_mut() {
-                                trace_placement(t, track, t0, sim.now_ns(), s, n, &pm.to_string(), &r);
+                                trace_placement(t, ptrack, t0, sim.now_ns(), s, n, &pm.to_string(), &r);
                             }
                             if let Ok(p) = r {
                                 retries += p.retries as u64;
@@ -296,22 +317,25 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                     }
                     _ => {}
                 }
+                queues.placed(sim.now_ns());
+                sim.set_host_thread(0);
                 let (fd, vm) = fd_vm(*device);
-                let launched = sim.now_ns();
+                // Queued: the host goes on; the launch runs when its device
+                // is free and what it depends on is done.
+                let q = sim.enqueue(fd, vm, *tile, args, *compute_ns, value, queues.launch_after(args));
+                queues.launched(args, q.ran);
                 // What ran wrote its pages: all arguments, or those before
                 // the one whose access failed.
-                let ran = match sim.launch(fd, vm, *tile, args, *compute_ns, value) {
+                let ran = match q.result {
                     Ok(()) => args.len(),
                     Err(e) => {
                         report.gpu_errors += 1;
                         e.arg
                     }
                 };
-                // A runtime with timestamps reports the launch's duration
-                // (svm_launch_report): submission to completion.
-                if let Runtime::Lib { ctx, devs } = &rt {
-                    let _ = ctx.launch_done(devs[*device as usize], sim.now_ns() - launched);
-                }
+                // A runtime with timestamps learns the launch's duration
+                // (svm_launch_report) once it completed.
+                pending.push((q.ran.end_ns, *device, q.ran.end_ns - q.ran.start_ns));
                 for a in args[..ran].iter().filter(|a| a.access != Access::Read) {
                     for p in pages(a.start, a.size) {
                         shadow.insert(p, write_token(value, p));
@@ -319,11 +343,12 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                 }
                 if let Some(t) = trace.as_deref_mut() {
                     let bytes: u64 = args.iter().map(|a| a.size).sum();
-                    t.span("launch", track, launched, sim.now_ns(), json!({"step": i, "spans": args.len(), "bytes": bytes, "compute_ns": compute_ns}));
+                    t.span("launch", track, q.ran.start_ns, q.ran.end_ns, json!({"step": i, "spans": args.len(), "bytes": bytes, "compute_ns": compute_ns}));
                 }
             }
             Step::Cpu { start, size, write } => {
                 let a = if *write { Access::Write } else { Access::Read };
+                sim.host_wait(queues.cpu_after(*start, *size, *write));
                 let t0 = sim.now_ns();
                 sim.cpu_access(*start, *size, a, value).map_err(|e| format!("step {i}: CPU access failed: {e}"))?;
                 if let Some(t) = trace.as_deref_mut() {
@@ -342,6 +367,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                 for p in pages(*start, *size) {
                     shadow.remove(&p);
                 }
+                sim.host_wait(queues.free_after(*start, *size));
                 let t0 = sim.now_ns();
                 sim.munmap(*start, *size).map_err(|e| format!("step {i}: munmap failed: {e}"))?;
                 if let Some(t) = trace.as_deref_mut() {
@@ -355,7 +381,12 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                     t.span("alloc", trace::CPU, t0, sim.now_ns(), json!({"step": i, "start": start, "bytes": size}));
                 }
             }
+            Step::Wait => sim.host_wait(queues.all()),
             Step::Call(c) => {
+                // The runtime's own hints run on the host at once, without
+                // waiting for GPU work (../README.md; NEO's prefetch and
+                // madvise at execute), on its placement thread.
+                sim.set_host_thread(placer);
                 let (ctx, devs) = match &rt {
                     Runtime::Lib { ctx, devs } => (ctx, devs),
                     Runtime::Raw { drv, devs } => {
@@ -365,12 +396,10 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                         let failed = raw_call(drv, devs, w, c);
                         hint_errors += failed;
                         if let Some(t) = trace.as_deref_mut() {
-                            let track = match *c {
-                                Call::AllocVram { device, .. } => trace::device(device),
-                                _ => trace::CPU,
-                            };
-                            t.span("runtime call", track, t0, sim.now_ns(), json!({"call": format!("{c:?}"), "failed ioctls": failed}));
+                            t.span("runtime call", trace::host(placer), t0, sim.now_ns(), json!({"call": format!("{c:?}"), "failed ioctls": failed}));
                         }
+                        queues.placed(sim.now_ns());
+                        sim.set_host_thread(0);
                         chunks.sample(&sim);
                         continue;
                     }
@@ -390,12 +419,10 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                     Call::AtomicMode { start, size, mode } => ctx.set_atomic(start, size, mode),
                 };
                 if let Some(t) = trace.as_deref_mut() {
-                    let track = match *c {
-                        Call::AllocVram { device, .. } => trace::device(device),
-                        _ => trace::CPU,
-                    };
-                    t.span("runtime call", track, t0, sim.now_ns(), json!({"call": format!("{c:?}"), "result": format!("{r:?}")}));
+                    t.span("runtime call", trace::host(placer), t0, sim.now_ns(), json!({"call": format!("{c:?}"), "result": format!("{r:?}")}));
                 }
+                queues.placed(sim.now_ns());
+                sim.set_host_thread(0);
                 r.map_err(|e| format!("step {i}: {c:?} failed: {e}"))?;
             }
         }
@@ -413,7 +440,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
             return Err(format!("{}: {} prefetches and no page-table read", policy.name(), ctx.stats().prefetch));
         }
     }
-    report.simulated_ns = sim.now_ns() - started;
+    report.simulated_ns = sim.makespan_ns() - started;
     report.compute_ns = k.time_compute_ns - k0.time_compute_ns;
     report.local_ns = k.time_local_access_ns - k0.time_local_access_ns;
     report.remote_ns = k.time_remote_access_ns - k0.time_remote_access_ns;

@@ -6,6 +6,7 @@
 //! policy = "xesvm"              # optional default: kernel | prefetch | xesvm
 //! vram = "96 MiB"               # optional: VRAM per tile of every device with VRAM
 //! knows = "pointer"            # optional: what the runtime knows at a launch (below)
+//! placement_thread = "submitting" # optional: where the runtime places memory from (below)
 //!
 //! [[buffer]]
 //! name = "a"
@@ -22,7 +23,7 @@
 //! repeat = 4                    # optional, default 1
 //!
 //! [[phase.step]]
-//! do = "gpu"                    # gpu | cpu | alloc_vram | evict | preferred | atomic_mode | free | alloc
+//! do = "gpu"                    # gpu | cpu | alloc_vram | evict | preferred | atomic_mode | free | alloc | wait
 //! device = 0                    # gpu, alloc_vram
 //! tile = 0                      # optional
 //! access = "write"              # gpu: read | write | atomic; cpu: read | write
@@ -54,6 +55,17 @@
 //! pointer lies in: a runtime with an allocation table) or `span` (the
 //! exact bytes: an application that prefetches or advises precisely).
 //!
+//! Devices run at once (docs/cost-model.md, "Timelines"). Each device has
+//! one in-order queue: a `gpu` step is queued and the host goes on; it
+//! runs when its device is free and the launches it depends on are done
+//! (those that wrote a buffer it touches, or touched one it writes, on any
+//! device). A `cpu` step waits for the launches over its buffers, a `free`
+//! for every launch over its pages, and `wait` for everything queued.
+//! `placement_thread` says where the runtime prefetches and the library
+//! places from: `submitting` (the default, NEO today: the thread that
+//! submits waits for each copy) or `helper` (a helper thread copies while
+//! the submitting thread goes on; the launch waits for the copy).
+//!
 //! Offsets and sizes are bytes, anything inside the buffer; an access
 //! covers the pages its bytes lie on, as a runtime widens it. `free` unmaps
 //! the pages the buffer holds alone (munmap: contents gone, no runtime is
@@ -73,7 +85,7 @@ use xesvm::sim::{Access, Arg, Pattern, Topology};
 use xesvm::uapi::*;
 
 use crate::runner::PolicyKind;
-use crate::workload::{Call, Knows, Step, Target, Workload, PAGE};
+use crate::workload::{Call, Knows, PlacementThread, Step, Target, Workload, PAGE};
 
 #[derive(Deserialize, Debug)]
 #[serde(untagged)]
@@ -197,6 +209,7 @@ struct ScenarioDef {
     policy: Option<Spanned<String>>,
     vram: Option<Spanned<Size>>,
     knows: Option<Spanned<String>>,
+    placement_thread: Option<Spanned<String>>,
     #[serde(default, rename = "buffer")]
     buffers: Vec<Spanned<BufferDef>>,
     #[serde(default, rename = "phase")]
@@ -262,7 +275,7 @@ fn check_live(w: &Workload, freed: &mut Vec<bool>, step: &Step, line: usize, lif
         Step::Call(Call::AllocVram { start, size, .. } | Call::Evict { start, size } | Call::Preferred { start, size, .. } | Call::AtomicMode { start, size, .. }) => {
             vec![(*start, *size)]
         }
-        Step::Free { .. } | Step::Alloc { .. } => Vec::new(),
+        Step::Free { .. } | Step::Alloc { .. } | Step::Wait => Vec::new(),
     };
     for (i, _) in freed.iter().enumerate().filter(|(_, &f)| f) {
         let Some((lo, n)) = w.own_pages(i) else {
@@ -317,8 +330,17 @@ pub fn parse(text: &str, base: &Path) -> Result<Scenario, String> {
         Some(k) => knows_of(k.get_ref()).map_err(|e| format!("line {}: {e}", at(k.span())))?,
         None => Knows::default(),
     };
+    let placement_thread = match def.placement_thread.as_ref() {
+        None => PlacementThread::Submitting,
+        Some(t) => match t.get_ref().as_str() {
+            "submitting" => PlacementThread::Submitting,
+            "helper" => PlacementThread::Helper,
+            other => return Err(format!("line {}: placement_thread \"{other}\" (submitting or helper)", at(t.span()))),
+        },
+    };
     let devices = topology.devices.len() as u32;
     let mut w = Workload::new("scenario", topology);
+    w.placement_thread = placement_thread;
     for b in &def.buffers {
         let size = size_of(b.get_ref().size.get_ref()).map_err(|e| format!("line {}: buffer size: {e}", at(b.get_ref().size.span())))?;
         if size == 0 {
@@ -451,7 +473,13 @@ pub fn parse(text: &str, base: &Path) -> Result<Scenario, String> {
                         Step::Alloc { start, size }
                     }
                 }
-                other => return Err(format!("line {line}: unknown step \"{other}\" (gpu, cpu, alloc_vram, evict, preferred, atomic_mode, free or alloc)")),
+                "wait" => {
+                    if d.buffer.is_some() || d.device.is_some() || d.access.is_some() {
+                        return Err(err("takes nothing (the host waits for every launch queued so far)".into()));
+                    }
+                    Step::Wait
+                }
+                other => return Err(format!("line {line}: unknown step \"{other}\" (gpu, cpu, alloc_vram, evict, preferred, atomic_mode, free, alloc or wait)")),
             };
             steps.push((step, line, life));
         }

@@ -1,22 +1,32 @@
-//! Chrome trace-event JSON of a run on the simulated clock (opens in
-//! Perfetto and chrome://tracing): one track for the CPU, one per device for
-//! its launches and the runtime's calls, one per device for the copies that
-//! land in it (and one for copies to system memory); spans for launches, CPU
-//! steps, runtime calls and migrations (bytes, source, destination);
-//! instants for faults, retries, evictions, pins and fallbacks.
+//! Chrome trace-event JSON of a run on the simulated clocks (opens in
+//! Perfetto and chrome://tracing), one track per engine
+//! (docs/cost-model.md, "Timelines"): each host thread (CPU steps, the
+//! runtime's calls and placements), each device's compute engine (its
+//! launches, from when they started to when they ended) and each device's
+//! copy engine (the copies and clears it ran: into its VRAM, and out of it
+//! to system memory); gaps and overlaps between tracks are where engines
+//! waited or ran at once. Spans for launches, CPU steps, runtime calls and
+//! migrations (bytes, source, destination); instants for faults, retries,
+//! evictions, pins and fallbacks.
 
 use std::path::Path;
 
 use serde_json::{json, Value};
 use xesvm::sim::SimEvent;
 
-/// Track ids: the CPU, each device's work, each destination's copies.
+/// Track ids: host thread 0 (the CPU), each device's compute engine, each
+/// device's copy engine, the other host threads.
 pub const CPU: u32 = 0;
 pub fn device(d: u32) -> u32 {
     1 + d
 }
-pub fn copies_into(to: Option<u32>) -> u32 {
-    match to {
+pub fn host(thread: usize) -> u32 {
+    if thread == 0 { CPU } else { 900 + thread as u32 }
+}
+/// The copy engine a copy between `from` and `to` runs on: the
+/// destination device's, or the source's for a copy to system memory.
+pub fn copy_engine(from: Option<u32>, to: Option<u32>) -> u32 {
+    match to.or(from) {
         None => 999,
         Some(d) => 1000 + d,
     }
@@ -41,11 +51,12 @@ impl Trace {
         let mut t = Trace::default();
         t.events.push(json!({"ph": "M", "name": "process_name", "pid": 1, "tid": 0, "args": {"name": title}}));
         let mut name = |tid: u32, n: String| t.events.push(json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": tid, "args": {"name": n}}));
-        name(CPU, "CPU".into());
-        name(copies_into(None), "copies to system memory".into());
+        name(CPU, "CPU thread 0 (submits)".into());
+        name(host(1), "CPU thread 1 (placement helper)".into());
+        name(copy_engine(None, None), "copies to system memory (no device)".into());
         for d in 0..devices {
-            name(device(d), format!("GPU {d}"));
-            name(copies_into(Some(d)), format!("copies into GPU {d}"));
+            name(device(d), format!("GPU {d} compute"));
+            name(copy_engine(None, Some(d)), format!("GPU {d} copy engine"));
         }
         t
     }
@@ -68,7 +79,7 @@ impl Trace {
             match *e {
                 SimEvent::Migration { at_ns, dur_ns, bytes, from, to } => self.span(
                     "migration",
-                    copies_into(to),
+                    copy_engine(from, to),
                     at_ns,
                     at_ns + dur_ns,
                     json!({"bytes": bytes, "from": place(from), "to": place(to)}),
@@ -81,7 +92,7 @@ impl Trace {
                     self.instant("eviction", device(d), at_ns, json!({"bytes": bytes, "cause": "VRAM pressure"}))
                 }
                 SimEvent::Clear { at_ns, dur_ns, bytes, device: d } => {
-                    self.span("vram clear", copies_into(Some(d)), at_ns, at_ns + dur_ns, json!({"bytes": bytes, "first touch": true}))
+                    self.span("vram clear", copy_engine(None, Some(d)), at_ns, at_ns + dur_ns, json!({"bytes": bytes, "first touch": true}))
                 }
             }
         }

@@ -56,6 +56,22 @@ pub enum Step {
         start: u64,
         size: u64,
     },
+    /// The host waits for every launch queued so far (a queue or device
+    /// synchronize).
+    Wait,
+}
+
+/// The host thread a runtime places memory from (docs/cost-model.md,
+/// "Timelines"): its prefetches and the library's placement calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PlacementThread {
+    /// The thread that submits the launches, before it submits (NEO
+    /// today): it waits for each copy.
+    #[default]
+    Submitting,
+    /// A helper thread: the submitting thread goes on, and the launch
+    /// waits for the placement's copies.
+    Helper,
 }
 
 /// What a runtime knows of a launch's memory when it launches it
@@ -101,11 +117,13 @@ pub struct Workload {
     pub topology: Topology,
     pub buffers: Vec<Buffer>,
     pub steps: Vec<Step>,
+    /// Where the runtime places memory from.
+    pub placement_thread: PlacementThread,
 }
 
 impl Workload {
     pub fn new(name: &str, topology: Topology) -> Self {
-        Workload { name: name.into(), topology, buffers: Vec::new(), steps: Vec::new() }
+        Workload { name: name.into(), topology, buffers: Vec::new(), steps: Vec::new(), placement_thread: PlacementThread::Submitting }
     }
 
     /// Adds a buffer after the previous ones (2 MiB aligned, with a gap),
