@@ -318,8 +318,9 @@ fn run(path: PathBuf, policy: Option<PolicyKind>, compare: bool, trace_path: Opt
     if compare {
         let reports: Vec<_> = PolicyKind::ALL.iter().map(|&p| runner::run(&w, p)).collect::<Result<_, _>>()?;
         print!("{}", report::table(&reports, true));
-        println!("where the time went (migr: copies and VRAM clears; remote: accesses outside the tile's VRAM; fault: GPU and CPU\n\
-                  fault service; tlb: TLB invalidations, unbinds and munmap included; calls: ioctls and page-table reads):");
+        println!("where the time went, as shares of the engines' work (migr: copies and VRAM clears; remote: accesses outside the\n\
+                  tile's VRAM; fault: GPU and CPU fault service; tlb: TLB invalidations, unbinds and munmap included; calls: ioctls and\n\
+                  page-table reads):");
         print!("{}", report::breakdown_summary(&reports));
         return if reports.iter().all(|r| r.content_ok) { Ok(()) } else { Err("content was lost".into()) };
     }
@@ -489,8 +490,9 @@ fn generated(n: u32, seed: u64, topology: Option<String>, vram_mib: Option<u64>,
             println!();
             print!("{}", generate::summary(&outcomes, &header));
             if breakdown {
-                println!("where the time went, per policy over every program (migr: copies and VRAM clears; remote: accesses outside\n\
-                          the tile's VRAM; fault: GPU and CPU fault service; tlb: TLB invalidations; calls: ioctls and page-table reads):");
+                println!("where the time went, per policy over every program, as shares of the engines' work (migr: copies and VRAM\n\
+                          clears; remote: accesses outside the tile's VRAM; fault: GPU and CPU fault service; tlb: TLB invalidations;\n\
+                          calls: ioctls and page-table reads):");
                 print!("{}", report::breakdown_summary(&reports));
             }
         }

@@ -114,6 +114,38 @@ mod tests {
     use crate::runner::{self, PolicyKind};
     use crate::workload::{Knows, Step};
 
+    /// Each engine has its own track, and the tracks show devices at once:
+    /// two devices running independent launches overlap, and each device's
+    /// launches never overlap one another (one in-order queue).
+    #[test]
+    fn tracks_show_devices_running_at_once() {
+        use crate::workload::Workload;
+        use xesvm::sim::{Access, Arg, Topology};
+        let mut w = Workload::new("two", Topology::preset("2dgpu-p2p").unwrap());
+        let bufs: Vec<u64> = (0..2).map(|i| w.buffer(&format!("x{i}"), 8 << 20)).collect();
+        for _ in 0..3 {
+            for (d, &b) in bufs.iter().enumerate() {
+                let args = vec![Arg::new(b, 8 << 20, Access::Write)];
+                w.steps.push(Step::Launch { device: d as u32, tile: 0, args, compute_ns: 2_000_000, knows: Knows::Span });
+            }
+        }
+        let mut t = Trace::new("two", 2);
+        runner::run_traced(&w, PolicyKind::Kernel, Some(&mut t)).unwrap();
+        let spans = |tid: u32| -> Vec<(f64, f64)> {
+            t.events.iter().filter(|e| e["name"] == "launch" && e["tid"] == tid).map(|e| (e["ts"].as_f64().unwrap(), e["ts"].as_f64().unwrap() + e["dur"].as_f64().unwrap())).collect()
+        };
+        let (a, b) = (spans(device(0)), spans(device(1)));
+        assert_eq!((a.len(), b.len()), (3, 3));
+        for s in [&a, &b] {
+            assert!(s.windows(2).all(|p| p[0].1 <= p[1].0), "one queue per device: {s:?}");
+        }
+        assert!(a.iter().any(|x| b.iter().any(|y| x.0 < y.1 && y.0 < x.1)), "the devices ran at once: {a:?} {b:?}");
+        let migrations_on = |tid: u32| t.events.iter().filter(|e| e["name"] == "migration" && e["tid"] == tid).count();
+        assert!(migrations_on(copy_engine(None, Some(0))) + migrations_on(copy_engine(None, Some(1))) == 0, "written from scratch: clears only");
+        let clears_on = |tid: u32| t.events.iter().filter(|e| e["name"] == "vram clear" && e["tid"] == tid).count();
+        assert!(clears_on(copy_engine(None, Some(0))) > 0 && clears_on(copy_engine(None, Some(1))) > 0);
+    }
+
     /// A bundled scenario's trace, written and read back as JSON: every
     /// event is well formed for the trace-event format, and its spans and
     /// instants match the run's counters.
