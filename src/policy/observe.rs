@@ -98,7 +98,10 @@ impl Context {
         let mut chunk = start / SAMPLE_CHUNK * SAMPLE_CHUNK;
         let stats = self.stats.local();
         while chunk < end {
-            let page = chunk.max(start);
+            // The span's first page may be a packed neighbour's last (a
+            // runtime widens spans to whole pages): its first sample is the
+            // page after, where there is one, which only this span holds.
+            let page = if chunk <= start { (start + super::PAGE).min(end - super::PAGE) } else { chunk };
             match self.driver.residency(page, page + super::PAGE, &mut run) {
                 Ok((1, _)) => seen.add(run[0].residency),
                 _ => {

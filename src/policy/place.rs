@@ -50,7 +50,7 @@ impl Context {
         let t0 = (flags.engine() && !self.config.engine_rules && self.chooser.learning()).then(|| self.driver.now_ns());
         let result = self.alloc_vram_into(h, start, size, target, flags, &mut placed);
         if let Some(t0) = t0 {
-            self.chooser.spent(h.slot, self.driver.now_ns().saturating_sub(t0));
+            self.chooser.spent(h.slot, self.driver.now_ns().saturating_sub(t0), placed.bytes_moved);
         }
         if let Err(e) = result {
             placed.cause = Some(e);

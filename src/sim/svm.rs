@@ -579,7 +579,9 @@ impl Sim {
                 continue;
             };
             let expiry = g.mem.alloc(id).timeslice_expiry;
-            if expiry > self.now_ns() && expiry - self.now_ns() <= 1_000_000_000 {
+            // One reading: another thread may move the shared clock.
+            let now = self.now_ns();
+            if expiry > now && expiry - now <= 1_000_000_000 {
                 self.advance_to(expiry, TimeCategory::Migration);
             }
             let pages: Vec<u64> = g.mem.alloc_pages(id).into_iter().filter(|&x| x >= rs && x < re).collect();

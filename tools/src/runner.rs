@@ -576,6 +576,7 @@ fn trace_placement(t: &mut Trace, track: u32, t0: u64, t1: u64, start: u64, size
         Ok(p) if p.pinned => "pinned".to_string(),
         Ok(p) if p.fell_back => format!("fell back ({:?})", p.cause),
         Ok(p) if p.bytes_moved > 0 => "moved".to_string(),
+        Ok(p) if p.on_fault => "left to faults".to_string(),
         Ok(_) => "placed".to_string(),
         Err(e) => format!("failed: {e}"),
     };
