@@ -284,7 +284,13 @@ impl Context {
         if !plain {
             return false;
         }
-        let held_by = self.track.read().overlapping(start, end).filter_map(|(_, r)| r.residency.and_then(|p| p.device())).find(|&d| d != slot);
+        let held_by = self
+            .track
+            .read()
+            .overlapping(start, end)
+            .filter(|&(s, r)| super::record::speaks_for(s, r.end, start, end))
+            .filter_map(|(_, r)| r.residency.and_then(|p| p.device()))
+            .find(|&d| d != slot);
         self.chooser.shared(slot, start, len, held_by)
     }
 

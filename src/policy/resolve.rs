@@ -47,9 +47,16 @@ impl Context {
         let local = Pagemap::Vram { device: h.slot, tile };
         let track = self.track.read();
         // The record of the span, else the one covering most of it (a piece
-        // a peer peeked at must not speak for the whole buffer).
+        // a peer peeked at must not speak for the whole buffer), if it
+        // covers at least half: a packed neighbour's record shares a page
+        // with the span and says nothing of the rest.
         let exact = track.exact(start, end);
-        let widest = || track.overlapping(start, end).max_by_key(|(s, r)| r.end.min(end) - (*s).max(start));
+        let widest = || {
+            track
+                .overlapping(start, end)
+                .max_by_key(|(s, r)| r.end.min(end) - (*s).max(start))
+                .filter(|&(s, r)| super::record::speaks_for(s, r.end, start, end))
+        };
         // Whether one record holds more than the span (the span is part of it).
         let part_of_larger = exact.is_none() && widest().is_some_and(|(s, r)| s <= start && r.end >= end);
         let rec = exact.or_else(|| widest().map(|(_, r)| r));
