@@ -567,20 +567,18 @@ impl Sim {
     /// RAM through migrate_to_ram, waiting out timeslices (up to 1 s).
     pub(super) fn evict_range(&self, g: &mut Guard, rs: u64, re: u64) {
         let mut from = rs;
-        while let Some((a, loc)) = g.mem.find_page(from, re, |l, locked| locked || matches!(l, Loc::Vram(_))) {
+        while let Some((a, _)) = g.mem.find_page(from, re, |l, locked| locked || matches!(l, Loc::Vram(_))) {
             if self.wait_unlocked(g, a).is_err() {
                 from = a + PAGE;
                 continue;
             }
             let Loc::Vram(p) = g.mem.loc(a) else { continue };
-            let _ = loc;
             let Some(id) = g.mem.alloc_at(p, a) else {
                 from = a + PAGE;
                 continue;
             };
             let expiry = g.mem.alloc(id).timeslice_expiry;
-            // One reading: another thread may move the shared clock.
-            let now = self.now_ns();
+            let now = self.now_ns(); // read once: another thread may move the shared clock
             if expiry > now && expiry - now <= 1_000_000_000 {
                 self.advance_to(expiry, TimeCategory::Migration);
             }
