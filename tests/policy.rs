@@ -773,6 +773,28 @@ fn a_range_in_system_memory_is_bound_once_for_each_device() {
     assert_eq!(t.sim.counters().gpu_faults, faults);
 }
 
+/// A madvise splits the mirror VMA at its span's ends and destroys the SVM
+/// ranges straddling them (`xe_svm_unmap_address_range`, kernel-model §8):
+/// a packed neighbour bound in system memory in the same chunk loses its
+/// binding, and its next placement binds it again (its record said bound).
+#[test]
+fn a_neighbour_in_the_chunk_a_madvise_splits_is_bound_again() {
+    let t = setup("2dgpu-p2p");
+    let (a, b) = (BUF, BUF + MIB);
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    assert_eq!(t.alloc(0, a, MIB, Pagemap::System).bytes_moved, 0);
+    let again = t.alloc(0, a, MIB, Pagemap::System);
+    assert!(again.in_place && again.ioctls == 0, "{again:?}");
+    // The neighbour moves to GPU 0's VRAM: its preferred location is
+    // advised over its span alone (a neighbour is recorded in the chunk).
+    t.alloc(0, b, MIB, t.vram(0));
+    let p = t.alloc(0, a, MIB, Pagemap::System);
+    assert!(p.in_place && p.ioctls == 1, "bound again: {p:?}");
+    let faults = t.sim.counters().gpu_faults;
+    t.gpu(0, a, MIB, sim::Access::Read).unwrap();
+    assert_eq!(t.sim.counters().gpu_faults, faults, "the launch finds it bound");
+}
+
 /// Several readers of what a peer holds (docs/design.md, "Deciding: rent or
 /// buy"): the first device to read GPU 0's data moves it (a peer link copies
 /// it once); a second reader since the last write sends it to system

@@ -86,6 +86,20 @@ impl Context {
             more(&mut r);
             r
         });
+        // The madvise split the mirror VMA at the span's ends, destroying
+        // the SVM ranges (at most 2 MiB, chunk-aligned) that straddle them
+        // (`xe_svm_unmap_address_range`, docs/kernel-model.md §8): a packed
+        // neighbour's binding in those chunks is gone too.
+        if !applied.is_empty() {
+            let track = self.track.read();
+            for (s, e) in [(start & !(CHUNK - 1), start), (end, end.next_multiple_of(CHUNK))] {
+                for (_, r) in track.overlapping(s, e).filter(|_| s < e) {
+                    for (slot, _) in applied {
+                        r.set_bound(*slot, false);
+                    }
+                }
+            }
+        }
     }
 
     /// Forgets where [start, start+size) is (the runtime knows the CPU or a
