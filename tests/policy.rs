@@ -795,6 +795,25 @@ fn a_neighbour_in_the_chunk_a_madvise_splits_is_bound_again() {
     assert_eq!(t.sim.counters().gpu_faults, faults, "the launch finds it bound");
 }
 
+/// An engine placement in system memory that shares a chunk with a
+/// neighbour recorded elsewhere is bound, not advised: a madvise would
+/// split the VMA inside the chunk and destroy the SVM ranges straddling
+/// the cut (the neighbour's too), where the bind alone spares the launch
+/// its faults.
+#[test]
+fn system_memory_beside_a_packed_neighbour_is_bound_not_advised() {
+    let t = setup("2dgpu-p2p");
+    let (a, b) = (BUF, BUF + MIB);
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    t.alloc(0, a, MIB, t.vram(0));
+    let p = t.alloc(0, b, MIB, Pagemap::System);
+    assert_eq!(p.vms_applied, 0, "no madvise: {p:?}");
+    assert_eq!(t.on(b, MIB), Placement::System);
+    let faults = t.sim.counters().gpu_faults;
+    t.gpu(0, b, MIB, sim::Access::Read).unwrap();
+    assert_eq!(t.sim.counters().gpu_faults, faults, "bound by the prefetch");
+}
+
 /// Several readers of what a peer holds (docs/design.md, "Deciding: rent or
 /// buy"): the first device to read GPU 0's data moves it (a peer link copies
 /// it once); a second reader since the last write sends it to system
