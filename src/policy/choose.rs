@@ -179,10 +179,15 @@ impl Chooser {
         drop(entries);
         let mut pending = self.pending.lock();
         let p = pending.entry(slot).or_default();
+        let again = p.used.iter().any(|&(s, _)| s == (start, len));
         if p.used.len() < MAX_PENDING {
             p.used.push(((start, len), cascade));
         }
-        p.bytes = p.bytes.saturating_add(len);
+        // A span placed again before the report is a queued launch using
+        // the same bytes (the runtime runs ahead of its queue): counted once.
+        if !again {
+            p.bytes = p.bytes.saturating_add(len);
+        }
         if cascade {
             Strategy::Cascade
         } else {
@@ -209,7 +214,9 @@ impl Chooser {
     }
 
     /// Bytes of the spans already placed for device `slot`'s coming launch
-    /// (known where the runtime reports launches, which delimits them).
+    /// (known where the runtime reports launches, which delimits them), each
+    /// span once: with launches queued, the placements of the next launch
+    /// come before this one's report.
     pub(crate) fn launch_bytes(&self, slot: u16) -> u64 {
         if !self.learning() {
             return 0;
@@ -367,6 +374,20 @@ mod tests {
         c.spent(0, 41, 4096);
         c.launch_done(0, 1_000);
         assert!(!c.cascade_next(0, 0, 4096), "a cheap move: the trial");
+    }
+
+    /// The bytes a launch asks for count each span once: launches queued
+    /// before their reports place the same span again.
+    #[test]
+    fn launch_bytes_count_each_span_once() {
+        let c = Chooser::default();
+        c.launch_done(0, 1_000);
+        c.choose(0, 0, 4096, Strategy::Prefetch);
+        c.choose(0, 8192, 4096, Strategy::Prefetch);
+        c.choose(0, 0, 4096, Strategy::Prefetch);
+        assert_eq!(c.launch_bytes(0), 8192);
+        c.launch_done(0, 1_000);
+        assert_eq!(c.launch_bytes(0), 0);
     }
 
     /// A span another device's VRAM held when this one asked is shared
