@@ -814,6 +814,29 @@ fn system_memory_beside_a_packed_neighbour_is_bound_not_advised() {
     assert_eq!(t.sim.counters().gpu_faults, faults, "bound by the prefetch");
 }
 
+/// The runtime's free hook (`invalidate`): the munmap unbound the span and
+/// every SVM range straddling its ends, so the next placement of the span,
+/// or of a packed neighbour in its chunks, binds again.
+#[test]
+fn after_the_free_hook_a_span_and_its_neighbour_are_bound_again() {
+    let t = setup("2dgpu-p2p");
+    let (a, b) = (BUF, BUF + MIB);
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    t.alloc(0, a, MIB, Pagemap::System);
+    t.alloc(0, b, MIB, Pagemap::System);
+    t.sim.munmap(b, MIB).unwrap();
+    t.sim.mmap(b, MIB, false).unwrap();
+    t.ctx.invalidate(b, MIB).unwrap();
+    t.sim.cpu_access(b, MIB, sim::Access::Write, 2).unwrap();
+    for span in [a, b] {
+        let p = t.alloc(0, span, MIB, Pagemap::System);
+        assert!(p.ioctls >= 1, "bound again: {p:?}");
+    }
+    let faults = t.sim.counters().gpu_faults;
+    t.gpu(0, BUF, R, sim::Access::Read).unwrap();
+    assert_eq!(t.sim.counters().gpu_faults, faults, "the launch finds both bound");
+}
+
 /// Several readers of what a peer holds (docs/design.md, "Deciding: rent or
 /// buy"): the first device to read GPU 0's data moves it (a peer link copies
 /// it once); a second reader since the last write sends it to system

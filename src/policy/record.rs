@@ -121,6 +121,12 @@ impl Context {
             r.observed_at.store(0, Ordering::Relaxed);
             r
         });
+        // The MMU notifier unmapped the span from every GPU, with the SVM
+        // ranges straddling its ends (a partly unmapped range is destroyed
+        // whole, docs/kernel-model.md §8): nothing in its chunks is bound.
+        for (_, r) in self.track.read().overlapping(cs, ce) {
+            r.bound.store(0, Ordering::Relaxed);
+        }
         self.forget_reset_attrs(&slots, cs, ce);
         Ok(())
     }
