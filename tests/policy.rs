@@ -837,6 +837,25 @@ fn after_the_free_hook_a_span_and_its_neighbour_are_bound_again() {
     assert_eq!(t.sim.counters().gpu_faults, faults, "the launch finds both bound");
 }
 
+/// On a device without VRAM the engine is the runtime's prefetch, which
+/// binds at every launch: a free and allocation again that nobody told the
+/// library of (munmap, mmap) unbinds a span its record still calls bound.
+#[test]
+fn an_integrated_gpu_binds_at_every_placement() {
+    let t = setup("igpu");
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, R, Access::Read), Ok(Pagemap::System));
+    t.alloc(0, BUF, R, Pagemap::System);
+    t.sim.munmap(BUF, R).unwrap();
+    t.sim.mmap(BUF, R, false).unwrap();
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 2).unwrap();
+    let p = t.alloc(0, BUF, R, Pagemap::System);
+    assert!(p.in_place && p.ioctls == 1, "bound again: {p:?}");
+    let faults = t.sim.counters().gpu_faults;
+    t.gpu(0, BUF, R, sim::Access::Read).unwrap();
+    assert_eq!(t.sim.counters().gpu_faults, faults, "the launch finds it bound");
+}
+
 /// Several readers of what a peer holds (docs/design.md, "Deciding: rent or
 /// buy"): the first device to read GPU 0's data moves it (a peer link copies
 /// it once); a second reader since the last write sends it to system

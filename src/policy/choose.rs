@@ -32,7 +32,7 @@
 //! the trial, and spans whose costs depend on each other.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -119,6 +119,8 @@ pub(crate) struct Chooser {
     /// Per device slot: what its last placement that moved bytes took per
     /// byte moved (ns), the price of moving a span there.
     move_ns_per_byte: Mutex<HashMap<u16, f64>>,
+    /// Device slots without VRAM (bit = slot).
+    no_vram: AtomicU64,
 }
 
 impl Entry {
@@ -147,7 +149,7 @@ impl Chooser {
     /// Whether device `slot`'s next launch over [start, start+len) runs
     /// the cascade (resolve asks; nothing changes).
     pub(crate) fn cascade_next(&self, slot: u16, start: u64, len: u64) -> bool {
-        self.learning() && self.entries.lock().get(&(slot, start, len)).is_none_or(|e| e.next_cascade(self.trial_ns(slot, len)))
+        self.learning() && self.has_vram(slot) && self.entries.lock().get(&(slot, start, len)).is_none_or(|e| e.next_cascade(self.trial_ns(slot, len)))
     }
 
     /// What moving `len` bytes to device `slot` costs, as its last move
@@ -166,7 +168,7 @@ impl Chooser {
         // The cascade decides from spans: a mapping found from a pointer is
         // not what the kernel touches (it may hold a whole arena), so there
         // the runtime's own strategy, the faults, stays.
-        if !self.learning() || default == Strategy::Faults {
+        if !self.learning() || default == Strategy::Faults || !self.has_vram(slot) {
             return default;
         }
         let mut entries = self.entries.lock();
@@ -256,10 +258,28 @@ impl Chooser {
         }
     }
 
+    /// A device opened in `slot`. One without VRAM (an integrated GPU)
+    /// always runs the runtime's strategy: every strategy leaves its data in
+    /// system memory, where the runtime's prefetch also binds it at each
+    /// launch, so the cascade has nothing to offer but a skipped bind.
+    pub(crate) fn opened(&self, slot: u16, has_vram: bool) {
+        let bit = 1u64 << (slot % 64);
+        match has_vram {
+            true => self.no_vram.fetch_and(!bit, Ordering::Relaxed),
+            false => self.no_vram.fetch_or(bit, Ordering::Relaxed),
+        };
+    }
+
+    fn has_vram(&self, slot: u16) -> bool {
+        self.no_vram.load(Ordering::Relaxed) & (1u64 << (slot % 64)) == 0
+    }
+
     /// Forgets device `slot` (closed).
     pub(crate) fn forget(&self, slot: u16) {
         self.pending.lock().remove(&slot);
         self.entries.lock().retain(|k, _| k.0 != slot);
+        self.move_ns_per_byte.lock().remove(&slot);
+        self.opened(slot, true);
     }
 }
 
@@ -388,6 +408,19 @@ mod tests {
         assert_eq!(c.launch_bytes(0), 8192);
         c.launch_done(0, 1_000);
         assert_eq!(c.launch_bytes(0), 0);
+    }
+
+    /// A device without VRAM runs the runtime's strategy, reports or not.
+    #[test]
+    fn a_device_without_vram_keeps_the_runtimes_strategy() {
+        let c = Chooser::default();
+        c.opened(1, false);
+        c.launch_done(1, 1_000);
+        assert!(!c.cascade_next(1, 0, 4096));
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch), Strategy::Prefetch);
+        c.forget(1);
+        c.opened(1, true);
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch), Strategy::Cascade);
     }
 
     /// A span another device's VRAM held when this one asked is shared

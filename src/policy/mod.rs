@@ -473,6 +473,7 @@ impl Context {
         let dev = Arc::new(dev);
         slots[slot].dev = Some(dev.clone());
         drop(slots);
+        self.chooser.opened(slot as u16, dev.has_vram());
         self.learn_links(&dev);
         Ok(DeviceHandle { slot: slot as u16, gen })
     }

@@ -196,13 +196,20 @@ impl Context {
         };
         rec.use_once();
         let mut placed = Placed { pagemap: Some(target), in_place: true, verified, ..Default::default() };
-        if target == Pagemap::System && dev.has_vram() {
-            rec.read_in_place(dev.slot);
+        if target == Pagemap::System {
+            if dev.has_vram() {
+                rec.read_in_place(dev.slot);
+            }
             // In place, but this device's VM never had it bound: one queued
             // prefetch binds the whole record (docs/kernel-model.md §7), where
             // the launch would fault once per 2 MiB range (20 us each), and
-            // its other pieces find it bound.
-            if !rec.bound_for(dev.slot) && self.bind_in_system(dev, rec_start, rec.end - rec_start, &mut placed) {
+            // its other pieces find it bound. A device without VRAM is bound
+            // at every placement, as the runtime's own prefetch binds it at
+            // every launch (policy/choose.rs): a free nobody told the library
+            // of (munmap, mmap again) unbinds what the record calls bound,
+            // and there nothing else is placed that a skipped bind would pay.
+            let rebind = !dev.has_vram();
+            if (!rec.bound_for(dev.slot) || rebind) && self.bind_in_system(dev, rec_start, rec.end - rec_start, &mut placed) {
                 crate::log!(crate::log::Level::Debug, "alloc_vram {} device {}: in system memory, {} bound for this device's VM (one queued prefetch)", Span(start, end - start), dev.slot, Span(rec_start, rec.end - rec_start));
                 rec.set_bound(dev.slot, true);
             }
