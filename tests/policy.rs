@@ -856,6 +856,28 @@ fn an_integrated_gpu_binds_at_every_placement() {
     assert_eq!(t.sim.counters().gpu_faults, faults, "the launch finds it bound");
 }
 
+/// A mapping that ends inside a chunk is covered there by ranges smaller
+/// than 2 MiB: a neighbour's prefetch moves the pieces it covers and the
+/// first of the next buffer's, not the rest. The page table's sample of the
+/// buffer's start would call it moved; its last page says it is not, so
+/// the placement moves it and the launch does not fault.
+#[test]
+fn a_buffer_partly_moved_with_its_neighbour_is_still_placed() {
+    let t = setup("2dgpu-p2p");
+    let (a, b, end) = (BUF, BUF + 0x68_4000, BUF + 0x6E_6000);
+    t.sim.munmap(BUF, 4 * R).unwrap();
+    t.sim.mmap(BUF, end - BUF, false).unwrap();
+    t.sim.cpu_access(BUF, end - BUF, sim::Access::Write, 1).unwrap();
+    t.alloc(0, a, b - a, t.vram(0));
+    assert_eq!(t.on(b, 4096), t.vram_of(0), "the first piece went with the neighbour");
+    assert_eq!(t.on(end - 4096, 4096), Placement::System);
+    let p = t.alloc(0, b, end - b, t.vram(0));
+    assert!(p.bytes_moved > 0, "{p:?}");
+    let faults = t.sim.counters().gpu_faults;
+    t.gpu(0, b, end - b, sim::Access::Read).unwrap();
+    assert_eq!(t.sim.counters().gpu_faults, faults);
+}
+
 /// Several readers of what a peer holds (docs/design.md, "Deciding: rent or
 /// buy"): the first device to read GPU 0's data moves it (a peer link copies
 /// it once); a second reader since the last write sends it to system

@@ -9,8 +9,10 @@
 //! * it samples one page per 2 MiB chunk, spread over at most
 //!   [`MAX_SAMPLES`] chunks per call: SVM ranges are at most 2 MiB and move
 //!   whole (a CPU fault migrates the whole allocation back, kernel-model
-//!   docs/kernel-model.md §5.5; a prefetch fails per range, §7), so one page tells the chunk. A
-//!   read costs about 1 us whatever it covers (`xesvm-pagemap-bench`), so
+//!   docs/kernel-model.md §5.5; a prefetch fails per range, §7), so one page tells the chunk,
+//!   except at a span's end inside a chunk, where ranges may be smaller
+//!   (the chunk does not fit the mapping, or a madvise split it): there the
+//!   last page is read too. A read costs about 1 us whatever it covers (`xesvm-pagemap-bench`), so
 //!   spans over 32 MiB are sampled, not read whole: a failure confined to a
 //!   few chunks of a large span can go unseen;
 //! * it reuses an answer younger than `Config::observe_ttl_ns`;
@@ -27,6 +29,9 @@ use crate::track::{PrefApplied, Record};
 
 /// Chunk one sample stands for: the largest SVM range (docs/kernel-model.md §2).
 const SAMPLE_CHUNK: u64 = 2 << 20;
+/// The kernel's next range size below a chunk (`xe_svm` fault chunk sizes
+/// 2 MiB, 64 KiB, 4 KiB).
+const SMALL_RANGE: u64 = 64 << 10;
 /// Samples (page-table reads) per observation at most.
 pub const MAX_SAMPLES: u64 = 16;
 
@@ -97,19 +102,34 @@ impl Context {
         let mut run = [ResidencyRun::default(); 1];
         let mut chunk = start / SAMPLE_CHUNK * SAMPLE_CHUNK;
         let stats = self.stats.local();
+        let mut sample = |page: u64| match self.driver.residency(page, page + super::PAGE, &mut run) {
+            Ok((1, _)) => {
+                seen.add(run[0].residency);
+                true
+            }
+            _ => false,
+        };
+        let mut last = start;
         while chunk < end {
             // The span's first page may be a packed neighbour's last (a
             // runtime widens spans to whole pages): its first sample is the
             // page after, where there is one, which only this span holds.
-            let page = if chunk <= start { (start + super::PAGE).min(end - super::PAGE) } else { chunk };
-            match self.driver.residency(page, page + super::PAGE, &mut run) {
-                Ok((1, _)) => seen.add(run[0].residency),
-                _ => {
-                    stats.observe_errors.fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
+            last = if chunk <= start { (start + super::PAGE).min(end - super::PAGE) } else { chunk };
+            if !sample(last) {
+                stats.observe_errors.fetch_add(1, Ordering::Relaxed);
+                return None;
             }
             chunk += stride;
+        }
+        // A span ending inside a chunk may end in ranges smaller than 2 MiB
+        // (the chunk does not fit the mapping, or a madvise split it): a
+        // neighbour's move may have taken part of the chunk, so the span's
+        // last page is sampled too, where it lies in another 64 KiB block
+        // than the last sample (xe's range sizes: 2 MiB, 64 KiB, 4 KiB).
+        let tail = end - super::PAGE;
+        if end % SAMPLE_CHUNK != 0 && tail / SMALL_RANGE != last / SMALL_RANGE && !sample(tail) {
+            stats.observe_errors.fetch_add(1, Ordering::Relaxed);
+            return None;
         }
         stats.observe_reads.fetch_add(seen.samples as u64, Ordering::Relaxed);
         Some(seen)
