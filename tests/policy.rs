@@ -48,6 +48,12 @@ impl T {
         // As a runtime places a launch's span: resolve's answer, the engine's to refine.
         self.ctx.alloc_vram(self.dev[d], start, size, pm, AllocFlags::ENGINE).unwrap()
     }
+    /// Device `d` reads the span with no GPU fault: it was bound.
+    fn reads_without_faults(&self, d: usize, start: u64, size: u64, why: &str) {
+        let faults = self.sim.counters().gpu_faults;
+        self.gpu(d, start, size, sim::Access::Read).unwrap();
+        assert_eq!(self.sim.counters().gpu_faults, faults, "{why}");
+    }
     fn on(&self, start: u64, size: u64) -> Placement {
         self.sim.placement(start, size)
     }
@@ -790,9 +796,7 @@ fn a_neighbour_in_the_chunk_a_madvise_splits_is_bound_again() {
     t.alloc(0, b, MIB, t.vram(0));
     let p = t.alloc(0, a, MIB, Pagemap::System);
     assert!(p.in_place && p.ioctls == 1, "bound again: {p:?}");
-    let faults = t.sim.counters().gpu_faults;
-    t.gpu(0, a, MIB, sim::Access::Read).unwrap();
-    assert_eq!(t.sim.counters().gpu_faults, faults, "the launch finds it bound");
+    t.reads_without_faults(0, a, MIB, "the launch finds it bound");
 }
 
 /// An engine placement in system memory that shares a chunk with a
@@ -809,9 +813,7 @@ fn system_memory_beside_a_packed_neighbour_is_bound_not_advised() {
     let p = t.alloc(0, b, MIB, Pagemap::System);
     assert_eq!(p.vms_applied, 0, "no madvise: {p:?}");
     assert_eq!(t.on(b, MIB), Placement::System);
-    let faults = t.sim.counters().gpu_faults;
-    t.gpu(0, b, MIB, sim::Access::Read).unwrap();
-    assert_eq!(t.sim.counters().gpu_faults, faults, "bound by the prefetch");
+    t.reads_without_faults(0, b, MIB, "bound by the prefetch");
 }
 
 /// The runtime's free hook (`invalidate`): the munmap unbound the span and
@@ -832,9 +834,7 @@ fn after_the_free_hook_a_span_and_its_neighbour_are_bound_again() {
         let p = t.alloc(0, span, MIB, Pagemap::System);
         assert!(p.ioctls >= 1, "bound again: {p:?}");
     }
-    let faults = t.sim.counters().gpu_faults;
-    t.gpu(0, BUF, R, sim::Access::Read).unwrap();
-    assert_eq!(t.sim.counters().gpu_faults, faults, "the launch finds both bound");
+    t.reads_without_faults(0, BUF, R, "the launch finds both bound");
 }
 
 /// On a device without VRAM the engine is the runtime's prefetch, which
@@ -851,9 +851,7 @@ fn an_integrated_gpu_binds_at_every_placement() {
     t.sim.cpu_access(BUF, R, sim::Access::Write, 2).unwrap();
     let p = t.alloc(0, BUF, R, Pagemap::System);
     assert!(p.in_place && p.ioctls == 1, "bound again: {p:?}");
-    let faults = t.sim.counters().gpu_faults;
-    t.gpu(0, BUF, R, sim::Access::Read).unwrap();
-    assert_eq!(t.sim.counters().gpu_faults, faults, "the launch finds it bound");
+    t.reads_without_faults(0, BUF, R, "the launch finds it bound");
 }
 
 /// A mapping that ends inside a chunk is covered there by ranges smaller
@@ -873,9 +871,7 @@ fn a_buffer_partly_moved_with_its_neighbour_is_still_placed() {
     assert_eq!(t.on(end - 4096, 4096), Placement::System);
     let p = t.alloc(0, b, end - b, t.vram(0));
     assert!(p.bytes_moved > 0, "{p:?}");
-    let faults = t.sim.counters().gpu_faults;
-    t.gpu(0, b, end - b, sim::Access::Read).unwrap();
-    assert_eq!(t.sim.counters().gpu_faults, faults);
+    t.reads_without_faults(0, b, end - b, "no fault");
 }
 
 /// Several readers of what a peer holds (docs/design.md, "Deciding: rent or
