@@ -874,6 +874,20 @@ fn a_buffer_partly_moved_with_its_neighbour_is_still_placed() {
     t.reads_without_faults(0, b, end - b, "no fault");
 }
 
+/// A record speaks for a span only if it holds half of it: a packed
+/// neighbour's record sharing one page with the span does not make it a
+/// span devices take turns at (the default engine would leave it to the
+/// faults) nor say where it is.
+#[test]
+fn a_neighbours_record_sharing_a_page_does_not_speak_for_the_span() {
+    let t = setup_topo(Topology::preset("2dgpu-p2p").unwrap(), Config::default());
+    let (a, b) = (BUF, BUF + MIB);
+    t.sim.cpu_access(BUF, 3 * MIB, sim::Access::Write, 1).unwrap();
+    t.alloc(0, a, MIB + 4096, t.vram(0));
+    let p = t.alloc(1, b, 2 * MIB, t.vram(1));
+    assert!(!p.on_fault && p.bytes_moved > 0, "{p:?}");
+}
+
 /// Several readers of what a peer holds (docs/design.md, "Deciding: rent or
 /// buy"): the first device to read GPU 0's data moves it (a peer link copies
 /// it once); a second reader since the last write sends it to system
