@@ -1470,10 +1470,12 @@ int svm_find_extent(struct svm_context *ctx, const void *ptr, uint64_t *start, u
  * svm_alloc_vram(SVM_ALLOC_ENGINE) calls since its previous report took
  * `duration_ns`, from the runtime's own timestamps (submission to
  * completion, the launch's GPU faults included). With reports the default
- * engine learns, per allocation, whether leaving a launch's data to the
- * faults or prefetching it costs less, tries the other strategy once and
- * then follows the cheaper (docs/design.md, "The engine's default");
- * without them it keeps the runtime's own default. Optional. Errors:
+ * engine learns, per allocation, whether the library's rule cascade or
+ * the runtime's own prefetch costs less: the cascade first, the prefetch
+ * once when moving the span costs at most a quarter of a launch, then the
+ * cheaper (docs/design.md, "The engine's default"); without them it keeps
+ * the runtime's own default. A device without VRAM always keeps it.
+ * Optional. Errors:
  * -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed device).
  * Thread-safe.
  */
@@ -1485,13 +1487,19 @@ int svm_launch_report(struct svm_context *ctx, struct svm_device device, uint64_
  * atomics in the tile's VRAM; an explicit preferred location if reachable;
  * else the tile's VRAM; system memory on integrated GPUs) refined by what
  * the library knows (VRAM this context filled, pinned or ping-ponging
- * ranges, ranges the CPU pulled back, links). Reads of data in system
- * memory rent before they buy: the first SVM_ACCESS_READ of a span by a
- * device is served in place (system memory), the next one moves it, and a
- * span several devices read in place stays there; a read of at most 256
- * KiB is always served in place. SVM_ACCESS_PREFETCH (the application
- * asked for it here) moves at once. A pure decision: no ioctl, no
- * allocation.
+ * ranges, ranges the CPU pulled back, links). By default the answer is
+ * where the runtime's own prefetch would send the span (the device's
+ * advice, else the tile's VRAM while this context has room there, else
+ * where it is); once launch reports (svm_launch_report) show the rule
+ * cascade costs less for a span, its rules answer: reads of data in
+ * system memory rent before they buy (the first SVM_ACCESS_READ of a span
+ * by a device is served in place, the next one moves it; a span several
+ * devices read in place stays there; a read of at most 256 KiB is served
+ * in place), and the same under SVM_CONTEXT_ENGINE_RULES for every span.
+ * SVM_ACCESS_PREFETCH (the application asked for it here) moves at once.
+ * No ioctl, no allocation; under the cascade the call notes the access in
+ * the library's records (a write, a read of a span born split, a walk),
+ * which the placement that follows reads.
  * Errors: -EINVAL (bad range: zero, unaligned to 4 KiB, overflowing, above
  * 2^47; bad tile or access), -EBADF (device closed), -ENODEV/-ECANCELED
  * (device gone: unplugged or wedged), -EACCES (GPU

@@ -43,10 +43,12 @@ pub unsafe extern "C" fn svm_find_extent(ctx: *mut svm_context, ptr: *const c_vo
 /// svm_alloc_vram(SVM_ALLOC_ENGINE) calls since its previous report took
 /// `duration_ns`, from the runtime's own timestamps (submission to
 /// completion, the launch's GPU faults included). With reports the default
-/// engine learns, per allocation, whether leaving a launch's data to the
-/// faults or prefetching it costs less, tries the other strategy once and
-/// then follows the cheaper (docs/design.md, "The engine's default");
-/// without them it keeps the runtime's own default. Optional. Errors:
+/// engine learns, per allocation, whether the library's rule cascade or
+/// the runtime's own prefetch costs less: the cascade first, the prefetch
+/// once when moving the span costs at most a quarter of a launch, then the
+/// cheaper (docs/design.md, "The engine's default"); without them it keeps
+/// the runtime's own default. A device without VRAM always keeps it.
+/// Optional. Errors:
 /// -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed device).
 /// Thread-safe.
 #[no_mangle]

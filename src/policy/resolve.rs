@@ -1,7 +1,10 @@
 //! `resolve`: where a range should live for an access (docs/kernel-model.md §3 and
 //! the decision table of docs/kernel-model.md §14), refined by what the library knows: capacity
 //! this context placed, pins and ping-pong history, links, what a peer
-//! holds. A pure decision: no ioctl, no allocation, read locks only.
+//! holds. No ioctl, no allocation, read locks only; the runtime's own
+//! strategy changes nothing, and the cascade notes the access in the
+//! records (a write, a read of a span born split, a walk) for the
+//! placement that follows.
 
 use std::sync::atomic::Ordering;
 
