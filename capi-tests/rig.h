@@ -49,6 +49,18 @@ static inline rig rig_open(const char *preset, const char *topology, uint32_t mo
 	return r;
 }
 
+/* A context with the default engine (no SVM_CONTEXT_ENGINE_RULES) on `sim`,
+ * its device `index` open in *dev and that device's tile-0 VRAM in *vram. */
+static inline svm_context *plain_context(svm_sim *sim, uint32_t index, svm_device *dev, svm_pagemap *vram)
+{
+	svm_context *ctx = NULL;
+	svm_context_config cfg = { .struct_size = sizeof(cfg), .driver = SVM_DRIVER_SIM, .sim = sim };
+	CHECK_OK(svm_context_create(&cfg, &ctx));
+	CHECK_OK(svm_device_open_index(ctx, index, dev));
+	CHECK_OK(svm_device_pagemap(ctx, *dev, 0, vram));
+	return ctx;
+}
+
 static inline void rig_close(rig *r)
 {
 	CHECK_OK(svm_sim_check(r->sim));

@@ -8,13 +8,9 @@
 int main(void)
 {
 	rig r = rig_open("dgpu", NULL, 0, 0);
-	svm_context *ctx = NULL;
-	svm_context_config cfg = { .struct_size = sizeof(cfg), .driver = SVM_DRIVER_SIM, .sim = r.sim };
-	CHECK_OK(svm_context_create(&cfg, &ctx));
 	svm_device dev;
 	svm_pagemap vram;
-	CHECK_OK(svm_device_open_index(ctx, 0, &dev));
-	CHECK_OK(svm_device_pagemap(ctx, dev, 0, &vram));
+	svm_context *ctx = plain_context(r.sim, 0, &dev, &vram);
 
 	CHECK_OK(svm_sim_cpu_access(r.sim, BUF, 8 * MIB, SVM_ACCESS_WRITE, 1));
 	svm_alloc_result res = { .struct_size = sizeof(res) };
@@ -33,7 +29,7 @@ int main(void)
 	CHECK_OK(svm_device_close(ctx, dev));
 	CHECK_STATUS(svm_launch_report(ctx, dev, 1), -EBADF);
 	svm_context *bad = NULL;
-	cfg.flags = 1u << 2;
+	svm_context_config cfg = { .struct_size = sizeof(cfg), .driver = SVM_DRIVER_SIM, .sim = r.sim, .flags = 1u << 2 };
 	CHECK_STATUS(svm_context_create(&cfg, &bad), -EINVAL);
 	cfg.flags = SVM_CONTEXT_ENGINE_RULES;
 	CHECK_OK(svm_context_create(&cfg, &bad));

@@ -49,13 +49,9 @@ int main(void)
 	/* A privileged process: the page table names the device. */
 	rig p = rig_open("2dgpu-p2p", NULL, 0, 0);
 	CHECK_OK(svm_sim_set_page_table(p.sim, SVM_PAGE_TABLE_READ, 1));
-	svm_context *ctx2;
-	svm_context_config cfg = { .struct_size = sizeof(cfg), .driver = SVM_DRIVER_SIM, .sim = p.sim };
-	CHECK_OK(svm_context_create(&cfg, &ctx2));
 	svm_device d;
 	svm_pagemap v1;
-	CHECK_OK(svm_device_open_index(ctx2, 1, &d));
-	CHECK_OK(svm_device_pagemap(ctx2, d, 0, &v1));
+	svm_context *ctx2 = plain_context(p.sim, 1, &d, &v1);
 	CHECK_OK(svm_alloc_vram(ctx2, d, BUF, 2 * MIB, v1, 0, &a));
 	CHECK_OK(svm_range_query(ctx2, BUF, 2 * MIB, &q));
 	CHECK(q.observed_pagemap.id == v1.id);
@@ -69,13 +65,9 @@ int main(void)
 	svm_sim *sim;
 	CHECK_OK(svm_sim_create("dgpu", &sim));
 	CHECK_OK(svm_sim_set_page_table(sim, SVM_PAGE_TABLE_NONE, 0));
-	svm_context *ctx;
-	cfg.sim = sim;
-	CHECK_OK(svm_context_create(&cfg, &ctx));
 	svm_device dev;
 	svm_pagemap v;
-	CHECK_OK(svm_device_open_index(ctx, 0, &dev));
-	CHECK_OK(svm_device_pagemap(ctx, dev, 0, &v));
+	svm_context *ctx = plain_context(sim, 0, &dev, &v);
 	CHECK_OK(svm_alloc_vram(ctx, dev, BUF, 4 * MIB, v, 0, &a));
 	CHECK(!(a.flags & SVM_RESULT_VERIFIED));
 	CHECK_OK(svm_range_query(ctx, BUF, 4 * MIB, &q));

@@ -371,7 +371,10 @@ impl Context {
         // VRAM (integrated GPUs): every fault lands there anyway, and a
         // madvise zaps the PTEs of what a packed neighbour's prefetch bound
         // in its chunk (measured on igpu, 100 generated programs: GPU
-        // faults the prefetch baseline never takes, up to 1.75x it).
+        // faults the prefetch baseline never takes, up to 1.75x it). An
+        // explicit request is honoured all the same: the span lives and is
+        // bound where it asked, and on such a device the advice changes
+        // no fault's outcome.
         let no_vram = cand == Pagemap::System && slots.iter().filter_map(|s| s.dev.as_ref()).all(|d| !d.has_vram());
         let advise = !no_vram && !(a.flags.engine() && cand == Pagemap::System && end - start <= super::resolve::SMALL_READ);
         // The madvise covers the span's whole 2 MiB chunks where nothing else

@@ -60,6 +60,14 @@ fn zero_fill(c: &Costs, bytes: u64) -> f64 {
     ns(bytes, c.zero_fill_bandwidth)
 }
 
+/// Every policy's run of `w` takes at least `floor_ns`.
+fn every_run_at_least(w: &Workload, floor_ns: u64) {
+    for p in PolicyKind::ALL {
+        let r = run(w, p).unwrap();
+        assert!(r.simulated_ns >= floor_ns, "{p:?}: {} < {floor_ns}", r.simulated_ns);
+    }
+}
+
 #[test]
 fn a_read_only_buffer_costs_the_cheaper_of_reading_remotely_and_copying() {
     let t = machine(1, 64 * MIB, true);
@@ -166,10 +174,7 @@ fn pieces_of_a_chunk_each_keep_their_place() {
     let piece = 64 << 10;
     let once = copy(&t.costs, piece, host(t, 0)) + clear(t, piece, 0);
     assert_eq!(o.work_ns, floor(zero_fill(&t.costs, 2 * MIB) + once + 8.0 * local(&w, piece)));
-    for p in PolicyKind::ALL {
-        let r = run(&w, p).unwrap();
-        assert!(r.simulated_ns >= o.bound_ns, "{p:?}: {} < {}", r.simulated_ns, o.bound_ns);
-    }
+    every_run_at_least(&w, o.bound_ns);
 }
 
 #[test]
@@ -376,10 +381,7 @@ fn a_move_is_priced_as_the_cheapest_chain_of_copies() {
     w.launch(2, vec![(a, 8 * MIB, Access::Atomic)]);
     w.launch(1, vec![(a, 8 * MIB, Access::Atomic)]);
     let o = optimum(&w);
-    for p in PolicyKind::ALL {
-        let r = run(&w, p).unwrap();
-        assert!(r.simulated_ns >= o.bound_ns, "{p:?}: {} < {}", r.simulated_ns, o.bound_ns);
-    }
+    every_run_at_least(&w, o.bound_ns);
 }
 
 /// An alloc_vram of data no GPU reads forces a move the bound leaves out;
@@ -396,10 +398,7 @@ fn honouring_the_calls_is_priced_beside_the_bound() {
     let o = optimum(&w);
     let calls = o.calls_ns.expect("the call forces two moves no access needs");
     assert!(calls > o.bound_ns);
-    for p in PolicyKind::ALL {
-        let r = run(&w, p).unwrap();
-        assert!(r.simulated_ns >= calls, "{p:?}: {} < {calls}", r.simulated_ns);
-    }
+    every_run_at_least(&w, calls);
     // Without the call there is nothing beside the bound.
     w.steps.remove(1);
     assert_eq!(optimum(&w).calls_ns, None);
