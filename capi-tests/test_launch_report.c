@@ -1,8 +1,8 @@
 /* The default engine (no SVM_CONTEXT_ENGINE_RULES): an allocation found
  * from a pointer (SVM_ALLOC_EXTENT) is left to the launch's faults unless
- * SVM_ALLOC_PREFETCH_NOW; svm_launch_report takes a launch's duration.
- * Bad input: NULL context -EINVAL, a closed device -EBADF, unknown context
- * flags -EINVAL. */
+ * SVM_ALLOC_PREFETCH_NOW; svm_launch_submit announces a launch and
+ * svm_launch_report takes a launch's duration. Bad input: NULL context
+ * -EINVAL, a closed device -EBADF, unknown context flags -EINVAL. */
 #include "rig.h"
 
 int main(void)
@@ -23,11 +23,20 @@ int main(void)
 	CHECK_OK(svm_alloc_vram(ctx, dev, BUF, 8 * MIB, vram, SVM_ALLOC_ENGINE | SVM_ALLOC_EXTENT | SVM_ALLOC_PREFETCH_NOW, &res));
 	CHECK(!(res.flags & SVM_RESULT_ON_FAULT) && res.bytes_moved == 8 * MIB);
 	CHECK_OK(svm_launch_report(ctx, dev, 1000));
+	/* Submitted ahead of their reports: two launches, two reports. */
+	CHECK_OK(svm_launch_submit(ctx, dev));
+	CHECK_OK(svm_launch_submit(ctx, dev));
+	CHECK_OK(svm_launch_report(ctx, dev, 1000));
+	CHECK_OK(svm_launch_report(ctx, dev, 1000));
 
 	/* Bad input. */
 	CHECK_STATUS(svm_launch_report(NULL, dev, 1), -EINVAL);
+	CHECK_STATUS(svm_launch_submit(NULL, dev), -EINVAL);
+	svm_device made_up = { .id = 0xdeadbeefcafef00dull };
+	CHECK_STATUS(svm_launch_submit(ctx, made_up), -EINVAL);
 	CHECK_OK(svm_device_close(ctx, dev));
 	CHECK_STATUS(svm_launch_report(ctx, dev, 1), -EBADF);
+	CHECK_STATUS(svm_launch_submit(ctx, dev), -EBADF);
 	svm_context *bad = NULL;
 	svm_context_config cfg = { .struct_size = sizeof(cfg), .driver = SVM_DRIVER_SIM, .sim = r.sim, .flags = 1u << 2 };
 	CHECK_STATUS(svm_context_create(&cfg, &bad), -EINVAL);

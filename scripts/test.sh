@@ -178,6 +178,8 @@ if grep ' svm_' "$tmp/exports.txt" | grep -v -E '@@XESVM_1(\.1)?$'; then
 fi
 grep -q ' svm_alloc_vram@@XESVM_1$' "$tmp/exports.txt" || { echo "install: libxesvm.so.1 lacks svm_alloc_vram@@XESVM_1" >&2; exit 1; }
 # 0.3.0's additions are in their own node (xesvm.map).
-grep -q ' svm_launch_report@@XESVM_1.1$' "$tmp/exports.txt" || { echo "install: libxesvm.so.1 lacks svm_launch_report@@XESVM_1.1" >&2; exit 1; }
+for f in svm_launch_report svm_launch_submit; do
+  grep -q " $f@@XESVM_1.1\$" "$tmp/exports.txt" || { echo "install: libxesvm.so.1 lacks $f@@XESVM_1.1" >&2; exit 1; }
+done
 unset PKG_CONFIG_PATH
 echo "pkg-config smoke test: 7 passed, 0 failed ($(grep -c ' svm_' "$tmp/exports.txt") exports at XESVM_1 and XESVM_1.1, no simulator)"

@@ -162,3 +162,31 @@ fn a_launch_larger_than_the_vram_leaves_the_excess_to_the_faults() {
     let c = ctx.alloc_vram(dev, BUF + 24 * MIB, 16 * MIB, vram, AllocFlags::ENGINE | AllocFlags::PREFETCH_NOW).unwrap();
     assert!(!c.on_fault, "{c:?}");
 }
+
+/// Under the cascade (launch reports), a span read again after more than
+/// the VRAM's worth of other spans (a cyclic scan larger than the VRAM) is
+/// served in place again rather than bought: LRU eviction would take it
+/// out before its next read. Within the VRAM the second read buys it.
+#[test]
+fn a_scan_larger_than_the_vram_is_not_bought_round_after_round() {
+    for (spans, bought) in [(4u64, false), (2, true)] {
+        let (_sim, ctx, dev, vram) = small_vram();
+        ctx.launch_done(dev, 1_000).unwrap(); // the runtime reports launches
+        let span = 12 * MIB;
+        let mut second = Vec::new();
+        for round in 0..2 {
+            for i in 0..spans {
+                let start = BUF + i * span;
+                let pm = ctx.resolve(dev, 0, start, span, Access::Read).unwrap();
+                ctx.alloc_vram(dev, start, span, pm, AllocFlags::ENGINE).unwrap();
+                ctx.launch_submitted(dev).unwrap();
+                ctx.launch_done(dev, 1_000).unwrap();
+                if round == 1 {
+                    second.push(pm);
+                }
+            }
+        }
+        let want = if bought { vram } else { Pagemap::System };
+        assert!(second.iter().all(|&pm| pm == want), "{spans} spans of 12 MiB in 32 MiB: {second:?}");
+    }
+}

@@ -1,6 +1,7 @@
 //! What a runtime tells the library about a launch: where a kernel
-//! argument's allocation lies (`svm_find_extent`) and how long the launch
-//! took (`svm_launch_report`).
+//! argument's allocation lies (`svm_find_extent`), that a launch was
+//! submitted (`svm_launch_submit`) and how long it took
+//! (`svm_launch_report`).
 
 use core::ffi::{c_int, c_void};
 
@@ -39,9 +40,32 @@ pub unsafe extern "C" fn svm_find_extent(ctx: *mut svm_context, ptr: *const c_vo
     })
 }
 
-/// Reports that the launch on `device` that the runtime placed with
-/// svm_alloc_vram(SVM_ALLOC_ENGINE) calls since its previous report took
-/// `duration_ns`, from the runtime's own timestamps (submission to
+/// Says that the runtime submitted a launch on `device`: the
+/// svm_alloc_vram(SVM_ALLOC_ENGINE) calls since the previous
+/// svm_launch_submit on that device placed its data. A runtime that calls
+/// it for every launch may run ahead of its queue (place and submit the
+/// next launches before the first completes): each svm_launch_report that
+/// follows is then matched to the oldest submitted launch not yet reported,
+/// as an in-order queue completes them. Without it a report covers every
+/// placement since the previous report, which under a queue running ahead
+/// mixes several launches. Optional; call it for every launch or for none.
+/// Errors: -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed
+/// device). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn svm_launch_submit(ctx: *mut svm_context, device: svm_device) -> c_int {
+    guard("svm_launch_submit", || {
+        // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
+        let c = unsafe { context(ctx)? };
+        let h = c.device(device)?;
+        c.ctx.launch_submitted(h).map_err(Failure::from)
+    })
+}
+
+/// Reports that a launch on `device` took `duration_ns`: the oldest one
+/// svm_launch_submit announced and not yet reported, or, where the runtime
+/// does not call svm_launch_submit, the launch that the runtime placed with
+/// svm_alloc_vram(SVM_ALLOC_ENGINE) calls since its previous report. The
+/// duration is from the runtime's own timestamps (submission to
 /// completion, the launch's GPU faults included). With reports the default
 /// engine learns, per allocation, whether the library's rule cascade or
 /// the runtime's own prefetch costs less: the cascade first, the prefetch

@@ -4,9 +4,12 @@
 //! place, split birth, gathers, widening). The choice follows what the
 //! library measures: the time its own placements took (the driver's clock
 //! around the call) and the launch durations the runtime reports from its
-//! own timestamps (`Context::launch_done`, `svm_launch_report`). Without
-//! reports it never changes: the runtime's strategy. With them, the spans
-//! one launch asks for are known together too (`launch_bytes`).
+//! own timestamps (`Context::launch_done`, `svm_launch_report`), each
+//! matched to the placements of its launch where the runtime announces its
+//! submissions (`Context::launch_submitted`, `svm_launch_submit`; reports
+//! come in submission order from an in-order queue). Without reports it
+//! never changes: the runtime's strategy. With them, the spans one launch
+//! asks for are known together too (`launch_bytes`).
 //!
 //! # The rule and its regret
 //!
@@ -61,10 +64,12 @@ struct Entry {
     cascade: bool,
     /// Launches reported under the cascade before the trial.
     seen: u32,
+    /// When the device last used the span (`Launches::uses`).
+    used_at: Option<u64>,
 }
 
-/// The strategies used for a device's launch not yet reported, and the
-/// placement time spent on it.
+/// The spans placed for a device's launch not yet reported (each once),
+/// the strategy each ran, and the placement time spent on it.
 #[derive(Default)]
 struct Pending {
     used: Vec<((u64, u64), bool)>,
@@ -73,9 +78,20 @@ struct Pending {
     bytes: u64,
 }
 
+/// A device's launches not yet reported: those the runtime said it
+/// submitted (oldest first; its queue reports them in that order) and the
+/// one being placed now; and a clock of its span uses (each launch's
+/// spans once), which orders them for reuse distances.
+#[derive(Default)]
+struct Launches {
+    submitted: std::collections::VecDeque<Pending>,
+    open: Pending,
+    uses: u64,
+}
+
 /// At most this many spans are remembered per context (a program that
-/// churns through more starts over), and this many placements wait for
-/// one report.
+/// churns through more starts over), this many spans wait for one
+/// launch's report, and this many submitted launches for theirs.
 const MAX_ENTRIES: usize = 4096;
 const MAX_PENDING: usize = 64;
 /// Launches under the cascade before the runtime's strategy is tried once.
@@ -115,7 +131,7 @@ pub(crate) struct Chooser {
     /// Whether `shared` holds anything (the hot path's one load).
     any_shared: AtomicBool,
     entries: Mutex<HashMap<(u16, u64, u64), Entry>>,
-    pending: Mutex<HashMap<u16, Pending>>,
+    pending: Mutex<HashMap<u16, Launches>>,
     /// Per device slot: what its last placement that moved bytes took per
     /// byte moved (ns), the price of moving a span there.
     move_ns_per_byte: Mutex<HashMap<u16, f64>>,
@@ -176,25 +192,41 @@ impl Chooser {
             entries.clear();
         }
         let trial = self.trial_ns(slot, len);
-        let e = entries.entry((slot, start, len)).or_insert(Entry { cascade_ns: None, runtime_ns: None, cascade: true, seen: 0 });
+        let e = entries.entry((slot, start, len)).or_insert(Entry { cascade_ns: None, runtime_ns: None, cascade: true, seen: 0, used_at: None });
         let cascade = e.next_cascade(trial);
-        drop(entries);
         let mut pending = self.pending.lock();
-        let p = pending.entry(slot).or_default();
-        let again = p.used.iter().any(|&(s, _)| s == (start, len));
-        if p.used.len() < MAX_PENDING {
-            p.used.push(((start, len), cascade));
-        }
-        // A span placed again before the report is a queued launch using
-        // the same bytes (the runtime runs ahead of its queue): counted once.
-        if !again {
-            p.bytes = p.bytes.saturating_add(len);
+        let l = pending.entry(slot).or_default();
+        // A span a launch lists twice is one span of it.
+        if !l.open.used.iter().any(|&(s, _)| s == (start, len)) {
+            if l.open.used.len() < MAX_PENDING {
+                l.open.used.push(((start, len), cascade));
+            }
+            l.open.bytes += len;
+            l.uses += 1;
+            e.used_at = Some(l.uses);
         }
         if cascade {
             Strategy::Cascade
         } else {
             default
         }
+    }
+
+    /// Whether device `slot`'s launches used more than `cap` distinct bytes
+    /// since its last use of [start, start+len): the spans with a later
+    /// use, each once (its LRU stack distance; false where it was not used
+    /// since reports began). Then a span moved to a VRAM of `cap` bytes now
+    /// is evicted (the kernel evicts the least recently used) before its
+    /// next use if the pattern repeats. Walks this device's spans until
+    /// the sum passes `cap`: asked only where resolve would buy.
+    pub(crate) fn reused_beyond(&self, slot: u16, start: u64, len: u64, cap: u64) -> bool {
+        let entries = self.entries.lock();
+        let Some(at) = entries.get(&(slot, start, len)).and_then(|e| e.used_at) else { return false };
+        let mut sum = 0u64;
+        entries.iter().filter(|(k, e)| k.0 == slot && e.used_at.is_some_and(|u| u > at)).any(|(k, _)| {
+            sum += k.2;
+            sum > cap
+        })
     }
 
     /// Whether [start, start+len) is shared between devices: asked for by
@@ -215,34 +247,42 @@ impl Chooser {
         self.any_shared.load(Ordering::Relaxed) && self.shared.lock().contains(&(start, len))
     }
 
-    /// Bytes of the spans already placed for device `slot`'s coming launch
-    /// (known where the runtime reports launches, which delimits them), each
-    /// span once: with launches queued, the placements of the next launch
-    /// come before this one's report.
+    /// Bytes of the spans already placed for device `slot`'s coming launch,
+    /// each once (known where the runtime reports launches, which delimits
+    /// them).
     pub(crate) fn launch_bytes(&self, slot: u16) -> u64 {
         if !self.learning() {
             return 0;
         }
-        self.pending.lock().get(&slot).map_or(0, |p| p.bytes)
+        self.pending.lock().get(&slot).map_or(0, |l| l.open.bytes)
     }
 
     /// Placement time spent for device `slot`'s coming launch, and the
     /// bytes it moved.
     pub(crate) fn spent(&self, slot: u16, ns: u64, moved: u64) {
         if self.learning() {
-            self.pending.lock().entry(slot).or_default().spent_ns += ns;
+            self.pending.lock().entry(slot).or_default().open.spent_ns += ns;
             if moved > 0 {
                 self.move_ns_per_byte.lock().insert(slot, ns as f64 / moved as f64);
             }
         }
     }
 
-    /// The runtime's report: device `slot`'s launch took `duration_ns`.
-    /// Each allocation placed for it learns the launch's cost under the
-    /// strategy it ran, and follows it from now on.
+    /// The runtime's report: device `slot`'s launch took `duration_ns` (the
+    /// oldest submitted one not yet reported, else the placements since the
+    /// previous report). Each allocation placed for it learns the launch's
+    /// cost under the strategy it ran, and follows it from now on.
     pub(crate) fn launch_done(&self, slot: u16, duration_ns: u64) {
         self.reported.store(true, Ordering::Relaxed);
-        let Some(p) = self.pending.lock().remove(&slot) else { return };
+        let p = {
+            let mut pending = self.pending.lock();
+            let Some(l) = pending.get_mut(&slot) else { return };
+            let p = match l.submitted.pop_front() {
+                Some(p) => p,
+                None => std::mem::take(&mut l.open),
+            };
+            p
+        };
         let cost = duration_ns.saturating_add(p.spent_ns);
         let mut entries = self.entries.lock();
         for ((start, len), cascade) in p.used {
@@ -256,6 +296,19 @@ impl Chooser {
                 e.cascade = cascade;
             }
         }
+    }
+
+    /// The runtime submitted device `slot`'s launch: the placements since
+    /// the previous submission are that launch's, and its report (reports
+    /// come in submission order, from an in-order queue) is theirs.
+    pub(crate) fn launch_submitted(&self, slot: u16) {
+        let mut pending = self.pending.lock();
+        let l = pending.entry(slot).or_default();
+        if l.submitted.len() >= MAX_PENDING {
+            l.submitted.pop_front(); // never reported: forgotten
+        }
+        let p = std::mem::take(&mut l.open);
+        l.submitted.push_back(p);
     }
 
     /// A device opened in `slot`. One without VRAM (an integrated GPU)
@@ -321,8 +374,10 @@ impl Context {
         self.chooser.shared(slot, start, len, held_by)
     }
 
-    /// The runtime's report that device `h`'s launch, placed by the calls
-    /// since its last report, took `duration_ns` (from the runtime's own
+    /// The runtime's report that device `h`'s launch took `duration_ns`:
+    /// the oldest one [`Context::launch_submitted`] announced and not yet
+    /// reported, else the one placed by the calls since the previous
+    /// report (from the runtime's own
     /// timestamps: submission to completion, its GPU faults included). The
     /// default engine learns from it which strategy each allocation costs
     /// least under (policy/choose.rs); without reports it keeps the
@@ -330,6 +385,18 @@ impl Context {
     pub fn launch_done(&self, h: DeviceHandle, duration_ns: u64) -> Result<()> {
         Context::device_in(&self.slots.read(), h)?;
         self.chooser.launch_done(h.slot, duration_ns);
+        Ok(())
+    }
+
+    /// The runtime's word that device `h`'s launch, placed by the calls
+    /// since its previous submission, is submitted. With it, the reports
+    /// that follow (in submission order) are matched launch by launch,
+    /// however far the runtime runs ahead of its queue; without it a report
+    /// covers every placement since the previous report. Errors: EBADF for
+    /// a closed handle.
+    pub fn launch_submitted(&self, h: DeviceHandle) -> Result<()> {
+        Context::device_in(&self.slots.read(), h)?;
+        self.chooser.launch_submitted(h.slot);
         Ok(())
     }
 }
@@ -407,6 +474,32 @@ mod tests {
         c.choose(0, 0, 4096, Strategy::Prefetch);
         assert_eq!(c.launch_bytes(0), 8192);
         c.launch_done(0, 1_000);
+        assert_eq!(c.launch_bytes(0), 0);
+    }
+
+    /// Announced submissions: each report is the oldest announced
+    /// launch's, so a runtime running ahead of its queue charges each span
+    /// its own launch's cost, and the coming launch's bytes are its own.
+    #[test]
+    fn reports_match_submitted_launches_in_order() {
+        let c = Chooser::default();
+        c.launch_done(0, 1); // reports from now on
+        let cost = |start| c.entries.lock()[&(0, start, 4096)].cascade_ns;
+        c.choose(0, 0, 4096, Strategy::Prefetch);
+        c.launch_submitted(0);
+        c.choose(0, 8192, 4096, Strategy::Prefetch);
+        c.spent(0, 50, 0);
+        c.launch_submitted(0);
+        c.choose(0, 0, 4096, Strategy::Prefetch);
+        assert_eq!(c.launch_bytes(0), 4096, "the open launch's bytes only");
+        c.launch_done(0, 1_000);
+        assert_eq!((cost(0), cost(8192)), (Some(1_000), None));
+        c.launch_done(0, 3_000);
+        assert_eq!((cost(0), cost(8192)), (Some(1_000), Some(3_050)));
+        // The open launch was never submitted: without a submission left,
+        // a report takes the placements since the previous one.
+        c.launch_done(0, 7_000);
+        assert_eq!(cost(0), Some(7_000));
         assert_eq!(c.launch_bytes(0), 0);
     }
 

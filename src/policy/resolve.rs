@@ -194,6 +194,15 @@ impl Context {
             if !mine || others {
                 return Ok(Pagemap::System);
             }
+            // Nor is it bought where this device used more than its VRAM
+            // since its last read (a cyclic scan of more than the VRAM): the
+            // kernel evicts the least recently used first, so the move
+            // would be evicted again before the next read, and each round
+            // would pay a move and an eviction for one local pass.
+            if self.chooser.reused_beyond(h.slot, start, size, t.capacity) {
+                crate::log!(crate::log::Level::Debug, "resolve {} device {}: read again after more than its VRAM's worth of other spans: served in place (reuse distance)", crate::log::Span(start, size), h.slot);
+                return Ok(Pagemap::System);
+            }
         }
         // Writer and readers meet in system memory: data there that another
         // device used in place since its last move, written now by this

@@ -323,6 +323,11 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                 // Queued: the host goes on; the launch runs when its device
                 // is free and what it depends on is done.
                 let q = sim.enqueue(fd, vm, *tile, args, *compute_ns, value, queues.launch_after(args));
+                // The runtime knows which placements were for this launch
+                // (svm_launch_submit): its report, later, is theirs.
+                if let Runtime::Lib { ctx, devs } = &rt {
+                    let _ = ctx.launch_submitted(devs[*device as usize]);
+                }
                 queues.launched(args, q.ran);
                 // What ran wrote its pages: all arguments, or those before
                 // the one whose access failed.
