@@ -160,7 +160,9 @@
 
 /**
  * `svm_alloc_vram` flag, with SVM_ALLOC_ENGINE only: move the range even
- * if the thrash guard pins it (an explicit request is never pinned).
+ * if the thrash guard pins it, or devices take turns at it (an explicit
+ * request is never pinned). For a span a kernel uses atomically, which
+ * runs in local VRAM whatever happens.
  */
 #define SVM_ALLOC_IGNORE_THRASH_GUARD (1 << 1)
 

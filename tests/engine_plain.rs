@@ -122,6 +122,43 @@ fn a_buffer_devices_take_turns_at_is_left_to_the_faults() {
     assert!(fourth.on_fault && fourth.bytes_moved == 0, "shared for every device: {fourth:?}");
 }
 
+/// A span the runtime places ignoring the thrash guard (one a kernel uses
+/// atomically, which runs in local VRAM whatever the faults do) is moved
+/// at every turn, not left to the faults.
+#[test]
+fn a_span_placed_ignoring_the_thrash_guard_is_moved_at_each_turn() {
+    let t = setup("2dgpu-p2p", false);
+    t.sim.cpu_access(BUF, 4 * MIB, sim::Access::Write, 1).unwrap();
+    let insist = AllocFlags::IGNORE_THRASH_GUARD;
+    assert_eq!(t.launch(0, BUF, 4 * MIB, Access::Atomic, insist).bytes_moved, 4 * MIB);
+    let second = t.launch(1, BUF, 4 * MIB, Access::Atomic, insist);
+    assert!(!second.on_fault && second.bytes_moved == 4 * MIB, "{second:?}");
+    let third = t.launch(0, BUF, 4 * MIB, Access::Atomic, insist);
+    assert!(!third.on_fault && third.bytes_moved == 4 * MIB, "{third:?}");
+}
+
+/// A piece sharing a 2 MiB chunk with a neighbour moved to this device is
+/// not taken to have come along where its own record puts it in another
+/// device's VRAM: the unprivileged page table says only "not in system
+/// memory", which that record explains too. It is prefetched, and its
+/// launch takes no fault.
+#[test]
+fn a_piece_in_another_vram_is_not_taken_to_have_come_with_its_chunk() {
+    let t = setup("2dgpu-p2p", false);
+    // A 3 MiB input and a 512 KiB piece packed after it, in one chunk with
+    // the input's tail.
+    let (input, piece) = (BUF, BUF + 3 * MIB);
+    t.sim.cpu_access(BUF, 4 * MIB, sim::Access::Write, 1).unwrap();
+    let half = MIB + MIB / 2;
+    t.launch(0, input, half, Access::Read, AllocFlags::empty());
+    t.launch(0, piece, MIB / 2, Access::Atomic, AllocFlags::IGNORE_THRASH_GUARD);
+    t.launch(1, input + half, half, Access::Read, AllocFlags::empty());
+    let faults = t.sim.counters().gpu_faults;
+    let p = t.launch(1, piece, MIB / 2, Access::Atomic, AllocFlags::IGNORE_THRASH_GUARD);
+    assert!(!p.in_place && p.bytes_moved == MIB / 2, "{p:?}");
+    assert_eq!(t.sim.counters().gpu_faults, faults, "moved before the launch");
+}
+
 /// One device with 32 MiB of VRAM and 48 MiB the CPU wrote at BUF.
 fn small_vram() -> (Arc<Sim>, Context, DeviceHandle, Pagemap) {
     let mut topo = Topology::preset("dgpu").unwrap();

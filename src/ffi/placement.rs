@@ -74,7 +74,9 @@ pub(super) fn span_failure(e: Errno, start: u64, size: u64) -> Failure {
 /// another pagemap (the peer, then local VRAM, then system memory).
 pub const SVM_ALLOC_NO_FALLBACK: u32 = 1 << 0;
 /// `svm_alloc_vram` flag, with SVM_ALLOC_ENGINE only: move the range even
-/// if the thrash guard pins it (an explicit request is never pinned).
+/// if the thrash guard pins it, or devices take turns at it (an explicit
+/// request is never pinned). For a span a kernel uses atomically, which
+/// runs in local VRAM whatever happens.
 pub const SVM_ALLOC_IGNORE_THRASH_GUARD: u32 = 1 << 1;
 /// `svm_alloc_vram` flag, with SVM_ALLOC_ENGINE only: prefetch now, never
 /// leave the move to the launch's GPU fault (SVM_RESULT_ON_FAULT) or split

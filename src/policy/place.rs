@@ -107,7 +107,12 @@ impl Context {
                 Check::RecordMoved(rs, re) if flags.engine() => (start, end) = (rs, re),
                 _ => {}
             }
-            if may_leave && self.leave_to_faults(dev, h.slot, target, start, end, before, plain) {
+            // The runtime that ignores the thrash guard insists on the move
+            // (a span the kernel uses atomically, which runs in local VRAM
+            // whatever the faults do): turns between devices do not leave
+            // it to the faults either.
+            let turns = plain && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD);
+            if may_leave && self.leave_to_faults(dev, h.slot, target, start, end, before, turns) {
                 return on_fault(out);
             }
             // An explicit request places the span asked, no more.
@@ -524,8 +529,13 @@ impl Context {
         // `cand`: the kernel migrates whole SVM ranges (up to the 2 MiB
         // chunk, docs/kernel-model.md §2), so the piece may have come along.
         // One page-table read (under 1 us) against a prefetch that would
-        // move nothing.
-        let mate = cand != Pagemap::System && seen.is_none() && self.chunk_mate_in(start, end, cand);
+        // move nothing. Not where its own record puts it in another VRAM:
+        // an unprivileged read sees only "not in system memory", which that
+        // explains as well, and a wrong guess leaves the launch to fault it
+        // over in small ranges, where a prefetch of a piece already there
+        // moves nothing.
+        let elsewhere = summary.residency.is_some_and(|p| p != cand && p != Pagemap::System);
+        let mate = cand != Pagemap::System && seen.is_none() && !elsewhere && self.chunk_mate_in(start, end, cand);
         let looked = match (seen, cand) {
             (None, Pagemap::System) => self.observe(start, end),
             (None, _) if mate => self.observe(start, end),
