@@ -1489,10 +1489,11 @@ int svm_launch_submit(struct svm_context *ctx, struct svm_device device);
  * svm_alloc_vram(SVM_ALLOC_ENGINE) calls since its previous report. The
  * duration is from the runtime's own timestamps (submission to
  * completion, the launch's GPU faults included). With reports the default
- * engine learns, per allocation, whether the library's rule cascade or
- * the runtime's own prefetch costs less: the cascade first, the prefetch
- * once when moving the span costs at most a quarter of a launch, then the
- * cheaper (docs/design.md, "The engine's default"); without them it keeps
+ * engine learns, per allocation, which of the library's rule cascade, the
+ * runtime's own prefetch and the kernel's faults costs least: the cascade
+ * first, the prefetch once and the faults once when moving the span costs
+ * at most a quarter of a launch, then the cheapest (docs/design.md, "The
+ * engine's default"); without them it keeps
  * the runtime's own default. A device without VRAM always keeps it.
  * Optional. Errors:
  * -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed device).
@@ -1509,12 +1510,14 @@ int svm_launch_report(struct svm_context *ctx, struct svm_device device, uint64_
  * ranges, ranges the CPU pulled back, links). By default the answer is
  * where the runtime's own prefetch would send the span (the device's
  * advice, else the tile's VRAM while this context has room there, else
- * where it is); once launch reports (svm_launch_report) show the rule
- * cascade costs less for a span, its rules answer: reads of data in
- * system memory rent before they buy (the first SVM_ACCESS_READ of a span
- * by a device is served in place, the next one moves it; a span several
- * devices read in place stays there; a read of at most 256 KiB is served
- * in place), and the same under SVM_CONTEXT_ENGINE_RULES for every span.
+ * where it is). With launch reports (svm_launch_report) the rule cascade
+ * answers for a span until the reports show the runtime's prefetch or
+ * the kernel's faults cost less there: reads of data in system memory
+ * rent before they buy (the first SVM_ACCESS_READ of a span by a device
+ * is served in place, the next one moves it, unless the device used more
+ * than its VRAM since; a span several devices read in place stays there;
+ * a read of at most 256 KiB is served in place), and the same under
+ * SVM_CONTEXT_ENGINE_RULES for every span.
  * SVM_ACCESS_PREFETCH (the application asked for it here) moves at once.
  * No ioctl, no allocation; under the cascade the call notes the access in
  * the library's records (a write, a read of a span born split, a walk),

@@ -67,10 +67,11 @@ pub unsafe extern "C" fn svm_launch_submit(ctx: *mut svm_context, device: svm_de
 /// svm_alloc_vram(SVM_ALLOC_ENGINE) calls since its previous report. The
 /// duration is from the runtime's own timestamps (submission to
 /// completion, the launch's GPU faults included). With reports the default
-/// engine learns, per allocation, whether the library's rule cascade or
-/// the runtime's own prefetch costs less: the cascade first, the prefetch
-/// once when moving the span costs at most a quarter of a launch, then the
-/// cheaper (docs/design.md, "The engine's default"); without them it keeps
+/// engine learns, per allocation, which of the library's rule cascade, the
+/// runtime's own prefetch and the kernel's faults costs least: the cascade
+/// first, the prefetch once and the faults once when moving the span costs
+/// at most a quarter of a launch, then the cheapest (docs/design.md, "The
+/// engine's default"); without them it keeps
 /// the runtime's own default. A device without VRAM always keeps it.
 /// Optional. Errors:
 /// -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed device).

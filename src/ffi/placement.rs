@@ -19,12 +19,14 @@ use crate::policy::{self, AllocFlags, Placed};
 /// ranges, ranges the CPU pulled back, links). By default the answer is
 /// where the runtime's own prefetch would send the span (the device's
 /// advice, else the tile's VRAM while this context has room there, else
-/// where it is); once launch reports (svm_launch_report) show the rule
-/// cascade costs less for a span, its rules answer: reads of data in
-/// system memory rent before they buy (the first SVM_ACCESS_READ of a span
-/// by a device is served in place, the next one moves it; a span several
-/// devices read in place stays there; a read of at most 256 KiB is served
-/// in place), and the same under SVM_CONTEXT_ENGINE_RULES for every span.
+/// where it is). With launch reports (svm_launch_report) the rule cascade
+/// answers for a span until the reports show the runtime's prefetch or
+/// the kernel's faults cost less there: reads of data in system memory
+/// rent before they buy (the first SVM_ACCESS_READ of a span by a device
+/// is served in place, the next one moves it, unless the device used more
+/// than its VRAM since; a span several devices read in place stays there;
+/// a read of at most 256 KiB is served in place), and the same under
+/// SVM_CONTEXT_ENGINE_RULES for every span.
 /// SVM_ACCESS_PREFETCH (the application asked for it here) moves at once.
 /// No ioctl, no allocation; under the cascade the call notes the access in
 /// the library's records (a write, a read of a span born split, a walk),

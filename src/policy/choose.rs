@@ -1,6 +1,7 @@
-//! The default engine's choice, per device and span the runtime knows:
-//! the runtime's own strategy (prefetch the span; for a mapping found from
-//! a pointer, the faults) or the rule cascade (policy/resolve.rs: serve in
+//! The default engine's choice, per device and span the runtime knows,
+//! among three strategies: the runtime's own (prefetch the span; for a
+//! mapping found from a pointer, the faults), the kernel's (leave it to
+//! the launch's faults) and the rule cascade (policy/resolve.rs: serve in
 //! place, split birth, gathers, widening). The choice follows what the
 //! library measures: the time its own placements took (the driver's clock
 //! around the call) and the launch durations the runtime reports from its
@@ -16,23 +17,28 @@
 //! Each (device, span) keeps the cost of its last launch under each
 //! strategy: the reported duration plus the placement time spent for it.
 //! The cascade runs first; after `TRIAL_AFTER` launches the runtime's
-//! strategy runs once, but only when moving the span (at the rate the
-//! device's last timed move took) costs at most a quarter of its last
-//! launch (`TRIAL_SHARE`); from then on the cheaper of the two last costs,
-//! switching only when the other is at least 5 % cheaper (the lazy leader:
-//! noise alone does not flip it). A launch that repeats (a loop: the only
-//! case where a choice can repeat its mistake) costs about the same each
-//! time under one strategy, so after the trial every later launch runs the
-//! cheaper one: the regret against the better of the two in hindsight is
-//! at most `TRIAL_AFTER` launches' cost difference per span and the
-//! trial's, plus, where costs drift, one launch per switch, each switch
-//! needing the other to be 5 % cheaper. The gate bounds the trial's own
-//! loss to about a quarter launch; a span whose move stays dear never
-//! tries the runtime's strategy, and there the cascade's regret is the
-//! cascade's (unbounded by this rule). A mapping found from a pointer
-//! never runs the cascade (it may hold a whole arena), so there the engine
-//! is the runtime. What is not bounded: spans whose program ends before
-//! the trial, and spans whose costs depend on each other.
+//! prefetch runs once, then the faults once (not where the runtime asks
+//! for the move now), each only when moving the span (at the rate the
+//! device's last timed move took) costs at most a quarter of the cheapest
+//! launch so far (`TRIAL_SHARE`); from then on the cheapest of the last
+//! costs, switching only to one at least 5 % cheaper than the current
+//! one's (the lazy leader: noise alone does not flip it). A launch that
+//! repeats (a loop: the only case where a choice can repeat its mistake)
+//! costs about the same each time under one strategy, so after the trials
+//! every later launch runs the cheapest: the regret against the best of
+//! the three in hindsight (so against both baselines, the kernel and the
+//! runtime's prefetch) is at most `TRIAL_AFTER` launches' cost difference
+//! per span and the two trials', plus, where costs drift, one launch per
+//! switch, each switch needing another to be 5 % cheaper. The gate bounds
+//! each trial's own loss: a prefetch trial costs the move, at most a
+//! quarter launch; a faults trial the move plus a fault service per range
+//! (20 us per 2 MiB range, a sixth of its copy, docs/cost-model.md). A
+//! span whose move stays dear never tries the others, and there the
+//! cascade's regret is the cascade's (unbounded by this rule). A mapping
+//! found from a pointer never runs the cascade (it may hold a whole
+//! arena), so there the engine is the runtime. What is not bounded: spans
+//! whose program ends before the trials, and spans whose costs depend on
+//! each other.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,24 +61,38 @@ pub(crate) enum Strategy {
     Cascade,
 }
 
-/// What one (device, span) has cost under the cascade and under the
-/// runtime's own strategy, last time.
+impl Strategy {
+    const ALL: [Strategy; 3] = [Strategy::Faults, Strategy::Prefetch, Strategy::Cascade];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What one (device, span) has cost under each strategy, last time.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    cascade_ns: Option<u64>,
-    runtime_ns: Option<u64>,
-    cascade: bool,
+    /// The last launch's cost under each strategy (`Strategy::index`).
+    cost: [Option<u64>; 3],
+    /// The strategy its last launch ran.
+    current: Strategy,
     /// Launches reported under the cascade before the trial.
     seen: u32,
     /// When the device last used the span (`Launches::uses`).
     used_at: Option<u64>,
 }
 
+impl Default for Entry {
+    fn default() -> Self {
+        Entry { cost: [None; 3], current: Strategy::Cascade, seen: 0, used_at: None }
+    }
+}
+
 /// The spans placed for a device's launch not yet reported (each once),
 /// the strategy each ran, and the placement time spent on it.
 #[derive(Default)]
 struct Pending {
-    used: Vec<((u64, u64), bool)>,
+    used: Vec<((u64, u64), Strategy)>,
     spent_ns: u64,
     /// Bytes of the spans placed for the launch so far.
     bytes: u64,
@@ -140,17 +160,29 @@ pub(crate) struct Chooser {
 }
 
 impl Entry {
-    /// Whether the next launch runs the cascade: the trial of the runtime's
-    /// strategy once, then the lazy leader (switch only to a strategy at
-    /// least 5 % cheaper than the current one's last cost).
-    fn next_cascade(&self, trial_ns: Option<f64>) -> bool {
-        match (self.cascade_ns, self.runtime_ns) {
-            // The trial waits until moving the span is known to cost at
-            // most TRIAL_SHARE of a launch under the cascade.
-            (Some(c), None) => self.seen < TRIAL_AFTER || !trial_ns.is_some_and(|t| t * TRIAL_SHARE <= c as f64),
-            (Some(c), Some(r)) if self.cascade => r.saturating_mul(100) >= c.saturating_mul(95),
-            (Some(c), Some(r)) => c.saturating_mul(100) < r.saturating_mul(95),
-            _ => self.cascade,
+    /// The strategy of the next launch: the cascade until TRIAL_AFTER
+    /// launches are reported; then one trial of the runtime's prefetch and,
+    /// where the span may be left to them (`faults_ok`), one of the faults,
+    /// each once moving the span (`trial_ns`) costs at most 1/TRIAL_SHARE of
+    /// the cheapest launch so far; then the lazy leader: the current
+    /// strategy stays unless another's last cost is at least 5 % lower, and
+    /// then the cheapest runs.
+    fn next(&self, trial_ns: Option<f64>, faults_ok: bool) -> Strategy {
+        let cost = |s: Strategy| self.cost[s.index()];
+        let Some(c) = cost(Strategy::Cascade) else { return self.current };
+        let cheap = |base: u64| trial_ns.is_some_and(|t| t * TRIAL_SHARE <= base as f64);
+        let Some(r) = cost(Strategy::Prefetch) else {
+            return if self.seen >= TRIAL_AFTER && cheap(c) { Strategy::Prefetch } else { Strategy::Cascade };
+        };
+        if faults_ok && cost(Strategy::Faults).is_none() && cheap(c.min(r)) {
+            return Strategy::Faults;
+        }
+        let allowed = |s: Strategy| faults_ok || s != Strategy::Faults;
+        let known = Strategy::ALL.into_iter().filter(|&s| allowed(s)).filter_map(|s| cost(s).map(|x| (x, s)));
+        let (best, pick) = known.min_by_key(|&(x, _)| x).expect("the cascade's cost is known");
+        match cost(self.current).filter(|_| allowed(self.current)) {
+            Some(cur) if best.saturating_mul(100) >= cur.saturating_mul(95) => self.current,
+            _ => pick,
         }
     }
 }
@@ -165,7 +197,7 @@ impl Chooser {
     /// Whether device `slot`'s next launch over [start, start+len) runs
     /// the cascade (resolve asks; nothing changes).
     pub(crate) fn cascade_next(&self, slot: u16, start: u64, len: u64) -> bool {
-        self.learning() && self.has_vram(slot) && self.entries.lock().get(&(slot, start, len)).is_none_or(|e| e.next_cascade(self.trial_ns(slot, len)))
+        self.learning() && self.has_vram(slot) && self.entries.lock().get(&(slot, start, len)).is_none_or(|e| e.next(self.trial_ns(slot, len), true) == Strategy::Cascade)
     }
 
     /// What moving `len` bytes to device `slot` costs, as its last move
@@ -179,8 +211,10 @@ impl Chooser {
     /// a mapping found from a pointer). Without reports, and for a mapping
     /// found from a pointer, always that; for a span the runtime knows,
     /// with reports, the cascade first, the runtime's prefetch once after
-    /// TRIAL_AFTER launches, then the cheaper of the two.
-    pub(crate) fn choose(&self, slot: u16, start: u64, len: u64, default: Strategy) -> Strategy {
+    /// TRIAL_AFTER launches and the faults once (where `faults_ok`: the
+    /// runtime did not ask for the move now), then the cheapest
+    /// (`Entry::next`).
+    pub(crate) fn choose(&self, slot: u16, start: u64, len: u64, default: Strategy, faults_ok: bool) -> Strategy {
         // The cascade decides from spans: a mapping found from a pointer is
         // not what the kernel touches (it may hold a whole arena), so there
         // the runtime's own strategy, the faults, stays.
@@ -192,24 +226,20 @@ impl Chooser {
             entries.clear();
         }
         let trial = self.trial_ns(slot, len);
-        let e = entries.entry((slot, start, len)).or_insert(Entry { cascade_ns: None, runtime_ns: None, cascade: true, seen: 0, used_at: None });
-        let cascade = e.next_cascade(trial);
+        let e = entries.entry((slot, start, len)).or_default();
+        let strategy = e.next(trial, faults_ok);
         let mut pending = self.pending.lock();
         let l = pending.entry(slot).or_default();
         // A span a launch lists twice is one span of it.
         if !l.open.used.iter().any(|&(s, _)| s == (start, len)) {
             if l.open.used.len() < MAX_PENDING {
-                l.open.used.push(((start, len), cascade));
+                l.open.used.push(((start, len), strategy));
             }
             l.open.bytes += len;
             l.uses += 1;
             e.used_at = Some(l.uses);
         }
-        if cascade {
-            Strategy::Cascade
-        } else {
-            default
-        }
+        strategy
     }
 
     /// Whether device `slot`'s launches used more than `cap` distinct bytes
@@ -285,15 +315,13 @@ impl Chooser {
         };
         let cost = duration_ns.saturating_add(p.spent_ns);
         let mut entries = self.entries.lock();
-        for ((start, len), cascade) in p.used {
+        for ((start, len), strategy) in p.used {
             if let Some(e) = entries.get_mut(&(slot, start, len)) {
-                if cascade {
-                    e.cascade_ns = Some(cost);
+                e.cost[strategy.index()] = Some(cost);
+                if strategy == Strategy::Cascade {
                     e.seen = e.seen.saturating_add(1);
-                } else {
-                    e.runtime_ns = Some(cost);
                 }
-                e.cascade = cascade;
+                e.current = strategy;
             }
         }
     }
@@ -406,38 +434,47 @@ mod tests {
     use super::*;
 
     /// Without reports the runtime's strategy always; with them, the
-    /// cascade TRIAL_AFTER times, one trial of the runtime's strategy, then
-    /// the cheaper, switching only for one 5 % cheaper.
+    /// cascade TRIAL_AFTER times, one trial of the runtime's strategy and
+    /// one of the faults, then the cheapest, switching only for one 5 %
+    /// cheaper than the current one's last cost.
     #[test]
-    fn the_cascade_then_one_trial_then_the_lazy_leader() {
+    fn the_cascade_then_the_trials_then_the_lazy_leader() {
         let c = Chooser::default();
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults), Strategy::Faults);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Faults);
         assert!(!c.learning() && !c.cascade_next(0, 0, 4096));
         c.launch_done(0, 1_000);
         for _ in 0..TRIAL_AFTER {
             assert!(c.cascade_next(0, 0, 4096));
-            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch), Strategy::Cascade);
+            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Cascade);
             // Moving the span is cheap next to the launch (40 ns).
             c.spent(0, 40, 4096);
             c.launch_done(0, 1_000);
         }
-        // The trial; the runtime's strategy turns out cheaper: it stays.
+        // The runtime's trial: cheaper than the cascade.
         assert!(!c.cascade_next(0, 0, 4096));
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch), Strategy::Prefetch);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Prefetch);
         c.spent(0, 100, 0);
         c.launch_done(0, 500);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch), Strategy::Prefetch);
+        // The faults' trial: dearer. The runtime's strategy runs from now on.
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Faults);
+        c.launch_done(0, 1_200);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Prefetch);
         // Dearer than the cascade was, but within 5 %: it stays.
         c.launch_done(0, 1_040);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch), Strategy::Prefetch);
-        // Dearer by more: back to the cascade.
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Prefetch);
+        // Dearer by more: to the cheapest, the cascade.
         c.launch_done(0, 2_000);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch), Strategy::Cascade);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Cascade);
+        // The cascade got dear: the faults are the cheapest now, but not
+        // where the runtime asks for the move now.
+        c.launch_done(0, 3_000);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Faults);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false), Strategy::Prefetch);
         // Another device and another span start with the cascade.
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch), Strategy::Cascade);
-        assert_eq!(c.choose(0, 4096, 4096, Strategy::Prefetch), Strategy::Cascade);
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true), Strategy::Cascade);
+        assert_eq!(c.choose(0, 4096, 4096, Strategy::Prefetch, true), Strategy::Cascade);
         // A mapping found from a pointer keeps the runtime's faults.
-        assert_eq!(c.choose(0, 8192, 4096, Strategy::Faults), Strategy::Faults);
+        assert_eq!(c.choose(0, 8192, 4096, Strategy::Faults, true), Strategy::Faults);
     }
 
     /// The trial waits while moving the span would cost more than
@@ -448,16 +485,16 @@ mod tests {
         let c = Chooser::default();
         c.launch_done(0, 1_000);
         for _ in 0..TRIAL_AFTER + 2 {
-            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch), Strategy::Cascade);
+            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Cascade);
             c.launch_done(0, 1_000);
         }
         assert!(c.cascade_next(0, 0, 4096), "no move timed yet: no trial");
         // A move of another span at 1 ns a byte: 4096 ns for this one.
-        c.choose(0, 1 << 20, 4096, Strategy::Prefetch);
+        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true);
         c.spent(0, 4096, 4096);
         c.launch_done(0, 1_000);
         assert!(c.cascade_next(0, 0, 4096), "a move dearer than a quarter launch: no trial");
-        c.choose(0, 1 << 20, 4096, Strategy::Prefetch);
+        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true);
         c.spent(0, 41, 4096);
         c.launch_done(0, 1_000);
         assert!(!c.cascade_next(0, 0, 4096), "a cheap move: the trial");
@@ -469,9 +506,9 @@ mod tests {
     fn launch_bytes_count_each_span_once() {
         let c = Chooser::default();
         c.launch_done(0, 1_000);
-        c.choose(0, 0, 4096, Strategy::Prefetch);
-        c.choose(0, 8192, 4096, Strategy::Prefetch);
-        c.choose(0, 0, 4096, Strategy::Prefetch);
+        c.choose(0, 0, 4096, Strategy::Prefetch, true);
+        c.choose(0, 8192, 4096, Strategy::Prefetch, true);
+        c.choose(0, 0, 4096, Strategy::Prefetch, true);
         assert_eq!(c.launch_bytes(0), 8192);
         c.launch_done(0, 1_000);
         assert_eq!(c.launch_bytes(0), 0);
@@ -484,13 +521,13 @@ mod tests {
     fn reports_match_submitted_launches_in_order() {
         let c = Chooser::default();
         c.launch_done(0, 1); // reports from now on
-        let cost = |start| c.entries.lock()[&(0, start, 4096)].cascade_ns;
-        c.choose(0, 0, 4096, Strategy::Prefetch);
+        let cost = |start| c.entries.lock()[&(0, start, 4096)].cost[Strategy::Cascade.index()];
+        c.choose(0, 0, 4096, Strategy::Prefetch, true);
         c.launch_submitted(0);
-        c.choose(0, 8192, 4096, Strategy::Prefetch);
+        c.choose(0, 8192, 4096, Strategy::Prefetch, true);
         c.spent(0, 50, 0);
         c.launch_submitted(0);
-        c.choose(0, 0, 4096, Strategy::Prefetch);
+        c.choose(0, 0, 4096, Strategy::Prefetch, true);
         assert_eq!(c.launch_bytes(0), 4096, "the open launch's bytes only");
         c.launch_done(0, 1_000);
         assert_eq!((cost(0), cost(8192)), (Some(1_000), None));
@@ -510,10 +547,10 @@ mod tests {
         c.opened(1, false);
         c.launch_done(1, 1_000);
         assert!(!c.cascade_next(1, 0, 4096));
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch), Strategy::Prefetch);
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true), Strategy::Prefetch);
         c.forget(1);
         c.opened(1, true);
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch), Strategy::Cascade);
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true), Strategy::Cascade);
     }
 
     /// A span another device's VRAM held when this one asked is shared

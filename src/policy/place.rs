@@ -73,13 +73,13 @@ impl Context {
         // rule cascade.
         let engine = flags.engine() && !self.config.engine_rules;
         let before = if engine { self.chooser.launch_bytes(h.slot) } else { 0 };
+        let may_leave = engine && !flags.contains(AllocFlags::PREFETCH_NOW);
         let strategy = match engine {
-            true => self.chooser.choose(h.slot, start, end - start, if flags.contains(AllocFlags::EXTENT) { Strategy::Faults } else { Strategy::Prefetch }),
+            true => self.chooser.choose(h.slot, start, end - start, if flags.contains(AllocFlags::EXTENT) { Strategy::Faults } else { Strategy::Prefetch }, may_leave),
             false => Strategy::Cascade,
         };
         let plain = engine && strategy != Strategy::Cascade;
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
-        let may_leave = engine && !flags.contains(AllocFlags::PREFETCH_NOW);
         let on_fault = |out: &mut Placed| {
             *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
             Ok(())
