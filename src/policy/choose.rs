@@ -32,21 +32,25 @@
 //! switch, each switch needing another to be 5 % cheaper. The gate bounds
 //! each trial's own loss: a prefetch trial costs the move, at most a
 //! quarter launch; a faults trial the move plus a fault service per range
-//! (20 us per 2 MiB range, a sixth of its copy, docs/cost-model.md). A
-//! span whose move stays dear never tries the others, and there the
-//! cascade's regret is the cascade's (unbounded by this rule). A mapping
-//! found from a pointer never runs the cascade (it may hold a whole
-//! arena), so there the engine is the runtime. What is not bounded: spans
-//! whose program ends before the trials, and spans whose costs depend on
-//! each other.
+//! (20 us per 2 MiB range against about 94 us for its copy,
+//! docs/cost-model.md). A span whose move stays dear never tries the
+//! others, and there the cascade's regret is the cascade's (unbounded by
+//! this rule). A mapping found from a pointer never runs the cascade (it
+//! may hold a whole arena), so there the engine is the runtime. What is
+//! not bounded: spans whose program ends before the trials, and spans
+//! whose costs depend on each other.
+//!
+//! The strategies: the kernel's is policy/faults.rs, the runtime's
+//! policy/prefetch.rs, the cascade's rules policy/resolve.rs with the
+//! placements they make (policy/birth.rs, policy/gather.rs, the hand-off
+//! pin and the thrash guard in policy/place.rs).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::{Context, Device, DeviceHandle};
-use crate::topology::Pagemap;
+use super::{Context, DeviceHandle};
 use crate::errno::Result;
 
 /// How a launch's data gets where it runs.
@@ -144,12 +148,6 @@ const TRIAL_SHARE: f64 = 4.0;
 pub(crate) struct Chooser {
     /// Set by the first report: until then nothing is looked up.
     reported: AtomicBool,
-    /// Spans several devices took turns at (set the first time one is
-    /// asked for by a device while another's VRAM holds it): left to the
-    /// faults from then on, for every device.
-    shared: Mutex<std::collections::HashSet<(u64, u64)>>,
-    /// Whether `shared` holds anything (the hot path's one load).
-    any_shared: AtomicBool,
     entries: Mutex<HashMap<(u16, u64, u64), Entry>>,
     pending: Mutex<HashMap<u16, Launches>>,
     /// Per device slot: what its last placement that moved bytes took per
@@ -259,24 +257,6 @@ impl Chooser {
         })
     }
 
-    /// Whether [start, start+len) is shared between devices: asked for by
-    /// one while `held_by` (the record's residency) is another's VRAM, now
-    /// or before. A prefetch of a whole span that devices take turns at
-    /// moves all of it at every turn, where each device's faults move only
-    /// what its kernel touches (a row split, a slice of the input): at
-    /// worst the faults cost one fault service per 2 MiB range more than
-    /// the prefetch (a tenth of its copy, see TRIAL_AFTER), at best they
-    /// save every untouched byte's round trip. The choice is the kernel's
-    /// own, so it is never worse than the runtime without xesvm.
-    pub(crate) fn shared(&self, slot: u16, start: u64, len: u64, held_by: Option<u16>) -> bool {
-        if held_by.is_some_and(|d| d != slot) {
-            self.shared.lock().insert((start, len));
-            self.any_shared.store(true, Ordering::Relaxed);
-            return true;
-        }
-        self.any_shared.load(Ordering::Relaxed) && self.shared.lock().contains(&(start, len))
-    }
-
     /// Bytes of the spans already placed for device `slot`'s coming launch,
     /// each once (known where the runtime reports launches, which delimits
     /// them).
@@ -365,43 +345,6 @@ impl Chooser {
 }
 
 impl Context {
-    /// Whether an engine placement not in place is left to the launch's
-    /// faults:
-    /// - the span, with the launch's spans placed before it (`before`,
-    ///   known where launch reports delimit launches), larger than the
-    ///   tile's VRAM, whatever strategy runs: placing it would evict the
-    ///   launch's own spans, or its own beginning, before the kernel reads
-    ///   them;
-    /// - under the runtime's strategy (`plain`; the cascade has its own
-    ///   thrash guard), a span another device's VRAM holds any of, as the
-    ///   records say (a placement widens its record to whole chunks): a
-    ///   span devices take turns at (`Chooser::shared`).
-    ///
-    /// The faults move what the kernel touches as it touches it, never
-    /// worse than the kernel alone for that span.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn leave_to_faults(&self, dev: &Device, slot: u16, target: Pagemap, start: u64, end: u64, before: u64, plain: bool) -> bool {
-        let capacity = match target {
-            Pagemap::Vram { device, tile } if device == slot => dev.tiles.get(tile as usize).copied().flatten().map(|t| t.capacity),
-            _ => None,
-        };
-        let len = end - start;
-        if capacity.is_some_and(|cap| before + len > cap) {
-            return true;
-        }
-        if !plain {
-            return false;
-        }
-        let held_by = self
-            .track
-            .read()
-            .overlapping(start, end)
-            .filter(|&(s, r)| super::record::speaks_for(s, r.end, start, end))
-            .filter_map(|(_, r)| r.residency.and_then(|p| p.device()))
-            .find(|&d| d != slot);
-        self.chooser.shared(slot, start, len, held_by)
-    }
-
     /// The runtime's report that device `h`'s launch took `duration_ns`:
     /// the oldest one [`Context::launch_submitted`] announced and not yet
     /// reported, else the one placed by the calls since the previous
@@ -551,19 +494,5 @@ mod tests {
         c.forget(1);
         c.opened(1, true);
         assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true), Strategy::Cascade);
-    }
-
-    /// A span another device's VRAM held when this one asked is shared
-    /// from then on, for every device.
-    #[test]
-    fn a_span_devices_take_turns_at_is_shared() {
-        let c = Chooser::default();
-        assert!(!c.shared(0, 0, 4096, Some(0)));
-        assert!(!c.shared(0, 0, 4096, None));
-        assert!(c.shared(1, 0, 4096, Some(0)));
-        assert!(c.shared(0, 0, 4096, Some(0)));
-        assert!(!c.shared(0, 4096, 4096, None));
-        c.forget(0);
-        assert!(c.shared(1, 0, 4096, None), "a span's sharing is not a device's");
     }
 }

@@ -23,7 +23,10 @@
 //! `resolve`, `place` (alloc_vram and its errno
 //! table), `evict`, `attributes` (preferred location and atomic mode on every
 //! VM), `observe` (the page table), `record` (bookkeeping and the range
-//! query).
+//! query). The default engine's strategies: `choose` (which one runs, span
+//! by span, and its regret), `faults` (the kernel's), `prefetch` (the
+//! runtime's), and the rule cascade (`resolve`'s rules, `birth`, `gather`,
+//! `chunks`).
 
 mod adopt;
 mod batch;
@@ -35,9 +38,11 @@ mod chunks;
 mod device;
 mod errors;
 mod evict;
+mod faults;
 mod gather;
 mod observe;
 mod place;
+mod prefetch;
 mod rangelock;
 mod record;
 mod resolve;
@@ -290,6 +295,8 @@ pub struct Context {
     births: std::sync::atomic::AtomicI32,
     /// The default engine's choice per allocation (policy/choose.rs).
     chooser: choose::Chooser,
+    /// Spans devices take turns at (policy/faults.rs).
+    turns: faults::Turns,
     /// The fork generation of the process that created it (driver::fork).
     process: u32,
 }
@@ -367,6 +374,7 @@ impl Context {
             stats: Stats::default(),
             births: std::sync::atomic::AtomicI32::new(0),
             chooser: choose::Chooser::default(),
+            turns: faults::Turns::default(),
             process: crate::driver::fork::generation(),
         }
     }

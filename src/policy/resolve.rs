@@ -81,7 +81,7 @@ impl Context {
         let links = self.links.read();
         let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
         if !cascade {
-            return Ok(Self::resolve_plain(rec, h, local, size, dev.placed[tile as usize].load(Ordering::Relaxed), t.capacity, reachable));
+            return Ok(super::prefetch::resolve_plain(rec, h, local, size, dev.placed[tile as usize].load(Ordering::Relaxed), t.capacity, reachable));
         }
         // Producer and consumer: a write to data that moved to a device that
         // read it from this one's VRAM (its reader holds it now) is written
@@ -225,24 +225,5 @@ impl Context {
             Some(cur) => Ok(cur),
             None => Ok(Pagemap::System),
         }
-    }
-
-    /// Resolve without the rule cascade (`Config::engine_rules` off): the
-    /// runtime's advice for this device where it can be reached, else the
-    /// accessing tile's VRAM if this context has room there (it holds what
-    /// it placed), else where the range is if reachable, else system
-    /// memory. A launch's data goes where the runtime's own prefetch sends
-    /// it (its device's VRAM), so an engine placement never costs more
-    /// than that prefetch, whatever the program does next. It changes
-    /// nothing: the call is a pure decision.
-    #[allow(clippy::too_many_arguments)]
-    fn resolve_plain(rec: Option<&Record>, h: DeviceHandle, local: Pagemap, size: u64, placed: u64, capacity: u64, reachable: impl Fn(Pagemap) -> bool) -> Pagemap {
-        if let Some(p) = rec.and_then(|r| r.preferred_for_device(h.slot)).filter(|&p| reachable(p)) {
-            return p;
-        }
-        if rec.is_some_and(|r| r.residency == Some(local)) || placed.saturating_add(size) <= capacity {
-            return local;
-        }
-        rec.and_then(|r| r.residency).filter(|&p| reachable(p)).unwrap_or(Pagemap::System)
     }
 }

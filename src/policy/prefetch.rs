@@ -1,0 +1,27 @@
+//! The runtime's strategy: prefetch each span a launch uses to where the
+//! runtime's own prefetch would send it, as an explicit request
+//! (policy/place.rs, the engine flag dropped). Its one decision is the
+//! target; it keeps no state of its own.
+
+use crate::track::Record;
+use super::DeviceHandle;
+use crate::topology::Pagemap;
+
+/// Resolve without the rule cascade (`Config::engine_rules` off): the
+/// runtime's advice for this device where it can be reached, else the
+/// accessing tile's VRAM if this context has room there (it holds what
+/// it placed), else where the range is if reachable, else system
+/// memory. A launch's data goes where the runtime's own prefetch sends
+/// it (its device's VRAM), so an engine placement never costs more
+/// than that prefetch, whatever the program does next. It changes
+/// nothing: the call is a pure decision.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn resolve_plain(rec: Option<&Record>, h: DeviceHandle, local: Pagemap, size: u64, placed: u64, capacity: u64, reachable: impl Fn(Pagemap) -> bool) -> Pagemap {
+    if let Some(p) = rec.and_then(|r| r.preferred_for_device(h.slot)).filter(|&p| reachable(p)) {
+        return p;
+    }
+    if rec.is_some_and(|r| r.residency == Some(local)) || placed.saturating_add(size) <= capacity {
+        return local;
+    }
+    rec.and_then(|r| r.residency).filter(|&p| reachable(p)).unwrap_or(Pagemap::System)
+}
