@@ -226,6 +226,18 @@ impl Chooser {
         let trial = self.trial_ns(slot, len);
         let e = entries.entry((slot, start, len)).or_default();
         let strategy = e.next(trial, faults_ok);
+        if strategy != e.current {
+            let ms = |s: Strategy| e.cost[s.index()].map_or(f64::NAN, |c| c as f64 / 1e6);
+            crate::log!(
+                crate::log::Level::Debug,
+                "engine {} device {slot}: {strategy:?} next, where its last reported launch ran {:?} (last costs: faults {:.3} ms, prefetch {:.3} ms, cascade {:.3} ms)",
+                crate::log::Span(start, len),
+                e.current,
+                ms(Strategy::Faults),
+                ms(Strategy::Prefetch),
+                ms(Strategy::Cascade)
+            );
+        }
         let mut pending = self.pending.lock();
         let l = pending.entry(slot).or_default();
         // A span a launch lists twice is one span of it.
