@@ -46,7 +46,8 @@ pub unsafe extern "C" fn svm_find_extent(ctx: *mut svm_context, ptr: *const c_vo
 /// it for every launch may run ahead of its queue (place and submit the
 /// next launches before the first completes): each svm_launch_report that
 /// follows is then matched to the oldest submitted launch not yet reported,
-/// as an in-order queue completes them. Without it a report covers every
+/// as an in-order queue completes them (a runtime with several queues on a
+/// device reports in submission order). Without it a report covers every
 /// placement since the previous report, which under a queue running ahead
 /// mixes several launches. Optional; call it for every launch or for none.
 /// Errors: -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed
