@@ -236,12 +236,14 @@ static int step(world *w, bytes *b)
 		uint32_t flags = take8(b) % 33; /* 32: one past SVM_ALLOC_* */
 		svm_alloc_result res[2] = { { .struct_size = pick_struct_size(b, sizeof(svm_alloc_result)) } };
 		REFUSED(bad_span(s, n) || flags > 31 || pm.id == 0, svm_alloc_vram(ctx, d, s, n, pm, flags, take8(b) == 255 ? NULL : res));
-		/* Now and then the launch it placed is reported (the default
-		 * engine learns from it): fine, or a stale handle refused. */
-		if (take8(b) % 4 == 0) {
-			int st = CALL(svm_launch_report(ctx, d, take8(b) * 1000ull));
+		/* Now and then the launch it placed is submitted, or reported
+		 * (the default engine learns from it), in any order: fine, or a
+		 * stale handle refused. */
+		uint8_t k = take8(b) % 8;
+		if (k == 0 || k == 1) {
+			int st = CALL(k == 0 ? svm_launch_report(ctx, d, take8(b) * 1000ull) : svm_launch_submit(ctx, d));
 			if (st != 0 && st != -EBADF && st != -EINVAL)
-				FUZZ_FAIL("svm_launch_report: %d (%s)", st, svm_strerror(st));
+				FUZZ_FAIL("%s: %d (%s)", k == 0 ? "svm_launch_report" : "svm_launch_submit", st, svm_strerror(st));
 		}
 		return 0;
 	}
