@@ -166,3 +166,36 @@ fn overlapping_placements_take_turns() {
     }
     sim.check_invariants().unwrap();
     }
+
+/// The default engine with launch reports from four threads, one per
+/// device, each placing, submitting and reporting its launches over
+/// ranges the others use too: the chooser's switches between strategies
+/// race with the reports, and every range keeps its content.
+#[test]
+fn engine_placements_with_reports_race_safely() {
+    let (sim, ctx, w) = setup();
+    let dev: Vec<_> = (0..4).map(|i| ctx.open_index(i).unwrap()).collect();
+    sim.cpu_access(BUF, 16 * MIB, Access::Write, 7).unwrap();
+    let sum = sim.checksum(BUF, 16 * MIB).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4usize {
+            let (ctx, dev) = (&ctx, &dev);
+            s.spawn(move || {
+                for i in 0..40u64 {
+                    let start = BUF + ((t as u64 + i) % 8) * 2 * MIB;
+                    let access = if i % 3 == 0 { xesvm::policy::Access::Write } else { xesvm::policy::Access::Read };
+                    let pm = ctx.resolve(dev[t], 0, start, 2 * MIB, access).unwrap();
+                    ctx.alloc_vram(dev[t], start, 2 * MIB, pm, AllocFlags::ENGINE).unwrap();
+                    ctx.launch_submitted(dev[t]).unwrap();
+                    if i % 2 == 1 {
+                        ctx.launch_done(dev[t], 1_000 + i * 37).unwrap();
+                        ctx.launch_done(dev[t], 2_000 + i * 11).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(w.overlapping.load(Ordering::SeqCst), 0, "two prefetches of overlapping spans ran at once");
+    assert_eq!(sim.checksum(BUF, 16 * MIB).unwrap(), sum);
+    sim.check_invariants().unwrap();
+}

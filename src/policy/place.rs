@@ -95,7 +95,7 @@ impl Context {
             if may_leave && strategy == Strategy::Faults {
                 return on_fault(out);
             }
-            match self.in_place(&slots, dev, start, end, target) {
+            match self.in_place(&slots, dev, start, end, target, false) {
                 Check::InPlace(p) => {
                     self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
                     *out = p;
@@ -135,7 +135,7 @@ impl Context {
         let dev = Context::device_in(&slots, h)?.clone();
         // Another thread may have placed it while we waited (an observation
         // made before the wait would be stale now: this one is fresh).
-        let seen = match self.in_place(&slots, &dev, start, end, target) {
+        let seen = match self.in_place(&slots, &dev, start, end, target, true) {
             Check::InPlace(p) => {
                 self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
                 *out = p;
@@ -178,7 +178,7 @@ impl Context {
     /// Step 1: the record says the range is in `target`, the accessing
     /// device's VM will leave it there, and that still holds (believed,
     /// fresh, settled, or confirmed by the page table).
-    pub(super) fn in_place(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap) -> Check {
+    pub(super) fn in_place(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap, held: bool) -> Check {
         let track = self.track.read();
         // The span's record, or the one it is a piece of: a runtime that
         // places a buffer and then calls per piece finds each piece in place
@@ -213,8 +213,14 @@ impl Context {
             // every launch (policy/choose.rs): a free nobody told the library
             // of (munmap, mmap again) unbinds what the record calls bound,
             // and there nothing else is placed that a skipped bind would pay.
+            // The bind takes the record's range lock like every placement
+            // (a call moving it now holds it: then the launch faults
+            // instead, and the next call binds), or the caller holds it.
             let rebind = !dev.has_vram();
-            if (!rec.bound_for(dev.slot) || rebind) && self.bind_in_system(dev, rec_start, rec.end - rec_start, &mut placed) {
+            let bind = !rec.bound_for(dev.slot) || rebind;
+            let lock = if bind && !held { self.ranges.try_lock(rec_start, rec.end) } else { None };
+            let locked = lock.is_some() || (held && start <= rec_start && rec.end <= end);
+            if bind && locked && self.bind_in_system(dev, rec_start, rec.end - rec_start, &mut placed) {
                 crate::log!(crate::log::Level::Debug, "alloc_vram {} device {}: in system memory, {} bound for this device's VM (one queued prefetch)", Span(start, end - start), dev.slot, Span(rec_start, rec.end - rec_start));
                 rec.set_bound(dev.slot, true);
             }
