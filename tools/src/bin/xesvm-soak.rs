@@ -172,18 +172,26 @@ fn worker(w: &World, t: usize, args: &Args, ops: u64, deadline: Option<Instant>,
                         Err(e) => return fail(done, e),
                     }
                 };
-                // Half of them past the thrash guard, or most would be pinned.
+                // Half of them past the thrash guard, or most would be pinned;
+                // half of them the engine's, whose launches are now and then
+                // submitted and reported (the chooser's strategies race too).
                 let flags = {
                     let mut f = AllocFlags::empty();
                     f.set(AllocFlags::NO_FALLBACK, rng.below(8) == 0);
                     f.set(AllocFlags::IGNORE_THRASH_GUARD, rng.below(2) == 0);
+                    f.set(AllocFlags::ENGINE, rng.below(2) == 0);
                     f
                 };
-                w.ctx.alloc_vram(w.dev[d], start, RANGE, target, flags).map(|p| {
-                    tally.fallbacks.fetch_add(p.fell_back as u64, Ordering::Relaxed);
-                    tally.pinned.fetch_add(p.pinned as u64, Ordering::Relaxed);
-                    tally.moved.fetch_add(p.bytes_moved, Ordering::Relaxed);
-                })
+                let report = flags.contains(AllocFlags::ENGINE) && rng.below(4) == 0;
+                let duration = rng.below(1_000_000);
+                w.ctx
+                    .alloc_vram(w.dev[d], start, RANGE, target, flags)
+                    .map(|p| {
+                        tally.fallbacks.fetch_add(p.fell_back as u64, Ordering::Relaxed);
+                        tally.pinned.fetch_add(p.pinned as u64, Ordering::Relaxed);
+                        tally.moved.fetch_add(p.bytes_moved, Ordering::Relaxed);
+                    })
+                    .and_then(|()| if report { w.ctx.launch_submitted(w.dev[d]).and_then(|()| w.ctx.launch_done(w.dev[d], duration)) } else { Ok(()) })
             }
             2 => w.ctx.evict(start, RANGE).map(drop),
             3 => w.ctx.set_preferred(start, RANGE, w.pagemaps[rng.below(w.pagemaps.len() as u64) as usize].0),
