@@ -137,6 +137,39 @@ fn pieces_of_a_gather_span_are_in_place_without_allocating() {
     assert_eq!((s.counters().page_table_reads, s.counters().ioctls), (reads, ioctls), "no page-table read, no ioctl");
 }
 
+/// The default engine with launch reports: a runtime's steady launches over
+/// spans already placed (resolve, an engine alloc_vram, the submission and
+/// the report of each launch) allocate nothing once warm, whichever of its
+/// strategies each span runs.
+#[test]
+fn steady_launches_with_reports_allocate_nothing() {
+    let s = Sim::new(Topology::preset("dgpu").unwrap()).unwrap();
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(s.clone())), Config::default());
+    let d0 = ctx.open_index(0).unwrap();
+    let v0 = ctx.pagemap(d0, 0).unwrap();
+    s.cpu_access(BUF, 8 * R, sim::Access::Write, 1).unwrap();
+    ctx.launch_done(d0, 1_000).unwrap(); // reports from now on
+    let launch = |i: u64| {
+        let start = BUF + (i % 8) * R;
+        let pm = ctx.resolve(d0, 0, start, R, Access::Read).unwrap();
+        let p = ctx.alloc_vram(d0, start, R, pm, AllocFlags::ENGINE).unwrap();
+        ctx.launch_submitted(d0).unwrap();
+        ctx.launch_done(d0, 10_000).unwrap();
+        p
+    };
+    // Warm: the first placements move, the trials run, the lists grow.
+    for i in 0..8 * 12 {
+        launch(i);
+    }
+    let before = allocs();
+    for i in 0..8 * 50 {
+        let p = launch(i);
+        assert!(p.in_place || p.on_fault, "launch {i}: {p:?}");
+    }
+    let n = allocs() - before;
+    assert_eq!(n, 0, "{n} allocations over 400 steady launches");
+}
+
 /// The engine with its rule cascade (`Config::engine_rules`), which these
 /// tests exercise; tests/engine_plain.rs covers the default engine.
 fn rules() -> Config {

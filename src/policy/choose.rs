@@ -111,6 +111,17 @@ struct Launches {
     submitted: std::collections::VecDeque<Pending>,
     open: Pending,
     uses: u64,
+    /// Span lists of reported launches, kept for the next ones: a
+    /// runtime's steady launches place and report without allocating.
+    spare: Vec<Vec<((u64, u64), Strategy)>>,
+}
+
+impl Launches {
+    /// Closes the launch being placed, opening the next with a spare list.
+    fn close_open(&mut self) -> Pending {
+        let used = self.spare.pop().unwrap_or_default();
+        std::mem::replace(&mut self.open, Pending { used, ..Pending::default() })
+    }
 }
 
 /// At most this many spans are remembered per context (a program that
@@ -299,21 +310,29 @@ impl Chooser {
         let p = {
             let mut pending = self.pending.lock();
             let Some(l) = pending.get_mut(&slot) else { return };
-            let p = match l.submitted.pop_front() {
+            match l.submitted.pop_front() {
                 Some(p) => p,
-                None => std::mem::take(&mut l.open),
-            };
-            p
+                None => l.close_open(),
+            }
         };
         let cost = duration_ns.saturating_add(p.spent_ns);
-        let mut entries = self.entries.lock();
-        for ((start, len), strategy) in p.used {
-            if let Some(e) = entries.get_mut(&(slot, start, len)) {
-                e.cost[strategy.index()] = Some(cost);
-                if strategy == Strategy::Cascade {
-                    e.seen = e.seen.saturating_add(1);
+        let mut used = p.used;
+        {
+            let mut entries = self.entries.lock();
+            for &((start, len), strategy) in &used {
+                if let Some(e) = entries.get_mut(&(slot, start, len)) {
+                    e.cost[strategy.index()] = Some(cost);
+                    if strategy == Strategy::Cascade {
+                        e.seen = e.seen.saturating_add(1);
+                    }
+                    e.current = strategy;
                 }
-                e.current = strategy;
+            }
+        }
+        used.clear();
+        if let Some(l) = self.pending.lock().get_mut(&slot) {
+            if l.spare.len() < 4 {
+                l.spare.push(used);
             }
         }
     }
@@ -327,7 +346,7 @@ impl Chooser {
         if l.submitted.len() >= MAX_PENDING {
             l.submitted.pop_front(); // never reported: forgotten
         }
-        let p = std::mem::take(&mut l.open);
+        let p = l.close_open();
         l.submitted.push_back(p);
     }
 
