@@ -146,7 +146,6 @@ fn steady_launches_with_reports_allocate_nothing() {
     let s = Sim::new(Topology::preset("dgpu").unwrap()).unwrap();
     let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(s.clone())), Config::default());
     let d0 = ctx.open_index(0).unwrap();
-    let v0 = ctx.pagemap(d0, 0).unwrap();
     s.cpu_access(BUF, 8 * R, sim::Access::Write, 1).unwrap();
     ctx.launch_done(d0, 1_000).unwrap(); // reports from now on
     let launch = |i: u64| {

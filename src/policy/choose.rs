@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::{Context, DeviceHandle};
+use super::{Context, DeviceHandle, MAX_DEVICES};
 use crate::errno::Result;
 
 /// How a launch's data gets where it runs.
@@ -124,7 +124,7 @@ impl Launches {
     }
 }
 
-/// At most this many spans are remembered per context (a program that
+/// At most this many spans are remembered per device (a program that
 /// churns through more starts over), this many spans wait for one
 /// launch's report, and this many submitted launches for theirs.
 const MAX_ENTRIES: usize = 4096;
@@ -155,17 +155,68 @@ const TRIAL_AFTER: u32 = 3;
 /// 0.824, 0.777.
 const TRIAL_SHARE: f64 = 4.0;
 
+/// What the chooser knows of one device: its spans' entries, its launches
+/// in flight, and what its last move cost per byte. One lock per device:
+/// placements for different devices never wait on each other, and a
+/// placement takes its device's lock once.
 #[derive(Default)]
+struct Learned {
+    entries: HashMap<(u64, u64), Entry, SpanHash>,
+    launches: Launches,
+    /// What its last placement that moved bytes took per byte moved (ns),
+    /// the price of moving a span there.
+    move_ns_per_byte: Option<f64>,
+}
+
+impl Learned {
+    /// What moving `len` bytes there costs, as its last move took (None:
+    /// nothing moved there yet).
+    fn trial_ns(&self, len: u64) -> Option<f64> {
+        self.move_ns_per_byte.map(|r| r * len as f64)
+    }
+}
+
+/// A span's hash: its start and length mixed by one multiply (spans are
+/// page-aligned addresses; SipHash's DoS resistance buys nothing here and
+/// costs the hot path).
+#[derive(Default, Clone, Copy)]
+struct SpanHash;
+
+impl std::hash::BuildHasher for SpanHash {
+    type Hasher = SpanHasher;
+    fn build_hasher(&self) -> SpanHasher {
+        SpanHasher(0)
+    }
+}
+
+struct SpanHasher(u64);
+
+impl std::hash::Hasher for SpanHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 pub(crate) struct Chooser {
     /// Set by the first report: until then nothing is looked up.
     reported: AtomicBool,
-    entries: Mutex<HashMap<(u16, u64, u64), Entry>>,
-    pending: Mutex<HashMap<u16, Launches>>,
-    /// Per device slot: what its last placement that moved bytes took per
-    /// byte moved (ns), the price of moving a span there.
-    move_ns_per_byte: Mutex<HashMap<u16, f64>>,
+    devices: [Mutex<Learned>; MAX_DEVICES],
     /// Device slots without VRAM (bit = slot).
     no_vram: AtomicU64,
+}
+
+impl Default for Chooser {
+    fn default() -> Self {
+        Chooser { reported: AtomicBool::new(false), devices: std::array::from_fn(|_| Mutex::new(Learned::default())), no_vram: AtomicU64::new(0) }
+    }
 }
 
 impl Entry {
@@ -203,39 +254,48 @@ impl Chooser {
         self.reported.load(Ordering::Relaxed)
     }
 
+    fn device(&self, slot: u16) -> &Mutex<Learned> {
+        &self.devices[slot as usize % MAX_DEVICES]
+    }
+
     /// Whether device `slot`'s next launch over [start, start+len) runs
     /// the cascade (resolve asks; nothing changes).
     pub(crate) fn cascade_next(&self, slot: u16, start: u64, len: u64) -> bool {
-        self.learning() && self.has_vram(slot) && self.entries.lock().get(&(slot, start, len)).is_none_or(|e| e.next(self.trial_ns(slot, len), true) == Strategy::Cascade)
+        if !self.learning() || !self.has_vram(slot) {
+            return false;
+        }
+        let d = self.device(slot).lock();
+        d.entries.get(&(start, len)).is_none_or(|e| e.next(d.trial_ns(len), true) == Strategy::Cascade)
     }
 
-    /// What moving `len` bytes to device `slot` costs, as its last move
-    /// took (None: nothing moved there yet).
-    fn trial_ns(&self, slot: u16, len: u64) -> Option<f64> {
-        self.move_ns_per_byte.lock().get(&slot).map(|r| r * len as f64)
-    }
-
-    /// The strategy for device `slot`'s launch over [start, start+len):
-    /// `default` is the runtime's own (prefetch a span it knows, faults for
-    /// a mapping found from a pointer). Without reports, and for a mapping
-    /// found from a pointer, always that; for a span the runtime knows,
-    /// with reports, the cascade first, the runtime's prefetch once after
-    /// TRIAL_AFTER launches and the faults once (where `faults_ok`: the
-    /// runtime did not ask for the move now), then the cheapest
-    /// (`Entry::next`).
-    pub(crate) fn choose(&self, slot: u16, start: u64, len: u64, default: Strategy, faults_ok: bool) -> Strategy {
+    /// The strategy for device `slot`'s launch over [start, start+len), and
+    /// the bytes of the spans already placed for that launch (each once;
+    /// known where the runtime reports launches, which delimits them; 0
+    /// without reports): `default` is the runtime's own (prefetch a span it
+    /// knows, faults for a mapping found from a pointer). Without reports,
+    /// and for a mapping found from a pointer, always that; for a span the
+    /// runtime knows, with reports, the cascade first, the runtime's
+    /// prefetch once after TRIAL_AFTER launches and the faults once (where
+    /// `faults_ok`: the runtime did not ask for the move now), then the
+    /// cheapest (`Entry::next`).
+    pub(crate) fn choose(&self, slot: u16, start: u64, len: u64, default: Strategy, faults_ok: bool) -> (Strategy, u64) {
+        if !self.learning() {
+            return (default, 0);
+        }
+        let mut d = self.device(slot).lock();
+        let before = d.launches.open.bytes;
         // The cascade decides from spans: a mapping found from a pointer is
         // not what the kernel touches (it may hold a whole arena), so there
         // the runtime's own strategy, the faults, stays.
-        if !self.learning() || default == Strategy::Faults || !self.has_vram(slot) {
-            return default;
+        if default == Strategy::Faults || !self.has_vram(slot) {
+            return (default, before);
         }
-        let mut entries = self.entries.lock();
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&(slot, start, len)) {
+        let Learned { entries, launches: l, move_ns_per_byte } = &mut *d;
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&(start, len)) {
             entries.clear();
         }
-        let trial = self.trial_ns(slot, len);
-        let e = entries.entry((slot, start, len)).or_default();
+        let trial = move_ns_per_byte.map(|r| r * len as f64);
+        let e = entries.entry((start, len)).or_default();
         let strategy = e.next(trial, faults_ok);
         if strategy != e.current {
             let ms = |s: Strategy| e.cost[s.index()].map_or(f64::NAN, |c| c as f64 / 1e6);
@@ -249,8 +309,6 @@ impl Chooser {
                 ms(Strategy::Cascade)
             );
         }
-        let mut pending = self.pending.lock();
-        let l = pending.entry(slot).or_default();
         // A span a launch lists twice is one span of it.
         if !l.open.used.iter().any(|&(s, _)| s == (start, len)) {
             if l.open.used.len() < MAX_PENDING {
@@ -260,7 +318,7 @@ impl Chooser {
             l.uses += 1;
             e.used_at = Some(l.uses);
         }
-        strategy
+        (strategy, before)
     }
 
     /// Whether device `slot`'s launches used more than `cap` distinct bytes
@@ -271,32 +329,23 @@ impl Chooser {
     /// next use if the pattern repeats. Walks this device's spans until
     /// the sum passes `cap`: asked only where resolve would buy.
     pub(crate) fn reused_beyond(&self, slot: u16, start: u64, len: u64, cap: u64) -> bool {
-        let entries = self.entries.lock();
-        let Some(at) = entries.get(&(slot, start, len)).and_then(|e| e.used_at) else { return false };
+        let d = self.device(slot).lock();
+        let Some(at) = d.entries.get(&(start, len)).and_then(|e| e.used_at) else { return false };
         let mut sum = 0u64;
-        entries.iter().filter(|(k, e)| k.0 == slot && e.used_at.is_some_and(|u| u > at)).any(|(k, _)| {
-            sum += k.2;
+        d.entries.iter().filter(|(_, e)| e.used_at.is_some_and(|u| u > at)).any(|(k, _)| {
+            sum += k.1;
             sum > cap
         })
-    }
-
-    /// Bytes of the spans already placed for device `slot`'s coming launch,
-    /// each once (known where the runtime reports launches, which delimits
-    /// them).
-    pub(crate) fn launch_bytes(&self, slot: u16) -> u64 {
-        if !self.learning() {
-            return 0;
-        }
-        self.pending.lock().get(&slot).map_or(0, |l| l.open.bytes)
     }
 
     /// Placement time spent for device `slot`'s coming launch, and the
     /// bytes it moved.
     pub(crate) fn spent(&self, slot: u16, ns: u64, moved: u64) {
         if self.learning() {
-            self.pending.lock().entry(slot).or_default().open.spent_ns += ns;
+            let mut d = self.device(slot).lock();
+            d.launches.open.spent_ns += ns;
             if moved > 0 {
-                self.move_ns_per_byte.lock().insert(slot, ns as f64 / moved as f64);
+                d.move_ns_per_byte = Some(ns as f64 / moved as f64);
             }
         }
     }
@@ -307,33 +356,25 @@ impl Chooser {
     /// cost under the strategy it ran, and follows it from now on.
     pub(crate) fn launch_done(&self, slot: u16, duration_ns: u64) {
         self.reported.store(true, Ordering::Relaxed);
-        let p = {
-            let mut pending = self.pending.lock();
-            let Some(l) = pending.get_mut(&slot) else { return };
-            match l.submitted.pop_front() {
-                Some(p) => p,
-                None => l.close_open(),
-            }
+        let mut d = self.device(slot).lock();
+        let Learned { entries, launches: l, .. } = &mut *d;
+        let mut p = match l.submitted.pop_front() {
+            Some(p) => p,
+            None => l.close_open(),
         };
         let cost = duration_ns.saturating_add(p.spent_ns);
-        let mut used = p.used;
-        {
-            let mut entries = self.entries.lock();
-            for &((start, len), strategy) in &used {
-                if let Some(e) = entries.get_mut(&(slot, start, len)) {
-                    e.cost[strategy.index()] = Some(cost);
-                    if strategy == Strategy::Cascade {
-                        e.seen = e.seen.saturating_add(1);
-                    }
-                    e.current = strategy;
+        for &((start, len), strategy) in &p.used {
+            if let Some(e) = entries.get_mut(&(start, len)) {
+                e.cost[strategy.index()] = Some(cost);
+                if strategy == Strategy::Cascade {
+                    e.seen = e.seen.saturating_add(1);
                 }
+                e.current = strategy;
             }
         }
-        used.clear();
-        if let Some(l) = self.pending.lock().get_mut(&slot) {
-            if l.spare.len() < 4 {
-                l.spare.push(used);
-            }
+        p.used.clear();
+        if l.spare.len() < 4 {
+            l.spare.push(p.used);
         }
     }
 
@@ -341,8 +382,8 @@ impl Chooser {
     /// the previous submission are that launch's, and its report (reports
     /// come in submission order, from an in-order queue) is theirs.
     pub(crate) fn launch_submitted(&self, slot: u16) {
-        let mut pending = self.pending.lock();
-        let l = pending.entry(slot).or_default();
+        let mut d = self.device(slot).lock();
+        let l = &mut d.launches;
         if l.submitted.len() >= MAX_PENDING {
             l.submitted.pop_front(); // never reported: forgotten
         }
@@ -368,9 +409,7 @@ impl Chooser {
 
     /// Forgets device `slot` (closed).
     pub(crate) fn forget(&self, slot: u16) {
-        self.pending.lock().remove(&slot);
-        self.entries.lock().retain(|k, _| k.0 != slot);
-        self.move_ns_per_byte.lock().remove(&slot);
+        *self.device(slot).lock() = Learned::default();
         self.opened(slot, true);
     }
 }
@@ -414,41 +453,41 @@ mod tests {
     #[test]
     fn the_cascade_then_the_trials_then_the_lazy_leader() {
         let c = Chooser::default();
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true), Strategy::Faults);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true).0, Strategy::Faults);
         assert!(!c.learning() && !c.cascade_next(0, 0, 4096));
         c.launch_done(0, 1_000);
         for _ in 0..TRIAL_AFTER {
             assert!(c.cascade_next(0, 0, 4096));
-            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Cascade);
+            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Cascade);
             // Moving the span is cheap next to the launch (40 ns).
             c.spent(0, 40, 4096);
             c.launch_done(0, 1_000);
         }
         // The runtime's trial: cheaper than the cascade.
         assert!(!c.cascade_next(0, 0, 4096));
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Prefetch);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Prefetch);
         c.spent(0, 100, 0);
         c.launch_done(0, 500);
         // The faults' trial: dearer. The runtime's strategy runs from now on.
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Faults);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Faults);
         c.launch_done(0, 1_200);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Prefetch);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Prefetch);
         // Dearer than the cascade was, but within 5 %: it stays.
         c.launch_done(0, 1_040);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Prefetch);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Prefetch);
         // Dearer by more: to the cheapest, the cascade.
         c.launch_done(0, 2_000);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Cascade);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Cascade);
         // The cascade got dear: the faults are the cheapest now, but not
         // where the runtime asks for the move now.
         c.launch_done(0, 3_000);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Faults);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false), Strategy::Prefetch);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Faults);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false).0, Strategy::Prefetch);
         // Another device and another span start with the cascade.
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true), Strategy::Cascade);
-        assert_eq!(c.choose(0, 4096, 4096, Strategy::Prefetch, true), Strategy::Cascade);
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true).0, Strategy::Cascade);
+        assert_eq!(c.choose(0, 4096, 4096, Strategy::Prefetch, true).0, Strategy::Cascade);
         // A mapping found from a pointer keeps the runtime's faults.
-        assert_eq!(c.choose(0, 8192, 4096, Strategy::Faults, true), Strategy::Faults);
+        assert_eq!(c.choose(0, 8192, 4096, Strategy::Faults, true).0, Strategy::Faults);
     }
 
     /// The trial waits while moving the span would cost more than
@@ -459,16 +498,16 @@ mod tests {
         let c = Chooser::default();
         c.launch_done(0, 1_000);
         for _ in 0..TRIAL_AFTER + 2 {
-            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true), Strategy::Cascade);
+            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Cascade);
             c.launch_done(0, 1_000);
         }
         assert!(c.cascade_next(0, 0, 4096), "no move timed yet: no trial");
         // A move of another span at 1 ns a byte: 4096 ns for this one.
-        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true);
+        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true).0;
         c.spent(0, 4096, 4096);
         c.launch_done(0, 1_000);
         assert!(c.cascade_next(0, 0, 4096), "a move dearer than a quarter launch: no trial");
-        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true);
+        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true).0;
         c.spent(0, 41, 4096);
         c.launch_done(0, 1_000);
         assert!(!c.cascade_next(0, 0, 4096), "a cheap move: the trial");
@@ -480,12 +519,12 @@ mod tests {
     fn launch_bytes_count_each_span_once() {
         let c = Chooser::default();
         c.launch_done(0, 1_000);
-        c.choose(0, 0, 4096, Strategy::Prefetch, true);
-        c.choose(0, 8192, 4096, Strategy::Prefetch, true);
-        c.choose(0, 0, 4096, Strategy::Prefetch, true);
-        assert_eq!(c.launch_bytes(0), 8192);
+        c.choose(0, 0, 4096, Strategy::Prefetch, true).0;
+        c.choose(0, 8192, 4096, Strategy::Prefetch, true).0;
+        c.choose(0, 0, 4096, Strategy::Prefetch, true).0;
+        assert_eq!(c.device(0).lock().launches.open.bytes, 8192);
         c.launch_done(0, 1_000);
-        assert_eq!(c.launch_bytes(0), 0);
+        assert_eq!(c.device(0).lock().launches.open.bytes, 0);
     }
 
     /// Announced submissions: each report is the oldest announced
@@ -495,14 +534,14 @@ mod tests {
     fn reports_match_submitted_launches_in_order() {
         let c = Chooser::default();
         c.launch_done(0, 1); // reports from now on
-        let cost = |start| c.entries.lock()[&(0, start, 4096)].cost[Strategy::Cascade.index()];
-        c.choose(0, 0, 4096, Strategy::Prefetch, true);
+        let cost = |start| c.device(0).lock().entries[&(start, 4096)].cost[Strategy::Cascade.index()];
+        c.choose(0, 0, 4096, Strategy::Prefetch, true).0;
         c.launch_submitted(0);
-        c.choose(0, 8192, 4096, Strategy::Prefetch, true);
+        c.choose(0, 8192, 4096, Strategy::Prefetch, true).0;
         c.spent(0, 50, 0);
         c.launch_submitted(0);
-        c.choose(0, 0, 4096, Strategy::Prefetch, true);
-        assert_eq!(c.launch_bytes(0), 4096, "the open launch's bytes only");
+        c.choose(0, 0, 4096, Strategy::Prefetch, true).0;
+        assert_eq!(c.device(0).lock().launches.open.bytes, 4096, "the open launch's bytes only");
         c.launch_done(0, 1_000);
         assert_eq!((cost(0), cost(8192)), (Some(1_000), None));
         c.launch_done(0, 3_000);
@@ -511,7 +550,7 @@ mod tests {
         // a report takes the placements since the previous one.
         c.launch_done(0, 7_000);
         assert_eq!(cost(0), Some(7_000));
-        assert_eq!(c.launch_bytes(0), 0);
+        assert_eq!(c.device(0).lock().launches.open.bytes, 0);
     }
 
     /// A device without VRAM runs the runtime's strategy, reports or not.
@@ -521,9 +560,9 @@ mod tests {
         c.opened(1, false);
         c.launch_done(1, 1_000);
         assert!(!c.cascade_next(1, 0, 4096));
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true), Strategy::Prefetch);
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true).0, Strategy::Prefetch);
         c.forget(1);
         c.opened(1, true);
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true), Strategy::Cascade);
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true).0, Strategy::Cascade);
     }
 }

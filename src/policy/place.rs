@@ -72,11 +72,10 @@ impl Context {
         // to the faults), or, where launch reports show it costs less, the
         // rule cascade.
         let engine = flags.engine() && !self.config.engine_rules;
-        let before = if engine { self.chooser.launch_bytes(h.slot) } else { 0 };
         let may_leave = engine && !flags.contains(AllocFlags::PREFETCH_NOW);
-        let strategy = match engine {
+        let (strategy, before) = match engine {
             true => self.chooser.choose(h.slot, start, end - start, if flags.contains(AllocFlags::EXTENT) { Strategy::Faults } else { Strategy::Prefetch }, may_leave),
-            false => Strategy::Cascade,
+            false => (Strategy::Cascade, 0),
         };
         let plain = engine && strategy != Strategy::Cascade;
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };

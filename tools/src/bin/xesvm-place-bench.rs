@@ -20,7 +20,7 @@ use std::sync::Barrier;
 use std::time::Instant;
 
 use xesvm::ffi::context::*;
-use xesvm::ffi::launch::svm_launch_report;
+use xesvm::ffi::launch::{svm_launch_report, svm_launch_submit};
 use xesvm::ffi::placement::*;
 use xesvm::ffi::sim::*;
 use xesvm::ffi::types::*;
@@ -185,6 +185,19 @@ fn main() {
         debug_assert_eq!(st, 0);
         std::hint::black_box(pm);
     };
+    // An engine placement found in place where launches are reported: the
+    // chooser's lookup and the launch's span list; every eighth call ends
+    // a launch (submitted and reported), as a runtime's steady loop does.
+    let engine_reported = |i: u64| unsafe {
+        let mut res = svm_alloc_result { struct_size: core::mem::size_of::<svm_alloc_result>() as u32, ..Default::default() };
+        let st = svm_alloc_vram(r.ctx, r.dev, BUF + (i % RANGES) * 2 * MIB, 2 * MIB, r.vram, SVM_ALLOC_ENGINE, &mut res);
+        debug_assert!(st == 0 && res.flags & (SVM_RESULT_IN_PLACE | SVM_RESULT_ON_FAULT) != 0);
+        if i % 8 == 7 {
+            assert_eq!(svm_launch_submit(r.ctx, r.dev), 0);
+            assert_eq!(svm_launch_report(r.ctx, r.dev, 10_000), 0);
+        }
+        std::hint::black_box(res);
+    };
     let resolve = |i: u64| unsafe {
         let mut pm = svm_pagemap::default();
         let st = svm_resolve_pagemap(s.ctx, s.dev, 0, BUF + (i % RANGES) * 2 * MIB, 2 * MIB, SVM_ACCESS_READ, &mut pm);
@@ -221,10 +234,11 @@ fn main() {
     println!();
     println!("{:<34} {:>8} {:>11} {:>11} {:>8} {:>8} {:>12}", "call", "threads", "median ns", "p99 ns", "x ioctl", "p99/med", "ioctls/call");
     println!("{:<34} {:>8} {:>11.1} {:>11.1} {:>8.2} {:>8.1} {:>12}", "ioctl rejected (/dev/null)", 1, ref_med, ref_p99, 1.0, ref_p99 / ref_med.max(0.1), "-");
-    let calls_under_test: [(&str, &(dyn Fn(u64) + Sync)); 6] = [
+    let calls_under_test: [(&str, &(dyn Fn(u64) + Sync)); 7] = [
         ("svm_resolve_pagemap", &resolve),
         ("svm_resolve_pagemap (reports on)", &resolve_reported),
         ("svm_alloc_vram (in place)", &in_place),
+        ("svm_alloc_vram (engine, reports)", &engine_reported),
         ("svm_range_query", &query),
         ("svm_get_stats", &stats),
         ("svm_set_preferred_location (same)", &preferred),
