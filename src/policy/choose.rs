@@ -341,7 +341,9 @@ impl Chooser {
     /// Placement time spent for device `slot`'s coming launch, and the
     /// bytes it moved.
     pub(crate) fn spent(&self, slot: u16, ns: u64, moved: u64) {
-        if self.learning() {
+        // A call that took no time and moved nothing (found in place on a
+        // clock that did not move) changes nothing: no lock.
+        if self.learning() && (ns > 0 || moved > 0) {
             let mut d = self.device(slot).lock();
             d.launches.open.spent_ns += ns;
             if moved > 0 {
