@@ -10,7 +10,8 @@
 //! submissions (`Context::launch_submitted`, `svm_launch_submit`; reports
 //! come in submission order from an in-order queue). Without reports it
 //! never changes: the runtime's strategy. With them, the spans one launch
-//! asks for are known together too (`launch_bytes`).
+//! asks for are known together too (what `Chooser::choose` returns beside
+//! the strategy).
 //!
 //! # The rule and its regret
 //!
