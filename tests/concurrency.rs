@@ -11,7 +11,7 @@ use xesvm::driver::residency::{DeviceId, ResidencyRun};
 use xesvm::sim::driver::SimDriver;
 use xesvm::driver::{Driver, LinkHint, PageTableAccess};
 use xesvm::errno::Result;
-use xesvm::policy::{AllocFlags, Config, Context};
+use xesvm::policy::{AllocFlags, Config, Context, DeviceHandle};
 use xesvm::sim::{Access, Sim, Topology};
 use xesvm::uapi::*;
 
@@ -100,37 +100,48 @@ fn setup() -> (Arc<Sim>, Context, Arc<Probe>) {
     (sim, Context::new(Box::new(driver), Config { thrash_max_moves: 1000, ..Config::default() }), probe)
 }
 
+/// Four devices open and `bytes` at BUF written by the CPU; four threads,
+/// started together, run `body(thread, ctx, devices)`. Then: never two
+/// prefetches of overlapping spans at once, the content intact, the
+/// simulator's invariants held. Returns the setup for further checks.
+fn race(bytes: u64, value: u64, body: impl Fn(u64, &Context, &[DeviceHandle]) + Sync) -> (Arc<Sim>, Context, Arc<Probe>) {
+    let (sim, ctx, w) = setup();
+    let dev: Vec<_> = (0..4).map(|i| ctx.open_index(i).unwrap()).collect();
+    sim.cpu_access(BUF, bytes, Access::Write, value).unwrap();
+    let sum = sim.checksum(BUF, bytes).unwrap();
+    let barrier = Barrier::new(4);
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let (ctx, dev, barrier, body) = (&ctx, &dev, &barrier, &body);
+            s.spawn(move || {
+                barrier.wait();
+                body(t, ctx, dev);
+            });
+        }
+    });
+    assert_eq!(w.overlapping.load(Ordering::SeqCst), 0, "two prefetches of overlapping spans ran at once");
+    assert_eq!(sim.checksum(BUF, bytes).unwrap(), sum);
+    sim.check_invariants().unwrap();
+    (sim, ctx, w)
+}
+
 /// Four threads, each moving its own ranges between the devices: their
 /// prefetches overlap in time (the calls run in parallel), and the content
 /// and the statistics come out exact.
 #[test]
 fn placements_of_disjoint_ranges_run_in_parallel() {
-    let (sim, ctx, w) = setup();
-    let dev: Vec<_> = (0..4).map(|i| ctx.open_index(i).unwrap()).collect();
-    sim.cpu_access(BUF, 4 * 8 * 2 * MIB, Access::Write, 3).unwrap();
-    let sum = sim.checksum(BUF, 4 * 8 * 2 * MIB).unwrap();
-    let barrier = Barrier::new(4);
-    std::thread::scope(|s| {
-        for t in 0..4u64 {
-            let (ctx, dev, barrier) = (&ctx, &dev, &barrier);
-            s.spawn(move || {
-                barrier.wait();
-                for round in 0..6u64 {
-                    for r in 0..8u64 {
-                        let start = BUF + (t * 8 + r) * 2 * MIB;
-                        let d = ((t + round) % 4) as usize;
-                        let pm = ctx.pagemap(dev[d], 0).unwrap();
-                        ctx.alloc_vram(dev[d], start, 2 * MIB, pm, AllocFlags::default()).unwrap();
-                    }
-                }
-            });
+    let (_sim, ctx, w) = race(4 * 8 * 2 * MIB, 3, |t, ctx, dev| {
+        for round in 0..6u64 {
+            for r in 0..8u64 {
+                let start = BUF + (t * 8 + r) * 2 * MIB;
+                let d = ((t + round) % 4) as usize;
+                let pm = ctx.pagemap(dev[d], 0).unwrap();
+                ctx.alloc_vram(dev[d], start, 2 * MIB, pm, AllocFlags::default()).unwrap();
+            }
         }
     });
-    assert_eq!(w.overlapping.load(Ordering::SeqCst), 0);
     assert!(w.most.load(Ordering::SeqCst) >= 2, "no two prefetches were ever in flight at once: placements ran one at a time");
-    assert_eq!(sim.checksum(BUF, 4 * 8 * 2 * MIB).unwrap(), sum);
     assert_eq!(ctx.stats().alloc_calls, 4 * 6 * 8);
-    sim.check_invariants().unwrap();
 }
 
 /// Threads placing the same ranges (and overlapping halves of them) on
@@ -138,34 +149,22 @@ fn placements_of_disjoint_ranges_run_in_parallel() {
 /// and each range ends where one of the calls put it, with its content.
 #[test]
 fn overlapping_placements_take_turns() {
-    let (sim, ctx, w) = setup();
-    let dev: Vec<_> = (0..4).map(|i| ctx.open_index(i).unwrap()).collect();
-    sim.cpu_access(BUF, 8 * MIB, Access::Write, 5).unwrap();
-    let sum = sim.checksum(BUF, 8 * MIB).unwrap();
-    std::thread::scope(|s| {
-        for t in 0..4u64 {
-            let (ctx, dev) = (&ctx, &dev);
-            s.spawn(move || {
-                for i in 0..12u64 {
-                    let d = ((t + i) % 4) as usize;
-                    let pm = ctx.pagemap(dev[d], 0).unwrap();
-                    let (start, size) = if (t + i) % 3 == 0 { (BUF + 2 * MIB, 4 * MIB) } else { (BUF + (i % 4) * 2 * MIB, 2 * MIB) };
-                    ctx.alloc_vram(dev[d], start, size, pm, AllocFlags::default()).unwrap();
-                    if i % 5 == 4 {
-                        ctx.evict(start, size).unwrap();
-                    }
-                }
-            });
+    let (sim, _ctx, _w) = race(8 * MIB, 5, |t, ctx, dev| {
+        for i in 0..12u64 {
+            let d = ((t + i) % 4) as usize;
+            let pm = ctx.pagemap(dev[d], 0).unwrap();
+            let (start, size) = if (t + i) % 3 == 0 { (BUF + 2 * MIB, 4 * MIB) } else { (BUF + (i % 4) * 2 * MIB, 2 * MIB) };
+            ctx.alloc_vram(dev[d], start, size, pm, AllocFlags::default()).unwrap();
+            if i % 5 == 4 {
+                ctx.evict(start, size).unwrap();
+            }
         }
     });
-    assert_eq!(w.overlapping.load(Ordering::SeqCst), 0, "two prefetches of overlapping spans ran at once");
-    assert_eq!(sim.checksum(BUF, 8 * MIB).unwrap(), sum);
     for r in 0..4 {
         let p = sim.placement(BUF + r * 2 * MIB, 2 * MIB);
         assert!(!matches!(p, xesvm::sim::Placement::Mixed), "range {r} is split: {p:?}");
     }
-    sim.check_invariants().unwrap();
-    }
+}
 
 /// The default engine with launch reports from four threads, one per
 /// device, each placing, submitting and reporting its launches over
@@ -173,29 +172,18 @@ fn overlapping_placements_take_turns() {
 /// race with the reports, and every range keeps its content.
 #[test]
 fn engine_placements_with_reports_race_safely() {
-    let (sim, ctx, w) = setup();
-    let dev: Vec<_> = (0..4).map(|i| ctx.open_index(i).unwrap()).collect();
-    sim.cpu_access(BUF, 16 * MIB, Access::Write, 7).unwrap();
-    let sum = sim.checksum(BUF, 16 * MIB).unwrap();
-    std::thread::scope(|s| {
-        for t in 0..4usize {
-            let (ctx, dev) = (&ctx, &dev);
-            s.spawn(move || {
-                for i in 0..40u64 {
-                    let start = BUF + ((t as u64 + i) % 8) * 2 * MIB;
-                    let access = if i % 3 == 0 { xesvm::policy::Access::Write } else { xesvm::policy::Access::Read };
-                    let pm = ctx.resolve(dev[t], 0, start, 2 * MIB, access).unwrap();
-                    ctx.alloc_vram(dev[t], start, 2 * MIB, pm, AllocFlags::ENGINE).unwrap();
-                    ctx.launch_submitted(dev[t]).unwrap();
-                    if i % 2 == 1 {
-                        ctx.launch_done(dev[t], 1_000 + i * 37).unwrap();
-                        ctx.launch_done(dev[t], 2_000 + i * 11).unwrap();
-                    }
-                }
-            });
+    race(16 * MIB, 7, |t, ctx, dev| {
+        let d = dev[t as usize];
+        for i in 0..40u64 {
+            let start = BUF + ((t + i) % 8) * 2 * MIB;
+            let access = if i % 3 == 0 { xesvm::policy::Access::Write } else { xesvm::policy::Access::Read };
+            let pm = ctx.resolve(d, 0, start, 2 * MIB, access).unwrap();
+            ctx.alloc_vram(d, start, 2 * MIB, pm, AllocFlags::ENGINE).unwrap();
+            ctx.launch_submitted(d).unwrap();
+            if i % 2 == 1 {
+                ctx.launch_done(d, 1_000 + i * 37).unwrap();
+                ctx.launch_done(d, 2_000 + i * 11).unwrap();
+            }
         }
     });
-    assert_eq!(w.overlapping.load(Ordering::SeqCst), 0, "two prefetches of overlapping spans ran at once");
-    assert_eq!(sim.checksum(BUF, 16 * MIB).unwrap(), sum);
-    sim.check_invariants().unwrap();
 }

@@ -1,5 +1,6 @@
 //! `evict`: send a range back to system memory on every device that holds
-//! it, verified in the page table where it can be read.
+//! it, verified in the page table where it can be read; and the room a
+//! placement makes by evicting this context's least recently used ranges.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -91,5 +92,38 @@ impl Context {
         });
         placed.pagemap = Some(Pagemap::System);
         Ok(placed)
+    }
+
+    /// ENOMEM/ENOSPC: evicts this context's least recently used ranges on
+    /// `pm` (not overlapping the one being placed) until `size` bytes are
+    /// free. A victim another call is placing right now is skipped.
+    pub(super) fn make_room(&self, slots: &[Slot], pm: Pagemap, start: u64, end: u64, placed: &mut Placed) {
+        let Some(owner) = Context::check_pagemap(slots, pm).ok().flatten().cloned() else { return };
+        let victims = self.track.read().lru_on(pm);
+        let mut freed = 0;
+        for (s, e) in victims {
+            if freed >= end - start {
+                break;
+            }
+            if s < end && start < e {
+                continue;
+            }
+            let Some(_victim) = self.ranges.try_lock(s, e) else { continue };
+            // Its record may have changed since the LRU list was read.
+            if self.summary(s, e).residency != Some(pm) {
+                continue;
+            }
+            if self.prefetch(&owner, s, e - s, 0, placed).is_ok() {
+                freed += e - s;
+                self.stats.local().lru_evictions.fetch_add(1, Ordering::Relaxed);
+                crate::log!(crate::log::Level::Info, "evicted {} from {pm} (least recently used) to make room", crate::log::Span(s, e - s));
+                self.rewrite(slots, s, e, |pieces| {
+                    let mut r = merge_pieces(pieces);
+                    r.residency = Some(Pagemap::System);
+                    r.observed_at.store(0, Ordering::Relaxed);
+                    r
+                });
+            }
+        }
     }
 }

@@ -52,7 +52,8 @@ impl Context {
     ///   tile's VRAM, whatever strategy runs: placing it would evict the
     ///   launch's own spans, or its own beginning, before the kernel reads
     ///   them;
-    /// - under the runtime's strategy (`plain`; the cascade has its own
+    /// - where turns between devices count (`turns`: the runtime's
+    ///   strategy, the thrash guard not ignored; the cascade has its own
     ///   thrash guard), a span another device's VRAM holds any of, as the
     ///   records say (a placement widens its record to whole chunks): a
     ///   span devices take turns at (`Turns`).
@@ -60,7 +61,7 @@ impl Context {
     /// The faults move what the kernel touches as it touches it, never
     /// worse than the kernel alone for that span.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn leave_to_faults(&self, dev: &Device, slot: u16, target: Pagemap, start: u64, end: u64, before: u64, plain: bool) -> bool {
+    pub(super) fn leave_to_faults(&self, dev: &Device, slot: u16, target: Pagemap, start: u64, end: u64, before: u64, turns: bool) -> bool {
         let capacity = match target {
             Pagemap::Vram { device, tile } if device == slot => dev.tiles.get(tile as usize).copied().flatten().map(|t| t.capacity),
             _ => None,
@@ -69,7 +70,7 @@ impl Context {
         if capacity.is_some_and(|cap| before + len > cap) {
             return true;
         }
-        if !plain {
+        if !turns {
             return false;
         }
         let held_by = self

@@ -386,7 +386,8 @@ impl Context {
         // bound where it asked, and on such a device the advice changes
         // no fault's outcome.
         let no_vram = cand == Pagemap::System && slots.iter().filter_map(|s| s.dev.as_ref()).all(|d| !d.has_vram());
-        let advise = !no_vram && !(a.flags.engine() && cand == Pagemap::System && end - start <= super::resolve::SMALL_READ);
+        let engine_system = a.flags.engine() && cand == Pagemap::System;
+        let advise = !no_vram && !(engine_system && end - start <= super::resolve::SMALL_READ);
         // The madvise covers the span's whole 2 MiB chunks where nothing else
         // is recorded there: a madvise splits the mirror VMA at its ends, and
         // inside a split the kernel can no longer use a 2 MiB range, so a
@@ -404,7 +405,7 @@ impl Context {
         // 21, 22, against the better baseline): 0.777, 0.754, 0.798, 0.753
         // -> 0.770, 0.748, 0.793, 0.745, no program more than 1 % slower.
         let split = widened.start % super::CHUNK != 0 || widened.end % super::CHUNK != 0;
-        let advise = advise && !(a.flags.engine() && cand == Pagemap::System && split);
+        let advise = advise && !(engine_system && split);
         let (ws, we) = (widened.start, widened.end);
         let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), None, ws, we, cand, summary, placed, &mut applied) } else { Ok(()) };
         let outcome = attributes.and_then(|()| self.migrate_verified(a, cand, placed));
@@ -667,38 +668,4 @@ impl Context {
         }
         r
     }
-
-    /// ENOMEM/ENOSPC: evicts this context's least recently used ranges on
-    /// `pm` (not overlapping the one being placed) until `size` bytes are
-    /// free. A victim another call is placing right now is skipped.
-    pub(super) fn make_room(&self, slots: &[Slot], pm: Pagemap, start: u64, end: u64, placed: &mut Placed) {
-        let Some(owner) = Context::check_pagemap(slots, pm).ok().flatten().cloned() else { return };
-        let victims = self.track.read().lru_on(pm);
-        let mut freed = 0;
-        for (s, e) in victims {
-            if freed >= end - start {
-                break;
-            }
-            if s < end && start < e {
-                continue;
-            }
-            let Some(_victim) = self.ranges.try_lock(s, e) else { continue };
-            // Its record may have changed since the LRU list was read.
-            if self.summary(s, e).residency != Some(pm) {
-                continue;
-            }
-            if self.prefetch(&owner, s, e - s, 0, placed).is_ok() {
-                freed += e - s;
-                self.stats.local().lru_evictions.fetch_add(1, Ordering::Relaxed);
-                crate::log!(crate::log::Level::Info, "evicted {} from {pm} (least recently used) to make room", Span(s, e - s));
-                self.rewrite(slots, s, e, |pieces| {
-                    let mut r = merge_pieces(pieces);
-                    r.residency = Some(Pagemap::System);
-                    r.observed_at.store(0, Ordering::Relaxed);
-                    r
-                });
-            }
-        }
-    }
-
 }

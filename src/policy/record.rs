@@ -92,8 +92,8 @@ impl Context {
         // neighbour's binding in those chunks is gone too.
         if !applied.is_empty() {
             let track = self.track.read();
-            for (s, e) in [(start & !(CHUNK - 1), start), (end, end.next_multiple_of(CHUNK))] {
-                for (_, r) in track.overlapping(s, e).filter(|_| s < e) {
+            for (s, e) in [(start & !(CHUNK - 1), start), (end, end.next_multiple_of(CHUNK))].into_iter().filter(|(s, e)| s < e) {
+                for (_, r) in track.overlapping(s, e) {
                     for (slot, _) in applied {
                         r.set_bound(*slot, false);
                     }
