@@ -803,13 +803,14 @@ fn a_neighbour_in_the_chunk_a_madvise_splits_is_bound_again() {
 /// neighbour recorded elsewhere is bound, not advised: a madvise would
 /// split the VMA inside the chunk and destroy the SVM ranges straddling
 /// the cut (the neighbour's too), where the bind alone spares the launch
-/// its faults.
+/// its faults. (The neighbour is in the peer's VRAM: one in this device's
+/// would have taken the span along, and it would stay there.)
 #[test]
 fn system_memory_beside_a_packed_neighbour_is_bound_not_advised() {
     let t = setup("2dgpu-p2p");
     let (a, b) = (BUF, BUF + MIB);
     t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
-    t.alloc(0, a, MIB, t.vram(0));
+    t.alloc(1, a, MIB, t.vram(1));
     let p = t.alloc(0, b, MIB, Pagemap::System);
     assert_eq!(p.vms_applied, 0, "no madvise: {p:?}");
     assert_eq!(t.on(b, MIB), Placement::System);
@@ -1376,4 +1377,40 @@ fn a_placement_advises_whole_chunks_where_they_are_free() {
 /// tests exercise; tests/engine_plain.rs covers the default engine.
 fn rules() -> Config {
     Config { engine_rules: true, ..Config::default() }
+}
+
+/// A first read served where the data lies (resolve's rent or buy) of a
+/// span that came along into the reader's VRAM with a neighbour's move
+/// (the kernel migrates whole 2 MiB ranges, docs/kernel-model.md §2) is
+/// left there: moving it back would copy the chunk, the neighbour's part
+/// included, for a read that is local already. A span reaching into a
+/// chunk still in system memory keeps that part there, bound.
+#[test]
+fn a_first_read_of_what_came_along_with_a_neighbour_is_not_moved_back() {
+    let t = setup("dgpu");
+    t.sim.cpu_access(BUF, 3 * R, sim::Access::Write, 1).unwrap();
+    let n = 5 * MIB / 2;
+    let pm = t.ctx.resolve(t.dev[0], 0, BUF, n, Access::Write).unwrap();
+    assert_eq!(pm, t.vram(0));
+    t.alloc(0, BUF, n, pm);
+    t.gpu(0, BUF, n, sim::Access::Write).unwrap();
+    assert_eq!(t.on(BUF + n, 2 * R - n), t.vram_of(0), "the neighbour's second chunk moved whole");
+    let moved = t.sim.counters().bytes_to_system;
+    // All of it came along.
+    let (a, b) = (BUF + n, BUF + n + MIB);
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, a, MIB, Access::Read).unwrap(), Pagemap::System, "a first read is served in place");
+    let p = t.alloc(0, a, MIB, Pagemap::System);
+    assert!(p.in_place && p.bytes_moved == 0 && p.pagemap == Some(t.vram(0)) && !p.split, "{p:?}");
+    assert_eq!(t.on(a, MIB), t.vram_of(0));
+    // Its head came along, its tail did not.
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, b, MIB, Access::Read).unwrap(), Pagemap::System);
+    let p = t.alloc(0, b, MIB, Pagemap::System);
+    assert!(p.in_place && p.bytes_moved == 0 && p.split && p.pagemap == Some(Pagemap::System), "{p:?}");
+    assert_eq!(t.on(b, 2 * R - (b - BUF)), t.vram_of(0));
+    assert_eq!(t.on(BUF + 2 * R, b + MIB - BUF - 2 * R), Placement::System);
+    assert_eq!(t.sim.counters().bytes_to_system, moved, "nothing moved back");
+    t.reads_without_faults(0, a, 2 * MIB, "the tail was bound");
+    // An explicit request is executed as asked.
+    let p = t.ctx.alloc_vram(t.dev[0], a, MIB, Pagemap::System, AllocFlags::empty()).unwrap();
+    assert!(p.pagemap == Some(Pagemap::System) && t.on(a, MIB) == Placement::System, "{p:?}");
 }

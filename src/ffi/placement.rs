@@ -135,14 +135,20 @@ pub const SVM_RESULT_VERIFIED: u32 = 1 << 3;
 /// pays its own TLB invalidation at the next move, while a fault binds
 /// only the tile that uses it. SVM_ALLOC_PREFETCH_NOW refuses it.
 pub const SVM_RESULT_ON_FAULT: u32 = 1 << 4;
-/// Split birth (SVM_ALLOC_ENGINE only): the range was never populated, and only its first 2 MiB
+/// Split (SVM_ALLOC_ENGINE only): part of the range lives in the
+/// accessing device's VRAM, the rest in system memory (`pagemap`). Two
+/// cases. A split birth: the range was never populated, and only its first 2 MiB
 /// chunk lives in the VRAM asked for; the rest is in system memory
-/// (`pagemap`) until the next calls show who uses it. The CPU reading it
+/// until the next calls show who uses it. The CPU reading it
 /// back (seen in the page table) holds all of it in system memory; the
 /// owner's second call after the birth, or its first after a read was
 /// resolved (the GPU uses what it wrote), moves the rest to its VRAM; any
 /// other device's call ends the split and places the whole range. Set by
-/// the birth and by the calls that keep it. SVM_ALLOC_PREFETCH_NOW refuses it.
+/// the birth and by the calls that keep it. Or a range asked for system
+/// memory whose end 2 MiB chunk came along into the device's VRAM with a
+/// neighbour the library moved there (the kernel migrates whole 2 MiB
+/// ranges): that chunk is left there, the rest is bound in system memory.
+/// SVM_ALLOC_PREFETCH_NOW refuses both.
 pub const SVM_RESULT_SPLIT: u32 = 1 << 5;
 
 /// What svm_alloc_vram or svm_evict did.

@@ -1,8 +1,14 @@
 //! Placement spans and 2 MiB chunks: a madvise that ends inside a chunk
 //! splits the mirror VMA there, and the kernel then migrates the pieces in
 //! 64 KiB and 4 KiB ranges, so a placement widens its attributes to whole
-//! chunks where the neighbours are free or placed alike.
+//! chunks where the neighbours are free or placed alike; and since a move
+//! takes the whole chunk, a span asked for system memory whose end chunk
+//! came along into the device's VRAM with a neighbour is left there.
 
+use std::sync::atomic::Ordering;
+
+use super::place::Attempt;
+use super::record::merge_pieces;
 use super::*;
 
 impl Context {
@@ -16,6 +22,123 @@ impl Context {
         let track = self.track.read();
         let found = track.overlapping(cs, ce).any(|(s, r)| (s, r.end) != (start, end) && r.residency == Some(pm));
         found
+    }
+}
+
+/// A span asked for system memory whose end chunks came along into the
+/// accessing device's VRAM: its pieces (at most the head chunk, the
+/// middle, the tail chunk), each with the VRAM it came along into, or
+/// None where it lies in system memory.
+pub(super) struct CameAlong {
+    pieces: [(u64, u64, Option<Pagemap>); 3],
+}
+
+impl Context {
+    /// An engine placement asked for system memory (resolve serves a first
+    /// read where the data lies) of a span the page table shows partly or
+    /// wholly away from system memory, where each away piece is an end
+    /// chunk shared with a neighbour this library placed in the accessing
+    /// device's VRAM: the piece came along with the neighbour's move (the
+    /// kernel migrates whole SVM ranges, up to the 2 MiB chunk,
+    /// docs/kernel-model.md §2). Moving it back would pay a copy for a read
+    /// that is local already, and take the neighbour's chunk with it. Only
+    /// end chunks can be shared; an away middle is not explained so. Not
+    /// where system memory serves someone else: another device reads it in
+    /// place, a pin holds it for a hand-off, or the runtime advised it
+    /// (read-mostly, a preferred location). An explicit request is executed
+    /// as asked.
+    pub(super) fn came_along(&self, a: &Attempt, target: Pagemap) -> Option<CameAlong> {
+        let Attempt { slots, dev, start, end, ref summary, seen, flags } = *a;
+        if !flags.engine() || target != Pagemap::System || summary.residency.is_some_and(|p| p != Pagemap::System) || seen?.in_system() {
+            return None;
+        }
+        let serves_others = summary.readers_in_place(dev.slot).1
+            || self.driver.now_ns() < summary.pinned_until
+            || summary.read_mostly
+            || summary.preferred_for_device(dev.slot).is_some();
+        if serves_others {
+            return None;
+        }
+        let head_end = end.min((start & !(CHUNK - 1)) + CHUNK);
+        let tail_start = ((end - 1) & !(CHUNK - 1)).max(head_end);
+        let pieces = [(start, head_end, true), (head_end, tail_start, false), (tail_start, end, true)];
+        let mut out = CameAlong { pieces: [(0, 0, None); 3] };
+        for (i, &(s, e, shared)) in pieces.iter().enumerate().filter(|(_, p)| p.0 < p.1) {
+            let seen = self.observe(s, e)?;
+            let pm = match seen.in_system() {
+                true => None,
+                false if !shared => return None,
+                false => Some(self.local_mate(slots, dev, start, end, s, &seen)?),
+            };
+            out.pieces[i] = (s, e, pm);
+        }
+        // A part left in system memory is a split, which a runtime asking
+        // for the move now refuses.
+        let whole = out.pieces.iter().all(|p| p.0 >= p.1 || p.2.is_some());
+        // Kept only where the tile has room for it besides what this
+        // context placed there: short of room, the move back frees VRAM
+        // that the kernel would otherwise evict from the spans placed.
+        let room = out.pieces.iter().filter_map(|&(s, e, pm)| Some((e - s, pm?))).all(|(bytes, pm)| match pm {
+            Pagemap::Vram { tile, .. } => dev.tiles[tile as usize].is_some_and(|t| dev.placed[tile as usize].load(Ordering::Relaxed).saturating_add(bytes) <= t.capacity),
+            Pagemap::System => true,
+        });
+        (out.pieces.iter().any(|p| p.2.is_some()) && room && (whole || flags.may_defer())).then_some(out)
+    }
+
+    /// The accessing device's VRAM tile the away piece at `s` of the span
+    /// [start, end) lies in with a neighbour: the page table agrees, and a
+    /// record reaching outside the span in the piece's chunk is there (a
+    /// privileged reader's region needs no neighbour).
+    fn local_mate(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, s: u64, seen: &Seen) -> Option<Pagemap> {
+        let (cs, ce) = (s & !(CHUNK - 1), (s & !(CHUNK - 1)) + CHUNK);
+        let track = self.track.read();
+        let mut local = dev.tiles.iter().enumerate().filter(|(_, t)| t.is_some()).map(|(i, _)| Pagemap::Vram { device: dev.slot, tile: i as u16 });
+        local.find(|&pm| {
+            self.agrees(slots, seen, pm)
+                && (self.access.names_devices()
+                    || track.overlapping(cs, ce).any(|(rs, r)| r.residency == Some(pm) && ((rs < start && start > cs) || (r.end > end && end < ce))))
+        })
+    }
+
+    /// Leaves what came along where it is (see `came_along`): the pieces in
+    /// VRAM are recorded there, nothing moved, nothing advised; the rest,
+    /// in system memory, is placed there as any engine placement is
+    /// (advised where its chunks are its own, bound), which moves nothing
+    /// either.
+    pub(super) fn keep_came_along(&self, a: &Attempt, kept: CameAlong, now: u64, placed: &mut Placed) -> Result<()> {
+        let Attempt { slots, dev, start, end, flags, .. } = *a;
+        let mut came = None;
+        let (mut sys_start, mut sys_end) = (start, end);
+        for (s, e, pm) in kept.pieces.into_iter().filter(|p| p.0 < p.1) {
+            let Some(pm) = pm else { continue };
+            came = Some(pm);
+            if s == start {
+                sys_start = e;
+            } else {
+                sys_end = s;
+            }
+            self.rewrite(slots, s, e, |pieces| {
+                let mut r = merge_pieces(pieces);
+                r.residency = Some(pm);
+                r.observed_at.store(now.max(1), Ordering::Relaxed);
+                r.last_used.store(now, Ordering::Relaxed);
+                r.use_once();
+                r
+            });
+        }
+        let whole = sys_start >= sys_end;
+        crate::log!(crate::log::Level::Debug, "alloc_vram {} device {}: asked for system memory, found {} in {} with a neighbour's 2 MiB range (page table): left there", crate::log::Span(start, end - start), dev.slot, if whole { "all" } else { "its end chunks" }, came.map_or("?".into(), |p| p.to_string()));
+        if !whole {
+            let rest = Attempt { slots, dev, start: sys_start, end: sys_end, summary: self.summary(sys_start, sys_end), seen: None, flags };
+            self.try_candidate(&rest, Pagemap::System, placed).map_err(|m| match m {
+                Miss::Fatal(e) | Miss::Fallback(e) => e,
+            })?;
+        }
+        placed.pagemap = if whole { came } else { Some(Pagemap::System) };
+        placed.split = !whole;
+        placed.in_place = placed.bytes_moved == 0;
+        placed.verified = true;
+        Ok(())
     }
 }
 

@@ -159,9 +159,11 @@ pub struct Placed {
     /// Not prefetched: the attributes send it to `pagemap`, and the
     /// launch's first GPU fault moves it there (`bytes_moved` is 0).
     pub on_fault: bool,
-    /// Split birth (policy/birth.rs): never populated, its first 2 MiB
-    /// chunk in the VRAM asked for and the rest in system memory
-    /// (`pagemap`) until the next calls show who uses it.
+    /// Part in the accessing device's VRAM, the rest in system memory
+    /// (`pagemap`): a split birth (policy/birth.rs: never populated, its
+    /// first 2 MiB chunk in the VRAM asked for until the next calls show
+    /// who uses it), or an end chunk that came along into that VRAM with a
+    /// neighbour's move, asked for system memory (policy/chunks.rs).
     pub split: bool,
     /// The errno that caused the fallback (or, when the call failed, ended it).
     pub cause: Option<Errno>,

@@ -247,7 +247,10 @@ impl Context {
         // (is it still?), or any, for a reader that can name devices. A
         // range believed elsewhere is moved either way; the read after the
         // prefetch verifies it.
-        let worth = a.summary.residency.is_some_and(|r| r == target || self.access.names_devices());
+        // An engine placement in system memory looks in any case (the
+        // prefetch to system memory would read first): the span may have
+        // come along with a chunk mate (`came_along`).
+        let worth = a.summary.residency.is_some_and(|r| r == target || self.access.names_devices()) || (flags.engine() && target == Pagemap::System);
         if a.seen.is_none() && worth {
             a.seen = self.observe(start, end);
         }
@@ -264,6 +267,9 @@ impl Context {
                 a.summary.residency = residency;
             }
             let actual = self.place_of(slots, seen, a.summary.residency);
+            if let Some(kept) = self.came_along(a, target) {
+                return self.keep_came_along(a, kept, now, placed);
+            }
             if a.summary.residency.is_some() && actual != a.summary.residency {
                 a.summary.record_move(now);
                 // Hand-off in one round trip: pages the library put in VRAM
@@ -365,7 +371,7 @@ impl Context {
     }
 
     /// Attributes + prefetch + verification for one candidate (steps 2-4).
-    fn try_candidate(&self, a: &Attempt, cand: Pagemap, placed: &mut Placed) -> std::result::Result<(), Miss> {
+    pub(super) fn try_candidate(&self, a: &Attempt, cand: Pagemap, placed: &mut Placed) -> std::result::Result<(), Miss> {
         let Attempt { slots, dev, start, end, ref summary, .. } = *a;
         // Step 2: the same preferred location on every device VM, skipping
         // madvise calls whose effect is recorded. What was applied is recorded
