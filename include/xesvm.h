@@ -168,8 +168,9 @@
 
 /**
  * `svm_alloc_vram` flag, with SVM_ALLOC_ENGINE only: prefetch now, never
- * leave the move to the launch's GPU fault (SVM_RESULT_ON_FAULT) or split
- * it (SVM_RESULT_SPLIT). An explicit request always moves now.
+ * leave the move to the launch's GPU fault (SVM_RESULT_ON_FAULT), split
+ * it (SVM_RESULT_SPLIT) or give it a system-memory birth. An explicit
+ * request always moves now.
  */
 #define SVM_ALLOC_PREFETCH_NOW (1 << 2)
 
@@ -177,10 +178,13 @@
  * `svm_alloc_vram` flag: hand the choice over. `target` is the engine's
  * own answer (svm_resolve_pagemap's, for a launch the runtime is about to
  * submit), and the engine may decide how the span gets there: split a
- * never-populated buffer (SVM_RESULT_SPLIT), leave the move to the
- * launch's fault (SVM_RESULT_ON_FAULT), keep a thrashing range where it
- * is (SVM_RESULT_PINNED), or widen the span to the walk, gather or record
- * it belongs to. Without it the call is an explicit request (an
+ * never-populated buffer (SVM_RESULT_SPLIT), give one that VRAM would
+ * take 4 KiB at a time (no 2 MiB chunk of it inside its mapping: a VRAM
+ * clear per page) its birth in system memory and serve it there (`pagemap`
+ * says so; SVM_ALLOC_IGNORE_THRASH_GUARD or an explicit request moves
+ * it), leave the move to the launch's fault (SVM_RESULT_ON_FAULT), keep a
+ * thrashing range where it is (SVM_RESULT_PINNED), or widen the span to
+ * the walk, gather or record it belongs to. Without it the call is an explicit request (an
  * application's zeCommandListAppendMemoryPrefetch, clEnqueueSVMMigrateMem):
  * exactly [start, start+size) moves to `target` now, or the call falls
  * back and says so (SVM_RESULT_FELL_BACK and `cause`), or fails.

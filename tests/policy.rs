@@ -1414,3 +1414,53 @@ fn a_first_read_of_what_came_along_with_a_neighbour_is_not_moved_back() {
     let p = t.ctx.alloc_vram(t.dev[0], a, MIB, Pagemap::System, AllocFlags::empty()).unwrap();
     assert!(p.pagemap == Some(Pagemap::System) && t.on(a, MIB) == Placement::System, "{p:?}");
 }
+
+/// Birth in pieces (policy/birth.rs): a never-populated buffer whose every
+/// 2 MiB chunk reaches past its mapping would be born in VRAM one 4 KiB
+/// range at a time, a VRAM clear each (the kernel takes 64 KiB ranges only
+/// over populated pages, `drm_gpusvm_check_pages`); the engine births it
+/// in system memory and serves it there. A runtime that insists (atomics)
+/// or asks explicitly moves it.
+#[test]
+fn a_fresh_buffer_whose_chunks_reach_past_its_mapping_is_born_in_system_memory() {
+    let t = setup("dgpu");
+    let (area, a, n) = (BUF + 16 * MIB, BUF + 16 * MIB + 64 * 1024, MIB + 64 * 1024);
+    t.sim.munmap(area, 4 * MIB).unwrap();
+    t.sim.mmap(a, n, false).unwrap();
+    assert_eq!(t.ctx.extent_of(a).unwrap(), (a, a + n));
+    let clears = t.sim.counters().vram_clears;
+    let pm = t.ctx.resolve(t.dev[0], 0, a, n, Access::Write).unwrap();
+    assert_eq!(pm, t.vram(0), "resolve knows nothing of the mapping");
+    let p = t.alloc(0, a, n, pm);
+    assert!(p.pagemap == Some(Pagemap::System) && p.bytes_moved == 0, "{p:?}");
+    let faults = t.sim.counters().gpu_faults;
+    t.gpu(0, a, n, sim::Access::Write).unwrap();
+    assert_eq!(t.sim.counters().gpu_faults, faults, "bound for the launch");
+    assert_eq!(t.sim.counters().vram_clears, clears, "no VRAM allocated");
+    assert_eq!(t.on(a, n), Placement::System);
+    // Served there afterwards: read, written, or asked of VRAM by the engine.
+    for access in [Access::Read, Access::Write] {
+        assert_eq!(t.ctx.resolve(t.dev[0], 0, a, n, access).unwrap(), Pagemap::System);
+    }
+    let p = t.alloc(0, a, n, t.vram(0));
+    assert!(p.pagemap == Some(Pagemap::System) && p.bytes_moved == 0, "{p:?}");
+    assert_eq!(t.on(a, n), Placement::System);
+    // Atomics run in local VRAM: the runtime insists, and it moves.
+    let p = t.ctx.alloc_vram(t.dev[0], a, n, t.vram(0), AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD).unwrap();
+    assert!(p.pagemap == Some(t.vram(0)) && t.on(a, n) == t.vram_of(0), "{p:?}");
+}
+
+/// The same buffer asked of VRAM explicitly, or inside a mapping that
+/// holds a whole 2 MiB chunk of it, is born in VRAM as asked.
+#[test]
+fn a_fresh_buffer_asked_explicitly_or_with_a_chunk_inside_its_mapping_is_born_in_vram() {
+    let t = setup("dgpu");
+    let (area, a, n) = (BUF + 16 * MIB, BUF + 16 * MIB + 64 * 1024, MIB + 64 * 1024);
+    t.sim.munmap(area, 4 * MIB).unwrap();
+    t.sim.mmap(a, n, false).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[0], a, n, t.vram(0), AllocFlags::empty()).unwrap();
+    assert!(p.pagemap == Some(t.vram(0)) && t.on(a, n) == t.vram_of(0), "explicit: {p:?}");
+    let b = BUF + 32 * MIB;
+    let p = t.alloc(0, b, MIB + 64 * 1024, t.vram(0));
+    assert!(p.pagemap == Some(t.vram(0)) && t.on(b, MIB) == t.vram_of(0), "a chunk inside: {p:?}");
+}

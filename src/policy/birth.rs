@@ -24,6 +24,10 @@
 //! (about 3 ms lost). The context keeps score of which way this process
 //! goes (`Context::births`), and where its GPUs kept more buffers than its
 //! CPU took, new ones are born whole in VRAM, as the kernel would.
+//!
+//! Birth in pieces: never-populated memory VRAM would take one 4 KiB range
+//! at a time (no 2 MiB chunk of the span inside its mapping) is born in
+//! system memory instead and served there (`Context::birth_in_pieces`).
 
 use std::sync::atomic::Ordering;
 
@@ -106,6 +110,66 @@ impl Context {
             placed.split = true;
         }
         Some(r)
+    }
+
+    /// Birth in pieces: a never-populated span asked of the accessing
+    /// device's VRAM whose every 2 MiB chunk reaches past its CPU mapping
+    /// (a small buffer, or one at an arena's end) would be born there one
+    /// 4 KiB range at a time: the kernel takes 64 KiB ranges only over
+    /// populated pages (`drm_gpusvm_range_chunk_size` checks the pages of
+    /// chunks up to check_pages_threshold, which xe sets to 64 KiB in
+    /// `xe_svm_handle_pagefault` and `prefetch_ranges`) and 2 MiB ones only
+    /// inside the mapping (docs/kernel-model.md §2), and each range is a VRAM clear of its own
+    /// (about 30 us, docs/cost-model.md: 7.5 ms a MiB). Born in system memory
+    /// instead (a page's zero-fill, about 0.5 us) and served there, read and
+    /// written at host bandwidth: moving it later would take 4 KiB ranges
+    /// again, a copy each. None where the rule does not apply.
+    pub(super) fn birth_in_pieces(&self, a: &mut Attempt, target: Pagemap, placed: &mut Placed) -> Option<Result<()>> {
+        let Attempt { dev, start, end, flags, .. } = *a;
+        let ok = target.device() == Some(dev.slot) && self.track.read().overlapping(start, end).all(|(s, r)| r.residency.is_none() || r.end.min(end) - s.max(start) <= PAGE);
+        if !ok {
+            return None;
+        }
+        let (ms, me) = self.driver.cpu_mapping(start).ok()?;
+        let inside = |c: u64| c >= ms && c + CHUNK <= me;
+        let (c0, c1) = (start & !(CHUNK - 1), (end - 1) & !(CHUNK - 1));
+        if end > me || inside(c0) || inside(c1) || c1 > c0 + CHUNK {
+            return None;
+        }
+        // A packed neighbour may share its end pages: the pages between say.
+        if end - start <= 2 * PAGE {
+            return None;
+        }
+        let seen = self.observe_samples(start + PAGE, end - PAGE, BIRTH_SAMPLES)?;
+        if seen.samples == 0 || seen.unpopulated != seen.samples {
+            return None;
+        }
+        crate::log!(crate::log::Level::Debug, "alloc_vram {} device {} to {target}: never populated, and no 2 MiB chunk of it inside its mapping: born in system memory, not in 4 KiB ranges of VRAM (birth in pieces)", Span(start, end - start), dev.slot);
+        let r = self.place(a, Pagemap::System, flags, placed);
+        if r.is_ok() {
+            self.mark_born_in_pieces(start, end);
+        }
+        Some(r)
+    }
+
+    /// Records [start, end) as born in pieces (see `birth_in_pieces`).
+    pub(super) fn mark_born_in_pieces(&self, start: u64, end: u64) {
+        if let Some(rec) = self.track.write().exact_mut(start, end) {
+            rec.born_in_pieces = true;
+            self.born_in_pieces.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the record speaking for [start, end) (a packed neighbour
+    /// may have taken its end page) says it was born in pieces and lies in
+    /// system memory still: one load where nothing was.
+    pub(super) fn born_in_pieces(&self, start: u64, end: u64) -> bool {
+        self.born_in_pieces.load(Ordering::Relaxed)
+            && self
+                .track
+                .read()
+                .overlapping(start, end)
+                .any(|(s, r)| super::record::speaks_for(s, r.end, start, end) && r.born_in_pieces && r.residency == Some(Pagemap::System))
     }
 
     /// A later call over a split span: the probe back in system memory

@@ -296,6 +296,9 @@ pub struct Context {
     /// birth's learning, policy/birth.rs): up for a CPU hand-off, down for
     /// a GPU that kept one.
     births: std::sync::atomic::AtomicI32,
+    /// Whether any span was born in system memory in pieces
+    /// (policy/birth.rs): until then placements skip the record lookup.
+    born_in_pieces: std::sync::atomic::AtomicBool,
     /// The default engine's choice per allocation (policy/choose.rs).
     chooser: choose::Chooser,
     /// Spans devices take turns at (policy/faults.rs).
@@ -376,6 +379,7 @@ impl Context {
             ranges: rangelock::RangeLocks::new(),
             stats: Stats::default(),
             births: std::sync::atomic::AtomicI32::new(0),
+            born_in_pieces: std::sync::atomic::AtomicBool::new(false),
             chooser: choose::Chooser::default(),
             turns: faults::Turns::default(),
             process: crate::driver::fork::generation(),

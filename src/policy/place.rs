@@ -78,6 +78,12 @@ impl Context {
             false => (Strategy::Cascade, 0),
         };
         let plain = engine && strategy != Strategy::Cascade;
+        // Born in system memory in pieces (policy/birth.rs): an engine
+        // placement serves it there, whatever strategy runs, unless the
+        // runtime insists (atomics run in local VRAM).
+        let in_pieces_ok = flags.may_defer() && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD);
+        let born_in_pieces = flags.engine() && self.born_in_pieces(start, end);
+        let target = if born_in_pieces && in_pieces_ok && target.device() == Some(h.slot) { Pagemap::System } else { target };
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
         let on_fault = |out: &mut Placed| {
             *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
@@ -146,7 +152,11 @@ impl Context {
         let t0 = if crate::log::tracing() { crate::trace::now() } else { 0 };
         let mut attempt = Attempt { slots: &slots, dev: &dev, start, end, summary: self.summary(start, end), seen, flags };
         // Split birth (policy/birth.rs): a span born half-way, or about to be.
-        let r = match self.split_review(&mut attempt, target, out).or_else(|| flags.may_defer().then(|| self.split_birth(&mut attempt, target, out)).flatten()) {
+        let r = match self
+            .split_review(&mut attempt, target, out)
+            .or_else(|| flags.may_defer().then(|| self.split_birth(&mut attempt, target, out)).flatten())
+            .or_else(|| in_pieces_ok.then(|| self.birth_in_pieces(&mut attempt, target, out)).flatten())
+        {
             Some(r) => r,
             None => self.place(&mut attempt, target, flags, out),
         };
@@ -157,6 +167,10 @@ impl Context {
                 Err(e) => e.short().to_string(),
             };
             crate::trace::span("alloc_vram", t0, crate::trace::now(), &format!("{} device {} to {target}: {outcome}", Span(start, end - start), h.slot));
+        }
+        if born_in_pieces && r.is_ok() && p.pagemap == Some(Pagemap::System) {
+            // The placement's record rewrite merged the flag away.
+            self.mark_born_in_pieces(start, end);
         }
         if r.is_ok() {
             self.stats.local().bytes_moved.fetch_add(p.bytes_moved, Ordering::Relaxed);

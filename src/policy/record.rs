@@ -223,6 +223,7 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         r.read_mostly &= p.read_mostly;
         r.gather &= p.gather;
         r.probe_born &= p.probe_born;
+        r.born_in_pieces &= p.born_in_pieces;
         r.remote_readers.fetch_or(p.remote_readers.load(Ordering::Relaxed), Ordering::Relaxed);
         r.peer_readers.fetch_or(p.peer_readers.load(Ordering::Relaxed), Ordering::Relaxed);
         // Bound for a device only where every piece is.

@@ -78,6 +78,11 @@ impl Context {
             }
             return Ok(local);
         }
+        // Born in system memory where VRAM would have taken it 4 KiB at a
+        // time (policy/birth.rs): served there.
+        if rec.is_some_and(|r| r.born_in_pieces && r.residency == Some(Pagemap::System)) {
+            return Ok(Pagemap::System);
+        }
         let links = self.links.read();
         let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
         if !cascade {

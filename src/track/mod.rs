@@ -133,6 +133,9 @@ pub struct Record {
     /// The rest of a split birth: the chunk just before it is the probe,
     /// born in VRAM (policy's split-birth rule).
     pub probe_born: bool,
+    /// Born in system memory where its VRAM birth would have taken 4 KiB
+    /// ranges (policy's birth in pieces rule): served there.
+    pub born_in_pieces: bool,
     /// A read of the split span was resolved since its birth: the GPU
     /// uses what it wrote (policy's split-birth rule then buys at once).
     pub probe_read: AtomicBool,
@@ -157,6 +160,7 @@ impl Clone for Record {
             bound: AtomicU64::new(self.bound.load(Ordering::Relaxed)),
             gather: self.gather,
             probe_born: self.probe_born,
+            born_in_pieces: self.born_in_pieces,
             probe_read: AtomicBool::new(self.probe_read.load(Ordering::Relaxed)),
         }
     }
@@ -182,6 +186,7 @@ impl Record {
             bound: AtomicU64::new(0),
             gather: false,
             probe_born: false,
+            born_in_pieces: false,
             probe_read: AtomicBool::new(false),
         }
     }
