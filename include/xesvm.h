@@ -169,8 +169,8 @@
 /**
  * `svm_alloc_vram` flag, with SVM_ALLOC_ENGINE only: prefetch now, never
  * leave the move to the launch's GPU fault (SVM_RESULT_ON_FAULT), split
- * it (SVM_RESULT_SPLIT) or give it a system-memory birth. An explicit
- * request always moves now.
+ * it (SVM_RESULT_SPLIT), give it a system-memory birth or leave what came
+ * along with a neighbour. An explicit request always moves now.
  */
 #define SVM_ALLOC_PREFETCH_NOW (1 << 2)
 
@@ -181,8 +181,11 @@
  * never-populated buffer (SVM_RESULT_SPLIT), give one that VRAM would
  * take 4 KiB at a time (no 2 MiB chunk of it inside its mapping: a VRAM
  * clear per page) its birth in system memory and serve it there (`pagemap`
- * says so; SVM_ALLOC_IGNORE_THRASH_GUARD or an explicit request moves
- * it), leave the move to the launch's fault (SVM_RESULT_ON_FAULT), keep a
+ * says so; SVM_ALLOC_IGNORE_THRASH_GUARD, SVM_ALLOC_PREFETCH_NOW or an
+ * explicit request moves it), leave a range asked for system memory where it came along into the
+ * device's VRAM with a neighbour the library moved there (the kernel moves
+ * whole 2 MiB ranges; `pagemap` says so, SVM_RESULT_SPLIT where only its
+ * end chunk did), leave the move to the launch's fault (SVM_RESULT_ON_FAULT), keep a
  * thrashing range where it is (SVM_RESULT_PINNED), or widen the span to
  * the walk, gather or record it belongs to. Without it the call is an explicit request (an
  * application's zeCommandListAppendMemoryPrefetch, clEnqueueSVMMigrateMem):

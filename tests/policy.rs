@@ -1405,12 +1405,14 @@ fn a_first_read_of_what_came_along_with_a_neighbour_is_not_moved_back() {
     // Its head came along, its tail did not.
     assert_eq!(t.ctx.resolve(t.dev[0], 0, b, MIB, Access::Read).unwrap(), Pagemap::System);
     let p = t.alloc(0, b, MIB, Pagemap::System);
-    assert!(p.in_place && p.bytes_moved == 0 && p.split && p.pagemap == Some(Pagemap::System), "{p:?}");
+    assert!(!p.in_place && p.bytes_moved == 0 && p.split && p.pagemap == Some(Pagemap::System), "the rest bound: {p:?}");
     assert_eq!(t.on(b, 2 * R - (b - BUF)), t.vram_of(0));
     assert_eq!(t.on(BUF + 2 * R, b + MIB - BUF - 2 * R), Placement::System);
     assert_eq!(t.sim.counters().bytes_to_system, moved, "nothing moved back");
     t.reads_without_faults(0, a, 2 * MIB, "the tail was bound");
-    // An explicit request is executed as asked.
+    // A runtime asking for the move now, or explicitly, gets it.
+    let p = t.ctx.alloc_vram(t.dev[0], a, MIB / 2, Pagemap::System, AllocFlags::ENGINE | AllocFlags::PREFETCH_NOW).unwrap();
+    assert!(p.pagemap == Some(Pagemap::System) && t.on(a, MIB / 2) == Placement::System, "{p:?}");
     let p = t.ctx.alloc_vram(t.dev[0], a, MIB, Pagemap::System, AllocFlags::empty()).unwrap();
     assert!(p.pagemap == Some(Pagemap::System) && t.on(a, MIB) == Placement::System, "{p:?}");
 }
@@ -1447,6 +1449,21 @@ fn a_fresh_buffer_whose_chunks_reach_past_its_mapping_is_born_in_system_memory()
     assert_eq!(t.on(a, n), Placement::System);
     // Atomics run in local VRAM: the runtime insists, and it moves.
     let p = t.ctx.alloc_vram(t.dev[0], a, n, t.vram(0), AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD).unwrap();
+    assert!(p.pagemap == Some(t.vram(0)) && t.on(a, n) == t.vram_of(0), "{p:?}");
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, a, n, Access::Read).unwrap(), t.vram(0), "served where it lives now");
+}
+
+/// Birth in pieces leaves the runtime's advice alone: a span it gave a
+/// preferred location is born where the advice says.
+#[test]
+fn a_fresh_buffer_the_runtime_advised_is_not_born_in_pieces() {
+    let t = setup("dgpu");
+    let (area, a, n) = (BUF + 16 * MIB, BUF + 16 * MIB + 64 * 1024, MIB + 64 * 1024);
+    t.sim.munmap(area, 4 * MIB).unwrap();
+    t.sim.mmap(a, n, false).unwrap();
+    t.ctx.set_preferred(a, n, t.vram(0)).unwrap();
+    let pm = t.ctx.resolve(t.dev[0], 0, a, n, Access::Write).unwrap();
+    let p = t.alloc(0, a, n, pm);
     assert!(p.pagemap == Some(t.vram(0)) && t.on(a, n) == t.vram_of(0), "{p:?}");
 }
 

@@ -126,7 +126,11 @@ impl Context {
     /// again, a copy each. None where the rule does not apply.
     pub(super) fn birth_in_pieces(&self, a: &mut Attempt, target: Pagemap, placed: &mut Placed) -> Option<Result<()>> {
         let Attempt { dev, start, end, flags, .. } = *a;
-        let ok = target.device() == Some(dev.slot) && self.track.read().overlapping(start, end).all(|(s, r)| r.residency.is_none() || r.end.min(end) - s.max(start) <= PAGE);
+        // Nothing placed there (a packed neighbour's record may share an end
+        // page), and no advice of the runtime's: its preferred location or
+        // read-mostly hint decides where the span lives.
+        let free = |s: u64, r: &Record| r.end.min(end) - s.max(start) <= PAGE || (r.residency.is_none() && r.preferred.is_none() && !r.read_mostly);
+        let ok = target.device() == Some(dev.slot) && self.track.read().overlapping(start, end).all(|(s, r)| free(s, r));
         if !ok {
             return None;
         }
@@ -160,16 +164,15 @@ impl Context {
         }
     }
 
-    /// Whether the record speaking for [start, end) (a packed neighbour
-    /// may have taken its end page) says it was born in pieces and lies in
-    /// system memory still: one load where nothing was.
+    /// Whether [start, end) is a span born in pieces that lies in system
+    /// memory still: its record holds all of it but an end page a packed
+    /// neighbour may have taken (a wider call is not the span). One load
+    /// where nothing was.
     pub(super) fn born_in_pieces(&self, start: u64, end: u64) -> bool {
         self.born_in_pieces.load(Ordering::Relaxed)
-            && self
-                .track
-                .read()
-                .overlapping(start, end)
-                .any(|(s, r)| super::record::speaks_for(s, r.end, start, end) && r.born_in_pieces && r.residency == Some(Pagemap::System))
+            && self.track.read().overlapping(start, end).any(|(s, r)| {
+                s <= start + PAGE && r.end + PAGE >= end && r.born_in_pieces && r.residency == Some(Pagemap::System) && r.preferred.is_none()
+            })
     }
 
     /// A later call over a split span: the probe back in system memory

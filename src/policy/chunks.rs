@@ -46,10 +46,10 @@ impl Context {
     /// where system memory serves someone else: another device reads it in
     /// place, a pin holds it for a hand-off, or the runtime advised it
     /// (read-mostly, a preferred location). An explicit request is executed
-    /// as asked.
+    /// as asked, and so is one that asks for the move now (PREFETCH_NOW).
     pub(super) fn came_along(&self, a: &Attempt, target: Pagemap) -> Option<CameAlong> {
         let Attempt { slots, dev, start, end, ref summary, seen, flags } = *a;
-        if !flags.engine() || target != Pagemap::System || summary.residency.is_some_and(|p| p != Pagemap::System) || seen?.in_system() {
+        if !flags.may_defer() || target != Pagemap::System || summary.residency.is_some_and(|p| p != Pagemap::System) || seen?.in_system() {
             return None;
         }
         let serves_others = summary.readers_in_place(dev.slot).1
@@ -72,9 +72,6 @@ impl Context {
             };
             out.pieces[i] = (s, e, pm);
         }
-        // A part left in system memory is a split, which a runtime asking
-        // for the move now refuses.
-        let whole = out.pieces.iter().all(|p| p.0 >= p.1 || p.2.is_some());
         // Kept only where the tile has room for it besides what this
         // context placed there: short of room, the move back frees VRAM
         // that the kernel would otherwise evict from the spans placed.
@@ -82,7 +79,7 @@ impl Context {
             Pagemap::Vram { tile, .. } => dev.tiles[tile as usize].is_some_and(|t| dev.placed[tile as usize].load(Ordering::Relaxed).saturating_add(bytes) <= t.capacity),
             Pagemap::System => true,
         });
-        (out.pieces.iter().any(|p| p.2.is_some()) && room && (whole || flags.may_defer())).then_some(out)
+        (out.pieces.iter().any(|p| p.2.is_some()) && room).then_some(out)
     }
 
     /// The accessing device's VRAM tile the away piece at `s` of the span
@@ -136,7 +133,7 @@ impl Context {
         }
         placed.pagemap = if whole { came } else { Some(Pagemap::System) };
         placed.split = !whole;
-        placed.in_place = placed.bytes_moved == 0;
+        placed.in_place = whole;
         placed.verified = true;
         Ok(())
     }

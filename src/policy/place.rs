@@ -82,8 +82,10 @@ impl Context {
         // placement serves it there, whatever strategy runs, unless the
         // runtime insists (atomics run in local VRAM).
         let in_pieces_ok = flags.may_defer() && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD);
-        let born_in_pieces = flags.engine() && self.born_in_pieces(start, end);
-        let target = if born_in_pieces && in_pieces_ok && target.device() == Some(h.slot) { Pagemap::System } else { target };
+        let served = |born: bool, asked: Pagemap| if born && in_pieces_ok && asked.device() == Some(h.slot) { Pagemap::System } else { asked };
+        let asked = target;
+        let engine_call = flags.engine();
+        let target = served(engine_call && self.born_in_pieces(start, end), asked);
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
         let on_fault = |out: &mut Placed| {
             *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
@@ -136,6 +138,10 @@ impl Context {
             }
         }
         let _g = self.ranges.lock(start, end);
+        // Decided again under the lock: another call may have moved the
+        // span (atomics) or recorded its birth since.
+        let born_in_pieces = engine_call && self.born_in_pieces(start, end);
+        let target = served(born_in_pieces, asked);
         let slots = self.slots.read();
         let dev = Context::device_in(&slots, h)?.clone();
         // Another thread may have placed it while we waited (an observation

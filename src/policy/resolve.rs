@@ -80,7 +80,7 @@ impl Context {
         }
         // Born in system memory where VRAM would have taken it 4 KiB at a
         // time (policy/birth.rs): served there.
-        if rec.is_some_and(|r| r.born_in_pieces && r.residency == Some(Pagemap::System)) {
+        if rec.is_some_and(|r| r.born_in_pieces && r.residency == Some(Pagemap::System) && r.preferred.is_none() && !r.read_mostly) {
             return Ok(Pagemap::System);
         }
         let links = self.links.read();
