@@ -1481,3 +1481,42 @@ fn a_fresh_buffer_asked_explicitly_or_with_a_chunk_inside_its_mapping_is_born_in
     let p = t.alloc(0, b, MIB + 64 * 1024, t.vram(0));
     assert!(p.pagemap == Some(t.vram(0)) && t.on(b, MIB) == t.vram_of(0), "a chunk inside: {p:?}");
 }
+
+/// Birth in pieces of an arena's last buffer: its chunks inside the
+/// mapping are born in VRAM (2 MiB ranges), the part in the chunk reaching
+/// past the mapping's end in system memory (SVM_RESULT_SPLIT), and later
+/// engine placements place the head and leave the tail there.
+#[test]
+fn the_tail_of_an_arenas_last_buffer_is_born_in_system_memory() {
+    let t = setup("dgpu");
+    let m = BUF + 16 * MIB;
+    t.sim.munmap(m, 8 * MIB).unwrap();
+    t.sim.mmap(m, 3 * MIB, false).unwrap();
+    let (a, n, tail) = (m + MIB, 2 * MIB, m + 2 * MIB);
+    let clears = t.sim.counters().vram_clears;
+    let p = t.alloc(0, a, n, t.vram(0));
+    assert!(p.split && p.pagemap == Some(Pagemap::System) && p.bytes_moved == 0, "{p:?}");
+    assert_eq!(t.sim.counters().vram_clears, clears + 1, "one 2 MiB range for the head, none for the tail");
+    assert_eq!((t.on(a, MIB), t.on(tail, MIB)), (t.vram_of(0), Placement::System));
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, a, n, Access::Read).unwrap(), t.vram(0), "the head's answer");
+    let p = t.alloc(0, a, n, t.vram(0));
+    assert!(p.split && p.pagemap == Some(Pagemap::System) && p.bytes_moved == 0, "{p:?}");
+    assert_eq!((t.on(a, MIB), t.on(tail, MIB)), (t.vram_of(0), Placement::System));
+    t.reads_without_faults(0, a, n, "head and tail bound");
+}
+
+/// Another device's engine placement ends a split born in pieces: the span
+/// is placed whole where it asks.
+#[test]
+fn another_device_places_an_arenas_last_buffer_whole() {
+    let t = setup("2dgpu-p2p");
+    let m = BUF + 16 * MIB;
+    t.sim.munmap(m, 8 * MIB).unwrap();
+    t.sim.mmap(m, 3 * MIB, false).unwrap();
+    let (a, n, tail) = (m + MIB, 2 * MIB, m + 2 * MIB);
+    let p = t.alloc(0, a, n, t.vram(0));
+    assert!(p.split && t.on(tail, MIB) == Placement::System, "{p:?}");
+    assert_eq!(t.ctx.resolve(t.dev[1], 0, a, n, Access::Write).unwrap(), t.vram(1));
+    let p = t.alloc(1, a, n, t.vram(1));
+    assert!(!p.split && p.pagemap == Some(t.vram(1)) && t.on(a, n) == t.vram_of(1), "{p:?}");
+}

@@ -90,7 +90,8 @@ pub const SVM_ALLOC_PREFETCH_NOW: u32 = 1 << 2;
 /// submit), and the engine may decide how the span gets there: split a
 /// never-populated buffer (SVM_RESULT_SPLIT), give one that VRAM would
 /// take 4 KiB at a time (no 2 MiB chunk of it inside its mapping: a VRAM
-/// clear per page) its birth in system memory and serve it there (`pagemap`
+/// clear per page), or that part of it, its birth in system memory and
+/// serve it there (`pagemap`
 /// says so; SVM_ALLOC_IGNORE_THRASH_GUARD, SVM_ALLOC_PREFETCH_NOW or an
 /// explicit request moves it), leave a range asked for system memory where it came along into the
 /// device's VRAM with a neighbour the library moved there (the kernel moves
@@ -143,7 +144,7 @@ pub const SVM_RESULT_VERIFIED: u32 = 1 << 3;
 /// only the tile that uses it. SVM_ALLOC_PREFETCH_NOW refuses it.
 pub const SVM_RESULT_ON_FAULT: u32 = 1 << 4;
 /// Split (SVM_ALLOC_ENGINE only): part of the range lives in the
-/// accessing device's VRAM, the rest in system memory (`pagemap`). Two
+/// accessing device's VRAM, the rest in system memory (`pagemap`). Three
 /// cases. A split birth: the range was never populated, and only its first 2 MiB
 /// chunk lives in the VRAM asked for; the rest is in system memory
 /// until the next calls show who uses it. The CPU reading it
@@ -151,7 +152,10 @@ pub const SVM_RESULT_ON_FAULT: u32 = 1 << 4;
 /// owner's second call after the birth, or its first after a read was
 /// resolved (the GPU uses what it wrote), moves the rest to its VRAM; any
 /// other device's call ends the split and places the whole range. Set by
-/// the birth and by the calls that keep it. Or a range asked for system
+/// the birth and by the calls that keep it. Or the last buffer of an arena
+/// born in pieces: its part in the 2 MiB chunk reaching past its mapping
+/// lives in system memory (VRAM would take it 4 KiB at a time), the rest in
+/// VRAM; later engine placements keep it so. Or a range asked for system
 /// memory whose end 2 MiB chunk came along into the device's VRAM with a
 /// neighbour the library moved there (the kernel migrates whole 2 MiB
 /// ranges): that chunk is left there, the rest is bound in system memory.

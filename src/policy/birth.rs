@@ -26,8 +26,9 @@
 //! CPU took, new ones are born whole in VRAM, as the kernel would.
 //!
 //! Birth in pieces: never-populated memory VRAM would take one 4 KiB range
-//! at a time (no 2 MiB chunk of the span inside its mapping) is born in
-//! system memory instead and served there (`Context::birth_in_pieces`).
+//! at a time (no 2 MiB chunk of the span inside its mapping, or the part of
+//! an arena's last buffer in the chunk reaching past the mapping) is born
+//! in system memory instead and served there (`Context::birth_in_pieces`).
 
 use std::sync::atomic::Ordering;
 
@@ -137,23 +138,68 @@ impl Context {
         let (ms, me) = self.driver.cpu_mapping(start).ok()?;
         let inside = |c: u64| c >= ms && c + CHUNK <= me;
         let (c0, c1) = (start & !(CHUNK - 1), (end - 1) & !(CHUNK - 1));
-        if end > me || inside(c0) || inside(c1) || c1 > c0 + CHUNK {
-            return None;
-        }
+        // What VRAM would take 4 KiB at a time: all of the span where none
+        // of its chunks lies inside the mapping, else the part in its last
+        // chunk where only that one reaches past the mapping's end (the
+        // last buffer of an arena); the rest moves in 2 MiB ranges.
+        let cut = match (inside(c0), inside(c1)) {
+            _ if end > me => return None,
+            (false, false) if c1 <= c0 + CHUNK => start,
+            (true, false) => c1,
+            _ => return None,
+        };
         // A packed neighbour may share its end pages: the pages between say.
-        if end - start <= 2 * PAGE {
+        let (ss, se) = ((start + PAGE).max(cut), end - PAGE);
+        if se <= ss {
             return None;
         }
-        let seen = self.observe_samples(start + PAGE, end - PAGE, BIRTH_SAMPLES)?;
+        let seen = self.observe_samples(ss, se, BIRTH_SAMPLES)?;
         if seen.samples == 0 || seen.unpopulated != seen.samples {
             return None;
         }
-        crate::log!(crate::log::Level::Debug, "alloc_vram {} device {} to {target}: never populated, and no 2 MiB chunk of it inside its mapping: born in system memory, not in 4 KiB ranges of VRAM (birth in pieces)", Span(start, end - start), dev.slot);
-        let r = self.place(a, Pagemap::System, flags, placed);
+        crate::log!(crate::log::Level::Debug, "alloc_vram {} device {} to {target}: never populated, and no 2 MiB chunk of {} inside its mapping: born there in system memory, not in 4 KiB ranges of VRAM (birth in pieces)", Span(start, end - start), dev.slot, Span(cut, end - cut));
+        if cut == start {
+            let r = self.place(a, Pagemap::System, flags, placed);
+            if r.is_ok() {
+                self.mark_born_in_pieces(start, end);
+            }
+            return Some(r);
+        }
+        // The head where asked, in 2 MiB ranges; the tail in system memory.
+        let mut head = Attempt { end: cut, summary: self.summary(start, cut), seen: None, ..*a };
+        if let Err(e) = self.place(&mut head, target, flags, placed) {
+            return Some(Err(e));
+        }
+        // Never populated: the head was cleared there, nothing was copied.
+        placed.bytes_moved = 0;
+        let mut tail = Attempt { start: cut, summary: self.summary(cut, end), seen: Some(seen), ..*a };
+        let mut more = Placed::default();
+        let r = self.place(&mut tail, Pagemap::System, flags, &mut more);
+        placed.ioctls += more.ioctls;
+        placed.retries += more.retries;
+        placed.vms_applied |= more.vms_applied;
         if r.is_ok() {
-            self.mark_born_in_pieces(start, end);
+            self.mark_born_in_pieces(cut, end);
+            placed.pagemap = Some(Pagemap::System);
+            placed.split = true;
         }
         Some(r)
+    }
+
+    /// Where an engine placement of [start, end) to the device's VRAM
+    /// ends: before the tail a birth in pieces left in system memory
+    /// (served there; the head is placed as asked), else at `end`.
+    pub(super) fn before_pieces(&self, slot: u16, start: u64, end: u64) -> u64 {
+        if !self.born_in_pieces.load(Ordering::Relaxed) {
+            return end;
+        }
+        let track = self.track.read();
+        let tail = track.overlapping(start, end).find(|&(s, r)| s > start && s % CHUNK == 0 && r.end + PAGE >= end && r.born_in_pieces && r.residency == Some(Pagemap::System) && r.preferred.is_none());
+        let Some((cut, _)) = tail else { return end };
+        // The device whose VRAM holds the head only: another device's call
+        // ends the split (the span is placed whole, as asked).
+        let head = track.overlapping(start, cut).all(|(s, r)| r.end.min(cut) - s.max(start) <= PAGE || r.residency.and_then(|p| p.device()) == Some(slot));
+        if head { cut } else { end }
     }
 
     /// Records [start, end) as born in pieces (see `birth_in_pieces`).

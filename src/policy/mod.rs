@@ -31,6 +31,7 @@
 mod adopt;
 mod batch;
 mod birth;
+mod bind;
 mod attributes;
 mod brlock;
 mod choose;
@@ -162,8 +163,10 @@ pub struct Placed {
     /// Part in the accessing device's VRAM, the rest in system memory
     /// (`pagemap`): a split birth (policy/birth.rs: never populated, its
     /// first 2 MiB chunk in the VRAM asked for until the next calls show
-    /// who uses it), or an end chunk that came along into that VRAM with a
-    /// neighbour's move, asked for system memory (policy/chunks.rs).
+    /// who uses it), an arena's last buffer whose tail chunk was born in
+    /// system memory (policy/birth.rs, birth in pieces), or an end chunk
+    /// that came along into that VRAM with a neighbour's move, asked for
+    /// system memory (policy/chunks.rs).
     pub split: bool,
     /// The errno that caused the fallback (or, when the call failed, ended it).
     pub cause: Option<Errno>,

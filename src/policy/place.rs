@@ -48,7 +48,17 @@ impl Context {
         let mut placed = Placed::default();
         // The placement time the default engine learns from (policy/choose.rs).
         let t0 = (flags.engine() && !self.config.engine_rules && self.chooser.learning()).then(|| self.driver.now_ns());
-        let result = self.alloc_vram_into(h, start, size, target, flags, &mut placed);
+        // A tail born in pieces stays in system memory (policy/birth.rs):
+        // an engine placement to the device's VRAM places the head.
+        let head = match flags.may_defer() && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && target.device() == Some(h.slot) {
+            true => check_span(start, size).map_or(size, |end| self.before_pieces(h.slot, start, end) - start),
+            false => size,
+        };
+        let result = self.alloc_vram_into(h, start, head, target, flags, &mut placed);
+        if head < size && result.is_ok() {
+            placed.split = true;
+            placed.pagemap = Some(Pagemap::System);
+        }
         if let Some(t0) = t0 {
             self.chooser.spent(h.slot, self.driver.now_ns().saturating_sub(t0), placed.bytes_moved);
         }
@@ -655,43 +665,5 @@ impl Context {
             break;
         }
         Ok(Migrated { moved: summary.residency != Some(cand), bound: true })
-    }
-
-    /// Binds a span already in system memory for device `on` (a queued
-    /// prefetch: it moves nothing, docs/kernel-model.md §7); whether it was
-    /// accepted. A failure changes nothing: the GPU faults instead.
-    pub(super) fn bind_in_system(&self, on: &Device, start: u64, size: u64, placed: &mut Placed) -> bool {
-        self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
-        self.restarting(placed, || xe::prefetch_queued(&*self.driver, on.fd, on.vm_id, start, size, 0)).is_ok()
-    }
-
-    pub(super) fn prefetch(&self, on: &Device, start: u64, size: u64, region: u32, placed: &mut Placed) -> Result<()> {
-        self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
-        // A tile's own VRAM through that tile's VM (one VM per tile, adopted);
-        // system memory and peers through tile 0's.
-        let vm = match region {
-            0 | DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC => on.vm_id,
-            inst => on.tiles.iter().position(|t| t.is_some_and(|t| t.instance as u32 == inst)).map_or(on.vm_id, |t| on.vm_of_tile(t as u16)),
-        };
-        let timeout = self.config.bind_timeout_ns.min(i64::MAX as u64) as i64;
-        self.restarting(placed, || xe::prefetch_wait(&*self.driver, on.fd, vm, start, size, region, timeout))
-    }
-
-    /// Runs a call that issues one ioctl (a prefetch: the bind and its fence
-    /// wait), counting it, and counting the EINTR/EAGAIN restarts the
-    /// driver layer made for it (`driver::ioctl`, the one layer that
-    /// restarts, until its deadline) as retries.
-    pub(super) fn restarting(&self, placed: &mut Placed, f: impl FnOnce() -> Result<()>) -> Result<()> {
-        crate::driver::take_restarts();
-        let r = f();
-        let n = crate::driver::take_restarts();
-        placed.ioctls += 1 + n;
-        self.stats.local().ioctls.fetch_add(1 + n as u64, Ordering::Relaxed);
-        if n > 0 {
-            placed.retries += n;
-            self.stats.count_errnos(Errno::EINTR, n);
-            crate::log!(crate::log::Level::Info, "ioctl interrupted (EINTR/EAGAIN): restarted {n} times (for at most {} ms)", crate::driver::RESTART_DEADLINE_NS / 1_000_000);
-        }
-        r
     }
 }

@@ -39,6 +39,9 @@ impl Context {
     }
 
     fn resolve_in(&self, slots: &[Slot], h: DeviceHandle, tile: u16, start: u64, end: u64, access: Access) -> Result<Pagemap> {
+        // A tail born in pieces is served in system memory (policy/birth.rs):
+        // the answer is the head's.
+        let end = if access == Access::Atomic { end } else { self.before_pieces(h.slot, start, end) };
         let size = end - start;
         let dev = Context::device_in(slots, h)?;
         dev.check_alive()?;
@@ -80,7 +83,7 @@ impl Context {
         }
         // Born in system memory where VRAM would have taken it 4 KiB at a
         // time (policy/birth.rs): served there.
-        if rec.is_some_and(|r| r.born_in_pieces && r.residency == Some(Pagemap::System) && r.preferred.is_none() && !r.read_mostly) {
+        if self.born_in_pieces(start, end) && rec.is_some_and(|r| !r.read_mostly) {
             return Ok(Pagemap::System);
         }
         let links = self.links.read();

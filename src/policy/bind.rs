@@ -1,0 +1,47 @@
+//! The library's VM_BIND PREFETCH calls: a migration with its fence wait,
+//! the queued bind of a span already in system memory, and the accounting
+//! of each ioctl and its EINTR/EAGAIN restarts.
+
+use std::sync::atomic::Ordering;
+
+use super::*;
+
+impl Context {
+    /// Binds a span already in system memory for device `on` (a queued
+    /// prefetch: it moves nothing, docs/kernel-model.md §7); whether it was
+    /// accepted. A failure changes nothing: the GPU faults instead.
+    pub(super) fn bind_in_system(&self, on: &Device, start: u64, size: u64, placed: &mut Placed) -> bool {
+        self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
+        self.restarting(placed, || xe::prefetch_queued(&*self.driver, on.fd, on.vm_id, start, size, 0)).is_ok()
+    }
+
+    pub(super) fn prefetch(&self, on: &Device, start: u64, size: u64, region: u32, placed: &mut Placed) -> Result<()> {
+        self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
+        // A tile's own VRAM through that tile's VM (one VM per tile, adopted);
+        // system memory and peers through tile 0's.
+        let vm = match region {
+            0 | DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC => on.vm_id,
+            inst => on.tiles.iter().position(|t| t.is_some_and(|t| t.instance as u32 == inst)).map_or(on.vm_id, |t| on.vm_of_tile(t as u16)),
+        };
+        let timeout = self.config.bind_timeout_ns.min(i64::MAX as u64) as i64;
+        self.restarting(placed, || xe::prefetch_wait(&*self.driver, on.fd, vm, start, size, region, timeout))
+    }
+
+    /// Runs a call that issues one ioctl (a prefetch: the bind and its fence
+    /// wait), counting it, and counting the EINTR/EAGAIN restarts the
+    /// driver layer made for it (`driver::ioctl`, the one layer that
+    /// restarts, until its deadline) as retries.
+    pub(super) fn restarting(&self, placed: &mut Placed, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        crate::driver::take_restarts();
+        let r = f();
+        let n = crate::driver::take_restarts();
+        placed.ioctls += 1 + n;
+        self.stats.local().ioctls.fetch_add(1 + n as u64, Ordering::Relaxed);
+        if n > 0 {
+            placed.retries += n;
+            self.stats.count_errnos(Errno::EINTR, n);
+            crate::log!(crate::log::Level::Info, "ioctl interrupted (EINTR/EAGAIN): restarted {n} times (for at most {} ms)", crate::driver::RESTART_DEADLINE_NS / 1_000_000);
+        }
+        r
+    }
+}
