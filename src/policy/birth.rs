@@ -189,6 +189,12 @@ impl Context {
     /// Where an engine placement of [start, end) to the device's VRAM
     /// ends: before the tail a birth in pieces left in system memory
     /// (served there; the head is placed as asked), else at `end`.
+    /// Whether any span was born in pieces (the hot paths' one load).
+    #[inline]
+    pub(super) fn any_born_in_pieces(&self) -> bool {
+        self.born_in_pieces.load(Ordering::Relaxed)
+    }
+
     pub(super) fn before_pieces(&self, slot: u16, start: u64, end: u64) -> u64 {
         if !self.born_in_pieces.load(Ordering::Relaxed) {
             return end;

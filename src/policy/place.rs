@@ -50,7 +50,7 @@ impl Context {
         let t0 = (flags.engine() && !self.config.engine_rules && self.chooser.learning()).then(|| self.driver.now_ns());
         // A tail born in pieces stays in system memory (policy/birth.rs):
         // an engine placement to the device's VRAM places the head.
-        let head = match flags.may_defer() && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && target.device() == Some(h.slot) {
+        let head = match self.any_born_in_pieces() && flags.may_defer() && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && target.device() == Some(h.slot) {
             true => check_span(start, size).map_or(size, |end| self.before_pieces(h.slot, start, end) - start),
             false => size,
         };
@@ -95,7 +95,7 @@ impl Context {
         let served = |born: bool, asked: Pagemap| if born && in_pieces_ok && asked.device() == Some(h.slot) { Pagemap::System } else { asked };
         let asked = target;
         let engine_call = flags.engine();
-        let target = served(engine_call && self.born_in_pieces(start, end), asked);
+        let target = served(engine_call && self.any_born_in_pieces() && self.born_in_pieces(start, end), asked);
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
         let on_fault = |out: &mut Placed| {
             *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };

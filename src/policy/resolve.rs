@@ -41,7 +41,8 @@ impl Context {
     fn resolve_in(&self, slots: &[Slot], h: DeviceHandle, tile: u16, start: u64, end: u64, access: Access) -> Result<Pagemap> {
         // A tail born in pieces is served in system memory (policy/birth.rs):
         // the answer is the head's.
-        let end = if access == Access::Atomic { end } else { self.before_pieces(h.slot, start, end) };
+        let pieces = access != Access::Atomic && self.any_born_in_pieces();
+        let end = if pieces { self.before_pieces(h.slot, start, end) } else { end };
         let size = end - start;
         let dev = Context::device_in(slots, h)?;
         dev.check_alive()?;
@@ -83,7 +84,7 @@ impl Context {
         }
         // Born in system memory where VRAM would have taken it 4 KiB at a
         // time (policy/birth.rs): served there.
-        if self.born_in_pieces(start, end) && rec.is_some_and(|r| !r.read_mostly) {
+        if pieces && self.born_in_pieces(start, end) && rec.is_some_and(|r| !r.read_mostly) {
             return Ok(Pagemap::System);
         }
         let links = self.links.read();
