@@ -60,6 +60,12 @@ impl T {
     fn vram_of(&self, d: u32) -> Placement {
         Placement::Vram { device: d, instance: 1 }
     }
+    /// A mapping of its own at [at, at+len), with nothing mapped around it
+    /// in the 8 MiB from BUF + 16 MiB.
+    fn mapping(&self, at: u64, len: u64) {
+        self.sim.munmap(BUF + 16 * MIB, 8 * MIB).unwrap();
+        self.sim.mmap(at, len, false).unwrap();
+    }
 }
 
 #[test]
@@ -1426,9 +1432,8 @@ fn a_first_read_of_what_came_along_with_a_neighbour_is_not_moved_back() {
 #[test]
 fn a_fresh_buffer_whose_chunks_reach_past_its_mapping_is_born_in_system_memory() {
     let t = setup("dgpu");
-    let (area, a, n) = (BUF + 16 * MIB, BUF + 16 * MIB + 64 * 1024, MIB + 64 * 1024);
-    t.sim.munmap(area, 4 * MIB).unwrap();
-    t.sim.mmap(a, n, false).unwrap();
+    let (a, n) = (BUF + 16 * MIB + 64 * 1024, MIB + 64 * 1024);
+    t.mapping(a, n);
     assert_eq!(t.ctx.extent_of(a).unwrap(), (a, a + n));
     let clears = t.sim.counters().vram_clears;
     let pm = t.ctx.resolve(t.dev[0], 0, a, n, Access::Write).unwrap();
@@ -1458,9 +1463,8 @@ fn a_fresh_buffer_whose_chunks_reach_past_its_mapping_is_born_in_system_memory()
 #[test]
 fn a_fresh_buffer_the_runtime_advised_is_not_born_in_pieces() {
     let t = setup("dgpu");
-    let (area, a, n) = (BUF + 16 * MIB, BUF + 16 * MIB + 64 * 1024, MIB + 64 * 1024);
-    t.sim.munmap(area, 4 * MIB).unwrap();
-    t.sim.mmap(a, n, false).unwrap();
+    let (a, n) = (BUF + 16 * MIB + 64 * 1024, MIB + 64 * 1024);
+    t.mapping(a, n);
     t.ctx.set_preferred(a, n, t.vram(0)).unwrap();
     let pm = t.ctx.resolve(t.dev[0], 0, a, n, Access::Write).unwrap();
     let p = t.alloc(0, a, n, pm);
@@ -1472,9 +1476,8 @@ fn a_fresh_buffer_the_runtime_advised_is_not_born_in_pieces() {
 #[test]
 fn a_fresh_buffer_asked_explicitly_or_with_a_chunk_inside_its_mapping_is_born_in_vram() {
     let t = setup("dgpu");
-    let (area, a, n) = (BUF + 16 * MIB, BUF + 16 * MIB + 64 * 1024, MIB + 64 * 1024);
-    t.sim.munmap(area, 4 * MIB).unwrap();
-    t.sim.mmap(a, n, false).unwrap();
+    let (a, n) = (BUF + 16 * MIB + 64 * 1024, MIB + 64 * 1024);
+    t.mapping(a, n);
     let p = t.ctx.alloc_vram(t.dev[0], a, n, t.vram(0), AllocFlags::empty()).unwrap();
     assert!(p.pagemap == Some(t.vram(0)) && t.on(a, n) == t.vram_of(0), "explicit: {p:?}");
     let b = BUF + 32 * MIB;
@@ -1490,8 +1493,7 @@ fn a_fresh_buffer_asked_explicitly_or_with_a_chunk_inside_its_mapping_is_born_in
 fn the_tail_of_an_arenas_last_buffer_is_born_in_system_memory() {
     let t = setup("dgpu");
     let m = BUF + 16 * MIB;
-    t.sim.munmap(m, 8 * MIB).unwrap();
-    t.sim.mmap(m, 3 * MIB, false).unwrap();
+    t.mapping(m, 3 * MIB);
     let (a, n, tail) = (m + MIB, 2 * MIB, m + 2 * MIB);
     let clears = t.sim.counters().vram_clears;
     let p = t.alloc(0, a, n, t.vram(0));
@@ -1511,8 +1513,7 @@ fn the_tail_of_an_arenas_last_buffer_is_born_in_system_memory() {
 fn another_device_places_an_arenas_last_buffer_whole() {
     let t = setup("2dgpu-p2p");
     let m = BUF + 16 * MIB;
-    t.sim.munmap(m, 8 * MIB).unwrap();
-    t.sim.mmap(m, 3 * MIB, false).unwrap();
+    t.mapping(m, 3 * MIB);
     let (a, n, tail) = (m + MIB, 2 * MIB, m + 2 * MIB);
     let p = t.alloc(0, a, n, t.vram(0));
     assert!(p.split && t.on(tail, MIB) == Placement::System, "{p:?}");

@@ -91,24 +91,11 @@ impl Context {
             dev.slot,
             Span(probe, end - probe)
         );
-        let mut head = Attempt { start, end: probe, summary: self.summary(start, probe), seen: None, ..*a };
-        if let Err(e) = self.place(&mut head, target, flags, placed) {
-            return Some(Err(e));
-        }
-        // Never populated: the probe was cleared there, nothing was copied.
-        placed.bytes_moved = 0;
-        let mut rest = Attempt { start: probe, end, summary: self.summary(probe, end), seen: Some(seen), ..*a };
-        let mut more = Placed::default();
-        let r = self.place(&mut rest, Pagemap::System, flags, &mut more);
-        placed.ioctls += more.ioctls;
-        placed.retries += more.retries;
-        placed.vms_applied |= more.vms_applied;
+        let r = self.place_split(a, probe, target, seen, placed);
         if r.is_ok() {
             if let Some(rec) = self.track.write().exact_mut(probe, end) {
                 rec.probe_born = true;
             }
-            placed.pagemap = Some(Pagemap::System);
-            placed.split = true;
         }
         Some(r)
     }
@@ -166,24 +153,33 @@ impl Context {
             return Some(r);
         }
         // The head where asked, in 2 MiB ranges; the tail in system memory.
-        let mut head = Attempt { end: cut, summary: self.summary(start, cut), seen: None, ..*a };
-        if let Err(e) = self.place(&mut head, target, flags, placed) {
-            return Some(Err(e));
+        let r = self.place_split(a, cut, target, seen, placed);
+        if r.is_ok() {
+            self.mark_born_in_pieces(cut, end);
         }
-        // Never populated: the head was cleared there, nothing was copied.
+        Some(r)
+    }
+
+    /// A never-populated span born split at `cut`: [start, cut) in `target`
+    /// (cleared there: nothing copied), the rest in system memory, where
+    /// the page table `seen` it unpopulated. The result says split, in
+    /// system memory (SVM_RESULT_SPLIT).
+    fn place_split(&self, a: &Attempt, cut: u64, target: Pagemap, seen: Seen, placed: &mut Placed) -> Result<()> {
+        let Attempt { start, end, flags, .. } = *a;
+        let mut head = Attempt { end: cut, summary: self.summary(start, cut), seen: None, ..*a };
+        self.place(&mut head, target, flags, placed)?;
         placed.bytes_moved = 0;
-        let mut tail = Attempt { start: cut, summary: self.summary(cut, end), seen: Some(seen), ..*a };
+        let mut rest = Attempt { start: cut, summary: self.summary(cut, end), seen: Some(seen), ..*a };
         let mut more = Placed::default();
-        let r = self.place(&mut tail, Pagemap::System, flags, &mut more);
+        let r = self.place(&mut rest, Pagemap::System, flags, &mut more);
         placed.ioctls += more.ioctls;
         placed.retries += more.retries;
         placed.vms_applied |= more.vms_applied;
         if r.is_ok() {
-            self.mark_born_in_pieces(cut, end);
             placed.pagemap = Some(Pagemap::System);
             placed.split = true;
         }
-        Some(r)
+        r
     }
 
     /// Where an engine placement of [start, end) to the device's VRAM
