@@ -29,8 +29,12 @@ impl Context {
 /// accessing device's VRAM: its pieces (at most the head chunk, the
 /// middle, the tail chunk), each with the VRAM it came along into, or
 /// None where it lies in system memory.
-pub(super) struct CameAlong {
+pub(super) struct CameAlong<'a> {
     pieces: [(u64, u64, Option<Pagemap>); 3],
+    /// The range locks of the rest of the end chunks (the neighbours'),
+    /// held until the pieces are recorded: a neighbour's move would take
+    /// a kept piece with it.
+    _locks: [Option<super::rangelock::RangeGuard<'a>>; 2],
 }
 
 impl Context {
@@ -47,7 +51,7 @@ impl Context {
     /// place, a pin holds it for a hand-off, or the runtime advised it
     /// (read-mostly, a preferred location). An explicit request is executed
     /// as asked, and so is one that asks for the move now (PREFETCH_NOW).
-    pub(super) fn came_along(&self, a: &Attempt, target: Pagemap) -> Option<CameAlong> {
+    pub(super) fn came_along(&self, a: &Attempt, target: Pagemap) -> Option<CameAlong<'_>> {
         let Attempt { slots, dev, start, end, ref summary, seen, flags } = *a;
         if !flags.may_defer() || target != Pagemap::System || summary.residency.is_some_and(|p| p != Pagemap::System) || seen?.in_system() {
             return None;
@@ -62,7 +66,12 @@ impl Context {
         let head_end = end.min((start & !(CHUNK - 1)) + CHUNK);
         let tail_start = ((end - 1) & !(CHUNK - 1)).max(head_end);
         let pieces = [(start, head_end, true), (head_end, tail_start, false), (tail_start, end, true)];
-        let mut out = CameAlong { pieces: [(0, 0, None); 3] };
+        // The neighbours' sides of the end chunks, locked first (another
+        // call holding one may be moving it: then nothing is kept), so
+        // that what the page table shows next holds until it is recorded.
+        let (cs, ce) = (start & !(CHUNK - 1), end.next_multiple_of(CHUNK));
+        let side = |s: u64, e: u64| if s < e { self.ranges.try_lock(s, e).map(Some) } else { Some(None) };
+        let mut out = CameAlong { pieces: [(0, 0, None); 3], _locks: [side(cs, start)?, side(end, ce)?] };
         for (i, &(s, e, shared)) in pieces.iter().enumerate().filter(|(_, p)| p.0 < p.1) {
             let seen = self.observe(s, e)?;
             let pm = match seen.in_system() {
@@ -71,15 +80,27 @@ impl Context {
                 false => Some(self.local_mate(slots, dev, start, end, s, &seen)?),
             };
             out.pieces[i] = (s, e, pm);
+            // A side whose piece stays in system memory is not held (the
+            // placement of the rest may widen over it).
+            if pm.is_none() && i != 1 {
+                let single = head_end == end;
+                if i == 0 || single {
+                    out._locks[0] = None;
+                }
+                if i == 2 || single {
+                    out._locks[1] = None;
+                }
+            }
         }
-        // Kept only where the tile has room for it besides what this
-        // context placed there: short of room, the move back frees VRAM
-        // that the kernel would otherwise evict from the spans placed.
-        let room = out.pieces.iter().filter_map(|&(s, e, pm)| Some((e - s, pm?))).all(|(bytes, pm)| match pm {
-            Pagemap::Vram { tile, .. } => dev.tiles[tile as usize].is_some_and(|t| dev.placed[tile as usize].load(Ordering::Relaxed).saturating_add(bytes) <= t.capacity),
+        // Kept only where the tile has room for all of it besides what
+        // this context placed there: short of room, the move back frees
+        // VRAM that the kernel would otherwise evict from the spans placed.
+        let kept: u64 = out.pieces.iter().filter(|p| p.2.is_some()).map(|p| p.1 - p.0).sum();
+        let room = out.pieces.iter().filter_map(|p| p.2).all(|pm| match pm {
+            Pagemap::Vram { tile, .. } => dev.tiles[tile as usize].is_some_and(|t| dev.placed[tile as usize].load(Ordering::Relaxed).saturating_add(kept) <= t.capacity),
             Pagemap::System => true,
         });
-        (out.pieces.iter().any(|p| p.2.is_some()) && room).then_some(out)
+        (kept > 0 && room).then_some(out)
     }
 
     /// The accessing device's VRAM tile the away piece at `s` of the span
@@ -102,7 +123,7 @@ impl Context {
     /// in system memory, is placed there as any engine placement is
     /// (advised where its chunks are its own, bound), which moves nothing
     /// either.
-    pub(super) fn keep_came_along(&self, a: &Attempt, kept: CameAlong, now: u64, placed: &mut Placed) -> Result<()> {
+    pub(super) fn keep_came_along(&self, a: &Attempt, kept: CameAlong<'_>, now: u64, placed: &mut Placed) -> Result<()> {
         let Attempt { slots, dev, start, end, flags, .. } = *a;
         let mut came = None;
         let (mut sys_start, mut sys_end) = (start, end);
