@@ -53,7 +53,8 @@ impl Context {
     /// as asked, and so is one that asks for the move now (PREFETCH_NOW).
     pub(super) fn came_along(&self, a: &Attempt, target: Pagemap) -> Option<CameAlong<'_>> {
         let Attempt { slots, dev, start, end, ref summary, seen, flags } = *a;
-        if !flags.may_defer() || target != Pagemap::System || summary.residency.is_some_and(|p| p != Pagemap::System) || seen?.in_system() {
+        let whole = seen?;
+        if !flags.may_defer() || target != Pagemap::System || summary.residency.is_some_and(|p| p != Pagemap::System) || whole.in_system() {
             return None;
         }
         let serves_others = summary.readers_in_place(dev.slot).1
@@ -73,7 +74,9 @@ impl Context {
         let side = |s: u64, e: u64| if s < e { self.ranges.try_lock(s, e).map(Some) } else { Some(None) };
         let mut out = CameAlong { pieces: [(0, 0, None); 3], _locks: [side(cs, start)?, side(end, ce)?] };
         for (i, &(s, e, shared)) in pieces.iter().enumerate().filter(|(_, p)| p.0 < p.1) {
-            let seen = self.observe(s, e)?;
+            // A span inside one chunk is its only piece: the look the
+            // placement took is this one.
+            let seen = if (s, e) == (start, end) { whole } else { self.observe(s, e)? };
             let pm = match seen.in_system() {
                 true => None,
                 false if !shared => return None,

@@ -95,7 +95,7 @@ impl Context {
         let served = |born: bool, asked: Pagemap| if born && in_pieces_ok && asked.device() == Some(h.slot) { Pagemap::System } else { asked };
         let asked = target;
         let engine_call = flags.engine();
-        let target = served(engine_call && self.any_born_in_pieces() && self.born_in_pieces(start, end), asked);
+        let target = served(engine_call && self.born_in_pieces(start, end), asked);
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
         let on_fault = |out: &mut Placed| {
             *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
