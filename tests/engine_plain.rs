@@ -122,6 +122,68 @@ fn a_buffer_devices_take_turns_at_is_left_to_the_faults() {
     assert!(fourth.on_fault && fourth.bytes_moved == 0, "shared for every device: {fourth:?}");
 }
 
+/// Where the runtime reports launches, the chooser would run the rule
+/// cascade; a buffer the devices already took turns at stays with their
+/// faults: each kernel reads its half of an input the runtime knows whole
+/// (data split across devices), and a move of the whole buffer to the
+/// asking device would carry the other's half across the link at every
+/// turn.
+#[test]
+fn a_buffer_devices_took_turns_at_stays_with_the_faults_when_reports_begin() {
+    let t = setup("2dgpu-p2p", false);
+    t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
+    // Each device's kernel reads its own half of the 16 MiB the runtime
+    // asks for.
+    let turn = |d: usize, report: bool| {
+        let pm = t.ctx.resolve(t.dev[d], 0, BUF, 16 * MIB, Access::Read).unwrap();
+        let p = t.ctx.alloc_vram(t.dev[d], BUF, 16 * MIB, pm, AllocFlags::ENGINE).unwrap();
+        let dev = t.ctx.device(t.dev[d]).unwrap();
+        t.sim.gpu_access(dev.fd, dev.vm_id, 0, BUF + d as u64 * 8 * MIB, 8 * MIB, sim::Access::Read, 7).unwrap();
+        if report {
+            t.ctx.launch_done(t.dev[d], 1_000_000).unwrap();
+        }
+        p
+    };
+    // The first round is placed before any report comes back.
+    assert_eq!(turn(0, false).bytes_moved, 16 * MIB);
+    assert!(turn(1, false).on_fault, "the first turn");
+    for round in 0..3 {
+        let (a, b) = (turn(0, true), turn(1, true));
+        assert!(a.bytes_moved == 0 && b.bytes_moved == 0, "round {round}: {a:?} {b:?}");
+        assert!(b.on_fault, "round {round}: {b:?}");
+    }
+    assert_eq!(t.sim.placement(BUF + 8 * MIB, 8 * MIB), Placement::Vram { device: 1, instance: 1 });
+    assert_eq!(t.sim.placement(BUF, 8 * MIB), Placement::Vram { device: 0, instance: 1 });
+}
+
+/// A buffer devices took turns at still goes where the cascade sends it
+/// for several readers: system memory, which every device reads at host
+/// bandwidth and which moves no slice to a device that does not read it.
+/// Only a move into the asking device's VRAM is left to the faults.
+#[test]
+fn a_buffer_devices_took_turns_at_goes_to_system_memory_for_several_readers() {
+    let t = setup("4dgpu-p2p", false);
+    t.sim.cpu_access(BUF, 12 * MIB, sim::Access::Write, 1).unwrap();
+    let turn = |d: usize, report: bool| {
+        let pm = t.ctx.resolve(t.dev[d], 0, BUF, 12 * MIB, Access::Read).unwrap();
+        let p = t.ctx.alloc_vram(t.dev[d], BUF, 12 * MIB, pm, AllocFlags::ENGINE).unwrap();
+        let dev = t.ctx.device(t.dev[d]).unwrap();
+        t.sim.gpu_access(dev.fd, dev.vm_id, 0, BUF + d as u64 * 4 * MIB, 4 * MIB, sim::Access::Read, 7).unwrap();
+        if report {
+            t.ctx.launch_done(t.dev[d], 1_000_000).unwrap();
+        }
+        p
+    };
+    turn(0, false);
+    assert!(turn(1, false).on_fault && turn(2, false).on_fault, "the first round");
+    turn(0, true);
+    assert!(turn(1, true).on_fault, "into device 1's VRAM: the faults");
+    // Device 2 is the second to read it from a peer's VRAM.
+    let third = turn(2, true);
+    assert!(!third.on_fault && third.pagemap == Some(Pagemap::System), "{third:?}");
+    assert_eq!(t.sim.placement(BUF, 12 * MIB), Placement::System);
+}
+
 /// A span the runtime places ignoring the thrash guard (one a kernel uses
 /// atomically, which runs in local VRAM whatever the faults do) is moved
 /// at every turn, not left to the faults.

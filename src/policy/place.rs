@@ -78,20 +78,26 @@ impl Context {
         self.stats.local().alloc_calls.fetch_add(1, Ordering::Relaxed);
         // The engine's strategy (policy/choose.rs): the runtime's own (an
         // engine placement executed as its prefetch would be, resolve
-        // having chosen the target; a mapping found from a pointer left
-        // to the faults), or, where launch reports show it costs less, the
-        // rule cascade.
+        // having chosen the target; a mapping found from a pointer, and a
+        // span devices took turns at asked into this device's VRAM, left
+        // to the faults: `Turns::taken`), or, where launch reports show it
+        // costs less, the rule cascade. The runtime that ignores the thrash
+        // guard insists on the move (a span the kernel uses atomically,
+        // which runs in local VRAM whatever the faults do).
         let engine = flags.engine() && !self.config.engine_rules;
         let may_leave = engine && !flags.contains(AllocFlags::PREFETCH_NOW);
+        let insists = flags.contains(AllocFlags::IGNORE_THRASH_GUARD);
+        let extent = flags.contains(AllocFlags::EXTENT);
+        let taken = engine && !extent && may_leave && !insists && target.device() == Some(h.slot) && self.turns.taken(start, end - start);
         let (strategy, before) = match engine {
-            true => self.chooser.choose(h.slot, start, end - start, if flags.contains(AllocFlags::EXTENT) { Strategy::Faults } else { Strategy::Prefetch }, may_leave),
+            true => self.chooser.choose(h.slot, start, end - start, if extent || taken { Strategy::Faults } else { Strategy::Prefetch }, may_leave),
             false => (Strategy::Cascade, 0),
         };
         let plain = engine && strategy != Strategy::Cascade;
         // Born in system memory in pieces (policy/birth.rs): an engine
         // placement serves it there, whatever strategy runs, unless the
         // runtime insists (atomics run in local VRAM).
-        let in_pieces_ok = flags.may_defer() && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD);
+        let in_pieces_ok = flags.may_defer() && !insists;
         let served = |born: bool, asked: Pagemap| if born && in_pieces_ok && asked.device() == Some(h.slot) { Pagemap::System } else { asked };
         let asked = target;
         let engine_call = flags.engine();
@@ -109,7 +115,9 @@ impl Context {
             if let Some(d) = Context::check_pagemap(&slots, target)? {
                 d.check_alive()?;
             }
-            if may_leave && strategy == Strategy::Faults {
+            // What is here already stays reported in place (a span devices
+            // took turns at, where this one's kernel left it).
+            if may_leave && strategy == Strategy::Faults && !taken {
                 return on_fault(out);
             }
             match self.in_place(&slots, dev, start, end, target, false) {
@@ -124,11 +132,9 @@ impl Context {
                 Check::RecordMoved(rs, re) if flags.engine() => (start, end) = (rs, re),
                 _ => {}
             }
-            // The runtime that ignores the thrash guard insists on the move
-            // (a span the kernel uses atomically, which runs in local VRAM
-            // whatever the faults do): turns between devices do not leave
+            // Where the runtime insists, turns between devices do not leave
             // it to the faults either.
-            let turns = plain && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD);
+            let turns = plain && !insists;
             if may_leave && self.leave_to_faults(dev, h.slot, target, start, end, before, turns) {
                 return on_fault(out);
             }
