@@ -46,15 +46,16 @@ impl Context {
     /// [`Context::alloc_vram`], reporting what happened on failure too.
     pub fn alloc_vram_outcome(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags) -> Outcome {
         let mut placed = Placed::default();
-        // The placement time the default engine learns from (policy/choose.rs).
-        let t0 = (flags.engine() && !self.config.engine_rules && self.chooser.learning()).then(|| self.driver.now_ns());
+        // The placement time the default engine learns from (policy/choose.rs),
+        // clocked from where the call is found not in place.
+        let mut t0 = None;
         // A tail born in pieces stays in system memory (policy/birth.rs):
         // an engine placement to the device's VRAM places the head.
         let head = match self.any_born_in_pieces() && flags.may_defer() && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && target.device() == Some(h.slot) {
             true => check_span(start, size).map_or(size, |end| self.before_pieces(h.slot, start, end) - start),
             false => size,
         };
-        let result = self.alloc_vram_into(h, start, head, target, flags, &mut placed);
+        let result = self.alloc_vram_into(h, start, head, target, flags, &mut placed, &mut t0);
         if head < size && result.is_ok() {
             placed.split = true;
             placed.pagemap = Some(Pagemap::System);
@@ -72,7 +73,12 @@ impl Context {
         Outcome { result, placed }
     }
 
-    fn alloc_vram_into(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags, out: &mut Placed) -> Result<()> {
+    /// [`Context::alloc_vram_outcome`] for [start, start+size); `clock`
+    /// gets the driver's clock where an engine placement whose runtime
+    /// reports launches is found not in place (a call in place spends
+    /// nothing worth learning, and skips both clock reads).
+    #[allow(clippy::too_many_arguments)]
+    fn alloc_vram_into(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags, out: &mut Placed, clock: &mut Option<u64>) -> Result<()> {
         let mut end = check_span(start, size)?;
         let mut start = start;
         self.stats.local().alloc_calls.fetch_add(1, Ordering::Relaxed);
@@ -120,7 +126,8 @@ impl Context {
             if may_leave && strategy == Strategy::Faults && !taken {
                 return on_fault(out);
             }
-            match self.in_place(&slots, dev, start, end, target, false) {
+            let learn = engine && self.chooser.learning();
+            match self.in_place(&slots, dev, start, end, target, false, learn.then_some(&mut *clock)) {
                 Check::InPlace(p) => {
                     self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
                     *out = p;
@@ -131,6 +138,9 @@ impl Context {
                 // is placed again whole, once, not piece by piece.
                 Check::RecordMoved(rs, re) if flags.engine() => (start, end) = (rs, re),
                 _ => {}
+            }
+            if learn {
+                *clock = Some(self.driver.now_ns());
             }
             // Where the runtime insists, turns between devices do not leave
             // it to the faults either.
@@ -162,7 +172,7 @@ impl Context {
         let dev = Context::device_in(&slots, h)?.clone();
         // Another thread may have placed it while we waited (an observation
         // made before the wait would be stale now: this one is fresh).
-        let seen = match self.in_place(&slots, &dev, start, end, target, true) {
+        let seen = match self.in_place(&slots, &dev, start, end, target, true, None) {
             Check::InPlace(p) => {
                 self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
                 *out = p;
@@ -212,8 +222,11 @@ impl Context {
 
     /// Step 1: the record says the range is in `target`, the accessing
     /// device's VM will leave it there, and that still holds (believed,
-    /// fresh, settled, or confirmed by the page table).
-    pub(super) fn in_place(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap, held: bool) -> Check {
+    /// fresh, settled, or confirmed by the page table). Where it found it
+    /// so with a page-table read or an ioctl, `clock` (asked for where the
+    /// engine learns placement times) gets the clock from before them.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn in_place(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap, held: bool, clock: Option<&mut Option<u64>>) -> Check {
         let track = self.track.read();
         // The span's record, or the one it is a piece of: a runtime that
         // places a buffer and then calls per piece finds each piece in place
@@ -223,6 +236,8 @@ impl Context {
             return Check::Unknown;
         }
         let now = self.driver.now_ns();
+        let calls = |s: &super::stats::Shard| s.ioctls.load(Ordering::Relaxed) + s.observe_reads.load(Ordering::Relaxed) + s.observe_errors.load(Ordering::Relaxed);
+        let calls_before = clock.is_some().then(|| calls(self.stats.local()));
         // A piece is looked at as its whole record: a runtime that calls per
         // piece pays one page-table look per record and freshness period,
         // not one per piece. Where the record no longer holds, the slow path
@@ -264,6 +279,11 @@ impl Context {
         // same range in place do not bounce its cache line.
         if now.saturating_sub(rec.last_used.load(Ordering::Relaxed)) > LRU_GRANULE_NS {
             rec.last_used.store(now, Ordering::Relaxed);
+        }
+        if let (Some(clock), Some(c)) = (clock, calls_before) {
+            if calls(self.stats.local()) != c {
+                *clock = Some(now);
+            }
         }
         Check::InPlace(placed)
     }
@@ -429,7 +449,7 @@ impl Context {
         // no fault's outcome.
         let no_vram = cand == Pagemap::System && slots.iter().filter_map(|s| s.dev.as_ref()).all(|d| !d.has_vram());
         let engine_system = a.flags.engine() && cand == Pagemap::System;
-        let advise = !no_vram && !(engine_system && end - start <= super::resolve::SMALL_READ);
+        let advise = !(no_vram || (engine_system && end - start <= super::resolve::SMALL_READ));
         // The madvise covers the span's whole 2 MiB chunks where nothing else
         // is recorded there: a madvise splits the mirror VMA at its ends, and
         // inside a split the kernel can no longer use a 2 MiB range, so a

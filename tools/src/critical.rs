@@ -90,10 +90,7 @@ pub(super) fn path(m: &Machine, w: &Workload, segs: &[(u64, u64, Signature)], ro
             let own = if matches!(cur.0.who, Who::Gpu { .. }) { m.least_mem(&cur.0, cur.1) * b } else { 0.0 };
             least[cur.0.step] += own;
             let Some(prev) = k.checked_sub(1).map(|k| &sig[k]) else { continue };
-            let handed = match (prev.0.who, cur.0.who) {
-                (Who::Cpu | Who::Gpu { .. }, Who::Gpu { .. }) | (Who::Gpu { .. }, Who::Cpu) => true,
-                _ => false,
-            };
+            let handed = matches!((prev.0.who, cur.0.who), (Who::Cpu | Who::Gpu { .. }, Who::Gpu { .. }) | (Who::Gpu { .. }, Who::Cpu));
             if !handed || prev.0.step == cur.0.step || !precedes(w, &feet, prev.0.step, cur.0.step) {
                 continue;
             }
