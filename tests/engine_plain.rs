@@ -184,6 +184,39 @@ fn a_buffer_devices_took_turns_at_goes_to_system_memory_for_several_readers() {
     assert_eq!(t.sim.placement(BUF, 12 * MIB), Placement::System);
 }
 
+/// A buffer one device writes and another reads (a pipeline's stage
+/// output) is a hand-off, not a split: where reports begin after the first
+/// turn, the cascade moves it to its reader once, and the writer then
+/// writes it there over the link, where the faults would move all of it
+/// at every turn.
+#[test]
+fn a_buffer_one_device_writes_and_another_reads_is_handed_off_by_the_cascade() {
+    let t = setup("2dgpu-p2p", false);
+    t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
+    let turn = |d: usize, a: Access, report: bool| {
+        let pm = t.ctx.resolve(t.dev[d], 0, BUF, 16 * MIB, a).unwrap();
+        let p = t.ctx.alloc_vram(t.dev[d], BUF, 16 * MIB, pm, AllocFlags::ENGINE).unwrap();
+        let dev = t.ctx.device(t.dev[d]).unwrap();
+        let sa = if a == Access::Write { sim::Access::Write } else { sim::Access::Read };
+        t.sim.gpu_access(dev.fd, dev.vm_id, 0, BUF, 16 * MIB, sa, 7).unwrap();
+        if report {
+            t.ctx.launch_done(t.dev[d], 1_000_000).unwrap();
+        }
+        p
+    };
+    turn(0, Access::Write, false);
+    assert!(turn(1, Access::Read, false).on_fault, "the first turn");
+    turn(0, Access::Write, true);
+    let read = turn(1, Access::Read, true);
+    assert!(!read.on_fault && read.bytes_moved == 16 * MIB, "moved to its reader: {read:?}");
+    let reader = t.ctx.pagemap(t.dev[1], 0).unwrap();
+    for round in 0..2 {
+        let (w, r) = (turn(0, Access::Write, true), turn(1, Access::Read, true));
+        assert!(w.bytes_moved == 0 && r.bytes_moved == 0, "round {round}: {w:?} {r:?}");
+        assert_eq!(w.pagemap, Some(reader), "written where its reader holds it");
+    }
+}
+
 /// A span the runtime places ignoring the thrash guard (one a kernel uses
 /// atomically, which runs in local VRAM whatever the faults do) is moved
 /// at every turn, not left to the faults.

@@ -6,7 +6,7 @@
 //! (`Turns::taken`). Where launch reports show the faults cheapest for a
 //! span, the chooser runs them there too (policy/choose.rs).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
@@ -17,12 +17,32 @@ use crate::topology::Pagemap;
 /// Spans several devices took turns at (set the first time one is asked
 /// for by a device while another's VRAM holds it): left to the faults from
 /// then on, for every device and whatever the chooser would run
-/// (`Turns::taken`).
+/// (`Turns::taken`), unless they are a hand-off from one writer to other
+/// readers.
 #[derive(Default)]
 pub(crate) struct Turns {
-    shared: Mutex<HashSet<(u64, u64)>>,
+    shared: Mutex<HashMap<(u64, u64), Uses>>,
     /// Whether `shared` holds anything (the hot path's one load).
     any: AtomicBool,
+}
+
+/// The devices (bit = slot) resolve saw write and read a shared span
+/// since it became shared.
+#[derive(Default, Clone, Copy)]
+struct Uses {
+    writers: u64,
+    readers: u64,
+}
+
+impl Uses {
+    /// One device writes it and only others read it: a stage's output
+    /// handed to the next stage's device (a pipeline). Its writer touches
+    /// all of it, and so does its reader's kernel: the cascade's move to
+    /// the reader, then the writer's remote writes (policy/resolve.rs,
+    /// producer and consumer), beat the faults' whole move at every turn.
+    fn hand_off(self) -> bool {
+        self.writers.count_ones() == 1 && self.readers & self.writers == 0
+    }
 }
 
 impl Turns {
@@ -38,41 +58,56 @@ impl Turns {
     /// runtime without xesvm.
     pub(crate) fn shared(&self, slot: u16, start: u64, len: u64, held_by: Option<u16>) -> bool {
         if held_by.is_some_and(|d| d != slot) {
-            self.shared.lock().insert((start, len));
+            self.shared.lock().entry((start, len)).or_default();
             self.any.store(true, Ordering::Relaxed);
             return true;
         }
         self.taken(start, len)
     }
 
+    /// Notes resolve's access by device `slot` to a shared span: a write
+    /// (or atomic) makes it a writer, a read a reader. One relaxed load
+    /// where nothing is shared.
+    pub(crate) fn note(&self, slot: u16, start: u64, len: u64, write: bool) {
+        if self.any.load(Ordering::Relaxed) {
+            if let Some(u) = self.shared.lock().get_mut(&(start, len)) {
+                let bit = 1u64 << (slot % 64);
+                match write {
+                    true => u.writers |= bit,
+                    false => u.readers |= bit,
+                }
+            }
+        }
+    }
+
     /// Whether [start, start+len) is a span devices took turns at (one
-    /// relaxed load where none did). A placement of it into the asking
-    /// device's VRAM is left to the faults whatever the chooser would run:
-    /// once the faults have moved what each device's kernel touches, the
-    /// records no longer say where its pieces lie, and the cascade's move
-    /// of the whole span is a guess that can cost far more than the
-    /// faults. It carries the slice another device reads (whose next turn
-    /// pulls it back), and a span the faults left in 4 KiB ranges
-    /// (scattered writes) pays a range's fixed cost per 4 KiB: 3 MiB in
-    /// 22 ms against 0.13 ms whole (a two-device solver's trace). The
+    /// relaxed load where none did), other than a hand-off from one writer
+    /// to other readers (`Uses::hand_off`). A placement of it into the
+    /// asking device's VRAM is left to the faults whatever the chooser
+    /// would run: once the faults have moved what each device's kernel
+    /// touches, the records no longer say where its pieces lie, and the
+    /// cascade's move of the whole span is a guess that can cost far more
+    /// than the faults. It carries the slice another device reads (whose
+    /// next turn pulls it back), and a span the faults left in 4 KiB
+    /// ranges (scattered writes) pays a range's fixed cost per 4 KiB: 3 MiB
+    /// in 22 ms against 0.13 ms whole (a two-device solver's trace). The
     /// cascade still serves it where it lies or sends it to system memory
     /// for several readers (policy/resolve.rs), which moves no slice to a
     /// device that does not read it. The faults are the kernel's own
     /// placement, never worse than the runtime without xesvm for that span.
-    /// Measured on
-    /// generated programs (200 per seed, geometric mean against the better
-    /// baseline, programs above 1.02x): seeds 1, 2, 21, 22 from 0.555,
-    /// 0.554, 0.549, 0.520 (5, 3, 7, 8) to 0.557, 0.551, 0.546, 0.521 (5,
-    /// 2, 6, 8), held out 31, 32 from 0.544, 0.544 (8, 3) to 0.533, 0.539
-    /// (4, 1): two-device solvers up to 5.5x and atomics up to 1.4x faster;
-    /// pipelines whose stages hand a buffer from device to device up to 2x
-    /// slower (the cascade's one move to the reader, then remote writes,
-    /// beat the faults' move at every turn), all still under half their
-    /// baseline. Leaving every placement of it to the faults (system
-    /// memory too) cost an input six devices read 1.46x (its shared chunks
-    /// moved at every turn, where system memory served them all).
+    /// Measured on generated programs (200 per seed, geometric mean against
+    /// the better baseline, programs above 1.02x): seeds 1, 2, 21, 22 from
+    /// 0.555, 0.554, 0.549, 0.520 (5, 3, 7, 8) to 0.554, 0.548, 0.543,
+    /// 0.520 (5, 2, 6, 8); held out 31, 32 from 0.544, 0.544 (8, 3; worst
+    /// 1.66x, 1.64x) to 0.532, 0.541 (4, 1; worst 1.25x, 1.08x): two-device
+    /// solvers up to 5.5x and atomics up to 1.4x faster. Without the
+    /// hand-off exception pipelines ran up to 2x slower (0.557, 0.551,
+    /// 0.546, 0.521; 22 programs more than 5 % behind the oracle row, 6
+    /// with it); leaving every placement of such a span to the faults
+    /// (system memory too) cost an input six devices read 1.46x (its shared
+    /// chunks moved at every turn, where system memory served them all).
     pub(crate) fn taken(&self, start: u64, len: u64) -> bool {
-        self.any.load(Ordering::Relaxed) && self.shared.lock().contains(&(start, len))
+        self.any.load(Ordering::Relaxed) && self.shared.lock().get(&(start, len)).is_some_and(|u| !u.hand_off())
     }
 }
 

@@ -4,7 +4,9 @@
 //! holds. No ioctl, no allocation, read locks only; the runtime's own
 //! strategy changes nothing, and the cascade notes the access in the
 //! records (a write, a read of a span born split, a walk) for the
-//! placement that follows.
+//! placement that follows. Either notes who writes and who reads a span
+//! devices take turns at (policy/faults.rs; one relaxed load, and a lock
+//! only where such spans exist).
 
 use std::sync::atomic::Ordering;
 
@@ -41,6 +43,11 @@ impl Context {
     fn resolve_in(&self, slots: &[Slot], h: DeviceHandle, tile: u16, start: u64, end: u64, access: Access) -> Result<Pagemap> {
         // A tail born in pieces is served in system memory (policy/birth.rs):
         // the answer is the head's.
+        // Who writes and who reads a span devices take turns at
+        // (policy/faults.rs: a hand-off from one writer to other readers).
+        if access != Access::Prefetch {
+            self.turns.note(h.slot, start, end - start, access != Access::Read);
+        }
         let pieces = access != Access::Atomic && self.any_born_in_pieces();
         let end = if pieces { self.before_pieces(h.slot, start, end) } else { end };
         let size = end - start;
