@@ -113,6 +113,25 @@ fn in_place_record_is_rechecked_when_something_moved() {
     assert_eq!(t.on(BUF, R), t.vram_of(0));
 }
 
+/// A span freed and allocated again at its address without the runtime's
+/// free hook, then partly written by the CPU, is not a hand-off: the page
+/// table shows never-populated pages beside the new ones (a pull-back makes
+/// every page it moves present; only a munmap discards device pages), so
+/// it is placed again, not held in system memory.
+#[test]
+fn a_span_freed_and_partly_written_again_is_not_a_hand_off() {
+    // Every placement looks at the page table (no freshness period).
+    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 0, ..rules() });
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    t.alloc(0, BUF, R, t.vram(0));
+    t.sim.munmap(BUF, R).unwrap();
+    t.sim.mmap(BUF, R, false).unwrap();
+    t.sim.cpu_access(BUF + R / 2, R / 2, sim::Access::Write, 2).unwrap();
+    let p = t.alloc(0, BUF, R, t.vram(0));
+    assert!(!p.pinned && p.bytes_moved > 0, "placed again: {p:?}");
+    assert_eq!(t.on(BUF, R), t.vram_of(0));
+}
+
 #[test]
 fn evict_then_cpu_access_finds_data_intact() {
     let t = setup("2dgpu-p2p");
