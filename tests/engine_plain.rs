@@ -217,6 +217,32 @@ fn a_buffer_one_device_writes_and_another_reads_is_handed_off_by_the_cascade() {
     }
 }
 
+/// A buffer both devices write, each its half (a solver's vector), is no
+/// hand-off: it stays with the faults when reports begin, each half where
+/// its writer is.
+#[test]
+fn a_buffer_both_devices_write_stays_with_the_faults() {
+    let t = setup("2dgpu-p2p", false);
+    t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
+    let turn = |d: usize, report: bool| {
+        let pm = t.ctx.resolve(t.dev[d], 0, BUF, 16 * MIB, Access::Write).unwrap();
+        let p = t.ctx.alloc_vram(t.dev[d], BUF, 16 * MIB, pm, AllocFlags::ENGINE).unwrap();
+        let dev = t.ctx.device(t.dev[d]).unwrap();
+        t.sim.gpu_access(dev.fd, dev.vm_id, 0, BUF + d as u64 * 8 * MIB, 8 * MIB, sim::Access::Write, 7).unwrap();
+        if report {
+            t.ctx.launch_done(t.dev[d], 1_000_000).unwrap();
+        }
+        p
+    };
+    turn(0, false);
+    assert!(turn(1, false).on_fault, "the first turn");
+    for round in 0..3 {
+        let (a, b) = (turn(0, true), turn(1, true));
+        assert!(a.bytes_moved == 0 && b.bytes_moved == 0 && b.on_fault, "round {round}: {a:?} {b:?}");
+    }
+    assert_eq!(t.sim.placement(BUF + 8 * MIB, 8 * MIB), Placement::Vram { device: 1, instance: 1 });
+}
+
 /// A span the runtime places ignoring the thrash guard (one a kernel uses
 /// atomically, which runs in local VRAM whatever the faults do) is moved
 /// at every turn, not left to the faults.

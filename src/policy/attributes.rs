@@ -1,9 +1,12 @@
 //! Attributes kept consistent on every device VM: the preferred location
 //! each VM should have for a placement (step 2 of the flow), the madvise
-//! calls that apply it, and the runtime's own set_preferred / set_atomic.
+//! calls that apply it, the thrash guard's hold of a range where it is,
+//! and the runtime's own set_preferred / set_atomic.
 
 use std::sync::atomic::Ordering;
 
+use super::place::Attempt;
+use super::record::merge_pieces;
 use super::*;
 
 impl Context {
@@ -346,6 +349,54 @@ impl Context {
         }
         self.record(&slots, start, end, &applied, |_| {});
         lost_during(&slots, placed.vms_refused)
+    }
+
+    /// The thrash guard holds a range where it is: mapped remotely from the
+    /// accessing device where the link allows, and pinned until `until`.
+    pub(super) fn hold(&self, a: &Attempt, cur: Pagemap, until: u64, placed: &mut Placed) -> Result<()> {
+        let Attempt { slots, dev, start, end, ref summary, .. } = *a;
+        let remote = match cur {
+            Pagemap::System => Some(PrefApplied::DefaultSystem),
+            Pagemap::Vram { device, .. } if device == dev.slot => None,
+            Pagemap::Vram { device, tile } if self.links.read().get(dev.slot, device).usable() => {
+                let inst = Context::check_pagemap(slots, cur)?.and_then(|d| d.tiles[tile as usize]).map(|t| t.instance);
+                inst.filter(|_| dev.multi_device_ok()).map(|instance| PrefApplied::Device { slot: device, instance })
+            }
+            _ => None,
+        };
+        let mut attrs = None;
+        if let Some(p) = remote {
+            if summary.attrs(dev.slot).pref != p {
+                let mut a = summary.attrs(dev.slot);
+                a.pref = p;
+                if self.madvise_pref(slots, dev, start, end, p, placed).is_ok() {
+                    attrs = Some(a);
+                }
+            }
+        }
+        // Held in system memory (after a CPU pull-back, which unbound it):
+        // bound for this device by a queued prefetch, not left to fault.
+        let bound = cur == Pagemap::System
+            && dev.has_vram()
+            && (attrs.is_some() || !summary.bound_for(dev.slot))
+            && self.bind_in_system(dev, start, end - start, placed);
+        self.rewrite(slots, start, end, |pieces| {
+            let mut r = merge_pieces(pieces);
+            r.moves = summary.moves.clone();
+            r.residency = Some(cur);
+            r.pinned_until = until;
+            if let Some(a) = attrs {
+                r.set_attrs(dev.slot, a);
+                r.set_bound(dev.slot, false); // the madvise zapped its PTEs
+            }
+            if bound {
+                r.set_bound(dev.slot, true);
+            }
+            r
+        });
+        placed.pagemap = Some(cur);
+        placed.pinned = true;
+        Ok(())
     }
 }
 

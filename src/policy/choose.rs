@@ -322,6 +322,18 @@ impl Chooser {
         (strategy, before)
     }
 
+    /// Device `slot`'s launch leaves a span of `len` bytes to the faults
+    /// whatever would run (a span devices took turns at,
+    /// policy/faults.rs): its bytes count in the launch's (a later span's
+    /// room check), its cost teaches no strategy. Returns the bytes placed
+    /// for the launch before it.
+    pub(crate) fn left_to_faults(&self, slot: u16, len: u64) -> u64 {
+        let mut d = self.device(slot).lock();
+        let before = d.launches.open.bytes;
+        d.launches.open.bytes += len;
+        before
+    }
+
     /// Whether device `slot`'s launches used more than `cap` distinct bytes
     /// since its last use of [start, start+len): the spans with a later
     /// use, each once (its LRU stack distance; false where it was not used

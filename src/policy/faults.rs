@@ -7,31 +7,37 @@
 //! span, the chooser runs them there too (policy/choose.rs).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
 use super::{Context, Device};
 use crate::topology::Pagemap;
 
 /// Spans several devices took turns at (set the first time one is asked
 /// for by a device while another's VRAM holds it): left to the faults from
-/// then on, for every device and whatever the chooser would run
+/// then on, for every device; where reports would have the chooser run the
+/// cascade, for placements into the asking device's own VRAM too
 /// (`Turns::taken`), unless they are a hand-off from one writer to other
-/// readers.
+/// readers. Read-locked on the hot path (a placement, resolve's note);
+/// written where a span becomes shared or is forgotten.
 #[derive(Default)]
 pub(crate) struct Turns {
-    shared: Mutex<HashMap<(u64, u64), Uses>>,
+    shared: RwLock<HashMap<(u64, u64), Uses>>,
     /// Whether `shared` holds anything (the hot path's one load).
     any: AtomicBool,
 }
 
+/// At most this many shared spans are remembered (a program that churns
+/// through more starts over, as the chooser's entries do).
+const MAX_SHARED: usize = 4096;
+
 /// The devices (bit = slot) resolve saw write and read a shared span
 /// since it became shared.
-#[derive(Default, Clone, Copy)]
+#[derive(Default)]
 struct Uses {
-    writers: u64,
-    readers: u64,
+    writers: AtomicU64,
+    readers: AtomicU64,
 }
 
 impl Uses {
@@ -40,9 +46,14 @@ impl Uses {
     /// all of it, and so does its reader's kernel: the cascade's move to
     /// the reader, then the writer's remote writes (policy/resolve.rs,
     /// producer and consumer), beat the faults' whole move at every turn.
-    fn hand_off(self) -> bool {
-        self.writers.count_ones() == 1 && self.readers & self.writers == 0
+    fn hand_off(&self) -> bool {
+        let (w, r) = (self.writers.load(Ordering::Relaxed), self.readers.load(Ordering::Relaxed));
+        w.count_ones() == 1 && r != 0 && r & w == 0
     }
+}
+
+fn bit(slot: u16) -> u64 {
+    1u64 << slot.min(63)
 }
 
 impl Turns {
@@ -55,10 +66,15 @@ impl Turns {
     /// the prefetch (20 us against about 94 us for its copy,
     /// docs/cost-model.md), at best they save every untouched byte's round
     /// trip. The choice is the kernel's own, so it is never worse than the
-    /// runtime without xesvm.
+    /// runtime without xesvm. A span already shared that is a hand-off
+    /// (`Uses::hand_off`) is not, here either.
     pub(crate) fn shared(&self, slot: u16, start: u64, len: u64, held_by: Option<u16>) -> bool {
         if held_by.is_some_and(|d| d != slot) {
-            self.shared.lock().entry((start, len)).or_default();
+            let mut m = self.shared.write();
+            if m.len() >= MAX_SHARED && !m.contains_key(&(start, len)) {
+                m.clear();
+            }
+            m.entry((start, len)).or_default();
             self.any.store(true, Ordering::Relaxed);
             return true;
         }
@@ -67,16 +83,34 @@ impl Turns {
 
     /// Notes resolve's access by device `slot` to a shared span: a write
     /// (or atomic) makes it a writer, a read a reader. One relaxed load
-    /// where nothing is shared.
+    /// where nothing is shared; no store where the bit is set already.
     pub(crate) fn note(&self, slot: u16, start: u64, len: u64, write: bool) {
         if self.any.load(Ordering::Relaxed) {
-            if let Some(u) = self.shared.lock().get_mut(&(start, len)) {
-                let bit = 1u64 << (slot % 64);
-                match write {
-                    true => u.writers |= bit,
-                    false => u.readers |= bit,
+            if let Some(u) = self.shared.read().get(&(start, len)) {
+                let mask = if write { &u.writers } else { &u.readers };
+                if mask.load(Ordering::Relaxed) & bit(slot) == 0 {
+                    mask.fetch_or(bit(slot), Ordering::Relaxed);
                 }
             }
+        }
+    }
+
+    /// Forgets device `slot`'s part (closed: a device opened in its slot
+    /// starts afresh).
+    pub(crate) fn forget_device(&self, slot: u16) {
+        if self.any.load(Ordering::Relaxed) {
+            for u in self.shared.read().values() {
+                u.writers.fetch_and(!bit(slot), Ordering::Relaxed);
+                u.readers.fetch_and(!bit(slot), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Forgets the spans overlapping [start, end) (freed: the runtime's
+    /// free hook; a buffer allocated there again is a new one).
+    pub(crate) fn forget(&self, start: u64, end: u64) {
+        if self.any.load(Ordering::Relaxed) {
+            self.shared.write().retain(|&(s, len), _| s + len <= start || s >= end);
         }
     }
 
@@ -100,14 +134,15 @@ impl Turns {
     /// 0.555, 0.554, 0.549, 0.520 (5, 3, 7, 8) to 0.554, 0.548, 0.543,
     /// 0.520 (5, 2, 6, 8); held out 31, 32 from 0.544, 0.544 (8, 3; worst
     /// 1.66x, 1.64x) to 0.532, 0.541 (4, 1; worst 1.25x, 1.08x): two-device
-    /// solvers up to 5.5x and atomics up to 1.4x faster. Without the
+    /// solvers up to 5.5x and the atomics family's shared inputs up to
+    /// 1.4x faster. Without the
     /// hand-off exception pipelines ran up to 2x slower (0.557, 0.551,
     /// 0.546, 0.521; 22 programs more than 5 % behind the oracle row, 6
     /// with it); leaving every placement of such a span to the faults
     /// (system memory too) cost an input six devices read 1.46x (its shared
     /// chunks moved at every turn, where system memory served them all).
     pub(crate) fn taken(&self, start: u64, len: u64) -> bool {
-        self.any.load(Ordering::Relaxed) && self.shared.lock().get(&(start, len)).is_some_and(|u| !u.hand_off())
+        self.any.load(Ordering::Relaxed) && self.shared.read().get(&(start, len)).is_some_and(|u| !u.hand_off())
     }
 }
 
@@ -166,5 +201,42 @@ mod tests {
         assert!(c.shared(0, 0, 4096, Some(0)));
         assert!(!c.shared(0, 4096, 4096, None));
         assert!(c.shared(1, 0, 4096, None), "for every device");
+    }
+
+    /// A shared span one device writes and only others read is a hand-off
+    /// (not taken); another writer, the writer reading it too, or no reader
+    /// yet keep it taken. Prefetch-less notes of unshared spans change
+    /// nothing.
+    #[test]
+    fn a_shared_span_with_one_writer_and_other_readers_is_a_hand_off() {
+        let c = Turns::default();
+        c.note(0, 0, 4096, true); // not shared yet: nothing noted
+        assert!(c.shared(1, 0, 4096, Some(0)));
+        c.note(0, 0, 4096, true);
+        assert!(c.taken(0, 4096), "a writer, no reader yet");
+        c.note(1, 0, 4096, false);
+        assert!(!c.taken(0, 4096) && !c.shared(1, 0, 4096, None), "a hand-off");
+        c.note(0, 0, 4096, false);
+        assert!(c.taken(0, 4096), "the writer reads it too");
+        c.shared(1, 8192, 4096, Some(0));
+        for (d, w) in [(0, true), (1, false), (1, true)] {
+            c.note(d, 8192, 4096, w);
+        }
+        assert!(c.taken(8192, 4096), "two writers");
+    }
+
+    /// A closed device's notes go; a freed span is forgotten whole.
+    #[test]
+    fn a_closed_device_and_a_freed_span_are_forgotten() {
+        let c = Turns::default();
+        c.shared(1, 0, 4096, Some(0));
+        c.note(0, 0, 4096, true);
+        c.note(1, 0, 4096, true);
+        assert!(c.taken(0, 4096));
+        c.forget_device(1);
+        c.note(2, 0, 4096, false);
+        assert!(!c.taken(0, 4096), "device 1's write forgotten: a hand-off from 0 to 2");
+        c.forget(2048, 4096);
+        assert!(!c.taken(0, 4096) && !c.shared(0, 0, 4096, None), "freed");
     }
 }

@@ -539,6 +539,7 @@ impl Context {
         self.track.write().forget_device(h.slot);
         self.links.write().forget(h.slot);
         self.chooser.forget(h.slot);
+        self.turns.forget_device(h.slot);
         // The last reference destroys the VM the library created and closes
         // the fd it opened (Device's Drop; only the fd in a forked child).
         drop(dev);

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use super::choose::Strategy;
 use super::chunks::{faults_keep, ChunkSides};
 use super::errors::Answer;
-use super::record::merge_pieces;
 use crate::log::Span;
 use super::*;
 
@@ -47,7 +46,7 @@ impl Context {
     pub fn alloc_vram_outcome(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags) -> Outcome {
         let mut placed = Placed::default();
         // The placement time the default engine learns from (policy/choose.rs),
-        // clocked from where the call is found not in place.
+        // clocked from the call's first driver call.
         let mut t0 = None;
         // A tail born in pieces stays in system memory (policy/birth.rs):
         // an engine placement to the device's VRAM places the head.
@@ -75,8 +74,9 @@ impl Context {
 
     /// [`Context::alloc_vram_outcome`] for [start, start+size); `clock`
     /// gets the driver's clock where an engine placement whose runtime
-    /// reports launches is found not in place (a call in place spends
-    /// nothing worth learning, and skips both clock reads).
+    /// reports launches makes a driver call (a call found in place without
+    /// one spends nothing worth learning: the in-place check's own clock
+    /// read is the call's only one).
     #[allow(clippy::too_many_arguments)]
     fn alloc_vram_into(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags, out: &mut Placed, clock: &mut Option<u64>) -> Result<()> {
         let mut end = check_span(start, size)?;
@@ -94,12 +94,6 @@ impl Context {
         let may_leave = engine && !flags.contains(AllocFlags::PREFETCH_NOW);
         let insists = flags.contains(AllocFlags::IGNORE_THRASH_GUARD);
         let extent = flags.contains(AllocFlags::EXTENT);
-        let taken = engine && !extent && may_leave && !insists && target.device() == Some(h.slot) && self.turns.taken(start, end - start);
-        let (strategy, before) = match engine {
-            true => self.chooser.choose(h.slot, start, end - start, if extent || taken { Strategy::Faults } else { Strategy::Prefetch }, may_leave),
-            false => (Strategy::Cascade, 0),
-        };
-        let plain = engine && strategy != Strategy::Cascade;
         // Born in system memory in pieces (policy/birth.rs): an engine
         // placement serves it there, whatever strategy runs, unless the
         // runtime insists (atomics run in local VRAM).
@@ -108,6 +102,15 @@ impl Context {
         let asked = target;
         let engine_call = flags.engine();
         let target = served(engine_call && self.born_in_pieces(start, end), asked);
+        // Without reports the runtime's strategy meets the turns in
+        // leave_to_faults (`Turns::shared`): no lookup here.
+        let taken = may_leave && !extent && !insists && target.device() == Some(h.slot) && self.chooser.learning() && self.turns.taken(start, end - start);
+        let (strategy, before) = match engine {
+            true if taken => (Strategy::Faults, self.chooser.left_to_faults(h.slot, end - start)),
+            true => self.chooser.choose(h.slot, start, end - start, if extent { Strategy::Faults } else { Strategy::Prefetch }, may_leave),
+            false => (Strategy::Cascade, 0),
+        };
+        let plain = engine && strategy != Strategy::Cascade;
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
         let on_fault = |out: &mut Placed| {
             *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
@@ -139,13 +142,13 @@ impl Context {
                 Check::RecordMoved(rs, re) if flags.engine() => (start, end) = (rs, re),
                 _ => {}
             }
-            if learn {
+            if learn && clock.is_none() {
                 *clock = Some(self.driver.now_ns());
             }
             // Where the runtime insists, turns between devices do not leave
             // it to the faults either.
             let turns = plain && !insists;
-            if may_leave && self.leave_to_faults(dev, h.slot, target, start, end, before, turns) {
+            if may_leave && (taken || self.leave_to_faults(dev, h.slot, target, start, end, before, turns)) {
                 return on_fault(out);
             }
             // An explicit request places the span asked, no more.
@@ -246,8 +249,13 @@ impl Context {
         let (ls, le) = if piece { (rec_start, rec.end) } else { (start, end) };
         let verified = match self.confirm(slots, rec, ls, le, target, now) {
             Ok(v) => v,
-            Err(_) if piece => return Check::RecordMoved(rec_start, rec.end),
-            Err(seen) => return Check::Moved(seen),
+            // Found moved by a page-table read: the call's time runs from here.
+            Err(seen) => {
+                if let Some(clock) = clock {
+                    *clock = Some(now);
+                }
+                return if piece { Check::RecordMoved(rec_start, rec.end) } else { Check::Moved(seen) };
+            }
         };
         rec.use_once();
         let mut placed = Placed { pagemap: Some(target), in_place: true, verified, ..Default::default() };
@@ -518,54 +526,6 @@ impl Context {
                 r.read_in_place(dev.slot);
             }
         });
-        Ok(())
-    }
-
-    /// The thrash guard holds a range where it is: mapped remotely from the
-    /// accessing device where the link allows, and pinned until `until`.
-    fn hold(&self, a: &Attempt, cur: Pagemap, until: u64, placed: &mut Placed) -> Result<()> {
-        let Attempt { slots, dev, start, end, ref summary, .. } = *a;
-        let remote = match cur {
-            Pagemap::System => Some(PrefApplied::DefaultSystem),
-            Pagemap::Vram { device, .. } if device == dev.slot => None,
-            Pagemap::Vram { device, tile } if self.links.read().get(dev.slot, device).usable() => {
-                let inst = Context::check_pagemap(slots, cur)?.and_then(|d| d.tiles[tile as usize]).map(|t| t.instance);
-                inst.filter(|_| dev.multi_device_ok()).map(|instance| PrefApplied::Device { slot: device, instance })
-            }
-            _ => None,
-        };
-        let mut attrs = None;
-        if let Some(p) = remote {
-            if summary.attrs(dev.slot).pref != p {
-                let mut a = summary.attrs(dev.slot);
-                a.pref = p;
-                if self.madvise_pref(slots, dev, start, end, p, placed).is_ok() {
-                    attrs = Some(a);
-                }
-            }
-        }
-        // Held in system memory (after a CPU pull-back, which unbound it):
-        // bound for this device by a queued prefetch, not left to fault.
-        let bound = cur == Pagemap::System
-            && dev.has_vram()
-            && (attrs.is_some() || !summary.bound_for(dev.slot))
-            && self.bind_in_system(dev, start, end - start, placed);
-        self.rewrite(slots, start, end, |pieces| {
-            let mut r = merge_pieces(pieces);
-            r.moves = summary.moves.clone();
-            r.residency = Some(cur);
-            r.pinned_until = until;
-            if let Some(a) = attrs {
-                r.set_attrs(dev.slot, a);
-                r.set_bound(dev.slot, false); // the madvise zapped its PTEs
-            }
-            if bound {
-                r.set_bound(dev.slot, true);
-            }
-            r
-        });
-        placed.pagemap = Some(cur);
-        placed.pinned = true;
         Ok(())
     }
 

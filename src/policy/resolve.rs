@@ -5,8 +5,8 @@
 //! strategy changes nothing, and the cascade notes the access in the
 //! records (a write, a read of a span born split, a walk) for the
 //! placement that follows. Either notes who writes and who reads a span
-//! devices take turns at (policy/faults.rs; one relaxed load, and a lock
-//! only where such spans exist).
+//! devices take turns at (policy/faults.rs; one relaxed load, and a read
+//! lock and an atomic or only where such spans exist).
 
 use std::sync::atomic::Ordering;
 
@@ -41,13 +41,9 @@ impl Context {
     }
 
     fn resolve_in(&self, slots: &[Slot], h: DeviceHandle, tile: u16, start: u64, end: u64, access: Access) -> Result<Pagemap> {
+        let asked = end;
         // A tail born in pieces is served in system memory (policy/birth.rs):
         // the answer is the head's.
-        // Who writes and who reads a span devices take turns at
-        // (policy/faults.rs: a hand-off from one writer to other readers).
-        if access != Access::Prefetch {
-            self.turns.note(h.slot, start, end - start, access != Access::Read);
-        }
         let pieces = access != Access::Atomic && self.any_born_in_pieces();
         let end = if pieces { self.before_pieces(h.slot, start, end) } else { end };
         let size = end - start;
@@ -55,6 +51,11 @@ impl Context {
         dev.check_alive()?;
         if tile as usize >= dev.tiles.len() {
             return Err(Errno::EINVAL);
+        }
+        // Who writes and who reads a span devices take turns at, as asked
+        // (policy/faults.rs: a hand-off from one writer to other readers).
+        if access != Access::Prefetch {
+            self.turns.note(h.slot, start, asked - start, access != Access::Read);
         }
         // Integrated GPU: no device memory at all (row 23).
         let Some(t) = dev.tiles[tile as usize] else { return Ok(Pagemap::System) };
