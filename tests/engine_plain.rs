@@ -280,6 +280,50 @@ fn a_piece_in_another_vram_is_not_taken_to_have_come_with_its_chunk() {
     assert_eq!(t.sim.counters().gpu_faults, faults, "moved before the launch");
 }
 
+/// The same, round after round, as a runtime with launch reports places
+/// it (a histogram packed after the input both devices split, written by
+/// the CPU each round): where any piece of the histogram's records is in
+/// the other device's VRAM it did not come along with the input's chunk,
+/// and device 1's atomic placement moves it before its launch.
+#[test]
+fn a_piece_partly_in_another_vram_is_not_taken_to_have_come_with_its_chunk() {
+    let t = setup("2dgpu-p2p", false);
+    // The input ends inside the histogram's first page (packed: each span
+    // the runtime asks for is widened to whole pages).
+    let (input, hist, size) = (BUF, BUF + 0x1e2_0000, 1688 * 1024);
+    let half = (hist - input) / 2;
+    let second = (input + half, hist + 4096 - (input + half));
+    // One mapping for both, ending inside the histogram's chunk.
+    t.sim.munmap(input, 64 * MIB).unwrap();
+    t.sim.mmap(input, hist + size - input, false).unwrap();
+    t.sim.cpu_access(input, hist - input, sim::Access::Write, 1).unwrap();
+    let place = |d: usize, start: u64, len: u64, a: Access| {
+        let insist = if a == Access::Atomic { AllocFlags::IGNORE_THRASH_GUARD } else { AllocFlags::empty() };
+        let pm = t.ctx.resolve(t.dev[d], 0, start, len, a).unwrap();
+        t.ctx.alloc_vram(t.dev[d], start, len, pm, AllocFlags::ENGINE | insist).unwrap()
+    };
+    let access = |d: usize, start: u64, len: u64, a: sim::Access| {
+        let dev = t.ctx.device(t.dev[d]).unwrap();
+        t.sim.gpu_access(dev.fd, dev.vm_id, 0, start, len, a, 7).unwrap();
+    };
+    for round in 0..4 {
+        t.sim.cpu_access(hist, size, sim::Access::Write, 2).unwrap();
+        place(0, input, half, Access::Read);
+        place(0, hist, size, Access::Atomic);
+        access(0, input, half, sim::Access::Read);
+        access(0, hist, size, sim::Access::Atomic);
+        t.ctx.launch_done(t.dev[0], 1_000_000).unwrap();
+        place(1, second.0, second.1, Access::Read);
+        let p = place(1, hist, size, Access::Atomic);
+        access(1, second.0, second.1, sim::Access::Read);
+        let faults = t.sim.counters().gpu_faults;
+        access(1, hist, size, sim::Access::Atomic);
+        assert_eq!(t.sim.counters().gpu_faults, faults, "round {round}: placed before the launch: {p:?}");
+        t.ctx.launch_done(t.dev[1], 1_000_000).unwrap();
+        t.sim.cpu_access(hist, size, sim::Access::Read, 0).unwrap();
+    }
+}
+
 /// One device with 32 MiB of VRAM and 48 MiB the CPU wrote at BUF.
 fn small_vram() -> (Arc<Sim>, Context, DeviceHandle, Pagemap) {
     let mut topo = Topology::preset("dgpu").unwrap();

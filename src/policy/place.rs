@@ -566,8 +566,14 @@ impl Context {
         // explains as well, and a wrong guess leaves the launch to fault it
         // over in small ranges, where a prefetch of a piece already there
         // moves nothing.
-        let elsewhere = summary.residency.is_some_and(|p| p != cand && p != Pagemap::System);
-        let mate = cand != Pagemap::System && seen.is_none() && !elsewhere && self.chunk_mate_in(start, end, cand);
+        // Any piece of its records counts: a packed neighbour's placement
+        // takes the page they share, and the merged summary then says
+        // nothing (an atomic histogram behind an input two devices split).
+        let elsewhere = || {
+            let away = |p: Option<Pagemap>| p.is_some_and(|p| p != cand && p != Pagemap::System);
+            away(summary.residency) || self.track.read().overlapping(start, end).any(|(_, r)| away(r.residency))
+        };
+        let mate = cand != Pagemap::System && seen.is_none() && !elsewhere() && self.chunk_mate_in(start, end, cand);
         let looked = match (seen, cand) {
             (None, Pagemap::System) => self.observe(start, end),
             (None, _) if mate => self.observe(start, end),
