@@ -41,6 +41,21 @@ impl T {
         self.sim.gpu_access(dev.fd, dev.vm_id, 0, start, size, sa, 7).unwrap();
         p
     }
+
+    /// Device `d`'s turn at a span the runtime asks for whole, whose kernel
+    /// touches only `touched` (start, size): resolve, an engine placement,
+    /// the access, and where `report`, the launch's report (reports begun).
+    fn turn(&self, d: usize, (start, size): (u64, u64), a: Access, touched: (u64, u64), report: bool) -> xesvm::policy::Placed {
+        let pm = self.ctx.resolve(self.dev[d], 0, start, size, a).unwrap();
+        let p = self.ctx.alloc_vram(self.dev[d], start, size, pm, AllocFlags::ENGINE).unwrap();
+        let dev = self.ctx.device(self.dev[d]).unwrap();
+        let sa = if a == Access::Write { sim::Access::Write } else { sim::Access::Read };
+        self.sim.gpu_access(dev.fd, dev.vm_id, 0, touched.0, touched.1, sa, 7).unwrap();
+        if report {
+            self.ctx.launch_done(self.dev[d], 1_000_000).unwrap();
+        }
+        p
+    }
 }
 
 /// A first read of data the CPU wrote goes to the reader's VRAM, as the
@@ -134,16 +149,7 @@ fn a_buffer_devices_took_turns_at_stays_with_the_faults_when_reports_begin() {
     t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
     // Each device's kernel reads its own half of the 16 MiB the runtime
     // asks for.
-    let turn = |d: usize, report: bool| {
-        let pm = t.ctx.resolve(t.dev[d], 0, BUF, 16 * MIB, Access::Read).unwrap();
-        let p = t.ctx.alloc_vram(t.dev[d], BUF, 16 * MIB, pm, AllocFlags::ENGINE).unwrap();
-        let dev = t.ctx.device(t.dev[d]).unwrap();
-        t.sim.gpu_access(dev.fd, dev.vm_id, 0, BUF + d as u64 * 8 * MIB, 8 * MIB, sim::Access::Read, 7).unwrap();
-        if report {
-            t.ctx.launch_done(t.dev[d], 1_000_000).unwrap();
-        }
-        p
-    };
+    let turn = |d: usize, report: bool| t.turn(d, (BUF, 16 * MIB), Access::Read, (BUF + d as u64 * 8 * MIB, 8 * MIB), report);
     // The first round is placed before any report comes back.
     assert_eq!(turn(0, false).bytes_moved, 16 * MIB);
     assert!(turn(1, false).on_fault, "the first turn");
@@ -164,16 +170,7 @@ fn a_buffer_devices_took_turns_at_stays_with_the_faults_when_reports_begin() {
 fn a_buffer_devices_took_turns_at_goes_to_system_memory_for_several_readers() {
     let t = setup("4dgpu-p2p", false);
     t.sim.cpu_access(BUF, 12 * MIB, sim::Access::Write, 1).unwrap();
-    let turn = |d: usize, report: bool| {
-        let pm = t.ctx.resolve(t.dev[d], 0, BUF, 12 * MIB, Access::Read).unwrap();
-        let p = t.ctx.alloc_vram(t.dev[d], BUF, 12 * MIB, pm, AllocFlags::ENGINE).unwrap();
-        let dev = t.ctx.device(t.dev[d]).unwrap();
-        t.sim.gpu_access(dev.fd, dev.vm_id, 0, BUF + d as u64 * 4 * MIB, 4 * MIB, sim::Access::Read, 7).unwrap();
-        if report {
-            t.ctx.launch_done(t.dev[d], 1_000_000).unwrap();
-        }
-        p
-    };
+    let turn = |d: usize, report: bool| t.turn(d, (BUF, 12 * MIB), Access::Read, (BUF + d as u64 * 4 * MIB, 4 * MIB), report);
     turn(0, false);
     assert!(turn(1, false).on_fault && turn(2, false).on_fault, "the first round");
     turn(0, true);
@@ -193,17 +190,7 @@ fn a_buffer_devices_took_turns_at_goes_to_system_memory_for_several_readers() {
 fn a_buffer_one_device_writes_and_another_reads_is_handed_off_by_the_cascade() {
     let t = setup("2dgpu-p2p", false);
     t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
-    let turn = |d: usize, a: Access, report: bool| {
-        let pm = t.ctx.resolve(t.dev[d], 0, BUF, 16 * MIB, a).unwrap();
-        let p = t.ctx.alloc_vram(t.dev[d], BUF, 16 * MIB, pm, AllocFlags::ENGINE).unwrap();
-        let dev = t.ctx.device(t.dev[d]).unwrap();
-        let sa = if a == Access::Write { sim::Access::Write } else { sim::Access::Read };
-        t.sim.gpu_access(dev.fd, dev.vm_id, 0, BUF, 16 * MIB, sa, 7).unwrap();
-        if report {
-            t.ctx.launch_done(t.dev[d], 1_000_000).unwrap();
-        }
-        p
-    };
+    let turn = |d: usize, a: Access, report: bool| t.turn(d, (BUF, 16 * MIB), a, (BUF, 16 * MIB), report);
     turn(0, Access::Write, false);
     assert!(turn(1, Access::Read, false).on_fault, "the first turn");
     turn(0, Access::Write, true);
@@ -224,16 +211,7 @@ fn a_buffer_one_device_writes_and_another_reads_is_handed_off_by_the_cascade() {
 fn a_buffer_both_devices_write_stays_with_the_faults() {
     let t = setup("2dgpu-p2p", false);
     t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
-    let turn = |d: usize, report: bool| {
-        let pm = t.ctx.resolve(t.dev[d], 0, BUF, 16 * MIB, Access::Write).unwrap();
-        let p = t.ctx.alloc_vram(t.dev[d], BUF, 16 * MIB, pm, AllocFlags::ENGINE).unwrap();
-        let dev = t.ctx.device(t.dev[d]).unwrap();
-        t.sim.gpu_access(dev.fd, dev.vm_id, 0, BUF + d as u64 * 8 * MIB, 8 * MIB, sim::Access::Write, 7).unwrap();
-        if report {
-            t.ctx.launch_done(t.dev[d], 1_000_000).unwrap();
-        }
-        p
-    };
+    let turn = |d: usize, report: bool| t.turn(d, (BUF, 16 * MIB), Access::Write, (BUF + d as u64 * 8 * MIB, 8 * MIB), report);
     turn(0, false);
     assert!(turn(1, false).on_fault, "the first turn");
     for round in 0..3 {

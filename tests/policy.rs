@@ -66,6 +66,13 @@ impl T {
         self.sim.munmap(BUF + 16 * MIB, 8 * MIB).unwrap();
         self.sim.mmap(at, len, false).unwrap();
     }
+    /// A 3 MiB arena at BUF + 16 MiB and its last buffer (start, size),
+    /// whose second chunk reaches past the mapping from `tail` on.
+    fn arena_last_buffer(&self) -> (u64, u64, u64) {
+        let m = BUF + 16 * MIB;
+        self.mapping(m, 3 * MIB);
+        (m + MIB, 2 * MIB, m + 2 * MIB)
+    }
 }
 
 #[test]
@@ -1511,9 +1518,7 @@ fn a_fresh_buffer_asked_explicitly_or_with_a_chunk_inside_its_mapping_is_born_in
 #[test]
 fn the_tail_of_an_arenas_last_buffer_is_born_in_system_memory() {
     let t = setup("dgpu");
-    let m = BUF + 16 * MIB;
-    t.mapping(m, 3 * MIB);
-    let (a, n, tail) = (m + MIB, 2 * MIB, m + 2 * MIB);
+    let (a, n, tail) = t.arena_last_buffer();
     let clears = t.sim.counters().vram_clears;
     let p = t.alloc(0, a, n, t.vram(0));
     assert!(p.split && p.pagemap == Some(Pagemap::System) && p.bytes_moved == 0, "{p:?}");
@@ -1531,9 +1536,7 @@ fn the_tail_of_an_arenas_last_buffer_is_born_in_system_memory() {
 #[test]
 fn another_device_places_an_arenas_last_buffer_whole() {
     let t = setup("2dgpu-p2p");
-    let m = BUF + 16 * MIB;
-    t.mapping(m, 3 * MIB);
-    let (a, n, tail) = (m + MIB, 2 * MIB, m + 2 * MIB);
+    let (a, n, tail) = t.arena_last_buffer();
     let p = t.alloc(0, a, n, t.vram(0));
     assert!(p.split && t.on(tail, MIB) == Placement::System, "{p:?}");
     assert_eq!(t.ctx.resolve(t.dev[1], 0, a, n, Access::Write).unwrap(), t.vram(1));

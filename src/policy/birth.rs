@@ -182,17 +182,17 @@ impl Context {
         r
     }
 
-    /// Where an engine placement of [start, end) to the device's VRAM
-    /// ends: before the tail a birth in pieces left in system memory
-    /// (served there; the head is placed as asked), else at `end`.
     /// Whether any span was born in pieces (the hot paths' one load).
     #[inline]
     pub(super) fn any_born_in_pieces(&self) -> bool {
         self.born_in_pieces.load(Ordering::Relaxed)
     }
 
+    /// Where an engine placement of [start, end) to the device's VRAM
+    /// ends: before the tail a birth in pieces left in system memory
+    /// (served there; the head is placed as asked), else at `end`.
     pub(super) fn before_pieces(&self, slot: u16, start: u64, end: u64) -> u64 {
-        if !self.born_in_pieces.load(Ordering::Relaxed) {
+        if !self.any_born_in_pieces() {
             return end;
         }
         let track = self.track.read();
@@ -217,7 +217,7 @@ impl Context {
     /// neighbour may have taken (a wider call is not the span). One load
     /// where nothing was.
     pub(super) fn born_in_pieces(&self, start: u64, end: u64) -> bool {
-        self.born_in_pieces.load(Ordering::Relaxed)
+        self.any_born_in_pieces()
             && self.track.read().overlapping(start, end).any(|(s, r)| {
                 s <= start + PAGE && r.end + PAGE >= end && r.born_in_pieces && r.residency == Some(Pagemap::System) && r.preferred.is_none()
             })

@@ -135,10 +135,10 @@ impl Turns {
     /// 0.520 (5, 2, 6, 8); held out 31, 32 from 0.544, 0.544 (8, 3; worst
     /// 1.66x, 1.64x) to 0.532, 0.541 (4, 1; worst 1.25x, 1.08x): two-device
     /// solvers up to 5.5x and the atomics family's shared inputs up to
-    /// 1.4x faster. Without the
-    /// hand-off exception pipelines ran up to 2x slower (0.557, 0.551,
-    /// 0.546, 0.521; 22 programs more than 5 % behind the oracle row, 6
-    /// with it); leaving every placement of such a span to the faults
+    /// 1.4x faster. Without the hand-off exception pipelines ran up to 2x
+    /// slower (0.557, 0.551, 0.546, 0.521; 22 programs more than 5 % behind
+    /// the oracle row, 6 with it); leaving every placement of such a span
+    /// to the faults
     /// (system memory too) cost an input six devices read 1.46x (its shared
     /// chunks moved at every turn, where system memory served them all).
     pub(crate) fn taken(&self, start: u64, len: u64) -> bool {

@@ -215,24 +215,25 @@ impl Context {
     }
 
     /// Whether a record's residency (`pm`) still holds at `now`:
-    /// `Ok(verified)` when it does (verified: an observation confirmed it),
-    /// `Err(seen)` with what a fresh observation saw when it does not.
-    /// No syscall when the page table cannot be read (believed), when the
-    /// range is settled, or when the last observation is fresh.
-    pub(super) fn confirm(&self, slots: &[Slot], rec: &Record, start: u64, end: u64, pm: Pagemap, now: u64) -> Result<bool, Seen> {
+    /// `Ok((verified, looked))` when it does (verified: an observation
+    /// confirmed it; looked: this call read the page table), `Err(seen)`
+    /// with what a fresh observation saw when it does not. No syscall when
+    /// the page table cannot be read (believed), when the range is
+    /// settled, or when the last observation is fresh.
+    pub(super) fn confirm(&self, slots: &[Slot], rec: &Record, start: u64, end: u64, pm: Pagemap, now: u64) -> Result<(bool, bool), Seen> {
         if !self.access.available() {
-            return Ok(false);
+            return Ok((false, false));
         }
         // Freshness first: it is the cheaper test, and the usual answer.
         if self.fresh_or_settled(slots, rec, now) {
             self.stats.local().observe_fresh.fetch_add(1, Ordering::Relaxed);
-            return Ok(rec.observed_at.load(Ordering::Relaxed) != 0);
+            return Ok((rec.observed_at.load(Ordering::Relaxed) != 0, false));
         }
         match self.observe(start, end) {
-            None => Ok(false),
+            None => Ok((false, true)),
             Some(seen) if self.agrees(slots, &seen, pm) => {
                 rec.observed_at.store(now.max(1), Ordering::Relaxed);
-                Ok(true)
+                Ok((true, true))
             }
             Some(seen) => Err(seen),
         }

@@ -239,15 +239,13 @@ impl Context {
             return Check::Unknown;
         }
         let now = self.driver.now_ns();
-        let calls = |s: &super::stats::Shard| s.ioctls.load(Ordering::Relaxed) + s.observe_reads.load(Ordering::Relaxed) + s.observe_errors.load(Ordering::Relaxed);
-        let calls_before = clock.is_some().then(|| calls(self.stats.local()));
         // A piece is looked at as its whole record: a runtime that calls per
         // piece pays one page-table look per record and freshness period,
         // not one per piece. Where the record no longer holds, the slow path
         // looks at the piece alone. A bind it needs covers the whole record.
         let piece = (rec_start, rec.end) != (start, end);
         let (ls, le) = if piece { (rec_start, rec.end) } else { (start, end) };
-        let verified = match self.confirm(slots, rec, ls, le, target, now) {
+        let (verified, looked) = match self.confirm(slots, rec, ls, le, target, now) {
             Ok(v) => v,
             // Found moved by a page-table read: the call's time runs from here.
             Err(seen) => {
@@ -288,10 +286,9 @@ impl Context {
         if now.saturating_sub(rec.last_used.load(Ordering::Relaxed)) > LRU_GRANULE_NS {
             rec.last_used.store(now, Ordering::Relaxed);
         }
-        if let (Some(clock), Some(c)) = (clock, calls_before) {
-            if calls(self.stats.local()) != c {
-                *clock = Some(now);
-            }
+        // A page-table read or a bind: the call's time runs from before them.
+        if let Some(clock) = clock.filter(|_| looked || placed.ioctls > 0) {
+            *clock = Some(now);
         }
         Check::InPlace(placed)
     }
