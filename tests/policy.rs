@@ -479,6 +479,15 @@ fn bad_input_is_einval_and_stale_handles_are_ebadf() {
     let again = t.ctx.open_index(1).unwrap();
     assert_eq!(again.slot, t.dev[1].slot);
     assert_eq!(t.ctx.alloc_vram(t.dev[1], BUF, R, v, f), Err(Errno::EBADF));
+    // The lock-free handle check the C ABI makes answers as the records do.
+    assert_eq!(t.ctx.check_device(t.dev[1]), Err(Errno::EBADF), "closed, slot reopened");
+    assert_eq!(t.ctx.check_device(again), Ok(()));
+    assert_eq!(t.ctx.slot_gen(again.slot), Some(again.gen));
+    assert_ne!(again.gen, t.dev[1].gen);
+    assert_eq!(t.ctx.check_device(DeviceHandle { slot: 7, gen: 0 }), Err(Errno::EINVAL), "never opened");
+    assert_eq!(t.ctx.check_device(DeviceHandle { slot: 4000, gen: 0 }), Err(Errno::EINVAL), "beyond the slots");
+    t.ctx.close(again).unwrap();
+    assert_eq!((t.ctx.check_device(again), t.ctx.slot_gen(again.slot)), (Err(Errno::EBADF), None));
 }
 
 #[test]

@@ -63,6 +63,13 @@ pub(crate) fn write_sized<T: Copy>(dst: *mut T, caller_size: u32, mut v: T, set_
         return Err(invalid("struct_size is too small (set it to sizeof the struct)"));
     }
     set_size(&mut v, n as u32);
+    if n == core::mem::size_of::<T>() {
+        // The caller's struct is this one (the common case): a plain store
+        // of a few words, not a call to memcpy for a length known only now.
+        // SAFETY: the caller owns `caller_size` >= size_of::<T>() writable bytes at dst.
+        unsafe { dst.write_unaligned(v) };
+        return Ok(());
+    }
     // SAFETY: the caller owns `caller_size` writable bytes at dst; n <= that.
     unsafe { core::ptr::copy_nonoverlapping(&v as *const T as *const u8, dst as *mut u8, n) };
     Ok(())

@@ -51,7 +51,7 @@ mod resolve;
 mod stats;
 
 use std::os::fd::RawFd;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use brlock::{BrLock, ReadGuard};
@@ -270,6 +270,11 @@ pub struct RangeInfo {
     pub devices: Vec<DeviceAttrs>,
 }
 
+/// `Context::handles`: the slot exists, its device is open; the low 16
+/// bits are the slot's generation.
+const HANDLE_SLOT: u32 = 1 << 17;
+const HANDLE_OPEN: u32 = 1 << 16;
+
 struct Slot {
     gen: u16,
     dev: Option<Arc<Device>>,
@@ -286,6 +291,12 @@ pub struct Context {
     /// (7.0+) is what clears the doubt.
     resets_unflagged: Option<bool>,
     slots: BrLock<Vec<Slot>>,
+    /// Each slot's handle state, written under the slots' write lock and
+    /// read without it: the C ABI checks a handle and names a pagemap on
+    /// every call, and an atomic load there costs a fraction of a lock's
+    /// two read-modify-writes (a call that uses the device looks it up
+    /// under the lock again).
+    handles: [AtomicU32; MAX_DEVICES],
     track: BrLock<Track>,
     links: BrLock<Links>,
     /// The runtime's topology description, by PCI address.
@@ -376,6 +387,7 @@ impl Context {
             driver: Arc::from(driver),
             config,
             slots: BrLock::new(Vec::new()),
+            handles: [const { AtomicU32::new(0) }; MAX_DEVICES],
             track: BrLock::new(Track::default()),
             links: BrLock::new(Links::default()),
             described: parking_lot::RwLock::new(Vec::new()),
@@ -490,6 +502,7 @@ impl Context {
         dev.tile_vms = tile_vms;
         let dev = Arc::new(dev);
         slots[slot].dev = Some(dev.clone());
+        self.handles[slot].store(HANDLE_SLOT | HANDLE_OPEN | gen as u32, Ordering::Release);
         drop(slots);
         self.chooser.opened(slot as u16, dev.has_vram());
         self.learn_links(&dev);
@@ -534,6 +547,7 @@ impl Context {
                 return Err(Errno::EBADF);
             }
             s.gen = s.gen.wrapping_add(1);
+            self.handles[h.slot as usize].store(HANDLE_SLOT | s.gen as u32, Ordering::Release);
             s.dev.take().unwrap()
         };
         self.track.write().forget_device(h.slot);
@@ -556,14 +570,22 @@ impl Context {
         }
     }
 
-    /// Checks a handle without touching the device (no reference taken).
+    /// Checks a handle without touching the device (no reference taken,
+    /// no lock): EINVAL for a slot never opened, EBADF for a closed one,
+    /// as [`Context::device_in`] answers.
     pub fn check_device(&self, h: DeviceHandle) -> Result<()> {
-        Context::device_in(&self.slots.read(), h).map(|_| ())
+        let v = self.handles.get(h.slot as usize).map_or(0, |v| v.load(Ordering::Acquire));
+        match v {
+            0 => Err(Errno::EINVAL),
+            v if v & HANDLE_OPEN != 0 && v as u16 == h.gen => Ok(()),
+            _ => Err(Errno::EBADF),
+        }
     }
 
-    /// The generation of an open slot (None: empty).
+    /// The generation of an open slot (None: empty); no lock.
     pub fn slot_gen(&self, slot: u16) -> Option<u16> {
-        self.slots.read().get(slot as usize).filter(|s| s.dev.is_some()).map(|s| s.gen)
+        let v = self.handles.get(slot as usize).map_or(0, |v| v.load(Ordering::Acquire));
+        (v & HANDLE_OPEN != 0).then_some(v as u16)
     }
 
     /// The device behind a handle (EBADF if closed).
