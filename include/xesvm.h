@@ -86,7 +86,7 @@
 
 /**
  * `svm_context_config.flags`: decide SVM_ALLOC_ENGINE placements with the
- * rule cascade of 0.2 (split birth, rent or buy, gathers, walks, readers
+ * rule cascade of 0.2 (split birth, rent or buy, walks, readers
  * served in place, deferral to the fault, widening to a record). Off by
  * default since 0.3.0: without it an engine placement is the runtime's
  * own prefetch to the accessing tile's VRAM, unless advice, atomics or
@@ -188,7 +188,7 @@
  * whole 2 MiB ranges; `pagemap` says so, SVM_RESULT_SPLIT where only its
  * end chunk did), leave the move to the launch's fault (SVM_RESULT_ON_FAULT), keep a
  * thrashing range where it is (SVM_RESULT_PINNED), or widen the span to
- * the walk, gather or record it belongs to. Without it the call is an explicit request (an
+ * the walk or record it belongs to. Without it the call is an explicit request (an
  * application's zeCommandListAppendMemoryPrefetch, clEnqueueSVMMigrateMem):
  * exactly [start, start+size) moves to `target` now, or the call falls
  * back and says so (SVM_RESULT_FELL_BACK and `cause`), or fails.

@@ -120,7 +120,7 @@ pub struct svm_context_config {
 /// runtime's free hook) makes the library forget them too.
 pub const SVM_CONTEXT_MIRROR_AUTORESET: u32 = 1 << 0;
 /// `svm_context_config.flags`: decide SVM_ALLOC_ENGINE placements with the
-/// rule cascade of 0.2 (split birth, rent or buy, gathers, walks, readers
+/// rule cascade of 0.2 (split birth, rent or buy, walks, readers
 /// served in place, deferral to the fault, widening to a record). Off by
 /// default since 0.3.0: without it an engine placement is the runtime's
 /// own prefetch to the accessing tile's VRAM, unless advice, atomics or

@@ -98,7 +98,7 @@ pub const SVM_ALLOC_PREFETCH_NOW: u32 = 1 << 2;
 /// whole 2 MiB ranges; `pagemap` says so, SVM_RESULT_SPLIT where only its
 /// end chunk did), leave the move to the launch's fault (SVM_RESULT_ON_FAULT), keep a
 /// thrashing range where it is (SVM_RESULT_PINNED), or widen the span to
-/// the walk, gather or record it belongs to. Without it the call is an explicit request (an
+/// the walk or record it belongs to. Without it the call is an explicit request (an
 /// application's zeCommandListAppendMemoryPrefetch, clEnqueueSVMMigrateMem):
 /// exactly [start, start+size) moves to `target` now, or the call falls
 /// back and says so (SVM_RESULT_FELL_BACK and `cause`), or fails.

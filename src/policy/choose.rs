@@ -2,7 +2,7 @@
 //! among three strategies: the runtime's own (prefetch the span; for a
 //! mapping found from a pointer, the faults), the kernel's (leave it to
 //! the launch's faults) and the rule cascade (policy/resolve.rs: serve in
-//! place, split birth, gathers, widening). The choice follows what the
+//! place, split birth, walks, widening). The choice follows what the
 //! library measures: the time its own placements took (the driver's clock
 //! around the call) and the launch durations the runtime reports from its
 //! own timestamps (`Context::launch_done`, `svm_launch_report`), each
@@ -43,7 +43,7 @@
 //!
 //! The strategies: the kernel's is policy/faults.rs, the runtime's
 //! policy/prefetch.rs, the cascade's rules policy/resolve.rs with the
-//! placements they make (policy/birth.rs, policy/gather.rs, the hand-off
+//! placements they make (policy/birth.rs, the hand-off
 //! pin and the thrash guard in policy/place.rs).
 
 use std::collections::HashMap;
@@ -62,7 +62,7 @@ pub(crate) enum Strategy {
     /// The span moves before the launch (VM_BIND PREFETCH).
     Prefetch,
     /// The rule cascade decides (`Config::engine_rules`'s engine: serve
-    /// in place, split birth, gathers, widening; policy/resolve.rs).
+    /// in place, split birth, walks, widening; policy/resolve.rs).
     Cascade,
 }
 

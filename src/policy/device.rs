@@ -33,8 +33,8 @@ pub struct TileVram {
 /// A device's small reads in system memory seen as walks: runs of pieces
 /// each starting where the one before ended (a runtime that calls per
 /// piece of a buffer a kernel reads whole). A new walk that starts inside
-/// one of the last few, reads that buffer again: reuse, which a random
-/// gather's pieces never show. Best effort: racing calls of one device may
+/// one of the last few, reads that buffer again: reuse, which pieces read
+/// at random never show. Best effort: racing calls of one device may
 /// lose an update, which only delays the rule.
 #[derive(Default)]
 pub struct Walk {

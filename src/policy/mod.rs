@@ -25,8 +25,7 @@
 //! VM), `observe` (the page table), `record` (bookkeeping and the range
 //! query), `links` (what the library knows of the links between devices). The default engine's strategies: `choose` (which one runs, span
 //! by span, and its regret), `faults` (the kernel's), `prefetch` (the
-//! runtime's), and the rule cascade (`resolve`'s rules, `birth`, `gather`,
-//! `chunks`).
+//! runtime's), and the rule cascade (`resolve`'s rules, `birth`, `chunks`).
 
 mod adopt;
 mod batch;
@@ -40,7 +39,6 @@ mod device;
 mod errors;
 mod evict;
 mod faults;
-mod gather;
 mod links;
 mod observe;
 mod place;
@@ -115,7 +113,7 @@ pub struct Config {
     /// runtime waits.
     pub bind_timeout_ns: u64,
     /// Decide engine placements (`AllocFlags::ENGINE`) with the rule
-    /// cascade of 0.2 (split birth, rent or buy, gathers, walks, readers in
+    /// cascade of 0.2 (split birth, rent or buy, walks, readers in
     /// place, deferral to the fault, widening). Off by default: each rule
     /// was written for one workload, and on programs no one tuned them to
     /// they lose to the runtime's plain prefetch (docs/design.md, "The
@@ -200,8 +198,7 @@ bitflags::bitflags! {
         const PREFETCH_NOW = 1 << 2;
         /// The target is the engine's own answer (resolve's, for a launch):
         /// the engine may decide how to get there (split birth, the launch's
-        /// fault, the thrash guard, widening to a walk, a gather or a moved
-        /// record). Without it the call is an explicit request (an
+        /// fault, the thrash guard, widening to a walk or a moved record). Without it the call is an explicit request (an
         /// application's prefetch): the span asked, in the target asked,
         /// or a fallback that says so.
         const ENGINE = 1 << 3;
@@ -445,7 +442,7 @@ impl Context {
     /// The library's records are not consulted: they are the spans calls
     /// named, cut where later calls placed parts (a split birth, an
     /// explicit prefetch of a piece) and widened where the engine chose
-    /// (2 MiB chunk sides, a gather over gaps between allocations), and they
+    /// (2 MiB chunk sides, a walk's span), and they
     /// outlive a free the library is not told of, so they are neither an
     /// allocation's bounds nor current. One read of the maps per call
     /// (a syscall and the mm lock): a runtime that asks per launch should

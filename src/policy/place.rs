@@ -157,14 +157,6 @@ impl Context {
             if small && target.device() == Some(h.slot) {
                 (start, end) = dev.walk.take(start, end).unwrap_or((start, end));
             }
-            // A gather's piece: placed as part of the span it widens.
-            if small && target == Pagemap::System {
-                let dev = dev.clone();
-                drop(slots);
-                if let Some(r) = self.gather(&dev, start, end, out) {
-                    return r;
-                }
-            }
         }
         let _g = self.ranges.lock(start, end);
         // Decided again under the lock: another call may have moved the
@@ -235,7 +227,12 @@ impl Context {
         // places a buffer and then calls per piece finds each piece in place
         // without a page-table read or a record split.
         let Some((rec_start, rec)) = track.containing(start, end) else { return Check::Unknown };
-        if rec.residency != Some(target) || !faults_keep(dev, rec.attrs(dev.slot).pref, target) {
+        // Its faults keep it there, or, in system memory, it is bound for
+        // this device's VM: the GPU reads it through the binding and takes
+        // no fault that could move it (a small read is bound, not advised:
+        // `try_candidate`). Who else moves it shows in the page table.
+        let kept = faults_keep(dev, rec.attrs(dev.slot).pref, target) || (target == Pagemap::System && rec.bound_for(dev.slot));
+        if rec.residency != Some(target) || !kept {
             return Check::Unknown;
         }
         let now = self.driver.now_ns();
@@ -442,12 +439,15 @@ impl Context {
         // madvise calls whose effect is recorded. What was applied is recorded
         // however the attempt ends, so the record never disagrees with the kernel.
         let mut applied = Vec::new();
-        // A small span served in system memory (a gather's piece) is bound
-        // for the accessing device by the prefetch and not advised: a
-        // madvise on every device VM costs more than reading the piece
-        // (2 us an ioctl against 1.4 us for 64 KiB at host bandwidth,
-        // docs/cost-model.md), and without it a later GPU fault there may
-        // migrate the piece, which is the kernel's default and loses nothing.
+        // A small span served in system memory (a piece of a table read at
+        // random, a small allocation) is bound for the accessing device by
+        // the prefetch and not advised: a madvise on every device VM costs
+        // more than reading the piece (2 us an ioctl against 1.4 us for 64
+        // KiB at host bandwidth, docs/cost-model.md), it cuts the mapping at
+        // the piece's ends (a neighbour in its chunk then migrates in 4 KiB
+        // ranges), and without it a later GPU fault there may migrate the
+        // piece, which is the kernel's default and loses nothing. While it
+        // stays bound, the next call finds it in place (`in_place`).
         // Nor is system memory advised where no device of the context has
         // VRAM (integrated GPUs): every fault lands there anyway, and a
         // madvise zaps the PTEs of what a packed neighbour's prefetch bound

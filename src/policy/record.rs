@@ -222,7 +222,6 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         r.preferred_for &= p.preferred_for;
         // A hint holds for a merged span only where it holds for every piece.
         r.read_mostly &= p.read_mostly;
-        r.gather &= p.gather;
         r.probe_born &= p.probe_born;
         r.born_in_pieces &= p.born_in_pieces;
         r.remote_readers.fetch_or(p.remote_readers.load(Ordering::Relaxed), Ordering::Relaxed);

@@ -126,10 +126,6 @@ pub struct Record {
     /// to fault range by range. A hint: the kernel may unbind without the
     /// library seeing it (munmap, CPU events), and then the GPU faults.
     pub bound: AtomicU64,
-    /// Merged from small reads served in system memory (a gather's pieces):
-    /// settled there on every device VM, and widened by the next small read
-    /// near it (policy's gather rule).
-    pub gather: bool,
     /// The rest of a split birth: the chunk just before it is the probe,
     /// born in VRAM (policy's split-birth rule).
     pub probe_born: bool,
@@ -158,7 +154,6 @@ impl Clone for Record {
             remote_readers: AtomicU64::new(self.remote_readers.load(Ordering::Relaxed)),
             peer_readers: AtomicU64::new(self.peer_readers.load(Ordering::Relaxed)),
             bound: AtomicU64::new(self.bound.load(Ordering::Relaxed)),
-            gather: self.gather,
             probe_born: self.probe_born,
             born_in_pieces: self.born_in_pieces,
             probe_read: AtomicBool::new(self.probe_read.load(Ordering::Relaxed)),
@@ -184,7 +179,6 @@ impl Record {
             remote_readers: AtomicU64::new(0),
             peer_readers: AtomicU64::new(0),
             bound: AtomicU64::new(0),
-            gather: false,
             probe_born: false,
             born_in_pieces: false,
             probe_read: AtomicBool::new(false),
