@@ -1354,15 +1354,15 @@ fn per_device_advice_reaches_that_devices_vm_only() {
         let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
         xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, R).unwrap()[0]
     };
-    assert_eq!(attrs(0).preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM as u32);
-    assert_eq!(attrs(1).preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE as u32);
+    assert_eq!(attrs(0).preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM);
+    assert_eq!(attrs(1).preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE);
     assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, R, Access::Write), Ok(Pagemap::System));
     assert_eq!(t.ctx.resolve(t.dev[1], 0, BUF, R, Access::Write), Ok(t.vram(1)));
     t.ctx.set_atomic_on(Some(t.dev[1]), BUF, R, DRM_XE_ATOMIC_CPU).unwrap();
     assert_eq!((attrs(0).atomic.val, attrs(1).atomic.val), (DRM_XE_ATOMIC_UNDEFINED, DRM_XE_ATOMIC_CPU));
     assert_eq!(t.ctx.resolve(t.dev[1], 0, BUF, R, Access::Atomic), Err(Errno::EACCES));
     t.ctx.clear_preferred_on(Some(t.dev[0]), BUF, R).unwrap();
-    assert_eq!(attrs(0).preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE as u32);
+    assert_eq!(attrs(0).preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE);
     // A closed device's handle is refused.
     let d1 = t.dev[1];
     t.ctx.close(d1).unwrap();
@@ -1381,7 +1381,7 @@ fn a_placement_keeps_another_devices_advice() {
     let (fd, vm) = t.fd_vm(0);
     let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
     let a = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, R).unwrap()[0];
-    assert_eq!(a.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM as u32, "GPU 0 keeps its advice");
+    assert_eq!(a.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, "GPU 0 keeps its advice");
 }
 
 /// A placement's madvise covers the span's whole 2 MiB chunks where nothing
@@ -1399,7 +1399,7 @@ fn a_placement_advises_whole_chunks_where_they_are_free() {
     let vmas = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, 2 * R).unwrap();
     assert_eq!(vmas.len(), 1, "one VMA over both chunks: {vmas:?}");
     assert!(vmas[0].start <= BUF && vmas[0].end >= BUF + 2 * R);
-    assert_eq!(vmas[0].preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM as u32);
+    assert_eq!(vmas[0].preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM);
     // A neighbor already placed in VRAM inside the next buffer's chunk: the
     // next placement (system memory) leaves its attributes alone.
     const B: u64 = BUF + 16 * R;
@@ -1407,7 +1407,7 @@ fn a_placement_advises_whole_chunks_where_they_are_free() {
     t.ctx.set_preferred(B, 4096, t.vram(1)).unwrap();
     t.ctx.alloc_vram(t.dev[0], B + 4096, SIZE, Pagemap::System, AllocFlags::empty()).unwrap();
     let first = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, B, 4096).unwrap()[0];
-    assert_ne!(first.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM as u32, "the neighbor keeps its own");
+    assert_ne!(first.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, "the neighbor keeps its own");
 }
 
 /// The engine with its rule cascade (`Config::engine_rules`), which these

@@ -518,11 +518,11 @@ mod tests {
         }
         assert!(c.cascade_next(0, 0, 4096), "no move timed yet: no trial");
         // A move of another span at 1 ns a byte: 4096 ns for this one.
-        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true).0;
+        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true);
         c.spent(0, 4096, 4096);
         c.launch_done(0, 1_000);
         assert!(c.cascade_next(0, 0, 4096), "a move dearer than a quarter launch: no trial");
-        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true).0;
+        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true);
         c.spent(0, 41, 4096);
         c.launch_done(0, 1_000);
         assert!(!c.cascade_next(0, 0, 4096), "a cheap move: the trial");
@@ -534,9 +534,9 @@ mod tests {
     fn launch_bytes_count_each_span_once() {
         let c = Chooser::default();
         c.launch_done(0, 1_000);
-        c.choose(0, 0, 4096, Strategy::Prefetch, true).0;
-        c.choose(0, 8192, 4096, Strategy::Prefetch, true).0;
-        c.choose(0, 0, 4096, Strategy::Prefetch, true).0;
+        c.choose(0, 0, 4096, Strategy::Prefetch, true);
+        c.choose(0, 8192, 4096, Strategy::Prefetch, true);
+        c.choose(0, 0, 4096, Strategy::Prefetch, true);
         assert_eq!(c.device(0).lock().launches.open.bytes, 8192);
         c.launch_done(0, 1_000);
         assert_eq!(c.device(0).lock().launches.open.bytes, 0);
@@ -550,12 +550,12 @@ mod tests {
         let c = Chooser::default();
         c.launch_done(0, 1); // reports from now on
         let cost = |start| c.device(0).lock().entries[&(start, 4096)].cost[Strategy::Cascade.index()];
-        c.choose(0, 0, 4096, Strategy::Prefetch, true).0;
+        c.choose(0, 0, 4096, Strategy::Prefetch, true);
         c.launch_submitted(0);
-        c.choose(0, 8192, 4096, Strategy::Prefetch, true).0;
+        c.choose(0, 8192, 4096, Strategy::Prefetch, true);
         c.spent(0, 50, 0);
         c.launch_submitted(0);
-        c.choose(0, 0, 4096, Strategy::Prefetch, true).0;
+        c.choose(0, 0, 4096, Strategy::Prefetch, true);
         assert_eq!(c.device(0).lock().launches.open.bytes, 4096, "the open launch's bytes only");
         c.launch_done(0, 1_000);
         assert_eq!((cost(0), cost(8192)), (Some(1_000), None));
