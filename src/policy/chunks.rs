@@ -12,15 +12,21 @@ use super::record::merge_pieces;
 use super::*;
 
 impl Context {
-    /// Whether [start, end) lies inside one 2 MiB chunk, and another part of
-    /// that chunk is recorded in `pm`.
+    /// Whether [start, end) lies inside one 2 MiB chunk, another part of
+    /// that chunk is recorded in `pm`, and no piece of the span's own
+    /// records lies in another device's VRAM: an unprivileged read sees
+    /// only "not in system memory", which that explains as well. Any piece
+    /// counts: a packed neighbour's placement takes the page they share,
+    /// and the span's merged summary then says nothing (an atomic histogram
+    /// behind an input two devices split).
     pub(super) fn chunk_mate_in(&self, start: u64, end: u64, pm: Pagemap) -> bool {
         let (cs, ce) = (start & !(CHUNK - 1), (start & !(CHUNK - 1)) + CHUNK);
         if end > ce || end - start == CHUNK {
             return false;
         }
         let track = self.track.read();
-        let found = track.overlapping(cs, ce).any(|(s, r)| (s, r.end) != (start, end) && r.residency == Some(pm));
+        let elsewhere = track.overlapping(start, end).any(|(_, r)| r.residency.is_some_and(|p| p != pm && p != Pagemap::System));
+        let found = !elsewhere && track.overlapping(cs, ce).any(|(s, r)| (s, r.end) != (start, end) && r.residency == Some(pm));
         found
     }
 }

@@ -227,11 +227,14 @@ impl Context {
         // places a buffer and then calls per piece finds each piece in place
         // without a page-table read or a record split.
         let Some((rec_start, rec)) = track.containing(start, end) else { return Check::Unknown };
-        // Its faults keep it there, or, in system memory, it is bound for
-        // this device's VM: the GPU reads it through the binding and takes
-        // no fault that could move it (a small read is bound, not advised:
-        // `try_candidate`). Who else moves it shows in the page table.
-        let kept = faults_keep(dev, rec.attrs(dev.slot).pref, target) || (target == Pagemap::System && rec.bound_for(dev.slot));
+        // Its faults keep it there, or it is a small read in system memory
+        // bound for this device's VM (bound, not advised: `try_candidate`):
+        // the GPU reads it through the binding and takes no fault that could
+        // move it. Who else moves it shows in the page table. A larger span
+        // goes on to the slow path's look, which also sees a pull-back or
+        // a chunk that came along.
+        let small_bound = target == Pagemap::System && rec.end - rec_start <= super::resolve::SMALL_READ && rec.bound_for(dev.slot);
+        let kept = small_bound || faults_keep(dev, rec.attrs(dev.slot).pref, target);
         if rec.residency != Some(target) || !kept {
             return Check::Unknown;
         }
@@ -558,19 +561,12 @@ impl Context {
         // `cand`: the kernel migrates whole SVM ranges (up to the 2 MiB
         // chunk, docs/kernel-model.md §2), so the piece may have come along.
         // One page-table read (under 1 us) against a prefetch that would
-        // move nothing. Not where its own record puts it in another VRAM:
-        // an unprivileged read sees only "not in system memory", which that
-        // explains as well, and a wrong guess leaves the launch to fault it
-        // over in small ranges, where a prefetch of a piece already there
-        // moves nothing.
-        // Any piece of its records counts: a packed neighbour's placement
-        // takes the page they share, and the merged summary then says
-        // nothing (an atomic histogram behind an input two devices split).
-        let elsewhere = || {
-            let away = |p: Option<Pagemap>| p.is_some_and(|p| p != cand && p != Pagemap::System);
-            away(summary.residency) || self.track.read().overlapping(start, end).any(|(_, r)| away(r.residency))
-        };
-        let mate = cand != Pagemap::System && seen.is_none() && !elsewhere() && self.chunk_mate_in(start, end, cand);
+        // move nothing. Not where its records put it in another VRAM
+        // (`chunk_mate_in`, and the summary as observed): a wrong guess
+        // leaves the launch to fault it over in small ranges, where a
+        // prefetch of a piece already there moves nothing.
+        let away = summary.residency.is_some_and(|p| p != cand && p != Pagemap::System);
+        let mate = cand != Pagemap::System && seen.is_none() && !away && self.chunk_mate_in(start, end, cand);
         let looked = match (seen, cand) {
             (None, Pagemap::System) => self.observe(start, end),
             (None, _) if mate => self.observe(start, end),
