@@ -1056,6 +1056,12 @@ fn pieces_of_a_table_read_at_random_are_bound_per_device_not_advised() {
     }
     assert!(repeats > 50, "the test asks pieces again ({repeats})");
     assert_eq!(t.ctx.stats().madvise, 0, "no piece advised");
+    // An explicit request for a piece bound there gets the whole flow:
+    // system memory advised on every VM, so no fault moves it.
+    t.alloc(0, BUF, PIECE, Pagemap::System);
+    assert!(t.alloc(0, BUF, PIECE, Pagemap::System).in_place);
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, PIECE, Pagemap::System, AllocFlags::default()).unwrap();
+    assert!(!p.in_place && p.vms_applied == 0b11, "{p:?}");
     assert_eq!(t.sim.counters().gpu_faults, faults, "every piece was bound before its launch");
     assert_eq!(t.on(BUF, TABLE), Placement::System, "nothing moved");
     assert_eq!(t.sim.counters().bytes_to_vram, 0);

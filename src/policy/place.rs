@@ -130,7 +130,7 @@ impl Context {
                 return on_fault(out);
             }
             let learn = engine && self.chooser.learning();
-            match self.in_place(&slots, dev, start, end, target, false, learn.then_some(&mut *clock)) {
+            match self.in_place(&slots, dev, start, end, target, flags, false, learn.then_some(&mut *clock)) {
                 Check::InPlace(p) => {
                     self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
                     *out = p;
@@ -167,7 +167,7 @@ impl Context {
         let dev = Context::device_in(&slots, h)?.clone();
         // Another thread may have placed it while we waited (an observation
         // made before the wait would be stale now: this one is fresh).
-        let seen = match self.in_place(&slots, &dev, start, end, target, true, None) {
+        let seen = match self.in_place(&slots, &dev, start, end, target, flags, true, None) {
             Check::InPlace(p) => {
                 self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
                 *out = p;
@@ -221,19 +221,20 @@ impl Context {
     /// so with a page-table read or an ioctl, `clock` (asked for where the
     /// engine learns placement times) gets the clock from before them.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn in_place(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap, held: bool, clock: Option<&mut Option<u64>>) -> Check {
+    pub(super) fn in_place(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap, flags: AllocFlags, held: bool, clock: Option<&mut Option<u64>>) -> Check {
         let track = self.track.read();
         // The span's record, or the one it is a piece of: a runtime that
         // places a buffer and then calls per piece finds each piece in place
         // without a page-table read or a record split.
         let Some((rec_start, rec)) = track.containing(start, end) else { return Check::Unknown };
-        // Its faults keep it there, or it is a small read in system memory
-        // bound for this device's VM (bound, not advised: `try_candidate`):
-        // the GPU reads it through the binding and takes no fault that could
-        // move it. Who else moves it shows in the page table. A larger span
-        // goes on to the slow path's look, which also sees a pull-back or
-        // a chunk that came along.
-        let small_bound = target == Pagemap::System && rec.end - rec_start <= super::resolve::SMALL_READ && rec.bound_for(dev.slot);
+        // Its faults keep it there, or, for the engine, it is a small read in
+        // system memory bound for this device's VM (bound, not advised:
+        // `try_candidate`): the GPU reads it through the binding and takes
+        // no fault that could move it. Who else moves it shows in the page
+        // table. A larger span goes on to the slow path's look, which also
+        // sees a pull-back or a chunk that came along; an explicit request
+        // gets the whole flow (its advice included).
+        let small_bound = flags.engine() && target == Pagemap::System && rec.end - rec_start <= super::resolve::SMALL_READ && rec.bound_for(dev.slot);
         let kept = small_bound || faults_keep(dev, rec.attrs(dev.slot).pref, target);
         if rec.residency != Some(target) || !kept {
             return Check::Unknown;
