@@ -1556,8 +1556,9 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  * fault, no pin, no widening. With SVM_ALLOC_ENGINE (`target` is resolve's
  * answer) the engine may also use step 5 and the choices that flag names.
  * 1. already there by the library's record, the accessing device's VM keeps
- *    it there (its preferred location, or in system memory a binding: the
- *    GPU takes no fault there), and the process's page table agrees (read only when the last
+ *    it there (its preferred location, or, for SVM_ALLOC_ENGINE, a binding
+ *    to system memory of a span of at most 256 KiB: the GPU takes no fault
+ *    there), and the process's page table agrees (read only when the last
  *    reading is older than observe_ttl_ns): returns at once, zero ioctls;
  * 2. preferred location set to the same value on every device VM, skipping
  *    madvise calls whose effect is recorded;

@@ -230,8 +230,9 @@ impl Context {
         // Its faults keep it there, or, for the engine, it is a small read in
         // system memory bound for this device's VM (bound, not advised:
         // `try_candidate`): the GPU reads it through the binding and takes
-        // no fault that could move it. Who else moves it shows in the page
-        // table. A larger span goes on to the slow path's look, which also
+        // no fault that could move it. Who else moves it, or unbinds it
+        // unseen (the bound bit is a hint), shows in the page table once
+        // the observation is stale (observe_ttl_ns). A larger span goes on to the slow path's look, which also
         // sees a pull-back or a chunk that came along; an explicit request
         // gets the whole flow (its advice included).
         let small_bound = flags.engine() && target == Pagemap::System && rec.end - rec_start <= super::resolve::SMALL_READ && rec.bound_for(dev.slot);

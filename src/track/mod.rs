@@ -358,21 +358,6 @@ impl Track {
         self.records.range(..=start).next_back().filter(|(_, r)| r.end >= end).map(|(&s, r)| (s, r))
     }
 
-    /// The nearest record that ends at or before `addr`, with its start.
-    pub fn before(&self, addr: u64) -> Option<(u64, &Record)> {
-        let mut it = self.records.range(..addr).rev();
-        let (&s, r) = it.next()?;
-        if r.end <= addr {
-            return Some((s, r));
-        }
-        it.next().map(|(&s, r)| (s, r))
-    }
-
-    /// The nearest record that starts at or after `addr`, with its start.
-    pub fn after(&self, addr: u64) -> Option<(u64, &Record)> {
-        self.records.range(addr..).next().map(|(&s, r)| (s, r))
-    }
-
     /// The records overlapping [start, end), in order.
     pub fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, &Record)> {
         let first = self.records.range(..=start).next_back().filter(|(_, r)| r.end > start).map_or(start, |(&s, _)| s);
