@@ -355,6 +355,11 @@ impl Track {
     /// of it (a piece of a placed buffer): one lookup, no allocation.
     /// Returns the record's start with it.
     pub fn containing(&self, start: u64, end: u64) -> Option<(u64, &Record)> {
+        // A record that starts at `start` (a span asked as it was placed,
+        // the usual case): one descent, where a range search makes two.
+        if let Some(r) = self.records.get(&start) {
+            return (r.end >= end).then_some((start, r));
+        }
         self.records.range(..=start).next_back().filter(|(_, r)| r.end >= end).map(|(&s, r)| (s, r))
     }
 
