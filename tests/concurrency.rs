@@ -187,3 +187,52 @@ fn engine_placements_with_reports_race_safely() {
         }
     });
 }
+
+/// One thread closes and reopens a device while three others place on the
+/// other devices and check that device's handles without the slots' lock
+/// (`check_device`, `slot_gen`, as the C ABI does on every call): a check
+/// answers only Ok or EBADF, a handle once refused stays refused, and the
+/// last handle opened is the one that works.
+#[test]
+fn handle_checks_race_with_close_and_reopen() {
+    let current = Mutex::new(None::<DeviceHandle>);
+    let refused = Mutex::new(Vec::new());
+    let (_sim, ctx, _w) = race(6 * 2 * MIB, 9, |t, ctx, dev| {
+        if t == 3 {
+            let mut h = dev[3];
+            for _ in 0..40 {
+                ctx.close(h).unwrap();
+                refused.lock().unwrap().push(h);
+                h = ctx.open_index(3).unwrap();
+                *current.lock().unwrap() = Some(h);
+            }
+            return;
+        }
+        for i in 0..60u64 {
+            let d = ((t + i) % 3) as usize;
+            let start = BUF + (t * 2 + i % 2) * 2 * MIB;
+            let pm = ctx.pagemap(dev[d], 0).unwrap();
+            ctx.alloc_vram(dev[d], start, 2 * MIB, pm, AllocFlags::default()).unwrap();
+            let probe = current.lock().unwrap().unwrap_or(dev[3]);
+            match ctx.check_device(probe) {
+                Ok(()) | Err(xesvm::errno::Errno::EBADF) => {}
+                Err(e) => panic!("handle check answered {e:?}"),
+            }
+            // A closed handle is refused from then on, whatever reopened.
+            let closed = refused.lock().unwrap().last().copied();
+            if let Some(h) = closed {
+                assert_eq!(ctx.check_device(h), Err(xesvm::errno::Errno::EBADF), "{h:?} was closed");
+                assert_ne!(ctx.slot_gen(h.slot), Some(h.gen), "{h:?} was closed");
+            }
+        }
+    });
+    let last = current.lock().unwrap().unwrap();
+    assert_eq!(ctx.check_device(last), Ok(()));
+    assert_eq!(ctx.slot_gen(last.slot), Some(last.gen));
+    for h in refused.lock().unwrap().iter() {
+        assert_eq!(ctx.check_device(*h), Err(xesvm::errno::Errno::EBADF), "{h:?}");
+    }
+    // Closed and not reopened: refused, and the slot has no generation.
+    ctx.close(last).unwrap();
+    assert_eq!((ctx.check_device(last), ctx.slot_gen(last.slot)), (Err(xesvm::errno::Errno::EBADF), None));
+}
