@@ -81,7 +81,9 @@ impl Context {
     fn alloc_vram_into(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags, out: &mut Placed, clock: &mut Option<u64>) -> Result<()> {
         let mut end = check_span(start, size)?;
         let mut start = start;
-        self.stats.local().alloc_calls.fetch_add(1, Ordering::Relaxed);
+        // This thread's counters, looked up once for the call.
+        let stats = self.stats.local();
+        stats.alloc_calls.fetch_add(1, Ordering::Relaxed);
         // The engine's strategy (policy/choose.rs): the runtime's own (an
         // engine placement executed as its prefetch would be, resolve
         // having chosen the target; a mapping found from a pointer, and a
@@ -132,7 +134,7 @@ impl Context {
             let learn = engine && self.chooser.learning();
             match self.in_place(&slots, dev, start, end, target, flags, false, learn.then_some(&mut *clock)) {
                 Check::InPlace(p) => {
-                    self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
+                    stats.in_place.fetch_add(1, Ordering::Relaxed);
                     *out = p;
                     return Ok(());
                 }
@@ -169,7 +171,7 @@ impl Context {
         // made before the wait would be stale now: this one is fresh).
         let seen = match self.in_place(&slots, &dev, start, end, target, flags, true, None) {
             Check::InPlace(p) => {
-                self.stats.local().in_place.fetch_add(1, Ordering::Relaxed);
+                stats.in_place.fetch_add(1, Ordering::Relaxed);
                 *out = p;
                 return Ok(());
             }
@@ -200,16 +202,16 @@ impl Context {
             self.mark_born_in_pieces(start, end);
         }
         if r.is_ok() {
-            self.stats.local().bytes_moved.fetch_add(p.bytes_moved, Ordering::Relaxed);
-            self.stats.local().retries.fetch_add(p.retries as u64, Ordering::Relaxed);
+            stats.bytes_moved.fetch_add(p.bytes_moved, Ordering::Relaxed);
+            stats.retries.fetch_add(p.retries as u64, Ordering::Relaxed);
             if p.bytes_moved > 0 {
-                self.stats.local().migrations.fetch_add(1, Ordering::Relaxed);
+                stats.migrations.fetch_add(1, Ordering::Relaxed);
             }
             if p.fell_back {
-                self.stats.local().fallbacks.fetch_add(1, Ordering::Relaxed);
+                stats.fallbacks.fetch_add(1, Ordering::Relaxed);
             }
             if p.pinned {
-                self.stats.local().pins.fetch_add(1, Ordering::Relaxed);
+                stats.pins.fetch_add(1, Ordering::Relaxed);
             }
         }
         r
