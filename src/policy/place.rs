@@ -237,9 +237,8 @@ impl Context {
         // the observation is stale (observe_ttl_ns). A larger span goes on to the slow path's look, which also
         // sees a pull-back or a chunk that came along; an explicit request
         // gets the whole flow (its advice included).
-        let small_bound = flags.engine() && target == Pagemap::System && rec.end - rec_start <= super::resolve::SMALL_READ && rec.bound_for(dev.slot);
-        let kept = small_bound || faults_keep(dev, rec.attrs(dev.slot).pref, target);
-        if rec.residency != Some(target) || !kept {
+        let small_bound = || flags.engine() && target == Pagemap::System && rec.end - rec_start <= super::resolve::SMALL_READ && rec.bound_for(dev.slot);
+        if rec.residency != Some(target) || !(faults_keep(dev, rec.attrs(dev.slot).pref, target) || small_bound()) {
             return Check::Unknown;
         }
         let now = self.driver.now_ns();
