@@ -1460,6 +1460,33 @@ fn a_first_read_of_what_came_along_with_a_neighbour_is_not_moved_back() {
     assert!(p.pagemap == Some(Pagemap::System) && t.on(a, MIB) == Placement::System, "{p:?}");
 }
 
+/// The same at the kernel's 64 KiB ranges, inside a chunk a madvise cut
+/// (packed small allocations): a span whose head page shares a 64 KiB
+/// range with a neighbour placed in VRAM keeps that head there, the rest
+/// is bound in system memory, and the neighbour's range is not moved back
+/// (its next launch would move it again). The span is mixed at chunk scale,
+/// so the 2 MiB rule alone moved the range back.
+#[test]
+fn a_first_read_of_a_head_range_that_came_along_inside_a_cut_chunk_is_not_moved_back() {
+    let t = setup("dgpu");
+    const K: u64 = 1024;
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    // Another buffer's advice on the chunk's first page cuts the mirror there.
+    t.ctx.set_preferred(BUF, 4 * K, Pagemap::System).unwrap();
+    let (n, s, len) = (BUF + 64 * K, BUF + 104 * K, 200 * K);
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, n, 40 * K, Access::Write).unwrap(), t.vram(0));
+    t.alloc(0, n, 40 * K, t.vram(0));
+    assert_eq!(t.on(s, 24 * K), t.vram_of(0), "came along with the neighbour's 64 KiB range");
+    assert_eq!(t.on(BUF + 128 * K, s + len - BUF - 128 * K), Placement::System);
+    let moved = t.sim.counters().bytes_to_system;
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, s, len, Access::Read).unwrap(), Pagemap::System, "a first read is served in place");
+    let p = t.alloc(0, s, len, Pagemap::System);
+    assert!(!p.in_place && p.bytes_moved == 0 && p.split && p.pagemap == Some(Pagemap::System), "the rest bound: {p:?}");
+    assert_eq!(t.on(n, 64 * K), t.vram_of(0), "the neighbour's range stays");
+    assert_eq!(t.sim.counters().bytes_to_system, moved, "nothing moved back");
+    t.reads_without_faults(0, s, len, "the head local, the rest bound");
+}
+
 /// Birth in pieces (policy/birth.rs): a never-populated buffer whose every
 /// 2 MiB chunk reaches past its mapping would be born in VRAM one 4 KiB
 /// range at a time, a VRAM clear each (the kernel takes 64 KiB ranges only

@@ -31,7 +31,7 @@ use crate::track::{PrefApplied, Record};
 const SAMPLE_CHUNK: u64 = 2 << 20;
 /// The kernel's next range size below a chunk (`xe_svm` fault chunk sizes
 /// 2 MiB, 64 KiB, 4 KiB).
-const SMALL_RANGE: u64 = 64 << 10;
+pub(super) const SMALL_RANGE: u64 = 64 << 10;
 /// Samples (page-table reads) per observation at most.
 pub const MAX_SAMPLES: u64 = 16;
 
