@@ -120,6 +120,28 @@ fn in_place_record_is_rechecked_when_something_moved() {
     assert_eq!(t.on(BUF, R), t.vram_of(0));
 }
 
+/// A hand-off pin holds its own span only: a packed neighbour sharing its
+/// first page (a runtime widens spans to whole pages) is placed as asked,
+/// not held with it. Its record of the shared page does not speak for the
+/// neighbour's history (merged in, pins spread along an arena).
+#[test]
+fn a_hand_off_pin_does_not_hold_a_packed_neighbour() {
+    // Every placement looks at the page table (no freshness period).
+    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 0, ..rules() });
+    const K: u64 = 1024;
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    let (a, alen, b, blen) = (BUF, 64 * K, BUF + 60 * K, 240 * K);
+    let p = t.ctx.alloc_vram(t.dev[0], b, blen, Pagemap::System, AllocFlags::empty()).unwrap();
+    assert_eq!(p.pagemap, Some(Pagemap::System));
+    t.alloc(0, a, alen, t.vram(0));
+    t.sim.cpu_access(a, 4096, sim::Access::Read, 0).unwrap();
+    let p = t.alloc(0, a, alen, t.vram(0));
+    assert!(p.pinned && p.pagemap == Some(Pagemap::System), "the hand-off: {p:?}");
+    let p = t.alloc(0, b, blen, t.vram(0));
+    assert!(!p.pinned && p.pagemap == Some(t.vram(0)) && p.bytes_moved > 0, "the neighbour moves: {p:?}");
+    assert_eq!(t.on(b + 4 * K, blen - 4 * K), t.vram_of(0));
+}
+
 /// A span freed and allocated again at its address without the runtime's
 /// free hook, then partly written by the CPU, is not a hand-off: the page
 /// table shows never-populated pages beside the new ones (a pull-back makes
