@@ -1561,7 +1561,10 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  *    there), and the process's page table agrees (read only when the last
  *    reading is older than observe_ttl_ns): returns at once, zero ioctls;
  * 2. preferred location set to the same value on every device VM, skipping
- *    madvise calls whose effect is recorded;
+ *    madvise calls whose effect is recorded; where the records hold the
+ *    span in pieces, the madvise covers only the VMAs whose preferred
+ *    location differs (VM_QUERY_MEM_RANGE_ATTRS: a cut inside a range in
+ *    VRAM would evict it);
  * 3. VM_BIND PREFETCH with a user fence, then a wait;
  * 4. every errno gets a defined answer: EINTR/EAGAIN restart (until 250 ms
  *    after the first interruption); a bind fence not signalled within the

@@ -1509,6 +1509,41 @@ fn a_first_read_of_a_head_range_that_came_along_inside_a_cut_chunk_is_not_moved_
     t.reads_without_faults(0, s, len, "the head local, the rest bound");
 }
 
+/// A placement's madvise leaves alone the VMAs that hold its value
+/// already (VM_QUERY_MEM_RANGE_ATTRS): a span whose head came along into
+/// VRAM with a neighbour's 2 MiB range (default advice there) and whose
+/// tail was advised to system memory is moved to VRAM without a cut inside
+/// that range, which would evict it whole (`xe_svm_unmap_address_range`).
+#[test]
+fn a_placement_does_not_cut_a_range_whose_vma_holds_its_advice_already() {
+    let t = setup("dgpu");
+    const K: u64 = 1024;
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    // A small piece read in place at the chunk's start (bound, not advised),
+    // then a neighbour written: its move takes the whole 2 MiB range.
+    let (p0, n) = (BUF + 512 * K, BUF + 640 * K);
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, p0, 64 * K, Access::Read).unwrap(), Pagemap::System);
+    t.alloc(0, p0, 64 * K, Pagemap::System);
+    t.alloc(0, n, R - 704 * K, t.vram(0));
+    let (s, len) = (BUF + R - 64 * K, 364 * K);
+    assert_eq!(t.on(s, 64 * K), t.vram_of(0), "came along with the neighbour's range");
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, s, len, Access::Read).unwrap(), Pagemap::System);
+    let p = t.alloc(0, s, len, Pagemap::System);
+    assert!(p.split && p.bytes_moved == 0, "{p:?}");
+    let (fd, vm) = t.fd_vm(0);
+    let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
+    let tail = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF + R, 4 * K).unwrap()[0];
+    assert_eq!(tail.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, "the tail advised to system memory");
+    let to_system = t.sim.counters().bytes_to_system;
+    let p = t.alloc(0, s, len, t.vram(0));
+    assert_eq!(p.pagemap, Some(t.vram(0)));
+    assert_eq!(t.sim.counters().bytes_to_system, to_system, "the neighbour's range is not evicted");
+    assert_eq!(t.on(n, R - 704 * K), t.vram_of(0));
+    assert_eq!(t.on(s, len), t.vram_of(0));
+    let vmas = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, s, len).unwrap();
+    assert!(vmas.iter().all(|v| v.preferred_mem_loc.devmem_fd == DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE), "{vmas:?}");
+}
+
 /// Birth in pieces (policy/birth.rs): a never-populated buffer whose every
 /// 2 MiB chunk reaches past its mapping would be born in VRAM one 4 KiB
 /// range at a time, a VRAM clear each (the kernel takes 64 KiB ranges only

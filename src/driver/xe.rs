@@ -273,6 +273,18 @@ pub enum PreferredLoc {
     },
 }
 
+impl PreferredLoc {
+    /// The `devmem_fd` the uAPI carries for it (madvise, and the range
+    /// query's answer).
+    pub fn devmem_fd(self) -> u32 {
+        match self {
+            PreferredLoc::DefaultDevice => DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE,
+            PreferredLoc::DefaultSystem => DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM,
+            PreferredLoc::Device { devmem_fd, .. } => devmem_fd as u32,
+        }
+    }
+}
+
 /// MADVISE PREFERRED_LOC over [start, start+range).
 pub fn madvise_preferred_loc<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, loc: PreferredLoc) -> Result<()> {
     let (devmem_fd, region_instance) = match loc {

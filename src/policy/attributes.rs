@@ -87,7 +87,9 @@ impl Context {
             if a.pref == want && trusts_record(d, unflagged, want == PrefApplied::DefaultDevice) {
                 continue; // recorded: the madvise would zap PTEs for nothing
             }
-            match self.madvise_pref(slots, d, start, end, want, placed) {
+            // The VMAs that hold the value already are left uncut.
+            let Some((ms, me)) = self.advise_span(slots, d, start, end, want) else { continue };
+            match self.madvise_pref(slots, d, ms, me, want, placed) {
                 Ok(()) => {
                     a.pref = want;
                     applied.push((d.slot, a));
@@ -349,6 +351,33 @@ impl Context {
         }
         self.record(&slots, start, end, &applied, |_| {});
         lost_during(&slots, placed.vms_refused)
+    }
+
+    /// The part of [start, end) a madvise of `want` on device `d`'s VMs
+    /// must cover, where the records hold the span in more than one piece
+    /// (a piece may hold `want` already): from the first to the last of
+    /// the kernel's VMAs there (VM_QUERY_MEM_RANGE_ATTRS on its first VM)
+    /// whose preferred location differs; None where none does. A madvise
+    /// splits the mirror VMA at its ends, and a split inside a range in
+    /// VRAM evicts that range (`xe_svm_unmap_address_range`,
+    /// docs/kernel-model.md §8): a span whose head came along into VRAM
+    /// with a neighbour's 2 MiB range, and keeps the default there, is not
+    /// cut inside that range. The trimmed ends are the VMAs' own, so the
+    /// madvise makes no cut the whole span's would not.
+    fn advise_span(&self, slots: &[Slot], d: &Device, start: u64, end: u64, want: PrefApplied) -> Option<(u64, u64)> {
+        if self.track.read().overlapping(start, end).nth(1).is_none() {
+            return Some((start, end));
+        }
+        let fd_of = |slot: u16| slots.get(slot as usize).and_then(|s| s.dev.as_ref()).map_or(-1, |d| d.fd);
+        let want_fd = want.to_uapi(fd_of).devmem_fd();
+        let Some(&vm) = d.vms().first() else { return Some((start, end)) };
+        let Ok(vmas) = xe::query_mem_range_attrs(&*self.driver, d.fd, vm, start, end - start) else { return Some((start, end)) };
+        let (mut first, mut last) = (None, start);
+        for v in vmas.iter().filter(|v| v.preferred_mem_loc.devmem_fd != want_fd) {
+            first.get_or_insert(v.start.max(start));
+            last = v.end.min(end);
+        }
+        first.map(|f| (f, last))
     }
 
     /// The thrash guard holds a range where it is: mapped remotely from the
