@@ -87,8 +87,13 @@ impl Context {
             if a.pref == want && trusts_record(d, unflagged, want == PrefApplied::DefaultDevice) {
                 continue; // recorded: the madvise would zap PTEs for nothing
             }
-            // The VMAs that hold the value already are left uncut.
-            let Some((ms, me)) = self.advise_span(slots, d, start, end, want) else { continue };
+            // The VMAs that hold the value already are left uncut; where all
+            // of them do, the record learns it.
+            let Some((ms, me)) = self.advise_span(slots, d, start, end, want) else {
+                a.pref = want;
+                applied.push((d.slot, a));
+                continue;
+            };
             match self.madvise_pref(slots, d, ms, me, want, placed) {
                 Ok(()) => {
                     a.pref = want;
@@ -356,10 +361,13 @@ impl Context {
     /// The part of [start, end) a madvise of `want` on device `d`'s VMs
     /// must cover, where the records hold the span in more than one piece
     /// (a piece may hold `want` already): from the first to the last of
-    /// the kernel's VMAs there (VM_QUERY_MEM_RANGE_ATTRS on its first VM)
-    /// whose preferred location differs; None where none does. A madvise
-    /// splits the mirror VMA at its ends, and a split inside a range in
-    /// VRAM evicts that range (`xe_svm_unmap_address_range`,
+    /// the kernel's VMAs there (VM_QUERY_MEM_RANGE_ATTRS, on every VM of
+    /// the device) whose preferred location differs (its fd, or a
+    /// migration policy other than all pages; the query reports no region
+    /// instance, and a madvise changing only that is a no-op in the
+    /// kernel); None where none does. Where a query fails, the whole span.
+    /// A madvise splits the mirror VMA at its ends, and a split inside a
+    /// range in VRAM evicts that range (`xe_svm_unmap_address_range`,
     /// docs/kernel-model.md §8): a span whose head came along into VRAM
     /// with a neighbour's 2 MiB range, and keeps the default there, is not
     /// cut inside that range. The trimmed ends are the VMAs' own, so the
@@ -370,14 +378,18 @@ impl Context {
         }
         let fd_of = |slot: u16| slots.get(slot as usize).and_then(|s| s.dev.as_ref()).map_or(-1, |d| d.fd);
         let want_fd = want.to_uapi(fd_of).devmem_fd();
-        let Some(&vm) = d.vms().first() else { return Some((start, end)) };
-        let Ok(vmas) = xe::query_mem_range_attrs(&*self.driver, d.fd, vm, start, end - start) else { return Some((start, end)) };
-        let (mut first, mut last) = (None, start);
-        for v in vmas.iter().filter(|v| v.preferred_mem_loc.devmem_fd != want_fd) {
-            first.get_or_insert(v.start.max(start));
-            last = v.end.min(end);
+        let (mut first, mut last) = (end, start);
+        for &vm in d.vms() {
+            // Two ioctls: the count, then the attributes.
+            self.stats.local().ioctls.fetch_add(2, Ordering::Relaxed);
+            let Ok(vmas) = xe::query_mem_range_attrs(&*self.driver, d.fd, vm, start, end - start) else { return Some((start, end)) };
+            let differs = |v: &&drm_xe_mem_range_attr| v.preferred_mem_loc.devmem_fd != want_fd || v.preferred_mem_loc.migration_policy != DRM_XE_MIGRATE_ALL_PAGES as u32;
+            for v in vmas.iter().filter(differs) {
+                first = first.min(v.start.max(start));
+                last = last.max(v.end.min(end));
+            }
         }
-        first.map(|f| (f, last))
+        (first < last).then_some((first, last))
     }
 
     /// The thrash guard holds a range where it is: mapped remotely from the

@@ -515,6 +515,15 @@ impl Context {
             r.observed_at.store(observed_at, Ordering::Relaxed);
             r.last_used.store(now, Ordering::Relaxed);
             r.moves = summary.moves.clone();
+            // The merge's pin, which a packed neighbour's record of a shared
+            // page can carry in (summary() reads past it, so only a later
+            // placement of this span sees it). Taking the span's own
+            // (`summary`) here too exposed two-device solvers whose shared
+            // vectors then ping-pong at fault granularity (generated
+            // programs: one solver 0.54 -> 1.10x, one 0.40 -> 1.08x the
+            // better baseline): the spread pin held them in one place. A
+            // home for spans devices take turns at is the fix; until then
+            // this stays.
             r.pinned_until = r.pinned_until.max(summary.pinned_until);
             *r.uses.get_mut() = summary.uses.load(Ordering::Relaxed);
             if moved {

@@ -16,7 +16,8 @@ pub(super) fn speaks_for(rs: u64, re: u64, start: u64, end: u64) -> bool {
 }
 
 impl Context {
-    /// What is known of [start, end), merged over the records covering it.
+    /// What is known of [start, end), merged over the records covering it;
+    /// its pins and moves are its own records' (below).
     pub(super) fn summary(&self, start: u64, end: u64) -> Record {
         let track = self.track.read();
         let pieces: Vec<Record> = track.overlapping(start, end).map(|(_, r)| r.clone()).collect();
@@ -101,7 +102,9 @@ impl Context {
         // The madvise split the mirror VMA at the span's ends, destroying
         // the SVM ranges (at most 2 MiB, chunk-aligned) that straddle them
         // (`xe_svm_unmap_address_range`, docs/kernel-model.md §8): a packed
-        // neighbour's binding in those chunks is gone too.
+        // neighbour's binding in those chunks is gone too. (Where it covered
+        // less, trimmed to the VMAs that differed, or none did, this is
+        // cautious: a binding believed gone is bound again.)
         if !applied.is_empty() {
             let track = self.track.read();
             for (s, e) in [(start & !(CHUNK - 1), start), (end, end.next_multiple_of(CHUNK))].into_iter().filter(|(s, e)| s < e) {
