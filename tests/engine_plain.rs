@@ -204,6 +204,34 @@ fn a_buffer_one_device_writes_and_another_reads_is_handed_off_by_the_cascade() {
     }
 }
 
+/// A small span one launch reads and writes (an argument passed twice, a
+/// kernel that updates in place): with reports, the cascade serves the
+/// read where the data lies, bound in system memory, and the same launch's
+/// write there too, not moved (the launch uses it once; a move would pay
+/// the copy and the TLB invalidation of the binding just made). The next
+/// launch's write, with no read before it, moves it.
+#[test]
+fn a_small_span_one_launch_reads_and_writes_is_served_where_it_lies() {
+    let t = setup("dgpu", false);
+    let (s, n) = (BUF + MIB / 16, MIB / 8);
+    t.sim.cpu_access(BUF, 2 * MIB, sim::Access::Write, 1).unwrap();
+    t.ctx.launch_done(t.dev[0], 1_000).unwrap(); // the runtime reports launches
+    let place = |a: Access| {
+        let pm = t.ctx.resolve(t.dev[0], 0, s, n, a).unwrap();
+        (pm, t.ctx.alloc_vram(t.dev[0], s, n, pm, AllocFlags::ENGINE).unwrap())
+    };
+    let (pm, read) = place(Access::Read);
+    assert!(pm == Pagemap::System && read.pagemap == Some(Pagemap::System) && read.bytes_moved == 0, "{read:?}");
+    let (pm, write) = place(Access::Write);
+    assert!(pm == Pagemap::System && write.bytes_moved == 0, "the same launch's write: {write:?}");
+    assert_eq!(t.sim.placement(s, n), Placement::System);
+    t.ctx.launch_submitted(t.dev[0]).unwrap();
+    t.ctx.launch_done(t.dev[0], 1_000).unwrap();
+    let (pm, next) = place(Access::Write);
+    let vram = t.ctx.pagemap(t.dev[0], 0).unwrap();
+    assert!(pm == vram && next.pagemap == Some(vram) && next.bytes_moved > 0, "the next launch's write: {next:?}");
+}
+
 /// A buffer both devices write, each its half (a solver's vector), is no
 /// hand-off: it stays with the faults when reports begin, each half where
 /// its writer is.

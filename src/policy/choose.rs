@@ -259,6 +259,12 @@ impl Chooser {
         &self.devices[slot as usize % MAX_DEVICES]
     }
 
+    /// Whether the launch device `slot` is placing now has placed
+    /// [start, start+len) already (with reports, which delimit launches).
+    pub(crate) fn in_open_launch(&self, slot: u16, start: u64, len: u64) -> bool {
+        self.learning() && self.device(slot).lock().launches.open.used.iter().any(|&(s, _)| s == (start, len))
+    }
+
     /// Whether device `slot`'s next launch over [start, start+len) runs
     /// the cascade (resolve asks; nothing changes).
     pub(crate) fn cascade_next(&self, slot: u16, start: u64, len: u64) -> bool {
