@@ -89,7 +89,7 @@ impl Context {
             }
             // The VMAs that hold the value already are left uncut; where all
             // of them do, the record learns it.
-            let Some((ms, me)) = self.advise_span(slots, d, start, end, want) else {
+            let Some((ms, me)) = self.advise_span(slots, d, start, end, want, placed) else {
                 a.pref = want;
                 applied.push((d.slot, a));
                 continue;
@@ -372,7 +372,7 @@ impl Context {
     /// with a neighbour's 2 MiB range, and keeps the default there, is not
     /// cut inside that range. The trimmed ends are the VMAs' own, so the
     /// madvise makes no cut the whole span's would not.
-    fn advise_span(&self, slots: &[Slot], d: &Device, start: u64, end: u64, want: PrefApplied) -> Option<(u64, u64)> {
+    fn advise_span(&self, slots: &[Slot], d: &Device, start: u64, end: u64, want: PrefApplied, placed: &mut Placed) -> Option<(u64, u64)> {
         if self.track.read().overlapping(start, end).nth(1).is_none() {
             return Some((start, end));
         }
@@ -380,9 +380,8 @@ impl Context {
         let want_fd = want.to_uapi(fd_of).devmem_fd();
         let (mut first, mut last) = (end, start);
         for &vm in d.vms() {
-            // Two ioctls: the count, then the attributes.
-            self.stats.local().ioctls.fetch_add(2, Ordering::Relaxed);
-            let Ok(vmas) = xe::query_mem_range_attrs(&*self.driver, d.fd, vm, start, end - start) else { return Some((start, end)) };
+            placed.ioctls += 2;
+            let Ok(vmas) = self.query_vmas(d, vm, start, end) else { return Some((start, end)) };
             let differs = |v: &&drm_xe_mem_range_attr| v.preferred_mem_loc.devmem_fd != want_fd || v.preferred_mem_loc.migration_policy != DRM_XE_MIGRATE_ALL_PAGES as u32;
             for v in vmas.iter().filter(differs) {
                 first = first.min(v.start.max(start));

@@ -54,6 +54,15 @@ enum Found<'a> {
     Busy,
 }
 
+impl<'a> Found<'a> {
+    fn kept(self) -> Option<CameAlong<'a>> {
+        match self {
+            Found::Kept(kept) => Some(kept),
+            _ => None,
+        }
+    }
+}
+
 impl Context {
     /// An engine placement asked for system memory (resolve serves a first
     /// read where the data lies) of a span the page table shows partly or
@@ -92,12 +101,8 @@ impl Context {
         // packed small allocations, up to 15 %; four slower, by at most
         // 1.2 %.
         match self.came_along_in(a, CHUNK) {
-            Found::Kept(kept) => Some(kept),
-            Found::NotExplained => match self.came_along_in(a, super::observe::SMALL_RANGE) {
-                Found::Kept(kept) => Some(kept),
-                _ => None,
-            },
-            Found::Busy => None,
+            Found::NotExplained => self.came_along_in(a, super::observe::SMALL_RANGE).kept(),
+            found => found.kept(),
         }
     }
 
@@ -124,11 +129,9 @@ impl Context {
             // placement took is this one.
             let seen = if (s, e) == (start, end) { Some(whole) } else { self.observe(s, e) };
             let Some(seen) = seen else { return Found::NotExplained };
-            let mate = || self.local_mate(slots, dev, start, end, s, granule, &seen);
             let pm = match seen.in_system() {
                 true => None,
-                false if !shared => return Found::NotExplained,
-                false => match mate() {
+                false => match shared.then(|| self.local_mate(slots, dev, start, end, s, granule, &seen)).flatten() {
                     Some(pm) => Some(pm),
                     None => return Found::NotExplained,
                 },

@@ -172,6 +172,17 @@ impl Context {
         }
     }
 
+    /// The kernel's VMAs over [start, end) in one VM of `d`, with their
+    /// attributes (VM_QUERY_MEM_RANGE_ATTRS: two ioctls, counted).
+    pub(super) fn query_vmas(&self, d: &Device, vm: u32, start: u64, end: u64) -> Result<Vec<drm_xe_mem_range_attr>> {
+        // Restarted on EINTR/EAGAIN by the driver layer, as every ioctl is.
+        crate::driver::take_restarts();
+        self.stats.local().ioctls.fetch_add(2, Ordering::Relaxed);
+        let r = xe::query_mem_range_attrs(&*self.driver, d.fd, vm, start, end - start);
+        self.stats.count_errnos(Errno::EINTR, crate::driver::take_restarts());
+        r
+    }
+
     /// Attributes on every device VM (asked of the kernel) and what the
     /// library knows of the range's residency.
     pub fn query(&self, start: u64, size: u64) -> Result<RangeInfo> {
@@ -185,12 +196,7 @@ impl Context {
             if d.check_alive().is_err() {
                 continue;
             }
-            // Restarted on EINTR/EAGAIN by the driver layer, as every ioctl is.
-            crate::driver::take_restarts();
-            self.stats.local().ioctls.fetch_add(2, Ordering::Relaxed);
-            let r = xe::query_mem_range_attrs(&*self.driver, d.fd, d.vm_id, start, size);
-            self.stats.count_errnos(Errno::EINTR, crate::driver::take_restarts());
-            let attrs = match r {
+            let attrs = match self.query_vmas(d, d.vm_id, start, end) {
                 Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
                     self.suffer(e, d, None);
                     None

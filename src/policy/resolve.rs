@@ -221,13 +221,6 @@ impl Context {
                 return Ok(Pagemap::System);
             }
         }
-        // Writer and readers meet in system memory: data there that another
-        // device used in place since its last move, written now by this
-        // one, stays: both reach it at host bandwidth (46 GB/s, docs/cost-model.md),
-        // where moving it here would make the other's next pass cross a
-        // peer link (20 GB/s) or move it back (a stage's output the next
-        // stage reads). Its own record only: a piece another device read
-        // does not speak for a larger span written.
         // One launch, one use: a small span the launch being placed has
         // bound in system memory for a read (an argument passed twice, a
         // kernel that updates in place) is written there too. The read's
@@ -246,6 +239,13 @@ impl Context {
             crate::log!(crate::log::Level::Debug, "resolve {} device {}: written by the launch that reads it in place: served there (one launch, one use)", crate::log::Span(start, size), h.slot);
             return Ok(Pagemap::System);
         }
+        // Writer and readers meet in system memory: data there that another
+        // device used in place since its last move, written now by this
+        // one, stays: both reach it at host bandwidth (46 GB/s, docs/cost-model.md),
+        // where moving it here would make the other's next pass cross a
+        // peer link (20 GB/s) or move it back (a stage's output the next
+        // stage reads). Its own record only: a piece another device read
+        // does not speak for a larger span written.
         if access == Access::Write && exact.is_some_and(|r| r.residency == Some(Pagemap::System) && r.readers_in_place(h.slot).1) {
             crate::log!(crate::log::Level::Debug, "resolve {} device {}: written in system memory, where another device uses it in place (writer and readers)", crate::log::Span(start, size), h.slot);
             return Ok(Pagemap::System);
