@@ -120,6 +120,24 @@ fn in_place_record_is_rechecked_when_something_moved() {
     assert_eq!(t.on(BUF, R), t.vram_of(0));
 }
 
+/// A hand-off seen by a process that cannot name devices (PAGEMAP_SCAN,
+/// unprivileged): a span the library put in device 0's VRAM, pulled back
+/// whole by the CPU, then asked for device 1. The page table shows its
+/// pages present in system memory, which needs no PFN: held there (the
+/// hand-off), not moved to device 1 to be pulled back again.
+#[test]
+fn a_hand_off_to_another_device_is_seen_without_naming_devices() {
+    let t = setup_topo(Topology::preset("2dgpu-p2p").unwrap(), Config { observe_ttl_ns: 0, ..rules() });
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    t.alloc(0, BUF, R, t.vram(0));
+    assert_eq!(t.on(BUF, R), t.vram_of(0));
+    t.sim.cpu_access(BUF, R, sim::Access::Read, 0).unwrap();
+    assert_eq!(t.on(BUF, R), Placement::System);
+    let p = t.alloc(1, BUF, R, t.vram(1));
+    assert!(p.pinned && p.pagemap == Some(Pagemap::System) && p.bytes_moved == 0, "the hand-off: {p:?}");
+    assert_eq!(t.on(BUF, R), Placement::System);
+}
+
 /// A hand-off pin holds its own span only: a packed neighbour sharing its
 /// first page (a runtime widens spans to whole pages) is placed as asked,
 /// not held with it. Its record of the shared page does not speak for the

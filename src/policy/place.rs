@@ -308,13 +308,16 @@ impl Context {
         // guard too), and the current place is what was seen.
         // Only ranges the engine placed are looked at, and only where the
         // answer can change the decision: a range believed in the target
-        // (is it still?), or any, for a reader that can name devices. A
-        // range believed elsewhere is moved either way; the read after the
-        // prefetch verifies it.
+        // (is it still?), a range believed in any VRAM (the CPU may have
+        // pulled it back: a hand-off, held below, which any process sees as
+        // pages present in system memory), or any, for a reader that can
+        // name devices. A range believed in system memory and now away was
+        // taken by a GPU fault, which an unprivileged reader cannot place:
+        // it is moved either way, and the read after the prefetch verifies it.
         // An engine placement in system memory looks in any case (the
         // prefetch to system memory would read first): the span may have
         // come along with a chunk mate (`came_along`).
-        let worth = a.summary.residency.is_some_and(|r| r == target || self.access.names_devices()) || (flags.engine() && target == Pagemap::System);
+        let worth = a.summary.residency.is_some_and(|r| r == target || r != Pagemap::System || self.access.names_devices()) || (flags.engine() && target == Pagemap::System);
         if a.seen.is_none() && worth {
             a.seen = self.observe(start, end);
         }
