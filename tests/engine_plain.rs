@@ -371,6 +371,28 @@ fn a_launch_larger_than_the_vram_leaves_the_excess_to_the_faults() {
     assert!(!c.on_fault, "{c:?}");
 }
 
+/// A span of the launch served in system memory takes no room in the VRAM:
+/// the room check counts the launch's spans placed there, not every span
+/// it lists (a pipeline's input held in system memory by a hand-off left
+/// its output to the faults, which then moved it back and forth).
+#[test]
+fn a_span_served_in_system_memory_takes_no_room_in_the_launch() {
+    let (sim, ctx, dev, vram) = small_vram();
+    ctx.launch_done(dev, 1_000).unwrap(); // the runtime reports launches
+    let a = ctx.alloc_vram(dev, BUF, 24 * MIB, Pagemap::System, AllocFlags::ENGINE).unwrap();
+    assert_eq!(a.pagemap, Some(Pagemap::System), "{a:?}");
+    let b = ctx.alloc_vram(dev, BUF + 24 * MIB, 16 * MIB, vram, AllocFlags::ENGINE).unwrap();
+    assert!(!b.on_fault && b.bytes_moved == 16 * MIB, "16 MiB in 32 MiB beside 24 MiB in system memory: {b:?}");
+    assert_eq!(sim.placement(BUF + 24 * MIB, 16 * MIB), Placement::Vram { device: 0, instance: 1 });
+    // Listed again in the same launch, the span in system memory is taken
+    // out once: a third span that does not fit beside the second is still
+    // left to the faults.
+    ctx.alloc_vram(dev, BUF, 24 * MIB, Pagemap::System, AllocFlags::ENGINE).unwrap();
+    sim.cpu_access(BUF + 48 * MIB, 20 * MIB, sim::Access::Write, 1).unwrap();
+    let c = ctx.alloc_vram(dev, BUF + 48 * MIB, 20 * MIB, vram, AllocFlags::ENGINE).unwrap();
+    assert!(c.on_fault && c.bytes_moved == 0, "16 + 20 MiB in 32 MiB: {c:?}");
+}
+
 /// Under the cascade (launch reports), a span read again after more than
 /// the VRAM's worth of other spans (a cyclic scan larger than the VRAM) is
 /// served in place again rather than bought: LRU eviction would take it

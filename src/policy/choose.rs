@@ -93,13 +93,19 @@ impl Default for Entry {
     }
 }
 
+/// A span of a launch (start, len), the strategy it ran, and whether its
+/// bytes count in the launch's (`Pending::bytes`).
+type Use = ((u64, u64), Strategy, bool);
+
 /// The spans placed for a device's launch not yet reported (each once),
 /// the strategy each ran, and the placement time spent on it.
 #[derive(Default)]
 struct Pending {
-    used: Vec<((u64, u64), Strategy)>,
+    used: Vec<Use>,
     spent_ns: u64,
-    /// Bytes of the spans placed for the launch so far.
+    /// Bytes of the spans placed for the launch so far that take room in
+    /// the device's VRAM (a span served elsewhere is taken out again:
+    /// `Chooser::served_outside`).
     bytes: u64,
 }
 
@@ -114,7 +120,7 @@ struct Launches {
     uses: u64,
     /// Span lists of reported launches, kept for the next ones: a
     /// runtime's steady launches place and report without allocating.
-    spare: Vec<Vec<((u64, u64), Strategy)>>,
+    spare: Vec<Vec<Use>>,
 }
 
 impl Launches {
@@ -262,7 +268,7 @@ impl Chooser {
     /// Whether the launch device `slot` is placing now has placed
     /// [start, start+len) already (with reports, which delimit launches).
     pub(crate) fn in_open_launch(&self, slot: u16, start: u64, len: u64) -> bool {
-        self.learning() && self.device(slot).lock().launches.open.used.iter().any(|&(s, _)| s == (start, len))
+        self.learning() && self.device(slot).lock().launches.open.used.iter().any(|&(s, ..)| s == (start, len))
     }
 
     /// Whether device `slot`'s next launch over [start, start+len) runs
@@ -317,9 +323,10 @@ impl Chooser {
             );
         }
         // A span a launch lists twice is one span of it.
-        if !l.open.used.iter().any(|&(s, _)| s == (start, len)) {
+        if !l.open.used.iter().any(|&(s, ..)| s == (start, len)) {
+            // Unlisted (past MAX_PENDING), its bytes stay counted.
             if l.open.used.len() < MAX_PENDING {
-                l.open.used.push(((start, len), strategy));
+                l.open.used.push(((start, len), strategy, true));
             }
             l.open.bytes += len;
             l.uses += 1;
@@ -338,6 +345,19 @@ impl Chooser {
         let before = d.launches.open.bytes;
         d.launches.open.bytes += len;
         before
+    }
+
+    /// The placement of [start, start+len) for device `slot`'s open launch
+    /// left it outside the device's VRAM (served in system memory, held
+    /// there, placed in a peer's): its bytes take no room there, so a
+    /// later span's room check (`policy/faults.rs`) does not count them.
+    pub(crate) fn served_outside(&self, slot: u16, start: u64, len: u64) {
+        let mut d = self.device(slot).lock();
+        let open = &mut d.launches.open;
+        if let Some(u) = open.used.iter_mut().find(|u| u.0 == (start, len) && u.2) {
+            u.2 = false;
+            open.bytes = open.bytes.saturating_sub(len);
+        }
     }
 
     /// Whether device `slot`'s launches used more than `cap` distinct bytes
@@ -384,7 +404,7 @@ impl Chooser {
             None => l.close_open(),
         };
         let cost = duration_ns.saturating_add(p.spent_ns);
-        for &((start, len), strategy) in &p.used {
+        for &((start, len), strategy, _) in &p.used {
             if let Some(e) = entries.get_mut(&(start, len)) {
                 e.cost[strategy.index()] = Some(cost);
                 if strategy == Strategy::Cascade {

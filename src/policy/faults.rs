@@ -149,8 +149,9 @@ impl Turns {
 impl Context {
     /// Whether an engine placement not in place is left to the launch's
     /// faults:
-    /// - the span, with the launch's spans placed before it (`before`,
-    ///   known where launch reports delimit launches), larger than the
+    /// - the span, with the launch's spans placed before it that take room
+    ///   in this VRAM (`before`, known where launch reports delimit
+    ///   launches; a span served in system memory takes none), larger than the
     ///   tile's VRAM, whatever strategy runs: placing it would evict the
     ///   launch's own spans, or its own beginning, before the kernel reads
     ///   them;

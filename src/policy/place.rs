@@ -55,6 +55,11 @@ impl Context {
             false => size,
         };
         let result = self.alloc_vram_into(h, start, head, target, flags, &mut placed, &mut t0);
+        // A span of the launch left outside this device's VRAM takes no
+        // room there: the launch's later spans' room check leaves it out.
+        if flags.engine() && result.is_ok() && !placed.on_fault && placed.pagemap.and_then(|p| p.device()) != Some(h.slot) && self.chooser.learning() {
+            self.chooser.served_outside(h.slot, start, head);
+        }
         if head < size && result.is_ok() {
             placed.split = true;
             placed.pagemap = Some(Pagemap::System);
