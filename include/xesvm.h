@@ -203,7 +203,11 @@
  * SVM_CONTEXT_ENGINE_RULES, the engine then leaves the move to the
  * launch's faults (SVM_RESULT_ON_FAULT), as the runtime does without
  * xesvm: prefetching a whole allocation for a kernel that touches a slice
- * of it can cost more than the faults it saves. SVM_ALLOC_PREFETCH_NOW
+ * of it can cost more than the faults it saves. The first time an engine
+ * placement leaves a span to the faults, the library maps the zero page
+ * over the never-populated pages of its partial 2 MiB chunks
+ * (madvise(MADV_POPULATE_READ): nothing allocated, nothing written), so
+ * the kernel's faults there take 64 KiB ranges, not 4 KiB ones. SVM_ALLOC_PREFETCH_NOW
  * moves it all now instead. Ignored without SVM_ALLOC_ENGINE (an explicit
  * request moves exactly its span).
  */

@@ -90,6 +90,15 @@ impl Driver for Watched {
     fn link_hint(&self, a: DeviceId, b: DeviceId) -> Option<LinkHint> {
         self.inner.link_hint(a, b)
     }
+    fn populate(&self, start: u64, end: u64) -> Result<()> {
+        self.inner.populate(start, end)
+    }
+    fn cpu_mapping(&self, addr: u64) -> Result<(u64, u64)> {
+        self.inner.cpu_mapping(addr)
+    }
+    fn kernel_release(&self) -> Option<String> {
+        self.inner.kernel_release()
+    }
 }
 
 fn setup() -> (Arc<Sim>, Context, Arc<Probe>) {

@@ -105,6 +105,37 @@ fn an_extent_is_left_to_the_faults() {
     assert_eq!(p.bytes_moved, 16 * MIB, "{p:?}");
 }
 
+/// An extent left to the faults has its partial chunks' never-populated
+/// pages mapped to the zero page the first time (MADV_POPULATE_READ): the
+/// kernel makes ranges of 64 KiB or less only over populated pages
+/// (`check_pages_threshold`), so the launch's faults there make 64 KiB
+/// ranges, not 4 KiB ones. Later placements of it read nothing; after the
+/// free hook, a buffer mapped there again is populated again.
+#[test]
+fn an_extent_left_to_the_faults_has_its_edges_populated_once() {
+    let t = setup("dgpu", false);
+    let vram = t.ctx.pagemap(t.dev[0], 0).unwrap();
+    let place = || t.ctx.alloc_vram(t.dev[0], BUF, MIB, vram, AllocFlags::ENGINE | AllocFlags::EXTENT).unwrap();
+    // A GPU-born 1 MiB buffer in a mapping of its own.
+    t.sim.munmap(BUF, 2 * MIB).unwrap();
+    t.sim.mmap(BUF, MIB, false).unwrap();
+    let p = place();
+    assert!(p.on_fault && p.bytes_moved == 0 && p.ioctls == 0, "{p:?}");
+    assert_eq!(t.ctx.stats().populated_pages, 256);
+    let reads = t.sim.counters().page_table_reads;
+    assert!(place().on_fault);
+    assert_eq!(t.sim.counters().page_table_reads, reads, "populated once");
+    let dev = t.ctx.device(t.dev[0]).unwrap();
+    t.sim.gpu_access(dev.fd, dev.vm_id, 0, BUF, MIB, sim::Access::Write, 7).unwrap();
+    let k = t.sim.counters();
+    assert_eq!((k.migrations_4k, k.migrations_64k), (0, 16));
+    t.ctx.invalidate(BUF, MIB).unwrap();
+    t.sim.munmap(BUF, MIB).unwrap();
+    t.sim.mmap(BUF, MIB, false).unwrap();
+    place();
+    assert_eq!(t.ctx.stats().populated_pages, 512, "freed: populated again");
+}
+
 /// Advice for this device wins where it can be reached; atomics go to the
 /// accessing tile's VRAM.
 #[test]

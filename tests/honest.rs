@@ -20,9 +20,10 @@ const R: u64 = 2 * MIB;
 /// process asks the kernel and Linux (ioctls, opening and closing device
 /// nodes, the clock, its own page table at the page table's cost, the PCI
 /// identity behind an fd, sysfs link facts, `uname -r`, its own mappings
-/// as `/proc/self/maps` lists them).
-const PROCESS_FACING: [&str; 12] =
-    ["ioctl", "open_device", "close_device", "now_ns", "page_table", "read_page_table", "device_of_fd", "device_id", "device_of_id", "link_hint", "uname_release", "cpu_mapping"];
+/// as `/proc/self/maps` lists them, madvise(MADV_POPULATE_READ) on its
+/// own memory).
+const PROCESS_FACING: [&str; 13] =
+    ["ioctl", "open_device", "close_device", "now_ns", "page_table", "read_page_table", "device_of_fd", "device_id", "device_of_id", "link_hint", "uname_release", "cpu_mapping", "populate"];
 
 /// The seam cannot be walked around from the simulator's side: every call
 /// `SimDriver`'s `Driver` methods make into the simulator is one of

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use xesvm::driver::xe::{self, PreferredLoc};
+use xesvm::driver::{Residency, ResidencyRun};
 use xesvm::errno::Errno;
 use xesvm::sim::{Access, Injection, KernelVersion, Point, Topology};
 use xesvm::uapi::*;
@@ -94,6 +95,46 @@ fn first_touch_of_never_populated_memory_is_a_clear_not_a_copy() {
     // fault and submission per range, the first touch is about half or less.
     assert!(clear - k.copy_submit_ns < (copy - k.copy_submit_ns) / 6);
     assert!(born * 100 < copied * 55, "first touch {born} ns vs copy {copied} ns");
+}
+
+/// `drm_gpusvm_range_chunk_size`: a range of 64 KiB or less is made only
+/// over pages the CPU has populated (`check_pages_threshold`, 64 KiB on
+/// dGPU); a 2 MiB range skips the probe. A 1 MiB mapping no one populated
+/// faults in 256 ranges of 4 KiB; the same mapping with the zero page over
+/// it (madvise MADV_POPULATE_READ) in 16 of 64 KiB, still as holes (no
+/// copy: `migrate_vma_collect_pmd` collects the zero pfn as one). The page
+/// table shows the zero page present; munmap takes it away.
+#[test]
+fn check_pages_makes_4k_ranges_over_unpopulated_memory_and_the_zero_page_passes_it() {
+    let len = MIB;
+    for zero in [false, true] {
+        let r = Rig::preset("dgpu");
+        // A mapping of its own: nothing mapped in the rest of its 2 MiB.
+        r.sim.munmap(BUF, R).unwrap();
+        r.sim.mmap(BUF, len, false).unwrap();
+        if zero {
+            assert_eq!(errno(r.sim.populate(BUF + 1, 4096)), Some(Errno::EINVAL), "unaligned");
+            assert_eq!(errno(r.sim.populate(BUF + len, 4096)), Some(Errno::ENOMEM), "past the mapping");
+            r.sim.populate(BUF, len).unwrap();
+            let mut runs = [ResidencyRun::default(); 4];
+            let (n, _) = r.sim.read_page_table(BUF, BUF + len, &mut runs, false).unwrap();
+            assert_eq!((n, runs[0].residency), (1, Residency::System), "the zero page is present");
+        }
+        r.gpu(0, BUF, len, Access::Write).unwrap();
+        assert!(r.in_vram(BUF, len, 0));
+        let k = c(&r);
+        let (small, ranges) = if zero { (k.migrations_64k, 16) } else { (k.migrations_4k, 256) };
+        assert_eq!((small, k.gpu_faults), (ranges, ranges), "zero page {zero}");
+        assert_eq!(k.bytes_to_vram, 0, "holes, not copies");
+    }
+    let r = Rig::preset("dgpu");
+    r.sim.munmap(BUF, R).unwrap();
+    r.sim.mmap(BUF, len, false).unwrap();
+    r.sim.populate(BUF, len).unwrap();
+    r.sim.munmap(BUF, len).unwrap();
+    r.sim.mmap(BUF, len, false).unwrap();
+    r.gpu(0, BUF, len, Access::Write).unwrap();
+    assert_eq!(c(&r).migrations_4k, 256, "mapped again: unpopulated again");
 }
 
 #[test]

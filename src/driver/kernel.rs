@@ -46,6 +46,24 @@ impl Driver for KernelDriver {
     }
 }
 
+/// madvise(MADV_POPULATE_READ) over [start, end) of this process
+/// ([`Driver::populate`]).
+pub fn populate(start: u64, end: u64) -> Result<()> {
+    if start % 4096 != 0 || end <= start {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: madvise takes an address range, not memory this code reads or
+    // writes; MADV_POPULATE_READ only faults in pages of the process's own
+    // mappings (ENOMEM where the span is not mapped) and changes no
+    // content: a never-populated anonymous page reads as zeros either way.
+    let r = unsafe { libc::madvise(start as *mut c_void, (end - start) as usize, libc::MADV_POPULATE_READ) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
+}
+
 /// The VMA of this process holding `addr`, from `/proc/self/maps`: read in
 /// fixed chunks and parsed as it streams, with no allocation (a runtime may
 /// ask on every launch). EFAULT where no mapping holds `addr`; the open's or

@@ -86,6 +86,17 @@ pub trait Driver: Send + Sync {
     /// work per call; its cost is real (docs/observation.md §4).
     fn residency(&self, start: u64, end: u64, out: &mut [ResidencyRun]) -> Result<(usize, u64)>;
 
+    /// Faults the pages of [start, end) (page aligned) of this process's
+    /// own mappings in as a CPU read would, without reading:
+    /// madvise(MADV_POPULATE_READ), Linux 5.14. A never-populated page of
+    /// an anonymous mapping gets the shared zero page (nothing allocated;
+    /// it reads the same, and a write still faults a page of its own); a
+    /// device page is migrated back, so callers name only pages they saw
+    /// unpopulated. EINVAL before 5.14.
+    fn populate(&self, start: u64, end: u64) -> Result<()> {
+        kernel::populate(start, end)
+    }
+
     /// The PCI device behind an fd this process holds (fstat + sysfs).
     fn device_id(&self, fd: RawFd) -> Option<DeviceId>;
 

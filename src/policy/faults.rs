@@ -146,6 +146,37 @@ impl Turns {
     }
 }
 
+/// Spans left to the faults whose partial chunks this library populated
+/// (`Context::populate_edges`), each once: a read-locked lookup on the
+/// faults' path, a write where a span is new or freed.
+#[derive(Default)]
+pub(crate) struct Populated {
+    spans: RwLock<std::collections::HashSet<(u64, u64)>>,
+}
+
+impl Populated {
+    /// Whether [start, end) is new here; it is noted.
+    pub(crate) fn first(&self, start: u64, end: u64) -> bool {
+        if self.spans.read().contains(&(start, end)) {
+            return false;
+        }
+        let mut s = self.spans.write();
+        if s.len() >= MAX_SHARED {
+            s.clear();
+        }
+        s.insert((start, end))
+    }
+
+    /// Forgets the spans overlapping [start, end) (freed: a buffer
+    /// allocated there again is born unpopulated).
+    pub(crate) fn forget(&self, start: u64, end: u64) {
+        let mut s = self.spans.write();
+        if !s.is_empty() {
+            s.retain(|&(a, b)| b <= start || a >= end);
+        }
+    }
+}
+
 impl Context {
     /// Whether an engine placement not in place is left to the launch's
     /// faults:

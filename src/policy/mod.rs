@@ -314,6 +314,8 @@ pub struct Context {
     chooser: choose::Chooser,
     /// Spans devices take turns at (policy/faults.rs).
     turns: faults::Turns,
+    /// Spans left to the faults whose edges were populated (policy/faults.rs).
+    populated: faults::Populated,
     /// The fork generation of the process that created it (driver::fork).
     process: u32,
 }
@@ -394,6 +396,7 @@ impl Context {
             born_in_pieces: std::sync::atomic::AtomicBool::new(false),
             chooser: choose::Chooser::default(),
             turns: faults::Turns::default(),
+            populated: faults::Populated::default(),
             process: crate::driver::fork::generation(),
         }
     }

@@ -135,6 +135,57 @@ impl Context {
         Some(seen)
     }
 
+    /// Maps the shared zero page (madvise MADV_POPULATE_READ: nothing
+    /// allocated, content unchanged) over the never-populated pages of
+    /// [start, end) that lie in the span's partial 2 MiB chunks (where it
+    /// does not cover its first or last chunk whole), before the faults
+    /// first bind it on a device with VRAM. The kernel makes a range of 64
+    /// KiB or less only over present pages (`drm_gpusvm_range_chunk_size`,
+    /// its `check_pages_threshold` of 64 KiB on dGPU, docs/kernel-model.md
+    /// §2), and a 2 MiB range only where the whole chunk is mapped: a
+    /// GPU-born buffer's partial chunk is otherwise faulted, and moved at
+    /// every migration, in 4 KiB ranges, each a migration of its own (about
+    /// 50 us, docs/cost-model.md), for as long as the ranges live. The zero
+    /// page passes the probe and migrates as a hole. Cost, once: a
+    /// page-table read per partial chunk and about 0.1 us a page (at most
+    /// 1024). Only pages the read shows unpopulated are named (populating a
+    /// device page would migrate it back; one a fault takes between the
+    /// read and the madvise comes back, a cost, not an error). Returns the
+    /// pages mapped.
+    pub(super) fn populate_edges(&self, start: u64, end: u64) -> u64 {
+        if !self.access.available() {
+            return 0;
+        }
+        let head = start / SAMPLE_CHUNK * SAMPLE_CHUNK;
+        let tail = (end - 1) / SAMPLE_CHUNK * SAMPLE_CHUNK;
+        let partial = |c: u64| start > c || end < c + SAMPLE_CHUNK;
+        let pieces = [(head, start, end.min(head + SAMPLE_CHUNK)), (tail, start.max(tail), end)];
+        let stats = self.stats.local();
+        let mut populated = 0;
+        let mut runs = [ResidencyRun::default(); 8];
+        for (i, &(chunk, s, e)) in pieces.iter().enumerate() {
+            if !partial(chunk) || (i == 1 && tail == head) {
+                continue;
+            }
+            let mut at = s;
+            while at < e {
+                let Ok((n, upto)) = self.driver.residency(at, e, &mut runs) else { return populated };
+                stats.observe_reads.fetch_add(1, Ordering::Relaxed);
+                for r in runs[..n].iter().filter(|r| r.residency == Residency::Unpopulated) {
+                    if self.driver.populate(r.start, r.end).is_ok() {
+                        populated += (r.end - r.start) / super::PAGE;
+                    }
+                }
+                if upto <= at {
+                    break;
+                }
+                at = upto;
+            }
+        }
+        stats.populated_pages.fetch_add(populated, Ordering::Relaxed);
+        populated
+    }
+
     /// How long an observation stays fresh: never for the oracle (it looks
     /// for free), `observe_ttl_ns` otherwise.
     fn ttl(&self) -> u64 {

@@ -119,7 +119,14 @@ impl Context {
         };
         let plain = engine && strategy != Strategy::Cascade;
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
-        let on_fault = |out: &mut Placed| {
+        // Left to the faults: the first time, the span's partial chunks are
+        // populated (`Context::populate_edges`), so the faults there make
+        // 64 KiB ranges, not 4 KiB ones.
+        let span = (start, end);
+        let on_fault = |dev: &Device, out: &mut Placed| {
+            if engine_call && target != Pagemap::System && dev.has_vram() && self.populated.first(span.0, span.1) {
+                self.populate_edges(span.0, span.1);
+            }
             *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
             Ok(())
         };
@@ -134,7 +141,7 @@ impl Context {
             // What is here already stays reported in place (a span devices
             // took turns at, where this one's kernel left it).
             if may_leave && strategy == Strategy::Faults && !taken {
-                return on_fault(out);
+                return on_fault(dev, out);
             }
             let learn = engine && self.chooser.learning();
             match self.in_place(&slots, dev, start, end, target, flags, false, learn.then_some(&mut *clock)) {
@@ -156,7 +163,7 @@ impl Context {
             // it to the faults either.
             let turns = plain && !insists;
             if may_leave && (taken || self.leave_to_faults(dev, h.slot, target, start, end, before, turns)) {
-                return on_fault(out);
+                return on_fault(dev, out);
             }
             // An explicit request places the span asked, no more.
             let small = flags.engine() && end - start <= super::resolve::SMALL_READ;

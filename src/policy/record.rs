@@ -130,6 +130,7 @@ impl Context {
         let (cs, ce) = (start & !(CHUNK - 1), end.next_multiple_of(CHUNK).min(VA_LIMIT));
         let _g = self.ranges.lock(cs, ce);
         self.turns.forget(start, end);
+        self.populated.forget(start, end);
         let slots = self.slots.read();
         self.rewrite(&slots, start, end, |pieces| {
             let mut r = merge_pieces(pieces);

@@ -88,6 +88,9 @@ stats! {
     observe_fresh,
     /// Page-table reads that failed (the engine then believes its records).
     observe_errors,
+    /// Never-populated pages given the zero page before the faults first
+    /// bind a span (madvise MADV_POPULATE_READ, `Context::populate_edges`).
+    populated_pages,
 }
 
 impl Stats {

@@ -222,6 +222,10 @@ pub struct Costs {
     pub pagemap_scan_page_ns: u64,
     /// Reading and decoding one page with pread.
     pub pagemap_read_page_ns: u64,
+    /// Mapping the shared zero page over one never-populated page
+    /// (madvise MADV_POPULATE_READ: a read fault per page, no allocation,
+    /// no zeroing).
+    pub zero_page_map_ns: u64,
 }
 
 impl Default for Costs {
@@ -250,6 +254,10 @@ impl Default for Costs {
             pagemap_call_ns: 900,
             pagemap_scan_page_ns: 16,
             pagemap_read_page_ns: 40,
+            // [U] a read fault that maps the zero page: the fault entry, a
+            // page-table walk and one PTE, no page allocated or cleared
+            // (about a tenth of a zero-filling fault).
+            zero_page_map_ns: 100,
         }
     }
 }

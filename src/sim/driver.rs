@@ -74,6 +74,11 @@ impl Driver for SimDriver {
         self.sim.read_page_table(start, end, out, self.oracle)
     }
 
+    /// madvise(MADV_POPULATE_READ) in the simulated process.
+    fn populate(&self, start: u64, end: u64) -> Result<()> {
+        self.sim.populate(start, end.checked_sub(start).ok_or(Errno::EINVAL)?)
+    }
+
     /// What fstat + `/sys/dev/char` give for one of the simulator's fds.
     fn device_id(&self, fd: RawFd) -> Option<DeviceId> {
         self.sim.device_of_fd(fd).map(|d| self.sim.device_id(d))

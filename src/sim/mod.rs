@@ -190,6 +190,8 @@ counters! {
     page_table_reads,
     /// Pages those reads walked.
     page_table_pages,
+    /// madvise(MADV_POPULATE_READ) calls (the process's own, not ioctls).
+    populate_calls,
     /// Simulated ns spent on GPU accesses to memory that was not the
     /// accessing tile's VRAM (over a link, or system memory over PCIe).
     /// Every advance of the clock goes to exactly one `time_*_ns` counter
@@ -568,6 +570,12 @@ impl Sim {
     pub fn cpu_access(&self, start: u64, size: u64, access: Access, value: u64) -> Result<()> {
         let end = check_span(start, size)?;
         let (start, end) = (start & !(PAGE - 1), end.next_multiple_of(PAGE));
+        self.cpu_fault_span(start, end, if access == Access::Read { CpuFault::Read } else { CpuFault::Write(value) })
+    }
+
+    /// The CPU's fault path over page-aligned [start, end): device pages
+    /// back to system memory, then never-populated pages as `how` says.
+    pub(super) fn cpu_fault_span(&self, start: u64, end: u64, how: CpuFault) -> Result<()> {
         let mut g = self.state.lock();
         self.signal_fences(&mut g);
         self.wait_arrived(start, end);
@@ -585,9 +593,22 @@ impl Sim {
                     self.cpu_fault(&mut g, p, x);
                 }
             }
-            // Never-populated pages are zero-filled by the CPU fault.
-            let born = if access != Access::Read { g.mem.write_span(a, stop, value) } else { g.mem.populate_span(a, stop) };
-            self.charge_zero_fill(born);
+            // Never-populated pages are zero-filled by the CPU fault, or
+            // mapped to the zero page.
+            match how {
+                CpuFault::Write(value) => {
+                    let born = g.mem.write_span(a, stop, value);
+                    self.charge_zero_fill(born);
+                }
+                CpuFault::Read => {
+                    let born = g.mem.populate_span(a, stop);
+                    self.charge_zero_fill(born);
+                }
+                CpuFault::ZeroPage => {
+                    let mapped = g.mem.map_zero_page(a, stop);
+                    self.advance(mapped * self.topo.costs.zero_page_map_ns, TimeCategory::Calls);
+                }
+            }
             a = stop;
         }
         Ok(())
@@ -603,6 +624,18 @@ impl Sim {
         }
         Err(Errno::EBUSY)
     }
+}
+
+/// What a CPU fault does with a never-populated page.
+#[derive(Clone, Copy)]
+pub(super) enum CpuFault {
+    /// A read: a zero-filled page (the simulator does not keep the zero
+    /// page for a CPU read; a read of one charges the fill).
+    Read,
+    /// A write of this value.
+    Write(u64),
+    /// MADV_POPULATE_READ: the shared zero page, nothing allocated.
+    ZeroPage,
 }
 
 /// A span for mmap(MAP_FIXED) / munmap: as Linux, the start must be page

@@ -47,6 +47,36 @@ impl Sim {
         Ok((s, e))
     }
 
+    /// madvise(MADV_POPULATE_READ) over [start, start+size) (page
+    /// aligned): every page is faulted in as a CPU read would, without
+    /// reading. A never-populated page of anonymous memory gets the shared
+    /// zero page (`zero_page_map_ns` each, nothing allocated); device pages
+    /// are faulted back to system memory first, as `do_swap_page` does for
+    /// a device-private entry (the caller names only pages it saw
+    /// unpopulated). ENOMEM where part of the span is unmapped, as Linux;
+    /// EINVAL for an unaligned or empty span. The syscall is charged as one
+    /// page-table call (`pagemap_call_ns`).
+    pub fn populate(&self, start: u64, size: u64) -> Result<()> {
+        if start % PAGE != 0 || size == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = super::check_span(start, size)?;
+        self.advance(self.topo.costs.pagemap_call_ns, TimeCategory::Calls);
+        let mut a = start;
+        {
+            let g = self.state.lock();
+            while a < end {
+                let (_, vend, kind) = g.mem.cpu_vma(a);
+                if kind == mem::CpuKind::Unmapped {
+                    return Err(Errno::ENOMEM);
+                }
+                a = vend;
+            }
+        }
+        self.count(&self.counters.populate_calls, 1);
+        self.cpu_fault_span(start, end, super::CpuFault::ZeroPage)
+    }
+
     /// How the simulated process reads its page table (default:
     /// PAGEMAP_SCAN, unprivileged, as on Linux 6.7+ without CAP_SYS_ADMIN).
     pub fn page_table(&self) -> PageTableAccess {
@@ -83,12 +113,22 @@ impl Sim {
         let g = self.state.lock();
         let (mut n, mut walked) = (0, start);
         let mut full = false;
-        g.mem.each_run(start, end, |addr, run_end, loc, locked| {
+        let mut push = |addr: u64, run_end: u64, residency: Residency| {
             if full {
                 return;
             }
+            if push_run(out, &mut n, ResidencyRun { start: addr, end: run_end, residency }) {
+                walked = run_end;
+            } else {
+                full = true;
+            }
+        };
+        g.mem.each_run(start, end, |addr, run_end, loc, locked| {
+            if loc == Loc::Unpopulated {
+                // The zero page is a present PTE (PAGEMAP_SCAN: PAGE_IS_PRESENT).
+                return g.mem.zero_page_split(addr, run_end, |s, e, zero| push(s, e, if zero { Residency::System } else { Residency::Unpopulated }));
+            }
             let residency = match (loc, locked) {
-                (Loc::Unpopulated, _) => Residency::Unpopulated,
                 (Loc::System, false) => Residency::System,
                 (Loc::Vram(p), _) if names => {
                     let pm = self.pagemaps[p as usize];
@@ -96,11 +136,7 @@ impl Sim {
                 }
                 _ => Residency::NotInSystem { vram: None },
             };
-            if push_run(out, &mut n, ResidencyRun { start: addr, end: run_end, residency }) {
-                walked = run_end;
-            } else {
-                full = true;
-            }
+            push(addr, run_end, residency);
         });
         drop(g);
         if !oracle {

@@ -335,7 +335,7 @@ impl Sim {
             if size > PAGE && vm.overlaps_range(s, e) {
                 continue;
             }
-            if dgpu && size > PAGE && size <= CHECK_PAGES_THRESHOLD && g.mem.census(s, e, None).unpopulated > 0 {
+            if dgpu && size > PAGE && size <= CHECK_PAGES_THRESHOLD && g.mem.unbacked(s, e) > 0 {
                 continue;
             }
             let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap();

@@ -441,6 +441,7 @@ fn cost_field(topo: &mut Topology, host: &mut Option<(f64, String)>, f: &Field) 
         "pagemap_call_ns" => c.pagemap_call_ns = us(f)? / 1000,
         "pagemap_scan_page_ns" => c.pagemap_scan_page_ns = us(f)? / 1000,
         "pagemap_read_page_ns" => c.pagemap_read_page_ns = us(f)? / 1000,
+        "zero_page_map_ns" => c.zero_page_map_ns = us(f)? / 1000,
         k => return Err(err(line, format!("unknown field `costs.{k}`"))),
     }
     Ok(())
