@@ -38,9 +38,12 @@ int main(void)
 	CHECK_STATUS(svm_launch_report(ctx, dev, 1), -EBADF);
 	CHECK_STATUS(svm_launch_submit(ctx, dev), -EBADF);
 	svm_context *bad = NULL;
-	svm_context_config cfg = { .struct_size = sizeof(cfg), .driver = SVM_DRIVER_SIM, .sim = r.sim, .flags = 1u << 2 };
+	svm_context_config cfg = { .struct_size = sizeof(cfg), .driver = SVM_DRIVER_SIM, .sim = r.sim, .flags = 1u << 3 };
 	CHECK_STATUS(svm_context_create(&cfg, &bad), -EINVAL);
 	cfg.flags = SVM_CONTEXT_ENGINE_RULES;
+	CHECK_OK(svm_context_create(&cfg, &bad));
+	CHECK_OK(svm_context_destroy(bad));
+	cfg.flags = SVM_CONTEXT_NO_ZERO_PAGE;
 	CHECK_OK(svm_context_create(&cfg, &bad));
 	CHECK_OK(svm_context_destroy(bad));
 

@@ -95,6 +95,18 @@
 #define SVM_CONTEXT_ENGINE_RULES (1 << 1)
 
 /**
+ * `svm_context_config.flags`: never map the zero page over the runtime's
+ * memory. By default, the first time an engine placement leaves a span to
+ * the launch's faults, or births it in system memory, the library maps the
+ * zero page (madvise(MADV_POPULATE_READ)) over the never-populated pages
+ * of its partial 2 MiB chunks on a discrete GPU, so the kernel's ranges
+ * there are 64 KiB, not 4 KiB (it makes a small range only over present
+ * pages). The call writes page tables, not content; it allocates nothing
+ * for anonymous memory. This flag leaves the kernel's own ranges.
+ */
+#define SVM_CONTEXT_NO_ZERO_PAGE (1 << 2)
+
+/**
  * `svm_device_adopt_flags` flag: the runtime bound the VM's CPU-address
  * mirror with DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET (the kernel resets a
  * range's attributes when memory the GPU used is unmapped), so the library
@@ -204,10 +216,12 @@
  * launch's faults (SVM_RESULT_ON_FAULT), as the runtime does without
  * xesvm: prefetching a whole allocation for a kernel that touches a slice
  * of it can cost more than the faults it saves. The first time an engine
- * placement leaves a span to the faults, the library maps the zero page
- * over the never-populated pages of its partial 2 MiB chunks
- * (madvise(MADV_POPULATE_READ): nothing allocated, nothing written), so
- * the kernel's faults there take 64 KiB ranges, not 4 KiB ones. SVM_ALLOC_PREFETCH_NOW
+ * placement leaves a span to the faults on a discrete GPU, the library
+ * maps the zero page over the never-populated pages of its partial 2 MiB
+ * chunks (madvise(MADV_POPULATE_READ): page tables written, no content,
+ * no page allocated for anonymous memory), so the kernel's faults there
+ * take 64 KiB ranges, not 4 KiB ones, where a 64 KiB block lies inside
+ * the span (SVM_CONTEXT_NO_ZERO_PAGE turns it off). SVM_ALLOC_PREFETCH_NOW
  * moves it all now instead. Ignored without SVM_ALLOC_ENGINE (an explicit
  * request moves exactly its span).
  */

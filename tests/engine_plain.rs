@@ -134,6 +134,19 @@ fn an_extent_left_to_the_faults_has_its_edges_populated_once() {
     t.sim.mmap(BUF, MIB, false).unwrap();
     place();
     assert_eq!(t.ctx.stats().populated_pages, 512, "freed: populated again");
+
+    // Config::zero_page off (SVM_CONTEXT_NO_ZERO_PAGE): the kernel's own
+    // 4 KiB ranges.
+    let sim = Sim::new(Topology::preset("dgpu").unwrap()).unwrap();
+    let ctx = Context::new(Box::new(sim::driver::SimDriver::new(sim.clone())), Config { zero_page: false, ..Config::default() });
+    let d = ctx.open_index(0).unwrap();
+    sim.munmap(BUF, 2 * MIB).unwrap();
+    sim.mmap(BUF, MIB, false).unwrap();
+    let p = ctx.alloc_vram(d, BUF, MIB, ctx.pagemap(d, 0).unwrap(), AllocFlags::ENGINE | AllocFlags::EXTENT).unwrap();
+    assert!(p.on_fault && ctx.stats().populated_pages == 0, "{p:?}");
+    let dev = ctx.device(d).unwrap();
+    sim.gpu_access(dev.fd, dev.vm_id, 0, BUF, MIB, sim::Access::Write, 7).unwrap();
+    assert_eq!(sim.counters().migrations_4k, 256);
 }
 
 /// Advice for this device wins where it can be reached; atomics go to the

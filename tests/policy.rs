@@ -1591,9 +1591,14 @@ fn a_fresh_buffer_whose_chunks_reach_past_its_mapping_is_born_in_system_memory()
     let p = t.alloc(0, a, n, t.vram(0));
     assert!(p.pagemap == Some(Pagemap::System) && p.bytes_moved == 0, "{p:?}");
     assert_eq!(t.on(a, n), Placement::System);
-    // Atomics run in local VRAM: the runtime insists, and it moves.
+    // Atomics run in local VRAM: the runtime insists, and it moves, in 64
+    // KiB ranges: the birth put the zero page under it, so the kernel's
+    // ranges there passed check_pages.
+    let k = t.sim.counters();
     let p = t.ctx.alloc_vram(t.dev[0], a, n, t.vram(0), AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD).unwrap();
     assert!(p.pagemap == Some(t.vram(0)) && t.on(a, n) == t.vram_of(0), "{p:?}");
+    let moved = t.sim.counters();
+    assert_eq!((moved.migrations_4k - k.migrations_4k, moved.migrations_64k - k.migrations_64k), (0, n / (64 * 1024)));
     assert_eq!(t.ctx.resolve(t.dev[0], 0, a, n, Access::Read).unwrap(), t.vram(0), "served where it lives now");
 }
 

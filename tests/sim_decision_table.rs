@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use xesvm::driver::xe::{self, PreferredLoc};
-use xesvm::driver::{Residency, ResidencyRun};
+use xesvm::driver::{PageTableAccess, PageTableSource, Residency, ResidencyRun};
 use xesvm::errno::Errno;
 use xesvm::sim::{Access, Injection, KernelVersion, Point, Topology};
 use xesvm::uapi::*;
@@ -116,9 +116,18 @@ fn check_pages_makes_4k_ranges_over_unpopulated_memory_and_the_zero_page_passes_
             assert_eq!(errno(r.sim.populate(BUF + 1, 4096)), Some(Errno::EINVAL), "unaligned");
             assert_eq!(errno(r.sim.populate(BUF + len, 4096)), Some(Errno::ENOMEM), "past the mapping");
             r.sim.populate(BUF, len).unwrap();
+            // A present PTE: PAGEMAP_SCAN names the zero page
+            // (PAGE_IS_PFNZERO), a pread sees it present.
             let mut runs = [ResidencyRun::default(); 4];
             let (n, _) = r.sim.read_page_table(BUF, BUF + len, &mut runs, false).unwrap();
-            assert_eq!((n, runs[0].residency), (1, Residency::System), "the zero page is present");
+            assert_eq!((n, runs[0].residency), (1, Residency::Unpopulated), "scan: the zero page");
+            r.sim.set_page_table(PageTableAccess { source: PageTableSource::Read, privileged: false }).unwrap();
+            let (n, _) = r.sim.read_page_table(BUF, BUF + len, &mut runs, false).unwrap();
+            assert_eq!((n, runs[0].residency), (1, Residency::System), "pread: present");
+            // A CPU read of the zero page faults nothing and keeps it.
+            let zero_fill = c(&r).time_fault_ns;
+            r.sim.cpu_access(BUF, len, Access::Read, 0).unwrap();
+            assert_eq!(c(&r).time_fault_ns, zero_fill);
         }
         r.gpu(0, BUF, len, Access::Write).unwrap();
         assert!(r.in_vram(BUF, len, 0));

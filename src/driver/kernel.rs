@@ -37,6 +37,10 @@ impl Driver for KernelDriver {
         super::pagemap::process_page_table().ok_or(Errno::EOPNOTSUPP)?.residency(start, end, out)
     }
 
+    fn populate(&self, start: u64, end: u64) -> Result<()> {
+        populate(start, end)
+    }
+
     fn device_id(&self, fd: RawFd) -> Option<DeviceId> {
         device_id_of_fd(fd, &Roots::default())
     }
@@ -49,8 +53,11 @@ impl Driver for KernelDriver {
 /// madvise(MADV_POPULATE_READ) over [start, end) of this process
 /// ([`Driver::populate`]).
 pub fn populate(start: u64, end: u64) -> Result<()> {
-    if start % 4096 != 0 || end <= start {
+    if start % 4096 != 0 || end < start {
         return Err(Errno::EINVAL);
+    }
+    if end == start {
+        return Ok(()); // as madvise answers a zero length
     }
     // SAFETY: madvise takes an address range, not memory this code reads or
     // writes; MADV_POPULATE_READ only faults in pages of the process's own

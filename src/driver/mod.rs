@@ -92,9 +92,10 @@ pub trait Driver: Send + Sync {
     /// an anonymous mapping gets the shared zero page (nothing allocated;
     /// it reads the same, and a write still faults a page of its own); a
     /// device page is migrated back, so callers name only pages they saw
-    /// unpopulated. EINVAL before 5.14.
-    fn populate(&self, start: u64, end: u64) -> Result<()> {
-        kernel::populate(start, end)
+    /// unpopulated. EINVAL before 5.14; EOPNOTSUPP from a driver that does
+    /// not forward it (a wrapper must, or nothing is populated).
+    fn populate(&self, _start: u64, _end: u64) -> Result<()> {
+        Err(Errno::EOPNOTSUPP)
     }
 
     /// The PCI device behind an fd this process holds (fstat + sysfs).

@@ -178,7 +178,9 @@ impl PageTable {
             // Report every page (inverting PRESENT matches the non-present ones too).
             category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
             category_inverted: 0,
-            return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            // The zero page (PAGE_IS_PFNZERO, Linux 6.7 like the scan) is a
+            // present PTE with nothing behind it: read as never populated.
+            return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO,
             ..Default::default()
         };
         // Pages with neither category are unpopulated: they match no mask and
@@ -237,8 +239,11 @@ impl PageTable {
                     if r.start > at && !push_run(out, &mut n, ResidencyRun { start: at, end: r.start, residency: Residency::Unpopulated }) {
                         return Ok((n, at));
                     }
-                    let residency =
-                        if r.categories & PAGE_IS_PRESENT != 0 { Residency::System } else { Residency::NotInSystem { vram: None } };
+                    let residency = match r.categories {
+                        c if c & PAGE_IS_PFNZERO != 0 => Residency::Unpopulated,
+                        c if c & PAGE_IS_PRESENT != 0 => Residency::System,
+                        _ => Residency::NotInSystem { vram: None },
+                    };
                     if !push_run(out, &mut n, ResidencyRun { start: r.start, end: r.end, residency }) {
                         return Ok((n, r.start));
                     }

@@ -126,6 +126,15 @@ pub const SVM_CONTEXT_MIRROR_AUTORESET: u32 = 1 << 0;
 /// own prefetch to the accessing tile's VRAM, unless advice, atomics or
 /// VRAM room say otherwise, which never costs more than that prefetch.
 pub const SVM_CONTEXT_ENGINE_RULES: u32 = 1 << 1;
+/// `svm_context_config.flags`: never map the zero page over the runtime's
+/// memory. By default, the first time an engine placement leaves a span to
+/// the launch's faults, or births it in system memory, the library maps the
+/// zero page (madvise(MADV_POPULATE_READ)) over the never-populated pages
+/// of its partial 2 MiB chunks on a discrete GPU, so the kernel's ranges
+/// there are 64 KiB, not 4 KiB (it makes a small range only over present
+/// pages). The call writes page tables, not content; it allocates nothing
+/// for anonymous memory. This flag leaves the kernel's own ranges.
+pub const SVM_CONTEXT_NO_ZERO_PAGE: u32 = 1 << 2;
 
 /// Whether a caller's struct of `size` bytes holds the field at `offset`
 /// of `len` bytes.
@@ -252,7 +261,7 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
             None => defaults,
             Some(c) => {
                 let flags = if covers(c.struct_size, core::mem::offset_of!(svm_context_config, flags), 4) { c.flags } else { 0 };
-                if flags & !(SVM_CONTEXT_MIRROR_AUTORESET | SVM_CONTEXT_ENGINE_RULES) != 0 {
+                if flags & !(SVM_CONTEXT_MIRROR_AUTORESET | SVM_CONTEXT_ENGINE_RULES | SVM_CONTEXT_NO_ZERO_PAGE) != 0 {
                     return Err(invalid(format!("config->flags has unknown bits {flags:#x}")));
                 }
                 Config {
@@ -265,6 +274,7 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
                     },
                     mirror_autoreset: flags & SVM_CONTEXT_MIRROR_AUTORESET != 0,
                     engine_rules: flags & SVM_CONTEXT_ENGINE_RULES != 0,
+                    zero_page: flags & SVM_CONTEXT_NO_ZERO_PAGE == 0,
                     bind_timeout_ns: match covers(c.struct_size, core::mem::offset_of!(svm_context_config, bind_timeout_ns), 8) {
                         true if c.bind_timeout_ns != 0 => c.bind_timeout_ns,
                         _ => defaults.bind_timeout_ns,

@@ -111,10 +111,12 @@ pub const SVM_ALLOC_ENGINE: u32 = 1 << 3;
 /// launch's faults (SVM_RESULT_ON_FAULT), as the runtime does without
 /// xesvm: prefetching a whole allocation for a kernel that touches a slice
 /// of it can cost more than the faults it saves. The first time an engine
-/// placement leaves a span to the faults, the library maps the zero page
-/// over the never-populated pages of its partial 2 MiB chunks
-/// (madvise(MADV_POPULATE_READ): nothing allocated, nothing written), so
-/// the kernel's faults there take 64 KiB ranges, not 4 KiB ones. SVM_ALLOC_PREFETCH_NOW
+/// placement leaves a span to the faults on a discrete GPU, the library
+/// maps the zero page over the never-populated pages of its partial 2 MiB
+/// chunks (madvise(MADV_POPULATE_READ): page tables written, no content,
+/// no page allocated for anonymous memory), so the kernel's faults there
+/// take 64 KiB ranges, not 4 KiB ones, where a 64 KiB block lies inside
+/// the span (SVM_CONTEXT_NO_ZERO_PAGE turns it off). SVM_ALLOC_PREFETCH_NOW
 /// moves it all now instead. Ignored without SVM_ALLOC_ENGINE (an explicit
 /// request moves exactly its span).
 pub const SVM_ALLOC_EXTENT: u32 = 1 << 4;

@@ -121,6 +121,13 @@ pub struct Config {
     /// runtime's own prefetch, decided with what xesvm knows: advice per
     /// device, atomics, VRAM room, and the explicit requests it honours.
     pub engine_rules: bool,
+    /// Map the zero page (madvise MADV_POPULATE_READ) over the
+    /// never-populated pages of a span's partial 2 MiB chunks before the
+    /// GPU first binds it there (a span left to the faults, a birth in
+    /// system memory), so the kernel makes 64 KiB ranges there, not 4 KiB
+    /// ones (`Context::populate_edges`). On by default; off leaves the
+    /// kernel's own ranges.
+    pub zero_page: bool,
 }
 
 impl Default for Config {
@@ -132,7 +139,7 @@ impl Default for Config {
         // costs about 0.2 us per 2 MiB sampled, a wrong belief a GPU fault
         // (>= 30 us, docs/cost-model.md) per 2 MiB; calls closer than that are
         // one launch's worth of placements.
-        Config { thrash_max_moves: 4, thrash_window_ns: 50_000_000, pin_ns: 150_000_000, observe_ttl_ns: 200_000, mirror_autoreset: false, bind_timeout_ns: xe::BIND_TIMEOUT_NS as u64, engine_rules: false }
+        Config { thrash_max_moves: 4, thrash_window_ns: 50_000_000, pin_ns: 150_000_000, observe_ttl_ns: 200_000, mirror_autoreset: false, bind_timeout_ns: xe::BIND_TIMEOUT_NS as u64, engine_rules: false, zero_page: true }
     }
 }
 

@@ -119,13 +119,14 @@ impl Context {
         };
         let plain = engine && strategy != Strategy::Cascade;
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
-        // Left to the faults: the first time, the span's partial chunks are
-        // populated (`Context::populate_edges`), so the faults there make
-        // 64 KiB ranges, not 4 KiB ones.
-        let span = (start, end);
-        let on_fault = |dev: &Device, out: &mut Placed| {
-            if engine_call && target != Pagemap::System && dev.has_vram() && self.populated.first(span.0, span.1) {
-                self.populate_edges(span.0, span.1);
+        // Left to the faults: the first time, the zero page goes under the
+        // span's partial chunks (`Context::populate_edges`), so the faults
+        // there make 64 KiB ranges, not 4 KiB ones. A span of whole chunks
+        // has none: no lookup.
+        let on_fault = |dev: &Device, start: u64, end: u64, out: &mut Placed| {
+            let partial = start % CHUNK != 0 || end % CHUNK != 0;
+            if partial && engine_call && self.config.zero_page && target != Pagemap::System && dev.has_vram() && self.populated.first(start, end) {
+                self.populate_edges(start, end);
             }
             *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
             Ok(())
@@ -141,7 +142,7 @@ impl Context {
             // What is here already stays reported in place (a span devices
             // took turns at, where this one's kernel left it).
             if may_leave && strategy == Strategy::Faults && !taken {
-                return on_fault(dev, out);
+                return on_fault(dev, start, end, out);
             }
             let learn = engine && self.chooser.learning();
             match self.in_place(&slots, dev, start, end, target, flags, false, learn.then_some(&mut *clock)) {
@@ -163,7 +164,7 @@ impl Context {
             // it to the faults either.
             let turns = plain && !insists;
             if may_leave && (taken || self.leave_to_faults(dev, h.slot, target, start, end, before, turns)) {
-                return on_fault(dev, out);
+                return on_fault(dev, start, end, out);
             }
             // An explicit request places the span asked, no more.
             let small = flags.engine() && end - start <= super::resolve::SMALL_READ;
@@ -341,6 +342,7 @@ impl Context {
             if matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && seen.samples > 0 && seen.unpopulated == seen.samples {
                 crate::log!(crate::log::Level::Info, "alloc_vram {}: the page table shows it unpopulated: freed and mapped again; its attributes are re-applied", Span(start, end - start));
                 self.forget_reset_attrs(slots, start, end);
+                self.populated.forget(start, end);
                 let residency = a.summary.residency;
                 a.summary = self.summary(start, end);
                 a.summary.residency = residency;

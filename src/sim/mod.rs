@@ -601,7 +601,10 @@ impl Sim {
                     self.charge_zero_fill(born);
                 }
                 CpuFault::Read => {
-                    let born = g.mem.populate_span(a, stop);
+                    // A read of the zero page faults nothing: it stays mapped.
+                    let mut pieces = Vec::new();
+                    g.mem.zero_page_split(a, stop, |s, e, zero| if !zero { pieces.push((s, e)) });
+                    let born = pieces.into_iter().map(|(s, e)| g.mem.populate_span(s, e)).sum();
                     self.charge_zero_fill(born);
                 }
                 CpuFault::ZeroPage => {
@@ -629,8 +632,9 @@ impl Sim {
 /// What a CPU fault does with a never-populated page.
 #[derive(Clone, Copy)]
 pub(super) enum CpuFault {
-    /// A read: a zero-filled page (the simulator does not keep the zero
-    /// page for a CPU read; a read of one charges the fill).
+    /// A read: a zero-filled page (the simulator models the CPU's own first
+    /// read as a fill, not the zero page); a page the zero page maps
+    /// already stays so.
     Read,
     /// A write of this value.
     Write(u64),

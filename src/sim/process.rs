@@ -53,12 +53,16 @@ impl Sim {
     /// zero page (`zero_page_map_ns` each, nothing allocated); device pages
     /// are faulted back to system memory first, as `do_swap_page` does for
     /// a device-private entry (the caller names only pages it saw
-    /// unpopulated). ENOMEM where part of the span is unmapped, as Linux;
-    /// EINVAL for an unaligned or empty span. The syscall is charged as one
+    /// unpopulated). ENOMEM where part of the span is unmapped (Linux has
+    /// populated the mapped part before it; the simulator populates
+    /// nothing); EINVAL for an unaligned start; a zero length does nothing. The syscall is charged as one
     /// page-table call (`pagemap_call_ns`).
     pub fn populate(&self, start: u64, size: u64) -> Result<()> {
-        if start % PAGE != 0 || size == 0 {
+        if start % PAGE != 0 {
             return Err(Errno::EINVAL);
+        }
+        if size == 0 {
+            return Ok(()); // as madvise answers a zero length
         }
         let end = super::check_span(start, size)?;
         self.advance(self.topo.costs.pagemap_call_ns, TimeCategory::Calls);
@@ -125,8 +129,10 @@ impl Sim {
         };
         g.mem.each_run(start, end, |addr, run_end, loc, locked| {
             if loc == Loc::Unpopulated {
-                // The zero page is a present PTE (PAGEMAP_SCAN: PAGE_IS_PRESENT).
-                return g.mem.zero_page_split(addr, run_end, |s, e, zero| push(s, e, if zero { Residency::System } else { Residency::Unpopulated }));
+                // The zero page is a present PTE: PAGEMAP_SCAN tells it
+                // (PAGE_IS_PFNZERO), a pread of pagemap shows it present.
+                let zero = if oracle || access.source == PageTableSource::Scan { Residency::Unpopulated } else { Residency::System };
+                return g.mem.zero_page_split(addr, run_end, |s, e, z| push(s, e, if z { zero } else { Residency::Unpopulated }));
             }
             let residency = match (loc, locked) {
                 (Loc::System, false) => Residency::System,
