@@ -149,6 +149,44 @@ fn an_extent_left_to_the_faults_has_its_edges_populated_once() {
     assert_eq!(sim.counters().migrations_4k, 256);
 }
 
+/// The zero page goes only under pages the page table shows never
+/// populated, in the span's partial chunks: pages already in VRAM or in
+/// system memory stay where they are (populating a device page would
+/// migrate it back), and a whole chunk in the middle is not read.
+#[test]
+fn the_zero_page_goes_only_under_unpopulated_pages_of_partial_chunks() {
+    let t = setup("2dgpu-p2p", false);
+    // 5 MiB - 64 KiB at BUF + 64 KiB: a partial head chunk, two whole ones,
+    // a partial tail chunk; a mapping of its own.
+    let (a, n) = (BUF + 64 * 1024, 5 * MIB - 128 * 1024);
+    t.sim.munmap(BUF, 6 * MIB).unwrap();
+    t.sim.mmap(a, n, false).unwrap();
+    // Device 1 wrote the head chunk's first 512 KiB (in its VRAM); the CPU
+    // wrote the tail chunk's first 64 KiB.
+    let dev1 = t.ctx.device(t.dev[1]).unwrap();
+    t.sim.gpu_access(dev1.fd, dev1.vm_id, 0, a, 512 * 1024, sim::Access::Write, 3).unwrap();
+    assert_eq!(t.sim.placement(a, 512 * 1024), Placement::Vram { device: 1, instance: 1 });
+    let tail = BUF + 4 * MIB;
+    t.sim.cpu_access(tail, 64 * 1024, sim::Access::Write, 4).unwrap();
+    let walked = t.sim.counters().page_table_pages;
+    let vram = t.ctx.pagemap(t.dev[0], 0).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[0], a, n, vram, AllocFlags::ENGINE | AllocFlags::EXTENT).unwrap();
+    assert!(p.on_fault, "{p:?}");
+    // Head: 2 MiB - 64 KiB, of which 512 KiB in VRAM; tail: 1 MiB - 64 KiB,
+    // of which 64 KiB written.
+    let head = (2 * MIB - 64 * 1024 - 512 * 1024) / 4096;
+    let tail_pages = (MIB - 64 * 1024 - 64 * 1024) / 4096;
+    assert_eq!(t.ctx.stats().populated_pages, head + tail_pages);
+    assert_eq!(t.sim.placement(a, 512 * 1024), Placement::Vram { device: 1, instance: 1 }, "device pages left alone");
+    assert_eq!(t.sim.checksum(tail, 64 * 1024).unwrap(), {
+        let r = Sim::new(Topology::preset("dgpu").unwrap()).unwrap();
+        r.cpu_access(tail, 64 * 1024, sim::Access::Write, 4).unwrap();
+        r.checksum(tail, 64 * 1024).unwrap()
+    }, "written pages unchanged");
+    let read = t.sim.counters().page_table_pages - walked;
+    assert!(read <= (2 * MIB + MIB) / 4096, "the whole chunks were not read: {read} pages");
+}
+
 /// Advice for this device wins where it can be reached; atomics go to the
 /// accessing tile's VRAM.
 #[test]
