@@ -25,6 +25,10 @@ trait Subject {
     fn touch(&self, addr: u64, len: u64);
     /// Moves [addr, addr+len) out of system memory; false where it cannot.
     fn push_away(&self, addr: u64, len: u64) -> bool;
+    /// madvise(MADV_POPULATE_READ): the zero page over never-populated pages.
+    fn zero_page(&self, addr: u64, len: u64);
+    /// Whether it reads with PAGEMAP_SCAN (which names the zero page).
+    fn scans(&self) -> bool;
 }
 
 fn runs(s: &dyn Subject, start: u64, end: u64) -> Vec<ResidencyRun> {
@@ -84,6 +88,16 @@ fn cases(s: &mut dyn Subject) {
     } else {
         eprintln!("{}: skipped the not-in-system case (no swap for MADV_PAGEOUT on this machine)", s.name());
     }
+    // The zero page (MADV_POPULATE_READ) over the never-populated pages
+    // 64..96: PAGEMAP_SCAN names it (PAGE_IS_PFNZERO), which reads as never
+    // populated; a pread sees a present page. Present pages stay present.
+    s.zero_page(a + 64 * PAGE, 32 * PAGE);
+    let k = kinds(&runs(s, a, a + 128 * PAGE), a);
+    let want = match s.scans() {
+        true => vec![(0, 16, "unpopulated"), (16, 48, "system"), (48, 128, "unpopulated")],
+        false => vec![(0, 16, "unpopulated"), (16, 48, "system"), (48, 64, "unpopulated"), (64, 96, "system"), (96, 128, "unpopulated")],
+    };
+    assert_eq!(k, want, "{}: the zero page", s.name());
 }
 
 // -- the real kernel ---------------------------------------------------------
@@ -154,6 +168,13 @@ impl Subject for Kernel {
         }
         // SAFETY: advice on our own mapping.
         unsafe { libc::madvise(addr as *mut _, len as usize, libc::MADV_PAGEOUT) == 0 }
+    }
+    fn zero_page(&self, addr: u64, len: u64) {
+        // The seam's kernel driver, as the library calls it.
+        xesvm::driver::kernel::KernelDriver.populate(addr, addr + len).unwrap();
+    }
+    fn scans(&self) -> bool {
+        self.pt.access().source == PageTableSource::Scan
     }
 }
 
@@ -230,6 +251,12 @@ impl Subject for Simulated {
         // Device-private pages: a prefetch into the device's VRAM.
         xesvm::driver::xe::prefetch(&self.drv, self.fd, self.vm, addr, len, 1).unwrap();
         true
+    }
+    fn zero_page(&self, addr: u64, len: u64) {
+        self.drv.populate(addr, addr + len).unwrap();
+    }
+    fn scans(&self) -> bool {
+        self.sim.page_table().source == PageTableSource::Scan
     }
 }
 
