@@ -78,7 +78,7 @@ impl Sim {
             }
         }
         self.count(&self.counters.populate_calls, 1);
-        self.cpu_fault_span(start, end, super::CpuFault::ZeroPage)
+        self.cpu_fault_span(start, end, super::cpu::CpuFault::ZeroPage)
     }
 
     /// How the simulated process reads its page table (default:
