@@ -103,8 +103,8 @@ type Use = ((u64, u64), Strategy, bool);
 struct Pending {
     used: Vec<Use>,
     spent_ns: u64,
-    /// Bytes of the spans placed for the launch so far that take room in
-    /// the device's VRAM (a span served elsewhere is taken out again:
+    /// Bytes of the spans asked into the device's VRAM for the launch so
+    /// far (one served elsewhere after all is taken out again:
     /// `Chooser::served_outside`).
     bytes: u64,
 }
@@ -282,16 +282,17 @@ impl Chooser {
     }
 
     /// The strategy for device `slot`'s launch over [start, start+len), and
-    /// the bytes of the spans already placed for that launch (each once;
-    /// known where the runtime reports launches, which delimits them; 0
-    /// without reports): `default` is the runtime's own (prefetch a span it
+    /// the bytes of the launch's spans already placed into the device's
+    /// VRAM (each once; known where the runtime reports launches, which
+    /// delimits them; 0 without reports; this one counts where it is asked
+    /// `into_vram`): `default` is the runtime's own (prefetch a span it
     /// knows, faults for a mapping found from a pointer). Without reports,
     /// and for a mapping found from a pointer, always that; for a span the
     /// runtime knows, with reports, the cascade first, the runtime's
     /// prefetch once after TRIAL_AFTER launches and the faults once (where
     /// `faults_ok`: the runtime did not ask for the move now), then the
     /// cheapest (`Entry::next`).
-    pub(crate) fn choose(&self, slot: u16, start: u64, len: u64, default: Strategy, faults_ok: bool) -> (Strategy, u64) {
+    pub(crate) fn choose(&self, slot: u16, start: u64, len: u64, default: Strategy, faults_ok: bool, into_vram: bool) -> (Strategy, u64) {
         if !self.learning() {
             return (default, 0);
         }
@@ -326,9 +327,11 @@ impl Chooser {
         if !l.open.used.iter().any(|&(s, ..)| s == (start, len)) {
             // Unlisted (past MAX_PENDING), its bytes stay counted.
             if l.open.used.len() < MAX_PENDING {
-                l.open.used.push(((start, len), strategy, true));
+                l.open.used.push(((start, len), strategy, into_vram));
             }
-            l.open.bytes += len;
+            if into_vram {
+                l.open.bytes += len;
+            }
             l.uses += 1;
             e.used_at = Some(l.uses);
         }
@@ -347,10 +350,10 @@ impl Chooser {
         before
     }
 
-    /// The placement of [start, start+len) for device `slot`'s open launch
-    /// left it outside the device's VRAM (served in system memory, held
-    /// there, placed in a peer's): its bytes take no room there, so a
-    /// later span's room check (`policy/faults.rs`) does not count them.
+    /// The placement of [start, start+len), asked into device `slot`'s VRAM
+    /// for its open launch, left it outside (held in system memory, born
+    /// there in pieces): its bytes take no room there, so a later span's
+    /// room check (`policy/faults.rs`) does not count them.
     pub(crate) fn served_outside(&self, slot: u16, start: u64, len: u64) {
         let mut d = self.device(slot).lock();
         let open = &mut d.launches.open;
@@ -494,41 +497,41 @@ mod tests {
     #[test]
     fn the_cascade_then_the_trials_then_the_lazy_leader() {
         let c = Chooser::default();
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true).0, Strategy::Faults);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true, true).0, Strategy::Faults);
         assert!(!c.learning() && !c.cascade_next(0, 0, 4096));
         c.launch_done(0, 1_000);
         for _ in 0..TRIAL_AFTER {
             assert!(c.cascade_next(0, 0, 4096));
-            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Cascade);
+            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
             // Moving the span is cheap next to the launch (40 ns).
             c.spent(0, 40, 4096);
             c.launch_done(0, 1_000);
         }
         // The runtime's trial: cheaper than the cascade.
         assert!(!c.cascade_next(0, 0, 4096));
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Prefetch);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
         c.spent(0, 100, 0);
         c.launch_done(0, 500);
         // The faults' trial: dearer. The runtime's strategy runs from now on.
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Faults);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults);
         c.launch_done(0, 1_200);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Prefetch);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
         // Dearer than the cascade was, but within 5 %: it stays.
         c.launch_done(0, 1_040);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Prefetch);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
         // Dearer by more: to the cheapest, the cascade.
         c.launch_done(0, 2_000);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Cascade);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
         // The cascade got dear: the faults are the cheapest now, but not
         // where the runtime asks for the move now.
         c.launch_done(0, 3_000);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Faults);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false).0, Strategy::Prefetch);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults);
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false, true).0, Strategy::Prefetch);
         // Another device and another span start with the cascade.
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true).0, Strategy::Cascade);
-        assert_eq!(c.choose(0, 4096, 4096, Strategy::Prefetch, true).0, Strategy::Cascade);
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
+        assert_eq!(c.choose(0, 4096, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
         // A mapping found from a pointer keeps the runtime's faults.
-        assert_eq!(c.choose(0, 8192, 4096, Strategy::Faults, true).0, Strategy::Faults);
+        assert_eq!(c.choose(0, 8192, 4096, Strategy::Faults, true, true).0, Strategy::Faults);
     }
 
     /// The trial waits while moving the span would cost more than
@@ -539,16 +542,16 @@ mod tests {
         let c = Chooser::default();
         c.launch_done(0, 1_000);
         for _ in 0..TRIAL_AFTER + 2 {
-            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true).0, Strategy::Cascade);
+            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
             c.launch_done(0, 1_000);
         }
         assert!(c.cascade_next(0, 0, 4096), "no move timed yet: no trial");
         // A move of another span at 1 ns a byte: 4096 ns for this one.
-        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true);
+        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
         c.spent(0, 4096, 4096);
         c.launch_done(0, 1_000);
         assert!(c.cascade_next(0, 0, 4096), "a move dearer than a quarter launch: no trial");
-        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true);
+        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
         c.spent(0, 41, 4096);
         c.launch_done(0, 1_000);
         assert!(!c.cascade_next(0, 0, 4096), "a cheap move: the trial");
@@ -560,9 +563,9 @@ mod tests {
     fn launch_bytes_count_each_span_once() {
         let c = Chooser::default();
         c.launch_done(0, 1_000);
-        c.choose(0, 0, 4096, Strategy::Prefetch, true);
-        c.choose(0, 8192, 4096, Strategy::Prefetch, true);
-        c.choose(0, 0, 4096, Strategy::Prefetch, true);
+        c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
+        c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
+        c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
         assert_eq!(c.device(0).lock().launches.open.bytes, 8192);
         c.launch_done(0, 1_000);
         assert_eq!(c.device(0).lock().launches.open.bytes, 0);
@@ -576,12 +579,12 @@ mod tests {
         let c = Chooser::default();
         c.launch_done(0, 1); // reports from now on
         let cost = |start| c.device(0).lock().entries[&(start, 4096)].cost[Strategy::Cascade.index()];
-        c.choose(0, 0, 4096, Strategy::Prefetch, true);
+        c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
         c.launch_submitted(0);
-        c.choose(0, 8192, 4096, Strategy::Prefetch, true);
+        c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
         c.spent(0, 50, 0);
         c.launch_submitted(0);
-        c.choose(0, 0, 4096, Strategy::Prefetch, true);
+        c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
         assert_eq!(c.device(0).lock().launches.open.bytes, 4096, "the open launch's bytes only");
         c.launch_done(0, 1_000);
         assert_eq!((cost(0), cost(8192)), (Some(1_000), None));
@@ -601,9 +604,9 @@ mod tests {
         c.opened(1, false);
         c.launch_done(1, 1_000);
         assert!(!c.cascade_next(1, 0, 4096));
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true).0, Strategy::Prefetch);
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
         c.forget(1);
         c.opened(1, true);
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true).0, Strategy::Cascade);
+        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
     }
 }

@@ -170,10 +170,10 @@ impl Populated {
     /// Forgets the spans overlapping [start, end) (freed: a buffer
     /// allocated there again is born unpopulated).
     pub(crate) fn forget(&self, start: u64, end: u64) {
-        let mut s = self.spans.write();
-        if !s.is_empty() {
-            s.retain(|&(a, b)| b <= start || a >= end);
+        if self.spans.read().is_empty() {
+            return;
         }
+        self.spans.write().retain(|&(a, b)| b <= start || a >= end);
     }
 }
 

@@ -156,10 +156,10 @@ impl Context {
         if !self.access.available() {
             return 0;
         }
-        let head = start / SAMPLE_CHUNK * SAMPLE_CHUNK;
-        let tail = (end - 1) / SAMPLE_CHUNK * SAMPLE_CHUNK;
-        let partial = |c: u64| start > c || end < c + SAMPLE_CHUNK;
-        let pieces = [(head, start, end.min(head + SAMPLE_CHUNK)), (tail, start.max(tail), end)];
+        let head = start / super::CHUNK * super::CHUNK;
+        let tail = (end - 1) / super::CHUNK * super::CHUNK;
+        let partial = |c: u64| start > c || end < c + super::CHUNK;
+        let pieces = [(head, start, end.min(head + super::CHUNK)), (tail, start.max(tail), end)];
         let stats = self.stats.local();
         let mut populated = 0;
         let mut runs = [ResidencyRun::default(); 8];

@@ -55,9 +55,11 @@ impl Context {
             false => size,
         };
         let result = self.alloc_vram_into(h, start, head, target, flags, &mut placed, &mut t0);
-        // A span of the launch left outside this device's VRAM takes no
+        // A span asked into this device's VRAM but left outside takes no
         // room there: the launch's later spans' room check leaves it out.
-        if flags.engine() && result.is_ok() && !placed.on_fault && placed.pagemap.and_then(|p| p.device()) != Some(h.slot) && self.chooser.learning() {
+        // (One asked elsewhere never counted: no lock on that path.)
+        let into_vram = target.device() == Some(h.slot);
+        if into_vram && flags.engine() && result.is_ok() && !placed.on_fault && placed.pagemap.and_then(|p| p.device()) != Some(h.slot) && self.chooser.learning() {
             self.chooser.served_outside(h.slot, start, head);
         }
         if head < size && result.is_ok() {
@@ -114,7 +116,7 @@ impl Context {
         let taken = may_leave && !extent && !insists && target.device() == Some(h.slot) && self.chooser.learning() && self.turns.taken(start, end - start);
         let (strategy, before) = match engine {
             true if taken => (Strategy::Faults, self.chooser.left_to_faults(h.slot, end - start)),
-            true => self.chooser.choose(h.slot, start, end - start, if extent { Strategy::Faults } else { Strategy::Prefetch }, may_leave),
+            true => self.chooser.choose(h.slot, start, end - start, if extent { Strategy::Faults } else { Strategy::Prefetch }, may_leave, asked.device() == Some(h.slot)),
             false => (Strategy::Cascade, 0),
         };
         let plain = engine && strategy != Strategy::Cascade;
