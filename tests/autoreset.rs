@@ -181,3 +181,56 @@ fn on_a_kernel_that_may_reset_unconditionally_the_records_forget() {
         assert_eq!(kernel_atomic(&sim, &ctx, d), DRM_XE_ATOMIC_DEVICE, "{kernel:?}");
     }
 }
+
+/// A span held in system memory and then placed in VRAM again: the hold's
+/// madvise split the mirror VMA at the span's end, inside a chunk, and the
+/// reset to the default does not merge it. On 7.0 the library merges it
+/// with a MAP | CPU_ADDR_MIRROR once the kernel's table shows the defaults
+/// there (the kernel widens it over default neighbours:
+/// `xe_vm_find_cpu_addr_mirror_vma_range`), so the move is one 2 MiB
+/// range, not 64 KiB and 4 KiB ones; on 6.18 (no widening) the library
+/// does not try, and the pieces stay. The runtime's atomic advice in the
+/// span keeps the split (a MAP would reset it).
+#[test]
+fn a_split_the_library_made_is_merged_again_where_the_kernel_widens_mirror_maps() {
+    let n = R - 8 * 4096; // ends inside the chunk, with its neighbour
+    for (kernel, merged) in [(xesvm::sim::KernelVersion::V7_0, true), (xesvm::sim::KernelVersion::V6_18, false)] {
+        let mut t = xesvm::sim::Topology::preset("dgpu").unwrap();
+        t.set_kernel(kernel);
+        let sim = Sim::new(t).unwrap();
+        let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+        let d = ctx.open_index(0).unwrap();
+        let vram = ctx.pagemap(d, 0).unwrap();
+        sim.munmap(BUF, 2 * R).unwrap();
+        sim.mmap(BUF, 2 * R, false).unwrap();
+        sim.cpu_access(BUF, 2 * R, xesvm::sim::Access::Write, 1).unwrap();
+        // A neighbour in the chunk's tail, placed in VRAM first: the hold's
+        // madvise below covers the span only.
+        ctx.alloc_vram(d, BUF + n, R, vram, AllocFlags::default()).unwrap();
+        ctx.alloc_vram(d, BUF, n, xesvm::topology::Pagemap::System, AllocFlags::default()).unwrap();
+        let before = sim.counters();
+        let p = ctx.alloc_vram(d, BUF, n, vram, AllocFlags::default()).unwrap();
+        assert_eq!(p.pagemap, Some(vram), "{kernel:?}");
+        let k = sim.counters();
+        let pieces = (k.migrations_64k - before.migrations_64k, k.migrations_4k - before.migrations_4k);
+        if merged {
+            assert_eq!(pieces, (0, 0), "one 2 MiB range on {kernel:?}");
+        } else {
+            assert!(pieces.0 > 0, "64 KiB ranges on {kernel:?}: {pieces:?}");
+        }
+    }
+    // Atomic advice inside the span: not merged (the MAP would reset it).
+    let sim = Sim::from_preset("dgpu").unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let d = ctx.open_index(0).unwrap();
+    sim.munmap(BUF, 2 * R).unwrap();
+    sim.mmap(BUF, 2 * R, false).unwrap();
+    sim.cpu_access(BUF, 2 * R, xesvm::sim::Access::Write, 1).unwrap();
+    ctx.alloc_vram(d, BUF + n, R, ctx.pagemap(d, 0).unwrap(), AllocFlags::default()).unwrap();
+    ctx.set_atomic(BUF, 64 * 1024, DRM_XE_ATOMIC_DEVICE).unwrap();
+    ctx.alloc_vram(d, BUF, n, xesvm::topology::Pagemap::System, AllocFlags::default()).unwrap();
+    ctx.alloc_vram(d, BUF, n, ctx.pagemap(d, 0).unwrap(), AllocFlags::default()).unwrap();
+    let dev = ctx.device(d).unwrap();
+    let drv = SimDriver::new(sim.clone());
+    assert_eq!(xe::query_mem_range_attrs(&drv, dev.fd, dev.vm_id, BUF, 64 * 1024).unwrap()[0].atomic.val, DRM_XE_ATOMIC_DEVICE, "advice kept");
+}

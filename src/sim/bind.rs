@@ -191,11 +191,14 @@ impl Sim {
         let (mut s, mut e) = (op.addr, op.addr + op.range);
         let mirror = op.flags & DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR != 0;
         let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap();
-        // A mirror MAP is widened over the mirror VMAs with default
-        // attributes it overlaps (xe_vm_find_cpu_addr_mirror_vma_range): a
-        // re-MAP of part of one covers it whole, so it replaces the VMA
-        // instead of splitting it, live SVM ranges or not.
-        if mirror {
+        // From 7.0 a mirror MAP is widened over the mirror VMAs with
+        // default attributes it overlaps or touches
+        // (xe_vm_find_cpu_addr_mirror_vma_range, vm_bind_ioctl_ops_create):
+        // a re-MAP of part of one covers it whole, so it replaces the VMA
+        // instead of splitting it, live SVM ranges or not, and merges what
+        // madvise split once the values are the defaults again.
+        let widens = self.topo.kernel.multi_device();
+        if mirror && widens {
             for vs in vm.vmas_in(s, e) {
                 let v = &vm.vmas[&vs];
                 if v.kind == VmaKind::Mirror && v.attrs == Attrs::defaults(v.bind_pat) {
@@ -233,7 +236,7 @@ impl Sim {
                 attrs,
             },
         );
-        if mirror {
+        if mirror && widens {
             vm.merge_defaults(s, e);
         }
         // The replaced VMAs' SVM ranges lose their GPU PTEs: one TLB
