@@ -27,6 +27,16 @@ fn rig(preset: &str, autoreset: bool) -> (Arc<Sim>, Context, Vec<DeviceHandle>) 
     (sim, ctx, devs)
 }
 
+/// A context on one dGPU of a kernel release (without autoreset).
+fn on_kernel(kernel: xesvm::sim::KernelVersion) -> (Arc<Sim>, Context, DeviceHandle) {
+    let mut t = xesvm::sim::Topology::preset("dgpu").unwrap();
+    t.set_kernel(kernel);
+    let sim = Sim::new(t).unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let d = ctx.open_index(0).unwrap();
+    (sim, ctx, d)
+}
+
 /// The atomic mode the kernel holds for BUF on a device's VM, once its
 /// garbage collector ran (a query alone does not run it: a madvise on
 /// memory far away does, docs/kernel-model.md §8).
@@ -167,11 +177,7 @@ fn without_autoreset_the_records_keep_what_the_kernel_keeps() {
 #[test]
 fn on_a_kernel_that_may_reset_unconditionally_the_records_forget() {
     for kernel in [xesvm::sim::KernelVersion::V6_18Rc, xesvm::sim::KernelVersion::V6_18, xesvm::sim::KernelVersion::V7_0] {
-        let mut t = xesvm::sim::Topology::preset("dgpu").unwrap();
-        t.set_kernel(kernel);
-        let sim = Sim::new(t).unwrap();
-        let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
-        let d = ctx.open_index(0).unwrap();
+        let (sim, ctx, d) = on_kernel(kernel);
         let vram = ctx.pagemap(d, 0).unwrap();
         ctx.set_atomic(BUF, R, DRM_XE_ATOMIC_DEVICE).unwrap();
         ctx.alloc_vram(d, BUF, R, vram, AllocFlags::default()).unwrap();
@@ -194,20 +200,24 @@ fn on_a_kernel_that_may_reset_unconditionally_the_records_forget() {
 #[test]
 fn a_split_the_library_made_is_merged_again_where_the_kernel_widens_mirror_maps() {
     let n = R - 8 * 4096; // ends inside the chunk, with its neighbour
-    for (kernel, merged) in [(xesvm::sim::KernelVersion::V7_0, true), (xesvm::sim::KernelVersion::V6_18, false)] {
-        let mut t = xesvm::sim::Topology::preset("dgpu").unwrap();
-        t.set_kernel(kernel);
-        let sim = Sim::new(t).unwrap();
-        let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
-        let d = ctx.open_index(0).unwrap();
+    // CPU-written, with a neighbour in the chunk's tail placed in VRAM
+    // first (the hold's madvise then covers the span only), atomic advice
+    // over the span's head where asked, then held in system memory.
+    let held = |kernel, atomic: bool| {
+        let (sim, ctx, d) = on_kernel(kernel);
         let vram = ctx.pagemap(d, 0).unwrap();
         sim.munmap(BUF, 2 * R).unwrap();
         sim.mmap(BUF, 2 * R, false).unwrap();
         sim.cpu_access(BUF, 2 * R, xesvm::sim::Access::Write, 1).unwrap();
-        // A neighbour in the chunk's tail, placed in VRAM first: the hold's
-        // madvise below covers the span only.
         ctx.alloc_vram(d, BUF + n, R, vram, AllocFlags::default()).unwrap();
+        if atomic {
+            ctx.set_atomic(BUF, 64 * 1024, DRM_XE_ATOMIC_DEVICE).unwrap();
+        }
         ctx.alloc_vram(d, BUF, n, xesvm::topology::Pagemap::System, AllocFlags::default()).unwrap();
+        (sim, ctx, d, vram)
+    };
+    for (kernel, merged) in [(xesvm::sim::KernelVersion::V7_0, true), (xesvm::sim::KernelVersion::V6_18, false)] {
+        let (sim, ctx, d, vram) = held(kernel, false);
         let before = sim.counters();
         let p = ctx.alloc_vram(d, BUF, n, vram, AllocFlags::default()).unwrap();
         assert_eq!(p.pagemap, Some(vram), "{kernel:?}");
@@ -220,16 +230,8 @@ fn a_split_the_library_made_is_merged_again_where_the_kernel_widens_mirror_maps(
         }
     }
     // Atomic advice inside the span: not merged (the MAP would reset it).
-    let sim = Sim::from_preset("dgpu").unwrap();
-    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
-    let d = ctx.open_index(0).unwrap();
-    sim.munmap(BUF, 2 * R).unwrap();
-    sim.mmap(BUF, 2 * R, false).unwrap();
-    sim.cpu_access(BUF, 2 * R, xesvm::sim::Access::Write, 1).unwrap();
-    ctx.alloc_vram(d, BUF + n, R, ctx.pagemap(d, 0).unwrap(), AllocFlags::default()).unwrap();
-    ctx.set_atomic(BUF, 64 * 1024, DRM_XE_ATOMIC_DEVICE).unwrap();
-    ctx.alloc_vram(d, BUF, n, xesvm::topology::Pagemap::System, AllocFlags::default()).unwrap();
-    ctx.alloc_vram(d, BUF, n, ctx.pagemap(d, 0).unwrap(), AllocFlags::default()).unwrap();
+    let (sim, ctx, d, vram) = held(xesvm::sim::KernelVersion::V7_0, true);
+    ctx.alloc_vram(d, BUF, n, vram, AllocFlags::default()).unwrap();
     let dev = ctx.device(d).unwrap();
     let drv = SimDriver::new(sim.clone());
     assert_eq!(xe::query_mem_range_attrs(&drv, dev.fd, dev.vm_id, BUF, 64 * 1024).unwrap()[0].atomic.val, DRM_XE_ATOMIC_DEVICE, "advice kept");
