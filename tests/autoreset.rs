@@ -27,16 +27,6 @@ fn rig(preset: &str, autoreset: bool) -> (Arc<Sim>, Context, Vec<DeviceHandle>) 
     (sim, ctx, devs)
 }
 
-/// A context on one dGPU of a kernel release (without autoreset).
-fn on_kernel(kernel: xesvm::sim::KernelVersion) -> (Arc<Sim>, Context, DeviceHandle) {
-    let mut t = xesvm::sim::Topology::preset("dgpu").unwrap();
-    t.set_kernel(kernel);
-    let sim = Sim::new(t).unwrap();
-    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
-    let d = ctx.open_index(0).unwrap();
-    (sim, ctx, d)
-}
-
 /// The atomic mode the kernel holds for BUF on a device's VM, once its
 /// garbage collector ran (a query alone does not run it: a madvise on
 /// memory far away does, docs/kernel-model.md §8).
@@ -177,7 +167,11 @@ fn without_autoreset_the_records_keep_what_the_kernel_keeps() {
 #[test]
 fn on_a_kernel_that_may_reset_unconditionally_the_records_forget() {
     for kernel in [xesvm::sim::KernelVersion::V6_18Rc, xesvm::sim::KernelVersion::V6_18, xesvm::sim::KernelVersion::V7_0] {
-        let (sim, ctx, d) = on_kernel(kernel);
+        let mut t = xesvm::sim::Topology::preset("dgpu").unwrap();
+        t.set_kernel(kernel);
+        let sim = Sim::new(t).unwrap();
+        let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+        let d = ctx.open_index(0).unwrap();
         let vram = ctx.pagemap(d, 0).unwrap();
         ctx.set_atomic(BUF, R, DRM_XE_ATOMIC_DEVICE).unwrap();
         ctx.alloc_vram(d, BUF, R, vram, AllocFlags::default()).unwrap();
@@ -186,53 +180,4 @@ fn on_a_kernel_that_may_reset_unconditionally_the_records_forget() {
         ctx.set_atomic(BUF, R, DRM_XE_ATOMIC_DEVICE).unwrap();
         assert_eq!(kernel_atomic(&sim, &ctx, d), DRM_XE_ATOMIC_DEVICE, "{kernel:?}");
     }
-}
-
-/// A span held in system memory and then placed in VRAM again: the hold's
-/// madvise split the mirror VMA at the span's end, inside a chunk, and the
-/// reset to the default does not merge it. On 7.0 the library merges it
-/// with a MAP | CPU_ADDR_MIRROR once the kernel's table shows the defaults
-/// there (the kernel widens it over default neighbours:
-/// `xe_vm_find_cpu_addr_mirror_vma_range`), so the move is one 2 MiB
-/// range, not 64 KiB and 4 KiB ones; on 6.18 (no widening) the library
-/// does not try, and the pieces stay. The runtime's atomic advice in the
-/// span keeps the split (a MAP would reset it).
-#[test]
-fn a_split_the_library_made_is_merged_again_where_the_kernel_widens_mirror_maps() {
-    let n = R - 8 * 4096; // ends inside the chunk, with its neighbour
-    // CPU-written, with a neighbour in the chunk's tail placed in VRAM
-    // first (the hold's madvise then covers the span only), atomic advice
-    // over the span's head where asked, then held in system memory.
-    let held = |kernel, atomic: bool| {
-        let (sim, ctx, d) = on_kernel(kernel);
-        let vram = ctx.pagemap(d, 0).unwrap();
-        sim.munmap(BUF, 2 * R).unwrap();
-        sim.mmap(BUF, 2 * R, false).unwrap();
-        sim.cpu_access(BUF, 2 * R, xesvm::sim::Access::Write, 1).unwrap();
-        ctx.alloc_vram(d, BUF + n, R, vram, AllocFlags::default()).unwrap();
-        if atomic {
-            ctx.set_atomic(BUF, 64 * 1024, DRM_XE_ATOMIC_DEVICE).unwrap();
-        }
-        ctx.alloc_vram(d, BUF, n, xesvm::topology::Pagemap::System, AllocFlags::default()).unwrap();
-        (sim, ctx, d, vram)
-    };
-    for (kernel, merged) in [(xesvm::sim::KernelVersion::V7_0, true), (xesvm::sim::KernelVersion::V6_18, false)] {
-        let (sim, ctx, d, vram) = held(kernel, false);
-        let before = sim.counters();
-        let p = ctx.alloc_vram(d, BUF, n, vram, AllocFlags::default()).unwrap();
-        assert_eq!(p.pagemap, Some(vram), "{kernel:?}");
-        let k = sim.counters();
-        let pieces = (k.migrations_64k - before.migrations_64k, k.migrations_4k - before.migrations_4k);
-        if merged {
-            assert_eq!(pieces, (0, 0), "one 2 MiB range on {kernel:?}");
-        } else {
-            assert!(pieces.0 > 0, "64 KiB ranges on {kernel:?}: {pieces:?}");
-        }
-    }
-    // Atomic advice inside the span: not merged (the MAP would reset it).
-    let (sim, ctx, d, vram) = held(xesvm::sim::KernelVersion::V7_0, true);
-    ctx.alloc_vram(d, BUF, n, vram, AllocFlags::default()).unwrap();
-    let dev = ctx.device(d).unwrap();
-    let drv = SimDriver::new(sim.clone());
-    assert_eq!(xe::query_mem_range_attrs(&drv, dev.fd, dev.vm_id, BUF, 64 * 1024).unwrap()[0].atomic.val, DRM_XE_ATOMIC_DEVICE, "advice kept");
 }

@@ -947,3 +947,42 @@ fn prefetch_past_system_memory_is_enomem_before_any_range() {
     assert_eq!(r.prefetch(0, BUF, 68 * MIB, 0), Ok(()));
     assert!(r.in_system(BUF, 68 * MIB));
 }
+
+/// From 7.0 a MAP | CPU_ADDR_MIRROR is widened over the mirror VMAs just
+/// before and after it that hold the default attributes
+/// (`xe_vm_find_cpu_addr_mirror_vma_range` in `vm_bind_ioctl_ops_create`)
+/// and replaces them with one VMA of defaults; the SVM ranges inside keep
+/// their pages and GPU mappings (XE_VMA_OPS_FLAG_ALLOW_SVM_UNMAP: no
+/// page-table op for a mirror VMA's UNMAP). 6.18 neither widens nor
+/// merges: the pieces a madvise split stay, also once their values are
+/// the defaults again.
+#[test]
+fn a_mirror_map_merges_default_neighbours_from_7_0_and_keeps_the_ranges() {
+    let (head, mid) = (BUF, 64 * 1024);
+    for (kernel, merges) in [(KernelVersion::V7_0, true), (KernelVersion::V6_18, false)] {
+        let mut t = Topology::preset("dgpu").unwrap();
+        t.set_kernel(kernel);
+        let r = Rig::new(t);
+        let vmas = |r: &Rig| xe::query_mem_range_attrs(&r.drv, r.fds[0], r.vms[0], head, 2 * MIB).unwrap().len();
+        // A madvise over [BUF + 64 KiB, BUF + 128 KiB) splits the mirror in
+        // three; setting the default back leaves three.
+        xe::madvise_atomic(&r.drv, r.fds[0], r.vms[0], head + mid, mid, DRM_XE_ATOMIC_DEVICE).unwrap();
+        xe::madvise_atomic(&r.drv, r.fds[0], r.vms[0], head + mid, mid, DRM_XE_ATOMIC_UNDEFINED).unwrap();
+        assert_eq!(vmas(&r), 3, "{kernel:?}");
+        // The GPU faults the middle piece into VRAM: a range of its own.
+        r.gpu(0, head + mid, mid, Access::Write).unwrap();
+        let before = r.sim.counters();
+        // A MAP of exactly the middle piece.
+        let covered = xe::bind_cpu_addr_mirror(&r.drv, r.fds[0], r.vms[0], head + mid, mid, false);
+        if merges {
+            assert_eq!(covered, Ok(()));
+            assert_eq!(vmas(&r), 1, "merged with both default neighbours");
+            assert_eq!(r.sim.counters().tlb_invalidations, before.tlb_invalidations, "the range keeps its mapping");
+            assert!(r.in_vram(head + mid, mid, 0));
+            r.gpu(0, head + mid, mid, Access::Read).unwrap();
+            assert_eq!(r.sim.counters().gpu_faults, before.gpu_faults, "no fault: still bound");
+        } else {
+            assert_eq!(vmas(&r), 3, "{kernel:?}: {covered:?}");
+        }
+    }
+}

@@ -151,18 +151,6 @@ pub fn resets_without_autoreset(release: &str) -> Option<bool> {
     Some(matches!(rc, Some(1 | 2)))
 }
 
-/// Whether a kernel release widens a MAP | CPU_ADDR_MIRROR over the
-/// adjacent mirror VMAs with default attributes, merging what madvise
-/// split (`xe_vm_find_cpu_addr_mirror_vma_range`, "drm/xe/svm: Extend MAP
-/// range to reduce vma fragmentation", 7.0). None where the release
-/// string does not say.
-pub fn merges_mirror_maps(release: &str) -> Option<bool> {
-    let leading = |t: &str| t.chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse::<u32>().ok();
-    let mut nums = release.split('.');
-    let (major, minor) = (leading(nums.next()?)?, leading(nums.next()?)?);
-    Some((major, minor) >= (7, 0))
-}
-
 /// How long one ioctl interrupted by a signal (EINTR) or told to try again
 /// (EAGAIN) is restarted, from its first interruption, before the errno goes
 /// back to the caller. A deadline, not a count: a profiler's signals can

@@ -96,9 +96,6 @@ impl Context {
             };
             match self.madvise_pref(slots, d, ms, me, want, placed) {
                 Ok(()) => {
-                    if want == PrefApplied::DefaultDevice {
-                        self.heal_mirror(d, ms, me, placed);
-                    }
                     a.pref = want;
                     applied.push((d.slot, a));
                     placed.vms_applied |= 1 << d.slot;
@@ -173,49 +170,6 @@ impl Context {
         }
         on.mark_dead(e);
         (on.slot, e)
-    }
-
-    /// Mends the cut a madvise left in the CPU-address mirror once
-    /// [start, end)'s attributes are the defaults again on `on`'s VM: a
-    /// madvise splits the mirror VMA at its ends, setting the defaults
-    /// back does not merge the pieces, and inside a split the kernel can
-    /// no longer make a 2 MiB SVM range, so a span ending mid-chunk (and
-    /// its neighbour in the chunk) would migrate there in 64 KiB and 4 KiB
-    /// ranges for as long as the VM lives (about 49 us each against one 2
-    /// MiB copy, docs/cost-model.md). From 7.0 a MAP | CPU_ADDR_MIRROR is
-    /// widened over the mirror VMAs just before and after it that have
-    /// default attributes and replaces them all with one
-    /// (`xe_vm_find_cpu_addr_mirror_vma_range`, `vm_bind_ioctl_ops_create`;
-    /// the SVM ranges inside keep their pages and mappings). It replaces
-    /// the VMAs inside whatever their attributes, so it is issued only
-    /// where the kernel's own table (VM_QUERY_MEM_RANGE_ATTRS) shows every
-    /// VMA of the span with the defaults, and only on a VM the library
-    /// created and bound the mirror of (pat index 0, its own autoreset
-    /// flag): an adopted VM's mirror may carry a bind PAT the MAP would
-    /// change. Best effort: a failure leaves the split, a cost. Measured
-    /// on generated programs (ten seeds, 200 each): 43 programs 3 % to
-    /// 1.5x faster (pipelines, training, offload), 57 slower by at most
-    /// 0.6 % (the query and the MAP).
-    fn heal_mirror(&self, on: &Device, start: u64, end: u64, placed: &mut Placed) {
-        if !self.merges_mirror_maps || !on.owns_vm {
-            return;
-        }
-        let default = |v: &drm_xe_mem_range_attr| {
-            v.preferred_mem_loc.devmem_fd == DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE
-                && v.preferred_mem_loc.migration_policy == DRM_XE_MIGRATE_ALL_PAGES as u32
-                && v.atomic.val == DRM_XE_ATOMIC_UNDEFINED
-                && v.pat_index.val == 0
-        };
-        for &vm in on.vms() {
-            placed.ioctls += 2;
-            if !self.query_vmas(on, vm, start, end).is_ok_and(|vmas| vmas.iter().all(default)) {
-                continue;
-            }
-            placed.ioctls += 1;
-            if let Err(e) = xe::bind_cpu_addr_mirror(&*self.driver, on.fd, vm, start, end - start, on.autoreset) {
-                crate::log!(crate::log::Level::Debug, "mirror {} on device {}'s VM: the MAP that merges the madvise's cut failed ({}): left split", crate::log::Span(start, end - start), on.slot, e.short());
-            }
-        }
     }
 
     pub(super) fn madvise_pref(&self, slots: &[Slot], on: &Device, start: u64, end: u64, p: PrefApplied, placed: &mut Placed) -> Result<()> {

@@ -294,9 +294,6 @@ pub struct Context {
     /// release does not say, and then a multi-device madvise that answered
     /// (7.0+) is what clears the doubt.
     resets_unflagged: Option<bool>,
-    /// The kernel merges madvise's cuts in the mirror on a MAP over them
-    /// (7.0+, from `uname -r`; policy/attributes.rs `heal_mirror`).
-    merges_mirror_maps: bool,
     slots: BrLock<Vec<Slot>>,
     /// Each slot's handle state, written under the slots' write lock and
     /// read without it: the C ABI checks a handle and names a pagemap on
@@ -389,14 +386,9 @@ impl Context {
     pub fn new(driver: Box<dyn Driver>, config: Config) -> Context {
         // Whether the kernel resets attributes after munmap without the
         // autoreset flag, from its release (None: the release does not say).
-        let release = driver.kernel_release();
-        let resets_unflagged = release.as_deref().and_then(crate::driver::resets_without_autoreset);
-        // Whether a mirror MAP merges madvise's cuts (`heal_mirror`): only
-        // where the release says so.
-        let merges_mirror_maps = release.as_deref().and_then(crate::driver::merges_mirror_maps).unwrap_or(false);
+        let resets_unflagged = driver.kernel_release().and_then(|r| crate::driver::resets_without_autoreset(&r));
         Context {
             resets_unflagged,
-            merges_mirror_maps,
             access: driver.page_table(),
             driver: Arc::from(driver),
             config,

@@ -222,8 +222,13 @@ impl Sim {
         for vs in vm.vmas_in(s, e) {
             vm.vmas.remove(&vs);
         }
-        let inside = vm.ranges_in(s, e);
-        let tiles = vm.invalidate(s, e, true);
+        // From 7.0 (XE_VMA_OPS_FLAG_ALLOW_SVM_UNMAP) the mirror VMAs a
+        // mirror MAP replaces give up nothing: their SVM ranges keep their
+        // pages and GPU mappings (no page-table op for a mirror VMA's
+        // UNMAP in op_commit, nothing in xe_vma_destroy).
+        let keeps = mirror && widens;
+        let inside = if keeps { Vec::new() } else { vm.ranges_in(s, e) };
+        let tiles = if keeps { 0 } else { vm.invalidate(s, e, true) };
         let attrs = Attrs::defaults(op.pat_index);
         vm.vmas.insert(
             s,
