@@ -1661,3 +1661,29 @@ fn another_device_places_an_arenas_last_buffer_whole() {
     let p = t.alloc(1, a, n, t.vram(1));
     assert!(!p.split && p.pagemap == Some(t.vram(1)) && t.on(a, n) == t.vram_of(1), "{p:?}");
 }
+
+/// On 6.18 a multi-device madvise is EINVAL (region_instance is pad), and
+/// the library takes the value the VM can hold instead (DEFAULT_DEVICE for
+/// a tile of the device itself). That second madvise cuts only the VMAs
+/// that differ from it, as the first does: here none (the span's two
+/// pieces hold the default preferred location, with atomic advice of
+/// their own), so no second madvise at all.
+#[test]
+fn the_6_18_retry_of_a_multi_device_madvise_cuts_only_what_differs() {
+    let mut topo = Topology::preset("max-node").unwrap();
+    topo.set_kernel(sim::KernelVersion::V6_18);
+    let t = setup_topo(topo, rules());
+    t.ctx.set_atomic(BUF, R, DRM_XE_ATOMIC_DEVICE).unwrap();
+    t.ctx.set_atomic(BUF + R, R, DRM_XE_ATOMIC_GLOBAL).unwrap();
+    let tile1 = t.ctx.pagemap(t.dev[0], 1).unwrap();
+    let before = t.sim.counters().madvise_calls;
+    t.ctx.set_preferred_on(Some(t.dev[0]), BUF, 2 * R, tile1).unwrap();
+    // The refused madvise (EINVAL: no multi-device madvise) changed
+    // nothing, and no retry was needed.
+    assert_eq!(t.sim.counters().madvise_calls - before, 0, "no madvise applied");
+    let (fd, vm) = t.fd_vm(0);
+    let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
+    for v in xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, 2 * R).unwrap() {
+        assert_eq!(v.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE, "{v:?}");
+    }
+}

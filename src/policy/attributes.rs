@@ -114,10 +114,20 @@ impl Context {
                     // region_instance is pad on 6.18: this kernel has no multi-device madvise.
                     d.set_multi_device(false);
                     if let Some(w) = self.desired_pref(slots, d, cand, default_for) {
-                        if self.madvise_pref(slots, d, start, end, w, placed).is_ok() {
-                            a.pref = w;
-                            applied.push((d.slot, a));
-                            placed.vms_applied |= 1 << d.slot;
+                        // Only the VMAs that differ from the value taken
+                        // instead are cut, as for the first try.
+                        match self.advise_span(slots, d, start, end, w, placed) {
+                            None => {
+                                a.pref = w;
+                                applied.push((d.slot, a));
+                            }
+                            Some((ms, me)) => {
+                                if self.madvise_pref(slots, d, ms, me, w, placed).is_ok() {
+                                    a.pref = w;
+                                    applied.push((d.slot, a));
+                                    placed.vms_applied |= 1 << d.slot;
+                                }
+                            }
                         }
                     } else if accessing {
                         return Err(Miss::Fallback(Errno::EOPNOTSUPP));
