@@ -1673,6 +1673,8 @@ fn the_6_18_retry_of_a_multi_device_madvise_cuts_only_what_differs() {
     let mut topo = Topology::preset("max-node").unwrap();
     topo.set_kernel(sim::KernelVersion::V6_18);
     let t = setup_topo(topo, rules());
+    // Two records (advise_span looks at the kernel's VMAs only where the
+    // span is held in more than one piece).
     t.ctx.set_atomic(BUF, R, DRM_XE_ATOMIC_DEVICE).unwrap();
     t.ctx.set_atomic(BUF + R, R, DRM_XE_ATOMIC_GLOBAL).unwrap();
     let tile1 = t.ctx.pagemap(t.dev[0], 1).unwrap();

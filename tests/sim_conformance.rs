@@ -948,14 +948,15 @@ fn prefetch_past_system_memory_is_enomem_before_any_range() {
     assert!(r.in_system(BUF, 68 * MIB));
 }
 
-/// From 7.0 a MAP | CPU_ADDR_MIRROR is widened over the mirror VMAs just
-/// before and after it that hold the default attributes
-/// (`xe_vm_find_cpu_addr_mirror_vma_range` in `vm_bind_ioctl_ops_create`)
-/// and replaces them with one VMA of defaults; the SVM ranges inside keep
-/// their pages and GPU mappings (XE_VMA_OPS_FLAG_ALLOW_SVM_UNMAP: no
-/// page-table op for a mirror VMA's UNMAP). 6.18 neither widens nor
-/// merges: the pieces a madvise split stay, also once their values are
-/// the defaults again.
+/// From 7.0 a MAP | CPU_ADDR_MIRROR is widened over the mirror VMA that
+/// holds the page before it and the one that holds its end, where they
+/// have the default attributes (`xe_vm_find_cpu_addr_mirror_vma_range` in
+/// `vm_bind_ioctl_ops_create`), and replaces them with one VMA of
+/// defaults; the SVM ranges inside keep their pages and GPU mappings
+/// (XE_VMA_OPS_FLAG_ALLOW_SVM_UNMAP: no page-table op for a mirror VMA's
+/// UNMAP). A MAP inside one piece covers that piece only. 6.18 neither
+/// widens nor merges: the pieces a madvise split stay, also once their
+/// values are the defaults again, and the MAP's ranges are unbound.
 #[test]
 fn a_mirror_map_merges_default_neighbours_from_7_0_and_keeps_the_ranges() {
     let (head, mid) = (BUF, 64 * 1024);
@@ -969,20 +970,26 @@ fn a_mirror_map_merges_default_neighbours_from_7_0_and_keeps_the_ranges() {
         xe::madvise_atomic(&r.drv, r.fds[0], r.vms[0], head + mid, mid, DRM_XE_ATOMIC_DEVICE).unwrap();
         xe::madvise_atomic(&r.drv, r.fds[0], r.vms[0], head + mid, mid, DRM_XE_ATOMIC_UNDEFINED).unwrap();
         assert_eq!(vmas(&r), 3, "{kernel:?}");
-        // The GPU faults the middle piece into VRAM: a range of its own.
+        // The GPU faults the middle piece into VRAM (never populated: 4 KiB
+        // ranges, each bound).
         r.gpu(0, head + mid, mid, Access::Write).unwrap();
         let before = r.sim.counters();
-        // A MAP of exactly the middle piece.
-        let covered = xe::bind_cpu_addr_mirror(&r.drv, r.fds[0], r.vms[0], head + mid, mid, false);
         if merges {
-            assert_eq!(covered, Ok(()));
+            // A MAP inside the middle piece covers that piece, no more.
+            assert_eq!(xe::bind_cpu_addr_mirror(&r.drv, r.fds[0], r.vms[0], head + mid + 4096, 4096, false), Ok(()));
+            assert_eq!(vmas(&r), 3, "widened to the piece that holds it only");
+        }
+        // A MAP of exactly the middle piece.
+        assert_eq!(xe::bind_cpu_addr_mirror(&r.drv, r.fds[0], r.vms[0], head + mid, mid, false), Ok(()), "{kernel:?}");
+        if merges {
             assert_eq!(vmas(&r), 1, "merged with both default neighbours");
-            assert_eq!(r.sim.counters().tlb_invalidations, before.tlb_invalidations, "the range keeps its mapping");
+            assert_eq!(r.sim.counters().tlb_invalidations, before.tlb_invalidations, "the ranges keep their mappings");
             assert!(r.in_vram(head + mid, mid, 0));
             r.gpu(0, head + mid, mid, Access::Read).unwrap();
             assert_eq!(r.sim.counters().gpu_faults, before.gpu_faults, "no fault: still bound");
         } else {
-            assert_eq!(vmas(&r), 3, "{kernel:?}: {covered:?}");
+            assert_eq!(vmas(&r), 3, "{kernel:?}");
+            assert!(r.sim.counters().tlb_invalidations > before.tlb_invalidations, "the ranges were unbound");
         }
     }
 }

@@ -191,19 +191,22 @@ impl Sim {
         let (mut s, mut e) = (op.addr, op.addr + op.range);
         let mirror = op.flags & DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR != 0;
         let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap();
-        // From 7.0 a mirror MAP is widened over the mirror VMAs with
-        // default attributes it overlaps or touches
-        // (xe_vm_find_cpu_addr_mirror_vma_range, vm_bind_ioctl_ops_create):
-        // a re-MAP of part of one covers it whole, so it replaces the VMA
-        // instead of splitting it, live SVM ranges or not, and merges what
-        // madvise split once the values are the defaults again.
+        // From 7.0 a mirror MAP is widened over the mirror VMA holding the
+        // page before it and the one holding its end, where they have the
+        // default attributes (xe_vm_find_cpu_addr_mirror_vma_range, from
+        // vm_bind_ioctl_ops_create): a re-MAP of part of one covers it
+        // whole, so it replaces the VMA instead of splitting it, live SVM
+        // ranges or not, and a MAP over a piece madvise split off merges it
+        // with its neighbours once their values are the defaults again. No
+        // further: a default VMA beyond them stays a VMA of its own.
         let widens = self.topo.kernel.multi_device();
         if mirror && widens {
-            for vs in vm.vmas_in(s, e) {
-                let v = &vm.vmas[&vs];
-                if v.kind == VmaKind::Mirror && v.attrs == Attrs::defaults(v.bind_pat) {
-                    (s, e) = (s.min(vs), e.max(v.end));
-                }
+            let default_mirror = |v: &Vma| v.kind == VmaKind::Mirror && v.attrs == Attrs::defaults(v.bind_pat);
+            if let Some((ps, _)) = s.checked_sub(PAGE).and_then(|a| vm.vma_at(a)).filter(|(_, v)| default_mirror(v)) {
+                s = ps;
+            }
+            if let Some((_, v)) = vm.vma_at(e).filter(|(_, v)| default_mirror(v)) {
+                e = v.end;
             }
         }
         // EBUSY: removing or splitting a mirror VMA that still has SVM mappings,
@@ -241,9 +244,6 @@ impl Sim {
                 attrs,
             },
         );
-        if mirror && widens {
-            vm.merge_defaults(s, e);
-        }
         // The replaced VMAs' SVM ranges lose their GPU PTEs: one TLB
         // invalidation per tile they were bound on (xe_vm_range_unbind).
         self.charge_tlb(tiles);
