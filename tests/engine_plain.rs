@@ -199,20 +199,27 @@ fn advice_and_atomics_decide() {
     assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 4 * MIB, Access::Atomic).unwrap(), t.ctx.pagemap(t.dev[0], 0).unwrap());
 }
 
-/// A buffer two devices take turns at is left to their faults from the
-/// first hand-off on: each device's kernel moves what it touches, never
-/// the whole buffer at every turn (a row split, a slice of the input).
+/// A buffer two devices take turns at is never moved whole at every
+/// turn: a read of what the other holds is served over the link, and a
+/// placement into the asking device's VRAM of a span another device holds
+/// is left to the faults from the first hand-off on, so each device's
+/// kernel moves what it touches (a row split, a slice of the input).
 #[test]
 fn a_buffer_devices_take_turns_at_is_left_to_the_faults() {
     let t = setup("2dgpu-p2p", false);
     t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
     let first = t.launch(0, BUF, 16 * MIB, Access::Read, AllocFlags::empty());
     assert_eq!(first.bytes_moved, 16 * MIB, "{first:?}");
+    let vram0 = t.ctx.pagemap(t.dev[0], 0).unwrap();
     let second = t.launch(1, BUF, 16 * MIB, Access::Read, AllocFlags::empty());
-    assert!(second.on_fault && second.bytes_moved == 0, "{second:?}");
+    assert!(second.pagemap == Some(vram0) && !second.on_fault && second.bytes_moved == 0, "read over the link: {second:?}");
     let third = t.launch(0, BUF, 16 * MIB, Access::Read, AllocFlags::empty());
     // Device 1's kernel read it where it was: for device 0 it is in place.
     assert!(third.in_place && third.bytes_moved == 0, "{third:?}");
+    // A write by device 1 asks for its own VRAM: the faults.
+    let vram1 = t.ctx.pagemap(t.dev[1], 0).unwrap();
+    let w = t.ctx.alloc_vram(t.dev[1], BUF, 16 * MIB, vram1, AllocFlags::ENGINE).unwrap();
+    assert!(w.on_fault && w.bytes_moved == 0, "{w:?}");
     // Moved behind device 0's back, it stays with the faults for every device.
     t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 2).unwrap();
     let fourth = t.launch(0, BUF, 16 * MIB, Access::Read, AllocFlags::empty());
@@ -220,28 +227,28 @@ fn a_buffer_devices_take_turns_at_is_left_to_the_faults() {
 }
 
 /// Where the runtime reports launches, the chooser would run the rule
-/// cascade; a buffer the devices already took turns at stays with their
-/// faults: each kernel reads its half of an input the runtime knows whole
-/// (data split across devices), and a move of the whole buffer to the
-/// asking device would carry the other's half across the link at every
-/// turn.
+/// cascade; a buffer the devices take turns at reading is read over the
+/// link by the one that does not hold it, in every round: each kernel
+/// reads its half of an input the runtime knows whole (data split across
+/// devices), and a move of the whole buffer to the asking device would
+/// carry the other's half across the link at every turn.
 #[test]
 fn a_buffer_devices_took_turns_at_stays_with_the_faults_when_reports_begin() {
     let t = setup("2dgpu-p2p", false);
     t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
+    let vram0 = t.ctx.pagemap(t.dev[0], 0).unwrap();
     // Each device's kernel reads its own half of the 16 MiB the runtime
     // asks for.
     let turn = |d: usize, report: bool| t.turn(d, (BUF, 16 * MIB), Access::Read, (BUF + d as u64 * 8 * MIB, 8 * MIB), report);
     // The first round is placed before any report comes back.
     assert_eq!(turn(0, false).bytes_moved, 16 * MIB);
-    assert!(turn(1, false).on_fault, "the first turn");
+    assert_eq!(turn(1, false).pagemap, Some(vram0), "the first turn: over the link");
     for round in 0..3 {
         let (a, b) = (turn(0, true), turn(1, true));
         assert!(a.bytes_moved == 0 && b.bytes_moved == 0, "round {round}: {a:?} {b:?}");
-        assert!(b.on_fault, "round {round}: {b:?}");
+        assert_eq!(b.pagemap, Some(vram0), "round {round}: {b:?}");
     }
-    assert_eq!(t.sim.placement(BUF + 8 * MIB, 8 * MIB), Placement::Vram { device: 1, instance: 1 });
-    assert_eq!(t.sim.placement(BUF, 8 * MIB), Placement::Vram { device: 0, instance: 1 });
+    assert_eq!(t.sim.placement(BUF, 16 * MIB), Placement::Vram { device: 0, instance: 1 });
 }
 
 /// A buffer devices took turns at still goes where the cascade sends it
@@ -251,8 +258,10 @@ fn a_buffer_devices_took_turns_at_stays_with_the_faults_when_reports_begin() {
 #[test]
 fn a_buffer_devices_took_turns_at_goes_to_system_memory_for_several_readers() {
     let t = setup("4dgpu-p2p", false);
+    // Below a chunk (a linked peer's larger span is read where it lies).
+    const K: u64 = 1024;
     t.sim.cpu_access(BUF, 12 * MIB, sim::Access::Write, 1).unwrap();
-    let turn = |d: usize, report: bool| t.turn(d, (BUF, 12 * MIB), Access::Read, (BUF + d as u64 * 4 * MIB, 4 * MIB), report);
+    let turn = |d: usize, report: bool| t.turn(d, (BUF, 1536 * K), Access::Read, (BUF + d as u64 * 512 * K, 512 * K), report);
     turn(0, false);
     assert!(turn(1, false).on_fault && turn(2, false).on_fault, "the first round");
     turn(0, true);
@@ -260,7 +269,7 @@ fn a_buffer_devices_took_turns_at_goes_to_system_memory_for_several_readers() {
     // Device 2 is the second to read it from a peer's VRAM.
     let third = turn(2, true);
     assert!(!third.on_fault && third.pagemap == Some(Pagemap::System), "{third:?}");
-    assert_eq!(t.sim.placement(BUF, 12 * MIB), Placement::System);
+    assert_eq!(t.sim.placement(BUF, 1536 * K), Placement::System);
 }
 
 /// A buffer one device writes and another reads (a pipeline's stage
@@ -271,13 +280,15 @@ fn a_buffer_devices_took_turns_at_goes_to_system_memory_for_several_readers() {
 #[test]
 fn a_buffer_one_device_writes_and_another_reads_is_handed_off_by_the_cascade() {
     let t = setup("2dgpu-p2p", false);
+    // Below a chunk (a linked peer's larger span is read where it lies).
+    let n = MIB;
     t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
-    let turn = |d: usize, a: Access, report: bool| t.turn(d, (BUF, 16 * MIB), a, (BUF, 16 * MIB), report);
+    let turn = |d: usize, a: Access, report: bool| t.turn(d, (BUF, n), a, (BUF, n), report);
     turn(0, Access::Write, false);
     assert!(turn(1, Access::Read, false).on_fault, "the first turn");
     turn(0, Access::Write, true);
     let read = turn(1, Access::Read, true);
-    assert!(!read.on_fault && read.bytes_moved == 16 * MIB, "moved to its reader: {read:?}");
+    assert!(!read.on_fault && read.bytes_moved == n, "moved to its reader: {read:?}");
     let reader = t.ctx.pagemap(t.dev[1], 0).unwrap();
     for round in 0..2 {
         let (w, r) = (turn(0, Access::Write, true), turn(1, Access::Read, true));
@@ -500,5 +511,38 @@ fn a_scan_larger_than_the_vram_is_not_bought_round_after_round() {
         }
         let want = if bought { vram } else { Pagemap::System };
         assert!(second.iter().all(|&pm| pm == want), "{spans} spans of 12 MiB in 32 MiB: {second:?}");
+    }
+}
+
+/// A read of a span of a chunk or more that a linked peer's VRAM holds is
+/// served there, over the link, under either engine: no move (its faults
+/// only bind the peer's pages), where the kernel's faults would pull it
+/// over (devices splitting one input each fault what the other holds).
+/// Not below a chunk, and not against the runtime's own advice for the
+/// reader.
+#[test]
+fn a_read_of_what_a_linked_peer_holds_is_served_over_the_link() {
+    for rules in [false, true] {
+        let t = setup("2dgpu-p2p", rules);
+        let (big, small) = (BUF, BUF + 8 * MIB);
+        t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
+        let vram0 = t.ctx.pagemap(t.dev[0], 0).unwrap();
+        for (s, n) in [(big, 4 * MIB), (small, MIB)] {
+            t.ctx.alloc_vram(t.dev[0], s, n, vram0, AllocFlags::empty()).unwrap();
+        }
+        let before = t.sim.counters();
+        let p = t.launch(1, big, 4 * MIB, Access::Read, AllocFlags::empty());
+        assert_eq!((p.pagemap, p.bytes_moved, p.on_fault), (Some(vram0), 0, false), "rules {rules}: {p:?}");
+        assert_eq!(t.sim.placement(big, 4 * MIB), Placement::Vram { device: 0, instance: 1 }, "rules {rules}: stays");
+        let k = t.sim.counters();
+        // Its faults bind the peer's pages (one per 2 MiB range), nothing moves.
+        assert_eq!((k.bytes_device_to_device, k.bytes_to_vram, k.gpu_faults - before.gpu_faults), (before.bytes_device_to_device, before.bytes_to_vram, 2), "rules {rules}: nothing moved");
+        assert!(k.remote_access_bytes > before.remote_access_bytes, "rules {rules}: read over the link");
+        // Below a chunk: the reader's own VRAM, as before.
+        assert_ne!(t.ctx.resolve(t.dev[1], 0, small, MIB, Access::Read).unwrap(), vram0, "rules {rules}");
+        // The runtime's advice for the reader wins.
+        let vram1 = t.ctx.pagemap(t.dev[1], 0).unwrap();
+        t.ctx.set_preferred_on(Some(t.dev[1]), big, 4 * MIB, vram1).unwrap();
+        assert_eq!(t.ctx.resolve(t.dev[1], 0, big, 4 * MIB, Access::Read).unwrap(), vram1, "rules {rules}");
     }
 }

@@ -974,10 +974,12 @@ fn a_neighbours_record_sharing_a_page_does_not_speak_for_the_span() {
 /// buy"): the first device to read GPU 0's data moves it (a peer link copies
 /// it once); a second reader since the last write sends it to system
 /// memory, which every device reads at host bandwidth, instead of moving it
-/// from reader to reader. A write starts the count again.
+/// from reader to reader. A write starts the count again. Below a chunk: a
+/// larger span a linked peer holds is read over the link by every reader.
 #[test]
 fn data_several_devices_read_from_a_peer_goes_to_system_memory() {
     let t = setup("4dgpu-p2p");
+    const R: u64 = MIB / 2;
     // Populated first (a never-populated buffer is born split, policy/birth.rs).
     t.sim.cpu_access(BUF, 32 * R, sim::Access::Write, 1).unwrap();
     let read = |d: usize| t.ctx.resolve(t.dev[d], 0, BUF, 2 * R, Access::Read).unwrap();
@@ -1034,6 +1036,9 @@ fn pieces_of_a_chunk_another_piece_moved_are_found_there() {
 fn a_producer_writes_where_its_consumer_holds_the_data() {
     let t = setup("2dgpu-p2p");
     t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    // Below a chunk (a consumer reads a larger span where it lies, over the
+    // link, and never holds it).
+    const R: u64 = MIB / 2;
     let want = |d: usize, a: Access| t.ctx.resolve(t.dev[d], 0, BUF, 2 * R, a).unwrap();
     assert_eq!(want(0, Access::Write), t.vram(0));
     t.alloc(0, BUF, 2 * R, t.vram(0));

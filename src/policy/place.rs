@@ -163,8 +163,9 @@ impl Context {
                 *clock = Some(self.driver.now_ns());
             }
             // Where the runtime insists, turns between devices do not leave
-            // it to the faults either.
-            let turns = plain && !insists;
+            // it to the faults either, nor where it asks for a peer's VRAM
+            // (resolve serves a read there, over the link).
+            let turns = plain && !insists && target.device().is_none_or(|d| d == h.slot);
             if may_leave && (taken || self.leave_to_faults(dev, h.slot, target, start, end, before, turns)) {
                 return on_fault(dev, start, end, out);
             }
