@@ -545,4 +545,22 @@ fn a_read_of_what_a_linked_peer_holds_is_served_over_the_link() {
         t.ctx.set_preferred_on(Some(t.dev[1]), big, 4 * MIB, vram1).unwrap();
         assert_eq!(t.ctx.resolve(t.dev[1], 0, big, 4 * MIB, Access::Read).unwrap(), vram1, "rules {rules}");
     }
+    // 6.18 has no multi-device madvise: once a madvise says so, the reader's
+    // own VRAM, as the kernel's faults would place it.
+    let mut topo = Topology::preset("2dgpu-p2p").unwrap();
+    topo.set_kernel(sim::KernelVersion::V6_18);
+    let sim = Sim::new(topo).unwrap();
+    let ctx = Context::new(Box::new(sim::driver::SimDriver::new(sim.clone())), Config::default());
+    let d: Vec<_> = (0..2).map(|i| ctx.open_index(i).unwrap()).collect();
+    sim.cpu_access(BUF, 4 * MIB, sim::Access::Write, 1).unwrap();
+    let vram0 = ctx.pagemap(d[0], 0).unwrap();
+    ctx.alloc_vram(d[0], BUF, 4 * MIB, vram0, AllocFlags::empty()).unwrap();
+    assert_eq!(ctx.resolve(d[1], 0, BUF, 4 * MIB, Access::Read).unwrap(), vram0, "not known yet");
+    let p = ctx.alloc_vram(d[1], BUF, 4 * MIB, vram0, AllocFlags::ENGINE).unwrap();
+    assert!(p.fell_back, "{p:?}");
+    // Another span device 0 holds: device 1 reads it in its own VRAM.
+    let c = BUF + 8 * MIB;
+    sim.cpu_access(c, 4 * MIB, sim::Access::Write, 1).unwrap();
+    ctx.alloc_vram(d[0], c, 4 * MIB, vram0, AllocFlags::empty()).unwrap();
+    assert_eq!(ctx.resolve(d[1], 0, c, 4 * MIB, Access::Read).unwrap(), ctx.pagemap(d[1], 0).unwrap());
 }

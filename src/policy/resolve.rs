@@ -107,13 +107,14 @@ impl Context {
         // what the other holds). Not where the runtime advised this device
         // otherwise, not for a read-mostly span (its own rule), not below a
         // chunk (the madvise that maps it remotely would cut a packed
-        // neighbour's chunk). Measured on generated programs (ten seeds,
+        // neighbour's chunk), not on a kernel without multi-device madvise
+        // (6.18: the VM cannot be told to map a peer's pages). Measured on generated programs (ten seeds,
         // 200 each): 132 programs 3 % to 3x faster, 16 slower by more than
         // 3 % (multi-round atomics on two devices, up to 1.33x: every round
         // reads over the link what one move would have made local);
         // programs more than 2 % behind the better baseline 24 -> 16, and on
         // 4dgpu-p2p and max-node (seed 65) 5 -> 1 and 6 -> 1.
-        let held = rec.filter(|r| access == Access::Read && size >= CHUNK && !r.read_mostly && r.preferred_for_device(h.slot).is_none()).and_then(|r| r.residency);
+        let held = rec.filter(|r| access == Access::Read && size >= CHUNK && dev.multi_device_ok() && !r.read_mostly && r.preferred_for_device(h.slot).is_none()).and_then(|r| r.residency);
         if let Some(p) = held.filter(|&p| p.device().is_some_and(|d| d != h.slot) && reachable(p)) {
             crate::log!(crate::log::Level::Debug, "resolve {} device {}: a linked peer holds it: read there, {p} (over the link)", crate::log::Span(start, size), h.slot);
             return Ok(p);
