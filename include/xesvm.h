@@ -89,8 +89,9 @@
  * rule cascade of 0.2 (split birth, rent or buy, walks, readers
  * served in place, deferral to the fault, widening to a record). Off by
  * default since 0.3.0: without it an engine placement is the runtime's
- * own prefetch to the accessing tile's VRAM, unless advice, atomics or
- * VRAM room say otherwise, which never costs more than that prefetch.
+ * own prefetch to the accessing tile's VRAM, unless advice, atomics,
+ * VRAM room or a read of what a linked peer's VRAM holds (read over the
+ * link) say otherwise.
  */
 #define SVM_CONTEXT_ENGINE_RULES (1 << 1)
 

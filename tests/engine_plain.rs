@@ -205,7 +205,7 @@ fn advice_and_atomics_decide() {
 /// is left to the faults from the first hand-off on, so each device's
 /// kernel moves what it touches (a row split, a slice of the input).
 #[test]
-fn a_buffer_devices_take_turns_at_is_left_to_the_faults() {
+fn a_buffer_devices_take_turns_at_is_never_moved_whole_at_every_turn() {
     let t = setup("2dgpu-p2p", false);
     t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
     let first = t.launch(0, BUF, 16 * MIB, Access::Read, AllocFlags::empty());
@@ -233,7 +233,7 @@ fn a_buffer_devices_take_turns_at_is_left_to_the_faults() {
 /// devices), and a move of the whole buffer to the asking device would
 /// carry the other's half across the link at every turn.
 #[test]
-fn a_buffer_devices_took_turns_at_stays_with_the_faults_when_reports_begin() {
+fn a_buffer_devices_took_turns_at_is_read_over_the_link_when_reports_begin() {
     let t = setup("2dgpu-p2p", false);
     t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
     let vram0 = t.ctx.pagemap(t.dev[0], 0).unwrap();
@@ -540,6 +540,10 @@ fn a_read_of_what_a_linked_peer_holds_is_served_over_the_link() {
         assert!(k.remote_access_bytes > before.remote_access_bytes, "rules {rules}: read over the link");
         // Below a chunk: the reader's own VRAM, as before.
         assert_ne!(t.ctx.resolve(t.dev[1], 0, small, MIB, Access::Read).unwrap(), vram0, "rules {rules}");
+        // Advice for the reader on a piece of a larger span keeps it out:
+        // that piece is not sent to the peer.
+        t.ctx.set_preferred_on(Some(t.dev[1]), big + 4 * MIB, 2 * MIB, Pagemap::System).unwrap();
+        assert_ne!(t.ctx.resolve(t.dev[1], 0, big, 6 * MIB, Access::Read).unwrap(), vram0, "rules {rules}");
         // The runtime's advice for the reader wins.
         let vram1 = t.ctx.pagemap(t.dev[1], 0).unwrap();
         t.ctx.set_preferred_on(Some(t.dev[1]), big, 4 * MIB, vram1).unwrap();

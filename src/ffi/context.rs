@@ -123,8 +123,9 @@ pub const SVM_CONTEXT_MIRROR_AUTORESET: u32 = 1 << 0;
 /// rule cascade of 0.2 (split birth, rent or buy, walks, readers
 /// served in place, deferral to the fault, widening to a record). Off by
 /// default since 0.3.0: without it an engine placement is the runtime's
-/// own prefetch to the accessing tile's VRAM, unless advice, atomics or
-/// VRAM room say otherwise, which never costs more than that prefetch.
+/// own prefetch to the accessing tile's VRAM, unless advice, atomics,
+/// VRAM room or a read of what a linked peer's VRAM holds (read over the
+/// link) say otherwise.
 pub const SVM_CONTEXT_ENGINE_RULES: u32 = 1 << 1;
 /// `svm_context_config.flags`: never map the zero page over the runtime's
 /// memory. By default, the first time an engine placement leaves a span to

@@ -114,7 +114,10 @@ impl Context {
         // reads over the link what one move would have made local);
         // programs more than 2 % behind the better baseline 24 -> 16, and on
         // 4dgpu-p2p and max-node (seed 65) 5 -> 1 and 6 -> 1.
-        let held = rec.filter(|r| access == Access::Read && size >= CHUNK && dev.multi_device_ok() && !r.read_mostly && r.preferred_for_device(h.slot).is_none()).and_then(|r| r.residency);
+        // Advice on any piece of the span keeps it out (a piece the runtime
+        // advised otherwise is not sent to the peer).
+        let unadvised = || track.overlapping(start, end).all(|(_, r)| !r.read_mostly && r.preferred_for_device(h.slot).is_none());
+        let held = rec.filter(|_| access == Access::Read && size >= CHUNK && dev.multi_device_ok() && unadvised()).and_then(|r| r.residency);
         if let Some(p) = held.filter(|&p| p.device().is_some_and(|d| d != h.slot) && reachable(p)) {
             crate::log!(crate::log::Level::Debug, "resolve {} device {}: a linked peer holds it: read there, {p} (over the link)", crate::log::Span(start, size), h.slot);
             return Ok(p);
