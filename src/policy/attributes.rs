@@ -87,18 +87,10 @@ impl Context {
             if a.pref == want && trusts_record(d, unflagged, want == PrefApplied::DefaultDevice) {
                 continue; // recorded: the madvise would zap PTEs for nothing
             }
-            // The VMAs that hold the value already are left uncut; where all
-            // of them do, the record learns it.
-            let Some((ms, me)) = self.advise_span(slots, d, start, end, want, placed) else {
-                a.pref = want;
-                applied.push((d.slot, a));
-                continue;
-            };
-            match self.madvise_pref(slots, d, ms, me, want, placed) {
+            match self.advise_differing(slots, d, start, end, want, placed) {
                 Ok(()) => {
                     a.pref = want;
                     applied.push((d.slot, a));
-                    placed.vms_applied |= 1 << d.slot;
                 }
                 Err(e @ Errno::ENOLINK) => {
                     placed.vms_refused |= 1 << d.slot;
@@ -114,20 +106,10 @@ impl Context {
                     // region_instance is pad on 6.18: this kernel has no multi-device madvise.
                     d.set_multi_device(false);
                     if let Some(w) = self.desired_pref(slots, d, cand, default_for) {
-                        // Only the VMAs that differ from the value taken
-                        // instead are cut, as for the first try.
-                        match self.advise_span(slots, d, start, end, w, placed) {
-                            None => {
-                                a.pref = w;
-                                applied.push((d.slot, a));
-                            }
-                            Some((ms, me)) => {
-                                if self.madvise_pref(slots, d, ms, me, w, placed).is_ok() {
-                                    a.pref = w;
-                                    applied.push((d.slot, a));
-                                    placed.vms_applied |= 1 << d.slot;
-                                }
-                            }
+                        // The value the VM can hold, cut as the first try's.
+                        if self.advise_differing(slots, d, start, end, w, placed).is_ok() {
+                            a.pref = w;
+                            applied.push((d.slot, a));
                         }
                     } else if accessing {
                         return Err(Miss::Fallback(Errno::EOPNOTSUPP));
@@ -180,6 +162,17 @@ impl Context {
         }
         on.mark_dead(e);
         (on.slot, e)
+    }
+
+    /// Sets `want` as [start, end)'s preferred location on `on`'s VMs,
+    /// leaving uncut the VMAs that hold it already (`advise_span`; where all
+    /// of them do, nothing is issued). A madvise issued marks the device in
+    /// `placed.vms_applied`.
+    fn advise_differing(&self, slots: &[Slot], on: &Device, start: u64, end: u64, want: PrefApplied, placed: &mut Placed) -> Result<()> {
+        let Some((ms, me)) = self.advise_span(slots, on, start, end, want, placed) else { return Ok(()) };
+        self.madvise_pref(slots, on, ms, me, want, placed)?;
+        placed.vms_applied |= 1 << on.slot;
+        Ok(())
     }
 
     pub(super) fn madvise_pref(&self, slots: &[Slot], on: &Device, start: u64, end: u64, p: PrefApplied, placed: &mut Placed) -> Result<()> {

@@ -99,26 +99,29 @@ impl Context {
         let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
         // A read of a span of a chunk or more that a linked peer's VRAM
         // holds is served there, over the link, whatever strategy runs: a
-        // pass costs its bytes at the link's bandwidth (20 GB/s
-        // for PCIe P2P, about 0.05 ms a MiB), where moving it here costs
-        // the copy and the CPU's work per page (about 0.4 ms a MiB,
-        // docs/cost-model.md) and the peer's next use moves it back
+        // pass costs its bytes at the link's bandwidth (20 GB/s for PCIe
+        // P2P, about 0.05 ms a MiB), where moving it here costs the copy
+        // and the CPU's work per page (about 0.4 ms a MiB,
+        // docs/cost-model.md), and the peer's next use moves it back
         // (devices splitting an input, or taking turns at it, each fault
         // what the other holds). Not where the runtime advised this device
-        // otherwise, not for a read-mostly span (its own rule), not below a
-        // chunk (the madvise that maps it remotely would cut a packed
-        // neighbour's chunk), not on a kernel without multi-device madvise
-        // (6.18: the VM cannot be told to map a peer's pages). Measured on generated programs (ten seeds,
-        // 200 each): 132 programs 3 % to 3x faster, 16 slower by more than
-        // 3 % (multi-round atomics on two devices, up to 1.33x: every round
+        // otherwise, or marked read-mostly, on any piece of the span (their
+        // own rules), not below a chunk (the madvise that maps it remotely
+        // would cut a packed neighbour's chunk), not on a kernel without
+        // multi-device madvise (6.18: the VM cannot be told to map a peer's
+        // pages). The records are walked only for a span a peer holds.
+        // Measured on generated programs (ten seeds, 200 each): 132
+        // programs 3 % to 3x faster, 16 slower by more than 3 %
+        // (multi-round atomics on two devices, up to 1.33x: every round
         // reads over the link what one move would have made local);
-        // programs more than 2 % behind the better baseline 24 -> 16, and on
-        // 4dgpu-p2p and max-node (seed 65) 5 -> 1 and 6 -> 1.
-        // Advice on any piece of the span keeps it out (a piece the runtime
-        // advised otherwise is not sent to the peer).
+        // programs more than 2 % behind the better baseline 24 -> 16, and
+        // on 4dgpu-p2p and max-node (seed 65) 5 -> 1 and 6 -> 1.
+        let peer = rec
+            .filter(|_| access == Access::Read && size >= CHUNK)
+            .and_then(|r| r.residency)
+            .filter(|&p| p.device().is_some_and(|d| d != h.slot) && dev.multi_device_ok() && reachable(p));
         let unadvised = || track.overlapping(start, end).all(|(_, r)| !r.read_mostly && r.preferred_for_device(h.slot).is_none());
-        let held = rec.filter(|_| access == Access::Read && size >= CHUNK && dev.multi_device_ok() && unadvised()).and_then(|r| r.residency);
-        if let Some(p) = held.filter(|&p| p.device().is_some_and(|d| d != h.slot) && reachable(p)) {
+        if let Some(p) = peer.filter(|_| unadvised()) {
             crate::log!(crate::log::Level::Debug, "resolve {} device {}: a linked peer holds it: read there, {p} (over the link)", crate::log::Span(start, size), h.slot);
             return Ok(p);
         }
