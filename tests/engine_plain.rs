@@ -568,3 +568,21 @@ fn a_read_of_what_a_linked_peer_holds_is_served_over_the_link() {
     ctx.alloc_vram(d[0], c, 4 * MIB, vram0, AllocFlags::empty()).unwrap();
     assert_eq!(ctx.resolve(d[1], 0, c, 4 * MIB, Access::Read).unwrap(), ctx.pagemap(d[1], 0).unwrap());
 }
+
+/// A span a peer's read left preferring the peer on every VM, then written
+/// by the reader: the plain engine leaves it to the faults (devices take
+/// turns at it), and the faults map the peer's pages
+/// (`xe_vma_resolve_pagemap`): the report says so, not the reader's VRAM.
+#[test]
+fn a_span_left_to_the_faults_is_reported_where_the_vm_preference_puts_it() {
+    let t = setup("2dgpu-p2p", false);
+    t.sim.cpu_access(BUF, 4 * MIB, sim::Access::Write, 1).unwrap();
+    let vram0 = t.ctx.pagemap(t.dev[0], 0).unwrap();
+    t.ctx.alloc_vram(t.dev[0], BUF, 4 * MIB, vram0, AllocFlags::empty()).unwrap();
+    let p = t.launch(1, BUF, 4 * MIB, Access::Read, AllocFlags::empty());
+    assert_eq!(p.pagemap, Some(vram0), "read over the link: {p:?}");
+    let p = t.launch(1, BUF, 4 * MIB, Access::Write, AllocFlags::empty());
+    assert!(p.on_fault, "{p:?}");
+    assert_eq!(p.pagemap, Some(vram0), "the faults leave it in the peer: {p:?}");
+    assert_eq!(t.sim.placement(BUF, 4 * MIB), Placement::Vram { device: 0, instance: 1 });
+}

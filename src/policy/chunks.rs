@@ -278,3 +278,22 @@ pub(super) fn faults_keep(dev: &Device, pref: PrefApplied, target: Pagemap) -> b
         _ => false,
     }
 }
+
+/// Where a device's GPU faults put a range asked into `target` under the
+/// preferred location recorded for its VM (`xe_vma_resolve_pagemap`: the
+/// named region, system memory under DEFAULT_SYSTEM, the faulting tile
+/// under DEFAULT_DEVICE, docs/kernel-model.md §3.1): a peer's VRAM stays
+/// where it is and is mapped over the link. `target` where the VM keeps it
+/// there, or where the attributes are not known.
+pub(super) fn faults_put(slots: &[Slot], dev: &Device, pref: PrefApplied, target: Pagemap) -> Pagemap {
+    match pref {
+        _ if faults_keep(dev, pref, target) => target,
+        PrefApplied::DefaultSystem => Pagemap::System,
+        PrefApplied::Device { slot, instance } => slots
+            .get(slot as usize)
+            .and_then(|s| s.dev.as_ref())
+            .and_then(|d| d.tiles.iter().position(|t| t.is_some_and(|t| t.instance == instance)))
+            .map_or(target, |tile| Pagemap::Vram { device: slot, tile: tile as u16 }),
+        PrefApplied::DefaultDevice => target,
+    }
+}

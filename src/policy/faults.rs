@@ -192,8 +192,12 @@ impl Context {
     ///   records say (a placement widens its record to whole chunks): a
     ///   span devices take turns at (`Turns`).
     ///
-    /// The faults move what the kernel touches as it touches it, never
-    /// worse than the kernel alone for that span.
+    /// The faults move what the kernel touches as it touches it, where the
+    /// VM has the kernel's default preferred location: never worse than the
+    /// kernel alone for that span. Where a placement told every VM to
+    /// prefer a peer's VRAM (a read resolve served there), the faults map
+    /// the peer's pages over the link instead, and the placement is
+    /// reported there (`faults_put`).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn leave_to_faults(&self, dev: &Device, slot: u16, target: Pagemap, start: u64, end: u64, before: u64, turns: bool) -> bool {
         let capacity = match target {

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::choose::Strategy;
-use super::chunks::{faults_keep, ChunkSides};
+use super::chunks::{faults_keep, faults_put, ChunkSides};
 use super::errors::Answer;
 use crate::log::Span;
 use super::*;
@@ -125,12 +125,16 @@ impl Context {
         // span's partial chunks (`Context::populate_edges`), so the faults
         // there make 64 KiB ranges, not 4 KiB ones. A span of whole chunks
         // has none: no lookup.
-        let on_fault = |dev: &Device, start: u64, end: u64, out: &mut Placed| {
+        let on_fault = |slots: &[Slot], dev: &Device, start: u64, end: u64, out: &mut Placed| {
             let partial = start % CHUNK != 0 || end % CHUNK != 0;
             if partial && engine_call && self.config.zero_page && target != Pagemap::System && dev.has_vram() && self.populated.first(start, end) {
                 self.populate_edges(start, end);
             }
-            *out = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
+            // Reported where the faults will put it: a VM told to prefer a
+            // peer's VRAM (a read resolve served there) maps the peer's pages.
+            let pref = self.track.read().containing(start, end).map(|(_, r)| r.attrs(dev.slot).pref);
+            let pagemap = pref.map_or(target, |p| faults_put(slots, dev, p, target));
+            *out = Placed { pagemap: Some(pagemap), on_fault: true, ..Placed::default() };
             Ok(())
         };
         {
@@ -144,7 +148,7 @@ impl Context {
             // What is here already stays reported in place (a span devices
             // took turns at, where this one's kernel left it).
             if may_leave && strategy == Strategy::Faults && !taken {
-                return on_fault(dev, start, end, out);
+                return on_fault(&slots, dev, start, end, out);
             }
             let learn = engine && self.chooser.learning();
             match self.in_place(&slots, dev, start, end, target, flags, false, learn.then_some(&mut *clock)) {
@@ -167,7 +171,7 @@ impl Context {
             // (resolve serves a read there, over the link).
             let turns = plain && !insists && target.device().is_none_or(|d| d == h.slot);
             if may_leave && (taken || self.leave_to_faults(dev, h.slot, target, start, end, before, turns)) {
-                return on_fault(dev, start, end, out);
+                return on_fault(&slots, dev, start, end, out);
             }
             // An explicit request places the span asked, no more.
             let small = flags.engine() && end - start <= super::resolve::SMALL_READ;
