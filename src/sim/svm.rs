@@ -680,7 +680,7 @@ impl Sim {
     pub(super) fn collect_garbage(&self, g: &mut Guard, fd: RawFd, vm_id: u32) {
         let unconditional = !self.topo.kernel.autoreset_flag();
         if let Some(vm) = g.files.get_mut(&fd).and_then(|f| f.vms.get_mut(&vm_id)) {
-            vm.collect_garbage(unconditional);
+            vm.collect_garbage(unconditional, self.topo.kernel.multi_device());
         }
     }
 

@@ -110,13 +110,19 @@ impl Vm {
     /// The garbage collector's madvise reset (`xe_svm_range_set_default_attr`):
     /// each pending SVM range's span of mirror VMAs goes back to the bind's
     /// defaults, where the VMA was bound with MADVISE_AUTORESET, or on every
-    /// mirror VMA where the kernel resets unconditionally (6.18).
-    pub fn collect_garbage(&mut self, unconditional: bool) {
+    /// mirror VMA where the kernel resets unconditionally (6.18). A VMA
+    /// that is exactly the range is reset in place; otherwise the range is
+    /// split off by a mirror MAP (`xe_vm_alloc_cpu_addr_mirror_vma`), which
+    /// from 7.0 (`merges`) widens over the neighbours with default
+    /// attributes, as every mirror MAP does (sim/bind.rs), and on 6.18
+    /// stays a VMA of its own.
+    pub fn collect_garbage(&mut self, unconditional: bool, merges: bool) {
         for (s, e) in std::mem::take(&mut self.gc_pending) {
-            let resets = |v: &Vma| v.kind == VmaKind::Mirror && (v.autoreset || unconditional);
+            let resets = |v: &Vma| v.kind == VmaKind::Mirror && (v.autoreset || unconditional) && v.attrs != Attrs::defaults(v.bind_pat);
             if !self.vmas_in(s, e).iter().any(|k| resets(&self.vmas[k])) {
                 continue;
             }
+            let exact = self.vma_at(s).is_some_and(|(vs, v)| vs == s && v.end == e);
             self.split_at(s);
             self.split_at(e);
             for k in self.vmas_in(s, e) {
@@ -125,7 +131,9 @@ impl Vm {
                     v.attrs = Attrs::defaults(v.bind_pat);
                 }
             }
-            self.merge_defaults(s, e);
+            if merges && !exact {
+                self.merge_defaults(s, e);
+            }
         }
     }
 
@@ -207,8 +215,9 @@ impl Vm {
         }
     }
 
-    /// Merges neighbouring mirror VMAs whose attributes and flags are equal
-    /// (the kernel does this when autoreset returns VMAs to defaults).
+    /// Merges neighbouring mirror VMAs whose attributes and flags are the
+    /// defaults (a mirror MAP's widening from 7.0, for the garbage
+    /// collector's reset).
     pub fn merge_defaults(&mut self, start: u64, end: u64) {
         let keys = self.vmas_in(start.saturating_sub(1), end.saturating_add(1));
         let mut i = 0;
@@ -257,5 +266,41 @@ mod tests {
         vm.merge_defaults(0, 1 << 30);
         assert_eq!(vm.vmas.len(), 1);
         assert_eq!(vm.vmas[&0].end, 1 << 30);
+    }
+
+    /// `xe_svm_range_set_default_attr`: a VMA that is exactly the range is
+    /// reset in place, never merged; a range inside a larger VMA is split
+    /// off by a mirror MAP, which merges with default neighbours from 7.0
+    /// only.
+    #[test]
+    fn the_garbage_collectors_reset_merges_only_a_split_off_range_and_only_from_7_0() {
+        const M: u64 = 1 << 20;
+        // [0, 2M) default, [2M, 6M) advised (atomic), [6M, 1G) default.
+        let advised = |vm: &mut Vm| {
+            vm.vmas.clear();
+            // The mirror bound with MADVISE_AUTORESET.
+            let m = |end| Vma { autoreset: true, ..mirror(end) };
+            vm.vmas.insert(0, m(2 * M));
+            vm.vmas.insert(2 * M, Vma { attrs: Attrs { atomic: 1, ..Attrs::defaults(0) }, ..m(6 * M) });
+            vm.vmas.insert(6 * M, m(1 << 30));
+        };
+        let starts = |vm: &Vm| vm.vmas.keys().copied().collect::<Vec<_>>();
+        let mut vm = Vm::new(0, 1 << 48);
+        for merges in [false, true] {
+            // The whole VMA: reset in place, on every kernel.
+            advised(&mut vm);
+            vm.gc_pending.push((2 * M, 6 * M));
+            vm.collect_garbage(false, merges);
+            assert_eq!(starts(&vm), vec![0, 2 * M, 6 * M], "merges {merges}");
+            assert_eq!(vm.vmas[&(2 * M)].attrs, Attrs::defaults(0));
+            // Its first 2 MiB: split off, merged with the default VMA before
+            // it from 7.0.
+            advised(&mut vm);
+            vm.gc_pending.push((2 * M, 4 * M));
+            vm.collect_garbage(false, merges);
+            let want = if merges { vec![0, 4 * M, 6 * M] } else { vec![0, 2 * M, 4 * M, 6 * M] };
+            assert_eq!(starts(&vm), want, "merges {merges}");
+            assert_eq!(vm.vma_at(4 * M).unwrap().1.attrs.atomic, 1, "the rest keeps its advice");
+        }
     }
 }
