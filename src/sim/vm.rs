@@ -107,32 +107,36 @@ impl Vm {
         Vm { flags, vmas: BTreeMap::new(), ranges: BTreeMap::new(), va_size, gc_pending: Vec::new() }
     }
 
-    /// The garbage collector's madvise reset (`xe_svm_range_set_default_attr`):
-    /// each pending SVM range's span of mirror VMAs goes back to the bind's
-    /// defaults, where the VMA was bound with MADVISE_AUTORESET, or on every
-    /// mirror VMA where the kernel resets unconditionally (6.18). A VMA
-    /// that is exactly the range is reset in place; otherwise the range is
-    /// split off by a mirror MAP (`xe_vm_alloc_cpu_addr_mirror_vma`), which
-    /// from 7.0 (`merges`) widens over the neighbours with default
-    /// attributes, as every mirror MAP does (sim/bind.rs), and on 6.18
-    /// stays a VMA of its own.
+    /// The garbage collector's madvise reset (`xe_svm_range_set_default_attr`),
+    /// per pending SVM range, on the mirror VMA holding its start where it
+    /// was bound with MADVISE_AUTORESET (or on every mirror VMA where the
+    /// kernel resets unconditionally, 6.18-rc1 and -rc2): a VMA that is
+    /// exactly the range is reset in place; a larger one has the range split
+    /// off with the defaults (`xe_vm_alloc_cpu_addr_mirror_vma`); one with
+    /// the defaults already is left alone on 6.18, and from 7.0 (`merges`,
+    /// "drm/xe: Merge adjacent default-attribute VMAs during garbage
+    /// collection", 4a938d3886d6) merged with the default VMAs beside it
+    /// where it lies inside the range (`xe_vm_find_cpu_addr_mirror_vma_range`).
+    /// The 7.0 behaviour is inferred from the same merge in
+    /// `xe_vm_madvise.c`'s reset of unmapped holes, not read in the
+    /// collector itself.
     pub fn collect_garbage(&mut self, unconditional: bool, merges: bool) {
         for (s, e) in std::mem::take(&mut self.gc_pending) {
-            let resets = |v: &Vma| v.kind == VmaKind::Mirror && (v.autoreset || unconditional) && v.attrs != Attrs::defaults(v.bind_pat);
-            if !self.vmas_in(s, e).iter().any(|k| resets(&self.vmas[k])) {
+            let Some((vs, v)) = self.vma_at(s) else { continue };
+            if v.kind != VmaKind::Mirror || !(v.autoreset || unconditional) {
                 continue;
             }
-            let exact = self.vma_at(s).is_some_and(|(vs, v)| vs == s && v.end == e);
-            self.split_at(s);
-            self.split_at(e);
-            for k in self.vmas_in(s, e) {
-                let v = self.vmas.get_mut(&k).unwrap();
-                if resets(v) {
-                    v.attrs = Attrs::defaults(v.bind_pat);
+            let ve = v.end;
+            if v.attrs == Attrs::defaults(v.bind_pat) {
+                if merges && s <= vs && ve <= e {
+                    self.merge_defaults(vs, ve);
                 }
+                continue;
             }
-            if merges && !exact {
-                self.merge_defaults(s, e);
+            self.split_at(s);
+            self.split_at(e.min(ve));
+            if let Some(v) = self.vmas.get_mut(&s) {
+                v.attrs = Attrs::defaults(v.bind_pat);
             }
         }
     }
@@ -215,9 +219,9 @@ impl Vm {
         }
     }
 
-    /// Merges neighbouring mirror VMAs whose attributes and flags are the
-    /// defaults (a mirror MAP's widening from 7.0, for the garbage
-    /// collector's reset).
+    /// Merges neighbouring mirror VMAs in [start, end] and the ones holding
+    /// its edges whose attributes are the defaults and flags equal (the
+    /// garbage collector's merge from 7.0).
     pub fn merge_defaults(&mut self, start: u64, end: u64) {
         let keys = self.vmas_in(start.saturating_sub(1), end.saturating_add(1));
         let mut i = 0;
@@ -269,17 +273,17 @@ mod tests {
     }
 
     /// `xe_svm_range_set_default_attr`: a VMA that is exactly the range is
-    /// reset in place, never merged; a range inside a larger VMA is split
-    /// off by a mirror MAP, which merges with default neighbours from 7.0
-    /// only.
+    /// reset in place and a range inside a larger VMA split off, on every
+    /// kernel, neither merged; a VMA with the defaults already, inside the
+    /// range, merges with its default neighbours from 7.0 only.
     #[test]
-    fn the_garbage_collectors_reset_merges_only_a_split_off_range_and_only_from_7_0() {
+    fn the_garbage_collectors_reset_merges_only_default_vmas_and_only_from_7_0() {
         const M: u64 = 1 << 20;
-        // [0, 2M) default, [2M, 6M) advised (atomic), [6M, 1G) default.
+        // [0, 2M) default, [2M, 6M) advised (atomic), [6M, 1G) default; the
+        // mirror bound with MADVISE_AUTORESET.
+        let m = |end| Vma { autoreset: true, ..mirror(end) };
         let advised = |vm: &mut Vm| {
             vm.vmas.clear();
-            // The mirror bound with MADVISE_AUTORESET.
-            let m = |end| Vma { autoreset: true, ..mirror(end) };
             vm.vmas.insert(0, m(2 * M));
             vm.vmas.insert(2 * M, Vma { attrs: Attrs { atomic: 1, ..Attrs::defaults(0) }, ..m(6 * M) });
             vm.vmas.insert(6 * M, m(1 << 30));
@@ -287,20 +291,32 @@ mod tests {
         let starts = |vm: &Vm| vm.vmas.keys().copied().collect::<Vec<_>>();
         let mut vm = Vm::new(0, 1 << 48);
         for merges in [false, true] {
-            // The whole VMA: reset in place, on every kernel.
+            // The whole VMA: reset in place.
             advised(&mut vm);
             vm.gc_pending.push((2 * M, 6 * M));
             vm.collect_garbage(false, merges);
             assert_eq!(starts(&vm), vec![0, 2 * M, 6 * M], "merges {merges}");
             assert_eq!(vm.vmas[&(2 * M)].attrs, Attrs::defaults(0));
-            // Its first 2 MiB: split off, merged with the default VMA before
-            // it from 7.0.
+            // Now a default VMA inside a range: merged from 7.0.
+            vm.gc_pending.push((2 * M, 6 * M));
+            vm.collect_garbage(false, merges);
+            let want = if merges { vec![0] } else { vec![0, 2 * M, 6 * M] };
+            assert_eq!(starts(&vm), want, "merges {merges}");
+            // Its first 2 MiB: split off, not merged.
             advised(&mut vm);
             vm.gc_pending.push((2 * M, 4 * M));
             vm.collect_garbage(false, merges);
-            let want = if merges { vec![0, 4 * M, 6 * M] } else { vec![0, 2 * M, 4 * M, 6 * M] };
-            assert_eq!(starts(&vm), want, "merges {merges}");
+            assert_eq!(starts(&vm), vec![0, 2 * M, 4 * M, 6 * M], "merges {merges}");
+            assert_eq!(vm.vmas[&(2 * M)].attrs, Attrs::defaults(0));
             assert_eq!(vm.vma_at(4 * M).unwrap().1.attrs.atomic, 1, "the rest keeps its advice");
+            // A default VMA bound without the flag is left alone (6.18-rc3 on).
+            vm.vmas.clear();
+            vm.vmas.insert(0, mirror(2 * M));
+            vm.vmas.insert(2 * M, mirror(4 * M));
+            vm.vmas.insert(4 * M, mirror(1 << 30));
+            vm.gc_pending.push((2 * M, 4 * M));
+            vm.collect_garbage(false, merges);
+            assert_eq!(starts(&vm), vec![0, 2 * M, 4 * M], "merges {merges}");
         }
     }
 }
