@@ -585,4 +585,25 @@ fn a_span_left_to_the_faults_is_reported_where_the_vm_preference_puts_it() {
     assert!(p.on_fault, "{p:?}");
     assert_eq!(p.pagemap, Some(vram0), "the faults leave it in the peer: {p:?}");
     assert_eq!(t.sim.placement(BUF, 4 * MIB), Placement::Vram { device: 0, instance: 1 });
+    // A span of two such records, the same.
+    let b = BUF + 8 * MIB;
+    t.sim.cpu_access(b, 8 * MIB, sim::Access::Write, 1).unwrap();
+    for s in [b, b + 4 * MIB] {
+        t.ctx.alloc_vram(t.dev[0], s, 4 * MIB, vram0, AllocFlags::empty()).unwrap();
+        assert_eq!(t.launch(1, s, 4 * MIB, Access::Read, AllocFlags::empty()).pagemap, Some(vram0));
+    }
+    let p = t.launch(1, b, 8 * MIB, Access::Write, AllocFlags::empty());
+    assert!(p.on_fault && p.pagemap == Some(vram0), "{p:?}");
+    assert_eq!(t.sim.placement(b, 8 * MIB), Placement::Vram { device: 0, instance: 1 });
+    // Under the kernel's default (DEFAULT_DEVICE) the faults take it into
+    // the faulting device's VRAM, whatever the placement asked.
+    let c = BUF + 32 * MIB;
+    t.sim.cpu_access(c, 4 * MIB, sim::Access::Write, 1).unwrap();
+    t.launch(0, c, 4 * MIB, Access::Write, AllocFlags::empty());
+    let p = t.ctx.alloc_vram(t.dev[1], c, 4 * MIB, Pagemap::System, AllocFlags::ENGINE).unwrap();
+    let vram1 = t.ctx.pagemap(t.dev[1], 0).unwrap();
+    assert!(p.on_fault && p.pagemap == Some(vram1), "{p:?}");
+    let d1 = t.ctx.device(t.dev[1]).unwrap();
+    t.sim.gpu_access(d1.fd, d1.vm_id, 0, c, 4 * MIB, sim::Access::Read, 7).unwrap();
+    assert_eq!(t.sim.placement(c, 4 * MIB), Placement::Vram { device: 1, instance: 1 });
 }

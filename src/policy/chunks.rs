@@ -280,20 +280,47 @@ pub(super) fn faults_keep(dev: &Device, pref: PrefApplied, target: Pagemap) -> b
 }
 
 /// Where a device's GPU faults put a range asked into `target` under the
-/// preferred location recorded for its VM (`xe_vma_resolve_pagemap`: the
-/// named region, system memory under DEFAULT_SYSTEM, the faulting tile
-/// under DEFAULT_DEVICE, docs/kernel-model.md §3.1): a peer's VRAM stays
-/// where it is and is mapped over the link. `target` where the VM keeps it
-/// there, or where the attributes are not known.
+/// preferred location recorded for its VM (`xe_vma_resolve_pagemap`,
+/// docs/kernel-model.md §3.1): the named region (a peer's VRAM stays where
+/// it is and is mapped over the link), system memory under DEFAULT_SYSTEM,
+/// the faulting tile under DEFAULT_DEVICE (`target` where it is one of the
+/// device's own, else its first; system memory on a device without VRAM).
+/// `target` where the attributes are not known.
 pub(super) fn faults_put(slots: &[Slot], dev: &Device, pref: PrefApplied, target: Pagemap) -> Pagemap {
     match pref {
-        _ if faults_keep(dev, pref, target) => target,
         PrefApplied::DefaultSystem => Pagemap::System,
         PrefApplied::Device { slot, instance } => slots
             .get(slot as usize)
             .and_then(|s| s.dev.as_ref())
             .and_then(|d| d.tiles.iter().position(|t| t.is_some_and(|t| t.instance == instance)))
             .map_or(target, |tile| Pagemap::Vram { device: slot, tile: tile as u16 }),
-        PrefApplied::DefaultDevice => target,
+        PrefApplied::DefaultDevice => match target {
+            Pagemap::Vram { device, .. } if device == dev.slot => target,
+            _ => dev.tiles.iter().position(Option::is_some).map_or(Pagemap::System, |tile| Pagemap::Vram { device: dev.slot, tile: tile as u16 }),
+        },
+    }
+}
+
+impl Context {
+    /// Where device `dev`'s faults put [start, end) asked into `target`
+    /// (`faults_put`), under the preferred location its records hold for
+    /// the device's VM: where every piece agrees (a gap has the kernel's
+    /// default, DEFAULT_DEVICE), else `target`.
+    pub(super) fn faults_pagemap(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap) -> Pagemap {
+        let track = self.track.read();
+        let (mut at, mut pref) = (start, None);
+        for (s, r) in track.overlapping(start, end) {
+            let p = r.attrs(dev.slot).pref;
+            let gap = (s > at).then_some(PrefApplied::DefaultDevice);
+            if [gap, pref].into_iter().flatten().any(|q| q != p) {
+                return target;
+            }
+            (at, pref) = (r.end, Some(p));
+        }
+        let p = pref.unwrap_or(PrefApplied::DefaultDevice);
+        if at < end && p != PrefApplied::DefaultDevice {
+            return target;
+        }
+        faults_put(slots, dev, p, target)
     }
 }

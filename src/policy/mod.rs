@@ -163,7 +163,8 @@ pub struct Placed {
     /// The driver confirmed the placement (false on the kernel: believed only).
     pub verified: bool,
     /// Not prefetched: the attributes send it to `pagemap`, and the
-    /// launch's first GPU fault moves it there (`bytes_moved` is 0).
+    /// launch's first GPU fault moves it there, or maps it there over the
+    /// link where `pagemap` is a peer's VRAM (`bytes_moved` is 0).
     pub on_fault: bool,
     /// Part in the accessing device's VRAM, the rest in system memory
     /// (`pagemap`): a split birth (policy/birth.rs: never populated, its

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::choose::Strategy;
-use super::chunks::{faults_keep, faults_put, ChunkSides};
+use super::chunks::{faults_keep, ChunkSides};
 use super::errors::Answer;
 use crate::log::Span;
 use super::*;
@@ -131,9 +131,10 @@ impl Context {
                 self.populate_edges(start, end);
             }
             // Reported where the faults will put it: a VM told to prefer a
-            // peer's VRAM (a read resolve served there) maps the peer's pages.
-            let pref = self.track.read().containing(start, end).map(|(_, r)| r.attrs(dev.slot).pref);
-            let pagemap = pref.map_or(target, |p| faults_put(slots, dev, p, target));
+            // peer's VRAM (a read resolve served there) maps the peer's
+            // pages. An atomic span the runtime insists on runs in local
+            // VRAM whatever the preference says.
+            let pagemap = if insists { target } else { self.faults_pagemap(slots, dev, start, end, target) };
             *out = Placed { pagemap: Some(pagemap), on_fault: true, ..Placed::default() };
             Ok(())
         };
