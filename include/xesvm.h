@@ -255,12 +255,18 @@
 #define SVM_RESULT_VERIFIED (1 << 3)
 
 /**
- * Not prefetched (SVM_ALLOC_ENGINE only): the attributes send the range
- * to `pagemap`, and the launch's first GPU fault there moves it
- * (`bytes_moved` is 0). Chosen for a range that moved before, placed in the VRAM of a device with more
- * than one tile: a prefetch binds it on every tile, and each tile bound
- * pays its own TLB invalidation at the next move, while a fault binds
- * only the tile that uses it. SVM_ALLOC_PREFETCH_NOW refuses it.
+ * Not prefetched (SVM_ALLOC_ENGINE only): the launch's GPU faults place
+ * the range, moving what the kernel touches to `pagemap`, or mapping it
+ * there over the link where `pagemap` is a peer's VRAM that the range's
+ * preferred location names (`bytes_moved` is 0). Chosen where the faults
+ * cost less than a prefetch: a range devices take turns at (each
+ * kernel's faults move what it touches), a launch whose ranges outgrow
+ * the tile's VRAM, a range whose launch reports show the faults
+ * cheapest, and a range that moved before, placed in the VRAM of a
+ * device with more than one tile (a prefetch binds it on every tile, and
+ * each tile bound pays its own TLB invalidation at the next move, while
+ * a fault binds only the tile that uses it). SVM_ALLOC_PREFETCH_NOW
+ * refuses it.
  */
 #define SVM_RESULT_ON_FAULT (1 << 4)
 

@@ -142,12 +142,18 @@ pub const SVM_RESULT_PINNED: u32 = 1 << 2;
 /// or not in system memory for VRAM; the device itself only with PFNs).
 /// Clear where the page table cannot be read: the placement is believed.
 pub const SVM_RESULT_VERIFIED: u32 = 1 << 3;
-/// Not prefetched (SVM_ALLOC_ENGINE only): the attributes send the range
-/// to `pagemap`, and the launch's first GPU fault there moves it
-/// (`bytes_moved` is 0). Chosen for a range that moved before, placed in the VRAM of a device with more
-/// than one tile: a prefetch binds it on every tile, and each tile bound
-/// pays its own TLB invalidation at the next move, while a fault binds
-/// only the tile that uses it. SVM_ALLOC_PREFETCH_NOW refuses it.
+/// Not prefetched (SVM_ALLOC_ENGINE only): the launch's GPU faults place
+/// the range, moving what the kernel touches to `pagemap`, or mapping it
+/// there over the link where `pagemap` is a peer's VRAM that the range's
+/// preferred location names (`bytes_moved` is 0). Chosen where the faults
+/// cost less than a prefetch: a range devices take turns at (each
+/// kernel's faults move what it touches), a launch whose ranges outgrow
+/// the tile's VRAM, a range whose launch reports show the faults
+/// cheapest, and a range that moved before, placed in the VRAM of a
+/// device with more than one tile (a prefetch binds it on every tile, and
+/// each tile bound pays its own TLB invalidation at the next move, while
+/// a fault binds only the tile that uses it). SVM_ALLOC_PREFETCH_NOW
+/// refuses it.
 pub const SVM_RESULT_ON_FAULT: u32 = 1 << 4;
 /// Split (SVM_ALLOC_ENGINE only): part of the range lives in the
 /// accessing device's VRAM, the rest in system memory (`pagemap`). Three
