@@ -191,23 +191,15 @@ impl Sim {
         let (mut s, mut e) = (op.addr, op.addr + op.range);
         let mirror = op.flags & DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR != 0;
         let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap();
-        // From 7.0 a mirror MAP is widened over the mirror VMA holding the
-        // page before it and the one holding its end, where they have the
-        // default attributes (xe_vm_find_cpu_addr_mirror_vma_range, from
-        // vm_bind_ioctl_ops_create): a re-MAP of part of one covers it
-        // whole, so it replaces the VMA instead of splitting it, live SVM
-        // ranges or not, and a MAP over a piece madvise split off merges it
-        // with its neighbours once their values are the defaults again. No
-        // further: a default VMA beyond them stays a VMA of its own.
+        // From 7.0 a mirror MAP is widened over its default neighbours
+        // (`Vm::widen_over_default_mirrors`, from vm_bind_ioctl_ops_create):
+        // a re-MAP of part of one covers it whole, so it replaces the VMA
+        // instead of splitting it, live SVM ranges or not, and a MAP over a
+        // piece madvise split off merges it with its neighbours once their
+        // values are the defaults again.
         let widens = self.topo.kernel.multi_device();
         if mirror && widens {
-            let default_mirror = |v: &Vma| v.kind == VmaKind::Mirror && v.attrs == Attrs::defaults(v.bind_pat);
-            if let Some((ps, _)) = s.checked_sub(PAGE).and_then(|a| vm.vma_at(a)).filter(|(_, v)| default_mirror(v)) {
-                s = ps;
-            }
-            if let Some((_, v)) = vm.vma_at(e).filter(|(_, v)| default_mirror(v)) {
-                e = v.end;
-            }
+            (s, e) = vm.widen_over_default_mirrors(s, e);
         }
         // EBUSY: removing or splitting a mirror VMA that still has SVM mappings,
         // unless a mirror MAP covers it whole (docs/xe-uapi.md §6.4, execution-time results).

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::mem::PAGE;
 use crate::uapi::*;
 
 /// Where madvise's preferred location points (docs/kernel-model.md §3.1).
@@ -129,7 +130,7 @@ impl Vm {
             let ve = v.end;
             if v.attrs == Attrs::defaults(v.bind_pat) {
                 if merges && s <= vs && ve <= e {
-                    self.merge_defaults(vs, ve);
+                    self.merge_default_mirrors(vs, ve);
                 }
                 continue;
             }
@@ -219,32 +220,29 @@ impl Vm {
         }
     }
 
-    /// Merges neighbouring mirror VMAs in [start, end] and the ones holding
-    /// its edges whose attributes are the defaults and flags equal (the
-    /// garbage collector's merge from 7.0).
-    pub fn merge_defaults(&mut self, start: u64, end: u64) {
-        let keys = self.vmas_in(start.saturating_sub(1), end.saturating_add(1));
-        let mut i = 0;
-        let mut keys = keys;
-        while i + 1 < keys.len() {
-            let (a, b) = (keys[i], keys[i + 1]);
-            let (va, vb) = (&self.vmas[&a], &self.vmas[&b]);
-            let same = va.end == b
-                && va.kind == VmaKind::Mirror
-                && vb.kind == VmaKind::Mirror
-                && va.attrs == vb.attrs
-                && va.attrs == Attrs::defaults(va.bind_pat)
-                && va.readonly == vb.readonly
-                && va.autoreset == vb.autoreset;
-            if same {
-                let end = vb.end;
-                self.vmas.remove(&b);
-                self.vmas.get_mut(&a).unwrap().end = end;
-                keys.remove(i + 1);
-            } else {
-                i += 1;
-            }
+    /// `xe_vm_find_cpu_addr_mirror_vma_range` (7.0): [start, end) widened
+    /// over the mirror VMA holding the page before it and the one holding
+    /// its end, where they have the default attributes. No further: a
+    /// default VMA beyond them stays a VMA of its own.
+    pub fn widen_over_default_mirrors(&self, start: u64, end: u64) -> (u64, u64) {
+        let default_mirror = |v: &Vma| v.kind == VmaKind::Mirror && v.attrs == Attrs::defaults(v.bind_pat);
+        let s = start.checked_sub(PAGE).and_then(|a| self.vma_at(a)).filter(|(_, v)| default_mirror(v)).map_or(start, |(s, _)| s);
+        let e = self.vma_at(end).filter(|(_, v)| default_mirror(v)).map_or(end, |(_, v)| v.end);
+        (s, e)
+    }
+
+    /// The mirror VMA at `start` merged with its default neighbours
+    /// (`widen_over_default_mirrors`) into one VMA with its flags; the SVM
+    /// ranges inside keep their pages and mappings, as a 7.0 mirror MAP
+    /// over them leaves them.
+    pub fn merge_default_mirrors(&mut self, start: u64, end: u64) {
+        let (s, e) = self.widen_over_default_mirrors(start, end);
+        let Some((_, v)) = self.vma_at(start) else { return };
+        let merged = Vma { end: e, ..v.clone() };
+        for k in self.vmas_in(s, e) {
+            self.vmas.remove(&k);
         }
+        self.vmas.insert(s, merged);
     }
 }
 
@@ -267,7 +265,7 @@ mod tests {
         assert_eq!(vm.vmas.len(), 3);
         assert_eq!(vm.vma_at(0x30_0000).unwrap().0, 0x30_0000);
         assert_eq!(vm.invalidate(0, 1 << 30, true), 2);
-        vm.merge_defaults(0, 1 << 30);
+        vm.merge_default_mirrors(0x30_0000, 0x40_0000);
         assert_eq!(vm.vmas.len(), 1);
         assert_eq!(vm.vmas[&0].end, 1 << 30);
     }
