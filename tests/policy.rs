@@ -160,6 +160,33 @@ fn a_hand_off_pin_does_not_hold_a_packed_neighbour() {
     assert_eq!(t.on(b + 4 * K, blen - 4 * K), t.vram_of(0));
 }
 
+/// The library's own move of a span back to system memory takes its packed
+/// neighbour's pages in the same allocation window with it
+/// (`migrate_to_ram`, docs/kernel-model.md §5.5): that is no CPU pull-back,
+/// so the neighbour's next placement moves it as asked, not held in system
+/// memory as a hand-off. Each way back: a placement, an evict.
+#[test]
+fn a_neighbour_carried_back_by_the_librarys_own_move_is_not_a_hand_off() {
+    const K: u64 = 1024;
+    let (a, b, len) = (BUF, BUF + 256 * K, 256 * K);
+    for evict in [false, true] {
+        // Every placement looks at the page table (no freshness period).
+        let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 0, ..rules() });
+        t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+        t.alloc(0, a, len, t.vram(0));
+        t.alloc(0, b, len, t.vram(0));
+        assert_eq!(t.on(BUF, R), t.vram_of(0), "the chunk moved whole");
+        match evict {
+            false => assert_eq!(t.ctx.alloc_vram(t.dev[0], a, len, Pagemap::System, AllocFlags::empty()).unwrap().pagemap, Some(Pagemap::System)),
+            true => assert_eq!(t.ctx.evict(a, len).unwrap().pagemap, Some(Pagemap::System)),
+        }
+        assert_eq!(t.on(b, len), Placement::System, "the neighbour came along (evict {evict})");
+        let p = t.alloc(0, b, len, t.vram(0));
+        assert!(!p.pinned && p.pagemap == Some(t.vram(0)) && p.bytes_moved > 0, "moved, not held (evict {evict}): {p:?}");
+        assert_eq!(t.on(b + 4 * K, len - 4 * K), t.vram_of(0));
+    }
+}
+
 /// A span freed and allocated again at its address without the runtime's
 /// free hook, then partly written by the CPU, is not a hand-off: the page
 /// table shows never-populated pages beside the new ones (a pull-back makes

@@ -226,6 +226,47 @@ impl Context {
     }
 }
 
+impl Context {
+    /// After this library moved [start, end) out of VRAM into system
+    /// memory: a move back takes each device allocation holding the span's
+    /// pages back whole (`migrate_to_ram` migrates the allocation's window,
+    /// docs/kernel-model.md §5.5: up to the 2 MiB chunk), so a packed
+    /// neighbour recorded in VRAM in the span's end chunks may have come
+    /// along. Each such piece the page table now shows in system memory is
+    /// recorded there, as observed: its next placement then does not take
+    /// the library's own move for the CPU's pull-back (a hand-off, held in
+    /// system memory), nor count it as a move of its own. A side another
+    /// call holds is left to that call's own look; without a page table to
+    /// read, nothing is assumed.
+    pub(super) fn carried_back(&self, slots: &[Slot], start: u64, end: u64) {
+        if !self.access.available() {
+            return;
+        }
+        let (cs, ce) = (start & !(CHUNK - 1), end.next_multiple_of(CHUNK).min(VA_LIMIT));
+        for (s, e) in [(cs, start), (end, ce)].into_iter().filter(|(s, e)| s < e) {
+            let Some(_side) = self.ranges.try_lock(s, e) else { continue };
+            // At most a few packed neighbours per side: no allocation worth
+            // avoiding on a path that has just moved data.
+            let mates: Vec<(u64, u64)> = self.track.read().overlapping(s, e).filter(|(_, r)| matches!(r.residency, Some(Pagemap::Vram { .. }))).map(|(rs, r)| (rs.max(s), r.end.min(e))).collect();
+            for (ms, me) in mates {
+                if !self.observe(ms, me).is_some_and(|seen| seen.in_system()) {
+                    continue;
+                }
+                let now = self.driver.now_ns();
+                crate::log!(crate::log::Level::Debug, "{} came back to system memory with its chunk mate {} (page table)", crate::log::Span(ms, me - ms), crate::log::Span(start, end - start));
+                self.rewrite(slots, ms, me, |pieces| {
+                    let mut r = merge_pieces(pieces);
+                    r.residency = Some(Pagemap::System);
+                    r.observed_at.store(now.max(1), Ordering::Relaxed);
+                    // The move invalidated every VM's mapping of it.
+                    r.bound.store(0, Ordering::Relaxed);
+                    r
+                });
+            }
+        }
+    }
+}
+
 /// The span a placement's madvise covers, widened to whole 2 MiB chunks on
 /// the sides where that was free, with the range locks that keep those
 /// sides free until the placement is recorded.

@@ -90,6 +90,9 @@ impl Context {
             }
             r
         });
+        if moved {
+            self.carried_back(&slots, start, end);
+        }
         placed.pagemap = Some(Pagemap::System);
         Ok(placed)
     }
@@ -123,6 +126,7 @@ impl Context {
                     r.observed_at.store(0, Ordering::Relaxed);
                     r
                 });
+                self.carried_back(slots, s, e);
             }
         }
     }

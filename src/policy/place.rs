@@ -563,6 +563,9 @@ impl Context {
                 r.read_in_place(dev.slot);
             }
         });
+        if moved && cand == Pagemap::System {
+            self.carried_back(slots, start, end);
+        }
         Ok(())
     }
 
