@@ -298,6 +298,7 @@ pub struct Sim {
     migrate_lock: RwLock<()>,
     /// Every engine's clock (timeline.rs).
     timelines: Mutex<timeline::Timelines>,
+    clocks: timeline::Clocks,
     /// The host thread the calling code acts as ([`Sim::set_host_thread`]).
     host_thread: std::sync::atomic::AtomicU8,
     counters: Counters,
@@ -344,6 +345,7 @@ impl Sim {
             owner,
             migrate_lock: RwLock::new(()),
             timelines: Mutex::new(timeline::Timelines::new(ndev)),
+            clocks: timeline::Clocks::new(ndev),
             host_thread: std::sync::atomic::AtomicU8::new(0),
             counters: Counters::default(),
             page_table: Mutex::new(PageTableAccess { source: PageTableSource::Scan, privileged: false }),

@@ -25,7 +25,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Sim, TimeCategory};
 
@@ -146,7 +146,39 @@ impl Spans {
     }
 }
 
-/// Every engine's clock and every lane's share in use.
+/// The host threads' and compute engines' clocks: written only under the
+/// timelines' lock (with the engines and lanes they move with), read
+/// without it, as `CLOCK_MONOTONIC` is read (a vDSO call that takes no
+/// lock): the library's decision path reads the clock on every call.
+pub(super) struct Clocks {
+    host: [AtomicU64; HOST_THREADS],
+    compute: Box<[AtomicU64]>,
+}
+
+impl Clocks {
+    pub(super) fn new(devices: usize) -> Self {
+        Clocks { host: std::array::from_fn(|_| AtomicU64::new(0)), compute: (0..devices).map(|_| AtomicU64::new(0)).collect() }
+    }
+
+    fn of(&self, a: Actor) -> &AtomicU64 {
+        match a {
+            Actor::Host(t) => &self.host[t],
+            Actor::Compute(d) => &self.compute[d as usize],
+        }
+    }
+
+    fn get(&self, a: Actor) -> u64 {
+        self.of(a).load(Ordering::Acquire)
+    }
+
+    /// Sets a clock; the caller holds the timelines' lock.
+    fn set(&self, a: Actor, ns: u64) {
+        self.of(a).store(ns, Ordering::Release);
+    }
+}
+
+/// Every engine's clock but the host threads' and compute engines'
+/// ([`Clocks`]), and every lane's share in use.
 pub(super) struct Timelines {
     /// Launches' arguments, until they end: a copy of their pages waits
     /// for them (placement state follows submission order, so a copy must
@@ -155,8 +187,6 @@ pub(super) struct Timelines {
     /// Copied ranges, from when they arrive: a launch or CPU access to
     /// their pages waits for them.
     arrived: Spans,
-    host: [u64; HOST_THREADS],
-    compute: Vec<u64>,
     copy: Vec<Busy>,
     into: Vec<Share>,
     out_of: Vec<Share>,
@@ -172,8 +202,6 @@ impl Timelines {
         Timelines {
             in_use: Spans::default(),
             arrived: Spans::default(),
-            host: [0; HOST_THREADS],
-            compute: vec![0; devices],
             copy: (0..devices).map(|_| Busy::default()).collect(),
             into: (0..devices).map(per_device).collect(),
             out_of: (0..devices).map(per_device).collect(),
@@ -181,12 +209,6 @@ impl Timelines {
         }
     }
 
-    fn clock(&mut self, a: Actor) -> &mut u64 {
-        match a {
-            Actor::Host(t) => &mut self.host[t],
-            Actor::Compute(d) => &mut self.compute[d as usize],
-        }
-    }
 
     fn lane(&self, l: Lane) -> &Share {
         match l {
@@ -285,14 +307,13 @@ impl Sim {
     /// a launch, its device's compute engine's). What `CLOCK_MONOTONIC`
     /// reads on that thread.
     pub fn now_ns(&self) -> u64 {
-        let a = self.actor();
-        *self.timelines.lock().clock(a)
+        self.clocks.get(self.actor())
     }
 
     /// When the last engine finishes: the program's time so far, ns.
     pub fn makespan_ns(&self) -> u64 {
         let t = self.timelines.lock();
-        let engines = t.host.iter().chain(&t.compute).copied();
+        let engines = self.clocks.host.iter().chain(self.clocks.compute.iter()).map(|c| c.load(Ordering::Acquire));
         engines.chain(t.copy.iter().map(Busy::end)).max().unwrap_or(0)
     }
 
@@ -301,10 +322,10 @@ impl Sim {
     /// starts where the thread handing it work is, if it was behind.
     pub fn set_host_thread(&self, thread: usize) {
         assert!(thread < HOST_THREADS, "host thread {thread} out of range");
-        let mut t = self.timelines.lock();
+        let _t = self.timelines.lock();
         if thread != 0 {
-            let now = t.host[self.host_thread.load(Ordering::Relaxed) as usize];
-            t.host[thread] = t.host[thread].max(now);
+            let now = self.clocks.get(Actor::Host(self.host_thread.load(Ordering::Relaxed) as usize));
+            self.clocks.set(Actor::Host(thread), self.clocks.get(Actor::Host(thread)).max(now));
         }
         self.host_thread.store(thread as u8, Ordering::Relaxed);
     }
@@ -312,23 +333,23 @@ impl Sim {
     /// The current host thread waits (idle, uncharged) until `at_ns`: for a
     /// launch to complete, a fence, another thread's work.
     pub fn host_wait(&self, at_ns: u64) {
-        let h = self.host_thread.load(Ordering::Relaxed) as usize;
-        let mut t = self.timelines.lock();
-        t.host[h] = t.host[h].max(at_ns);
+        let h = Actor::Host(self.host_thread.load(Ordering::Relaxed) as usize);
+        let _t = self.timelines.lock();
+        self.clocks.set(h, self.clocks.get(h).max(at_ns));
     }
 
     /// The time `device`'s compute engine is free from.
     pub fn device_free_ns(&self, device: u32) -> u64 {
-        self.timelines.lock().compute.get(device as usize).copied().unwrap_or(0)
+        self.clocks.compute.get(device as usize).map_or(0, |c| c.load(Ordering::Acquire))
     }
 
     /// Starts a launch on `device`'s compute engine: when it is free, the
     /// host submitted it, and `after` passed. Returns the start.
     pub(super) fn begin_launch(&self, device: u32, after: u64) -> u64 {
-        let h = self.host_thread.load(Ordering::Relaxed) as usize;
-        let mut t = self.timelines.lock();
-        let start = t.compute[device as usize].max(t.host[h]).max(after);
-        t.compute[device as usize] = start;
+        let h = Actor::Host(self.host_thread.load(Ordering::Relaxed) as usize);
+        let _t = self.timelines.lock();
+        let start = self.clocks.get(Actor::Compute(device)).max(self.clocks.get(h)).max(after);
+        self.clocks.set(Actor::Compute(device), start);
         start
     }
 
@@ -340,12 +361,12 @@ impl Sim {
         let mut t = self.timelines.lock();
         // Its memory phase waits for the copies of its pages to arrive.
         let arrived = args.iter().map(|&(s, e)| t.arrived.latest(s, e)).max().unwrap_or(0);
-        let start = t.compute[device as usize].max(arrived);
+        let start = self.clocks.get(Actor::Compute(device)).max(arrived);
         let pieces = t.fill(start, ns, lanes);
         t.take(&pieces, ns, lanes);
         let end = pieces.last().map_or(start + ns, |p| p.1).max(start + ns);
-        t.compute[device as usize] = end;
-        let floor = t.host[0];
+        self.clocks.set(Actor::Compute(device), end);
+        let floor = self.clocks.get(Actor::Host(0));
         for &(s, e) in args {
             t.in_use.record(s, e, end, floor);
         }
@@ -362,10 +383,10 @@ impl Sim {
     pub(super) fn spend(&self, ns: u64, cat: TimeCategory) -> u64 {
         let a = self.actor();
         let at = {
-            let mut t = self.timelines.lock();
-            let c = t.clock(a);
-            *c += ns;
-            *c - ns
+            let _t = self.timelines.lock();
+            let at = self.clocks.get(a);
+            self.clocks.set(a, at + ns);
+            at
         };
         self.charge(cat, ns);
         at
@@ -376,10 +397,9 @@ impl Sim {
     pub(super) fn advance_to(&self, at: u64, cat: TimeCategory) {
         let a = self.actor();
         let before = {
-            let mut t = self.timelines.lock();
-            let c = t.clock(a);
-            let b = *c;
-            *c = b.max(at);
+            let _t = self.timelines.lock();
+            let b = self.clocks.get(a);
+            self.clocks.set(a, b.max(at));
             b
         };
         if at > before {
@@ -401,7 +421,7 @@ impl Sim {
             // the pages and earlier copies of them arrived, where the
             // transfer, at what its lanes have left, fits.
             let (used, arrived) = (t.in_use.latest(span.0, span.1), t.arrived.latest(span.0, span.1));
-            let mut from = (*t.clock(a)).max(used).max(arrived);
+            let mut from = self.clocks.get(a).max(used).max(arrived);
             let pieces = loop {
                 let start = t.copy[e].earliest(from, ns);
                 let pieces = t.fill(start, ns, lanes);
@@ -414,8 +434,8 @@ impl Sim {
             let (start, end) = (pieces[0].0, pieces.last().unwrap().1.max(pieces[0].0 + ns));
             t.take(&pieces, ns, lanes);
             t.copy[e].reserve(start, end);
-            *t.clock(a) = end;
-            let floor = t.host[0];
+            self.clocks.set(a, end);
+            let floor = self.clocks.get(Actor::Host(0));
             t.arrived.record(span.0, span.1, end, floor);
             (start, end - start)
         };
@@ -427,19 +447,19 @@ impl Sim {
     /// for copies of [start, end) to arrive before it touches them.
     pub(super) fn wait_arrived(&self, start: u64, end: u64) {
         let a = self.actor();
-        let mut t = self.timelines.lock();
+        let t = self.timelines.lock();
         let arrived = t.arrived.latest(start, end);
-        let c = t.clock(a);
-        *c = (*c).max(arrived);
+        self.clocks.set(a, self.clocks.get(a).max(arrived));
     }
 
     /// A TLB invalidation that flushed `device`'s tiles stalls its compute
     /// engine by `ns` if a launch is running there past `at`.
     pub(super) fn stall_device(&self, device: u32, at: u64, ns: u64) {
-        let mut t = self.timelines.lock();
-        if let Some(c) = t.compute.get_mut(device as usize) {
-            if *c > at {
-                *c += ns;
+        let _t = self.timelines.lock();
+        if let Some(c) = self.clocks.compute.get(device as usize) {
+            let v = c.load(Ordering::Acquire);
+            if v > at {
+                c.store(v + ns, Ordering::Release);
             }
         }
     }
