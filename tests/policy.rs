@@ -857,6 +857,27 @@ fn multi_tile_moves_are_left_to_the_gpu_fault() {
     assert_eq!(t.sim.counters().tlb_invalidations - tlb, 1, "bound on the one tile that faulted");
 }
 
+/// Rule 6 stands aside for an atomic span (the runtime insists) the CPU
+/// pulled back: the atomic fault would stamp the kernel's 5 ms timeslice on
+/// it (xe_svm_handle_pagefault), which the CPU's next read waits out; the
+/// prefetch asks for none. A span another device held is still left to
+/// the fault (device-to-device moves ignore the timeslice).
+#[test]
+fn an_atomic_span_the_cpu_pulled_back_is_prefetched_on_a_multi_tile_device() {
+    let t = setup("max-node");
+    let insist = AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD;
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    assert!(!t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), insist).unwrap().on_fault);
+    t.gpu(0, BUF, R, sim::Access::Atomic).unwrap();
+    t.sim.cpu_access(BUF, R, sim::Access::Read, 0).unwrap();
+    assert_eq!(t.on(BUF, R), Placement::System, "the CPU pulled it back");
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, R, t.vram(0), insist).unwrap();
+    assert!(!p.on_fault && p.bytes_moved == R, "prefetched: {p:?}");
+    assert_eq!(t.on(BUF, R), t.vram_of(0));
+    let p = t.ctx.alloc_vram(t.dev[1], BUF, R, t.vram(1), insist).unwrap();
+    assert!(p.on_fault, "from a peer's VRAM, left to the fault: {p:?}");
+}
+
 /// Per-device bind state (docs/design.md, "Deciding: rent or buy"): a range
 /// in system memory that another device placed is bound for a device whose
 /// VM never had it by one queued prefetch (one ioctl, found in place), so

@@ -152,8 +152,10 @@ pub const SVM_RESULT_VERIFIED: u32 = 1 << 3;
 /// cheapest, and a range that moved before, placed in the VRAM of a
 /// device with more than one tile (a prefetch binds it on every tile, and
 /// each tile bound pays its own TLB invalidation at the next move, while
-/// a fault binds only the tile that uses it). SVM_ALLOC_PREFETCH_NOW
-/// refuses it.
+/// a fault binds only the tile that uses it; not for a range the runtime
+/// insists on that the CPU had last, which an atomic fault would hold in
+/// VRAM for the kernel's timeslice against the CPU's next touch).
+/// SVM_ALLOC_PREFETCH_NOW refuses it.
 pub const SVM_RESULT_ON_FAULT: u32 = 1 << 4;
 /// Split (SVM_ALLOC_ENGINE only): part of the range lives in the
 /// accessing device's VRAM, the rest in system memory (`pagemap`). Three

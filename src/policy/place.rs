@@ -636,7 +636,14 @@ impl Context {
         // binds only the tile that faults (docs/cost-model.md). The
         // attributes just set send the fault there.
         let tiles = dev.tiles.iter().filter(|t| t.is_some()).count();
-        if tiles > 1 && cand.device() == Some(dev.slot) && !summary.moves.is_empty() && flags.may_defer() {
+        // Not a span the runtime insists on (atomics) that the CPU had last:
+        // an atomic fault stamps the kernel's timeslice on what it migrates
+        // (xe_svm_handle_pagefault: atomic_svm_timeslice_ms, 5 ms; a
+        // prefetch asks for none, docs/kernel-model.md §12), and the CPU's
+        // next touch (a histogram read after the launch) waits it out,
+        // against the 20-40 us a range the fault saves.
+        let timesliced = flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && summary.residency == Some(Pagemap::System);
+        if tiles > 1 && cand.device() == Some(dev.slot) && !summary.moves.is_empty() && flags.may_defer() && !timesliced {
             crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: left to the GPU fault (rule 6: moved {} times before, device {} has {tiles} tiles; a prefetch would bind all of them)", Span(start, size), summary.moves.len(), dev.slot);
             placed.on_fault = true;
             return Ok(Migrated { moved: true, bound: false });
