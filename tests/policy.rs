@@ -984,6 +984,21 @@ fn an_integrated_gpu_binds_at_every_placement() {
     t.reads_without_faults(0, BUF, R, "the launch finds it bound");
 }
 
+/// Where no device has VRAM, every page is in system memory: a placement
+/// reads no page table (no answer could change it), and a span never
+/// populated is bound and populated by one queued prefetch, not waited for.
+#[test]
+fn an_integrated_gpu_places_without_reading_the_page_table() {
+    let t = setup("igpu");
+    let reads = t.sim.counters().page_table_reads;
+    let p = t.alloc(0, BUF, R, Pagemap::System);
+    // One ioctl: the queued prefetch, no fence to wait on.
+    assert!(p.pagemap == Some(Pagemap::System) && p.ioctls == 1 && !p.verified, "bound, believed: {p:?}");
+    assert_eq!(t.sim.counters().page_table_reads, reads, "no page-table read");
+    t.reads_without_faults(0, BUF, R, "the launch finds it bound");
+    assert_eq!(t.on(BUF, R), Placement::System);
+}
+
 /// A mapping that ends inside a chunk is covered there by ranges smaller
 /// than 2 MiB: a neighbour's prefetch moves the pieces it covers and the
 /// first of the next buffer's, not the rest. The page table's sample of the

@@ -259,6 +259,13 @@ impl Context {
                 .all(|d| rec.attrs(d.slot).pref == PrefApplied::DefaultSystem)
     }
 
+    /// Whether any open device has VRAM: where none does (integrated
+    /// GPUs), every page is in system memory, and a page-table read tells
+    /// a placement nothing.
+    pub(super) fn any_vram(slots: &[Slot]) -> bool {
+        slots.iter().filter_map(|s| s.dev.as_ref()).any(|d| d.has_vram())
+    }
+
     /// The last observation is fresh, or the range is settled.
     fn fresh_or_settled(&self, slots: &[Slot], rec: &Record, now: u64) -> bool {
         let at = rec.observed_at.load(Ordering::Relaxed);

@@ -339,7 +339,7 @@ impl Context {
         // prefetch to system memory would read first): the span may have
         // come along with a chunk mate (`came_along`).
         let worth = a.summary.residency.is_some_and(|r| r == target || r != Pagemap::System || self.access.names_devices()) || (flags.engine() && target == Pagemap::System);
-        if a.seen.is_none() && worth {
+        if a.seen.is_none() && worth && Context::any_vram(slots) {
             a.seen = self.observe(start, end);
         }
         if let Some(seen) = &a.seen {
@@ -487,7 +487,7 @@ impl Context {
         // explicit request is honoured all the same: the span lives and is
         // bound where it asked, and on such a device the advice changes
         // no fault's outcome.
-        let no_vram = cand == Pagemap::System && slots.iter().filter_map(|s| s.dev.as_ref()).all(|d| !d.has_vram());
+        let no_vram = cand == Pagemap::System && !Context::any_vram(slots);
         let engine_system = a.flags.engine() && cand == Pagemap::System;
         let advise = !(no_vram || (engine_system && end - start <= super::resolve::SMALL_READ));
         // The madvise covers the span's whole 2 MiB chunks where nothing else
@@ -607,14 +607,16 @@ impl Context {
         // prefetch of a piece already there moves nothing.
         let away = summary.residency.is_some_and(|p| p != cand && p != Pagemap::System);
         let mate = cand != Pagemap::System && seen.is_none() && !away && self.chunk_mate_in(start, end, cand);
+        // Where no device has VRAM, every page is in system memory: no read
+        // could change what follows (a prefetch binds either way).
+        let readable = Context::any_vram(slots);
         let looked = match (seen, cand) {
-            (None, Pagemap::System) => self.observe(start, end),
+            (None, Pagemap::System) if readable => self.observe(start, end),
             (None, _) if mate => self.observe(start, end),
             (s, _) => s.copied(),
         };
-        let already = looked.is_some_and(|s| {
-            self.agrees(slots, &s, cand) && (cand == Pagemap::System || self.access.names_devices() || summary.residency == Some(cand) || mate)
-        });
+        let already = (!readable && cand == Pagemap::System)
+            || looked.is_some_and(|s| self.agrees(slots, &s, cand) && (cand == Pagemap::System || self.access.names_devices() || summary.residency == Some(cand) || mate));
         if already && mate {
             crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: already there, moved with the rest of its 2 MiB range (page table); no prefetch", Span(start, size));
         }
@@ -625,7 +627,7 @@ impl Context {
             // queued without a fence and not waited for; a failure to bind
             // changes nothing.
             let bound = cand == Pagemap::System && self.bind_in_system(&via, start, size, placed);
-            placed.verified = true;
+            placed.verified = looked.is_some();
             return Ok(Migrated { moved: false, bound });
         }
         // Rule 6, multi-tile devices: a range that moved before, going to
@@ -684,7 +686,7 @@ impl Context {
             }
             // Step 4: a prefetch that reported success but left the range
             // elsewhere (docs/kernel-model.md §7) counts as EBUSY, where observable.
-            if let Some(after) = self.observe(start, end) {
+            if let Some(after) = readable.then(|| self.observe(start, end)).flatten() {
                 if !self.agrees(slots, &after, cand) {
                     self.stats.local().unverified.fetch_add(1, Ordering::Relaxed);
                     crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: the prefetch reported success but the page table shows it elsewhere (counted as EBUSY)", Span(start, size));
