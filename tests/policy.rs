@@ -206,6 +206,26 @@ fn a_span_freed_and_partly_written_again_is_not_a_hand_off() {
     assert_eq!(t.on(BUF, R), t.vram_of(0));
 }
 
+/// A scratch buffer freed and allocated again at its address every round
+/// without the runtime's free hook, born by the GPU each time: each new
+/// buffer is placed in VRAM. The freed buffers' moves are not its history,
+/// so the thrash guard never holds it in system memory, where the GPU
+/// would write it remotely.
+#[test]
+fn a_buffer_freed_and_mapped_again_every_round_does_not_inherit_its_moves() {
+    // Every placement looks at the page table (no freshness period).
+    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 0, ..rules() });
+    for round in 0..6 {
+        // Moved now: no split birth, the thrash guard still on.
+        let p = t.ctx.alloc_vram(t.dev[0], BUF, 4 * R, t.vram(0), AllocFlags::ENGINE | AllocFlags::PREFETCH_NOW).unwrap();
+        assert!(!p.pinned && p.pagemap == Some(t.vram(0)), "round {round}: placed in VRAM: {p:?}");
+        t.gpu(0, BUF, 4 * R, sim::Access::Write).unwrap();
+        assert_eq!(t.on(BUF, 4 * R), t.vram_of(0), "round {round}");
+        t.sim.munmap(BUF, 4 * R).unwrap();
+        t.sim.mmap(BUF, 4 * R, false).unwrap();
+    }
+}
+
 #[test]
 fn evict_then_cpu_access_finds_data_intact() {
     let t = setup("2dgpu-p2p");

@@ -347,10 +347,21 @@ impl Context {
             // freed (only a munmap discards device pages) without the runtime's
             // free hook: where the kernel resets attributes on free, they may
             // be gone (docs/kernel-model.md §8), so the records forget them too.
-            if matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && seen.samples > 0 && seen.unpopulated == seen.samples {
+            let freed = matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && seen.samples > 0 && seen.unpopulated == seen.samples;
+            if freed {
                 crate::log!(crate::log::Level::Info, "alloc_vram {}: the page table shows it unpopulated: freed and mapped again; its attributes are re-applied", Span(start, end - start));
                 self.forget_reset_attrs(slots, start, end);
                 self.populated.forget(start, end);
+                // A new buffer: the freed one's moves and pin are not its
+                // own (a scratch buffer reallocated every round would count
+                // a move a round, and the thrash guard would hold it in
+                // system memory, where its GPU writes it remotely).
+                self.rewrite(slots, start, end, |pieces| {
+                    let mut r = super::record::merge_pieces(pieces);
+                    r.moves.clear();
+                    r.pinned_until = 0;
+                    r
+                });
                 let residency = a.summary.residency;
                 a.summary = self.summary(start, end);
                 a.summary.residency = residency;
@@ -360,7 +371,9 @@ impl Context {
                 return self.keep_came_along(a, kept, now, placed);
             }
             if a.summary.residency.is_some() && actual != a.summary.residency {
-                a.summary.record_move(now);
+                if !freed {
+                    a.summary.record_move(now);
+                }
                 // Hand-off in one round trip: pages the library put in VRAM
                 // are back in system memory, so the CPU used them (or the
                 // kernel evicted them, short of room). Moving them again would
