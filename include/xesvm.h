@@ -250,7 +250,8 @@
 /**
  * The process's page table confirmed the placement (pages in system memory,
  * or not in system memory for VRAM; the device itself only with PFNs).
- * Clear where the page table cannot be read: the placement is believed.
+ * Clear where the page table cannot be read, or where no device of the
+ * context has VRAM (nothing there to confirm): the placement is believed.
  */
 #define SVM_RESULT_VERIFIED (1 << 3)
 
@@ -266,8 +267,8 @@
  * device with more than one tile (a prefetch binds it on every tile, and
  * each tile bound pays its own TLB invalidation at the next move, while
  * a fault binds only the tile that uses it; not for a range the runtime
- * insists on that the CPU had last, which an atomic fault would hold in
- * VRAM for the kernel's timeslice against the CPU's next touch).
+ * insists on that lies in system memory, which an atomic fault would
+ * hold in VRAM for the kernel's timeslice against the CPU's next touch).
  * SVM_ALLOC_PREFETCH_NOW refuses it.
  */
 #define SVM_RESULT_ON_FAULT (1 << 4)

@@ -187,6 +187,32 @@ fn a_neighbour_carried_back_by_the_librarys_own_move_is_not_a_hand_off() {
     }
 }
 
+/// A buffer freed and allocated again at its address without the free
+/// hook starts with no history: its next placement finds it never
+/// populated where the record put it in VRAM, and counts only its own
+/// move. A packed neighbour's move back to system memory in between does
+/// not hide the free by recording the new buffer's pages there (a move
+/// back makes what it moves present; never-populated pages were not).
+#[test]
+fn a_buffer_freed_and_mapped_again_starts_with_no_moves() {
+    const K: u64 = 1024;
+    // Every placement looks at the page table (no freshness period).
+    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 0, ..rules() });
+    let (a, b, len) = (BUF, BUF + 256 * K, 256 * K);
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    let now = AllocFlags::ENGINE | AllocFlags::PREFETCH_NOW;
+    t.ctx.alloc_vram(t.dev[0], b, len, t.vram(0), now).unwrap();
+    t.ctx.alloc_vram(t.dev[0], a, len, t.vram(0), now).unwrap();
+    assert_eq!(t.ctx.query(b, len).unwrap().moves_in_window, 1);
+    t.sim.munmap(b, len).unwrap();
+    t.sim.mmap(b, len, false).unwrap();
+    t.ctx.alloc_vram(t.dev[0], a, len, Pagemap::System, AllocFlags::empty()).unwrap();
+    assert_eq!(t.ctx.query(b, len).unwrap().residency, Some(t.vram(0)), "not recorded as carried back");
+    let p = t.ctx.alloc_vram(t.dev[0], b, len, t.vram(0), now).unwrap();
+    assert!(!p.pinned && p.pagemap == Some(t.vram(0)), "placed: {p:?}");
+    assert_eq!(t.ctx.query(b, len).unwrap().moves_in_window, 1, "its own move only");
+}
+
 /// A span freed and allocated again at its address without the runtime's
 /// free hook, then partly written by the CPU, is not a hand-off: the page
 /// table shows never-populated pages beside the new ones (a pull-back makes

@@ -198,7 +198,8 @@ impl Context {
             // Lock order as everywhere: the span's range lock, then the slots.
             let _g = self.ranges.lock(start, end);
             let slots = self.slots.read();
-            let seen = self.observe(start, end);
+            // Where no device has VRAM, nothing to look at (`any_vram`).
+            let seen = if self.any_vram() { self.observe(start, end) } else { None };
             let mut p = Placed { pagemap: Some(cand), ..Default::default() };
             let at = match &seen {
                 Some(s) if self.agrees(&slots, s, cand) => {
@@ -213,12 +214,16 @@ impl Context {
                 }
                 None => Some(cand),
             };
+            let before = (cand == Pagemap::System && p.verified).then(|| self.summary(start, end).residency).flatten();
             let now = self.driver.now_ns();
             self.record(&slots, start, end, &[], |r| {
                 r.residency = at;
                 r.observed_at.store(if p.verified { now.max(1) } else { 0 }, Ordering::Relaxed);
                 r.last_used.store(now, Ordering::Relaxed);
             });
+            if let Some(from) = before.filter(|b| b.device().is_some()) {
+                self.carried_back(&slots, start, end, Some(from));
+            }
             out.push(p);
         }
         Ok(out)

@@ -227,18 +227,21 @@ impl Context {
 }
 
 impl Context {
-    /// After this library moved [start, end) out of VRAM into system
-    /// memory: a move back takes each device allocation holding the span's
-    /// pages back whole (`migrate_to_ram` migrates the allocation's window,
+    /// After this library moved [start, end) out of VRAM `from` (None: some
+    /// VRAM the page table does not name) into system memory: a move back
+    /// takes each device allocation holding the span's pages back whole
+    /// (`migrate_to_ram` migrates the allocation's window,
     /// docs/kernel-model.md §5.5: up to the 2 MiB chunk), so a packed
-    /// neighbour recorded in VRAM in the span's end chunks may have come
-    /// along. Each such piece the page table now shows in system memory is
-    /// recorded there, as observed: its next placement then does not take
-    /// the library's own move for the CPU's pull-back (a hand-off, held in
-    /// system memory), nor count it as a move of its own. A side another
-    /// call holds is left to that call's own look; without a page table to
-    /// read, nothing is assumed.
-    pub(super) fn carried_back(&self, slots: &[Slot], start: u64, end: u64) {
+    /// neighbour recorded there in the span's end chunks may have come
+    /// along. Each such piece the page table now shows present in system
+    /// memory is recorded there, as observed: its next placement then does
+    /// not take the library's own move for the CPU's pull-back (a hand-off,
+    /// held in system memory), nor count it as a move of its own. Not a
+    /// piece with pages never populated: a move back makes every page it
+    /// moves present, so that one was freed and mapped again (its next
+    /// placement sees so). A side another call holds is left to that
+    /// call's own look; without a page table to read, nothing is assumed.
+    pub(super) fn carried_back(&self, slots: &[Slot], start: u64, end: u64, from: Option<Pagemap>) {
         if !self.access.available() {
             return;
         }
@@ -247,9 +250,9 @@ impl Context {
             let Some(_side) = self.ranges.try_lock(s, e) else { continue };
             // At most a few packed neighbours per side: no allocation worth
             // avoiding on a path that has just moved data.
-            let mates: Vec<(u64, u64)> = self.track.read().overlapping(s, e).filter(|(_, r)| matches!(r.residency, Some(Pagemap::Vram { .. }))).map(|(rs, r)| (rs.max(s), r.end.min(e))).collect();
+            let mates: Vec<(u64, u64)> = self.track.read().overlapping(s, e).filter(|(_, r)| r.residency.is_some_and(|p| p.device().is_some() && from.is_none_or(|f| f == p))).map(|(rs, r)| (rs.max(s), r.end.min(e))).collect();
             for (ms, me) in mates {
-                if !self.observe(ms, me).is_some_and(|seen| seen.in_system()) {
+                if !self.observe(ms, me).is_some_and(|seen| seen.in_system() && seen.unpopulated == 0) {
                     continue;
                 }
                 let now = self.driver.now_ns();

@@ -91,7 +91,7 @@ impl Context {
             r
         });
         if moved {
-            self.carried_back(&slots, start, end);
+            self.carried_back(&slots, start, end, named.or(summary.residency).filter(|p| p.device().is_some()));
         }
         placed.pagemap = Some(Pagemap::System);
         Ok(placed)
@@ -126,7 +126,7 @@ impl Context {
                     r.observed_at.store(0, Ordering::Relaxed);
                     r
                 });
-                self.carried_back(slots, s, e);
+                self.carried_back(slots, s, e, Some(pm));
             }
         }
     }

@@ -324,6 +324,9 @@ pub struct Context {
     turns: faults::Turns,
     /// Spans left to the faults whose edges were populated (policy/faults.rs).
     populated: faults::Populated,
+    /// Whether a device with VRAM was ever opened in this context (pages
+    /// this context placed there may still be there after its close).
+    vram_opened: std::sync::atomic::AtomicBool,
     /// The fork generation of the process that created it (driver::fork).
     process: u32,
 }
@@ -405,6 +408,7 @@ impl Context {
             chooser: choose::Chooser::default(),
             turns: faults::Turns::default(),
             populated: faults::Populated::default(),
+            vram_opened: std::sync::atomic::AtomicBool::new(false),
             process: crate::driver::fork::generation(),
         }
     }
@@ -513,6 +517,9 @@ impl Context {
         self.handles[slot].store(HANDLE_SLOT | HANDLE_OPEN | gen as u32, Ordering::Release);
         drop(slots);
         self.chooser.opened(slot as u16, dev.has_vram());
+        if dev.has_vram() {
+            self.vram_opened.store(true, Ordering::Relaxed);
+        }
         self.learn_links(&dev);
         Ok(DeviceHandle { slot: slot as u16, gen })
     }

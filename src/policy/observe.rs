@@ -259,11 +259,12 @@ impl Context {
                 .all(|d| rec.attrs(d.slot).pref == PrefApplied::DefaultSystem)
     }
 
-    /// Whether any open device has VRAM: where none does (integrated
-    /// GPUs), every page is in system memory, and a page-table read tells
-    /// a placement nothing.
-    pub(super) fn any_vram(slots: &[Slot]) -> bool {
-        slots.iter().filter_map(|s| s.dev.as_ref()).any(|d| d.has_vram())
+    /// Whether this context ever opened a device with VRAM: where none
+    /// (integrated GPUs), every page it placed is in system memory, and a
+    /// page-table read tells a placement nothing (what another context or
+    /// library put in VRAM, it would not know of either way).
+    pub(super) fn any_vram(&self) -> bool {
+        self.vram_opened.load(Ordering::Relaxed)
     }
 
     /// The last observation is fresh, or the range is settled.

@@ -339,7 +339,7 @@ impl Context {
         // prefetch to system memory would read first): the span may have
         // come along with a chunk mate (`came_along`).
         let worth = a.summary.residency.is_some_and(|r| r == target || r != Pagemap::System || self.access.names_devices()) || (flags.engine() && target == Pagemap::System);
-        if a.seen.is_none() && worth && Context::any_vram(slots) {
+        if a.seen.is_none() && worth && self.any_vram() {
             a.seen = self.observe(start, end);
         }
         if let Some(seen) = &a.seen {
@@ -500,7 +500,7 @@ impl Context {
         // explicit request is honoured all the same: the span lives and is
         // bound where it asked, and on such a device the advice changes
         // no fault's outcome.
-        let no_vram = cand == Pagemap::System && !Context::any_vram(slots);
+        let no_vram = cand == Pagemap::System && slots.iter().filter_map(|s| s.dev.as_ref()).all(|d| !d.has_vram());
         let engine_system = a.flags.engine() && cand == Pagemap::System;
         let advise = !(no_vram || (engine_system && end - start <= super::resolve::SMALL_READ));
         // The madvise covers the span's whole 2 MiB chunks where nothing else
@@ -577,7 +577,7 @@ impl Context {
             }
         });
         if moved && cand == Pagemap::System {
-            self.carried_back(slots, start, end);
+            self.carried_back(slots, start, end, summary.residency);
         }
         Ok(())
     }
@@ -622,7 +622,7 @@ impl Context {
         let mate = cand != Pagemap::System && seen.is_none() && !away && self.chunk_mate_in(start, end, cand);
         // Where no device has VRAM, every page is in system memory: no read
         // could change what follows (a prefetch binds either way).
-        let readable = Context::any_vram(slots);
+        let readable = self.any_vram();
         let looked = match (seen, cand) {
             (None, Pagemap::System) if readable => self.observe(start, end),
             (None, _) if mate => self.observe(start, end),
@@ -651,8 +651,8 @@ impl Context {
         // binds only the tile that faults (docs/cost-model.md). The
         // attributes just set send the fault there.
         let tiles = dev.tiles.iter().filter(|t| t.is_some()).count();
-        // Not a span the runtime insists on (atomics) that the CPU had last:
-        // an atomic fault stamps the kernel's timeslice on what it migrates
+        // Not a span the runtime insists on (atomics) in system memory (the
+        // CPU pulled it back, or it was evicted): an atomic fault stamps the kernel's timeslice on what it migrates
         // (xe_svm_handle_pagefault: atomic_svm_timeslice_ms, 5 ms; a
         // prefetch asks for none, docs/kernel-model.md §12), and the CPU's
         // next touch (a histogram read after the launch) waits it out,

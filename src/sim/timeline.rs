@@ -209,7 +209,6 @@ impl Timelines {
         }
     }
 
-
     fn lane(&self, l: Lane) -> &Share {
         match l {
             Lane::Into(d) => &self.into[d as usize],
@@ -299,7 +298,9 @@ impl Sim {
     fn actor(&self) -> Actor {
         match IN_LAUNCH.with(Cell::get) {
             Some(d) => Actor::Compute(d),
-            None => Actor::Host(self.host_thread.load(Ordering::Relaxed) as usize),
+            // Acquire: the clock `set_host_thread` moved before naming the
+            // thread is what an unlocked `now_ns` then reads.
+            None => Actor::Host(self.host_thread.load(Ordering::Acquire) as usize),
         }
     }
 
@@ -327,7 +328,7 @@ impl Sim {
             let now = self.clocks.get(Actor::Host(self.host_thread.load(Ordering::Relaxed) as usize));
             self.clocks.set(Actor::Host(thread), self.clocks.get(Actor::Host(thread)).max(now));
         }
-        self.host_thread.store(thread as u8, Ordering::Relaxed);
+        self.host_thread.store(thread as u8, Ordering::Release);
     }
 
     /// The current host thread waits (idle, uncharged) until `at_ns`: for a
