@@ -213,6 +213,33 @@ fn a_buffer_freed_and_mapped_again_starts_with_no_moves() {
     assert_eq!(t.ctx.query(b, len).unwrap().moves_in_window, 1, "its own move only");
 }
 
+/// A thrash guard's pin belongs to the buffer it held: freed and allocated
+/// again at its address without the free hook, the new buffer is placed
+/// as asked, not held where the old one was.
+#[test]
+fn a_buffer_freed_and_mapped_again_does_not_inherit_a_pin() {
+    let cfg = Config { thrash_max_moves: 2, thrash_window_ns: 10_000_000_000, pin_ns: 10_000_000_000, observe_ttl_ns: 0, ..rules() };
+    let t = setup_topo(Topology::preset("2dgpu-p2p").unwrap(), cfg);
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    let now = AllocFlags::ENGINE | AllocFlags::PREFETCH_NOW;
+    let mut pinned = None;
+    for i in 0..4 {
+        let p = t.ctx.alloc_vram(t.dev[i % 2], BUF, R, t.vram(i % 2), now).unwrap();
+        if p.pinned {
+            pinned = Some(i);
+            break;
+        }
+    }
+    let i = pinned.expect("the thrash guard pins it");
+    assert!(t.ctx.query(BUF, R).unwrap().pinned);
+    t.sim.munmap(BUF, R).unwrap();
+    t.sim.mmap(BUF, R, false).unwrap();
+    let d = i % 2;
+    let p = t.ctx.alloc_vram(t.dev[d], BUF, R, t.vram(d), now).unwrap();
+    assert!(!p.pinned && p.pagemap == Some(t.vram(d)), "the new buffer is placed: {p:?}");
+    assert!(!t.ctx.query(BUF, R).unwrap().pinned);
+}
+
 /// A span freed and allocated again at its address without the runtime's
 /// free hook, then partly written by the CPU, is not a hand-off: the page
 /// table shows never-populated pages beside the new ones (a pull-back makes
