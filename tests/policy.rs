@@ -32,6 +32,12 @@ fn setup(preset: &str) -> T {
     setup_topo(Topology::preset(preset).unwrap(), rules())
 }
 
+/// [`setup`] where every placement looks at the page table (no freshness
+/// period).
+fn setup_looking(preset: &str) -> T {
+    setup_topo(Topology::preset(preset).unwrap(), Config { observe_ttl_ns: 0, ..rules() })
+}
+
 impl T {
     fn vram(&self, d: usize) -> Pagemap {
         self.ctx.pagemap(self.dev[d], 0).unwrap()
@@ -127,7 +133,7 @@ fn in_place_record_is_rechecked_when_something_moved() {
 /// hand-off), not moved to device 1 to be pulled back again.
 #[test]
 fn a_hand_off_to_another_device_is_seen_without_naming_devices() {
-    let t = setup_topo(Topology::preset("2dgpu-p2p").unwrap(), Config { observe_ttl_ns: 0, ..rules() });
+    let t = setup_looking("2dgpu-p2p");
     t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
     t.alloc(0, BUF, R, t.vram(0));
     assert_eq!(t.on(BUF, R), t.vram_of(0));
@@ -144,8 +150,7 @@ fn a_hand_off_to_another_device_is_seen_without_naming_devices() {
 /// neighbour's history (merged in, pins spread along an arena).
 #[test]
 fn a_hand_off_pin_does_not_hold_a_packed_neighbour() {
-    // Every placement looks at the page table (no freshness period).
-    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 0, ..rules() });
+    let t = setup_looking("dgpu");
     const K: u64 = 1024;
     t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
     let (a, alen, b, blen) = (BUF, 64 * K, BUF + 60 * K, 240 * K);
@@ -170,8 +175,7 @@ fn a_neighbour_carried_back_by_the_librarys_own_move_is_not_a_hand_off() {
     const K: u64 = 1024;
     let (a, b, len) = (BUF, BUF + 256 * K, 256 * K);
     for evict in [false, true] {
-        // Every placement looks at the page table (no freshness period).
-        let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 0, ..rules() });
+        let t = setup_looking("dgpu");
         t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
         t.alloc(0, a, len, t.vram(0));
         t.alloc(0, b, len, t.vram(0));
@@ -196,8 +200,7 @@ fn a_neighbour_carried_back_by_the_librarys_own_move_is_not_a_hand_off() {
 #[test]
 fn a_buffer_freed_and_mapped_again_starts_with_no_moves() {
     const K: u64 = 1024;
-    // Every placement looks at the page table (no freshness period).
-    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 0, ..rules() });
+    let t = setup_looking("dgpu");
     let (a, b, len) = (BUF, BUF + 256 * K, 256 * K);
     t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
     let now = AllocFlags::ENGINE | AllocFlags::PREFETCH_NOW;
@@ -247,8 +250,7 @@ fn a_buffer_freed_and_mapped_again_does_not_inherit_a_pin() {
 /// it is placed again, not held in system memory.
 #[test]
 fn a_span_freed_and_partly_written_again_is_not_a_hand_off() {
-    // Every placement looks at the page table (no freshness period).
-    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 0, ..rules() });
+    let t = setup_looking("dgpu");
     t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
     t.alloc(0, BUF, R, t.vram(0));
     t.sim.munmap(BUF, R).unwrap();
@@ -266,8 +268,7 @@ fn a_span_freed_and_partly_written_again_is_not_a_hand_off() {
 /// would write it remotely.
 #[test]
 fn a_buffer_freed_and_mapped_again_every_round_does_not_inherit_its_moves() {
-    // Every placement looks at the page table (no freshness period).
-    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 0, ..rules() });
+    let t = setup_looking("dgpu");
     for round in 0..6 {
         // Moved now: no split birth, the thrash guard still on.
         let p = t.ctx.alloc_vram(t.dev[0], BUF, 4 * R, t.vram(0), AllocFlags::ENGINE | AllocFlags::PREFETCH_NOW).unwrap();

@@ -19,6 +19,7 @@ pub mod links;
 pub mod batch;
 pub mod launch;
 pub mod placement;
+pub mod range;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod types;

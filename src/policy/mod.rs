@@ -40,6 +40,7 @@ mod errors;
 mod evict;
 mod faults;
 mod links;
+mod migrate;
 mod observe;
 mod place;
 mod prefetch;

@@ -2,23 +2,17 @@
 //! 1), the thrash guard (step 5, checked first), then candidates in order
 //! (target, local VRAM, system), each with attributes (step 2, in
 //! `attributes`), the prefetch (step 3) and the answer to every errno and
-//! to a prefetch the page table shows did not happen (step 4).
+//! to a prefetch the page table shows did not happen (step 4, both in
+//! `migrate`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::choose::Strategy;
 use super::chunks::{faults_keep, ChunkSides};
-use super::errors::Answer;
+use super::migrate::Migrated;
 use crate::log::Span;
 use super::*;
-
-/// What steps 3 and 4 did: whether data moved (or will, at the launch's
-/// fault), and whether a prefetch bound the span for the accessing device.
-struct Migrated {
-    moved: bool,
-    bound: bool,
-}
 
 /// One placement on its slow path: what every step of the flow shares
 /// (the slots, read once; the accessing device; the span; what is known of
@@ -580,141 +574,5 @@ impl Context {
             self.carried_back(slots, start, end, summary.residency);
         }
         Ok(())
-    }
-
-    /// Steps 3 and 4: PREFETCH with user fence, each errno's answer, and the
-    /// check that the range really is there. Returns whether data moved, and
-    /// whether a prefetch bound it for the accessing device.
-    fn migrate_verified(&self, a: &Attempt, cand: Pagemap, placed: &mut Placed) -> std::result::Result<Migrated, Miss> {
-        let Attempt { slots, dev, start, end, ref summary, ref seen, flags } = *a;
-        let seen = seen.as_ref();
-        let size = end - start;
-        let (region, via) = match cand {
-            Pagemap::System => (0, dev.clone()),
-            Pagemap::Vram { device, tile } => {
-                let owner = Context::check_pagemap(slots, cand)?.expect("VRAM pagemap").clone();
-                owner.check_alive().map_err(Miss::Fallback)?;
-                let inst = owner.tiles[tile as usize].unwrap().instance;
-                if device == dev.slot {
-                    (inst as u32, dev.clone())
-                } else {
-                    // A peer: prefetch from the accessing VM, consulting the
-                    // preferred location just set (IGT xe_multigpu_svm).
-                    (DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC, dev.clone())
-                }
-            }
-        };
-        let (mut busy_retried, mut room_retried) = (false, false);
-        // The page table shows it already there (system memory, or the
-        // pagemap the record believes or a privileged reader names): no
-        // prefetch to issue.
-        // (For system memory the page table alone answers; look now if step
-        // 1 did not: one read is cheaper than a prefetch that can fail.)
-        // A piece of a 2 MiB chunk whose other part this library placed in
-        // `cand`: the kernel migrates whole SVM ranges (up to the 2 MiB
-        // chunk, docs/kernel-model.md §2), so the piece may have come along.
-        // One page-table read (under 1 us) against a prefetch that would
-        // move nothing. Not where its records put it in another VRAM
-        // (`chunk_mate_in`, and the summary as observed): a wrong guess
-        // leaves the launch to fault it over in small ranges, where a
-        // prefetch of a piece already there moves nothing.
-        let away = summary.residency.is_some_and(|p| p != cand && p != Pagemap::System);
-        let mate = cand != Pagemap::System && seen.is_none() && !away && self.chunk_mate_in(start, end, cand);
-        // Where no device has VRAM, every page is in system memory: no read
-        // could change what follows (a prefetch binds either way).
-        let readable = self.any_vram();
-        let looked = match (seen, cand) {
-            (None, Pagemap::System) if readable => self.observe(start, end),
-            (None, _) if mate => self.observe(start, end),
-            (s, _) => s.copied(),
-        };
-        let already = (!readable && cand == Pagemap::System)
-            || looked.is_some_and(|s| self.agrees(slots, &s, cand) && (cand == Pagemap::System || self.access.names_devices() || summary.residency == Some(cand) || mate));
-        if already && mate {
-            crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: already there, moved with the rest of its 2 MiB range (page table); no prefetch", Span(start, size));
-        }
-        if already {
-            // Already in system memory, a prefetch still binds the range for
-            // the accessing device (docs/kernel-model.md §7): one ioctl instead of a
-            // GPU fault per range at launch. It moves nothing, so it is
-            // queued without a fence and not waited for; a failure to bind
-            // changes nothing.
-            let bound = cand == Pagemap::System && self.bind_in_system(&via, start, size, placed);
-            placed.verified = looked.is_some();
-            return Ok(Migrated { moved: false, bound });
-        }
-        // Rule 6, multi-tile devices: a range that moved before, going to
-        // the accessing device's own VRAM, is left to the launch's GPU
-        // fault. A prefetch binds it on every tile of the VM
-        // (`vm_bind_ioctl_ops_create` takes all tiles), and at its next move
-        // each bound tile pays a TLB invalidation (40 us); the fault (20 us)
-        // binds only the tile that faults (docs/cost-model.md). The
-        // attributes just set send the fault there.
-        let tiles = dev.tiles.iter().filter(|t| t.is_some()).count();
-        // Not a span the runtime insists on (atomics) in system memory (the
-        // CPU pulled it back, or it was evicted): an atomic fault stamps the kernel's timeslice on what it migrates
-        // (xe_svm_handle_pagefault: atomic_svm_timeslice_ms, 5 ms; a
-        // prefetch asks for none, docs/kernel-model.md §12), and the CPU's
-        // next touch (a histogram read after the launch) waits it out,
-        // against the 20-40 us a range the fault saves.
-        let timesliced = flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && summary.residency == Some(Pagemap::System);
-        if tiles > 1 && cand.device() == Some(dev.slot) && !summary.moves.is_empty() && flags.may_defer() && !timesliced {
-            crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: left to the GPU fault (rule 6: moved {} times before, device {} has {tiles} tiles; a prefetch would bind all of them)", Span(start, size), summary.moves.len(), dev.slot);
-            placed.on_fault = true;
-            return Ok(Migrated { moved: true, bound: false });
-        }
-        loop {
-            match self.prefetch(&via, start, size, region, placed) {
-                Ok(()) => {}
-                Err(Errno::EBUSY) if !busy_retried => {
-                    // The kernel thread's rule: evict to system, retry once.
-                    busy_retried = true;
-                    placed.retries += 1;
-                    self.stats.count_errno(Errno::EBUSY);
-                    crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: EBUSY, evicting to system and retrying once", Span(start, size));
-                    let _ = self.prefetch(&via, start, size, 0, placed);
-                    continue;
-                }
-                Err(e @ (Errno::ENOMEM | Errno::ENOSPC)) if !room_retried && cand != Pagemap::System => {
-                    room_retried = true;
-                    placed.retries += 1;
-                    self.stats.count_errno(e);
-                    crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: {}, evicting least recently used ranges and retrying once", Span(start, size), e.short());
-                    self.make_room(slots, cand, start, end, placed);
-                    continue;
-                }
-                Err(e @ (Errno::EBUSY | Errno::ENOMEM | Errno::ENOSPC)) => {
-                    self.stats.count_errno(e);
-                    return Err(Miss::Fallback(e));
-                }
-                Err(e) => {
-                    return Err(match self.suffer(e, &via, Some(cand)) {
-                        Answer::NoLink => {
-                            crate::log!(crate::log::Level::Info, "alloc_vram {} device {} to {cand}: ENOLINK, the link is marked absent", Span(start, size), dev.slot);
-                            Miss::Fallback(e)
-                        }
-                        _ => Miss::Fatal(e),
-                    });
-                }
-            }
-            // Step 4: a prefetch that reported success but left the range
-            // elsewhere (docs/kernel-model.md §7) counts as EBUSY, where observable.
-            if let Some(after) = readable.then(|| self.observe(start, end)).flatten() {
-                if !self.agrees(slots, &after, cand) {
-                    self.stats.local().unverified.fetch_add(1, Ordering::Relaxed);
-                    crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: the prefetch reported success but the page table shows it elsewhere (counted as EBUSY)", Span(start, size));
-                    if !busy_retried {
-                        busy_retried = true;
-                        placed.retries += 1;
-                        let _ = self.prefetch(&via, start, size, 0, placed);
-                        continue;
-                    }
-                    return Err(Miss::Fallback(Errno::EBUSY));
-                }
-                placed.verified = true;
-            }
-            break;
-        }
-        Ok(Migrated { moved: summary.residency != Some(cand), bound: true })
     }
 }

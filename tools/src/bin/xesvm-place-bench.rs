@@ -22,6 +22,7 @@ use std::time::Instant;
 use xesvm::ffi::context::*;
 use xesvm::ffi::launch::{svm_launch_report, svm_launch_submit};
 use xesvm::ffi::placement::*;
+use xesvm::ffi::range::*;
 use xesvm::ffi::sim::*;
 use xesvm::ffi::types::*;
 
