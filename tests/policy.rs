@@ -126,6 +126,34 @@ fn in_place_record_is_rechecked_when_something_moved() {
     assert_eq!(t.on(BUF, R), t.vram_of(0));
 }
 
+/// An observation from before a launch report does not vouch for after it:
+/// the host touches a launch's data once it completed (a histogram read 20
+/// us after its atomic launch), well inside the freshness period. Believed
+/// in VRAM, the next atomic launch would fault it back and stamp the
+/// kernel's atomic timeslice (xe_svm_handle_pagefault), and the CPU's next
+/// read would wait it out (5 ms).
+#[test]
+fn an_observation_from_before_a_launch_report_is_not_fresh() {
+    // A freshness period far longer than the test: only the report ends it.
+    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 1_000_000_000, ..rules() });
+    let (a, b) = (BUF, BUF + R);
+    for s in [a, b] {
+        t.sim.cpu_access(s, 4096, sim::Access::Write, 1).unwrap();
+        let p = t.ctx.alloc_vram(t.dev[0], s, 4096, t.vram(0), AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD).unwrap();
+        assert_eq!(p.bytes_moved, 4096, "{p:?}");
+    }
+    for s in [a, b] {
+        t.sim.cpu_access(s, 4096, sim::Access::Read, 2).unwrap(); // pulled back
+    }
+    // No report yet: inside the freshness period the record is believed.
+    let p = t.ctx.alloc_vram(t.dev[0], a, 4096, t.vram(0), AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD).unwrap();
+    assert!(p.in_place, "believed while fresh: {p:?}");
+    t.ctx.launch_done(t.dev[0], 10_000).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[0], b, 4096, t.vram(0), AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD).unwrap();
+    assert!(!p.in_place && p.bytes_moved == 4096, "the page table read after the report finds it pulled back: {p:?}");
+    assert_eq!(t.on(b, 4096), t.vram_of(0));
+}
+
 /// A hand-off seen by a process that cannot name devices (PAGEMAP_SCAN,
 /// unprivileged): a span the library put in device 0's VRAM, pulled back
 /// whole by the CPU, then asked for device 1. The page table shows its

@@ -469,6 +469,7 @@ impl Context {
     /// runtime's defaults. Errors: EBADF for a closed handle.
     pub fn launch_done(&self, h: DeviceHandle, duration_ns: u64) -> Result<()> {
         Context::device_in(&self.slots.read(), h)?;
+        self.reported_at.fetch_max(self.driver.now_ns(), Ordering::Relaxed);
         self.chooser.launch_done(h.slot, duration_ns);
         Ok(())
     }

@@ -267,10 +267,17 @@ impl Context {
         self.vram_opened.load(Ordering::Relaxed)
     }
 
-    /// The last observation is fresh, or the range is settled.
+    /// The last observation is fresh, or the range is settled. Fresh: at
+    /// most `ttl` old, and younger than the last launch report. A launch
+    /// the runtime reports done has ended, and the host touches what it
+    /// wrote right after (a CPU read of a histogram 20 us after its
+    /// launch); an observation from before the report cannot vouch for
+    /// after it. Where the span's data moved, the read finds it; where an
+    /// atomic launch went on believing it, its fault stamps the kernel's
+    /// atomic timeslice and the CPU's next read waits 5 ms.
     fn fresh_or_settled(&self, slots: &[Slot], rec: &Record, now: u64) -> bool {
         let at = rec.observed_at.load(Ordering::Relaxed);
-        (at != 0 && now.saturating_sub(at) <= self.ttl()) || Context::settled(slots, rec)
+        (at != 0 && now.saturating_sub(at) <= self.ttl() && at > self.reported_at.load(Ordering::Relaxed)) || Context::settled(slots, rec)
     }
 
     /// Whether a record's residency (`pm`) still holds at `now`:
