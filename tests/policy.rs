@@ -154,6 +154,27 @@ fn an_observation_from_before_a_launch_report_is_not_fresh() {
     assert_eq!(t.on(b, 4096), t.vram_of(0));
 }
 
+/// After a report, a large span still within its freshness period is
+/// looked at again with one sample, not the whole set: launches reported
+/// back to back over spans the host never touches would pay a full read
+/// each (a wavefront over two 16 MB matrices: 3 % of the program).
+#[test]
+fn after_a_launch_report_a_fresh_span_is_looked_at_with_one_sample() {
+    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 1_000_000_000, ..rules() });
+    t.sim.cpu_access(BUF, 8 * R, sim::Access::Write, 1).unwrap();
+    let p = t.alloc(0, BUF, 8 * R, t.vram(0));
+    assert_eq!(p.bytes_moved, 8 * R, "{p:?}");
+    let reads = t.ctx.stats().observe_reads;
+    assert!(t.alloc(0, BUF, 8 * R, t.vram(0)).in_place);
+    assert_eq!(t.ctx.stats().observe_reads, reads, "fresh: not read");
+    t.gpu(0, BUF, 8 * R, sim::Access::Read).unwrap(); // the launch
+    t.ctx.launch_done(t.dev[0], 10_000).unwrap();
+    assert!(t.alloc(0, BUF, 8 * R, t.vram(0)).in_place);
+    assert_eq!(t.ctx.stats().observe_reads, reads + 1, "one sample after the report");
+    assert!(t.alloc(0, BUF, 8 * R, t.vram(0)).in_place);
+    assert_eq!(t.ctx.stats().observe_reads, reads + 1, "fresh again");
+}
+
 /// A hand-off seen by a process that cannot name devices (PAGEMAP_SCAN,
 /// unprivileged): a span the library put in device 0's VRAM, pulled back
 /// whole by the CPU, then asked for device 1. The page table shows its

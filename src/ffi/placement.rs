@@ -243,8 +243,8 @@ pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed)
 ///    it there (its preferred location, or, for SVM_ALLOC_ENGINE, a binding
 ///    to system memory of a span of at most 256 KiB: the GPU takes no fault
 ///    there), and the process's page table agrees (read only when the last
-///    reading is older than observe_ttl_ns or than the last
-///    svm_launch_report): returns at once, zero ioctls;
+///    reading is older than observe_ttl_ns; one sample where it is older
+///    than the last svm_launch_report): returns at once, zero ioctls;
 /// 2. preferred location set to the same value on every device VM, skipping
 ///    madvise calls whose effect is recorded; where the records hold the
 ///    span in pieces, the madvise covers only the VMAs whose preferred

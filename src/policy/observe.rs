@@ -268,16 +268,41 @@ impl Context {
     }
 
     /// The last observation is fresh, or the range is settled. Fresh: at
-    /// most `ttl` old, and younger than the last launch report. A launch
-    /// the runtime reports done has ended, and the host touches what it
-    /// wrote right after (a CPU read of a histogram 20 us after its
-    /// launch); an observation from before the report cannot vouch for
-    /// after it. Where the span's data moved, the read finds it; where an
-    /// atomic launch went on believing it, its fault stamps the kernel's
-    /// atomic timeslice and the CPU's next read waits 5 ms.
+    /// most `ttl` old, and younger than the last launch report
+    /// (`Context::recheck`).
     fn fresh_or_settled(&self, slots: &[Slot], rec: &Record, now: u64) -> bool {
         let at = rec.observed_at.load(Ordering::Relaxed);
-        (at != 0 && now.saturating_sub(at) <= self.ttl() && at > self.reported_at.load(Ordering::Relaxed)) || Context::settled(slots, rec)
+        (self.within_ttl(at, now) && at >= self.reported_at.load(Ordering::Relaxed)) || Context::settled(slots, rec)
+    }
+
+    fn within_ttl(&self, at: u64, now: u64) -> bool {
+        at != 0 && now.saturating_sub(at) <= self.ttl()
+    }
+
+    /// An observation within the freshness period but from before the
+    /// runtime's last launch report, looked at again with one sample (the
+    /// span's first page, and its last where it ends inside a chunk). A
+    /// launch the runtime reports done has ended, and the host touches
+    /// what it used right after (a CPU read of a histogram 20 us after its
+    /// launch): an observation from before cannot vouch for after. Where
+    /// the data moved, the full read follows and finds it; believed in
+    /// VRAM, an atomic launch faulted the histogram back and stamped the
+    /// kernel's atomic timeslice, and the CPU's next read waited 5 ms. One
+    /// sample, not the whole set: launches reported back to back over large
+    /// spans the host never touches (a wavefront over two 16 MB matrices,
+    /// 64 launches) would pay a full read each (3 % of the program); the
+    /// host reads a result from its start.
+    fn recheck(&self, slots: &[Slot], rec: &Record, start: u64, end: u64, pm: Pagemap, now: u64) -> bool {
+        if !self.within_ttl(rec.observed_at.load(Ordering::Relaxed), now) {
+            return false;
+        }
+        match self.observe_samples(start, end, 1) {
+            Some(seen) if self.agrees(slots, &seen, pm) => {
+                rec.observed_at.store(now.max(1), Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Whether a record's residency (`pm`) still holds at `now`:
@@ -294,6 +319,9 @@ impl Context {
         if self.fresh_or_settled(slots, rec, now) {
             self.stats.local().observe_fresh.fetch_add(1, Ordering::Relaxed);
             return Ok((rec.observed_at.load(Ordering::Relaxed) != 0, false));
+        }
+        if self.recheck(slots, rec, start, end, pm, now) {
+            return Ok((true, true));
         }
         match self.observe(start, end) {
             None => Ok((false, true)),
