@@ -11,6 +11,13 @@ use super::place::Attempt;
 use super::record::merge_pieces;
 use super::*;
 
+/// The rest of [start, end)'s end chunks on each side (the packed
+/// neighbours' part: before the span in its first chunk, after it in its
+/// last), each empty (start == end) where the span meets a chunk boundary.
+pub(super) fn end_chunk_sides(start: u64, end: u64) -> [(u64, u64); 2] {
+    [(start & !(CHUNK - 1), start), (end, end.next_multiple_of(CHUNK).min(VA_LIMIT))]
+}
+
 impl Context {
     /// Whether [start, end) lies inside one 2 MiB chunk, another part of
     /// that chunk is recorded in `pm`, and no piece of the span's own
@@ -120,9 +127,9 @@ impl Context {
         // call holding one may be moving it: then nothing is kept, at any
         // granule), so that what the page table shows next holds until it
         // is recorded.
-        let (cs, ce) = (start & !(CHUNK - 1), end.next_multiple_of(CHUNK).min(VA_LIMIT));
-        let side = |s: u64, e: u64| if s < e { self.ranges.try_lock(s, e).map(Some) } else { Some(None) };
-        let (Some(l0), Some(l1)) = (side(cs, start), side(end, ce)) else { return Found::Busy };
+        let side = |(s, e): (u64, u64)| if s < e { self.ranges.try_lock(s, e).map(Some) } else { Some(None) };
+        let [before, after] = end_chunk_sides(start, end);
+        let (Some(l0), Some(l1)) = (side(before), side(after)) else { return Found::Busy };
         let mut out = CameAlong { pieces: [(0, 0, None); 3], _locks: [l0, l1] };
         for (i, &(s, e, shared)) in pieces.iter().enumerate().filter(|(_, p)| p.0 < p.1) {
             // A span inside one granule is its only piece: the look the
@@ -245,8 +252,7 @@ impl Context {
         if !self.access.available() {
             return;
         }
-        let (cs, ce) = (start & !(CHUNK - 1), end.next_multiple_of(CHUNK).min(VA_LIMIT));
-        for (s, e) in [(cs, start), (end, ce)].into_iter().filter(|(s, e)| s < e) {
+        for (s, e) in end_chunk_sides(start, end).into_iter().filter(|(s, e)| s < e) {
             let Some(_side) = self.ranges.try_lock(s, e) else { continue };
             // At most a few packed neighbours per side: no allocation worth
             // avoiding on a path that has just moved data.
@@ -293,8 +299,8 @@ impl Context {
     /// stay as they are. A span already on chunk boundaries is returned as
     /// it is, with no lock taken.
     pub(super) fn chunk_sides(&self, start: u64, end: u64, cand: Pagemap) -> ChunkSides<'_> {
-        let (lo, hi) = (start & !(CHUNK - 1), end.next_multiple_of(CHUNK).min(VA_LIMIT));
-        let side = |s: u64, e: u64| {
+        let [(lo, _), (_, hi)] = end_chunk_sides(start, end);
+        let side = |(s, e): (u64, u64)| {
             if s >= e {
                 return None;
             }
@@ -302,7 +308,8 @@ impl Context {
             let alike = self.track.read().overlapping(s, e).all(|(_, r)| r.residency == Some(cand) && r.preferred.is_none());
             alike.then_some(g)
         };
-        let (gl, gh) = (side(lo, start), side(end, hi));
+        let [before, after] = end_chunk_sides(start, end);
+        let (gl, gh) = (side(before), side(after));
         ChunkSides { start: if gl.is_some() { lo } else { start }, end: if gh.is_some() { hi } else { end }, _locks: [gl, gh] }
     }
 }

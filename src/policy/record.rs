@@ -32,9 +32,17 @@ impl Context {
         // six programs faster (packed arenas, a solver's vectors 2.5x), two
         // slower (training, 5 % and 12 %, both at a third of the better
         // baseline).
-        let own = || track.overlapping(start, end).filter(|&(rs, r)| (rs >= start && r.end <= end) || speaks_for(rs, r.end, start, end)).map(|(_, r)| r);
-        s.pinned_until = own().map(|r| r.pinned_until).max().unwrap_or(0);
-        s.moves = own().map(|r| &r.moves).max_by_key(|m| m.len()).cloned().unwrap_or_default();
+        let own = track.overlapping(start, end).filter(|&(rs, r)| (rs >= start && r.end <= end) || speaks_for(rs, r.end, start, end)).map(|(_, r)| r);
+        let (mut pinned_until, mut moves) = (0, None::<&Vec<crate::track::Move>>);
+        for r in own {
+            pinned_until = pinned_until.max(r.pinned_until);
+            // The longest history, the last of equals (as `max_by_key`).
+            if moves.is_none_or(|m| r.moves.len() >= m.len()) {
+                moves = Some(&r.moves);
+            }
+        }
+        s.pinned_until = pinned_until;
+        s.moves = moves.cloned().unwrap_or_default();
         if !covered {
             s.residency = None;
         }
@@ -107,7 +115,7 @@ impl Context {
         // cautious: a binding believed gone is bound again.)
         if !applied.is_empty() {
             let track = self.track.read();
-            for (s, e) in [(start & !(CHUNK - 1), start), (end, end.next_multiple_of(CHUNK))].into_iter().filter(|(s, e)| s < e) {
+            for (s, e) in super::chunks::end_chunk_sides(start, end).into_iter().filter(|(s, e)| s < e) {
                 for (_, r) in track.overlapping(s, e) {
                     for (slot, _) in applied {
                         r.set_bound(*slot, false);
@@ -127,7 +135,7 @@ impl Context {
     /// attributes stay recorded, as the kernel keeps them.
     pub fn invalidate(&self, start: u64, size: u64) -> Result<()> {
         let end = check_span(start, size)?;
-        let (cs, ce) = (start & !(CHUNK - 1), end.next_multiple_of(CHUNK).min(VA_LIMIT));
+        let [(cs, _), (_, ce)] = super::chunks::end_chunk_sides(start, end);
         let _g = self.ranges.lock(cs, ce);
         self.turns.forget(start, end);
         self.populated.forget(start, end);
