@@ -983,8 +983,9 @@ fn multi_tile_moves_are_left_to_the_gpu_fault() {
 /// Rule 6 stands aside for an atomic span (the runtime insists) the CPU
 /// pulled back: the atomic fault would stamp the kernel's 5 ms timeslice on
 /// it (xe_svm_handle_pagefault), which the CPU's next read waits out; the
-/// prefetch asks for none. A span another device held is still left to
-/// the fault (device-to-device moves ignore the timeslice).
+/// prefetch asks for none. A span of more than one range another device
+/// held is still left to the fault (each range would pay the other tile's
+/// TLB invalidation; the one-range case is below).
 #[test]
 fn an_atomic_span_the_cpu_pulled_back_is_prefetched_on_a_multi_tile_device() {
     let t = setup("max-node");
@@ -999,6 +1000,33 @@ fn an_atomic_span_the_cpu_pulled_back_is_prefetched_on_a_multi_tile_device() {
     assert_eq!(t.on(BUF, R), t.vram_of(0));
     let p = t.ctx.alloc_vram(t.dev[1], BUF, R, t.vram(1), insist).unwrap();
     assert!(p.on_fault, "from a peer's VRAM, left to the fault: {p:?}");
+}
+
+/// A histogram of one page the CPU pulled back before is prefetched from a
+/// peer's VRAM too: which device runs last before the CPU's next read is
+/// not known, and that one's atomic fault would stamp the 5 ms timeslice;
+/// a prefetch costs each device at most its other tile's TLB invalidation
+/// on one range. A larger span (the 2 MiB one above) may lie in many
+/// ranges, each paying it: left to the fault.
+#[test]
+fn a_one_range_histogram_the_cpu_reads_is_prefetched_from_a_peer_on_a_multi_tile_device() {
+    let t = setup("max-node");
+    let insist = AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD;
+    let page = 4096;
+    t.sim.cpu_access(BUF, page, sim::Access::Write, 1).unwrap();
+    assert!(!t.ctx.alloc_vram(t.dev[0], BUF, page, t.vram(0), insist).unwrap().on_fault);
+    t.gpu(0, BUF, page, sim::Access::Atomic).unwrap();
+    // A peer takes it before the CPU ever touched it: left to the fault.
+    let p = t.ctx.alloc_vram(t.dev[1], BUF, page, t.vram(1), insist).unwrap();
+    assert!(p.on_fault, "no pull-back seen yet: {p:?}");
+    t.gpu(1, BUF, page, sim::Access::Atomic).unwrap();
+    t.sim.cpu_access(BUF, page, sim::Access::Read, 0).unwrap();
+    assert_eq!(t.on(BUF, page), Placement::System, "the CPU pulled it back");
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, page, t.vram(0), insist).unwrap();
+    assert!(!p.on_fault && p.bytes_moved == page, "{p:?}");
+    let p = t.ctx.alloc_vram(t.dev[1], BUF, page, t.vram(1), insist).unwrap();
+    assert!(!p.on_fault && p.bytes_moved == page, "from a peer's VRAM, prefetched: {p:?}");
+    assert_eq!(t.on(BUF, page), t.vram_of(1));
 }
 
 /// Per-device bind state (docs/design.md, "Deciding: rent or buy"): a range

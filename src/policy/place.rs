@@ -366,7 +366,8 @@ impl Context {
             }
             if a.summary.residency.is_some() && actual != a.summary.residency {
                 if !freed {
-                    a.summary.record_move(now);
+                    let pulled_back = matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System);
+                    a.summary.record_move_by(now, pulled_back);
                 }
                 // Hand-off in one round trip: pages the library put in VRAM
                 // are back in system memory, so the CPU used them (or the

@@ -84,6 +84,10 @@ pub struct Move {
     pub at: u64,
     /// Uses between the move before and this one.
     pub uses_before: u32,
+    /// Someone else took it back to system memory (the page table showed
+    /// it there, away from the VRAM the library put it in): the CPU
+    /// touched it, or the kernel evicted it.
+    pub pulled_back: bool,
 }
 
 #[derive(Debug)]
@@ -235,10 +239,16 @@ impl Record {
 
     /// Records a move now: the uses since the last one go into the history.
     pub fn record_move(&mut self, now: u64) {
+        self.record_move_by(now, false);
+    }
+
+    /// [`Record::record_move`], saying whether it was a pull-back to
+    /// system memory by someone else ([`Move::pulled_back`]).
+    pub fn record_move_by(&mut self, now: u64, pulled_back: bool) {
         if self.moves.len() == HISTORY {
             self.moves.remove(0);
         }
-        self.moves.push(Move { at: now, uses_before: *self.uses.get_mut() });
+        self.moves.push(Move { at: now, uses_before: *self.uses.get_mut(), pulled_back });
         *self.uses.get_mut() = 0;
         *self.remote_readers.get_mut() = 0;
         // A migration unmaps the range from every GPU (the MMU notifier).
