@@ -522,10 +522,11 @@ typedef struct svm_context_config {
   /**
    * How long an observation of a range in the process's page table stays
    * fresh (the record is believed without a read within it), in the
-   * driver's clock; after an `svm_launch_report` (the host touches a
-   * launch's data once it completed) one sampled page is read again
-   * first. 0: the default (200 us). Read only when `struct_size`
-   * covers it.
+   * driver's clock; after the `svm_launch_report` of a launch that used
+   * the range (the host touches a launch's data once it completed), one
+   * sampled page (two where its last page lies in another 64 KiB block)
+   * is read again first, once per report. 0: the default (200 us). Read only when
+   * `struct_size` covers it.
    */
   uint64_t observe_ttl_ns;
   /**
@@ -1590,7 +1591,8 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  *    to system memory of a span of at most 256 KiB: the GPU takes no fault
  *    there), and the process's page table agrees (read only when the last
  *    reading is older than observe_ttl_ns; one sample where it is older
- *    than the last svm_launch_report): returns at once, zero ioctls;
+ *    than the svm_launch_report of a launch that used the range): returns
+ *    at once, zero ioctls;
  * 2. preferred location set to the same value on every device VM, skipping
  *    madvise calls whose effect is recorded; where the records hold the
  *    span in pieces, the madvise covers only the VMAs whose preferred

@@ -126,53 +126,77 @@ fn in_place_record_is_rechecked_when_something_moved() {
     assert_eq!(t.on(BUF, R), t.vram_of(0));
 }
 
-/// An observation from before a launch report does not vouch for after it:
-/// the host touches a launch's data once it completed (a histogram read 20
-/// us after its atomic launch), well inside the freshness period. Believed
-/// in VRAM, the next atomic launch would fault it back and stamp the
-/// kernel's atomic timeslice (xe_svm_handle_pagefault), and the CPU's next
-/// read would wait it out (5 ms).
+/// An observation from before the report of a launch that used the range
+/// does not vouch for after it: the host touches a launch's data once it
+/// completed (a histogram read 20 us after its atomic launch), well inside
+/// the freshness period. Believed in VRAM, the next atomic launch would
+/// fault it back and stamp the kernel's atomic timeslice
+/// (xe_svm_handle_pagefault), and the CPU's next read would wait it out
+/// (5 ms).
 #[test]
 fn an_observation_from_before_a_launch_report_is_not_fresh() {
     // A freshness period far longer than the test: only the report ends it.
-    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 1_000_000_000, ..rules() });
+    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 1_000_000_000, ..Config::default() });
+    let insist = AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD;
+    t.ctx.launch_done(t.dev[0], 1_000).unwrap(); // the runtime reports launches
     let (a, b) = (BUF, BUF + R);
     for s in [a, b] {
         t.sim.cpu_access(s, 4096, sim::Access::Write, 1).unwrap();
-        let p = t.ctx.alloc_vram(t.dev[0], s, 4096, t.vram(0), AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD).unwrap();
+        let p = t.ctx.alloc_vram(t.dev[0], s, 4096, t.vram(0), insist).unwrap();
         assert_eq!(p.bytes_moved, 4096, "{p:?}");
     }
+    t.ctx.launch_submitted(t.dev[0]).unwrap();
+    t.gpu(0, a, 4096, sim::Access::Atomic).unwrap();
     for s in [a, b] {
         t.sim.cpu_access(s, 4096, sim::Access::Read, 2).unwrap(); // pulled back
     }
-    // No report yet: inside the freshness period the record is believed.
-    let p = t.ctx.alloc_vram(t.dev[0], a, 4096, t.vram(0), AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD).unwrap();
+    // Not reported yet: inside the freshness period the record is believed.
+    let p = t.ctx.alloc_vram(t.dev[0], a, 4096, t.vram(0), insist).unwrap();
     assert!(p.in_place, "believed while fresh: {p:?}");
     t.ctx.launch_done(t.dev[0], 10_000).unwrap();
-    let p = t.ctx.alloc_vram(t.dev[0], b, 4096, t.vram(0), AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[0], b, 4096, t.vram(0), insist).unwrap();
     assert!(!p.in_place && p.bytes_moved == 4096, "the page table read after the report finds it pulled back: {p:?}");
     assert_eq!(t.on(b, 4096), t.vram_of(0));
 }
 
-/// After a report, a large span still within its freshness period is
-/// looked at again with one sample, not the whole set: launches reported
-/// back to back over spans the host never touches would pay a full read
-/// each (a wavefront over two 16 MB matrices: 3 % of the program).
+/// After the report of a launch that used it, a large span still within
+/// its freshness period is looked at again with one sample, not the whole
+/// set: launches reported back to back over spans the host never touches
+/// would pay a full read each (a wavefront over two 16 MB matrices: 3 % of
+/// the program). The sample does not extend the freshness period: when
+/// it ends, the whole set is read again.
 #[test]
 fn after_a_launch_report_a_fresh_span_is_looked_at_with_one_sample() {
-    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: 1_000_000_000, ..rules() });
+    let ttl = 2_000_000;
+    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { observe_ttl_ns: ttl, ..Config::default() });
+    t.ctx.launch_done(t.dev[0], 1_000).unwrap(); // the runtime reports launches
     t.sim.cpu_access(BUF, 8 * R, sim::Access::Write, 1).unwrap();
     let p = t.alloc(0, BUF, 8 * R, t.vram(0));
     assert_eq!(p.bytes_moved, 8 * R, "{p:?}");
     let reads = t.ctx.stats().observe_reads;
     assert!(t.alloc(0, BUF, 8 * R, t.vram(0)).in_place);
     assert_eq!(t.ctx.stats().observe_reads, reads, "fresh: not read");
+    t.ctx.launch_submitted(t.dev[0]).unwrap();
     t.gpu(0, BUF, 8 * R, sim::Access::Read).unwrap(); // the launch
     t.ctx.launch_done(t.dev[0], 10_000).unwrap();
     assert!(t.alloc(0, BUF, 8 * R, t.vram(0)).in_place);
     assert_eq!(t.ctx.stats().observe_reads, reads + 1, "one sample after the report");
     assert!(t.alloc(0, BUF, 8 * R, t.vram(0)).in_place);
     assert_eq!(t.ctx.stats().observe_reads, reads + 1, "fresh again");
+    // Reports keep coming, each of a launch that used it, until the period
+    // of the last full read is over.
+    let other = BUF + 64 * MIB;
+    let t0 = t.sim.now_ns();
+    let mut most = 0;
+    while t.sim.now_ns() < t0 + 2 * ttl {
+        t.sim.cpu_access(other, R, sim::Access::Write, 2).unwrap();
+        t.ctx.launch_submitted(t.dev[0]).unwrap();
+        t.ctx.launch_done(t.dev[0], 10_000).unwrap();
+        let before = t.ctx.stats().observe_reads;
+        assert!(t.alloc(0, BUF, 8 * R, t.vram(0)).in_place);
+        most = most.max(t.ctx.stats().observe_reads - before);
+    }
+    assert_eq!(most, 8, "the whole set (one sample per chunk) read again once the period ended");
 }
 
 /// A hand-off seen by a process that cannot name devices (PAGEMAP_SCAN,

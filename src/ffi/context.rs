@@ -92,10 +92,11 @@ pub struct svm_context_config {
     pub pin_ns: u64,
     /// How long an observation of a range in the process's page table stays
     /// fresh (the record is believed without a read within it), in the
-    /// driver's clock; after an `svm_launch_report` (the host touches a
-    /// launch's data once it completed) one sampled page is read again
-    /// first. 0: the default (200 us). Read only when `struct_size`
-    /// covers it.
+    /// driver's clock; after the `svm_launch_report` of a launch that used
+    /// the range (the host touches a launch's data once it completed), one
+    /// sampled page (two where its last page lies in another 64 KiB block)
+    /// is read again first, once per report. 0: the default (200 us). Read only when
+    /// `struct_size` covers it.
     pub observe_ttl_ns: u64,
     /// `SVM_CONTEXT_*` bits. Read only when `struct_size` covers it.
     pub flags: u32,

@@ -244,7 +244,8 @@ pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed)
 ///    to system memory of a span of at most 256 KiB: the GPU takes no fault
 ///    there), and the process's page table agrees (read only when the last
 ///    reading is older than observe_ttl_ns; one sample where it is older
-///    than the last svm_launch_report): returns at once, zero ioctls;
+///    than the svm_launch_report of a launch that used the range): returns
+///    at once, zero ioctls;
 /// 2. preferred location set to the same value on every device VM, skipping
 ///    madvise calls whose effect is recorded; where the records hold the
 ///    span in pieces, the madvise covers only the VMAs whose preferred

@@ -398,28 +398,40 @@ impl Chooser {
     /// oldest submitted one not yet reported, else the placements since the
     /// previous report). Each allocation placed for it learns the launch's
     /// cost under the strategy it ran, and follows it from now on.
-    pub(crate) fn launch_done(&self, slot: u16, duration_ns: u64) {
-        self.reported.store(true, Ordering::Relaxed);
-        let mut d = self.device(slot).lock();
-        let Learned { entries, launches: l, .. } = &mut *d;
-        let mut p = match l.submitted.pop_front() {
-            Some(p) => p,
-            None => l.close_open(),
-        };
-        let cost = duration_ns.saturating_add(p.spent_ns);
-        for &((start, len), strategy, _) in &p.used {
-            if let Some(e) = entries.get_mut(&(start, len)) {
-                e.cost[strategy.index()] = Some(cost);
-                if strategy == Strategy::Cascade {
-                    e.seen = e.seen.saturating_add(1);
+    /// `used` is called with each span the launch used, after the
+    /// device's lock is released (it may take the records' lock, which
+    /// placements take before this one). Returns whether this was the
+    /// first report: the launches before it were not recorded.
+    pub(crate) fn launch_done(&self, slot: u16, duration_ns: u64, mut used: impl FnMut(u64, u64)) -> bool {
+        let first = !self.reported.swap(true, Ordering::Relaxed);
+        let mut spans = {
+            let mut d = self.device(slot).lock();
+            let Learned { entries, launches: l, .. } = &mut *d;
+            let mut p = match l.submitted.pop_front() {
+                Some(p) => p,
+                None => l.close_open(),
+            };
+            let cost = duration_ns.saturating_add(p.spent_ns);
+            for &((start, len), strategy, _) in &p.used {
+                if let Some(e) = entries.get_mut(&(start, len)) {
+                    e.cost[strategy.index()] = Some(cost);
+                    if strategy == Strategy::Cascade {
+                        e.seen = e.seen.saturating_add(1);
+                    }
+                    e.current = strategy;
                 }
-                e.current = strategy;
             }
+            std::mem::take(&mut p.used)
+        };
+        for &((start, len), ..) in &spans {
+            used(start, len);
         }
-        p.used.clear();
-        if l.spare.len() < 4 {
-            l.spare.push(p.used);
+        spans.clear();
+        let mut d = self.device(slot).lock();
+        if d.launches.spare.len() < 4 {
+            d.launches.spare.push(spans);
         }
+        first
     }
 
     /// The runtime submitted device `slot`'s launch: the placements since
@@ -469,8 +481,19 @@ impl Context {
     /// runtime's defaults. Errors: EBADF for a closed handle.
     pub fn launch_done(&self, h: DeviceHandle, duration_ns: u64) -> Result<()> {
         Context::device_in(&self.slots.read(), h)?;
-        self.reported_at.fetch_max(self.driver.now_ns(), Ordering::Relaxed);
-        self.chooser.launch_done(h.slot, duration_ns);
+        // The host may touch what the launch used from now on: a look at
+        // the page table from before does not vouch for those ranges
+        // (policy/observe.rs, `recheck`). The spans of launches placed
+        // before the first report were not recorded: there, every range.
+        let now = self.driver.now_ns().max(1);
+        let mark = |start: u64, end: u64| {
+            for (_, r) in self.track.read().overlapping(start, end) {
+                r.reported_at.fetch_max(now, Ordering::Relaxed);
+            }
+        };
+        if self.chooser.launch_done(h.slot, duration_ns, |start, len| mark(start, start + len)) {
+            mark(0, super::VA_LIMIT);
+        }
         Ok(())
     }
 
@@ -500,32 +523,32 @@ mod tests {
         let c = Chooser::default();
         assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true, true).0, Strategy::Faults);
         assert!(!c.learning() && !c.cascade_next(0, 0, 4096));
-        c.launch_done(0, 1_000);
+        let _ = c.launch_done(0, 1_000, |_, _| {});
         for _ in 0..TRIAL_AFTER {
             assert!(c.cascade_next(0, 0, 4096));
             assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
             // Moving the span is cheap next to the launch (40 ns).
             c.spent(0, 40, 4096);
-            c.launch_done(0, 1_000);
+            let _ = c.launch_done(0, 1_000, |_, _| {});
         }
         // The runtime's trial: cheaper than the cascade.
         assert!(!c.cascade_next(0, 0, 4096));
         assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
         c.spent(0, 100, 0);
-        c.launch_done(0, 500);
+        let _ = c.launch_done(0, 500, |_, _| {});
         // The faults' trial: dearer. The runtime's strategy runs from now on.
         assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults);
-        c.launch_done(0, 1_200);
+        let _ = c.launch_done(0, 1_200, |_, _| {});
         assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
         // Dearer than the cascade was, but within 5 %: it stays.
-        c.launch_done(0, 1_040);
+        let _ = c.launch_done(0, 1_040, |_, _| {});
         assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
         // Dearer by more: to the cheapest, the cascade.
-        c.launch_done(0, 2_000);
+        let _ = c.launch_done(0, 2_000, |_, _| {});
         assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
         // The cascade got dear: the faults are the cheapest now, but not
         // where the runtime asks for the move now.
-        c.launch_done(0, 3_000);
+        let _ = c.launch_done(0, 3_000, |_, _| {});
         assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults);
         assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false, true).0, Strategy::Prefetch);
         // Another device and another span start with the cascade.
@@ -541,20 +564,20 @@ mod tests {
     #[test]
     fn the_trial_waits_until_moving_is_cheap() {
         let c = Chooser::default();
-        c.launch_done(0, 1_000);
+        let _ = c.launch_done(0, 1_000, |_, _| {});
         for _ in 0..TRIAL_AFTER + 2 {
             assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
-            c.launch_done(0, 1_000);
+            let _ = c.launch_done(0, 1_000, |_, _| {});
         }
         assert!(c.cascade_next(0, 0, 4096), "no move timed yet: no trial");
         // A move of another span at 1 ns a byte: 4096 ns for this one.
         c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
         c.spent(0, 4096, 4096);
-        c.launch_done(0, 1_000);
+        let _ = c.launch_done(0, 1_000, |_, _| {});
         assert!(c.cascade_next(0, 0, 4096), "a move dearer than a quarter launch: no trial");
         c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
         c.spent(0, 41, 4096);
-        c.launch_done(0, 1_000);
+        let _ = c.launch_done(0, 1_000, |_, _| {});
         assert!(!c.cascade_next(0, 0, 4096), "a cheap move: the trial");
     }
 
@@ -563,12 +586,12 @@ mod tests {
     #[test]
     fn launch_bytes_count_each_span_once() {
         let c = Chooser::default();
-        c.launch_done(0, 1_000);
+        let _ = c.launch_done(0, 1_000, |_, _| {});
         c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
         c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
         c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
         assert_eq!(c.device(0).lock().launches.open.bytes, 8192);
-        c.launch_done(0, 1_000);
+        let _ = c.launch_done(0, 1_000, |_, _| {});
         assert_eq!(c.device(0).lock().launches.open.bytes, 0);
     }
 
@@ -578,7 +601,7 @@ mod tests {
     #[test]
     fn reports_match_submitted_launches_in_order() {
         let c = Chooser::default();
-        c.launch_done(0, 1); // reports from now on
+        let _ = c.launch_done(0, 1, |_, _| {}); // reports from now on
         let cost = |start| c.device(0).lock().entries[&(start, 4096)].cost[Strategy::Cascade.index()];
         c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
         c.launch_submitted(0);
@@ -587,13 +610,13 @@ mod tests {
         c.launch_submitted(0);
         c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
         assert_eq!(c.device(0).lock().launches.open.bytes, 4096, "the open launch's bytes only");
-        c.launch_done(0, 1_000);
+        let _ = c.launch_done(0, 1_000, |_, _| {});
         assert_eq!((cost(0), cost(8192)), (Some(1_000), None));
-        c.launch_done(0, 3_000);
+        let _ = c.launch_done(0, 3_000, |_, _| {});
         assert_eq!((cost(0), cost(8192)), (Some(1_000), Some(3_050)));
         // The open launch was never submitted: without a submission left,
         // a report takes the placements since the previous one.
-        c.launch_done(0, 7_000);
+        let _ = c.launch_done(0, 7_000, |_, _| {});
         assert_eq!(cost(0), Some(7_000));
         assert_eq!(c.device(0).lock().launches.open.bytes, 0);
     }
@@ -603,7 +626,7 @@ mod tests {
     fn a_device_without_vram_keeps_the_runtimes_strategy() {
         let c = Chooser::default();
         c.opened(1, false);
-        c.launch_done(1, 1_000);
+        let _ = c.launch_done(1, 1_000, |_, _| {});
         assert!(!c.cascade_next(1, 0, 4096));
         assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
         c.forget(1);

@@ -299,7 +299,8 @@ impl Context {
     /// stay as they are. A span already on chunk boundaries is returned as
     /// it is, with no lock taken.
     pub(super) fn chunk_sides(&self, start: u64, end: u64, cand: Pagemap) -> ChunkSides<'_> {
-        let [(lo, _), (_, hi)] = end_chunk_sides(start, end);
+        let sides = end_chunk_sides(start, end);
+        let [(lo, _), (_, hi)] = sides;
         let side = |(s, e): (u64, u64)| {
             if s >= e {
                 return None;
@@ -308,8 +309,7 @@ impl Context {
             let alike = self.track.read().overlapping(s, e).all(|(_, r)| r.residency == Some(cand) && r.preferred.is_none());
             alike.then_some(g)
         };
-        let [before, after] = end_chunk_sides(start, end);
-        let (gl, gh) = (side(before), side(after));
+        let (gl, gh) = (side(sides[0]), side(sides[1]));
         ChunkSides { start: if gl.is_some() { lo } else { start }, end: if gh.is_some() { hi } else { end }, _locks: [gl, gh] }
     }
 }

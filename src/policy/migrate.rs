@@ -95,15 +95,17 @@ impl Context {
         // prefetch asks for none, docs/kernel-model.md §12), and the CPU's
         // next touch (a histogram read after the launch) waits it out,
         // against the 20-40 us a range the fault saves.
-        // Nor, from another device's VRAM, a span of at most one 64 KiB
-        // range that the CPU has pulled back before (a histogram read after
-        // each round): which device runs last before the CPU's read is not
-        // known, so every device prefetches it, each paying at most its
-        // extra tiles' TLB invalidation on one range (40 us a tile) against
+        // Nor, from another VRAM, a span of at most 64 KiB that was pulled
+        // back to system memory before (by the CPU, a histogram read after
+        // each round, or by an eviction): which device runs last before the
+        // CPU's read is not known, so every device prefetches it, each
+        // paying its other tiles' TLB invalidation (40 us a tile) on at most
+        // 16 ranges of 4 KiB (one 64 KiB range, where it is aligned) against
         // the 5 ms timeslice one of them would stamp. A larger span may lie
-        // in many 4 KiB or 64 KiB ranges, each paying it (a 1.5 MB
-        // histogram on five devices: 6 % slower with it).
-        let cpu_reads = size <= super::observe::SMALL_RANGE && summary.moves.iter().any(|m| m.pulled_back);
+        // in many more ranges, each paying it (a 1.5 MB histogram on five
+        // devices: 6 % slower with it).
+        let from_vram = summary.residency.is_some_and(|p| p != cand && p != Pagemap::System);
+        let cpu_reads = from_vram && size <= super::observe::SMALL_RANGE && summary.moves.iter().any(|m| m.pulled_back);
         let timesliced = flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && (summary.residency == Some(Pagemap::System) || cpu_reads);
         if tiles > 1 && cand.device() == Some(dev.slot) && !summary.moves.is_empty() && flags.may_defer() && !timesliced {
             crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: left to the GPU fault (rule 6: moved {} times before, device {} has {tiles} tiles; a prefetch would bind all of them)", Span(start, size), summary.moves.len(), dev.slot);

@@ -328,10 +328,6 @@ pub struct Context {
     /// Whether a device with VRAM was ever opened in this context (pages
     /// this context placed there may still be there after its close).
     vram_opened: std::sync::atomic::AtomicBool,
-    /// When the runtime last reported a launch done (`launch_done`, the
-    /// driver's clock; 0: never). The host may touch a launch's data once
-    /// it completed, so an observation from before a report is not fresh.
-    reported_at: AtomicU64,
     /// The fork generation of the process that created it (driver::fork).
     process: u32,
 }
@@ -414,7 +410,6 @@ impl Context {
             turns: faults::Turns::default(),
             populated: faults::Populated::default(),
             vram_opened: std::sync::atomic::AtomicBool::new(false),
-            reported_at: AtomicU64::new(0),
             process: crate::driver::fork::generation(),
         }
     }

@@ -268,11 +268,11 @@ impl Context {
     }
 
     /// The last observation is fresh, or the range is settled. Fresh: at
-    /// most `ttl` old, and younger than the last launch report
-    /// (`Context::recheck`).
+    /// most `ttl` old, and no launch that used the range reported done
+    /// since (`Record::reported_at`; `Context::recheck` looks again).
     fn fresh_or_settled(&self, slots: &[Slot], rec: &Record, now: u64) -> bool {
         let at = rec.observed_at.load(Ordering::Relaxed);
-        (self.within_ttl(at, now) && at >= self.reported_at.load(Ordering::Relaxed)) || Context::settled(slots, rec)
+        (self.within_ttl(at, now) && at >= rec.reported_at.load(Ordering::Relaxed)) || Context::settled(slots, rec)
     }
 
     fn within_ttl(&self, at: u64, now: u64) -> bool {
@@ -280,25 +280,29 @@ impl Context {
     }
 
     /// An observation within the freshness period but from before the
-    /// runtime's last launch report, looked at again with one sample (the
-    /// span's first page, and its last where it ends inside a chunk). A
-    /// launch the runtime reports done has ended, and the host touches
-    /// what it used right after (a CPU read of a histogram 20 us after its
-    /// launch): an observation from before cannot vouch for after. Where
-    /// the data moved, the full read follows and finds it; believed in
-    /// VRAM, an atomic launch faulted the histogram back and stamped the
-    /// kernel's atomic timeslice, and the CPU's next read waited 5 ms. One
-    /// sample, not the whole set: launches reported back to back over large
-    /// spans the host never touches (a wavefront over two 16 MB matrices,
-    /// 64 launches) would pay a full read each (3 % of the program); the
-    /// host reads a result from its start.
+    /// report of a launch that used the range, looked at again with one sample (the
+    /// span's second page, its first being perhaps a packed neighbour's,
+    /// and its last where that lies in another 64 KiB block). A launch the
+    /// runtime reports done has ended, and the host touches what it used
+    /// right after (a CPU read of a histogram 20 us after its launch): an
+    /// observation from before cannot vouch for after. Where the data
+    /// moved, the full read follows and finds it; believed in VRAM, an
+    /// atomic launch faulted the histogram back and stamped the kernel's
+    /// atomic timeslice, and the CPU's next read waited 5 ms. One sample,
+    /// not the whole set: launches reported back to back over large spans
+    /// the host never touches (a wavefront over two 16 MB matrices, 64
+    /// launches) would pay a full read each (3 % of the program). It holds
+    /// until the next report, not longer than the full read's freshness:
+    /// the full read still comes when that ends.
     fn recheck(&self, slots: &[Slot], rec: &Record, start: u64, end: u64, pm: Pagemap, now: u64) -> bool {
-        if !self.within_ttl(rec.observed_at.load(Ordering::Relaxed), now) {
+        let reported = rec.reported_at.load(Ordering::Relaxed);
+        if reported == 0 || !self.within_ttl(rec.observed_at.load(Ordering::Relaxed), now) {
             return false;
         }
         match self.observe_samples(start, end, 1) {
             Some(seen) if self.agrees(slots, &seen, pm) => {
-                rec.observed_at.store(now.max(1), Ordering::Relaxed);
+                // Cleared only if no report came since it was read.
+                let _ = rec.reported_at.compare_exchange(reported, 0, Ordering::Relaxed, Ordering::Relaxed);
                 true
             }
             _ => false,

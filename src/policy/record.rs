@@ -275,6 +275,8 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         // Confirmed as a whole only as of the oldest piece's confirmation.
         let at = p.observed_at.load(Ordering::Relaxed).min(r.observed_at.load(Ordering::Relaxed));
         r.observed_at = AtomicU64::new(at);
+        let rep = p.reported_at.load(Ordering::Relaxed).max(r.reported_at.load(Ordering::Relaxed));
+        r.reported_at = AtomicU64::new(rep);
     }
     r
 }

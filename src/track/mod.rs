@@ -99,6 +99,10 @@ pub struct Record {
     pub residency: Option<Pagemap>,
     /// Driver clock when the page table last confirmed `residency` (0: never).
     pub observed_at: AtomicU64,
+    /// Driver clock when a launch that used it was reported done, since
+    /// the page table last confirmed it (0: none): the host may have
+    /// touched it after (policy's freshness).
+    pub reported_at: AtomicU64,
     /// Applied attributes, by device slot; slots beyond the end have defaults.
     pub attrs: Vec<DevAttrs>,
     /// The placement the runtime asked for with svm_set_preferred_location.
@@ -147,6 +151,7 @@ impl Clone for Record {
             end: self.end,
             residency: self.residency,
             observed_at: AtomicU64::new(self.observed_at.load(Ordering::Relaxed)),
+            reported_at: AtomicU64::new(self.reported_at.load(Ordering::Relaxed)),
             attrs: self.attrs.clone(),
             preferred: self.preferred,
             preferred_for: self.preferred_for,
@@ -172,6 +177,7 @@ impl Record {
             end,
             residency: None,
             observed_at: AtomicU64::new(0),
+            reported_at: AtomicU64::new(0),
             attrs: Vec::new(),
             preferred: None,
             preferred_for: 0,
