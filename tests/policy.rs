@@ -238,6 +238,15 @@ fn a_hand_off_pin_does_not_hold_a_packed_neighbour() {
     assert_eq!(t.on(b + 4 * K, blen - 4 * K), t.vram_of(0));
 }
 
+/// Two 256 KiB buffers packed in one 2 MiB chunk, written by the CPU, on
+/// a device whose placements read the page table every time: (t, a, b,
+/// len).
+fn packed_pair() -> (T, u64, u64, u64) {
+    let t = setup_looking("dgpu");
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    (t, BUF, BUF + (256 << 10), 256 << 10)
+}
+
 /// The library's own move of a span back to system memory takes its packed
 /// neighbour's pages in the same allocation window with it
 /// (`migrate_to_ram`, docs/kernel-model.md §5.5): that is no CPU pull-back,
@@ -246,10 +255,8 @@ fn a_hand_off_pin_does_not_hold_a_packed_neighbour() {
 #[test]
 fn a_neighbour_carried_back_by_the_librarys_own_move_is_not_a_hand_off() {
     const K: u64 = 1024;
-    let (a, b, len) = (BUF, BUF + 256 * K, 256 * K);
     for evict in [false, true] {
-        let t = setup_looking("dgpu");
-        t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+        let (t, a, b, len) = packed_pair();
         t.alloc(0, a, len, t.vram(0));
         t.alloc(0, b, len, t.vram(0));
         assert_eq!(t.on(BUF, R), t.vram_of(0), "the chunk moved whole");
@@ -272,10 +279,7 @@ fn a_neighbour_carried_back_by_the_librarys_own_move_is_not_a_hand_off() {
 /// back makes what it moves present; never-populated pages were not).
 #[test]
 fn a_buffer_freed_and_mapped_again_starts_with_no_moves() {
-    const K: u64 = 1024;
-    let t = setup_looking("dgpu");
-    let (a, b, len) = (BUF, BUF + 256 * K, 256 * K);
-    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    let (t, a, b, len) = packed_pair();
     let now = AllocFlags::ENGINE | AllocFlags::PREFETCH_NOW;
     t.ctx.alloc_vram(t.dev[0], b, len, t.vram(0), now).unwrap();
     t.ctx.alloc_vram(t.dev[0], a, len, t.vram(0), now).unwrap();
