@@ -1011,6 +1011,24 @@ typedef struct svm_stats {
    * Failed page-table reads.
    */
   uint64_t observe_errors;
+  /**
+   * SVM_ALLOC_ENGINE placements left to the launch's faults, whatever
+   * strategy the default engine ran. This field and the next two came
+   * after 0.3.0's first build: an older library writes up to
+   * `observe_errors`, and its `struct_size` out says so.
+   */
+  uint64_t engine_faults;
+  /**
+   * SVM_ALLOC_ENGINE placements prefetched as the runtime would (or
+   * found in place by that strategy).
+   */
+  uint64_t engine_prefetch;
+  /**
+   * SVM_ALLOC_ENGINE placements the rule cascade decided (every one
+   * under SVM_CONTEXT_ENGINE_RULES; otherwise where launch reports
+   * showed it cheaper): served in place, held, born split or moved.
+   */
+  uint64_t engine_cascade;
 } svm_stats;
 
 #if defined(XESVM_SIM)

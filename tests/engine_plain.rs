@@ -69,6 +69,9 @@ fn a_first_read_moves_to_the_readers_vram() {
         let p = t.launch(0, BUF, 8 * MIB, Access::Read, AllocFlags::empty());
         let moved = t.sim.placement(BUF, 8 * MIB) == Placement::Vram { device: 0, instance: 1 };
         assert_eq!(moved, !rules, "rules {rules}: {p:?}");
+        // Counted by the strategy that ran (the cascade only under the rules).
+        let s = t.ctx.stats();
+        assert_eq!((s.engine_faults, s.engine_prefetch, s.engine_cascade), if rules { (0, 0, 1) } else { (0, 1, 0) });
     }
 }
 
@@ -97,12 +100,19 @@ fn an_extent_is_left_to_the_faults() {
     assert!(p.on_fault && p.bytes_moved == 0 && p.ioctls == 0, "{p:?}");
     assert_eq!(t.sim.counters().ioctls, before.ioctls, "no ioctl");
     assert_eq!(t.sim.placement(BUF, 16 * MIB), Placement::System);
+    let counted = || {
+        let s = t.ctx.stats();
+        (s.engine_faults, s.engine_prefetch, s.engine_cascade)
+    };
+    assert_eq!(counted(), (1, 0, 0), "left to the faults");
     let p = t.ctx.alloc_vram(t.dev[0], BUF, 16 * MIB, t.ctx.pagemap(t.dev[0], 0).unwrap(), AllocFlags::ENGINE | AllocFlags::EXTENT | AllocFlags::PREFETCH_NOW).unwrap();
     assert!(!p.on_fault && p.bytes_moved == 16 * MIB, "{p:?}");
+    assert_eq!(counted(), (1, 1, 0), "the move asked for now is the runtime's prefetch");
     // An explicit request ignores EXTENT: exactly its span moves.
     t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 2).unwrap();
     let p = t.ctx.alloc_vram(t.dev[0], BUF, 16 * MIB, t.ctx.pagemap(t.dev[0], 0).unwrap(), AllocFlags::EXTENT).unwrap();
     assert_eq!(p.bytes_moved, 16 * MIB, "{p:?}");
+    assert_eq!(counted(), (1, 1, 0), "an explicit request is no engine placement");
 }
 
 /// An extent left to the faults has its partial chunks' never-populated

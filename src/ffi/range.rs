@@ -217,6 +217,18 @@ pub struct svm_stats {
     pub observe_fresh: u64,
     /// Failed page-table reads.
     pub observe_errors: u64,
+    /// SVM_ALLOC_ENGINE placements left to the launch's faults, whatever
+    /// strategy the default engine ran. This field and the next two came
+    /// after 0.3.0's first build: an older library writes up to
+    /// `observe_errors`, and its `struct_size` out says so.
+    pub engine_faults: u64,
+    /// SVM_ALLOC_ENGINE placements prefetched as the runtime would (or
+    /// found in place by that strategy).
+    pub engine_prefetch: u64,
+    /// SVM_ALLOC_ENGINE placements the rule cascade decided (every one
+    /// under SVM_CONTEXT_ENGINE_RULES; otherwise where launch reports
+    /// showed it cheaper): served in place, held, born split or moved.
+    pub engine_cascade: u64,
 }
 
 
@@ -259,6 +271,9 @@ pub unsafe extern "C" fn svm_get_stats(ctx: *mut svm_context, stats: *mut svm_st
             observe_reads: k.observe_reads,
             observe_fresh: k.observe_fresh,
             observe_errors: k.observe_errors,
+            engine_faults: k.engine_faults,
+            engine_prefetch: k.engine_prefetch,
+            engine_cascade: k.engine_cascade,
         };
         write_sized(s, s.struct_size, v, |v, n| v.struct_size = n)
     })

@@ -48,7 +48,20 @@ impl Context {
             true => check_span(start, size).map_or(size, |end| self.before_pieces(h.slot, start, end) - start),
             false => size,
         };
-        let result = self.alloc_vram_into(h, start, head, target, flags, &mut placed, &mut t0);
+        let mut ran = None;
+        let result = self.alloc_vram_into(h, start, head, target, flags, &mut placed, &mut t0, &mut ran);
+        // Counted by what ran: a span left to the faults under any strategy
+        // as the faults', one the faults' strategy could not leave (the
+        // runtime asked for the move now) as the prefetch it got.
+        if let Some(s) = ran {
+            let stats = self.stats.local();
+            let by = match s {
+                _ if placed.on_fault => &stats.engine_faults,
+                Strategy::Cascade => &stats.engine_cascade,
+                Strategy::Faults | Strategy::Prefetch => &stats.engine_prefetch,
+            };
+            by.fetch_add(1, Ordering::Relaxed);
+        }
         // A span asked into this device's VRAM but left outside takes no
         // room there: the launch's later spans' room check leaves it out.
         // (One asked elsewhere never counted: no lock on that path.)
@@ -77,9 +90,10 @@ impl Context {
     /// gets the driver's clock where an engine placement whose runtime
     /// reports launches makes a driver call (a call found in place without
     /// one spends nothing worth learning: the in-place check's own clock
-    /// read is the call's only one).
+    /// read is the call's only one); `ran` the engine's strategy for an
+    /// engine placement.
     #[allow(clippy::too_many_arguments)]
-    fn alloc_vram_into(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags, out: &mut Placed, clock: &mut Option<u64>) -> Result<()> {
+    fn alloc_vram_into(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags, out: &mut Placed, clock: &mut Option<u64>, ran: &mut Option<Strategy>) -> Result<()> {
         let mut end = check_span(start, size)?;
         let mut start = start;
         // This thread's counters, looked up once for the call.
@@ -97,13 +111,13 @@ impl Context {
         let may_leave = engine && !flags.contains(AllocFlags::PREFETCH_NOW);
         let insists = flags.contains(AllocFlags::IGNORE_THRASH_GUARD);
         let extent = flags.contains(AllocFlags::EXTENT);
+        let engine_call = flags.engine();
         // Born in system memory in pieces (policy/birth.rs): an engine
         // placement serves it there, whatever strategy runs, unless the
         // runtime insists (atomics run in local VRAM).
         let in_pieces_ok = flags.may_defer() && !insists;
         let served = |born: bool, asked: Pagemap| if born && in_pieces_ok && asked.device() == Some(h.slot) { Pagemap::System } else { asked };
         let asked = target;
-        let engine_call = flags.engine();
         let target = served(engine_call && self.born_in_pieces(start, end), asked);
         // Without reports the runtime's strategy meets the turns in
         // leave_to_faults (`Turns::shared`): no lookup here.
@@ -113,6 +127,9 @@ impl Context {
             true => self.chooser.choose(h.slot, start, end - start, if extent { Strategy::Faults } else { Strategy::Prefetch }, may_leave, asked.device() == Some(h.slot)),
             false => (Strategy::Cascade, 0),
         };
+        if engine_call {
+            *ran = Some(strategy);
+        }
         let plain = engine && strategy != Strategy::Cascade;
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
         // Left to the faults: the first time, the zero page goes under the

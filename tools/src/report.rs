@@ -139,12 +139,12 @@ pub fn breakdown_summary(reports: &[Report]) -> String {
 
 pub fn csv(reports: &[Report]) -> String {
     let mut s = String::from(
-        "machine,workload,policy,simulated_ns,optimum_ns,vs_optimum,offline_ns,bytes_moved,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,page_table_reads,gpu_errors,content_ok,migration_ns,remote_ns,fault_ns,tlb_ns,calls_ns,compute_ns,local_ns\n",
+        "machine,workload,policy,simulated_ns,optimum_ns,vs_optimum,offline_ns,bytes_moved,migrations,gpu_faults,cpu_faults,ping_pongs,remote_access_bytes,evictions,retries,fallbacks,pins,ioctls,page_table_reads,gpu_errors,content_ok,migration_ns,remote_ns,fault_ns,tlb_ns,calls_ns,compute_ns,local_ns,engine_faults,engine_prefetch,engine_cascade\n",
     );
     for r in reports {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.machine,
             r.workload,
             r.policy,
@@ -172,7 +172,10 @@ pub fn csv(reports: &[Report]) -> String {
             r.tlb_ns,
             r.calls_ns,
             r.compute_ns,
-            r.local_ns
+            r.local_ns,
+            r.engine_faults,
+            r.engine_prefetch,
+            r.engine_cascade
         );
     }
     s
@@ -282,6 +285,9 @@ pub fn run_report(r: &Report) -> String {
     let _ = writeln!(s, "  remote accesses    {:>10.1} MiB (mapped, not moved)", r.remote_access_bytes as f64 / MIB);
     let _ = writeln!(s, "GPU faults: {} ({} failed), CPU faults: {}, VRAM evictions: {}", r.gpu_faults, r.gpu_errors, r.cpu_faults, r.evictions);
     let _ = writeln!(s, "ping-pongs: {}, retries: {}, fallbacks: {}, pins: {}, ioctls: {}", r.ping_pongs, r.retries, r.fallbacks, r.pins, r.ioctls);
+    if r.engine_faults + r.engine_prefetch + r.engine_cascade > 0 {
+        let _ = writeln!(s, "engine placements by strategy: {}", r.strategies());
+    }
     let _ = writeln!(s, "content check: {}", if r.content_ok { "every page holds what was last written to it" } else { "DATA LOST" });
     s
 }

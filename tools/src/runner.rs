@@ -86,6 +86,11 @@ pub struct Report {
     pub retries: u64,
     pub fallbacks: u64,
     pub pins: u64,
+    /// The library's engine placements by the strategy its engine ran
+    /// (left to the faults, the runtime's prefetch, the rule cascade).
+    pub engine_faults: u64,
+    pub engine_prefetch: u64,
+    pub engine_cascade: u64,
     /// The application's hints (runtime calls) that failed under a
     /// baseline, which goes on as NEO does (one per failed ioctl).
     pub hint_errors: u64,
@@ -130,6 +135,23 @@ impl Report {
     /// The time categories as (column name, ns), in a fixed order; they sum to `simulated_ns`.
     pub fn breakdown(&self) -> [(&'static str, u64); 7] {
         [("compute", self.compute_ns), ("local", self.local_ns), ("remote", self.remote_ns), ("migration", self.migration_ns), ("fault", self.fault_ns), ("tlb", self.tlb_ns), ("calls", self.calls_ns)]
+    }
+
+    /// The engine's placements by strategy, and the thrash guard's pins
+    /// among them ("cascade 12, prefetch 3, faults 1; 2 pins"; "none"
+    /// without engine placements).
+    pub fn strategies(&self) -> String {
+        let mut v: Vec<(u64, &str)> = vec![(self.engine_cascade, "cascade"), (self.engine_prefetch, "prefetch"), (self.engine_faults, "faults")];
+        v.retain(|&(n, _)| n > 0);
+        if v.is_empty() {
+            return "none".into();
+        }
+        v.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut s = v.iter().map(|(n, name)| format!("{name} {n}")).collect::<Vec<_>>().join(", ");
+        if self.pins > 0 {
+            s += &format!("; {} pin{}", self.pins, if self.pins == 1 { "" } else { "s" });
+        }
+        s
     }
 }
 
@@ -442,6 +464,8 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
     // sees. Placements left to the faults (EXTENT) need no read, nor does
     // a machine without VRAM (every page is in system memory).
     if let Runtime::Lib { ctx, .. } = &rt {
+        let s = ctx.stats();
+        (report.engine_faults, report.engine_prefetch, report.engine_cascade) = (s.engine_faults, s.engine_prefetch, s.engine_cascade);
         let vram = sim.topology().devices.iter().any(|d| d.has_vram());
         if policy != PolicyKind::Oracle && vram && ctx.stats().prefetch > 0 && k.page_table_reads == 0 {
             return Err(format!("{}: {} prefetches and no page-table read", policy.name(), ctx.stats().prefetch));
