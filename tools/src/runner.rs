@@ -146,7 +146,7 @@ impl Report {
         if v.is_empty() {
             return "none".into();
         }
-        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.sort_by_key(|&(n, _)| std::cmp::Reverse(n));
         let mut s = v.iter().map(|(n, name)| format!("{name} {n}")).collect::<Vec<_>>().join(", ");
         if self.pins > 0 {
             s += &format!("; {} pin{}", self.pins, if self.pins == 1 { "" } else { "s" });
