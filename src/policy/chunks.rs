@@ -18,23 +18,32 @@ pub(super) fn end_chunk_sides(start: u64, end: u64) -> [(u64, u64); 2] {
     [(start & !(CHUNK - 1), start), (end, end.next_multiple_of(CHUNK).min(VA_LIMIT))]
 }
 
+/// Whether a neighbour of [start, end) in the granule at `s` (the 2 MiB
+/// chunk or 64 KiB range holding that address) is recorded in `pm`: a
+/// record reaching outside the span on a side the granule has room on.
+/// The kernel moves a granule whole, so the span's part of it may have
+/// come along with that neighbour.
+fn mate_in(track: &crate::track::Track, s: u64, granule: u64, start: u64, end: u64, pm: Pagemap) -> bool {
+    let (cs, ce) = (s & !(granule - 1), (s & !(granule - 1)) + granule);
+    track.overlapping(cs, ce).any(|(rs, r)| r.residency == Some(pm) && (rs, r.end) != (start, end))
+}
+
 impl Context {
-    /// Whether [start, end) lies inside one 2 MiB chunk, another part of
-    /// that chunk is recorded in `pm`, and no piece of the span's own
-    /// records lies in another device's VRAM: an unprivileged read sees
-    /// only "not in system memory", which that explains as well. Any piece
-    /// counts: a packed neighbour's placement takes the page they share,
-    /// and the span's merged summary then says nothing (an atomic histogram
-    /// behind an input two devices split).
+    /// Whether [start, end) lies inside one 2 MiB chunk, a neighbour in
+    /// that chunk is recorded in `pm` (`mate_in`), and no piece of the
+    /// span's own records lies in another device's VRAM: an unprivileged
+    /// read sees only "not in system memory", which that explains as well.
+    /// Any piece counts: a packed neighbour's placement takes the page they
+    /// share, and the span's merged summary then says nothing (an atomic
+    /// histogram behind an input two devices split).
     pub(super) fn chunk_mate_in(&self, start: u64, end: u64, pm: Pagemap) -> bool {
-        let (cs, ce) = (start & !(CHUNK - 1), (start & !(CHUNK - 1)) + CHUNK);
+        let ce = (start & !(CHUNK - 1)) + CHUNK;
         if end > ce || end - start == CHUNK {
             return false;
         }
         let track = self.track.read();
         let elsewhere = track.overlapping(start, end).any(|(_, r)| r.residency.is_some_and(|p| p != pm && p != Pagemap::System));
-        let found = !elsewhere && track.overlapping(cs, ce).any(|(s, r)| (s, r.end) != (start, end) && r.residency == Some(pm));
-        found
+        !elsewhere && mate_in(&track, start, CHUNK, start, end, pm)
     }
 }
 
@@ -173,19 +182,13 @@ impl Context {
 
     /// The accessing device's VRAM tile the away piece at `s` of the span
     /// [start, end) lies in with a neighbour: the page table agrees, and a
-    /// record reaching outside the span in the piece's granule (its 2 MiB
-    /// chunk or 64 KiB range) is there (a privileged reader's region needs
-    /// no neighbour).
+    /// neighbour in the piece's granule (its 2 MiB chunk or 64 KiB range)
+    /// is there (`mate_in`; a privileged reader's region needs none).
     #[allow(clippy::too_many_arguments)]
     fn local_mate(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, s: u64, granule: u64, seen: &Seen) -> Option<Pagemap> {
-        let (cs, ce) = (s & !(granule - 1), (s & !(granule - 1)) + granule);
         let track = self.track.read();
         let mut local = dev.tiles.iter().enumerate().filter(|(_, t)| t.is_some()).map(|(i, _)| Pagemap::Vram { device: dev.slot, tile: i as u16 });
-        local.find(|&pm| {
-            self.agrees(slots, seen, pm)
-                && (self.access.names_devices()
-                    || track.overlapping(cs, ce).any(|(rs, r)| r.residency == Some(pm) && ((rs < start && start > cs) || (r.end > end && end < ce))))
-        })
+        local.find(|&pm| self.agrees(slots, seen, pm) && (self.access.names_devices() || mate_in(&track, s, granule, start, end, pm)))
     }
 
     /// Leaves what came along where it is (see `came_along`): the pieces in
