@@ -238,6 +238,32 @@ fn a_hand_off_pin_does_not_hold_a_packed_neighbour() {
     assert_eq!(t.on(b + 4 * K, blen - 4 * K), t.vram_of(0));
 }
 
+/// The hand-off rule holds a span the CPU pulled back in system memory
+/// only where the GPU used it once between the library's move and the
+/// pull-back: used more often, every use held would read it over the host
+/// link, where moving it again costs one copy each way per hand-off
+/// whatever the uses between (an input the CPU refills once per phase of
+/// launches).
+#[test]
+fn a_span_the_gpu_used_more_than_once_before_the_cpu_pulled_it_back_moves_again() {
+    for uses in [1, 2, 6] {
+        let t = setup_looking("dgpu");
+        t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+        let p = t.alloc(0, BUF, R, t.vram(0));
+        assert!(p.bytes_moved == R, "{uses}: the first move: {p:?}");
+        for _ in 1..uses {
+            let p = t.alloc(0, BUF, R, t.vram(0));
+            assert!(p.in_place, "{uses}: used again in place: {p:?}");
+        }
+        t.sim.cpu_access(BUF, 4096, sim::Access::Write, 2).unwrap();
+        let p = t.alloc(0, BUF, R, t.vram(0));
+        match uses {
+            1 => assert!(p.pinned && p.pagemap == Some(Pagemap::System), "one use: the hand-off holds it: {p:?}"),
+            _ => assert!(!p.pinned && p.pagemap == Some(t.vram(0)) && p.bytes_moved == R, "{uses} uses: moved again: {p:?}"),
+        }
+    }
+}
+
 /// Two 256 KiB buffers packed in one 2 MiB chunk, written by the CPU, on
 /// a device whose placements read the page table every time: (t, a, b,
 /// len).

@@ -14,6 +14,32 @@ use super::migrate::Migrated;
 use crate::log::Span;
 use super::*;
 
+/// The GPU uses a span may have had in VRAM between the library's move
+/// and the CPU's pull-back for the hand-off rule to hold it in system
+/// memory. Held, each use reads it over the host link: at least one pass
+/// of its bytes, at a rate no better than the copy's (on hardware remote
+/// reads are slower than the simulated ones, docs/cost-model.md's last
+/// section), and a kernel often makes several. Moved, each hand-off pays
+/// one copy each way, whatever the uses between. One use per hand-off
+/// trades the two copies for one pass; from two, the passes are the
+/// price of the copies or more, and the CPU's next pull-back is a guess
+/// the record of one stint makes (an input the CPU refills once per
+/// phase of launches). The uses stand for those to come; they are the
+/// span's most-used record's, so a packed neighbour's use of a page they
+/// share counts (a hold's madvise would cut the chunk they share; counted
+/// from the span's own records only, 9 more programs were above 1.02x).
+/// Measured on generated programs against the better of kernel and
+/// prefetch (ten seeds, 200 each; seeds 101-103 on eight presets and five
+/// more sets, 11,600 in all): programs above 1.02x 15 -> 13 and 76 -> 61,
+/// above 1.1x 7 -> 6 and 34 -> 15 (offload up to 1.88x and one-device
+/// training up to 1.52x, now at most 1.02x; one training program whose
+/// activation the GPU reads twice a step went from 1.01x to 1.16x);
+/// geometric mean 0.368 -> 0.372 and 0.405 -> 0.408. Any number of uses
+/// (the rule before) and no hold at all are the two ends (no hold: 0.386,
+/// 14 and 62 programs above 1.02x); at most 2 uses: 61 above 1.02x and
+/// 16 above 1.1x.
+const HAND_OFF_MAX_USES: u32 = 1;
+
 /// One placement on its slow path: what every step of the flow shares
 /// (the slots, read once; the accessing device; the span; what is known of
 /// it as the attempt goes; what the page table showed). The result being
@@ -395,8 +421,11 @@ impl Context {
                 // where a page was never populated: a pull-back makes what
                 // it moves present, so the span was freed and mapped again
                 // unseen, and its present pages are a new buffer's first
-                // touches (free-reuse programs up to 2.9x faster).
-                if matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System) && flags.guarded() && seen.unpopulated == 0 {
+                // touches (free-reuse programs up to 2.9x faster). Nor where
+                // the GPU used it more than once between the move and the
+                // pull-back (`HAND_OFF_MAX_USES`).
+                let one_use = a.summary.moves.last().is_some_and(|m| m.uses_before <= HAND_OFF_MAX_USES);
+                if matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System) && flags.guarded() && seen.unpopulated == 0 && one_use {
                     crate::log!(crate::log::Level::Info, "alloc_vram {}: the page table shows it pulled back to system memory: held there for {} ms (hand-off)", Span(start, end - start), self.config.pin_ns / 1_000_000);
                     a.summary.pinned_until = a.summary.pinned_until.max(now + self.config.pin_ns);
                 }
