@@ -33,6 +33,17 @@ int main(void)
 	svm_alloc_result res = { .struct_size = sizeof(res) };
 	CHECK_OK(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[0], 0, &res));
 	CHECK(res.cause == 0 && res.vms_refused == 0);
+	/* The engine's placements count by the strategy that ran (the rule
+	 * cascade: the rig's contexts ask for SVM_CONTEXT_ENGINE_RULES); an
+	 * explicit one does not. A caller built before those counts gets the
+	 * fields it knows. */
+	CHECK_OK(svm_alloc_vram(r.ctx, r.dev[0], BUF + 12 * MIB, 2 * MIB, r.vram[0], SVM_ALLOC_ENGINE, &res));
+	svm_stats st = { .struct_size = sizeof(st) };
+	CHECK_OK(svm_get_stats(r.ctx, &st));
+	CHECK(st.struct_size == sizeof(st) && st.engine_cascade == 1 && st.engine_faults == 0 && st.engine_prefetch == 0);
+	svm_stats old_st = { .struct_size = offsetof(svm_stats, engine_faults), .engine_faults = 7 };
+	CHECK_OK(svm_get_stats(r.ctx, &old_st));
+	CHECK(old_st.struct_size == offsetof(svm_stats, engine_faults) && old_st.engine_faults == 7 && old_st.alloc_calls == st.alloc_calls);
 
 	/* GPU 0 asks for GPU 1's VRAM, without fallback, while every VM_BIND
 	 * fails ENOMEM: GPU 0's VM takes the peer preference (a madvise), the

@@ -204,10 +204,17 @@ static void check_stats(world *w, int c)
 		if (now[i] < before[i])
 			FUZZ_FAIL("statistic %zu of context %d went from %llu to %llu", i, c, (unsigned long long)before[i],
 				  (unsigned long long)now[i]);
-	if (s.in_place > s.alloc_calls || s.migrations > s.alloc_calls || s.fallbacks > s.alloc_calls)
-		FUZZ_FAIL("statistics do not add up: alloc_calls %llu, in_place %llu, migrations %llu, fallbacks %llu",
+	const uint64_t *tail = &s.observe_reads, *tail_before = &w->last[c].observe_reads;
+	size_t m = (sizeof(svm_stats) - offsetof(svm_stats, observe_reads)) / sizeof(uint64_t);
+	for (size_t i = 0; i < m; i++)
+		if (tail[i] < tail_before[i])
+			FUZZ_FAIL("statistic %zu after the page-table mode of context %d went from %llu to %llu", i, c,
+				  (unsigned long long)tail_before[i], (unsigned long long)tail[i]);
+	uint64_t engine = s.engine_faults + s.engine_prefetch + s.engine_cascade;
+	if (s.in_place > s.alloc_calls || s.migrations > s.alloc_calls || s.fallbacks > s.alloc_calls || engine > s.alloc_calls)
+		FUZZ_FAIL("statistics do not add up: alloc_calls %llu, in_place %llu, migrations %llu, fallbacks %llu, engine placements %llu",
 			  (unsigned long long)s.alloc_calls, (unsigned long long)s.in_place, (unsigned long long)s.migrations,
-			  (unsigned long long)s.fallbacks);
+			  (unsigned long long)s.fallbacks, (unsigned long long)engine);
 	w->last[c] = s;
 }
 

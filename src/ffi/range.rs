@@ -217,17 +217,19 @@ pub struct svm_stats {
     pub observe_fresh: u64,
     /// Failed page-table reads.
     pub observe_errors: u64,
-    /// SVM_ALLOC_ENGINE placements left to the launch's faults, whatever
-    /// strategy the default engine ran. This field and the next two came
-    /// after 0.3.0's first build: an older library writes up to
-    /// `observe_errors`, and its `struct_size` out says so.
+    /// Successful SVM_ALLOC_ENGINE placements by the strategy the default
+    /// engine ran: left to the launch's faults (its faults' strategy, or
+    /// the runtime's prefetch the library left to them where devices take
+    /// turns at the span or the launch has no room). This field and the
+    /// next two came after 0.3.0's first build: an older library writes up
+    /// to `observe_errors`, and its `struct_size` out says so.
     pub engine_faults: u64,
-    /// SVM_ALLOC_ENGINE placements prefetched as the runtime would (or
-    /// found in place by that strategy).
+    /// Prefetched as the runtime would, or found in place by that strategy.
     pub engine_prefetch: u64,
-    /// SVM_ALLOC_ENGINE placements the rule cascade decided (every one
-    /// under SVM_CONTEXT_ENGINE_RULES; otherwise where launch reports
-    /// showed it cheaper): served in place, held, born split or moved.
+    /// Decided by the rule cascade (every one under
+    /// SVM_CONTEXT_ENGINE_RULES; otherwise where launch reports showed it
+    /// cheaper): served in place, held, born split, moved, or left to the
+    /// fault by its own rule.
     pub engine_cascade: u64,
 }
 

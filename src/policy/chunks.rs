@@ -18,11 +18,12 @@ pub(super) fn end_chunk_sides(start: u64, end: u64) -> [(u64, u64); 2] {
     [(start & !(CHUNK - 1), start), (end, end.next_multiple_of(CHUNK).min(VA_LIMIT))]
 }
 
-/// Whether a neighbour of [start, end) in the granule at `s` (the 2 MiB
-/// chunk or 64 KiB range holding that address) is recorded in `pm`: a
-/// record reaching outside the span on a side the granule has room on.
-/// The kernel moves a granule whole, so the span's part of it may have
-/// come along with that neighbour.
+/// Whether a record in the granule at `s` (the 2 MiB chunk or 64 KiB
+/// range holding that address) other than [start, end)'s own whole one is
+/// in `pm`: a packed neighbour's, one holding the span and more, or a
+/// piece of the span a neighbour's placement recorded (the page they
+/// share). The kernel moves a granule whole, so the span's part of it may
+/// have come along with it.
 fn mate_in(track: &crate::track::Track, s: u64, granule: u64, start: u64, end: u64, pm: Pagemap) -> bool {
     let (cs, ce) = (s & !(granule - 1), (s & !(granule - 1)) + granule);
     track.overlapping(cs, ce).any(|(rs, r)| r.residency == Some(pm) && (rs, r.end) != (start, end))

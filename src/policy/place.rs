@@ -17,27 +17,17 @@ use super::*;
 /// The GPU uses a span may have had in VRAM between the library's move
 /// and the CPU's pull-back for the hand-off rule to hold it in system
 /// memory. Held, each use reads it over the host link: at least one pass
-/// of its bytes, at a rate no better than the copy's (on hardware remote
-/// reads are slower than the simulated ones, docs/cost-model.md's last
-/// section), and a kernel often makes several. Moved, each hand-off pays
-/// one copy each way, whatever the uses between. One use per hand-off
-/// trades the two copies for one pass; from two, the passes are the
-/// price of the copies or more, and the CPU's next pull-back is a guess
-/// the record of one stint makes (an input the CPU refills once per
-/// phase of launches). The uses stand for those to come; they are the
+/// of its bytes, and as many more as the kernel re-reads it (its passes,
+/// which the library cannot see; docs/cost-model.md, bytes touched).
+/// Moved, each hand-off pays one copy each way, whatever the uses
+/// between. One use per hand-off trades the two copies for one pass or a
+/// few; from two, the passes cost what the copies do or more, and the
+/// hold is a guess the record of one stint makes (an input the CPU
+/// refills once per phase of launches was held through six launches of
+/// two passes each). The uses stand for those to come; they are the
 /// span's most-used record's, so a packed neighbour's use of a page they
-/// share counts (a hold's madvise would cut the chunk they share; counted
-/// from the span's own records only, 9 more programs were above 1.02x).
-/// Measured on generated programs against the better of kernel and
-/// prefetch (ten seeds, 200 each; seeds 101-103 on eight presets and five
-/// more sets, 11,600 in all): programs above 1.02x 15 -> 13 and 76 -> 61,
-/// above 1.1x 7 -> 6 and 34 -> 15 (offload up to 1.88x and one-device
-/// training up to 1.52x, now at most 1.02x; one training program whose
-/// activation the GPU reads twice a step went from 1.01x to 1.16x);
-/// geometric mean 0.368 -> 0.372 and 0.405 -> 0.408. Any number of uses
-/// (the rule before) and no hold at all are the two ends (no hold: 0.386,
-/// 14 and 62 programs above 1.02x); at most 2 uses: 61 above 1.02x and
-/// 16 above 1.1x.
+/// share counts (a hold's madvise would cut the chunk they share).
+/// docs/design.md ("Hand-off") has the measurements and the alternatives.
 const HAND_OFF_MAX_USES: u32 = 1;
 
 /// One placement on its slow path: what every step of the flow shares
@@ -76,14 +66,18 @@ impl Context {
         };
         let mut ran = None;
         let result = self.alloc_vram_into(h, start, head, target, flags, &mut placed, &mut t0, &mut ran);
-        // Counted by what ran: a span left to the faults under any strategy
-        // as the faults', one the faults' strategy could not leave (the
-        // runtime asked for the move now) as the prefetch it got.
-        if let Some(s) = ran {
+        // Counted by the strategy that ran, once the call succeeded: the
+        // cascade's whatever it did (its rule 6 leaves a span to the fault
+        // too); the runtime's prefetch where the library left the span to
+        // the faults instead (devices take turns at it, no room) as the
+        // faults'; the faults' where they could not leave it (the runtime
+        // asked for the move now) as the prefetch it got.
+        if let (Some(s), true) = (ran, result.is_ok()) {
             let stats = self.stats.local();
             let by = match s {
-                _ if placed.on_fault => &stats.engine_faults,
                 Strategy::Cascade => &stats.engine_cascade,
+                Strategy::Faults if placed.on_fault || placed.in_place => &stats.engine_faults,
+                Strategy::Prefetch if placed.on_fault => &stats.engine_faults,
                 Strategy::Faults | Strategy::Prefetch => &stats.engine_prefetch,
             };
             by.fetch_add(1, Ordering::Relaxed);
@@ -122,7 +116,8 @@ impl Context {
     fn alloc_vram_into(&self, h: DeviceHandle, start: u64, size: u64, target: Pagemap, flags: AllocFlags, out: &mut Placed, clock: &mut Option<u64>, ran: &mut Option<Strategy>) -> Result<()> {
         let mut end = check_span(start, size)?;
         let mut start = start;
-        // This thread's counters, looked up once for the call.
+        // This thread's counters, looked up once for the call's steps
+        // (the caller counts the strategy that ran).
         let stats = self.stats.local();
         stats.alloc_calls.fetch_add(1, Ordering::Relaxed);
         // The engine's strategy (policy/choose.rs): the runtime's own (an

@@ -88,14 +88,15 @@ stats! {
     observe_fresh,
     /// Page-table reads that failed (the engine then believes its records).
     observe_errors,
-    /// Engine placements (SVM_ALLOC_ENGINE) left to the launch's faults,
-    /// whatever strategy (policy/choose.rs) ran.
+    /// Successful engine placements (SVM_ALLOC_ENGINE) by the strategy
+    /// that ran (policy/choose.rs): left to the launch's faults (the
+    /// faults' strategy, or the runtime's prefetch the library left to
+    /// them: devices take turns at the span, no room).
     engine_faults,
-    /// Engine placements prefetched as the runtime would (or found in
-    /// place by that strategy).
+    /// Prefetched as the runtime would, or found in place by that strategy.
     engine_prefetch,
-    /// Engine placements the rule cascade decided (served in place, held,
-    /// born split, moved).
+    /// Decided by the rule cascade: served in place, held, born split,
+    /// moved, or left to the fault by its rule 6.
     engine_cascade,
     /// Never-populated pages given the zero page before the faults first
     /// bind a span (madvise MADV_POPULATE_READ, `Context::populate_edges`).

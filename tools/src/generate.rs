@@ -636,7 +636,7 @@ pub fn summary(outcomes: &[Outcome], header: &str) -> String {
     let _ = writeln!(s, "xesvm against the better baseline per family, geometric mean (programs): {}", fam.join(", "));
     let _ = writeln!(s, "xesvm's worst programs against the better baseline (engine placements by strategy):");
     for (x, o) in xs.iter().take(10) {
-        let ran = o.reports.iter().find(|r| r.policy == "xesvm").map_or_else(String::new, |r| r.strategies());
+        let ran = o.reports.iter().find(|r| r.policy == "xesvm").map_or_else(|| "no report".to_string(), |r| r.strategies());
         let _ = writeln!(s, "  {x:.3}  {}: {}\n         ran: {ran}", o.program.name, o.program.what);
     }
     let problems: Vec<String> = outcomes.iter().flat_map(|o| o.problems().into_iter().map(move |p| format!("  {}: {p}", o.program.name))).collect();

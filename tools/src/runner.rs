@@ -467,8 +467,8 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
         let s = ctx.stats();
         (report.engine_faults, report.engine_prefetch, report.engine_cascade) = (s.engine_faults, s.engine_prefetch, s.engine_cascade);
         let vram = sim.topology().devices.iter().any(|d| d.has_vram());
-        if policy != PolicyKind::Oracle && vram && ctx.stats().prefetch > 0 && k.page_table_reads == 0 {
-            return Err(format!("{}: {} prefetches and no page-table read", policy.name(), ctx.stats().prefetch));
+        if policy != PolicyKind::Oracle && vram && s.prefetch > 0 && k.page_table_reads == 0 {
+            return Err(format!("{}: {} prefetches and no page-table read", policy.name(), s.prefetch));
         }
     }
     report.simulated_ns = sim.makespan_ns() - started;
