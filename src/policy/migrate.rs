@@ -104,8 +104,7 @@ impl Context {
         // the 5 ms timeslice one of them would stamp. A larger span may lie
         // in many more ranges, each paying it (a 1.5 MB histogram on five
         // devices: 6 % slower with it).
-        let from_vram = summary.residency.is_some_and(|p| p != cand && p != Pagemap::System);
-        let cpu_reads = from_vram && size <= super::observe::SMALL_RANGE && summary.moves.iter().any(|m| m.pulled_back);
+        let cpu_reads = away && size <= super::observe::SMALL_RANGE && summary.moves.iter().any(|m| m.pulled_back);
         let timesliced = flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && (summary.residency == Some(Pagemap::System) || cpu_reads);
         if tiles > 1 && cand.device() == Some(dev.slot) && !summary.moves.is_empty() && flags.may_defer() && !timesliced {
             crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: left to the GPU fault (rule 6: moved {} times before, device {} has {tiles} tiles; a prefetch would bind all of them)", Span(start, size), summary.moves.len(), dev.slot);

@@ -403,8 +403,8 @@ impl Context {
                 return self.keep_came_along(a, kept, now, placed);
             }
             if a.summary.residency.is_some() && actual != a.summary.residency {
+                let pulled_back = matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System);
                 if !freed {
-                    let pulled_back = matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System);
                     a.summary.record_move_by(now, pulled_back);
                 }
                 // Hand-off in one round trip: pages the library put in VRAM
@@ -420,7 +420,7 @@ impl Context {
                 // the GPU used it more than once between the move and the
                 // pull-back (`HAND_OFF_MAX_USES`).
                 let one_use = a.summary.moves.last().is_some_and(|m| m.uses_before <= HAND_OFF_MAX_USES);
-                if matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System) && flags.guarded() && seen.unpopulated == 0 && one_use {
+                if pulled_back && flags.guarded() && seen.unpopulated == 0 && one_use {
                     crate::log!(crate::log::Level::Info, "alloc_vram {}: the page table shows it pulled back to system memory: held there for {} ms (hand-off)", Span(start, end - start), self.config.pin_ns / 1_000_000);
                     a.summary.pinned_until = a.summary.pinned_until.max(now + self.config.pin_ns);
                 }
