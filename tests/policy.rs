@@ -1037,9 +1037,9 @@ fn multi_tile_moves_are_left_to_the_gpu_fault() {
 /// Rule 6 stands aside for an atomic span (the runtime insists) the CPU
 /// pulled back: the atomic fault would stamp the kernel's 5 ms timeslice on
 /// it (xe_svm_handle_pagefault), which the CPU's next read waits out; the
-/// prefetch asks for none. A span of more than one range another device
-/// held is still left to the fault (each range would pay the other tile's
-/// TLB invalidation; the one-range case is below).
+/// prefetch asks for none. From a peer's VRAM too, where the span's moves
+/// between pull-backs cost less in the other tile's TLB invalidations (40
+/// us a range) than that timeslice: one 2 MiB range is prefetched.
 #[test]
 fn an_atomic_span_the_cpu_pulled_back_is_prefetched_on_a_multi_tile_device() {
     let t = setup("max-node");
@@ -1053,15 +1053,39 @@ fn an_atomic_span_the_cpu_pulled_back_is_prefetched_on_a_multi_tile_device() {
     assert!(!p.on_fault && p.bytes_moved == R, "prefetched: {p:?}");
     assert_eq!(t.on(BUF, R), t.vram_of(0));
     let p = t.ctx.alloc_vram(t.dev[1], BUF, R, t.vram(1), insist).unwrap();
+    assert!(!p.on_fault && p.bytes_moved == R, "one range from a peer's VRAM, prefetched: {p:?}");
+    assert_eq!(t.on(BUF, R), t.vram_of(1));
+}
+
+/// The same histogram cut into 92 ranges (4 KiB and 64 KiB pieces at both
+/// ends of a span across a 2 MiB boundary): two moves per pull-back would
+/// pay 7.4 ms of the other tile's invalidations against one 5 ms
+/// timeslice, so from a peer's VRAM it is left to the fault. Before the
+/// CPU ever pulled it back, left to the fault whatever its size.
+#[test]
+fn an_atomic_span_of_many_ranges_is_left_to_the_fault_from_a_peer_on_a_multi_tile_device() {
+    let t = setup("max-node");
+    let insist = AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD;
+    let (start, size) = (BUF + 4096, 2 * R - 2 * 4096);
+    t.sim.cpu_access(start, size, sim::Access::Write, 1).unwrap();
+    assert!(!t.ctx.alloc_vram(t.dev[0], start, size, t.vram(0), insist).unwrap().on_fault);
+    t.gpu(0, start, size, sim::Access::Atomic).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[1], start, size, t.vram(1), insist).unwrap();
+    assert!(p.on_fault, "no pull-back seen yet: {p:?}");
+    t.gpu(1, start, size, sim::Access::Atomic).unwrap();
+    t.sim.cpu_access(start, size, sim::Access::Read, 0).unwrap();
+    assert_eq!(t.on(start, size), Placement::System, "the CPU pulled it back");
+    let p = t.ctx.alloc_vram(t.dev[0], start, size, t.vram(0), insist).unwrap();
+    assert!(!p.on_fault && p.bytes_moved == size, "from system memory, prefetched: {p:?}");
+    let p = t.ctx.alloc_vram(t.dev[1], start, size, t.vram(1), insist).unwrap();
     assert!(p.on_fault, "from a peer's VRAM, left to the fault: {p:?}");
 }
 
 /// A histogram of one page the CPU pulled back before is prefetched from a
-/// peer's VRAM too: which device runs last before the CPU's next read is
-/// not known, and that one's atomic fault would stamp the 5 ms timeslice;
-/// a prefetch costs each device at most its other tile's TLB invalidation
-/// on one range. A larger span (the 2 MiB one above) may lie in many
-/// ranges, each paying it: left to the fault.
+/// peer's VRAM: which device runs last before the CPU's next read is not
+/// known, and that one's atomic fault would stamp the 5 ms timeslice; a
+/// prefetch costs each device at most its other tile's TLB invalidation on
+/// one range.
 #[test]
 fn a_one_range_histogram_the_cpu_reads_is_prefetched_from_a_peer_on_a_multi_tile_device() {
     let t = setup("max-node");

@@ -89,24 +89,28 @@ impl Context {
         // binds only the tile that faults (docs/cost-model.md). The
         // attributes just set send the fault there.
         let tiles = dev.tiles.iter().filter(|t| t.is_some()).count();
-        // Not a span the runtime insists on (atomics) in system memory (the
-        // CPU pulled it back, or it was evicted): an atomic fault stamps the kernel's timeslice on what it migrates
-        // (xe_svm_handle_pagefault: atomic_svm_timeslice_ms, 5 ms; a
+        // Not a span the runtime insists on (atomics) where the CPU takes
+        // it back: an atomic fault stamps the kernel's timeslice on what it
+        // migrates (xe_svm_handle_pagefault: atomic_svm_timeslice_ms; a
         // prefetch asks for none, docs/kernel-model.md §12), and the CPU's
-        // next touch (a histogram read after the launch) waits it out,
-        // against the 20-40 us a range the fault saves.
-        // Nor, from another VRAM, a span of at most 64 KiB that was pulled
-        // back to system memory before (by the CPU, a histogram read after
-        // each round, or by an eviction): which device runs last before the
-        // CPU's read is not known, so every device prefetches it, each
-        // paying its other tiles' TLB invalidation (40 us a tile) on at most
-        // 16 ranges of 4 KiB (one 64 KiB range, where it is aligned) against
-        // the 5 ms timeslice one of them would stamp. A larger span may lie
-        // in many more ranges, each paying it (a 1.5 MB histogram on five
-        // devices: 6 % slower with it).
-        let cpu_reads = away && size <= super::observe::SMALL_RANGE && summary.moves.iter().any(|m| m.pulled_back);
-        let timesliced = flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && (summary.residency == Some(Pagemap::System) || cpu_reads);
-        if tiles > 1 && cand.device() == Some(dev.slot) && !summary.moves.is_empty() && flags.may_defer() && !timesliced {
+        // next touch (a histogram read after the round) waits it out. In
+        // system memory now (pulled back or evicted), the fault saves 20-40
+        // us a range against that wait. From elsewhere (a peer's VRAM, or
+        // where the launch's faults put it), where the CPU pulled it back
+        // before: which device runs last before the CPU's read is not known,
+        // so every device's move pays the prefetch's price, its other tiles'
+        // TLB invalidation on each of the span's ranges, and one timeslice
+        // falls per pull-back. Prefetched where its moves between pull-backs
+        // cost no more in invalidations than that timeslice (a 176 KiB
+        // histogram in 14 ranges on three devices: 1.7 ms against 5;
+        // a 1.9 MB one in 43 ranges on five: 8.6 ms).
+        let cpu_reads = || {
+            let pulls = summary.moves.iter().filter(|m| m.pulled_back).count() as u64;
+            let invalidations = (tiles as u64 - 1).saturating_mul(kernel_ranges(start, end)).saturating_mul(summary.moves.len() as u64);
+            pulls > 0 && invalidations.saturating_mul(TLB_INVALIDATION_NS) <= ATOMIC_TIMESLICE_NS.saturating_mul(pulls)
+        };
+        let timesliced = || flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && (summary.residency == Some(Pagemap::System) || cpu_reads());
+        if tiles > 1 && cand.device() == Some(dev.slot) && !summary.moves.is_empty() && flags.may_defer() && !timesliced() {
             crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: left to the GPU fault (rule 6: moved {} times before, device {} has {tiles} tiles; a prefetch would bind all of them)", Span(start, size), summary.moves.len(), dev.slot);
             placed.on_fault = true;
             return Ok(Migrated { moved: true, bound: false });
@@ -164,5 +168,53 @@ impl Context {
             break;
         }
         Ok(Migrated { moved: summary.residency != Some(cand), bound: true })
+    }
+}
+
+/// A GPU TLB invalidation, per range and tile (docs/cost-model.md).
+const TLB_INVALIDATION_NS: u64 = 40_000;
+/// The kernel's atomic timeslice: `atomic_svm_timeslice_ms`, 5 ms unless
+/// changed in debugfs, which a runtime does not read (docs/kernel-model.md
+/// §5.3).
+const ATOMIC_TIMESLICE_NS: u64 = 5_000_000;
+
+/// The SVM ranges the kernel cuts [start, end) into where no other cut
+/// falls inside it: the largest aligned chunk that fits at each address,
+/// 2 MiB, 64 KiB or 4 KiB (`drm_gpusvm_range_chunk_size` over xe's
+/// `fault_chunk_sizes`, docs/kernel-model.md §2).
+pub(super) fn kernel_ranges(start: u64, end: u64) -> u64 {
+    const CHUNK: u64 = 2 << 20;
+    let mut n = 0;
+    let mut at = start;
+    while at < end {
+        if at % CHUNK == 0 && end - at >= CHUNK {
+            // The middle in one step: at most 31 pieces of each smaller
+            // size lie on either side of it.
+            let whole = (end - at) / CHUNK;
+            (n, at) = (n + whole, at + whole * CHUNK);
+            continue;
+        }
+        at += [64 << 10, 4 << 10].into_iter().find(|&c| at % c == 0 && at + c <= end).unwrap_or(4 << 10);
+        n += 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_ranges;
+
+    const K: u64 = 4096;
+    const M: u64 = 1 << 20;
+
+    #[test]
+    fn kernel_ranges_take_the_largest_aligned_chunk_that_fits() {
+        assert_eq!(kernel_ranges(0, 2 * M), 1);
+        assert_eq!(kernel_ranges(0, 2 * M + 64 * 1024 + K), 3);
+        assert_eq!(kernel_ranges(K, 2 * K), 1);
+        // 15 pages and 31 64 KiB ranges up to the 2 MiB boundary, the same after it.
+        assert_eq!(kernel_ranges(K, 4 * M - K), 92);
+        assert_eq!(kernel_ranges(5 * K, 5 * K), 0);
+        assert_eq!(kernel_ranges(2 * M - K, (1 << 40) + K), (1 << 19) - 1 + 2);
     }
 }
