@@ -1986,3 +1986,27 @@ fn the_6_18_retry_of_a_multi_device_madvise_cuts_only_what_differs() {
         assert_eq!(v.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE, "{v:?}");
     }
 }
+
+/// An atomic histogram on a multi-tile device whose records lost its place
+/// (its first half placed on its own before, the rest never): rule 6 asks
+/// whether the CPU takes it back, and only the page table answers. Found
+/// in system memory after the library moved part of it, it was pulled
+/// back, and it is prefetched (an atomic fault would stamp the 5 ms
+/// timeslice the CPU's next read waits out), by the next device that
+/// takes it too.
+#[test]
+fn an_atomic_span_whose_records_lost_its_place_is_looked_at_before_rule_6() {
+    let t = setup("max-node");
+    let insist = AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD;
+    let (hist, size) = (BUF + 4096, 40 * 1024);
+    t.sim.cpu_access(hist, size, sim::Access::Write, 1).unwrap();
+    assert!(!t.ctx.alloc_vram(t.dev[0], hist, size / 2, t.vram(0), insist).unwrap().on_fault);
+    t.gpu(0, hist, size / 2, sim::Access::Atomic).unwrap();
+    t.sim.cpu_access(hist, size, sim::Access::Read, 0).unwrap();
+    assert_eq!(t.on(hist, size), Placement::System, "the CPU pulled it back");
+    let p = t.ctx.alloc_vram(t.dev[0], hist, size, t.vram(0), insist).unwrap();
+    assert!(!p.on_fault && p.bytes_moved == size, "looked at, prefetched: {p:?}");
+    t.gpu(0, hist, size, sim::Access::Atomic).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[1], hist, size, t.vram(1), insist).unwrap();
+    assert!(!p.on_fault && p.bytes_moved == size, "the pull-back counts for the next device: {p:?}");
+}

@@ -371,7 +371,15 @@ impl Context {
         // prefetch to system memory would read first): the span may have
         // come along with a chunk mate (`came_along`).
         let worth = a.summary.residency.is_some_and(|r| r == target || r != Pagemap::System || self.access.names_devices()) || (flags.engine() && target == Pagemap::System);
-        if a.seen.is_none() && worth && self.any_vram() {
+        // An atomic span going to a multi-tile device's own VRAM whose
+        // records lost its place (its pieces placed apart, a packed
+        // neighbour's chunk included): rule 6 (policy/migrate.rs) asks
+        // whether the CPU takes it back, and only the page table answers
+        // (under 1 us, against a 5 ms timeslice). Found in system memory
+        // after the library moved it, it was pulled back.
+        let tiles = dev.tiles.iter().filter(|t| t.is_some()).count();
+        let lost = flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && tiles > 1 && target.device() == Some(dev.slot) && a.summary.residency.is_none() && !a.summary.moves.is_empty();
+        if a.seen.is_none() && (worth || lost) && self.any_vram() {
             a.seen = self.observe(start, end);
         }
         if let Some(seen) = &a.seen {
@@ -402,8 +410,9 @@ impl Context {
             if let Some(kept) = self.came_along(a, target) {
                 return self.keep_came_along(a, kept, now, placed);
             }
-            if a.summary.residency.is_some() && actual != a.summary.residency {
-                let pulled_back = matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System);
+            let lost_back = lost && actual == Some(Pagemap::System);
+            if (a.summary.residency.is_some() && actual != a.summary.residency) || lost_back {
+                let pulled_back = (matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System)) || lost_back;
                 if !freed {
                     a.summary.record_move_by(now, pulled_back);
                 }
