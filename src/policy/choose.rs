@@ -34,9 +34,12 @@
 //! each trial's own loss: a prefetch trial costs the move, at most a
 //! quarter launch; a faults trial the move plus a fault service per range
 //! (20 us per 2 MiB range against about 94 us for its copy,
-//! docs/cost-model.md). A span whose move stays dear never tries the
-//! others, and there the cascade's regret is the cascade's (unbounded by
-//! this rule). A mapping found from a pointer never runs the cascade (it
+//! docs/cost-model.md). A span whose move stays dear against one launch
+//! gets the faults' trial once its launches have cost TRIAL_SHARE times
+//! the move (ski rental: waiting costs at most that, the trial at most a
+//! quarter of what the span has cost so far); the runtime's prefetch,
+//! which would move all of it and its consequences onto other spans,
+//! still waits for a cheap move. A mapping found from a pointer never runs the cascade (it
 //! may hold a whole arena), so there the engine is the runtime. What is
 //! not bounded: spans whose program ends before the trials, and spans
 //! whose costs depend on each other.
@@ -85,11 +88,13 @@ struct Entry {
     seen: u32,
     /// When the device last used the span (`Launches::uses`).
     used_at: Option<u64>,
+    /// What its reported launches cost in all (the faults' ski rental).
+    spent: u64,
 }
 
 impl Default for Entry {
     fn default() -> Self {
-        Entry { cost: [None; 3], current: Strategy::Cascade, seen: 0, used_at: None }
+        Entry { cost: [None; 3], current: Strategy::Cascade, seen: 0, used_at: None, spent: 0 }
     }
 }
 
@@ -231,18 +236,26 @@ impl Entry {
     /// launches are reported; then one trial of the runtime's prefetch and,
     /// where the span may be left to them (`faults_ok`), one of the faults,
     /// each once moving the span (`trial_ns`) costs at most 1/TRIAL_SHARE of
-    /// the cheapest launch so far; then the lazy leader: the current
+    /// the cheapest launch so far, the faults' also once it costs at most
+    /// 1/TRIAL_SHARE of all the span's launches (`spent`); then the lazy leader: the current
     /// strategy stays unless another's last cost is at least 5 % lower, and
     /// then the cheapest runs.
     fn next(&self, trial_ns: Option<f64>, faults_ok: bool) -> Strategy {
         let cost = |s: Strategy| self.cost[s.index()];
         let Some(c) = cost(Strategy::Cascade) else { return self.current };
         let cheap = |base: u64| trial_ns.is_some_and(|t| t * TRIAL_SHARE <= base as f64);
-        let Some(r) = cost(Strategy::Prefetch) else {
-            return if self.seen >= TRIAL_AFTER && cheap(c) { Strategy::Prefetch } else { Strategy::Cascade };
-        };
-        if faults_ok && cost(Strategy::Faults).is_none() && cheap(c.min(r)) {
-            return Strategy::Faults;
+        // Ski rental for the faults: once the span's launches have cost
+        // TRIAL_SHARE times the move, its trial runs however dear the
+        // move is against one launch (a span served over a link, or in
+        // system memory, round after round).
+        let rented = cheap(self.spent);
+        let faults_untried = faults_ok && cost(Strategy::Faults).is_none();
+        match cost(Strategy::Prefetch) {
+            None if self.seen >= TRIAL_AFTER && cheap(c) => return Strategy::Prefetch,
+            None if self.seen >= TRIAL_AFTER && faults_untried && rented => return Strategy::Faults,
+            None if cost(Strategy::Faults).is_none() => return Strategy::Cascade,
+            Some(r) if faults_untried && (cheap(c.min(r)) || rented) => return Strategy::Faults,
+            _ => {}
         }
         let allowed = |s: Strategy| faults_ok || s != Strategy::Faults;
         let known = Strategy::ALL.into_iter().filter(|&s| allowed(s)).filter_map(|s| cost(s).map(|x| (x, s)));
@@ -415,6 +428,7 @@ impl Chooser {
             for &((start, len), strategy, _) in &p.used {
                 if let Some(e) = entries.get_mut(&(start, len)) {
                     e.cost[strategy.index()] = Some(cost);
+                    e.spent = e.spent.saturating_add(cost);
                     if strategy == Strategy::Cascade {
                         e.seen = e.seen.saturating_add(1);
                     }
@@ -579,6 +593,33 @@ mod tests {
         c.spent(0, 41, 4096);
         let _ = c.launch_done(0, 1_000, |_, _| {});
         assert!(!c.cascade_next(0, 0, 4096), "a cheap move: the trial");
+    }
+
+    /// Ski rental for the faults: a span whose move stays dearer than a
+    /// quarter of one launch gets no trial at first, and the faults' trial
+    /// once its launches under the cascade have cost TRIAL_SHARE times the
+    /// move; the runtime's prefetch (which moves all of it) still waits.
+    #[test]
+    fn the_faults_trial_runs_once_the_launches_have_paid_for_the_move() {
+        let c = Chooser::default();
+        let _ = c.launch_done(0, 1_000, |_, _| {});
+        // A move of another span at 1 ns a byte: 4096 ns for this one, four
+        // launches' worth.
+        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
+        c.spent(0, 4096, 4096);
+        let _ = c.launch_done(0, 1_000, |_, _| {});
+        let launches = 4 * 4096 / 1_000 + 1;
+        for _ in 0..launches {
+            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
+            let _ = c.launch_done(0, 1_000, |_, _| {});
+        }
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false, true).0, Strategy::Cascade, "the runtime asks for the move now: no faults");
+        let _ = c.launch_done(0, 1_000, |_, _| {});
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults, "paid for: the faults' trial");
+        let _ = c.launch_done(0, 600, |_, _| {});
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults, "cheaper: they stay");
+        let _ = c.launch_done(0, 2_000, |_, _| {});
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade, "dearer: back to the cascade");
     }
 
     /// The bytes a launch asks for count each span once: launches queued
