@@ -1059,17 +1059,21 @@ fn an_atomic_span_the_cpu_pulled_back_is_prefetched_on_a_multi_tile_device() {
     assert_eq!(t.on(BUF, R), t.vram_of(1));
 }
 
-/// The same histogram cut into 92 ranges (4 KiB and 64 KiB pieces at both
-/// ends of a span across a 2 MiB boundary): two moves per pull-back would
-/// pay 7.4 ms of the other tile's invalidations against one 5 ms
-/// timeslice, so from a peer's VRAM it is left to the fault. Before the
-/// CPU ever pulled it back, left to the fault whatever its size.
+/// A histogram cut into 92 ranges (4 KiB and 64 KiB pieces at both ends
+/// of a span across a 2 MiB boundary, its neighbours' pages placed in
+/// system memory keeping the madvise at its ends): four moves per
+/// pull-back would pay 14.7 ms of the other tile's invalidations against
+/// one 5 ms timeslice, so from a peer's VRAM it is left to the fault.
+/// Before the CPU ever pulled it back, left to the fault whatever its size.
 #[test]
 fn an_atomic_span_of_many_ranges_is_left_to_the_fault_from_a_peer_on_a_multi_tile_device() {
     let t = setup("max-node");
     let insist = AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD;
     let (start, size) = (BUF + 4096, 2 * R - 2 * 4096);
-    t.sim.cpu_access(start, size, sim::Access::Write, 1).unwrap();
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    for page in [BUF, BUF + 2 * R - 4096] {
+        assert_eq!(t.alloc(0, page, 4096, Pagemap::System).pagemap, Some(Pagemap::System));
+    }
     assert!(!t.ctx.alloc_vram(t.dev[0], start, size, t.vram(0), insist).unwrap().on_fault);
     t.gpu(0, start, size, sim::Access::Atomic).unwrap();
     let p = t.ctx.alloc_vram(t.dev[1], start, size, t.vram(1), insist).unwrap();

@@ -21,7 +21,9 @@
 //! prefetch runs once, then the faults once (not where the runtime asks
 //! for the move now), each only when moving the span (at the rate the
 //! device's last timed move took) costs at most a quarter of the cheapest
-//! launch so far (`TRIAL_SHARE`); from then on the cheapest of the last
+//! launch so far (`TRIAL_SHARE`), the faults also once it costs at most a
+//! quarter of all the span's launches, whether or not the prefetch was
+//! tried (below); from then on the cheapest of the last
 //! costs, switching only to one at least 5 % cheaper than the current
 //! one's (the lazy leader: noise alone does not flip it). A launch that
 //! repeats (a loop: the only case where a choice can repeat its mistake)
@@ -89,12 +91,12 @@ struct Entry {
     /// When the device last used the span (`Launches::uses`).
     used_at: Option<u64>,
     /// What its reported launches cost in all (the faults' ski rental).
-    spent: u64,
+    launches_ns: u64,
 }
 
 impl Default for Entry {
     fn default() -> Self {
-        Entry { cost: [None; 3], current: Strategy::Cascade, seen: 0, used_at: None, spent: 0 }
+        Entry { cost: [None; 3], current: Strategy::Cascade, seen: 0, used_at: None, launches_ns: 0 }
     }
 }
 
@@ -237,7 +239,7 @@ impl Entry {
     /// where the span may be left to them (`faults_ok`), one of the faults,
     /// each once moving the span (`trial_ns`) costs at most 1/TRIAL_SHARE of
     /// the cheapest launch so far, the faults' also once it costs at most
-    /// 1/TRIAL_SHARE of all the span's launches (`spent`); then the lazy leader: the current
+    /// 1/TRIAL_SHARE of all the span's launches (`launches_ns`); then the lazy leader: the current
     /// strategy stays unless another's last cost is at least 5 % lower, and
     /// then the cheapest runs.
     fn next(&self, trial_ns: Option<f64>, faults_ok: bool) -> Strategy {
@@ -248,7 +250,7 @@ impl Entry {
         // TRIAL_SHARE times the move, its trial runs however dear the
         // move is against one launch (a span served over a link, or in
         // system memory, round after round).
-        let rented = cheap(self.spent);
+        let rented = cheap(self.launches_ns);
         let faults_untried = faults_ok && cost(Strategy::Faults).is_none();
         match cost(Strategy::Prefetch) {
             None if self.seen >= TRIAL_AFTER && cheap(c) => return Strategy::Prefetch,
@@ -428,7 +430,7 @@ impl Chooser {
             for &((start, len), strategy, _) in &p.used {
                 if let Some(e) = entries.get_mut(&(start, len)) {
                     e.cost[strategy.index()] = Some(cost);
-                    e.spent = e.spent.saturating_add(cost);
+                    e.launches_ns = e.launches_ns.saturating_add(cost);
                     if strategy == Strategy::Cascade {
                         e.seen = e.seen.saturating_add(1);
                     }

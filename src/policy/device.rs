@@ -234,6 +234,12 @@ impl Device {
         self.tiles.iter().any(|t| t.is_some())
     }
 
+    /// Its tiles with VRAM: a prefetch binds a range on each of them
+    /// (rule 6, policy/migrate.rs).
+    pub fn vram_tiles(&self) -> usize {
+        self.tiles.iter().filter(|t| t.is_some()).count()
+    }
+
     /// ENODEV / ECANCELED once the device was found gone or wedged.
     pub fn check_alive(&self) -> Result<()> {
         match self.dead.load(Ordering::Relaxed) {

@@ -88,11 +88,11 @@ impl Context {
         // each bound tile pays a TLB invalidation (40 us); the fault (20 us)
         // binds only the tile that faults (docs/cost-model.md). The
         // attributes just set send the fault there.
-        let tiles = dev.tiles.iter().filter(|t| t.is_some()).count();
+        let tiles = dev.vram_tiles();
         // Not a span the runtime insists on (atomics) where the CPU takes
         // it back: an atomic fault stamps the kernel's timeslice on what it
         // migrates (xe_svm_handle_pagefault: atomic_svm_timeslice_ms; a
-        // prefetch asks for none, docs/kernel-model.md §12), and the CPU's
+        // prefetch asks for none, docs/kernel-model.md §5.3), and the CPU's
         // next touch (a histogram read after the round) waits it out. In
         // system memory now (pulled back or evicted), the fault saves 20-40
         // us a range against that wait. From elsewhere (a peer's VRAM, or
@@ -100,17 +100,23 @@ impl Context {
         // before: which device runs last before the CPU's read is not known,
         // so every device's move pays the prefetch's price, its other tiles'
         // TLB invalidation on each of the span's ranges, and one timeslice
-        // falls per pull-back. Prefetched where its moves between pull-backs
-        // cost no more in invalidations than that timeslice (a 176 KiB
-        // histogram in 14 ranges on three devices: 1.7 ms against 5;
-        // a 1.9 MB one in 43 ranges on five: 8.6 ms).
+        // falls per pull-back. Prefetched where its moves between
+        // pull-backs (the pull-back's own included) cost no more in
+        // invalidations than that timeslice (a histogram in 14 ranges that
+        // three devices take each round: 14 x 4 x 40 us = 2.2 ms against
+        // 5; one in 43 ranges over five devices: 10.3 ms, left to the
+        // fault). The ranges are counted as if the VMA were cut at the
+        // span's ends, an upper bound where the madvise took whole chunks:
+        // counting those (fewer ranges, more prefetches) made 14 programs
+        // slower and 8 faster (the bound's 40 us a range undercounts what
+        // binding every tile costs the moves after).
         let cpu_reads = || {
             let pulls = summary.moves.iter().filter(|m| m.pulled_back).count() as u64;
-            let invalidations = (tiles as u64 - 1).saturating_mul(kernel_ranges(start, end)).saturating_mul(summary.moves.len() as u64);
+            let invalidations = (tiles as u64).saturating_sub(1).saturating_mul(kernel_ranges(start, end)).saturating_mul(summary.moves.len() as u64);
             pulls > 0 && invalidations.saturating_mul(TLB_INVALIDATION_NS) <= ATOMIC_TIMESLICE_NS.saturating_mul(pulls)
         };
         let timesliced = || flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && (summary.residency == Some(Pagemap::System) || cpu_reads());
-        if tiles > 1 && cand.device() == Some(dev.slot) && !summary.moves.is_empty() && flags.may_defer() && !timesliced() {
+        if rule_6_may_defer(dev, cand, flags, summary) && !timesliced() {
             crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: left to the GPU fault (rule 6: moved {} times before, device {} has {tiles} tiles; a prefetch would bind all of them)", Span(start, size), summary.moves.len(), dev.slot);
             placed.on_fault = true;
             return Ok(Migrated { moved: true, bound: false });
@@ -171,6 +177,12 @@ impl Context {
     }
 }
 
+/// Rule 6's ground: a span that moved before, going to a multi-tile
+/// device's own VRAM, in a call that lets the library defer the move.
+pub(super) fn rule_6_may_defer(dev: &Device, target: Pagemap, flags: AllocFlags, summary: &Record) -> bool {
+    dev.vram_tiles() > 1 && target.device() == Some(dev.slot) && !summary.moves.is_empty() && flags.may_defer()
+}
+
 /// A GPU TLB invalidation, per range and tile (docs/cost-model.md).
 const TLB_INVALIDATION_NS: u64 = 40_000;
 /// The kernel's atomic timeslice: `atomic_svm_timeslice_ms`, 5 ms unless
@@ -178,23 +190,24 @@ const TLB_INVALIDATION_NS: u64 = 40_000;
 /// §5.3).
 const ATOMIC_TIMESLICE_NS: u64 = 5_000_000;
 
-/// The SVM ranges the kernel cuts [start, end) into where no other cut
-/// falls inside it: the largest aligned chunk that fits at each address,
-/// 2 MiB, 64 KiB or 4 KiB (`drm_gpusvm_range_chunk_size` over xe's
-/// `fault_chunk_sizes`, docs/kernel-model.md §2).
+/// The SVM ranges the kernel cuts [start, end) into where the VMA is cut
+/// at its ends: the largest aligned chunk that fits at each address, 2 MiB,
+/// 64 KiB or 4 KiB (`drm_gpusvm_range_chunk_size` over xe's
+/// `fault_chunk_sizes`, docs/kernel-model.md §2). Page-aligned bounds below
+/// the VA limit.
 pub(super) fn kernel_ranges(start: u64, end: u64) -> u64 {
     const CHUNK: u64 = 2 << 20;
+    debug_assert!(start % 4096 == 0 && end % 4096 == 0 && end <= super::VA_LIMIT);
     let mut n = 0;
     let mut at = start;
     while at < end {
         if at % CHUNK == 0 && end - at >= CHUNK {
-            // The middle in one step: at most 31 pieces of each smaller
-            // size lie on either side of it.
+            // The run of whole chunks in one step.
             let whole = (end - at) / CHUNK;
             (n, at) = (n + whole, at + whole * CHUNK);
             continue;
         }
-        at += [64 << 10, 4 << 10].into_iter().find(|&c| at % c == 0 && at + c <= end).unwrap_or(4 << 10);
+        at += [64 << 10, 4 << 10].into_iter().find(|&c| at % c == 0 && end - at >= c).unwrap_or(4 << 10);
         n += 1;
     }
     n

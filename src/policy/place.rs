@@ -371,14 +371,16 @@ impl Context {
         // prefetch to system memory would read first): the span may have
         // come along with a chunk mate (`came_along`).
         let worth = a.summary.residency.is_some_and(|r| r == target || r != Pagemap::System || self.access.names_devices()) || (flags.engine() && target == Pagemap::System);
-        // An atomic span going to a multi-tile device's own VRAM whose
-        // records lost its place (its pieces placed apart, a packed
-        // neighbour's chunk included): rule 6 (policy/migrate.rs) asks
-        // whether the CPU takes it back, and only the page table answers
-        // (under 1 us, against a 5 ms timeslice). Found in system memory
-        // after the library moved it, it was pulled back.
-        let tiles = dev.tiles.iter().filter(|t| t.is_some()).count();
-        let lost = flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && tiles > 1 && target.device() == Some(dev.slot) && a.summary.residency.is_none() && !a.summary.moves.is_empty();
+        // An atomic span rule 6 may leave to the fault (policy/migrate.rs)
+        // whose records lost its place (its pieces placed apart, a packed
+        // neighbour's chunk included), though one of them put it in VRAM:
+        // rule 6 asks whether the CPU takes it back, and only the page
+        // table answers (under 1 us, against a 5 ms timeslice). Found in
+        // system memory, every page present, it was pulled back.
+        let lost = flags.contains(AllocFlags::IGNORE_THRASH_GUARD)
+            && super::migrate::rule_6_may_defer(dev, target, flags, &a.summary)
+            && a.summary.residency.is_none()
+            && self.track.read().overlapping(start, end).any(|(_, r)| matches!(r.residency, Some(Pagemap::Vram { .. })));
         if a.seen.is_none() && (worth || lost) && self.any_vram() {
             a.seen = self.observe(start, end);
         }
@@ -410,7 +412,7 @@ impl Context {
             if let Some(kept) = self.came_along(a, target) {
                 return self.keep_came_along(a, kept, now, placed);
             }
-            let lost_back = lost && actual == Some(Pagemap::System);
+            let lost_back = lost && actual == Some(Pagemap::System) && seen.unpopulated == 0;
             if (a.summary.residency.is_some() && actual != a.summary.residency) || lost_back {
                 let pulled_back = (matches!(a.summary.residency, Some(Pagemap::Vram { .. })) && actual == Some(Pagemap::System)) || lost_back;
                 if !freed {
