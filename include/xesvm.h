@@ -267,8 +267,10 @@
  * device with more than one tile (a prefetch binds it on every tile, and
  * each tile bound pays its own TLB invalidation at the next move, while
  * a fault binds only the tile that uses it; not for a range the runtime
- * insists on that lies in system memory, which an atomic fault would
- * hold in VRAM for the kernel's timeslice against the CPU's next touch).
+ * insists on that lies in system memory, or that the CPU took back
+ * before where the other tiles' invalidations cost less than the
+ * timeslice: an atomic fault would hold it in VRAM for the kernel's
+ * timeslice against the CPU's next touch).
  * SVM_ALLOC_PREFETCH_NOW refuses it.
  */
 #define SVM_RESULT_ON_FAULT (1 << 4)
@@ -1561,7 +1563,8 @@ int svm_launch_submit(struct svm_context *ctx, struct svm_device device);
  * engine learns, per allocation, which of the library's rule cascade, the
  * runtime's own prefetch and the kernel's faults costs least: the cascade
  * first, the prefetch once and the faults once when moving the span costs
- * at most a quarter of a launch, then the cheapest (docs/design.md, "The
+ * at most a quarter of a launch (the faults also once the span's launches
+ * have cost four of its moves), then the cheapest (docs/design.md, "The
  * engine's default"); without them it keeps
  * the runtime's own default. A device without VRAM always keeps it.
  * Optional. Errors:

@@ -71,7 +71,8 @@ pub unsafe extern "C" fn svm_launch_submit(ctx: *mut svm_context, device: svm_de
 /// engine learns, per allocation, which of the library's rule cascade, the
 /// runtime's own prefetch and the kernel's faults costs least: the cascade
 /// first, the prefetch once and the faults once when moving the span costs
-/// at most a quarter of a launch, then the cheapest (docs/design.md, "The
+/// at most a quarter of a launch (the faults also once the span's launches
+/// have cost four of its moves), then the cheapest (docs/design.md, "The
 /// engine's default"); without them it keeps
 /// the runtime's own default. A device without VRAM always keeps it.
 /// Optional. Errors:

@@ -154,8 +154,10 @@ pub const SVM_RESULT_VERIFIED: u32 = 1 << 3;
 /// device with more than one tile (a prefetch binds it on every tile, and
 /// each tile bound pays its own TLB invalidation at the next move, while
 /// a fault binds only the tile that uses it; not for a range the runtime
-/// insists on that lies in system memory, which an atomic fault would
-/// hold in VRAM for the kernel's timeslice against the CPU's next touch).
+/// insists on that lies in system memory, or that the CPU took back
+/// before where the other tiles' invalidations cost less than the
+/// timeslice: an atomic fault would hold it in VRAM for the kernel's
+/// timeslice against the CPU's next touch).
 /// SVM_ALLOC_PREFETCH_NOW refuses it.
 pub const SVM_RESULT_ON_FAULT: u32 = 1 << 4;
 /// Split (SVM_ALLOC_ENGINE only): part of the range lives in the
