@@ -1068,12 +1068,22 @@ fn an_atomic_span_the_cpu_pulled_back_is_prefetched_on_a_multi_tile_device() {
 #[test]
 fn an_atomic_span_of_many_ranges_is_left_to_the_fault_from_a_peer_on_a_multi_tile_device() {
     let t = setup("max-node");
-    let insist = AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD;
     let (start, size) = (BUF + 4096, 2 * R - 2 * 4096);
     t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
     for page in [BUF, BUF + 2 * R - 4096] {
         assert_eq!(t.alloc(0, page, 4096, Pagemap::System).pagemap, Some(Pagemap::System));
     }
+    let [p0, p1] = histogram_round_then_turns(&t, start, size);
+    assert!(!p0.on_fault && p0.bytes_moved == size, "from system memory, prefetched: {p0:?}");
+    assert!(p1.on_fault, "from a peer's VRAM, left to the fault: {p1:?}");
+}
+
+/// An atomic histogram on devices 0 and 1 of a multi-tile machine: device
+/// 0 prefetches it, device 1 takes it before the CPU ever touched it (left
+/// to the fault), the CPU reads it back; then each device asks for it
+/// again. Returns those two placements.
+fn histogram_round_then_turns(t: &T, start: u64, size: u64) -> [xesvm::policy::Placed; 2] {
+    let insist = AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD;
     assert!(!t.ctx.alloc_vram(t.dev[0], start, size, t.vram(0), insist).unwrap().on_fault);
     t.gpu(0, start, size, sim::Access::Atomic).unwrap();
     let p = t.ctx.alloc_vram(t.dev[1], start, size, t.vram(1), insist).unwrap();
@@ -1081,10 +1091,10 @@ fn an_atomic_span_of_many_ranges_is_left_to_the_fault_from_a_peer_on_a_multi_til
     t.gpu(1, start, size, sim::Access::Atomic).unwrap();
     t.sim.cpu_access(start, size, sim::Access::Read, 0).unwrap();
     assert_eq!(t.on(start, size), Placement::System, "the CPU pulled it back");
-    let p = t.ctx.alloc_vram(t.dev[0], start, size, t.vram(0), insist).unwrap();
-    assert!(!p.on_fault && p.bytes_moved == size, "from system memory, prefetched: {p:?}");
-    let p = t.ctx.alloc_vram(t.dev[1], start, size, t.vram(1), insist).unwrap();
-    assert!(p.on_fault, "from a peer's VRAM, left to the fault: {p:?}");
+    let p0 = t.ctx.alloc_vram(t.dev[0], start, size, t.vram(0), insist).unwrap();
+    // Device 0 uses it before device 1 asks, as in a round.
+    t.gpu(0, start, size, sim::Access::Atomic).unwrap();
+    [p0, t.ctx.alloc_vram(t.dev[1], start, size, t.vram(1), insist).unwrap()]
 }
 
 /// A histogram of one page the CPU pulled back before is prefetched from a
@@ -1095,21 +1105,11 @@ fn an_atomic_span_of_many_ranges_is_left_to_the_fault_from_a_peer_on_a_multi_til
 #[test]
 fn a_one_range_histogram_the_cpu_reads_is_prefetched_from_a_peer_on_a_multi_tile_device() {
     let t = setup("max-node");
-    let insist = AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD;
     let page = 4096;
     t.sim.cpu_access(BUF, page, sim::Access::Write, 1).unwrap();
-    assert!(!t.ctx.alloc_vram(t.dev[0], BUF, page, t.vram(0), insist).unwrap().on_fault);
-    t.gpu(0, BUF, page, sim::Access::Atomic).unwrap();
-    // A peer takes it before the CPU ever touched it: left to the fault.
-    let p = t.ctx.alloc_vram(t.dev[1], BUF, page, t.vram(1), insist).unwrap();
-    assert!(p.on_fault, "no pull-back seen yet: {p:?}");
-    t.gpu(1, BUF, page, sim::Access::Atomic).unwrap();
-    t.sim.cpu_access(BUF, page, sim::Access::Read, 0).unwrap();
-    assert_eq!(t.on(BUF, page), Placement::System, "the CPU pulled it back");
-    let p = t.ctx.alloc_vram(t.dev[0], BUF, page, t.vram(0), insist).unwrap();
-    assert!(!p.on_fault && p.bytes_moved == page, "{p:?}");
-    let p = t.ctx.alloc_vram(t.dev[1], BUF, page, t.vram(1), insist).unwrap();
-    assert!(!p.on_fault && p.bytes_moved == page, "from a peer's VRAM, prefetched: {p:?}");
+    let [p0, p1] = histogram_round_then_turns(&t, BUF, page);
+    assert!(!p0.on_fault && p0.bytes_moved == page, "{p0:?}");
+    assert!(!p1.on_fault && p1.bytes_moved == page, "from a peer's VRAM, prefetched: {p1:?}");
     assert_eq!(t.on(BUF, page), t.vram_of(1));
 }
 

@@ -196,8 +196,8 @@ const ATOMIC_TIMESLICE_NS: u64 = 5_000_000;
 /// `fault_chunk_sizes`, docs/kernel-model.md §2). Page-aligned bounds below
 /// the VA limit.
 pub(super) fn kernel_ranges(start: u64, end: u64) -> u64 {
-    const CHUNK: u64 = 2 << 20;
-    debug_assert!(start % 4096 == 0 && end % 4096 == 0 && end <= super::VA_LIMIT);
+    use super::{CHUNK, PAGE};
+    debug_assert!(start % PAGE == 0 && end % PAGE == 0 && end <= super::VA_LIMIT);
     let mut n = 0;
     let mut at = start;
     while at < end {
@@ -207,7 +207,7 @@ pub(super) fn kernel_ranges(start: u64, end: u64) -> u64 {
             (n, at) = (n + whole, at + whole * CHUNK);
             continue;
         }
-        at += [64 << 10, 4 << 10].into_iter().find(|&c| at % c == 0 && end - at >= c).unwrap_or(4 << 10);
+        at += [64 << 10, PAGE].into_iter().find(|&c| at % c == 0 && end - at >= c).unwrap_or(PAGE);
         n += 1;
     }
     n
