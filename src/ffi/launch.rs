@@ -72,8 +72,9 @@ pub unsafe extern "C" fn svm_launch_submit(ctx: *mut svm_context, device: svm_de
 /// runtime's own prefetch and the kernel's faults costs least: the cascade
 /// first, the prefetch once and the faults once when moving the span costs
 /// at most a quarter of a launch (the faults also once the span's launches
-/// have cost four of its moves), then the cheapest (docs/design.md, "The
-/// engine's default"); without them it keeps
+/// have cost four of its moves; once per report: the span's launches
+/// placed before a trial's report run the trial too), then the cheapest
+/// (docs/design.md, "The engine's default"); without them it keeps
 /// the runtime's own default. A device without VRAM always keeps it.
 /// Optional. Errors:
 /// -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed device).

@@ -43,8 +43,12 @@
 //! which would move all of it and its consequences onto other spans,
 //! still waits for a cheap move. A mapping found from a pointer never runs the cascade (it
 //! may hold a whole arena), so there the engine is the runtime. What is
-//! not bounded: spans whose program ends before the trials, and spans
-//! whose costs depend on each other.
+//! not bounded: spans whose program ends before the trials, spans whose
+//! costs depend on each other, and a runtime that places a span's next
+//! launches before the trial's report comes: each of them runs the trial
+//! too, so "once" is once per report (making them wait for it was
+//! measured slower: the faults' repeated trial is what fixed an offload
+//! program's LRU cliff, docs/design.md).
 //!
 //! The strategies: the kernel's is policy/faults.rs, the runtime's
 //! policy/prefetch.rs, the cascade's rules policy/resolve.rs with the
