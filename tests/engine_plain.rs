@@ -617,3 +617,29 @@ fn a_span_left_to_the_faults_is_reported_where_the_vm_preference_puts_it() {
     t.sim.gpu_access(d1.fd, d1.vm_id, 0, c, 4 * MIB, sim::Access::Read, 7).unwrap();
     assert_eq!(t.sim.placement(c, 4 * MIB), Placement::Vram { device: 1, instance: 1 });
 }
+
+/// A hand-off on devices without a link: device 0 writes a span, device
+/// 1's placement leaves it to its faults (a span devices take turns at),
+/// and its launch is reported. The records still put the span in device
+/// 0's VRAM, and an unprivileged page-table read sees device 1's VRAM
+/// alike; the report says device 1's faults ran on it, so device 0's next
+/// placement does not find it "in place" where the faults took it: it is
+/// placed where the call says (`Record::faulted_by`).
+#[test]
+fn a_span_a_reported_launch_left_to_its_faults_is_not_found_in_place_where_it_was() {
+    let t = setup("2dgpu-nolink", false);
+    let span = (BUF, 10 * MIB + 4096);
+    let p = t.turn(0, span, Access::Write, span, false);
+    assert_eq!(t.sim.placement(span.0, span.1), Placement::Vram { device: 0, instance: 1 }, "{p:?}");
+    let p = t.turn(1, span, Access::Read, span, true);
+    assert!(p.on_fault, "devices take turns at it: left to the faults, {p:?}");
+    assert_eq!(t.sim.placement(span.0, span.1), Placement::Vram { device: 1, instance: 1 }, "device 1's faults took it");
+    let p = t.turn(0, span, Access::Write, span, false);
+    assert!(!p.in_place, "not found in place in device 0's VRAM: {p:?}");
+    let at = match t.sim.placement(span.0, span.1) {
+        Placement::System => Some(Pagemap::System),
+        Placement::Vram { device, .. } => Some(t.ctx.pagemap(t.dev[device as usize], 0).unwrap()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(p.pagemap, at, "the call says where it is");
+}

@@ -208,7 +208,7 @@ impl Context {
                 }
                 Some(s) => {
                     p.cause = Some(Errno::EBUSY);
-                    let actual = self.place_of(&slots, s, None);
+                    let actual = self.place_of(&slots, s, None, 0);
                     p.pagemap = actual;
                     actual
                 }
@@ -218,6 +218,7 @@ impl Context {
             let now = self.driver.now_ns();
             self.record(&slots, start, end, &[], |r| {
                 r.residency = at;
+                *r.faulted_by.get_mut() = 0;
                 r.observed_at.store(if p.verified { now.max(1) } else { 0 }, Ordering::Relaxed);
                 r.last_used.store(now, Ordering::Relaxed);
             });

@@ -104,9 +104,12 @@ impl Default for Entry {
     }
 }
 
-/// A span of a launch (start, len), the strategy it ran, and whether its
-/// bytes count in the launch's (`Pending::bytes`).
-type Use = ((u64, u64), Strategy, bool);
+/// A span of a launch (start, len), the strategy the chooser gave it (None:
+/// left to the faults whatever it would run, `Chooser::left_to_faults`:
+/// its cost teaches nothing), whether its bytes count in the launch's
+/// (`Pending::bytes`), and whether the placement left it to the launch's
+/// faults (`Chooser::faulted`).
+type Use = ((u64, u64), Option<Strategy>, bool, bool);
 
 /// The spans placed for a device's launch not yet reported (each once),
 /// the strategy each ran, and the placement time spent on it.
@@ -346,7 +349,7 @@ impl Chooser {
         if !l.open.used.iter().any(|&(s, ..)| s == (start, len)) {
             // Unlisted (past MAX_PENDING), its bytes stay counted.
             if l.open.used.len() < MAX_PENDING {
-                l.open.used.push(((start, len), strategy, into_vram));
+                l.open.used.push(((start, len), Some(strategy), into_vram, false));
             }
             if into_vram {
                 l.open.bytes += len;
@@ -379,6 +382,21 @@ impl Chooser {
         if let Some(u) = open.used.iter_mut().find(|u| u.0 == (start, len) && u.2) {
             u.2 = false;
             open.bytes = open.bytes.saturating_sub(len);
+        }
+    }
+
+    /// The placement of [start, start+len) for device `slot`'s open launch
+    /// left it to the launch's faults, which take what the kernel touches
+    /// once it runs: its report passes that on (`launch_done`). Listed
+    /// once per launch; without reports nothing is matched, and the list
+    /// stays bounded (MAX_PENDING).
+    pub(crate) fn faulted(&self, slot: u16, start: u64, len: u64) {
+        let mut d = self.device(slot).lock();
+        let used = &mut d.launches.open.used;
+        if let Some(u) = used.iter_mut().find(|u| u.0 == (start, len)) {
+            u.3 = true;
+        } else if used.len() < MAX_PENDING {
+            used.push(((start, len), None, false, true));
         }
     }
 
@@ -417,11 +435,12 @@ impl Chooser {
     /// oldest submitted one not yet reported, else the placements since the
     /// previous report). Each allocation placed for it learns the launch's
     /// cost under the strategy it ran, and follows it from now on.
-    /// `used` is called with each span the launch used, after the
+    /// `used` is called with each span the launch used, and whether its
+    /// placement left it to the launch's faults, after the
     /// device's lock is released (it may take the records' lock, which
     /// placements take before this one). Returns whether this was the
     /// first report: the launches before it were not recorded.
-    pub(crate) fn launch_done(&self, slot: u16, duration_ns: u64, mut used: impl FnMut(u64, u64)) -> bool {
+    pub(crate) fn launch_done(&self, slot: u16, duration_ns: u64, mut used: impl FnMut(u64, u64, bool)) -> bool {
         let first = !self.reported.swap(true, Ordering::Relaxed);
         let mut spans = {
             let mut d = self.device(slot).lock();
@@ -431,7 +450,8 @@ impl Chooser {
                 None => l.close_open(),
             };
             let cost = duration_ns.saturating_add(p.spent_ns);
-            for &((start, len), strategy, _) in &p.used {
+            for &((start, len), strategy, ..) in &p.used {
+                let Some(strategy) = strategy else { continue };
                 if let Some(e) = entries.get_mut(&(start, len)) {
                     e.cost[strategy.index()] = Some(cost);
                     e.launches_ns = e.launches_ns.saturating_add(cost);
@@ -443,8 +463,8 @@ impl Chooser {
             }
             std::mem::take(&mut p.used)
         };
-        for &((start, len), ..) in &spans {
-            used(start, len);
+        for &((start, len), _, _, faulted) in &spans {
+            used(start, len, faulted);
         }
         spans.clear();
         let mut d = self.device(slot).lock();
@@ -506,13 +526,21 @@ impl Context {
         // (policy/observe.rs, `recheck`). The spans of launches placed
         // before the first report were not recorded: there, every range.
         let now = self.driver.now_ns().max(1);
-        let mark = |start: u64, end: u64| {
-            for (_, r) in self.track.read().overlapping(start, end) {
+        // A span the launch left to its faults that the records put in
+        // another device's VRAM: the faults have run now, and took what the
+        // kernel touched (`Record::faulted_by`). Only records inside the
+        // span: the faults stay within it.
+        let mark = |start: u64, end: u64, faulted: bool| {
+            for (rs, r) in self.track.read().overlapping(start, end) {
                 r.reported_at.fetch_max(now, Ordering::Relaxed);
+                let elsewhere = r.residency.and_then(|p| p.device()).is_some_and(|d| d != h.slot);
+                if faulted && elsewhere && rs >= start && r.end <= end {
+                    r.note_faulted_by(h.slot);
+                }
             }
         };
-        if self.chooser.launch_done(h.slot, duration_ns, |start, len| mark(start, start + len)) {
-            mark(0, super::VA_LIMIT);
+        if self.chooser.launch_done(h.slot, duration_ns, |start, len, faulted| mark(start, start + len, faulted)) {
+            mark(0, super::VA_LIMIT, false);
         }
         Ok(())
     }
@@ -531,153 +559,5 @@ impl Context {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Without reports the runtime's strategy always; with them, the
-    /// cascade TRIAL_AFTER times, one trial of the runtime's strategy and
-    /// one of the faults, then the cheapest, switching only for one 5 %
-    /// cheaper than the current one's last cost.
-    #[test]
-    fn the_cascade_then_the_trials_then_the_lazy_leader() {
-        let c = Chooser::default();
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true, true).0, Strategy::Faults);
-        assert!(!c.learning() && !c.cascade_next(0, 0, 4096));
-        let _ = c.launch_done(0, 1_000, |_, _| {});
-        for _ in 0..TRIAL_AFTER {
-            assert!(c.cascade_next(0, 0, 4096));
-            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
-            // Moving the span is cheap next to the launch (40 ns).
-            c.spent(0, 40, 4096);
-            let _ = c.launch_done(0, 1_000, |_, _| {});
-        }
-        // The runtime's trial: cheaper than the cascade.
-        assert!(!c.cascade_next(0, 0, 4096));
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
-        c.spent(0, 100, 0);
-        let _ = c.launch_done(0, 500, |_, _| {});
-        // The faults' trial: dearer. The runtime's strategy runs from now on.
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults);
-        let _ = c.launch_done(0, 1_200, |_, _| {});
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
-        // Dearer than the cascade was, but within 5 %: it stays.
-        let _ = c.launch_done(0, 1_040, |_, _| {});
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
-        // Dearer by more: to the cheapest, the cascade.
-        let _ = c.launch_done(0, 2_000, |_, _| {});
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
-        // The cascade got dear: the faults are the cheapest now, but not
-        // where the runtime asks for the move now.
-        let _ = c.launch_done(0, 3_000, |_, _| {});
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults);
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false, true).0, Strategy::Prefetch);
-        // Another device and another span start with the cascade.
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
-        assert_eq!(c.choose(0, 4096, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
-        // A mapping found from a pointer keeps the runtime's faults.
-        assert_eq!(c.choose(0, 8192, 4096, Strategy::Faults, true, true).0, Strategy::Faults);
-    }
-
-    /// The trial waits while moving the span would cost more than
-    /// 1/TRIAL_SHARE of its launch under the cascade, or nothing has
-    /// been moved to the device yet.
-    #[test]
-    fn the_trial_waits_until_moving_is_cheap() {
-        let c = Chooser::default();
-        let _ = c.launch_done(0, 1_000, |_, _| {});
-        for _ in 0..TRIAL_AFTER + 2 {
-            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
-            let _ = c.launch_done(0, 1_000, |_, _| {});
-        }
-        assert!(c.cascade_next(0, 0, 4096), "no move timed yet: no trial");
-        // A move of another span at 1 ns a byte: 4096 ns for this one.
-        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
-        c.spent(0, 4096, 4096);
-        let _ = c.launch_done(0, 1_000, |_, _| {});
-        assert!(c.cascade_next(0, 0, 4096), "a move dearer than a quarter launch: no trial");
-        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
-        c.spent(0, 41, 4096);
-        let _ = c.launch_done(0, 1_000, |_, _| {});
-        assert!(!c.cascade_next(0, 0, 4096), "a cheap move: the trial");
-    }
-
-    /// Ski rental for the faults: a span whose move stays dearer than a
-    /// quarter of one launch gets no trial at first, and the faults' trial
-    /// once its launches under the cascade have cost TRIAL_SHARE times the
-    /// move; the runtime's prefetch (which moves all of it) still waits.
-    #[test]
-    fn the_faults_trial_runs_once_the_launches_have_paid_for_the_move() {
-        let c = Chooser::default();
-        let _ = c.launch_done(0, 1_000, |_, _| {});
-        // A move of another span at 1 ns a byte: 4096 ns for this one, four
-        // launches' worth.
-        c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
-        c.spent(0, 4096, 4096);
-        let _ = c.launch_done(0, 1_000, |_, _| {});
-        let launches = 4 * 4096 / 1_000 + 1;
-        for _ in 0..launches {
-            assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
-            let _ = c.launch_done(0, 1_000, |_, _| {});
-        }
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false, true).0, Strategy::Cascade, "the runtime asks for the move now: no faults");
-        let _ = c.launch_done(0, 1_000, |_, _| {});
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults, "paid for: the faults' trial");
-        let _ = c.launch_done(0, 600, |_, _| {});
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults, "cheaper: they stay");
-        let _ = c.launch_done(0, 2_000, |_, _| {});
-        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade, "dearer: back to the cascade");
-    }
-
-    /// The bytes a launch asks for count each span once: launches queued
-    /// before their reports place the same span again.
-    #[test]
-    fn launch_bytes_count_each_span_once() {
-        let c = Chooser::default();
-        let _ = c.launch_done(0, 1_000, |_, _| {});
-        c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
-        c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
-        c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
-        assert_eq!(c.device(0).lock().launches.open.bytes, 8192);
-        let _ = c.launch_done(0, 1_000, |_, _| {});
-        assert_eq!(c.device(0).lock().launches.open.bytes, 0);
-    }
-
-    /// Announced submissions: each report is the oldest announced
-    /// launch's, so a runtime running ahead of its queue charges each span
-    /// its own launch's cost, and the coming launch's bytes are its own.
-    #[test]
-    fn reports_match_submitted_launches_in_order() {
-        let c = Chooser::default();
-        let _ = c.launch_done(0, 1, |_, _| {}); // reports from now on
-        let cost = |start| c.device(0).lock().entries[&(start, 4096)].cost[Strategy::Cascade.index()];
-        c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
-        c.launch_submitted(0);
-        c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
-        c.spent(0, 50, 0);
-        c.launch_submitted(0);
-        c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
-        assert_eq!(c.device(0).lock().launches.open.bytes, 4096, "the open launch's bytes only");
-        let _ = c.launch_done(0, 1_000, |_, _| {});
-        assert_eq!((cost(0), cost(8192)), (Some(1_000), None));
-        let _ = c.launch_done(0, 3_000, |_, _| {});
-        assert_eq!((cost(0), cost(8192)), (Some(1_000), Some(3_050)));
-        // The open launch was never submitted: without a submission left,
-        // a report takes the placements since the previous one.
-        let _ = c.launch_done(0, 7_000, |_, _| {});
-        assert_eq!(cost(0), Some(7_000));
-        assert_eq!(c.device(0).lock().launches.open.bytes, 0);
-    }
-
-    /// A device without VRAM runs the runtime's strategy, reports or not.
-    #[test]
-    fn a_device_without_vram_keeps_the_runtimes_strategy() {
-        let c = Chooser::default();
-        c.opened(1, false);
-        let _ = c.launch_done(1, 1_000, |_, _| {});
-        assert!(!c.cascade_next(1, 0, 4096));
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
-        c.forget(1);
-        c.opened(1, true);
-        assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
-    }
-}
+#[path = "choose_tests.rs"]
+mod tests;

@@ -178,6 +178,27 @@ impl Populated {
 }
 
 impl Context {
+    /// Device `slot`'s placement left [start, end) to its launch's faults,
+    /// which move what the kernel touches into its VRAM: where the records
+    /// put a span inside it in another device's VRAM, the launch's report
+    /// says that its faults ran there (`Record::faulted_by`, through
+    /// `Chooser::faulted`). An unprivileged page-table read sees one
+    /// device's VRAM as the other's, so without this the records went on
+    /// saying the first device held it and its next placement found it "in
+    /// place" where the faults had taken it (two-device pipelines on
+    /// 2dgpu-nolink: the honest engine up to 2.25x the oracle row, which
+    /// saw the move and pinned the hand-off in system memory). Only records
+    /// inside the span (the faults stay within it); a span the runtime
+    /// knows as the whole extent of a buffer the devices split still reads
+    /// as taken whole (measured below, docs/design.md). One walk of the
+    /// records, on a placement that leaves a span to the faults only.
+    pub(super) fn note_left_to_faults(&self, slot: u16, start: u64, end: u64) {
+        let elsewhere = self.track.read().overlapping(start, end).any(|(rs, r)| rs >= start && r.end <= end && r.residency.and_then(|p| p.device()).is_some_and(|d| d != slot));
+        if elsewhere {
+            self.chooser.faulted(slot, start, end - start);
+        }
+    }
+
     /// Whether an engine placement not in place is left to the launch's
     /// faults:
     /// - the span, with the launch's spans placed before it that take room

@@ -231,11 +231,15 @@ impl Context {
         }
     }
 
-    /// Where what was seen puts the range, given what the record believed:
-    /// system memory; the named region (privileged); the believed VRAM
-    /// pagemap when all of it is away; else unknown (mixed, or moved into a
-    /// VRAM the reader cannot name).
-    pub(super) fn place_of(&self, slots: &[Slot], seen: &Seen, believed: Option<Pagemap>) -> Option<Pagemap> {
+    /// Where what was seen puts the range, given what the record believed
+    /// and the devices whose reported launches were left to their faults on
+    /// it since (`faulted_by`, bit = slot, `Record::faulted_by`): system
+    /// memory; the named region (privileged); when all of it is away, the
+    /// believed VRAM pagemap, or where exactly one other device's faults
+    /// ran on it, that device's VRAM (they took what its kernel touched,
+    /// and a reader that cannot name devices sees both alike); else
+    /// unknown (mixed, or moved into a VRAM the reader cannot name).
+    pub(super) fn place_of(&self, slots: &[Slot], seen: &Seen, believed: Option<Pagemap>, faulted_by: u64) -> Option<Pagemap> {
         if seen.in_system() {
             return Some(Pagemap::System);
         }
@@ -245,7 +249,14 @@ impl Context {
         if self.access.names_devices() {
             return Context::named_pagemap(slots, seen);
         }
-        believed.filter(|p| *p != Pagemap::System)
+        let believed = believed.filter(|p| *p != Pagemap::System)?;
+        let others = believed.device().map_or(0, |d| faulted_by & !(1u64 << d.min(63)));
+        if others.count_ones() != 1 {
+            return Some(believed);
+        }
+        let taker = others.trailing_zeros() as usize;
+        let tile = slots.get(taker).and_then(|s| s.dev.as_ref()).and_then(|d| d.tiles.iter().position(Option::is_some));
+        Some(tile.map_or(believed, |t| Pagemap::Vram { device: taker as u16, tile: t as u16 }))
     }
 
     /// A range the record puts in system memory with every VRAM device's VM

@@ -167,6 +167,9 @@ impl Context {
             // pages. An atomic span the runtime insists on runs in local
             // VRAM whatever the preference says.
             let pagemap = if insists { target } else { self.faults_pagemap(slots, dev, start, end, target) };
+            if pagemap.device() == Some(h.slot) {
+                self.note_left_to_faults(h.slot, start, end);
+            }
             *out = Placed { pagemap: Some(pagemap), on_fault: true, ..Placed::default() };
             Ok(())
         };
@@ -294,6 +297,13 @@ impl Context {
         if rec.residency != Some(target) || !(faults_keep(dev, rec.attrs(dev.slot).pref, target) || small_bound()) {
             return Check::Unknown;
         }
+        // Another device's reported launch was left to its faults on it
+        // since the library placed it here (`Record::faulted_by`): an
+        // unprivileged page-table read sees its VRAM as this one's, so
+        // only the slow path's look and what it infers can tell.
+        if !self.access.names_devices() && target.device().is_some_and(|d| rec.faulted_by_others(d) != 0) {
+            return Check::Unknown;
+        }
         let now = self.driver.now_ns();
         // A piece is looked at as its whole record: a runtime that calls per
         // piece pays one page-table look per record and freshness period,
@@ -408,7 +418,7 @@ impl Context {
                 a.summary = self.summary(start, end);
                 a.summary.residency = residency;
             }
-            let actual = self.place_of(slots, seen, a.summary.residency);
+            let actual = self.place_of(slots, seen, a.summary.residency, a.summary.faulted_by.load(Ordering::Relaxed));
             if let Some(kept) = self.came_along(a, target) {
                 return self.keep_came_along(a, kept, now, placed);
             }
@@ -597,6 +607,8 @@ impl Context {
         let observed_at = if placed.verified { now.max(1) } else { 0 };
         self.record(slots, start, end, &applied, |r| {
             r.residency = Some(cand);
+            // Placed here by this call: no device's faults ran on it since.
+            *r.faulted_by.get_mut() = 0;
             r.observed_at.store(observed_at, Ordering::Relaxed);
             r.last_used.store(now, Ordering::Relaxed);
             r.moves = summary.moves.clone();

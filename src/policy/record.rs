@@ -256,6 +256,7 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         r.born_in_pieces &= p.born_in_pieces;
         r.remote_readers.fetch_or(p.remote_readers.load(Ordering::Relaxed), Ordering::Relaxed);
         r.peer_readers.fetch_or(p.peer_readers.load(Ordering::Relaxed), Ordering::Relaxed);
+        r.faulted_by.fetch_or(p.faulted_by.load(Ordering::Relaxed), Ordering::Relaxed);
         // Bound for a device only where every piece is.
         r.bound.fetch_and(p.bound.load(Ordering::Relaxed), Ordering::Relaxed);
         let n = r.attrs.len().max(p.attrs.len());

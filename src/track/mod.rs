@@ -128,6 +128,12 @@ pub struct Record {
     /// VRAM, since it was last written: moves do not clear it, a write
     /// does. resolve's several-readers rule for data a peer holds.
     pub peer_readers: AtomicU64,
+    /// Devices (bit = slot) whose reported launches left it to their
+    /// faults while `residency` named another device's VRAM, since the
+    /// library last placed it: their faults may have taken what their
+    /// kernels touched, which the page table cannot tell from where the
+    /// record says.
+    pub faulted_by: AtomicU64,
     /// Device VMs (bit = slot) a prefetch of the library bound it on since
     /// its last move or madvise there: a range in system memory a device
     /// never had bound is bound for it once (a queued prefetch), not left
@@ -162,6 +168,7 @@ impl Clone for Record {
             read_mostly: self.read_mostly,
             remote_readers: AtomicU64::new(self.remote_readers.load(Ordering::Relaxed)),
             peer_readers: AtomicU64::new(self.peer_readers.load(Ordering::Relaxed)),
+            faulted_by: AtomicU64::new(self.faulted_by.load(Ordering::Relaxed)),
             bound: AtomicU64::new(self.bound.load(Ordering::Relaxed)),
             probe_born: self.probe_born,
             born_in_pieces: self.born_in_pieces,
@@ -188,6 +195,7 @@ impl Record {
             read_mostly: false,
             remote_readers: AtomicU64::new(0),
             peer_readers: AtomicU64::new(0),
+            faulted_by: AtomicU64::new(0),
             bound: AtomicU64::new(0),
             probe_born: false,
             born_in_pieces: false,
@@ -259,6 +267,21 @@ impl Record {
         *self.remote_readers.get_mut() = 0;
         // A migration unmaps the range from every GPU (the MMU notifier).
         *self.bound.get_mut() = 0;
+    }
+
+    /// Device `slot`'s reported launch left it to its faults while
+    /// `residency` named another device's VRAM (`faulted_by`).
+    pub fn note_faulted_by(&self, slot: u16) {
+        let bit = device_bit(slot);
+        if self.faulted_by.load(Ordering::Relaxed) & bit == 0 {
+            self.faulted_by.fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+
+    /// The devices other than `slot` whose faults may have taken it since
+    /// the library last placed it (`faulted_by`, bit = slot).
+    pub fn faulted_by_others(&self, slot: u16) -> u64 {
+        self.faulted_by.load(Ordering::Relaxed) & !device_bit(slot)
     }
 
     /// Whether a prefetch through device `slot`'s VM bound it (since the

@@ -1,0 +1,172 @@
+//! The chooser's unit tests (policy/choose.rs).
+
+use super::*;
+
+/// Without reports the runtime's strategy always; with them, the
+/// cascade TRIAL_AFTER times, one trial of the runtime's strategy and
+/// one of the faults, then the cheapest, switching only for one 5 %
+/// cheaper than the current one's last cost.
+#[test]
+fn the_cascade_then_the_trials_then_the_lazy_leader() {
+    let c = Chooser::default();
+    assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true, true).0, Strategy::Faults);
+    assert!(!c.learning() && !c.cascade_next(0, 0, 4096));
+    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    for _ in 0..TRIAL_AFTER {
+        assert!(c.cascade_next(0, 0, 4096));
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
+        // Moving the span is cheap next to the launch (40 ns).
+        c.spent(0, 40, 4096);
+        let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    }
+    // The runtime's trial: cheaper than the cascade.
+    assert!(!c.cascade_next(0, 0, 4096));
+    assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
+    c.spent(0, 100, 0);
+    let _ = c.launch_done(0, 500, |_, _, _| {});
+    // The faults' trial: dearer. The runtime's strategy runs from now on.
+    assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults);
+    let _ = c.launch_done(0, 1_200, |_, _, _| {});
+    assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
+    // Dearer than the cascade was, but within 5 %: it stays.
+    let _ = c.launch_done(0, 1_040, |_, _, _| {});
+    assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
+    // Dearer by more: to the cheapest, the cascade.
+    let _ = c.launch_done(0, 2_000, |_, _, _| {});
+    assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
+    // The cascade got dear: the faults are the cheapest now, but not
+    // where the runtime asks for the move now.
+    let _ = c.launch_done(0, 3_000, |_, _, _| {});
+    assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults);
+    assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false, true).0, Strategy::Prefetch);
+    // Another device and another span start with the cascade.
+    assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
+    assert_eq!(c.choose(0, 4096, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
+    // A mapping found from a pointer keeps the runtime's faults.
+    assert_eq!(c.choose(0, 8192, 4096, Strategy::Faults, true, true).0, Strategy::Faults);
+}
+
+/// The trial waits while moving the span would cost more than
+/// 1/TRIAL_SHARE of its launch under the cascade, or nothing has
+/// been moved to the device yet.
+#[test]
+fn the_trial_waits_until_moving_is_cheap() {
+    let c = Chooser::default();
+    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    for _ in 0..TRIAL_AFTER + 2 {
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
+        let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    }
+    assert!(c.cascade_next(0, 0, 4096), "no move timed yet: no trial");
+    // A move of another span at 1 ns a byte: 4096 ns for this one.
+    c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
+    c.spent(0, 4096, 4096);
+    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    assert!(c.cascade_next(0, 0, 4096), "a move dearer than a quarter launch: no trial");
+    c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
+    c.spent(0, 41, 4096);
+    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    assert!(!c.cascade_next(0, 0, 4096), "a cheap move: the trial");
+}
+
+/// Ski rental for the faults: a span whose move stays dearer than a
+/// quarter of one launch gets no trial at first, and the faults' trial
+/// once its launches under the cascade have cost TRIAL_SHARE times the
+/// move; the runtime's prefetch (which moves all of it) still waits.
+#[test]
+fn the_faults_trial_runs_once_the_launches_have_paid_for_the_move() {
+    let c = Chooser::default();
+    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    // A move of another span at 1 ns a byte: 4096 ns for this one, four
+    // launches' worth.
+    c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
+    c.spent(0, 4096, 4096);
+    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    let launches = 4 * 4096 / 1_000 + 1;
+    for _ in 0..launches {
+        assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
+        let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    }
+    assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false, true).0, Strategy::Cascade, "the runtime asks for the move now: no faults");
+    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults, "paid for: the faults' trial");
+    let _ = c.launch_done(0, 600, |_, _, _| {});
+    assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults, "cheaper: they stay");
+    let _ = c.launch_done(0, 2_000, |_, _, _| {});
+    assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade, "dearer: back to the cascade");
+}
+
+/// The bytes a launch asks for count each span once: launches queued
+/// before their reports place the same span again.
+#[test]
+fn launch_bytes_count_each_span_once() {
+    let c = Chooser::default();
+    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
+    c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
+    c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
+    assert_eq!(c.device(0).lock().launches.open.bytes, 8192);
+    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    assert_eq!(c.device(0).lock().launches.open.bytes, 0);
+}
+
+/// Announced submissions: each report is the oldest announced
+/// launch's, so a runtime running ahead of its queue charges each span
+/// its own launch's cost, and the coming launch's bytes are its own.
+#[test]
+fn reports_match_submitted_launches_in_order() {
+    let c = Chooser::default();
+    let _ = c.launch_done(0, 1, |_, _, _| {}); // reports from now on
+    let cost = |start| c.device(0).lock().entries[&(start, 4096)].cost[Strategy::Cascade.index()];
+    c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
+    c.launch_submitted(0);
+    c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
+    c.spent(0, 50, 0);
+    c.launch_submitted(0);
+    c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
+    assert_eq!(c.device(0).lock().launches.open.bytes, 4096, "the open launch's bytes only");
+    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    assert_eq!((cost(0), cost(8192)), (Some(1_000), None));
+    let _ = c.launch_done(0, 3_000, |_, _, _| {});
+    assert_eq!((cost(0), cost(8192)), (Some(1_000), Some(3_050)));
+    // The open launch was never submitted: without a submission left,
+    // a report takes the placements since the previous one.
+    let _ = c.launch_done(0, 7_000, |_, _, _| {});
+    assert_eq!(cost(0), Some(7_000));
+    assert_eq!(c.device(0).lock().launches.open.bytes, 0);
+}
+
+/// A span a placement left to the launch's faults comes back with the
+/// launch's report, whether or not reports had begun when it was
+/// placed, and teaches no strategy unless the chooser gave it one.
+#[test]
+fn a_span_left_to_the_faults_comes_back_with_its_report() {
+    let c = Chooser::default();
+    let mut seen = Vec::new();
+    c.faulted(0, 0, 4096);
+    c.faulted(0, 0, 4096);
+    let _ = c.launch_done(0, 1_000, |s, l, f| seen.push((s, l, f)));
+    assert_eq!(seen, [(0, 4096, true)], "listed once, before reports began");
+    assert!(!c.device(0).lock().entries.contains_key(&(0, 4096)), "no strategy learned");
+    // The chooser's own faults: listed as chosen, and faulted.
+    c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
+    c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
+    c.faulted(0, 8192, 4096);
+    seen.clear();
+    let _ = c.launch_done(0, 2_000, |s, l, f| seen.push((s, l, f)));
+    assert_eq!(seen, [(8192, 4096, true), (0, 4096, false)]);
+    assert_eq!(c.device(0).lock().entries[&(8192, 4096)].cost[Strategy::Cascade.index()], Some(2_000));
+}
+
+/// A device without VRAM runs the runtime's strategy, reports or not.
+#[test]
+fn a_device_without_vram_keeps_the_runtimes_strategy() {
+    let c = Chooser::default();
+    c.opened(1, false);
+    let _ = c.launch_done(1, 1_000, |_, _, _| {});
+    assert!(!c.cascade_next(1, 0, 4096));
+    assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
+    c.forget(1);
+    c.opened(1, true);
+    assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
+}
