@@ -623,23 +623,29 @@ fn a_span_left_to_the_faults_is_reported_where_the_vm_preference_puts_it() {
 /// and its launch is reported. The records still put the span in device
 /// 0's VRAM, and an unprivileged page-table read sees device 1's VRAM
 /// alike; the report says device 1's faults ran on it, so device 0's next
-/// placement does not find it "in place" where the faults took it: it is
-/// placed where the call says (`Record::faulted_by`).
+/// placement does not find it "in place" where the faults took it
+/// (`Record::faulted_by`). Once device 0's own reported faults took it
+/// back, the mark is spent: found in place again.
 #[test]
 fn a_span_a_reported_launch_left_to_its_faults_is_not_found_in_place_where_it_was() {
     let t = setup("2dgpu-nolink", false);
     let span = (BUF, 10 * MIB + 4096);
+    let place = |d: usize| {
+        let pm = t.ctx.resolve(t.dev[d], 0, span.0, span.1, Access::Write).unwrap();
+        t.ctx.alloc_vram(t.dev[d], span.0, span.1, pm, AllocFlags::ENGINE).unwrap()
+    };
     let p = t.turn(0, span, Access::Write, span, false);
     assert_eq!(t.sim.placement(span.0, span.1), Placement::Vram { device: 0, instance: 1 }, "{p:?}");
     let p = t.turn(1, span, Access::Read, span, true);
     assert!(p.on_fault, "devices take turns at it: left to the faults, {p:?}");
     assert_eq!(t.sim.placement(span.0, span.1), Placement::Vram { device: 1, instance: 1 }, "device 1's faults took it");
-    let p = t.turn(0, span, Access::Write, span, false);
+    let p = place(0);
     assert!(!p.in_place, "not found in place in device 0's VRAM: {p:?}");
-    let at = match t.sim.placement(span.0, span.1) {
-        Placement::System => Some(Pagemap::System),
-        Placement::Vram { device, .. } => Some(t.ctx.pagemap(t.dev[device as usize], 0).unwrap()),
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(p.pagemap, at, "the call says where it is");
+    // Device 0's launch runs (its faults take it back) and is reported.
+    let dev = t.ctx.device(t.dev[0]).unwrap();
+    t.sim.gpu_access(dev.fd, dev.vm_id, 0, span.0, span.1, sim::Access::Write, 7).unwrap();
+    t.ctx.launch_done(t.dev[0], 1_000_000).unwrap();
+    assert_eq!(t.sim.placement(span.0, span.1), Placement::Vram { device: 0, instance: 1 });
+    let p = place(0);
+    assert!(p.in_place && p.pagemap == Some(t.ctx.pagemap(t.dev[0], 0).unwrap()), "the mark is spent: {p:?}");
 }

@@ -427,6 +427,8 @@ impl Context {
             let mut r = merge_pieces(pieces);
             r.moves = summary.moves.clone();
             r.residency = Some(cur);
+            // Where the look just put it, the faults' marks spent.
+            *r.faulted_by.get_mut() = 0;
             r.pinned_until = until;
             if let Some(a) = attrs {
                 r.set_attrs(dev.slot, a);

@@ -104,12 +104,21 @@ impl Default for Entry {
     }
 }
 
-/// A span of a launch (start, len), the strategy the chooser gave it (None:
-/// left to the faults whatever it would run, `Chooser::left_to_faults`:
-/// its cost teaches nothing), whether its bytes count in the launch's
-/// (`Pending::bytes`), and whether the placement left it to the launch's
-/// faults (`Chooser::faulted`).
-type Use = ((u64, u64), Option<Strategy>, bool, bool);
+/// A span of a launch.
+#[derive(Clone, Copy)]
+struct Use {
+    /// (start, len).
+    span: (u64, u64),
+    /// The strategy the chooser gave it; None where only
+    /// `Chooser::faulted` listed it (left to the faults whatever would
+    /// run: its cost teaches nothing).
+    strategy: Option<Strategy>,
+    /// Whether its bytes count in the launch's (`Pending::bytes`).
+    into_vram: bool,
+    /// The driver clock when a placement left it to the launch's faults
+    /// (`Chooser::faulted`).
+    faulted_at: Option<u64>,
+}
 
 /// The spans placed for a device's launch not yet reported (each once),
 /// the strategy each ran, and the placement time spent on it.
@@ -290,7 +299,7 @@ impl Chooser {
     /// Whether the launch device `slot` is placing now has placed
     /// [start, start+len) already (with reports, which delimit launches).
     pub(crate) fn in_open_launch(&self, slot: u16, start: u64, len: u64) -> bool {
-        self.learning() && self.device(slot).lock().launches.open.used.iter().any(|&(s, ..)| s == (start, len))
+        self.learning() && self.device(slot).lock().launches.open.used.iter().any(|u| u.span == (start, len))
     }
 
     /// Whether device `slot`'s next launch over [start, start+len) runs
@@ -345,11 +354,15 @@ impl Chooser {
                 ms(Strategy::Cascade)
             );
         }
-        // A span a launch lists twice is one span of it.
-        if !l.open.used.iter().any(|&(s, ..)| s == (start, len)) {
-            // Unlisted (past MAX_PENDING), its bytes stay counted.
-            if l.open.used.len() < MAX_PENDING {
-                l.open.used.push(((start, len), Some(strategy), into_vram, false));
+        // A span a launch lists twice is one span of it; one only the
+        // faults listed (`faulted`) is chosen now.
+        let listed = l.open.used.iter().position(|u| u.span == (start, len));
+        if listed.is_none_or(|i| l.open.used[i].strategy.is_none()) {
+            match listed {
+                Some(i) => (l.open.used[i].strategy, l.open.used[i].into_vram) = (Some(strategy), into_vram),
+                // Unlisted (past MAX_PENDING), its bytes stay counted.
+                None if l.open.used.len() < MAX_PENDING => l.open.used.push(Use { span: (start, len), strategy: Some(strategy), into_vram, faulted_at: None }),
+                None => {}
             }
             if into_vram {
                 l.open.bytes += len;
@@ -379,24 +392,26 @@ impl Chooser {
     pub(crate) fn served_outside(&self, slot: u16, start: u64, len: u64) {
         let mut d = self.device(slot).lock();
         let open = &mut d.launches.open;
-        if let Some(u) = open.used.iter_mut().find(|u| u.0 == (start, len) && u.2) {
-            u.2 = false;
+        if let Some(u) = open.used.iter_mut().find(|u| u.span == (start, len) && u.into_vram) {
+            u.into_vram = false;
             open.bytes = open.bytes.saturating_sub(len);
         }
     }
 
     /// The placement of [start, start+len) for device `slot`'s open launch
-    /// left it to the launch's faults, which take what the kernel touches
-    /// once it runs: its report passes that on (`launch_done`). Listed
-    /// once per launch; without reports nothing is matched, and the list
-    /// stays bounded (MAX_PENDING).
-    pub(crate) fn faulted(&self, slot: u16, start: u64, len: u64) {
+    /// left it to the launch's faults at driver clock `now`; the faults
+    /// take what the kernel touches once it runs, and the launch's report
+    /// passes the span on (`launch_done`). Listed once per launch, also
+    /// before reports begin (the first report takes the placements before
+    /// it); the list stays bounded (MAX_PENDING, shared with the chosen
+    /// spans).
+    pub(crate) fn faulted(&self, slot: u16, start: u64, len: u64, now: u64) {
         let mut d = self.device(slot).lock();
         let used = &mut d.launches.open.used;
-        if let Some(u) = used.iter_mut().find(|u| u.0 == (start, len)) {
-            u.3 = true;
+        if let Some(u) = used.iter_mut().find(|u| u.span == (start, len)) {
+            u.faulted_at.get_or_insert(now);
         } else if used.len() < MAX_PENDING {
-            used.push(((start, len), None, false, true));
+            used.push(Use { span: (start, len), strategy: None, into_vram: false, faulted_at: Some(now) });
         }
     }
 
@@ -435,12 +450,12 @@ impl Chooser {
     /// oldest submitted one not yet reported, else the placements since the
     /// previous report). Each allocation placed for it learns the launch's
     /// cost under the strategy it ran, and follows it from now on.
-    /// `used` is called with each span the launch used, and whether its
-    /// placement left it to the launch's faults, after the
+    /// `used` is called with each span the launch used, and when its
+    /// placement left it to the launch's faults if it did, after the
     /// device's lock is released (it may take the records' lock, which
     /// placements take before this one). Returns whether this was the
     /// first report: the launches before it were not recorded.
-    pub(crate) fn launch_done(&self, slot: u16, duration_ns: u64, mut used: impl FnMut(u64, u64, bool)) -> bool {
+    pub(crate) fn launch_done(&self, slot: u16, duration_ns: u64, mut used: impl FnMut(u64, u64, Option<u64>)) -> bool {
         let first = !self.reported.swap(true, Ordering::Relaxed);
         let mut spans = {
             let mut d = self.device(slot).lock();
@@ -450,9 +465,9 @@ impl Chooser {
                 None => l.close_open(),
             };
             let cost = duration_ns.saturating_add(p.spent_ns);
-            for &((start, len), strategy, ..) in &p.used {
+            for &Use { span, strategy, .. } in &p.used {
                 let Some(strategy) = strategy else { continue };
-                if let Some(e) = entries.get_mut(&(start, len)) {
+                if let Some(e) = entries.get_mut(&span) {
                     e.cost[strategy.index()] = Some(cost);
                     e.launches_ns = e.launches_ns.saturating_add(cost);
                     if strategy == Strategy::Cascade {
@@ -463,8 +478,8 @@ impl Chooser {
             }
             std::mem::take(&mut p.used)
         };
-        for &((start, len), _, _, faulted) in &spans {
-            used(start, len, faulted);
+        for u in &spans {
+            used(u.span.0, u.span.1, u.faulted_at);
         }
         spans.clear();
         let mut d = self.device(slot).lock();
@@ -526,21 +541,28 @@ impl Context {
         // (policy/observe.rs, `recheck`). The spans of launches placed
         // before the first report were not recorded: there, every range.
         let now = self.driver.now_ns().max(1);
-        // A span the launch left to its faults that the records put in
-        // another device's VRAM: the faults have run now, and took what the
-        // kernel touched (`Record::faulted_by`). Only records inside the
-        // span: the faults stay within it.
-        let mark = |start: u64, end: u64, faulted: bool| {
+        // A span the launch left to its faults: they have run now, and
+        // took what the kernel touched (`Record::faulted_by`). Where the
+        // records put it in another device's VRAM, they are marked; where
+        // in this one's, other devices' marks are spent. Only records
+        // inside the span (the faults stay within it), and not one a move
+        // was recorded for since (placed again before this report came).
+        let mark = |start: u64, end: u64, faulted_at: Option<u64>| {
             for (rs, r) in self.track.read().overlapping(start, end) {
                 r.reported_at.fetch_max(now, Ordering::Relaxed);
-                let elsewhere = r.residency.and_then(|p| p.device()).is_some_and(|d| d != h.slot);
-                if faulted && elsewhere && rs >= start && r.end <= end {
-                    r.note_faulted_by(h.slot);
+                let Some(at) = faulted_at else { continue };
+                if rs < start || r.end > end || r.moves.last().is_some_and(|m| m.at > at) {
+                    continue;
+                }
+                match r.residency.and_then(|p| p.device()) {
+                    Some(d) if d == h.slot => r.spend_faulted_marks(),
+                    Some(_) => r.note_faulted_by(h.slot),
+                    None => {}
                 }
             }
         };
-        if self.chooser.launch_done(h.slot, duration_ns, |start, len, faulted| mark(start, start + len, faulted)) {
-            mark(0, super::VA_LIMIT, false);
+        if self.chooser.launch_done(h.slot, duration_ns, |start, len, faulted_at| mark(start, start + len, faulted_at)) {
+            mark(0, super::VA_LIMIT, None);
         }
         Ok(())
     }

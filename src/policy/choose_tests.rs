@@ -137,25 +137,39 @@ fn reports_match_submitted_launches_in_order() {
 }
 
 /// A span a placement left to the launch's faults comes back with the
-/// launch's report, whether or not reports had begun when it was
-/// placed, and teaches no strategy unless the chooser gave it one.
+/// launch's report and when it was left, whether or not reports had begun
+/// when it was placed; a span the chooser placed keeps its strategy, and
+/// one only the faults listed teaches none.
 #[test]
 fn a_span_left_to_the_faults_comes_back_with_its_report() {
     let c = Chooser::default();
     let mut seen = Vec::new();
-    c.faulted(0, 0, 4096);
-    c.faulted(0, 0, 4096);
+    c.faulted(0, 0, 4096, 10);
+    c.faulted(0, 0, 4096, 20);
     let _ = c.launch_done(0, 1_000, |s, l, f| seen.push((s, l, f)));
-    assert_eq!(seen, [(0, 4096, true)], "listed once, before reports began");
-    assert!(!c.device(0).lock().entries.contains_key(&(0, 4096)), "no strategy learned");
-    // The chooser's own faults: listed as chosen, and faulted.
+    assert_eq!(seen, [(0, 4096, Some(10))], "listed once, before reports began");
+    // The chooser's own faults: listed as chosen, and when they were left.
     c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
     c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
-    c.faulted(0, 8192, 4096);
+    c.faulted(0, 8192, 4096, 30);
     seen.clear();
     let _ = c.launch_done(0, 2_000, |s, l, f| seen.push((s, l, f)));
-    assert_eq!(seen, [(8192, 4096, true), (0, 4096, false)]);
-    assert_eq!(c.device(0).lock().entries[&(8192, 4096)].cost[Strategy::Cascade.index()], Some(2_000));
+    assert_eq!(seen, [(8192, 4096, Some(30)), (0, 4096, None)]);
+    let entry = |span| c.device(0).lock().entries[&span];
+    assert_eq!(entry((8192, 4096)).cost[Strategy::Cascade.index()], Some(2_000));
+    // Left only to the faults (a span devices take turns at): its entry
+    // learns nothing from the launch.
+    let before = entry((0, 4096));
+    c.faulted(0, 0, 4096, 40);
+    let _ = c.launch_done(0, 5_000, |_, _, _| {});
+    let after = entry((0, 4096));
+    assert_eq!((after.cost, after.seen, after.launches_ns), (before.cost, before.seen, before.launches_ns));
+    // Chosen after the faults listed it in the same launch: it counts.
+    c.faulted(0, 0, 4096, 50);
+    c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
+    assert_eq!(c.device(0).lock().launches.open.bytes, 4096, "its bytes count");
+    let _ = c.launch_done(0, 6_000, |_, _, _| {});
+    assert_eq!(entry((0, 4096)).cost[Strategy::Cascade.index()], Some(6_000));
 }
 
 /// A device without VRAM runs the runtime's strategy, reports or not.

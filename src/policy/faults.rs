@@ -182,7 +182,8 @@ impl Context {
     /// which move what the kernel touches into its VRAM: where the records
     /// put a span inside it in another device's VRAM, the launch's report
     /// says that its faults ran there (`Record::faulted_by`, through
-    /// `Chooser::faulted`). An unprivileged page-table read sees one
+    /// `Chooser::faulted`); where they put it in this one's and another's
+    /// faults ran on it, the report spends those marks. An unprivileged page-table read sees one
     /// device's VRAM as the other's, so without this the records went on
     /// saying the first device held it and its next placement found it "in
     /// place" where the faults had taken it (two-device pipelines on
@@ -193,9 +194,19 @@ impl Context {
     /// as taken whole (measured below, docs/design.md). One walk of the
     /// records, on a placement that leaves a span to the faults only.
     pub(super) fn note_left_to_faults(&self, slot: u16, start: u64, end: u64) {
-        let elsewhere = self.track.read().overlapping(start, end).any(|(rs, r)| rs >= start && r.end <= end && r.residency.and_then(|p| p.device()).is_some_and(|d| d != slot));
-        if elsewhere {
-            self.chooser.faulted(slot, start, end - start);
+        // A reader that names devices sees where the faults put it.
+        if self.access.names_devices() {
+            return;
+        }
+        // Where the records name this device and another's faults ran on
+        // it, this one's faults take back what its kernel touches.
+        let marks = |r: &crate::track::Record| match r.residency.and_then(|p| p.device()) {
+            Some(d) => d != slot || r.faulted_by_others(slot) != 0,
+            None => false,
+        };
+        let listed = self.track.read().overlapping(start, end).any(|(rs, r)| rs >= start && r.end <= end && marks(r));
+        if listed {
+            self.chooser.faulted(slot, start, end - start, self.driver.now_ns());
         }
     }
 

@@ -17,7 +17,7 @@ pub(super) fn speaks_for(rs: u64, re: u64, start: u64, end: u64) -> bool {
 
 impl Context {
     /// What is known of [start, end), merged over the records covering it;
-    /// its pins and moves are its own records' (below).
+    /// its pins, moves and faults' marks are its own records' (below).
     pub(super) fn summary(&self, start: u64, end: u64) -> Record {
         let track = self.track.read();
         let pieces: Vec<Record> = track.overlapping(start, end).map(|(_, r)| r.clone()).collect();
@@ -33,9 +33,10 @@ impl Context {
         // slower (training, 5 % and 12 %, both at a third of the better
         // baseline).
         let own = track.overlapping(start, end).filter(|&(rs, r)| (rs >= start && r.end <= end) || speaks_for(rs, r.end, start, end)).map(|(_, r)| r);
-        let (mut pinned_until, mut moves) = (0, None::<&Vec<crate::track::Move>>);
+        let (mut pinned_until, mut moves, mut faulted_by) = (0, None::<&Vec<crate::track::Move>>, 0);
         for r in own {
             pinned_until = pinned_until.max(r.pinned_until);
+            faulted_by |= r.faulted_by.load(Ordering::Relaxed);
             // The longest history, the last of equals (as `max_by_key`).
             if moves.is_none_or(|m| r.moves.len() >= m.len()) {
                 moves = Some(&r.moves);
@@ -43,6 +44,7 @@ impl Context {
         }
         s.pinned_until = pinned_until;
         s.moves = moves.cloned().unwrap_or_default();
+        *s.faulted_by.get_mut() = faulted_by;
         if !covered {
             s.residency = None;
         }
@@ -144,6 +146,7 @@ impl Context {
             let mut r = merge_pieces(pieces);
             r.residency = None;
             r.observed_at.store(0, Ordering::Relaxed);
+            *r.faulted_by.get_mut() = 0;
             r
         });
         // The MMU notifier unmapped the span from every GPU, with the SVM

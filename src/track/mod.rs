@@ -129,10 +129,11 @@ pub struct Record {
     /// does. resolve's several-readers rule for data a peer holds.
     pub peer_readers: AtomicU64,
     /// Devices (bit = slot) whose reported launches left it to their
-    /// faults while `residency` named another device's VRAM, since the
-    /// library last placed it: their faults may have taken what their
-    /// kernels touched, which the page table cannot tell from where the
-    /// record says.
+    /// faults while `residency` named another device's VRAM, with no move
+    /// of it recorded between the leave and the report: their faults may
+    /// have taken what their kernels touched, which an unprivileged
+    /// page-table read cannot tell from where the record says. Cleared
+    /// where the library places it or a look settles where it is.
     pub faulted_by: AtomicU64,
     /// Device VMs (bit = slot) a prefetch of the library bound it on since
     /// its last move or madvise there: a range in system memory a device
@@ -275,6 +276,14 @@ impl Record {
         let bit = device_bit(slot);
         if self.faulted_by.load(Ordering::Relaxed) & bit == 0 {
             self.faulted_by.fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+
+    /// The device its record names took back what its kernel touched
+    /// (its own faults ran on it): the other devices' marks are spent.
+    pub fn spend_faulted_marks(&self) {
+        if self.faulted_by.load(Ordering::Relaxed) != 0 {
+            self.faulted_by.store(0, Ordering::Relaxed);
         }
     }
 
@@ -484,7 +493,8 @@ impl Track {
         self.records.iter().filter(|(_, r)| r.residency == Some(pm)).map(|(&s, r)| r.end - s).sum()
     }
 
-    /// Marks every record of a device slot's pagemaps as having unknown residency.
+    /// Marks every record of a device slot's pagemaps as having unknown
+    /// residency, and drops the slot's faults' marks (`faulted_by`).
     pub fn forget_device(&mut self, slot: u16) {
         for r in self.records.values_mut() {
             if r.residency.and_then(|p| p.device()) == Some(slot) {
@@ -493,6 +503,7 @@ impl Track {
             if r.attrs.len() > slot as usize {
                 r.attrs[slot as usize] = DevAttrs::default();
             }
+            *r.faulted_by.get_mut() &= !device_bit(slot);
         }
     }
 
