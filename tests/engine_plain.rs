@@ -649,3 +649,31 @@ fn a_span_a_reported_launch_left_to_its_faults_is_not_found_in_place_where_it_wa
     let p = place(0);
     assert!(p.in_place && p.pagemap == Some(t.ctx.pagemap(t.dev[0], 0).unwrap()), "the mark is spent: {p:?}");
 }
+
+/// Devices without a link share a buffer the runtime knows whole: device
+/// 0 reads all of it, device 1 writes its second half, and device 1's
+/// placements leave it to its faults (a span devices take turns at), its
+/// launches reported. Device 0 asks for it again: the look takes it for
+/// device 1's (the move counts), and device 0's own faults take back what
+/// its kernel reads, where a prefetch would move all of device 1's half
+/// back before the launch.
+#[test]
+fn a_span_another_devices_faults_took_is_left_to_the_readers_faults() {
+    let t = setup("2dgpu-nolink", false);
+    let span = (BUF, 16 * MIB);
+    let second = (BUF + 8 * MIB, 8 * MIB);
+    t.sim.cpu_access(span.0, span.1, sim::Access::Write, 1).unwrap();
+    let p = t.turn(0, span, Access::Read, span, false);
+    assert_eq!(t.sim.placement(span.0, span.1), Placement::Vram { device: 0, instance: 1 }, "{p:?}");
+    for _ in 0..2 {
+        let p = t.turn(1, span, Access::Write, second, true);
+        assert!(p.on_fault, "{p:?}");
+    }
+    assert_eq!(t.sim.placement(second.0, second.1), Placement::Vram { device: 1, instance: 1 });
+    let moves = t.ctx.query(span.0, span.1).unwrap().moves_in_window;
+    let pm = t.ctx.resolve(t.dev[0], 0, span.0, span.1, Access::Read).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[0], span.0, span.1, pm, AllocFlags::ENGINE).unwrap();
+    assert!(p.on_fault && p.bytes_moved == 0, "left to device 0's faults: {p:?}");
+    assert_eq!(t.sim.placement(second.0, second.1), Placement::Vram { device: 1, instance: 1 }, "nothing moved before the launch");
+    assert_eq!(t.ctx.query(span.0, span.1).unwrap().moves_in_window, moves + 1, "the move counts");
+}

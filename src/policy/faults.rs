@@ -141,6 +141,15 @@ impl Turns {
     /// to the faults
     /// (system memory too) cost an input six devices read 1.46x (its shared
     /// chunks moved at every turn, where system memory served them all).
+    /// Whether device `slot` wrote (or used atomically) a span devices
+    /// took turns at that overlaps [start, end), as resolve noted: a
+    /// stage's output, which its writer's kernel writes whole. A walk of
+    /// the shared spans, asked only where a look found another device's
+    /// faults took the span.
+    pub(crate) fn written_by(&self, slot: u16, start: u64, end: u64) -> bool {
+        self.any.load(Ordering::Relaxed) && self.shared.read().iter().any(|(&(s, len), u)| s < end && s + len > start && u.writers.load(Ordering::Relaxed) & bit(slot) != 0)
+    }
+
     pub(crate) fn taken(&self, start: u64, len: u64) -> bool {
         self.any.load(Ordering::Relaxed) && self.shared.read().get(&(start, len)).is_some_and(|u| !u.hand_off())
     }

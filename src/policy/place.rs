@@ -380,6 +380,7 @@ impl Context {
         // An engine placement in system memory looks in any case (the
         // prefetch to system memory would read first): the span may have
         // come along with a chunk mate (`came_along`).
+        let mut taken_by_faults = false;
         let worth = a.summary.residency.is_some_and(|r| r == target || r != Pagemap::System || self.access.names_devices()) || (flags.engine() && target == Pagemap::System);
         // An atomic span rule 6 may leave to the fault (policy/migrate.rs)
         // whose records lost its place (its pieces placed apart, a packed
@@ -446,6 +447,9 @@ impl Context {
                     a.summary.pinned_until = a.summary.pinned_until.max(now + self.config.pin_ns);
                 }
             }
+            // Believed here, seen in another device's VRAM (unprivileged:
+            // inferred from that device's reported faults, `place_of`).
+            taken_by_faults = a.summary.residency == Some(target) && actual.is_some_and(|p| p != target && p.device().is_some());
             a.summary.residency = actual;
         }
 
@@ -484,6 +488,31 @@ impl Context {
             a.summary.pinned_until = a.summary.pinned_until.max(now + self.config.pin_ns);
             placed.pinned = true;
             crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {target}, served remotely (thrashing)", Span(start, end - start), dev.slot);
+        }
+        // The look took it for another device's VRAM, whose reported
+        // faults ran on it (`place_of`), and this device asks for it back
+        // without the guard holding it: its own faults take back what its
+        // kernel touches (a device reading its half of an input the devices
+        // split takes back nothing), where a prefetch would move all of it,
+        // the other's part included, for the other to fault back. Not where
+        // this device writes it (a stage's output, written whole: the
+        // prefetch moves it in one go, and a hand-off meets the thrash
+        // guard). The move stays in its history. Measured on 15,800
+        // generated programs against moving it: 7 faster (nolink solvers up
+        // to 1.5x), none slower.
+        if !self.access.names_devices() && taken_by_faults && !placed.pinned && flags.may_defer() && target.device() == Some(dev.slot) && !self.turns.written_by(dev.slot, start, end) {
+            // Its record keeps this device (its faults bring back what it
+            // uses) and the move the look counted; the marks are spent.
+            let moves = a.summary.moves.clone();
+            self.rewrite(slots, start, end, |pieces| {
+                let mut r = super::record::merge_pieces(pieces);
+                r.moves = moves;
+                *r.faulted_by.get_mut() = 0;
+                r
+            });
+            crate::log!(crate::log::Level::Debug, "alloc_vram {} device {}: another device's faults took it: left to this one's faults", Span(start, end - start), dev.slot);
+            *placed = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
+            return Ok(());
         }
         let mut candidates = vec![target];
         if !flags.contains(AllocFlags::NO_FALLBACK) {
