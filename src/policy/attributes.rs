@@ -428,7 +428,7 @@ impl Context {
             r.moves = summary.moves.clone();
             r.residency = Some(cur);
             // Where the look just put it, the faults' marks spent.
-            *r.faulted_by.get_mut() = 0;
+            r.spend_faulted_marks();
             r.pinned_until = until;
             if let Some(a) = attrs {
                 r.set_attrs(dev.slot, a);

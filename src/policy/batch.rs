@@ -218,7 +218,7 @@ impl Context {
             let now = self.driver.now_ns();
             self.record(&slots, start, end, &[], |r| {
                 r.residency = at;
-                *r.faulted_by.get_mut() = 0;
+                r.spend_faulted_marks();
                 r.observed_at.store(if p.verified { now.max(1) } else { 0 }, Ordering::Relaxed);
                 r.last_used.store(now, Ordering::Relaxed);
             });

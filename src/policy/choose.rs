@@ -541,23 +541,14 @@ impl Context {
         // (policy/observe.rs, `recheck`). The spans of launches placed
         // before the first report were not recorded: there, every range.
         let now = self.driver.now_ns().max(1);
-        // A span the launch left to its faults: they have run now, and
-        // took what the kernel touched (`Record::faulted_by`). Where the
-        // records put it in another device's VRAM, they are marked; where
-        // in this one's, other devices' marks are spent. Only records
-        // inside the span (the faults stay within it), and not one a move
-        // was recorded for since (placed again before this report came).
+        // A span the launch left to its faults: they have run now
+        // (`Record::faults_ran`), on the records inside it only (the
+        // faults stay within it).
         let mark = |start: u64, end: u64, faulted_at: Option<u64>| {
             for (rs, r) in self.track.read().overlapping(start, end) {
                 r.reported_at.fetch_max(now, Ordering::Relaxed);
-                let Some(at) = faulted_at else { continue };
-                if rs < start || r.end > end || r.moves.last().is_some_and(|m| m.at > at) {
-                    continue;
-                }
-                match r.residency.and_then(|p| p.device()) {
-                    Some(d) if d == h.slot => r.spend_faulted_marks(),
-                    Some(_) => r.note_faulted_by(h.slot),
-                    None => {}
+                if let Some(at) = faulted_at.filter(|_| rs >= start && r.end <= end) {
+                    r.faults_ran(h.slot, at);
                 }
             }
         };

@@ -212,7 +212,7 @@ impl Context {
             self.rewrite(slots, s, e, |pieces| {
                 let mut r = merge_pieces(pieces);
                 r.residency = Some(pm);
-                *r.faulted_by.get_mut() = 0;
+                r.spend_faulted_marks();
                 // The span's own history, not a neighbour's shared page's.
                 r.pinned_until = summary.pinned_until;
                 r.moves = summary.moves.clone();

@@ -114,6 +114,15 @@ impl Turns {
         }
     }
 
+    /// Whether device `slot` wrote (or used atomically) a span devices
+    /// took turns at that overlaps [start, end), as resolve noted: a
+    /// stage's output, which its writer's kernel writes whole. A walk of
+    /// the shared spans, asked only where a look found another device's
+    /// faults took the span.
+    pub(crate) fn written_by(&self, slot: u16, start: u64, end: u64) -> bool {
+        self.any.load(Ordering::Relaxed) && self.shared.read().iter().any(|(&(s, len), u)| s < end && s + len > start && u.writers.load(Ordering::Relaxed) & bit(slot) != 0)
+    }
+
     /// Whether [start, start+len) is a span devices took turns at (one
     /// relaxed load where none did), other than a hand-off from one writer
     /// to other readers (`Uses::hand_off`). A placement of it into the
@@ -141,15 +150,6 @@ impl Turns {
     /// to the faults
     /// (system memory too) cost an input six devices read 1.46x (its shared
     /// chunks moved at every turn, where system memory served them all).
-    /// Whether device `slot` wrote (or used atomically) a span devices
-    /// took turns at that overlaps [start, end), as resolve noted: a
-    /// stage's output, which its writer's kernel writes whole. A walk of
-    /// the shared spans, asked only where a look found another device's
-    /// faults took the span.
-    pub(crate) fn written_by(&self, slot: u16, start: u64, end: u64) -> bool {
-        self.any.load(Ordering::Relaxed) && self.shared.read().iter().any(|(&(s, len), u)| s < end && s + len > start && u.writers.load(Ordering::Relaxed) & bit(slot) != 0)
-    }
-
     pub(crate) fn taken(&self, start: u64, len: u64) -> bool {
         self.any.load(Ordering::Relaxed) && self.shared.read().get(&(start, len)).is_some_and(|u| !u.hand_off())
     }
@@ -192,8 +192,9 @@ impl Context {
     /// put a span inside it in another device's VRAM, the launch's report
     /// says that its faults ran there (`Record::faulted_by`, through
     /// `Chooser::faulted`); where they put it in this one's and another's
-    /// faults ran on it, the report spends those marks. An unprivileged page-table read sees one
-    /// device's VRAM as the other's, so without this the records went on
+    /// faults ran on it, the report spends those marks. An unprivileged
+    /// page-table read sees one device's VRAM as the other's, so without
+    /// this the records went on
     /// saying the first device held it and its next placement found it "in
     /// place" where the faults had taken it (two-device pipelines on
     /// 2dgpu-nolink: the honest engine up to 2.25x the oracle row, which

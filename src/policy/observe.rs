@@ -232,14 +232,15 @@ impl Context {
     }
 
     /// Where what was seen puts the range, given what the record believed
-    /// and the devices whose reported launches were left to their faults on
-    /// it since (`faulted_by`, bit = slot, `Record::faulted_by`): system
-    /// memory; the named region (privileged); when all of it is away, the
-    /// believed VRAM pagemap, or where exactly one other device's faults
-    /// ran on it, that device's VRAM (they took what its kernel touched,
-    /// and a reader that cannot name devices sees both alike); else
-    /// unknown (mixed, or moved into a VRAM the reader cannot name).
-    pub(super) fn place_of(&self, slots: &[Slot], seen: &Seen, believed: Option<Pagemap>, faulted_by: u64) -> Option<Pagemap> {
+    /// and the other devices whose reported launches were left to their
+    /// faults on it since (`taken_by`, bit = slot,
+    /// `Record::faulted_by_others`): system memory; the named region
+    /// (privileged); when all of it is away, the believed VRAM pagemap, or
+    /// where exactly one other device's faults ran on it, that device's
+    /// VRAM (they took what its kernel touched, and a reader that cannot
+    /// name devices sees both alike); else unknown (mixed, or moved into a
+    /// VRAM the reader cannot name).
+    pub(super) fn place_of(&self, slots: &[Slot], seen: &Seen, believed: Option<Pagemap>, taken_by: u64) -> Option<Pagemap> {
         if seen.in_system() {
             return Some(Pagemap::System);
         }
@@ -250,11 +251,10 @@ impl Context {
             return Context::named_pagemap(slots, seen);
         }
         let believed = believed.filter(|p| *p != Pagemap::System)?;
-        let others = believed.device().map_or(0, |d| faulted_by & !(1u64 << d.min(63)));
-        if others.count_ones() != 1 {
+        if taken_by.count_ones() != 1 {
             return Some(believed);
         }
-        let taker = others.trailing_zeros() as usize;
+        let taker = taken_by.trailing_zeros() as usize;
         let tile = slots.get(taker).and_then(|s| s.dev.as_ref()).and_then(|d| d.tiles.iter().position(Option::is_some));
         Some(tile.map_or(believed, |t| Pagemap::Vram { device: taker as u16, tile: t as u16 }))
     }

@@ -419,7 +419,8 @@ impl Context {
                 a.summary = self.summary(start, end);
                 a.summary.residency = residency;
             }
-            let actual = self.place_of(slots, seen, a.summary.residency, a.summary.faulted_by.load(Ordering::Relaxed));
+            let taken_by = a.summary.residency.and_then(|p| p.device()).map_or(0, |d| a.summary.faulted_by_others(d));
+            let actual = self.place_of(slots, seen, a.summary.residency, taken_by);
             if let Some(kept) = self.came_along(a, target) {
                 return self.keep_came_along(a, kept, now, placed);
             }
@@ -507,7 +508,7 @@ impl Context {
             self.rewrite(slots, start, end, |pieces| {
                 let mut r = super::record::merge_pieces(pieces);
                 r.moves = moves;
-                *r.faulted_by.get_mut() = 0;
+                r.spend_faulted_marks();
                 r
             });
             crate::log!(crate::log::Level::Debug, "alloc_vram {} device {}: another device's faults took it: left to this one's faults", Span(start, end - start), dev.slot);
@@ -637,7 +638,7 @@ impl Context {
         self.record(slots, start, end, &applied, |r| {
             r.residency = Some(cand);
             // Placed here by this call: no device's faults ran on it since.
-            *r.faulted_by.get_mut() = 0;
+            r.spend_faulted_marks();
             r.observed_at.store(observed_at, Ordering::Relaxed);
             r.last_used.store(now, Ordering::Relaxed);
             r.moves = summary.moves.clone();

@@ -146,7 +146,7 @@ impl Context {
             let mut r = merge_pieces(pieces);
             r.residency = None;
             r.observed_at.store(0, Ordering::Relaxed);
-            *r.faulted_by.get_mut() = 0;
+            r.spend_faulted_marks();
             r
         });
         // The MMU notifier unmapped the span from every GPU, with the SVM

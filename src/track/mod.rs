@@ -270,17 +270,28 @@ impl Record {
         *self.bound.get_mut() = 0;
     }
 
-    /// Device `slot`'s reported launch left it to its faults while
-    /// `residency` named another device's VRAM (`faulted_by`).
-    pub fn note_faulted_by(&self, slot: u16) {
+    /// Device `slot`'s reported launch was left to its faults on it at
+    /// driver clock `left_at` (`faulted_by`): where `residency` names
+    /// another device's VRAM, the launch's faults may have taken what its
+    /// kernel touched (marked); where it names `slot`'s, they took back
+    /// what its kernel touched (the others' marks spent). Not where a move
+    /// of it was recorded since the leave (placed again before the report).
+    pub fn faults_ran(&self, slot: u16, left_at: u64) {
+        if self.moves.last().is_some_and(|m| m.at > left_at) {
+            return;
+        }
         let bit = device_bit(slot);
-        if self.faulted_by.load(Ordering::Relaxed) & bit == 0 {
-            self.faulted_by.fetch_or(bit, Ordering::Relaxed);
+        match self.residency.and_then(|p| p.device()) {
+            Some(d) if d == slot => self.spend_faulted_marks(),
+            Some(_) if self.faulted_by.load(Ordering::Relaxed) & bit == 0 => {
+                self.faulted_by.fetch_or(bit, Ordering::Relaxed);
+            }
+            _ => {}
         }
     }
 
-    /// The device its record names took back what its kernel touched
-    /// (its own faults ran on it): the other devices' marks are spent.
+    /// Drops the faults' marks (`faulted_by`): the library placed it, or
+    /// a look or the named device's own faults settled where it is.
     pub fn spend_faulted_marks(&self) {
         if self.faulted_by.load(Ordering::Relaxed) != 0 {
             self.faulted_by.store(0, Ordering::Relaxed);
