@@ -1759,6 +1759,49 @@ fn a_placement_advises_whole_chunks_where_they_are_free() {
     assert_ne!(first.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, "the neighbor keeps its own");
 }
 
+/// A side of a chunk that holds only what an earlier placement's widened
+/// madvise applied (nothing placed there) is free for the next placement
+/// into VRAM: a small buffer placed in system memory and then asked into
+/// VRAM is advised over its chunk again, not cut at its own end, and its
+/// pages move in 64 KiB ranges, not 4 KiB ones (docs/kernel-model.md §2).
+#[test]
+fn a_side_only_an_earlier_widening_advised_is_widened_over_again() {
+    let t = setup("2dgpu-p2p");
+    const SIZE: u64 = 77_824; // 19 pages, ending inside its chunk
+    t.sim.cpu_access(BUF, SIZE, sim::Access::Write, 1).unwrap();
+    t.ctx.alloc_vram(t.dev[0], BUF, SIZE, Pagemap::System, AllocFlags::empty()).unwrap();
+    let before = t.sim.counters().migrations_to_vram;
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, SIZE, t.vram(0), AllocFlags::empty()).unwrap();
+    assert_eq!(p.pagemap, Some(t.vram(0)), "{p:?}");
+    assert_eq!(t.on(BUF, SIZE), t.vram_of(0));
+    let (fd, vm) = t.fd_vm(0);
+    let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
+    let vmas = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, R).unwrap();
+    assert_eq!(vmas.len(), 1, "not cut at the buffer's end: {vmas:?}");
+    assert!(vmas[0].start <= BUF && vmas[0].end >= BUF + R);
+    let copies = t.sim.counters().migrations_to_vram - before;
+    assert!(copies <= 2, "two 64 KiB ranges, not 19 pages: {copies}");
+}
+
+/// A queued batch's range is a placement, not such a side: a placement
+/// into VRAM in its chunk before the batch completes leaves the advice the
+/// batch applied alone.
+#[test]
+fn a_batch_in_flight_in_the_chunk_keeps_its_advice() {
+    let t = setup("2dgpu-p2p");
+    const SIZE: u64 = 77_824;
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    let queued = BUF + MIB;
+    let _b = t.ctx.place_batch(t.dev[0], &[(queued, 64 << 10, Pagemap::System)], None).unwrap();
+    t.ctx.alloc_vram(t.dev[0], BUF, SIZE, t.vram(1), AllocFlags::empty()).unwrap();
+    let (fd, vm) = t.fd_vm(0);
+    let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
+    let ours = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, 4096).unwrap()[0];
+    let theirs = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, queued, 4096).unwrap()[0];
+    assert_eq!(theirs.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, "the batch keeps its own: {theirs:?}");
+    assert_ne!(ours.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, "{ours:?}");
+}
+
 /// The engine with its rule cascade (`Config::engine_rules`), which these
 /// tests exercise; tests/engine_plain.rs covers the default engine.
 fn rules() -> Config {

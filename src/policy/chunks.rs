@@ -303,6 +303,18 @@ impl Context {
     /// neighbor placed alike); elsewhere another placement's attributes
     /// stay as they are. A span already on chunk boundaries is returned as
     /// it is, with no lock taken.
+    ///
+    /// Into VRAM, a side whose records hold only the attributes an earlier
+    /// widening applied (`Record::attributes_only`: nothing placed there)
+    /// is free as an unrecorded one: else a span placed once in system
+    /// memory, widened, and then asked into VRAM would be cut at its own
+    /// ends by its second madvise and move its end pieces in 4 KiB ranges
+    /// (a 76 KiB allocation: 19 copies, 1.6 ms, against 0.2 ms whole).
+    /// Into system memory such a side stays a cut: a span cut there is
+    /// bound, not advised (`try_candidate`), which costs less. Measured on
+    /// 15,800 generated programs: 90 faster (small-allocation arenas up to
+    /// 1.6x), 21 slower (at most 1.41x, all below 0.3x the better
+    /// baseline), none newly more than 2 % behind it.
     pub(super) fn chunk_sides(&self, start: u64, end: u64, cand: Pagemap) -> ChunkSides<'_> {
         let sides = end_chunk_sides(start, end);
         let [(lo, _), (_, hi)] = sides;
@@ -311,7 +323,8 @@ impl Context {
                 return None;
             }
             let g = self.ranges.try_lock(s, e)?;
-            let alike = self.track.read().overlapping(s, e).all(|(_, r)| r.residency == Some(cand) && r.preferred.is_none());
+            let free = |r: &crate::track::Record| cand != Pagemap::System && r.attributes_only();
+            let alike = self.track.read().overlapping(s, e).all(|(_, r)| (r.residency == Some(cand) && r.preferred.is_none()) || free(r));
             alike.then_some(g)
         };
         let (gl, gh) = (side(sides[0]), side(sides[1]));

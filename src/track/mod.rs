@@ -234,6 +234,17 @@ impl Record {
         self.preferred.filter(|_| self.preferred_by(slot))
     }
 
+    /// Nothing was placed, found, used or moved here and the runtime named
+    /// no place: the record holds only attributes a madvise applied over
+    /// it (the rest of a placement's 2 MiB chunk, policy's chunk sides).
+    pub fn attributes_only(&self) -> bool {
+        self.residency.is_none()
+            && self.preferred.is_none()
+            && self.moves.is_empty()
+            && self.uses.load(Ordering::Relaxed) == 0
+            && self.last_used.load(Ordering::Relaxed) == 0
+    }
+
     /// The attributes applied to a device's VM.
     pub fn attrs(&self, slot: u16) -> DevAttrs {
         self.attrs.get(slot as usize).copied().unwrap_or_default()
