@@ -6,7 +6,6 @@
 use std::sync::atomic::Ordering;
 
 use super::place::Attempt;
-use super::record::merge_pieces;
 use super::*;
 
 impl Context {
@@ -423,12 +422,8 @@ impl Context {
             && dev.has_vram()
             && (attrs.is_some() || !summary.bound_for(dev.slot))
             && self.bind_in_system(dev, start, end - start, placed);
-        self.rewrite(slots, start, end, |pieces| {
-            let mut r = merge_pieces(pieces);
-            r.moves = summary.moves.clone();
+        self.record_look(slots, start, end, &summary.moves, |r| {
             r.residency = Some(cur);
-            // Where the look just put it, the faults' marks spent.
-            r.spend_faulted_marks();
             r.pinned_until = until;
             if let Some(a) = attrs {
                 r.set_attrs(dev.slot, a);
@@ -437,7 +432,6 @@ impl Context {
             if bound {
                 r.set_bound(dev.slot, true);
             }
-            r
         });
         placed.pagemap = Some(cur);
         placed.pinned = true;

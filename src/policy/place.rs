@@ -503,14 +503,8 @@ impl Context {
         // to 1.5x), none slower.
         if !self.access.names_devices() && taken_by_faults && !placed.pinned && flags.may_defer() && target.device() == Some(dev.slot) && !self.turns.written_by(dev.slot, start, end) {
             // Its record keeps this device (its faults bring back what it
-            // uses) and the move the look counted; the marks are spent.
-            let moves = a.summary.moves.clone();
-            self.rewrite(slots, start, end, |pieces| {
-                let mut r = super::record::merge_pieces(pieces);
-                r.moves = moves;
-                r.spend_faulted_marks();
-                r
-            });
+            // uses) and the move the look counted.
+            self.record_look(slots, start, end, &a.summary.moves, |_| {});
             crate::log!(crate::log::Level::Debug, "alloc_vram {} device {}: another device's faults took it: left to this one's faults", Span(start, end - start), dev.slot);
             *placed = Placed { pagemap: Some(target), on_fault: true, ..Placed::default() };
             return Ok(());

@@ -127,6 +127,19 @@ impl Context {
         }
     }
 
+    /// Records what a look at the page table settled of [start, end)
+    /// (policy/observe.rs): the span's history, with the move the look
+    /// counted, and its faults' marks spent; `more` records the rest.
+    pub(super) fn record_look(&self, slots: &[Slot], start: u64, end: u64, moves: &[crate::track::Move], more: impl FnOnce(&mut Record)) {
+        self.rewrite(slots, start, end, |pieces| {
+            let mut r = merge_pieces(pieces);
+            r.moves = moves.to_vec();
+            r.spend_faulted_marks();
+            more(&mut r);
+            r
+        });
+    }
+
     /// Forgets where [start, start+size) is (the runtime knows the CPU or a
     /// free touched it: the runtime's free hook). On a VM whose kernel resets
     /// madvise attributes on munmap (a mirror bound with MADVISE_AUTORESET,
