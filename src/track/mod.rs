@@ -234,15 +234,20 @@ impl Record {
         self.preferred.filter(|_| self.preferred_by(slot))
     }
 
-    /// Nothing was placed, found, used or moved here and the runtime named
-    /// no place: the record holds only attributes a madvise applied over
-    /// it (the rest of a placement's 2 MiB chunk, policy's chunk sides).
+    /// Nothing was placed, found, used, read, bound, pinned or moved here
+    /// and the runtime gave no hint: the record holds only attributes a
+    /// madvise applied over it (the rest of a placement's 2 MiB chunk,
+    /// policy's chunk sides).
     pub fn attributes_only(&self) -> bool {
+        let zero = |a: &AtomicU64| a.load(Ordering::Relaxed) == 0;
         self.residency.is_none()
             && self.preferred.is_none()
+            && !self.read_mostly
             && self.moves.is_empty()
+            && self.pinned_until == 0
             && self.uses.load(Ordering::Relaxed) == 0
-            && self.last_used.load(Ordering::Relaxed) == 0
+            && [&self.last_used, &self.remote_readers, &self.peer_readers, &self.faulted_by, &self.bound].into_iter().all(zero)
+            && !(self.probe_born || self.born_in_pieces)
     }
 
     /// The attributes applied to a device's VM.
@@ -587,5 +592,32 @@ mod tests {
         r.set_attrs(3, DevAttrs { pref: PrefApplied::DefaultSystem, atomic: 1 });
         assert_eq!(r.attrs(1), DevAttrs::default());
         assert_eq!(r.attrs(3).atomic, 1);
+    }
+
+    /// Attributes alone leave a record a chunk side; anything that says
+    /// the span was placed, used or hinted at does not.
+    #[test]
+    fn a_record_with_attributes_alone_is_a_side_and_nothing_more_is() {
+        let side = || {
+            let mut r = Record::new(10);
+            r.set_attrs(0, DevAttrs { pref: PrefApplied::DefaultSystem, atomic: 0 });
+            r
+        };
+        assert!(side().attributes_only());
+        let marks: [fn(&mut Record); 8] = [
+            |r| r.residency = SYS,
+            |r| r.set_preferred(Pagemap::System, None),
+            |r| r.read_mostly = true,
+            |r| r.record_move(1),
+            |r| r.use_once(),
+            |r| r.last_used.store(1, Ordering::Relaxed),
+            |r| r.read_in_place(1),
+            |r| r.set_bound(0, true),
+        ];
+        for (i, mark) in marks.iter().enumerate() {
+            let mut r = side();
+            mark(&mut r);
+            assert!(!r.attributes_only(), "mark {i}");
+        }
     }
 }
