@@ -1762,8 +1762,9 @@ fn a_placement_advises_whole_chunks_where_they_are_free() {
 /// A side of a chunk that holds only what an earlier placement's widened
 /// madvise applied (nothing placed there) is free for the next placement
 /// into VRAM: a small buffer placed in system memory and then asked into
-/// VRAM is advised over its chunk again, not cut at its own end, and its
-/// pages move in 64 KiB ranges, not 4 KiB ones (docs/kernel-model.md §2).
+/// VRAM is advised over its chunk again, not cut at its own end, and it
+/// moves in one range, not a 64 KiB range and 4 KiB ones past the cut
+/// (docs/kernel-model.md §2).
 #[test]
 fn a_side_only_an_earlier_widening_advised_is_widened_over_again() {
     let t = setup("2dgpu-p2p");
@@ -1780,7 +1781,7 @@ fn a_side_only_an_earlier_widening_advised_is_widened_over_again() {
     assert_eq!(vmas.len(), 1, "not cut at the buffer's end: {vmas:?}");
     assert!(vmas[0].start <= BUF && vmas[0].end >= BUF + R);
     let copies = t.sim.counters().migrations_to_vram - before;
-    assert!(copies <= 2, "two 64 KiB ranges, not 19 pages: {copies}");
+    assert!(copies <= 1, "one range, not a 64 KiB one and 4 KiB pages: {copies}");
 }
 
 /// A queued batch's range is a placement, not such a side: a placement
@@ -1800,6 +1801,27 @@ fn a_batch_in_flight_in_the_chunk_keeps_its_advice() {
     let theirs = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, queued, 4096).unwrap()[0];
     assert_eq!(theirs.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, "the batch keeps its own: {theirs:?}");
     assert_ne!(ours.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, "{ours:?}");
+}
+
+/// What the runtime advised in the chunk is not a side: a placement's
+/// widening leaves that advice alone (its preferred location and its
+/// atomic mode).
+#[test]
+fn a_widening_leaves_the_runtimes_advice_in_the_chunk_alone() {
+    let t = setup("2dgpu-p2p");
+    const SIZE: u64 = 77_824;
+    let (fd, vm) = t.fd_vm(0);
+    let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
+    let attrs = |at: u64| xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, at, 4096).unwrap()[0];
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    let atomic = BUF + MIB;
+    t.ctx.set_atomic(atomic, 64 << 10, DRM_XE_ATOMIC_DEVICE).unwrap();
+    let before = attrs(atomic);
+    t.ctx.alloc_vram(t.dev[0], BUF, SIZE, t.vram(1), AllocFlags::empty()).unwrap();
+    let after = attrs(atomic);
+    assert_eq!(after.preferred_mem_loc.devmem_fd, before.preferred_mem_loc.devmem_fd, "{after:?}");
+    assert_eq!(after.atomic.val, DRM_XE_ATOMIC_DEVICE);
+    assert_ne!(attrs(BUF).preferred_mem_loc.devmem_fd, before.preferred_mem_loc.devmem_fd, "the span itself is advised");
 }
 
 /// The engine with its rule cascade (`Config::engine_rules`), which these

@@ -167,6 +167,7 @@ impl Context {
             // pages. An atomic span the runtime insists on runs in local
             // VRAM whatever the preference says.
             let pagemap = if insists { target } else { self.faults_pagemap(slots, dev, start, end, target) };
+            self.end_sides_in(start, end);
             if pagemap.device() == Some(h.slot) {
                 self.note_left_to_faults(h.slot, start, end);
             }
@@ -605,11 +606,12 @@ impl Context {
         let (ws, we) = (widened.start, widened.end);
         let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), None, ws, we, cand, summary, placed, &mut applied) } else { Ok(()) };
         let outcome = attributes.and_then(|()| self.migrate_verified(a, cand, placed));
-        // The sides' attributes are recorded as applied (residency unknown).
+        // The sides' preferred locations are recorded as applied (residency
+        // unknown).
         let record_sides = |applied: &[(u16, DevAttrs)]| {
             for (s, e) in [(ws, start), (end, we)] {
                 if s < e && !applied.is_empty() {
-                    self.record(slots, s, e, applied, |_| {});
+                    self.record_side(slots, s, e, applied);
                 }
             }
         };

@@ -295,5 +295,8 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         let rep = p.reported_at.load(Ordering::Relaxed).max(r.reported_at.load(Ordering::Relaxed));
         r.reported_at = AtomicU64::new(rep);
     }
+    // Written now by whoever merges: no longer a widening's side alone
+    // (`chunks::record_side` marks its own).
+    *r.side.get_mut() = false;
     r
 }

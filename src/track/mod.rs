@@ -150,6 +150,12 @@ pub struct Record {
     /// A read of the split span was resolved since its birth: the GPU
     /// uses what it wrote (policy's split-birth rule then buys at once).
     pub probe_read: AtomicBool,
+    /// Created by a placement's madvise widened over the rest of its 2 MiB
+    /// chunk (policy's chunk sides), where nothing but gaps and such sides
+    /// lay: its attributes are that widening's alone. Cleared by every
+    /// other write of the record (policy's `merge_pieces`) and where a span
+    /// inside it is left to the faults.
+    pub side: AtomicBool,
 }
 
 impl Clone for Record {
@@ -174,6 +180,7 @@ impl Clone for Record {
             probe_born: self.probe_born,
             born_in_pieces: self.born_in_pieces,
             probe_read: AtomicBool::new(self.probe_read.load(Ordering::Relaxed)),
+            side: AtomicBool::new(self.side.load(Ordering::Relaxed)),
         }
     }
 }
@@ -201,6 +208,7 @@ impl Record {
             probe_born: false,
             born_in_pieces: false,
             probe_read: AtomicBool::new(false),
+            side: AtomicBool::new(false),
         }
     }
 
@@ -234,13 +242,14 @@ impl Record {
         self.preferred.filter(|_| self.preferred_by(slot))
     }
 
-    /// Nothing was placed, found, used, read, bound, pinned or moved here
-    /// and the runtime gave no hint: the record holds only attributes a
-    /// madvise applied over it (the rest of a placement's 2 MiB chunk,
-    /// policy's chunk sides).
-    pub fn attributes_only(&self) -> bool {
+    /// A widened side (`side`) with nothing placed, found, used, read,
+    /// bound, pinned or moved there since and no hint of the runtime: its
+    /// attributes are an earlier widening's alone, which the next widening
+    /// may replace.
+    pub fn is_side(&self) -> bool {
         let zero = |a: &AtomicU64| a.load(Ordering::Relaxed) == 0;
-        self.residency.is_none()
+        self.side.load(Ordering::Relaxed)
+            && self.residency.is_none()
             && self.preferred.is_none()
             && !self.read_mostly
             && self.moves.is_empty()
@@ -594,30 +603,37 @@ mod tests {
         assert_eq!(r.attrs(3).atomic, 1);
     }
 
-    /// Attributes alone leave a record a chunk side; anything that says
-    /// the span was placed, used or hinted at does not.
+    /// A widened side stays one while nothing else is recorded there;
+    /// anything that says the span was placed, used or hinted at ends it.
     #[test]
-    fn a_record_with_attributes_alone_is_a_side_and_nothing_more_is() {
+    fn a_widened_side_with_nothing_since_is_a_side_and_nothing_more_is() {
         let side = || {
             let mut r = Record::new(10);
             r.set_attrs(0, DevAttrs { pref: PrefApplied::DefaultSystem, atomic: 0 });
+            r.side.store(true, Ordering::Relaxed);
             r
         };
-        assert!(side().attributes_only());
-        let marks: [fn(&mut Record); 8] = [
+        assert!(side().is_side());
+        let marks: [fn(&mut Record); 14] = [
+            |r| r.side.store(false, Ordering::Relaxed),
             |r| r.residency = SYS,
             |r| r.set_preferred(Pagemap::System, None),
             |r| r.read_mostly = true,
             |r| r.record_move(1),
+            |r| r.pinned_until = 1,
             |r| r.use_once(),
             |r| r.last_used.store(1, Ordering::Relaxed),
             |r| r.read_in_place(1),
+            |r| r.peer_readers.store(1, Ordering::Relaxed),
+            |r| r.faulted_by.store(1, Ordering::Relaxed),
             |r| r.set_bound(0, true),
+            |r| r.probe_born = true,
+            |r| r.born_in_pieces = true,
         ];
         for (i, mark) in marks.iter().enumerate() {
             let mut r = side();
             mark(&mut r);
-            assert!(!r.attributes_only(), "mark {i}");
+            assert!(!r.is_side(), "mark {i}");
         }
     }
 }
