@@ -88,6 +88,27 @@ fn a_fresh_buffer_is_placed_whole() {
     }
 }
 
+/// A span left to the faults inside the rest of a chunk another
+/// placement's madvise was widened over is no longer that widening's side:
+/// the next widening leaves the advice it was reported under alone.
+#[test]
+fn a_span_left_to_the_faults_in_a_widened_side_keeps_its_advice() {
+    let t = setup("2dgpu-p2p", false);
+    const SIZE: u64 = 77_824; // 19 pages: its chunk's rest is the side
+    t.sim.cpu_access(BUF, SIZE, sim::Access::Write, 1).unwrap();
+    let vram = |d: usize| t.ctx.pagemap(t.dev[d], 0).unwrap();
+    t.ctx.alloc_vram(t.dev[0], BUF, SIZE, vram(1), AllocFlags::empty()).unwrap();
+    let dev = t.ctx.device(t.dev[0]).unwrap();
+    let drv = sim::driver::SimDriver::new(t.sim.clone());
+    let fd_at = |at: u64| xesvm::driver::xe::query_mem_range_attrs(&drv, dev.fd, dev.vm_id, at, 4096).unwrap()[0].preferred_mem_loc.devmem_fd;
+    let left = BUF + MIB;
+    let p = t.ctx.alloc_vram(t.dev[0], left, 64 << 10, vram(0), AllocFlags::ENGINE | AllocFlags::EXTENT).unwrap();
+    assert!(p.on_fault && p.pagemap == Some(vram(1)), "reported where the side's advice sends its faults: {p:?}");
+    let reported = fd_at(left);
+    t.ctx.alloc_vram(t.dev[0], BUF, SIZE, vram(0), AllocFlags::empty()).unwrap();
+    assert_eq!(fd_at(left), reported, "its advice kept");
+}
+
 /// An allocation found from a pointer is left to the launch's faults:
 /// nothing moves in the call, the kernel's fault places what the kernel
 /// touches. PREFETCH_NOW moves it all.
