@@ -112,13 +112,8 @@ impl Context {
             let summary = self.summary(start, end);
             let mut applied = Vec::new();
             let r = self.apply_preferred(&slots, Some(dev.slot), None, start, end, cand, &summary, &mut placed, &mut applied);
-            // In flight: where it is is unknown until `complete` looks; a
-            // placement all the same (not a widening's side to advise over).
-            let now = self.driver.now_ns();
-            self.record(&slots, start, end, &applied, |r| {
-                r.residency = None;
-                r.last_used.store(now.max(1), Ordering::Relaxed);
-            });
+            // In flight: where it is is unknown until `complete` looks.
+            self.record(&slots, start, end, &applied, |r| r.residency = None);
             if let Err(Miss::Fallback(e) | Miss::Fatal(e)) = r {
                 return Err(e);
             }

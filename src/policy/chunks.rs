@@ -329,9 +329,7 @@ impl Context {
         let (gl, gh) = (side(sides[0]), side(sides[1]));
         ChunkSides { start: if gl.is_some() { lo } else { start }, end: if gh.is_some() { hi } else { end }, _locks: [gl, gh] }
     }
-}
 
-impl Context {
     /// Records the side [s, e) of a placement's madvise widened to its
     /// chunk: each VM's preferred location as applied (the madvise set
     /// nothing else, so the side keeps its own atomic mode), and, where
