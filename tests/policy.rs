@@ -1147,13 +1147,16 @@ fn a_range_in_system_memory_is_bound_once_for_each_device() {
 /// ranges straddling them (`xe_svm_unmap_address_range`, kernel-model §8):
 /// a packed neighbour bound in system memory in the same chunk loses its
 /// binding, and its next placement binds it again (its record said bound).
+/// (The runtime placed the neighbour there: one this device's engine
+/// placement rents there would have come along.)
 #[test]
 fn a_neighbour_in_the_chunk_a_madvise_splits_is_bound_again() {
     let t = setup("2dgpu-p2p");
     let (a, b) = (BUF, BUF + MIB);
     t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
-    assert_eq!(t.alloc(0, a, MIB, Pagemap::System).bytes_moved, 0);
-    let again = t.alloc(0, a, MIB, Pagemap::System);
+    let explicit = |flags| t.ctx.alloc_vram(t.dev[0], a, MIB, Pagemap::System, flags).unwrap();
+    assert_eq!(explicit(AllocFlags::empty()).bytes_moved, 0);
+    let again = explicit(AllocFlags::empty());
     assert!(again.in_place && again.ioctls == 0, "{again:?}");
     // The neighbour moves to GPU 0's VRAM: its preferred location is
     // advised over its span alone (a neighbour is recorded in the chunk).
@@ -1782,6 +1785,63 @@ fn a_side_only_an_earlier_widening_advised_is_widened_over_again() {
     assert!(vmas[0].start <= BUF && vmas[0].end >= BUF + R);
     let copies = t.sim.counters().migrations_to_vram - before;
     assert!(copies <= 1, "one range, not a 64 KiB one and 4 KiB pages: {copies}");
+}
+
+/// A neighbour the device rents in system memory (the engine served its
+/// read there) shares the chunk of a span the same device moves in: the
+/// move takes the neighbour's part along in one 2 MiB range, where the cut
+/// at the span's start would move the span in 64 KiB ranges now and the
+/// neighbour in the same pieces at its own buy; the neighbour's next
+/// placement there finds it in place (policy/chunks.rs `rented_by`).
+#[test]
+fn a_neighbour_this_device_rents_moves_along_in_one_range() {
+    let t = setup("2dgpu-p2p");
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    t.alloc(0, BUF, MIB, Pagemap::System);
+    let before = t.sim.counters().migrations_to_vram;
+    t.alloc(0, BUF + MIB, MIB, t.vram(0));
+    assert_eq!(t.on(BUF + MIB, MIB), t.vram_of(0));
+    assert_eq!(t.sim.counters().migrations_to_vram - before, 1, "one 2 MiB range");
+    assert_eq!(t.on(BUF, MIB), t.vram_of(0), "the rented neighbour came along");
+    let (fd, vm) = t.fd_vm(0);
+    let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
+    let vmas = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, R).unwrap();
+    assert!(vmas.iter().all(|v| v.preferred_mem_loc.devmem_fd == DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE), "{vmas:?}");
+    let moved = t.sim.counters().migrations_to_vram;
+    assert!(t.alloc(0, BUF, MIB, t.vram(0)).in_place || t.sim.counters().migrations_to_vram == moved, "its buy moves nothing");
+    assert_eq!(t.sim.counters().migrations_to_vram, moved);
+}
+
+/// What the runtime placed in system memory itself, what another device
+/// reads there too, and a neighbour eight times larger than the part of
+/// the chunk the span's madvise changes stay where they are: the span's
+/// move does not take them along.
+#[test]
+fn a_neighbour_the_runtime_placed_or_another_device_reads_or_far_larger_stays() {
+    type Neighbour = fn(&T);
+    let cases: [(&str, Neighbour); 3] = [
+        ("placed at the runtime's request", |t| {
+            t.ctx.alloc_vram(t.dev[0], BUF, MIB, Pagemap::System, AllocFlags::empty()).unwrap();
+        }),
+        ("read in place by another device too", |t| {
+            t.alloc(0, BUF, MIB, Pagemap::System);
+            t.alloc(1, BUF, MIB, Pagemap::System);
+        }),
+        ("its part 256 times the span's changed part", |t| {
+            t.alloc(0, BUF, MIB, Pagemap::System);
+        }),
+    ];
+    for (i, (why, neighbour)) in cases.into_iter().enumerate() {
+        let t = setup("2dgpu-p2p");
+        t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+        neighbour(&t);
+        // The last case's span changes one page of the chunk (its part
+        // advised to system memory by the neighbour's widening).
+        let (s, len) = if i == 2 { (BUF + R - 4096, MIB) } else { (BUF + MIB, MIB) };
+        t.alloc(0, s, len, t.vram(0));
+        assert_eq!(t.on(s, len), t.vram_of(0), "{why}");
+        assert_eq!(t.on(BUF, MIB), Placement::System, "{why}: the neighbour stays");
+    }
 }
 
 /// A queued batch's range is a placement, not such a side: a placement

@@ -1,7 +1,8 @@
 //! Placement spans and 2 MiB chunks: a madvise that ends inside a chunk
 //! splits the mirror VMA there, and the kernel then migrates the pieces in
 //! 64 KiB and 4 KiB ranges, so a placement widens its attributes to whole
-//! chunks where the neighbours are free or placed alike; and since a move
+//! chunks where the neighbours are free, placed alike, or rented in system
+//! memory by the device moving in; and since a move
 //! takes the whole chunk, a span asked for system memory whose end chunk
 //! came along into the device's VRAM with a neighbour is left there.
 
@@ -296,6 +297,46 @@ impl ChunkSides<'_> {
     }
 }
 
+/// A neighbour a placement into `cand` may take its part of the chunk
+/// along with it (its madvise widened over it): one only the device moving
+/// in has read, in place from system memory, where this library's rent
+/// left it (never moved since, nothing of the runtime's on it, not placed
+/// there at the runtime's request, no hand-off pin, not born there in
+/// pieces). Its own next use by that device buys it, and the move takes
+/// its part now in the span's 2 MiB range, where the cut would move the
+/// span's end in 64 KiB and 4 KiB ranges now and the neighbour's in the
+/// same pieces at its buy.
+fn rented_by(r: &crate::track::Record, cand: Pagemap, now: u64) -> bool {
+    cand.device().is_some_and(|d| r.readers_in_place(d) == (true, false))
+        && r.residency == Some(Pagemap::System)
+        && r.preferred.is_none()
+        && !r.read_mostly
+        && r.moves.is_empty()
+        && now >= r.pinned_until
+        && r.peer_readers.load(Ordering::Relaxed) == 0
+        && !r.born_in_pieces
+        && !r.explicit.load(Ordering::Relaxed)
+}
+
+/// How many bytes of rented neighbours (`rented_by`) a placement takes
+/// along per byte of the cut it spares (`readvised_in_chunk`). A 64 KiB
+/// range costs 49 us of fixed cost (a copy submission and a copy's fixed
+/// part, docs/cost-model.md) and 2.5 us of bytes on a B60's 26 GB/s link:
+/// 0.8 us per KiB cut; a neighbour's byte taken along costs 0.04 us in the
+/// span's range, and as much again if it has to go back in one range: 0.08
+/// us. So taken along and back, about ten of its bytes cost what one byte
+/// of cut does (five on a B580's link, nineteen on a Max 1550's); 8 bounds
+/// that loss by the cut it spares, where the neighbour's next use is not
+/// its buy. A one-page cut never drags a neighbour's 2 MiB. Measured on
+/// 15,800 generated programs against no such widening: 239 faster (one
+/// training program 2x), 48 slower (at most 1.25x, none above 0.92x the
+/// better baseline), 13 no longer more than 2 % behind the better
+/// baseline, none newly; taking any such neighbour along: 271 faster, 78
+/// slower, one solver newly 1.08x behind (a vector's 1.4 MB taken along
+/// for one page went back in 64 KiB ranges); at 1: 136 faster, 21
+/// slower, 3 no longer behind.
+const DRAG_PER_CUT: u64 = 8;
+
 impl Context {
     /// [start, end) widened to its 2 MiB chunks on each side where no other
     /// call holds the side and what is recorded there lives where this span
@@ -314,25 +355,61 @@ impl Context {
     /// such a side stays a cut: an engine placement cut there is bound,
     /// not advised (`try_candidate`), which costs less. Measured on 15,800
     /// generated programs: see `record_side`.
+    ///
+    /// Into a device's VRAM, a side may also hold neighbours that device
+    /// rents in system memory (`rented_by`), up to DRAG_PER_CUT times the
+    /// span's part of that chunk the madvise changes: they move along in
+    /// the span's range, and their records then say their place is
+    /// unknown (`record_side`).
     pub(super) fn chunk_sides(&self, start: u64, end: u64, cand: Pagemap) -> ChunkSides<'_> {
         let sides = end_chunk_sides(start, end);
         let [(lo, _), (_, hi)] = sides;
+        let now = self.driver.now_ns();
         let side = |(s, e): (u64, u64)| {
             if s >= e {
                 return None;
             }
             let g = self.ranges.try_lock(s, e)?;
+            let track = self.track.read();
             let free = |r: &crate::track::Record| cand != Pagemap::System && r.is_side();
-            let alike = self.track.read().overlapping(s, e).all(|(_, r)| (r.residency == Some(cand) && r.preferred.is_none()) || free(r));
-            alike.then_some(g)
+            let mut rented = 0;
+            for (rs, r) in track.overlapping(s, e) {
+                if r.residency == Some(cand) && r.preferred.is_none() || free(r) {
+                    continue;
+                }
+                if !rented_by(r, cand, now) {
+                    return None;
+                }
+                rented += r.end.min(e) - rs.max(s);
+            }
+            (rented == 0 || rented <= DRAG_PER_CUT * self.readvised_in_chunk(&track, start, end, s, cand)).then_some(g)
         };
         let (gl, gh) = (side(sides[0]), side(sides[1]));
         ChunkSides { start: if gl.is_some() { lo } else { start }, end: if gh.is_some() { hi } else { end }, _locks: [gl, gh] }
     }
 
-    /// Records the side [s, e) of a placement's madvise widened to its
-    /// chunk: each VM's preferred location as applied (the madvise set
-    /// nothing else, so the side keeps its own atomic mode), and, where
+    /// The bytes of [start, end) in the 2 MiB chunk holding `at` whose
+    /// preferred location on the moving device's VM is not yet the
+    /// default (its own VRAM): the part a placement into `cand` advises
+    /// there, which a madvise ending inside the chunk would cut
+    /// (`advise_span` trims the call to what differs, so the rest is cut
+    /// already or not at all).
+    fn readvised_in_chunk(&self, track: &crate::track::Track, start: u64, end: u64, at: u64, cand: Pagemap) -> u64 {
+        let Some(d) = cand.device() else { return 0 };
+        let cs = at & !(CHUNK - 1);
+        let (os, oe) = (start.max(cs), end.min(cs + CHUNK));
+        track
+            .overlapping(os, oe)
+            .filter(|(_, r)| r.attrs(d).pref != crate::track::PrefApplied::DefaultDevice)
+            .map(|(rs, r)| r.end.min(oe) - rs.max(os))
+            .sum()
+    }
+
+    /// Records the side [s, e) of a placement into `cand` whose madvise
+    /// widened to its chunk: each VM's preferred location as applied (the
+    /// madvise set nothing else, so the side keeps its own atomic mode), a
+    /// rented neighbour's place as unknown (the move may have taken it
+    /// along: its next placement looks), and, where
     /// only gaps and earlier such sides lay there, that it is a side
     /// (`Record::is_side`), which the next widening may advise over again.
     /// Called under the side's range lock (`ChunkSides`). Measured on
@@ -340,10 +417,15 @@ impl Context {
     /// only: 90 faster (small-allocation arenas up to 1.6x), 22 slower (at
     /// most 1.41x, all below 0.3x the better baseline), 6 no longer more
     /// than 2 % behind the better baseline, none newly so.
-    pub(super) fn record_side(&self, slots: &[Slot], s: u64, e: u64, applied: &[(u16, crate::track::DevAttrs)]) {
+    pub(super) fn record_side(&self, slots: &[Slot], s: u64, e: u64, applied: &[(u16, crate::track::DevAttrs)], cand: Pagemap) {
         let fresh = self.track.read().overlapping(s, e).all(|(_, r)| r.side.load(Ordering::Relaxed));
         self.rewrite(slots, s, e, |pieces| {
             let mut r = merge_pieces(pieces);
+            // A neighbour widened over where it lay elsewhere may have come
+            // along with the span's move: where it is now is unknown.
+            if r.residency.is_some_and(|p| p != cand) {
+                r.residency = None;
+            }
             for &(slot, a) in applied {
                 let mut attrs = r.attrs(slot);
                 attrs.pref = a.pref;

@@ -323,6 +323,9 @@ impl Context {
             }
         };
         rec.use_once();
+        if !flags.engine() && !rec.explicit.load(Ordering::Relaxed) {
+            rec.explicit.store(true, Ordering::Relaxed);
+        }
         let mut placed = Placed { pagemap: Some(target), in_place: true, verified, ..Default::default() };
         if target == Pagemap::System {
             if dev.has_vram() {
@@ -611,7 +614,7 @@ impl Context {
         let record_sides = |applied: &[(u16, DevAttrs)]| {
             for (s, e) in [(ws, start), (end, we)] {
                 if s < e && !applied.is_empty() {
-                    self.record_side(slots, s, e, applied);
+                    self.record_side(slots, s, e, applied, cand);
                 }
             }
         };
@@ -631,8 +634,10 @@ impl Context {
         // Record what is true now.
         let now = self.driver.now_ns();
         let observed_at = if placed.verified { now.max(1) } else { 0 };
+        let explicit = !a.flags.engine();
         self.record(slots, start, end, &applied, |r| {
             r.residency = Some(cand);
+            *r.explicit.get_mut() = explicit;
             // Placed here by this call: no device's faults ran on it since.
             r.spend_faulted_marks();
             r.observed_at.store(observed_at, Ordering::Relaxed);

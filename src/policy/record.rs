@@ -294,6 +294,10 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         r.observed_at = AtomicU64::new(at);
         let rep = p.reported_at.load(Ordering::Relaxed).max(r.reported_at.load(Ordering::Relaxed));
         r.reported_at = AtomicU64::new(rep);
+        // Explicit where any piece is.
+        if p.explicit.load(Ordering::Relaxed) {
+            *r.explicit.get_mut() = true;
+        }
     }
     // Written now by whoever merges: no longer a widening's side alone
     // (`chunks::record_side` marks its own).

@@ -156,6 +156,10 @@ pub struct Record {
     /// other write of the record (policy's `merge_pieces`) and where a span
     /// inside it is left to the faults.
     pub side: AtomicBool,
+    /// Placed or found where the runtime named (`svm_alloc_vram` without
+    /// SVM_ALLOC_ENGINE) since it was last written otherwise: an explicit
+    /// request, which no rule of the engine moves for another span.
+    pub explicit: AtomicBool,
 }
 
 impl Clone for Record {
@@ -181,6 +185,7 @@ impl Clone for Record {
             born_in_pieces: self.born_in_pieces,
             probe_read: AtomicBool::new(self.probe_read.load(Ordering::Relaxed)),
             side: AtomicBool::new(self.side.load(Ordering::Relaxed)),
+            explicit: AtomicBool::new(self.explicit.load(Ordering::Relaxed)),
         }
     }
 }
@@ -209,6 +214,7 @@ impl Record {
             born_in_pieces: false,
             probe_read: AtomicBool::new(false),
             side: AtomicBool::new(false),
+            explicit: AtomicBool::new(false),
         }
     }
 
