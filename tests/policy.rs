@@ -1803,29 +1803,70 @@ fn a_neighbour_this_device_rents_moves_along_in_one_range() {
     assert_eq!(t.on(BUF + MIB, MIB), t.vram_of(0));
     assert_eq!(t.sim.counters().migrations_to_vram - before, 1, "one 2 MiB range");
     assert_eq!(t.on(BUF, MIB), t.vram_of(0), "the rented neighbour came along");
+    assert_eq!(t.ctx.query(BUF, MIB).unwrap().residency, None, "its record no longer says system memory");
     let (fd, vm) = t.fd_vm(0);
     let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
     let vmas = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, R).unwrap();
     assert!(vmas.iter().all(|v| v.preferred_mem_loc.devmem_fd == DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE), "{vmas:?}");
     let moved = t.sim.counters().migrations_to_vram;
-    assert!(t.alloc(0, BUF, MIB, t.vram(0)).in_place || t.sim.counters().migrations_to_vram == moved, "its buy moves nothing");
-    assert_eq!(t.sim.counters().migrations_to_vram, moved);
+    t.alloc(0, BUF, MIB, t.vram(0));
+    assert_eq!(t.sim.counters().migrations_to_vram, moved, "its buy moves nothing");
 }
 
-/// What the runtime placed in system memory itself, what another device
-/// reads there too, and a neighbour eight times larger than the part of
-/// the chunk the span's madvise changes stay where they are: the span's
-/// move does not take them along.
+/// The bound on what comes along (`DRAG_PER_CUT`, 2): a 1 MiB rented
+/// neighbour comes along with a span whose part of the chunk the madvise
+/// changes is 512 KiB, not with one whose part is 448 KiB.
+#[test]
+fn a_rented_neighbour_comes_along_up_to_twice_the_cut_it_spares() {
+    for (part, along) in [(512 << 10, true), (448 << 10, false)] {
+        let t = setup("2dgpu-p2p");
+        t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+        // Its widening advises the whole chunk to system memory.
+        t.alloc(0, BUF, MIB, Pagemap::System);
+        t.alloc(0, BUF + R - part, part + MIB, t.vram(0));
+        let want = if along { t.vram_of(0) } else { Placement::System };
+        assert_eq!(t.on(BUF, MIB), want, "a part of {part} bytes");
+    }
+}
+
+/// A span inside one chunk, between a neighbour this device rents and one
+/// the runtime placed: the chunk cannot end up whole, so nothing comes
+/// along, and the rented neighbour keeps its advice.
+#[test]
+fn a_span_inside_one_chunk_takes_nothing_along_where_the_chunk_stays_cut() {
+    let t = setup("2dgpu-p2p");
+    const HALF: u64 = MIB / 2;
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    t.ctx.alloc_vram(t.dev[0], BUF + MIB, MIB, Pagemap::System, AllocFlags::empty()).unwrap();
+    t.alloc(0, BUF, HALF, Pagemap::System);
+    t.alloc(0, BUF + HALF, HALF, t.vram(0));
+    assert_eq!(t.on(BUF + HALF, HALF), t.vram_of(0));
+    assert_eq!(t.on(BUF, HALF), Placement::System);
+    let (fd, vm) = t.fd_vm(0);
+    let drv = xesvm::sim::driver::SimDriver::new(t.sim.clone());
+    let attrs = xesvm::driver::xe::query_mem_range_attrs(&drv, fd, vm, BUF, 4096).unwrap()[0];
+    assert_eq!(attrs.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, "{attrs:?}");
+}
+
+/// What the runtime placed in system memory itself (a placement or a
+/// batch), what another device reads there too, and a neighbour far larger
+/// than the part of the chunk the span's madvise changes stay where they
+/// are: the span's move does not take them along.
 #[test]
 fn a_neighbour_the_runtime_placed_or_another_device_reads_or_far_larger_stays() {
     type Neighbour = fn(&T);
-    let cases: [(&str, Neighbour); 3] = [
+    let cases: [(&str, Neighbour); 4] = [
         ("placed at the runtime's request", |t| {
             t.ctx.alloc_vram(t.dev[0], BUF, MIB, Pagemap::System, AllocFlags::empty()).unwrap();
         }),
         ("read in place by another device too", |t| {
             t.alloc(0, BUF, MIB, Pagemap::System);
             t.alloc(1, BUF, MIB, Pagemap::System);
+        }),
+        ("placed by the runtime's batch", |t| {
+            t.alloc(0, BUF, MIB, Pagemap::System);
+            let mut b = t.ctx.place_batch(t.dev[0], &[(BUF, MIB, Pagemap::System)], None).unwrap();
+            t.ctx.complete_batch(&mut b, 1_000_000_000).unwrap();
         }),
         ("its part 256 times the span's changed part", |t| {
             t.alloc(0, BUF, MIB, Pagemap::System);
@@ -1837,7 +1878,7 @@ fn a_neighbour_the_runtime_placed_or_another_device_reads_or_far_larger_stays() 
         neighbour(&t);
         // The last case's span changes one page of the chunk (its part
         // advised to system memory by the neighbour's widening).
-        let (s, len) = if i == 2 { (BUF + R - 4096, MIB) } else { (BUF + MIB, MIB) };
+        let (s, len) = if i == 3 { (BUF + R - 4096, MIB) } else { (BUF + MIB, MIB) };
         t.alloc(0, s, len, t.vram(0));
         assert_eq!(t.on(s, len), t.vram_of(0), "{why}");
         assert_eq!(t.on(BUF, MIB), Placement::System, "{why}: the neighbour stays");

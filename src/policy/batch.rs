@@ -218,6 +218,8 @@ impl Context {
             let now = self.driver.now_ns();
             self.record(&slots, start, end, &[], |r| {
                 r.residency = at;
+                // The runtime's own batch: an explicit request.
+                *r.explicit.get_mut() = true;
                 r.spend_faulted_marks();
                 r.observed_at.store(if p.verified { now.max(1) } else { 0 }, Ordering::Relaxed);
                 r.last_used.store(now, Ordering::Relaxed);

@@ -297,17 +297,17 @@ impl ChunkSides<'_> {
     }
 }
 
-/// A neighbour a placement into `cand` may take its part of the chunk
-/// along with it (its madvise widened over it): one only the device moving
-/// in has read, in place from system memory, where this library's rent
+/// A neighbour a placement into device `slot`'s VRAM may take its part of
+/// the chunk along with it (its madvise widened over it): one only that
+/// device has read, in place from system memory, where this library's rent
 /// left it (never moved since, nothing of the runtime's on it, not placed
 /// there at the runtime's request, no hand-off pin, not born there in
 /// pieces). Its own next use by that device buys it, and the move takes
 /// its part now in the span's 2 MiB range, where the cut would move the
 /// span's end in 64 KiB and 4 KiB ranges now and the neighbour's in the
 /// same pieces at its buy.
-fn rented_by(r: &crate::track::Record, cand: Pagemap, now: u64) -> bool {
-    cand.device().is_some_and(|d| r.readers_in_place(d) == (true, false))
+fn rented_by(r: &crate::track::Record, slot: u16, now: u64) -> bool {
+    r.readers_in_place(slot) == (true, false)
         && r.residency == Some(Pagemap::System)
         && r.preferred.is_none()
         && !r.read_mostly
@@ -319,23 +319,25 @@ fn rented_by(r: &crate::track::Record, cand: Pagemap, now: u64) -> bool {
 }
 
 /// How many bytes of rented neighbours (`rented_by`) a placement takes
-/// along per byte of the cut it spares (`readvised_in_chunk`). A 64 KiB
-/// range costs 49 us of fixed cost (a copy submission and a copy's fixed
-/// part, docs/cost-model.md) and 2.5 us of bytes on a B60's 26 GB/s link:
-/// 0.8 us per KiB cut; a neighbour's byte taken along costs 0.04 us in the
-/// span's range, and as much again if it has to go back in one range: 0.08
-/// us. So taken along and back, about ten of its bytes cost what one byte
-/// of cut does (five on a B580's link, nineteen on a Max 1550's); 8 bounds
-/// that loss by the cut it spares, where the neighbour's next use is not
-/// its buy. A one-page cut never drags a neighbour's 2 MiB. Measured on
-/// 15,800 generated programs against no such widening: 239 faster (one
-/// training program 2x), 48 slower (at most 1.25x, none above 0.92x the
-/// better baseline), 13 no longer more than 2 % behind the better
-/// baseline, none newly; taking any such neighbour along: 271 faster, 78
-/// slower, one solver newly 1.08x behind (a vector's 1.4 MB taken along
-/// for one page went back in 64 KiB ranges); at 1: 136 faster, 21
-/// slower, 3 no longer behind.
-const DRAG_PER_CUT: u64 = 8;
+/// along per byte of the cut it spares (`readvised_in_chunk`), from the
+/// cost model (docs/cost-model.md, 7.0 without device huge pages). A cut
+/// moves the span's part in 64 KiB ranges, each with a copy submission
+/// and a copy's fixed part (30 + 19 us) and a clear submission (30 us):
+/// 1.23 us per KiB more than inside one 2 MiB range. A neighbour's KiB
+/// taken along costs its bytes (0.04 us on a B60's 26 GB/s link) and the
+/// CPU's work per page (0.35 us), and as much again if it must go back in
+/// one range: 0.78 us (0.86 on a B580, 0.74 on a Max 1550). So taking 1.6
+/// times the cut's bytes along and back breaks even; at 2 such a loss is
+/// at most a third more than the cut spared, and where the neighbour's
+/// next use is its buy (the rent's premise) the move is one it needed.
+/// Measured on 15,800 generated programs against no such widening: 160
+/// faster (a two-layer training program 2x), 30 slower (at most 1.25x,
+/// none above 0.86x the better baseline), 10 no longer more than 2 %
+/// behind the better baseline, none newly. At 8: 229 faster, 48 slower,
+/// 13 no longer behind; unbounded: 271 and 78, and one solver newly 1.08x
+/// behind (a vector's 1.4 MB taken along for one page, then moved back in
+/// 64 KiB ranges).
+const DRAG_PER_CUT: u64 = 2;
 
 impl Context {
     /// [start, end) widened to its 2 MiB chunks on each side where no other
@@ -356,15 +358,20 @@ impl Context {
     /// not advised (`try_candidate`), which costs less. Measured on 15,800
     /// generated programs: see `record_side`.
     ///
-    /// Into a device's VRAM, a side may also hold neighbours that device
-    /// rents in system memory (`rented_by`), up to DRAG_PER_CUT times the
-    /// span's part of that chunk the madvise changes: they move along in
-    /// the span's range, and their records then say their place is
-    /// unknown (`record_side`).
-    pub(super) fn chunk_sides(&self, start: u64, end: u64, cand: Pagemap) -> ChunkSides<'_> {
+    /// Into the asking device's own VRAM, a side may also hold neighbours
+    /// that device rents in system memory (`rented_by`), where their chunk
+    /// ends up whole and they are at most DRAG_PER_CUT times the span's
+    /// part of it the madvise changes: they move along in the span's
+    /// range, and their records then say their place is unknown
+    /// (`record_side`).
+    pub(super) fn chunk_sides(&self, start: u64, end: u64, cand: Pagemap, dev: &Device) -> ChunkSides<'_> {
+        let slot = dev.slot;
         let sides = end_chunk_sides(start, end);
         let [(lo, _), (_, hi)] = sides;
         let now = self.driver.now_ns();
+        let into_own = cand.device() == Some(slot);
+        // A side that may be widened over, and the bytes of rented
+        // neighbours the move would take along there.
         let side = |(s, e): (u64, u64)| {
             if s >= e {
                 return None;
@@ -377,30 +384,47 @@ impl Context {
                 if r.residency == Some(cand) && r.preferred.is_none() || free(r) {
                     continue;
                 }
-                if !rented_by(r, cand, now) {
+                if !(into_own && rented_by(r, slot, now)) {
                     return None;
                 }
                 rented += r.end.min(e) - rs.max(s);
             }
-            (rented == 0 || rented <= DRAG_PER_CUT * self.readvised_in_chunk(&track, start, end, s, cand)).then_some(g)
+            Some((g, rented))
         };
-        let (gl, gh) = (side(sides[0]), side(sides[1]));
+        let (mut gl, mut gh) = (side(sides[0]), side(sides[1]));
+        let rented = |g: &Option<(_, u64)>| g.as_ref().map_or(0, |&(_, n)| n);
+        // Rented neighbours come along only where that spares a cut: their
+        // chunk ends up whole (a span inside one chunk needs both sides),
+        // and they are at most DRAG_PER_CUT times the span's part there
+        // that the madvise changes.
+        let spares = |dragged: u64, at: u64, whole: bool| dragged == 0 || whole && dragged <= DRAG_PER_CUT * self.readvised_in_chunk(start, end, at, slot);
+        if lo + CHUNK == hi {
+            let whole = (sides[0].0 == sides[0].1 || gl.is_some()) && (sides[1].0 == sides[1].1 || gh.is_some());
+            if !spares(rented(&gl) + rented(&gh), start, whole) {
+                gl = gl.filter(|&(_, n)| n == 0);
+                gh = gh.filter(|&(_, n)| n == 0);
+            }
+        } else {
+            gl = gl.filter(|&(_, n)| spares(n, start, true));
+            gh = gh.filter(|&(_, n)| spares(n, end - 1, true));
+        }
+        let (gl, gh) = (gl.map(|(g, _)| g), gh.map(|(g, _)| g));
         ChunkSides { start: if gl.is_some() { lo } else { start }, end: if gh.is_some() { hi } else { end }, _locks: [gl, gh] }
     }
 
     /// The bytes of [start, end) in the 2 MiB chunk holding `at` whose
-    /// preferred location on the moving device's VM is not yet the
-    /// default (its own VRAM): the part a placement into `cand` advises
-    /// there, which a madvise ending inside the chunk would cut
-    /// (`advise_span` trims the call to what differs, so the rest is cut
-    /// already or not at all).
-    fn readvised_in_chunk(&self, track: &crate::track::Track, start: u64, end: u64, at: u64, cand: Pagemap) -> u64 {
-        let Some(d) = cand.device() else { return 0 };
+    /// preferred location on device `slot`'s VM is not yet the default
+    /// (its own VRAM): the part a placement into that VRAM advises there,
+    /// which a madvise ending inside the chunk would cut (`advise_span`
+    /// trims the call to what differs, so the rest is cut already or not
+    /// at all).
+    fn readvised_in_chunk(&self, start: u64, end: u64, at: u64, slot: u16) -> u64 {
         let cs = at & !(CHUNK - 1);
         let (os, oe) = (start.max(cs), end.min(cs + CHUNK));
-        track
+        self.track
+            .read()
             .overlapping(os, oe)
-            .filter(|(_, r)| r.attrs(d).pref != crate::track::PrefApplied::DefaultDevice)
+            .filter(|(_, r)| r.attrs(slot).pref != crate::track::PrefApplied::DefaultDevice)
             .map(|(rs, r)| r.end.min(oe) - rs.max(os))
             .sum()
     }

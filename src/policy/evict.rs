@@ -84,6 +84,8 @@ impl Context {
         self.rewrite(&slots, start, end, |pieces| {
             let mut r = merge_pieces(pieces);
             r.residency = Some(Pagemap::System);
+            // Sent there at the runtime's request.
+            *r.explicit.get_mut() = true;
             r.observed_at.store(observed_at, Ordering::Relaxed);
             if moved {
                 r.record_move(now);

@@ -594,7 +594,7 @@ impl Context {
         // buffer ending mid-chunk would migrate its tail in 64 KiB and 4 KiB
         // ranges (about 49 us each against one 2 MiB copy, docs/cost-model.md),
         // where the kernel alone, unsplit, moves that chunk whole anyway.
-        let widened = if advise { self.chunk_sides(start, end, cand) } else { ChunkSides::none(start, end) };
+        let widened = if advise { self.chunk_sides(start, end, cand, dev) } else { ChunkSides::none(start, end) };
         // An engine placement in system memory that shares a chunk with a
         // neighbour placed otherwise is bound, not advised: the madvise
         // would split the VMA inside the chunk and destroy the neighbour's

@@ -156,9 +156,11 @@ pub struct Record {
     /// other write of the record (policy's `merge_pieces`) and where a span
     /// inside it is left to the faults.
     pub side: AtomicBool,
-    /// Placed or found where the runtime named (`svm_alloc_vram` without
-    /// SVM_ALLOC_ENGINE) since it was last written otherwise: an explicit
-    /// request, which no rule of the engine moves for another span.
+    /// Placed or found where the runtime named since it was last written
+    /// otherwise: `svm_alloc_vram` without SVM_ALLOC_ENGINE, a batch, an
+    /// eviction, or the runtime's own prefetch the default engine ran for
+    /// it (policy/prefetch.rs); an explicit request, which no rule of the
+    /// engine moves for another span.
     pub explicit: AtomicBool,
 }
 
