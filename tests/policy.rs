@@ -1813,20 +1813,54 @@ fn a_neighbour_this_device_rents_moves_along_in_one_range() {
     assert_eq!(t.sim.counters().migrations_to_vram, moved, "its buy moves nothing");
 }
 
-/// The bound on what comes along (`DRAG_PER_CUT`, 2): a 1 MiB rented
-/// neighbour comes along with a span whose part of the chunk the madvise
-/// changes is 512 KiB, not with one whose part is 448 KiB.
+/// The bound on what comes along (`DRAG_PER_CUT`, 2), at either end of a
+/// span: a 1 MiB rented neighbour comes along with a span whose part of
+/// the chunk the madvise changes is 512 KiB, not with one whose part is
+/// 448 KiB.
 #[test]
 fn a_rented_neighbour_comes_along_up_to_twice_the_cut_it_spares() {
     for (part, along) in [(512 << 10, true), (448 << 10, false)] {
-        let t = setup("2dgpu-p2p");
-        t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
-        // Its widening advises the whole chunk to system memory.
-        t.alloc(0, BUF, MIB, Pagemap::System);
-        t.alloc(0, BUF + R - part, part + MIB, t.vram(0));
-        let want = if along { t.vram_of(0) } else { Placement::System };
-        assert_eq!(t.on(BUF, MIB), want, "a part of {part} bytes");
+        for head in [true, false] {
+            let t = setup("2dgpu-p2p");
+            t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+            // The neighbour's widening advises its whole chunk to system
+            // memory; the span reaches `part` bytes into that chunk.
+            let (n, s) = if head { (BUF, BUF + R - part) } else { (BUF + R + part, BUF + 512 * 1024 + part) };
+            t.alloc(0, n, MIB, Pagemap::System);
+            t.alloc(0, s, R - 512 * 1024, t.vram(0));
+            let want = if along { t.vram_of(0) } else { Placement::System };
+            assert_eq!(t.on(n, MIB), want, "a part of {part} bytes, the neighbour at the span's {}", if head { "head" } else { "tail" });
+        }
     }
+}
+
+/// Inside one chunk, the rented neighbours on both sides count together:
+/// 768 KiB on each side of a 512 KiB span stay, though either alone would
+/// be within twice the span's part.
+#[test]
+fn rented_neighbours_on_both_sides_of_a_span_count_together() {
+    let t = setup("2dgpu-p2p");
+    const K: u64 = 1024;
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    t.alloc(0, BUF, 768 * K, Pagemap::System);
+    t.alloc(0, BUF + 1280 * K, 768 * K, Pagemap::System);
+    t.alloc(0, BUF + 768 * K, 512 * K, t.vram(0));
+    assert_eq!(t.on(BUF + 768 * K, 512 * K), t.vram_of(0));
+    assert_eq!(t.on(BUF, 768 * K), Placement::System);
+    assert_eq!(t.on(BUF + 1280 * K, 768 * K), Placement::System);
+}
+
+/// A placement into a peer's VRAM takes nothing of what this device rents
+/// along (the rent's premise, its own next use buying it, is this
+/// device's VRAM).
+#[test]
+fn a_placement_into_a_peers_vram_takes_no_rented_neighbour_along() {
+    let t = setup("2dgpu-p2p");
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    t.alloc(0, BUF, MIB, Pagemap::System);
+    t.alloc(0, BUF + MIB, MIB, t.vram(1));
+    assert_eq!(t.on(BUF + MIB, MIB), t.vram_of(1));
+    assert_eq!(t.on(BUF, MIB), Placement::System);
 }
 
 /// A span inside one chunk, between a neighbour this device rents and one
@@ -1848,14 +1882,14 @@ fn a_span_inside_one_chunk_takes_nothing_along_where_the_chunk_stays_cut() {
     assert_eq!(attrs.preferred_mem_loc.devmem_fd, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, "{attrs:?}");
 }
 
-/// What the runtime placed in system memory itself (a placement or a
-/// batch), what another device reads there too, and a neighbour far larger
+/// What the runtime placed in system memory itself (a placement, a batch
+/// or an eviction), what another device reads there too, and a neighbour far larger
 /// than the part of the chunk the span's madvise changes stay where they
 /// are: the span's move does not take them along.
 #[test]
 fn a_neighbour_the_runtime_placed_or_another_device_reads_or_far_larger_stays() {
     type Neighbour = fn(&T);
-    let cases: [(&str, Neighbour); 4] = [
+    let cases: [(&str, Neighbour); 5] = [
         ("placed at the runtime's request", |t| {
             t.ctx.alloc_vram(t.dev[0], BUF, MIB, Pagemap::System, AllocFlags::empty()).unwrap();
         }),
@@ -1868,6 +1902,10 @@ fn a_neighbour_the_runtime_placed_or_another_device_reads_or_far_larger_stays() 
             let mut b = t.ctx.place_batch(t.dev[0], &[(BUF, MIB, Pagemap::System)], None).unwrap();
             t.ctx.complete_batch(&mut b, 1_000_000_000).unwrap();
         }),
+        ("evicted there by the runtime", |t| {
+            t.alloc(0, BUF, MIB, Pagemap::System);
+            t.ctx.evict(BUF, MIB).unwrap();
+        }),
         ("its part 256 times the span's changed part", |t| {
             t.alloc(0, BUF, MIB, Pagemap::System);
         }),
@@ -1878,7 +1916,7 @@ fn a_neighbour_the_runtime_placed_or_another_device_reads_or_far_larger_stays() 
         neighbour(&t);
         // The last case's span changes one page of the chunk (its part
         // advised to system memory by the neighbour's widening).
-        let (s, len) = if i == 3 { (BUF + R - 4096, MIB) } else { (BUF + MIB, MIB) };
+        let (s, len) = if i == 4 { (BUF + R - 4096, MIB) } else { (BUF + MIB, MIB) };
         t.alloc(0, s, len, t.vram(0));
         assert_eq!(t.on(s, len), t.vram_of(0), "{why}");
         assert_eq!(t.on(BUF, MIB), Placement::System, "{why}: the neighbour stays");

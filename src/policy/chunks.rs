@@ -323,13 +323,16 @@ fn rented_by(r: &crate::track::Record, slot: u16, now: u64) -> bool {
 /// cost model (docs/cost-model.md, 7.0 without device huge pages). A cut
 /// moves the span's part in 64 KiB ranges, each with a copy submission
 /// and a copy's fixed part (30 + 19 us) and a clear submission (30 us):
-/// 1.23 us per KiB more than inside one 2 MiB range. A neighbour's KiB
-/// taken along costs its bytes (0.04 us on a B60's 26 GB/s link) and the
-/// CPU's work per page (0.35 us), and as much again if it must go back in
-/// one range: 0.78 us (0.86 on a B580, 0.74 on a Max 1550). So taking 1.6
-/// times the cut's bytes along and back breaks even; at 2 such a loss is
-/// at most a third more than the cut spared, and where the neighbour's
-/// next use is its buy (the rent's premise) the move is one it needed.
+/// about 1.2 us per KiB more than inside one 2 MiB range. A neighbour's
+/// KiB taken along costs the CPU's work per page (0.35 us) and its bytes
+/// (0.04 us on a B60's 26 GB/s link), and as much again if it must go
+/// back in one range: 0.78 us (0.86 on a B580, 0.74 on a Max 1550). So
+/// taking 1.4 (B580) to 1.7 (Max 1550) times the cut's bytes along and
+/// back breaks even; at 2 such a loss is at most 40 % more than the cut
+/// spared, and where the neighbour's next use is its buy (the rent's
+/// premise) the move is one it needed. With device huge pages (7.1) the
+/// work per page goes and the break-even rises to 8 (B580) to 30 (Max
+/// 1550): a bound for that kernel is left to measure there.
 /// Measured on 15,800 generated programs against no such widening: 160
 /// faster (a two-layer training program 2x), 30 slower (at most 1.25x,
 /// none above 0.86x the better baseline), 10 no longer more than 2 %
