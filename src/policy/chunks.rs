@@ -334,7 +334,7 @@ fn rented_by(r: &crate::track::Record, slot: u16, now: u64) -> bool {
 /// work per page goes and the break-even rises to 8 (B580) to 30 (Max
 /// 1550): a bound for that kernel is left to measure there.
 /// Measured on 15,800 generated programs against no such widening: 160
-/// faster (a two-layer training program 2x), 30 slower (at most 1.25x,
+/// faster (a four-layer training program 2x), 30 slower (at most 1.25x,
 /// none above 0.86x the better baseline), 10 no longer more than 2 %
 /// behind the better baseline, none newly. At 8: 229 faster, 48 slower,
 /// 13 no longer behind; unbounded: 271 and 78, and one solver newly 1.08x
