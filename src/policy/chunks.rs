@@ -373,10 +373,11 @@ impl Context {
         let [(lo, _), (_, hi)] = sides;
         let now = self.driver.now_ns();
         let into_own = cand.device() == Some(slot);
+        let empty = |(s, e): (u64, u64)| s >= e;
         // A side that may be widened over, and the bytes of rented
         // neighbours the move would take along there.
         let side = |(s, e): (u64, u64)| {
-            if s >= e {
+            if empty((s, e)) {
                 return None;
             }
             let g = self.ranges.try_lock(s, e)?;
@@ -402,7 +403,7 @@ impl Context {
         // that the madvise changes.
         let spares = |dragged: u64, at: u64, whole: bool| dragged == 0 || whole && dragged <= DRAG_PER_CUT * self.readvised_in_chunk(start, end, at, slot);
         if lo + CHUNK == hi {
-            let whole = (sides[0].0 == sides[0].1 || gl.is_some()) && (sides[1].0 == sides[1].1 || gh.is_some());
+            let whole = (empty(sides[0]) || gl.is_some()) && (empty(sides[1]) || gh.is_some());
             if !spares(rented(&gl) + rented(&gh), start, whole) {
                 gl = gl.filter(|&(_, n)| n == 0);
                 gh = gh.filter(|&(_, n)| n == 0);
