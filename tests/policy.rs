@@ -2220,3 +2220,32 @@ fn an_atomic_span_whose_records_lost_its_place_is_looked_at_before_rule_6() {
     let p = t.ctx.alloc_vram(t.dev[1], hist, size, t.vram(1), insist).unwrap();
     assert!(!p.on_fault && p.bytes_moved == size, "the pull-back counts for the next device: {p:?}");
 }
+
+/// Two devices read packed pieces of one chunk: a piece that a peer's
+/// later move took into the peer's VRAM is not taken for one that came
+/// along into the reader's own (an unprivileged page-table read sees "not
+/// in system memory" for both): the later move decides where the chunk
+/// lies. Kept, the reader's faults would pull it across at each turn.
+/// Where the reader's own neighbour moved last, the piece is left there.
+#[test]
+fn a_piece_a_peers_later_move_took_is_not_taken_for_one_that_came_along() {
+    const K: u64 = 1024;
+    for peer_last in [true, false] {
+        let t = setup("2dgpu-nolink");
+        t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+        let (a, b, s) = (BUF, BUF + 512 * K, BUF + MIB);
+        let (first, last) = if peer_last { ((0, a), (1, b)) } else { ((1, b), (0, a)) };
+        t.alloc(first.0, first.1, 256 * K, t.vram(first.0));
+        t.alloc(last.0, last.1, 256 * K, t.vram(last.0));
+        assert_eq!(t.on(s, 256 * K), t.vram_of(last.0 as u32), "came along with the later neighbour");
+        assert_eq!(t.ctx.resolve(t.dev[0], 0, s, 256 * K, Access::Read).unwrap(), Pagemap::System, "a first read is served in place");
+        let p = t.alloc(0, s, 256 * K, Pagemap::System);
+        if peer_last {
+            assert!(!p.in_place && p.pagemap == Some(Pagemap::System), "not left in a VRAM it is not in: {p:?}");
+            assert_eq!(t.on(s, 256 * K), Placement::System);
+        } else {
+            assert!(p.in_place && p.bytes_moved == 0 && p.pagemap == Some(t.vram(0)), "left where it came along: {p:?}");
+            assert_eq!(t.on(s, 256 * K), t.vram_of(0));
+        }
+    }
+}

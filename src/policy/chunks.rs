@@ -24,10 +24,24 @@ pub(super) fn end_chunk_sides(start: u64, end: u64) -> [(u64, u64); 2] {
 /// in `pm`: a packed neighbour's, one holding the span and more, or a
 /// piece of the span a neighbour's placement recorded (the page they
 /// share). The kernel moves a granule whole, so the span's part of it may
-/// have come along with it.
+/// have come along with it, unless a mate recorded in another device's
+/// VRAM moved later: that move took the granule there, and an
+/// unprivileged page-table read sees "not in system memory" either way.
+/// The later move decides (two devices reading packed pieces of one
+/// table: taken for the reader's own, the piece a peer's move took was
+/// left there, and the reader's faults pulled it across at each turn).
+/// Measured on 15,800 generated programs: 29 faster (two-device graphs up
+/// to 2x), 8 slower (at most 1.11x, none past the better baseline): a
+/// mate's move inside a cut chunk takes only its own 64 KiB ranges, which
+/// the records cannot tell from a whole chunk's.
 fn mate_in(track: &crate::track::Track, s: u64, granule: u64, start: u64, end: u64, pm: Pagemap) -> bool {
     let (cs, ce) = (s & !(granule - 1), (s & !(granule - 1)) + granule);
-    track.overlapping(cs, ce).any(|(rs, r)| r.residency == Some(pm) && (rs, r.end) != (start, end))
+    let mates = || track.overlapping(cs, ce).filter(|&(rs, r)| (rs, r.end) != (start, end));
+    let last_move = |r: &crate::track::Record| r.moves.last().map_or(0, |m| m.at);
+    let elsewhere = |p: Pagemap| p.device().is_some_and(|d| Some(d) != pm.device());
+    let ours = mates().filter(|(_, r)| r.residency == Some(pm)).map(|(_, r)| last_move(r)).max();
+    let theirs = mates().filter(|(_, r)| r.residency.is_some_and(elsewhere)).map(|(_, r)| last_move(r)).max();
+    ours.is_some_and(|ours| theirs.is_none_or(|theirs| ours >= theirs))
 }
 
 impl Context {
