@@ -698,3 +698,38 @@ fn a_span_another_devices_faults_took_is_left_to_the_readers_faults() {
     assert_eq!(t.sim.placement(second.0, second.1), Placement::Vram { device: 1, instance: 1 }, "nothing moved before the launch");
     assert_eq!(t.ctx.query(span.0, span.1).unwrap().moves_in_window, moves + 1, "the move counts");
 }
+
+/// A histogram packed after its input in one 2 MiB chunk, which devices
+/// take in turn for their atomics: its placement into the asking device's
+/// VRAM issues no madvise that would cut the chunk. Atomics fault into
+/// local VRAM whatever the preferred location says
+/// (`xe_vma_need_vram_for_atomic`, docs/kernel-model.md §3.2), so the
+/// advice changes nothing for them, while the cut made the kernel move the
+/// histogram in 4 KiB ranges at every turn.
+#[test]
+fn an_atomic_span_sharing_a_chunk_moves_without_advice_that_cuts_the_chunk() {
+    const PAGE: u64 = 4096;
+    let t = setup("max-node", false);
+    let (input, n) = (BUF, 16_674_000u64.next_multiple_of(PAGE));
+    let (hist, h) = (BUF + 16_674_000 / PAGE * PAGE, 40 * 1024);
+    t.sim.cpu_access(input, n, sim::Access::Write, 1).unwrap();
+    t.sim.cpu_access(hist, h, sim::Access::Write, 2).unwrap();
+    // The runtime placed the input's last chunk in device 1's VRAM from
+    // device 0 (a peer's): that advice, the same on every VM, covers the
+    // histogram's part too.
+    let tail = hist / (2 * MIB) * (2 * MIB);
+    t.ctx.alloc_vram(t.dev[0], tail, 2 * MIB, t.ctx.pagemap(t.dev[1], 0).unwrap(), AllocFlags::empty()).unwrap();
+    for d in [0usize, 2, 0] {
+        let before = t.sim.counters();
+        let p = t.launch(d, hist, h, Access::Atomic, AllocFlags::IGNORE_THRASH_GUARD);
+        let after = t.sim.counters();
+        assert!(matches!(t.sim.placement(hist, h), Placement::Vram { device, .. } if device == d as u32), "{p:?}");
+        assert_eq!(after.madvise_calls, before.madvise_calls, "device {d}: no advice cut the chunk");
+        assert_eq!(after.migrations_4k, before.migrations_4k, "device {d}: not moved in 4 KiB ranges");
+    }
+    // An explicit request is executed as asked, its advice included (the
+    // flag is the engine's).
+    let before = t.sim.counters();
+    t.ctx.alloc_vram(t.dev[2], hist, h, t.ctx.pagemap(t.dev[2], 0).unwrap(), AllocFlags::IGNORE_THRASH_GUARD).unwrap();
+    assert!(t.sim.counters().madvise_calls > before.madvise_calls, "the explicit request advised");
+}
