@@ -1621,7 +1621,12 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  *    madvise calls whose effect is recorded; where the records hold the
  *    span in pieces, the madvise covers only the VMAs whose preferred
  *    location differs (VM_QUERY_MEM_RANGE_ATTRS: a cut inside a range in
- *    VRAM would evict it);
+ *    VRAM would evict it); an engine placement of an atomic span
+ *    (SVM_ALLOC_IGNORE_THRASH_GUARD) into the accessing device's VRAM is
+ *    not advised where the madvise would cut a 2 MiB chunk it shares and
+ *    its atomic mode is the default or global one (atomics then fault into
+ *    local VRAM whatever the preferred location says): the rest of that
+ *    chunk moves with it and its records say unknown;
  * 3. VM_BIND PREFETCH with a user fence, then a wait;
  * 4. every errno gets a defined answer: EINTR/EAGAIN restart (until 250 ms
  *    after the first interruption); a bind fence not signalled within the

@@ -732,4 +732,35 @@ fn an_atomic_span_sharing_a_chunk_moves_without_advice_that_cuts_the_chunk() {
     let before = t.sim.counters();
     t.ctx.alloc_vram(t.dev[2], hist, h, t.ctx.pagemap(t.dev[2], 0).unwrap(), AllocFlags::IGNORE_THRASH_GUARD).unwrap();
     assert!(t.sim.counters().madvise_calls > before.madvise_calls, "the explicit request advised");
+    // Where the runtime set the device atomic mode, a device with device
+    // atomics on system memory follows the preferred location for them
+    // (docs/kernel-model.md §14, row 22): the advice is applied.
+    t.ctx.alloc_vram(t.dev[0], tail, 2 * MIB, t.ctx.pagemap(t.dev[1], 0).unwrap(), AllocFlags::empty()).unwrap();
+    t.ctx.set_atomic(hist, h, xesvm::uapi::DRM_XE_ATOMIC_DEVICE).unwrap();
+    let before = t.sim.counters();
+    t.launch(2, hist, h, Access::Atomic, AllocFlags::IGNORE_THRASH_GUARD);
+    assert!(t.sim.counters().madvise_calls > before.madvise_calls, "the device atomic mode: advised");
+}
+
+/// The same histogram's un-advised prefetch moves the whole uncut chunk,
+/// the rest of which a peer's request put in device 1: those records then
+/// say their place is unknown, so device 1's next placement of its part
+/// looks and moves it back, not "in place" in a VRAM it left.
+#[test]
+fn the_rest_of_a_chunk_an_atomic_prefetch_took_along_is_placed_again() {
+    const PAGE: u64 = 4096;
+    let t = setup("max-node", false);
+    let (input, n) = (BUF, 16_674_000u64.next_multiple_of(PAGE));
+    let (hist, h) = (BUF + 16_674_000 / PAGE * PAGE, 40 * 1024);
+    t.sim.cpu_access(input, n, sim::Access::Write, 1).unwrap();
+    t.sim.cpu_access(hist, h, sim::Access::Write, 2).unwrap();
+    let tail = hist / (2 * MIB) * (2 * MIB);
+    let vram1 = t.ctx.pagemap(t.dev[1], 0).unwrap();
+    t.ctx.alloc_vram(t.dev[0], tail, 2 * MIB, vram1, AllocFlags::empty()).unwrap();
+    t.launch(0, hist, h, Access::Atomic, AllocFlags::IGNORE_THRASH_GUARD);
+    assert_eq!(t.sim.placement(tail, hist - tail), Placement::Vram { device: 0, instance: 1 }, "the uncut chunk moved whole");
+    assert_eq!(t.ctx.query(tail, hist - tail).unwrap().residency, None, "its rest's records say unknown");
+    let p = t.ctx.alloc_vram(t.dev[1], tail, hist - tail, vram1, AllocFlags::ENGINE).unwrap();
+    assert!(!p.in_place && p.bytes_moved > 0, "{p:?}");
+    assert_eq!(t.sim.placement(tail, hist - tail), Placement::Vram { device: 1, instance: 1 });
 }

@@ -2249,3 +2249,26 @@ fn a_piece_a_peers_later_move_took_is_not_taken_for_one_that_came_along() {
         }
     }
 }
+
+/// The peer's move was later, but the reader's next launch found its own
+/// piece in place and its kernel faulted the chunk back (a fault records
+/// no move): the reader's placement decides, and the piece, local
+/// already, is left there, its neighbour not dragged out with it.
+#[test]
+fn a_chunk_the_readers_faults_took_back_after_a_peers_move_is_left_there() {
+    const K: u64 = 1024;
+    let t = setup("2dgpu-nolink");
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    let (a, b, s) = (BUF, BUF + 512 * K, BUF + MIB);
+    t.alloc(0, a, 256 * K, t.vram(0));
+    t.alloc(1, b, 256 * K, t.vram(1));
+    assert_eq!(t.on(s, 256 * K), t.vram_of(1));
+    // Device 0's next launch on its piece: placed (found in place), its kernel reads it.
+    t.alloc(0, a, 256 * K, t.vram(0));
+    t.gpu(0, a, 256 * K, sim::Access::Read).unwrap();
+    assert_eq!(t.on(BUF, R), t.vram_of(0), "the reader's faults took the chunk back");
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, s, 256 * K, Access::Read).unwrap(), Pagemap::System);
+    let p = t.alloc(0, s, 256 * K, Pagemap::System);
+    assert!(p.in_place && p.bytes_moved == 0, "local already, left there: {p:?}");
+    assert_eq!(t.on(a, 256 * K), t.vram_of(0), "the reader's own piece not dragged out");
+}

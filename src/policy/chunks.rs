@@ -25,22 +25,24 @@ pub(super) fn end_chunk_sides(start: u64, end: u64) -> [(u64, u64); 2] {
 /// piece of the span a neighbour's placement recorded (the page they
 /// share). The kernel moves a granule whole, so the span's part of it may
 /// have come along with it, unless a mate recorded in another device's
-/// VRAM moved later: that move took the granule there, and an
+/// VRAM was placed later: that move took the granule there, and an
 /// unprivileged page-table read sees "not in system memory" either way.
-/// The later move decides (two devices reading packed pieces of one
-/// table: taken for the reader's own, the piece a peer's move took was
-/// left there, and the reader's faults pulled it across at each turn).
-/// Measured on 15,800 generated programs: 29 faster (two-device graphs up
-/// to 2x), 8 slower (at most 1.11x, none past the better baseline): a
-/// mate's move inside a cut chunk takes only its own 64 KiB ranges, which
-/// the records cannot tell from a whole chunk's.
+/// The later placement decides, a move or one found in place (whose
+/// launch's faults took the granule back; a fault records no move). Two
+/// devices reading packed pieces of one table: taken for the reader's
+/// own, the piece a peer's move took was left there, and the reader's
+/// faults pulled it across at each turn. A mate's move inside a cut chunk
+/// takes only its own 64 KiB ranges, which the records cannot tell from a
+/// whole chunk's: then the piece is moved though it lay here.
 fn mate_in(track: &crate::track::Track, s: u64, granule: u64, start: u64, end: u64, pm: Pagemap) -> bool {
     let (cs, ce) = (s & !(granule - 1), (s & !(granule - 1)) + granule);
     let mates = || track.overlapping(cs, ce).filter(|&(rs, r)| (rs, r.end) != (start, end));
-    let last_move = |r: &crate::track::Record| r.moves.last().map_or(0, |m| m.at);
+    // A placement that found a mate in place also counts: its launch's
+    // faults took the granule back (a fault records no move).
+    let last = |r: &crate::track::Record| r.moves.last().map_or(0, |m| m.at).max(r.last_used.load(Ordering::Relaxed));
     let elsewhere = |p: Pagemap| p.device().is_some_and(|d| Some(d) != pm.device());
-    let ours = mates().filter(|(_, r)| r.residency == Some(pm)).map(|(_, r)| last_move(r)).max();
-    let theirs = mates().filter(|(_, r)| r.residency.is_some_and(elsewhere)).map(|(_, r)| last_move(r)).max();
+    let ours = mates().filter(|(_, r)| r.residency == Some(pm)).map(|(_, r)| last(r)).max();
+    let theirs = mates().filter(|(_, r)| r.residency.is_some_and(elsewhere)).map(|(_, r)| last(r)).max();
     ours.is_some_and(|ours| theirs.is_none_or(|theirs| ours >= theirs))
 }
 
@@ -287,6 +289,50 @@ impl Context {
                     let mut r = merge_pieces(pieces);
                     r.residency = Some(Pagemap::System);
                     r.observed_at.store(now.max(1), Ordering::Relaxed);
+                    // The move invalidated every VM's mapping of it.
+                    r.bound.store(0, Ordering::Relaxed);
+                    r
+                });
+            }
+        }
+    }
+}
+
+/// The rest of a span's end 2 MiB chunks (`end_chunk_sides`), locked: a
+/// prefetch into an uncut chunk moves all of it (the kernel migrates the
+/// whole SVM range), so what is recorded there is recorded again after
+/// the move (`Context::carried_along`) under these locks.
+pub(super) struct ChunkRest<'a> {
+    sides: [(u64, u64); 2],
+    _locks: [Option<super::rangelock::RangeGuard<'a>>; 2],
+}
+
+impl Context {
+    /// The rest of [start, end)'s end chunks, locked; None where another
+    /// call holds a part of it (that call may be moving it).
+    pub(super) fn lock_chunk_rest(&self, start: u64, end: u64) -> Option<ChunkRest<'_>> {
+        let sides = end_chunk_sides(start, end);
+        let lock = |(s, e): (u64, u64)| if s < e { self.ranges.try_lock(s, e).map(Some) } else { Some(None) };
+        let (Some(l0), Some(l1)) = (lock(sides[0]), lock(sides[1])) else { return None };
+        Some(ChunkRest { sides, _locks: [l0, l1] })
+    }
+
+    /// After a prefetch into `to` moved [start, end) with no madvise cutting
+    /// its end chunks: the rest of those chunks came along (the kernel moves
+    /// the whole range), wherever its records said it lay. Each such record
+    /// now says its place is unknown, so its next placement looks and moves
+    /// it where asked, not taking the chunk mate's move for its own place
+    /// (an unprivileged page-table read cannot tell one VRAM from another).
+    pub(super) fn carried_along(&self, slots: &[Slot], rest: &ChunkRest<'_>, start: u64, end: u64, to: Pagemap) {
+        for (s, e) in rest.sides.into_iter().filter(|(s, e)| s < e) {
+            // At most a few packed neighbours per side, on a path that has
+            // just moved data.
+            let mates: Vec<(u64, u64)> = self.track.read().overlapping(s, e).filter(|(_, r)| r.residency.is_some_and(|p| p != to)).map(|(rs, r)| (rs.max(s), r.end.min(e))).collect();
+            for (ms, me) in mates {
+                crate::log!(crate::log::Level::Debug, "{} came along into {to} with its chunk mate {}: its place is unknown", crate::log::Span(ms, me - ms), crate::log::Span(start, end - start));
+                self.rewrite(slots, ms, me, |pieces| {
+                    let mut r = merge_pieces(pieces);
+                    r.residency = None;
                     // The move invalidated every VM's mapping of it.
                     r.bound.store(0, Ordering::Relaxed);
                     r
