@@ -257,7 +257,7 @@ pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed)
 ///    not advised where the madvise would cut a 2 MiB chunk it shares and
 ///    its atomic mode is the default or global one (atomics then fault into
 ///    local VRAM whatever the preferred location says): the rest of that
-///    chunk moves with it and its records say unknown;
+///    chunk moves with it, and its records that named another VRAM say so;
 /// 3. VM_BIND PREFETCH with a user fence, then a wait;
 /// 4. every errno gets a defined answer: EINTR/EAGAIN restart (until 250 ms
 ///    after the first interruption); a bind fence not signalled within the

@@ -319,20 +319,25 @@ impl Context {
 
     /// After a prefetch into `to` moved [start, end) with no madvise cutting
     /// its end chunks: the rest of those chunks came along (the kernel moves
-    /// the whole range), wherever its records said it lay. Each such record
-    /// now says its place is unknown, so its next placement looks and moves
-    /// it where asked, not taking the chunk mate's move for its own place
-    /// (an unprivileged page-table read cannot tell one VRAM from another).
+    /// the whole range). Each record there that said another device's VRAM
+    /// now says `to`, so its next placement moves it where asked rather
+    /// than find it "in place" where it was (an unprivileged page-table
+    /// read cannot tell one VRAM from another), and a peer's read is served
+    /// where it lies. Recorded as unknown instead, a read then resolved to
+    /// system memory moved it back there and read it remotely (an atomics
+    /// program 1.18x slower). A record that said system memory is left:
+    /// its next placement's look finds it away and asks which mate it came
+    /// along with (`came_along`).
     pub(super) fn carried_along(&self, slots: &[Slot], rest: &ChunkRest<'_>, start: u64, end: u64, to: Pagemap) {
         for (s, e) in rest.sides.into_iter().filter(|(s, e)| s < e) {
             // At most a few packed neighbours per side, on a path that has
             // just moved data.
-            let mates: Vec<(u64, u64)> = self.track.read().overlapping(s, e).filter(|(_, r)| r.residency.is_some_and(|p| p != to)).map(|(rs, r)| (rs.max(s), r.end.min(e))).collect();
+            let mates: Vec<(u64, u64)> = self.track.read().overlapping(s, e).filter(|(_, r)| r.residency.is_some_and(|p| p != to && p.device().is_some())).map(|(rs, r)| (rs.max(s), r.end.min(e))).collect();
             for (ms, me) in mates {
-                crate::log!(crate::log::Level::Debug, "{} came along into {to} with its chunk mate {}: its place is unknown", crate::log::Span(ms, me - ms), crate::log::Span(start, end - start));
+                crate::log!(crate::log::Level::Debug, "{} came along into {to} with its chunk mate {}", crate::log::Span(ms, me - ms), crate::log::Span(start, end - start));
                 self.rewrite(slots, ms, me, |pieces| {
                     let mut r = merge_pieces(pieces);
-                    r.residency = None;
+                    r.residency = Some(to);
                     // The move invalidated every VM's mapping of it.
                     r.bound.store(0, Ordering::Relaxed);
                     r
