@@ -766,3 +766,36 @@ fn the_rest_of_a_chunk_an_atomic_prefetch_took_along_is_placed_again() {
     assert!(!p.in_place && (p.bytes_moved > 0 || p.on_fault), "{p:?}");
     assert_eq!(t.sim.placement(tail, hist - tail), Placement::Vram { device: 1, instance: 1 });
 }
+
+/// Where an earlier madvise already cut the chunk in the prefetching VM
+/// (a cut is never undone there), the kernel cannot use a 2 MiB range: the
+/// un-advised atomic prefetch moves only the span's own range, so the rest
+/// of the chunk did not come along and its records keep their place. The
+/// library asks the kernel for the VMAs over the chunk first
+/// (VM_QUERY_MEM_RANGE_ATTRS) and advises as before where there are
+/// several.
+#[test]
+fn a_chunk_an_earlier_madvise_cut_is_not_taken_as_carried_along() {
+    const K: u64 = 1024;
+    for preset in ["2dgpu-p2p", "max-node"] {
+        let t = setup(preset, false);
+        let vram = |d: usize| t.ctx.pagemap(t.dev[d], 0).unwrap();
+        let (a, z, hist) = (BUF, BUF + 1536 * K, BUF + MIB);
+        t.sim.cpu_access(BUF, 2 * MIB, sim::Access::Write, 1).unwrap();
+        // The chunk's tail, explicitly in system memory; then a peer's part,
+        // whose madvise cuts the chunk at a + 512 KiB.
+        t.ctx.alloc_vram(t.dev[0], z, 512 * K, Pagemap::System, AllocFlags::empty()).unwrap();
+        t.ctx.alloc_vram(t.dev[0], a, 512 * K, vram(1), AllocFlags::empty()).unwrap();
+        assert!(matches!(t.sim.placement(a, 512 * K), Placement::Vram { device: 1, .. }), "{preset}");
+        t.launch(0, hist, 40 * K, Access::Atomic, AllocFlags::IGNORE_THRASH_GUARD);
+        assert!(matches!(t.sim.placement(hist, 40 * K), Placement::Vram { device: 0, .. }), "{preset}");
+        assert!(matches!(t.sim.placement(a, 512 * K), Placement::Vram { device: 1, .. }), "{preset}: the peer's part stayed");
+        assert_eq!(t.ctx.query(a, 512 * K).unwrap().residency, Some(vram(1)), "{preset}: and its record says so");
+        // The library's next placements of it into device 0's VRAM move it.
+        for _ in 0..2 {
+            let p = t.ctx.alloc_vram(t.dev[0], a, 512 * K, vram(0), AllocFlags::ENGINE).unwrap();
+            let now = t.sim.placement(a, 512 * K);
+            assert!(p.on_fault || now == (Placement::Vram { device: 0, instance: 1 }), "{preset}: reported in device 0's VRAM, lies in {now:?}: {p:?}");
+        }
+    }
+}

@@ -309,11 +309,27 @@ pub(super) struct ChunkRest<'a> {
 
 impl Context {
     /// The rest of [start, end)'s end chunks, locked; None where another
-    /// call holds a part of it (that call may be moving it).
-    pub(super) fn lock_chunk_rest(&self, start: u64, end: u64) -> Option<ChunkRest<'_>> {
+    /// call holds a part of it (that call may be moving it), or where the
+    /// kernel shows an end chunk cut into several VMAs in VM `vm` (two
+    /// ioctls a side): there it cannot use a 2 MiB range, so nothing else
+    /// comes along. What the query cannot show is left: a boundary between
+    /// CPU mappings inside the chunk, or a smaller SVM range an earlier
+    /// cut left there; the page-table look at the next placement of a
+    /// record wrongly taken as moved corrects it where it is in system
+    /// memory, not between two VRAMs.
+    pub(super) fn lock_chunk_rest(&self, start: u64, end: u64, dev: &Device, vm: u32) -> Option<ChunkRest<'_>> {
         let sides = end_chunk_sides(start, end);
         let lock = |(s, e): (u64, u64)| if s < e { self.ranges.try_lock(s, e).map(Some) } else { Some(None) };
         let (Some(l0), Some(l1)) = (lock(sides[0]), lock(sides[1])) else { return None };
+        // The chunk moves whole only where no earlier madvise cut it in the
+        // prefetching VM (a cut is never undone there): one VMA over it.
+        let whole = |(s, e): (u64, u64)| {
+            let (cs, ce) = (s & !(CHUNK - 1), (s & !(CHUNK - 1)) + CHUNK);
+            s >= e || self.query_vmas(dev, vm, cs, ce).is_ok_and(|v| v.len() == 1 && v[0].start <= cs && v[0].end >= ce)
+        };
+        if !(whole(sides[0]) && whole(sides[1])) {
+            return None;
+        }
         Some(ChunkRest { sides, _locks: [l0, l1] })
     }
 

@@ -632,7 +632,8 @@ impl Context {
             && a.flags.contains(AllocFlags::IGNORE_THRASH_GUARD)
             && cand.device() == Some(dev.slot)
             && matches!(summary.attrs(dev.slot).atomic, DRM_XE_ATOMIC_UNDEFINED | DRM_XE_ATOMIC_GLOBAL);
-        let rest = if atomic_local { self.lock_chunk_rest(widened.start, widened.end) } else { None };
+        let vm = match cand { Pagemap::Vram { tile, .. } => dev.vm_of_tile(tile), _ => dev.vm_id };
+        let rest = if atomic_local { self.lock_chunk_rest(widened.start, widened.end, dev, vm) } else { None };
         let advise = advise && !(engine_system && split) && rest.is_none();
         let (ws, we) = (widened.start, widened.end);
         let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), None, ws, we, cand, summary, placed, &mut applied) } else { Ok(()) };
