@@ -38,8 +38,14 @@ fn mate_in(track: &crate::track::Track, s: u64, granule: u64, start: u64, end: u
     let (cs, ce) = (s & !(granule - 1), (s & !(granule - 1)) + granule);
     let mates = || track.overlapping(cs, ce).filter(|&(rs, r)| (rs, r.end) != (start, end));
     // A placement that found a mate in place also counts: its launch's
-    // faults took the granule back (a fault records no move).
-    let last = |r: &crate::track::Record| r.moves.last().map_or(0, |m| m.at).max(r.last_used.load(Ordering::Relaxed));
+    // faults took the granule back (a fault records no move). That stamp
+    // is the LRU's, rewritten once per LRU_GRANULE_NS, so such a find may
+    // be up to a granule later than it says: it counts at its latest
+    // (within a granule of a move, the find wins: nothing is moved).
+    let last = |r: &crate::track::Record| {
+        let used = r.last_used.load(Ordering::Relaxed);
+        r.moves.last().map_or(0, |m| m.at).max(if used == 0 { 0 } else { used.saturating_add(super::LRU_GRANULE_NS) })
+    };
     let elsewhere = |p: Pagemap| p.device().is_some_and(|d| Some(d) != pm.device());
     let ours = mates().filter(|(_, r)| r.residency == Some(pm)).map(|(_, r)| last(r)).max();
     let theirs = mates().filter(|(_, r)| r.residency.is_some_and(elsewhere)).map(|(_, r)| last(r)).max();

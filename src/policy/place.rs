@@ -698,7 +698,9 @@ impl Context {
         if moved && cand == Pagemap::System {
             self.carried_back(slots, start, end, summary.residency);
         }
-        if let Some(rest) = rest.as_ref().filter(|_| moved) {
+        // Not where rule 6 left the move to the launch's fault: nothing
+        // has moved yet.
+        if let Some(rest) = rest.as_ref().filter(|_| moved && !placed.on_fault) {
             self.carried_along(slots, rest, start, end, cand);
         }
         Ok(())
