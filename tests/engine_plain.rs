@@ -699,6 +699,22 @@ fn a_span_another_devices_faults_took_is_left_to_the_readers_faults() {
     assert_eq!(t.ctx.query(span.0, span.1).unwrap().moves_in_window, moves + 1, "the move counts");
 }
 
+/// An input the CPU wrote and a 40 KiB histogram packed after it (sharing
+/// the input's last page and 2 MiB chunk); the runtime then placed that
+/// chunk in device 1's VRAM from device 0 (a peer's): that advice, the
+/// same on every VM, covers the histogram's part too. Returns the
+/// histogram's span and the chunk's start.
+fn packed_histogram(t: &T) -> (u64, u64, u64) {
+    const PAGE: u64 = 4096;
+    let (input, n) = (BUF, 16_674_000u64.next_multiple_of(PAGE));
+    let (hist, h) = (BUF + 16_674_000 / PAGE * PAGE, 40 * 1024);
+    t.sim.cpu_access(input, n, sim::Access::Write, 1).unwrap();
+    t.sim.cpu_access(hist, h, sim::Access::Write, 2).unwrap();
+    let tail = hist / (2 * MIB) * (2 * MIB);
+    t.ctx.alloc_vram(t.dev[0], tail, 2 * MIB, t.ctx.pagemap(t.dev[1], 0).unwrap(), AllocFlags::empty()).unwrap();
+    (hist, h, tail)
+}
+
 /// A histogram packed after its input in one 2 MiB chunk, which devices
 /// take in turn for their atomics: its placement into the asking device's
 /// VRAM issues no madvise that would cut the chunk. Atomics fault into
@@ -708,17 +724,8 @@ fn a_span_another_devices_faults_took_is_left_to_the_readers_faults() {
 /// histogram in 4 KiB ranges at every turn.
 #[test]
 fn an_atomic_span_sharing_a_chunk_moves_without_advice_that_cuts_the_chunk() {
-    const PAGE: u64 = 4096;
     let t = setup("max-node", false);
-    let (input, n) = (BUF, 16_674_000u64.next_multiple_of(PAGE));
-    let (hist, h) = (BUF + 16_674_000 / PAGE * PAGE, 40 * 1024);
-    t.sim.cpu_access(input, n, sim::Access::Write, 1).unwrap();
-    t.sim.cpu_access(hist, h, sim::Access::Write, 2).unwrap();
-    // The runtime placed the input's last chunk in device 1's VRAM from
-    // device 0 (a peer's): that advice, the same on every VM, covers the
-    // histogram's part too.
-    let tail = hist / (2 * MIB) * (2 * MIB);
-    t.ctx.alloc_vram(t.dev[0], tail, 2 * MIB, t.ctx.pagemap(t.dev[1], 0).unwrap(), AllocFlags::empty()).unwrap();
+    let (hist, h, tail) = packed_histogram(&t);
     for d in [0usize, 2, 0] {
         let before = t.sim.counters();
         let p = t.launch(d, hist, h, Access::Atomic, AllocFlags::IGNORE_THRASH_GUARD);
@@ -748,15 +755,8 @@ fn an_atomic_span_sharing_a_chunk_moves_without_advice_that_cuts_the_chunk() {
 /// not "in place" in a VRAM it left.
 #[test]
 fn the_rest_of_a_chunk_an_atomic_prefetch_took_along_is_placed_again() {
-    const PAGE: u64 = 4096;
     let t = setup("max-node", false);
-    let (input, n) = (BUF, 16_674_000u64.next_multiple_of(PAGE));
-    let (hist, h) = (BUF + 16_674_000 / PAGE * PAGE, 40 * 1024);
-    t.sim.cpu_access(input, n, sim::Access::Write, 1).unwrap();
-    t.sim.cpu_access(hist, h, sim::Access::Write, 2).unwrap();
-    let tail = hist / (2 * MIB) * (2 * MIB);
-    let vram1 = t.ctx.pagemap(t.dev[1], 0).unwrap();
-    t.ctx.alloc_vram(t.dev[0], tail, 2 * MIB, vram1, AllocFlags::empty()).unwrap();
+    let (hist, h, tail) = packed_histogram(&t);
     t.launch(0, hist, h, Access::Atomic, AllocFlags::IGNORE_THRASH_GUARD);
     assert_eq!(t.sim.placement(tail, hist - tail), Placement::Vram { device: 0, instance: 1 }, "the uncut chunk moved whole");
     assert_eq!(t.ctx.query(tail, hist - tail).unwrap().residency, Some(t.ctx.pagemap(t.dev[0], 0).unwrap()), "its rest's records say where it went");

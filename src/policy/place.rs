@@ -608,32 +608,9 @@ impl Context {
         // 21, 22, against the better baseline): 0.777, 0.754, 0.798, 0.753
         // -> 0.770, 0.748, 0.793, 0.745, no program more than 1 % slower.
         let split = widened.start % super::CHUNK != 0 || widened.end % super::CHUNK != 0;
-        // Nor is a span the runtime insists on (atomics) advised into the
-        // asking device's VRAM where the madvise would cut a chunk it shares:
-        // atomics fault into local VRAM whatever the preferred location
-        // says (`xe_vma_need_vram_for_atomic`, docs/kernel-model.md §3.2),
-        // so the advice changes nothing for them, while the cut makes every
-        // later move of the span go in 4 KiB ranges (a histogram packed
-        // after its input, taken by each device in turn: ten 4 KiB copies
-        // a turn instead of one range). The prefetch names its region.
-        // Measured on 15,800 generated programs: 21 atomics programs
-        // faster (up to 1.22x), 2 slower (at most 1.04x), 4 no longer
-        // behind the better baseline (without the atomic-mode condition
-        // below, 35 faster and 7, at the risk row 22 of the decision
-        // table in docs/kernel-model.md describes).
-        // The rest of its chunks then moves with it: locked until recorded
-        // again (`carried_along`); where another call holds a part of it,
-        // the span is advised as before.
-        // Not where the runtime set the device atomic mode: a device with
-        // device atomics on system memory then follows the preferred
-        // location (`xe_vma_need_vram_for_atomic`).
-        let atomic_local = advise
-            && split
-            && a.flags.contains(AllocFlags::IGNORE_THRASH_GUARD)
-            && cand.device() == Some(dev.slot)
-            && matches!(summary.attrs(dev.slot).atomic, DRM_XE_ATOMIC_UNDEFINED | DRM_XE_ATOMIC_GLOBAL);
-        let vm = match cand { Pagemap::Vram { tile, .. } => dev.vm_of_tile(tile), _ => dev.vm_id };
-        let rest = if atomic_local { self.lock_chunk_rest(widened.start, widened.end, dev, vm) } else { None };
+        // Nor an atomic span whose advice would cut a chunk it shares
+        // (`atomic_rest`): the rest of its chunks moves with it.
+        let rest = if advise && split { self.atomic_rest(a, cand, widened.start, widened.end) } else { None };
         let advise = advise && !(engine_system && split) && rest.is_none();
         let (ws, we) = (widened.start, widened.end);
         let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), None, ws, we, cand, summary, placed, &mut applied) } else { Ok(()) };
