@@ -278,7 +278,7 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         let n = r.attrs.len().max(p.attrs.len());
         for slot in 0..n as u16 {
             if r.attrs(slot) != p.attrs(slot) {
-                r.set_attrs(slot, DevAttrs::UNKNOWN);
+                r.set_attrs(slot, r.attrs(slot).merged(p.attrs(slot)));
             }
         }
         if p.moves.len() > r.moves.len() {

@@ -63,6 +63,19 @@ impl DevAttrs {
     /// Not known: values no madvise sets, so the next call re-applies its
     /// own (pieces that disagree merged, or the kernel may have reset them).
     pub const UNKNOWN: DevAttrs = DevAttrs { pref: PrefApplied::Device { slot: u16::MAX, instance: 0 }, atomic: u32::MAX };
+
+    /// What two pieces' attributes say of the span they make up: each
+    /// attribute where both agree, unknown where they differ. The two are
+    /// set by separate madvise calls (DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC,
+    /// _ATOMIC), so a preferred location that differs says nothing of the
+    /// atomic mode (an atomic span whose chunk a peer's read advice
+    /// covered keeps its known mode: policy/chunks.rs `atomic_rest`).
+    pub fn merged(self, other: DevAttrs) -> DevAttrs {
+        DevAttrs {
+            pref: if self.pref == other.pref { self.pref } else { DevAttrs::UNKNOWN.pref },
+            atomic: if self.atomic == other.atomic { self.atomic } else { DevAttrs::UNKNOWN.atomic },
+        }
+    }
 }
 
 /// A device slot's bit in a mask (slots from 64 on share the last bit).
@@ -588,6 +601,19 @@ mod tests {
         assert_eq!(t.overlapping(0, 150).count(), 2);
         assert!(!t.covers(0, 150));
         assert_eq!(t.exact(75, 150).unwrap().residency, v0);
+    }
+
+    /// Preferred location and atomic mode are separate madvise attributes:
+    /// pieces that differ in one still agree on the other.
+    #[test]
+    fn merged_attributes_lose_only_what_differs() {
+        let dev1 = DevAttrs { pref: PrefApplied::Device { slot: 1, instance: 1 }, atomic: DRM_XE_ATOMIC_UNDEFINED };
+        let m = dev1.merged(DevAttrs::default());
+        assert_eq!((m.pref, m.atomic), (DevAttrs::UNKNOWN.pref, DRM_XE_ATOMIC_UNDEFINED));
+        let global = DevAttrs { atomic: crate::uapi::DRM_XE_ATOMIC_GLOBAL, ..dev1 };
+        assert_eq!(dev1.merged(global), DevAttrs { atomic: DevAttrs::UNKNOWN.atomic, ..dev1 });
+        assert_eq!(dev1.merged(dev1), dev1);
+        assert_eq!(DevAttrs::default().merged(global.merged(DevAttrs::default())), DevAttrs::UNKNOWN);
     }
 
     #[test]
