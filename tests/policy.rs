@@ -219,6 +219,30 @@ fn a_hand_off_to_another_device_is_seen_without_naming_devices() {
     assert_eq!(t.on(BUF, R), Placement::System);
 }
 
+/// A span that shares its last page with a neighbour placed after it in
+/// system memory (a decode step's token before the logits the CPU reads:
+/// the neighbour's record holds the shared page) is still known where its
+/// own record puts it: the CPU's pull-back shows at its next placement,
+/// and the hand-off holds it in system memory instead of moving it both
+/// ways at every step.
+#[test]
+fn a_span_whose_last_page_a_later_neighbour_took_still_sees_its_hand_off() {
+    let t = setup_looking("dgpu");
+    const K: u64 = 1024;
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    let (token, tlen, logits, llen) = (BUF, 40 * K, BUF + 36 * K, 360 * K);
+    for step in 0..2 {
+        t.alloc(0, token, tlen, t.vram(0));
+        let p = t.ctx.alloc_vram(t.dev[0], logits, llen, Pagemap::System, AllocFlags::empty()).unwrap();
+        assert_eq!(p.pagemap, Some(Pagemap::System), "step {step}");
+        t.sim.cpu_access(logits, llen, sim::Access::Read, 0).unwrap();
+        t.sim.cpu_access(token, 4096, sim::Access::Write, 2 + step).unwrap();
+    }
+    let p = t.alloc(0, token, tlen, t.vram(0));
+    assert!(p.pinned && p.pagemap == Some(Pagemap::System) && p.bytes_moved == 0, "the hand-off: {p:?}");
+    assert_eq!(t.on(token, 32 * K), Placement::System);
+}
+
 /// A hand-off pin holds its own span only: a packed neighbour sharing its
 /// first page (a runtime widens spans to whole pages) is placed as asked,
 /// not held with it. Its record of the shared page does not speak for the
