@@ -243,6 +243,56 @@ fn a_span_whose_last_page_a_later_neighbour_took_still_sees_its_hand_off() {
     assert_eq!(t.on(token, 32 * K), Placement::System);
 }
 
+/// Its own record does not speak for a span where a neighbour sharing its
+/// page was placed in another VRAM after it: that prefetch moved the
+/// chunk they share, the span with it, and an unprivileged page-table
+/// read cannot tell the two VRAMs apart. Its next placement moves it back
+/// rather than report it in place where it no longer is; and an eviction
+/// without a page table reaches the device that took it.
+#[test]
+fn a_span_a_neighbour_took_into_another_vram_is_not_believed_in_place() {
+    const K: u64 = 1024;
+    let (a, alen, b, blen) = (BUF, 40 * K, BUF + 36 * K, 360 * K);
+    for flags in [AllocFlags::empty(), AllocFlags::ENGINE] {
+        let t = setup("2dgpu-p2p");
+        t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+        t.ctx.alloc_vram(t.dev[0], a, alen, t.vram(0), flags).unwrap();
+        t.ctx.alloc_vram(t.dev[1], b, blen, t.vram(1), flags).unwrap();
+        assert_eq!(t.on(a, alen), t.vram_of(1), "{flags:?}: the chunk moved whole");
+        assert_eq!(t.ctx.query(a, alen).unwrap().residency, None, "{flags:?}: where it is, unknown");
+        let p = t.ctx.alloc_vram(t.dev[0], a, alen, t.vram(0), flags).unwrap();
+        assert_eq!(t.on(a, alen), t.vram_of(0), "{flags:?}: {p:?}");
+    }
+    for flags in [AllocFlags::empty(), AllocFlags::ENGINE] {
+        let t = setup("2dgpu-p2p");
+        t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+        t.sim.set_page_table(xesvm::driver::PageTableAccess::UNAVAILABLE).unwrap();
+        t.ctx.alloc_vram(t.dev[0], a, alen, Pagemap::System, flags).unwrap();
+        t.ctx.alloc_vram(t.dev[1], b, blen, t.vram(1), flags).unwrap();
+        t.ctx.evict(a, alen).unwrap();
+        assert_eq!(t.on(a, alen), Placement::System, "{flags:?}: the eviction reached device 1");
+    }
+}
+
+/// A gap between records holds the kernel's default attributes: a span
+/// recorded in part with an atomic mode gets it applied over the rest
+/// too, one piece's preferred location notwithstanding.
+#[test]
+fn an_attribute_recorded_over_part_of_a_span_is_applied_to_the_rest() {
+    const K: u64 = 1024;
+    for preferred in [false, true] {
+        let t = setup("2dgpu-p2p");
+        t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+        t.ctx.set_atomic(BUF, 60 * K, DRM_XE_ATOMIC_DEVICE).unwrap();
+        if preferred {
+            t.ctx.set_preferred(BUF, 32 * K, t.vram(0)).unwrap();
+        }
+        t.ctx.set_atomic(BUF, 100 * K, DRM_XE_ATOMIC_DEVICE).unwrap();
+        let q = t.ctx.query(BUF + 60 * K, 40 * K).unwrap();
+        assert!(q.devices.iter().all(|d| d.atomic == DRM_XE_ATOMIC_DEVICE), "preferred {preferred}: {:?}", q.devices);
+    }
+}
+
 /// A hand-off pin holds its own span only: a packed neighbour sharing its
 /// first page (a runtime widens spans to whole pages) is placed as asked,
 /// not held with it. Its record of the shared page does not speak for the

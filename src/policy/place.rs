@@ -25,8 +25,8 @@ use super::*;
 /// hold is a guess the record of one stint makes (an input the CPU
 /// refills once per phase of launches was held through six launches of
 /// two passes each). The uses stand for those to come; they are the
-/// span's most-used record's, so a packed neighbour's use of a page they
-/// share counts (a hold's madvise would cut the chunk they share).
+/// span's own records' (`Context::summary`): a packed neighbour's uses of
+/// the page they share are the neighbour's.
 /// docs/design.md ("Hand-off") has the measurements and the alternatives.
 const HAND_OFF_MAX_USES: u32 = 1;
 

@@ -65,11 +65,28 @@ impl Context {
         s.moves = moves.cloned().unwrap_or_default();
         *s.faulted_by.get_mut() = faulted_by;
         *s.uses.get_mut() = uses;
-        if let Some(Some(p)) = residency {
+        // Only where every other piece says system memory or the same: a
+        // neighbour recorded in another VRAM may have taken the chunk they
+        // share, the span with it (a prefetch moves whole ranges, and only
+        // an atomic span's records follow: `carried_along`), which an
+        // unprivileged page-table read cannot tell from where the span's
+        // own record puts it. A neighbour in system memory that took the
+        // chunk back left its mates' records saying so (`carried_back`).
+        let others_agree = || {
+            track.overlapping(start, end).filter(|&(rs, r)| !((rs >= start && r.end <= end) || speaks_for(rs, r.end, start, end))).all(|(_, r)| matches!(residency, Some(own) if r.residency == own || r.residency == Some(Pagemap::System)))
+        };
+        if let Some(Some(p)) = residency.filter(|_| others_agree()) {
             s.residency = Some(p);
         }
         if !covered {
             s.residency = None;
+            // A gap holds the kernel's default attributes (what the records
+            // say of it): a recorded value the span shares with nothing
+            // else is not the whole span's, so the call that wants it
+            // applies it again rather than skip the madvise.
+            for slot in 0..s.attrs.len() as u16 {
+                s.set_attrs(slot, s.attrs(slot).merged(crate::track::DevAttrs::default()));
+            }
         }
         s
     }
