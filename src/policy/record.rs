@@ -43,10 +43,10 @@ impl Context {
         // and no hand-off held it: it moved both ways at each of a decode
         // program's 23 tokens. What the shared page holds is the page-table
         // look's to say (`Context::place`). Measured on generated programs
-        // (15,800, against the better baseline): 1,002 faster, 154 slower
-        // (up to 1.66x; 108 of them training programs, whose activations
+        // (15,800, against the better baseline): 1,032 faster, 141 slower
+        // (up to 1.65x; 102 of them training programs, whose activations
         // the CPU writes are now held in system memory); by family, decode
-        // 0.204 -> 0.158, training 0.460 -> 0.436, the rest within 0.5 %;
+        // 0.204 -> 0.158, training 0.460 -> 0.434, the rest within 0.5 %;
         // 79 programs more than 2 % behind, before and after.
         let (mut pinned_until, mut moves, mut faulted_by, mut uses) = (0, None::<&Vec<crate::track::Move>>, 0, 0);
         let mut residency = None::<Option<Pagemap>>;
