@@ -70,8 +70,11 @@ impl Context {
         // share, the span with it (a prefetch moves whole ranges, and only
         // an atomic span's records follow: `carried_along`), which an
         // unprivileged page-table read cannot tell from where the span's
-        // own record puts it. A neighbour in system memory that took the
-        // chunk back left its mates' records saying so (`carried_back`).
+        // own record puts it. A neighbour moved to system memory took the
+        // chunk back: its mates' records say so where the library could
+        // look and lock them (`carried_back`); elsewhere the page-table
+        // look at the span's next placement finds it away from the VRAM
+        // its record names.
         let others_agree = || {
             track.overlapping(start, end).filter(|&(rs, r)| !((rs >= start && r.end <= end) || speaks_for(rs, r.end, start, end))).all(|(_, r)| matches!(residency, Some(own) if r.residency == own || r.residency == Some(Pagemap::System)))
         };
