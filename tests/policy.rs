@@ -274,11 +274,12 @@ fn a_span_a_neighbour_took_into_another_vram_is_not_believed_in_place() {
     }
 }
 
-/// A gap between records holds the kernel's default attributes: a span
-/// recorded in part with an atomic mode gets it applied over the rest
-/// too, one piece's preferred location notwithstanding.
+/// A gap between records holds the kernel's default attributes and no
+/// hint: a span recorded in part with an atomic mode gets it applied over
+/// the rest too, one piece's preferred location notwithstanding, and a
+/// preferred location set over part of it is not the whole span's.
 #[test]
-fn an_attribute_recorded_over_part_of_a_span_is_applied_to_the_rest() {
+fn an_attribute_or_hint_recorded_over_part_of_a_span_is_not_the_whole_spans() {
     const K: u64 = 1024;
     for preferred in [false, true] {
         let t = setup("2dgpu-p2p");
@@ -291,6 +292,11 @@ fn an_attribute_recorded_over_part_of_a_span_is_applied_to_the_rest() {
         let q = t.ctx.query(BUF + 60 * K, 40 * K).unwrap();
         assert!(q.devices.iter().all(|d| d.atomic == DRM_XE_ATOMIC_DEVICE), "preferred {preferred}: {:?}", q.devices);
     }
+    // Nor is a hint given over part of a span the whole span's.
+    let t = setup("2dgpu-p2p");
+    t.ctx.set_preferred(BUF, 32 * K, t.vram(0)).unwrap();
+    assert_eq!(t.ctx.query(BUF, 32 * K).unwrap().preferred, Some(t.vram(0)));
+    assert_eq!(t.ctx.query(BUF, 100 * K).unwrap().preferred, None, "preferred over a third of it");
 }
 
 /// A hand-off pin holds its own span only: a packed neighbour sharing its

@@ -21,8 +21,18 @@ impl Context {
     /// place are its own records' (below).
     pub(super) fn summary(&self, start: u64, end: u64) -> Record {
         let track = self.track.read();
-        let pieces: Vec<Record> = track.overlapping(start, end).map(|(_, r)| r.clone()).collect();
+        let mut pieces: Vec<Record> = track.overlapping(start, end).map(|(_, r)| r.clone()).collect();
         let covered = track.covers(start, end);
+        // A gap is what a placement's write-back records there (`Track::
+        // replace`): a fresh record, with the kernel's default attributes,
+        // no hint, nothing bound, never observed. A value recorded over part
+        // of the span is not the whole span's: the call that wants it
+        // applies it again rather than skip the madvise, and a hint (a
+        // preferred location the runtime set, read-mostly) holds only where
+        // it was given.
+        if !covered && !pieces.is_empty() {
+            pieces.push(Record::new(end));
+        }
         let mut s = merge_pieces(pieces);
         // The pins and moves are those of the span's own records (inside it,
         // or speaking for it, `speaks_for`): a packed neighbour's record
@@ -83,13 +93,6 @@ impl Context {
         }
         if !covered {
             s.residency = None;
-            // A gap holds the kernel's default attributes (what the records
-            // say of it): a recorded value the span shares with nothing
-            // else is not the whole span's, so the call that wants it
-            // applies it again rather than skip the madvise.
-            for slot in 0..s.attrs.len() as u16 {
-                s.set_attrs(slot, s.attrs(slot).merged(crate::track::DevAttrs::default()));
-            }
         }
         s
     }
