@@ -715,6 +715,20 @@ fn packed_histogram(t: &T, h: u64) -> (u64, u64, u64) {
     (hist, h, tail)
 }
 
+/// Devices 0, 2 and 0 take the histogram in turn for their atomics: each
+/// turn moves it into the asking device's VRAM with no madvise and no 4 KiB
+/// migration.
+fn atomic_turns_leave_the_chunk_uncut(t: &T, hist: u64, h: u64) {
+    for d in [0usize, 2, 0] {
+        let before = t.sim.counters();
+        let p = t.launch(d, hist, h, Access::Atomic, AllocFlags::IGNORE_THRASH_GUARD);
+        let after = t.sim.counters();
+        assert!(matches!(t.sim.placement(hist, h), Placement::Vram { device, .. } if device == d as u32), "{p:?}");
+        assert_eq!(after.madvise_calls, before.madvise_calls, "device {d}: no advice cut the chunk");
+        assert_eq!(after.migrations_4k, before.migrations_4k, "device {d}: not moved in 4 KiB ranges");
+    }
+}
+
 /// A histogram packed after its input in one 2 MiB chunk, which devices
 /// take in turn for their atomics: its placement into the asking device's
 /// VRAM issues no madvise that would cut the chunk. Atomics fault into
@@ -726,14 +740,7 @@ fn packed_histogram(t: &T, h: u64) -> (u64, u64, u64) {
 fn an_atomic_span_sharing_a_chunk_moves_without_advice_that_cuts_the_chunk() {
     let t = setup("max-node", false);
     let (hist, h, tail) = packed_histogram(&t, 40 * 1024);
-    for d in [0usize, 2, 0] {
-        let before = t.sim.counters();
-        let p = t.launch(d, hist, h, Access::Atomic, AllocFlags::IGNORE_THRASH_GUARD);
-        let after = t.sim.counters();
-        assert!(matches!(t.sim.placement(hist, h), Placement::Vram { device, .. } if device == d as u32), "{p:?}");
-        assert_eq!(after.madvise_calls, before.madvise_calls, "device {d}: no advice cut the chunk");
-        assert_eq!(after.migrations_4k, before.migrations_4k, "device {d}: not moved in 4 KiB ranges");
-    }
+    atomic_turns_leave_the_chunk_uncut(&t, hist, h);
     // An explicit request is executed as asked, its advice included (the
     // flag is the engine's).
     let before = t.sim.counters();
@@ -759,14 +766,7 @@ fn an_atomic_span_sharing_a_chunk_moves_without_advice_that_cuts_the_chunk() {
 fn an_atomic_span_keeps_its_known_mode_where_advice_covers_part_of_it() {
     let t = setup("max-node", false);
     let (hist, h, _) = packed_histogram(&t, 1536 * 1024);
-    for d in [0usize, 2, 0] {
-        let before = t.sim.counters();
-        let p = t.launch(d, hist, h, Access::Atomic, AllocFlags::IGNORE_THRASH_GUARD);
-        let after = t.sim.counters();
-        assert!(matches!(t.sim.placement(hist, h), Placement::Vram { device, .. } if device == d as u32), "{p:?}");
-        assert_eq!(after.madvise_calls, before.madvise_calls, "device {d}: no advice cut the chunk");
-        assert_eq!(after.migrations_4k, before.migrations_4k, "device {d}: not moved in 4 KiB ranges");
-    }
+    atomic_turns_leave_the_chunk_uncut(&t, hist, h);
 }
 
 /// The same histogram's un-advised prefetch moves the whole uncut chunk,

@@ -12,18 +12,14 @@ impl Context {
     /// accepted. A failure changes nothing: the GPU faults instead.
     /// The first bind of a span on a device with VRAM puts the zero page
     /// under the untouched pages of its partial chunks
-    /// (`Context::populate_edges`), as a span left to the faults gets: the
+    /// (`Context::populate_edges_once`), as a span left to the faults gets: the
     /// bind makes the span's SVM ranges, and where a chunk does not fit the
     /// mapping (a buffer at an arena's end) the kernel makes them 64 KiB or
     /// less, and only over present pages (`drm_gpusvm_range_chunk_size`).
     /// A GPU-born buffer rented in system memory was otherwise bound in 4
     /// KiB ranges, and its later move went page by page.
     pub(super) fn bind_in_system(&self, on: &Device, start: u64, size: u64, placed: &mut Placed) -> bool {
-        let end = start + size;
-        let partial = start % CHUNK != 0 || end % CHUNK != 0;
-        if partial && self.config.zero_page && on.has_vram() && self.populated.first(start, end) {
-            self.populate_edges(start, end);
-        }
+        self.populate_edges_once(on, start, start + size);
         self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
         self.restarting(placed, || xe::prefetch_queued(&*self.driver, on.fd, on.vm_id, start, size, 0)).is_ok()
     }

@@ -157,13 +157,11 @@ impl Context {
         let plain = engine && strategy != Strategy::Cascade;
         let flags = if plain { flags - AllocFlags::ENGINE } else { flags };
         // Left to the faults: the first time, the zero page goes under the
-        // span's partial chunks (`Context::populate_edges`), so the faults
-        // there make 64 KiB ranges, not 4 KiB ones. A span of whole chunks
-        // has none: no lookup.
+        // span's partial chunks (`Context::populate_edges_once`), so the
+        // faults there make 64 KiB ranges, not 4 KiB ones.
         let on_fault = |slots: &[Slot], dev: &Device, start: u64, end: u64, out: &mut Placed| {
-            let partial = start % CHUNK != 0 || end % CHUNK != 0;
-            if partial && engine_call && self.config.zero_page && target != Pagemap::System && dev.has_vram() && self.populated.first(start, end) {
-                self.populate_edges(start, end);
+            if engine_call && target != Pagemap::System {
+                self.populate_edges_once(dev, start, end);
             }
             // Reported where the faults will put it: a VM told to prefer a
             // peer's VRAM (a read resolve served there) maps the peer's

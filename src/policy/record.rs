@@ -43,7 +43,8 @@ impl Context {
         // six programs faster (packed arenas, a solver's vectors 2.5x), two
         // slower (training, 5 % and 12 %, both at a third of the better
         // baseline).
-        let own = track.overlapping(start, end).filter(|&(rs, r)| (rs >= start && r.end <= end) || speaks_for(rs, r.end, start, end)).map(|(_, r)| r);
+        let is_own = |rs: u64, r: &Record| (rs >= start && r.end <= end) || speaks_for(rs, r.end, start, end);
+        let own = track.overlapping(start, end).filter(|&(rs, r)| is_own(rs, r)).map(|(_, r)| r);
         // Its uses and where it lies are its own records' too: a packed
         // neighbour's record holding the page the two share (the record
         // placed last takes it) counts the neighbour's uses and says where
@@ -86,7 +87,7 @@ impl Context {
         // look at the span's next placement finds it away from the VRAM
         // its record names.
         let others_agree = || {
-            track.overlapping(start, end).filter(|&(rs, r)| !((rs >= start && r.end <= end) || speaks_for(rs, r.end, start, end))).all(|(_, r)| matches!(residency, Some(own) if r.residency == own || r.residency == Some(Pagemap::System)))
+            track.overlapping(start, end).filter(|&(rs, r)| !is_own(rs, r)).all(|(_, r)| matches!(residency, Some(own) if r.residency == own || r.residency == Some(Pagemap::System)))
         };
         if let Some(Some(p)) = residency.filter(|_| others_agree()) {
             s.residency = Some(p);
