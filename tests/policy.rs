@@ -1144,7 +1144,9 @@ fn an_atomic_span_the_cpu_pulled_back_is_prefetched_on_a_multi_tile_device() {
 /// system memory keeping the madvise at its ends): four moves per
 /// pull-back would pay 14.7 ms of the other tile's invalidations against
 /// one 5 ms timeslice, so from a peer's VRAM it is left to the fault.
-/// Before the CPU ever pulled it back, left to the fault whatever its size.
+/// Before the CPU ever pulled it back, its one move so far costs 3.7 ms
+/// of invalidations, under the one timeslice a first pull-back would
+/// wait out: prefetched.
 #[test]
 fn an_atomic_span_of_many_ranges_is_left_to_the_fault_from_a_peer_on_a_multi_tile_device() {
     let t = setup("max-node");
@@ -1153,28 +1155,51 @@ fn an_atomic_span_of_many_ranges_is_left_to_the_fault_from_a_peer_on_a_multi_til
     for page in [BUF, BUF + 2 * R - 4096] {
         assert_eq!(t.alloc(0, page, 4096, Pagemap::System).pagemap, Some(Pagemap::System));
     }
-    let [p0, p1] = histogram_round_then_turns(&t, start, size);
+    let [first, p0, p1] = histogram_round_then_turns(&t, start, size);
+    assert!(!first.on_fault && first.bytes_moved == size, "no pull-back seen yet, prefetched: {first:?}");
     assert!(!p0.on_fault && p0.bytes_moved == size, "from system memory, prefetched: {p0:?}");
     assert!(p1.on_fault, "from a peer's VRAM, left to the fault: {p1:?}");
 }
 
+/// Before the CPU ever pulled it back, a histogram in 92 ranges that
+/// devices 0 and 1 took twice each would pay 14.7 ms of the other tile's
+/// invalidations for its next move, more than the one 5 ms timeslice a
+/// pull-back would wait out: left to the fault.
+#[test]
+fn an_atomic_span_of_many_ranges_moved_often_is_left_to_the_fault_before_any_pull_back() {
+    let t = setup("max-node");
+    let (start, size) = (BUF + 4096, 2 * R - 2 * 4096);
+    let insist = AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD;
+    t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    for page in [BUF, BUF + 2 * R - 4096] {
+        assert_eq!(t.alloc(0, page, 4096, Pagemap::System).pagemap, Some(Pagemap::System));
+    }
+    let mut last = None;
+    for d in [0, 1, 0, 1, 0] {
+        let p = t.ctx.alloc_vram(t.dev[d], start, size, t.vram(d), insist).unwrap();
+        t.gpu(d, start, size, sim::Access::Atomic).unwrap();
+        last = Some(p);
+    }
+    let p = last.unwrap();
+    assert!(p.on_fault, "four moves before, no pull-back: left to the fault: {p:?}");
+}
+
 /// An atomic histogram on devices 0 and 1 of a multi-tile machine: device
-/// 0 prefetches it, device 1 takes it before the CPU ever touched it (left
-/// to the fault), the CPU reads it back; then each device asks for it
-/// again. Returns those two placements.
-fn histogram_round_then_turns(t: &T, start: u64, size: u64) -> [xesvm::policy::Placed; 2] {
+/// 0 prefetches it, device 1 takes it before the CPU ever touched it, the
+/// CPU reads it back; then each device asks for it again. Returns device
+/// 1's first placement and those two.
+fn histogram_round_then_turns(t: &T, start: u64, size: u64) -> [xesvm::policy::Placed; 3] {
     let insist = AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD;
     assert!(!t.ctx.alloc_vram(t.dev[0], start, size, t.vram(0), insist).unwrap().on_fault);
     t.gpu(0, start, size, sim::Access::Atomic).unwrap();
-    let p = t.ctx.alloc_vram(t.dev[1], start, size, t.vram(1), insist).unwrap();
-    assert!(p.on_fault, "no pull-back seen yet: {p:?}");
+    let first = t.ctx.alloc_vram(t.dev[1], start, size, t.vram(1), insist).unwrap();
     t.gpu(1, start, size, sim::Access::Atomic).unwrap();
     t.sim.cpu_access(start, size, sim::Access::Read, 0).unwrap();
     assert_eq!(t.on(start, size), Placement::System, "the CPU pulled it back");
     let p0 = t.ctx.alloc_vram(t.dev[0], start, size, t.vram(0), insist).unwrap();
     // Device 0 uses it before device 1 asks, as in a round.
     t.gpu(0, start, size, sim::Access::Atomic).unwrap();
-    [p0, t.ctx.alloc_vram(t.dev[1], start, size, t.vram(1), insist).unwrap()]
+    [first, p0, t.ctx.alloc_vram(t.dev[1], start, size, t.vram(1), insist).unwrap()]
 }
 
 /// A histogram of one page the CPU pulled back before is prefetched from a
@@ -1187,7 +1212,8 @@ fn a_one_range_histogram_the_cpu_reads_is_prefetched_from_a_peer_on_a_multi_tile
     let t = setup("max-node");
     let page = 4096;
     t.sim.cpu_access(BUF, page, sim::Access::Write, 1).unwrap();
-    let [p0, p1] = histogram_round_then_turns(&t, BUF, page);
+    let [first, p0, p1] = histogram_round_then_turns(&t, BUF, page);
+    assert!(!first.on_fault && first.bytes_moved == page, "no pull-back seen yet, prefetched: {first:?}");
     assert!(!p0.on_fault && p0.bytes_moved == page, "{p0:?}");
     assert!(!p1.on_fault && p1.bytes_moved == page, "from a peer's VRAM, prefetched: {p1:?}");
     assert_eq!(t.on(BUF, page), t.vram_of(1));
