@@ -520,7 +520,8 @@ fn a_span_served_in_system_memory_takes_no_room_in_the_launch() {
 /// Under the cascade (launch reports), a span read again after more than
 /// the VRAM's worth of other spans (a cyclic scan larger than the VRAM) is
 /// served in place again rather than bought: LRU eviction would take it
-/// out before its next read. Within the VRAM the second read buys it.
+/// out before its next read. Within the VRAM the second read buys it
+/// (its launches in system memory cost more than its move).
 #[test]
 fn a_scan_larger_than_the_vram_is_not_bought_round_after_round() {
     for (spans, bought) in [(4u64, false), (2, true)] {
@@ -534,7 +535,7 @@ fn a_scan_larger_than_the_vram_is_not_bought_round_after_round() {
                 let pm = ctx.resolve(dev, 0, start, span, Access::Read).unwrap();
                 ctx.alloc_vram(dev, start, span, pm, AllocFlags::ENGINE).unwrap();
                 ctx.launch_submitted(dev).unwrap();
-                ctx.launch_done(dev, 1_000).unwrap();
+                ctx.launch_done(dev, 100_000_000).unwrap();
                 if round == 1 {
                     second.push(pm);
                 }
@@ -543,6 +544,54 @@ fn a_scan_larger_than_the_vram_is_not_bought_round_after_round() {
         let want = if bought { vram } else { Pagemap::System };
         assert!(second.iter().all(|&pm| pm == want), "{spans} spans of 12 MiB in 32 MiB: {second:?}");
     }
+}
+
+/// Under the cascade (launch reports), a span in system memory that a
+/// device read in place is bought on a later read only once the launches
+/// that read it there cost its move, at the rate the context's own timed
+/// moves took (policy/rent.rs, a ski rental): cheap launches keep renting
+/// it, round after round; the launch that pays the rest makes the next
+/// read buy. The move that prices it is timed before reports begin.
+#[test]
+fn a_read_in_system_memory_is_bought_once_its_launches_cost_its_move() {
+    let (sim, ctx, dev, vram) = small_vram();
+    let (span, other) = (BUF, BUF + 24 * MIB);
+    // A move of 8 MiB before any report (an engine placement that moves).
+    let t0 = sim.now_ns();
+    let m = ctx.alloc_vram(dev, other, 8 * MIB, vram, AllocFlags::ENGINE).unwrap();
+    assert_eq!(m.bytes_moved, 8 * MIB, "{m:?}");
+    let price = sim.now_ns() - t0;
+    ctx.launch_done(dev, 1_000).unwrap(); // the runtime reports launches
+    let read = |report_ns: u64| {
+        let pm = ctx.resolve(dev, 0, span, 8 * MIB, Access::Read).unwrap();
+        let p = ctx.alloc_vram(dev, span, 8 * MIB, pm, AllocFlags::ENGINE).unwrap();
+        ctx.launch_submitted(dev).unwrap();
+        ctx.launch_done(dev, report_ns).unwrap();
+        (pm, p.bytes_moved)
+    };
+    for round in 0..4 {
+        assert_eq!(read(price / 8), (Pagemap::System, 0), "round {round}: its launches cost less than its move so far");
+    }
+    assert_eq!(read(price), (Pagemap::System, 0), "this launch pays the rest");
+    assert_eq!(read(1_000), (vram, 8 * MIB), "bought");
+}
+
+/// Before any move was timed nothing prices the rent: a span in system
+/// memory is bought on its second read, however cheap its launches, as
+/// without reports.
+#[test]
+fn a_read_in_system_memory_is_bought_on_its_second_read_before_any_move_was_timed() {
+    let (_sim, ctx, dev, vram) = small_vram();
+    ctx.launch_done(dev, 1_000).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let pm = ctx.resolve(dev, 0, BUF, 8 * MIB, Access::Read).unwrap();
+        ctx.alloc_vram(dev, BUF, 8 * MIB, pm, AllocFlags::ENGINE).unwrap();
+        ctx.launch_submitted(dev).unwrap();
+        ctx.launch_done(dev, 1_000).unwrap();
+        seen.push(pm);
+    }
+    assert_eq!(seen, [Pagemap::System, vram]);
 }
 
 /// A read of a span of a chunk or more that a linked peer's VRAM holds is

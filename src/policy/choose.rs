@@ -61,6 +61,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use super::{Context, DeviceHandle, MAX_DEVICES};
+use crate::topology::Pagemap;
 use crate::errno::Result;
 
 /// How a launch's data gets where it runs.
@@ -210,7 +211,7 @@ impl Learned {
 /// page-aligned addresses; SipHash's DoS resistance buys nothing here and
 /// costs the hot path).
 #[derive(Default, Clone, Copy)]
-struct SpanHash;
+pub(super) struct SpanHash;
 
 impl std::hash::BuildHasher for SpanHash {
     type Hasher = SpanHasher;
@@ -219,7 +220,7 @@ impl std::hash::BuildHasher for SpanHash {
     }
 }
 
-struct SpanHasher(u64);
+pub(super) struct SpanHasher(u64);
 
 impl std::hash::Hasher for SpanHasher {
     fn finish(&self) -> u64 {
@@ -545,12 +546,21 @@ impl Context {
         // (`Record::faults_ran`), on the records inside it only (the
         // faults stay within it).
         let mark = |start: u64, end: u64, faulted_at: Option<u64>| {
+            // Where the records hold the whole span: all in system memory,
+            // or all in this device's VRAM (policy/rent.rs).
+            let (mut system, mut own, mut at) = (true, true, start);
             for (rs, r) in self.track.read().overlapping(start, end) {
                 r.reported_at.fetch_max(now, Ordering::Relaxed);
                 if let Some(at) = faulted_at.filter(|_| rs >= start && r.end <= end) {
                     r.faults_ran(h.slot, at);
                 }
+                let joined = rs <= at;
+                system &= joined && r.residency == Some(Pagemap::System);
+                own &= joined && r.residency.and_then(|p| p.device()) == Some(h.slot);
+                at = at.max(r.end);
             }
+            let whole = at >= end;
+            self.rent.reported(h.slot, start, end - start, duration_ns, system && whole, own && whole);
         };
         if self.chooser.launch_done(h.slot, duration_ns, |start, len, faulted_at| mark(start, start + len, faulted_at)) {
             mark(0, super::VA_LIMIT, None);

@@ -46,6 +46,7 @@ mod place;
 mod prefetch;
 mod rangelock;
 mod record;
+mod rent;
 mod resolve;
 mod stats;
 
@@ -325,6 +326,8 @@ pub struct Context {
     turns: faults::Turns,
     /// Spans left to the faults whose edges were populated (policy/faults.rs).
     populated: faults::Populated,
+    /// What reads served in system memory cost, per reader and span (policy/rent.rs).
+    rent: rent::Rent,
     /// Whether a device with VRAM was ever opened in this context (pages
     /// this context placed there may still be there after its close).
     vram_opened: std::sync::atomic::AtomicBool,
@@ -409,6 +412,7 @@ impl Context {
             chooser: choose::Chooser::default(),
             turns: faults::Turns::default(),
             populated: faults::Populated::default(),
+            rent: rent::Rent::default(),
             vram_opened: std::sync::atomic::AtomicBool::new(false),
             process: crate::driver::fork::generation(),
         }
@@ -570,6 +574,7 @@ impl Context {
         self.links.write().forget(h.slot);
         self.chooser.forget(h.slot);
         self.turns.forget_device(h.slot);
+        self.rent.forget_device(h.slot);
         // The last reference destroys the VM the library created and closes
         // the fd it opened (Device's Drop; only the fd in a forked child).
         drop(dev);

@@ -94,7 +94,9 @@ impl Context {
             placed.pagemap = Some(Pagemap::System);
         }
         if let Some(t0) = t0 {
-            self.chooser.spent(h.slot, self.driver.now_ns().saturating_sub(t0), placed.bytes_moved);
+            let ns = self.driver.now_ns().saturating_sub(t0);
+            self.chooser.spent(h.slot, ns, placed.bytes_moved);
+            self.rent.moved(ns, placed.bytes_moved);
         }
         if let Err(e) = result {
             placed.cause = Some(e);
@@ -201,7 +203,11 @@ impl Context {
                 Check::RecordMoved(rs, re) if flags.engine() => (start, end) = (rs, re),
                 _ => {}
             }
-            if learn && clock.is_none() {
+            // The slow path is clocked before reports too: a move it makes
+            // prices the buy of a read served in system memory
+            // (policy/rent.rs); one clock read on a path about to issue
+            // ioctls.
+            if engine && clock.is_none() {
                 *clock = Some(self.driver.now_ns());
             }
             // Where the runtime insists, turns between devices do not leave

@@ -201,6 +201,7 @@ impl Context {
         let _g = self.ranges.lock(cs, ce);
         self.turns.forget(start, end);
         self.populated.forget(start, end);
+        self.rent.forget(start, end);
         let slots = self.slots.read();
         self.rewrite(&slots, start, end, |pieces| {
             let mut r = merge_pieces(pieces);

@@ -1,7 +1,10 @@
 //! `resolve`: where a range should live for an access (docs/kernel-model.md §3 and
 //! the decision table of docs/kernel-model.md §14), refined by what the library knows: capacity
 //! this context placed, pins and ping-pong history, links, what a peer
-//! holds. No ioctl, no allocation, read locks only; the runtime's own
+//! holds. No ioctl, no allocation, read locks only, but for the
+//! learned costs' own locks where a rule asks them (the chooser's for a
+//! device, policy/choose.rs; the rent's for a read in system memory
+//! again, policy/rent.rs); the runtime's own
 //! strategy changes nothing, and the cascade notes the access in the
 //! records (a write, a read of a span born split, a walk) for the
 //! placement that follows. Either notes who writes and who reads a span
@@ -228,11 +231,14 @@ impl Context {
         }
         // Rent or buy (ski rental): a read of data in system memory is served
         // in place the first time this device reads it, and migrated the next
-        // time. A remote read of the whole span costs what its migration
-        // does, less the migration's fixed costs (both cross the same link,
-        // docs/cost-model.md), so the remote pass already paid buys the move: at
-        // most twice the better choice whatever comes next, and data read
-        // once (streaming) never moves. Data other devices also read in
+        // time. A remote read of the whole span costs what its migration's
+        // copy does (both cross the same link, docs/cost-model.md), so the
+        // remote pass already paid buys the move: at most twice the better
+        // choice whatever comes next, and data read once (streaming) never
+        // moves. Where launch reports tell what the rent costs, the move's
+        // price is what the context's own moves took, the kernel's work per
+        // page included, and it is bought once the launches that used it
+        // there cost that (policy/rent.rs). Data other devices also read in
         // place stays where every reader reaches it at host bandwidth.
         if access == Access::Read && rec.is_none_or(|r| r.residency.is_none_or(|p| p == Pagemap::System)) {
             let (mine, others) = rec.map_or((false, false), |r| r.readers_in_place(h.slot));
@@ -246,6 +252,12 @@ impl Context {
             // would pay a move and an eviction for one local pass.
             if self.chooser.reused_beyond(h.slot, start, size, t.capacity) {
                 crate::log!(crate::log::Level::Debug, "resolve {} device {}: read again after more than its VRAM's worth of other spans: served in place (reuse distance)", crate::log::Span(start, size), h.slot);
+                return Ok(Pagemap::System);
+            }
+            // Where launch reports price the rent (policy/rent.rs), it is
+            // bought once the launches that used it there cost a move.
+            if self.chooser.learning() && self.rent.renting(h.slot, start, size) == Some(true) {
+                crate::log!(crate::log::Level::Debug, "resolve {} device {}: read again, its launches in system memory cost less than its move so far: served in place (rent)", crate::log::Span(start, size), h.slot);
                 return Ok(Pagemap::System);
             }
         }

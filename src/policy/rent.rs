@@ -1,0 +1,160 @@
+//! The rent of a read served in place from system memory (resolve's rent
+//! or buy, docs/design.md "Deciding: rent or buy"), priced where launch
+//! reports tell what the rent costs: per reader and span, what the
+//! reported launches that used it in system memory cost since the
+//! records last held it in that reader's VRAM, and what moving it costs,
+//! at the lowest rate per byte of this context's own timed moves of a
+//! 2 MiB chunk or more.
+//!
+//! Without reports resolve buys on the reader's second read: a pass of
+//! the span costs what its copy does. A move costs more than its copy
+//! (the kernel's work per page, docs/cost-model.md): an 11.8 MB slice a
+//! kernel reads a tenth of, scattered, rents for 0.46 ms a launch and
+//! moves in 8-10 ms. With reports it buys once the rented launches have
+//! cost the move (ski rental): at most the move over against renting to
+//! the end, and at most the rent paid, the move's price, over against
+//! buying at once. A launch's duration holds its rent and may hold more
+//! (other spans, compute): then it buys sooner. A runtime that places
+//! launches before the earlier ones' reports come rents for those in
+//! flight too, past the price by at most its queue's depth. A span with
+//! no tab (no report of a launch that used it in system memory, or the
+//! table started over) is bought on its second read, as without reports.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::CHUNK;
+
+/// What one reader paid for one span since it last held it in its VRAM:
+/// the reported durations of its launches that used it in system memory.
+type Tab = u64;
+
+/// At most this many (reader, span) tabs are kept (a program that churns
+/// through more starts over, as the chooser's entries do).
+const MAX_TABS: usize = 4096;
+
+#[derive(Default)]
+pub(crate) struct Rent {
+    tabs: Mutex<HashMap<(u64, u64, u16), Tab, super::choose::SpanHash>>,
+    /// Whether `tabs` holds anything (a report's one load where none does).
+    any: AtomicBool,
+    /// The lowest picoseconds per byte a timed move of a chunk or more
+    /// took (0: none yet).
+    move_ps_per_byte: AtomicU64,
+}
+
+impl Rent {
+    /// A placement moved `bytes` in `ns` (the library's own clock around
+    /// it): a move of a chunk or more prices the buy.
+    pub(crate) fn moved(&self, ns: u64, bytes: u64) {
+        if bytes >= CHUNK && ns > 0 {
+            let ps = (ns as u128 * 1000 / bytes as u128).clamp(1, u64::MAX as u128) as u64;
+            let _ = self.move_ps_per_byte.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| (r == 0 || ps < r).then_some(ps));
+        }
+    }
+
+    /// What moving `len` bytes costs, as the cheapest timed move went.
+    fn price_ns(&self, len: u64) -> Option<u64> {
+        let r = self.move_ps_per_byte.load(Ordering::Relaxed);
+        (r != 0).then(|| (len as u128 * r as u128 / 1000).min(u64::MAX as u128) as u64)
+    }
+
+    /// Device `reader`'s launch that used [start, start+len) took
+    /// `cost_ns`, and the records hold the span whole in system memory
+    /// (`in_system`: the launch rented it, and its tab pays the cost) or
+    /// in the reader's VRAM (`in_own`: bought, and its tab starts
+    /// again). Spans resolve serves where they lie whatever they cost
+    /// (small reads) keep no tab. One lock, at a report, never on a
+    /// placement.
+    pub(crate) fn reported(&self, reader: u16, start: u64, len: u64, cost_ns: u64, in_system: bool, in_own: bool) {
+        if in_system && len > super::resolve::SMALL_READ {
+            let mut tabs = self.tabs.lock();
+            if tabs.len() >= MAX_TABS && !tabs.contains_key(&(start, len, reader)) {
+                tabs.clear();
+            }
+            let paid = tabs.entry((start, len, reader)).or_default();
+            *paid = paid.saturating_add(cost_ns);
+            self.any.store(true, Ordering::Relaxed);
+        } else if in_own && self.any.load(Ordering::Relaxed) {
+            self.tabs.lock().remove(&(start, len, reader));
+        }
+    }
+
+    /// Whether device `reader` still rents [start, start+len): its
+    /// reported launches there cost less than moving it. None where no
+    /// move was timed yet (nothing prices the buy); false where it has no
+    /// tab.
+    pub(crate) fn renting(&self, reader: u16, start: u64, len: u64) -> Option<bool> {
+        let price = self.price_ns(len)?;
+        Some(self.tabs.lock().get(&(start, len, reader)).is_some_and(|&paid| paid < price))
+    }
+
+    /// Forgets the spans overlapping [start, end) (freed: a buffer
+    /// allocated there again is a new one).
+    pub(crate) fn forget(&self, start: u64, end: u64) {
+        if self.any.load(Ordering::Relaxed) {
+            self.tabs.lock().retain(|&(s, len, _), _| s + len <= start || s >= end);
+        }
+    }
+
+    /// Forgets device `slot`'s tabs (closed).
+    pub(crate) fn forget_device(&self, slot: u16) {
+        if self.any.load(Ordering::Relaxed) {
+            self.tabs.lock().retain(|&(_, _, r), _| r != slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No price before a move of a chunk or more was timed; then a reader
+    /// rents until its reported launches in system memory cost the move,
+    /// and a report that finds it in the reader's VRAM starts its tab
+    /// again.
+    #[test]
+    fn a_reader_rents_until_its_launches_cost_a_move() {
+        let r = Rent::default();
+        let len = 8 * CHUNK;
+        r.reported(1, 0, len, 5_000_000, true, false);
+        assert_eq!(r.renting(1, 0, len), None, "no move timed yet");
+        r.moved(1_000_000, 4096);
+        assert_eq!(r.renting(1, 0, len), None, "a page's move prices nothing");
+        r.moved(2_000_000, 2 * CHUNK); // 0.476 ns a byte: 16 MiB cost 8 ms
+        assert_eq!(r.renting(1, 0, len), Some(true), "5 ms paid of 8");
+        r.reported(1, 0, len, 5_000_000, false, false);
+        assert_eq!(r.renting(1, 0, len), Some(true), "a launch that found it elsewhere pays nothing");
+        r.reported(1, 0, len, 3_000_000, true, false);
+        assert_eq!(r.renting(1, 0, len), Some(false), "8 ms paid");
+        assert_eq!(r.renting(0, 0, len), Some(false), "another reader has no tab: its second read buys");
+        r.reported(1, 0, len, 1_000, false, true);
+        assert_eq!(r.renting(1, 0, len), Some(false), "bought: no tab until it rents again");
+        r.reported(1, 0, len, 1_000, true, false);
+        assert_eq!(r.renting(1, 0, len), Some(true), "a new tab");
+        r.reported(1, 0, 64 << 10, 1_000, true, false);
+        assert_eq!(r.renting(1, 0, 64 << 10), Some(false), "a small read keeps no tab");
+    }
+
+    /// A freed span's tabs go, and a closed reader's.
+    #[test]
+    fn freed_spans_and_closed_readers_are_forgotten() {
+        let r = Rent::default();
+        r.moved(1_000_000, CHUNK);
+        for reader in [1, 2] {
+            r.reported(reader, 0, CHUNK, 10_000_000, true, false);
+            assert_eq!(r.renting(reader, 0, CHUNK), Some(false), "10 ms paid of 1");
+        }
+        // A tab that starts again rents.
+        let fresh = |reader| {
+            r.reported(reader, 0, CHUNK, 1_000, true, false);
+            r.renting(reader, 0, CHUNK) == Some(true)
+        };
+        r.forget_device(2);
+        assert!(fresh(2), "closed: its tab went");
+        r.forget(CHUNK - 1, CHUNK);
+        assert!(fresh(1), "freed: its tab went");
+    }
+}
