@@ -549,31 +549,41 @@ fn a_scan_larger_than_the_vram_is_not_bought_round_after_round() {
 /// Under the cascade (launch reports), a span in system memory that a
 /// device read in place is bought on a later read only once the launches
 /// that read it there cost its move, at the rate the context's own timed
-/// moves took (policy/rent.rs, a ski rental): cheap launches keep renting
-/// it, round after round; the launch that pays the rest makes the next
-/// read buy. The move that prices it is timed before reports begin.
+/// copies out of system memory took (policy/rent.rs, a ski rental): cheap
+/// launches keep renting it, round after round; the launch that pays the
+/// rest makes the next read buy. The copy that prices it is timed before
+/// reports begin, of a span the records put in system memory or one they
+/// do not place (sampled); a birth in VRAM before it (nothing copied, far
+/// cheaper) prices nothing.
 #[test]
 fn a_read_in_system_memory_is_bought_once_its_launches_cost_its_move() {
-    let (sim, ctx, dev, vram) = small_vram();
-    let (span, other) = (BUF, BUF + 24 * MIB);
-    // A move of 8 MiB before any report (an engine placement that moves).
-    let t0 = sim.now_ns();
-    let m = ctx.alloc_vram(dev, other, 8 * MIB, vram, AllocFlags::ENGINE).unwrap();
-    assert_eq!(m.bytes_moved, 8 * MIB, "{m:?}");
-    let price = sim.now_ns() - t0;
-    ctx.launch_done(dev, 1_000).unwrap(); // the runtime reports launches
-    let read = |report_ns: u64| {
-        let pm = ctx.resolve(dev, 0, span, 8 * MIB, Access::Read).unwrap();
-        let p = ctx.alloc_vram(dev, span, 8 * MIB, pm, AllocFlags::ENGINE).unwrap();
-        ctx.launch_submitted(dev).unwrap();
-        ctx.launch_done(dev, report_ns).unwrap();
-        (pm, p.bytes_moved)
-    };
-    for round in 0..4 {
-        assert_eq!(read(price / 8), (Pagemap::System, 0), "round {round}: its launches cost less than its move so far");
+    for recorded in [false, true] {
+        let (sim, ctx, dev, vram) = small_vram();
+        let (span, other, fresh) = (BUF, BUF + 24 * MIB, BUF + 48 * MIB);
+        let born = ctx.alloc_vram(dev, fresh, 4 * MIB, vram, AllocFlags::empty()).unwrap();
+        assert_eq!(born.pagemap, Some(vram), "{born:?}");
+        if recorded {
+            ctx.alloc_vram(dev, other, 8 * MIB, Pagemap::System, AllocFlags::empty()).unwrap();
+        }
+        // A copy of 8 MiB before any report (an engine placement that moves).
+        let t0 = sim.now_ns();
+        let m = ctx.alloc_vram(dev, other, 8 * MIB, vram, AllocFlags::ENGINE).unwrap();
+        assert_eq!(m.bytes_moved, 8 * MIB, "{m:?}");
+        let price = sim.now_ns() - t0;
+        ctx.launch_done(dev, 1_000).unwrap(); // the runtime reports launches
+        let read = |report_ns: u64| {
+            let pm = ctx.resolve(dev, 0, span, 8 * MIB, Access::Read).unwrap();
+            let p = ctx.alloc_vram(dev, span, 8 * MIB, pm, AllocFlags::ENGINE).unwrap();
+            ctx.launch_submitted(dev).unwrap();
+            ctx.launch_done(dev, report_ns).unwrap();
+            (pm, p.bytes_moved)
+        };
+        for round in 0..4 {
+            assert_eq!(read(price / 8), (Pagemap::System, 0), "recorded {recorded}, round {round}: its launches cost less than its move so far");
+        }
+        assert_eq!(read(price), (Pagemap::System, 0), "recorded {recorded}: this launch pays the rest");
+        assert_eq!(read(1_000), (vram, 8 * MIB), "recorded {recorded}: bought");
     }
-    assert_eq!(read(price), (Pagemap::System, 0), "this launch pays the rest");
-    assert_eq!(read(1_000), (vram, 8 * MIB), "bought");
 }
 
 /// Before any move was timed nothing prices the rent: a span in system

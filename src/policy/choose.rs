@@ -562,6 +562,7 @@ impl Context {
             let whole = at >= end;
             self.rent.reported(h.slot, start, end - start, duration_ns, system && whole, own && whole);
         };
+        self.rent.report(h.slot);
         if self.chooser.launch_done(h.slot, duration_ns, |start, len, faulted_at| mark(start, start + len, faulted_at)) {
             mark(0, super::VA_LIMIT, None);
         }

@@ -94,9 +94,7 @@ impl Context {
             placed.pagemap = Some(Pagemap::System);
         }
         if let Some(t0) = t0 {
-            let ns = self.driver.now_ns().saturating_sub(t0);
-            self.chooser.spent(h.slot, ns, placed.bytes_moved);
-            self.rent.moved(ns, placed.bytes_moved);
+            self.chooser.spent(h.slot, self.driver.now_ns().saturating_sub(t0), placed.bytes_moved);
         }
         if let Err(e) = result {
             placed.cause = Some(e);
@@ -203,11 +201,7 @@ impl Context {
                 Check::RecordMoved(rs, re) if flags.engine() => (start, end) = (rs, re),
                 _ => {}
             }
-            // The slow path is clocked before reports too: a move it makes
-            // prices the buy of a read served in system memory
-            // (policy/rent.rs); one clock read on a path about to issue
-            // ioctls.
-            if engine && clock.is_none() {
+            if learn && clock.is_none() {
                 *clock = Some(self.driver.now_ns());
             }
             // Where the runtime insists, turns between devices do not leave
@@ -618,6 +612,14 @@ impl Context {
         let advise = advise && !(engine_system && split) && rest.is_none();
         let (ws, we) = (widened.start, widened.end);
         let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), None, ws, we, cand, summary, placed, &mut applied) } else { Ok(()) };
+        // Until a copy prices the rent's buy (policy/rent.rs), a span of a
+        // chunk or more the records do not place is sampled before its
+        // move into VRAM (four page-table reads, under 4 us, before a move
+        // of megabytes): a first round's inputs, written by the CPU, are
+        // copies; a buffer nothing populated is a birth.
+        let unknown = summary.residency.is_none() && a.seen.is_none() && cand.device().is_some() && end - start >= super::CHUNK;
+        let sampled = if unknown && !self.rent.priced() { self.observe_samples(start, end, 4) } else { None };
+        let t_move = self.driver.now_ns();
         let outcome = attributes.and_then(|()| self.migrate_verified(a, cand, placed));
         // The sides' preferred locations are recorded as applied (residency
         // unknown).
@@ -643,6 +645,13 @@ impl Context {
         }
         // Record what is true now.
         let now = self.driver.now_ns();
+        // A copy out of system memory into VRAM (its record said so, or the
+        // page table showed it all there) prices the buy of a read served
+        // in system memory (policy/rent.rs); a birth copies nothing.
+        let from_system = summary.residency == Some(Pagemap::System) || a.seen.or(sampled).is_some_and(|s| s.samples > 0 && s.system == s.samples);
+        if moved && !placed.on_fault && from_system && cand.device().is_some() {
+            self.rent.moved(now.saturating_sub(t_move), end - start);
+        }
         let observed_at = if placed.verified { now.max(1) } else { 0 };
         let explicit = !a.flags.engine();
         self.record(slots, start, end, &applied, |r| {

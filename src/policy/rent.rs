@@ -3,8 +3,11 @@
 //! reports tell what the rent costs: per reader and span, what the
 //! reported launches that used it in system memory cost since the
 //! records last held it in that reader's VRAM, and what moving it costs,
-//! at the lowest rate per byte of this context's own timed moves of a
-//! 2 MiB chunk or more.
+//! at the lowest rate per byte of this context's own timed copies of a
+//! 2 MiB chunk or more out of system memory into VRAM (policy/place.rs
+//! times the prefetch of a span its record puts in system memory, or,
+//! until a first price, one the page table shows all there; a birth
+//! copies nothing and prices nothing).
 //!
 //! Without reports resolve buys on the reader's second read: a pass of
 //! the span costs what its copy does. A move costs more than its copy
@@ -18,7 +21,8 @@
 //! launches before the earlier ones' reports come rents for those in
 //! flight too, past the price by at most its queue's depth. A span with
 //! no tab (no report of a launch that used it in system memory, or the
-//! table started over) is bought on its second read, as without reports.
+//! table started over), or one its reader's recent reports did not charge
+//! (`STALE_REPORTS`), is bought on its second read, as without reports.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,16 +32,30 @@ use parking_lot::Mutex;
 use super::CHUNK;
 
 /// What one reader paid for one span since it last held it in its VRAM:
-/// the reported durations of its launches that used it in system memory.
-type Tab = u64;
+/// the reported durations of its launches that used it in system memory,
+/// and the reader's report that last charged it.
+#[derive(Default, Clone, Copy)]
+struct Tab {
+    paid_ns: u64,
+    charged_at: u64,
+}
+
+/// A tab its reader's last this many reports did not charge is not
+/// rented on: the reader's next read buys. A launch lists at most 64
+/// spans for its report (policy/choose.rs), and a runtime may drop a
+/// report; without this a span read in such launches would rent on a tab
+/// nothing pays, forever. A span read once every this many launches or
+/// less often buys on its second read, as without reports.
+const STALE_REPORTS: u64 = 32;
 
 /// At most this many (reader, span) tabs are kept (a program that churns
 /// through more starts over, as the chooser's entries do).
 const MAX_TABS: usize = 4096;
 
-#[derive(Default)]
 pub(crate) struct Rent {
     tabs: Mutex<HashMap<(u64, u64, u16), Tab, super::choose::SpanHash>>,
+    /// Reports per device slot.
+    reports: [AtomicU64; super::MAX_DEVICES],
     /// Whether `tabs` holds anything (a report's one load where none does).
     any: AtomicBool,
     /// The lowest picoseconds per byte a timed move of a chunk or more
@@ -45,14 +63,35 @@ pub(crate) struct Rent {
     move_ps_per_byte: AtomicU64,
 }
 
+impl Default for Rent {
+    fn default() -> Self {
+        Rent { tabs: Mutex::default(), reports: std::array::from_fn(|_| AtomicU64::new(0)), any: AtomicBool::new(false), move_ps_per_byte: AtomicU64::new(0) }
+    }
+}
+
 impl Rent {
-    /// A placement moved `bytes` in `ns` (the library's own clock around
-    /// it): a move of a chunk or more prices the buy.
+    /// Device `reader` reports a launch (before its spans are charged).
+    pub(crate) fn report(&self, reader: u16) {
+        self.reports[reader as usize % super::MAX_DEVICES].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn reports_of(&self, reader: u16) -> u64 {
+        self.reports[reader as usize % super::MAX_DEVICES].load(Ordering::Relaxed)
+    }
+
+    /// A prefetch copied `bytes` out of system memory into VRAM in `ns`
+    /// (the library's own clock around it): a copy of a chunk or more
+    /// prices the buy.
     pub(crate) fn moved(&self, ns: u64, bytes: u64) {
         if bytes >= CHUNK && ns > 0 {
             let ps = (ns as u128 * 1000 / bytes as u128).clamp(1, u64::MAX as u128) as u64;
             let _ = self.move_ps_per_byte.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| (r == 0 || ps < r).then_some(ps));
         }
+    }
+
+    /// Whether a copy priced the buy yet.
+    pub(crate) fn priced(&self) -> bool {
+        self.move_ps_per_byte.load(Ordering::Relaxed) != 0
     }
 
     /// What moving `len` bytes costs, as the cheapest timed move went.
@@ -74,8 +113,9 @@ impl Rent {
             if tabs.len() >= MAX_TABS && !tabs.contains_key(&(start, len, reader)) {
                 tabs.clear();
             }
-            let paid = tabs.entry((start, len, reader)).or_default();
-            *paid = paid.saturating_add(cost_ns);
+            let t = tabs.entry((start, len, reader)).or_default();
+            t.paid_ns = t.paid_ns.saturating_add(cost_ns);
+            t.charged_at = self.reports_of(reader);
             self.any.store(true, Ordering::Relaxed);
         } else if in_own && self.any.load(Ordering::Relaxed) {
             self.tabs.lock().remove(&(start, len, reader));
@@ -85,10 +125,14 @@ impl Rent {
     /// Whether device `reader` still rents [start, start+len): its
     /// reported launches there cost less than moving it. None where no
     /// move was timed yet (nothing prices the buy); false where it has no
-    /// tab.
+    /// tab, or one its last STALE_REPORTS reports did not charge.
     pub(crate) fn renting(&self, reader: u16, start: u64, len: u64) -> Option<bool> {
         let price = self.price_ns(len)?;
-        Some(self.tabs.lock().get(&(start, len, reader)).is_some_and(|&paid| paid < price))
+        if !self.any.load(Ordering::Relaxed) {
+            return Some(false);
+        }
+        let now = self.reports_of(reader);
+        Some(self.tabs.lock().get(&(start, len, reader)).is_some_and(|t| t.paid_ns < price && now.saturating_sub(t.charged_at) <= STALE_REPORTS))
     }
 
     /// Forgets the spans overlapping [start, end) (freed: a buffer
@@ -138,6 +182,26 @@ mod tests {
         assert_eq!(r.renting(1, 0, 64 << 10), Some(false), "a small read keeps no tab");
     }
 
+    /// A tab its reader's last 32 reports did not charge buys; the
+    /// lowest rate prices, a slower move changes nothing.
+    #[test]
+    fn a_tab_nothing_charges_stops_renting() {
+        let r = Rent::default();
+        r.moved(1_000_000, CHUNK);
+        r.moved(9_000_000, CHUNK);
+        r.report(1);
+        r.reported(1, 0, CHUNK, 500_000, true, false);
+        assert_eq!(r.renting(1, 0, CHUNK), Some(true), "0.5 ms paid of 1 (the slower move priced nothing)");
+        for _ in 0..STALE_REPORTS {
+            r.report(1);
+        }
+        assert_eq!(r.renting(1, 0, CHUNK), Some(true), "charged 32 reports ago");
+        r.report(1);
+        assert_eq!(r.renting(1, 0, CHUNK), Some(false), "33: stale, bought");
+        r.reported(1, 0, CHUNK, 100_000, true, false);
+        assert_eq!(r.renting(1, 0, CHUNK), Some(true), "charged again");
+    }
+
     /// A freed span's tabs go, and a closed reader's.
     #[test]
     fn freed_spans_and_closed_readers_are_forgotten() {
@@ -153,6 +217,7 @@ mod tests {
             r.renting(reader, 0, CHUNK) == Some(true)
         };
         r.forget_device(2);
+        assert_eq!(r.renting(1, 0, CHUNK), Some(false), "another reader's tab stays");
         assert!(fresh(2), "closed: its tab went");
         r.forget(CHUNK - 1, CHUNK);
         assert!(fresh(1), "freed: its tab went");
