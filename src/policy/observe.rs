@@ -135,6 +135,17 @@ impl Context {
         Some(seen)
     }
 
+    /// [`Context::populate_edges`] the first time a span with partial
+    /// chunks is bound or faulted on device `on` (one with VRAM: the probe
+    /// is dGPU's), where `Config::zero_page` allows. A span of whole
+    /// chunks has none: no lookup.
+    pub(super) fn populate_edges_once(&self, on: &super::Device, start: u64, end: u64) {
+        let partial = start % super::CHUNK != 0 || end % super::CHUNK != 0;
+        if partial && self.config.zero_page && on.has_vram() && self.populated.first(start, end) {
+            self.populate_edges(start, end);
+        }
+    }
+
     /// Maps the shared zero page (madvise MADV_POPULATE_READ: nothing
     /// allocated, content unchanged) over the never-populated pages of
     /// [start, end) that lie in the span's partial 2 MiB chunks (where it
@@ -152,17 +163,6 @@ impl Context {
     /// device page would migrate it back; one a fault takes between the
     /// read and the madvise comes back, a cost, not an error). Returns the
     /// pages mapped.
-    /// [`Context::populate_edges`] the first time a span with partial
-    /// chunks is bound or faulted on device `on` (one with VRAM: the probe
-    /// is dGPU's), where `Config::zero_page` allows. A span of whole
-    /// chunks has none: no lookup.
-    pub(super) fn populate_edges_once(&self, on: &super::Device, start: u64, end: u64) {
-        let partial = start % super::CHUNK != 0 || end % super::CHUNK != 0;
-        if partial && self.config.zero_page && on.has_vram() && self.populated.first(start, end) {
-            self.populate_edges(start, end);
-        }
-    }
-
     pub(super) fn populate_edges(&self, start: u64, end: u64) -> u64 {
         if !self.access.available() {
             return 0;

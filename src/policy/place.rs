@@ -617,9 +617,10 @@ impl Context {
         // move into VRAM (four page-table reads, under 4 us, before a move
         // of megabytes): a first round's inputs, written by the CPU, are
         // copies; a buffer nothing populated is a birth.
-        let unknown = summary.residency.is_none() && a.seen.is_none() && cand.device().is_some() && end - start >= super::CHUNK;
+        let into_vram = cand.device().is_some();
+        let unknown = summary.residency.is_none() && a.seen.is_none() && into_vram && end - start >= super::CHUNK;
         let sampled = if unknown && !self.rent.priced() { self.observe_samples(start, end, 4) } else { None };
-        let t_move = self.driver.now_ns();
+        let t_move = if into_vram { self.driver.now_ns() } else { 0 };
         let outcome = attributes.and_then(|()| self.migrate_verified(a, cand, placed));
         // The sides' preferred locations are recorded as applied (residency
         // unknown).
@@ -649,7 +650,7 @@ impl Context {
         // page table showed it all there) prices the buy of a read served
         // in system memory (policy/rent.rs); a birth copies nothing.
         let from_system = summary.residency == Some(Pagemap::System) || a.seen.or(sampled).is_some_and(|s| s.samples > 0 && s.system == s.samples);
-        if moved && !placed.on_fault && from_system && cand.device().is_some() {
+        if moved && !placed.on_fault && from_system && into_vram {
             self.rent.moved(now.saturating_sub(t_move), end - start);
         }
         let observed_at = if placed.verified { now.max(1) } else { 0 };
