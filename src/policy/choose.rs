@@ -145,9 +145,32 @@ struct Launches {
     /// Span lists of reported launches, kept for the next ones: a
     /// runtime's steady launches place and report without allocating.
     spare: Vec<Vec<Use>>,
+    /// The context's report count (`Chooser::reports`) at this device's
+    /// last report or submission; None before its first.
+    heard_at: Option<u64>,
 }
 
 impl Launches {
+    /// The bytes of the launch being placed, for a room check (0 where
+    /// none is known). Only a device the runtime reports or submits
+    /// launches of has launch boundaries: before its first, its open
+    /// launch holds every placement since reports began, and it counts
+    /// none; after STALE_REPORTS reports of other devices without one of
+    /// its own (a runtime that stopped reporting it), its open launch's
+    /// bytes start over. Else they would grow until every placement there
+    /// failed the room check.
+    fn open_bytes(&mut self, reports: u64) -> u64 {
+        match self.heard_at {
+            None => self.open.bytes = 0,
+            Some(at) if reports.saturating_sub(at) > STALE_REPORTS => {
+                self.open.bytes = 0;
+                self.heard_at = Some(reports);
+            }
+            Some(_) => {}
+        }
+        self.open.bytes
+    }
+
     /// Closes the launch being placed, opening the next with a spare list.
     fn close_open(&mut self) -> Pending {
         let used = self.spare.pop().unwrap_or_default();
@@ -160,6 +183,11 @@ impl Launches {
 /// launch's report, and this many submitted launches for theirs.
 const MAX_ENTRIES: usize = 4096;
 const MAX_PENDING: usize = 64;
+/// Other devices' reports after which a device's open launch, without a
+/// report or submission of its own, counts as unreported (`Launches::
+/// open_bytes`): generous against devices that take turns (four devices,
+/// one report each per round, leave 3 between a device's own).
+const STALE_REPORTS: u64 = 32;
 /// Launches under the cascade before the runtime's strategy is tried once.
 /// The two differ by up to one launch's cost either way, so each launch
 /// the cascade runs where the runtime's strategy is cheaper loses at most
@@ -239,6 +267,8 @@ impl std::hash::Hasher for SpanHasher {
 pub(crate) struct Chooser {
     /// Set by the first report: until then nothing is looked up.
     reported: AtomicBool,
+    /// Reports so far, all devices together (`Launches::open_bytes`).
+    reports: AtomicU64,
     devices: [Mutex<Learned>; MAX_DEVICES],
     /// Device slots without VRAM (bit = slot).
     no_vram: AtomicU64,
@@ -246,7 +276,7 @@ pub(crate) struct Chooser {
 
 impl Default for Chooser {
     fn default() -> Self {
-        Chooser { reported: AtomicBool::new(false), devices: std::array::from_fn(|_| Mutex::new(Learned::default())), no_vram: AtomicU64::new(0) }
+        Chooser { reported: AtomicBool::new(false), reports: AtomicU64::new(0), devices: std::array::from_fn(|_| Mutex::new(Learned::default())), no_vram: AtomicU64::new(0) }
     }
 }
 
@@ -328,8 +358,9 @@ impl Chooser {
         if !self.learning() {
             return (default, 0);
         }
+        let reports = self.reports.load(Ordering::Relaxed);
         let mut d = self.device(slot).lock();
-        let before = d.launches.open.bytes;
+        let before = d.launches.open_bytes(reports);
         // The cascade decides from spans: a mapping found from a pointer is
         // not what the kernel touches (it may hold a whole arena), so there
         // the runtime's own strategy, the faults, stays.
@@ -366,7 +397,7 @@ impl Chooser {
                 None => {}
             }
             if into_vram {
-                l.open.bytes += len;
+                l.open.bytes = l.open.bytes.saturating_add(len);
             }
             l.uses += 1;
             e.used_at = Some(l.uses);
@@ -380,9 +411,10 @@ impl Chooser {
     /// room check), its cost teaches no strategy. Returns the bytes placed
     /// for the launch before it.
     pub(crate) fn left_to_faults(&self, slot: u16, len: u64) -> u64 {
+        let reports = self.reports.load(Ordering::Relaxed);
         let mut d = self.device(slot).lock();
-        let before = d.launches.open.bytes;
-        d.launches.open.bytes += len;
+        let before = d.launches.open_bytes(reports);
+        d.launches.open.bytes = before.saturating_add(len);
         before
     }
 
@@ -458,9 +490,11 @@ impl Chooser {
     /// first report: the launches before it were not recorded.
     pub(crate) fn launch_done(&self, slot: u16, duration_ns: u64, mut used: impl FnMut(u64, u64, Option<u64>)) -> bool {
         let first = !self.reported.swap(true, Ordering::Relaxed);
+        let reports = self.reports.fetch_add(1, Ordering::Relaxed) + 1;
         let mut spans = {
             let mut d = self.device(slot).lock();
             let Learned { entries, launches: l, .. } = &mut *d;
+            l.heard_at = Some(reports);
             let mut p = match l.submitted.pop_front() {
                 Some(p) => p,
                 None => l.close_open(),
@@ -494,8 +528,10 @@ impl Chooser {
     /// the previous submission are that launch's, and its report (reports
     /// come in submission order, from an in-order queue) is theirs.
     pub(crate) fn launch_submitted(&self, slot: u16) {
+        let reports = self.reports.load(Ordering::Relaxed);
         let mut d = self.device(slot).lock();
         let l = &mut d.launches;
+        l.heard_at = Some(reports);
         if l.submitted.len() >= MAX_PENDING {
             l.submitted.pop_front(); // never reported: forgotten
         }
@@ -536,7 +572,11 @@ impl Context {
     /// least under (policy/choose.rs); without reports it keeps the
     /// runtime's defaults. Errors: EBADF for a closed handle.
     pub fn launch_done(&self, h: DeviceHandle, duration_ns: u64) -> Result<()> {
-        Context::device_in(&self.slots.read(), h)?;
+        // Held to the end: a close forgets the slot's state under the
+        // write lock, so a stale handle's report cannot land in the
+        // state of the device opened in its slot next.
+        let slots = self.slots.read();
+        Context::device_in(&slots, h)?;
         // The host may touch what the launch used from now on: a look at
         // the page table from before does not vouch for those ranges
         // (policy/observe.rs, `recheck`). The spans of launches placed
@@ -576,7 +616,11 @@ impl Context {
     /// covers every placement since the previous report. Errors: EBADF for
     /// a closed handle.
     pub fn launch_submitted(&self, h: DeviceHandle) -> Result<()> {
-        Context::device_in(&self.slots.read(), h)?;
+        // Held to the end: a close forgets the slot's state under the
+        // write lock, so a stale handle's report cannot land in the
+        // state of the device opened in its slot next.
+        let slots = self.slots.read();
+        Context::device_in(&slots, h)?;
         self.chooser.launch_submitted(h.slot);
         Ok(())
     }

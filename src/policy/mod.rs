@@ -519,9 +519,10 @@ impl Context {
         dev.tile_vms = tile_vms;
         let dev = Arc::new(dev);
         slots[slot].dev = Some(dev.clone());
+        // Known to the chooser before its handle exists.
+        self.chooser.opened(slot as u16, dev.has_vram());
         self.handles[slot].store(HANDLE_SLOT | HANDLE_OPEN | gen as u32, Ordering::Release);
         drop(slots);
-        self.chooser.opened(slot as u16, dev.has_vram());
         if dev.has_vram() {
             self.vram_opened.store(true, Ordering::Relaxed);
         }
@@ -568,13 +569,17 @@ impl Context {
             }
             s.gen = s.gen.wrapping_add(1);
             self.handles[h.slot as usize].store(HANDLE_SLOT | s.gen as u32, Ordering::Release);
+            // The slot's state is forgotten before the slot is free: a
+            // device opened in it next must not lose what it learns, and a
+            // report or placement through a stale handle (checked under the
+            // slots' read lock) cannot write into the next device's.
+            self.track.write().forget_device(h.slot);
+            self.links.write().forget(h.slot);
+            self.chooser.forget(h.slot);
+            self.turns.forget_device(h.slot);
+            self.rent.forget_device(h.slot);
             s.dev.take().unwrap()
         };
-        self.track.write().forget_device(h.slot);
-        self.links.write().forget(h.slot);
-        self.chooser.forget(h.slot);
-        self.turns.forget_device(h.slot);
-        self.rent.forget_device(h.slot);
         // The last reference destroys the VM the library created and closes
         // the fd it opened (Device's Drop; only the fd in a forked child).
         drop(dev);

@@ -86,15 +86,24 @@ impl Context {
         // room there: the launch's later spans' room check leaves it out.
         // (One asked elsewhere never counted: no lock on that path.)
         let into_vram = target.device() == Some(h.slot);
-        if into_vram && flags.engine() && result.is_ok() && !placed.on_fault && placed.pagemap.and_then(|p| p.device()) != Some(h.slot) && self.chooser.learning() {
-            self.chooser.served_outside(h.slot, start, head);
+        let outside = into_vram && flags.engine() && result.is_ok() && !placed.on_fault && placed.pagemap.and_then(|p| p.device()) != Some(h.slot) && self.chooser.learning();
+        if outside || t0.is_some() {
+            // Only while the handle still names the device: a close (and a
+            // device opened in the slot since) forgets the slot's state
+            // under the slots' write lock.
+            let slots = self.slots.read();
+            if Context::device_in(&slots, h).is_ok() {
+                if outside {
+                    self.chooser.served_outside(h.slot, start, head);
+                }
+                if let Some(t0) = t0 {
+                    self.chooser.spent(h.slot, self.driver.now_ns().saturating_sub(t0), placed.bytes_moved);
+                }
+            }
         }
         if head < size && result.is_ok() {
             placed.split = true;
             placed.pagemap = Some(Pagemap::System);
-        }
-        if let Some(t0) = t0 {
-            self.chooser.spent(h.slot, self.driver.now_ns().saturating_sub(t0), placed.bytes_moved);
         }
         if let Err(e) = result {
             placed.cause = Some(e);
@@ -143,6 +152,11 @@ impl Context {
         let served = |born: bool, asked: Pagemap| if born && in_pieces_ok && asked.device() == Some(h.slot) { Pagemap::System } else { asked };
         let asked = target;
         let target = served(engine_call && self.born_in_pieces(start, end), asked);
+        // The handle is checked before the chooser counts the call: a
+        // closed handle's slot may hold another device by now (a close
+        // forgets the slot's state under this lock, `Context::close`).
+        let slots = self.slots.read();
+        let dev = Context::device_in(&slots, h)?;
         // Without reports the runtime's strategy meets the turns in
         // leave_to_faults (`Turns::shared`): no lookup here.
         let taken = may_leave && !extent && !insists && target.device() == Some(h.slot) && self.chooser.learning() && self.turns.taken(start, end - start);
@@ -177,8 +191,6 @@ impl Context {
         };
         {
             // Step 1: the cheap check, zero ioctls.
-            let slots = self.slots.read();
-            let dev = Context::device_in(&slots, h)?;
             dev.check_alive()?;
             if let Some(d) = Context::check_pagemap(&slots, target)? {
                 d.check_alive()?;
@@ -218,6 +230,7 @@ impl Context {
                 (start, end) = dev.walk.take(start, end).unwrap_or((start, end));
             }
         }
+        drop(slots);
         let _g = self.ranges.lock(start, end);
         // Decided again under the lock: another call may have moved the
         // span (atomics) or recorded its birth since.

@@ -63,6 +63,7 @@ impl Context {
         // Integrated GPU: no device memory at all (row 23).
         let Some(t) = dev.tiles[tile as usize] else { return Ok(Pagemap::System) };
         let local = Pagemap::Vram { device: h.slot, tile };
+        let born = pieces && self.born_in_pieces(start, end);
         let track = self.track.read();
         // The record of the span, else the one covering most of it (a piece
         // a peer peeked at must not speak for the whole buffer), if it
@@ -95,7 +96,7 @@ impl Context {
         }
         // Born in system memory where VRAM would have taken it 4 KiB at a
         // time (policy/birth.rs): served there.
-        if pieces && self.born_in_pieces(start, end) && rec.is_some_and(|r| !r.read_mostly) {
+        if born && rec.is_some_and(|r| !r.read_mostly) {
             return Ok(Pagemap::System);
         }
         let links = self.links.read();
