@@ -433,6 +433,9 @@ impl Context {
                 r.set_bound(dev.slot, true);
             }
         });
+        if attrs.is_some() {
+            self.unbind_end_chunks(start, end, std::iter::once(dev.slot));
+        }
         placed.pagemap = Some(cur);
         placed.pinned = true;
         Ok(())

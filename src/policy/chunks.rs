@@ -559,7 +559,7 @@ impl Context {
     /// than 2 % behind the better baseline, none newly so.
     pub(super) fn record_side(&self, slots: &[Slot], s: u64, e: u64, applied: &[(u16, crate::track::DevAttrs)], cand: Pagemap) {
         let fresh = self.track.read().overlapping(s, e).all(|(_, r)| r.side.load(Ordering::Relaxed));
-        self.rewrite(slots, s, e, |pieces| {
+        self.rewrite_each(slots, s, e, true, |pieces| {
             let mut r = merge_pieces(pieces);
             // A neighbour widened over where it lay elsewhere may have come
             // along with the span's move: where it is now is unknown.

@@ -163,14 +163,44 @@ impl Context {
         // less, trimmed to the VMAs that differed, or none did, this is
         // cautious: a binding believed gone is bound again.)
         if !applied.is_empty() {
-            let track = self.track.read();
-            for (s, e) in super::chunks::end_chunk_sides(start, end).into_iter().filter(|(s, e)| s < e) {
-                for (_, r) in track.overlapping(s, e) {
-                    for (slot, _) in applied {
-                        r.set_bound(*slot, false);
-                    }
+            self.unbind_end_chunks(start, end, applied.iter().map(|(slot, _)| *slot));
+        }
+    }
+
+    /// A madvise over [start, end) in the VMs of `advised` split the
+    /// mirror VMA at its ends, destroying the SVM ranges that straddle
+    /// them: what the records call bound there for those VMs is not.
+    pub(super) fn unbind_end_chunks(&self, start: u64, end: u64, advised: impl Iterator<Item = u16> + Clone) {
+        let track = self.track.read();
+        for (s, e) in super::chunks::end_chunk_sides(start, end).into_iter().filter(|(s, e)| s < e) {
+            for (_, r) in track.overlapping(s, e) {
+                for slot in advised.clone() {
+                    r.set_bound(slot, false);
                 }
             }
+        }
+    }
+
+    /// [`Context::rewrite`] record by record: each record's part of
+    /// [start, end), and with `gaps` each gap between them, is rewritten
+    /// alone, so that packed neighbours never take one another's history
+    /// (moves, pin, uses), as one merged record would make them.
+    pub(super) fn rewrite_each(&self, slots: &[Slot], start: u64, end: u64, gaps: bool, merge: impl Fn(Vec<Record>) -> Record) {
+        let mut windows = Vec::new();
+        let mut at = start;
+        for (s, r) in self.track.read().overlapping(start, end) {
+            let (ws, we) = (s.max(start), r.end.min(end));
+            if gaps && at < ws {
+                windows.push((at, ws));
+            }
+            windows.push((ws, we));
+            at = we;
+        }
+        if gaps && at < end {
+            windows.push((at, end));
+        }
+        for (s, e) in windows {
+            self.rewrite(slots, s, e, &merge);
         }
     }
 
@@ -203,7 +233,9 @@ impl Context {
         self.populated.forget(start, end);
         self.rent.forget(start, end);
         let slots = self.slots.read();
-        self.rewrite(&slots, start, end, |pieces| {
+        // What the records knew: a gap stays one (nothing was known there,
+        // and the kernel's defaults are what a gap says).
+        self.rewrite_each(&slots, start, end, false, |pieces| {
             let mut r = merge_pieces(pieces);
             r.residency = None;
             r.observed_at.store(0, Ordering::Relaxed);
@@ -230,19 +262,15 @@ impl Context {
         if resetting.is_empty() {
             return;
         }
-        let mut cuts = vec![start, end];
-        cuts.extend(self.track.read().overlapping(start, end).flat_map(|(s, r)| [s.max(start), r.end.min(end)]));
-        cuts.sort_unstable();
-        cuts.dedup();
-        for w in cuts.windows(2) {
-            self.rewrite(slots, w[0], w[1], |pieces| {
-                let mut r = merge_pieces(pieces);
-                for &slot in &resetting {
-                    r.set_attrs(slot, DevAttrs::UNKNOWN);
-                }
-                r
-            });
-        }
+        // A gap was never advised by the library: reset or not, it holds
+        // the kernel's defaults, which is what a gap says.
+        self.rewrite_each(slots, start, end, false, |pieces| {
+            let mut r = merge_pieces(pieces);
+            for &slot in &resetting {
+                r.set_attrs(slot, DevAttrs::UNKNOWN);
+            }
+            r
+        });
     }
 
     /// The kernel's VMAs over [start, end) in one VM of `d`, with their
@@ -314,6 +342,11 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
             r.preferred = None;
         }
         r.preferred_for &= p.preferred_for;
+        if r.preferred_for == 0 {
+            // Preferred for different devices piece by piece: for none
+            // of the merged span's.
+            r.preferred = None;
+        }
         // A hint holds for a merged span only where it holds for every piece.
         r.read_mostly &= p.read_mostly;
         r.probe_born &= p.probe_born;

@@ -78,11 +78,6 @@ impl DevAttrs {
     }
 }
 
-/// A device slot's bit in a mask (slots from 64 on share the last bit).
-fn bit(slot: u16) -> u64 {
-    1 << slot.min(63)
-}
-
 /// Moves remembered per range, for the thrash guard.
 pub const HISTORY: usize = 16;
 /// Uses counted between two moves at most: past it the range is clearly
@@ -239,15 +234,15 @@ impl Record {
     pub fn set_preferred(&mut self, pm: Pagemap, only: Option<u16>) {
         match only {
             None => self.preferred_for = u64::MAX,
-            Some(s) if self.preferred == Some(pm) => self.preferred_for |= bit(s),
-            Some(s) => self.preferred_for = bit(s),
+            Some(s) if self.preferred == Some(pm) => self.preferred_for |= device_bit(s),
+            Some(s) => self.preferred_for = device_bit(s),
         }
         self.preferred = Some(pm);
     }
 
     /// Forgets the runtime's preferred location for one device or every one.
     pub fn clear_preferred(&mut self, only: Option<u16>) {
-        self.preferred_for &= only.map_or(0, |s| !bit(s));
+        self.preferred_for &= only.map_or(0, |s| !device_bit(s));
         if self.preferred_for == 0 {
             self.preferred = None;
         }
@@ -255,7 +250,7 @@ impl Record {
 
     /// The runtime's preferred location holds for device `slot`.
     pub fn preferred_by(&self, slot: u16) -> bool {
-        self.preferred.is_some() && self.preferred_for & bit(slot) != 0
+        self.preferred.is_some() && self.preferred_for & device_bit(slot) != 0
     }
 
     /// The runtime's preferred location for device `slot`, if any.
@@ -433,7 +428,7 @@ impl Record {
 }
 
 /// A device's bit in a record's per-device masks (`remote_readers`,
-/// `peer_readers`, `bound`). Slots stay below `policy::MAX_DEVICES` (64);
+/// `peer_readers`, `bound`, `faulted_by`, `preferred_for`). Slots stay below `policy::MAX_DEVICES` (64);
 /// past 63 they would share the last bit.
 fn device_bit(slot: u16) -> u64 {
     1u64 << slot.min(63)
@@ -550,9 +545,13 @@ impl Track {
         self.records.iter().filter(|(_, r)| r.residency == Some(pm)).map(|(&s, r)| r.end - s).sum()
     }
 
-    /// Marks every record of a device slot's pagemaps as having unknown
-    /// residency, and drops the slot's faults' marks (`faulted_by`).
+    /// Forgets a closed device slot in every record: residency in its
+    /// pagemaps becomes unknown, and its attributes, bound, reader and
+    /// faults' bits and the runtime's preference for it alone (or for its
+    /// VRAM, which is gone) are dropped. A device opened in the slot next
+    /// has a new VM, where nothing is bound or advised.
     pub fn forget_device(&mut self, slot: u16) {
+        let bit = device_bit(slot);
         for r in self.records.values_mut() {
             if r.residency.and_then(|p| p.device()) == Some(slot) {
                 r.residency = None;
@@ -560,7 +559,14 @@ impl Track {
             if r.attrs.len() > slot as usize {
                 r.attrs[slot as usize] = DevAttrs::default();
             }
-            *r.faulted_by.get_mut() &= !device_bit(slot);
+            for bits in [&mut r.faulted_by, &mut r.bound, &mut r.remote_readers, &mut r.peer_readers] {
+                *bits.get_mut() &= !bit;
+            }
+            if r.preferred.and_then(|p| p.device()) == Some(slot) {
+                r.clear_preferred(None);
+            } else if r.preferred_for != u64::MAX {
+                r.clear_preferred(Some(slot));
+            }
         }
     }
 
