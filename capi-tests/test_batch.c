@@ -31,6 +31,13 @@ int main(void)
 	for (int i = 0; i < 3; i++)
 		res[i] = (svm_alloc_result){ .struct_size = sizeof res[i] };
 	CHECK(svm_batch_complete(r.ctx, b, 1000000000, res, 2) == -EINVAL); /* wrong count */
+	/* A result without its size is refused before anything is done: the
+	 * batch is not completed, and its lent fence word stays readable. */
+	res[2].struct_size = 0;
+	CHECK(svm_batch_complete(r.ctx, b, 1000000000, res, 3) == -EINVAL);
+	CHECK_OK(svm_batch_fence(b, &addr, &value));
+	CHECK(addr != 0 && res[0].flags == 0);
+	res[2].struct_size = sizeof res[2];
 	CHECK_OK(svm_batch_complete(r.ctx, b, 1000000000, res, 3));
 	CHECK(svm_batch_signalled(b) == 1);
 	for (int i = 0; i < 3; i++) {

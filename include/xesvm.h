@@ -1508,8 +1508,9 @@ int svm_batch_signalled(const struct svm_batch *batch);
  * believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
  * table shows it elsewhere. The library's records take what was found.
  * -ETIME: not done yet (ask again). -EINVAL: NULL, another context's
- * batch, or `n` not the batch's count. Thread-safe per context; one
- * thread at a time per batch.
+ * batch, `n` not the batch's count, or a result whose `struct_size` is
+ * not set (checked first: the batch is then not completed). Thread-safe
+ * per context; one thread at a time per batch.
  */
 int svm_batch_complete(struct svm_context *ctx, struct svm_batch *batch, int64_t timeout_ns, struct svm_alloc_result *results, uint32_t n);
 

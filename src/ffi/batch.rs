@@ -8,7 +8,7 @@
 use core::ffi::c_int;
 
 use super::context::{context, svm_context, svm_device, svm_pagemap};
-use super::placement::{fill_result, span_failure, svm_alloc_result};
+use super::placement::{check_result, fill_result, span_failure, svm_alloc_result};
 use super::{guard, invalid, out};
 use crate::policy::Batch;
 
@@ -127,8 +127,9 @@ pub unsafe extern "C" fn svm_batch_signalled(batch: *const svm_batch) -> c_int {
 /// believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
 /// table shows it elsewhere. The library's records take what was found.
 /// -ETIME: not done yet (ask again). -EINVAL: NULL, another context's
-/// batch, or `n` not the batch's count. Thread-safe per context; one
-/// thread at a time per batch.
+/// batch, `n` not the batch's count, or a result whose `struct_size` is
+/// not set (checked first: the batch is then not completed). Thread-safe
+/// per context; one thread at a time per batch.
 #[no_mangle]
 pub unsafe extern "C" fn svm_batch_complete(ctx: *mut svm_context, batch: *mut svm_batch, timeout_ns: i64, results: *mut svm_alloc_result, n: u32) -> c_int {
     guard("svm_batch_complete", || {
@@ -141,6 +142,12 @@ pub unsafe extern "C" fn svm_batch_complete(ctx: *mut svm_context, batch: *mut s
         }
         if !results.is_null() && n as usize != b.batch.ranges.len() {
             return Err(invalid(format!("results holds {n} entries, the batch {}", b.batch.ranges.len())));
+        }
+        if !results.is_null() {
+            for i in 0..n as usize {
+                // SAFETY: the caller passes n entries (n checked above).
+                unsafe { check_result(results.add(i))? };
+            }
         }
         let out = c.ctx.complete_batch(&mut b.batch, timeout_ns)?;
         if !results.is_null() {

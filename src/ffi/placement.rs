@@ -209,6 +209,19 @@ pub struct svm_alloc_result {
     pub vms_refused: u64,
 }
 
+/// A caller's result struct, NULL or with its `struct_size` set: checked
+/// before the call does anything, so that a bad one leaves nothing done.
+///
+/// # Safety
+/// `r` is NULL or points to a readable svm_alloc_result.
+pub(super) unsafe fn check_result(r: *const svm_alloc_result) -> FfiResult {
+    // SAFETY: the caller's contract.
+    match unsafe { r.as_ref() } {
+        Some(r) if r.struct_size < 8 => Err(invalid("result->struct_size is not sizeof(svm_alloc_result)")),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed) -> FfiResult {
     // SAFETY: caller's struct (optional).
     let Some(r) = (unsafe { r.as_mut() }) else { return Ok(()) };
@@ -298,11 +311,7 @@ pub unsafe extern "C" fn svm_alloc_vram(
         let c = unsafe { context(ctx)? };
         let f = AllocFlags::from_bits(flags).ok_or_else(|| invalid(format!("unknown flags {flags:#x}")))?;
         // SAFETY: `result` is NULL or points to a caller's svm_alloc_result (the header's contract).
-        if let Some(r) = unsafe { result.as_ref() } {
-            if r.struct_size < 8 {
-                return Err(invalid("result->struct_size is not sizeof(svm_alloc_result)"));
-            }
-        }
+        unsafe { check_result(result)? };
         let h = c.device(device)?;
         let pm = c.pagemap(target)?;
         let o = c.ctx.alloc_vram_outcome(h, start, size, pm, f);
@@ -321,11 +330,7 @@ pub unsafe extern "C" fn svm_evict(ctx: *mut svm_context, start: u64, size: u64,
         // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
         // SAFETY: `result` is NULL or points to a caller's svm_alloc_result (the header's contract).
-        if let Some(r) = unsafe { result.as_ref() } {
-            if r.struct_size < 8 {
-                return Err(invalid("result->struct_size is not sizeof(svm_alloc_result)"));
-            }
-        }
+        unsafe { check_result(result)? };
         let p = c.ctx.evict(start, size).map_err(|e| span_failure(e, start, size))?;
         fill_result(c, result, &p)
     })

@@ -210,20 +210,38 @@ impl Context {
         let _g = self.ranges.lock(start, end);
         let slots = self.slots.read();
         Context::check_pagemap(&slots, pm)?;
+        // One device's advice for a VRAM it cannot reach is refused, as the
+        // header says (-ENOLINK, or -EOPNOTSUPP where the kernel has no
+        // multi-device madvise), not skipped as another device's VM is
+        // when every device is advised.
+        let unreachable = |s: u16| {
+            let d = slots.get(s as usize)?.dev.as_ref()?;
+            let t = pm.device().filter(|&t| t != s)?;
+            self.desired_pref(&slots, d, pm, None).is_none().then(|| if self.links.read().get(s, t).usable() { Errno::EOPNOTSUPP } else { Errno::ENOLINK })
+        };
+        if let Some(e) = only.and_then(unreachable) {
+            return Err(e);
+        }
         let summary = self.summary(start, end);
         let mut placed = Placed::default();
         let mut applied = Vec::new();
         // Step 2 of alloc_vram, with no accessing device.
-        let result = self.apply_preferred(&slots, None, only, start, end, pm, &summary, &mut placed, &mut applied).map_err(|m| match m {
+        let mut result = self.apply_preferred(&slots, None, only, start, end, pm, &summary, &mut placed, &mut applied).map_err(|m| match m {
             Miss::Fallback(e) | Miss::Fatal(e) => e,
         });
+        // The kernel refused the one device's VM (ENOLINK; a lost device is
+        // `lost_during`'s): the advice did not take.
+        let lost = lost_during(&slots, placed.vms_refused);
+        if result.is_ok() && lost.is_ok() && only.is_some_and(|s| placed.vms_refused & (1 << s) != 0) {
+            result = Err(Errno::ENOLINK);
+        }
         let ok = result.is_ok();
         self.record(&slots, start, end, &applied, |r| {
             if ok {
                 r.set_preferred(pm, only);
             }
         });
-        result.and(lost_during(&slots, placed.vms_refused))
+        result.and(lost)
     }
 
     /// The slot an attribute call is limited to (None: every device), with

@@ -90,6 +90,21 @@ impl Context {
         // Lock order as everywhere: a span's range lock, then the slots.
         let dev = Context::device_in(&self.slots.read(), h)?.clone();
         dev.check_alive()?;
+        // Every target checked before any range is advised: a batch refused
+        // for a VRAM the device cannot reach changes nothing (the header's
+        // "nothing queued"), where its earlier ranges had been advised.
+        {
+            let slots = self.slots.read();
+            for &(_, _, cand) in &spans {
+                Context::check_pagemap(&slots, cand)?;
+                if let Pagemap::Vram { device, .. } = cand {
+                    if device != dev.slot && self.desired_pref(&slots, &dev, cand, Some(dev.slot)).is_none() {
+                        let no_link = !self.links.read().get(dev.slot, device).usable();
+                        return Err(if no_link { Errno::ENOLINK } else { Errno::EOPNOTSUPP });
+                    }
+                }
+            }
+        }
         let mut placed = Placed::default();
         // Ops per VM: a tile's own VRAM through that tile's VM, as a single
         // placement prefetches it (`Context::prefetch`); the rest through

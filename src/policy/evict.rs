@@ -31,11 +31,16 @@ impl Context {
         let alive: Vec<Arc<Device>> = slots.iter().filter_map(|s| s.dev.clone()).filter(|d| d.check_alive().is_ok()).collect();
         let summary = self.summary(start, end);
         // Who holds it: the page table says whether anyone does (and who, to
-        // a privileged reader); else the record; else every device.
+        // a privileged reader); else the record; else every device. Samples
+        // (a page per chunk) that show system memory do not overrule a
+        // record of VRAM: the CPU may have pulled back only the pages
+        // sampled (ranges of 64 KiB in a mapping that does not fit a
+        // chunk), and the request is for all of the span.
         let before = self.observe(start, end);
         let named = before.and_then(|s| Context::named_pagemap(&slots, &s));
+        let recorded_vram = matches!(summary.residency, Some(Pagemap::Vram { .. }));
         let holders: Vec<Arc<Device>> = match (before, named, summary.residency) {
-            (Some(s), _, _) if s.in_system() => Vec::new(),
+            (Some(s), _, _) if s.in_system() && !recorded_vram => Vec::new(),
             (_, Some(Pagemap::Vram { device, .. }), _) => alive.iter().filter(|d| d.slot == device).cloned().collect(),
             (None, _, Some(Pagemap::System)) => Vec::new(),
             (_, _, Some(Pagemap::Vram { device, .. })) => alive.iter().filter(|d| d.slot == device).cloned().collect(),

@@ -1,0 +1,75 @@
+//! What the header promises an explicit request, found broken by reading
+//! the code against include/xesvm.h, each test failing before its fix:
+//! one device's advice for a VRAM it cannot reach is refused (-ENOLINK),
+//! not recorded; an eviction sends back all of its span whatever a sample
+//! of its pages shows; a batch refused for one range changes none.
+
+use std::sync::Arc;
+
+use xesvm::errno::Errno;
+use xesvm::policy::{AllocFlags, Config, Context, DeviceHandle};
+use xesvm::sim::driver::SimDriver;
+use xesvm::sim::{Access, Sim};
+use xesvm::topology::Pagemap;
+
+const MIB: u64 = 1 << 20;
+const BUF: u64 = 0x10_0000_0000;
+const R: u64 = 2 * MIB;
+
+fn rig(preset: &str) -> (Arc<Sim>, Context, Vec<DeviceHandle>) {
+    let sim = Sim::from_preset(preset).unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let n = sim.topology().devices.len() as u32;
+    let devs = (0..n).map(|i| ctx.open_index(i).unwrap()).collect();
+    (sim, ctx, devs)
+}
+
+/// svm_device_set_preferred_location: "-ENOLINK (the device cannot reach
+/// that VRAM)". It returned 0 and recorded the advice, which the kernel
+/// never got.
+#[test]
+fn one_devices_advice_for_a_vram_it_cannot_reach_is_enolink() {
+    let (_sim, ctx, d) = rig("2dgpu-nolink");
+    let v1 = ctx.pagemap(d[1], 0).unwrap();
+    assert_eq!(ctx.set_preferred_on(Some(d[0]), BUF, R, v1), Err(Errno::ENOLINK));
+    assert_eq!(ctx.query(BUF, R).unwrap().preferred, None, "nothing recorded");
+    // Its own VRAM and system memory it reaches.
+    ctx.set_preferred_on(Some(d[1]), BUF, R, v1).unwrap();
+    ctx.set_preferred_on(Some(d[0]), BUF + R, R, Pagemap::System).unwrap();
+}
+
+/// svm_evict: "Sends [start, start+size) back to system memory on every
+/// device that holds any of it." A 1.5 MiB mapping (64 KiB ranges) in VRAM
+/// whose sampled pages the CPU read back: the samples showed system
+/// memory, nothing was evicted, and the records said system memory.
+#[test]
+fn an_eviction_sends_back_all_of_its_span_whatever_the_samples_show() {
+    let (sim, ctx, d) = rig("dgpu");
+    let v0 = ctx.pagemap(d[0], 0).unwrap();
+    let m = BUF + 16 * MIB;
+    let len = 3 * MIB / 2;
+    sim.munmap(m, 8 * MIB).unwrap();
+    sim.mmap(m, len, false).unwrap();
+    sim.cpu_access(m, len, Access::Write, 1).unwrap();
+    ctx.alloc_vram(d[0], m, len, v0, AllocFlags::default()).unwrap();
+    for page in [m, m + 4096, m + len - 4096] {
+        sim.cpu_access(page, 4096, Access::Read, 0).unwrap();
+    }
+    assert!(sim.bytes_in(m, len, 0, 1).unwrap() > 0);
+    ctx.evict(m, len).unwrap();
+    assert_eq!(sim.bytes_in(m, len, 0, 1).unwrap(), 0, "left in VRAM");
+}
+
+/// svm_place_batch: "Errors, with nothing queued". A batch whose second
+/// range names a VRAM the device cannot reach had advised its first range
+/// before it was refused.
+#[test]
+fn a_batch_refused_for_one_range_changes_none() {
+    let (sim, ctx, d) = rig("2dgpu-nolink");
+    let v1 = ctx.pagemap(d[1], 0).unwrap();
+    sim.cpu_access(BUF, 4 * R, Access::Write, 1).unwrap();
+    let before = ctx.query(BUF, R).unwrap();
+    let r = ctx.place_batch(d[0], &[(BUF, R, Pagemap::System), (BUF + 2 * R, R, v1)], None).map(|_| ());
+    assert_eq!(r, Err(Errno::ENOLINK));
+    assert_eq!(ctx.query(BUF, R).unwrap().devices, before.devices, "the first range's advice");
+}
