@@ -120,7 +120,13 @@ fn a_close_does_not_forget_the_state_of_the_device_opened_in_its_slot() {
         let (ctx, h) = (ctx.clone(), dev[1]);
         std::thread::spawn(move || ctx.close(h).unwrap())
     };
-    std::thread::sleep(Duration::from_millis(200));
+    // The handle reads closed (no lock) once the close is inside its
+    // write-locked part, before its forgets.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ctx.check_device(dev[1]).is_ok() {
+        assert!(Instant::now() < deadline, "the close never began");
+        std::thread::yield_now();
+    }
     let opener = {
         let ctx = ctx.clone();
         std::thread::spawn(move || ctx.open_index(1).unwrap())
