@@ -43,6 +43,26 @@ impl Context {
         }
     }
 
+    /// Why device `slot`'s VM cannot prefer `pm` (`desired_pref` has no
+    /// value for it): no link to that VRAM (ENOLINK), or a kernel without
+    /// multi-device madvise (EOPNOTSUPP, 6.18).
+    fn unreachable_errno(&self, slot: u16, pm: Pagemap) -> Errno {
+        match pm.device() {
+            Some(t) if !self.links.read().get(slot, t).usable() => Errno::ENOLINK,
+            _ => Errno::EOPNOTSUPP,
+        }
+    }
+
+    /// Whether `on`'s VM can prefer `pm` (its own VRAM and system memory
+    /// always), else the errno why not: checked before any range of a
+    /// call is advised, so that a refusal changes nothing.
+    pub(super) fn reaches_pref(&self, slots: &[Slot], on: &Device, pm: Pagemap, accessing: Option<u16>) -> Result<()> {
+        match pm.device() {
+            Some(t) if t != on.slot && self.desired_pref(slots, on, pm, accessing).is_none() => Err(self.unreachable_errno(on.slot, pm)),
+            _ => Ok(()),
+        }
+    }
+
     /// Step 2 for every open device; returns what was applied (for the record).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn apply_preferred(
@@ -75,10 +95,7 @@ impl Context {
             }
             let Some(want) = self.desired_pref(slots, d, cand, default_for) else {
                 if accessing {
-                    // The accessing device cannot reach the peer pagemap: no
-                    // link (ENOLINK), or no multi-device madvise (6.18).
-                    let no_link = cand.device().is_some_and(|t| !self.links.read().get(d.slot, t).usable());
-                    return Err(Miss::Fallback(if no_link { Errno::ENOLINK } else { Errno::EOPNOTSUPP }));
+                    return Err(Miss::Fallback(self.unreachable_errno(d.slot, cand)));
                 }
                 continue;
             };
@@ -214,13 +231,8 @@ impl Context {
         // header says (-ENOLINK, or -EOPNOTSUPP where the kernel has no
         // multi-device madvise), not skipped as another device's VM is
         // when every device is advised.
-        let unreachable = |s: u16| {
-            let d = slots.get(s as usize)?.dev.as_ref()?;
-            let t = pm.device().filter(|&t| t != s)?;
-            self.desired_pref(&slots, d, pm, None).is_none().then(|| if self.links.read().get(s, t).usable() { Errno::EOPNOTSUPP } else { Errno::ENOLINK })
-        };
-        if let Some(e) = only.and_then(unreachable) {
-            return Err(e);
+        if let Some(d) = only.and_then(|s| slots.get(s as usize)?.dev.as_ref()) {
+            self.reaches_pref(&slots, d, pm, None)?;
         }
         let summary = self.summary(start, end);
         let mut placed = Placed::default();

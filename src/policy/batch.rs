@@ -97,12 +97,7 @@ impl Context {
             let slots = self.slots.read();
             for &(_, _, cand) in &spans {
                 Context::check_pagemap(&slots, cand)?;
-                if let Pagemap::Vram { device, .. } = cand {
-                    if device != dev.slot && self.desired_pref(&slots, &dev, cand, Some(dev.slot)).is_none() {
-                        let no_link = !self.links.read().get(dev.slot, device).usable();
-                        return Err(if no_link { Errno::ENOLINK } else { Errno::EOPNOTSUPP });
-                    }
-                }
+                self.reaches_pref(&slots, &dev, cand, Some(dev.slot))?;
             }
         }
         let mut placed = Placed::default();

@@ -609,6 +609,27 @@ impl Context {
         Ok(())
     }
 
+    /// What a placement for device `h`'s open launch teaches the chooser:
+    /// the span asked into its VRAM but served `outside` it takes no room
+    /// there, and the placement took the time since driver clock `t0` to
+    /// move `moved` bytes. Only while the handle still names the device: a
+    /// close forgets the slot's state under the slots' write lock.
+    pub(super) fn placement_learned(&self, h: DeviceHandle, outside: Option<(u64, u64)>, t0: Option<u64>, moved: u64) {
+        if outside.is_none() && t0.is_none() {
+            return;
+        }
+        let slots = self.slots.read();
+        if Context::device_in(&slots, h).is_err() {
+            return;
+        }
+        if let Some((start, len)) = outside {
+            self.chooser.served_outside(h.slot, start, len);
+        }
+        if let Some(t0) = t0 {
+            self.chooser.spent(h.slot, self.driver.now_ns().saturating_sub(t0), moved);
+        }
+    }
+
     /// The runtime's word that device `h`'s launch, placed by the calls
     /// since its previous submission, is submitted. With it, the reports
     /// that follow (in submission order) are matched launch by launch,

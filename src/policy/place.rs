@@ -87,20 +87,7 @@ impl Context {
         // (One asked elsewhere never counted: no lock on that path.)
         let into_vram = target.device() == Some(h.slot);
         let outside = into_vram && flags.engine() && result.is_ok() && !placed.on_fault && placed.pagemap.and_then(|p| p.device()) != Some(h.slot) && self.chooser.learning();
-        if outside || t0.is_some() {
-            // Only while the handle still names the device: a close (and a
-            // device opened in the slot since) forgets the slot's state
-            // under the slots' write lock.
-            let slots = self.slots.read();
-            if Context::device_in(&slots, h).is_ok() {
-                if outside {
-                    self.chooser.served_outside(h.slot, start, head);
-                }
-                if let Some(t0) = t0 {
-                    self.chooser.spent(h.slot, self.driver.now_ns().saturating_sub(t0), placed.bytes_moved);
-                }
-            }
-        }
+        self.placement_learned(h, outside.then_some((start, head)), t0, placed.bytes_moved);
         if head < size && result.is_ok() {
             placed.split = true;
             placed.pagemap = Some(Pagemap::System);
