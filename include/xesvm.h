@@ -343,7 +343,8 @@
 #define SVM_RANGE_PINNED (1 << 2)
 
 /**
- * `preferred` holds a preferred location set by the runtime.
+ * `preferred` holds a preferred location set by the runtime: for every
+ * device, or per device where every device given one has the same.
  */
 #define SVM_RANGE_PREFERRED_SET (1 << 3)
 

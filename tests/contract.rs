@@ -2,12 +2,13 @@
 //! the code against include/xesvm.h, each test failing before its fix:
 //! one device's advice for a VRAM it cannot reach is refused (-ENOLINK),
 //! not recorded; an eviction sends back all of its span whatever a sample
-//! of its pages shows; a batch refused for one range changes none.
+//! of its pages shows; a batch refused for one range changes none; each
+//! device's advice is its own.
 
 use std::sync::Arc;
 
 use xesvm::errno::Errno;
-use xesvm::policy::{AllocFlags, Config, Context, DeviceHandle};
+use xesvm::policy::{Access as Use, AllocFlags, Config, Context, DeviceHandle};
 use xesvm::sim::driver::SimDriver;
 use xesvm::sim::{Access, Sim};
 use xesvm::topology::Pagemap;
@@ -72,4 +73,32 @@ fn a_batch_refused_for_one_range_changes_none() {
     let r = ctx.place_batch(d[0], &[(BUF, R, Pagemap::System), (BUF + 2 * R, R, v1)], None).map(|_| ());
     assert_eq!(r, Err(Errno::ENOLINK));
     assert_eq!(ctx.query(BUF, R).unwrap().devices, before.devices, "the first range's advice");
+}
+
+/// svm_device_set_preferred_location: "other devices keep theirs". A
+/// record kept one preference and a device mask: device 1's advice wiped
+/// device 0's, resolve then answered device 0 its own VRAM, and a
+/// placement for device 1 advised device 0's VM away from system memory.
+#[test]
+fn each_devices_advice_is_its_own() {
+    let (sim, ctx, d) = rig("2dgpu-p2p");
+    let v1 = ctx.pagemap(d[1], 0).unwrap();
+    sim.cpu_access(BUF, R, Access::Write, 1).unwrap();
+    ctx.set_preferred_on(Some(d[0]), BUF, R, Pagemap::System).unwrap();
+    ctx.set_preferred_on(Some(d[1]), BUF, R, v1).unwrap();
+    assert_eq!(ctx.resolve(d[0], 0, BUF, R, Use::Read), Ok(Pagemap::System));
+    assert_eq!(ctx.resolve(d[1], 0, BUF, R, Use::Read), Ok(v1));
+    assert_eq!(ctx.query(BUF, R).unwrap().preferred, None, "two devices, two places");
+    ctx.alloc_vram(d[1], BUF, R, v1, AllocFlags::default()).unwrap();
+    let fd_on = |slot: usize| ctx.query(BUF, R).unwrap().devices[slot].preferred_fd;
+    assert_eq!(fd_on(0), -1, "device 0's VM keeps DEFAULT_SYSTEM");
+    // Clearing device 1's leaves device 0's; clearing every device's, none.
+    ctx.clear_preferred_on(Some(d[1]), BUF, R).unwrap();
+    assert_eq!(ctx.resolve(d[0], 0, BUF, R, Use::Read), Ok(Pagemap::System));
+    assert_eq!(ctx.query(BUF, R).unwrap().preferred, Some(Pagemap::System));
+    ctx.set_preferred(BUF, R, v1).unwrap();
+    ctx.set_preferred_on(Some(d[0]), BUF, R, Pagemap::System).unwrap();
+    ctx.clear_preferred(BUF, R).unwrap();
+    assert_eq!(ctx.query(BUF, R).unwrap().preferred, None);
+    assert_eq!(fd_on(0), 0, "DEFAULT_DEVICE again");
 }

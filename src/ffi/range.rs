@@ -51,7 +51,8 @@ pub const SVM_RANGE_RESIDENCY_KNOWN: u32 = 1 << 0;
 pub const SVM_RANGE_OBSERVED: u32 = 1 << 1;
 /// The thrash guard pins it now.
 pub const SVM_RANGE_PINNED: u32 = 1 << 2;
-/// `preferred` holds a preferred location set by the runtime.
+/// `preferred` holds a preferred location set by the runtime: for every
+/// device, or per device where every device given one has the same.
 pub const SVM_RANGE_PREFERRED_SET: u32 = 1 << 3;
 
 /// What svm_range_query answers.

@@ -79,7 +79,7 @@ impl Context {
     ) -> std::result::Result<(), Miss> {
         // A preferred location the runtime set stays on every VM: the
         // default-placement rule of desired_pref applies only without one.
-        let default_for = accessing_slot.filter(|_| summary.preferred.is_none());
+        let default_for = accessing_slot.filter(|_| !summary.preferred.any());
         let unflagged = self.resets_unflagged(slots);
         for d in slots.iter().filter_map(|s| s.dev.as_ref()) {
             if d.check_alive().is_err() || only.is_some_and(|o| o != d.slot) {
@@ -90,7 +90,7 @@ impl Context {
             // A placement leaves another device's VM alone where the runtime
             // advised that device otherwise: its advice is an explicit
             // request too (that device's faults go where it asked).
-            if accessing_slot.is_some() && !accessing && summary.preferred_by(d.slot) && summary.preferred != Some(cand) {
+            if accessing_slot.is_some() && !accessing && summary.preferred_for_device(d.slot).is_some_and(|p| p != cand) {
                 continue;
             }
             let Some(want) = self.desired_pref(slots, d, cand, default_for) else {
@@ -275,7 +275,7 @@ impl Context {
         let slots = self.slots.read();
         Context::check_pagemap(&slots, pm)?;
         let track = self.track.read();
-        let Some(r) = track.exact(start, end).filter(|r| r.preferred == Some(pm) && only.map_or(r.preferred_for == u64::MAX, |o| r.preferred_by(o))) else { return Ok(false) };
+        let Some(r) = track.exact(start, end).filter(|r| only.map_or(r.preferred.everywhere(pm), |o| r.preferred_for_device(o) == Some(pm))) else { return Ok(false) };
         let unflagged = self.resets_unflagged(&slots);
         let mut alive = slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok() && only.is_none_or(|o| o == d.slot));
         Ok(alive.all(|d| {

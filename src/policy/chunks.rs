@@ -421,7 +421,7 @@ impl ChunkSides<'_> {
 fn rented_by(r: &crate::track::Record, slot: u16, now: u64) -> bool {
     r.readers_in_place(slot) == (true, false)
         && r.residency == Some(Pagemap::System)
-        && r.preferred.is_none()
+        && !r.preferred.any()
         && !r.read_mostly
         && r.moves.is_empty()
         && now >= r.pinned_until
@@ -497,7 +497,7 @@ impl Context {
             let free = |r: &crate::track::Record| cand != Pagemap::System && r.is_side();
             let mut rented = 0;
             for (rs, r) in track.overlapping(s, e) {
-                if r.residency == Some(cand) && r.preferred.is_none() || free(r) {
+                if r.residency == Some(cand) && !r.preferred.any() || free(r) {
                     continue;
                 }
                 if !(into_own && rented_by(r, slot, now)) {

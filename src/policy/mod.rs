@@ -267,7 +267,9 @@ pub struct RangeInfo {
     /// The pagemap a privileged page table names for the pages not in
     /// system memory, when they are all in one of this context's.
     pub observed_pagemap: Option<Pagemap>,
-    /// The runtime's preferred location, if set.
+    /// The runtime's preferred location, where every device it set one
+    /// for (all, or each with svm_device_set_preferred_location) has the
+    /// same over the whole span.
     pub preferred: Option<Pagemap>,
     /// Moves within the thrash window.
     pub moves_in_window: u32,

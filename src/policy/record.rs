@@ -320,7 +320,7 @@ impl Context {
             residency: summary.residency,
             observed,
             observed_pagemap,
-            preferred: summary.preferred,
+            preferred: summary.preferred.agreed(),
             moves_in_window: summary.moves_within(now, self.config.thrash_window_ns) as u32,
             pinned: now < summary.pinned_until,
             devices,
@@ -338,15 +338,7 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         if p.residency != r.residency {
             r.residency = None;
         }
-        if p.preferred != r.preferred {
-            r.preferred = None;
-        }
-        r.preferred_for &= p.preferred_for;
-        if r.preferred_for == 0 {
-            // Preferred for different devices piece by piece: for none
-            // of the merged span's.
-            r.preferred = None;
-        }
+        r.preferred = r.preferred.meet(&p.preferred);
         // A hint holds for a merged span only where it holds for every piece.
         r.read_mostly &= p.read_mostly;
         r.probe_born &= p.probe_born;

@@ -78,6 +78,103 @@ impl DevAttrs {
     }
 }
 
+/// The runtime's preferred locations over a span: one for every device
+/// (svm_set_preferred_location) and each device's own
+/// (svm_device_set_preferred_location), which Level Zero advises per
+/// `hDevice` and Intel's compute runtime applies to that device's VMs only
+/// (`drm_memory_manager.cpp`): one device's advice leaves another's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Preferred {
+    /// For every device, those opened later too, unless `own` says otherwise.
+    every: Option<Pagemap>,
+    /// Devices' own, by slot (ascending; None: cleared for that device
+    /// alone), each differing from `every`. Empty unless the runtime
+    /// advised per device: no allocation otherwise.
+    own: Vec<(u16, Option<Pagemap>)>,
+}
+
+impl Preferred {
+    /// Device `slot`'s preferred location, if any.
+    pub fn for_device(&self, slot: u16) -> Option<Pagemap> {
+        match self.own.binary_search_by_key(&slot, |&(s, _)| s) {
+            Ok(i) => self.own[i].1,
+            Err(_) => self.every,
+        }
+    }
+
+    /// Whether any device has one.
+    pub fn any(&self) -> bool {
+        self.every.is_some() || self.own.iter().any(|(_, p)| p.is_some())
+    }
+
+    /// The one location every device that has one prefers (None where
+    /// none has, or two differ): what a range query reports.
+    pub fn agreed(&self) -> Option<Pagemap> {
+        let mut set = self.every.into_iter().chain(self.own.iter().filter_map(|&(_, p)| p));
+        let first = set.next()?;
+        set.all(|p| p == first).then_some(first)
+    }
+
+    /// Whether `pm` holds for every device, with no device's own.
+    pub fn everywhere(&self, pm: Pagemap) -> bool {
+        self.every == Some(pm) && self.own.is_empty()
+    }
+
+    /// Sets (`Some`) or clears (`None`) the preferred location of one
+    /// device (`only`) or of every device, replacing each device's own.
+    pub fn set(&mut self, pm: Option<Pagemap>, only: Option<u16>) {
+        match only {
+            None => {
+                self.every = pm;
+                self.own.clear();
+            }
+            Some(slot) => self.put(slot, pm),
+        }
+    }
+
+    fn put(&mut self, slot: u16, pm: Option<Pagemap>) {
+        match self.own.binary_search_by_key(&slot, |&(s, _)| s) {
+            Ok(i) if pm == self.every => {
+                self.own.remove(i);
+            }
+            Ok(i) => self.own[i].1 = pm,
+            Err(_) if pm == self.every => {}
+            Err(i) => self.own.insert(i, (slot, pm)),
+        }
+    }
+
+    /// What two pieces' preferences say of the span they make up: a
+    /// device's preference where both pieces give it the same, none where
+    /// they differ.
+    pub fn meet(&self, other: &Preferred) -> Preferred {
+        let every = self.every.filter(|_| self.every == other.every);
+        let mut m = Preferred { every, own: Vec::new() };
+        let slots = self.own.iter().chain(&other.own).map(|&(s, _)| s);
+        for slot in slots {
+            let (a, b) = (self.for_device(slot), other.for_device(slot));
+            m.put(slot, a.filter(|_| a == b));
+        }
+        m
+    }
+
+    /// Forgets a closed device: its own preference, and any preference
+    /// for its VRAM, which is gone.
+    pub fn forget_device(&mut self, slot: u16) {
+        let gone = |p: Option<Pagemap>| p.and_then(|p| p.device()) == Some(slot);
+        if gone(self.every) {
+            self.every = None;
+        }
+        self.own.retain(|&(s, _)| s != slot);
+        for e in &mut self.own {
+            if gone(e.1) {
+                e.1 = None;
+            }
+        }
+        let every = self.every;
+        self.own.retain(|&(_, p)| p != every);
+    }
+}
+
 /// Moves remembered per range, for the thrash guard.
 pub const HISTORY: usize = 16;
 /// Uses counted between two moves at most: past it the range is clearly
@@ -113,11 +210,9 @@ pub struct Record {
     pub reported_at: AtomicU64,
     /// Applied attributes, by device slot; slots beyond the end have defaults.
     pub attrs: Vec<DevAttrs>,
-    /// The placement the runtime asked for with svm_set_preferred_location.
-    pub preferred: Option<Pagemap>,
-    /// The devices (bit = slot) `preferred` was set for: all of them, or
-    /// those a per-device call named.
-    pub preferred_for: u64,
+    /// The placements the runtime asked for with svm_set_preferred_location
+    /// (every device) and svm_device_set_preferred_location (one device).
+    pub preferred: Preferred,
     /// The most recent moves, newest last.
     pub moves: Vec<Move>,
     /// Placement calls that found or put the range here since its last move.
@@ -180,8 +275,7 @@ impl Clone for Record {
             observed_at: AtomicU64::new(self.observed_at.load(Ordering::Relaxed)),
             reported_at: AtomicU64::new(self.reported_at.load(Ordering::Relaxed)),
             attrs: self.attrs.clone(),
-            preferred: self.preferred,
-            preferred_for: self.preferred_for,
+            preferred: self.preferred.clone(),
             moves: self.moves.clone(),
             uses: AtomicU32::new(self.uses.load(Ordering::Relaxed)),
             pinned_until: self.pinned_until,
@@ -209,8 +303,7 @@ impl Record {
             observed_at: AtomicU64::new(0),
             reported_at: AtomicU64::new(0),
             attrs: Vec::new(),
-            preferred: None,
-            preferred_for: 0,
+            preferred: Preferred::default(),
             moves: Vec::new(),
             uses: AtomicU32::new(0),
             pinned_until: 0,
@@ -229,33 +322,19 @@ impl Record {
     }
 
     /// Records the runtime's preferred location, for one device (`Some`
-    /// slot) or every device. Another value for one device replaces the
-    /// record's: it keeps one preferred location per span.
+    /// slot) or every device.
     pub fn set_preferred(&mut self, pm: Pagemap, only: Option<u16>) {
-        match only {
-            None => self.preferred_for = u64::MAX,
-            Some(s) if self.preferred == Some(pm) => self.preferred_for |= device_bit(s),
-            Some(s) => self.preferred_for = device_bit(s),
-        }
-        self.preferred = Some(pm);
+        self.preferred.set(Some(pm), only);
     }
 
     /// Forgets the runtime's preferred location for one device or every one.
     pub fn clear_preferred(&mut self, only: Option<u16>) {
-        self.preferred_for &= only.map_or(0, |s| !device_bit(s));
-        if self.preferred_for == 0 {
-            self.preferred = None;
-        }
-    }
-
-    /// The runtime's preferred location holds for device `slot`.
-    pub fn preferred_by(&self, slot: u16) -> bool {
-        self.preferred.is_some() && self.preferred_for & device_bit(slot) != 0
+        self.preferred.set(None, only);
     }
 
     /// The runtime's preferred location for device `slot`, if any.
     pub fn preferred_for_device(&self, slot: u16) -> Option<Pagemap> {
-        self.preferred.filter(|_| self.preferred_by(slot))
+        self.preferred.for_device(slot)
     }
 
     /// A widened side (`side`) with nothing placed, found, used, read,
@@ -266,7 +345,7 @@ impl Record {
         let zero = |a: &AtomicU64| a.load(Ordering::Relaxed) == 0;
         self.side.load(Ordering::Relaxed)
             && self.residency.is_none()
-            && self.preferred.is_none()
+            && !self.preferred.any()
             && !self.read_mostly
             && self.moves.is_empty()
             && self.pinned_until == 0
@@ -428,7 +507,7 @@ impl Record {
 }
 
 /// A device's bit in a record's per-device masks (`remote_readers`,
-/// `peer_readers`, `bound`, `faulted_by`, `preferred_for`). Slots stay below `policy::MAX_DEVICES` (64);
+/// `peer_readers`, `bound`, `faulted_by`). Slots stay below `policy::MAX_DEVICES` (64);
 /// past 63 they would share the last bit.
 fn device_bit(slot: u16) -> u64 {
     1u64 << slot.min(63)
@@ -562,11 +641,7 @@ impl Track {
             for bits in [&mut r.faulted_by, &mut r.bound, &mut r.remote_readers, &mut r.peer_readers] {
                 *bits.get_mut() &= !bit;
             }
-            if r.preferred.and_then(|p| p.device()) == Some(slot) {
-                r.clear_preferred(None);
-            } else if r.preferred_for != u64::MAX {
-                r.clear_preferred(Some(slot));
-            }
+            r.preferred.forget_device(slot);
         }
     }
 
@@ -586,6 +661,33 @@ mod tests {
     use super::*;
 
     const SYS: Option<Pagemap> = Some(Pagemap::System);
+
+    #[test]
+    fn preferred_is_per_device_and_meets_device_by_device() {
+        let v1 = Pagemap::Vram { device: 1, tile: 0 };
+        let mut a = Preferred::default();
+        a.set(SYS, Some(0));
+        a.set(Some(v1), Some(1));
+        assert_eq!((a.for_device(0), a.for_device(1), a.for_device(2)), (SYS, Some(v1), None));
+        assert_eq!(a.agreed(), None);
+        let mut b = Preferred::default();
+        b.set(SYS, None);
+        b.set(None, Some(2));
+        assert_eq!((b.for_device(0), b.for_device(2), b.for_device(5)), (SYS, None, SYS));
+        assert_eq!(b.agreed(), SYS);
+        // Device 0 agrees in both pieces; 1 and 2 do not; 5 has none in `a`.
+        let m = a.meet(&b);
+        assert_eq!((m.for_device(0), m.for_device(1), m.for_device(2), m.for_device(5)), (SYS, None, None, None));
+        // Every device's replaces each one's own.
+        a.set(SYS, None);
+        assert!(a.everywhere(Pagemap::System));
+        a.set(Some(v1), Some(0));
+        a.forget_device(1);
+        assert_eq!((a.for_device(0), a.for_device(3)), (None, SYS), "device 1's VRAM is gone");
+        a.set(None, Some(0));
+        a.set(None, None);
+        assert!(!a.any());
+    }
 
     #[test]
     fn replace_splits_merges_and_keeps_the_outside() {
