@@ -1618,9 +1618,17 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  *    there), and the process's page table agrees (read only when the last
  *    reading is older than observe_ttl_ns; one sample where it is older
  *    than the svm_launch_report of a launch that used the range): returns
- *    at once, zero ioctls;
+ *    at once, zero ioctls; an explicit request whose VM keeps it there by
+ *    a preferred location the kernel may have reset since (a mirror with
+ *    MADVISE_AUTORESET) goes on to step 2, as the runtime would;
  * 2. preferred location set to the same value on every device VM, skipping
- *    madvise calls whose effect is recorded; where the records hold the
+ *    madvise calls whose effect is recorded (not, where the kernel may
+ *    have reset it, a value other than its default); the madvise covers
+ *    the rest of the span's end 2 MiB chunks where the library records
+ *    nothing there (the kernel migrates whole 2 MiB ranges, the rest of
+ *    such a chunk with the span as without any advice, and a cut inside
+ *    one makes it migrate in 4 KiB pieces);
+ *    where the records hold the
  *    span in pieces, the madvise covers only the VMAs whose preferred
  *    location differs (VM_QUERY_MEM_RANGE_ATTRS: a cut inside a range in
  *    VRAM would evict it); an engine placement of an atomic span

@@ -181,3 +181,29 @@ fn on_a_kernel_that_may_reset_unconditionally_the_records_forget() {
         assert_eq!(kernel_atomic(&sim, &ctx, d), DRM_XE_ATOMIC_DEVICE, "{kernel:?}");
     }
 }
+
+/// An explicit request for system memory after a free the library did not
+/// see, on a mirror with MADVISE_AUTORESET: the record says system memory
+/// under DEFAULT_SYSTEM and the page table agrees (the CPU wrote the new
+/// memory), but the kernel reset the advice to DEFAULT_DEVICE, under which
+/// the next launch's faults take it into VRAM. The request was answered in
+/// place from the record; it is advised again, as the runtime would.
+#[test]
+fn an_explicit_request_for_system_memory_is_advised_again_after_an_unseen_free() {
+    let (sim, ctx, d) = rig("dgpu", true);
+    let dev = ctx.device(d[0]).unwrap();
+    let kernel_pref = || {
+        let drv = SimDriver::new(sim.clone());
+        xe::madvise_atomic(&drv, dev.fd, dev.vm_id, BUF + 512 * R, R, DRM_XE_ATOMIC_GLOBAL).unwrap();
+        xe::query_mem_range_attrs(&drv, dev.fd, dev.vm_id, BUF, R).unwrap()[0].preferred_mem_loc.devmem_fd
+    };
+    sim.cpu_access(BUF, R, xesvm::sim::Access::Write, 1).unwrap();
+    ctx.alloc_vram(d[0], BUF, R, xesvm::topology::Pagemap::System, AllocFlags::default()).unwrap();
+    sim.gpu_access(dev.fd, dev.vm_id, 0, BUF, R, xesvm::sim::Access::Read, 0).unwrap();
+    assert_eq!(kernel_pref(), DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM);
+    free_and_reuse(&sim);
+    sim.cpu_access(BUF, R, xesvm::sim::Access::Write, 2).unwrap();
+    assert_eq!(kernel_pref(), DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE, "the kernel reset it");
+    ctx.alloc_vram(d[0], BUF, R, xesvm::topology::Pagemap::System, AllocFlags::default()).unwrap();
+    assert_eq!(kernel_pref(), DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, "advised again");
+}

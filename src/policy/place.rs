@@ -299,6 +299,13 @@ impl Context {
         if rec.residency != Some(target) || !(faults_keep(dev, rec.attrs(dev.slot).pref, target) || small_bound()) {
             return Check::Unknown;
         }
+        // An explicit request that relies on advice the kernel may have
+        // reset since (a free the library did not see, on a mirror with
+        // MADVISE_AUTORESET: docs/kernel-model.md §8) is advised again, as
+        // the runtime itself would; the default a reset gives back holds.
+        if !flags.engine() && rec.attrs(dev.slot).pref != PrefApplied::DefaultDevice && dev.resets_attrs_on_free(self.resets_unflagged(slots)) {
+            return Check::Unknown;
+        }
         // Another device's reported launch was left to its faults on it
         // since the library placed it here (`Record::faulted_by`): an
         // unprivileged page-table read sees its VRAM as this one's, so
