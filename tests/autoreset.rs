@@ -207,3 +207,18 @@ fn an_explicit_request_for_system_memory_is_advised_again_after_an_unseen_free()
     ctx.alloc_vram(d[0], BUF, R, xesvm::topology::Pagemap::System, AllocFlags::default()).unwrap();
     assert_eq!(kernel_pref(), DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM, "advised again");
 }
+
+/// The engine's placements are not explicit requests, where the engine
+/// runs the runtime's strategy too (it drops the engine flag before step
+/// 1): one found in place under DEFAULT_SYSTEM on an autoreset mirror
+/// stays on the hot path, with no madvise.
+#[test]
+fn an_engine_placement_in_place_is_not_advised_again() {
+    let (sim, ctx, d) = rig("dgpu", true);
+    sim.cpu_access(BUF, R, xesvm::sim::Access::Write, 1).unwrap();
+    ctx.alloc_vram(d[0], BUF, R, xesvm::topology::Pagemap::System, AllocFlags::ENGINE).unwrap();
+    let before = madvises(&sim);
+    let p = ctx.alloc_vram(d[0], BUF, R, xesvm::topology::Pagemap::System, AllocFlags::ENGINE).unwrap();
+    assert!(p.in_place, "{p:?}");
+    assert_eq!(madvises(&sim), before);
+}

@@ -3,7 +3,8 @@
 //! one device's advice for a VRAM it cannot reach is refused (-ENOLINK),
 //! not recorded; an eviction sends back all of its span whatever a sample
 //! of its pages shows; a batch refused for one range changes none; each
-//! device's advice is its own.
+//! device's advice is its own, over part of a span too, and kept where
+//! advice for every device cannot reach its VM.
 
 use std::sync::Arc;
 
@@ -101,4 +102,72 @@ fn each_devices_advice_is_its_own() {
     ctx.clear_preferred(BUF, R).unwrap();
     assert_eq!(ctx.query(BUF, R).unwrap().preferred, None);
     assert_eq!(fd_on(0), 0, "DEFAULT_DEVICE again");
+}
+
+fn fd_on(ctx: &Context, start: u64, size: u64, slot: usize) -> i32 {
+    ctx.query(start, size).unwrap().devices[slot].preferred_fd
+}
+
+/// One device's advice over part of a span survives another device's
+/// advice, or its explicit placement, over all of it: the records merged
+/// the span into one record, where pieces advised for different devices
+/// meet to none, so resolve answered device 0 its VRAM and the placement
+/// re-advised device 0's VM.
+#[test]
+fn one_devices_advice_over_part_of_a_span_survives_anothers_over_all_of_it() {
+    let (sim, ctx, d) = rig("2dgpu-p2p");
+    let v1 = ctx.pagemap(d[1], 0).unwrap();
+    sim.cpu_access(BUF, 2 * R, Access::Write, 1).unwrap();
+    ctx.set_preferred_on(Some(d[0]), BUF, R, Pagemap::System).unwrap();
+    ctx.set_preferred_on(Some(d[1]), BUF, 2 * R, v1).unwrap();
+    assert_eq!(fd_on(&ctx, BUF, R, 0), -1, "the kernel keeps device 0's");
+    assert_eq!(ctx.resolve(d[0], 0, BUF, R, Use::Read), Ok(Pagemap::System));
+    assert_eq!(ctx.resolve(d[1], 0, BUF, 2 * R, Use::Read), Ok(v1));
+    ctx.alloc_vram(d[1], BUF, 2 * R, v1, AllocFlags::default()).unwrap();
+    assert_eq!(fd_on(&ctx, BUF, R, 0), -1, "device 0's VM keeps DEFAULT_SYSTEM");
+    assert_eq!(ctx.resolve(d[0], 0, BUF, R, Use::Read), Ok(Pagemap::System));
+    // Without device 1's advice, its placement alone.
+    let far = BUF + 8 * R;
+    sim.cpu_access(far, 2 * R, Access::Write, 1).unwrap();
+    ctx.set_preferred_on(Some(d[0]), far, R, Pagemap::System).unwrap();
+    ctx.alloc_vram(d[1], far, 2 * R, v1, AllocFlags::default()).unwrap();
+    assert_eq!(fd_on(&ctx, far, R, 0), -1);
+    assert_eq!(ctx.resolve(d[0], 0, far, R, Use::Read), Ok(Pagemap::System));
+}
+
+/// The range query reports the preference of the devices that have one:
+/// each open device cleared its own, so none has, though the advice for
+/// every device stays recorded for devices opened later.
+#[test]
+fn a_range_every_device_cleared_reports_no_preference() {
+    let (sim, ctx, d) = rig("2dgpu-p2p");
+    sim.cpu_access(BUF, R, Access::Write, 1).unwrap();
+    ctx.set_preferred(BUF, R, Pagemap::System).unwrap();
+    ctx.clear_preferred_on(Some(d[0]), BUF, R).unwrap();
+    ctx.clear_preferred_on(Some(d[1]), BUF, R).unwrap();
+    assert_eq!((fd_on(&ctx, BUF, R, 0), fd_on(&ctx, BUF, R, 1)), (0, 0));
+    assert_eq!(ctx.query(BUF, R).unwrap().preferred, None);
+    // Advice for every device again reaches both VMs.
+    ctx.set_preferred(BUF, R, Pagemap::System).unwrap();
+    assert_eq!((fd_on(&ctx, BUF, R, 0), fd_on(&ctx, BUF, R, 1)), (-1, -1));
+    assert_eq!(ctx.query(BUF, R).unwrap().preferred, Some(Pagemap::System));
+}
+
+/// svm_set_preferred_location: "devices without a link to it keep
+/// theirs", in the records too: device 1's own advice was dropped, so
+/// resolve answered device 1 its VRAM while its VM kept DEFAULT_SYSTEM;
+/// repeated, the advice for every device issues nothing.
+#[test]
+fn advice_for_every_device_keeps_the_own_advice_of_a_device_it_cannot_reach() {
+    let (sim, ctx, d) = rig("2dgpu-nolink");
+    let v0 = ctx.pagemap(d[0], 0).unwrap();
+    sim.cpu_access(BUF, R, Access::Write, 1).unwrap();
+    ctx.set_preferred_on(Some(d[1]), BUF, R, Pagemap::System).unwrap();
+    ctx.set_preferred(BUF, R, v0).unwrap();
+    assert_eq!(fd_on(&ctx, BUF, R, 1), -1, "device 1's VM keeps DEFAULT_SYSTEM");
+    assert_eq!(ctx.resolve(d[1], 0, BUF, R, Use::Read), Ok(Pagemap::System));
+    assert_eq!(ctx.resolve(d[0], 0, BUF, R, Use::Read), Ok(v0));
+    let ioctls = sim.counters().ioctls;
+    ctx.set_preferred(BUF, R, v0).unwrap();
+    assert_eq!(sim.counters().ioctls, ioctls, "recorded: nothing issued");
 }

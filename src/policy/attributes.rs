@@ -78,8 +78,11 @@ impl Context {
         applied: &mut Vec<(u16, DevAttrs)>,
     ) -> std::result::Result<(), Miss> {
         // A preferred location the runtime set stays on every VM: the
-        // default-placement rule of desired_pref applies only without one.
-        let default_for = accessing_slot.filter(|_| !summary.preferred.any());
+        // default-placement rule of desired_pref applies only without one,
+        // and a device advised otherwise on any piece of the span keeps its
+        // VM as advised.
+        let (otherwise, advised) = if accessing_slot.is_some() { self.advice_over(slots, start, end, cand) } else { (0, false) };
+        let default_for = accessing_slot.filter(|_| !advised);
         let unflagged = self.resets_unflagged(slots);
         for d in slots.iter().filter_map(|s| s.dev.as_ref()) {
             if d.check_alive().is_err() || only.is_some_and(|o| o != d.slot) {
@@ -90,7 +93,7 @@ impl Context {
             // A placement leaves another device's VM alone where the runtime
             // advised that device otherwise: its advice is an explicit
             // request too (that device's faults go where it asked).
-            if accessing_slot.is_some() && !accessing && summary.preferred_for_device(d.slot).is_some_and(|p| p != cand) {
+            if !accessing && otherwise & (1 << d.slot) != 0 {
                 continue;
             }
             let Some(want) = self.desired_pref(slots, d, cand, default_for) else {
@@ -154,6 +157,25 @@ impl Context {
             }
         }
         Ok(())
+    }
+
+    /// The devices (bit = slot) the runtime advised otherwise than `cand`
+    /// on some record over [start, end), and whether any open device has
+    /// advice there: piece by piece, since pieces advised for different
+    /// devices merge to no advice (`Preferred::meet`).
+    fn advice_over(&self, slots: &[Slot], start: u64, end: u64, cand: Pagemap) -> (u64, bool) {
+        let (mut otherwise, mut advised) = (0u64, false);
+        for (_, r) in self.track.read().overlapping(start, end).filter(|(_, r)| r.preferred.any()) {
+            for d in slots.iter().filter_map(|s| s.dev.as_ref()) {
+                if let Some(p) = r.preferred_for_device(d.slot) {
+                    advised = true;
+                    if p != cand {
+                        otherwise |= 1 << d.slot;
+                    }
+                }
+            }
+        }
+        (otherwise, advised)
     }
 
     /// Whose is an ENODEV / ECANCELED from a madvise on `on`'s VM? A
@@ -248,9 +270,16 @@ impl Context {
             result = Err(Errno::ENOLINK);
         }
         let ok = result.is_ok();
+        // Devices whose VMs the advice for every device did not reach keep
+        // their own (the header: "devices without a link to it keep theirs").
+        let unreached = slots
+            .iter()
+            .filter_map(|s| s.dev.as_ref())
+            .filter(|d| self.desired_pref(&slots, d, pm, None).is_none() || placed.vms_refused & (1 << d.slot) != 0)
+            .fold(0u64, |m, d| m | 1 << d.slot);
         self.record(&slots, start, end, &applied, |r| {
             if ok {
-                r.set_preferred(pm, only);
+                r.set_preferred(pm, only, unreached);
             }
         });
         result.and(lost)
@@ -275,12 +304,15 @@ impl Context {
         let slots = self.slots.read();
         Context::check_pagemap(&slots, pm)?;
         let track = self.track.read();
-        let Some(r) = track.exact(start, end).filter(|r| only.map_or(r.preferred.everywhere(pm), |o| r.preferred_for_device(o) == Some(pm))) else { return Ok(false) };
+        let Some(r) = track.exact(start, end).filter(|r| only.is_some() || r.preferred.every() == Some(pm)) else { return Ok(false) };
         let unflagged = self.resets_unflagged(&slots);
         let mut alive = slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok() && only.is_none_or(|o| o == d.slot));
-        Ok(alive.all(|d| {
-            self.desired_pref(&slots, d, pm, None)
-                .is_none_or(|want| r.attrs(d.slot).pref == want && trusts_record(d, unflagged, want == PrefApplied::DefaultDevice))
+        // Each device's VM holds it, and so does the record for that device;
+        // one that cannot hold it is skipped by advice for every device (it
+        // keeps its own) and refused by one device's own (the slow path).
+        Ok(alive.all(|d| match self.desired_pref(&slots, d, pm, None) {
+            Some(want) => r.preferred_for_device(d.slot) == Some(pm) && r.attrs(d.slot).pref == want && trusts_record(d, unflagged, want == PrefApplied::DefaultDevice),
+            None => only.is_none(),
         }))
     }
 

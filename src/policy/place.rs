@@ -188,7 +188,7 @@ impl Context {
                 return on_fault(&slots, dev, start, end, out);
             }
             let learn = engine && self.chooser.learning();
-            match self.in_place(&slots, dev, start, end, target, flags, false, learn.then_some(&mut *clock)) {
+            match self.in_place(&slots, dev, start, end, target, flags, !engine_call, false, learn.then_some(&mut *clock)) {
                 Check::InPlace(p) => {
                     stats.in_place.fetch_add(1, Ordering::Relaxed);
                     *out = p;
@@ -227,7 +227,7 @@ impl Context {
         let dev = Context::device_in(&slots, h)?.clone();
         // Another thread may have placed it while we waited (an observation
         // made before the wait would be stale now: this one is fresh).
-        let seen = match self.in_place(&slots, &dev, start, end, target, flags, true, None) {
+        let seen = match self.in_place(&slots, &dev, start, end, target, flags, !engine_call, true, None) {
             Check::InPlace(p) => {
                 stats.in_place.fetch_add(1, Ordering::Relaxed);
                 *out = p;
@@ -280,8 +280,10 @@ impl Context {
     /// fresh, settled, or confirmed by the page table). Where it found it
     /// so with a page-table read or an ioctl, `clock` (asked for where the
     /// engine learns placement times) gets the clock from before them.
+    /// `explicit`: the runtime's own request (no SVM_ALLOC_ENGINE), which
+    /// `flags` do not tell where the engine runs the runtime's strategy.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn in_place(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap, flags: AllocFlags, held: bool, clock: Option<&mut Option<u64>>) -> Check {
+    pub(super) fn in_place(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap, flags: AllocFlags, explicit: bool, held: bool, clock: Option<&mut Option<u64>>) -> Check {
         let track = self.track.read();
         // The span's record, or the one it is a piece of: a runtime that
         // places a buffer and then calls per piece finds each piece in place
@@ -302,8 +304,9 @@ impl Context {
         // An explicit request that relies on advice the kernel may have
         // reset since (a free the library did not see, on a mirror with
         // MADVISE_AUTORESET: docs/kernel-model.md §8) is advised again, as
-        // the runtime itself would; the default a reset gives back holds.
-        if !flags.engine() && rec.attrs(dev.slot).pref != PrefApplied::DefaultDevice && dev.resets_attrs_on_free(self.resets_unflagged(slots)) {
+        // the runtime itself would; where the default a reset gives back
+        // keeps it there too, nothing depends on the advice.
+        if explicit && !faults_keep(dev, PrefApplied::DefaultDevice, target) && dev.resets_attrs_on_free(self.resets_unflagged(slots)) {
             return Check::Unknown;
         }
         // Another device's reported launch was left to its faults on it

@@ -102,31 +102,40 @@ impl Preferred {
         }
     }
 
-    /// Whether any device has one.
+    /// Whether any device may have one (the one for every device counts
+    /// even where each open device cleared its own: a hint read
+    /// cautiously).
     pub fn any(&self) -> bool {
         self.every.is_some() || self.own.iter().any(|(_, p)| p.is_some())
     }
 
-    /// The one location every device that has one prefers (None where
-    /// none has, or two differ): what a range query reports.
-    pub fn agreed(&self) -> Option<Pagemap> {
-        let mut set = self.every.into_iter().chain(self.own.iter().filter_map(|&(_, p)| p));
+    /// The one for every device (each device's own aside).
+    pub fn every(&self) -> Option<Pagemap> {
+        self.every
+    }
+
+    /// The one location the devices `slots` that have one prefer (None
+    /// where none has, or two differ): what a range query reports.
+    pub fn agreed(&self, slots: impl Iterator<Item = u16>) -> Option<Pagemap> {
+        let mut set = slots.filter_map(|s| self.for_device(s));
         let first = set.next()?;
         set.all(|p| p == first).then_some(first)
     }
 
-    /// Whether `pm` holds for every device, with no device's own.
-    pub fn everywhere(&self, pm: Pagemap) -> bool {
-        self.every == Some(pm) && self.own.is_empty()
-    }
-
     /// Sets (`Some`) or clears (`None`) the preferred location of one
-    /// device (`only`) or of every device, replacing each device's own.
-    pub fn set(&mut self, pm: Option<Pagemap>, only: Option<u16>) {
+    /// device (`only`) or of every device. Advice for every device
+    /// replaces each device's own but those of `kept` (bit = slot): devices
+    /// whose VMs it did not reach (no link) keep what they had.
+    pub fn set(&mut self, pm: Option<Pagemap>, only: Option<u16>, kept: u64) {
         match only {
             None => {
-                self.every = pm;
-                self.own.clear();
+                let before = std::mem::replace(self, Preferred { every: pm, own: Vec::new() });
+                let mut k = kept;
+                while k != 0 {
+                    let slot = k.trailing_zeros() as u16;
+                    k &= k - 1;
+                    self.put(slot, before.for_device(slot));
+                }
             }
             Some(slot) => self.put(slot, pm),
         }
@@ -322,14 +331,14 @@ impl Record {
     }
 
     /// Records the runtime's preferred location, for one device (`Some`
-    /// slot) or every device.
-    pub fn set_preferred(&mut self, pm: Pagemap, only: Option<u16>) {
-        self.preferred.set(Some(pm), only);
+    /// slot) or every device but those of `kept` ([`Preferred::set`]).
+    pub fn set_preferred(&mut self, pm: Pagemap, only: Option<u16>, kept: u64) {
+        self.preferred.set(Some(pm), only, kept);
     }
 
     /// Forgets the runtime's preferred location for one device or every one.
     pub fn clear_preferred(&mut self, only: Option<u16>) {
-        self.preferred.set(None, only);
+        self.preferred.set(None, only, 0);
     }
 
     /// The runtime's preferred location for device `slot`, if any.
@@ -666,26 +675,32 @@ mod tests {
     fn preferred_is_per_device_and_meets_device_by_device() {
         let v1 = Pagemap::Vram { device: 1, tile: 0 };
         let mut a = Preferred::default();
-        a.set(SYS, Some(0));
-        a.set(Some(v1), Some(1));
+        a.set(SYS, Some(0), 0);
+        a.set(Some(v1), Some(1), 0);
         assert_eq!((a.for_device(0), a.for_device(1), a.for_device(2)), (SYS, Some(v1), None));
-        assert_eq!(a.agreed(), None);
+        assert_eq!(a.agreed(0..4), None);
+        assert_eq!(a.agreed(1..4), Some(v1), "device 0 not asked");
         let mut b = Preferred::default();
-        b.set(SYS, None);
-        b.set(None, Some(2));
+        b.set(SYS, None, 0);
+        b.set(None, Some(2), 0);
         assert_eq!((b.for_device(0), b.for_device(2), b.for_device(5)), (SYS, None, SYS));
-        assert_eq!(b.agreed(), SYS);
+        assert_eq!(b.agreed(0..4), SYS);
+        assert_eq!(b.agreed(2..3), None, "device 2 cleared its own");
         // Device 0 agrees in both pieces; 1 and 2 do not; 5 has none in `a`.
         let m = a.meet(&b);
         assert_eq!((m.for_device(0), m.for_device(1), m.for_device(2), m.for_device(5)), (SYS, None, None, None));
         // Every device's replaces each one's own.
-        a.set(SYS, None);
-        assert!(a.everywhere(Pagemap::System));
-        a.set(Some(v1), Some(0));
+        a.set(SYS, None, 0);
+        assert_eq!((a.every(), a.for_device(1)), (SYS, SYS));
+        a.set(Some(v1), Some(0), 0);
         a.forget_device(1);
         assert_eq!((a.for_device(0), a.for_device(3)), (None, SYS), "device 1's VRAM is gone");
-        a.set(None, Some(0));
-        a.set(None, None);
+        a.set(None, Some(0), 0);
+        // Advice for every device, device 3 unreached: it keeps its own.
+        a.set(Some(v1), Some(3), 0);
+        a.set(SYS, None, 1 << 3 | 1 << 5);
+        assert_eq!((a.for_device(3), a.for_device(5), a.for_device(0)), (Some(v1), SYS, SYS));
+        a.set(None, None, 0);
         assert!(!a.any());
     }
 
@@ -759,7 +774,7 @@ mod tests {
         let marks: [fn(&mut Record); 14] = [
             |r| r.side.store(false, Ordering::Relaxed),
             |r| r.residency = SYS,
-            |r| r.set_preferred(Pagemap::System, None),
+            |r| r.set_preferred(Pagemap::System, None, 0),
             |r| r.read_mostly = true,
             |r| r.record_move(1),
             |r| r.pinned_until = 1,
