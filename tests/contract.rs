@@ -171,3 +171,76 @@ fn advice_for_every_device_keeps_the_own_advice_of_a_device_it_cannot_reach() {
     ctx.set_preferred(BUF, R, v0).unwrap();
     assert_eq!(sim.counters().ioctls, ioctls, "recorded: nothing issued");
 }
+
+/// A placement over a span another device advised in part is found in
+/// place at its next call (records were cut where the advice changed, so
+/// step 1 never found one record holding the span).
+#[test]
+fn a_placement_over_anothers_partial_advice_is_found_in_place_again() {
+    let mut all = Vec::new();
+    for flags in [AllocFlags::default(), AllocFlags::ENGINE] {
+        let (sim, ctx, d) = rig("2dgpu-p2p");
+        let v1 = ctx.pagemap(d[1], 0).unwrap();
+        sim.cpu_access(BUF, 2 * R, Access::Write, 1).unwrap();
+        ctx.set_preferred_on(Some(d[0]), BUF, R, Pagemap::System).unwrap();
+        ctx.alloc_vram(d[1], BUF, 2 * R, v1, flags).unwrap();
+        let mut misses = Vec::new();
+        for i in 0..3 {
+            let (io, pt) = (sim.counters().ioctls, sim.counters().page_table_reads);
+            let p = ctx.alloc_vram(d[1], BUF, 2 * R, v1, flags).unwrap();
+            assert_eq!(p.pagemap, Some(v1));
+            if !p.in_place {
+                misses.push(format!("call {i}: slow path, {} ioctls, {} page-table reads", sim.counters().ioctls - io, sim.counters().page_table_reads - pt));
+            }
+        }
+        all.push((flags, misses));
+    }
+    assert!(all.iter().all(|(_, m)| m.is_empty()), "{all:#?}");
+}
+
+/// Device 1's advice over a whole span holds for resolve where device 0
+/// advised a third of it otherwise (resolve read one record's advice, and
+/// a span cut in three had none).
+#[test]
+fn a_devices_advice_holds_where_another_advised_a_third_of_the_span() {
+    let (sim, ctx, d) = rig("2dgpu-p2p");
+    let v0 = ctx.pagemap(d[0], 0).unwrap();
+    let v1 = ctx.pagemap(d[1], 0).unwrap();
+    sim.cpu_access(BUF, 3 * R, Access::Write, 1).unwrap();
+    ctx.set_preferred_on(Some(d[1]), BUF, 3 * R, Pagemap::System).unwrap();
+    assert_eq!(ctx.resolve(d[1], 0, BUF, 3 * R, Use::Write), Ok(Pagemap::System));
+    ctx.set_preferred_on(Some(d[0]), BUF + R, R, v0).unwrap();
+    // Device 1's placement of the whole span (engine) keeps the windows.
+    ctx.alloc_vram(d[1], BUF, 3 * R, v1, AllocFlags::ENGINE).ok();
+    assert_ne!(ctx.resolve(d[1], 0, BUF, 3 * R, Use::Write), Ok(v1), "device 1 advised system memory on every piece");
+}
+
+/// A birth in pieces (policy/birth.rs) beside a packed neighbour the
+/// runtime advised, which shares the span's first page, is remembered: the
+/// span is served in system memory again, not moved in 4 KiB ranges.
+#[test]
+fn a_birth_in_pieces_beside_an_advised_neighbour_is_remembered() {
+    const K: u64 = 1024;
+    let sim = Sim::from_preset("dgpu").unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let d = ctx.open_index(0).unwrap();
+    let v0 = ctx.pagemap(d, 0).unwrap();
+    let m = BUF + 16 * MIB;
+    let (a, n) = (m + 64 * K, MIB + 64 * K);
+    sim.munmap(m, 8 * MIB).unwrap();
+    sim.mmap(m, a + n - m, false).unwrap();
+    // The neighbour: [m, a + 4 KiB), advised to system memory.
+    ctx.set_preferred(m, a + 4 * K - m, Pagemap::System).unwrap();
+    let p = ctx.alloc_vram(d, a, n, v0, AllocFlags::ENGINE).unwrap();
+    assert!(p.pagemap == Some(Pagemap::System) && p.bytes_moved == 0, "born in system memory: {p:?}");
+    let w = ctx.resolve(d, 0, a, n, Use::Write);
+    let k = sim.counters();
+    let p = ctx.alloc_vram(d, a, n, v0, AllocFlags::ENGINE).unwrap();
+    let c = sim.counters();
+    assert!(
+        w == Ok(Pagemap::System) && p.pagemap == Some(Pagemap::System),
+        "not remembered as born in pieces: resolve {w:?}, next placement {:?} with {} 4 KiB migrations",
+        p.pagemap,
+        c.migrations_4k - k.migrations_4k
+    );
+}

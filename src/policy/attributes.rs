@@ -160,18 +160,19 @@ impl Context {
     }
 
     /// The devices (bit = slot) the runtime advised otherwise than `cand`
-    /// on some record over [start, end), and whether any open device has
-    /// advice there: piece by piece, since pieces advised for different
-    /// devices merge to no advice (`Preferred::meet`).
+    /// on some part of [start, end), and whether any open device has
+    /// advice there.
     fn advice_over(&self, slots: &[Slot], start: u64, end: u64, cand: Pagemap) -> (u64, bool) {
+        let track = self.track.read();
+        if track.advice.is_empty() {
+            return (0, false);
+        }
         let (mut otherwise, mut advised) = (0u64, false);
-        for (_, r) in self.track.read().overlapping(start, end).filter(|(_, r)| r.preferred.any()) {
-            for d in slots.iter().filter_map(|s| s.dev.as_ref()) {
-                if let Some(p) = r.preferred_for_device(d.slot) {
-                    advised = true;
-                    if p != cand {
-                        otherwise |= 1 << d.slot;
-                    }
+        for d in slots.iter().filter_map(|s| s.dev.as_ref()) {
+            for p in track.advice.pieces_for(start, end, d.slot) {
+                advised = true;
+                if p != cand {
+                    otherwise |= 1 << d.slot;
                 }
             }
         }
@@ -277,11 +278,10 @@ impl Context {
             .filter_map(|s| s.dev.as_ref())
             .filter(|d| self.desired_pref(&slots, d, pm, None).is_none() || placed.vms_refused & (1 << d.slot) != 0)
             .fold(0u64, |m, d| m | 1 << d.slot);
-        self.record(&slots, start, end, &applied, |r| {
-            if ok {
-                r.set_preferred(pm, only, unreached);
-            }
-        });
+        self.record(&slots, start, end, &applied, |_| {});
+        if ok {
+            self.track.write().advice.update(start, end, |p| p.set(Some(pm), only, unreached));
+        }
         result.and(lost)
     }
 
@@ -304,14 +304,15 @@ impl Context {
         let slots = self.slots.read();
         Context::check_pagemap(&slots, pm)?;
         let track = self.track.read();
-        let Some(r) = track.exact(start, end).filter(|r| only.is_some() || r.preferred.every() == Some(pm)) else { return Ok(false) };
+        let every = || track.advice.whole(start, end).is_some_and(|p| p.every() == Some(pm));
+        let Some(r) = track.exact(start, end).filter(|_| only.is_some() || every()) else { return Ok(false) };
         let unflagged = self.resets_unflagged(&slots);
         let mut alive = slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok() && only.is_none_or(|o| o == d.slot));
         // Each device's VM holds it, and so does the record for that device;
         // one that cannot hold it is skipped by advice for every device (it
         // keeps its own) and refused by one device's own (the slow path).
         Ok(alive.all(|d| match self.desired_pref(&slots, d, pm, None) {
-            Some(want) => r.preferred_for_device(d.slot) == Some(pm) && r.attrs(d.slot).pref == want && trusts_record(d, unflagged, want == PrefApplied::DefaultDevice),
+            Some(want) => track.advice.for_device(start, end, d.slot) == Some(pm) && r.attrs(d.slot).pref == want && trusts_record(d, unflagged, want == PrefApplied::DefaultDevice),
             None => only.is_none(),
         }))
     }
@@ -356,11 +357,10 @@ impl Context {
             }
         }
         let ok = result.is_ok();
-        self.record(&slots, start, end, &applied, |r| {
-            if ok {
-                r.clear_preferred(only);
-            }
-        });
+        self.record(&slots, start, end, &applied, |_| {});
+        if ok {
+            self.track.write().advice.update(start, end, |p| p.set(None, only, 0));
+        }
         result.and(lost_during(&slots, placed.vms_refused))
     }
 

@@ -117,8 +117,10 @@ impl Context {
         // Nothing placed there (a packed neighbour's record may share an end
         // page), and no advice of the runtime's: its preferred location or
         // read-mostly hint decides where the span lives.
-        let free = |s: u64, r: &Record| r.end.min(end) - s.max(start) <= PAGE || (r.residency.is_none() && !r.preferred.any() && !r.read_mostly);
-        let ok = target.device() == Some(dev.slot) && self.track.read().overlapping(start, end).all(|(s, r)| free(s, r));
+        let track = self.track.read();
+        let free = |s: u64, r: &Record| r.end.min(end) - s.max(start) <= PAGE || (r.residency.is_none() && !track.advice.any(s, r.end) && !r.read_mostly);
+        let ok = target.device() == Some(dev.slot) && track.overlapping(start, end).all(|(s, r)| free(s, r));
+        drop(track);
         if !ok {
             return None;
         }
@@ -203,7 +205,7 @@ impl Context {
             return end;
         }
         let track = self.track.read();
-        let tail = track.overlapping(start, end).find(|&(s, r)| s > start && s % CHUNK == 0 && r.end + PAGE >= end && r.born_in_pieces && r.residency == Some(Pagemap::System) && !r.preferred.any());
+        let tail = track.overlapping(start, end).find(|&(s, r)| s > start && s % CHUNK == 0 && r.end + PAGE >= end && r.born_in_pieces && r.residency == Some(Pagemap::System) && !track.advice.any(s, r.end));
         let Some((cut, _)) = tail else { return end };
         // The device whose VRAM holds the head only: another device's call
         // ends the split (the span is placed whole, as asked).
@@ -224,10 +226,14 @@ impl Context {
     /// neighbour may have taken (a wider call is not the span). One load
     /// where nothing was.
     pub(super) fn born_in_pieces(&self, start: u64, end: u64) -> bool {
-        self.any_born_in_pieces()
-            && self.track.read().overlapping(start, end).any(|(s, r)| {
-                s <= start + PAGE && r.end + PAGE >= end && r.born_in_pieces && r.residency == Some(Pagemap::System) && !r.preferred.any()
-            })
+        if !self.any_born_in_pieces() {
+            return false;
+        }
+        let track = self.track.read();
+        let born = track.overlapping(start, end).any(|(s, r)| {
+            s <= start + PAGE && r.end + PAGE >= end && r.born_in_pieces && r.residency == Some(Pagemap::System) && !track.advice.any(s, r.end)
+        });
+        born
     }
 
     /// A later call over a split span: the probe back in system memory

@@ -129,7 +129,7 @@ impl Context {
         let serves_others = summary.readers_in_place(dev.slot).1
             || self.driver.now_ns() < summary.pinned_until
             || summary.read_mostly
-            || summary.preferred_for_device(dev.slot).is_some();
+            || self.track.read().advice.any_for(a.start, a.end, dev.slot);
         if serves_others {
             return None;
         }
@@ -418,10 +418,10 @@ impl ChunkSides<'_> {
 /// its part now in the span's 2 MiB range, where the cut would move the
 /// span's end in 64 KiB and 4 KiB ranges now and the neighbour's in the
 /// same pieces at its buy.
-fn rented_by(r: &crate::track::Record, slot: u16, now: u64) -> bool {
+fn rented_by(r: &crate::track::Record, advised: bool, slot: u16, now: u64) -> bool {
     r.readers_in_place(slot) == (true, false)
         && r.residency == Some(Pagemap::System)
-        && !r.preferred.any()
+        && !advised
         && !r.read_mostly
         && r.moves.is_empty()
         && now >= r.pinned_until
@@ -494,13 +494,13 @@ impl Context {
             }
             let g = self.ranges.try_lock(s, e)?;
             let track = self.track.read();
-            let free = |r: &crate::track::Record| cand != Pagemap::System && r.is_side();
             let mut rented = 0;
             for (rs, r) in track.overlapping(s, e) {
-                if r.residency == Some(cand) && !r.preferred.any() || free(r) {
+                let advised = track.advice.any(rs, r.end);
+                if !advised && (r.residency == Some(cand) || cand != Pagemap::System && r.is_side()) {
                     continue;
                 }
-                if !(into_own && rented_by(r, slot, now)) {
+                if !(into_own && rented_by(r, advised, slot, now)) {
                     return None;
                 }
                 rented += r.end.min(e) - rs.max(s);

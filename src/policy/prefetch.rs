@@ -4,7 +4,6 @@
 //! target; it keeps no state of its own.
 
 use crate::track::Record;
-use super::DeviceHandle;
 use crate::topology::Pagemap;
 
 /// Resolve without the rule cascade (`Config::engine_rules` off): the
@@ -17,8 +16,8 @@ use crate::topology::Pagemap;
 /// one way an engine placement can cost more than that prefetch. It
 /// changes nothing: the call is a pure decision.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn resolve_plain(rec: Option<&Record>, h: DeviceHandle, local: Pagemap, size: u64, placed: u64, capacity: u64, reachable: impl Fn(Pagemap) -> bool) -> Pagemap {
-    if let Some(p) = rec.and_then(|r| r.preferred_for_device(h.slot)).filter(|&p| reachable(p)) {
+pub(super) fn resolve_plain(rec: Option<&Record>, advised: Option<Pagemap>, local: Pagemap, size: u64, placed: u64, capacity: u64, reachable: impl Fn(Pagemap) -> bool) -> Pagemap {
+    if let Some(p) = advised.filter(|&p| reachable(p)) {
         return p;
     }
     if rec.is_some_and(|r| r.residency == Some(local)) || placed.saturating_add(size) <= capacity {

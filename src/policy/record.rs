@@ -122,18 +122,8 @@ impl Context {
     /// in step: each old piece gives back its bytes, the new record takes the
     /// span. Every change of a record goes through here, so the counters
     /// never drift from the records (found by xesvm-soak: a belief corrected
-    /// by the page table, a held or split range, were counted twice). One
-    /// record, or one per stretch the runtime advised alike
-    /// (`advice_windows`), so that no call loses a device's advice over
-    /// part of the span.
-    pub(super) fn rewrite(&self, slots: &[Slot], start: u64, end: u64, merge: impl Fn(Vec<Record>) -> Record) {
-        match self.advice_windows(start, end) {
-            None => self.rewrite_one(slots, start, end, &merge),
-            Some(windows) => windows.into_iter().for_each(|(s, e)| self.rewrite_one(slots, s, e, &merge)),
-        }
-    }
-
-    fn rewrite_one(&self, slots: &[Slot], start: u64, end: u64, merge: impl FnOnce(Vec<Record>) -> Record) {
+    /// by the page table, a held or split range, were counted twice).
+    pub(super) fn rewrite(&self, slots: &[Slot], start: u64, end: u64, merge: impl FnOnce(Vec<Record>) -> Record) {
         let mut old: Vec<(Option<Pagemap>, u64)> = Vec::new();
         let new = self
             .track
@@ -155,7 +145,7 @@ impl Context {
 
     /// Records over [start, end) the attributes applied to each VM, then
     /// whatever else `more` sets.
-    pub(super) fn record(&self, slots: &[Slot], start: u64, end: u64, applied: &[(u16, DevAttrs)], more: impl Fn(&mut Record)) {
+    pub(super) fn record(&self, slots: &[Slot], start: u64, end: u64, applied: &[(u16, DevAttrs)], more: impl FnOnce(&mut Record)) {
         self.rewrite(slots, start, end, |pieces| {
             let mut r = merge_pieces(pieces);
             for (slot, a) in applied {
@@ -175,45 +165,6 @@ impl Context {
         if !applied.is_empty() {
             self.unbind_end_chunks(start, end, applied.iter().map(|(slot, _)| *slot));
         }
-    }
-
-    /// The stretches of [start, end) over which the records (gaps too)
-    /// hold one runtime advice, where there are several: one device's
-    /// advice over part of a span survives another's call, or a placement,
-    /// over all of it, which one merged record would lose (pieces advised
-    /// for different devices merge to none, `Preferred::meet`). None (no
-    /// allocation) where the whole span holds one.
-    fn advice_windows(&self, start: u64, end: u64) -> Option<Vec<(u64, u64)>> {
-        let track = self.track.read();
-        let none = crate::track::Preferred::default();
-        type Stretch<'a> = (u64, u64, &'a crate::track::Preferred);
-        // The stretch so far grows while the advice stays; a change closes it.
-        fn extend<'a>(done: &mut Vec<(u64, u64)>, cur: &mut Stretch<'a>, next: Stretch<'a>) {
-            if next.2 == cur.2 || cur.0 == cur.1 {
-                *cur = (cur.0, next.1, next.2);
-            } else {
-                done.push((cur.0, cur.1));
-                *cur = next;
-            }
-        }
-        let (mut done, mut cur) = (Vec::new(), (start, start, &none));
-        let mut at = start;
-        for (s, r) in track.overlapping(start, end) {
-            let s = s.max(start);
-            if at < s {
-                extend(&mut done, &mut cur, (at, s, &none));
-            }
-            at = r.end.min(end);
-            extend(&mut done, &mut cur, (s, at, &r.preferred));
-        }
-        if at < end {
-            extend(&mut done, &mut cur, (at, end, &none));
-        }
-        if done.is_empty() {
-            return None;
-        }
-        done.push((cur.0, cur.1));
-        Some(done)
     }
 
     /// A madvise over [start, end) in the VMs of `advised` split the
@@ -256,7 +207,7 @@ impl Context {
     /// Records what a look at the page table settled of [start, end)
     /// (policy/observe.rs): the span's history, with the move the look
     /// counted, and its faults' marks spent; `more` records the rest.
-    pub(super) fn record_look(&self, slots: &[Slot], start: u64, end: u64, moves: &[crate::track::Move], more: impl Fn(&mut Record)) {
+    pub(super) fn record_look(&self, slots: &[Slot], start: u64, end: u64, moves: &[crate::track::Move], more: impl FnOnce(&mut Record)) {
         self.rewrite(slots, start, end, |pieces| {
             let mut r = merge_pieces(pieces);
             r.moves = moves.to_vec();
@@ -362,6 +313,12 @@ impl Context {
                 vmas: attrs.len() as u32,
             });
         }
+        // The advice every open device given one holds over the whole span.
+        let preferred = {
+            let track = self.track.read();
+            let mut held = slots.iter().filter_map(|s| s.dev.as_ref()).filter_map(|d| track.advice.for_device(start, end, d.slot));
+            held.next().filter(|&first| held.all(|p| p == first))
+        };
         let now = self.driver.now_ns();
         let observed = self.observe(start, end);
         let observed_pagemap = observed.filter(Seen::all_away).and_then(|o| Context::named_pagemap(&slots, &o));
@@ -369,7 +326,7 @@ impl Context {
             residency: summary.residency,
             observed,
             observed_pagemap,
-            preferred: summary.preferred.agreed(slots.iter().filter_map(|s| s.dev.as_ref()).map(|d| d.slot)),
+            preferred,
             moves_in_window: summary.moves_within(now, self.config.thrash_window_ns) as u32,
             pinned: now < summary.pinned_until,
             devices,
@@ -387,7 +344,6 @@ pub(super) fn merge_pieces(pieces: Vec<Record>) -> Record {
         if p.residency != r.residency {
             r.residency = None;
         }
-        r.preferred = r.preferred.meet(&p.preferred);
         // A hint holds for a merged span only where it holds for every piece.
         r.read_mostly &= p.read_mostly;
         r.probe_born &= p.probe_born;

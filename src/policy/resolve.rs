@@ -124,13 +124,15 @@ impl Context {
             .filter(|_| access == Access::Read && size >= CHUNK)
             .and_then(|r| r.residency)
             .filter(|&p| p.device().is_some_and(|d| d != h.slot) && dev.multi_device_ok() && reachable(p));
-        let unadvised = || track.overlapping(start, end).all(|(_, r)| !r.read_mostly && r.preferred_for_device(h.slot).is_none());
+        let unadvised = || track.overlapping(start, end).all(|(_, r)| !r.read_mostly) && !track.advice.any_for(start, end, h.slot);
         if let Some(p) = peer.filter(|_| unadvised()) {
             crate::log!(crate::log::Level::Debug, "resolve {} device {}: a linked peer holds it: read there, {p} (over the link)", crate::log::Span(start, size), h.slot);
             return Ok(p);
         }
+        // The runtime's advice for this device (kept apart from the records).
+        let advised = track.advice.prevailing(start, end, h.slot);
         if !cascade {
-            return Ok(super::prefetch::resolve_plain(rec, h, local, size, dev.placed[tile as usize].load(Ordering::Relaxed), t.capacity, reachable));
+            return Ok(super::prefetch::resolve_plain(rec, advised, local, size, dev.placed[tile as usize].load(Ordering::Relaxed), t.capacity, reachable));
         }
         // Producer and consumer: a write to data that moved to a device that
         // read it from this one's VRAM (its reader holds it now) is written
@@ -180,7 +182,7 @@ impl Context {
         let read = matches!(access, Access::Read | Access::Prefetch);
         if let Some(r) = rec {
             // An explicit preferred location wins where it can be reached (rows 10-13).
-            if let Some(p) = r.preferred_for_device(h.slot).filter(|&p| reachable(p)) {
+            if let Some(p) = advised.filter(|&p| reachable(p)) {
                 return Ok(p);
             }
             // Read-mostly (the runtime's hint): several devices read it. One

@@ -6,7 +6,9 @@
 //!
 //! Records live in an interval map over the CPU address space: no two
 //! overlap, and a span no record covers has kernel defaults and unknown
-//! residency.
+//! residency. The runtime's advice lives in a second map beside them
+//! (`advice`): it is the runtime's, per device and per byte, and outlives
+//! the rewrites of the records.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -14,6 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::driver::xe::PreferredLoc;
 use crate::topology::Pagemap;
 use crate::uapi::DRM_XE_ATOMIC_UNDEFINED;
+
+mod advice;
+pub use advice::Advice;
 
 /// A preferred location the library applied to one VM. `Device` names the
 /// target by device slot (its fd is the context's business).
@@ -114,14 +119,6 @@ impl Preferred {
         self.every
     }
 
-    /// The one location the devices `slots` that have one prefer (None
-    /// where none has, or two differ): what a range query reports.
-    pub fn agreed(&self, slots: impl Iterator<Item = u16>) -> Option<Pagemap> {
-        let mut set = slots.filter_map(|s| self.for_device(s));
-        let first = set.next()?;
-        set.all(|p| p == first).then_some(first)
-    }
-
     /// Sets (`Some`) or clears (`None`) the preferred location of one
     /// device (`only`) or of every device. Advice for every device
     /// replaces each device's own but those of `kept` (bit = slot): devices
@@ -150,20 +147,6 @@ impl Preferred {
             Err(_) if pm == self.every => {}
             Err(i) => self.own.insert(i, (slot, pm)),
         }
-    }
-
-    /// What two pieces' preferences say of the span they make up: a
-    /// device's preference where both pieces give it the same, none where
-    /// they differ.
-    pub fn meet(&self, other: &Preferred) -> Preferred {
-        let every = self.every.filter(|_| self.every == other.every);
-        let mut m = Preferred { every, own: Vec::new() };
-        let slots = self.own.iter().chain(&other.own).map(|&(s, _)| s);
-        for slot in slots {
-            let (a, b) = (self.for_device(slot), other.for_device(slot));
-            m.put(slot, a.filter(|_| a == b));
-        }
-        m
     }
 
     /// Forgets a closed device: its own preference, and any preference
@@ -219,9 +202,6 @@ pub struct Record {
     pub reported_at: AtomicU64,
     /// Applied attributes, by device slot; slots beyond the end have defaults.
     pub attrs: Vec<DevAttrs>,
-    /// The placements the runtime asked for with svm_set_preferred_location
-    /// (every device) and svm_device_set_preferred_location (one device).
-    pub preferred: Preferred,
     /// The most recent moves, newest last.
     pub moves: Vec<Move>,
     /// Placement calls that found or put the range here since its last move.
@@ -284,7 +264,6 @@ impl Clone for Record {
             observed_at: AtomicU64::new(self.observed_at.load(Ordering::Relaxed)),
             reported_at: AtomicU64::new(self.reported_at.load(Ordering::Relaxed)),
             attrs: self.attrs.clone(),
-            preferred: self.preferred.clone(),
             moves: self.moves.clone(),
             uses: AtomicU32::new(self.uses.load(Ordering::Relaxed)),
             pinned_until: self.pinned_until,
@@ -312,7 +291,6 @@ impl Record {
             observed_at: AtomicU64::new(0),
             reported_at: AtomicU64::new(0),
             attrs: Vec::new(),
-            preferred: Preferred::default(),
             moves: Vec::new(),
             uses: AtomicU32::new(0),
             pinned_until: 0,
@@ -330,31 +308,15 @@ impl Record {
         }
     }
 
-    /// Records the runtime's preferred location, for one device (`Some`
-    /// slot) or every device but those of `kept` ([`Preferred::set`]).
-    pub fn set_preferred(&mut self, pm: Pagemap, only: Option<u16>, kept: u64) {
-        self.preferred.set(Some(pm), only, kept);
-    }
-
-    /// Forgets the runtime's preferred location for one device or every one.
-    pub fn clear_preferred(&mut self, only: Option<u16>) {
-        self.preferred.set(None, only, 0);
-    }
-
-    /// The runtime's preferred location for device `slot`, if any.
-    pub fn preferred_for_device(&self, slot: u16) -> Option<Pagemap> {
-        self.preferred.for_device(slot)
-    }
-
     /// A widened side (`side`) with nothing placed, found, used, read,
-    /// bound, pinned or moved there since and no hint of the runtime: its
+    /// bound, pinned or moved there since and no read-mostly hint (the
+    /// runtime's advice is `Track::advice`'s, which callers check): its
     /// attributes are an earlier widening's alone, which the next widening
     /// may replace.
     pub fn is_side(&self) -> bool {
         let zero = |a: &AtomicU64| a.load(Ordering::Relaxed) == 0;
         self.side.load(Ordering::Relaxed)
             && self.residency.is_none()
-            && !self.preferred.any()
             && !self.read_mostly
             && self.moves.is_empty()
             && self.pinned_until == 0
@@ -522,10 +484,13 @@ fn device_bit(slot: u16) -> u64 {
     1u64 << slot.min(63)
 }
 
-/// The interval map of records.
+/// The interval map of records, and the runtime's advice beside it.
 #[derive(Default)]
 pub struct Track {
     records: BTreeMap<u64, Record>,
+    /// The runtime's preferred locations (kept apart: a record rewritten
+    /// whole never takes them from part of its span).
+    pub advice: Advice,
 }
 
 impl Track {
@@ -650,8 +615,8 @@ impl Track {
             for bits in [&mut r.faulted_by, &mut r.bound, &mut r.remote_readers, &mut r.peer_readers] {
                 *bits.get_mut() &= !bit;
             }
-            r.preferred.forget_device(slot);
         }
+        self.advice.forget_device(slot);
     }
 
     /// Records kept.
@@ -672,23 +637,16 @@ mod tests {
     const SYS: Option<Pagemap> = Some(Pagemap::System);
 
     #[test]
-    fn preferred_is_per_device_and_meets_device_by_device() {
+    fn preferred_is_per_device() {
         let v1 = Pagemap::Vram { device: 1, tile: 0 };
         let mut a = Preferred::default();
         a.set(SYS, Some(0), 0);
         a.set(Some(v1), Some(1), 0);
         assert_eq!((a.for_device(0), a.for_device(1), a.for_device(2)), (SYS, Some(v1), None));
-        assert_eq!(a.agreed(0..4), None);
-        assert_eq!(a.agreed(1..4), Some(v1), "device 0 not asked");
         let mut b = Preferred::default();
         b.set(SYS, None, 0);
         b.set(None, Some(2), 0);
         assert_eq!((b.for_device(0), b.for_device(2), b.for_device(5)), (SYS, None, SYS));
-        assert_eq!(b.agreed(0..4), SYS);
-        assert_eq!(b.agreed(2..3), None, "device 2 cleared its own");
-        // Device 0 agrees in both pieces; 1 and 2 do not; 5 has none in `a`.
-        let m = a.meet(&b);
-        assert_eq!((m.for_device(0), m.for_device(1), m.for_device(2), m.for_device(5)), (SYS, None, None, None));
         // Every device's replaces each one's own.
         a.set(SYS, None, 0);
         assert_eq!((a.every(), a.for_device(1)), (SYS, SYS));
@@ -771,10 +729,10 @@ mod tests {
             r
         };
         assert!(side().is_side());
-        let marks: [fn(&mut Record); 14] = [
+        // (The runtime's advice lives apart, `Advice`: its callers check it.)
+        let marks: [fn(&mut Record); 13] = [
             |r| r.side.store(false, Ordering::Relaxed),
             |r| r.residency = SYS,
-            |r| r.set_preferred(Pagemap::System, None, 0),
             |r| r.read_mostly = true,
             |r| r.record_move(1),
             |r| r.pinned_until = 1,
