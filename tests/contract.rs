@@ -11,9 +11,10 @@ use std::sync::Arc;
 use xesvm::errno::Errno;
 use xesvm::policy::{Access as Use, AllocFlags, Config, Context, DeviceHandle};
 use xesvm::sim::driver::SimDriver;
-use xesvm::sim::{Access, Sim};
+use xesvm::sim::{Access, Placement, Sim};
 use xesvm::topology::Pagemap;
 
+const K: u64 = 1024;
 const MIB: u64 = 1 << 20;
 const BUF: u64 = 0x10_0000_0000;
 const R: u64 = 2 * MIB;
@@ -220,7 +221,6 @@ fn a_devices_advice_holds_where_another_advised_a_third_of_the_span() {
 /// span is served in system memory again, not moved in 4 KiB ranges.
 #[test]
 fn a_birth_in_pieces_beside_an_advised_neighbour_is_remembered() {
-    const K: u64 = 1024;
     let sim = Sim::from_preset("dgpu").unwrap();
     let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
     let d = ctx.open_index(0).unwrap();
@@ -243,4 +243,55 @@ fn a_birth_in_pieces_beside_an_advised_neighbour_is_remembered() {
         p.pagemap,
         c.migrations_4k - k.migrations_4k
     );
+}
+
+fn rig_with_config(preset: &str, config: Config) -> (Arc<Sim>, Context, Vec<DeviceHandle>) {
+    let sim = Sim::from_preset(preset).unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), config);
+    let n = sim.topology().devices.len() as u32;
+    let devs = (0..n).map(|i| ctx.open_index(i).unwrap()).collect();
+    (sim, ctx, devs)
+}
+
+/// A span's own advice holds for resolve where a packed neighbour advised
+/// later shares its first page (two pieces that differ gave none, however
+/// small one was).
+#[test]
+fn a_spans_advice_survives_a_neighbour_advised_later_on_its_first_page() {
+    for cfg in [Config::default(), Config { engine_rules: true, ..Config::default() }] {
+        let (sim, ctx, d) = rig_with_config("2dgpu-p2p", cfg);
+        let v0 = ctx.pagemap(d[0], 0).unwrap();
+        let (m, a, n) = (BUF, BUF + 64 * K, MIB);
+        sim.cpu_access(m, 2 * R, Access::Write, 1).unwrap();
+        ctx.set_preferred(a, n, Pagemap::System).unwrap();
+        assert_eq!(ctx.resolve(d[0], 0, a, n, Use::Write), Ok(Pagemap::System));
+        // The neighbour [m, a + 4 KiB), advised afterwards.
+        ctx.set_preferred(m, a + 4 * K - m, v0).unwrap();
+        assert_eq!(ctx.resolve(d[0], 0, a, n, Use::Write), Ok(Pagemap::System), "engine_rules {}", cfg.engine_rules);
+    }
+}
+
+/// A first read of a span that came along into device 0's VRAM with a
+/// neighbour's move is left there (tests/policy.rs), also where device 0's
+/// advice covers the neighbour's page shared with the span's head (advice
+/// on any byte of the span counted as the span's).
+#[test]
+fn what_came_along_stays_beside_a_neighbour_advised_on_a_shared_page() {
+    let (sim, ctx, d) = rig_with_config("dgpu", Config { engine_rules: true, ..Config::default() });
+    let v0 = ctx.pagemap(d[0], 0).unwrap();
+    let dev = ctx.device(d[0]).unwrap();
+    sim.cpu_access(BUF, 3 * R, Access::Write, 1).unwrap();
+    let n = 5 * MIB / 2;
+    // The neighbour [BUF, a + 4 KiB), packed with the span (its last page is
+    // the span's first): device 0 advises it to its own VRAM (no madvise).
+    ctx.set_preferred_on(Some(d[0]), BUF, n + 4 * K, v0).unwrap();
+    assert_eq!(ctx.resolve(d[0], 0, BUF, n, Use::Write).unwrap(), v0);
+    ctx.alloc_vram(d[0], BUF, n, v0, AllocFlags::ENGINE).unwrap();
+    sim.gpu_access(dev.fd, dev.vm_id, 0, BUF, n, Access::Write, BUF).unwrap();
+    let a = BUF + n;
+    let moved = sim.counters().bytes_to_system;
+    assert_eq!(ctx.resolve(d[0], 0, a, MIB, Use::Read).unwrap(), Pagemap::System, "a first read is served in place");
+    let p = ctx.alloc_vram(d[0], a, MIB, Pagemap::System, AllocFlags::ENGINE).unwrap();
+    assert_eq!(sim.counters().bytes_to_system, moved, "moved back: {p:?}, now {:?}", sim.placement(a, MIB));
+    assert_eq!(sim.placement(a, MIB), Placement::Vram { device: 0, instance: 1 });
 }

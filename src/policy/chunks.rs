@@ -129,7 +129,7 @@ impl Context {
         let serves_others = summary.readers_in_place(dev.slot).1
             || self.driver.now_ns() < summary.pinned_until
             || summary.read_mostly
-            || self.track.read().advice.any_for(a.start, a.end, dev.slot);
+            || self.track.read().advice.any_own_for(a.start, a.end, dev.slot);
         if serves_others {
             return None;
         }

@@ -25,6 +25,16 @@ impl Advice {
         self.pieces.range(first..end).filter(move |(_, (e, _))| *e > start).map(|(&s, (e, p))| (s, *e, p))
     }
 
+    /// The pieces of [start, end) that are the span's own: all but a
+    /// piece sharing at most an end page with it (a packed neighbour's),
+    /// unless it holds all of the span. Clipped to the span.
+    fn own(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, u64, &Preferred)> {
+        const PAGE: u64 = 4096;
+        self.overlapping(start, end).map(move |(s, e, p)| (s.max(start), e.min(end), p)).filter(move |&(s, e, _)| {
+            (s, e) == (start, end) || e - s > PAGE || (s > start && e < end)
+        })
+    }
+
     fn split_at(&mut self, at: u64) {
         let Some((&s, (e, p))) = self.pieces.range(..at).next_back() else { return };
         if *e > at {
@@ -109,13 +119,13 @@ impl Advice {
             return None;
         }
         let (mut value, mut held) = (None, 0u64);
-        for (s, e, p) in self.overlapping(start, end) {
+        for (s, e, p) in self.own(start, end) {
             let Some(v) = p.for_device(slot) else { continue };
             if value.is_some_and(|x| x != v) {
                 return None;
             }
             value = Some(v);
-            held += e.min(end) - s.max(start);
+            held += e - s;
         }
         value.filter(|_| held * 2 >= end - start)
     }
@@ -123,6 +133,11 @@ impl Advice {
     /// Device `slot`'s advice on the pieces of [start, end) that have one.
     pub fn pieces_for(&self, start: u64, end: u64, slot: u16) -> impl Iterator<Item = Pagemap> + '_ {
         self.overlapping(start, end).filter_map(move |(_, _, p)| p.for_device(slot))
+    }
+
+    /// Whether device `slot` has advice on [start, end) but a neighbour's end page.
+    pub fn any_own_for(&self, start: u64, end: u64, slot: u16) -> bool {
+        !self.pieces.is_empty() && self.own(start, end).any(|(_, _, p)| p.for_device(slot).is_some())
     }
 
     /// Whether device `slot` has advice on any byte of [start, end).
@@ -137,11 +152,11 @@ impl Advice {
     /// runtime advised nothing.
     pub fn any(&self, start: u64, end: u64) -> bool {
         const PAGE: u64 = 4096;
-        !self.pieces.is_empty()
-            && self.overlapping(start, end).any(|(s, e, p)| {
-                let (s, e) = (s.max(start), e.min(end));
-                p.any() && ((s, e) == (start, end) || e - s > PAGE)
-            })
+        if self.pieces.is_empty() {
+            return false;
+        }
+        let held: u64 = self.overlapping(start, end).filter(|(_, _, p)| p.any()).map(|(s, e, _)| e.min(end) - s.max(start)).sum();
+        held == end - start || self.own(start, end).any(|(_, _, p)| p.any()) && held > PAGE
     }
 
     /// The advice over exactly [start, end) where one piece holds all of
@@ -158,6 +173,7 @@ impl Advice {
             p.forget_device(slot);
             *p != Preferred::default()
         });
+        self.join(0, u64::MAX);
     }
 
     /// Pieces kept.
@@ -208,5 +224,39 @@ mod tests {
         a.update(0, 30, |p| p.set(Some(v1), None, 0));
         a.forget_device(1);
         assert!(a.is_empty(), "device 1's VRAM is gone");
+    }
+}
+
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+
+    const SYS: Option<Pagemap> = Some(Pagemap::System);
+    const P: u64 = 4096;
+
+    /// `any`: "on all of it": a two-page span advised over all of it in
+    /// two pieces (device 0's own on one page, every device's on the
+    /// other) reads as unadvised.
+    #[test]
+    fn any_sees_a_span_advised_all_over_in_page_pieces() {
+        let mut a = Advice::default();
+        a.update(0, P, |p| p.set(SYS, Some(0), 0));
+        a.update(P, 2 * P, |p| p.set(SYS, None, 0));
+        assert_eq!(a.for_device(0, 2 * P, 0), SYS);
+        assert!(a.any(0, 2 * P), "advised over all of it");
+    }
+
+    /// `forget_device` leaves equal neighbours apart: `whole` then finds
+    /// no piece for a span every byte of which holds the same advice, and
+    /// `preferred_unchanged`'s fast path misses for every device's advice.
+    #[test]
+    fn forget_device_joins_equal_neighbours() {
+        let v1 = Pagemap::Vram { device: 1, tile: 0 };
+        let mut a = Advice::default();
+        a.update(0, 100, |p| p.set(SYS, None, 0));
+        a.update(0, 50, |p| p.set(Some(v1), Some(1), 0));
+        a.forget_device(1);
+        assert_eq!(a.len(), 1, "[0,50) and [50,100) hold the same advice");
+        assert!(a.whole(0, 100).is_some_and(|p| p.every() == SYS));
     }
 }
