@@ -20,11 +20,7 @@ const BUF: u64 = 0x10_0000_0000;
 const R: u64 = 2 * MIB;
 
 fn rig(preset: &str) -> (Arc<Sim>, Context, Vec<DeviceHandle>) {
-    let sim = Sim::from_preset(preset).unwrap();
-    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
-    let n = sim.topology().devices.len() as u32;
-    let devs = (0..n).map(|i| ctx.open_index(i).unwrap()).collect();
-    (sim, ctx, devs)
+    rig_with_config(preset, Config::default())
 }
 
 /// svm_device_set_preferred_location: "-ENOLINK (the device cannot reach
@@ -221,9 +217,8 @@ fn a_devices_advice_holds_where_another_advised_a_third_of_the_span() {
 /// span is served in system memory again, not moved in 4 KiB ranges.
 #[test]
 fn a_birth_in_pieces_beside_an_advised_neighbour_is_remembered() {
-    let sim = Sim::from_preset("dgpu").unwrap();
-    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
-    let d = ctx.open_index(0).unwrap();
+    let (sim, ctx, devs) = rig("dgpu");
+    let d = devs[0];
     let v0 = ctx.pagemap(d, 0).unwrap();
     let m = BUF + 16 * MIB;
     let (a, n) = (m + 64 * K, MIB + 64 * K);
