@@ -304,15 +304,18 @@ impl Context {
         let slots = self.slots.read();
         Context::check_pagemap(&slots, pm)?;
         let track = self.track.read();
-        let every = || track.advice.whole(start, end).is_some_and(|p| p.every() == Some(pm));
-        let Some(r) = track.exact(start, end).filter(|_| only.is_some() || every()) else { return Ok(false) };
+        // The advice of the one piece that holds the span (one lookup), else
+        // each device's over its pieces.
+        let whole = track.advice.whole(start, end);
+        let held = |slot: u16| whole.map_or_else(|| track.advice.for_device(start, end, slot), |p| p.for_device(slot));
+        let Some(r) = track.exact(start, end).filter(|_| only.is_some() || whole.is_some_and(|p| p.every() == Some(pm))) else { return Ok(false) };
         let unflagged = self.resets_unflagged(&slots);
         let mut alive = slots.iter().filter_map(|s| s.dev.as_ref()).filter(|d| d.check_alive().is_ok() && only.is_none_or(|o| o == d.slot));
         // Each device's VM holds it, and so does the record for that device;
         // one that cannot hold it is skipped by advice for every device (it
         // keeps its own) and refused by one device's own (the slow path).
         Ok(alive.all(|d| match self.desired_pref(&slots, d, pm, None) {
-            Some(want) => track.advice.for_device(start, end, d.slot) == Some(pm) && r.attrs(d.slot).pref == want && trusts_record(d, unflagged, want == PrefApplied::DefaultDevice),
+            Some(want) => held(d.slot) == Some(pm) && r.attrs(d.slot).pref == want && trusts_record(d, unflagged, want == PrefApplied::DefaultDevice),
             None => only.is_none(),
         }))
     }

@@ -28,9 +28,11 @@ impl Advice {
     /// The pieces of [start, end) that are the span's own: all but a
     /// piece sharing at most an end page with it (a packed neighbour's),
     /// unless it holds all of the span. Clipped to the span.
+    /// In no order: one descent of the map (the lookups on resolve's path).
     fn own(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, u64, &Preferred)> {
         const PAGE: u64 = 4096;
-        self.overlapping(start, end).map(move |(s, e, p)| (s.max(start), e.min(end), p)).filter(move |&(s, e, _)| {
+        let back = self.pieces.range(..end).rev().take_while(move |(_, (e, _))| *e > start);
+        back.map(move |(&s, (e, p))| (s.max(start), (*e).min(end), p)).filter(move |&(s, e, _)| {
             (s, e) == (start, end) || e - s > PAGE || (s > start && e < end)
         })
     }
@@ -142,7 +144,7 @@ impl Advice {
 
     /// Whether device `slot` has advice on any byte of [start, end).
     pub fn any_for(&self, start: u64, end: u64, slot: u16) -> bool {
-        !self.pieces.is_empty() && self.pieces_for(start, end, slot).next().is_some()
+        !self.pieces.is_empty() && self.pieces.range(..end).rev().take_while(|(_, (e, _))| *e > start).any(|(_, (_, p))| p.for_device(slot).is_some())
     }
 
     /// Whether any device may have advice on [start, end)
@@ -162,9 +164,8 @@ impl Advice {
     /// The advice over exactly [start, end) where one piece holds all of
     /// it (None where the span holds several, or none).
     pub fn whole(&self, start: u64, end: u64) -> Option<&Preferred> {
-        let mut it = self.overlapping(start, end);
-        let (s, e, p) = it.next()?;
-        (s <= start && e >= end).then_some(p)
+        let (_, (e, p)) = self.pieces.range(..=start).next_back()?;
+        (*e >= end).then_some(p)
     }
 
     /// Forgets a closed device's advice, and advice for its VRAM.
