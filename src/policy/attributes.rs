@@ -508,6 +508,15 @@ impl Context {
 }
 
 impl Context {
+    /// Whether keeping a span in `target` on `dev`'s VM relies on advice the
+    /// kernel may have reset since it was recorded (a free the library did
+    /// not see, on a mirror with MADVISE_AUTORESET: docs/kernel-model.md
+    /// §8): an explicit request then advises again, as the runtime itself
+    /// would. Not where the default a reset gives back keeps it there too.
+    pub(super) fn advice_may_be_reset(&self, slots: &[Slot], dev: &Device, target: Pagemap) -> bool {
+        !super::chunks::faults_keep(dev, PrefApplied::DefaultDevice, target) && dev.resets_attrs_on_free(self.resets_unflagged(slots))
+    }
+
     /// Whether the kernel resets attributes after munmap on mirrors bound
     /// without MADVISE_AUTORESET: as its release says, else unless some
     /// device's multi-device madvise answered (7.0+; one kernel serves

@@ -639,6 +639,12 @@ impl Context {
         Ok(Pagemap::Vram { device: h.slot, tile })
     }
 
+    /// The size of a VRAM pagemap's region (None: system memory, or unknown).
+    fn capacity_of(slots: &[Slot], pm: Pagemap) -> Option<u64> {
+        let Pagemap::Vram { tile, .. } = pm else { return None };
+        Context::check_pagemap(slots, pm).ok().flatten().and_then(|d| d.tiles[tile as usize]).map(|t| t.capacity)
+    }
+
     /// Checks a pagemap against the open devices: EINVAL unknown, EBADF
     /// closed, and a lost device's own errno (ENODEV unplugged, ECANCELED
     /// wedged) once the library has seen it go: no ioctl names dead memory.

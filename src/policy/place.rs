@@ -301,13 +301,8 @@ impl Context {
         if rec.residency != Some(target) || !(faults_keep(dev, rec.attrs(dev.slot).pref, target) || small_bound()) {
             return Check::Unknown;
         }
-        // An explicit request that relies on advice the kernel may have
-        // reset since (a free the library did not see, on a mirror with
-        // MADVISE_AUTORESET: docs/kernel-model.md §8) is advised again, as
-        // the runtime itself would; where the default a reset gives back
-        // keeps it there too, nothing depends on the advice.
-        if explicit && !faults_keep(dev, PrefApplied::DefaultDevice, target) && dev.resets_attrs_on_free(self.resets_unflagged(slots)) {
-            return Check::Unknown;
+        if explicit && self.advice_may_be_reset(slots, dev, target) {
+            return Check::Unknown; // advised again, as the runtime would
         }
         // Another device's reported launch was left to its faults on it
         // since the library placed it here (`Record::faulted_by`): an
@@ -564,12 +559,6 @@ impl Context {
             }
         }
         Err(last)
-    }
-
-    /// The size of a VRAM pagemap's region (None: system memory, or unknown).
-    fn capacity_of(slots: &[Slot], pm: Pagemap) -> Option<u64> {
-        let Pagemap::Vram { tile, .. } = pm else { return None };
-        Context::check_pagemap(slots, pm).ok().flatten().and_then(|d| d.tiles[tile as usize]).map(|t| t.capacity)
     }
 
     /// Attributes + prefetch + verification for one candidate (steps 2-4).

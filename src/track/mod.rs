@@ -18,7 +18,7 @@ use crate::topology::Pagemap;
 use crate::uapi::DRM_XE_ATOMIC_UNDEFINED;
 
 mod advice;
-pub use advice::Advice;
+pub use advice::{Advice, Preferred};
 
 /// A preferred location the library applied to one VM. `Device` names the
 /// target by device slot (its fd is the context's business).
@@ -80,90 +80,6 @@ impl DevAttrs {
             pref: if self.pref == other.pref { self.pref } else { DevAttrs::UNKNOWN.pref },
             atomic: if self.atomic == other.atomic { self.atomic } else { DevAttrs::UNKNOWN.atomic },
         }
-    }
-}
-
-/// The runtime's preferred locations over a span: one for every device
-/// (svm_set_preferred_location) and each device's own
-/// (svm_device_set_preferred_location), which Level Zero advises per
-/// `hDevice` and Intel's compute runtime applies to that device's VMs only
-/// (`drm_memory_manager.cpp`): one device's advice leaves another's.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Preferred {
-    /// For every device, those opened later too, unless `own` says otherwise.
-    every: Option<Pagemap>,
-    /// Devices' own, by slot (ascending; None: cleared for that device
-    /// alone), each differing from `every`. Empty unless the runtime
-    /// advised per device: no allocation otherwise.
-    own: Vec<(u16, Option<Pagemap>)>,
-}
-
-impl Preferred {
-    /// Device `slot`'s preferred location, if any.
-    pub fn for_device(&self, slot: u16) -> Option<Pagemap> {
-        match self.own.binary_search_by_key(&slot, |&(s, _)| s) {
-            Ok(i) => self.own[i].1,
-            Err(_) => self.every,
-        }
-    }
-
-    /// Whether any device may have one (the one for every device counts
-    /// even where each open device cleared its own: a hint read
-    /// cautiously).
-    pub fn any(&self) -> bool {
-        self.every.is_some() || self.own.iter().any(|(_, p)| p.is_some())
-    }
-
-    /// The one for every device (each device's own aside).
-    pub fn every(&self) -> Option<Pagemap> {
-        self.every
-    }
-
-    /// Sets (`Some`) or clears (`None`) the preferred location of one
-    /// device (`only`) or of every device. Advice for every device
-    /// replaces each device's own but those of `kept` (bit = slot): devices
-    /// whose VMs it did not reach (no link) keep what they had.
-    pub fn set(&mut self, pm: Option<Pagemap>, only: Option<u16>, kept: u64) {
-        match only {
-            None => {
-                let before = std::mem::replace(self, Preferred { every: pm, own: Vec::new() });
-                let mut k = kept;
-                while k != 0 {
-                    let slot = k.trailing_zeros() as u16;
-                    k &= k - 1;
-                    self.put(slot, before.for_device(slot));
-                }
-            }
-            Some(slot) => self.put(slot, pm),
-        }
-    }
-
-    fn put(&mut self, slot: u16, pm: Option<Pagemap>) {
-        match self.own.binary_search_by_key(&slot, |&(s, _)| s) {
-            Ok(i) if pm == self.every => {
-                self.own.remove(i);
-            }
-            Ok(i) => self.own[i].1 = pm,
-            Err(_) if pm == self.every => {}
-            Err(i) => self.own.insert(i, (slot, pm)),
-        }
-    }
-
-    /// Forgets a closed device: its own preference, and any preference
-    /// for its VRAM, which is gone.
-    pub fn forget_device(&mut self, slot: u16) {
-        let gone = |p: Option<Pagemap>| p.and_then(|p| p.device()) == Some(slot);
-        if gone(self.every) {
-            self.every = None;
-        }
-        self.own.retain(|&(s, _)| s != slot);
-        for e in &mut self.own {
-            if gone(e.1) {
-                e.1 = None;
-            }
-        }
-        let every = self.every;
-        self.own.retain(|&(_, p)| p != every);
     }
 }
 
@@ -636,31 +552,6 @@ mod tests {
 
     const SYS: Option<Pagemap> = Some(Pagemap::System);
 
-    #[test]
-    fn preferred_is_per_device() {
-        let v1 = Pagemap::Vram { device: 1, tile: 0 };
-        let mut a = Preferred::default();
-        a.set(SYS, Some(0), 0);
-        a.set(Some(v1), Some(1), 0);
-        assert_eq!((a.for_device(0), a.for_device(1), a.for_device(2)), (SYS, Some(v1), None));
-        let mut b = Preferred::default();
-        b.set(SYS, None, 0);
-        b.set(None, Some(2), 0);
-        assert_eq!((b.for_device(0), b.for_device(2), b.for_device(5)), (SYS, None, SYS));
-        // Every device's replaces each one's own.
-        a.set(SYS, None, 0);
-        assert_eq!((a.every(), a.for_device(1)), (SYS, SYS));
-        a.set(Some(v1), Some(0), 0);
-        a.forget_device(1);
-        assert_eq!((a.for_device(0), a.for_device(3)), (None, SYS), "device 1's VRAM is gone");
-        a.set(None, Some(0), 0);
-        // Advice for every device, device 3 unreached: it keeps its own.
-        a.set(Some(v1), Some(3), 0);
-        a.set(SYS, None, 1 << 3 | 1 << 5);
-        assert_eq!((a.for_device(3), a.for_device(5), a.for_device(0)), (Some(v1), SYS, SYS));
-        a.set(None, None, 0);
-        assert!(!a.any());
-    }
 
     #[test]
     fn replace_splits_merges_and_keeps_the_outside() {
