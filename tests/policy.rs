@@ -2378,3 +2378,24 @@ fn a_chunk_the_readers_faults_took_back_after_a_peers_move_is_left_there() {
     assert!(p.in_place && p.bytes_moved == 0, "local already, left there: {p:?}");
     assert_eq!(t.on(a, 256 * K), t.vram_of(0), "the reader's own piece not dragged out");
 }
+
+/// A bind fence not signalled in time (ETIME) after the kernel already did
+/// the copy: the placement fails with ETIME and says the range's place is
+/// unknown (the kernel neither cancels a bind nor says how far it got,
+/// xe_wait_user_fence_ioctl), and the record trusts nothing, so the next
+/// calls move it back and forth from where it really is.
+#[test]
+fn a_fence_timed_out_leaves_the_place_unknown_and_the_next_call_finds_it() {
+    let t = setup("dgpu");
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    t.sim.inject(Injection { request: DRM_IOCTL_XE_WAIT_USER_FENCE, ..Injection::count(Point::Ioctl, Errno::ETIME, 1) });
+    let o = t.ctx.alloc_vram_outcome(t.dev[0], BUF, R, t.vram(0), AllocFlags::NO_FALLBACK);
+    assert_eq!((o.result, o.placed.pagemap, o.placed.cause), (Err(Errno::ETIME), None, Some(Errno::ETIME)));
+    assert_eq!(t.on(BUF, R), Placement::Vram { device: 0, instance: 1 }, "the copy happened");
+    assert_eq!(t.ctx.query(BUF, R).unwrap().residency, None);
+    let back = t.alloc(0, BUF, R, Pagemap::System);
+    assert_eq!((back.pagemap, back.bytes_moved), (Some(Pagemap::System), R));
+    assert_eq!(t.on(BUF, R), Placement::System);
+    let again = t.alloc(0, BUF, R, t.vram(0));
+    assert_eq!((again.pagemap, again.bytes_moved), (Some(t.vram(0)), R));
+}
