@@ -878,8 +878,10 @@ typedef struct svm_range_info {
    */
   uint32_t moves_in_window;
   /**
-   * With a privileged page table (PFNs): the pagemap every page not in
-   * system memory is in, when it is one of this context's; else 0.
+   * The pagemap every page not in system memory is in, when it is one
+   * of this context's: named by a privileged page table (PFNs), or the
+   * only VRAM the context ever opened (one device of one tile, where
+   * nothing else could hold them); else 0.
    */
   struct svm_pagemap observed_pagemap;
   /**

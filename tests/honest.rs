@@ -201,6 +201,25 @@ fn a_device_to_device_move_by_a_gpu_fault_is_seen_only_by_a_privileged_reader() 
     }
 }
 
+/// With one VRAM in the context (one discrete GPU of one tile), a page the
+/// page table shows away from system memory can only be in it: an
+/// unprivileged reader names it too (`Context::only_vram`, which the
+/// placements' looks use as a privileged reader's names), and the range
+/// query says so. With two, it cannot tell which.
+#[test]
+fn a_page_away_from_system_memory_is_in_the_only_vram_the_context_opened() {
+    for (preset, names) in [("dgpu", true), ("2dgpu-p2p", false), ("max1550", false)] {
+        let t = setup(preset, SCAN, false);
+        t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+        // The kernel's faults move it, the library placing nothing.
+        t.gpu(0, BUF, 2 * R, sim::Access::Write);
+        assert!(matches!(t.sim.placement(BUF, 2 * R), Placement::Vram { device: 0, .. }), "{preset}");
+        let q = t.ctx.query(BUF, 2 * R).unwrap();
+        assert!(q.observed.unwrap().all_away());
+        assert_eq!(q.observed_pagemap, names.then(|| t.vram(0)), "{preset}");
+    }
+}
+
 #[test]
 fn evicting_what_is_already_in_system_memory_issues_no_ioctl() {
     let t = setup("2dgpu-p2p", SCAN, false);

@@ -78,8 +78,10 @@ pub struct svm_range_info {
     pub observed_away: u32,
     /// Moves within the thrash window.
     pub moves_in_window: u32,
-    /// With a privileged page table (PFNs): the pagemap every page not in
-    /// system memory is in, when it is one of this context's; else 0.
+    /// The pagemap every page not in system memory is in, when it is one
+    /// of this context's: named by a privileged page table (PFNs), or the
+    /// only VRAM the context ever opened (one device of one tile, where
+    /// nothing else could hold them); else 0.
     pub observed_pagemap: svm_pagemap,
     /// Open devices (entries filled: min(ndevices, the entries the caller's
     /// struct_size holds)).

@@ -212,7 +212,7 @@ impl Context {
     fn local_mate(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, s: u64, granule: u64, seen: &Seen) -> Option<Pagemap> {
         let track = self.track.read();
         let mut local = dev.tiles.iter().enumerate().filter(|(_, t)| t.is_some()).map(|(i, _)| Pagemap::Vram { device: dev.slot, tile: i as u16 });
-        local.find(|&pm| self.agrees(slots, seen, pm) && (self.access.names_devices() || mate_in(&track, s, granule, start, end, pm)))
+        local.find(|&pm| self.agrees(slots, seen, pm) && (self.reads_name_vram() || mate_in(&track, s, granule, start, end, pm)))
     }
 
     /// Leaves what came along where it is (see `came_along`): the pieces in

@@ -205,7 +205,7 @@ impl Context {
     /// records, on a placement that leaves a span to the faults only.
     pub(super) fn note_left_to_faults(&self, slot: u16, start: u64, end: u64) {
         // A reader that names devices sees where the faults put it.
-        if self.access.names_devices() {
+        if self.reads_name_vram() {
             return;
         }
         // Where the records name this device and another's faults ran on

@@ -67,7 +67,7 @@ impl Context {
             (s, _) => s.copied(),
         };
         let already = (!readable && cand == Pagemap::System)
-            || looked.is_some_and(|s| self.agrees(slots, &s, cand) && (cand == Pagemap::System || self.access.names_devices() || summary.residency == Some(cand) || mate));
+            || looked.is_some_and(|s| self.agrees(slots, &s, cand) && (cand == Pagemap::System || self.reads_name_vram() || summary.residency == Some(cand) || mate));
         if already && mate {
             crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: already there, moved with the rest of its 2 MiB range (page table); no prefetch", Span(start, size));
         }

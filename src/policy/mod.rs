@@ -264,8 +264,9 @@ pub struct RangeInfo {
     pub residency: Option<Pagemap>,
     /// What the page table showed (None: it cannot be read).
     pub observed: Option<Seen>,
-    /// The pagemap a privileged page table names for the pages not in
-    /// system memory, when they are all in one of this context's.
+    /// The pagemap the pages not in system memory are in, when they are
+    /// all in one of this context's: named by a privileged page table, or
+    /// the only VRAM the context ever opened (`Context::only_vram`).
     pub observed_pagemap: Option<Pagemap>,
     /// The runtime's preferred location, where every device it set one
     /// for (all, or each with svm_device_set_preferred_location) has the
@@ -330,9 +331,10 @@ pub struct Context {
     populated: faults::Populated,
     /// What reads served in system memory cost, per reader and span (policy/rent.rs).
     rent: rent::Rent,
-    /// Whether a device with VRAM was ever opened in this context (pages
-    /// this context placed there may still be there after its close).
-    vram_opened: std::sync::atomic::AtomicBool,
+    /// The VRAM pagemaps ever opened in this context (pages this context
+    /// placed there may still be there after a close): 0 none, one
+    /// (`observe::ONE_VRAM`), or several (`observe::MANY_VRAM`).
+    vram_opened: AtomicU32,
     /// The fork generation of the process that created it (driver::fork).
     process: u32,
 }
@@ -415,7 +417,7 @@ impl Context {
             turns: faults::Turns::default(),
             populated: faults::Populated::default(),
             rent: rent::Rent::default(),
-            vram_opened: std::sync::atomic::AtomicBool::new(false),
+            vram_opened: AtomicU32::new(0),
             process: crate::driver::fork::generation(),
         }
     }
@@ -521,13 +523,12 @@ impl Context {
         dev.tile_vms = tile_vms;
         let dev = Arc::new(dev);
         slots[slot].dev = Some(dev.clone());
-        // Known to the chooser before its handle exists.
+        // Known to the chooser, and its VRAM to the page-table reads,
+        // before its handle exists.
         self.chooser.opened(slot as u16, dev.has_vram());
+        self.vram_opened_now(&dev);
         self.handles[slot].store(HANDLE_SLOT | HANDLE_OPEN | gen as u32, Ordering::Release);
         drop(slots);
-        if dev.has_vram() {
-            self.vram_opened.store(true, Ordering::Relaxed);
-        }
         self.learn_links(&dev);
         Ok(DeviceHandle { slot: slot as u16, gen })
     }

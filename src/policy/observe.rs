@@ -22,7 +22,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Context, Slot};
+use super::{Context, Device, Slot};
 use crate::driver::{PageTableSource, Residency, ResidencyRun, VramRegion};
 use crate::topology::Pagemap;
 use crate::track::{PrefApplied, Record};
@@ -32,6 +32,11 @@ const SAMPLE_CHUNK: u64 = 2 << 20;
 /// The kernel's next range size below a chunk (`xe_svm` fault chunk sizes
 /// 2 MiB, 64 KiB, 4 KiB).
 pub(super) const SMALL_RANGE: u64 = 64 << 10;
+
+/// `Context::vram_opened`: one VRAM pagemap, as `ONE_VRAM + (slot << 16 |
+/// tile)`; several.
+const ONE_VRAM: u32 = 1;
+const MANY_VRAM: u32 = u32::MAX;
 /// Samples (page-table reads) per observation at most.
 pub const MAX_SAMPLES: u64 = 16;
 
@@ -237,7 +242,7 @@ impl Context {
     pub(super) fn agrees(&self, slots: &[Slot], seen: &Seen, pm: Pagemap) -> bool {
         match pm {
             Pagemap::System => seen.in_system(),
-            Pagemap::Vram { .. } if !self.access.names_devices() => seen.all_away(),
+            Pagemap::Vram { .. } if !self.access.names_devices() => seen.all_away() && self.only_vram().is_none_or(|only| only == pm),
             Pagemap::Vram { .. } => seen.all_away() && !seen.regions_differ && seen.region == Context::region_of(slots, pm),
         }
     }
@@ -260,6 +265,9 @@ impl Context {
         }
         if self.access.names_devices() {
             return Context::named_pagemap(slots, seen);
+        }
+        if let Some(only) = self.only_vram() {
+            return Some(only);
         }
         let believed = believed.filter(|p| *p != Pagemap::System)?;
         if taken_by.count_ones() != 1 {
@@ -286,7 +294,38 @@ impl Context {
     /// page-table read tells a placement nothing (what another context or
     /// library put in VRAM, it would not know of either way).
     pub(super) fn any_vram(&self) -> bool {
-        self.vram_opened.load(Ordering::Relaxed)
+        self.vram_opened.load(Ordering::Relaxed) != 0
+    }
+
+    /// The one VRAM pagemap this context ever opened, if it opened exactly
+    /// one (a machine with one discrete GPU of one tile, the common case):
+    /// a page the page table shows away from system memory can only be
+    /// there, so an unprivileged read names it as a privileged one would.
+    /// As for `any_vram`, what another context or library of the process
+    /// put in another device's VRAM it cannot know of (a wrong name costs
+    /// the launch its faults, never content).
+    pub(super) fn only_vram(&self) -> Option<Pagemap> {
+        match self.vram_opened.load(Ordering::Relaxed) {
+            0 | MANY_VRAM => None,
+            one => Some(Pagemap::Vram { device: ((one - ONE_VRAM) >> 16) as u16, tile: ((one - ONE_VRAM) & 0xffff) as u16 }),
+        }
+    }
+
+    /// Whether a page-table read says which VRAM a page is in: it names
+    /// devices (privileged), or only one VRAM could hold it.
+    pub(super) fn reads_name_vram(&self) -> bool {
+        self.access.names_devices() || self.only_vram().is_some()
+    }
+
+    /// Counts a device's VRAM pagemaps in (`only_vram`), before its handle
+    /// is published.
+    pub(super) fn vram_opened_now(&self, dev: &Device) {
+        let one = match dev.tiles.iter().position(Option::is_some) {
+            None => return,
+            Some(t) if dev.vram_tiles() == 1 => ONE_VRAM + ((dev.slot as u32) << 16 | t as u32),
+            Some(_) => MANY_VRAM,
+        };
+        let _ = self.vram_opened.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |seen| Some(if seen == 0 { one } else { MANY_VRAM }));
     }
 
     /// The last observation is fresh, or the range is settled. Fresh: at

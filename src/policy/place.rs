@@ -308,7 +308,7 @@ impl Context {
         // since the library placed it here (`Record::faulted_by`): an
         // unprivileged page-table read sees its VRAM as this one's, so
         // only the slow path's look and what it infers can tell.
-        if !self.access.names_devices() && target.device().is_some_and(|d| rec.faulted_by_others(d) != 0) {
+        if !self.reads_name_vram() && target.device().is_some_and(|d| rec.faulted_by_others(d) != 0) {
             return Check::Unknown;
         }
         let now = self.driver.now_ns();
@@ -391,7 +391,7 @@ impl Context {
         // prefetch to system memory would read first): the span may have
         // come along with a chunk mate (`came_along`).
         let mut taken_by_faults = false;
-        let worth = a.summary.residency.is_some_and(|r| r == target || r != Pagemap::System || self.access.names_devices()) || (flags.engine() && target == Pagemap::System);
+        let worth = a.summary.residency.is_some_and(|r| r == target || r != Pagemap::System || self.reads_name_vram()) || (flags.engine() && target == Pagemap::System);
         // An atomic span rule 6 may leave to the fault (policy/migrate.rs)
         // whose records lost its place (its pieces placed apart, a packed
         // neighbour's chunk included), though one of them put it in VRAM:
@@ -511,7 +511,7 @@ impl Context {
         // guard). The move stays in its history. Measured on 15,800
         // generated programs against moving it: 7 faster (nolink solvers up
         // to 1.5x), none slower.
-        if !self.access.names_devices() && taken_by_faults && !placed.pinned && flags.may_defer() && target.device() == Some(dev.slot) && !self.turns.written_by(dev.slot, start, end) {
+        if !self.reads_name_vram() && taken_by_faults && !placed.pinned && flags.may_defer() && target.device() == Some(dev.slot) && !self.turns.written_by(dev.slot, start, end) {
             // Its record keeps this device (its faults bring back what it
             // uses) and the move the look counted.
             self.record_look(slots, start, end, &a.summary.moves, |_| {});

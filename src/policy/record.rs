@@ -321,7 +321,7 @@ impl Context {
         };
         let now = self.driver.now_ns();
         let observed = self.observe(start, end);
-        let observed_pagemap = observed.filter(Seen::all_away).and_then(|o| Context::named_pagemap(&slots, &o));
+        let observed_pagemap = observed.filter(Seen::all_away).and_then(|o| Context::named_pagemap(&slots, &o).or_else(|| self.only_vram()));
         Ok(RangeInfo {
             residency: summary.residency,
             observed,
