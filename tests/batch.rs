@@ -136,3 +136,37 @@ fn a_lent_fence_word_of_a_released_batch_is_reused() {
     }
     assert!(words.len() <= 4, "{} distinct words for 32 batches", words.len());
 }
+
+/// The runtime's fence word is the runtime's memory, checked as the kernel
+/// checks it, never written or read blindly: one it unmapped is refused at
+/// the bind with EFAULT (user_fence_create reads it with get_user) and
+/// nothing is queued; one it made read-only is accepted, never signalled
+/// (user_fence_worker's copy_to_user fails), and the wait ends with ETIME.
+/// Before, the simulated driver wrote and read both directly, and the
+/// process died of SIGSEGV.
+#[test]
+fn a_fence_word_the_runtime_cannot_write_is_refused_or_never_signals() {
+    let sim = Sim::from_preset("dgpu").unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let d = ctx.open_index(0).unwrap();
+    let v = ctx.pagemap(d, 0).unwrap();
+    sim.cpu_access(BUF, 4 * MIB, Access::Write, 1).unwrap();
+    let page = |prot| {
+        // SAFETY: a fresh anonymous page, no file, no fixed address.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), 4096, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
+        assert_ne!(p, libc::MAP_FAILED);
+        p as u64
+    };
+    let gone = page(libc::PROT_READ | libc::PROT_WRITE);
+    // SAFETY: the page mapped just above, not used after.
+    assert_eq!(unsafe { libc::munmap(gone as *mut _, 4096) }, 0);
+    assert_eq!(ctx.place_batch(d, &[(BUF, 2 * MIB, v)], Some((gone, 1))).map(|_| ()), Err(Errno::EFAULT));
+    let read_only = page(libc::PROT_READ);
+    let mut b = ctx.place_batch(d, &[(BUF + 2 * MIB, 2 * MIB, v)], Some((read_only, 1))).unwrap();
+    assert!(!b.signalled());
+    assert_eq!(ctx.complete_batch(&mut b, 1_000_000).map(|_| ()), Err(Errno::ETIME));
+    assert!(!b.signalled(), "never signalled");
+    // SAFETY: the page mapped above; the batch that named it is dropped first.
+    drop(b);
+    assert_eq!(unsafe { libc::munmap(read_only as *mut _, 4096) }, 0);
+}

@@ -138,7 +138,12 @@ impl Sim {
                     if s.addr & 7 != 0 {
                         return Err(Errno::EINVAL);
                     }
-                    uaccess::read::<u64>(s.addr)?;
+                    // user_fence_create reads the word (get_user, since
+                    // "drm/xe: prefetch the user fence value" in 6.12), and
+                    // the worker writes it later with copy_to_user: both
+                    // checked, whoever issued the bind, as the word may be
+                    // the runtime's (a batch's fence) and not the library's.
+                    uaccess::as_caller(false, || uaccess::read::<u64>(s.addr))?;
                     fences.push((s.addr, s.timeline_value));
                 }
                 _ => return Err(Errno::EINVAL),
@@ -182,8 +187,7 @@ impl Sim {
         self.execute_prefetch_binds(g, fd, b.vm_id, dev, &binds, voided);
         // The work is done; the fences signal when the world next moves
         // (Sim::signal_fences): the ioctl returns with the bind in flight.
-        let trusted = uaccess::is_trusted();
-        g.fences.extend(fences.into_iter().map(|(addr, value)| (addr, value, trusted)));
+        g.fences.extend(fences);
         Ok(())
     }
 

@@ -246,7 +246,8 @@ impl Sim {
         let deadline = if w.timeout == i64::MAX { i64::MAX } else if abs { w.timeout } else { start.saturating_add(w.timeout) };
         let zero = w.timeout == 0;
         let result = loop {
-            let v: u64 = uaccess::read(w.addr)?;
+            // The word may be the runtime's (a batch's fence): checked.
+            let v: u64 = uaccess::as_caller(false, || uaccess::read(w.addr))?;
             let (a, b) = (v & w.mask, w.value & w.mask);
             let passed = match w.op {
                 DRM_XE_UFENCE_WAIT_OP_EQ => a == b,

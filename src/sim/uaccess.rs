@@ -46,15 +46,9 @@ pub fn trusted<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Whether this thread's copies are trusted now (inside `trusted`).
-pub fn is_trusted() -> bool {
-    TRUSTED.with(|t| t.get())
-}
-
 /// Runs `f` with copies trusted or checked as given, whatever this thread
-/// is doing: a deferred fence write is made as the caller that asked for
-/// it would have made it (a C caller's address is checked even when the
-/// library's own ioctl flushes it).
+/// is doing: a user fence word is always checked, as it may be a C
+/// caller's (a batch's fence) even inside the library's own ioctl.
 pub fn as_caller<R>(trusted_copy: bool, f: impl FnOnce() -> R) -> R {
     let before = TRUSTED.with(|t| t.replace(trusted_copy));
     let r = f();
