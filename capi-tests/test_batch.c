@@ -69,6 +69,19 @@ int main(void)
 	CHECK(counters(&r).ioctls == before);
 	CHECK(svm_batch_signalled(NULL) == -EINVAL);
 	CHECK_OK(svm_batch_destroy(NULL));
+
+	/* A released batch is refused, never read or freed again; so is a
+	 * pointer svm_place_batch never made. */
+	CHECK_OK(svm_place_batch(r.ctx, r.dev[0], ranges, 1, NULL, 0, &b));
+	CHECK_OK(svm_batch_complete(r.ctx, b, 1000000000, NULL, 0));
+	CHECK_OK(svm_batch_destroy(b));
+	uint64_t word, word_value;
+	CHECK(svm_batch_signalled(b) == -EINVAL);
+	CHECK(svm_batch_fence(b, &word, &word_value) == -EINVAL);
+	CHECK(svm_batch_complete(r.ctx, b, 0, NULL, 0) == -EINVAL);
+	CHECK(strstr(svm_last_error(), "released") != NULL);
+	CHECK(svm_batch_destroy(b) == -EINVAL);
+	CHECK(svm_batch_destroy((svm_batch *)&word) == -EINVAL);
 	rig_close(&r);
 	puts("test_batch: ok");
 	return 0;

@@ -1499,7 +1499,7 @@ int svm_batch_fence(const struct svm_batch *batch, uint64_t *addr, uint64_t *val
 /**
  * 1 when the batch's fence has signalled (the word holds its value or a
  * later one), 0 while it is in flight, or a negative errno (-EINVAL for
- * NULL). One memory read, no syscall.
+ * NULL or a batch released or never made). One memory read, no syscall.
  */
 int svm_batch_signalled(const struct svm_batch *batch);
 
@@ -1519,7 +1519,8 @@ int svm_batch_complete(struct svm_context *ctx, struct svm_batch *batch, int64_t
 
 /**
  * Releases a batch. A batch still in flight may be released: its lent
- * fence word is reused only once the kernel wrote it.
+ * fence word is reused only once the kernel wrote it. NULL does nothing;
+ * -EINVAL for a batch released already or never made (nothing freed).
  */
 int svm_batch_destroy(struct svm_batch *batch);
 

@@ -6,6 +6,7 @@
 //! `crate::policy::Context::place_batch`'s.
 
 use core::ffi::c_int;
+use std::collections::BTreeSet;
 
 use super::context::{context, svm_context, svm_device, svm_pagemap};
 use super::placement::{check_result, fill_result, span_failure, svm_alloc_result};
@@ -34,6 +35,28 @@ pub struct svm_batch {
 
 /// Most ranges in one batch.
 pub const SVM_BATCH_MAX_RANGES: u32 = 1024;
+
+/// The batches svm_place_batch made and svm_batch_destroy has not
+/// released, by address: a pointer not among them (released already, or
+/// never made) is refused with -EINVAL instead of being read or freed.
+static LIVE: parking_lot::Mutex<BTreeSet<usize>> = parking_lot::Mutex::new(BTreeSet::new());
+
+/// A batch pointer from C, checked: not NULL, and live.
+///
+/// # Safety
+/// A live batch is used by one thread at a time (the header's contract),
+/// so it stays live while the caller uses the reference.
+unsafe fn live<'a>(batch: *const svm_batch) -> Result<&'a mut svm_batch, super::Failure> {
+    if batch.is_null() {
+        return Err(invalid("batch is NULL"));
+    }
+    if !LIVE.lock().contains(&(batch as usize)) {
+        return Err(invalid("batch is not one svm_place_batch made, or was released (svm_batch_destroy)"));
+    }
+    // SAFETY: made by Box::into_raw in svm_place_batch and not yet released
+    // (checked above); one thread at a time per batch.
+    Ok(unsafe { &mut *(batch as *mut svm_batch) })
+}
 
 /// Places `n` ranges for accesses by `device` with one VM_BIND holding one
 /// PREFETCH op per range, after setting each range's preferred location on
@@ -85,7 +108,9 @@ pub unsafe extern "C" fn svm_place_batch(
             Some(r) => span_failure(e, r.start, r.size),
             None => e.into(),
         })?;
-        *o = Box::into_raw(Box::new(svm_batch { batch: b, ctx }));
+        let made = Box::into_raw(Box::new(svm_batch { batch: b, ctx }));
+        LIVE.lock().insert(made as usize);
+        *o = made;
         Ok(())
     })
 }
@@ -98,8 +123,8 @@ pub unsafe extern "C" fn svm_place_batch(
 #[no_mangle]
 pub unsafe extern "C" fn svm_batch_fence(batch: *const svm_batch, addr: *mut u64, value: *mut u64) -> c_int {
     guard("svm_batch_fence", || {
-        // SAFETY: a live batch from svm_place_batch (caller contract).
-        let b = unsafe { batch.as_ref() }.ok_or_else(|| invalid("batch is NULL"))?;
+        // SAFETY: checked live; one thread at a time per batch (the header's contract).
+        let b = unsafe { live(batch)? };
         // SAFETY: `addr` is NULL or points to writable memory for its type (the header's contract).
         *unsafe { out(addr, "addr")? } = b.batch.addr;
         // SAFETY: `value` is NULL or points to writable memory for its type (the header's contract).
@@ -110,13 +135,13 @@ pub unsafe extern "C" fn svm_batch_fence(batch: *const svm_batch, addr: *mut u64
 
 /// 1 when the batch's fence has signalled (the word holds its value or a
 /// later one), 0 while it is in flight, or a negative errno (-EINVAL for
-/// NULL). One memory read, no syscall.
+/// NULL or a batch released or never made). One memory read, no syscall.
 #[no_mangle]
 pub unsafe extern "C" fn svm_batch_signalled(batch: *const svm_batch) -> c_int {
-    // SAFETY: a live batch (caller contract), checked non-NULL.
-    match unsafe { batch.as_ref() } {
-        Some(b) => b.batch.signalled() as c_int,
-        None => guard("svm_batch_signalled", || Err(invalid("batch is NULL"))),
+    // SAFETY: checked live; one thread at a time per batch (the header's contract).
+    match unsafe { live(batch) } {
+        Ok(b) => b.batch.signalled() as c_int,
+        Err(f) => guard("svm_batch_signalled", || Err(f)),
     }
 }
 
@@ -135,8 +160,8 @@ pub unsafe extern "C" fn svm_batch_complete(ctx: *mut svm_context, batch: *mut s
     guard("svm_batch_complete", || {
         // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
-        // SAFETY: a live batch (caller contract), checked non-NULL.
-        let b = unsafe { batch.as_mut() }.ok_or_else(|| invalid("batch is NULL"))?;
+        // SAFETY: checked live; one thread at a time per batch (the header's contract).
+        let b = unsafe { live(batch)? };
         if !std::ptr::eq(b.ctx, ctx) {
             return Err(invalid("batch belongs to another context"));
         }
@@ -161,14 +186,20 @@ pub unsafe extern "C" fn svm_batch_complete(ctx: *mut svm_context, batch: *mut s
 }
 
 /// Releases a batch. A batch still in flight may be released: its lent
-/// fence word is reused only once the kernel wrote it.
+/// fence word is reused only once the kernel wrote it. NULL does nothing;
+/// -EINVAL for a batch released already or never made (nothing freed).
 #[no_mangle]
 pub unsafe extern "C" fn svm_batch_destroy(batch: *mut svm_batch) -> c_int {
     guard("svm_batch_destroy", || {
-        if !batch.is_null() {
-            // SAFETY: from svm_place_batch, destroyed once (caller contract).
-            drop(unsafe { Box::from_raw(batch) });
+        if batch.is_null() {
+            return Ok(());
         }
+        if !LIVE.lock().remove(&(batch as usize)) {
+            return Err(invalid("batch was released already (svm_batch_destroy), or never made"));
+        }
+        // SAFETY: made by Box::into_raw in svm_place_batch, and taken out of
+        // the live set just now, so released once.
+        drop(unsafe { Box::from_raw(batch) });
         Ok(())
     })
 }
