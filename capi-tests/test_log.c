@@ -107,6 +107,14 @@ int main(void)
 	int bad = find(svm_last_error(), SVM_LOG_DEBUG);
 	CHECK(bad >= 0);
 
+	/* At trace: each ioctl, by the kernel's name, with its result. */
+	CHECK_OK(svm_set_log_level(SVM_LOG_TRACE));
+	res = alloc(&r, 0, BUF + 8 * MIB, 2 * MIB, r.vram[0], 0);
+	CHECK(res.pagemap.id == r.vram[0].id);
+	CHECK(find("DRM_IOCTL_XE_VM_BIND on fd", SVM_LOG_TRACE) >= 0);
+	CHECK(find("DRM_IOCTL_XE_WAIT_USER_FENCE on fd", SVM_LOG_TRACE) >= 0);
+	CHECK_OK(svm_set_log_level(SVM_LOG_DEBUG));
+
 	/* Two contexts, each with its own handler: each sees only its lines. */
 	rig other = rig_open("dgpu", NULL, 0, 0);
 	struct sink_count mine = { 0 }, theirs = { 0 };

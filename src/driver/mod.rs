@@ -185,7 +185,10 @@ pub fn ioctl<D: Driver + ?Sized, T>(drv: &D, fd: RawFd, request: u32, arg: &mut 
     let mut deadline = 0;
     loop {
         // SAFETY: `arg` is a live &mut of exactly the size the request encodes.
-        match unsafe { drv.ioctl_raw(fd, request, arg as *mut T as *mut c_void) } {
+        let r = unsafe { drv.ioctl_raw(fd, request, arg as *mut T as *mut c_void) };
+        // The trace level's promise (include/xesvm.h): each ioctl.
+        crate::log!(crate::log::Level::Trace, "{} on fd {fd}: {}", uapi::request_name(request), r.map_or_else(|e| e.short().to_string(), |()| "0".into()));
+        match r {
             Err(e @ (Errno::EINTR | Errno::EAGAIN)) => {
                 let now = monotonic_ns();
                 if deadline == 0 {

@@ -607,6 +607,22 @@ pub const fn request_size_matches(req: u32, size: usize) -> bool {
     ioc_size(req) == size
 }
 
+/// The kernel's name of a request (the trace log's), or "ioctl" for one
+/// the library does not issue.
+pub const fn request_name(req: u32) -> &'static str {
+    match req {
+        DRM_IOCTL_VERSION => "DRM_IOCTL_VERSION",
+        DRM_IOCTL_XE_DEVICE_QUERY => "DRM_IOCTL_XE_DEVICE_QUERY",
+        DRM_IOCTL_XE_VM_CREATE => "DRM_IOCTL_XE_VM_CREATE",
+        DRM_IOCTL_XE_VM_DESTROY => "DRM_IOCTL_XE_VM_DESTROY",
+        DRM_IOCTL_XE_VM_BIND => "DRM_IOCTL_XE_VM_BIND",
+        DRM_IOCTL_XE_WAIT_USER_FENCE => "DRM_IOCTL_XE_WAIT_USER_FENCE",
+        DRM_IOCTL_XE_MADVISE => "DRM_IOCTL_XE_MADVISE",
+        DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS => "DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS",
+        _ => "ioctl",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,6 +636,8 @@ mod tests {
         assert_eq!(ioc_size(r), size_of::<drm_xe_vm_bind>());
         assert_eq!(ioc_dir(DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS), IOC_READ | IOC_WRITE);
         assert!(request_size_matches(DRM_IOCTL_XE_MADVISE, 64));
+        assert_eq!(request_name(DRM_IOCTL_XE_VM_BIND), "DRM_IOCTL_XE_VM_BIND");
+        assert_eq!(request_name(0), "ioctl");
     }
 
     #[test]
