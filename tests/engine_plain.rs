@@ -230,6 +230,26 @@ fn advice_and_atomics_decide() {
     assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 4 * MIB, Access::Atomic).unwrap(), t.ctx.pagemap(t.dev[0], 0).unwrap());
 }
 
+/// The runtime's read-mostly hint holds whichever engine runs (the header
+/// states it for svm_resolve_pagemap, not for the cascade): a read is
+/// served where the range lies if that is system memory or the reader's
+/// VRAM, else in system memory; a write is not. Before, the default
+/// engine ignored it and sent every read to the reader's VRAM.
+#[test]
+fn the_read_mostly_hint_holds_in_the_default_engine() {
+    let t = setup("2dgpu-p2p", false);
+    let v0 = t.ctx.pagemap(t.dev[0], 0).unwrap();
+    t.sim.cpu_access(BUF, 4 * MIB, sim::Access::Write, 1).unwrap();
+    t.ctx.set_read_mostly(BUF, 4 * MIB, true).unwrap();
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 4 * MIB, Access::Read).unwrap(), Pagemap::System);
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 4 * MIB, Access::Write).unwrap(), v0);
+    t.ctx.alloc_vram(t.dev[0], BUF, 4 * MIB, v0, AllocFlags::default()).unwrap();
+    assert_eq!(t.ctx.resolve(t.dev[0], 0, BUF, 4 * MIB, Access::Read).unwrap(), v0, "where it lies: the reader's VRAM");
+    assert_eq!(t.ctx.resolve(t.dev[1], 0, BUF, 4 * MIB, Access::Read).unwrap(), Pagemap::System, "another's VRAM: system memory");
+    t.ctx.set_read_mostly(BUF, 4 * MIB, false).unwrap();
+    assert_eq!(t.ctx.resolve(t.dev[1], 0, BUF, 4 * MIB, Access::Read).unwrap(), v0, "unhinted: a linked peer's VRAM, read over the link");
+}
+
 /// A buffer two devices take turns at is never moved whole at every
 /// turn: a read of what the other holds is served over the link, and a
 /// placement into the asking device's VRAM of a span another device holds

@@ -7,7 +7,10 @@ use crate::track::Record;
 use crate::topology::Pagemap;
 
 /// Resolve without the rule cascade (`Config::engine_rules` off): the
-/// runtime's advice for this device where it can be reached, else the
+/// runtime's advice for this device where it can be reached, else, for a
+/// read of what the runtime marked read-mostly, where it lies if that is
+/// system memory or the tile's VRAM and otherwise system memory (the hint
+/// as include/xesvm.h states it, whichever engine runs), else the
 /// accessing tile's VRAM if this context has room there (it holds what
 /// it placed), else where the range is if reachable, else system
 /// memory. A launch's data goes where the runtime's own prefetch sends
@@ -16,9 +19,15 @@ use crate::topology::Pagemap;
 /// one way an engine placement can cost more than that prefetch. It
 /// changes nothing: the call is a pure decision.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn resolve_plain(rec: Option<&Record>, advised: Option<Pagemap>, local: Pagemap, size: u64, placed: u64, capacity: u64, reachable: impl Fn(Pagemap) -> bool) -> Pagemap {
+pub(super) fn resolve_plain(rec: Option<&Record>, advised: Option<Pagemap>, read: bool, local: Pagemap, size: u64, placed: u64, capacity: u64, reachable: impl Fn(Pagemap) -> bool) -> Pagemap {
     if let Some(p) = advised.filter(|&p| reachable(p)) {
         return p;
+    }
+    if let Some(r) = rec.filter(|r| read && r.read_mostly) {
+        return match r.residency {
+            Some(p) if p == local || p == Pagemap::System => p,
+            _ => Pagemap::System,
+        };
     }
     if rec.is_some_and(|r| r.residency == Some(local)) || placed.saturating_add(size) <= capacity {
         return local;

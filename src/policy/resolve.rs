@@ -132,7 +132,8 @@ impl Context {
         // The runtime's advice for this device (kept apart from the records).
         let advised = track.advice.prevailing(start, end, h.slot);
         if !cascade {
-            return Ok(super::prefetch::resolve_plain(rec, advised, local, size, dev.placed[tile as usize].load(Ordering::Relaxed), t.capacity, reachable));
+            let read = matches!(access, Access::Read | Access::Prefetch);
+            return Ok(super::prefetch::resolve_plain(rec, advised, read, local, size, dev.placed[tile as usize].load(Ordering::Relaxed), t.capacity, reachable));
         }
         // Producer and consumer: a write to data that moved to a device that
         // read it from this one's VRAM (its reader holds it now) is written
