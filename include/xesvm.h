@@ -1649,8 +1649,10 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  *    this context's least recently used ranges from the pagemap and retries
  *    once; then falls back (peer -> local VRAM -> system) unless
  *    SVM_ALLOC_NO_FALLBACK; ENOLINK marks the link absent and falls back;
- *    ENODEV/ECANCELED mark the device dead and are returned; EINVAL/EFAULT
- *    are returned;
+ *    ENODEV/ECANCELED mark the device dead and are returned, the accessing
+ *    device's or the target's owner's (a target on a lost device never
+ *    falls back, whether the call or an earlier one found the loss);
+ *    EINVAL/EFAULT are returned;
  * 5. (SVM_ALLOC_ENGINE only) the thrash guard: a range that moved thrash_max_moves times within
  *    the window, about as often as it was used (a CPU pulling it back counts,
  *    seen in the page table), stays where it is (SVM_RESULT_PINNED), or
@@ -1701,8 +1703,8 @@ int svm_clear_preferred_location(struct svm_context *ctx, uint64_t start, uint64
  * range's attributes since the library recorded them (a mirror bound with
  * MADVISE_AUTORESET: memory the GPU used was freed), the madvise is issued
  * on every call, as the runtime would. svm_resolve_pagemap honours it for
- * that device. Errors: -EINVAL (bad range, pagemap), -EBADF (unknown or
- * closed device), -ENODEV/-ECANCELED (device gone), -ENOLINK (the device
+ * that device. Errors: -EINVAL (bad range, pagemap, a handle never
+ * opened), -EBADF (a closed device), -ENODEV/-ECANCELED (device gone), -ENOLINK (the device
  * cannot reach that VRAM), or the madvise's errno. Thread-safe.
  */
 int svm_device_set_preferred_location(struct svm_context *ctx, struct svm_device device, uint64_t start, uint64_t size, struct svm_pagemap pagemap);
@@ -1735,8 +1737,8 @@ int svm_set_atomic_mode(struct svm_context *ctx, uint64_t start, uint64_t size, 
  * Sets the atomic mode of a range on one device's VMs only: Level Zero's
  * atomic attributes (zeMemSetAtomicAccessAttributeExp) are per device.
  * docs/integration.md maps the ze flags onto modes as Intel's compute
- * runtime does. Errors: -EINVAL (bad range or mode), -EBADF (unknown or
- * closed device), -ENODEV/-ECANCELED (device gone), or the madvise's
+ * runtime does. Errors: -EINVAL (bad range or mode, a handle never
+ * opened), -EBADF (a closed device), -ENODEV/-ECANCELED (device gone), or the madvise's
  * errno. Thread-safe.
  */
 int svm_device_set_atomic_mode(struct svm_context *ctx, struct svm_device device, uint64_t start, uint64_t size, uint32_t mode);

@@ -141,3 +141,23 @@ fn each_device_lost_in_turn_under_load() {
         }
     }
 }
+
+/// A target on a lost device gives that device's errno every time: the
+/// call that finds the loss (its madvise naming the lost memory fails)
+/// returns it as the next one does at step 1, and neither falls back
+/// (before, the first moved the range to the accessing device's VRAM and
+/// reported success).
+#[test]
+fn a_target_on_a_lost_device_fails_the_same_way_each_time() {
+    for errno in [Errno::ENODEV, Errno::ECANCELED] {
+        let (sim, ctx, d) = machine("2dgpu-p2p");
+        let v1 = vram(&ctx, d[1]);
+        sim.remove_device(1, errno).unwrap();
+        for call in 0..2 {
+            let o = ctx.alloc_vram_outcome(d[0], BASE, 2 * MIB, v1, AllocFlags::default());
+            assert_eq!((o.result, o.placed.fell_back), (Err(errno), false), "call {call}: {:?}", o.placed);
+        }
+        // The healthy device goes on.
+        ctx.alloc_vram(d[0], BASE, 2 * MIB, vram(&ctx, d[0]), AllocFlags::default()).unwrap();
+    }
+}

@@ -2399,3 +2399,20 @@ fn a_fence_timed_out_leaves_the_place_unknown_and_the_next_call_finds_it() {
     let again = t.alloc(0, BUF, R, t.vram(0));
     assert_eq!((again.pagemap, again.bytes_moved), (Some(t.vram(0)), R));
 }
+
+/// Placing memory nothing maps is EFAULT, as svm_find_extent answers: the
+/// kernel's prefetch skips holes without a CPU mapping and succeeds
+/// (docs/kernel-model.md §7), and the page table then shows nothing there.
+/// Before, the library took that for a prefetch that left the range
+/// elsewhere, fell back to system memory and reported a verified success.
+#[test]
+fn placing_memory_nothing_maps_is_efault() {
+    let t = setup_looking("dgpu");
+    t.sim.munmap(BUF, 2 * R).unwrap();
+    let o = t.ctx.alloc_vram_outcome(t.dev[0], BUF, R, t.vram(0), AllocFlags::default());
+    assert_eq!((o.result, o.placed.fell_back, o.placed.verified), (Err(Errno::EFAULT), false, false), "{:?}", o.placed);
+    // Mapped again, it places.
+    t.sim.mmap(BUF, 2 * R, false).unwrap();
+    t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
+    assert_eq!(t.alloc(0, BUF, R, t.vram(0)).pagemap, Some(t.vram(0)));
+}

@@ -288,8 +288,10 @@ pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed)
 ///    this context's least recently used ranges from the pagemap and retries
 ///    once; then falls back (peer -> local VRAM -> system) unless
 ///    SVM_ALLOC_NO_FALLBACK; ENOLINK marks the link absent and falls back;
-///    ENODEV/ECANCELED mark the device dead and are returned; EINVAL/EFAULT
-///    are returned;
+///    ENODEV/ECANCELED mark the device dead and are returned, the accessing
+///    device's or the target's owner's (a target on a lost device never
+///    falls back, whether the call or an earlier one found the loss);
+///    EINVAL/EFAULT are returned;
 /// 5. (SVM_ALLOC_ENGINE only) the thrash guard: a range that moved thrash_max_moves times within
 ///    the window, about as often as it was used (a CPU pulling it back counts,
 ///    seen in the page table), stays where it is (SVM_RESULT_PINNED), or
@@ -379,8 +381,8 @@ pub unsafe extern "C" fn svm_clear_preferred_location(ctx: *mut svm_context, sta
 /// range's attributes since the library recorded them (a mirror bound with
 /// MADVISE_AUTORESET: memory the GPU used was freed), the madvise is issued
 /// on every call, as the runtime would. svm_resolve_pagemap honours it for
-/// that device. Errors: -EINVAL (bad range, pagemap), -EBADF (unknown or
-/// closed device), -ENODEV/-ECANCELED (device gone), -ENOLINK (the device
+/// that device. Errors: -EINVAL (bad range, pagemap, a handle never
+/// opened), -EBADF (a closed device), -ENODEV/-ECANCELED (device gone), -ENOLINK (the device
 /// cannot reach that VRAM), or the madvise's errno. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_set_preferred_location(ctx: *mut svm_context, device: svm_device, start: u64, size: u64, pagemap: svm_pagemap) -> c_int {
@@ -452,8 +454,8 @@ pub unsafe extern "C" fn svm_set_atomic_mode(ctx: *mut svm_context, start: u64, 
 /// Sets the atomic mode of a range on one device's VMs only: Level Zero's
 /// atomic attributes (zeMemSetAtomicAccessAttributeExp) are per device.
 /// docs/integration.md maps the ze flags onto modes as Intel's compute
-/// runtime does. Errors: -EINVAL (bad range or mode), -EBADF (unknown or
-/// closed device), -ENODEV/-ECANCELED (device gone), or the madvise's
+/// runtime does. Errors: -EINVAL (bad range or mode, a handle never
+/// opened), -EBADF (a closed device), -ENODEV/-ECANCELED (device gone), or the madvise's
 /// errno. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_set_atomic_mode(ctx: *mut svm_context, device: svm_device, start: u64, size: u64, mode: u32) -> c_int {

@@ -138,16 +138,13 @@ impl Context {
                     let (gone, e) = self.attribute_loss(slots, d, want, e);
                     self.stats.count_errno(e);
                     placed.vms_refused |= 1 << d.slot;
-                    if gone != d.slot {
-                        // The memory the madvise named belongs to a lost device:
-                        // that device's errno, and this VM keeps working.
-                        return Err(Miss::Fallback(e));
-                    }
-                    if accessing {
+                    // The memory the madvise named belongs to a lost device
+                    // (that device's errno, and this VM keeps working), or
+                    // the accessing device is lost: returned, never a
+                    // fallback, as a later call finds the loss at step 1
+                    // (include/xesvm.h, svm_alloc_vram step 4).
+                    if gone != d.slot || accessing || cand.device() == Some(d.slot) {
                         return Err(Miss::Fatal(e));
-                    }
-                    if cand.device() == Some(d.slot) {
-                        return Err(Miss::Fallback(e));
                     }
                 }
                 Err(e) => {

@@ -31,7 +31,7 @@ impl Context {
             Pagemap::System => (0, dev.clone()),
             Pagemap::Vram { device, tile } => {
                 let owner = Context::check_pagemap(slots, cand)?.expect("VRAM pagemap").clone();
-                owner.check_alive().map_err(Miss::Fallback)?;
+                owner.check_alive().map_err(Miss::Fatal)?;
                 let inst = owner.tiles[tile as usize].unwrap().instance;
                 if device == dev.slot {
                     (inst as u32, dev.clone())
@@ -165,6 +165,17 @@ impl Context {
             // elsewhere (docs/kernel-model.md §7) counts as EBUSY, where observable.
             if let Some(after) = readable.then(|| self.observe(start, end)).flatten() {
                 if !self.agrees(slots, &after, cand) {
+                    // Nothing there at all, and nothing mapped at its start
+                    // (the prefetch skips holes without a CPU mapping and
+                    // succeeds, docs/kernel-model.md §7): EFAULT, as
+                    // svm_find_extent answers, not a fallback that would
+                    // call a hole placed. One /proc/self/maps read, on this
+                    // failure path only.
+                    if after.samples > 0 && after.unpopulated == after.samples && self.driver.cpu_mapping(start) == Err(Errno::EFAULT) {
+                        crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: nothing is mapped there (EFAULT)", Span(start, size));
+                        self.stats.count_errno(Errno::EFAULT);
+                        return Err(Miss::Fatal(Errno::EFAULT));
+                    }
                     self.stats.local().unverified.fetch_add(1, Ordering::Relaxed);
                     crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: the prefetch reported success but the page table shows it elsewhere (counted as EBUSY)", Span(start, size));
                     if !busy_retried {
