@@ -1370,7 +1370,10 @@ int svm_context_get_sim(struct svm_context *ctx, struct svm_sim **sim);
 /**
  * Opens an Xe render node (kernel contexts): queries the device, checks
  * HAS_CPU_ADDR_MIRROR (-EOPNOTSUPP without it), creates an LR|FAULT_MODE VM
- * and binds the CPU-address mirror. Thread-safe.
+ * and binds the CPU-address mirror. -ENOSPC where the context holds 64
+ * devices (a slot is retired once its handles ran out, after 65,535 opens
+ * of it: a stale handle never names a later device); the errno of
+ * opening the path (-ENOENT, -EACCES, ...) otherwise. Thread-safe.
  */
 int svm_device_open(struct svm_context *ctx, const char *path, struct svm_device *device);
 
@@ -1419,8 +1422,9 @@ int svm_device_adopt_flags(struct svm_context *ctx, int fd, uint32_t vm_id, uint
  * every tile's VM, a placement in a tile's VRAM prefetches through that
  * tile's VM, in a batch too (one VM_BIND per VM, the earlier ones waited
  * for, the batch's fence on the last); system memory, peers and range
- * queries use tile 0's. -EINVAL when the VMs
- * are not one per tile (svm_last_error() says how). Thread-safe.
+ * queries use tile 0's. -EINVAL when two or more VMs are not one per
+ * tile (svm_last_error() says how); one VM is svm_device_adopt's case,
+ * one VM for every tile. Thread-safe.
  */
 int svm_device_adopt_tiles(struct svm_context *ctx, int fd, const uint32_t *vm_ids, uint32_t n, uint32_t flags, struct svm_device *device);
 
@@ -1536,7 +1540,8 @@ int svm_batch_destroy(struct svm_batch *batch);
  * are not consulted. Each call reads the maps (a syscall under the mm
  * lock): cache the answer until your free hook, if you have one, says
  * otherwise. Errors: -EINVAL (`ctx`, `start` or `size` NULL), -EFAULT
- * (nothing mapped at `ptr`), -ECHILD (a forked child's inherited
+ * (nothing mapped at `ptr`, or `ptr` below 64 KiB, NULL included, or
+ * above the user address space, where nothing can be placed), -ECHILD (a forked child's inherited
  * context), or the errno of reading /proc/self/maps. Nothing is written on
  * failure. Thread-safe.
  */

@@ -31,7 +31,7 @@ macro_rules! errnos {
 
 errnos! {
     EPERM = libc::EPERM, c"operation not permitted (EPERM)";
-    ENOENT = libc::ENOENT, c"no such entry: unknown object, VM or missing CPU mapping (ENOENT)";
+    ENOENT = libc::ENOENT, c"no such file or entry: a missing device node, or an unknown object, VM or CPU mapping (ENOENT)";
     EINTR = libc::EINTR, c"interrupted by a signal (EINTR)";
     EIO = libc::EIO, c"I/O error: the device or driver reply was malformed (EIO)";
     ENXIO = libc::ENXIO, c"no such device memory: the tile has no VRAM (ENXIO)";
@@ -44,14 +44,21 @@ errnos! {
     EALREADY = libc::EALREADY, c"already in progress or done (EALREADY)";
     EEXIST = libc::EEXIST, c"already exists (EEXIST)";
     ENODEV = libc::ENODEV, c"no such device, or the device is gone (ENODEV)";
+    ENOTDIR = libc::ENOTDIR, c"not a directory: a path through something else (ENOTDIR)";
+    EISDIR = libc::EISDIR, c"is a directory, not a device node or file (EISDIR)";
     EINVAL = libc::EINVAL, c"invalid argument (EINVAL)";
-    ENOSPC = libc::ENOSPC, c"no space left: memory region full, or the ranges changed between calls (ENOSPC)";
+    ENFILE = libc::ENFILE, c"too many open files in the system (ENFILE)";
+    EMFILE = libc::EMFILE, c"too many open files in this process (EMFILE)";
+    ENOSPC = libc::ENOSPC, c"no space left: memory region full, the ranges changed between calls, or no free device slot (ENOSPC)";
+    EROFS = libc::EROFS, c"read-only file system (EROFS)";
     ERANGE = libc::ERANGE, c"result out of range (ERANGE)";
+    ENAMETOOLONG = libc::ENAMETOOLONG, c"file name too long (ENAMETOOLONG)";
     ENOTTY = libc::ENOTTY, c"inappropriate ioctl for device (ENOTTY)";
     ENOSYS = libc::ENOSYS, c"function not implemented (ENOSYS)";
     ENODATA = libc::ENODATA, c"no data: prefetch could not migrate (ENODATA)";
     ETIME = libc::ETIME, c"timer expired (ETIME)";
     ENOLINK = libc::ENOLINK, c"no link between the devices (ENOLINK)";
+    ELOOP = libc::ELOOP, c"too many levels of symbolic links (ELOOP)";
     EPROTO = libc::EPROTO, c"protocol error (EPROTO)";
     EOVERFLOW = libc::EOVERFLOW, c"value too large: range overflows the address space (EOVERFLOW)";
     ENOBUFS = libc::ENOBUFS, c"no buffer space (ENOBUFS)";
@@ -104,7 +111,12 @@ impl Errno {
 
 impl fmt::Display for Errno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message_cstr().to_str().unwrap_or("?"))
+        match self.name() {
+            // One the library does not name (passed through from a
+            // syscall): the C library's text (strerror_r) and its number.
+            None if self.0 != 0 => write!(f, "{}", std::io::Error::from_raw_os_error(self.0)),
+            _ => f.write_str(self.message_cstr().to_str().unwrap_or("?")),
+        }
     }
 }
 
@@ -125,5 +137,13 @@ mod tests {
         assert_eq!(Errno(9999).name(), None);
         assert_eq!(Errno(9999).message_cstr(), c"unknown error");
         assert_eq!(Errno::EINVAL.to_status(), -libc::EINVAL);
+        // What opening a path passes through is named (svm_strerror).
+        for e in [Errno::EISDIR, Errno::ENOTDIR, Errno::EMFILE, Errno::ENFILE, Errno::ENAMETOOLONG, Errno::ELOOP, Errno::EROFS] {
+            assert!(e.name().is_some() && e.message_cstr() != c"unknown error", "{e:?}");
+        }
+        // One it does not name still says something in a message: the C
+        // library's text and the number.
+        let other = Errno(libc::EXDEV).to_string();
+        assert!(other.contains(&libc::EXDEV.to_string()) && !other.contains("unknown error"), "{other}");
     }
 }

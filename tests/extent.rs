@@ -33,6 +33,12 @@ fn the_simulated_process_answers_its_mappings_and_pays_for_the_read() {
     sim.munmap(BUF, 4 * MIB).unwrap();
     assert_eq!(ctx.extent_of(BUF), Err(Errno::EFAULT));
     assert_eq!(ctx.extent_of(1 << 60), Err(Errno::EFAULT), "above the address space");
+    // NULL and the first 64 KiB are never mapped (mmap_min_addr), and what
+    // is answered never reaches below it: the simulated process maps all
+    // else by default.
+    assert_eq!(ctx.extent_of(0), Err(Errno::EFAULT), "NULL");
+    assert_eq!(ctx.extent_of(0xffff), Err(Errno::EFAULT));
+    assert_eq!(ctx.extent_of(0x1_0000), Ok((0x1_0000, BUF - 2 * MIB)));
 }
 
 /// The extent does not come from the library's records: a placement of
@@ -59,4 +65,7 @@ fn this_process_finds_the_mapping_of_its_own_heap() {
     let (s, e) = ctx.extent_of(a + 12345).unwrap();
     assert!(s <= a && a + (3 << 20) <= e, "{s:#x}..{e:#x} holds {a:#x}");
     assert_eq!(ctx.extent_of(0), Err(Errno::EFAULT));
+    // The vsyscall page is a mapping /proc/self/maps lists, above the user
+    // half of the address space: nothing a placement takes.
+    assert_eq!(ctx.extent_of(0xffff_ffff_ff60_0000), Err(Errno::EFAULT));
 }

@@ -200,7 +200,7 @@ impl svm_context {
     /// What a handle's errno from policy means.
     pub(super) fn device_failure(e: Errno) -> Failure {
         match e {
-            Errno::EBADF => Failure { errno: e, message: "device handle was closed (or never opened)".into() },
+            Errno::EBADF => Failure { errno: e, message: "device handle was closed".into() },
             Errno::ENODEV => Failure { errno: e, message: "device is gone (unplugged)".into() },
             Errno::ECANCELED => Failure { errno: e, message: "device is wedged (the kernel cancelled its work)".into() },
             e => Failure { errno: e, message: "unknown device".into() },
@@ -386,6 +386,7 @@ pub unsafe extern "C" fn svm_context_get_sim(ctx: *mut svm_context, sim: *mut *m
 fn open_failure(e: Errno, what: String) -> Failure {
     let why = match e {
         Errno::EOPNOTSUPP => "the device has no CPU-address mirror (HAS_CPU_ADDR_MIRROR clear: no SVM)".to_string(),
+        Errno::ENOSPC => "no free device slot in this context (64 devices open, or slots retired after 65,535 opens each, so that no stale handle names a later device)".to_string(),
         e => e.to_string(),
     };
     Failure { errno: e, message: format!("{what}: {why}") }
@@ -393,7 +394,10 @@ fn open_failure(e: Errno, what: String) -> Failure {
 
 /// Opens an Xe render node (kernel contexts): queries the device, checks
 /// HAS_CPU_ADDR_MIRROR (-EOPNOTSUPP without it), creates an LR|FAULT_MODE VM
-/// and binds the CPU-address mirror. Thread-safe.
+/// and binds the CPU-address mirror. -ENOSPC where the context holds 64
+/// devices (a slot is retired once its handles ran out, after 65,535 opens
+/// of it: a stale handle never names a later device); the errno of
+/// opening the path (-ENOENT, -EACCES, ...) otherwise. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_open(ctx: *mut svm_context, path: *const c_char, device: *mut svm_device) -> c_int {
     guard("svm_device_open", || {
@@ -475,8 +479,9 @@ pub unsafe extern "C" fn svm_device_adopt_flags(ctx: *mut svm_context, fd: c_int
 /// every tile's VM, a placement in a tile's VRAM prefetches through that
 /// tile's VM, in a batch too (one VM_BIND per VM, the earlier ones waited
 /// for, the batch's fence on the last); system memory, peers and range
-/// queries use tile 0's. -EINVAL when the VMs
-/// are not one per tile (svm_last_error() says how). Thread-safe.
+/// queries use tile 0's. -EINVAL when two or more VMs are not one per
+/// tile (svm_last_error() says how); one VM is svm_device_adopt's case,
+/// one VM for every tile. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_adopt_tiles(ctx: *mut svm_context, fd: c_int, vm_ids: *const u32, n: u32, flags: u32, device: *mut svm_device) -> c_int {
     guard("svm_device_adopt_tiles", || {
@@ -667,7 +672,10 @@ pub unsafe extern "C" fn svm_pagemap_get_info(ctx: *mut svm_context, pagemap: sv
         // SAFETY: `info` is NULL or points to writable memory for its type (the header's contract).
         let i = unsafe { out(info, "info")? };
         let pm = c.pagemap(pagemap)?;
-        c.ctx.validate_pagemap(pm).map_err(|e| Failure { errno: e, message: "unknown pagemap".into() })?;
+        c.ctx.validate_pagemap(pm).map_err(|e| match e {
+            Errno::ENODEV | Errno::ECANCELED | Errno::EBADF => svm_context::device_failure(e),
+            e => Failure { errno: e, message: "unknown pagemap".into() },
+        })?;
         let mut v = svm_pagemap_info { placed_bytes: c.ctx.placed_bytes(pm), ..Default::default() };
         match pm {
             Pagemap::System => v.is_system = true,

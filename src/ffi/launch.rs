@@ -20,7 +20,8 @@ use crate::errno::Errno;
 /// are not consulted. Each call reads the maps (a syscall under the mm
 /// lock): cache the answer until your free hook, if you have one, says
 /// otherwise. Errors: -EINVAL (`ctx`, `start` or `size` NULL), -EFAULT
-/// (nothing mapped at `ptr`), -ECHILD (a forked child's inherited
+/// (nothing mapped at `ptr`, or `ptr` below 64 KiB, NULL included, or
+/// above the user address space, where nothing can be placed), -ECHILD (a forked child's inherited
 /// context), or the errno of reading /proc/self/maps. Nothing is written on
 /// failure. Thread-safe.
 #[no_mangle]

@@ -34,7 +34,7 @@ impl Context {
     /// VM_BIND per VM); system memory, peers and range queries use tile 0's.
     pub fn adopt_tiles_checked(&self, fd: RawFd, vm_ids: &[u32], autoreset: bool) -> std::result::Result<DeviceHandle, (Errno, &'static str)> {
         if fd < 0 {
-            return Err((Errno::EINVAL, "fd is negative"));
+            return Err((Errno::EBADF, "the fd is negative: not open"));
         }
         if vm_ids.is_empty() || vm_ids.contains(&0) {
             return Err((Errno::EINVAL, "vm_id 0 names no VM"));

@@ -475,7 +475,16 @@ impl Context {
     /// EFAULT where nothing is mapped at `addr`; ECHILD in a forked child.
     pub fn extent_of(&self, addr: u64) -> Result<(u64, u64)> {
         self.check_process()?;
-        self.driver.cpu_mapping(addr)
+        // Nothing below mmap_min_addr (64 KiB by default: NULL) or above
+        // the user half of the address space (the vsyscall page, which
+        // /proc/self/maps lists) can be placed: EFAULT, as for a hole, so
+        // that what is answered can always go to a placement as it is.
+        const MMAP_MIN_ADDR: u64 = 0x1_0000;
+        if !(MMAP_MIN_ADDR..VA_LIMIT).contains(&addr) {
+            return Err(Errno::EFAULT);
+        }
+        let (lo, hi) = self.driver.cpu_mapping(addr)?;
+        Ok((lo.max(MMAP_MIN_ADDR), hi.min(VA_LIMIT)))
     }
 
     // -- devices --------------------------------------------------------------
@@ -503,7 +512,9 @@ impl Context {
         };
         let id = self.driver.device_id(fd);
         let mut slots = self.slots.write();
-        let slot = match slots.iter().position(|s| s.dev.is_none()) {
+        // A slot whose generation ran out is never used again: a stale
+        // handle must never name a later device (65,535 opens of one slot).
+        let slot = match slots.iter().position(|s| s.dev.is_none() && s.gen != u16::MAX) {
             Some(i) => i,
             None => {
                 if slots.len() >= device::MAX_DEVICES {
@@ -570,7 +581,7 @@ impl Context {
             if s.gen != h.gen || s.dev.is_none() {
                 return Err(Errno::EBADF);
             }
-            s.gen = s.gen.wrapping_add(1);
+            s.gen = s.gen.saturating_add(1);
             self.handles[h.slot as usize].store(HANDLE_SLOT | s.gen as u32, Ordering::Release);
             // The slot's state is forgotten before the slot is free: a
             // device opened in it next must not lose what it learns, and a
@@ -679,5 +690,34 @@ impl Context {
     /// For benchmarks and tests: read access to the track under its lock.
     pub fn records(&self) -> ReadGuard<'_, Track> {
         self.track.read()
+    }
+}
+
+#[cfg(all(test, feature = "sim"))]
+mod tests {
+    use super::*;
+
+    /// A slot whose generation ran out is retired, never reused: a stale
+    /// handle from 65,535 opens ago must not name the device opened after
+    /// (the 16-bit generation wrapped, and the stale handle and its
+    /// pagemaps worked again on the new device).
+    #[test]
+    fn a_slot_whose_generation_ran_out_is_retired() {
+        let sim = crate::sim::Sim::from_preset("dgpu").unwrap();
+        let ctx = Context::new(Box::new(crate::sim::driver::SimDriver::new(sim)), Config::default());
+        let first = ctx.open_index(0).unwrap();
+        ctx.close(first).unwrap();
+        ctx.slots.write()[first.slot as usize].gen = u16::MAX - 1;
+        ctx.handles[first.slot as usize].store(HANDLE_SLOT | (u16::MAX - 1) as u32, Ordering::Release);
+        let last = ctx.open_index(0).unwrap();
+        assert_eq!((last.slot, last.gen), (first.slot, u16::MAX - 1));
+        ctx.close(last).unwrap();
+        let next = ctx.open_index(0).unwrap();
+        assert_ne!(next.slot, last.slot, "the retired slot is not reused");
+        for stale in [first, last] {
+            assert_eq!(ctx.device(stale).map(|_| ()), Err(Errno::EBADF));
+            assert_eq!(ctx.close(stale), Err(Errno::EBADF));
+        }
+        assert!(ctx.device(next).is_ok());
     }
 }
