@@ -1811,7 +1811,8 @@ int svm_sim_device_count(const struct svm_sim *sim, uint32_t *count);
  * Opens simulated device `index` like a render node: `*fd` is a real,
  * process-unique descriptor that only this simulator understands (pass it
  * to svm_sim_ioctl, or as a madvise devmem_fd). Errors: -ENODEV (no such
- * device, or removed).
+ * device, or unplugged), -ECANCELED (wedged: svm_sim_remove_device's
+ * errno), or the errno of making the descriptor (-EMFILE, -ENFILE).
  */
 int svm_sim_device_open(struct svm_sim *sim, uint32_t index, int *fd);
 #endif

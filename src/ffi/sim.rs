@@ -248,7 +248,8 @@ pub unsafe extern "C" fn svm_sim_device_count(sim: *const svm_sim, count: *mut u
 /// Opens simulated device `index` like a render node: `*fd` is a real,
 /// process-unique descriptor that only this simulator understands (pass it
 /// to svm_sim_ioctl, or as a madvise devmem_fd). Errors: -ENODEV (no such
-/// device, or removed).
+/// device, or unplugged), -ECANCELED (wedged: svm_sim_remove_device's
+/// errno), or the errno of making the descriptor (-EMFILE, -ENFILE).
 #[no_mangle]
 pub unsafe extern "C" fn svm_sim_device_open(sim: *mut svm_sim, index: u32, fd: *mut c_int) -> c_int {
     guard("svm_sim_device_open", || {
@@ -256,7 +257,14 @@ pub unsafe extern "C" fn svm_sim_device_open(sim: *mut svm_sim, index: u32, fd: 
         let s = unsafe { sim_ref(sim)? };
         // SAFETY: `fd` is NULL or points to writable memory for its type (the header's contract).
         let fd = unsafe { out(fd, "fd")? };
-        *fd = s.open_device(index).map_err(|e| Failure { errno: e, message: format!("no simulated device {index}") })?;
+        *fd = s.open_device(index).map_err(|e| {
+            let why = match e {
+                Errno::ENODEV => "no such device, or unplugged".to_string(),
+                Errno::ECANCELED => "the device is wedged".to_string(),
+                e => format!("its descriptor could not be made: {e}"),
+            };
+            Failure { errno: e, message: format!("simulated device {index}: {why}") }
+        })?;
         Ok(())
     })
 }

@@ -132,6 +132,8 @@ fn errors_name_line_and_field() {
         // Syntax errors are toml_edit's, with their line.
         ("[[device]]\nname = \"x", 2, "invalid basic string"),
         ("just words", 1, "expected `.`, `=`"),
+        // One toml_edit gives no words for: still a message.
+        ("garbage =", 1, "a key without a value"),
         ("[[device]]\nname = 2025-01-01", 2, "cannot read a date"),
         // A [device] table where [[device]] belongs: its header is at fault.
         ("[device]\nname = \"x\"", 1, "[[device]]"),

@@ -228,7 +228,12 @@ impl Topology {
 }
 
 fn parse_topology(text: &str) -> Result<Topology, ParseError> {
-    let doc = toml_edit::ImDocument::parse(text).map_err(|e| err(line_at(text, e.span()), e.message().trim().to_string()))?;
+    // toml_edit says nothing for some errors (a key with no value): say
+    // what it could be, never an empty message.
+    let doc = toml_edit::ImDocument::parse(text).map_err(|e| {
+        let m = e.message().trim().replace('\n', ": ");
+        err(line_at(text, e.span()), if m.is_empty() { "not TOML here (a key without a value?)".to_string() } else { m })
+    })?;
     let root = doc.as_table();
     let mut topo = Topology::new(Vec::new());
     let mut link_lines: Vec<usize> = Vec::new();
