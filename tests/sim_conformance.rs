@@ -128,6 +128,12 @@ fn cases() -> Vec<Case> {
             let mut c = drm_xe_vm_create::default();
             ioctl(&r.drv, 9999, DRM_IOCTL_XE_VM_CREATE, &mut c)
         }, e(Errno::EBADF)),
+        case!("§2 an open fd that is no DRM device (/dev/null) -> ENOTTY (vfs_ioctl)", |r: &Rig| {
+            use std::os::fd::AsRawFd;
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let mut c = drm_xe_vm_create::default();
+            ioctl(&r.drv, null.as_raw_fd(), DRM_IOCTL_XE_VM_CREATE, &mut c)
+        }, e(Errno::ENOTTY)),
         // §6.1 DEVICE_QUERY
         case!("§6.1 extensions != 0 -> EINVAL", |r: &Rig| query(r, |q| q.extensions = 1), e(Errno::EINVAL)),
         case!("§6.1 reserved != 0 -> EINVAL", |r: &Rig| query(r, |q| q.reserved[1] = 1), e(Errno::EINVAL)),

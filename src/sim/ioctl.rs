@@ -118,8 +118,16 @@ impl Sim {
         let mut g = self.state.lock();
         // Binds done before this call have completed by now.
         self.signal_fences(&mut g);
-        // The VFS answers a closed fd before any DRM code runs.
-        let dev = g.files.get(&fd).ok_or(Errno::EBADF)?.device;
+        // The VFS answers a closed fd before any DRM code runs; an open fd
+        // of this process that is no simulated device (/dev/null, a file,
+        // another simulator's) answers as a file that is no DRM device:
+        // ENOTTY, what vfs_ioctl gives without an unlocked_ioctl.
+        let Some(file) = g.files.get(&fd) else {
+            // SAFETY: F_GETFD only reads the descriptor table's flags.
+            let open = fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+            return Err(if open { Errno::ENOTTY } else { Errno::EBADF });
+        };
+        let dev = file.device;
         // A wedged device is ECANCELED in xe_drm_ioctl and an unplugged one
         // ENODEV at the top of drm_ioctl, both before the request is looked at.
         if let Some(e) = g.gone[dev as usize] {
