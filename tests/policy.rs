@@ -782,6 +782,31 @@ fn kernel_6_18_degrades_peer_placement_clearly() {
     assert_eq!((p.pagemap, p.fell_back), (Some(t.vram(0)), false));
 }
 
+/// A slot whose 16-bit generation ran out is retired, never reused: after
+/// 65,535 opens and closes of one slot, a stale handle from the first
+/// open would otherwise name the device opened next (the generation
+/// wrapped to 0, and the C probe's stale handle and pagemap worked again).
+#[test]
+fn a_slot_whose_generation_ran_out_is_retired() {
+    let t = setup("dgpu");
+    let first = t.dev[0];
+    t.ctx.close(first).unwrap();
+    let mut last = first;
+    for _ in 0..u16::MAX - 1 {
+        last = t.ctx.open_index(0).unwrap();
+        assert_eq!(last.slot, first.slot);
+        t.ctx.close(last).unwrap();
+    }
+    assert_eq!(last.gen, u16::MAX - 1);
+    let next = t.ctx.open_index(0).unwrap();
+    assert_ne!(next.slot, first.slot, "the retired slot is not reused");
+    for stale in [first, last] {
+        assert_eq!(t.ctx.check_device(stale), Err(Errno::EBADF));
+        assert_eq!(t.ctx.close(stale), Err(Errno::EBADF));
+    }
+    assert_eq!(t.ctx.check_device(next), Ok(()));
+}
+
 #[test]
 fn bad_input_is_einval_and_stale_handles_are_ebadf() {
     let t = setup("2dgpu-p2p");

@@ -692,32 +692,3 @@ impl Context {
         self.track.read()
     }
 }
-
-#[cfg(all(test, feature = "sim"))]
-mod tests {
-    use super::*;
-
-    /// A slot whose generation ran out is retired, never reused: a stale
-    /// handle from 65,535 opens ago must not name the device opened after
-    /// (the 16-bit generation wrapped, and the stale handle and its
-    /// pagemaps worked again on the new device).
-    #[test]
-    fn a_slot_whose_generation_ran_out_is_retired() {
-        let sim = crate::sim::Sim::from_preset("dgpu").unwrap();
-        let ctx = Context::new(Box::new(crate::sim::driver::SimDriver::new(sim)), Config::default());
-        let first = ctx.open_index(0).unwrap();
-        ctx.close(first).unwrap();
-        ctx.slots.write()[first.slot as usize].gen = u16::MAX - 1;
-        ctx.handles[first.slot as usize].store(HANDLE_SLOT | (u16::MAX - 1) as u32, Ordering::Release);
-        let last = ctx.open_index(0).unwrap();
-        assert_eq!((last.slot, last.gen), (first.slot, u16::MAX - 1));
-        ctx.close(last).unwrap();
-        let next = ctx.open_index(0).unwrap();
-        assert_ne!(next.slot, last.slot, "the retired slot is not reused");
-        for stale in [first, last] {
-            assert_eq!(ctx.device(stale).map(|_| ()), Err(Errno::EBADF));
-            assert_eq!(ctx.close(stale), Err(Errno::EBADF));
-        }
-        assert!(ctx.device(next).is_ok());
-    }
-}
