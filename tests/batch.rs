@@ -166,7 +166,7 @@ fn a_fence_word_the_runtime_cannot_write_is_refused_or_never_signals() {
     assert!(!b.signalled());
     assert_eq!(ctx.complete_batch(&mut b, 1_000_000).map(|_| ()), Err(Errno::ETIME));
     assert!(!b.signalled(), "never signalled");
-    // SAFETY: the page mapped above; the batch that named it is dropped first.
     drop(b);
+    // SAFETY: the page mapped above; the batch that named it is dropped.
     assert_eq!(unsafe { libc::munmap(read_only as *mut _, 4096) }, 0);
 }
