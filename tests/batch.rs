@@ -138,8 +138,8 @@ fn a_lent_fence_word_of_a_released_batch_is_reused() {
 }
 
 /// The runtime's fence word is the runtime's memory, checked as the kernel
-/// checks it, never written or read blindly: one it unmapped is refused at
-/// the bind with EFAULT (user_fence_create reads it with get_user) and
+/// checks it, never written or read blindly: one it cannot read (unmapped,
+/// or PROT_NONE here) is refused at the bind with EFAULT (user_fence_create reads it with get_user) and
 /// nothing is queued; one it made read-only is accepted, never signalled
 /// (user_fence_worker's copy_to_user fails), and the wait ends with ETIME.
 /// Before, the simulated driver wrote and read both directly, and the
@@ -157,9 +157,9 @@ fn a_fence_word_the_runtime_cannot_write_is_refused_or_never_signals() {
         assert_ne!(p, libc::MAP_FAILED);
         p as u64
     };
-    let gone = page(libc::PROT_READ | libc::PROT_WRITE);
-    // SAFETY: the page mapped just above, not used after.
-    assert_eq!(unsafe { libc::munmap(gone as *mut _, 4096) }, 0);
+    // A page nothing may read (PROT_NONE, kept mapped so that no other
+    // test thread's mapping lands there): get_user fails as on a hole.
+    let gone = page(libc::PROT_NONE);
     assert_eq!(ctx.place_batch(d, &[(BUF, 2 * MIB, v)], Some((gone, 1))).map(|_| ()), Err(Errno::EFAULT));
     let read_only = page(libc::PROT_READ);
     let mut b = ctx.place_batch(d, &[(BUF + 2 * MIB, 2 * MIB, v)], Some((read_only, 1))).unwrap();
@@ -167,6 +167,8 @@ fn a_fence_word_the_runtime_cannot_write_is_refused_or_never_signals() {
     assert_eq!(ctx.complete_batch(&mut b, 1_000_000).map(|_| ()), Err(Errno::ETIME));
     assert!(!b.signalled(), "never signalled");
     drop(b);
-    // SAFETY: the page mapped above; the batch that named it is dropped.
-    assert_eq!(unsafe { libc::munmap(read_only as *mut _, 4096) }, 0);
+    for p in [gone, read_only] {
+        // SAFETY: the pages mapped above; the batch that named one is dropped.
+        assert_eq!(unsafe { libc::munmap(p as *mut _, 4096) }, 0);
+    }
 }

@@ -220,6 +220,38 @@ fn a_page_away_from_system_memory_is_in_the_only_vram_the_context_opened() {
     }
 }
 
+/// What the one-VRAM name does not reach (a reviewer's cases, each failed
+/// before): a privileged reader's answer stands alone (pages in a device
+/// this context never opened are none of its pagemaps), and once the one
+/// VRAM's device is closed nothing is named (a device opened in its slot
+/// next, an integrated GPU here, has no such tile).
+#[test]
+fn the_only_vram_is_named_while_open_and_never_over_a_privileged_answer() {
+    let sim = Sim::new(Topology::preset("2dgpu-p2p").unwrap()).unwrap();
+    sim.set_page_table(PRIVILEGED).unwrap();
+    let mine = Context::new(Box::new(SimDriver::new(sim.clone())), rules());
+    mine.open_index(0).unwrap();
+    let theirs = Context::new(Box::new(SimDriver::new(sim.clone())), rules());
+    let d1 = theirs.open_index(1).unwrap();
+    sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    theirs.alloc_vram(d1, BUF, 2 * R, theirs.pagemap(d1, 0).unwrap(), AllocFlags::default()).unwrap();
+    assert_eq!(mine.query(BUF, 2 * R).unwrap().observed_pagemap, None, "another context's device");
+
+    let topo = Topology::parse("[[device]]\nclass = \"b580\"\n[[device]]\nclass = \"integrated\"\n").unwrap();
+    let sim = Sim::new(topo).unwrap();
+    sim.set_page_table(SCAN).unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), rules());
+    let d = ctx.open_index(0).unwrap();
+    sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
+    ctx.alloc_vram(d, BUF, 2 * R, ctx.pagemap(d, 0).unwrap(), AllocFlags::default()).unwrap();
+    assert_eq!(ctx.query(BUF, 2 * R).unwrap().observed_pagemap, Some(ctx.pagemap(d, 0).unwrap()));
+    ctx.close(d).unwrap();
+    assert_eq!(ctx.query(BUF, 2 * R).unwrap().observed_pagemap, None, "closed");
+    let igpu = ctx.open_index(1).unwrap();
+    assert_eq!(igpu.slot, d.slot, "its slot, reused");
+    assert_eq!(ctx.query(BUF, 2 * R).unwrap().observed_pagemap, None, "the integrated GPU has no VRAM");
+}
+
 #[test]
 fn evicting_what_is_already_in_system_memory_issues_no_ioctl() {
     let t = setup("2dgpu-p2p", SCAN, false);

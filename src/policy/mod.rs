@@ -592,7 +592,11 @@ impl Context {
             self.chooser.forget(h.slot);
             self.turns.forget_device(h.slot);
             self.rent.forget_device(h.slot);
-            s.dev.take().unwrap()
+            let dev = s.dev.take().unwrap();
+            // Its pages may stay in its VRAM, which no handle names now:
+            // page-table reads name no VRAM from here on (`only_vram`).
+            self.vram_closed(&dev);
+            dev
         };
         // The last reference destroys the VM the library created and closes
         // the fd it opened (Device's Drop; only the fd in a forked child).

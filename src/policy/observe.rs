@@ -298,12 +298,14 @@ impl Context {
     }
 
     /// The one VRAM pagemap this context ever opened, if it opened exactly
-    /// one (a machine with one discrete GPU of one tile, the common case):
-    /// a page the page table shows away from system memory can only be
-    /// there, so an unprivileged read names it as a privileged one would.
-    /// As for `any_vram`, what another context or library of the process
-    /// put in another device's VRAM it cannot know of (a wrong name costs
-    /// the launch its faults, never content).
+    /// one and has not closed it (a machine with one discrete GPU of one
+    /// tile, the common case): a page the page table shows away from
+    /// system memory can only be there, so an unprivileged read names it
+    /// as a privileged one would. As for `any_vram`, what another context
+    /// or library of the process put in another device's VRAM it cannot
+    /// know of, and a page swapped out to disk reads the same as one in
+    /// VRAM without CAP_SYS_ADMIN (docs/observation.md): a wrong name costs
+    /// the launch its faults, never content.
     pub(super) fn only_vram(&self) -> Option<Pagemap> {
         match self.vram_opened.load(Ordering::Relaxed) {
             0 | MANY_VRAM => None,
@@ -315,6 +317,15 @@ impl Context {
     /// devices (privileged), or only one VRAM could hold it.
     pub(super) fn reads_name_vram(&self) -> bool {
         self.access.names_devices() || self.only_vram().is_some()
+    }
+
+    /// A device with VRAM closed: `only_vram` names nothing from now on
+    /// (its pagemap is no open device's, and a device opened in its slot
+    /// may have no such tile).
+    pub(super) fn vram_closed(&self, dev: &Device) {
+        if dev.has_vram() {
+            self.vram_opened.store(MANY_VRAM, Ordering::Relaxed);
+        }
     }
 
     /// Counts a device's VRAM pagemaps in (`only_vram`), before its handle

@@ -321,7 +321,12 @@ impl Context {
         };
         let now = self.driver.now_ns();
         let observed = self.observe(start, end);
-        let observed_pagemap = observed.filter(Seen::all_away).and_then(|o| Context::named_pagemap(&slots, &o).or_else(|| self.only_vram()));
+        // A privileged reader's name stands alone (pages in a device this
+        // context never opened are none of its pagemaps).
+        let observed_pagemap = observed.filter(Seen::all_away).and_then(|o| match self.access.names_devices() {
+            true => Context::named_pagemap(&slots, &o),
+            false => self.only_vram(),
+        });
         Ok(RangeInfo {
             residency: summary.residency,
             observed,
