@@ -82,6 +82,17 @@ int main(void)
 	CHECK(strstr(svm_last_error(), "released") != NULL);
 	CHECK(svm_batch_destroy(b) == -EINVAL);
 	CHECK(svm_batch_destroy((svm_batch *)&word) == -EINVAL);
+	/* A handle, not an address: a stale one stays refused once a newer
+	 * batch exists (wherever the allocator put it), and the newer one is
+	 * untouched by the stale calls. */
+	svm_batch *stale = b, *newer = NULL;
+	CHECK_OK(svm_place_batch(r.ctx, r.dev[0], ranges, 1, NULL, 0, &newer));
+	CHECK(newer != stale);
+	CHECK(svm_batch_destroy(stale) == -EINVAL);
+	CHECK(svm_batch_signalled(stale) == -EINVAL);
+	CHECK_OK(svm_batch_complete(r.ctx, newer, 1000000000, NULL, 0));
+	CHECK(svm_batch_signalled(newer) == 1);
+	CHECK_OK(svm_batch_destroy(newer));
 	rig_close(&r);
 	puts("test_batch: ok");
 	return 0;

@@ -443,7 +443,10 @@
 
 /**
  * A placement batch in flight or done (from svm_place_batch; release it
- * with svm_batch_destroy). One thread at a time per batch.
+ * with svm_batch_destroy). A handle, not an address: one released is
+ * refused (-EINVAL) even once a newer batch exists. One thread at a time
+ * per batch: while svm_batch_complete waits on it, the batch's other
+ * calls are -EBUSY.
  */
 typedef struct svm_batch svm_batch;
 
@@ -1503,7 +1506,8 @@ int svm_batch_fence(const struct svm_batch *batch, uint64_t *addr, uint64_t *val
 /**
  * 1 when the batch's fence has signalled (the word holds its value or a
  * later one), 0 while it is in flight, or a negative errno (-EINVAL for
- * NULL or a batch released or never made). One memory read, no syscall.
+ * NULL or a batch released or never made, -EBUSY while svm_batch_complete
+ * waits on it). One lock and one memory read, no syscall.
  */
 int svm_batch_signalled(const struct svm_batch *batch);
 
@@ -1514,9 +1518,10 @@ int svm_batch_signalled(const struct svm_batch *batch);
  * where the range is (what the page table shows, else the target,
  * believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
  * table shows it elsewhere. The library's records take what was found.
- * -ETIME: not done yet (ask again). -EINVAL: NULL, another context's
- * batch, `n` not the batch's count, or a result whose `struct_size` is
- * not set (checked first: the batch is then not completed). Thread-safe
+ * -ETIME: not done yet (ask again). -EINVAL: NULL, a batch released or
+ * never made, another context's batch, `n` not the batch's count, or a
+ * result whose `struct_size` is not set (checked first: the batch is then
+ * not completed). -EBUSY: another thread is completing it. Thread-safe
  * per context; one thread at a time per batch.
  */
 int svm_batch_complete(struct svm_context *ctx, struct svm_batch *batch, int64_t timeout_ns, struct svm_alloc_result *results, uint32_t n);
@@ -1524,7 +1529,8 @@ int svm_batch_complete(struct svm_context *ctx, struct svm_batch *batch, int64_t
 /**
  * Releases a batch. A batch still in flight may be released: its lent
  * fence word is reused only once the kernel wrote it. NULL does nothing;
- * -EINVAL for a batch released already or never made (nothing freed).
+ * -EINVAL for a batch released already or never made (nothing freed),
+ * -EBUSY while svm_batch_complete waits on it.
  */
 int svm_batch_destroy(struct svm_batch *batch);
 

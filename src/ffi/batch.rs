@@ -6,7 +6,6 @@
 //! `crate::policy::Context::place_batch`'s.
 
 use core::ffi::c_int;
-use std::collections::BTreeSet;
 
 use super::context::{context, svm_context, svm_device, svm_pagemap};
 use super::placement::{check_result, fill_result, span_failure, svm_alloc_result};
@@ -26,36 +25,122 @@ pub struct svm_range_placement {
 }
 
 /// A placement batch in flight or done (from svm_place_batch; release it
-/// with svm_batch_destroy). One thread at a time per batch.
+/// with svm_batch_destroy). A handle, not an address: one released is
+/// refused (-EINVAL) even once a newer batch exists. One thread at a time
+/// per batch: while svm_batch_complete waits on it, the batch's other
+/// calls are -EBUSY.
 pub struct svm_batch {
     batch: Batch,
-    /// The context's serial: a batch is completed on the context that made it.
-    ctx: *const svm_context,
+    /// The address of the context that made it, compared only: a batch is
+    /// completed on that context.
+    ctx: usize,
 }
 
 /// Most ranges in one batch.
 pub const SVM_BATCH_MAX_RANGES: u32 = 1024;
 
 /// The batches svm_place_batch made and svm_batch_destroy has not
-/// released, by address: a pointer not among them (released already, or
-/// never made) is refused with -EINVAL instead of being read or freed.
-static LIVE: parking_lot::Mutex<BTreeSet<usize>> = parking_lot::Mutex::new(BTreeSet::new());
+/// released. C holds a handle, never an address: the pointer's value is a
+/// slot here and that slot's generation, so a handle released already (or
+/// never made) is refused with -EINVAL however the allocator reuses
+/// memory, and a batch is never freed while a call uses it.
+static BATCHES: parking_lot::Mutex<Batches> = parking_lot::Mutex::new(Batches { slots: Vec::new(), free: Vec::new() });
 
-/// A batch pointer from C, checked: not NULL, and live.
-///
-/// # Safety
-/// A live batch is used by one thread at a time (the header's contract),
-/// so it stays live while the caller uses the reference.
-unsafe fn live<'a>(batch: *const svm_batch) -> Result<&'a mut svm_batch, super::Failure> {
-    if batch.is_null() {
-        return Err(invalid("batch is NULL"));
+// A handle is a slot and a generation in one pointer-sized value.
+const _: () = assert!(usize::BITS == 64);
+
+struct Batches {
+    slots: Vec<BatchSlot>,
+    /// Free slots, reused newest first (a slot whose generation ran out
+    /// is never freed again).
+    free: Vec<u32>,
+}
+
+struct BatchSlot {
+    gen: u32,
+    state: BatchState,
+}
+
+enum BatchState {
+    Free,
+    Idle(Box<svm_batch>),
+    /// Taken out by svm_batch_complete, which may wait without the lock.
+    Busy,
+}
+
+fn handle(slot: u32, gen: u32) -> *mut svm_batch {
+    ((u64::from(gen) << 32) | (u64::from(slot) + 1)) as usize as *mut svm_batch
+}
+
+impl Batches {
+    fn insert(&mut self, b: svm_batch) -> *mut svm_batch {
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(BatchSlot { gen: 0, state: BatchState::Free });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let s = &mut self.slots[slot as usize];
+        s.state = BatchState::Idle(Box::new(b));
+        handle(slot, s.gen)
     }
-    if !LIVE.lock().contains(&(batch as usize)) {
-        return Err(invalid("batch is not one svm_place_batch made, or was released (svm_batch_destroy)"));
+
+    /// The slot a handle names, if it is the slot's current generation.
+    fn slot(&mut self, batch: *const svm_batch) -> Result<&mut BatchSlot, super::Failure> {
+        if batch.is_null() {
+            return Err(invalid("batch is NULL"));
+        }
+        let v = batch as usize as u64;
+        let (slot, gen) = ((v & 0xffff_ffff).wrapping_sub(1) as usize, (v >> 32) as u32);
+        match self.slots.get_mut(slot) {
+            Some(s) if s.gen == gen && !matches!(s.state, BatchState::Free) => Ok(s),
+            _ => Err(invalid("batch is not one svm_place_batch made, or was released (svm_batch_destroy)")),
+        }
     }
-    // SAFETY: made by Box::into_raw in svm_place_batch and not yet released
-    // (checked above); one thread at a time per batch.
-    Ok(unsafe { &mut *(batch as *mut svm_batch) })
+}
+
+fn busy() -> super::Failure {
+    super::Failure { errno: crate::errno::Errno::EBUSY, message: "batch is in use by another thread (svm_batch_complete): one thread at a time per batch".into() }
+}
+
+/// Runs `f` on a live, idle batch under the batches' lock (a read of its
+/// fields: no wait, no call into the library).
+fn with_batch<R>(batch: *const svm_batch, f: impl FnOnce(&svm_batch) -> R) -> Result<R, super::Failure> {
+    let mut all = BATCHES.lock();
+    match &all.slot(batch)?.state {
+        BatchState::Idle(b) => Ok(f(b)),
+        _ => Err(busy()),
+    }
+}
+
+/// A batch taken out of its slot for a call that may wait; put back when
+/// dropped, however the call ends.
+struct Taken {
+    handle: *const svm_batch,
+    batch: Option<Box<svm_batch>>,
+}
+
+impl Taken {
+    fn new(batch: *const svm_batch) -> Result<Taken, super::Failure> {
+        let mut all = BATCHES.lock();
+        let s = all.slot(batch)?;
+        match std::mem::replace(&mut s.state, BatchState::Busy) {
+            BatchState::Idle(b) => Ok(Taken { handle: batch, batch: Some(b) }),
+            other => {
+                s.state = other;
+                Err(busy())
+            }
+        }
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if let (Some(b), Ok(s)) = (self.batch.take(), BATCHES.lock().slot(self.handle)) {
+            s.state = BatchState::Idle(b);
+        }
+    }
 }
 
 /// Places `n` ranges for accesses by `device` with one VM_BIND holding one
@@ -108,9 +193,7 @@ pub unsafe extern "C" fn svm_place_batch(
             Some(r) => span_failure(e, r.start, r.size),
             None => e.into(),
         })?;
-        let made = Box::into_raw(Box::new(svm_batch { batch: b, ctx }));
-        LIVE.lock().insert(made as usize);
-        *o = made;
+        *o = BATCHES.lock().insert(svm_batch { batch: b, ctx: ctx as usize });
         Ok(())
     })
 }
@@ -123,24 +206,23 @@ pub unsafe extern "C" fn svm_place_batch(
 #[no_mangle]
 pub unsafe extern "C" fn svm_batch_fence(batch: *const svm_batch, addr: *mut u64, value: *mut u64) -> c_int {
     guard("svm_batch_fence", || {
-        // SAFETY: checked live; one thread at a time per batch (the header's contract).
-        let b = unsafe { live(batch)? };
+        let (a, v) = with_batch(batch, |b| (b.batch.addr, b.batch.value))?;
         // SAFETY: `addr` is NULL or points to writable memory for its type (the header's contract).
-        *unsafe { out(addr, "addr")? } = b.batch.addr;
+        *unsafe { out(addr, "addr")? } = a;
         // SAFETY: `value` is NULL or points to writable memory for its type (the header's contract).
-        *unsafe { out(value, "value")? } = b.batch.value;
+        *unsafe { out(value, "value")? } = v;
         Ok(())
     })
 }
 
 /// 1 when the batch's fence has signalled (the word holds its value or a
 /// later one), 0 while it is in flight, or a negative errno (-EINVAL for
-/// NULL or a batch released or never made). One memory read, no syscall.
+/// NULL or a batch released or never made, -EBUSY while svm_batch_complete
+/// waits on it). One lock and one memory read, no syscall.
 #[no_mangle]
 pub unsafe extern "C" fn svm_batch_signalled(batch: *const svm_batch) -> c_int {
-    // SAFETY: checked live; one thread at a time per batch (the header's contract).
-    match unsafe { live(batch) } {
-        Ok(b) => b.batch.signalled() as c_int,
+    match with_batch(batch, |b| b.batch.signalled()) {
+        Ok(done) => done as c_int,
         Err(f) => guard("svm_batch_signalled", || Err(f)),
     }
 }
@@ -151,18 +233,19 @@ pub unsafe extern "C" fn svm_batch_signalled(batch: *const svm_batch) -> c_int {
 /// where the range is (what the page table shows, else the target,
 /// believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
 /// table shows it elsewhere. The library's records take what was found.
-/// -ETIME: not done yet (ask again). -EINVAL: NULL, another context's
-/// batch, `n` not the batch's count, or a result whose `struct_size` is
-/// not set (checked first: the batch is then not completed). Thread-safe
+/// -ETIME: not done yet (ask again). -EINVAL: NULL, a batch released or
+/// never made, another context's batch, `n` not the batch's count, or a
+/// result whose `struct_size` is not set (checked first: the batch is then
+/// not completed). -EBUSY: another thread is completing it. Thread-safe
 /// per context; one thread at a time per batch.
 #[no_mangle]
 pub unsafe extern "C" fn svm_batch_complete(ctx: *mut svm_context, batch: *mut svm_batch, timeout_ns: i64, results: *mut svm_alloc_result, n: u32) -> c_int {
     guard("svm_batch_complete", || {
         // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
-        // SAFETY: checked live; one thread at a time per batch (the header's contract).
-        let b = unsafe { live(batch)? };
-        if !std::ptr::eq(b.ctx, ctx) {
+        let mut taken = Taken::new(batch)?;
+        let b = taken.batch.as_mut().expect("taken");
+        if b.ctx != ctx as usize {
             return Err(invalid("batch belongs to another context"));
         }
         if !results.is_null() && n as usize != b.batch.ranges.len() {
@@ -187,19 +270,34 @@ pub unsafe extern "C" fn svm_batch_complete(ctx: *mut svm_context, batch: *mut s
 
 /// Releases a batch. A batch still in flight may be released: its lent
 /// fence word is reused only once the kernel wrote it. NULL does nothing;
-/// -EINVAL for a batch released already or never made (nothing freed).
+/// -EINVAL for a batch released already or never made (nothing freed),
+/// -EBUSY while svm_batch_complete waits on it.
 #[no_mangle]
 pub unsafe extern "C" fn svm_batch_destroy(batch: *mut svm_batch) -> c_int {
     guard("svm_batch_destroy", || {
         if batch.is_null() {
             return Ok(());
         }
-        if !LIVE.lock().remove(&(batch as usize)) {
-            return Err(invalid("batch was released already (svm_batch_destroy), or never made"));
-        }
-        // SAFETY: made by Box::into_raw in svm_place_batch, and taken out of
-        // the live set just now, so released once.
-        drop(unsafe { Box::from_raw(batch) });
+        let released = {
+            let mut all = BATCHES.lock();
+            let s = all.slot(batch)?;
+            let b = match std::mem::replace(&mut s.state, BatchState::Free) {
+                BatchState::Idle(b) => b,
+                other => {
+                    s.state = other;
+                    return Err(busy());
+                }
+            };
+            // A new generation; a slot whose generations ran out is retired.
+            s.gen = s.gen.saturating_add(1);
+            if s.gen != u32::MAX {
+                let slot = ((batch as usize as u64 & 0xffff_ffff) - 1) as u32;
+                all.free.push(slot);
+            }
+            b
+        };
+        // Dropped without the lock (its lent fence word goes back to the pool).
+        drop(released);
         Ok(())
     })
 }
