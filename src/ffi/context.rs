@@ -386,7 +386,7 @@ pub unsafe extern "C" fn svm_context_get_sim(ctx: *mut svm_context, sim: *mut *m
 fn open_failure(e: Errno, what: String) -> Failure {
     let why = match e {
         Errno::EOPNOTSUPP => "the device has no CPU-address mirror (HAS_CPU_ADDR_MIRROR clear: no SVM)".to_string(),
-        Errno::ENOSPC => "no free device slot in this context (64 devices open, or slots retired after 65,535 opens each, so that no stale handle names a later device)".to_string(),
+        Errno::ENOSPC => "no free device slot in this context (64 devices open, or slots retired after 65,535 opens each, so that no stale handle names a later device), or the kernel's VM create or mirror bind ran out of space".to_string(),
         e => e.to_string(),
     };
     Failure { errno: e, message: format!("{what}: {why}") }
