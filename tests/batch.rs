@@ -172,3 +172,21 @@ fn a_fence_word_the_runtime_cannot_write_is_refused_or_never_signals() {
         assert_eq!(unsafe { libc::munmap(p as *mut _, 4096) }, 0);
     }
 }
+
+/// A range nothing maps says so in its outcome (-EFAULT, no place), as a
+/// synchronous placement answers: the kernel's prefetch skips holes and
+/// the bind succeeds (docs/kernel-model.md §7). Before, it read as a range
+/// the prefetch left elsewhere (-EBUSY).
+#[test]
+fn a_batch_range_nothing_maps_says_efault() {
+    let sim = Sim::from_preset("dgpu").unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let d = ctx.open_index(0).unwrap();
+    let v = ctx.pagemap(d, 0).unwrap();
+    sim.munmap(BUF, 4 * MIB).unwrap();
+    sim.cpu_access(BUF + 8 * MIB, 2 * MIB, Access::Write, 1).unwrap();
+    let mut b = ctx.place_batch(d, &[(BUF, 2 * MIB, v), (BUF + 8 * MIB, 2 * MIB, v)], None).unwrap();
+    let out = ctx.complete_batch(&mut b, 1_000_000_000).unwrap();
+    assert_eq!((out[0].cause, out[0].pagemap, out[0].verified), (Some(Errno::EFAULT), None, false), "{:?}", out[0]);
+    assert_eq!((out[1].cause, out[1].pagemap, out[1].verified), (None, Some(v), true), "{:?}", out[1]);
+}

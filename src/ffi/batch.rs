@@ -232,7 +232,7 @@ pub unsafe extern "C" fn svm_batch_signalled(batch: *const svm_batch) -> c_int {
 /// `results` (`n` entries, each with its `struct_size` set, or NULL):
 /// where the range is (what the page table shows, else the target,
 /// believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
-/// table shows it elsewhere. The library's records take what was found.
+/// table shows it elsewhere (-EFAULT, and no place, where nothing maps it). The library's records take what was found.
 /// -ETIME: not done yet (ask again). -EINVAL: NULL, a batch released or
 /// never made, another context's batch, `n` not the batch's count, or a
 /// result whose `struct_size` is not set (checked first: the batch is then
