@@ -34,7 +34,9 @@ int main(void)
 	svm_range_info q = { .struct_size = sizeof(q) };
 	CHECK_OK(svm_range_query(r.ctx, BUF, 8 * MIB, &q));
 	CHECK((q.flags & SVM_RANGE_OBSERVED) && q.observed_kind == SVM_PLACE_VRAM && q.observed_away == q.observed_samples);
-	CHECK(q.observed_pagemap.id == 0); /* unprivileged: the page table does not name the device */
+	/* Unprivileged, the page table names no device; but this context's one
+	 * VRAM is the only place pages away from system memory can be. */
+	CHECK(q.observed_pagemap.id == r.vram[0].id);
 
 	/* The CPU reads one page: its 2 MiB come back; the next placement sees it. */
 	CHECK_OK(svm_sim_cpu_access(r.sim, BUF + 2 * MIB, 4096, SVM_ACCESS_READ, 0));

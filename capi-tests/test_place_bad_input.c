@@ -24,6 +24,18 @@ int main(void)
 	bad.driver = SVM_DRIVER_SIM;
 	bad.sim_preset = "warp-drive";
 	CHECK_STATUS(svm_context_create(&bad, &c), -EINVAL);
+	/* One simulator source; reserved fields zero. */
+	bad.sim_preset = "dgpu";
+	bad.sim_topology_file = "/nonexistent.toml";
+	CHECK_STATUS(svm_context_create(&bad, &c), -EINVAL);
+	CHECK(strstr(svm_last_error(), "set one of") != NULL);
+	bad.sim_topology_file = NULL;
+	bad._pad = 1;
+	CHECK_STATUS(svm_context_create(&bad, &c), -EINVAL);
+	CHECK(strstr(svm_last_error(), "_pad") != NULL);
+	bad._pad = 0;
+	CHECK_OK(svm_context_create(&bad, &c));
+	CHECK_OK(svm_context_destroy(c));
 	CHECK_OK(svm_context_destroy(NULL));
 
 	/* NULL context and out-pointers. */

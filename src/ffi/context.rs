@@ -260,6 +260,17 @@ pub unsafe extern "C" fn svm_context_create(config: *const svm_context_config, c
             if (c.struct_size as usize) < CONFIG_SIZE_V1 {
                 return Err(invalid("config->struct_size is not sizeof(svm_context_config)"));
             }
+            // Reserved fields are zero, so that a later version may give
+            // them a meaning an older library would otherwise ignore.
+            let pad2 = covers(c.struct_size, core::mem::offset_of!(svm_context_config, _pad2), 4) && c._pad2 != 0;
+            if c._pad != 0 || pad2 {
+                return Err(invalid("config->_pad and config->_pad2 must be zero"));
+            }
+            // One source of a simulator: a second one would be ignored.
+            let sources = [!c.sim.is_null(), !c.sim_preset.is_null(), !c.sim_topology_file.is_null()];
+            if sources.iter().filter(|&&set| set).count() > 1 {
+                return Err(invalid("set one of config->sim, config->sim_preset and config->sim_topology_file"));
+            }
         }
         let policy = match cfg {
             None => defaults,
