@@ -66,6 +66,14 @@
 #define SVM_LOG_TRACE 5
 
 /**
+ * `svm_device_adopt_flags` flag: the runtime bound the VM's CPU-address
+ * mirror with DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET (the kernel resets a
+ * range's attributes when memory the GPU used is unmapped), so the library
+ * forgets its attribute records on svm_range_invalidate.
+ */
+#define SVM_ADOPT_MIRROR_AUTORESET (1 << 0)
+
+/**
  * `svm_context_config.driver`: the Xe kernel driver (render nodes).
  */
 #define SVM_DRIVER_KERNEL 0
@@ -106,14 +114,6 @@
  * for anonymous memory. This flag leaves the kernel's own ranges.
  */
 #define SVM_CONTEXT_NO_ZERO_PAGE (1 << 2)
-
-/**
- * `svm_device_adopt_flags` flag: the runtime bound the VM's CPU-address
- * mirror with DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET (the kernel resets a
- * range's attributes when memory the GPU used is unmapped), so the library
- * forgets its attribute records on svm_range_invalidate.
- */
-#define SVM_ADOPT_MIRROR_AUTORESET (1 << 0)
 
 /**
  * `svm_link.kind`: nothing known yet (a placement naming the peer will tell).
@@ -482,6 +482,17 @@ typedef struct svm_sim svm_sim;
 typedef void (*svm_log_handler)(int level, const char *line, void *user);
 
 /**
+ * An open device of a context (a value; copy it freely). Zero is never a
+ * valid device.
+ */
+typedef struct svm_device {
+  /**
+   * Opaque: the context serial and the device slot.
+   */
+  uint64_t id;
+} svm_device;
+
+/**
  * Context options. Zero-initialise, set `struct_size`, then what you need;
  * zero fields take the defaults.
  */
@@ -560,17 +571,6 @@ typedef struct svm_context_config {
    */
   uint64_t bind_timeout_ns;
 } svm_context_config;
-
-/**
- * An open device of a context (a value; copy it freely). Zero is never a
- * valid device.
- */
-typedef struct svm_device {
-  /**
-   * Opaque: the context serial and the device slot.
-   */
-  uint64_t id;
-} svm_device;
 
 /**
  * What the library knows of an open device.
@@ -1339,6 +1339,50 @@ const char *svm_strerror(int status);
 const char *svm_last_error(void);
 
 /**
+ * Adopts a device fd and a VM the runtime already owns. The library
+ * borrows both: it never closes the fd or destroys the VM, and the runtime
+ * keeps them open until it closes the device here (svm_device_close).
+ * The fd and the VM are checked first, in this order:
+ * - -ENOTTY "not xe" (DRM_IOCTL_VERSION names another driver), or the
+ *   errno of that ioctl for an fd that is no DRM device (-EBADF: not open),
+ *   before any Xe ioctl;
+ * - -EINVAL "no VM with this id on this fd" (VM_QUERY_MEM_RANGE_ATTRS);
+ * - -EINVAL "the VM has no CPU-address mirror binding": Intel's compute
+ *   runtime binds one only where shared-system USM is on (Battlemage by
+ *   default). Found from the one attribute only a mirror VMA takes: a VMA
+ *   with a non-default preferred location is one; otherwise the largest
+ *   VMAs have their migration policy flipped, read back and restored (two
+ *   madvise calls each, which unbind the mirror's GPU mappings there once;
+ *   the next GPU access faults them back). A mirror proves fault mode: the
+ *   kernel binds one only in a LR_MODE | FAULT_MODE VM;
+ * - the kernel's errno for a kernel without SVM madvise (before 6.18).
+ *
+ * svm_last_error() says which. Same as svm_device_adopt_flags with flags 0.
+ * Thread-safe.
+ */
+int svm_device_adopt(struct svm_context *ctx, int fd, uint32_t vm_id, struct svm_device *device);
+
+/**
+ * svm_device_adopt, saying how the runtime bound the mirror
+ * (`SVM_ADOPT_*` flags; unknown bits: -EINVAL). Thread-safe.
+ */
+int svm_device_adopt_flags(struct svm_context *ctx, int fd, uint32_t vm_id, uint32_t flags, struct svm_device *device);
+
+/**
+ * Adopts a device whose runtime keeps one VM per tile, as Intel's compute
+ * runtime does on multi-tile cards: `vm_ids[t]` is tile t's VM, one for
+ * every tile of the device (`n`, at most 2), each checked as
+ * svm_device_adopt checks its VM. The card is one device: advice goes to
+ * every tile's VM, a placement in a tile's VRAM prefetches through that
+ * tile's VM, in a batch too (one VM_BIND per VM, the earlier ones waited
+ * for, the batch's fence on the last); system memory, peers and range
+ * queries use tile 0's. -EINVAL when two or more VMs are not one per
+ * tile (svm_last_error() says how); one VM is svm_device_adopt's case,
+ * one VM for every tile. Thread-safe.
+ */
+int svm_device_adopt_tiles(struct svm_context *ctx, int fd, const uint32_t *vm_ids, uint32_t n, uint32_t flags, struct svm_device *device);
+
+/**
  * Routes the log lines of calls on this context to `handler` (NULL: back
  * to the process-wide handler of svm_set_log_handler, or stderr). Two
  * runtimes in one process each keep their own log this way. Lines logged
@@ -1386,50 +1430,6 @@ int svm_device_open(struct svm_context *ctx, const char *path, struct svm_device
  * -ENODEV if there is no such device. Thread-safe.
  */
 int svm_device_open_index(struct svm_context *ctx, uint32_t index, struct svm_device *device);
-
-/**
- * Adopts a device fd and a VM the runtime already owns. The library
- * borrows both: it never closes the fd or destroys the VM, and the runtime
- * keeps them open until it closes the device here (svm_device_close).
- * The fd and the VM are checked first, in this order:
- * - -ENOTTY "not xe" (DRM_IOCTL_VERSION names another driver), or the
- *   errno of that ioctl for an fd that is no DRM device (-EBADF: not open),
- *   before any Xe ioctl;
- * - -EINVAL "no VM with this id on this fd" (VM_QUERY_MEM_RANGE_ATTRS);
- * - -EINVAL "the VM has no CPU-address mirror binding": Intel's compute
- *   runtime binds one only where shared-system USM is on (Battlemage by
- *   default). Found from the one attribute only a mirror VMA takes: a VMA
- *   with a non-default preferred location is one; otherwise the largest
- *   VMAs have their migration policy flipped, read back and restored (two
- *   madvise calls each, which unbind the mirror's GPU mappings there once;
- *   the next GPU access faults them back). A mirror proves fault mode: the
- *   kernel binds one only in a LR_MODE | FAULT_MODE VM;
- * - the kernel's errno for a kernel without SVM madvise (before 6.18).
- *
- * svm_last_error() says which. Same as svm_device_adopt_flags with flags 0.
- * Thread-safe.
- */
-int svm_device_adopt(struct svm_context *ctx, int fd, uint32_t vm_id, struct svm_device *device);
-
-/**
- * svm_device_adopt, saying how the runtime bound the mirror
- * (`SVM_ADOPT_*` flags; unknown bits: -EINVAL). Thread-safe.
- */
-int svm_device_adopt_flags(struct svm_context *ctx, int fd, uint32_t vm_id, uint32_t flags, struct svm_device *device);
-
-/**
- * Adopts a device whose runtime keeps one VM per tile, as Intel's compute
- * runtime does on multi-tile cards: `vm_ids[t]` is tile t's VM, one for
- * every tile of the device (`n`, at most 2), each checked as
- * svm_device_adopt checks its VM. The card is one device: advice goes to
- * every tile's VM, a placement in a tile's VRAM prefetches through that
- * tile's VM, in a batch too (one VM_BIND per VM, the earlier ones waited
- * for, the batch's fence on the last); system memory, peers and range
- * queries use tile 0's. -EINVAL when two or more VMs are not one per
- * tile (svm_last_error() says how); one VM is svm_device_adopt's case,
- * one VM for every tile. Thread-safe.
- */
-int svm_device_adopt_tiles(struct svm_context *ctx, int fd, const uint32_t *vm_ids, uint32_t n, uint32_t flags, struct svm_device *device);
 
 /**
  * Closes a device: destroys the VM and closes the fd if the library created

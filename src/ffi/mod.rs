@@ -14,6 +14,7 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
 
+pub mod adopt;
 pub mod context;
 pub mod links;
 pub mod batch;

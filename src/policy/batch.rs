@@ -216,10 +216,8 @@ impl Context {
                     p.verified = true;
                     Some(cand)
                 }
-                // Nothing at all there, and nothing mapped at its start
-                // (the prefetch skips holes, docs/kernel-model.md §7):
-                // EFAULT and no place, as for a synchronous placement.
-                Some(s) if s.samples > 0 && s.unpopulated == s.samples && self.driver.cpu_mapping(start) == Err(Errno::EFAULT) => {
+                // A hole: EFAULT and no place, as for a synchronous placement.
+                Some(s) if self.unmapped(start, s) => {
                     p.cause = Some(Errno::EFAULT);
                     p.pagemap = None;
                     None

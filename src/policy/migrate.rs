@@ -165,13 +165,8 @@ impl Context {
             // elsewhere (docs/kernel-model.md §7) counts as EBUSY, where observable.
             if let Some(after) = readable.then(|| self.observe(start, end)).flatten() {
                 if !self.agrees(slots, &after, cand) {
-                    // Nothing there at all, and nothing mapped at its start
-                    // (the prefetch skips holes without a CPU mapping and
-                    // succeeds, docs/kernel-model.md §7): EFAULT, as
-                    // svm_find_extent answers, not a fallback that would
-                    // call a hole placed. One /proc/self/maps read, on this
-                    // failure path only.
-                    if after.samples > 0 && after.unpopulated == after.samples && self.driver.cpu_mapping(start) == Err(Errno::EFAULT) {
+                    // A hole: EFAULT, not a fallback that would call it placed.
+                    if self.unmapped(start, &after) {
                         crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: nothing is mapped there (EFAULT)", Span(start, size));
                         self.stats.count_errno(Errno::EFAULT);
                         return Err(Miss::Fatal(Errno::EFAULT));

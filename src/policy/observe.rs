@@ -313,6 +313,15 @@ impl Context {
         }
     }
 
+    /// Whether a span whose page table shows nothing at all (`seen`) is
+    /// memory nothing maps: the kernel's prefetch skips such holes and
+    /// succeeds (docs/kernel-model.md §7), so a placement or a batch range
+    /// is EFAULT there, as svm_find_extent answers. One /proc/self/maps
+    /// read, on that failure path only.
+    pub(super) fn unmapped(&self, start: u64, seen: &Seen) -> bool {
+        seen.samples > 0 && seen.unpopulated == seen.samples && self.driver.cpu_mapping(start) == Err(crate::errno::Errno::EFAULT)
+    }
+
     /// Whether a page-table read says which VRAM a page is in: it names
     /// devices (privileged), or only one VRAM could hold it.
     pub(super) fn reads_name_vram(&self) -> bool {

@@ -308,7 +308,7 @@ impl Context {
         // since the library placed it here (`Record::faulted_by`): an
         // unprivileged page-table read sees its VRAM as this one's, so
         // only the slow path's look and what it infers can tell.
-        if !self.reads_name_vram() && target.device().is_some_and(|d| rec.faulted_by_others(d) != 0) {
+        if target.device().is_some_and(|d| rec.faulted_by_others(d) != 0) && !self.reads_name_vram() {
             return Check::Unknown;
         }
         let now = self.driver.now_ns();

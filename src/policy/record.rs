@@ -321,12 +321,9 @@ impl Context {
         };
         let now = self.driver.now_ns();
         let observed = self.observe(start, end);
-        // A privileged reader's name stands alone (pages in a device this
-        // context never opened are none of its pagemaps).
-        let observed_pagemap = observed.filter(Seen::all_away).and_then(|o| match self.access.names_devices() {
-            true => Context::named_pagemap(&slots, &o),
-            false => self.only_vram(),
-        });
+        // What the page table names, as the placements read it (a
+        // privileged reader's region, else the one VRAM), believing nothing.
+        let observed_pagemap = observed.filter(Seen::all_away).and_then(|o| self.place_of(&slots, &o, None, 0));
         Ok(RangeInfo {
             residency: summary.residency,
             observed,
