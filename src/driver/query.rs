@@ -121,6 +121,27 @@ impl DeviceInfo {
     pub fn region(&self, instance: u16) -> Option<&MemRegion> {
         self.regions.iter().find(|r| r.instance == instance)
     }
+
+    /// The PAT index for the CPU-address mirror's bind. The kernel refuses a
+    /// non-coherent one on an integrated GPU, which shares the CPU's LLC
+    /// (`vm_bind_ioctl_check_args`: `!IS_DGFX(xe) && coh_mode == XE_COH_NONE
+    /// && is_cpu_addr_mirror`, in 6.18 stable and later), so there it is the
+    /// kernel's own write-back coherent choice for the graphics IP
+    /// (`xe->pat.idx[XE_CACHE_WB]`): 2 on Xe2 and later (2-way, which the
+    /// L2-flush-optimized parts also ask for), 3 on Xe_LPG, 0 on Xe_LP. A
+    /// discrete GPU reaches system memory coherently over PCIe whatever the
+    /// index says, and the uAPI header allows 0 for mirror binds.
+    pub fn mirror_pat_index(&self) -> u16 {
+        if self.config.has_vram() {
+            return 0;
+        }
+        let ip = self.gts.iter().find(|g| g.gt_type == DRM_XE_QUERY_GT_TYPE_MAIN).map_or((0, 0, 0), |g| g.ip_version);
+        match (ip.0, ip.1) {
+            (20.., _) => 2,
+            (12, 70..) => 3,
+            _ => 0,
+        }
+    }
 }
 
 /// Whether the device behind `fd` still answers: one size-only DEVICE_QUERY

@@ -170,13 +170,20 @@ pub fn wait_user_fence<D: Driver + ?Sized>(drv: &D, fd: RawFd, addr: u64, value:
 }
 
 /// MAP | CPU_ADDR_MIRROR of [start, start + range) (the whole VA space, in
-/// practice), with MADVISE_AUTORESET when asked.
+/// practice), with MADVISE_AUTORESET when asked, PAT index 0 (what a
+/// discrete GPU takes: `bind_cpu_addr_mirror_pat` for any device).
 pub fn bind_cpu_addr_mirror<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, autoreset: bool) -> Result<()> {
+    bind_cpu_addr_mirror_pat(drv, fd, vm_id, start, range, autoreset, 0)
+}
+
+/// The mirror's bind with a PAT index (`DeviceInfo::mirror_pat_index`:
+/// an integrated GPU refuses a non-coherent one).
+pub fn bind_cpu_addr_mirror_pat<D: Driver + ?Sized>(drv: &D, fd: RawFd, vm_id: u32, start: u64, range: u64, autoreset: bool, pat_index: u16) -> Result<()> {
     let mut flags = DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR;
     if autoreset {
         flags |= DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET;
     }
-    let op = drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_MAP, flags, addr: start, range, ..Default::default() };
+    let op = drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_MAP, flags, addr: start, range, pat_index, ..Default::default() };
     vm_bind_sync(drv, fd, vm_id, op)
 }
 

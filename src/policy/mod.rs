@@ -551,7 +551,7 @@ impl Context {
     fn create_svm_vm(&self, fd: RawFd, info: &DeviceInfo) -> Result<u32> {
         let vm = xe::vm_create(&*self.driver, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE)?;
         let va = if info.config.va_bits >= 48 || info.config.va_bits == 0 { VA_LIMIT } else { 1 << info.config.va_bits };
-        if let Err(e) = xe::bind_cpu_addr_mirror(&*self.driver, fd, vm, 0, va.min(VA_LIMIT), self.config.mirror_autoreset) {
+        if let Err(e) = xe::bind_cpu_addr_mirror_pat(&*self.driver, fd, vm, 0, va.min(VA_LIMIT), self.config.mirror_autoreset, info.mirror_pat_index()) {
             let _ = xe::vm_destroy(&*self.driver, fd, vm);
             return Err(e);
         }

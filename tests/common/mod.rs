@@ -32,7 +32,8 @@ impl Rig {
         for d in 0..sim.topology().devices.len() as u32 {
             let fd = sim.open_device(d).unwrap();
             let vm = xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
-            xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).unwrap();
+            let pat = xesvm::driver::query::query_device(&drv, fd).unwrap().mirror_pat_index();
+            xe::bind_cpu_addr_mirror_pat(&drv, fd, vm, 0, 1 << 47, false, pat).unwrap();
             fds.push(fd);
             vms.push(vm);
         }
