@@ -38,6 +38,12 @@ impl Sim {
         if op.op == DRM_XE_VM_BIND_OP_MAP_USERPTR && pat_coh(op.pat_index as u32) == COH_NONE {
             return inval;
         }
+        // So is a mirror's on an integrated GPU, which shares the CPU's LLC
+        // ("drm/xe: Reject coh_none PAT index for CPU_ADDR_MIRROR", 6.18
+        // stable): `!IS_DGFX(xe) && coh_mode == XE_COH_NONE && is_cpu_addr_mirror`.
+        if !has_vram && is_mirror && pat_coh(op.pat_index as u32) == COH_NONE {
+            return inval;
+        }
         if (is_null || is_mirror) && (op.obj != 0 || op.obj_offset != 0) {
             return inval;
         }
@@ -109,11 +115,13 @@ impl Sim {
         if ops.iter().any(|op| op.obj != 0) {
             return Err(Errno::ENOENT);
         }
-        let syncs: Vec<drm_xe_sync> =
-            if b.num_syncs > 0 { uaccess::read_array(b.syncs, b.num_syncs as usize)? } else { Vec::new() };
         let lr = vm.flags & DRM_XE_VM_CREATE_FLAG_LR_MODE != 0;
         let mut fences = Vec::new();
-        for s in &syncs {
+        // xe_sync_entry_parse copies one sync at a time, and parses it
+        // before the next is read: an earlier sync's error wins over a
+        // later one's unreadable memory.
+        for i in 0..b.num_syncs as u64 {
+            let s = &uaccess::read::<drm_xe_sync>(b.syncs.wrapping_add(i * size_of::<drm_xe_sync>() as u64))?;
             if s.flags & !DRM_XE_SYNC_FLAG_SIGNAL != 0 || s.reserved != [0, 0] {
                 return Err(Errno::EINVAL);
             }
@@ -143,7 +151,7 @@ impl Sim {
                     // the worker writes it later with copy_to_user: both
                     // checked, whoever issued the bind, as the word may be
                     // the runtime's (a batch's fence) and not the library's.
-                    uaccess::as_caller(false, || uaccess::read::<u64>(s.addr))?;
+                    uaccess::read::<u64>(s.addr)?;
                     fences.push((s.addr, s.timeline_value));
                 }
                 _ => return Err(Errno::EINVAL),

@@ -21,6 +21,8 @@ pub(super) const XE2_PAT_COH: [u8; 32] = [1, 2, 2, 1, 2, 2, 1, 2, 1, 1, 1, 1, 1,
 pub(super) const N_PAT: u32 = XE2_PAT_COH.len() as u32;
 pub(super) const COH_NONE: u8 = 1;
 pub(super) const PAGE: u64 = 4096;
+/// The GPU VA size every simulated device reports (DEVICE_QUERY CONFIG).
+pub(super) const VA_BITS: u32 = 48;
 /// `kvmalloc` refuses sizes over INT_MAX: arrays the kernel copies in larger
 /// than that fail to allocate (ENOBUFS for arrays of more than one).
 pub(super) const KVMALLOC_MAX: u64 = i32::MAX as u64;
@@ -89,9 +91,9 @@ pub(super) fn copy_in<T: Copy + Default>(arg: u64, user_dir: u32, user_size: usi
     let mut v = T::default();
     if user_dir & IOC_WRITE != 0 {
         let n = user_size.min(size_of::<T>());
-        let bytes: Vec<u8> = uaccess::read_array(arg, n)?;
-        // SAFETY: n <= size_of::<T>(), T is plain data.
-        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), &mut v as *mut T as *mut u8, n) };
+        // SAFETY: viewing a plain-data struct as n <= size_of::<T>() bytes.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(&mut v as *mut T as *mut u8, n) };
+        uaccess::read_arg(arg, bytes)?;
     }
     Ok(v)
 }
@@ -104,7 +106,7 @@ pub(super) fn copy_out<T: Copy>(arg: u64, user_dir: u32, user_size: usize, v: &T
     let n = user_size.min(size_of::<T>());
     // SAFETY: viewing a plain-data struct as n <= size_of::<T>() bytes.
     let bytes = unsafe { core::slice::from_raw_parts(v as *const T as *const u8, n) };
-    uaccess::write_bytes(arg, bytes)
+    uaccess::write_arg(arg, bytes)
 }
 
 impl Sim {
@@ -255,7 +257,12 @@ impl Sim {
         let zero = w.timeout == 0;
         let result = loop {
             // The word may be the runtime's (a batch's fence): checked.
-            let v: u64 = uaccess::as_caller(false, || uaccess::read(w.addr))?;
+            // do_compare's EFAULT ends the loop like any result: the time
+            // spent is still written back below.
+            let v: u64 = match uaccess::read(w.addr) {
+                Ok(v) => v,
+                Err(e) => break Err(e),
+            };
             let (a, b) = (v & w.mask, w.value & w.mask);
             let passed = match w.op {
                 DRM_XE_UFENCE_WAIT_OP_EQ => a == b,
@@ -294,9 +301,11 @@ impl Sim {
         let v7 = self.topo.kernel >= KernelVersion::V7_0;
         let v7_1 = self.topo.kernel >= KernelVersion::V7_1;
         let mut start = m.start;
-        // 7.0+ accepts canonical (sign-extended) addresses.
-        if v7 && start >> 47 == 0x1_ffff {
-            start &= (1 << 48) - 1;
+        // 7.0+ strips the bits above the VA size (`xe_device_uncanonicalize_addr`,
+        // `addr & GENMASK_ULL(va_bits - 1, 0)`), so canonical (sign-extended)
+        // addresses are accepted, and so is any junk up there.
+        if v7 {
+            start &= (1 << VA_BITS) - 1;
         }
         if !g.files[&fd].vms.contains_key(&m.vm_id) {
             return Err(Errno::EINVAL);
@@ -310,6 +319,10 @@ impl Sim {
             Pref(u32, u16, u16, PrefTarget),
             Atomic(u32),
             Pat(u16),
+            /// No attribute of a mirror VMA changes (only BOs are purgeable),
+            /// but the span is checked and its VMAs split like any other's;
+            /// the retained word's address, if any.
+            Purgeable(u64),
         }
         let change = match m.attr_type {
             DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC => {
@@ -363,13 +376,12 @@ impl Sim {
                 if p.val > DRM_XE_VMA_PURGEABLE_STATE_DONTNEED || p.pad != 0 {
                     return Err(Errno::EINVAL);
                 }
-                if p.retained_ptr != 0 {
-                    if uaccess::read::<u32>(p.retained_ptr)? != 0 {
-                        return Err(Errno::EINVAL);
-                    }
-                    uaccess::write(p.retained_ptr, &1u32)?; // SVM memory is never purged
+                // xe_vm_madvise_ioctl reads the word before taking the VM
+                // lock, and writes it after everything else succeeded.
+                if p.retained_ptr != 0 && uaccess::read::<u32>(p.retained_ptr)? != 0 {
+                    return Err(Errno::EINVAL);
                 }
-                return Ok(());
+                Change::Purgeable(p.retained_ptr)
             }
             _ => return Err(Errno::EINVAL),
         };
@@ -386,19 +398,28 @@ impl Sim {
             Some(end) if end <= vm.va_size => end,
             _ => return Err(Errno::EINVAL),
         };
+        // The written retained word: SVM memory is never purged
+        // (`xe_madvise_purgeable_retained_to_user`, !has_purged_bo).
+        let retained = |change: &Change| match *change {
+            Change::Purgeable(ptr) if ptr != 0 => uaccess::write(ptr, &1u32),
+            _ => Ok(()),
+        };
         if vm.vmas_in(start, end).is_empty() {
-            return Ok(()); // no VMA: nothing to do
+            return retained(&change); // no VMA: nothing to do
         }
+        // xe_vm_alloc_madvise_vma splits the VMAs at the span's ends before
+        // any check of what it holds: a PAT refused below leaves them split.
+        let mut straddling = vm.split_at(start);
+        straddling.extend(vm.split_at(end));
         // check_pat_args_are_sane: on an integrated GPU a non-coherent PAT
         // over CPU-cached memory (SVM mirror ranges) is refused.
         if let Change::Pat(p) = change {
             let mirror = vm.vmas_in(start, end).iter().any(|vs| vm.vmas[vs].kind == VmaKind::Mirror);
             if integrated && pat_coh(p as u32) == COH_NONE && mirror {
+                self.destroy_ranges(g, fd, m.vm_id, &straddling, true);
                 return Err(Errno::EINVAL);
             }
         }
-        let mut straddling = vm.split_at(start);
-        straddling.extend(vm.split_at(end));
         let mut zapped = Vec::new();
         for vs in vm.vmas_in(start, end) {
             let v = vm.vmas.get_mut(&vs).unwrap();
@@ -419,6 +440,7 @@ impl Sim {
                 }
                 Change::Atomic(a) => std::mem::replace(&mut v.attrs.atomic, a) != a,
                 Change::Pat(p) => std::mem::replace(&mut v.attrs.pat, p) != p,
+                Change::Purgeable(_) => false,
             };
             if changed {
                 zapped.push((vs, v.end));
@@ -435,7 +457,7 @@ impl Sim {
         self.count(&self.counters.tlb_invalidations, tiles as u64);
         self.advance(tiles as u64 * self.topo.costs.tlb_invalidation_ns, TimeCategory::Tlb);
         self.destroy_ranges(g, fd, m.vm_id, &straddling, true);
-        Ok(())
+        retained(&change)
     }
 
     // -- VM_QUERY_MEM_RANGE_ATTRS (docs/xe-uapi.md §6.8) --------------------------------------
@@ -453,8 +475,9 @@ impl Sim {
             return Err(Errno::EINVAL);
         }
         let vm = g.files[&fd].vms.get(&q.vm_id).ok_or(Errno::EINVAL)?;
-        let end = q.start.saturating_add(q.range);
-        let vmas = vm.vmas_in(q.start, end);
+        // The kernel's u64 sum wraps (drm_gpuvm_for_each_va_range walks
+        // from the first VMA over [start, end - 1] while one starts below end).
+        let vmas = vm.vmas_walked(q.start, q.start.wrapping_add(q.range));
         if q.num_mem_ranges == 0 {
             q.num_mem_ranges = vmas.len() as u32;
             q.sizeof_mem_range_attr = attr_size;

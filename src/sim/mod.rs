@@ -526,14 +526,13 @@ impl Sim {
     // -- the world: CPU side ------------------------------------------------
 
     /// Completes the binds whose work is done: writes their user fences,
-    /// each as its caller's copy would (checked or trusted; a fault at
-    /// signal time is lost, as in the kernel).
+    /// checked (a fault at signal time is lost, as in the kernel).
     fn signal_fences(&self, g: &mut Guard) {
         // A word the worker cannot write (read-only, unmapped since) is
         // never signalled: user_fence_worker warns ("Copy to user failed")
         // and goes on, and a wait on it ends with ETIME or EFAULT.
         for (addr, value) in std::mem::take(&mut g.fences) {
-            let _ = uaccess::as_caller(false, || uaccess::write(addr, &value));
+            let _ = uaccess::write(addr, &value);
         }
     }
 

@@ -266,7 +266,7 @@ impl Sim {
                 // HIGH (2) for a caller with CAP_SYS_NICE, NORMAL (1) for
                 // everyone else. VA_BITS stays 48 everywhere: the simulated
                 // VMs span 2^48 (PVC's graphics_xehpc would say 57).
-                let va_bits = 48;
+                let va_bits = super::ioctl::VA_BITS as u64;
                 let priority = if self.sys_nice_capable() { 2 } else { 1 };
                 for v in [spec.device_id as u64 | (1 << 16), flags, align, va_bits, priority] {
                     push(&mut out, &v.to_ne_bytes());

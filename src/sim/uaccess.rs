@@ -29,12 +29,14 @@ thread_local! {
     static TRUSTED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
 
-/// Runs `f` (an ioctl the library issues through its simulated driver) with
-/// user memory read and written directly. Its arguments and the pointers in
-/// them come from Rust references, so checking each copy page by page with
+/// Runs `f` (an ioctl issued through the Rust `SimDriver`) with the ioctl's
+/// argument struct itself read and written directly: it comes from a Rust
+/// reference (`driver::ioctl`), so checking its copies page by page with
 /// process_vm_readv/writev would find nothing and cost two syscalls per
-/// copy, taken under the driver's lock. `svm_sim_ioctl` (callers from C,
-/// the fuzzers) keeps the checked copies.
+/// ioctl, under the driver's lock. The user pointers inside it (arrays,
+/// syncs, fence words, query buffers) are checked all the same, as the
+/// kernel checks them: a safe Rust caller can put any address there.
+/// `svm_sim_ioctl` (callers from C, the fuzzers) checks every copy.
 pub fn trusted<R>(f: impl FnOnce() -> R) -> R {
     struct Reset(bool);
     impl Drop for Reset {
@@ -46,24 +48,14 @@ pub fn trusted<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Runs `f` with copies trusted or checked as given, whatever this thread
-/// is doing: a user fence word is always checked, as it may be a C
-/// caller's (a batch's fence) even inside the library's own ioctl.
-pub fn as_caller<R>(trusted_copy: bool, f: impl FnOnce() -> R) -> R {
-    let before = TRUSTED.with(|t| t.replace(trusted_copy));
-    let r = f();
-    TRUSTED.with(|t| t.set(before));
-    r
-}
-
-fn transfer(addr: u64, buf: *mut u8, len: usize, write: bool) -> Result<()> {
+fn transfer(addr: u64, buf: *mut u8, len: usize, write: bool, trusted: bool) -> Result<()> {
     if len == 0 {
         return Ok(());
     }
     if addr < MIN_ADDR {
         return Err(Errno::EFAULT);
     }
-    if MODE.load(Ordering::Relaxed) != DIRECT && !TRUSTED.with(|t| t.get()) {
+    if MODE.load(Ordering::Relaxed) != DIRECT && !trusted {
         let local = libc::iovec { iov_base: buf as *mut _, iov_len: len };
         let remote = libc::iovec { iov_base: addr as *mut _, iov_len: len };
         // SAFETY: the local iovec is our own buffer of `len` bytes; the remote
@@ -90,9 +82,9 @@ fn transfer(addr: u64, buf: *mut u8, len: usize, write: bool) -> Result<()> {
     if !direct_ok(addr, len) {
         return Err(Errno::EFAULT);
     }
-    // SAFETY: trusted (the library's own references) or fallback mode: the
-    // caller vouched for the pointer's validity as a C API contract; the
-    // range check above removes NULL and kernel addresses.
+    // SAFETY: trusted (the argument of a Rust caller's ioctl, a reference)
+    // or fallback mode: the caller vouched for the pointer's validity as a
+    // C API contract; the range check above removes NULL and kernel addresses.
     unsafe {
         if write {
             core::ptr::copy_nonoverlapping(buf, addr as *mut u8, len);
@@ -106,7 +98,7 @@ fn transfer(addr: u64, buf: *mut u8, len: usize, write: bool) -> Result<()> {
 /// Reads a `T` from user memory.
 pub fn read<T: Copy>(addr: u64) -> Result<T> {
     let mut v = MaybeUninit::<T>::uninit();
-    transfer(addr, v.as_mut_ptr() as *mut u8, size_of::<T>(), false)?;
+    transfer(addr, v.as_mut_ptr() as *mut u8, size_of::<T>(), false, false)?;
     // SAFETY: fully written by a successful transfer; T is plain data.
     Ok(unsafe { v.assume_init() })
 }
@@ -115,7 +107,7 @@ pub fn read<T: Copy>(addr: u64) -> Result<T> {
 pub fn read_array<T: Copy>(addr: u64, n: usize) -> Result<Vec<T>> {
     let bytes = n.checked_mul(size_of::<T>()).ok_or(Errno::EFAULT)?;
     let mut v: Vec<T> = Vec::with_capacity(n);
-    transfer(addr, v.as_mut_ptr() as *mut u8, bytes, false)?;
+    transfer(addr, v.as_mut_ptr() as *mut u8, bytes, false, false)?;
     // SAFETY: `bytes` bytes were written; T is plain data.
     unsafe { v.set_len(n) };
     Ok(v)
@@ -123,12 +115,22 @@ pub fn read_array<T: Copy>(addr: u64, n: usize) -> Result<Vec<T>> {
 
 /// Writes a `T` to user memory.
 pub fn write<T: Copy>(addr: u64, v: &T) -> Result<()> {
-    transfer(addr, v as *const T as *mut u8, size_of::<T>(), true)
+    transfer(addr, v as *const T as *mut u8, size_of::<T>(), true, false)
 }
 
 /// Writes raw bytes to user memory.
 pub fn write_bytes(addr: u64, bytes: &[u8]) -> Result<()> {
-    transfer(addr, bytes.as_ptr() as *mut u8, bytes.len(), true)
+    transfer(addr, bytes.as_ptr() as *mut u8, bytes.len(), true, false)
+}
+
+/// Reads `len` bytes of an ioctl's argument struct into `buf` (`trusted`).
+pub fn read_arg(addr: u64, buf: &mut [u8]) -> Result<()> {
+    transfer(addr, buf.as_mut_ptr(), buf.len(), false, TRUSTED.with(|t| t.get()))
+}
+
+/// Writes an ioctl's argument struct back (`trusted`).
+pub fn write_arg(addr: u64, bytes: &[u8]) -> Result<()> {
+    transfer(addr, bytes.as_ptr() as *mut u8, bytes.len(), true, TRUSTED.with(|t| t.get()))
 }
 
 #[cfg(test)]

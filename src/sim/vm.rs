@@ -177,6 +177,18 @@ impl Vm {
         self.vmas.range(first..end).filter(|(_, v)| v.end > start).map(|(&s, _)| s).collect()
     }
 
+    /// The VMAs `drm_gpuvm_for_each_va_range(start, end)` visits, with the
+    /// kernel's wrapping u64s: from the lowest VMA overlapping [start,
+    /// end - 1] (`drm_gpuva_find_first`), in order while one starts below
+    /// end. Where end does not lie above start (a zero or wrapping range)
+    /// that is at most the VMA holding start, if it starts below end.
+    pub fn vmas_walked(&self, start: u64, end: u64) -> Vec<u64> {
+        if end > start {
+            return self.vmas_in(start, end);
+        }
+        self.vma_at(start).map(|(s, _)| s).filter(|&s| s < end).into_iter().collect()
+    }
+
     /// Splits the VMA containing `addr` so that a VMA starts at `addr`.
     /// Returns the ranges that straddled the cut, which the caller must evict
     /// and destroy (docs/kernel-model.md §8, "VMA splits").

@@ -1,0 +1,183 @@
+//! Cases read off the xe driver's code (7.1: xe_vm.c, xe_vm_madvise.c,
+//! xe_sync.c, xe_wait_user_fence.c, drm_gpuvm.h) where the simulated driver
+//! answered otherwise, each test named after the kernel function it
+//! follows.
+
+mod common;
+
+use common::*;
+use xesvm::driver::query;
+use xesvm::errno::Errno;
+use xesvm::sim::{KernelVersion, Topology};
+use xesvm::uapi::*;
+
+fn rig(preset: &str, kernel: KernelVersion) -> Rig {
+    let mut t = Topology::preset(preset).unwrap();
+    t.kernel = kernel;
+    Rig::new(t)
+}
+
+fn mirror_bind(r: &Rig, pat_index: u16) -> Result<(), Errno> {
+    let op = drm_xe_vm_bind_op {
+        op: DRM_XE_VM_BIND_OP_MAP,
+        flags: DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR,
+        addr: BUF,
+        range: 2 * MIB,
+        pat_index,
+        ..Default::default()
+    };
+    let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 1, ops: drm_xe_vm_bind_ops { bind: op }, ..Default::default() };
+    r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)
+}
+
+/// The VMAs VM_QUERY_MEM_RANGE_ATTRS counts over [start, start + range).
+fn vmas(r: &Rig, start: u64, range: u64) -> u32 {
+    let mut q = drm_xe_vm_query_mem_range_attr { vm_id: r.vms[0], start, range, ..Default::default() };
+    r.ioctl(0, DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS, &mut q).unwrap();
+    q.num_mem_ranges
+}
+
+/// The attributes of the VMA holding `addr`.
+fn attrs_at(r: &Rig, addr: u64) -> drm_xe_mem_range_attr {
+    let mut a = [drm_xe_mem_range_attr::default(); 1];
+    let mut q = drm_xe_vm_query_mem_range_attr {
+        vm_id: r.vms[0],
+        start: addr,
+        range: 4096,
+        num_mem_ranges: 1,
+        sizeof_mem_range_attr: core::mem::size_of::<drm_xe_mem_range_attr>() as u64,
+        vector_of_mem_attr: a.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    r.ioctl(0, DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS, &mut q).unwrap();
+    a[0]
+}
+
+fn madvise_atomic(r: &Rig, start: u64, range: u64, val: u32) -> Result<(), Errno> {
+    let mut m = drm_xe_madvise { start, range, vm_id: r.vms[0], attr_type: DRM_XE_MEM_RANGE_ATTR_ATOMIC, ..Default::default() };
+    m.attr.atomic = drm_xe_madvise_val { val, pad: 0, reserved: 0 };
+    r.ioctl(0, DRM_IOCTL_XE_MADVISE, &mut m)
+}
+
+fn madvise_purgeable(r: &Rig, start: u64, range: u64, retained: &mut u32) -> Result<(), Errno> {
+    let mut m = drm_xe_madvise { start, range, vm_id: r.vms[0], attr_type: DRM_XE_VMA_ATTR_PURGEABLE_STATE, ..Default::default() };
+    m.attr.purge_state_val =
+        drm_xe_madvise_purge_state { val: DRM_XE_VMA_PURGEABLE_STATE_DONTNEED, pad: 0, retained_ptr: retained as *mut u32 as u64 };
+    r.ioctl(0, DRM_IOCTL_XE_MADVISE, &mut m)
+}
+
+#[test]
+fn vm_bind_ioctl_check_args_refuses_a_non_coherent_mirror_on_an_integrated_gpu() {
+    let ig = Rig::preset("igpu");
+    // Xe2's PAT: 0 and 3 have no coherency, 1 and 2 are at least 1-way.
+    assert_eq!(mirror_bind(&ig, 0), Err(Errno::EINVAL));
+    assert_eq!(mirror_bind(&ig, 3), Err(Errno::EINVAL));
+    assert_eq!(mirror_bind(&ig, 1), Ok(()));
+    assert_eq!(mirror_bind(&ig, 2), Ok(()));
+    // `!IS_DGFX(xe)`: a discrete GPU takes any index.
+    assert_eq!(mirror_bind(&Rig::preset("dgpu"), 0), Ok(()));
+    // The library binds with what the device asks for.
+    let info = query::query_device(&ig.drv, ig.fds[0]).unwrap();
+    assert_eq!(info.mirror_pat_index(), 2);
+    let dg = Rig::preset("dgpu");
+    assert_eq!(query::query_device(&dg.drv, dg.fds[0]).unwrap().mirror_pat_index(), 0);
+}
+
+#[test]
+fn xe_vm_madvise_ioctl_checks_and_splits_a_purgeable_span_like_any_other() {
+    let r = rig("dgpu", KernelVersion::V7_1);
+    // Past the VM's end: drm_gpuvm_range_valid's EINVAL, and the word is
+    // written only on success.
+    let mut retained = 0;
+    assert_eq!(madvise_purgeable(&r, (1 << 48) - 4096, 8192, &mut retained), Err(Errno::EINVAL));
+    assert_eq!(retained, 0);
+    // Inside the mirror: xe_vm_alloc_madvise_vma cuts it at both ends.
+    assert_eq!(vmas(&r, 0, 1 << 47), 1);
+    assert_eq!(madvise_purgeable(&r, BUF, 4096, &mut retained), Ok(()));
+    assert_eq!(retained, 1, "SVM memory is never purged");
+    assert_eq!(vmas(&r, 0, 1 << 47), 3);
+    // A nonzero word is refused before anything else happens.
+    assert_eq!(madvise_purgeable(&r, BUF + MIB, 4096, &mut retained), Err(Errno::EINVAL));
+    assert_eq!(vmas(&r, 0, 1 << 47), 3);
+}
+
+#[test]
+fn xe_vm_madvise_ioctl_strips_the_bits_above_the_va_size_from_7_0() {
+    let r = rig("dgpu", KernelVersion::V7_0);
+    // xe_device_uncanonicalize_addr: addr & GENMASK_ULL(va_bits - 1, 0).
+    assert_eq!(madvise_atomic(&r, (1 << 48) | BUF, 2 * MIB, DRM_XE_ATOMIC_DEVICE), Ok(()));
+    assert_eq!(attrs_at(&r, BUF).atomic.val, DRM_XE_ATOMIC_DEVICE);
+    assert_eq!(madvise_atomic(&r, (0xffffu64 << 48) | BUF, 2 * MIB, DRM_XE_ATOMIC_GLOBAL), Ok(()));
+    assert_eq!(attrs_at(&r, BUF).atomic.val, DRM_XE_ATOMIC_GLOBAL);
+    // 6.18 takes the address as it comes: past the VM.
+    let old = rig("dgpu", KernelVersion::V6_18);
+    assert_eq!(madvise_atomic(&old, (1 << 48) | BUF, 2 * MIB, DRM_XE_ATOMIC_DEVICE), Err(Errno::EINVAL));
+}
+
+#[test]
+fn madvise_splits_the_vmas_before_check_pat_args_are_sane_refuses() {
+    let r = Rig::preset("igpu");
+    let mut m = drm_xe_madvise { start: BUF, range: 2 * MIB, vm_id: r.vms[0], attr_type: DRM_XE_MEM_RANGE_ATTR_PAT, ..Default::default() };
+    m.attr.pat_index = drm_xe_madvise_val { val: 0, pad: 0, reserved: 0 };
+    assert_eq!(r.ioctl(0, DRM_IOCTL_XE_MADVISE, &mut m), Err(Errno::EINVAL));
+    assert_eq!(vmas(&r, 0, 1 << 47), 3, "xe_vm_alloc_madvise_vma ran before the check");
+}
+
+#[test]
+fn drm_gpuvm_for_each_va_range_walks_nothing_where_the_end_wraps() {
+    let r = Rig::preset("dgpu");
+    madvise_atomic(&r, BUF, 2 * MIB, DRM_XE_ATOMIC_DEVICE).unwrap();
+    assert_eq!(vmas(&r, BUF, 2 * MIB), 1);
+    // start + range wraps to 0, or to just below start: the first VMA over
+    // [start, end - 1] starts at start, not below end.
+    assert_eq!(vmas(&r, BUF, 0u64.wrapping_sub(BUF)), 0);
+    assert_eq!(vmas(&r, BUF, u64::MAX), 0);
+    // A VMA holding start from below it is walked once.
+    assert_eq!(vmas(&r, BUF + MIB, u64::MAX), 1);
+    // A zero range: the VMA straddling start, as before.
+    assert_eq!(vmas(&r, BUF + MIB, 0), 1);
+    assert_eq!(vmas(&r, BUF, 0), 0);
+}
+
+#[test]
+fn xe_wait_user_fence_ioctl_writes_the_time_back_after_a_fault() {
+    let r = Rig::preset("dgpu");
+    // The first page is never mapped: do_compare's EFAULT ends the loop.
+    let mut w = drm_xe_wait_user_fence { addr: 8, op: DRM_XE_UFENCE_WAIT_OP_EQ, value: 5, mask: u64::MAX, timeout: 1_000_000_000, ..Default::default() };
+    assert_eq!(r.ioctl(0, DRM_IOCTL_XE_WAIT_USER_FENCE, &mut w), Err(Errno::EFAULT));
+    assert!(w.timeout < 1_000_000_000 && w.timeout > 0, "written back as {}", w.timeout);
+    w.timeout = -1;
+    assert_eq!(r.ioctl(0, DRM_IOCTL_XE_WAIT_USER_FENCE, &mut w), Err(Errno::EFAULT));
+    assert!(w.timeout > 1 << 40, "a wait forever is written back as MAX_SCHEDULE_TIMEOUT less the time: {}", w.timeout);
+}
+
+#[test]
+fn xe_sync_entry_parse_fails_on_the_first_bad_sync_before_reading_the_next() {
+    let r = Rig::preset("dgpu");
+    let page = 4096usize;
+    // SAFETY: a fresh anonymous mapping of two pages, its second unmapped
+    // again, so that the array's second sync lies on no page.
+    let base = unsafe {
+        let p = libc::mmap(std::ptr::null_mut(), 2 * page, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        assert_ne!(p, libc::MAP_FAILED);
+        assert_eq!(libc::munmap((p as *mut u8).add(page) as *mut libc::c_void, page), 0);
+        p as *mut u8
+    };
+    let size = core::mem::size_of::<drm_xe_sync>();
+    // SAFETY: page - size bytes into the mapping's first page.
+    let first = unsafe { base.add(page - size) } as *mut drm_xe_sync;
+    // SAFETY: `first` lies in the mapped page, aligned to 8 (page - 48).
+    unsafe { first.write(drm_xe_sync { sync_type: DRM_XE_SYNC_TYPE_SYNCOBJ, addr: 0, ..Default::default() }) };
+    let op = drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_PREFETCH, addr: BUF, range: 2 * MIB, ..Default::default() };
+    let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 1, ops: drm_xe_vm_bind_ops { bind: op }, num_syncs: 2, syncs: first as u64, ..Default::default() };
+    // The first sync names no syncobj: ENOENT, before the second's EFAULT.
+    assert_eq!(r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b), Err(Errno::ENOENT));
+    // With the first sync a good user fence, the second is read: EFAULT.
+    let mut fence = 0u64;
+    let good = drm_xe_sync { sync_type: DRM_XE_SYNC_TYPE_USER_FENCE, flags: DRM_XE_SYNC_FLAG_SIGNAL, addr: &mut fence as *mut u64 as u64, timeline_value: 1, ..Default::default() };
+    // SAFETY: as above.
+    unsafe { first.write(good) };
+    assert_eq!(r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b), Err(Errno::EFAULT));
+    // SAFETY: the first page of the mapping made above.
+    unsafe { libc::munmap(base as *mut libc::c_void, page) };
+}
