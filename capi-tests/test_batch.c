@@ -61,6 +61,13 @@ int main(void)
 	uint64_t before = counters(&r).ioctls;
 	svm_range_placement overlap[2] = { { BUF, 4 * MIB, r.vram[0] }, { BUF + 2 * MIB, 2 * MIB, r.vram[0] } };
 	CHECK(svm_place_batch(r.ctx, r.dev[0], overlap, 2, NULL, 0, &b) == -EINVAL);
+	CHECK(strstr(svm_last_error(), "overlap") != NULL);
+	uint64_t words[2] = { 0, 0 };
+	CHECK(svm_place_batch(r.ctx, r.dev[0], ranges, 1, (uint64_t *)((char *)words + 4), 1, &b) == -EINVAL);
+	CHECK(strstr(svm_last_error(), "aligned") != NULL);
+	svm_range_placement past = { (1ull << 47) - 2 * MIB, 4 * MIB, r.vram[0] };
+	CHECK(svm_place_batch(r.ctx, r.dev[0], &past, 1, NULL, 0, &b) == -EINVAL);
+	CHECK(strstr(svm_last_error(), "2^47") != NULL);
 	CHECK(svm_place_batch(r.ctx, r.dev[0], ranges, 0, NULL, 0, &b) == -EINVAL);
 	CHECK(svm_place_batch(r.ctx, r.dev[0], NULL, 1, NULL, 0, &b) == -EINVAL);
 	svm_range_placement zero = { BUF, 0, r.vram[0] };

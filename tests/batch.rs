@@ -190,3 +190,33 @@ fn a_batch_range_nothing_maps_says_efault() {
     assert_eq!((out[0].cause, out[0].pagemap, out[0].verified), (Some(Errno::EFAULT), None, false), "{:?}", out[0]);
     assert_eq!((out[1].cause, out[1].pagemap, out[1].verified), (None, Some(v), true), "{:?}", out[1]);
 }
+
+/// A batch queued for a peer's VRAM whose device is closed before it is
+/// completed, its slot reopened for another device: the range is reported
+/// with EBADF and no place, not as the new device's VRAM (which the records
+/// would then have believed, finding it "in place" there with nothing moved).
+#[test]
+fn a_target_closed_before_completion_is_ebadf_not_the_device_in_its_slot() {
+    for reopen in [false, true] {
+        let sim = Sim::from_preset("4dgpu-p2p").unwrap();
+        let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+        let (d0, d1) = (ctx.open_index(0).unwrap(), ctx.open_index(1).unwrap());
+        let v0 = ctx.pagemap(d0, 0).unwrap();
+        sim.cpu_access(BUF, 2 * MIB, Access::Write, 1).unwrap();
+        let mut b = ctx.place_batch(d1, &[(BUF, 2 * MIB, v0), (BUF + 4 * MIB, 2 * MIB, Pagemap::System)], None).unwrap();
+        ctx.close(d0).unwrap();
+        let mut at = None;
+        if reopen {
+            let d2 = ctx.open_index(2).unwrap();
+            assert_eq!(d2.slot, d0.slot, "the slot is reused");
+            at = Some((d2, ctx.pagemap(d2, 0).unwrap()));
+        }
+        let out = ctx.complete_batch(&mut b, 1_000_000_000).unwrap();
+        assert_eq!((out[0].cause, out[0].pagemap, out[0].verified), (Some(Errno::EBADF), None, false), "reopen {reopen}");
+        assert_eq!(out[1].cause, None, "the other range is reported as usual");
+        if let Some((d2, v2)) = at {
+            let p = ctx.alloc_vram(d2, BUF, 2 * MIB, v2, Default::default()).unwrap();
+            assert!(!p.in_place && p.bytes_moved > 0, "moved into the new device, not found there: {p:?}");
+        }
+    }
+}

@@ -189,13 +189,30 @@ pub unsafe extern "C" fn svm_place_batch(
             spans.push((r.start, r.size, c.pagemap(r.target)?));
         }
         let fence = (!fence_addr.is_null()).then_some((fence_addr as u64, fence_value));
-        let b = c.ctx.place_batch(h, &spans, fence).map_err(|e| match list.iter().find(|r| r.size == 0 || r.start % 4096 != 0 || r.size % 4096 != 0) {
-            Some(r) => span_failure(e, r.start, r.size),
-            None => e.into(),
-        })?;
+        let b = c.ctx.place_batch(h, &spans, fence).map_err(|e| batch_failure(e, list, fence_addr as u64))?;
         *o = BATCHES.lock().insert(svm_batch { batch: b, ctx: ctx as usize });
         Ok(())
     })
+}
+
+/// What a refused batch's EINVAL was about: the first bad range, a
+/// misaligned fence, ranges that overlap; else a pagemap or tile.
+fn batch_failure(e: crate::errno::Errno, list: &[svm_range_placement], fence_addr: u64) -> super::Failure {
+    if e != crate::errno::Errno::EINVAL {
+        return e.into();
+    }
+    if let Some(r) = list.iter().find(|r| crate::policy::span_problem(r.start, r.size).is_some()) {
+        return span_failure(e, r.start, r.size);
+    }
+    if fence_addr % 8 != 0 {
+        return invalid(format!("fence_addr {fence_addr:#x} is not 8-byte aligned"));
+    }
+    let mut spans: Vec<(u64, u64)> = list.iter().map(|r| (r.start, r.start + r.size)).collect();
+    spans.sort_unstable();
+    if let Some(w) = spans.windows(2).find(|w| w[1].0 < w[0].1) {
+        return invalid(format!("ranges [{:#x}, {:#x}) and [{:#x}, {:#x}) overlap", w[0].0, w[0].1, w[1].0, w[1].1));
+    }
+    invalid("a range's target is not a pagemap this device can reach (tile or pagemap)")
 }
 
 /// The user fence a batch's VM_BIND signals: the kernel writes `*value` at
@@ -232,7 +249,9 @@ pub unsafe extern "C" fn svm_batch_signalled(batch: *const svm_batch) -> c_int {
 /// `results` (`n` entries, each with its `struct_size` set, or NULL):
 /// where the range is (what the page table shows, else the target,
 /// believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
-/// table shows it elsewhere (-EFAULT, and no place, where nothing maps it). The library's records take what was found.
+/// table shows it elsewhere (-EFAULT, and no place, where nothing maps it;
+/// -EBADF, and no place, where the target's device was closed since the
+/// batch was queued). The library's records take what was found.
 /// -ETIME: not done yet (ask again). -EINVAL: NULL, a batch released or
 /// never made, another context's batch, `n` not the batch's count, or a
 /// result whose `struct_size` is not set (checked first: the batch is then

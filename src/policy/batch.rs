@@ -27,8 +27,12 @@ use super::*;
 pub struct Batch {
     /// The device whose VM binds it.
     pub device: DeviceHandle,
-    /// Its ranges: start, end, target.
+    /// Its ranges: start, size, target.
     pub ranges: Vec<(u64, u64, Pagemap)>,
+    /// Per range, the generation of the target's device slot when the
+    /// batch was queued (0 for system memory): a device closed since, its
+    /// slot perhaps reopened for another, is not where the range went.
+    gens: Vec<u16>,
     /// The user fence: the kernel writes `value` at `addr` when the binds
     /// complete.
     pub addr: u64,
@@ -93,10 +97,11 @@ impl Context {
         // Every target checked before any range is advised: a batch refused
         // for a VRAM the device cannot reach changes nothing (the header's
         // "nothing queued"), where its earlier ranges had been advised.
+        let mut gens = Vec::with_capacity(spans.len());
         {
             let slots = self.slots.read();
             for &(_, _, cand) in &spans {
-                Context::check_pagemap(&slots, cand)?;
+                gens.push(Context::check_pagemap(&slots, cand)?.map_or(0, |d| d.gen));
                 self.reaches_pref(&slots, &dev, cand, Some(dev.slot))?;
             }
         }
@@ -178,7 +183,7 @@ impl Context {
             return Err(e);
         }
         let ranges = spans.iter().map(|&(s, e, pm)| (s, e - s, pm)).collect();
-        Ok(Batch { device: h, ranges, addr, value, own, ioctls: placed.ioctls, completed: false })
+        Ok(Batch { device: h, ranges, gens, addr, value, own, ioctls: placed.ioctls, completed: false })
     }
 
     /// Waits (up to `timeout_ns`, WAIT_USER_FENCE; no wait when the fence
@@ -203,11 +208,25 @@ impl Context {
             }
         }
         let mut out = Vec::with_capacity(b.ranges.len());
-        for &(start, size, cand) in &b.ranges {
+        for (&(start, size, cand), &gen) in b.ranges.iter().zip(&b.gens) {
             let end = start + size;
             // Lock order as everywhere: the span's range lock, then the slots.
             let _g = self.ranges.lock(start, end);
             let slots = self.slots.read();
+            // The target's device was closed since the batch was queued:
+            // its pagemap names nothing now (or another device that took
+            // the slot), and what its VRAM held is out of the library's
+            // sight. EBADF, no place, and a record that trusts nothing.
+            if let Pagemap::Vram { device, .. } = cand {
+                if slots.get(device as usize).and_then(|s| s.dev.as_ref()).is_none_or(|d| d.gen != gen) {
+                    self.record(&slots, start, end, &[], |r| {
+                        r.residency = None;
+                        r.observed_at.store(0, Ordering::Relaxed);
+                    });
+                    out.push(Placed { cause: Some(Errno::EBADF), ..Default::default() });
+                    continue;
+                }
+            }
             // Where no device has VRAM, nothing to look at (`any_vram`).
             let seen = if self.any_vram() { self.observe(start, end) } else { None };
             let mut p = Placed { pagemap: Some(cand), ..Default::default() };
