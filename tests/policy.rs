@@ -2441,3 +2441,19 @@ fn placing_memory_nothing_maps_is_efault() {
     t.sim.cpu_access(BUF, R, sim::Access::Write, 1).unwrap();
     assert_eq!(t.alloc(0, BUF, R, t.vram(0)).pagemap, Some(t.vram(0)));
 }
+
+/// A pin "for ever" (`pin_ns` = u64::MAX, which svm_context_create
+/// accepts) holds, where its end overflowed: a panic across the C
+/// boundary in a debug build (-ENOTRECOVERABLE), a pin already over in a
+/// release one.
+#[test]
+fn a_pin_for_ever_holds_and_never_overflows() {
+    let t = setup_topo(Topology::preset("dgpu").unwrap(), Config { pin_ns: u64::MAX, ..rules() });
+    t.alloc(0, BUF, R, t.vram(0));
+    t.sim.cpu_access(BUF, 4096, sim::Access::Read, 0).unwrap();
+    let p = t.alloc(0, BUF, R, t.vram(0));
+    assert!(p.pinned && p.pagemap == Some(Pagemap::System), "the hand-off: {p:?}");
+    t.sim.host_wait(t.sim.now_ns() + 10_000_000_000);
+    let p = t.alloc(0, BUF, R, t.vram(0));
+    assert!(p.pinned && p.pagemap == Some(Pagemap::System), "still pinned ten seconds on: {p:?}");
+}

@@ -66,11 +66,41 @@ fn set_last_error(function: &str, message: &str, errno: Errno) {
     LAST_ERROR.with(|e| *e.borrow_mut() = CString::new(text).unwrap_or_default());
 }
 
+thread_local! {
+    /// Whether this thread is inside an exported function's body (`guard`).
+    static IN_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Where the last panic inside one happened (file:line), for its message.
+    static PANIC_AT: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+}
+
+/// A panic inside an exported function is the library's to report (its
+/// log line, at the level the process or context chose, and
+/// svm_last_error), not the Rust runtime's on stderr: a hook installed once
+/// keeps those quiet and hands every other panic of the process to the
+/// hook that was there before.
+fn quiet_panics_in_calls() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_CALL.with(|c| c.get()) {
+                PANIC_AT.with(|p| p.set(info.location().map(|l| format!("{}:{}", l.file(), l.line()))));
+            } else {
+                before(info);
+            }
+        }));
+    });
+}
+
 /// Runs the body of an exported function: converts its result to a status,
 /// records the message of a failure, and turns a panic into
 /// `-ENOTRECOVERABLE` instead of unwinding into C.
 pub(crate) fn guard(function: &'static str, body: impl FnOnce() -> FfiResult) -> c_int {
-    let status = match catch_unwind(AssertUnwindSafe(body)) {
+    quiet_panics_in_calls();
+    let outer = IN_CALL.with(|c| c.replace(true));
+    let caught = catch_unwind(AssertUnwindSafe(body));
+    IN_CALL.with(|c| c.set(outer));
+    let status = match caught {
         Ok(Ok(())) => 0,
         Ok(Err(f)) => {
             set_last_error(function, &f.message, f.errno);
@@ -82,6 +112,10 @@ pub(crate) fn guard(function: &'static str, body: impl FnOnce() -> FfiResult) ->
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
+            let what = match PANIC_AT.with(|p| p.take()) {
+                Some(at) => format!("{what} ({at})"),
+                None => what,
+            };
             crate::log!(crate::log::Level::Error, "{function}: internal error caught at the C boundary: {what}");
             set_last_error(function, &format!("internal error caught at the C boundary: {what}"), Errno::ENOTRECOVERABLE);
             Errno::ENOTRECOVERABLE.to_status()
@@ -197,6 +231,7 @@ mod tests {
         let st = guard("svm_y", || panic!("boom"));
         assert_eq!(st, -libc::ENOTRECOVERABLE);
         assert!(last().contains("svm_y") && last().contains("boom"));
+        assert!(last().contains("src/ffi/mod.rs:"), "where it happened: {}", last());
     }
 
     #[test]

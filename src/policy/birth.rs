@@ -263,7 +263,7 @@ impl Context {
                 let mut r = merge_pieces(pieces);
                 r.residency = Some(Pagemap::System);
                 r.record_move(now);
-                r.pinned_until = r.pinned_until.max(now + self.config.pin_ns);
+                r.pinned_until = r.pinned_until.max(now.saturating_add(self.config.pin_ns));
                 r.observed_at.store(now.max(1), Ordering::Relaxed);
                 r
             });

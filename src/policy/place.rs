@@ -455,7 +455,7 @@ impl Context {
                 let one_use = a.summary.moves.last().is_some_and(|m| m.uses_before <= HAND_OFF_MAX_USES);
                 if pulled_back && flags.guarded() && seen.unpopulated == 0 && one_use {
                     crate::log!(crate::log::Level::Info, "alloc_vram {}: the page table shows it pulled back to system memory: held there for {} ms (hand-off)", Span(start, end - start), self.config.pin_ns / 1_000_000);
-                    a.summary.pinned_until = a.summary.pinned_until.max(now + self.config.pin_ns);
+                    a.summary.pinned_until = a.summary.pinned_until.max(now.saturating_add(self.config.pin_ns));
                 }
             }
             // Believed here, seen in another device's VRAM (unprivileged:
@@ -469,7 +469,7 @@ impl Context {
         if flags.guarded() {
             if let Some(cur) = a.summary.residency.filter(|&c| c != target) {
                 if now < a.summary.pinned_until || a.summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves) {
-                    let until = a.summary.pinned_until.max(now + self.config.pin_ns);
+                    let until = a.summary.pinned_until.max(now.saturating_add(self.config.pin_ns));
                     if !Context::reaches(&self.links.read(), slots, dev.slot, cur) {
                         // Held where this device cannot reach it (no link), the
                         // range would move here on the first GPU fault anyway:
@@ -496,7 +496,7 @@ impl Context {
             && target.device() != Some(dev.slot)
             && a.summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves)
         {
-            a.summary.pinned_until = a.summary.pinned_until.max(now + self.config.pin_ns);
+            a.summary.pinned_until = a.summary.pinned_until.max(now.saturating_add(self.config.pin_ns));
             placed.pinned = true;
             crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {target}, served remotely (thrashing)", Span(start, end - start), dev.slot);
         }
