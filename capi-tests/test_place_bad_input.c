@@ -75,6 +75,13 @@ int main(void)
 	svm_pagemap_info pinfo = { .struct_size = sizeof(pinfo) };
 	CHECK_STATUS(svm_pagemap_get_info(r.ctx, bad_tile, &pinfo), -EINVAL);
 	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, bad_tile, 0, &res), -EINVAL);
+	/* A pagemap of this context's slot 5, which was never opened: unknown
+	 * (-EINVAL), as a device handle of that slot is, not a closed one. */
+	svm_pagemap unopened = { .id = (r.vram[0].id & ~0xFFFFFFFFull) | 0x0500 };
+	CHECK_STATUS(svm_pagemap_get_info(r.ctx, unopened, &pinfo), -EINVAL);
+	CHECK(strstr(svm_last_error(), "never opened") != NULL);
+	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, unopened, 0, &res), -EINVAL);
+	CHECK_STATUS(svm_set_preferred_location(r.ctx, BUF, 2 * MIB, unopened), -EINVAL);
 	svm_alloc_result small = { .struct_size = 2 };
 	CHECK_STATUS(svm_alloc_vram(r.ctx, r.dev[0], BUF, 2 * MIB, r.vram[0], 0, &small), -EINVAL);
 
@@ -90,6 +97,10 @@ int main(void)
 	CHECK_OK(svm_link_set(r.ctx, r.dev[0], r.dev[1], &lk));
 	lk.bandwidth_gbps = 25.0;
 	CHECK_OK(svm_link_set(r.ctx, r.dev[0], r.dev[1], &lk));
+	/* A device has no link to itself, to set or to ask about. */
+	CHECK_STATUS(svm_link_set(r.ctx, r.dev[0], r.dev[0], &lk), -EINVAL);
+	CHECK_STATUS(svm_link_get(r.ctx, r.dev[0], r.dev[0], &lk), -EINVAL);
+	CHECK(strstr(svm_last_error(), "itself") != NULL);
 
 	/* The simulated process maps and unmaps at page boundaries, as Linux does. */
 	CHECK_STATUS(svm_sim_mmap(r.sim, BUF + 1, 4096, 0), -EINVAL);

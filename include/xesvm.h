@@ -1355,7 +1355,11 @@ const char *svm_last_error(void);
  *   madvise calls each, which unbind the mirror's GPU mappings there once;
  *   the next GPU access faults them back). A mirror proves fault mode: the
  *   kernel binds one only in a LR_MODE | FAULT_MODE VM;
- * - the kernel's errno for a kernel without SVM madvise (before 6.18).
+ * - the kernel's errno for a kernel without SVM madvise (before 6.18);
+ * - -EEXIST where this fd's VM is a device of this context already
+ *   (adopted before, or the library's own from svm_device_open_index):
+ *   one VM is one device. An fd's number is compared, not what a dup of
+ *   it shares.
  *
  * svm_last_error() says which. Same as svm_device_adopt_flags with flags 0.
  * Thread-safe.
@@ -1433,7 +1437,13 @@ int svm_device_open_index(struct svm_context *ctx, uint32_t index, struct svm_de
 
 /**
  * Closes a device: destroys the VM and closes the fd if the library created
- * them. Its handle and pagemaps stop working (-EBADF). Thread-safe.
+ * them. Its handle and pagemaps stop working (-EBADF), in a batch queued
+ * before too (its ranges for that VRAM complete with -EBADF in `cause`).
+ * Thread-safe; a call another thread makes with the device's handle or
+ * pagemap while this one runs finds the device open or closed, and, like
+ * a file descriptor used across close(2), one whose slot a third thread
+ * reopened meanwhile may act on the new device: close a device only once
+ * the runtime is done with its handles.
  */
 int svm_device_close(struct svm_context *ctx, struct svm_device device);
 
@@ -1460,7 +1470,9 @@ int svm_pagemap_get_info(struct svm_context *ctx, struct svm_pagemap pagemap, st
 
 /**
  * The library's knowledge of the link between two open devices (from the
- * simulated topology, ENOLINK answers, or svm_link_set). Thread-safe.
+ * simulated topology, ENOLINK answers, or svm_link_set). -EINVAL for a
+ * device and itself, as svm_link_set answers: there is no link to ask
+ * about. Thread-safe.
  */
 int svm_link_get(struct svm_context *ctx, struct svm_device a, struct svm_device b, struct svm_link *link);
 
@@ -1517,7 +1529,9 @@ int svm_batch_signalled(const struct svm_batch *batch);
  * `results` (`n` entries, each with its `struct_size` set, or NULL):
  * where the range is (what the page table shows, else the target,
  * believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
- * table shows it elsewhere (-EFAULT, and no place, where nothing maps it). The library's records take what was found.
+ * table shows it elsewhere (-EFAULT, and no place, where nothing maps it;
+ * -EBADF, and no place, where the target's device was closed since the
+ * batch was queued). The library's records take what was found.
  * -ETIME: not done yet (ask again). -EINVAL: NULL, a batch released or
  * never made, another context's batch, `n` not the batch's count, or a
  * result whose `struct_size` is not set (checked first: the batch is then

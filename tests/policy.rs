@@ -859,6 +859,27 @@ fn adopted_devices_are_never_destroyed() {
     assert_eq!(sim.placement(BUF, R), Placement::System);
 }
 
+/// One VM is one device: adopting the runtime's VM twice, or the VM the
+/// library made for a device it opened, through the same fd, is EEXIST
+/// (two devices over one VM had no link to each other, and closing one
+/// stopped the other). Once closed, the VM may be adopted again.
+#[test]
+fn a_vm_adopted_twice_is_eexist() {
+    let sim = Sim::from_preset("dgpu").unwrap();
+    let drv = xesvm::sim::driver::SimDriver::new(sim.clone());
+    let fd = sim.open_device(0).unwrap();
+    let vm = xesvm::driver::xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+    xesvm::driver::xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).unwrap();
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(sim.clone())), rules());
+    let d = ctx.adopt(fd, vm).unwrap();
+    assert_eq!(ctx.adopt_checked(fd, vm, false).map_err(|(e, _)| e), Err(Errno::EEXIST));
+    let own = ctx.open_index(0).unwrap();
+    let dev = ctx.device(own).unwrap();
+    assert_eq!(ctx.adopt(dev.fd, dev.vm_id), Err(Errno::EEXIST), "the library's own device");
+    ctx.close(d).unwrap();
+    assert!(ctx.adopt(fd, vm).is_ok(), "closed, it may be adopted again");
+}
+
 /// Two threads placing overlapping ranges on different devices: the range
 /// ends in one defined place, its content intact, and the library's record
 /// agrees with the driver.

@@ -24,7 +24,11 @@ use super::{guard, invalid, out, Failure};
 ///   madvise calls each, which unbind the mirror's GPU mappings there once;
 ///   the next GPU access faults them back). A mirror proves fault mode: the
 ///   kernel binds one only in a LR_MODE | FAULT_MODE VM;
-/// - the kernel's errno for a kernel without SVM madvise (before 6.18).
+/// - the kernel's errno for a kernel without SVM madvise (before 6.18);
+/// - -EEXIST where this fd's VM is a device of this context already
+///   (adopted before, or the library's own from svm_device_open_index):
+///   one VM is one device. An fd's number is compared, not what a dup of
+///   it shares.
 ///
 /// svm_last_error() says which. Same as svm_device_adopt_flags with flags 0.
 /// Thread-safe.

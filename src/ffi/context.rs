@@ -236,9 +236,10 @@ impl svm_context {
             return Ok(Pagemap::System);
         }
         let (gen, slot, tile) = ((low >> 16) as u16, ((low >> 8) & 0xFF) as u16, (low & 0xFF) as u16);
-        match self.ctx.slot_gen(slot) {
-            Some(g) if g == gen => {}
-            _ => return Err(Failure { errno: Errno::EBADF, message: "pagemap's device was closed".into() }),
+        match self.ctx.check_device(DeviceHandle { slot, gen }) {
+            Ok(()) => {}
+            Err(Errno::EBADF) => return Err(Failure { errno: Errno::EBADF, message: "pagemap's device was closed".into() }),
+            Err(_) => return Err(invalid("pagemap names a device this context never opened")),
         }
         // The tile is checked where the pagemap is used (EINVAL there).
         Ok(Pagemap::Vram { device: slot, tile })
@@ -444,7 +445,13 @@ pub unsafe extern "C" fn svm_device_open_index(ctx: *mut svm_context, index: u32
 }
 
 /// Closes a device: destroys the VM and closes the fd if the library created
-/// them. Its handle and pagemaps stop working (-EBADF). Thread-safe.
+/// them. Its handle and pagemaps stop working (-EBADF), in a batch queued
+/// before too (its ranges for that VRAM complete with -EBADF in `cause`).
+/// Thread-safe; a call another thread makes with the device's handle or
+/// pagemap while this one runs finds the device open or closed, and, like
+/// a file descriptor used across close(2), one whose slot a third thread
+/// reopened meanwhile may act on the new device: close a device only once
+/// the runtime is done with its handles.
 #[no_mangle]
 pub unsafe extern "C" fn svm_device_close(ctx: *mut svm_context, device: svm_device) -> c_int {
     guard("svm_device_close", || {
@@ -595,16 +602,20 @@ pub unsafe extern "C" fn svm_pagemap_get_info(ctx: *mut svm_context, pagemap: sv
         // SAFETY: `info` is NULL or points to writable memory for its type (the header's contract).
         let i = unsafe { out(info, "info")? };
         let pm = c.pagemap(pagemap)?;
-        c.ctx.validate_pagemap(pm).map_err(|e| match e {
+        // A device closed meanwhile (another thread) is a closed device's
+        // pagemap, not a missing one; its handle's generation keeps a
+        // device that reopened the slot out of the answer.
+        let failure = |e| c.pagemap(pagemap).err().unwrap_or_else(|| match e {
             Errno::ENODEV | Errno::ECANCELED | Errno::EBADF => svm_context::device_failure(e),
             e => Failure { errno: e, message: "unknown pagemap".into() },
-        })?;
+        });
+        c.ctx.validate_pagemap(pm).map_err(failure)?;
         let mut v = svm_pagemap_info { placed_bytes: c.ctx.placed_bytes(pm), ..Default::default() };
         match pm {
             Pagemap::System => v.is_system = true,
             Pagemap::Vram { device, tile } => {
-                let h = c.ctx.devices().into_iter().find(|h| h.slot == device).ok_or(Errno::ENODEV)?;
-                let d = c.ctx.device(h)?;
+                let h = DeviceHandle { slot: device, gen: (pagemap.id >> 16) as u16 };
+                let d = c.ctx.device(h).map_err(failure)?;
                 let t = d.tiles.get(tile as usize).copied().flatten().ok_or(Errno::EINVAL)?;
                 v.device = c.device_id(h);
                 v.tile = tile;

@@ -52,7 +52,9 @@ pub const SVM_LINK_SOURCE_LEARNED: u32 = 3;
 pub const SVM_LINK_SOURCE_RUNTIME: u32 = 4;
 
 /// The library's knowledge of the link between two open devices (from the
-/// simulated topology, ENOLINK answers, or svm_link_set). Thread-safe.
+/// simulated topology, ENOLINK answers, or svm_link_set). -EINVAL for a
+/// device and itself, as svm_link_set answers: there is no link to ask
+/// about. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_link_get(ctx: *mut svm_context, a: svm_device, b: svm_device, link: *mut svm_link) -> c_int {
     guard("svm_link_get", || {
@@ -60,7 +62,11 @@ pub unsafe extern "C" fn svm_link_get(ctx: *mut svm_context, a: svm_device, b: s
         let c = unsafe { context(ctx)? };
         // SAFETY: `link` is NULL or points to writable memory for its type (the header's contract).
         let l = unsafe { out(link, "link")? };
-        let (s, source) = c.ctx.link_with_source(c.device(a)?, c.device(b)?)?;
+        let (a, b) = (c.device(a)?, c.device(b)?);
+        if a == b {
+            return Err(invalid("a device has no link to itself"));
+        }
+        let (s, source) = c.ctx.link_with_source(a, b)?;
         let source = match source {
             LinkSource::Unknown => SVM_LINK_SOURCE_UNKNOWN,
             LinkSource::Platform => SVM_LINK_SOURCE_PLATFORM,

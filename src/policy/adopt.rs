@@ -57,7 +57,20 @@ impl Context {
         } else {
             Vec::new()
         };
-        self.attach(DeviceFd::borrowed(fd, self.driver.clone()), Some(vm_ids[0]), autoreset, tile_vms).map_err(|e| (e, "the device could not be attached"))
+        self.attach(DeviceFd::borrowed(fd, self.driver.clone()), Some(vm_ids[0]), autoreset, tile_vms).map_err(|e| match e {
+            Errno::EEXIST => (e, "this fd's VM is a device of this context already (adopted, or opened by the library)"),
+            e => (e, "the device could not be attached"),
+        })
+    }
+
+    /// Whether an open device of `slots` holds VM `vm` (or one of
+    /// `tile_vms`) through fd `fd` already: a second device over it would
+    /// be no device of its own (no link to the first, whose VRAM it
+    /// shares), and closing either would stop the other. A dup of the fd
+    /// is not seen: an fd's number is all the library compares.
+    pub(super) fn holds_vm(slots: &[Slot], fd: RawFd, vm: u32, tile_vms: &[u32]) -> bool {
+        let held = |d: &Device| d.fd == fd && (d.vm_id == vm || d.tile_vms.contains(&vm) || tile_vms.contains(&d.vm_id));
+        slots.iter().filter_map(|s| s.dev.as_deref()).any(held)
     }
 
     /// One VM the runtime offers: the fd is an Xe device, the VM exists on

@@ -512,6 +512,7 @@ impl Context {
         };
         let id = self.driver.device_id(fd);
         let mut slots = self.slots.write();
+        vm.filter(|&vm| Context::holds_vm(&slots, fd, vm, &tile_vms)).map_or(Ok(()), |_| Err(Errno::EEXIST))?;
         // A slot whose generation ran out is never used again: a stale
         // handle must never name a later device (65,535 opens of one slot).
         let slot = match slots.iter().position(|s| s.dev.is_none() && s.gen != u16::MAX) {
