@@ -181,3 +181,30 @@ fn xe_sync_entry_parse_fails_on_the_first_bad_sync_before_reading_the_next() {
     // SAFETY: the first page of the mapping made above.
     unsafe { libc::munmap(base as *mut libc::c_void, page) };
 }
+
+#[test]
+fn vm_bind_ioctl_check_args_takes_decompress_on_a_discrete_xe2_device_only() {
+    let null_decompress = |pat_index: u16| drm_xe_vm_bind_op {
+        op: DRM_XE_VM_BIND_OP_MAP,
+        flags: DRM_XE_VM_BIND_FLAG_NULL | DRM_XE_VM_BIND_FLAG_DECOMPRESS,
+        addr: BUF,
+        range: 2 * MIB,
+        pat_index,
+        ..Default::default()
+    };
+    let bind = |r: &Rig, op: drm_xe_vm_bind_op| {
+        let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 1, ops: drm_xe_vm_bind_ops { bind: op }, ..Default::default() };
+        r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)
+    };
+    // Battlemage: taken, but not through a compressing PAT (9: comp_en).
+    let bmg = rig("dgpu", KernelVersion::V7_1);
+    assert_eq!(bind(&bmg, null_decompress(9)), Err(Errno::EINVAL));
+    assert_eq!(bind(&bmg, null_decompress(0)), Ok(()));
+    // Lunar Lake (!IS_DGFX) and Ponte Vecchio (GRAPHICS_VER 12): EOPNOTSUPP,
+    // after every EINVAL (a compressing PAT is still EINVAL there).
+    for preset in ["igpu", "max-node"] {
+        let r = rig(preset, KernelVersion::V7_1);
+        assert_eq!(bind(&r, null_decompress(0)), Err(Errno::EOPNOTSUPP), "{preset}");
+        assert_eq!(bind(&r, null_decompress(9)), Err(Errno::EINVAL), "{preset}");
+    }
+}

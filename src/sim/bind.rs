@@ -6,7 +6,7 @@
 use core::mem::size_of;
 use std::os::fd::RawFd;
 
-use super::ioctl::{copy_in, pat_coh, supported_bind_flags, COH_NONE, KVMALLOC_MAX, N_PAT, PAGE};
+use super::ioctl::{copy_in, pat_coh, pat_comp, supported_bind_flags, COH_NONE, KVMALLOC_MAX, N_PAT, PAGE};
 use super::uaccess;
 use super::vm::{Attrs, PrefTarget, Vm, Vma, VmaKind};
 use super::{Guard, Sim};
@@ -50,6 +50,13 @@ impl Sim {
         if (is_null || is_mirror || decompress) && op.op != DRM_XE_VM_BIND_OP_MAP {
             return inval;
         }
+        // A decompressing bind through a compressing PAT, or a userptr
+        // through one: `is_decompress && xe_pat_index_get_comp_en(...)`,
+        // `comp_en && op == DRM_XE_VM_BIND_OP_MAP_USERPTR`.
+        let comp = pat_comp(op.pat_index as u32);
+        if comp && (decompress || op.op == DRM_XE_VM_BIND_OP_MAP_USERPTR) {
+            return inval;
+        }
         match op.op {
             DRM_XE_VM_BIND_OP_MAP if op.obj == 0 && !is_null && !is_mirror => return inval,
             DRM_XE_VM_BIND_OP_UNMAP_ALL if op.obj == 0 || op.addr != 0 || op.range != 0 => return inval,
@@ -77,7 +84,10 @@ impl Sim {
         if op.range == 0 && op.op != DRM_XE_VM_BIND_OP_UNMAP_ALL {
             return inval;
         }
-        if decompress {
+        // After every EINVAL: only a discrete Xe2 device with flat CCS
+        // decompresses (`!xe_device_has_flat_ccs(xe)`, `GRAPHICS_VER(xe) <
+        // 20`, `!IS_DGFX(xe)`: EOPNOTSUPP).
+        if decompress && !self.decompresses(dev) {
             return Err(Errno::EOPNOTSUPP);
         }
         Ok(())

@@ -32,6 +32,12 @@ pub(super) fn pat_coh(index: u32) -> u8 {
     XE2_PAT_COH.get(index as usize).copied().unwrap_or(0)
 }
 
+/// Whether a PAT index enables compression (`xe_pat_index_get_comp_en`:
+/// the Xe2 table's `comp_en` column, set on 9-12, 14, 15, 21, 25 and 29).
+pub(super) fn pat_comp(index: u32) -> bool {
+    matches!(index, 9..=12 | 14 | 15 | 21 | 25 | 29)
+}
+
 /// VM_BIND flags a kernel release takes (`SUPPORTED_FLAGS` in xe_vm.c).
 pub(super) fn supported_bind_flags(k: KernelVersion) -> u32 {
     let base = DRM_XE_VM_BIND_FLAG_READONLY

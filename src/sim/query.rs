@@ -135,6 +135,14 @@ impl Sim {
         Platform::of(self.topo.devices[dev as usize].device_id)
     }
 
+    /// Whether a VM_BIND may ask for DECOMPRESS on this device: discrete,
+    /// Xe2 or later, with flat CCS (Battlemage; `xe_vm.c`
+    /// vm_bind_ioctl_check_args, 7.1).
+    pub(super) fn decompresses(&self, dev: u32) -> bool {
+        let p = self.platform(dev);
+        p.graphics_ver() >= 20 && self.topo.devices[dev as usize].has_vram()
+    }
+
     /// The GTs of a device in id order (`xe_info_init`): per tile a main
     /// GT, id `tile * max_gt_per_tile`, and on platforms with standalone
     /// media a media GT after it. PVC has no media GT.
