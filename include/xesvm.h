@@ -1529,7 +1529,9 @@ int svm_batch_signalled(const struct svm_batch *batch);
  * `results` (`n` entries, each with its `struct_size` set, or NULL):
  * where the range is (what the page table shows, else the target,
  * believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
- * table shows it elsewhere (-EFAULT, and no place, where nothing maps it;
+ * table shows it elsewhere (the target device's -ENODEV or -ECANCELED
+ * where that device was lost meanwhile; -EFAULT, and no place, where
+ * nothing maps it;
  * -EBADF, and no place, where the target's device was closed since the
  * batch was queued). The library's records take what was found.
  * -ETIME: not done yet (ask again). -EINVAL: NULL, a batch released or

@@ -220,3 +220,20 @@ fn a_target_closed_before_completion_is_ebadf_not_the_device_in_its_slot() {
         }
     }
 }
+
+/// A batch range for a peer's VRAM whose device is lost (unplugged) before
+/// the batch is completed: its cause is that device's errno, not the
+/// EBUSY of a prefetch the kernel did not make; the device is marked lost.
+#[test]
+fn a_target_lost_before_completion_says_its_errno() {
+    let sim = Sim::from_preset("2dgpu-p2p").unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let (d0, d1) = (ctx.open_index(0).unwrap(), ctx.open_index(1).unwrap());
+    let v0 = ctx.pagemap(d0, 0).unwrap();
+    sim.cpu_access(BUF, 2 * MIB, Access::Write, 1).unwrap();
+    let mut b = ctx.place_batch(d1, &[(BUF, 2 * MIB, v0)], None).unwrap();
+    sim.remove_device(0, Errno::ENODEV).unwrap();
+    let out = ctx.complete_batch(&mut b, 1_000_000_000).unwrap();
+    assert_eq!(out[0].cause, Some(Errno::ENODEV), "{:?}", out[0]);
+    assert_eq!(ctx.device(d0).unwrap().check_alive(), Err(Errno::ENODEV));
+}

@@ -198,7 +198,12 @@ impl Context {
         if !b.completed && !b.signalled() {
             let dev = Context::device_in(&self.slots.read(), b.device)?.clone();
             let mut p = Placed::default();
-            self.restarting(&mut p, || xe::wait_user_fence(&*self.driver, dev.fd, b.addr, b.value, timeout_ns))?;
+            // A device gone meanwhile is marked so (the ranges then say so).
+            self.restarting(&mut p, || xe::wait_user_fence(&*self.driver, dev.fd, b.addr, b.value, timeout_ns)).inspect_err(|&e| {
+                if e != Errno::ETIME {
+                    self.suffer(e, &dev, None);
+                }
+            })?;
         }
         if !b.completed {
             b.completed = true;
@@ -217,8 +222,10 @@ impl Context {
             // its pagemap names nothing now (or another device that took
             // the slot), and what its VRAM held is out of the library's
             // sight. EBADF, no place, and a record that trusts nothing.
+            let mut owner = None;
             if let Pagemap::Vram { device, .. } = cand {
-                if slots.get(device as usize).and_then(|s| s.dev.as_ref()).is_none_or(|d| d.gen != gen) {
+                owner = slots.get(device as usize).and_then(|s| s.dev.as_ref());
+                if owner.is_none_or(|d| d.gen != gen) {
                     self.record(&slots, start, end, &[], |r| {
                         r.residency = None;
                         r.observed_at.store(0, Ordering::Relaxed);
@@ -242,7 +249,19 @@ impl Context {
                     None
                 }
                 Some(s) => {
-                    p.cause = Some(Errno::EBUSY);
+                    // Elsewhere: the target's device lost (its errno; asked
+                    // on its own fd, one ioctl, as this is no hot path), or
+                    // a prefetch the kernel reported done but did not make.
+                    let lost = owner.and_then(|d| {
+                        let answer = d.check_alive().and_then(|()| {
+                            self.stats.local().ioctls.fetch_add(1, Ordering::Relaxed);
+                            crate::driver::query::probe(&*self.driver, d.fd)
+                        });
+                        let e = answer.err().filter(|e| matches!(e, &Errno::ENODEV | &Errno::ECANCELED))?;
+                        self.suffer(e, d, None);
+                        Some(e)
+                    });
+                    p.cause = Some(lost.unwrap_or(Errno::EBUSY));
                     let actual = self.place_of(&slots, s, None, 0);
                     p.pagemap = actual;
                     actual
