@@ -876,8 +876,31 @@ fn a_vm_adopted_twice_is_eexist() {
     let own = ctx.open_index(0).unwrap();
     let dev = ctx.device(own).unwrap();
     assert_eq!(ctx.adopt(dev.fd, dev.vm_id), Err(Errno::EEXIST), "the library's own device");
+    // Refused before the probe: the held VM's attributes are not touched.
+    let madvise = sim.counters().madvise_calls;
+    assert_eq!(ctx.adopt(fd, vm), Err(Errno::EEXIST));
+    assert_eq!(sim.counters().madvise_calls, madvise, "no probe of a held VM");
     ctx.close(d).unwrap();
     assert!(ctx.adopt(fd, vm).is_ok(), "closed, it may be adopted again");
+}
+
+/// One VM per tile: a second adoption sharing any tile's VM with a held
+/// device is EEXIST, whichever tile it names it for.
+#[test]
+fn a_tile_vm_adopted_twice_is_eexist() {
+    let sim = Sim::from_preset("max-node").unwrap();
+    let drv = xesvm::sim::driver::SimDriver::new(sim.clone());
+    let fd = sim.open_device(0).unwrap();
+    let vm = || {
+        let v = xesvm::driver::xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+        xesvm::driver::xe::bind_cpu_addr_mirror(&drv, fd, v, 0, 1 << 47, false).unwrap();
+        v
+    };
+    let (a, b, c) = (vm(), vm(), vm());
+    let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(sim.clone())), rules());
+    ctx.adopt_tiles_checked(fd, &[a, b], false).unwrap();
+    assert_eq!(ctx.adopt_tiles_checked(fd, &[c, b], false).map_err(|(e, _)| e), Err(Errno::EEXIST));
+    assert_eq!(ctx.adopt(fd, b), Err(Errno::EEXIST));
 }
 
 /// Two threads placing overlapping ranges on different devices: the range

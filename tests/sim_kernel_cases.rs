@@ -155,12 +155,13 @@ fn xe_wait_user_fence_ioctl_writes_the_time_back_after_a_fault() {
 fn xe_sync_entry_parse_fails_on_the_first_bad_sync_before_reading_the_next() {
     let r = Rig::preset("dgpu");
     let page = 4096usize;
-    // SAFETY: a fresh anonymous mapping of two pages, its second unmapped
-    // again, so that the array's second sync lies on no page.
+    // SAFETY: a fresh anonymous mapping of two pages, its second made
+    // inaccessible (not unmapped: no other thread's mapping can land
+    // there), so that the array's second sync cannot be read.
     let base = unsafe {
         let p = libc::mmap(std::ptr::null_mut(), 2 * page, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
         assert_ne!(p, libc::MAP_FAILED);
-        assert_eq!(libc::munmap((p as *mut u8).add(page) as *mut libc::c_void, page), 0);
+        assert_eq!(libc::mprotect((p as *mut u8).add(page) as *mut libc::c_void, page, libc::PROT_NONE), 0);
         p as *mut u8
     };
     let size = core::mem::size_of::<drm_xe_sync>();
@@ -178,8 +179,8 @@ fn xe_sync_entry_parse_fails_on_the_first_bad_sync_before_reading_the_next() {
     // SAFETY: as above.
     unsafe { first.write(good) };
     assert_eq!(r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b), Err(Errno::EFAULT));
-    // SAFETY: the first page of the mapping made above.
-    unsafe { libc::munmap(base as *mut libc::c_void, page) };
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(base as *mut libc::c_void, 2 * page) };
 }
 
 #[test]

@@ -69,7 +69,8 @@ fn set_last_error(function: &str, message: &str, errno: Errno) {
 thread_local! {
     /// Whether this thread is inside an exported function's body (`guard`).
     static IN_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// Where the last panic inside one happened (file:line), for its message.
+    /// The panic inside one, "message (file:line)", until `guard`
+    /// reports it.
     static PANIC_AT: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
 }
 
@@ -77,17 +78,30 @@ thread_local! {
 /// log line, at the level the process or context chose, and
 /// svm_last_error), not the Rust runtime's on stderr: a hook installed once
 /// keeps those quiet and hands every other panic of the process to the
-/// hook that was there before.
+/// hook that was there before. A second panic before `guard` caught the
+/// first (a drop that panics while unwinding: the process aborts) goes to
+/// that hook too, after the first's text, so that nothing is lost.
 fn quiet_panics_in_calls() {
     static HOOK: std::sync::Once = std::sync::Once::new();
+    // set_hook panics on a panicking thread: install on a later call.
+    if HOOK.is_completed() || std::thread::panicking() {
+        return;
+    }
     HOOK.call_once(|| {
         let before = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if IN_CALL.with(|c| c.get()) {
-                PANIC_AT.with(|p| p.set(info.location().map(|l| format!("{}:{}", l.file(), l.line()))));
-            } else {
-                before(info);
+                let payload = info.payload();
+                let what = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+                let at = info.location().map(|l| format!(" ({}:{})", l.file(), l.line())).unwrap_or_default();
+                let text = format!("{}{at}", what.unwrap_or("unknown panic"));
+                match PANIC_AT.try_with(|p| p.replace(Some(text))) {
+                    Ok(None) => return, // `guard` reports it
+                    Ok(Some(first)) => eprintln!("xesvm: internal error, and another while unwinding from it: {first}"),
+                    Err(_) => {} // this thread's locals are gone: the hook before says it
+                }
             }
+            before(info);
         }));
     });
 }
@@ -112,10 +126,8 @@ pub(crate) fn guard(function: &'static str, body: impl FnOnce() -> FfiResult) ->
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            let what = match PANIC_AT.with(|p| p.take()) {
-                Some(at) => format!("{what} ({at})"),
-                None => what,
-            };
+            // The hook's text has the place; without it, the payload's.
+            let what = PANIC_AT.try_with(|p| p.take()).ok().flatten().unwrap_or(what);
             crate::log!(crate::log::Level::Error, "{function}: internal error caught at the C boundary: {what}");
             set_last_error(function, &format!("internal error caught at the C boundary: {what}"), Errno::ENOTRECOVERABLE);
             Errno::ENOTRECOVERABLE.to_status()
@@ -232,6 +244,34 @@ mod tests {
         assert_eq!(st, -libc::ENOTRECOVERABLE);
         assert!(last().contains("svm_y") && last().contains("boom"));
         assert!(last().contains("src/ffi/mod.rs:"), "where it happened: {}", last());
+    }
+
+    /// A panic the boundary cannot catch (a drop panicking while unwinding
+    /// from the first: the process aborts) is not kept quiet: both say
+    /// what and where on stderr. Run in a child process, which aborts.
+    #[test]
+    fn a_panic_that_aborts_inside_a_call_is_still_told() {
+        if std::env::var_os("XESVM_ABORTING_CHILD").is_some() {
+            struct PanicsOnDrop;
+            impl Drop for PanicsOnDrop {
+                fn drop(&mut self) {
+                    panic!("second-in-drop");
+                }
+            }
+            guard("svm_z", || {
+                let _d = PanicsOnDrop;
+                panic!("first-boom")
+            });
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "ffi::tests::a_panic_that_aborts_inside_a_call_is_still_told", "--nocapture", "--test-threads=1"])
+            .env("XESVM_ABORTING_CHILD", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "the child aborts");
+        assert!(err.contains("first-boom") && err.contains("second-in-drop"), "both panics told: {err}");
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::os::fd::RawFd;
 
 use super::*;
 
+const HELD: &str = "this fd's VM is a device of this context already (adopted, or opened by the library)";
+
 impl Context {
     /// Adopts an fd and a fault-mode VM (with the CPU-address mirror bound)
     /// that the runtime owns: the library borrows both (never closes the fd
@@ -45,6 +47,11 @@ impl Context {
         if unique.len() != vm_ids.len() {
             return Err((Errno::EINVAL, "one VM named for two tiles"));
         }
+        // Before the probe, which would change the held VM's attributes
+        // for a while (`attach` asks again, under the lock, last).
+        if Context::holds_vm(&self.slots.read(), fd, vm_ids[0], vm_ids) {
+            return Err((Errno::EEXIST, HELD));
+        }
         for &vm_id in vm_ids {
             self.check_adoptable(fd, vm_id)?;
         }
@@ -58,7 +65,7 @@ impl Context {
             Vec::new()
         };
         self.attach(DeviceFd::borrowed(fd, self.driver.clone()), Some(vm_ids[0]), autoreset, tile_vms).map_err(|e| match e {
-            Errno::EEXIST => (e, "this fd's VM is a device of this context already (adopted, or opened by the library)"),
+            Errno::EEXIST => (e, HELD),
             e => (e, "the device could not be attached"),
         })
     }
@@ -69,7 +76,8 @@ impl Context {
     /// shares), and closing either would stop the other. A dup of the fd
     /// is not seen: an fd's number is all the library compares.
     pub(super) fn holds_vm(slots: &[Slot], fd: RawFd, vm: u32, tile_vms: &[u32]) -> bool {
-        let held = |d: &Device| d.fd == fd && (d.vm_id == vm || d.tile_vms.contains(&vm) || tile_vms.contains(&d.vm_id));
+        let asked = |id: u32| id == vm || tile_vms.contains(&id);
+        let held = |d: &Device| d.fd == fd && (asked(d.vm_id) || d.tile_vms.iter().any(|&id| asked(id)));
         slots.iter().filter_map(|s| s.dev.as_deref()).any(held)
     }
 

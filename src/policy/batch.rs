@@ -97,14 +97,16 @@ impl Context {
         // Every target checked before any range is advised: a batch refused
         // for a VRAM the device cannot reach changes nothing (the header's
         // "nothing queued"), where its earlier ranges had been advised.
-        let mut gens = Vec::with_capacity(spans.len());
         {
             let slots = self.slots.read();
             for &(_, _, cand) in &spans {
-                gens.push(Context::check_pagemap(&slots, cand)?.map_or(0, |d| d.gen));
+                Context::check_pagemap(&slots, cand)?;
                 self.reaches_pref(&slots, &dev, cand, Some(dev.slot))?;
             }
         }
+        // The generation of each target's slot when its range is advised and
+        // queued (below, under the slot lock it is used under).
+        let mut gens = Vec::with_capacity(spans.len());
         let mut placed = Placed::default();
         // Ops per VM: a tile's own VRAM through that tile's VM, as a single
         // placement prefetches it (`Context::prefetch`); the rest through
@@ -114,9 +116,13 @@ impl Context {
             let _g = self.ranges.lock(start, end);
             let slots = self.slots.read();
             let region = match cand {
-                Pagemap::System => 0,
+                Pagemap::System => {
+                    gens.push(0);
+                    0
+                }
                 Pagemap::Vram { device, tile } => {
                     let owner = Context::check_pagemap(&slots, cand)?.expect("VRAM pagemap");
+                    gens.push(owner.gen);
                     if device == dev.slot {
                         owner.tiles[tile as usize].expect("checked").instance as u32
                     } else {
