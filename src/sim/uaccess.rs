@@ -3,12 +3,16 @@
 //! pointer inside a struct gives EFAULT instead of a crash.
 //!
 //! Uses process_vm_readv/writev on our own pid, which the kernel checks page
-//! by page. Where those syscalls are refused (seccomp, old kernels), falls
-//! back to direct access guarded by a NULL / low-address / alignment check,
-//! and says so once on stderr.
+//! by page. Where those syscalls are refused (seccomp, old kernels), the
+//! bytes go through a pipe instead, whose read(2) and write(2) the kernel
+//! checks the same way, and it says so once on stderr; only where no pipe
+//! can be made either is the access direct, guarded by a NULL / low-address
+//! / range check.
 
 use core::mem::{size_of, MaybeUninit};
 use std::sync::atomic::{AtomicU8, Ordering};
+
+use std::os::fd::{AsRawFd, FromRawFd};
 
 use crate::errno::{Errno, Result};
 
@@ -73,7 +77,7 @@ fn transfer(addr: u64, buf: *mut u8, len: usize, write: bool, trusted: bool) -> 
         }
         match Errno::last() {
             Errno::ENOSYS | Errno::EPERM if MODE.load(Ordering::Relaxed) == UNKNOWN => {
-                eprintln!("xesvm sim: process_vm_readv is refused here; user pointers are checked for NULL and range only");
+                eprintln!("xesvm sim: process_vm_readv is refused here; user pointers are checked through a pipe");
                 MODE.store(DIRECT, Ordering::Relaxed);
             }
             _ => return Err(Errno::EFAULT),
@@ -82,9 +86,15 @@ fn transfer(addr: u64, buf: *mut u8, len: usize, write: bool, trusted: bool) -> 
     if !direct_ok(addr, len) {
         return Err(Errno::EFAULT);
     }
-    // SAFETY: trusted (the argument of a Rust caller's ioctl, a reference)
-    // or fallback mode: the caller vouched for the pointer's validity as a
-    // C API contract; the range check above removes NULL and kernel addresses.
+    if !trusted {
+        if let Some(r) = through_pipe(addr, buf, len, write) {
+            return r;
+        }
+    }
+    // SAFETY: trusted (the argument of a Rust caller's ioctl, a reference),
+    // or no pipe could be made: the caller vouched for the pointer's validity
+    // as a C API contract; the range check above removes NULL and kernel
+    // addresses.
     unsafe {
         if write {
             core::ptr::copy_nonoverlapping(buf, addr as *mut u8, len);
@@ -93,6 +103,40 @@ fn transfer(addr: u64, buf: *mut u8, len: usize, write: bool, trusted: bool) -> 
         }
     }
     Ok(())
+}
+
+/// A checked copy where process_vm_readv/writev are refused (seccomp): the
+/// bytes go through a pipe, whose write(2) reads the source and read(2)
+/// writes the destination with the kernel's own user-copy checks, so a
+/// user address that cannot be read (or written) is EFAULT, not a crash.
+/// None where no pipe can be made (out of descriptors).
+fn through_pipe(addr: u64, buf: *mut u8, len: usize, write: bool) -> Option<Result<()>> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`, which we own and close below.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return None;
+    }
+    // SAFETY: both were just made by pipe2 and are owned here only.
+    let (rd, wr) = unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) };
+    let (from, to) = if write { (buf as u64, addr) } else { (addr, buf as u64) };
+    let mut done = 0;
+    while done < len {
+        // A pipe holds 64 KiB by default: never more in flight.
+        let n = (len - done).min(64 << 10);
+        // SAFETY: the kernel checks the user side of each copy (EFAULT);
+        // our own side is `buf`, valid for `len` bytes.
+        let w = unsafe { libc::write(wr.as_raw_fd(), (from + done as u64) as *const libc::c_void, n) };
+        if w <= 0 {
+            return Some(Err(Errno::EFAULT));
+        }
+        // SAFETY: as above, for the destination.
+        let r = unsafe { libc::read(rd.as_raw_fd(), (to + done as u64) as *mut libc::c_void, w as usize) };
+        if r != w {
+            return Some(Err(Errno::EFAULT));
+        }
+        done += w as usize;
+    }
+    Some(Ok(()))
 }
 
 /// Reads a `T` from user memory.
@@ -163,5 +207,16 @@ mod tests {
         if MODE.load(Ordering::Relaxed) != DIRECT {
             assert_eq!(read::<u64>(p as u64), Err(Errno::EFAULT));
         }
+        // Where process_vm_readv is refused, the pipe checks it.
+        let mut x = 0u64;
+        assert_eq!(through_pipe(p as u64, &mut x as *mut u64 as *mut u8, 8, false), Some(Err(Errno::EFAULT)));
+        assert_eq!(through_pipe(p as u64, &mut x as *mut u64 as *mut u8, 8, true), Some(Err(Errno::EFAULT)));
+        let mut y = 7u64;
+        assert_eq!(through_pipe(&mut y as *mut u64 as u64, &mut x as *mut u64 as *mut u8, 8, false), Some(Ok(())));
+        assert_eq!(x, 7);
+        let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let mut out = vec![0u8; big.len()];
+        assert_eq!(through_pipe(big.as_ptr() as u64, out.as_mut_ptr(), big.len(), false), Some(Ok(())));
+        assert_eq!(out, big);
     }
 }
