@@ -7,6 +7,9 @@
  * (svm_context_set_log_handler) takes the lines of calls on that context,
  * so two runtimes in one process keep their logs apart.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include "rig.h"
 
 #define VM_BIND_REQUEST 0x40886445u
@@ -64,8 +67,69 @@ static int find(const char *needle, int level)
 	return -1;
 }
 
+/* A handler's user data that is dead once its handler was replaced: a
+ * call after svm_set_log_handler returned would see it dead (a runtime
+ * freeing it there read freed memory). */
+struct live {
+	atomic_int alive;
+};
+static atomic_int late_calls;
+static atomic_int swapping = 1;
+
+static void live_handler(int level, const char *line, void *user)
+{
+	struct live *l = user;
+	(void)level;
+	(void)line;
+	if (!atomic_load(&l->alive))
+		atomic_fetch_add(&late_calls, 1);
+}
+
+static void *tracing_placer(void *arg)
+{
+	rig *r = arg;
+	svm_alloc_result res = { .struct_size = sizeof(res) };
+	for (int i = 0; atomic_load(&swapping); i++) {
+		int d = i % 2;
+		svm_alloc_vram(r->ctx, r->dev[d], BUF + (uint64_t)(i % 4) * 8 * MIB, 8 * MIB, r->vram[d], 0, &res);
+	}
+	return NULL;
+}
+
+/* Handlers swapped while two threads' calls log at trace level: none is
+ * called once another replaced it, process-wide or the context's. */
+static void handler_swaps_under_load(void)
+{
+	rig r = rig_open("2dgpu-p2p", NULL, 0, 0);
+	CHECK_OK(svm_set_log_level(SVM_LOG_TRACE));
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		CHECK(pthread_create(&t[i], NULL, tracing_placer, &r) == 0);
+	static struct live sinks[400];
+	for (int k = 0; k < 400; k++) {
+		atomic_store(&sinks[k].alive, 1);
+		if (k % 2)
+			CHECK_OK(svm_context_set_log_handler(r.ctx, live_handler, &sinks[k]));
+		else
+			CHECK_OK(svm_set_log_handler(live_handler, &sinks[k]));
+		usleep(50);
+		if (k % 2)
+			CHECK_OK(svm_context_set_log_handler(r.ctx, NULL, NULL));
+		else
+			CHECK_OK(svm_set_log_handler(NULL, NULL));
+		atomic_store(&sinks[k].alive, 0);
+	}
+	atomic_store(&swapping, 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	CHECK(atomic_load(&late_calls) == 0);
+	CHECK_OK(svm_set_log_level(SVM_LOG_WARN));
+	rig_close(&r);
+}
+
 int main(void)
 {
+	handler_swaps_under_load();
 	rig r = rig_open("dgpu", NULL, 0, 0);
 	CHECK_OK(svm_set_log_handler(handler, &user_token));
 	CHECK_STATUS(svm_set_log_level(9), -EINVAL);

@@ -108,11 +108,42 @@ impl ContextSink {
 thread_local! {
     /// The context whose call this thread is in (set at the C boundary).
     static SCOPE: std::cell::Cell<*const ContextSink> = const { std::cell::Cell::new(std::ptr::null()) };
-    /// Lines for a runtime's handler logged inside a C call: handed over when
-    /// the call returns ([`leave`]), with no lock of the library held, so a
-    /// handler that calls back into the library (a range query, say) or
-    /// blocks cannot deadlock it or stall other threads' placements.
-    static PENDING: std::cell::RefCell<Vec<(Sink, i32, CString)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Lines for a runtime's handler logged inside a C call, with the scope
+    /// they were logged in: handed over when the call returns ([`leave`]),
+    /// with no lock of the library held, so a handler that calls back into
+    /// the library (a range query, say) or blocks cannot deadlock it or
+    /// stall other threads' placements.
+    static PENDING: std::cell::RefCell<Vec<(*const ContextSink, i32, CString)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Hands a line to the handler in force now for `scope` (its context's,
+/// else the process-wide one), holding that handler's lock while it runs:
+/// svm_set_log_handler waits for it ("lines being written finish first"),
+/// and no handler is called with its user pointer once another replaced
+/// it. The read is recursive, so a handler whose own call into the library
+/// logs does not wait behind a writer queued meanwhile. False where no
+/// handler is set any more (the caller writes the line to stderr).
+fn deliver(scope: *const ContextSink, level: i32, line: &std::ffi::CStr) -> bool {
+    // SAFETY: `scope` was set by `enter` from a context that lives for the
+    // whole call, and lines are delivered before the call returns.
+    if let Some(c) = unsafe { scope.as_ref() } {
+        let g = c.0.read_recursive();
+        if let Some(s) = *g {
+            // SAFETY: the runtime's handler, as registered and still in
+            // force (its lock held), given a NUL-terminated line.
+            unsafe { (s.handler)(level, line.as_ptr(), s.user as *mut c_void) };
+            return true;
+        }
+    }
+    let g = SINK.read_recursive();
+    match *g {
+        Some(s) => {
+            // SAFETY: as above.
+            unsafe { (s.handler)(level, line.as_ptr(), s.user as *mut c_void) };
+            true
+        }
+        None => false,
+    }
 }
 
 /// Lines this thread logs until [`leave`] go to `sink` where it has a
@@ -131,10 +162,10 @@ pub fn leave() {
         return;
     }
     let lines = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    for (sink, level, line) in lines {
-        // SAFETY: the runtime's handler and user pointer as registered when
-        // the line was logged, within the same C call; the line lives for it.
-        unsafe { (sink.handler)(level, line.as_ptr(), sink.user as *mut c_void) };
+    for (scope, level, line) in lines {
+        if !deliver(scope, level, &line) {
+            let _ = writeln!(std::io::stderr().lock(), "{}", line.to_string_lossy());
+        }
     }
 }
 
@@ -212,24 +243,20 @@ pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
     }
     let scope = SCOPE.with(|s| s.get());
     // SAFETY: set by `enter` from a context that lives for the whole call.
-    let scoped = unsafe { scope.as_ref() }.and_then(|c| *c.0.read());
-    let sink = scoped.or_else(|| *SINK.read());
-    match sink {
-        Some(s) => {
-            let c = CString::new(line.replace('\0', " ")).unwrap_or_default();
-            if !scope.is_null() {
-                // Inside a C call, possibly under its locks: at `leave`.
-                PENDING.with(|p| p.borrow_mut().push((s, level as i32, c)));
-                return;
-            }
-            // SAFETY: the runtime's handler, given a NUL-terminated line that
-            // lives for the call and the user pointer it registered.
-            unsafe { (s.handler)(level as i32, c.as_ptr(), s.user as *mut c_void) };
+    let scoped = unsafe { scope.as_ref() }.is_some_and(|c| c.0.read().is_some());
+    if scoped || SINK.read().is_some() {
+        let c = CString::new(line.replace('\0', " ")).unwrap_or_default();
+        if !scope.is_null() {
+            // Inside a C call, possibly under its locks: at `leave`, to the
+            // handler in force then.
+            PENDING.with(|p| p.borrow_mut().push((scope, level as i32, c)));
+            return;
         }
-        None => {
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        if deliver(scope, level as i32, &c) {
+            return;
         }
     }
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// `log!(Level::Info, "format", args...)`: formats only when enabled.

@@ -181,7 +181,10 @@ pub type svm_log_handler = Option<unsafe extern "C" fn(level: c_int, line: *cons
 
 /// Routes the library's log lines to `handler` (NULL: back to stderr, the
 /// default). The level still decides what is logged (XESVM_LOG, or
-/// svm_set_log_level). Thread-safe; lines being written finish first.
+/// svm_set_log_level). Thread-safe; lines being written finish first, and
+/// once it returns the previous handler is not called again (its `user`
+/// may be freed). A line logged during a call goes to the handler in force
+/// when the call returns.
 #[no_mangle]
 pub extern "C" fn svm_set_log_handler(handler: svm_log_handler, user: *mut core::ffi::c_void) -> c_int {
     guard("svm_set_log_handler", || {
