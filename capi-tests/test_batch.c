@@ -101,6 +101,21 @@ int main(void)
 	CHECK(svm_batch_signalled(newer) == 1);
 	CHECK_OK(svm_batch_destroy(newer));
 	rig_close(&r);
+
+	/* A batch outliving its context belongs to no later context, whatever
+	 * address the allocator gives that one (the serial decides). */
+	for (int k = 0; k < 8; k++) { /* the allocator often reuses the address */
+		rig a = rig_open("dgpu", NULL, 0, 0);
+		svm_range_placement one = { BUF, 2 * MIB, a.vram[0] };
+		svm_batch *orphan = NULL;
+		CHECK_OK(svm_place_batch(a.ctx, a.dev[0], &one, 1, NULL, 0, &orphan));
+		rig_close(&a);
+		rig c = rig_open("dgpu", NULL, 0, 0);
+		CHECK(svm_batch_complete(c.ctx, orphan, 0, NULL, 0) == -EINVAL);
+		CHECK(strstr(svm_last_error(), "another context") != NULL);
+		CHECK_OK(svm_batch_destroy(orphan));
+		rig_close(&c);
+	}
 	puts("test_batch: ok");
 	return 0;
 }

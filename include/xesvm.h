@@ -461,8 +461,10 @@ typedef struct svm_batch svm_batch;
  * call on it in the child returns -ECHILD (its devices' DRM files and VMs
  * are shared with the parent, and its records describe the parent's
  * memory): the child creates its own context. svm_context_destroy in the
- * child frees it and closes the child's copies of the fds, and destroys no
- * VM of the parent's.
+ * child closes the child's copies of the fds the library opened, destroys
+ * no VM of the parent's, and takes none of the context's locks (a parent
+ * thread may have held one at fork): it leaves the context's memory to the
+ * child's exit or exec.
  */
 typedef struct svm_context svm_context;
 
@@ -1308,7 +1310,10 @@ extern "C" {
 /**
  * Routes the library's log lines to `handler` (NULL: back to stderr, the
  * default). The level still decides what is logged (XESVM_LOG, or
- * svm_set_log_level). Thread-safe; lines being written finish first.
+ * svm_set_log_level). Thread-safe; lines being written finish first, and
+ * once it returns the previous handler is not called again (its `user`
+ * may be freed). A line logged during a call goes to the handler in force
+ * when the call returns.
  */
 int svm_set_log_handler(svm_log_handler handler, void *user);
 
@@ -1392,7 +1397,9 @@ int svm_device_adopt_tiles(struct svm_context *ctx, int fd, const uint32_t *vm_i
  * runtimes in one process each keep their own log this way. Lines logged
  * outside any call on a context (svm_context_create, svm_device_adopt's
  * failures before a context exists) go to the process-wide handler. The
- * level is process-wide (svm_set_log_level, XESVM_LOG). Thread-safe.
+ * level is process-wide (svm_set_log_level, XESVM_LOG). Thread-safe, as
+ * svm_set_log_handler: once it returns, the previous handler is not called
+ * again.
  */
 int svm_context_set_log_handler(struct svm_context *ctx, svm_log_handler handler, void *user);
 
@@ -1438,7 +1445,9 @@ int svm_device_open_index(struct svm_context *ctx, uint32_t index, struct svm_de
 /**
  * Closes a device: destroys the VM and closes the fd if the library created
  * them. Its handle and pagemaps stop working (-EBADF), in a batch queued
- * before too (its ranges for that VRAM complete with -EBADF in `cause`).
+ * before too (its ranges for that VRAM complete with -EBADF in `cause`,
+ * and so do all the ranges of a batch of this device whose fence had not
+ * signalled).
  * Thread-safe; a call another thread makes with the device's handle or
  * pagemap while this one runs finds the device open or closed, and, like
  * a file descriptor used across close(2), one whose slot a third thread
@@ -1533,7 +1542,8 @@ int svm_batch_signalled(const struct svm_batch *batch);
  * where that device was lost meanwhile; -EFAULT, and no place, where
  * nothing maps it;
  * -EBADF, and no place, where the target's device was closed since the
- * batch was queued). The library's records take what was found.
+ * batch was queued, or the batch's own device before its fence signalled).
+ * The library's records take what was found.
  * -ETIME: not done yet (ask again). -EINVAL: NULL, a batch released or
  * never made, another context's batch, `n` not the batch's count, or a
  * result whose `struct_size` is not set (checked first: the batch is then

@@ -237,3 +237,27 @@ fn a_target_lost_before_completion_says_its_errno() {
     assert_eq!(out[0].cause, Some(Errno::ENODEV), "{:?}", out[0]);
     assert_eq!(ctx.device(d0).unwrap().check_alive(), Err(Errno::ENODEV));
 }
+
+/// A batch whose own device is closed before its fence signalled (an
+/// adopted VM, which the close leaves to the runtime, its bind still in
+/// flight) completes with EBADF in every range's cause, every time: the
+/// call failed with EBADF before, so the batch could never complete.
+#[test]
+fn a_batch_of_a_closed_device_completes_with_ebadf_in_its_ranges() {
+    let sim = Sim::from_preset("dgpu").unwrap();
+    let drv = SimDriver::new(sim.clone());
+    let fd = sim.open_device(0).unwrap();
+    let vm = xe::vm_create(&drv, fd, xesvm::uapi::DRM_XE_VM_CREATE_FLAG_LR_MODE | xesvm::uapi::DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+    xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let d = ctx.adopt(fd, vm).unwrap();
+    let v = ctx.pagemap(d, 0).unwrap();
+    sim.cpu_access(BUF, 2 * MIB, Access::Write, 1).unwrap();
+    let mut b = ctx.place_batch(d, &[(BUF, 2 * MIB, v), (BUF + 4 * MIB, 2 * MIB, Pagemap::System)], None).unwrap();
+    ctx.close(d).unwrap();
+    assert!(!b.signalled(), "the adopted VM's bind is still in flight");
+    for _ in 0..2 {
+        let out = ctx.complete_batch(&mut b, 1_000_000_000).unwrap();
+        assert!(out.iter().all(|p| p.cause == Some(Errno::EBADF) && p.pagemap.is_none()), "{out:?}");
+    }
+}

@@ -71,6 +71,13 @@ pub trait Driver: Send + Sync {
         unsafe { libc::close(fd) };
     }
 
+    /// Closes a forked child's copy of an fd this driver opened, taking no
+    /// lock (a parent thread may have held any at fork). For the kernel's
+    /// render nodes, close(2).
+    fn close_in_child(&self, fd: RawFd) {
+        self.close(fd);
+    }
+
     /// Nanoseconds on the clock this driver's world runs on: CLOCK_MONOTONIC
     /// for the kernel, the simulated clock for the simulated driver.
     fn now_ns(&self) -> u64 {

@@ -31,9 +31,10 @@ pub struct svm_range_placement {
 /// calls are -EBUSY.
 pub struct svm_batch {
     batch: Batch,
-    /// The address of the context that made it, compared only: a batch is
-    /// completed on that context.
-    ctx: usize,
+    /// The serial of the context that made it: a batch is completed on
+    /// that context (its address may be another context's once it is
+    /// destroyed; its serial is never reused).
+    ctx: u32,
 }
 
 /// Most ranges in one batch.
@@ -190,7 +191,7 @@ pub unsafe extern "C" fn svm_place_batch(
         }
         let fence = (!fence_addr.is_null()).then_some((fence_addr as u64, fence_value));
         let b = c.ctx.place_batch(h, &spans, fence).map_err(|e| batch_failure(e, list, fence_addr as u64))?;
-        *o = BATCHES.lock().insert(svm_batch { batch: b, ctx: ctx as usize });
+        *o = BATCHES.lock().insert(svm_batch { batch: b, ctx: c.serial() });
         Ok(())
     })
 }
@@ -253,7 +254,8 @@ pub unsafe extern "C" fn svm_batch_signalled(batch: *const svm_batch) -> c_int {
 /// where that device was lost meanwhile; -EFAULT, and no place, where
 /// nothing maps it;
 /// -EBADF, and no place, where the target's device was closed since the
-/// batch was queued). The library's records take what was found.
+/// batch was queued, or the batch's own device before its fence signalled).
+/// The library's records take what was found.
 /// -ETIME: not done yet (ask again). -EINVAL: NULL, a batch released or
 /// never made, another context's batch, `n` not the batch's count, or a
 /// result whose `struct_size` is not set (checked first: the batch is then
@@ -266,7 +268,7 @@ pub unsafe extern "C" fn svm_batch_complete(ctx: *mut svm_context, batch: *mut s
         let c = unsafe { context(ctx)? };
         let mut taken = Taken::new(batch)?;
         let b = taken.batch.as_mut().expect("taken");
-        if b.ctx != ctx as usize {
+        if b.ctx != c.serial() {
             return Err(invalid("batch belongs to another context"));
         }
         if !results.is_null() && n as usize != b.batch.ranges.len() {

@@ -29,8 +29,10 @@ use crate::topology::Pagemap;
 /// call on it in the child returns -ECHILD (its devices' DRM files and VMs
 /// are shared with the parent, and its records describe the parent's
 /// memory): the child creates its own context. svm_context_destroy in the
-/// child frees it and closes the child's copies of the fds, and destroys no
-/// VM of the parent's.
+/// child closes the child's copies of the fds the library opened, destroys
+/// no VM of the parent's, and takes none of the context's locks (a parent
+/// thread may have held one at fork): it leaves the context's memory to the
+/// child's exit or exec.
 pub struct svm_context {
     pub(super) ctx: Context,
     serial: u32,
@@ -165,7 +167,9 @@ pub(super) unsafe fn context<'a>(ctx: *const svm_context) -> Result<&'a svm_cont
 /// runtimes in one process each keep their own log this way. Lines logged
 /// outside any call on a context (svm_context_create, svm_device_adopt's
 /// failures before a context exists) go to the process-wide handler. The
-/// level is process-wide (svm_set_log_level, XESVM_LOG). Thread-safe.
+/// level is process-wide (svm_set_log_level, XESVM_LOG). Thread-safe, as
+/// svm_set_log_handler: once it returns, the previous handler is not called
+/// again.
 #[no_mangle]
 pub unsafe extern "C" fn svm_context_set_log_handler(ctx: *mut svm_context, handler: super::svm_log_handler, user: *mut core::ffi::c_void) -> c_int {
     guard("svm_context_set_log_handler", || {
@@ -177,6 +181,11 @@ pub unsafe extern "C" fn svm_context_set_log_handler(ctx: *mut svm_context, hand
 }
 
 impl svm_context {
+    /// This context's serial: unique in the process, never reused.
+    pub(super) fn serial(&self) -> u32 {
+        self.serial
+    }
+
     pub(super) fn device_id(&self, h: DeviceHandle) -> svm_device {
         svm_device { id: (self.serial as u64) << 32 | (h.gen as u64) << 16 | h.slot as u64 }
     }
@@ -342,9 +351,20 @@ pub unsafe extern "C" fn svm_context_destroy(ctx: *mut svm_context) -> c_int {
         }
         // SAFETY: created by svm_context_create, destroyed once (caller contract).
         let c = unsafe { Box::from_raw(ctx) };
+        if c.ctx.check_process().is_err() {
+            // A forked child: a parent thread may have held any of the
+            // context's locks at fork, and none will ever be released here.
+            // The child's fds are closed without them, the rest is leaked.
+            c.ctx.release_in_child();
+            std::mem::forget(c);
+            return Ok(());
+        }
+        // Its closes log to its own handler, delivered before it is freed.
+        crate::log::enter(&c.log);
         for h in c.ctx.devices() {
             let _ = c.ctx.close(h);
         }
+        crate::log::leave();
         Ok(())
     })
 }
@@ -446,7 +466,9 @@ pub unsafe extern "C" fn svm_device_open_index(ctx: *mut svm_context, index: u32
 
 /// Closes a device: destroys the VM and closes the fd if the library created
 /// them. Its handle and pagemaps stop working (-EBADF), in a batch queued
-/// before too (its ranges for that VRAM complete with -EBADF in `cause`).
+/// before too (its ranges for that VRAM complete with -EBADF in `cause`,
+/// and so do all the ranges of a batch of this device whose fence had not
+/// signalled).
 /// Thread-safe; a call another thread makes with the device's handle or
 /// pagemap while this one runs finds the device open or closed, and, like
 /// a file descriptor used across close(2), one whose slot a third thread

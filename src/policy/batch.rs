@@ -43,6 +43,9 @@ pub struct Batch {
     /// Ioctls issued to queue it (madvise calls and the one VM_BIND).
     pub ioctls: u32,
     completed: bool,
+    /// Its device was closed before the fence signalled: every report is
+    /// EBADF (`complete_batch`).
+    orphaned: bool,
 }
 
 impl Batch {
@@ -189,7 +192,7 @@ impl Context {
             return Err(e);
         }
         let ranges = spans.iter().map(|&(s, e, pm)| (s, e - s, pm)).collect();
-        Ok(Batch { device: h, ranges, gens, addr, value, own, ioctls: placed.ioctls, completed: false })
+        Ok(Batch { device: h, ranges, gens, addr, value, own, ioctls: placed.ioctls, completed: false, orphaned: false })
     }
 
     /// Waits (up to `timeout_ns`, WAIT_USER_FENCE; no wait when the fence
@@ -201,22 +204,49 @@ impl Context {
     /// ETIME: not done yet, ask again. Once complete, asking again returns
     /// the same kind of report from a fresh look.
     pub fn complete_batch(&self, b: &mut Batch, timeout_ns: i64) -> Result<Vec<Placed>> {
+        // The batch's own device closed before its fence signalled: its VM
+        // went with it, and the bind's outcome with it. Every range
+        // completes with EBADF (no wait, no look), the lent word left to
+        // the pool for when it signals, if ever.
+        let mut closed = b.orphaned;
         if !b.completed && !b.signalled() {
-            let dev = Context::device_in(&self.slots.read(), b.device)?.clone();
-            let mut p = Placed::default();
-            // A device gone meanwhile is marked so (the ranges then say so).
-            self.restarting(&mut p, || xe::wait_user_fence(&*self.driver, dev.fd, b.addr, b.value, timeout_ns)).inspect_err(|&e| {
-                if e != Errno::ETIME {
-                    self.suffer(e, &dev, None);
-                }
-            })?;
+            let dev = match Context::device_in(&self.slots.read(), b.device) {
+                Ok(d) => Some(d.clone()),
+                Err(Errno::EBADF) => None,
+                Err(e) => return Err(e),
+            };
+            match dev {
+                // A device gone meanwhile is marked so (the ranges then say so).
+                Some(dev) => self.restarting(&mut Placed::default(), || xe::wait_user_fence(&*self.driver, dev.fd, b.addr, b.value, timeout_ns)).inspect_err(|&e| {
+                    if e != Errno::ETIME {
+                        self.suffer(e, &dev, None);
+                    }
+                })?,
+                None => closed = true,
+            }
         }
+        b.orphaned = closed;
         if !b.completed {
             b.completed = true;
             if let Some(w) = b.own.take() {
-                xe::release_fence_word(w);
+                if closed {
+                    xe::abandon_fence_word(w, b.value);
+                } else {
+                    xe::release_fence_word(w);
+                }
                 b.addr = 0;
             }
+        }
+        if closed {
+            for &(start, size, _) in &b.ranges {
+                let _g = self.ranges.lock(start, start + size);
+                let slots = self.slots.read();
+                self.record(&slots, start, start + size, &[], |r| {
+                    r.residency = None;
+                    r.observed_at.store(0, Ordering::Relaxed);
+                });
+            }
+            return Ok(b.ranges.iter().map(|_| Placed { cause: Some(Errno::EBADF), ..Default::default() }).collect());
         }
         let mut out = Vec::with_capacity(b.ranges.len());
         for (&(start, size, cand), &gen) in b.ranges.iter().zip(&b.gens) {

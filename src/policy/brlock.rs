@@ -78,6 +78,14 @@ impl<T> BrLock<T> {
         ReadGuard { _g: g, data: unsafe { &*self.data.get() } }
     }
 
+    /// A read where no writer holds this thread's shard, else None (a
+    /// forked child's look, where a writer may be gone for ever).
+    pub fn try_read(&self) -> Option<ReadGuard<'_, T>> {
+        let g = self.shards[shard()].0.try_read()?;
+        // SAFETY: as `read`: a shard's read lock excludes writers.
+        Some(ReadGuard { _g: g, data: unsafe { &*self.data.get() } })
+    }
+
     pub fn write(&self) -> WriteGuard<'_, T> {
         // Always in index order, so writers cannot deadlock each other.
         let g: Vec<_> = self.shards.iter().map(|s| s.0.write()).collect();

@@ -273,6 +273,20 @@ impl Device {
 
 }
 
+impl super::Context {
+    /// In a child forked after the context was created: closes the child's
+    /// copies of the fds the library opened and nothing else, taking no lock
+    /// a parent thread may have held at fork (the slots are read only where
+    /// no writer held them). The caller leaks the rest of the context: its
+    /// other locks may be held for ever, and its VMs are the parent's.
+    pub fn release_in_child(&self) {
+        let Some(slots) = self.slots.try_read() else { return };
+        for d in slots.iter().filter_map(|s| s.dev.as_deref()).filter(|d| d.file.is_owned()) {
+            self.driver.close_in_child(d.fd);
+        }
+    }
+}
+
 impl Drop for Device {
     fn drop(&mut self) {
         // In a forked child the VM belongs to the parent's DRM file: only

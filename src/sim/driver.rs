@@ -59,6 +59,11 @@ impl Driver for SimDriver {
         let _ = self.sim.close_device(fd);
     }
 
+    /// Nothing: a simulated fd is no file of the process, and closing it
+    /// takes the simulator's lock, which a parent thread may have held at
+    /// fork (the child's simulator is its own copy of the memory anyway).
+    fn close_in_child(&self, _fd: RawFd) {}
+
     fn now_ns(&self) -> u64 {
         self.sim.now_ns()
     }
