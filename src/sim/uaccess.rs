@@ -112,8 +112,11 @@ fn transfer(addr: u64, buf: *mut u8, len: usize, write: bool, trusted: bool) -> 
 /// None where no pipe can be made (out of descriptors).
 fn through_pipe(addr: u64, buf: *mut u8, len: usize, write: bool) -> Option<Result<()>> {
     let mut fds = [0; 2];
+    // Non-blocking: a pipe smaller than a chunk (a user past its pipe
+    // pages, 8 KiB) takes part of a write, where a blocking write would
+    // wait for ever for the reader, which is this thread.
     // SAFETY: pipe2 writes two descriptors into `fds`, which we own and close below.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
         return None;
     }
     // SAFETY: both were just made by pipe2 and are owned here only.
