@@ -85,6 +85,13 @@ static void live_handler(int level, const char *line, void *user)
 		atomic_fetch_add(&late_calls, 1);
 }
 
+static void quiet_handler(int level, const char *line, void *user)
+{
+	(void)level;
+	(void)line;
+	(void)user;
+}
+
 static void *tracing_placer(void *arg)
 {
 	rig *r = arg;
@@ -113,16 +120,84 @@ static void handler_swaps_under_load(void)
 		else
 			CHECK_OK(svm_set_log_handler(live_handler, &sinks[k]));
 		usleep(50);
+		/* Replaced by one that keeps quiet (stderr would take the lines). */
 		if (k % 2)
-			CHECK_OK(svm_context_set_log_handler(r.ctx, NULL, NULL));
+			CHECK_OK(svm_context_set_log_handler(r.ctx, quiet_handler, NULL));
 		else
-			CHECK_OK(svm_set_log_handler(NULL, NULL));
+			CHECK_OK(svm_set_log_handler(quiet_handler, NULL));
 		atomic_store(&sinks[k].alive, 0);
 	}
 	atomic_store(&swapping, 0);
 	for (int i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
 	CHECK(atomic_load(&late_calls) == 0);
+	CHECK_OK(svm_context_set_log_handler(r.ctx, NULL, NULL));
+	CHECK_OK(svm_set_log_handler(NULL, NULL));
+	CHECK_OK(svm_set_log_level(SVM_LOG_WARN));
+	rig_close(&r);
+}
+
+/* A handler that re-enters the library while another thread sets
+ * handlers: its own call's lines reach it without waiting behind the
+ * queued setter (the two waited on each other). */
+static atomic_int stop_setting;
+static _Thread_local int depth;
+
+static void reenter_under_setter(int level, const char *line, void *user)
+{
+	(void)level;
+	(void)line;
+	svm_context *c = user;
+	if (depth || !c)
+		return;
+	depth++;
+	usleep(500); /* a setter queues meanwhile */
+	svm_range_query(c, BUF, 2 * MIB, NULL); /* EINVAL: a debug line of its own */
+	depth--;
+}
+
+static void *setter(void *arg)
+{
+	rig *r = arg;
+	for (int k = 0; !atomic_load(&stop_setting); k++) {
+		if (k % 2)
+			svm_context_set_log_handler(r->ctx, reenter_under_setter, r->ctx);
+		else
+			svm_set_log_handler(reenter_under_setter, r->ctx);
+		usleep(100);
+	}
+	return NULL;
+}
+
+/* A handler setting a handler would wait for itself: -EDEADLK. */
+static int nested_status = 1;
+
+static void sets_a_handler(int level, const char *line, void *user)
+{
+	(void)level;
+	(void)line;
+	(void)user;
+	nested_status = svm_set_log_handler(NULL, NULL);
+}
+
+static void reentrant_handlers(void)
+{
+	rig r = rig_open("dgpu", NULL, 0, 0);
+	alarm(60); /* a deadlock fails the test instead of hanging it */
+	CHECK_OK(svm_set_log_level(SVM_LOG_DEBUG));
+	CHECK_OK(svm_set_log_handler(reenter_under_setter, r.ctx));
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, setter, &r) == 0);
+	for (int i = 0; i < 200; i++)
+		svm_range_query(r.ctx, BUF, 2 * MIB, NULL);
+	atomic_store(&stop_setting, 1);
+	pthread_join(t, NULL);
+	CHECK_OK(svm_context_set_log_handler(r.ctx, NULL, NULL));
+	CHECK_OK(svm_set_log_handler(sets_a_handler, NULL));
+	svm_range_query(r.ctx, BUF, 2 * MIB, NULL);
+	CHECK(nested_status == -EDEADLK);
+	CHECK_OK(svm_set_log_handler(NULL, NULL));
+	alarm(0);
 	CHECK_OK(svm_set_log_level(SVM_LOG_WARN));
 	rig_close(&r);
 }
@@ -130,6 +205,7 @@ static void handler_swaps_under_load(void)
 int main(void)
 {
 	handler_swaps_under_load();
+	reentrant_handlers();
 	rig r = rig_open("dgpu", NULL, 0, 0);
 	CHECK_OK(svm_set_log_handler(handler, &user_token));
 	CHECK_STATUS(svm_set_log_level(9), -EINVAL);

@@ -52,6 +52,7 @@ errnos! {
     ENOSPC = libc::ENOSPC, c"no space left: memory region full, the ranges changed between calls, or no free device slot (ENOSPC)";
     EROFS = libc::EROFS, c"read-only file system (EROFS)";
     ERANGE = libc::ERANGE, c"result out of range (ERANGE)";
+    EDEADLK = libc::EDEADLK, c"would deadlock: a log handler setting a log handler (EDEADLK)";
     ENAMETOOLONG = libc::ENAMETOOLONG, c"file name too long (ENAMETOOLONG)";
     ENOTTY = libc::ENOTTY, c"inappropriate ioctl for device (ENOTTY)";
     ENOSYS = libc::ENOSYS, c"function not implemented (ENOSYS)";

@@ -114,6 +114,8 @@ thread_local! {
     /// the library (a range query, say) or blocks cannot deadlock it or
     /// stall other threads' placements.
     static PENDING: std::cell::RefCell<Vec<(*const ContextSink, i32, CString)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Handlers this thread is inside ([`deliver`]).
+    static DELIVERING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// Hands a line to the handler in force now for `scope` (its context's,
@@ -124,6 +126,19 @@ thread_local! {
 /// logs does not wait behind a writer queued meanwhile. False where no
 /// handler is set any more (the caller writes the line to stderr).
 fn deliver(scope: *const ContextSink, level: i32, line: &std::ffi::CStr) -> bool {
+    DELIVERING.with(|d| d.set(d.get() + 1));
+    let delivered = deliver_held(scope, level, line);
+    DELIVERING.with(|d| d.set(d.get() - 1));
+    delivered
+}
+
+/// Whether this thread is inside a log handler the library called: a
+/// setter there would wait for its own handler to return (refused).
+pub fn in_handler() -> bool {
+    DELIVERING.with(|d| d.get() > 0)
+}
+
+fn deliver_held(scope: *const ContextSink, level: i32, line: &std::ffi::CStr) -> bool {
     // SAFETY: `scope` was set by `enter` from a context that lives for the
     // whole call, and lines are delivered before the call returns.
     if let Some(c) = unsafe { scope.as_ref() } {
@@ -243,8 +258,10 @@ pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
     }
     let scope = SCOPE.with(|s| s.get());
     // SAFETY: set by `enter` from a context that lives for the whole call.
-    let scoped = unsafe { scope.as_ref() }.is_some_and(|c| c.0.read().is_some());
-    if scoped || SINK.read().is_some() {
+    // Recursive reads: this thread may be inside a handler (a line its own
+    // call into the library logs), whose lock a setter may be queued on.
+    let scoped = unsafe { scope.as_ref() }.is_some_and(|c| c.0.read_recursive().is_some());
+    if scoped || SINK.read_recursive().is_some() {
         let c = CString::new(line.replace('\0', " ")).unwrap_or_default();
         if !scope.is_null() {
             // Inside a C call, possibly under its locks: at `leave`, to the

@@ -169,12 +169,13 @@ pub(super) unsafe fn context<'a>(ctx: *const svm_context) -> Result<&'a svm_cont
 /// failures before a context exists) go to the process-wide handler. The
 /// level is process-wide (svm_set_log_level, XESVM_LOG). Thread-safe, as
 /// svm_set_log_handler: once it returns, the previous handler is not called
-/// again.
+/// again; -EDEADLK from inside a handler.
 #[no_mangle]
 pub unsafe extern "C" fn svm_context_set_log_handler(ctx: *mut svm_context, handler: super::svm_log_handler, user: *mut core::ffi::c_void) -> c_int {
     guard("svm_context_set_log_handler", || {
         // SAFETY: `ctx` is NULL or a live context from svm_context_create (the header's contract).
         let c = unsafe { context(ctx)? };
+        super::refuse_in_handler()?;
         c.log.set(handler, user);
         Ok(())
     })

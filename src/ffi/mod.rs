@@ -176,7 +176,10 @@ pub const SVM_LOG_TRACE: c_int = 5;
 /// Receives one log line: its `SVM_LOG_*` level, the NUL-terminated text
 /// (valid during the call only; "xesvm: info: ..."), and the `user` pointer
 /// given to svm_set_log_handler. May be called from any thread that calls
-/// the library, at any time; it must not call back into the library.
+/// the library, at any time. It may call back into the library (a line
+/// logged during a call is handed over once the call holds no lock), but
+/// not set a log handler: that waits for the lines being written, its own
+/// among them, and is refused with -EDEADLK.
 pub type svm_log_handler = Option<unsafe extern "C" fn(level: c_int, line: *const c_char, user: *mut core::ffi::c_void)>;
 
 /// Routes the library's log lines to `handler` (NULL: back to stderr, the
@@ -184,13 +187,23 @@ pub type svm_log_handler = Option<unsafe extern "C" fn(level: c_int, line: *cons
 /// svm_set_log_level). Thread-safe; lines being written finish first, and
 /// once it returns the previous handler is not called again (its `user`
 /// may be freed). A line logged during a call goes to the handler in force
-/// when the call returns.
+/// when the call returns. -EDEADLK from inside a handler.
 #[no_mangle]
 pub extern "C" fn svm_set_log_handler(handler: svm_log_handler, user: *mut core::ffi::c_void) -> c_int {
     guard("svm_set_log_handler", || {
+        refuse_in_handler()?;
         crate::log::set_handler(handler, user);
         Ok(())
     })
+}
+
+/// -EDEADLK from a log handler the library called: the setter waits for
+/// the lines being written, its own among them.
+pub(super) fn refuse_in_handler() -> FfiResult {
+    if crate::log::in_handler() {
+        return Err(Failure { errno: Errno::EDEADLK, message: "called from a log handler, which it would wait for".into() });
+    }
+    Ok(())
 }
 
 /// Sets the log level (`SVM_LOG_*`), overriding XESVM_LOG. -EINVAL for an
