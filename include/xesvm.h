@@ -446,7 +446,9 @@
  * with svm_batch_destroy). A handle, not an address: one released is
  * refused (-EINVAL) even once a newer batch exists. One thread at a time
  * per batch: while svm_batch_complete waits on it, the batch's other
- * calls are -EBUSY.
+ * calls are -EBUSY. A batch belongs to the process that made it: in a
+ * forked child every call on the parent's batches is -ECHILD (the child
+ * makes its own, with its own contexts).
  */
 typedef struct svm_batch svm_batch;
 
@@ -479,7 +481,10 @@ typedef struct svm_sim svm_sim;
  * Receives one log line: its `SVM_LOG_*` level, the NUL-terminated text
  * (valid during the call only; "xesvm: info: ..."), and the `user` pointer
  * given to svm_set_log_handler. May be called from any thread that calls
- * the library, at any time; it must not call back into the library.
+ * the library, at any time. It may call back into the library (a line
+ * logged during a call is handed over once the call holds no lock), but
+ * not set a log handler: that waits for the lines being written, its own
+ * among them, and is refused with -EDEADLK.
  */
 typedef void (*svm_log_handler)(int level, const char *line, void *user);
 
@@ -1313,7 +1318,7 @@ extern "C" {
  * svm_set_log_level). Thread-safe; lines being written finish first, and
  * once it returns the previous handler is not called again (its `user`
  * may be freed). A line logged during a call goes to the handler in force
- * when the call returns.
+ * when the call returns. -EDEADLK from inside a handler.
  */
 int svm_set_log_handler(svm_log_handler handler, void *user);
 
@@ -1399,7 +1404,7 @@ int svm_device_adopt_tiles(struct svm_context *ctx, int fd, const uint32_t *vm_i
  * failures before a context exists) go to the process-wide handler. The
  * level is process-wide (svm_set_log_level, XESVM_LOG). Thread-safe, as
  * svm_set_log_handler: once it returns, the previous handler is not called
- * again.
+ * again; -EDEADLK from inside a handler.
  */
 int svm_context_set_log_handler(struct svm_context *ctx, svm_log_handler handler, void *user);
 

@@ -20,22 +20,54 @@ const UFENCE_MAGIC: u64 = 0x5856 << 48;
 /// satisfies a later wait on that word.
 static FENCE_VALUE: AtomicU64 = AtomicU64::new(1);
 
-/// Fence words no thread holds. Words are never freed, since a late signal
-/// must land in live memory, and they stay reachable from here (or from a
-/// thread's local storage), so leak checkers see no leak.
-static FENCE_WORDS: Mutex<Vec<&'static AtomicU64>> = Mutex::new(Vec::new());
+/// The fence-word pools of one process. A forked child starts pools of its
+/// own: a parent thread may have held a pool's lock at fork, for ever in
+/// the child. Pools are never freed (a late signal must land in live
+/// memory); the parent's stay reachable from the child's.
+struct Pools {
+    /// `fork::generation()` of the process they belong to.
+    process: u32,
+    /// Fence words no thread holds. Words are never freed, and they stay
+    /// reachable from here (or from a thread's local storage), so leak
+    /// checkers see no leak.
+    words: Mutex<Vec<&'static AtomicU64>>,
+    /// Words whose bind was given up before it signalled (a batch released
+    /// in flight), with the value the kernel will write: each goes back to
+    /// `words` once it holds that value, so abandoned words are reused too.
+    abandoned: Mutex<Vec<(&'static AtomicU64, u64)>>,
+    _parent: *const Pools,
+}
+
+static POOLS: std::sync::atomic::AtomicPtr<Pools> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// This process's pools.
+fn pools() -> &'static Pools {
+    let here = super::fork::generation();
+    loop {
+        let p = POOLS.load(Ordering::Acquire);
+        // SAFETY: pools are leaked, never freed.
+        if let Some(p) = unsafe { p.as_ref() }.filter(|p| p.process == here) {
+            return p;
+        }
+        let new = Box::into_raw(Box::new(Pools { process: here, words: Mutex::new(Vec::new()), abandoned: Mutex::new(Vec::new()), _parent: p }));
+        if POOLS.compare_exchange(p, new, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            // SAFETY: made just above, never shared.
+            drop(unsafe { Box::from_raw(new) });
+        }
+    }
+}
 
 /// A thread's fence word, back to the pool when the thread ends.
 struct ThreadFence(&'static AtomicU64);
 
 impl Drop for ThreadFence {
     fn drop(&mut self) {
-        FENCE_WORDS.lock().push(self.0);
+        pools().words.lock().push(self.0);
     }
 }
 
 thread_local! {
-    static FENCE: ThreadFence = ThreadFence(FENCE_WORDS.lock().pop().unwrap_or_else(|| Box::leak(Box::new(AtomicU64::new(0)))));
+    static FENCE: ThreadFence = ThreadFence(pools().words.lock().pop().unwrap_or_else(|| Box::leak(Box::new(AtomicU64::new(0)))));
 }
 
 /// A fence word for a bind the caller does not wait on at once, from the
@@ -43,10 +75,11 @@ thread_local! {
 /// with [`release_fence_word`] once it signalled; a word never given back
 /// stays out of the pool.
 pub fn take_fence_word() -> &'static AtomicU64 {
+    let pools = pools();
     {
-        let mut abandoned = ABANDONED.lock();
+        let mut abandoned = pools.abandoned.lock();
         if !abandoned.is_empty() {
-            let mut pool = FENCE_WORDS.lock();
+            let mut pool = pools.words.lock();
             abandoned.retain(|&(w, v)| {
                 let done = w.load(Ordering::Acquire) >= v;
                 if done {
@@ -56,26 +89,21 @@ pub fn take_fence_word() -> &'static AtomicU64 {
             });
         }
     }
-    let w = FENCE_WORDS.lock().pop().unwrap_or_else(|| Box::leak(Box::new(AtomicU64::new(0))));
+    let w = pools.words.lock().pop().unwrap_or_else(|| Box::leak(Box::new(AtomicU64::new(0))));
     w.store(0, Ordering::Relaxed);
     w
 }
 
 /// Returns a word taken with [`take_fence_word`] whose bind has signalled.
 pub fn release_fence_word(w: &'static AtomicU64) {
-    FENCE_WORDS.lock().push(w);
+    pools().words.lock().push(w);
 }
-
-/// Words whose bind was given up before it signalled (a batch released in
-/// flight), with the value the kernel will write: each goes back to the
-/// pool once it holds that value, so abandoned words are reused too.
-static ABANDONED: Mutex<Vec<(&'static AtomicU64, u64)>> = Mutex::new(Vec::new());
 
 /// Hands a word whose bind has not signalled yet back: it returns to the
 /// pool once the kernel wrote `value` (looked at by the next
 /// [`take_fence_word`]).
 pub fn abandon_fence_word(w: &'static AtomicU64, value: u64) {
-    ABANDONED.lock().push((w, value));
+    pools().abandoned.lock().push((w, value));
 }
 
 /// The next user-fence value (unique in the process).

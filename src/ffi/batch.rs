@@ -28,7 +28,9 @@ pub struct svm_range_placement {
 /// with svm_batch_destroy). A handle, not an address: one released is
 /// refused (-EINVAL) even once a newer batch exists. One thread at a time
 /// per batch: while svm_batch_complete waits on it, the batch's other
-/// calls are -EBUSY.
+/// calls are -EBUSY. A batch belongs to the process that made it: in a
+/// forked child every call on the parent's batches is -ECHILD (the child
+/// makes its own, with its own contexts).
 pub struct svm_batch {
     batch: Batch,
     /// The serial of the context that made it: a batch is completed on
@@ -45,10 +47,41 @@ pub const SVM_BATCH_MAX_RANGES: u32 = 1024;
 /// slot here and that slot's generation, so a handle released already (or
 /// never made) is refused with -EINVAL however the allocator reuses
 /// memory, and a batch is never freed while a call uses it.
-static BATCHES: parking_lot::Mutex<Batches> = parking_lot::Mutex::new(Batches { slots: Vec::new(), free: Vec::new() });
+/// One per process: a forked child starts a table of its own, as a parent
+/// thread may have held the parent's lock at fork, for ever in the child,
+/// and the parent's batches are not the child's (-ECHILD). Tables are
+/// never freed (the parent's stays reachable from the child's).
+struct Table {
+    /// `fork::generation()` of the process it belongs to.
+    process: u32,
+    batches: parking_lot::Mutex<Batches>,
+    _parent: *const Table,
+}
 
-// A handle is a slot and a generation in one pointer-sized value.
+static TABLE: std::sync::atomic::AtomicPtr<Table> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// This process's batches.
+fn batches() -> parking_lot::MutexGuard<'static, Batches> {
+    use std::sync::atomic::Ordering::{AcqRel, Acquire};
+    let here = crate::driver::fork::generation();
+    loop {
+        let t = TABLE.load(Acquire);
+        // SAFETY: tables are leaked, never freed.
+        if let Some(t) = unsafe { t.as_ref() }.filter(|t| t.process == here) {
+            return t.batches.lock();
+        }
+        let new = Box::into_raw(Box::new(Table { process: here, batches: parking_lot::Mutex::new(Batches { slots: Vec::new(), free: Vec::new() }), _parent: t }));
+        if TABLE.compare_exchange(t, new, AcqRel, Acquire).is_err() {
+            // SAFETY: made just above, never shared.
+            drop(unsafe { Box::from_raw(new) });
+        }
+    }
+}
+
+// A handle is a slot (24 bits, plus one), the process's fork generation
+// (8 bits) and the slot's generation (32 bits) in one pointer-sized value.
 const _: () = assert!(usize::BITS == 64);
+const SLOT_BITS: u32 = 24;
 
 struct Batches {
     slots: Vec<BatchSlot>,
@@ -70,13 +103,17 @@ enum BatchState {
 }
 
 fn handle(slot: u32, gen: u32) -> *mut svm_batch {
-    ((u64::from(gen) << 32) | (u64::from(slot) + 1)) as usize as *mut svm_batch
+    let process = u64::from(crate::driver::fork::generation() & 0xff) << SLOT_BITS;
+    ((u64::from(gen) << 32) | process | (u64::from(slot) + 1)) as usize as *mut svm_batch
 }
 
 impl Batches {
-    fn insert(&mut self, b: svm_batch) -> *mut svm_batch {
+    fn insert(&mut self, b: svm_batch) -> Result<*mut svm_batch, super::Failure> {
         let slot = match self.free.pop() {
             Some(i) => i,
+            None if self.slots.len() + 1 >= 1 << SLOT_BITS => {
+                return Err(super::Failure { errno: crate::errno::Errno::ENOSPC, message: "2^24 batches live: release some (svm_batch_destroy)".into() });
+            }
             None => {
                 self.slots.push(BatchSlot { gen: 0, state: BatchState::Free });
                 (self.slots.len() - 1) as u32
@@ -84,7 +121,7 @@ impl Batches {
         };
         let s = &mut self.slots[slot as usize];
         s.state = BatchState::Idle(Box::new(b));
-        handle(slot, s.gen)
+        Ok(handle(slot, s.gen))
     }
 
     /// The slot a handle names, if it is the slot's current generation.
@@ -93,7 +130,11 @@ impl Batches {
             return Err(invalid("batch is NULL"));
         }
         let v = batch as usize as u64;
-        let (slot, gen) = ((v & 0xffff_ffff).wrapping_sub(1) as usize, (v >> 32) as u32);
+        let here = crate::driver::fork::generation();
+        if here != 0 && (v >> SLOT_BITS) & 0xff != u64::from(here & 0xff) {
+            return Err(super::Failure { errno: crate::errno::Errno::ECHILD, message: "batch of the process this one was forked from: a forked child makes its own contexts, and batches with them".into() });
+        }
+        let (slot, gen) = ((v & ((1 << SLOT_BITS) - 1)).wrapping_sub(1) as usize, (v >> 32) as u32);
         match self.slots.get_mut(slot) {
             Some(s) if s.gen == gen && !matches!(s.state, BatchState::Free) => Ok(s),
             _ => Err(invalid("batch is not one svm_place_batch made, or was released (svm_batch_destroy)")),
@@ -108,7 +149,7 @@ fn busy() -> super::Failure {
 /// Runs `f` on a live, idle batch under the batches' lock (a read of its
 /// fields: no wait, no call into the library).
 fn with_batch<R>(batch: *const svm_batch, f: impl FnOnce(&svm_batch) -> R) -> Result<R, super::Failure> {
-    let mut all = BATCHES.lock();
+    let mut all = batches();
     match &all.slot(batch)?.state {
         BatchState::Idle(b) => Ok(f(b)),
         _ => Err(busy()),
@@ -124,7 +165,7 @@ struct Taken {
 
 impl Taken {
     fn new(batch: *const svm_batch) -> Result<Taken, super::Failure> {
-        let mut all = BATCHES.lock();
+        let mut all = batches();
         let s = all.slot(batch)?;
         match std::mem::replace(&mut s.state, BatchState::Busy) {
             BatchState::Idle(b) => Ok(Taken { handle: batch, batch: Some(b) }),
@@ -138,7 +179,7 @@ impl Taken {
 
 impl Drop for Taken {
     fn drop(&mut self) {
-        if let (Some(b), Ok(s)) = (self.batch.take(), BATCHES.lock().slot(self.handle)) {
+        if let (Some(b), Ok(s)) = (self.batch.take(), batches().slot(self.handle)) {
             s.state = BatchState::Idle(b);
         }
     }
@@ -191,7 +232,7 @@ pub unsafe extern "C" fn svm_place_batch(
         }
         let fence = (!fence_addr.is_null()).then_some((fence_addr as u64, fence_value));
         let b = c.ctx.place_batch(h, &spans, fence).map_err(|e| batch_failure(e, list, fence_addr as u64))?;
-        *o = BATCHES.lock().insert(svm_batch { batch: b, ctx: c.serial() });
+        *o = batches().insert(svm_batch { batch: b, ctx: c.serial() })?;
         Ok(())
     })
 }
@@ -302,7 +343,7 @@ pub unsafe extern "C" fn svm_batch_destroy(batch: *mut svm_batch) -> c_int {
             return Ok(());
         }
         let released = {
-            let mut all = BATCHES.lock();
+            let mut all = batches();
             let s = all.slot(batch)?;
             let b = match std::mem::replace(&mut s.state, BatchState::Free) {
                 BatchState::Idle(b) => b,
