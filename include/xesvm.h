@@ -1515,7 +1515,8 @@ int svm_link_set(struct svm_context *ctx, struct svm_device a, struct svm_device
  * The ranges must be page-aligned, non-empty and not overlap.
  * Errors, with nothing queued: -EINVAL (NULL, n 0 or above
  * SVM_BATCH_MAX_RANGES, bad or overlapping range, unknown pagemap,
- * misaligned fence), -ENODEV/-ECANCELED (device gone), or the errno of a
+ * misaligned fence), -ENOSPC (2^24 batches live in the process),
+ * -ENODEV/-ECANCELED (device gone), or the errno of a
  * refused madvise (-ENOLINK: a peer without a link) or bind. Thread-safe.
  */
 int svm_place_batch(struct svm_context *ctx, struct svm_device device, const struct svm_range_placement *ranges, uint32_t n, uint64_t *fence_addr, uint64_t fence_value, struct svm_batch **batch);

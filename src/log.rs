@@ -89,7 +89,36 @@ struct Sink {
     user: usize,
 }
 
-static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+/// The process-wide handler, per process: a forked child starts with its
+/// own lock (a parent thread inside a handler at fork holds the parent's
+/// for ever in the child), and with the parent's handler where that lock
+/// could be read. Never freed; the parent's stays reachable.
+struct ProcessSink {
+    process: u32,
+    sink: RwLock<Option<Sink>>,
+    _parent: *const ProcessSink,
+}
+
+static SINKS: std::sync::atomic::AtomicPtr<ProcessSink> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// This process's handler lock.
+fn sink() -> &'static RwLock<Option<Sink>> {
+    let here = crate::driver::fork::generation();
+    loop {
+        let p = SINKS.load(Ordering::Acquire);
+        // SAFETY: never freed.
+        let parent = unsafe { p.as_ref() };
+        if let Some(p) = parent.filter(|p| p.process == here) {
+            return &p.sink;
+        }
+        let inherited = parent.and_then(|p| p.sink.try_read_recursive().and_then(|g| *g));
+        let new = Box::into_raw(Box::new(ProcessSink { process: here, sink: RwLock::new(inherited), _parent: p }));
+        if SINKS.compare_exchange(p, new, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            // SAFETY: made just above, never shared.
+            drop(unsafe { Box::from_raw(new) });
+        }
+    }
+}
 
 /// A handler of one context's own (svm_context_set_log_handler): lines
 /// logged during a call on that context go to it, not to the process-wide
@@ -150,7 +179,7 @@ fn deliver_held(scope: *const ContextSink, level: i32, line: &std::ffi::CStr) ->
             return true;
         }
     }
-    let g = SINK.read_recursive();
+    let g = sink().read_recursive();
     match *g {
         Some(s) => {
             // SAFETY: as above.
@@ -243,7 +272,7 @@ pub fn level() -> Level {
 
 /// Routes lines to `handler` (None: back to stderr).
 pub fn set_handler(handler: Option<Handler>, user: *mut c_void) {
-    *SINK.write() = handler.map(|handler| Sink { handler, user: user as usize });
+    *sink().write() = handler.map(|handler| Sink { handler, user: user as usize });
 }
 
 /// Writes one line (call through [`log!`], which checks the level first).
@@ -261,7 +290,7 @@ pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
     // Recursive reads: this thread may be inside a handler (a line its own
     // call into the library logs), whose lock a setter may be queued on.
     let scoped = unsafe { scope.as_ref() }.is_some_and(|c| c.0.read_recursive().is_some());
-    if scoped || SINK.read_recursive().is_some() {
+    if scoped || sink().read_recursive().is_some() {
         let c = CString::new(line.replace('\0', " ")).unwrap_or_default();
         if !scope.is_null() {
             // Inside a C call, possibly under its locks: at `leave`, to the

@@ -108,7 +108,10 @@ fn handle(slot: u32, gen: u32) -> *mut svm_batch {
 }
 
 impl Batches {
-    fn insert(&mut self, b: svm_batch) -> Result<*mut svm_batch, super::Failure> {
+    /// A slot for a batch about to be made, held Busy (a guessed handle is
+    /// -EBUSY), so that a full table refuses the batch before anything is
+    /// queued.
+    fn reserve(&mut self) -> Result<u32, super::Failure> {
         let slot = match self.free.pop() {
             Some(i) => i,
             None if self.slots.len() + 1 >= 1 << SLOT_BITS => {
@@ -119,9 +122,22 @@ impl Batches {
                 (self.slots.len() - 1) as u32
             }
         };
+        self.slots[slot as usize].state = BatchState::Busy;
+        Ok(slot)
+    }
+
+    /// A reserved slot takes its batch: its handle.
+    fn fill(&mut self, slot: u32, b: svm_batch) -> *mut svm_batch {
         let s = &mut self.slots[slot as usize];
         s.state = BatchState::Idle(Box::new(b));
-        Ok(handle(slot, s.gen))
+        handle(slot, s.gen)
+    }
+
+    /// A reserved slot whose batch was refused: free again (no handle named
+    /// it, so its generation stays).
+    fn unreserve(&mut self, slot: u32) {
+        self.slots[slot as usize].state = BatchState::Free;
+        self.free.push(slot);
     }
 
     /// The slot a handle names, if it is the slot's current generation.
@@ -203,7 +219,8 @@ impl Drop for Taken {
 /// The ranges must be page-aligned, non-empty and not overlap.
 /// Errors, with nothing queued: -EINVAL (NULL, n 0 or above
 /// SVM_BATCH_MAX_RANGES, bad or overlapping range, unknown pagemap,
-/// misaligned fence), -ENODEV/-ECANCELED (device gone), or the errno of a
+/// misaligned fence), -ENOSPC (2^24 batches live in the process),
+/// -ENODEV/-ECANCELED (device gone), or the errno of a
 /// refused madvise (-ENOLINK: a peer without a link) or bind. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn svm_place_batch(
@@ -231,9 +248,17 @@ pub unsafe extern "C" fn svm_place_batch(
             spans.push((r.start, r.size, c.pagemap(r.target)?));
         }
         let fence = (!fence_addr.is_null()).then_some((fence_addr as u64, fence_value));
-        let b = c.ctx.place_batch(h, &spans, fence).map_err(|e| batch_failure(e, list, fence_addr as u64))?;
-        *o = batches().insert(svm_batch { batch: b, ctx: c.serial() })?;
-        Ok(())
+        let slot = batches().reserve()?;
+        match c.ctx.place_batch(h, &spans, fence) {
+            Ok(b) => {
+                *o = batches().fill(slot, svm_batch { batch: b, ctx: c.serial() });
+                Ok(())
+            }
+            Err(e) => {
+                batches().unreserve(slot);
+                Err(batch_failure(e, list, fence_addr as u64))
+            }
+        }
     })
 }
 
@@ -355,7 +380,7 @@ pub unsafe extern "C" fn svm_batch_destroy(batch: *mut svm_batch) -> c_int {
             // A new generation; a slot whose generations ran out is retired.
             s.gen = s.gen.saturating_add(1);
             if s.gen != u32::MAX {
-                let slot = ((batch as usize as u64 & 0xffff_ffff) - 1) as u32;
+                let slot = ((batch as usize as u64 & ((1 << SLOT_BITS) - 1)) - 1) as u32;
                 all.free.push(slot);
             }
             b
