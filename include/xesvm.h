@@ -875,8 +875,9 @@ typedef struct svm_range_info {
    */
   uint32_t observed_kind;
   /**
-   * Pages sampled (one per 2 MiB chunk, at most 64) and how many of them
-   * were not in system memory.
+   * Pages sampled (one per 2 MiB chunk, at most 16 spread over the span,
+   * and the span's last page where it ends inside a chunk) and how many
+   * of them were not in system memory.
    */
   uint32_t observed_samples;
   /**
@@ -1573,8 +1574,11 @@ int svm_batch_destroy(struct svm_batch *batch);
  * `/proc/self/maps` lists it, into `*start` and `*size` (page aligned; on
  * the simulator, the simulated process's mappings). A mapping may hold
  * several allocations (an allocator's arena, adjacent anonymous mappings
- * Linux merged) but never cuts one: [*start, *start + *size) can go to
- * svm_resolve_pagemap and svm_alloc_vram as it is. The library's records
+ * Linux merged), and it is one kernel VMA: an mprotect, mlock or madvise
+ * (MADV_HUGEPAGE, MADV_DONTFORK) over part of an allocation splits it
+ * there, and the extent is then the part that holds `ptr`.
+ * [*start, *start + *size) can go to svm_resolve_pagemap and
+ * svm_alloc_vram as it is. The library's records
  * are not consulted. Each call reads the maps (a syscall under the mm
  * lock): cache the answer until your free hook, if you have one, says
  * otherwise. Errors: -EINVAL (`ctx`, `start` or `size` NULL), -EFAULT

@@ -2501,3 +2501,27 @@ fn a_pin_for_ever_holds_and_never_overflows() {
     let p = t.alloc(0, BUF, R, t.vram(0));
     assert!(p.pinned && p.pagemap == Some(Pagemap::System), "still pinned ten seconds on: {p:?}");
 }
+
+/// A span that starts on its 2 MiB chunk's last page: that page is sampled
+/// (the first sample skipped to the page after, which lies in the next
+/// chunk, so the first chunk went unseen). An explicit request found the
+/// span "in place" where the CPU had taken that page back, and an evict
+/// left it in VRAM, each reporting success.
+#[test]
+fn a_span_starting_on_a_chunks_last_page_is_seen_there() {
+    let t = setup_looking("dgpu");
+    let s = BUF + 2 * MIB - 4096;
+    t.sim.cpu_access(BUF, 8 * MIB, sim::Access::Write, 1).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[0], s, 8192, t.vram(0), AllocFlags::default()).unwrap();
+    assert_eq!((p.bytes_moved, t.on(s, 8192)), (8192, t.vram_of(0)));
+    t.sim.cpu_access(s, 4096, sim::Access::Write, 2).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[0], s, 8192, t.vram(0), AllocFlags::default()).unwrap();
+    assert!(!p.in_place && t.on(s, 8192) == t.vram_of(0), "moved again: {p:?}, {:?}", t.on(s, 8192));
+    // Elsewhere, the GPU's fault takes such a span's first page only; an
+    // evict sends it back.
+    let s2 = BUF + 6 * MIB - 4096;
+    t.gpu(0, s2, 4096, sim::Access::Write).unwrap();
+    assert_ne!(t.on(s2, 4096), Placement::System, "the GPU's fault took the page");
+    t.ctx.evict(s2, 8192).unwrap();
+    assert_eq!(t.on(s2, 8192), Placement::System, "the evict saw the first page in VRAM");
+}

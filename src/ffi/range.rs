@@ -71,8 +71,9 @@ pub struct svm_range_info {
     /// SVM_PLACE_UNPOPULATED, SVM_PLACE_SYSTEM, SVM_PLACE_VRAM (no sampled
     /// page is in system memory: device-private pages) or SVM_PLACE_MIXED.
     pub observed_kind: u32,
-    /// Pages sampled (one per 2 MiB chunk, at most 64) and how many of them
-    /// were not in system memory.
+    /// Pages sampled (one per 2 MiB chunk, at most 16 spread over the span,
+    /// and the span's last page where it ends inside a chunk) and how many
+    /// of them were not in system memory.
     pub observed_samples: u32,
     /// Sampled pages the page table showed outside system memory.
     pub observed_away: u32,

@@ -461,7 +461,8 @@ impl Context {
     /// aligned. What a runtime that sees only a kernel's pointer argument
     /// into malloc memory can hand to [`Context::alloc_vram`]. A mapping
     /// may hold several allocations (an allocator's arena; adjacent
-    /// anonymous mappings Linux merged) but never cuts one.
+    /// anonymous mappings Linux merged), and is one VMA: a madvise or
+    /// mprotect over part of an allocation cuts it there.
     ///
     /// The library's records are not consulted: they are the spans calls
     /// named, cut where later calls placed parts (a split birth, an

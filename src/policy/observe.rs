@@ -118,8 +118,17 @@ impl Context {
         while chunk < end {
             // The span's first page may be a packed neighbour's last (a
             // runtime widens spans to whole pages): its first sample is the
-            // page after, where there is one, which only this span holds.
-            last = if chunk <= start { (start + super::PAGE).min(end - super::PAGE) } else { chunk };
+            // page after, where there is one in the same chunk, which only
+            // this span holds. Where the span starts on its chunk's last
+            // page, that page is the chunk's only one of the span, and it
+            // is sampled (the page after belongs to the next chunk, which
+            // the next sample looks at: this chunk went unseen).
+            last = if chunk <= start {
+                let after = start + super::PAGE;
+                if after < end && after / SAMPLE_CHUNK == start / SAMPLE_CHUNK { after } else { start }
+            } else {
+                chunk
+            };
             if !sample(last) {
                 stats.observe_errors.fetch_add(1, Ordering::Relaxed);
                 return None;
