@@ -89,35 +89,14 @@ struct Sink {
     user: usize,
 }
 
-/// The process-wide handler, per process: a forked child starts with its
-/// own lock (a parent thread inside a handler at fork holds the parent's
-/// for ever in the child), and with the parent's handler where that lock
-/// could be read. Never freed; the parent's stays reachable.
-struct ProcessSink {
-    process: u32,
-    sink: RwLock<Option<Sink>>,
-    _parent: *const ProcessSink,
-}
-
-static SINKS: std::sync::atomic::AtomicPtr<ProcessSink> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+/// The process-wide handler, per process (`fork::PerProcess`): a parent
+/// thread inside a handler at fork holds the parent's lock for ever in the
+/// child, which starts with the parent's handler where it can read it.
+static SINK: crate::driver::fork::PerProcess<RwLock<Option<Sink>>> = crate::driver::fork::PerProcess::new();
 
 /// This process's handler lock.
 fn sink() -> &'static RwLock<Option<Sink>> {
-    let here = crate::driver::fork::generation();
-    loop {
-        let p = SINKS.load(Ordering::Acquire);
-        // SAFETY: never freed.
-        let parent = unsafe { p.as_ref() };
-        if let Some(p) = parent.filter(|p| p.process == here) {
-            return &p.sink;
-        }
-        let inherited = parent.and_then(|p| p.sink.try_read_recursive().and_then(|g| *g));
-        let new = Box::into_raw(Box::new(ProcessSink { process: here, sink: RwLock::new(inherited), _parent: p }));
-        if SINKS.compare_exchange(p, new, Ordering::AcqRel, Ordering::Acquire).is_err() {
-            // SAFETY: made just above, never shared.
-            drop(unsafe { Box::from_raw(new) });
-        }
-    }
+    SINK.get(|parent| RwLock::new(parent.and_then(|p| p.try_read_recursive().and_then(|g| *g))))
 }
 
 /// A handler of one context's own (svm_context_set_log_handler): lines

@@ -841,13 +841,25 @@ fn bad_input_is_einval_and_stale_handles_are_ebadf() {
     assert_eq!((t.ctx.check_device(again), t.ctx.slot_gen(again.slot)), (Err(Errno::EBADF), None));
 }
 
+/// A runtime's own fd on device 0 of `preset`, with a driver to issue its
+/// ioctls.
+fn runtime_device(preset: &str) -> (Arc<Sim>, xesvm::sim::driver::SimDriver, i32) {
+    let sim = Sim::from_preset(preset).unwrap();
+    let fd = sim.open_device(0).unwrap();
+    (sim.clone(), xesvm::sim::driver::SimDriver::new(sim), fd)
+}
+
+/// A runtime's fault-mode VM on `fd` with the CPU-address mirror bound.
+fn mirror_vm(drv: &xesvm::sim::driver::SimDriver, fd: i32) -> u32 {
+    let vm = xesvm::driver::xe::vm_create(drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+    xesvm::driver::xe::bind_cpu_addr_mirror(drv, fd, vm, 0, 1 << 47, false).unwrap();
+    vm
+}
+
 #[test]
 fn adopted_devices_are_never_destroyed() {
-    let sim = Sim::from_preset("dgpu").unwrap();
-    let drv = xesvm::sim::driver::SimDriver::new(sim.clone());
-    let fd = sim.open_device(0).unwrap();
-    let vm = xesvm::driver::xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
-    xesvm::driver::xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).unwrap();
+    let (sim, drv, fd) = runtime_device("dgpu");
+    let vm = mirror_vm(&drv, fd);
     let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(sim.clone())), rules());
     let d = ctx.adopt(fd, vm).unwrap();
     let pm = ctx.pagemap(d, 0).unwrap();
@@ -865,11 +877,8 @@ fn adopted_devices_are_never_destroyed() {
 /// stopped the other). Once closed, the VM may be adopted again.
 #[test]
 fn a_vm_adopted_twice_is_eexist() {
-    let sim = Sim::from_preset("dgpu").unwrap();
-    let drv = xesvm::sim::driver::SimDriver::new(sim.clone());
-    let fd = sim.open_device(0).unwrap();
-    let vm = xesvm::driver::xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
-    xesvm::driver::xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).unwrap();
+    let (sim, drv, fd) = runtime_device("dgpu");
+    let vm = mirror_vm(&drv, fd);
     let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(sim.clone())), rules());
     let d = ctx.adopt(fd, vm).unwrap();
     assert_eq!(ctx.adopt_checked(fd, vm, false).map_err(|(e, _)| e), Err(Errno::EEXIST));
@@ -888,15 +897,8 @@ fn a_vm_adopted_twice_is_eexist() {
 /// device is EEXIST, whichever tile it names it for.
 #[test]
 fn a_tile_vm_adopted_twice_is_eexist() {
-    let sim = Sim::from_preset("max-node").unwrap();
-    let drv = xesvm::sim::driver::SimDriver::new(sim.clone());
-    let fd = sim.open_device(0).unwrap();
-    let vm = || {
-        let v = xesvm::driver::xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
-        xesvm::driver::xe::bind_cpu_addr_mirror(&drv, fd, v, 0, 1 << 47, false).unwrap();
-        v
-    };
-    let (a, b, c) = (vm(), vm(), vm());
+    let (sim, drv, fd) = runtime_device("max-node");
+    let (a, b, c) = (mirror_vm(&drv, fd), mirror_vm(&drv, fd), mirror_vm(&drv, fd));
     let ctx = Context::new(Box::new(xesvm::sim::driver::SimDriver::new(sim.clone())), rules());
     ctx.adopt_tiles_checked(fd, &[a, b], false).unwrap();
     assert_eq!(ctx.adopt_tiles_checked(fd, &[c, b], false).map_err(|(e, _)| e), Err(Errno::EEXIST));
@@ -1143,8 +1145,7 @@ fn a_device_owns_the_fd_it_opened_and_borrows_an_adopted_one() {
     assert_eq!(alive(fd), Err(Errno::EBADF), "closed with the context");
     // Adopted: the runtime's fd and VM outlive the device and the context.
     let fd = sim.open_device(0).unwrap();
-    let vm = xe::vm_create(&raw, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
-    xe::bind_cpu_addr_mirror(&raw, fd, vm, 0, 1 << 47, false).unwrap();
+    let vm = mirror_vm(&raw, fd);
     let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), rules());
     let h = ctx.adopt(fd, vm).unwrap();
     ctx.close(h).unwrap();

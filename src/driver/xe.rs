@@ -20,41 +20,24 @@ const UFENCE_MAGIC: u64 = 0x5856 << 48;
 /// satisfies a later wait on that word.
 static FENCE_VALUE: AtomicU64 = AtomicU64::new(1);
 
-/// The fence-word pools of one process. A forked child starts pools of its
-/// own: a parent thread may have held a pool's lock at fork, for ever in
-/// the child. Pools are never freed (a late signal must land in live
-/// memory); the parent's stay reachable from the child's.
+/// The fence-word pools of one process (`fork::PerProcess`: a parent
+/// thread may have held their locks at fork). Words are never freed, since
+/// a late signal must land in live memory, and they stay reachable from
+/// here (or from a thread's local storage), so leak checkers see no leak.
 struct Pools {
-    /// `fork::generation()` of the process they belong to.
-    process: u32,
-    /// Fence words no thread holds. Words are never freed, and they stay
-    /// reachable from here (or from a thread's local storage), so leak
-    /// checkers see no leak.
+    /// Fence words no thread holds.
     words: Mutex<Vec<&'static AtomicU64>>,
     /// Words whose bind was given up before it signalled (a batch released
     /// in flight), with the value the kernel will write: each goes back to
     /// `words` once it holds that value, so abandoned words are reused too.
     abandoned: Mutex<Vec<(&'static AtomicU64, u64)>>,
-    _parent: *const Pools,
 }
 
-static POOLS: std::sync::atomic::AtomicPtr<Pools> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+static POOLS: super::fork::PerProcess<Pools> = super::fork::PerProcess::new();
 
 /// This process's pools.
 fn pools() -> &'static Pools {
-    let here = super::fork::generation();
-    loop {
-        let p = POOLS.load(Ordering::Acquire);
-        // SAFETY: pools are leaked, never freed.
-        if let Some(p) = unsafe { p.as_ref() }.filter(|p| p.process == here) {
-            return p;
-        }
-        let new = Box::into_raw(Box::new(Pools { process: here, words: Mutex::new(Vec::new()), abandoned: Mutex::new(Vec::new()), _parent: p }));
-        if POOLS.compare_exchange(p, new, Ordering::AcqRel, Ordering::Acquire).is_err() {
-            // SAFETY: made just above, never shared.
-            drop(unsafe { Box::from_raw(new) });
-        }
-    }
+    POOLS.get(|_| Pools { words: Mutex::new(Vec::new()), abandoned: Mutex::new(Vec::new()) })
 }
 
 /// A thread's fence word, back to the pool when the thread ends.

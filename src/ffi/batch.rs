@@ -47,35 +47,14 @@ pub const SVM_BATCH_MAX_RANGES: u32 = 1024;
 /// slot here and that slot's generation, so a handle released already (or
 /// never made) is refused with -EINVAL however the allocator reuses
 /// memory, and a batch is never freed while a call uses it.
-/// One per process: a forked child starts a table of its own, as a parent
-/// thread may have held the parent's lock at fork, for ever in the child,
-/// and the parent's batches are not the child's (-ECHILD). Tables are
-/// never freed (the parent's stays reachable from the child's).
-struct Table {
-    /// `fork::generation()` of the process it belongs to.
-    process: u32,
-    batches: parking_lot::Mutex<Batches>,
-    _parent: *const Table,
-}
-
-static TABLE: std::sync::atomic::AtomicPtr<Table> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+/// One per process (`fork::PerProcess`): a child's is its own, as a parent
+/// thread may have held the parent's lock at fork, and the parent's
+/// batches are not the child's (-ECHILD).
+static TABLE: crate::driver::fork::PerProcess<parking_lot::Mutex<Batches>> = crate::driver::fork::PerProcess::new();
 
 /// This process's batches.
 fn batches() -> parking_lot::MutexGuard<'static, Batches> {
-    use std::sync::atomic::Ordering::{AcqRel, Acquire};
-    let here = crate::driver::fork::generation();
-    loop {
-        let t = TABLE.load(Acquire);
-        // SAFETY: tables are leaked, never freed.
-        if let Some(t) = unsafe { t.as_ref() }.filter(|t| t.process == here) {
-            return t.batches.lock();
-        }
-        let new = Box::into_raw(Box::new(Table { process: here, batches: parking_lot::Mutex::new(Batches { slots: Vec::new(), free: Vec::new() }), _parent: t }));
-        if TABLE.compare_exchange(t, new, AcqRel, Acquire).is_err() {
-            // SAFETY: made just above, never shared.
-            drop(unsafe { Box::from_raw(new) });
-        }
-    }
+    TABLE.get(|_| parking_lot::Mutex::new(Batches { slots: Vec::new(), free: Vec::new() })).lock()
 }
 
 // A handle is a slot (24 bits, plus one), the process's fork generation

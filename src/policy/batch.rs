@@ -195,6 +195,15 @@ impl Context {
         Ok(Batch { device: h, ranges, gens, addr, value, own, ioctls: placed.ioctls, completed: false, orphaned: false })
     }
 
+    /// A batch range whose outcome is out of sight (its device or its
+    /// target's closed): the record trusts no place, the next call looks.
+    fn place_unknown(&self, slots: &[Slot], start: u64, end: u64) {
+        self.record(slots, start, end, &[], |r| {
+            r.residency = None;
+            r.observed_at.store(0, Ordering::Relaxed);
+        });
+    }
+
     /// Waits (up to `timeout_ns`, WAIT_USER_FENCE; no wait when the fence
     /// has signalled) for a batch, then reports each range: where it is
     /// (what the page table shows where it can be read, else the target,
@@ -240,11 +249,7 @@ impl Context {
         if closed {
             for &(start, size, _) in &b.ranges {
                 let _g = self.ranges.lock(start, start + size);
-                let slots = self.slots.read();
-                self.record(&slots, start, start + size, &[], |r| {
-                    r.residency = None;
-                    r.observed_at.store(0, Ordering::Relaxed);
-                });
+                self.place_unknown(&self.slots.read(), start, start + size);
             }
             return Ok(b.ranges.iter().map(|_| Placed { cause: Some(Errno::EBADF), ..Default::default() }).collect());
         }
@@ -262,10 +267,7 @@ impl Context {
             if let Pagemap::Vram { device, .. } = cand {
                 owner = slots.get(device as usize).and_then(|s| s.dev.as_ref());
                 if owner.is_none_or(|d| d.gen != gen) {
-                    self.record(&slots, start, end, &[], |r| {
-                        r.residency = None;
-                        r.observed_at.store(0, Ordering::Relaxed);
-                    });
+                    self.place_unknown(&slots, start, end);
                     out.push(Placed { cause: Some(Errno::EBADF), ..Default::default() });
                     continue;
                 }
