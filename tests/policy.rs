@@ -2453,7 +2453,10 @@ fn a_chunk_the_readers_faults_took_back_after_a_peers_move_is_left_there() {
 /// the copy: the placement fails with ETIME and says the range's place is
 /// unknown (the kernel neither cancels a bind nor says how far it got,
 /// xe_wait_user_fence_ioctl), and the record trusts nothing, so the next
-/// calls move it back and forth from where it really is.
+/// calls find it where it really is: an engine placement asked for system
+/// memory leaves it in the local VRAM it found it in (what a privileged
+/// reader does; the one VRAM names it as well), an explicit one moves it
+/// back, and the next moves it forth.
 #[test]
 fn a_fence_timed_out_leaves_the_place_unknown_and_the_next_call_finds_it() {
     let t = setup("dgpu");
@@ -2463,7 +2466,10 @@ fn a_fence_timed_out_leaves_the_place_unknown_and_the_next_call_finds_it() {
     assert_eq!((o.result, o.placed.pagemap, o.placed.cause), (Err(Errno::ETIME), None, Some(Errno::ETIME)));
     assert_eq!(t.on(BUF, R), Placement::Vram { device: 0, instance: 1 }, "the copy happened");
     assert_eq!(t.ctx.query(BUF, R).unwrap().residency, None);
-    let back = t.alloc(0, BUF, R, Pagemap::System);
+    let found = t.alloc(0, BUF, R, Pagemap::System);
+    assert_eq!((found.pagemap, found.bytes_moved, found.in_place), (Some(t.vram(0)), 0, true), "local already");
+    assert_eq!(t.ctx.query(BUF, R).unwrap().residency, Some(t.vram(0)));
+    let back = t.ctx.alloc_vram(t.dev[0], BUF, R, Pagemap::System, AllocFlags::default()).unwrap();
     assert_eq!((back.pagemap, back.bytes_moved), (Some(Pagemap::System), R));
     assert_eq!(t.on(BUF, R), Placement::System);
     let again = t.alloc(0, BUF, R, t.vram(0));

@@ -212,15 +212,14 @@ impl Context {
     fn local_mate(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, s: u64, granule: u64, seen: &Seen) -> Option<Pagemap> {
         let track = self.track.read();
         let mut local = dev.tiles.iter().enumerate().filter(|(_, t)| t.is_some()).map(|(i, _)| Pagemap::Vram { device: dev.slot, tile: i as u16 });
-        // A privileged reader's region stands for a mate. The one VRAM an
-        // unprivileged read names (`only_vram`) says where the piece is,
-        // not that a neighbour's range took it there (its own move may
-        // have, a bind fence that timed out): a neighbour must share the
-        // granule, wherever its record says it is.
-        let shared = || track.overlapping(s & !(granule - 1), (s & !(granule - 1)) + granule).any(|(rs, r)| (rs, r.end) != (start, end));
-        local.find(|&pm| {
-            self.agrees(slots, seen, pm) && (self.access.names_devices() || (self.only_vram() == Some(pm) && shared()) || mate_in(&track, s, granule, start, end, pm))
-        })
+        // A reader that names the VRAM (privileged, or the one VRAM the
+        // context opened, `only_vram`: the same knowledge) needs no mate:
+        // whatever took the piece there (a neighbour's range, its own move
+        // whose fence timed out, the kernel's faults), it is local, and a
+        // move to system memory would pay a copy for a read that is local
+        // already (the runtime's request is the engine's to refine; an
+        // explicit one never gets here).
+        local.find(|&pm| self.agrees(slots, seen, pm) && (self.reads_name_vram() || mate_in(&track, s, granule, start, end, pm)))
     }
 
     /// Leaves what came along where it is (see `came_along`): the pieces in
