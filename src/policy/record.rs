@@ -144,18 +144,24 @@ impl Context {
     }
 
     /// Records over [start, end) the attributes applied to each VM, then
-    /// whatever else `more` sets.
-    pub(super) fn record(&self, slots: &[Slot], start: u64, end: u64, applied: &[(u16, DevAttrs)], more: impl FnOnce(&mut Record)) {
-        self.rewrite(slots, start, end, |pieces| {
-            let mut r = merge_pieces(pieces);
-            for (slot, a) in applied {
-                r.set_attrs(*slot, *a);
-                // A madvise zaps the span's PTEs in that VM.
-                r.set_bound(*slot, false);
-            }
-            more(&mut r);
-            r
-        });
+    /// whatever else `more` sets. The runtime's read-mostly hint holds only
+    /// where it was given: where it covers part of the span, each part is
+    /// recorded on its own (merged, an atomic mode or a placement over more
+    /// than the hinted span dropped it).
+    pub(super) fn record(&self, slots: &[Slot], start: u64, end: u64, applied: &[(u16, DevAttrs)], more: impl Fn(&mut Record)) {
+        let cuts = self.read_mostly_cuts(start, end);
+        for (s, e) in cuts.iter().copied().chain([end]).scan(start, |at, cut| Some((std::mem::replace(at, cut), cut))) {
+            self.rewrite(slots, s, e, |pieces| {
+                let mut r = merge_pieces(pieces);
+                for (slot, a) in applied {
+                    r.set_attrs(*slot, *a);
+                    // A madvise zaps the span's PTEs in that VM.
+                    r.set_bound(*slot, false);
+                }
+                more(&mut r);
+                r
+            });
+        }
         // The madvise split the mirror VMA at the span's ends, destroying
         // the SVM ranges (at most 2 MiB, chunk-aligned) that straddle them
         // (`xe_svm_unmap_address_range`, docs/kernel-model.md §8): a packed
@@ -165,6 +171,31 @@ impl Context {
         if !applied.is_empty() {
             self.unbind_end_chunks(start, end, applied.iter().map(|(slot, _)| *slot));
         }
+    }
+
+    /// Where the read-mostly hint changes inside [start, end) (a gap has
+    /// none): no allocation where it does not, the common case.
+    fn read_mostly_cuts(&self, start: u64, end: u64) -> Vec<u64> {
+        let track = self.track.read();
+        let (mut cuts, mut at, mut hint) = (Vec::new(), start, None::<bool>);
+        let mut next = |s: u64, on: bool, cuts: &mut Vec<u64>| {
+            if hint.is_some_and(|h| h != on) {
+                cuts.push(s);
+            }
+            hint = Some(on);
+        };
+        for (rs, r) in track.overlapping(start, end) {
+            let s = rs.max(start);
+            if s > at {
+                next(at, false, &mut cuts);
+            }
+            next(s, r.read_mostly, &mut cuts);
+            at = r.end.min(end);
+        }
+        if at < end {
+            next(at, false, &mut cuts);
+        }
+        cuts
     }
 
     /// A madvise over [start, end) in the VMs of `advised` split the
