@@ -1546,8 +1546,10 @@ int svm_batch_signalled(const struct svm_batch *batch);
  * where the range is (what the page table shows, else the target,
  * believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
  * table shows it elsewhere (the target device's -ENODEV or -ECANCELED
- * where that device was lost meanwhile; -EFAULT, and no place, where
- * nothing maps it;
+ * where that device was lost meanwhile, or the batch's own device's where
+ * it was lost before its fence signalled: the fence never will, and the
+ * call completes from the page table; -EFAULT, and no place, where
+ * nothing maps it, in system memory too;
  * -EBADF, and no place, where the target's device was closed since the
  * batch was queued, or the batch's own device before its fence signalled).
  * The library's records take what was found.
@@ -1667,8 +1669,11 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  *    to system memory of a span of at most 256 KiB: the GPU takes no fault
  *    there), and the process's page table agrees (read only when the last
  *    reading is older than observe_ttl_ns; one sample where it is older
- *    than the svm_launch_report of a launch that used the range): returns
- *    at once, zero ioctls; an explicit request whose VM keeps it there by
+ *    than the svm_launch_report of a launch that used the range; every
+ *    page, for an explicit request): returns at once, zero ioctls; an
+ *    explicit request the record does not place there issues its prefetch
+ *    unless every page is there already (a page per 2 MiB chunk does not
+ *    say so: a chunk a madvise cut moves in pieces); an explicit request whose VM keeps it there by
  *    a preferred location the kernel may have reset since (a mirror with
  *    MADVISE_AUTORESET) goes on to step 2, as the runtime would;
  * 2. preferred location set to the same value on every device VM, skipping
@@ -1719,9 +1724,12 @@ int svm_alloc_vram(struct svm_context *ctx, struct svm_device device, uint64_t s
 
 /**
  * Sends [start, start+size) back to system memory on every device that
- * holds any of it. `result` may be NULL. Thread-safe. `bytes_moved` is
- * what the page table showed outside system memory (read one page per 2
- * MiB chunk), or the whole span where it cannot be read.
+ * holds any of it. `result` may be NULL. Thread-safe. The page table is
+ * read page by page (one PAGEMAP_SCAN per run of pages alike): nothing is
+ * issued only where every page is in system memory, and
+ * SVM_RESULT_VERIFIED says every page is there after. `bytes_moved` is
+ * what it showed outside system memory, or the whole span where it cannot
+ * be read.
  */
 int svm_evict(struct svm_context *ctx, uint64_t start, uint64_t size, struct svm_alloc_result *result);
 

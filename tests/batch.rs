@@ -261,3 +261,47 @@ fn a_batch_of_a_closed_device_completes_with_ebadf_in_its_ranges() {
         assert!(out.iter().all(|p| p.cause == Some(Errno::EBADF) && p.pagemap.is_none()), "{out:?}");
     }
 }
+
+/// A batch range in system memory unmapped before completion: its
+/// never-populated look agreed with system memory, so it came back
+/// VERIFIED with no cause, where a VRAM range of the same hole said
+/// -EFAULT (a third-party reader's report; failed before).
+#[test]
+fn a_system_memory_range_unmapped_before_completion_says_efault() {
+    let sim = Sim::from_preset("dgpu").unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let d = ctx.open_index(0).unwrap();
+    let v = ctx.pagemap(d, 0).unwrap();
+    sim.cpu_access(BUF, 4 * MIB, Access::Write, 1).unwrap();
+    let mut b = ctx.place_batch(d, &[(BUF, 2 * MIB, v), (BUF + 2 * MIB, 2 * MIB, Pagemap::System)], None).unwrap();
+    sim.munmap(BUF, 4 * MIB).unwrap();
+    let out = ctx.complete_batch(&mut b, 1_000_000_000).unwrap();
+    for p in &out {
+        assert_eq!((p.cause, p.pagemap, p.verified), (Some(Errno::EFAULT), None, false), "{p:?}");
+    }
+}
+
+/// A batch whose own device is lost (unplugged or wedged) before its fence
+/// signalled: the fence never will, but the binds' migrations ran in the
+/// ioctl, so it completes from the page table, the ranges found elsewhere
+/// with that device's errno. The first call failed with the errno (not one
+/// the header lists) and wrote nothing, the next succeeded (a third-party
+/// reader's report; failed before).
+#[test]
+fn a_batch_whose_own_device_is_lost_completes_from_the_page_table() {
+    for errno in [Errno::ENODEV, Errno::ECANCELED] {
+        let sim = Sim::from_preset("2dgpu-p2p").unwrap();
+        let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+        let (d0, d1) = (ctx.open_index(0).unwrap(), ctx.open_index(1).unwrap());
+        let (v0, v1) = (ctx.pagemap(d0, 0).unwrap(), ctx.pagemap(d1, 0).unwrap());
+        sim.cpu_access(BUF, 4 * MIB, Access::Write, 1).unwrap();
+        let mut b = ctx.place_batch(d0, &[(BUF, 2 * MIB, v0), (BUF + 2 * MIB, 2 * MIB, v1)], None).unwrap();
+        sim.remove_device(0, errno).unwrap();
+        for _ in 0..2 {
+            let out = ctx.complete_batch(&mut b, 1_000_000_000).unwrap();
+            assert_eq!((out[0].cause, out[0].verified), (Some(errno), false), "{errno:?}: {:?}", out[0]);
+            assert_eq!((out[1].cause, out[1].pagemap, out[1].verified), (None, Some(v1), true), "{errno:?}: the peer's range is there");
+        }
+        assert_eq!(ctx.device(d0).unwrap().check_alive(), Err(errno));
+    }
+}

@@ -161,3 +161,24 @@ fn a_target_on_a_lost_device_fails_the_same_way_each_time() {
         ctx.alloc_vram(d[0], BASE, 2 * MIB, vram(&ctx, d[0]), AllocFlags::default()).unwrap();
     }
 }
+
+/// A move into a peer's VRAM whose device was lost since the span's advice
+/// named it: the accessing VM's prefetch skips the failed migration and
+/// succeeds (docs/kernel-model.md §7), so nothing on that VM says the peer
+/// is gone. The call returned 0, fallen back to the accessing device's
+/// VRAM with cause -EBUSY (with SVM_ALLOC_NO_FALLBACK: -EBUSY, the peer
+/// never marked), where the header says a target on a lost device never
+/// falls back (a third-party reader's report; failed before).
+#[test]
+fn a_move_into_a_lost_peers_vram_returns_the_peers_errno() {
+    for (errno, flags) in [(Errno::ENODEV, AllocFlags::default()), (Errno::ECANCELED, AllocFlags::default()), (Errno::ENODEV, AllocFlags::NO_FALLBACK)] {
+        let (sim, ctx, d) = machine("2dgpu-p2p");
+        sim.cpu_access(BASE, 4 * MIB, xesvm::sim::Access::Write, 3).unwrap();
+        ctx.alloc_vram(d[0], BASE, 4 * MIB, vram(&ctx, d[1]), AllocFlags::default()).unwrap();
+        sim.remove_device(1, errno).unwrap();
+        let o = ctx.alloc_vram_outcome(d[0], BASE, 4 * MIB, vram(&ctx, d[1]), flags);
+        assert_eq!((o.result, o.placed.fell_back), (Err(errno), false), "{errno:?} {flags:?}: {:?}", o.placed);
+        assert_eq!(ctx.alloc_vram(d[0], BASE, 4 * MIB, vram(&ctx, d[1]), AllocFlags::default()), Err(errno), "and from then on");
+        assert!(ctx.alloc_vram(d[0], BASE, 4 * MIB, vram(&ctx, d[0]), AllocFlags::default()).is_ok(), "device 0 goes on");
+    }
+}

@@ -296,8 +296,10 @@ pub unsafe extern "C" fn svm_batch_signalled(batch: *const svm_batch) -> c_int {
 /// where the range is (what the page table shows, else the target,
 /// believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
 /// table shows it elsewhere (the target device's -ENODEV or -ECANCELED
-/// where that device was lost meanwhile; -EFAULT, and no place, where
-/// nothing maps it;
+/// where that device was lost meanwhile, or the batch's own device's where
+/// it was lost before its fence signalled: the fence never will, and the
+/// call completes from the page table; -EFAULT, and no place, where
+/// nothing maps it, in system memory too;
 /// -EBADF, and no place, where the target's device was closed since the
 /// batch was queued, or the batch's own device before its fence signalled).
 /// The library's records take what was found.

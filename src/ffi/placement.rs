@@ -259,8 +259,11 @@ pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed)
 ///    to system memory of a span of at most 256 KiB: the GPU takes no fault
 ///    there), and the process's page table agrees (read only when the last
 ///    reading is older than observe_ttl_ns; one sample where it is older
-///    than the svm_launch_report of a launch that used the range): returns
-///    at once, zero ioctls; an explicit request whose VM keeps it there by
+///    than the svm_launch_report of a launch that used the range; every
+///    page, for an explicit request): returns at once, zero ioctls; an
+///    explicit request the record does not place there issues its prefetch
+///    unless every page is there already (a page per 2 MiB chunk does not
+///    say so: a chunk a madvise cut moves in pieces); an explicit request whose VM keeps it there by
 ///    a preferred location the kernel may have reset since (a mirror with
 ///    MADVISE_AUTORESET) goes on to step 2, as the runtime would;
 /// 2. preferred location set to the same value on every device VM, skipping
@@ -331,9 +334,12 @@ pub unsafe extern "C" fn svm_alloc_vram(
 }
 
 /// Sends [start, start+size) back to system memory on every device that
-/// holds any of it. `result` may be NULL. Thread-safe. `bytes_moved` is
-/// what the page table showed outside system memory (read one page per 2
-/// MiB chunk), or the whole span where it cannot be read.
+/// holds any of it. `result` may be NULL. Thread-safe. The page table is
+/// read page by page (one PAGEMAP_SCAN per run of pages alike): nothing is
+/// issued only where every page is in system memory, and
+/// SVM_RESULT_VERIFIED says every page is there after. `bytes_moved` is
+/// what it showed outside system memory, or the whole span where it cannot
+/// be read.
 #[no_mangle]
 pub unsafe extern "C" fn svm_evict(ctx: *mut svm_context, start: u64, size: u64, result: *mut svm_alloc_result) -> c_int {
     guard("svm_evict", || {

@@ -186,15 +186,8 @@ impl Context {
             PrefApplied::Device { slot, .. } if slot != on.slot => slots.get(slot as usize).and_then(|s| s.dev.as_ref()),
             _ => None,
         };
-        if let Some(n) = named {
-            let answer = n.check_alive().and_then(|()| {
-                self.stats.local().ioctls.fetch_add(1, Ordering::Relaxed);
-                crate::driver::query::probe(&*self.driver, n.fd)
-            });
-            if let Err(own @ (Errno::ENODEV | Errno::ECANCELED)) = answer {
-                self.suffer(own, n, None);
-                return (n.slot, own);
-            }
+        if let Some(own) = named.and_then(|n| self.device_lost(n)) {
+            return (named.map_or(on.slot, |n| n.slot), own);
         }
         on.mark_dead(e);
         (on.slot, e)

@@ -218,27 +218,35 @@ impl Context {
         // completes with EBADF (no wait, no look), the lent word left to
         // the pool for when it signals, if ever.
         let mut closed = b.orphaned;
+        // The batch's own device lost before its fence signalled: the fence
+        // never will, but the binds' migrations ran inside the ioctl
+        // (`op_lock_and_prep`), so the ranges complete from what the page
+        // table shows, each found elsewhere with that device's errno.
+        let mut gone = None;
         if !b.completed && !b.signalled() {
             let dev = match Context::device_in(&self.slots.read(), b.device) {
                 Ok(d) => Some(d.clone()),
                 Err(Errno::EBADF) => None,
+                Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
+                    gone = Some(e);
+                    None
+                }
                 Err(e) => return Err(e),
             };
             match dev {
-                // A device gone meanwhile is marked so (the ranges then say so).
-                Some(dev) => self.restarting(&mut Placed::default(), || xe::wait_user_fence(&*self.driver, dev.fd, b.addr, b.value, timeout_ns)).inspect_err(|&e| {
-                    if e != Errno::ETIME {
-                        self.suffer(e, &dev, None);
-                    }
-                })?,
-                None => closed = true,
+                Some(dev) => match self.restarting(&mut Placed::default(), || xe::wait_user_fence(&*self.driver, dev.fd, b.addr, b.value, timeout_ns)) {
+                    Ok(()) => {}
+                    Err(e) if e != Errno::ETIME && self.suffer(e, &dev, None) == super::errors::Answer::DeviceGone => gone = Some(e),
+                    Err(e) => return Err(e),
+                },
+                None => closed = gone.is_none(),
             }
         }
         b.orphaned = closed;
         if !b.completed {
             b.completed = true;
             if let Some(w) = b.own.take() {
-                if closed {
+                if closed || gone.is_some() {
                     xe::abandon_fence_word(w, b.value);
                 } else {
                     xe::release_fence_word(w);
@@ -276,33 +284,32 @@ impl Context {
             let seen = if self.any_vram() { self.observe(start, end) } else { None };
             let mut p = Placed { pagemap: Some(cand), ..Default::default() };
             let at = match &seen {
-                Some(s) if self.agrees(&slots, s, cand) => {
-                    p.verified = true;
-                    Some(cand)
-                }
-                // A hole: EFAULT and no place, as for a synchronous placement.
-                Some(s) if self.unmapped(start, s) => {
+                // A hole: EFAULT and no place, as for a synchronous placement
+                // (looked at first: unpopulated pages agree with system memory).
+                Some(s) if self.unmapped(start, end, s) => {
                     p.cause = Some(Errno::EFAULT);
                     p.pagemap = None;
                     None
+                }
+                Some(s) if self.agrees(&slots, s, cand) => {
+                    p.verified = true;
+                    Some(cand)
                 }
                 Some(s) => {
                     // Elsewhere: the target's device lost (its errno; asked
                     // on its own fd, one ioctl, as this is no hot path), or
                     // a prefetch the kernel reported done but did not make.
-                    let lost = owner.and_then(|d| {
-                        let answer = d.check_alive().and_then(|()| {
-                            self.stats.local().ioctls.fetch_add(1, Ordering::Relaxed);
-                            crate::driver::query::probe(&*self.driver, d.fd)
-                        });
-                        let e = answer.err().filter(|e| matches!(e, &Errno::ENODEV | &Errno::ECANCELED))?;
-                        self.suffer(e, d, None);
-                        Some(e)
-                    });
+                    let lost = owner.and_then(|d| self.device_lost(d)).or(gone);
                     p.cause = Some(lost.unwrap_or(Errno::EBUSY));
                     let actual = self.place_of(&slots, s, None, 0);
                     p.pagemap = actual;
                     actual
+                }
+                // Unseen, on a device lost before the fence said it was done.
+                None if gone.is_some() => {
+                    p.cause = gone;
+                    p.pagemap = None;
+                    None
                 }
                 None => Some(cand),
             };

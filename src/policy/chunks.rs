@@ -255,7 +255,7 @@ impl Context {
         let whole = sys_start >= sys_end;
         crate::log!(crate::log::Level::Debug, "alloc_vram {} device {}: asked for system memory, found {} in {} with a neighbour's range (page table): left there", crate::log::Span(start, end - start), dev.slot, if whole { "all" } else { "its ends" }, came.map_or("?".into(), |p| p.to_string()));
         if !whole {
-            let rest = Attempt { slots, dev, start: sys_start, end: sys_end, summary: self.summary(sys_start, sys_end), seen: None, flags };
+            let rest = Attempt { slots, dev, start: sys_start, end: sys_end, summary: self.summary(sys_start, sys_end), seen: None, flags, explicit: a.explicit };
             self.try_candidate(&rest, Pagemap::System, placed).map_err(|m| match m {
                 Miss::Fatal(e) | Miss::Fallback(e) => e,
             })?;

@@ -56,6 +56,21 @@ impl Context {
         }
         a
     }
+
+    /// Whether device `d` is gone, asked on its own fd where nothing said so
+    /// yet (one size-only DEVICE_QUERY: a failure path's question, where a
+    /// move into its VRAM through another device's VM failed or did not
+    /// happen, and that VM's ioctls say nothing of it): its errno, and `d`
+    /// marked dead, or None.
+    pub(super) fn device_lost(&self, d: &Device) -> Option<Errno> {
+        let answer = d.check_alive().and_then(|()| {
+            self.stats.local().ioctls.fetch_add(1, Ordering::Relaxed);
+            crate::driver::query::probe(&*self.driver, d.fd)
+        });
+        let e = answer.err().filter(|e| matches!(e, &Errno::ENODEV | &Errno::ECANCELED))?;
+        self.suffer(e, d, None);
+        Some(e)
+    }
 }
 
 #[cfg(test)]

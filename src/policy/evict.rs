@@ -31,16 +31,17 @@ impl Context {
         let alive: Vec<Arc<Device>> = slots.iter().filter_map(|s| s.dev.clone()).filter(|d| d.check_alive().is_ok()).collect();
         let summary = self.summary(start, end);
         // Who holds it: the page table says whether anyone does (and who, to
-        // a privileged reader); else the record; else every device. Samples
-        // (a page per chunk) that show system memory do not overrule a
-        // record of VRAM: the CPU may have pulled back only the pages
-        // sampled (ranges of 64 KiB in a mapping that does not fit a
-        // chunk), and the request is for all of the span.
-        let before = self.observe(start, end);
+        // a privileged reader); else the record; else every device. Every
+        // page of it (`observe_whole`), not a page per chunk: a chunk moved
+        // in pieces (a madvise cut it, the CPU pulled back a 64 KiB range)
+        // shows a sample in system memory and the rest away, and the
+        // request, and the result's VERIFIED, are for all of the span. A
+        // record of VRAM does not overrule a walk that finds none.
+        let walked = self.observe_whole(start, end);
+        let before = walked.map(|(s, _)| s);
         let named = before.and_then(|s| Context::named_pagemap(&slots, &s));
-        let recorded_vram = matches!(summary.residency, Some(Pagemap::Vram { .. }));
         let holders: Vec<Arc<Device>> = match (before, named, summary.residency) {
-            (Some(s), _, _) if s.in_system() && !recorded_vram => Vec::new(),
+            (Some(s), _, _) if s.in_system() => Vec::new(),
             (_, Some(Pagemap::Vram { device, .. }), _) => alive.iter().filter(|d| d.slot == device).cloned().collect(),
             (None, _, Some(Pagemap::System)) => Vec::new(),
             (_, _, Some(Pagemap::Vram { device, .. })) => alive.iter().filter(|d| d.slot == device).cloned().collect(),
@@ -57,17 +58,13 @@ impl Context {
             }
         }
         if !holders.is_empty() {
-            // What the page table showed away from system memory (one page
-            // per 2 MiB chunk, the unit ranges move in), else all of it.
-            placed.bytes_moved = match before {
-                Some(s) if s.samples > 0 => (size / PAGE) * s.away as u64 / s.samples as u64 * PAGE,
-                _ => size,
-            };
+            // What the page table showed away from system memory, else all of it.
+            placed.bytes_moved = walked.map_or(size, |(_, away)| away);
             self.stats.local().evictions.fetch_add(1, Ordering::Relaxed);
             crate::log!(crate::log::Level::Info, "evict {}: sent back to system memory from {} device(s)", crate::log::Span(start, size), holders.len());
         }
         if before.is_some() {
-            let in_system = |c: &Context| c.observe(start, end).is_some_and(|s| s.in_system());
+            let in_system = |c: &Context| c.observe_whole(start, end).is_some_and(|(s, _)| s.in_system());
             placed.verified = holders.is_empty() || in_system(self);
             if !placed.verified {
                 // Swallowed failure, or a GPU fault raced us: once more, from every device.

@@ -24,23 +24,32 @@ impl Context {
     /// check that the range really is there. Returns whether data moved, and
     /// whether a prefetch bound it for the accessing device.
     pub(super) fn migrate_verified(&self, a: &Attempt, cand: Pagemap, placed: &mut Placed) -> std::result::Result<Migrated, Miss> {
-        let Attempt { slots, dev, start, end, ref summary, ref seen, flags } = *a;
+        let Attempt { slots, dev, start, end, ref summary, ref seen, flags, explicit } = *a;
         let seen = seen.as_ref();
         let size = end - start;
-        let (region, via) = match cand {
-            Pagemap::System => (0, dev.clone()),
+        let (region, via, peer) = match cand {
+            Pagemap::System => (0, dev.clone(), None),
             Pagemap::Vram { device, tile } => {
                 let owner = Context::check_pagemap(slots, cand)?.expect("VRAM pagemap").clone();
                 owner.check_alive().map_err(Miss::Fatal)?;
                 let inst = owner.tiles[tile as usize].unwrap().instance;
                 if device == dev.slot {
-                    (inst as u32, dev.clone())
+                    (inst as u32, dev.clone(), None)
                 } else {
                     // A peer: prefetch from the accessing VM, consulting the
                     // preferred location just set (IGT xe_multigpu_svm).
-                    (DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC, dev.clone())
+                    (DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC, dev.clone(), Some(owner))
                 }
             }
+        };
+        // A move into a peer's VRAM that failed or did not happen: the
+        // accessing VM's ioctls say nothing of the peer (a failed migration
+        // inside a prefetch is skipped, docs/kernel-model.md §7), so the
+        // peer is asked whether it is gone; a target on a lost device never
+        // falls back (include/xesvm.h).
+        let miss = |e: Errno| match peer.as_deref().and_then(|p| self.device_lost(p)) {
+            Some(gone) => Miss::Fatal(gone),
+            None => Miss::Fallback(e),
         };
         let (mut busy_retried, mut room_retried) = (false, false);
         // The page table shows it already there (system memory, or the
@@ -57,7 +66,7 @@ impl Context {
         // leaves the launch to fault it over in small ranges, where a
         // prefetch of a piece already there moves nothing.
         let away = summary.residency.is_some_and(|p| p != cand && p != Pagemap::System);
-        let mate = cand != Pagemap::System && seen.is_none() && !away && self.chunk_mate_in(start, end, cand);
+        let mate = !explicit && cand != Pagemap::System && seen.is_none() && !away && self.chunk_mate_in(start, end, cand);
         // Where no device has VRAM, every page is in system memory: no read
         // could change what follows (a prefetch binds either way).
         let readable = self.any_vram();
@@ -66,8 +75,19 @@ impl Context {
             (None, _) if mate => self.observe(start, end),
             (s, _) => s.copied(),
         };
-        let already = (!readable && cand == Pagemap::System)
-            || looked.is_some_and(|s| self.agrees(slots, &s, cand) && (cand == Pagemap::System || self.reads_name_vram() || summary.residency == Some(cand) || mate));
+        let here = |s: &Seen| self.agrees(slots, s, cand) && (cand == Pagemap::System || self.reads_name_vram() || summary.residency == Some(cand) || mate);
+        // An explicit request skips its prefetch only where every page is
+        // there, not a sample of them: it says so (SVM_RESULT_VERIFIED);
+        // and it moves all of its span or fails: a hole in it (never
+        // populated pages where nothing maps them) is EFAULT, as a span
+        // nothing maps is after the prefetch below.
+        let whole = looked.filter(|s| explicit && (here(s) || s.unpopulated > 0)).and_then(|_| self.observe_whole(start, end)).map(|(w, _)| w);
+        if let Some(w) = whole.filter(|w| self.unmapped(start, end, w)) {
+            crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: part of it is not mapped (EFAULT, {} of {} runs never populated)", Span(start, size), w.unpopulated, w.samples);
+            self.stats.count_errno(Errno::EFAULT);
+            return Err(Miss::Fatal(Errno::EFAULT));
+        }
+        let already = (!readable && cand == Pagemap::System) || looked.is_some_and(|s| here(&s) && (!explicit || whole.is_some_and(|w| here(&w))));
         if already && mate {
             crate::log!(crate::log::Level::Debug, "alloc_vram {} to {cand}: already there, moved with the rest of its 2 MiB range (page table); no prefetch", Span(start, size));
         }
@@ -149,7 +169,7 @@ impl Context {
                 }
                 Err(e @ (Errno::EBUSY | Errno::ENOMEM | Errno::ENOSPC)) => {
                     self.stats.count_errno(e);
-                    return Err(Miss::Fallback(e));
+                    return Err(miss(e));
                 }
                 Err(e) => {
                     return Err(match self.suffer(e, &via, Some(cand)) {
@@ -166,7 +186,7 @@ impl Context {
             if let Some(after) = readable.then(|| self.observe(start, end)).flatten() {
                 if !self.agrees(slots, &after, cand) {
                     // A hole: EFAULT, not a fallback that would call it placed.
-                    if self.unmapped(start, &after) {
+                    if self.unmapped(start, end, &after) {
                         crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: nothing is mapped there (EFAULT)", Span(start, size));
                         self.stats.count_errno(Errno::EFAULT);
                         return Err(Miss::Fatal(Errno::EFAULT));
@@ -179,7 +199,7 @@ impl Context {
                         let _ = self.prefetch(&via, start, size, 0, placed);
                         continue;
                     }
-                    return Err(Miss::Fallback(Errno::EBUSY));
+                    return Err(miss(Errno::EBUSY));
                 }
                 placed.verified = true;
             }

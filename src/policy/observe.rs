@@ -149,6 +149,43 @@ impl Context {
         Some(seen)
     }
 
+    /// Every page of [start, end), not samples: what the runtime asked for
+    /// explicitly (an explicit request, `svm_evict`) is found already there
+    /// only where all of it is, as its result says (a page per 2 MiB chunk
+    /// misses a chunk moved in pieces: a madvise cut it, or the CPU took
+    /// back a 64 KiB range). Each run of pages alike counts as one sample;
+    /// also returns the bytes away from system memory. PAGEMAP_SCAN reports
+    /// runs, one call for a span in one place (about 8 us per 2 MiB walked,
+    /// docs/cost-model.md), where a prefetch it spares costs more. None
+    /// where the page table cannot be read.
+    pub(super) fn observe_whole(&self, start: u64, end: u64) -> Option<(Seen, u64)> {
+        if !self.access.available() {
+            return None;
+        }
+        let stats = self.stats.local();
+        let (mut seen, mut away) = (Seen::default(), 0);
+        let mut runs = [ResidencyRun::default(); 8];
+        let mut at = start;
+        while at < end {
+            let Ok((n, upto)) = self.driver.residency(at, end, &mut runs) else {
+                stats.observe_errors.fetch_add(1, Ordering::Relaxed);
+                return None;
+            };
+            stats.observe_reads.fetch_add(1, Ordering::Relaxed);
+            for r in &runs[..n] {
+                seen.add(r.residency);
+                if matches!(r.residency, Residency::NotInSystem { .. }) {
+                    away += r.end.min(end) - r.start.max(at);
+                }
+            }
+            if n == 0 || upto <= at {
+                break;
+            }
+            at = upto;
+        }
+        Some((seen, away))
+    }
+
     /// [`Context::populate_edges`] the first time a span with partial
     /// chunks is bound or faulted on device `on` (one with VRAM: the probe
     /// is dGPU's), where `Config::zero_page` allows. A span of whole
@@ -325,10 +362,22 @@ impl Context {
     /// Whether a span whose page table shows nothing at all (`seen`) is
     /// memory nothing maps: the kernel's prefetch skips such holes and
     /// succeeds (docs/kernel-model.md §7), so a placement or a batch range
-    /// is EFAULT there, as svm_find_extent answers. One /proc/self/maps
-    /// read, on that failure path only.
-    pub(super) fn unmapped(&self, start: u64, seen: &Seen) -> bool {
-        seen.samples > 0 && seen.unpopulated == seen.samples && self.driver.cpu_mapping(start) == Err(crate::errno::Errno::EFAULT)
+    /// is EFAULT there, as svm_find_extent answers; also where a hole lies
+    /// inside the span (an explicit request moves all of its span or
+    /// fails). /proc/self/maps reads, only where the look saw a page never
+    /// populated, on a path that moves data or fails.
+    pub(super) fn unmapped(&self, start: u64, end: u64, seen: &Seen) -> bool {
+        if seen.unpopulated == 0 {
+            return false;
+        }
+        let mut at = start;
+        while at < end {
+            match self.driver.cpu_mapping(at) {
+                Ok((_, e)) if e > at => at = e,
+                _ => return true,
+            }
+        }
+        false
     }
 
     /// Whether a page-table read says which VRAM a page is in: it names
@@ -404,8 +453,10 @@ impl Context {
     /// confirmed it; looked: this call read the page table), `Err(seen)`
     /// with what a fresh observation saw when it does not. No syscall when
     /// the page table cannot be read (believed), when the range is
-    /// settled, or when the last observation is fresh.
-    pub(super) fn confirm(&self, slots: &[Slot], rec: &Record, start: u64, end: u64, pm: Pagemap, now: u64) -> Result<(bool, bool), Seen> {
+    /// settled, or when the last observation is fresh. `whole`: an explicit
+    /// request, looked at page by page (`observe_whole`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn confirm(&self, slots: &[Slot], rec: &Record, start: u64, end: u64, pm: Pagemap, now: u64, whole: bool) -> Result<(bool, bool), Seen> {
         if !self.access.available() {
             return Ok((false, false));
         }
@@ -414,10 +465,11 @@ impl Context {
             self.stats.local().observe_fresh.fetch_add(1, Ordering::Relaxed);
             return Ok((rec.observed_at.load(Ordering::Relaxed) != 0, false));
         }
-        if self.recheck(slots, rec, start, end, pm, now) {
+        if !whole && self.recheck(slots, rec, start, end, pm, now) {
             return Ok((true, true));
         }
-        match self.observe(start, end) {
+        let seen = if whole { self.observe_whole(start, end).map(|(w, _)| w) } else { self.observe(start, end) };
+        match seen {
             None => Ok((false, true)),
             Some(seen) if self.agrees(slots, &seen, pm) => {
                 rec.observed_at.store(now.max(1), Ordering::Relaxed);

@@ -42,6 +42,10 @@ pub(super) struct Attempt<'a> {
     pub(super) summary: Record,
     pub(super) seen: Option<Seen>,
     pub(super) flags: AllocFlags,
+    /// The runtime's own request (no SVM_ALLOC_ENGINE), which `flags` do
+    /// not tell where the engine runs the runtime's strategy: what it finds
+    /// already there, all of it is (`Context::observe_whole`).
+    pub(super) explicit: bool,
 }
 
 impl Context {
@@ -237,7 +241,7 @@ impl Context {
             Check::Unknown | Check::RecordMoved(..) => None,
         };
         let t0 = if crate::log::tracing() { crate::trace::now() } else { 0 };
-        let mut attempt = Attempt { slots: &slots, dev: &dev, start, end, summary: self.summary(start, end), seen, flags };
+        let mut attempt = Attempt { slots: &slots, dev: &dev, start, end, summary: self.summary(start, end), seen, flags, explicit: !engine_call };
         // Split birth (policy/birth.rs): a span born half-way, or about to be.
         let r = match self
             .split_review(&mut attempt, target, out)
@@ -318,7 +322,7 @@ impl Context {
         // looks at the piece alone. A bind it needs covers the whole record.
         let piece = (rec_start, rec.end) != (start, end);
         let (ls, le) = if piece { (rec_start, rec.end) } else { (start, end) };
-        let (verified, looked) = match self.confirm(slots, rec, ls, le, target, now) {
+        let (verified, looked) = match self.confirm(slots, rec, ls, le, target, now, explicit) {
             Ok(v) => v,
             // Found moved by a page-table read: the call's time runs from here.
             Err(seen) => {
