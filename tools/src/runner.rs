@@ -214,7 +214,11 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
             for i in 0..ndev {
                 let fd = sim.open_device(i).map_err(|e| format!("open: {e}"))?;
                 let vm = xe::vm_create(&drv, fd, DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).map_err(|e| format!("vm: {e}"))?;
-                xe::bind_cpu_addr_mirror(&drv, fd, vm, 0, 1 << 47, false).map_err(|e| format!("bind: {e}"))?;
+                // With the PAT index the device's mirror needs, as the
+                // library binds it (coherent on an integrated GPU: the
+                // kernel refuses a non-coherent mirror there).
+                let pat = xesvm::driver::query::query_device(&drv, fd).map_err(|e| format!("query: {e}"))?.mirror_pat_index();
+                xe::bind_cpu_addr_mirror_pat(&drv, fd, vm, 0, 1 << 47, false, pat).map_err(|e| format!("bind: {e}"))?;
                 devs.push((fd, vm));
             }
             Runtime::Raw { drv, devs }

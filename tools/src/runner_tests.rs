@@ -12,6 +12,23 @@ fn two() -> Topology {
     t
 }
 
+/// Every policy runs on an integrated GPU: the baselines bind the mirror
+/// with the coherent PAT index the device needs, as the library does (with
+/// PAT 0 the kernel refuses a non-coherent mirror there, and `--compare`
+/// and `bench --generate --topology igpu` failed for kernel and prefetch).
+#[test]
+fn every_policy_runs_on_an_integrated_gpu() {
+    let mut w = Workload::new("igpu", Topology::preset("igpu").unwrap());
+    let a = w.buffer("a", 8 * MIB);
+    w.cpu(a, 8 * MIB, true);
+    w.launch(0, vec![(a, 8 * MIB, Access::Write)]);
+    w.cpu(a, 8 * MIB, false);
+    for p in PolicyKind::ALL {
+        let r = run(&w, p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+        assert!(r.content_ok && r.gpu_errors == 0, "{p:?}");
+    }
+}
+
 /// Each policy's run of a small scenario moves the bytes it implies.
 #[test]
 fn each_policy_moves_the_bytes_the_scenario_implies() {
