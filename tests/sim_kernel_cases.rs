@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use xesvm::driver::query;
+use xesvm::driver::{query, xe};
 use xesvm::errno::Errno;
 use xesvm::sim::{KernelVersion, Topology};
 use xesvm::uapi::*;
@@ -208,4 +208,23 @@ fn vm_bind_ioctl_check_args_takes_decompress_on_a_discrete_xe2_device_only() {
         assert_eq!(bind(&r, null_decompress(0)), Err(Errno::EOPNOTSUPP), "{preset}");
         assert_eq!(bind(&r, null_decompress(9)), Err(Errno::EINVAL), "{preset}");
     }
+}
+
+/// `xe_vm_create_ioctl` takes the id with `xa_alloc` from the file's
+/// XA_FLAGS_ALLOC1 xarray (`xe_file_open`): the lowest free id from 1, so
+/// a destroyed VM's id names the next VM created, and a stale id reaches it.
+#[test]
+fn xe_vm_create_ioctl_hands_out_the_lowest_free_id() {
+    let r = Rig::preset("dgpu");
+    let create = || xe::vm_create(&r.drv, r.fds[0], DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE).unwrap();
+    let destroy = |vm_id| r.ioctl(0, DRM_IOCTL_XE_VM_DESTROY, &mut drm_xe_vm_destroy { vm_id, ..Default::default() });
+    assert_eq!((r.vms[0], create(), create()), (1, 2, 3));
+    destroy(2).unwrap();
+    assert_eq!(create(), 2);
+    destroy(1).unwrap();
+    assert_eq!(create(), 1);
+    assert_eq!(create(), 4);
+    // The new VM 1 has no mirror: a mirror MAP through the old id binds it.
+    assert_eq!(vmas(&r, 0, 1 << 47), 0);
+    assert_eq!(mirror_bind(&r, 0), Ok(()));
 }

@@ -218,8 +218,9 @@ impl Sim {
             return Err(Errno::EINVAL);
         }
         let f = g.files.get_mut(&fd).unwrap();
-        let id = f.next_vm;
-        f.next_vm += 1;
+        // xa_alloc in xe_file_open's XA_FLAGS_ALLOC1 xarray: the lowest
+        // free id from 1, so a destroyed VM's id names the next one.
+        let id = f.vms.keys().zip(1..).find(|&(&k, i)| k != i).map_or(f.vms.len() as u32 + 1, |(_, i)| i);
         f.vms.insert(id, Vm::new(c.flags, 1 << 48));
         c.vm_id = id;
         copy_out(arg, udir, usz, &c).inspect_err(|_| {

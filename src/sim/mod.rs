@@ -265,7 +265,6 @@ impl CounterSnapshot {
 struct File {
     device: u32,
     vms: BTreeMap<u32, Vm>,
-    next_vm: u32,
     _fd: OwnedFd,
 }
 
@@ -416,7 +415,7 @@ impl Sim {
         }
         // SAFETY: fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        g.files.insert(raw, File { device, vms: BTreeMap::new(), next_vm: 1, _fd: fd });
+        g.files.insert(raw, File { device, vms: BTreeMap::new(), _fd: fd });
         Ok(raw)
     }
 
