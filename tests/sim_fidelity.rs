@@ -38,15 +38,16 @@ fn null_map(addr: u64, range: u64, pat: u16) -> drm_xe_vm_bind_op {
 }
 
 /// xe_pat.c `xe2_pat_table`: 16-19 are hardware-reserved (no coherency
-/// mode); vm_bind_ioctl_check_args and madvise_args_are_sane refuse them.
+/// mode); vm_bind_ioctl_check_args and madvise_args_are_sane refuse them,
+/// and (Battlemage: 28 entries, xe_pat_init_early) 28 and up.
 #[test]
 fn xe2_reserved_pat_indices_are_einval_in_bind_and_madvise() {
     let r = rig(KernelVersion::V7_0);
-    for pat in [16u16, 17, 18, 19, 32] {
+    for pat in [16u16, 17, 18, 19, 28, 32] {
         assert_eq!(bind_ops(&r, &[null_map(BUF, 2 * MIB, pat)], |_| {}), Err(Errno::EINVAL), "bind pat {pat}");
         assert_eq!(madvise(&r, |m| m.attr.pat_index.val = pat as u32), Err(Errno::EINVAL), "madvise pat {pat}");
     }
-    for pat in [0u16, 2, 15, 20, 31] {
+    for pat in [0u16, 2, 15, 20, 27] {
         assert_eq!(bind_ops(&r, &[null_map(BUF + (pat as u64) * 4 * MIB, 2 * MIB, pat)], |_| {}), Ok(()), "bind pat {pat}");
         assert_eq!(madvise(&r, |m| m.attr.pat_index.val = pat as u32), Ok(()), "madvise pat {pat}");
     }

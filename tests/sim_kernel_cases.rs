@@ -228,3 +228,30 @@ fn xe_vm_create_ioctl_hands_out_the_lowest_free_id() {
     assert_eq!(vmas(&r, 0, 1 << 47), 0);
     assert_eq!(mirror_bind(&r, 0), Ok(()));
 }
+
+fn madvise_pat(r: &Rig, val: u32) -> Result<(), Errno> {
+    let mut m = drm_xe_madvise { start: BUF, range: 2 * MIB, vm_id: r.vms[0], attr_type: DRM_XE_MEM_RANGE_ATTR_PAT, ..Default::default() };
+    m.attr.pat_index = drm_xe_madvise_val { val, pad: 0, reserved: 0 };
+    r.ioctl(0, DRM_IOCTL_XE_MADVISE, &mut m)
+}
+
+/// `xe_pat_init_early`: Battlemage (graphics 20.01) has 28 PAT entries,
+/// Wa_16023588340 disabling CLOS3; Lunar Lake (20.04) all 32.
+/// `vm_bind_ioctl_check_args` and `madvise_args_are_sane` refuse an index
+/// at or past `xe->pat.n_entries`.
+#[test]
+fn xe_pat_init_early_gives_battlemage_28_pat_entries() {
+    let bmg = Rig::preset("b580");
+    assert_eq!(mirror_bind(&bmg, 27), Ok(()));
+    assert_eq!(mirror_bind(&bmg, 28), Err(Errno::EINVAL));
+    assert_eq!(mirror_bind(&bmg, 30), Err(Errno::EINVAL));
+    assert_eq!(madvise_pat(&bmg, 27), Ok(()));
+    assert_eq!(madvise_pat(&bmg, 31), Err(Errno::EINVAL));
+    let lnl = Rig::preset("igpu");
+    assert_eq!(mirror_bind(&lnl, 30), Ok(()));
+    assert_eq!(madvise_pat(&lnl, 31), Ok(()));
+    // The library's own mirror PAT stays inside both tables.
+    for r in [&bmg, &lnl] {
+        assert!(query::query_device(&r.drv, r.fds[0]).unwrap().mirror_pat_index() < 28);
+    }
+}

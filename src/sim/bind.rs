@@ -6,7 +6,7 @@
 use core::mem::size_of;
 use std::os::fd::RawFd;
 
-use super::ioctl::{copy_in, pat_coh, pat_comp, supported_bind_flags, COH_NONE, KVMALLOC_MAX, N_PAT, PAGE};
+use super::ioctl::{copy_in, pat_coh, pat_comp, supported_bind_flags, COH_NONE, KVMALLOC_MAX, PAGE};
 use super::uaccess;
 use super::vm::{Attrs, PrefTarget, Vm, Vma, VmaKind};
 use super::{Guard, Sim};
@@ -27,8 +27,9 @@ impl Sim {
         if is_mirror && !vm.fault_mode() {
             return inval;
         }
-        // Past the table, or a hardware-reserved entry (no coherency mode).
-        if op.pat_index as u32 >= N_PAT || pat_coh(op.pat_index as u32) == 0 {
+        // Past the device's table (`xe->pat.n_entries`), or a
+        // hardware-reserved entry (no coherency mode).
+        if op.pat_index as u32 >= self.pat_entries(dev) || pat_coh(op.pat_index as u32) == 0 {
             return inval;
         }
         if op.op > DRM_XE_VM_BIND_OP_PREFETCH || flags & !supported_bind_flags(self.topo.kernel) != 0 {

@@ -371,8 +371,9 @@ impl Sim {
                 Change::Atomic(val.val)
             }
             DRM_XE_MEM_RANGE_ATTR_PAT => {
-                // madvise_args_are_sane: past the table, or reserved (no coherency mode).
-                if val.val >= N_PAT || pat_coh(val.val) == 0 || val.pad != 0 || val.reserved != 0 {
+                // madvise_args_are_sane: past `xe->pat.n_entries`, or
+                // reserved (no coherency mode).
+                if val.val >= self.pat_entries(dev) || pat_coh(val.val) == 0 || val.pad != 0 || val.reserved != 0 {
                     return Err(Errno::EINVAL);
                 }
                 Change::Pat(val.val as u16)

@@ -143,6 +143,16 @@ impl Sim {
         p.graphics_ver() >= 20 && self.topo.devices[dev as usize].has_vram()
     }
 
+    /// `xe->pat.n_entries` (`xe_pat_init_early`): the Xe2 table's 32, but
+    /// 28 on graphics 20.01 (Battlemage), where Wa_16023588340 disables
+    /// CLOS3. PVC keeps the Xe2 table here (its own has 8: not modelled).
+    pub(super) fn pat_entries(&self, dev: u32) -> u32 {
+        match self.platform(dev) {
+            Platform::Bmg => 28,
+            _ => super::ioctl::N_PAT,
+        }
+    }
+
     /// The GTs of a device in id order (`xe_info_init`): per tile a main
     /// GT, id `tile * max_gt_per_tile`, and on platforms with standalone
     /// media a media GT after it. PVC has no media GT.
