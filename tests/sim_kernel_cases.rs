@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use xesvm::driver::{query, xe};
 use xesvm::errno::Errno;
-use xesvm::sim::{KernelVersion, Topology};
+use xesvm::sim::{Access, KernelVersion, Topology};
 use xesvm::uapi::*;
 
 fn rig(preset: &str, kernel: KernelVersion) -> Rig {
@@ -254,4 +254,41 @@ fn xe_pat_init_early_gives_battlemage_28_pat_entries() {
     for r in [&bmg, &lnl] {
         assert!(query::query_device(&r.drv, r.fds[0]).unwrap().mirror_pat_index() < 28);
     }
+}
+
+/// A dGPU VM whose mirror is bound with MADVISE_AUTORESET, with BUF
+/// advised atomic DEVICE, faulted by the GPU and then unmapped: the
+/// garbage collector has a reset of BUF queued.
+fn reset_queued(kernel: KernelVersion) -> Rig {
+    let r = rig("dgpu", kernel);
+    xe::bind_cpu_addr_mirror_pat(&r.drv, r.fds[0], r.vms[0], 0, 1 << 47, true, 0).unwrap();
+    madvise_atomic(&r, BUF, 2 * MIB, DRM_XE_ATOMIC_DEVICE).unwrap();
+    r.gpu(0, BUF, 2 * MIB, Access::Read).unwrap();
+    r.sim.munmap(BUF, 2 * MIB).unwrap();
+    assert_eq!(attrs_at(&r, BUF).atomic.val, DRM_XE_ATOMIC_DEVICE, "a query does not flush");
+    r
+}
+
+/// `xe_vm_bind_ioctl` calls `xe_svm_flush` before taking the VM lock, so
+/// before the span, BO and sync checks: a bind they refuse has run the
+/// garbage collector.
+#[test]
+fn xe_vm_bind_ioctl_flushes_the_garbage_collector_before_the_span_check() {
+    let r = reset_queued(KernelVersion::V7_1);
+    let op = drm_xe_vm_bind_op { op: DRM_XE_VM_BIND_OP_PREFETCH, addr: (1 << 48) - 4096, range: 8192, ..Default::default() };
+    let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 1, ops: drm_xe_vm_bind_ops { bind: op }, ..Default::default() };
+    assert_eq!(r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b), Err(Errno::EINVAL));
+    assert_eq!(attrs_at(&r, BUF).atomic.val, DRM_XE_ATOMIC_UNDEFINED);
+}
+
+/// `xe_vm_madvise_ioctl` calls `xe_svm_flush` after `madvise_args_are_sane`
+/// and before `xe_madvise_details_init`: a `devmem_fd` that names no Xe
+/// file (ENOENT) is refused after the garbage collector ran.
+#[test]
+fn xe_vm_madvise_ioctl_flushes_the_garbage_collector_before_xe_madvise_details_init() {
+    let r = reset_queued(KernelVersion::V7_1);
+    let mut m = drm_xe_madvise { start: BUF + 64 * MIB, range: 2 * MIB, vm_id: r.vms[0], attr_type: DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC, ..Default::default() };
+    m.attr.preferred_mem_loc = drm_xe_madvise_preferred_mem_loc { devmem_fd: 9999, migration_policy: 0, region_instance: 1, reserved: 0 };
+    assert_eq!(r.ioctl(0, DRM_IOCTL_XE_MADVISE, &mut m), Err(Errno::ENOENT));
+    assert_eq!(attrs_at(&r, BUF).atomic.val, DRM_XE_ATOMIC_UNDEFINED);
 }

@@ -117,6 +117,11 @@ impl Sim {
         if b.exec_queue_id != 0 {
             return Err(Errno::ENOENT);
         }
+        // xe_svm_flush before the VM lock, so before the span, BO and sync
+        // checks: a bind they refuse has still run the garbage collector
+        // (docs/kernel-model.md §8).
+        self.collect_garbage(g, fd, b.vm_id);
+        let vm = &g.files[&fd].vms[&b.vm_id];
         for op in &ops {
             if op.range > vm.va_size || op.addr > vm.va_size - op.range {
                 return Err(Errno::EINVAL);
@@ -175,8 +180,6 @@ impl Sim {
         if ops.iter().any(|op| op.op == DRM_XE_VM_BIND_OP_MAP_USERPTR) {
             return Err(Errno::EOPNOTSUPP);
         }
-        // Every check passed: the garbage collector runs first (docs/kernel-model.md §8).
-        self.collect_garbage(g, fd, b.vm_id);
         // Map/unmap ops are all-or-nothing: keep the VM to restore on failure.
         let structural = ops.iter().any(|o| o.op != DRM_XE_VM_BIND_OP_PREFETCH);
         let saved = structural.then(|| {

@@ -342,25 +342,9 @@ impl Sim {
                 }
                 let target = match fd_s {
                     0 => PrefTarget::DefaultDevice,
-                    -1 => PrefTarget::System,
-                    _ if !v7 => PrefTarget::System, // 6.18: accepted unvalidated, behaves like system
-                    other => {
-                        let tdev = g.files.get(&other).ok_or(Errno::ENOENT)?.device;
-                        if g.gone[tdev as usize].is_some() {
-                            return Err(Errno::ENODEV);
-                        }
-                        let tile = pl.region_instance.checked_sub(1).ok_or(Errno::ENOENT)?;
-                        let p = self.pagemap_of(tdev, tile).ok_or(Errno::ENOENT)?;
-                        // xe_madvise_details_init: the pagemap's owner must be
-                        // the VM's (`vm->svm.peer.owner`). Only a FAULT_MODE VM
-                        // acquires an owner (xe_svm_init), so on any other VM
-                        // every device pagemap is foreign: ENOLINK.
-                        let fault_mode = g.files[&fd].vms[&m.vm_id].fault_mode();
-                        if !fault_mode || self.owner_of_pagemap(p) != self.owner[dev as usize] {
-                            return Err(Errno::ENOLINK);
-                        }
-                        PrefTarget::Pagemap(p)
-                    }
+                    // 6.18 takes a positive fd unvalidated, as system memory;
+                    // 7.0 looks it up after the garbage collector (below).
+                    _ => PrefTarget::System,
                 };
                 Change::Pref(pl.devmem_fd, pl.migration_policy, pl.region_instance, target)
             }
@@ -393,10 +377,17 @@ impl Sim {
             }
             _ => return Err(Errno::EINVAL),
         };
-        self.count(&self.counters.madvise_calls, 1);
-        // The garbage collector runs before the madvise (xe_svm_flush): a
-        // reset queued by a munmap lands first, and this advice wins.
+        // The garbage collector runs before the madvise (xe_svm_flush), after
+        // the argument checks and before xe_madvise_details_init: a reset
+        // queued by a munmap lands first, and this advice wins.
         self.collect_garbage(g, fd, m.vm_id);
+        let change = match change {
+            Change::Pref(raw, policy, inst, _) if v7 && raw as i32 > 0 => {
+                Change::Pref(raw, policy, inst, self.devmem_target(g, fd, dev, m.vm_id, raw as i32, inst)?)
+            }
+            c => c,
+        };
+        self.count(&self.counters.madvise_calls, 1);
         let integrated = !self.topo.devices[dev as usize].has_vram();
         let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&m.vm_id).unwrap();
         // After the arguments and the target device: the span must lie in
@@ -466,6 +457,23 @@ impl Sim {
         self.advance(tiles as u64 * self.topo.costs.tlb_invalidation_ns, TimeCategory::Tlb);
         self.destroy_ranges(g, fd, m.vm_id, &straddling, true);
         retained(&change)
+    }
+
+    /// `xe_madvise_details_init` for a positive `devmem_fd` (7.0+): the
+    /// pagemap `xe_drm_pagemap_from_fd` finds, which must have the VM's
+    /// owner (`vm->svm.peer.owner`). Only a FAULT_MODE VM acquires an owner
+    /// (xe_svm_init), so on any other VM every device pagemap is foreign.
+    fn devmem_target(&self, g: &Guard, fd: RawFd, dev: u32, vm_id: u32, devmem_fd: i32, region_instance: u16) -> Result<PrefTarget> {
+        let tdev = g.files.get(&devmem_fd).ok_or(Errno::ENOENT)?.device;
+        if g.gone[tdev as usize].is_some() {
+            return Err(Errno::ENODEV);
+        }
+        let tile = region_instance.checked_sub(1).ok_or(Errno::ENOENT)?;
+        let p = self.pagemap_of(tdev, tile).ok_or(Errno::ENOENT)?;
+        if !g.files[&fd].vms[&vm_id].fault_mode() || self.owner_of_pagemap(p) != self.owner[dev as usize] {
+            return Err(Errno::ENOLINK);
+        }
+        Ok(PrefTarget::Pagemap(p))
     }
 
     // -- VM_QUERY_MEM_RANGE_ATTRS (docs/xe-uapi.md §6.8) --------------------------------------
