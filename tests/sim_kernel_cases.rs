@@ -292,3 +292,25 @@ fn xe_vm_madvise_ioctl_flushes_the_garbage_collector_before_xe_madvise_details_i
     assert_eq!(r.ioctl(0, DRM_IOCTL_XE_MADVISE, &mut m), Err(Errno::ENOENT));
     assert_eq!(attrs_at(&r, BUF).atomic.val, DRM_XE_ATOMIC_UNDEFINED);
 }
+
+/// `vm_bind_ioctl_ops_create` leaves out of a PREFETCH op every range
+/// `xe_svm_range_validate` finds bound on all tiles where the op asks:
+/// in a VRAM region that pagemap, in system memory (region 0) no device
+/// pages (`!range->base.pages.dpagemap`; 6.18: `devmem_preferred ==
+/// has_devmem_pages`). `prefetch_ranges` never walks such a range.
+#[test]
+fn xe_svm_range_validate_leaves_a_range_bound_where_asked_out_of_the_prefetch() {
+    let r = Rig::preset("dgpu");
+    let walked = || r.sim.counters().prefetch_ranges;
+    r.prefetch(0, BUF, 2 * MIB, 0).unwrap();
+    assert_eq!(walked(), 1, "populated and bound in system memory");
+    r.prefetch(0, BUF, 2 * MIB, 0).unwrap();
+    assert_eq!(walked(), 1, "bound in system memory: left out");
+    r.prefetch(0, BUF, 2 * MIB, 1).unwrap();
+    r.prefetch(0, BUF, 2 * MIB, 1).unwrap();
+    assert_eq!(walked(), 2, "bound in VRAM: left out the second time");
+    assert!(r.in_vram(BUF, 2 * MIB, 0));
+    r.prefetch(0, BUF, 2 * MIB, 0).unwrap();
+    assert_eq!(walked(), 3, "in VRAM, asked for system memory: walked");
+    assert!(r.in_system(BUF, 2 * MIB));
+}

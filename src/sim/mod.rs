@@ -181,7 +181,8 @@ counters! {
     tlb_invalidations,
     /// MADVISE ioctls.
     madvise_calls,
-    /// Ranges prefetches walked.
+    /// Ranges prefetches walked (`prefetch_ranges`: not those already
+    /// bound where asked, which `xe_svm_range_validate` leaves out).
     prefetch_ranges,
     /// Bytes GPUs accessed in memory that was not their tile's VRAM.
     remote_access_bytes,
