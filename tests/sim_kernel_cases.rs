@@ -314,3 +314,25 @@ fn xe_svm_range_validate_leaves_a_range_bound_where_asked_out_of_the_prefetch() 
     assert_eq!(walked(), 3, "in VRAM, asked for system memory: walked");
     assert!(r.in_system(BUF, 2 * MIB));
 }
+
+/// `xe_vm_find_cpu_addr_mirror_vma_range` looks for the VMA after a mirror
+/// MAP with `xe_vm_find_vma_by_addr(vm, *end + 1)`, the first VMA over
+/// [end + 1, end + 4K]: one starting a page past the end is found, and the
+/// widened MAP covers the page between (7.x; 6.18 does not widen).
+#[test]
+fn xe_vm_find_cpu_addr_mirror_vma_range_widens_over_a_one_page_hole() {
+    for (kernel, want) in [(KernelVersion::V7_1, 1), (KernelVersion::V6_18, 2)] {
+        let r = rig("dgpu", kernel);
+        let bind = |op: u32, flags: u32, addr: u64, range: u64| {
+            let op = drm_xe_vm_bind_op { op, flags, addr, range, ..Default::default() };
+            let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 1, ops: drm_xe_vm_bind_ops { bind: op }, ..Default::default() };
+            r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)
+        };
+        bind(DRM_XE_VM_BIND_OP_UNMAP, 0, 0, 1 << 47).unwrap();
+        let mirror = DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR;
+        bind(DRM_XE_VM_BIND_OP_MAP, mirror, 0x20_1000, 0xf_f000).unwrap();
+        bind(DRM_XE_VM_BIND_OP_MAP, mirror, 0x10_0000, 0x10_0000).unwrap();
+        assert_eq!(vmas(&r, 0, 1 << 47), want, "{kernel}");
+        assert_eq!(vmas(&r, 0x20_0000, 4096), 2 - want, "{kernel}: the hole");
+    }
+}

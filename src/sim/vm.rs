@@ -233,13 +233,17 @@ impl Vm {
     }
 
     /// `xe_vm_find_cpu_addr_mirror_vma_range` (7.0): [start, end) widened
-    /// over the mirror VMA holding the page before it and the one holding
-    /// its end, where they have the default attributes. No further: a
-    /// default VMA beyond them stays a VMA of its own.
+    /// over the mirror VMA holding the page before it and the one after
+    /// it, where they have the default attributes. No further: a default
+    /// VMA beyond them stays a VMA of its own. The one after is the first
+    /// over [end + 1, end + 4K] (`xe_vm_find_vma_by_addr(vm, *end + 1)`):
+    /// the VMA holding end or, past a one-page hole, the VMA starting a page
+    /// after it, whose widening covers the hole.
     pub fn widen_over_default_mirrors(&self, start: u64, end: u64) -> (u64, u64) {
         let default_mirror = |v: &Vma| v.kind == VmaKind::Mirror && v.attrs == Attrs::defaults(v.bind_pat);
         let s = start.checked_sub(PAGE).and_then(|a| self.vma_at(a)).filter(|(_, v)| default_mirror(v)).map_or(start, |(s, _)| s);
-        let e = self.vma_at(end).filter(|(_, v)| default_mirror(v)).map_or(end, |(_, v)| v.end);
+        let next = self.vma_at(end).or_else(|| self.vmas.get_key_value(&(end + PAGE)).map(|(&s, v)| (s, v)));
+        let e = next.filter(|(_, v)| default_mirror(v)).map_or(end, |(_, v)| v.end);
         (s, e)
     }
 
