@@ -336,3 +336,14 @@ fn xe_vm_find_cpu_addr_mirror_vma_range_widens_over_a_one_page_hole() {
         assert_eq!(vmas(&r, 0x20_0000, 4096), 2 - want, "{kernel}: the hole");
     }
 }
+
+/// `query_mem_regions` reports system memory's `total_size` as the TT
+/// manager's size, and `xe_ttm_sys_mgr_init` has sized it at all of RAM
+/// (`si.totalram`) since 6.15 dropped the `gtt_size /= 2`: the whole of
+/// the topology's system memory, not half of it.
+#[test]
+fn xe_ttm_sys_mgr_init_spans_all_of_system_memory() {
+    let r = Rig::preset("dgpu");
+    let info = query::query_device(&r.drv, r.fds[0]).unwrap();
+    assert_eq!(info.region(0).unwrap().total_size, r.sim.topology().system_memory);
+}
