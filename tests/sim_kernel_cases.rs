@@ -347,3 +347,18 @@ fn xe_ttm_sys_mgr_init_spans_all_of_system_memory() {
     let info = query::query_device(&r.drv, r.fds[0]).unwrap();
     assert_eq!(info.region(0).unwrap().total_size, r.sim.topology().system_memory);
 }
+
+/// `xe_drm_pagemap_from_fd` fails a madvise naming another device's fd
+/// with ENODEV only where `drm_dev_enter` fails, on an unplugged device; a
+/// wedged one (ECANCELED to its own ioctls, `xe_drm_ioctl`) is not
+/// checked, and its memory is taken as the preferred location.
+#[test]
+fn xe_drm_pagemap_from_fd_refuses_an_unplugged_device_not_a_wedged_one() {
+    for (errno, want) in [(Errno::ENODEV, Err(Errno::ENODEV)), (Errno::ECANCELED, Ok(()))] {
+        let r = rig("2dgpu-p2p", KernelVersion::V7_1);
+        r.sim.remove_device(1, errno).unwrap();
+        assert_eq!(r.pref_device(0, BUF, 2 * MIB, 1), want, "{errno:?}");
+        let fd = if want.is_ok() { r.fds[1] as u32 } else { DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE };
+        assert_eq!(attrs_at(&r, BUF).preferred_mem_loc.devmem_fd, fd, "{errno:?}");
+    }
+}

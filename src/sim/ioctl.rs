@@ -465,7 +465,9 @@ impl Sim {
     /// (xe_svm_init), so on any other VM every device pagemap is foreign.
     fn devmem_target(&self, g: &Guard, fd: RawFd, dev: u32, vm_id: u32, devmem_fd: i32, region_instance: u16) -> Result<PrefTarget> {
         let tdev = g.files.get(&devmem_fd).ok_or(Errno::ENOENT)?.device;
-        if g.gone[tdev as usize].is_some() {
+        // xe_drm_pagemap_from_fd: ENODEV only where drm_dev_enter fails
+        // (unplugged); a wedged device's memory is looked up as any other's.
+        if matches!(g.gone[tdev as usize], Some(e) if e != Errno::ECANCELED) {
             return Err(Errno::ENODEV);
         }
         let tile = region_instance.checked_sub(1).ok_or(Errno::ENOENT)?;
