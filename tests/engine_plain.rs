@@ -922,3 +922,28 @@ fn a_first_bind_in_system_memory_puts_the_zero_page_under_partial_chunks() {
     let k = t.sim.counters();
     assert_eq!((k.migrations_4k, k.migrations_64k), (0, 16), "moved in 64 KiB ranges");
 }
+
+/// An atomic span (the runtime ignores the thrash guard) the CPU reads and
+/// clears after every launch, with launch reports: the chooser never runs
+/// the faults for it. An atomic fault stamps the kernel's timeslice on the
+/// pages it migrates (xe_svm_handle_pagefault: atomic_svm_timeslice_ms),
+/// and the CPU's next touch waits it out, which no launch report shows:
+/// the launches cost the same under the faults' trial, so the chooser
+/// stayed on them, and a histogram program ran 5.7x the prefetch (a
+/// third-party reader's scenario; failed before).
+#[test]
+fn an_atomic_span_the_cpu_takes_back_is_never_left_to_the_faults() {
+    let t = setup("dgpu", false);
+    let hist = (BUF, 4096);
+    t.sim.cpu_access(hist.0, hist.1, sim::Access::Write, 1).unwrap();
+    let dev = t.ctx.device(t.dev[0]).unwrap();
+    for round in 0..12 {
+        let pm = t.ctx.resolve(t.dev[0], 0, hist.0, hist.1, Access::Atomic).unwrap();
+        let p = t.ctx.alloc_vram(t.dev[0], hist.0, hist.1, pm, AllocFlags::ENGINE | AllocFlags::IGNORE_THRASH_GUARD).unwrap();
+        assert!(!p.on_fault, "round {round}: {p:?}");
+        t.sim.gpu_access(dev.fd, dev.vm_id, 0, hist.0, hist.1, sim::Access::Atomic, 7).unwrap();
+        t.ctx.launch_done(t.dev[0], 1_000_000).unwrap();
+        t.sim.cpu_access(hist.0, hist.1, sim::Access::Read, 0).unwrap();
+        t.sim.cpu_access(hist.0, hist.1, sim::Access::Write, round).unwrap();
+    }
+}

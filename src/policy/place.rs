@@ -151,9 +151,17 @@ impl Context {
         // Without reports the runtime's strategy meets the turns in
         // leave_to_faults (`Turns::shared`): no lookup here.
         let taken = may_leave && !extent && !insists && target.device() == Some(h.slot) && self.chooser.learning() && self.turns.taken(start, end - start);
+        // Nor the faults for an atomic span the CPU takes back between
+        // launches: an atomic fault stamps the kernel's timeslice on what it
+        // migrates (xe_svm_handle_pagefault: atomic_svm_timeslice_ms, 5 ms;
+        // a prefetch asks for none), and the CPU's next touch waits it out,
+        // a cost no launch report shows (a histogram the CPU reads after
+        // each of 50 launches: 5.7x the prefetch when the launches' costs
+        // tied and the faults stayed).
+        let faults_ok = may_leave && !(insists && !extent && self.pulled_back_before(start, end));
         let (strategy, before) = match engine {
             true if taken => (Strategy::Faults, self.chooser.left_to_faults(h.slot, end - start)),
-            true => self.chooser.choose(h.slot, start, end - start, if extent { Strategy::Faults } else { Strategy::Prefetch }, may_leave, asked.device() == Some(h.slot)),
+            true => self.chooser.choose(h.slot, start, end - start, if extent { Strategy::Faults } else { Strategy::Prefetch }, faults_ok, asked.device() == Some(h.slot)),
             false => (Strategy::Cascade, 0),
         };
         if engine_call {

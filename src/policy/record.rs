@@ -173,6 +173,14 @@ impl Context {
         }
     }
 
+    /// Whether the page table ever showed [start, end) taken back to system
+    /// memory by someone else (the CPU) after the library moved it
+    /// (`Move::pulled_back`, in the records inside it). One read-locked
+    /// walk of its records.
+    pub(super) fn pulled_back_before(&self, start: u64, end: u64) -> bool {
+        self.track.read().overlapping(start, end).any(|(rs, r)| rs >= start && r.end <= end && r.moves.iter().any(|m| m.pulled_back))
+    }
+
     /// Where the read-mostly hint changes inside [start, end) (a gap has
     /// none): no allocation where it does not, the common case.
     fn read_mostly_cuts(&self, start: u64, end: u64) -> Vec<u64> {
