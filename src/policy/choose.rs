@@ -19,7 +19,9 @@
 //! strategy: the reported duration plus the placement time spent for it.
 //! The cascade runs first; after `TRIAL_AFTER` launches the runtime's
 //! prefetch runs once, then the faults once (not where the runtime asks
-//! for the move now), each only when moving the span (at the rate the
+//! for the move now, nor for an atomic span the CPU takes back: the
+//! kernel's atomic timeslice makes the CPU wait, unseen by any report),
+//! each only when moving the span (at the rate the
 //! device's last timed move took) costs at most a quarter of the cheapest
 //! launch so far (`TRIAL_SHARE`), the faults also once it costs at most a
 //! quarter of all the span's launches, whether or not the prefetch was
