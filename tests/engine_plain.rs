@@ -947,3 +947,24 @@ fn an_atomic_span_the_cpu_takes_back_is_never_left_to_the_faults() {
         t.sim.cpu_access(hist.0, hist.1, sim::Access::Write, round).unwrap();
     }
 }
+
+/// A span one tile of a device holds is used there by the device's other
+/// tile (not atomics): its kernels reach either tile's memory at the
+/// device's local bandwidth, where a move copies it tile to tile with the
+/// CPU's work per page. A stencil each tile of a Max 1550 runs over the
+/// same two 256 MiB extents moved both at the second tile's first launch
+/// (2 x 113 ms: 1.04x the kernel alone; a third-party reader's scenario).
+#[test]
+fn a_span_the_other_tile_holds_is_used_where_it_lies() {
+    let t = setup("max1550", false);
+    let (t0, t1) = (t.ctx.pagemap(t.dev[0], 0).unwrap(), t.ctx.pagemap(t.dev[0], 1).unwrap());
+    t.sim.cpu_access(BUF, 8 * MIB, sim::Access::Write, 1).unwrap();
+    t.launch(0, BUF, 8 * MIB, Access::Read, AllocFlags::empty());
+    assert_eq!(t.sim.placement(BUF, 8 * MIB), Placement::Vram { device: 0, instance: 1 });
+    for a in [Access::Read, Access::Write] {
+        assert_eq!(t.ctx.resolve(t.dev[0], 1, BUF, 8 * MIB, a), Ok(t0), "{a:?}");
+    }
+    assert_eq!(t.ctx.resolve(t.dev[0], 1, BUF, 8 * MIB, Access::Atomic), Ok(t1), "atomics run in the tile's own VRAM");
+    t.ctx.set_preferred(BUF, 8 * MIB, t1).unwrap();
+    assert_eq!(t.ctx.resolve(t.dev[0], 1, BUF, 8 * MIB, Access::Read), Ok(t1), "the runtime's advice wins");
+}

@@ -131,6 +131,18 @@ impl Context {
         }
         // The runtime's advice for this device (kept apart from the records).
         let advised = track.advice.prevailing(start, end, h.slot);
+        // A span another tile of this device holds is used where it lies
+        // (atomics were answered above): the device's kernels reach either
+        // tile's memory at its local bandwidth (docs/cost-model.md, "A
+        // launch"), where a move copies it tile to tile with the CPU's work
+        // per 4 KiB page (about 0.7 ms per 2 MiB without device huge pages).
+        // Not where the runtime advised this device or marked it
+        // read-mostly (their own rules).
+        let sibling = rec.filter(|r| !r.read_mostly && advised.is_none()).and_then(|r| r.residency).filter(|p| p.device() == Some(h.slot) && *p != local);
+        if let Some(p) = sibling {
+            crate::log!(crate::log::Level::Debug, "resolve {} device {} tile {tile}: used where it lies, {p} (the same device)", crate::log::Span(start, size), h.slot);
+            return Ok(p);
+        }
         if !cascade {
             let read = matches!(access, Access::Read | Access::Prefetch);
             return Ok(super::prefetch::resolve_plain(rec, advised, read, local, size, dev.placed[tile as usize].load(Ordering::Relaxed), t.capacity, reachable));
