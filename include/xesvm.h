@@ -1637,7 +1637,11 @@ int svm_launch_report(struct svm_context *ctx, struct svm_device device, uint64_
  * ranges, ranges the CPU pulled back, links). By default the answer is
  * where the runtime's own prefetch would send the span (the device's
  * advice, else the tile's VRAM while this context has room there, else
- * where it is). With launch reports (svm_launch_report) the rule cascade
+ * where it is), except that a span another tile of the same device holds
+ * is used there (not atomics nor SVM_ACCESS_PREFETCH, not against the
+ * device's advice or the read-mostly hint: the device's kernels reach
+ * either tile's memory at its local bandwidth) and a read of a chunk or
+ * more a linked peer holds is read there, over the link. With launch reports (svm_launch_report) the rule cascade
  * answers for a span until the reports show the runtime's prefetch or
  * the kernel's faults cost less there: reads of data in system memory
  * rent before they buy (the first SVM_ACCESS_READ of a span by a device
@@ -1669,11 +1673,12 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  *    to system memory of a span of at most 256 KiB: the GPU takes no fault
  *    there), and the process's page table agrees (read only when the last
  *    reading is older than observe_ttl_ns; one sample where it is older
- *    than the svm_launch_report of a launch that used the range; every
- *    page, for an explicit request): returns at once, zero ioctls; an
- *    explicit request the record does not place there issues its prefetch
- *    unless every page is there already (a page per 2 MiB chunk does not
- *    say so: a chunk a madvise cut moves in pieces); an explicit request whose VM keeps it there by
+ *    than the svm_launch_report of a launch that used the range; a page
+ *    per 2 MiB chunk): returns at once, zero ioctls; an explicit request
+ *    the record does not place there issues its prefetch unless every page
+ *    is there already (a page per chunk does not say so: a chunk a madvise
+ *    cut moves in pieces), and one over a span part of which nothing maps
+ *    is -EFAULT (every page is looked at after its prefetch); an explicit request whose VM keeps it there by
  *    a preferred location the kernel may have reset since (a mirror with
  *    MADVISE_AUTORESET) goes on to step 2, as the runtime would;
  * 2. preferred location set to the same value on every device VM, skipping

@@ -46,6 +46,9 @@ pub struct Batch {
     /// Its device was closed before the fence signalled: every report is
     /// EBADF (`complete_batch`).
     orphaned: bool,
+    /// Its own device was lost before its fence signalled (that errno):
+    /// every completion says so alike.
+    lost: Option<Errno>,
 }
 
 impl Batch {
@@ -192,12 +195,12 @@ impl Context {
             return Err(e);
         }
         let ranges = spans.iter().map(|&(s, e, pm)| (s, e - s, pm)).collect();
-        Ok(Batch { device: h, ranges, gens, addr, value, own, ioctls: placed.ioctls, completed: false, orphaned: false })
+        Ok(Batch { device: h, ranges, gens, addr, value, own, ioctls: placed.ioctls, completed: false, orphaned: false, lost: None })
     }
 
     /// A batch range whose outcome is out of sight (its device or its
     /// target's closed): the record trusts no place, the next call looks.
-    fn place_unknown(&self, slots: &[Slot], start: u64, end: u64) {
+    pub(super) fn place_unknown(&self, slots: &[Slot], start: u64, end: u64) {
         self.record(slots, start, end, &[], |r| {
             r.residency = None;
             r.observed_at.store(0, Ordering::Relaxed);
@@ -222,7 +225,7 @@ impl Context {
         // never will, but the binds' migrations ran inside the ioctl
         // (`op_lock_and_prep`), so the ranges complete from what the page
         // table shows, each found elsewhere with that device's errno.
-        let mut gone = None;
+        let mut gone = b.lost;
         if !b.completed && !b.signalled() {
             let dev = match Context::device_in(&self.slots.read(), b.device) {
                 Ok(d) => Some(d.clone()),
@@ -243,6 +246,7 @@ impl Context {
             }
         }
         b.orphaned = closed;
+        b.lost = gone;
         if !b.completed {
             b.completed = true;
             if let Some(w) = b.own.take() {

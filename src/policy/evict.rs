@@ -37,7 +37,8 @@ impl Context {
         // shows a sample in system memory and the rest away, and the
         // request, and the result's VERIFIED, are for all of the span. A
         // record of VRAM does not overrule a walk that finds none.
-        let walked = self.observe_whole(start, end);
+        // (None where no device has VRAM: every page is in system memory.)
+        let walked = if self.any_vram() { self.observe_whole(start, end) } else { None };
         let before = walked.map(|(s, _)| s);
         let named = before.and_then(|s| Context::named_pagemap(&slots, &s));
         let holders: Vec<Arc<Device>> = match (before, named, summary.residency) {

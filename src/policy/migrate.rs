@@ -183,12 +183,23 @@ impl Context {
             }
             // Step 4: a prefetch that reported success but left the range
             // elsewhere (docs/kernel-model.md §7) counts as EBUSY, where observable.
-            if let Some(after) = readable.then(|| self.observe(start, end)).flatten() {
-                if !self.agrees(slots, &after, cand) {
-                    // A hole: EFAULT, not a fallback that would call it placed.
+            // An explicit request's every page (a hole the samples miss is
+            // skipped by the prefetch all the same).
+            let after = match readable {
+                false => None,
+                true if explicit => self.observe_whole(start, end).map(|(w, _)| w),
+                true => self.observe(start, end),
+            };
+            if let Some(after) = after {
+                if !self.agrees(slots, &after, cand) || (explicit && after.unpopulated > 0 && self.unmapped(start, end, &after)) {
+                    // A hole: EFAULT, not a fallback that would call it
+                    // placed. The mapped part may have moved: its place is
+                    // unknown, to the result and the records.
                     if self.unmapped(start, end, &after) {
-                        crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: nothing is mapped there (EFAULT)", Span(start, size));
+                        crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: nothing is mapped there, or not all of it (EFAULT)", Span(start, size));
                         self.stats.count_errno(Errno::EFAULT);
+                        self.place_unknown(slots, start, end);
+                        placed.pagemap = None;
                         return Err(Miss::Fatal(Errno::EFAULT));
                     }
                     self.stats.local().unverified.fetch_add(1, Ordering::Relaxed);

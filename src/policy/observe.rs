@@ -374,7 +374,10 @@ impl Context {
         while at < end {
             match self.driver.cpu_mapping(at) {
                 Ok((_, e)) if e > at => at = e,
-                _ => return true,
+                // Only "nothing mapped here": a maps file that cannot be
+                // read (EMFILE, EACCES) says nothing of holes.
+                Err(crate::errno::Errno::EFAULT) => return true,
+                _ => return false,
             }
         }
         false
@@ -453,10 +456,8 @@ impl Context {
     /// confirmed it; looked: this call read the page table), `Err(seen)`
     /// with what a fresh observation saw when it does not. No syscall when
     /// the page table cannot be read (believed), when the range is
-    /// settled, or when the last observation is fresh. `whole`: an explicit
-    /// request, looked at page by page (`observe_whole`).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn confirm(&self, slots: &[Slot], rec: &Record, start: u64, end: u64, pm: Pagemap, now: u64, whole: bool) -> Result<(bool, bool), Seen> {
+    /// settled, or when the last observation is fresh.
+    pub(super) fn confirm(&self, slots: &[Slot], rec: &Record, start: u64, end: u64, pm: Pagemap, now: u64) -> Result<(bool, bool), Seen> {
         if !self.access.available() {
             return Ok((false, false));
         }
@@ -465,11 +466,10 @@ impl Context {
             self.stats.local().observe_fresh.fetch_add(1, Ordering::Relaxed);
             return Ok((rec.observed_at.load(Ordering::Relaxed) != 0, false));
         }
-        if !whole && self.recheck(slots, rec, start, end, pm, now) {
+        if self.recheck(slots, rec, start, end, pm, now) {
             return Ok((true, true));
         }
-        let seen = if whole { self.observe_whole(start, end).map(|(w, _)| w) } else { self.observe(start, end) };
-        match seen {
+        match self.observe(start, end) {
             None => Ok((false, true)),
             Some(seen) if self.agrees(slots, &seen, pm) => {
                 rec.observed_at.store(now.max(1), Ordering::Relaxed);

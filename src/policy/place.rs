@@ -330,7 +330,7 @@ impl Context {
         // looks at the piece alone. A bind it needs covers the whole record.
         let piece = (rec_start, rec.end) != (start, end);
         let (ls, le) = if piece { (rec_start, rec.end) } else { (start, end) };
-        let (verified, looked) = match self.confirm(slots, rec, ls, le, target, now, explicit) {
+        let (verified, looked) = match self.confirm(slots, rec, ls, le, target, now) {
             Ok(v) => v,
             // Found moved by a page-table read: the call's time runs from here.
             Err(seen) => {
