@@ -51,13 +51,13 @@ fn rules() -> Config {
 }
 
 /// The hint holds only where it was given, and a call over more than that
-/// span keeps it there: an atomic mode or a cleared preferred location
-/// over [0, 2R) merged the hinted half's record with the other's and
+/// span keeps it there: an atomic mode, a cleared preferred location or an
+/// eviction over [0, 2R) merged the hinted half's record with the other's and
 /// dropped it, so a read of data in system memory went to the reader's
 /// VRAM (a third-party reader's report; failed before).
 #[test]
 fn the_hint_survives_an_attribute_call_over_more_than_its_span() {
-    for call in 0..3 {
+    for call in 0..4 {
         let sim = Sim::from_preset("2dgpu-p2p").unwrap();
         let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
         let d0 = ctx.open_index(0).unwrap();
@@ -67,7 +67,9 @@ fn the_hint_survives_an_attribute_call_over_more_than_its_span() {
         match call {
             0 => ctx.set_atomic(BUF, 2 * R, 1).unwrap(),
             1 => ctx.set_atomic_on(Some(d0), BUF + R / 2, R, 1).unwrap(),
-            _ => ctx.clear_preferred(BUF, 2 * R).unwrap(),
+            2 => ctx.clear_preferred(BUF, 2 * R).unwrap(),
+            // An eviction's record rewrite too (a reviewer's case).
+            _ => drop(ctx.evict(BUF, 2 * R).unwrap()),
         }
         assert_eq!(ctx.resolve(d0, 0, BUF + R, R, Access::Read), Ok(Pagemap::System), "call {call}");
         assert_ne!(ctx.resolve(d0, 0, BUF, R, Access::Read), Ok(Pagemap::System), "call {call}: not where it was not given");

@@ -122,8 +122,19 @@ impl Context {
     /// in step: each old piece gives back its bytes, the new record takes the
     /// span. Every change of a record goes through here, so the counters
     /// never drift from the records (found by xesvm-soak: a belief corrected
-    /// by the page table, a held or split range, were counted twice).
-    pub(super) fn rewrite(&self, slots: &[Slot], start: u64, end: u64, merge: impl FnOnce(Vec<Record>) -> Record) {
+    /// by the page table, a held or split range, were counted twice). The
+    /// runtime's read-mostly hint holds only where it was given: where it
+    /// covers part of the span, each part is merged and rewritten on its
+    /// own (merged whole, an eviction, an atomic mode or a placement over
+    /// more than the hinted span dropped it).
+    pub(super) fn rewrite(&self, slots: &[Slot], start: u64, end: u64, merge: impl Fn(Vec<Record>) -> Record) {
+        let cuts = self.read_mostly_cuts(start, end);
+        for (s, e) in cuts.iter().copied().chain([end]).scan(start, |at, cut| Some((std::mem::replace(at, cut), cut))) {
+            self.rewrite_one(slots, s, e, &merge);
+        }
+    }
+
+    fn rewrite_one(&self, slots: &[Slot], start: u64, end: u64, merge: &impl Fn(Vec<Record>) -> Record) {
         let mut old: Vec<(Option<Pagemap>, u64)> = Vec::new();
         let new = self
             .track
@@ -144,24 +155,19 @@ impl Context {
     }
 
     /// Records over [start, end) the attributes applied to each VM, then
-    /// whatever else `more` sets. The runtime's read-mostly hint holds only
-    /// where it was given: where it covers part of the span, each part is
-    /// recorded on its own (merged, an atomic mode or a placement over more
-    /// than the hinted span dropped it).
+    /// whatever else `more` sets (each part the read-mostly hint covers on
+    /// its own, `rewrite`).
     pub(super) fn record(&self, slots: &[Slot], start: u64, end: u64, applied: &[(u16, DevAttrs)], more: impl Fn(&mut Record)) {
-        let cuts = self.read_mostly_cuts(start, end);
-        for (s, e) in cuts.iter().copied().chain([end]).scan(start, |at, cut| Some((std::mem::replace(at, cut), cut))) {
-            self.rewrite(slots, s, e, |pieces| {
-                let mut r = merge_pieces(pieces);
-                for (slot, a) in applied {
-                    r.set_attrs(*slot, *a);
-                    // A madvise zaps the span's PTEs in that VM.
-                    r.set_bound(*slot, false);
-                }
-                more(&mut r);
-                r
-            });
-        }
+        self.rewrite(slots, start, end, |pieces| {
+            let mut r = merge_pieces(pieces);
+            for (slot, a) in applied {
+                r.set_attrs(*slot, *a);
+                // A madvise zaps the span's PTEs in that VM.
+                r.set_bound(*slot, false);
+            }
+            more(&mut r);
+            r
+        });
         // The madvise split the mirror VMA at the span's ends, destroying
         // the SVM ranges (at most 2 MiB, chunk-aligned) that straddle them
         // (`xe_svm_unmap_address_range`, docs/kernel-model.md §8): a packed
@@ -246,7 +252,7 @@ impl Context {
     /// Records what a look at the page table settled of [start, end)
     /// (policy/observe.rs): the span's history, with the move the look
     /// counted, and its faults' marks spent; `more` records the rest.
-    pub(super) fn record_look(&self, slots: &[Slot], start: u64, end: u64, moves: &[crate::track::Move], more: impl FnOnce(&mut Record)) {
+    pub(super) fn record_look(&self, slots: &[Slot], start: u64, end: u64, moves: &[crate::track::Move], more: impl Fn(&mut Record)) {
         self.rewrite(slots, start, end, |pieces| {
             let mut r = merge_pieces(pieces);
             r.moves = moves.to_vec();
