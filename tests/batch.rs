@@ -305,3 +305,22 @@ fn a_batch_whose_own_device_is_lost_completes_from_the_page_table() {
         assert_eq!(ctx.device(d0).unwrap().check_alive(), Err(errno));
     }
 }
+
+/// A batch range that did not get where asked, on a batch whose own device
+/// was lost before its fence signalled, says that device's errno at every
+/// completion alike (the second said EBUSY: a reviewer's case).
+#[test]
+fn a_lost_batch_device_is_named_at_every_completion() {
+    let sim = Sim::from_preset("2dgpu-p2p").unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let (d0, d1) = (ctx.open_index(0).unwrap(), ctx.open_index(1).unwrap());
+    let v1 = ctx.pagemap(d1, 0).unwrap();
+    sim.cpu_access(BUF, 2 * MIB, Access::Write, 1).unwrap();
+    sim.inject(xesvm::sim::Injection::count(xesvm::sim::Point::Migrate, Errno::ENOMEM, 1));
+    let mut b = ctx.place_batch(d0, &[(BUF, 2 * MIB, v1)], None).unwrap();
+    sim.remove_device(0, Errno::ENODEV).unwrap();
+    for round in 0..2 {
+        let out = ctx.complete_batch(&mut b, 1_000_000_000).unwrap();
+        assert_eq!((out[0].cause, out[0].verified), (Some(Errno::ENODEV), false), "completion {round}: {:?}", out[0]);
+    }
+}

@@ -965,6 +965,25 @@ fn a_span_the_other_tile_holds_is_used_where_it_lies() {
         assert_eq!(t.ctx.resolve(t.dev[0], 1, BUF, 8 * MIB, a), Ok(t0), "{a:?}");
     }
     assert_eq!(t.ctx.resolve(t.dev[0], 1, BUF, 8 * MIB, Access::Atomic), Ok(t1), "atomics run in the tile's own VRAM");
+    assert_eq!(t.ctx.resolve(t.dev[0], 1, BUF, 8 * MIB, Access::Prefetch), Ok(t1), "the application asked for it here");
     t.ctx.set_preferred(BUF, 8 * MIB, t1).unwrap();
     assert_eq!(t.ctx.resolve(t.dev[0], 1, BUF, 8 * MIB, Access::Read), Ok(t1), "the runtime's advice wins");
+}
+
+/// A mapping left to the faults (SVM_ALLOC_EXTENT) that this device's VM
+/// has bound in system memory (an explicit request put it there) is
+/// reported in system memory: its kernel reads it there and takes no fault
+/// that could move it. It was reported ON_FAULT in VRAM (a third-party
+/// reader's report; failed before).
+#[test]
+fn a_mapping_bound_in_system_memory_is_reported_there_when_left_to_the_faults() {
+    let t = setup("dgpu", false);
+    t.sim.cpu_access(BUF, 8 * MIB, sim::Access::Write, 1).unwrap();
+    t.ctx.alloc_vram(t.dev[0], BUF, 8 * MIB, Pagemap::System, AllocFlags::default()).unwrap();
+    let v0 = t.ctx.pagemap(t.dev[0], 0).unwrap();
+    let p = t.ctx.alloc_vram(t.dev[0], BUF, 8 * MIB, v0, AllocFlags::ENGINE | AllocFlags::EXTENT).unwrap();
+    let dev = t.ctx.device(t.dev[0]).unwrap();
+    t.sim.gpu_access(dev.fd, dev.vm_id, 0, BUF, 8 * MIB, sim::Access::Read, 7).unwrap();
+    assert_eq!((p.on_fault, p.pagemap), (true, Some(Pagemap::System)), "{p:?}");
+    assert_eq!(t.sim.placement(BUF, 8 * MIB), Placement::System, "no fault moved it");
 }

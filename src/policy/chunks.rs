@@ -641,6 +641,12 @@ impl Context {
     /// default, DEFAULT_DEVICE), else `target`.
     pub(super) fn faults_pagemap(&self, slots: &[Slot], dev: &Device, start: u64, end: u64, target: Pagemap) -> Pagemap {
         let track = self.track.read();
+        // Bound for this device's VM in system memory (an eviction or a
+        // placement there bound it), all of it: its kernel reads it there
+        // and takes no fault that could move it.
+        if track.covers(start, end) && track.overlapping(start, end).all(|(_, r)| r.residency == Some(Pagemap::System) && r.bound_for(dev.slot)) {
+            return Pagemap::System;
+        }
         let (mut at, mut pref) = (start, None);
         for (s, r) in track.overlapping(start, end) {
             let p = r.attrs(dev.slot).pref;

@@ -14,9 +14,11 @@ use crate::topology::Pagemap;
 /// accessing tile's VRAM if this context has room there (it holds what
 /// it placed), else where the range is if reachable, else system
 /// memory. A launch's data goes where the runtime's own prefetch sends
-/// it (its device's VRAM); resolve's one departure before this, a read
-/// of what a linked peer holds served there (policy/resolve.rs), is the
-/// one way an engine placement can cost more than that prefetch. It
+/// it (its device's VRAM); resolve's departures before this are a span
+/// another tile of the device holds, used there (never dearer than the
+/// move: the device reaches it at its local bandwidth), and a read of what
+/// a linked peer holds served there (policy/resolve.rs), the one way an
+/// engine placement can cost more than that prefetch. It
 /// changes nothing: the call is a pure decision.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn resolve_plain(rec: Option<&Record>, advised: Option<Pagemap>, read: bool, local: Pagemap, size: u64, placed: u64, capacity: u64, reachable: impl Fn(Pagemap) -> bool) -> Pagemap {

@@ -137,9 +137,17 @@ impl Context {
         // launch"), where a move copies it tile to tile with the CPU's work
         // per 4 KiB page (about 0.7 ms per 2 MiB without device huge pages).
         // Not where the runtime advised this device or marked it
-        // read-mostly (their own rules).
-        let sibling = rec.filter(|r| !r.read_mostly && advised.is_none()).and_then(|r| r.residency).filter(|p| p.device() == Some(h.slot) && *p != local);
+        // read-mostly (their own rules), nor for an explicit prefetch (the
+        // application asked for it here).
+        let sibling = rec
+            .filter(|r| !r.read_mostly && advised.is_none() && access != Access::Prefetch)
+            .and_then(|r| r.residency)
+            .filter(|p| p.device() == Some(h.slot) && *p != local);
         if let Some(p) = sibling {
+            // The cascade's writer bookkeeping, as below.
+            if let Some(r) = rec.filter(|_| cascade && access == Access::Write) {
+                r.written();
+            }
             crate::log!(crate::log::Level::Debug, "resolve {} device {} tile {tile}: used where it lies, {p} (the same device)", crate::log::Span(start, size), h.slot);
             return Ok(p);
         }
