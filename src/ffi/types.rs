@@ -101,5 +101,20 @@ pub(crate) fn page_table_to_c(a: PageTableAccess) -> (u32, u32) {
         PageTableSource::Scan => SVM_PAGE_TABLE_SCAN,
         PageTableSource::Oracle => SVM_PAGE_TABLE_ORACLE,
     };
-    (s, a.privileged as u32)
+    // Nothing is read where the page table is not: no privilege to claim
+    // (a simulator set to NONE with privileged reads said 1).
+    (s, (a.privileged && a.source != PageTableSource::Unavailable) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A third-party reader's report: stats said privileged with the page
+    /// table off (failed before).
+    #[test]
+    fn an_unreadable_page_table_claims_no_privilege() {
+        assert_eq!(page_table_to_c(PageTableAccess { source: PageTableSource::Unavailable, privileged: true }), (SVM_PAGE_TABLE_NONE, 0));
+        assert_eq!(page_table_to_c(PageTableAccess { source: PageTableSource::Read, privileged: true }), (SVM_PAGE_TABLE_READ, 1));
+    }
 }
