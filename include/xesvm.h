@@ -243,7 +243,8 @@
 /**
  * The thrash guard (SVM_ALLOC_ENGINE only) kept it where it was (mapped
  * remotely where a link allows), or moved it to system memory where the
- * device cannot reach that place.
+ * device cannot reach that place; also where the engine holds a hand-off
+ * in system memory (the CPU took it back after one GPU use: pin_ns).
  */
 #define SVM_RESULT_PINNED (1 << 2)
 
@@ -1681,7 +1682,13 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  *    is -EFAULT (every page is looked at after its prefetch); an explicit request whose VM keeps it there by
  *    a preferred location the kernel may have reset since (a mirror with
  *    MADVISE_AUTORESET) goes on to step 2, as the runtime would;
- * 2. preferred location set to the same value on every device VM, skipping
+ * 2. preferred location set to the same value on every device VM (where
+ *    `target` is the accessing device's own VRAM, the kernel's default,
+ *    DEFAULT_DEVICE, on every VM: another device's faults then take what
+ *    its kernel touches into its own VRAM, a move a reader without PFNs
+ *    does not see, so a later call finds the range in place as the record
+ *    believes it; SVM_RESULT_VERIFIED then says only that its pages are
+ *    away from system memory), skipping
  *    madvise calls whose effect is recorded (not, where the kernel may
  *    have reset it, a value other than its default); the madvise covers
  *    the rest of the span's end 2 MiB chunks where the library records
