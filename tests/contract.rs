@@ -374,4 +374,10 @@ fn an_eviction_on_an_integrated_gpu_is_believed_not_verified() {
     assert!(!ctx.alloc_vram(d[0], BUF, 2 * MIB, Pagemap::System, AllocFlags::default()).unwrap().verified);
     let p = ctx.evict(BUF, 2 * MIB).unwrap();
     assert!(!p.verified, "{p:?}");
+    // Nothing can be elsewhere: no ioctl, nothing moved (a reviewer's
+    // case: a span the records did not know was prefetched from every
+    // device and counted as a move).
+    sim.cpu_access(BUF + 4 * MIB, 2 * MIB, Access::Write, 1).unwrap();
+    let p = ctx.evict(BUF + 4 * MIB, 2 * MIB).unwrap();
+    assert_eq!((p.ioctls, p.bytes_moved), (0, 0), "{p:?}");
 }

@@ -42,6 +42,7 @@ impl Context {
         let before = walked.map(|(s, _)| s);
         let named = before.and_then(|s| Context::named_pagemap(&slots, &s));
         let holders: Vec<Arc<Device>> = match (before, named, summary.residency) {
+            _ if !self.any_vram() => Vec::new(),
             (Some(s), _, _) if s.in_system() => Vec::new(),
             (_, Some(Pagemap::Vram { device, .. }), _) => alive.iter().filter(|d| d.slot == device).cloned().collect(),
             (None, _, Some(Pagemap::System)) => Vec::new(),
