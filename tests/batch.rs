@@ -88,6 +88,15 @@ fn dgpu() -> (std::sync::Arc<Sim>, Context, xesvm::policy::DeviceHandle, Pagemap
     (sim, ctx, d, v)
 }
 
+/// Two devices with P2P (2dgpu-p2p): devices 0 and 1 and their VRAM.
+fn p2p() -> (std::sync::Arc<Sim>, Context, [xesvm::policy::DeviceHandle; 2], [Pagemap; 2]) {
+    let sim = Sim::from_preset("2dgpu-p2p").unwrap();
+    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
+    let d = [ctx.open_index(0).unwrap(), ctx.open_index(1).unwrap()];
+    let v = [ctx.pagemap(d[0], 0).unwrap(), ctx.pagemap(d[1], 0).unwrap()];
+    (sim, ctx, d, v)
+}
+
 /// What xe does (runtime-model.md §5): the copies happen inside the
 /// VM_BIND (`prefetch_ranges` from `op_lock_and_prep`), so the data is in
 /// place when place_batch returns; only the fence is still to signal.
@@ -226,10 +235,7 @@ fn a_target_closed_before_completion_is_ebadf_not_the_device_in_its_slot() {
 /// EBUSY of a prefetch the kernel did not make; the device is marked lost.
 #[test]
 fn a_target_lost_before_completion_says_its_errno() {
-    let sim = Sim::from_preset("2dgpu-p2p").unwrap();
-    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
-    let (d0, d1) = (ctx.open_index(0).unwrap(), ctx.open_index(1).unwrap());
-    let v0 = ctx.pagemap(d0, 0).unwrap();
+    let (sim, ctx, [d0, d1], [v0, _]) = p2p();
     sim.cpu_access(BUF, 2 * MIB, Access::Write, 1).unwrap();
     let mut b = ctx.place_batch(d1, &[(BUF, 2 * MIB, v0)], None).unwrap();
     sim.remove_device(0, Errno::ENODEV).unwrap();
@@ -290,10 +296,7 @@ fn a_system_memory_range_unmapped_before_completion_says_efault() {
 #[test]
 fn a_batch_whose_own_device_is_lost_completes_from_the_page_table() {
     for errno in [Errno::ENODEV, Errno::ECANCELED] {
-        let sim = Sim::from_preset("2dgpu-p2p").unwrap();
-        let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
-        let (d0, d1) = (ctx.open_index(0).unwrap(), ctx.open_index(1).unwrap());
-        let (v0, v1) = (ctx.pagemap(d0, 0).unwrap(), ctx.pagemap(d1, 0).unwrap());
+        let (sim, ctx, [d0, _], [v0, v1]) = p2p();
         sim.cpu_access(BUF, 4 * MIB, Access::Write, 1).unwrap();
         let mut b = ctx.place_batch(d0, &[(BUF, 2 * MIB, v0), (BUF + 2 * MIB, 2 * MIB, v1)], None).unwrap();
         sim.remove_device(0, errno).unwrap();
@@ -311,10 +314,7 @@ fn a_batch_whose_own_device_is_lost_completes_from_the_page_table() {
 /// completion alike (the second said EBUSY: a reviewer's case).
 #[test]
 fn a_lost_batch_device_is_named_at_every_completion() {
-    let sim = Sim::from_preset("2dgpu-p2p").unwrap();
-    let ctx = Context::new(Box::new(SimDriver::new(sim.clone())), Config::default());
-    let (d0, d1) = (ctx.open_index(0).unwrap(), ctx.open_index(1).unwrap());
-    let v1 = ctx.pagemap(d1, 0).unwrap();
+    let (sim, ctx, [d0, _], [_, v1]) = p2p();
     sim.cpu_access(BUF, 2 * MIB, Access::Write, 1).unwrap();
     sim.inject(xesvm::sim::Injection::count(xesvm::sim::Point::Migrate, Errno::ENOMEM, 1));
     let mut b = ctx.place_batch(d0, &[(BUF, 2 * MIB, v1)], None).unwrap();

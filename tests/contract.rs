@@ -291,6 +291,16 @@ fn what_came_along_stays_beside_a_neighbour_advised_on_a_shared_page() {
     assert_eq!(sim.placement(a, MIB), Placement::Vram { device: 0, instance: 1 });
 }
 
+/// One device (dgpu), 8 MiB the CPU wrote, placed in system memory by an
+/// explicit request; and the device's VRAM.
+fn eight_mib_in_system_memory() -> (Arc<Sim>, Context, Vec<DeviceHandle>, Pagemap) {
+    let (sim, ctx, d) = rig("dgpu");
+    let v0 = ctx.pagemap(d[0], 0).unwrap();
+    sim.cpu_access(BUF, 8 * MIB, Access::Write, 3).unwrap();
+    ctx.alloc_vram(d[0], BUF, 8 * MIB, Pagemap::System, AllocFlags::default()).unwrap();
+    (sim, ctx, d, v0)
+}
+
 /// svm_alloc_vram without SVM_ALLOC_ENGINE: "exactly [start, start+size)
 /// moves to `target` now, or the call falls back and says so". A span whose
 /// head shares a 2 MiB chunk with the part an earlier explicit request
@@ -300,10 +310,7 @@ fn what_came_along_stays_beside_a_neighbour_advised_on_a_shared_page() {
 /// in VRAM (a third-party reader's report; failed before).
 #[test]
 fn an_explicit_request_skips_its_prefetch_only_where_all_of_it_is_there() {
-    let (sim, ctx, d) = rig("dgpu");
-    let v0 = ctx.pagemap(d[0], 0).unwrap();
-    sim.cpu_access(BUF, 8 * MIB, Access::Write, 3).unwrap();
-    ctx.alloc_vram(d[0], BUF, 8 * MIB, Pagemap::System, AllocFlags::default()).unwrap();
+    let (sim, ctx, d, v0) = eight_mib_in_system_memory();
     ctx.alloc_vram(d[0], BUF, 6 * MIB + MIB / 2, v0, AllocFlags::default()).unwrap();
     let tail = BUF + 6 * MIB + MIB / 2;
     assert_eq!(sim.placement(tail, 8 * MIB - (tail - BUF)), Placement::System, "the cut left the tail behind");
@@ -319,10 +326,7 @@ fn an_explicit_request_skips_its_prefetch_only_where_all_of_it_is_there() {
 /// said VERIFIED (a third-party reader's report; failed before).
 #[test]
 fn an_eviction_walks_every_page_before_it_finds_nothing_to_send_back() {
-    let (sim, ctx, d) = rig("dgpu");
-    let v0 = ctx.pagemap(d[0], 0).unwrap();
-    sim.cpu_access(BUF, 8 * MIB, Access::Write, 3).unwrap();
-    ctx.alloc_vram(d[0], BUF, 8 * MIB, Pagemap::System, AllocFlags::default()).unwrap();
+    let (sim, ctx, d, v0) = eight_mib_in_system_memory();
     let s = BUF + 6 * MIB + MIB / 2;
     ctx.alloc_vram(d[0], s, BUF + 8 * MIB - s, v0, AllocFlags::default()).unwrap();
     assert_eq!(sim.bytes_in(BUF, 8 * MIB, 0, 1).unwrap(), 3 * MIB / 2);

@@ -1,4 +1,6 @@
-//! Steps 3 and 4 of the placement flow (docs/design.md): the PREFETCH with
+//! Steps 2 to 4 of the placement flow (docs/design.md) for one candidate:
+//! the attributes every device VM gets (`try_candidate`, and what it
+//! records however the attempt ends), the PREFETCH with
 //! its user fence (none where the page table shows the span there already,
 //! and none for a multi-tile re-move, rule 6, left to the launch's fault),
 //! the answer to each errno (EBUSY: evict and retry once; ENOMEM/ENOSPC:
@@ -7,6 +9,7 @@
 
 use std::sync::atomic::Ordering;
 
+use super::chunks::ChunkSides;
 use super::errors::Answer;
 use super::place::Attempt;
 use super::*;
@@ -20,6 +23,141 @@ pub(super) struct Migrated {
 }
 
 impl Context {
+    /// Attributes + prefetch + verification for one candidate (steps 2-4).
+    pub(super) fn try_candidate(&self, a: &Attempt, cand: Pagemap, placed: &mut Placed) -> std::result::Result<(), Miss> {
+        let Attempt { slots, dev, start, end, ref summary, .. } = *a;
+        // Step 2: the same preferred location on every device VM, skipping
+        // madvise calls whose effect is recorded. What was applied is recorded
+        // however the attempt ends, so the record never disagrees with the kernel.
+        let mut applied = Vec::new();
+        // A small span served in system memory (a piece of a table read at
+        // random, a small allocation) is bound for the accessing device by
+        // the prefetch and not advised: a madvise on every device VM costs
+        // more than reading the piece (2 us an ioctl against 1.4 us for 64
+        // KiB at host bandwidth, docs/cost-model.md), it cuts the mapping at
+        // the piece's ends (a neighbour in its chunk then migrates in 4 KiB
+        // ranges), and without it a later GPU fault there may migrate the
+        // piece, which is the kernel's default and loses nothing. While it
+        // stays bound, the next call finds it in place (`in_place`).
+        // Nor is system memory advised where no device of the context has
+        // VRAM (integrated GPUs): every fault lands there anyway, and a
+        // madvise zaps the PTEs of what a packed neighbour's prefetch bound
+        // in its chunk (measured on igpu, 100 generated programs: GPU
+        // faults the prefetch baseline never takes, up to 1.75x it). An
+        // explicit request is honoured all the same: the span lives and is
+        // bound where it asked, and on such a device the advice changes
+        // no fault's outcome.
+        let no_vram = cand == Pagemap::System && slots.iter().filter_map(|s| s.dev.as_ref()).all(|d| !d.has_vram());
+        let engine_system = a.flags.engine() && cand == Pagemap::System;
+        let advise = !(no_vram || (engine_system && end - start <= super::resolve::SMALL_READ));
+        // The madvise covers the span's whole 2 MiB chunks where nothing else
+        // is recorded there: a madvise splits the mirror VMA at its ends, and
+        // inside a split the kernel can no longer use a 2 MiB range, so a
+        // buffer ending mid-chunk would migrate its tail in 64 KiB and 4 KiB
+        // ranges (about 49 us each against one 2 MiB copy, docs/cost-model.md),
+        // where the kernel alone, unsplit, moves that chunk whole anyway.
+        let widened = if advise { self.chunk_sides(start, end, cand, dev) } else { ChunkSides::none(start, end) };
+        // An engine placement in system memory that shares a chunk with a
+        // neighbour placed otherwise is bound, not advised: the madvise
+        // would split the VMA inside the chunk and destroy the neighbour's
+        // SVM ranges straddling the cut (evicted from VRAM, unbound:
+        // xe_svm_unmap_address_range), while the bind alone spares the
+        // launch its faults; a later fault may migrate the span, the
+        // kernel's default. Measured on generated programs (seeds 1, 2,
+        // 21, 22, against the better baseline): 0.777, 0.754, 0.798, 0.753
+        // -> 0.770, 0.748, 0.793, 0.745, no program more than 1 % slower.
+        let split = widened.start % super::CHUNK != 0 || widened.end % super::CHUNK != 0;
+        // Nor an atomic span whose advice would cut a chunk it shares
+        // (`atomic_rest`): the rest of its chunks moves with it.
+        let rest = if advise && split { self.atomic_rest(a, cand, widened.start, widened.end) } else { None };
+        let advise = advise && !(engine_system && split) && rest.is_none();
+        let (ws, we) = (widened.start, widened.end);
+        let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), None, ws, we, cand, summary, placed, &mut applied) } else { Ok(()) };
+        // Until a copy prices the rent's buy (policy/rent.rs), a span of a
+        // chunk or more the records do not place is sampled before its
+        // move into VRAM (four page-table reads, under 4 us, before a move
+        // of megabytes): a first round's inputs, written by the CPU, are
+        // copies; a buffer nothing populated is a birth.
+        let into_vram = cand.device().is_some();
+        let unknown = summary.residency.is_none() && a.seen.is_none() && into_vram && end - start >= super::CHUNK;
+        let sampled = if unknown && !self.rent.priced() { self.observe_samples(start, end, 4) } else { None };
+        let t_move = if into_vram { self.driver.now_ns() } else { 0 };
+        let outcome = attributes.and_then(|()| self.migrate_verified(a, cand, placed));
+        // The sides' preferred locations are recorded as applied (residency
+        // unknown).
+        let record_sides = |applied: &[(u16, DevAttrs)]| {
+            for (s, e) in [(ws, start), (end, we)] {
+                if s < e && !applied.is_empty() {
+                    self.record_side(slots, s, e, applied, cand);
+                }
+            }
+        };
+        let Migrated { moved, bound } = match outcome {
+            Ok(m) => m,
+            Err(m) => {
+                self.record(slots, start, end, &applied, |_| {});
+                record_sides(&applied);
+                return Err(m);
+            }
+        };
+        record_sides(&applied);
+        drop(widened);
+        if moved && !placed.on_fault {
+            placed.bytes_moved += end - start;
+        }
+        // Record what is true now.
+        let now = self.driver.now_ns();
+        // A copy out of system memory into VRAM (its record said so, or the
+        // page table showed it all there) prices the buy of a read served
+        // in system memory (policy/rent.rs); a birth copies nothing.
+        let from_system = summary.residency == Some(Pagemap::System) || a.seen.or(sampled).is_some_and(|s| s.samples > 0 && s.system == s.samples);
+        if moved && !placed.on_fault && from_system && into_vram {
+            self.rent.moved(now.saturating_sub(t_move), end - start);
+        }
+        let observed_at = if placed.verified { now.max(1) } else { 0 };
+        let explicit = !a.flags.engine();
+        self.record(slots, start, end, &applied, |r| {
+            r.residency = Some(cand);
+            *r.explicit.get_mut() = explicit;
+            // Placed here by this call: no device's faults ran on it since.
+            r.spend_faulted_marks();
+            r.observed_at.store(observed_at, Ordering::Relaxed);
+            r.last_used.store(now, Ordering::Relaxed);
+            r.moves = summary.moves.clone();
+            // The merge's pin, which a packed neighbour's record of a shared
+            // page can carry in (summary() reads past it, so only a later
+            // placement of this span sees it). Taking the span's own
+            // (`summary`) here too exposed two-device solvers whose shared
+            // vectors then ping-pong at fault granularity (generated
+            // programs: one solver 0.54 -> 1.10x, one 0.40 -> 1.08x the
+            // better baseline): the spread pin held them in one place. A
+            // home for spans devices take turns at is the fix; until then
+            // this stays.
+            r.pinned_until = r.pinned_until.max(summary.pinned_until);
+            *r.uses.get_mut() = summary.uses.load(Ordering::Relaxed);
+            if moved {
+                r.record_move(now);
+            }
+            if bound {
+                r.set_bound(dev.slot, true);
+            }
+            // The launch this placement is for uses it here.
+            r.use_once();
+            if cand == Pagemap::System && dev.has_vram() {
+                r.read_in_place(dev.slot);
+            }
+        });
+        if moved && cand == Pagemap::System {
+            self.carried_back(slots, start, end, summary.residency);
+        }
+        // Not where rule 6 left the move to the launch's fault: nothing
+        // has moved yet.
+        if let Some(rest) = rest.as_ref().filter(|_| moved && !placed.on_fault) {
+            self.carried_along(slots, rest, start, end, cand);
+        }
+        Ok(())
+    }
+
     /// Steps 3 and 4: PREFETCH with user fence, each errno's answer, and the
     /// check that the range really is there. Returns whether data moved, and
     /// whether a prefetch bound it for the accessing device.
@@ -191,17 +329,20 @@ impl Context {
                 true => self.observe(start, end),
             };
             if let Some(after) = after {
-                if !self.agrees(slots, &after, cand) || (explicit && after.unpopulated > 0 && self.unmapped(start, end, &after)) {
-                    // A hole: EFAULT, not a fallback that would call it
-                    // placed. The mapped part may have moved: its place is
-                    // unknown, to the result and the records.
-                    if self.unmapped(start, end, &after) {
-                        crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: nothing is mapped there, or not all of it (EFAULT)", Span(start, size));
-                        self.stats.count_errno(Errno::EFAULT);
-                        self.place_unknown(slots, start, end);
-                        placed.pagemap = None;
-                        return Err(Miss::Fatal(Errno::EFAULT));
-                    }
+                let agrees = self.agrees(slots, &after, cand);
+                // A hole (one maps read, only where the look disagrees or an
+                // explicit request's walk met a never-populated page):
+                // EFAULT, not a fallback that would call it placed. The
+                // mapped part may have moved: its place is unknown, to the
+                // result and the records.
+                if (!agrees || (explicit && after.unpopulated > 0)) && self.unmapped(start, end, &after) {
+                    crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: nothing is mapped there, or not all of it (EFAULT)", Span(start, size));
+                    self.stats.count_errno(Errno::EFAULT);
+                    self.place_unknown(slots, start, end);
+                    placed.pagemap = None;
+                    return Err(Miss::Fatal(Errno::EFAULT));
+                }
+                if !agrees {
                     self.stats.local().unverified.fetch_add(1, Ordering::Relaxed);
                     crate::log!(crate::log::Level::Info, "alloc_vram {} to {cand}: the prefetch reported success but the page table shows it elsewhere (counted as EBUSY)", Span(start, size));
                     if !busy_retried {
