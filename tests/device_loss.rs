@@ -184,8 +184,11 @@ fn a_move_into_a_lost_peers_vram_returns_the_peers_errno() {
         sim.cpu_access(BASE, 4 * MIB, xesvm::sim::Access::Write, 3).unwrap();
         ctx.alloc_vram(d[0], BASE, 4 * MIB, vram(&ctx, d[1]), AllocFlags::default()).unwrap();
         sim.remove_device(1, errno).unwrap();
+        let before = sim.counters().ioctls;
         let o = ctx.alloc_vram_outcome(d[0], BASE, 4 * MIB, vram(&ctx, d[1]), flags);
         assert_eq!((o.result, o.placed.fell_back), (Err(errno), false), "{errno:?} {flags:?}: {:?}", o.placed);
+        // The query that found the peer gone is one of the call's ioctls.
+        assert_eq!(o.placed.ioctls as u64, sim.counters().ioctls - before, "{:?}", o.placed);
         assert_eq!(ctx.alloc_vram(d[0], BASE, 4 * MIB, vram(&ctx, d[1]), AllocFlags::default()), Err(errno), "and from then on");
         assert!(ctx.alloc_vram(d[0], BASE, 4 * MIB, vram(&ctx, d[0]), AllocFlags::default()).is_ok(), "device 0 goes on");
     }

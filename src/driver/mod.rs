@@ -175,12 +175,22 @@ pub const MAX_RESTARTS: u32 = 8;
 thread_local! {
     /// Restarts [`ioctl`] made on this thread since [`take_restarts`].
     static RESTARTS: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+    /// Ioctls [`ioctl`] issued on this thread since [`take_issued`],
+    /// restarts included.
+    static ISSUED: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
 }
 
 /// The restarts [`ioctl`] made on this thread since the last call (the
 /// policy counts them as retries of the placement that issued them).
 pub fn take_restarts() -> u32 {
     RESTARTS.with(|r| r.replace(0))
+}
+
+/// The ioctls [`ioctl`] issued on this thread since the last call, each
+/// restart one more (a wrapper may issue two: a bind and its fence wait,
+/// or none, where its first fails).
+pub fn take_issued() -> u32 {
+    ISSUED.with(|r| r.replace(0))
 }
 
 /// Typed, safe entry to [`Driver::ioctl_raw`] for structs without user pointers
@@ -191,6 +201,7 @@ pub fn ioctl<D: Driver + ?Sized, T>(drv: &D, fd: RawFd, request: u32, arg: &mut 
     debug_assert!(uapi::request_size_matches(request, size_of::<T>()), "request/struct size mismatch");
     let mut deadline = 0;
     loop {
+        ISSUED.with(|n| n.set(n.get().wrapping_add(1)));
         // SAFETY: `arg` is a live &mut of exactly the size the request encodes.
         let r = unsafe { drv.ioctl_raw(fd, request, arg as *mut T as *mut c_void) };
         // The trace level's promise (include/xesvm.h): each ioctl.

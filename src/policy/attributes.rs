@@ -135,7 +135,7 @@ impl Context {
                     }
                 }
                 Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
-                    let (gone, e) = self.attribute_loss(slots, d, want, e);
+                    let (gone, e) = self.attribute_loss(slots, d, want, e, &mut placed.ioctls);
                     self.stats.count_errno(e);
                     placed.vms_refused |= 1 << d.slot;
                     // The memory the madvise named belongs to a lost device
@@ -181,12 +181,12 @@ impl Context {
     /// device's fd, and the kernel fails the call when that device is gone.
     /// The named device is asked on its own fd (one ioctl); the device found
     /// gone is marked dead with its own errno, and returned with it.
-    fn attribute_loss(&self, slots: &[Slot], on: &Device, want: PrefApplied, e: Errno) -> (u16, Errno) {
+    fn attribute_loss(&self, slots: &[Slot], on: &Device, want: PrefApplied, e: Errno, ioctls: &mut u32) -> (u16, Errno) {
         let named = match want {
             PrefApplied::Device { slot, .. } if slot != on.slot => slots.get(slot as usize).and_then(|s| s.dev.as_ref()),
             _ => None,
         };
-        if let Some(own) = named.and_then(|n| self.device_lost(n)) {
+        if let Some(own) = named.and_then(|n| self.device_lost(n, ioctls)) {
             return (named.map_or(on.slot, |n| n.slot), own);
         }
         on.mark_dead(e);

@@ -303,7 +303,7 @@ impl Context {
                     // Elsewhere: the target's device lost (its errno; asked
                     // on its own fd, one ioctl, as this is no hot path), or
                     // a prefetch the kernel reported done but did not make.
-                    let lost = owner.and_then(|d| self.device_lost(d)).or(gone);
+                    let lost = owner.and_then(|d| self.device_lost(d, &mut p.ioctls)).or(gone);
                     p.cause = Some(lost.unwrap_or(Errno::EBUSY));
                     let actual = self.place_of(&slots, s, None, 0);
                     p.pagemap = actual;

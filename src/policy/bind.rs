@@ -36,16 +36,18 @@ impl Context {
         self.restarting(placed, || xe::prefetch_wait(&*self.driver, on.fd, vm, start, size, region, timeout))
     }
 
-    /// Runs a call that issues one ioctl (a prefetch: the bind and its fence
-    /// wait), counting it, and counting the EINTR/EAGAIN restarts the
-    /// driver layer made for it (`driver::ioctl`, the one layer that
-    /// restarts, until its deadline) as retries.
+    /// Runs a call into the driver layer (a prefetch: the bind and its
+    /// fence wait), counting the ioctls it issued, and the EINTR/EAGAIN
+    /// restarts the driver layer made for it (`driver::ioctl`, the one
+    /// layer that restarts, until its deadline) also as retries.
     pub(super) fn restarting(&self, placed: &mut Placed, f: impl FnOnce() -> Result<()>) -> Result<()> {
         crate::driver::take_restarts();
+        crate::driver::take_issued();
         let r = f();
         let n = crate::driver::take_restarts();
-        placed.ioctls += 1 + n;
-        self.stats.local().ioctls.fetch_add(1 + n as u64, Ordering::Relaxed);
+        let issued = crate::driver::take_issued();
+        placed.ioctls += issued;
+        self.stats.local().ioctls.fetch_add(issued as u64, Ordering::Relaxed);
         if n > 0 {
             placed.retries += n;
             self.stats.count_errnos(Errno::EINTR, n);

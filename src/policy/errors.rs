@@ -61,9 +61,11 @@ impl Context {
     /// yet (one size-only DEVICE_QUERY: a failure path's question, where a
     /// move into its VRAM through another device's VM failed or did not
     /// happen, and that VM's ioctls say nothing of it): its errno, and `d`
-    /// marked dead, or None.
-    pub(super) fn device_lost(&self, d: &Device) -> Option<Errno> {
+    /// marked dead, or None. The query counts in `ioctls` (the call's
+    /// result) where it is issued.
+    pub(super) fn device_lost(&self, d: &Device, ioctls: &mut u32) -> Option<Errno> {
         let answer = d.check_alive().and_then(|()| {
+            *ioctls += 1;
             self.stats.local().ioctls.fetch_add(1, Ordering::Relaxed);
             crate::driver::query::probe(&*self.driver, d.fd)
         });

@@ -185,7 +185,7 @@ impl Context {
         // inside a prefetch is skipped, docs/kernel-model.md §7), so the
         // peer is asked whether it is gone; a target on a lost device never
         // falls back (include/xesvm.h).
-        let miss = |e: Errno| match peer.as_deref().and_then(|p| self.device_lost(p)) {
+        let miss = |e: Errno, placed: &mut Placed| match peer.as_deref().and_then(|p| self.device_lost(p, &mut placed.ioctls)) {
             Some(gone) => Miss::Fatal(gone),
             None => Miss::Fallback(e),
         };
@@ -307,7 +307,7 @@ impl Context {
                 }
                 Err(e @ (Errno::EBUSY | Errno::ENOMEM | Errno::ENOSPC)) => {
                     self.stats.count_errno(e);
-                    return Err(miss(e));
+                    return Err(miss(e, placed));
                 }
                 Err(e) => {
                     return Err(match self.suffer(e, &via, Some(cand)) {
@@ -351,7 +351,7 @@ impl Context {
                         let _ = self.prefetch(&via, start, size, 0, placed);
                         continue;
                     }
-                    return Err(miss(Errno::EBUSY));
+                    return Err(miss(Errno::EBUSY, placed));
                 }
                 placed.verified = true;
             }
