@@ -313,7 +313,7 @@ fn random_workload(seed: u64, steps: usize) -> Workload {
                     args.push(Arg { start: s2, size: n2, ..shape(&mut r, a) });
                 }
                 let compute_ns = [0, 1_000, 50_000, 2_000_000][r.below(4) as usize];
-                w.steps.push(Step::Launch { device, tile, args, compute_ns, knows: Knows::Span });
+                w.steps.push(Step::Launch { device, tile, args, compute_ns, knows: Knows::Span, allocs: Vec::new() });
             }
         }
     }

@@ -269,7 +269,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
             });
         }
         match step {
-            Step::Launch { device, tile, args, compute_ns, knows } => {
+            Step::Launch { device, tile, args, compute_ns, knows, allocs } => {
                 let track = trace::device(*device);
                 let ptrack = trace::host(placer);
                 sim.set_host_thread(placer);
@@ -281,7 +281,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                         // the allocations, or (pointers only) nothing.
                         let spans = match knows {
                             Knows::Span => args.iter().map(|a| (a.start, a.size, a.access)).collect(),
-                            Knows::Extent => extents(w, args),
+                            Knows::Extent => extents(w, args, allocs),
                             Knows::Pointer => Vec::new(),
                         };
                         for (s, n, _) in spans {
@@ -306,7 +306,7 @@ pub fn run_traced(w: &Workload, policy: PolicyKind, mut trace: Option<&mut Trace
                         // the extents the library finds from the pointers.
                         let spans = match knows {
                             Knows::Span => args.iter().map(|a| (a.start, a.size, a.access)).collect(),
-                            Knows::Extent => extents(w, args),
+                            Knows::Extent => extents(w, args, allocs),
                             Knows::Pointer => merged(args.iter().filter_map(|a| ctx.extent_of(a.start).ok().map(|(s, e)| (s, e - s, a.access)))),
                         };
                         for (s, n, a) in spans {
@@ -563,8 +563,9 @@ fn merged(spans: impl Iterator<Item = (u64, u64, Access)>) -> Vec<(u64, u64, Acc
 /// What a runtime with an allocation table knows of a launch: the pages of
 /// each allocation (the workload's buffer, a packed one itself) an
 /// argument is into.
-fn extents(w: &Workload, args: &[Arg]) -> Vec<(u64, u64, Access)> {
-    merged(args.iter().filter_map(|a| w.buffer_of(a.start, a.size).map(|b| (b.pages().0, b.pages().1, a.access))))
+fn extents(w: &Workload, args: &[Arg], allocs: &[Option<usize>]) -> Vec<(u64, u64, Access)> {
+    let alloc = |i: usize, a: &Arg| allocs.get(i).copied().flatten().map(|b| &w.buffers[b]).or_else(|| w.buffer_of(a.start, a.size));
+    merged(args.iter().enumerate().filter_map(|(i, a)| alloc(i, a).map(|b| (b.pages().0, b.pages().1, a.access))))
 }
 
 /// An application's call under a baseline, issued as Intel's compute

@@ -120,7 +120,7 @@ fn a_failed_access_has_no_ratio() {
 
 /// A launch on tile 0 of `device` over one span, knowing `knows`.
 fn launch(w: &mut Workload, device: u32, start: u64, size: u64, access: Access, knows: Knows) {
-    w.steps.push(Step::Launch { device, tile: 0, args: vec![Arg::new(start, size, access)], compute_ns: 0, knows });
+    w.steps.push(Step::Launch { device, tile: 0, args: vec![Arg::new(start, size, access)], compute_ns: 0, knows, allocs: Vec::new() });
 }
 
 fn placement_of<'a>(r: &'a Report, name: &str) -> &'a str {
@@ -278,7 +278,7 @@ fn two_independent_devices_take_the_time_of_one() {
         for _ in 0..12 {
             for i in (0..2).filter(|&i| keep[i]) {
                 let args = vec![Arg { passes: 4, ..Arg::new(bufs[i], 24 * MIB, Access::Write) }];
-                w.steps.push(Step::Launch { device: devices[i], tile: 0, args, compute_ns: 10_000_000, knows: Knows::Span });
+                w.steps.push(Step::Launch { device: devices[i], tile: 0, args, compute_ns: 10_000_000, knows: Knows::Span, allocs: Vec::new() });
             }
         }
         w.steps.push(Step::Wait);
@@ -310,7 +310,7 @@ fn prefetching_from_a_helper_thread_overlaps_the_submitting_threads_work() {
         for &b in &inputs {
             w.cpu(b, 24 * MIB, true);
             let args = vec![Arg { passes: 8, ..Arg::new(b, 24 * MIB, Access::Read) }, Arg::new(out, 4 * MIB, Access::Write)];
-            w.steps.push(Step::Launch { device: 0, tile: 0, args, compute_ns: 1_000_000, knows: Knows::Span });
+            w.steps.push(Step::Launch { device: 0, tile: 0, args, compute_ns: 1_000_000, knows: Knows::Span, allocs: Vec::new() });
         }
         w.cpu(out, 4 * MIB, false);
         w

@@ -414,14 +414,16 @@ pub fn parse(text: &str, base: &Path) -> Result<Scenario, String> {
                     let (start, size) = span(d)?;
                     let (passes, pattern) = use_of(d.passes, d.pattern.as_deref(), d.touched).map_err(&err)?;
                     let mut args = vec![Arg { start, size, access, passes, pattern }];
+                    let mut allocs = vec![Some(buffer(&need(d.buffer.as_ref(), "buffer")?)?)];
                     for x in &d.spans {
                         let (start, size) = bytes(&x.buffer, x.offset.as_ref(), x.size.as_ref())?;
                         let (passes, pattern) = use_of(x.passes, x.pattern.as_deref(), x.touched).map_err(&err)?;
                         args.push(Arg { start, size, access: gpu_access(&x.access)?, passes, pattern });
+                        allocs.push(Some(buffer(&x.buffer)?));
                     }
                     let compute_ns = d.compute.as_ref().map(duration_ns).transpose().map_err(&err)?.unwrap_or(0);
                     let knows = d.knows.as_deref().map(knows_of).transpose().map_err(&err)?.unwrap_or(knows);
-                    Step::Launch { device: dev, tile, args, compute_ns, knows }
+                    Step::Launch { device: dev, tile, args, compute_ns, knows, allocs }
                 }
                 "cpu" => {
                     let write = match need(d.access.as_ref(), "access")?.as_str() {

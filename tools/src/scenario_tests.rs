@@ -54,7 +54,7 @@ fn parses_buffers_phases_and_steps() {
     assert_eq!(s.workload.buffers[0].size, 8 << 20);
     assert_eq!(s.workload.steps.len(), 6);
     let a = s.workload.buffers[0].start;
-    assert_eq!(s.workload.steps[1], Step::Launch { device: 1, tile: 0, args: vec![Arg::new(a + (2 << 20), 4 << 20, Access::Atomic)], compute_ns: 0, knows: Knows::Pointer });
+    assert_eq!(s.workload.steps[1], Step::Launch { device: 1, tile: 0, args: vec![Arg::new(a + (2 << 20), 4 << 20, Access::Atomic)], compute_ns: 0, knows: Knows::Pointer, allocs: vec![Some(0)] });
     assert!(matches!(s.workload.steps[2], Step::Call(Call::AllocVram { device: 0, target: Target::Device { device: 0, tile: 0 }, .. })));
 }
 
@@ -174,7 +174,7 @@ fn packed_buffers_byte_sizes_and_free_alloc() {
     // (b starts inside a's last page, so that is the page a shares).
     let lo = (b.start + 100) / 4096 * 4096;
     let hi = (b.start + 5100).next_multiple_of(4096);
-    assert_eq!(w.steps[0], Step::Launch { device: 1, tile: 0, args: vec![Arg::new(a.start, 977 * 4096, Access::Write), Arg::new(lo, hi - lo, Access::Read)], compute_ns: 0, knows: Knows::Pointer });
+    assert_eq!(w.steps[0], Step::Launch { device: 1, tile: 0, args: vec![Arg::new(a.start, 977 * 4096, Access::Write), Arg::new(lo, hi - lo, Access::Read)], compute_ns: 0, knows: Knows::Pointer, allocs: vec![Some(0), Some(1)] });
     // free and alloc cover b's pages but the one it shares with a.
     let own = (a.start + 977 * 4096, (b.start + b.size).next_multiple_of(4096) - (a.start + 977 * 4096));
     assert_eq!(w.steps[2], Step::Free { start: own.0, size: own.1 });
@@ -189,6 +189,42 @@ fn packed_buffers_byte_sizes_and_free_alloc() {
         assert_eq!(r.gpu_errors, 0, "{pk:?}");
         assert!(r.simulated_ns >= o.bound_ns, "{pk:?}: {} < {}", r.simulated_ns, o.bound_ns);
     }
+}
+
+/// A runtime's allocation table answers for the exact pointer: an 8-byte
+/// buffer packed after a 20 MiB one shares its page, and the extent of a
+/// launch that reads only it is its own page, not the big neighbour's 20
+/// MiB (the page-widened span overlaps the big one's last page more; the
+/// runner handed its whole extent over, and both the prefetch baseline
+/// and the library moved 20 MiB for 8 bytes).
+#[test]
+fn an_extent_is_the_allocation_the_pointer_lies_in() {
+    let s = p(r#"
+topology = "b60"
+knows = "extent"
+[[buffer]]
+name = "big"
+size = 20971620
+[[buffer]]
+name = "small"
+size = 8
+after = "big"
+[[phase]]
+name = "p"
+[[phase.step]]
+do = "cpu"
+access = "write"
+buffer = "big"
+[[phase.step]]
+do = "gpu"
+device = 0
+access = "read"
+buffer = "small"
+"#)
+    .unwrap();
+    let r = crate::runner::run(&s.workload, crate::runner::PolicyKind::Prefetch).unwrap();
+    assert!(r.content_ok);
+    assert!(r.bytes_to_vram <= 2 << 20, "the small buffer's page (and its 2 MiB range at most), not 20 MiB: {}", r.bytes_to_vram);
 }
 
 /// A freed buffer's life ends: its data need not move back, so the

@@ -90,7 +90,7 @@ fn kernel(w: &mut Workload, device: u32, args: Vec<Arg>, intensity: f64) {
     let bytes: u64 = args.iter().map(|a| a.size).sum();
     let local = w.topology.devices[device as usize].local_bandwidth;
     let compute_ns = (intensity * bytes as f64 * 1e9 / local) as u64;
-    w.steps.push(Step::Launch { device, tile: 0, args, compute_ns, knows: Knows::Span });
+    w.steps.push(Step::Launch { device, tile: 0, args, compute_ns, knows: Knows::Span, allocs: Vec::new() });
 }
 
 fn arg(start: u64, size: u64, access: Access, passes: u32) -> Arg {

@@ -126,7 +126,7 @@ mod tests {
         for _ in 0..3 {
             for (d, &b) in bufs.iter().enumerate() {
                 let args = vec![Arg::new(b, 8 << 20, Access::Write)];
-                w.steps.push(Step::Launch { device: d as u32, tile: 0, args, compute_ns: 2_000_000, knows: Knows::Span });
+                w.steps.push(Step::Launch { device: d as u32, tile: 0, args, compute_ns: 2_000_000, knows: Knows::Span, allocs: Vec::new() });
             }
         }
         let mut t = Trace::new("two", 2);

@@ -37,6 +37,11 @@ pub enum Step {
         args: Vec<Arg>,
         compute_ns: u64,
         knows: Knows,
+        /// Per argument, the buffer its pointer lies in (where the step
+        /// names one): what a runtime's allocation table gives for the
+        /// exact pointer, which the page-widened span no longer tells
+        /// where small buffers share a page.
+        allocs: Vec<Option<usize>>,
     },
     Cpu {
         start: u64,
@@ -190,7 +195,7 @@ impl Workload {
     #[cfg(test)]
     pub fn launch(&mut self, device: u32, accesses: Vec<(u64, u64, Access)>) {
         let args = accesses.into_iter().map(|(s, n, a)| Arg::new(s, n, a)).collect();
-        self.steps.push(Step::Launch { device, tile: 0, args, compute_ns: 0, knows: Knows::Span });
+        self.steps.push(Step::Launch { device, tile: 0, args, compute_ns: 0, knows: Knows::Span, allocs: Vec::new() });
     }
 
     pub fn cpu(&mut self, start: u64, size: u64, write: bool) {
