@@ -362,3 +362,26 @@ fn xe_drm_pagemap_from_fd_refuses_an_unplugged_device_not_a_wedged_one() {
         assert_eq!(attrs_at(&r, BUF).preferred_mem_loc.devmem_fd, fd, "{errno:?}");
     }
 }
+
+fn bind_op(r: &Rig, op: u32, flags: u32, addr: u64, range: u64) -> Result<(), Errno> {
+    let op = drm_xe_vm_bind_op { op, flags, addr, range, ..Default::default() };
+    let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 1, ops: drm_xe_vm_bind_ops { bind: op }, ..Default::default() };
+    r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b)
+}
+
+/// `vm_bind_ioctl_ops_parse` refuses to UNMAP a mirror VMA that has SVM
+/// ranges with EBUSY unless `XE_VMA_OPS_FLAG_ALLOW_SVM_UNMAP` is set, which
+/// `vm_bind_ioctl_ops_create` sets for a mirror MAP from 7.0 on. 6.18 has no
+/// such flag: a mirror MAP over a faulted mirror VMA is EBUSY there too.
+#[test]
+fn vm_bind_ioctl_ops_parse_refuses_a_mirror_map_over_faulted_ranges_on_6_18() {
+    for (kernel, want) in [(KernelVersion::V6_18, Err(Errno::EBUSY)), (KernelVersion::V7_1, Ok(()))] {
+        let r = rig("dgpu", kernel);
+        r.gpu(0, BUF, 2 * MIB, Access::Read).unwrap();
+        let mirror = DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR;
+        assert_eq!(bind_op(&r, DRM_XE_VM_BIND_OP_MAP, mirror, 0, 1 << 47), want, "{kernel}");
+        // A mirror MAP over a VMA no range lies in is taken on both.
+        assert_eq!(bind_op(&r, DRM_XE_VM_BIND_OP_UNMAP, 0, 1 << 46, 1 << 46), Ok(()), "{kernel}");
+        assert_eq!(bind_op(&r, DRM_XE_VM_BIND_OP_MAP, mirror, 1 << 46, 1 << 46), Ok(()), "{kernel}");
+    }
+}

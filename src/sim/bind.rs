@@ -228,12 +228,14 @@ impl Sim {
             (s, e) = vm.widen_over_default_mirrors(s, e);
         }
         // EBUSY: removing or splitting a mirror VMA that still has SVM mappings,
-        // unless a mirror MAP covers it whole (docs/xe-uapi.md §6.4, execution-time results).
+        // unless a mirror MAP covers it whole (docs/xe-uapi.md §6.4, execution-time results)
+        // from 7.0 on: vm_bind_ioctl_ops_parse's UNMAP spares it only under
+        // XE_VMA_OPS_FLAG_ALLOW_SVM_UNMAP, which 6.18 does not have.
         for vs in vm.vmas_in(s, e) {
             let v = &vm.vmas[&vs];
             if v.kind == VmaKind::Mirror && vm.overlaps_range(s.max(vs), e.min(v.end)) {
                 let covered = s <= vs && v.end <= e;
-                if !(covered && mirror) {
+                if !(covered && mirror && widens) {
                     return Err(Errno::EBUSY);
                 }
             }
