@@ -385,3 +385,36 @@ fn vm_bind_ioctl_ops_parse_refuses_a_mirror_map_over_faulted_ranges_on_6_18() {
         assert_eq!(bind_op(&r, DRM_XE_VM_BIND_OP_MAP, mirror, 1 << 46, 1 << 46), Ok(()), "{kernel}");
     }
 }
+
+/// A bind with no ops: `xe_vm_bind_ioctl` runs `xe_svm_flush` and returns
+/// (ENODATA, taken as success): the garbage collector, nothing else.
+fn flush(r: &Rig) {
+    let mut b = drm_xe_vm_bind { vm_id: r.vms[0], num_binds: 0, ..Default::default() };
+    r.ioctl(0, DRM_IOCTL_XE_VM_BIND, &mut b).unwrap();
+}
+
+/// `xe_svm_range_set_default_attr` (7.0 on): a VMA with default attributes
+/// is widened whole (`start = xe_vma_start(vma); end = xe_vma_end(vma)`),
+/// else the range's span is reset, and either span goes through
+/// `xe_vm_find_cpu_addr_mirror_vma_range` before
+/// `xe_vm_alloc_cpu_addr_mirror_vma` maps it: the reset VMA merges with
+/// the default mirror VMAs beside it, whether or not the range covered it.
+#[test]
+fn xe_svm_range_set_default_attr_merges_the_reset_span_with_default_neighbours() {
+    // (advice over [BUF, BUF + len), then back to default?, VMAs after the collector)
+    for (len, undo, want) in [(2 * MIB, false, 1), (4 * MIB, true, 1), (4 * MIB, false, 3)] {
+        let r = rig("dgpu", KernelVersion::V7_1);
+        xe::bind_cpu_addr_mirror_pat(&r.drv, r.fds[0], r.vms[0], 0, 1 << 47, true, 0).unwrap();
+        madvise_atomic(&r, BUF, len, DRM_XE_ATOMIC_DEVICE).unwrap();
+        if undo {
+            madvise_atomic(&r, BUF, len, DRM_XE_ATOMIC_UNDEFINED).unwrap();
+        }
+        assert_eq!(vmas(&r, 0, 1 << 47), 3);
+        r.gpu(0, BUF, 2 * MIB, Access::Read).unwrap();
+        r.sim.munmap(BUF, 2 * MIB).unwrap();
+        flush(&r);
+        assert_eq!(vmas(&r, 0, 1 << 47), want, "advice over {len:#x}, undone {undo}");
+        assert_eq!(attrs_at(&r, BUF).atomic.val, DRM_XE_ATOMIC_UNDEFINED);
+        assert_eq!(attrs_at(&r, BUF + len - 4096).atomic.val, if len > 2 * MIB && !undo { DRM_XE_ATOMIC_DEVICE } else { DRM_XE_ATOMIC_UNDEFINED });
+    }
+}

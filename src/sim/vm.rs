@@ -114,13 +114,13 @@ impl Vm {
     /// kernel resets unconditionally, 6.18-rc1 and -rc2): a VMA that is
     /// exactly the range is reset in place; a larger one has the range split
     /// off with the defaults (`xe_vm_alloc_cpu_addr_mirror_vma`); one with
-    /// the defaults already is left alone on 6.18, and from 7.0 (`merges`,
+    /// the defaults already is left alone on 6.18. From 7.0 (`merges`,
     /// "drm/xe: Merge adjacent default-attribute VMAs during garbage
-    /// collection", 4a938d3886d6) merged with the default VMAs beside it
-    /// where it lies inside the range (`xe_vm_find_cpu_addr_mirror_vma_range`).
-    /// The 7.0 behaviour is inferred from the same merge in
-    /// `xe_vm_madvise.c`'s reset of unmapped holes, not read in the
-    /// collector itself.
+    /// collection", 4a938d3886d6) a VMA with the defaults is taken whole
+    /// (`start = xe_vma_start(vma); end = xe_vma_end(vma)`), whatever part
+    /// the range was, and that span or the reset one is widened over the
+    /// default mirror VMAs beside it (`xe_vm_find_cpu_addr_mirror_vma_range`)
+    /// and mapped as one VMA.
     pub fn collect_garbage(&mut self, unconditional: bool, merges: bool) {
         for (s, e) in std::mem::take(&mut self.gc_pending) {
             let Some((vs, v)) = self.vma_at(s) else { continue };
@@ -129,7 +129,7 @@ impl Vm {
             }
             let ve = v.end;
             if v.attrs == Attrs::defaults(v.bind_pat) {
-                if merges && s <= vs && ve <= e {
+                if merges {
                     self.merge_default_mirrors(vs, ve);
                 }
                 continue;
@@ -138,6 +138,9 @@ impl Vm {
             self.split_at(e.min(ve));
             if let Some(v) = self.vmas.get_mut(&s) {
                 v.attrs = Attrs::defaults(v.bind_pat);
+            }
+            if merges {
+                self.merge_default_mirrors(s, e.min(ve));
             }
         }
     }
@@ -288,10 +291,10 @@ mod tests {
 
     /// `xe_svm_range_set_default_attr`: a VMA that is exactly the range is
     /// reset in place and a range inside a larger VMA split off, on every
-    /// kernel, neither merged; a VMA with the defaults already, inside the
-    /// range, merges with its default neighbours from 7.0 only.
+    /// kernel; from 7.0 the reset span, or a VMA with the defaults already,
+    /// merges with its default neighbours.
     #[test]
-    fn the_garbage_collectors_reset_merges_only_default_vmas_and_only_from_7_0() {
+    fn the_garbage_collectors_reset_merges_with_default_neighbours_from_7_0() {
         const M: u64 = 1 << 20;
         // [0, 2M) default, [2M, 6M) advised (atomic), [6M, 1G) default; the
         // mirror bound with MADVISE_AUTORESET.
@@ -305,24 +308,31 @@ mod tests {
         let starts = |vm: &Vm| vm.vmas.keys().copied().collect::<Vec<_>>();
         let mut vm = Vm::new(0, 1 << 48);
         for merges in [false, true] {
-            // The whole VMA: reset in place.
+            // The whole VMA: reset in place, and from 7.0 merged with its
+            // default neighbours.
             advised(&mut vm);
-            vm.gc_pending.push((2 * M, 6 * M));
-            vm.collect_garbage(false, merges);
-            assert_eq!(starts(&vm), vec![0, 2 * M, 6 * M], "merges {merges}");
-            assert_eq!(vm.vmas[&(2 * M)].attrs, Attrs::defaults(0));
-            // Now a default VMA inside a range: merged from 7.0.
             vm.gc_pending.push((2 * M, 6 * M));
             vm.collect_garbage(false, merges);
             let want = if merges { vec![0] } else { vec![0, 2 * M, 6 * M] };
             assert_eq!(starts(&vm), want, "merges {merges}");
-            // Its first 2 MiB: split off, not merged.
+            assert_eq!(vm.vma_at(2 * M).unwrap().1.attrs, Attrs::defaults(0));
+            // Its first 2 MiB: split off; from 7.0 merged with the default
+            // VMA before it, which the split-off part touches.
             advised(&mut vm);
             vm.gc_pending.push((2 * M, 4 * M));
             vm.collect_garbage(false, merges);
-            assert_eq!(starts(&vm), vec![0, 2 * M, 4 * M, 6 * M], "merges {merges}");
-            assert_eq!(vm.vmas[&(2 * M)].attrs, Attrs::defaults(0));
+            let want = if merges { vec![0, 4 * M, 6 * M] } else { vec![0, 2 * M, 4 * M, 6 * M] };
+            assert_eq!(starts(&vm), want, "merges {merges}");
+            assert_eq!(vm.vma_at(2 * M).unwrap().1.attrs, Attrs::defaults(0));
             assert_eq!(vm.vma_at(4 * M).unwrap().1.attrs.atomic, 1, "the rest keeps its advice");
+            // A default VMA only partly covered by the range: taken whole
+            // and merged from 7.0.
+            advised(&mut vm);
+            vm.vmas.get_mut(&(2 * M)).unwrap().attrs = Attrs::defaults(0);
+            vm.gc_pending.push((2 * M, 4 * M));
+            vm.collect_garbage(false, merges);
+            let want = if merges { vec![0] } else { vec![0, 2 * M, 6 * M] };
+            assert_eq!(starts(&vm), want, "merges {merges}");
             // A default VMA bound without the flag is left alone (6.18-rc3 on).
             vm.vmas.clear();
             vm.vmas.insert(0, mirror(2 * M));
