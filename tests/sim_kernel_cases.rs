@@ -418,3 +418,23 @@ fn xe_svm_range_set_default_attr_merges_the_reset_span_with_default_neighbours()
         assert_eq!(attrs_at(&r, BUF + len - 4096).atomic.val, if len > 2 * MIB && !undo { DRM_XE_ATOMIC_DEVICE } else { DRM_XE_ATOMIC_UNDEFINED });
     }
 }
+
+/// `vm_bind_ioctl_ops_create` handles a PREFETCH op of a VMA that is no CPU
+/// mirror with `op->prefetch.region = prefetch_region; break;` inside
+/// `drm_gpuva_for_each_op`: the `break` leaves the loop, so no mirror VMA
+/// after the first non-mirror one in the bind's span gets its SVM ranges,
+/// and nothing of it is prefetched. Mirror VMAs before it are.
+#[test]
+fn vm_bind_ioctl_ops_create_stops_at_the_first_vma_that_is_no_mirror() {
+    for kernel in [KernelVersion::V6_18, KernelVersion::V7_1] {
+        let r = rig("dgpu", kernel);
+        bind_op(&r, DRM_XE_VM_BIND_OP_UNMAP, 0, BUF, 2 * MIB).unwrap();
+        bind_op(&r, DRM_XE_VM_BIND_OP_MAP, DRM_XE_VM_BIND_FLAG_NULL, BUF, 2 * MIB).unwrap();
+        r.prefetch(0, BUF - 2 * MIB, 6 * MIB, 1).unwrap();
+        assert!(r.in_vram(BUF - 2 * MIB, 2 * MIB, 0), "{kernel}: the mirror before the NULL VMA");
+        assert_eq!(r.bytes_in(BUF + 2 * MIB, 2 * MIB, 0, 1), 0, "{kernel}: the mirror after it");
+        // On its own, the mirror after it is prefetched.
+        r.prefetch(0, BUF + 2 * MIB, 2 * MIB, 1).unwrap();
+        assert!(r.in_vram(BUF + 2 * MIB, 2 * MIB, 0), "{kernel}");
+    }
+}

@@ -308,9 +308,12 @@ impl Sim {
         }
         let parts: Vec<(u64, u64, PrefTarget)> = {
             let vm = &g.files[&fd].vms[&vm_id];
+            // vm_bind_ioctl_ops_create: `op->prefetch.region = prefetch_region;
+            // break;` for a VMA that is no mirror leaves its op loop, so no
+            // mirror VMA after the first such one gets a range.
             vm.vmas_in(s, e)
                 .into_iter()
-                .filter(|vs| vm.vmas[vs].kind == VmaKind::Mirror)
+                .take_while(|vs| vm.vmas[vs].kind == VmaKind::Mirror)
                 .map(|vs| (s.max(vs), e.min(vm.vmas[&vs].end), vm.vmas[&vs].attrs.pref))
                 .collect()
         };
