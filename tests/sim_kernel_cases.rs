@@ -438,3 +438,31 @@ fn vm_bind_ioctl_ops_create_stops_at_the_first_vma_that_is_no_mirror() {
         assert!(r.in_vram(BUF + 2 * MIB, 2 * MIB, 0), "{kernel}");
     }
 }
+
+/// An SVM range's VRAM is a BO that `xe_drm_pagemap_populate_mm` creates
+/// (`xe_bo_create_locked`, which puts it at the tail of TTM's LRU) and
+/// unlocks (`xe_bo_unlock`, no `ttm_bo_move_to_lru_tail`); no fault, bind
+/// or prefetch of xe_svm.c, drm_gpusvm.c or xe_pt.c touches the BO again,
+/// so TTM evicts under pressure the oldest allocation, however recently the
+/// GPU bound it.
+#[test]
+fn xe_drm_pagemap_populate_mm_places_a_range_in_ttms_lru_once() {
+    let mut t = Topology::preset("dgpu").unwrap();
+    t.kernel = KernelVersion::V7_1;
+    t.devices[0].vram_per_tile = 4 * MIB;
+    let r = Rig::new(t);
+    let (a, b, c) = (BUF, BUF + 2 * MIB, BUF + 4 * MIB);
+    r.prefetch(0, a, 2 * MIB, 1).unwrap();
+    r.prefetch(0, b, 2 * MIB, 1).unwrap();
+    // A madvise zaps A's PTEs; the GPU binds it again where it lies.
+    madvise_atomic(&r, a, 2 * MIB, DRM_XE_ATOMIC_GLOBAL).unwrap();
+    let faults = r.sim.counters().gpu_faults;
+    r.gpu(0, a, 2 * MIB, Access::Read).unwrap();
+    assert_eq!(r.sim.counters().gpu_faults, faults + 1);
+    assert!(r.in_vram(a, 2 * MIB, 0) && r.in_vram(b, 2 * MIB, 0));
+    // C's allocation evicts the oldest: A.
+    r.prefetch(0, c, 2 * MIB, 1).unwrap();
+    assert!(r.in_vram(c, 2 * MIB, 0));
+    assert!(r.in_system(a, 2 * MIB), "the oldest allocation is evicted");
+    assert!(r.in_vram(b, 2 * MIB, 0));
+}

@@ -1,6 +1,6 @@
 //! VRAM allocations (the kernel's per-range BOs): their pages' content,
 //! per-pagemap accounting and LRU, and the [`Memory`] calls that create,
-//! find, touch and drop them.
+//! find and drop them.
 
 use std::collections::BTreeMap;
 
@@ -78,7 +78,7 @@ impl DevAlloc {
 pub(super) struct AllocTable {
     pub(super) allocs: Vec<Option<DevAlloc>>,
     pub(super) free_ids: Vec<u32>,
-    /// Per pagemap: LRU stamp → allocation id.
+    /// Per pagemap: LRU stamp (creation order, as TTM places a BO once) → allocation id.
     pub(super) lru: Vec<BTreeMap<u64, u32>>,
     pub(super) used: Vec<u64>,
     pub(super) capacity: Vec<u64>,
@@ -194,17 +194,6 @@ impl Memory {
         if a.live == 0 {
             self.t.free(id);
         }
-    }
-
-    /// Marks an allocation most recently used (TTM bumps a BO when it is bound).
-    pub fn touch(&mut self, id: u32) {
-        let t = &mut self.t;
-        let a = t.allocs[id as usize].as_mut().unwrap();
-        let p = a.pagemap as usize;
-        t.lru[p].remove(&a.lru);
-        t.lru_clock += 1;
-        a.lru = t.lru_clock;
-        t.lru[p].insert(t.lru_clock, id);
     }
 
     /// The least recently used allocation of a pagemap that no migration is
