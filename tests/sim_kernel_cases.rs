@@ -466,3 +466,29 @@ fn xe_drm_pagemap_populate_mm_places_a_range_in_ttms_lru_once() {
     assert!(r.in_system(a, 2 * MIB), "the oldest allocation is evicted");
     assert!(r.in_vram(b, 2 * MIB, 0));
 }
+
+/// `vm_bind_ioctl_ops_create` creates a PREFETCH op's ranges with a
+/// `drm_gpusvm_ctx` that sets no `check_pages_threshold` (only
+/// `prefetch_ranges` and the fault handler set SZ_64K), so
+/// `drm_gpusvm_range_chunk_size` never asks `drm_gpusvm_check_pages`: a
+/// prefetch over never-touched memory where 2 MiB does not fit makes one
+/// 64 KiB range, where a GPU fault makes 4 KiB ones.
+#[test]
+fn vm_bind_ioctl_ops_create_sets_no_check_pages_threshold() {
+    let r = rig("dgpu", KernelVersion::V7_1);
+    // Two 128 KiB CPU mappings, never touched.
+    for at in [BUF, BUF + 4 * MIB] {
+        r.sim.munmap(at, 2 * MIB).unwrap();
+        r.sim.mmap(at, 128 * 1024, false).unwrap();
+    }
+    let before = r.sim.counters();
+    r.prefetch(0, BUF, 64 * 1024, 1).unwrap();
+    let c = r.sim.counters();
+    assert_eq!(c.prefetch_ranges - before.prefetch_ranges, 1, "one 64 KiB range");
+    assert_eq!((c.migrations_64k - before.migrations_64k, c.migrations_4k - before.migrations_4k), (1, 0));
+    assert!(r.in_vram(BUF, 64 * 1024, 0));
+    // The fault handler checks the pages: 4 KiB.
+    r.gpu(0, BUF + 4 * MIB, 4096, Access::Write).unwrap();
+    let d = r.sim.counters();
+    assert_eq!((d.migrations_64k - c.migrations_64k, d.migrations_4k - c.migrations_4k), (0, 1));
+}

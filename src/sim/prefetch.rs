@@ -28,7 +28,8 @@ impl Sim {
         let all_tiles = (1u8 << self.topo.devices[dev as usize].tiles) - 1;
         let mut a = start;
         while a < end {
-            let (rs, re) = match self.find_or_insert(g, fd, vm_id, dev, a) {
+            // vm_bind_ioctl_ops_create's ctx has no check_pages_threshold.
+            let (rs, re) = match self.find_or_insert(g, fd, vm_id, dev, a, false) {
                 Ok(s) => s,
                 Err(Errno::ENOENT) => {
                     a = g.mem.cpu_vma(a).1.min(end); // skip the CPU hole

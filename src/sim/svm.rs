@@ -243,7 +243,7 @@ impl Sim {
                 vm.vma_at(addr).ok_or(Errno::EINVAL)?.1.attrs.pref
             };
             let target = if need { self.pagemap_of(dev, tile) } else { self.resolve_pref(dev, tile, pref) };
-            let (rs, re) = self.find_or_insert(g, fd, vm_id, dev, addr)?;
+            let (rs, re) = self.find_or_insert(g, fd, vm_id, dev, addr, true)?;
             let migratable = self.range_migratable(g, dev, rs);
             if need && !migratable {
                 // docs/kernel-model.md §4 step 5: the 2026 trees ack this fault as handled without a
@@ -313,7 +313,9 @@ impl Sim {
     }
 
     /// `drm_gpusvm_range_find_or_insert` (docs/kernel-model.md §2).
-    pub(super) fn find_or_insert(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, addr: u64) -> Result<Span> {
+    /// `check_pages`: the caller's ctx has a `check_pages_threshold` (the
+    /// fault handler's; `vm_bind_ioctl_ops_create` sets none for PREFETCH).
+    pub(super) fn find_or_insert(&self, g: &mut Guard, fd: RawFd, vm_id: u32, dev: u32, addr: u64, check_pages: bool) -> Result<Span> {
         let (cs, ce, kind) = g.mem.cpu_vma(addr);
         if kind == CpuKind::Unmapped {
             return Err(Errno::ENOENT);
@@ -334,7 +336,7 @@ impl Sim {
             if size > PAGE && vm.overlaps_range(s, e) {
                 continue;
             }
-            if dgpu && size > PAGE && size <= CHECK_PAGES_THRESHOLD && g.mem.unbacked(s, e) > 0 {
+            if check_pages && dgpu && size > PAGE && size <= CHECK_PAGES_THRESHOLD && g.mem.unbacked(s, e) > 0 {
                 continue;
             }
             let vm = g.files.get_mut(&fd).unwrap().vms.get_mut(&vm_id).unwrap();
