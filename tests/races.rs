@@ -183,3 +183,48 @@ fn a_device_that_stops_reporting_has_its_open_launch_start_over() {
     }
     assert!(!place(3).on_fault, "33 reports of another device later, device 1's launch is not known to go on");
 }
+
+/// An explicit request into a peer's VRAM whose device a close takes away
+/// while the request waits for its range lock: the target's pagemap
+/// stopped working, -EBADF. The attempt found no way to advise the closed
+/// device's VRAM and answered -EOPNOTSUPP (with SVM_ALLOC_NO_FALLBACK) or
+/// fell back with that cause, an errno the header gives to a kernel
+/// without multi-device madvise (a third-party reader's race, about 30 in
+/// four seconds; here two threads for a second).
+#[test]
+fn a_target_closed_during_the_request_is_ebadf_never_eopnotsupp() {
+    let (sim, ctx, dev) = ctx_on(Topology::preset("2dgpu-p2p").unwrap(), Config::default());
+    sim.cpu_access(BUF, 64 * MIB, sim::Access::Write, 1).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let v1 = ctx.pagemap(dev[1], 0).unwrap();
+    let placer = {
+        let (ctx, stop, d0) = (ctx.clone(), stop.clone(), dev[0]);
+        std::thread::spawn(move || {
+            let mut bad = Vec::new();
+            for i in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let span = BUF + (i % 32) * 2 * MIB;
+                for flags in [AllocFlags::NO_FALLBACK, AllocFlags::default()] {
+                    let o = ctx.alloc_vram_outcome(d0, span, 2 * MIB, v1, flags);
+                    if o.result == Err(Errno::EOPNOTSUPP) || o.placed.cause == Some(Errno::EOPNOTSUPP) {
+                        bad.push(o.placed);
+                    }
+                }
+            }
+            bad
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut h = dev[1];
+    while Instant::now() < deadline {
+        ctx.close(h).unwrap();
+        std::thread::sleep(Duration::from_micros(50));
+        h = ctx.open_index(1).unwrap();
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let bad = placer.join().unwrap();
+    assert!(bad.is_empty(), "{} answers with EOPNOTSUPP, e.g. {:?}", bad.len(), bad[0]);
+}

@@ -58,7 +58,7 @@ impl Context {
     /// call is advised, so that a refusal changes nothing.
     pub(super) fn reaches_pref(&self, slots: &[Slot], on: &Device, pm: Pagemap, accessing: Option<u16>) -> Result<()> {
         match pm.device() {
-            Some(t) if t != on.slot && self.desired_pref(slots, on, pm, accessing).is_none() => Err(self.unreachable_errno(on.slot, pm)),
+            Some(t) if t != on.slot && self.desired_pref(slots, on, pm, accessing).is_none() => Err(Context::check_pagemap(slots, pm).err().unwrap_or_else(|| self.unreachable_errno(on.slot, pm))),
             _ => Ok(()),
         }
     }
@@ -97,6 +97,12 @@ impl Context {
                 continue;
             }
             let Some(want) = self.desired_pref(slots, d, cand, default_for) else {
+                // A target whose device was closed (or lost) meanwhile is
+                // that call's error, never a fallback: its pagemap stopped
+                // working (include/xesvm.h, svm_device_close).
+                if let Err(e) = Context::check_pagemap(slots, cand) {
+                    return Err(Miss::Fatal(e));
+                }
                 if accessing {
                     return Err(Miss::Fallback(self.unreachable_errno(d.slot, cand)));
                 }

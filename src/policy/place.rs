@@ -236,6 +236,9 @@ impl Context {
         let target = served(born_in_pieces, asked);
         let slots = self.slots.read();
         let dev = Context::device_in(&slots, h)?.clone();
+        // The target's device may have been closed while we waited: its
+        // pagemap stopped working (-EBADF, never a fallback).
+        Context::check_pagemap(&slots, target)?;
         // Another thread may have placed it while we waited (an observation
         // made before the wait would be stale now: this one is fresh).
         let seen = match self.in_place(&slots, &dev, start, end, target, flags, !engine_call, true, None) {
