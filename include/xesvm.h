@@ -783,7 +783,10 @@ typedef struct svm_alloc_result {
    */
   struct svm_pagemap pagemap;
   /**
-   * Bytes this call moved.
+   * Bytes of the spans this call migrated: a prefetch's whole span (the
+   * kernel does not say how much of it lay elsewhere), none where the
+   * page table showed it there already; for svm_evict, what the page
+   * table showed away.
    */
   uint64_t bytes_moved;
   /**
@@ -956,7 +959,7 @@ typedef struct svm_stats {
    */
   uint64_t migrations;
   /**
-   * Bytes moved by placements.
+   * Bytes migrated by placements (each call's `bytes_moved`).
    */
   uint64_t bytes_moved;
   /**
@@ -1667,7 +1670,14 @@ int svm_resolve_pagemap(struct svm_context *ctx, struct svm_device device, uint1
  * an explicit request and honoured exactly: the whole span asked moves to
  * `target` before the call returns, or the call falls back and says so
  * (SVM_RESULT_FELL_BACK, `cause`), or fails; no split, no deferral to a
- * fault, no pin, no widening. With SVM_ALLOC_ENGINE (`target` is resolve's
+ * fault, no pin, no widening. The kernel migrates whole SVM ranges (up to
+ * a 2 MiB chunk inside one mapping and one VMA), so where no madvise cut
+ * the span's end chunk, the rest of that chunk, a packed neighbour's bytes
+ * too, moves along, as with the runtime's own prefetch; and a madvise
+ * that cuts a range in VRAM sends it back to system memory. The library's
+ * record of a neighbour it placed in another VRAM follows such a move
+ * (svm_range_query says where it went), and its next request looks at the
+ * page table. With SVM_ALLOC_ENGINE (`target` is resolve's
  * answer) the engine may also use step 5 and the choices that flag names.
  * 1. already there by the library's record, the accessing device's VM keeps
  *    it there (its preferred location, or, for SVM_ALLOC_ENGINE, a binding

@@ -184,7 +184,7 @@ pub struct svm_stats {
     pub prefetch: u64,
     /// alloc_vram calls that moved data, and the bytes.
     pub migrations: u64,
-    /// Bytes moved by placements.
+    /// Bytes migrated by placements (each call's `bytes_moved`).
     pub bytes_moved: u64,
     /// All retries.
     pub retries: u64,
