@@ -1548,8 +1548,8 @@ int svm_batch_signalled(const struct svm_batch *batch);
  * signalled; 0: do not wait), then writes each range's outcome into
  * `results` (`n` entries, each with its `struct_size` set, or NULL):
  * where the range is (what the page table shows, else the target,
- * believed), SVM_RESULT_VERIFIED, and -EBUSY in `cause` where the page
- * table shows it elsewhere (the target device's -ENODEV or -ECANCELED
+ * believed), SVM_RESULT_VERIFIED (every page looked at), and -EBUSY in `cause` where the page
+ * table shows any of it elsewhere (the target device's -ENODEV or -ECANCELED
  * where that device was lost meanwhile, or the batch's own device's where
  * it was lost before its fence signalled: the fence never will, and the
  * call completes from the page table; -EFAULT, and no place, where

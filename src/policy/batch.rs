@@ -285,7 +285,7 @@ impl Context {
                 }
             }
             // Where no device has VRAM, nothing to look at (`any_vram`).
-            let seen = if self.any_vram() { self.observe(start, end) } else { None };
+            let seen = if self.any_vram() { self.observe_whole(start, end).map(|(s, _)| s) } else { None };
             let mut p = Placed { pagemap: Some(cand), ..Default::default() };
             let at = match &seen {
                 // A hole: EFAULT and no place, as for a synchronous placement
