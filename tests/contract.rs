@@ -385,3 +385,33 @@ fn an_eviction_on_an_integrated_gpu_is_believed_not_verified() {
     let p = ctx.evict(BUF + 4 * MIB, 2 * MIB).unwrap();
     assert_eq!((p.ioctls, p.bytes_moved), (0, 0), "{p:?}");
 }
+
+/// Two packed allocations in one 2 MiB chunk, each asked into a different
+/// device's VRAM by an explicit request: the kernel moves the whole 2 MiB
+/// range, so the second request took the first allocation along. Its
+/// record still said device 0's VRAM, and an unprivileged reader sees "not
+/// in system memory" either way: its next explicit request answered
+/// IN_PLACE and VERIFIED with zero ioctls while it lay in device 1's VRAM
+/// (a third-party reader's report; failed before). The records follow the
+/// kernel's range, each way.
+#[test]
+fn a_neighbour_the_kernels_range_took_along_is_recorded_where_it_went() {
+    let (sim, ctx, d) = rig("2dgpu-p2p");
+    let v = [ctx.pagemap(d[0], 0).unwrap(), ctx.pagemap(d[1], 0).unwrap()];
+    let (a, b) = ((BUF, 256 * K), (BUF + 256 * K, R - 256 * K));
+    sim.cpu_access(BUF, R, Access::Write, 1).unwrap();
+    ctx.alloc_vram(d[0], a.0, a.1, v[0], AllocFlags::default()).unwrap();
+    ctx.alloc_vram(d[1], b.0, b.1, v[1], AllocFlags::default()).unwrap();
+    // Where each lies, and what the records say.
+    let check = |what: &str| {
+        for (s, n) in [a, b] {
+            let truth = (0..2).find(|&i| sim.bytes_in(s, n, i, 1).unwrap() == n).map(|i| v[i as usize]);
+            assert_eq!(ctx.query(s, n).unwrap().residency, truth, "{what}: [{s:#x}+{n:#x}]");
+        }
+    };
+    check("after b's request");
+    let o = ctx.alloc_vram_outcome(d[0], a.0, a.1, v[0], AllocFlags::default());
+    assert!(o.result.is_ok() && !o.placed.in_place, "{:?}", o.placed);
+    assert_eq!(sim.bytes_in(a.0, a.1, 0, 1).unwrap(), a.1, "a where asked");
+    check("after a's request");
+}

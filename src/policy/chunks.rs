@@ -355,7 +355,7 @@ impl Context {
     /// cut left there; the page-table look at the next placement of a
     /// record wrongly taken as moved corrects it where it is in system
     /// memory, not between two VRAMs.
-    fn lock_chunk_rest(&self, start: u64, end: u64, dev: &Device, vm: u32) -> Option<ChunkRest<'_>> {
+    pub(super) fn lock_chunk_rest(&self, start: u64, end: u64, dev: &Device, vm: u32) -> Option<ChunkRest<'_>> {
         let sides = end_chunk_sides(start, end);
         let lock = |(s, e): (u64, u64)| if s < e { self.ranges.try_lock(s, e).map(Some) } else { Some(None) };
         let (Some(l0), Some(l1)) = (lock(sides[0]), lock(sides[1])) else { return None };

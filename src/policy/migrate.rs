@@ -154,8 +154,47 @@ impl Context {
         // has moved yet.
         if let Some(rest) = rest.as_ref().filter(|_| moved && !placed.on_fault) {
             self.carried_along(slots, rest, start, end, cand);
+        } else if moved && !placed.on_fault && into_vram && self.vram_mate_elsewhere(start, end, cand) && self.chunks_mapped_whole(start, end) {
+            // Where no madvise cut the chunk in the prefetching VM, the
+            // kernel moved the whole 2 MiB range
+            // (`drm_gpusvm_range_chunk_size` takes the largest chunk inside
+            // the VMA), a packed neighbour's part recorded in another VRAM
+            // along with it: its record follows (`carried_along`), else its
+            // next explicit request, to an unprivileged reader "not in
+            // system memory" either way, was answered in place where it was
+            // not (a third-party reader's report). Two ioctls a side, only
+            // where such a neighbour is recorded (and the maps read that
+            // shows the end chunks inside one CPU mapping: the kernel's
+            // range stays inside it); one another call is placing now is
+            // left to that call.
+            let vm = match cand {
+                Pagemap::Vram { device, tile } if device == dev.slot => dev.vm_of_tile(tile),
+                _ => dev.vm_id,
+            };
+            crate::driver::take_issued();
+            let rest = self.lock_chunk_rest(start, end, dev, vm);
+            placed.ioctls += crate::driver::take_issued();
+            if let Some(rest) = rest {
+                self.carried_along(slots, &rest, start, end, cand);
+            }
         }
         Ok(())
+    }
+
+    /// Whether [start, end)'s partial end 2 MiB chunks each lie inside one
+    /// CPU mapping (/proc/self/maps), where a 2 MiB range can hold them.
+    fn chunks_mapped_whole(&self, start: u64, end: u64) -> bool {
+        super::chunks::end_chunk_sides(start, end).into_iter().filter(|(s, e)| s < e).all(|(s, _)| {
+            let cs = s & !(CHUNK - 1);
+            self.driver.cpu_mapping(cs).is_ok_and(|(ms, me)| ms <= cs && me >= cs + CHUNK)
+        })
+    }
+
+    /// Whether a record in [start, end)'s end 2 MiB chunks, outside it,
+    /// places its part in a VRAM other than `to`.
+    fn vram_mate_elsewhere(&self, start: u64, end: u64, to: Pagemap) -> bool {
+        let t = self.track.read();
+        super::chunks::end_chunk_sides(start, end).into_iter().filter(|(s, e)| s < e).any(|(s, e)| t.overlapping(s, e).any(|(_, r)| r.residency.is_some_and(|p| p != to && p.device().is_some())))
     }
 
     /// Steps 3 and 4: PREFETCH with user fence, each errno's answer, and the
