@@ -191,10 +191,10 @@
  * `svm_alloc_vram` flag: hand the choice over. `target` is the engine's
  * own answer (svm_resolve_pagemap's, for a launch the runtime is about to
  * submit), and the engine may decide how the span gets there: split a
- * never-populated buffer (SVM_RESULT_SPLIT), give one that VRAM would
- * take 4 KiB at a time (no 2 MiB chunk of it inside its mapping: a VRAM
- * clear per page), or that part of it, its birth in system memory and
- * serve it there (`pagemap`
+ * never-populated buffer (SVM_RESULT_SPLIT), give a small one that VRAM
+ * would take in 64 KiB or 4 KiB ranges (no 2 MiB chunk of it inside its
+ * mapping: each later move a migration per range), its birth in system
+ * memory and serve it there (`pagemap`
  * says so; SVM_ALLOC_IGNORE_THRASH_GUARD, SVM_ALLOC_PREFETCH_NOW or an
  * explicit request moves it), leave a range asked for system memory where it came along into the
  * device's VRAM with a neighbour the library moved there (the kernel moves
@@ -286,10 +286,7 @@
  * owner's second call after the birth, or its first after a read was
  * resolved (the GPU uses what it wrote), moves the rest to its VRAM; any
  * other device's call ends the split and places the whole range. Set by
- * the birth and by the calls that keep it. Or the last buffer of an arena
- * born in pieces: its part in the 2 MiB chunk reaching past its mapping
- * lives in system memory (VRAM would take it 4 KiB at a time), the rest in
- * VRAM; later engine placements keep it so. Or a range asked for system
+ * the birth and by the calls that keep it. Or a range asked for system
  * memory whose end 2 MiB chunk came along into the device's VRAM with a
  * neighbour the library moved there (the kernel migrates whole 2 MiB
  * ranges): that chunk is left there, the rest is bound in system memory.

@@ -39,14 +39,14 @@ fn with_vram(preset: &str, vram: u64) -> Topology {
 #[test]
 fn resolve_reads_the_records_once_while_a_free_writes_them() {
     let (sim, ctx, dev) = ctx_on(Topology::preset("dgpu").unwrap(), Config { engine_rules: true, ..Config::default() });
-    // A birth in pieces: a buffer at the end of a 3 MiB mapping (no whole
-    // chunk inside it), as tests/policy.rs's arena's last buffer.
+    // A birth in pieces: a 1 MiB buffer at the end of a 3 MiB mapping
+    // (its chunk reaches past the mapping).
     let m = BUF + 16 * MIB;
     sim.munmap(m, 8 * MIB).unwrap();
     sim.mmap(m, 3 * MIB, false).unwrap();
     let vram = ctx.pagemap(dev[0], 0).unwrap();
-    let p = ctx.alloc_vram(dev[0], m + MIB, 2 * MIB, vram, AllocFlags::ENGINE).unwrap();
-    assert!(p.split, "born in pieces: {p:?}");
+    let p = ctx.alloc_vram(dev[0], m + 2 * MIB, MIB, vram, AllocFlags::ENGINE).unwrap();
+    assert_eq!(p.pagemap, Some(Pagemap::System), "born in pieces: {p:?}");
     let (tx, rx) = mpsc::channel::<()>();
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {

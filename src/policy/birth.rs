@@ -25,10 +25,10 @@
 //! goes (`Context::births`), and where its GPUs kept more buffers than its
 //! CPU took, new ones are born whole in VRAM, as the kernel would.
 //!
-//! Birth in pieces: never-populated memory VRAM would take one 4 KiB range
-//! at a time (no 2 MiB chunk of the span inside its mapping, or the part of
-//! an arena's last buffer in the chunk reaching past the mapping) is born
-//! in system memory instead and served there (`Context::birth_in_pieces`).
+//! Birth in pieces: a small never-populated buffer VRAM would take in 64
+//! KiB or 4 KiB ranges (no 2 MiB chunk of it inside its mapping), each
+//! later move a migration per range, is born in system memory instead and
+//! served there (`Context::birth_in_pieces`).
 
 use std::sync::atomic::Ordering;
 
@@ -100,18 +100,22 @@ impl Context {
         Some(r)
     }
 
-    /// Birth in pieces: a never-populated span asked of the accessing
-    /// device's VRAM whose every 2 MiB chunk reaches past its CPU mapping
-    /// (a small buffer, or one at an arena's end) would be born there one
-    /// 4 KiB range at a time: the kernel takes 64 KiB ranges only over
-    /// populated pages (`drm_gpusvm_range_chunk_size` checks the pages of
-    /// chunks up to check_pages_threshold, which xe sets to 64 KiB in
-    /// `xe_svm_handle_pagefault` and `prefetch_ranges`) and 2 MiB ones only
-    /// inside the mapping (docs/kernel-model.md §2), and each range is a VRAM clear of its own
-    /// (about 30 us, docs/cost-model.md: 7.5 ms a MiB). Born in system memory
-    /// instead (a page's zero-fill, about 0.5 us) and served there, read and
-    /// written at host bandwidth: moving it later would take 4 KiB ranges
-    /// again, a copy each. None where the rule does not apply.
+    /// Birth in pieces: a never-populated span of at most two 2 MiB chunks,
+    /// none of them inside its CPU mapping (a small buffer), asked of the
+    /// accessing device's VRAM: the kernel takes a 2 MiB range only inside
+    /// the mapping (`drm_gpusvm_range_chunk_size`, docs/kernel-model.md §2),
+    /// so the span is born there in ranges of 64 KiB (a prefetch, whose
+    /// ranges `vm_bind_ioctl_ops_create` makes with no check_pages_threshold)
+    /// or 4 KiB (a fault: `xe_svm_handle_pagefault` probes the pages of
+    /// ranges up to 64 KiB), and every later move, a hand-off to another
+    /// device or back to the CPU, goes in such ranges too, each a migration
+    /// of its own. Born in system memory instead (a page's zero-fill, about
+    /// 0.5 us) and served there, read and written at host bandwidth. Not
+    /// the tail of a larger buffer, whose head lies in 2 MiB ranges: that
+    /// buffer stays where it is used, and its tail was read over the host
+    /// link at every pass (a solver's GPU-born matrix, 3x the prefetch,
+    /// once prefetched ranges were 64 KiB). None where the rule does not
+    /// apply.
     pub(super) fn birth_in_pieces(&self, a: &mut Attempt, target: Pagemap, placed: &mut Placed) -> Option<Result<()>> {
         let Attempt { dev, start, end, flags, .. } = *a;
         // Nothing placed there (a packed neighbour's record may share an end
@@ -127,18 +131,13 @@ impl Context {
         let (ms, me) = self.driver.cpu_mapping(start).ok()?;
         let inside = |c: u64| c >= ms && c + CHUNK <= me;
         let (c0, c1) = (start & !(CHUNK - 1), (end - 1) & !(CHUNK - 1));
-        // What VRAM would take 4 KiB at a time: all of the span where none
-        // of its chunks lies inside the mapping, else the part in its last
-        // chunk where only that one reaches past the mapping's end (the
-        // last buffer of an arena); the rest moves in 2 MiB ranges.
-        let cut = match (inside(c0), inside(c1)) {
-            _ if end > me => return None,
-            (false, false) if c1 <= c0 + CHUNK => start,
-            (true, false) => c1,
-            _ => return None,
-        };
+        // What VRAM would take in small ranges: all of the span where none
+        // of its chunks lies inside the mapping.
+        if end > me || inside(c0) || inside(c1) || c1 > c0 + CHUNK {
+            return None;
+        }
         // A packed neighbour may share its end pages: the pages between say.
-        let (ss, se) = ((start + PAGE).max(cut), end - PAGE);
+        let (ss, se) = (start + PAGE, end - PAGE);
         if se <= ss {
             return None;
         }
@@ -146,25 +145,17 @@ impl Context {
         if seen.samples == 0 || seen.unpopulated != seen.samples {
             return None;
         }
-        crate::log!(crate::log::Level::Debug, "alloc_vram {} device {} to {target}: never populated, and no 2 MiB chunk of {} inside its mapping: born there in system memory, not in 4 KiB ranges of VRAM (birth in pieces)", Span(start, end - start), dev.slot, Span(cut, end - cut));
+        crate::log!(crate::log::Level::Debug, "alloc_vram {} device {} to {target}: never populated, and no 2 MiB chunk of it inside its mapping: born there in system memory, not in small ranges of VRAM (birth in pieces)", Span(start, end - start), dev.slot);
         // The zero page over what is born in system memory: its bind, the
         // GPU's writes there and any later move take 64 KiB ranges, not 4
         // KiB ones (`Context::populate_edges`; ten seeds: 140 programs up
         // to 38 % faster, 245 slower by at most 3 %, its page-table read).
         if self.config.zero_page {
-            self.populate_edges(cut, end);
+            self.populate_edges(start, end);
         }
-        if cut == start {
-            let r = self.place(a, Pagemap::System, flags, placed);
-            if r.is_ok() {
-                self.mark_born_in_pieces(start, end);
-            }
-            return Some(r);
-        }
-        // The head where asked, in 2 MiB ranges; the tail in system memory.
-        let r = self.place_split(a, cut, target, seen, placed);
+        let r = self.place(a, Pagemap::System, flags, placed);
         if r.is_ok() {
-            self.mark_born_in_pieces(cut, end);
+            self.mark_born_in_pieces(start, end);
         }
         Some(r)
     }
@@ -195,22 +186,6 @@ impl Context {
     #[inline]
     pub(super) fn any_born_in_pieces(&self) -> bool {
         self.born_in_pieces.load(Ordering::Relaxed)
-    }
-
-    /// Where an engine placement of [start, end) to the device's VRAM
-    /// ends: before the tail a birth in pieces left in system memory
-    /// (served there; the head is placed as asked), else at `end`.
-    pub(super) fn before_pieces(&self, slot: u16, start: u64, end: u64) -> u64 {
-        if !self.any_born_in_pieces() {
-            return end;
-        }
-        let track = self.track.read();
-        let tail = track.overlapping(start, end).find(|&(s, r)| s > start && s % CHUNK == 0 && r.end + PAGE >= end && r.born_in_pieces && r.residency == Some(Pagemap::System) && !track.advice.any(s, r.end));
-        let Some((cut, _)) = tail else { return end };
-        // The device whose VRAM holds the head only: another device's call
-        // ends the split (the span is placed whole, as asked).
-        let head = track.overlapping(start, cut).all(|(s, r)| r.end.min(cut) - s.max(start) <= PAGE || r.residency.and_then(|p| p.device()) == Some(slot));
-        if head { cut } else { end }
     }
 
     /// Records [start, end) as born in pieces (see `birth_in_pieces`).

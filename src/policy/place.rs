@@ -61,14 +61,8 @@ impl Context {
         // The placement time the default engine learns from (policy/choose.rs),
         // clocked from the call's first driver call.
         let mut t0 = None;
-        // A tail born in pieces stays in system memory (policy/birth.rs):
-        // an engine placement to the device's VRAM places the head.
-        let head = match self.any_born_in_pieces() && flags.may_defer() && !flags.contains(AllocFlags::IGNORE_THRASH_GUARD) && target.device() == Some(h.slot) {
-            true => check_span(start, size).map_or(size, |end| self.before_pieces(h.slot, start, end) - start),
-            false => size,
-        };
         let mut ran = None;
-        let result = self.alloc_vram_into(h, start, head, target, flags, &mut placed, &mut t0, &mut ran);
+        let result = self.alloc_vram_into(h, start, size, target, flags, &mut placed, &mut t0, &mut ran);
         // Counted by the strategy that ran, once the call succeeded: the
         // cascade's whatever it did (its rule 6 leaves a span to the fault
         // too); the runtime's prefetch where the library left the span to
@@ -90,11 +84,7 @@ impl Context {
         // (One asked elsewhere never counted: no lock on that path.)
         let into_vram = target.device() == Some(h.slot);
         let outside = into_vram && flags.engine() && result.is_ok() && !placed.on_fault && placed.pagemap.and_then(|p| p.device()) != Some(h.slot) && self.chooser.learning();
-        self.placement_learned(h, outside.then_some((start, head)), t0, placed.bytes_moved);
-        if head < size && result.is_ok() {
-            placed.split = true;
-            placed.pagemap = Some(Pagemap::System);
-        }
+        self.placement_learned(h, outside.then_some((start, size)), t0, placed.bytes_moved);
         if let Err(e) = result {
             placed.cause = Some(e);
             // Where the range is believed to be now, after the attempt.

@@ -44,11 +44,8 @@ impl Context {
     }
 
     fn resolve_in(&self, slots: &[Slot], h: DeviceHandle, tile: u16, start: u64, end: u64, access: Access) -> Result<Pagemap> {
-        let asked = end;
-        // A tail born in pieces is served in system memory (policy/birth.rs):
-        // the answer is the head's.
+        // A span born in pieces is served in system memory (policy/birth.rs).
         let pieces = access != Access::Atomic && self.any_born_in_pieces();
-        let end = if pieces { self.before_pieces(h.slot, start, end) } else { end };
         let size = end - start;
         let dev = Context::device_in(slots, h)?;
         dev.check_alive()?;
@@ -58,7 +55,7 @@ impl Context {
         // Who writes and who reads a span devices take turns at, as asked
         // (policy/faults.rs: a hand-off from one writer to other readers).
         if access != Access::Prefetch {
-            self.turns.note(h.slot, start, asked - start, access != Access::Read);
+            self.turns.note(h.slot, start, size, access != Access::Read);
         }
         // Integrated GPU: no device memory at all (row 23).
         let Some(t) = dev.tiles[tile as usize] else { return Ok(Pagemap::System) };
