@@ -217,7 +217,7 @@ fn a_devices_advice_holds_where_another_advised_a_third_of_the_span() {
 /// span is served in system memory again, not moved in 4 KiB ranges.
 #[test]
 fn a_birth_in_pieces_beside_an_advised_neighbour_is_remembered() {
-    let (sim, ctx, devs) = rig("dgpu");
+    let (sim, ctx, devs) = rig("2dgpu-p2p");
     let d = devs[0];
     let v0 = ctx.pagemap(d, 0).unwrap();
     let m = BUF + 16 * MIB;

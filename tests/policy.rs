@@ -2248,14 +2248,13 @@ fn a_placement_does_not_cut_a_range_whose_vma_holds_its_advice_already() {
 }
 
 /// Birth in pieces (policy/birth.rs): a never-populated buffer whose every
-/// 2 MiB chunk reaches past its mapping would be born in VRAM one 4 KiB
-/// range at a time, a VRAM clear each (the kernel takes 64 KiB ranges only
-/// over populated pages, `drm_gpusvm_check_pages`); the engine births it
-/// in system memory and serves it there. A runtime that insists (atomics)
-/// or asks explicitly moves it.
+/// 2 MiB chunk reaches past its mapping would be born in VRAM in small
+/// ranges, and moved in them when another device or tile takes it; the
+/// engine births it in system memory and serves it there. A runtime that
+/// insists (atomics) or asks explicitly moves it.
 #[test]
 fn a_fresh_buffer_whose_chunks_reach_past_its_mapping_is_born_in_system_memory() {
-    let t = setup("dgpu");
+    let t = setup("2dgpu-p2p");
     let (a, n) = (BUF + 16 * MIB + 64 * 1024, MIB + 64 * 1024);
     t.mapping(a, n);
     assert_eq!(t.ctx.extent_of(a).unwrap(), (a, a + n));
@@ -2285,6 +2284,21 @@ fn a_fresh_buffer_whose_chunks_reach_past_its_mapping_is_born_in_system_memory()
     let moved = t.sim.counters();
     assert_eq!((moved.migrations_4k - k.migrations_4k, moved.migrations_64k - k.migrations_64k), (0, n / (64 * 1024)));
     assert_eq!(t.ctx.resolve(t.dev[0], 0, a, n, Access::Read).unwrap(), t.vram(0), "served where it lives now");
+}
+
+/// Where the context has one VRAM (one single-tile device), nothing else
+/// would take such a buffer: it is born there, in 64 KiB ranges (a
+/// prefetch makes them with no page probe). Served in system memory, a
+/// grid's result row was read and written over the host link at every
+/// step (rodinia-pathfinder 1.075x the prefetch).
+#[test]
+fn a_fresh_small_buffer_is_born_in_the_only_vram() {
+    let t = setup("dgpu");
+    let (a, n) = (BUF + 16 * MIB + 64 * 1024, MIB + 64 * 1024);
+    t.mapping(a, n);
+    let pm = t.ctx.resolve(t.dev[0], 0, a, n, Access::Write).unwrap();
+    let p = t.alloc(0, a, n, pm);
+    assert!(p.pagemap == Some(t.vram(0)) && t.on(a, n) == t.vram_of(0), "{p:?}");
 }
 
 /// Birth in pieces leaves the runtime's advice alone: a span it gave a

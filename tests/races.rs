@@ -38,7 +38,7 @@ fn with_vram(preset: &str, vram: u64) -> Topology {
 /// a resolve meeting a free deadlocked once any span was born in pieces.
 #[test]
 fn resolve_reads_the_records_once_while_a_free_writes_them() {
-    let (sim, ctx, dev) = ctx_on(Topology::preset("dgpu").unwrap(), Config { engine_rules: true, ..Config::default() });
+    let (sim, ctx, dev) = ctx_on(Topology::preset("2dgpu-p2p").unwrap(), Config { engine_rules: true, ..Config::default() });
     // A birth in pieces: a 1 MiB buffer at the end of a 3 MiB mapping
     // (its chunk reaches past the mapping).
     let m = BUF + 16 * MIB;
