@@ -15,8 +15,10 @@
 //!
 //! # The rule and its regret
 //!
-//! Each (device, span) keeps the cost of its last launch under each
-//! strategy: the reported duration plus the placement time spent for it.
+//! Each (device, span) keeps the cost of a launch under each strategy:
+//! the reported duration plus the placement time spent for it, the mean
+//! of its last two launches there (a span two launches of a round use,
+//! one dear and one cheap, is priced over the round).
 //! The cascade runs first; after `TRIAL_AFTER` launches the runtime's
 //! prefetch runs once, then the faults once (not where the runtime asks
 //! for the move now, nor for an atomic span the CPU takes back: the
@@ -29,8 +31,10 @@
 //! costs, switching only to one at least 5 % cheaper than the current
 //! one's (the lazy leader: noise alone does not flip it). A launch that
 //! repeats (a loop: the only case where a choice can repeat its mistake)
-//! costs about the same each time under one strategy, so after the trials
-//! every later launch runs the cheapest: the regret against the best of
+//! costs about the same each time under one strategy, and so does a round
+//! of two launches over the mean, so after the trials (and, for a round
+//! of two, one more launch under each: a trial's mean is one launch's
+//! until then) every later launch runs the cheapest: the regret against the best of
 //! the three in hindsight (so against both baselines, the kernel and the
 //! runtime's prefetch) is at most `TRIAL_AFTER` launches' cost difference
 //! per span and the two trials', plus, where costs drift, one launch per
@@ -89,8 +93,16 @@ impl Strategy {
 /// What one (device, span) has cost under each strategy, last time.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    /// The last launch's cost under each strategy (`Strategy::index`).
+    /// What a launch costs under each strategy (`Strategy::index`): the
+    /// mean of its last two launches there. A span two launches of a
+    /// round use (one writes a scratch buffer, the next reads it) is
+    /// charged each one's cost in turn, and the last one alone compared a
+    /// strategy's cheap launch with another's dear one: the faults, tried
+    /// on the cheap one, stayed while the dear one cost 9x the cascade's
+    /// (a free-reuse program 2.6x the prefetch).
     cost: [Option<u64>; 3],
+    /// The last launch's cost under each strategy.
+    last: [Option<u64>; 3],
     /// The strategy its last launch ran.
     current: Strategy,
     /// Launches reported under the cascade before the trial.
@@ -103,7 +115,7 @@ struct Entry {
 
 impl Default for Entry {
     fn default() -> Self {
-        Entry { cost: [None; 3], current: Strategy::Cascade, seen: 0, used_at: None, launches_ns: 0 }
+        Entry { cost: [None; 3], last: [None; 3], current: Strategy::Cascade, seen: 0, used_at: None, launches_ns: 0 }
     }
 }
 
@@ -505,7 +517,9 @@ impl Chooser {
             for &Use { span, strategy, .. } in &p.used {
                 let Some(strategy) = strategy else { continue };
                 if let Some(e) = entries.get_mut(&span) {
-                    e.cost[strategy.index()] = Some(cost);
+                    let i = strategy.index();
+                    e.cost[i] = Some(e.last[i].map_or(cost, |p| p / 2 + cost / 2));
+                    e.last[i] = Some(cost);
                     e.launches_ns = e.launches_ns.saturating_add(cost);
                     if strategy == Strategy::Cascade {
                         e.seen = e.seen.saturating_add(1);

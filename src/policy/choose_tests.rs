@@ -117,7 +117,7 @@ fn launch_bytes_count_each_span_once() {
 fn reports_match_submitted_launches_in_order() {
     let c = Chooser::default();
     let _ = c.launch_done(0, 1, |_, _, _| {}); // reports from now on
-    let cost = |start| c.device(0).lock().entries[&(start, 4096)].cost[Strategy::Cascade.index()];
+    let cost = |start| c.device(0).lock().entries[&(start, 4096)].last[Strategy::Cascade.index()];
     c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
     c.launch_submitted(0);
     c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
@@ -156,20 +156,45 @@ fn a_span_left_to_the_faults_comes_back_with_its_report() {
     let _ = c.launch_done(0, 2_000, |s, l, f| seen.push((s, l, f)));
     assert_eq!(seen, [(8192, 4096, Some(30)), (0, 4096, None)]);
     let entry = |span| c.device(0).lock().entries[&span];
-    assert_eq!(entry((8192, 4096)).cost[Strategy::Cascade.index()], Some(2_000));
+    assert_eq!(entry((8192, 4096)).last[Strategy::Cascade.index()], Some(2_000));
     // Left only to the faults (a span devices take turns at): its entry
     // learns nothing from the launch.
     let before = entry((0, 4096));
     c.faulted(0, 0, 4096, 40);
     let _ = c.launch_done(0, 5_000, |_, _, _| {});
     let after = entry((0, 4096));
-    assert_eq!((after.cost, after.seen, after.launches_ns), (before.cost, before.seen, before.launches_ns));
+    assert_eq!((after.cost, after.last, after.seen, after.launches_ns), (before.cost, before.last, before.seen, before.launches_ns));
     // Chosen after the faults listed it in the same launch: it counts.
     c.faulted(0, 0, 4096, 50);
     c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
     assert_eq!(c.device(0).lock().launches.open.bytes, 4096, "its bytes count");
     let _ = c.launch_done(0, 6_000, |_, _, _| {});
-    assert_eq!(entry((0, 4096)).cost[Strategy::Cascade.index()], Some(6_000));
+    assert_eq!(entry((0, 4096)).last[Strategy::Cascade.index()], Some(6_000));
+}
+
+/// A span two launches of each round use, a dear one and a cheap one: a
+/// strategy's cost is the mean of its last two launches, so the faults,
+/// tried on the cheap launch and then dear on the other, are compared
+/// with the cascade's round, not its cheap launch alone (the last cost
+/// alone kept the faults at 9x the cascade's dear launch: a free-reuse
+/// scratch buffer, 2.6x the prefetch).
+#[test]
+fn a_strategy_is_priced_over_the_launches_of_a_round() {
+    let c = Chooser::default();
+    let _ = c.launch_done(0, 1, |_, _, _| {});
+    let span = (0, 4096);
+    let round = |dear: u64, cheap: u64| {
+        c.choose(0, span.0, span.1, Strategy::Prefetch, true, true);
+        let _ = c.launch_done(0, dear, |_, _, _| {});
+        c.choose(0, span.0, span.1, Strategy::Prefetch, true, true);
+        let _ = c.launch_done(0, cheap, |_, _, _| {});
+    };
+    let entry = || c.device(0).lock().entries[&span];
+    round(2_000_000, 400_000);
+    assert_eq!(entry().cost[Strategy::Cascade.index()], Some(1_200_000), "the mean of the round");
+    // The next round's dear launch: the mean of the last two again.
+    round(3_000_000, 400_000);
+    assert_eq!(entry().cost[Strategy::Cascade.index()], Some(1_700_000));
 }
 
 /// A device without VRAM runs the runtime's strategy, reports or not.
