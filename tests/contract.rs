@@ -392,21 +392,25 @@ fn an_eviction_on_an_integrated_gpu_is_believed_not_verified() {
 /// record still said device 0's VRAM, and an unprivileged reader sees "not
 /// in system memory" either way: its next explicit request answered
 /// IN_PLACE and VERIFIED with zero ioctls while it lay in device 1's VRAM
-/// (a third-party reader's report; failed before). The records follow the
-/// kernel's range, each way.
+/// (a third-party reader's report; failed before). A neighbour's record no
+/// longer names a VRAM it may have left: unknown until looked at, each way.
 #[test]
-fn a_neighbour_the_kernels_range_took_along_is_recorded_where_it_went() {
+fn a_neighbour_the_kernels_range_took_along_is_not_believed_where_it_was() {
     let (sim, ctx, d) = rig("2dgpu-p2p");
     let v = [ctx.pagemap(d[0], 0).unwrap(), ctx.pagemap(d[1], 0).unwrap()];
     let (a, b) = ((BUF, 256 * K), (BUF + 256 * K, R - 256 * K));
     sim.cpu_access(BUF, R, Access::Write, 1).unwrap();
     ctx.alloc_vram(d[0], a.0, a.1, v[0], AllocFlags::default()).unwrap();
-    ctx.alloc_vram(d[1], b.0, b.1, v[1], AllocFlags::default()).unwrap();
-    // Where each lies, and what the records say.
+    let before = sim.counters().ioctls;
+    let o = ctx.alloc_vram_outcome(d[1], b.0, b.1, v[1], AllocFlags::default());
+    // The look at the chunk's VMAs is two of the call's ioctls.
+    assert_eq!(o.placed.ioctls as u64, sim.counters().ioctls - before, "{:?}", o.placed);
+    // Where each lies, and what the records say: that, or unknown.
     let check = |what: &str| {
         for (s, n) in [a, b] {
             let truth = (0..2).find(|&i| sim.bytes_in(s, n, i, 1).unwrap() == n).map(|i| v[i as usize]);
-            assert_eq!(ctx.query(s, n).unwrap().residency, truth, "{what}: [{s:#x}+{n:#x}]");
+            let said = ctx.query(s, n).unwrap().residency;
+            assert!(said.is_none() || said == truth, "{what}: [{s:#x}+{n:#x}] recorded {said:?}, lies in {truth:?}");
         }
     };
     check("after b's request");
@@ -414,4 +418,48 @@ fn a_neighbour_the_kernels_range_took_along_is_recorded_where_it_went() {
     assert!(o.result.is_ok() && !o.placed.in_place, "{:?}", o.placed);
     assert_eq!(sim.bytes_in(a.0, a.1, 0, 1).unwrap(), a.1, "a where asked");
     check("after a's request");
+}
+
+/// The same where the prefetching VM kept smaller ranges in the chunk
+/// (made while the mapping ended inside it, before it grew): the kernel
+/// cannot form the 2 MiB range there, the neighbour stays, and neither the
+/// VMA query nor the maps show why. Recorded as moved along, its next
+/// explicit request was IN_PLACE and VERIFIED with zero ioctls while it
+/// lay in the other VRAM (a reviewer's case; failed with the records
+/// following the move).
+#[test]
+fn a_neighbour_a_smaller_range_kept_in_place_is_not_believed_moved() {
+    let (sim, ctx, d) = rig("2dgpu-p2p");
+    let v = [ctx.pagemap(d[0], 0).unwrap(), ctx.pagemap(d[1], 0).unwrap()];
+    let m = (BUF, 256 * K);
+    sim.munmap(BUF + MIB, MIB).unwrap();
+    sim.cpu_access(BUF, MIB, Access::Write, 1).unwrap();
+    ctx.alloc_vram(d[0], BUF, MIB, v[0], AllocFlags::default()).unwrap();
+    ctx.alloc_vram(d[1], m.0, m.1, v[1], AllocFlags::default()).unwrap();
+    sim.mmap(BUF + MIB, MIB, false).unwrap();
+    sim.cpu_access(BUF + MIB, MIB, Access::Write, 2).unwrap();
+    ctx.alloc_vram(d[0], BUF + MIB, MIB, v[0], AllocFlags::default()).unwrap();
+    assert_eq!(sim.bytes_in(m.0, m.1, 1, 1).unwrap(), m.1, "still in device 1's VRAM");
+    assert_ne!(ctx.query(m.0, m.1).unwrap().residency, Some(v[0]));
+    let o = ctx.alloc_vram_outcome(d[0], m.0, m.1, v[0], AllocFlags::default());
+    assert!(o.result.is_ok() && !o.placed.in_place, "{:?}", o.placed);
+    assert_eq!(sim.bytes_in(m.0, m.1, 0, 1).unwrap(), m.1, "moved where asked");
+}
+
+/// A birth in pieces needs more than one VRAM open: a single GPU closed
+/// and opened again is still one (the context's record of the VRAM it
+/// ever opened stays "several" after a close, and the rule came back:
+/// a reviewer's case; failed before).
+#[test]
+fn a_single_gpu_opened_again_still_births_a_small_buffer_in_its_vram() {
+    let (sim, ctx, devs) = rig("dgpu");
+    ctx.close(devs[0]).unwrap();
+    let d = ctx.open_index(0).unwrap();
+    let v0 = ctx.pagemap(d, 0).unwrap();
+    let m = BUF + 16 * MIB;
+    let (a, n) = (m + 64 * K, 512 * K);
+    sim.munmap(m, 8 * MIB).unwrap();
+    sim.mmap(m, a + n - m, false).unwrap();
+    let p = ctx.alloc_vram(d, a, n, v0, AllocFlags::ENGINE).unwrap();
+    assert_eq!(p.pagemap, Some(v0), "{p:?}");
 }

@@ -175,8 +175,8 @@ pub const MAX_RESTARTS: u32 = 8;
 thread_local! {
     /// Restarts [`ioctl`] made on this thread since [`take_restarts`].
     static RESTARTS: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
-    /// Ioctls [`ioctl`] issued on this thread since [`take_issued`],
-    /// restarts included.
+    /// Ioctls [`ioctl`] issued on this thread (wrapping), restarts
+    /// included ([`issued`]).
     static ISSUED: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
 }
 
@@ -186,11 +186,12 @@ pub fn take_restarts() -> u32 {
     RESTARTS.with(|r| r.replace(0))
 }
 
-/// The ioctls [`ioctl`] issued on this thread since the last call, each
-/// restart one more (a wrapper may issue two: a bind and its fence wait,
-/// or none, where its first fails).
-pub fn take_issued() -> u32 {
-    ISSUED.with(|r| r.replace(0))
+/// The ioctls [`ioctl`] has issued on this thread, each restart one more
+/// (wrapping): the difference between two readings is what a call issued
+/// (a wrapper may issue two: a bind and its fence wait, or none, where its
+/// first fails), whatever a call between them read.
+pub fn issued() -> u32 {
+    ISSUED.with(|r| r.get())
 }
 
 /// Typed, safe entry to [`Driver::ioctl_raw`] for structs without user pointers

@@ -261,10 +261,10 @@ pub(super) fn fill_result(c: &svm_context, r: *mut svm_alloc_result, p: &Placed)
 /// a 2 MiB chunk inside one mapping and one VMA), so where no madvise cut
 /// the span's end chunk, the rest of that chunk, a packed neighbour's bytes
 /// too, moves along, as with the runtime's own prefetch; and a madvise
-/// that cuts a range in VRAM sends it back to system memory. The library's
-/// record of a neighbour it placed in another VRAM follows such a move
-/// (svm_range_query says where it went), and its next request looks at the
-/// page table. With SVM_ALLOC_ENGINE (`target` is resolve's
+/// that cuts a range in VRAM sends it back to system memory. Where such a
+/// move may have taken a neighbour the library placed in another VRAM, its
+/// place is recorded unknown (svm_range_query says so) and its next
+/// request looks at the page table and moves it. With SVM_ALLOC_ENGINE (`target` is resolve's
 /// answer) the engine may also use step 5 and the choices that flag names.
 /// 1. already there by the library's record, the accessing device's VM keeps
 ///    it there (its preferred location, or, for SVM_ALLOC_ENGINE, a binding

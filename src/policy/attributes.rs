@@ -443,8 +443,7 @@ impl Context {
         let want_fd = want.to_uapi(fd_of).devmem_fd();
         let (mut first, mut last) = (end, start);
         for &vm in d.vms() {
-            placed.ioctls += 2;
-            let Ok(vmas) = self.query_vmas(d, vm, start, end) else { return Some((start, end)) };
+            let Ok(vmas) = self.query_vmas(d, vm, start, end, &mut placed.ioctls) else { return Some((start, end)) };
             let differs = |v: &&drm_xe_mem_range_attr| v.preferred_mem_loc.devmem_fd != want_fd || v.preferred_mem_loc.migration_policy != DRM_XE_MIGRATE_ALL_PAGES as u32;
             for v in vmas.iter().filter(differs) {
                 first = first.min(v.start.max(start));

@@ -42,10 +42,10 @@ impl Context {
     /// layer that restarts, until its deadline) also as retries.
     pub(super) fn restarting(&self, placed: &mut Placed, f: impl FnOnce() -> Result<()>) -> Result<()> {
         crate::driver::take_restarts();
-        crate::driver::take_issued();
+        let before = crate::driver::issued();
         let r = f();
         let n = crate::driver::take_restarts();
-        let issued = crate::driver::take_issued();
+        let issued = crate::driver::issued().wrapping_sub(before);
         placed.ioctls += issued;
         self.stats.local().ioctls.fetch_add(issued as u64, Ordering::Relaxed);
         if n > 0 {

@@ -129,7 +129,10 @@ impl Context {
         // read-mostly hint decides where the span lives.
         let track = self.track.read();
         let free = |s: u64, r: &Record| r.end.min(end) - s.max(start) <= PAGE || (r.residency.is_none() && !track.advice.any(s, r.end) && !r.read_mostly);
-        let ok = target.device() == Some(dev.slot) && self.only_vram().is_none() && track.overlapping(start, end).all(|(s, r)| free(s, r));
+        // More than one VRAM open now (devices or tiles): `only_vram` stays
+        // None once any VRAM closed, a single GPU closed and opened again.
+        let vrams: usize = a.slots.iter().filter_map(|s| s.dev.as_ref()).map(|d| d.vram_tiles()).sum();
+        let ok = target.device() == Some(dev.slot) && vrams > 1 && track.overlapping(start, end).all(|(s, r)| free(s, r));
         drop(track);
         if !ok {
             return None;

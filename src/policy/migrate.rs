@@ -69,7 +69,7 @@ impl Context {
         let split = widened.start % super::CHUNK != 0 || widened.end % super::CHUNK != 0;
         // Nor an atomic span whose advice would cut a chunk it shares
         // (`atomic_rest`): the rest of its chunks moves with it.
-        let rest = if advise && split { self.atomic_rest(a, cand, widened.start, widened.end) } else { None };
+        let rest = if advise && split { self.atomic_rest(a, cand, widened.start, widened.end, &mut placed.ioctls) } else { None };
         let advise = advise && !(engine_system && split) && rest.is_none();
         let (ws, we) = (widened.start, widened.end);
         let attributes = if advise { self.apply_preferred(slots, Some(dev.slot), None, ws, we, cand, summary, placed, &mut applied) } else { Ok(()) };
@@ -156,26 +156,26 @@ impl Context {
             self.carried_along(slots, rest, start, end, cand);
         } else if moved && !placed.on_fault && into_vram && self.vram_mate_elsewhere(start, end, cand) && self.chunks_mapped_whole(start, end) {
             // Where no madvise cut the chunk in the prefetching VM, the
-            // kernel moved the whole 2 MiB range
+            // kernel may have moved the whole 2 MiB range
             // (`drm_gpusvm_range_chunk_size` takes the largest chunk inside
             // the VMA), a packed neighbour's part recorded in another VRAM
-            // along with it: its record follows (`carried_along`), else its
-            // next explicit request, to an unprivileged reader "not in
-            // system memory" either way, was answered in place where it was
-            // not (a third-party reader's report). Two ioctls a side, only
-            // where such a neighbour is recorded (and the maps read that
-            // shows the end chunks inside one CPU mapping: the kernel's
-            // range stays inside it); one another call is placing now is
-            // left to that call.
+            // along with it, and its next explicit request, to an
+            // unprivileged reader "not in system memory" either way, was
+            // answered in place where it was not (a third-party reader's
+            // report). Smaller ranges the VM kept in the chunk (made while
+            // the mapping ended inside it, before it grew) keep a 2 MiB
+            // range from forming, which neither the query nor the maps
+            // show: its place is recorded unknown, and its next placement
+            // looks and moves it. Two ioctls a side, only where such a
+            // neighbour is recorded (and a maps read: the kernel's range
+            // stays inside one CPU mapping); one another call is placing
+            // now is left to that call.
             let vm = match cand {
                 Pagemap::Vram { device, tile } if device == dev.slot => dev.vm_of_tile(tile),
                 _ => dev.vm_id,
             };
-            crate::driver::take_issued();
-            let rest = self.lock_chunk_rest(start, end, dev, vm);
-            placed.ioctls += crate::driver::take_issued();
-            if let Some(rest) = rest {
-                self.carried_along(slots, &rest, start, end, cand);
+            if let Some(rest) = self.lock_chunk_rest(start, end, dev, vm, &mut placed.ioctls) {
+                self.mates_unknown(slots, &rest, cand);
             }
         }
         Ok(())

@@ -319,12 +319,17 @@ impl Context {
     }
 
     /// The kernel's VMAs over [start, end) in one VM of `d`, with their
-    /// attributes (VM_QUERY_MEM_RANGE_ATTRS: two ioctls, counted).
-    pub(super) fn query_vmas(&self, d: &Device, vm: u32, start: u64, end: u64) -> Result<Vec<drm_xe_mem_range_attr>> {
+    /// attributes (VM_QUERY_MEM_RANGE_ATTRS: two ioctls, or one where the
+    /// first fails or finds none, more where the VMAs change between
+    /// them), counted in `ioctls` and the stats.
+    pub(super) fn query_vmas(&self, d: &Device, vm: u32, start: u64, end: u64, ioctls: &mut u32) -> Result<Vec<drm_xe_mem_range_attr>> {
         // Restarted on EINTR/EAGAIN by the driver layer, as every ioctl is.
         crate::driver::take_restarts();
-        self.stats.local().ioctls.fetch_add(2, Ordering::Relaxed);
+        let before = crate::driver::issued();
         let r = xe::query_mem_range_attrs(&*self.driver, d.fd, vm, start, end - start);
+        let issued = crate::driver::issued().wrapping_sub(before);
+        *ioctls += issued;
+        self.stats.local().ioctls.fetch_add(issued as u64, Ordering::Relaxed);
         self.stats.count_errnos(Errno::EINTR, crate::driver::take_restarts());
         r
     }
@@ -342,7 +347,7 @@ impl Context {
             if d.check_alive().is_err() {
                 continue;
             }
-            let attrs = match self.query_vmas(d, d.vm_id, start, end) {
+            let attrs = match self.query_vmas(d, d.vm_id, start, end, &mut 0) {
                 Err(e @ (Errno::ENODEV | Errno::ECANCELED)) => {
                     self.suffer(e, d, None);
                     None
