@@ -12,12 +12,11 @@ impl Context {
     /// accepted. A failure changes nothing: the GPU faults instead.
     /// The first bind of a span on a device with VRAM puts the zero page
     /// under the untouched pages of its partial chunks
-    /// (`Context::populate_edges_once`), as a span left to the faults gets: the
-    /// bind makes the span's SVM ranges, and where a chunk does not fit the
-    /// mapping (a buffer at an arena's end) the kernel makes them 64 KiB or
-    /// less, and only over present pages (`drm_gpusvm_range_chunk_size`).
-    /// A GPU-born buffer rented in system memory was otherwise bound in 4
-    /// KiB ranges, and its later move went page by page.
+    /// (`Context::populate_edges_once`), as a span left to the faults gets.
+    /// Measured when the simulator gave a bind's ranges the fault's page
+    /// probe (4 KiB over untouched pages); a bind makes its ranges with no
+    /// probe (`vm_bind_ioctl_ops_create`), so this now matters only for the
+    /// faults that follow where the bind made no range (not measured since).
     pub(super) fn bind_in_system(&self, on: &Device, start: u64, size: u64, placed: &mut Placed) -> bool {
         self.populate_edges_once(on, start, start + size);
         self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);

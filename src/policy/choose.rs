@@ -27,7 +27,7 @@
 //! device's last timed move took) costs at most a quarter of the cheapest
 //! launch so far (`TRIAL_SHARE`), the faults also once it costs at most a
 //! quarter of all the span's launches, whether or not the prefetch was
-//! tried (below); from then on the cheapest of the last
+//! tried (below); from then on the cheapest of the
 //! costs, switching only to one at least 5 % cheaper than the current
 //! one's (the lazy leader: noise alone does not flip it). A launch that
 //! repeats (a loop: the only case where a choice can repeat its mistake)
@@ -301,7 +301,7 @@ impl Entry {
     /// each once moving the span (`trial_ns`) costs at most 1/TRIAL_SHARE of
     /// the cheapest launch so far, the faults' also once it costs at most
     /// 1/TRIAL_SHARE of all the span's launches (`launches_ns`); then the lazy leader: the current
-    /// strategy stays unless another's last cost is at least 5 % lower, and
+    /// strategy stays unless another's cost is at least 5 % lower, and
     /// then the cheapest runs.
     fn next(&self, trial_ns: Option<f64>, faults_ok: bool) -> Strategy {
         let cost = |s: Strategy| self.cost[s.index()];
@@ -392,7 +392,7 @@ impl Chooser {
             let ms = |s: Strategy| e.cost[s.index()].map_or(f64::NAN, |c| c as f64 / 1e6);
             crate::log!(
                 crate::log::Level::Debug,
-                "engine {} device {slot}: {strategy:?} next, where its last reported launch ran {:?} (last costs: faults {:.3} ms, prefetch {:.3} ms, cascade {:.3} ms)",
+                "engine {} device {slot}: {strategy:?} next, where its last reported launch ran {:?} (costs: faults {:.3} ms, prefetch {:.3} ms, cascade {:.3} ms)",
                 crate::log::Span(start, len),
                 e.current,
                 ms(Strategy::Faults),

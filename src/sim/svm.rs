@@ -290,11 +290,9 @@ impl Sim {
         Err(Errno::EBUSY)
     }
 
-    /// Marks a range bound on tiles. Its allocation keeps its place in the
-    /// LRU: the BO went to TTM's LRU tail once, when
-    /// `xe_drm_pagemap_populate_mm` created it (`___xe_bo_create_locked`:
-    /// `ttm_bo_move_to_lru_tail_unlocked`), and no fault, bind or prefetch
-    /// moves it again.
+    /// Marks a range bound on tiles. Its allocation keeps the LRU place it
+    /// got when `xe_drm_pagemap_populate_mm` created it
+    /// (`___xe_bo_create_locked`: `ttm_bo_move_to_lru_tail_unlocked`).
     pub(super) fn bind(&self, g: &mut Guard, fd: RawFd, vm_id: u32, rs: u64, tiles: u8) {
         let Some(r) = g.files.get_mut(&fd).and_then(|f| f.vms.get_mut(&vm_id)).and_then(|vm| vm.ranges.get_mut(&rs)) else {
             return;
