@@ -10,15 +10,15 @@ impl Context {
     /// Binds a span already in system memory for device `on` (a queued
     /// prefetch: it moves nothing, docs/kernel-model.md §7); whether it was
     /// accepted. A failure changes nothing: the GPU faults instead.
-    /// The first bind of a span on a device with VRAM puts the zero page
-    /// under the untouched pages of its partial chunks
-    /// (`Context::populate_edges_once`), as a span left to the faults gets.
-    /// Measured when the simulator gave a bind's ranges the fault's page
-    /// probe (4 KiB over untouched pages); a bind makes its ranges with no
-    /// probe (`vm_bind_ioctl_ops_create`), so this now matters only for the
-    /// faults that follow where the bind made no range (not measured since).
+    /// No zero page goes under the untouched pages of its partial chunks
+    /// first (`Context::populate_edges_once`, which a span left to the
+    /// faults gets): a bind makes its ranges with no page probe
+    /// (`vm_bind_ioctl_ops_create`), so the zero page changed no range the
+    /// bind makes. Measured on 17,600 generated programs against putting
+    /// it there: 864 faster (by the page-table writes saved, one
+    /// training program 1.17x), 4 slower (one training program 1.36x, at
+    /// 0.73x the better baseline), one fewer more than 2 % behind it.
     pub(super) fn bind_in_system(&self, on: &Device, start: u64, size: u64, placed: &mut Placed) -> bool {
-        self.populate_edges_once(on, start, start + size);
         self.stats.local().prefetch.fetch_add(1, Ordering::Relaxed);
         self.restarting(placed, || xe::prefetch_queued(&*self.driver, on.fd, on.vm_id, start, size, 0)).is_ok()
     }

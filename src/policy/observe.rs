@@ -187,7 +187,7 @@ impl Context {
     }
 
     /// [`Context::populate_edges`] the first time a span with partial
-    /// chunks is bound or faulted on device `on` (one with VRAM: the probe
+    /// chunks is left to the faults on device `on` (one with VRAM: the probe
     /// is dGPU's), where `Config::zero_page` allows. A span of whole
     /// chunks has none: no lookup.
     pub(super) fn populate_edges_once(&self, on: &super::Device, start: u64, end: u64) {
