@@ -456,24 +456,29 @@ fn rented_by(r: &crate::track::Record, advised: bool, slot: u16, now: u64) -> bo
 /// cost model (docs/cost-model.md, 7.0 without device huge pages). A cut
 /// moves the span's part in 64 KiB ranges, each with a copy submission
 /// and a copy's fixed part (30 + 19 us) and a clear submission (30 us):
-/// about 1.2 us per KiB more than inside one 2 MiB range. A neighbour's
-/// KiB taken along costs the CPU's work per page (0.35 us) and its bytes
+/// about 1.2 us per KiB more than inside one 2 MiB range, and not once:
+/// the cut stays (a madvise split is never merged back on 6.18), so every
+/// later move of the part pays it again, and the neighbour's own buy, its
+/// next use by the device (the rent's premise), moves its part in the
+/// same pieces, 1.2 us per KiB of the neighbour more. A neighbour's KiB
+/// taken along costs the CPU's work per page (0.35 us) and its bytes
 /// (0.04 us on a B60's 26 GB/s link), and as much again if it must go
-/// back in one range: 0.78 us (0.86 on a B580, 0.74 on a Max 1550). So
-/// taking 1.4 (B580) to 1.7 (Max 1550) times the cut's bytes along and
-/// back breaks even; at 2 such a loss is at most 40 % more than the cut
-/// spared, and where the neighbour's next use is its buy (the rent's
-/// premise) the move is one it needed. With device huge pages (7.1) the
-/// work per page goes and the break-even rises to 8 (B580) to 30 (Max
-/// 1550): a bound for that kernel is left to measure there.
-/// Measured on 15,800 generated programs against no such widening: 160
-/// faster (a four-layer training program 2x), 30 slower (at most 1.25x,
-/// none above 0.86x the better baseline), 10 no longer more than 2 %
-/// behind the better baseline, none newly. At 8: 229 faster, 48 slower,
-/// 13 no longer behind; unbounded: 271 and 78, and one solver newly 1.08x
-/// behind (a vector's 1.4 MB taken along for one page, then moved back in
-/// 64 KiB ranges).
-const DRAG_PER_CUT: u64 = 2;
+/// back in one range: 0.78 us (0.86 on a B580, 0.74 on a Max 1550). Where
+/// the neighbour is bought later, taking it along is the move it needed,
+/// minus the cut on both; where it is never used again and must go back,
+/// 8 times the part costs at most 8 x 0.86 - 1.2 = 5.7 us per KiB of the
+/// part, about five cuts of it (one per later move of the part spared
+/// pays one back). First measured at 2 (taking 1.4 to 1.7 times the
+/// part along and back breaks even for one move): on 15,800 generated
+/// programs against no widening, 160 faster, 30 slower, 10 no longer
+/// more than 2 % behind the better baseline; at 8 then 229, 48 and 13.
+/// Measured again after the PREFETCH's ranges lost their page probe
+/// (the simulator's b90a23b), 8 against 2 on 17,600 generated programs:
+/// 67 faster (four-layer training programs up to 1.43x), 31 slower (at
+/// most 1.76x, none above 0.95x the better baseline), more than 2 %
+/// behind the better baseline 484 -> 470, more than 10 % 132 -> 118,
+/// none newly behind.
+const DRAG_PER_CUT: u64 = 8;
 
 impl Context {
     /// [start, end) widened to its 2 MiB chunks on each side where no other
