@@ -40,18 +40,28 @@ impl Context {
     /// restarts the driver layer made for it (`driver::ioctl`, the one
     /// layer that restarts, until its deadline) also as retries.
     pub(super) fn restarting(&self, placed: &mut Placed, f: impl FnOnce() -> Result<()>) -> Result<()> {
-        crate::driver::take_restarts();
-        let before = crate::driver::issued();
-        let r = f();
-        let n = crate::driver::take_restarts();
-        let issued = crate::driver::issued().wrapping_sub(before);
+        let (r, issued, n) = self.counted(f);
         placed.ioctls += issued;
-        self.stats.local().ioctls.fetch_add(issued as u64, Ordering::Relaxed);
         if n > 0 {
             placed.retries += n;
             self.stats.count_errnos(Errno::EINTR, n);
             crate::log!(crate::log::Level::Info, "ioctl interrupted (EINTR/EAGAIN): restarted {n} times (for at most {} ms)", crate::driver::RESTART_DEADLINE_NS / 1_000_000);
         }
         r
+    }
+
+    /// Runs a call into the driver layer: its result, the ioctls it
+    /// issued (each restart one more; counted in the stats too) and the
+    /// EINTR/EAGAIN restarts the driver layer made for it. The thread's
+    /// counters are read as differences, so a call nested in another's
+    /// window loses no count.
+    pub(super) fn counted<R>(&self, f: impl FnOnce() -> R) -> (R, u32, u32) {
+        crate::driver::take_restarts();
+        let before = crate::driver::issued();
+        let r = f();
+        let n = crate::driver::take_restarts();
+        let issued = crate::driver::issued().wrapping_sub(before);
+        self.stats.local().ioctls.fetch_add(issued as u64, Ordering::Relaxed);
+        (r, issued, n)
     }
 }

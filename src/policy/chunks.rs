@@ -383,21 +383,26 @@ impl Context {
     /// its next placement's look finds it away and asks which mate it came
     /// along with (`came_along`).
     pub(super) fn carried_along(&self, slots: &[Slot], rest: &ChunkRest<'_>, start: u64, end: u64, to: Pagemap) {
-        for (s, e) in rest.sides.into_iter().filter(|(s, e)| s < e) {
-            // At most a few packed neighbours per side, on a path that has
-            // just moved data.
-            let mates: Vec<(u64, u64)> = self.track.read().overlapping(s, e).filter(|(_, r)| r.residency.is_some_and(|p| p != to && p.device().is_some())).map(|(rs, r)| (rs.max(s), r.end.min(e))).collect();
-            for (ms, me) in mates {
-                crate::log!(crate::log::Level::Debug, "{} came along into {to} with its chunk mate {}", crate::log::Span(ms, me - ms), crate::log::Span(start, end - start));
-                self.rewrite(slots, ms, me, |pieces| {
-                    let mut r = merge_pieces(pieces);
-                    r.residency = Some(to);
-                    // The move invalidated every VM's mapping of it.
-                    r.bound.store(0, Ordering::Relaxed);
-                    r
-                });
-            }
+        for (ms, me) in self.vram_mates(rest.sides, to) {
+            crate::log!(crate::log::Level::Debug, "{} came along into {to} with its chunk mate {}", crate::log::Span(ms, me - ms), crate::log::Span(start, end - start));
+            self.rewrite(slots, ms, me, |pieces| {
+                let mut r = merge_pieces(pieces);
+                r.residency = Some(to);
+                // The move invalidated every VM's mapping of it.
+                r.bound.store(0, Ordering::Relaxed);
+                r
+            });
         }
+    }
+
+    /// The parts inside `sides` (a span's end chunk sides,
+    /// `end_chunk_sides`) of the records that place them in a VRAM other
+    /// than `to`: the neighbours a move into `to` may take along. At most
+    /// a few per side; no allocation where there are none.
+    pub(super) fn vram_mates(&self, sides: [(u64, u64); 2], to: Pagemap) -> Vec<(u64, u64)> {
+        let track = self.track.read();
+        let elsewhere = |r: &crate::track::Record| r.residency.is_some_and(|p| p != to && p.device().is_some());
+        sides.into_iter().filter(|(s, e)| s < e).flat_map(|(s, e)| track.overlapping(s, e).filter(|(_, r)| elsewhere(r)).map(move |(rs, r)| (rs.max(s), r.end.min(e)))).collect()
     }
 }
 
@@ -406,11 +411,8 @@ impl Context {
     /// VRAM other than `to`: the move into `to` may have taken them along
     /// (see `carried_along`), so their place is unknown until looked at.
     pub(super) fn mates_unknown(&self, slots: &[Slot], rest: &ChunkRest<'_>, to: Pagemap) {
-        for (s, e) in rest.sides.into_iter().filter(|(s, e)| s < e) {
-            let mates: Vec<(u64, u64)> = self.track.read().overlapping(s, e).filter(|(_, r)| r.residency.is_some_and(|p| p != to && p.device().is_some())).map(|(rs, r)| (rs.max(s), r.end.min(e))).collect();
-            for (ms, me) in mates {
-                self.place_unknown(slots, ms, me);
-            }
+        for (ms, me) in self.vram_mates(rest.sides, to) {
+            self.place_unknown(slots, ms, me);
         }
     }
 }

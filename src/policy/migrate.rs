@@ -193,8 +193,7 @@ impl Context {
     /// Whether a record in [start, end)'s end 2 MiB chunks, outside it,
     /// places its part in a VRAM other than `to`.
     fn vram_mate_elsewhere(&self, start: u64, end: u64, to: Pagemap) -> bool {
-        let t = self.track.read();
-        super::chunks::end_chunk_sides(start, end).into_iter().filter(|(s, e)| s < e).any(|(s, e)| t.overlapping(s, e).any(|(_, r)| r.residency.is_some_and(|p| p != to && p.device().is_some())))
+        !self.vram_mates(super::chunks::end_chunk_sides(start, end), to).is_empty()
     }
 
     /// Steps 3 and 4: PREFETCH with user fence, each errno's answer, and the

@@ -324,13 +324,9 @@ impl Context {
     /// them), counted in `ioctls` and the stats.
     pub(super) fn query_vmas(&self, d: &Device, vm: u32, start: u64, end: u64, ioctls: &mut u32) -> Result<Vec<drm_xe_mem_range_attr>> {
         // Restarted on EINTR/EAGAIN by the driver layer, as every ioctl is.
-        crate::driver::take_restarts();
-        let before = crate::driver::issued();
-        let r = xe::query_mem_range_attrs(&*self.driver, d.fd, vm, start, end - start);
-        let issued = crate::driver::issued().wrapping_sub(before);
+        let (r, issued, restarts) = self.counted(|| xe::query_mem_range_attrs(&*self.driver, d.fd, vm, start, end - start));
         *ioctls += issued;
-        self.stats.local().ioctls.fetch_add(issued as u64, Ordering::Relaxed);
-        self.stats.count_errnos(Errno::EINTR, crate::driver::take_restarts());
+        self.stats.count_errnos(Errno::EINTR, restarts);
         r
     }
 
