@@ -1989,13 +1989,13 @@ fn a_neighbour_this_device_rents_moves_along_in_one_range() {
     assert_eq!(t.sim.counters().migrations_to_vram, moved, "its buy moves nothing");
 }
 
-/// The bound on what comes along (`DRAG_PER_CUT`, 8), at either end of a
-/// span: a 1 MiB rented neighbour comes along with a span whose part of
-/// the chunk the madvise changes is 128 KiB, not with one whose part is
-/// 124 KiB.
+/// The bound on what comes along (`DRAG_PER_CUT`, 32), at either end of
+/// a span: a 1 MiB rented neighbour comes along with a span whose part of
+/// the chunk the madvise changes is 32 KiB, not with one whose part is
+/// 28 KiB.
 #[test]
-fn a_rented_neighbour_comes_along_up_to_eight_times_the_cut_it_spares() {
-    for (part, along) in [(128 << 10, true), (124 << 10, false)] {
+fn a_rented_neighbour_comes_along_up_to_thirty_two_times_the_cut_it_spares() {
+    for (part, along) in [(32 << 10, true), (28 << 10, false)] {
         for head in [true, false] {
             let t = setup("2dgpu-p2p");
             t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
@@ -2011,19 +2011,19 @@ fn a_rented_neighbour_comes_along_up_to_eight_times_the_cut_it_spares() {
 }
 
 /// Inside one chunk, the rented neighbours on both sides count together:
-/// 928 KiB on each side of a 192 KiB span stay, though either alone would
-/// be within eight times the span's part.
+/// 1008 KiB on each side of a 32 KiB span stay, though either alone would
+/// be within 32 times the span's part.
 #[test]
 fn rented_neighbours_on_both_sides_of_a_span_count_together() {
     let t = setup("2dgpu-p2p");
     const K: u64 = 1024;
     t.sim.cpu_access(BUF, 2 * R, sim::Access::Write, 1).unwrap();
-    t.alloc(0, BUF, 928 * K, Pagemap::System);
-    t.alloc(0, BUF + 1120 * K, 928 * K, Pagemap::System);
-    t.alloc(0, BUF + 928 * K, 192 * K, t.vram(0));
-    assert_eq!(t.on(BUF + 928 * K, 192 * K), t.vram_of(0));
-    assert_eq!(t.on(BUF, 928 * K), Placement::System);
-    assert_eq!(t.on(BUF + 1120 * K, 928 * K), Placement::System);
+    t.alloc(0, BUF, 1008 * K, Pagemap::System);
+    t.alloc(0, BUF + 1040 * K, 1008 * K, Pagemap::System);
+    t.alloc(0, BUF + 1008 * K, 32 * K, t.vram(0));
+    assert_eq!(t.on(BUF + 1008 * K, 32 * K), t.vram_of(0));
+    assert_eq!(t.on(BUF, 1008 * K), Placement::System);
+    assert_eq!(t.on(BUF + 1040 * K, 1008 * K), Placement::System);
 }
 
 /// A placement into a peer's VRAM takes nothing of what this device rents

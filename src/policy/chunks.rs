@@ -479,8 +479,18 @@ fn rented_by(r: &crate::track::Record, advised: bool, slot: u16, now: u64) -> bo
 /// 67 faster (four-layer training programs up to 1.43x), 31 slower (at
 /// most 1.76x, none above 0.95x the better baseline), more than 2 %
 /// behind the better baseline 484 -> 470, more than 10 % 132 -> 118,
-/// none newly behind.
-const DRAG_PER_CUT: u64 = 8;
+/// none newly behind. The neighbour comes along when the part is small
+/// against it, where the cut costs most: a buffer's 68 KiB head beside a
+/// rented 1.98 MB neighbour was cut, and the neighbour's buy then moved
+/// it in 31 ranges of 64 KiB and 4 KiB (3.1 ms against 0.9). At 32, a
+/// neighbour never used again costs at most 32 x 0.86 - 1.2 = 26 us per
+/// KiB of the part, about 22 cuts of it; measured against 8 on the same
+/// programs: 27 faster (training programs up to 1.3x), 3 slower (one
+/// training program 1.9x, at 0.34x the better baseline), more than 2 %
+/// behind the better baseline 468 -> 465, more than 10 % 118 -> 115;
+/// unbounded, against 32: 7 faster, 70 slower (solvers whose vectors
+/// came along with a span, up to 3x).
+const DRAG_PER_CUT: u64 = 32;
 
 impl Context {
     /// [start, end) widened to its 2 MiB chunks on each side where no other
