@@ -18,7 +18,10 @@
 //! Each (device, span) keeps the cost of a launch under each strategy:
 //! the reported duration plus the placement time spent for it, the mean
 //! of its last two launches there (a span two launches of a round use,
-//! one dear and one cheap, is priced over the round).
+//! one dear and one cheap, is priced over the round). The prefetch's
+//! trial is charged without its own move: a span that then stays in place
+//! pays the move once, and charged with it the trial lost to a cascade
+//! that rented the span in place launch after launch.
 //! The cascade runs first; after `TRIAL_AFTER` launches the runtime's
 //! prefetch runs once, then the faults once (not where the runtime asks
 //! for the move now, nor for an atomic span the CPU takes back: the
@@ -133,6 +136,9 @@ struct Use {
     /// The driver clock when a placement left it to the launch's faults
     /// (`Chooser::faulted`).
     faulted_at: Option<u64>,
+    /// The time its own placements for the launch took (within
+    /// `Pending::spent_ns`).
+    own_ns: u64,
 }
 
 /// The spans placed for a device's launch not yet reported (each once),
@@ -407,7 +413,7 @@ impl Chooser {
             match listed {
                 Some(i) => (l.open.used[i].strategy, l.open.used[i].into_vram) = (Some(strategy), into_vram),
                 // Unlisted (past MAX_PENDING), its bytes stay counted.
-                None if l.open.used.len() < MAX_PENDING => l.open.used.push(Use { span: (start, len), strategy: Some(strategy), into_vram, faulted_at: None }),
+                None if l.open.used.len() < MAX_PENDING => l.open.used.push(Use { span: (start, len), strategy: Some(strategy), into_vram, faulted_at: None, own_ns: 0 }),
                 None => {}
             }
             if into_vram {
@@ -458,7 +464,7 @@ impl Chooser {
         if let Some(u) = used.iter_mut().find(|u| u.span == (start, len)) {
             u.faulted_at.get_or_insert(now);
         } else if used.len() < MAX_PENDING {
-            used.push(Use { span: (start, len), strategy: None, into_vram: false, faulted_at: Some(now) });
+            used.push(Use { span: (start, len), strategy: None, into_vram: false, faulted_at: Some(now), own_ns: 0 });
         }
     }
 
@@ -479,14 +485,17 @@ impl Chooser {
         })
     }
 
-    /// Placement time spent for device `slot`'s coming launch, and the
-    /// bytes it moved.
-    pub(crate) fn spent(&self, slot: u16, ns: u64, moved: u64) {
+    /// Placement time spent on `span` for device `slot`'s coming launch,
+    /// and the bytes it moved.
+    pub(crate) fn spent(&self, slot: u16, span: (u64, u64), ns: u64, moved: u64) {
         // A call that took no time and moved nothing (found in place on a
         // clock that did not move) changes nothing: no lock.
         if self.learning() && (ns > 0 || moved > 0) {
             let mut d = self.device(slot).lock();
             d.launches.open.spent_ns += ns;
+            if let Some(u) = d.launches.open.used.iter_mut().find(|u| u.span == span) {
+                u.own_ns = u.own_ns.saturating_add(ns);
+            }
             if moved > 0 {
                 d.move_ns_per_byte = Some(ns as f64 / moved as f64);
             }
@@ -514,10 +523,15 @@ impl Chooser {
                 None => l.close_open(),
             };
             let cost = duration_ns.saturating_add(p.spent_ns);
-            for &Use { span, strategy, .. } in &p.used {
+            for &Use { span, strategy, own_ns, .. } in &p.used {
                 let Some(strategy) = strategy else { continue };
                 if let Some(e) = entries.get_mut(&span) {
                     let i = strategy.index();
+                    // The prefetch's trial carries its own move, which a
+                    // span that stays in place pays once: its launches
+                    // after cost the rest (ski rental: the buy is not the
+                    // rent). Its next launch there corrects the estimate.
+                    let cost = if strategy == Strategy::Prefetch && e.last[i].is_none() { cost.saturating_sub(own_ns) } else { cost };
                     e.cost[i] = Some(e.last[i].map_or(cost, |p| p / 2 + cost / 2));
                     e.last[i] = Some(cost);
                     e.launches_ns = e.launches_ns.saturating_add(cost);
@@ -630,19 +644,19 @@ impl Context {
     /// there, and the placement took the time since driver clock `t0` to
     /// move `moved` bytes. Only while the handle still names the device: a
     /// close forgets the slot's state under the slots' write lock.
-    pub(super) fn placement_learned(&self, h: DeviceHandle, outside: Option<(u64, u64)>, t0: Option<u64>, moved: u64) {
-        if outside.is_none() && t0.is_none() {
+    pub(super) fn placement_learned(&self, h: DeviceHandle, span: (u64, u64), outside: bool, t0: Option<u64>, moved: u64) {
+        if !outside && t0.is_none() {
             return;
         }
         let slots = self.slots.read();
         if Context::device_in(&slots, h).is_err() {
             return;
         }
-        if let Some((start, len)) = outside {
-            self.chooser.served_outside(h.slot, start, len);
+        if outside {
+            self.chooser.served_outside(h.slot, span.0, span.1);
         }
         if let Some(t0) = t0 {
-            self.chooser.spent(h.slot, self.driver.now_ns().saturating_sub(t0), moved);
+            self.chooser.spent(h.slot, span, self.driver.now_ns().saturating_sub(t0), moved);
         }
     }
 

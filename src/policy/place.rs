@@ -84,7 +84,7 @@ impl Context {
         // (One asked elsewhere never counted: no lock on that path.)
         let into_vram = target.device() == Some(h.slot);
         let outside = into_vram && flags.engine() && result.is_ok() && !placed.on_fault && placed.pagemap.and_then(|p| p.device()) != Some(h.slot) && self.chooser.learning();
-        self.placement_learned(h, outside.then_some((start, size)), t0, placed.bytes_moved);
+        self.placement_learned(h, (start, size), outside, t0, placed.bytes_moved);
         if let Err(e) = result {
             placed.cause = Some(e);
             // Where the range is believed to be now, after the attempt.
