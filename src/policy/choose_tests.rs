@@ -60,11 +60,11 @@ fn the_trial_waits_until_moving_is_cheap() {
     assert!(c.cascade_next(0, 0, 4096), "no move timed yet: no trial");
     // A move of another span at 1 ns a byte: 4096 ns for this one.
     c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
-    c.spent(0, (0, 4096), 4096, 4096);
+    c.spent(0, (1 << 20, 4096), 4096, 4096);
     let _ = c.launch_done(0, 1_000, |_, _, _| {});
     assert!(c.cascade_next(0, 0, 4096), "a move dearer than a quarter launch: no trial");
     c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
-    c.spent(0, (0, 4096), 41, 4096);
+    c.spent(0, (1 << 20, 4096), 41, 4096);
     let _ = c.launch_done(0, 1_000, |_, _, _| {});
     assert!(!c.cascade_next(0, 0, 4096), "a cheap move: the trial");
 }
@@ -80,7 +80,7 @@ fn the_faults_trial_runs_once_the_launches_have_paid_for_the_move() {
     // A move of another span at 1 ns a byte: 4096 ns for this one, four
     // launches' worth.
     c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
-    c.spent(0, (0, 4096), 4096, 4096);
+    c.spent(0, (1 << 20, 4096), 4096, 4096);
     let _ = c.launch_done(0, 1_000, |_, _, _| {});
     let launches = 4 * 4096 / 1_000 + 1;
     for _ in 0..launches {
@@ -121,7 +121,7 @@ fn reports_match_submitted_launches_in_order() {
     c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
     c.launch_submitted(0);
     c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
-    c.spent(0, (0, 4096), 50, 0);
+    c.spent(0, (8192, 4096), 50, 0);
     c.launch_submitted(0);
     c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
     assert_eq!(c.device(0).lock().launches.open.bytes, 4096, "the open launch's bytes only");

@@ -468,28 +468,15 @@ fn rented_by(r: &crate::track::Record, advised: bool, slot: u16, now: u64) -> bo
 /// back in one range: 0.78 us (0.86 on a B580, 0.74 on a Max 1550). Where
 /// the neighbour is bought later, taking it along is the move it needed,
 /// minus the cut on both; where it is never used again and must go back,
-/// 8 times the part costs at most 8 x 0.86 - 1.2 = 5.7 us per KiB of the
-/// part, about five cuts of it (one per later move of the part spared
-/// pays one back). First measured at 2 (taking 1.4 to 1.7 times the
-/// part along and back breaks even for one move): on 15,800 generated
-/// programs against no widening, 160 faster, 30 slower, 10 no longer
-/// more than 2 % behind the better baseline; at 8 then 229, 48 and 13.
-/// Measured again after the PREFETCH's ranges lost their page probe
-/// (the simulator's b90a23b), 8 against 2 on 17,600 generated programs:
-/// 67 faster (four-layer training programs up to 1.43x), 31 slower (at
-/// most 1.76x, none above 0.95x the better baseline), more than 2 %
-/// behind the better baseline 484 -> 470, more than 10 % 132 -> 118,
-/// none newly behind. The neighbour comes along when the part is small
-/// against it, where the cut costs most: a buffer's 68 KiB head beside a
-/// rented 1.98 MB neighbour was cut, and the neighbour's buy then moved
-/// it in 31 ranges of 64 KiB and 4 KiB (3.1 ms against 0.9). At 32, a
-/// neighbour never used again costs at most 32 x 0.86 - 1.2 = 26 us per
-/// KiB of the part, about 22 cuts of it; measured against 8 on the same
-/// programs: 27 faster (training programs up to 1.3x), 3 slower (one
-/// training program 1.9x, at 0.34x the better baseline), more than 2 %
-/// behind the better baseline 468 -> 465, more than 10 % 118 -> 115;
-/// unbounded, against 32: 7 faster, 70 slower (solvers whose vectors
-/// came along with a span, up to 3x).
+/// 32 times the part costs at most 32 x 0.86 - 1.2 = 26 us per KiB of the
+/// part, about 22 cuts of it. The cut costs most where the part is small
+/// against the neighbour: a buffer's 68 KiB head beside a rented 1.98 MB
+/// neighbour was cut, and the neighbour's buy then moved it in 31 ranges
+/// of 64 KiB and 4 KiB (3.1 ms against 0.9). Measured at 2, 8, 32 and
+/// unbounded (docs/design.md, "The engine's default"): 32 against 8 on 17,600
+/// generated programs, 27 faster, 3 slower, more than 2 % behind the
+/// better baseline 468 -> 465; unbounded against 32, 7 faster, 70 slower
+/// (solvers whose vectors came along, up to 3x).
 const DRAG_PER_CUT: u64 = 32;
 
 impl Context {
