@@ -31,8 +31,9 @@
 //! launch so far (`TRIAL_SHARE`), the faults also once it costs at most a
 //! quarter of all the span's launches, whether or not the prefetch was
 //! tried (below); from then on the cheapest of the
-//! costs, switching only to one at least 5 % cheaper than the current
-//! one's (the lazy leader: noise alone does not flip it). A launch that
+//! costs, switching only to one more than 2 % cheaper than the current
+//! one's (the lazy leader: noise alone does not flip it, and the margin is
+//! the one the engine is held to against the better baseline). A launch that
 //! repeats (a loop: the only case where a choice can repeat its mistake)
 //! costs about the same each time under one strategy, and so does a round
 //! of two launches over the mean, so after the trials (and, for a round
@@ -41,7 +42,7 @@
 //! the three in hindsight (so against both baselines, the kernel and the
 //! runtime's prefetch) is at most `TRIAL_AFTER` launches' cost difference
 //! per span and the two trials', plus, where costs drift, one launch per
-//! switch, each switch needing another to be 5 % cheaper. The gate bounds
+//! switch, each switch needing another to be more than 2 % cheaper. The gate bounds
 //! each trial's own loss: a prefetch trial costs the move, at most a
 //! quarter launch; a faults trial the move plus a fault service per range
 //! (20 us per 2 MiB range against about 94 us for its copy,
@@ -307,7 +308,7 @@ impl Entry {
     /// each once moving the span (`trial_ns`) costs at most 1/TRIAL_SHARE of
     /// the cheapest launch so far, the faults' also once it costs at most
     /// 1/TRIAL_SHARE of all the span's launches (`launches_ns`); then the lazy leader: the current
-    /// strategy stays unless another's cost is at least 5 % lower, and
+    /// strategy stays unless another's cost is more than 2 % lower, and
     /// then the cheapest runs.
     fn next(&self, trial_ns: Option<f64>, faults_ok: bool) -> Strategy {
         let cost = |s: Strategy| self.cost[s.index()];
@@ -330,7 +331,7 @@ impl Entry {
         let known = Strategy::ALL.into_iter().filter(|&s| allowed(s)).filter_map(|s| cost(s).map(|x| (x, s)));
         let (best, pick) = known.min_by_key(|&(x, _)| x).expect("the cascade's cost is known");
         match cost(self.current).filter(|_| allowed(self.current)) {
-            Some(cur) if best.saturating_mul(100) >= cur.saturating_mul(95) => self.current,
+            Some(cur) if best.saturating_mul(100) >= cur.saturating_mul(98) => self.current,
             _ => pick,
         }
     }
