@@ -42,9 +42,9 @@
 //! the three in hindsight (so against both baselines, the kernel and the
 //! runtime's prefetch) is at most `TRIAL_AFTER` launches' cost difference
 //! per span and the two trials', plus, where costs drift, one launch per
-//! switch, each switch needing another to be more than 2 % cheaper. The gate bounds
-//! each trial's own loss: a prefetch trial costs the move, at most a
-//! quarter launch; a faults trial the move plus a fault service per range
+//! switch, each switch needing another to be more than 2 % cheaper. The
+//! gate bounds each trial's own loss: a prefetch trial costs the move, at
+//! most a quarter launch; a faults trial the move plus a fault service per range
 //! (20 us per 2 MiB range against about 94 us for its copy,
 //! docs/cost-model.md). A span whose move stays dear against one launch
 //! gets the faults' trial once its launches have cost TRIAL_SHARE times
