@@ -113,7 +113,9 @@ struct Entry {
     seen: u32,
     /// When the device last used the span (`Launches::uses`).
     used_at: Option<u64>,
-    /// What its reported launches cost in all (the faults' ski rental).
+    /// What its reported launches cost in all (the faults' ski rental),
+    /// each as charged: the prefetch trial's without its own move (adding
+    /// it was measured: no gain, docs/design.md).
     launches_ns: u64,
 }
 
