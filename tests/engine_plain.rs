@@ -626,6 +626,53 @@ fn a_read_in_system_memory_is_bought_on_its_second_read_before_any_move_was_time
     assert_eq!(seen, [Pagemap::System, vram]);
 }
 
+/// With reports, a read over a peer link is rented until the reports of
+/// the launches it was served to have paid the span's move, then bought
+/// from the kernel's own faults (policy/rent.rs): the reader's VMs stop
+/// preferring the peer and its kernel faults the span into its own VRAM
+/// (a service handed over to the other device). Placed but not yet
+/// reported, a launch pays nothing.
+#[test]
+fn a_read_over_a_peer_link_is_bought_from_the_faults_once_its_reports_pay_the_move() {
+    let t = setup("2dgpu-p2p", false);
+    t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
+    let (vram0, vram1) = (t.ctx.pagemap(t.dev[0], 0).unwrap(), t.ctx.pagemap(t.dev[1], 0).unwrap());
+    // Device 0 moves it (the timed move prices the buy), and reports.
+    assert_eq!(t.launch(0, BUF, 16 * MIB, Access::Read, AllocFlags::empty()).bytes_moved, 16 * MIB);
+    t.ctx.launch_done(t.dev[0], 1_000_000).unwrap();
+    let read = |report: bool| {
+        let p = t.turn(1, (BUF, 16 * MIB), Access::Read, (BUF, 16 * MIB), false);
+        if report {
+            t.ctx.launch_done(t.dev[1], 2_000_000).unwrap();
+        }
+        p
+    };
+    for round in 0..30 {
+        let p = read(false);
+        assert_eq!((p.pagemap, p.on_fault), (Some(vram0), false), "round {round}, no report: over the link, {p:?}");
+    }
+    t.ctx.launch_done(t.dev[1], 2_000_000).unwrap();
+    let mut rented = 0;
+    let bought = loop {
+        let p = read(true);
+        if p.pagemap != Some(vram0) {
+            break p;
+        }
+        rented += 1;
+        assert!(rented < 30, "never bought");
+    };
+    // A pass of 16 MiB at 20 GB/s (0.84 ms a report) against a move of
+    // several ms: a few reports.
+    assert!(rented >= 2, "bought after {rented} reports");
+    assert_eq!((bought.pagemap, bought.on_fault, bought.bytes_moved), (Some(vram1), true, 0), "{bought:?}");
+    assert_eq!(t.sim.placement(BUF, 16 * MIB), Placement::Vram { device: 1, instance: 1 }, "its faults took it");
+    let after = t.sim.counters();
+    let p = read(true);
+    assert_eq!((p.pagemap, p.on_fault), (Some(vram1), true), "{p:?}");
+    let k = t.sim.counters();
+    assert_eq!((k.bytes_device_to_device, k.remote_access_bytes), (after.bytes_device_to_device, after.remote_access_bytes), "local now");
+}
+
 /// A read of a span of a chunk or more that a linked peer's VRAM holds is
 /// served there, over the link, under either engine: no move (its faults
 /// only bind the peer's pages), where the kernel's faults would pull it

@@ -454,6 +454,18 @@ impl Chooser {
         }
     }
 
+    /// Lists [start, start+len) in device `slot`'s open launch with no
+    /// strategy (its cost teaches none): its report reaches the span's
+    /// peer tab (a read over a link bought from the faults,
+    /// policy/rent.rs). The list stays bounded (MAX_PENDING).
+    pub(crate) fn listed(&self, slot: u16, start: u64, len: u64) {
+        let mut d = self.device(slot).lock();
+        let used = &mut d.launches.open.used;
+        if !used.iter().any(|u| u.span == (start, len)) && used.len() < MAX_PENDING {
+            used.push(Use { span: (start, len), strategy: None, into_vram: false, faulted_at: None, own_ns: 0 });
+        }
+    }
+
     /// The placement of [start, start+len) for device `slot`'s open launch
     /// left it to the launch's faults at driver clock `now`; the faults
     /// take what the kernel touches once it runs, and the launch's report
@@ -634,6 +646,7 @@ impl Context {
             }
             let whole = at >= end;
             self.rent.reported(h.slot, start, end - start, duration_ns, system && whole, own && whole);
+            self.rent.peer_reported(h.slot, start, end - start, duration_ns);
         };
         self.rent.report(h.slot);
         if self.chooser.launch_done(h.slot, duration_ns, |start, len, faulted_at| mark(start, start + len, faulted_at)) {

@@ -13,6 +13,7 @@ use parking_lot::RwLock;
 
 use super::{Context, Device};
 use crate::topology::Pagemap;
+use crate::track::PrefApplied;
 
 /// Spans several devices took turns at (set the first time one is asked
 /// for by a device while another's VRAM holds it): left to the faults from
@@ -187,6 +188,34 @@ impl Populated {
 }
 
 impl Context {
+    /// Withdraws the engine's own preference for another device's VRAM on
+    /// [start, end) from device `dev`'s VMs (set where resolve served a
+    /// read over the link), unless the runtime advised this device there:
+    /// a read bought from the faults (policy/rent.rs) then goes where the
+    /// kernel's faults put it, this device's VRAM. One walk of the records
+    /// where none prefers a peer; a madvise where one does, under the
+    /// span's range lock if it is free now (the caller holds the slots'
+    /// lock, which a close takes after the ranges': waiting could deadlock;
+    /// where another call holds it, the next placement withdraws it).
+    pub(super) fn unprefer_peer(&self, slots: &[super::Slot], dev: &Device, start: u64, end: u64) {
+        let peer = |p: PrefApplied| matches!(p, PrefApplied::Device { slot, .. } if slot != dev.slot);
+        let (prefers, advised) = {
+            let track = self.track.read();
+            let prefers = track.overlapping(start, end).any(|(_, r)| peer(r.attrs(dev.slot).pref));
+            (prefers, track.advice.any_for(start, end, dev.slot))
+        };
+        if !prefers || advised {
+            return;
+        }
+        let Some(_g) = self.ranges.try_lock(start, end) else { return };
+        let mut placed = super::Placed::default();
+        if self.madvise_pref(slots, dev, start, end, PrefApplied::DefaultDevice, &mut placed).is_ok() {
+            let mut a = self.summary(start, end).attrs(dev.slot);
+            a.pref = PrefApplied::DefaultDevice;
+            self.record(slots, start, end, &[(dev.slot, a)], |_| {});
+        }
+    }
+
     /// Device `slot`'s placement left [start, end) to its launch's faults,
     /// which move what the kernel touches into its VRAM: where the records
     /// put a span inside it in another device's VRAM, the launch's report

@@ -140,6 +140,10 @@ impl Context {
         // Without reports the runtime's strategy meets the turns in
         // leave_to_faults (`Turns::shared`): no lookup here.
         let taken = may_leave && !extent && !insists && target.device() == Some(h.slot) && self.chooser.learning() && self.turns.taken(start, end - start);
+        // Nor a read over a peer link that its rent bought (resolve,
+        // policy/rent.rs): the kernel's faults take what its kernel touches.
+        let bought = may_leave && !insists && target.device() == Some(h.slot) && self.chooser.learning() && self.rent.peer_bought(h.slot, start, end - start);
+        let taken = taken || bought;
         // Nor the faults for an atomic span the CPU takes back between
         // launches: an atomic fault stamps the kernel's timeslice on what it
         // migrates (xe_svm_handle_pagefault: atomic_svm_timeslice_ms, 5 ms;
@@ -165,13 +169,24 @@ impl Context {
             if engine_call && target != Pagemap::System {
                 self.populate_edges_once(dev, start, end);
             }
+            // Bought: the VMs stop preferring the peer, so the faults
+            // bring what the kernel touches here.
+            if bought {
+                self.unprefer_peer(slots, dev, start, end);
+            }
             // Reported where the faults will put it: a VM told to prefer a
             // peer's VRAM (a read resolve served there) maps the peer's
             // pages. An atomic span the runtime insists on runs in local
             // VRAM whatever the preference says.
             let pagemap = if insists { target } else { self.faults_pagemap(slots, dev, start, end, target) };
             self.end_sides_in(start, end);
-            if pagemap.device() == Some(h.slot) {
+            // A bought read's faults take only the part its kernel reads:
+            // the records keep the peer as the span's home (marked as taken
+            // by these faults, the peer's next look would take all of it
+            // for this device's), and its launch's report goes to the tab.
+            if bought {
+                self.chooser.listed(h.slot, start, end - start);
+            } else if pagemap.device() == Some(h.slot) {
                 self.note_left_to_faults(h.slot, start, end);
             }
             *out = Placed { pagemap: Some(pagemap), on_fault: true, ..Placed::default() };

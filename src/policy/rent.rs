@@ -23,6 +23,25 @@
 //! no tab (no report of a launch that used it in system memory, or the
 //! table started over), or one its reader's recent reports did not charge
 //! (`STALE_REPORTS`), is bought on its second read, as without reports.
+//!
+//! A read of a span a linked peer's VRAM holds (resolve serves it over
+//! the link, policy/resolve.rs) keeps a tab of its own, per reader and
+//! span (`PeerTab`): with reports, each reported launch it was served to
+//! pays a pass of the span at the link's bandwidth or the launch's whole
+//! duration, whichever is less (both bound what the link cost it; a
+//! placement pays nothing, as a runtime running ahead places launches
+//! whose reads have not happened). Once the rent reaches the span's move
+//! the read is bought from the kernel's own faults, which take what the
+//! reader's kernel touches: its part of an input the devices split, or
+//! a buffer handed over to it. The price is the whole span's move where
+//! the faults move only the part touched, so a reader of a fraction f
+//! rents up to 1/f of its buy: conservative, as nothing tells f. A buy is
+//! undone where the reader's launches after it (its second on; its first
+//! carries the faults' move) cost as much as a rented one did: another
+//! device takes the span back (both read all of it) or a shared chunk
+//! goes back and forth at every launch. The read is then rented again,
+//! and the next buy costs twice the move. A write to the span starts its
+//! tabs again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,11 +80,44 @@ pub(crate) struct Rent {
     /// The lowest picoseconds per byte a timed move of a chunk or more
     /// took (0: none yet).
     move_ps_per_byte: AtomicU64,
+    /// Reads served over a peer link, per (start, len, reader).
+    peer: Mutex<HashMap<(u64, u64, u16), PeerTab, super::choose::SpanHash>>,
+    /// Whether `peer` holds anything (the one load of a placement, a
+    /// write's resolve or a report where none does).
+    any_peer: AtomicBool,
 }
+
+/// A reader's reads of a span served over a peer link.
+#[derive(Default)]
+struct PeerTab {
+    /// The rent its reported launches paid.
+    paid_ns: u64,
+    /// A pass over the link, at the last read served there, charged at
+    /// its launch's report.
+    pass_ns: u64,
+    /// The buy's price in moves of the span (1; doubled at each undone buy).
+    moves: u32,
+    /// Left to the reader's faults.
+    bought: bool,
+    /// Reports since the buy.
+    since_buy: u32,
+    /// The last reported launch it was served over the link.
+    rented_ns: Option<u64>,
+}
+
+/// A buy undone doubles the price, up to this many moves.
+const MAX_PEER_MOVES: u32 = 64;
 
 impl Default for Rent {
     fn default() -> Self {
-        Rent { tabs: Mutex::default(), reports: std::array::from_fn(|_| AtomicU64::new(0)), any: AtomicBool::new(false), move_ps_per_byte: AtomicU64::new(0) }
+        Rent {
+            tabs: Mutex::default(),
+            reports: std::array::from_fn(|_| AtomicU64::new(0)),
+            any: AtomicBool::new(false),
+            move_ps_per_byte: AtomicU64::new(0),
+            peer: Mutex::default(),
+            any_peer: AtomicBool::new(false),
+        }
     }
 }
 
@@ -86,6 +138,67 @@ impl Rent {
         if bytes >= CHUNK && ns > 0 {
             let ps = (ns as u128 * 1000 / bytes as u128).clamp(1, u64::MAX as u128) as u64;
             let _ = self.move_ps_per_byte.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| (r == 0 || ps < r).then_some(ps));
+        }
+    }
+
+    /// Device `reader` reads [start, start+len), which a linked peer's VRAM
+    /// holds; a pass of it over the link costs `pass_ns`. Whether the read
+    /// is bought (left to the reader's faults): once the rent its reported
+    /// launches paid reaches the span's move (times the tab's `moves`).
+    /// Otherwise it is served over the link, and the pass is charged when
+    /// its launch reports. Never bought before a move was timed.
+    pub(crate) fn peer_read(&self, reader: u16, start: u64, len: u64, pass_ns: u64) -> bool {
+        let Some(price) = self.price_ns(len) else { return false };
+        let mut m = self.peer.lock();
+        if m.len() >= MAX_TABS && !m.contains_key(&(start, len, reader)) {
+            m.clear();
+        }
+        self.any_peer.store(true, Ordering::Relaxed);
+        let t = m.entry((start, len, reader)).or_default();
+        if !t.bought && t.paid_ns >= price.saturating_mul(t.moves.max(1) as u64) {
+            (t.bought, t.since_buy) = (true, 0);
+            crate::log!(crate::log::Level::Debug, "read {} device {reader} over a peer link: {} us paid of a {} us move: bought (the faults)", crate::log::Span(start, len), t.paid_ns / 1000, price / 1000);
+        }
+        if !t.bought {
+            t.pass_ns = pass_ns;
+        }
+        t.bought
+    }
+
+    /// Whether device `reader` bought its reads of [start, start+len) over
+    /// a peer link.
+    pub(crate) fn peer_bought(&self, reader: u16, start: u64, len: u64) -> bool {
+        self.any_peer.load(Ordering::Relaxed) && self.peer.lock().get(&(start, len, reader)).is_some_and(|t| t.bought)
+    }
+
+    /// Device `reader`'s launch that used [start, start+len) took
+    /// `cost_ns`: the rent of a read served over a peer link, or the test
+    /// of a buy (see the module doc).
+    pub(crate) fn peer_reported(&self, reader: u16, start: u64, len: u64, cost_ns: u64) {
+        if !self.any_peer.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut m = self.peer.lock();
+        let Some(t) = m.get_mut(&(start, len, reader)) else { return };
+        if !t.bought {
+            let pass = std::mem::take(&mut t.pass_ns);
+            if pass > 0 {
+                t.paid_ns = t.paid_ns.saturating_add(pass.min(cost_ns));
+                t.rented_ns = Some(cost_ns);
+            }
+            return;
+        }
+        t.since_buy = t.since_buy.saturating_add(1);
+        if t.since_buy >= 2 && t.rented_ns.is_some_and(|r| cost_ns >= r) {
+            crate::log!(crate::log::Level::Debug, "read {} device {reader} over a peer link: a launch after the buy took {} us, a rented one {} us: rented again", crate::log::Span(start, len), cost_ns / 1000, t.rented_ns.unwrap_or(0) / 1000);
+            (t.bought, t.paid_ns, t.moves) = (false, 0, t.moves.max(1).saturating_mul(2).min(MAX_PEER_MOVES));
+        }
+    }
+
+    /// A device writes [start, end): the peer tabs over it start again.
+    pub(crate) fn peer_written(&self, start: u64, end: u64) {
+        if self.any_peer.load(Ordering::Relaxed) {
+            self.peer.lock().retain(|&(s, len, _), _| s + len <= start || s >= end);
         }
     }
 
@@ -141,12 +254,16 @@ impl Rent {
         if self.any.load(Ordering::Relaxed) {
             self.tabs.lock().retain(|&(s, len, _), _| s + len <= start || s >= end);
         }
+        self.peer_written(start, end);
     }
 
     /// Forgets device `slot`'s tabs (closed).
     pub(crate) fn forget_device(&self, slot: u16) {
         if self.any.load(Ordering::Relaxed) {
             self.tabs.lock().retain(|&(_, _, r), _| r != slot);
+        }
+        if self.any_peer.load(Ordering::Relaxed) {
+            self.peer.lock().retain(|&(_, _, r), _| r != slot);
         }
     }
 }
@@ -200,6 +317,50 @@ mod tests {
         assert_eq!(r.renting(1, 0, CHUNK), Some(false), "33: stale, bought");
         r.reported(1, 0, CHUNK, 100_000, true, false);
         assert_eq!(r.renting(1, 0, CHUNK), Some(true), "charged again");
+    }
+
+    /// A read over a peer link rents until its reported launches paid the
+    /// span's move, each a pass or its duration, the less; placements pay
+    /// nothing. Bought, it holds while the launches after the move cost
+    /// less than a rented one; one as dear undoes it, and the next buy
+    /// costs two moves. A write starts the tabs again.
+    #[test]
+    fn a_read_over_a_peer_link_rents_until_its_reports_pay_the_move() {
+        let r = Rent::default();
+        let len = 8 * CHUNK;
+        assert!(!r.peer_read(1, 0, len, 1_000_000), "no move timed: served over the link");
+        r.moved(2_000_000, 2 * CHUNK); // 0.476 ns a byte: 16 MiB cost 8 ms
+        for _ in 0..20 {
+            assert!(!r.peer_read(1, 0, len, 1_000_000), "placed, not reported: nothing paid");
+        }
+        let rent = |n: u32, cost_ns: u64| {
+            for _ in 0..n {
+                assert!(!r.peer_read(1, 0, len, 1_000_000));
+                r.peer_reported(1, 0, len, cost_ns);
+            }
+        };
+        rent(1, 500_000);
+        rent(7, 3_000_000);
+        r.peer_reported(1, 0, len, 3_000_000);
+        assert!(!r.peer_read(1, 0, len, 1_000_000), "7.5 ms paid (a report with no pass served pays nothing)");
+        r.peer_reported(1, 0, len, 3_000_000);
+        assert!(r.peer_read(1, 0, len, 1_000_000) && r.peer_bought(1, 0, len), "8.5 ms: bought");
+        assert!(!r.peer_bought(0, 0, len) && !r.peer_bought(1, 0, CHUNK), "another reader, another span");
+        r.peer_reported(1, 0, len, 20_000_000);
+        r.peer_reported(1, 0, len, 1_000_000);
+        assert!(r.peer_bought(1, 0, len), "the faults' move, then cheaper than the rent");
+        r.peer_reported(1, 0, len, 3_000_000);
+        assert!(!r.peer_bought(1, 0, len), "as dear as a rented launch: undone");
+        rent(9, 3_000_000);
+        assert!(!r.peer_read(1, 0, len, 1_000_000), "9 ms of two moves' 16");
+        r.peer_reported(1, 0, len, 3_000_000);
+        rent(6, 3_000_000);
+        assert!(r.peer_read(1, 0, len, 1_000_000), "16 ms: bought again");
+        r.peer_written(len - 4096, len);
+        assert!(!r.peer_bought(1, 0, len) && !r.peer_read(1, 0, len, 1_000_000), "written: a new tab");
+        r.peer_reported(1, 0, len, 3_000_000);
+        r.forget_device(1);
+        assert!(!r.peer_bought(1, 0, len), "closed");
     }
 
     /// A freed span's tabs go, and a closed reader's.

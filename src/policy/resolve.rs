@@ -17,6 +17,10 @@ use super::*;
 
 /// Reads up to this size are served where the data is (see `resolve`).
 pub(super) const SMALL_READ: u64 = 256 << 10;
+/// The bandwidth of a peer link where nothing said it: PCIe P2P's
+/// (docs/cost-model.md). The launch's reported duration caps a pass's
+/// rent in any case (policy/rent.rs).
+const PEER_LINK_BW: f64 = 20e9;
 
 impl Context {
     /// Where [start, start+size) should live for an access by `tile` of a
@@ -56,6 +60,9 @@ impl Context {
         // (policy/faults.rs: a hand-off from one writer to other readers).
         if access != Access::Prefetch {
             self.turns.note(h.slot, start, size, access != Access::Read);
+            if access != Access::Read {
+                self.rent.peer_written(start, end);
+            }
         }
         // Integrated GPU: no device memory at all (row 23).
         let Some(t) = dev.tiles[tile as usize] else { return Ok(Pagemap::System) };
@@ -99,18 +106,20 @@ impl Context {
         let links = self.links.read();
         let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
         // A read of a span of a chunk or more that a linked peer's VRAM
-        // holds is served there, over the link, whatever strategy runs: a
-        // pass costs its bytes at the link's bandwidth (20 GB/s for PCIe
-        // P2P, about 0.05 ms a MiB), where moving it here costs the copy
-        // and the CPU's work per page (about 0.4 ms a MiB,
-        // docs/cost-model.md), and the peer's next use moves it back
-        // (devices splitting an input, or taking turns at it, each fault
-        // what the other holds). Not where the runtime advised this device
-        // otherwise, or marked read-mostly, on any piece of the span (their
-        // own rules), not below a chunk (the madvise that maps it remotely
-        // would cut a packed neighbour's chunk), not on a kernel without
-        // multi-device madvise (6.18: the VM cannot be told to map a peer's
-        // pages). The records are walked only for a span a peer holds.
+        // holds is served there, over the link, whatever strategy runs,
+        // until the reports of the launches it was served to have paid
+        // its move (rent or buy, policy/rent.rs): a pass costs its bytes
+        // at the link's bandwidth (20 GB/s for PCIe P2P, about 0.05 ms a
+        // MiB), where moving it here costs the copy and the CPU's work per
+        // page (about 0.4 ms a MiB, docs/cost-model.md), and the peer's
+        // next use may move it back (devices splitting an input, or taking
+        // turns at it, each fault what the other holds). Not where the
+        // runtime advised this device otherwise, or marked read-mostly, on
+        // any piece of the span (their own rules), not below a chunk (the
+        // madvise that maps it remotely would cut a packed neighbour's
+        // chunk), not on a kernel without multi-device madvise (6.18: the
+        // VM cannot be told to map a peer's pages). The records are walked
+        // only for a span a peer holds.
         // Measured on generated programs (ten seeds, 200 each): 132
         // programs 3 % to 3x faster, 16 slower by more than 3 %
         // (multi-round atomics on two devices, up to 1.33x: every round
@@ -122,7 +131,22 @@ impl Context {
             .and_then(|r| r.residency)
             .filter(|&p| p.device().is_some_and(|d| d != h.slot) && dev.multi_device_ok() && reachable(p));
         let unadvised = || track.overlapping(start, end).all(|(_, r)| !r.read_mostly) && !track.advice.any_for(start, end, h.slot);
-        if let Some(p) = peer.filter(|_| unadvised()) {
+        // A peer that bought its reads of the span holds only what its own
+        // faults took of it: not a home to read from.
+        let home = |p: Pagemap| p.device().is_none_or(|d| !self.rent.peer_bought(d, start, size));
+        if let Some(p) = peer.filter(|&p| unadvised() && home(p)) {
+            // Rent or buy (policy/rent.rs): with reports, once the passes
+            // served over the link paid the span's move, the read is left
+            // to this device's faults (alloc_vram, `Rent::peer_bought`).
+            // Setting the pass again is all a repeated resolve does.
+            let bw = match links.get(h.slot, p.device().unwrap_or(h.slot)) {
+                crate::topology::LinkState::Present(l) if l.bandwidth > 0.0 => l.bandwidth,
+                _ => PEER_LINK_BW,
+            };
+            if self.chooser.learning() && self.rent.peer_read(h.slot, start, size, (size as f64 / bw * 1e9) as u64) {
+                crate::log!(crate::log::Level::Debug, "resolve {} device {}: a linked peer holds it, and its reads over the link paid its move: bought, left to this device's faults", crate::log::Span(start, size), h.slot);
+                return Ok(local);
+            }
             crate::log!(crate::log::Level::Debug, "resolve {} device {}: a linked peer holds it: read there, {p} (over the link)", crate::log::Span(start, size), h.slot);
             return Ok(p);
         }
