@@ -534,7 +534,9 @@ typedef struct svm_context_config {
   uint32_t _pad;
   /**
    * Thrash guard window, in the driver's clock (simulated clock on the
-   * simulated driver). 0: the default (50 ms).
+   * simulated driver), at least: a range's window is long enough for
+   * thrash_max_moves moves of it at the context's fastest timed move.
+   * 0: the default (50 ms).
    */
   uint64_t thrash_window_ns;
   /**

@@ -646,6 +646,29 @@ fn ping_pong_is_pinned_by_the_thrash_guard() {
     assert!(!p.pinned && p.pagemap == Some(t.vram(0)));
 }
 
+/// The thrash guard's window is long enough for its moves: a span whose
+/// move takes longer than the configured window (here 1 ns) meets it all
+/// the same, once a move out of system memory priced moves
+/// (`Context::thrash_window`: thrash_max_moves moves at the context's
+/// fastest timed rate). In a fixed window it moved at every turn.
+#[test]
+fn a_span_whose_moves_outlast_the_window_still_meets_the_thrash_guard() {
+    let cfg = Config { thrash_max_moves: 3, thrash_window_ns: 1, pin_ns: 10_000_000_000, ..rules() };
+    let t = setup_topo(Topology::preset("2dgpu-p2p").unwrap(), cfg);
+    t.sim.cpu_access(BUF, 4 * R, sim::Access::Write, 1).unwrap();
+    let mut moved = 0;
+    for i in 0..8 {
+        let d = i % 2;
+        let p = t.alloc(d, BUF, 4 * R, t.vram(d));
+        if i >= 3 {
+            assert!(p.pinned || p.in_place, "{i}: held where it is: {p:?}");
+        }
+        moved += (p.bytes_moved > 0) as u32;
+    }
+    assert_eq!(moved, 3, "three moves, then pinned");
+    assert!(t.ctx.stats().pins >= 2);
+}
+
 /// The library cannot see CPU faults, but the driver's placement shows the
 
 // Without a link neither device can map the other's VRAM (docs/kernel-model.md §3.3),

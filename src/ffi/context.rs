@@ -88,7 +88,9 @@ pub struct svm_context_config {
     /// Zero.
     pub _pad: u32,
     /// Thrash guard window, in the driver's clock (simulated clock on the
-    /// simulated driver). 0: the default (50 ms).
+    /// simulated driver), at least: a range's window is long enough for
+    /// thrash_max_moves moves of it at the context's fastest timed move.
+    /// 0: the default (50 ms).
     pub thrash_window_ns: u64,
     /// How long a pin lasts. 0: the default (150 ms).
     pub pin_ns: u64,

@@ -99,7 +99,7 @@ pub enum Access {
 pub struct Config {
     /// A range that moved this many times within `thrash_window_ns` is pinned.
     pub thrash_max_moves: u32,
-    /// The window the thrash guard counts moves in (driver clock).
+    /// The window the thrash guard counts moves in (driver clock), at least.
     pub thrash_window_ns: u64,
     /// How long a pin lasts.
     pub pin_ns: u64,

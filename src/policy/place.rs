@@ -388,6 +388,21 @@ impl Context {
         Check::InPlace(placed)
     }
 
+    /// The thrash guard's window for a span of `len` bytes: at least
+    /// `Config::thrash_window_ns`, and long enough for
+    /// `thrash_max_moves` moves of the span back to back at the context's
+    /// cheapest timed rate (policy/rent.rs). In a fixed 50 ms a span whose
+    /// move takes longer never met the guard, however often it went back
+    /// and forth: a 128 MiB buffer four devices write a quarter of in turn
+    /// moved whole at every turn, 60 ms a move (3.4x the kernel, 1.3x
+    /// now). Long enough for two moves each (twice that) it also held
+    /// offload rounds whose GPU iterates twice between the CPU's fill and
+    /// read: measured slower (docs/design.md).
+    pub(super) fn thrash_window(&self, len: u64) -> u64 {
+        let w = self.config.thrash_window_ns;
+        self.rent.price_ns(len).map_or(w, |p| w.max(p.saturating_mul(self.config.thrash_max_moves as u64)))
+    }
+
     /// The slow path of alloc_vram: thrash guard, then candidates in order
     /// (target, local VRAM, system) until one works.
     pub(super) fn place(&self, a: &mut Attempt, target: Pagemap, flags: AllocFlags, placed: &mut Placed) -> Result<()> {
@@ -487,7 +502,7 @@ impl Context {
         let mut target = target;
         if flags.guarded() {
             if let Some(cur) = a.summary.residency.filter(|&c| c != target) {
-                if now < a.summary.pinned_until || a.summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves) {
+                if now < a.summary.pinned_until || a.summary.thrashing(now, self.thrash_window(end - start), self.config.thrash_max_moves) {
                     let until = a.summary.pinned_until.max(now.saturating_add(self.config.pin_ns));
                     if !Context::reaches(&self.links.read(), slots, dev.slot, cur) {
                         // Held where this device cannot reach it (no link), the
@@ -513,7 +528,7 @@ impl Context {
         if flags.guarded()
             && a.summary.residency == Some(target)
             && target.device() != Some(dev.slot)
-            && a.summary.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves)
+            && a.summary.thrashing(now, self.thrash_window(end - start), self.config.thrash_max_moves)
         {
             a.summary.pinned_until = a.summary.pinned_until.max(now.saturating_add(self.config.pin_ns));
             placed.pinned = true;

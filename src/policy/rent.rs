@@ -207,8 +207,9 @@ impl Rent {
         self.move_ps_per_byte.load(Ordering::Relaxed) != 0
     }
 
-    /// What moving `len` bytes costs, as the cheapest timed move went.
-    fn price_ns(&self, len: u64) -> Option<u64> {
+    /// What moving `len` bytes costs, as the cheapest timed move went
+    /// (None before one was timed).
+    pub(crate) fn price_ns(&self, len: u64) -> Option<u64> {
         let r = self.move_ps_per_byte.load(Ordering::Relaxed);
         (r != 0).then(|| (len as u128 * r as u128 / 1000).min(u64::MAX as u128) as u64)
     }

@@ -249,7 +249,7 @@ impl Context {
             // there).
             if let Some(cur) = r.residency {
                 let now = self.driver.now_ns();
-                let thrashing = r.thrashing(now, self.config.thrash_window_ns, self.config.thrash_max_moves);
+                let thrashing = r.thrashing(now, self.thrash_window(size), self.config.thrash_max_moves);
                 if now < r.pinned_until || (thrashing && cur != local) {
                     return Ok(if reachable(cur) { cur } else { Pagemap::System });
                 }
