@@ -888,7 +888,8 @@ typedef struct svm_range_info {
    */
   uint32_t observed_away;
   /**
-   * Moves within the thrash window.
+   * Moves within the range's thrash window (thrash_window_ns, or
+   * longer for a range whose moves take longer).
    */
   uint32_t moves_in_window;
   /**

@@ -77,7 +77,8 @@ pub struct svm_range_info {
     pub observed_samples: u32,
     /// Sampled pages the page table showed outside system memory.
     pub observed_away: u32,
-    /// Moves within the thrash window.
+    /// Moves within the range's thrash window (thrash_window_ns, or
+    /// longer for a range whose moves take longer).
     pub moves_in_window: u32,
     /// The pagemap every page not in system memory is in, when it is one
     /// of this context's: named by a privileged page table (PFNs), or the

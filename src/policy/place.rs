@@ -515,7 +515,7 @@ impl Context {
                         target = Pagemap::System;
                     } else {
                         self.hold(a, cur, until, placed)?;
-                        crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {cur} (moved {} times in the window), not moved to {target}", Span(start, end - start), dev.slot, a.summary.moves_within(now, self.config.thrash_window_ns));
+                        crate::log!(crate::log::Level::Info, "alloc_vram {} device {}: pinned in {cur} (moved {} times in the window), not moved to {target}", Span(start, end - start), dev.slot, a.summary.moves_within(now, self.thrash_window(end - start)));
                         return Ok(());
                     }
                 }

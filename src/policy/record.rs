@@ -375,7 +375,7 @@ impl Context {
             observed,
             observed_pagemap,
             preferred,
-            moves_in_window: summary.moves_within(now, self.config.thrash_window_ns) as u32,
+            moves_in_window: summary.moves_within(now, self.thrash_window(end - start)) as u32,
             pinned: now < summary.pinned_until,
             devices,
         })
