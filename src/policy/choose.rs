@@ -113,9 +113,8 @@ struct Entry {
     seen: u32,
     /// When the device last used the span (`Launches::uses`).
     used_at: Option<u64>,
-    /// What its reported launches cost in all (the faults' ski rental),
-    /// each as charged: the prefetch trial's without its own move (adding
-    /// it was measured: no gain, docs/design.md).
+    /// What its reported launches cost in all (the faults' ski rental), as
+    /// charged: the prefetch trial's without its move (docs/design.md).
     launches_ns: u64,
 }
 
@@ -142,6 +141,8 @@ struct Use {
     /// The time its own placements for the launch took (within
     /// `Pending::spent_ns`).
     own_ns: u64,
+    /// Listed as a peer-link read bought from the faults (`Chooser::listed`).
+    bought: bool,
 }
 
 /// The spans placed for a device's launch not yet reported (each once),
@@ -416,7 +417,7 @@ impl Chooser {
             match listed {
                 Some(i) => (l.open.used[i].strategy, l.open.used[i].into_vram) = (Some(strategy), into_vram),
                 // Unlisted (past MAX_PENDING), its bytes stay counted.
-                None if l.open.used.len() < MAX_PENDING => l.open.used.push(Use { span: (start, len), strategy: Some(strategy), into_vram, faulted_at: None, own_ns: 0 }),
+                None if l.open.used.len() < MAX_PENDING => l.open.used.push(Use { span: (start, len), strategy: Some(strategy), into_vram, faulted_at: None, own_ns: 0, bought: false }),
                 None => {}
             }
             if into_vram {
@@ -454,15 +455,15 @@ impl Chooser {
         }
     }
 
-    /// Lists [start, start+len) in device `slot`'s open launch with no
-    /// strategy (its cost teaches none): its report reaches the span's
-    /// peer tab (a read over a link bought from the faults,
-    /// policy/rent.rs). The list stays bounded (MAX_PENDING).
+    /// Lists [start, start+len), a peer-link read bought from the faults,
+    /// in device `slot`'s open launch: its report tests the buy (rent.rs).
     pub(crate) fn listed(&self, slot: u16, start: u64, len: u64) {
         let mut d = self.device(slot).lock();
         let used = &mut d.launches.open.used;
-        if !used.iter().any(|u| u.span == (start, len)) && used.len() < MAX_PENDING {
-            used.push(Use { span: (start, len), strategy: None, into_vram: false, faulted_at: None, own_ns: 0 });
+        if let Some(u) = used.iter_mut().find(|u| u.span == (start, len)) {
+            u.bought = true;
+        } else if used.len() < MAX_PENDING {
+            used.push(Use { span: (start, len), strategy: None, into_vram: false, faulted_at: None, own_ns: 0, bought: true });
         }
     }
 
@@ -479,7 +480,7 @@ impl Chooser {
         if let Some(u) = used.iter_mut().find(|u| u.span == (start, len)) {
             u.faulted_at.get_or_insert(now);
         } else if used.len() < MAX_PENDING {
-            used.push(Use { span: (start, len), strategy: None, into_vram: false, faulted_at: Some(now), own_ns: 0 });
+            used.push(Use { span: (start, len), strategy: None, into_vram: false, faulted_at: Some(now), own_ns: 0, bought: false });
         }
     }
 
@@ -521,12 +522,13 @@ impl Chooser {
     /// oldest submitted one not yet reported, else the placements since the
     /// previous report). Each allocation placed for it learns the launch's
     /// cost under the strategy it ran, and follows it from now on.
-    /// `used` is called with each span the launch used, and when its
-    /// placement left it to the launch's faults if it did, after the
-    /// device's lock is released (it may take the records' lock, which
-    /// placements take before this one). Returns whether this was the
-    /// first report: the launches before it were not recorded.
-    pub(crate) fn launch_done(&self, slot: u16, duration_ns: u64, mut used: impl FnMut(u64, u64, Option<u64>)) -> bool {
+    /// `used` is called with each span the launch used, when its
+    /// placement left it to the faults if it did, and whether as bought
+    /// (`listed`), after the device's lock is released (it may take the
+    /// records' lock, which placements take before this one). Returns
+    /// whether this was the first report (the launches before it were
+    /// not recorded).
+    pub(crate) fn launch_done(&self, slot: u16, duration_ns: u64, mut used: impl FnMut(u64, u64, Option<u64>, bool)) -> bool {
         let first = !self.reported.swap(true, Ordering::Relaxed);
         let reports = self.reports.fetch_add(1, Ordering::Relaxed) + 1;
         let mut spans = {
@@ -559,7 +561,7 @@ impl Chooser {
             std::mem::take(&mut p.used)
         };
         for u in &spans {
-            used(u.span.0, u.span.1, u.faulted_at);
+            used(u.span.0, u.span.1, u.faulted_at, u.bought);
         }
         spans.clear();
         let mut d = self.device(slot).lock();
@@ -630,7 +632,7 @@ impl Context {
         // A span the launch left to its faults: they have run now
         // (`Record::faults_ran`), on the records inside it only (the
         // faults stay within it).
-        let mark = |start: u64, end: u64, faulted_at: Option<u64>| {
+        let mark = |start: u64, end: u64, faulted_at: Option<u64>, bought: bool| {
             // Where the records hold the whole span: all in system memory,
             // or all in this device's VRAM (policy/rent.rs).
             let (mut system, mut own, mut at) = (true, true, start);
@@ -646,11 +648,11 @@ impl Context {
             }
             let whole = at >= end;
             self.rent.reported(h.slot, start, end - start, duration_ns, system && whole, own && whole);
-            self.rent.peer_reported(h.slot, start, end - start, duration_ns);
+            self.rent.peer_reported(h.slot, start, end - start, duration_ns, bought);
         };
         self.rent.report(h.slot);
-        if self.chooser.launch_done(h.slot, duration_ns, |start, len, faulted_at| mark(start, start + len, faulted_at)) {
-            mark(0, super::VA_LIMIT, None);
+        if self.chooser.launch_done(h.slot, duration_ns, |start, len, faulted_at, bought| mark(start, start + len, faulted_at, bought)) {
+            mark(0, super::VA_LIMIT, None, false);
         }
         Ok(())
     }

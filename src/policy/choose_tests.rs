@@ -11,32 +11,32 @@ fn the_cascade_then_the_trials_then_the_lazy_leader() {
     let c = Chooser::default();
     assert_eq!(c.choose(0, 0, 4096, Strategy::Faults, true, true).0, Strategy::Faults);
     assert!(!c.learning() && !c.cascade_next(0, 0, 4096));
-    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     for _ in 0..TRIAL_AFTER {
         assert!(c.cascade_next(0, 0, 4096));
         assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
         // Moving the span is cheap next to the launch (40 ns).
         c.spent(0, (0, 4096), 40, 4096);
-        let _ = c.launch_done(0, 1_000, |_, _, _| {});
+        let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     }
     // The runtime's trial: cheaper than the cascade.
     assert!(!c.cascade_next(0, 0, 4096));
     assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
     c.spent(0, (0, 4096), 100, 0);
-    let _ = c.launch_done(0, 500, |_, _, _| {});
+    let _ = c.launch_done(0, 500, |_, _, _, _| {});
     // The faults' trial: dearer. The runtime's strategy runs from now on.
     assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults);
-    let _ = c.launch_done(0, 1_200, |_, _, _| {});
+    let _ = c.launch_done(0, 1_200, |_, _, _, _| {});
     assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
     // Dearer than its trial, but its mean still below the cascade's: it stays.
-    let _ = c.launch_done(0, 1_040, |_, _, _| {});
+    let _ = c.launch_done(0, 1_040, |_, _, _, _| {});
     assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
     // Dearer by more: to the cheapest, the cascade.
-    let _ = c.launch_done(0, 2_000, |_, _, _| {});
+    let _ = c.launch_done(0, 2_000, |_, _, _, _| {});
     assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
     // The cascade got dear: the faults are the cheapest now, but not
     // where the runtime asks for the move now.
-    let _ = c.launch_done(0, 3_000, |_, _, _| {});
+    let _ = c.launch_done(0, 3_000, |_, _, _, _| {});
     assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults);
     assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false, true).0, Strategy::Prefetch);
     // Another device and another span start with the cascade.
@@ -52,20 +52,20 @@ fn the_cascade_then_the_trials_then_the_lazy_leader() {
 #[test]
 fn the_trial_waits_until_moving_is_cheap() {
     let c = Chooser::default();
-    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     for _ in 0..TRIAL_AFTER + 2 {
         assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
-        let _ = c.launch_done(0, 1_000, |_, _, _| {});
+        let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     }
     assert!(c.cascade_next(0, 0, 4096), "no move timed yet: no trial");
     // A move of another span at 1 ns a byte: 4096 ns for this one.
     c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
     c.spent(0, (1 << 20, 4096), 4096, 4096);
-    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     assert!(c.cascade_next(0, 0, 4096), "a move dearer than a quarter launch: no trial");
     c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
     c.spent(0, (1 << 20, 4096), 41, 4096);
-    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     assert!(!c.cascade_next(0, 0, 4096), "a cheap move: the trial");
 }
 
@@ -76,23 +76,23 @@ fn the_trial_waits_until_moving_is_cheap() {
 #[test]
 fn the_faults_trial_runs_once_the_launches_have_paid_for_the_move() {
     let c = Chooser::default();
-    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     // A move of another span at 1 ns a byte: 4096 ns for this one, four
     // launches' worth.
     c.choose(0, 1 << 20, 4096, Strategy::Prefetch, true, true);
     c.spent(0, (1 << 20, 4096), 4096, 4096);
-    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     let launches = 4 * 4096 / 1_000 + 1;
     for _ in 0..launches {
         assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade);
-        let _ = c.launch_done(0, 1_000, |_, _, _| {});
+        let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     }
     assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, false, true).0, Strategy::Cascade, "the runtime asks for the move now: no faults");
-    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults, "paid for: the faults' trial");
-    let _ = c.launch_done(0, 600, |_, _, _| {});
+    let _ = c.launch_done(0, 600, |_, _, _, _| {});
     assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Faults, "cheaper: they stay");
-    let _ = c.launch_done(0, 2_000, |_, _, _| {});
+    let _ = c.launch_done(0, 2_000, |_, _, _, _| {});
     assert_eq!(c.choose(0, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Cascade, "dearer: back to the cascade");
 }
 
@@ -101,12 +101,12 @@ fn the_faults_trial_runs_once_the_launches_have_paid_for_the_move() {
 #[test]
 fn launch_bytes_count_each_span_once() {
     let c = Chooser::default();
-    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
     c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
     c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
     assert_eq!(c.device(0).lock().launches.open.bytes, 8192);
-    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     assert_eq!(c.device(0).lock().launches.open.bytes, 0);
 }
 
@@ -116,7 +116,7 @@ fn launch_bytes_count_each_span_once() {
 #[test]
 fn reports_match_submitted_launches_in_order() {
     let c = Chooser::default();
-    let _ = c.launch_done(0, 1, |_, _, _| {}); // reports from now on
+    let _ = c.launch_done(0, 1, |_, _, _, _| {}); // reports from now on
     let cost = |start| c.device(0).lock().entries[&(start, 4096)].last[Strategy::Cascade.index()];
     c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
     c.launch_submitted(0);
@@ -125,13 +125,13 @@ fn reports_match_submitted_launches_in_order() {
     c.launch_submitted(0);
     c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
     assert_eq!(c.device(0).lock().launches.open.bytes, 4096, "the open launch's bytes only");
-    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     assert_eq!((cost(0), cost(8192)), (Some(1_000), None));
-    let _ = c.launch_done(0, 3_000, |_, _, _| {});
+    let _ = c.launch_done(0, 3_000, |_, _, _, _| {});
     assert_eq!((cost(0), cost(8192)), (Some(1_000), Some(3_050)));
     // The open launch was never submitted: without a submission left,
     // a report takes the placements since the previous one.
-    let _ = c.launch_done(0, 7_000, |_, _, _| {});
+    let _ = c.launch_done(0, 7_000, |_, _, _, _| {});
     assert_eq!(cost(0), Some(7_000));
     assert_eq!(c.device(0).lock().launches.open.bytes, 0);
 }
@@ -146,14 +146,14 @@ fn a_span_left_to_the_faults_comes_back_with_its_report() {
     let mut seen = Vec::new();
     c.faulted(0, 0, 4096, 10);
     c.faulted(0, 0, 4096, 20);
-    let _ = c.launch_done(0, 1_000, |s, l, f| seen.push((s, l, f)));
+    let _ = c.launch_done(0, 1_000, |s, l, f, _| seen.push((s, l, f)));
     assert_eq!(seen, [(0, 4096, Some(10))], "listed once, before reports began");
     // The chooser's own faults: listed as chosen, and when they were left.
     c.choose(0, 8192, 4096, Strategy::Prefetch, true, true);
     c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
     c.faulted(0, 8192, 4096, 30);
     seen.clear();
-    let _ = c.launch_done(0, 2_000, |s, l, f| seen.push((s, l, f)));
+    let _ = c.launch_done(0, 2_000, |s, l, f, _| seen.push((s, l, f)));
     assert_eq!(seen, [(8192, 4096, Some(30)), (0, 4096, None)]);
     let entry = |span| c.device(0).lock().entries[&span];
     assert_eq!(entry((8192, 4096)).last[Strategy::Cascade.index()], Some(2_000));
@@ -161,14 +161,14 @@ fn a_span_left_to_the_faults_comes_back_with_its_report() {
     // learns nothing from the launch.
     let before = entry((0, 4096));
     c.faulted(0, 0, 4096, 40);
-    let _ = c.launch_done(0, 5_000, |_, _, _| {});
+    let _ = c.launch_done(0, 5_000, |_, _, _, _| {});
     let after = entry((0, 4096));
     assert_eq!((after.cost, after.last, after.seen, after.launches_ns), (before.cost, before.last, before.seen, before.launches_ns));
     // Chosen after the faults listed it in the same launch: it counts.
     c.faulted(0, 0, 4096, 50);
     c.choose(0, 0, 4096, Strategy::Prefetch, true, true);
     assert_eq!(c.device(0).lock().launches.open.bytes, 4096, "its bytes count");
-    let _ = c.launch_done(0, 6_000, |_, _, _| {});
+    let _ = c.launch_done(0, 6_000, |_, _, _, _| {});
     assert_eq!(entry((0, 4096)).last[Strategy::Cascade.index()], Some(6_000));
 }
 
@@ -181,13 +181,13 @@ fn a_span_left_to_the_faults_comes_back_with_its_report() {
 #[test]
 fn a_strategy_is_priced_over_the_launches_of_a_round() {
     let c = Chooser::default();
-    let _ = c.launch_done(0, 1, |_, _, _| {});
+    let _ = c.launch_done(0, 1, |_, _, _, _| {});
     let span = (0, 4096);
     let round = |dear: u64, cheap: u64| {
         c.choose(0, span.0, span.1, Strategy::Prefetch, true, true);
-        let _ = c.launch_done(0, dear, |_, _, _| {});
+        let _ = c.launch_done(0, dear, |_, _, _, _| {});
         c.choose(0, span.0, span.1, Strategy::Prefetch, true, true);
-        let _ = c.launch_done(0, cheap, |_, _, _| {});
+        let _ = c.launch_done(0, cheap, |_, _, _, _| {});
     };
     let entry = || c.device(0).lock().entries[&span];
     round(2_000_000, 400_000);
@@ -202,7 +202,7 @@ fn a_strategy_is_priced_over_the_launches_of_a_round() {
 fn a_device_without_vram_keeps_the_runtimes_strategy() {
     let c = Chooser::default();
     c.opened(1, false);
-    let _ = c.launch_done(1, 1_000, |_, _, _| {});
+    let _ = c.launch_done(1, 1_000, |_, _, _, _| {});
     assert!(!c.cascade_next(1, 0, 4096));
     assert_eq!(c.choose(1, 0, 4096, Strategy::Prefetch, true, true).0, Strategy::Prefetch);
     c.forget(1);
@@ -218,21 +218,21 @@ fn a_device_without_vram_keeps_the_runtimes_strategy() {
 #[test]
 fn the_prefetch_trial_is_charged_without_its_own_move() {
     let c = Chooser::default();
-    let _ = c.launch_done(0, 1_000, |_, _, _| {});
+    let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     let (a, b) = ((0, 4096), (1 << 20, 4096));
     for _ in 0..TRIAL_AFTER {
         assert_eq!(c.choose(0, a.0, a.1, Strategy::Prefetch, false, true).0, Strategy::Cascade);
         c.spent(0, a, 40, 4096);
-        let _ = c.launch_done(0, 1_000, |_, _, _| {});
+        let _ = c.launch_done(0, 1_000, |_, _, _, _| {});
     }
     assert_eq!(c.choose(0, a.0, a.1, Strategy::Prefetch, false, true).0, Strategy::Prefetch, "the trial");
     c.spent(0, a, 300, 4096);
     assert_eq!(c.choose(0, b.0, b.1, Strategy::Prefetch, false, true).0, Strategy::Cascade);
     c.spent(0, b, 200, 0);
-    let _ = c.launch_done(0, 800, |_, _, _| {});
+    let _ = c.launch_done(0, 800, |_, _, _, _| {});
     assert_eq!(c.choose(0, a.0, a.1, Strategy::Prefetch, false, true).0, Strategy::Prefetch, "800 + 200 against 1,040");
     c.spent(0, a, 300, 4096);
-    let _ = c.launch_done(0, 900, |_, _, _| {});
+    let _ = c.launch_done(0, 900, |_, _, _, _| {});
     assert_eq!(c.choose(0, a.0, a.1, Strategy::Prefetch, false, true).0, Strategy::Cascade, "moved again: 1,000 and 1,200 in the mean");
 }
 

@@ -97,7 +97,7 @@ pub enum Access {
 /// Knobs of the policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// A range that moved this many times within `thrash_window_ns` is pinned.
+    /// A range that moved this many times within its window is pinned.
     pub thrash_max_moves: u32,
     /// The window the thrash guard counts moves in (driver clock), at least.
     pub thrash_window_ns: u64,

@@ -143,6 +143,8 @@ impl Context {
         // Nor a read over a peer link that its rent bought (resolve,
         // policy/rent.rs): the kernel's faults take what its kernel touches.
         let bought = may_leave && !insists && target.device() == Some(h.slot) && self.chooser.learning() && self.rent.peer_bought(h.slot, start, end - start);
+        // Its tab's key: the span as asked, before any widening below.
+        let asked_span = (start, end - start);
         let taken = taken || bought;
         // Nor the faults for an atomic span the CPU takes back between
         // launches: an atomic fault stamps the kernel's timeslice on what it
@@ -185,7 +187,7 @@ impl Context {
             // by these faults, the peer's next look would take all of it
             // for this device's), and its launch's report goes to the tab.
             if bought {
-                self.chooser.listed(h.slot, start, end - start);
+                self.chooser.listed(h.slot, asked_span.0, asked_span.1);
             } else if pagemap.device() == Some(h.slot) {
                 self.note_left_to_faults(h.slot, start, end);
             }

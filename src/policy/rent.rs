@@ -36,8 +36,8 @@
 //! a buffer handed over to it. The price is the whole span's move where
 //! the faults move only the part touched, so a reader of a fraction f
 //! rents up to 1/f of its buy: conservative, as nothing tells f. A buy is
-//! undone where the reader's launches after it (its second on; its first
-//! carries the faults' move) cost as much as a rented one did: another
+//! undone where the reader's launches placed after it (its second on; its
+//! first carries the faults' move) cost as much as a rented one did: another
 //! device takes the span back (both read all of it) or a shared chunk
 //! goes back and forth at every launch. The read is then rented again,
 //! and the next buy costs twice the move. A write to the span starts its
@@ -172,15 +172,20 @@ impl Rent {
     }
 
     /// Device `reader`'s launch that used [start, start+len) took
-    /// `cost_ns`: the rent of a read served over a peer link, or the test
-    /// of a buy (see the module doc).
-    pub(crate) fn peer_reported(&self, reader: u16, start: u64, len: u64, cost_ns: u64) {
+    /// `cost_ns`: the rent of a read served over a peer link, or, where
+    /// its placement left it to the faults as bought (`bought`), the test
+    /// of the buy (see the module doc). A launch placed before the buy
+    /// and reported after it (a runtime running ahead) tests nothing.
+    pub(crate) fn peer_reported(&self, reader: u16, start: u64, len: u64, cost_ns: u64, bought: bool) {
         if !self.any_peer.load(Ordering::Relaxed) {
             return;
         }
         let mut m = self.peer.lock();
         let Some(t) = m.get_mut(&(start, len, reader)) else { return };
         if !t.bought {
+            if bought {
+                return; // placed bought, reported after an undo
+            }
             let pass = std::mem::take(&mut t.pass_ns);
             if pass > 0 {
                 t.paid_ns = t.paid_ns.saturating_add(pass.min(cost_ns));
@@ -188,10 +193,13 @@ impl Rent {
             }
             return;
         }
+        if !bought {
+            return;
+        }
         t.since_buy = t.since_buy.saturating_add(1);
         if t.since_buy >= 2 && t.rented_ns.is_some_and(|r| cost_ns >= r) {
             crate::log!(crate::log::Level::Debug, "read {} device {reader} over a peer link: a launch after the buy took {} us, a rented one {} us: rented again", crate::log::Span(start, len), cost_ns / 1000, t.rented_ns.unwrap_or(0) / 1000);
-            (t.bought, t.paid_ns, t.moves) = (false, 0, t.moves.max(1).saturating_mul(2).min(MAX_PEER_MOVES));
+            (t.bought, t.paid_ns, t.pass_ns, t.moves) = (false, 0, 0, t.moves.max(1).saturating_mul(2).min(MAX_PEER_MOVES));
         }
     }
 
@@ -337,29 +345,31 @@ mod tests {
         let rent = |n: u32, cost_ns: u64| {
             for _ in 0..n {
                 assert!(!r.peer_read(1, 0, len, 1_000_000));
-                r.peer_reported(1, 0, len, cost_ns);
+                r.peer_reported(1, 0, len, cost_ns, false);
             }
         };
         rent(1, 500_000);
         rent(7, 3_000_000);
-        r.peer_reported(1, 0, len, 3_000_000);
+        r.peer_reported(1, 0, len, 3_000_000, false);
         assert!(!r.peer_read(1, 0, len, 1_000_000), "7.5 ms paid (a report with no pass served pays nothing)");
-        r.peer_reported(1, 0, len, 3_000_000);
+        r.peer_reported(1, 0, len, 3_000_000, false);
         assert!(r.peer_read(1, 0, len, 1_000_000) && r.peer_bought(1, 0, len), "8.5 ms: bought");
         assert!(!r.peer_bought(0, 0, len) && !r.peer_bought(1, 0, CHUNK), "another reader, another span");
-        r.peer_reported(1, 0, len, 20_000_000);
-        r.peer_reported(1, 0, len, 1_000_000);
+        r.peer_reported(1, 0, len, 9_000_000, false);
+        assert!(r.peer_bought(1, 0, len), "a launch placed before the buy tests nothing");
+        r.peer_reported(1, 0, len, 20_000_000, true);
+        r.peer_reported(1, 0, len, 1_000_000, true);
         assert!(r.peer_bought(1, 0, len), "the faults' move, then cheaper than the rent");
-        r.peer_reported(1, 0, len, 3_000_000);
+        r.peer_reported(1, 0, len, 3_000_000, true);
         assert!(!r.peer_bought(1, 0, len), "as dear as a rented launch: undone");
         rent(9, 3_000_000);
         assert!(!r.peer_read(1, 0, len, 1_000_000), "9 ms of two moves' 16");
-        r.peer_reported(1, 0, len, 3_000_000);
+        r.peer_reported(1, 0, len, 3_000_000, false);
         rent(6, 3_000_000);
         assert!(r.peer_read(1, 0, len, 1_000_000), "16 ms: bought again");
         r.peer_written(len - 4096, len);
         assert!(!r.peer_bought(1, 0, len) && !r.peer_read(1, 0, len, 1_000_000), "written: a new tab");
-        r.peer_reported(1, 0, len, 3_000_000);
+        r.peer_reported(1, 0, len, 3_000_000, false);
         r.forget_device(1);
         assert!(!r.peer_bought(1, 0, len), "closed");
     }
