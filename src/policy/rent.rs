@@ -141,15 +141,25 @@ impl Rent {
         }
     }
 
-    /// Device `reader` reads [start, start+len), which a linked peer's VRAM
-    /// holds; a pass of it over the link costs `pass_ns`. Whether the read
-    /// is bought (left to the reader's faults): once the rent its reported
-    /// launches paid reaches the span's move (times the tab's `moves`).
-    /// Otherwise it is served over the link, and the pass is charged when
-    /// its launch reports. Never bought before a move was timed.
-    pub(crate) fn peer_read(&self, reader: u16, start: u64, len: u64, pass_ns: u64) -> bool {
-        let Some(price) = self.price_ns(len) else { return false };
+    /// Device `reader` reads [start, start+len), which device `holder`'s
+    /// VRAM holds, over a link where a pass costs `pass_ns`; `learning`:
+    /// the runtime reports launches. None where `holder` bought its own
+    /// reads of the span (it holds only what its faults took: not a home
+    /// to read from). Else whether the read is bought (left to the
+    /// reader's faults): once the rent its reported launches paid reaches
+    /// the span's move (times the tab's `moves`); otherwise it is served
+    /// over the link, and the pass is charged when its launch reports.
+    /// Never bought before a move was timed, nor without reports. One
+    /// lock where any tab exists, none otherwise without reports.
+    pub(crate) fn peer_read(&self, reader: u16, holder: u16, start: u64, len: u64, pass_ns: u64, learning: bool) -> Option<bool> {
+        if !learning && !self.any_peer.load(Ordering::Relaxed) {
+            return Some(false);
+        }
         let mut m = self.peer.lock();
+        if m.get(&(start, len, holder)).is_some_and(|t| t.bought) {
+            return None;
+        }
+        let Some(price) = self.price_ns(len).filter(|_| learning) else { return Some(false) };
         if m.len() >= MAX_TABS && !m.contains_key(&(start, len, reader)) {
             m.clear();
         }
@@ -162,7 +172,7 @@ impl Rent {
         if !t.bought {
             t.pass_ns = pass_ns;
         }
-        t.bought
+        Some(t.bought)
     }
 
     /// Whether device `reader` bought its reads of [start, start+len) over
@@ -337,24 +347,28 @@ mod tests {
     fn a_read_over_a_peer_link_rents_until_its_reports_pay_the_move() {
         let r = Rent::default();
         let len = 8 * CHUNK;
-        assert!(!r.peer_read(1, 0, len, 1_000_000), "no move timed: served over the link");
+        // Device 1 reads what device 0 holds.
+        let read = |r: &Rent| r.peer_read(1, 0, 0, len, 1_000_000, true) == Some(true);
+        assert!(!read(&r), "no move timed: served over the link");
         r.moved(2_000_000, 2 * CHUNK); // 0.476 ns a byte: 16 MiB cost 8 ms
         for _ in 0..20 {
-            assert!(!r.peer_read(1, 0, len, 1_000_000), "placed, not reported: nothing paid");
+            assert!(!read(&r), "placed, not reported: nothing paid");
         }
         let rent = |n: u32, cost_ns: u64| {
             for _ in 0..n {
-                assert!(!r.peer_read(1, 0, len, 1_000_000));
+                assert!(!read(&r));
                 r.peer_reported(1, 0, len, cost_ns, false);
             }
         };
         rent(1, 500_000);
         rent(7, 3_000_000);
         r.peer_reported(1, 0, len, 3_000_000, false);
-        assert!(!r.peer_read(1, 0, len, 1_000_000), "7.5 ms paid (a report with no pass served pays nothing)");
+        assert!(!read(&r), "7.5 ms paid (a report with no pass served pays nothing)");
         r.peer_reported(1, 0, len, 3_000_000, false);
-        assert!(r.peer_read(1, 0, len, 1_000_000) && r.peer_bought(1, 0, len), "8.5 ms: bought");
+        assert!(read(&r) && r.peer_bought(1, 0, len), "8.5 ms: bought");
         assert!(!r.peer_bought(0, 0, len) && !r.peer_bought(1, 0, CHUNK), "another reader, another span");
+        assert_eq!(r.peer_read(0, 1, 0, len, 1_000_000, true), None, "a reader that bought is no home to read from");
+        assert_eq!(r.peer_read(2, 0, 0, len, 1_000_000, false), Some(false), "no reports: served over the link");
         r.peer_reported(1, 0, len, 9_000_000, false);
         assert!(r.peer_bought(1, 0, len), "a launch placed before the buy tests nothing");
         r.peer_reported(1, 0, len, 20_000_000, true);
@@ -363,12 +377,12 @@ mod tests {
         r.peer_reported(1, 0, len, 3_000_000, true);
         assert!(!r.peer_bought(1, 0, len), "as dear as a rented launch: undone");
         rent(9, 3_000_000);
-        assert!(!r.peer_read(1, 0, len, 1_000_000), "9 ms of two moves' 16");
+        assert!(!read(&r), "9 ms of two moves' 16");
         r.peer_reported(1, 0, len, 3_000_000, false);
         rent(6, 3_000_000);
-        assert!(r.peer_read(1, 0, len, 1_000_000), "16 ms: bought again");
+        assert!(read(&r), "16 ms: bought again");
         r.peer_written(len - 4096, len);
-        assert!(!r.peer_bought(1, 0, len) && !r.peer_read(1, 0, len, 1_000_000), "written: a new tab");
+        assert!(!r.peer_bought(1, 0, len) && !read(&r), "written: a new tab");
         r.peer_reported(1, 0, len, 3_000_000, false);
         r.forget_device(1);
         assert!(!r.peer_bought(1, 0, len), "closed");

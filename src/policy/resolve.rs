@@ -131,24 +131,27 @@ impl Context {
             .and_then(|r| r.residency)
             .filter(|&p| p.device().is_some_and(|d| d != h.slot) && dev.multi_device_ok() && reachable(p));
         let unadvised = || track.overlapping(start, end).all(|(_, r)| !r.read_mostly) && !track.advice.any_for(start, end, h.slot);
-        // A peer that bought its reads of the span holds only what its own
-        // faults took of it: not a home to read from.
-        let home = |p: Pagemap| p.device().is_none_or(|d| !self.rent.peer_bought(d, start, size));
-        if let Some(p) = peer.filter(|&p| unadvised() && home(p)) {
-            // Rent or buy (policy/rent.rs): with reports, once the passes
-            // served over the link paid the span's move, the read is left
-            // to this device's faults (alloc_vram, `Rent::peer_bought`).
-            // Setting the pass again is all a repeated resolve does.
-            let bw = match links.get(h.slot, p.device().unwrap_or(h.slot)) {
+        // Rent or buy (policy/rent.rs): with reports, once the passes
+        // served over the link paid the span's move, the read is left to
+        // this device's faults (alloc_vram, `Rent::peer_bought`); a peer
+        // that bought its own reads of the span is no home to read from.
+        // Setting the pass again is all a repeated resolve does.
+        if let Some((p, holder)) = peer.filter(|_| unadvised()).and_then(|p| Some((p, p.device()?))) {
+            let bw = match links.get(h.slot, holder) {
                 crate::topology::LinkState::Present(l) if l.bandwidth > 0.0 => l.bandwidth,
                 _ => PEER_LINK_BW,
             };
-            if self.chooser.learning() && self.rent.peer_read(h.slot, start, size, (size as f64 / bw * 1e9) as u64) {
-                crate::log!(crate::log::Level::Debug, "resolve {} device {}: a linked peer holds it, and its reads over the link paid its move: bought, left to this device's faults", crate::log::Span(start, size), h.slot);
-                return Ok(local);
+            match self.rent.peer_read(h.slot, holder, start, size, (size as f64 / bw * 1e9) as u64, self.chooser.learning()) {
+                Some(true) => {
+                    crate::log!(crate::log::Level::Debug, "resolve {} device {}: a linked peer holds it, and its reads over the link paid its move: bought, left to this device's faults", crate::log::Span(start, size), h.slot);
+                    return Ok(local);
+                }
+                Some(false) => {
+                    crate::log!(crate::log::Level::Debug, "resolve {} device {}: a linked peer holds it: read there, {p} (over the link)", crate::log::Span(start, size), h.slot);
+                    return Ok(p);
+                }
+                None => {}
             }
-            crate::log!(crate::log::Level::Debug, "resolve {} device {}: a linked peer holds it: read there, {p} (over the link)", crate::log::Span(start, size), h.slot);
-            return Ok(p);
         }
         // The runtime's advice for this device (kept apart from the records).
         let advised = track.advice.prevailing(start, end, h.slot);
