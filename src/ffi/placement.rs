@@ -34,9 +34,12 @@ use crate::policy::{self, AllocFlags, Placed};
 /// a read of at most 256 KiB is served in place), and the same under
 /// SVM_CONTEXT_ENGINE_RULES for every span.
 /// SVM_ACCESS_PREFETCH (the application asked for it here) moves at once.
-/// No ioctl, no allocation; under the cascade the call notes the access in
-/// the library's records (a write, a read of a span born split, a walk),
-/// which the placement that follows reads.
+/// No ioctl, no allocation. It notes the access for the placements that
+/// follow: which device asked and whether to write (devices taking turns at
+/// a span, any engine); a read served over a peer link leaves the pass its
+/// launch's report pays, and a write voids what such reads paid; under the
+/// cascade also the library's records (a write, a read of a span born
+/// split, a walk). The same call again notes nothing new.
 /// Errors: -EINVAL (bad range: zero, unaligned to 4 KiB, overflowing, above
 /// 2^47; bad tile or access), -EBADF (device closed), -ENODEV/-ECANCELED
 /// (device gone: unplugged or wedged), -EACCES (GPU
