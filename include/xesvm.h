@@ -1605,7 +1605,10 @@ int svm_find_extent(struct svm_context *ctx, const void *ptr, uint64_t *start, u
  * as an in-order queue completes them (a runtime with several queues on a
  * device reports in submission order). Without it a report covers every
  * placement since the previous report, which under a queue running ahead
- * mixes several launches. Optional; call it for every launch or for none.
+ * mixes several launches. A read served over a peer link owes a pass
+ * for each launch submitted and not reported yet, so its rent is paid
+ * also where reports come late or never (svm_resolve_pagemap).
+ * Optional; call it for every launch or for none.
  * Errors: -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed
  * device). Thread-safe.
  */
@@ -1645,9 +1648,11 @@ int svm_launch_report(struct svm_context *ctx, struct svm_device device, uint64_
  * is used there (not atomics nor SVM_ACCESS_PREFETCH, not against the
  * device's advice or the read-mostly hint: the device's kernels reach
  * either tile's memory at its local bandwidth) and a read of a chunk or
- * more a linked peer holds is read there, over the link (with launch
- * reports, until the reported launches it was served to have paid its
- * move: then it is left to the device's own faults). With launch reports (svm_launch_report) the rule cascade
+ * more a linked peer holds is read there, over the link, until the
+ * launches it was served to have paid its move (a reported launch pays
+ * its duration, at most a pass of the span over the link; a launch
+ * submitted, svm_launch_submit, and not reported yet owes a pass): then
+ * it is left to the device's own faults. With launch reports (svm_launch_report) the rule cascade
  * answers for a span until the reports show the runtime's prefetch or
  * the kernel's faults cost less there: reads of data in system memory
  * rent before they buy (the first SVM_ACCESS_READ of a span by a device

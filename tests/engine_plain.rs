@@ -673,6 +673,39 @@ fn a_read_over_a_peer_link_is_bought_from_the_faults_once_its_reports_pay_the_mo
     assert_eq!((k.bytes_device_to_device, k.remote_access_bytes), (after.bytes_device_to_device, after.remote_access_bytes), "local now");
 }
 
+/// Behind a runtime that submits its launches and never reports them (a
+/// host running ahead of its queue), each launch a read over a peer link
+/// was served to owes a pass (policy/rent.rs): once they owe the span's
+/// move, the read is bought from the faults, which take only the half
+/// the reader's kernel reads. Without submissions it rents on (the test
+/// above: nothing tells one launch's resolves from the next launch's).
+#[test]
+fn a_read_over_a_peer_link_behind_a_host_that_never_reports_is_bought_once_its_launches_owe_the_move() {
+    let t = setup("2dgpu-p2p", false);
+    t.sim.cpu_access(BUF, 16 * MIB, sim::Access::Write, 1).unwrap();
+    let (vram0, vram1) = (t.ctx.pagemap(t.dev[0], 0).unwrap(), t.ctx.pagemap(t.dev[1], 0).unwrap());
+    // Device 0 moves all of it (the timed move prices the buy).
+    assert_eq!(t.launch(0, BUF, 16 * MIB, Access::Read, AllocFlags::empty()).bytes_moved, 16 * MIB);
+    t.ctx.launch_submitted(t.dev[0]).unwrap();
+    // Device 1's kernel reads the second half of the span it is placed.
+    let half = (BUF + 8 * MIB, 8 * MIB);
+    let mut rented = 0;
+    let bought = loop {
+        let p = t.turn(1, (BUF, 16 * MIB), Access::Read, half, false);
+        t.ctx.launch_submitted(t.dev[1]).unwrap();
+        if p.pagemap != Some(vram0) {
+            break p;
+        }
+        rented += 1;
+        assert!(rented < 100, "never bought");
+    };
+    // A pass of 16 MiB at 20 GB/s (0.84 ms) against a move of several ms.
+    assert!(rented >= 2, "bought after {rented} launches");
+    assert_eq!((bought.pagemap, bought.on_fault, bought.bytes_moved), (Some(vram1), true, 0), "{bought:?}");
+    assert_eq!(t.sim.placement(half.0, half.1), Placement::Vram { device: 1, instance: 1 }, "its faults took its half");
+    assert_eq!(t.sim.placement(BUF, 8 * MIB), Placement::Vram { device: 0, instance: 1 }, "the other half stays");
+}
+
 /// A read of a span of a chunk or more that a linked peer's VRAM holds is
 /// served there, over the link, under either engine: no move (its faults
 /// only bind the peer's pages), where the kernel's faults would pull it

@@ -53,7 +53,10 @@ pub unsafe extern "C" fn svm_find_extent(ctx: *mut svm_context, ptr: *const c_vo
 /// as an in-order queue completes them (a runtime with several queues on a
 /// device reports in submission order). Without it a report covers every
 /// placement since the previous report, which under a queue running ahead
-/// mixes several launches. Optional; call it for every launch or for none.
+/// mixes several launches. A read served over a peer link owes a pass
+/// for each launch submitted and not reported yet, so its rent is paid
+/// also where reports come late or never (svm_resolve_pagemap).
+/// Optional; call it for every launch or for none.
 /// Errors: -EINVAL (`ctx` NULL, a handle never opened), -EBADF (a closed
 /// device). Thread-safe.
 #[no_mangle]

@@ -23,9 +23,11 @@ use crate::policy::{self, AllocFlags, Placed};
 /// is used there (not atomics nor SVM_ACCESS_PREFETCH, not against the
 /// device's advice or the read-mostly hint: the device's kernels reach
 /// either tile's memory at its local bandwidth) and a read of a chunk or
-/// more a linked peer holds is read there, over the link (with launch
-/// reports, until the reported launches it was served to have paid its
-/// move: then it is left to the device's own faults). With launch reports (svm_launch_report) the rule cascade
+/// more a linked peer holds is read there, over the link, until the
+/// launches it was served to have paid its move (a reported launch pays
+/// its duration, at most a pass of the span over the link; a launch
+/// submitted, svm_launch_submit, and not reported yet owes a pass): then
+/// it is left to the device's own faults. With launch reports (svm_launch_report) the rule cascade
 /// answers for a span until the reports show the runtime's prefetch or
 /// the kernel's faults cost less there: reads of data in system memory
 /// rent before they buy (the first SVM_ACCESS_READ of a span by a device

@@ -685,12 +685,12 @@ impl Context {
     /// covers every placement since the previous report. Errors: EBADF for
     /// a closed handle.
     pub fn launch_submitted(&self, h: DeviceHandle) -> Result<()> {
-        // Held to the end: a close forgets the slot's state under the
-        // write lock, so a stale handle's report cannot land in the
-        // state of the device opened in its slot next.
+        // Held to the end: a close forgets the slot under the write lock,
+        // so a stale handle's word cannot land on the slot's next device.
         let slots = self.slots.read();
         Context::device_in(&slots, h)?;
         self.chooser.launch_submitted(h.slot);
+        self.rent.submitted(h.slot);
         Ok(())
     }
 }

@@ -142,7 +142,7 @@ impl Context {
         let taken = may_leave && !extent && !insists && target.device() == Some(h.slot) && self.chooser.learning() && self.turns.taken(start, end - start);
         // Nor a read over a peer link that its rent bought (resolve,
         // policy/rent.rs): the kernel's faults take what its kernel touches.
-        let bought = may_leave && !insists && target.device() == Some(h.slot) && self.chooser.learning() && self.rent.peer_bought(h.slot, start, end - start);
+        let bought = may_leave && !insists && target.device() == Some(h.slot) && self.rent.peer_bought(h.slot, start, end - start);
         // Its tab's key: the span as asked, before any widening below.
         let asked_span = (start, end - start);
         let taken = taken || bought;

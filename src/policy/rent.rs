@@ -28,9 +28,12 @@
 //! the link, policy/resolve.rs) keeps a tab of its own, per reader and
 //! span (`PeerTab`): with reports, each reported launch it was served to
 //! pays a pass of the span at the link's bandwidth or the launch's whole
-//! duration, whichever is less (both bound what the link cost it; a
-//! placement pays nothing, as a runtime running ahead places launches
-//! whose reads have not happened). Once the rent reaches the span's move
+//! duration, whichever is less (both bound what the link cost it), and
+//! each launch submitted with the read placed and not reported yet owes
+//! a pass, the one being placed aside (a runtime running ahead commits
+//! them before their reports come; without reports they are the whole
+//! rent, counted where the runtime delimits its launches,
+//! `svm_launch_submit`: else the rent is never paid). Once the rent reaches the span's move
 //! the read is bought from the kernel's own faults, which take what the
 //! reader's kernel touches: its part of an input the devices split, or
 //! a buffer handed over to it. The price is the whole span's move where
@@ -85,6 +88,8 @@ pub(crate) struct Rent {
     /// Whether `peer` holds anything (the one load of a placement, a
     /// write's resolve or a report where none does).
     any_peer: AtomicBool,
+    /// Launches submitted per device slot (`svm_launch_submit`).
+    submits: [AtomicU64; super::MAX_DEVICES],
 }
 
 /// A reader's reads of a span served over a peer link.
@@ -92,9 +97,13 @@ pub(crate) struct Rent {
 struct PeerTab {
     /// The rent its reported launches paid.
     paid_ns: u64,
-    /// A pass over the link, at the last read served there, charged at
-    /// its launch's report.
+    /// A pass over the link, at the last read served there.
     pass_ns: u64,
+    /// Launches the read was served over the link for, not reported yet.
+    pending: u32,
+    /// The reader's submissions at the last placement `pending` counted
+    /// (None: the next placement counts).
+    placed_at: Option<u64>,
     /// The buy's price in moves of the span (1; doubled at each undone buy).
     moves: u32,
     /// Left to the reader's faults.
@@ -117,6 +126,7 @@ impl Default for Rent {
             move_ps_per_byte: AtomicU64::new(0),
             peer: Mutex::default(),
             any_peer: AtomicBool::new(false),
+            submits: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -125,6 +135,12 @@ impl Rent {
     /// Device `reader` reports a launch (before its spans are charged).
     pub(crate) fn report(&self, reader: u16) {
         self.reports[reader as usize % super::MAX_DEVICES].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Device `reader` submitted a launch: the placements since its last
+    /// are that launch's.
+    pub(crate) fn submitted(&self, reader: u16) {
+        self.submits[reader as usize % super::MAX_DEVICES].fetch_add(1, Ordering::Relaxed);
     }
 
     fn reports_of(&self, reader: u16) -> u64 {
@@ -146,28 +162,35 @@ impl Rent {
     /// the runtime reports launches. None where `holder` bought its own
     /// reads of the span (it holds only what its faults took: not a home
     /// to read from). Else whether the read is bought (left to the
-    /// reader's faults): once the rent its reported launches paid reaches
-    /// the span's move (times the tab's `moves`); otherwise it is served
-    /// over the link, and the pass is charged when its launch reports.
-    /// Never bought before a move was timed, nor without reports. One
-    /// lock where any tab exists, none otherwise without reports.
+    /// reader's faults): once the rent reaches the span's move (times the
+    /// tab's `moves`): what its reported launches paid, and a pass for
+    /// each launch placed and submitted since and not reported; otherwise
+    /// it is served over the link. Never bought before a move was timed,
+    /// nor where the runtime neither reports nor submits launches. One
+    /// lock where any tab exists, none otherwise without either.
     pub(crate) fn peer_read(&self, reader: u16, holder: u16, start: u64, len: u64, pass_ns: u64, learning: bool) -> Option<bool> {
-        if !learning && !self.any_peer.load(Ordering::Relaxed) {
+        let submits = self.submits[reader as usize % super::MAX_DEVICES].load(Ordering::Relaxed);
+        let counted = learning || submits > 0;
+        if !counted && !self.any_peer.load(Ordering::Relaxed) {
             return Some(false);
         }
         let mut m = self.peer.lock();
         if m.get(&(start, len, holder)).is_some_and(|t| t.bought) {
             return None;
         }
-        let Some(price) = self.price_ns(len).filter(|_| learning) else { return Some(false) };
+        let Some(price) = self.price_ns(len).filter(|_| counted) else { return Some(false) };
         if m.len() >= MAX_TABS && !m.contains_key(&(start, len, reader)) {
             m.clear();
         }
         self.any_peer.store(true, Ordering::Relaxed);
         let t = m.entry((start, len, reader)).or_default();
-        if !t.bought && t.paid_ns >= price.saturating_mul(t.moves.max(1) as u64) {
-            (t.bought, t.since_buy) = (true, 0);
-            crate::log!(crate::log::Level::Debug, "read {} device {reader} over a peer link: {} us paid of a {} us move: bought (the faults)", crate::log::Span(start, len), t.paid_ns / 1000, price / 1000);
+        if !t.bought && t.placed_at != Some(submits) {
+            (t.pending, t.placed_at) = (t.pending.saturating_add(1), Some(submits));
+        }
+        let owed = (t.pending.saturating_sub(1) as u64).saturating_mul(pass_ns);
+        if !t.bought && t.paid_ns.saturating_add(owed) >= price.saturating_mul(t.moves.max(1) as u64) {
+            (t.bought, t.since_buy, t.pending, t.placed_at) = (true, 0, 0, None);
+            crate::log!(crate::log::Level::Debug, "read {} device {reader} over a peer link: {} us paid and {} us owed of a {} us move: bought (the faults)", crate::log::Span(start, len), t.paid_ns / 1000, owed / 1000, price / 1000);
         }
         if !t.bought {
             t.pass_ns = pass_ns;
@@ -196,9 +219,12 @@ impl Rent {
             if bought {
                 return; // placed bought, reported after an undo
             }
-            let pass = std::mem::take(&mut t.pass_ns);
-            if pass > 0 {
-                t.paid_ns = t.paid_ns.saturating_add(pass.min(cost_ns));
+            if t.pending > 0 {
+                t.pending -= 1;
+                if t.pending == 0 {
+                    t.placed_at = None;
+                }
+                t.paid_ns = t.paid_ns.saturating_add(t.pass_ns.min(cost_ns));
                 t.rented_ns = Some(cost_ns);
             }
             return;
@@ -209,7 +235,7 @@ impl Rent {
         t.since_buy = t.since_buy.saturating_add(1);
         if t.since_buy >= 2 && t.rented_ns.is_some_and(|r| cost_ns >= r) {
             crate::log!(crate::log::Level::Debug, "read {} device {reader} over a peer link: a launch after the buy took {} us, a rented one {} us: rented again", crate::log::Span(start, len), cost_ns / 1000, t.rented_ns.unwrap_or(0) / 1000);
-            (t.bought, t.paid_ns, t.pass_ns, t.moves) = (false, 0, 0, t.moves.max(1).saturating_mul(2).min(MAX_PEER_MOVES));
+            (t.bought, t.paid_ns, t.pending, t.placed_at, t.moves) = (false, 0, 0, None, t.moves.max(1).saturating_mul(2).min(MAX_PEER_MOVES));
         }
     }
 
@@ -386,6 +412,38 @@ mod tests {
         r.peer_reported(1, 0, len, 3_000_000, false);
         r.forget_device(1);
         assert!(!r.peer_bought(1, 0, len), "closed");
+    }
+
+    /// Launches placed and submitted but not reported (a runtime running
+    /// ahead, or one that never reports) owe a pass each, the one being
+    /// placed aside: the buy comes at the same launch as where each
+    /// reports before the next is placed, and a resolve repeated for one
+    /// launch owes nothing more. Without submissions nothing is owed.
+    #[test]
+    fn a_read_over_a_peer_link_owes_a_pass_for_each_launch_placed_and_not_reported() {
+        let r = Rent::default();
+        let len = 8 * CHUNK;
+        r.moved(2_000_000, 2 * CHUNK); // 16 MiB cost 8 ms
+        let read = |r: &Rent, reader: u16, learning: bool| r.peer_read(reader, 0, 0, len, 1_000_000, learning) == Some(true);
+        for _ in 0..20 {
+            assert!(!read(&r, 1, false), "no reports, no launches: nothing owed");
+        }
+        for n in 1..=8 {
+            r.submitted(1);
+            assert!(!read(&r, 1, false) && !read(&r, 1, false), "launch {n}: {} ms owed", n - 1);
+        }
+        r.submitted(1);
+        assert!(read(&r, 1, false) && r.peer_bought(1, 0, len), "launch 9: 8 ms owed of an 8 ms move, never reported: bought");
+        // Device 2 runs one launch ahead of its reports.
+        r.submitted(2);
+        for n in 1..=8 {
+            assert!(!read(&r, 2, true), "launch {n}: {} ms paid and owed", n - 1);
+            r.submitted(2);
+            if n > 1 {
+                r.peer_reported(2, 0, len, 3_000_000, false);
+            }
+        }
+        assert!(read(&r, 2, true), "launch 9: 7 ms paid, 1 owed: bought");
     }
 
     /// A freed span's tabs go, and a closed reader's.

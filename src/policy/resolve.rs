@@ -107,8 +107,8 @@ impl Context {
         let reachable = |pm: Pagemap| Context::reaches(&links, slots, h.slot, pm);
         // A read of a span of a chunk or more that a linked peer's VRAM
         // holds is served there, over the link, whatever strategy runs,
-        // until the reports of the launches it was served to have paid
-        // its move (rent or buy, policy/rent.rs): a pass costs its bytes
+        // until the launches it was served to have paid its move
+        // (rent or buy, policy/rent.rs): a pass costs its bytes
         // at the link's bandwidth (20 GB/s for PCIe P2P, about 0.05 ms a
         // MiB), where moving it here costs the copy and the CPU's work per
         // page (about 0.4 ms a MiB, docs/cost-model.md), and the peer's
@@ -131,11 +131,12 @@ impl Context {
             .and_then(|r| r.residency)
             .filter(|&p| p.device().is_some_and(|d| d != h.slot) && dev.multi_device_ok() && reachable(p));
         let unadvised = || track.overlapping(start, end).all(|(_, r)| !r.read_mostly) && !track.advice.any_for(start, end, h.slot);
-        // Rent or buy (policy/rent.rs): with reports, once the passes
-        // served over the link paid the span's move, the read is left to
-        // this device's faults (alloc_vram, `Rent::peer_bought`); a peer
-        // that bought its own reads of the span is no home to read from.
-        // Setting the pass again is all a repeated resolve does.
+        // Rent or buy (policy/rent.rs): once the passes served over the
+        // link paid the span's move (reported, or owed by launches
+        // submitted and not reported), the read is left to this device's
+        // faults (alloc_vram, `Rent::peer_bought`); a peer that bought its
+        // own reads of the span is no home to read from. A resolve
+        // repeated for one launch owes nothing more.
         if let Some((p, holder)) = peer.filter(|_| unadvised()).and_then(|p| Some((p, p.device()?))) {
             let bw = match links.get(h.slot, holder) {
                 crate::topology::LinkState::Present(l) if l.bandwidth > 0.0 => l.bandwidth,
