@@ -1068,3 +1068,36 @@ fn a_mapping_bound_in_system_memory_is_reported_there_when_left_to_the_faults() 
     assert_eq!((p.on_fault, p.pagemap), (true, Some(Pagemap::System)), "{p:?}");
     assert_eq!(t.sim.placement(BUF, 8 * MIB), Placement::System, "no fault moved it");
 }
+
+/// Under the cascade (the chooser's first launches of a span), a span two
+/// devices take back and forth, each writing its half of the extent the
+/// runtime places, is left to the faults from its second turn, by a
+/// device other than the first turn's (`Turns::turned`): each device's
+/// faults then take its half, where the cascade moved the whole span at
+/// every turn. A span handed to another device once is not (a service
+/// that moved: its queries and answers stay with the cascade).
+#[test]
+fn a_span_devices_take_back_and_forth_under_the_cascade_is_left_to_the_faults_from_its_second_turn() {
+    let t = setup("2dgpu-p2p", false);
+    let (span, other) = ((BUF, 16 * MIB), (BUF + 32 * MIB, 16 * MIB));
+    for s in [span, other] {
+        t.sim.cpu_access(s.0, s.1, sim::Access::Write, 1).unwrap();
+        t.turn(0, s, Access::Write, s, true);
+    }
+    let halves = [(span.0, 8 * MIB), (span.0 + 8 * MIB, 8 * MIB)];
+    let mut seen = Vec::new();
+    for turn in 0..4 {
+        let d = 1 - turn % 2;
+        let p = t.turn(d, span, Access::Write, halves[d], true);
+        seen.push((p.on_fault, p.bytes_moved));
+    }
+    // The first two turns move it whole (the second makes it shared), the
+    // next ones leave it to the faults, which took each device's half.
+    assert_eq!(seen, [(false, 16 * MIB), (false, 16 * MIB), (true, 0), (true, 0)]);
+    assert_eq!(t.sim.placement(halves[0].0, halves[0].1), Placement::Vram { device: 0, instance: 1 });
+    assert_eq!(t.sim.placement(halves[1].0, halves[1].1), Placement::Vram { device: 1, instance: 1 });
+    // Handed over once: device 1 takes the other span, then finds it in place.
+    let vram1 = t.ctx.pagemap(t.dev[1], 0).unwrap();
+    let moved: Vec<_> = (0..3).map(|_| t.turn(1, other, Access::Write, other, true)).map(|p| (p.pagemap, p.on_fault, p.bytes_moved)).collect();
+    assert_eq!(moved, [(Some(vram1), false, 16 * MIB), (Some(vram1), false, 0), (Some(vram1), false, 0)]);
+}

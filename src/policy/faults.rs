@@ -16,9 +16,10 @@ use crate::topology::Pagemap;
 use crate::track::PrefApplied;
 
 /// Spans several devices took turns at (set the first time one is asked
-/// for by a device while another's VRAM holds it): left to the faults from
-/// then on, for every device; where reports would have the chooser run the
-/// cascade, for placements into the asking device's own VRAM too
+/// for by a device while another's VRAM holds it, or under the cascade
+/// the second, `Turns::turned`): left to the faults from then on, for
+/// every device; where reports would have the chooser run the cascade,
+/// for placements into the asking device's own VRAM too
 /// (`Turns::taken`), unless they are a hand-off from one writer to other
 /// readers. Read-locked on the hot path (a placement, resolve's note);
 /// written where a span becomes shared or is forgotten.
@@ -27,6 +28,9 @@ pub(crate) struct Turns {
     shared: RwLock<HashMap<(u64, u64), Uses>>,
     /// Whether `shared` holds anything (the hot path's one load).
     any: AtomicBool,
+    /// Under the cascade: the device that took the span from another's
+    /// VRAM at its first turn (`Turns::turned`).
+    first: parking_lot::Mutex<HashMap<(u64, u64), u16>>,
 }
 
 /// At most this many shared spans are remembered (a program that churns
@@ -109,10 +113,35 @@ impl Turns {
 
     /// Forgets the spans overlapping [start, end) (freed: the runtime's
     /// free hook; a buffer allocated there again is a new one).
+    /// Device `slot` asks for [start, start+len), which device `held_by`'s
+    /// VRAM holds, under the cascade: shared at the second such turn, by a
+    /// device other than the first turn's (devices taking it back and
+    /// forth, not a service handed over once: there the faults would
+    /// follow the CPU's own turns at the service's queries and answers,
+    /// where the cascade holds them in system memory).
+    pub(crate) fn turned(&self, slot: u16, start: u64, len: u64, held_by: u16) {
+        let mut f = self.first.lock();
+        match f.get(&(start, len)).copied() {
+            Some(d) if d != slot => {
+                f.remove(&(start, len));
+                drop(f);
+                self.shared(slot, start, len, Some(held_by));
+            }
+            Some(_) => {}
+            None => {
+                if f.len() >= MAX_SHARED {
+                    f.clear();
+                }
+                f.insert((start, len), slot);
+            }
+        }
+    }
+
     pub(crate) fn forget(&self, start: u64, end: u64) {
         if self.any.load(Ordering::Relaxed) {
             self.shared.write().retain(|&(s, len), _| s + len <= start || s >= end);
         }
+        self.first.lock().retain(|&(s, len), _| s + len <= start || s >= end);
     }
 
     /// Whether device `slot` wrote (or used atomically) a span devices
@@ -282,14 +311,27 @@ impl Context {
         if !turns {
             return false;
         }
-        let held_by = self
-            .track
+        self.turns.shared(slot, start, len, self.held_by_other(slot, start, end))
+    }
+
+    /// Another device whose VRAM holds [start, end), as the records say
+    /// (a placement widens its record to whole chunks).
+    fn held_by_other(&self, slot: u16, start: u64, end: u64) -> Option<u16> {
+        self.track
             .read()
             .overlapping(start, end)
             .filter(|&(s, r)| super::record::speaks_for(s, r.end, start, end))
             .filter_map(|(_, r)| r.residency.and_then(|p| p.device()))
-            .find(|&d| d != slot);
-        self.turns.shared(slot, start, len, held_by)
+            .find(|&d| d != slot)
+    }
+
+    /// Device `slot`'s placement under the cascade asks for [start, end)
+    /// into its own VRAM: a turn where another's holds it
+    /// (`Turns::turned`).
+    pub(super) fn note_turn(&self, slot: u16, start: u64, end: u64) {
+        if let Some(d) = self.held_by_other(slot, start, end) {
+            self.turns.turned(slot, start, end - start, d);
+        }
     }
 }
 

@@ -225,6 +225,12 @@ impl Context {
             // it to the faults either, nor where it asks for a peer's VRAM
             // (resolve serves a read there, over the link).
             let turns = plain && !insists && target.device().is_none_or(|d| d == h.slot);
+            // The cascade's turns count too (`Turns::turned`): a span devices
+            // take back and forth is left to the faults from then on
+            // (`taken`, above), as under the runtime's strategy.
+            if engine && strategy == Strategy::Cascade && !insists && target.device() == Some(h.slot) && self.chooser.learning() {
+                self.note_turn(h.slot, start, end);
+            }
             if may_leave && (taken || self.leave_to_faults(dev, h.slot, target, start, end, before, turns)) {
                 return on_fault(&slots, dev, start, end, out);
             }
