@@ -699,8 +699,9 @@ fn a_read_over_a_peer_link_behind_a_host_that_never_reports_is_bought_once_its_l
         rented += 1;
         assert!(rented < 100, "never bought");
     };
-    // A pass of 16 MiB at 20 GB/s (0.84 ms) against a move of several ms.
-    assert!(rented >= 2, "bought after {rented} launches");
+    // A pass of 16 MiB at 20 GB/s (0.84 ms) against a move of about 7 ms:
+    // bought once the launches before this one owe it, about nine.
+    assert!((7..=11).contains(&rented), "bought after {rented} launches");
     assert_eq!((bought.pagemap, bought.on_fault, bought.bytes_moved), (Some(vram1), true, 0), "{bought:?}");
     assert_eq!(t.sim.placement(half.0, half.1), Placement::Vram { device: 1, instance: 1 }, "its faults took its half");
     assert_eq!(t.sim.placement(BUF, 8 * MIB), Placement::Vram { device: 0, instance: 1 }, "the other half stays");

@@ -31,6 +31,8 @@ pub(crate) struct Turns {
     /// Under the cascade: the device that took the span from another's
     /// VRAM at its first turn (`Turns::turned`).
     first: parking_lot::Mutex<HashMap<(u64, u64), u16>>,
+    /// Whether `first` ever held anything (a free's one load where not).
+    any_first: AtomicBool,
 }
 
 /// At most this many shared spans are remembered (a program that churns
@@ -109,10 +111,11 @@ impl Turns {
                 u.readers.fetch_and(!bit(slot), Ordering::Relaxed);
             }
         }
+        if self.any_first.load(Ordering::Relaxed) {
+            self.first.lock().retain(|_, d| *d != slot);
+        }
     }
 
-    /// Forgets the spans overlapping [start, end) (freed: the runtime's
-    /// free hook; a buffer allocated there again is a new one).
     /// Device `slot` asks for [start, start+len), which device `held_by`'s
     /// VRAM holds, under the cascade: shared at the second such turn, by a
     /// device other than the first turn's (devices taking it back and
@@ -133,15 +136,20 @@ impl Turns {
                     f.clear();
                 }
                 f.insert((start, len), slot);
+                self.any_first.store(true, Ordering::Relaxed);
             }
         }
     }
 
+    /// Forgets the spans overlapping [start, end) (freed: the runtime's
+    /// free hook; a buffer allocated there again is a new one).
     pub(crate) fn forget(&self, start: u64, end: u64) {
         if self.any.load(Ordering::Relaxed) {
             self.shared.write().retain(|&(s, len), _| s + len <= start || s >= end);
         }
-        self.first.lock().retain(|&(s, len), _| s + len <= start || s >= end);
+        if self.any_first.load(Ordering::Relaxed) {
+            self.first.lock().retain(|&(s, len), _| s + len <= start || s >= end);
+        }
     }
 
     /// Whether device `slot` wrote (or used atomically) a span devices

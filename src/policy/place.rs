@@ -227,9 +227,10 @@ impl Context {
             let turns = plain && !insists && target.device().is_none_or(|d| d == h.slot);
             // The cascade's turns count too (`Turns::turned`): a span devices
             // take back and forth is left to the faults from then on
-            // (`taken`, above), as under the runtime's strategy.
-            if engine && strategy == Strategy::Cascade && !insists && target.device() == Some(h.slot) && self.chooser.learning() {
-                self.note_turn(h.slot, start, end);
+            // (`taken`, above, which looks it up as asked), as under the
+            // runtime's strategy.
+            if may_leave && !extent && !insists && strategy == Strategy::Cascade && target.device() == Some(h.slot) && self.chooser.learning() {
+                self.note_turn(h.slot, asked_span.0, asked_span.0 + asked_span.1);
             }
             if may_leave && (taken || self.leave_to_faults(dev, h.slot, target, start, end, before, turns)) {
                 return on_fault(&slots, dev, start, end, out);

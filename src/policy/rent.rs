@@ -90,6 +90,8 @@ pub(crate) struct Rent {
     any_peer: AtomicBool,
     /// Launches submitted per device slot (`svm_launch_submit`).
     submits: [AtomicU64; super::MAX_DEVICES],
+    /// Whether a peer tab ever bought (a placement's one load where none did).
+    any_bought: AtomicBool,
 }
 
 /// A reader's reads of a span served over a peer link.
@@ -127,6 +129,7 @@ impl Default for Rent {
             peer: Mutex::default(),
             any_peer: AtomicBool::new(false),
             submits: std::array::from_fn(|_| AtomicU64::new(0)),
+            any_bought: AtomicBool::new(false),
         }
     }
 }
@@ -190,6 +193,7 @@ impl Rent {
         let owed = (t.pending.saturating_sub(1) as u64).saturating_mul(pass_ns);
         if !t.bought && t.paid_ns.saturating_add(owed) >= price.saturating_mul(t.moves.max(1) as u64) {
             (t.bought, t.since_buy, t.pending, t.placed_at) = (true, 0, 0, None);
+            self.any_bought.store(true, Ordering::Relaxed);
             crate::log!(crate::log::Level::Debug, "read {} device {reader} over a peer link: {} us paid and {} us owed of a {} us move: bought (the faults)", crate::log::Span(start, len), t.paid_ns / 1000, owed / 1000, price / 1000);
         }
         if !t.bought {
@@ -201,7 +205,7 @@ impl Rent {
     /// Whether device `reader` bought its reads of [start, start+len) over
     /// a peer link.
     pub(crate) fn peer_bought(&self, reader: u16, start: u64, len: u64) -> bool {
-        self.any_peer.load(Ordering::Relaxed) && self.peer.lock().get(&(start, len, reader)).is_some_and(|t| t.bought)
+        self.any_bought.load(Ordering::Relaxed) && self.peer.lock().get(&(start, len, reader)).is_some_and(|t| t.bought)
     }
 
     /// Device `reader`'s launch that used [start, start+len) took
@@ -310,6 +314,8 @@ impl Rent {
         if self.any_peer.load(Ordering::Relaxed) {
             self.peer.lock().retain(|&(_, _, r), _| r != slot);
         }
+        // The slot's next device starts uncounted (its runtime may not submit).
+        self.submits[slot as usize % super::MAX_DEVICES].store(0, Ordering::Relaxed);
     }
 }
 
