@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::{Context, Device};
 use crate::topology::Pagemap;
@@ -30,7 +30,7 @@ pub(crate) struct Turns {
     any: AtomicBool,
     /// Under the cascade: the device that took the span from another's
     /// VRAM at its first turn (`Turns::turned`).
-    first: parking_lot::Mutex<HashMap<(u64, u64), u16>>,
+    first: Mutex<HashMap<(u64, u64), u16>>,
     /// Whether `first` ever held anything (a free's one load where not).
     any_first: AtomicBool,
 }
